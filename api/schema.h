@@ -1,0 +1,129 @@
+/* schema: every resource kind the platform serves, declared once.
+ *
+ * Each kind has one declaration (api/kinds-*.c) from which everything else
+ * is derived: validation (types, required, enums, patterns, bounds,
+ * immutability and DPF's webhook rules), defaulting, unknown-field pruning,
+ * printer columns, and the OpenAPI v3 schema / CustomResourceDefinition
+ * export. The API server, dpfctl and the controllers use only this header.
+ *
+ * Objects are jansson json_t trees of the full object (apiVersion, kind,
+ * metadata, spec, status). Functions that modify an object do so in place.
+ * Field paths in errors are dotted JSON paths with indices in brackets
+ * ("spec.switches[0].ports[1].serviceInterface.matchLabels"). */
+#ifndef DPF_API_SCHEMA_H
+#define DPF_API_SCHEMA_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/error.h"
+
+/* One printer column (CRD additionalPrinterColumns). */
+struct schema_column {
+    const char *name;      /* "Ready" */
+    const char *type;      /* "string" | "integer" | "date" | ... */
+    const char *json_path; /* ".status.conditions[?(@.type=='Ready')].status" */
+    const char *description;
+    int priority; /* 0 = always shown, 1 = only with -o wide */
+};
+
+struct schema_node; /* the field tree; private to api/ */
+
+/* A kind. All strings are static. */
+struct schema_kind {
+    const char *group;              /* "" for the core group */
+    const char *version;            /* "v1alpha1" */
+    const char *kind;               /* "DPUSet" */
+    const char *list_kind;          /* "DPUSetList" */
+    const char *plural;             /* "dpusets" */
+    const char *singular;           /* "dpuset" */
+    const char *const *short_names; /* NULL-terminated or NULL */
+    const char *const *categories;  /* NULL-terminated or NULL */
+    bool namespaced;
+    bool has_status;                     /* serves the status subresource */
+    const struct schema_column *columns; /* terminated by name == NULL */
+    const struct schema_node *root;      /* field tree of the whole object */
+    /* Cross-field rules (DPF webhooks and CEL rules). old is NULL on
+     * create. Add causes to err; return 0 or -EINVAL. */
+    int (*validate)(const json_t *obj, const json_t *old,
+                    struct dpf_error *err);
+    /* Kind-specific defaulting beyond the field tree (DPF's mutating
+     * webhooks, e.g. BFB fileName from namespace/name). */
+    void (*set_defaults)(json_t *obj);
+    /* Code for HTTP status of validation failure: 422 normally; DPF's IPAM
+     * webhook answers 400 (BadRequest) and we keep that. 0 = 422. */
+    int invalid_code;
+};
+
+/* Read access to other objects for rules that span objects (a DPUFlavor
+ * may not be deleted while a DPUSet uses it). list() calls cb for every
+ * object of group/plural in namespace ns (NULL = all namespaces). */
+struct schema_reader {
+    int (*list)(void *arg, const char *group, const char *plural,
+                const char *ns, int (*cb)(void *cbarg, const json_t *obj),
+                void *cbarg);
+    void *arg;
+};
+
+/* --- registry --- */
+/* All kinds, in a stable order; *n receives the count. */
+const struct schema_kind *const *schema_kinds(size_t *n);
+/* By group ("" = core), version and plural resource name. */
+const struct schema_kind *schema_find_resource(const char *group,
+                                               const char *version,
+                                               const char *plural);
+/* By apiVersion ("v1", "provisioning.dpu.nvidia.com/v1alpha1") and kind. */
+const struct schema_kind *schema_find_kind(const char *api_version,
+                                           const char *kind);
+/* By a user's word: plural, singular, short name or kind, case-insensitive,
+ * optionally "plural.group" ("dpus.provisioning.dpu.nvidia.com"). */
+const struct schema_kind *schema_find_name(const char *word);
+/* "group/version" or "v1" for the core group (static buffer per kind). */
+const char *schema_api_version(const struct schema_kind *k);
+
+/* --- object processing, in the order the API server applies it --- */
+enum schema_unknown_mode {
+    SCHEMA_UNKNOWN_PRUNE = 0,  /* drop unknown fields silently */
+    SCHEMA_UNKNOWN_WARN = 1,   /* drop, and report them in *warnings */
+    SCHEMA_UNKNOWN_STRICT = 2, /* reject with 400 BadRequest */
+};
+/* Remove (or reject) fields the schema does not declare, except inside
+ * preserve-unknown-fields subtrees (helm values, metadata.labels, ...).
+ * warnings (may be NULL) receives a new json array of field paths. */
+int schema_prune(const struct schema_kind *k, json_t *obj,
+                 enum schema_unknown_mode mode, json_t **warnings,
+                 struct dpf_error *err);
+/* Apply field defaults (CRD defaults) and the kind's set_defaults. */
+void schema_default(const struct schema_kind *k, json_t *obj);
+/* Validate metadata (name/generateName rules, labels, annotations size),
+ * the field tree, immutability (old != NULL on update) and the kind's
+ * rules. Fills err with code 422 (or k->invalid_code), reason "Invalid",
+ * message `<Kind> "<name>" is invalid: <causes>` and one cause per
+ * problem. Returns 0 or -EINVAL. */
+int schema_validate(const struct schema_kind *k, const json_t *obj,
+                    const json_t *old, struct dpf_error *err);
+/* Rules on delete (DPF's delete webhooks). 0, or -EPERM with err filled
+ * as an admission denial: code 403, reason "Forbidden", message naming
+ * the object that still references this one. */
+int schema_validate_delete(const struct schema_kind *k, const json_t *obj,
+                           const struct schema_reader *reader,
+                           struct dpf_error *err);
+/* Name validation alone (DNS-1123 subdomain or label as the kind needs). */
+int schema_validate_name(const struct schema_kind *k, const char *name,
+                         struct dpf_error *err);
+
+/* --- export --- */
+/* OpenAPI v3 schema object of the whole kind (structural). New ref. */
+json_t *schema_openapi_v3(const struct schema_kind *k);
+/* A complete apiextensions.k8s.io/v1 CustomResourceDefinition for a kind
+ * of a non-core group (NULL for core kinds). New ref. */
+json_t *schema_crd(const struct schema_kind *k);
+
+/* --- tables --- */
+/* Evaluate a printer column's JSONPath on obj into a display string
+ * (malloc'd; "" if absent; "<unknown>" is never returned). Age/date
+ * columns return the raw timestamp; the caller formats it. */
+char *schema_column_value(const struct schema_column *c, const json_t *obj);
+
+#endif

@@ -26,7 +26,8 @@ merge_copy(const json_t *patch)
     json_t *out = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach ((json_t *) patch, k, v) {
+    json_object_foreach((json_t *) patch, k, v)
+    {
         if (!json_is_null(v)) {
             json_object_set_new(out, k, merge_copy(v));
         }
@@ -39,7 +40,8 @@ merge_into(json_t *target, const json_t *patch)
 {
     const char *k;
     json_t *v;
-    json_object_foreach ((json_t *) patch, k, v) {
+    json_object_foreach((json_t *) patch, k, v)
+    {
         if (json_is_null(v)) {
             json_object_del(target, k);
             continue;
@@ -211,7 +213,8 @@ jp_equal(const json_t *a, const json_t *b)
         }
         const char *k;
         json_t *v;
-        json_object_foreach ((json_t *) a, k, v) {
+        json_object_foreach((json_t *) a, k, v)
+        {
             json_t *w = json_object_get(b, k);
             if (!w || !jp_equal(v, w)) {
                 return false;
@@ -437,7 +440,8 @@ jsonpatch_apply(json_t *target, const json_t *ops, struct dpf_error *err)
     struct jp_ctx c = {.root = json_deep_copy(target), .err = err};
     size_t i;
     json_t *op;
-    json_array_foreach (ops, i, op) {
+    json_array_foreach(ops, i, op)
+    {
         c.index = i;
         c.op = c.path = NULL;
         if (jp_one(&c, op) < 0) {

@@ -316,8 +316,7 @@ parse_set(struct lexer *lx, struct sel_req *r, const char *text,
         lex_next(lx);
         const char *v = "";
         size_t vn = 0;
-        if (lx->tok == TOK_IDENT || lx->tok == TOK_IN ||
-            lx->tok == TOK_NOTIN) {
+        if (lx->tok == TOK_IDENT || lx->tok == TOK_IN || lx->tok == TOK_NOTIN) {
             v = lx->start;
             vn = lx->len;
             lex_next(lx);
@@ -372,8 +371,7 @@ selector_parse_labels(const char *text, struct dpf_error *err)
             sel_add(sel, key, key_len, SEL_NOT_EXISTS);
         } else if (lx.tok == TOK_COMMA || lx.tok == TOK_END) {
             sel_add(sel, key, key_len, SEL_EXISTS);
-        } else if (lx.tok == TOK_EQ || lx.tok == TOK_DEQ ||
-                   lx.tok == TOK_NE) {
+        } else if (lx.tok == TOK_EQ || lx.tok == TOK_DEQ || lx.tok == TOK_NE) {
             struct sel_req *r =
                 sel_add(sel, key, key_len, lx.tok == TOK_NE ? SEL_NE : SEL_EQ);
             lex_next(&lx);
@@ -546,7 +544,8 @@ selector_from_label_selector(const json_t *ls, struct dpf_error *err)
         }
         const char *k;
         json_t *v;
-        json_object_foreach ((json_t *) ml, k, v) {
+        json_object_foreach((json_t *) ml, k, v)
+        {
             snprintf(field, sizeof field, "matchLabels[%.80s]", k);
             if (!json_is_string(v)) {
                 ls_fail(err, field, "value must be a string");
@@ -569,10 +568,10 @@ selector_from_label_selector(const json_t *ls, struct dpf_error *err)
         }
         size_t i;
         json_t *e;
-        json_array_foreach (me, i, e) {
+        json_array_foreach(me, i, e)
+        {
             const char *key = json_string_value(json_object_get(e, "key"));
-            const char *opn =
-                json_string_value(json_object_get(e, "operator"));
+            const char *opn = json_string_value(json_object_get(e, "operator"));
             const json_t *vals = json_object_get(e, "values");
             snprintf(field, sizeof field, "matchExpressions[%zu].key", i);
             if (!key) {
@@ -582,8 +581,7 @@ selector_from_label_selector(const json_t *ls, struct dpf_error *err)
             if (check_key(key, strlen(key), err, 422, "Invalid", field) < 0) {
                 goto fail;
             }
-            snprintf(field, sizeof field, "matchExpressions[%zu].operator",
-                     i);
+            snprintf(field, sizeof field, "matchExpressions[%zu].operator", i);
             enum sel_op op;
             if (!opn) {
                 ls_fail(err, field, "operator is required");

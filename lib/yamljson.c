@@ -99,8 +99,8 @@ parse_int(const char *s, size_t n, json_int_t *out, bool *overflow)
         base = 8;
         set = "01234567";
         i += 2;
-    } else if (n - i > 1 && s[i] == '0' && is_digits(s + i, n - i, "01234567",
-                                                     true)) {
+    } else if (n - i > 1 && s[i] == '0' &&
+               is_digits(s + i, n - i, "01234567", true)) {
         base = 8;
         set = "01234567";
         i += 1;
@@ -197,9 +197,9 @@ static bool
 is_yaml11_ambiguous(const char *s, size_t n)
 {
     static const char *const words[] = {
-        "y",     "Y",     "n",     "N",    "<<",   "=",    ".inf",
-        ".Inf",  ".INF",  "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
-        "-.INF", ".nan",  ".NaN",  ".NAN", NULL};
+        "y",     "Y",    "n",     "N",     "<<",    "=",     ".inf",
+        ".Inf",  ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
+        "-.INF", ".nan", ".NaN",  ".NAN",  NULL};
     if (str_in(s, n, words)) {
         return true;
     }
@@ -235,13 +235,12 @@ struct yj_parser {
     struct dpf_error *err;     /* where errors go */
 };
 
-static void
-yj_error_at(struct yj_parser *yp, const yaml_mark_t *mark, const char *fmt,
-            ...) __attribute__((format(printf, 3, 4)));
+static void yj_error_at(struct yj_parser *yp, const yaml_mark_t *mark,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
-yj_error_at(struct yj_parser *yp, const yaml_mark_t *mark, const char *fmt,
-            ...)
+yj_error_at(struct yj_parser *yp, const yaml_mark_t *mark, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -263,8 +262,8 @@ yj_next(struct yj_parser *yp)
     if (!yaml_parser_parse(&yp->p, &yp->ev)) {
         const char *problem = yp->p.problem ? yp->p.problem : "syntax error";
         if (yp->p.context) {
-            yj_error_at(yp, &yp->p.problem_mark, "%s (%s at line %zu)",
-                        problem, yp->p.context, yp->p.context_mark.line + 1);
+            yj_error_at(yp, &yp->p.problem_mark, "%s (%s at line %zu)", problem,
+                        yp->p.context, yp->p.context_mark.line + 1);
         } else {
             yj_error_at(yp, &yp->p.problem_mark, "%s", problem);
         }
@@ -282,11 +281,13 @@ node_count(const json_t *v)
     json_t *c;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach ((json_t *) v, k, c) {
+        json_object_foreach((json_t *) v, k, c)
+        {
             n += node_count(c);
         }
     } else if (json_is_array(v)) {
-        json_array_foreach (v, i, c) {
+        json_array_foreach(v, i, c)
+        {
             n += node_count(c);
         }
     }
@@ -308,8 +309,8 @@ yj_anchor_add(struct yj_parser *yp, const char *name, json_t *val)
 {
     if (yp->n_anchors == yp->cap_anchors) {
         yp->cap_anchors = yp->cap_anchors ? yp->cap_anchors * 2 : 8;
-        yp->anchors = xrealloc(yp->anchors,
-                               yp->cap_anchors * sizeof *yp->anchors);
+        yp->anchors =
+            xrealloc(yp->anchors, yp->cap_anchors * sizeof *yp->anchors);
     }
     struct yj_anchor *a = &yp->anchors[yp->n_anchors++];
     a->name = xstrdup(name);
@@ -327,6 +328,8 @@ yj_string(struct yj_parser *yp, const char *s, size_t n)
     return v;
 }
 
+static json_t *yj_real(struct yj_parser *yp, const char *s, size_t n);
+
 /* Build the value of the scalar event in yp->ev. */
 static json_t *
 yj_scalar(struct yj_parser *yp)
@@ -340,7 +343,7 @@ yj_scalar(struct yj_parser *yp)
 
     if (tag) {
         if (!strcmp(tag, YAML_STR_TAG) || !strcmp(tag, "!") ||
-            !strcmp(tag, YAML_BINARY_TAG) ||
+            !strcmp(tag, "tag:yaml.org,2002:binary") ||
             !strcmp(tag, "tag:yaml.org,2002:timestamp")) {
             return yj_string(yp, s, n);
         }
@@ -368,9 +371,8 @@ yj_scalar(struct yj_parser *yp)
         bool ok = k == want || (want == YJ_BOOL_TRUE && k == YJ_BOOL_FALSE) ||
                   (want == YJ_FLOAT && k == YJ_INT);
         if (!ok) {
-            yj_error_at(yp, &yp->ev.start_mark,
-                        "cannot decode \"%.*s\" as %s", (int) DPF_MIN(n, 64), s,
-                        tag);
+            yj_error_at(yp, &yp->ev.start_mark, "cannot decode \"%.*s\" as %s",
+                        (int) DPF_MIN(n, 64), s, tag);
             return NULL;
         }
         k = want == YJ_FLOAT ? YJ_FLOAT : k;
@@ -392,9 +394,21 @@ yj_scalar(struct yj_parser *yp)
         if (!is_float(s, n)) {
             return yj_string(yp, s, n); /* huge hex/octal */
         }
+        /* big decimal integers become floats, as in JSON */
+        return yj_real(yp, s, n);
     }
-        /* fall through: big decimal integers become floats, as in JSON */
-    case YJ_FLOAT: {
+    case YJ_FLOAT:
+        return yj_real(yp, s, n);
+    case YJ_STR:
+        break;
+    }
+    return yj_string(yp, s, n);
+}
+
+static json_t *
+yj_real(struct yj_parser *yp, const char *s, size_t n)
+{
+    {
         char *tmp = xstrndup(s, n);
         char *w = tmp;
         for (char *r = tmp; *r; r++) {
@@ -410,10 +424,6 @@ yj_scalar(struct yj_parser *yp)
         }
         return yj_string(yp, s, n); /* 1e999: JSON has no infinity */
     }
-    case YJ_STR:
-        break;
-    }
-    return yj_string(yp, s, n);
 }
 
 static json_t *yj_node(struct yj_parser *yp, int depth);
@@ -427,10 +437,12 @@ yj_apply_merge(struct yj_parser *yp, json_t *obj, json_t *src,
     if (json_is_array(src)) {
         size_t i;
         json_t *e;
-        json_array_foreach (src, i, e) {
+        json_array_foreach(src, i, e)
+        {
             if (!json_is_object(e)) {
-                yj_error_at(yp, mark, "merge key value must be a mapping or "
-                                      "a sequence of mappings");
+                yj_error_at(yp, mark,
+                            "merge key value must be a mapping or "
+                            "a sequence of mappings");
                 return -EINVAL;
             }
             if (yj_apply_merge(yp, obj, e, mark) < 0) {
@@ -440,13 +452,15 @@ yj_apply_merge(struct yj_parser *yp, json_t *obj, json_t *src,
         return 0;
     }
     if (!json_is_object(src)) {
-        yj_error_at(yp, mark, "merge key value must be a mapping or a "
-                              "sequence of mappings");
+        yj_error_at(yp, mark,
+                    "merge key value must be a mapping or a "
+                    "sequence of mappings");
         return -EINVAL;
     }
     const char *k;
     json_t *v;
-    json_object_foreach (src, k, v) {
+    json_object_foreach(src, k, v)
+    {
         if (!json_object_get(obj, k)) {
             json_object_set(obj, k, v);
         }
@@ -531,7 +545,8 @@ yj_mapping(struct yj_parser *yp, int depth)
     }
     size_t i;
     json_t *m;
-    json_array_foreach (merges, i, m) {
+    json_array_foreach(merges, i, m)
+    {
         if (yj_apply_merge(yp, obj, m, &merge_mark) < 0) {
             goto fail;
         }
@@ -629,13 +644,15 @@ json_depth_ok(const json_t *v, int depth)
     json_t *c;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach ((json_t *) v, k, c) {
+        json_object_foreach((json_t *) v, k, c)
+        {
             if (!json_depth_ok(c, depth + 1)) {
                 return false;
             }
         }
     } else if (json_is_array(v)) {
-        json_array_foreach (v, i, c) {
+        json_array_foreach(v, i, c)
+        {
             if (!json_depth_ok(c, depth + 1)) {
                 return false;
             }
@@ -1058,7 +1075,8 @@ emit_mapping(struct dbuf *b, const json_t *obj, int indent, bool first_inline)
     const char *k;
     json_t *v;
     bool first = true;
-    json_object_foreach ((json_t *) obj, k, v) {
+    json_object_foreach((json_t *) obj, k, v)
+    {
         if (!(first && first_inline)) {
             emit_indent(b, indent);
         }
@@ -1099,7 +1117,8 @@ emit_sequence(struct dbuf *b, const json_t *arr, int indent, bool first_inline)
 {
     size_t i;
     json_t *v;
-    json_array_foreach (arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (!(i == 0 && first_inline)) {
             emit_indent(b, indent);
         }

@@ -14,9 +14,7 @@
 
 #include "lib/ini.h"
 #include "lib/util.h"
-#ifdef DTS_HAVE_YAMLJSON
 #include "lib/yamljson.h"
-#endif
 
 /* Provider names we know, canonical first. */
 static const struct {
@@ -58,19 +56,46 @@ dts_config_provider_canon(const char *name)
 
 /* Keys DOCA documents that we accept without acting on them. */
 static const char *const dts_ignored_keys[] = {
-    "sync-time-limit", "counter-buffer-size", "event-buffer-size",
-    "exit-on-plugin-load-error", "counter-file", "pedantic",
-    "data-template", "data-events-template", "schema-path",
-    "collect-on-idle", "standalone", "spread-workload", "idle-time-limit",
-    "comm-time-limit", "port", "run-over-tcp", "sr-connect-dev",
-    "sr-suffix", "runtime-configuration-folder", "exporters-dir",
-    "metadata-file", "influx", "influx-key", "influx-db", "influx-bulk",
-    "influx-min-reconnect", "influx-max-reconnect", "prometheus-cset-dir",
-    "prometheus-fset-dir", "prometheus-indexes", "prometheus-fset-indexes",
-    "prometheus-fset-indexes-file", "prometheus-cert", "prometheus-key",
-    "prometheus-ignore-names", "prometheus-ignore-tagss",
-    "open-telemetry-receiver", "open-telemetry-ca-file",
-    "open-telemetry-field-set", "open-telemetry-counter-set",
+    "sync-time-limit",
+    "counter-buffer-size",
+    "event-buffer-size",
+    "exit-on-plugin-load-error",
+    "counter-file",
+    "pedantic",
+    "data-template",
+    "data-events-template",
+    "schema-path",
+    "collect-on-idle",
+    "standalone",
+    "spread-workload",
+    "idle-time-limit",
+    "comm-time-limit",
+    "port",
+    "run-over-tcp",
+    "sr-connect-dev",
+    "sr-suffix",
+    "runtime-configuration-folder",
+    "exporters-dir",
+    "metadata-file",
+    "influx",
+    "influx-key",
+    "influx-db",
+    "influx-bulk",
+    "influx-min-reconnect",
+    "influx-max-reconnect",
+    "prometheus-cset-dir",
+    "prometheus-fset-dir",
+    "prometheus-indexes",
+    "prometheus-fset-indexes",
+    "prometheus-fset-indexes-file",
+    "prometheus-cert",
+    "prometheus-key",
+    "prometheus-ignore-names",
+    "prometheus-ignore-tagss",
+    "open-telemetry-receiver",
+    "open-telemetry-ca-file",
+    "open-telemetry-field-set",
+    "open-telemetry-counter-set",
     "diagnostic-data-yml-file",
 };
 
@@ -111,8 +136,8 @@ dts_strv_has(char *const *v, size_t n, const char *s)
     return false;
 }
 
-static int dts_cfg_fail(struct dts_cfg_build *b, unsigned line,
-                        const char *key, const char *fmt, ...)
+static int dts_cfg_fail(struct dts_cfg_build *b, unsigned line, const char *key,
+                        const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void dts_cfg_note(struct dts_cfg_build *b, unsigned line,
                          const char *fmt, ...)
@@ -131,8 +156,7 @@ dts_cfg_fail(struct dts_cfg_build *b, unsigned line, const char *key,
         dpf_error_set(b->err, 400, "Invalid", "%s:%u: %s: %s", b->name, line,
                       key, what);
     } else {
-        dpf_error_set(b->err, 400, "Invalid", "%s: %s: %s", b->name, key,
-                      what);
+        dpf_error_set(b->err, 400, "Invalid", "%s: %s: %s", b->name, key, what);
     }
     dpf_error_add_cause(b->err, DPF_CAUSE_INVALID, key, "%s", what);
     return -EINVAL;
@@ -268,8 +292,7 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
     if (!strcmp(key, "update")) {
         if (ini_parse_long(v, 10, 3600000, &n) < 0) {
             return dts_cfg_fail(b, line, key,
-                                "\"%s\" is not a period in ms (10-3600000)",
-                                v);
+                                "\"%s\" is not a period in ms (10-3600000)", v);
         }
         c->update_ms = n;
     } else if (!strcmp(key, "enable-provider") || !strcmp(key, "providers") ||
@@ -315,8 +338,8 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         c->data_file_size_limit = (uint64_t) n;
     } else if (!strcmp(key, "data-file-time-limit")) {
         if (ini_parse_long(v, 1, 31 * 86400, &n) < 0) {
-            return dts_cfg_fail(b, line, key,
-                                "\"%s\" is not a time in seconds", v);
+            return dts_cfg_fail(b, line, key, "\"%s\" is not a time in seconds",
+                                v);
         }
         c->data_file_time_limit = (unsigned) n;
     } else if (!strcmp(key, "fluentbit-config-dir")) {
@@ -444,9 +467,8 @@ dts_cfg_finish(struct dts_cfg_build *b, const struct dts_runtime *rt)
     }
     struct dpf_error ferr;
     dpf_error_clear(&ferr);
-    struct dts_filter *f = dts_filter_create(c->include_names,
-                                             c->exclude_names, c->name_match,
-                                             &ferr);
+    struct dts_filter *f = dts_filter_create(c->include_names, c->exclude_names,
+                                             c->name_match, &ferr);
     if (!f) {
         dpf_error_set(b->err, 400, "Invalid", "%s: %s", b->name, ferr.message);
         return -EINVAL;
@@ -463,8 +485,8 @@ dts_config_parse_ini(const char *text, size_t len, const char *name,
     if (!ini) {
         return NULL;
     }
-    struct dts_cfg_build b = {.c = dts_cfg_new(name, rt), .name = name,
-                              .err = err};
+    struct dts_cfg_build b = {
+        .c = dts_cfg_new(name, rt), .name = name, .err = err};
     int rc = 0;
     for (size_t i = 0; i < ini->n_entries && rc == 0; i++) {
         const struct ini_entry *e = &ini->entries[i];
@@ -487,7 +509,6 @@ dts_config_parse_ini(const char *text, size_t len, const char *name,
     return b.c;
 }
 
-#ifdef DTS_HAVE_YAMLJSON
 /* Scalar JSON value as text for the key table. */
 static char *
 dts_json_scalar(const json_t *v)
@@ -555,11 +576,10 @@ dts_cfg_from_json(struct dts_cfg_build *b, const json_t *cm)
             free(s);
             if (rc == 0 && on) {
                 json_t *port = json_object_get(v, "port");
-                char *url =
-                    xasprintf("http://0.0.0.0:%lld",
-                              json_is_integer(port)
-                                  ? (long long) json_integer_value(port)
-                                  : (long long) DTS_DEFAULT_PROM_PORT);
+                char *url = xasprintf("http://0.0.0.0:%lld",
+                                      json_is_integer(port)
+                                          ? (long long) json_integer_value(port)
+                                          : (long long) DTS_DEFAULT_PROM_PORT);
                 rc = dts_cfg_key(b, 0, "prometheus", url);
                 free(url);
             }
@@ -584,8 +604,7 @@ dts_cfg_from_json(struct dts_cfg_build *b, const json_t *cm)
             json_object_foreach(v, k2, v2)
             {
                 if (strcmp(k2, "forward") && rc == 0) {
-                    dts_cfg_note(b, 0, "fluent output %s not implemented",
-                                 k2);
+                    dts_cfg_note(b, 0, "fluent output %s not implemented", k2);
                 }
             }
         } else {
@@ -594,13 +613,11 @@ dts_cfg_from_json(struct dts_cfg_build *b, const json_t *cm)
     }
     return rc;
 }
-#endif
 
 static struct dts_config *
 dts_config_parse_yaml(const char *text, size_t len, const char *name,
                       const struct dts_runtime *rt, struct dpf_error *err)
 {
-#ifdef DTS_HAVE_YAMLJSON
     json_t *doc = NULL;
     if (yamljson_parse_one(text, len, &doc, err) < 0) {
         return NULL;
@@ -626,8 +643,8 @@ dts_config_parse_yaml(const char *text, size_t len, const char *name,
         json_decref(doc);
         return NULL;
     }
-    struct dts_cfg_build b = {.c = dts_cfg_new(name, rt), .name = name,
-                              .err = err};
+    struct dts_cfg_build b = {
+        .c = dts_cfg_new(name, rt), .name = name, .err = err};
     int rc = dts_cfg_from_json(&b, cm);
     if (rc == 0) {
         rc = dts_cfg_finish(&b, rt);
@@ -639,14 +656,6 @@ dts_config_parse_yaml(const char *text, size_t len, const char *name,
         return NULL;
     }
     return b.c;
-#else
-    (void) text;
-    (void) len;
-    (void) rt;
-    dpf_error_set(err, 501, "NotImplemented",
-                  "%s: YAML configuration needs lib/yamljson", name);
-    return NULL;
-#endif
 }
 
 struct dts_config *
@@ -667,9 +676,8 @@ dts_config_load(const struct dts_runtime *rt, struct dpf_error *err)
         if (rc == 0) {
             c = dts_config_parse_yaml(data, len, path, rt, err);
         } else if (rc == -ENOENT) {
-            dpf_error_set(err, 404, "NotFound",
-                          "%s: neither %s nor %s exists", dir,
-                          DTS_CONFIG_FILE, DTS_CONFIG_YAML);
+            dpf_error_set(err, 404, "NotFound", "%s: neither %s nor %s exists",
+                          dir, DTS_CONFIG_FILE, DTS_CONFIG_YAML);
         }
     }
     if (rc < 0 && rc != -ENOENT) {

@@ -207,9 +207,8 @@ dts_collect_self(struct dts_daemon *d, struct dts_sink *sink)
         dts_sink_add(sink, DTS_GAUGE, "dts_ipc_clients",
                      "Exporter-library clients connected now.", NULL,
                      (double) st.clients);
-        const char *kinds[][2] = {{"kind", "event"},
-                                  {"kind", "counter"},
-                                  {"kind", "netflow"}};
+        const char *kinds[][2] = {
+            {"kind", "event"}, {"kind", "counter"}, {"kind", "netflow"}};
         uint64_t vals[] = {st.events, st.counters, st.netflow};
         for (size_t k = 0; k < 3; k++) {
             const char *l[] = {kinds[k][0], kinds[k][1], NULL};
@@ -340,10 +339,9 @@ dts_on_ipc_record(void *aux, const struct dts_ipc_record *r)
 static void
 dts_ipc_apply(struct dts_daemon *d)
 {
-    char *path = d->cfg->ipc_dir
-                     ? xasprintf("%s/%s", d->cfg->ipc_dir,
-                                 DTS_EXPORTER_SOCKET_NAME)
-                     : NULL;
+    char *path = d->cfg->ipc_dir ? xasprintf("%s/%s", d->cfg->ipc_dir,
+                                             DTS_EXPORTER_SOCKET_NAME)
+                                 : NULL;
     if (d->ipc && path && d->ipc_path && !strcmp(path, d->ipc_path)) {
         free(path);
         return;
@@ -405,8 +403,8 @@ dts_prepare(struct dts_daemon *d, struct dts_config *c,
 }
 
 static void
-dts_apply(struct dts_daemon *d, struct dts_config *c,
-          struct dts_filter *filter, struct dts_labels *labels)
+dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
+          struct dts_labels *labels)
 {
     struct dts_config *old = d->cfg;
     d->cfg = c;
@@ -531,8 +529,8 @@ dts_watch_apply(struct dts_daemon *d)
                  strerror(errno));
         return;
     }
-    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-                          IN_CREATE | IN_DELETE;
+    const uint32_t mask =
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
     char *dirs[3] = {xstrdup(d->config_dir), NULL, NULL};
     if (d->cfg->level_labels_file) {
         dirs[1] = dts_dirname(d->cfg->level_labels_file);
@@ -566,8 +564,7 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
         return NULL;
     }
     if (rc == 1) {
-        log_info("telemetry-init: wrote default configuration", "dir=%s",
-                 dir);
+        log_info("telemetry-init: wrote default configuration", "dir=%s", dir);
     }
     struct dts_daemon *d = xcalloc(1, sizeof *d);
     d->loop = loop;
@@ -582,8 +579,8 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
     d->model = dts_model_create();
     /* Every error series exists from the start (value 0). */
     static const char *const parts[] = {
-        "config",       "prometheus",     "prometheus_aggr", "fluent_aggr",
-        "ipc",          "fluent_forward", "netflow",         "datafile",
+        "config", "prometheus",     "prometheus_aggr", "fluent_aggr",
+        "ipc",    "fluent_forward", "netflow",         "datafile",
     };
     for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
         dts_model_error_declare(d->model, parts[i], NULL, NULL);

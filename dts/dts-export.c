@@ -69,8 +69,7 @@ dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
     if (x->fwd) {
         ff_client_stop(x->fwd);
         x->fwd = NULL;
-        log_info("fluent forward output stopped", "target=\"%s\"",
-                 x->fwd_key);
+        log_info("fluent forward output stopped", "target=\"%s\"", x->fwd_key);
     }
     free(x->fwd_key);
     x->fwd_key = NULL;
@@ -118,8 +117,7 @@ dts_export_apply_nf(struct dts_export *x, const struct dts_config *c)
         return;
     }
     struct nf_exporter_config nc = {
-        .version = c->netflow_version == 10 ? NF_VERSION_IPFIX
-                                            : NF_VERSION_V9,
+        .version = c->netflow_version == 10 ? NF_VERSION_IPFIX : NF_VERSION_V9,
         .host = c->netflow_host,
         .port = c->netflow_port,
     };
@@ -140,11 +138,11 @@ dts_export_apply_nf(struct dts_export *x, const struct dts_config *c)
 static void
 dts_export_apply_df(struct dts_export *x, const struct dts_config *c)
 {
-    char *key = c->output ? xasprintf("%s size=%llu time=%u", c->output,
-                                      (unsigned long long)
-                                          c->data_file_size_limit,
-                                      c->data_file_time_limit)
-                          : NULL;
+    char *key = c->output
+                    ? xasprintf("%s size=%llu time=%u", c->output,
+                                (unsigned long long) c->data_file_size_limit,
+                                c->data_file_time_limit)
+                    : NULL;
     if (dts_key_same(key, x->df_key)) {
         free(key);
         return;

@@ -65,8 +65,7 @@ dts_labels_free(struct dts_labels *l)
 }
 
 static void
-dts_kv_push(struct dts_kv **arr, size_t *n, const char *name,
-            const char *value)
+dts_kv_push(struct dts_kv **arr, size_t *n, const char *name, const char *value)
 {
     *arr = xrealloc(*arr, (*n + 1) * sizeof **arr);
     (*arr)[*n].name = xstrdup(name);
@@ -120,8 +119,7 @@ dts_labels_from_ini(const struct ini *ini, const char *sysfs_root,
 }
 
 struct dts_labels *
-dts_labels_load(const char *path, const char *sysfs_root,
-                struct dpf_error *err)
+dts_labels_load(const char *path, const char *sysfs_root, struct dpf_error *err)
 {
     struct ini *ini = ini_load(path, err);
     if (!ini) {

@@ -44,8 +44,7 @@ void dts_labels_free(struct dts_labels *l);
  * as given to dts_sink_add; may be NULL). *first says whether nothing has
  * been written yet (then no leading comma) and is updated. */
 void dts_labels_render(struct dts_labels *l, const char *device,
-                       const char *const *taken, struct dbuf *out,
-                       bool *first);
+                       const char *const *taken, struct dbuf *out, bool *first);
 /* Number of global labels (tests). */
 unsigned dts_labels_n_global(const struct dts_labels *l);
 

@@ -14,27 +14,26 @@ LOG_MODULE(dts);
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: dts [OPTIONS]\n"
-            "DOCA Telemetry Service: collects counters from providers and\n"
-            "exports them (Prometheus /metrics, Fluent Forward, NetFlow,\n"
-            "data files). Configuration: <config-dir>/dts_config.ini\n"
-            "(a default is written into an empty directory).\n"
-            "\n"
-            "  --config-dir DIR   configuration directory\n"
-            "                     (default /opt/mellanox/doca/services/"
-            "telemetry/config)\n"
-            "  --sysfs-root DIR   read sysfs under DIR (default /sys)\n"
-            "  --ipc-dir DIR      exporter-library socket directory\n"
-            "                     (default: ipc_sockets next to the config "
-            "dir)\n"
-            "  --log-level LEVEL  error, warn, info (default) or debug\n"
-            "  --log-file PATH    log to PATH instead of stderr\n"
-            "  --help             show this help\n"
-            "  --version          show the version\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the "
-            "configuration.\n");
+    fprintf(f, "Usage: dts [OPTIONS]\n"
+               "DOCA Telemetry Service: collects counters from providers and\n"
+               "exports them (Prometheus /metrics, Fluent Forward, NetFlow,\n"
+               "data files). Configuration: <config-dir>/dts_config.ini\n"
+               "(a default is written into an empty directory).\n"
+               "\n"
+               "  --config-dir DIR   configuration directory\n"
+               "                     (default /opt/mellanox/doca/services/"
+               "telemetry/config)\n"
+               "  --sysfs-root DIR   read sysfs under DIR (default /sys)\n"
+               "  --ipc-dir DIR      exporter-library socket directory\n"
+               "                     (default: ipc_sockets next to the config "
+               "dir)\n"
+               "  --log-level LEVEL  error, warn, info (default) or debug\n"
+               "  --log-file PATH    log to PATH instead of stderr\n"
+               "  --help             show this help\n"
+               "  --version          show the version\n"
+               "\n"
+               "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the "
+               "configuration.\n");
 }
 
 static void

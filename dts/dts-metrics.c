@@ -299,8 +299,9 @@ dts_batch_family(struct dts_batch *b, enum dts_mtype type, const char *name,
                  const char *help)
 {
     struct dts_family **slot = dts_batch_slot(b, name);
-    if (*slot) {
-        return *slot;
+    struct dts_family *found = *slot;
+    if (found) {
+        return found;
     }
     if ((b->n_families + 1) * 2 > b->n_buckets) {
         size_t nb = b->n_buckets * 2;
@@ -383,8 +384,8 @@ dts_sink_add_raw(struct dts_sink *s, enum dts_mtype type, const char *name,
     if (s->labels) {
         /* dts_labels caches device lookups; the sink owns the only
          * reference during a collection cycle. */
-        dts_labels_render((struct dts_labels *) s->labels, device, labels,
-                          &lb, &first);
+        dts_labels_render((struct dts_labels *) s->labels, device, labels, &lb,
+                          &first);
     }
     if (f->n_samples == f->cap_samples) {
         f->cap_samples = f->cap_samples ? f->cap_samples * 2 : 8;
@@ -474,8 +475,8 @@ dts_model_put(struct dts_model *m, const char *name, struct dts_batch *b)
             m->producers[i] = m->producers[--m->n_producers];
         }
     } else if (b) {
-        m->producers = xrealloc(m->producers,
-                                (m->n_producers + 1) * sizeof *m->producers);
+        m->producers =
+            xrealloc(m->producers, (m->n_producers + 1) * sizeof *m->producers);
         m->producers[m->n_producers].name = xstrdup(name);
         m->producers[m->n_producers].batch = b;
         m->n_producers++;
@@ -497,7 +498,8 @@ dts_model_error_find(struct dts_model *m, const char *part,
 {
     for (size_t i = 0; i < m->n_errors; i++) {
         struct dts_error_series *e = &m->errors[i];
-        if (strcmp(e->part, part) == 0 && dts_str_eq(e->label_name, label_name) &&
+        if (strcmp(e->part, part) == 0 &&
+            dts_str_eq(e->label_name, label_name) &&
             dts_str_eq(e->label_value, label_value)) {
             return e;
         }
@@ -506,8 +508,8 @@ dts_model_error_find(struct dts_model *m, const char *part,
     struct dts_error_series *e = &m->errors[m->n_errors++];
     e->part = xstrdup(part);
     e->label_name = xstrdup(label_name);
-    e->label_value = label_name ? xstrdup(label_value ? label_value : "")
-                                : NULL;
+    e->label_value =
+        label_name ? xstrdup(label_value ? label_value : "") : NULL;
     e->value = 0;
     return e;
 }
@@ -532,8 +534,7 @@ dts_model_error_inc(struct dts_model *m, const char *part,
 
 void
 dts_model_error_add(struct dts_model *m, const char *part,
-                    const char *label_name, const char *label_value,
-                    uint64_t n)
+                    const char *label_name, const char *label_value, uint64_t n)
 {
     pthread_mutex_lock(&m->lock);
     dts_model_error_find(m, part, label_name, label_value)->value += n;
@@ -577,7 +578,9 @@ static struct dts_batch *
 dts_model_error_batch(struct dts_model *m)
 {
     struct dts_batch *b = dts_batch_create();
-    qsort(m->errors, m->n_errors, sizeof *m->errors, dts_error_cmp);
+    if (m->n_errors > 1) {
+        qsort(m->errors, m->n_errors, sizeof *m->errors, dts_error_cmp);
+    }
     struct dts_sink s = {.batch = b};
     for (size_t i = 0; i < m->n_errors; i++) {
         const struct dts_error_series *e = &m->errors[i];
@@ -585,8 +588,8 @@ dts_model_error_batch(struct dts_model *m)
         dts_metric_name_sanitize(name);
         char *help = xasprintf("Inputs rejected by %s.", e->part);
         const char *labels[] = {e->label_name, e->label_value, NULL};
-        dts_sink_add(&s, DTS_COUNTER, name, help,
-                     e->label_name ? labels : NULL, (double) e->value);
+        dts_sink_add(&s, DTS_COUNTER, name, help, e->label_name ? labels : NULL,
+                     (double) e->value);
         free(name);
         free(help);
     }

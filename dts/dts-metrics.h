@@ -75,12 +75,12 @@ struct dts_family {
 
 /* A set of families produced in one cycle by one producer. */
 struct dts_batch {
-    size_t n_families;           /* number of families */
-    size_t cap_families;         /* allocated */
+    size_t n_families;            /* number of families */
+    size_t cap_families;          /* allocated */
     struct dts_family **families; /* insertion order */
-    size_t n_buckets;            /* hash index size (power of two) */
-    struct dts_family **buckets; /* open-addressing index by name */
-    size_t n_samples;            /* total samples in the batch */
+    size_t n_buckets;             /* hash index size (power of two) */
+    struct dts_family **buckets;  /* open-addressing index by name */
+    size_t n_samples;             /* total samples in the batch */
 };
 
 /* Where producers put samples: a batch plus the filter and labels to
@@ -115,10 +115,9 @@ void dts_sink_add(struct dts_sink *s, enum dts_mtype type, const char *name,
                   const char *help, const char *const *labels, double value);
 /* Same with extra pre-rendered labels (`a="x",b="y"`, escaped) appended
  * after labels; used for re-exported series. */
-void dts_sink_add_raw(struct dts_sink *s, enum dts_mtype type,
-                      const char *name, const char *help,
-                      const char *const *labels, const char *raw_labels,
-                      double value);
+void dts_sink_add_raw(struct dts_sink *s, enum dts_mtype type, const char *name,
+                      const char *help, const char *const *labels,
+                      const char *raw_labels, double value);
 
 /* Replace invalid metric-name characters by '_' in place (a leading digit
  * gets no prefix: callers always prepend "dts_..."). */

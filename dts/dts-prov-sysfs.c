@@ -179,8 +179,7 @@ static const struct {
     const char *help;
     double div;
 } sysfs_hwmon_kinds[] = {
-    {"temp", "dts_hwmon_temp_celsius", "Hardware monitor temperature.",
-     1000.0},
+    {"temp", "dts_hwmon_temp_celsius", "Hardware monitor temperature.", 1000.0},
     {"fan", "dts_hwmon_fan_rpm", "Hardware monitor fan speed.", 1.0},
     {"in", "dts_hwmon_in_volts", "Hardware monitor voltage.", 1000.0},
     {"curr", "dts_hwmon_curr_amps", "Hardware monitor current.", 1000.0},
@@ -202,8 +201,8 @@ sysfs_collect_hwmon(struct sysfs_state *st, struct dts_sink *sink)
             snprintf(chip, sizeof chip, "%s", chips[i]->d_name);
         }
         struct dirent **files;
-        int nf = dfd >= 0 ? scandir(dir, &files, sysfs_not_dot, sysfs_name_cmp)
-                          : -1;
+        int nf =
+            dfd >= 0 ? scandir(dir, &files, sysfs_not_dot, sysfs_name_cmp) : -1;
         for (int j = 0; j < nf; j++) {
             const char *fname = files[j]->d_name;
             if (!str_has_suffix(fname, "_input")) {
@@ -225,8 +224,7 @@ sysfs_collect_hwmon(struct sysfs_state *st, struct dts_sink *sink)
                 char *lab = xasprintf("%.*s_label", (int) stem, fname);
                 if (sysfs_read_line(dfd, lab, sensor, sizeof sensor) < 0 ||
                     !sensor[0]) {
-                    snprintf(sensor, sizeof sensor, "%.*s", (int) stem,
-                             fname);
+                    snprintf(sensor, sizeof sensor, "%.*s", (int) stem, fname);
                 }
                 free(lab);
                 const char *labels[] = {"chip", chip, "sensor", sensor, NULL};

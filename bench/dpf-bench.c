@@ -969,7 +969,7 @@ server_setup(struct target *t, struct child *ch, const char *dir)
     ch->what = "dpf-server";
     int rc = child_start(ch, argv, log);
     char *text = NULL;
-    size_t len;
+    size_t len = 0;
     for (int i = 0; rc == 0 && i < 1500; i++) {
         if (file_read_all(kc, &text, &len) == 0) {
             break;

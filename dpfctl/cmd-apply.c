@@ -294,9 +294,8 @@ apply_one(struct dpfctl *d, const json_t *in, const char *source)
         if (json_object_size(patch) == 0) {
             fprintf(d->out, "%s/%s unchanged\n", kg, name);
         } else {
-            r = api_client_patch(d->client, k, ns, name, NULL,
-                                 API_PATCH_MERGE, patch, FIELD_MANAGER, NULL,
-                                 &err);
+            r = api_client_patch(d->client, k, ns, name, NULL, API_PATCH_MERGE,
+                                 patch, FIELD_MANAGER, NULL, &err);
             if (r < 0) {
                 char *pfx = xasprintf("error when patching \"%s\": ", source);
                 dpfctl_print_error(d, &err, pfx);
@@ -320,8 +319,9 @@ apply_run(struct dpfctl *d, int argc, char **argv, void *st)
 {
     struct apply_state *s = st;
     if (argc > 0) {
-        fprintf(d->err, "error: Unexpected args: [%s]\nSee 'dpfctl apply -h' "
-                        "for help and examples\n",
+        fprintf(d->err,
+                "error: Unexpected args: [%s]\nSee 'dpfctl apply -h' "
+                "for help and examples\n",
                 argv[0]);
         return 1;
     }
@@ -330,8 +330,8 @@ apply_run(struct dpfctl *d, int argc, char **argv, void *st)
         return 1;
     }
     struct manifest_set set = {0};
-    int bad = manifest_read(s->files, s->nfiles, s->recursive, stdin, d->err,
-                            &set);
+    int bad =
+        manifest_read(s->files, s->nfiles, s->recursive, stdin, d->err, &set);
     if (set.n > 0 && dpfctl_connect(d) < 0) {
         manifest_set_free(&set);
         return 1;

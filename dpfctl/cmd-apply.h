@@ -6,7 +6,8 @@
 #include <jansson.h>
 
 /* The annotation kubectl keeps the last applied object in. */
-#define CMD_APPLY_LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
+#define CMD_APPLY_LAST_APPLIED \
+    "kubectl.kubernetes.io/last-applied-configuration"
 
 /* kubectl's three-way JSON merge patch for objects without a strategic
  * merge schema (custom resources): fields of original (the last applied

@@ -16,15 +16,15 @@
 
 /* Option state. */
 struct delete_state {
-    const char **files;     /* -f values */
-    size_t nfiles;          /* count */
-    bool recursive;         /* -R */
-    bool no_wait;           /* --wait=false */
-    const char *timeout;    /* --timeout */
-    bool ignore_not_found;  /* --ignore-not-found */
-    const char *selector;   /* -l */
-    bool all;               /* --all */
-    const char *cascade;    /* --cascade */
+    const char **files;    /* -f values */
+    size_t nfiles;         /* count */
+    bool recursive;        /* -R */
+    bool no_wait;          /* --wait=false */
+    const char *timeout;   /* --timeout */
+    bool ignore_not_found; /* --ignore-not-found */
+    const char *selector;  /* -l */
+    bool all;              /* --all */
+    const char *cascade;   /* --cascade */
 };
 
 /* One object to delete. */
@@ -139,8 +139,8 @@ add_victim(struct victim **v, size_t *n, const struct schema_kind *k,
 }
 
 static int
-collect_victims(struct dpfctl *d, struct delete_state *s, int argc,
-                char **argv, struct victim **v, size_t *n)
+collect_victims(struct dpfctl *d, struct delete_state *s, int argc, char **argv,
+                struct victim **v, size_t *n)
 {
     int bad = 0;
     if (s->nfiles > 0) {
@@ -209,17 +209,16 @@ collect_victims(struct dpfctl *d, struct delete_state *s, int argc,
     }
     if (argc == 1) {
         if (!s->selector && !s->all) {
-            fprintf(d->err,
-                    "error: resource(s) were provided, but no name was "
-                    "specified\n");
+            fprintf(d->err, "error: resource(s) were provided, but no name was "
+                            "specified\n");
             return 1;
         }
         struct api_list_options lo = {.label_selector = s->selector,
                                       .limit = 500};
         json_t *list = NULL;
         struct dpf_error err = {0};
-        if (api_client_list(d->client, k, dpfctl_ns_for(d, k, true), &lo,
-                            &list, &err) < 0) {
+        if (api_client_list(d->client, k, dpfctl_ns_for(d, k, true), &lo, &list,
+                            &err) < 0) {
             dpfctl_print_error(d, &err, NULL);
             return 1;
         }
@@ -293,8 +292,8 @@ delete_run(struct dpfctl *d, int argc, char **argv, void *st)
         struct dpf_error err = {0};
         json_t *reply = NULL;
         char kg[256];
-        int r = api_client_delete(d->client, v[i].k, v[i].ns, v[i].name,
-                                  prop, &reply, &err);
+        int r = api_client_delete(d->client, v[i].k, v[i].ns, v[i].name, prop,
+                                  &reply, &err);
         if (r == -ENOENT && s->ignore_not_found) {
             continue;
         }
@@ -345,23 +344,22 @@ delete_run(struct dpfctl *d, int argc, char **argv, void *st)
 const struct dpfctl_cmd cmd_delete = {
     .name = "delete",
     .summary = "Delete objects and wait until they are gone",
-    .usage =
-        "Delete objects by name, file or selector.\n\n"
-        "Usage:\n"
-        "  dpfctl delete TYPE NAME... | TYPE/NAME... | -f FILE\n"
-        "  dpfctl delete TYPE (-l SELECTOR | --all)\n\n"
-        "Options:\n"
-        "  -f, --filename PATH       the objects named in these files\n"
-        "  -R, --recursive           descend into -f directories\n"
-        "      --wait=false          do not wait until the objects are "
-        "gone\n"
-        "      --timeout DUR         give up waiting after DUR (default: "
-        "no limit)\n"
-        "      --ignore-not-found    absent objects are not an error\n"
-        "  -l, --selector SEL        delete the objects matching SEL\n"
-        "      --all                 delete every object of TYPE\n"
-        "      --cascade MODE        background (default), foreground, "
-        "orphan\n",
+    .usage = "Delete objects by name, file or selector.\n\n"
+             "Usage:\n"
+             "  dpfctl delete TYPE NAME... | TYPE/NAME... | -f FILE\n"
+             "  dpfctl delete TYPE (-l SELECTOR | --all)\n\n"
+             "Options:\n"
+             "  -f, --filename PATH       the objects named in these files\n"
+             "  -R, --recursive           descend into -f directories\n"
+             "      --wait=false          do not wait until the objects are "
+             "gone\n"
+             "      --timeout DUR         give up waiting after DUR (default: "
+             "no limit)\n"
+             "      --ignore-not-found    absent objects are not an error\n"
+             "  -l, --selector SEL        delete the objects matching SEL\n"
+             "      --all                 delete every object of TYPE\n"
+             "      --cascade MODE        background (default), foreground, "
+             "orphan\n",
     .longopts = delete_opts,
     .shortopts = "f:Rl:",
     .run = delete_run,

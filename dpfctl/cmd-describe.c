@@ -44,8 +44,8 @@ static char *
 smart_label(const char *key)
 {
     static const char *const acronyms[] = {
-        "API", "CPU", "DNS", "ID",  "IP",  "IPs", "MTU", "OS",  "PF",
-        "TLS", "UID", "URL", "URI", "UUID", "VF", "VIP", "BFB", "DPU",
+        "API", "CPU", "DNS", "ID",   "IP",   "IPs", "MTU",  "OS",  "PF",
+        "TLS", "UID", "URL", "URI",  "UUID", "VF",  "VIP",  "BFB", "DPU",
         "SFC", "OVN", "HBN", "IPAM", "CIDR", "MAC", "VLAN", "VNI", "ASN"};
     struct dbuf out;
     dbuf_init(&out);
@@ -174,8 +174,8 @@ conditions_table(FILE *out, const json_t *conds, int ind)
     json_array_foreach(conds, i, c)
     {
         char age[32];
-        const char *ts = json_string_value(
-            json_object_get(c, "lastTransitionTime"));
+        const char *ts =
+            json_string_value(json_object_get(c, "lastTransitionTime"));
         if (ts) {
             printer_age(ts, age, sizeof age);
         } else {
@@ -271,8 +271,7 @@ header_map(FILE *out, const char *label, const json_t *m, bool annotations)
         if (any) {
             fprintf(out, "%14s", "");
         }
-        fprintf(out, annotations ? "%s: %s\n" : "%s=%s\n", keys[i],
-                v ? v : "");
+        fprintf(out, annotations ? "%s: %s\n" : "%s=%s\n", keys[i], v ? v : "");
         any = true;
     }
     if (!any) {
@@ -310,15 +309,12 @@ events_for(struct dpfctl *d, const json_t *obj, const char *ns)
                 io = json_object_get(ev, "regarding"); /* events.k8s.io */
             }
             const char *iuid = json_string_value(json_object_get(io, "uid"));
-            const char *iname =
-                json_string_value(json_object_get(io, "name"));
-            const char *ikind =
-                json_string_value(json_object_get(io, "kind"));
-            bool match = uid && iuid && *iuid ? !strcmp(uid, iuid)
-                                              : iname && name && ikind &&
-                                                    kind &&
-                                                    !strcmp(iname, name) &&
-                                                    !strcmp(ikind, kind);
+            const char *iname = json_string_value(json_object_get(io, "name"));
+            const char *ikind = json_string_value(json_object_get(io, "kind"));
+            bool match = uid && iuid && *iuid
+                             ? !strcmp(uid, iuid)
+                             : iname && name && ikind && kind &&
+                                   !strcmp(iname, name) && !strcmp(ikind, kind);
             if (match) {
                 json_array_append(out, ev);
             }
@@ -340,8 +336,8 @@ event_time(const json_t *ev)
             return s;
         }
     }
-    return json_string_value(json_object_get(json_object_get(ev, "metadata"),
-                                             "creationTimestamp"));
+    return json_string_value(
+        json_object_get(json_object_get(ev, "metadata"), "creationTimestamp"));
 }
 
 static int
@@ -391,8 +387,7 @@ print_events(FILE *out, json_t *events)
             snprintf(agebuf, sizeof agebuf, "%s", age);
         }
         json_t *src = json_object_get(ev, "source");
-        const char *from =
-            json_string_value(json_object_get(src, "component"));
+        const char *from = json_string_value(json_object_get(src, "component"));
         if (!from) {
             from = json_string_value(json_object_get(ev, "reportingComponent"));
         }
@@ -419,12 +414,11 @@ describe_object(struct dpfctl *d, const struct schema_kind *k,
     FILE *out = d->out;
     json_t *md = json_object_get(obj, "metadata");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
-    fprintf(out, "%-14s%s\n", "Name:",
-            json_string_value(json_object_get(md, "name")) ?: "");
+    fprintf(out, "%-14s%s\n",
+            "Name:", json_string_value(json_object_get(md, "name")) ?: "");
     fprintf(out, "%-14s%s\n", "Namespace:", ns ? ns : "");
     header_map(out, "Labels:", json_object_get(md, "labels"), false);
-    header_map(out, "Annotations:", json_object_get(md, "annotations"),
-               true);
+    header_map(out, "Annotations:", json_object_get(md, "annotations"), true);
     fprintf(out, "%-14s%s\n", "API Version:",
             json_string_value(json_object_get(obj, "apiVersion"))
                 ?: schema_api_version(k));
@@ -433,9 +427,8 @@ describe_object(struct dpfctl *d, const struct schema_kind *k,
 
     /* Metadata without what the header showed and without managedFields */
     json_t *rest = json_deep_copy(md);
-    static const char *const skip[] = {"name",        "namespace",
-                                       "labels",      "annotations",
-                                       "managedFields"};
+    static const char *const skip[] = {"name", "namespace", "labels",
+                                       "annotations", "managedFields"};
     for (size_t i = 0; i < ARRAY_SIZE(skip); i++) {
         json_object_del(rest, skip[i]);
     }
@@ -463,8 +456,7 @@ describe_object(struct dpfctl *d, const struct schema_kind *k,
             !strcmp(keys[i], "metadata")) {
             continue;
         }
-        describe_entry(out, keys[i], json_object_get(obj, keys[i]), 0,
-                       width);
+        describe_entry(out, keys[i], json_object_get(obj, keys[i]), 0, width);
     }
     free(keys);
 

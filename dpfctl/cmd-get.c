@@ -16,7 +16,14 @@
 #include "dpfctl/printer.h"
 #include "lib/util.h"
 
-enum out_mode { OUT_TABLE, OUT_WIDE, OUT_YAML, OUT_JSON, OUT_NAME, OUT_JSONPATH };
+enum out_mode {
+    OUT_TABLE,
+    OUT_WIDE,
+    OUT_YAML,
+    OUT_JSON,
+    OUT_NAME,
+    OUT_JSONPATH
+};
 
 /* Option state. */
 struct get_state {
@@ -42,11 +49,11 @@ struct target {
 
 /* Column selection from a Table's columnDefinitions (or the schema). */
 struct colsel {
-    size_t n;          /* selected columns */
-    size_t idx[64];    /* index into the row's cells */
-    char *hdr[64];     /* upper-cased header (owned) */
-    bool is_date[64];  /* humanise timestamps */
-    size_t name_pos;   /* selected position of the Name column */
+    size_t n;         /* selected columns */
+    size_t idx[64];   /* index into the row's cells */
+    char *hdr[64];    /* upper-cased header (owned) */
+    bool is_date[64]; /* humanise timestamps */
+    size_t name_pos;  /* selected position of the Name column */
 };
 
 /* Everything the printing helpers need. */
@@ -54,13 +61,13 @@ struct getctx {
     struct dpfctl *d;
     struct get_state *s;
     enum out_mode mode;
-    const char *jsonpath;      /* OUT_JSONPATH template */
-    bool show_kind;            /* prefix names with kind.group/ */
-    bool printed_table;        /* a table was printed already */
-    json_t *items;             /* collected plain objects (non-table) */
-    size_t named_objects;      /* objects fetched by name */
-    bool any_list;             /* a collection was listed */
-    int rc;                    /* exit code so far */
+    const char *jsonpath; /* OUT_JSONPATH template */
+    bool show_kind;       /* prefix names with kind.group/ */
+    bool printed_table;   /* a table was printed already */
+    json_t *items;        /* collected plain objects (non-table) */
+    size_t named_objects; /* objects fetched by name */
+    bool any_list;        /* a collection was listed */
+    int rc;               /* exit code so far */
 };
 
 enum {
@@ -204,8 +211,8 @@ colsel_from_schema(const struct schema_kind *k, bool wide, struct colsel *cs)
         }
         cs->idx[cs->n] = i + 1;
         cs->hdr[cs->n] = upper(k->columns[i].name);
-        cs->is_date[cs->n] = k->columns[i].type &&
-                             !strcmp(k->columns[i].type, "date");
+        cs->is_date[cs->n] =
+            k->columns[i].type && !strcmp(k->columns[i].type, "date");
         cs->n++;
     }
     if (ncols == 0) {
@@ -238,8 +245,7 @@ labels_text(const json_t *labels)
 
 /* Start a printer table with the header for cs. */
 static void
-table_start(struct getctx *g, struct printer_table *t,
-            const struct colsel *cs)
+table_start(struct getctx *g, struct printer_table *t, const struct colsel *cs)
 {
     bool all = g->d->all_namespaces;
     size_t n = cs->n + (all ? 1 : 0) + (g->s->show_labels ? 1 : 0);
@@ -315,8 +321,8 @@ rows_from_table(struct getctx *g, struct printer_table *t,
     json_array_foreach(json_object_get(table, "rows"), r, row)
     {
         json_t *cells = json_object_get(row, "cells");
-        json_t *md = json_object_get(json_object_get(row, "object"),
-                                     "metadata");
+        json_t *md =
+            json_object_get(json_object_get(row, "object"), "metadata");
         char *sel[64];
         for (size_t i = 0; i < cs->n; i++) {
             sel[i] = printer_cell(json_array_get(cells, cs->idx[i]));
@@ -324,8 +330,8 @@ rows_from_table(struct getctx *g, struct printer_table *t,
                 sel[i] = date_cell(sel[i]);
             }
         }
-        table_row(g, t, cs, k,
-                  sel, json_string_value(json_object_get(md, "namespace")),
+        table_row(g, t, cs, k, sel,
+                  json_string_value(json_object_get(md, "namespace")),
                   json_object_get(md, "labels"));
         for (size_t i = 0; i < cs->n; i++) {
             free(sel[i]);
@@ -347,9 +353,9 @@ row_from_object(struct getctx *g, struct printer_table *t,
             const char *n = json_string_value(json_object_get(md, "name"));
             sel[i] = xstrdup(n ? n : "");
         } else if (ix == SIZE_MAX) {
-            sel[i] = xstrdup(json_string_value(
-                             json_object_get(md, "creationTimestamp"))
-                                 ?: "");
+            sel[i] = xstrdup(
+                json_string_value(json_object_get(md, "creationTimestamp"))
+                    ?: "");
         } else {
             sel[i] = schema_column_value(&k->columns[ix - 1], obj);
             if (!sel[i]) {
@@ -512,9 +518,15 @@ print_object(struct getctx *g, const struct schema_kind *k, const json_t *obj,
         printer_json(d->out, obj);
         break;
     case OUT_NAME:
-        fprintf(d->out, "%s/%s\n", dpfctl_kind_group(k, kg, sizeof kg),
-                json_string_value(json_object_get(
-                    json_object_get(obj, "metadata"), "name"))
+        if (!k) {
+            k = schema_find_kind(
+                json_string_value(json_object_get(obj, "apiVersion")),
+                json_string_value(json_object_get(obj, "kind")));
+        }
+        fprintf(d->out, "%s/%s\n",
+                k ? dpfctl_kind_group(k, kg, sizeof kg) : "unknown",
+                json_string_value(
+                    json_object_get(json_object_get(obj, "metadata"), "name"))
                     ?: "");
         break;
     case OUT_JSONPATH: {
@@ -631,11 +643,10 @@ get_target(struct getctx *g, const struct target *tg)
             dpf_error_clear(&err);
             int r = api_client_request(d->client, &req, &resp, &err);
             if (r == 0) {
-                r = api_status_to_error(resp.status, resp.body, resp.len,
-                                        &err);
+                r = api_status_to_error(resp.status, resp.body, resp.len, &err);
             }
-            json_t *obj = r == 0 ? json_loadb(resp.body, resp.len, 0, NULL)
-                                 : NULL;
+            json_t *obj =
+                r == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
             api_response_free(&resp);
             free(path);
             if (r < 0 || !obj) {
@@ -652,8 +663,7 @@ get_target(struct getctx *g, const struct target *tg)
                 if (is_table(obj) && table_lacks_metadata(g, obj)) {
                     json_decref(obj);
                     obj = NULL;
-                    api_client_get(d->client, k, ns, tg->names[i], &obj,
-                                   &err);
+                    api_client_get(d->client, k, ns, tg->names[i], &obj, &err);
                 }
                 if (obj) {
                     tstate_add(g, &ts, k, obj);

@@ -220,8 +220,8 @@ version_run(struct dpfctl *d, int argc, char **argv, void *st)
     if (no_args(d, "version", argc, argv)) {
         return 1;
     }
-    json_t *doc = json_pack("{s:{s:s}}", "clientVersion", "gitVersion",
-                            "v" DPF_VERSION);
+    json_t *doc =
+        json_pack("{s:{s:s}}", "clientVersion", "gitVersion", "v" DPF_VERSION);
     int rc = 0;
     if (!s->client_only) {
         if (dpfctl_connect(d) < 0) {

@@ -44,9 +44,9 @@ loop_event(void *arg, enum api_event_type type, json_t *obj)
 }
 
 int
-cmd_wait_until(struct dpfctl *d, const struct schema_kind *k,
-               const char *ns, const char *name, cmd_wait_pred pred,
-               void *arg, int64_t deadline_ms, struct dpf_error *err)
+cmd_wait_until(struct dpfctl *d, const struct schema_kind *k, const char *ns,
+               const char *name, cmd_wait_pred pred, void *arg,
+               int64_t deadline_ms, struct dpf_error *err)
 {
     char *fs = xasprintf("metadata.name=%s", name);
     struct loopctx l = {.pred = pred, .arg = arg, .name = name};
@@ -90,8 +90,7 @@ cmd_wait_until(struct dpfctl *d, const struct schema_kind *k,
         /* resume the watch as long as the server ends it cleanly */
         do {
             r = api_client_watch(d->client, k, ns, &wo, loop_event, &l, err);
-        } while (r == 0 &&
-                 (deadline_ms == 0 || time_mono_ms() < deadline_ms));
+        } while (r == 0 && (deadline_ms == 0 || time_mono_ms() < deadline_ms));
         if (r == 1) {
             r = 0;
             break;
@@ -138,8 +137,7 @@ void
 cmd_wait_print_timeout(struct dpfctl *d, const struct schema_kind *k,
                        const char *name)
 {
-    fprintf(d->err,
-            "error: timed out waiting for the condition on %s/%s\n",
+    fprintf(d->err, "error: timed out waiting for the condition on %s/%s\n",
             k->plural, name);
 }
 
@@ -149,8 +147,8 @@ enum wait_for { FOR_NONE, FOR_CONDITION, FOR_JSONPATH, FOR_DELETE };
 
 /* Option state. */
 struct wait_state {
-    const char *for_arg; /* --for value */
-    const char *timeout; /* --timeout value */
+    const char *for_arg;  /* --for value */
+    const char *timeout;  /* --timeout value */
     const char *selector; /* -l */
     bool all;             /* --all */
 };
@@ -226,8 +224,8 @@ parse_for(const char *f, struct cond *c)
             c->name = xstrndup(rest, (size_t) (close + 1 - rest));
         } else {
             split = strchr(rest, '=');
-            c->name = split ? xstrndup(rest, (size_t) (split - rest))
-                            : xstrdup(rest);
+            c->name =
+                split ? xstrndup(rest, (size_t) (split - rest)) : xstrdup(rest);
         }
         c->type = FOR_JSONPATH;
         if (split) {
@@ -306,10 +304,9 @@ wait_one(struct dpfctl *d, const struct schema_kind *k, const char *name,
         }
         json_decref(obj);
     }
-    int64_t deadline =
-        timeout_ms == 0 ? -1
-        : timeout_ms < 0 ? 0
-                         : time_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms == 0  ? -1
+                       : timeout_ms < 0 ? 0
+                                        : time_mono_ms() + timeout_ms;
     int r = cmd_wait_until(d, k, ns, name, cond_pred, c, deadline, &err);
     if (r == -ETIMEDOUT) {
         cmd_wait_print_timeout(d, k, name);

@@ -23,9 +23,9 @@ int cmd_wait_until(struct dpfctl *d, const struct schema_kind *k,
 
 /* Wait until ns/name is gone (or replaced by an object with another uid
  * when uid is not NULL). Same returns as cmd_wait_until(). */
-int cmd_wait_gone(struct dpfctl *d, const struct schema_kind *k,
-                  const char *ns, const char *name, const char *uid,
-                  int64_t deadline_ms, struct dpf_error *err);
+int cmd_wait_gone(struct dpfctl *d, const struct schema_kind *k, const char *ns,
+                  const char *name, const char *uid, int64_t deadline_ms,
+                  struct dpf_error *err);
 
 /* kubectl's timeout message: "timed out waiting for the condition on
  * <plural>/<name>". */

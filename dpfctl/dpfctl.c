@@ -55,9 +55,10 @@ top_help(FILE *out)
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         fprintf(out, "  %-15s %s\n", commands[i]->name, commands[i]->summary);
     }
-    fprintf(out, "\nUsage:\n  dpfctl [flags] COMMAND [options]\n\n%s\n"
-                 "Use \"dpfctl COMMAND --help\" for more information about a "
-                 "command.\n",
+    fprintf(out,
+            "\nUsage:\n  dpfctl [flags] COMMAND [options]\n\n%s\n"
+            "Use \"dpfctl COMMAND --help\" for more information about a "
+            "command.\n",
             global_help);
 }
 
@@ -132,8 +133,8 @@ dpfctl_print_error(struct dpfctl *d, const struct dpf_error *err,
 {
     if (dpfctl_error_from_server(err)) {
         fprintf(d->err, "Error from server (%s): %s%s\n",
-                err->reason[0] ? err->reason : "Unknown",
-                prefix ? prefix : "", err->message);
+                err->reason[0] ? err->reason : "Unknown", prefix ? prefix : "",
+                err->message);
     } else {
         fprintf(d->err, "error: %s%s\n", prefix ? prefix : "",
                 err->message[0] ? err->message : "unknown error");

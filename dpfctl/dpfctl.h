@@ -43,18 +43,18 @@ struct dpfctl {
 
 /* One command's option table entry beyond the global ones. */
 struct dpfctl_cmd {
-    const char *name;            /* "get" */
-    const char *summary;         /* one line for the top-level help */
-    const char *usage;           /* full help text of the command */
+    const char *name;              /* "get" */
+    const char *summary;           /* one line for the top-level help */
+    const char *usage;             /* full help text of the command */
     const struct option *longopts; /* terminated by a zero entry */
-    const char *shortopts;       /* getopt short option string */
+    const char *shortopts;         /* getopt short option string */
     /* Run with the parsed option values delivered one by one through
      * opt() and the positional arguments. Returns the exit code. */
     int (*run)(struct dpfctl *d, int argc, char **argv, void *state);
     /* Handle one command-specific option (getopt's value and optarg).
      * 0 or -EINVAL (the caller prints usage hints). */
     int (*opt)(void *state, int c, const char *arg, struct dpfctl *d);
-    size_t state_size; /* bytes of zeroed per-run option state */
+    size_t state_size;               /* bytes of zeroed per-run option state */
     void (*state_free)(void *state); /* release option state (may be NULL) */
 };
 

@@ -657,9 +657,8 @@ tparse(const char *t, size_t *pos, struct tnode **nodes, size_t *n,
 }
 
 static int
-trender(const char *t, const struct tnode *nodes, size_t n,
-        const json_t *root, const json_t *cur, struct dbuf *out,
-        struct dpf_error *err)
+trender(const char *t, const struct tnode *nodes, size_t n, const json_t *root,
+        const json_t *cur, struct dbuf *out, struct dpf_error *err)
 {
     for (size_t k = 0; k < n; k++) {
         const struct tnode *node = &nodes[k];
@@ -723,8 +722,7 @@ jsonpath_render(const char *tmpl, const json_t *data, struct dbuf *out,
     int r = tparse(tmpl, &pos, &nodes, &n, &closed, err);
     if (r == 0 && closed) {
         dpf_error_set(err, 400, "BadRequest",
-                      "jsonpath template \"%s\": {end} without {range}",
-                      tmpl);
+                      "jsonpath template \"%s\": {end} without {range}", tmpl);
         r = -EINVAL;
     }
     if (r == 0) {

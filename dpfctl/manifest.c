@@ -109,8 +109,7 @@ manifest_ext(const char *name)
 }
 
 static int
-read_dir(const char *dir, bool recursive, FILE *errf,
-         struct manifest_set *set)
+read_dir(const char *dir, bool recursive, FILE *errf, struct manifest_set *set)
 {
     DIR *dh = opendir(dir);
     if (!dh) {
@@ -128,12 +127,13 @@ read_dir(const char *dir, bool recursive, FILE *errf,
         names[n++] = xstrdup(de->d_name);
     }
     closedir(dh);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n > 1) {
+        qsort(names, n, sizeof *names, cmp_names);
+    }
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        char *p = str_has_suffix(dir, "/")
-                      ? xasprintf("%s%s", dir, names[i])
-                      : xasprintf("%s/%s", dir, names[i]);
+        char *p = str_has_suffix(dir, "/") ? xasprintf("%s%s", dir, names[i])
+                                           : xasprintf("%s/%s", dir, names[i]);
         struct stat st;
         if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
             if (recursive) {
@@ -150,8 +150,8 @@ read_dir(const char *dir, bool recursive, FILE *errf,
 }
 
 int
-manifest_read(const char *const *paths, size_t npaths, bool recursive,
-              FILE *in, FILE *errf, struct manifest_set *set)
+manifest_read(const char *const *paths, size_t npaths, bool recursive, FILE *in,
+              FILE *errf, struct manifest_set *set)
 {
     int bad = 0;
     for (size_t i = 0; i < npaths; i++) {

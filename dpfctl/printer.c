@@ -53,8 +53,7 @@ printer_table_add(struct printer_table *t, const char *const *cells)
 }
 
 void
-printer_table_print_from(const struct printer_table *t, size_t from,
-                         FILE *out)
+printer_table_print_from(const struct printer_table *t, size_t from, FILE *out)
 {
     for (size_t r = from; r < t->nrows; r++) {
         fputs(t->indent, out);
@@ -287,8 +286,8 @@ printer_yaml(FILE *out, const json_t *doc)
 void
 printer_json(FILE *out, const json_t *doc)
 {
-    char *j = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS |
-                                  JSON_ENCODE_ANY);
+    char *j =
+        json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     fprintf(out, "%s\n", j ? j : "null");
     free(j);
     fflush(out);

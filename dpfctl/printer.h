@@ -14,12 +14,12 @@
 
 /* A table being built: header row plus data rows. */
 struct printer_table {
-    size_t ncols;  /* columns per row */
-    size_t nrows;  /* rows including the header */
-    char **cells;  /* nrows * ncols strings, owned */
-    size_t *width; /* widest cell per column (display bytes) */
-    size_t minwidth; /* minimum cell width incl. padding (get: 6) */
-    size_t padding;  /* spaces after the widest cell (get: 3) */
+    size_t ncols;       /* columns per row */
+    size_t nrows;       /* rows including the header */
+    char **cells;       /* nrows * ncols strings, owned */
+    size_t *width;      /* widest cell per column (display bytes) */
+    size_t minwidth;    /* minimum cell width incl. padding (get: 6) */
+    size_t padding;     /* spaces after the widest cell (get: 3) */
     const char *indent; /* printed before every row ("" by default) */
 };
 

@@ -10,18 +10,18 @@
 #include "lib/util.h"
 
 struct api_client {
-    CURL *curl;            /* one easy handle: keeps the connection */
-    char *server;          /* base URL without trailing '/' */
-    char *ca_pem;          /* CA bundle or NULL */
-    size_t ca_len;         /* bytes in ca_pem */
-    char *cert_pem;        /* client certificate or NULL */
-    size_t cert_len;       /* bytes in cert_pem */
-    char *key_pem;         /* client key or NULL */
-    size_t key_len;        /* bytes in key_pem */
-    char *auth_header;     /* "Authorization: Bearer ..." or NULL */
-    bool insecure;         /* skip server certificate verification */
-    long timeout_ms;       /* per non-watch request; 0 = none */
-    char *user_agent;      /* User-Agent value */
+    CURL *curl;                   /* one easy handle: keeps the connection */
+    char *server;                 /* base URL without trailing '/' */
+    char *ca_pem;                 /* CA bundle or NULL */
+    size_t ca_len;                /* bytes in ca_pem */
+    char *cert_pem;               /* client certificate or NULL */
+    size_t cert_len;              /* bytes in cert_pem */
+    char *key_pem;                /* client key or NULL */
+    size_t key_len;               /* bytes in key_pem */
+    char *auth_header;            /* "Authorization: Bearer ..." or NULL */
+    bool insecure;                /* skip server certificate verification */
+    long timeout_ms;              /* per non-watch request; 0 = none */
+    char *user_agent;             /* User-Agent value */
     char errbuf[CURL_ERROR_SIZE]; /* curl's last error text */
 };
 
@@ -140,15 +140,15 @@ api_response_free(struct api_response *resp)
 
 struct xfer {
     struct api_client *c;
-    struct dbuf body;     /* whole body (plain) or error body (watch) */
-    char *content_type;   /* from the headers */
+    struct dbuf body;   /* whole body (plain) or error body (watch) */
+    char *content_type; /* from the headers */
     /* watch only */
-    bool watch;           /* split the body into events */
-    struct dbuf line;     /* partial line */
-    api_watch_cb cb;      /* per-event callback */
-    void *cb_arg;         /* its argument */
+    bool watch;                      /* split the body into events */
+    struct dbuf line;                /* partial line */
+    api_watch_cb cb;                 /* per-event callback */
+    void *cb_arg;                    /* its argument */
     struct api_watch_options *wopts; /* resume state */
-    int stop;             /* 1 = cb stopped; <0 = error; 0 = running */
+    int stop;              /* 1 = cb stopped; <0 = error; 0 = running */
     struct dpf_error *err; /* where event errors go */
 };
 
@@ -164,8 +164,8 @@ header_cb(char *buf, size_t size, size_t n, void *arg)
         while (vl > 0 && (*v == ' ' || *v == '\t')) {
             v++, vl--;
         }
-        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' ||
-                          v[vl - 1] == ' ')) {
+        while (vl > 0 &&
+               (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) {
             vl--;
         }
         free(x->content_type);
@@ -260,8 +260,8 @@ watch_line(struct xfer *x, const char *line, size_t len)
     } else if (t == API_EVENT_ERROR) {
         long code = (long) json_integer_value(json_object_get(obj, "code"));
         char *txt = json_dumps(obj, JSON_COMPACT);
-        int r = api_status_to_error(code ? code : 500, txt, strlen(txt),
-                                    x->err);
+        int r =
+            api_status_to_error(code ? code : 500, txt, strlen(txt), x->err);
         free(txt);
         x->stop = r < 0 ? r : -EIO;
     } else {
@@ -550,8 +550,7 @@ api_status_to_error(long status, const char *body, size_t len,
     dpf_error_set(err, (int) code,
                   reason && *reason ? reason : reason_for(code), "%s",
                   msg && *msg ? msg : message_for(code));
-    json_t *causes =
-        json_object_get(json_object_get(st, "details"), "causes");
+    json_t *causes = json_object_get(json_object_get(st, "details"), "causes");
     size_t i;
     json_t *cz;
     json_array_foreach(causes, i, cz)
@@ -772,8 +771,7 @@ api_client_post(struct api_client *c, const struct schema_kind *k,
 int
 api_client_put(struct api_client *c, const struct schema_kind *k,
                const char *ns, const json_t *obj, const char *subresource,
-               const char *field_manager, json_t **out,
-               struct dpf_error *err)
+               const char *field_manager, json_t **out, struct dpf_error *err)
 {
     const char *name = json_string_value(
         json_object_get(json_object_get(obj, "metadata"), "name"));
@@ -792,8 +790,7 @@ int
 api_client_patch(struct api_client *c, const struct schema_kind *k,
                  const char *ns, const char *name, const char *subresource,
                  enum api_patch_type type, const json_t *patch,
-                 const char *field_manager, json_t **out,
-                 struct dpf_error *err)
+                 const char *field_manager, json_t **out, struct dpf_error *err)
 {
     char *path = api_path(k, ns, name, subresource);
     int r = send_obj(c, "PATCH", path, field_manager,
@@ -868,8 +865,7 @@ api_client_watch_path(struct api_client *c, const char *path,
     int r = 0;
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (x.stop == 0 && rc == CURLE_OK && x.line.len > 0 &&
-        status / 100 == 2) {
+    if (x.stop == 0 && rc == CURLE_OK && x.line.len > 0 && status / 100 == 2) {
         /* a final event without its newline */
         watch_line(&x, x.line.data, x.line.len);
     }

@@ -47,7 +47,7 @@
 #include "lib/kubeconfig.h"
 
 /* The Accept header kubectl sends for table output (get). */
-#define API_ACCEPT_TABLE                                                  \
+#define API_ACCEPT_TABLE                                                \
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=" \
     "Table;v=v1beta1;g=meta.k8s.io,application/json"
 
@@ -154,17 +154,16 @@ enum api_patch_type {
 };
 /* PATCH an object (or a subresource). */
 int api_client_patch(struct api_client *c, const struct schema_kind *k,
-                     const char *ns, const char *name,
-                     const char *subresource, enum api_patch_type type,
-                     const json_t *patch, const char *field_manager,
-                     json_t **out, struct dpf_error *err);
+                     const char *ns, const char *name, const char *subresource,
+                     enum api_patch_type type, const json_t *patch,
+                     const char *field_manager, json_t **out,
+                     struct dpf_error *err);
 /* DELETE with DeleteOptions {propagationPolicy} (NULL = server default).
  * *out (may be NULL) gets the reply: the object (still present while
  * finalizers run) or a Status. */
 int api_client_delete(struct api_client *c, const struct schema_kind *k,
-                      const char *ns, const char *name,
-                      const char *propagation, json_t **out,
-                      struct dpf_error *err);
+                      const char *ns, const char *name, const char *propagation,
+                      json_t **out, struct dpf_error *err);
 
 /* Watch event types. */
 enum api_event_type {

@@ -169,8 +169,7 @@ resolve_rel(const char *kc_path, const char *p)
 /* Load "<field>-data" (base64) or "<field>" (a file) from o into *out. */
 static int
 load_blob(const char *kc_path, const json_t *o, const char *field,
-          const char *where, char **out, size_t *out_len,
-          struct dpf_error *err)
+          const char *where, char **out, size_t *out_len, struct dpf_error *err)
 {
     char key[64];
     snprintf(key, sizeof key, "%s-data", field);
@@ -216,8 +215,8 @@ static void
 strip_token(char *t)
 {
     size_t n = strlen(t);
-    while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == '\r' ||
-                     t[n - 1] == ' ' || t[n - 1] == '\t')) {
+    while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' ' ||
+                     t[n - 1] == '\t')) {
         t[--n] = '\0';
     }
 }
@@ -328,8 +327,8 @@ kubeconfig_parse(const char *text, size_t len, const char *path,
             goto fail;
         }
         snprintf(where, sizeof where, "users[%zu].user", idx);
-        if ((r = load_blob(path, u, "client-certificate", where,
-                           &kc->cert_pem, &kc->cert_len, err)) < 0 ||
+        if ((r = load_blob(path, u, "client-certificate", where, &kc->cert_pem,
+                           &kc->cert_len, err)) < 0 ||
             (r = load_blob(path, u, "client-key", where, &kc->key_pem,
                            &kc->key_len, err)) < 0) {
             goto fail;
@@ -379,8 +378,8 @@ fail:
 }
 
 int
-kubeconfig_load(const struct kubeconfig_options *opts,
-                struct kubeconfig **out, struct dpf_error *err)
+kubeconfig_load(const struct kubeconfig_options *opts, struct kubeconfig **out,
+                struct dpf_error *err)
 {
     *out = NULL;
     char *path = kubeconfig_resolve_path(opts ? opts->path : NULL, err);

@@ -34,28 +34,27 @@ struct kubeconfig_options {
 
 /* A resolved context. Every pointer is owned by the struct. */
 struct kubeconfig {
-    char *path;         /* the file that was loaded */
-    char *context;      /* context name used */
-    char *cluster_name; /* the context's cluster */
-    char *user_name;    /* the context's user (may be NULL: no auth) */
-    char *server;       /* "https://127.0.0.1:6443" (no trailing '/') */
-    char *namespace;    /* context namespace, "default" if unset */
+    char *path;            /* the file that was loaded */
+    char *context;         /* context name used */
+    char *cluster_name;    /* the context's cluster */
+    char *user_name;       /* the context's user (may be NULL: no auth) */
+    char *server;          /* "https://127.0.0.1:6443" (no trailing '/') */
+    char *namespace;       /* context namespace, "default" if unset */
     char *tls_server_name; /* SNI / verification name override, or NULL */
     bool insecure_skip_tls_verify; /* do not verify the server's cert */
-    char *ca_pem;       /* CA bundle PEM (NUL-terminated) or NULL */
-    size_t ca_len;      /* bytes in ca_pem */
-    char *cert_pem;     /* client certificate PEM or NULL */
-    size_t cert_len;    /* bytes in cert_pem */
-    char *key_pem;      /* client key PEM or NULL (secret) */
-    size_t key_len;     /* bytes in key_pem */
-    char *token;        /* bearer token or NULL (secret) */
+    char *ca_pem;                  /* CA bundle PEM (NUL-terminated) or NULL */
+    size_t ca_len;                 /* bytes in ca_pem */
+    char *cert_pem;                /* client certificate PEM or NULL */
+    size_t cert_len;               /* bytes in cert_pem */
+    char *key_pem;                 /* client key PEM or NULL (secret) */
+    size_t key_len;                /* bytes in key_pem */
+    char *token;                   /* bearer token or NULL (secret) */
 };
 
 /* The file to load: opts->path, the first existing entry of $KUBECONFIG,
  * or ~/.kube/config. Returns a malloc'd path, or NULL with err set when
  * nothing is configured or found. */
-char *kubeconfig_resolve_path(const char *explicit_path,
-                              struct dpf_error *err);
+char *kubeconfig_resolve_path(const char *explicit_path, struct dpf_error *err);
 /* Resolve the file (kubeconfig_resolve_path) and load it. 0 or -errno
  * (-ENOENT, -EINVAL, ...) with err naming the file and field. */
 int kubeconfig_load(const struct kubeconfig_options *opts,

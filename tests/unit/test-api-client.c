@@ -24,9 +24,9 @@
 /* One scripted reply. */
 struct fake_resp {
     int status;
-    const char *body;          /* whole body (not streaming) */
-    const char *chunks[8];     /* streaming: written one by one, then close */
-    int hold_ms;               /* streaming: stay open this long at the end */
+    const char *body;      /* whole body (not streaming) */
+    const char *chunks[8]; /* streaming: written one by one, then close */
+    int hold_ms;           /* streaming: stay open this long at the end */
 };
 
 #define MAX_REQ 16
@@ -119,8 +119,8 @@ fake_main(void *arg)
         f->conns++;
         bool open = true;
         while (open && !f->stop && read_request(f, fd)) {
-            struct fake_resp *r = &f->resp[f->served < f->nresp ? f->served
-                                                                : 0];
+            struct fake_resp *r =
+                &f->resp[f->served < f->nresp ? f->served : 0];
             f->served++;
             char hdr[256];
             if (r->chunks[0]) {
@@ -134,9 +134,9 @@ fake_main(void *arg)
                     usleep(20000);
                 }
                 for (int t = 0; t < r->hold_ms && !f->stop; t += 10) {
-                    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                    struct pollfd hp = {.fd = fd, .events = POLLIN};
                     char c;
-                    if (poll(&pfd, 1, 10) > 0 && read(fd, &c, 1) <= 0) {
+                    if (poll(&hp, 1, 10) > 0 && read(fd, &c, 1) <= 0) {
                         break; /* the client went away */
                     }
                 }
@@ -174,7 +174,8 @@ fake_start(const struct fake_resp *resp, size_t n)
     return f;
 }
 
-static void
+/* Stop and free the server; returns how many connections it accepted. */
+static int
 fake_stop(struct fake *f)
 {
     f->stop = 1;
@@ -183,7 +184,9 @@ fake_stop(struct fake *f)
     for (size_t i = 0; i < MAX_REQ; i++) {
         free(f->req[i]);
     }
+    int conns = f->conns;
     free(f);
+    return conns;
 }
 
 static struct api_client *
@@ -251,23 +254,20 @@ test_get_and_keepalive(void **state)
     struct dpf_error err = {0};
     json_t *o = NULL;
     assert_int_equal(api_client_get(c, &bfb_kind, "ns1", "a", &o, &err), 0);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(o, "metadata"),
-                                          "name")),
-        "a");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(o, "metadata"), "name")),
+                        "a");
     json_decref(o);
     assert_int_equal(api_client_get(c, &bfb_kind, "ns1", "b", &o, &err), 0);
     json_decref(o);
-    json_t *obj = json_pack("{s:s,s:{s:s}}", "kind", "BFB", "metadata",
-                            "name", "c");
+    json_t *obj =
+        json_pack("{s:s,s:{s:s}}", "kind", "BFB", "metadata", "name", "c");
     assert_int_equal(
         api_client_post(c, &bfb_kind, "ns1", obj, "mgr", NULL, &err), 0);
     json_decref(obj);
     api_client_destroy(c);
-    fake_stop(f);
-
     /* all three requests on one connection */
-    assert_int_equal(f->conns, 1);
+    assert_int_equal(fake_stop(f), 1);
 }
 
 static void
@@ -288,15 +288,12 @@ test_requests_on_the_wire(void **state)
                      0);
     json_t *patch = json_pack("{s:{s:i}}", "spec", "a", 1);
     assert_int_equal(api_client_patch(c, &bfb_kind, "n", "x", NULL,
-                                      API_PATCH_MERGE, patch, NULL, NULL,
-                                      &err),
-                     0);
-    assert_int_equal(api_client_delete(c, &bfb_kind, "n", "x", "Background",
-                                       NULL, &err),
+                                      API_PATCH_MERGE, patch, NULL, NULL, &err),
                      0);
     assert_int_equal(
-        api_client_put(c, &bfb_kind, "n", obj, "status", NULL, NULL, &err),
-        0);
+        api_client_delete(c, &bfb_kind, "n", "x", "Background", NULL, &err), 0);
+    assert_int_equal(
+        api_client_put(c, &bfb_kind, "n", obj, "status", NULL, NULL, &err), 0);
     json_decref(obj);
     json_decref(patch);
     api_client_destroy(c);
@@ -315,8 +312,7 @@ test_requests_on_the_wire(void **state)
     assert_non_null(strstr(q[0], "{\"metadata\":{\"name\":\"x\"}}"));
     assert_true(str_has_prefix(q[1], "PATCH /apis/provisioning.dpu.nvidia."
                                      "com/v1alpha1/namespaces/n/bfbs/x "));
-    assert_non_null(
-        strstr(q[1], "Content-Type: application/merge-patch+json"));
+    assert_non_null(strstr(q[1], "Content-Type: application/merge-patch+json"));
     assert_true(str_has_prefix(q[2], "DELETE /apis/"));
     assert_non_null(strstr(q[2], "{\"propagationPolicy\":\"Background\"}"));
     assert_true(str_has_prefix(q[3], "PUT /apis/provisioning.dpu.nvidia.com/"
@@ -354,8 +350,7 @@ test_status_errors(void **state)
     struct api_client *c = client_for(f);
     struct dpf_error err = {0};
     json_t *o = NULL;
-    assert_int_equal(api_client_get(c, &bfb_kind, "n", "a", &o, &err),
-                     -ENOENT);
+    assert_int_equal(api_client_get(c, &bfb_kind, "n", "a", &o, &err), -ENOENT);
     assert_null(o);
     assert_int_equal(err.code, 404);
     assert_string_equal(err.reason, "NotFound");
@@ -439,8 +434,8 @@ on_event(void *arg, enum api_event_type t, json_t *obj)
     return s->stop_after && s->n >= s->stop_after ? 1 : 0;
 }
 
-#define EV(t, name, rv)                                                      \
-    "{\"type\":\"" t "\",\"object\":{\"metadata\":{\"name\":\"" name "\","  \
+#define EV(t, name, rv)                                                    \
+    "{\"type\":\"" t "\",\"object\":{\"metadata\":{\"name\":\"" name "\"," \
     "\"resourceVersion\":\"" rv "\"}}}\n"
 
 static void
@@ -467,9 +462,11 @@ test_watch(void **state)
         /* silent server: the client deadline ends the watch */
         {200, NULL, {"\n"}, 3000},
         /* an error reply instead of a stream */
-        {403, "{\"kind\":\"Status\",\"reason\":\"Forbidden\",\"message\":"
-              "\"no\",\"code\":403}",
-         {0}, 0},
+        {403,
+         "{\"kind\":\"Status\",\"reason\":\"Forbidden\",\"message\":"
+         "\"no\",\"code\":403}",
+         {0},
+         0},
     };
     struct fake *f = fake_start(r, 5);
     struct api_client *c = client_for(f);
@@ -494,8 +491,7 @@ test_watch(void **state)
 
     struct seen s3 = {0};
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s3, &err),
-        -ESTALE);
+        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s3, &err), -ESTALE);
     assert_int_equal(s3.n, 0);
     assert_string_equal(err.reason, "Expired");
 
@@ -512,8 +508,7 @@ test_watch(void **state)
     dpf_error_clear(&err);
     wo.deadline_ms = 0;
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s4, &err),
-        -EACCES);
+        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s4, &err), -EACCES);
     assert_string_equal(err.reason, "Forbidden");
 
     api_client_destroy(c);
@@ -565,8 +560,8 @@ test_status_decode_plain(void **state)
                         "the server could not find the requested resource");
     const char *conflict = "{\"kind\":\"Status\",\"reason\":\"Conflict\","
                            "\"message\":\"m\",\"code\":409}";
-    assert_int_equal(
-        api_status_to_error(409, conflict, strlen(conflict), &err), -EBUSY);
+    assert_int_equal(api_status_to_error(409, conflict, strlen(conflict), &err),
+                     -EBUSY);
     assert_string_equal(api_event_type_name(API_EVENT_BOOKMARK), "BOOKMARK");
 }
 

@@ -21,33 +21,32 @@
 #define B64_CERT "Q0VSVA=="
 #define B64_KEY "S0VZ"
 
-static const char full[] =
-    "apiVersion: v1\n"
-    "kind: Config\n"
-    "clusters:\n"
-    "- name: other\n"
-    "  cluster:\n"
-    "    server: https://10.0.0.1:6443\n"
-    "- name: dpf\n"
-    "  cluster:\n"
-    "    server: https://127.0.0.1:6443/\n"
-    "    certificate-authority-data: " B64_CA "\n"
-    "contexts:\n"
-    "- name: dpf\n"
-    "  context:\n"
-    "    cluster: dpf\n"
-    "    user: dpf-admin\n"
-    "    namespace: dpf-operator-system\n"
-    "- name: bare\n"
-    "  context:\n"
-    "    cluster: other\n"
-    "current-context: dpf\n"
-    "users:\n"
-    "- name: dpf-admin\n"
-    "  user:\n"
-    "    client-certificate-data: " B64_CERT "\n"
-    "    client-key-data: " B64_KEY "\n"
-    "    token: abc123\n";
+static const char full[] = "apiVersion: v1\n"
+                           "kind: Config\n"
+                           "clusters:\n"
+                           "- name: other\n"
+                           "  cluster:\n"
+                           "    server: https://10.0.0.1:6443\n"
+                           "- name: dpf\n"
+                           "  cluster:\n"
+                           "    server: https://127.0.0.1:6443/\n"
+                           "    certificate-authority-data: " B64_CA "\n"
+                           "contexts:\n"
+                           "- name: dpf\n"
+                           "  context:\n"
+                           "    cluster: dpf\n"
+                           "    user: dpf-admin\n"
+                           "    namespace: dpf-operator-system\n"
+                           "- name: bare\n"
+                           "  context:\n"
+                           "    cluster: other\n"
+                           "current-context: dpf\n"
+                           "users:\n"
+                           "- name: dpf-admin\n"
+                           "  user:\n"
+                           "    client-certificate-data: " B64_CERT "\n"
+                           "    client-key-data: " B64_KEY "\n"
+                           "    token: abc123\n";
 
 static void
 test_parse_full(void **state)
@@ -89,8 +88,8 @@ expect_error(const char *text, const char *context, const char *needle1,
     assert_true(r < 0);
     assert_null(kc);
     if (!strstr(err.message, needle1) || !strstr(err.message, needle2)) {
-        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", err.message,
-                 needle1, needle2);
+        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", err.message, needle1,
+                 needle2);
     }
     assert_non_null(strstr(err.message, "/etc/kc.yaml"));
 }

@@ -688,7 +688,7 @@ as_gc_create(struct apiserver *as, bool thread)
         if (pthread_create(&gc->thread, NULL, as_gc_main, gc) == 0) {
             gc->started = true;
         } else {
-            log_error("cannot start the garbage collector thread");
+            log_error("cannot start the garbage collector thread", "thread=%s", "gc");
         }
     }
     return gc;

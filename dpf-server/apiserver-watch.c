@@ -361,7 +361,7 @@ as_hub_create(struct apiserver *as)
     if (pthread_create(&hub->thread, NULL, as_hub_main, hub) == 0) {
         hub->started = true;
     } else {
-        log_error("cannot start the watch dispatcher thread");
+        log_error("cannot start the watch dispatcher thread", "thread=%s", "watch");
     }
     return hub;
 }

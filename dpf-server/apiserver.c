@@ -232,21 +232,6 @@ as_query_bool(struct http_request *req, const char *name)
     return v && (!strcmp(v, "true") || !strcmp(v, "1"));
 }
 
-static int64_t
-as_parse_rv(const char *s)
-{
-    if (!s || !*s) {
-        return -1;
-    }
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < 0) {
-        return -2;
-    }
-    return v;
-}
-
 /* ------------------------------------------------------------------ */
 /* errors and responses */
 

@@ -118,10 +118,10 @@ as_resource_list(const char *group, const char *version)
             char sub[160];
             snprintf(sub, sizeof(sub), "%s/status", k->plural);
             json_array_append_new(
-                res, json_pack("{s:s,s:s,s:b,s:s,s:[s,s,s]}", "name", sub,
-                               "singularName", "", "namespaced",
-                               k->namespaced, "kind", k->kind, "verbs", "get",
-                               "patch", "update"));
+                res,
+                json_pack("{s:s,s:s,s:b,s:s,s:[s,s,s]}", "name", sub,
+                          "singularName", "", "namespaced", k->namespaced,
+                          "kind", k->kind, "verbs", "get", "patch", "update"));
         }
         if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
             json_array_append_new(
@@ -219,7 +219,7 @@ as_definition_name(const struct schema_kind *k, char *buf, size_t size)
         const char *start = *dot == '.' ? dot + 1 : dot;
         size_t l = strlen(rev);
         snprintf(rev + l, sizeof(rev) - l, "%s%.*s", l ? "." : "",
-                 (int)(end - start), start);
+                 (int) (end - start), start);
         end = dot;
     }
     snprintf(buf, size, "%s.%s.%s", rev, k->version, k->kind);
@@ -228,8 +228,8 @@ as_definition_name(const struct schema_kind *k, char *buf, size_t size)
 static json_t *
 as_gvk_ext(const struct schema_kind *k)
 {
-    return json_pack("{s:s,s:s,s:s}", "group", k->group, "version",
-                     k->version, "kind", k->kind);
+    return json_pack("{s:s,s:s,s:s}", "group", k->group, "version", k->version,
+                     "kind", k->kind);
 }
 
 static json_t *
@@ -244,24 +244,24 @@ as_op(const struct schema_kind *k, const char *action, const char *id,
                               "Ignore, Warn or Strict handling of unknown "
                               "and duplicate fields",
                               "schema", "type", "string", "uniqueItems", 1));
-        json_array_append_new(
-            params, json_pack("{s:s,s:s,s:{s:s},s:b}", "name", "dryRun", "in",
-                              "query", "schema", "type", "string",
-                              "uniqueItems", 1));
-        json_array_append_new(
-            params, json_pack("{s:s,s:s,s:{s:s},s:b}", "name", "fieldManager",
-                              "in", "query", "schema", "type", "string",
-                              "uniqueItems", 1));
+        json_array_append_new(params,
+                              json_pack("{s:s,s:s,s:{s:s},s:b}", "name",
+                                        "dryRun", "in", "query", "schema",
+                                        "type", "string", "uniqueItems", 1));
+        json_array_append_new(params,
+                              json_pack("{s:s,s:s,s:{s:s},s:b}", "name",
+                                        "fieldManager", "in", "query", "schema",
+                                        "type", "string", "uniqueItems", 1));
     }
     char refbuf[300];
     snprintf(refbuf, sizeof(refbuf), "#/components/schemas/%s", ref);
     json_t *content = json_pack("{s:{s:{s:s}}}", "application/json", "schema",
                                 "$ref", refbuf);
-    json_t *op = json_pack("{s:s,s:o,s:{s:{s:s,s:o}},s:s,s:o}", "operationId",
-                           id, "parameters", params, "responses", "200",
-                           "description", "OK", "content", content,
-                           "x-kubernetes-action", action,
-                           "x-kubernetes-group-version-kind", as_gvk_ext(k));
+    json_t *op =
+        json_pack("{s:s,s:o,s:{s:{s:s,s:o}},s:s,s:o}", "operationId", id,
+                  "parameters", params, "responses", "200", "description", "OK",
+                  "content", content, "x-kubernetes-action", action,
+                  "x-kubernetes-group-version-kind", as_gvk_ext(k));
     if (patch) {
         json_t *body = json_pack(
             "{s:{s:{s:s}},s:{s:{s:s}},s:{s:{s:s}}}",
@@ -269,13 +269,13 @@ as_op(const struct schema_kind *k, const char *action, const char *id,
             "application/merge-patch+json", "schema", "type", "object",
             "application/apply-patch+yaml", "schema", "type", "object");
         if (!k->group[0]) {
-            json_object_set_new(body, "application/strategic-merge-patch+json",
-                                json_pack("{s:{s:s}}", "schema", "type",
-                                          "object"));
+            json_object_set_new(
+                body, "application/strategic-merge-patch+json",
+                json_pack("{s:{s:s}}", "schema", "type", "object"));
         }
-        json_object_set_new(op, "requestBody",
-                            json_pack("{s:o,s:b}", "content", body,
-                                      "required", 1));
+        json_object_set_new(
+            op, "requestBody",
+            json_pack("{s:o,s:b}", "content", body, "required", 1));
     } else if (field_validation) {
         json_object_set_new(op, "requestBody",
                             json_pack("{s:{s:{s:{s:s}}},s:b}", "content",
@@ -327,40 +327,38 @@ as_openapi_v3_doc(const char *group, const char *version)
         char oid[256];
         json_t *pc = json_object();
         snprintf(oid, sizeof(oid), "list%s", id);
-        json_object_set_new(pc, "get", as_op(k, "list", oid, def, false,
-                                             false));
+        json_object_set_new(pc, "get",
+                            as_op(k, "list", oid, def, false, false));
         snprintf(oid, sizeof(oid), "create%s", id);
-        json_object_set_new(pc, "post", as_op(k, "post", oid, def, true,
-                                              false));
+        json_object_set_new(pc, "post",
+                            as_op(k, "post", oid, def, true, false));
         snprintf(oid, sizeof(oid), "deletecollection%s", id);
-        json_object_set_new(pc, "delete",
-                            as_op(k, "deletecollection", oid, def, false,
-                                  false));
+        json_object_set_new(
+            pc, "delete", as_op(k, "deletecollection", oid, def, false, false));
         json_object_set_new(paths, coll, pc);
         json_t *pi = json_object();
         snprintf(oid, sizeof(oid), "read%s", id);
-        json_object_set_new(pi, "get", as_op(k, "get", oid, def, false,
-                                             false));
+        json_object_set_new(pi, "get", as_op(k, "get", oid, def, false, false));
         snprintf(oid, sizeof(oid), "replace%s", id);
         json_object_set_new(pi, "put", as_op(k, "put", oid, def, true, false));
         snprintf(oid, sizeof(oid), "patch%s", id);
-        json_object_set_new(pi, "patch", as_op(k, "patch", oid, def, true,
-                                               true));
+        json_object_set_new(pi, "patch",
+                            as_op(k, "patch", oid, def, true, true));
         snprintf(oid, sizeof(oid), "delete%s", id);
-        json_object_set_new(pi, "delete", as_op(k, "delete", oid, def, false,
-                                                false));
+        json_object_set_new(pi, "delete",
+                            as_op(k, "delete", oid, def, false, false));
         json_object_set_new(paths, item, pi);
         if (k->has_status) {
             json_t *ps = json_object();
             snprintf(oid, sizeof(oid), "read%sStatus", id);
-            json_object_set_new(ps, "get", as_op(k, "get", oid, def, false,
-                                                 false));
+            json_object_set_new(ps, "get",
+                                as_op(k, "get", oid, def, false, false));
             snprintf(oid, sizeof(oid), "replace%sStatus", id);
-            json_object_set_new(ps, "put", as_op(k, "put", oid, def, true,
-                                                 false));
+            json_object_set_new(ps, "put",
+                                as_op(k, "put", oid, def, true, false));
             snprintf(oid, sizeof(oid), "patch%sStatus", id);
-            json_object_set_new(ps, "patch", as_op(k, "patch", oid, def, true,
-                                                   true));
+            json_object_set_new(ps, "patch",
+                                as_op(k, "patch", oid, def, true, true));
             json_object_set_new(paths, status, ps);
         }
     }
@@ -384,13 +382,11 @@ as_openapi_v3_index(void)
     for (size_t i = 0; i < n; i++) {
         char p[256], url[400];
         if (gvs[i].group[0]) {
-            snprintf(p, sizeof(p), "apis/%s/%s", gvs[i].group,
-                     gvs[i].version);
+            snprintf(p, sizeof(p), "apis/%s/%s", gvs[i].group, gvs[i].version);
         } else {
             snprintf(p, sizeof(p), "api/%s", gvs[i].version);
         }
-        snprintf(url, sizeof(url), "/openapi/v3/%s?hash=DPF%s", p,
-                 DPF_VERSION);
+        snprintf(url, sizeof(url), "/openapi/v3/%s?hash=DPF%s", p, DPF_VERSION);
         json_object_set_new(paths, p,
                             json_pack("{s:s}", "serverRelativeURL", url));
     }
@@ -438,7 +434,7 @@ as_split(const char *path, char seg[][160], int max)
     }
     while (*p && n < max) {
         const char *e = strchr(p, '/');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
+        size_t l = e ? (size_t) (e - p) : strlen(p);
         if (l >= 160) {
             return -1;
         }

@@ -45,10 +45,10 @@ struct as_gc {
     bool stop;
     struct as_gc_item *qhead, *qtail;
     /* Below: only the GC thread (or apiserver_gc_run) touches these. */
-    json_t *dependents; /* owner uid -> array of dependent keys */
-    json_t *owners_of;  /* dependent key -> array of owner uids */
-    json_t *pending;    /* key -> true: deletions that need GC work */
-    bool scanned;       /* startup scan done */
+    json_t *dependents;     /* owner uid -> array of dependent keys */
+    json_t *owners_of;      /* dependent key -> array of owner uids */
+    json_t *pending;        /* key -> true: deletions that need GC work */
+    bool scanned;           /* startup scan done */
     pthread_mutex_t run_mu; /* one pass at a time */
 };
 
@@ -73,10 +73,10 @@ as_key_parse(const char *key, struct as_keyparts *kp)
         }
         p++;
         const char *e = i < 3 ? strchr(p, '/') : p + strlen(p);
-        if (!e || (size_t)(e - p) >= 254) {
+        if (!e || (size_t) (e - p) >= 254) {
             return -EINVAL;
         }
-        memcpy(outs[i], p, (size_t)(e - p));
+        memcpy(outs[i], p, (size_t) (e - p));
         outs[i][e - p] = '\0';
         p = e;
     }
@@ -117,9 +117,8 @@ as_gc_has_finalizer(const json_t *obj, const char *f)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(json_object_get(obj, "metadata"),
-                                       "finalizers"),
-                       i, v)
+    json_array_foreach(
+        json_object_get(json_object_get(obj, "metadata"), "finalizers"), i, v)
     {
         if (json_string_value(v) && !strcmp(json_string_value(v), f)) {
             return true;
@@ -160,8 +159,8 @@ as_index_remove(struct as_gc *gc, const char *key)
 static bool
 as_index_update(struct as_gc *gc, const char *key, const json_t *obj)
 {
-    json_t *refs = json_object_get(json_object_get(obj, "metadata"),
-                                   "ownerReferences");
+    json_t *refs =
+        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
     json_t *uids = json_array();
     size_t i;
     json_t *r;
@@ -250,8 +249,8 @@ as_edit_drop_refs(void *arg, json_t *obj)
     json_t *refs = json_object_get(md, "ownerReferences");
     bool changed = false;
     for (size_t i = json_array_size(refs); i-- > 0;) {
-        const char *uid = json_string_value(
-            json_object_get(json_array_get(refs, i), "uid"));
+        const char *uid =
+            json_string_value(json_object_get(json_array_get(refs, i), "uid"));
         size_t j;
         json_t *u;
         json_array_foreach(d->uids, j, u)
@@ -283,8 +282,8 @@ as_check_dependent(struct as_gc *gc, const char *key)
     if (!obj) {
         return 0;
     }
-    json_t *refs = json_object_get(json_object_get(obj, "metadata"),
-                                   "ownerReferences");
+    json_t *refs =
+        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
     size_t n = json_array_size(refs), gone = 0, fg = 0;
     json_t *dangling = json_array();
     size_t i;
@@ -325,8 +324,8 @@ static int
 as_edit_remove_finalizer(void *arg, json_t *obj)
 {
     const char *f = arg;
-    json_t *fin = json_object_get(json_object_get(obj, "metadata"),
-                                  "finalizers");
+    json_t *fin =
+        json_object_get(json_object_get(obj, "metadata"), "finalizers");
     for (size_t i = 0; i < json_array_size(fin); i++) {
         const char *s = json_string_value(json_array_get(fin, i));
         if (s && !strcmp(s, f)) {
@@ -405,20 +404,20 @@ as_pending_step(struct as_gc *gc, const char *key)
             }
             struct as_ns_ctx c = {as, kinds[i], 0};
             char *prefix = as_prefix(kinds[i], kp.name);
-            store_list(as->store, prefix, NULL, 0, as_ns_delete_each, &c,
-                       NULL, NULL, NULL);
+            store_list(as->store, prefix, NULL, 0, as_ns_delete_each, &c, NULL,
+                       NULL, NULL);
             free(prefix);
             remaining += c.remaining;
         }
         if (remaining == 0) {
-            as_edit_object(as, kp.k, NULL, kp.name,
-                           as_edit_remove_ns_finalizer, NULL, &ae);
+            as_edit_object(as, kp.k, NULL, kp.name, as_edit_remove_ns_finalizer,
+                           NULL, &ae);
         } else {
             finished = false;
         }
     } else if (as_gc_has_finalizer(obj, "foregroundDeletion")) {
-        json_t *deps = json_deep_copy(json_object_get(gc->dependents,
-                                                      uid ? uid : ""));
+        json_t *deps =
+            json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
         size_t live = 0, i;
         json_t *d;
         json_array_foreach(deps, i, d)
@@ -435,13 +434,13 @@ as_pending_step(struct as_gc *gc, const char *key)
         json_decref(deps);
         if (live == 0) {
             as_edit_object(as, kp.k, ns, kp.name, as_edit_remove_finalizer,
-                           (void *)"foregroundDeletion", &ae);
+                           (void *) "foregroundDeletion", &ae);
         } else {
             finished = false;
         }
     } else if (as_gc_has_finalizer(obj, "orphan")) {
-        json_t *deps = json_deep_copy(json_object_get(gc->dependents,
-                                                      uid ? uid : ""));
+        json_t *deps =
+            json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
         size_t i;
         json_t *d;
         json_t *uids = json_pack("[s]", uid ? uid : "");
@@ -458,7 +457,7 @@ as_pending_step(struct as_gc *gc, const char *key)
         json_decref(uids);
         json_decref(deps);
         as_edit_object(as, kp.k, ns, kp.name, as_edit_remove_finalizer,
-                       (void *)"orphan", &ae);
+                       (void *) "orphan", &ae);
     } else {
         /* Graceful deletion (pods): finish once the grace period ran out
          * and no finalizer is left. */
@@ -469,7 +468,7 @@ as_pending_step(struct as_gc *gc, const char *key)
             struct tm tm = {0};
             const char *ts = as_gc_md_str(obj, "deletionTimestamp");
             if (ts && strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) &&
-                (int64_t)timegm(&tm) * 1000000000LL <= time_wall_ns()) {
+                (int64_t) timegm(&tm) * 1000000000LL <= time_wall_ns()) {
                 int64_t drv;
                 const char *rvs = as_gc_md_str(obj, "resourceVersion");
                 store_delete(as->store, key, rvs ? strtoll(rvs, NULL, 10) : 0,
@@ -497,9 +496,9 @@ as_needs_pending(const char *key, const json_t *obj)
         as_gc_has_finalizer(obj, "orphan")) {
         return true;
     }
-    return json_integer_value(
-               json_object_get(json_object_get(obj, "metadata"),
-                               "deletionGracePeriodSeconds")) > 0;
+    return json_integer_value(json_object_get(json_object_get(obj, "metadata"),
+                                              "deletionGracePeriodSeconds")) >
+           0;
 }
 
 static void
@@ -514,8 +513,8 @@ as_gc_event(struct as_gc *gc, enum store_event_type type, const char *key,
         as_index_remove(gc, key);
         json_object_del(gc->pending, key);
         const char *uid = as_gc_md_str(obj, "uid");
-        json_t *deps = json_deep_copy(json_object_get(gc->dependents,
-                                                      uid ? uid : ""));
+        json_t *deps =
+            json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
         size_t i;
         json_t *d;
         json_array_foreach(deps, i, d)
@@ -591,8 +590,8 @@ as_gc_scan(struct as_gc *gc)
     struct as_scan_ctx c = {gc};
     for (size_t i = 0; i < n; i++) {
         char *prefix = as_prefix(kinds[i], NULL);
-        store_list(gc->as->store, prefix, NULL, 0, as_scan_each, &c, NULL,
-                   NULL, NULL);
+        store_list(gc->as->store, prefix, NULL, 0, as_scan_each, &c, NULL, NULL,
+                   NULL);
         free(prefix);
     }
     gc->scanned = true;
@@ -688,7 +687,8 @@ as_gc_create(struct apiserver *as, bool thread)
         if (pthread_create(&gc->thread, NULL, as_gc_main, gc) == 0) {
             gc->started = true;
         } else {
-            log_error("cannot start the garbage collector thread", "thread=%s", "gc");
+            log_error("cannot start the garbage collector thread", "thread=%s",
+                      "gc");
         }
     }
     return gc;

@@ -67,9 +67,9 @@ struct as_details {
 
 /* An error to report as a Status object. */
 struct as_error {
-    struct dpf_error e;     /* code, reason, message, causes */
-    struct as_details d;    /* details (empty = omitted) */
-    int64_t retry_after_s;  /* details.retryAfterSeconds when > 0 */
+    struct dpf_error e;    /* code, reason, message, causes */
+    struct as_details d;   /* details (empty = omitted) */
+    int64_t retry_after_s; /* details.retryAfterSeconds when > 0 */
 };
 
 /* Label and field selectors of a list or watch. */
@@ -85,8 +85,7 @@ char *as_key(const struct schema_kind *k, const char *ns, const char *name);
 /* Store key prefix of a collection; ns NULL = every namespace. */
 char *as_prefix(const struct schema_kind *k, const char *ns);
 /* "plural.group" or "plural" for the core group (error messages). */
-void as_qualified_resource(const struct schema_kind *k, char *buf,
-                           size_t size);
+void as_qualified_resource(const struct schema_kind *k, char *buf, size_t size);
 /* Insert "resourceVersion":"rv" into the top-level metadata object of a
  * JSON text; new malloc'd text, length in *out_len. */
 char *as_inject_rv(const char *json, size_t len, int64_t rv, size_t *out_len);
@@ -146,8 +145,7 @@ int as_admit_create(const struct schema_kind *k, const char *ns,
                     json_t **warnings, struct as_error *ae);
 /* Parse labelSelector/fieldSelector texts (either may be NULL). */
 int as_filter_init(struct as_filter *f, const struct schema_kind *k,
-                   const char *labels, const char *fields,
-                   struct as_error *ae);
+                   const char *labels, const char *fields, struct as_error *ae);
 void as_filter_free(struct as_filter *f);
 /* Must the object be parsed to decide a match? */
 bool as_filter_needs_object(const struct as_filter *f);

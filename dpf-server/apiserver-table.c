@@ -59,8 +59,7 @@ as_media_range(char *range, bool allow_table, struct as_format *fmt)
         }
     }
     bool json = !strcasecmp(type, "application/json") ||
-                !strcasecmp(type, "*/*") ||
-                !strcasecmp(type, "application/*");
+                !strcasecmp(type, "*/*") || !strcasecmp(type, "application/*");
     bool yaml = !strcasecmp(type, "application/yaml");
     if (!json && !yaml) {
         return 0;
@@ -69,15 +68,14 @@ as_media_range(char *range, bool allow_table, struct as_format *fmt)
         fmt->out = yaml ? AS_OUT_YAML : AS_OUT_JSON;
         return 1;
     }
-    if (!strcmp(as, "Table") && allow_table && g &&
-        !strcmp(g, "meta.k8s.io") && v &&
-        (!strcmp(v, "v1") || !strcmp(v, "v1beta1"))) {
+    if (!strcmp(as, "Table") && allow_table && g && !strcmp(g, "meta.k8s.io") &&
+        v && (!strcmp(v, "v1") || !strcmp(v, "v1beta1"))) {
         fmt->out = yaml ? AS_OUT_YAML : AS_OUT_TABLE;
         if (yaml) {
             return 0;
         }
-        fmt->table_api = !strcmp(v, "v1") ? "meta.k8s.io/v1"
-                                          : "meta.k8s.io/v1beta1";
+        fmt->table_api =
+            !strcmp(v, "v1") ? "meta.k8s.io/v1" : "meta.k8s.io/v1beta1";
         return 1;
     }
     return 0;
@@ -129,60 +127,60 @@ as_human_duration(int64_t s, char *buf, size_t size)
         return;
     }
     if (s < 120) {
-        snprintf(buf, size, "%llds", (long long)s);
+        snprintf(buf, size, "%llds", (long long) s);
         return;
     }
     int64_t m = s / 60;
     if (m < 10) {
         int64_t r = s % 60;
         if (r == 0) {
-            snprintf(buf, size, "%lldm", (long long)m);
+            snprintf(buf, size, "%lldm", (long long) m);
         } else {
-            snprintf(buf, size, "%lldm%llds", (long long)m, (long long)r);
+            snprintf(buf, size, "%lldm%llds", (long long) m, (long long) r);
         }
         return;
     }
     if (m < 180) {
-        snprintf(buf, size, "%lldm", (long long)m);
+        snprintf(buf, size, "%lldm", (long long) m);
         return;
     }
     int64_t h = s / 3600;
     if (h < 8) {
         int64_t r = m % 60;
         if (r == 0) {
-            snprintf(buf, size, "%lldh", (long long)h);
+            snprintf(buf, size, "%lldh", (long long) h);
         } else {
-            snprintf(buf, size, "%lldh%lldm", (long long)h, (long long)r);
+            snprintf(buf, size, "%lldh%lldm", (long long) h, (long long) r);
         }
         return;
     }
     if (h < 48) {
-        snprintf(buf, size, "%lldh", (long long)h);
+        snprintf(buf, size, "%lldh", (long long) h);
         return;
     }
     if (h < 24 * 8) {
         int64_t d = h / 24, r = h % 24;
         if (r == 0) {
-            snprintf(buf, size, "%lldd", (long long)d);
+            snprintf(buf, size, "%lldd", (long long) d);
         } else {
-            snprintf(buf, size, "%lldd%lldh", (long long)d, (long long)r);
+            snprintf(buf, size, "%lldd%lldh", (long long) d, (long long) r);
         }
         return;
     }
     if (h < 24 * 365 * 2) {
-        snprintf(buf, size, "%lldd", (long long)(h / 24));
+        snprintf(buf, size, "%lldd", (long long) (h / 24));
         return;
     }
     if (h < 24 * 365 * 8) {
         int64_t y = h / 24 / 365, d = (h / 24) % 365;
         if (d == 0) {
-            snprintf(buf, size, "%lldy", (long long)y);
+            snprintf(buf, size, "%lldy", (long long) y);
         } else {
-            snprintf(buf, size, "%lldy%lldd", (long long)y, (long long)d);
+            snprintf(buf, size, "%lldy%lldd", (long long) y, (long long) d);
         }
         return;
     }
-    snprintf(buf, size, "%lldy", (long long)(h / 24 / 365));
+    snprintf(buf, size, "%lldy", (long long) (h / 24 / 365));
 }
 
 /* Seconds since the epoch of an RFC 3339 timestamp, or -1. */
@@ -197,7 +195,7 @@ as_parse_time(const char *s)
     if (!end) {
         return -1;
     }
-    return (int64_t)timegm(&tm);
+    return (int64_t) timegm(&tm);
 }
 
 static bool
@@ -211,10 +209,10 @@ as_table_columns(const struct schema_kind *k)
 {
     json_t *cols = json_array();
     json_array_append_new(
-        cols, json_pack("{s:s,s:s,s:s,s:s,s:i}", "name", "Name", "type",
-                        "string", "format", "name", "description",
-                        "Name must be unique within a namespace.", "priority",
-                        0));
+        cols,
+        json_pack("{s:s,s:s,s:s,s:s,s:i}", "name", "Name", "type", "string",
+                  "format", "name", "description",
+                  "Name must be unique within a namespace.", "priority", 0));
     if (!as_has_age_column(k)) {
         json_array_append_new(
             cols, json_pack("{s:s,s:s,s:s,s:s,s:i}", "name", "Age", "type",
@@ -228,9 +226,8 @@ as_table_columns(const struct schema_kind *k)
         json_array_append_new(
             cols, json_pack("{s:s,s:s,s:s,s:s,s:i}", "name", c->name, "type",
                             c->type ? c->type : "string", "format", "",
-                            "description",
-                            c->description ? c->description : "", "priority",
-                            c->priority));
+                            "description", c->description ? c->description : "",
+                            "priority", c->priority));
     }
     return cols;
 }
@@ -284,8 +281,7 @@ as_table_row(const struct schema_kind *k, const json_t *obj,
         json_array_append_new(
             cells,
             as_cell("date",
-                    json_string_value(json_object_get(md,
-                                                      "creationTimestamp")),
+                    json_string_value(json_object_get(md, "creationTimestamp")),
                     now_s));
     } else {
         for (const struct schema_column *c = k->columns; c->name; c++) {
@@ -296,7 +292,7 @@ as_table_row(const struct schema_kind *k, const json_t *obj,
     }
     json_t *row = json_pack("{s:o}", "cells", cells);
     if (include == AS_INCLUDE_OBJECT) {
-        json_object_set(row, "object", (json_t *)obj);
+        json_object_set(row, "object", (json_t *) obj);
     } else if (include == AS_INCLUDE_METADATA) {
         json_object_set_new(row, "object",
                             json_pack("{s:s,s:s,s:O}", "kind",

@@ -34,21 +34,21 @@ LOG_MODULE(apiserver);
 
 struct as_watch {
     struct as_hub *hub;
-    int refs;                 /* under hub->mu */
-    struct http_stream *st;   /* set before ready */
-    struct watcher *w;        /* cache subscription */
+    int refs;               /* under hub->mu */
+    struct http_stream *st; /* set before ready */
+    struct watcher *w;      /* cache subscription */
     const struct schema_kind *k;
-    char *only_key;           /* watching one object: its key */
-    struct as_filter filter;  /* selectors */
-    struct as_format fmt;     /* output format */
-    bool bookmarks;           /* allowWatchBookmarks */
-    int64_t deadline_ms;      /* monotonic end of the stream */
-    int64_t next_bookmark_ms; /* monotonic time of the next bookmark */
-    int64_t last_rv;          /* highest revision sent */
-    bool ready;               /* stream set up; dispatcher may write */
-    bool queued;              /* in the dispatcher queue */
-    bool gone;                /* client went away (on_close) */
-    bool done;                /* finished by the dispatcher */
+    char *only_key;               /* watching one object: its key */
+    struct as_filter filter;      /* selectors */
+    struct as_format fmt;         /* output format */
+    bool bookmarks;               /* allowWatchBookmarks */
+    int64_t deadline_ms;          /* monotonic end of the stream */
+    int64_t next_bookmark_ms;     /* monotonic time of the next bookmark */
+    int64_t last_rv;              /* highest revision sent */
+    bool ready;                   /* stream set up; dispatcher may write */
+    bool queued;                  /* in the dispatcher queue */
+    bool gone;                    /* client went away (on_close) */
+    bool done;                    /* finished by the dispatcher */
     struct as_watch *prev, *next; /* hub->all */
     struct as_watch *qnext;       /* hub queue */
 };
@@ -136,15 +136,12 @@ static void
 as_append_table_event(struct dbuf *b, const struct as_watch *ws,
                       const char *type, const json_t *obj)
 {
-    json_t *t = json_pack("{s:s,s:s,s:{s:O},s:o,s:[o]}", "kind", "Table",
-                          "apiVersion", ws->fmt.table_api, "metadata",
-                          "resourceVersion",
-                          json_object_get(json_object_get(obj, "metadata"),
-                                          "resourceVersion"),
-                          "columnDefinitions", as_table_columns(ws->k),
-                          "rows",
-                          as_table_row(ws->k, obj, ws->fmt.include,
-                                       time_wall_ns()));
+    json_t *t = json_pack(
+        "{s:s,s:s,s:{s:O},s:o,s:[o]}", "kind", "Table", "apiVersion",
+        ws->fmt.table_api, "metadata", "resourceVersion",
+        json_object_get(json_object_get(obj, "metadata"), "resourceVersion"),
+        "columnDefinitions", as_table_columns(ws->k), "rows",
+        as_table_row(ws->k, obj, ws->fmt.include, time_wall_ns()));
     if (!t) {
         return;
     }
@@ -192,7 +189,7 @@ as_append_bookmark(struct dbuf *b, const struct as_watch *ws, int64_t rv)
                 "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\","
                 "\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
                 "\"%lld\"}}}\n",
-                ws->k->kind, schema_api_version(ws->k), (long long)rv);
+                ws->k->kind, schema_api_version(ws->k), (long long) rv);
 }
 
 static void
@@ -203,7 +200,7 @@ as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
                 "\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
                 "\"Failure\",\"message\":\"too old resource version: %lld "
                 "(%lld)\",\"reason\":\"Expired\",\"code\":410}}\n",
-                (long long)rv, (long long)cur);
+                (long long) rv, (long long) cur);
 }
 
 /* Dispatcher: end a watch. */
@@ -361,7 +358,8 @@ as_hub_create(struct apiserver *as)
     if (pthread_create(&hub->thread, NULL, as_hub_main, hub) == 0) {
         hub->started = true;
     } else {
-        log_error("cannot start the watch dispatcher thread", "thread=%s", "watch");
+        log_error("cannot start the watch dispatcher thread", "thread=%s",
+                  "watch");
     }
     return hub;
 }
@@ -430,8 +428,7 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     ws->k = k;
     ws->fmt = *fmt;
     ws->refs = 1;
-    if (as_filter_init(&ws->filter, k,
-                       http_request_query(req, "labelSelector"),
+    if (as_filter_init(&ws->filter, k, http_request_query(req, "labelSelector"),
                        http_request_query(req, "fieldSelector"), &ae) < 0) {
         free(ws);
         as_respond_error(req, &ae);
@@ -447,8 +444,8 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
         char *end;
         long long v = strtoll(rvs, &end, 10);
         if (*end || v < 0) {
-            as_error_set(&ae, 400, "BadRequest",
-                         "invalid resource version: %s", rvs);
+            as_error_set(&ae, 400, "BadRequest", "invalid resource version: %s",
+                         rvs);
             as_filter_free(&ws->filter);
             free(ws->only_key);
             free(ws);
@@ -483,8 +480,8 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     }
     ws->last_rv = since;
     int err = 0;
-    ws->w = watch_cache_subscribe(as->wc, prefix, since, as_watch_notify, ws,
-                                  &err);
+    ws->w =
+        watch_cache_subscribe(as->wc, prefix, since, as_watch_notify, ws, &err);
     free(prefix);
     http_response_header(req, "Cache-Control", "no-cache, private");
     ws->refs++; /* the stream's on_close reference */

@@ -106,7 +106,7 @@ as_find_metadata(const char *s, size_t len)
                         j++;
                     }
                     if (j < len && s[j] == '{') {
-                        return (long)j + 1;
+                        return (long) j + 1;
                     }
                 }
             }
@@ -131,15 +131,15 @@ as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv)
         dbuf_append(b, json, len);
         return;
     }
-    size_t j = (size_t)at;
+    size_t j = (size_t) at;
     while (j < len && (json[j] == ' ' || json[j] == '\n')) {
         j++;
     }
     bool empty = j < len && json[j] == '}';
-    dbuf_append(b, json, (size_t)at);
-    dbuf_printf(b, "\"resourceVersion\":\"%lld\"%s", (long long)rv,
+    dbuf_append(b, json, (size_t) at);
+    dbuf_printf(b, "\"resourceVersion\":\"%lld\"%s", (long long) rv,
                 empty ? "" : ",");
-    dbuf_append(b, json + at, len - (size_t)at);
+    dbuf_append(b, json + at, len - (size_t) at);
 }
 
 char *
@@ -165,7 +165,7 @@ as_load_object(const char *json, size_t len, int64_t rv)
         json_object_set_new(obj, "metadata", md);
     }
     char buf[32];
-    snprintf(buf, sizeof(buf), "%lld", (long long)rv);
+    snprintf(buf, sizeof(buf), "%lld", (long long) rv);
     json_object_set_new(md, "resourceVersion", json_string(buf));
     return obj;
 }
@@ -187,18 +187,18 @@ static void
 as_random_uid(char *buf, size_t size)
 {
     unsigned char r[16];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
         for (size_t i = 0; i < sizeof(r); i++) {
-            r[i] = (unsigned char)(time_mono_ns() >> (i % 8));
+            r[i] = (unsigned char) (time_mono_ns() >> (i % 8));
         }
     }
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    r[6] = (unsigned char) ((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char) ((r[8] & 0x3f) | 0x80);
     snprintf(buf, size,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
              "%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-             r[10], r[11], r[12], r[13], r[14], r[15]);
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+             r[11], r[12], r[13], r[14], r[15]);
 }
 
 /* Kubernetes' generateName suffix alphabet (no vowels, no ambiguous). */
@@ -210,8 +210,8 @@ as_random_suffix(char *buf, size_t n)
     if (n > sizeof(r)) {
         n = sizeof(r);
     }
-    if (getrandom(r, n, 0) != (ssize_t)n) {
-        memset(r, (int)(time_mono_ns() & 0xff), n);
+    if (getrandom(r, n, 0) != (ssize_t) n) {
+        memset(r, (int) (time_mono_ns() & 0xff), n);
     }
     for (size_t i = 0; i < n; i++) {
         buf[i] = alpha[r[i] % (sizeof(alpha) - 1)];
@@ -236,8 +236,8 @@ as_query_bool(struct http_request *req, const char *name)
 /* errors and responses */
 
 void
-as_error_set(struct as_error *ae, int code, const char *reason,
-             const char *fmt, ...)
+as_error_set(struct as_error *ae, int code, const char *reason, const char *fmt,
+             ...)
 {
     char msg[1024];
     va_list ap;
@@ -272,8 +272,10 @@ as_error_conflict(struct as_error *ae, const struct schema_kind *k,
 {
     char qr[256];
     as_qualified_resource(k, qr, sizeof(qr));
-    as_error_set(ae, 409, "Conflict", "Operation cannot be fulfilled on %s "
-                 "\"%s\": %s", qr, name, what);
+    as_error_set(ae, 409, "Conflict",
+                 "Operation cannot be fulfilled on %s "
+                 "\"%s\": %s",
+                 qr, name, what);
     as_error_details(ae, name, k->group, k->plural);
 }
 
@@ -307,8 +309,8 @@ static json_t *
 as_status_json(const struct as_error *ae)
 {
     json_t *st = json_pack("{s:s,s:s,s:{},s:s,s:s,s:s,s:i}", "kind", "Status",
-                           "apiVersion", "v1", "metadata", "status",
-                           "Failure", "message", ae->e.message, "reason",
+                           "apiVersion", "v1", "metadata", "status", "Failure",
+                           "message", ae->e.message, "reason",
                            ae->e.reason[0] ? ae->e.reason : "InternalError",
                            "code", ae->e.code ? ae->e.code : 500);
     json_t *det = json_object();
@@ -449,15 +451,13 @@ as_decode_body(const char *body, size_t len, const char *content_type,
                      "Request entity too large: limit is %zu", max_len);
         return -E2BIG;
     }
-    if (!*ct || as_media_is(ct, "application/json") ||
-        as_media_is(ct, "*/*")) {
+    if (!*ct || as_media_is(ct, "application/json") || as_media_is(ct, "*/*")) {
         json_error_t jerr;
-        doc = json_loadb(body, len, strict ? JSON_REJECT_DUPLICATES : 0,
-                         &jerr);
+        doc = json_loadb(body, len, strict ? JSON_REJECT_DUPLICATES : 0, &jerr);
         if (!doc) {
             if (strict && strstr(jerr.text, "duplicate")) {
-                as_error_set(ae, 400, "BadRequest",
-                             "strict decoding error: %s", jerr.text);
+                as_error_set(ae, 400, "BadRequest", "strict decoding error: %s",
+                             jerr.text);
             } else {
                 as_error_set(ae, 400, "BadRequest",
                              "the body of the request could not be decoded "
@@ -697,8 +697,8 @@ as_prepare_create(const struct schema_kind *k, const char *ns, json_t *obj,
             json_object_set_new(obj, "spec", spec);
         }
         json_object_set_new(spec, "finalizers", json_pack("[s]", "kubernetes"));
-        json_object_set_new(obj, "status", json_pack("{s:s}", "phase",
-                                                     "Active"));
+        json_object_set_new(obj, "status",
+                            json_pack("{s:s}", "phase", "Active"));
     }
     schema_default(k, obj);
     return as_validate(k, obj, NULL, ae);
@@ -735,8 +735,8 @@ static int
 as_check_namespace(struct apiserver *as, const struct schema_kind *k,
                    const char *ns, const char *name, struct as_error *ae)
 {
-    const struct schema_kind *nsk = schema_find_resource("", "v1",
-                                                         "namespaces");
+    const struct schema_kind *nsk =
+        schema_find_resource("", "v1", "namespaces");
     if (!k->namespaced || !nsk || !ns) {
         return 0;
     }
@@ -823,8 +823,8 @@ as_store_create(struct apiserver *as, const struct schema_kind *k, json_t *obj,
             free(text);
             char qr[256];
             as_qualified_resource(k, qr, sizeof(qr));
-            as_error_set(ae, 409, "AlreadyExists",
-                         "%s \"%s\" already exists", qr, name);
+            as_error_set(ae, 409, "AlreadyExists", "%s \"%s\" already exists",
+                         qr, name);
             as_error_details(ae, name, k->group, k->plural);
             return r;
         }
@@ -848,7 +848,7 @@ as_content_equal(const json_t *a, const json_t *b)
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)a, key, v)
+    json_object_foreach((json_t *) a, key, v)
     {
         if (!strcmp(key, "metadata") || !strcmp(key, "status")) {
             continue;
@@ -857,7 +857,7 @@ as_content_equal(const json_t *a, const json_t *b)
             return false;
         }
     }
-    json_object_foreach((json_t *)b, key, v)
+    json_object_foreach((json_t *) b, key, v)
     {
         if (!strcmp(key, "metadata") || !strcmp(key, "status")) {
             continue;
@@ -1015,8 +1015,8 @@ as_prepare_update(const struct schema_kind *k, const json_t *old,
     json_object_del(json_object_get(old_plain, "metadata"), "resourceVersion");
     int r = as_validate(k, newobj, old_plain, ae);
     if (r == 0 && !as_content_equal(newobj, old_plain)) {
-        json_int_t g = json_integer_value(json_object_get(md_old,
-                                                          "generation"));
+        json_int_t g =
+            json_integer_value(json_object_get(md_old, "generation"));
         json_object_set_new(as_md(newobj), "generation", json_integer(g + 1));
     }
     json_decref(old_plain);
@@ -1050,8 +1050,7 @@ as_cas_mutate(void *arg, const char *old, size_t old_len, int64_t old_rv,
 /* Store text as the new value of key if it still has revision rv. */
 static int
 as_store_cas(struct apiserver *as, const char *key, int64_t rv,
-             const char *text, size_t len, int64_t *new_rv,
-             struct dpf_error *e)
+             const char *text, size_t len, int64_t *new_rv, struct dpf_error *e)
 {
     struct as_cas c = {rv, text, len};
     return store_update(as->store, key, as_cas_mutate, &c, new_rv, e);
@@ -1077,12 +1076,12 @@ as_deletion_complete(const json_t *obj)
         return false;
     }
     if (json_array_size(json_object_get(md, "finalizers")) ||
-        json_array_size(json_object_get(json_object_get(obj, "spec"),
-                                        "finalizers"))) {
+        json_array_size(
+            json_object_get(json_object_get(obj, "spec"), "finalizers"))) {
         return false;
     }
-    json_int_t grace = json_integer_value(
-        json_object_get(md, "deletionGracePeriodSeconds"));
+    json_int_t grace =
+        json_integer_value(json_object_get(md, "deletionGracePeriodSeconds"));
     return grace <= 0;
 }
 
@@ -1111,8 +1110,10 @@ as_update_loop(struct apiserver *as, const struct schema_kind *k,
         json_t *cur = as_load_object(kv.value, kv.len, kv.rv);
         if (!cur) {
             store_kv_free(&kv);
-            as_error_set(ae, 500, "InternalError", "stored object %s is "
-                         "corrupt", key);
+            as_error_set(ae, 500, "InternalError",
+                         "stored object %s is "
+                         "corrupt",
+                         key);
             r = -EIO;
             break;
         }
@@ -1145,8 +1146,7 @@ as_update_loop(struct apiserver *as, const struct schema_kind *k,
             json_decref(*warnings);
             *warnings = NULL;
         }
-        r = as_prepare_update(k, cur, newobj, status_only, mode, warnings,
-                              ae);
+        r = as_prepare_update(k, cur, newobj, status_only, mode, warnings, ae);
         if (r < 0) {
             json_decref(newobj);
             json_decref(cur);
@@ -1271,8 +1271,7 @@ as_strip_smp_directives(json_t *p)
 /* Strategic merge: lists of objects that all carry a "name" are merged by
  * name (containers, env, volumes, ports with names), as Kubernetes' merge
  * keys do for the common core fields; other lists are replaced. */
-static void
-as_smp_merge(json_t *target, const json_t *patch);
+static void as_smp_merge(json_t *target, const json_t *patch);
 
 static bool
 as_list_keyed_by_name(const json_t *arr)
@@ -1284,8 +1283,7 @@ as_list_keyed_by_name(const json_t *arr)
     json_t *v;
     json_array_foreach(arr, i, v)
     {
-        if (!json_is_object(v) ||
-            !json_is_string(json_object_get(v, "name"))) {
+        if (!json_is_object(v) || !json_is_string(json_object_get(v, "name"))) {
             return false;
         }
     }
@@ -1330,7 +1328,7 @@ as_smp_merge(json_t *target, const json_t *patch)
 {
     const char *key;
     json_t *pv;
-    json_object_foreach((json_t *)patch, key, pv)
+    json_object_foreach((json_t *) patch, key, pv)
     {
         if (key[0] == '$') {
             continue;
@@ -1403,8 +1401,7 @@ struct as_edit {
 };
 
 static int
-as_produce_edit(void *arg, const json_t *cur, json_t **out,
-                struct as_error *ae)
+as_produce_edit(void *arg, const json_t *cur, json_t **out, struct as_error *ae)
 {
     struct as_edit *ed = arg;
     json_t *obj = json_deep_copy(cur);
@@ -1431,8 +1428,8 @@ as_edit_object(struct apiserver *as, const struct schema_kind *k,
     struct as_edit ed = {fn, arg};
     char *text = NULL;
     size_t len = 0;
-    int r = as_update_loop(as, k, ns, name, false, SCHEMA_UNKNOWN_PRUNE,
-                           false, as_produce_edit, &ed, NULL, &text, &len, ae);
+    int r = as_update_loop(as, k, ns, name, false, SCHEMA_UNKNOWN_PRUNE, false,
+                           as_produce_edit, &ed, NULL, &text, &len, ae);
     free(text);
     return r;
 }
@@ -1487,8 +1484,10 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
         int64_t rv = kv.rv;
         store_kv_free(&kv);
         if (!obj) {
-            as_error_set(ae, 500, "InternalError", "stored object %s is "
-                         "corrupt", key);
+            as_error_set(ae, 500, "InternalError",
+                         "stored object %s is "
+                         "corrupt",
+                         key);
             r = -EIO;
             break;
         }
@@ -1530,8 +1529,7 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
             }
         }
         if (as_is_namespace_kind(k)) {
-            for (size_t i = 0; i < ARRAY_SIZE(as_default_namespaces) - 1;
-                 i++) {
+            for (size_t i = 0; i < ARRAY_SIZE(as_default_namespaces) - 1; i++) {
                 if (!strcmp(name, as_default_namespaces[i])) {
                     as_error_set(ae, 403, "Forbidden",
                                  "namespaces \"%s\" is forbidden: this "
@@ -1555,16 +1553,17 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
         int64_t grace = 0;
         if (as_is_pod(k) && opts->grace_seconds != 0) {
             json_t *spec = json_object_get(obj, "spec");
-            const char *node = json_string_value(json_object_get(spec,
-                                                                 "nodeName"));
+            const char *node =
+                json_string_value(json_object_get(spec, "nodeName"));
             const char *phase = json_string_value(
                 json_object_get(json_object_get(obj, "status"), "phase"));
-            if (node && *node && !(phase && (!strcmp(phase, "Succeeded") ||
-                                             !strcmp(phase, "Failed")))) {
+            if (node && *node &&
+                !(phase &&
+                  (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")))) {
                 graceful_pod = true;
                 grace = opts->grace_seconds > 0 ? opts->grace_seconds : 30;
-                json_t *tg = json_object_get(spec,
-                                             "terminationGracePeriodSeconds");
+                json_t *tg =
+                    json_object_get(spec, "terminationGracePeriodSeconds");
                 if (opts->grace_seconds < 0 && json_is_integer(tg)) {
                     grace = json_integer_value(tg);
                 }
@@ -1590,8 +1589,8 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
             }
         }
         bool ns_kind = as_is_namespace_kind(k);
-        if (!deleting && (as_finalizer_count(obj) || add || graceful_pod ||
-                          ns_kind)) {
+        if (!deleting &&
+            (as_finalizer_count(obj) || add || graceful_pod || ns_kind)) {
             /* Graceful: mark for deletion; finalizers (or the GC) finish. */
             char ts[40];
             json_t *md = as_md(obj);
@@ -1599,8 +1598,8 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
             json_object_set_new(md, "deletionTimestamp", json_string(ts));
             json_object_set_new(md, "deletionGracePeriodSeconds",
                                 json_integer(grace));
-            json_int_t g = json_integer_value(json_object_get(md,
-                                                              "generation"));
+            json_int_t g =
+                json_integer_value(json_object_get(md, "generation"));
             json_object_set_new(md, "generation", json_integer(g + 1));
             if (add) {
                 as_add_finalizer(obj, add);
@@ -1714,9 +1713,8 @@ as_reader_each(void *arg, const struct store_kv *kv)
 }
 
 static int
-as_reader_list(void *arg, const char *group, const char *plural,
-               const char *ns, int (*cb)(void *cbarg, const json_t *obj),
-               void *cbarg)
+as_reader_list(void *arg, const char *group, const char *plural, const char *ns,
+               int (*cb)(void *cbarg, const json_t *obj), void *cbarg)
 {
     struct apiserver *as = arg;
     char *prefix;
@@ -1834,7 +1832,7 @@ as_fields_meta_only(const char *text)
             p++;
         }
         const char *end = p + strcspn(p, "!=,");
-        size_t n = (size_t)(end - p);
+        size_t n = (size_t) (end - p);
         while (n && p[n - 1] == ' ') {
             n--;
         }
@@ -1869,8 +1867,8 @@ as_filter_init(struct as_filter *f, const struct schema_kind *k,
         }
     }
     if (fields && *fields) {
-        f->fields = selector_parse_fields(fields, as_field_selector_paths(k),
-                                          &e);
+        f->fields =
+            selector_parse_fields(fields, as_field_selector_paths(k), &e);
         if (!f->fields) {
             as_error_from(ae, &e, 400, "BadRequest");
             selector_free(f->labels);
@@ -1906,8 +1904,8 @@ as_filter_match(const struct as_filter *f, const char *key, const json_t *obj)
 {
     if (f->labels &&
         !selector_match_labels(
-            f->labels, json_object_get(json_object_get(obj, "metadata"),
-                                       "labels"))) {
+            f->labels,
+            json_object_get(json_object_get(obj, "metadata"), "labels"))) {
         return false;
     }
     if (!f->fields) {
@@ -1926,7 +1924,7 @@ as_filter_match(const struct as_filter *f, const char *key, const json_t *obj)
         p--;
     }
     char ns[256];
-    size_t n = (size_t)(name - p - 1);
+    size_t n = (size_t) (name - p - 1);
     if (n >= sizeof(ns)) {
         n = sizeof(ns) - 1;
     }
@@ -1951,9 +1949,9 @@ as_b64url_encode(const unsigned char *in, size_t n)
     char *out = xmalloc(n * 4 / 3 + 4);
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
+        unsigned v = (unsigned) in[i] << 16;
         if (i + 1 < n) {
-            v |= (unsigned)in[i + 1] << 8;
+            v |= (unsigned) in[i + 1] << 8;
         }
         if (i + 2 < n) {
             v |= in[i + 2];
@@ -1994,25 +1992,25 @@ as_b64url_decode(const char *in, size_t *outlen)
             free(out);
             return NULL;
         }
-        v = (v << 6) | (unsigned)(p - b64url);
+        v = (v << 6) | (unsigned) (p - b64url);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            out[o++] = (unsigned char)((v >> bits) & 0xff);
+            out[o++] = (unsigned char) ((v >> bits) & 0xff);
         }
     }
     out[o] = '\0';
     *outlen = o;
-    return (char *)out;
+    return (char *) out;
 }
 
 static char *
 as_continue_encode(const char *key, int64_t rv)
 {
-    json_t *t = json_pack("{s:s,s:I}", "k", key, "rv", (json_int_t)rv);
+    json_t *t = json_pack("{s:s,s:I}", "k", key, "rv", (json_int_t) rv);
     char *s = json_dumps(t, JSON_COMPACT);
     json_decref(t);
-    char *enc = as_b64url_encode((unsigned char *)s, strlen(s));
+    char *enc = as_b64url_encode((unsigned char *) s, strlen(s));
     free(s);
     return enc;
 }
@@ -2069,7 +2067,7 @@ as_route_parse(const char *path, struct as_route *rt)
     memset(rt, 0, sizeof(*rt));
     for (char *t = strtok_r(copy, "/", &save); t;
          t = strtok_r(NULL, "/", &save)) {
-        if (n == (int)ARRAY_SIZE(seg)) {
+        if (n == (int) ARRAY_SIZE(seg)) {
             free(copy);
             return -ENOENT;
         }
@@ -2201,7 +2199,7 @@ as_handle_list(struct apiserver *as, struct http_request *req,
             as_error_set(&ae, 400, "BadRequest", "invalid limit: %s", lim);
             goto fail;
         }
-        c.limit = (size_t)v;
+        c.limit = (size_t) v;
     }
     char *after = NULL;
     if (cont && *cont && as_continue_decode(cont, prefix, &after, &ae) < 0) {
@@ -2213,8 +2211,8 @@ as_handle_list(struct apiserver *as, struct http_request *req,
     if (c.limit && !filter.labels && !filter.fields) {
         store_limit = c.limit + 1;
     }
-    int r = store_list(as->store, prefix, after, store_limit, as_list_each,
-                       &c, &list_rv, NULL, &e);
+    int r = store_list(as->store, prefix, after, store_limit, as_list_each, &c,
+                       &list_rv, NULL, &e);
     free(after);
     if (r < 0) {
         as_error_from(&ae, &e, 500, "InternalError");
@@ -2222,8 +2220,8 @@ as_handle_list(struct apiserver *as, struct http_request *req,
     }
     struct dbuf b;
     dbuf_init(&b);
-    char *tok = c.more && c.last_key ? as_continue_encode(c.last_key, list_rv)
-                                     : NULL;
+    char *tok =
+        c.more && c.last_key ? as_continue_encode(c.last_key, list_rv) : NULL;
     if (fmt->out == AS_OUT_TABLE) {
         json_t *cols = as_table_columns(k);
         char *ct = json_dumps(cols, JSON_COMPACT);
@@ -2231,7 +2229,7 @@ as_handle_list(struct apiserver *as, struct http_request *req,
         dbuf_printf(&b,
                     "{\"kind\":\"Table\",\"apiVersion\":\"%s\","
                     "\"metadata\":{\"resourceVersion\":\"%lld\"",
-                    fmt->table_api, (long long)list_rv);
+                    fmt->table_api, (long long) list_rv);
         if (tok) {
             dbuf_printf(&b, ",\"continue\":\"%s\"", tok);
         }
@@ -2241,7 +2239,7 @@ as_handle_list(struct apiserver *as, struct http_request *req,
         dbuf_printf(&b,
                     "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{"
                     "\"resourceVersion\":\"%lld\"",
-                    k->list_kind, schema_api_version(k), (long long)list_rv);
+                    k->list_kind, schema_api_version(k), (long long) list_rv);
         if (tok) {
             dbuf_printf(&b, ",\"continue\":\"%s\"", tok);
         }
@@ -2291,14 +2289,12 @@ as_handle_get(struct apiserver *as, struct http_request *req,
     if (fmt->out == AS_OUT_TABLE) {
         json_t *obj = as_load_object(kv.value, kv.len, kv.rv);
         store_kv_free(&kv);
-        json_t *t = json_pack("{s:s,s:s,s:{s:s},s:o,s:[o]}", "kind", "Table",
-                              "apiVersion", fmt->table_api, "metadata",
-                              "resourceVersion",
-                              as_md_str(obj, "resourceVersion"),
-                              "columnDefinitions", as_table_columns(rt->k),
-                              "rows",
-                              as_table_row(rt->k, obj, fmt->include,
-                                           time_wall_ns()));
+        json_t *t =
+            json_pack("{s:s,s:s,s:{s:s},s:o,s:[o]}", "kind", "Table",
+                      "apiVersion", fmt->table_api, "metadata",
+                      "resourceVersion", as_md_str(obj, "resourceVersion"),
+                      "columnDefinitions", as_table_columns(rt->k), "rows",
+                      as_table_row(rt->k, obj, fmt->include, time_wall_ns()));
         as_respond_json(req, 200, fmt, t);
         json_decref(t);
         json_decref(obj);
@@ -2441,8 +2437,8 @@ as_apply_create(struct apiserver *as, struct http_request *req,
         json_object_set_new(patch, "metadata",
                             json_pack("{s:s}", "name", rt->name));
     }
-    if (as_prepare_create(rt->k, rt->ns, patch, as_unknown_mode(fv),
-                          &warnings, &ae) < 0 ||
+    if (as_prepare_create(rt->k, rt->ns, patch, as_unknown_mode(fv), &warnings,
+                          &ae) < 0 ||
         as_check_namespace(as, rt->k, rt->ns, rt->name, &ae) < 0 ||
         as_store_create(as, rt->k, patch, dry, &text, &len, &ae) < 0) {
         goto fail;
@@ -2537,11 +2533,9 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         store_kv_free(&kv);
     } else {
         json_error_t jerr;
-        p.patch = json_loadb(body, blen,
-                             mode == SCHEMA_UNKNOWN_STRICT
-                                 ? JSON_REJECT_DUPLICATES
-                                 : 0,
-                             &jerr);
+        p.patch = json_loadb(
+            body, blen,
+            mode == SCHEMA_UNKNOWN_STRICT ? JSON_REJECT_DUPLICATES : 0, &jerr);
         if (!p.patch) {
             as_error_set(&ae, 400, "BadRequest",
                          "the body of the request could not be decoded as "
@@ -2564,9 +2558,9 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
     json_t *warnings = NULL;
     char *text = NULL;
     size_t len = 0;
-    int r = as_update_loop(as, rt->k, rt->ns, rt->name, rt->sub != NULL, mode,
-                           dry, as_produce_patch, &p, &warnings, &text, &len,
-                           &ae);
+    int r =
+        as_update_loop(as, rt->k, rt->ns, rt->name, rt->sub != NULL, mode, dry,
+                       as_produce_patch, &p, &warnings, &text, &len, &ae);
     json_decref(p.patch);
     as_respond_update(req, r, fmt, warnings, text, len, &ae);
 }
@@ -2608,8 +2602,8 @@ as_delete_options(struct http_request *req, json_t **body_out,
             return -EINVAL;
         }
         *body_out = b;
-        o->propagation = json_string_value(json_object_get(b,
-                                                           "propagationPolicy"));
+        o->propagation =
+            json_string_value(json_object_get(b, "propagationPolicy"));
         json_t *g = json_object_get(b, "gracePeriodSeconds");
         if (json_is_integer(g)) {
             o->grace_seconds = json_integer_value(g);
@@ -2695,9 +2689,8 @@ as_collect_each(void *arg, const struct store_kv *kv)
     }
     if (as_filter_match(c->filter, kv->key, obj)) {
         const char *ns = as_md_str(obj, "namespace");
-        json_array_append_new(c->names,
-                              json_pack("[s,s]", ns ? ns : "",
-                                        as_md_str(obj, "name")));
+        json_array_append_new(
+            c->names, json_pack("[s,s]", ns ? ns : "", as_md_str(obj, "name")));
     }
     json_decref(obj);
     return 0;
@@ -2745,9 +2738,9 @@ as_handle_deletecollection(struct apiserver *as, struct http_request *req,
             json_decref(out);
         }
     }
-    json_t *list = json_pack("{s:s,s:s,s:{},s:o}", "kind", rt->k->list_kind,
-                             "apiVersion", schema_api_version(rt->k),
-                             "metadata", "items", items);
+    json_t *list =
+        json_pack("{s:s,s:s,s:{},s:o}", "kind", rt->k->list_kind, "apiVersion",
+                  schema_api_version(rt->k), "metadata", "items", items);
     as_respond_json(req, 200, fmt, list);
     json_decref(list);
     json_decref(c.names);
@@ -2849,8 +2842,8 @@ static int
 as_ensure_namespace(struct apiserver *as, const char *name,
                     struct dpf_error *err)
 {
-    const struct schema_kind *nsk = schema_find_resource("", "v1",
-                                                         "namespaces");
+    const struct schema_kind *nsk =
+        schema_find_resource("", "v1", "namespaces");
     if (!nsk) {
         return 0;
     }

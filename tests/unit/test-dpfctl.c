@@ -216,7 +216,8 @@ test_annotation(void **state)
         CMD_APPLY_LAST_APPLIED));
     assert_non_null(ann);
     assert_string_equal(ann, "{\"apiVersion\":\"g/v1\",\"kind\":\"BFB\","
-                             "\"metadata\":{\"name\":\"a\"},\"spec\":{\"url\":"
+                             "\"metadata\":{\"annotations\":{},\"name\":\"a\"},"
+                             "\"spec\":{\"url\":"
                              "\"http://x/a\\u0026b\\u003cc\\u003e\"}}\n");
     json_decref(m);
     json_decref(o);

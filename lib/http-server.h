@@ -52,7 +52,8 @@ void http_server_destroy(struct http_server *srv);
 const char *http_request_method(const struct http_request *req);
 /* Path without the query string, percent-decoded. */
 const char *http_request_path(const struct http_request *req);
-/* Decoded query parameter or NULL. */
+/* Decoded query parameter ("+" is a space), "" for a key without a value
+ * ("?watch"), NULL if absent. */
 const char *http_request_query(const struct http_request *req,
                                const char *name);
 /* Header value (case-insensitive name) or NULL. */
@@ -80,7 +81,12 @@ void http_respond_take(struct http_request *req, int status,
 /* Start a chunked streaming response. The request must not be touched
  * after this; use the stream. on_close(arg) is called once, from any
  * thread, when the client goes away or the stream is closed, after which
- * writes fail with -EPIPE. */
+ * writes fail with -EPIPE. It runs in a server thread (never inside
+ * http_stream_write/close), after the last chunk was sent or the
+ * connection dropped, also during http_server_destroy(). The caller owns
+ * one reference to the stream and must always release it with
+ * http_stream_close() exactly once, also after on_close (on_close itself
+ * may call it). */
 struct http_stream *http_respond_stream(struct http_request *req, int status,
                                         const char *content_type,
                                         void (*on_close)(void *arg), void *arg);

@@ -1,0 +1,71 @@
+/* apiserver: the Kubernetes REST semantics of dpf-server.
+ *
+ * Serves /version, /healthz, /readyz, /livez, discovery (/api, /api/v1,
+ * /apis, /apis/<group>/<version>), /openapi/v2 and /openapi/v3, and every
+ * kind of api/schema.h under the usual Kubernetes paths: create, get, list
+ * (label/field selectors, limit/continue, Table output), update, patch
+ * (merge, JSON, strategic-as-merge, apply-as-merge), delete (finalizers,
+ * graceful deletion, propagation policies), deletecollection, watch
+ * (resourceVersion resume, bookmarks, timeoutSeconds, 410 Gone) and the
+ * status subresource. Errors are Kubernetes Status objects.
+ *
+ * Ownership: the apiserver borrows the store and the watch cache (the
+ * caller creates them, destroys the apiserver first, then them).
+ * apiserver_create() installs the store's event hook itself: the hook
+ * feeds the watch cache (watch_cache_store_hook) and the apiserver's
+ * garbage collector, so the caller must NOT install a hook of its own. It
+ * also creates the namespaces default, kube-system, kube-public and
+ * dpf-operator-system when they are missing.
+ *
+ * apiserver_handle() is the http_handler_fn for every request that passed
+ * the authentication gate (server.c) and for the open paths; it is
+ * thread-safe and answers every request exactly once. */
+#ifndef DPF_SERVER_APISERVER_H
+#define DPF_SERVER_APISERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/error.h"
+#include "lib/store.h"
+#include "lib/watch-cache.h"
+
+struct apiserver;
+struct http_request;
+
+/* Tunables; zero-initialise for defaults. */
+struct apiserver_config {
+    /* Request body limit checked again after decoding (0 = 3 MiB). */
+    size_t max_body;
+    /* Interval between BOOKMARK events on watches that asked for them
+     * (0 = 60 s). */
+    unsigned bookmark_interval_ms;
+    /* Default and maximum watch duration when the client sends no
+     * timeoutSeconds (0 = 30 min, jittered by the client as usual). */
+    unsigned watch_timeout_s;
+    /* Do not create the default namespaces on start (unit tests). */
+    bool no_default_namespaces;
+    /* Do not start the garbage-collector thread (unit tests drive
+     * apiserver_gc_run() themselves). */
+    bool no_gc_thread;
+};
+
+/* Create the apiserver over an open store and watch cache (borrowed).
+ * cfg may be NULL. NULL + err if the default namespaces cannot be made. */
+struct apiserver *apiserver_create(struct store *store, struct watch_cache *wc,
+                                   const struct apiserver_config *cfg,
+                                   struct dpf_error *err);
+/* Stop the garbage collector, close open watch streams, free. Call after
+ * the HTTP server has stopped delivering requests. NULL is allowed. */
+void apiserver_destroy(struct apiserver *as);
+
+/* Handle one request (an http_handler_fn; arg is the struct apiserver). */
+void apiserver_handle(void *apiserver, struct http_request *req);
+
+/* Run one garbage-collection pass now: delete dependents whose owners
+ * are gone, finish namespace deletion. Returns the number of objects
+ * deleted. The GC thread calls this when woken by store events. */
+int apiserver_gc_run(struct apiserver *as);
+
+#endif

@@ -1,0 +1,261 @@
+"""Shared fixtures for the system tests.
+
+The tests drive the real binaries. DPF_BUILD names the build directory
+whose binaries are tested (default: <repo>/build-asan); DPF_BUILD_RELEASE a
+release build where a test needs speed. Everything a fixture starts is
+stopped by PID in teardown; network namespaces a test creates are deleted.
+
+Fixtures:
+  dpf_server   a running dpf-server on a fresh data dir and a free port
+               (see DpfServer below and /work/notes/server-contract.md)
+  netns        factory for network namespaces removed at teardown
+Helpers:
+  kubectl(args, kubeconfig, version="1.32"|"1.20", ...) -> CompletedProcess
+  dpfctl(args, kubeconfig, ...) -> CompletedProcess
+  free_port() -> int
+"""
+import base64
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import uuid
+import http.client
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("DPF_BUILD", os.path.join(REPO, "build-asan"))
+BUILD_RELEASE = os.environ.get("DPF_BUILD_RELEASE", os.path.join(REPO, "build"))
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+FIXTURES = os.path.join(SHARED, "fixtures", "dpf-v24.10-usecases")
+
+KUBECTL = {
+    "1.32": "/usr/bin/kubectl",
+    "1.20": os.path.join(REPO, ".deps", "k120", "usr", "bin", "kubectl"),
+}
+
+# ASan: report leaks but do not fail daemons on exit for leaks in
+# third-party libraries' global state; tests check exit status separately.
+os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+
+
+def binary(*parts):
+    """Path of a built program, e.g. binary('dpf-server', 'dpf-server')."""
+    path = os.path.join(BUILD, *parts)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not built (DPF_BUILD={BUILD})")
+    return path
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=20.0, interval=0.05, what="condition"):
+    """Poll pred() until it returns a truthy value; raise on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - report the last failure
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}: last={last!r}")
+
+
+class DpfServer:
+    """A dpf-server process owned by a test."""
+
+    def __init__(self, data_dir, port=0, extra_args=()):
+        self.data_dir = data_dir
+        self.port = port
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.kubeconfig = os.path.join(data_dir, "admin.kubeconfig")
+        self.log = os.path.join(data_dir, "server.log")
+        self.token = None
+        self.ca = None
+        self.url = None
+        self._cadata = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout=30.0):
+        """Start (or restart) on the same data dir and port."""
+        assert self.proc is None or self.proc.poll() is not None
+        if self.port and os.path.exists(self.kubeconfig):
+            os.unlink(self.kubeconfig)
+        args = [binary("dpf-server", "dpf-server"),
+                "--data-dir", self.data_dir,
+                "--bind-address", "127.0.0.1",
+                "--port", str(self.port),
+                "--kubeconfig-out", self.kubeconfig,
+                "--log-level", "info"] + self.extra_args
+        if not self.port and os.path.exists(self.kubeconfig):
+            os.unlink(self.kubeconfig)
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf,
+                                     stdin=subprocess.DEVNULL)
+        logf.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"dpf-server exited {self.proc.returncode}: "
+                    + open(self.log, errors="replace").read()[-3000:])
+            return os.path.exists(self.kubeconfig)
+        wait_for(ready, timeout, what="dpf-server kubeconfig")
+        self._load_kubeconfig()
+        wait_for(lambda: self.request("GET", "/readyz", auth=False)[0] == 200,
+                 timeout, what="dpf-server /readyz")
+        return self
+
+    def _load_kubeconfig(self):
+        with open(self.kubeconfig) as f:
+            kc = yaml.safe_load(f)
+        cluster = kc["clusters"][0]["cluster"]
+        user = kc["users"][0]["user"]
+        self.url = cluster["server"]
+        self.port = int(self.url.rsplit(":", 1)[1].rstrip("/"))
+        self._cadata = base64.b64decode(cluster["certificate-authority-data"])
+        self.ca = os.path.join(self.data_dir, "pki", "ca.crt")
+        self.token = user.get("token")
+        self.client_cert = base64.b64decode(user["client-certificate-data"]) \
+            if "client-certificate-data" in user else None
+        self.client_key = base64.b64decode(user["client-key-data"]) \
+            if "client-key-data" in user else None
+
+    def ssl_context(self):
+        ctx = ssl.create_default_context(cadata=self._cadata.decode())
+        ctx.check_hostname = False  # we dial 127.0.0.1; SAN covers it too
+        return ctx
+
+    def connection(self, timeout=30):
+        """A fresh HTTPS connection (http.client) to the server."""
+        return http.client.HTTPSConnection("127.0.0.1", self.port,
+                                           context=self.ssl_context(),
+                                           timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, auth=True,
+                timeout=30):
+        """One request; returns (status, headers dict lower-case, bytes).
+        body may be bytes, str, or a JSON-serialisable object."""
+        hdrs = {"Accept": "application/json"}
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            hdrs["Content-Type"] = "application/json"
+        if isinstance(body, str):
+            body = body.encode()
+        if auth and self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        hdrs.update(headers or {})
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None, expect=None):
+        """Request and decode the JSON reply; assert the status if given."""
+        status, _, data = self.request(method, path, body, headers)
+        if expect is not None:
+            assert status == expect, f"{method} {path}: {status} {data[:500]!r}"
+        return status, (json.loads(data) if data else None)
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        """SIGKILL (crash) and reap."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture
+def dpf_server(tmp_path):
+    """A running dpf-server on a fresh data dir; stopped at teardown."""
+    data = tmp_path / "dpf-state"
+    data.mkdir()
+    srv = DpfServer(str(data))
+    srv.start()
+    yield srv
+    code = srv.stop()
+    # A server that crashed (ASan, signal) during the test fails it, unless
+    # the test killed it on purpose (then proc was already reaped).
+    assert code in (0, -signal.SIGKILL, None), \
+        f"dpf-server exited with {code}:\n{srv.log_text()[-3000:]}"
+
+
+def kubectl(args, kubeconfig, version="1.32", input=None, timeout=60,
+            check=False, cache_dir=None):
+    """Run a stock kubectl with a private discovery cache."""
+    exe = KUBECTL[version]
+    if not os.path.exists(exe):
+        raise FileNotFoundError(f"{exe} missing: run scripts/install-deps")
+    cache = cache_dir or tempfile.mkdtemp(prefix="dpf-kubectl-cache-")
+    cmd = [exe, "--kubeconfig", kubeconfig, "--cache-dir", cache] + list(args)
+    return subprocess.run(cmd, input=input, capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def dpfctl(args, kubeconfig, input=None, timeout=60, check=False):
+    """Run our dpfctl."""
+    cmd = [binary("dpfctl", "dpfctl"), "--kubeconfig", kubeconfig] + list(args)
+    return subprocess.run(cmd, input=input, capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+class NetnsFactory:
+    """Creates uniquely named network namespaces; deletes them at teardown."""
+
+    def __init__(self):
+        self.names = []
+
+    def __call__(self, prefix="dpft"):
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        self.names.append(name)
+        return name
+
+    def cleanup(self):
+        for name in reversed(self.names):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@pytest.fixture
+def netns():
+    f = NetnsFactory()
+    yield f
+    f.cleanup()

@@ -1,0 +1,734 @@
+/* Unit tests for lib/http-server: a real server on 127.0.0.1 port 0,
+ * driven with libcurl (loopback only), in plain HTTP and in TLS modes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/http-server.h"
+#include "lib/pki.h"
+#include "lib/util.h"
+
+#define MAX_STREAMS 256
+
+/* Shared between the handler (server threads) and the test. */
+struct fixture {
+    struct http_server *srv;
+    char base[64];
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct http_stream *streams[MAX_STREAMS];
+    int n_streams; /* streams opened */
+    int n_closed;  /* on_close calls */
+    int close_count[MAX_STREAMS];
+};
+
+static struct fixture fx;
+
+/* Certificates made once for the TLS tests. */
+static char pki_dir[64];
+static char *pki_file(const char *name);
+/* Client credentials the next easy_new() uses (NULL = none). */
+static const char *client_cert;
+static const char *client_key;
+
+static void
+on_close(void *arg)
+{
+    int idx = (int) (intptr_t) arg;
+    pthread_mutex_lock(&fx.mu);
+    fx.close_count[idx]++;
+    fx.n_closed++;
+    pthread_cond_broadcast(&fx.cond);
+    pthread_mutex_unlock(&fx.mu);
+}
+
+static void
+handler(void *arg, struct http_request *req)
+{
+    const char *path = http_request_path(req);
+    if (strcmp(path, "/stream") == 0) {
+        http_response_header(req, "X-Stream", "yes");
+        /* Hold the lock so concurrent handlers get distinct slots. */
+        pthread_mutex_lock(&fx.mu);
+        int idx = fx.n_streams;
+        fx.streams[idx] = http_respond_stream(
+            req, 200, "application/json", on_close, (void *) (intptr_t) idx);
+        fx.n_streams++;
+        pthread_cond_broadcast(&fx.cond);
+        pthread_mutex_unlock(&fx.mu);
+        return;
+    }
+    if (strcmp(path, "/noanswer") == 0) {
+        return;
+    }
+    struct dbuf b;
+    dbuf_init(&b);
+    size_t blen;
+    const char *body = http_request_body(req, &blen);
+    const char *x = http_request_query(req, "x");
+    const char *flag = http_request_query(req, "flag");
+    const char *hdr = http_request_header(req, "x-TEST-header");
+    const char *cn = http_request_peer_cn(req);
+    const char *org = http_request_peer_org(req);
+    dbuf_printf(&b,
+                "method=%s path=%s x=%s flag=%s hdr=%s len=%zu cn=%s "
+                "org=%s remote=%s",
+                http_request_method(req), path, x ? x : "(null)",
+                flag ? flag : "(null)", hdr ? hdr : "(null)", blen,
+                cn ? cn : "(null)", org ? org : "(null)",
+                *http_request_remote(req) ? "set" : "empty");
+    if (blen) {
+        dbuf_puts(&b, " body=");
+        dbuf_append(&b, body, blen);
+    }
+    http_response_header(req, "X-Reply", "1");
+    size_t len;
+    char *s = dbuf_steal(&b, &len);
+    http_respond_take(req, 200, "text/plain", s, len);
+}
+
+static int
+start_server(const struct http_server_config *cfg)
+{
+    memset(&fx, 0, sizeof(fx));
+    pthread_mutex_init(&fx.mu, NULL);
+    pthread_cond_init(&fx.cond, NULL);
+    struct dpf_error err = {0};
+    fx.srv = http_server_create(cfg, handler, NULL, &err);
+    if (!fx.srv) {
+        fprintf(stderr, "http_server_create: %s\n", err.message);
+        return -1;
+    }
+    snprintf(fx.base, sizeof(fx.base), "%s://127.0.0.1:%u",
+             cfg->cert_file ? "https" : "http", http_server_port(fx.srv));
+    return 0;
+}
+
+static int
+setup_plain(void **state)
+{
+    struct http_server_config cfg = {
+        .address = "127.0.0.1",
+        .port = 0,
+        .threads = 2,
+        .max_body = 1024,
+    };
+    return start_server(&cfg);
+}
+
+static char *
+pki_file(const char *name)
+{
+    return xasprintf("%s/%s", pki_dir, name);
+}
+
+static int
+setup_tls(void **state)
+{
+    char *crt = pki_file("server.crt");
+    char *key = pki_file("server.key");
+    char *ca = pki_file("ca.crt");
+    struct http_server_config cfg = {
+        .address = "127.0.0.1",
+        .port = 0,
+        .threads = 2,
+        .max_body = 1024,
+        .cert_file = crt,
+        .key_file = key,
+        .client_ca_file = ca,
+    };
+    int r = start_server(&cfg);
+    free(crt);
+    free(key);
+    free(ca);
+    client_cert = client_key = NULL;
+    return r;
+}
+
+/* Make a CA, a serving cert, an admin client cert, and a second CA with a
+ * client cert of its own. */
+static int
+group_setup(void **state)
+{
+    snprintf(pki_dir, sizeof(pki_dir), "/tmp/dpf-test-http-XXXXXX");
+    if (!mkdtemp(pki_dir)) {
+        return -1;
+    }
+    struct dpf_error err = {0};
+    char *ca = pki_file("ca.crt"), *cakey = pki_file("ca.key");
+    char *other = pki_file("other.crt"), *otherkey = pki_file("other.key");
+    char *srv = pki_file("server.crt"), *srvkey = pki_file("server.key");
+    char *adm = pki_file("admin.crt"), *admkey = pki_file("admin.key");
+    char *evil = pki_file("evil.crt"), *evilkey = pki_file("evil.key");
+    const char *sans[] = {"localhost", "127.0.0.1"};
+    int r = 0;
+    if (pki_ca_create(ca, cakey, "test-ca", 30, &err) < 0 ||
+        pki_ca_create(other, otherkey, "test-ca", 30, &err) < 0 ||
+        pki_issue_server(ca, cakey, srv, srvkey, NULL, sans, 2, 30, &err) < 0 ||
+        pki_issue_client(ca, cakey, adm, admkey, "dpf-admin", "system:masters",
+                         30, &err) < 0 ||
+        pki_issue_client(other, otherkey, evil, evilkey, "dpf-admin",
+                         "system:masters", 30, &err) < 0) {
+        fprintf(stderr, "pki: %s\n", err.message);
+        r = -1;
+    }
+    free(ca);
+    free(cakey);
+    free(other);
+    free(otherkey);
+    free(srv);
+    free(srvkey);
+    free(adm);
+    free(admkey);
+    free(evil);
+    free(evilkey);
+    return r;
+}
+
+static int
+group_teardown(void **state)
+{
+    char *cmd = xasprintf("rm -rf '%s'", pki_dir);
+    int r = system(cmd);
+    free(cmd);
+    return r == 0 ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    http_server_destroy(fx.srv);
+    fx.srv = NULL;
+    return 0;
+}
+
+/* Collects a response body. */
+static size_t
+collect(char *p, size_t size, size_t n, void *arg)
+{
+    dbuf_append(arg, p, size * n);
+    return size * n;
+}
+
+struct reply {
+    long status;
+    struct dbuf body;
+    struct dbuf headers;
+};
+
+static void
+reply_free(struct reply *r)
+{
+    dbuf_free(&r->body);
+    dbuf_free(&r->headers);
+}
+
+static CURL *
+easy_new(const char *path, struct reply *r)
+{
+    CURL *c = curl_easy_init();
+    char *url = xasprintf("%s%s", fx.base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    free(url);
+    memset(r, 0, sizeof(*r));
+    dbuf_init(&r->body);
+    dbuf_init(&r->headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (str_has_prefix(fx.base, "https:")) {
+        char *ca = pki_file("ca.crt");
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+        free(ca);
+        if (client_cert) {
+            char *crt = pki_file(client_cert);
+            char *key = pki_file(client_key);
+            curl_easy_setopt(c, CURLOPT_SSLCERT, crt);
+            curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+            free(crt);
+            free(key);
+        }
+    }
+    return c;
+}
+
+static CURLcode
+perform(CURL *c, struct reply *r)
+{
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    if (!r->body.data) {
+        dbuf_puts(&r->body, "");
+    }
+    return rc;
+}
+
+static void
+test_get_query_headers(void **state)
+{
+    struct reply r;
+    CURL *c = easy_new("/a%20b/c%2Fd?x=1%202+3&flag&other=z", &r);
+    struct curl_slist *h = curl_slist_append(NULL, "X-Test-Header: hello");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data,
+                        "method=GET path=/a b/c/d x=1 2 3 flag= hdr=hello "
+                        "len=0 cn=(null) org=(null) remote=set");
+    assert_non_null(strcasestr(r.headers.data, "X-Reply: 1"));
+    assert_non_null(strcasestr(r.headers.data, "Content-Type: text/plain"));
+
+    /* Keep-alive: a second request reuses the connection. */
+    reply_free(&r);
+    dbuf_init(&r.body);
+    dbuf_init(&r.headers);
+    curl_easy_setopt(c, CURLOPT_URL, fx.base);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    long connects = -1;
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+    assert_int_equal(connects, 0);
+    assert_int_equal(r.status, 200);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+}
+
+static void
+test_post_body(void **state)
+{
+    struct reply r;
+    CURL *c = easy_new("/post", &r);
+    static const char body[] = "{\"a\":1}";
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body.data, "method=POST path=/post"));
+    assert_non_null(strstr(r.body.data, "len=7"));
+    assert_non_null(strstr(r.body.data, "body={\"a\":1}"));
+    curl_easy_cleanup(c);
+    reply_free(&r);
+}
+
+static void
+test_body_too_large(void **state)
+{
+    char *big = xmalloc(4096);
+    memset(big, 'a', 4096);
+
+    /* Known Content-Length: refused up front. */
+    struct reply r;
+    CURL *c = easy_new("/post", &r);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 4096L);
+    perform(c, &r);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body.data, "\"kind\":\"Status\""));
+    assert_non_null(
+        strstr(r.body.data, "\"reason\":\"RequestEntityTooLarge\""));
+    assert_non_null(strstr(r.body.data, "\"code\":413"));
+    curl_easy_cleanup(c);
+    reply_free(&r);
+
+    /* Chunked upload: refused once the body is in. */
+    c = easy_new("/post", &r);
+    struct curl_slist *h =
+        curl_slist_append(NULL, "Transfer-Encoding: chunked");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 4096L);
+    perform(c, &r);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body.data, "RequestEntityTooLarge"));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+
+    /* Exactly at the limit is fine. */
+    c = easy_new("/post", &r);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 1024L);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body.data, "len=1024"));
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    free(big);
+}
+
+static void
+test_no_answer_is_500(void **state)
+{
+    struct reply r;
+    CURL *c = easy_new("/noanswer", &r);
+    perform(c, &r);
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.body.data, "\"kind\":\"Status\""));
+    curl_easy_cleanup(c);
+    reply_free(&r);
+}
+
+/* Wait until pred holds (under fx.mu), at most 20 s. */
+static bool
+wait_until(bool (*pred)(int), int arg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 20;
+    pthread_mutex_lock(&fx.mu);
+    while (!pred(arg)) {
+        if (pthread_cond_timedwait(&fx.cond, &fx.mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    bool ok = pred(arg);
+    pthread_mutex_unlock(&fx.mu);
+    return ok;
+}
+
+static bool
+streams_at_least(int n)
+{
+    return fx.n_streams >= n;
+}
+
+static bool
+closed_at_least(int n)
+{
+    return fx.n_closed >= n;
+}
+
+struct writer_args {
+    int first; /* first stream index */
+    int count; /* streams to feed */
+    int lines; /* lines per stream */
+    bool close;
+    int failures; /* writes that failed */
+};
+
+static void *
+writer_main(void *arg)
+{
+    struct writer_args *wa = arg;
+    if (!wait_until(streams_at_least, wa->first + wa->count)) {
+        fprintf(stderr, "writer: only %d streams\n", fx.n_streams);
+        wa->failures = -1000;
+        return NULL;
+    }
+    for (int l = 0; l < wa->lines; l++) {
+        for (int i = wa->first; i < wa->first + wa->count; i++) {
+            char line[64];
+            int n = snprintf(line, sizeof(line), "{\"stream\":%d,\"n\":%d}\n",
+                             i, l);
+            if (http_stream_write(fx.streams[i], line, n) != 0) {
+                wa->failures++;
+            }
+        }
+        /* Let the readers drain so streams park and get resumed again. */
+        usleep(20 * 1000); /* lint: allow-sleep (test pacing only) */
+    }
+    if (wa->close) {
+        for (int i = wa->first; i < wa->first + wa->count; i++) {
+            http_stream_close(fx.streams[i]);
+        }
+    }
+    return NULL;
+}
+
+static void
+test_stream_from_other_thread(void **state)
+{
+    struct reply r;
+    CURL *c = easy_new("/stream", &r);
+    pthread_t t;
+    struct writer_args wa = {.first = 0, .count = 1, .lines = 3, .close = true};
+    pthread_create(&t, NULL, writer_main, &wa);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(wa.failures, 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"stream\":0,\"n\":0}\n"
+                                     "{\"stream\":0,\"n\":1}\n"
+                                     "{\"stream\":0,\"n\":2}\n");
+    assert_non_null(strcasestr(r.headers.data, "Transfer-Encoding: chunked"));
+    assert_non_null(strcasestr(r.headers.data, "X-Stream: yes"));
+    assert_true(wait_until(closed_at_least, 1));
+    assert_int_equal(fx.close_count[0], 1);
+
+    /* The connection survives a finished stream (keep-alive). */
+    reply_free(&r);
+    dbuf_init(&r.body);
+    dbuf_init(&r.headers);
+    char *url = xasprintf("%s/after", fx.base);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    free(url);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    long connects = -1;
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+    assert_int_equal(connects, 0);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+}
+
+/* Gives up (closes the connection) after the first line. */
+static size_t
+abort_after_first(char *p, size_t size, size_t n, void *arg)
+{
+    dbuf_append(arg, p, size * n);
+    return 0;
+}
+
+static void
+test_stream_client_disconnect(void **state)
+{
+    struct reply r;
+    CURL *c = easy_new("/stream", &r);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, abort_after_first);
+    pthread_t t;
+    struct writer_args wa = {
+        .first = 0, .count = 1, .lines = 1, .close = false};
+    pthread_create(&t, NULL, writer_main, &wa);
+    CURLcode rc = perform(c, &r);
+    pthread_join(t, NULL);
+    assert_int_equal(rc, CURLE_WRITE_ERROR);
+    curl_easy_cleanup(c); /* closes the socket while the stream is parked */
+
+    /* on_close fires although nothing is written any more. */
+    assert_true(wait_until(closed_at_least, 1));
+    assert_int_equal(fx.close_count[0], 1);
+    assert_int_equal(http_stream_write(fx.streams[0], "x", 1), -EPIPE);
+    http_stream_close(fx.streams[0]);
+    reply_free(&r);
+}
+
+static void
+test_stream_overflow(void **state)
+{
+    /* A client that never reads: the queue limit closes the stream. */
+    struct reply r;
+    CURL *c = easy_new("/stream", &r);
+    CURLM *m = curl_multi_init();
+    curl_multi_add_handle(m, c);
+    int running = 1;
+    while (!streams_at_least(1)) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    char *chunk = xmalloc(1 << 20);
+    memset(chunk, 'x', 1 << 20);
+    int rc = 0;
+    int i;
+    /* Kernel socket buffers take a few MiB before the queue fills. */
+    for (i = 0; i < 64 && rc == 0; i++) {
+        rc = http_stream_write(fx.streams[0], chunk, 1 << 20);
+    }
+    assert_int_equal(rc, -ENOBUFS);
+    assert_int_equal(http_stream_write(fx.streams[0], "x", 1), -EPIPE);
+    assert_true(wait_until(closed_at_least, 1));
+    http_stream_close(fx.streams[0]);
+    free(chunk);
+    curl_multi_remove_handle(m, c);
+    curl_easy_cleanup(c);
+    curl_multi_cleanup(m);
+    reply_free(&r);
+}
+
+#define N_CONCURRENT 200
+
+static void
+test_many_streams(void **state)
+{
+    CURLM *m = curl_multi_init();
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    static struct reply replies[N_CONCURRENT];
+    CURL *easies[N_CONCURRENT];
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        easies[i] = easy_new("/stream", &replies[i]);
+        curl_easy_setopt(easies[i], CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(easies[i], CURLOPT_TIMEOUT, 60L);
+        curl_multi_add_handle(m, easies[i]);
+    }
+    pthread_t t;
+    struct writer_args wa = {
+        .first = 0, .count = N_CONCURRENT, .lines = 3, .close = true};
+    pthread_create(&t, NULL, writer_main, &wa);
+    int running = 1;
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (running) {
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(wa.failures, 0);
+    int ok = 0;
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        long status = 0;
+        curl_easy_getinfo(easies[i], CURLINFO_RESPONSE_CODE, &status);
+        /* Each client got its own stream's three lines, in order. */
+        const char *b = replies[i].body.data ? replies[i].body.data : "";
+        int idx = -1;
+        sscanf(b, "{\"stream\":%d", &idx);
+        char *want =
+            xasprintf("{\"stream\":%d,\"n\":0}\n{\"stream\":%d,\"n\":1}\n"
+                      "{\"stream\":%d,\"n\":2}\n",
+                      idx, idx, idx);
+        if (status == 200 && strcmp(b, want) == 0) {
+            ok++;
+        }
+        free(want);
+        curl_multi_remove_handle(m, easies[i]);
+        curl_easy_cleanup(easies[i]);
+        reply_free(&replies[i]);
+    }
+    curl_multi_cleanup(m);
+    assert_int_equal(ok, N_CONCURRENT);
+    assert_true(wait_until(closed_at_least, N_CONCURRENT));
+    for (int i = 0; i < N_CONCURRENT; i++) {
+        assert_int_equal(fx.close_count[i], 1);
+    }
+}
+
+static void
+test_destroy_with_open_streams(void **state)
+{
+    /* Parked streams must not stop the server from shutting down, and
+     * their owners hear about it once. */
+    CURLM *m = curl_multi_init();
+    struct reply r[3];
+    CURL *e[3];
+    for (int i = 0; i < 3; i++) {
+        e[i] = easy_new("/stream", &r[i]);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = 1;
+    while (!streams_at_least(3)) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    http_server_destroy(fx.srv);
+    fx.srv = NULL;
+    assert_int_equal(fx.n_closed, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(http_stream_write(fx.streams[i], "x", 1), -EPIPE);
+        http_stream_close(fx.streams[i]);
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        reply_free(&r[i]);
+    }
+    curl_multi_cleanup(m);
+}
+
+/* GET / over TLS with the given client credentials; returns the body. */
+static char *
+tls_get(const char *cert, const char *key)
+{
+    client_cert = cert;
+    client_key = key;
+    struct reply r;
+    CURL *c = easy_new("/who?x=1", &r);
+    CURLcode rc = perform(c, &r);
+    curl_easy_cleanup(c);
+    client_cert = client_key = NULL;
+    assert_int_equal(rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    dbuf_free(&r.headers);
+    return dbuf_steal(&r.body, NULL);
+}
+
+static void
+test_tls_peer_identity(void **state)
+{
+    char *b = tls_get(NULL, NULL);
+    assert_non_null(strstr(b, "path=/who x=1 "));
+    assert_non_null(strstr(b, "cn=(null) org=(null)"));
+    free(b);
+
+    b = tls_get("admin.crt", "admin.key");
+    assert_non_null(strstr(b, "cn=dpf-admin org=system:masters"));
+    free(b);
+
+    /* Same subject, wrong CA: not verified, so no identity. */
+    b = tls_get("evil.crt", "evil.key");
+    assert_non_null(strstr(b, "cn=(null) org=(null)"));
+    free(b);
+
+    /* Our CA, but a serving certificate is no client login. */
+    b = tls_get("server.crt", "server.key");
+    assert_non_null(strstr(b, "cn=(null) org=(null)"));
+    free(b);
+}
+
+static void
+test_tls_refuses_plain_http(void **state)
+{
+    struct reply r;
+    char *url = xasprintf("http://127.0.0.1:%u/", http_server_port(fx.srv));
+    CURL *c = easy_new("/", &r);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    CURLcode rc = perform(c, &r);
+    assert_int_not_equal(rc, CURLE_OK);
+    assert_int_not_equal(r.status, 200);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    free(url);
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_ALL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_query_headers, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_post_body, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_answer_is_500, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_from_other_thread,
+                                        setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_client_disconnect,
+                                        setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_overflow, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_many_streams, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_with_open_streams,
+                                        setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_peer_identity, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_refuses_plain_http, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_get_query_headers, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_from_other_thread,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_client_disconnect,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_many_streams, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_with_open_streams,
+                                        setup_tls, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,626 @@
+/* Unit tests for the store interface and its SQLite backend. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/store.h"
+#include "lib/util.h"
+
+/* A fresh database in a temporary directory for each test. */
+struct fixture {
+    char dir[64];
+    char *path;
+    char *url;
+};
+
+static int
+setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/dpf-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->path = xasprintf("%s/state.db", f->dir);
+    f->url = xasprintf("sqlite:%s", f->path);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    char *cmd = xasprintf("rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(f->path);
+    free(f->url);
+    free(f);
+    return 0;
+}
+
+static struct store *
+open_ok(const char *url)
+{
+    struct dpf_error err = {0};
+    struct store *s = store_open(url, &err);
+    if (!s) {
+        fail_msg("store_open(%s): %s", url, err.message);
+    }
+    return s;
+}
+
+static int
+create_str(struct store *s, const char *key, const char *value, int64_t *rv)
+{
+    return store_create(s, key, value, strlen(value), rv, NULL);
+}
+
+/* Mutation that replaces the value with arg (a string). */
+static int
+mutate_set(void *arg, const char *old, size_t old_len, int64_t old_rv,
+           char **out, size_t *out_len)
+{
+    *out = xstrdup(arg);
+    *out_len = strlen(arg);
+    return 0;
+}
+
+/* Mutation that leaves the value unchanged. */
+static int
+mutate_noop(void *arg, const char *old, size_t old_len, int64_t old_rv,
+            char **out, size_t *out_len)
+{
+    *out = NULL;
+    return 0;
+}
+
+/* Mutation that refuses (like a Conflict from the API layer). */
+static int
+mutate_refuse(void *arg, const char *old, size_t old_len, int64_t old_rv,
+              char **out, size_t *out_len)
+{
+    return -EPERM;
+}
+
+/* Mutation that appends "+" to the old value (checks old is passed). */
+static int
+mutate_append(void *arg, const char *old, size_t old_len, int64_t old_rv,
+              char **out, size_t *out_len)
+{
+    *out = xasprintf("%.*s+", (int) old_len, old);
+    *out_len = old_len + 1;
+    return 0;
+}
+
+static void
+test_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct dpf_error err = {0};
+    assert_null(store_open("etcdx:127.0.0.1:2379", &err));
+    assert_non_null(strstr(err.message, "unknown scheme \"etcdx\""));
+    dpf_error_clear(&err);
+    assert_null(store_open("/var/lib/dpf/state.db", &err));
+    assert_non_null(strstr(err.message, "expected <scheme>:"));
+    dpf_error_clear(&err);
+    assert_null(store_open("sqlite:", &err));
+    assert_non_null(strstr(err.message, "missing database path"));
+    dpf_error_clear(&err);
+    char *bad = xasprintf("%s?sync=sometimes", f->url);
+    assert_null(store_open(bad, &err));
+    assert_non_null(strstr(err.message, "sync=off|normal|full|extra"));
+    free(bad);
+    dpf_error_clear(&err);
+    assert_null(store_open("sqlite:/nonexistent-dir/x/state.db", &err));
+    assert_true(dpf_error_is_set(&err));
+    assert_non_null(strstr(err.message, "/nonexistent-dir/x/state.db"));
+
+    /* A second open of the same database is refused clearly. */
+    struct store *s = open_ok(f->url);
+    dpf_error_clear(&err);
+    assert_null(store_open(f->url, &err));
+    assert_non_null(strstr(err.message, "in use by another process"));
+    store_close(s);
+
+    char *full = xasprintf("%s?sync=full", f->url);
+    s = open_ok(full);
+    assert_int_equal(create_str(s, "/k", "{}", NULL), 0);
+    store_close(s);
+    free(full);
+}
+
+static void
+test_crud(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    assert_int_equal(store_current_rv(s), 1);
+
+    int64_t rv1 = 0, rv2 = 0, rv3 = 0, rv4 = 0;
+    assert_int_equal(create_str(s, "/core/pods/ns/a", "{\"a\":1}", &rv1), 0);
+    assert_int_equal(rv1, 2);
+    assert_int_equal(store_current_rv(s), 2);
+    assert_int_equal(create_str(s, "/core/pods/ns/a", "{}", &rv2), -EEXIST);
+    assert_int_equal(store_current_rv(s), 2);
+
+    struct store_kv kv;
+    assert_int_equal(store_get(s, "/core/pods/ns/a", &kv, NULL), 0);
+    assert_string_equal(kv.key, "/core/pods/ns/a");
+    assert_string_equal(kv.value, "{\"a\":1}");
+    assert_int_equal(kv.len, 7);
+    assert_int_equal(kv.rv, rv1);
+    store_kv_free(&kv);
+    assert_int_equal(store_get(s, "/core/pods/ns/b", &kv, NULL), -ENOENT);
+
+    /* update: new value, old value visible to the mutation, new rv */
+    assert_int_equal(
+        store_update(s, "/core/pods/ns/a", mutate_append, NULL, &rv2, NULL), 0);
+    assert_int_equal(rv2, 3);
+    assert_int_equal(store_get(s, "/core/pods/ns/a", &kv, NULL), 0);
+    assert_string_equal(kv.value, "{\"a\":1}+");
+    assert_int_equal(kv.rv, 3);
+    store_kv_free(&kv);
+    /* no-op mutation: 0, old rv, no revision consumed */
+    rv3 = 0;
+    assert_int_equal(
+        store_update(s, "/core/pods/ns/a", mutate_noop, NULL, &rv3, NULL), 0);
+    assert_int_equal(rv3, 3);
+    assert_int_equal(store_current_rv(s), 3);
+    /* refusing mutation: its error, nothing changes */
+    assert_int_equal(
+        store_update(s, "/core/pods/ns/a", mutate_refuse, NULL, &rv3, NULL),
+        -EPERM);
+    assert_int_equal(store_current_rv(s), 3);
+    assert_int_equal(
+        store_update(s, "/core/pods/ns/zz", mutate_set, "x", &rv3, NULL),
+        -ENOENT);
+
+    /* delete with a wrong expected rv, with the right one, then missing */
+    assert_int_equal(store_delete(s, "/core/pods/ns/a", 2, &rv4, NULL),
+                     -ESTALE);
+    assert_int_equal(store_delete(s, "/core/pods/ns/a", 3, &rv4, NULL), 0);
+    assert_int_equal(rv4, 4);
+    assert_int_equal(store_delete(s, "/core/pods/ns/a", 0, &rv4, NULL),
+                     -ENOENT);
+    assert_int_equal(store_get(s, "/core/pods/ns/a", &kv, NULL), -ENOENT);
+    /* unconditional delete */
+    assert_int_equal(create_str(s, "/core/pods/ns/a", "{}", &rv1), 0);
+    assert_int_equal(rv1, 5);
+    assert_int_equal(store_delete(s, "/core/pods/ns/a", 0, &rv4, NULL), 0);
+    assert_int_equal(rv4, 6);
+    assert_int_equal(store_count(s, ""), 0);
+
+    /* empty values are values */
+    assert_int_equal(create_str(s, "/e", "", &rv1), 0);
+    assert_int_equal(store_get(s, "/e", &kv, NULL), 0);
+    assert_string_equal(kv.value, "");
+    assert_int_equal(kv.len, 0);
+    store_kv_free(&kv);
+    store_close(s);
+}
+
+/* Records every hook call. */
+struct hook_log {
+    pthread_mutex_t lock;
+    size_t n;
+    int64_t last_rv;
+    bool ordered;
+    enum store_event_type types[16];
+    char values[16][32];
+    int64_t rvs[16];
+};
+
+static void
+hook_record(void *arg, enum store_event_type type, const char *key,
+            const char *value, size_t len, int64_t rv)
+{
+    struct hook_log *h = arg;
+    pthread_mutex_lock(&h->lock);
+    if (rv != h->last_rv + 1 && h->last_rv != 0) {
+        h->ordered = false;
+    }
+    h->last_rv = rv;
+    if (h->n < 16) {
+        h->types[h->n] = type;
+        h->rvs[h->n] = rv;
+        snprintf(h->values[h->n], sizeof h->values[0], "%.*s", (int) len,
+                 value);
+    }
+    h->n++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void
+test_hook(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    struct hook_log h = {.lock = PTHREAD_MUTEX_INITIALIZER, .ordered = true};
+    store_set_event_hook(s, hook_record, &h);
+    int64_t rv;
+    assert_int_equal(create_str(s, "/k", "v1", &rv), 0);
+    assert_int_equal(create_str(s, "/k", "dup", &rv), -EEXIST);
+    assert_int_equal(store_update(s, "/k", mutate_set, "v2", &rv, NULL), 0);
+    assert_int_equal(store_update(s, "/k", mutate_noop, NULL, &rv, NULL), 0);
+    assert_int_equal(store_delete(s, "/k", 99, &rv, NULL), -ESTALE);
+    assert_int_equal(store_delete(s, "/k", 0, &rv, NULL), 0);
+    assert_int_equal(h.n, 3);
+    assert_int_equal(h.types[0], STORE_EVENT_ADDED);
+    assert_string_equal(h.values[0], "v1");
+    assert_int_equal(h.rvs[0], 2);
+    assert_int_equal(h.types[1], STORE_EVENT_MODIFIED);
+    assert_string_equal(h.values[1], "v2");
+    assert_int_equal(h.rvs[1], 3);
+    /* DELETED carries the last value and the deletion revision */
+    assert_int_equal(h.types[2], STORE_EVENT_DELETED);
+    assert_string_equal(h.values[2], "v2");
+    assert_int_equal(h.rvs[2], 4);
+    assert_int_equal(rv, 4);
+    store_set_event_hook(s, NULL, NULL);
+    assert_int_equal(create_str(s, "/k2", "v", &rv), 0);
+    assert_int_equal(h.n, 3);
+    store_close(s);
+}
+
+/* Collects listed keys into a buffer "k1,k2,...". */
+struct collect {
+    struct dbuf keys;
+    size_t n;
+    int64_t max_rv;
+    int stop_after;
+};
+
+static int
+collect_cb(void *arg, const struct store_kv *kv)
+{
+    struct collect *c = arg;
+    dbuf_printf(&c->keys, "%s,", kv->key);
+    assert_int_equal(kv->len, strlen(kv->value));
+    c->max_rv = DPF_MAX(c->max_rv, kv->rv);
+    c->n++;
+    if (c->stop_after && (int) c->n == c->stop_after) {
+        return 42;
+    }
+    return 0;
+}
+
+static void
+test_list_paging(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    /* 25 keys under /g/r/ns/, neighbours that share a textual prefix */
+    for (int i = 0; i < 25; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "/g/r/ns/o%02d", i);
+        assert_int_equal(create_str(s, key, "{}", NULL), 0);
+    }
+    assert_int_equal(create_str(s, "/g/r/nsx/o", "{}", NULL), 0);
+    assert_int_equal(create_str(s, "/g/r/ns", "{}", NULL), 0);
+    assert_int_equal(create_str(s, "/g/r/nr/o", "{}", NULL), 0);
+    assert_int_equal(create_str(s, "/g/rr/ns/o", "{}", NULL), 0);
+    int64_t now = store_current_rv(s);
+
+    /* pages of 10 */
+    struct collect c = {0};
+    dbuf_init(&c.keys);
+    bool more = false;
+    int64_t lrv = 0;
+    assert_int_equal(
+        store_list(s, "/g/r/ns/", NULL, 10, collect_cb, &c, &lrv, &more, NULL),
+        0);
+    assert_int_equal(c.n, 10);
+    assert_true(more);
+    assert_int_equal(lrv, now);
+    assert_true(str_has_suffix(c.keys.data, "/g/r/ns/o09,"));
+    assert_true(str_has_prefix(c.keys.data, "/g/r/ns/o00,"));
+    c.n = 0;
+    assert_int_equal(store_list(s, "/g/r/ns/", "/g/r/ns/o09", 10, collect_cb,
+                                &c, &lrv, &more, NULL),
+                     0);
+    assert_int_equal(c.n, 10);
+    assert_true(more);
+    c.n = 0;
+    assert_int_equal(store_list(s, "/g/r/ns/", "/g/r/ns/o19", 10, collect_cb,
+                                &c, &lrv, &more, NULL),
+                     0);
+    assert_int_equal(c.n, 5);
+    assert_false(more);
+    assert_true(str_has_suffix(c.keys.data, "/g/r/ns/o24,"));
+    /* exactly-full last page reports no more */
+    c.n = 0;
+    assert_int_equal(store_list(s, "/g/r/ns/", "/g/r/ns/o14", 10, collect_cb,
+                                &c, NULL, &more, NULL),
+                     0);
+    assert_int_equal(c.n, 10);
+    assert_false(more);
+    dbuf_free(&c.keys);
+
+    /* prefix isolation: "/g/r/ns/" never matches "/g/r/nsx/..." */
+    struct collect all = {0};
+    dbuf_init(&all.keys);
+    assert_int_equal(
+        store_list(s, "/g/r/ns/", NULL, 0, collect_cb, &all, NULL, &more, NULL),
+        0);
+    assert_int_equal(all.n, 25);
+    assert_false(more);
+    assert_null(strstr(all.keys.data, "nsx"));
+    assert_null(strstr(all.keys.data, "/g/rr/"));
+    assert_int_equal(store_count(s, "/g/r/ns/"), 25);
+    assert_int_equal(store_count(s, "/g/r/"), 28);
+    assert_int_equal(store_count(s, "/g/"), 29);
+    assert_int_equal(store_count(s, ""), 29);
+    assert_int_equal(store_count(s, "/none/"), 0);
+    dbuf_free(&all.keys);
+
+    /* after_key before the prefix range starts at the prefix; after the
+     * range gives nothing */
+    struct collect c2 = {0};
+    dbuf_init(&c2.keys);
+    assert_int_equal(
+        store_list(s, "/g/r/ns/", "/a", 3, collect_cb, &c2, NULL, &more, NULL),
+        0);
+    assert_string_equal(c2.keys.data, "/g/r/ns/o00,/g/r/ns/o01,/g/r/ns/o02,");
+    c2.n = 0;
+    assert_int_equal(
+        store_list(s, "/g/r/ns/", "/z", 3, collect_cb, &c2, NULL, &more, NULL),
+        0);
+    assert_int_equal(c2.n, 0);
+    assert_false(more);
+    dbuf_free(&c2.keys);
+
+    /* the callback can stop the listing; its value is returned */
+    struct collect c3 = {.stop_after = 4};
+    dbuf_init(&c3.keys);
+    assert_int_equal(
+        store_list(s, "", NULL, 0, collect_cb, &c3, NULL, NULL, NULL), 42);
+    assert_int_equal(c3.n, 4);
+    dbuf_free(&c3.keys);
+
+    /* empty store range still reports the revision */
+    lrv = 0;
+    assert_int_equal(
+        store_list(s, "/empty/", NULL, 5, collect_cb, &c3, &lrv, &more, NULL),
+        0);
+    assert_int_equal(lrv, now);
+    store_close(s);
+}
+
+static void
+test_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    for (int i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "/k/%03d", i);
+        assert_int_equal(create_str(s, key, key, NULL), 0);
+    }
+    int64_t rv;
+    assert_int_equal(store_delete(s, "/k/050", 0, &rv, NULL), 0);
+    assert_int_equal(rv, 102);
+    store_close(s);
+
+    s = open_ok(f->url);
+    /* the deletion's revision is not lost although no row carries it */
+    assert_int_equal(store_current_rv(s), 102);
+    assert_int_equal(store_count(s, "/k/"), 99);
+    struct store_kv kv;
+    assert_int_equal(store_get(s, "/k/007", &kv, NULL), 0);
+    assert_string_equal(kv.value, "/k/007");
+    assert_int_equal(kv.rv, 9);
+    store_kv_free(&kv);
+    assert_int_equal(create_str(s, "/k/new", "{}", &rv), 0);
+    assert_int_equal(rv, 103);
+    store_close(s);
+}
+
+/* ---- concurrency ---- */
+
+struct writer_arg {
+    struct store *s;
+    int id;
+    int n;
+};
+
+static void *
+writer_main(void *p)
+{
+    struct writer_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "/w/%d/%04d", a->id, i);
+        int64_t rv1, rv2, rv3;
+        if (create_str(a->s, key, "{\"v\":0}", &rv1) != 0) {
+            return (void *) 1;
+        }
+        if (store_update(a->s, key, mutate_append, NULL, &rv2, NULL) != 0 ||
+            rv2 <= rv1) {
+            return (void *) 2;
+        }
+        if (i % 2 == 0) {
+            if (store_delete(a->s, key, rv2, &rv3, NULL) != 0 || rv3 <= rv2) {
+                return (void *) 3;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Reader thread: lists must be consistent snapshots while writers run. */
+static void *
+reader_main(void *p)
+{
+    struct writer_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        struct collect c = {0};
+        dbuf_init(&c.keys);
+        int64_t lrv = 0;
+        if (store_list(a->s, "/w/", NULL, 0, collect_cb, &c, &lrv, NULL,
+                       NULL) != 0) {
+            return (void *) 1;
+        }
+        dbuf_free(&c.keys);
+        /* no row may be newer than the revision the list reports */
+        if (c.max_rv > lrv) {
+            return (void *) 2;
+        }
+    }
+    return NULL;
+}
+
+static void
+test_concurrent_writers(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    struct hook_log h = {.lock = PTHREAD_MUTEX_INITIALIZER, .ordered = true};
+    store_set_event_hook(s, hook_record, &h);
+    enum { THREADS = 8, PER = 150 };
+    pthread_t th[THREADS + 2];
+    struct writer_arg args[THREADS + 2];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (struct writer_arg){.s = s, .id = i, .n = PER};
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &args[i]),
+                         0);
+    }
+    for (int i = THREADS; i < THREADS + 2; i++) {
+        args[i] = (struct writer_arg){.s = s, .id = i, .n = 30};
+        assert_int_equal(pthread_create(&th[i], NULL, reader_main, &args[i]),
+                         0);
+    }
+    for (int i = 0; i < THREADS + 2; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        assert_null(ret);
+    }
+    /* 8 x 150 creates + updates + 75 deletes each, strictly in order */
+    size_t writes = THREADS * (PER * 2 + PER / 2);
+    assert_int_equal(h.n, writes);
+    assert_true(h.ordered);
+    assert_int_equal(h.last_rv, 1 + (int64_t) writes);
+    assert_int_equal(store_current_rv(s), 1 + (int64_t) writes);
+    assert_int_equal(store_count(s, "/w/"), THREADS * PER / 2);
+    store_close(s);
+}
+
+/* ---- crash safety ---- */
+
+struct ack {
+    int64_t rv;
+    char key[48];
+};
+
+static void
+child_storm(const char *url, int fd)
+{
+    struct dpf_error err = {0};
+    struct store *s = store_open(url, &err);
+    if (!s) {
+        _exit(3);
+    }
+    for (int i = 0;; i++) {
+        struct ack a = {0};
+        snprintf(a.key, sizeof a.key, "/crash/%08d", i);
+        char value[64];
+        snprintf(value, sizeof value, "{\"i\":%d}", i);
+        if (store_create(s, a.key, value, strlen(value), &a.rv, NULL) != 0) {
+            _exit(4);
+        }
+        if (write(fd, &a, sizeof a) != (ssize_t) sizeof a) {
+            _exit(5);
+        }
+    }
+}
+
+static void
+test_crash_safety(void **state)
+{
+    struct fixture *f = *state;
+    /* Seed some data first so the storm runs against an existing DB. */
+    struct store *s = open_ok(f->url);
+    assert_int_equal(create_str(s, "/seed", "{}", NULL), 0);
+    store_close(s);
+
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        child_storm(f->url, p[1]);
+    }
+    close(p[1]);
+    size_t cap = 1024, n = 0;
+    struct ack *acks = xmalloc(cap * sizeof *acks);
+    int64_t start = time_mono_ms();
+    bool killed = false;
+    for (;;) {
+        if (!killed && time_mono_ms() - start > 700 && n > 50) {
+            kill(pid, SIGKILL);
+            killed = true;
+        }
+        if (n == cap) {
+            cap *= 2;
+            acks = xrealloc(acks, cap * sizeof *acks);
+        }
+        ssize_t r = read(p[0], &acks[n], sizeof *acks);
+        if (r == 0) {
+            break;
+        }
+        assert_int_equal(r, sizeof *acks);
+        n++;
+    }
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    assert_true(n > 50);
+
+    s = open_ok(f->url);
+    for (size_t i = 0; i < n; i++) {
+        struct store_kv kv;
+        assert_int_equal(store_get(s, acks[i].key, &kv, NULL), 0);
+        char value[64];
+        snprintf(value, sizeof value, "{\"i\":%zu}", i);
+        assert_string_equal(kv.value, value);
+        assert_int_equal(kv.rv, acks[i].rv);
+        store_kv_free(&kv);
+    }
+    assert_true(store_current_rv(s) >= acks[n - 1].rv);
+    /* writes continue from the recovered revision */
+    int64_t rv;
+    assert_int_equal(create_str(s, "/after", "{}", &rv), 0);
+    assert_true(rv > acks[n - 1].rv);
+    store_close(s);
+    free(acks);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

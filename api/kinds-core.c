@@ -17,7 +17,7 @@
 #include "api/schema-node.h"
 #include "lib/util.h"
 
-#define QUANTITY_PATTERN                                                    \
+#define QUANTITY_PATTERN                                                   \
     "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|" \
     "([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
 
@@ -25,62 +25,73 @@
 /* shared sub-schemas                                                   */
 /* ------------------------------------------------------------------ */
 
+const struct schema_node schema_string = {
+    .type = SCHEMA_T_STRING,
+};
+
+const struct schema_node schema_string_list = {
+    .type = SCHEMA_T_ARRAY,
+    .items = &schema_string,
+};
+
+const struct schema_node schema_string_map = {
+    .type = SCHEMA_T_MAP,
+    .items = &schema_string,
+};
+
 const struct schema_node schema_object_meta = {
     .type = SCHEMA_T_OBJECT,
     .export_plain = true,
     FIELDS(F("name", N_STR()), F("generateName", N_STR()),
-           F("namespace", N_STR()), F("selfLink", N_STR()),
-           F("uid", N_STR()), F("resourceVersion", N_STR()),
-           F("generation", N_INT()),
+           F("namespace", N_STR()), F("selfLink", N_STR()), F("uid", N_STR()),
+           F("resourceVersion", N_STR()), F("generation", N_INT()),
            F("creationTimestamp", N_STR(FORMAT("date-time"))),
            F("deletionTimestamp", N_STR(FORMAT("date-time"))),
            F("deletionGracePeriodSeconds", N_INT()),
-           F("labels", N_STRMAP()), F("annotations", N_STRMAP()),
+           F("labels", &schema_string_map),
+           F("annotations", &schema_string_map),
            F("ownerReferences",
-             N_ARR(ITEMS(N_OBJ(FIELDS(
-                 R("apiVersion", N_STR()), R("kind", N_STR()),
-                 R("name", N_STR()), R("uid", N_STR()),
-                 F("controller", N_BOOL()),
-                 F("blockOwnerDeletion", N_BOOL())))))),
-           F("finalizers", N_STRLIST()),
-           F("managedFields", N_ARR(ITEMS(N_ANY())))),
+             N_ARR(N_OBJ(FIELDS(R("apiVersion", N_STR()), R("kind", N_STR()),
+                                R("name", N_STR()), R("uid", N_STR()),
+                                F("controller", N_BOOL()),
+                                F("blockOwnerDeletion", N_BOOL()))))),
+           F("finalizers", &schema_string_list),
+           F("managedFields", N_ARR(N_ANY()))),
 };
 
 const struct schema_node schema_label_selector = {
     .type = SCHEMA_T_OBJECT,
     .map_type = "atomic",
     DESC("A label query over a set of resources."),
-    FIELDS(F("matchExpressions",
-             N_ARR(ITEMS(N_OBJ(FIELDS(R("key", N_STR()),
-                                      R("operator", N_STR()),
-                                      F("values",
-                                        N_STRLIST(ATOMIC_LIST))))),
-                   ATOMIC_LIST)),
-           F("matchLabels", N_STRMAP())),
+    FIELDS(
+        F("matchExpressions",
+          N_ARR(N_OBJ(FIELDS(R("key", N_STR()), R("operator", N_STR()),
+                             F("values", N_ARR(&schema_string, ATOMIC_LIST)))),
+                ATOMIC_LIST)),
+        F("matchLabels", &schema_string_map)),
 };
 
 const struct schema_node schema_node_selector = {
     .type = SCHEMA_T_OBJECT,
     .map_type = "atomic",
     DESC("A node selector (terms are ORed)."),
-    FIELDS(R("nodeSelectorTerms",
-             N_ARR(ITEMS(N_OBJ(
-                       FIELDS(F("matchExpressions",
-                                N_ARR(ITEMS(N_OBJ(FIELDS(
-                                          R("key", N_STR()),
-                                          R("operator", N_STR()),
-                                          F("values",
-                                            N_STRLIST(ATOMIC_LIST))))),
-                                      ATOMIC_LIST)),
-                              F("matchFields",
-                                N_ARR(ITEMS(N_OBJ(FIELDS(
-                                          R("key", N_STR()),
-                                          R("operator", N_STR()),
-                                          F("values",
-                                            N_STRLIST(ATOMIC_LIST))))),
-                                      ATOMIC_LIST))),
-                       ATOMIC_MAP)),
-                   ATOMIC_LIST))),
+    FIELDS(R(
+        "nodeSelectorTerms",
+        N_ARR(
+            N_OBJ(FIELDS(F("matchExpressions",
+                           N_ARR(N_OBJ(FIELDS(R("key", N_STR()),
+                                              R("operator", N_STR()),
+                                              F("values", N_ARR(&schema_string,
+                                                                ATOMIC_LIST)))),
+                                 ATOMIC_LIST)),
+                         F("matchFields",
+                           N_ARR(N_OBJ(FIELDS(R("key", N_STR()),
+                                              R("operator", N_STR()),
+                                              F("values", N_ARR(&schema_string,
+                                                                ATOMIC_LIST)))),
+                                 ATOMIC_LIST))),
+                  ATOMIC_MAP),
+            ATOMIC_LIST))),
 };
 
 const struct schema_node schema_conditions = {
@@ -90,9 +101,8 @@ const struct schema_node schema_conditions = {
         R("lastTransitionTime", N_STR(FORMAT("date-time"))),
         R("message", N_STR(MAXLEN(32768))),
         F("observedGeneration", N_INT(FORMAT("int64"), MINIMUM(0))),
-        R("reason",
-          N_STR(PATTERN("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
-                MINLEN(1), MAXLEN(1024))),
+        R("reason", N_STR(PATTERN("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
+                          MINLEN(1), MAXLEN(1024))),
         R("status", N_STR(ENUM("True", "False", "Unknown"))),
         R("type",
           N_STR(PATTERN("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-"
@@ -104,8 +114,7 @@ const struct schema_node schema_conditions = {
 const struct schema_node schema_taint = {
     .type = SCHEMA_T_OBJECT,
     FIELDS(R("effect", N_STR()), R("key", N_STR()),
-           F("timeAdded", N_STR(FORMAT("date-time"))),
-           F("value", N_STR())),
+           F("timeAdded", N_STR(FORMAT("date-time"))), F("value", N_STR())),
 };
 
 const struct schema_node schema_quantity = {
@@ -154,12 +163,11 @@ static const struct schema_kind kind_namespace = {
     .has_status = true,
     .columns = namespace_columns,
     .root = KIND_ROOT(
-        F("spec", N_OBJ(FIELDS(F("finalizers", N_STRLIST())))),
-        F("status",
-          N_OBJ(FIELDS(F("phase", N_STR(ENUM("Active", "Terminating"),
-                                        DEFAULT("\"Active\""))),
-                       F("conditions", N_ARR(ITEMS(N_ANY())))),
-                DEFAULT("{}")))),
+        F("spec", N_OBJ(FIELDS(F("finalizers", &schema_string_list)))),
+        F("status", N_OBJ(FIELDS(F("phase", N_STR(ENUM("Active", "Terminating"),
+                                                  DEFAULT("\"Active\""))),
+                                 F("conditions", N_ARR(N_ANY()))),
+                          DEFAULT("{}")))),
 };
 
 /* ------------------------------------------------------------------ */
@@ -172,7 +180,8 @@ find_condition(const json_t *obj, const char *type)
     const json_t *conds = schema_get(obj, "status.conditions");
     size_t i;
     const json_t *c;
-    json_array_foreach (conds, i, c) {
+    json_array_foreach(conds, i, c)
+    {
         const char *t = schema_get_str(c, "type");
         if (t && !strcmp(t, type)) {
             return c;
@@ -204,7 +213,8 @@ node_roles(const json_t *obj)
     dbuf_init(&b);
     const char *key;
     const json_t *v;
-    json_object_foreach ((json_t *)labels, key, v) {
+    json_object_foreach((json_t *) labels, key, v)
+    {
         const char *role = NULL;
         if (str_has_prefix(key, "node-role.kubernetes.io/")) {
             role = key + strlen("node-role.kubernetes.io/");
@@ -227,7 +237,8 @@ node_internal_ip(const json_t *obj)
     const json_t *addrs = schema_get(obj, "status.addresses");
     size_t i;
     const json_t *a;
-    json_array_foreach (addrs, i, a) {
+    json_array_foreach(addrs, i, a)
+    {
         const char *t = schema_get_str(a, "type");
         if (t && !strcmp(t, "InternalIP")) {
             const char *addr = schema_get_str(a, "address");
@@ -265,29 +276,29 @@ static const struct schema_kind kind_node = {
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
-              F("podCIDR", N_STR()), F("podCIDRs", N_STRLIST()),
+              F("podCIDR", N_STR()), F("podCIDRs", &schema_string_list),
               F("providerID", N_STR()), F("unschedulable", N_BOOL()),
               F("taints",
-                N_ARR(ITEMS(N_OBJ(FIELDS(
+                N_ARR(N_OBJ(FIELDS(
                     R("key", N_STR()), F("value", N_STR()),
                     R("effect", N_STR(ENUM("NoSchedule", "PreferNoSchedule",
                                            "NoExecute"))),
-                    F("timeAdded", N_STR(FORMAT("date-time")))))))),
+                    F("timeAdded", N_STR(FORMAT("date-time"))))))),
               F("configSource", N_ANY()), F("externalID", N_STR())))),
         F("status",
-          N_OBJ(PRESERVE,
-                FIELDS(F("capacity", &schema_resource_list),
-                       F("allocatable", &schema_resource_list),
-                       F("conditions",
-                         N_ARR(ITEMS(N_OBJ(
-                             PRESERVE,
-                             FIELDS(R("type", N_STR()),
-                                    R("status", N_STR(ENUM("True", "False",
-                                                           "Unknown"))))))))),
-                       F("addresses",
-                         N_ARR(ITEMS(N_OBJ(FIELDS(R("type", N_STR()),
-                                                  R("address", N_STR())))))),
-                       F("nodeInfo", N_OBJ(PRESERVE)))))),
+          N_OBJ(
+              PRESERVE,
+              FIELDS(
+                  F("capacity", &schema_resource_list),
+                  F("allocatable", &schema_resource_list),
+                  F("conditions",
+                    N_ARR(N_OBJ(PRESERVE,
+                                FIELDS(R("type", N_STR()),
+                                       R("status", N_STR(ENUM("True", "False",
+                                                              "Unknown"))))))),
+                  F("addresses", N_ARR(N_OBJ(FIELDS(R("type", N_STR()),
+                                                    R("address", N_STR()))))),
+                  F("nodeInfo", N_OBJ(PRESERVE)))))),
 };
 
 /* ------------------------------------------------------------------ */
@@ -302,7 +313,8 @@ pod_ready(const json_t *obj)
     const json_t *sts = schema_get(obj, "status.containerStatuses");
     size_t i;
     const json_t *c;
-    json_array_foreach (sts, i, c) {
+    json_array_foreach(sts, i, c)
+    {
         if (json_is_true(json_object_get(c, "ready"))) {
             ready++;
         }
@@ -334,10 +346,10 @@ pod_status(const json_t *obj)
                 json_int_t sig =
                     json_integer_value(json_object_get(term, "signal"));
                 if (sig) {
-                    snprintf(buf, sizeof buf, "Signal:%lld", (long long)sig);
+                    snprintf(buf, sizeof buf, "Signal:%lld", (long long) sig);
                 } else {
                     snprintf(buf, sizeof buf, "ExitCode:%lld",
-                             (long long)json_integer_value(
+                             (long long) json_integer_value(
                                  json_object_get(term, "exitCode")));
                 }
                 reason = buf;
@@ -363,10 +375,11 @@ pod_restarts(const json_t *obj)
     const json_t *sts = schema_get(obj, "status.containerStatuses");
     size_t i;
     const json_t *c;
-    json_array_foreach (sts, i, c) {
+    json_array_foreach(sts, i, c)
+    {
         n += json_integer_value(json_object_get(c, "restartCount"));
     }
-    return xasprintf("%lld", (long long)n);
+    return xasprintf("%lld", (long long) n);
 }
 
 static const struct schema_column pod_columns[] = {
@@ -386,7 +399,8 @@ check_containers(const json_t *v, const char *path, struct dpf_error *err)
     int rc = 0;
     size_t i;
     const json_t *c;
-    json_array_foreach (v, i, c) {
+    json_array_foreach(v, i, c)
+    {
         char p[320];
         const char *name = schema_get_str(c, "name");
         if (name && *name && !schema_is_dns_label(name)) {
@@ -421,38 +435,31 @@ static const struct schema_node container_node = {
     .type = SCHEMA_T_OBJECT,
     PRESERVE,
     FIELDS(R("name", N_STR()), F("image", N_STR()),
-           F("command", N_STRLIST()), F("args", N_STRLIST()),
+           F("command", &schema_string_list), F("args", &schema_string_list),
            F("workingDir", N_STR()),
-           F("imagePullPolicy",
-             N_STR(ENUM("Always", "Never", "IfNotPresent"))),
-           F("env", N_ARR(ITEMS(N_OBJ(PRESERVE,
-                                      FIELDS(R("name", N_STR()),
-                                             F("value", N_STR())))))),
+           F("imagePullPolicy", N_STR(ENUM("Always", "Never", "IfNotPresent"))),
+           F("env", N_ARR(N_OBJ(PRESERVE, FIELDS(R("name", N_STR()),
+                                                 F("value", N_STR()))))),
            F("resources",
              N_OBJ(PRESERVE, FIELDS(F("limits", &schema_resource_list),
-                                    F("requests",
-                                      &schema_resource_list))))),
+                                    F("requests", &schema_resource_list))))),
 };
 
 static const struct schema_node pod_spec_node = {
     .type = SCHEMA_T_OBJECT,
     PRESERVE,
-    FIELDS(R("containers",
-             N_ARR(ITEMS(&container_node), CHECK(check_containers))),
-           F("initContainers",
-             N_ARR(ITEMS(&container_node), CHECK(check_containers))),
-           F("nodeName", N_STR()), F("nodeSelector", N_STRMAP()),
+    FIELDS(R("containers", N_ARR(&container_node, CHECK(check_containers))),
+           F("initContainers", N_ARR(&container_node, CHECK(check_containers))),
+           F("nodeName", N_STR()), F("nodeSelector", &schema_string_map),
            F("hostNetwork", N_BOOL()), F("serviceAccountName", N_STR()),
            F("restartPolicy", N_STR(ENUM("Always", "OnFailure", "Never"),
                                     DEFAULT("\"Always\""))),
            F("dnsPolicy", N_STR(DEFAULT("\"ClusterFirst\""))),
            F("schedulerName", N_STR(DEFAULT("\"default-scheduler\""))),
-           F("terminationGracePeriodSeconds",
-             N_INT(MINIMUM(0), DEFAULT("30"))),
-           F("tolerations", N_ARR(ITEMS(N_ANY()))),
+           F("terminationGracePeriodSeconds", N_INT(MINIMUM(0), DEFAULT("30"))),
+           F("tolerations", N_ARR(N_ANY())),
            F("activeDeadlineSeconds", N_INT(MINIMUM(1))),
-           F("volumes", N_ARR(ITEMS(N_OBJ(PRESERVE,
-                                          FIELDS(R("name", N_STR()))))))),
+           F("volumes", N_ARR(N_OBJ(PRESERVE, FIELDS(R("name", N_STR())))))),
 };
 
 /* Pod spec updates: only images, activeDeadlineSeconds, tolerations and a
@@ -472,7 +479,8 @@ pod_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
             json_object_del(a, mutable_keys[i]);
             json_object_del(b, mutable_keys[i]);
         }
-        const char *old_node = json_string_value(json_object_get(b, "nodeName"));
+        const char *old_node =
+            json_string_value(json_object_get(b, "nodeName"));
         if (!old_node || !*old_node) {
             json_object_del(a, "nodeName");
             json_object_del(b, "nodeName");
@@ -481,10 +489,12 @@ pod_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
         for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
             size_t i;
             json_t *c;
-            json_array_foreach (json_object_get(a, lists[l]), i, c) {
+            json_array_foreach(json_object_get(a, lists[l]), i, c)
+            {
                 json_object_del(c, "image");
             }
-            json_array_foreach (json_object_get(b, lists[l]), i, c) {
+            json_array_foreach(json_object_get(b, lists[l]), i, c)
+            {
                 json_object_del(c, "image");
             }
         }
@@ -514,7 +524,8 @@ pod_defaults(json_t *obj)
     for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
         size_t i;
         json_t *c;
-        json_array_foreach (json_object_get(spec, lists[l]), i, c) {
+        json_array_foreach(json_object_get(spec, lists[l]), i, c)
+        {
             const char *image = schema_get_str(c, "image");
             if (!json_is_object(c) || !image ||
                 json_object_get(c, "imagePullPolicy")) {
@@ -523,11 +534,11 @@ pod_defaults(json_t *obj)
             /* Kubernetes: Always for :latest or untagged, else IfNotPresent */
             const char *slash = strrchr(image, '/');
             const char *tag = strchr(slash ? slash : image, ':');
-            bool latest = !strchr(image, '@') &&
-                          (!tag || !strcmp(tag, ":latest"));
-            json_object_set_new(c, "imagePullPolicy",
-                                json_string(latest ? "Always"
-                                                   : "IfNotPresent"));
+            bool latest =
+                !strchr(image, '@') && (!tag || !strcmp(tag, ":latest"));
+            json_object_set_new(
+                c, "imagePullPolicy",
+                json_string(latest ? "Always" : "IfNotPresent"));
             if (!json_object_get(c, "terminationMessagePath")) {
                 json_object_set_new(c, "terminationMessagePath",
                                     json_string("/dev/termination-log"));
@@ -552,11 +563,10 @@ static const struct schema_kind kind_pod = {
         R("spec", &pod_spec_node),
         F("status",
           N_OBJ(PRESERVE,
-                FIELDS(F("phase", N_STR(ENUM("Pending", "Running",
-                                             "Succeeded", "Failed",
-                                             "Unknown"))),
-                       F("conditions", N_ARR(ITEMS(N_ANY()))),
-                       F("containerStatuses", N_ARR(ITEMS(N_ANY()))),
+                FIELDS(F("phase", N_STR(ENUM("Pending", "Running", "Succeeded",
+                                             "Failed", "Unknown"))),
+                       F("conditions", N_ARR(N_ANY())),
+                       F("containerStatuses", N_ARR(N_ANY())),
                        F("podIP", N_STR()), F("hostIP", N_STR()))))),
     .validate = pod_validate,
     .set_defaults = pod_defaults,
@@ -575,7 +585,8 @@ check_data_keys(const json_t *v, const char *path, struct dpf_error *err)
     int rc = 0;
     const char *key;
     const json_t *val;
-    json_object_foreach ((json_t *)v, key, val) {
+    json_object_foreach((json_t *) v, key, val)
+    {
         size_t n = strlen(key);
         bool ok = n > 0 && n <= 253 && strcmp(key, ".") && strcmp(key, "..");
         for (size_t i = 0; ok && i < n; i++) {
@@ -624,7 +635,7 @@ static long
 b64_check(const char *s, size_t n)
 {
     if (n % 4) {
-        return -(long)(n - n % 4) - 1;
+        return -(long) (n - n % 4) - 1;
     }
     size_t out = 0;
     for (size_t i = 0; i < n; i += 4) {
@@ -633,12 +644,12 @@ b64_check(const char *s, size_t n)
             bool last = i + 4 == n;
             if (c == '=' && last && j >= 2) {
                 if (j == 2 && s[i + 3] != '=') {
-                    return -(long)(i + 3) - 1;
+                    return -(long) (i + 3) - 1;
                 }
                 break;
             }
             if (b64_val(c) < 0) {
-                return -(long)(i + j) - 1;
+                return -(long) (i + j) - 1;
             }
         }
         out += 3;
@@ -649,7 +660,7 @@ b64_check(const char *s, size_t n)
     if (n >= 2 && s[n - 2] == '=') {
         out--;
     }
-    return (long)out;
+    return (long) out;
 }
 
 static int
@@ -659,19 +670,19 @@ check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
     const char *key;
     const json_t *val;
     size_t total = 0;
-    json_object_foreach ((json_t *)v, key, val) {
+    json_object_foreach((json_t *) v, key, val)
+    {
         long r = b64_check(json_string_value(val), json_string_length(val));
         if (r < 0) {
             char p[320];
             snprintf(p, sizeof p, "%s[%s]", path, key);
             json_t *mask = json_string("<secret data>");
             schema_err_invalid(err, p, mask,
-                               "illegal base64 data at input byte %ld",
-                               -r - 1);
+                               "illegal base64 data at input byte %ld", -r - 1);
             json_decref(mask);
             rc = -EINVAL;
         } else {
-            total += (size_t)r;
+            total += (size_t) r;
         }
     }
     if (total > SCHEMA_DATA_MAX) {
@@ -692,12 +703,12 @@ b64_encode(const char *s, size_t n)
     char *out = xmalloc((n + 2) / 3 * 4 + 1);
     size_t j = 0;
     for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char)s[i] << 16;
+        unsigned v = (unsigned char) s[i] << 16;
         if (i + 1 < n) {
-            v |= (unsigned char)s[i + 1] << 8;
+            v |= (unsigned char) s[i + 1] << 8;
         }
         if (i + 2 < n) {
-            v |= (unsigned char)s[i + 2];
+            v |= (unsigned char) s[i + 2];
         }
         out[j++] = b64_chars[(v >> 18) & 63];
         out[j++] = b64_chars[(v >> 12) & 63];
@@ -722,10 +733,11 @@ secret_defaults(json_t *obj)
         }
         const char *key;
         json_t *val;
-        json_object_foreach (sd, key, val) {
+        json_object_foreach(sd, key, val)
+        {
             if (json_is_string(val)) {
-                char *enc = b64_encode(json_string_value(val),
-                                       json_string_length(val));
+                char *enc =
+                    b64_encode(json_string_value(val), json_string_length(val));
                 json_object_set_new(data, key, json_string(enc));
                 free(enc);
             }
@@ -779,7 +791,7 @@ secret_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
             rc = -EINVAL;
         }
         if (json_is_true(json_object_get(old, "immutable")) &&
-            (!json_equal((json_t *)data, json_object_get(old, "data")) ||
+            (!json_equal((json_t *) data, json_object_get(old, "data")) ||
              !json_is_true(json_object_get(obj, "immutable")))) {
             schema_err_forbidden(err, "data",
                                  "field is immutable when `immutable` is set");
@@ -811,10 +823,10 @@ static const struct schema_kind kind_secret = {
     .singular = "secret",
     .namespaced = true,
     .columns = secret_columns,
-    .root = KIND_ROOT(F("data", N_STRMAP(CHECK(check_b64_map))),
-                      F("stringData", N_STRMAP(CHECK(check_data_keys))),
-                      F("type", N_STR(DEFAULT("\"Opaque\""))),
-                      F("immutable", N_BOOL())),
+    .root = KIND_ROOT(
+        F("data", N_MAP(&schema_string, CHECK(check_b64_map))),
+        F("stringData", N_MAP(&schema_string, CHECK(check_data_keys))),
+        F("type", N_STR(DEFAULT("\"Opaque\""))), F("immutable", N_BOOL())),
     .validate = secret_validate,
     .set_defaults = secret_defaults,
 };
@@ -826,7 +838,8 @@ check_configmap_data(const json_t *v, const char *path, struct dpf_error *err)
     size_t total = 0;
     const char *key;
     const json_t *val;
-    json_object_foreach ((json_t *)v, key, val) {
+    json_object_foreach((json_t *) v, key, val)
+    {
         total += json_string_length(val);
     }
     if (total > SCHEMA_DATA_MAX) {
@@ -846,7 +859,8 @@ configmap_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     const char *key;
     const json_t *val;
     int rc = 0;
-    json_object_foreach ((json_t *)bin, key, val) {
+    json_object_foreach((json_t *) bin, key, val)
+    {
         if (json_object_get(data, key)) {
             char p[300];
             snprintf(p, sizeof p, "data[%s]", key);
@@ -855,8 +869,8 @@ configmap_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
         }
     }
     if (old && json_is_true(json_object_get(old, "immutable")) &&
-        (!json_equal((json_t *)data, json_object_get(old, "data")) ||
-         !json_equal((json_t *)bin, json_object_get(old, "binaryData")))) {
+        (!json_equal((json_t *) data, json_object_get(old, "data")) ||
+         !json_equal((json_t *) bin, json_object_get(old, "binaryData")))) {
         schema_err_forbidden(err, "data",
                              "field is immutable when `immutable` is set");
         rc = -EINVAL;
@@ -886,9 +900,10 @@ static const struct schema_kind kind_configmap = {
     .short_names = (const char *const[]){"cm", NULL},
     .namespaced = true,
     .columns = configmap_columns,
-    .root = KIND_ROOT(F("data", N_STRMAP(CHECK(check_configmap_data))),
-                      F("binaryData", N_STRMAP(CHECK(check_b64_map))),
-                      F("immutable", N_BOOL())),
+    .root =
+        KIND_ROOT(F("data", N_MAP(&schema_string, CHECK(check_configmap_data))),
+                  F("binaryData", N_MAP(&schema_string, CHECK(check_b64_map))),
+                  F("immutable", N_BOOL())),
     .validate = configmap_validate,
 };
 
@@ -926,9 +941,8 @@ static const struct schema_kind kind_serviceaccount = {
     .namespaced = true,
     .columns = sa_columns,
     .root = KIND_ROOT(
-        F("secrets", N_ARR(ITEMS(&object_reference))),
-        F("imagePullSecrets",
-          N_ARR(ITEMS(N_OBJ(FIELDS(F("name", N_STR())))))),
+        F("secrets", N_ARR(&object_reference)),
+        F("imagePullSecrets", N_ARR(N_OBJ(FIELDS(F("name", N_STR()))))),
         F("automountServiceAccountToken", N_BOOL())),
 };
 
@@ -940,8 +954,8 @@ event_object(const json_t *obj)
     char lower[64];
     size_t i = 0;
     for (; kind && kind[i] && i + 1 < sizeof lower; i++) {
-        lower[i] = (char)(kind[i] >= 'A' && kind[i] <= 'Z' ? kind[i] + 32
-                                                           : kind[i]);
+        lower[i] =
+            (char) (kind[i] >= 'A' && kind[i] <= 'Z' ? kind[i] + 32 : kind[i]);
     }
     lower[i] = '\0';
     return xasprintf("%s/%s", lower, name ? name : "");
@@ -983,15 +997,14 @@ static const struct schema_kind kind_event = {
     .root = KIND_ROOT(
         R("involvedObject", &object_reference), F("reason", N_STR()),
         F("message", N_STR()),
-        F("source", N_OBJ(FIELDS(F("component", N_STR()),
-                                 F("host", N_STR())))),
+        F("source", N_OBJ(FIELDS(F("component", N_STR()), F("host", N_STR())))),
         F("firstTimestamp", N_STR(FORMAT("date-time"))),
         F("lastTimestamp", N_STR(FORMAT("date-time"))),
         F("count", N_INT(FORMAT("int32"))),
-        F("type", N_STR(ENUM("Normal", "Warning"))),
-        F("eventTime", N_STR()), F("series", N_ANY()),
-        F("action", N_STR()), F("related", &object_reference),
-        F("reportingComponent", N_STR()), F("reportingInstance", N_STR())),
+        F("type", N_STR(ENUM("Normal", "Warning"))), F("eventTime", N_STR()),
+        F("series", N_ANY()), F("action", N_STR()),
+        F("related", &object_reference), F("reportingComponent", N_STR()),
+        F("reportingInstance", N_STR())),
     .validate = event_validate,
 };
 
@@ -1014,15 +1027,14 @@ static const struct schema_kind kind_lease = {
     .singular = "lease",
     .namespaced = true,
     .columns = lease_columns,
-    .root = KIND_ROOT(F(
-        "spec",
-        N_OBJ(FIELDS(F("holderIdentity", N_STR()),
-                     F("leaseDurationSeconds",
-                       N_INT(FORMAT("int32"), MINIMUM(1))),
-                     F("acquireTime", N_STR()), F("renewTime", N_STR()),
-                     F("leaseTransitions", N_INT(FORMAT("int32"), MINIMUM(0))),
-                     F("strategy", N_STR()),
-                     F("preferredHolder", N_STR()))))),
+    .root = KIND_ROOT(
+        F("spec",
+          N_OBJ(FIELDS(
+              F("holderIdentity", N_STR()),
+              F("leaseDurationSeconds", N_INT(FORMAT("int32"), MINIMUM(1))),
+              F("acquireTime", N_STR()), F("renewTime", N_STR()),
+              F("leaseTransitions", N_INT(FORMAT("int32"), MINIMUM(0))),
+              F("strategy", N_STR()), F("preferredHolder", N_STR()))))),
 };
 
 /* ------------------------------------------------------------------ */
@@ -1046,9 +1058,10 @@ apps_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     const json_t *tl = schema_get(obj, "spec.template.metadata.labels");
     const char *key;
     const json_t *val;
-    json_object_foreach ((json_t *)ml, key, val) {
+    json_object_foreach((json_t *) ml, key, val)
+    {
         const json_t *tv = json_object_get(tl, key);
-        if (!tv || !json_equal((json_t *)tv, (json_t *)val)) {
+        if (!tv || !json_equal((json_t *) tv, (json_t *) val)) {
             schema_err_invalid(err, "spec.template.metadata.labels", tl,
                                "`selector` does not match template `labels`");
             rc = -EINVAL;
@@ -1056,7 +1069,7 @@ apps_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
         }
     }
     schema_check_labels(tl, "spec.template.metadata.labels", err);
-    if (old && !json_equal((json_t *)sel, schema_get(old, "spec.selector"))) {
+    if (old && !json_equal((json_t *) sel, schema_get(old, "spec.selector"))) {
         schema_err_invalid(err, "spec.selector", sel, "field is immutable");
         rc = -EINVAL;
     }
@@ -1065,9 +1078,9 @@ apps_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 
 static const struct schema_node pod_template_node = {
     .type = SCHEMA_T_OBJECT,
-    FIELDS(F("metadata", N_OBJ(PRESERVE, FIELDS(F("labels", N_STRMAP()),
-                                                F("annotations",
-                                                  N_STRMAP())))),
+    FIELDS(F("metadata",
+             N_OBJ(PRESERVE, FIELDS(F("labels", &schema_string_map),
+                                    F("annotations", &schema_string_map)))),
            R("spec", &pod_spec_node)),
 };
 
@@ -1082,7 +1095,8 @@ ds_node_selector(const json_t *obj)
     dbuf_init(&b);
     const char *key;
     const json_t *v;
-    json_object_foreach ((json_t *)ns, key, v) {
+    json_object_foreach((json_t *) ns, key, v)
+    {
         const char *val = json_string_value(v);
         dbuf_printf(&b, "%s%s=%s", b.len ? "," : "", key, val ? val : "");
     }
@@ -1093,8 +1107,7 @@ static const struct schema_column daemonset_columns[] = {
     {"Desired", "integer", ".status.desiredNumberScheduled", NULL, 0, NULL},
     {"Current", "integer", ".status.currentNumberScheduled", NULL, 0, NULL},
     {"Ready", "integer", ".status.numberReady", NULL, 0, NULL},
-    {"Up-to-date", "integer", ".status.updatedNumberScheduled", NULL, 0,
-     NULL},
+    {"Up-to-date", "integer", ".status.updatedNumberScheduled", NULL, 0, NULL},
     {"Available", "integer", ".status.numberAvailable", NULL, 0, NULL},
     {"Node Selector", "string", NULL, NULL, 0, ds_node_selector},
     {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
@@ -1137,8 +1150,8 @@ deploy_ready(const json_t *obj)
 {
     return xasprintf(
         "%lld/%lld",
-        (long long)json_integer_value(schema_get(obj, "status.readyReplicas")),
-        (long long)json_integer_value(schema_get(obj, "spec.replicas")));
+        (long long) json_integer_value(schema_get(obj, "status.readyReplicas")),
+        (long long) json_integer_value(schema_get(obj, "spec.replicas")));
 }
 
 static const struct schema_column deployment_columns[] = {
@@ -1176,8 +1189,7 @@ static const struct schema_kind kind_deployment = {
                       DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
                               "{\"maxUnavailable\":\"25%\",\"maxSurge\":"
                               "\"25%\"}}"))),
-              F("minReadySeconds", N_INT(MINIMUM(0))),
-              F("paused", N_BOOL()),
+              F("minReadySeconds", N_INT(MINIMUM(0))), F("paused", N_BOOL()),
               F("progressDeadlineSeconds", N_INT(DEFAULT("600"))),
               F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))))),
         F("status", N_OBJ(PRESERVE))),
@@ -1216,19 +1228,17 @@ static const struct schema_kind kind_ippool = {
     .has_status = true,
     .columns = ippool_columns,
     .root = KIND_ROOT(
-        R("spec", N_OBJ(FIELDS(F("defaultGateway", N_BOOL()),
-                               F("exclusions", &ipam_exclusions),
-                               F("gateway", N_STR()),
-                               F("nodeSelector", &schema_node_selector),
-                               R("perNodeBlockSize", N_INT()),
-                               F("routes", &ipam_routes),
-                               R("subnet", N_STR())))),
+        R("spec",
+          N_OBJ(FIELDS(F("defaultGateway", N_BOOL()),
+                       F("exclusions", &ipam_exclusions), F("gateway", N_STR()),
+                       F("nodeSelector", &schema_node_selector),
+                       R("perNodeBlockSize", N_INT()),
+                       F("routes", &ipam_routes), R("subnet", N_STR())))),
         F("status",
-          N_OBJ(FIELDS(R("allocations",
-                         N_ARR(ITEMS(N_OBJ(FIELDS(R("endIP", N_STR()),
-                                                  R("nodeName", N_STR()),
-                                                  R("startIP",
-                                                    N_STR())))))))))),
+          N_OBJ(FIELDS(
+              R("allocations",
+                N_ARR(N_OBJ(FIELDS(R("endIP", N_STR()), R("nodeName", N_STR()),
+                                   R("startIP", N_STR()))))))))),
 };
 
 static const struct schema_column cidrpool_columns[] = {
@@ -1259,21 +1269,28 @@ static const struct schema_kind kind_cidrpool = {
                        R("perNodeNetworkPrefix", N_INT(FORMAT("int32"))),
                        F("routes", &ipam_routes),
                        F("staticAllocations",
-                         N_ARR(ITEMS(N_OBJ(FIELDS(F("gateway", N_STR()),
-                                                  F("nodeName", N_STR()),
-                                                  R("prefix",
-                                                    N_STR()))))))))),
+                         N_ARR(N_OBJ(FIELDS(F("gateway", N_STR()),
+                                            F("nodeName", N_STR()),
+                                            R("prefix", N_STR())))))))),
         F("status",
-          N_OBJ(FIELDS(R("allocations",
-                         N_ARR(ITEMS(N_OBJ(FIELDS(F("gateway", N_STR()),
-                                                  R("nodeName", N_STR()),
-                                                  R("prefix",
-                                                    N_STR())))))))))),
+          N_OBJ(FIELDS(R(
+              "allocations",
+              N_ARR(N_OBJ(FIELDS(F("gateway", N_STR()), R("nodeName", N_STR()),
+                                 R("prefix", N_STR()))))))))),
 };
 
 const struct schema_kind *const schema_kinds_core[] = {
-    &kind_namespace, &kind_node,     &kind_pod,       &kind_secret,
-    &kind_configmap, &kind_serviceaccount, &kind_event, &kind_lease,
-    &kind_daemonset, &kind_deployment, &kind_ippool,  &kind_cidrpool,
+    &kind_namespace,
+    &kind_node,
+    &kind_pod,
+    &kind_secret,
+    &kind_configmap,
+    &kind_serviceaccount,
+    &kind_event,
+    &kind_lease,
+    &kind_daemonset,
+    &kind_deployment,
+    &kind_ippool,
+    &kind_cidrpool,
     NULL,
 };

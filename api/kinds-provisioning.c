@@ -31,9 +31,9 @@ static const struct schema_node node_effect = {
     .type = SCHEMA_T_OBJECT,
     DESC("NodeEffect applied to the host node while the DPU is provisioned"),
     DEFAULT("{\"drain\":{\"automaticNodeReboot\":true}}"),
-    FIELDS(F("customLabel", N_STRMAP()),
-           F("drain", N_OBJ(FIELDS(F("automaticNodeReboot",
-                                     N_BOOL(DEFAULT("true")))))),
+    FIELDS(F("customLabel", &schema_string_map),
+           F("drain",
+             N_OBJ(FIELDS(F("automaticNodeReboot", N_BOOL(DEFAULT("true")))))),
            F("noEffect", N_BOOL()), F("taint", &schema_taint)),
 };
 
@@ -70,9 +70,8 @@ check_node_effect(const json_t *ne, const char *path, struct dpf_error *err)
 static bool
 parse_go_bool(const char *s)
 {
-    static const char *const ok[] = {"1",     "t",     "T",    "TRUE",
-                                     "true",  "True",  "0",    "f",
-                                     "F",     "FALSE", "false", "False"};
+    static const char *const ok[] = {"1", "t", "T", "TRUE",  "true",  "True",
+                                     "0", "f", "F", "FALSE", "false", "False"};
     for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
         if (!strcmp(s, ok[i])) {
             return true;
@@ -101,8 +100,7 @@ check_power_cycle(const json_t *annotations, const char *path,
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column bfb_columns[] = {
-    {"Phase", "string", ".status.phase", "phase of the BFB download", 0,
-     NULL},
+    {"Phase", "string", ".status.phase", "phase of the BFB download", 0, NULL},
     {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
     {NULL, NULL, NULL, NULL, 0, NULL},
 };
@@ -142,13 +140,12 @@ static const struct schema_kind kind_bfb = {
                                     "defaults to <namespace>-<name>.bfb"),
                                PATTERN("^[A-Za-z0-9\\_\\-\\.]+\\.bfb$"))),
                        R("url", N_STR(DESC("http(s) URL of the BFB"),
-                                      PATTERN("^(http|https)://.+\\.bfb$"))))))),
+                                      PATTERN("^(http|https)://.+\\.bfb$")))))),
         F("status",
           N_OBJ(DEFAULT("{\"phase\":\"Initializing\"}"),
-                FIELDS(R("phase",
-                         N_STR(ENUM("Initializing", "Downloading", "Ready",
-                                    "Deleting", "Error"),
-                               DEFAULT("\"Initializing\""))))))),
+                FIELDS(R("phase", N_STR(ENUM("Initializing", "Downloading",
+                                             "Ready", "Deleting", "Error"),
+                                        DEFAULT("\"Initializing\""))))))),
     .set_defaults = bfb_defaults,
 };
 
@@ -190,7 +187,8 @@ dpuflavor_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
         dbuf_init(&need);
         const char *key;
         const json_t *rv;
-        json_object_foreach ((json_t *)reserved, key, rv) {
+        json_object_foreach((json_t *) reserved, key, rv)
+        {
             struct quantity r, t = {0}, diff;
             if (!quantity_of(rv, &r)) {
                 continue; /* the pattern check reports it */
@@ -235,8 +233,8 @@ dpuflavor_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
                 d++;
             }
             size_t n = strlen(d);
-            while (n && (d[n - 1] == ' ' || d[n - 1] == '\t' ||
-                         d[n - 1] == '\n')) {
+            while (n &&
+                   (d[n - 1] == ' ' || d[n - 1] == '\t' || d[n - 1] == '\n')) {
                 n--;
             }
             if (n != 1 || d[0] != '*') {
@@ -262,26 +260,25 @@ static const struct schema_kind kind_dpuflavor = {
     .root = KIND_ROOT(F(
         "spec",
         N_OBJ(IMMUTABLE("DPUFlavor spec is immutable"),
-              FIELDS(F("bfcfgParameters", N_STRLIST()),
+              FIELDS(F("bfcfgParameters", &schema_string_list),
                      F("configFiles",
-                       N_ARR(ITEMS(N_OBJ(FIELDS(
+                       N_ARR(N_OBJ(FIELDS(
                            F("operation", N_STR(ENUM("override", "append"))),
                            F("path", N_STR()), F("permissions", N_STR()),
-                           F("raw", N_STR())))))),
+                           F("raw", N_STR()))))),
                      F("containerdConfig",
                        N_OBJ(FIELDS(F("registryEndpoint", N_STR())))),
                      F("dpuResources", &schema_resource_list),
                      F("grub", N_OBJ(FIELDS(F("kernelParameters",
-                                              N_STRLIST())))),
-                     F("nvconfig",
-                       N_ARR(ITEMS(N_OBJ(FIELDS(
-                           F("device", N_STR()),
-                           F("hostPowerCycleRequired", N_BOOL()),
-                           F("parameters", N_STRLIST())))))),
+                                              &schema_string_list)))),
+                     F("nvconfig", N_ARR(N_OBJ(FIELDS(
+                                       F("device", N_STR()),
+                                       F("hostPowerCycleRequired", N_BOOL()),
+                                       F("parameters", &schema_string_list))))),
                      F("ovs", N_OBJ(FIELDS(F("rawConfigScript", N_STR())))),
-                     F("sysctl", N_OBJ(FIELDS(F("parameters", N_STRLIST())))),
-                     F("systemReservedResources",
-                       &schema_resource_list))))),
+                     F("sysctl",
+                       N_OBJ(FIELDS(F("parameters", &schema_string_list)))),
+                     F("systemReservedResources", &schema_resource_list))))),
     .validate = dpuflavor_validate,
 };
 
@@ -315,23 +312,21 @@ static const struct schema_kind kind_dpucluster = {
         R("spec",
           N_OBJ(FIELDS(
               F("clusterEndpoint",
-                N_OBJ(FIELDS(F(
-                    "keepalived",
-                    N_OBJ(FIELDS(R("interface", N_STR(MINLEN(1))),
-                                 F("nodeSelector", N_STRMAP()),
-                                 R("vip", N_STR()),
-                                 R("virtualRouterID",
-                                   N_INT(MINIMUM(1), MAXIMUM(255))))))))),
+                N_OBJ(FIELDS(
+                    F("keepalived",
+                      N_OBJ(FIELDS(R("interface", N_STR(MINLEN(1))),
+                                   F("nodeSelector", &schema_string_map),
+                                   R("vip", N_STR()),
+                                   R("virtualRouterID",
+                                     N_INT(MINIMUM(1), MAXIMUM(255))))))))),
               F("kubeconfig", N_STR(IMMUTABLE("kubeconfig is immutable"),
                                     .immutable_unless_empty = true)),
-              F("maxNodes",
-                N_INT(MINIMUM(1), MAXIMUM(1000), DEFAULT("1000"))),
+              F("maxNodes", N_INT(MINIMUM(1), MAXIMUM(1000), DEFAULT("1000"))),
               R("type", N_STR(PATTERN("kamaji|static|[^/]+/.*"))),
               R("version", N_STR())))),
-        F("status",
-          N_OBJ(DEFAULT("{\"phase\":\"Pending\"}"),
-                FIELDS(F("conditions", &schema_conditions),
-                       R("phase", N_STR(DEFAULT("\"Pending\""))))))),
+        F("status", N_OBJ(DEFAULT("{\"phase\":\"Pending\"}"),
+                          FIELDS(F("conditions", &schema_conditions),
+                                 R("phase", N_STR(DEFAULT("\"Pending\""))))))),
 };
 
 /* ------------------------------------------------------------------ */
@@ -436,27 +431,25 @@ static const struct schema_kind kind_dpuset = {
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
-              F("dpuSelector", N_STRMAP()),
+              F("dpuSelector", &schema_string_map),
               F("dpuTemplate",
                 N_OBJ(FIELDS(
-                    F("annotations", N_STRMAP()),
+                    F("annotations", &schema_string_map),
                     F("spec",
                       N_OBJ(FIELDS(
                           F("automaticNodeReboot", N_BOOL(DEFAULT("true"))),
                           F("bfb", N_OBJ(FIELDS(F("name", N_STR())))),
                           F("cluster",
-                            N_OBJ(FIELDS(F("nodeLabels", N_STRMAP())))),
+                            N_OBJ(FIELDS(F("nodeLabels", &schema_string_map)))),
                           F("dpuFlavor", N_STR()),
-                          F("nodeEffect", &node_effect)))))))),
+                          F("nodeEffect", &node_effect))))))),
               F("nodeSelector", &schema_label_selector),
               F("strategy",
                 N_OBJ(FIELDS(F("rollingUpdate",
                                N_OBJ(FIELDS(F("maxUnavailable", N_IOS())))),
-                             F("type",
-                               N_STR(ENUM("Recreate", "RollingUpdate"),
-                                     DEFAULT("\"Recreate\""))))))))),
-        F("status",
-          N_OBJ(FIELDS(F("dpuStatistics", N_MAP(ITEMS(N_INT()))))))),
+                             F("type", N_STR(ENUM("Recreate", "RollingUpdate"),
+                                             DEFAULT("\"Recreate\""))))))))),
+        F("status", N_OBJ(FIELDS(F("dpuStatistics", N_MAP(N_INT())))))),
     .validate = dpuset_validate,
     .set_defaults = dpuset_defaults,
 };
@@ -470,8 +463,8 @@ static int
 dpu_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 {
     int rc = 0;
-    if (check_node_effect(schema_get(obj, "spec.nodeEffect"),
-                          "spec.nodeEffect", err) < 0) {
+    if (check_node_effect(schema_get(obj, "spec.nodeEffect"), "spec.nodeEffect",
+                          err) < 0) {
         rc = -EINVAL;
     }
     if (!old && check_power_cycle(schema_get(obj, "metadata.annotations"),
@@ -500,26 +493,26 @@ static const struct schema_kind kind_dpu = {
                 N_OBJ(FIELDS(
                     F("name", N_STR(IMMUTABLE("Value is immutable"))),
                     F("namespace", N_STR(IMMUTABLE("Value is immutable"))),
-                    F("nodeLabels", N_STRMAP())))),
+                    F("nodeLabels", &schema_string_map)))),
               F("dpuFlavor", N_STR()), F("nodeEffect", &node_effect),
               R("nodeName", N_STR(IMMUTABLE("Value is immutable"))),
               F("pciAddress", N_STR(IMMUTABLE("Value is immutable")))))),
         F("status",
           N_OBJ(DEFAULT("{\"phase\":\"Initializing\"}"),
-                FIELDS(F("bfbVersion", N_STR()),
-                       F("conditions", &schema_conditions),
-                       F("firmware", N_OBJ(FIELDS(F("bmc", N_STR()),
-                                                  F("nic", N_STR()),
-                                                  F("uefi", N_STR())))),
-                       F("pciDevice", N_STR()),
-                       R("phase",
-                         N_STR(ENUM("Initializing", "Node Effect", "Pending",
-                                    "DMS Deployment", "OS Installing",
-                                    "DPU Cluster Config",
-                                    "Host Network Configuration", "Ready",
-                                    "Error", "Deleting", "Rebooting"),
-                               DEFAULT("\"Initializing\""))),
-                       F("requiredReset", N_BOOL()))))),
+                FIELDS(
+                    F("bfbVersion", N_STR()),
+                    F("conditions", &schema_conditions),
+                    F("firmware",
+                      N_OBJ(FIELDS(F("bmc", N_STR()), F("nic", N_STR()),
+                                   F("uefi", N_STR())))),
+                    F("pciDevice", N_STR()),
+                    R("phase", N_STR(ENUM("Initializing", "Node Effect",
+                                          "Pending", "DMS Deployment",
+                                          "OS Installing", "DPU Cluster Config",
+                                          "Host Network Configuration", "Ready",
+                                          "Error", "Deleting", "Rebooting"),
+                                     DEFAULT("\"Initializing\""))),
+                    F("requiredReset", N_BOOL()))))),
     .validate = dpu_validate,
 };
 
@@ -541,18 +534,14 @@ ref_scan_cb(void *arg, const json_t *obj)
     const char *v = schema_get_str(obj, rs->path);
     if (v && !strcmp(v, rs->want)) {
         const char *n = schema_get_str(obj, "metadata.name");
-        dbuf_printf(&rs->names, "%s%s", rs->names.len ? " " : "",
-                    n ? n : "");
+        dbuf_printf(&rs->names, "%s%s", rs->names.len ? " " : "", n ? n : "");
     }
     return 0;
 }
 
 static int
-deny_delete(struct dpf_error *err, const char *webhook, const char *fmt,
-            const char *names)
+deny_delete(struct dpf_error *err, const char *webhook, const char *msg)
 {
-    char msg[768];
-    snprintf(msg, sizeof msg, fmt, names);
     dpf_error_set(err, 403, "Forbidden",
                   "admission webhook \"%s\" denied the request: %s", webhook,
                   msg);
@@ -563,8 +552,7 @@ deny_delete(struct dpf_error *err, const char *webhook, const char *fmt,
 /* Is any object of plural in ns referring to name at path? */
 static int
 scan_refs(const struct schema_reader *reader, const char *plural,
-          const char *ns, const char *path, const char *name,
-          struct dbuf *out)
+          const char *ns, const char *path, const char *name, struct dbuf *out)
 {
     struct ref_scan rs = {.path = path, .want = name};
     dbuf_init(&rs.names);
@@ -585,15 +573,17 @@ schema_provisioning_validate_delete(const struct schema_kind *k,
         return 0;
     }
     struct dbuf refs;
+    char msg[768];
     int rc = 0;
     if (k == &kind_dpuflavor) {
         scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.dpuFlavor",
                   name, &refs);
         if (refs.len) {
-            rc = deny_delete(err, "vdpuflavor.kb.io",
-                             "DPUFlavor is being referred to by DPUSet(s) "
-                             "[%s], you must delete the DPUSet(s) first",
-                             refs.data);
+            snprintf(msg, sizeof msg,
+                     "DPUFlavor is being referred to by DPUSet(s) [%s], you "
+                     "must delete the DPUSet(s) first",
+                     refs.data);
+            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
         }
         dbuf_free(&refs);
         if (rc) {
@@ -601,22 +591,24 @@ schema_provisioning_validate_delete(const struct schema_kind *k,
         }
         scan_refs(reader, "dpus", ns, "spec.dpuFlavor", name, &refs);
         if (refs.len) {
-            rc = deny_delete(err, "vdpuflavor.kb.io",
-                             "DPUFlavor is being referred to by DPU(s) [%s], "
-                             "you must delete the DPU(s) first",
-                             refs.data);
+            snprintf(msg, sizeof msg,
+                     "DPUFlavor is being referred to by DPU(s) [%s], you "
+                     "must delete the DPU(s) first",
+                     refs.data);
+            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
         }
         dbuf_free(&refs);
     } else if (k == &kind_bfb) {
         /* DPF lists DPUSets of every namespace; a BFB can only be used
          * from its own namespace, so we look there. */
-        scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.bfb.name",
-                  name, &refs);
+        scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.bfb.name", name,
+                  &refs);
         if (refs.len) {
-            rc = deny_delete(err, "vbfb.kb.io",
-                             "being referred to by DPUSet(s) [%s], you must "
-                             "delete the DPUSet(s) first",
-                             refs.data);
+            snprintf(msg, sizeof msg,
+                     "being referred to by DPUSet(s) [%s], you must delete "
+                     "the DPUSet(s) first",
+                     refs.data);
+            rc = deny_delete(err, "vbfb.kb.io", msg);
         }
         dbuf_free(&refs);
     }
@@ -624,6 +616,5 @@ schema_provisioning_validate_delete(const struct schema_kind *k,
 }
 
 const struct schema_kind *const schema_kinds_provisioning[] = {
-    &kind_bfb, &kind_dpuflavor, &kind_dpucluster, &kind_dpuset, &kind_dpu,
-    NULL,
+    &kind_bfb, &kind_dpuflavor, &kind_dpucluster, &kind_dpuset, &kind_dpu, NULL,
 };

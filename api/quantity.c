@@ -46,22 +46,41 @@ parse_suffix(const char *s, int *exp10, int *pow1024, bool *binary)
         if (!p || !s[0]) {
             return -EINVAL;
         }
-        *pow1024 = (int)(p - bin) + 1;
+        *pow1024 = (int) (p - bin) + 1;
         *binary = true;
         return 0;
     }
     if (s[1] == '\0') {
         switch (s[0]) {
-        case 'n': *exp10 = -9; return 0;
-        case 'u': *exp10 = -6; return 0;
-        case 'm': *exp10 = -3; return 0;
-        case 'k': *exp10 = 3; return 0;
-        case 'M': *exp10 = 6; return 0;
-        case 'G': *exp10 = 9; return 0;
-        case 'T': *exp10 = 12; return 0;
-        case 'P': *exp10 = 15; return 0;
-        case 'E': *exp10 = 18; return 0;
-        default: break;
+        case 'n':
+            *exp10 = -9;
+            return 0;
+        case 'u':
+            *exp10 = -6;
+            return 0;
+        case 'm':
+            *exp10 = -3;
+            return 0;
+        case 'k':
+            *exp10 = 3;
+            return 0;
+        case 'M':
+            *exp10 = 6;
+            return 0;
+        case 'G':
+            *exp10 = 9;
+            return 0;
+        case 'T':
+            *exp10 = 12;
+            return 0;
+        case 'P':
+            *exp10 = 15;
+            return 0;
+        case 'E':
+            *exp10 = 18;
+            return 0;
+        default:
+            break;
         }
     }
     if (s[0] == 'e' || s[0] == 'E') {
@@ -137,7 +156,7 @@ quantity_parse(const char *s, struct quantity *q)
     /* nano = mant * 1024^pow1024 * 10^(9 + exp10 - frac + dropped) */
     __int128 v = mant;
     for (int i = 0; i < pow1024; i++) {
-        if (v > ((__int128)1 << 100)) {
+        if (v > ((__int128) 1 << 100)) {
             return -ERANGE;
         }
         v *= 1024;
@@ -188,9 +207,9 @@ format_u128(__int128 v, char *buf, size_t size)
     char tmp[48];
     int n = 0;
     do {
-        tmp[n++] = (char)('0' + (int)(v % 10));
+        tmp[n++] = (char) ('0' + (int) (v % 10));
         v /= 10;
-    } while (v && n < (int)sizeof tmp);
+    } while (v && n < (int) sizeof tmp);
     size_t j = 0;
     while (n > 0 && j + 1 < size) {
         buf[j++] = tmp[--n];
@@ -212,7 +231,7 @@ quantity_format(const struct quantity *q, char *buf, size_t size)
         const char *suffix = "";
         if (whole != 0 && q->binary) {
             for (int i = 5; i >= 0; i--) {
-                __int128 m = (__int128)1 << (10 * (i + 1));
+                __int128 m = (__int128) 1 << (10 * (i + 1));
                 if (whole % m == 0) {
                     whole /= m;
                     suffix = bin[i];

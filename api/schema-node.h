@@ -21,15 +21,15 @@
 
 /* The OpenAPI type of a node. */
 enum schema_type {
-    SCHEMA_T_OBJECT = 1,   /* declared properties */
-    SCHEMA_T_MAP,          /* object with additionalProperties = items */
-    SCHEMA_T_ARRAY,        /* list of items */
-    SCHEMA_T_STRING,       /* string */
-    SCHEMA_T_INTEGER,      /* integer (int64) */
-    SCHEMA_T_NUMBER,       /* integer or float */
-    SCHEMA_T_BOOLEAN,      /* true/false */
+    SCHEMA_T_OBJECT = 1,    /* declared properties */
+    SCHEMA_T_MAP,           /* object with additionalProperties = items */
+    SCHEMA_T_ARRAY,         /* list of items */
+    SCHEMA_T_STRING,        /* string */
+    SCHEMA_T_INTEGER,       /* integer (int64) */
+    SCHEMA_T_NUMBER,        /* integer or float */
+    SCHEMA_T_BOOLEAN,       /* true/false */
     SCHEMA_T_INT_OR_STRING, /* x-kubernetes-int-or-string */
-    SCHEMA_T_ANY,          /* any JSON (x-kubernetes-preserve-unknown) */
+    SCHEMA_T_ANY,           /* any JSON (x-kubernetes-preserve-unknown) */
 };
 
 /* A regular expression (RE2/PCRE syntax as in the CRD); code is the
@@ -61,56 +61,77 @@ typedef int (*schema_check_fn)(const json_t *v, const char *path,
 
 /* A node of the field tree. Zero means "not set" for every bound. */
 struct schema_node {
-    enum schema_type type;                   /* see enum schema_type */
-    const char *description;                 /* exported description */
-    const struct schema_field *fields;       /* OBJECT: properties */
-    const struct schema_node *items;         /* ARRAY items / MAP values */
-    bool preserve_unknown;                   /* OBJECT keeps other keys */
-    bool nullable;                           /* null is a valid value */
-    bool export_plain;                       /* export as {type: object} */
-    const char *const *enum_values;          /* NULL-terminated */
-    struct schema_re *pattern;               /* strings must match */
-    const char *format;                      /* date-time, int32, int64 */
-    bool has_min, has_max;                   /* integer bounds set */
-    int64_t min, max;                        /* inclusive bounds */
-    int64_t min_len, max_len;                /* string length bounds */
-    int64_t min_items, max_items;            /* ARRAY bounds */
-    int64_t min_props, max_props;            /* MAP/OBJECT bounds */
-    struct schema_def *def;                  /* default when absent */
-    const char *immutable;                   /* self == oldSelf message */
-    bool immutable_unless_empty;             /* oldSelf == "" allowed */
-    const char *map_type;                    /* x-kubernetes-map-type */
-    const char *list_type;                   /* x-kubernetes-list-type */
-    const char *cel_rule;                    /* exported CEL rule */
-    const char *cel_message;                 /* its message */
-    schema_check_fn check;                   /* custom value check */
+    enum schema_type type;             /* see enum schema_type */
+    const char *description;           /* exported description */
+    const struct schema_field *fields; /* OBJECT: properties */
+    const struct schema_node *items;   /* ARRAY items / MAP values */
+    bool preserve_unknown;             /* OBJECT keeps other keys */
+    bool nullable;                     /* null is a valid value */
+    bool export_plain;                 /* export as {type: object} */
+    const char *const *enum_values;    /* NULL-terminated */
+    struct schema_re *pattern;         /* strings must match */
+    const char *format;                /* date-time, int32, int64 */
+    bool has_min, has_max;             /* integer bounds set */
+    int64_t min, max;                  /* inclusive bounds */
+    int64_t min_len, max_len;          /* string length bounds */
+    int64_t min_items, max_items;      /* ARRAY bounds */
+    int64_t min_props, max_props;      /* MAP/OBJECT bounds */
+    struct schema_def *def;            /* default when absent */
+    const char *immutable;             /* self == oldSelf message */
+    bool immutable_unless_empty;       /* oldSelf == "" allowed */
+    const char *map_type;              /* x-kubernetes-map-type */
+    const char *list_type;             /* x-kubernetes-list-type */
+    const char *cel_rule;              /* exported CEL rule */
+    const char *cel_message;           /* its message */
+    schema_check_fn check;             /* custom value check */
 };
 
 /* --- declaration macros --- */
 #define SCHEMA_NODE_(t, ...) \
     (&(const struct schema_node){.type = (t), __VA_ARGS__})
 #define N_OBJ(...) SCHEMA_NODE_(SCHEMA_T_OBJECT, __VA_ARGS__)
-#define N_MAP(...) SCHEMA_NODE_(SCHEMA_T_MAP, __VA_ARGS__)
-#define N_ARR(...) SCHEMA_NODE_(SCHEMA_T_ARRAY, __VA_ARGS__)
+#define N_MAP(n, ...) SCHEMA_NODE_(SCHEMA_T_MAP, .items = (n), __VA_ARGS__)
+#define N_ARR(n, ...) SCHEMA_NODE_(SCHEMA_T_ARRAY, .items = (n), __VA_ARGS__)
 #define N_STR(...) SCHEMA_NODE_(SCHEMA_T_STRING, __VA_ARGS__)
 #define N_INT(...) SCHEMA_NODE_(SCHEMA_T_INTEGER, __VA_ARGS__)
 #define N_NUM(...) SCHEMA_NODE_(SCHEMA_T_NUMBER, __VA_ARGS__)
 #define N_BOOL(...) SCHEMA_NODE_(SCHEMA_T_BOOLEAN, __VA_ARGS__)
 #define N_IOS(...) SCHEMA_NODE_(SCHEMA_T_INT_OR_STRING, __VA_ARGS__)
 #define N_ANY(...) SCHEMA_NODE_(SCHEMA_T_ANY, __VA_ARGS__)
-/* map[string]string */
-#define N_STRMAP(...) N_MAP(ITEMS(N_STR()), __VA_ARGS__)
-/* []string */
-#define N_STRLIST(...) N_ARR(ITEMS(N_STR()), __VA_ARGS__)
 
-#define FIELDS(...) .fields = (const struct schema_field[]){__VA_ARGS__, {0}}
-#define F(name, node) {(name), (node), false}
-#define R(name, node) {(name), (node), true}
+#define FIELDS(...)                         \
+    .fields = (const struct schema_field[]) \
+    {                                       \
+        __VA_ARGS__,                        \
+        {                                   \
+            0                               \
+        }                                   \
+    }
+#define F(name, node)         \
+    {                         \
+        (name), (node), false \
+    }
+#define R(name, node)        \
+    {                        \
+        (name), (node), true \
+    }
 #define ITEMS(n) .items = (n)
 #define DESC(s) .description = (s)
-#define PATTERN(p) .pattern = &(struct schema_re){.src = (p)}
-#define DEFAULT(j) .def = &(struct schema_def){.json = (j)}
-#define ENUM(...) .enum_values = (const char *const[]){__VA_ARGS__, NULL}
+#define PATTERN(p)                 \
+    .pattern = &(struct schema_re) \
+    {                              \
+        .src = (p)                 \
+    }
+#define DEFAULT(j)              \
+    .def = &(struct schema_def) \
+    {                           \
+        .json = (j)             \
+    }
+#define ENUM(...)                        \
+    .enum_values = (const char *const[]) \
+    {                                    \
+        __VA_ARGS__, NULL                \
+    }
 #define MINIMUM(x) .has_min = true, .min = (x)
 #define MAXIMUM(x) .has_max = true, .max = (x)
 #define MINLEN(x) .min_len = (x)
@@ -129,12 +150,20 @@ struct schema_node {
 #define CHECK(fn) .check = (fn)
 
 /* Root of a kind: apiVersion, kind, metadata and the given extra fields. */
-#define KIND_ROOT(...)                                                    \
-    N_OBJ(FIELDS(F("apiVersion", N_STR()), F("kind", N_STR()),           \
-                 F("metadata", &schema_object_meta), __VA_ARGS__))
+#define KIND_ROOT(...)                                         \
+    SCHEMA_NODE_(SCHEMA_T_OBJECT,                              \
+                 .fields = (const struct schema_field[]){      \
+                     {"apiVersion", &schema_string, false},    \
+                     {"kind", &schema_string, false},          \
+                     {"metadata", &schema_object_meta, false}, \
+                     __VA_ARGS__,                              \
+                     {0}})
 
 /* --- shared sub-schemas (api/kinds-core.c) --- */
-extern const struct schema_node schema_object_meta;  /* metav1.ObjectMeta */
+extern const struct schema_node schema_string;         /* a plain string */
+extern const struct schema_node schema_string_list;    /* []string */
+extern const struct schema_node schema_string_map;     /* map[string]string */
+extern const struct schema_node schema_object_meta;    /* metav1.ObjectMeta */
 extern const struct schema_node schema_label_selector; /* LabelSelector */
 extern const struct schema_node schema_node_selector;  /* core NodeSelector */
 extern const struct schema_node schema_conditions;     /* []metav1.Condition */

@@ -46,7 +46,7 @@ static uint32_t
 fnv_step(uint32_t h, const char *s)
 {
     for (; *s; s++) {
-        h ^= (unsigned char)*s;
+        h ^= (unsigned char) *s;
         h *= 16777619u;
     }
     return h;
@@ -72,7 +72,7 @@ ht_insert(unsigned short *ht, uint32_t h, size_t idx)
     for (uint32_t i = 0; i < SCHEMA_HT_SIZE; i++) {
         uint32_t slot = (h + i) & (SCHEMA_HT_SIZE - 1);
         if (!ht[slot]) {
-            ht[slot] = (unsigned short)(idx + 1);
+            ht[slot] = (unsigned short) (idx + 1);
             return;
         }
     }
@@ -103,14 +103,14 @@ init_node(const struct schema_node *n, int depth)
         int errcode;
         PCRE2_SIZE erroff;
         pcre2_code *re = pcre2_compile(
-            (PCRE2_SPTR)n->pattern->src, PCRE2_ZERO_TERMINATED,
+            (PCRE2_SPTR) n->pattern->src, PCRE2_ZERO_TERMINATED,
             PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
         if (re) {
             pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
             n->pattern->code = re;
         } else {
-            fprintf(stderr, "schema: bad pattern %s at %zu\n",
-                    n->pattern->src, (size_t)erroff);
+            fprintf(stderr, "schema: bad pattern %s at %zu\n", n->pattern->src,
+                    (size_t) erroff);
         }
     }
     if (n->def && !n->def->value) {
@@ -153,15 +153,13 @@ schema_init(void)
             } else {
                 snprintf(rt->api_version, sizeof rt->api_version, "%s",
                          (*k)->version);
-                snprintf(rt->qualified, sizeof rt->qualified, "%s",
-                         (*k)->kind);
+                snprintf(rt->qualified, sizeof rt->qualified, "%s", (*k)->kind);
             }
             rt->name_is_label =
                 !(*k)->group[0] && !strcmp((*k)->kind, "Namespace");
-            ht_insert(g_ht_res,
-                      hash3((*k)->group, (*k)->version, (*k)->plural), g_n);
-            ht_insert(g_ht_kind, hash3(rt->api_version, (*k)->kind, NULL),
+            ht_insert(g_ht_res, hash3((*k)->group, (*k)->version, (*k)->plural),
                       g_n);
+            ht_insert(g_ht_kind, hash3(rt->api_version, (*k)->kind, NULL), g_n);
             g_list[g_n] = *k;
             init_node((*k)->root, 0);
             g_n++;
@@ -198,8 +196,7 @@ schema_kinds(size_t *n)
 }
 
 const struct schema_kind *
-schema_find_resource(const char *group, const char *version,
-                     const char *plural)
+schema_find_resource(const char *group, const char *version, const char *plural)
 {
     ensure_init();
     if (!group || !version || !plural) {
@@ -280,7 +277,7 @@ schema_find_name(const char *word)
         return NULL;
     }
     const char *dot = strchr(word, '.');
-    size_t len = dot ? (size_t)(dot - word) : strlen(word);
+    size_t len = dot ? (size_t) (dot - word) : strlen(word);
     /* Core kinds win a plain word only if no DPF kind claims it. */
     for (size_t i = 0; i < g_n; i++) {
         const struct schema_kind *k = g_rt[i].k;
@@ -310,15 +307,22 @@ static const char *
 json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
+    case JSON_FALSE:
+        return "boolean";
     case JSON_NULL:
-    default: return "null";
+    default:
+        return "null";
     }
 }
 
@@ -340,17 +344,17 @@ schema_value_str(const json_t *v, char *buf, size_t size)
         }
         buf[j++] = '"';
         for (; *s && j + 5 < size; s++) {
-            unsigned char c = (unsigned char)*s;
+            unsigned char c = (unsigned char) *s;
             if (c == '"' || c == '\\') {
                 buf[j++] = '\\';
-                buf[j++] = (char)c;
+                buf[j++] = (char) c;
             } else if (c == '\n') {
                 buf[j++] = '\\';
                 buf[j++] = 'n';
             } else if (c < 0x20) {
-                j += (size_t)snprintf(buf + j, size - j, "\\x%02x", c);
+                j += (size_t) snprintf(buf + j, size - j, "\\x%02x", c);
             } else {
-                buf[j++] = (char)c;
+                buf[j++] = (char) c;
             }
         }
         if (*s && j + 4 < size) {
@@ -365,11 +369,21 @@ schema_value_str(const json_t *v, char *buf, size_t size)
     case JSON_INTEGER:
         snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return;
-    case JSON_REAL: snprintf(buf, size, "%g", json_real_value(v)); return;
-    case JSON_TRUE: snprintf(buf, size, "true"); return;
-    case JSON_FALSE: snprintf(buf, size, "false"); return;
-    case JSON_NULL: snprintf(buf, size, "\"null\""); return;
-    default: snprintf(buf, size, "\"%s\"", json_type_name(v)); return;
+    case JSON_REAL:
+        snprintf(buf, size, "%g", json_real_value(v));
+        return;
+    case JSON_TRUE:
+        snprintf(buf, size, "true");
+        return;
+    case JSON_FALSE:
+        snprintf(buf, size, "false");
+        return;
+    case JSON_NULL:
+        snprintf(buf, size, "\"null\"");
+        return;
+    default:
+        snprintf(buf, size, "\"%s\"", json_type_name(v));
+        return;
     }
 }
 
@@ -474,9 +488,9 @@ schema_re_match(const struct schema_re *re, const char *s, size_t len)
         return false;
     }
     pcre2_match_data *md =
-        pcre2_match_data_create_from_pattern((pcre2_code *)re->code, NULL);
-    int rc = pcre2_match((pcre2_code *)re->code, (PCRE2_SPTR)s, len, 0, 0,
-                         md, NULL);
+        pcre2_match_data_create_from_pattern((pcre2_code *) re->code, NULL);
+    int rc = pcre2_match((pcre2_code *) re->code, (PCRE2_SPTR) s, len, 0, 0, md,
+                         NULL);
     pcre2_match_data_free(md);
     return rc >= 0;
 }
@@ -579,7 +593,7 @@ schema_check_qualified_name(const char *key, const char *path,
     const char *name = slash ? slash + 1 : key;
     int rc = 0;
     if (slash) {
-        size_t plen = (size_t)(slash - key);
+        size_t plen = (size_t) (slash - key);
         if (plen == 0) {
             schema_err_invalid(err, path, jk, "prefix part must be non-empty");
             rc = -EINVAL;
@@ -618,7 +632,8 @@ schema_check_labels(const json_t *labels, const char *path,
     int rc = 0;
     const char *key;
     const json_t *val;
-    json_object_foreach ((json_t *)labels, key, val) {
+    json_object_foreach((json_t *) labels, key, val)
+    {
         if (schema_check_qualified_name(key, path, err) < 0) {
             rc = -EINVAL;
         }
@@ -654,7 +669,7 @@ schema_get(const json_t *obj, const char *dotted)
     const char *p = dotted;
     while (cur && *p) {
         const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        size_t n = dot ? (size_t) (dot - p) : strlen(p);
         if (!json_is_object(cur)) {
             return NULL;
         }
@@ -664,7 +679,7 @@ schema_get(const json_t *obj, const char *dotted)
             p++;
         }
     }
-    return (json_t *)cur;
+    return (json_t *) cur;
 }
 
 const char *
@@ -680,7 +695,7 @@ schema_ensure_obj(json_t *obj, const char *dotted)
     const char *p = dotted;
     while (cur && *p) {
         const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        size_t n = dot ? (size_t) (dot - p) : strlen(p);
         json_t *next = json_object_getn(cur, p, n);
         if (!json_is_object(next)) {
             next = json_object();
@@ -701,11 +716,11 @@ schema_ensure_obj(json_t *obj, const char *dotted)
 
 /* The field path being visited, in a fixed buffer. */
 struct walk {
-    struct dpf_error *err;          /* causes go here */
-    char path[512];                 /* "spec.switches[0].ports" */
-    size_t len;                     /* strlen(path) */
-    enum schema_unknown_mode mode;  /* prune: what to do with unknowns */
-    json_t *unknown;                /* prune: paths of unknown fields */
+    struct dpf_error *err;         /* causes go here */
+    char path[512];                /* "spec.switches[0].ports" */
+    size_t len;                    /* strlen(path) */
+    enum schema_unknown_mode mode; /* prune: what to do with unknowns */
+    json_t *unknown;               /* prune: paths of unknown fields */
 };
 
 static size_t
@@ -715,7 +730,7 @@ path_push_key(struct walk *w, const char *key)
     int n = snprintf(w->path + w->len, sizeof w->path - w->len, "%s%s",
                      w->len ? "." : "", key);
     if (n > 0) {
-        w->len = DPF_MIN(w->len + (size_t)n, sizeof w->path - 1);
+        w->len = DPF_MIN(w->len + (size_t) n, sizeof w->path - 1);
     }
     return saved;
 }
@@ -726,7 +741,7 @@ path_push_index(struct walk *w, size_t idx)
     size_t saved = w->len;
     int n = snprintf(w->path + w->len, sizeof w->path - w->len, "[%zu]", idx);
     if (n > 0) {
-        w->len = DPF_MIN(w->len + (size_t)n, sizeof w->path - 1);
+        w->len = DPF_MIN(w->len + (size_t) n, sizeof w->path - 1);
     }
     return saved;
 }
@@ -737,7 +752,7 @@ path_push_mapkey(struct walk *w, const char *key)
     size_t saved = w->len;
     int n = snprintf(w->path + w->len, sizeof w->path - w->len, "[%s]", key);
     if (n > 0) {
-        w->len = DPF_MIN(w->len + (size_t)n, sizeof w->path - 1);
+        w->len = DPF_MIN(w->len + (size_t) n, sizeof w->path - 1);
     }
     return saved;
 }
@@ -754,15 +769,23 @@ type_word(enum schema_type t)
 {
     switch (t) {
     case SCHEMA_T_OBJECT:
-    case SCHEMA_T_MAP: return "object";
-    case SCHEMA_T_ARRAY: return "array";
-    case SCHEMA_T_STRING: return "string";
-    case SCHEMA_T_INTEGER: return "integer";
-    case SCHEMA_T_NUMBER: return "number";
-    case SCHEMA_T_BOOLEAN: return "boolean";
-    case SCHEMA_T_INT_OR_STRING: return "integer or string";
+    case SCHEMA_T_MAP:
+        return "object";
+    case SCHEMA_T_ARRAY:
+        return "array";
+    case SCHEMA_T_STRING:
+        return "string";
+    case SCHEMA_T_INTEGER:
+        return "integer";
+    case SCHEMA_T_NUMBER:
+        return "number";
+    case SCHEMA_T_BOOLEAN:
+        return "boolean";
+    case SCHEMA_T_INT_OR_STRING:
+        return "integer or string";
     case SCHEMA_T_ANY:
-    default: return "any";
+    default:
+        return "any";
     }
 }
 
@@ -771,16 +794,23 @@ type_ok(const struct schema_node *n, const json_t *v)
 {
     switch (n->type) {
     case SCHEMA_T_OBJECT:
-    case SCHEMA_T_MAP: return json_is_object(v);
-    case SCHEMA_T_ARRAY: return json_is_array(v);
-    case SCHEMA_T_STRING: return json_is_string(v);
-    case SCHEMA_T_INTEGER: return json_is_integer(v);
-    case SCHEMA_T_NUMBER: return json_is_number(v);
-    case SCHEMA_T_BOOLEAN: return json_is_boolean(v);
+    case SCHEMA_T_MAP:
+        return json_is_object(v);
+    case SCHEMA_T_ARRAY:
+        return json_is_array(v);
+    case SCHEMA_T_STRING:
+        return json_is_string(v);
+    case SCHEMA_T_INTEGER:
+        return json_is_integer(v);
+    case SCHEMA_T_NUMBER:
+        return json_is_number(v);
+    case SCHEMA_T_BOOLEAN:
+        return json_is_boolean(v);
     case SCHEMA_T_INT_OR_STRING:
         return json_is_integer(v) || json_is_string(v);
     case SCHEMA_T_ANY:
-    default: return true;
+    default:
+        return true;
     }
 }
 
@@ -794,26 +824,25 @@ is_date_time(const char *s)
         n != 19) {
         return false;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60) {
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
         return false;
     }
     const char *p = s + 19;
     if (*p == '.') {
         p++;
-        if (!isdigit((unsigned char)*p)) {
+        if (!isdigit((unsigned char) *p)) {
             return false;
         }
-        while (isdigit((unsigned char)*p)) {
+        while (isdigit((unsigned char) *p)) {
             p++;
         }
     }
     if (*p == 'Z' || *p == 'z') {
         return p[1] == '\0';
     }
-    if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
-        isdigit((unsigned char)p[2]) && p[3] == ':' &&
-        isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]) &&
+    if ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]) &&
+        isdigit((unsigned char) p[2]) && p[3] == ':' &&
+        isdigit((unsigned char) p[4]) && isdigit((unsigned char) p[5]) &&
         p[6] == '\0') {
         return true;
     }
@@ -825,7 +854,7 @@ utf8_len(const char *s)
 {
     size_t n = 0;
     for (; *s; s++) {
-        if (((unsigned char)*s & 0xC0) != 0x80) {
+        if (((unsigned char) *s & 0xC0) != 0x80) {
             n++;
         }
     }
@@ -856,10 +885,10 @@ check_scalar(const struct schema_node *n, const json_t *v, struct walk *w)
             for (const char *const *e = n->enum_values; *e; e++) {
                 int k = snprintf(list + off, sizeof list - off, "%s\"%s\"",
                                  off ? ", " : "", *e);
-                if (k < 0 || (size_t)k >= sizeof list - off) {
+                if (k < 0 || (size_t) k >= sizeof list - off) {
                     break;
                 }
-                off += (size_t)k;
+                off += (size_t) k;
             }
             dpf_error_add_cause(w->err, DPF_CAUSE_NOT_SUPPORTED, p,
                                 "Unsupported value: %s: supported values: %s",
@@ -870,16 +899,16 @@ check_scalar(const struct schema_node *n, const json_t *v, struct walk *w)
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
-        if (n->max_len && (int64_t)utf8_len(s) > n->max_len) {
+        if (n->max_len && (int64_t) utf8_len(s) > n->max_len) {
             dpf_error_add_cause(w->err, DPF_CAUSE_TOO_LONG, p,
                                 "Too long: may not be longer than %lld",
-                                (long long)n->max_len);
+                                (long long) n->max_len);
             bad++;
         }
-        if (n->min_len && (int64_t)utf8_len(s) < n->min_len) {
+        if (n->min_len && (int64_t) utf8_len(s) < n->min_len) {
             schema_err_invalid(w->err, p, v,
                                "%s in body should be at least %lld chars long",
-                               p, (long long)n->min_len);
+                               p, (long long) n->min_len);
             bad++;
         }
         if (n->pattern && !schema_re_match(n->pattern, s, len)) {
@@ -888,9 +917,8 @@ check_scalar(const struct schema_node *n, const json_t *v, struct walk *w)
             bad++;
         }
         if (n->format && !strcmp(n->format, "date-time") && !is_date_time(s)) {
-            schema_err_invalid(w->err, p, v,
-                               "%s in body must be of type date-time: %s", p,
-                               s);
+            schema_err_invalid(
+                w->err, p, v, "%s in body must be of type date-time: %s", p, s);
             bad++;
         }
     }
@@ -900,20 +928,20 @@ check_scalar(const struct schema_node *n, const json_t *v, struct walk *w)
             schema_err_invalid(
                 w->err, p, v,
                 "%s in body should be greater than or equal to %lld", p,
-                (long long)n->min);
+                (long long) n->min);
             bad++;
         }
         if (n->has_max && x > n->max) {
             schema_err_invalid(w->err, p, v,
                                "%s in body should be less than or equal to "
                                "%lld",
-                               p, (long long)n->max);
+                               p, (long long) n->max);
             bad++;
         }
         if (n->format && !strcmp(n->format, "int32") &&
             (x < INT32_MIN || x > INT32_MAX)) {
-            schema_err_invalid(w->err, p, v,
-                               "%s in body must be of type int32", p);
+            schema_err_invalid(w->err, p, v, "%s in body must be of type int32",
+                               p);
             bad++;
         }
     }
@@ -927,8 +955,8 @@ is_empty_string(const json_t *v)
 }
 
 static void
-check_immutable(const struct schema_node *n, const json_t *v,
-                const json_t *old, struct walk *w)
+check_immutable(const struct schema_node *n, const json_t *v, const json_t *old,
+                struct walk *w)
 {
     if (!n->immutable || !old) {
         return;
@@ -936,7 +964,7 @@ check_immutable(const struct schema_node *n, const json_t *v,
     if (n->immutable_unless_empty && is_empty_string(old)) {
         return;
     }
-    if (!json_equal((json_t *)v, (json_t *)old)) {
+    if (!json_equal((json_t *) v, (json_t *) old)) {
         json_t *t = json_string(json_type_name(v));
         schema_err_invalid(w->err, w->path, t, "%s", n->immutable);
         json_decref(t);
@@ -944,8 +972,8 @@ check_immutable(const struct schema_node *n, const json_t *v,
 }
 
 static void
-validate_object(const struct schema_node *n, const json_t *v,
-                const json_t *old, struct walk *w, int depth)
+validate_object(const struct schema_node *n, const json_t *v, const json_t *old,
+                struct walk *w, int depth)
 {
     if (!n->fields) {
         return;
@@ -997,24 +1025,25 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
         break;
     case SCHEMA_T_MAP: {
         size_t np = json_object_size(v);
-        if (n->max_props && (int64_t)np > n->max_props) {
+        if (n->max_props && (int64_t) np > n->max_props) {
             dpf_error_add_cause(w->err, DPF_CAUSE_TOO_MANY, w->path,
                                 "Too many: %zu: must have at most %lld items",
-                                np, (long long)n->max_props);
+                                np, (long long) n->max_props);
             bad++;
         }
-        if (n->min_props && (int64_t)np < n->min_props) {
-            json_t *c = json_integer((json_int_t)np);
+        if (n->min_props && (int64_t) np < n->min_props) {
+            json_t *c = json_integer((json_int_t) np);
             schema_err_invalid(w->err, w->path, c,
                                "%s in body should have at least %lld "
                                "properties",
-                               w->path, (long long)n->min_props);
+                               w->path, (long long) n->min_props);
             json_decref(c);
             bad++;
         }
         const char *key;
         json_t *c;
-        json_object_foreach ((json_t *)v, key, c) {
+        json_object_foreach((json_t *) v, key, c)
+        {
             size_t saved = path_push_mapkey(w, key);
             const json_t *oc =
                 json_is_object(old) ? json_object_get(old, key) : NULL;
@@ -1025,23 +1054,24 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
     }
     case SCHEMA_T_ARRAY: {
         size_t na = json_array_size(v);
-        if (n->max_items && (int64_t)na > n->max_items) {
+        if (n->max_items && (int64_t) na > n->max_items) {
             dpf_error_add_cause(w->err, DPF_CAUSE_TOO_MANY, w->path,
                                 "Too many: %zu: must have at most %lld items",
-                                na, (long long)n->max_items);
+                                na, (long long) n->max_items);
             bad++;
         }
-        if (n->min_items && (int64_t)na < n->min_items) {
-            json_t *c = json_integer((json_int_t)na);
+        if (n->min_items && (int64_t) na < n->min_items) {
+            json_t *c = json_integer((json_int_t) na);
             schema_err_invalid(w->err, w->path, c,
                                "%s in body should have at least %lld items",
-                               w->path, (long long)n->min_items);
+                               w->path, (long long) n->min_items);
             json_decref(c);
             bad++;
         }
         size_t i;
         json_t *c;
-        json_array_foreach (v, i, c) {
+        json_array_foreach(v, i, c)
+        {
             size_t saved = path_push_index(w, i);
             validate_node(n->items, c, NULL, w, depth + 1);
             path_pop(w, saved);
@@ -1138,34 +1168,33 @@ validate_meta(const struct kind_rt *rt, const json_t *obj, struct walk *w)
         size_t total = 0;
         const char *key;
         const json_t *val;
-        json_object_foreach ((json_t *)ann, key, val) {
+        json_object_foreach((json_t *) ann, key, val)
+        {
             char lower[320];
             size_t i;
             for (i = 0; key[i] && i + 1 < sizeof lower; i++) {
-                lower[i] = (char)tolower((unsigned char)key[i]);
+                lower[i] = (char) tolower((unsigned char) key[i]);
             }
             lower[i] = '\0';
-            schema_check_qualified_name(lower, "metadata.annotations",
-                                        w->err);
+            schema_check_qualified_name(lower, "metadata.annotations", w->err);
             total += strlen(key) + json_string_length(val);
         }
         if (total > SCHEMA_ANNOTATIONS_MAX) {
-            dpf_error_add_cause(w->err, DPF_CAUSE_TOO_LONG,
-                                "metadata.annotations",
-                                "Too long: must have at most %d bytes",
-                                SCHEMA_ANNOTATIONS_MAX);
+            dpf_error_add_cause(
+                w->err, DPF_CAUSE_TOO_LONG, "metadata.annotations",
+                "Too long: must have at most %d bytes", SCHEMA_ANNOTATIONS_MAX);
         }
     }
     const json_t *fin = json_object_get(meta, "finalizers");
     if (json_is_array(fin)) {
         size_t i;
         const json_t *f;
-        json_array_foreach (fin, i, f) {
+        json_array_foreach(fin, i, f)
+        {
             if (json_is_string(f)) {
                 char path[48];
                 snprintf(path, sizeof path, "metadata.finalizers[%zu]", i);
-                schema_check_qualified_name(json_string_value(f), path,
-                                            w->err);
+                schema_check_qualified_name(json_string_value(f), path, w->err);
             }
         }
     }
@@ -1181,6 +1210,7 @@ schema_validate_name(const struct schema_kind *k, const char *name,
     }
     dpf_error_clear(err);
     struct dpf_error local;
+    // cppcheck-suppress uninitvar
     struct dpf_error *e = err ? err : &local;
     dpf_error_clear(e);
     if (!name || !*name) {
@@ -1204,6 +1234,7 @@ schema_validate(const struct schema_kind *k, const json_t *obj,
 {
     const struct kind_rt *rt = kind_rt(k);
     struct dpf_error local;
+    // cppcheck-suppress uninitvar
     struct walk w = {.err = err ? err : &local};
     dpf_error_clear(w.err);
     if (!rt || !json_is_object(obj)) {
@@ -1280,7 +1311,8 @@ default_node(const struct schema_node *n, json_t *v, int depth)
         }
         const char *key;
         json_t *c;
-        json_object_foreach (v, key, c) {
+        json_object_foreach(v, key, c)
+        {
             default_node(n->items, c, depth + 1);
         }
         break;
@@ -1291,7 +1323,8 @@ default_node(const struct schema_node *n, json_t *v, int depth)
         }
         size_t i;
         json_t *c;
-        json_array_foreach (v, i, c) {
+        json_array_foreach(v, i, c)
+        {
             default_node(n->items, c, depth + 1);
         }
         break;
@@ -1348,7 +1381,8 @@ prune_node(const struct schema_node *n, json_t *v, struct walk *w, int depth)
         const char *key;
         json_t *c;
         void *tmp;
-        json_object_foreach_safe (v, tmp, key, c) {
+        json_object_foreach_safe(v, tmp, key, c)
+        {
             const struct schema_field *f = find_field(n, key);
             if (!f) {
                 if (n->preserve_unknown) {
@@ -1380,7 +1414,8 @@ prune_node(const struct schema_node *n, json_t *v, struct walk *w, int depth)
         const char *key;
         json_t *c;
         void *tmp;
-        json_object_foreach_safe (v, tmp, key, c) {
+        json_object_foreach_safe(v, tmp, key, c)
+        {
             if (json_is_null(c) && !n->items->nullable &&
                 n->items->type != SCHEMA_T_ANY) {
                 json_object_del(v, key);
@@ -1398,7 +1433,8 @@ prune_node(const struct schema_node *n, json_t *v, struct walk *w, int depth)
         }
         size_t i;
         json_t *c;
-        json_array_foreach (v, i, c) {
+        json_array_foreach(v, i, c)
+        {
             size_t saved = path_push_index(w, i);
             prune_node(n->items, c, w, depth + 1);
             path_pop(w, saved);
@@ -1435,7 +1471,8 @@ schema_prune(const struct schema_kind *k, json_t *obj,
         dbuf_puts(&b, "strict decoding error: ");
         size_t i;
         json_t *p;
-        json_array_foreach (w.unknown, i, p) {
+        json_array_foreach(w.unknown, i, p)
+        {
             dbuf_printf(&b, "%sunknown field \"%s\"", i ? ", " : "",
                         json_string_value(p));
             dpf_error_add_cause(err, DPF_CAUSE_UNKNOWN_FIELD,
@@ -1524,9 +1561,9 @@ export_node(const struct schema_node *n, int depth)
         json_object_set_new(o, "type", json_string("boolean"));
         break;
     case SCHEMA_T_INT_OR_STRING:
-        json_object_set_new(o, "anyOf",
-                            json_pack("[{s:s},{s:s}]", "type", "integer",
-                                      "type", "string"));
+        json_object_set_new(
+            o, "anyOf",
+            json_pack("[{s:s},{s:s}]", "type", "integer", "type", "string"));
         json_object_set_new(o, "x-kubernetes-int-or-string", json_true());
         break;
     case SCHEMA_T_ANY:
@@ -1596,10 +1633,9 @@ export_node(const struct schema_node *n, int depth)
                            "message", n->immutable));
     }
     if (n->cel_rule) {
-        json_array_append_new(cel, json_pack("{s:s,s:s}", "rule", n->cel_rule,
-                                             "message", n->cel_message
-                                                            ? n->cel_message
-                                                            : "invalid"));
+        json_array_append_new(
+            cel, json_pack("{s:s,s:s}", "rule", n->cel_rule, "message",
+                           n->cel_message ? n->cel_message : "invalid"));
     }
     if (json_array_size(cel)) {
         json_object_set_new(o, "x-kubernetes-validations", cel);
@@ -1638,18 +1674,18 @@ schema_crd(const struct schema_kind *k)
     }
     char name[256];
     snprintf(name, sizeof name, "%s.%s", k->plural, k->group);
-    json_t *names = json_pack("{s:s,s:s,s:s,s:s}", "kind", k->kind, "listKind",
-                              k->list_kind, "plural", k->plural, "singular",
-                              k->singular);
+    json_t *names =
+        json_pack("{s:s,s:s,s:s,s:s}", "kind", k->kind, "listKind",
+                  k->list_kind, "plural", k->plural, "singular", k->singular);
     if (k->short_names && k->short_names[0]) {
         json_object_set_new(names, "shortNames", str_list(k->short_names));
     }
     if (k->categories && k->categories[0]) {
         json_object_set_new(names, "categories", str_list(k->categories));
     }
-    json_t *version = json_pack(
-        "{s:s,s:b,s:b,s:{s:o}}", "name", k->version, "served", 1, "storage", 1,
-        "schema", "openAPIV3Schema", schema_openapi_v3(k));
+    json_t *version = json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", k->version,
+                                "served", 1, "storage", 1, "schema",
+                                "openAPIV3Schema", schema_openapi_v3(k));
     if (k->has_status) {
         json_object_set_new(version, "subresources",
                             json_pack("{s:{}}", "status"));
@@ -1659,12 +1695,11 @@ schema_crd(const struct schema_kind *k)
         if (c->compute || !c->json_path) {
             continue;
         }
-        json_t *jc = json_pack("{s:s,s:s,s:s}", "name", c->name, "type",
-                               c->type ? c->type : "string", "jsonPath",
-                               c->json_path);
+        json_t *jc =
+            json_pack("{s:s,s:s,s:s}", "name", c->name, "type",
+                      c->type ? c->type : "string", "jsonPath", c->json_path);
         if (c->description) {
-            json_object_set_new(jc, "description",
-                                json_string(c->description));
+            json_object_set_new(jc, "description", json_string(c->description));
         }
         if (c->priority) {
             json_object_set_new(jc, "priority", json_integer(c->priority));
@@ -1729,7 +1764,7 @@ jp_eval(const json_t *cur, const char *p, int depth)
     if (p[1] == '\'' || p[1] == '"') {
         /* ['key.with.dots'] */
         const char *k = p + 2;
-        size_t n = (size_t)(end - 1 - k);
+        size_t n = (size_t) (end - 1 - k);
         if (!json_is_object(cur) || end - 1 < k) {
             return NULL;
         }
@@ -1741,7 +1776,8 @@ jp_eval(const json_t *cur, const char *p, int depth)
     if (p[1] == '*') {
         size_t i;
         const json_t *c;
-        json_array_foreach (cur, i, c) {
+        json_array_foreach(cur, i, c)
+        {
             const json_t *r = jp_eval(c, rest, depth + 1);
             if (r) {
                 return r;
@@ -1758,7 +1794,7 @@ jp_eval(const json_t *cur, const char *p, int depth)
         q += 3;
         size_t klen = strcspn(q, "=!<> ");
         char key[64];
-        snprintf(key, sizeof key, "%.*s", (int)DPF_MIN(klen, 63), q);
+        snprintf(key, sizeof key, "%.*s", (int) DPF_MIN(klen, 63), q);
         q += klen;
         while (*q == ' ') {
             q++;
@@ -1777,14 +1813,15 @@ jp_eval(const json_t *cur, const char *p, int depth)
             if (!qe) {
                 return NULL;
             }
-            snprintf(want, sizeof want, "%.*s", (int)(qe - q), q);
+            snprintf(want, sizeof want, "%.*s", (int) (qe - q), q);
         } else {
             size_t vl = strcspn(q, ")");
-            snprintf(want, sizeof want, "%.*s", (int)vl, q);
+            snprintf(want, sizeof want, "%.*s", (int) vl, q);
         }
         size_t i;
         const json_t *c;
-        json_array_foreach (cur, i, c) {
+        json_array_foreach(cur, i, c)
+        {
             const json_t *kv = schema_get(c, key);
             char got[128];
             if (json_is_string(kv)) {
@@ -1813,12 +1850,12 @@ jp_eval(const json_t *cur, const char *p, int depth)
         return NULL;
     }
     if (idx < 0) {
-        idx += (long)json_array_size(cur);
+        idx += (long) json_array_size(cur);
     }
     if (idx < 0) {
         return NULL;
     }
-    return jp_eval(json_array_get(cur, (size_t)idx), rest, depth + 1);
+    return jp_eval(json_array_get(cur, (size_t) idx), rest, depth + 1);
 }
 
 char *
@@ -1843,12 +1880,16 @@ schema_column_value(const struct schema_column *c, const json_t *obj)
         return xstrdup("");
     }
     switch (json_typeof(v)) {
-    case JSON_STRING: return xstrdup(json_string_value(v));
+    case JSON_STRING:
+        return xstrdup(json_string_value(v));
     case JSON_INTEGER:
         return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL: return xasprintf("%g", json_real_value(v));
-    case JSON_TRUE: return xstrdup("true");
-    case JSON_FALSE: return xstrdup("false");
+    case JSON_REAL:
+        return xasprintf("%g", json_real_value(v));
+    case JSON_TRUE:
+        return xstrdup("true");
+    case JSON_FALSE:
+        return xstrdup("false");
     default: {
         char *s = json_dumps(v, JSON_COMPACT);
         return s ? s : xstrdup("");

@@ -338,8 +338,15 @@ http_stream_write(struct http_stream *st, const char *data, size_t len)
     if (st->gone || st->closing) {
         ret = -EPIPE;
     } else if (st->queued + len > HTTP_STREAM_MAX_QUEUED) {
-        /* Slow client: give up on it rather than buffer without bound. */
+        /* Slow client: give up on it rather than buffer without bound.
+         * Its connection may be blocked on a full socket buffer, where MHD
+         * would wait for the timeout; shutting the socket down wakes it
+         * (MHD closes the fd only after the request finished, so the fd
+         * is still ours to use while !done). */
         st->gone = true;
+        if (!st->done && st->fd >= 0) {
+            shutdown(st->fd, SHUT_RDWR);
+        }
         stream_resume_locked(st);
         ret = -ENOBUFS;
     } else if (len > 0) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/http-server.h"
+#include "lib/pki.h"
 #include "lib/util.h"
 
 #define MAX_STREAMS 256
@@ -34,6 +35,13 @@ struct fixture {
 };
 
 static struct fixture fx;
+
+/* Certificates made once for the TLS tests. */
+static char pki_dir[64];
+static char *pki_file(const char *name);
+/* Client credentials the next easy_new() uses (NULL = none). */
+static const char *client_cert;
+static const char *client_key;
 
 static void
 on_close(void *arg)
@@ -120,6 +128,84 @@ setup_plain(void **state)
     return start_server(&cfg);
 }
 
+static char *
+pki_file(const char *name)
+{
+    return xasprintf("%s/%s", pki_dir, name);
+}
+
+static int
+setup_tls(void **state)
+{
+    char *crt = pki_file("server.crt");
+    char *key = pki_file("server.key");
+    char *ca = pki_file("ca.crt");
+    struct http_server_config cfg = {
+        .address = "127.0.0.1",
+        .port = 0,
+        .threads = 2,
+        .max_body = 1024,
+        .cert_file = crt,
+        .key_file = key,
+        .client_ca_file = ca,
+    };
+    int r = start_server(&cfg);
+    free(crt);
+    free(key);
+    free(ca);
+    client_cert = client_key = NULL;
+    return r;
+}
+
+/* Make a CA, a serving cert, an admin client cert, and a second CA with a
+ * client cert of its own. */
+static int
+group_setup(void **state)
+{
+    snprintf(pki_dir, sizeof(pki_dir), "/tmp/dpf-test-http-XXXXXX");
+    if (!mkdtemp(pki_dir)) {
+        return -1;
+    }
+    struct dpf_error err = {0};
+    char *ca = pki_file("ca.crt"), *cakey = pki_file("ca.key");
+    char *other = pki_file("other.crt"), *otherkey = pki_file("other.key");
+    char *srv = pki_file("server.crt"), *srvkey = pki_file("server.key");
+    char *adm = pki_file("admin.crt"), *admkey = pki_file("admin.key");
+    char *evil = pki_file("evil.crt"), *evilkey = pki_file("evil.key");
+    const char *sans[] = {"localhost", "127.0.0.1"};
+    int r = 0;
+    if (pki_ca_create(ca, cakey, "test-ca", 30, &err) < 0 ||
+        pki_ca_create(other, otherkey, "test-ca", 30, &err) < 0 ||
+        pki_issue_server(ca, cakey, srv, srvkey, NULL, sans, 2, 30, &err) < 0 ||
+        pki_issue_client(ca, cakey, adm, admkey, "dpf-admin", "system:masters",
+                         30, &err) < 0 ||
+        pki_issue_client(other, otherkey, evil, evilkey, "dpf-admin",
+                         "system:masters", 30, &err) < 0) {
+        fprintf(stderr, "pki: %s\n", err.message);
+        r = -1;
+    }
+    free(ca);
+    free(cakey);
+    free(other);
+    free(otherkey);
+    free(srv);
+    free(srvkey);
+    free(adm);
+    free(admkey);
+    free(evil);
+    free(evilkey);
+    return r;
+}
+
+static int
+group_teardown(void **state)
+{
+    char *cmd = xasprintf("rm -rf '%s'", pki_dir);
+    int r = system(cmd);
+    free(cmd);
+    return r == 0 ? 0 : -1;
+}
+
 static int
 teardown(void **state)
 {
@@ -165,6 +251,19 @@ easy_new(const char *path, struct reply *r)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (str_has_prefix(fx.base, "https:")) {
+        char *ca = pki_file("ca.crt");
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+        free(ca);
+        if (client_cert) {
+            char *crt = pki_file(client_cert);
+            char *key = pki_file(client_key);
+            curl_easy_setopt(c, CURLOPT_SSLCERT, crt);
+            curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+            free(crt);
+            free(key);
+        }
+    }
     return c;
 }
 
@@ -535,6 +634,61 @@ test_destroy_with_open_streams(void **state)
     curl_multi_cleanup(m);
 }
 
+/* GET / over TLS with the given client credentials; returns the body. */
+static char *
+tls_get(const char *cert, const char *key)
+{
+    client_cert = cert;
+    client_key = key;
+    struct reply r;
+    CURL *c = easy_new("/who?x=1", &r);
+    CURLcode rc = perform(c, &r);
+    curl_easy_cleanup(c);
+    client_cert = client_key = NULL;
+    assert_int_equal(rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    dbuf_free(&r.headers);
+    return dbuf_steal(&r.body, NULL);
+}
+
+static void
+test_tls_peer_identity(void **state)
+{
+    char *b = tls_get(NULL, NULL);
+    assert_non_null(strstr(b, "path=/who x=1 "));
+    assert_non_null(strstr(b, "cn=(null) org=(null)"));
+    free(b);
+
+    b = tls_get("admin.crt", "admin.key");
+    assert_non_null(strstr(b, "cn=dpf-admin org=system:masters"));
+    free(b);
+
+    /* Same subject, wrong CA: not verified, so no identity. */
+    b = tls_get("evil.crt", "evil.key");
+    assert_non_null(strstr(b, "cn=(null) org=(null)"));
+    free(b);
+
+    /* Our CA, but a serving certificate is no client login. */
+    b = tls_get("server.crt", "server.key");
+    assert_non_null(strstr(b, "cn=(null) org=(null)"));
+    free(b);
+}
+
+static void
+test_tls_refuses_plain_http(void **state)
+{
+    struct reply r;
+    char *url = xasprintf("http://127.0.0.1:%u/", http_server_port(fx.srv));
+    CURL *c = easy_new("/", &r);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    CURLcode rc = perform(c, &r);
+    assert_int_not_equal(rc, CURLE_OK);
+    assert_int_not_equal(r.status, 200);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    free(url);
+}
+
 int
 main(void)
 {
@@ -558,8 +712,23 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_destroy_with_open_streams,
                                         setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_peer_identity, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_refuses_plain_http, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_get_query_headers, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_from_other_thread,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_client_disconnect,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_many_streams, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_with_open_streams,
+                                        setup_tls, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     curl_global_cleanup();
     return rc;
 }

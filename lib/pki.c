@@ -455,12 +455,12 @@ pki_kubeconfig_render(const struct pki_kubeconfig *kc, char **out,
                       struct dpf_error *err)
 {
     char *ca = NULL, *cert = NULL, *key = NULL;
-    if (!kc->cluster || !kc->server || !kc->user || !kc->ca_path) {
+    if (!kc->cluster || !kc->server || !kc->user) {
         dpf_error_set(err, 400, "Invalid",
-                      "pki: kubeconfig needs cluster, server, user and CA");
+                      "pki: kubeconfig needs cluster, server and user");
         return -EINVAL;
     }
-    if (!(ca = file_base64(kc->ca_path, err)) ||
+    if ((kc->ca_path && !(ca = file_base64(kc->ca_path, err))) ||
         (kc->cert_path && !(cert = file_base64(kc->cert_path, err))) ||
         (kc->key_path && !(key = file_base64(kc->key_path, err)))) {
         free(ca);
@@ -474,7 +474,10 @@ pki_kubeconfig_render(const struct pki_kubeconfig *kc, char **out,
     yaml_quoted(&b, kc->cluster);
     dbuf_puts(&b, "\n  cluster:\n    server: ");
     yaml_quoted(&b, kc->server);
-    dbuf_printf(&b, "\n    certificate-authority-data: %s\n", ca);
+    dbuf_puts(&b, "\n");
+    if (ca) {
+        dbuf_printf(&b, "    certificate-authority-data: %s\n", ca);
+    }
     dbuf_puts(&b, "users:\n- name: ");
     yaml_quoted(&b, kc->user);
     dbuf_puts(&b, "\n  user:\n");

@@ -1,0 +1,107 @@
+/* dts-config: the DTS configuration (dts_config.ini, DOCA's keys) and the
+ * telemetry-init step that writes a default file into an empty config
+ * directory.
+ *
+ * The file is plain `key=value` (lib/ini.h). Keys read (DOCA spelling
+ * where DOCA's is known; ours marked *):
+ *   update                       sampling period, ms (default 1000)
+ *   enable-provider / disable-provider   one line per provider (repeat)
+ *   providers*, aggregator-providers*    comma lists (the DPF YAML form)
+ *   prometheus                   http://<addr>:<port> of /metrics
+ *   include-names, exclude-names, name-match (exact|wildcard|regex)
+ *   level-labels-file            level_labels.ini path
+ *   output                       data-file directory (unset = no files)
+ *   data-file-size-limit, data-file-time-limit   rotation (bytes, s)
+ *   fluentbit-config-dir         dir of Fluent Bit *.exp export files
+ *   netflow-collector-ip, netflow-collector-port, netflow-version*
+ *   prometheus-aggr-endpoints*   comma list of URLs for prometheus_aggr
+ *   fluent-aggr-address*, fluent-aggr-port*   fluent_aggr listener
+ *   ipc-sockets-dir*             exporter-library socket directory
+ *   fluent-forward-{enable,host,port,tag}*  Forward output without .exp
+ * Other DOCA keys (sync-time-limit, *-buffer-size, prometheus-fset-*,
+ * open-telemetry-*, ...) are accepted and reported as not implemented;
+ * unknown keys are reported too. Neither makes the file invalid.
+ *
+ * Ownership: dts_config_load() returns a config the caller frees with
+ * dts_config_free(); all strings inside are owned by it. */
+#ifndef DTS_CONFIG_H
+#define DTS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dts/dts-metrics.h"
+#include "lib/error.h"
+
+#define DTS_CONFIG_FILE "dts_config.ini"
+#define DTS_CONFIG_YAML "dts_config.yaml"
+#define DTS_DEFAULT_UPDATE_MS 1000
+#define DTS_DEFAULT_PROM_PORT 9100
+
+/* Options that come from the command line, not the file. */
+struct dts_runtime {
+    const char *config_dir; /* --config-dir */
+    const char *sysfs_root; /* --sysfs-root ("/sys") */
+    const char *ipc_dir;    /* --ipc-dir (NULL = key or default) */
+};
+
+/* A parsed, validated configuration. */
+struct dts_config {
+    char *path;          /* the file it came from */
+    long update_ms;      /* collection period */
+    size_t n_providers;  /* enabled providers (data + aggregators) */
+    char **providers;    /* canonical names, file order, no duplicates */
+    char *prometheus;    /* endpoint URL or NULL (no HTTP server) */
+    char *prom_address;  /* host part of prometheus */
+    uint16_t prom_port;  /* port part of prometheus */
+    char *include_names; /* comma list or NULL */
+    char *exclude_names; /* comma list or NULL */
+    enum dts_name_match name_match; /* how names match */
+    char *level_labels_file;        /* path or NULL */
+    char *output;                   /* data-file dir or NULL */
+    uint64_t data_file_size_limit;  /* bytes */
+    unsigned data_file_time_limit;  /* seconds */
+    char *fluentbit_config_dir;     /* .exp dir or NULL */
+    bool fwd_enable;                /* Fluent Forward output on */
+    char *fwd_host;                 /* Forward target host */
+    uint16_t fwd_port;              /* Forward target port */
+    char *fwd_tag;                  /* Forward tag */
+    char *netflow_host;             /* collector or NULL */
+    uint16_t netflow_port;          /* collector UDP port */
+    int netflow_version;            /* 9 or 10 */
+    size_t n_prom_aggr;             /* prometheus_aggr endpoints */
+    char **prom_aggr;               /* endpoint URLs */
+    char *fluent_aggr_address;      /* listener address */
+    uint16_t fluent_aggr_port;      /* listener port */
+    char *ipc_dir;                  /* IPC socket directory */
+    char *sysfs_root;               /* copy of the runtime option */
+    size_t n_notes;                 /* non-fatal remarks for the log */
+    char **notes;                   /* "line 7: key x not implemented" */
+};
+
+/* Parse config text (ini form). name is used in messages. NULL with err
+ * naming the line and key on a syntax or value error. */
+struct dts_config *dts_config_parse_ini(const char *text, size_t len,
+                                        const char *name,
+                                        const struct dts_runtime *rt,
+                                        struct dpf_error *err);
+/* Load <config_dir>/dts_config.ini, else <config_dir>/dts_config.yaml
+ * (DPF configMapData form). NULL with err set (404 when neither exists). */
+struct dts_config *dts_config_load(const struct dts_runtime *rt,
+                                   struct dpf_error *err);
+void dts_config_free(struct dts_config *c);
+/* True if c enables provider name. */
+bool dts_config_has_provider(const struct dts_config *c, const char *name);
+/* Canonical provider name ("prometheus-aggr" -> "prometheus_aggr"), or
+ * NULL if unknown. */
+const char *dts_config_provider_canon(const char *name);
+
+/* telemetry-init: if config_dir holds neither config file, create the
+ * directory and write the default dts_config.ini. 1 if written, 0 if a
+ * config exists, -errno on failure. */
+int dts_config_init_default(const char *config_dir);
+/* The default file's text (static). */
+const char *dts_config_default_text(void);
+
+#endif

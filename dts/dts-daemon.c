@@ -1,0 +1,653 @@
+/* dts-daemon: see dts-daemon.h. */
+#include "dts/dts-daemon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "dts/dts-export.h"
+#include "dts/dts-ipc-server.h"
+#include "dts/dts-labels.h"
+#include "dts/dts-provider.h"
+#include "lib/http-server.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+LOG_MODULE(dts);
+
+/* Delay between a file event and the reload, so an editor's burst of
+ * writes/renames is applied once. */
+#define DTS_RELOAD_DEBOUNCE_MS 100
+
+/* One running (or unavailable) provider. */
+struct dts_pinst {
+    char *name;                         /* canonical name */
+    const struct dts_provider_ops *ops; /* NULL: no implementation */
+    void *state;                        /* ops state when up */
+    bool up;                            /* init succeeded */
+    char *fingerprint;                  /* settings it was started with */
+    double last_duration;               /* seconds of the last collect */
+};
+
+struct dts_daemon {
+    struct loop *loop;
+    struct dts_runtime rt;
+    char *config_dir;
+    char *sysfs_root;
+    char *ipc_dir_opt;
+    struct dts_config *cfg;
+    struct dts_filter *filter;
+    struct dts_labels *labels;
+    struct dts_model *model;
+    size_t n_pinst;
+    struct dts_pinst *pinst;
+    struct loop_timer *collect_timer;
+    struct loop_timer *reload_timer;
+    int inotify_fd;
+    struct loop_watch *inotify_watch;
+    struct http_server *http;
+    char *http_url; /* URL the server was started for */
+    struct dts_export *export;
+    struct dts_ipc_server *ipc;
+    char *ipc_path;
+    uint64_t ipc_errors_seen;
+    uint64_t collections;
+    bool last_reload_ok;
+    double last_reload_ts;
+    int64_t start_ns;
+};
+
+/* ---- providers ------------------------------------------------------- */
+
+/* Settings that, when changed, require restarting a provider. */
+static char *
+dts_provider_fingerprint(const struct dts_config *c, const char *name)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    dbuf_printf(&b, "root=%s", c->sysfs_root);
+    if (!strcmp(name, "prometheus_aggr")) {
+        for (size_t i = 0; i < c->n_prom_aggr; i++) {
+            dbuf_printf(&b, " ep=%s", c->prom_aggr[i]);
+        }
+        dbuf_printf(&b, " update=%ld", c->update_ms);
+    } else if (!strcmp(name, "fluent_aggr")) {
+        dbuf_printf(&b, " addr=%s port=%u", c->fluent_aggr_address,
+                    c->fluent_aggr_port);
+    }
+    return dbuf_steal(&b, NULL);
+}
+
+static void
+dts_pinst_stop(struct dts_daemon *d, struct dts_pinst *p)
+{
+    if (p->up && p->ops) {
+        p->ops->destroy(p->state);
+    }
+    dts_model_put(d->model, p->name, NULL);
+    free(p->name);
+    free(p->fingerprint);
+    memset(p, 0, sizeof *p);
+}
+
+static void
+dts_pinst_start(struct dts_daemon *d, struct dts_pinst *p, const char *name)
+{
+    memset(p, 0, sizeof *p);
+    p->name = xstrdup(name);
+    p->ops = dts_provider_find(name);
+    p->fingerprint = dts_provider_fingerprint(d->cfg, name);
+    dts_model_error_declare(d->model, "provider", "provider", name);
+    if (!p->ops) {
+        log_warn("provider not available",
+                 "provider=%s reason=\"needs BlueField hardware; not in "
+                 "this build\"",
+                 name);
+        return;
+    }
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_provider_ctx ctx = {.config = d->cfg, .model = d->model};
+    int rc = p->ops->init(&ctx, &p->state, &err);
+    if (rc < 0) {
+        log_warn("provider not available", "provider=%s reason=\"%s\"", name,
+                 err.message[0] ? err.message : strerror(-rc));
+        return;
+    }
+    p->up = true;
+    log_info("provider started", "provider=%s", name);
+}
+
+/* Bring the provider set in line with d->cfg. */
+static void
+dts_providers_apply(struct dts_daemon *d)
+{
+    /* Stop instances that are disabled or whose settings changed. */
+    for (size_t i = 0; i < d->n_pinst;) {
+        struct dts_pinst *p = &d->pinst[i];
+        char *fp = dts_provider_fingerprint(d->cfg, p->name);
+        bool keep = dts_config_has_provider(d->cfg, p->name) &&
+                    !strcmp(fp, p->fingerprint);
+        free(fp);
+        if (keep) {
+            i++;
+            continue;
+        }
+        log_info("provider stopped", "provider=%s", p->name);
+        dts_pinst_stop(d, p);
+        d->pinst[i] = d->pinst[--d->n_pinst];
+    }
+    for (size_t j = 0; j < d->cfg->n_providers; j++) {
+        const char *name = d->cfg->providers[j];
+        bool have = false;
+        for (size_t i = 0; i < d->n_pinst; i++) {
+            have = have || !strcmp(d->pinst[i].name, name);
+        }
+        if (have) {
+            continue;
+        }
+        d->pinst = xrealloc(d->pinst, (d->n_pinst + 1) * sizeof *d->pinst);
+        dts_pinst_start(d, &d->pinst[d->n_pinst++], name);
+    }
+}
+
+/* ---- collection ------------------------------------------------------ */
+
+static void
+dts_collect_self(struct dts_daemon *d, struct dts_sink *sink)
+{
+    for (size_t i = 0; i < d->n_pinst; i++) {
+        const struct dts_pinst *p = &d->pinst[i];
+        const char *labels[] = {"provider", p->name, NULL};
+        dts_sink_add(sink, DTS_GAUGE, "dts_provider_up",
+                     "1 if the provider is running, 0 if it is not "
+                     "available here.",
+                     labels, p->up ? 1 : 0);
+        if (p->up) {
+            dts_sink_add(sink, DTS_GAUGE,
+                         "dts_provider_collect_duration_seconds",
+                         "Time the provider's last collection took.", labels,
+                         p->last_duration);
+        }
+    }
+    dts_sink_add(sink, DTS_COUNTER, "dts_collections_total",
+                 "Collection cycles run.", NULL, (double) d->collections);
+    dts_sink_add(sink, DTS_GAUGE, "dts_update_period_seconds",
+                 "Configured collection period (update).", NULL,
+                 (double) d->cfg->update_ms / 1000.0);
+    dts_sink_add(sink, DTS_GAUGE, "dts_config_last_reload_successful",
+                 "1 if the last configuration (re)load was applied.", NULL,
+                 d->last_reload_ok ? 1 : 0);
+    dts_sink_add(sink, DTS_GAUGE,
+                 "dts_config_last_reload_success_timestamp_seconds",
+                 "Time the configuration in force was applied.", NULL,
+                 d->last_reload_ts);
+    dts_sink_add(sink, DTS_GAUGE, "dts_start_time_seconds",
+                 "Time the daemon started, seconds since the epoch.", NULL,
+                 (double) d->start_ns / 1e9);
+    const char *bl[] = {"version", DPF_VERSION, NULL};
+    dts_sink_add(sink, DTS_GAUGE, "dts_build_info",
+                 "Version of the dts daemon (value is always 1).", bl, 1);
+    /* IPC server counters. */
+    if (d->ipc) {
+        struct dts_ipc_server_stats st;
+        dts_ipc_server_get_stats(d->ipc, &st);
+        if (st.errors > d->ipc_errors_seen) {
+            dts_model_error_add(d->model, "ipc", NULL, NULL,
+                                st.errors - d->ipc_errors_seen);
+            d->ipc_errors_seen = st.errors;
+        }
+        dts_sink_add(sink, DTS_COUNTER, "dts_ipc_connections_total",
+                     "Exporter-library connections accepted.", NULL,
+                     (double) st.connections);
+        dts_sink_add(sink, DTS_GAUGE, "dts_ipc_clients",
+                     "Exporter-library clients connected now.", NULL,
+                     (double) st.clients);
+        const char *kinds[][2] = {
+            {"kind", "event"}, {"kind", "counter"}, {"kind", "netflow"}};
+        uint64_t vals[] = {st.events, st.counters, st.netflow};
+        for (size_t k = 0; k < 3; k++) {
+            const char *l[] = {kinds[k][0], kinds[k][1], NULL};
+            dts_sink_add(sink, DTS_COUNTER, "dts_ipc_records_total",
+                         "Records received from exporter-library apps.", l,
+                         (double) vals[k]);
+        }
+    }
+    dts_export_collect(d->export, sink);
+}
+
+void
+dts_daemon_collect(struct dts_daemon *d)
+{
+    d->collections++;
+    for (size_t i = 0; i < d->n_pinst; i++) {
+        struct dts_pinst *p = &d->pinst[i];
+        if (!p->up) {
+            continue;
+        }
+        struct dts_sink sink;
+        dts_sink_init(&sink, d->filter, d->labels);
+        int64_t t0 = time_mono_ns();
+        int rc = p->ops->collect(p->state, &sink);
+        p->last_duration = (double) (time_mono_ns() - t0) / 1e9;
+        if (rc < 0) {
+            dts_model_error_inc(d->model, "provider", "provider", p->name);
+            log_warn_rl("provider collection failed",
+                        "provider=%s error=\"%s\"", p->name, strerror(-rc));
+        }
+        dts_model_put(d->model, p->name, dts_sink_take(&sink));
+        dts_sink_fini(&sink);
+    }
+    /* Self metrics are not subject to counter selection. */
+    struct dts_sink self;
+    dts_sink_init(&self, NULL, NULL);
+    dts_collect_self(d, &self);
+    dts_model_put(d->model, "dts", dts_sink_take(&self));
+    dts_sink_fini(&self);
+    dts_export_cycle(d->export, d->model, time_wall_ns());
+}
+
+static void
+dts_on_collect_timer(void *arg, struct loop_timer *t)
+{
+    dts_daemon_collect(arg);
+}
+
+/* ---- HTTP endpoint --------------------------------------------------- */
+
+static void
+dts_http_handler(void *arg, struct http_request *req)
+{
+    struct dts_daemon *d = arg;
+    const char *method = http_request_method(req);
+    const char *path = http_request_path(req);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        http_response_header(req, "Allow", "GET, HEAD");
+        http_respond(req, 405, "text/plain", "method not allowed\n", 19);
+        return;
+    }
+    if (!strcmp(path, "/metrics")) {
+        struct dbuf out;
+        dbuf_init(&out);
+        dts_model_render(d->model, &out);
+        size_t len;
+        char *body = dbuf_steal(&out, &len);
+        http_respond_take(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+                          body, len);
+    } else if (!strcmp(path, "/healthz")) {
+        http_respond(req, 200, "text/plain", "ok\n", 3);
+    } else if (!strcmp(path, "/")) {
+        static const char index[] =
+            "<html><head><title>DOCA Telemetry Service</title></head>"
+            "<body><h1>dts</h1><p><a href=\"/metrics\">Metrics</a></p>"
+            "</body></html>\n";
+        http_respond(req, 200, "text/html", index, sizeof index - 1);
+    } else {
+        http_respond(req, 404, "text/plain", "not found\n", 10);
+    }
+}
+
+static void
+dts_http_apply(struct dts_daemon *d)
+{
+    const char *url = d->cfg->prometheus;
+    if (d->http && url && d->http_url && !strcmp(url, d->http_url)) {
+        return;
+    }
+    if (d->http) {
+        http_server_destroy(d->http);
+        d->http = NULL;
+        log_info("prometheus endpoint stopped", "url=%s", d->http_url);
+        free(d->http_url);
+        d->http_url = NULL;
+    }
+    if (!url) {
+        return;
+    }
+    struct http_server_config hc = {
+        .address = d->cfg->prom_address,
+        .port = d->cfg->prom_port,
+        .threads = 2,
+    };
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    d->http = http_server_create(&hc, dts_http_handler, d, &err);
+    if (!d->http) {
+        dts_model_error_inc(d->model, "prometheus", NULL, NULL);
+        log_error("cannot start prometheus endpoint", "url=%s error=\"%s\"",
+                  url, err.message);
+        return;
+    }
+    d->http_url = xstrdup(url);
+    log_info("prometheus endpoint listening", "address=%s port=%u",
+             d->cfg->prom_address, http_server_port(d->http));
+}
+
+/* ---- IPC ------------------------------------------------------------- */
+
+static void
+dts_on_ipc_record(void *aux, const struct dts_ipc_record *r)
+{
+    struct dts_daemon *d = aux;
+    dts_export_ipc_record(d->export, r);
+}
+
+static void
+dts_ipc_apply(struct dts_daemon *d)
+{
+    char *path = d->cfg->ipc_dir ? xasprintf("%s/%s", d->cfg->ipc_dir,
+                                             DTS_EXPORTER_SOCKET_NAME)
+                                 : NULL;
+    if (d->ipc && path && d->ipc_path && !strcmp(path, d->ipc_path)) {
+        free(path);
+        return;
+    }
+    if (d->ipc) {
+        dts_ipc_server_stop(d->ipc);
+        d->ipc = NULL;
+        d->ipc_errors_seen = 0;
+    }
+    free(d->ipc_path);
+    d->ipc_path = NULL;
+    if (!path) {
+        return;
+    }
+    struct dts_ipc_server_config ic = {
+        .path = path,
+        .cb = dts_on_ipc_record,
+        .aux = d,
+    };
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    d->ipc = dts_ipc_server_start(&ic, &err);
+    if (!d->ipc) {
+        log_warn("exporter IPC not available", "path=%s error=\"%s\"", path,
+                 err.message);
+        free(path);
+        return;
+    }
+    d->ipc_path = path;
+    log_info("exporter IPC listening", "path=%s", path);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static void dts_watch_apply(struct dts_daemon *d);
+
+/* Validate everything that can fail in a new config before touching the
+ * running state: filter, level labels. */
+static int
+dts_prepare(struct dts_daemon *d, struct dts_config *c,
+            struct dts_filter **filter, struct dts_labels **labels,
+            struct dpf_error *err)
+{
+    *filter = dts_filter_create(c->include_names, c->exclude_names,
+                                c->name_match, err);
+    if (!*filter) {
+        return -EINVAL;
+    }
+    *labels = NULL;
+    if (c->level_labels_file) {
+        *labels = dts_labels_load(c->level_labels_file, c->sysfs_root, err);
+        if (!*labels) {
+            dts_filter_free(*filter);
+            *filter = NULL;
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void
+dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
+          struct dts_labels *labels)
+{
+    struct dts_config *old = d->cfg;
+    d->cfg = c;
+    dts_filter_free(d->filter);
+    d->filter = filter;
+    dts_labels_free(d->labels);
+    d->labels = labels;
+    for (size_t i = 0; i < c->n_notes; i++) {
+        log_info("config note", "file=%s note=\"%s\"", c->path, c->notes[i]);
+    }
+    dts_providers_apply(d);
+    dts_http_apply(d);
+    dts_export_apply(d->export, c);
+    dts_ipc_apply(d);
+    if (!old || old->update_ms != c->update_ms) {
+        if (d->collect_timer) {
+            loop_timer_reset(d->collect_timer, 0, c->update_ms);
+        } else {
+            d->collect_timer = loop_timer_add(d->loop, 0, c->update_ms,
+                                              dts_on_collect_timer, d);
+        }
+    }
+    d->last_reload_ok = true;
+    d->last_reload_ts = (double) time_wall_ns() / 1e9;
+    dts_config_free(old);
+    dts_watch_apply(d);
+    log_info("configuration applied", "file=%s update_ms=%ld providers=%zu",
+             c->path, c->update_ms, c->n_providers);
+}
+
+int
+dts_daemon_reload(struct dts_daemon *d)
+{
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_config *c = dts_config_load(&d->rt, &err);
+    struct dts_filter *filter = NULL;
+    struct dts_labels *labels = NULL;
+    if (!c || dts_prepare(d, c, &filter, &labels, &err) < 0) {
+        dts_config_free(c);
+        d->last_reload_ok = false;
+        dts_model_error_inc(d->model, "config", NULL, NULL);
+        log_error("configuration rejected; keeping the running one",
+                  "error=\"%s\"", err.message);
+        return -EINVAL;
+    }
+    dts_apply(d, c, filter, labels);
+    return 0;
+}
+
+static void
+dts_on_reload_timer(void *arg, struct loop_timer *t)
+{
+    struct dts_daemon *d = arg;
+    loop_timer_cancel(t);
+    d->reload_timer = NULL;
+    dts_daemon_reload(d);
+}
+
+static void
+dts_on_inotify(void *arg, int fd, uint32_t events)
+{
+    struct dts_daemon *d = arg;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool relevant = false;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) {
+            break;
+        }
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *) p;
+            /* Ignore editor temp files and our own atomic-write temps. */
+            if (ev->len == 0 ||
+                (ev->name[0] != '.' && !str_has_suffix(ev->name, "~") &&
+                 !str_has_suffix(ev->name, ".swp"))) {
+                relevant = true;
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+    if (!relevant) {
+        return;
+    }
+    if (d->reload_timer) {
+        loop_timer_reset(d->reload_timer, DTS_RELOAD_DEBOUNCE_MS, 0);
+    } else {
+        d->reload_timer = loop_timer_add(d->loop, DTS_RELOAD_DEBOUNCE_MS, 0,
+                                         dts_on_reload_timer, d);
+    }
+}
+
+/* Directory part of a path (new string). */
+static char *
+dts_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        return xstrdup(".");
+    }
+    if (slash == path) {
+        return xstrdup("/");
+    }
+    return xstrndup(path, (size_t) (slash - path));
+}
+
+/* (Re)create the inotify instance watching the config dir, the level
+ * labels file's dir and the Fluent Bit export dir. */
+static void
+dts_watch_apply(struct dts_daemon *d)
+{
+    if (d->inotify_watch) {
+        loop_watch_remove(d->inotify_watch);
+        d->inotify_watch = NULL;
+    }
+    if (d->inotify_fd >= 0) {
+        close(d->inotify_fd);
+    }
+    d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (d->inotify_fd < 0) {
+        log_warn("cannot watch the configuration", "error=\"%s\"",
+                 strerror(errno));
+        return;
+    }
+    const uint32_t mask =
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
+    char *dirs[3] = {xstrdup(d->config_dir), NULL, NULL};
+    if (d->cfg->level_labels_file) {
+        dirs[1] = dts_dirname(d->cfg->level_labels_file);
+    }
+    if (d->cfg->fluentbit_config_dir) {
+        dirs[2] = xstrdup(d->cfg->fluentbit_config_dir);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (dirs[i] && inotify_add_watch(d->inotify_fd, dirs[i], mask) < 0) {
+            log_warn("cannot watch directory", "dir=%s error=\"%s\"", dirs[i],
+                     strerror(errno));
+        }
+        free(dirs[i]);
+    }
+    d->inotify_watch =
+        loop_watch_fd(d->loop, d->inotify_fd, LOOP_READ, dts_on_inotify, d);
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+struct dts_daemon *
+dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
+                 struct dpf_error *err)
+{
+    const char *dir = rt->config_dir ? rt->config_dir : ".";
+    int rc = dts_config_init_default(dir);
+    if (rc < 0) {
+        dpf_error_set(err, 500, "InternalError",
+                      "%s: cannot write the default configuration: %s", dir,
+                      strerror(-rc));
+        return NULL;
+    }
+    if (rc == 1) {
+        log_info("telemetry-init: wrote default configuration", "dir=%s", dir);
+    }
+    struct dts_daemon *d = xcalloc(1, sizeof *d);
+    d->loop = loop;
+    d->inotify_fd = -1;
+    d->config_dir = xstrdup(dir);
+    d->sysfs_root = xstrdup(rt->sysfs_root ? rt->sysfs_root : "/sys");
+    d->ipc_dir_opt = xstrdup(rt->ipc_dir);
+    d->rt.config_dir = d->config_dir;
+    d->rt.sysfs_root = d->sysfs_root;
+    d->rt.ipc_dir = d->ipc_dir_opt;
+    d->start_ns = time_wall_ns();
+    d->model = dts_model_create();
+    /* Every error series exists from the start (value 0). */
+    static const char *const parts[] = {
+        "config", "prometheus",     "prometheus_aggr", "fluent_aggr",
+        "ipc",    "fluent_forward", "netflow",         "datafile",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        dts_model_error_declare(d->model, parts[i], NULL, NULL);
+    }
+    d->export = dts_export_create(d->model);
+    struct dts_config *c = dts_config_load(&d->rt, err);
+    struct dts_filter *filter = NULL;
+    struct dts_labels *labels = NULL;
+    if (!c || dts_prepare(d, c, &filter, &labels, err) < 0) {
+        dts_config_free(c);
+        dts_daemon_destroy(d);
+        return NULL;
+    }
+    dts_apply(d, c, filter, labels);
+    return d;
+}
+
+struct dts_model *
+dts_daemon_model(struct dts_daemon *d)
+{
+    return d->model;
+}
+
+uint16_t
+dts_daemon_http_port(const struct dts_daemon *d)
+{
+    return d->http ? http_server_port(d->http) : 0;
+}
+
+const struct dts_config *
+dts_daemon_config(const struct dts_daemon *d)
+{
+    return d->cfg;
+}
+
+void
+dts_daemon_destroy(struct dts_daemon *d)
+{
+    if (!d) {
+        return;
+    }
+    /* Stop the inputs first so no thread calls into freed state. */
+    if (d->http) {
+        http_server_destroy(d->http);
+    }
+    if (d->ipc) {
+        dts_ipc_server_stop(d->ipc);
+    }
+    for (size_t i = 0; i < d->n_pinst; i++) {
+        dts_pinst_stop(d, &d->pinst[i]);
+    }
+    free(d->pinst);
+    dts_export_destroy(d->export);
+    loop_timer_cancel(d->collect_timer);
+    loop_timer_cancel(d->reload_timer);
+    loop_watch_remove(d->inotify_watch);
+    if (d->inotify_fd >= 0) {
+        close(d->inotify_fd);
+    }
+    dts_config_free(d->cfg);
+    dts_filter_free(d->filter);
+    dts_labels_free(d->labels);
+    dts_model_free(d->model);
+    free(d->http_url);
+    free(d->ipc_path);
+    free(d->config_dir);
+    free(d->sysfs_root);
+    free(d->ipc_dir_opt);
+    free(d);
+}

@@ -1,0 +1,674 @@
+/* dts-metrics: see dts-metrics.h. A batch indexes its families with a
+ * small open-addressing hash table; rendering gathers the families of all
+ * batches, sorts them by name and prints each name's HELP/TYPE once. */
+#include "dts/dts-metrics.h"
+
+#include <fnmatch.h>
+#include <math.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dts/dts-labels.h"
+
+/* ---- filter ---------------------------------------------------------- */
+
+struct dts_pattern {
+    char *text;
+    regex_t re;
+    bool compiled;
+};
+
+struct dts_filter {
+    enum dts_name_match match;
+    size_t n_inc, n_exc;
+    struct dts_pattern *inc, *exc;
+};
+
+static int
+dts_filter_split(const char *list, enum dts_name_match match,
+                 struct dts_pattern **out, size_t *n, struct dpf_error *err,
+                 const char *field)
+{
+    *out = NULL;
+    *n = 0;
+    if (!list) {
+        return 0;
+    }
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        while (p < e && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+        const char *te = e;
+        while (te > p && (te[-1] == ' ' || te[-1] == '\t')) {
+            te--;
+        }
+        if (te > p) {
+            *out = xrealloc(*out, (*n + 1) * sizeof **out);
+            struct dts_pattern *pat = &(*out)[*n];
+            memset(pat, 0, sizeof *pat);
+            pat->text = xstrndup(p, (size_t) (te - p));
+            (*n)++;
+            if (match == DTS_MATCH_REGEX) {
+                int rc = regcomp(&pat->re, pat->text, REG_EXTENDED | REG_NOSUB);
+                if (rc != 0) {
+                    char msg[128];
+                    regerror(rc, &pat->re, msg, sizeof msg);
+                    dpf_error_set(err, 400, "Invalid",
+                                  "%s: bad regular expression \"%s\": %s",
+                                  field, pat->text, msg);
+                    dpf_error_add_cause(err, DPF_CAUSE_INVALID, field,
+                                        "bad regular expression: %s", msg);
+                    return -1;
+                }
+                pat->compiled = true;
+            }
+        }
+        p = comma ? comma + 1 : e;
+    }
+    return 0;
+}
+
+static void
+dts_patterns_free(struct dts_pattern *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(p[i].text);
+        if (p[i].compiled) {
+            regfree(&p[i].re);
+        }
+    }
+    free(p);
+}
+
+void
+dts_filter_free(struct dts_filter *f)
+{
+    if (!f) {
+        return;
+    }
+    dts_patterns_free(f->inc, f->n_inc);
+    dts_patterns_free(f->exc, f->n_exc);
+    free(f);
+}
+
+struct dts_filter *
+dts_filter_create(const char *include, const char *exclude,
+                  enum dts_name_match match, struct dpf_error *err)
+{
+    struct dts_filter *f = xcalloc(1, sizeof *f);
+    f->match = match;
+    if (dts_filter_split(include, match, &f->inc, &f->n_inc, err,
+                         "include-names") < 0 ||
+        dts_filter_split(exclude, match, &f->exc, &f->n_exc, err,
+                         "exclude-names") < 0) {
+        dts_filter_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static bool
+dts_pattern_match(const struct dts_filter *f, const struct dts_pattern *p,
+                  const char *s)
+{
+    if (!s) {
+        return false;
+    }
+    switch (f->match) {
+    case DTS_MATCH_EXACT:
+        return strcmp(p->text, s) == 0;
+    case DTS_MATCH_REGEX:
+        return regexec(&p->re, s, 0, NULL, 0) == 0;
+    case DTS_MATCH_WILDCARD:
+    default:
+        return fnmatch(p->text, s, 0) == 0;
+    }
+}
+
+static bool
+dts_patterns_any(const struct dts_filter *f, const struct dts_pattern *p,
+                 size_t n, const char *name, const char *device)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dts_pattern_match(f, &p[i], name) ||
+            dts_pattern_match(f, &p[i], device)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+dts_filter_pass(const struct dts_filter *f, const char *name,
+                const char *device)
+{
+    if (!f) {
+        return true;
+    }
+    if (f->n_inc && !dts_patterns_any(f, f->inc, f->n_inc, name, device)) {
+        return false;
+    }
+    return !dts_patterns_any(f, f->exc, f->n_exc, name, device);
+}
+
+/* ---- names and values ------------------------------------------------ */
+
+void
+dts_metric_name_sanitize(char *name)
+{
+    for (char *c = name; *c; c++) {
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  *c == '_' || *c == ':' ||
+                  (c != name && *c >= '0' && *c <= '9');
+        if (!ok) {
+            *c = '_';
+        }
+    }
+}
+
+void
+dts_label_name_sanitize(char *name)
+{
+    for (char *c = name; *c; c++) {
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  *c == '_' || (c != name && *c >= '0' && *c <= '9');
+        if (!ok) {
+            *c = '_';
+        }
+    }
+}
+
+void
+dts_escape_label_value(struct dbuf *out, const char *v)
+{
+    const char *run = v;
+    for (const char *c = v; *c; c++) {
+        const char *rep = NULL;
+        if (*c == '\\') {
+            rep = "\\\\";
+        } else if (*c == '"') {
+            rep = "\\\"";
+        } else if (*c == '\n') {
+            rep = "\\n";
+        }
+        if (rep) {
+            dbuf_append(out, run, (size_t) (c - run));
+            dbuf_puts(out, rep);
+            run = c + 1;
+        }
+    }
+    dbuf_puts(out, run);
+}
+
+static void
+dts_escape_help(struct dbuf *out, const char *v)
+{
+    for (const char *c = v; *c; c++) {
+        if (*c == '\\') {
+            dbuf_puts(out, "\\\\");
+        } else if (*c == '\n') {
+            dbuf_puts(out, "\\n");
+        } else {
+            dbuf_append(out, c, 1);
+        }
+    }
+}
+
+void
+dts_format_value(struct dbuf *out, double v)
+{
+    if (isnan(v)) {
+        dbuf_puts(out, "NaN");
+    } else if (isinf(v)) {
+        dbuf_puts(out, v > 0 ? "+Inf" : "-Inf");
+    } else if (v == floor(v) && fabs(v) < 1e15) {
+        dbuf_printf(out, "%.0f", v);
+    } else {
+        dbuf_printf(out, "%.17g", v);
+    }
+}
+
+/* ---- batches --------------------------------------------------------- */
+
+static uint64_t
+dts_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char) *s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+struct dts_batch *
+dts_batch_create(void)
+{
+    struct dts_batch *b = xcalloc(1, sizeof *b);
+    b->n_buckets = 64;
+    b->buckets = xcalloc(b->n_buckets, sizeof *b->buckets);
+    return b;
+}
+
+void
+dts_batch_free(struct dts_batch *b)
+{
+    if (!b) {
+        return;
+    }
+    for (size_t i = 0; i < b->n_families; i++) {
+        struct dts_family *f = b->families[i];
+        for (size_t j = 0; j < f->n_samples; j++) {
+            free(f->samples[j].labels);
+        }
+        free(f->samples);
+        free(f->name);
+        free(f->help);
+        free(f);
+    }
+    free(b->families);
+    free(b->buckets);
+    free(b);
+}
+
+static struct dts_family **
+dts_batch_slot(const struct dts_batch *b, const char *name)
+{
+    size_t mask = b->n_buckets - 1;
+    size_t i = (size_t) dts_hash(name) & mask;
+    while (b->buckets[i] && strcmp(b->buckets[i]->name, name) != 0) {
+        i = (i + 1) & mask;
+    }
+    return &b->buckets[i];
+}
+
+const struct dts_family *
+dts_batch_find(const struct dts_batch *b, const char *name)
+{
+    return *dts_batch_slot(b, name);
+}
+
+static struct dts_family *
+dts_batch_family(struct dts_batch *b, enum dts_mtype type, const char *name,
+                 const char *help)
+{
+    struct dts_family **slot = dts_batch_slot(b, name);
+    struct dts_family *found = *slot;
+    if (found) {
+        return found;
+    }
+    if ((b->n_families + 1) * 2 > b->n_buckets) {
+        size_t nb = b->n_buckets * 2;
+        free(b->buckets);
+        b->buckets = xcalloc(nb, sizeof *b->buckets);
+        b->n_buckets = nb;
+        for (size_t i = 0; i < b->n_families; i++) {
+            *dts_batch_slot(b, b->families[i]->name) = b->families[i];
+        }
+        slot = dts_batch_slot(b, name);
+    }
+    struct dts_family *f = xcalloc(1, sizeof *f);
+    f->name = xstrdup(name);
+    f->help = xstrdup(help ? help : name);
+    f->type = type;
+    if (b->n_families == b->cap_families) {
+        b->cap_families = b->cap_families ? b->cap_families * 2 : 16;
+        b->families =
+            xrealloc(b->families, b->cap_families * sizeof *b->families);
+    }
+    b->families[b->n_families++] = f;
+    *slot = f;
+    return f;
+}
+
+void
+dts_sink_init(struct dts_sink *s, const struct dts_filter *filter,
+              const struct dts_labels *labels)
+{
+    memset(s, 0, sizeof *s);
+    s->batch = dts_batch_create();
+    s->filter = filter;
+    s->labels = labels;
+}
+
+struct dts_batch *
+dts_sink_take(struct dts_sink *s)
+{
+    struct dts_batch *b = s->batch;
+    s->batch = NULL;
+    return b;
+}
+
+void
+dts_sink_fini(struct dts_sink *s)
+{
+    dts_batch_free(s->batch);
+    s->batch = NULL;
+}
+
+void
+dts_sink_add_raw(struct dts_sink *s, enum dts_mtype type, const char *name,
+                 const char *help, const char *const *labels,
+                 const char *raw_labels, double value)
+{
+    const char *device = NULL;
+    for (size_t i = 0; labels && labels[i]; i += 2) {
+        if (strcmp(labels[i], "device") == 0) {
+            device = labels[i + 1];
+        }
+    }
+    if (!dts_filter_pass(s->filter, name, device)) {
+        s->filtered++;
+        return;
+    }
+    struct dts_family *f = dts_batch_family(s->batch, type, name, help);
+    struct dbuf lb;
+    dbuf_init(&lb);
+    bool first = true;
+    for (size_t i = 0; labels && labels[i]; i += 2) {
+        dbuf_printf(&lb, "%s%s=\"", first ? "" : ",", labels[i]);
+        dts_escape_label_value(&lb, labels[i + 1] ? labels[i + 1] : "");
+        dbuf_puts(&lb, "\"");
+        first = false;
+    }
+    if (raw_labels && *raw_labels) {
+        dbuf_printf(&lb, "%s%s", first ? "" : ",", raw_labels);
+        first = false;
+    }
+    if (s->labels) {
+        /* dts_labels caches device lookups; the sink owns the only
+         * reference during a collection cycle. */
+        dts_labels_render((struct dts_labels *) s->labels, device, labels, &lb,
+                          &first);
+    }
+    if (f->n_samples == f->cap_samples) {
+        f->cap_samples = f->cap_samples ? f->cap_samples * 2 : 8;
+        f->samples = xrealloc(f->samples, f->cap_samples * sizeof *f->samples);
+    }
+    struct dts_sample *smp = &f->samples[f->n_samples++];
+    smp->labels = lb.data ? dbuf_steal(&lb, NULL) : xstrdup("");
+    smp->value = value;
+    s->batch->n_samples++;
+}
+
+void
+dts_sink_add(struct dts_sink *s, enum dts_mtype type, const char *name,
+             const char *help, const char *const *labels, double value)
+{
+    dts_sink_add_raw(s, type, name, help, labels, NULL, value);
+}
+
+/* ---- model ----------------------------------------------------------- */
+
+struct dts_producer {
+    char *name;
+    struct dts_batch *batch;
+};
+
+struct dts_error_series {
+    char *part;
+    char *label_name;  /* may be NULL */
+    char *label_value; /* may be NULL */
+    uint64_t value;
+};
+
+struct dts_model {
+    pthread_mutex_t lock;
+    size_t n_producers;
+    struct dts_producer *producers;
+    size_t n_errors;
+    struct dts_error_series *errors;
+};
+
+struct dts_model *
+dts_model_create(void)
+{
+    struct dts_model *m = xcalloc(1, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void
+dts_model_free(struct dts_model *m)
+{
+    if (!m) {
+        return;
+    }
+    for (size_t i = 0; i < m->n_producers; i++) {
+        free(m->producers[i].name);
+        dts_batch_free(m->producers[i].batch);
+    }
+    free(m->producers);
+    for (size_t i = 0; i < m->n_errors; i++) {
+        free(m->errors[i].part);
+        free(m->errors[i].label_name);
+        free(m->errors[i].label_value);
+    }
+    free(m->errors);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void
+dts_model_put(struct dts_model *m, const char *name, struct dts_batch *b)
+{
+    struct dts_batch *old = NULL;
+    pthread_mutex_lock(&m->lock);
+    size_t i;
+    for (i = 0; i < m->n_producers; i++) {
+        if (strcmp(m->producers[i].name, name) == 0) {
+            break;
+        }
+    }
+    if (i < m->n_producers) {
+        old = m->producers[i].batch;
+        if (b) {
+            m->producers[i].batch = b;
+        } else {
+            free(m->producers[i].name);
+            m->producers[i] = m->producers[--m->n_producers];
+        }
+    } else if (b) {
+        m->producers =
+            xrealloc(m->producers, (m->n_producers + 1) * sizeof *m->producers);
+        m->producers[m->n_producers].name = xstrdup(name);
+        m->producers[m->n_producers].batch = b;
+        m->n_producers++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    dts_batch_free(old); /* outside the lock: renders are not held up */
+}
+
+static bool
+dts_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Find or add an error series; caller holds the lock. */
+static struct dts_error_series *
+dts_model_error_find(struct dts_model *m, const char *part,
+                     const char *label_name, const char *label_value)
+{
+    for (size_t i = 0; i < m->n_errors; i++) {
+        struct dts_error_series *e = &m->errors[i];
+        if (strcmp(e->part, part) == 0 &&
+            dts_str_eq(e->label_name, label_name) &&
+            dts_str_eq(e->label_value, label_value)) {
+            return e;
+        }
+    }
+    m->errors = xrealloc(m->errors, (m->n_errors + 1) * sizeof *m->errors);
+    struct dts_error_series *e = &m->errors[m->n_errors++];
+    e->part = xstrdup(part);
+    e->label_name = xstrdup(label_name);
+    e->label_value =
+        label_name ? xstrdup(label_value ? label_value : "") : NULL;
+    e->value = 0;
+    return e;
+}
+
+void
+dts_model_error_declare(struct dts_model *m, const char *part,
+                        const char *label_name, const char *label_value)
+{
+    pthread_mutex_lock(&m->lock);
+    dts_model_error_find(m, part, label_name, label_value);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void
+dts_model_error_inc(struct dts_model *m, const char *part,
+                    const char *label_name, const char *label_value)
+{
+    pthread_mutex_lock(&m->lock);
+    dts_model_error_find(m, part, label_name, label_value)->value++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void
+dts_model_error_add(struct dts_model *m, const char *part,
+                    const char *label_name, const char *label_value, uint64_t n)
+{
+    pthread_mutex_lock(&m->lock);
+    dts_model_error_find(m, part, label_name, label_value)->value += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+uint64_t
+dts_model_error_get(struct dts_model *m, const char *part,
+                    const char *label_name, const char *label_value)
+{
+    pthread_mutex_lock(&m->lock);
+    uint64_t v = dts_model_error_find(m, part, label_name, label_value)->value;
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+static int
+dts_family_cmp(const void *a, const void *b)
+{
+    const struct dts_family *fa = *(const struct dts_family *const *) a;
+    const struct dts_family *fb = *(const struct dts_family *const *) b;
+    return strcmp(fa->name, fb->name);
+}
+
+static const char *const dts_type_names[] = {"counter", "gauge", "untyped"};
+
+static int
+dts_error_cmp(const void *a, const void *b)
+{
+    const struct dts_error_series *ea = a, *eb = b;
+    int c = strcmp(ea->part, eb->part);
+    if (c) {
+        return c;
+    }
+    return strcmp(ea->label_value ? ea->label_value : "",
+                  eb->label_value ? eb->label_value : "");
+}
+
+/* Error families rendered as one more pseudo-batch. Caller holds lock. */
+static struct dts_batch *
+dts_model_error_batch(struct dts_model *m)
+{
+    struct dts_batch *b = dts_batch_create();
+    if (m->n_errors > 1) {
+        qsort(m->errors, m->n_errors, sizeof *m->errors, dts_error_cmp);
+    }
+    struct dts_sink s = {.batch = b};
+    for (size_t i = 0; i < m->n_errors; i++) {
+        const struct dts_error_series *e = &m->errors[i];
+        char *name = xasprintf("dts_%s_errors_total", e->part);
+        dts_metric_name_sanitize(name);
+        char *help = xasprintf("Inputs rejected by %s.", e->part);
+        const char *labels[] = {e->label_name, e->label_value, NULL};
+        dts_sink_add(&s, DTS_COUNTER, name, help, e->label_name ? labels : NULL,
+                     (double) e->value);
+        free(name);
+        free(help);
+    }
+    return b;
+}
+
+size_t
+dts_model_render(struct dts_model *m, struct dbuf *out)
+{
+    pthread_mutex_lock(&m->lock);
+    struct dts_batch *errs = dts_model_error_batch(m);
+    size_t nf = errs->n_families;
+    for (size_t i = 0; i < m->n_producers; i++) {
+        nf += m->producers[i].batch->n_families;
+    }
+    const struct dts_family **fams = xmalloc((nf + 1) * sizeof *fams);
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_producers; i++) {
+        const struct dts_batch *b = m->producers[i].batch;
+        for (size_t j = 0; j < b->n_families; j++) {
+            fams[k++] = b->families[j];
+        }
+    }
+    for (size_t j = 0; j < errs->n_families; j++) {
+        fams[k++] = errs->families[j];
+    }
+    /* qsort is not stable; equal names keep their samples grouped anyway
+     * because HELP/TYPE is printed only for the first of a run. */
+    qsort(fams, nf, sizeof *fams, dts_family_cmp);
+    size_t n = 0;
+    const char *prev = NULL;
+    for (size_t i = 0; i < nf; i++) {
+        const struct dts_family *f = fams[i];
+        if (f->n_samples == 0) {
+            continue;
+        }
+        if (!prev || strcmp(prev, f->name) != 0) {
+            dbuf_printf(out, "# HELP %s ", f->name);
+            dts_escape_help(out, f->help);
+            dbuf_printf(out, "\n# TYPE %s %s\n", f->name,
+                        dts_type_names[f->type]);
+            prev = f->name;
+        }
+        for (size_t j = 0; j < f->n_samples; j++) {
+            const struct dts_sample *s = &f->samples[j];
+            dbuf_puts(out, f->name);
+            if (s->labels[0]) {
+                dbuf_printf(out, "{%s}", s->labels);
+            }
+            dbuf_puts(out, " ");
+            dts_format_value(out, s->value);
+            dbuf_puts(out, "\n");
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(fams);
+    dts_batch_free(errs);
+    if (!out->data) {
+        dbuf_puts(out, "");
+    }
+    return n;
+}
+
+void
+dts_model_foreach(struct dts_model *m,
+                  void (*fn)(void *arg, const struct dts_family *f,
+                             const struct dts_sample *s),
+                  void *arg)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n_producers; i++) {
+        const struct dts_batch *b = m->producers[i].batch;
+        for (size_t j = 0; j < b->n_families; j++) {
+            const struct dts_family *f = b->families[j];
+            for (size_t k = 0; k < f->n_samples; k++) {
+                fn(arg, f, &f->samples[k]);
+            }
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+}

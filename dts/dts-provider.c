@@ -1,0 +1,20 @@
+/* dts-provider: the table of built-in providers (see dts-provider.h). */
+#include "dts/dts-provider.h"
+
+#include <string.h>
+
+static const struct dts_provider_ops *const dts_providers[] = {
+    &dts_prov_sysfs_ops,
+};
+
+const struct dts_provider_ops *
+dts_provider_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof dts_providers / sizeof dts_providers[0];
+         i++) {
+        if (strcmp(dts_providers[i]->name, name) == 0) {
+            return dts_providers[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,248 @@
+/* Unit tests for dts/dts-config: DOCA keys, repeated provider lines,
+ * validation errors with line numbers, the DPF YAML form, telemetry-init. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dts/dts-config.h"
+#include "lib/util.h"
+
+static const struct dts_runtime rt = {
+    .config_dir = "/opt/mellanox/doca/services/telemetry/config",
+    .sysfs_root = "/tmp/fake-sys",
+};
+
+static struct dts_config *
+parse(const char *text, struct dpf_error *err)
+{
+    dpf_error_clear(err);
+    return dts_config_parse_ini(text, strlen(text), "dts_config.ini", &rt, err);
+}
+
+static void
+test_defaults(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c = parse("", &err);
+    assert_non_null(c);
+    assert_int_equal(c->update_ms, 1000);
+    assert_int_equal(c->n_providers, 1);
+    assert_string_equal(c->providers[0], "sysfs");
+    assert_null(c->prometheus);
+    assert_string_equal(c->sysfs_root, "/tmp/fake-sys");
+    assert_string_equal(c->ipc_dir,
+                        "/opt/mellanox/doca/services/telemetry/ipc_sockets");
+    assert_int_equal(c->fluent_aggr_port, 42442);
+    assert_string_equal(c->fwd_tag, "doca_telemetry");
+    dts_config_free(c);
+}
+
+static void
+test_keys(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c =
+        parse("update=250\n"
+              "enable-provider=ethtool\n"
+              "enable-provider=tc\n"
+              "enable-provider=prometheus-aggr\n"
+              "enable-provider=sysfs\n"
+              "disable-provider=tc\n"
+              "prometheus=http://127.0.0.1:19100\n"
+              "include-names=veth*\n"
+              "include-names=dts_tc_*\n"
+              "exclude-names=lo\n"
+              "name-match=wildcard\n"
+              "output=/data\n"
+              "data-file-size-limit=1048576\n"
+              "data-file-time-limit=60\n"
+              "netflow-collector-ip=127.0.0.1\n"
+              "netflow-collector-port=9995\n"
+              "prometheus-aggr-endpoints=http://127.0.0.1:1/metrics,"
+              "http://127.0.0.1:2/m\n"
+              "sync-time-limit=10\n"
+              "frobnicate=1\n",
+              &err);
+    assert_non_null(c);
+    assert_int_equal(c->update_ms, 250);
+    assert_int_equal(c->n_providers, 3);
+    assert_string_equal(c->providers[0], "ethtool");
+    assert_string_equal(c->providers[1], "prometheus_aggr");
+    assert_string_equal(c->providers[2], "sysfs");
+    assert_true(dts_config_has_provider(c, "sysfs"));
+    assert_false(dts_config_has_provider(c, "tc"));
+    assert_string_equal(c->prom_address, "127.0.0.1");
+    assert_int_equal(c->prom_port, 19100);
+    assert_string_equal(c->include_names, "veth*,dts_tc_*");
+    assert_string_equal(c->exclude_names, "lo");
+    assert_string_equal(c->output, "/data");
+    assert_int_equal(c->data_file_size_limit, 1048576);
+    assert_int_equal(c->data_file_time_limit, 60);
+    assert_string_equal(c->netflow_host, "127.0.0.1");
+    assert_int_equal(c->netflow_port, 9995);
+    assert_int_equal(c->n_prom_aggr, 2);
+    assert_string_equal(c->prom_aggr[1], "http://127.0.0.1:2/m");
+    /* sync-time-limit: not implemented; frobnicate: unknown. */
+    assert_int_equal(c->n_notes, 2);
+    assert_non_null(strstr(c->notes[0], "line 18"));
+    assert_non_null(strstr(c->notes[1], "frobnicate"));
+    dts_config_free(c);
+}
+
+static void
+expect_reject(const char *text, const char *want)
+{
+    struct dpf_error err;
+    struct dts_config *c = parse(text, &err);
+    if (c) {
+        fail_msg("accepted: %s", text);
+    }
+    if (!strstr(err.message, want)) {
+        fail_msg("message \"%s\" lacks \"%s\"", err.message, want);
+    }
+}
+
+static void
+test_rejects(void **state)
+{
+    expect_reject("update=1000\nupdate=fast\n", "dts_config.ini:2: update");
+    expect_reject("update=0\n", "update");
+    expect_reject("enable-provider=bogus\n", "unknown provider \"bogus\"");
+    expect_reject("prometheus=https://x:1\n", "prometheus");
+    expect_reject("prometheus=http://0.0.0.0:99999\n", "prometheus");
+    expect_reject("name-match=fuzzy\n", "name-match");
+    expect_reject("name-match=regex\ninclude-names=([\n", "include-names");
+    expect_reject("netflow-collector-ip=1.2.3.4\n", "netflow-collector-port");
+    expect_reject("netflow-collector-port=0\n", "netflow-collector-port");
+    expect_reject("this line is broken\n", "dts_config.ini:1:");
+    expect_reject("prometheus-aggr-endpoints=ftp://x\n", "http://");
+}
+
+static void
+test_prometheus_default_port(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c = parse("prometheus=http://0.0.0.0\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->prom_port, 9100);
+    dts_config_free(c);
+}
+
+static char *
+mktmp(void)
+{
+    char tmpl[] = "/tmp/dts-cfg-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    return xstrdup(tmpl);
+}
+
+static void
+rmrf(const char *dir)
+{
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+static void
+test_yaml(void **state)
+{
+    char *dir = mktmp();
+    char *path = xasprintf("%s/%s", dir, DTS_CONFIG_YAML);
+    const char *yaml = "configMapData:\n"
+                       "  providers: \"sysfs,ethtool\"\n"
+                       "  aggregator_providers: \"fluent_aggr\"\n"
+                       "  general:\n"
+                       "    update: 500\n"
+                       "    sync-time-limit: 10000\n"
+                       "  prometheus:\n"
+                       "    enable: 1\n"
+                       "  fluent:\n"
+                       "    forward:\n"
+                       "      enable: 1\n"
+                       "      host: 127.0.0.1\n"
+                       "      port: 24225\n"
+                       "      tag: mytag\n"
+                       "    kafka:\n"
+                       "      enable: 0\n";
+    assert_int_equal(file_write_atomic(path, yaml, strlen(yaml), 0644), 0);
+    struct dts_runtime r = {.config_dir = dir, .sysfs_root = "/sys"};
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_config *c = dts_config_load(&r, &err);
+    if (!c) {
+        fail_msg("%s", err.message);
+    }
+    assert_int_equal(c->update_ms, 500);
+    assert_int_equal(c->n_providers, 3);
+    assert_true(dts_config_has_provider(c, "ethtool"));
+    assert_true(dts_config_has_provider(c, "fluent_aggr"));
+    assert_string_equal(c->prometheus, "http://0.0.0.0:9100");
+    assert_true(c->fwd_enable);
+    assert_string_equal(c->fwd_host, "127.0.0.1");
+    assert_int_equal(c->fwd_port, 24225);
+    assert_string_equal(c->fwd_tag, "mytag");
+    dts_config_free(c);
+
+    /* A bad YAML value is rejected like a bad ini value. */
+    const char *bad = "general:\n  update: soon\n";
+    assert_int_equal(file_write_atomic(path, bad, strlen(bad), 0644), 0);
+    dpf_error_clear(&err);
+    assert_null(dts_config_load(&r, &err));
+    assert_non_null(strstr(err.message, "update"));
+    free(path);
+    rmrf(dir);
+    free(dir);
+}
+
+static void
+test_init_default(void **state)
+{
+    char *dir = mktmp();
+    char *sub = xasprintf("%s/config", dir);
+    assert_int_equal(dts_config_init_default(sub), 1);
+    assert_int_equal(dts_config_init_default(sub), 0);
+    struct dts_runtime r = {.config_dir = sub, .sysfs_root = "/sys"};
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_config *c = dts_config_load(&r, &err);
+    assert_non_null(c);
+    assert_string_equal(c->prometheus, "http://0.0.0.0:9100");
+    assert_true(dts_config_has_provider(c, "sysfs"));
+    char *ipc = xasprintf("%s/ipc_sockets", dir);
+    assert_string_equal(c->ipc_dir, ipc);
+    free(ipc);
+    dts_config_free(c);
+    /* Neither file: 404. */
+    char *empty = xasprintf("%s/empty", dir);
+    assert_int_equal(dir_create_all(empty, 0755), 0);
+    r.config_dir = empty;
+    dpf_error_clear(&err);
+    assert_null(dts_config_load(&r, &err));
+    assert_int_equal(err.code, 404);
+    free(empty);
+    free(sub);
+    rmrf(dir);
+    free(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_prometheus_default_port),
+        cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_init_default),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,226 @@
+/* Unit tests for dts/dts-metrics and dts/dts-labels: sinks, filters,
+ * level labels, rendering, error series. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dts/dts-export.h"
+#include "dts/dts-labels.h"
+#include "dts/dts-metrics.h"
+#include "lib/util.h"
+
+static char *
+render(struct dts_model *m)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    dts_model_render(m, &b);
+    return b.data ? dbuf_steal(&b, NULL) : xstrdup("");
+}
+
+static void
+test_render(void **state)
+{
+    struct dts_model *m = dts_model_create();
+    struct dts_sink s;
+    dts_sink_init(&s, NULL, NULL);
+    const char *l0[] = {"device", "veth0", NULL};
+    const char *l1[] = {"device", "we\"ird\\\n", NULL};
+    dts_sink_add(&s, DTS_COUNTER, "dts_net_rx_bytes_total", "Rx bytes.", l0,
+                 1234);
+    dts_sink_add(&s, DTS_COUNTER, "dts_net_rx_bytes_total", "ignored", l1, 5);
+    dts_sink_add(&s, DTS_GAUGE, "dts_a_gauge", "Line1\nline2", NULL, 0.5);
+    dts_sink_add(&s, DTS_GAUGE, "dts_big", "Big.", NULL, 1e20);
+    dts_sink_add(&s, DTS_GAUGE, "dts_nan", "NaN.", NULL, NAN);
+    dts_model_put(m, "p1", dts_sink_take(&s));
+    dts_sink_fini(&s);
+    /* A second producer adds to the same family. */
+    dts_sink_init(&s, NULL, NULL);
+    const char *l2[] = {"device", "veth1", NULL};
+    dts_sink_add(&s, DTS_COUNTER, "dts_net_rx_bytes_total", "Rx bytes.", l2, 7);
+    dts_model_put(m, "p2", dts_sink_take(&s));
+    dts_sink_fini(&s);
+    dts_model_error_declare(m, "prometheus_aggr", NULL, NULL);
+    dts_model_error_inc(m, "prometheus_aggr", "source", "127.0.0.1:1");
+    dts_model_error_inc(m, "prometheus_aggr", "source", "127.0.0.1:1");
+
+    char *text = render(m);
+    assert_non_null(strstr(text, "# HELP dts_a_gauge Line1\\nline2\n"
+                                 "# TYPE dts_a_gauge gauge\n"
+                                 "dts_a_gauge 0.5\n"));
+    assert_non_null(strstr(text, "dts_net_rx_bytes_total{device=\"veth0\"} "
+                                 "1234\n"));
+    assert_non_null(
+        strstr(text, "dts_net_rx_bytes_total{device=\"we\\\"ird\\\\\\n\"} 5"));
+    assert_non_null(strstr(text, "dts_net_rx_bytes_total{device=\"veth1\"} 7"));
+    assert_non_null(strstr(text, "dts_big 1e+20\n"));
+    assert_non_null(strstr(text, "dts_nan NaN\n"));
+    assert_non_null(strstr(text, "dts_prometheus_aggr_errors_total 0\n"));
+    assert_non_null(strstr(text, "dts_prometheus_aggr_errors_total{source="
+                                 "\"127.0.0.1:1\"} 2\n"));
+    /* HELP/TYPE once per family even across producers. */
+    const char *first = strstr(text, "# TYPE dts_net_rx_bytes_total counter");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "# TYPE dts_net_rx_bytes_total"));
+    /* Families sorted by name. */
+    assert_true(strstr(text, "dts_a_gauge") < strstr(text, "dts_big"));
+    assert_int_equal(
+        dts_model_error_get(m, "prometheus_aggr", "source", "127.0.0.1:1"), 2);
+    free(text);
+
+    /* Removing a producer removes its series. */
+    dts_model_put(m, "p2", NULL);
+    text = render(m);
+    assert_null(strstr(text, "veth1"));
+    free(text);
+    dts_model_free(m);
+}
+
+static void
+test_filter(void **state)
+{
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_filter *f =
+        dts_filter_create("veth*, dts_tc_*", "veth9", DTS_MATCH_WILDCARD, &err);
+    assert_non_null(f);
+    assert_true(dts_filter_pass(f, "dts_net_rx_bytes_total", "veth0"));
+    assert_false(dts_filter_pass(f, "dts_net_rx_bytes_total", "eth0"));
+    assert_true(dts_filter_pass(f, "dts_tc_qdisc_bytes_total", "eth0"));
+    assert_false(dts_filter_pass(f, "dts_net_rx_bytes_total", "veth9"));
+    dts_filter_free(f);
+
+    f = dts_filter_create("^v.*[0-3]$", NULL, DTS_MATCH_REGEX, &err);
+    assert_non_null(f);
+    assert_true(dts_filter_pass(f, "x", "veth3"));
+    assert_false(dts_filter_pass(f, "x", "veth4"));
+    dts_filter_free(f);
+
+    f = dts_filter_create("eth0", NULL, DTS_MATCH_EXACT, &err);
+    assert_true(dts_filter_pass(f, "x", "eth0"));
+    assert_false(dts_filter_pass(f, "x", "eth01"));
+    dts_filter_free(f);
+
+    assert_null(dts_filter_create("([", NULL, DTS_MATCH_REGEX, &err));
+    assert_non_null(strstr(err.message, "include-names"));
+
+    /* The sink counts filtered samples. */
+    f = dts_filter_create(NULL, "lo", DTS_MATCH_WILDCARD, &err);
+    struct dts_sink s;
+    dts_sink_init(&s, f, NULL);
+    const char *lo[] = {"device", "lo", NULL};
+    dts_sink_add(&s, DTS_COUNTER, "dts_x_total", "x", lo, 1);
+    assert_int_equal(s.filtered, 1);
+    assert_int_equal(s.batch->n_samples, 0);
+    dts_sink_fini(&s);
+    dts_filter_free(f);
+}
+
+static void
+test_labels(void **state)
+{
+    char dir[] = "/tmp/dts-labels-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    /* Fake sysfs: class/net/p0/device -> ../../0000:03:00.0 */
+    char *netdir = xasprintf("%s/class/net/p0", dir);
+    assert_int_equal(dir_create_all(netdir, 0755), 0);
+    char *link = xasprintf("%s/device", netdir);
+    assert_int_equal(symlink("../../../devices/pci0000:00/0000:03:00.0", link),
+                     0);
+    const char *text = "[global_labels]\n"
+                       "pod=pod1\n"
+                       "rack=r7\n"
+                       "[device_labels]\n"
+                       "0000:03:00.0=rail|1|plane|2|rack|devrack\n"
+                       "veth0=role|uplink\n"
+                       "[data_types_mapping]\n"
+                       "ethtool_event=device_name|netif\n";
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct ini *ini = ini_parse(text, strlen(text), "ll.ini", &err);
+    assert_non_null(ini);
+    struct dts_labels *l = dts_labels_from_ini(ini, dir, &err);
+    ini_free(ini);
+    assert_non_null(l);
+    assert_int_equal(dts_labels_n_global(l), 2);
+
+    struct dts_model *m = dts_model_create();
+    struct dts_sink s;
+    dts_sink_init(&s, NULL, l);
+    const char *p0[] = {"device", "p0", NULL};
+    const char *v0[] = {"device", "veth0", "pod", "mine", NULL};
+    dts_sink_add(&s, DTS_GAUGE, "dts_g", "g", p0, 1);
+    dts_sink_add(&s, DTS_GAUGE, "dts_g", "g", v0, 2);
+    dts_sink_add(&s, DTS_GAUGE, "dts_h", "h", NULL, 3);
+    dts_model_put(m, "p", dts_sink_take(&s));
+    dts_sink_fini(&s);
+    char *out = render(m);
+    assert_non_null(strstr(out, "dts_g{device=\"p0\",rail=\"1\",plane=\"2\","
+                                "rack=\"devrack\",pod=\"pod1\"} 1\n"));
+    assert_non_null(strstr(out, "dts_g{device=\"veth0\",pod=\"mine\","
+                                "role=\"uplink\",rack=\"r7\"} 2\n"));
+    assert_non_null(strstr(out, "dts_h{pod=\"pod1\",rack=\"r7\"} 3\n"));
+    free(out);
+    dts_model_free(m);
+    dts_labels_free(l);
+
+    /* Odd k|v list is an error naming the line. */
+    const char *bad = "[device_labels]\nx=a|b|c\n";
+    ini = ini_parse(bad, strlen(bad), "bad.ini", &err);
+    assert_non_null(ini);
+    assert_null(dts_labels_from_ini(ini, dir, &err));
+    assert_non_null(strstr(err.message, "bad.ini:2"));
+    ini_free(ini);
+    unlink(link);
+    free(link);
+    free(netdir);
+    char *cmd = xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+static void
+test_labels_json(void **state)
+{
+    json_t *o = dts_export_labels_to_json("a=\"x\",b=\"y\\\"z\\\\\\n\"");
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "a")), "x");
+    assert_string_equal(json_string_value(json_object_get(o, "b")), "y\"z\\\n");
+    json_decref(o);
+    o = dts_export_labels_to_json("");
+    assert_non_null(o);
+    assert_int_equal(json_object_size(o), 0);
+    json_decref(o);
+    assert_null(dts_export_labels_to_json("a=x"));
+    assert_null(dts_export_labels_to_json("a=\"x"));
+}
+
+static void
+test_names(void **state)
+{
+    char n[] = "dts_ethtool_rx-queue.0:x y";
+    dts_metric_name_sanitize(n);
+    assert_string_equal(n, "dts_ethtool_rx_queue_0:x_y");
+    char l[] = "0abc:d-e";
+    dts_label_name_sanitize(l);
+    assert_string_equal(l, "_abc_d_e");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render), cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_labels), cmocka_unit_test(test_labels_json),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

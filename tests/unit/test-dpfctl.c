@@ -49,19 +49,19 @@ expect_render(const char *tmpl, const json_t *data, const char *want)
 static void
 test_jsonpath(void **state)
 {
-    json_t *d = yaml(
-        "kind: List\n"
-        "items:\n"
-        "- metadata: {name: a, labels: {app.kubernetes.io/name: x}}\n"
-        "  spec: {n: 3, ok: true, f: 1.5}\n"
-        "  status:\n"
-        "    phase: Ready\n"
-        "    conditions:\n"
-        "    - {type: Ready, status: 'True'}\n"
-        "    - {type: Synced, status: 'False'}\n"
-        "- metadata: {name: b}\n"
-        "  spec: {n: 7}\n"
-        "  status: {phase: Pending}\n");
+    json_t *d =
+        yaml("kind: List\n"
+             "items:\n"
+             "- metadata: {name: a, labels: {app.kubernetes.io/name: x}}\n"
+             "  spec: {n: 3, ok: true, f: 1.5}\n"
+             "  status:\n"
+             "    phase: Ready\n"
+             "    conditions:\n"
+             "    - {type: Ready, status: 'True'}\n"
+             "    - {type: Synced, status: 'False'}\n"
+             "- metadata: {name: b}\n"
+             "  spec: {n: 7}\n"
+             "  status: {phase: Pending}\n");
     expect_render("{.kind}", d, "List");
     expect_render(".kind", d, "List");
     expect_render("{$.items[0].metadata.name}", d, "a");
@@ -112,13 +112,23 @@ test_duration(void **state)
         int64_t s;
         const char *want;
     } cases[] = {
-        {-5, "<invalid>"}, {-1, "0s"},      {0, "0s"},
-        {5, "5s"},         {119, "119s"},   {120, "2m"},
-        {192, "3m12s"},    {600, "10m"},    {179 * 60, "179m"},
-        {3 * 3600, "3h"},  {4 * 3600 + 60 * 5, "4h5m"},
-        {8 * 3600, "8h"},  {47 * 3600, "47h"},
-        {2 * 86400, "2d"}, {2 * 86400 + 3600 * 5, "2d5h"},
-        {30 * 86400, "30d"}, {3 * 365 * 86400 + 86400 * 10, "3y10d"},
+        {-5, "<invalid>"},
+        {-1, "0s"},
+        {0, "0s"},
+        {5, "5s"},
+        {119, "119s"},
+        {120, "2m"},
+        {192, "3m12s"},
+        {600, "10m"},
+        {179 * 60, "179m"},
+        {3 * 3600, "3h"},
+        {4 * 3600 + 60 * 5, "4h5m"},
+        {8 * 3600, "8h"},
+        {47 * 3600, "47h"},
+        {2 * 86400, "2d"},
+        {2 * 86400 + 3600 * 5, "2d5h"},
+        {30 * 86400, "30d"},
+        {3 * 365 * 86400 + 86400 * 10, "3y10d"},
         {9 * 365 * 86400, "9y"},
     };
     char buf[32];
@@ -132,8 +142,7 @@ test_duration(void **state)
     int64_t t;
     assert_int_equal(printer_parse_time("2026-11-22T03:56:27Z", &t), 0);
     assert_int_equal(t, 1795319787);
-    assert_int_equal(printer_parse_time("2026-11-22T03:56:27.123456Z", &t),
-                     0);
+    assert_int_equal(printer_parse_time("2026-11-22T03:56:27.123456Z", &t), 0);
     assert_int_equal(t, 1795319787);
     assert_int_equal(printer_parse_time("2026-11-22T04:56:27+01:00", &t), 0);
     assert_int_equal(t, 1795319787);

@@ -33,8 +33,9 @@
 
 #include "lib/util.h"
 
-/* Requests applied in one transaction at most. */
+/* Requests applied in one transaction at most (URL option batch=N). */
 #define SQ_BATCH_MAX 256
+#define SQ_BATCH_LIMIT 4096
 /* WAL size (pages) that wakes the checkpoint thread. */
 #define SQ_CKPT_PAGES 2000
 /* How long a connection waits for a lock held by another process. */
@@ -131,8 +132,7 @@ struct sq_req {
     char *ev_owned;           /* ev_value when the store owns it */
     char errmsg[256];         /* backend failure text for -EIO */
     bool done;                /* set by the leader when finished */
-    bool leader;              /* set when promoted to leader */
-    pthread_cond_t cond;      /* signalled on done or promotion */
+    pthread_cond_t cond;      /* signalled on done or leader handover */
     struct sq_req *next;      /* queue link */
 };
 
@@ -141,6 +141,7 @@ struct store_sqlite {
     struct store up;       /* must be first */
     char *path;            /* database file */
     const char *sync;      /* synchronous pragma value */
+    int batch_max;         /* requests per group commit (1 = no grouping) */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
 
@@ -491,7 +492,12 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
     }
 }
 
-/* Queue r, run or wait for its batch; returns r->rc. */
+/* Queue r, run or wait for its batch; returns r->rc.
+ *
+ * Whoever finds no leader running becomes the leader, whether it just
+ * arrived or was woken: a thread already on a CPU does not wait for a
+ * sleeping one to be scheduled. When a leader finishes, it wakes the oldest
+ * waiter so the queue never stalls when nobody new arrives. */
 static int
 sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
           struct dpf_error *err)
@@ -501,17 +507,15 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
     r->next = NULL;
     *s->qtail = r;
     s->qtail = &r->next;
-    if (!s->leader_busy) {
+    while (!r->done) {
+        if (s->leader_busy) {
+            pthread_cond_wait(&r->cond, &s->qlock);
+            continue;
+        }
+        /* Lead: take up to batch_max requests, oldest first. */
         s->leader_busy = true;
-        r->leader = true;
-    }
-    while (!r->done && !r->leader) {
-        pthread_cond_wait(&r->cond, &s->qlock);
-    }
-    if (!r->done) {
-        /* Leader: take up to SQ_BATCH_MAX requests (r is the oldest). */
         struct sq_req *batch = s->qhead, *last = batch;
-        for (int n = 1; n < SQ_BATCH_MAX && last->next; n++) {
+        for (int n = 1; n < s->batch_max && last->next; n++) {
             last = last->next;
         }
         s->qhead = last->next;
@@ -532,11 +536,11 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
                 pthread_cond_signal(&q->cond);
             }
         }
-        if (s->qhead) {
-            s->qhead->leader = true;
+        s->leader_busy = false;
+        /* If r is still queued (more than batch_max ahead of it), the loop
+         * leads again; otherwise hand over to the oldest waiter. */
+        if (r->done && s->qhead) {
             pthread_cond_signal(&s->qhead->cond);
-        } else {
-            s->leader_busy = false;
         }
     }
     pthread_mutex_unlock(&s->qlock);
@@ -888,6 +892,7 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
     const char *q = strchr(rest, '?');
     s->path = q ? xstrndup(rest, (size_t) (q - rest)) : xstrdup(rest);
     s->sync = "NORMAL";
+    s->batch_max = SQ_BATCH_MAX;
     if (!s->path[0]) {
         dpf_error_set(err, 400, "Invalid",
                       "store URL \"sqlite:%s\": missing database path", rest);
@@ -899,7 +904,12 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         q = strchr(opt, '&');
         size_t n = q ? (size_t) (q - opt) : strlen(opt);
         bool ok = false;
-        if (n > 5 && !strncmp(opt, "sync=", 5)) {
+        if (n > 6 && !strncmp(opt, "batch=", 6)) {
+            char *end;
+            long v = strtol(opt + 6, &end, 10);
+            ok = end == opt + n && v >= 1 && v <= SQ_BATCH_LIMIT;
+            s->batch_max = (int) v;
+        } else if (n > 5 && !strncmp(opt, "sync=", 5)) {
             for (size_t i = 0; i < ARRAY_SIZE(syncs); i++) {
                 if (strlen(syncs[i]) == n - 5 &&
                     !strncasecmp(opt + 5, syncs[i], n - 5)) {
@@ -911,8 +921,9 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         if (!ok) {
             dpf_error_set(err, 400, "Invalid",
                           "store URL \"sqlite:%s\": unsupported option "
-                          "\"%.*s\" (expected sync=off|normal|full|extra)",
-                          rest, (int) n, opt);
+                          "\"%.*s\" (expected sync=off|normal|full|extra "
+                          "or batch=1..%d)",
+                          rest, (int) n, opt, SQ_BATCH_LIMIT);
             return -EINVAL;
         }
     }

@@ -187,7 +187,7 @@ main(int argc, char **argv)
         snprintf(ev.name, sizeof ev.name, "ev-%d", i % 1000000);
         dts_exporter_send_event(ex, type, &ev, sizeof ev);
     }
-    dts_exporter_send_counter(ex, "example_requests_total", 42);
+    dts_exporter_send_counter(ex, "example_requests", 42);
     dts_exporter_send_gauge(ex, "example_temperature", 36.6);
     for (int i = 0; i < n_flows; i++) {
         dts_exporter_send_netflow(ex, &flows[i]);

@@ -161,15 +161,25 @@ class Watch:
         line, self.pending = self.pending.split(b"\n", 1)
         return json.loads(line)
 
-    def events_until(self, pred, timeout=20):
-        """Collect events until pred(events) is true."""
+    def events_until(self, pred, timeout=20, partial=False):
+        """Collect events until pred(events) is true; on timeout raise, or
+        return what arrived when partial is set."""
         out = []
         deadline = time.monotonic() + timeout
         self.sock.settimeout(timeout)
         while not pred(out):
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if partial:
+                    return out
                 raise TimeoutError(f"watch: {len(out)} events: {out[-3:]}")
-            ev = self.next()
+            self.sock.settimeout(left)
+            try:
+                ev = self.next()
+            except (socket.timeout, TimeoutError):
+                if partial:
+                    return out
+                raise
             if ev is None:
                 break
             out.append(ev)

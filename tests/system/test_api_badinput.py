@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apiutil import PROV, V, bfb, call, configmap, path, snapshot
+from apiutil import PROV, bfb, call, configmap, path, snapshot
 
 CM = path("configmaps")
 BFBS = path("bfbs", group=PROV)

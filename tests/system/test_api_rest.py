@@ -1,10 +1,7 @@
 """Kubernetes REST semantics of dpf-server: CRUD, patches, the status
 subresource, generation, finalizers, garbage collection, conflicts,
 selectors, paging, Table output, discovery and stock kubectl."""
-import base64
 import json
-import os
-import tempfile
 
 import yaml
 
@@ -25,8 +22,7 @@ def test_version_health_discovery(dpf_server):
     st, groups = call(dpf_server, "GET", "/apis")
     names = [g["name"] for g in groups["groups"]]
     assert groups["kind"] == "APIGroupList"
-    for g in (PROV, "svc.dpu.nvidia.com", "operator.dpu.nvidia.com"):
-        assert g in names
+    assert PROV in names and "apps" in names
     st, rl = call(dpf_server, "GET", f"/apis/{PROV}/{V}")
     assert st == 200 and rl["kind"] == "APIResourceList"
     res = {r["name"]: r for r in rl["resources"]}
@@ -418,12 +414,13 @@ def test_table_output(dpf_server):
     assert row["object"]["kind"] == "PartialObjectMetadata"
     assert row["object"]["metadata"]["name"] == "tp"
     assert t["metadata"]["resourceVersion"]
-    # a kind without columns gets Name + Age
+    # date cells are rendered as ages
     assert call(s, "POST", path("configmaps"), configmap("tc"))[0] == 201
     st, t = call(s, "GET", path("configmaps", "tc"), headers={"Accept": TABLE})
-    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Age"]
-    assert t["columnDefinitions"][1]["type"] == "date"
-    assert t["rows"][0]["cells"][1].endswith("s")
+    names = [c["name"] for c in t["columnDefinitions"]]
+    age = names.index("Age")
+    assert t["columnDefinitions"][age]["type"] == "date"
+    assert t["rows"][0]["cells"][age].endswith("s")
     st, t = call(s, "GET", path("configmaps") + "?includeObject=Object",
                  headers={"Accept": TABLE})
     assert t["rows"][0]["object"]["kind"] == "ConfigMap"

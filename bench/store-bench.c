@@ -1,19 +1,21 @@
 /* store-bench: write latency and throughput of a store, printed as figures.
  *
  *   store-bench [-u URL] [-n PRELOAD] [-t THREADS] [-c OPS_PER_THREAD]
- *               [-s VALUE_BYTES] [-m create|update]
+ *               [-s VALUE_BYTES] [-m create|update] [-W WATCHERS]
  *   store-bench -e http://127.0.0.1:2379 ...   (etcd v3 JSON gateway, for
  *                                               comparison; puts)
  *
  * Preloads PRELOAD keys, then THREADS threads each run OPS_PER_THREAD
  * operations back to back and record each one's latency. Prints p50, p90,
- * p99, p99.9, max and the aggregate rate. Not a test: it never fails on
+ * p99, p99.9, max and the aggregate rate. -W attaches a watch cache with
+ * that many watchers (drained by one thread), as the API server does. Not a test: it never fails on
  * speed. Results and commands go to docs/benchmarks.md. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 
 #include "lib/store.h"
 #include "lib/util.h"
+#include "lib/watch-cache.h"
 
 /* Benchmark parameters and shared state. */
 struct bench {
@@ -36,6 +39,12 @@ struct bench {
     int64_t *lat;     /* threads * ops latencies (ns) */
     int failures;     /* operations that did not return 0 */
     pthread_mutex_t lock;
+    int watchers;           /* -W */
+    struct watch_cache *wc; /* with -W */
+    struct watcher **w;     /* the watchers */
+    atomic_int pending;     /* notifies not yet drained */
+    atomic_bool stop;       /* ends the drain thread */
+    int64_t delivered;      /* events pulled by all watchers */
 };
 
 /* One client thread. */
@@ -148,6 +157,35 @@ client_main(void *arg)
     return NULL;
 }
 
+static void
+watch_notify(void *arg)
+{
+    struct bench *b = arg;
+    atomic_fetch_add(&b->pending, 1);
+}
+
+/* Pulls every watcher whenever something was notified (polls at 1 kHz
+ * otherwise; this is a benchmark, not the server's loop). */
+static void *
+drain_main(void *arg)
+{
+    struct bench *b = arg;
+    while (!atomic_load(&b->stop) || atomic_load(&b->pending)) {
+        if (!atomic_exchange(&b->pending, 0)) {
+            usleep(1000);
+            continue;
+        }
+        for (int i = 0; i < b->watchers; i++) {
+            struct watch_event *ev;
+            while (watch_cache_next(b->w[i], &ev) == 1) {
+                b->delivered++;
+                watch_event_release(ev);
+            }
+        }
+    }
+    return NULL;
+}
+
 static int
 cmp_i64(const void *a, const void *b)
 {
@@ -193,7 +231,7 @@ main(int argc, char **argv)
         .lock = PTHREAD_MUTEX_INITIALIZER,
     };
     int opt;
-    while ((opt = getopt(argc, argv, "u:e:n:t:c:s:m:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:e:n:t:c:s:m:W:h")) != -1) {
         switch (opt) {
         case 'u':
             b.url = optarg;
@@ -215,6 +253,9 @@ main(int argc, char **argv)
             break;
         case 'm':
             b.update = !strcmp(optarg, "update");
+            break;
+        case 'W':
+            b.watchers = atoi(optarg);
             break;
         default:
             fprintf(stderr,
@@ -254,6 +295,17 @@ main(int argc, char **argv)
             return 1;
         }
     }
+    pthread_t drain;
+    if (b.watchers > 0 && b.s) {
+        b.wc = watch_cache_create(100000, store_current_rv(b.s));
+        store_set_event_hook(b.s, watch_cache_store_hook, b.wc);
+        b.w = xcalloc((size_t) b.watchers, sizeof *b.w);
+        for (int i = 0; i < b.watchers; i++) {
+            b.w[i] = watch_cache_subscribe(b.wc, "/bench/", 0, watch_notify, &b,
+                                           NULL);
+        }
+        pthread_create(&drain, NULL, drain_main, &b);
+    }
     int64_t t0 = time_mono_ns();
     run_phase(&b, false, b.preload);
     int64_t t1 = time_mono_ns();
@@ -275,9 +327,20 @@ main(int argc, char **argv)
            "%.3f\n",
            pct(b.lat, n, 50), pct(b.lat, n, 90), pct(b.lat, n, 99),
            pct(b.lat, n, 99.9), (double) b.lat[n - 1] / 1e6);
+    if (b.wc) {
+        atomic_store(&b.stop, true);
+        pthread_join(drain, NULL);
+        printf("  watch: %d watchers, %" PRId64 " events delivered\n",
+               b.watchers, b.delivered);
+        for (int i = 0; i < b.watchers; i++) {
+            watch_cache_unsubscribe(b.w[i]);
+        }
+        free(b.w);
+    }
     if (b.s) {
         store_close(b.s);
     }
+    watch_cache_destroy(b.wc);
     if (url) {
         char *cmd = xasprintf("rm -rf '%s'", dir);
         if (system(cmd) != 0) {

@@ -38,8 +38,14 @@
 #define SQ_BATCH_LIMIT 4096
 /* WAL size (pages) that wakes the checkpoint thread. */
 #define SQ_CKPT_PAGES 2000
-/* How long a connection waits for a lock held by another process. */
+/* How long a connection waits for a lock held by another process (URL
+ * option busy_ms=N): a backup tool, or the sqlite3 shell. */
 #define SQ_BUSY_MS 10000
+#define SQ_BUSY_LIMIT 600000
+/* WAL size (pages) past which the checkpointer stops being polite: a
+ * RESTART checkpoint briefly waits for readers so the WAL cannot grow
+ * without bound under a steady read load. */
+#define SQ_CKPT_FORCE_PAGES (8 * SQ_CKPT_PAGES)
 
 enum sq_wstmt {
     W_BEGIN,
@@ -142,6 +148,7 @@ struct store_sqlite {
     char *path;            /* database file */
     const char *sync;      /* synchronous pragma value */
     int batch_max;         /* requests per group commit (1 = no grouping) */
+    int busy_ms;           /* SQLite busy timeout */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
 
@@ -180,7 +187,7 @@ sq_set_eio(struct store_sqlite *s, struct dpf_error *err, const char *what,
 }
 
 static sqlite3 *
-sq_open_db(const char *path, bool create, const char *pragmas,
+sq_open_db(const char *path, bool create, int busy_ms, const char *pragmas,
            struct dpf_error *err)
 {
     sqlite3 *db = NULL;
@@ -194,7 +201,7 @@ sq_open_db(const char *path, bool create, const char *pragmas,
         return NULL;
     }
     sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, SQ_BUSY_MS);
+    sqlite3_busy_timeout(db, busy_ms);
     char *msg = NULL;
     if (pragmas && sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         dpf_error_set(err, 500, "InternalError", "store %s: setup: %s", path,
@@ -606,7 +613,8 @@ sq_reader_get(struct store_sqlite *s, struct dpf_error *err)
     if (c) {
         return c;
     }
-    sqlite3 *db = sq_open_db(s->path, false, SQ_READER_PRAGMAS, err);
+    sqlite3 *db =
+        sq_open_db(s->path, false, s->busy_ms, SQ_READER_PRAGMAS, err);
     if (!db) {
         return NULL;
     }
@@ -838,8 +846,13 @@ sq_ckpt_main(void *arg)
         pthread_mutex_unlock(&s->ckpt_lock);
         /* Passive: never blocks the writer or readers. The writer restarts
          * the WAL from its beginning once every frame is copied. */
+        int log = 0;
         sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
+                                  &log, NULL);
+        if (log >= SQ_CKPT_FORCE_PAGES) {
+            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                      SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        }
         pthread_mutex_lock(&s->ckpt_lock);
     }
     pthread_mutex_unlock(&s->ckpt_lock);
@@ -893,6 +906,7 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
     s->path = q ? xstrndup(rest, (size_t) (q - rest)) : xstrdup(rest);
     s->sync = "NORMAL";
     s->batch_max = SQ_BATCH_MAX;
+    s->busy_ms = SQ_BUSY_MS;
     if (!s->path[0]) {
         dpf_error_set(err, 400, "Invalid",
                       "store URL \"sqlite:%s\": missing database path", rest);
@@ -904,7 +918,12 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         q = strchr(opt, '&');
         size_t n = q ? (size_t) (q - opt) : strlen(opt);
         bool ok = false;
-        if (n > 6 && !strncmp(opt, "batch=", 6)) {
+        if (n > 8 && !strncmp(opt, "busy_ms=", 8)) {
+            char *end;
+            long v = strtol(opt + 8, &end, 10);
+            ok = end == opt + n && v >= 0 && v <= SQ_BUSY_LIMIT;
+            s->busy_ms = (int) v;
+        } else if (n > 6 && !strncmp(opt, "batch=", 6)) {
             char *end;
             long v = strtol(opt + 6, &end, 10);
             ok = end == opt + n && v >= 1 && v <= SQ_BATCH_LIMIT;
@@ -922,8 +941,8 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
             dpf_error_set(err, 400, "Invalid",
                           "store URL \"sqlite:%s\": unsupported option "
                           "\"%.*s\" (expected sync=off|normal|full|extra "
-                          "or batch=1..%d)",
-                          rest, (int) n, opt, SQ_BATCH_LIMIT);
+                          "or batch=1..%d or busy_ms=0..%d)",
+                          rest, (int) n, opt, SQ_BATCH_LIMIT, SQ_BUSY_LIMIT);
             return -EINVAL;
         }
     }
@@ -982,7 +1001,7 @@ sq_open(const char *rest, struct dpf_error *err)
              "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; "
              "PRAGMA temp_store=MEMORY;",
              s->sync);
-    s->writer.db = sq_open_db(s->path, true, pragmas, err);
+    s->writer.db = sq_open_db(s->path, true, s->busy_ms, pragmas, err);
     if (!s->writer.db) {
         goto fail;
     }
@@ -1009,8 +1028,8 @@ sq_open(const char *rest, struct dpf_error *err)
     if (sq_setup_schema(s, err) < 0) {
         goto fail;
     }
-    s->ckpt_db =
-        sq_open_db(s->path, false, "PRAGMA wal_autocheckpoint=0;", err);
+    s->ckpt_db = sq_open_db(s->path, false, s->busy_ms,
+                            "PRAGMA wal_autocheckpoint=0;", err);
     if (!s->ckpt_db) {
         goto fail;
     }

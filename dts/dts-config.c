@@ -386,6 +386,19 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         return dts_cfg_port(b, line, key, v, &c->fwd_port);
     } else if (!strcmp(key, "fluent-forward-tag")) {
         dts_set_str(&c->fwd_tag, v);
+    } else if (!strcmp(key, "fluent-forward-require-ack")) {
+        if (ini_parse_bool(v, &flag) < 0) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not 0/1", v);
+        }
+        c->fwd_require_ack = flag;
+    } else if (!strcmp(key, "fluent-forward-buffer-records")) {
+        char *end;
+        unsigned long cnt = strtoul(v, &end, 10);
+        if (*end || cnt == 0 || cnt > 10000000) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not a count in 1..10000000", v);
+        }
+        c->fwd_buffer_records = (unsigned) cnt;
     } else {
         for (size_t i = 0; i < ARRAY_SIZE(dts_ignored_keys); i++) {
             if (!strcmp(key, dts_ignored_keys[i])) {

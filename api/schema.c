@@ -445,7 +445,7 @@ schema_err_duplicate(struct dpf_error *err, const char *path, const json_t *v)
 /* Fill err's code/reason/message from its causes. */
 static void
 finish_invalid(const struct schema_kind *k, const json_t *obj,
-               struct dpf_error *err)
+               struct dpf_error *err, int invalid_code)
 {
     const struct kind_rt *rt = kind_rt(k);
     const char *name = schema_get_str(obj, "metadata.name");
@@ -471,7 +471,7 @@ finish_invalid(const struct schema_kind *k, const json_t *obj,
     if (err->n_causes > 1) {
         dbuf_puts(&b, "]");
     }
-    int code = k->invalid_code ? k->invalid_code : 422;
+    int code = invalid_code ? invalid_code : 422;
     dpf_error_set(err, code, code == 400 ? "BadRequest" : "Invalid", "%s",
                   b.data ? b.data : "");
     dbuf_free(&b);
@@ -1223,7 +1223,7 @@ schema_validate_name(const struct schema_kind *k, const char *name,
         return 0;
     }
     json_t *obj = json_pack("{s:{s:s}}", "metadata", "name", name ? name : "");
-    finish_invalid(k, obj, e);
+    finish_invalid(k, obj, e, 0);
     json_decref(obj);
     return -EINVAL;
 }
@@ -1256,13 +1256,17 @@ schema_validate(const struct schema_kind *k, const json_t *obj,
     }
     validate_meta(rt, obj, &w);
     validate_node(k->root, obj, json_is_object(old) ? old : NULL, &w, 0);
+    /* The kind's rules run as an admission webhook would: only on an
+     * object that passed the schema; only they answer with invalid_code. */
+    bool by_rules = false;
     if (!w.err->n_causes && k->validate) {
         k->validate(obj, json_is_object(old) ? old : NULL, w.err);
+        by_rules = true;
     }
     if (!w.err->n_causes) {
         return 0;
     }
-    finish_invalid(k, obj, w.err);
+    finish_invalid(k, obj, w.err, by_rules ? k->invalid_code : 0);
     return -EINVAL;
 }
 

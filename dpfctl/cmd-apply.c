@@ -117,13 +117,14 @@ cmd_apply_with_annotation(const json_t *obj)
         md = json_object();
         json_object_set_new(copy, "metadata", md);
     }
+    /* like kubectl: the annotations map exists (maybe empty) in the
+     * recorded configuration, without the annotation itself */
     json_t *ann = json_object_get(md, "annotations");
-    if (json_is_object(ann)) {
-        json_object_del(ann, CMD_APPLY_LAST_APPLIED);
-        if (json_object_size(ann) == 0) {
-            json_object_del(md, "annotations");
-        }
+    if (!json_is_object(ann)) {
+        ann = json_object();
+        json_object_set_new(md, "annotations", ann);
     }
+    json_object_del(ann, CMD_APPLY_LAST_APPLIED);
     char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
     /* Go's encoder escapes <, > and & (they only occur inside strings
      * here), so byte-equal annotations come out of kubectl and dpfctl */
@@ -143,11 +144,6 @@ cmd_apply_with_annotation(const json_t *obj)
     dbuf_puts(&b, "\n");
     free(text);
     char *value = dbuf_steal(&b, NULL);
-    ann = json_object_get(md, "annotations");
-    if (!json_is_object(ann)) {
-        ann = json_object();
-        json_object_set_new(md, "annotations", ann);
-    }
     json_object_set_new(ann, CMD_APPLY_LAST_APPLIED, json_string(value));
     free(value);
     return copy;

@@ -26,6 +26,10 @@ struct schema_column {
     const char *json_path; /* ".status.conditions[?(@.type=='Ready')].status" */
     const char *description;
     int priority; /* 0 = always shown, 1 = only with -o wide */
+    /* Core kinds only: a value kubectl computes and JSONPath cannot
+     * express ("1/1" READY of a Pod); NULL = evaluate json_path. Such
+     * columns are never exported into a CRD. Returns a malloc'd string. */
+    char *(*compute)(const json_t *obj);
 };
 
 struct schema_node; /* the field tree; private to api/ */

@@ -896,6 +896,21 @@ run_target(struct target *t, pid_t pid, struct figures *figs)
     for (int i = 0; i < opt.clients; i++) {
         client_init(&cl[i], t, i);
     }
+    if (t->ops == &server_ops) {
+        /* objects live in namespace "bench", which must exist */
+        static const char ns[] = "{\"apiVersion\":\"v1\",\"kind\":"
+                                 "\"Namespace\",\"metadata\":{\"name\":"
+                                 "\"bench\"}}";
+        char *url = xasprintf("%s/api/v1/namespaces", t->base);
+        long st = client_do(&cl[0], "POST", url, ns, strlen(ns));
+        if (st != 201 && st != 200 && st != 409) {
+            fprintf(stderr, "dpf-bench: create namespace bench: HTTP %ld %s\n",
+                    st, cl[0].resp.data ? cl[0].resp.data : cl[0].error);
+        }
+        free(url);
+        cl[0].errors = 0;
+        cl[0].error[0] = '\0';
+    }
     long have = 0;
     for (size_t k = 0; k < opt.n_objects; k++) {
         struct figures *f = &figs[k];

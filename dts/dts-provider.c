@@ -4,7 +4,9 @@
 #include <string.h>
 
 static const struct dts_provider_ops *const dts_providers[] = {
-    &dts_prov_sysfs_ops,
+    &dts_prov_sysfs_ops,    &dts_prov_ethtool_ops,   &dts_prov_tc_ops,
+    &dts_prov_ifconfig_ops, &dts_prov_prom_aggr_ops, &dts_prov_fluent_aggr_ops,
+    &dts_prov_nvsmi_ops,    &dts_prov_dcgm_ops,
 };
 
 const struct dts_provider_ops *

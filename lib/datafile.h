@@ -9,8 +9,8 @@
  * object in UTF-8; DATAFILE_EVENT is "u16 type_index | packed event"
  * decoded with the schema (lib/dts-ipc.h schema JSON).
  *
- * The writer creates <dir>/<prefix>-<UTC yyyymmddThhmmss>-<seq>.dtsd and
- * rotates to a new file when the next record would pass size_limit bytes
+ * The writer creates <dir>/<prefix>-<UTC yyyymmddThhmmss>-<pid>-<seq>.dtsd.
+ * It rotates to a new file when the next record would pass size_limit bytes
  * or when time_limit seconds have passed since the file was opened
  * (DTS's data-file-size-limit / data-file-time-limit). Files are written
  * with buffered stdio and flushed on rotation, datafile_writer_flush() and
@@ -22,6 +22,7 @@
 #define DPF_DATAFILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "lib/error.h"
@@ -98,5 +99,13 @@ const char *datafile_reader_schema(const struct datafile_reader *r);
 int datafile_reader_next(struct datafile_reader *r, struct datafile_record *rec,
                          struct dpf_error *err);
 void datafile_reader_close(struct datafile_reader *r);
+
+/* Print every record of a file as one JSON line on out:
+ *   {"time_ns": N, "record": {...}}                       (JSON records)
+ *   {"time_ns": N, "type": "name", "record": {...}}       (EVENT records,
+ *                                  decoded with the header's schema)
+ * Returns the number of records printed, or -EBADMSG/-ENOENT (err says
+ * why; records before a corrupt one are printed). */
+long datafile_dump_json(const char *path, FILE *out, struct dpf_error *err);
 
 #endif

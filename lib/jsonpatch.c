@@ -13,6 +13,13 @@
 
 #include "lib/util.h"
 
+/* Limits against amplification: "copy" can double a document per
+ * operation, so the nodes copied per patch are capped (as the
+ * accumulated-copy-size limit of the Kubernetes API server does), and so
+ * is the number of operations. */
+#define JSONPATCH_MAX_OPS 10000
+#define JSONPATCH_MAX_COPY_NODES 200000
+
 /* ---- RFC 7386 merge patch ---- */
 
 /* A copy of patch with null members removed (what merging it into an
@@ -175,7 +182,29 @@ struct jp_ctx {
     const char *op;        /* operation name */
     const char *path;      /* operation path */
     struct dpf_error *err; /* where errors go */
+    size_t copied;         /* nodes copied by "copy" so far */
 };
+
+static size_t
+jp_node_count(const json_t *v)
+{
+    size_t n = 1;
+    const char *k;
+    json_t *c;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *) v, k, c)
+        {
+            n += jp_node_count(c);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, c)
+        {
+            n += jp_node_count(c);
+        }
+    }
+    return n;
+}
 
 static int jp_fail(struct jp_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -368,6 +397,10 @@ jp_one(struct jp_ctx *c, const json_t *op)
         json_t *src = jp_get(c->root, &from, from.n);
         if (!src) {
             rc = jp_fail(c, "\"from\" %.200s does not exist", from_s);
+        } else if ((c->copied += jp_node_count(src)) >
+                   JSONPATCH_MAX_COPY_NODES) {
+            rc = jp_fail(c, "copies exceed %d values in total",
+                         JSONPATCH_MAX_COPY_NODES);
         } else {
             rc = jp_add(c, &p, json_deep_copy(src));
         }
@@ -435,6 +468,11 @@ jsonpatch_apply(json_t *target, const json_t *ops, struct dpf_error *err)
         dpf_error_set(err, 400, "BadRequest",
                       "json patch: the patch must be a JSON array of "
                       "operations");
+        return -EINVAL;
+    }
+    if (json_array_size(ops) > JSONPATCH_MAX_OPS) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "json patch: more than %d operations", JSONPATCH_MAX_OPS);
         return -EINVAL;
     }
     struct jp_ctx c = {.root = json_deep_copy(target), .err = err};

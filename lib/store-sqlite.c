@@ -33,12 +33,19 @@
 
 #include "lib/util.h"
 
-/* Requests applied in one transaction at most. */
+/* Requests applied in one transaction at most (URL option batch=N). */
 #define SQ_BATCH_MAX 256
+#define SQ_BATCH_LIMIT 4096
 /* WAL size (pages) that wakes the checkpoint thread. */
 #define SQ_CKPT_PAGES 2000
-/* How long a connection waits for a lock held by another process. */
+/* How long a connection waits for a lock held by another process (URL
+ * option busy_ms=N): a backup tool, or the sqlite3 shell. */
 #define SQ_BUSY_MS 10000
+#define SQ_BUSY_LIMIT 600000
+/* WAL size (pages) past which the checkpointer stops being polite: a
+ * RESTART checkpoint briefly waits for readers so the WAL cannot grow
+ * without bound under a steady read load. */
+#define SQ_CKPT_FORCE_PAGES (8 * SQ_CKPT_PAGES)
 
 enum sq_wstmt {
     W_BEGIN,
@@ -131,8 +138,7 @@ struct sq_req {
     char *ev_owned;           /* ev_value when the store owns it */
     char errmsg[256];         /* backend failure text for -EIO */
     bool done;                /* set by the leader when finished */
-    bool leader;              /* set when promoted to leader */
-    pthread_cond_t cond;      /* signalled on done or promotion */
+    pthread_cond_t cond;      /* signalled on done or leader handover */
     struct sq_req *next;      /* queue link */
 };
 
@@ -141,6 +147,8 @@ struct store_sqlite {
     struct store up;       /* must be first */
     char *path;            /* database file */
     const char *sync;      /* synchronous pragma value */
+    int batch_max;         /* requests per group commit (1 = no grouping) */
+    int busy_ms;           /* SQLite busy timeout */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
 
@@ -179,7 +187,7 @@ sq_set_eio(struct store_sqlite *s, struct dpf_error *err, const char *what,
 }
 
 static sqlite3 *
-sq_open_db(const char *path, bool create, const char *pragmas,
+sq_open_db(const char *path, bool create, int busy_ms, const char *pragmas,
            struct dpf_error *err)
 {
     sqlite3 *db = NULL;
@@ -193,7 +201,7 @@ sq_open_db(const char *path, bool create, const char *pragmas,
         return NULL;
     }
     sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, SQ_BUSY_MS);
+    sqlite3_busy_timeout(db, busy_ms);
     char *msg = NULL;
     if (pragmas && sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         dpf_error_set(err, 500, "InternalError", "store %s: setup: %s", path,
@@ -491,7 +499,12 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
     }
 }
 
-/* Queue r, run or wait for its batch; returns r->rc. */
+/* Queue r, run or wait for its batch; returns r->rc.
+ *
+ * Whoever finds no leader running becomes the leader, whether it just
+ * arrived or was woken: a thread already on a CPU does not wait for a
+ * sleeping one to be scheduled. When a leader finishes, it wakes the oldest
+ * waiter so the queue never stalls when nobody new arrives. */
 static int
 sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
           struct dpf_error *err)
@@ -501,17 +514,15 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
     r->next = NULL;
     *s->qtail = r;
     s->qtail = &r->next;
-    if (!s->leader_busy) {
+    while (!r->done) {
+        if (s->leader_busy) {
+            pthread_cond_wait(&r->cond, &s->qlock);
+            continue;
+        }
+        /* Lead: take up to batch_max requests, oldest first. */
         s->leader_busy = true;
-        r->leader = true;
-    }
-    while (!r->done && !r->leader) {
-        pthread_cond_wait(&r->cond, &s->qlock);
-    }
-    if (!r->done) {
-        /* Leader: take up to SQ_BATCH_MAX requests (r is the oldest). */
         struct sq_req *batch = s->qhead, *last = batch;
-        for (int n = 1; n < SQ_BATCH_MAX && last->next; n++) {
+        for (int n = 1; n < s->batch_max && last->next; n++) {
             last = last->next;
         }
         s->qhead = last->next;
@@ -532,11 +543,11 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
                 pthread_cond_signal(&q->cond);
             }
         }
-        if (s->qhead) {
-            s->qhead->leader = true;
+        s->leader_busy = false;
+        /* If r is still queued (more than batch_max ahead of it), the loop
+         * leads again; otherwise hand over to the oldest waiter. */
+        if (r->done && s->qhead) {
             pthread_cond_signal(&s->qhead->cond);
-        } else {
-            s->leader_busy = false;
         }
     }
     pthread_mutex_unlock(&s->qlock);
@@ -602,7 +613,8 @@ sq_reader_get(struct store_sqlite *s, struct dpf_error *err)
     if (c) {
         return c;
     }
-    sqlite3 *db = sq_open_db(s->path, false, SQ_READER_PRAGMAS, err);
+    sqlite3 *db =
+        sq_open_db(s->path, false, s->busy_ms, SQ_READER_PRAGMAS, err);
     if (!db) {
         return NULL;
     }
@@ -834,8 +846,13 @@ sq_ckpt_main(void *arg)
         pthread_mutex_unlock(&s->ckpt_lock);
         /* Passive: never blocks the writer or readers. The writer restarts
          * the WAL from its beginning once every frame is copied. */
+        int log = 0;
         sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
+                                  &log, NULL);
+        if (log >= SQ_CKPT_FORCE_PAGES) {
+            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                      SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        }
         pthread_mutex_lock(&s->ckpt_lock);
     }
     pthread_mutex_unlock(&s->ckpt_lock);
@@ -888,6 +905,8 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
     const char *q = strchr(rest, '?');
     s->path = q ? xstrndup(rest, (size_t) (q - rest)) : xstrdup(rest);
     s->sync = "NORMAL";
+    s->batch_max = SQ_BATCH_MAX;
+    s->busy_ms = SQ_BUSY_MS;
     if (!s->path[0]) {
         dpf_error_set(err, 400, "Invalid",
                       "store URL \"sqlite:%s\": missing database path", rest);
@@ -899,7 +918,17 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         q = strchr(opt, '&');
         size_t n = q ? (size_t) (q - opt) : strlen(opt);
         bool ok = false;
-        if (n > 5 && !strncmp(opt, "sync=", 5)) {
+        if (n > 8 && !strncmp(opt, "busy_ms=", 8)) {
+            char *end;
+            long v = strtol(opt + 8, &end, 10);
+            ok = end == opt + n && v >= 0 && v <= SQ_BUSY_LIMIT;
+            s->busy_ms = (int) v;
+        } else if (n > 6 && !strncmp(opt, "batch=", 6)) {
+            char *end;
+            long v = strtol(opt + 6, &end, 10);
+            ok = end == opt + n && v >= 1 && v <= SQ_BATCH_LIMIT;
+            s->batch_max = (int) v;
+        } else if (n > 5 && !strncmp(opt, "sync=", 5)) {
             for (size_t i = 0; i < ARRAY_SIZE(syncs); i++) {
                 if (strlen(syncs[i]) == n - 5 &&
                     !strncasecmp(opt + 5, syncs[i], n - 5)) {
@@ -911,8 +940,9 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         if (!ok) {
             dpf_error_set(err, 400, "Invalid",
                           "store URL \"sqlite:%s\": unsupported option "
-                          "\"%.*s\" (expected sync=off|normal|full|extra)",
-                          rest, (int) n, opt);
+                          "\"%.*s\" (expected sync=off|normal|full|extra "
+                          "or batch=1..%d or busy_ms=0..%d)",
+                          rest, (int) n, opt, SQ_BATCH_LIMIT, SQ_BUSY_LIMIT);
             return -EINVAL;
         }
     }
@@ -971,7 +1001,7 @@ sq_open(const char *rest, struct dpf_error *err)
              "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; "
              "PRAGMA temp_store=MEMORY;",
              s->sync);
-    s->writer.db = sq_open_db(s->path, true, pragmas, err);
+    s->writer.db = sq_open_db(s->path, true, s->busy_ms, pragmas, err);
     if (!s->writer.db) {
         goto fail;
     }
@@ -998,8 +1028,8 @@ sq_open(const char *rest, struct dpf_error *err)
     if (sq_setup_schema(s, err) < 0) {
         goto fail;
     }
-    s->ckpt_db =
-        sq_open_db(s->path, false, "PRAGMA wal_autocheckpoint=0;", err);
+    s->ckpt_db = sq_open_db(s->path, false, s->busy_ms,
+                            "PRAGMA wal_autocheckpoint=0;", err);
     if (!s->ckpt_db) {
         goto fail;
     }

@@ -6,7 +6,8 @@
  * text WITHOUT metadata.resourceVersion: the store owns revisions. Every
  * successful write bumps one global revision counter (int64, starting at 1)
  * and the key's mod revision becomes that value; the API server reports it
- * as metadata.resourceVersion.
+ * as metadata.resourceVersion. (An empty store is at revision 1, so the
+ * first write gets 2, as in etcd; 0 never names a state.)
  *
  * Durability contract: when a write call returns 0, the write is on disk
  * and survives SIGKILL of the process (SQLite: WAL). Writes are totally
@@ -55,7 +56,11 @@ typedef void (*store_event_fn)(void *arg, enum store_event_type type,
  * its revision, produce the new value in *out (malloc'd; the store frees
  * it), or set *out = NULL to leave the key unchanged (the call then returns
  * 0 with *rv_out = old_rv). A negative return aborts the update and is
- * returned by store_update() unchanged (use it for Conflict/Invalid). */
+ * returned by store_update() unchanged (use it for Conflict/Invalid).
+ * It runs exactly once per store_update() call, under the write lock and
+ * possibly on another writer's thread (group commit): keep it short, use
+ * no thread-local state, and never call a store write function from it
+ * (store_get/store_list are fine). */
 typedef int (*store_mutate_fn)(void *arg, const char *old, size_t old_len,
                                int64_t old_rv, char **out, size_t *out_len);
 

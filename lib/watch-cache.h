@@ -46,7 +46,11 @@ void watch_cache_store_hook(void *wc, enum store_event_type type,
 
 /* Subscribe to keys starting with prefix, events with rv > since_rv.
  * notify(arg) may be called from any thread. NULL + *errp = -ERANGE if
- * since_rv is too old. */
+ * since_rv is too old. Pull with watch_cache_next() right away (there may
+ * be a backlog) until it returns 0; after that notify fires once when a
+ * matching event arrives, then not again until next() has returned 0
+ * again. notify must not call watch_cache_unsubscribe(). A watcher has one
+ * consumer at a time; different watchers may be used concurrently. */
 struct watcher *watch_cache_subscribe(struct watch_cache *wc,
                                       const char *prefix, int64_t since_rv,
                                       void (*notify)(void *arg), void *arg,

@@ -190,6 +190,19 @@ test_rfc6902_more(void **state)
     check6902("{}", "{\"op\":\"add\"}", NULL, "array of operations");
     check6902("{}", "[{\"op\":\"remove\",\"path\":\"\"}]", NULL,
               "whole document");
+    /* doubling a document with copy stops at the copy limit */
+    struct dbuf b;
+    dbuf_init(&b);
+    dbuf_puts(&b, "[");
+    for (int i = 0; i < 40; i++) {
+        dbuf_printf(&b,
+                    "%s{\"op\":\"copy\",\"from\":\"/a\",\"path\":"
+                    "\"/a/-\"}",
+                    i ? "," : "");
+    }
+    dbuf_puts(&b, "]");
+    check6902("{\"a\":[1]}", b.data, NULL, "copies exceed");
+    dbuf_free(&b);
     /* null values are values, not deletions */
     check6902("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":null}]",
               "{\"a\":null}", NULL);

@@ -1,0 +1,106 @@
+/* kinds-operator: operator.dpu.nvidia.com/v1alpha1 DPFOperatorConfig, the
+ * singleton that tells the operator which system components to install,
+ * with DPF v24.10's ranges and its Image / HelmChart patterns. */
+#include "api/schema-node.h"
+
+/* A docker image reference: registry[:port]/path[:tag][@digest]. */
+#define IMAGE_PATTERN                                                        \
+    "^((?:(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:["  \
+    "a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\\[(?:[a-fA-F0-9:]+)" \
+    "\\])(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]" \
+    "+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*)(?::([\\w][\\w.-]{0,127}))?(?:@([A-"  \
+    "Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))" \
+    "?$"
+
+/* <repo>/<chart>:<version> with an oci:// or https:// repository. */
+#define HELM_CHART_PATTERN "^(oci://|https://).+$"
+
+static const struct schema_node image = {
+    .type = SCHEMA_T_STRING,
+    DESC("Image overrides the container image of the component"),
+    PATTERN(IMAGE_PATTERN),
+};
+
+static const struct schema_node helm_chart = {
+    .type = SCHEMA_T_STRING,
+    DESC("HelmChart overrides the chart (<repo>/<chart>:<version>)"),
+    PATTERN(HELM_CHART_PATTERN),
+};
+
+static const struct schema_node disable = {
+    .type = SCHEMA_T_BOOLEAN,
+    DESC("Disable the component"),
+};
+
+/* disable + image */
+static const struct schema_node component_image = {
+    .type = SCHEMA_T_OBJECT,
+    FIELDS(F("disable", &disable), F("image", &image)),
+};
+
+/* disable + image + helmChart */
+static const struct schema_node component_chart = {
+    .type = SCHEMA_T_OBJECT,
+    FIELDS(F("disable", &disable), F("helmChart", &helm_chart),
+           F("image", &image)),
+};
+
+static const struct schema_column columns[] = {
+    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
+     0, NULL},
+    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
+     0, NULL},
+    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
+    {NULL, NULL, NULL, NULL, 0, NULL},
+};
+
+static const struct schema_kind kind_dpfoperatorconfig = {
+    .group = "operator.dpu.nvidia.com",
+    .version = "v1alpha1",
+    .kind = "DPFOperatorConfig",
+    .list_kind = "DPFOperatorConfigList",
+    .plural = "dpfoperatorconfigs",
+    .singular = "dpfoperatorconfig",
+    .namespaced = true,
+    .has_status = true,
+    .columns = columns,
+    .root = KIND_ROOT(
+        F("spec",
+          N_OBJ(FIELDS(
+              F("dpuDetector",
+                N_OBJ(
+                    FIELDS(F("collectors", N_OBJ(FIELDS(F("psID", N_BOOL())))),
+                           F("disable", &disable), F("image", &image)))),
+              F("dpuServiceController", &component_image),
+              F("flannel", N_OBJ(FIELDS(F("disable", &disable),
+                                        F("helmChart", &helm_chart)))),
+              F("imagePullSecrets", &schema_string_list),
+              F("kamajiClusterManager", &component_image),
+              F("multus", &component_chart),
+              F("networking",
+                N_OBJ(
+                    DEFAULT("{\"controlPlaneMTU\":1500}"),
+                    FIELDS(F("controlPlaneMTU",
+                             N_INT(MINIMUM(0), MAXIMUM(9216), DEFAULT("1500"))),
+                           F("highSpeedMTU", N_INT(MINIMUM(0), MAXIMUM(9216),
+                                                   DEFAULT("1500")))))),
+              F("nvipam", &component_chart),
+              F("overrides", N_OBJ(FIELDS(F("paused", N_BOOL())))),
+              F("ovsCNI", &component_chart), F("ovsHelper", &component_chart),
+              R("provisioningController",
+                N_OBJ(FIELDS(
+                    R("bfbPVCName", N_STR(MINLEN(1))), F("disable", &disable),
+                    F("dmsTimeout", N_INT(MINIMUM(1))), F("image", &image)))),
+              F("serviceSetController", &component_chart),
+              F("sfcController", &component_chart),
+              F("sriovDevicePlugin", &component_chart),
+              F("staticClusterManager", &component_image)))),
+        F("status",
+          N_OBJ(FIELDS(F("conditions", &schema_conditions),
+                       F("observedGeneration", N_INT(FORMAT("int64"))))))),
+};
+
+const struct schema_kind *const schema_kinds_operator[] = {
+    &kind_dpfoperatorconfig,
+    NULL,
+};

@@ -1,0 +1,725 @@
+/* apiserver-gc: the garbage collector and the deletion finishers.
+ *
+ * Fed by the store event hook (as_gc_note copies only events that matter:
+ * deletions, objects with ownerReferences, objects being deleted, and
+ * namespaces), a thread keeps an index owner uid -> dependent keys and:
+ *  - when an owner is deleted, deletes its dependents whose owners are all
+ *    gone (background propagation) and drops dangling references from
+ *    dependents that still have a live owner;
+ *  - for an owner deleted with propagationPolicy=Foreground (finalizer
+ *    foregroundDeletion) deletes the dependents first, then removes the
+ *    finalizer; for Orphan (finalizer orphan) removes the owner from its
+ *    dependents' ownerReferences, then removes the finalizer;
+ *  - for a terminating namespace deletes everything in it, then removes
+ *    the namespace's "kubernetes" spec finalizer so it goes away;
+ *  - finishes graceful pod deletions whose grace period ran out (so a pod
+ *    whose node agent is gone is not stuck forever).
+ * The index is only a hint: every decision re-reads the owners from the
+ * store, so a stale index costs a lookup, never a wrong deletion. On start
+ * one background scan of the store rebuilds the index. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dpf-server/apiserver-private.h"
+#include "lib/log.h"
+
+LOG_MODULE(apiserver);
+
+struct as_gc_item {
+    enum store_event_type type;
+    char *key;
+    char *value;
+    size_t len;
+    struct as_gc_item *next;
+};
+
+struct as_gc {
+    struct apiserver *as;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started;
+    bool stop;
+    struct as_gc_item *qhead, *qtail;
+    /* Below: only the GC thread (or apiserver_gc_run) touches these. */
+    json_t *dependents;     /* owner uid -> array of dependent keys */
+    json_t *owners_of;      /* dependent key -> array of owner uids */
+    json_t *pending;        /* key -> true: deletions that need GC work */
+    bool scanned;           /* startup scan done */
+    pthread_mutex_t run_mu; /* one pass at a time */
+};
+
+/* ------------------------------------------------------------------ */
+/* keys */
+
+struct as_keyparts {
+    const struct schema_kind *k;
+    char ns[254];
+    char name[254];
+};
+
+static int
+as_key_parse(const char *key, struct as_keyparts *kp)
+{
+    char group[254], plural[254];
+    const char *p = key;
+    char *outs[4] = {group, plural, kp->ns, kp->name};
+    for (int i = 0; i < 4; i++) {
+        if (*p != '/') {
+            return -EINVAL;
+        }
+        p++;
+        const char *e = i < 3 ? strchr(p, '/') : p + strlen(p);
+        if (!e || (size_t) (e - p) >= 254) {
+            return -EINVAL;
+        }
+        memcpy(outs[i], p, (size_t) (e - p));
+        outs[i][e - p] = '\0';
+        p = e;
+    }
+    const char *g = !strcmp(group, "core") ? "" : group;
+    size_t n;
+    const struct schema_kind *const *kinds = schema_kinds(&n);
+    kp->k = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(kinds[i]->group, g) && !strcmp(kinds[i]->plural, plural)) {
+            kp->k = kinds[i];
+            break;
+        }
+    }
+    return kp->k ? 0 : -ENOENT;
+}
+
+static json_t *
+as_gc_load(struct apiserver *as, const char *key)
+{
+    struct store_kv kv = {0};
+    if (store_get(as->store, key, &kv, NULL) < 0) {
+        return NULL;
+    }
+    json_t *obj = as_load_object(kv.value, kv.len, kv.rv);
+    store_kv_free(&kv);
+    return obj;
+}
+
+static const char *
+as_gc_md_str(const json_t *obj, const char *f)
+{
+    return json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), f));
+}
+
+static bool
+as_gc_has_finalizer(const json_t *obj, const char *f)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(
+        json_object_get(json_object_get(obj, "metadata"), "finalizers"), i, v)
+    {
+        if (json_string_value(v) && !strcmp(json_string_value(v), f)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* the index */
+
+static void
+as_index_remove(struct as_gc *gc, const char *key)
+{
+    json_t *owners = json_object_get(gc->owners_of, key);
+    size_t i;
+    json_t *u;
+    json_array_foreach(owners, i, u)
+    {
+        json_t *deps = json_object_get(gc->dependents, json_string_value(u));
+        size_t j;
+        json_t *d;
+        json_array_foreach(deps, j, d)
+        {
+            if (!strcmp(json_string_value(d), key)) {
+                json_array_remove(deps, j);
+                break;
+            }
+        }
+        if (deps && json_array_size(deps) == 0) {
+            json_object_del(gc->dependents, json_string_value(u));
+        }
+    }
+    json_object_del(gc->owners_of, key);
+}
+
+/* Index obj's owner references; true if they changed. */
+static bool
+as_index_update(struct as_gc *gc, const char *key, const json_t *obj)
+{
+    json_t *refs =
+        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+    json_t *uids = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(refs, i, r)
+    {
+        const char *uid = json_string_value(json_object_get(r, "uid"));
+        if (uid) {
+            json_array_append_new(uids, json_string(uid));
+        }
+    }
+    json_t *old = json_object_get(gc->owners_of, key);
+    if (json_equal(old, uids) || (!old && json_array_size(uids) == 0)) {
+        json_decref(uids);
+        return false;
+    }
+    as_index_remove(gc, key);
+    if (json_array_size(uids) == 0) {
+        json_decref(uids);
+        return true;
+    }
+    json_array_foreach(uids, i, r)
+    {
+        const char *uid = json_string_value(r);
+        json_t *deps = json_object_get(gc->dependents, uid);
+        if (!deps) {
+            deps = json_array();
+            json_object_set_new(gc->dependents, uid, deps);
+        }
+        json_array_append_new(deps, json_string(key));
+    }
+    json_object_set_new(gc->owners_of, key, uids);
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* decisions */
+
+enum as_owner_state {
+    AS_OWNER_ALIVE,
+    AS_OWNER_GONE,
+    AS_OWNER_FOREGROUND, /* being deleted in the foreground */
+    AS_OWNER_UNKNOWN,    /* kind not served: leave it alone */
+};
+
+static enum as_owner_state
+as_owner_state(struct apiserver *as, const json_t *ref, const char *dep_ns)
+{
+    const char *av = json_string_value(json_object_get(ref, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(ref, "kind"));
+    const char *name = json_string_value(json_object_get(ref, "name"));
+    const char *uid = json_string_value(json_object_get(ref, "uid"));
+    if (!av || !kind || !name) {
+        return AS_OWNER_UNKNOWN;
+    }
+    const struct schema_kind *k = schema_find_kind(av, kind);
+    if (!k) {
+        return AS_OWNER_UNKNOWN;
+    }
+    char *key = as_key(k, k->namespaced ? dep_ns : NULL, name);
+    json_t *owner = as_gc_load(as, key);
+    free(key);
+    if (!owner) {
+        return AS_OWNER_GONE;
+    }
+    const char *ouid = as_gc_md_str(owner, "uid");
+    enum as_owner_state st = AS_OWNER_ALIVE;
+    if (uid && ouid && strcmp(uid, ouid) != 0) {
+        st = AS_OWNER_GONE;
+    } else if (as_gc_md_str(owner, "deletionTimestamp") &&
+               as_gc_has_finalizer(owner, "foregroundDeletion")) {
+        st = AS_OWNER_FOREGROUND;
+    }
+    json_decref(owner);
+    return st;
+}
+
+struct as_drop_refs {
+    json_t *uids; /* owner uids to drop */
+};
+
+static int
+as_edit_drop_refs(void *arg, json_t *obj)
+{
+    struct as_drop_refs *d = arg;
+    json_t *md = json_object_get(obj, "metadata");
+    json_t *refs = json_object_get(md, "ownerReferences");
+    bool changed = false;
+    for (size_t i = json_array_size(refs); i-- > 0;) {
+        const char *uid =
+            json_string_value(json_object_get(json_array_get(refs, i), "uid"));
+        size_t j;
+        json_t *u;
+        json_array_foreach(d->uids, j, u)
+        {
+            if (uid && !strcmp(uid, json_string_value(u))) {
+                json_array_remove(refs, i);
+                changed = true;
+                break;
+            }
+        }
+    }
+    if (changed && json_array_size(refs) == 0) {
+        json_object_del(md, "ownerReferences");
+    }
+    return changed ? 1 : 0;
+}
+
+/* Delete key if all its owners are gone; drop dangling references when
+ * only some are. Returns 1 if it deleted. */
+static int
+as_check_dependent(struct as_gc *gc, const char *key)
+{
+    struct apiserver *as = gc->as;
+    struct as_keyparts kp;
+    if (as_key_parse(key, &kp) < 0) {
+        return 0;
+    }
+    json_t *obj = as_gc_load(as, key);
+    if (!obj) {
+        return 0;
+    }
+    json_t *refs =
+        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+    size_t n = json_array_size(refs), gone = 0, fg = 0;
+    json_t *dangling = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(refs, i, r)
+    {
+        enum as_owner_state st = as_owner_state(as, r, kp.ns);
+        if (st == AS_OWNER_GONE) {
+            gone++;
+            json_array_append(dangling, json_object_get(r, "uid"));
+        } else if (st == AS_OWNER_FOREGROUND) {
+            fg++;
+        }
+    }
+    int deleted = 0;
+    bool deleting = as_gc_md_str(obj, "deletionTimestamp") != NULL;
+    const char *ns = kp.k->namespaced ? kp.ns : NULL;
+    if (n && (gone == n || (fg && gone + fg == n)) && !deleting) {
+        struct as_delete_opts o = {.propagation = "Background",
+                                   .grace_seconds = -1,
+                                   .uid = as_gc_md_str(obj, "uid")};
+        struct as_error ae = {0};
+        if (as_delete_object(as, kp.k, ns, kp.name, &o, NULL, &ae) == 0) {
+            log_info("garbage collected", "key=%s", key);
+            deleted = 1;
+        }
+    } else if (gone && gone < n) {
+        struct as_drop_refs d = {dangling};
+        struct as_error ae = {0};
+        as_edit_object(as, kp.k, ns, kp.name, as_edit_drop_refs, &d, &ae);
+    }
+    json_decref(dangling);
+    json_decref(obj);
+    return deleted;
+}
+
+static int
+as_edit_remove_finalizer(void *arg, json_t *obj)
+{
+    const char *f = arg;
+    json_t *fin =
+        json_object_get(json_object_get(obj, "metadata"), "finalizers");
+    for (size_t i = 0; i < json_array_size(fin); i++) {
+        const char *s = json_string_value(json_array_get(fin, i));
+        if (s && !strcmp(s, f)) {
+            json_array_remove(fin, i);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+as_edit_remove_ns_finalizer(void *arg, json_t *obj)
+{
+    json_t *spec = json_object_get(obj, "spec");
+    json_t *fin = json_object_get(spec, "finalizers");
+    if (!json_array_size(fin)) {
+        return 0;
+    }
+    json_object_set_new(spec, "finalizers", json_array());
+    return 1;
+}
+
+struct as_ns_ctx {
+    struct apiserver *as;
+    const struct schema_kind *k;
+    size_t remaining;
+};
+
+static int
+as_ns_delete_each(void *arg, const struct store_kv *kv)
+{
+    struct as_ns_ctx *c = arg;
+    struct as_keyparts kp;
+    c->remaining++;
+    if (as_key_parse(kv->key, &kp) < 0) {
+        return 0;
+    }
+    json_t *obj = as_load_object(kv->value, kv->len, kv->rv);
+    bool deleting = obj && as_gc_md_str(obj, "deletionTimestamp");
+    json_decref(obj);
+    if (deleting) {
+        return 0;
+    }
+    struct as_delete_opts o = {.propagation = "Background",
+                               .grace_seconds = -1};
+    struct as_error ae = {0};
+    as_delete_object(c->as, kp.k, kp.ns, kp.name, &o, NULL, &ae);
+    return 0;
+}
+
+/* Work on one object in deletion; true when nothing is left to do. */
+static bool
+as_pending_step(struct as_gc *gc, const char *key)
+{
+    struct apiserver *as = gc->as;
+    struct as_keyparts kp;
+    if (as_key_parse(key, &kp) < 0) {
+        return true;
+    }
+    json_t *obj = as_gc_load(as, key);
+    if (!obj || !as_gc_md_str(obj, "deletionTimestamp")) {
+        json_decref(obj);
+        return true;
+    }
+    const char *ns = kp.k->namespaced ? kp.ns : NULL;
+    const char *uid = as_gc_md_str(obj, "uid");
+    struct as_error ae = {0};
+    bool finished = true;
+    if (!kp.k->group[0] && !strcmp(kp.k->plural, "namespaces")) {
+        size_t n;
+        const struct schema_kind *const *kinds = schema_kinds(&n);
+        size_t remaining = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!kinds[i]->namespaced) {
+                continue;
+            }
+            struct as_ns_ctx c = {as, kinds[i], 0};
+            char *prefix = as_prefix(kinds[i], kp.name);
+            store_list(as->store, prefix, NULL, 0, as_ns_delete_each, &c, NULL,
+                       NULL, NULL);
+            free(prefix);
+            remaining += c.remaining;
+        }
+        if (remaining == 0) {
+            as_edit_object(as, kp.k, NULL, kp.name, as_edit_remove_ns_finalizer,
+                           NULL, &ae);
+        } else {
+            finished = false;
+        }
+    } else if (as_gc_has_finalizer(obj, "foregroundDeletion")) {
+        json_t *deps =
+            json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
+        size_t live = 0, i;
+        json_t *d;
+        json_array_foreach(deps, i, d)
+        {
+            const char *dkey = json_string_value(d);
+            json_t *dep = as_gc_load(as, dkey);
+            if (!dep) {
+                continue;
+            }
+            live++;
+            json_decref(dep);
+            as_check_dependent(gc, dkey);
+        }
+        json_decref(deps);
+        if (live == 0) {
+            as_edit_object(as, kp.k, ns, kp.name, as_edit_remove_finalizer,
+                           (void *) "foregroundDeletion", &ae);
+        } else {
+            finished = false;
+        }
+    } else if (as_gc_has_finalizer(obj, "orphan")) {
+        json_t *deps =
+            json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
+        size_t i;
+        json_t *d;
+        json_t *uids = json_pack("[s]", uid ? uid : "");
+        struct as_drop_refs drop = {uids};
+        json_array_foreach(deps, i, d)
+        {
+            struct as_keyparts dkp;
+            if (as_key_parse(json_string_value(d), &dkp) == 0) {
+                struct as_error e2 = {0};
+                as_edit_object(as, dkp.k, dkp.k->namespaced ? dkp.ns : NULL,
+                               dkp.name, as_edit_drop_refs, &drop, &e2);
+            }
+        }
+        json_decref(uids);
+        json_decref(deps);
+        as_edit_object(as, kp.k, ns, kp.name, as_edit_remove_finalizer,
+                       (void *) "orphan", &ae);
+    } else {
+        /* Graceful deletion (pods): finish once the grace period ran out
+         * and no finalizer is left. */
+        json_t *md = json_object_get(obj, "metadata");
+        json_int_t grace = json_integer_value(
+            json_object_get(md, "deletionGracePeriodSeconds"));
+        if (grace > 0 && !json_array_size(json_object_get(md, "finalizers"))) {
+            struct tm tm = {0};
+            const char *ts = as_gc_md_str(obj, "deletionTimestamp");
+            if (ts && strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) &&
+                (int64_t) timegm(&tm) * 1000000000LL <= time_wall_ns()) {
+                int64_t drv;
+                const char *rvs = as_gc_md_str(obj, "resourceVersion");
+                store_delete(as->store, key, rvs ? strtoll(rvs, NULL, 10) : 0,
+                             &drv, NULL);
+            } else {
+                finished = false;
+            }
+        }
+    }
+    json_decref(obj);
+    return finished;
+}
+
+/* ------------------------------------------------------------------ */
+/* events */
+
+static bool
+as_needs_pending(const char *key, const json_t *obj)
+{
+    if (!as_gc_md_str(obj, "deletionTimestamp")) {
+        return false;
+    }
+    if (str_has_prefix(key, "/core/namespaces/") ||
+        as_gc_has_finalizer(obj, "foregroundDeletion") ||
+        as_gc_has_finalizer(obj, "orphan")) {
+        return true;
+    }
+    return json_integer_value(json_object_get(json_object_get(obj, "metadata"),
+                                              "deletionGracePeriodSeconds")) >
+           0;
+}
+
+static void
+as_gc_event(struct as_gc *gc, enum store_event_type type, const char *key,
+            const char *value, size_t len, bool verify)
+{
+    json_t *obj = json_loadb(value, len, 0, NULL);
+    if (!obj) {
+        return;
+    }
+    if (type == STORE_EVENT_DELETED) {
+        as_index_remove(gc, key);
+        json_object_del(gc->pending, key);
+        const char *uid = as_gc_md_str(obj, "uid");
+        json_t *deps =
+            json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
+        size_t i;
+        json_t *d;
+        json_array_foreach(deps, i, d)
+        {
+            as_check_dependent(gc, json_string_value(d));
+        }
+        json_decref(deps);
+        if (uid && json_array_size(deps) == 0) {
+            json_object_del(gc->dependents, uid);
+        }
+    } else {
+        bool changed = as_index_update(gc, key, obj);
+        if ((changed || verify) && json_object_get(gc->owners_of, key)) {
+            as_check_dependent(gc, key);
+        }
+        if (as_needs_pending(key, obj)) {
+            json_object_set_new(gc->pending, key, json_true());
+        } else {
+            json_object_del(gc->pending, key);
+        }
+    }
+    json_decref(obj);
+}
+
+void
+as_gc_note(struct as_gc *gc, enum store_event_type type, const char *key,
+           const char *value, size_t len)
+{
+    if (type != STORE_EVENT_DELETED &&
+        !memmem(value, len, "\"ownerReferences\"", 17) &&
+        !memmem(value, len, "\"deletionTimestamp\"", 19) &&
+        !str_has_prefix(key, "/core/namespaces/")) {
+        return;
+    }
+    struct as_gc_item *it = xcalloc(1, sizeof(*it));
+    it->type = type;
+    it->key = xstrdup(key);
+    it->value = xstrndup(value, len);
+    it->len = len;
+    pthread_mutex_lock(&gc->mu);
+    if (gc->qtail) {
+        gc->qtail->next = it;
+    } else {
+        gc->qhead = it;
+    }
+    gc->qtail = it;
+    pthread_cond_signal(&gc->cv);
+    pthread_mutex_unlock(&gc->mu);
+}
+
+struct as_scan_ctx {
+    struct as_gc *gc;
+};
+
+static int
+as_scan_each(void *arg, const struct store_kv *kv)
+{
+    struct as_scan_ctx *c = arg;
+    if (!memmem(kv->value, kv->len, "\"ownerReferences\"", 17) &&
+        !memmem(kv->value, kv->len, "\"deletionTimestamp\"", 19)) {
+        return 0;
+    }
+    as_gc_event(c->gc, STORE_EVENT_ADDED, kv->key, kv->value, kv->len, true);
+    return 0;
+}
+
+/* Rebuild the index from the store (start-up). */
+static void
+as_gc_scan(struct as_gc *gc)
+{
+    size_t n;
+    const struct schema_kind *const *kinds = schema_kinds(&n);
+    struct as_scan_ctx c = {gc};
+    for (size_t i = 0; i < n; i++) {
+        char *prefix = as_prefix(kinds[i], NULL);
+        store_list(gc->as->store, prefix, NULL, 0, as_scan_each, &c, NULL, NULL,
+                   NULL);
+        free(prefix);
+    }
+    gc->scanned = true;
+}
+
+int
+as_gc_pass(struct as_gc *gc)
+{
+    pthread_mutex_lock(&gc->run_mu);
+    if (!gc->scanned) {
+        as_gc_scan(gc);
+    }
+    int work = 0;
+    for (;;) {
+        pthread_mutex_lock(&gc->mu);
+        struct as_gc_item *it = gc->qhead;
+        gc->qhead = NULL;
+        gc->qtail = NULL;
+        pthread_mutex_unlock(&gc->mu);
+        if (!it) {
+            break;
+        }
+        while (it) {
+            struct as_gc_item *next = it->next;
+            as_gc_event(gc, it->type, it->key, it->value, it->len, false);
+            free(it->key);
+            free(it->value);
+            free(it);
+            it = next;
+            work++;
+        }
+    }
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_t *keys = json_array();
+    json_object_foreach_safe(gc->pending, tmp, key, v)
+    {
+        json_array_append_new(keys, json_string(key));
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        if (as_pending_step(gc, json_string_value(k))) {
+            json_object_del(gc->pending, json_string_value(k));
+        }
+    }
+    json_decref(keys);
+    pthread_mutex_unlock(&gc->run_mu);
+    return work;
+}
+
+static void *
+as_gc_main(void *arg)
+{
+    struct as_gc *gc = arg;
+    for (;;) {
+        as_gc_pass(gc);
+        pthread_mutex_lock(&gc->mu);
+        if (!gc->stop && !gc->qhead) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            /* Pending deletions are retried every second. */
+            ts.tv_sec += json_object_size(gc->pending) ? 1 : 30;
+            pthread_cond_timedwait(&gc->cv, &gc->mu, &ts);
+        }
+        bool stop = gc->stop;
+        pthread_mutex_unlock(&gc->mu);
+        if (stop) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+struct as_gc *
+as_gc_create(struct apiserver *as, bool thread)
+{
+    struct as_gc *gc = xcalloc(1, sizeof(*gc));
+    gc->as = as;
+    gc->dependents = json_object();
+    gc->owners_of = json_object();
+    gc->pending = json_object();
+    pthread_mutex_init(&gc->mu, NULL);
+    pthread_mutex_init(&gc->run_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&gc->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (thread) {
+        if (pthread_create(&gc->thread, NULL, as_gc_main, gc) == 0) {
+            gc->started = true;
+        } else {
+            log_error("cannot start the garbage collector thread", "thread=%s",
+                      "gc");
+        }
+    }
+    return gc;
+}
+
+void
+as_gc_destroy(struct as_gc *gc)
+{
+    if (!gc) {
+        return;
+    }
+    pthread_mutex_lock(&gc->mu);
+    gc->stop = true;
+    pthread_cond_signal(&gc->cv);
+    pthread_mutex_unlock(&gc->mu);
+    if (gc->started) {
+        pthread_join(gc->thread, NULL);
+    }
+    struct as_gc_item *it = gc->qhead;
+    while (it) {
+        struct as_gc_item *next = it->next;
+        free(it->key);
+        free(it->value);
+        free(it);
+        it = next;
+    }
+    json_decref(gc->dependents);
+    json_decref(gc->owners_of);
+    json_decref(gc->pending);
+    pthread_cond_destroy(&gc->cv);
+    pthread_mutex_destroy(&gc->mu);
+    pthread_mutex_destroy(&gc->run_mu);
+    free(gc);
+}

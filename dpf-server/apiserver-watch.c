@@ -1,0 +1,515 @@
+/* apiserver-watch: watch streams.
+ *
+ * A watch request subscribes to the watch cache and becomes a chunked
+ * HTTP stream of newline-delimited {"type":...,"object":...} events. The
+ * cache's notify callback runs on the writer's thread, so it only queues
+ * the watch for the dispatcher thread, which drains pending events,
+ * filters them (selectors), formats them (plain objects or Table rows)
+ * and writes one batch per wake-up. The dispatcher also sends BOOKMARK
+ * events and ends streams at their timeout.
+ *
+ * Semantics (Kubernetes'): resourceVersion unset or "0" first sends
+ * synthetic ADDED events for the current state and then everything after
+ * it; resourceVersion=N sends every event with a revision > N (so a
+ * client that reconnects with the last revision it saw misses nothing and
+ * sees nothing twice); a revision older than the cache holds yields one
+ * ERROR event with a 410 Expired Status, after which the stream ends.
+ *
+ * Lifetime: a watch is reference counted: one reference for the hub
+ * (until the dispatcher finishes it), one for the HTTP stream's on_close
+ * callback, one per queue membership. Stream functions are never called
+ * with the hub lock held (they may call on_close synchronously). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dpf-server/apiserver-private.h"
+#include "lib/http-server.h"
+#include "lib/log.h"
+#include "lib/watch-cache.h"
+
+LOG_MODULE(apiserver);
+
+struct as_watch {
+    struct as_hub *hub;
+    int refs;               /* under hub->mu */
+    struct http_stream *st; /* set before ready */
+    struct watcher *w;      /* cache subscription */
+    const struct schema_kind *k;
+    char *only_key;               /* watching one object: its key */
+    struct as_filter filter;      /* selectors */
+    struct as_format fmt;         /* output format */
+    bool bookmarks;               /* allowWatchBookmarks */
+    int64_t deadline_ms;          /* monotonic end of the stream */
+    int64_t next_bookmark_ms;     /* monotonic time of the next bookmark */
+    int64_t last_rv;              /* highest revision sent */
+    bool ready;                   /* stream set up; dispatcher may write */
+    bool queued;                  /* in the dispatcher queue */
+    bool gone;                    /* client went away (on_close) */
+    bool done;                    /* finished by the dispatcher */
+    struct as_watch *prev, *next; /* hub->all */
+    struct as_watch *qnext;       /* hub queue */
+};
+
+struct as_hub {
+    struct apiserver *as;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started;
+    bool stop;
+    struct as_watch *all;
+    struct as_watch *qhead, *qtail;
+};
+
+static void
+as_watch_unref_locked(struct as_watch *ws)
+{
+    if (--ws->refs == 0) {
+        as_filter_free(&ws->filter);
+        free(ws->only_key);
+        free(ws);
+    }
+}
+
+static void
+as_enqueue_locked(struct as_hub *hub, struct as_watch *ws)
+{
+    if (ws->queued || ws->done) {
+        return;
+    }
+    ws->queued = true;
+    ws->refs++;
+    ws->qnext = NULL;
+    if (hub->qtail) {
+        hub->qtail->qnext = ws;
+    } else {
+        hub->qhead = ws;
+    }
+    hub->qtail = ws;
+    pthread_cond_signal(&hub->cv);
+}
+
+static void
+as_watch_notify(void *arg)
+{
+    struct as_watch *ws = arg;
+    struct as_hub *hub = ws->hub;
+    pthread_mutex_lock(&hub->mu);
+    if (ws->ready) {
+        as_enqueue_locked(hub, ws);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+static void
+as_watch_on_close(void *arg)
+{
+    struct as_watch *ws = arg;
+    struct as_hub *hub = ws->hub;
+    pthread_mutex_lock(&hub->mu);
+    ws->gone = true;
+    if (ws->ready) {
+        as_enqueue_locked(hub, ws);
+    }
+    as_watch_unref_locked(ws);
+    pthread_mutex_unlock(&hub->mu);
+}
+
+static const char *
+as_event_type(enum store_event_type t)
+{
+    switch (t) {
+    case STORE_EVENT_ADDED:
+        return "ADDED";
+    case STORE_EVENT_MODIFIED:
+        return "MODIFIED";
+    case STORE_EVENT_DELETED:
+        return "DELETED";
+    }
+    return "MODIFIED";
+}
+
+static void
+as_append_table_event(struct dbuf *b, const struct as_watch *ws,
+                      const char *type, const json_t *obj)
+{
+    json_t *t = json_pack(
+        "{s:s,s:s,s:{s:O},s:o,s:[o]}", "kind", "Table", "apiVersion",
+        ws->fmt.table_api, "metadata", "resourceVersion",
+        json_object_get(json_object_get(obj, "metadata"), "resourceVersion"),
+        "columnDefinitions", as_table_columns(ws->k), "rows",
+        as_table_row(ws->k, obj, ws->fmt.include, time_wall_ns()));
+    if (!t) {
+        return;
+    }
+    char *text = json_dumps(t, JSON_COMPACT);
+    json_decref(t);
+    dbuf_printf(b, "{\"type\":\"%s\",\"object\":%s}\n", type, text);
+    free(text);
+}
+
+/* Append one event if it passes the filters. */
+static void
+as_append_event(struct dbuf *b, const struct as_watch *ws, const char *type,
+                const char *key, const char *object, size_t len)
+{
+    if (ws->only_key && strcmp(key, ws->only_key) != 0) {
+        return;
+    }
+    json_t *obj = NULL;
+    bool table = ws->fmt.out == AS_OUT_TABLE;
+    if (table || as_filter_needs_object(&ws->filter)) {
+        obj = json_loadb(object, len, 0, NULL);
+        if (!obj) {
+            return;
+        }
+    }
+    if ((ws->filter.labels || ws->filter.fields) &&
+        !as_filter_match(&ws->filter, key, obj)) {
+        json_decref(obj);
+        return;
+    }
+    if (table) {
+        as_append_table_event(b, ws, type, obj);
+    } else {
+        dbuf_printf(b, "{\"type\":\"%s\",\"object\":", type);
+        dbuf_append(b, object, len);
+        dbuf_puts(b, "}\n");
+    }
+    json_decref(obj);
+}
+
+static void
+as_append_bookmark(struct dbuf *b, const struct as_watch *ws, int64_t rv)
+{
+    dbuf_printf(b,
+                "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\","
+                "\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+                "\"%lld\"}}}\n",
+                ws->k->kind, schema_api_version(ws->k), (long long) rv);
+}
+
+static void
+as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
+{
+    dbuf_printf(b,
+                "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
+                "\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                "\"Failure\",\"message\":\"too old resource version: %lld "
+                "(%lld)\",\"reason\":\"Expired\",\"code\":410}}\n",
+                (long long) rv, (long long) cur);
+}
+
+/* Dispatcher: end a watch. */
+static void
+as_watch_finish(struct as_hub *hub, struct as_watch *ws)
+{
+    pthread_mutex_lock(&hub->mu);
+    ws->done = true;
+    if (ws->prev) {
+        ws->prev->next = ws->next;
+    } else if (hub->all == ws) {
+        hub->all = ws->next;
+    }
+    if (ws->next) {
+        ws->next->prev = ws->prev;
+    }
+    ws->prev = ws->next = NULL;
+    pthread_mutex_unlock(&hub->mu);
+    if (ws->w) {
+        watch_cache_unsubscribe(ws->w);
+        ws->w = NULL;
+    }
+    http_stream_close(ws->st);
+    pthread_mutex_lock(&hub->mu);
+    as_watch_unref_locked(ws);
+    pthread_mutex_unlock(&hub->mu);
+}
+
+/* Dispatcher: deliver what is pending, bookmarks, timeouts. */
+static void
+as_watch_process(struct as_hub *hub, struct as_watch *ws)
+{
+    pthread_mutex_lock(&hub->mu);
+    bool gone = ws->gone, done = ws->done;
+    pthread_mutex_unlock(&hub->mu);
+    if (done) {
+        return;
+    }
+    if (gone) {
+        as_watch_finish(hub, ws);
+        return;
+    }
+    struct dbuf b;
+    dbuf_init(&b);
+    bool end = false;
+    int64_t cur = watch_cache_current_rv(hub->as->wc);
+    for (int n = 0; n < 10000; n++) {
+        struct watch_event *ev = NULL;
+        int r = watch_cache_next(ws->w, &ev);
+        if (r == 0) {
+            break;
+        }
+        if (r < 0) {
+            as_append_expired(&b, ws->last_rv, cur);
+            end = true;
+            break;
+        }
+        if (ev->rv > ws->last_rv) {
+            as_append_event(&b, ws, as_event_type(ev->type), ev->key,
+                            ev->object, ev->len);
+            ws->last_rv = ev->rv;
+        }
+        watch_event_release(ev);
+        if (n == 9999) {
+            /* More pending: come back after other watches had a turn. */
+            pthread_mutex_lock(&hub->mu);
+            as_enqueue_locked(hub, ws);
+            pthread_mutex_unlock(&hub->mu);
+        }
+    }
+    int64_t now = time_mono_ms();
+    if (!end && ws->bookmarks && now >= ws->next_bookmark_ms) {
+        as_append_bookmark(&b, ws, DPF_MAX(cur, ws->last_rv));
+        ws->next_bookmark_ms = now + hub->as->cfg.bookmark_interval_ms;
+    }
+    if (!end && now >= ws->deadline_ms) {
+        if (ws->bookmarks) {
+            as_append_bookmark(&b, ws, DPF_MAX(cur, ws->last_rv));
+        }
+        end = true;
+    }
+    if (b.len && http_stream_write(ws->st, b.data, b.len) < 0) {
+        end = true;
+    }
+    dbuf_free(&b);
+    if (end) {
+        as_watch_finish(hub, ws);
+    }
+}
+
+static void *
+as_hub_main(void *arg)
+{
+    struct as_hub *hub = arg;
+    int64_t next_scan = time_mono_ms() + 1000;
+    pthread_mutex_lock(&hub->mu);
+    while (!hub->stop) {
+        struct as_watch *ws = hub->qhead;
+        if (ws) {
+            hub->qhead = ws->qnext;
+            if (!hub->qhead) {
+                hub->qtail = NULL;
+            }
+            ws->queued = false;
+            pthread_mutex_unlock(&hub->mu);
+            as_watch_process(hub, ws);
+            pthread_mutex_lock(&hub->mu);
+            as_watch_unref_locked(ws);
+            continue;
+        }
+        int64_t now = time_mono_ms();
+        if (now >= next_scan) {
+            /* Timers: queue watches whose bookmark or deadline is due. */
+            int64_t soonest = now + 1000;
+            for (struct as_watch *w = hub->all; w; w = w->next) {
+                int64_t due = w->deadline_ms;
+                if (w->bookmarks && w->next_bookmark_ms < due) {
+                    due = w->next_bookmark_ms;
+                }
+                if (due <= now) {
+                    as_enqueue_locked(hub, w);
+                } else if (due < soonest) {
+                    soonest = due;
+                }
+            }
+            next_scan = soonest;
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait_ms = next_scan - now;
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&hub->cv, &hub->mu, &ts);
+    }
+    pthread_mutex_unlock(&hub->mu);
+    return NULL;
+}
+
+struct as_hub *
+as_hub_create(struct apiserver *as)
+{
+    struct as_hub *hub = xcalloc(1, sizeof(*hub));
+    hub->as = as;
+    pthread_mutex_init(&hub->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&hub->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&hub->thread, NULL, as_hub_main, hub) == 0) {
+        hub->started = true;
+    } else {
+        log_error("cannot start the watch dispatcher thread", "thread=%s",
+                  "watch");
+    }
+    return hub;
+}
+
+void
+as_hub_destroy(struct as_hub *hub)
+{
+    if (!hub) {
+        return;
+    }
+    pthread_mutex_lock(&hub->mu);
+    hub->stop = true;
+    pthread_cond_signal(&hub->cv);
+    pthread_mutex_unlock(&hub->mu);
+    if (hub->started) {
+        pthread_join(hub->thread, NULL);
+    }
+    /* Finish what is left: queued entries, then every live watch. */
+    pthread_mutex_lock(&hub->mu);
+    while (hub->qhead) {
+        struct as_watch *ws = hub->qhead;
+        hub->qhead = ws->qnext;
+        ws->queued = false;
+        as_watch_unref_locked(ws);
+    }
+    hub->qtail = NULL;
+    while (hub->all) {
+        struct as_watch *ws = hub->all;
+        ws->refs++;
+        pthread_mutex_unlock(&hub->mu);
+        as_watch_finish(hub, ws);
+        pthread_mutex_lock(&hub->mu);
+        as_watch_unref_locked(ws);
+    }
+    pthread_mutex_unlock(&hub->mu);
+    pthread_cond_destroy(&hub->cv);
+    pthread_mutex_destroy(&hub->mu);
+    free(hub);
+}
+
+struct as_initial {
+    struct as_watch *ws;
+    struct dbuf *b;
+};
+
+static int
+as_initial_each(void *arg, const struct store_kv *kv)
+{
+    struct as_initial *c = arg;
+    size_t len;
+    char *text = as_inject_rv(kv->value, kv->len, kv->rv, &len);
+    as_append_event(c->b, c->ws, "ADDED", kv->key, text, len);
+    free(text);
+    return 0;
+}
+
+void
+as_watch_serve(struct apiserver *as, struct http_request *req,
+               const struct schema_kind *k, const char *ns, const char *name,
+               const struct as_format *fmt)
+{
+    struct as_error ae = {0};
+    struct as_hub *hub = as->hub;
+    struct as_watch *ws = xcalloc(1, sizeof(*ws));
+    ws->hub = hub;
+    ws->k = k;
+    ws->fmt = *fmt;
+    ws->refs = 1;
+    if (as_filter_init(&ws->filter, k, http_request_query(req, "labelSelector"),
+                       http_request_query(req, "fieldSelector"), &ae) < 0) {
+        free(ws);
+        as_respond_error(req, &ae);
+        return;
+    }
+    if (name) {
+        ws->only_key = as_key(k, ns, name);
+    }
+    const char *rvs = http_request_query(req, "resourceVersion");
+    int64_t since = 0;
+    bool initial = !rvs || !*rvs || !strcmp(rvs, "0");
+    if (!initial) {
+        char *end;
+        long long v = strtoll(rvs, &end, 10);
+        if (*end || v < 0) {
+            as_error_set(&ae, 400, "BadRequest", "invalid resource version: %s",
+                         rvs);
+            as_filter_free(&ws->filter);
+            free(ws->only_key);
+            free(ws);
+            as_respond_error(req, &ae);
+            return;
+        }
+        since = v;
+    }
+    const char *ts = http_request_query(req, "timeoutSeconds");
+    int64_t timeout_s = as->cfg.watch_timeout_s;
+    if (ts && *ts) {
+        timeout_s = strtoll(ts, NULL, 10);
+        if (timeout_s < 0) {
+            timeout_s = 0;
+        }
+    }
+    const char *bm = http_request_query(req, "allowWatchBookmarks");
+    ws->bookmarks = bm && (!strcmp(bm, "true") || !strcmp(bm, "1"));
+    int64_t now = time_mono_ms();
+    ws->deadline_ms = now + timeout_s * 1000;
+    ws->next_bookmark_ms = now + as->cfg.bookmark_interval_ms;
+
+    struct dbuf b;
+    dbuf_init(&b);
+    char *prefix = as_prefix(k, ns);
+    if (initial) {
+        struct as_initial c = {ws, &b};
+        int64_t list_rv = 0;
+        store_list(as->store, ws->only_key ? ws->only_key : prefix, NULL, 0,
+                   as_initial_each, &c, &list_rv, NULL, NULL);
+        since = list_rv;
+    }
+    ws->last_rv = since;
+    int err = 0;
+    ws->w =
+        watch_cache_subscribe(as->wc, prefix, since, as_watch_notify, ws, &err);
+    free(prefix);
+    http_response_header(req, "Cache-Control", "no-cache, private");
+    ws->refs++; /* the stream's on_close reference */
+    ws->st = http_respond_stream(req, 200, "application/json",
+                                 as_watch_on_close, ws);
+    if (!ws->w) {
+        as_append_expired(&b, since, watch_cache_current_rv(as->wc));
+    }
+    if (b.len) {
+        http_stream_write(ws->st, b.data, b.len);
+    }
+    dbuf_free(&b);
+    pthread_mutex_lock(&hub->mu);
+    ws->ready = true;
+    ws->next = hub->all;
+    if (hub->all) {
+        hub->all->prev = ws;
+    }
+    hub->all = ws;
+    if (!ws->w || timeout_s == 0) {
+        ws->deadline_ms = 0;
+    }
+    /* Deliver whatever arrived since the subscription; also ends the
+     * stream at once when it already failed. */
+    as_enqueue_locked(hub, ws);
+    if (!ws->w) {
+        ws->gone = true;
+    }
+    /* The creator's reference is now the hub's (dropped by finish). */
+    pthread_mutex_unlock(&hub->mu);
+}

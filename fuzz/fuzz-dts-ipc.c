@@ -1,0 +1,44 @@
+/* Fuzz target: the dts IPC session decoder (exporter library -> dts).
+ * The input is fed in two pieces split at a position taken from the first
+ * byte, to exercise partial-frame buffering. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "lib/dts-ipc.h"
+
+static void
+on_event(void *aux, const struct dts_ipc_evtype *t, unsigned idx,
+         const uint8_t *data)
+{
+    (void) aux;
+    (void) idx;
+    json_t *j = dts_ipc_event_to_json(t, data);
+    char *s = json_dumps(j, JSON_COMPACT);
+    free(s);
+    json_decref(j);
+}
+
+static const struct dts_ipc_handlers handlers = {.on_event = on_event};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) {
+        return 0;
+    }
+    size_t split = data[0] % (size);
+    data++;
+    size--;
+    if (split > size) {
+        split = size;
+    }
+    struct dts_ipc_session *s = dts_ipc_session_create(&handlers, NULL, 65536);
+    if (dts_ipc_session_feed(s, data, split, NULL) == 0) {
+        dts_ipc_session_feed(s, data + split, size - split, NULL);
+    }
+    dts_ipc_session_free(s);
+    return 0;
+}

@@ -1,0 +1,206 @@
+"""dts configuration: telemetry-init writes a default config, changes to
+dts_config.ini apply at run time without a restart, a malformed file is
+rejected (logged with its line, counted) while the old config keeps
+running, the DPF YAML form works, and the command line behaves."""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import binary, wait_for
+from dts_helpers import Dts, VethPair, ns_curl, series
+
+
+def _cfg(dts, *lines):
+    return "\n".join(lines + (f"prometheus=http://127.0.0.1:{dts.port}",)) \
+        + "\n"
+
+
+@pytest.fixture
+def pair(netns):
+    return VethPair(netns, prefix="dtc")
+
+
+def test_help_and_version():
+    r = subprocess.run([binary("dts", "dts"), "--help"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0
+    for opt in ("--config-dir", "--sysfs-root", "--log-level", "--version"):
+        assert opt in r.stdout
+    r = subprocess.run([binary("dts", "dts"), "--version"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and re.match(r"dts \d+\.\d+\.\d+", r.stdout)
+    r = subprocess.run([binary("dts", "dts"), "--bogus"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2
+
+
+def test_empty_config_dir_gets_default_config(netns, tmp_path):
+    ns = netns("dtcd")
+    dts = Dts(ns, str(tmp_path), port=9100)  # the default config's port
+    try:
+        dts.start()
+        ini = os.path.join(dts.config_dir, "dts_config.ini")
+        text = open(ini).read()
+        assert "update=1000" in text
+        assert "enable-provider=sysfs" in text
+        assert "prometheus=http://0.0.0.0:9100" in text
+        m = dts.metrics()
+        assert series(m, "dts_net_rx_bytes_total", device="lo")
+        assert series(m, "dts_update_period_seconds") == [1.0]
+        assert "telemetry-init" in dts.log_text()
+    finally:
+        assert dts.stop() == 0
+
+
+def test_update_period_change_applies_without_restart(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path))
+    dts.write_config(_cfg(dts, "update=1000"))
+    try:
+        dts.start()
+        m = dts.metrics()
+        start = series(m, "dts_start_time_seconds")
+        assert series(m, "dts_update_period_seconds") == [1.0]
+        dts.write_config(_cfg(dts, "update=100"))
+        wait_for(lambda: series(dts.metrics(), "dts_update_period_seconds")
+                 == [0.1], 10, what="update=100 applied")
+        # Collections now run ~10 per second.
+        c0 = series(dts.metrics(), "dts_collections_total")[0]
+        time.sleep(2)
+        c1 = series(dts.metrics(), "dts_collections_total")[0]
+        assert c1 - c0 >= 12, (c0, c1)
+        # Same process: no restart happened.
+        assert dts.proc.poll() is None
+        assert series(dts.metrics(), "dts_start_time_seconds") == start
+        assert series(dts.metrics(), "dts_config_last_reload_successful") \
+            == [1.0]
+    finally:
+        assert dts.stop() == 0
+
+
+def test_include_names_change_applies(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path))
+    dts.write_config(_cfg(dts, "update=200", "include-names=lo"))
+    try:
+        dts.start()
+        m = dts.metrics()
+        assert series(m, "dts_net_rx_bytes_total", device="lo")
+        assert not series(m, "dts_net_rx_bytes_total", device=pair.dev_a)
+        dts.write_config(_cfg(dts, "update=200",
+                              f"include-names={pair.dev_a}"))
+
+        def switched():
+            m = dts.metrics()
+            return (series(m, "dts_net_rx_bytes_total", device=pair.dev_a)
+                    and not series(m, "dts_net_rx_bytes_total", device="lo"))
+        wait_for(switched, 10, what="include-names switch")
+        # exclude-names with a regex also applies.
+        dts.write_config(_cfg(dts, "update=200", "name-match=regex",
+                              "exclude-names=^dtc.*a$"))
+
+        def excluded():
+            m = dts.metrics()
+            return (series(m, "dts_net_rx_bytes_total", device="lo")
+                    and not series(m, "dts_net_rx_bytes_total",
+                                   device=pair.dev_a))
+        wait_for(excluded, 10, what="exclude-names regex")
+    finally:
+        assert dts.stop() == 0
+
+
+def test_malformed_config_rejected_old_one_kept(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path))
+    dts.write_config(_cfg(dts, "update=300", "enable-provider=tc"))
+    try:
+        dts.start()
+        wait_for(lambda: series(dts.metrics(), "dts_provider_up",
+                                provider="tc") == [1.0], 10)
+        dts.write_config("update=100\n"
+                         "enable-provider=ethtool\n"
+                         "this is not a key value line\n")
+        wait_for(lambda: series(dts.metrics(), "dts_config_errors_total")
+                 == [1.0], 10, what="rejection counted")
+        m = dts.metrics()
+        assert series(m, "dts_config_last_reload_successful") == [0.0]
+        # The old configuration still runs: period, providers, endpoint.
+        assert series(m, "dts_update_period_seconds") == [0.3]
+        assert series(m, "dts_provider_up", provider="tc") == [1.0]
+        assert not series(m, "dts_provider_up", provider="ethtool")
+        log = dts.log_text()
+        assert re.search(r"level=error .*configuration rejected.*"
+                         r"dts_config\.ini:3: expected key=value", log), log
+        # A bad value is rejected the same way, naming the key.
+        dts.write_config(_cfg(dts, "update=soon"))
+        wait_for(lambda: series(dts.metrics(), "dts_config_errors_total")
+                 == [2.0], 10)
+        assert "update" in dts.log_text().splitlines()[-1]
+        # Fixing the file applies it.
+        dts.write_config(_cfg(dts, "update=100", "enable-provider=ethtool"))
+        wait_for(lambda: series(dts.metrics(), "dts_provider_up",
+                                provider="ethtool") == [1.0], 10)
+        m = dts.metrics()
+        assert series(m, "dts_config_last_reload_successful") == [1.0]
+        assert not series(m, "dts_provider_up", provider="tc")
+        assert dts.proc.poll() is None
+    finally:
+        assert dts.stop() == 0
+
+
+def test_dpf_yaml_configmapdata(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path), port=9100)
+    dts.write_config("configMapData:\n"
+                     "  providers: \"sysfs,ethtool\"\n"
+                     "  general:\n"
+                     "    update: 400\n"
+                     "    sync-time-limit: 10000\n"
+                     "  prometheus:\n"
+                     "    enable: 1\n", name="dts_config.yaml")
+    try:
+        dts.start()
+        m = dts.metrics()
+        assert series(m, "dts_update_period_seconds") == [0.4]
+        assert series(m, "dts_provider_up", provider="ethtool") == [1.0]
+        assert series(m, "dts_ethtool_peer_ifindex", device=pair.dev_a)
+    finally:
+        assert dts.stop() == 0
+
+
+def test_level_labels_and_sighup(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path))
+    labels = os.path.join(dts.config_dir, "level_labels.ini")
+    with open(labels, "w") as f:
+        f.write("[global_labels]\npod=pod7\nrack=r1\n"
+                f"[device_labels]\n{pair.dev_a}=rail|3\n")
+    dts.write_config(_cfg(dts, "update=200", f"level-labels-file={labels}"))
+    try:
+        dts.start()
+        text = dts.metrics_text()
+        assert (f'dts_net_rx_bytes_total{{device="{pair.dev_a}",rail="3",'
+                f'pod="pod7",rack="r1"}}') in text
+        assert 'dts_net_rx_bytes_total{device="lo",pod="pod7",rack="r1"}' \
+            in text
+        # Changing the labels file is picked up too.
+        with open(labels + ".new", "w") as f:
+            f.write("[global_labels]\npod=pod8\n")
+        os.rename(labels + ".new", labels)
+        wait_for(lambda: 'pod="pod8"' in dts.metrics_text(), 10)
+        # SIGHUP reloads as well (and does not kill the daemon).
+        subprocess.run(["kill", "-HUP", str(dts.proc.pid)], check=True)
+        wait_for(lambda: 'msg="reloading"' in dts.log_text(), 10)
+        assert dts.proc.poll() is None
+    finally:
+        assert dts.stop() == 0
+
+
+def test_sigterm_exits_cleanly(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path))
+    dts.write_config(_cfg(dts, "update=100", "enable-provider=tc",
+                          "enable-provider=ethtool",
+                          "enable-provider=ifconfig"))
+    dts.start()
+    assert dts.stop() == 0
+    assert "dts stopped" in dts.log_text()
+    assert "ERROR: AddressSanitizer" not in dts.log_text()
+    assert ns_curl(pair.ns_a, dts.url + "/healthz", 2)[0] == 0

@@ -1379,11 +1379,11 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
         break;
     }
     if (r < 0) {
+        /* Kubernetes answers a patch that cannot be applied with 422. */
         json_decref(obj);
-        as_error_from(ae, &e, 400, "BadRequest");
-        if (ae->e.code == 409 || ae->e.code == 0) {
-            ae->e.code = 422;
-        }
+        as_error_from(ae, &e, 422, "Invalid");
+        ae->e.code = 422;
+        snprintf(ae->e.reason, sizeof(ae->e.reason), "Invalid");
         return -EINVAL;
     }
     if (!json_is_object(obj)) {

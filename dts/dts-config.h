@@ -18,6 +18,8 @@
  *   fluent-aggr-address*, fluent-aggr-port*   fluent_aggr listener
  *   ipc-sockets-dir*             exporter-library socket directory
  *   fluent-forward-{enable,host,port,tag}*  Forward output without .exp
+ *   fluent-forward-require-ack*, fluent-forward-buffer-records*  (acks with
+ *                                resend; queue bound, default 10000)
  * Other DOCA keys (sync-time-limit, *-buffer-size, prometheus-fset-*,
  * open-telemetry-*, ...) are accepted and reported as not implemented;
  * unknown keys are reported too. Neither makes the file invalid.
@@ -67,6 +69,8 @@ struct dts_config {
     char *fwd_host;                 /* Forward target host */
     uint16_t fwd_port;              /* Forward target port */
     char *fwd_tag;                  /* Forward tag */
+    bool fwd_require_ack;           /* ask the peer for acks */
+    unsigned fwd_buffer_records;    /* client queue bound (0 = default) */
     char *netflow_host;             /* collector or NULL */
     uint16_t netflow_port;          /* collector UDP port */
     int netflow_version;            /* 9 or 10 */

@@ -59,9 +59,11 @@ dts_key_same(const char *a, const char *b)
 static void
 dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
 {
-    char *key = c->fwd_enable ? xasprintf("%s:%u tag=%s", c->fwd_host,
-                                          c->fwd_port, c->fwd_tag)
-                              : NULL;
+    char *key = c->fwd_enable
+                    ? xasprintf("%s:%u tag=%s ack=%d buffer=%u", c->fwd_host,
+                                c->fwd_port, c->fwd_tag, c->fwd_require_ack,
+                                c->fwd_buffer_records)
+                    : NULL;
     if (dts_key_same(key, x->fwd_key)) {
         free(key);
         return;
@@ -81,6 +83,8 @@ dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
         .host = c->fwd_host,
         .port = c->fwd_port,
         .tag = c->fwd_tag,
+        .require_ack = c->fwd_require_ack,
+        .buffer_records = c->fwd_buffer_records,
     };
     struct dpf_error err;
     dpf_error_clear(&err);

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -54,6 +55,9 @@ LOG_MODULE(http);
 #define HTTP_STREAM_MAX_QUEUED (16u * 1024 * 1024)
 #define HTTP_CONN_TIMEOUT_S 300
 #define HTTP_CONN_MEMORY (32u * 1024)
+/* Bytes of an over-limit body we read and drop so that the client sees
+ * the 413; past this we close the connection instead. */
+#define HTTP_DRAIN_LIMIT(max_body) (4 * (size_t) (max_body) + (1u << 20))
 
 /* Per-connection state (MHD socket context): the verified peer identity,
  * computed once per TLS connection. */
@@ -682,15 +686,24 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-            /* Refuse before reading (and before 100-continue). */
+        const char *expect =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        if (clen > srv->max_body) {
             req->too_large = true;
-            char *msg = xasprintf("request body too large: the limit is %zu "
-                                  "bytes",
-                                  srv->max_body);
-            respond_status(req, 413, "RequestEntityTooLarge", msg);
-            free(msg);
-            return request_queue(req);
+            /* Refuse before reading when the client waits for "100
+             * Continue" (it has not sent the body) or the body is absurd.
+             * Otherwise the client is already sending: read and drop the
+             * body so it can read the 413 instead of a reset. */
+            if ((expect && strcasecmp(expect, "100-continue") == 0) ||
+                clen > HTTP_DRAIN_LIMIT(srv->max_body)) {
+                char *msg = xasprintf("request body too large: the limit "
+                                      "is %zu bytes",
+                                      srv->max_body);
+                respond_status(req, 413, "RequestEntityTooLarge", msg);
+                free(msg);
+                return request_queue(req);
+            }
         }
         return MHD_YES;
     }
@@ -705,7 +718,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
         }
         if (!req->too_large) {
             dbuf_append(&req->body, upload_data, n);
-        } else if (req->body_seen > 4 * srv->max_body + (1u << 20)) {
+        } else if (req->body_seen > HTTP_DRAIN_LIMIT(srv->max_body)) {
             return MHD_NO; /* still sending: drop the connection */
         }
         *upload_data_size = 0;

@@ -330,9 +330,11 @@ test_body_too_large(void **state)
     char *big = xmalloc(4096);
     memset(big, 'a', 4096);
 
-    /* Known Content-Length: refused up front. */
+    /* Known Content-Length, client waits for 100: refused up front. */
     struct reply r;
     CURL *c = easy_new("/post", &r);
+    struct curl_slist *exp = curl_slist_append(NULL, "Expect: 100-continue");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, exp);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 4096L);
     perform(c, &r);
@@ -341,6 +343,31 @@ test_body_too_large(void **state)
     assert_non_null(
         strstr(r.body.data, "\"reason\":\"RequestEntityTooLarge\""));
     assert_non_null(strstr(r.body.data, "\"code\":413"));
+    curl_slist_free_all(exp);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+
+    /* No "Expect: 100-continue": the body is already on its way, so it is
+     * read and dropped, the client gets its 413, and the connection stays
+     * usable. */
+    c = easy_new("/post", &r);
+    struct curl_slist *noexp = curl_slist_append(NULL, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, noexp);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 4096L);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body.data, "RequestEntityTooLarge"));
+    reply_free(&r);
+    dbuf_init(&r.body);
+    dbuf_init(&r.headers);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 10L);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    long connects = -1;
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+    assert_int_equal(connects, 0);
+    curl_slist_free_all(noexp);
     curl_easy_cleanup(c);
     reply_free(&r);
 

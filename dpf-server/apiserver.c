@@ -1242,7 +1242,7 @@ struct as_patch {
 };
 
 /* Strategic merge patch directives we understand only well enough to
- * drop: merge semantics apply (see docs/api-server.md). */
+ * drop: merge semantics apply (see docs/dev/apiserver.md). */
 static void
 as_strip_smp_directives(json_t *p)
 {

@@ -294,3 +294,58 @@ def test_static_pod_manifest_is_a_valid_pod_running_dts():
                                capture_output=True, text=True).stdout
     for a in c["args"]:
         assert a.split("=")[0] in help_text, a
+
+
+UDP_SINK = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(30)
+print("ready", flush=True)
+while True:
+    d, _ = s.recvfrom(65535)
+    print(int.from_bytes(d[0:2], "big"), len(d), flush=True)
+"""
+
+
+def test_app_counters_netflow_and_data_files(netns, tmp_path):
+    """Keys netflow-collector-* and output wire the exporter-library
+    intake to NetFlow and data files; app counters become dts_app_*."""
+    ns = netns("dtco")
+    dts = Dts(ns, str(tmp_path))
+    nport = random.randint(20000, 40000)
+    data = os.path.join(str(tmp_path), "data")
+    dts.write_config(_cfg(dts, "update=200", "include-names=lo",
+                          "netflow-collector-ip=127.0.0.1",
+                          f"netflow-collector-port={nport}",
+                          f"output={data}"))
+    sink = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3",
+                             "-c", UDP_SINK, str(nport)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        # The collector must be bound before the first flow is sent.
+        assert sink.stdout.readline().strip() == "ready"
+        dts.start()
+        app = subprocess.run(
+            ["ip", "netns", "exec", ns, binary("dts", "dts-exporter-example"),
+             "--ipc-dir", os.path.join(dts.dir, "ipc"), "--source-id",
+             "app1", "--events", "5"], capture_output=True, text=True,
+            timeout=30)
+        assert app.returncode == 0, app.stderr
+        wait_for(lambda: series(dts.metrics(), "dts_netflow_records_total")
+                 == [2.0], 10, what="flows exported")
+        m = dts.metrics()
+        assert series(m, "dts_ipc_records_total", kind="event") == [5.0]
+        assert [n for (n, ls) in m if n.startswith("dts_app_")
+                and ("source_id", "app1") in ls]
+        line = sink.stdout.readline().split()
+        assert int(line[0]) == 9  # NetFlow v9 datagram
+        files = [f for f in os.listdir(data) if f.endswith(".dtsd")]
+        assert files
+        with open(os.path.join(data, files[0]), "rb") as f:
+            assert f.read(8) == b"DTSDATA1"
+        assert series(m, "dts_datafile_records_total")[0] > 0
+    finally:
+        sink.kill()
+        sink.wait()
+        assert dts.stop() == 0

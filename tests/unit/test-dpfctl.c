@@ -207,6 +207,19 @@ test_three_way(void **state)
     assert_int_equal(json_object_size(p), 0);
     json_decref(p);
     json_decref(same);
+    /* nulls in the file: dropped, unless they delete a recorded field */
+    json_t *o2 = yaml("spec: {a: 1, gone: x}\n");
+    json_t *m2 = yaml("spec: {a: 1, gone: null, labels: null, "
+                      "n: {x: null, y: 1}}\n");
+    json_t *c2 = yaml("spec: {a: 1, gone: x}\n");
+    p = cmd_apply_three_way(o2, m2, c2);
+    want = yaml("spec: {gone: null, n: {y: 1}}\n");
+    assert_true(json_equal(p, want));
+    json_decref(want);
+    json_decref(p);
+    json_decref(o2);
+    json_decref(m2);
+    json_decref(c2);
     json_decref(orig);
     json_decref(mod);
     json_decref(cur);

@@ -301,6 +301,7 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(30)
+print("ready", flush=True)
 while True:
     d, _ = s.recvfrom(65535)
     print(int.from_bytes(d[0:2], "big"), len(d), flush=True)
@@ -322,6 +323,8 @@ def test_app_counters_netflow_and_data_files(netns, tmp_path):
                              "-c", UDP_SINK, str(nport)],
                             stdout=subprocess.PIPE, text=True)
     try:
+        # The collector must be bound before the first flow is sent.
+        assert sink.stdout.readline().strip() == "ready"
         dts.start()
         app = subprocess.run(
             ["ip", "netns", "exec", ns, binary("dts", "dts-exporter-example"),

@@ -481,17 +481,38 @@ finish_invalid(const struct schema_kind *k, const json_t *obj,
 /* small string validators                                              */
 /* ------------------------------------------------------------------ */
 
+/* One match-data block per thread, freed when the thread exits. */
+static pthread_key_t g_md_key;
+static pthread_once_t g_md_once = PTHREAD_ONCE_INIT;
+
+static void
+md_free(void *md)
+{
+    pcre2_match_data_free(md);
+}
+
+static void
+md_key_init(void)
+{
+    pthread_key_create(&g_md_key, md_free);
+}
+
 bool
 schema_re_match(const struct schema_re *re, const char *s, size_t len)
 {
     if (!re || !re->code) {
         return false;
     }
-    pcre2_match_data *md =
-        pcre2_match_data_create_from_pattern((pcre2_code *) re->code, NULL);
+    pthread_once(&g_md_once, md_key_init);
+    pcre2_match_data *md = pthread_getspecific(g_md_key);
+    if (!md) {
+        /* Only whether it matches matters: one pair is enough (a match
+         * with more groups returns 0, still a match). */
+        md = pcre2_match_data_create(1, NULL);
+        pthread_setspecific(g_md_key, md);
+    }
     int rc = pcre2_match((pcre2_code *) re->code, (PCRE2_SPTR) s, len, 0, 0, md,
                          NULL);
-    pcre2_match_data_free(md);
     return rc >= 0;
 }
 
@@ -584,41 +605,49 @@ static const char msg_qname[] =
     "and must start and end with an alphanumeric character (e.g. "
     "'MyName', or 'my.name', or '123-abc')";
 
+/* Add an Invalid cause for a key (a string value) with a message. */
+static void
+key_invalid(struct dpf_error *err, const char *path, const char *key,
+            const char *msg)
+{
+    json_t *jk = json_string(key);
+    schema_err_invalid(err, path, jk, "%s", msg);
+    json_decref(jk);
+}
+
 int
 schema_check_qualified_name(const char *key, const char *path,
                             struct dpf_error *err)
 {
-    json_t *jk = json_string(key);
     const char *slash = strchr(key, '/');
     const char *name = slash ? slash + 1 : key;
     int rc = 0;
     if (slash) {
         size_t plen = (size_t) (slash - key);
         if (plen == 0) {
-            schema_err_invalid(err, path, jk, "prefix part must be non-empty");
+            key_invalid(err, path, key, "prefix part must be non-empty");
             rc = -EINVAL;
         } else if (!dns_subdomain_n(key, plen)) {
-            schema_err_invalid(err, path, jk,
-                               "prefix part a lowercase RFC 1123 subdomain "
-                               "must consist of lower case alphanumeric "
-                               "characters, '-' or '.', and must start and "
-                               "end with an alphanumeric character");
+            key_invalid(err, path, key,
+                        "prefix part a lowercase RFC 1123 subdomain must "
+                        "consist of lower case alphanumeric characters, '-' "
+                        "or '.', and must start and end with an alphanumeric "
+                        "character");
             rc = -EINVAL;
         }
     }
     size_t nlen = strlen(name);
     if (nlen == 0) {
-        schema_err_invalid(err, path, jk, "name part must be non-empty");
+        key_invalid(err, path, key, "name part must be non-empty");
         rc = -EINVAL;
     } else if (nlen > 63) {
-        schema_err_invalid(err, path, jk,
-                           "name part must be no more than 63 characters");
+        key_invalid(err, path, key,
+                    "name part must be no more than 63 characters");
         rc = -EINVAL;
     } else if (!qualified_name_part(name, nlen)) {
-        schema_err_invalid(err, path, jk, "%s", msg_qname);
+        key_invalid(err, path, key, msg_qname);
         rc = -EINVAL;
     }
-    json_decref(jk);
     return rc;
 }
 
@@ -723,15 +752,27 @@ struct walk {
     json_t *unknown;               /* prune: paths of unknown fields */
 };
 
+/* Append text to the path (truncating at the buffer's end). */
+static void
+path_append(struct walk *w, const char *s, size_t n)
+{
+    size_t room = sizeof w->path - 1 - w->len;
+    if (n > room) {
+        n = room;
+    }
+    memcpy(w->path + w->len, s, n);
+    w->len += n;
+    w->path[w->len] = '\0';
+}
+
 static size_t
 path_push_key(struct walk *w, const char *key)
 {
     size_t saved = w->len;
-    int n = snprintf(w->path + w->len, sizeof w->path - w->len, "%s%s",
-                     w->len ? "." : "", key);
-    if (n > 0) {
-        w->len = DPF_MIN(w->len + (size_t) n, sizeof w->path - 1);
+    if (w->len) {
+        path_append(w, ".", 1);
     }
+    path_append(w, key, strlen(key));
     return saved;
 }
 
@@ -739,10 +780,15 @@ static size_t
 path_push_index(struct walk *w, size_t idx)
 {
     size_t saved = w->len;
-    int n = snprintf(w->path + w->len, sizeof w->path - w->len, "[%zu]", idx);
-    if (n > 0) {
-        w->len = DPF_MIN(w->len + (size_t) n, sizeof w->path - 1);
-    }
+    char buf[24];
+    size_t n = sizeof buf;
+    buf[--n] = ']';
+    do {
+        buf[--n] = (char) ('0' + idx % 10);
+        idx /= 10;
+    } while (idx && n > 1);
+    buf[--n] = '[';
+    path_append(w, buf + n, sizeof buf - n);
     return saved;
 }
 
@@ -750,10 +796,9 @@ static size_t
 path_push_mapkey(struct walk *w, const char *key)
 {
     size_t saved = w->len;
-    int n = snprintf(w->path + w->len, sizeof w->path - w->len, "[%s]", key);
-    if (n > 0) {
-        w->len = DPF_MIN(w->len + (size_t) n, sizeof w->path - 1);
-    }
+    path_append(w, "[", 1);
+    path_append(w, key, strlen(key));
+    path_append(w, "]", 1);
     return saved;
 }
 
@@ -814,14 +859,30 @@ type_ok(const struct schema_node *n, const json_t *v)
     }
 }
 
+/* n decimal digits at s into *v. */
+static bool
+digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
 /* RFC 3339 date-time as Kubernetes accepts it. */
 static bool
 is_date_time(const char *s)
 {
-    int y, mo, d, h, mi, sec, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-               &sec, &n) != 6 ||
-        n != 19) {
+    int y, mo, d, h, mi, sec;
+    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' ||
+        !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) ||
+        s[16] != ':' || !digits(s + 17, 2, &sec)) {
         return false;
     }
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
@@ -840,13 +901,9 @@ is_date_time(const char *s)
     if (*p == 'Z' || *p == 'z') {
         return p[1] == '\0';
     }
-    if ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]) &&
-        isdigit((unsigned char) p[2]) && p[3] == ':' &&
-        isdigit((unsigned char) p[4]) && isdigit((unsigned char) p[5]) &&
-        p[6] == '\0') {
-        return true;
-    }
-    return false;
+    int tzh, tzm;
+    return (*p == '+' || *p == '-') && digits(p + 1, 2, &tzh) && p[3] == ':' &&
+           digits(p + 4, 2, &tzm) && p[6] == '\0';
 }
 
 static size_t
@@ -1236,7 +1293,12 @@ schema_validate(const struct schema_kind *k, const json_t *obj,
     struct dpf_error local;
     // cppcheck-suppress uninitvar
     struct walk w = {.err = err ? err : &local};
-    dpf_error_clear(w.err);
+    /* Causes past n_causes are never read: reset only the header (the
+     * whole record is ~18 KB). */
+    w.err->code = 0;
+    w.err->reason[0] = '\0';
+    w.err->message[0] = '\0';
+    w.err->n_causes = 0;
     if (!rt || !json_is_object(obj)) {
         dpf_error_set(w.err, 400, "BadRequest", "object must be a JSON object");
         return -EINVAL;

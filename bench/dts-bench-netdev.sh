@@ -37,6 +37,16 @@ ip -n "$NS" -batch "$TMP/links"
 echo "netns $NS: $(ip -n "$NS" -o link | grep -c dbv) veth interfaces"
 
 DTS_PORT=19281; NE_PORT=19282
+# a UDP sink for dts's NetFlow datagrams, up before dts sends anything
+ip netns exec "$NS" /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind(("127.0.0.1", 19283))
+while True:
+    s.recv(65536)
+' &
+PIDS+=("$!")
 mkdir -p "$TMP/conf"
 cat > "$TMP/conf/dts_config.ini" <<INI
 update=1000
@@ -61,16 +71,6 @@ done
 sleep 3   # a few collection cycles before measuring
 echo "dts series: $(ip netns exec "$NS" curl -s "http://127.0.0.1:$DTS_PORT/metrics" | grep -vc '^#')," \
      "node_exporter netdev series: $(ip netns exec "$NS" curl -s "http://127.0.0.1:$NE_PORT/metrics" | grep -c '^node_network_')"
-# a UDP sink for dts's NetFlow datagrams (a closed port would turn every
-# other send into ECONNREFUSED)
-ip netns exec "$NS" /usr/bin/python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 19283))
-while True:
-    s.recv(65536)
-' &
-PIDS+=("$!")
 BENCH="$BUILD/bench/dts-bench"
 ip netns exec "$NS" "$BENCH" netdev \
     --dts-url "http://127.0.0.1:$DTS_PORT/metrics" --dts-pid "$DTS_PID" \

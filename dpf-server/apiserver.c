@@ -1229,6 +1229,34 @@ as_produce_put(void *arg, const json_t *cur, json_t **out, struct as_error *ae)
     return 0;
 }
 
+/* PUT namespaces/<name>/finalize: only spec.finalizers changes. */
+static int
+as_produce_finalize(void *arg, const json_t *cur, json_t **out,
+                    struct as_error *ae)
+{
+    json_t *obj = json_deep_copy(cur);
+    json_t *spec = json_object_get(obj, "spec");
+    if (!json_is_object(spec)) {
+        spec = json_object();
+        json_object_set_new(obj, "spec", spec);
+    }
+    json_t *fin = json_object_get(json_object_get(arg, "spec"), "finalizers");
+    if (fin) {
+        json_object_set(spec, "finalizers", fin);
+    } else {
+        json_object_del(spec, "finalizers");
+    }
+    json_t *rv =
+        json_object_get(json_object_get(arg, "metadata"), "resourceVersion");
+    json_object_del(json_object_get(obj, "metadata"), "resourceVersion");
+    if (rv) {
+        json_object_set(json_object_get(obj, "metadata"), "resourceVersion",
+                        rv);
+    }
+    *out = obj;
+    return 0;
+}
+
 enum as_patch_type {
     AS_PATCH_MERGE,
     AS_PATCH_JSON,
@@ -1242,7 +1270,7 @@ struct as_patch {
 };
 
 /* Strategic merge patch directives we understand only well enough to
- * drop: merge semantics apply (see docs/api-server.md). */
+ * drop: merge semantics apply (see docs/dev/apiserver.md). */
 static void
 as_strip_smp_directives(json_t *p)
 {
@@ -1358,6 +1386,27 @@ as_smp_merge(json_t *target, const json_t *patch)
     }
 }
 
+static bool
+as_patch_sets_rv(const struct as_patch *p)
+{
+    if (p->type != AS_PATCH_JSON) {
+        return json_object_get(json_object_get(p->patch, "metadata"),
+                               "resourceVersion") != NULL;
+    }
+    size_t i;
+    json_t *op;
+    json_array_foreach(p->patch, i, op)
+    {
+        const char *path = json_string_value(json_object_get(op, "path"));
+        const char *name = json_string_value(json_object_get(op, "op"));
+        if (path && name && strcmp(name, "test") != 0 &&
+            !strcmp(path, "/metadata/resourceVersion")) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int
 as_produce_patch(void *arg, const json_t *cur, json_t **out,
                  struct as_error *ae)
@@ -1390,6 +1439,11 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
         json_decref(obj);
         as_error_set(ae, 422, "Invalid", "the patch produced a non-object");
         return -EINVAL;
+    }
+    /* Only a patch that names a resourceVersion makes it a precondition;
+     * otherwise a concurrent write means: re-apply to the newer object. */
+    if (!as_patch_sets_rv(p) && json_is_object(as_md(obj))) {
+        json_object_del(as_md(obj), "resourceVersion");
     }
     *out = obj;
     return 0;
@@ -2404,9 +2458,11 @@ as_handle_update(struct apiserver *as, struct http_request *req,
         as_respond_error(req, &ae);
         return;
     }
-    bool status_only = rt->sub != NULL;
+    bool finalize = rt->sub && !strcmp(rt->sub, "finalize");
+    bool status_only = rt->sub != NULL && !finalize;
     int r = as_update_loop(as, rt->k, rt->ns, rt->name, status_only, mode, dry,
-                           as_produce_put, obj, &warnings, &text, &len, &ae);
+                           finalize ? as_produce_finalize : as_produce_put, obj,
+                           &warnings, &text, &len, &ae);
     json_decref(obj);
     as_respond_update(req, r, fmt, warnings, text, len, &ae);
 }

@@ -19,6 +19,27 @@
 
 #define FIELD_MANAGER "kubectl-client-side-apply"
 
+/* Deep copy without null members (kubectl drops nulls from the "changes"
+ * half of the patch: a null in the file only deletes what the last
+ * applied configuration had). */
+static json_t *
+copy_without_nulls(const json_t *v)
+{
+    if (!json_is_object(v)) {
+        return json_deep_copy(v);
+    }
+    json_t *o = json_object();
+    const char *key;
+    json_t *m;
+    json_object_foreach((json_t *) v, key, m)
+    {
+        if (!json_is_null(m)) {
+            json_object_set_new(o, key, copy_without_nulls(m));
+        }
+    }
+    return o;
+}
+
 /* Fields of modified that differ from current; NULL when none. */
 static json_t *
 diff_changes(const json_t *current, const json_t *modified)
@@ -29,15 +50,18 @@ diff_changes(const json_t *current, const json_t *modified)
     json_object_foreach((json_t *) modified, key, mv)
     {
         json_t *cv = json_object_get(current, key);
+        if (json_is_null(mv)) {
+            continue;
+        }
         if (!cv) {
-            json_object_set_new(patch, key, json_deep_copy(mv));
+            json_object_set_new(patch, key, copy_without_nulls(mv));
         } else if (json_is_object(cv) && json_is_object(mv)) {
             json_t *sub = diff_changes(cv, mv);
             if (sub) {
                 json_object_set_new(patch, key, sub);
             }
         } else if (!json_equal(cv, mv)) {
-            json_object_set_new(patch, key, json_deep_copy(mv));
+            json_object_set_new(patch, key, copy_without_nulls(mv));
         }
     }
     if (json_object_size(patch) == 0) {
@@ -57,7 +81,10 @@ diff_deletions(const json_t *original, const json_t *modified)
     json_object_foreach((json_t *) original, key, ov)
     {
         json_t *mv = json_object_get(modified, key);
-        if (!mv) {
+        if (json_is_null(ov)) {
+            continue;
+        }
+        if (!mv || json_is_null(mv)) {
             json_object_set_new(patch, key, json_null());
         } else if (json_is_object(ov) && json_is_object(mv)) {
             json_t *sub = diff_deletions(ov, mv);
@@ -117,13 +144,14 @@ cmd_apply_with_annotation(const json_t *obj)
         md = json_object();
         json_object_set_new(copy, "metadata", md);
     }
+    /* like kubectl: the annotations map exists (maybe empty) in the
+     * recorded configuration, without the annotation itself */
     json_t *ann = json_object_get(md, "annotations");
-    if (json_is_object(ann)) {
-        json_object_del(ann, CMD_APPLY_LAST_APPLIED);
-        if (json_object_size(ann) == 0) {
-            json_object_del(md, "annotations");
-        }
+    if (!json_is_object(ann)) {
+        ann = json_object();
+        json_object_set_new(md, "annotations", ann);
     }
+    json_object_del(ann, CMD_APPLY_LAST_APPLIED);
     char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
     /* Go's encoder escapes <, > and & (they only occur inside strings
      * here), so byte-equal annotations come out of kubectl and dpfctl */
@@ -143,11 +171,6 @@ cmd_apply_with_annotation(const json_t *obj)
     dbuf_puts(&b, "\n");
     free(text);
     char *value = dbuf_steal(&b, NULL);
-    ann = json_object_get(md, "annotations");
-    if (!json_is_object(ann)) {
-        ann = json_object();
-        json_object_set_new(md, "annotations", ann);
-    }
     json_object_set_new(ann, CMD_APPLY_LAST_APPLIED, json_string(value));
     free(value);
     return copy;

@@ -354,7 +354,7 @@ print_events(FILE *out, json_t *events)
 {
     size_t n = json_array_size(events);
     if (n == 0) {
-        fprintf(out, "Events:       <none>\n");
+        fprintf(out, "Events:  <none>\n");
         return;
     }
     json_t **evs = xcalloc(n, sizeof *evs);

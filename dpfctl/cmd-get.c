@@ -67,7 +67,9 @@ struct getctx {
     json_t *items;        /* collected plain objects (non-table) */
     size_t named_objects; /* objects fetched by name */
     bool any_list;        /* a collection was listed */
-    int rc;               /* exit code so far */
+    size_t found;         /* objects found in all collections */
+    const struct schema_kind *empty_kind; /* a kind listed empty */
+    int rc;                               /* exit code so far */
 };
 
 enum {
@@ -716,6 +718,10 @@ get_target(struct getctx *g, const struct target *tg)
     }
     g->any_list = true;
     size_t count = reply_count(reply);
+    g->found += count;
+    if (count == 0 && !g->empty_kind) {
+        g->empty_kind = k;
+    }
     if (table) {
         if (count > 0) {
             tstate_add(g, &ts, k, reply);
@@ -724,7 +730,7 @@ get_target(struct getctx *g, const struct target *tg)
             } else {
                 ts.printed = ts.t.nrows;
             }
-        } else if (!g->s->watch_only) {
+        } else if (g->s->watch && !g->s->watch_only) {
             no_resources(g, k);
         }
     } else if (g->s->watch) {
@@ -739,9 +745,6 @@ get_target(struct getctx *g, const struct target *tg)
         }
     } else {
         collect(g, reply);
-        if (count == 0 && g->mode == OUT_NAME) {
-            no_resources(g, k);
-        }
     }
     if (g->s->watch) {
         if (count == 0) {
@@ -983,6 +986,12 @@ get_run(struct dpfctl *d, int argc, char **argv, void *st)
     g.items = json_array();
     for (size_t i = 0; i < n; i++) {
         rc |= get_target(&g, &ts[i]);
+    }
+    /* kubectl: one message, and only when nothing at all was found */
+    if (!s->watch && g.any_list && g.found == 0 && g.named_objects == 0 &&
+        g.empty_kind &&
+        (g.mode == OUT_TABLE || g.mode == OUT_WIDE || g.mode == OUT_NAME)) {
+        no_resources(&g, g.empty_kind);
     }
     if (!s->watch && g.mode != OUT_TABLE && g.mode != OUT_WIDE) {
         bool single = !g.any_list && g.named_objects == 1 &&

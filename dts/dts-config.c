@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "lib/ini.h"
@@ -428,6 +429,83 @@ dts_cfg_new(const char *name, const struct dts_runtime *rt)
     return c;
 }
 
+static int
+dts_exp_filter(const struct dirent *d)
+{
+    return str_has_suffix(d->d_name, ".exp") && d->d_name[0] != '.';
+}
+
+/* Fluent Bit export files: each *.exp is an ini file naming an output
+ * plugin (`plugin_name` or `name`), whether it is on (`enable`) and its
+ * target. We implement the forward plugin; others are noted. */
+static int
+dts_cfg_load_exp(struct dts_cfg_build *b)
+{
+    struct dts_config *c = b->c;
+    struct dirent **ents;
+    int n = scandir(c->fluentbit_config_dir, &ents, dts_exp_filter,
+                    alphasort);
+    if (n < 0) {
+        dts_cfg_note(b, 0, "fluentbit-config-dir %s: %s",
+                     c->fluentbit_config_dir, strerror(errno));
+        return 0;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char *path =
+            xasprintf("%s/%s", c->fluentbit_config_dir, ents[i]->d_name);
+        free(ents[i]);
+        if (rc < 0) {
+            free(path);
+            continue;
+        }
+        struct ini *ini = ini_load(path, b->err);
+        if (!ini) {
+            rc = -EINVAL;
+            free(path);
+            continue;
+        }
+        const char *plugin = ini_get(ini, "", "plugin_name");
+        if (!plugin) {
+            plugin = ini_get(ini, "", "name");
+        }
+        const char *en = ini_get(ini, "", "enable");
+        bool on = true;
+        if (en && ini_parse_bool(en, &on) < 0) {
+            const struct ini_entry *e = ini_find(ini, "", "enable");
+            dpf_error_set(b->err, 400, "Invalid", "%s:%u: enable: \"%s\" is "
+                          "not 0/1", path, e->line, en);
+            rc = -EINVAL;
+        } else if (on && plugin && !strcmp(plugin, "forward")) {
+            const char *host = ini_get(ini, "", "host");
+            const char *port = ini_get(ini, "", "port");
+            const char *tag = ini_get(ini, "", "tag");
+            long p = 24224;
+            if (port && ini_parse_long(port, 1, 65535, &p) < 0) {
+                const struct ini_entry *e = ini_find(ini, "", "port");
+                dpf_error_set(b->err, 400, "Invalid",
+                              "%s:%u: port: \"%s\" is not a port number", path,
+                              e->line, port);
+                rc = -EINVAL;
+            } else {
+                c->fwd_enable = true;
+                dts_set_str(&c->fwd_host, host ? host : "127.0.0.1");
+                c->fwd_port = (uint16_t) p;
+                if (tag && *tag) {
+                    dts_set_str(&c->fwd_tag, tag);
+                }
+            }
+        } else if (on) {
+            dts_cfg_note(b, 0, "%s: output plugin %s not implemented", path,
+                         plugin ? plugin : "(unnamed)");
+        }
+        ini_free(ini);
+        free(path);
+    }
+    free(ents);
+    return rc;
+}
+
 /* Defaults that depend on what was read; validation across keys. */
 static int
 dts_cfg_finish(struct dts_cfg_build *b, const struct dts_runtime *rt)
@@ -468,6 +546,9 @@ dts_cfg_finish(struct dts_cfg_build *b, const struct dts_runtime *rt)
             c->ipc_dir = xstrdup(slash ? "/ipc_sockets" : "ipc_sockets");
         }
         free(dir);
+    }
+    if (c->fluentbit_config_dir && dts_cfg_load_exp(b) < 0) {
+        return -EINVAL;
     }
     if (c->netflow_host && !c->netflow_port) {
         return dts_cfg_fail(b, 0, "netflow-collector-port",

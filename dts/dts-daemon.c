@@ -477,10 +477,11 @@ dts_on_inotify(void *arg, int fd, uint32_t events)
         }
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *ev = (struct inotify_event *) p;
-            /* Ignore editor temp files and our own atomic-write temps. */
-            if (ev->len == 0 ||
-                (ev->name[0] != '.' && !str_has_suffix(ev->name, "~") &&
-                 !str_has_suffix(ev->name, ".swp"))) {
+            /* Ignore editor backup and swap files. Dot files count: a
+             * Kubernetes ConfigMap volume updates by renaming "..data". */
+            if (ev->len == 0 || (!str_has_suffix(ev->name, "~") &&
+                                 !str_has_suffix(ev->name, ".swp") &&
+                                 !str_has_suffix(ev->name, ".swx"))) {
                 relevant = true;
             }
             p += sizeof *ev + ev->len;

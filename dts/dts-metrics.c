@@ -230,7 +230,13 @@ dts_format_value(struct dbuf *out, double v)
     } else if (v == floor(v) && fabs(v) < 1e15) {
         dbuf_printf(out, "%.0f", v);
     } else {
-        dbuf_printf(out, "%.17g", v);
+        /* Shortest of %.15g/%.17g that reads back exactly. */
+        char buf[40];
+        snprintf(buf, sizeof buf, "%.15g", v);
+        if (strtod(buf, NULL) != v) {
+            snprintf(buf, sizeof buf, "%.17g", v);
+        }
+        dbuf_puts(out, buf);
     }
 }
 

@@ -318,9 +318,9 @@ pt_sample_line(struct pt_state *st, const char *p, const char *e, unsigned line,
     p += nlen;
     struct dbuf labels;
     dbuf_init(&labels);
-    p = pt_skip_ws(p, e);
-    if (p < e && *p == '{') {
-        p++;
+    const char *q = pt_skip_ws(p, e);
+    if (q < e && *q == '{') {
+        p = q + 1;
         int rc = pt_parse_labels(&p, e, &labels, line, err);
         if (rc < 0) {
             dbuf_free(&labels);

@@ -3,7 +3,8 @@
  * period with libcurl (timeout: the period, at most 10 s), parses the text
  * exposition (dts-promtext) and keeps the newest result per endpoint.
  * collect() re-exports those series unchanged except for one added label
- * source="<host:port>" (a scraped label already named `source` becomes
+ * source="<host:port>" (host:port/path when the path is not /metrics;
+ * a scraped label already named `source` becomes
  * `exported_source`), plus
  *   dts_prometheus_aggr_up{source}                  1 if the last scrape
  *                                                   parsed, else 0
@@ -253,7 +254,8 @@ pa_thread(void *arg)
     return NULL;
 }
 
-/* host:port of an http:// URL. */
+/* host:port of an http:// URL, plus the path when it is not /metrics
+ * (so two endpoints on one port stay apart). */
 static char *
 pa_source(const char *url)
 {
@@ -262,7 +264,10 @@ pa_source(const char *url)
         p += 7;
     }
     size_t n = strcspn(p, "/?#");
-    return xstrndup(p, n);
+    if (!p[n] || !strcmp(p + n, "/") || !strcmp(p + n, "/metrics")) {
+        return xstrndup(p, n);
+    }
+    return xstrdup(p);
 }
 
 static void

@@ -1,8 +1,8 @@
 /* http-server: see http-server.h.
  *
- * libmicrohttpd runs a pool of `threads` worker threads, each with its own
- * epoll set, so thousands of idle keep-alive or watch connections cost a
- * socket and a small memory pool each, not a thread.
+ * libmicrohttpd runs a pool of `threads` worker threads, each polling its
+ * share of the connections, so thousands of idle keep-alive or watch
+ * connections cost a socket and a small memory pool each, not a thread.
  *
  * Request flow: MHD calls access_handler() once when the headers are in
  * (we allocate the struct http_request), then once per body piece (we
@@ -32,11 +32,13 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -52,7 +54,10 @@ LOG_MODULE(http);
 #define HTTP_DEFAULT_MAX_CONN 4096
 #define HTTP_STREAM_MAX_QUEUED (16u * 1024 * 1024)
 #define HTTP_CONN_TIMEOUT_S 300
-#define HTTP_CONN_MEMORY (64u * 1024)
+#define HTTP_CONN_MEMORY (32u * 1024)
+/* Bytes of an over-limit body we read and drop so that the client sees
+ * the 413; past this we close the connection instead. */
+#define HTTP_DRAIN_LIMIT(max_body) (4 * (size_t) (max_body) + (1u << 20))
 
 /* Per-connection state (MHD socket context): the verified peer identity,
  * computed once per TLS connection. */
@@ -681,15 +686,24 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-            /* Refuse before reading (and before 100-continue). */
+        const char *expect =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        if (clen > srv->max_body) {
             req->too_large = true;
-            char *msg = xasprintf("request body too large: the limit is %zu "
-                                  "bytes",
-                                  srv->max_body);
-            respond_status(req, 413, "RequestEntityTooLarge", msg);
-            free(msg);
-            return request_queue(req);
+            /* Refuse before reading when the client waits for "100
+             * Continue" (it has not sent the body) or the body is absurd.
+             * Otherwise the client is already sending: read and drop the
+             * body so it can read the 413 instead of a reset. */
+            if ((expect && strcasecmp(expect, "100-continue") == 0) ||
+                clen > HTTP_DRAIN_LIMIT(srv->max_body)) {
+                char *msg = xasprintf("request body too large: the limit "
+                                      "is %zu bytes",
+                                      srv->max_body);
+                respond_status(req, 413, "RequestEntityTooLarge", msg);
+                free(msg);
+                return request_queue(req);
+            }
         }
         return MHD_YES;
     }
@@ -704,7 +718,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
         }
         if (!req->too_large) {
             dbuf_append(&req->body, upload_data, n);
-        } else if (req->body_seen > 4 * srv->max_body + (1u << 20)) {
+        } else if (req->body_seen > HTTP_DRAIN_LIMIT(srv->max_body)) {
             return MHD_NO; /* still sending: drop the connection */
         }
         *upload_data_size = 0;
@@ -755,6 +769,15 @@ connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 {
     if (t == MHD_CONNECTION_NOTIFY_STARTED) {
         struct http_conn *hc = xcalloc(1, sizeof(*hc));
+        /* The TLS handshake goes out in several small writes; with Nagle
+         * each waits for the client's delayed ACK. */
+        const union MHD_ConnectionInfo *fdi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (fdi) {
+            int one = 1;
+            setsockopt(fdi->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                       sizeof(one));
+        }
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
@@ -920,7 +943,13 @@ http_server_create(const struct http_server_config *cfg,
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
     epoll_ctl(srv->wd_epfd, EPOLL_CTL_ADD, srv->wd_evfd, &ev);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+    /* poll(), not epoll: libmicrohttpd 0.9.75's epoll mode keeps a TLS
+     * connection marked readable while gnutls_handshake() returns AGAIN
+     * and spins on recv() until the client answers (8x slower to accept
+     * TLS handshakes on 2 cores, see docs/dev/http-server.md). Parked
+     * (suspended) connections leave the poll set, so idle watches cost
+     * nothing per iteration; each worker polls only its active ones. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_storage ss;
     bool use_addr = cfg->address && *cfg->address &&

@@ -433,7 +433,14 @@ nf_exporter_flush(struct nf_exporter *e)
     } else {
         e->since_template++;
     }
-    if (send(e->fd, e->buf, (size_t) len, MSG_NOSIGNAL) < 0) {
+    ssize_t w = send(e->fd, e->buf, (size_t) len, MSG_NOSIGNAL);
+    if (w < 0 && errno == ECONNREFUSED) {
+        /* That is the ICMP error of an earlier datagram (the collector
+         * was down): count it; this one was not sent yet, try once more. */
+        e->stats.errors++;
+        w = send(e->fd, e->buf, (size_t) len, MSG_NOSIGNAL);
+    }
+    if (w < 0) {
         e->stats.errors++;
         return -errno;
     }

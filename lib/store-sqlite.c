@@ -137,6 +137,7 @@ struct sq_req {
     size_t ev_len;            /* its length */
     char *ev_owned;           /* ev_value when the store owns it */
     char errmsg[256];         /* backend failure text for -EIO */
+    bool backend_failed;      /* errmsg is SQLite's */
     bool done;                /* set by the leader when finished */
     pthread_cond_t cond;      /* signalled on done or leader handover */
     struct sq_req *next;      /* queue link */
@@ -278,6 +279,7 @@ sq_req_fail(struct store_sqlite *s, struct sq_req *r, const char *what)
 {
     snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", what,
              sqlite3_errmsg(s->writer.db));
+    r->backend_failed = true;
     return -EIO;
 }
 
@@ -462,7 +464,8 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
         if (rc == 0) {
             r->rv = ++rv;
             r->wrote = true;
-        } else if (rc == -EIO) {
+        } else if (r->backend_failed) {
+            /* (a mutation's own -EIO is just that request's result) */
             r->rc = -EIO;
             sq_batch_fail(s, batch, "write");
             return;
@@ -555,7 +558,7 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
     if (r->rc == 0 && rv_out) {
         *rv_out = r->rv;
     }
-    if (r->rc == -EIO) {
+    if (r->rc == -EIO && r->errmsg[0]) {
         sq_set_eio(s, err, "write", r->errmsg);
     }
     return r->rc;

@@ -2,6 +2,7 @@
 subresource, generation, finalizers, garbage collection, conflicts,
 selectors, paging, Table output, discovery and stock kubectl."""
 import json
+import threading
 
 import yaml
 
@@ -22,7 +23,8 @@ def test_version_health_discovery(dpf_server):
     st, groups = call(dpf_server, "GET", "/apis")
     names = [g["name"] for g in groups["groups"]]
     assert groups["kind"] == "APIGroupList"
-    assert PROV in names and "apps" in names
+    for g in (PROV, "svc.dpu.nvidia.com", "operator.dpu.nvidia.com", "apps"):
+        assert g in names
     st, rl = call(dpf_server, "GET", f"/apis/{PROV}/{V}")
     assert st == 200 and rl["kind"] == "APIResourceList"
     res = {r["name"]: r for r in rl["resources"]}
@@ -241,6 +243,29 @@ def test_conflict(dpf_server):
                  {"preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}})
     assert st == 409 and e["reason"] == "Conflict"
     assert call(s, "GET", path("configmaps", "c1"))[0] == 200
+
+
+def test_concurrent_patches_all_apply(dpf_server):
+    """Patches without a resourceVersion never conflict: the server
+    re-applies them to the newer object (GuaranteedUpdate)."""
+    s = dpf_server
+    assert call(s, "POST", path("configmaps"), configmap("hot"))[0] == 201
+    results = []
+
+    def patcher(t):
+        for i in range(15):
+            st, _ = call(s, "PATCH", path("configmaps", "hot"),
+                         {"metadata": {"labels": {f"t{t}-{i}": "x"}}},
+                         "application/merge-patch+json")
+            results.append(st)
+    threads = [threading.Thread(target=patcher, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 120
+    st, o = call(s, "GET", path("configmaps", "hot"))
+    assert len(o["metadata"]["labels"]) == 120
 
 
 def test_finalizers_and_graceful_deletion(dpf_server):

@@ -2,7 +2,9 @@
 dts_config.ini apply at run time without a restart, a malformed file is
 rejected (logged with its line, counted) while the old config keeps
 running, the DPF YAML form works, and the command line behaves."""
+import json
 import os
+import random
 import re
 import subprocess
 import time
@@ -204,3 +206,146 @@ def test_sigterm_exits_cleanly(pair, tmp_path):
     assert "dts stopped" in dts.log_text()
     assert "ERROR: AddressSanitizer" not in dts.log_text()
     assert ns_curl(pair.ns_a, dts.url + "/healthz", 2)[0] == 0
+
+
+FORWARD_RECEIVER = r"""
+import socket, sys, msgpack, json
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(4)
+out = open(sys.argv[2], "a")
+while True:
+    c, _ = srv.accept()
+    u = msgpack.Unpacker(raw=False, strict_map_key=False,
+                         ext_hook=lambda code, data: data.hex())
+    while True:
+        data = c.recv(65536)
+        if not data:
+            break
+        u.feed(data)
+        for msg in u:
+            tag, entries = msg[0], msg[1]
+            for e in entries:
+                out.write(json.dumps({"tag": tag, "record": e[1]}) + "\n")
+            out.flush()
+"""
+
+
+def test_forward_output_from_exp_file(pair, tmp_path):
+    dts = Dts(pair.ns_a, str(tmp_path))
+    fport = random.randint(20000, 40000)
+    got = os.path.join(str(tmp_path), "forward.jsonl")
+    rx = subprocess.Popen(["ip", "netns", "exec", pair.ns_a,
+                           "/usr/bin/python3", "-c", FORWARD_RECEIVER,
+                           str(fport), got], stderr=subprocess.PIPE)
+    fb = os.path.join(dts.config_dir, "fluent_bit_configs")
+    os.makedirs(fb)
+    with open(os.path.join(fb, "forward.exp"), "w") as f:
+        f.write("name=forward\nplugin_name=forward\nenable=1\n"
+                f"host=127.0.0.1\nport={fport}\ntag=dts_test\n")
+    dts.write_config(_cfg(dts, "update=200", f"fluentbit-config-dir={fb}",
+                          f"include-names={pair.dev_a}"))
+    try:
+        dts.start()
+
+        def records():
+            if not os.path.exists(got):
+                return []
+            return [json.loads(l) for l in open(got) if l.strip()]
+
+        def have_rx_bytes():
+            return [r for r in records()
+                    if r["record"].get("metric") == "dts_net_rx_bytes_total"
+                    and r["record"].get("device") == pair.dev_a]
+        recs = wait_for(have_rx_bytes, 15, what="forward records")
+        assert recs[0]["tag"] == "dts_test"
+        assert isinstance(recs[0]["record"]["value"], float)
+        # The sent-records counter moves.
+        wait_for(lambda: series(dts.metrics(),
+                                "dts_fluent_forward_sent_total")[0] > 0, 10)
+    finally:
+        rx.kill()
+        rx.wait()
+        assert dts.stop() == 0
+
+
+def test_static_pod_manifest_is_a_valid_pod_running_dts():
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    import yaml
+    with open(os.path.join(repo, "deploy", "dts",
+                           "doca_telemetry_standalone.yaml")) as f:
+        pod = yaml.safe_load(f)
+    assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod"
+    spec = pod["spec"]
+    assert spec["hostNetwork"] is True
+    (c,) = spec["containers"]
+    assert c["securityContext"]["privileged"] is True
+    vols = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert set(mounts) == {"/config", "/data", "/tmp/ipc_sockets"}
+    assert all(n in vols for n in mounts.values())
+    assert vols[mounts["/config"]]["hostPath"]["path"] == \
+        "/opt/mellanox/doca/services/telemetry/config"
+    assert c["ports"][0]["containerPort"] == 9100
+    # Every option the pod passes is one dts understands.
+    help_text = subprocess.run([binary("dts", "dts"), "--help"],
+                               capture_output=True, text=True).stdout
+    for a in c["args"]:
+        assert a.split("=")[0] in help_text, a
+
+
+UDP_SINK = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(30)
+print("ready", flush=True)
+while True:
+    d, _ = s.recvfrom(65535)
+    print(int.from_bytes(d[0:2], "big"), len(d), flush=True)
+"""
+
+
+def test_app_counters_netflow_and_data_files(netns, tmp_path):
+    """Keys netflow-collector-* and output wire the exporter-library
+    intake to NetFlow and data files; app counters become dts_app_*."""
+    ns = netns("dtco")
+    dts = Dts(ns, str(tmp_path))
+    nport = random.randint(20000, 40000)
+    data = os.path.join(str(tmp_path), "data")
+    dts.write_config(_cfg(dts, "update=200", "include-names=lo",
+                          "netflow-collector-ip=127.0.0.1",
+                          f"netflow-collector-port={nport}",
+                          f"output={data}"))
+    sink = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3",
+                             "-c", UDP_SINK, str(nport)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        # The collector must be bound before the first flow is sent.
+        assert sink.stdout.readline().strip() == "ready"
+        dts.start()
+        app = subprocess.run(
+            ["ip", "netns", "exec", ns, binary("dts", "dts-exporter-example"),
+             "--ipc-dir", os.path.join(dts.dir, "ipc"), "--source-id",
+             "app1", "--events", "5"], capture_output=True, text=True,
+            timeout=30)
+        assert app.returncode == 0, app.stderr
+        wait_for(lambda: series(dts.metrics(), "dts_netflow_records_total")
+                 == [2.0], 10, what="flows exported")
+        m = dts.metrics()
+        assert series(m, "dts_ipc_records_total", kind="event") == [5.0]
+        assert [n for (n, ls) in m if n.startswith("dts_app_")
+                and ("source_id", "app1") in ls]
+        line = sink.stdout.readline().split()
+        assert int(line[0]) == 9  # NetFlow v9 datagram
+        files = [f for f in os.listdir(data) if f.endswith(".dtsd")]
+        assert files
+        with open(os.path.join(data, files[0]), "rb") as f:
+            assert f.read(8) == b"DTSDATA1"
+        assert series(m, "dts_datafile_records_total")[0] > 0
+    finally:
+        sink.kill()
+        sink.wait()
+        assert dts.stop() == 0

@@ -233,6 +233,44 @@ test_init_default(void **state)
     free(dir);
 }
 
+static void
+test_exp_files(void **state)
+{
+    char *dir = mktmp();
+    char *fb = xasprintf("%s/fluent_bit_configs", dir);
+    assert_int_equal(dir_create_all(fb, 0755), 0);
+    char *f1 = xasprintf("%s/forward.exp", fb);
+    char *f2 = xasprintf("%s/kafka.exp", fb);
+    const char *fwd = "# forward to a local fluent-bit\n"
+                      "name=forward\nplugin_name=forward\nenable=1\n"
+                      "host=10.0.0.5\nport=24225\ntag=dts_tag\n";
+    const char *kafka = "plugin_name=kafka\nenable=1\nbrokers=x\n";
+    assert_int_equal(file_write_atomic(f1, fwd, strlen(fwd), 0644), 0);
+    assert_int_equal(file_write_atomic(f2, kafka, strlen(kafka), 0644), 0);
+    char *text = xasprintf("fluentbit-config-dir=%s\n", fb);
+    struct dpf_error err;
+    struct dts_config *c = parse(text, &err);
+    assert_non_null(c);
+    assert_true(c->fwd_enable);
+    assert_string_equal(c->fwd_host, "10.0.0.5");
+    assert_int_equal(c->fwd_port, 24225);
+    assert_string_equal(c->fwd_tag, "dts_tag");
+    assert_int_equal(c->n_notes, 1);
+    assert_non_null(strstr(c->notes[0], "kafka"));
+    dts_config_free(c);
+    /* A broken .exp rejects the whole configuration. */
+    const char *bad = "plugin_name=forward\nenable=1\nport=huge\n";
+    assert_int_equal(file_write_atomic(f1, bad, strlen(bad), 0644), 0);
+    assert_null(parse(text, &err));
+    assert_non_null(strstr(err.message, "forward.exp:3: port"));
+    free(text);
+    free(f1);
+    free(f2);
+    free(fb);
+    rmrf(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -243,6 +281,7 @@ main(void)
         cmocka_unit_test(test_prometheus_default_port),
         cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_init_default),
+        cmocka_unit_test(test_exp_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dts/dts-promtext.h"
 #include "dts/dts-provider.h"
 #include "lib/util.h"
 
@@ -117,11 +118,141 @@ test_sysfs(void **state)
     free(cmd);
 }
 
+static struct dts_config *
+empty_config(void)
+{
+    struct dts_runtime rt = {.config_dir = "/tmp", .sysfs_root = "/sys"};
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_config *c = dts_config_parse_ini("", 0, "t", &rt, &err);
+    assert_non_null(c);
+    return c;
+}
+
+static void
+test_gpu_not_available(void **state)
+{
+    setenv("DTS_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    struct dts_config *c = empty_config();
+    struct dts_model *m = dts_model_create();
+    struct dts_provider_ctx ctx = {.config = c, .model = m};
+    const struct dts_provider_ops *ops[] = {dts_provider_find("nvidia-smi"),
+                                            dts_provider_find("dcgm")};
+    for (size_t i = 0; i < 2; i++) {
+        assert_non_null(ops[i]);
+        void *st = NULL;
+        struct dpf_error err;
+        dpf_error_clear(&err);
+        assert_true(ops[i]->init(&ctx, &st, &err) < 0);
+        assert_non_null(strstr(err.message, "not available"));
+        assert_non_null(strstr(err.message, "libnvidia-ml.so.1"));
+    }
+    /* Known BlueField-only providers have no implementation here. */
+    assert_null(dts_provider_find("amber"));
+    assert_non_null(dts_provider_find("tc"));
+    unsetenv("DTS_NVML_LIBRARY");
+    dts_model_free(m);
+    dts_config_free(c);
+}
+
+static void
+test_netlink_providers_on_lo(void **state)
+{
+    struct dts_config *c = empty_config();
+    char *out = collect(&dts_prov_ifconfig_ops, c, NULL);
+    assert_non_null(strstr(out, "dts_ifconfig_mtu_bytes{device=\"lo\"}"));
+    assert_non_null(strstr(out, "dts_ifconfig_address_info{device=\"lo\","
+                                "family=\"inet\",address=\"127.0.0.1\","
+                                "prefixlen=\"8\"} 1"));
+    free(out);
+    out = collect(&dts_prov_tc_ops, c, NULL);
+    assert_non_null(strstr(out, "# TYPE dts_tc_qdisc_bytes_total counter"));
+    free(out);
+    /* lo has no driver statistics: ethtool reports nothing for it. */
+    out = collect(&dts_prov_ethtool_ops, c, NULL);
+    assert_null(strstr(out, "device=\"lo\""));
+    free(out);
+    dts_config_free(c);
+}
+
+struct pt_seen {
+    int n;
+    char text[4096];
+};
+
+static void
+pt_cb(void *arg, const struct dts_promtext_sample *s)
+{
+    struct pt_seen *p = arg;
+    size_t len = strlen(p->text);
+    snprintf(p->text + len, sizeof p->text - len, "%s|%d|%s|%s|%g\n", s->name,
+             (int) s->type, s->help ? s->help : "-", s->labels, s->value);
+    p->n++;
+}
+
+static void
+test_promtext(void **state)
+{
+    const char *ok = "# HELP req_total Requests\\n served.\n"
+                     "# TYPE req_total counter\n"
+                     "req_total{code=\"200\",path=\"/a\\\"b\"} 42 17000\n"
+                     "\n"
+                     "# just a comment\n"
+                     "# TYPE lat histogram\n"
+                     "lat_bucket{le=\"+Inf\",} 3\n"
+                     "lat_sum 1.5\n"
+                     "temp -Inf\r\n"
+                     "free NaN\n";
+    struct pt_seen seen = {0};
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    assert_int_equal(dts_promtext_parse(ok, strlen(ok), 0, pt_cb, &seen, &err),
+                     5);
+    assert_non_null(strstr(seen.text, "req_total|1|Requests\n served.|"
+                                      "code=\"200\",path=\"/a\\\"b\"|42\n"));
+    assert_non_null(strstr(seen.text, "lat_bucket|3|-|le=\"+Inf\"|3\n"));
+    assert_non_null(strstr(seen.text, "lat_sum|3|-||1.5\n"));
+    assert_non_null(strstr(seen.text, "temp|0|-||-inf\n"));
+    assert_non_null(strstr(seen.text, "free|0|-||nan\n"));
+
+    static const char *const bad[] = {
+        "a{b=\"1} 2\n",
+        "a 0x10\n",
+        "1abc 2\n",
+        "a{b=\"1\",b=\"2\"} 1\n",
+        "a 1 2 3\n",
+        "# TYPE a weird\n",
+        "a{b=\"\\q\"} 1\n",
+        "a{=\"x\"} 1\n",
+        "a\n",
+        "<html>\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&seen, 0, sizeof seen);
+        dpf_error_clear(&err);
+        char *text = xasprintf("good 1\n%s", bad[i]);
+        long rc = dts_promtext_parse(text, strlen(text), 0, pt_cb, &seen, &err);
+        if (rc >= 0) {
+            fail_msg("accepted: %s", bad[i]);
+        }
+        assert_int_equal(seen.n, 0); /* nothing delivered on failure */
+        assert_non_null(strstr(err.message, "line 2:"));
+        free(text);
+    }
+    /* Sample bound. */
+    dpf_error_clear(&err);
+    assert_true(
+        dts_promtext_parse("a 1\nb 2\nc 3\n", 12, 2, pt_cb, &seen, &err) < 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sysfs),
+        cmocka_unit_test(test_gpu_not_available),
+        cmocka_unit_test(test_netlink_providers_on_lo),
+        cmocka_unit_test(test_promtext),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

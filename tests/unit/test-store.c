@@ -96,6 +96,14 @@ mutate_refuse(void *arg, const char *old, size_t old_len, int64_t old_rv,
     return -EPERM;
 }
 
+/* Mutation that fails with -EIO of its own (not a backend failure). */
+static int
+mutate_eio(void *arg, const char *old, size_t old_len, int64_t old_rv,
+           char **out, size_t *out_len)
+{
+    return -EIO;
+}
+
 /* Mutation that appends "+" to the old value (checks old is passed). */
 static int
 mutate_append(void *arg, const char *old, size_t old_len, int64_t old_rv,
@@ -184,6 +192,12 @@ test_crud(void **state)
     assert_int_equal(
         store_update(s, "/core/pods/ns/a", mutate_refuse, NULL, &rv3, NULL),
         -EPERM);
+    assert_int_equal(store_current_rv(s), 3);
+    /* a mutation's own -EIO is its result, not a backend failure */
+    struct dpf_error err = {0};
+    assert_int_equal(
+        store_update(s, "/core/pods/ns/a", mutate_eio, NULL, &rv3, &err), -EIO);
+    assert_false(dpf_error_is_set(&err));
     assert_int_equal(store_current_rv(s), 3);
     assert_int_equal(
         store_update(s, "/core/pods/ns/zz", mutate_set, "x", &rv3, NULL),

@@ -1,0 +1,133 @@
+"""Stock kubectl against dpf-server with the server's admin kubeconfig:
+the machine's kubectl (1.32) and Debian's kubectl 1.20. Verbs: get
+(table), get -o yaml, apply (create, then update of the same file), get -w
+(sees a later change), delete, describe. Each kubectl run uses a fresh
+--cache-dir (the conftest helper makes one per call). Also checks that
+kubectl and dpfctl applies of the same file interoperate through the
+last-applied-configuration annotation."""
+import re
+import signal
+import subprocess
+import tempfile
+
+import pytest
+import yaml
+
+from conftest import KUBECTL, dpfctl, kubectl
+
+NS = "dpf-operator-system"
+GROUP = "provisioning.dpu.nvidia.com"
+
+VERSIONS = ["1.32", "1.20"]
+
+
+def bfb_yaml(name, labels=None):
+    md = {"name": name, "namespace": NS}
+    if labels:
+        md["labels"] = labels
+    return yaml.safe_dump({"apiVersion": f"{GROUP}/v1alpha1", "kind": "BFB",
+                           "metadata": md,
+                           "spec": {"url": f"http://127.0.0.1:8080/{name}.bfb"}})
+
+
+def k(srv, version, *args, ok=True, input=None):
+    r = kubectl(list(args), srv.kubeconfig, version=version, input=input)
+    if ok:
+        assert r.returncode == 0, \
+            f"kubectl {version} {args}: {r.returncode}\n{r.stderr}"
+    return r
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_apply_get_describe_delete(dpf_server, tmp_path, version):
+    f = tmp_path / "bfb.yaml"
+    f.write_text(bfb_yaml("kc"))
+    r = k(dpf_server, version, "apply", "-f", str(f))
+    assert r.stdout.strip() == f"bfb.{GROUP}/kc created"
+    r = k(dpf_server, version, "apply", "-f", str(f))
+    assert r.stdout.strip() == f"bfb.{GROUP}/kc unchanged"
+    f.write_text(bfb_yaml("kc", labels={"tier": "a"}))
+    r = k(dpf_server, version, "apply", "-f", str(f))
+    assert r.stdout.strip() == f"bfb.{GROUP}/kc configured"
+
+    # table from the server's Table response
+    r = k(dpf_server, version, "-n", NS, "get", "bfbs")
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[0] == "NAME" and lines[0].split()[-1] == "AGE"
+    assert lines[1].split()[0] == "kc"
+    assert re.match(r"^\d+s$", lines[1].split()[-1])
+    r = k(dpf_server, version, "-n", NS, "get", "bfb", "kc", "-o", "yaml")
+    obj = yaml.safe_load(r.stdout)
+    assert obj["kind"] == "BFB" and obj["metadata"]["labels"] == {"tier": "a"}
+    assert obj["spec"]["fileName"] == f"{NS}-kc.bfb"
+
+    r = k(dpf_server, version, "-n", NS, "describe", "bfb", "kc")
+    assert re.search(r"^Name:\s+kc$", r.stdout, re.M)
+    assert re.search(r"^Labels:\s+tier=a$", r.stdout, re.M)
+    assert re.search(r"File Name:\s+" + NS + "-kc.bfb", r.stdout)
+
+    r = k(dpf_server, version, "-n", NS, "delete", "bfb", "kc")
+    assert r.stdout.strip() == f'bfb.{GROUP} "kc" deleted'
+    r = k(dpf_server, version, "-n", NS, "get", "bfb", "kc", ok=False)
+    assert r.returncode == 1 and "NotFound" in r.stderr
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_watch_sees_later_change(dpf_server, tmp_path, version):
+    f = tmp_path / "w.yaml"
+    f.write_text(bfb_yaml("w1"))
+    k(dpf_server, version, "apply", "-f", str(f))
+    cache = tempfile.mkdtemp(prefix="dpf-kubectl-cache-")
+    cmd = [KUBECTL[version], "--kubeconfig", dpf_server.kubeconfig,
+           "--cache-dir", cache, "-n", NS, "get", "bfbs", "-w",
+           "--request-timeout=30s"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        header = p.stdout.readline()
+        assert header.split()[0] == "NAME", header + p.stderr.read()
+        assert p.stdout.readline().split()[0] == "w1"
+        # a later change: another object appears, an existing one changes
+        f2 = tmp_path / "w2.yaml"
+        f2.write_text(bfb_yaml("w2"))
+        dpfctl(["apply", "-f", str(f2)], dpf_server.kubeconfig, check=True)
+        line = p.stdout.readline()
+        assert line.split()[0] == "w2", line
+        dpfctl(["-n", NS, "delete", "bfb", "w1"], dpf_server.kubeconfig,
+               check=True)
+        line = p.stdout.readline()
+        assert line.split()[0] == "w1", line
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_apply_interoperates_with_dpfctl(dpf_server, tmp_path, version):
+    f = tmp_path / "i.yaml"
+    f.write_text(bfb_yaml("mix"))
+    r = dpfctl(["apply", "-f", str(f)], dpf_server.kubeconfig)
+    assert r.stdout == f"bfb.{GROUP}/mix created\n", r.stderr
+    r = k(dpf_server, version, "apply", "-f", str(f))
+    assert r.stdout.strip() == f"bfb.{GROUP}/mix unchanged"
+    f.write_text(bfb_yaml("mix", labels={"by": "kubectl"}))
+    r = k(dpf_server, version, "apply", "-f", str(f))
+    assert r.stdout.strip() == f"bfb.{GROUP}/mix configured"
+    r = dpfctl(["apply", "-f", str(f)], dpf_server.kubeconfig)
+    assert r.stdout == f"bfb.{GROUP}/mix unchanged\n", r.stderr
+    # a field removed from the file is removed by either tool
+    f.write_text(bfb_yaml("mix"))
+    r = dpfctl(["apply", "-f", str(f)], dpf_server.kubeconfig)
+    assert r.stdout == f"bfb.{GROUP}/mix configured\n", r.stderr
+    r = k(dpf_server, version, "-n", NS, "get", "bfb", "mix", "-o", "yaml")
+    assert not yaml.safe_load(r.stdout)["metadata"].get("labels")
+    r = k(dpf_server, version, "apply", "-f", str(f))
+    assert r.stdout.strip() == f"bfb.{GROUP}/mix unchanged"
+    # dpfctl reads what kubectl wrote
+    r = dpfctl(["-n", NS, "get", "bfb", "mix", "-o", "name"],
+               dpf_server.kubeconfig)
+    assert r.stdout == f"bfb.{GROUP}/mix\n"

@@ -1,0 +1,150 @@
+/* Unit tests for the apiserver's pure helpers: resourceVersion injection,
+ * HumanDuration, and the admission path (decode, type checks, prune,
+ * default, validate) on real schema kinds. The HTTP-facing behaviour is
+ * covered by tests/system/test_api_*.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpf-server/apiserver-private.h"
+
+static void
+check_inject(const char *in, const char *want)
+{
+    size_t len;
+    char *out = as_inject_rv(in, strlen(in), 42, &len);
+    assert_string_equal(out, want);
+    assert_int_equal(len, strlen(want));
+    free(out);
+}
+
+static void
+test_inject_rv(void **state)
+{
+    check_inject("{\"metadata\":{}}",
+                 "{\"metadata\":{\"resourceVersion\":\"42\"}}");
+    check_inject("{\"kind\":\"X\",\"metadata\":{\"name\":\"a\"}}",
+                 "{\"kind\":\"X\",\"metadata\":{\"resourceVersion\":\"42\","
+                 "\"name\":\"a\"}}");
+    /* a nested or quoted "metadata" is not the object's metadata */
+    check_inject("{\"spec\":{\"metadata\":{}},\"k\\\"metadata\":{},"
+                 "\"metadata\":{\"name\":\"b\"}}",
+                 "{\"spec\":{\"metadata\":{}},\"k\\\"metadata\":{},"
+                 "\"metadata\":{\"resourceVersion\":\"42\",\"name\":\"b\"}}");
+    check_inject("{\"data\":{\"x\":\"\\\"metadata\\\":{\"},\"metadata\" : "
+                 "{ }}",
+                 "{\"data\":{\"x\":\"\\\"metadata\\\":{\"},\"metadata\" : "
+                 "{\"resourceVersion\":\"42\" }}");
+    /* no metadata: unchanged */
+    check_inject("{\"a\":1}", "{\"a\":1}");
+}
+
+static void
+test_human_duration(void **state)
+{
+    static const struct {
+        int64_t s;
+        const char *want;
+    } cases[] = {
+        {-5, "<invalid>"}, {-1, "0s"},
+        {0, "0s"},         {59, "59s"},
+        {119, "119s"},     {120, "2m"},
+        {125, "2m5s"},     {600, "10m"},
+        {10799, "179m"},   {10800, "3h"},
+        {11000, "3h3m"},   {28800, "8h"},
+        {172800, "2d"},    {180000, "2d2h"},
+        {800000, "9d"},    {86400 * 365 * 3, "3y"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char buf[32];
+        as_human_duration(cases[i].s, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].want);
+    }
+}
+
+static const struct schema_kind *
+kind(const char *av, const char *k)
+{
+    const struct schema_kind *sk = schema_find_kind(av, k);
+    assert_non_null(sk);
+    return sk;
+}
+
+static void
+test_admit(void **state)
+{
+    const struct schema_kind *cm = kind("v1", "ConfigMap");
+    json_t *obj = NULL, *warnings = NULL;
+    struct as_error ae = {0};
+    const char *good = "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+                       "\"metadata\":{\"generateName\":\"g-\"},"
+                       "\"data\":{\"a\":\"b\"},\"bogus\":1}";
+    assert_int_equal(as_admit_create(cm, "default", good, strlen(good),
+                                     "application/json", "Warn", &obj,
+                                     &warnings, &ae),
+                     0);
+    const char *name = json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), "name"));
+    assert_true(name && strlen(name) == 7 && !strncmp(name, "g-", 2));
+    assert_null(json_object_get(obj, "bogus"));
+    assert_true(json_array_size(warnings) == 1);
+    json_decref(obj);
+    json_decref(warnings);
+    warnings = NULL;
+
+    memset(&ae, 0, sizeof(ae));
+    assert_true(as_admit_create(cm, "default", good, strlen(good),
+                                "application/json", "Strict", &obj, NULL,
+                                &ae) < 0);
+    assert_int_equal(ae.e.code, 400);
+    assert_non_null(strstr(ae.e.message, "bogus"));
+
+    const char *other_ns = "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+                           "\"metadata\":{\"name\":\"a\",\"namespace\":"
+                           "\"x\"}}";
+    memset(&ae, 0, sizeof(ae));
+    assert_true(as_admit_create(cm, "default", other_ns, strlen(other_ns),
+                                "application/json", NULL, &obj, NULL, &ae) < 0);
+    assert_int_equal(ae.e.code, 400);
+
+    const char *yaml = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n";
+    memset(&ae, 0, sizeof(ae));
+    assert_true(as_admit_create(cm, "default", yaml, strlen(yaml),
+                                "application/yaml", NULL, &obj, NULL, &ae) < 0);
+    assert_int_equal(ae.e.code, 400);
+    assert_non_null(strstr(ae.e.message, "kind"));
+
+    memset(&ae, 0, sizeof(ae));
+    assert_true(as_admit_create(cm, "default", yaml, strlen(yaml), "text/plain",
+                                NULL, &obj, NULL, &ae) < 0);
+    assert_int_equal(ae.e.code, 415);
+
+    const struct schema_kind *bfb =
+        kind("provisioning.dpu.nvidia.com/v1alpha1", "BFB");
+    const char *bad = "{\"apiVersion\":\"provisioning.dpu.nvidia.com/"
+                      "v1alpha1\",\"kind\":\"BFB\",\"metadata\":{\"name\":"
+                      "\"b\"},\"spec\":{\"url\":\"ftp://x/y.bfb\"}}";
+    memset(&ae, 0, sizeof(ae));
+    assert_true(as_admit_create(bfb, "default", bad, strlen(bad),
+                                "application/json", NULL, &obj, NULL, &ae) < 0);
+    assert_int_equal(ae.e.code, 422);
+    assert_string_equal(ae.d.kind, "BFB");
+    assert_true(ae.e.n_causes >= 1);
+    assert_string_equal(ae.e.causes[0].field, "spec.url");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inject_rv),
+        cmocka_unit_test(test_human_duration),
+        cmocka_unit_test(test_admit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -301,7 +301,6 @@ static const struct schema_kind kind_dpuservicecredentialrequest = {
           N_OBJ(FIELDS(F("conditions", &schema_conditions),
                        F("expirationTimestamp", N_STR(FORMAT("date-time"))),
                        F("issuedAt", N_STR(FORMAT("date-time"))),
-                       F("observedGeneration", N_INT(FORMAT("int64"))),
                        F("secret", N_STR()), F("serviceAccount", N_STR()),
                        F("targetCluster", N_STR()))))),
 };

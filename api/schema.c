@@ -1735,7 +1735,10 @@ json_t *
 schema_crd(const struct schema_kind *k)
 {
     ensure_init();
-    if (!k || !k->group[0]) {
+    /* Kubernetes' own groups are served by the API server itself, never
+     * by a CRD (and *.k8s.io groups are protected). */
+    if (!k || !k->group[0] || !strcmp(k->group, "apps") ||
+        str_has_suffix(k->group, ".k8s.io")) {
         return NULL;
     }
     char name[256];

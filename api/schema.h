@@ -121,7 +121,8 @@ int schema_validate_name(const struct schema_kind *k, const char *name,
 /* OpenAPI v3 schema object of the whole kind (structural). New ref. */
 json_t *schema_openapi_v3(const struct schema_kind *k);
 /* A complete apiextensions.k8s.io/v1 CustomResourceDefinition for a kind
- * of a non-core group (NULL for core kinds). New ref. */
+ * of a non-core group (NULL for Kubernetes' own kinds: the core group,
+ * apps and *.k8s.io). New ref. */
 json_t *schema_crd(const struct schema_kind *k);
 
 /* --- tables --- */

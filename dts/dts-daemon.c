@@ -220,6 +220,19 @@ dts_collect_self(struct dts_daemon *d, struct dts_sink *sink)
     dts_export_collect(d->export, sink);
 }
 
+/* Refresh the daemon's own series now (after each collection and each
+ * reload attempt, so a scrape never shows a stale reload status). Self
+ * metrics are not subject to counter selection. */
+static void
+dts_publish_self(struct dts_daemon *d)
+{
+    struct dts_sink self;
+    dts_sink_init(&self, NULL, NULL);
+    dts_collect_self(d, &self);
+    dts_model_put(d->model, "dts", dts_sink_take(&self));
+    dts_sink_fini(&self);
+}
+
 void
 dts_daemon_collect(struct dts_daemon *d)
 {
@@ -242,12 +255,7 @@ dts_daemon_collect(struct dts_daemon *d)
         dts_model_put(d->model, p->name, dts_sink_take(&sink));
         dts_sink_fini(&sink);
     }
-    /* Self metrics are not subject to counter selection. */
-    struct dts_sink self;
-    dts_sink_init(&self, NULL, NULL);
-    dts_collect_self(d, &self);
-    dts_model_put(d->model, "dts", dts_sink_take(&self));
-    dts_sink_fini(&self);
+    dts_publish_self(d);
     dts_export_cycle(d->export, d->model, time_wall_ns());
 }
 
@@ -446,12 +454,14 @@ dts_daemon_reload(struct dts_daemon *d)
     if (!c || dts_prepare(d, c, &filter, &labels, &err) < 0) {
         dts_config_free(c);
         d->last_reload_ok = false;
+        dts_publish_self(d);
         dts_model_error_inc(d->model, "config", NULL, NULL);
         log_error("configuration rejected; keeping the running one",
                   "error=\"%s\"", err.message);
         return -EINVAL;
     }
     dts_apply(d, c, filter, labels);
+    dts_publish_self(d);
     return 0;
 }
 

@@ -308,9 +308,15 @@ datafile_reader_next(struct datafile_reader *r, struct datafile_record *rec,
     }
     uint32_t len = rd32(hdr);
     unsigned kind = hdr[4] | (hdr[5] << 8);
+    if (r->off + 4 + len > r->size) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "truncated record at offset %llu: length %u runs past "
+                      "the end of the file",
+                      (unsigned long long) r->off, len);
+        return -EBADMSG;
+    }
     if (len < DATAFILE_REC_FIXED ||
         len - DATAFILE_REC_FIXED > DATAFILE_MAX_RECORD ||
-        r->off + 4 + len > r->size ||
         (kind != DATAFILE_JSON && kind != DATAFILE_EVENT)) {
         dpf_error_set(err, 400, "BadRequest",
                       "bad record (length %u, kind %u) at offset %llu", len,

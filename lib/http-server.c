@@ -737,6 +737,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
         respond_status(req, 503, "ServiceUnavailable",
                        "the server is shutting down");
     } else {
+        int64_t t0 = time_mono_ns();
         srv->handler(srv->arg, req);
         if (!req->responded) {
             log_error("handler gave no response", "method=%s path=%s",
@@ -744,6 +745,12 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
             respond_status(req, 500, "InternalError",
                            "the handler gave no response");
         }
+        log_debug("request",
+                  "method=%s path=\"%s\" status=%d us=%lld "
+                  "stream=%d remote=%s",
+                  req->method, req->path, req->status,
+                  (long long) ((time_mono_ns() - t0) / 1000),
+                  req->stream != NULL, req->hc ? req->hc->remote : "");
     }
     return request_queue(req);
 }

@@ -36,16 +36,24 @@
 /* Requests applied in one transaction at most (URL option batch=N). */
 #define SQ_BATCH_MAX 256
 #define SQ_BATCH_LIMIT 4096
-/* WAL size (pages) that wakes the checkpoint thread. */
+/* WAL size (pages) that wakes the checkpoint thread (URL option
+ * wal_pages=N); the WAL file is truncated back to this size when it
+ * restarts. */
 #define SQ_CKPT_PAGES 2000
+#define SQ_CKPT_PAGES_MIN 64
+#define SQ_CKPT_PAGES_MAX 1000000
 /* How long a connection waits for a lock held by another process (URL
  * option busy_ms=N): a backup tool, or the sqlite3 shell. */
 #define SQ_BUSY_MS 10000
 #define SQ_BUSY_LIMIT 600000
-/* WAL size (pages) past which the checkpointer stops being polite: a
- * RESTART checkpoint briefly waits for readers so the WAL cannot grow
- * without bound under a steady read load. */
-#define SQ_CKPT_FORCE_PAGES (8 * SQ_CKPT_PAGES)
+/* The WAL restarts only when a checkpoint has copied every frame before a
+ * write begins, which a checkpoint racing a steady stream of writes never
+ * achieves. Past this multiple of wal_pages the checkpointer therefore
+ * finishes its work as a turn in the write queue, with writers held off
+ * for the copy of the last frames. */
+#define SQ_CKPT_FORCE_FACTOR 8
+/* Longest wait of the checkpointer for a reader or another process. */
+#define SQ_CKPT_WAIT_MS 100
 
 enum sq_wstmt {
     W_BEGIN,
@@ -118,6 +126,7 @@ enum sq_op {
     SQ_CREATE,
     SQ_UPDATE,
     SQ_DELETE,
+    SQ_CHECKPOINT, /* the checkpointer's exclusive turn */
 };
 
 /* One queued write; lives on the caller's stack until it is done. */
@@ -150,6 +159,7 @@ struct store_sqlite {
     const char *sync;      /* synchronous pragma value */
     int batch_max;         /* requests per group commit (1 = no grouping) */
     int busy_ms;           /* SQLite busy timeout */
+    int wal_pages;         /* WAL size that triggers a checkpoint */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
 
@@ -417,6 +427,8 @@ sq_apply(struct store_sqlite *s, struct sq_req *r, int64_t rv)
         return sq_apply_update(s, r, rv);
     case SQ_DELETE:
         return sq_apply_delete(s, r);
+    case SQ_CHECKPOINT:
+        break;
     }
     return -EINVAL;
 }
@@ -502,6 +514,18 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
     }
 }
 
+/* The checkpointer's turn: no write runs meanwhile, so a passive
+ * checkpoint copies every frame and the next write restarts the WAL. Runs
+ * on the leader's thread with the checkpointer's connection (leadership
+ * makes that exclusive). */
+static void
+sq_run_checkpoint(struct store_sqlite *s, struct sq_req *r)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                       SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    r->rc = rc == SQLITE_OK ? 0 : -EIO;
+}
+
 /* Queue r, run or wait for its batch; returns r->rc.
  *
  * Whoever finds no leader running becomes the leader, whether it just
@@ -525,7 +549,9 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
         /* Lead: take up to batch_max requests, oldest first. */
         s->leader_busy = true;
         struct sq_req *batch = s->qhead, *last = batch;
-        for (int n = 1; n < s->batch_max && last->next; n++) {
+        for (int n = 1; n < s->batch_max && batch->op != SQ_CHECKPOINT &&
+                        last->next && last->next->op != SQ_CHECKPOINT;
+             n++) {
             last = last->next;
         }
         s->qhead = last->next;
@@ -537,7 +563,11 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
         void *hook_arg = s->hook_arg;
         pthread_mutex_unlock(&s->qlock);
 
-        sq_run_batch(s, batch, hook, hook_arg);
+        if (batch->op == SQ_CHECKPOINT) {
+            sq_run_checkpoint(s, batch);
+        } else {
+            sq_run_batch(s, batch, hook, hook_arg);
+        }
 
         pthread_mutex_lock(&s->qlock);
         for (struct sq_req *q = batch; q; q = q->next) {
@@ -822,7 +852,7 @@ static int
 sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     struct store_sqlite *s = arg;
-    if (pages >= SQ_CKPT_PAGES) {
+    if (pages >= s->wal_pages) {
         pthread_mutex_lock(&s->ckpt_lock);
         if (!s->ckpt_wanted) {
             s->ckpt_wanted = true;
@@ -848,13 +878,16 @@ sq_ckpt_main(void *arg)
         s->ckpt_wanted = false;
         pthread_mutex_unlock(&s->ckpt_lock);
         /* Passive: never blocks the writer or readers. The writer restarts
-         * the WAL from its beginning once every frame is copied. */
+         * the WAL from its beginning once every frame is copied, which
+         * happens by itself whenever writes pause. */
         int log = 0;
         sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                   &log, NULL);
-        if (log >= SQ_CKPT_FORCE_PAGES) {
-            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
-                                      SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        if (log >= s->wal_pages * SQ_CKPT_FORCE_FACTOR) {
+            /* Writes never paused: copy the rest as a turn of the write
+             * queue (bulk already copied above, so the turn is short). */
+            struct sq_req r = {.op = SQ_CHECKPOINT, .key = ""};
+            sq_submit(s, &r, NULL, NULL);
         }
         pthread_mutex_lock(&s->ckpt_lock);
     }
@@ -910,6 +943,7 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
     s->sync = "NORMAL";
     s->batch_max = SQ_BATCH_MAX;
     s->busy_ms = SQ_BUSY_MS;
+    s->wal_pages = SQ_CKPT_PAGES;
     if (!s->path[0]) {
         dpf_error_set(err, 400, "Invalid",
                       "store URL \"sqlite:%s\": missing database path", rest);
@@ -921,7 +955,13 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         q = strchr(opt, '&');
         size_t n = q ? (size_t) (q - opt) : strlen(opt);
         bool ok = false;
-        if (n > 8 && !strncmp(opt, "busy_ms=", 8)) {
+        if (n > 10 && !strncmp(opt, "wal_pages=", 10)) {
+            char *end;
+            long v = strtol(opt + 10, &end, 10);
+            ok = end == opt + n && v >= SQ_CKPT_PAGES_MIN &&
+                 v <= SQ_CKPT_PAGES_MAX;
+            s->wal_pages = (int) v;
+        } else if (n > 8 && !strncmp(opt, "busy_ms=", 8)) {
             char *end;
             long v = strtol(opt + 8, &end, 10);
             ok = end == opt + n && v >= 0 && v <= SQ_BUSY_LIMIT;
@@ -941,11 +981,13 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
             }
         }
         if (!ok) {
-            dpf_error_set(err, 400, "Invalid",
-                          "store URL \"sqlite:%s\": unsupported option "
-                          "\"%.*s\" (expected sync=off|normal|full|extra "
-                          "or batch=1..%d or busy_ms=0..%d)",
-                          rest, (int) n, opt, SQ_BATCH_LIMIT, SQ_BUSY_LIMIT);
+            dpf_error_set(
+                err, 400, "Invalid",
+                "store URL \"sqlite:%s\": unsupported option "
+                "\"%.*s\" (expected sync=off|normal|full|extra "
+                "or batch=1..%d or busy_ms=0..%d or wal_pages=%d..%d)",
+                rest, (int) n, opt, SQ_BATCH_LIMIT, SQ_BUSY_LIMIT,
+                SQ_CKPT_PAGES_MIN, SQ_CKPT_PAGES_MAX);
             return -EINVAL;
         }
     }
@@ -1002,8 +1044,8 @@ sq_open(const char *rest, struct dpf_error *err)
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
              "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; "
-             "PRAGMA temp_store=MEMORY;",
-             s->sync);
+             "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%lld;",
+             s->sync, (long long) s->wal_pages * 4096);
     s->writer.db = sq_open_db(s->path, true, s->busy_ms, pragmas, err);
     if (!s->writer.db) {
         goto fail;
@@ -1031,8 +1073,14 @@ sq_open(const char *rest, struct dpf_error *err)
     if (sq_setup_schema(s, err) < 0) {
         goto fail;
     }
-    s->ckpt_db = sq_open_db(s->path, false, s->busy_ms,
-                            "PRAGMA wal_autocheckpoint=0;", err);
+    /* A RESTART checkpoint holds the write lock while it waits for
+     * readers: give up after SQ_CKPT_WAIT_MS rather than stall writers. */
+    s->ckpt_db = sq_open_db(s->path, false, SQ_CKPT_WAIT_MS,
+                            "PRAGMA wal_autocheckpoint=0;"
+                            /* a first read attaches the connection to the
+                             * WAL; until then checkpoints are no-ops */
+                            "SELECT v FROM meta WHERE k = 'rv';",
+                            err);
     if (!s->ckpt_db) {
         goto fail;
     }

@@ -52,6 +52,8 @@
  * finishes its work as a turn in the write queue, with writers held off
  * for the copy of the last frames. */
 #define SQ_CKPT_FORCE_FACTOR 8
+/* Passive passes before the checkpointer takes its turn anyway. */
+#define SQ_CKPT_PASSES 4
 /* Longest wait of the checkpointer for a reader or another process. */
 #define SQ_CKPT_WAIT_MS 100
 
@@ -160,6 +162,7 @@ struct store_sqlite {
     int batch_max;         /* requests per group commit (1 = no grouping) */
     int busy_ms;           /* SQLite busy timeout */
     int wal_pages;         /* WAL size that triggers a checkpoint */
+    atomic_int wal_frames; /* WAL frames after the latest commit */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
 
@@ -521,6 +524,10 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
 static void
 sq_run_checkpoint(struct store_sqlite *s, struct sq_req *r)
 {
+    if (atomic_load(&s->wal_frames) < s->wal_pages) {
+        r->rc = 0; /* writes paused meanwhile and the WAL restarted */
+        return;
+    }
     int rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     r->rc = rc == SQLITE_OK ? 0 : -EIO;
@@ -852,6 +859,7 @@ static int
 sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     struct store_sqlite *s = arg;
+    atomic_store(&s->wal_frames, pages);
     if (pages >= s->wal_pages) {
         pthread_mutex_lock(&s->ckpt_lock);
         if (!s->ckpt_wanted) {
@@ -880,14 +888,23 @@ sq_ckpt_main(void *arg)
         /* Passive: never blocks the writer or readers. The writer restarts
          * the WAL from its beginning once every frame is copied, which
          * happens by itself whenever writes pause. */
-        int log = 0;
-        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  &log, NULL);
-        if (log >= s->wal_pages * SQ_CKPT_FORCE_FACTOR) {
-            /* Writes never paused: copy the rest as a turn of the write
-             * queue (bulk already copied above, so the turn is short). */
-            struct sq_req r = {.op = SQ_CHECKPOINT, .key = ""};
-            sq_submit(s, &r, NULL, NULL);
+        for (int pass = 1;; pass++) {
+            int log = 0, done = 0;
+            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                      SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            int now = atomic_load(&s->wal_frames);
+            if (log < s->wal_pages * SQ_CKPT_FORCE_FACTOR ||
+                now < s->wal_pages) {
+                break;
+            }
+            /* Writes never paused. Shrink what they appended during the
+             * pass with more passes, then copy the rest as a turn of the
+             * write queue: writers wait only for that short tail. */
+            if (now - done <= s->wal_pages / 4 || pass >= SQ_CKPT_PASSES) {
+                struct sq_req r = {.op = SQ_CHECKPOINT, .key = ""};
+                sq_submit(s, &r, NULL, NULL);
+                break;
+            }
         }
         pthread_mutex_lock(&s->ckpt_lock);
     }

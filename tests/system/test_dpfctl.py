@@ -179,9 +179,21 @@ def test_apply_errors_keep_going(dpf_server, tmp_path):
     r = ctl(dpf_server, "apply", "-f", f, ok=False)
     assert r.stdout == f"bfb.{GROUP}/good created\n"
     lines = r.stderr.splitlines()
-    assert lines[0].startswith(
-        f'Error from server (Invalid): error when creating "{f}": ')
-    assert "bad" in lines[0] and "spec.url" in lines[0]
+    # kubectl's wording for validation failures names kind, object, field
+    assert lines[0] == 'The BFB "bad" is invalid: spec.url: Required value'
+    # several problems: one line each
+    worse = bfb("worse", url="ftp://x")
+    worse["spec"]["fileName"] = "no spaces.bfb"
+    r2 = ctl(dpf_server, "apply", "-f",
+             write_yaml(tmp_path / "worse.yaml", worse), ok=False)
+    assert r2.stderr.splitlines()[0] == 'The BFB "worse" is invalid: '
+    assert [line.split(":")[0] for line in r2.stderr.splitlines()[1:]] == \
+        ["* spec.fileName", "* spec.url"]
+    # other server errors: Error from server (<Reason>): error when ...
+    nons = write_yaml(tmp_path / "nons.yaml", bfb("n1", ns="nonexistent"))
+    r3 = ctl(dpf_server, "apply", "-f", nons, ok=False)
+    assert r3.stderr == (f'Error from server (NotFound): error when creating '
+                         f'"{nons}": namespaces "nonexistent" not found\n')
     assert f'no matches for kind "Gizmo" in version "example.com/v1"' \
         in r.stderr
     assert live(dpf_server, "bad") is None

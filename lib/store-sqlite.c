@@ -4,19 +4,20 @@
  * meta(k TEXT PRIMARY KEY, v INTEGER) with the rows 'rv' (the global
  * revision, 1 in an empty store) and 'schema' (layout version).
  *
- * Writes use group commit. A caller queues its request; the first caller to
- * find no leader becomes the leader: it takes the queued requests, applies
- * them in one transaction on the single writer connection (each successful
- * request gets the next revision), commits, calls the event hook for each
- * in revision order, wakes their callers, and hands leadership to the
+ * Writes use group commit. A caller queues its request; whoever finds no
+ * leader running becomes the leader: it takes the queued requests (oldest
+ * first), applies them in one transaction on the single writer connection
+ * (each successful request gets the next revision), commits, calls the
+ * event hook for each in revision order, wakes their callers, and wakes the
  * oldest request still queued. Being the leader is the store's write lock;
  * with one caller the leader simply runs its own request.
  *
  * Reads take a connection from a pool (one per concurrent reader) and see
  * a consistent WAL snapshot, so they never wait for the writer. The writer
  * does not checkpoint (wal_autocheckpoint=0): a background thread with its
- * own connection runs passive checkpoints when the WAL grows, so commits
- * never pay for copying pages back into the database file. */
+ * own connection runs passive checkpoints when the WAL grows, and under a
+ * write storm finishes with a short exclusive turn in the write queue so
+ * the WAL can restart (docs/dev/store.md, "Durability"). */
 #include "lib/store-sqlite.h"
 
 #include <errno.h>

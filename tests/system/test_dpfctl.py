@@ -514,5 +514,6 @@ def test_version_and_unreachable_server(dpf_server):
     assert lines[1].startswith("Server Version: ")
     dpf_server.stop()
     r = ctl(dpf_server, "get", "bfb", ok=False)
-    assert r.stderr.startswith("error: ")
-    assert "127.0.0.1" in r.stderr
+    assert r.stderr == (f"The connection to the server 127.0.0.1:"
+                        f"{dpf_server.port} was refused - did you specify "
+                        f"the right host or port?\n")

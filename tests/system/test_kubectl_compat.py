@@ -131,3 +131,32 @@ def test_apply_interoperates_with_dpfctl(dpf_server, tmp_path, version):
     r = dpfctl(["-n", NS, "get", "bfb", "mix", "-o", "name"],
                dpf_server.kubeconfig)
     assert r.stdout == f"bfb.{GROUP}/mix\n"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_describe_matches_kubectl(dpf_server, tmp_path, version):
+    """Without status conditions (which dpfctl shows as a table), dpfctl
+    describe prints what kubectl describe prints, byte for byte."""
+    docs = [
+        {"apiVersion": f"{GROUP}/v1alpha1", "kind": "DPUSet",
+         "metadata": {"name": "ds", "namespace": NS, "labels": {"a": "b"},
+                      "annotations": {"note": "x"}},
+         "spec": {"nodeSelector": {"matchLabels": {"x": "y"}},
+                  "dpuTemplate": {"spec": {"bfb": {"name": "bf"},
+                                           "dpuFlavor": "f"}}}},
+        {"apiVersion": f"{GROUP}/v1alpha1", "kind": "DPUFlavor",
+         "metadata": {"name": "f", "namespace": NS,
+                      "labels": {"a": "b", "c": "d"}},
+         "spec": {"bfcfgParameters": ["A=1", "B=2"],
+                  "nvconfig": [{"device": "*", "parameters": ["X=1"]}]}},
+    ]
+    f = tmp_path / "d.yaml"
+    f.write_text(yaml.safe_dump_all(docs))
+    r = dpfctl(["apply", "-f", str(f)], dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    for kind, name in (("dpuset", "ds"), ("dpuflavor", "f")):
+        ours = dpfctl(["-n", NS, "describe", kind, name],
+                      dpf_server.kubeconfig)
+        theirs = k(dpf_server, version, "-n", NS, "describe", kind, name)
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout == theirs.stdout

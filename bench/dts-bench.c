@@ -199,8 +199,8 @@ scrape_phase(struct target *t, double duration, int rate)
     double cpu = proc_cpu_s(t->pid) - cpu0;
     qsort(lat, (size_t) ok, sizeof *lat, cmp_double);
     t->p50_ms = ok ? lat[ok / 2] : NAN;
-    t->p99_ms = ok ? lat[(int) (ok * 0.99) < ok ? (int) (ok * 0.99) : ok - 1]
-                   : NAN;
+    t->p99_ms =
+        ok ? lat[(int) (ok * 0.99) < ok ? (int) (ok * 0.99) : ok - 1] : NAN;
     t->cpu_per_scrape = ok ? (cpu - t->idle_cpu_per_s * elapsed) / ok : NAN;
     t->rss_mib = proc_rss_mib(t->pid);
     struct dbuf b;
@@ -274,14 +274,12 @@ cmd_netdev(int argc, char **argv)
     for (int i = 0; i < 2; i++) {
         scrape_phase(&t[i], duration, rate);
     }
-    printf("%-14s %12s %12s %10s %10s %9s %9s %7s\n", "exporter",
-           "idle_cpu_%", "cpu_ms/scr", "p50_ms", "p99_ms", "rss_MiB",
-           "bytes", "lines");
+    printf("%-14s %12s %12s %10s %10s %9s %9s %7s\n", "exporter", "idle_cpu_%",
+           "cpu_ms/scr", "p50_ms", "p99_ms", "rss_MiB", "bytes", "lines");
     for (int i = 0; i < 2; i++) {
-        printf("%-14s %12.3f %12.3f %10.2f %10.2f %9.1f %9ld %7ld\n",
-               t[i].name, t[i].idle_cpu_per_s * 100,
-               t[i].cpu_per_scrape * 1000, t[i].p50_ms, t[i].p99_ms,
-               t[i].rss_mib, t[i].bytes, t[i].lines);
+        printf("%-14s %12.3f %12.3f %10.2f %10.2f %9.1f %9ld %7ld\n", t[i].name,
+               t[i].idle_cpu_per_s * 100, t[i].cpu_per_scrape * 1000,
+               t[i].p50_ms, t[i].p99_ms, t[i].rss_mib, t[i].bytes, t[i].lines);
     }
     printf("ratio dts/node_exporter: cpu_per_scrape %.3f (goal <= 0.3), "
            "rss %.3f (goal <= 0.25)\n",
@@ -316,8 +314,8 @@ wait_series(const struct url *u, const char *series, double target,
 {
     int64_t deadline = time_mono_ms() + timeout_s * 1000LL;
     double v;
-    while ((v = metric_value(u, series)) < target
-           && time_mono_ms() < deadline) {
+    while ((v = metric_value(u, series)) < target &&
+           time_mono_ms() < deadline) {
         poll(NULL, 0, 10);
     }
     return v;
@@ -447,8 +445,12 @@ cmd_netflow(int argc, char **argv)
                                      .host = "127.0.0.1",
                                      .port = ntohs(a.sin_port)};
     struct nf_exporter *e = nf_exporter_create(&cfg, NULL);
-    struct nf_flow f = {.family = 4, .protocol = 6, .src_port = 1,
-                        .dst_port = 443, .bytes = 1500, .packets = 10};
+    struct nf_flow f = {.family = 4,
+                        .protocol = 6,
+                        .src_port = 1,
+                        .dst_port = 443,
+                        .bytes = 1500,
+                        .packets = 10};
     memcpy(f.src, "\x0a\x00\x00\x01", 4);
     memcpy(f.dst, "\x0a\x00\x00\x02", 4);
     int64_t t0 = time_mono_ns();
@@ -486,8 +488,10 @@ cmd_netflow(int argc, char **argv)
         fprintf(stderr, "dts-bench netflow: cannot connect to %s\n", sock);
         return 1;
     }
-    struct dts_exporter_netflow_record r = {.family = 4, .protocol = 6,
-                                            .dst_port = 443, .bytes = 1500,
+    struct dts_exporter_netflow_record r = {.family = 4,
+                                            .protocol = 6,
+                                            .dst_port = 443,
+                                            .bytes = 1500,
                                             .packets = 10};
     memcpy(r.src, "\x0a\x00\x00\x01", 4);
     memcpy(r.dst, "\x0a\x00\x00\x02", 4);

@@ -443,8 +443,7 @@ dts_cfg_load_exp(struct dts_cfg_build *b)
 {
     struct dts_config *c = b->c;
     struct dirent **ents;
-    int n = scandir(c->fluentbit_config_dir, &ents, dts_exp_filter,
-                    alphasort);
+    int n = scandir(c->fluentbit_config_dir, &ents, dts_exp_filter, alphasort);
     if (n < 0) {
         dts_cfg_note(b, 0, "fluentbit-config-dir %s: %s",
                      c->fluentbit_config_dir, strerror(errno));
@@ -473,8 +472,10 @@ dts_cfg_load_exp(struct dts_cfg_build *b)
         bool on = true;
         if (en && ini_parse_bool(en, &on) < 0) {
             const struct ini_entry *e = ini_find(ini, "", "enable");
-            dpf_error_set(b->err, 400, "Invalid", "%s:%u: enable: \"%s\" is "
-                          "not 0/1", path, e->line, en);
+            dpf_error_set(b->err, 400, "Invalid",
+                          "%s:%u: enable: \"%s\" is "
+                          "not 0/1",
+                          path, e->line, en);
             rc = -EINVAL;
         } else if (on && plugin && !strcmp(plugin, "forward")) {
             const char *host = ini_get(ini, "", "host");

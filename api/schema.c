@@ -387,7 +387,7 @@ schema_value_str(const json_t *v, char *buf, size_t size)
     }
 }
 
-static void
+static void __attribute__((format(printf, 5, 0)))
 add_causev(struct dpf_error *err, const char *type, const char *path,
            const char *prefix, const char *fmt, va_list ap)
 {

@@ -688,6 +688,8 @@ phase_run(struct phase *ph, struct lat *out)
     } else {
         for (int i = 0; i < n; i++) {
             ph->clients[i].n_lat = 0;
+            ph->clients[i].errors = 0;
+            ph->clients[i].error[0] = '\0';
         }
     }
 }
@@ -1027,6 +1029,23 @@ server_setup(struct target *t, struct child *ch, const char *dir)
         while (t->ca_len > 0 && t->ca_pem[t->ca_len - 1] == '\0') {
             t->ca_len--; /* base64 padding decodes to NULs */
         }
+    }
+    if (rc == 0) {
+        /* the kubeconfig appears once the port is bound; requests are
+         * served when /readyz says so */
+        struct client c;
+        client_init(&c, t, 0);
+        char *url = xasprintf("%s/readyz", t->base);
+        rc = -ETIMEDOUT;
+        for (int i = 0; i < 3000 && child_alive(ch); i++) {
+            if (client_do(&c, "GET", url, NULL, 0) == 200) {
+                rc = 0;
+                break;
+            }
+            usleep(20000);
+        }
+        free(url);
+        client_free(&c);
     }
     json_decref(doc);
     free(text);

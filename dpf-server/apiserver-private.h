@@ -149,6 +149,11 @@ int as_filter_init(struct as_filter *f, const struct schema_kind *k,
 void as_filter_free(struct as_filter *f);
 /* Must the object be parsed to decide a match? */
 bool as_filter_needs_object(const struct as_filter *f);
+/* Is metadata.labels all the object the filter needs? */
+bool as_filter_labels_only(const struct as_filter *f);
+/* {"metadata":{"labels":...}} cut out of an object's JSON text without
+ * parsing the rest (new ref; labels absent when the object has none). */
+json_t *as_load_labels(const char *json, size_t len);
 /* Does the object (key always; obj when needed) match? */
 bool as_filter_match(const struct as_filter *f, const char *key,
                      const json_t *obj);

@@ -161,11 +161,14 @@ as_append_event(struct dbuf *b, const struct as_watch *ws, const char *type,
     }
     json_t *obj = NULL;
     bool table = ws->fmt.out == AS_OUT_TABLE;
-    if (table || as_filter_needs_object(&ws->filter)) {
+    if (table || (as_filter_needs_object(&ws->filter) &&
+                  !as_filter_labels_only(&ws->filter))) {
         obj = json_loadb(object, len, 0, NULL);
         if (!obj) {
             return;
         }
+    } else if (as_filter_needs_object(&ws->filter)) {
+        obj = as_load_labels(object, len);
     }
     if ((ws->filter.labels || ws->filter.fields) &&
         !as_filter_match(&ws->filter, key, obj)) {

@@ -122,6 +122,94 @@ as_find_metadata(const char *s, size_t len)
     return -1;
 }
 
+/* Index just past the JSON value starting at s[i] (i at its first
+ * character, whitespace skipped by the caller). */
+static size_t
+as_skip_value(const char *s, size_t len, size_t i)
+{
+    int depth = 0;
+    while (i < len) {
+        char c = s[i];
+        if (c == '"') {
+            i++;
+            while (i < len && s[i] != '"') {
+                i += s[i] == '\\' ? 2 : 1;
+            }
+            i++;
+            if (depth == 0) {
+                return i;
+            }
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) {
+                return i;
+            }
+            if (--depth == 0) {
+                return i + 1;
+            }
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n')) {
+            return i;
+        }
+        i++;
+    }
+    return len;
+}
+
+static size_t
+as_skip_ws(const char *s, size_t len, size_t i)
+{
+    while (i < len &&
+           (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) {
+        i++;
+    }
+    return i;
+}
+
+json_t *
+as_load_labels(const char *json, size_t len)
+{
+    long at = as_find_metadata(json, len);
+    json_t *labels = NULL;
+    if (at >= 0) {
+        size_t i = (size_t) at;
+        for (;;) {
+            i = as_skip_ws(json, len, i);
+            if (i >= len || json[i] != '"') {
+                break;
+            }
+            size_t ks = i + 1;
+            i = as_skip_value(json, len, i);
+            size_t klen = i - 1 - ks;
+            i = as_skip_ws(json, len, i);
+            if (i >= len || json[i] != ':') {
+                break;
+            }
+            i = as_skip_ws(json, len, i + 1);
+            size_t vs = i;
+            i = as_skip_value(json, len, i);
+            if (klen == 6 && !memcmp(json + ks, "labels", 6)) {
+                labels = json_loadb(json + vs, i - vs, 0, NULL);
+                break;
+            }
+            i = as_skip_ws(json, len, i);
+            if (i >= len || json[i] != ',') {
+                break;
+            }
+            i++;
+        }
+    }
+    json_t *obj = json_object();
+    json_t *md = json_object();
+    if (labels) {
+        json_object_set_new(md, "labels", labels);
+    }
+    json_object_set_new(obj, "metadata", md);
+    return obj;
+}
+
 /* Append json to b with "resourceVersion" injected into metadata. */
 static void
 as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv)
@@ -1954,6 +2042,12 @@ as_filter_needs_object(const struct as_filter *f)
 }
 
 bool
+as_filter_labels_only(const struct as_filter *f)
+{
+    return f->labels && (!f->fields || f->fields_meta_only);
+}
+
+bool
 as_filter_match(const struct as_filter *f, const char *key, const json_t *obj)
 {
     if (f->labels &&
@@ -2193,11 +2287,14 @@ as_list_each(void *arg, const struct store_kv *kv)
     struct as_list_ctx *c = arg;
     json_t *obj = NULL;
     bool table = c->fmt->out == AS_OUT_TABLE;
-    if (as_filter_needs_object(c->filter) || table) {
+    if (table || (as_filter_needs_object(c->filter) &&
+                  !as_filter_labels_only(c->filter))) {
         obj = as_load_object(kv->value, kv->len, kv->rv);
         if (!obj) {
             return 0;
         }
+    } else if (as_filter_needs_object(c->filter)) {
+        obj = as_load_labels(kv->value, kv->len);
     }
     if ((c->filter->labels || c->filter->fields) &&
         !as_filter_match(c->filter, kv->key, obj)) {

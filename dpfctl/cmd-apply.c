@@ -228,6 +228,34 @@ obj_str(const json_t *obj, const char *a, const char *b)
     return json_string_value(v);
 }
 
+/* Print a failed create/patch like kubectl: validation failures with
+ * causes as `The <Kind> "<name>" is invalid: <field>: <message>` (several
+ * causes one per line, "* <field>: <message>"), everything else as
+ * `Error from server (<Reason>): error when <verb> "<file>": <message>`. */
+static void
+print_write_error(struct dpfctl *d, const struct dpf_error *err,
+                  const struct schema_kind *k, const char *name,
+                  const char *verb, const char *source)
+{
+    if (!strcmp(err->reason, "Invalid") && err->n_causes > 0) {
+        fprintf(d->err, "The %s \"%s\" is invalid: ", k->kind, name);
+        if (err->n_causes == 1) {
+            fprintf(d->err, "%s: %s\n", err->causes[0].field,
+                    err->causes[0].message);
+            return;
+        }
+        fputc('\n', d->err);
+        for (size_t i = 0; i < err->n_causes; i++) {
+            fprintf(d->err, "* %s: %s\n", err->causes[i].field,
+                    err->causes[i].message);
+        }
+        return;
+    }
+    char *pfx = xasprintf("error when %s \"%s\": ", verb, source);
+    dpfctl_print_error(d, err, pfx);
+    free(pfx);
+}
+
 /* Apply one object; 0 or 1 (error printed). */
 static int
 apply_one(struct dpfctl *d, const json_t *in, const char *source)
@@ -284,9 +312,7 @@ apply_one(struct dpfctl *d, const json_t *in, const char *source)
         r = api_client_post(d->client, k, ns, modified, FIELD_MANAGER, NULL,
                             &err);
         if (r < 0) {
-            char *pfx = xasprintf("error when creating \"%s\": ", source);
-            dpfctl_print_error(d, &err, pfx);
-            free(pfx);
+            print_write_error(d, &err, k, name, "creating", source);
             rc = 1;
         } else {
             fprintf(d->out, "%s/%s created\n", kg, name);
@@ -320,9 +346,7 @@ apply_one(struct dpfctl *d, const json_t *in, const char *source)
             r = api_client_patch(d->client, k, ns, name, NULL, API_PATCH_MERGE,
                                  patch, FIELD_MANAGER, NULL, &err);
             if (r < 0) {
-                char *pfx = xasprintf("error when patching \"%s\": ", source);
-                dpfctl_print_error(d, &err, pfx);
-                free(pfx);
+                print_write_error(d, &err, k, name, "patching", source);
                 rc = 1;
             } else {
                 fprintf(d->out, "%s/%s configured\n", kg, name);

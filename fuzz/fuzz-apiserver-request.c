@@ -3,7 +3,8 @@
  * pruning (Ignore/Warn/Strict), defaulting and validation
  * (as_admit_create); an admitted object is then serialised, given a
  * resourceVersion by the text injector and rendered as a Table row, as a
- * GET would.
+ * GET would. The raw body also goes through the label extractor that
+ * list and watch use for label selectors.
  *
  * Input: byte 0 picks the kind (index modulo the registry size), byte 1
  * bit 0 picks YAML over JSON, bits 1-2 the fieldValidation mode; the rest
@@ -35,6 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 2;
     json_t *obj = NULL, *warnings = NULL;
     struct as_error ae = {0};
+    /* the label extractor must survive any text */
+    json_decref(as_load_labels(body, len));
     int r = as_admit_create(k, k->namespaced ? "default" : NULL, body, len, ct,
                             fv, &obj, &warnings, &ae);
     if (r == 0) {

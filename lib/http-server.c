@@ -814,7 +814,7 @@ connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
     }
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
     /* MHD reports every failed TLS handshake and reset connection here;

@@ -67,7 +67,7 @@ log_enabled(enum dpf_log_level level)
     return level <= log_level;
 }
 
-static void
+static void __attribute__((format(printf, 4, 0)))
 log_vemit(enum dpf_log_level level, const char *module, const char *msg,
           const char *kv_fmt, va_list ap)
 {

@@ -4,19 +4,20 @@
  * meta(k TEXT PRIMARY KEY, v INTEGER) with the rows 'rv' (the global
  * revision, 1 in an empty store) and 'schema' (layout version).
  *
- * Writes use group commit. A caller queues its request; the first caller to
- * find no leader becomes the leader: it takes the queued requests, applies
- * them in one transaction on the single writer connection (each successful
- * request gets the next revision), commits, calls the event hook for each
- * in revision order, wakes their callers, and hands leadership to the
+ * Writes use group commit. A caller queues its request; whoever finds no
+ * leader running becomes the leader: it takes the queued requests (oldest
+ * first), applies them in one transaction on the single writer connection
+ * (each successful request gets the next revision), commits, calls the
+ * event hook for each in revision order, wakes their callers, and wakes the
  * oldest request still queued. Being the leader is the store's write lock;
  * with one caller the leader simply runs its own request.
  *
  * Reads take a connection from a pool (one per concurrent reader) and see
  * a consistent WAL snapshot, so they never wait for the writer. The writer
  * does not checkpoint (wal_autocheckpoint=0): a background thread with its
- * own connection runs passive checkpoints when the WAL grows, so commits
- * never pay for copying pages back into the database file. */
+ * own connection runs passive checkpoints when the WAL grows, and under a
+ * write storm finishes with a short exclusive turn in the write queue so
+ * the WAL can restart (docs/dev/store.md, "Durability"). */
 #include "lib/store-sqlite.h"
 
 #include <errno.h>
@@ -52,6 +53,8 @@
  * finishes its work as a turn in the write queue, with writers held off
  * for the copy of the last frames. */
 #define SQ_CKPT_FORCE_FACTOR 8
+/* Passive passes before the checkpointer takes its turn anyway. */
+#define SQ_CKPT_PASSES 4
 /* Longest wait of the checkpointer for a reader or another process. */
 #define SQ_CKPT_WAIT_MS 100
 
@@ -160,6 +163,7 @@ struct store_sqlite {
     int batch_max;         /* requests per group commit (1 = no grouping) */
     int busy_ms;           /* SQLite busy timeout */
     int wal_pages;         /* WAL size that triggers a checkpoint */
+    atomic_int wal_frames; /* WAL frames after the latest commit */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
 
@@ -521,6 +525,10 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
 static void
 sq_run_checkpoint(struct store_sqlite *s, struct sq_req *r)
 {
+    if (atomic_load(&s->wal_frames) < s->wal_pages) {
+        r->rc = 0; /* writes paused meanwhile and the WAL restarted */
+        return;
+    }
     int rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     r->rc = rc == SQLITE_OK ? 0 : -EIO;
@@ -852,6 +860,7 @@ static int
 sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     struct store_sqlite *s = arg;
+    atomic_store(&s->wal_frames, pages);
     if (pages >= s->wal_pages) {
         pthread_mutex_lock(&s->ckpt_lock);
         if (!s->ckpt_wanted) {
@@ -880,14 +889,23 @@ sq_ckpt_main(void *arg)
         /* Passive: never blocks the writer or readers. The writer restarts
          * the WAL from its beginning once every frame is copied, which
          * happens by itself whenever writes pause. */
-        int log = 0;
-        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  &log, NULL);
-        if (log >= s->wal_pages * SQ_CKPT_FORCE_FACTOR) {
-            /* Writes never paused: copy the rest as a turn of the write
-             * queue (bulk already copied above, so the turn is short). */
-            struct sq_req r = {.op = SQ_CHECKPOINT, .key = ""};
-            sq_submit(s, &r, NULL, NULL);
+        for (int pass = 1;; pass++) {
+            int log = 0, done = 0;
+            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                      SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            int now = atomic_load(&s->wal_frames);
+            if (log < s->wal_pages * SQ_CKPT_FORCE_FACTOR ||
+                now < s->wal_pages) {
+                break;
+            }
+            /* Writes never paused. Shrink what they appended during the
+             * pass with more passes, then copy the rest as a turn of the
+             * write queue: writers wait only for that short tail. */
+            if (now - done <= s->wal_pages / 4 || pass >= SQ_CKPT_PASSES) {
+                struct sq_req r = {.op = SQ_CHECKPOINT, .key = ""};
+                sq_submit(s, &r, NULL, NULL);
+                break;
+            }
         }
         pthread_mutex_lock(&s->ckpt_lock);
     }

@@ -179,9 +179,21 @@ def test_apply_errors_keep_going(dpf_server, tmp_path):
     r = ctl(dpf_server, "apply", "-f", f, ok=False)
     assert r.stdout == f"bfb.{GROUP}/good created\n"
     lines = r.stderr.splitlines()
-    assert lines[0].startswith(
-        f'Error from server (Invalid): error when creating "{f}": ')
-    assert "bad" in lines[0] and "spec.url" in lines[0]
+    # kubectl's wording for validation failures names kind, object, field
+    assert lines[0] == 'The BFB "bad" is invalid: spec.url: Required value'
+    # several problems: one line each
+    worse = bfb("worse", url="ftp://x")
+    worse["spec"]["fileName"] = "no spaces.bfb"
+    r2 = ctl(dpf_server, "apply", "-f",
+             write_yaml(tmp_path / "worse.yaml", worse), ok=False)
+    assert r2.stderr.splitlines()[0] == 'The BFB "worse" is invalid: '
+    assert [line.split(":")[0] for line in r2.stderr.splitlines()[1:]] == \
+        ["* spec.fileName", "* spec.url"]
+    # other server errors: Error from server (<Reason>): error when ...
+    nons = write_yaml(tmp_path / "nons.yaml", bfb("n1", ns="nonexistent"))
+    r3 = ctl(dpf_server, "apply", "-f", nons, ok=False)
+    assert r3.stderr == (f'Error from server (NotFound): error when creating '
+                         f'"{nons}": namespaces "nonexistent" not found\n')
     assert f'no matches for kind "Gizmo" in version "example.com/v1"' \
         in r.stderr
     assert live(dpf_server, "bad") is None
@@ -238,9 +250,18 @@ def test_get_table(three):
     assert [row[0] for row in rows[1:]] == ["b3", "b1"]
     rows = table(ctl(three, "-n", NS, "get", "bfb/b2").stdout)
     assert [row[0] for row in rows[1:]] == ["b2"]
-    # -o wide has at least the normal columns
-    wide = table(ctl(three, "-n", NS, "get", "bfb", "-o", "wide").stdout)
-    assert len(wide[0]) >= len(table(r.stdout)[0])
+    # -o wide adds the priority-1 columns (a Pod has IP and NODE)
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p1", "namespace": "default"},
+           "spec": {"nodeName": "worker1",
+                    "containers": [{"name": "c", "image": "busybox"}]}}
+    assert ctl(three, "apply", "-f", "-", input=json.dumps(pod)).stdout == \
+        "pod/p1 created\n"
+    narrow = table(ctl(three, "get", "pods").stdout)
+    wide = table(ctl(three, "get", "pods", "-o", "wide").stdout)
+    assert "NODE" not in narrow[0] and "IP" not in narrow[0]
+    assert wide[0][:len(narrow[0])] == narrow[0]
+    assert wide[0][-2:] == ["IP", "NODE"] and wide[1][-1] == "worker1"
 
 
 def test_get_several_types(three):
@@ -325,6 +346,12 @@ def test_get_watch(three):
     # --request-timeout ends a watch with exit 0
     r = ctl(three, "-n", NS, "get", "bfb", "b1", "-w", "--request-timeout=2s")
     assert table(r.stdout)[1][0] == "b1"
+    r = ctl(three, "-n", NS, "get", "bfb", "-w", "-o", "name",
+            "--request-timeout=2s")
+    assert r.stdout == f"bfb.{GROUP}/b1\nbfb.{GROUP}/b2\n"
+    r = ctl(three, "-n", NS, "get", "bfb", "--watch-only", "--no-headers",
+            "--request-timeout=1s")
+    assert r.stdout == ""
 
 
 # --- describe ---------------------------------------------------------------

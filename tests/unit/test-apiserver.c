@@ -45,6 +45,38 @@ test_inject_rv(void **state)
 }
 
 static void
+check_labels(const char *in, const char *want)
+{
+    json_t *o = as_load_labels(in, strlen(in));
+    json_t *l = json_object_get(json_object_get(o, "metadata"), "labels");
+    char *got = l ? json_dumps(l, JSON_COMPACT) : NULL;
+    if (want) {
+        assert_non_null(got);
+        assert_string_equal(got, want);
+    } else {
+        assert_null(got);
+    }
+    free(got);
+    json_decref(o);
+}
+
+static void
+test_load_labels(void **state)
+{
+    check_labels("{\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":\"y\"}}}",
+                 "{\"x\":\"y\"}");
+    check_labels("{\"spec\":{\"labels\":{\"no\":\"1\"}},\"metadata\":{"
+                 "\"annotations\":{\"labels\":\"{\\\"q\\\":1}\"},"
+                 "\"generation\":3,\"finalizers\":[\"a\",{\"b\":[1]}],"
+                 "\"labels\" : {\"k\":\"v\",\"z\":\"}\"}}}",
+                 "{\"k\":\"v\",\"z\":\"}\"}");
+    check_labels("{\"metadata\":{\"name\":\"a\"},\"labels\":{\"x\":\"y\"}}",
+                 NULL);
+    check_labels("{\"metadata\":{\"name\":", NULL);
+    check_labels("garbage", NULL);
+}
+
+static void
 test_human_duration(void **state)
 {
     static const struct {
@@ -143,6 +175,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inject_rv),
+        cmocka_unit_test(test_load_labels),
         cmocka_unit_test(test_human_duration),
         cmocka_unit_test(test_admit),
     };

@@ -43,7 +43,7 @@ test_defaults(void **state)
 {
     char out[4096] = "", err[4096] = "";
     struct server_options o;
-    assert_int_equal(parse(&o, out, err, NULL), 0);
+    assert_int_equal(parse(&o, out, err, (char *) NULL), 0);
     assert_string_equal(o.data_dir, "/var/lib/dpf");
     assert_string_equal(o.bind_address, "0.0.0.0");
     assert_int_equal(o.port, 6443);
@@ -67,7 +67,7 @@ test_all_options(void **state)
                            "--server-name", "a.example", "--server-name",
                            "10.0.0.1", "--threads", "8", "--watch-cache-size",
                            "500", "--log-level", "debug", "--log-file",
-                           "/tmp/log", NULL),
+                           "/tmp/log", (char *) NULL),
                      0);
     assert_string_equal(o.data_dir, "/tmp/x");
     assert_string_equal(o.store_url, "sqlite:/tmp/y.db");
@@ -84,8 +84,8 @@ test_all_options(void **state)
     assert_false(o.insecure_dev);
     server_options_free(&o);
 
-    assert_int_equal(parse(&o, out, err, "--insecure-dev", "--port=7000", NULL),
-                     0);
+    assert_int_equal(
+        parse(&o, out, err, "--insecure-dev", "--port=7000", (char *) NULL), 0);
     assert_true(o.insecure_dev);
     assert_int_equal(o.port, 7000);
     server_options_free(&o);
@@ -96,11 +96,11 @@ test_help_and_version(void **state)
 {
     char out[4096] = "", err[4096] = "";
     struct server_options o;
-    assert_int_equal(parse(&o, out, err, "--help", NULL), 1);
+    assert_int_equal(parse(&o, out, err, "--help", (char *) NULL), 1);
     assert_non_null(strstr(out, "Usage: dpf-server"));
     assert_non_null(strstr(out, "--insecure-dev"));
     server_options_free(&o);
-    assert_int_equal(parse(&o, out, err, "--version", NULL), 1);
+    assert_int_equal(parse(&o, out, err, "--version", (char *) NULL), 1);
     assert_true(strncmp(out, "dpf-server ", 11) == 0);
     server_options_free(&o);
 }
@@ -124,8 +124,8 @@ test_bad_arguments(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char out[4096] = "", err[4096] = "";
         struct server_options o;
-        assert_int_equal(parse(&o, out, err, bad[i][0], bad[i][1], NULL),
-                         -EINVAL);
+        assert_int_equal(
+            parse(&o, out, err, bad[i][0], bad[i][1], (char *) NULL), -EINVAL);
         /* The message names what was wrong. */
         assert_non_null(strstr(err, bad[i][2]));
         server_options_free(&o);

@@ -8,11 +8,17 @@
 
 #include "lib/util.h"
 
+/* Receive buffer. The kernel sizes its dump skbs after the largest
+ * recvmsg() buffer seen, so 32 KiB (as iproute2 uses) returns a link or
+ * qdisc dump of hundreds of interfaces in a few reads instead of one read
+ * per page (MNL_SOCKET_BUFFER_SIZE is a page). */
+#define DTS_RTNL_BUF_SIZE 32768
+
 struct dts_rtnl {
     struct mnl_socket *nl;
     unsigned portid;
     unsigned seq;
-    char *buf; /* MNL_SOCKET_BUFFER_SIZE bytes */
+    char *buf; /* DTS_RTNL_BUF_SIZE bytes */
 };
 
 struct dts_rtnl *
@@ -32,7 +38,7 @@ dts_rtnl_open(void)
     r->nl = nl;
     r->portid = mnl_socket_get_portid(nl);
     r->seq = (unsigned) time(NULL);
-    r->buf = xmalloc(MNL_SOCKET_BUFFER_SIZE);
+    r->buf = xmalloc(DTS_RTNL_BUF_SIZE);
     return r;
 }
 
@@ -61,7 +67,7 @@ dts_rtnl_dump(struct dts_rtnl *r, uint16_t type, const void *hdr,
         return -errno;
     }
     for (;;) {
-        ssize_t n = mnl_socket_recvfrom(r->nl, r->buf, MNL_SOCKET_BUFFER_SIZE);
+        ssize_t n = mnl_socket_recvfrom(r->nl, r->buf, DTS_RTNL_BUF_SIZE);
         if (n < 0) {
             return -errno;
         }

@@ -118,6 +118,62 @@ test_sysfs(void **state)
     free(cmd);
 }
 
+/* Parse the dts_net_* lines of device lo from a rendered page: names
+ * (with labels) into names[], values into vals[]. Returns the count. */
+static size_t
+lo_series(const char *page, char names[][96], double *vals, size_t max)
+{
+    size_t n = 0;
+    for (const char *l = page; l && *l && n < max;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t) (nl - l) : strlen(l);
+        const char *sp = memchr(l, ' ', len);
+        if (!strncmp(l, "dts_net_", 8) && sp && sp - l > 13 &&
+            !strncmp(sp - 13, "{device=\"lo\"}", 13)) {
+            snprintf(names[n], 96, "%.*s", (int) (sp - l), l);
+            vals[n++] = strtod(sp + 1, NULL);
+        }
+        l = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+/* On the real /sys the net statistics come from one RTM_GETLINK dump;
+ * the series must be those of the files, with the same numbers (counters
+ * only grow between the two reads). "//sys" forces the file path. */
+static void
+test_sysfs_netlink_matches_files(void **state)
+{
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_runtime rt_files = {.config_dir = "/tmp", .sysfs_root = "//sys"};
+    struct dts_runtime rt_nl = {.config_dir = "/tmp", .sysfs_root = "/sys"};
+    struct dts_config *cf = dts_config_parse_ini("", 0, "t", &rt_files, &err);
+    struct dts_config *cn = dts_config_parse_ini("", 0, "t", &rt_nl, &err);
+    assert_non_null(cf);
+    assert_non_null(cn);
+    char *files = collect(&dts_prov_sysfs_ops, cf, NULL);
+    char *nl = collect(&dts_prov_sysfs_ops, cn, NULL);
+    static char fn[64][96], nn[64][96];
+    double fv[64], nv[64];
+    size_t nf = lo_series(files, fn, fv, 64);
+    size_t nn_ = lo_series(nl, nn, nv, 64);
+    assert_int_equal(nf, 24); /* every file of statistics/ */
+    assert_int_equal(nn_, nf);
+    for (size_t i = 0; i < nf; i++) {
+        assert_string_equal(nn[i], fn[i]);
+        assert_true(nv[i] >= fv[i]);
+    }
+    /* Same help and type lines. */
+    assert_non_null(strstr(nl, "# HELP dts_net_rx_bytes_total Network device "
+                               "statistic rx_bytes.\n# TYPE "
+                               "dts_net_rx_bytes_total counter\n"));
+    free(files);
+    free(nl);
+    dts_config_free(cf);
+    dts_config_free(cn);
+}
+
 static struct dts_config *
 empty_config(void)
 {
@@ -250,6 +306,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sysfs),
+        cmocka_unit_test(test_sysfs_netlink_matches_files),
         cmocka_unit_test(test_gpu_not_available),
         cmocka_unit_test(test_netlink_providers_on_lo),
         cmocka_unit_test(test_promtext),

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -203,6 +204,45 @@ test_labels_json(void **state)
     assert_null(dts_export_labels_to_json("a=\"x"));
 }
 
+/* Values print as "%.0f" would for integers, shortest exact form else. */
+static void
+test_format_value(void **state)
+{
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0, "0"},
+        {-0.0, "-0"},
+        {7, "7"},
+        {-42, "-42"},
+        {18446744073.0, "18446744073"},
+        {999999999999999.0, "999999999999999"},
+        {-999999999999999.0, "-999999999999999"},
+        {1e15, "1e+15"},
+        {1.8446744073709552e19, "1.8446744073709552e+19"},
+        {0.5, "0.5"},
+        {0.1, "0.1"},
+        {NAN, "NaN"},
+        {INFINITY, "+Inf"},
+        {-INFINITY, "-Inf"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct dbuf b;
+        dbuf_init(&b);
+        dts_format_value(&b, cases[i].v);
+        assert_string_equal(b.data, cases[i].text);
+        if (isfinite(cases[i].v) && fabs(cases[i].v) < 1e15) {
+            char ref[64];
+            snprintf(ref, sizeof ref, "%.0f", cases[i].v);
+            if (cases[i].v == floor(cases[i].v)) {
+                assert_string_equal(b.data, ref);
+            }
+        }
+        dbuf_free(&b);
+    }
+}
+
 static void
 test_names(void **state)
 {
@@ -220,7 +260,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render), cmocka_unit_test(test_filter),
         cmocka_unit_test(test_labels), cmocka_unit_test(test_labels_json),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_names),  cmocka_unit_test(test_format_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

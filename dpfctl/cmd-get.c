@@ -366,9 +366,6 @@ row_from_object(struct getctx *g, struct printer_table *t,
         }
         if (cs->is_date[i]) {
             sel[i] = date_cell(sel[i]);
-        } else if (!sel[i][0] && ix != 0) {
-            free(sel[i]);
-            sel[i] = xstrdup("<none>");
         }
     }
     table_row(g, t, cs, k, sel,

@@ -49,8 +49,8 @@ void printer_duration(int64_t seconds, char *buf, size_t size);
 int printer_parse_time(const char *s, int64_t *epoch);
 /* Age of an RFC 3339 timestamp relative to now ("<unknown>" if bad). */
 void printer_age(const char *ts, char *buf, size_t size);
-/* A Table cell as text: strings as is, numbers, booleans, null as
- * "<none>", others as compact JSON. Malloc'd. */
+/* A Table cell as text: strings as is, numbers, booleans, null as ""
+ * (what kubectl prints), others as compact JSON. Malloc'd. */
 char *printer_cell(const json_t *v);
 
 /* Deep copy with object keys sorted (kubectl's key order). New ref. */

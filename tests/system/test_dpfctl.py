@@ -501,6 +501,9 @@ def test_wait(three, tmp_path):
     ctl(three, "-n", NS, "delete", "bfb", "b3", "--wait=false")
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0 and out == f"bfb.{GROUP}/b3 condition met\n", err
+    # already gone: nothing to print, success (kubectl)
+    r = ctl(three, "-n", NS, "wait", "bfb/b3", "--for=delete")
+    assert r.stdout == ""
     r = ctl(three, "-n", NS, "wait", "bfb/b1", "--for=bogus", ok=False)
     assert "unrecognized condition" in r.stderr
 

@@ -727,9 +727,7 @@ get_target(struct getctx *g, const struct target *tg)
             } else {
                 ts.printed = ts.t.nrows;
             }
-        } else if (g->s->watch && !g->s->watch_only) {
-            no_resources(g, k);
-        }
+        } /* kubectl -w says nothing about an empty list */
     } else if (g->s->watch) {
         if (!g->s->watch_only) {
             json_t *items = json_object_get(reply, "items");

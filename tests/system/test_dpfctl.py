@@ -310,6 +310,9 @@ def test_get_empty_notfound_and_unknown(dpf_server):
         r.stderr == f"No resources found in {NS} namespace.\n"
     r = ctl(dpf_server, "get", "bfb", "-A")
     assert r.stderr == "No resources found\n"
+    # a watch on an empty list prints nothing until something happens
+    r = ctl(dpf_server, "-n", NS, "get", "bfb", "-w", "--request-timeout=1s")
+    assert (r.stdout, r.stderr) == ("", "")
     r = ctl(dpf_server, "-n", NS, "get", "bfb", "nope", ok=False)
     assert r.stderr.startswith("Error from server (NotFound): ")
     assert '"nope" not found' in r.stderr

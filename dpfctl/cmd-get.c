@@ -868,11 +868,6 @@ parse_targets(struct dpfctl *d, struct get_state *s, int argc, char **argv,
                 return 1;
             }
             target_add_name(target_for(&ts, &n, k), slash + 1, NULL);
-            free(ts[n - 1].name_ns[ts[n - 1].nnames - 1]);
-        }
-        for (size_t i = 0; i < n; i++) {
-            free(ts[i].name_ns);
-            ts[i].name_ns = NULL;
         }
         *out = ts;
         *nout = n;
@@ -909,10 +904,6 @@ parse_targets(struct dpfctl *d, struct get_state *s, int argc, char **argv,
     }
     for (int i = 1; i < argc; i++) {
         target_add_name(&ts[0], argv[i], NULL);
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(ts[i].name_ns);
-        ts[i].name_ns = NULL;
     }
     *out = ts;
     *nout = n;

@@ -38,22 +38,29 @@ describe_opt(void *st, int c, const char *arg, struct dpfctl *d)
     return -EINVAL;
 }
 
-/* "creationTimestamp" -> "Creation Timestamp", "apiVersion" ->
- * "API Version" (kubectl's smart labels). Malloc'd. */
+/* kubectl's smartLabelFor: "creationTimestamp" -> "Creation Timestamp",
+ * "apiVersion" -> "API Version"; keys with characters other than letters
+ * and '-' are kept as they are ("ipv4Network", "x.io/y"). Malloc'd. */
 static char *
 smart_label(const char *key)
 {
-    static const char *const acronyms[] = {
-        "API", "CPU", "DNS", "ID",   "IP",   "IPs", "MTU",  "OS",  "PF",
-        "TLS", "UID", "URL", "URI",  "UUID", "VF",  "VIP",  "BFB", "DPU",
-        "SFC", "OVN", "HBN", "IPAM", "CIDR", "MAC", "VLAN", "VNI", "ASN"};
+    static const char *const acronyms[] = {"API", "URL", "UID", "OSB", "GUID"};
+    for (const char *p = key; *p; p++) {
+        if (!isalpha((unsigned char) *p) && *p != '-') {
+            return xstrdup(key);
+        }
+    }
     struct dbuf out;
     dbuf_init(&out);
     size_t n = strlen(key);
     size_t i = 0;
     while (i < n) {
         size_t s = i;
-        if (isupper((unsigned char) key[i])) {
+        if (key[i] == '-') {
+            while (i < n && key[i] == '-') {
+                i++;
+            }
+        } else if (isupper((unsigned char) key[i])) {
             size_t j = i;
             while (j < n && isupper((unsigned char) key[j])) {
                 j++;
@@ -66,12 +73,12 @@ smart_label(const char *key)
                 i = j;
             } else {
                 i = j;
-                while (i < n && !isupper((unsigned char) key[i])) {
+                while (i < n && islower((unsigned char) key[i])) {
                     i++;
                 }
             }
         } else {
-            while (i < n && !isupper((unsigned char) key[i])) {
+            while (i < n && islower((unsigned char) key[i])) {
                 i++;
             }
         }
@@ -79,12 +86,16 @@ smart_label(const char *key)
         size_t wl = DPF_MIN(i - s, sizeof word - 1);
         memcpy(word, key + s, wl);
         word[wl] = '\0';
-        word[0] = (char) toupper((unsigned char) word[0]);
+        bool acro = false;
         for (size_t a = 0; a < ARRAY_SIZE(acronyms); a++) {
             if (!strcasecmp(word, acronyms[a])) {
                 snprintf(word, sizeof word, "%s", acronyms[a]);
+                acro = true;
                 break;
             }
+        }
+        if (!acro) {
+            word[0] = (char) toupper((unsigned char) word[0]);
         }
         dbuf_printf(&out, "%s%s", out.len ? " " : "", word);
     }
@@ -194,10 +205,10 @@ conditions_table(FILE *out, const json_t *conds, int ind)
     free(pad);
 }
 
-/* Print one "Label:  value" entry (or a nested block) at ind. */
+/* Print one "Label:<TAB>value" entry (or a nested block) at ind; the
+ * tabs are aligned by printer_tabwrite() at the end. */
 static void
-describe_entry(FILE *out, const char *key, const json_t *v, int ind,
-               size_t width)
+describe_entry(FILE *out, const char *key, const json_t *v, int ind)
 {
     char *label = smart_label(key);
     if (json_is_object(v)) {
@@ -228,8 +239,7 @@ describe_entry(FILE *out, const char *key, const json_t *v, int ind,
         }
     } else {
         char *s = scalar_text(v);
-        int pad = (int) (width - strlen(label));
-        fprintf(out, "%*s%s:%*s  %s\n", ind, "", label, pad, "", s);
+        fprintf(out, "%*s%s:\t%s\n", ind, "", label, s);
         free(s);
     }
     free(label);
@@ -240,26 +250,17 @@ describe_map(FILE *out, const json_t *o, int ind)
 {
     size_t n;
     const char **keys = sorted_keys(o, &n);
-    size_t width = 0;
     for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_object_get(o, keys[i]);
-        if (!json_is_object(v) && !json_is_array(v)) {
-            char *l = smart_label(keys[i]);
-            width = DPF_MAX(width, strlen(l));
-            free(l);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        describe_entry(out, keys[i], json_object_get(o, keys[i]), ind, width);
+        describe_entry(out, keys[i], json_object_get(o, keys[i]), ind);
     }
     free(keys);
 }
 
-/* "Labels:       a=b" then continuation lines aligned at column 14. */
+/* "Labels:<TAB>a=b" then "<TAB>c=d" continuation lines (kubectl). */
 static void
 header_map(FILE *out, const char *label, const json_t *m, bool annotations)
 {
-    fprintf(out, "%-14s", label);
+    fprintf(out, "%s\t", label);
     size_t n;
     const char **keys = sorted_keys(m, &n);
     bool any = false;
@@ -269,7 +270,7 @@ header_map(FILE *out, const char *label, const json_t *m, bool annotations)
         }
         const char *v = json_string_value(json_object_get(m, keys[i]));
         if (any) {
-            fprintf(out, "%14s", "");
+            fputc('\t', out);
         }
         fprintf(out, annotations ? "%s: %s\n" : "%s=%s\n", keys[i], v ? v : "");
         any = true;
@@ -354,7 +355,7 @@ print_events(FILE *out, json_t *events)
 {
     size_t n = json_array_size(events);
     if (n == 0) {
-        fprintf(out, "Events:  <none>\n");
+        fprintf(out, "Events:\t<none>\n");
         return;
     }
     json_t **evs = xcalloc(n, sizeof *evs);
@@ -362,16 +363,8 @@ print_events(FILE *out, json_t *events)
         evs[i] = json_array_get(events, i);
     }
     qsort(evs, n, sizeof *evs, cmp_events);
-    fprintf(out, "Events:\n");
-    struct printer_table t;
-    printer_table_init(&t, 5);
-    t.minwidth = 0;
-    t.padding = 2;
-    t.indent = "  ";
-    const char *hdr[] = {"Type", "Reason", "Age", "From", "Message"};
-    const char *dash[] = {"----", "------", "----", "----", "-------"};
-    printer_table_add(&t, hdr);
-    printer_table_add(&t, dash);
+    fprintf(out, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n"
+                 "  ----\t------\t----\t----\t-------\n");
     for (size_t i = 0; i < n; i++) {
         const json_t *ev = evs[i];
         char age[32], first[32], agebuf[96];
@@ -391,19 +384,23 @@ print_events(FILE *out, json_t *events)
         if (!from) {
             from = json_string_value(json_object_get(ev, "reportingComponent"));
         }
-        const char *row[5];
-        row[0] = json_string_value(json_object_get(ev, "type")) ?: "";
-        row[1] = json_string_value(json_object_get(ev, "reason")) ?: "";
-        row[2] = agebuf;
-        row[3] = from ? from : "";
-        row[4] = json_string_value(json_object_get(ev, "message")) ?: "";
-        if (!row[4][0]) {
-            row[4] = json_string_value(json_object_get(ev, "note")) ?: "";
+        const char *msg = json_string_value(json_object_get(ev, "message"));
+        if (!msg || !*msg) {
+            msg = json_string_value(json_object_get(ev, "note"));
         }
-        printer_table_add(&t, row);
+        /* tabs and newlines inside a message would break the table */
+        char *m = xstrdup(msg ? msg : "");
+        for (char *c = m; *c; c++) {
+            if (*c == '\t' || *c == '\n') {
+                *c = ' ';
+            }
+        }
+        fprintf(out, "  %s\t%s\t%s\t%s\t%s\n",
+                json_string_value(json_object_get(ev, "type")) ?: "",
+                json_string_value(json_object_get(ev, "reason")) ?: "", agebuf,
+                from ? from : "", m);
+        free(m);
     }
-    printer_table_print(&t, out);
-    printer_table_free(&t);
     free(evs);
 }
 
@@ -411,18 +408,21 @@ static void
 describe_object(struct dpfctl *d, const struct schema_kind *k,
                 const json_t *obj)
 {
-    FILE *out = d->out;
+    /* written with tabs first, aligned like kubectl's tabwriter at the end */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *out = open_memstream(&text, &text_len);
     json_t *md = json_object_get(obj, "metadata");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
-    fprintf(out, "%-14s%s\n",
-            "Name:", json_string_value(json_object_get(md, "name")) ?: "");
-    fprintf(out, "%-14s%s\n", "Namespace:", ns ? ns : "");
+    fprintf(out, "Name:\t%s\n",
+            json_string_value(json_object_get(md, "name")) ?: "");
+    fprintf(out, "Namespace:\t%s\n", ns ? ns : "");
     header_map(out, "Labels:", json_object_get(md, "labels"), false);
     header_map(out, "Annotations:", json_object_get(md, "annotations"), true);
-    fprintf(out, "%-14s%s\n", "API Version:",
+    fprintf(out, "API Version:\t%s\n",
             json_string_value(json_object_get(obj, "apiVersion"))
                 ?: schema_api_version(k));
-    fprintf(out, "%-14s%s\n", "Kind:",
+    fprintf(out, "Kind:\t%s\n",
             json_string_value(json_object_get(obj, "kind")) ?: k->kind);
 
     /* Metadata without what the header showed and without managedFields */
@@ -441,29 +441,21 @@ describe_object(struct dpfctl *d, const struct schema_kind *k,
     /* every other top-level field (spec, status, data, ...) */
     size_t n;
     const char **keys = sorted_keys(obj, &n);
-    size_t width = 0;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_object_get(obj, keys[i]);
-        if (!json_is_object(v) && !json_is_array(v) &&
-            strcmp(keys[i], "apiVersion") && strcmp(keys[i], "kind")) {
-            char *l = smart_label(keys[i]);
-            width = DPF_MAX(width, strlen(l));
-            free(l);
-        }
-    }
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(keys[i], "apiVersion") || !strcmp(keys[i], "kind") ||
             !strcmp(keys[i], "metadata")) {
             continue;
         }
-        describe_entry(out, keys[i], json_object_get(obj, keys[i]), 0, width);
+        describe_entry(out, keys[i], json_object_get(obj, keys[i]), 0);
     }
     free(keys);
 
     json_t *events = events_for(d, obj, ns);
     print_events(out, events);
     json_decref(events);
-    fflush(out);
+    fclose(out);
+    printer_tabwrite(d->out, text, 0, 2);
+    free(text);
 }
 
 static int

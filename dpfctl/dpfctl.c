@@ -135,6 +135,14 @@ dpfctl_print_error(struct dpfctl *d, const struct dpf_error *err,
         fprintf(d->err, "Error from server (%s): %s%s\n",
                 err->reason[0] ? err->reason : "Unknown", prefix ? prefix : "",
                 err->message);
+    } else if (d->kc && (strstr(err->message, "Couldn't connect") ||
+                         strstr(err->message, "Connection refused"))) {
+        /* kubectl's wording for a server that is not listening */
+        const char *hp = strstr(d->kc->server, "://");
+        fprintf(d->err,
+                "The connection to the server %s was refused - did you "
+                "specify the right host or port?\n",
+                hp ? hp + 3 : d->kc->server);
     } else {
         fprintf(d->err, "error: %s%s\n", prefix ? prefix : "",
                 err->message[0] ? err->message : "unknown error");

@@ -92,6 +92,110 @@ printer_table_free(struct printer_table *t)
     memset(t, 0, sizeof *t);
 }
 
+/* One line split into cells for printer_tabwrite(). */
+struct twline {
+    char **cells; /* NUL-terminated cells (pointers into a copy) */
+    size_t n;     /* cell count (tabs + 1) */
+};
+
+/* Write lines [l0, l1) with the current column widths. */
+static void
+tw_write(FILE *out, const struct twline *lines, size_t l0, size_t l1,
+         const size_t *widths, size_t nwidths)
+{
+    for (size_t i = l0; i < l1; i++) {
+        for (size_t j = 0; j < lines[i].n; j++) {
+            const char *c = lines[i].cells[j];
+            fputs(c, out);
+            if (j < nwidths && j + 1 < lines[i].n) {
+                for (size_t k = text_width(c); k < widths[j]; k++) {
+                    fputc(' ', out);
+                }
+            }
+        }
+        fputc('\n', out);
+    }
+}
+
+/* Go's tabwriter format(): recursive over column blocks. */
+static void
+tw_format(FILE *out, const struct twline *lines, size_t l0, size_t l1,
+          size_t *widths, size_t nwidths, size_t minwidth, size_t padding)
+{
+    size_t column = nwidths;
+    for (size_t t = l0; t < l1; t++) {
+        if (column + 1 >= lines[t].n) {
+            continue;
+        }
+        tw_write(out, lines, l0, t, widths, nwidths);
+        l0 = t;
+        size_t width = minwidth;
+        for (; t < l1; t++) {
+            if (column + 1 >= lines[t].n) {
+                break;
+            }
+            size_t w = text_width(lines[t].cells[column]) + padding;
+            if (w > width) {
+                width = w;
+            }
+        }
+        widths[nwidths] = width;
+        tw_format(out, lines, l0, t, widths, nwidths + 1, minwidth, padding);
+        l0 = t;
+        if (t == l1) {
+            break;
+        }
+    }
+    tw_write(out, lines, l0, l1, widths, nwidths);
+}
+
+void
+printer_tabwrite(FILE *out, const char *text, size_t minwidth, size_t padding)
+{
+    char *copy = xstrdup(text);
+    struct twline *lines = NULL;
+    size_t n = 0, maxcells = 1;
+    char *p = copy;
+    size_t len = strlen(copy);
+    if (len > 0 && copy[len - 1] == '\n') {
+        copy[len - 1] = '\0';
+    }
+    while (p) {
+        char *nl = strchr(p, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+        lines = xrealloc(lines, (n + 1) * sizeof *lines);
+        struct twline *l = &lines[n++];
+        l->n = 1;
+        for (char *q = p; *q; q++) {
+            l->n += *q == '\t';
+        }
+        l->cells = xcalloc(l->n, sizeof *l->cells);
+        size_t c = 0;
+        l->cells[c++] = p;
+        for (char *q = p; *q; q++) {
+            if (*q == '\t') {
+                *q = '\0';
+                l->cells[c++] = q + 1;
+            }
+        }
+        maxcells = DPF_MAX(maxcells, l->n);
+        p = nl ? nl + 1 : NULL;
+    }
+    if (len > 0) {
+        size_t *widths = xcalloc(maxcells, sizeof *widths);
+        tw_format(out, lines, 0, n, widths, 0, minwidth, padding);
+        free(widths);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i].cells);
+    }
+    free(lines);
+    free(copy);
+    fflush(out);
+}
+
 void
 printer_duration(int64_t s, char *buf, size_t size)
 {
@@ -213,7 +317,7 @@ char *
 printer_cell(const json_t *v)
 {
     if (!v || json_is_null(v)) {
-        return xstrdup("<none>");
+        return xstrdup(""); /* kubectl prints nothing for a nil cell */
     }
     if (json_is_string(v)) {
         return xstrdup(json_string_value(v));

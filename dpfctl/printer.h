@@ -35,6 +35,13 @@ void printer_table_print_from(const struct printer_table *t, size_t from,
 void printer_table_print(const struct printer_table *t, FILE *out);
 void printer_table_free(struct printer_table *t);
 
+/* Print text whose lines hold tab-separated cells, aligned the way Go's
+ * text/tabwriter does it (what kubectl describe uses: minwidth 0, padding
+ * 2): a column is aligned over each run of consecutive lines that have a
+ * cell in it; the last cell of a line is never padded. */
+void printer_tabwrite(FILE *out, const char *text, size_t minwidth,
+                      size_t padding);
+
 /* kubectl's HumanDuration: "5s", "3m12s", "4h", "2d", "3y45d". */
 void printer_duration(int64_t seconds, char *buf, size_t size);
 /* Parse an RFC 3339 timestamp (fractional seconds allowed) into seconds
@@ -42,8 +49,8 @@ void printer_duration(int64_t seconds, char *buf, size_t size);
 int printer_parse_time(const char *s, int64_t *epoch);
 /* Age of an RFC 3339 timestamp relative to now ("<unknown>" if bad). */
 void printer_age(const char *ts, char *buf, size_t size);
-/* A Table cell as text: strings as is, numbers, booleans, null as
- * "<none>", others as compact JSON. Malloc'd. */
+/* A Table cell as text: strings as is, numbers, booleans, null as ""
+ * (what kubectl prints), others as compact JSON. Malloc'd. */
 char *printer_cell(const json_t *v);
 
 /* Deep copy with object keys sorted (kubectl's key order). New ref. */

@@ -310,6 +310,9 @@ def test_get_empty_notfound_and_unknown(dpf_server):
         r.stderr == f"No resources found in {NS} namespace.\n"
     r = ctl(dpf_server, "get", "bfb", "-A")
     assert r.stderr == "No resources found\n"
+    # a watch on an empty list prints nothing until something happens
+    r = ctl(dpf_server, "-n", NS, "get", "bfb", "-w", "--request-timeout=1s")
+    assert (r.stdout, r.stderr) == ("", "")
     r = ctl(dpf_server, "-n", NS, "get", "bfb", "nope", ok=False)
     assert r.stderr.startswith("Error from server (NotFound): ")
     assert '"nope" not found' in r.stderr
@@ -501,6 +504,9 @@ def test_wait(three, tmp_path):
     ctl(three, "-n", NS, "delete", "bfb", "b3", "--wait=false")
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0 and out == f"bfb.{GROUP}/b3 condition met\n", err
+    # already gone: nothing to print, success (kubectl)
+    r = ctl(three, "-n", NS, "wait", "bfb/b3", "--for=delete")
+    assert r.stdout == ""
     r = ctl(three, "-n", NS, "wait", "bfb/b1", "--for=bogus", ok=False)
     assert "unrecognized condition" in r.stderr
 
@@ -514,5 +520,6 @@ def test_version_and_unreachable_server(dpf_server):
     assert lines[1].startswith("Server Version: ")
     dpf_server.stop()
     r = ctl(dpf_server, "get", "bfb", ok=False)
-    assert r.stderr.startswith("error: ")
-    assert "127.0.0.1" in r.stderr
+    assert r.stderr == (f"The connection to the server 127.0.0.1:"
+                        f"{dpf_server.port} was refused - did you specify "
+                        f"the right host or port?\n")

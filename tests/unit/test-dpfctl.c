@@ -174,6 +174,42 @@ test_table(void **state)
 }
 
 static void
+test_tabwrite(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    /* Go text/tabwriter semantics: a column block is a run of lines with
+     * a cell in that column; a line without tabs ends the block */
+    printer_tabwrite(f,
+                     "Name:\tds\n"
+                     "Annotations:\t<none>\n"
+                     "Spec:\n"
+                     "  Automatic Node Reboot:\ttrue\n"
+                     "  Bfb:\n"
+                     "    Name:\tbf\n"
+                     "  Dpu Flavor:\tf\n"
+                     "Events:\n"
+                     "  Type\tReason\tAge\n"
+                     "  ----\t------\t---\n"
+                     "  Normal\tX\t5s\n",
+                     0, 2);
+    fclose(f);
+    assert_string_equal(buf, "Name:         ds\n"
+                             "Annotations:  <none>\n"
+                             "Spec:\n"
+                             "  Automatic Node Reboot:  true\n"
+                             "  Bfb:\n"
+                             "    Name:      bf\n"
+                             "  Dpu Flavor:  f\n"
+                             "Events:\n"
+                             "  Type    Reason  Age\n"
+                             "  ----    ------  ---\n"
+                             "  Normal  X       5s\n");
+    free(buf);
+}
+
+static void
 test_three_way(void **state)
 {
     json_t *orig = yaml("spec: {a: 1, b: 2, m: {x: 1, y: 2}, l: [1, 2]}\n"
@@ -359,6 +395,7 @@ main(void)
         cmocka_unit_test(test_jsonpath),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_tabwrite),
         cmocka_unit_test(test_three_way),
         cmocka_unit_test(test_annotation),
         cmocka_unit_test(test_parse_duration),

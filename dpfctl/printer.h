@@ -33,6 +33,7 @@ void printer_table_print_from(const struct printer_table *t, size_t from,
                               FILE *out);
 /* Print every row. */
 void printer_table_print(const struct printer_table *t, FILE *out);
+/* Release the cells; t must be initialised again before reuse. */
 void printer_table_free(struct printer_table *t);
 
 /* Print text whose lines hold tab-separated cells, aligned the way Go's

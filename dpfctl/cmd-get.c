@@ -366,9 +366,6 @@ row_from_object(struct getctx *g, struct printer_table *t,
         }
         if (cs->is_date[i]) {
             sel[i] = date_cell(sel[i]);
-        } else if (!sel[i][0] && ix != 0) {
-            free(sel[i]);
-            sel[i] = xstrdup("<none>");
         }
     }
     table_row(g, t, cs, k, sel,
@@ -730,9 +727,7 @@ get_target(struct getctx *g, const struct target *tg)
             } else {
                 ts.printed = ts.t.nrows;
             }
-        } else if (g->s->watch && !g->s->watch_only) {
-            no_resources(g, k);
-        }
+        } /* kubectl -w says nothing about an empty list */
     } else if (g->s->watch) {
         if (!g->s->watch_only) {
             json_t *items = json_object_get(reply, "items");
@@ -873,11 +868,6 @@ parse_targets(struct dpfctl *d, struct get_state *s, int argc, char **argv,
                 return 1;
             }
             target_add_name(target_for(&ts, &n, k), slash + 1, NULL);
-            free(ts[n - 1].name_ns[ts[n - 1].nnames - 1]);
-        }
-        for (size_t i = 0; i < n; i++) {
-            free(ts[i].name_ns);
-            ts[i].name_ns = NULL;
         }
         *out = ts;
         *nout = n;
@@ -914,10 +904,6 @@ parse_targets(struct dpfctl *d, struct get_state *s, int argc, char **argv,
     }
     for (int i = 1; i < argc; i++) {
         target_add_name(&ts[0], argv[i], NULL);
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(ts[i].name_ns);
-        ts[i].name_ns = NULL;
     }
     *out = ts;
     *nout = n;

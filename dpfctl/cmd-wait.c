@@ -296,13 +296,15 @@ wait_one(struct dpfctl *d, const struct schema_kind *k, const char *name,
     const char *ns = dpfctl_ns_for(d, k, false);
     struct dpf_error err = {0};
     char kg[256];
-    if (c->type != FOR_DELETE) {
-        json_t *obj = NULL;
-        if (api_client_get(d->client, k, ns, name, &obj, &err) < 0) {
-            dpfctl_print_error(d, &err, NULL);
-            return 1;
-        }
-        json_decref(obj);
+    json_t *obj = NULL;
+    int g = api_client_get(d->client, k, ns, name, &obj, &err);
+    json_decref(obj);
+    if (g == -ENOENT && c->type == FOR_DELETE) {
+        return 0; /* already gone: kubectl prints nothing */
+    }
+    if (g < 0) {
+        dpfctl_print_error(d, &err, NULL);
+        return 1;
     }
     int64_t deadline = timeout_ms == 0  ? -1
                        : timeout_ms < 0 ? 0

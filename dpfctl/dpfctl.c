@@ -131,7 +131,11 @@ void
 dpfctl_print_error(struct dpfctl *d, const struct dpf_error *err,
                    const char *prefix)
 {
-    if (dpfctl_error_from_server(err)) {
+    if (dpfctl_error_from_server(err) && err->code == 401) {
+        /* kubectl's wording for missing or rejected credentials */
+        fprintf(d->err, "error: You must be logged in to the server (%s)\n",
+                err->message[0] ? err->message : "Unauthorized");
+    } else if (dpfctl_error_from_server(err)) {
         fprintf(d->err, "Error from server (%s): %s%s\n",
                 err->reason[0] ? err->reason : "Unknown", prefix ? prefix : "",
                 err->message);
@@ -143,6 +147,11 @@ dpfctl_print_error(struct dpfctl *d, const struct dpf_error *err,
                 "The connection to the server %s was refused - did you "
                 "specify the right host or port?\n",
                 hp ? hp + 3 : d->kc->server);
+    } else if (err->code == 503 && strstr(err->message, "\": ")) {
+        /* transport failures (TLS, DNS, resets): kubectl's prefix and
+         * curl's reason without the request line */
+        fprintf(d->err, "Unable to connect to the server: %s\n",
+                strstr(err->message, "\": ") + 3);
     } else {
         fprintf(d->err, "error: %s%s\n", prefix ? prefix : "",
                 err->message[0] ? err->message : "unknown error");

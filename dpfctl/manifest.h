@@ -28,6 +28,7 @@ struct manifest_set {
  * problems (0 = all good). stdin is read from in. */
 int manifest_read(const char *const *paths, size_t npaths, bool recursive,
                   FILE *in, FILE *errf, struct manifest_set *set);
+/* Release every object and source name; set becomes empty. */
 void manifest_set_free(struct manifest_set *set);
 
 #endif

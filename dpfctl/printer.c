@@ -317,7 +317,7 @@ char *
 printer_cell(const json_t *v)
 {
     if (!v || json_is_null(v)) {
-        return xstrdup("<none>");
+        return xstrdup(""); /* kubectl prints nothing for a nil cell */
     }
     if (json_is_string(v)) {
         return xstrdup(json_string_value(v));

@@ -33,6 +33,7 @@ void printer_table_print_from(const struct printer_table *t, size_t from,
                               FILE *out);
 /* Print every row. */
 void printer_table_print(const struct printer_table *t, FILE *out);
+/* Release the cells; t must be initialised again before reuse. */
 void printer_table_free(struct printer_table *t);
 
 /* Print text whose lines hold tab-separated cells, aligned the way Go's
@@ -49,8 +50,8 @@ void printer_duration(int64_t seconds, char *buf, size_t size);
 int printer_parse_time(const char *s, int64_t *epoch);
 /* Age of an RFC 3339 timestamp relative to now ("<unknown>" if bad). */
 void printer_age(const char *ts, char *buf, size_t size);
-/* A Table cell as text: strings as is, numbers, booleans, null as
- * "<none>", others as compact JSON. Malloc'd. */
+/* A Table cell as text: strings as is, numbers, booleans, null as ""
+ * (what kubectl prints), others as compact JSON. Malloc'd. */
 char *printer_cell(const json_t *v);
 
 /* Deep copy with object keys sorted (kubectl's key order). New ref. */

@@ -1,5 +1,6 @@
 /* dts: the DOCA Telemetry Service daemon (main only; see dts-daemon.h). */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,14 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Memory: one malloc arena instead of one per thread (each thread
+     * that allocates would keep its own arena's pages resident; the
+     * threads here allocate little and rarely at the same time), and a
+     * fixed mmap threshold so a freed /metrics body (a few hundred KB)
+     * goes back to the kernel instead of raising the threshold and
+     * staying in the heap. */
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     struct loop *loop = loop_create();
     if (!loop) {
         fprintf(stderr, "dts: cannot create the event loop\n");

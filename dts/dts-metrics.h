@@ -44,6 +44,7 @@ enum dts_name_match {
 
 struct dts_filter;
 struct dts_labels;
+struct dts_strchunk;
 
 /* Compile a filter from comma-separated include and exclude lists (either
  * may be NULL/empty). A sample passes when the include list is empty or
@@ -59,7 +60,8 @@ void dts_filter_free(struct dts_filter *f);
 
 /* One stored sample. */
 struct dts_sample {
-    char *labels; /* rendered label list `a="x",b="y"` ("" = none) */
+    char *labels; /* rendered label list `a="x",b="y"` ("" = none); lives
+                   * in the batch's string arena, never freed alone */
     double value; /* sample value */
 };
 
@@ -81,6 +83,7 @@ struct dts_batch {
     size_t n_buckets;             /* hash index size (power of two) */
     struct dts_family **buckets;  /* open-addressing index by name */
     size_t n_samples;             /* total samples in the batch */
+    struct dts_strchunk *strings; /* arena of sample label strings */
 };
 
 /* Where producers put samples: a batch plus the filter and labels to
@@ -90,6 +93,7 @@ struct dts_sink {
     const struct dts_filter *filter; /* counter selection or NULL */
     const struct dts_labels *labels; /* level labels or NULL */
     uint64_t filtered;               /* samples dropped by the filter */
+    struct dbuf scratch;             /* label rendering buffer (reused) */
 };
 
 struct dts_batch *dts_batch_create(void);

@@ -12,10 +12,19 @@
  * A failed scrape (connection refused, HTTP status other than 200, a body
  * over 16 MiB, text that does not parse) drops that endpoint's series and
  * counts one dts_prometheus_aggr_errors_total{source}. Counters whose name
- * lacks `_total`, histograms and summaries are re-exported as untyped. */
+ * lacks `_total`, histograms and summaries are re-exported as untyped.
+ *
+ * libcurl is loaded with dlopen() when the provider starts, not linked:
+ * linking it maps ~25 libraries (OpenSSL, Kerberos, LDAP, ssh2, ...) and
+ * ~3.5 MiB of resident memory into every dts, although most never scrape
+ * anything. Without libcurl.so.4 the provider reports "not available"
+ * with the reason (install libcurl4); $DTS_CURL_LIBRARY overrides the
+ * path (tests). The library stays loaded until exit. */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,6 +55,67 @@ struct pa_endpoint {
     size_t n;
     struct pa_sample *samples; /* newest good scrape */
 };
+
+/* The libcurl entry points used, resolved with dlsym(). */
+static struct {
+    void *lib;
+    char error[512]; /* why loading failed ("" = loaded) */
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    void (*easy_reset)(CURL *curl);
+    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
+    CURLcode (*easy_perform)(CURL *curl);
+    CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
+    const char *(*easy_strerror)(CURLcode code);
+    void (*easy_cleanup)(CURL *curl);
+} pa_curl;
+
+#define PA_CURL_LIB "libcurl.so.4"
+
+/* Load libcurl once (pthread_once); pa_curl.error says why it failed. */
+static void
+pa_curl_load(void)
+{
+    const char *path = getenv("DTS_CURL_LIBRARY");
+    if (!path || !*path) {
+        path = PA_CURL_LIB;
+    }
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        const char *why = dlerror();
+        snprintf(pa_curl.error, sizeof pa_curl.error,
+                 "not available: %s cannot be loaded (install libcurl4): %s",
+                 path, why ? why : "not found");
+        return;
+    }
+    static const char *const names[] = {
+        "curl_global_init",   "curl_easy_init",    "curl_easy_reset",
+        "curl_easy_setopt",   "curl_easy_perform", "curl_easy_getinfo",
+        "curl_easy_strerror", "curl_easy_cleanup",
+    };
+    void **slots[] = {
+        (void **) &pa_curl.global_init,   (void **) &pa_curl.easy_init,
+        (void **) &pa_curl.easy_reset,    (void **) &pa_curl.easy_setopt,
+        (void **) &pa_curl.easy_perform,  (void **) &pa_curl.easy_getinfo,
+        (void **) &pa_curl.easy_strerror, (void **) &pa_curl.easy_cleanup,
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        *slots[i] = dlsym(lib, names[i]);
+        if (!*slots[i]) {
+            snprintf(pa_curl.error, sizeof pa_curl.error,
+                     "not available: %s lacks %s", path, names[i]);
+            dlclose(lib);
+            return;
+        }
+    }
+    if (pa_curl.global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+        snprintf(pa_curl.error, sizeof pa_curl.error,
+                 "not available: curl_global_init failed");
+        dlclose(lib);
+        return;
+    }
+    pa_curl.lib = lib;
+}
 
 struct pa_state {
     pthread_mutex_t lock;
@@ -172,29 +242,29 @@ pa_scrape(struct pa_state *st, size_t idx, CURL *curl)
     struct pa_body body;
     dbuf_init(&body.buf);
     body.too_big = false;
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, pa_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                     DPF_MIN(timeout_ms, 2000));
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "dts-prometheus-aggr");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    pa_curl.easy_reset(curl);
+    pa_curl.easy_setopt(curl, CURLOPT_URL, url);
+    pa_curl.easy_setopt(curl, CURLOPT_WRITEFUNCTION, pa_write);
+    pa_curl.easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    pa_curl.easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    pa_curl.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                        DPF_MIN(timeout_ms, 2000));
+    pa_curl.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    pa_curl.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+    pa_curl.easy_setopt(curl, CURLOPT_USERAGENT, "dts-prometheus-aggr");
+    pa_curl.easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
     int64_t t0 = time_mono_ns();
-    CURLcode cc = curl_easy_perform(curl);
+    CURLcode cc = pa_curl.easy_perform(curl);
     double dur = (double) (time_mono_ns() - t0) / 1e9;
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    pa_curl.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     struct pa_collect col = {0};
     struct dpf_error err;
     dpf_error_clear(&err);
     char reason[1200] = "";
     if (cc != CURLE_OK) {
         snprintf(reason, sizeof reason, "%s",
-                 body.too_big ? "body over 16 MiB" : curl_easy_strerror(cc));
+                 body.too_big ? "body over 16 MiB" : pa_curl.easy_strerror(cc));
     } else if (status != 200) {
         snprintf(reason, sizeof reason, "HTTP status %ld", status);
     } else if (dts_promtext_parse(body.buf.data ? body.buf.data : "",
@@ -226,7 +296,7 @@ static void *
 pa_thread(void *arg)
 {
     struct pa_state *st = arg;
-    CURL *curl = curl_easy_init();
+    CURL *curl = pa_curl.easy_init();
     pthread_mutex_lock(&st->lock);
     while (!st->stop) {
         size_t n = st->n_ep;
@@ -249,7 +319,7 @@ pa_thread(void *arg)
     }
     pthread_mutex_unlock(&st->lock);
     if (curl) {
-        curl_easy_cleanup(curl);
+        pa_curl.easy_cleanup(curl);
     }
     return NULL;
 }
@@ -270,12 +340,6 @@ pa_source(const char *url)
     return xstrdup(p);
 }
 
-static void
-pa_curl_global_init(void)
-{
-    curl_global_init(CURL_GLOBAL_ALL);
-}
-
 static int
 pa_init(const struct dts_provider_ctx *ctx, void **state, struct dpf_error *err)
 {
@@ -286,7 +350,11 @@ pa_init(const struct dts_provider_ctx *ctx, void **state, struct dpf_error *err)
         return -EINVAL;
     }
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, pa_curl_global_init);
+    pthread_once(&once, pa_curl_load);
+    if (!pa_curl.lib) {
+        dpf_error_set(err, 404, "NotFound", "%s", pa_curl.error);
+        return -ENOENT;
+    }
     struct pa_state *st = xcalloc(1, sizeof *st);
     pthread_mutex_init(&st->lock, NULL);
     pthread_condattr_t ca;

@@ -310,6 +310,9 @@ def test_get_empty_notfound_and_unknown(dpf_server):
         r.stderr == f"No resources found in {NS} namespace.\n"
     r = ctl(dpf_server, "get", "bfb", "-A")
     assert r.stderr == "No resources found\n"
+    # a watch on an empty list prints nothing until something happens
+    r = ctl(dpf_server, "-n", NS, "get", "bfb", "-w", "--request-timeout=1s")
+    assert (r.stdout, r.stderr) == ("", "")
     r = ctl(dpf_server, "-n", NS, "get", "bfb", "nope", ok=False)
     assert r.stderr.startswith("Error from server (NotFound): ")
     assert '"nope" not found' in r.stderr
@@ -501,6 +504,9 @@ def test_wait(three, tmp_path):
     ctl(three, "-n", NS, "delete", "bfb", "b3", "--wait=false")
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0 and out == f"bfb.{GROUP}/b3 condition met\n", err
+    # already gone: nothing to print, success (kubectl)
+    r = ctl(three, "-n", NS, "wait", "bfb/b3", "--for=delete")
+    assert r.stdout == ""
     r = ctl(three, "-n", NS, "wait", "bfb/b1", "--for=bogus", ok=False)
     assert "unrecognized condition" in r.stderr
 
@@ -517,3 +523,74 @@ def test_version_and_unreachable_server(dpf_server):
     assert r.stderr == (f"The connection to the server 127.0.0.1:"
                         f"{dpf_server.port} was refused - did you specify "
                         f"the right host or port?\n")
+
+
+# --- kubeconfig variants --------------------------------------------------------
+
+def test_kubeconfig_auth_variants(dpf_server, tmp_path):
+    """Client certificate only, token only, CA from a file, insecure
+    skip-verify, a wrong CA, no credentials, $KUBECONFIG and a context."""
+    with open(dpf_server.kubeconfig) as f:
+        base = yaml.safe_load(f)
+
+    def variant(name, edit):
+        kc = json.loads(json.dumps(base))
+        edit(kc["clusters"][0]["cluster"], kc["users"][0]["user"], kc)
+        path = tmp_path / f"{name}.kubeconfig"
+        path.write_text(yaml.safe_dump(kc))
+        return str(path)
+
+    def get(kc, *extra, env=None):
+        return subprocess.run([binary("dpfctl", "dpfctl"), *extra, "get",
+                               "ns", "default", "-o", "name"] +
+                              (["--kubeconfig", kc] if kc else []),
+                              capture_output=True, text=True, env=env)
+
+    def drop(d, *keys):
+        for k_ in keys:
+            d.pop(k_, None)
+
+    cert_only = variant("cert", lambda c, u, kc: drop(u, "token"))
+    token_only = variant("token", lambda c, u, kc: drop(
+        u, "client-certificate-data", "client-key-data"))
+    (tmp_path / "ca.crt").write_bytes(open(dpf_server.ca, "rb").read())
+
+    def ca_file(c, u, kc):
+        drop(c, "certificate-authority-data")
+        c["certificate-authority"] = "ca.crt"  # relative to the kubeconfig
+    ca_from_file = variant("cafile", ca_file)
+
+    def insecure(c, u, kc):
+        drop(c, "certificate-authority-data")
+        c["insecure-skip-tls-verify"] = True
+    skip_verify = variant("insecure", insecure)
+    for kc in (cert_only, token_only, ca_from_file, skip_verify):
+        r = get(kc)
+        assert (r.returncode, r.stdout) == (0, "namespace/default\n"), \
+            f"{kc}: {r.stderr}"
+
+    # the system CAs do not know the server's CA: a TLS error, exit 1
+    no_ca = variant("noca", lambda c, u, kc: drop(
+        c, "certificate-authority-data"))
+    r = get(no_ca)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("Unable to connect to the server: "), r.stderr
+    assert "certificate" in r.stderr
+    # no credentials: the server's 401
+    anon = variant("anon", lambda c, u, kc: drop(
+        u, "token", "client-certificate-data", "client-key-data"))
+    r = get(anon)
+    assert r.returncode == 1
+    assert r.stderr == \
+        "error: You must be logged in to the server (Unauthorized)\n"
+    # $KUBECONFIG (first existing file of a list) and --context
+    env = dict(os.environ, KUBECONFIG=f"/nonexistent/x:{token_only}")
+    r = get(None, env=env)
+    assert (r.returncode, r.stdout) == (0, "namespace/default\n"), r.stderr
+    r = get(token_only, "--context", "nope")
+    assert r.returncode == 1
+    assert 'context "nope" not found' in r.stderr and token_only in r.stderr
+    broken = variant("broken", lambda c, u, kc: drop(c, "server"))
+    r = get(broken)
+    assert r.returncode == 1
+    assert "clusters[0].cluster.server is missing" in r.stderr

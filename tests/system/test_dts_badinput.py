@@ -112,6 +112,31 @@ def test_prometheus_aggr_junk_is_counted_and_survived(ns, targets,
         assert dts.stop() == 0
 
 
+def test_prometheus_aggr_without_libcurl_is_reported(ns, targets, tmp_path,
+                                                     monkeypatch):
+    """libcurl is loaded at run time: without it prometheus_aggr is 'not
+    available' with a reason naming the library, and dts keeps running."""
+    monkeypatch.setenv("DTS_CURL_LIBRARY", "/nonexistent/libcurl.so.4")
+    dts = Dts(ns, str(tmp_path))
+    dts.write_config(
+        "enable-provider=prometheus_aggr\n"
+        f"prometheus-aggr-endpoints=http://127.0.0.1:{targets}/good\n"
+        f"prometheus=http://127.0.0.1:{dts.port}\n")
+    try:
+        dts.start()
+        m = dts.metrics()
+        assert series(m, "dts_provider_up",
+                      provider="prometheus_aggr") == [0.0]
+        assert not series(m, "app_temp")
+        log = dts.log_text()
+        assert ("provider=prometheus_aggr reason=\"not available: "
+                "/nonexistent/libcurl.so.4 cannot be loaded (install "
+                "libcurl4)") in log, log
+        assert dts.proc.poll() is None
+    finally:
+        assert dts.stop() == 0
+
+
 def test_error_counters_exist_from_start(ns, tmp_path):
     dts = Dts(ns, str(tmp_path))
     dts.write_config(f"prometheus=http://127.0.0.1:{dts.port}\n")

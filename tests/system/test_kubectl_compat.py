@@ -5,6 +5,7 @@ the machine's kubectl (1.32) and Debian's kubectl 1.20. Verbs: get
 --cache-dir (the conftest helper makes one per call). Also checks that
 kubectl and dpfctl applies of the same file interoperate through the
 last-applied-configuration annotation."""
+import json
 import re
 import signal
 import subprocess
@@ -160,3 +161,48 @@ def test_describe_matches_kubectl(dpf_server, tmp_path, version):
         theirs = k(dpf_server, version, "-n", NS, "describe", kind, name)
         assert ours.returncode == 0, ours.stderr
         assert ours.stdout == theirs.stdout
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_get_output_matches_kubectl(dpf_server, tmp_path, version):
+    """dpfctl get prints what kubectl get prints: tables (several kinds,
+    -A, -o wide, --show-labels), -o json, -o name, -o jsonpath, errors."""
+    docs = [yaml.safe_load(bfb_yaml("g1", labels={"app": "x"})),
+            yaml.safe_load(bfb_yaml("g2")),
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "p1", "namespace": "default",
+                          "labels": {"run": "p1"}},
+             "spec": {"nodeName": "worker1",
+                      "containers": [{"name": "c", "image": "busybox"}]}}]
+    f = tmp_path / "g.yaml"
+    f.write_text(yaml.safe_dump_all(docs))
+    r = dpfctl(["apply", "-f", str(f)], dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    commands = [
+        ["get", "bfb,dpuset", "-A"],
+        ["-n", NS, "get", "bfbs", "--show-labels"],
+        ["get", "pods", "-o", "wide"],
+        ["get", "ns"],
+        ["-n", NS, "get", "bfb", "g1", "-o", "json"],
+        ["-n", NS, "get", "bfb", "-o", "json"],
+        ["get", "bfb", "-A", "-o", "name"],
+        ["-n", NS, "get", "bfb", "-o",
+         "jsonpath={range .items[*]}{.metadata.name}={.spec.fileName};{end}"],
+        ["-n", NS, "get", "bfb", "missing"],
+        ["-n", "default", "get", "bfb"],
+    ]
+    for args in commands:
+        for attempt in range(3):  # an AGE may tick between the two runs
+            ours = dpfctl(args, dpf_server.kubeconfig)
+            theirs = kubectl(args, dpf_server.kubeconfig, version=version)
+            if version == "1.20" and '"selfLink": ""' in theirs.stdout:
+                # kubectl 1.20 still printed the since-removed
+                # metadata.selfLink of a List; 1.32's output is the model
+                lst = json.loads(theirs.stdout)
+                del lst["metadata"]["selfLink"]
+                theirs.stdout = json.dumps(lst, indent=4) + "\n"
+            if (ours.stdout, ours.stderr) == (theirs.stdout, theirs.stderr):
+                break
+        assert ours.stdout == theirs.stdout, args
+        assert ours.stderr == theirs.stderr, args
+        assert ours.returncode == theirs.returncode, args

@@ -367,8 +367,15 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
     for (size_t i = 0; i < x->n_app; i++) {
         const struct dts_appctr *a = &x->app[i];
         bool ctr = a->kind == DTS_IPC_COUNTER_U64;
-        char *name = xasprintf("dts_app_%s%s", a->name, ctr ? "_total" : "");
+        /* A counter ends in exactly one _total: an app that already
+         * named its counter "requests_total" keeps that name. */
+        char *name = xasprintf("dts_app_%s", a->name);
         dts_metric_name_sanitize(name);
+        if (ctr && !str_has_suffix(name, "_total")) {
+            char *t = xasprintf("%s_total", name);
+            free(name);
+            name = t;
+        }
         const char *labels[] = {"source_id", a->source_id, "source_tag",
                                 a->source_tag, NULL};
         dts_sink_add(sink, ctr ? DTS_COUNTER : DTS_GAUGE, name,

@@ -41,17 +41,19 @@ ethtool_ioctl(int fd, const char *dev, void *cmd)
 static int
 ethtool_n_stats(int fd, const char *dev)
 {
-    struct {
-        struct ethtool_sset_info hdr;
-        uint32_t buf[1];
-    } sset;
-    memset(&sset, 0, sizeof sset);
-    sset.hdr.cmd = ETHTOOL_GSSET_INFO;
-    sset.hdr.sset_mask = 1ull << ETH_SS_STATS;
-    int rc = ethtool_ioctl(fd, dev, &sset);
+    /* struct ethtool_sset_info ends in a flexible array (one u32 per bit
+     * set in sset_mask; we ask for one), so it cannot be a member of a
+     * struct with room after it (clang: -Wgnu-variable-sized-type-not-
+     * at-end): use an aligned byte buffer. */
+    uint64_t raw[(sizeof(struct ethtool_sset_info) + sizeof(uint32_t) + 7) / 8];
+    memset(raw, 0, sizeof raw);
+    struct ethtool_sset_info *sset = (struct ethtool_sset_info *) raw;
+    sset->cmd = ETHTOOL_GSSET_INFO;
+    sset->sset_mask = 1ull << ETH_SS_STATS;
+    int rc = ethtool_ioctl(fd, dev, sset);
     if (rc == 0) {
-        return (sset.hdr.sset_mask & (1ull << ETH_SS_STATS)) ? (int) sset.buf[0]
-                                                             : 0;
+        return (sset->sset_mask & (1ull << ETH_SS_STATS)) ? (int) sset->data[0]
+                                                          : 0;
     }
     /* Old drivers: the count is in the driver info. */
     struct ethtool_drvinfo drv;

@@ -204,6 +204,56 @@ test_labels_json(void **state)
     assert_null(dts_export_labels_to_json("a=\"x"));
 }
 
+/* App counters end in exactly one _total; gauges never get one. */
+static void
+test_app_counter_names(void **state)
+{
+    struct dts_model *m = dts_model_create();
+    struct dts_export *x = dts_export_create(m);
+    struct dts_ipc_hello src = {.pid = 1};
+    strcpy(src.source_id, "app1");
+    strcpy(src.source_tag, "t");
+    static const struct {
+        const char *name;
+        uint8_t kind;
+    } in[] = {
+        {"requests", DTS_IPC_COUNTER_U64},
+        {"bytes_total", DTS_IPC_COUNTER_U64},
+        {"odd.total", DTS_IPC_COUNTER_U64},
+        {"temp_total", DTS_IPC_GAUGE_F64},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
+        struct dts_ipc_counter c = {.kind = in[i].kind, .u64 = 7, .f64 = 7};
+        strcpy(c.name, in[i].name);
+        struct dts_ipc_record r = {
+            .kind = DTS_IPC_RECORD_COUNTER, .source = &src, .counter = &c};
+        dts_export_ipc_record(x, &r);
+    }
+    struct dts_sink s;
+    dts_sink_init(&s, NULL, NULL);
+    dts_export_collect(x, &s);
+    dts_model_put(m, "app", dts_sink_take(&s));
+    dts_sink_fini(&s);
+    char *text = render(m);
+    const char *lab = "{source_id=\"app1\",source_tag=\"t\"} 7\n";
+    char *want[] = {
+        xasprintf("\ndts_app_requests_total%s", lab),
+        xasprintf("\ndts_app_bytes_total%s", lab),
+        xasprintf("\ndts_app_odd_total%s", lab),
+        xasprintf("\ndts_app_temp_total%s", lab),
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        assert_non_null(strstr(text, want[i]));
+        free(want[i]);
+    }
+    assert_null(strstr(text, "_total_total"));
+    assert_non_null(strstr(text, "# TYPE dts_app_temp_total gauge\n"));
+    assert_non_null(strstr(text, "# TYPE dts_app_bytes_total counter\n"));
+    free(text);
+    dts_export_destroy(x);
+    dts_model_free(m);
+}
+
 /* Values print as "%.0f" would for integers, shortest exact form else. */
 static void
 test_format_value(void **state)
@@ -258,9 +308,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render), cmocka_unit_test(test_filter),
-        cmocka_unit_test(test_labels), cmocka_unit_test(test_labels_json),
-        cmocka_unit_test(test_names),  cmocka_unit_test(test_format_value),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_labels_json),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_format_value),
+        cmocka_unit_test(test_app_counter_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,9 @@ struct apiserver {
     struct as_gc *gc;            /* garbage collector (apiserver-gc.c) */
     struct as_hub *hub;          /* watch dispatcher (apiserver-watch.c) */
     bool ready;                  /* answered by /readyz */
+    pthread_mutex_t ns_lock;     /* guards ns_cache and ns_gen */
+    json_t *ns_cache;            /* namespace name -> true if terminating */
+    uint64_t ns_gen;             /* bumped by every namespace event */
 };
 
 /* Output representation negotiated from the Accept header. */

@@ -818,6 +818,86 @@ as_admit_create(const struct schema_kind *k, const char *ns, const char *body,
     return 0;
 }
 
+/* Namespace existence cache: every create checks its namespace, and a
+ * store read per create cost a WAL lookup under the write storm. Entries
+ * come from the store event hook (which has seen every acknowledged write,
+ * so a deleted or terminating namespace is never answered as active) and
+ * from store reads made on a miss, kept only when no namespace event
+ * happened during the read. Negative answers are not cached. */
+#define AS_NS_KEY_PREFIX "/core/namespaces//"
+#define AS_NS_CACHE_MAX 65536
+
+/* 1 if the namespace object text has metadata.deletionTimestamp, 0 if
+ * not, -1 if it does not parse. */
+static int
+as_ns_text_terminating(const char *value, size_t len)
+{
+    json_t *o = json_loadb(value, len, 0, NULL);
+    if (!o) {
+        return -1;
+    }
+    int t = as_md_str(o, "deletionTimestamp") ? 1 : 0;
+    json_decref(o);
+    return t;
+}
+
+/* Store event hook part: keep the namespace cache current. */
+static void
+as_ns_cache_event(struct apiserver *as, enum store_event_type type,
+                  const char *key, const char *value, size_t len)
+{
+    size_t pl = strlen(AS_NS_KEY_PREFIX);
+    if (strncmp(key, AS_NS_KEY_PREFIX, pl) != 0) {
+        return;
+    }
+    const char *name = key + pl;
+    int t =
+        type == STORE_EVENT_DELETED ? -1 : as_ns_text_terminating(value, len);
+    pthread_mutex_lock(&as->ns_lock);
+    as->ns_gen++;
+    if (t < 0) {
+        json_object_del(as->ns_cache, name);
+    } else if (json_object_get(as->ns_cache, name) ||
+               json_object_size(as->ns_cache) < AS_NS_CACHE_MAX) {
+        json_object_set_new(as->ns_cache, name, json_boolean(t));
+    }
+    pthread_mutex_unlock(&as->ns_lock);
+}
+
+/* 1 terminating, 0 active, -ENOENT missing, other negative: read error. */
+static int
+as_ns_state(struct apiserver *as, const char *ns)
+{
+    pthread_mutex_lock(&as->ns_lock);
+    json_t *v = json_object_get(as->ns_cache, ns);
+    int cached = v ? json_is_true(v) : -1;
+    uint64_t gen = as->ns_gen;
+    pthread_mutex_unlock(&as->ns_lock);
+    if (cached >= 0) {
+        return cached;
+    }
+    const struct schema_kind *nsk =
+        schema_find_resource("", "v1", "namespaces");
+    struct store_kv kv = {0};
+    char *key = as_key(nsk, NULL, ns);
+    int r = store_get(as->store, key, &kv, NULL);
+    free(key);
+    if (r < 0) {
+        return r;
+    }
+    int t = as_ns_text_terminating(kv.value, kv.len);
+    store_kv_free(&kv);
+    if (t < 0) {
+        return 0; /* unparsable: exists, as before the cache */
+    }
+    pthread_mutex_lock(&as->ns_lock);
+    if (as->ns_gen == gen && json_object_size(as->ns_cache) < AS_NS_CACHE_MAX) {
+        json_object_set_new(as->ns_cache, ns, json_boolean(t));
+    }
+    pthread_mutex_unlock(&as->ns_lock);
+    return t;
+}
+
 /* 0 if the namespace exists and accepts new content; else error. */
 static int
 as_check_namespace(struct apiserver *as, const struct schema_kind *k,
@@ -828,10 +908,7 @@ as_check_namespace(struct apiserver *as, const struct schema_kind *k,
     if (!k->namespaced || !nsk || !ns) {
         return 0;
     }
-    struct store_kv kv = {0};
-    char *key = as_key(nsk, NULL, ns);
-    int r = store_get(as->store, key, &kv, NULL);
-    free(key);
+    int r = as_ns_state(as, ns);
     if (r == -ENOENT) {
         as_error_not_found(ae, nsk, ns);
         return -ENOENT;
@@ -841,11 +918,7 @@ as_check_namespace(struct apiserver *as, const struct schema_kind *k,
                      strerror(-r));
         return r;
     }
-    json_t *o = json_loadb(kv.value, kv.len, 0, NULL);
-    store_kv_free(&kv);
-    bool terminating = o && as_md_str(o, "deletionTimestamp");
-    json_decref(o);
-    if (terminating) {
+    if (r == 1) {
         char qr[256];
         as_qualified_resource(k, qr, sizeof(qr));
         as_error_set(ae, 403, "Forbidden",
@@ -2986,6 +3059,7 @@ as_store_hook(void *arg, enum store_event_type type, const char *key,
 {
     struct apiserver *as = arg;
     watch_cache_store_hook(as->wc, type, key, value, len, rv);
+    as_ns_cache_event(as, type, key, value, len);
     if (as->gc) {
         as_gc_note(as->gc, type, key, value, len);
     }
@@ -3050,6 +3124,8 @@ apiserver_create(struct store *store, struct watch_cache *wc,
     if (!as->cfg.watch_timeout_s) {
         as->cfg.watch_timeout_s = 1800;
     }
+    pthread_mutex_init(&as->ns_lock, NULL);
+    as->ns_cache = json_object();
     as->gc = as_gc_create(as, !as->cfg.no_gc_thread);
     store_set_event_hook(store, as_store_hook, as);
     as->hub = as_hub_create(as);
@@ -3074,6 +3150,8 @@ apiserver_destroy(struct apiserver *as)
     store_set_event_hook(as->store, watch_cache_store_hook, as->wc);
     as_hub_destroy(as->hub);
     as_gc_destroy(as->gc);
+    json_decref(as->ns_cache);
+    pthread_mutex_destroy(&as->ns_lock);
     free(as);
 }
 

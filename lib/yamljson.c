@@ -815,6 +815,24 @@ cp_needs_escape(uint32_t cp)
            cp == 0xFFFF || (cp >= 0xD800 && cp <= 0xDFFF);
 }
 
+/* YAML 1.1 readers (go-yaml, PyYAML) resolve plain scalars that start
+ * like a date ("2026-11-22", "2026-11-22T04:40:55Z") to timestamps, so
+ * such strings are quoted, as kubectl does. Conservative: any string that
+ * starts with YYYY-M counts. */
+static bool
+looks_like_timestamp(const char *s, size_t n)
+{
+    if (n < 6) {
+        return false;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return s[4] == '-' && s[5] >= '0' && s[5] <= '9';
+}
+
 enum yj_style {
     YJ_PLAIN,
     YJ_SINGLE,
@@ -862,7 +880,8 @@ choose_style(const char *s, size_t n, bool is_key)
          * since leading lines are empty. */
         return YJ_LITERAL;
     }
-    if (classify_plain(s, n) != YJ_STR || is_yaml11_ambiguous(s, n)) {
+    if (classify_plain(s, n) != YJ_STR || is_yaml11_ambiguous(s, n) ||
+        looks_like_timestamp(s, n)) {
         return YJ_DOUBLE;
     }
     bool plain = !has_tab;

@@ -370,6 +370,42 @@ def test_namespace_deletion(dpf_server):
     assert call(s, "GET", path("namespaces", "default", ns=None))[0] == 200
 
 
+def test_namespace_state_gates_creates(dpf_server):
+    """Creates see the namespace's current state right after each change
+    (the server answers the namespace check from memory)."""
+    s = dpf_server
+    mkns = {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "gate-ns"}}
+    assert call(s, "POST", path("configmaps", ns="gate-ns"),
+                configmap("early", ns="gate-ns"))[0] == 404
+    assert call(s, "POST", path("namespaces", ns=None), mkns)[0] == 201
+    assert call(s, "POST", path("configmaps", ns="gate-ns"),
+                configmap("a", ns="gate-ns"))[0] == 201
+    assert call(s, "POST", path("configmaps", ns="gate-ns"),
+                configmap("held", ns="gate-ns",
+                          finalizers=["example.com/hold"]))[0] == 201
+    st, d = call(s, "DELETE", path("namespaces", "gate-ns", ns=None))
+    assert st == 200 and d["status"]["phase"] == "Terminating"
+    st, e = call(s, "POST", path("configmaps", ns="gate-ns"),
+                 configmap("b", ns="gate-ns"))
+    assert st == 403 and e["reason"] == "Forbidden"
+    assert "being terminated" in e["message"]
+    wait_for(lambda: call(s, "GET", path("configmaps", "held", ns="gate-ns"))
+             [1]["metadata"].get("deletionTimestamp"), what="held terminating")
+    st, _ = call(s, "PATCH", path("configmaps", "held", ns="gate-ns"),
+                 {"metadata": {"finalizers": None}},
+                 ctype="application/merge-patch+json")
+    assert st == 200
+    wait_for(lambda: call(s, "GET", path("namespaces", "gate-ns", ns=None))[0]
+             == 404, what="namespace deleted")
+    st, e = call(s, "POST", path("configmaps", ns="gate-ns"),
+                 configmap("c", ns="gate-ns"))
+    assert st == 404 and e["details"]["name"] == "gate-ns"
+    assert call(s, "POST", path("namespaces", ns=None), mkns)[0] == 201
+    assert call(s, "POST", path("configmaps", ns="gate-ns"),
+                configmap("d", ns="gate-ns"))[0] == 201
+
+
 def test_selectors(dpf_server):
     s = dpf_server
     for i in range(6):

@@ -329,6 +329,10 @@ test_emit_quoting(void **state)
         {"---", "v: '---'\n"},
         {"caf\xc3\xa9", "v: caf\xc3\xa9\n"},
         {"\xe2\x80\xa8", "v: \"\\u2028\"\n"},
+        /* YAML 1.1 timestamps: kubectl quotes them */
+        {"2026-11-22T04:40:55Z", "v: \"2026-11-22T04:40:55Z\"\n"},
+        {"2026-11-22", "v: \"2026-11-22\"\n"},
+        {"2026x", "v: 2026x\n"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         json_t *doc = json_pack("{s:s}", "v", cases[i].in);

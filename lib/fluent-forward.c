@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lib/stream-server.h"
+
 #define FF_MAX_TAG 1024
 
 /* ---- encoder ------------------------------------------------------------ */
@@ -719,7 +721,20 @@ ff_decode_frame(const void *buf, size_t len, const struct ff_limits *lim_in,
     return n;
 }
 
-/* ---- common socket helpers ---------------------------------------------- */
+/* ---- listener ------------------------------------------------------------ */
+
+/* Unsent acks beyond this mean the client does not read them: close it. */
+#define FF_MAX_UNSENT_ACKS 65536
+
+struct ff_server {
+    struct ff_server_config cfg; /* copy (address not kept) */
+    uint16_t port;               /* bound port */
+    struct stream_server *ss;    /* accepts, reads, writes acks */
+    uint64_t frames;             /* frames decoded (atomic) */
+    uint64_t events;             /* events delivered (atomic) */
+    uint64_t acks;               /* acks queued (atomic) */
+    uint64_t errors;             /* bad frames, ack backlog (atomic) */
+};
 
 static void
 stat_add(uint64_t *v, uint64_t n)
@@ -733,204 +748,48 @@ stat_get(const uint64_t *v)
     return __atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
-/* ---- listener ------------------------------------------------------------ */
-
-struct ff_conn {
-    int fd;          /* client socket, -1 = free slot */
-    struct dbuf in;  /* bytes not yet decoded */
-    struct dbuf out; /* ack answers not yet written */
-    size_t out_off;  /* written part of out */
-};
-
-struct ff_server {
-    struct ff_server_config cfg; /* copy (address not kept) */
-    int lfd;                     /* listening socket */
-    int wakefd;                  /* eventfd: stop request */
-    uint16_t port;               /* bound port */
-    pthread_t th;                /* listener thread */
-    struct ff_conn *conns;       /* max_clients slots */
-    struct ff_server_stats st;   /* counters (atomic) */
-};
-
-static void
-conn_close(struct ff_conn *c)
+/* stream-server on_data: decode every complete frame, queue the acks. */
+static long
+server_on_data(void *aux, struct stream_conn *c, void *user,
+               const uint8_t *data, size_t len)
 {
-    if (c->fd >= 0) {
-        close(c->fd);
-    }
-    c->fd = -1;
-    dbuf_free(&c->in);
-    dbuf_free(&c->out);
-    c->out_off = 0;
-}
-
-static int
-conn_flush(struct ff_conn *c)
-{
-    while (c->out_off < c->out.len) {
-        ssize_t w = send(c->fd, c->out.data + c->out_off,
-                         c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (w < 0) {
-            return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-        }
-        c->out_off += (size_t) w;
-    }
-    dbuf_free(&c->out);
-    c->out_off = 0;
-    return 0;
-}
-
-/* Decode what is buffered; -1 when the connection must be closed. */
-static int
-conn_decode(struct ff_server *s, struct ff_conn *c)
-{
+    struct ff_server *s = aux;
+    (void) user;
     size_t off = 0;
-    int rc = 0;
-    while (off < c->in.len) {
+    while (off < len) {
         struct ff_frame_info info;
-        long n =
-            ff_decode_frame(c->in.data + off, c->in.len - off, &s->cfg.limits,
-                            s->cfg.cb, s->cfg.aux, &info, NULL);
+        long n = ff_decode_frame(data + off, len - off, &s->cfg.limits,
+                                 s->cfg.cb, s->cfg.aux, &info, NULL);
         if (n == 0) {
             break;
         }
         if (n < 0) {
-            stat_add(&s->st.errors, 1);
-            rc = -1;
-            break;
+            return STREAM_SERVER_ERROR;
         }
         off += (size_t) n;
         if (info.heartbeat) {
             continue;
         }
-        stat_add(&s->st.frames, 1);
-        stat_add(&s->st.events, info.n_events);
+        stat_add(&s->frames, 1);
+        stat_add(&s->events, info.n_events);
         if (info.chunk[0]) {
-            if (c->out.len > 65536) {
-                stat_add(&s->st.errors, 1); /* client does not read acks */
-                rc = -1;
-                break;
+            struct dbuf ack;
+            dbuf_init(&ack);
+            ff_encode_ack(&ack, info.chunk);
+            int rc = stream_conn_write(c, ack.data, ack.len);
+            dbuf_free(&ack);
+            if (rc < 0) {
+                return STREAM_SERVER_ERROR; /* client does not read acks */
             }
-            ff_encode_ack(&c->out, info.chunk);
-            stat_add(&s->st.acks, 1);
+            stat_add(&s->acks, 1);
         }
     }
-    if (off) {
-        memmove(c->in.data, c->in.data + off, c->in.len - off);
-        c->in.len -= off;
-    }
-    if (rc == 0 && conn_flush(c) < 0) {
-        stat_add(&s->st.errors, 1);
-        rc = -1;
-    }
-    return rc;
+    return (long) off;
 }
 
-static void
-conn_read(struct ff_server *s, struct ff_conn *c)
-{
-    char buf[65536];
-    size_t max = s->cfg.limits.max_frame;
-    for (int round = 0; round < 16; round++) {
-        ssize_t r = recv(c->fd, buf, sizeof buf, 0);
-        if (r == 0) {
-            /* peer closed: decode what is complete, drop the rest */
-            conn_decode(s, c);
-            conn_close(c);
-            return;
-        }
-        if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                break;
-            }
-            stat_add(&s->st.errors, 1);
-            conn_close(c);
-            return;
-        }
-        dbuf_append(&c->in, buf, (size_t) r);
-        if (c->in.len >= max) {
-            break; /* decode now: either frames complete or it is too big */
-        }
-    }
-    if (conn_decode(s, c) < 0) {
-        conn_close(c);
-    }
-}
-
-static void
-server_accept(struct ff_server *s)
-{
-    for (;;) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            return;
-        }
-        struct ff_conn *slot = NULL;
-        for (unsigned i = 0; i < s->cfg.max_clients; i++) {
-            if (s->conns[i].fd < 0) {
-                slot = &s->conns[i];
-                break;
-            }
-        }
-        if (!slot) {
-            stat_add(&s->st.errors, 1);
-            close(fd);
-            continue;
-        }
-        slot->fd = fd;
-        dbuf_init(&slot->in);
-        dbuf_init(&slot->out);
-        stat_add(&s->st.connections, 1);
-    }
-}
-
-static void *
-server_thread(void *arg)
-{
-    struct ff_server *s = arg;
-    unsigned n = s->cfg.max_clients;
-    struct pollfd *pfd = xcalloc(n + 2, sizeof *pfd);
-    for (;;) {
-        pfd[0] = (struct pollfd){.fd = s->wakefd, .events = POLLIN};
-        pfd[1] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
-        for (unsigned i = 0; i < n; i++) {
-            struct ff_conn *c = &s->conns[i];
-            pfd[i + 2] = (struct pollfd){
-                .fd = c->fd,
-                .events =
-                    (short) (POLLIN | (c->out.len > c->out_off ? POLLOUT : 0))};
-        }
-        if (poll(pfd, n + 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            break;
-        }
-        if (pfd[0].revents) {
-            break;
-        }
-        if (pfd[1].revents & POLLIN) {
-            server_accept(s);
-        }
-        for (unsigned i = 0; i < n; i++) {
-            struct ff_conn *c = &s->conns[i];
-            short re = pfd[i + 2].revents;
-            if (c->fd < 0 || pfd[i + 2].fd != c->fd || !re) {
-                continue;
-            }
-            if (re & POLLOUT && conn_flush(c) < 0) {
-                stat_add(&s->st.errors, 1);
-                conn_close(c);
-                continue;
-            }
-            if (re & (POLLIN | POLLHUP | POLLERR)) {
-                conn_read(s, c);
-            }
-        }
-    }
-    free(pfd);
-    return NULL;
-}
+static const struct stream_server_ops ff_server_ops = {
+    .on_data = server_on_data,
+};
 
 struct ff_server *
 ff_server_start(const struct ff_server_config *cfg, struct dpf_error *err)
@@ -969,30 +828,27 @@ ff_server_start(const struct ff_server_config *cfg, struct dpf_error *err)
     struct ff_server *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
     s->cfg.address = NULL;
-    if (!s->cfg.max_clients) {
-        s->cfg.max_clients = 64;
-    }
     if (!s->cfg.limits.max_frame) {
         s->cfg.limits.max_frame = FF_DEFAULT_MAX_FRAME;
     }
-    s->lfd = fd;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(fd, (struct sockaddr *) &ss, &sl);
     s->port = ntohs(ss.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *) &ss)->sin6_port
                         : ((struct sockaddr_in *) &ss)->sin_port);
-    s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->conns = xcalloc(s->cfg.max_clients, sizeof *s->conns);
-    for (unsigned i = 0; i < s->cfg.max_clients; i++) {
-        s->conns[i].fd = -1;
-    }
-    if (pthread_create(&s->th, NULL, server_thread, s) != 0) {
-        dpf_error_set(err, 500, "InternalError",
-                      "forward listener: cannot start thread");
-        close(s->wakefd);
-        close(fd);
-        free(s->conns);
+    struct stream_server_config scfg = {
+        .listen_fd = fd,
+        .max_clients = cfg->max_clients ? cfg->max_clients : 64,
+        .read_size = 64u * 1024,
+        .read_rounds = 16,
+        .read_max = s->cfg.limits.max_frame,
+        .write_max = FF_MAX_UNSENT_ACKS,
+        .ops = &ff_server_ops,
+        .aux = s,
+    };
+    s->ss = stream_server_start(&scfg, "forward listener", err);
+    if (!s->ss) {
         free(s);
         return NULL;
     }
@@ -1008,11 +864,13 @@ ff_server_port(const struct ff_server *s)
 void
 ff_server_get_stats(const struct ff_server *s, struct ff_server_stats *st)
 {
-    st->connections = stat_get(&s->st.connections);
-    st->frames = stat_get(&s->st.frames);
-    st->events = stat_get(&s->st.events);
-    st->acks = stat_get(&s->st.acks);
-    st->errors = stat_get(&s->st.errors);
+    struct stream_server_stats ss;
+    stream_server_get_stats(s->ss, &ss);
+    st->connections = ss.connections;
+    st->frames = stat_get(&s->frames);
+    st->events = stat_get(&s->events);
+    st->acks = stat_get(&s->acks);
+    st->errors = ss.errors + ss.rejected;
 }
 
 void
@@ -1021,17 +879,7 @@ ff_server_stop(struct ff_server *s)
     if (!s) {
         return;
     }
-    uint64_t one = 1;
-    if (write(s->wakefd, &one, sizeof one) < 0) {
-        /* eventfd writes only fail on overflow; the thread still wakes */
-    }
-    pthread_join(s->th, NULL);
-    for (unsigned i = 0; i < s->cfg.max_clients; i++) {
-        conn_close(&s->conns[i]);
-    }
-    free(s->conns);
-    close(s->lfd);
-    close(s->wakefd);
+    stream_server_stop(s->ss);
     free(s);
 }
 

@@ -58,11 +58,16 @@ def collector(tmp_path):
 
 
 def nfdump_flows(nfdir):
-    files = glob.glob(os.path.join(str(nfdir), "nfcapd.*"))
+    # Every file: nfcapd rotates on the minute (-t 60), so a test that runs
+    # across a minute boundary leaves an early file without the flows.
+    files = sorted(glob.glob(os.path.join(str(nfdir), "nfcapd.*")))
     assert files, "nfcapd wrote no file"
-    out = subprocess.run(["nfdump", "-r", files[0], "-q", "-o", "csv"],
-                         capture_output=True, text=True, check=True).stdout
-    rows = [r for r in csv.reader(io.StringIO(out))]
+    rows = []
+    for f in files:
+        out = subprocess.run(["nfdump", "-r", f, "-q", "-o", "csv"],
+                             capture_output=True, text=True,
+                             check=True).stdout
+        rows += [r for r in csv.reader(io.StringIO(out))]
     # nfdump 1.7.1 csv: ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,...
     got = set()
     for r in rows:
@@ -114,17 +119,21 @@ def test_netflow_reexport_decoded_by_nfdump_and_tshark(tmp_path, collector,
         dts.wait_metric("dts_netflow_records_total",
                         lambda v: v == len(FLOWS))
         assert dts.metric("dts_netflow_errors_total") == 0
-        # tshark must have the datagrams on disk before we stop it
+        # tshark must have every datagram on disk before we stop it (it
+        # drops what it has not read yet). dumpcap writes each packet as it
+        # comes, so poll the capture until all flows decode; a size check
+        # passed as soon as the first of the datagrams was written.
+        protos = {6: "TCP", 17: "UDP"}
+        want = {(s, d, sp, dp, protos[p], b, n)
+                for s, d, sp, dp, p, b, n in FLOWS}
         wait_for(lambda: os.path.exists(collector["pcap"])
-                 and os.path.getsize(collector["pcap"]) > 200,
-                 what="capture file")
+                 and tshark_flows(tshark_text(collector["pcap"], port))
+                 == want, what="all flows in the capture")
     finally:
         assert dts.stop() == 0
     terminate(collector["tshark"])
     terminate(collector["nfcapd"])  # SIGTERM flushes the nfcapd file
 
-    protos = {6: "TCP", 17: "UDP"}
-    want = {(s, d, sp, dp, protos[p], b, n) for s, d, sp, dp, p, b, n in FLOWS}
     got = nfdump_flows(collector["nfdir"])
     assert got == want
 

@@ -393,6 +393,19 @@ as_error_from(struct as_error *ae, const struct dpf_error *e, int def_code,
     }
 }
 
+/* A failed store call on one object: -ENOENT is NotFound for that
+ * object, anything else an InternalError carrying the store's message. */
+static void
+as_error_store(struct as_error *ae, const struct schema_kind *k,
+               const char *name, int r, const struct dpf_error *e)
+{
+    if (r == -ENOENT) {
+        as_error_not_found(ae, k, name);
+    } else {
+        as_error_from(ae, e, 500, "InternalError");
+    }
+}
+
 static json_t *
 as_status_json(const struct as_error *ae)
 {
@@ -1260,12 +1273,8 @@ as_update_loop(struct apiserver *as, const struct schema_kind *k,
         struct store_kv kv = {0};
         struct dpf_error e = {0};
         r = store_get(as->store, key, &kv, &e);
-        if (r == -ENOENT) {
-            as_error_not_found(ae, k, name);
-            break;
-        }
         if (r < 0) {
-            as_error_from(ae, &e, 500, "InternalError");
+            as_error_store(ae, k, name, r, &e);
             break;
         }
         json_t *cur = as_load_object(kv.value, kv.len, kv.rv);
@@ -1356,14 +1365,9 @@ as_update_loop(struct apiserver *as, const struct schema_kind *k,
             }
             continue;
         }
-        if (r == -ENOENT) {
-            free(text);
-            as_error_not_found(ae, k, name);
-            break;
-        }
         if (r < 0) {
             free(text);
-            as_error_from(ae, &e, 500, "InternalError");
+            as_error_store(ae, k, name, r, &e);
             break;
         }
         *out_text = as_inject_rv(text, len, new_rv, out_len);
@@ -1687,12 +1691,8 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
         struct store_kv kv = {0};
         struct dpf_error e = {0};
         r = store_get(as->store, key, &kv, &e);
-        if (r == -ENOENT) {
-            as_error_not_found(ae, k, name);
-            break;
-        }
         if (r < 0) {
-            as_error_from(ae, &e, 500, "InternalError");
+            as_error_store(ae, k, name, r, &e);
             break;
         }
         json_t *obj = as_load_object(kv.value, kv.len, kv.rv);
@@ -1847,14 +1847,9 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
                 free(text);
                 continue;
             }
-            if (r == -ENOENT) {
-                free(text);
-                as_error_not_found(ae, k, name);
-                break;
-            }
             if (r < 0) {
                 free(text);
-                as_error_from(ae, &e, 500, "InternalError");
+                as_error_store(ae, k, name, r, &e);
                 break;
             }
             if (out) {
@@ -1879,14 +1874,9 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
             json_decref(obj);
             continue;
         }
-        if (r == -ENOENT) {
-            json_decref(obj);
-            as_error_not_found(ae, k, name);
-            break;
-        }
         if (r < 0) {
             json_decref(obj);
-            as_error_from(ae, &e, 500, "InternalError");
+            as_error_store(ae, k, name, r, &e);
             break;
         }
         if (out) {

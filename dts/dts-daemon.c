@@ -197,11 +197,7 @@ dts_collect_self(struct dts_daemon *d, struct dts_sink *sink)
     if (d->ipc) {
         struct dts_ipc_server_stats st;
         dts_ipc_server_get_stats(d->ipc, &st);
-        if (st.errors > d->ipc_errors_seen) {
-            dts_model_error_add(d->model, "ipc", NULL, NULL,
-                                st.errors - d->ipc_errors_seen);
-            d->ipc_errors_seen = st.errors;
-        }
+        dts_model_error_sync(d->model, "ipc", st.errors, &d->ipc_errors_seen);
         dts_sink_add(sink, DTS_COUNTER, "dts_ipc_connections_total",
                      "Exporter-library connections accepted.", NULL,
                      (double) st.connections);

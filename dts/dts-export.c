@@ -387,11 +387,8 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
     if (x->fwd) {
         struct ff_client_stats st;
         ff_client_get_stats(x->fwd, &st);
-        if (st.errors > x->fwd_errors_seen) {
-            dts_model_error_add(x->model, "fluent_forward", NULL, NULL,
-                                st.errors - x->fwd_errors_seen);
-            x->fwd_errors_seen = st.errors;
-        }
+        dts_model_error_sync(x->model, "fluent_forward", st.errors,
+                             &x->fwd_errors_seen);
         dts_sink_add(sink, DTS_COUNTER, "dts_fluent_forward_sent_total",
                      "Records written to the Fluent Forward peer.", NULL,
                      (double) st.sent);
@@ -408,11 +405,8 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
     if (x->nf) {
         struct nf_exporter_stats st;
         nf_exporter_get_stats(x->nf, &st);
-        if (st.errors > x->nf_errors_seen) {
-            dts_model_error_add(x->model, "netflow", NULL, NULL,
-                                st.errors - x->nf_errors_seen);
-            x->nf_errors_seen = st.errors;
-        }
+        dts_model_error_sync(x->model, "netflow", st.errors,
+                             &x->nf_errors_seen);
         dts_sink_add(sink, DTS_COUNTER, "dts_netflow_packets_total",
                      "NetFlow/IPFIX datagrams sent.", NULL,
                      (double) st.packets);
@@ -422,11 +416,8 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
     if (x->df) {
         struct datafile_writer_stats st;
         datafile_writer_get_stats(x->df, &st);
-        if (st.errors > x->df_errors_seen) {
-            dts_model_error_add(x->model, "datafile", NULL, NULL,
-                                st.errors - x->df_errors_seen);
-            x->df_errors_seen = st.errors;
-        }
+        dts_model_error_sync(x->model, "datafile", st.errors,
+                             &x->df_errors_seen);
         dts_sink_add(sink, DTS_COUNTER, "dts_datafile_records_total",
                      "Records written to data files.", NULL,
                      (double) st.records);

@@ -599,6 +599,16 @@ dts_model_error_add(struct dts_model *m, const char *part,
     pthread_mutex_unlock(&m->lock);
 }
 
+void
+dts_model_error_sync(struct dts_model *m, const char *part, uint64_t total,
+                     uint64_t *seen)
+{
+    if (total > *seen) {
+        dts_model_error_add(m, part, NULL, NULL, total - *seen);
+        *seen = total;
+    }
+}
+
 uint64_t
 dts_model_error_get(struct dts_model *m, const char *part,
                     const char *label_name, const char *label_value)

@@ -163,6 +163,11 @@ void dts_model_error_inc(struct dts_model *m, const char *part,
 void dts_model_error_add(struct dts_model *m, const char *part,
                          const char *label_name, const char *label_value,
                          uint64_t n);
+/* Fold a component's cumulative error count into part's unlabelled error
+ * series: adds what total gained since *seen, then records total in *seen
+ * (the caller keeps *seen, zeroing it when it recreates the component). */
+void dts_model_error_sync(struct dts_model *m, const char *part, uint64_t total,
+                          uint64_t *seen);
 /* Current value of an error series (tests). */
 uint64_t dts_model_error_get(struct dts_model *m, const char *part,
                              const char *label_name, const char *label_value);

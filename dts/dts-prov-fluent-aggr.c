@@ -161,11 +161,7 @@ fa_collect(void *state, struct dts_sink *sink)
     struct fa_state *st = state;
     struct ff_server_stats ss;
     ff_server_get_stats(st->srv, &ss);
-    if (ss.errors > st->errors_seen) {
-        dts_model_error_add(st->model, "fluent_aggr", NULL, NULL,
-                            ss.errors - st->errors_seen);
-        st->errors_seen = ss.errors;
-    }
+    dts_model_error_sync(st->model, "fluent_aggr", ss.errors, &st->errors_seen);
     pthread_mutex_lock(&st->lock);
     if (st->refused) {
         dts_model_error_add(st->model, "fluent_aggr", NULL, NULL, st->refused);

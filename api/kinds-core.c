@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "api/schema-node.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define QUANTITY_PATTERN                                                   \
     "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|" \

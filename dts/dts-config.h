@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "dts/dts-metrics.h"
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 #define DTS_CONFIG_FILE "dts_config.ini"
 #define DTS_CONFIG_YAML "dts_config.yaml"

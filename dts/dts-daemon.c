@@ -9,13 +9,14 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "dpf/dts-exporter.h"
 #include "dts/dts-export.h"
 #include "dts/dts-http.h"
 #include "dts/dts-ipc-server.h"
 #include "dts/dts-labels.h"
 #include "dts/dts-provider.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 
 LOG_MODULE(dts);
 

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/log.h"
+#include "lib/base/log.h"
 
 LOG_MODULE(http);
 

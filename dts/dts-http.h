@@ -29,8 +29,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "lib/error.h"
-#include "lib/util.h"
+#include "lib/base/error.h"
+#include "lib/base/util.h"
 
 #define DTS_HTTP_MAX_HEAD 8192  /* request line + headers, bytes */
 #define DTS_HTTP_MAX_CONN 64    /* concurrent connections */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "dts/dts-daemon.h"
-#include "lib/log.h"
-#include "lib/loop.h"
+#include "lib/base/log.h"
+#include "lib/base/loop.h"
 
 LOG_MODULE(dts);
 

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "dts/dts-provider.h"
-#include "dts/dts-rtnl.h"
-#include "lib/util.h"
+#include "lib/net/rtnetlink.h"
+#include "lib/base/util.h"
 
 /* if.h from glibc and linux/if.h clash; take if_indextoname by hand. */
 extern char *if_indextoname(unsigned int ifindex, char *ifname);

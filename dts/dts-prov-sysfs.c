@@ -34,8 +34,8 @@
 #include <unistd.h>
 
 #include "dts/dts-provider.h"
-#include "dts/dts-rtnl.h"
-#include "lib/util.h"
+#include "lib/net/rtnetlink.h"
+#include "lib/base/util.h"
 
 struct sysfs_net_dev;
 

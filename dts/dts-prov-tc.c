@@ -21,8 +21,8 @@
 #include <string.h>
 
 #include "dts/dts-provider.h"
-#include "dts/dts-rtnl.h"
-#include "lib/util.h"
+#include "lib/net/rtnetlink.h"
+#include "lib/base/util.h"
 
 struct tc_state {
     struct dts_rtnl *rtnl;

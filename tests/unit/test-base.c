@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/error.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/error.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 
 static void
 test_dbuf(void **state)

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "dts/dts-http.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 static ssize_t
 parse(const char *text, struct dts_http_request *req)

@@ -11,7 +11,7 @@
 
 #include "dpf/dts-exporter.h"
 #include "dts/dts-export.h"
-#include "dts/dts-http.h"
+#include "lib/net/http-lite.h"
 #include "dts/dts-ipc-server.h"
 #include "dts/dts-labels.h"
 #include "dts/dts-provider.h"
@@ -266,8 +266,8 @@ dts_on_collect_timer(void *arg, struct loop_timer *t)
 /* ---- HTTP endpoint --------------------------------------------------- */
 
 static void
-dts_http_handler(void *arg, const struct dts_http_request *req,
-                 struct dts_http_response *resp)
+http_lite_handler(void *arg, const struct http_lite_request *req,
+                  struct http_lite_response *resp)
 {
     struct dts_daemon *d = arg;
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
@@ -303,14 +303,14 @@ dts_http_handler(void *arg, const struct dts_http_request *req,
 }
 
 static void
-dts_http_apply(struct dts_daemon *d)
+http_lite_apply(struct dts_daemon *d)
 {
     const char *url = d->cfg->prometheus;
     if (d->http && url && d->http_url && !strcmp(url, d->http_url)) {
         return;
     }
     if (d->http) {
-        dts_http_destroy(d->http);
+        http_lite_destroy(d->http);
         d->http = NULL;
         log_info("prometheus endpoint stopped", "url=%s", d->http_url);
         free(d->http_url);
@@ -321,8 +321,8 @@ dts_http_apply(struct dts_daemon *d)
     }
     struct dpf_error err;
     dpf_error_clear(&err);
-    d->http = dts_http_create(d->cfg->prom_address, d->cfg->prom_port,
-                              dts_http_handler, d, &err);
+    d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
+                               http_lite_handler, d, &err);
     if (!d->http) {
         dts_model_error_inc(d->model, "prometheus", NULL, NULL);
         log_error("cannot start prometheus endpoint", "url=%s error=\"%s\"",
@@ -331,7 +331,7 @@ dts_http_apply(struct dts_daemon *d)
     }
     d->http_url = xstrdup(url);
     log_info("prometheus endpoint listening", "address=%s port=%u",
-             d->cfg->prom_address, dts_http_port(d->http));
+             d->cfg->prom_address, http_lite_port(d->http));
 }
 
 /* ---- IPC ------------------------------------------------------------- */
@@ -423,7 +423,7 @@ dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
         log_info("config note", "file=%s note=\"%s\"", c->path, c->notes[i]);
     }
     dts_providers_apply(d);
-    dts_http_apply(d);
+    http_lite_apply(d);
     dts_export_apply(d->export, c);
     dts_ipc_apply(d);
     if (!old || old->update_ms != c->update_ms) {
@@ -617,7 +617,7 @@ dts_daemon_model(struct dts_daemon *d)
 uint16_t
 dts_daemon_http_port(const struct dts_daemon *d)
 {
-    return d->http ? dts_http_port(d->http) : 0;
+    return d->http ? http_lite_port(d->http) : 0;
 }
 
 const struct dts_config *
@@ -633,7 +633,7 @@ dts_daemon_destroy(struct dts_daemon *d)
         return;
     }
     /* Stop the inputs first so no thread calls into freed state. */
-    dts_http_destroy(d->http);
+    http_lite_destroy(d->http);
     if (d->ipc) {
         dts_ipc_server_stop(d->ipc);
     }

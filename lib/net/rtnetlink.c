@@ -1,4 +1,4 @@
-/* dts-rtnl: see dts-rtnl.h. */
+/* rtnetlink: see rtnetlink.h. */
 #include "lib/net/rtnetlink.h"
 
 #include <errno.h>
@@ -12,17 +12,17 @@
  * recvmsg() buffer seen, so 32 KiB (as iproute2 uses) returns a link or
  * qdisc dump of hundreds of interfaces in a few reads instead of one read
  * per page (MNL_SOCKET_BUFFER_SIZE is a page). */
-#define DTS_RTNL_BUF_SIZE 32768
+#define RTNETLINK_BUF_SIZE 32768
 
-struct dts_rtnl {
+struct rtnetlink {
     struct mnl_socket *nl;
     unsigned portid;
     unsigned seq;
-    char *buf; /* DTS_RTNL_BUF_SIZE bytes */
+    char *buf; /* RTNETLINK_BUF_SIZE bytes */
 };
 
-struct dts_rtnl *
-dts_rtnl_open(void)
+struct rtnetlink *
+rtnetlink_open(void)
 {
     struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
     if (!nl) {
@@ -34,16 +34,16 @@ dts_rtnl_open(void)
         errno = e;
         return NULL;
     }
-    struct dts_rtnl *r = xcalloc(1, sizeof *r);
+    struct rtnetlink *r = xcalloc(1, sizeof *r);
     r->nl = nl;
     r->portid = mnl_socket_get_portid(nl);
     r->seq = (unsigned) time(NULL);
-    r->buf = xmalloc(DTS_RTNL_BUF_SIZE);
+    r->buf = xmalloc(RTNETLINK_BUF_SIZE);
     return r;
 }
 
 void
-dts_rtnl_close(struct dts_rtnl *r)
+rtnetlink_close(struct rtnetlink *r)
 {
     if (!r) {
         return;
@@ -54,8 +54,8 @@ dts_rtnl_close(struct dts_rtnl *r)
 }
 
 int
-dts_rtnl_dump(struct dts_rtnl *r, uint16_t type, const void *hdr,
-              size_t hdr_len, mnl_cb_t cb, void *data)
+rtnetlink_dump(struct rtnetlink *r, uint16_t type, const void *hdr,
+               size_t hdr_len, mnl_cb_t cb, void *data)
 {
     struct nlmsghdr *nlh = mnl_nlmsg_put_header(r->buf);
     nlh->nlmsg_type = type;
@@ -67,7 +67,7 @@ dts_rtnl_dump(struct dts_rtnl *r, uint16_t type, const void *hdr,
         return -errno;
     }
     for (;;) {
-        ssize_t n = mnl_socket_recvfrom(r->nl, r->buf, DTS_RTNL_BUF_SIZE);
+        ssize_t n = mnl_socket_recvfrom(r->nl, r->buf, RTNETLINK_BUF_SIZE);
         if (n < 0) {
             return -errno;
         }

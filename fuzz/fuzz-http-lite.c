@@ -1,4 +1,4 @@
-/* Fuzz target for the request parser of dts/dts-http: any input parses,
+/* Fuzz target for the request parser of lib/net/http-lite: any input parses,
  * asks for more bytes or fails cleanly; a parsed head is within the input
  * and its fields are NUL-terminated and sane. */
 #include <errno.h>
@@ -6,19 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dts/dts-http.h"
+#include "lib/net/http-lite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct dts_http_request req;
-    ssize_t n = dts_http_parse_request((const char *) data, size, &req);
+    struct http_lite_request req;
+    ssize_t n = http_lite_parse_request((const char *) data, size, &req);
     if (n == 0 || n == -EBADMSG || n == -EMSGSIZE) {
         return 0;
     }
-    if (n < 0 || (size_t) n > size || n > DTS_HTTP_MAX_HEAD) {
+    if (n < 0 || (size_t) n > size || n > HTTP_LITE_MAX_HEAD) {
         abort();
     }
     if (!memchr(req.method, '\0', sizeof req.method) ||
@@ -27,8 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     /* Parsing is a pure function of the head's bytes. */
-    struct dts_http_request again;
-    if (dts_http_parse_request((const char *) data, (size_t) n, &again) != n ||
+    struct http_lite_request again;
+    if (http_lite_parse_request((const char *) data, (size_t) n, &again) != n ||
         strcmp(again.path, req.path) != 0 || again.close != req.close ||
         again.has_body != req.has_body) {
         abort();

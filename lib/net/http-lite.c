@@ -1,11 +1,11 @@
-/* dts-http: see dts-http.h. One thread runs an epoll loop over the
+/* http-lite: see http-lite.h. One thread runs an epoll loop over the
  * listening socket, an eventfd (stop) and the connections. A connection
  * reads until it holds a complete request head, answers it (the response
  * head and body go out with one sendmsg() where the socket allows), and
  * only reads the next request once the response is out, so a client that
  * does not read its responses cannot make the server buffer more than
  * one response for it. */
-#include "dts/dts-http.h"
+#include "lib/net/http-lite.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,17 +30,17 @@
 LOG_MODULE(http);
 
 /* How long a connection that got its last response is drained. */
-#define DTS_HTTP_LINGER_MS 2000
+#define HTTP_LITE_LINGER_MS 2000
 
 /* Stack of the server thread: it renders /metrics with heap buffers, so
  * the default 8 MiB reservation is far more than it touches. */
-#define DTS_HTTP_STACK_SIZE (256 * 1024)
+#define HTTP_LITE_STACK_SIZE (256 * 1024)
 
 /* ---- request parser ------------------------------------------------- */
 
 /* tchar of RFC 9110 (method and header names). */
 static bool
-dts_http_tchar(char c)
+http_lite_tchar(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
@@ -48,7 +48,7 @@ dts_http_tchar(char c)
 
 /* Trim optional whitespace around [*s, *e). */
 static void
-dts_http_trim(const char **s, const char **e)
+http_lite_trim(const char **s, const char **e)
 {
     while (*s < *e && (**s == ' ' || **s == '\t')) {
         (*s)++;
@@ -60,7 +60,7 @@ dts_http_trim(const char **s, const char **e)
 
 /* True if [s, e) equals word, ignoring case. */
 static bool
-dts_http_eq(const char *s, const char *e, const char *word)
+http_lite_eq(const char *s, const char *e, const char *word)
 {
     size_t n = strlen(word);
     return (size_t) (e - s) == n && strncasecmp(s, word, n) == 0;
@@ -68,14 +68,14 @@ dts_http_eq(const char *s, const char *e, const char *word)
 
 /* True if the comma list [s, e) holds token word (Connection header). */
 static bool
-dts_http_list_has(const char *s, const char *e, const char *word)
+http_lite_list_has(const char *s, const char *e, const char *word)
 {
     while (s < e) {
         const char *c = memchr(s, ',', (size_t) (e - s));
         const char *te = c ? c : e;
         const char *ts = s;
-        dts_http_trim(&ts, &te);
-        if (dts_http_eq(ts, te, word)) {
+        http_lite_trim(&ts, &te);
+        if (http_lite_eq(ts, te, word)) {
             return true;
         }
         s = c ? c + 1 : e;
@@ -85,14 +85,15 @@ dts_http_list_has(const char *s, const char *e, const char *word)
 
 /* The request line: METHOD SP target SP HTTP/1.x */
 static int
-dts_http_parse_line(const char *s, const char *e, struct dts_http_request *req)
+http_lite_parse_line(const char *s, const char *e,
+                     struct http_lite_request *req)
 {
     const char *sp1 = memchr(s, ' ', (size_t) (e - s));
     if (!sp1 || sp1 == s || (size_t) (sp1 - s) >= sizeof req->method) {
         return -EBADMSG;
     }
     for (const char *c = s; c < sp1; c++) {
-        if (!dts_http_tchar(*c)) {
+        if (!http_lite_tchar(*c)) {
             return -EBADMSG;
         }
     }
@@ -129,8 +130,8 @@ dts_http_parse_line(const char *s, const char *e, struct dts_http_request *req)
 
 /* One header line "name: value". */
 static int
-dts_http_parse_header(const char *s, const char *e,
-                      struct dts_http_request *req, bool *keep_alive)
+http_lite_parse_header(const char *s, const char *e,
+                       struct http_lite_request *req, bool *keep_alive)
 {
     if (*s == ' ' || *s == '\t') {
         return -EBADMSG; /* obsolete line folding */
@@ -140,20 +141,20 @@ dts_http_parse_header(const char *s, const char *e,
         return -EBADMSG;
     }
     for (const char *c = s; c < colon; c++) {
-        if (!dts_http_tchar(*c)) {
+        if (!http_lite_tchar(*c)) {
             return -EBADMSG;
         }
     }
     const char *vs = colon + 1, *ve = e;
-    dts_http_trim(&vs, &ve);
-    if (dts_http_eq(s, colon, "connection")) {
-        if (dts_http_list_has(vs, ve, "close")) {
+    http_lite_trim(&vs, &ve);
+    if (http_lite_eq(s, colon, "connection")) {
+        if (http_lite_list_has(vs, ve, "close")) {
             req->close = true;
         }
-        if (dts_http_list_has(vs, ve, "keep-alive")) {
+        if (http_lite_list_has(vs, ve, "keep-alive")) {
             *keep_alive = true;
         }
-    } else if (dts_http_eq(s, colon, "content-length")) {
+    } else if (http_lite_eq(s, colon, "content-length")) {
         if (vs == ve) {
             return -EBADMSG;
         }
@@ -165,24 +166,24 @@ dts_http_parse_header(const char *s, const char *e,
             nonzero = nonzero || *c != '0';
         }
         req->has_body = req->has_body || nonzero;
-    } else if (dts_http_eq(s, colon, "transfer-encoding")) {
+    } else if (http_lite_eq(s, colon, "transfer-encoding")) {
         req->has_body = true;
     }
     return 0;
 }
 
 ssize_t
-dts_http_parse_request(const char *buf, size_t len,
-                       struct dts_http_request *req)
+http_lite_parse_request(const char *buf, size_t len,
+                        struct http_lite_request *req)
 {
     memset(req, 0, sizeof *req);
-    size_t limit = DPF_MIN(len, (size_t) DTS_HTTP_MAX_HEAD);
+    size_t limit = DPF_MIN(len, (size_t) HTTP_LITE_MAX_HEAD);
     size_t pos = 0;
     bool seen_line = false, keep_alive = false;
     for (;;) {
         const char *nl = memchr(buf + pos, '\n', limit - pos);
         if (!nl) {
-            return limit >= DTS_HTTP_MAX_HEAD ? -EMSGSIZE : 0;
+            return limit >= HTTP_LITE_MAX_HEAD ? -EMSGSIZE : 0;
         }
         const char *s = buf + pos;
         const char *e = nl;
@@ -198,7 +199,7 @@ dts_http_parse_request(const char *buf, size_t len,
             if (s == e) {
                 continue; /* empty lines before the request line */
             }
-            if (dts_http_parse_line(s, e, req) < 0) {
+            if (http_lite_parse_line(s, e, req) < 0) {
                 return -EBADMSG;
             }
             seen_line = true;
@@ -210,7 +211,7 @@ dts_http_parse_request(const char *buf, size_t len,
             }
             return (ssize_t) pos;
         }
-        if (dts_http_parse_header(s, e, req, &keep_alive) < 0) {
+        if (http_lite_parse_header(s, e, req, &keep_alive) < 0) {
             return -EBADMSG;
         }
     }
@@ -218,22 +219,22 @@ dts_http_parse_request(const char *buf, size_t len,
 
 /* ---- server ------------------------------------------------------------ */
 
-struct dts_http_conn {
+struct http_lite_conn {
     int fd;
-    size_t in_len;                /* bytes buffered in in[] */
-    char head[512];               /* response head being sent */
-    size_t head_len;              /* bytes in head */
-    struct dbuf body;             /* response body being sent */
-    size_t sent;                  /* bytes of head + body written */
-    bool writing;                 /* a response is (partly) unsent */
-    bool close_after;             /* close once the response is out */
-    bool peer_eof;                /* the client shut its side down */
-    bool lingering;               /* answered and shut down: draining */
-    int64_t last_ms;              /* last progress (idle timeout) */
-    char remote[64];              /* peer address, for logs */
-    struct dts_http_conn *next;   /* list of connections */
-    struct dts_http_conn **pprev; /* link pointing here */
-    char in[DTS_HTTP_MAX_HEAD];   /* request bytes not yet consumed */
+    size_t in_len;                 /* bytes buffered in in[] */
+    char head[512];                /* response head being sent */
+    size_t head_len;               /* bytes in head */
+    struct dbuf body;              /* response body being sent */
+    size_t sent;                   /* bytes of head + body written */
+    bool writing;                  /* a response is (partly) unsent */
+    bool close_after;              /* close once the response is out */
+    bool peer_eof;                 /* the client shut its side down */
+    bool lingering;                /* answered and shut down: draining */
+    int64_t last_ms;               /* last progress (idle timeout) */
+    char remote[64];               /* peer address, for logs */
+    struct http_lite_conn *next;   /* list of connections */
+    struct http_lite_conn **pprev; /* link pointing here */
+    char in[HTTP_LITE_MAX_HEAD];   /* request bytes not yet consumed */
 };
 
 struct dts_http {
@@ -242,16 +243,16 @@ struct dts_http {
     int ep;      /* epoll */
     uint16_t port;
     pthread_t thread;
-    dts_http_handler_fn handler;
+    http_lite_handler_fn handler;
     void *arg;
     unsigned n_conns;
-    struct dts_http_conn *conns;
+    struct http_lite_conn *conns;
     bool listen_paused;        /* out of fds: accept retried later */
     char tag_listen, tag_stop; /* epoll data pointers */
 };
 
 static const char *
-dts_http_reason(int status)
+http_lite_reason(int status)
 {
     switch (status) {
     case 200:
@@ -272,7 +273,7 @@ dts_http_reason(int status)
 }
 
 static void
-dts_http_close(struct dts_http *srv, struct dts_http_conn *c)
+http_lite_close(struct dts_http *srv, struct http_lite_conn *c)
 {
     epoll_ctl(srv->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -286,7 +287,7 @@ dts_http_close(struct dts_http *srv, struct dts_http_conn *c)
 }
 
 static void
-dts_http_want(struct dts_http *srv, struct dts_http_conn *c, uint32_t events)
+http_lite_want(struct dts_http *srv, struct http_lite_conn *c, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = c};
     epoll_ctl(srv->ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -294,8 +295,8 @@ dts_http_want(struct dts_http *srv, struct dts_http_conn *c, uint32_t events)
 
 /* Frame resp as the connection's pending response. */
 static void
-dts_http_queue(struct dts_http_conn *c, const char *method,
-               struct dts_http_response *resp)
+http_lite_queue(struct http_lite_conn *c, const char *method,
+                struct http_lite_response *resp)
 {
     char date[64];
     time_t now = time(NULL);
@@ -305,7 +306,7 @@ dts_http_queue(struct dts_http_conn *c, const char *method,
     int n = snprintf(c->head, sizeof c->head,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\n%s%s%s%s\r\n",
-                     resp->status, dts_http_reason(resp->status), date,
+                     resp->status, http_lite_reason(resp->status), date,
                      resp->content_type, resp->body.len,
                      resp->allow ? "Allow: " : "",
                      resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "",
@@ -324,26 +325,26 @@ dts_http_queue(struct dts_http_conn *c, const char *method,
 
 /* Answer a request the parser rejected, then close. */
 static void
-dts_http_queue_error(struct dts_http_conn *c, int status, const char *text)
+http_lite_queue_error(struct http_lite_conn *c, int status, const char *text)
 {
-    struct dts_http_response resp = {.status = status,
-                                     .content_type = "text/plain"};
+    struct http_lite_response resp = {.status = status,
+                                      .content_type = "text/plain"};
     dbuf_init(&resp.body);
     dbuf_puts(&resp.body, text);
     c->close_after = true;
     c->in_len = 0;
-    dts_http_queue(c, "GET", &resp);
+    http_lite_queue(c, "GET", &resp);
 }
 
 /* Parse and answer the next buffered request, if complete. */
 static bool
-dts_http_next(struct dts_http *srv, struct dts_http_conn *c)
+http_lite_next(struct dts_http *srv, struct http_lite_conn *c)
 {
     if (c->writing || c->close_after) {
         return false;
     }
-    struct dts_http_request req;
-    ssize_t n = dts_http_parse_request(c->in, c->in_len, &req);
+    struct http_lite_request req;
+    ssize_t n = http_lite_parse_request(c->in, c->in_len, &req);
     if (n == 0) {
         return false;
     }
@@ -351,9 +352,9 @@ dts_http_next(struct dts_http *srv, struct dts_http_conn *c)
         log_debug("bad request", "remote=%s error=\"%s\"", c->remote,
                   n == -EMSGSIZE ? "request head too large" : "malformed");
         if (n == -EMSGSIZE) {
-            dts_http_queue_error(c, 431, "request head too large\n");
+            http_lite_queue_error(c, 431, "request head too large\n");
         } else {
-            dts_http_queue_error(c, 400, "bad request\n");
+            http_lite_queue_error(c, 400, "bad request\n");
         }
         return true;
     }
@@ -361,12 +362,12 @@ dts_http_next(struct dts_http *srv, struct dts_http_conn *c)
     c->in_len -= (size_t) n;
     c->close_after = req.close || req.has_body;
     int64_t t0 = time_mono_ns();
-    struct dts_http_response resp = {.status = 200,
-                                     .content_type = "text/plain"};
+    struct http_lite_response resp = {.status = 200,
+                                      .content_type = "text/plain"};
     dbuf_init(&resp.body);
     srv->handler(srv->arg, &req, &resp);
     int status = resp.status;
-    dts_http_queue(c, req.method, &resp);
+    http_lite_queue(c, req.method, &resp);
     log_debug("request", "method=%s path=\"%s\" status=%d us=%lld remote=%s",
               req.method, req.path, status,
               (long long) ((time_mono_ns() - t0) / 1000), c->remote);
@@ -376,7 +377,7 @@ dts_http_next(struct dts_http *srv, struct dts_http_conn *c)
 /* Write what is pending; on completion go on with buffered requests.
  * Returns false when the connection was closed. */
 static bool
-dts_http_flush(struct dts_http *srv, struct dts_http_conn *c)
+http_lite_flush(struct dts_http *srv, struct http_lite_conn *c)
 {
     while (c->writing) {
         struct iovec iov[2];
@@ -392,14 +393,14 @@ dts_http_flush(struct dts_http *srv, struct dts_http_conn *c)
             struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t) n};
             ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
             if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                dts_http_want(srv, c, EPOLLOUT);
+                http_lite_want(srv, c, EPOLLOUT);
                 return true;
             }
             if (w < 0 && errno == EINTR) {
                 continue;
             }
             if (w < 0) {
-                dts_http_close(srv, c);
+                http_lite_close(srv, c);
                 return false;
             }
             c->sent += (size_t) w;
@@ -412,7 +413,7 @@ dts_http_flush(struct dts_http *srv, struct dts_http_conn *c)
         c->writing = false;
         dbuf_free(&c->body);
         if (c->close_after && c->peer_eof) {
-            dts_http_close(srv, c);
+            http_lite_close(srv, c);
             return false;
         }
         if (c->close_after) {
@@ -424,21 +425,21 @@ dts_http_flush(struct dts_http *srv, struct dts_http_conn *c)
             c->lingering = true;
             c->in_len = 0;
             c->last_ms = time_mono_ms();
-            dts_http_want(srv, c, EPOLLIN);
+            http_lite_want(srv, c, EPOLLIN);
             return true;
         }
-        dts_http_next(srv, c); /* a pipelined request may be waiting */
+        http_lite_next(srv, c); /* a pipelined request may be waiting */
     }
     if (c->peer_eof) {
-        dts_http_close(srv, c);
+        http_lite_close(srv, c);
         return false;
     }
-    dts_http_want(srv, c, EPOLLIN);
+    http_lite_want(srv, c, EPOLLIN);
     return true;
 }
 
 static void
-dts_http_on_readable(struct dts_http *srv, struct dts_http_conn *c)
+http_lite_on_readable(struct dts_http *srv, struct http_lite_conn *c)
 {
     if (c->lingering) {
         for (;;) {
@@ -450,7 +451,7 @@ dts_http_on_readable(struct dts_http *srv, struct dts_http_conn *c)
                 continue;
             }
             if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-                dts_http_close(srv, c);
+                http_lite_close(srv, c);
             }
             return;
         }
@@ -467,17 +468,17 @@ dts_http_on_readable(struct dts_http *srv, struct dts_http_conn *c)
         } else if (errno == EINTR) {
             continue;
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            dts_http_close(srv, c);
+            http_lite_close(srv, c);
             return;
         }
         break;
     }
-    dts_http_next(srv, c);
-    dts_http_flush(srv, c);
+    http_lite_next(srv, c);
+    http_lite_flush(srv, c);
 }
 
 static void
-dts_http_accept(struct dts_http *srv)
+http_lite_accept(struct dts_http *srv)
 {
     for (;;) {
         struct sockaddr_storage ss;
@@ -498,16 +499,16 @@ dts_http_accept(struct dts_http *srv)
             }
             return;
         }
-        if (srv->n_conns >= DTS_HTTP_MAX_CONN) {
+        if (srv->n_conns >= HTTP_LITE_MAX_CONN) {
             log_warn_rl("too many connections; closing a new one", "limit=%d",
-                        DTS_HTTP_MAX_CONN);
+                        HTTP_LITE_MAX_CONN);
             close(fd);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct dts_http_conn *c = xmalloc(sizeof *c);
-        memset(c, 0, offsetof(struct dts_http_conn, in));
+        struct http_lite_conn *c = xmalloc(sizeof *c);
+        memset(c, 0, offsetof(struct http_lite_conn, in));
         c->fd = fd;
         c->last_ms = time_mono_ms();
         char host[INET6_ADDRSTRLEN] = "?";
@@ -539,7 +540,7 @@ dts_http_accept(struct dts_http *srv)
 }
 
 static void *
-dts_http_thread(void *arg)
+http_lite_thread(void *arg)
 {
     struct dts_http *srv = arg;
     int64_t last_sweep = time_mono_ms();
@@ -559,15 +560,15 @@ dts_http_thread(void *arg)
                 return NULL;
             }
             if (p == &srv->tag_listen) {
-                dts_http_accept(srv);
+                http_lite_accept(srv);
                 continue;
             }
-            struct dts_http_conn *c = p;
+            struct http_lite_conn *c = p;
             uint32_t e = evs[i].events;
             if (e & EPOLLOUT) {
-                dts_http_flush(srv, c);
+                http_lite_flush(srv, c);
             } else if (e & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                dts_http_on_readable(srv, c);
+                http_lite_on_readable(srv, c);
             }
         }
         int64_t now = time_mono_ms();
@@ -579,11 +580,11 @@ dts_http_thread(void *arg)
                 srv->listen_paused =
                     epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->listen_fd, &el) < 0;
             }
-            for (struct dts_http_conn *c = srv->conns, *next; c; c = next) {
+            for (struct http_lite_conn *c = srv->conns, *next; c; c = next) {
                 next = c->next;
                 if (now - c->last_ms >
-                    (c->lingering ? DTS_HTTP_LINGER_MS : DTS_HTTP_IDLE_MS)) {
-                    dts_http_close(srv, c);
+                    (c->lingering ? HTTP_LITE_LINGER_MS : HTTP_LITE_IDLE_MS)) {
+                    http_lite_close(srv, c);
                 }
             }
         }
@@ -591,10 +592,10 @@ dts_http_thread(void *arg)
     return NULL;
 }
 
-/* Resolve address into ss (see dts_http_create for the forms). */
+/* Resolve address into ss (see http_lite_create for the forms). */
 static int
-dts_http_address(const char *address, uint16_t port,
-                 struct sockaddr_storage *ss, socklen_t *sl)
+http_lite_address(const char *address, uint16_t port,
+                  struct sockaddr_storage *ss, socklen_t *sl)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in = (struct sockaddr_in *) ss;
@@ -649,12 +650,12 @@ dts_http_address(const char *address, uint16_t port,
 }
 
 static int
-dts_http_listen(const char *address, uint16_t port, struct dpf_error *err)
+http_lite_listen(const char *address, uint16_t port, struct dpf_error *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
     const char *shown = address && *address ? address : "::";
-    if (dts_http_address(address, port, &ss, &sl) < 0) {
+    if (http_lite_address(address, port, &ss, &sl) < 0) {
         dpf_error_set(err, 400, "BadRequest",
                       "prometheus: cannot resolve listen address \"%s\"",
                       shown);
@@ -665,7 +666,7 @@ dts_http_listen(const char *address, uint16_t port, struct dpf_error *err)
         socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 && any6) {
         /* No IPv6 here: all IPv4 addresses instead. */
-        dts_http_address("0.0.0.0", port, &ss, &sl);
+        http_lite_address("0.0.0.0", port, &ss, &sl);
         fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     }
     if (fd < 0) {
@@ -690,10 +691,10 @@ dts_http_listen(const char *address, uint16_t port, struct dpf_error *err)
 }
 
 struct dts_http *
-dts_http_create(const char *address, uint16_t port, dts_http_handler_fn handler,
-                void *arg, struct dpf_error *err)
+http_lite_create(const char *address, uint16_t port,
+                 http_lite_handler_fn handler, void *arg, struct dpf_error *err)
 {
-    int lfd = dts_http_listen(address, port, err);
+    int lfd = http_lite_listen(address, port, err);
     if (lfd < 0) {
         return NULL;
     }
@@ -718,8 +719,8 @@ dts_http_create(const char *address, uint16_t port, dts_http_handler_fn handler,
         epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->stop_fd, &es) == 0) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, DTS_HTTP_STACK_SIZE);
-        rc = pthread_create(&srv->thread, &attr, dts_http_thread, srv);
+        pthread_attr_setstacksize(&attr, HTTP_LITE_STACK_SIZE);
+        rc = pthread_create(&srv->thread, &attr, http_lite_thread, srv);
         pthread_attr_destroy(&attr);
     }
     if (rc != 0) {
@@ -739,13 +740,13 @@ dts_http_create(const char *address, uint16_t port, dts_http_handler_fn handler,
 }
 
 uint16_t
-dts_http_port(const struct dts_http *srv)
+http_lite_port(const struct dts_http *srv)
 {
     return srv->port;
 }
 
 void
-dts_http_destroy(struct dts_http *srv)
+http_lite_destroy(struct dts_http *srv)
 {
     if (!srv) {
         return;
@@ -755,7 +756,7 @@ dts_http_destroy(struct dts_http *srv)
     (void) w;
     pthread_join(srv->thread, NULL);
     while (srv->conns) {
-        dts_http_close(srv, srv->conns);
+        http_lite_close(srv, srv->conns);
     }
     close(srv->listen_fd);
     close(srv->stop_fd);

@@ -1,4 +1,4 @@
-/* Unit tests for dts/dts-http: the request parser, and the server over
+/* Unit tests for lib/net/http-lite: the request parser, and the server over
  * real sockets on 127.0.0.1 (keep-alive, pipelining, HEAD, errors,
  * half-close, big bodies, the connection limit). */
 #include <setjmp.h>
@@ -17,19 +17,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dts/dts-http.h"
+#include "lib/net/http-lite.h"
 #include "lib/base/util.h"
 
 static ssize_t
-parse(const char *text, struct dts_http_request *req)
+parse(const char *text, struct http_lite_request *req)
 {
-    return dts_http_parse_request(text, strlen(text), req);
+    return http_lite_parse_request(text, strlen(text), req);
 }
 
 static void
 test_parse(void **state)
 {
-    struct dts_http_request r;
+    struct http_lite_request r;
     const char *t = "GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /";
     assert_int_equal(parse(t, &r), strstr(t, "\r\n\r\n") + 4 - t);
     assert_string_equal(r.method, "GET");
@@ -81,14 +81,16 @@ test_parse(void **state)
         assert_int_equal(parse(bad[i], &r), -EBADMSG);
     }
     char nul[] = "GET / HTTP/1.1\r\nA: \0b\r\n\r\n";
-    assert_int_equal(dts_http_parse_request(nul, sizeof nul - 1, &r), -EBADMSG);
+    assert_int_equal(http_lite_parse_request(nul, sizeof nul - 1, &r),
+                     -EBADMSG);
     /* Too large: no end of head within the limit. */
-    char *big = xmalloc(DTS_HTTP_MAX_HEAD + 100);
-    memset(big, 'a', DTS_HTTP_MAX_HEAD + 100);
+    char *big = xmalloc(HTTP_LITE_MAX_HEAD + 100);
+    memset(big, 'a', HTTP_LITE_MAX_HEAD + 100);
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
-    assert_int_equal(dts_http_parse_request(big, DTS_HTTP_MAX_HEAD + 100, &r),
+    assert_int_equal(http_lite_parse_request(big, HTTP_LITE_MAX_HEAD + 100, &r),
                      -EMSGSIZE);
-    assert_int_equal(dts_http_parse_request(big, DTS_HTTP_MAX_HEAD - 1, &r), 0);
+    assert_int_equal(http_lite_parse_request(big, HTTP_LITE_MAX_HEAD - 1, &r),
+                     0);
     free(big);
     /* A target longer than the path buffer. */
     char *longt = xasprintf("GET /%01500d HTTP/1.1\r\n\r\n", 0);
@@ -99,8 +101,8 @@ test_parse(void **state)
 /* ---- live server ---------------------------------------------------- */
 
 static void
-handler(void *arg, const struct dts_http_request *req,
-        struct dts_http_response *resp)
+handler(void *arg, const struct http_lite_request *req,
+        struct http_lite_response *resp)
 {
     (*(int *) arg)++;
     if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
@@ -196,9 +198,9 @@ test_server(void **state)
     struct dpf_error err;
     dpf_error_clear(&err);
     struct dts_http *srv =
-        dts_http_create("127.0.0.1", 0, handler, &calls, &err);
+        http_lite_create("127.0.0.1", 0, handler, &calls, &err);
     assert_non_null(srv);
-    uint16_t port = dts_http_port(srv);
+    uint16_t port = http_lite_port(srv);
     assert_true(port > 0);
     struct dbuf pend, body;
     dbuf_init(&pend);
@@ -253,9 +255,9 @@ test_server(void **state)
     /* An oversized head gets 431. */
     fd = connect_to(port);
     pend.len = 0;
-    char *big = xmalloc(DTS_HTTP_MAX_HEAD + 64);
-    memset(big, 'a', DTS_HTTP_MAX_HEAD + 63);
-    big[DTS_HTTP_MAX_HEAD + 63] = '\0';
+    char *big = xmalloc(HTTP_LITE_MAX_HEAD + 64);
+    memset(big, 'a', HTTP_LITE_MAX_HEAD + 63);
+    big[HTTP_LITE_MAX_HEAD + 63] = '\0';
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
     send_all(fd, big);
     free(big);
@@ -296,8 +298,8 @@ test_server(void **state)
 
     /* Connection limit: the one over the limit is closed at once, the
      * others still work. */
-    int fds[DTS_HTTP_MAX_CONN];
-    for (int i = 0; i < DTS_HTTP_MAX_CONN; i++) {
+    int fds[HTTP_LITE_MAX_CONN];
+    for (int i = 0; i < HTTP_LITE_MAX_CONN; i++) {
         fds[i] = connect_to(port);
     }
     usleep(100000);
@@ -307,13 +309,13 @@ test_server(void **state)
     pend.len = 0;
     send_all(fds[0], "GET /ok HTTP/1.1\r\n\r\n");
     assert_int_equal(read_response(fds[0], &pend, false, NULL, NULL), 200);
-    for (int i = 0; i < DTS_HTTP_MAX_CONN; i++) {
+    for (int i = 0; i < HTTP_LITE_MAX_CONN; i++) {
         close(fds[i]);
     }
 
     dbuf_free(&pend);
     dbuf_free(&body);
-    dts_http_destroy(srv);
+    http_lite_destroy(srv);
 }
 
 static void
@@ -322,28 +324,29 @@ test_bind_errors(void **state)
     struct dpf_error err;
     dpf_error_clear(&err);
     assert_null(
-        dts_http_create("no.such.host.invalid", 0, handler, NULL, &err));
+        http_lite_create("no.such.host.invalid", 0, handler, NULL, &err));
     assert_non_null(strstr(err.message, "no.such.host.invalid"));
     /* A port in use. */
     int calls = 0;
-    struct dts_http *a = dts_http_create("127.0.0.1", 0, handler, &calls, &err);
+    struct dts_http *a =
+        http_lite_create("127.0.0.1", 0, handler, &calls, &err);
     assert_non_null(a);
     dpf_error_clear(&err);
-    assert_null(
-        dts_http_create("127.0.0.1", dts_http_port(a), handler, &calls, &err));
+    assert_null(http_lite_create("127.0.0.1", http_lite_port(a), handler,
+                                 &calls, &err));
     assert_non_null(strstr(err.message, "cannot listen"));
-    dts_http_destroy(a);
+    http_lite_destroy(a);
     /* Dual stack on "::" takes IPv4 clients. */
-    struct dts_http *b = dts_http_create("::", 0, handler, &calls, &err);
+    struct dts_http *b = http_lite_create("::", 0, handler, &calls, &err);
     assert_non_null(b);
-    int fd = connect_to(dts_http_port(b));
+    int fd = connect_to(http_lite_port(b));
     struct dbuf pend;
     dbuf_init(&pend);
     send_all(fd, "GET / HTTP/1.1\r\n\r\n");
     assert_int_equal(read_response(fd, &pend, false, NULL, NULL), 200);
     dbuf_free(&pend);
     close(fd);
-    dts_http_destroy(b);
+    http_lite_destroy(b);
 }
 
 int

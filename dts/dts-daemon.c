@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dpf/dts-exporter.h"
+#include "lib/base/daemon.h"
 #include "dts/dts-export.h"
 #include "lib/net/http-lite.h"
 #include "dts/dts-ipc-server.h"
@@ -266,8 +267,8 @@ dts_on_collect_timer(void *arg, struct loop_timer *t)
 /* ---- HTTP endpoint --------------------------------------------------- */
 
 static void
-http_lite_handler(void *arg, const struct http_lite_request *req,
-                  struct http_lite_response *resp)
+dts_daemon_http_handler(void *arg, const struct http_lite_request *req,
+                        struct http_lite_response *resp)
 {
     struct dts_daemon *d = arg;
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
@@ -276,7 +277,11 @@ http_lite_handler(void *arg, const struct http_lite_request *req,
         dbuf_puts(&resp->body, "method not allowed\n");
         return;
     }
-    if (!strcmp(req->path, "/metrics")) {
+    int health =
+        d->rt.daemon ? daemon_health(d->rt.daemon, req->path, &resp->body) : 0;
+    if (health) {
+        resp->status = health;
+    } else if (!strcmp(req->path, "/metrics")) {
         /* Size the buffer once: a page of 5,000 series is ~400 KB and
          * growing it by doubling would copy it ~13 times. */
         size_t hint = d->last_render_len + d->last_render_len / 8;
@@ -303,7 +308,7 @@ http_lite_handler(void *arg, const struct http_lite_request *req,
 }
 
 static void
-http_lite_apply(struct dts_daemon *d)
+dts_daemon_http_apply(struct dts_daemon *d)
 {
     const char *url = d->cfg->prometheus;
     if (d->http && url && d->http_url && !strcmp(url, d->http_url)) {
@@ -322,7 +327,7 @@ http_lite_apply(struct dts_daemon *d)
     struct dpf_error err;
     dpf_error_clear(&err);
     d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
-                               http_lite_handler, d, &err);
+                               dts_daemon_http_handler, d, &err);
     if (!d->http) {
         dts_model_error_inc(d->model, "prometheus", NULL, NULL);
         log_error("cannot start prometheus endpoint", "url=%s error=\"%s\"",
@@ -423,7 +428,7 @@ dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
         log_info("config note", "file=%s note=\"%s\"", c->path, c->notes[i]);
     }
     dts_providers_apply(d);
-    http_lite_apply(d);
+    dts_daemon_http_apply(d);
     dts_export_apply(d->export, c);
     dts_ipc_apply(d);
     if (!old || old->update_ms != c->update_ms) {
@@ -585,6 +590,7 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
     d->rt.config_dir = d->config_dir;
     d->rt.sysfs_root = d->sysfs_root;
     d->rt.ipc_dir = d->ipc_dir_opt;
+    d->rt.daemon = rt->daemon;
     d->start_ns = time_wall_ns();
     d->model = dts_model_create();
     /* Every error series exists from the start (value 0). */

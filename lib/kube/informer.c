@@ -203,13 +203,25 @@ apply_list(struct informer *inf)
     }
 }
 
+/* on_page's value when a paged list cannot be resumed safely. */
+#define LIST_NEEDS_UNPAGED 2
+
 static int
 on_page(void *arg, json_t *page)
 {
     struct informer *inf = arg;
     if (!inf->list_rv) {
-        const char *rv = json_string_value(json_object_get(
-            json_object_get(page, "metadata"), "resourceVersion"));
+        json_t *md = json_object_get(page, "metadata");
+        const char *rv =
+            json_string_value(json_object_get(md, "resourceVersion"));
+        const char *next = json_string_value(json_object_get(md, "continue"));
+        if ((!rv || !*rv || !strcmp(rv, "0")) && next && *next) {
+            /* A first page without a usable resourceVersion leaves no
+             * safe point to watch from (a later page's may be past
+             * deletions of objects on earlier pages): list unpaged. */
+            json_decref(page);
+            return LIST_NEEDS_UNPAGED;
+        }
         inf->list_rv = xstrdup(rv ? rv : "");
     }
     json_t *items = json_object_get(page, "items");
@@ -238,6 +250,13 @@ on_list_done(void *arg, int rc, const struct kube_response *resp,
         json_decref(inf->listed);
         inf->listed = NULL;
         stat_add(inf, &inf->stats.relists, 1);
+        start_list(inf);
+        return;
+    }
+    if (rc == LIST_NEEDS_UNPAGED) {
+        log_info("list pages carry no resourceVersion, listing unpaged",
+                 "resource=%s", inf->gvr.resource);
+        inf->page_size = 0;
         start_list(inf);
         return;
     }

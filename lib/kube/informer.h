@@ -9,7 +9,9 @@
  *             resumes from the first page's resourceVersion (on a server
  *             whose pages are not one snapshot, such as dpf-server, later
  *             events are replayed rather than lost: applying an event is
- *             idempotent). The list then replaces the cache: objects that
+ *             idempotent; a server whose first page carries no
+ *             resourceVersion is listed unpaged from then on). The list
+ *             then replaces the cache: objects that
  *             vanished get a delete, new ones an add, changed ones
  *             (another resourceVersion) an update.
  *   watch     with allowWatchBookmarks and a server-side timeoutSeconds

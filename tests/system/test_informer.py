@@ -69,3 +69,32 @@ def test_informer_cache_exact_through_storm_and_410(tmp_path):
     finally:
         code = srv.stop()
     assert code == 0, srv.log_text()[-3000:]
+
+
+def test_controller_copies_converge(dpf_server):
+    """A controller written on lib/kube (kube-controller-check.c) keeps a
+    copy of every labelled ConfigMap: it converges on create, follows an
+    update of the source, puts back a deleted copy (secondary watch mapped
+    to the owner), and never runs one key on two workers at once."""
+    p = subprocess.run([binary("tests", "system", "kube-controller-check"),
+                        "--kubeconfig", dpf_server.kubeconfig,
+                        "--sources", "30", "--timeout", "90"],
+                       capture_output=True, text=True, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    for step in ("create", "update", "recreate"):
+        assert f"step {step}: converged" in p.stdout, out
+    ctl = counters(p.stdout, "controller")
+    assert ctl["overlaps"] == 0
+    assert ctl["errors"] == 0
+    assert ctl["reconciles"] >= 30
+    # The copies are on the server, owned by their sources.
+    st, body = dpf_server.json(
+        "GET", "/api/v1/namespaces/default/configmaps?labelSelector=copy%3Ddst",
+        expect=200)
+    copies = {o["metadata"]["name"]: o for o in body["items"]}
+    assert len(copies) == 30
+    ref = copies["src-000-copy"]["metadata"]["ownerReferences"][0]
+    assert ref["kind"] == "ConfigMap" and ref["name"] == "src-000"
+    assert ref["controller"] is True
+    assert copies["src-000-copy"]["data"] == {"v": "2"}

@@ -41,8 +41,7 @@ on_event(void *arg, enum kube_event_type t, json_t *obj)
         break;
     case KUBE_EVENT_ERROR:
         /* the informer stops on a 410 */
-        return json_integer_value(json_object_get(obj, "code")) == 410 ? 1
-                                                                        : 0;
+        return json_integer_value(json_object_get(obj, "code")) == 410 ? 1 : 0;
     }
     return 0;
 }

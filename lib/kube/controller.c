@@ -121,9 +121,9 @@ controller_map_owner(struct controller *c, const json_t *obj)
     json_t *md = json_object_get(obj, "metadata");
     json_t *refs = json_object_get(md, "ownerReferences");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
-    char *api_version =
-        g->group && *g->group ? xasprintf("%s/%s", g->group, g->version)
-                              : xstrdup(g->version);
+    char *api_version = g->group && *g->group
+                            ? xasprintf("%s/%s", g->group, g->version)
+                            : xstrdup(g->version);
     json_t *out = NULL;
     size_t i;
     json_t *ref;
@@ -132,8 +132,8 @@ controller_map_owner(struct controller *c, const json_t *obj)
         const char *kind = json_string_value(json_object_get(ref, "kind"));
         const char *av = json_string_value(json_object_get(ref, "apiVersion"));
         const char *name = json_string_value(json_object_get(ref, "name"));
-        if (!json_is_true(json_object_get(ref, "controller")) || !kind ||
-            !av || !name || !ops->primary_kind ||
+        if (!json_is_true(json_object_get(ref, "controller")) || !kind || !av ||
+            !name || !ops->primary_kind ||
             strcmp(kind, ops->primary_kind) != 0 ||
             strcmp(av, api_version) != 0) {
             continue;
@@ -223,8 +223,8 @@ worker_main(void *arg)
             atomic_fetch_add(&c->errors, 1);
             int64_t d = workqueue_add_rate_limited(c->q, key);
             log_warn_rl("reconcile failed, retrying",
-                        "controller=%s key=%s retry_ms=%lld", c->ops->name,
-                        key, (long long) d);
+                        "controller=%s key=%s retry_ms=%lld", c->ops->name, key,
+                        (long long) d);
             break;
         }
         }
@@ -345,8 +345,8 @@ loop_main(void *arg)
 }
 
 int
-controller_manager_start(struct controller_manager *m,
-                         int64_t sync_timeout_ms, struct dpf_error *err)
+controller_manager_start(struct controller_manager *m, int64_t sync_timeout_ms,
+                         struct dpf_error *err)
 {
     if (m->started) {
         return 0;
@@ -383,8 +383,8 @@ controller_manager_start(struct controller_manager *m,
             }
             c->n_threads++;
         }
-        log_info("controller started", "controller=%s workers=%d",
-                 c->ops->name, c->n_threads);
+        log_info("controller started", "controller=%s workers=%d", c->ops->name,
+                 c->n_threads);
     }
     return 0;
 }

@@ -78,8 +78,8 @@ struct controller_watch {
 };
 
 struct controller_ops {
-    const char *name;          /* for logs: "dpuset" */
-    const char *primary_kind;  /* "DPUSet": owner references match this */
+    const char *name;         /* for logs: "dpuset" */
+    const char *primary_kind; /* "DPUSet": owner references match this */
     struct controller_watch primary;
     const struct controller_watch *secondary; /* may be NULL */
     size_t n_secondary;
@@ -122,8 +122,8 @@ struct controller_stats {
 void controller_stats(struct controller *c, struct controller_stats *out);
 
 /* A manager talking to kc's server. NULL with err set on failure. */
-struct controller_manager *controller_manager_create(
-    const struct kubeconfig *kc, struct dpf_error *err);
+struct controller_manager *
+controller_manager_create(const struct kubeconfig *kc, struct dpf_error *err);
 /* Register a controller (before start). Returns its handle. */
 struct controller *controller_manager_add(struct controller_manager *m,
                                           const struct controller_ops *ops,

@@ -33,16 +33,16 @@ struct informer {
     struct informer_handlers *handlers;
     size_t n_handlers;
     bool running;
-    struct kube_call *call;     /* list or watch in flight */
-    struct loop_timer *retry;   /* backoff timer */
-    struct loop_timer *resync;  /* resync timer */
-    unsigned failures;          /* consecutive failures (backoff step) */
-    json_t *listed;             /* list in progress: key -> object */
-    char *list_rv;              /* its resourceVersion (first page) */
-    int64_t watch_start_ms;     /* when the current watch began */
-    uint64_t watch_events;      /* events in the current watch */
-    bool want_relist;           /* the watch saw a 410 ERROR event */
-    uint64_t rng;               /* xorshift state for jitter */
+    struct kube_call *call;    /* list or watch in flight */
+    struct loop_timer *retry;  /* backoff timer */
+    struct loop_timer *resync; /* resync timer */
+    unsigned failures;         /* consecutive failures (backoff step) */
+    json_t *listed;            /* list in progress: key -> object */
+    char *list_rv;             /* its resourceVersion (first page) */
+    int64_t watch_start_ms;    /* when the current watch began */
+    uint64_t watch_events;     /* events in the current watch */
+    bool want_relist;          /* the watch saw a 410 ERROR event */
+    uint64_t rng;              /* xorshift state for jitter */
     /* shared with other threads */
     pthread_mutex_t mu;
     pthread_cond_t synced_cv;
@@ -296,8 +296,8 @@ start_list(struct informer *inf)
                                    .field_selector = inf->field_selector,
                                    .limit = inf->page_size,
                                    .timeout_ms = 60000};
-    inf->call = kube_rest_list(inf->rest, inf->path, &lo, on_page,
-                               on_list_done, inf);
+    inf->call =
+        kube_rest_list(inf->rest, inf->path, &lo, on_page, on_list_done, inf);
 }
 
 static int
@@ -402,8 +402,8 @@ start_watch(struct informer *inf)
     inf->want_relist = false;
     inf->watch_events = 0;
     inf->watch_start_ms = loop_now_ms(inf->loop);
-    inf->call =
-        kube_rest_watch(inf->rest, inf->path, &wo, on_event, on_watch_done, inf);
+    inf->call = kube_rest_watch(inf->rest, inf->path, &wo, on_event,
+                                on_watch_done, inf);
 }
 
 static void
@@ -437,12 +437,12 @@ informer_create(struct kube_rest *rest, const struct informer_options *o)
     inf->gvr.resource = xstrdup(o->gvr.resource);
     inf->gvr.namespaced = o->gvr.namespaced;
     inf->path = kube_path(&o->gvr, o->namespace, NULL, NULL);
-    inf->label_selector =
-        o->label_selector && *o->label_selector ? xstrdup(o->label_selector)
-                                                : NULL;
-    inf->field_selector =
-        o->field_selector && *o->field_selector ? xstrdup(o->field_selector)
-                                                : NULL;
+    inf->label_selector = o->label_selector && *o->label_selector
+                              ? xstrdup(o->label_selector)
+                              : NULL;
+    inf->field_selector = o->field_selector && *o->field_selector
+                              ? xstrdup(o->field_selector)
+                              : NULL;
     inf->resync_ms = o->resync_ms > 0 ? o->resync_ms : 0;
     inf->page_size = o->page_size == 0  ? DEFAULT_PAGE
                      : o->page_size < 0 ? 0

@@ -88,8 +88,8 @@ struct informer *informer_create(struct kube_rest *rest,
 void informer_add_handlers(struct informer *inf,
                            const struct informer_handlers *h);
 /* Add a cache index (before informer_start). 0 or -errno. */
-int informer_add_index(struct informer *inf, const char *name,
-                       kube_index_fn fn, void *arg);
+int informer_add_index(struct informer *inf, const char *name, kube_index_fn fn,
+                       void *arg);
 /* Start listing and watching. */
 void informer_start(struct informer *inf);
 /* Stop: cancel the current request and timers (the cache stays). */

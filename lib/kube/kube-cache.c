@@ -158,8 +158,7 @@ kube_cache_key(const json_t *obj)
 
 /* Add (add=true) or remove key under every index value of obj. */
 static void
-index_update(struct kube_cache *c, const json_t *obj, const char *key,
-             bool add)
+index_update(struct kube_cache *c, const json_t *obj, const char *key, bool add)
 {
     for (size_t i = 0; i < c->n_idx; i++) {
         struct kube_index *ix = &c->idx[i];

@@ -392,8 +392,8 @@ call_start(struct kube_call *c)
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
     kubeconfig_curl_apply_tls(h, &r->kc);
 
-    char *accept = xasprintf("Accept: %s",
-                             c->accept ? c->accept : "application/json");
+    char *accept =
+        xasprintf("Accept: %s", c->accept ? c->accept : "application/json");
     c->hdrs = curl_slist_append(NULL, accept);
     free(accept);
     if (r->auth_header) {
@@ -402,9 +402,9 @@ call_start(struct kube_call *c)
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");
     const char *m = c->method ? c->method : "GET";
     if (c->req_body) {
-        char *ct = xasprintf("Content-Type: %s", c->content_type
-                                                     ? c->content_type
-                                                     : "application/json");
+        char *ct =
+            xasprintf("Content-Type: %s",
+                      c->content_type ? c->content_type : "application/json");
         c->hdrs = curl_slist_append(c->hdrs, ct);
         free(ct);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -578,8 +578,8 @@ static bool
 list_page(struct kube_call *c, int *rc, struct dpf_error *err)
 {
     json_error_t jerr;
-    json_t *page = json_loadb(c->body.data ? c->body.data : "", c->body.len,
-                              0, &jerr);
+    json_t *page =
+        json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &jerr);
     if (!json_is_object(page)) {
         dpf_error_set(err, 500, "InternalError",
                       "list %s: the reply is not a JSON object: %s", c->path,
@@ -629,8 +629,7 @@ call_finish(struct kube_call *c, CURLcode result)
         rc = transport_error(c, result, &err);
         resp.status = 0;
     } else if (resp.status / 100 != 2) {
-        rc = kube_status_to_error(resp.status, c->body.data, c->body.len,
-                                  &err);
+        rc = kube_status_to_error(resp.status, c->body.data, c->body.len, &err);
     } else if (c->kind == CALL_WATCH) {
         rc = kube_watch_parser_finish(&c->parser, &err);
     } else if (c->kind == CALL_LIST) {

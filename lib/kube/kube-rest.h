@@ -129,8 +129,8 @@ struct kube_list_options {
  * continue token (expired) ends the list with -ESTALE: start it again. */
 struct kube_call *kube_rest_list(struct kube_rest *r, const char *path,
                                  const struct kube_list_options *opts,
-                                 kube_rest_page_fn page,
-                                 kube_rest_done_fn done, void *arg);
+                                 kube_rest_page_fn page, kube_rest_done_fn done,
+                                 void *arg);
 
 /* Watch options. Zero-initialise; every field is optional. */
 struct kube_watch_options {
@@ -166,9 +166,9 @@ int kube_rest_request_wait(struct kube_rest *r, const struct kube_request *req,
 /* The same with JSON in and out: body may be NULL; *out (may be NULL) gets
  * the decoded 2xx reply (a new reference). */
 int kube_rest_json_wait(struct kube_rest *r, const char *method,
-                        const char *path, const char *query,
-                        const json_t *body, const char *content_type,
-                        json_t **out, struct dpf_error *err);
+                        const char *path, const char *query, const json_t *body,
+                        const char *content_type, json_t **out,
+                        struct dpf_error *err);
 /* Free a response's body (the struct is the caller's). */
 void kube_response_free(struct kube_response *resp);
 

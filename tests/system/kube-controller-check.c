@@ -76,22 +76,21 @@ reconcile_copy(struct controller *c, const char *key)
         json_t *obj = json_pack(
             "{s:s,s:s,s:{s:s,s:{s:s},s:[{s:s,s:s,s:s,s:s,s:b}]},s:O}",
             "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name",
-            copy_name, "labels", "copy", "dst", "ownerReferences",
-            "apiVersion", "v1", "kind", "ConfigMap", "name",
-            md_str(src, "name"), "uid", md_str(src, "uid"), "controller", 1,
-            "data", want_data ? want_data : json_object());
+            copy_name, "labels", "copy", "dst", "ownerReferences", "apiVersion",
+            "v1", "kind", "ConfigMap", "name", md_str(src, "name"), "uid",
+            md_str(src, "uid"), "controller", 1, "data",
+            want_data ? want_data : json_object());
         char *path = kube_path(&configmaps, ns, NULL, NULL);
         rc = kube_rest_json_wait(controller_rest(c), "POST", path, NULL, obj,
                                  NULL, NULL, &err);
         free(path);
         json_decref(obj);
     } else if (!json_equal(json_object_get(copy, "data"), want_data)) {
-        json_t *patch = json_pack("{s:O}", "data",
-                                  want_data ? want_data : json_object());
+        json_t *patch =
+            json_pack("{s:O}", "data", want_data ? want_data : json_object());
         char *path = kube_path(&configmaps, ns, copy_name, NULL);
-        rc = kube_rest_json_wait(controller_rest(c), "PATCH", path, NULL,
-                                 patch, "application/merge-patch+json", NULL,
-                                 &err);
+        rc = kube_rest_json_wait(controller_rest(c), "PATCH", path, NULL, patch,
+                                 "application/merge-patch+json", NULL, &err);
         free(path);
         json_decref(patch);
     }
@@ -131,17 +130,17 @@ static const struct controller_ops copy_ops = {
 /* Wait until copy i has data v=value (and, if not NULL, a uid other
  * than old_uid). */
 static bool
-wait_copy(struct controller *c, long i, const char *value,
-          const char *old_uid, int timeout_s)
+wait_copy(struct controller *c, long i, const char *value, const char *old_uid,
+          int timeout_s)
 {
     char name[64];
     snprintf(name, sizeof name, "src-%03ld-copy", i);
     int64_t deadline = time_mono_ms() + timeout_s * 1000;
     while (time_mono_ms() < deadline) {
-        json_t *o = kube_cache_get_name(controller_cache(c, 1), "default",
-                                        name);
-        const char *v = json_string_value(
-            json_object_get(json_object_get(o, "data"), "v"));
+        json_t *o =
+            kube_cache_get_name(controller_cache(c, 1), "default", name);
+        const char *v =
+            json_string_value(json_object_get(json_object_get(o, "data"), "v"));
         bool ok = v && !strcmp(v, value) &&
                   (!old_uid || strcmp(md_str(o, "uid"), old_uid) != 0);
         json_decref(o);
@@ -207,12 +206,12 @@ main(int argc, char **argv)
     for (long i = 0; i < sources; i++) {
         char name[64];
         snprintf(name, sizeof name, "src-%03ld", i);
-        json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:{s:s}},s:{s:s}}",
-                                "apiVersion", "v1", "kind", "ConfigMap",
-                                "metadata", "name", name, "labels", "copy",
-                                "src", "data", "v", "1");
-        int rc = kube_rest_json_wait(rest, "POST", coll, NULL, obj, NULL,
-                                     NULL, &err);
+        json_t *obj =
+            json_pack("{s:s,s:s,s:{s:s,s:{s:s}},s:{s:s}}", "apiVersion", "v1",
+                      "kind", "ConfigMap", "metadata", "name", name, "labels",
+                      "copy", "src", "data", "v", "1");
+        int rc = kube_rest_json_wait(rest, "POST", coll, NULL, obj, NULL, NULL,
+                                     &err);
         json_decref(obj);
         if (rc < 0) {
             fprintf(stderr, "create %s: %s\n", name, err.message);

@@ -67,8 +67,8 @@ loop_main(void *arg)
 
 struct mirror {
     pthread_mutex_t mu;
-    json_t *objs;       /* key -> object, as the handlers saw them */
-    long anomalies;     /* add of a known key, update/delete of unknown */
+    json_t *objs;   /* key -> object, as the handlers saw them */
+    long anomalies; /* add of a known key, update/delete of unknown */
     long adds, updates, deletes;
 };
 
@@ -170,13 +170,12 @@ write_one(struct writer *w, const char *method, long n, json_t *body,
                      ? kube_path(&configmaps, w->o->ns, NULL, NULL)
                      : kube_path(&configmaps, w->o->ns, name, NULL);
     struct dpf_error err = {0};
-    int rc =
-        kube_rest_json_wait(w->rest, method, path, NULL, body, ctype, NULL, &err);
+    int rc = kube_rest_json_wait(w->rest, method, path, NULL, body, ctype, NULL,
+                                 &err);
     free(path);
     json_decref(body);
     if (rc != 0) {
-        fprintf(stderr, "write failed: %s %s: %s\n", method, name,
-                err.message);
+        fprintf(stderr, "write failed: %s %s: %s\n", method, name, err.message);
         atomic_store(&write_failed, 1);
         return -1;
     }
@@ -191,8 +190,8 @@ cm_body(long n, long version)
     snprintf(name, sizeof name, "cm-%06ld", n);
     snprintf(v, sizeof v, "%ld", version);
     return json_pack("{s:s,s:s,s:{s:s},s:{s:s,s:s}}", "apiVersion", "v1",
-                     "kind", "ConfigMap", "metadata", "name", name, "data",
-                     "v", v, "name", name);
+                     "kind", "ConfigMap", "metadata", "name", name, "data", "v",
+                     v, "name", name);
 }
 
 static void *
@@ -494,16 +493,17 @@ main(int argc, char **argv)
     json_decref(sent);
     int64_t deadline = time_mono_ms() + 180000;
     for (;;) {
-        json_t *s = kube_cache_get_name(informer_cache(inf), o.ns,
-                                        "zz-sentinel");
+        json_t *s =
+            kube_cache_get_name(informer_cache(inf), o.ns, "zz-sentinel");
         bool seen = s && !strcmp(rv_of(s), sentinel_rv);
         json_decref(s);
         if (seen) {
             break;
         }
         if (time_mono_ms() > deadline) {
-            fprintf(stderr, "timeout: the informer never saw the sentinel "
-                            "(rv %s)\n",
+            fprintf(stderr,
+                    "timeout: the informer never saw the sentinel "
+                    "(rv %s)\n",
                     sentinel_rv);
             return 4;
         }

@@ -28,10 +28,9 @@ obj(const char *ns, const char *name, const char *rv, const char *labels,
         json_object_set_new(md, "labels", json_loads(labels, 0, NULL));
     }
     if (owner_uid) {
-        json_object_set_new(
-            md, "ownerReferences",
-            json_pack("[{s:s,s:s,s:s}]", "kind", "X", "name", "o", "uid",
-                      owner_uid));
+        json_object_set_new(md, "ownerReferences",
+                            json_pack("[{s:s,s:s,s:s}]", "kind", "X", "name",
+                                      "o", "uid", owner_uid));
     }
     return o;
 }
@@ -97,8 +96,8 @@ static void
 test_put_replace_remove_indexes(void **state)
 {
     struct kube_cache *c = kube_cache_create();
-    json_t *a1 = obj("ns1", "a", "1", "{\"app\":\"web\",\"tier\":\"fe\"}",
-                     "uid-1");
+    json_t *a1 =
+        obj("ns1", "a", "1", "{\"app\":\"web\",\"tier\":\"fe\"}", "uid-1");
     json_t *b1 = obj("ns1", "b", "2", "{\"app\":\"web\"}", NULL);
     json_t *x1 = obj("ns2", "x", "3", "{\"app\":\"db\"}", "uid-1");
     assert_null(kube_cache_put(c, a1, NULL));

@@ -29,8 +29,7 @@ on_event(void *arg, enum kube_event_type t, json_t *obj)
         json_object_get(json_object_get(obj, "metadata"), "name"));
     if (s->n < 16) {
         s->types[s->n] = t;
-        snprintf(s->names[s->n], sizeof s->names[s->n], "%s",
-                 name ? name : "");
+        snprintf(s->names[s->n], sizeof s->names[s->n], "%s", name ? name : "");
     }
     s->n++;
     return s->stop_at && s->n == s->stop_at ? 7 : 0;

@@ -92,9 +92,8 @@ test_backoff_growth_and_cap(void **state)
 static void
 test_backoff_jitter_bounds(void **state)
 {
-    struct workqueue_options o = {.base_delay_ms = 10000,
-                                  .max_delay_ms = 20000,
-                                  .jitter = 0.25};
+    struct workqueue_options o = {
+        .base_delay_ms = 10000, .max_delay_ms = 20000, .jitter = 0.25};
     struct workqueue *q = workqueue_create(&o);
     int64_t lo = INT64_MAX, hi = 0;
     for (int i = 0; i < 500; i++) {

@@ -33,16 +33,17 @@ struct informer {
     struct informer_handlers *handlers;
     size_t n_handlers;
     bool running;
-    struct kube_call *call;    /* list or watch in flight */
-    struct loop_timer *retry;  /* backoff timer */
-    struct loop_timer *resync; /* resync timer */
-    unsigned failures;         /* consecutive failures (backoff step) */
-    json_t *listed;            /* list in progress: key -> object */
-    char *list_rv;             /* its resourceVersion (first page) */
-    int64_t watch_start_ms;    /* when the current watch began */
-    uint64_t watch_events;     /* events in the current watch */
-    bool want_relist;          /* the watch saw a 410 ERROR event */
-    uint64_t rng;              /* xorshift state for jitter */
+    struct kube_call *call;     /* list or watch in flight */
+    struct loop_timer *retry;   /* backoff timer */
+    struct loop_timer *resync;  /* resync timer */
+    unsigned failures;          /* consecutive failures (backoff step) */
+    json_t *listed;             /* list in progress: key -> object */
+    char *list_rv;              /* its resourceVersion (first page) */
+    int64_t watch_start_ms;     /* when the current watch began */
+    uint64_t watch_events;      /* events in the current watch */
+    bool want_relist;           /* the watch saw a 410 ERROR event */
+    struct dpf_error event_err; /* another ERROR event's Status */
+    uint64_t rng;               /* xorshift state for jitter */
     /* shared with other threads */
     pthread_mutex_t mu;
     pthread_cond_t synced_cv;
@@ -295,7 +296,7 @@ start_list(struct informer *inf)
     struct kube_list_options lo = {.label_selector = inf->label_selector,
                                    .field_selector = inf->field_selector,
                                    .limit = inf->page_size,
-                                   .timeout_ms = 60000};
+                                   .timeout_ms = 300000};
     inf->call =
         kube_rest_list(inf->rest, inf->path, &lo, on_page, on_list_done, inf);
 }
@@ -311,6 +312,9 @@ on_event(void *arg, enum kube_event_type type, json_t *obj)
             inf->want_relist = true;
             return 1;
         }
+        const char *msg = json_string_value(json_object_get(obj, "message"));
+        dpf_error_set(&inf->event_err, code ? (int) code : 500, "InternalError",
+                      "watch ERROR event: %s", msg ? msg : "no message");
         return -EIO;
     }
     case KUBE_EVENT_BOOKMARK:
@@ -380,7 +384,7 @@ on_watch_done(void *arg, int rc, const struct kube_response *resp,
         start_watch(inf);
         return;
     }
-    backoff(inf, "watch", err);
+    backoff(inf, "watch", inf->event_err.code ? &inf->event_err : err);
 }
 
 static void
@@ -400,6 +404,7 @@ start_watch(struct informer *inf)
         .timeout_seconds = t + (long) (rng_unit(inf) * (double) t),
     };
     inf->want_relist = false;
+    dpf_error_clear(&inf->event_err);
     inf->watch_events = 0;
     inf->watch_start_ms = loop_now_ms(inf->loop);
     inf->call = kube_rest_watch(inf->rest, inf->path, &wo, on_event,

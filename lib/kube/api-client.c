@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/base/util.h"
+#include "lib/kube/kubeconfig-curl.h"
 
 struct api_client {
     CURL *curl;                   /* one easy handle: keeps the connection */
@@ -328,20 +329,15 @@ setup(struct api_client *c, const struct api_request *req, struct xfer *x,
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
     c->errbuf[0] = '\0';
 
-    if (c->ca_pem) {
-        struct curl_blob b = {c->ca_pem, c->ca_len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
-    }
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
-    if (c->cert_pem && c->key_pem) {
-        struct curl_blob cb = {c->cert_pem, c->cert_len, CURL_BLOB_COPY};
-        struct curl_blob kb = {c->key_pem, c->key_len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-    }
+    /* TLS material: the same setup as the event-loop client's. */
+    const struct kubeconfig tls = {.ca_pem = c->ca_pem,
+                                   .ca_len = c->ca_len,
+                                   .cert_pem = c->cert_pem,
+                                   .cert_len = c->cert_len,
+                                   .key_pem = c->key_pem,
+                                   .key_len = c->key_len,
+                                   .insecure_skip_tls_verify = c->insecure};
+    kubeconfig_curl_apply_tls(h, &tls);
 
     struct curl_slist *hdrs = NULL;
     char *accept =

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import binary, dpfctl, wait_for
+from conftest import binary, dpfctl, kubectl, wait_for
 
 NS = "dpf-operator-system"
 GROUP = "provisioning.dpu.nvidia.com"
@@ -140,6 +140,46 @@ def test_apply_create_configure_unchanged(dpf_server, tmp_path):
     r = ctl(dpf_server, "apply", "-f", f)
     assert r.stdout == f"bfb.{GROUP}/a unchanged\n"
     assert live(dpf_server, "a")["status"]["phase"] == "Ready"
+
+
+def test_bfb_empty_filename_defaulted(dpf_server, tmp_path):
+    """DPF's BFB webhook: spec.fileName "" (like an unset one) becomes
+    <namespace>-<name>.bfb, over the REST API and through dpfctl apply."""
+    raw = bfb("raw")
+    raw["spec"]["fileName"] = ""
+    status, obj = dpf_server.json("POST", BFB_PATH, raw)
+    assert status == 201, obj
+    assert obj["spec"]["fileName"] == f"{NS}-raw.bfb"
+    assert live(dpf_server, "raw")["spec"]["fileName"] == f"{NS}-raw.bfb"
+    # an update that sends "" again is defaulted to the same value, so the
+    # immutable spec is unchanged and the update is accepted
+    obj["spec"]["fileName"] = ""
+    status, upd = dpf_server.json("PUT", f"{BFB_PATH}/raw", obj)
+    assert status == 200, upd
+    assert upd["spec"]["fileName"] == f"{NS}-raw.bfb"
+
+    doc = bfb("applied")
+    doc["spec"]["fileName"] = ""
+    f = write_yaml(tmp_path / "empty-name.yaml", doc)
+    r = ctl(dpf_server, "apply", "-f", f)
+    assert r.stdout == f"bfb.{GROUP}/applied created\n"
+    r = ctl(dpf_server, "-n", NS, "get", "bfb", "applied", "-o",
+            "jsonpath={.spec.fileName}")
+    assert r.stdout == f"{NS}-applied.bfb"
+    # applying the file again sends fileName "" once more (the live value
+    # differs from the file): kubectl calls that "configured" too, and the
+    # server defaults it to the same name
+    r = ctl(dpf_server, "apply", "-f", f)
+    k = kubectl(["apply", "-f", f], dpf_server.kubeconfig)
+    assert k.returncode == 0, k.stderr
+    assert r.stdout == k.stdout == f"bfb.{GROUP}/applied configured\n"
+    assert live(dpf_server, "applied")["spec"]["fileName"] == \
+        f"{NS}-applied.bfb"
+    # a name given by the user is kept
+    doc = bfb("named")
+    doc["spec"]["fileName"] = "mine.bfb"
+    ctl(dpf_server, "apply", "-f", write_yaml(tmp_path / "named.yaml", doc))
+    assert live(dpf_server, "named")["spec"]["fileName"] == "mine.bfb"
 
 
 def test_apply_sources(dpf_server, tmp_path):

@@ -158,7 +158,7 @@ test_file_references(void **state)
                     "clusters:\n- name: c\n  cluster:\n"
                     "    server: https://h:1\n"
                     "    certificate-authority: ca.crt\n"
-                    "    insecure-skip-tls-verify: true\n"
+                    "    tls-server-name: dpf.example\n"
                     "users:\n- name: u\n  user:\n    tokenFile: token\n");
     struct kubeconfig_options o = {.path = kcp};
     struct kubeconfig *kc = NULL;
@@ -166,7 +166,8 @@ test_file_references(void **state)
     assert_int_equal(kubeconfig_load(&o, &kc, &err), 0);
     assert_string_equal(kc->ca_pem, "FILE-CA");
     assert_string_equal(kc->token, "tok-from-file");
-    assert_true(kc->insecure_skip_tls_verify);
+    assert_false(kc->insecure_skip_tls_verify);
+    assert_string_equal(kc->tls_server_name, "dpf.example");
     assert_string_equal(kc->path, kcp);
     kubeconfig_free(kc);
 

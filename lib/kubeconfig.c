@@ -892,8 +892,10 @@ kubeconfig_exec_info(const struct kubeconfig_exec *x, bool interactive)
     }
     json_object_set_new(spec, "interactive", json_boolean(interactive));
     json_object_set_new(o, "spec", spec);
-    char *r = json_dumps(o, JSON_COMPACT);
+    char *j = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    char *r = xasprintf("%s\n", j); /* Go's encoder ends with a newline */
+    free(j);
     return r;
 }
 

@@ -167,7 +167,8 @@ void kubeconfig_exec_free(struct kubeconfig_exec *x);
 
 /* The KUBERNETES_EXEC_INFO value for a run: an ExecCredential request
  * ({"kind":"ExecCredential","apiVersion":..,"spec":{"cluster":..,
- * "interactive":..}}) as client-go encodes it. Malloc'd. */
+ * "interactive":..}}) as client-go encodes it, compact JSON and a
+ * newline. Malloc'd. */
 char *kubeconfig_exec_info(const struct kubeconfig_exec *x, bool interactive);
 /* Decode a plugin's stdout into *cred (cleared first). Checks what
  * client-go checks (kind, the configured apiVersion, status present, a

@@ -433,11 +433,11 @@ test_exec_parse(void **state)
               "\"tls-server-name\":\"api.example\","
               "\"certificate-authority-data\":\"" B64_CA "\","
               "\"config\":{\"audience\":\"dpf\",\"level\":2}},"
-              "\"interactive\":false}}");
+              "\"interactive\":false}}\n");
     free(info);
     struct kubeconfig_exec *copy = kubeconfig_exec_dup(x);
     info = kubeconfig_exec_info(copy, true);
-    assert_non_null(strstr(info, "\"interactive\":true}}"));
+    assert_true(str_has_suffix(info, "\"interactive\":true}}\n"));
     free(info);
     kubeconfig_exec_free(copy);
     kubeconfig_free(kc);
@@ -451,8 +451,9 @@ test_exec_parse(void **state)
     assert_int_equal(kc->exec->argc, 1);
     assert_null(kc->exec->cluster_json);
     info = kubeconfig_exec_info(kc->exec, false);
-    assert_string_equal(info, "{\"kind\":\"ExecCredential\",\"apiVersion\":"
-                              "\"" V1B "\",\"spec\":{\"interactive\":false}}");
+    assert_string_equal(info,
+                        "{\"kind\":\"ExecCredential\",\"apiVersion\":"
+                        "\"" V1B "\",\"spec\":{\"interactive\":false}}\n");
     free(info);
     kubeconfig_free(kc);
     kc = kc_ok("", "    exec:\n      apiVersion: " V1 "\n"

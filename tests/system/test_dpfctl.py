@@ -649,7 +649,8 @@ EXEC_V1BETA1 = "client.authentication.k8s.io/v1beta1"
 # environment) as a JSON line, says something on stderr and prints an
 # ExecCredential with the token read from a file. PLUGIN_MODE changes
 # what it does: "fail" exits 3, "crlf" returns a token with CR/LF,
-# "wrong-first" returns a bad token on its first run.
+# "wrong-first" returns a bad token on its first run, "cert" returns the
+# client certificate and key from $PLUGIN_CERT / $PLUGIN_KEY.
 PLUGIN = r'''#!/usr/bin/python3
 import json, os, sys
 log, token_file = sys.argv[1], sys.argv[2]
@@ -663,6 +664,12 @@ if mode == "fail":
     sys.stderr.write("sso: session expired, run 'sso login'\n")
     sys.exit(3)
 tok = open(token_file).read().strip()
+if mode == "cert":
+    status = {"clientCertificateData": open(os.environ["PLUGIN_CERT"]).read(),
+              "clientKeyData": open(os.environ["PLUGIN_KEY"]).read()}
+    print(json.dumps({"apiVersion": os.environ["PLUGIN_API"],
+                      "kind": "ExecCredential", "status": status}))
+    sys.exit(0)
 if mode == "crlf":
     tok += "\r\nX-Injected: 1"
 if mode == "wrong-first" and runs == 1:
@@ -771,6 +778,24 @@ def test_exec_plugin_like_kubectl(dpf_server, tmp_path):
                 "certificate-authority-data": ca_b64,
                 "config": {"audience": "dpf", "level": 2}}
         assert req == want
+
+
+def test_exec_plugin_client_certificate(dpf_server, tmp_path):
+    """A plugin may return a client certificate and key instead of a
+    token; dpfctl and kubectl both authenticate with it."""
+    plugin = Plugin(tmp_path, "unused")
+    (tmp_path / "admin.crt").write_bytes(dpf_server.client_cert)
+    key = tmp_path / "admin.key"
+    key.write_bytes(dpf_server.client_key)
+    key.chmod(0o600)
+    kc = exec_kubeconfig(dpf_server, tmp_path, "cert", plugin,
+                         env=[("PLUGIN_MODE", "cert"),
+                              ("PLUGIN_CERT", str(tmp_path / "admin.crt")),
+                              ("PLUGIN_KEY", str(key))])
+    d, k = both(["get", "ns", "default", "-o", "name"], kc)
+    assert (d.returncode, d.stdout) == (0, "namespace/default\n"), d.stderr
+    assert (k.returncode, k.stdout) == (0, "namespace/default\n"), k.stderr
+    assert len(plugin.runs("cert")) >= 2
 
 
 def test_exec_plugin_expiry_and_401(dpf_server, tmp_path):

@@ -23,9 +23,23 @@
  * and a negative errno on failure, with err filled: for an HTTP error the
  * server's Status (code, reason, message, causes); for a failure on the
  * client side (connection refused, TLS, client deadline) code 503 or 504
- * and reason API_REASON_CLIENT with curl's message. Errno mapping: 404 -ENOENT, 409 AlreadyExists -EEXIST, 409
+ * and reason API_REASON_CLIENT with curl's message; when the exec plugin
+ * fails, code 401 and reason API_REASON_CLIENT with the plugin's error
+ * and -EACCES whatever the cause. Errno mapping: 404 -ENOENT, 409 AlreadyExists -EEXIST, 409
  * Conflict -EBUSY, 400/422 -EINVAL, 401/403 -EACCES, 410 -ESTALE, 504 and
  * timeouts -ETIMEDOUT, other -EIO.
+ *
+ * Credentials (as client-go uses a kubeconfig user): a bearer token, basic
+ * auth or a client certificate from the kubeconfig; otherwise the user's
+ * exec plugin, run before the first request, again once the credential's
+ * expirationTimestamp has passed, and again after a 401 (the request is
+ * then repeated once). Stricter than client-go: api_client_create()
+ * refuses to send a token, basic auth or a plugin's credential to an
+ * http:// server unless the cluster has the KUBECONFIG_EXT_PLAINTEXT
+ * extension, and refuses insecure-skip-tls-verify with a CA.
+ * tls-server-name is sent as SNI and is the name the server certificate is
+ * verified against; the connection still goes to the server URL's host.
+ * Redirects are never followed.
  *
  * Memory: json_t results are new references owned by the caller; struct
  * api_response buffers are released with api_response_free().
@@ -76,7 +90,9 @@ struct api_response {
 };
 
 /* Create a client for a resolved kubeconfig (copied: kc may be freed
- * afterwards). NULL with err set if the TLS material is unusable. */
+ * afterwards). NULL with err set if the TLS material is unusable, or the
+ * credentials would travel in clear text (see above). Nothing is sent and
+ * no plugin runs here. */
 struct api_client *api_client_create(const struct kubeconfig *kc,
                                      struct dpf_error *err);
 /* Close the connection and free the client. NULL is fine. */
@@ -86,6 +102,12 @@ void api_client_destroy(struct api_client *c);
 void api_client_set_timeout(struct api_client *c, long timeout_ms);
 /* User-Agent header (default "dpf/<version>"). The string is copied. */
 void api_client_set_user_agent(struct api_client *c, const char *ua);
+/* How the exec credential plugin is run (timeout, stdin, where its
+ * stderr goes); copied. The FILE must outlive the client. */
+void api_client_set_exec_options(struct api_client *c,
+                                 const struct kubeconfig_exec_options *o);
+/* How many times the exec plugin has run successfully. */
+int api_client_exec_runs(const struct api_client *c);
 /* The server URL the client talks to ("https://127.0.0.1:6443"). */
 const char *api_client_server(const struct api_client *c);
 

@@ -217,8 +217,8 @@ collect_victims(struct dpfctl *d, struct delete_state *s, int argc, char **argv,
                                       .limit = 500};
         json_t *list = NULL;
         struct dpf_error err = {0};
-        if (api_client_list(d->client, k, dpfctl_ns_for(d, k, true), &lo, &list,
-                            &err) < 0) {
+        if (api_client_list(d->client, SCHEMA_GVR(k), dpfctl_ns_for(d, k, true),
+                            &lo, &list, &err) < 0) {
             dpfctl_print_error(d, &err, NULL);
             return 1;
         }
@@ -292,8 +292,8 @@ delete_run(struct dpfctl *d, int argc, char **argv, void *st)
         struct dpf_error err = {0};
         json_t *reply = NULL;
         char kg[256];
-        int r = api_client_delete(d->client, v[i].k, v[i].ns, v[i].name, prop,
-                                  &reply, &err);
+        int r = api_client_delete(d->client, SCHEMA_GVR(v[i].k), v[i].ns,
+                                  v[i].name, prop, &reply, &err);
         if (r == -ENOENT && s->ignore_not_found) {
             continue;
         }

@@ -13,6 +13,7 @@
 #include "dpfctl/dpfctl.h"
 #include "dpfctl/manifest.h"
 #include "lib/base/util.h"
+#include "lib/codecs/duration.h"
 
 /* Option state. */
 struct delete_state {
@@ -274,7 +275,7 @@ delete_run(struct dpfctl *d, int argc, char **argv, void *st)
 {
     struct delete_state *s = st;
     int64_t timeout_ms = 0;
-    if (s->timeout && dpfctl_parse_duration(s->timeout, &timeout_ms) < 0) {
+    if (s->timeout && duration_parse(s->timeout, &timeout_ms) < 0) {
         fprintf(d->err, "error: invalid --timeout \"%s\"\n", s->timeout);
         return 1;
     }

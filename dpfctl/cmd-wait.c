@@ -19,6 +19,7 @@
 
 #include "lib/codecs/jsonpath.h"
 #include "lib/base/util.h"
+#include "lib/codecs/duration.h"
 
 /* --- the waiting loop --- */
 
@@ -347,8 +348,7 @@ wait_run(struct dpfctl *d, int argc, char **argv, void *st)
     }
     if (s->timeout) {
         bool neg = s->timeout[0] == '-';
-        if (dpfctl_parse_duration(s->timeout + (neg ? 1 : 0), &timeout_ms) <
-            0) {
+        if (duration_parse(s->timeout + (neg ? 1 : 0), &timeout_ms) < 0) {
             fprintf(d->err, "error: invalid --timeout \"%s\"\n", s->timeout);
             free(c.name);
             free(c.value);

@@ -20,6 +20,7 @@
 
 #include "api/schema-node.h"
 #include "lib/base/util.h"
+#include "lib/codecs/jsonpath.h"
 
 /* ------------------------------------------------------------------ */
 /* registry                                                             */
@@ -1792,141 +1793,6 @@ schema_crd(const struct schema_kind *k)
 /* printer columns                                                      */
 /* ------------------------------------------------------------------ */
 
-/* Evaluate the JSONPath subset CRDs use (.a.b, [n], [*],
- * [?(@.k=='v')]) and return the first match. */
-static const json_t *
-jp_eval(const json_t *cur, const char *p, int depth)
-{
-    if (!cur || depth > 32) {
-        return NULL;
-    }
-    if (*p == '\0' || *p == '}') {
-        return cur;
-    }
-    if (*p == '.') {
-        p++;
-        if (*p == '\0') {
-            return cur;
-        }
-        size_t n = strcspn(p, ".[}");
-        if (!json_is_object(cur)) {
-            return NULL;
-        }
-        return jp_eval(json_object_getn(cur, p, n), p + n, depth + 1);
-    }
-    if (*p != '[') {
-        return NULL;
-    }
-    const char *end = strchr(p, ']');
-    if (!end) {
-        return NULL;
-    }
-    /* A filter's value may contain ']': find the closing "')]" instead. */
-    if (p[1] == '?') {
-        const char *close = strstr(p, ")]");
-        if (!close) {
-            return NULL;
-        }
-        end = close + 1;
-    }
-    const char *rest = end + 1;
-    if (p[1] == '\'' || p[1] == '"') {
-        /* ['key.with.dots'] */
-        const char *k = p + 2;
-        size_t n = (size_t) (end - 1 - k);
-        if (!json_is_object(cur) || end - 1 < k) {
-            return NULL;
-        }
-        return jp_eval(json_object_getn(cur, k, n), rest, depth + 1);
-    }
-    if (!json_is_array(cur)) {
-        return NULL;
-    }
-    if (p[1] == '*') {
-        size_t i;
-        const json_t *c;
-        json_array_foreach(cur, i, c)
-        {
-            const json_t *r = jp_eval(c, rest, depth + 1);
-            if (r) {
-                return r;
-            }
-        }
-        return NULL;
-    }
-    if (p[1] == '?') {
-        /* [?(@.key=='value')] */
-        const char *q = p + 2;
-        if (*q != '(' || q[1] != '@' || q[2] != '.') {
-            return NULL;
-        }
-        q += 3;
-        size_t klen = strcspn(q, "=!<> ");
-        char key[64];
-        snprintf(key, sizeof key, "%.*s", (int) DPF_MIN(klen, 63), q);
-        q += klen;
-        while (*q == ' ') {
-            q++;
-        }
-        if (q[0] != '=' || q[1] != '=') {
-            return NULL;
-        }
-        q += 2;
-        while (*q == ' ') {
-            q++;
-        }
-        char want[128];
-        if (*q == '\'' || *q == '"') {
-            char quote = *q++;
-            const char *qe = strchr(q, quote);
-            if (!qe) {
-                return NULL;
-            }
-            snprintf(want, sizeof want, "%.*s", (int) (qe - q), q);
-        } else {
-            size_t vl = strcspn(q, ")");
-            snprintf(want, sizeof want, "%.*s", (int) vl, q);
-        }
-        size_t i;
-        const json_t *c;
-        json_array_foreach(cur, i, c)
-        {
-            const json_t *kv = schema_get(c, key);
-            char got[128];
-            if (json_is_string(kv)) {
-                snprintf(got, sizeof got, "%s", json_string_value(kv));
-            } else if (json_is_integer(kv)) {
-                snprintf(got, sizeof got, "%" JSON_INTEGER_FORMAT,
-                         json_integer_value(kv));
-            } else if (json_is_boolean(kv)) {
-                snprintf(got, sizeof got, "%s",
-                         json_is_true(kv) ? "true" : "false");
-            } else {
-                continue;
-            }
-            if (!strcmp(got, want)) {
-                const json_t *r = jp_eval(c, rest, depth + 1);
-                if (r) {
-                    return r;
-                }
-            }
-        }
-        return NULL;
-    }
-    char *num_end;
-    long idx = strtol(p + 1, &num_end, 10);
-    if (num_end != end) {
-        return NULL;
-    }
-    if (idx < 0) {
-        idx += (long) json_array_size(cur);
-    }
-    if (idx < 0) {
-        return NULL;
-    }
-    return jp_eval(json_array_get(cur, (size_t) idx), rest, depth + 1);
-}
-
 char *
 schema_column_value(const struct schema_column *c, const json_t *obj)
 {
@@ -1940,28 +1806,39 @@ schema_column_value(const struct schema_column *c, const json_t *obj)
     if (!c->json_path || !obj) {
         return xstrdup("");
     }
-    const char *p = c->json_path;
-    if (*p == '{') {
-        p++;
-    }
-    const json_t *v = jp_eval(obj, p, 0);
-    if (!v || json_is_null(v)) {
+    /* As kube-apiserver's column printer: the first result of the path. */
+    json_t *res = NULL;
+    if (jsonpath_eval(c->json_path, obj, &res, NULL) < 0) {
         return xstrdup("");
     }
+    const json_t *v = json_array_get(res, 0);
+    if (!v || json_is_null(v)) {
+        json_decref(res);
+        return xstrdup("");
+    }
+    char *out;
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return xstrdup(json_string_value(v));
+        out = xstrdup(json_string_value(v));
+        break;
     case JSON_INTEGER:
-        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        out = xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
     case JSON_REAL:
-        return xasprintf("%g", json_real_value(v));
+        out = xasprintf("%g", json_real_value(v));
+        break;
     case JSON_TRUE:
-        return xstrdup("true");
+        out = xstrdup("true");
+        break;
     case JSON_FALSE:
-        return xstrdup("false");
+        out = xstrdup("false");
+        break;
     default: {
-        char *s = json_dumps(v, JSON_COMPACT);
-        return s ? s : xstrdup("");
+        char *d = json_dumps(v, JSON_COMPACT);
+        out = d ? d : xstrdup("");
+        break;
     }
     }
+    json_decref(res);
+    return out;
 }

@@ -1,5 +1,5 @@
-/* jsonpath: the subset of kubectl's JSONPath templates dpfctl supports
- * (get -o jsonpath=..., wait --for=jsonpath=...). Written by hand: no
+/* jsonpath: the subset of kubectl's JSONPath templates the project supports
+ * (dpfctl get -o jsonpath, wait --for=jsonpath, and the API server's printer columns). Written by hand: no
  * Debian C library implements kubectl's template dialect.
  *
  * Template: literal text mixed with {actions}. Actions:
@@ -18,8 +18,8 @@
  * print raw, other values as compact JSON; missing keys print nothing
  * (kubectl's --allow-missing-template-keys=true). A template without any
  * '{' is taken as one action ("{" + text + "}"). */
-#ifndef DPFCTL_JSONPATH_H
-#define DPFCTL_JSONPATH_H
+#ifndef DPF_JSONPATH_H
+#define DPF_JSONPATH_H
 
 #include <jansson.h>
 

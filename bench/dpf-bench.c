@@ -54,6 +54,7 @@ struct opts {
     const char *server_bin; /* dpf-server executable */
     const char *etcd_bin;   /* etcd executable */
     const char *server_arg; /* extra argument for dpf-server (or NULL) */
+    const char *store_sync; /* sqlite sync mode for dpf-server (or NULL) */
     bool no_server;         /* skip our server */
     bool no_etcd;           /* skip etcd */
     bool json;              /* print JSON instead of the table */
@@ -982,6 +983,12 @@ server_setup(struct target *t, struct child *ch, const char *dir)
     if (opt.server_arg) {
         argv[a++] = (char *) opt.server_arg;
     }
+    char *store = NULL;
+    if (opt.store_sync) {
+        store = xasprintf("sqlite:%s/state.db?sync=%s", data, opt.store_sync);
+        argv[a++] = "--store";
+        argv[a++] = store;
+    }
     argv[a] = NULL;
     ch->what = "dpf-server";
     int rc = child_start(ch, argv, log);
@@ -1050,6 +1057,7 @@ server_setup(struct target *t, struct child *ch, const char *dir)
     json_decref(doc);
     free(text);
     free(data);
+    free(store);
     free(log);
     free(kc);
     return rc;
@@ -1253,25 +1261,29 @@ print_json(const struct figures *s, const struct figures *e)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: dpf-bench api [options]\n"
-               "  --objects N[,N...]   stored object counts (default "
-               "10000,100000)\n"
-               "  --clients N          concurrent clients (default 16)\n"
-               "  --watchers N         watch streams (default 1000; 0 = skip)\n"
-               "  --watch-updates N    updates made while watching (default "
-               "200)\n"
-               "  --duration S         seconds per get/update phase (default "
-               "10)\n"
-               "  --list-reps N        lists per list measurement (default 5)\n"
-               "  --server-bin PATH    dpf-server (default "
-               "<build>/dpf-server/dpf-server)\n"
-               "  --server-arg ARG     extra dpf-server argument\n"
-               "  --etcd-bin PATH      etcd (default etcd from PATH)\n"
-               "  --no-server          measure etcd only\n"
-               "  --no-etcd            measure dpf-server only\n"
-               "  --keep               keep the temporary directory\n"
-               "  --json               print JSON instead of the table\n"
-               "  --help\n");
+    fprintf(f,
+            "usage: dpf-bench api [options]\n"
+            "  --objects N[,N...]   stored object counts (default "
+            "10000,100000)\n"
+            "  --clients N          concurrent clients (default 16)\n"
+            "  --watchers N         watch streams (default 1000; 0 = skip)\n"
+            "  --watch-updates N    updates made while watching (default "
+            "200)\n"
+            "  --duration S         seconds per get/update phase (default "
+            "10)\n"
+            "  --list-reps N        lists per list measurement (default 5)\n"
+            "  --server-bin PATH    dpf-server (default "
+            "<build>/dpf-server/dpf-server)\n"
+            "  --server-arg ARG     extra dpf-server argument\n"
+            "  --store-sync MODE    dpf-server's SQLite sync mode (full, the\n"
+            "                       default, or normal: the old, not\n"
+            "                       power-safe mode)\n"
+            "  --etcd-bin PATH      etcd (default etcd from PATH)\n"
+            "  --no-server          measure etcd only\n"
+            "  --no-etcd            measure dpf-server only\n"
+            "  --keep               keep the temporary directory\n"
+            "  --json               print JSON instead of the table\n"
+            "  --help\n");
 }
 
 static char *
@@ -1339,6 +1351,7 @@ main(int argc, char **argv)
         {"list-reps", required_argument, NULL, 'l'},
         {"server-bin", required_argument, NULL, 's'},
         {"server-arg", required_argument, NULL, 'a'},
+        {"store-sync", required_argument, NULL, 'y'},
         {"etcd-bin", required_argument, NULL, 'e'},
         {"no-server", no_argument, NULL, 'S'},
         {"no-etcd", no_argument, NULL, 'E'},
@@ -1382,6 +1395,9 @@ main(int argc, char **argv)
             break;
         case 's':
             opt.server_bin = optarg;
+            break;
+        case 'y':
+            opt.store_sync = optarg;
             break;
         case 'a':
             opt.server_arg = optarg;

@@ -761,21 +761,74 @@ http_request_header(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* Finds the first header called `name` and the header line after it. */
+struct header_scan {
+    const char *name;      /* wanted */
+    size_t name_len;       /* its length */
+    const char *value;     /* found value */
+    size_t value_len;      /* its length as MHD sees it */
+    const char *next_name; /* the following header's name, if any */
+    int state;             /* 0 looking, 1 found, 2 done */
+};
+
+static enum MHD_Result
+header_scan_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                  size_t key_size, const char *value, size_t value_size)
+{
+    struct header_scan *hs = cls;
+    if (hs->state == 1) {
+        hs->next_name = key;
+        hs->state = 2;
+        return MHD_NO;
+    }
+    if (key_size == hs->name_len && strncasecmp(key, hs->name, key_size) == 0) {
+        hs->value = value;
+        hs->value_len = value_size;
+        hs->state = 1;
+    }
+    return MHD_YES;
+}
+
+/* MHD 0.9.75 measures header values with strlen(), so a NUL byte cuts a
+ * value short and the rest of the line is silently dropped. It parses the
+ * header block in place ([method, method + header size) of its read
+ * buffer, each line's CR and LF overwritten with NULs), so the bytes
+ * between the end of the value and the start of the next line (or the end
+ * of the block) show what was dropped: anything beyond the line end
+ * itself (CRLF, or CRLF CRLF for the last header) is the NUL and what
+ * followed it. Where the layout is not as expected (a folded header MHD
+ * moved, another MHD) we add nothing. Not covered: a NUL right before a
+ * bare-LF line end looks exactly like CRLF. */
 const char *
 http_request_header_n(const struct http_request *req, const char *name,
                       size_t *len)
 {
-    const char *value = NULL;
-    size_t vlen = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_HEADER_KIND, name,
-                                      strlen(name), &value,
-                                      &vlen) != MHD_YES ||
-        !value) {
-        *len = 0;
+    struct header_scan hs = {.name = name, .name_len = strlen(name)};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, header_scan_visit,
+                                &hs);
+    *len = 0;
+    if (hs.state == 0 || !hs.value) {
         return NULL;
     }
-    *len = vlen;
-    return value;
+    *len = hs.value_len;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const char *block = req->method;
+    if (!ci || !block) {
+        return hs.value;
+    }
+    const char *block_end = block + ci->header_size;
+    const char *end = hs.next_name ? hs.next_name : block_end;
+    const char *vend = hs.value + hs.value_len;
+    size_t line_end = hs.next_name ? 2 : 4;
+    if (hs.value < block || end > block_end || end <= vend || *vend != '\0') {
+        return hs.value;
+    }
+    size_t gap = (size_t) (end - vend);
+    if (gap > line_end) {
+        *len += gap - line_end;
+    }
+    return hs.value;
 }
 
 void

@@ -109,9 +109,11 @@ const char *http_request_path(const struct http_request *req);
  * ("?watch"), NULL if absent. */
 const char *http_request_query(const struct http_request *req,
                                const char *name);
-/* Header value (case-insensitive name) or NULL. The first of repeated
- * headers. A value may contain a NUL byte: where that matters (credentials)
- * use http_request_header_n, which gives the length as received. */
+/* Header value (case-insensitive name) or NULL; the first of repeated
+ * headers. A NUL byte on the wire ends the value early: where that matters
+ * (credentials) use http_request_header_n, whose *len is the length as
+ * received, so larger than strlen() of the value when the line held a NUL
+ * (the bytes after it are not readable). */
 const char *http_request_header(const struct http_request *req,
                                 const char *name);
 const char *http_request_header_n(const struct http_request *req,

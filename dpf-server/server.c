@@ -61,9 +61,9 @@ server_options_init(struct server_options *o)
     o->threads = 4;
     o->watch_cache_size = 100000;
     o->log_level = xstrdup("info");
-    o->max_connections = HTTP_DEFAULT_MAX_CONN;
-    o->header_timeout_s = HTTP_DEFAULT_HEADER_TIMEOUT_S;
-    o->idle_timeout_s = HTTP_DEFAULT_IDLE_TIMEOUT_S;
+    o->max_conns = HTTP_DEFAULT_MAX_CONN;
+    o->header_timeout = HTTP_DEFAULT_HEADER_TIMEOUT_S;
+    o->idle_timeout = HTTP_DEFAULT_IDLE_TIMEOUT_S;
 }
 
 void
@@ -314,10 +314,10 @@ tls_priorities_build(const char *suites, bool tls13_only, char **out,
             dbuf_puts(&ciphers,
                       "+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:");
         }
-        *out = xasprintf("NORMAL:-VERS-ALL:+VERS-TLS1.3:%s-KX-ALL%s"
-                         "-CIPHER-ALL%s-MAC-ALL:+AEAD:%%SERVER_PRECEDENCE",
-                         tls13_only ? "" : "+VERS-TLS1.2:", kx.data,
-                         ciphers.data);
+        *out =
+            xasprintf("NORMAL:-VERS-ALL:+VERS-TLS1.3:%s-KX-ALL%s"
+                      "-CIPHER-ALL%s-MAC-ALL:+AEAD:%%SERVER_PRECEDENCE",
+                      tls13_only ? "" : "+VERS-TLS1.2:", kx.data, ciphers.data);
     }
     dbuf_free(&kx);
     dbuf_free(&ciphers);
@@ -360,8 +360,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"watch-cache-size", required_argument, NULL, OPT_WATCH_CACHE},
         {"insecure-dev", no_argument, NULL, OPT_INSECURE},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
-        {"request-header-timeout", required_argument, NULL,
-         OPT_HEADER_TIMEOUT},
+        {"request-header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
         {"tls-cipher-suites", required_argument, NULL, OPT_TLS_SUITES},
@@ -448,7 +447,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         optarg);
                 goto fail;
             }
-            o->max_connections = (unsigned) v;
+            o->max_conns = (unsigned) v;
             break;
         case OPT_HEADER_TIMEOUT:
         case OPT_IDLE_TIMEOUT:
@@ -462,9 +461,9 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                 goto fail;
             }
             if (c == OPT_HEADER_TIMEOUT) {
-                o->header_timeout_s = (unsigned) v;
+                o->header_timeout = (unsigned) v;
             } else {
-                o->idle_timeout_s = (unsigned) v;
+                o->idle_timeout = (unsigned) v;
             }
             break;
         case OPT_TLS_MIN:
@@ -973,9 +972,9 @@ server_run(const struct server_options *o)
         .tls_priorities = o->tls_priorities,
         .threads = o->threads,
         .max_body = SERVER_MAX_BODY,
-        .max_connections = o->max_connections,
-        .header_timeout_s = o->header_timeout_s,
-        .idle_timeout_s = o->idle_timeout_s,
+        .max_connections = o->max_conns,
+        .header_timeout_s = o->header_timeout,
+        .idle_timeout_s = o->idle_timeout,
         .gate = server_gate,
     };
     struct dpf_error err = {0};

@@ -41,11 +41,11 @@ struct server_options {
     unsigned threads;        /* --threads (default 4) */
     size_t watch_cache_size; /* --watch-cache-size (default 100000) */
     bool insecure_dev;       /* --insecure-dev: plain HTTP, no auth */
-    unsigned max_connections;   /* --max-connections (default 4096) */
-    unsigned header_timeout_s;  /* --request-header-timeout (default 10) */
-    unsigned idle_timeout_s;    /* --idle-timeout (default 90) */
-    char *tls_priorities;       /* GnuTLS priorities from --tls-min-version
-                                   and --tls-cipher-suites; NULL = default */
+    unsigned max_conns;      /* --max-connections (default 4096) */
+    unsigned header_timeout; /* --request-header-timeout, s (default 10) */
+    unsigned idle_timeout;   /* --idle-timeout, s (default 90) */
+    char *tls_priorities;    /* GnuTLS priorities from --tls-min-version
+                                and --tls-cipher-suites; NULL = default */
     char *log_level;         /* --log-level (default info) */
     char *log_file;          /* --log-file; NULL = stderr */
 };

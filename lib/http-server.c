@@ -174,35 +174,35 @@ struct http_request {
 };
 
 struct http_server {
-    struct MHD_Daemon *daemon; /* MHD daemon */
-    http_handler_fn handler;   /* user handler */
-    http_gate_fn gate;         /* header-time gate or NULL */
-    void *arg;                 /* their argument */
-    size_t max_body;           /* body limit */
-    unsigned max_conn;         /* untrusted evicted past this */
-    unsigned header_timeout_s; /* handshake + headers deadline */
-    unsigned idle_timeout_s;   /* silence allowed in a request */
-    pthread_mutex_t conn_mu;   /* guards the connection tracking below */
+    struct MHD_Daemon *daemon;  /* MHD daemon */
+    http_handler_fn handler;    /* user handler */
+    http_gate_fn gate;          /* header-time gate or NULL */
+    void *arg;                  /* their argument */
+    size_t max_body;            /* body limit */
+    unsigned max_conn;          /* untrusted evicted past this */
+    unsigned header_timeout_s;  /* handshake + headers deadline */
+    unsigned idle_timeout_s;    /* silence allowed in a request */
+    pthread_mutex_t conn_mu;    /* guards the connection tracking below */
     struct conn_list untrusted; /* untrusted connections, oldest first */
     struct conn_list pending;   /* awaiting headers, earliest deadline 1st */
     unsigned n_conns;           /* tracked, not gone */
     unsigned n_untrusted;       /* of those untrusted */
     uint64_t n_evicted;         /* since start */
     uint64_t n_expired;         /* since start */
-    bool tls;                  /* HTTPS */
-    bool client_auth;          /* client CA configured */
-    uint16_t port;             /* bound port */
-    char *cert_pem;            /* kept alive for MHD */
-    char *key_pem;             /* kept alive for MHD */
-    char *ca_pem;              /* kept alive for MHD */
-    atomic_bool stopping;      /* destroy in progress */
-    pthread_mutex_t reg_mu;    /* guards the stream registry */
-    struct http_stream *reg;   /* live streams */
-    uint64_t next_stream_id;   /* registry ids */
-    int wd_epfd;               /* watchdog epoll set */
-    int wd_evfd;               /* watchdog wake-up: deadlines, shutdown */
-    pthread_t wd_thread;       /* watchdog thread */
-    bool wd_started;           /* thread running */
+    bool tls;                   /* HTTPS */
+    bool client_auth;           /* client CA configured */
+    uint16_t port;              /* bound port */
+    char *cert_pem;             /* kept alive for MHD */
+    char *key_pem;              /* kept alive for MHD */
+    char *ca_pem;               /* kept alive for MHD */
+    atomic_bool stopping;       /* destroy in progress */
+    pthread_mutex_t reg_mu;     /* guards the stream registry */
+    struct http_stream *reg;    /* live streams */
+    uint64_t next_stream_id;    /* registry ids */
+    int wd_epfd;                /* watchdog epoll set */
+    int wd_evfd;                /* watchdog wake-up: deadlines, shutdown */
+    pthread_t wd_thread;        /* watchdog thread */
+    bool wd_started;            /* thread running */
 };
 
 /* ---------------------------------------------------------------- */
@@ -999,7 +999,8 @@ respond_direct(struct http_request *req, int code, const char *phrase,
                           "Connection: close\r\n\r\n%s",
                           code, phrase, strlen(body), body);
     int r = conn_write_all(req, msg, strlen(msg));
-    log_debug("answered outside MHD", "method=%s path=\"%s\" status=%d "
+    log_debug("answered outside MHD",
+              "method=%s path=\"%s\" status=%d "
               "sent=%d remote=%s",
               req->method, req->path, code, r == 0,
               req->hc ? req->hc->remote : "");
@@ -1137,8 +1138,8 @@ framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
     unsigned before = f->n_codings;
     size_t i = 0;
     while (i < value_size) {
-        while (i < value_size && (value[i] == ' ' || value[i] == '\t' ||
-                                  value[i] == ',')) {
+        while (i < value_size &&
+               (value[i] == ' ' || value[i] == '\t' || value[i] == ',')) {
             i++;
         }
         size_t start = i;
@@ -1146,7 +1147,8 @@ framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
             i++;
         }
         size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t')) {
+        while (end > start &&
+               (value[end - 1] == ' ' || value[end - 1] == '\t')) {
             end--;
         }
         if (end == start) {
@@ -1162,9 +1164,8 @@ framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
             for (size_t k = 0; k < n; k++) {
                 char c = value[start + k];
                 /* It goes into a JSON string and a log line. */
-                f->other[k] = (c >= 0x21 && c < 0x7f && c != '"' && c != '\\')
-                                  ? c
-                                  : '?';
+                f->other[k] =
+                    (c >= 0x21 && c < 0x7f && c != '"' && c != '\\') ? c : '?';
             }
             f->other[n] = '\0';
         }
@@ -1646,8 +1647,8 @@ http_server_create(const struct http_server_config *cfg,
     /* MHD's own limit (split evenly over the worker threads) stays well
      * above ours, so that room is made by evicting untrusted connections
      * before MHD starts refusing new ones. */
-    unsigned hard_conn = srv->max_conn > UINT_MAX / 2 ? UINT_MAX
-                                                       : 2 * srv->max_conn;
+    unsigned hard_conn =
+        srv->max_conn > UINT_MAX / 2 ? UINT_MAX : 2 * srv->max_conn;
     if (hard_conn < srv->max_conn + 16 * threads) {
         hard_conn = srv->max_conn + 16 * threads;
     }

@@ -61,9 +61,9 @@ typedef bool (*http_gate_fn)(void *arg, struct http_request *req);
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 90
 /* TLS 1.3 (preferred) and 1.2; for 1.2 only ECDHE key exchange with
  * AES-GCM or ChaCha20-Poly1305, the server's order first. */
-#define HTTP_DEFAULT_TLS_PRIORITIES                                            \
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:"         \
-    "+ECDHE-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"    \
+#define HTTP_DEFAULT_TLS_PRIORITIES                                        \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:"     \
+    "+ECDHE-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
     "-MAC-ALL:+AEAD:%SERVER_PRECEDENCE"
 
 struct http_server_config {

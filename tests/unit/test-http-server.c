@@ -927,7 +927,8 @@ test_framing_refused(void **state)
         int64_t t0 = time_mono_ms();
         char *out = raw_exchange(cases[i].req, strlen(cases[i].req));
         if (!str_has_prefix(out, cases[i].status) ||
-            !strstr(out, cases[i].word) || !strstr(out, "\"kind\":\"Status\"")) {
+            !strstr(out, cases[i].word) ||
+            !strstr(out, "\"kind\":\"Status\"")) {
             fail_msg("case %zu: %s", i, out);
         }
         /* Answered at once, and the connection closed after it. */
@@ -935,9 +936,10 @@ test_framing_refused(void **state)
         free(out);
     }
     /* A well-formed chunked request still works. */
-    static const char ok[] = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
-                             "chunked\r\nConnection: close\r\n\r\n"
-                             "3\r\nabc\r\n0\r\n\r\n";
+    static const char ok[] =
+        "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+        "chunked\r\nConnection: close\r\n\r\n"
+        "3\r\nabc\r\n0\r\n\r\n";
     char *out = raw_exchange(ok, strlen(ok));
     assert_true(str_has_prefix(out, "HTTP/1.1 200 "));
     assert_non_null(strstr(out, "body=abc"));
@@ -985,8 +987,9 @@ test_header_n_sees_nul(void **state)
     assert_non_null(strstr(out, "n=3 strlen=3"));
     free(out);
     /* NUL then more, NUL at the line end, and the last header. */
-    static const char nul1[] = "GET /hdrlen HTTP/1.1\r\nHost: a\r\n"
-                               "X-Secret: abc\0def\r\nConnection: close\r\n\r\n";
+    static const char nul1[] =
+        "GET /hdrlen HTTP/1.1\r\nHost: a\r\n"
+        "X-Secret: abc\0def\r\nConnection: close\r\n\r\n";
     out = raw_exchange(nul1, sizeof(nul1) - 1);
     assert_non_null(strstr(out, "n=7 strlen=3"));
     free(out);
@@ -1177,9 +1180,9 @@ tls_try(bool tls12, const char *ciphers)
     struct reply r;
     CURL *c = easy_new("/", &r);
     if (tls12) {
-        curl_easy_setopt(c, CURLOPT_SSLVERSION,
-                         (long) (CURL_SSLVERSION_TLSv1_2 |
-                                 CURL_SSLVERSION_MAX_TLSv1_2));
+        curl_easy_setopt(
+            c, CURLOPT_SSLVERSION,
+            (long) (CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
     }
     if (ciphers) {
         curl_easy_setopt(c, CURLOPT_SSL_CIPHER_LIST, ciphers);
@@ -1267,8 +1270,8 @@ main(void)
                                         setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_framing_refused, setup_plain,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_chunked_desync_is_400,
-                                        setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_desync_is_400, setup_plain,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_header_n_sees_nul, setup_plain,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stalled_body_is_408, setup_small,

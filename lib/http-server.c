@@ -1483,6 +1483,7 @@ connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
             }
         }
         *socket_context = hc;
+        log_debug("connection", "remote=%s fd=%d", hc->remote, hc->fd);
         if (hc->fd >= 0) {
             conn_track_start(srv, hc);
         }

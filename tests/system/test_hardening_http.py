@@ -130,10 +130,13 @@ def nofile_for(n):
 
 
 def server_closed(sock):
-    """True if the server closed (or reset) this idle socket."""
+    """True if the server closed (or reset) this idle socket. Reads what
+    is there: a TLS alert may come before the end of the stream."""
     sock.setblocking(False)
     try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
+        while True:
+            if sock.recv(4096) == b"":
+                return True
     except BlockingIOError:
         return False
     except OSError:
@@ -180,6 +183,8 @@ def test_idle_flood_does_not_lock_out_authenticated_clients(make_server,
         # The flood is held: the server closed only what it had to (the
         # oldest unauthenticated sockets beyond --max-connections).
         closed = sum(server_closed(s) for s in flood)
+        print(f"flood={FLOOD} kubectl_ms={ms} wall={wall:.2f}s "
+              f"closed_by_server={closed}")
         assert FLOOD - 4096 - 50 <= closed <= FLOOD - 4096 + 200, closed
         assert all(not server_closed(s) for s in flood[-1000:])
     finally:
@@ -188,7 +193,8 @@ def test_idle_flood_does_not_lock_out_authenticated_clients(make_server,
 
 
 def test_idle_pre_tls_sockets_are_closed_at_the_handshake_deadline(
-        dpf_server):
+        make_server):
+    dpf_server = make_server()
     # Defaults: 10 s to finish the handshake and send the headers, counted
     # from the connect, whatever the client trickles meanwhile.
     idle = socket.create_connection(("127.0.0.1", dpf_server.port))
@@ -212,7 +218,9 @@ def test_idle_pre_tls_sockets_are_closed_at_the_handshake_deadline(
         time.sleep(1)
     idle.close()
     trickle.close()
-    assert set(closed_at) == {"idle", "trickle"}, closed_at
+    assert set(closed_at) == {"idle", "trickle"}, \
+        (closed_at, dpf_server.log_text()[-6000:])
+    print(f"closed after (s): {closed_at}")
     for name, t in closed_at.items():
         assert 8 <= t <= 30, (name, t)
 
@@ -469,6 +477,7 @@ def test_huge_chunk_size_is_400_promptly(dpf_server):
         dpf_server, head, b"ffffffffffffffff\r\n{}\r\n0\r\n\r\n")
     assert st == 400, data
     assert_status(data, 400, "BadRequest")
+    print(f"16-digit chunk size answered in {secs:.2f}s")
     assert secs < 5, secs
     # One hex digit more overflows 64 bits: refused as well.
     st, _, data, secs = raw_request(
@@ -532,6 +541,7 @@ def test_100mb_chunked_body_gets_413(dpf_server):
     assert_status(body, 413, "RequestEntityTooLarge")
     # Answered long before the client was done: the server does not read
     # 100 MB to say no.
+    print(f"413 after {sent} bytes sent")
     assert sent < 50 * 1024 * 1024, sent
 
 

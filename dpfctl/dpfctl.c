@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 enum {
     OPT_KUBECONFIG = 1000,

@@ -23,9 +23,9 @@
 #include <stdio.h>
 
 #include "api/schema.h"
-#include "lib/api-client.h"
-#include "lib/error.h"
-#include "lib/kubeconfig.h"
+#include "lib/kube/api-client.h"
+#include "lib/base/error.h"
+#include "lib/kube/kubeconfig.h"
 
 /* Everything a command needs. */
 struct dpfctl {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/kubeconfig.h"
-#include "lib/util.h"
+#include "lib/kube/kubeconfig.h"
+#include "lib/base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

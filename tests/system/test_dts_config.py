@@ -208,7 +208,7 @@ def test_sigterm_exits_cleanly(pair, tmp_path):
                           "enable-provider=ifconfig"))
     dts.start()
     assert dts.stop() == 0
-    assert "dts stopped" in dts.log_text()
+    assert 'msg="stopped" program=dts rc=0' in dts.log_text()
     assert "ERROR: AddressSanitizer" not in dts.log_text()
     assert ns_curl(pair.ns_a, dts.url + "/healthz", 2)[0] == 0
 

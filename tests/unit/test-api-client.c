@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/api-client.h"
-#include "lib/util.h"
+#include "lib/kube/api-client.h"
+#include "lib/base/util.h"
 
 /* One scripted reply. */
 struct fake_resp {

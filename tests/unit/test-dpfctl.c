@@ -14,10 +14,10 @@
 
 #include "dpfctl/cmd-apply.h"
 #include "dpfctl/dpfctl.h"
-#include "dpfctl/jsonpath.h"
+#include "lib/codecs/jsonpath.h"
 #include "dpfctl/printer.h"
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 static json_t *
 yaml(const char *text)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "dts/dts-config.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 static const struct dts_runtime rt = {
     .config_dir = "/opt/mellanox/doca/services/telemetry/config",

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/kubeconfig.h"
-#include "lib/util.h"
+#include "lib/kube/kubeconfig.h"
+#include "lib/base/util.h"
 
 /* base64 of "CA-PEM", "CERT", "KEY" */
 #define B64_CA "Q0EtUEVN"

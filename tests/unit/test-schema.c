@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/quantity.h"
+#include "lib/codecs/quantity.h"
 #include "api/schema-node.h"
 #include "api/schema.h"
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 #ifndef DPF_SOURCE_ROOT
 #define DPF_SOURCE_ROOT "."

@@ -18,8 +18,8 @@
 
 #include <sqlite3.h>
 
-#include "lib/store.h"
-#include "lib/util.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 /* A fresh database in a temporary directory for each test. */
 struct fixture {

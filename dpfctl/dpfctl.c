@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lib/base/util.h"
+#include "lib/codecs/duration.h"
 
 enum {
     OPT_KUBECONFIG = 1000,
@@ -75,52 +77,6 @@ global_takes_value(const char *a)
     return false;
 }
 
-int
-dpfctl_parse_duration(const char *s, int64_t *ms)
-{
-    if (!s || !*s) {
-        return -EINVAL;
-    }
-    char *end;
-    /* bare number: seconds (kubectl --request-timeout accepts it) */
-    double v = strtod(s, &end);
-    if (end != s && *end == '\0') {
-        if (v < 0) {
-            return -EINVAL;
-        }
-        *ms = (int64_t) (v * 1000.0);
-        return 0;
-    }
-    double total = 0;
-    const char *p = s;
-    while (*p) {
-        v = strtod(p, &end);
-        if (end == p || v < 0) {
-            return -EINVAL;
-        }
-        p = end;
-        double mult;
-        if (!strncmp(p, "ms", 2)) {
-            mult = 1, p += 2;
-        } else if (!strncmp(p, "us", 2)) {
-            mult = 0.001, p += 2;
-        } else if (!strncmp(p, "ns", 2)) {
-            mult = 0.000001, p += 2;
-        } else if (*p == 'h') {
-            mult = 3600000, p++;
-        } else if (*p == 'm') {
-            mult = 60000, p++;
-        } else if (*p == 's') {
-            mult = 1000, p++;
-        } else {
-            return -EINVAL;
-        }
-        total += v * mult;
-    }
-    *ms = (int64_t) total;
-    return 0;
-}
-
 bool
 dpfctl_error_from_server(const struct dpf_error *err)
 {
@@ -178,6 +134,13 @@ dpfctl_connect(struct dpfctl *d)
         return -EINVAL;
     }
     api_client_set_timeout(d->client, d->request_timeout_ms);
+    /* an exec credential plugin's stderr goes where ours goes (kubectl
+     * passes it through); stdin is the plugin's only if we do not read
+     * it ourselves (kubectl's rule for -f -) */
+    struct kubeconfig_exec_options eo = {.stderr_out = d->err,
+                                         .stdin_unavailable = d->stdin_used,
+                                         .stdin_fd = STDIN_FILENO};
+    api_client_set_exec_options(d->client, &eo);
     d->ns = d->namespace_flag ? d->namespace_flag : d->kc->namespace;
     return 0;
 }
@@ -306,7 +269,7 @@ run_cmd(struct dpfctl *d, const struct dpfctl_cmd *cmd, int argc, char **argv)
             break;
         case OPT_REQUEST_TIMEOUT: {
             int64_t ms;
-            if (dpfctl_parse_duration(optarg, &ms) < 0) {
+            if (duration_parse(optarg, &ms) < 0) {
                 fprintf(d->err,
                         "error: invalid --request-timeout \"%s\": expected "
                         "a duration like 30s or 2m\n",
@@ -340,6 +303,9 @@ run_cmd(struct dpfctl *d, const struct dpfctl_cmd *cmd, int argc, char **argv)
             rc = 1;
             break;
         default:
+            if (c == 'f' && optarg && !strcmp(optarg, "-")) {
+                d->stdin_used = true;
+            }
             if (!cmd->opt || cmd->opt(state, c, optarg, d) < 0) {
                 if (!cmd->opt) {
                     fprintf(d->err, "error: unknown flag\n");

@@ -39,6 +39,8 @@ struct dpfctl {
     struct kubeconfig *kc;      /* after dpfctl_connect() */
     struct api_client *client;  /* after dpfctl_connect() */
     const char *ns;             /* effective namespace after connect */
+    bool stdin_used;            /* a command reads stdin (-f -): an exec
+                                   credential plugin must not */
 };
 
 /* One command's option table entry beyond the global ones. */
@@ -92,10 +94,6 @@ const char *dpfctl_kind_group(const struct schema_kind *k, char *buf,
 /* "dpusets.provisioning.dpu.nvidia.com" or "namespaces". */
 const char *dpfctl_resource_group(const struct schema_kind *k, char *buf,
                                   size_t size);
-
-/* Parse a duration: Go syntax ("1h2m3.5s", "500ms") or bare seconds
- * ("30"). 0 or -EINVAL. */
-int dpfctl_parse_duration(const char *s, int64_t *ms);
 
 /* Command entry points (one module each). */
 extern const struct dpfctl_cmd cmd_apply;

@@ -1,10 +1,12 @@
 /* server: see server.h. */
 #include "dpf-server/server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,6 +61,9 @@ server_options_init(struct server_options *o)
     o->threads = 4;
     o->watch_cache_size = 100000;
     o->log_level = xstrdup("info");
+    o->max_conns = HTTP_DEFAULT_MAX_CONN;
+    o->header_timeout = HTTP_DEFAULT_HEADER_TIMEOUT_S;
+    o->idle_timeout = HTTP_DEFAULT_IDLE_TIMEOUT_S;
 }
 
 void
@@ -74,6 +79,7 @@ server_options_free(struct server_options *o)
     free(o->server_names);
     free(o->log_level);
     free(o->log_file);
+    free(o->tls_priorities);
     memset(o, 0, sizeof(*o));
 }
 
@@ -90,7 +96,9 @@ usage(FILE *f)
                "/var/lib/dpf); created 0700\n"
                "  --store URL            store (default "
                "sqlite:<data-dir>/state.db)\n"
-               "  --bind-address ADDR    listen address (default 0.0.0.0)\n"
+               "  --bind-address ADDR    listen address (default 0.0.0.0; "
+               "127.0.0.1 with\n"
+               "                         --insecure-dev)\n"
                "  --port N               listen port (default 6443; 0 = pick a "
                "free port)\n"
                "  --kubeconfig-out PATH  admin kubeconfig (default "
@@ -102,7 +110,39 @@ usage(FILE *f)
                "  --watch-cache-size N   events kept for watch resume (default "
                "100000)\n"
                "  --insecure-dev         plain HTTP and NO authentication "
-               "(development only)\n"
+               "(development only);\n"
+               "                         binds 127.0.0.1 unless "
+               "--bind-address is given\n"
+               "  --max-connections N    connections held before the oldest "
+               "one without\n"
+               "                         credentials is closed for each new "
+               "one (default 4096;\n"
+               "                         connections that passed "
+               "authentication are kept up to\n"
+               "                         twice this)\n"
+               "  --request-header-timeout S\n"
+               "                         seconds a client has to finish the "
+               "TLS handshake and\n"
+               "                         send a request's headers (default "
+               "10)\n"
+               "  --idle-timeout S       seconds of silence allowed inside a "
+               "request, or between\n"
+               "                         an authenticated client's requests "
+               "(default 90);\n"
+               "                         watches waiting for events are not "
+               "cut\n"
+               "  --tls-min-version V    VersionTLS12 (default) or "
+               "VersionTLS13; TLS 1.3 is\n"
+               "                         preferred either way\n"
+               "  --tls-cipher-suites L  comma-separated TLS 1.2 suites "
+               "(IANA names as\n"
+               "                         kube-apiserver takes them), ECDHE "
+               "with AES-GCM or\n"
+               "                         CHACHA20-POLY1305 only, e.g.\n"
+               "                         "
+               "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256; the ciphers\n"
+               "                         named also limit TLS 1.3 (default: "
+               "all of them)\n"
                "  --log-level L          error|warn|info|debug (default info)\n"
                "  --log-file PATH        log to a file instead of stderr\n"
                "  --help                 show this help\n"
@@ -139,6 +179,151 @@ set_str(char **dst, const char *src)
     *dst = xstrdup(src);
 }
 
+/* --tls-cipher-suites: the names kube-apiserver (Go's crypto/tls) takes,
+ * mapped to GnuTLS key exchange and cipher keywords. Only ECDHE with an
+ * AEAD cipher is offered; the TLS 1.3 names are accepted too and, as
+ * GnuTLS has one cipher list for both versions, every listed cipher
+ * limits TLS 1.3 as well. */
+struct tls_suite {
+    const char *name;   /* IANA / Go name */
+    const char *kx;     /* GnuTLS key exchange, NULL for TLS 1.3 */
+    const char *cipher; /* GnuTLS cipher */
+};
+
+static const struct tls_suite tls_suites[] = {
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA", "AES-128-GCM"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA", "AES-256-GCM"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "ECDHE-ECDSA",
+     "CHACHA20-POLY1305"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA",
+     "CHACHA20-POLY1305"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA", "AES-128-GCM"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA", "AES-256-GCM"},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "ECDHE-RSA", "CHACHA20-POLY1305"},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA",
+     "CHACHA20-POLY1305"},
+    {"TLS_AES_128_GCM_SHA256", NULL, "AES-128-GCM"},
+    {"TLS_AES_256_GCM_SHA384", NULL, "AES-256-GCM"},
+    {"TLS_CHACHA20_POLY1305_SHA256", NULL, "CHACHA20-POLY1305"},
+};
+
+/* Names Go knows that we refuse: CBC (padding oracles, no AEAD), RC4,
+ * 3DES, and RSA key exchange (no forward secrecy). */
+static const char *const tls_insecure_suites[] = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_RC4_128_SHA",
+};
+
+/* Append "+word" to the priority string unless it is there already. */
+static void
+prio_add(struct dbuf *b, const char *word)
+{
+    char *tok = xasprintf(":+%s:", word);
+    bool have = strstr(b->data, tok) != NULL; /* b starts with ":" */
+    free(tok);
+    if (!have) {
+        dbuf_printf(b, "+%s:", word);
+    }
+}
+
+/* Build the GnuTLS priority string for --tls-min-version and
+ * --tls-cipher-suites (NULL = every suite we allow); *out stays NULL when
+ * both are at their defaults (the http server's default applies). */
+static int
+tls_priorities_build(const char *suites, bool tls13_only, char **out,
+                     FILE *errout)
+{
+    *out = NULL;
+    if (!suites && !tls13_only) {
+        return 0;
+    }
+    struct dbuf kx, ciphers;
+    dbuf_init(&kx);
+    dbuf_init(&ciphers);
+    dbuf_puts(&kx, ":");
+    dbuf_puts(&ciphers, ":");
+    int r = 0;
+    char *list = xstrdup(suites ? suites : "");
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); name;
+         name = strtok_r(NULL, ",", &save)) {
+        while (*name == ' ') {
+            name++;
+        }
+        size_t len = strlen(name);
+        while (len > 0 && name[len - 1] == ' ') {
+            name[--len] = '\0';
+        }
+        if (!*name) {
+            continue;
+        }
+        const struct tls_suite *found = NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(tls_suites); i++) {
+            if (strcmp(name, tls_suites[i].name) == 0) {
+                found = &tls_suites[i];
+            }
+        }
+        if (!found) {
+            bool insecure = false;
+            for (size_t i = 0; i < ARRAY_SIZE(tls_insecure_suites); i++) {
+                insecure |= strcmp(name, tls_insecure_suites[i]) == 0;
+            }
+            fprintf(errout,
+                    "dpf-server: --tls-cipher-suites: %s \"%s\" (allowed: "
+                    "ECDHE with AES-GCM or CHACHA20-POLY1305, e.g. "
+                    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, see --help)\n",
+                    insecure ? "insecure cipher suite" : "unknown cipher suite",
+                    name);
+            r = -EINVAL;
+            break;
+        }
+        if (found->kx) {
+            prio_add(&kx, found->kx);
+        }
+        prio_add(&ciphers, found->cipher);
+    }
+    free(list);
+    if (r == 0 && suites && ciphers.len <= 1) {
+        fprintf(errout, "dpf-server: --tls-cipher-suites: the list is "
+                        "empty\n");
+        r = -EINVAL;
+    }
+    if (r == 0 && suites && kx.len <= 1 && !tls13_only) {
+        fprintf(errout,
+                "dpf-server: --tls-cipher-suites: no TLS 1.2 suite listed; "
+                "add one or use --tls-min-version=VersionTLS13\n");
+        r = -EINVAL;
+    }
+    if (r == 0) {
+        if (!suites) {
+            dbuf_puts(&kx, "+ECDHE-ECDSA:+ECDHE-RSA:");
+            dbuf_puts(&ciphers,
+                      "+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:");
+        }
+        *out =
+            xasprintf("NORMAL:-VERS-ALL:+VERS-TLS1.3:%s-KX-ALL%s"
+                      "-CIPHER-ALL%s-MAC-ALL:+AEAD:%%SERVER_PRECEDENCE",
+                      tls13_only ? "" : "+VERS-TLS1.2:", kx.data, ciphers.data);
+    }
+    dbuf_free(&kx);
+    dbuf_free(&ciphers);
+    return r;
+}
+
 enum {
     OPT_DATA_DIR = 256,
     OPT_STORE,
@@ -149,6 +334,11 @@ enum {
     OPT_THREADS,
     OPT_WATCH_CACHE,
     OPT_INSECURE,
+    OPT_MAX_CONN,
+    OPT_HEADER_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_TLS_MIN,
+    OPT_TLS_SUITES,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
     OPT_HELP,
@@ -169,6 +359,11 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"threads", required_argument, NULL, OPT_THREADS},
         {"watch-cache-size", required_argument, NULL, OPT_WATCH_CACHE},
         {"insecure-dev", no_argument, NULL, OPT_INSECURE},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"request-header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
+        {"tls-cipher-suites", required_argument, NULL, OPT_TLS_SUITES},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"help", no_argument, NULL, OPT_HELP},
@@ -177,6 +372,9 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
     };
     unsigned long long v;
     int c;
+    bool bind_given = false;
+    bool tls13_only = false;
+    char *suites = NULL;
 
     optind = 0; /* also resets getopt's state for repeated calls */
     opterr = 0;
@@ -190,6 +388,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             break;
         case OPT_BIND:
             set_str(&o->bind_address, optarg);
+            bind_given = true;
             break;
         case OPT_PORT:
             if (parse_uint(optarg, 0, 65535, &v) < 0) {
@@ -197,7 +396,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         "dpf-server: --port: \"%s\" is not a port number "
                         "(0-65535)\n",
                         optarg);
-                return -EINVAL;
+                goto fail;
             }
             o->port = (uint16_t) v;
             break;
@@ -210,7 +409,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         "dpf-server: --server-name: \"%s\" is not a DNS "
                         "name or IP address\n",
                         optarg);
-                return -EINVAL;
+                goto fail;
             }
             o->server_names =
                 xrealloc(o->server_names,
@@ -223,7 +422,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         "dpf-server: --threads: \"%s\" is not a number "
                         "between 1 and 256\n",
                         optarg);
-                return -EINVAL;
+                goto fail;
             }
             o->threads = (unsigned) v;
             break;
@@ -233,12 +432,59 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         "dpf-server: --watch-cache-size: \"%s\" is not a "
                         "number between 1 and 100000000\n",
                         optarg);
-                return -EINVAL;
+                goto fail;
             }
             o->watch_cache_size = (size_t) v;
             break;
         case OPT_INSECURE:
             o->insecure_dev = true;
+            break;
+        case OPT_MAX_CONN:
+            if (parse_uint(optarg, 16, 1000000, &v) < 0) {
+                fprintf(errout,
+                        "dpf-server: --max-connections: \"%s\" is not a "
+                        "number between 16 and 1000000\n",
+                        optarg);
+                goto fail;
+            }
+            o->max_conns = (unsigned) v;
+            break;
+        case OPT_HEADER_TIMEOUT:
+        case OPT_IDLE_TIMEOUT:
+            if (parse_uint(optarg, 1, 3600, &v) < 0) {
+                fprintf(errout,
+                        "dpf-server: %s: \"%s\" is not a number of seconds "
+                        "between 1 and 3600\n",
+                        c == OPT_HEADER_TIMEOUT ? "--request-header-timeout"
+                                                : "--idle-timeout",
+                        optarg);
+                goto fail;
+            }
+            if (c == OPT_HEADER_TIMEOUT) {
+                o->header_timeout = (unsigned) v;
+            } else {
+                o->idle_timeout = (unsigned) v;
+            }
+            break;
+        case OPT_TLS_MIN:
+            if (strcmp(optarg, "VersionTLS12") == 0) {
+                tls13_only = false;
+            } else if (strcmp(optarg, "VersionTLS13") == 0) {
+                tls13_only = true;
+            } else {
+                fprintf(errout,
+                        "dpf-server: --tls-min-version: \"%s\" is not "
+                        "VersionTLS12 or VersionTLS13%s\n",
+                        optarg,
+                        (strcmp(optarg, "VersionTLS10") == 0 ||
+                         strcmp(optarg, "VersionTLS11") == 0)
+                            ? " (TLS 1.0 and 1.1 are insecure)"
+                            : "");
+                goto fail;
+            }
+            break;
+        case OPT_TLS_SUITES:
+            set_str(&suites, optarg);
             break;
         case OPT_LOG_LEVEL:
             if (strcmp(optarg, "error") && strcmp(optarg, "warn") &&
@@ -247,7 +493,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         "dpf-server: --log-level: \"%s\" is not one of "
                         "error, warn, info, debug\n",
                         optarg);
-                return -EINVAL;
+                goto fail;
             }
             set_str(&o->log_level, optarg);
             break;
@@ -256,31 +502,48 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             break;
         case OPT_HELP:
             usage(out);
+            free(suites);
             return 1;
         case OPT_VERSION:
             fprintf(out, "dpf-server %s\n", DPF_VERSION);
+            free(suites);
             return 1;
         case ':':
             fprintf(errout, "dpf-server: %s needs a value\n", argv[optind - 1]);
-            return -EINVAL;
+            goto fail;
         default:
             fprintf(errout,
                     "dpf-server: unknown option \"%s\" (see "
                     "--help)\n",
                     argv[optind - 1]);
-            return -EINVAL;
+            goto fail;
         }
     }
     if (optind < argc) {
         fprintf(errout, "dpf-server: unexpected argument \"%s\" (see --help)\n",
                 argv[optind]);
-        return -EINVAL;
+        goto fail;
     }
     if (!*o->data_dir) {
         fprintf(errout, "dpf-server: --data-dir must not be empty\n");
-        return -EINVAL;
+        goto fail;
     }
+    /* Development mode has no authentication: only this host may talk to
+     * it unless the operator names an address. */
+    if (o->insecure_dev && !bind_given) {
+        set_str(&o->bind_address, "127.0.0.1");
+    }
+    free(o->tls_priorities);
+    o->tls_priorities = NULL;
+    if (tls_priorities_build(suites, tls13_only, &o->tls_priorities, errout) <
+        0) {
+        goto fail;
+    }
+    free(suites);
     return 0;
+fail:
+    free(suites);
+    return -EINVAL;
 }
 
 /* ---------------------------------------------------------------- */
@@ -292,15 +555,20 @@ server_request_authenticated(const struct http_request *req, const char *token)
     if (http_request_peer_cn(req)) {
         return true; /* verified against our CA by the TLS layer */
     }
-    const char *auth = http_request_header(req, "Authorization");
-    if (!auth || !token || strncasecmp(auth, "Bearer ", 7) != 0) {
+    /* The length as received: a NUL inside the header must not end the
+     * comparison early (MHD's own view of the value stops there). */
+    size_t alen;
+    const char *auth = http_request_header_n(req, "Authorization", &alen);
+    if (!auth || !token || alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0 ||
+        strlen(auth) != alen) {
         return false;
     }
     const char *given = auth + 7;
-    while (*given == ' ') {
+    size_t glen = alen - 7;
+    while (glen > 0 && *given == ' ') {
         given++;
+        glen--;
     }
-    size_t glen = strlen(given);
     while (glen > 0 && given[glen - 1] == ' ') {
         glen--;
     }
@@ -377,6 +645,33 @@ respond_health(struct server *srv, struct http_request *req)
     return true;
 }
 
+/* The gate, run when a request's headers are in and before its body is
+ * read: a client without credentials gets its 401 without uploading
+ * anything, and a connection that showed credentials is kept under load
+ * (http_request_mark_trusted). */
+static bool
+server_gate(void *arg, struct http_request *req)
+{
+    struct server *srv = arg;
+    if (!srv->token) {
+        return true; /* --insecure-dev: nobody is asked */
+    }
+    if (server_request_authenticated(req, srv->token)) {
+        http_request_mark_trusted(req);
+        return true;
+    }
+    const char *method = http_request_method(req);
+    const char *path = http_request_path(req);
+    if (is_open_path(method, path)) {
+        return true;
+    }
+    log_debug("unauthenticated request", "method=%s path=%s remote=%s", method,
+              path, http_request_remote(req));
+    respond_status(req, 401, "Unauthorized", "Unauthorized");
+    return false;
+}
+
+/* Runs only for requests the gate let through. */
 static void
 server_handle(void *arg, struct http_request *req)
 {
@@ -385,12 +680,6 @@ server_handle(void *arg, struct http_request *req)
     const char *path = http_request_path(req);
     bool open = is_open_path(method, path);
 
-    if (!open && srv->token && !server_request_authenticated(req, srv->token)) {
-        log_debug("unauthenticated request", "method=%s path=%s remote=%s",
-                  method, path, http_request_remote(req));
-        respond_status(req, 401, "Unauthorized", "Unauthorized");
-        return;
-    }
     if (open && respond_health(srv, req)) {
         return;
     }
@@ -418,6 +707,33 @@ is_wildcard(const char *addr)
 {
     return !addr || !*addr || !strcmp(addr, "0.0.0.0") || !strcmp(addr, "::") ||
            !strcmp(addr, "[::]");
+}
+
+/* 127.0.0.0/8, ::1 or an IPv4-mapped 127.x address. */
+static bool
+is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    char buf[INET6_ADDRSTRLEN];
+    if (!addr) {
+        return false;
+    }
+    if (inet_pton(AF_INET, addr, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    size_t len = strlen(addr);
+    if (len > 2 && addr[0] == '[' && addr[len - 1] == ']' &&
+        len - 2 < sizeof(buf)) {
+        memcpy(buf, addr + 1, len - 2);
+        buf[len - 2] = '\0';
+        addr = buf;
+    }
+    if (inet_pton(AF_INET6, addr, &a6) == 1) {
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    }
+    return false;
 }
 
 /* CA, serving cert, admin cert and token under <data-dir>. */
@@ -634,6 +950,12 @@ server_run(const struct server_options *o)
         log_warn("INSECURE: --insecure-dev serves plain HTTP without "
                  "authentication; never use it outside development",
                  "mode=insecure-dev");
+        if (!is_loopback(o->bind_address)) {
+            log_warn("INSECURE: --insecure-dev listens on a non-loopback "
+                     "address: anyone who reaches it can read and change "
+                     "everything, Secrets included",
+                     "address=%s", o->bind_address);
+        }
     } else if (server_pki_bootstrap(&srv) < 0) {
         goto out;
     }
@@ -647,8 +969,13 @@ server_run(const struct server_options *o)
         .cert_file = o->insecure_dev ? NULL : crt,
         .key_file = o->insecure_dev ? NULL : key,
         .client_ca_file = o->insecure_dev ? NULL : ca,
+        .tls_priorities = o->tls_priorities,
         .threads = o->threads,
         .max_body = SERVER_MAX_BODY,
+        .max_connections = o->max_conns,
+        .header_timeout_s = o->header_timeout,
+        .idle_timeout_s = o->idle_timeout,
+        .gate = server_gate,
     };
     struct dpf_error err = {0};
     srv.http = http_server_create(&hc, server_handle, &srv, &err);

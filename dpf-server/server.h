@@ -10,9 +10,11 @@
  * Every request passes the authentication gate first: GET/HEAD of
  * /healthz, /readyz, /livez and /version are open; everything else needs
  * a client certificate verified against the CA or the admin bearer token
- * (compared in constant time), else 401 with a Kubernetes Status. With
- * --insecure-dev the server speaks plain HTTP without authentication (for
- * development only; off by default).
+ * (compared in constant time), else 401 with a Kubernetes Status. The
+ * gate runs when a request's headers are in, before its body is read.
+ * With --insecure-dev the server speaks plain HTTP without authentication
+ * (for development only; off by default) on 127.0.0.1 unless
+ * --bind-address says otherwise.
  *
  * Ownership: struct server_options owns its strings (server_options_free).
  * The server borrows nothing from the caller after server_run returns. */
@@ -30,7 +32,8 @@ struct http_request;
 struct server_options {
     char *data_dir;          /* --data-dir (default /var/lib/dpf) */
     char *store_url;         /* --store; NULL = sqlite:<data-dir>/state.db */
-    char *bind_address;      /* --bind-address (default 0.0.0.0) */
+    char *bind_address;      /* --bind-address (default 0.0.0.0; 127.0.0.1
+                                with --insecure-dev) */
     uint16_t port;           /* --port (default 6443; 0 = any free port) */
     char *kubeconfig_out;    /* --kubeconfig-out; NULL = <data-dir>/... */
     char **server_names;     /* --server-name values (extra SANs) */
@@ -38,6 +41,11 @@ struct server_options {
     unsigned threads;        /* --threads (default 4) */
     size_t watch_cache_size; /* --watch-cache-size (default 100000) */
     bool insecure_dev;       /* --insecure-dev: plain HTTP, no auth */
+    unsigned max_conns;      /* --max-connections (default 4096) */
+    unsigned header_timeout; /* --request-header-timeout, s (default 10) */
+    unsigned idle_timeout;   /* --idle-timeout, s (default 90) */
+    char *tls_priorities;    /* GnuTLS priorities from --tls-min-version
+                                and --tls-cipher-suites; NULL = default */
     char *log_level;         /* --log-level (default info) */
     char *log_file;          /* --log-file; NULL = stderr */
 };

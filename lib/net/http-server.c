@@ -17,6 +17,21 @@
  * stream sockets and resumes a stream whose client hung up, so on_close
  * fires promptly even when no event is flowing.
  *
+ * Connections: every connection is tracked (struct http_conn, under
+ * srv->conn_mu) from MHD's STARTED to its CLOSED notification, which MHD
+ * sends before it closes the socket, so under conn_mu the fd is ours to
+ * shutdown(). Untrusted connections sit on a list in accept order (the
+ * eviction order) and, until a request's headers are in, on a deadline
+ * list that the watchdog thread expires. Eviction and expiry only
+ * shutdown() the socket; MHD then sees the hang-up and cleans up itself.
+ *
+ * Answers MHD cannot queue: MHD 0.9.75 accepts a response only before the
+ * body is read or after all of it was, so a chunked body that grows past
+ * max_body, and a body that stalls, are answered by writing a complete
+ * "Connection: close" response on the socket (or TLS session) ourselves,
+ * in the connection's own thread, where MHD is not using it; then the
+ * connection is closed.
+ *
  * Stream lifetime: two references, one for the handler side (dropped by
  * http_stream_close) and one for the MHD response (dropped when MHD frees
  * the response). Lock order: MHD's response mutex -> stream mutex -> MHD's
@@ -28,11 +43,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +58,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,21 +69,46 @@ LOG_MODULE(http);
 
 #define HTTP_DEFAULT_THREADS 4
 #define HTTP_DEFAULT_MAX_BODY (3u * 1024 * 1024)
-#define HTTP_DEFAULT_MAX_CONN 4096
 #define HTTP_STREAM_MAX_QUEUED (16u * 1024 * 1024)
-#define HTTP_CONN_TIMEOUT_S 300
 #define HTTP_CONN_MEMORY (32u * 1024)
 /* Bytes of an over-limit body we read and drop so that the client sees
  * the 413; past this we close the connection instead. */
 #define HTTP_DRAIN_LIMIT(max_body) (4 * (size_t) (max_body) + (1u << 20))
+/* After answering in the middle of a body we keep reading (and dropping)
+ * it this long, so the client reads the answer instead of a reset. */
+#define HTTP_LINGER_S 2
+/* A chunked body whose data ends like the end of a chunked body ("0" and
+ * an empty line) while the parser is still inside a chunk means the
+ * client's chunk sizes and ours disagree (MHD 0.9.75 takes
+ * ffffffffffffffff as a real size and hides chunk-size lines from us): if
+ * nothing more arrives within this many seconds, answer 400. */
+#define HTTP_CHUNK_DESYNC_S 1
 
-/* Per-connection state (MHD socket context): the verified peer identity,
- * computed once per TLS connection. */
+/* Per-connection state (MHD socket context). The peer identity is only
+ * touched by the connection's worker thread; the tracking fields below
+ * `fd` are guarded by srv->conn_mu. */
 struct http_conn {
     bool checked;                      /* peer certificate examined */
     char *cn;                          /* verified subject CN or NULL */
     char *org;                         /* verified subject first O or NULL */
     char remote[INET6_ADDRSTRLEN + 8]; /* peer address text */
+    int fd;                            /* socket (valid until CLOSED) */
+    int64_t deadline_ms;               /* headers due by (mono ms) */
+    bool trusted;                      /* a request passed the gate */
+    bool in_request;                   /* headers in, not yet answered */
+    bool gone;                         /* evicted/expired: fd shut down */
+    bool on_untrusted;                 /* on srv->untrusted list */
+    bool on_pending;                   /* on srv->pending list */
+    struct http_conn *u_prev;          /* untrusted list, accept order */
+    struct http_conn *u_next;
+    struct http_conn *p_prev; /* pending list, deadline order */
+    struct http_conn *p_next;
+};
+
+/* A doubly linked list of http_conn through one pair of link fields. */
+struct conn_list {
+    struct http_conn *head;
+    struct http_conn *tail;
 };
 
 /* One queued piece of stream data. */
@@ -113,7 +156,13 @@ struct http_request {
     const char *path;            /* MHD-owned, decoded */
     struct dbuf body;            /* accumulated body */
     size_t body_seen;            /* total body bytes received */
+    bool chunked;                /* body in chunked transfer coding */
+    bool in_body;                /* between headers and the last call */
     bool too_large;              /* body exceeded max_body */
+    bool desync;                 /* chunked data ends like a body end */
+    bool direct;                 /* answered on the wire ourselves */
+    int64_t direct_at_ms;        /* when (mono ms) */
+    bool queued;                 /* response handed to MHD */
     bool responded;              /* a response was given */
     int status;                  /* response status */
     char *ctype;                 /* response content type (owned) */
@@ -125,24 +174,35 @@ struct http_request {
 };
 
 struct http_server {
-    struct MHD_Daemon *daemon; /* MHD daemon */
-    http_handler_fn handler;   /* user handler */
-    void *arg;                 /* its argument */
-    size_t max_body;           /* body limit */
-    bool tls;                  /* HTTPS */
-    bool client_auth;          /* client CA configured */
-    uint16_t port;             /* bound port */
-    char *cert_pem;            /* kept alive for MHD */
-    char *key_pem;             /* kept alive for MHD */
-    char *ca_pem;              /* kept alive for MHD */
-    atomic_bool stopping;      /* destroy in progress */
-    pthread_mutex_t reg_mu;    /* guards the stream registry */
-    struct http_stream *reg;   /* live streams */
-    uint64_t next_stream_id;   /* registry ids */
-    int wd_epfd;               /* watchdog epoll set */
-    int wd_evfd;               /* watchdog wake-up for shutdown */
-    pthread_t wd_thread;       /* watchdog thread */
-    bool wd_started;           /* thread running */
+    struct MHD_Daemon *daemon;  /* MHD daemon */
+    http_handler_fn handler;    /* user handler */
+    http_gate_fn gate;          /* header-time gate or NULL */
+    void *arg;                  /* their argument */
+    size_t max_body;            /* body limit */
+    unsigned max_conn;          /* untrusted evicted past this */
+    unsigned header_timeout_s;  /* handshake + headers deadline */
+    unsigned idle_timeout_s;    /* silence allowed in a request */
+    pthread_mutex_t conn_mu;    /* guards the connection tracking below */
+    struct conn_list untrusted; /* untrusted connections, oldest first */
+    struct conn_list pending;   /* awaiting headers, earliest deadline 1st */
+    unsigned n_conns;           /* tracked, not gone */
+    unsigned n_untrusted;       /* of those untrusted */
+    uint64_t n_evicted;         /* since start */
+    uint64_t n_expired;         /* since start */
+    bool tls;                   /* HTTPS */
+    bool client_auth;           /* client CA configured */
+    uint16_t port;              /* bound port */
+    char *cert_pem;             /* kept alive for MHD */
+    char *key_pem;              /* kept alive for MHD */
+    char *ca_pem;               /* kept alive for MHD */
+    atomic_bool stopping;       /* destroy in progress */
+    pthread_mutex_t reg_mu;     /* guards the stream registry */
+    struct http_stream *reg;    /* live streams */
+    uint64_t next_stream_id;    /* registry ids */
+    int wd_epfd;                /* watchdog epoll set */
+    int wd_evfd;                /* watchdog wake-up: deadlines, shutdown */
+    pthread_t wd_thread;        /* watchdog thread */
+    bool wd_started;            /* thread running */
 };
 
 /* ---------------------------------------------------------------- */
@@ -386,6 +446,213 @@ http_stream_close(struct http_stream *st)
 }
 
 /* ---------------------------------------------------------------- */
+/* connection tracking: deadlines and eviction (under srv->conn_mu)  */
+
+static struct http_conn **
+conn_prev(struct http_conn *c, bool pending)
+{
+    return pending ? &c->p_prev : &c->u_prev;
+}
+
+static struct http_conn **
+conn_next(struct http_conn *c, bool pending)
+{
+    return pending ? &c->p_next : &c->u_next;
+}
+
+static void
+conn_list_append(struct conn_list *l, struct http_conn *c, bool pending)
+{
+    *conn_prev(c, pending) = l->tail;
+    *conn_next(c, pending) = NULL;
+    if (l->tail) {
+        *conn_next(l->tail, pending) = c;
+    } else {
+        l->head = c;
+    }
+    l->tail = c;
+}
+
+static void
+conn_list_remove(struct conn_list *l, struct http_conn *c, bool pending)
+{
+    struct http_conn *prev = *conn_prev(c, pending);
+    struct http_conn *next = *conn_next(c, pending);
+    if (prev) {
+        *conn_next(prev, pending) = next;
+    } else {
+        l->head = next;
+    }
+    if (next) {
+        *conn_prev(next, pending) = prev;
+    } else {
+        l->tail = prev;
+    }
+    *conn_prev(c, pending) = *conn_next(c, pending) = NULL;
+}
+
+/* Wake the watchdog so it recomputes its next deadline. */
+static void
+watchdog_wake(struct http_server *srv)
+{
+    uint64_t one = 1;
+    ssize_t w = write(srv->wd_evfd, &one, sizeof(one));
+    (void) w; /* a full counter wakes it as well */
+}
+
+/* Arm the header deadline. Caller holds conn_mu. */
+static void
+conn_arm_deadline_locked(struct http_server *srv, struct http_conn *hc)
+{
+    if (hc->on_pending) {
+        conn_list_remove(&srv->pending, hc, true);
+    }
+    bool was_empty = srv->pending.head == NULL;
+    /* Every deadline is now + one constant, so appending keeps the list
+     * sorted. */
+    hc->deadline_ms = time_mono_ms() + 1000 * (int64_t) srv->header_timeout_s;
+    conn_list_append(&srv->pending, hc, true);
+    hc->on_pending = true;
+    if (was_empty) {
+        watchdog_wake(srv);
+    }
+}
+
+static void
+conn_disarm_deadline_locked(struct http_server *srv, struct http_conn *hc)
+{
+    if (hc->on_pending) {
+        conn_list_remove(&srv->pending, hc, true);
+        hc->on_pending = false;
+    }
+}
+
+static void
+conn_untrust_remove_locked(struct http_server *srv, struct http_conn *hc)
+{
+    if (hc->on_untrusted) {
+        conn_list_remove(&srv->untrusted, hc, false);
+        hc->on_untrusted = false;
+        srv->n_untrusted--;
+    }
+}
+
+/* Tell a connection to go: MHD sees the hang-up and closes it itself.
+ * Caller holds conn_mu, which keeps MHD from closing the fd meanwhile. */
+static void
+conn_drop_locked(struct http_server *srv, struct http_conn *hc)
+{
+    shutdown(hc->fd, SHUT_RDWR);
+    hc->gone = true;
+    conn_disarm_deadline_locked(srv, hc);
+    conn_untrust_remove_locked(srv, hc);
+    srv->n_conns--;
+}
+
+/* A new connection: track it and, past the limit, make room by dropping
+ * the oldest untrusted connection that is not in the middle of a
+ * request. */
+static void
+conn_track_start(struct http_server *srv, struct http_conn *hc)
+{
+    pthread_mutex_lock(&srv->conn_mu);
+    srv->n_conns++;
+    srv->n_untrusted++;
+    conn_list_append(&srv->untrusted, hc, false);
+    hc->on_untrusted = true;
+    conn_arm_deadline_locked(srv, hc);
+    while (srv->n_conns > srv->max_conn) {
+        struct http_conn *victim = srv->untrusted.head;
+        while (victim && (victim->in_request || victim == hc)) {
+            victim = victim->u_next;
+        }
+        if (!victim) {
+            break; /* only trusted or busy ones: MHD's hard limit holds */
+        }
+        conn_drop_locked(srv, victim);
+        srv->n_evicted++;
+        log_debug("connection evicted", "remote=%s", victim->remote);
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+}
+
+static void
+conn_track_end(struct http_server *srv, struct http_conn *hc)
+{
+    pthread_mutex_lock(&srv->conn_mu);
+    if (!hc->gone) {
+        conn_disarm_deadline_locked(srv, hc);
+        conn_untrust_remove_locked(srv, hc);
+        srv->n_conns--;
+        hc->gone = true;
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+}
+
+/* A request's headers are in: the deadline is met. */
+static void
+conn_track_request(struct http_server *srv, struct http_conn *hc)
+{
+    pthread_mutex_lock(&srv->conn_mu);
+    hc->in_request = true;
+    conn_disarm_deadline_locked(srv, hc);
+    pthread_mutex_unlock(&srv->conn_mu);
+}
+
+/* The request is over; an untrusted connection gets a fresh deadline for
+ * its next request's headers. Returns whether the connection is trusted. */
+static bool
+conn_track_request_done(struct http_server *srv, struct http_conn *hc,
+                        bool trust)
+{
+    pthread_mutex_lock(&srv->conn_mu);
+    hc->in_request = false;
+    if (trust && !hc->gone) {
+        hc->trusted = true;
+        conn_untrust_remove_locked(srv, hc);
+    }
+    if (!hc->trusted && !hc->gone) {
+        conn_arm_deadline_locked(srv, hc);
+    }
+    bool trusted = hc->trusted;
+    pthread_mutex_unlock(&srv->conn_mu);
+    return trusted;
+}
+
+/* Close connections whose header deadline passed; returns the ms until
+ * the next deadline, -1 if none. */
+static int
+conn_expire(struct http_server *srv)
+{
+    int wait_ms = -1;
+    pthread_mutex_lock(&srv->conn_mu);
+    int64_t now = time_mono_ms();
+    struct http_conn *hc;
+    while ((hc = srv->pending.head) && hc->deadline_ms <= now) {
+        log_debug("header deadline passed", "remote=%s", hc->remote);
+        conn_drop_locked(srv, hc);
+        srv->n_expired++;
+    }
+    if (hc) {
+        int64_t left = hc->deadline_ms - now;
+        wait_ms = left > INT32_MAX ? INT32_MAX : (int) left;
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+    return wait_ms;
+}
+
+void
+http_server_get_stats(struct http_server *srv, struct http_server_stats *out)
+{
+    pthread_mutex_lock(&srv->conn_mu);
+    out->connections = srv->n_conns;
+    out->untrusted = srv->n_untrusted;
+    out->evicted = srv->n_evicted;
+    out->deadline_expired = srv->n_expired;
+    pthread_mutex_unlock(&srv->conn_mu);
+}
+
+/* ---------------------------------------------------------------- */
 /* watchdog: notices clients that hang up while their stream is parked */
 
 static struct http_stream *
@@ -404,6 +671,7 @@ stream_lookup_ref(struct http_server *srv, uint64_t id)
     return found;
 }
 
+/* Also enforces the header deadlines: it sleeps until the earliest one. */
 static void *
 watchdog_main(void *arg)
 {
@@ -411,7 +679,8 @@ watchdog_main(void *arg)
     struct epoll_event evs[64];
 
     for (;;) {
-        int n = epoll_wait(srv->wd_epfd, evs, ARRAY_SIZE(evs), -1);
+        int wait_ms = conn_expire(srv);
+        int n = epoll_wait(srv->wd_epfd, evs, ARRAY_SIZE(evs), wait_ms);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -421,7 +690,14 @@ watchdog_main(void *arg)
         }
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == 0) {
-                return NULL; /* the shutdown eventfd */
+                /* The eventfd: a new earliest deadline, or shutdown. */
+                uint64_t v;
+                ssize_t r = read(srv->wd_evfd, &v, sizeof(v));
+                (void) r;
+                if (atomic_load(&srv->stopping)) {
+                    return NULL;
+                }
+                continue;
             }
             struct http_stream *st = stream_lookup_ref(srv, evs[i].data.u64);
             if (!st) {
@@ -483,6 +759,99 @@ const char *
 http_request_header(const struct http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* Finds the first header called `name` and the header line after it. */
+struct header_scan {
+    const char *name;      /* wanted */
+    size_t name_len;       /* its length */
+    const char *value;     /* found value */
+    size_t value_len;      /* its length as MHD sees it */
+    const char *next_name; /* the following header's name, if any */
+    int state;             /* 0 looking, 1 found, 2 done */
+};
+
+static enum MHD_Result
+header_scan_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                  size_t key_size, const char *value, size_t value_size)
+{
+    struct header_scan *hs = cls;
+    if (hs->state == 1) {
+        hs->next_name = key;
+        hs->state = 2;
+        return MHD_NO;
+    }
+    if (key_size == hs->name_len && strncasecmp(key, hs->name, key_size) == 0) {
+        hs->value = value;
+        hs->value_len = value_size;
+        hs->state = 1;
+    }
+    return MHD_YES;
+}
+
+/* MHD 0.9.75 measures header values with strlen(), so a NUL byte cuts a
+ * value short and the rest of the line is silently dropped. It parses the
+ * header block in place ([method, method + header size) of its read
+ * buffer, each line's CR and LF overwritten with NULs), so the bytes
+ * between the end of the value and the start of the next line (or the end
+ * of the block) show what was dropped: anything beyond the line end
+ * itself (CRLF, or CRLF CRLF for the last header) is the NUL and what
+ * followed it. Where the layout is not as expected (a folded header MHD
+ * moved, another MHD) we add nothing. Not covered: a NUL right before a
+ * bare-LF line end looks exactly like CRLF. */
+const char *
+http_request_header_n(const struct http_request *req, const char *name,
+                      size_t *len)
+{
+    struct header_scan hs = {.name = name, .name_len = strlen(name)};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, header_scan_visit,
+                                &hs);
+    *len = 0;
+    if (hs.state == 0 || !hs.value) {
+        return NULL;
+    }
+    *len = hs.value_len;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const char *block = req->method;
+    if (!ci || !block) {
+        return hs.value;
+    }
+    const char *block_end = block + ci->header_size;
+    const char *end = hs.next_name ? hs.next_name : block_end;
+    const char *vend = hs.value + hs.value_len;
+    size_t line_end = hs.next_name ? 2 : 4;
+    if (hs.value < block || end > block_end || end <= vend || *vend != '\0') {
+        return hs.value;
+    }
+    size_t gap = (size_t) (end - vend);
+    if (gap > line_end) {
+        *len += gap - line_end;
+    }
+    return hs.value;
+}
+
+void
+http_request_mark_trusted(struct http_request *req)
+{
+    struct http_server *srv = req->srv;
+    struct http_conn *hc = req->hc;
+    if (!hc) {
+        return;
+    }
+    pthread_mutex_lock(&srv->conn_mu);
+    bool was = hc->trusted;
+    if (!hc->gone) {
+        hc->trusted = true;
+        conn_untrust_remove_locked(srv, hc);
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+    if (!was) {
+        /* A client with credentials may keep its connection for the
+         * next request. */
+        MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  srv->idle_timeout_s);
+    }
 }
 
 const char *
@@ -551,18 +920,96 @@ http_respond(struct http_request *req, int status, const char *content_type,
     http_respond_take(req, status, content_type, copy, len);
 }
 
-/* A Kubernetes Status body for errors produced by this module. */
+/* A Kubernetes Status body for errors produced by this module (message
+ * and reason are ours: no JSON escaping needed). */
+static char *
+status_body(int code, const char *reason, const char *message)
+{
+    return xasprintf("{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                     "\"metadata\":{},\"status\":\"Failure\","
+                     "\"message\":\"%s\",\"reason\":\"%s\","
+                     "\"details\":{},\"code\":%d}\n",
+                     message, reason, code);
+}
+
 static void
 respond_status(struct http_request *req, int code, const char *reason,
                const char *message)
 {
-    char *body = xasprintf("{\"kind\":\"Status\",\"apiVersion\":\"v1\","
-                           "\"metadata\":{},\"status\":\"Failure\","
-                           "\"message\":\"%s\",\"reason\":\"%s\","
-                           "\"details\":{},\"code\":%d}\n",
-                           message, reason, code);
+    char *body = status_body(code, reason, message);
     req->responded = false;
     http_respond_take(req, code, "application/json", body, strlen(body));
+}
+
+/* Write all of buf to the client, TLS or plain. The socket is
+ * non-blocking; a short answer fits its empty send buffer, but wait a
+ * little if it does not. Runs in the connection's worker thread while MHD
+ * is not using the connection (inside one of our callbacks). */
+static int
+conn_write_all(struct http_request *req, const char *buf, size_t len)
+{
+    int fd = req->hc ? req->hc->fd : -1;
+    gnutls_session_t tls = NULL;
+    if (req->srv->tls) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (!ci || !ci->tls_session) {
+            return -ENOTCONN;
+        }
+        tls = ci->tls_session;
+    }
+    if (fd < 0) {
+        return -EBADF;
+    }
+    size_t off = 0;
+    for (int waits = 0; off < len;) {
+        ssize_t w;
+        bool again;
+        if (tls) {
+            w = gnutls_record_send(tls, buf + off, len - off);
+            again = w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED;
+        } else {
+            w = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            again = w < 0 && (errno == EAGAIN || errno == EINTR);
+        }
+        if (w > 0) {
+            off += (size_t) w;
+        } else if (again && waits++ < 20) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            poll(&pfd, 1, 50);
+        } else {
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+/* Answer with a Status on the wire, outside MHD (which cannot queue a
+ * response in the middle of a body), and mark the connection for closing:
+ * the caller then drops what the client still sends until it goes away or
+ * the linger time is over. */
+static void
+respond_direct(struct http_request *req, int code, const char *phrase,
+               const char *reason, const char *message)
+{
+    char *body = status_body(code, reason, message);
+    char *msg = xasprintf("HTTP/1.1 %d %s\r\n"
+                          "Content-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n"
+                          "Connection: close\r\n\r\n%s",
+                          code, phrase, strlen(body), body);
+    int r = conn_write_all(req, msg, strlen(msg));
+    log_debug("answered outside MHD",
+              "method=%s path=\"%s\" status=%d "
+              "sent=%d remote=%s",
+              req->method, req->path, code, r == 0,
+              req->hc ? req->hc->remote : "");
+    free(msg);
+    free(body);
+    req->direct = true;
+    req->direct_at_ms = time_mono_ms();
+    req->responded = true;
+    req->status = code;
 }
 
 /* Queue whatever the handler produced. */
@@ -597,6 +1044,7 @@ request_queue(struct http_request *req)
     }
     enum MHD_Result r = MHD_queue_response(req->conn, req->status, resp);
     MHD_destroy_response(resp);
+    req->queued = true;
     return r;
 }
 
@@ -662,6 +1110,249 @@ conn_context(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+/* Transfer-Encoding and Content-Length, every copy of them: RFC 9112
+ * section 6 leaves no room for guessing which one a client meant. */
+struct framing {
+    unsigned n_clen;    /* Content-Length headers */
+    unsigned n_te;      /* Transfer-Encoding headers */
+    unsigned n_codings; /* codings listed across them */
+    unsigned n_chunked; /* of those "chunked" */
+    bool last_chunked;  /* the last listed coding is chunked */
+    bool empty;         /* an empty Transfer-Encoding element list */
+    char other[32];     /* first coding we do not know, for the message */
+};
+
+static enum MHD_Result
+framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+              size_t key_size, const char *value, size_t value_size)
+{
+    struct framing *f = cls;
+    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0) {
+        f->n_clen++;
+        return MHD_YES;
+    }
+    if (key_size != 17 || strncasecmp(key, "Transfer-Encoding", 17) != 0) {
+        return MHD_YES;
+    }
+    f->n_te++;
+    unsigned before = f->n_codings;
+    size_t i = 0;
+    while (i < value_size) {
+        while (i < value_size &&
+               (value[i] == ' ' || value[i] == '\t' || value[i] == ',')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < value_size && value[i] != ',') {
+            i++;
+        }
+        size_t end = i;
+        while (end > start &&
+               (value[end - 1] == ' ' || value[end - 1] == '\t')) {
+            end--;
+        }
+        if (end == start) {
+            continue;
+        }
+        f->n_codings++;
+        f->last_chunked =
+            end - start == 7 && strncasecmp(value + start, "chunked", 7) == 0;
+        if (f->last_chunked) {
+            f->n_chunked++;
+        } else if (!f->other[0]) {
+            size_t n = DPF_MIN(end - start, sizeof(f->other) - 1);
+            for (size_t k = 0; k < n; k++) {
+                char c = value[start + k];
+                /* It goes into a JSON string and a log line. */
+                f->other[k] =
+                    (c >= 0x21 && c < 0x7f && c != '"' && c != '\\') ? c : '?';
+            }
+            f->other[n] = '\0';
+        }
+    }
+    if (f->n_codings == before) {
+        f->empty = true;
+    }
+    return MHD_YES;
+}
+
+/* Refuse framing we cannot trust before reading any body. Returns true if
+ * it answered. */
+static bool
+request_check_framing(struct http_request *req)
+{
+    struct framing f = {0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, framing_visit, &f);
+    if (f.n_clen > 1) {
+        respond_status(req, 400, "BadRequest",
+                       "more than one Content-Length header");
+        return true;
+    }
+    if (f.n_te == 0) {
+        return false;
+    }
+    if (f.n_clen > 0) {
+        respond_status(req, 400, "BadRequest",
+                       "Transfer-Encoding and Content-Length together");
+        return true;
+    }
+    if (f.empty || !f.last_chunked) {
+        respond_status(req, 400, "BadRequest",
+                       "Transfer-Encoding must end with chunked");
+        return true;
+    }
+    if (f.other[0]) {
+        char *msg = xasprintf("transfer coding \\\"%s\\\" is not supported "
+                              "(only chunked is)",
+                              f.other);
+        respond_status(req, 501, "NotImplemented", msg);
+        free(msg);
+        return true;
+    }
+    if (f.n_chunked > 1) {
+        respond_status(req, 400, "BadRequest",
+                       "chunked transfer coding applied more than once");
+        return true;
+    }
+    req->chunked = true;
+    return false;
+}
+
+static char *
+too_large_message(const struct http_server *srv)
+{
+    return xasprintf("request body too large: the limit is %zu bytes",
+                     srv->max_body);
+}
+
+/* Does the chunked body so far end the way a whole chunked body ends (a
+ * "0" line, then an empty line) although MHD still reads a chunk? */
+static bool
+body_ends_like_last_chunk(const struct dbuf *b)
+{
+    static const char crlf[] = "0\r\n\r\n", lf[] = "0\n\n";
+    const char *d = b->data;
+    size_t n = b->len;
+    if (n >= 5 && memcmp(d + n - 5, crlf, 5) == 0) {
+        return n == 5 || d[n - 6] == '\n';
+    }
+    if (n >= 3 && memcmp(d + n - 3, lf, 3) == 0) {
+        return n == 3 || d[n - 4] == '\n';
+    }
+    return false;
+}
+
+/* First call for a request: headers are in, no body read yet. */
+static enum MHD_Result
+request_begin(struct http_server *srv, struct MHD_Connection *conn,
+              const char *url, const char *method, void **con_cls)
+{
+    struct http_request *req = xcalloc(1, sizeof(*req));
+    req->srv = srv;
+    req->conn = conn;
+    req->method = method;
+    req->path = url;
+    dbuf_init(&req->body);
+    req->hc = conn_context(conn);
+    *con_cls = req;
+    if (req->hc) {
+        if (!req->hc->checked) {
+            conn_check_peer(srv, conn, req->hc);
+        }
+        conn_track_request(srv, req->hc);
+    }
+
+    /* An answer queued now goes out at once and MHD closes the connection
+     * after it without reading the body. */
+    if (request_check_framing(req)) {
+        return request_queue(req);
+    }
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+    if (srv->gate && !srv->gate(srv->arg, req)) {
+        if (!req->responded) {
+            respond_status(req, 500, "InternalError",
+                           "the gate refused without an answer");
+        }
+        /* Without a body the answer waits for MHD's next call, which
+         * keeps the connection open for the client's next request. */
+        return (req->chunked || clen > 0) ? request_queue(req) : MHD_YES;
+    }
+
+    const char *expect =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+    if (clen > srv->max_body) {
+        req->too_large = true;
+        /* Refuse before reading when the client waits for "100
+         * Continue" (it has not sent the body) or the body is absurd.
+         * Otherwise the client is already sending: read and drop the
+         * body so it can read the 413 instead of a reset. */
+        if ((expect && strcasecmp(expect, "100-continue") == 0) ||
+            clen > HTTP_DRAIN_LIMIT(srv->max_body)) {
+            char *msg = too_large_message(srv);
+            respond_status(req, 413, "RequestEntityTooLarge", msg);
+            free(msg);
+            return request_queue(req);
+        }
+    }
+    /* The headers met their deadline; from here a stall of idle_timeout_s
+     * ends the request (with 408 while the body is still coming). */
+    req->in_body = true;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              srv->idle_timeout_s);
+    return MHD_YES;
+}
+
+/* A piece of the body. */
+static enum MHD_Result
+request_body(struct http_server *srv, struct http_request *req,
+             const char *data, size_t n)
+{
+    req->body_seen += n;
+    if (req->direct) {
+        /* Answered already: drop the rest while the client reads the
+         * answer, but not for ever. */
+        if (time_mono_ms() - req->direct_at_ms > 1000 * HTTP_LINGER_S ||
+            req->body_seen > HTTP_DRAIN_LIMIT(srv->max_body)) {
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (!req->too_large && req->body.len + n > srv->max_body) {
+        req->too_large = true;
+        dbuf_free(&req->body);
+        dbuf_init(&req->body);
+        if (req->chunked) {
+            /* No length to judge by up front, and MHD cannot queue an
+             * answer mid-body: answer now on the wire, then close. */
+            char *msg = too_large_message(srv);
+            respond_direct(req, 413, "Request Entity Too Large",
+                           "RequestEntityTooLarge", msg);
+            free(msg);
+            /* Close if the client neither sends nor leaves. */
+            MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                      (unsigned) HTTP_LINGER_S);
+            return MHD_YES;
+        }
+    }
+    if (!req->too_large) {
+        dbuf_append(&req->body, data, n);
+    } else if (req->body_seen > HTTP_DRAIN_LIMIT(srv->max_body)) {
+        return MHD_NO; /* still sending: drop the connection */
+    }
+    if (req->chunked && !req->too_large) {
+        bool desync = body_ends_like_last_chunk(&req->body);
+        if (desync != req->desync) {
+            req->desync = desync;
+            MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                      desync ? (unsigned) HTTP_CHUNK_DESYNC_S
+                                             : srv->idle_timeout_s);
+        }
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                const char *method, const char *version, const char *upload_data,
@@ -671,66 +1362,27 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url,
     struct http_request *req = *con_cls;
 
     if (!req) {
-        /* Headers are in: set up the request. */
-        req = xcalloc(1, sizeof(*req));
-        req->srv = srv;
-        req->conn = conn;
-        req->method = method;
-        req->path = url;
-        dbuf_init(&req->body);
-        req->hc = conn_context(conn);
-        if (req->hc && !req->hc->checked) {
-            conn_check_peer(srv, conn, req->hc);
-        }
-        *con_cls = req;
-
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     "Content-Length");
-        const char *expect =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
-        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
-        if (clen > srv->max_body) {
-            req->too_large = true;
-            /* Refuse before reading when the client waits for "100
-             * Continue" (it has not sent the body) or the body is absurd.
-             * Otherwise the client is already sending: read and drop the
-             * body so it can read the 413 instead of a reset. */
-            if ((expect && strcasecmp(expect, "100-continue") == 0) ||
-                clen > HTTP_DRAIN_LIMIT(srv->max_body)) {
-                char *msg = xasprintf("request body too large: the limit "
-                                      "is %zu bytes",
-                                      srv->max_body);
-                respond_status(req, 413, "RequestEntityTooLarge", msg);
-                free(msg);
-                return request_queue(req);
-            }
-        }
-        return MHD_YES;
+        return request_begin(srv, conn, url, method, con_cls);
     }
-
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
-        req->body_seen += n;
-        if (!req->too_large && req->body.len + n > srv->max_body) {
-            req->too_large = true;
-            dbuf_free(&req->body);
-            dbuf_init(&req->body);
-        }
-        if (!req->too_large) {
-            dbuf_append(&req->body, upload_data, n);
-        } else if (req->body_seen > HTTP_DRAIN_LIMIT(srv->max_body)) {
-            return MHD_NO; /* still sending: drop the connection */
-        }
         *upload_data_size = 0;
-        return MHD_YES;
+        return request_body(srv, req, upload_data, n);
     }
 
+    /* The whole request is in. */
+    req->in_body = false;
+    if (req->direct) {
+        return MHD_NO; /* answered on the wire already: close */
+    }
+    if (req->queued) {
+        return MHD_YES;
+    }
     if (req->responded) {
-        return MHD_YES; /* already queued (early 413) */
+        return request_queue(req); /* the gate's answer */
     }
     if (req->too_large) {
-        char *msg = xasprintf("request body too large: the limit is %zu bytes",
-                              srv->max_body);
+        char *msg = too_large_message(srv);
         respond_status(req, 413, "RequestEntityTooLarge", msg);
         free(msg);
     } else if (atomic_load(&srv->stopping)) {
@@ -759,13 +1411,38 @@ static void
 request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *srv = cls;
     struct http_request *req = *con_cls;
     if (!req) {
         return;
     }
     *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED && req->in_body &&
+        !req->direct && !req->queued) {
+        /* The body stalled. MHD calls this before it closes the socket,
+         * so the client can still be told why. */
+        if (req->desync) {
+            respond_direct(req, 400, "Bad Request", "BadRequest",
+                           "chunked body ended inside a chunk: a chunk "
+                           "size announced more data than was sent");
+        } else {
+            respond_direct(req, 408, "Request Timeout", "Timeout",
+                           "the request body stopped arriving");
+        }
+    }
     if (req->stream) {
         stream_finish(req->stream);
+    }
+    if (req->hc) {
+        bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->direct;
+        /* Without a gate, answering a request is all the trust there is. */
+        bool trusted =
+            conn_track_request_done(srv, req->hc, ok && srv->gate == NULL);
+        if (!trusted && ok) {
+            /* Back to the header deadline's pace for the next request. */
+            MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                      srv->header_timeout_s);
+        }
     }
     request_free(req);
 }
@@ -774,14 +1451,17 @@ static void
 connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                   enum MHD_ConnectionNotificationCode t)
 {
+    struct http_server *srv = cls;
     if (t == MHD_CONNECTION_NOTIFY_STARTED) {
         struct http_conn *hc = xcalloc(1, sizeof(*hc));
+        hc->fd = -1;
         /* The TLS handshake goes out in several small writes; with Nagle
          * each waits for the client's delayed ACK. */
         const union MHD_ConnectionInfo *fdi =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (fdi) {
             int one = 1;
+            hc->fd = fdi->connect_fd;
             setsockopt(fdi->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
                        sizeof(one));
         }
@@ -803,9 +1483,16 @@ connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
             }
         }
         *socket_context = hc;
+        log_debug("connection", "remote=%s fd=%d", hc->remote, hc->fd);
+        if (hc->fd >= 0) {
+            conn_track_start(srv, hc);
+        }
     } else {
         struct http_conn *hc = *socket_context;
         if (hc) {
+            if (hc->fd >= 0) {
+                conn_track_end(srv, hc);
+            }
             free(hc->cn);
             free(hc->org);
             free(hc);
@@ -885,9 +1572,8 @@ static void
 server_free(struct http_server *srv)
 {
     if (srv->wd_started) {
-        uint64_t one = 1;
-        ssize_t w = write(srv->wd_evfd, &one, sizeof(one));
-        (void) w;
+        atomic_store(&srv->stopping, true);
+        watchdog_wake(srv);
         pthread_join(srv->wd_thread, NULL);
     }
     if (srv->wd_epfd >= 0) {
@@ -900,7 +1586,40 @@ server_free(struct http_server *srv)
     free(srv->key_pem);
     free(srv->ca_pem);
     pthread_mutex_destroy(&srv->reg_mu);
+    pthread_mutex_destroy(&srv->conn_mu);
     free(srv);
+}
+
+/* A priority string GnuTLS rejects is a configuration error: say where. */
+static int
+check_priorities(const char *prio, struct dpf_error *err)
+{
+    gnutls_priority_t p;
+    const char *pos = NULL;
+    int r = gnutls_priority_init(&p, prio, &pos);
+    if (r != GNUTLS_E_SUCCESS) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "http server: TLS priorities \"%s\" rejected by "
+                      "GnuTLS at \"%s\": %s",
+                      prio, pos ? pos : "", gnutls_strerror(r));
+        return -EINVAL;
+    }
+    gnutls_priority_deinit(p);
+    return 0;
+}
+
+/* Every connection needs a descriptor; say so at start rather than fail
+ * accept() under load. */
+static void
+check_nofile(unsigned hard_conn)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t) hard_conn + 64) {
+        log_warn("open-file limit below the connection limit",
+                 "nofile=%llu connections=%u", (unsigned long long) rl.rlim_cur,
+                 hard_conn);
+    }
 }
 
 struct http_server *
@@ -909,16 +1628,33 @@ http_server_create(const struct http_server_config *cfg,
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     pthread_mutex_init(&srv->reg_mu, NULL);
+    pthread_mutex_init(&srv->conn_mu, NULL);
     atomic_init(&srv->stopping, false);
     srv->handler = handler;
+    srv->gate = cfg->gate;
     srv->arg = arg;
     srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+    srv->max_conn =
+        cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONN;
+    srv->header_timeout_s = cfg->header_timeout_s
+                                ? cfg->header_timeout_s
+                                : HTTP_DEFAULT_HEADER_TIMEOUT_S;
+    srv->idle_timeout_s =
+        cfg->idle_timeout_s ? cfg->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S;
     srv->wd_epfd = -1;
     srv->wd_evfd = -1;
 
     unsigned threads = cfg->threads ? cfg->threads : HTTP_DEFAULT_THREADS;
-    unsigned max_conn =
-        cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONN;
+    /* MHD's own limit (split evenly over the worker threads) stays well
+     * above ours, so that room is made by evicting untrusted connections
+     * before MHD starts refusing new ones. */
+    unsigned hard_conn =
+        srv->max_conn > UINT_MAX / 2 ? UINT_MAX : 2 * srv->max_conn;
+    if (hard_conn < srv->max_conn + 16 * threads) {
+        hard_conn = srv->max_conn + 16 * threads;
+    }
+    const char *prio =
+        cfg->tls_priorities ? cfg->tls_priorities : HTTP_DEFAULT_TLS_PRIORITIES;
 
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
         dpf_error_set(err, 500, "InternalError",
@@ -938,7 +1674,11 @@ http_server_create(const struct http_server_config *cfg,
             }
             srv->client_auth = true;
         }
+        if (check_priorities(prio, err) < 0) {
+            goto fail;
+        }
     }
+    check_nofile(hard_conn);
 
     srv->wd_epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wd_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -990,9 +1730,11 @@ http_server_create(const struct http_server_config *cfg,
     opts[n++] =
         (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
     opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, max_conn, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, hard_conn, NULL};
+    /* Until a request's headers are in; the watchdog enforces the same
+     * time as a deadline (MHD's is reset by every byte). */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-                                        HTTP_CONN_TIMEOUT_S, NULL};
+                                        srv->header_timeout_s, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                         HTTP_CONN_MEMORY, NULL};
     opts[n++] =
@@ -1015,6 +1757,10 @@ http_server_create(const struct http_server_config *cfg,
             opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
                                                 srv->ca_pem};
         }
+        /* MHD copies nothing: prio is a literal or the caller's string,
+         * and MHD turns it into a priority cache during start. */
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *) prio};
     }
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 

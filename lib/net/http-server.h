@@ -8,12 +8,31 @@
  * http_respond_stream() (chunked transfer, used by watches), which any
  * thread may then write to until it closes it.
  *
- * TLS: with cert_file/key_file set the server speaks HTTPS only; with
- * client_ca_file set it asks for (but does not require) a client
- * certificate and verifies it against that CA, exposing the verified
- * subject through http_request_peer_cn()/_org(). Threads: `threads` worker
- * threads run handlers (default 4); handlers may block briefly (a store
- * write) but must not wait on other requests. */
+ * An optional gate runs when a request's headers are in, before any of its
+ * body is read (authentication belongs there: a client without credentials
+ * never gets to upload a body). Framing the server cannot trust is refused
+ * before the gate: more than one Content-Length, Transfer-Encoding together
+ * with Content-Length (400), a transfer coding other than chunked (501).
+ *
+ * Connections: a client gets header_timeout_s to finish the TLS handshake
+ * and send a request's headers (a deadline, not an idle timer); then
+ * idle_timeout_s of silence is allowed while a request runs or while a
+ * trusted connection waits for its next request. A connection is trusted
+ * once the gate called http_request_mark_trusted() on one of its requests
+ * (without a gate: once one of its requests was answered). Past
+ * max_connections the oldest untrusted connection that is not in the
+ * middle of a request is closed for every new one, so a flood of idle
+ * sockets cannot lock out clients with credentials; MHD's own hard limit
+ * is twice max_connections.
+ *
+ * TLS: with cert_file/key_file set the server speaks HTTPS only, TLS 1.2
+ * and 1.3 with ECDHE and AEAD ciphers unless tls_priorities (a GnuTLS
+ * priority string) says otherwise; with client_ca_file set it asks for
+ * (but does not require) a client certificate and verifies it against
+ * that CA, exposing the verified subject through http_request_peer_cn()/
+ * _org(). Threads: `threads` worker threads run handlers (default 4);
+ * handlers may block briefly (a store write) but must not wait on other
+ * requests; the gate runs in the same worker threads. */
 #ifndef DPF_HTTP_SERVER_H
 #define DPF_HTTP_SERVER_H
 
@@ -27,19 +46,51 @@ struct http_server;
 struct http_request;
 struct http_stream;
 
+typedef void (*http_handler_fn)(void *arg, struct http_request *req);
+/* The gate: runs once per request when its headers are in, before its
+ * body is read, in a worker thread. Return true to go on (read the body,
+ * then run the handler), or answer with http_respond*() and return false:
+ * the answer goes out at once and, if the request announced a body, the
+ * connection is closed after it instead of reading that body. Body and
+ * streams are not available to the gate. */
+typedef bool (*http_gate_fn)(void *arg, struct http_request *req);
+
+/* Defaults for the zero values in struct http_server_config. */
+#define HTTP_DEFAULT_MAX_CONN 4096
+#define HTTP_DEFAULT_HEADER_TIMEOUT_S 10
+#define HTTP_DEFAULT_IDLE_TIMEOUT_S 90
+/* TLS 1.3 (preferred) and 1.2; for 1.2 only ECDHE key exchange with
+ * AES-GCM or ChaCha20-Poly1305, the server's order first. */
+#define HTTP_DEFAULT_TLS_PRIORITIES                                        \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:"     \
+    "+ECDHE-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
+    "-MAC-ALL:+AEAD:%SERVER_PRECEDENCE"
+
 struct http_server_config {
     const char *address;        /* bind address, e.g. "127.0.0.1"; NULL=any */
     uint16_t port;              /* 0 = pick a free port (see _port()) */
     const char *cert_file;      /* PEM serving cert (chain); NULL = plain */
     const char *key_file;       /* PEM private key */
     const char *client_ca_file; /* PEM CA for client certs; NULL = none */
+    const char *tls_priorities; /* GnuTLS priorities; NULL = the default */
     unsigned threads;           /* worker threads; 0 = 4 */
     size_t max_body;            /* request body limit; 0 = 3 MiB */
-    unsigned max_connections;   /* 0 = 4096 */
+    unsigned max_connections;   /* untrusted ones evicted past it; 0=4096 */
+    unsigned header_timeout_s;  /* handshake + request headers; 0 = 10 */
+    unsigned idle_timeout_s;    /* silence within a request or between a
+                                   trusted client's requests; 0 = 90 */
+    http_gate_fn gate;          /* NULL = none; gets the handler's arg */
 };
 
-typedef void (*http_handler_fn)(void *arg, struct http_request *req);
+/* Counters for tests and logs (a snapshot). */
+struct http_server_stats {
+    unsigned connections;      /* open, not yet told to go */
+    unsigned untrusted;        /* of those, not trusted yet */
+    uint64_t evicted;          /* closed to make room, since start */
+    uint64_t deadline_expired; /* closed at the header deadline */
+};
 
+/* arg goes to the handler and to cfg->gate. */
 struct http_server *http_server_create(const struct http_server_config *cfg,
                                        http_handler_fn handler, void *arg,
                                        struct dpf_error *err);
@@ -47,6 +98,8 @@ struct http_server *http_server_create(const struct http_server_config *cfg,
 uint16_t http_server_port(const struct http_server *srv);
 /* Stop accepting, close streams, join threads, free. */
 void http_server_destroy(struct http_server *srv);
+void http_server_get_stats(struct http_server *srv,
+                           struct http_server_stats *out);
 
 /* --- request accessors (valid until the response is queued) --- */
 const char *http_request_method(const struct http_request *req);
@@ -56,9 +109,19 @@ const char *http_request_path(const struct http_request *req);
  * ("?watch"), NULL if absent. */
 const char *http_request_query(const struct http_request *req,
                                const char *name);
-/* Header value (case-insensitive name) or NULL. */
+/* Header value (case-insensitive name) or NULL; the first of repeated
+ * headers. A NUL byte on the wire ends the value early: where that matters
+ * (credentials) use http_request_header_n, whose *len is the length as
+ * received, so larger than strlen() of the value when the line held a NUL
+ * (the bytes after it are not readable). */
 const char *http_request_header(const struct http_request *req,
                                 const char *name);
+const char *http_request_header_n(const struct http_request *req,
+                                  const char *name, size_t *len);
+/* The request proved who sent it (the gate checked its credentials): its
+ * connection is no longer evicted to make room for others and may stay
+ * idle for idle_timeout_s between requests. */
+void http_request_mark_trusted(struct http_request *req);
 /* The body (NUL-terminated for convenience; may contain NULs). */
 const char *http_request_body(const struct http_request *req, size_t *len);
 /* Verified TLS client certificate subject CN / first O, or NULL. */

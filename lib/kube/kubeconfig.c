@@ -24,70 +24,7 @@
 
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
-
-static int
-b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-        return 62;
-    }
-    if (c == '/' || c == '_') {
-        return 63;
-    }
-    return -1;
-}
-
-int
-kubeconfig_base64_decode(const char *in, char **out, size_t *out_len)
-{
-    size_t n = strlen(in);
-    char *buf = xmalloc(n / 4 * 3 + 4);
-    size_t len = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    bool padding = false;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char) in[i];
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-            continue;
-        }
-        if (c == '=') {
-            padding = true;
-            continue;
-        }
-        int v = b64_value(c);
-        if (v < 0 || padding) {
-            free(buf);
-            return -EINVAL;
-        }
-        acc = (acc << 6) | (unsigned) v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[len++] = (char) ((acc >> bits) & 0xff);
-        }
-    }
-    if (bits >= 6) { /* a single leftover symbol cannot encode a byte */
-        free(buf);
-        return -EINVAL;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    if (out_len) {
-        *out_len = len;
-    }
-    return 0;
-}
+#include "lib/base/base64.h"
 
 static bool
 file_exists(const char *path)
@@ -189,7 +126,8 @@ load_blob(const char *kc_path, const json_t *o, const char *field,
     snprintf(key, sizeof key, "%s-data", field);
     const char *data = get_str(o, key);
     if (data) {
-        if (kubeconfig_base64_decode(data, out, out_len) < 0) {
+        if (base64_decode(data, strlen(data), BASE64_LENIENT, out, out_len) <
+            0) {
             dpf_error_set(err, 400, "BadRequest",
                           "kubeconfig %s: %s.%s: not valid base64",
                           kc_path ? kc_path : "-", where, key);
@@ -304,14 +242,6 @@ find_extension(const json_t *o, const char *name)
     return NULL;
 }
 
-static char *
-base64_encode(const char *p, size_t n)
-{
-    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *) out, (const unsigned char *) p, (int) n);
-    return out;
-}
-
 /* spec.cluster of KUBERNETES_EXEC_INFO: client-go's clientauthentication
  * Cluster in its field order, empty fields left out as Go's omitempty
  * does (config is a RawExtension and always present, null when unset). */
@@ -329,7 +259,7 @@ exec_cluster_json(const struct kubeconfig *kc, const char *server,
         json_object_set_new(c, "insecure-skip-tls-verify", json_true());
     }
     if (kc->ca_pem && kc->ca_len) {
-        char *b = base64_encode(kc->ca_pem, kc->ca_len);
+        char *b = base64_encode(kc->ca_pem, kc->ca_len, BASE64_STD);
         json_object_set_new(c, "certificate-authority-data", json_string(b));
         free(b);
     }

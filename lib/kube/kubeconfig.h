@@ -194,8 +194,4 @@ void kubeconfig_credential_clear(struct kubeconfig_credential *cred);
  * such a byte would end or split an HTTP header line. */
 long kubeconfig_find_ctl(const char *s);
 
-/* Decode base64 (standard alphabet, padding optional, whitespace
- * ignored) into a new NUL-terminated buffer. 0 or -EINVAL. */
-int kubeconfig_base64_decode(const char *in, char **out, size_t *out_len);
-
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lib/base/util.h"
+#include "lib/base/base64.h"
 
 #define PKI_KEY_MODE 0600
 #define PKI_CERT_MODE 0644
@@ -426,9 +427,7 @@ file_base64(const char *path, struct dpf_error *err)
                       path, strerror(-r));
         return NULL;
     }
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *) out, (const unsigned char *) data,
-                    (int) len);
+    char *out = base64_encode(data, len, BASE64_STD);
     free(data);
     return out;
 }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/base/base64.h"
 #include "lib/base/util.h"
 #include "lib/kube/kubeconfig.h"
 #include "lib/net/pki.h"
@@ -255,19 +256,29 @@ test_base64(void **state)
 {
     char *out;
     size_t len;
-    assert_int_equal(kubeconfig_base64_decode("aGVsbG8=", &out, &len), 0);
+    assert_int_equal(base64_decode("aGVsbG8=", strlen("aGVsbG8="),
+                                   BASE64_LENIENT, &out, &len),
+                     0);
     assert_int_equal(len, 5);
     assert_string_equal(out, "hello");
     free(out);
-    assert_int_equal(kubeconfig_base64_decode("aGVs\nbG8", &out, &len), 0);
+    assert_int_equal(base64_decode("aGVs\nbG8", strlen("aGVs\nbG8"),
+                                   BASE64_LENIENT, &out, &len),
+                     0);
     assert_string_equal(out, "hello");
     free(out);
-    assert_int_equal(kubeconfig_base64_decode("", &out, &len), 0);
+    assert_int_equal(base64_decode("", strlen(""), BASE64_LENIENT, &out, &len),
+                     0);
     assert_int_equal(len, 0);
     free(out);
-    assert_int_equal(kubeconfig_base64_decode("a", &out, &len), -EINVAL);
-    assert_int_equal(kubeconfig_base64_decode("a*b=", &out, &len), -EINVAL);
-    assert_int_equal(kubeconfig_base64_decode("aG=Vs", &out, &len), -EINVAL);
+    assert_int_equal(
+        base64_decode("a", strlen("a"), BASE64_LENIENT, &out, &len), -EINVAL);
+    assert_int_equal(
+        base64_decode("a*b=", strlen("a*b="), BASE64_LENIENT, &out, &len),
+        -EINVAL);
+    assert_int_equal(
+        base64_decode("aG=Vs", strlen("aG=Vs"), BASE64_LENIENT, &out, &len),
+        -EINVAL);
 }
 
 /* A kubeconfig whose single user is given as YAML lines under "user:" and

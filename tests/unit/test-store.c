@@ -21,6 +21,9 @@
 #include "lib/store.h"
 #include "lib/util.h"
 
+/* Options that let a test create its store. */
+static const struct store_options create_opts = {.create = true};
+
 /* A fresh database in a temporary directory for each test. */
 struct fixture {
     char dir[64];
@@ -57,7 +60,7 @@ static struct store *
 open_ok(const char *url)
 {
     struct dpf_error err = {0};
-    struct store *s = store_open(url, &err);
+    struct store *s = store_open(url, &create_opts, &err);
     if (!s) {
         fail_msg("store_open(%s): %s", url, err.message);
     }
@@ -120,28 +123,28 @@ test_open_errors(void **state)
 {
     struct fixture *f = *state;
     struct dpf_error err = {0};
-    assert_null(store_open("etcdx:127.0.0.1:2379", &err));
+    assert_null(store_open("etcdx:127.0.0.1:2379", &create_opts, &err));
     assert_non_null(strstr(err.message, "unknown scheme \"etcdx\""));
     dpf_error_clear(&err);
-    assert_null(store_open("/var/lib/dpf/state.db", &err));
+    assert_null(store_open("/var/lib/dpf/state.db", &create_opts, &err));
     assert_non_null(strstr(err.message, "expected <scheme>:"));
     dpf_error_clear(&err);
-    assert_null(store_open("sqlite:", &err));
+    assert_null(store_open("sqlite:", &create_opts, &err));
     assert_non_null(strstr(err.message, "missing database path"));
     dpf_error_clear(&err);
     char *bad = xasprintf("%s?sync=sometimes", f->url);
-    assert_null(store_open(bad, &err));
+    assert_null(store_open(bad, &create_opts, &err));
     assert_non_null(strstr(err.message, "sync=off|normal|full|extra"));
     free(bad);
     dpf_error_clear(&err);
-    assert_null(store_open("sqlite:/nonexistent-dir/x/state.db", &err));
+    assert_null(store_open("sqlite:/nonexistent-dir/x/state.db", &create_opts, &err));
     assert_true(dpf_error_is_set(&err));
     assert_non_null(strstr(err.message, "/nonexistent-dir/x/state.db"));
 
     /* A second open of the same database is refused clearly. */
     struct store *s = open_ok(f->url);
     dpf_error_clear(&err);
-    assert_null(store_open(f->url, &err));
+    assert_null(store_open(f->url, &create_opts, &err));
     assert_non_null(strstr(err.message, "in use by another process"));
     store_close(s);
 
@@ -690,7 +693,7 @@ static void
 child_storm(const char *url, int fd)
 {
     struct dpf_error err = {0};
-    struct store *s = store_open(url, &err);
+    struct store *s = store_open(url, &create_opts, &err);
     if (!s) {
         _exit(3);
     }

@@ -274,14 +274,20 @@ sq_is_full(sqlite3 *db)
     return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL;
 }
 
+/* The -ENOSPC text for a full disk: for a create or update refused in
+ * the disk-full state, or for a write that hit it (then, if the reserve
+ * was already given back, deletes fail too and it says so). */
 static void
-sq_full_message(struct store_sqlite *s, char *buf, size_t n)
+sq_full_message(struct store_sqlite *s, char *buf, size_t n, bool refused)
 {
     snprintf(buf, n,
-             "store %s: the disk is full (no space left on device): "
-             "creates and updates are refused until space is freed on it; "
-             "deletes still work",
-             s->path);
+             "store %s: the disk is full (no space left on device)%s",
+             s->path,
+             refused ? ": creates and updates are refused until space is "
+                       "freed on it; deletes still work"
+             : s->disk_full ? " and the store's reserve for deletes is used "
+                              "up: free space on the disk"
+                            : "");
 }
 
 /* Open a connection to an existing database and run pragmas; NULL + err
@@ -452,12 +458,15 @@ sq_enter_disk_full(struct store_sqlite *s)
 }
 
 /* May a create or update of about cost bytes be applied? 0, or -ENOSPC
- * with the reason in r->errmsg (quota exceeded or disk full), or -EIO. */
+ * with the reason in r->errmsg (quota exceeded or disk full), or -EIO.
+ * pre: the check before an update's mutation (cost 0), which does not
+ * clear the alarm. */
 static int
-sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost)
+sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost,
+               bool pre)
 {
     if (s->disk_full && !sq_space_back(s)) {
-        sq_full_message(s, r->errmsg, sizeof r->errmsg);
+        sq_full_message(s, r->errmsg, sizeof r->errmsg, true);
         return -ENOSPC;
     }
     int64_t used;
@@ -466,10 +475,12 @@ sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost)
         return rc;
     }
     if (used + (int64_t) cost <= s->quota) {
-        if (s->quota_alarm) {
+        if (s->quota_alarm && !pre) {
             s->quota_alarm = false;
-            log_info("store: quota alarm cleared", "path=%s used=%" PRId64
-                     " quota=%" PRId64, s->path, used, s->quota);
+            /* (rate-limited: a client can make the alarm flap) */
+            log_warn_rl("store: quota alarm cleared",
+                        "path=%s used=%" PRId64 " quota=%" PRId64, s->path,
+                        used, s->quota);
         }
         return 0;
     }
@@ -483,10 +494,10 @@ sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost)
              s->quota_setting ? ")" : "");
     if (!s->quota_alarm) {
         s->quota_alarm = true;
-        log_warn("store: quota alarm raised; creates and updates that do "
-                 "not fit are refused, deletes still work",
-                 "path=%s used=%" PRId64 " quota=%" PRId64, s->path, used,
-                 s->quota);
+        log_warn_rl("store: quota alarm raised; creates and updates that "
+                    "do not fit are refused, deletes still work",
+                    "path=%s used=%" PRId64 " quota=%" PRId64, s->path, used,
+                    s->quota);
     }
     return -ENOSPC;
 }
@@ -494,7 +505,7 @@ sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost)
 static int
 sq_apply_create(struct store_sqlite *s, struct sq_req *r, int64_t rv)
 {
-    int rc = sq_space_check(s, r, strlen(r->key) + r->len);
+    int rc = sq_space_check(s, r, strlen(r->key) + r->len, false);
     if (rc < 0) {
         return rc;
     }
@@ -545,7 +556,7 @@ sq_apply_update(struct store_sqlite *s, struct sq_req *r, int64_t rv)
     sqlite3_stmt *st;
     /* Refuse before the mutation runs: it runs once per call, and a
      * refused update must not have run it. */
-    int rc = sq_space_check(s, r, 0);
+    int rc = sq_space_check(s, r, 0, true);
     if (rc < 0) {
         return rc;
     }
@@ -569,7 +580,7 @@ sq_apply_update(struct store_sqlite *s, struct sq_req *r, int64_t rv)
         return 1;
     }
     if (out_len > old_len &&
-        (rc = sq_space_check(s, r, out_len - old_len)) < 0) {
+        (rc = sq_space_check(s, r, out_len - old_len, false)) < 0) {
         free(out);
         return rc;
     }
@@ -656,7 +667,7 @@ sq_batch_fail(struct store_sqlite *s, struct sq_req *batch, const char *what)
     bool full = sq_is_full(s->writer.db);
     sq_note_failure(s, s->writer.db);
     if (full) {
-        sq_full_message(s, msg, sizeof msg);
+        sq_full_message(s, msg, sizeof msg, false);
     } else {
         snprintf(msg, sizeof msg, "%s: %s", what,
                  sqlite3_errmsg(s->writer.db));
@@ -759,7 +770,10 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
         r->backend_failed = false;
         /* only deletes run again: an update's mutation already ran */
         r->refused = r->op != SQ_DELETE;
-        if (!r->refused) {
+        if (r->refused) {
+            r->rc = -ENOSPC;
+            sq_full_message(s, r->errmsg, sizeof r->errmsg, true);
+        } else {
             r->rc = 0;
             r->errmsg[0] = '\0';
         }

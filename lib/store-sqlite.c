@@ -196,14 +196,14 @@ struct store_sqlite {
     struct sq_conn writer; /* used only by the current leader */
 
     /* Space; the leader alone touches these after open. */
-    int64_t quota;        /* bytes the objects may take */
-    char *quota_setting;  /* how the user sets it, or NULL */
-    int64_t page_size;    /* database page size */
-    bool quota_alarm;     /* the latest create/update did not fit */
-    int64_t reserve;      /* reserve file size (0 = none) */
-    char *reserve_path;   /* <path>-reserve */
-    bool reserve_held;    /* the reserve's blocks are allocated */
-    bool disk_full;       /* SQLITE_FULL seen, no space back yet */
+    int64_t quota;       /* bytes the objects may take */
+    char *quota_setting; /* how the user sets it, or NULL */
+    int64_t page_size;   /* database page size */
+    bool quota_alarm;    /* the latest create/update did not fit */
+    int64_t reserve;     /* reserve file size (0 = none) */
+    char *reserve_path;  /* <path>-reserve */
+    bool reserve_held;   /* the reserve's blocks are allocated */
+    bool disk_full;      /* SQLITE_FULL seen, no space back yet */
 
     pthread_mutex_t health_lock; /* protects failure */
     char failure[160];           /* first damage/I/O error, "" = none */
@@ -280,8 +280,7 @@ sq_is_full(sqlite3 *db)
 static void
 sq_full_message(struct store_sqlite *s, char *buf, size_t n, bool refused)
 {
-    snprintf(buf, n,
-             "store %s: the disk is full (no space left on device)%s",
+    snprintf(buf, n, "store %s: the disk is full (no space left on device)%s",
              s->path,
              refused ? ": creates and updates are refused until space is "
                        "freed on it; deletes still work"
@@ -437,8 +436,8 @@ sq_space_back(struct store_sqlite *s)
         s->reserve_held = true;
     }
     s->disk_full = false;
-    log_info("store: disk space is back, creates and updates resume",
-             "path=%s", s->path);
+    log_info("store: disk space is back, creates and updates resume", "path=%s",
+             s->path);
     return true;
 }
 
@@ -462,8 +461,7 @@ sq_enter_disk_full(struct store_sqlite *s)
  * pre: the check before an update's mutation (cost 0), which does not
  * clear the alarm. */
 static int
-sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost,
-               bool pre)
+sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost, bool pre)
 {
     if (s->disk_full && !sq_space_back(s)) {
         sq_full_message(s, r->errmsg, sizeof r->errmsg, true);
@@ -669,8 +667,7 @@ sq_batch_fail(struct store_sqlite *s, struct sq_req *batch, const char *what)
     if (full) {
         sq_full_message(s, msg, sizeof msg, false);
     } else {
-        snprintf(msg, sizeof msg, "%s: %s", what,
-                 sqlite3_errmsg(s->writer.db));
+        snprintf(msg, sizeof msg, "%s: %s", what, sqlite3_errmsg(s->writer.db));
     }
     if (!sqlite3_get_autocommit(s->writer.db)) {
         sq_exec_simple(&s->writer, W_ROLLBACK);
@@ -1302,9 +1299,8 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         return -EINVAL;
     }
     static const char *const syncs[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
-    static const char *const checks[][2] = {{"full", "integrity_check"},
-                                            {"quick", "quick_check"},
-                                            {"off", NULL}};
+    static const char *const checks[][2] = {
+        {"full", "integrity_check"}, {"quick", "quick_check"}, {"off", NULL}};
     while (q && q[1]) {
         const char *opt = q + 1;
         q = strchr(opt, '&');
@@ -1321,8 +1317,7 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         } else if (sq_parse_int(opt, n, "batch=", 1, SQ_BATCH_LIMIT, &v)) {
             s->batch_max = (int) v;
             ok = true;
-        } else if (sq_parse_int(opt, n, "reserve=", 0, SQ_RESERVE_LIMIT,
-                                &v)) {
+        } else if (sq_parse_int(opt, n, "reserve=", 0, SQ_RESERVE_LIMIT, &v)) {
             s->reserve = v;
             ok = true;
         } else if (n > 5 && !strncmp(opt, "sync=", 5)) {
@@ -1433,9 +1428,9 @@ sq_lock_file(struct store_sqlite *s, bool create, bool *empty,
         char *p = xasprintf("%s%s", s->path, sidecars[i]);
         /* A -wal or -shm beside an empty database belongs to a database
          * that is gone: SQLite must not replay it into the new one. */
-        int r = *empty && create ? (unlink(p) < 0 && errno != ENOENT ? -errno
-                                                                     : 0)
-                                 : sq_make_private(p);
+        int r = *empty && create
+                    ? (unlink(p) < 0 && errno != ENOENT ? -errno : 0)
+                    : sq_make_private(p);
         if (r < 0) {
             dpf_error_set(err, 500, "InternalError", "store %s: %s", p,
                           strerror(-r));
@@ -1484,8 +1479,7 @@ sq_check_integrity(struct store_sqlite *s, struct dpf_error *err)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *line = (const char *) sqlite3_column_text(st, 0);
-        dbuf_printf(&found, "%s%s", found.len ? "; " : "",
-                    line ? line : "?");
+        dbuf_printf(&found, "%s%s", found.len ? "; " : "", line ? line : "?");
     }
     if (rc != SQLITE_DONE) {
         dbuf_printf(&found, "%s%s", found.len ? "; " : "",
@@ -1567,11 +1561,11 @@ sq_setup_schema(struct store_sqlite *s, bool create, struct dpf_error *err)
          * out revisions below stored ones would send every watcher
          * backwards. Move it to the newest object's revision. */
         log_warn("store revision was behind its objects; moved forward",
-                 "path=%s meta_rv=%" PRId64 " max_mod_rv=%" PRId64, s->path,
-                 rv, max_mod);
+                 "path=%s meta_rv=%" PRId64 " max_mod_rv=%" PRId64, s->path, rv,
+                 max_mod);
         char sql[96];
-        snprintf(sql, sizeof sql, "UPDATE meta SET v = %" PRId64
-                 " WHERE k = 'rv'", max_mod);
+        snprintf(sql, sizeof sql,
+                 "UPDATE meta SET v = %" PRId64 " WHERE k = 'rv'", max_mod);
         if (sqlite3_exec(s->writer.db, sql, NULL, NULL, &msg) != SQLITE_OK) {
             sq_set_eio(s, err, "repair revision",
                        msg ? msg : sqlite3_errmsg(s->writer.db));
@@ -1631,8 +1625,8 @@ sq_open(const char *rest, const struct store_options *opts,
     pthread_mutex_init(&s->health_lock, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
     s->quota = opts->quota_bytes > 0 ? opts->quota_bytes : STORE_QUOTA_DEFAULT;
-    s->quota_setting = opts->quota_setting ? xstrdup(opts->quota_setting)
-                                           : NULL;
+    s->quota_setting =
+        opts->quota_setting ? xstrdup(opts->quota_setting) : NULL;
     if (sq_parse_url(s, rest, err) < 0) {
         goto fail;
     }

@@ -137,7 +137,8 @@ test_open_errors(void **state)
     assert_non_null(strstr(err.message, "sync=off|normal|full|extra"));
     free(bad);
     dpf_error_clear(&err);
-    assert_null(store_open("sqlite:/nonexistent-dir/x/state.db", &create_opts, &err));
+    assert_null(
+        store_open("sqlite:/nonexistent-dir/x/state.db", &create_opts, &err));
     assert_true(dpf_error_is_set(&err));
     assert_non_null(strstr(err.message, "/nonexistent-dir/x/state.db"));
 
@@ -774,7 +775,6 @@ test_crash_safety(void **state)
     free(acks);
 }
 
-
 /* ---- hardening: open refusals, integrity, revisions, space, health ---- */
 
 /* XOR 64 bytes at the start of the middle pages of a database file: page
@@ -994,10 +994,10 @@ struct committed_probe {
     struct store *s;
     const char *path;
     int calls;
-    int store_rc[4];        /* store_get() of the key */
-    int64_t store_rv[4];    /* its revision */
+    int store_rc[4];     /* store_get() of the key */
+    int64_t store_rv[4]; /* its revision */
     char store_value[4][16];
-    int64_t sql_rv[4];      /* a separate connection's mod_rv, -1 if none */
+    int64_t sql_rv[4]; /* a separate connection's mod_rv, -1 if none */
 };
 
 static void
@@ -1021,8 +1021,8 @@ hook_probe(void *arg, enum store_event_type type, const char *key,
     p->sql_rv[i] = -1;
     if (sqlite3_open_v2(p->path, &db, SQLITE_OPEN_READONLY, NULL) ==
             SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT mod_rv FROM kv WHERE key = ?1", -1,
-                           &st, NULL) == SQLITE_OK) {
+        sqlite3_prepare_v2(db, "SELECT mod_rv FROM kv WHERE key = ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             p->sql_rv[i] = sqlite3_column_int64(st, 0);
@@ -1043,8 +1043,7 @@ test_hook_sees_committed_state(void **state)
     store_set_event_hook(s, hook_probe, &p);
     int64_t rv1, rv2, rv3;
     assert_int_equal(create_str(s, "/h/k", "v1", &rv1), 0);
-    assert_int_equal(store_update(s, "/h/k", mutate_set, "v2", &rv2, NULL),
-                     0);
+    assert_int_equal(store_update(s, "/h/k", mutate_set, "v2", &rv2, NULL), 0);
     assert_int_equal(store_delete(s, "/h/k", 0, &rv3, NULL), 0);
     assert_int_equal(p.calls, 3);
     assert_int_equal(p.store_rc[0], 0);
@@ -1354,8 +1353,7 @@ test_quota(void **state)
         snprintf(key, sizeof key, "/q/%04d", i);
         assert_int_equal(store_delete(s, key, 0, NULL, NULL), 0);
     }
-    assert_int_equal(store_create(s, "/q/again", value, 8000, NULL, NULL),
-                     0);
+    assert_int_equal(store_create(s, "/q/again", value, 8000, NULL, NULL), 0);
     free(value);
     char why[192];
     assert_int_equal(store_health(s, why, sizeof why), 0);

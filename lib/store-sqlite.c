@@ -791,6 +791,9 @@ sq_run_checkpoint(struct store_sqlite *s, struct sq_req *r)
     }
     int rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        sq_note_failure(s, s->ckpt_db);
+    }
     r->rc = rc == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -1202,8 +1205,12 @@ sq_ckpt_main(void *arg)
          * happens by itself whenever writes pause. */
         for (int pass = 1;; pass++) {
             int log = 0, done = 0;
-            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
-                                      SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            if (sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                          SQLITE_CHECKPOINT_PASSIVE, &log,
+                                          &done) != SQLITE_OK) {
+                /* damage or I/O errors show in health; busy is normal */
+                sq_note_failure(s, s->ckpt_db);
+            }
             int now = atomic_load(&s->wal_frames);
             if (log < s->wal_pages * SQ_CKPT_FORCE_FACTOR ||
                 now < s->wal_pages) {

@@ -206,6 +206,12 @@ def test_new_data_dir_needs_no_flag_and_help_documents_it(servers, tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "--init-store" in out and "--quota-backend-bytes" in out
     assert "sync=normal" in out
+    bad = subprocess.run(server_cmd(tmp_path / "other",
+                                    "--quota-backend-bytes", "lots"),
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2
+    assert "--quota-backend-bytes" in bad.stderr and "lots" in bad.stderr
+    assert not (tmp_path / "other").exists()
 
 
 def test_rolled_back_meta_revision_does_not_go_backwards(servers, tmp_path):

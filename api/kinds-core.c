@@ -15,7 +15,8 @@
 #include <string.h>
 
 #include "api/schema-node.h"
-#include "lib/util.h"
+#include "lib/base/base64.h"
+#include "lib/base/util.h"
 
 #define QUANTITY_PATTERN                                                   \
     "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|" \
@@ -609,61 +610,6 @@ check_data_keys(const json_t *v, const char *path, struct dpf_error *err)
 }
 
 static int
-b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
-/* Standard base64 with padding (Go's StdEncoding). Returns the decoded
- * length or -(1 + offset of the first bad byte). */
-static long
-b64_check(const char *s, size_t n)
-{
-    if (n % 4) {
-        return -(long) (n - n % 4) - 1;
-    }
-    size_t out = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        for (size_t j = 0; j < 4; j++) {
-            char c = s[i + j];
-            bool last = i + 4 == n;
-            if (c == '=' && last && j >= 2) {
-                if (j == 2 && s[i + 3] != '=') {
-                    return -(long) (i + 3) - 1;
-                }
-                break;
-            }
-            if (b64_val(c) < 0) {
-                return -(long) (i + j) - 1;
-            }
-        }
-        out += 3;
-    }
-    if (n >= 1 && s[n - 1] == '=') {
-        out--;
-    }
-    if (n >= 2 && s[n - 2] == '=') {
-        out--;
-    }
-    return (long) out;
-}
-
-static int
 check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
 {
     int rc = check_data_keys(v, path, err);
@@ -672,7 +618,7 @@ check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
     size_t total = 0;
     json_object_foreach((json_t *) v, key, val)
     {
-        long r = b64_check(json_string_value(val), json_string_length(val));
+        long r = base64_check(json_string_value(val), json_string_length(val));
         if (r < 0) {
             char p[320];
             snprintf(p, sizeof p, "%s[%s]", path, key);
@@ -694,31 +640,6 @@ check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
     return rc;
 }
 
-static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *
-b64_encode(const char *s, size_t n)
-{
-    char *out = xmalloc((n + 2) / 3 * 4 + 1);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char) s[i] << 16;
-        if (i + 1 < n) {
-            v |= (unsigned char) s[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= (unsigned char) s[i + 2];
-        }
-        out[j++] = b64_chars[(v >> 18) & 63];
-        out[j++] = b64_chars[(v >> 12) & 63];
-        out[j++] = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
-        out[j++] = i + 2 < n ? b64_chars[v & 63] : '=';
-    }
-    out[j] = '\0';
-    return out;
-}
-
 /* As the API server's conversion does: stringData is merged into data
  * (base64-encoded, stringData wins) and dropped; type defaults to Opaque. */
 static void
@@ -736,8 +657,8 @@ secret_defaults(json_t *obj)
         json_object_foreach(sd, key, val)
         {
             if (json_is_string(val)) {
-                char *enc =
-                    b64_encode(json_string_value(val), json_string_length(val));
+                char *enc = base64_encode(json_string_value(val),
+                                          json_string_length(val), BASE64_STD);
                 json_object_set_new(data, key, json_string(enc));
                 free(enc);
             }

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/quantity.h"
+#include "lib/codecs/quantity.h"
 #include "api/schema-node.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define GROUP "provisioning.dpu.nvidia.com"
 #define POWER_CYCLE_KEY "provisioning.dpu.nvidia.com/host-power-cycle-required"

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "api/schema-node.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define GROUP "svc.dpu.nvidia.com"
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "api/schema.h"
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 /* The OpenAPI type of a node. */
 enum schema_type {

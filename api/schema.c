@@ -19,7 +19,7 @@
 #include <strings.h>
 
 #include "api/schema-node.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 /* ------------------------------------------------------------------ */
 /* registry                                                             */

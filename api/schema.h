@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 /* One printer column (CRD additionalPrinterColumns). */
 struct schema_column {

@@ -24,9 +24,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "lib/http-server.h"
-#include "lib/pki.h"
-#include "lib/util.h"
+#include "lib/net/http-server.h"
+#include "lib/net/pki.h"
+#include "lib/base/util.h"
 
 struct bench {
     unsigned threads;

@@ -34,8 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 #define DPU_PATH \
     "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/bench/dpus"

@@ -31,9 +31,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dts-exporter.h"
-#include "lib/netflow.h"
-#include "lib/util.h"
+#include "dpf/dts-exporter.h"
+#include "lib/telemetry/netflow.h"
+#include "lib/base/util.h"
 
 /* ---- /proc helpers -------------------------------------------------------- */
 

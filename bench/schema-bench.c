@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "api/schema.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 static const char dpu_json[] =
     "{\"apiVersion\":\"provisioning.dpu.nvidia.com/v1alpha1\",\"kind\":"

@@ -23,9 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/watch-cache.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/watch-cache.h"
 
 /* Benchmark parameters and shared state. */
 struct bench {

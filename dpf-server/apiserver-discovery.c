@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "dpf-server/apiserver-private.h"
-#include "lib/http-server.h"
+#include "lib/net/http-server.h"
 
 #ifndef DPF_VERSION
 #define DPF_VERSION "0.0.0"

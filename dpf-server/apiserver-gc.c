@@ -24,7 +24,7 @@
 #include <time.h>
 
 #include "dpf-server/apiserver-private.h"
-#include "lib/log.h"
+#include "lib/base/log.h"
 
 LOG_MODULE(apiserver);
 

@@ -18,10 +18,10 @@
 
 #include "api/schema.h"
 #include "dpf-server/apiserver.h"
-#include "lib/error.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/watch-cache.h"
+#include "lib/base/error.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/watch-cache.h"
 
 struct http_request;
 struct selector;

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "dpf-server/apiserver-private.h"
-#include "lib/http-server.h"
+#include "lib/net/http-server.h"
 
 /* Trim spaces in place; returns the start. */
 static char *

@@ -26,9 +26,9 @@
 #include <time.h>
 
 #include "dpf-server/apiserver-private.h"
-#include "lib/http-server.h"
-#include "lib/log.h"
-#include "lib/watch-cache.h"
+#include "lib/net/http-server.h"
+#include "lib/base/log.h"
+#include "lib/store/watch-cache.h"
 
 LOG_MODULE(apiserver);
 

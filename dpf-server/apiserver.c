@@ -20,11 +20,11 @@
 #include <sys/random.h>
 
 #include "dpf-server/apiserver-private.h"
-#include "lib/http-server.h"
-#include "lib/jsonpatch.h"
-#include "lib/log.h"
-#include "lib/selector.h"
-#include "lib/yamljson.h"
+#include "lib/net/http-server.h"
+#include "lib/codecs/jsonpatch.h"
+#include "lib/base/log.h"
+#include "lib/codecs/selector.h"
+#include "lib/codecs/yamljson.h"
 
 LOG_MODULE(apiserver);
 

@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/error.h"
-#include "lib/store.h"
-#include "lib/watch-cache.h"
+#include "lib/base/error.h"
+#include "lib/store/store.h"
+#include "lib/store/watch-cache.h"
 
 struct apiserver;
 struct http_request;

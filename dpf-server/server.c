@@ -20,12 +20,12 @@
 #include <unistd.h>
 
 #include "dpf-server/apiserver.h"
-#include "lib/http-server.h"
-#include "lib/log.h"
-#include "lib/pki.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/watch-cache.h"
+#include "lib/net/http-server.h"
+#include "lib/base/log.h"
+#include "lib/net/pki.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/watch-cache.h"
 
 LOG_MODULE(server);
 

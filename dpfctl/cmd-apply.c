@@ -15,7 +15,7 @@
 
 #include "dpfctl/dpfctl.h"
 #include "dpfctl/manifest.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define FIELD_MANAGER "kubectl-client-side-apply"
 

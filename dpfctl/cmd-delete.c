@@ -12,7 +12,7 @@
 #include "dpfctl/cmd-wait.h"
 #include "dpfctl/dpfctl.h"
 #include "dpfctl/manifest.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 /* Option state. */
 struct delete_state {

@@ -13,7 +13,7 @@
 
 #include "dpfctl/dpfctl.h"
 #include "dpfctl/printer.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 

@@ -11,10 +11,10 @@
 #include <strings.h>
 
 #include "dpfctl/dpfctl.h"
-#include "dpfctl/jsonpath.h"
+#include "lib/codecs/jsonpath.h"
 #include "dpfctl/manifest.h"
 #include "dpfctl/printer.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 enum out_mode {
     OUT_TABLE,

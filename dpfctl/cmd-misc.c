@@ -8,8 +8,8 @@
 
 #include "dpfctl/dpfctl.h"
 #include "dpfctl/printer.h"
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 /* Option state shared by the three commands. */
 struct misc_state {

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dpfctl/jsonpath.h"
-#include "lib/util.h"
+#include "lib/codecs/jsonpath.h"
+#include "lib/base/util.h"
 
 /* --- the waiting loop --- */
 

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 enum {
     OPT_KUBECONFIG = 1000,
@@ -178,6 +179,13 @@ dpfctl_connect(struct dpfctl *d)
         return -EINVAL;
     }
     api_client_set_timeout(d->client, d->request_timeout_ms);
+    /* an exec credential plugin's stderr goes where ours goes (kubectl
+     * passes it through); stdin is the plugin's only if we do not read
+     * it ourselves (kubectl's rule for -f -) */
+    struct kubeconfig_exec_options eo = {.stderr_out = d->err,
+                                         .stdin_unavailable = d->stdin_used,
+                                         .stdin_fd = STDIN_FILENO};
+    api_client_set_exec_options(d->client, &eo);
     d->ns = d->namespace_flag ? d->namespace_flag : d->kc->namespace;
     return 0;
 }
@@ -340,6 +348,9 @@ run_cmd(struct dpfctl *d, const struct dpfctl_cmd *cmd, int argc, char **argv)
             rc = 1;
             break;
         default:
+            if (c == 'f' && optarg && !strcmp(optarg, "-")) {
+                d->stdin_used = true;
+            }
             if (!cmd->opt || cmd->opt(state, c, optarg, d) < 0) {
                 if (!cmd->opt) {
                     fprintf(d->err, "error: unknown flag\n");

@@ -23,9 +23,9 @@
 #include <stdio.h>
 
 #include "api/schema.h"
-#include "lib/api-client.h"
-#include "lib/error.h"
-#include "lib/kubeconfig.h"
+#include "lib/kube/api-client.h"
+#include "lib/base/error.h"
+#include "lib/kube/kubeconfig.h"
 
 /* Everything a command needs. */
 struct dpfctl {
@@ -39,6 +39,8 @@ struct dpfctl {
     struct kubeconfig *kc;      /* after dpfctl_connect() */
     struct api_client *client;  /* after dpfctl_connect() */
     const char *ns;             /* effective namespace after connect */
+    bool stdin_used;            /* a command reads stdin (-f -): an exec
+                                   credential plugin must not */
 };
 
 /* One command's option table entry beyond the global ones. */

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 /* kubectl: tabwriter.NewWriter(out, 6, 4, 3, ' ', 0) */
 #define TAB_MINWIDTH 6

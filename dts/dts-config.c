@@ -13,9 +13,9 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include "lib/ini.h"
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/ini.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 /* Provider names we know, canonical first. */
 static const struct {

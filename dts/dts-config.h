@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "dts/dts-metrics.h"
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 #define DTS_CONFIG_FILE "dts_config.ini"
 #define DTS_CONFIG_YAML "dts_config.yaml"
@@ -42,10 +42,13 @@
 #define DTS_DEFAULT_PROM_PORT 9100
 
 /* Options that come from the command line, not the file. */
+struct daemon;
+
 struct dts_runtime {
     const char *config_dir; /* --config-dir */
     const char *sysfs_root; /* --sysfs-root ("/sys") */
     const char *ipc_dir;    /* --ipc-dir (NULL = key or default) */
+    struct daemon *daemon;  /* health state for /healthz, /readyz; or NULL */
 };
 
 /* A parsed, validated configuration. */

@@ -9,13 +9,15 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "dpf/dts-exporter.h"
+#include "lib/base/daemon.h"
 #include "dts/dts-export.h"
-#include "dts/dts-http.h"
+#include "lib/net/http-lite.h"
 #include "dts/dts-ipc-server.h"
 #include "dts/dts-labels.h"
 #include "dts/dts-provider.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 
 LOG_MODULE(dts);
 
@@ -265,8 +267,8 @@ dts_on_collect_timer(void *arg, struct loop_timer *t)
 /* ---- HTTP endpoint --------------------------------------------------- */
 
 static void
-dts_http_handler(void *arg, const struct dts_http_request *req,
-                 struct dts_http_response *resp)
+dts_daemon_http_handler(void *arg, const struct http_lite_request *req,
+                        struct http_lite_response *resp)
 {
     struct dts_daemon *d = arg;
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
@@ -275,7 +277,11 @@ dts_http_handler(void *arg, const struct dts_http_request *req,
         dbuf_puts(&resp->body, "method not allowed\n");
         return;
     }
-    if (!strcmp(req->path, "/metrics")) {
+    int health =
+        d->rt.daemon ? daemon_health(d->rt.daemon, req->path, &resp->body) : 0;
+    if (health) {
+        resp->status = health;
+    } else if (!strcmp(req->path, "/metrics")) {
         /* Size the buffer once: a page of 5,000 series is ~400 KB and
          * growing it by doubling would copy it ~13 times. */
         size_t hint = d->last_render_len + d->last_render_len / 8;
@@ -302,14 +308,14 @@ dts_http_handler(void *arg, const struct dts_http_request *req,
 }
 
 static void
-dts_http_apply(struct dts_daemon *d)
+dts_daemon_http_apply(struct dts_daemon *d)
 {
     const char *url = d->cfg->prometheus;
     if (d->http && url && d->http_url && !strcmp(url, d->http_url)) {
         return;
     }
     if (d->http) {
-        dts_http_destroy(d->http);
+        http_lite_destroy(d->http);
         d->http = NULL;
         log_info("prometheus endpoint stopped", "url=%s", d->http_url);
         free(d->http_url);
@@ -320,8 +326,8 @@ dts_http_apply(struct dts_daemon *d)
     }
     struct dpf_error err;
     dpf_error_clear(&err);
-    d->http = dts_http_create(d->cfg->prom_address, d->cfg->prom_port,
-                              dts_http_handler, d, &err);
+    d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
+                               dts_daemon_http_handler, d, &err);
     if (!d->http) {
         dts_model_error_inc(d->model, "prometheus", NULL, NULL);
         log_error("cannot start prometheus endpoint", "url=%s error=\"%s\"",
@@ -330,7 +336,7 @@ dts_http_apply(struct dts_daemon *d)
     }
     d->http_url = xstrdup(url);
     log_info("prometheus endpoint listening", "address=%s port=%u",
-             d->cfg->prom_address, dts_http_port(d->http));
+             d->cfg->prom_address, http_lite_port(d->http));
 }
 
 /* ---- IPC ------------------------------------------------------------- */
@@ -422,7 +428,7 @@ dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
         log_info("config note", "file=%s note=\"%s\"", c->path, c->notes[i]);
     }
     dts_providers_apply(d);
-    dts_http_apply(d);
+    dts_daemon_http_apply(d);
     dts_export_apply(d->export, c);
     dts_ipc_apply(d);
     if (!old || old->update_ms != c->update_ms) {
@@ -584,6 +590,7 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
     d->rt.config_dir = d->config_dir;
     d->rt.sysfs_root = d->sysfs_root;
     d->rt.ipc_dir = d->ipc_dir_opt;
+    d->rt.daemon = rt->daemon;
     d->start_ns = time_wall_ns();
     d->model = dts_model_create();
     /* Every error series exists from the start (value 0). */
@@ -616,7 +623,7 @@ dts_daemon_model(struct dts_daemon *d)
 uint16_t
 dts_daemon_http_port(const struct dts_daemon *d)
 {
-    return d->http ? dts_http_port(d->http) : 0;
+    return d->http ? http_lite_port(d->http) : 0;
 }
 
 const struct dts_config *
@@ -632,7 +639,7 @@ dts_daemon_destroy(struct dts_daemon *d)
         return;
     }
     /* Stop the inputs first so no thread calls into freed state. */
-    dts_http_destroy(d->http);
+    http_lite_destroy(d->http);
     if (d->ipc) {
         dts_ipc_server_stop(d->ipc);
     }

@@ -22,8 +22,8 @@
 
 #include "dts/dts-config.h"
 #include "dts/dts-metrics.h"
-#include "lib/error.h"
-#include "lib/loop.h"
+#include "lib/base/error.h"
+#include "lib/base/loop.h"
 
 struct dts_daemon;
 

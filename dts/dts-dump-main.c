@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/datafile.h"
+#include "lib/telemetry/datafile.h"
 
 static void
 usage(FILE *f)

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/datafile.h"
-#include "lib/fluent-forward.h"
-#include "lib/log.h"
-#include "lib/netflow.h"
-#include "lib/util.h"
+#include "lib/telemetry/datafile.h"
+#include "dts/dts-forward.h"
+#include "lib/base/log.h"
+#include "lib/telemetry/netflow.h"
+#include "lib/base/util.h"
 
 LOG_MODULE(dts_export);
 
@@ -27,7 +27,7 @@ struct dts_appctr {
 struct dts_export {
     pthread_mutex_t lock;
     struct dts_model *model;
-    struct ff_client *fwd;
+    struct dts_forward_client *fwd;
     char *fwd_key;
     uint64_t fwd_errors_seen;
     struct nf_exporter *nf;
@@ -69,7 +69,7 @@ dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
         return;
     }
     if (x->fwd) {
-        ff_client_stop(x->fwd);
+        dts_forward_client_stop(x->fwd);
         x->fwd = NULL;
         log_info("fluent forward output stopped", "target=\"%s\"", x->fwd_key);
     }
@@ -79,7 +79,7 @@ dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
     if (!key) {
         return;
     }
-    struct ff_client_config fc = {
+    struct dts_forward_client_config fc = {
         .host = c->fwd_host,
         .port = c->fwd_port,
         .tag = c->fwd_tag,
@@ -88,7 +88,7 @@ dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
     };
     struct dpf_error err;
     dpf_error_clear(&err);
-    x->fwd = ff_client_start(&fc, &err);
+    x->fwd = dts_forward_client_start(&fc, &err);
     if (!x->fwd) {
         dts_model_error_inc(x->model, "fluent_forward", NULL, NULL);
         log_error("cannot start fluent forward output",
@@ -254,7 +254,7 @@ dts_export_sample(void *arg, const struct dts_family *f,
     json_object_set_new(rec, "metric", json_string(f->name));
     json_object_set_new(rec, "value", json_real(s->value));
     if (c->x->fwd) {
-        ff_client_post(c->x->fwd, c->now_ns, rec);
+        dts_forward_client_post(c->x->fwd, c->now_ns, rec);
     }
     if (c->x->df) {
         char *text = json_dumps(rec, JSON_COMPACT);
@@ -343,7 +343,7 @@ dts_export_ipc_record(struct dts_export *x, const struct dts_ipc_record *r)
         }
         int64_t now = time_wall_ns();
         if (x->fwd) {
-            ff_client_post(x->fwd, now, rec);
+            dts_forward_client_post(x->fwd, now, rec);
         }
         if (x->df) {
             char *text = json_dumps(rec, JSON_COMPACT);
@@ -385,8 +385,8 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
         free(name);
     }
     if (x->fwd) {
-        struct ff_client_stats st;
-        ff_client_get_stats(x->fwd, &st);
+        struct dts_forward_client_stats st;
+        dts_forward_client_get_stats(x->fwd, &st);
         dts_model_error_sync(x->model, "fluent_forward", st.errors,
                              &x->fwd_errors_seen);
         dts_sink_add(sink, DTS_COUNTER, "dts_fluent_forward_sent_total",
@@ -433,7 +433,7 @@ dts_export_destroy(struct dts_export *x)
     if (!x) {
         return;
     }
-    ff_client_stop(x->fwd);
+    dts_forward_client_stop(x->fwd);
     nf_exporter_destroy(x->nf);
     datafile_writer_close(x->df);
     free(x->fwd_key);

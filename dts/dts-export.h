@@ -21,7 +21,7 @@
 #include "dts/dts-config.h"
 #include "dts/dts-ipc-server.h"
 #include "dts/dts-metrics.h"
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 struct dts_export;
 

@@ -10,8 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "lib/stream-server.h"
-#include "lib/util.h"
+#include "lib/net/stream-server.h"
+#include "lib/base/util.h"
 
 struct ipc_conn {
     struct dts_ipc_session *sess; /* its decoder */

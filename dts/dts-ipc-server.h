@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/dts-ipc.h"
-#include "lib/error.h"
-#include "lib/netflow.h"
+#include "lib/telemetry/dts-ipc.h"
+#include "lib/base/error.h"
+#include "lib/telemetry/netflow.h"
 
 /* What a record carries. */
 enum dts_ipc_record_kind {

@@ -22,9 +22,9 @@
 
 #include <stdbool.h>
 
-#include "lib/error.h"
-#include "lib/ini.h"
-#include "lib/util.h"
+#include "lib/base/error.h"
+#include "lib/base/ini.h"
+#include "lib/base/util.h"
 
 struct dts_labels;
 

@@ -1,117 +1,101 @@
 /* dts: the DOCA Telemetry Service daemon (main only; see dts-daemon.h). */
-#include <getopt.h>
+#include <errno.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "dts/dts-daemon.h"
-#include "lib/log.h"
-#include "lib/loop.h"
+#include "lib/base/daemon.h"
 
-LOG_MODULE(dts);
+struct dts_main {
+    struct dts_runtime rt;  /* flags */
+    struct dts_daemon *dts; /* running daemon */
+};
 
-static void
-usage(FILE *f)
+static int
+dts_main_set_config_dir(void *arg, const char *v, struct dpf_error *err)
 {
-    fprintf(f, "Usage: dts [OPTIONS]\n"
-               "DOCA Telemetry Service: collects counters from providers and\n"
-               "exports them (Prometheus /metrics, Fluent Forward, NetFlow,\n"
-               "data files). Configuration: <config-dir>/dts_config.ini\n"
-               "(a default is written into an empty directory).\n"
-               "\n"
-               "  --config-dir DIR   configuration directory\n"
-               "                     (default /opt/mellanox/doca/services/"
-               "telemetry/config)\n"
-               "  --sysfs-root DIR   read sysfs under DIR (default /sys)\n"
-               "  --ipc-dir DIR      exporter-library socket directory\n"
-               "                     (default: ipc_sockets next to the config "
-               "dir)\n"
-               "  --log-level LEVEL  error, warn, info (default) or debug\n"
-               "  --log-file PATH    log to PATH instead of stderr\n"
-               "  --help             show this help\n"
-               "  --version          show the version\n"
-               "\n"
-               "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the "
-               "configuration.\n");
+    ((struct dts_main *) arg)->rt.config_dir = v;
+    return 0;
 }
 
-static void
-on_stop(void *arg, int signo)
+static int
+dts_main_set_sysfs_root(void *arg, const char *v, struct dpf_error *err)
 {
-    log_info("stopping", "signal=%d", signo);
-    loop_stop(arg);
+    ((struct dts_main *) arg)->rt.sysfs_root = v;
+    return 0;
 }
 
-static void
-on_hup(void *arg, int signo)
+static int
+dts_main_set_ipc_dir(void *arg, const char *v, struct dpf_error *err)
 {
-    struct dts_daemon **d = arg;
-    if (*d) {
-        log_info("reloading", "signal=%d", signo);
-        dts_daemon_reload(*d);
+    ((struct dts_main *) arg)->rt.ipc_dir = v;
+    return 0;
+}
+
+static int
+dts_main_start(void *arg, struct daemon *d, struct dpf_error *err)
+{
+    struct dts_main *m = arg;
+    m->rt.daemon = d;
+    m->dts = dts_daemon_start(daemon_loop(d), &m->rt, err);
+    if (!m->dts) {
+        return -EINVAL;
     }
+    daemon_set_ready(d, "config", true, NULL);
+    return 0;
+}
+
+static void
+dts_main_reload(void *arg)
+{
+    struct dts_main *m = arg;
+    if (m->dts) {
+        dts_daemon_reload(m->dts);
+    }
+}
+
+static void
+dts_main_stop(void *arg)
+{
+    struct dts_main *m = arg;
+    dts_daemon_destroy(m->dts);
+    m->dts = NULL;
 }
 
 int
 main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config-dir", required_argument, NULL, 'c'},
-        {"sysfs-root", required_argument, NULL, 's'},
-        {"ipc-dir", required_argument, NULL, 'i'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"log-file", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+    static const struct daemon_flag flags[] = {
+        {"config-dir", "DIR",
+         "configuration directory\n(default /opt/mellanox/doca/services/"
+         "telemetry/config)",
+         dts_main_set_config_dir},
+        {"sysfs-root", "DIR", "read sysfs under DIR (default /sys)",
+         dts_main_set_sysfs_root},
+        {"ipc-dir", "DIR",
+         "exporter-library socket directory\n(default: ipc_sockets next to "
+         "the config dir)",
+         dts_main_set_ipc_dir},
+        {NULL, NULL, NULL, NULL},
     };
-    struct dts_runtime rt = {
-        .config_dir = "/opt/mellanox/doca/services/telemetry/config",
-        .sysfs_root = "/sys",
+    struct dts_main m = {
+        .rt = {.config_dir = "/opt/mellanox/doca/services/telemetry/config",
+               .sysfs_root = "/sys"},
     };
-    int c;
-    while ((c = getopt_long(argc, argv, "c:s:i:l:f:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            rt.config_dir = optarg;
-            break;
-        case 's':
-            rt.sysfs_root = optarg;
-            break;
-        case 'i':
-            rt.ipc_dir = optarg;
-            break;
-        case 'l':
-            if (log_set_level_name(optarg) < 0) {
-                fprintf(stderr, "dts: --log-level: unknown level \"%s\"\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'f':
-            if (log_set_file(optarg) < 0) {
-                fprintf(stderr, "dts: --log-file: cannot open %s\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("dts %s\n", DPF_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "dts: unexpected argument \"%s\"\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
+    const struct daemon_spec spec = {
+        .name = "dts",
+        .summary = "DOCA Telemetry Service: collects counters from providers "
+                   "and\nexports them (Prometheus /metrics, Fluent Forward, "
+                   "NetFlow,\ndata files). Configuration: "
+                   "<config-dir>/dts_config.ini\n(a default is written into "
+                   "an empty directory).",
+        .epilog = "Health: /healthz and /readyz on the Prometheus endpoint.",
+        .flags = flags,
+        .arg = &m,
+        .start = dts_main_start,
+        .reload = dts_main_reload,
+        .stop = dts_main_stop,
+    };
     /* Memory: one malloc arena instead of one per thread (each thread
      * that allocates would keep its own arena's pages resident; the
      * threads here allocate little and rarely at the same time), and a
@@ -120,30 +104,5 @@ main(int argc, char **argv)
      * staying in the heap. */
     mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    struct loop *loop = loop_create();
-    if (!loop) {
-        fprintf(stderr, "dts: cannot create the event loop\n");
-        return 1;
-    }
-    /* Before any thread exists, so all threads inherit the blocked mask. */
-    loop_signal(loop, SIGTERM, on_stop, loop);
-    loop_signal(loop, SIGINT, on_stop, loop);
-    struct dts_daemon *d = NULL;
-    loop_signal(loop, SIGHUP, on_hup, &d);
-    signal(SIGPIPE, SIG_IGN);
-    struct dpf_error err;
-    dpf_error_clear(&err);
-    d = dts_daemon_start(loop, &rt, &err);
-    if (!d) {
-        log_error("cannot start", "error=\"%s\"", err.message);
-        loop_destroy(loop);
-        return 1;
-    }
-    log_info("dts started", "version=%s config_dir=%s", DPF_VERSION,
-             rt.config_dir);
-    int rc = loop_run(loop);
-    dts_daemon_destroy(d);
-    loop_destroy(loop);
-    log_info("dts stopped", "rc=%d", rc);
-    return rc < 0 ? 1 : 0;
+    return daemon_main(&spec, argc, argv);
 }

@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/error.h"
-#include "lib/util.h"
+#include "lib/base/error.h"
+#include "lib/base/util.h"
 
 /* Prometheus metric types. */
 enum dts_mtype {

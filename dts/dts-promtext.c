@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define PT_MAX_LINE 65536
 

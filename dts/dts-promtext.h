@@ -22,7 +22,7 @@
 #include <stddef.h>
 
 #include "dts/dts-metrics.h"
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 /* Family types as written in TYPE lines. */
 enum dts_promtext_type {

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "dts/dts-provider.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 /* Bound on the statistics of one device (mlx5 has a few thousand). */
 #define ETHTOOL_MAX_STATS 65536

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "dts/dts-provider.h"
-#include "lib/fluent-forward.h"
-#include "lib/util.h"
+#include "dts/dts-forward.h"
+#include "lib/base/util.h"
 
 #define FA_MAX_SERIES 50000
 #define FA_MAX_LABELS 16
@@ -32,7 +32,7 @@ struct fa_series {
 
 struct fa_state {
     pthread_mutex_t lock;
-    struct ff_server *srv;
+    struct dts_forward_server *srv;
     struct dts_model *model;
     uint64_t errors_seen;
     uint64_t refused; /* series refused at the cap */
@@ -139,13 +139,13 @@ fa_init(const struct dts_provider_ctx *ctx, void **state, struct dpf_error *err)
     struct fa_state *st = xcalloc(1, sizeof *st);
     pthread_mutex_init(&st->lock, NULL);
     st->model = ctx->model;
-    struct ff_server_config sc = {
+    struct dts_forward_server_config sc = {
         .address = ctx->config->fluent_aggr_address,
         .port = ctx->config->fluent_aggr_port,
         .cb = fa_on_event,
         .aux = st,
     };
-    st->srv = ff_server_start(&sc, err);
+    st->srv = dts_forward_server_start(&sc, err);
     if (!st->srv) {
         pthread_mutex_destroy(&st->lock);
         free(st);
@@ -159,8 +159,8 @@ static int
 fa_collect(void *state, struct dts_sink *sink)
 {
     struct fa_state *st = state;
-    struct ff_server_stats ss;
-    ff_server_get_stats(st->srv, &ss);
+    struct dts_forward_server_stats ss;
+    dts_forward_server_get_stats(st->srv, &ss);
     dts_model_error_sync(st->model, "fluent_aggr", ss.errors, &st->errors_seen);
     pthread_mutex_lock(&st->lock);
     if (st->refused) {
@@ -189,7 +189,7 @@ static void
 fa_destroy(void *state)
 {
     struct fa_state *st = state;
-    ff_server_stop(st->srv);
+    dts_forward_server_stop(st->srv);
     for (size_t i = 0; i < FA_BUCKETS; i++) {
         struct fa_series *s = st->buckets[i];
         while (s) {

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "dts/dts-provider.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define GPU_NVML_LIB "libnvidia-ml.so.1"
 

@@ -17,14 +17,14 @@
 #include <string.h>
 
 #include "dts/dts-provider.h"
-#include "dts/dts-rtnl.h"
-#include "lib/util.h"
+#include "lib/net/rtnetlink.h"
+#include "lib/base/util.h"
 
 /* if.h from glibc and linux/if.h clash; take if_indextoname by hand. */
 extern char *if_indextoname(unsigned int ifindex, char *ifname);
 
 struct ifc_state {
-    struct dts_rtnl *rtnl;
+    struct rtnetlink *rtnl;
 };
 
 static const char *const ifc_operstates[] = {
@@ -149,7 +149,7 @@ static int
 ifc_init(const struct dts_provider_ctx *ctx, void **state,
          struct dpf_error *err)
 {
-    struct dts_rtnl *r = dts_rtnl_open();
+    struct rtnetlink *r = rtnetlink_open();
     if (!r) {
         int e = errno;
         dpf_error_set(err, 500, "InternalError", "ifconfig: rtnetlink: %s",
@@ -169,23 +169,23 @@ ifc_collect(void *state, struct dts_sink *sink)
     struct ifinfomsg ifi;
     memset(&ifi, 0, sizeof ifi);
     ifi.ifi_family = AF_UNSPEC;
-    int rc = dts_rtnl_dump(st->rtnl, RTM_GETLINK, &ifi, sizeof ifi, ifc_link_cb,
-                           sink);
+    int rc = rtnetlink_dump(st->rtnl, RTM_GETLINK, &ifi, sizeof ifi,
+                            ifc_link_cb, sink);
     if (rc < 0) {
         return rc;
     }
     struct ifaddrmsg ifa;
     memset(&ifa, 0, sizeof ifa);
     ifa.ifa_family = AF_UNSPEC;
-    return dts_rtnl_dump(st->rtnl, RTM_GETADDR, &ifa, sizeof ifa, ifc_addr_cb,
-                         sink);
+    return rtnetlink_dump(st->rtnl, RTM_GETADDR, &ifa, sizeof ifa, ifc_addr_cb,
+                          sink);
 }
 
 static void
 ifc_destroy(void *state)
 {
     struct ifc_state *st = state;
-    dts_rtnl_close(st->rtnl);
+    rtnetlink_close(st->rtnl);
     free(st);
 }
 

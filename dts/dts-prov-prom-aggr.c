@@ -31,8 +31,8 @@
 
 #include "dts/dts-promtext.h"
 #include "dts/dts-provider.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 
 LOG_MODULE(prometheus_aggr);
 

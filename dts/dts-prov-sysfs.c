@@ -34,14 +34,14 @@
 #include <unistd.h>
 
 #include "dts/dts-provider.h"
-#include "dts/dts-rtnl.h"
-#include "lib/util.h"
+#include "lib/net/rtnetlink.h"
+#include "lib/base/util.h"
 
 struct sysfs_net_dev;
 
 struct sysfs_state {
     char *root;
-    struct dts_rtnl *rtnl;      /* set when net stats come from netlink */
+    struct rtnetlink *rtnl;     /* set when net stats come from netlink */
     struct sysfs_net_dev *devs; /* per-cycle dump result (reused) */
     size_t n_devs, cap_devs;    /* used, allocated */
 };
@@ -223,8 +223,8 @@ sysfs_collect_net_rtnl(struct sysfs_state *st, struct dts_sink *sink)
 {
     struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
     st->n_devs = 0;
-    int rc = dts_rtnl_dump(st->rtnl, RTM_GETLINK, &ifi, sizeof ifi,
-                           sysfs_link_cb, st);
+    int rc = rtnetlink_dump(st->rtnl, RTM_GETLINK, &ifi, sizeof ifi,
+                            sysfs_link_cb, st);
     if (rc < 0) {
         return rc;
     }
@@ -399,7 +399,7 @@ sysfs_init(const struct dts_provider_ctx *ctx, void **state,
      * "//sys" to force the files) is read as files. The dump reads the
      * daemon's network namespace, which is what /sys shows it. */
     if (!strcmp(st->root, "/sys") || !strcmp(st->root, "/sys/")) {
-        st->rtnl = dts_rtnl_open(); /* NULL: fall back to the files */
+        st->rtnl = rtnetlink_open(); /* NULL: fall back to the files */
     }
     *state = st;
     return 0;
@@ -419,7 +419,7 @@ static void
 sysfs_destroy(void *state)
 {
     struct sysfs_state *st = state;
-    dts_rtnl_close(st->rtnl);
+    rtnetlink_close(st->rtnl);
     free(st->devs);
     free(st->root);
     free(st);

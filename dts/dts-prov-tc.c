@@ -21,11 +21,11 @@
 #include <string.h>
 
 #include "dts/dts-provider.h"
-#include "dts/dts-rtnl.h"
-#include "lib/util.h"
+#include "lib/net/rtnetlink.h"
+#include "lib/base/util.h"
 
 struct tc_state {
-    struct dts_rtnl *rtnl;
+    struct rtnetlink *rtnl;
 };
 
 struct tc_ctx {
@@ -160,7 +160,7 @@ tc_msg_cb(const struct nlmsghdr *nlh, void *data)
 static int
 tc_init(const struct dts_provider_ctx *ctx, void **state, struct dpf_error *err)
 {
-    struct dts_rtnl *r = dts_rtnl_open();
+    struct rtnetlink *r = rtnetlink_open();
     if (!r) {
         int e = errno;
         dpf_error_set(err, 500, "InternalError", "tc: rtnetlink: %s",
@@ -182,7 +182,7 @@ tc_collect(void *state, struct dts_sink *sink)
     memset(&req, 0, sizeof req);
     req.tcm_family = AF_UNSPEC;
     int rc =
-        dts_rtnl_dump(st->rtnl, RTM_GETQDISC, &req, sizeof req, tc_msg_cb, &c);
+        rtnetlink_dump(st->rtnl, RTM_GETQDISC, &req, sizeof req, tc_msg_cb, &c);
     if (rc < 0) {
         return rc;
     }
@@ -195,8 +195,8 @@ tc_collect(void *state, struct dts_sink *sink)
         memset(&req, 0, sizeof req);
         req.tcm_family = AF_UNSPEC;
         req.tcm_ifindex = (int) i->if_index;
-        rc = dts_rtnl_dump(st->rtnl, RTM_GETTCLASS, &req, sizeof req, tc_msg_cb,
-                           &c);
+        rc = rtnetlink_dump(st->rtnl, RTM_GETTCLASS, &req, sizeof req,
+                            tc_msg_cb, &c);
     }
     if_freenameindex(ifs);
     return rc;
@@ -206,7 +206,7 @@ static void
 tc_destroy(void *state)
 {
     struct tc_state *st = state;
-    dts_rtnl_close(st->rtnl);
+    rtnetlink_close(st->rtnl);
     free(st);
 }
 

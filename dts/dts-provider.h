@@ -17,7 +17,7 @@
 
 #include "dts/dts-config.h"
 #include "dts/dts-metrics.h"
-#include "lib/error.h"
+#include "lib/base/error.h"
 
 /* What init() gets. */
 struct dts_provider_ctx {

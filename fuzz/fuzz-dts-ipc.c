@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "lib/dts-ipc.h"
+#include "lib/telemetry/dts-ipc.h"
 
 static void
 on_event(void *aux, const struct dts_ipc_evtype *t, unsigned idx,

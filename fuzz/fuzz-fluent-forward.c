@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/fluent-forward.h"
+#include "lib/telemetry/fluent-forward.h"
 
 static void
 sink(void *aux, const char *tag, int64_t t, json_t *rec)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/jsonpatch.h"
+#include "lib/codecs/jsonpatch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/netflow.h"
+#include "lib/telemetry/netflow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

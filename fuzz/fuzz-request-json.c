@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/jsonpatch.h"
-#include "lib/yamljson.h"
+#include "lib/codecs/jsonpatch.h"
+#include "lib/codecs/yamljson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/quantity.h"
+#include "lib/codecs/quantity.h"
 #include "api/schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,7 +1,7 @@
 /* dts-exporter: the client library apps use to send telemetry to dts.
  * Frames are built with lib/dts-ipc.h into one output buffer; consecutive
  * events of the same type are merged into one EVENT frame. */
-#include "dts-exporter.h"
+#include "dpf/dts-exporter.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -12,8 +12,28 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "lib/dts-ipc.h"
-#include "lib/util.h"
+#include "lib/telemetry/dts-ipc.h"
+#include "lib/base/util.h"
+
+/* The public field types are the wire protocol's (lib/telemetry/dts-ipc.h). */
+_Static_assert((int) DTS_EXPORTER_U8 == (int) DTS_IPC_FIELD_U8, "U8");
+_Static_assert((int) DTS_EXPORTER_U16 == (int) DTS_IPC_FIELD_U16, "U16");
+_Static_assert((int) DTS_EXPORTER_U32 == (int) DTS_IPC_FIELD_U32, "U32");
+_Static_assert((int) DTS_EXPORTER_U64 == (int) DTS_IPC_FIELD_U64, "U64");
+_Static_assert((int) DTS_EXPORTER_I8 == (int) DTS_IPC_FIELD_I8, "I8");
+_Static_assert((int) DTS_EXPORTER_I16 == (int) DTS_IPC_FIELD_I16, "I16");
+_Static_assert((int) DTS_EXPORTER_I32 == (int) DTS_IPC_FIELD_I32, "I32");
+_Static_assert((int) DTS_EXPORTER_I64 == (int) DTS_IPC_FIELD_I64, "I64");
+_Static_assert((int) DTS_EXPORTER_FLOAT == (int) DTS_IPC_FIELD_FLOAT, "FLOAT");
+_Static_assert((int) DTS_EXPORTER_DOUBLE == (int) DTS_IPC_FIELD_DOUBLE,
+               "DOUBLE");
+_Static_assert((int) DTS_EXPORTER_STRING == (int) DTS_IPC_FIELD_STRING,
+               "STRING");
+_Static_assert((int) DTS_EXPORTER_IP4 == (int) DTS_IPC_FIELD_IP4, "IP4");
+_Static_assert((int) DTS_EXPORTER_IP6 == (int) DTS_IPC_FIELD_IP6, "IP6");
+_Static_assert((int) DTS_EXPORTER_MAC == (int) DTS_IPC_FIELD_MAC, "MAC");
+_Static_assert((int) DTS_EXPORTER_TIMESTAMP == (int) DTS_IPC_FIELD_TIMESTAMP,
+               "TIMESTAMP");
 
 /* Largest EVENT frame we build (well below the server's 1 MiB bound). */
 #define EXPORTER_MAX_BATCH (256u * 1024)
@@ -174,7 +194,16 @@ dts_exporter_add_type(struct dts_exporter *ex, const char *name,
     if (ex->started) {
         return -EBUSY;
     }
-    int rc = dts_ipc_schema_add_type(ex->schema, name, fields, n_fields, NULL);
+    if (n_fields > DTS_IPC_MAX_FIELDS) {
+        return -EINVAL;
+    }
+    struct dts_ipc_field_decl decl[DTS_IPC_MAX_FIELDS];
+    for (size_t i = 0; i < n_fields; i++) {
+        decl[i] = (struct dts_ipc_field_decl){
+            fields[i].name, (enum dts_ipc_field_type) fields[i].type,
+            fields[i].count};
+    }
+    int rc = dts_ipc_schema_add_type(ex->schema, name, decl, n_fields, NULL);
     if (rc >= 0 && ex->schema->types[rc].size > EXPORTER_MAX_BATCH / 2) {
         return -EINVAL; /* cannot happen with the schema's own bounds */
     }

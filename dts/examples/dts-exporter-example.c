@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dts-exporter.h"
+#include "dpf/dts-exporter.h"
 
 /* The packed layout of our event type (see the field list below). */
 struct example_event {

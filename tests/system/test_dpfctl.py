@@ -1,16 +1,20 @@
 """dpfctl end to end against a real dpf-server: every command, output
 format and exit code a user relies on (kubectl's conventions)."""
+import base64
 import json
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
 import yaml
 
-from conftest import binary, dpfctl, wait_for
+from conftest import DpfServer, binary, dpfctl, kubectl, wait_for
 
 NS = "dpf-operator-system"
 GROUP = "provisioning.dpu.nvidia.com"
@@ -140,6 +144,46 @@ def test_apply_create_configure_unchanged(dpf_server, tmp_path):
     r = ctl(dpf_server, "apply", "-f", f)
     assert r.stdout == f"bfb.{GROUP}/a unchanged\n"
     assert live(dpf_server, "a")["status"]["phase"] == "Ready"
+
+
+def test_bfb_empty_filename_defaulted(dpf_server, tmp_path):
+    """DPF's BFB webhook: spec.fileName "" (like an unset one) becomes
+    <namespace>-<name>.bfb, over the REST API and through dpfctl apply."""
+    raw = bfb("raw")
+    raw["spec"]["fileName"] = ""
+    status, obj = dpf_server.json("POST", BFB_PATH, raw)
+    assert status == 201, obj
+    assert obj["spec"]["fileName"] == f"{NS}-raw.bfb"
+    assert live(dpf_server, "raw")["spec"]["fileName"] == f"{NS}-raw.bfb"
+    # an update that sends "" again is defaulted to the same value, so the
+    # immutable spec is unchanged and the update is accepted
+    obj["spec"]["fileName"] = ""
+    status, upd = dpf_server.json("PUT", f"{BFB_PATH}/raw", obj)
+    assert status == 200, upd
+    assert upd["spec"]["fileName"] == f"{NS}-raw.bfb"
+
+    doc = bfb("applied")
+    doc["spec"]["fileName"] = ""
+    f = write_yaml(tmp_path / "empty-name.yaml", doc)
+    r = ctl(dpf_server, "apply", "-f", f)
+    assert r.stdout == f"bfb.{GROUP}/applied created\n"
+    r = ctl(dpf_server, "-n", NS, "get", "bfb", "applied", "-o",
+            "jsonpath={.spec.fileName}")
+    assert r.stdout == f"{NS}-applied.bfb"
+    # applying the file again sends fileName "" once more (the live value
+    # differs from the file): kubectl calls that "configured" too, and the
+    # server defaults it to the same name
+    r = ctl(dpf_server, "apply", "-f", f)
+    k = kubectl(["apply", "-f", f], dpf_server.kubeconfig)
+    assert k.returncode == 0, k.stderr
+    assert r.stdout == k.stdout == f"bfb.{GROUP}/applied configured\n"
+    assert live(dpf_server, "applied")["spec"]["fileName"] == \
+        f"{NS}-applied.bfb"
+    # a name given by the user is kept
+    doc = bfb("named")
+    doc["spec"]["fileName"] = "mine.bfb"
+    ctl(dpf_server, "apply", "-f", write_yaml(tmp_path / "named.yaml", doc))
+    assert live(dpf_server, "named")["spec"]["fileName"] == "mine.bfb"
 
 
 def test_apply_sources(dpf_server, tmp_path):
@@ -594,3 +638,563 @@ def test_kubeconfig_auth_variants(dpf_server, tmp_path):
     r = get(broken)
     assert r.returncode == 1
     assert "clusters[0].cluster.server is missing" in r.stderr
+
+
+# --- credential handling (exec plugins, TLS names, refusals) ----------------
+
+EXEC_V1 = "client.authentication.k8s.io/v1"
+EXEC_V1BETA1 = "client.authentication.k8s.io/v1beta1"
+
+# A credential plugin: logs each run (its KUBERNETES_EXEC_INFO, argv and
+# environment) as a JSON line, says something on stderr and prints an
+# ExecCredential with the token read from a file. PLUGIN_MODE changes
+# what it does: "fail" exits 3, "crlf" returns a token with CR/LF,
+# "wrong-first" returns a bad token on its first run, "cert" returns the
+# client certificate and key from $PLUGIN_CERT / $PLUGIN_KEY.
+PLUGIN = r'''#!/usr/bin/python3
+import json, os, sys
+log, token_file = sys.argv[1], sys.argv[2]
+with open(log, "a") as f:
+    f.write(json.dumps({"info": os.environ.get("KUBERNETES_EXEC_INFO"),
+                        "argv": sys.argv[1:],
+                        "extra": os.environ.get("PLUGIN_EXTRA")}) + "\n")
+runs = sum(1 for _ in open(log))
+mode = os.environ.get("PLUGIN_MODE", "")
+if mode == "fail":
+    sys.stderr.write("sso: session expired, run 'sso login'\n")
+    sys.exit(3)
+tok = open(token_file).read().strip()
+if mode == "cert":
+    status = {"clientCertificateData": open(os.environ["PLUGIN_CERT"]).read(),
+              "clientKeyData": open(os.environ["PLUGIN_KEY"]).read()}
+    print(json.dumps({"apiVersion": os.environ["PLUGIN_API"],
+                      "kind": "ExecCredential", "status": status}))
+    sys.exit(0)
+if mode == "crlf":
+    tok += "\r\nX-Injected: 1"
+if mode == "wrong-first" and runs == 1:
+    tok = "not-" + tok
+sys.stderr.write("plugin: token issued\n")
+status = {"token": tok}
+if os.environ.get("PLUGIN_EXPIRY"):
+    status["expirationTimestamp"] = os.environ["PLUGIN_EXPIRY"]
+print(json.dumps({"apiVersion": os.environ.get("PLUGIN_API", "%s"),
+                  "kind": "ExecCredential", "status": status}))
+''' % EXEC_V1
+
+
+class Plugin:
+    """The plugin script plus its token file and run log in tmp_path."""
+
+    def __init__(self, tmp_path, token):
+        self.dir = tmp_path / "plugin"
+        self.dir.mkdir(exist_ok=True)
+        self.path = self.dir / "get-token"
+        self.path.write_text(PLUGIN)
+        self.path.chmod(0o755)
+        self.token = self.dir / "token"
+        self.token.write_text(token + "\n")
+        self.token.chmod(0o600)
+
+    def log(self, name):
+        return str(self.dir / f"{name}.log")
+
+    def runs(self, name):
+        p = self.log(name)
+        if not os.path.exists(p):
+            return []
+        return [json.loads(line) for line in open(p)]
+
+
+def exec_kubeconfig(srv, tmp_path, name, plugin, api=EXEC_V1, mode="Never",
+                    env=(), cluster_info=False, server=None, extra_cluster=None,
+                    install_hint=None):
+    """A kubeconfig for srv whose only credential is the plugin; its runs
+    are logged to plugin.log(name)."""
+    with open(srv.kubeconfig) as f:
+        kc = yaml.safe_load(f)
+    cl = kc["clusters"][0]["cluster"]
+    if server:
+        cl["server"] = server
+    cl.update(extra_cluster or {})
+    ex = {"apiVersion": api, "command": str(plugin.path),
+          "args": [plugin.log(name), str(plugin.token)],
+          "env": [{"name": "PLUGIN_API", "value": api}] +
+                 [{"name": k, "value": v} for k, v in env],
+          "provideClusterInfo": cluster_info}
+    if mode:
+        ex["interactiveMode"] = mode
+    if install_hint:
+        ex["installHint"] = install_hint
+    kc["users"][0]["user"] = {"exec": ex}
+    path = tmp_path / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(kc))
+    return str(path)
+
+
+def both(args, kc):
+    """Run dpfctl and kubectl 1.32 with the same kubeconfig."""
+    d = dpfctl(list(args), kc, input="")
+    k = kubectl(list(args), kc, input="")
+    return d, k
+
+
+def test_exec_plugin_like_kubectl(dpf_server, tmp_path):
+    """An exec plugin (client.authentication.k8s.io/v1 and v1beta1) gives
+    dpfctl and kubectl the same access; the plugin gets the same
+    KUBERNETES_EXEC_INFO from both, with the cluster when asked for, and
+    its stderr reaches the user."""
+    plugin = Plugin(tmp_path, dpf_server.token)
+    ca_b64 = base64.b64encode(open(dpf_server.ca, "rb").read()).decode()
+    for api, mode, info in (
+            (EXEC_V1, "Never", False),
+            (EXEC_V1, "IfAvailable", True),
+            (EXEC_V1BETA1, None, True)):
+        tag = f"{api.rsplit('/', 1)[1]}-{mode}-{info}"
+        kc = exec_kubeconfig(
+            dpf_server, tmp_path, tag, plugin, api=api, mode=mode,
+            env=[("PLUGIN_EXTRA", "from kubeconfig")], cluster_info=info,
+            extra_cluster={"extensions": [{
+                "name": "client.authentication.k8s.io/exec",
+                "extension": {"audience": "dpf", "level": 2}}]})
+        d, k = both(["get", "ns", "default", "-o", "name"], kc)
+        assert (d.returncode, d.stdout) == (0, "namespace/default\n"), d.stderr
+        assert (k.returncode, k.stdout) == (0, "namespace/default\n"), k.stderr
+        # client-go passes the plugin's stderr through; so does dpfctl
+        assert "plugin: token issued\n" in d.stderr
+        assert "plugin: token issued\n" in k.stderr
+        runs = plugin.runs(tag)
+        assert len(runs) >= 2  # dpfctl's run, then kubectl's
+        mine, theirs = runs[0], runs[-1]
+        assert mine["info"] == theirs["info"], (mine["info"], theirs["info"])
+        assert mine["argv"] == [plugin.log(tag), str(plugin.token)]
+        assert mine["extra"] == "from kubeconfig"
+        req = json.loads(mine["info"])
+        want = {"kind": "ExecCredential", "apiVersion": api,
+                "spec": {"interactive": False}}
+        if info:
+            want["spec"]["cluster"] = {
+                "server": dpf_server.url,
+                "certificate-authority-data": ca_b64,
+                "config": {"audience": "dpf", "level": 2}}
+        assert req == want
+
+
+def test_exec_plugin_client_certificate(dpf_server, tmp_path):
+    """A plugin may return a client certificate and key instead of a
+    token; dpfctl and kubectl both authenticate with it."""
+    plugin = Plugin(tmp_path, "unused")
+    (tmp_path / "admin.crt").write_bytes(dpf_server.client_cert)
+    key = tmp_path / "admin.key"
+    key.write_bytes(dpf_server.client_key)
+    key.chmod(0o600)
+    kc = exec_kubeconfig(dpf_server, tmp_path, "cert", plugin,
+                         env=[("PLUGIN_MODE", "cert"),
+                              ("PLUGIN_CERT", str(tmp_path / "admin.crt")),
+                              ("PLUGIN_KEY", str(key))])
+    d, k = both(["get", "ns", "default", "-o", "name"], kc)
+    assert (d.returncode, d.stdout) == (0, "namespace/default\n"), d.stderr
+    assert (k.returncode, k.stdout) == (0, "namespace/default\n"), k.stderr
+    assert len(plugin.runs("cert")) >= 2
+
+
+def test_exec_plugin_expiry_and_401(dpf_server, tmp_path):
+    """A credential is reused until its expirationTimestamp; once expired
+    the plugin runs again before the next request (kubectl too); a 401
+    runs it again and the request is repeated once."""
+    plugin = Plugin(tmp_path, dpf_server.token)
+    names = ["get", "ns", "default", "kube-system", "kube-public", "-o",
+             "name"]
+    want = "namespace/default\nnamespace/kube-system\nnamespace/kube-public\n"
+    runs = {}
+    for label, expiry in (("future", "2099-01-01T00:00:00Z"),
+                          ("past", "2001-01-01T00:00:00Z")):
+        for tool in ("dpfctl", "kubectl"):
+            tag = f"{label}-{tool}"
+            kc = exec_kubeconfig(dpf_server, tmp_path, tag, plugin,
+                                 env=[("PLUGIN_EXPIRY", expiry)])
+            r = (dpfctl if tool == "dpfctl" else kubectl)(names, kc, input="")
+            assert (r.returncode, r.stdout) == (0, want), r.stderr
+            runs[tag] = len(plugin.runs(tag))
+    # dpfctl: one run while valid; one per request (three GETs) once expired
+    assert runs["future-dpfctl"] == 1
+    assert runs["past-dpfctl"] == 3
+    # kubectl re-runs an expired plugin too
+    assert runs["past-kubectl"] > runs["future-kubectl"]
+
+    kc = exec_kubeconfig(dpf_server, tmp_path, "wrong-first", plugin,
+                         env=[("PLUGIN_MODE", "wrong-first")])
+    r = dpfctl(["get", "ns", "default", "-o", "name"], kc, input="")
+    assert (r.returncode, r.stdout) == (0, "namespace/default\n"), r.stderr
+    assert len(plugin.runs("wrong-first")) == 2
+
+
+def test_exec_plugin_failure(dpf_server, tmp_path):
+    """A failing plugin: its exit code, stderr and installHint are shown,
+    with the kubeconfig user; a missing one shows the installHint."""
+    plugin = Plugin(tmp_path, dpf_server.token)
+    hint = "Install the SSO helper: apt install sso-helper"
+    kc = exec_kubeconfig(dpf_server, tmp_path, "fail", plugin,
+                         env=[("PLUGIN_MODE", "fail")], install_hint=hint)
+    d, k = both(["get", "ns", "default"], kc)
+    assert d.returncode == 1 and k.returncode == 1
+    assert d.stdout == ""
+    assert d.stderr == (
+        f'error: getting credentials for user "dpf-admin": exec: executable '
+        f"{plugin.path} failed with exit code 3\n"
+        f"plugin stderr: sso: session expired, run 'sso login'\n{hint}\n")
+    assert f"executable {plugin.path} failed with exit code 3" in k.stderr
+
+    with open(kc) as f:
+        doc = yaml.safe_load(f)
+    doc["users"][0]["user"]["exec"]["command"] = str(tmp_path / "no-such")
+    (tmp_path / "missing.kubeconfig").write_text(yaml.safe_dump(doc))
+    r = dpfctl(["get", "ns", "default"], str(tmp_path / "missing.kubeconfig"))
+    assert r.returncode == 1
+    assert f"exec: executable {tmp_path / 'no-such'} not found" in r.stderr
+    assert r.stderr.endswith(f"{hint}\n")
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records whether anyone connected
+    (and what they sent), answering each request with a plain 401."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.connections = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.1)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            conn.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                if data:
+                    conn.sendall(b"HTTP/1.1 401 Unauthorized\r\n"
+                                 b"Content-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.received.append(data)
+            conn.close()
+
+    def close(self):
+        self._stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    lis = Listener()
+    yield lis
+    lis.close()
+
+
+def plain_kubeconfig(tmp_path, name, server, user, cluster_extra=None):
+    cl = {"server": server}
+    cl.update(cluster_extra or {})
+    kc = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+          "contexts": [{"name": "c",
+                        "context": {"cluster": "lab", "user": "eve"}}],
+          "clusters": [{"name": "lab", "cluster": cl}],
+          "users": [{"name": "eve", "user": user}]}
+    path = tmp_path / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(kc))
+    return str(path)
+
+
+def test_token_with_control_characters_never_sent(tmp_path, listener):
+    """A token with CR/LF (inline, from tokenFile, from an exec plugin) is
+    refused naming the user, before any connection; kubectl does not
+    send the inline one either."""
+    server = f"https://127.0.0.1:{listener.port}"
+    tls = {"insecure-skip-tls-verify": True}
+    tokfile = tmp_path / "token"
+    tokfile.write_text("abc\nX-Injected: 1\n")
+    plugin = Plugin(tmp_path, "abc")
+    cases = {
+        "inline": ({"token": "abc\r\nX-Injected: 1"},
+                   'users[0].user.token of user "eve" contains a control '
+                   "character (CR at offset 3); refusing to send it"),
+        "file": ({"tokenFile": str(tokfile)},
+                 'users[0].user.tokenFile of user "eve" contains a control '
+                 "character (LF at offset 3)"),
+        "lf-only": ({"token": "abc\nX-Injected: 1"},
+                    'token of user "eve" contains a control character (LF'),
+        "plugin": ({"exec": {
+            "apiVersion": EXEC_V1, "command": str(plugin.path),
+            "args": [plugin.log("crlf"), str(plugin.token)],
+            "interactiveMode": "Never",
+            "env": [{"name": "PLUGIN_MODE", "value": "crlf"}]}},
+            'getting credentials for user "eve": exec plugin returned a '
+            "token with a control character (CR at offset 3); refusing to "
+            "send it"),
+    }
+    for name, (user, msg) in cases.items():
+        kc = plain_kubeconfig(tmp_path, name, server, user, tls)
+        r = dpfctl(["get", "ns"], kc)
+        assert r.returncode == 1, r.stdout
+        assert msg in r.stderr, r.stderr
+        assert "X-Injected" not in r.stderr  # the secret is not echoed
+    assert len(plugin.runs("crlf")) == 1
+    time.sleep(0.3)  # let the listener thread see a late connection
+    assert listener.connections == 0 and listener.received == []
+    kc = plain_kubeconfig(tmp_path, "kubectl", server, cases["inline"][0],
+                          tls)
+    k = kubectl(["get", "ns"], kc)
+    assert k.returncode == 1
+    assert 'invalid header field value for "Authorization"' in k.stderr
+    # (kubectl's packaged dispatcher may ask /version, without the token)
+    time.sleep(0.3)
+    assert not [r for r in listener.received if b"X-Injected" in r]
+
+
+def test_credentials_not_sent_over_plain_http(tmp_path, listener):
+    """http:// with a token, basic auth or an exec plugin is refused before
+    any connection (client-go would send them); the cluster extension
+    allows it; without credentials http:// works as before."""
+    server = f"http://127.0.0.1:{listener.port}"
+    plugin = Plugin(tmp_path, "plugin-token")
+    users = {
+        "token": ({"token": "sekrit-token"}, "a bearer token"),
+        "basic": ({"username": "eve", "password": "sekrit"},
+                  "a username and password"),
+        "exec": ({"exec": {"apiVersion": EXEC_V1,
+                           "command": str(plugin.path),
+                           "args": [plugin.log("http"), str(plugin.token)],
+                           "interactiveMode": "Never"}},
+                 "an exec credential plugin"),
+    }
+    for name, (user, what) in users.items():
+        kc = plain_kubeconfig(tmp_path, name, server, user)
+        r = dpfctl(["get", "ns"], kc)
+        assert r.returncode == 1
+        assert r.stderr == (
+            f'error: kubeconfig {kc}: user "eve" has {what}, but cluster '
+            f'"lab" is reached over plain http ({server}): refusing to send '
+            f"credentials in clear text; use an https:// server, or add the "
+            f'cluster extension "dpfctl.dpu.nvidia.com/allow-plaintext-'
+            f'credentials" to allow it\n')
+    assert plugin.runs("http") == []  # the plugin did not even run
+    time.sleep(0.3)
+    assert listener.connections == 0
+
+    # the explicit opt-in: a kubeconfig kubectl reads as well
+    allow = {"extensions": [{
+        "name": "dpfctl.dpu.nvidia.com/allow-plaintext-credentials",
+        "extension": {"reason": "lab network"}}]}
+    kc = plain_kubeconfig(tmp_path, "allowed", server, users["token"][0],
+                          allow)
+    assert kubectl(["config", "view"], kc).returncode == 0
+
+    def ours():
+        return [r for r in listener.received if b"\r\nUser-Agent: dpf/" in r]
+    r = dpfctl(["get", "ns"], kc)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: You must be logged in to the server")
+    wait_for(ours, 10, what="request on the listener")
+    assert b"\r\nAuthorization: Bearer sekrit-token\r\n" in ours()[0]
+    # no credentials: http:// is used as before
+    kc = plain_kubeconfig(tmp_path, "anon", server, {})
+    r = dpfctl(["get", "ns"], kc)
+    assert r.returncode == 1 and "logged in" in r.stderr
+    wait_for(lambda: len(ours()) >= 2, 10, what="second request")
+    assert b"Authorization" not in ours()[1]
+
+
+def test_insecure_with_ca_refused(dpf_server, tmp_path):
+    """insecure-skip-tls-verify with a CA is an error, as in client-go."""
+    with open(dpf_server.kubeconfig) as f:
+        base = yaml.safe_load(f)
+    (tmp_path / "ca.crt").write_bytes(open(dpf_server.ca, "rb").read())
+    for name, edit in (
+            ("data", lambda c: None),
+            ("file", lambda c: (c.pop("certificate-authority-data"),
+                                c.update({"certificate-authority":
+                                          str(tmp_path / "ca.crt")})))):
+        kc = json.loads(json.dumps(base))
+        cl = kc["clusters"][0]["cluster"]
+        edit(cl)
+        cl["insecure-skip-tls-verify"] = True
+        path = tmp_path / f"{name}.kubeconfig"
+        path.write_text(yaml.safe_dump(kc))
+        d, k = both(["get", "ns", "default"], str(path))
+        assert d.returncode == 1 and k.returncode == 1
+        msg = ("specifying a root certificates file with the insecure flag "
+               "is not allowed")
+        assert msg in k.stderr
+        field = "certificate-authority-data" if name == "data" \
+            else "certificate-authority"
+        assert d.stderr == (
+            f"error: kubeconfig {path}: clusters[0].cluster (cluster "
+            f'"dpf"): {msg} (insecure-skip-tls-verify is true and {field} '
+            f"is set)\n")
+
+
+def test_tls_server_name_real_server(tmp_path):
+    """tls-server-name against dpf-server: the server URL is 127.0.0.1, the
+    name comes from --server-name; a name the certificate has works, any
+    other is a certificate error (the URL's host is not what is checked)."""
+    data = tmp_path / "srv"
+    data.mkdir()
+    srv = DpfServer(str(data), extra_args=["--server-name", "api.dpf.test"])
+    srv.start()
+    try:
+        with open(srv.kubeconfig) as f:
+            base = yaml.safe_load(f)
+        assert base["clusters"][0]["cluster"]["server"].startswith(
+            "https://127.0.0.1:")
+        for name, want_ok in (("api.dpf.test", True),
+                              ("wrong.dpf.test", False)):
+            kc = json.loads(json.dumps(base))
+            kc["clusters"][0]["cluster"]["tls-server-name"] = name
+            path = tmp_path / f"{name}.kubeconfig"
+            path.write_text(yaml.safe_dump(kc))
+            d, k = both(["get", "ns", "default", "-o", "name"], str(path))
+            if want_ok:
+                assert (d.returncode, d.stdout) == (0, "namespace/default\n"), \
+                    d.stderr
+                assert (k.returncode, k.stdout) == (0, "namespace/default\n"), \
+                    k.stderr
+            else:
+                assert d.returncode == 1 and k.returncode == 1
+                assert d.stderr == (
+                    "Unable to connect to the server: SSL: no alternative "
+                    "certificate subject name matches target host name "
+                    "'wrong.dpf.test'\n")
+                assert "x509: certificate is valid for" in k.stderr and \
+                    "not wrong.dpf.test" in k.stderr
+    finally:
+        assert srv.stop() == 0
+
+
+def make_cert(tmp_path, dns_name):
+    """A CA and a serving certificate whose only name is dns_name."""
+    d = tmp_path / "pki"
+    d.mkdir()
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "ca.key"),
+        "-out", str(d / "ca.crt"), "-subj", "/CN=test-ca", "-days", "2",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"),
+        "-subj", f"/CN={dns_name}")
+    (d / "ext").write_text(f"subjectAltName=DNS:{dns_name}\n"
+                           "extendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.crt"),
+        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out",
+        str(d / "srv.crt"), "-days", "2", "-extfile", str(d / "ext"))
+    return d
+
+
+class TlsVersionServer:
+    """HTTPS on 127.0.0.1 with a certificate for one DNS name only; records
+    the SNI name and Host header of each request and answers /version."""
+
+    def __init__(self, pki):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(pki / "srv.crt"), str(pki / "srv.key"))
+        self.sni = []
+        self.hosts = []
+        self.ctx.sni_callback = lambda s, name, c: self.sni.append(name)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        body = json.dumps({"major": "1", "minor": "32",
+                           "gitVersion": "v1.32.0-sni"}).encode()
+        while not self._stop:
+            try:
+                raw, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            raw.settimeout(5)
+            try:
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                for line in data.split(b"\r\n"):
+                    if line.lower().startswith(b"host:"):
+                        self.hosts.append(line[5:].strip().decode())
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
+                             b"application/json\r\nContent-Length: "
+                             + str(len(body)).encode() +
+                             b"\r\nConnection: close\r\n\r\n" + body)
+                conn.close()
+            except (OSError, ssl.SSLError):
+                raw.close()
+
+    def close(self):
+        self._stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_tls_server_name_is_sni_and_verified_name(tmp_path):
+    """The server URL is 127.0.0.1 and the certificate carries only
+    only.dpf.test: without tls-server-name the certificate is refused;
+    with it, only.dpf.test is sent as SNI and verified, while the Host
+    header keeps the URL's authority, for dpfctl and kubectl alike."""
+    pki = make_cert(tmp_path, "only.dpf.test")
+    srv = TlsVersionServer(pki)
+    try:
+        ca = base64.b64encode((pki / "ca.crt").read_bytes()).decode()
+        server = f"https://127.0.0.1:{srv.port}"
+        cl = {"certificate-authority-data": ca}
+        user = {"token": "t"}  # (no user at all makes kubectl prompt)
+        kc = plain_kubeconfig(tmp_path, "nosni", server, user, cl)
+        d, k = both(["version"], kc)
+        assert d.returncode == 1 and k.returncode == 1
+        assert "no alternative certificate subject name matches target " \
+            "host name '127.0.0.1'" in d.stderr
+        assert "x509: cannot validate certificate for 127.0.0.1" in k.stderr
+
+        srv.sni.clear()
+        srv.hosts.clear()
+        kc = plain_kubeconfig(tmp_path, "sni", server, user,
+                              dict(cl, **{"tls-server-name": "only.dpf.test"}))
+        d, k = both(["version"], kc)
+        assert d.returncode == 0, d.stderr
+        assert "Server Version: v1.32.0-sni" in d.stdout
+        assert k.returncode == 0, k.stderr
+        assert "Server Version: v1.32.0-sni" in k.stdout
+        assert srv.sni and set(srv.sni) == {"only.dpf.test"}
+        assert srv.hosts and set(srv.hosts) == {f"127.0.0.1:{srv.port}"}
+    finally:
+        srv.close()

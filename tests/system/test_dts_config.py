@@ -155,6 +155,43 @@ def test_malformed_config_rejected_old_one_kept(pair, tmp_path):
         assert dts.stop() == 0
 
 
+def test_forward_enabled_without_host_rejected(pair, tmp_path):
+    """fluent-forward-enable=1 with no fluent-forward-host: dts refuses to
+    start on it, and a running dts rejects it on reload, naming the key,
+    and keeps its old configuration (no forward output is started)."""
+    first = Dts(pair.ns_a, str(tmp_path / "a"))
+    first.write_config(_cfg(first, "update=200", "fluent-forward-enable=1",
+                            "fluent-forward-port=24224"))
+    first.start(wait=False)
+    try:
+        code = first.proc.wait(20)
+    finally:
+        first.stop()
+    assert code != 0
+    assert "fluent-forward-host: required when forwarding is enabled" in \
+        first.log_text(), first.log_text()
+
+    dts = Dts(pair.ns_a, str(tmp_path / "b"))
+    dts.write_config(_cfg(dts, "update=300"))
+    try:
+        dts.start()
+        dts.write_config(_cfg(dts, "update=100", "fluent-forward-enable=1",
+                              "fluent-forward-port=24224"))
+        wait_for(lambda: series(dts.metrics(), "dts_config_errors_total")
+                 == [1.0], 10, what="rejection counted")
+        m = dts.metrics()
+        assert series(m, "dts_config_last_reload_successful") == [0.0]
+        assert series(m, "dts_update_period_seconds") == [0.3]
+        assert "fluent forward output" not in dts.log_text()
+        rejected = [ln for ln in dts.log_text().splitlines()
+                    if "configuration rejected" in ln]
+        assert rejected and "fluent-forward-host: required when " \
+            "forwarding is enabled" in rejected[-1], rejected
+        assert dts.proc.poll() is None
+    finally:
+        assert dts.stop() == 0
+
+
 def test_dpf_yaml_configmapdata(pair, tmp_path):
     dts = Dts(pair.ns_a, str(tmp_path), port=9100)
     dts.write_config("configMapData:\n"
@@ -208,7 +245,7 @@ def test_sigterm_exits_cleanly(pair, tmp_path):
                           "enable-provider=ifconfig"))
     dts.start()
     assert dts.stop() == 0
-    assert "dts stopped" in dts.log_text()
+    assert 'msg="stopped" program=dts rc=0' in dts.log_text()
     assert "ERROR: AddressSanitizer" not in dts.log_text()
     assert ns_curl(pair.ns_a, dts.url + "/healthz", 2)[0] == 0
 

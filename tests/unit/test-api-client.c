@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/api-client.h"
-#include "lib/util.h"
+#include "lib/kube/api-client.h"
+#include "lib/base/util.h"
 
 /* One scripted reply. */
 struct fake_resp {
@@ -196,6 +196,7 @@ client_for(struct fake *f)
     char *server = xasprintf("http://127.0.0.1:%d", f->port);
     kc.server = server;
     kc.token = "sekrit";
+    kc.allow_plaintext_credentials = true; /* the fake speaks plain HTTP */
     struct dpf_error err = {0};
     struct api_client *c = api_client_create(&kc, &err);
     assert_non_null(c);
@@ -547,6 +548,352 @@ test_connection_refused(void **state)
     free(server);
 }
 
+/* --- credentials ---------------------------------------------------- */
+
+/* A kubeconfig for the fake server whose user is given as YAML lines
+ * (indented under "user:"); cluster_extra goes under "cluster:". */
+static struct kubeconfig *
+kc_for(struct fake *f, const char *cluster_extra, const char *user)
+{
+    char *text = xasprintf("current-context: c\n"
+                           "contexts:\n- name: c\n"
+                           "  context: {cluster: fake, user: alice}\n"
+                           "clusters:\n- name: fake\n  cluster:\n"
+                           "    server: http://127.0.0.1:%d\n%s"
+                           "users:\n- name: alice\n  user:\n%s",
+                           f ? f->port : 1, cluster_extra, user);
+    struct kubeconfig *kc = NULL;
+    struct dpf_error err = {0};
+    if (kubeconfig_parse(text, strlen(text), "/tmp/kc-test", NULL, &kc, &err) <
+        0) {
+        fail_msg("%s", err.message);
+    }
+    free(text);
+    return kc;
+}
+
+#define ALLOW_PLAIN                              \
+    "    extensions:\n"                          \
+    "    - name: " KUBECONFIG_EXT_PLAINTEXT "\n" \
+    "      extension: {}\n"
+
+/* Credentials never go to an http:// server unless the cluster opts in;
+ * the refusal happens before any connection. */
+static void
+test_plaintext_refused(void **state)
+{
+    struct fake_resp r[] = {{200, "{}", {0}, 0}};
+    struct fake *f = fake_start(r, 1);
+    static const char *const users[] = {
+        "    token: abc\n",
+        "    username: u\n    password: p\n",
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+        "      command: /bin/false\n      interactiveMode: Never\n",
+    };
+    static const char *const what[] = {"a bearer token",
+                                       "a username and password",
+                                       "an exec credential plugin"};
+    for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
+        struct kubeconfig *kc = kc_for(f, "", users[i]);
+        struct dpf_error err = {0};
+        assert_null(api_client_create(kc, &err));
+        char *want = xasprintf(
+            "kubeconfig /tmp/kc-test: user \"alice\" has %s, but cluster "
+            "\"fake\" is reached over plain http (http://127.0.0.1:%d): "
+            "refusing to send credentials in clear text",
+            what[i], f->port);
+        if (!str_has_prefix(err.message, want)) {
+            fail_msg("got: %s\nwant: %s", err.message, want);
+        }
+        assert_non_null(strstr(err.message, KUBECONFIG_EXT_PLAINTEXT));
+        free(want);
+        kubeconfig_free(kc);
+    }
+    /* no credentials: plain http is fine */
+    struct kubeconfig *kc = kc_for(f, "", "    {}\n");
+    struct dpf_error err = {0};
+    struct api_client *c = api_client_create(kc, &err);
+    assert_non_null(c);
+    api_client_destroy(c);
+    kubeconfig_free(kc);
+    assert_int_equal(fake_stop(f), 0);
+
+    /* with the extension, basic auth goes out as RFC 7617 says */
+    struct fake_resp r2[] = {{200, "{}", {0}, 0}};
+    f = fake_start(r2, 1);
+    kc = kc_for(f, ALLOW_PLAIN, "    username: u\n    password: p w\n");
+    c = api_client_create(kc, &err);
+    assert_non_null(c);
+    json_t *o = NULL;
+    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+    json_decref(o);
+    api_client_destroy(c);
+    kubeconfig_free(kc);
+    char *q = f->req[0];
+    f->req[0] = NULL;
+    fake_stop(f);
+    /* base64("u:p w") */
+    assert_non_null(strstr(q, "\r\nAuthorization: Basic dTpwIHc=\r\n"));
+    free(q);
+}
+
+/* A hand-made struct kubeconfig with a CR/LF token (kubeconfig_parse()
+ * refuses those already) or insecure+CA is refused too. */
+static void
+test_create_refuses_bad_material(void **state)
+{
+    struct kubeconfig kc = {0};
+    kc.server = "https://127.0.0.1:1";
+    kc.token = "abc\r\nX-Injected: 1";
+    kc.user_name = "bob";
+    struct dpf_error err = {0};
+    assert_null(api_client_create(&kc, &err));
+    assert_non_null(strstr(err.message, "user \"bob\""));
+    assert_non_null(strstr(err.message, "control character"));
+    kc.token = NULL;
+    kc.insecure_skip_tls_verify = true;
+    kc.ca_pem = "PEM";
+    kc.ca_len = 3;
+    assert_null(api_client_create(&kc, &err));
+    assert_non_null(strstr(err.message, "specifying a root certificates "
+                                        "file with the insecure flag is not "
+                                        "allowed"));
+}
+
+static char *plugin_dir;
+
+/* A plugin that counts its runs, records KUBERNETES_EXEC_INFO, says
+ * something on stderr and returns token tok-<run> (expiring at $EXPIRY
+ * when set). */
+static char *
+write_plugin(void)
+{
+    char tmpl[] = "/tmp/dpf-test-exec-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    plugin_dir = xstrdup(tmpl);
+    char *path = xasprintf("%s/plugin", plugin_dir);
+    const char *sh =
+        "#!/bin/sh\n"
+        "d=$(dirname \"$0\")\n"
+        "n=$(cat \"$d/count\" 2>/dev/null || echo 0)\n"
+        "n=$((n + 1))\n"
+        "echo $n > \"$d/count\"\n"
+        "printf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$d/info\"\n"
+        "echo \"plugin run $n\" >&2\n"
+        "exp=\n"
+        "[ -n \"$EXPIRY\" ] && exp=\",\\\"expirationTimestamp\\\":"
+        "\\\"$EXPIRY\\\"\"\n"
+        "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+        "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-%s\"%s}}\\n'"
+        " \"$n\" \"$exp\"\n";
+    assert_int_equal(file_write_atomic(path, sh, strlen(sh), 0755), 0);
+    return path;
+}
+
+static int
+plugin_count(void)
+{
+    char *p = xasprintf("%s/count", plugin_dir);
+    char *t = NULL;
+    int n = file_read_all(p, &t, NULL) == 0 ? atoi(t) : 0;
+    free(t);
+    free(p);
+    return n;
+}
+
+static void
+plugin_cleanup(char *path)
+{
+    char *cmd = xasprintf("rm -rf '%s'", plugin_dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(path);
+    free(plugin_dir);
+    plugin_dir = NULL;
+}
+
+static struct api_client *
+exec_client(struct fake *f, const char *plugin, const char *expiry)
+{
+    char *user =
+        xasprintf("    exec:\n"
+                  "      apiVersion: client.authentication.k8s.io/v1\n"
+                  "      command: %s\n"
+                  "      interactiveMode: Never\n"
+                  "      env:\n      - {name: EXPIRY, value: \"%s\"}\n",
+                  plugin, expiry ? expiry : "");
+    struct kubeconfig *kc = kc_for(f, ALLOW_PLAIN, user);
+    free(user);
+    struct dpf_error err = {0};
+    struct api_client *c = api_client_create(kc, &err);
+    if (!c) {
+        fail_msg("%s", err.message);
+    }
+    kubeconfig_free(kc);
+    /* creating the client runs nothing */
+    assert_int_equal(plugin_count(), 0);
+    return c;
+}
+
+/* Several requests, one plugin run while the credential has not expired;
+ * one run per request once it has. */
+static void
+test_exec_cache_and_expiry(void **state)
+{
+    char *plugin = write_plugin();
+    struct fake_resp ok[] = {{200, "{}", {0}, 0}};
+    struct fake *f = fake_start(ok, 1);
+    json_t *o = NULL;
+    struct dpf_error err = {0};
+
+    char future[32];
+    time_format_rfc3339(time_wall_ns() + 3600 * 1000000000LL, future,
+                        sizeof future);
+    struct api_client *c = exec_client(f, plugin, future);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+        json_decref(o);
+    }
+    assert_int_equal(api_client_exec_runs(c), 1);
+    assert_int_equal(plugin_count(), 1);
+    api_client_destroy(c);
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(
+            strstr(f->req[i], "\r\nAuthorization: Bearer tok-1\r\n"));
+    }
+    fake_stop(f);
+
+    /* no expirationTimestamp: cached for the life of the client */
+    f = fake_start(ok, 1);
+    char *p2 = xasprintf("%s/count", plugin_dir);
+    unlink(p2);
+    free(p2);
+    c = exec_client(f, plugin, NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+        json_decref(o);
+    }
+    assert_int_equal(api_client_exec_runs(c), 1);
+    api_client_destroy(c);
+    fake_stop(f);
+
+    /* expired (in the past): run again before every request */
+    f = fake_start(ok, 1);
+    p2 = xasprintf("%s/count", plugin_dir);
+    unlink(p2);
+    free(p2);
+    c = exec_client(f, plugin, "2020-01-01T00:00:00Z");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+        json_decref(o);
+    }
+    assert_int_equal(api_client_exec_runs(c), 3);
+    api_client_destroy(c);
+    for (int i = 0; i < 3; i++) {
+        char *want = xasprintf("\r\nAuthorization: Bearer tok-%d\r\n", i + 1);
+        assert_non_null(strstr(f->req[i], want));
+        free(want);
+    }
+    fake_stop(f);
+    plugin_cleanup(plugin);
+}
+
+/* A 401 runs the plugin again and repeats the request once with the new
+ * token; a second 401 is the answer (no loop). Watches too. */
+static void
+test_exec_401_retry(void **state)
+{
+    char *plugin = write_plugin();
+    static const char unauth[] =
+        "{\"kind\":\"Status\",\"reason\":\"Unauthorized\",\"code\":401,"
+        "\"message\":\"Unauthorized\"}";
+    struct fake_resp r[] = {
+        {401, unauth, {0}, 0},
+        {200, "{\"kind\":\"Namespace\"}", {0}, 0},
+        {401, unauth, {0}, 0},
+        {401, unauth, {0}, 0},
+        {401, unauth, {0}, 0},
+        {200,
+         NULL,
+         {"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
+          "\"resourceVersion\":\"5\"}}}\n"},
+         0},
+    };
+    struct fake *f = fake_start(r, ARRAY_SIZE(r));
+    struct api_client *c = exec_client(f, plugin, NULL);
+    json_t *o = NULL;
+    struct dpf_error err = {0};
+    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+    json_decref(o);
+    assert_int_equal(api_client_exec_runs(c), 2);
+    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), -EACCES);
+    assert_int_equal(err.code, 401);
+    assert_int_equal(api_client_exec_runs(c), 3);
+    struct api_watch_options wo = {0};
+    struct seen seen = {0};
+    assert_int_equal(
+        api_client_watch(c, &ns_kind, NULL, &wo, on_event, &seen, &err), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.names[0], "a");
+    assert_int_equal(api_client_exec_runs(c), 4);
+    api_client_destroy(c);
+    static const char *const tok[] = {"tok-1", "tok-2", "tok-2",
+                                      "tok-3", "tok-3", "tok-4"};
+    for (size_t i = 0; i < ARRAY_SIZE(tok); i++) {
+        char *want = xasprintf("\r\nAuthorization: Bearer %s\r\n", tok[i]);
+        if (!f->req[i] || !strstr(f->req[i], want)) {
+            fail_msg("request %zu lacks %s: %s", i, want,
+                     f->req[i] ? f->req[i] : "(none)");
+        }
+        free(want);
+    }
+    assert_int_equal(f->served, 6);
+    fake_stop(f);
+    plugin_cleanup(plugin);
+}
+
+/* A failing plugin: the request fails with the plugin's message (user,
+ * exit code, stderr, installHint), -EACCES, and nothing is sent. */
+static void
+test_exec_failure(void **state)
+{
+    char tmpl[] = "/tmp/dpf-test-exec-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    char *path = xasprintf("%s/failing", tmpl);
+    const char *sh = "#!/bin/sh\necho 'login expired: run sso-login' >&2\n"
+                     "exit 3\n";
+    assert_int_equal(file_write_atomic(path, sh, strlen(sh), 0755), 0);
+    struct fake_resp r[] = {{200, "{}", {0}, 0}};
+    struct fake *f = fake_start(r, 1);
+    char *user = xasprintf("    exec:\n"
+                           "      apiVersion: client.authentication.k8s.io/"
+                           "v1beta1\n"
+                           "      command: %s\n"
+                           "      installHint: install sso-tool first\n",
+                           path);
+    struct kubeconfig *kc = kc_for(f, ALLOW_PLAIN, user);
+    free(user);
+    struct dpf_error err = {0};
+    struct api_client *c = api_client_create(kc, &err);
+    assert_non_null(c);
+    kubeconfig_free(kc);
+    json_t *o = NULL;
+    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), -EACCES);
+    char *want = xasprintf("getting credentials for user \"alice\": exec: "
+                           "executable %s failed with exit code 3\n"
+                           "plugin stderr: login expired: run sso-login\n"
+                           "install sso-tool first",
+                           path);
+    assert_string_equal(err.message, want);
+    assert_string_equal(err.reason, API_REASON_CLIENT);
+    free(want);
+    api_client_destroy(c);
+    assert_int_equal(fake_stop(f), 0);
+    unlink(path);
+    rmdir(tmpl);
+    free(path);
+}
+
 static void
 test_status_decode_plain(void **state)
 {
@@ -577,6 +924,11 @@ main(void)
         cmocka_unit_test(test_watch),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_status_decode_plain),
+        cmocka_unit_test(test_plaintext_refused),
+        cmocka_unit_test(test_create_refuses_bad_material),
+        cmocka_unit_test(test_exec_cache_and_expiry),
+        cmocka_unit_test(test_exec_401_retry),
+        cmocka_unit_test(test_exec_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

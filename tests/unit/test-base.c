@@ -11,9 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/error.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/base64.h"
+#include "lib/base/error.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 
 static void
 test_dbuf(void **state)
@@ -102,13 +103,66 @@ test_log_levels(void **state)
     log_set_level(DPF_LOG_INFO);
 }
 
+static void
+test_base64(void **state)
+{
+    static const struct {
+        const char *plain, *std, *url;
+    } v[] = {
+        {"", "", ""},
+        {"f", "Zg==", "Zg"},
+        {"fo", "Zm8=", "Zm8"},
+        {"foo", "Zm9v", "Zm9v"},
+        {"\xfb\xff", "+/8=", "-_8"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        size_t n = strlen(v[i].plain);
+        char *e = base64_encode(v[i].plain, n, BASE64_STD);
+        assert_string_equal(e, v[i].std);
+        free(e);
+        e = base64_encode(v[i].plain, n, BASE64_URL_RAW);
+        assert_string_equal(e, v[i].url);
+        free(e);
+        assert_int_equal(base64_check(v[i].std, strlen(v[i].std)), (long) n);
+        char *d;
+        size_t dn;
+        assert_int_equal(
+            base64_decode(v[i].std, strlen(v[i].std), BASE64_STRICT, &d, &dn),
+            0);
+        assert_int_equal(dn, n);
+        assert_memory_equal(d, v[i].plain, n);
+        free(d);
+        assert_int_equal(
+            base64_decode(v[i].url, strlen(v[i].url), BASE64_URL, &d, &dn), 0);
+        assert_int_equal(dn, n);
+        assert_memory_equal(d, v[i].plain, n);
+        free(d);
+    }
+    /* Go's offsets: the first illegal byte; a short last group points at
+     * its start. */
+    assert_int_equal(base64_check("Zm9v!A==", 8), -(4 + 1));
+    assert_int_equal(base64_check("Zm9vZ", 5), -(4 + 1));
+    assert_int_equal(base64_check("Zg=A", 4), -(3 + 1));
+    assert_int_equal(base64_check("Zg", 2), -(0 + 1));
+    char *d;
+    size_t dn;
+    assert_int_equal(base64_decode("Zg", 2, BASE64_STRICT, &d, &dn), -EINVAL);
+    assert_int_equal(base64_decode("Zm 9v\n", 6, BASE64_LENIENT, &d, &dn), 0);
+    assert_string_equal(d, "foo");
+    free(d);
+    assert_int_equal(base64_decode("Zm 9v", 5, BASE64_URL, &d, &dn), -EINVAL);
+    assert_int_equal(base64_decode("Z", 1, BASE64_LENIENT, &d, &dn), -EINVAL);
+    assert_int_equal(base64_decode("Zg=g", 4, BASE64_LENIENT, &d, &dn),
+                     -EINVAL);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dbuf),        cmocka_unit_test(test_strings),
         cmocka_unit_test(test_file_atomic), cmocka_unit_test(test_error),
-        cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_log_levels),  cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

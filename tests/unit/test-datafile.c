@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/datafile.h"
-#include "lib/dts-ipc.h"
-#include "lib/util.h"
+#include "lib/telemetry/datafile.h"
+#include "lib/telemetry/dts-ipc.h"
+#include "lib/base/util.h"
 
 static char *
 make_dir(void)
@@ -165,9 +165,9 @@ test_dump_events(void **state)
 {
     char *dir = make_dir();
     struct dts_ipc_schema *s = dts_ipc_schema_create("app");
-    static const struct dts_exporter_field f[] = {
-        {"port", DTS_EXPORTER_U16, 1},
-        {"name", DTS_EXPORTER_STRING, 4},
+    static const struct dts_ipc_field_decl f[] = {
+        {"port", DTS_IPC_FIELD_U16, 1},
+        {"name", DTS_IPC_FIELD_STRING, 4},
     };
     assert_int_equal(dts_ipc_schema_add_type(s, "conn", f, 2, NULL), 0);
     json_t *sj = dts_ipc_schema_to_json(s);

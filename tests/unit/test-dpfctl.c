@@ -14,10 +14,10 @@
 
 #include "dpfctl/cmd-apply.h"
 #include "dpfctl/dpfctl.h"
-#include "dpfctl/jsonpath.h"
+#include "lib/codecs/jsonpath.h"
 #include "dpfctl/printer.h"
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 static json_t *
 yaml(const char *text)
@@ -105,31 +105,66 @@ test_jsonpath(void **state)
     json_decref(d);
 }
 
+/* Every boundary of kubectl's age rules (apimachinery's
+ * duration.HumanDuration): seconds below 2m; minutes and seconds below
+ * 10m; minutes below 3h; hours and minutes below 8h; hours below 48h;
+ * days and hours below 8d; days below 2y; years and days below 8y; years
+ * beyond. Each rule is checked on both sides of its edge and at a value
+ * that would show the next finer unit if the edge were misplaced. */
 static void
 test_duration(void **state)
 {
+    enum { M = 60, H = 3600, D = 86400, Y = 365 * 86400 };
     static const struct {
         int64_t s;
         const char *want;
     } cases[] = {
+        {-2, "<invalid>"},
         {-5, "<invalid>"},
         {-1, "0s"},
         {0, "0s"},
-        {5, "5s"},
+        {1, "1s"},
+        {59, "59s"},
+        {60, "60s"},
         {119, "119s"},
-        {120, "2m"},
-        {192, "3m12s"},
-        {600, "10m"},
-        {179 * 60, "179m"},
-        {3 * 3600, "3h"},
-        {4 * 3600 + 60 * 5, "4h5m"},
-        {8 * 3600, "8h"},
-        {47 * 3600, "47h"},
-        {2 * 86400, "2d"},
-        {2 * 86400 + 3600 * 5, "2d5h"},
-        {30 * 86400, "30d"},
-        {3 * 365 * 86400 + 86400 * 10, "3y10d"},
-        {9 * 365 * 86400, "9y"},
+        {2 * M, "2m"},
+        {2 * M + 1, "2m1s"},
+        {3 * M + 12, "3m12s"},
+        {9 * M + 59, "9m59s"},
+        {10 * M, "10m"},
+        {10 * M + 1, "10m"},
+        {10 * M + 30, "10m"}, /* 630 s: seconds are dropped from 10m */
+        {10 * M + 59, "10m"},
+        {11 * M, "11m"},
+        {179 * M, "179m"},
+        {179 * M + 59, "179m"},
+        {3 * H, "3h"},
+        {3 * H + 59, "3h"},
+        {3 * H + M, "3h1m"},
+        {4 * H + 5 * M, "4h5m"},
+        {7 * H + 59 * M + 59, "7h59m"},
+        {8 * H, "8h"},
+        {8 * H + M, "8h"},
+        {47 * H, "47h"},
+        {47 * H + 59 * M + 59, "47h"},
+        {2 * D, "2d"},
+        {2 * D + H - 1, "2d"},
+        {2 * D + H, "2d1h"},
+        {2 * D + 5 * H, "2d5h"},
+        {8 * D - 1, "7d23h"},
+        {8 * D, "8d"},
+        {8 * D + H, "8d"},
+        {30 * D, "30d"},
+        {730 * D - 1, "729d"},
+        {2 * Y, "2y"},
+        {2 * Y + D - 1, "2y"},
+        {2 * Y + D, "2y1d"},
+        {3 * Y, "3y"},
+        {3 * Y + 10 * D, "3y10d"},
+        {8 * Y - 1, "7y364d"},
+        {8 * Y, "8y"},
+        {8 * Y + 100 * D, "8y"},
+        {9 * Y, "9y"},
     };
     char buf[32];
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -147,6 +182,34 @@ test_duration(void **state)
     assert_int_equal(printer_parse_time("2026-11-22T04:56:27+01:00", &t), 0);
     assert_int_equal(t, 1795319787);
     assert_int_equal(printer_parse_time("yesterday", &t), -EINVAL);
+
+    /* printer_age applies the same rules to a creationTimestamp; the
+     * ages are mid-range so a second passing during the test does not
+     * change the expected text */
+    static const struct {
+        int64_t ago;
+        const char *want;
+    } ages[] = {
+        {30, "30s"},
+        {5 * 60 + 30, "5m30s"},
+        {630, "10m"},
+        {2 * 3600 + 600, "130m"},
+        {5 * 3600 + 1230, "5h20m"},
+        {20 * 3600 + 600, "20h"},
+        {3 * 86400 + 7230, "3d2h"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(ages); i++) {
+        char ts[64];
+        time_format_rfc3339(time_wall_ns() - ages[i].ago * 1000000000LL, ts,
+                            sizeof ts);
+        printer_age(ts, buf, sizeof buf);
+        if (strcmp(buf, ages[i].want) != 0) {
+            fail_msg("age of %s (%lld s ago): got %s want %s", ts,
+                     (long long) ages[i].ago, buf, ages[i].want);
+        }
+    }
+    printer_age("not a time", buf, sizeof buf);
+    assert_string_equal(buf, "<unknown>");
 }
 
 static void

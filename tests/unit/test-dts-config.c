@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "dts/dts-config.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 static const struct dts_runtime rt = {
     .config_dir = "/opt/mellanox/doca/services/telemetry/config",
@@ -125,6 +125,46 @@ test_rejects(void **state)
     expect_reject("prometheus-aggr-endpoints=ftp://x\n", "http://");
 }
 
+/* Forwarding switched on without a destination is refused whole (dts
+ * would otherwise run with an exporter that can never send), whether
+ * the host is absent, empty, or set and then cleared; with a host the
+ * same file is accepted. */
+static void
+test_forward_needs_host(void **state)
+{
+    static const char *const bad[] = {
+        "fluent-forward-enable=1\n",
+        "fluent-forward-enable=1\nfluent-forward-port=24224\n",
+        "fluent-forward-enable=1\nfluent-forward-host=\n",
+        "fluent-forward-host=10.0.0.1\nfluent-forward-host=\n"
+        "fluent-forward-enable=1\n",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        struct dpf_error err;
+        struct dts_config *c = parse(bad[i], &err);
+        if (c) {
+            fail_msg("accepted without a host: %s", bad[i]);
+        }
+        assert_string_equal(err.message,
+                            "dts_config.ini: fluent-forward-host: required "
+                            "when forwarding is enabled");
+    }
+    struct dpf_error err;
+    struct dts_config *c =
+        parse("fluent-forward-enable=1\nfluent-forward-host=127.0.0.1\n", &err);
+    if (!c) {
+        fail_msg("%s", err.message);
+    }
+    assert_true(c->fwd_enable);
+    assert_string_equal(c->fwd_host, "127.0.0.1");
+    dts_config_free(c);
+    /* a host alone does not switch forwarding on */
+    c = parse("fluent-forward-host=127.0.0.1\n", &err);
+    assert_non_null(c);
+    assert_false(c->fwd_enable);
+    dts_config_free(c);
+}
+
 static void
 test_prometheus_default_port(void **state)
 {
@@ -197,6 +237,18 @@ test_yaml(void **state)
     dpf_error_clear(&err);
     assert_null(dts_config_load(&r, &err));
     assert_non_null(strstr(err.message, "update"));
+
+    /* The DPF YAML form has the same rule: forward enabled, no host. */
+    const char *nohost = "configMapData:\n"
+                         "  fluent:\n"
+                         "    forward:\n"
+                         "      enable: 1\n"
+                         "      port: 24225\n";
+    assert_int_equal(file_write_atomic(path, nohost, strlen(nohost), 0644), 0);
+    dpf_error_clear(&err);
+    assert_null(dts_config_load(&r, &err));
+    assert_non_null(strstr(err.message, "fluent-forward-host: required when "
+                                        "forwarding is enabled"));
     free(path);
     rmrf(dir);
     free(dir);
@@ -278,6 +330,7 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_forward_needs_host),
         cmocka_unit_test(test_prometheus_default_port),
         cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_init_default),

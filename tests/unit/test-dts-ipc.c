@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/dts-ipc.h"
+#include "lib/telemetry/dts-ipc.h"
 
-static const struct dts_exporter_field fields[] = {
-    {"ts", DTS_EXPORTER_TIMESTAMP, 1}, {"port", DTS_EXPORTER_U16, 1},
-    {"addr", DTS_EXPORTER_IP4, 1},     {"addr6", DTS_EXPORTER_IP6, 1},
-    {"mac", DTS_EXPORTER_MAC, 1},      {"name", DTS_EXPORTER_STRING, 8},
-    {"vals", DTS_EXPORTER_I16, 3},     {"load", DTS_EXPORTER_DOUBLE, 1},
+static const struct dts_ipc_field_decl fields[] = {
+    {"ts", DTS_IPC_FIELD_TIMESTAMP, 1}, {"port", DTS_IPC_FIELD_U16, 1},
+    {"addr", DTS_IPC_FIELD_IP4, 1},     {"addr6", DTS_IPC_FIELD_IP6, 1},
+    {"mac", DTS_IPC_FIELD_MAC, 1},      {"name", DTS_IPC_FIELD_STRING, 8},
+    {"vals", DTS_IPC_FIELD_I16, 3},     {"load", DTS_IPC_FIELD_DOUBLE, 1},
 };
 
 struct __attribute__((packed)) ev {
@@ -156,16 +156,16 @@ test_schema_layout(void **state)
     assert_int_equal(t->fields[6].size, 6);
     /* bad inputs name what is wrong */
     struct dpf_error err = {0};
-    struct dts_exporter_field bad[] = {{"x y", DTS_EXPORTER_U8, 1}};
+    struct dts_ipc_field_decl bad[] = {{"x y", DTS_IPC_FIELD_U8, 1}};
     assert_int_equal(dts_ipc_schema_add_type(s, "t2", bad, 1, &err), -EINVAL);
     assert_non_null(strstr(err.message, "field 0"));
-    struct dts_exporter_field badtype[] = {{"x", 99, 1}};
+    struct dts_ipc_field_decl badtype[] = {{"x", 99, 1}};
     assert_int_equal(dts_ipc_schema_add_type(s, "t2", badtype, 1, NULL),
                      -EINVAL);
-    struct dts_exporter_field zero[] = {{"x", DTS_EXPORTER_U8, 0}};
+    struct dts_ipc_field_decl zero[] = {{"x", DTS_IPC_FIELD_U8, 0}};
     assert_int_equal(dts_ipc_schema_add_type(s, "t2", zero, 1, NULL), -EINVAL);
-    struct dts_exporter_field dup[] = {{"x", DTS_EXPORTER_U8, 1},
-                                       {"x", DTS_EXPORTER_U8, 1}};
+    struct dts_ipc_field_decl dup[] = {{"x", DTS_IPC_FIELD_U8, 1},
+                                       {"x", DTS_IPC_FIELD_U8, 1}};
     assert_int_equal(dts_ipc_schema_add_type(s, "t2", dup, 2, NULL), -EINVAL);
     assert_int_equal(dts_ipc_schema_add_type(s, "ev", fields, 1, NULL),
                      -EEXIST);

@@ -16,7 +16,7 @@
 #include "dts/dts-export.h"
 #include "dts/dts-labels.h"
 #include "dts/dts-metrics.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 static char *
 render(struct dts_model *m)

@@ -13,7 +13,7 @@
 
 #include "dts/dts-promtext.h"
 #include "dts/dts-provider.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 static void
 put(const char *root, const char *rel, const char *content)

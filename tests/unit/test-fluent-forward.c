@@ -14,7 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "lib/fluent-forward.h"
+#include "dts/dts-forward.h"
 
 struct got {
     int n;
@@ -287,25 +287,26 @@ static void
 test_listener_client_ack(void **state)
 {
     struct got g = {0};
-    struct ff_server_config scfg = {.port = 0, .cb = collect, .aux = &g};
+    struct dts_forward_server_config scfg = {
+        .port = 0, .cb = collect, .aux = &g};
     struct dpf_error err = {0};
-    struct ff_server *s = ff_server_start(&scfg, &err);
+    struct dts_forward_server *s = dts_forward_server_start(&scfg, &err);
     assert_non_null(s);
-    struct ff_client_config ccfg = {.host = "127.0.0.1",
-                                    .port = ff_server_port(s),
-                                    .tag = "unit",
-                                    .require_ack = true,
-                                    .batch_records = 7};
-    struct ff_client *c = ff_client_start(&ccfg, &err);
+    struct dts_forward_client_config ccfg = {.host = "127.0.0.1",
+                                             .port = dts_forward_server_port(s),
+                                             .tag = "unit",
+                                             .require_ack = true,
+                                             .batch_records = 7};
+    struct dts_forward_client *c = dts_forward_client_start(&ccfg, &err);
     assert_non_null(c);
     for (int i = 0; i < 50; i++) {
         json_t *r = json_pack("{s:i}", "i", i);
-        assert_int_equal(ff_client_post(c, 1000000000LL * i, r), 0);
+        assert_int_equal(dts_forward_client_post(c, 1000000000LL * i, r), 0);
         json_decref(r);
     }
-    struct ff_client_stats cs = {0};
+    struct dts_forward_client_stats cs = {0};
     for (int i = 0; i < 500; i++) {
-        ff_client_get_stats(c, &cs);
+        dts_forward_client_get_stats(c, &cs);
         if (cs.acked == 50) {
             break;
         }
@@ -315,15 +316,15 @@ test_listener_client_ack(void **state)
     assert_int_equal(cs.sent, 50);
     assert_int_equal(cs.dropped, 0);
     assert_true(cs.connected);
-    struct ff_server_stats ss;
-    ff_server_get_stats(s, &ss);
+    struct dts_forward_server_stats ss;
+    dts_forward_server_get_stats(s, &ss);
     assert_int_equal(ss.events, 50);
     assert_int_equal(ss.acks, ss.frames);
     assert_int_equal(ss.errors, 0);
     assert_int_equal(g.n, 50);
     assert_string_equal(g.tag, "unit");
-    ff_client_stop(c);
-    ff_server_stop(s);
+    dts_forward_client_stop(c);
+    dts_forward_server_stop(s);
 }
 
 static void
@@ -331,29 +332,29 @@ test_client_bounded_queue(void **state)
 {
     /* nobody listens on port 1 of 127.0.0.1: the queue fills, the oldest
      * records are dropped, post never blocks */
-    struct ff_client_config ccfg = {.host = "127.0.0.1",
-                                    .port = 1,
-                                    .buffer_records = 10,
-                                    .backoff_min_ms = 50};
-    struct ff_client *c = ff_client_start(&ccfg, NULL);
+    struct dts_forward_client_config ccfg = {.host = "127.0.0.1",
+                                             .port = 1,
+                                             .buffer_records = 10,
+                                             .backoff_min_ms = 50};
+    struct dts_forward_client *c = dts_forward_client_start(&ccfg, NULL);
     assert_non_null(c);
     int64_t t0 = time_mono_ms();
     for (int i = 0; i < 25; i++) {
         json_t *r = json_pack("{s:i}", "i", i);
-        assert_int_equal(ff_client_post(c, 0, r), 0);
+        assert_int_equal(dts_forward_client_post(c, 0, r), 0);
         json_decref(r);
     }
     assert_true(time_mono_ms() - t0 < 1000);
-    struct ff_client_stats cs;
-    ff_client_get_stats(c, &cs);
+    struct dts_forward_client_stats cs;
+    dts_forward_client_get_stats(c, &cs);
     assert_int_equal(cs.queued, 10);
     assert_int_equal(cs.dropped, 15);
     assert_false(cs.connected);
-    ff_client_stop(c);
+    dts_forward_client_stop(c);
     /* config errors */
     struct dpf_error err = {0};
-    struct ff_client_config bad = {.host = ""};
-    assert_null(ff_client_start(&bad, &err));
+    struct dts_forward_client_config bad = {.host = ""};
+    assert_null(dts_forward_client_start(&bad, &err));
     assert_non_null(strstr(err.message, "host"));
 }
 

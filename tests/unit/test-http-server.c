@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/http-server.h"
-#include "lib/pki.h"
-#include "lib/util.h"
+#include "lib/net/http-server.h"
+#include "lib/net/pki.h"
+#include "lib/base/util.h"
 
 #define MAX_STREAMS 256
 

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/ini.h"
-#include "lib/util.h"
+#include "lib/base/ini.h"
+#include "lib/base/util.h"
 
 static struct ini *
 parse(const char *text, struct dpf_error *err)

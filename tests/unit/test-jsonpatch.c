@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/jsonpatch.h"
-#include "lib/util.h"
+#include "lib/codecs/jsonpatch.h"
+#include "lib/base/util.h"
 
 static json_t *
 J(const char *s)

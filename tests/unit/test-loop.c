@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/loop.h"
-#include "lib/util.h"
+#include "lib/base/loop.h"
+#include "lib/base/util.h"
 
 struct fdctx {
     int reads;

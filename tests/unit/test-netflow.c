@@ -15,8 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lib/netflow.h"
-#include "lib/util.h"
+#include "lib/telemetry/netflow.h"
+#include "lib/base/util.h"
 
 struct got {
     struct nf_flow f[256];

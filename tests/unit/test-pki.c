@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/pki.h"
-#include "lib/util.h"
+#include "lib/net/pki.h"
+#include "lib/base/util.h"
 
 static char dir[64];
 

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/quantity.h"
+#include "lib/codecs/quantity.h"
 #include "api/schema-node.h"
 #include "api/schema.h"
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 #ifndef DPF_SOURCE_ROOT
 #define DPF_SOURCE_ROOT "."
@@ -209,6 +209,52 @@ test_bfb_rules(void **state)
                      -EINVAL);
     assert_string_equal(err.causes[0].message,
                         "Invalid value: \"object\": Value is immutable");
+}
+
+/* Default a BFB as the API server does; returns spec.fileName (owned). */
+static char *
+bfb_default_filename(const char *text)
+{
+    json_t *o = load(text);
+    schema_prune(kind("bfb"), o, SCHEMA_UNKNOWN_PRUNE, NULL, NULL);
+    schema_default(kind("bfb"), o);
+    const char *fn = json_string_value(
+        json_object_get(json_object_get(o, "spec"), "fileName"));
+    char *r = fn ? xstrdup(fn) : NULL;
+    json_decref(o);
+    return r;
+}
+
+/* DPF's mbfb.kb.io webhook: an unset or empty spec.fileName becomes
+ * <namespace>-<name>.bfb; a given one is kept. */
+static void
+test_bfb_filename_default(void **state)
+{
+    static const struct {
+        const char *spec;
+        const char *want;
+    } cases[] = {
+        {"{\"url\":\"http://x/y.bfb\"}", "ns1-bf.bfb"},
+        {"{\"url\":\"http://x/y.bfb\",\"fileName\":\"\"}", "ns1-bf.bfb"},
+        {"{\"url\":\"http://x/y.bfb\",\"fileName\":null}", "ns1-bf.bfb"},
+        {"{\"url\":\"http://x/y.bfb\",\"fileName\":\"mine.bfb\"}", "mine.bfb"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char *text =
+            xasprintf("{" PROV "\"kind\":\"BFB\"," META("bf") "\"spec\":%s}",
+                      cases[i].spec);
+        char *fn = bfb_default_filename(text);
+        if (!fn || strcmp(fn, cases[i].want) != 0) {
+            fail_msg("%s: fileName %s, want %s", cases[i].spec,
+                     fn ? fn : "(unset)", cases[i].want);
+        }
+        free(fn);
+        free(text);
+    }
+    /* the defaulted object passes validation (the empty string alone
+     * would fail the pattern) */
+    assert_valid("bfb", BFB("{\"url\":\"http://x/y.bfb\",\"fileName\":\"\"}"),
+                 NULL);
 }
 
 #define FLAVOR(spec) \
@@ -1715,6 +1761,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_bfb_rules),
+        cmocka_unit_test(test_bfb_filename_default),
         cmocka_unit_test(test_dpuflavor_rules),
         cmocka_unit_test(test_dpucluster_rules),
         cmocka_unit_test(test_dpuset_rules),

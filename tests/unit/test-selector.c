@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-#include "lib/selector.h"
-#include "lib/util.h"
+#include "lib/codecs/selector.h"
+#include "lib/base/util.h"
 
 static json_t *
 J(const char *s)

@@ -18,8 +18,8 @@
 
 #include <sqlite3.h>
 
-#include "lib/store.h"
-#include "lib/util.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 /* Options that let a test create its store. */
 static const struct store_options create_opts = {.create = true};

@@ -19,8 +19,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "lib/stream-server.h"
-#include "lib/util.h"
+#include "lib/net/stream-server.h"
+#include "lib/base/util.h"
 
 /* Test protocol: newline-terminated lines. "quit" closes quietly, "bad"
  * is a protocol error, "two" writes twice, anything else is answered

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/util.h"
-#include "lib/watch-cache.h"
+#include "lib/base/util.h"
+#include "lib/store/watch-cache.h"
 
 /* Feed one event for key with rv; the value is a small object. */
 static void

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/util.h"
-#include "lib/yamljson.h"
+#include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 #ifndef DPF_SOURCE_ROOT
 #error "DPF_SOURCE_ROOT must be defined by the build"

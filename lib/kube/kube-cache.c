@@ -1,0 +1,308 @@
+/* kube-cache: see kube-cache.h. The maps are jansson objects used as hash
+ * tables: items maps key -> object, and each index maps value -> a set
+ * (an object whose keys are cache keys). */
+#include "lib/kube/kube-cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/util.h"
+
+struct kube_index {
+    char *name;
+    kube_index_fn fn;
+    void *arg;
+    json_t *map; /* value -> {key: true} */
+};
+
+struct kube_cache {
+    pthread_rwlock_t lock;
+    json_t *items; /* key -> object */
+    struct kube_index *idx;
+    size_t n_idx;
+};
+
+static json_t *
+index_namespace(void *arg, const json_t *obj)
+{
+    const char *ns = json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), "namespace"));
+    return ns && *ns ? json_pack("[s]", ns) : NULL;
+}
+
+static json_t *
+index_label(void *arg, const json_t *obj)
+{
+    json_t *labels =
+        json_object_get(json_object_get(obj, "metadata"), "labels");
+    if (!json_is_object(labels) || json_object_size(labels) == 0) {
+        return NULL;
+    }
+    json_t *out = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v)
+    {
+        const char *s = json_string_value(v);
+        char *kv = xasprintf("%s=%s", k, s ? s : "");
+        json_array_append_new(out, json_string(kv));
+        free(kv);
+    }
+    return out;
+}
+
+static json_t *
+index_owner(void *arg, const json_t *obj)
+{
+    json_t *refs =
+        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+    if (!json_is_array(refs) || json_array_size(refs) == 0) {
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *ref;
+    json_array_foreach(refs, i, ref)
+    {
+        const char *uid = json_string_value(json_object_get(ref, "uid"));
+        if (uid && *uid) {
+            json_array_append_new(out, json_string(uid));
+        }
+    }
+    return out;
+}
+
+static void
+index_register(struct kube_cache *c, const char *name, kube_index_fn fn,
+               void *arg)
+{
+    c->idx = xrealloc(c->idx, (c->n_idx + 1) * sizeof *c->idx);
+    struct kube_index *ix = &c->idx[c->n_idx++];
+    ix->name = xstrdup(name);
+    ix->fn = fn;
+    ix->arg = arg;
+    ix->map = json_object();
+}
+
+struct kube_cache *
+kube_cache_create(void)
+{
+    struct kube_cache *c = xcalloc(1, sizeof *c);
+    pthread_rwlock_init(&c->lock, NULL);
+    c->items = json_object();
+    index_register(c, KUBE_INDEX_NAMESPACE, index_namespace, NULL);
+    index_register(c, KUBE_INDEX_LABEL, index_label, NULL);
+    index_register(c, KUBE_INDEX_OWNER, index_owner, NULL);
+    return c;
+}
+
+void
+kube_cache_destroy(struct kube_cache *c)
+{
+    if (!c) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_idx; i++) {
+        free(c->idx[i].name);
+        json_decref(c->idx[i].map);
+    }
+    free(c->idx);
+    json_decref(c->items);
+    pthread_rwlock_destroy(&c->lock);
+    free(c);
+}
+
+int
+kube_cache_add_index(struct kube_cache *c, const char *name, kube_index_fn fn,
+                     void *arg)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&c->lock);
+    if (json_object_size(c->items) > 0) {
+        rc = -EBUSY;
+    }
+    for (size_t i = 0; rc == 0 && i < c->n_idx; i++) {
+        if (!strcmp(c->idx[i].name, name)) {
+            rc = -EEXIST;
+        }
+    }
+    if (rc == 0) {
+        index_register(c, name, fn, arg);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
+char *
+kube_cache_key_of(const char *ns, const char *name)
+{
+    if (ns && *ns) {
+        return xasprintf("%s/%s", ns, name);
+    }
+    return xstrdup(name);
+}
+
+char *
+kube_cache_key(const json_t *obj)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    const char *name = json_string_value(json_object_get(md, "name"));
+    if (!name || !*name) {
+        return NULL;
+    }
+    return kube_cache_key_of(
+        json_string_value(json_object_get(md, "namespace")), name);
+}
+
+/* Add (add=true) or remove key under every index value of obj. */
+static void
+index_update(struct kube_cache *c, const json_t *obj, const char *key, bool add)
+{
+    for (size_t i = 0; i < c->n_idx; i++) {
+        struct kube_index *ix = &c->idx[i];
+        json_t *vals = ix->fn(ix->arg, obj);
+        size_t j;
+        json_t *v;
+        json_array_foreach(vals, j, v)
+        {
+            const char *s = json_string_value(v);
+            if (!s) {
+                continue;
+            }
+            json_t *set = json_object_get(ix->map, s);
+            if (add) {
+                if (!set) {
+                    set = json_object();
+                    json_object_set_new_nocheck(ix->map, s, set);
+                }
+                json_object_set_new_nocheck(set, key, json_true());
+            } else if (set) {
+                json_object_del(set, key);
+                if (json_object_size(set) == 0) {
+                    json_object_del(ix->map, s);
+                }
+            }
+        }
+        json_decref(vals);
+    }
+}
+
+json_t *
+kube_cache_put(struct kube_cache *c, json_t *obj, int *rc)
+{
+    char *key = kube_cache_key(obj);
+    if (rc) {
+        *rc = key ? 0 : -EINVAL;
+    }
+    if (!key) {
+        return NULL;
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    json_t *old = json_incref(json_object_get(c->items, key));
+    if (old) {
+        index_update(c, old, key, false);
+    }
+    json_object_set_nocheck(c->items, key, obj);
+    index_update(c, obj, key, true);
+    pthread_rwlock_unlock(&c->lock);
+    free(key);
+    return old;
+}
+
+json_t *
+kube_cache_remove(struct kube_cache *c, const char *key)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    json_t *old = json_incref(json_object_get(c->items, key));
+    if (old) {
+        index_update(c, old, key, false);
+        json_object_del(c->items, key);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return old;
+}
+
+json_t *
+kube_cache_get(struct kube_cache *c, const char *key)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    json_t *o = json_incref(json_object_get(c->items, key));
+    pthread_rwlock_unlock(&c->lock);
+    return o;
+}
+
+json_t *
+kube_cache_get_name(struct kube_cache *c, const char *ns, const char *name)
+{
+    char *key = kube_cache_key_of(ns, name);
+    json_t *o = kube_cache_get(c, key);
+    free(key);
+    return o;
+}
+
+json_t *
+kube_cache_list(struct kube_cache *c)
+{
+    json_t *out = json_array();
+    pthread_rwlock_rdlock(&c->lock);
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->items, k, v)
+    {
+        json_array_append(out, v);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return out;
+}
+
+json_t *
+kube_cache_keys(struct kube_cache *c)
+{
+    json_t *out = json_array();
+    pthread_rwlock_rdlock(&c->lock);
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->items, k, v)
+    {
+        json_array_append_new(out, json_string(k));
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return out;
+}
+
+json_t *
+kube_cache_by_index(struct kube_cache *c, const char *index, const char *value)
+{
+    json_t *out = NULL;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->n_idx; i++) {
+        if (strcmp(c->idx[i].name, index) != 0) {
+            continue;
+        }
+        out = json_array();
+        json_t *set = json_object_get(c->idx[i].map, value);
+        const char *k;
+        json_t *v;
+        json_object_foreach(set, k, v)
+        {
+            json_t *o = json_object_get(c->items, k);
+            if (o) {
+                json_array_append(out, o);
+            }
+        }
+        break;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return out;
+}
+
+size_t
+kube_cache_len(struct kube_cache *c)
+{
+    pthread_rwlock_rdlock(&c->lock);
+    size_t n = json_object_size(c->items);
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}

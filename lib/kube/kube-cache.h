@@ -1,0 +1,81 @@
+/* kube-cache: the indexed, thread-safe object cache behind an informer.
+ *
+ * Objects are keyed "namespace/name" (cluster-scoped: "name"), as
+ * Kubernetes' client tooling does. Besides the key, the cache keeps
+ * indexes: an index function maps an object to zero or more index values
+ * and the cache answers "every object whose index X has value V". Three
+ * indexes are always there:
+ *   KUBE_INDEX_NAMESPACE  metadata.namespace;
+ *   KUBE_INDEX_LABEL      "key=value" for every metadata.labels entry;
+ *   KUBE_INDEX_OWNER      metadata.ownerReferences[].uid;
+ * and callers add their own with kube_cache_add_index() before the first
+ * object goes in.
+ *
+ * Objects in the cache are shared and immutable: the cache takes a
+ * reference when an object is put in, and every read returns new
+ * references to the same json_t. Never modify an object you got from the
+ * cache (json_deep_copy() it first); the informer replaces objects, it
+ * never edits them.
+ *
+ * Threads: one writer (the informer, on the loop thread) and any number of
+ * readers (reconcile workers) at once; a rwlock guards the maps. jansson's
+ * reference counts are atomic, so a reader may keep and drop an object
+ * after the writer replaced it. Index functions run under the write lock:
+ * they must be quick and must not call the cache. */
+#ifndef DPF_KUBE_CACHE_H
+#define DPF_KUBE_CACHE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define KUBE_INDEX_NAMESPACE "namespace"
+#define KUBE_INDEX_LABEL "label"
+#define KUBE_INDEX_OWNER "owner"
+
+struct kube_cache;
+
+/* An index function: the index values of obj as a new JSON array of
+ * strings, or NULL for none. Must be deterministic (the cache calls it
+ * again on the old object to unindex it). */
+typedef json_t *(*kube_index_fn)(void *arg, const json_t *obj);
+
+/* A cache with the three built-in indexes. */
+struct kube_cache *kube_cache_create(void);
+/* Free the cache and drop its references. NULL is fine. */
+void kube_cache_destroy(struct kube_cache *c);
+/* Add an index. Only while the cache is empty: -EBUSY otherwise, -EEXIST
+ * if the name is taken. */
+int kube_cache_add_index(struct kube_cache *c, const char *name,
+                         kube_index_fn fn, void *arg);
+
+/* The cache key of an object ("ns/name" or "name"), malloc'd; NULL if it
+ * has no metadata.name. */
+char *kube_cache_key(const json_t *obj);
+/* The key of ns/name (ns NULL or "" for cluster-scoped), malloc'd. */
+char *kube_cache_key_of(const char *ns, const char *name);
+
+/* Writer side. Put obj under its key (taking a reference). Returns the
+ * object it replaced (a new reference the caller drops) or NULL. A NULL
+ * return with no key: -EINVAL through *rc when rc is not NULL. */
+json_t *kube_cache_put(struct kube_cache *c, json_t *obj, int *rc);
+/* Remove the object under key; returns it (a new reference) or NULL. */
+json_t *kube_cache_remove(struct kube_cache *c, const char *key);
+
+/* Reader side: every json_t returned is a new reference. */
+/* The object under key, or NULL. */
+json_t *kube_cache_get(struct kube_cache *c, const char *key);
+/* The object ns/name, or NULL. */
+json_t *kube_cache_get_name(struct kube_cache *c, const char *ns,
+                            const char *name);
+/* Every object, as a JSON array (order unspecified). */
+json_t *kube_cache_list(struct kube_cache *c);
+/* Every key, as a JSON array of strings. */
+json_t *kube_cache_keys(struct kube_cache *c);
+/* The objects whose index has value, as a JSON array (empty when none;
+ * NULL when there is no such index). */
+json_t *kube_cache_by_index(struct kube_cache *c, const char *index,
+                            const char *value);
+/* Number of objects. */
+size_t kube_cache_len(struct kube_cache *c);
+
+#endif

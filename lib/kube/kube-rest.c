@@ -1,0 +1,969 @@
+/* kube-rest: see kube-rest.h.
+ *
+ * curl's multi socket API in short: curl calls sock_cb() to say which
+ * events it wants on which socket and timer_cb() to say when it wants to be
+ * called back; we map those onto loop watches and one loop timer, and call
+ * curl_multi_socket_action() when the loop reports readiness or the timer
+ * fires. Finished transfers are collected with curl_multi_info_read()
+ * after curl returns, so done callbacks never run inside curl: they may
+ * start and cancel calls freely.
+ *
+ * Cancelling inside curl (from an event callback, which runs within curl's
+ * write callback) cannot remove the easy handle there; the call is marked,
+ * its write callback refuses further bytes, and it is reaped as soon as
+ * curl returns. */
+#include "lib/kube/kube-rest.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/kube/kubeconfig-curl.h"
+#include "lib/base/util.h"
+
+enum call_kind { CALL_PLAIN, CALL_LIST, CALL_WATCH };
+
+struct kube_call {
+    struct kube_rest *rest;
+    enum call_kind kind;
+    CURL *easy;                   /* current transfer (a list has several) */
+    struct curl_slist *hdrs;      /* its header list */
+    char errbuf[CURL_ERROR_SIZE]; /* curl's last error text */
+    struct dbuf body;             /* reply (plain, list) or error body */
+    char *method;                 /* for messages and re-issue */
+    char *path;                   /* collection or object path */
+    char *query;                  /* base query (lists: without continue) */
+    char *accept;                 /* Accept or NULL */
+    char *content_type;           /* request body type or NULL */
+    char *req_body;               /* request body or NULL */
+    size_t req_body_len;          /* its length */
+    long timeout_ms;              /* per transfer */
+    /* list */
+    kube_rest_page_fn page; /* per page */
+    long limit;             /* page size (0 = unpaged) */
+    char *cont;             /* continue token of the next page */
+    /* watch */
+    kube_watch_event_fn event;       /* per event */
+    struct kube_watch_parser parser; /* the stream parser */
+    int stop_rc;                     /* non-zero: the parser stopped */
+    struct dpf_error stop_err;       /* why, when negative */
+    /* all */
+    kube_rest_done_fn done;
+    void *arg;
+    bool cancelled;
+    struct kube_call *prev, *next; /* live list, or the reap list */
+};
+
+struct kr_sock {
+    struct kube_rest *rest;
+    struct loop_watch *w;
+    curl_socket_t fd;
+    struct kr_sock *prev, *next;
+};
+
+struct kube_rest {
+    struct loop *loop;
+    CURLM *multi;
+    struct loop_timer *timer; /* curl's timeout, NULL when none */
+    struct kubeconfig kc;     /* server and TLS material (copies) */
+    char *auth_header;        /* "Authorization: Bearer ..." or NULL */
+    char *user_agent;
+    struct kube_call *calls; /* live calls */
+    struct kube_call *reap;  /* cancelled inside curl, to free */
+    struct kr_sock *socks;   /* sockets curl asked us to watch */
+    int depth;               /* > 0 while inside curl */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void
+curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *
+dup_blob(const char *p, size_t n)
+{
+    if (!p) {
+        return NULL;
+    }
+    char *r = xmalloc(n + 1);
+    memcpy(r, p, n);
+    r[n] = '\0';
+    return r;
+}
+
+static void
+wipe_free(char *p, size_t n)
+{
+    if (p) {
+        explicit_bzero(p, n);
+        free(p);
+    }
+}
+
+/* --- paths --- */
+
+char *
+kube_escape(const char *s)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+            *p == '~') {
+            dbuf_append(&b, p, 1);
+        } else {
+            dbuf_printf(&b, "%%%02X", *p);
+        }
+    }
+    dbuf_append(&b, "", 0);
+    return dbuf_steal(&b, NULL);
+}
+
+char *
+kube_path(const struct kube_gvr *gvr, const char *ns, const char *name,
+          const char *subresource)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    if (!gvr->group || !*gvr->group) {
+        dbuf_printf(&b, "/api/%s", gvr->version);
+    } else {
+        dbuf_printf(&b, "/apis/%s/%s", gvr->group, gvr->version);
+    }
+    if (gvr->namespaced && ns && *ns) {
+        char *e = kube_escape(ns);
+        dbuf_printf(&b, "/namespaces/%s", e);
+        free(e);
+    }
+    dbuf_printf(&b, "/%s", gvr->resource);
+    if (name) {
+        char *e = kube_escape(name);
+        dbuf_printf(&b, "/%s", e);
+        free(e);
+        if (subresource && *subresource) {
+            dbuf_printf(&b, "/%s", subresource);
+        }
+    }
+    return dbuf_steal(&b, NULL);
+}
+
+static void
+query_add(struct dbuf *q, const char *key, const char *value)
+{
+    if (!value || !*value) {
+        return;
+    }
+    char *e = kube_escape(value);
+    dbuf_printf(q, "%s%s=%s", q->len ? "&" : "", key, e);
+    free(e);
+}
+
+/* --- Status decoding --- */
+
+static const char *
+reason_for(long status)
+{
+    switch (status) {
+    case 400:
+        return "BadRequest";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "NotFound";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Expired";
+    case 422:
+        return "Invalid";
+    case 429:
+        return "TooManyRequests";
+    case 500:
+        return "InternalError";
+    case 503:
+        return "ServiceUnavailable";
+    case 504:
+        return "Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+static int
+errno_for(long status, const char *reason)
+{
+    switch (status) {
+    case 404:
+        return -ENOENT;
+    case 409:
+        return reason && !strcmp(reason, "AlreadyExists") ? -EEXIST : -EBUSY;
+    case 400:
+    case 422:
+        return -EINVAL;
+    case 401:
+    case 403:
+        return -EACCES;
+    case 410:
+        return -ESTALE;
+    case 429:
+        return -EAGAIN;
+    case 504:
+        return -ETIMEDOUT;
+    default:
+        return -EIO;
+    }
+}
+
+int
+kube_status_to_error(long status, const char *body, size_t len,
+                     struct dpf_error *err)
+{
+    if (status / 100 == 2) {
+        return 0;
+    }
+    json_t *st = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *kind = json_string_value(json_object_get(st, "kind"));
+    long code = status;
+    const char *reason = NULL, *msg = NULL;
+    if (kind && !strcmp(kind, "Status")) {
+        reason = json_string_value(json_object_get(st, "reason"));
+        msg = json_string_value(json_object_get(st, "message"));
+        long c = (long) json_integer_value(json_object_get(st, "code"));
+        if (c >= 400 && c < 600) {
+            code = c;
+        }
+    }
+    if (!reason || !*reason) {
+        reason = reason_for(code);
+    }
+    if (msg && *msg) {
+        dpf_error_set(err, (int) code, reason, "%s", msg);
+    } else {
+        dpf_error_set(err, (int) code, reason,
+                      "the server answered HTTP %ld (%s)", status, reason);
+    }
+    json_t *causes = json_object_get(json_object_get(st, "details"), "causes");
+    size_t i;
+    json_t *cz;
+    json_array_foreach(causes, i, cz)
+    {
+        const char *t = json_string_value(json_object_get(cz, "reason"));
+        const char *f = json_string_value(json_object_get(cz, "field"));
+        const char *m = json_string_value(json_object_get(cz, "message"));
+        dpf_error_add_cause(err, t ? t : "", f ? f : "", "%s", m ? m : "");
+    }
+    int r = errno_for(code, reason);
+    json_decref(st);
+    return r;
+}
+
+/* --- calls --- */
+
+static void
+call_free(struct kube_call *c)
+{
+    if (c->kind == CALL_WATCH) {
+        kube_watch_parser_free(&c->parser);
+    }
+    dbuf_free(&c->body);
+    free(c->method);
+    free(c->path);
+    free(c->query);
+    free(c->accept);
+    free(c->content_type);
+    free(c->req_body);
+    free(c->cont);
+    free(c);
+}
+
+static void
+call_unlink(struct kube_call *c, struct kube_call **head)
+{
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        *head = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+}
+
+static void
+call_link(struct kube_call *c, struct kube_call **head)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head) {
+        (*head)->prev = c;
+    }
+    *head = c;
+}
+
+/* Drop the current transfer (if any). Never inside curl. */
+static void
+call_release_easy(struct kube_call *c)
+{
+    if (c->easy) {
+        curl_multi_remove_handle(c->rest->multi, c->easy);
+        curl_easy_cleanup(c->easy);
+        c->easy = NULL;
+    }
+    curl_slist_free_all(c->hdrs);
+    c->hdrs = NULL;
+}
+
+static size_t
+write_cb(char *buf, size_t size, size_t n, void *arg)
+{
+    struct kube_call *c = arg;
+    size_t len = size * n;
+    if (c->cancelled || c->stop_rc) {
+        return 0; /* makes curl abort the transfer */
+    }
+    if (c->kind != CALL_WATCH) {
+        dbuf_append(&c->body, buf, len);
+        return len;
+    }
+    long status = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status / 100 != 2) {
+        /* an error reply (a Status): keep it whole, bounded */
+        if (c->body.len + len > 1024 * 1024) {
+            return 0;
+        }
+        dbuf_append(&c->body, buf, len);
+        return len;
+    }
+    int r = kube_watch_parser_feed(&c->parser, buf, len, &c->stop_err);
+    if (r != 0) {
+        c->stop_rc = r;
+        return 0;
+    }
+    return c->cancelled ? 0 : len;
+}
+
+/* Start (or restart, for the next page) the call's transfer. */
+static void
+call_start(struct kube_call *c)
+{
+    struct kube_rest *r = c->rest;
+    CURL *h = curl_easy_init();
+    if (!h) {
+        abort(); /* out of memory: the x* allocators' policy */
+    }
+    c->easy = h;
+    c->errbuf[0] = '\0';
+    if (c->body.data) {
+        c->body.len = 0;
+        c->body.data[0] = '\0';
+    }
+    struct dbuf url;
+    dbuf_init(&url);
+    dbuf_printf(&url, "%s%s", r->kc.server, c->path);
+    const char *sep = "?";
+    if (c->query && *c->query) {
+        dbuf_printf(&url, "?%s", c->query);
+        sep = "&";
+    }
+    if (c->kind == CALL_LIST && c->cont) {
+        char *e = kube_escape(c->cont);
+        dbuf_printf(&url, "%scontinue=%s", sep, e);
+        free(e);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url.data);
+    dbuf_free(&url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, r->user_agent);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
+    kubeconfig_curl_apply_tls(h, &r->kc);
+
+    char *accept =
+        xasprintf("Accept: %s", c->accept ? c->accept : "application/json");
+    c->hdrs = curl_slist_append(NULL, accept);
+    free(accept);
+    if (r->auth_header) {
+        c->hdrs = curl_slist_append(c->hdrs, r->auth_header);
+    }
+    c->hdrs = curl_slist_append(c->hdrs, "Expect:");
+    const char *m = c->method ? c->method : "GET";
+    if (c->req_body) {
+        char *ct =
+            xasprintf("Content-Type: %s",
+                      c->content_type ? c->content_type : "application/json");
+        c->hdrs = curl_slist_append(c->hdrs, ct);
+        free(ct);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) c->req_body_len);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req_body);
+    }
+    if (!strcmp(m, "GET")) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (!(strcmp(m, "POST") == 0 && c->req_body)) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_multi_add_handle(r->multi, h);
+}
+
+static struct kube_call *
+call_new(struct kube_rest *r, enum call_kind kind, const char *method,
+         const char *path, kube_rest_done_fn done, void *arg)
+{
+    struct kube_call *c = xcalloc(1, sizeof *c);
+    c->rest = r;
+    c->kind = kind;
+    c->method = xstrdup(method ? method : "GET");
+    c->path = xstrdup(path);
+    c->done = done;
+    c->arg = arg;
+    dbuf_init(&c->body);
+    call_link(c, &r->calls);
+    return c;
+}
+
+struct kube_call *
+kube_rest_send(struct kube_rest *r, const struct kube_request *req,
+               kube_rest_done_fn done, void *arg)
+{
+    struct kube_call *c =
+        call_new(r, CALL_PLAIN, req->method, req->path, done, arg);
+    c->query = req->query && *req->query ? xstrdup(req->query) : NULL;
+    c->accept = xstrdup(req->accept);
+    c->content_type = xstrdup(req->content_type);
+    if (req->body) {
+        c->req_body = dup_blob(req->body, req->body_len);
+        c->req_body_len = req->body_len;
+    }
+    c->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 0;
+    call_start(c);
+    return c;
+}
+
+struct kube_call *
+kube_rest_list(struct kube_rest *r, const char *path,
+               const struct kube_list_options *opts, kube_rest_page_fn page,
+               kube_rest_done_fn done, void *arg)
+{
+    static const struct kube_list_options none;
+    if (!opts) {
+        opts = &none;
+    }
+    struct kube_call *c = call_new(r, CALL_LIST, "GET", path, done, arg);
+    struct dbuf q;
+    dbuf_init(&q);
+    query_add(&q, "labelSelector", opts->label_selector);
+    query_add(&q, "fieldSelector", opts->field_selector);
+    query_add(&q, "resourceVersion", opts->resource_version);
+    if (opts->limit > 0) {
+        dbuf_printf(&q, "%slimit=%ld", q.len ? "&" : "", opts->limit);
+    }
+    c->query = q.data; /* NULL when empty */
+    c->page = page;
+    c->limit = opts->limit > 0 ? opts->limit : 0;
+    c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 0;
+    call_start(c);
+    return c;
+}
+
+struct kube_call *
+kube_rest_watch(struct kube_rest *r, const char *path,
+                const struct kube_watch_options *opts,
+                kube_watch_event_fn event, kube_rest_done_fn done, void *arg)
+{
+    struct kube_call *c = call_new(r, CALL_WATCH, "GET", path, done, arg);
+    struct dbuf q;
+    dbuf_init(&q);
+    dbuf_puts(&q, "watch=true");
+    query_add(&q, "labelSelector", opts->label_selector);
+    query_add(&q, "fieldSelector", opts->field_selector);
+    query_add(&q, "resourceVersion", opts->resource_version);
+    if (opts->allow_bookmarks) {
+        dbuf_puts(&q, "&allowWatchBookmarks=true");
+    }
+    if (opts->timeout_seconds > 0) {
+        dbuf_printf(&q, "&timeoutSeconds=%ld", opts->timeout_seconds);
+    }
+    c->query = dbuf_steal(&q, NULL);
+    c->event = event;
+    kube_watch_parser_init(&c->parser, 0, event, arg);
+    if (opts->deadline_ms > 0) {
+        c->timeout_ms = opts->deadline_ms;
+    } else if (opts->timeout_seconds > 0) {
+        c->timeout_ms = (opts->timeout_seconds + 30) * 1000;
+    }
+    call_start(c);
+    return c;
+}
+
+static void
+reap_cancelled(struct kube_rest *r)
+{
+    while (r->reap) {
+        struct kube_call *c = r->reap;
+        call_unlink(c, &r->reap);
+        call_release_easy(c);
+        call_free(c);
+    }
+}
+
+void
+kube_rest_cancel(struct kube_call *c)
+{
+    if (!c || c->cancelled) {
+        return;
+    }
+    struct kube_rest *r = c->rest;
+    c->cancelled = true;
+    call_unlink(c, &r->calls);
+    if (r->depth > 0) {
+        call_link(c, &r->reap); /* freed when curl or check_done returns */
+        return;
+    }
+    call_release_easy(c);
+    call_free(c);
+}
+
+/* A transfer-level failure as rc + err. */
+static int
+transport_error(struct kube_call *c, CURLcode rc, struct dpf_error *err)
+{
+    const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+    int r;
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        r = -ECONNREFUSED;
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        r = -ETIMEDOUT;
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        r = -EHOSTUNREACH;
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+        r = -EPROTO;
+        break;
+    default:
+        r = -EIO;
+        break;
+    }
+    dpf_error_set(err, r == -ETIMEDOUT ? 504 : 503, KUBE_REASON_CLIENT,
+                  "%s \"%s%s\": %s", c->method, c->rest->kc.server, c->path,
+                  detail);
+    return r;
+}
+
+/* A list page arrived (2xx): hand it over and decide what comes next.
+ * Returns true when the list goes on with another page. */
+static bool
+list_page(struct kube_call *c, int *rc, struct dpf_error *err)
+{
+    json_error_t jerr;
+    json_t *page =
+        json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &jerr);
+    if (!json_is_object(page)) {
+        dpf_error_set(err, 500, "InternalError",
+                      "list %s: the reply is not a JSON object: %s", c->path,
+                      page ? "another JSON value" : jerr.text);
+        json_decref(page);
+        *rc = -EPROTO;
+        return false;
+    }
+    const char *next = json_string_value(
+        json_object_get(json_object_get(page, "metadata"), "continue"));
+    char *cont = next && *next && c->limit > 0 ? xstrdup(next) : NULL;
+    int pr = c->page ? c->page(c->arg, page) : 0;
+    if (!c->page) {
+        json_decref(page);
+    }
+    if (c->cancelled) {
+        free(cont);
+        return false;
+    }
+    free(c->cont);
+    c->cont = cont;
+    if (pr != 0) {
+        *rc = pr;
+        return false;
+    }
+    if (cont) {
+        call_release_easy(c);
+        call_start(c);
+        return true;
+    }
+    *rc = 0;
+    return false;
+}
+
+/* One transfer ended (never inside curl). */
+static void
+call_finish(struct kube_call *c, CURLcode result)
+{
+    struct dpf_error err = {0};
+    struct kube_response resp = {0};
+    int rc = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp.status);
+    if (c->kind == CALL_WATCH && c->stop_rc != 0) {
+        rc = c->stop_rc;
+        err = c->stop_err;
+    } else if (result != CURLE_OK) {
+        rc = transport_error(c, result, &err);
+        resp.status = 0;
+    } else if (resp.status / 100 != 2) {
+        rc = kube_status_to_error(resp.status, c->body.data, c->body.len, &err);
+    } else if (c->kind == CALL_WATCH) {
+        rc = kube_watch_parser_finish(&c->parser, &err);
+    } else if (c->kind == CALL_LIST) {
+        if (list_page(c, &rc, &err)) {
+            return; /* the next page is on its way */
+        }
+        if (c->cancelled) {
+            return; /* cancelled by the page callback: already freed */
+        }
+    }
+    if (c->cancelled) {
+        return;
+    }
+    if (c->body.data == NULL) {
+        dbuf_append(&c->body, "", 0);
+    }
+    resp.body = c->body.data;
+    resp.len = c->body.len;
+    /* Unlink before the callback: the call is over, cancelling it from
+     * its own done callback is a no-op. */
+    call_unlink(c, &c->rest->calls);
+    c->cancelled = true;
+    call_release_easy(c);
+    if (c->done) {
+        c->done(c->arg, rc, &resp, &err);
+    }
+    call_free(c);
+}
+
+static void
+check_done(struct kube_rest *r)
+{
+    CURLMsg *msg;
+    int left;
+    /* Callbacks below may cancel calls whose completion is still queued in
+     * curl: defer those frees until the queue is drained. */
+    r->depth++;
+    while ((msg = curl_multi_info_read(r->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        struct kube_call *c = NULL;
+        CURLcode result = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &c);
+        if (!c || c->cancelled) {
+            continue; /* reaped below */
+        }
+        call_finish(c, result);
+    }
+    r->depth--;
+    reap_cancelled(r);
+}
+
+/* --- curl <-> loop glue --- */
+
+static void
+on_fd(void *arg, int fd, uint32_t events)
+{
+    struct kube_rest *r = arg;
+    int flags = 0;
+    if (events & LOOP_READ) {
+        flags |= CURL_CSELECT_IN;
+    }
+    if (events & LOOP_WRITE) {
+        flags |= CURL_CSELECT_OUT;
+    }
+    if (events & (LOOP_ERROR | LOOP_HUP)) {
+        flags |= CURL_CSELECT_ERR;
+    }
+    int running;
+    r->depth++;
+    curl_multi_socket_action(r->multi, fd, flags, &running);
+    r->depth--;
+    check_done(r);
+}
+
+static void
+on_timer(void *arg, struct loop_timer *t)
+{
+    struct kube_rest *r = arg;
+    int running;
+    r->depth++;
+    curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    r->depth--;
+    check_done(r);
+}
+
+static int
+sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct kube_rest *r = userp;
+    struct kr_sock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            loop_watch_remove(s->w);
+            if (s->prev) {
+                s->prev->next = s->next;
+            } else {
+                r->socks = s->next;
+            }
+            if (s->next) {
+                s->next->prev = s->prev;
+            }
+            free(s);
+            curl_multi_assign(r->multi, fd, NULL);
+        }
+        return 0;
+    }
+    uint32_t ev = 0;
+    if (what & CURL_POLL_IN) {
+        ev |= LOOP_READ;
+    }
+    if (what & CURL_POLL_OUT) {
+        ev |= LOOP_WRITE;
+    }
+    if (s) {
+        loop_watch_modify(s->w, ev);
+        return 0;
+    }
+    struct loop_watch *w = loop_watch_fd(r->loop, fd, ev, on_fd, r);
+    if (!w) {
+        return -1; /* curl fails the transfer */
+    }
+    s = xcalloc(1, sizeof *s);
+    s->rest = r;
+    s->w = w;
+    s->fd = fd;
+    s->next = r->socks;
+    if (r->socks) {
+        r->socks->prev = s;
+    }
+    r->socks = s;
+    curl_multi_assign(r->multi, fd, s);
+    return 0;
+}
+
+static int
+timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct kube_rest *r = userp;
+    if (timeout_ms < 0) {
+        loop_timer_cancel(r->timer);
+        r->timer = NULL;
+    } else if (r->timer) {
+        loop_timer_reset(r->timer, timeout_ms, 0);
+    } else {
+        r->timer = loop_timer_add(r->loop, timeout_ms, 0, on_timer, r);
+    }
+    return 0;
+}
+
+/* --- client --- */
+
+struct kube_rest *
+kube_rest_create(struct loop *loop, const struct kubeconfig *kc,
+                 struct dpf_error *err)
+{
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        dpf_error_set(err, 500, "InternalError", "curl_global_init: %s",
+                      curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
+    if (!kc || !kc->server || !*kc->server) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "kubeconfig names no server to talk to");
+        return NULL;
+    }
+    struct kube_rest *r = xcalloc(1, sizeof *r);
+    r->multi = curl_multi_init();
+    if (!r->multi) {
+        free(r);
+        dpf_error_set(err, 500, "InternalError", "curl_multi_init failed");
+        return NULL;
+    }
+    r->loop = loop;
+    r->kc.server = xstrdup(kc->server);
+    r->kc.ca_pem = dup_blob(kc->ca_pem, kc->ca_len);
+    r->kc.ca_len = kc->ca_len;
+    r->kc.cert_pem = dup_blob(kc->cert_pem, kc->cert_len);
+    r->kc.cert_len = kc->cert_len;
+    r->kc.key_pem = dup_blob(kc->key_pem, kc->key_len);
+    r->kc.key_len = kc->key_len;
+    r->kc.insecure_skip_tls_verify = kc->insecure_skip_tls_verify;
+    if (kc->token && *kc->token) {
+        r->auth_header = xasprintf("Authorization: Bearer %s", kc->token);
+    }
+    r->user_agent = xstrdup("dpf/" DPF_VERSION);
+    curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
+    curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
+    return r;
+}
+
+void
+kube_rest_destroy(struct kube_rest *r)
+{
+    if (!r) {
+        return;
+    }
+    while (r->calls) {
+        struct kube_call *c = r->calls;
+        call_unlink(c, &r->calls);
+        call_release_easy(c);
+        call_free(c);
+    }
+    reap_cancelled(r);
+    curl_multi_cleanup(r->multi);
+    while (r->socks) {
+        struct kr_sock *s = r->socks;
+        r->socks = s->next;
+        loop_watch_remove(s->w);
+        free(s);
+    }
+    loop_timer_cancel(r->timer);
+    free(r->kc.server);
+    free(r->kc.ca_pem);
+    free(r->kc.cert_pem);
+    wipe_free(r->kc.key_pem, r->kc.key_len);
+    wipe_free(r->auth_header, r->auth_header ? strlen(r->auth_header) : 0);
+    free(r->user_agent);
+    free(r);
+}
+
+void
+kube_rest_set_user_agent(struct kube_rest *r, const char *ua)
+{
+    free(r->user_agent);
+    r->user_agent = xstrdup(ua);
+}
+
+struct loop *
+kube_rest_loop(const struct kube_rest *r)
+{
+    return r->loop;
+}
+
+/* --- blocking wrapper for other threads --- */
+
+struct sync_call {
+    struct kube_rest *rest;
+    const struct kube_request *req; /* the waiting caller's */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool finished;
+    int rc;
+    struct kube_response resp; /* owned copy */
+    struct dpf_error err;
+};
+
+static void
+sync_done(void *arg, int rc, const struct kube_response *resp,
+          const struct dpf_error *err)
+{
+    struct sync_call *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->rc = rc;
+    s->resp.status = resp->status;
+    s->resp.body = dup_blob(resp->body, resp->len);
+    s->resp.len = resp->len;
+    s->err = *err;
+    s->finished = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+sync_start(void *arg)
+{
+    struct sync_call *s = arg;
+    kube_rest_send(s->rest, s->req, sync_done, s);
+}
+
+int
+kube_rest_request_wait(struct kube_rest *r, const struct kube_request *req,
+                       struct kube_response *resp, struct dpf_error *err)
+{
+    struct sync_call s = {.rest = r, .req = req};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    loop_post(r->loop, sync_start, &s);
+    pthread_mutex_lock(&s.mu);
+    while (!s.finished) {
+        pthread_cond_wait(&s.cv, &s.mu);
+    }
+    pthread_mutex_unlock(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+    *resp = s.resp;
+    if (s.rc != 0 && err) {
+        *err = s.err;
+    }
+    return s.rc;
+}
+
+int
+kube_rest_json_wait(struct kube_rest *r, const char *method, const char *path,
+                    const char *query, const json_t *body,
+                    const char *content_type, json_t **out,
+                    struct dpf_error *err)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct kube_request req = {.method = method,
+                               .path = path,
+                               .query = query,
+                               .content_type = content_type,
+                               .body = text,
+                               .body_len = text ? strlen(text) : 0};
+    struct kube_response resp;
+    if (out) {
+        *out = NULL;
+    }
+    int rc = kube_rest_request_wait(r, &req, &resp, err);
+    free(text);
+    if (rc == 0 && out) {
+        json_error_t jerr;
+        *out = json_loadb(resp.body, resp.len, 0, &jerr);
+        if (!*out) {
+            dpf_error_set(err, 500, "InternalError",
+                          "%s %s: the reply is not JSON: %s", method, path,
+                          jerr.text);
+            rc = -EPROTO;
+        }
+    }
+    kube_response_free(&resp);
+    return rc;
+}
+
+void
+kube_response_free(struct kube_response *resp)
+{
+    if (resp) {
+        free(resp->body);
+        memset(resp, 0, sizeof *resp);
+    }
+}

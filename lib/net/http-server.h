@@ -1,0 +1,100 @@
+/* http-server: an HTTP/1.1 server (libmicrohttpd underneath) for the API
+ * server, /metrics endpoints and every daemon's /healthz.
+ *
+ * One handler function receives every request once its body is complete
+ * (bodies larger than max_body are refused with 413 before the handler
+ * runs). The handler must answer exactly once, either synchronously with
+ * http_respond*() or by turning the request into a stream with
+ * http_respond_stream() (chunked transfer, used by watches), which any
+ * thread may then write to until it closes it.
+ *
+ * TLS: with cert_file/key_file set the server speaks HTTPS only; with
+ * client_ca_file set it asks for (but does not require) a client
+ * certificate and verifies it against that CA, exposing the verified
+ * subject through http_request_peer_cn()/_org(). Threads: `threads` worker
+ * threads run handlers (default 4); handlers may block briefly (a store
+ * write) but must not wait on other requests. */
+#ifndef DPF_HTTP_SERVER_H
+#define DPF_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/base/error.h"
+
+struct http_server;
+struct http_request;
+struct http_stream;
+
+struct http_server_config {
+    const char *address;        /* bind address, e.g. "127.0.0.1"; NULL=any */
+    uint16_t port;              /* 0 = pick a free port (see _port()) */
+    const char *cert_file;      /* PEM serving cert (chain); NULL = plain */
+    const char *key_file;       /* PEM private key */
+    const char *client_ca_file; /* PEM CA for client certs; NULL = none */
+    unsigned threads;           /* worker threads; 0 = 4 */
+    size_t max_body;            /* request body limit; 0 = 3 MiB */
+    unsigned max_connections;   /* 0 = 4096 */
+};
+
+typedef void (*http_handler_fn)(void *arg, struct http_request *req);
+
+struct http_server *http_server_create(const struct http_server_config *cfg,
+                                       http_handler_fn handler, void *arg,
+                                       struct dpf_error *err);
+/* The port actually bound (useful with port 0). */
+uint16_t http_server_port(const struct http_server *srv);
+/* Stop accepting, close streams, join threads, free. */
+void http_server_destroy(struct http_server *srv);
+
+/* --- request accessors (valid until the response is queued) --- */
+const char *http_request_method(const struct http_request *req);
+/* Path without the query string, percent-decoded. */
+const char *http_request_path(const struct http_request *req);
+/* Decoded query parameter ("+" is a space), "" for a key without a value
+ * ("?watch"), NULL if absent. */
+const char *http_request_query(const struct http_request *req,
+                               const char *name);
+/* Header value (case-insensitive name) or NULL. */
+const char *http_request_header(const struct http_request *req,
+                                const char *name);
+/* The body (NUL-terminated for convenience; may contain NULs). */
+const char *http_request_body(const struct http_request *req, size_t *len);
+/* Verified TLS client certificate subject CN / first O, or NULL. */
+const char *http_request_peer_cn(const struct http_request *req);
+const char *http_request_peer_org(const struct http_request *req);
+/* Remote address as text, for logs. */
+const char *http_request_remote(const struct http_request *req);
+
+/* --- responses: exactly one per request --- */
+/* Add a response header (before responding). */
+void http_response_header(struct http_request *req, const char *name,
+                          const char *value);
+/* Respond with a copy of body. */
+void http_respond(struct http_request *req, int status,
+                  const char *content_type, const char *body, size_t len);
+/* Respond, taking ownership of a malloc'd body. */
+void http_respond_take(struct http_request *req, int status,
+                       const char *content_type, char *body, size_t len);
+
+/* Start a chunked streaming response. The request must not be touched
+ * after this; use the stream. on_close(arg) is called once, from any
+ * thread, when the client goes away or the stream is closed, after which
+ * writes fail with -EPIPE. It runs in a server thread (never inside
+ * http_stream_write/close), after the last chunk was sent or the
+ * connection dropped, also during http_server_destroy(). The caller owns
+ * one reference to the stream and must always release it with
+ * http_stream_close() exactly once, also after on_close (on_close itself
+ * may call it). */
+struct http_stream *http_respond_stream(struct http_request *req, int status,
+                                        const char *content_type,
+                                        void (*on_close)(void *arg), void *arg);
+/* Queue data (copied). Thread-safe. -EPIPE if the client is gone, -ENOBUFS
+ * if more than 16 MiB is queued (slow client; the stream is then closed). */
+int http_stream_write(struct http_stream *st, const char *data, size_t len);
+/* Finish the response (flushes what is queued) and release the stream.
+ * The caller must not use st afterwards. */
+void http_stream_close(struct http_stream *st);
+
+#endif

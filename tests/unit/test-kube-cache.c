@@ -1,0 +1,202 @@
+/* Unit tests for lib/kube/kube-cache: keys, put/replace/remove, the
+ * built-in namespace, label and owner indexes following replacements and
+ * removals, a custom index, and readers holding objects across a
+ * replacement. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/kube/kube-cache.h"
+
+static json_t *
+obj(const char *ns, const char *name, const char *rv, const char *labels,
+    const char *owner_uid)
+{
+    json_t *o = json_pack("{s:{s:s,s:s}}", "metadata", "name", name,
+                          "resourceVersion", rv);
+    json_t *md = json_object_get(o, "metadata");
+    if (ns) {
+        json_object_set_new(md, "namespace", json_string(ns));
+    }
+    if (labels) {
+        json_object_set_new(md, "labels", json_loads(labels, 0, NULL));
+    }
+    if (owner_uid) {
+        json_object_set_new(md, "ownerReferences",
+                            json_pack("[{s:s,s:s,s:s}]", "kind", "X", "name",
+                                      "o", "uid", owner_uid));
+    }
+    return o;
+}
+
+/* Names of the objects in arr, sorted, joined by ','. */
+static char *
+names(json_t *arr)
+{
+    static char buf[256];
+    const char *v[16];
+    size_t n = 0, i;
+    json_t *o;
+    json_array_foreach(arr, i, o)
+    {
+        if (n < 16) {
+            v[n++] = json_string_value(
+                json_object_get(json_object_get(o, "metadata"), "name"));
+        }
+    }
+    for (size_t a = 0; a < n; a++) {
+        for (size_t b = a + 1; b < n; b++) {
+            if (strcmp(v[b], v[a]) < 0) {
+                const char *t = v[a];
+                v[a] = v[b];
+                v[b] = t;
+            }
+        }
+    }
+    buf[0] = '\0';
+    for (size_t a = 0; a < n; a++) {
+        strcat(buf, a ? "," : "");
+        strcat(buf, v[a]);
+    }
+    json_decref(arr);
+    return buf;
+}
+
+static void
+test_keys(void **state)
+{
+    json_t *a = obj("ns1", "a", "1", NULL, NULL);
+    json_t *c = obj(NULL, "node-1", "1", NULL, NULL);
+    char *k = kube_cache_key(a);
+    assert_string_equal(k, "ns1/a");
+    free(k);
+    k = kube_cache_key(c);
+    assert_string_equal(k, "node-1");
+    free(k);
+    json_t *bad = json_pack("{s:{}}", "metadata");
+    assert_null(kube_cache_key(bad));
+    struct kube_cache *cache = kube_cache_create();
+    int rc;
+    assert_null(kube_cache_put(cache, bad, &rc));
+    assert_int_equal(rc, -EINVAL);
+    assert_int_equal(kube_cache_len(cache), 0);
+    kube_cache_destroy(cache);
+    json_decref(a);
+    json_decref(c);
+    json_decref(bad);
+}
+
+static void
+test_put_replace_remove_indexes(void **state)
+{
+    struct kube_cache *c = kube_cache_create();
+    json_t *a1 =
+        obj("ns1", "a", "1", "{\"app\":\"web\",\"tier\":\"fe\"}", "uid-1");
+    json_t *b1 = obj("ns1", "b", "2", "{\"app\":\"web\"}", NULL);
+    json_t *x1 = obj("ns2", "x", "3", "{\"app\":\"db\"}", "uid-1");
+    assert_null(kube_cache_put(c, a1, NULL));
+    assert_null(kube_cache_put(c, b1, NULL));
+    assert_null(kube_cache_put(c, x1, NULL));
+    assert_int_equal(kube_cache_len(c), 3);
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_NAMESPACE, "ns1")), "a,b");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=web")), "a,b");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_OWNER, "uid-1")), "a,x");
+    assert_null(kube_cache_by_index(c, "nope", "x"));
+
+    /* a reader keeps its reference across the replacement */
+    json_t *held = kube_cache_get_name(c, "ns1", "a");
+    assert_ptr_equal(held, a1);
+
+    /* replace a: labels and owner change, indexes follow */
+    json_t *a2 = obj("ns1", "a", "4", "{\"app\":\"db\"}", NULL);
+    json_t *old = kube_cache_put(c, a2, NULL);
+    assert_ptr_equal(old, a1);
+    json_decref(old);
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=web")), "b");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=db")), "a,x");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "tier=fe")), "");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_OWNER, "uid-1")), "x");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(held, "metadata"), "name")),
+                        "a");
+    json_decref(held);
+
+    /* remove */
+    old = kube_cache_remove(c, "ns2/x");
+    assert_ptr_equal(old, x1);
+    json_decref(old);
+    assert_null(kube_cache_remove(c, "ns2/x"));
+    assert_null(kube_cache_get(c, "ns2/x"));
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_NAMESPACE, "ns2")), "");
+    assert_string_equal(names(kube_cache_list(c)), "a,b");
+    json_t *keys = kube_cache_keys(c);
+    assert_int_equal(json_array_size(keys), 2);
+    json_decref(keys);
+    kube_cache_destroy(c);
+    json_decref(a1);
+    json_decref(a2);
+    json_decref(b1);
+    json_decref(x1);
+}
+
+static json_t *
+index_rv_parity(void *arg, const json_t *o)
+{
+    const char *rv = json_string_value(
+        json_object_get(json_object_get(o, "metadata"), "resourceVersion"));
+    int *calls = arg;
+    (*calls)++;
+    return json_pack("[s]", atoi(rv) % 2 ? "odd" : "even");
+}
+
+static void
+test_custom_index(void **state)
+{
+    struct kube_cache *c = kube_cache_create();
+    int calls = 0;
+    assert_int_equal(kube_cache_add_index(c, "parity", index_rv_parity, &calls),
+                     0);
+    assert_int_equal(kube_cache_add_index(c, "parity", index_rv_parity, &calls),
+                     -EEXIST);
+    json_t *a = obj("n", "a", "1", NULL, NULL);
+    json_t *b = obj("n", "b", "2", NULL, NULL);
+    json_t *c3 = obj("n", "c", "3", NULL, NULL);
+    json_decref(kube_cache_put(c, a, NULL));
+    json_decref(kube_cache_put(c, b, NULL));
+    json_decref(kube_cache_put(c, c3, NULL));
+    assert_true(calls >= 3);
+    assert_string_equal(names(kube_cache_by_index(c, "parity", "odd")), "a,c");
+    assert_string_equal(names(kube_cache_by_index(c, "parity", "even")), "b");
+    /* no new index once objects are in */
+    assert_int_equal(kube_cache_add_index(c, "late", index_rv_parity, &calls),
+                     -EBUSY);
+    kube_cache_destroy(c);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c3);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_put_replace_remove_indexes),
+        cmocka_unit_test(test_custom_index),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

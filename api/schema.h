@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "lib/base/error.h"
+#include "lib/kube/kube-rest.h"
 
 /* One printer column (CRD additionalPrinterColumns). */
 struct schema_column {
@@ -59,6 +60,12 @@ struct schema_kind {
      * webhook answers 400 (BadRequest) and we keep that. 0 = 422. */
     int invalid_code;
 };
+
+/* The kind as the kube layer's plain resource data (a compound literal,
+ * valid in the enclosing block): api_client_get(c, SCHEMA_GVR(k), ...). */
+#define SCHEMA_GVR(k)                                                \
+    (&(const struct kube_gvr){(k)->group, (k)->version, (k)->plural, \
+                              (k)->namespaced})
 
 /* Read access to other objects for rules that span objects (a DPUFlavor
  * may not be deleted while a DPUSet uses it). list() calls cb for every

@@ -306,11 +306,11 @@ apply_one(struct dpfctl *d, const json_t *in, const char *source)
     struct dpf_error err = {0};
     json_t *live = NULL;
     int rc = 0;
-    int r = api_client_get(d->client, k, ns, name, &live, &err);
+    int r = api_client_get(d->client, SCHEMA_GVR(k), ns, name, &live, &err);
     if (r == -ENOENT) {
         dpf_error_clear(&err);
-        r = api_client_post(d->client, k, ns, modified, FIELD_MANAGER, NULL,
-                            &err);
+        r = api_client_post(d->client, SCHEMA_GVR(k), ns, modified,
+                            FIELD_MANAGER, NULL, &err);
         if (r < 0) {
             print_write_error(d, &err, k, name, "creating", source);
             rc = 1;
@@ -343,8 +343,9 @@ apply_one(struct dpfctl *d, const json_t *in, const char *source)
         if (json_object_size(patch) == 0) {
             fprintf(d->out, "%s/%s unchanged\n", kg, name);
         } else {
-            r = api_client_patch(d->client, k, ns, name, NULL, API_PATCH_MERGE,
-                                 patch, FIELD_MANAGER, NULL, &err);
+            r = api_client_patch(d->client, SCHEMA_GVR(k), ns, name, NULL,
+                                 API_PATCH_MERGE, patch, FIELD_MANAGER, NULL,
+                                 &err);
             if (r < 0) {
                 print_write_error(d, &err, k, name, "patching", source);
                 rc = 1;

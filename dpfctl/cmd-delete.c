@@ -13,6 +13,7 @@
 #include "dpfctl/dpfctl.h"
 #include "dpfctl/manifest.h"
 #include "lib/base/util.h"
+#include "lib/codecs/duration.h"
 
 /* Option state. */
 struct delete_state {
@@ -217,8 +218,8 @@ collect_victims(struct dpfctl *d, struct delete_state *s, int argc, char **argv,
                                       .limit = 500};
         json_t *list = NULL;
         struct dpf_error err = {0};
-        if (api_client_list(d->client, k, dpfctl_ns_for(d, k, true), &lo, &list,
-                            &err) < 0) {
+        if (api_client_list(d->client, SCHEMA_GVR(k), dpfctl_ns_for(d, k, true),
+                            &lo, &list, &err) < 0) {
             dpfctl_print_error(d, &err, NULL);
             return 1;
         }
@@ -274,7 +275,7 @@ delete_run(struct dpfctl *d, int argc, char **argv, void *st)
 {
     struct delete_state *s = st;
     int64_t timeout_ms = 0;
-    if (s->timeout && dpfctl_parse_duration(s->timeout, &timeout_ms) < 0) {
+    if (s->timeout && duration_parse(s->timeout, &timeout_ms) < 0) {
         fprintf(d->err, "error: invalid --timeout \"%s\"\n", s->timeout);
         return 1;
     }
@@ -292,8 +293,8 @@ delete_run(struct dpfctl *d, int argc, char **argv, void *st)
         struct dpf_error err = {0};
         json_t *reply = NULL;
         char kg[256];
-        int r = api_client_delete(d->client, v[i].k, v[i].ns, v[i].name, prop,
-                                  &reply, &err);
+        int r = api_client_delete(d->client, SCHEMA_GVR(v[i].k), v[i].ns,
+                                  v[i].name, prop, &reply, &err);
         if (r == -ENOENT && s->ignore_not_found) {
             continue;
         }

@@ -290,7 +290,7 @@ events_for(struct dpfctl *d, const json_t *obj, const char *ns)
     const char *name = json_string_value(json_object_get(md, "name"));
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     const struct schema_kind *ek = schema_find_resource("", "v1", "events");
-    char *path = ek ? api_path(ek, ns, NULL, NULL)
+    char *path = ek ? kube_path(SCHEMA_GVR(ek), ns, NULL, NULL)
                     : (ns ? xasprintf("/api/v1/namespaces/%s/events", ns)
                           : xstrdup("/api/v1/events"));
     struct api_request req = {.method = "GET", .path = path};
@@ -509,8 +509,9 @@ describe_run(struct dpfctl *d, int argc, char **argv, void *st)
             struct api_list_options lo = {.label_selector = s->selector};
             json_t *list = NULL;
             struct dpf_error err = {0};
-            if (api_client_list(d->client, k, dpfctl_ns_for(d, k, true), &lo,
-                                &list, &err) < 0) {
+            if (api_client_list(d->client, SCHEMA_GVR(k),
+                                dpfctl_ns_for(d, k, true), &lo, &list,
+                                &err) < 0) {
                 dpfctl_print_error(d, &err, NULL);
                 rc = 1;
                 goto out;
@@ -547,7 +548,7 @@ describe_run(struct dpfctl *d, int argc, char **argv, void *st)
     for (size_t i = 0; i < nn; i++) {
         json_t *obj = NULL;
         struct dpf_error err = {0};
-        if (api_client_get(d->client, kinds[i],
+        if (api_client_get(d->client, SCHEMA_GVR(kinds[i]),
                            dpfctl_ns_for(d, kinds[i], false), names[i], &obj,
                            &err) < 0) {
             dpfctl_print_error(d, &err, NULL);

@@ -586,7 +586,8 @@ run_watch(struct getctx *g, struct tstate *ts, const struct schema_kind *k,
     }
     struct watchctx w = {.g = g, .ts = ts, .k = k};
     struct dpf_error err = {0};
-    int r = api_client_watch(d->client, k, ns, &wo, watch_event, &w, &err);
+    int r = api_client_watch(d->client, SCHEMA_GVR(k), ns, &wo, watch_event, &w,
+                             &err);
     free(fs);
     if (r == -ETIMEDOUT && wo.deadline_ms > 0) {
         return 0; /* --request-timeout ends a watch quietly */
@@ -635,14 +636,15 @@ get_target(struct getctx *g, const struct target *tg)
             const char *ns = tg->name_ns && tg->name_ns[i]
                                  ? (k->namespaced ? tg->name_ns[i] : NULL)
                                  : dpfctl_ns_for(d, k, false);
-            char *path = api_path(k, ns, tg->names[i], NULL);
+            char *path = kube_path(SCHEMA_GVR(k), ns, tg->names[i], NULL);
             struct api_request req = {
                 .method = "GET", .path = path, .accept = accept};
             struct api_response resp;
             dpf_error_clear(&err);
             int r = api_client_request(d->client, &req, &resp, &err);
             if (r == 0) {
-                r = api_status_to_error(resp.status, resp.body, resp.len, &err);
+                r = kube_status_to_error(resp.status, resp.body, resp.len,
+                                         &err);
             }
             json_t *obj =
                 r == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
@@ -662,7 +664,8 @@ get_target(struct getctx *g, const struct target *tg)
                 if (is_table(obj) && table_lacks_metadata(g, obj)) {
                     json_decref(obj);
                     obj = NULL;
-                    api_client_get(d->client, k, ns, tg->names[i], &obj, &err);
+                    api_client_get(d->client, SCHEMA_GVR(k), ns, tg->names[i],
+                                   &obj, &err);
                 }
                 if (obj) {
                     tstate_add(g, &ts, k, obj);
@@ -703,11 +706,11 @@ get_target(struct getctx *g, const struct target *tg)
                                   .accept = accept,
                                   .limit = table ? 0 : 500};
     json_t *reply = NULL;
-    int r = api_client_list(d->client, k, ns, &lo, &reply, &err);
+    int r = api_client_list(d->client, SCHEMA_GVR(k), ns, &lo, &reply, &err);
     if (r == 0 && table && is_table(reply) && table_lacks_metadata(g, reply)) {
         json_decref(reply);
         lo.accept = NULL;
-        r = api_client_list(d->client, k, ns, &lo, &reply, &err);
+        r = api_client_list(d->client, SCHEMA_GVR(k), ns, &lo, &reply, &err);
     }
     if (r < 0) {
         dpfctl_print_error(d, &err, NULL);

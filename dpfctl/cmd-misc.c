@@ -233,7 +233,7 @@ version_run(struct dpfctl *d, int argc, char **argv, void *st)
         struct dpf_error err = {0};
         int r = api_client_request(d->client, &req, &resp, &err);
         if (r == 0) {
-            r = api_status_to_error(resp.status, resp.body, resp.len, &err);
+            r = kube_status_to_error(resp.status, resp.body, resp.len, &err);
         }
         json_t *sv = r == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
         api_response_free(&resp);

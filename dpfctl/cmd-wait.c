@@ -19,6 +19,7 @@
 
 #include "lib/codecs/jsonpath.h"
 #include "lib/base/util.h"
+#include "lib/codecs/duration.h"
 
 /* --- the waiting loop --- */
 
@@ -54,7 +55,7 @@ cmd_wait_until(struct dpfctl *d, const struct schema_kind *k, const char *ns,
     for (;;) {
         struct api_list_options lo = {.field_selector = fs};
         json_t *list = NULL;
-        r = api_client_list(d->client, k, ns, &lo, &list, err);
+        r = api_client_list(d->client, SCHEMA_GVR(k), ns, &lo, &list, err);
         if (r < 0) {
             break;
         }
@@ -89,7 +90,8 @@ cmd_wait_until(struct dpfctl *d, const struct schema_kind *k, const char *ns,
         json_decref(list);
         /* resume the watch as long as the server ends it cleanly */
         do {
-            r = api_client_watch(d->client, k, ns, &wo, loop_event, &l, err);
+            r = api_client_watch(d->client, SCHEMA_GVR(k), ns, &wo, loop_event,
+                                 &l, err);
         } while (r == 0 && (deadline_ms == 0 || time_mono_ms() < deadline_ms));
         if (r == 1) {
             r = 0;
@@ -297,7 +299,7 @@ wait_one(struct dpfctl *d, const struct schema_kind *k, const char *name,
     struct dpf_error err = {0};
     char kg[256];
     json_t *obj = NULL;
-    int g = api_client_get(d->client, k, ns, name, &obj, &err);
+    int g = api_client_get(d->client, SCHEMA_GVR(k), ns, name, &obj, &err);
     json_decref(obj);
     if (g == -ENOENT && c->type == FOR_DELETE) {
         return 0; /* already gone: kubectl prints nothing */
@@ -346,8 +348,7 @@ wait_run(struct dpfctl *d, int argc, char **argv, void *st)
     }
     if (s->timeout) {
         bool neg = s->timeout[0] == '-';
-        if (dpfctl_parse_duration(s->timeout + (neg ? 1 : 0), &timeout_ms) <
-            0) {
+        if (duration_parse(s->timeout + (neg ? 1 : 0), &timeout_ms) < 0) {
             fprintf(d->err, "error: invalid --timeout \"%s\"\n", s->timeout);
             free(c.name);
             free(c.value);
@@ -386,8 +387,9 @@ wait_run(struct dpfctl *d, int argc, char **argv, void *st)
             struct api_list_options lo = {.label_selector = s->selector};
             json_t *list = NULL;
             struct dpf_error err = {0};
-            if (api_client_list(d->client, k, dpfctl_ns_for(d, k, false), &lo,
-                                &list, &err) < 0) {
+            if (api_client_list(d->client, SCHEMA_GVR(k),
+                                dpfctl_ns_for(d, k, false), &lo, &list,
+                                &err) < 0) {
                 dpfctl_print_error(d, &err, NULL);
                 rc = 1;
             } else {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/base/util.h"
+#include "lib/codecs/duration.h"
 
 enum {
     OPT_KUBECONFIG = 1000,
@@ -74,52 +75,6 @@ global_takes_value(const char *a)
         }
     }
     return false;
-}
-
-int
-dpfctl_parse_duration(const char *s, int64_t *ms)
-{
-    if (!s || !*s) {
-        return -EINVAL;
-    }
-    char *end;
-    /* bare number: seconds (kubectl --request-timeout accepts it) */
-    double v = strtod(s, &end);
-    if (end != s && *end == '\0') {
-        if (v < 0) {
-            return -EINVAL;
-        }
-        *ms = (int64_t) (v * 1000.0);
-        return 0;
-    }
-    double total = 0;
-    const char *p = s;
-    while (*p) {
-        v = strtod(p, &end);
-        if (end == p || v < 0) {
-            return -EINVAL;
-        }
-        p = end;
-        double mult;
-        if (!strncmp(p, "ms", 2)) {
-            mult = 1, p += 2;
-        } else if (!strncmp(p, "us", 2)) {
-            mult = 0.001, p += 2;
-        } else if (!strncmp(p, "ns", 2)) {
-            mult = 0.000001, p += 2;
-        } else if (*p == 'h') {
-            mult = 3600000, p++;
-        } else if (*p == 'm') {
-            mult = 60000, p++;
-        } else if (*p == 's') {
-            mult = 1000, p++;
-        } else {
-            return -EINVAL;
-        }
-        total += v * mult;
-    }
-    *ms = (int64_t) total;
-    return 0;
 }
 
 bool
@@ -314,7 +269,7 @@ run_cmd(struct dpfctl *d, const struct dpfctl_cmd *cmd, int argc, char **argv)
             break;
         case OPT_REQUEST_TIMEOUT: {
             int64_t ms;
-            if (dpfctl_parse_duration(optarg, &ms) < 0) {
+            if (duration_parse(optarg, &ms) < 0) {
                 fprintf(d->err,
                         "error: invalid --request-timeout \"%s\": expected "
                         "a duration like 30s or 2m\n",

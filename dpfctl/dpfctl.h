@@ -95,10 +95,6 @@ const char *dpfctl_kind_group(const struct schema_kind *k, char *buf,
 const char *dpfctl_resource_group(const struct schema_kind *k, char *buf,
                                   size_t size);
 
-/* Parse a duration: Go syntax ("1h2m3.5s", "500ms") or bare seconds
- * ("30"). 0 or -EINVAL. */
-int dpfctl_parse_duration(const char *s, int64_t *ms);
-
 /* Command entry points (one module each). */
 extern const struct dpfctl_cmd cmd_apply;
 extern const struct dpfctl_cmd cmd_get;

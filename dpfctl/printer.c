@@ -8,6 +8,7 @@
 
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
+#include "lib/codecs/duration.h"
 
 /* kubectl: tabwriter.NewWriter(out, 6, 4, 3, ' ', 0) */
 #define TAB_MINWIDTH 6
@@ -196,74 +197,6 @@ printer_tabwrite(FILE *out, const char *text, size_t minwidth, size_t padding)
     fflush(out);
 }
 
-void
-printer_duration(int64_t s, char *buf, size_t size)
-{
-    if (s < -1) {
-        snprintf(buf, size, "<invalid>");
-        return;
-    }
-    if (s < 0) {
-        s = 0;
-    }
-    if (s < 120) {
-        snprintf(buf, size, "%llds", (long long) s);
-        return;
-    }
-    int64_t m = s / 60;
-    if (m < 10) {
-        if (s % 60 == 0) {
-            snprintf(buf, size, "%lldm", (long long) m);
-        } else {
-            snprintf(buf, size, "%lldm%llds", (long long) m,
-                     (long long) (s % 60));
-        }
-        return;
-    }
-    if (m < 180) {
-        snprintf(buf, size, "%lldm", (long long) m);
-        return;
-    }
-    int64_t h = s / 3600;
-    if (h < 8) {
-        if (m % 60 == 0) {
-            snprintf(buf, size, "%lldh", (long long) h);
-        } else {
-            snprintf(buf, size, "%lldh%lldm", (long long) h,
-                     (long long) (m % 60));
-        }
-        return;
-    }
-    if (h < 48) {
-        snprintf(buf, size, "%lldh", (long long) h);
-        return;
-    }
-    if (h < 24 * 8) {
-        if (h % 24 == 0) {
-            snprintf(buf, size, "%lldd", (long long) (h / 24));
-        } else {
-            snprintf(buf, size, "%lldd%lldh", (long long) (h / 24),
-                     (long long) (h % 24));
-        }
-        return;
-    }
-    if (h < 24 * 365 * 2) {
-        snprintf(buf, size, "%lldd", (long long) (h / 24));
-        return;
-    }
-    if (h < 24 * 365 * 8) {
-        int64_t dy = (h / 24) % 365;
-        if (dy == 0) {
-            snprintf(buf, size, "%lldy", (long long) (h / 24 / 365));
-        } else {
-            snprintf(buf, size, "%lldy%lldd", (long long) (h / 24 / 365),
-                     (long long) dy);
-        }
-        return;
-    }
-    snprintf(buf, size, "%lldy", (long long) (h / 24 / 365));
-}
-
 int
 printer_parse_time(const char *s, int64_t *epoch)
 {
@@ -310,7 +243,7 @@ printer_age(const char *ts, char *buf, size_t size)
         return;
     }
     int64_t now = time_wall_ns() / 1000000000LL;
-    printer_duration(now - t, buf, size);
+    duration_human(now - t, buf, size);
 }
 
 char *

@@ -43,8 +43,6 @@ void printer_table_free(struct printer_table *t);
 void printer_tabwrite(FILE *out, const char *text, size_t minwidth,
                       size_t padding);
 
-/* kubectl's HumanDuration: "5s", "3m12s", "4h", "2d", "3y45d". */
-void printer_duration(int64_t seconds, char *buf, size_t size);
 /* Parse an RFC 3339 timestamp (fractional seconds allowed) into seconds
  * since the epoch. 0 or -EINVAL. */
 int printer_parse_time(const char *s, int64_t *epoch);

@@ -439,7 +439,7 @@ watch_line(struct xfer *x, const char *line, size_t len)
         long code = (long) json_integer_value(json_object_get(obj, "code"));
         char *txt = json_dumps(obj, JSON_COMPACT);
         int r =
-            api_status_to_error(code ? code : 500, txt, strlen(txt), x->err);
+            kube_status_to_error(code ? code : 500, txt, strlen(txt), x->err);
         free(txt);
         x->stop = r < 0 ? r : -EIO;
     } else {
@@ -675,185 +675,7 @@ api_client_request(struct api_client *c, const struct api_request *req,
 
 /* --- Status decoding --- */
 
-static const char *
-reason_for(long status)
-{
-    switch (status) {
-    case 400:
-        return "BadRequest";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "NotFound";
-    case 405:
-        return "MethodNotAllowed";
-    case 406:
-        return "NotAcceptable";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Expired";
-    case 415:
-        return "UnsupportedMediaType";
-    case 422:
-        return "Invalid";
-    case 429:
-        return "TooManyRequests";
-    case 500:
-        return "InternalError";
-    case 503:
-        return "ServiceUnavailable";
-    case 504:
-        return "Timeout";
-    default:
-        return "Unknown";
-    }
-}
-
-/* kubectl's wording for errors without a Status body. */
-static const char *
-message_for(long status)
-{
-    switch (status) {
-    case 401:
-        return "the server has asked for the client to provide credentials";
-    case 403:
-        return "the server does not allow access to the requested resource";
-    case 404:
-        return "the server could not find the requested resource";
-    case 409:
-        return "the server reported a conflict";
-    case 410:
-        return "the server reports that the resource version is too old";
-    case 422:
-        return "the server rejected our request due to an error in our "
-               "request";
-    case 500:
-        return "an error on the server has prevented the request from "
-               "succeeding";
-    case 503:
-        return "the server is currently unable to handle the request";
-    case 504:
-        return "the server was unable to return a response in the time "
-               "allotted";
-    default:
-        return "the server rejected our request for an unknown reason";
-    }
-}
-
-static int
-errno_for(long status, const char *reason)
-{
-    switch (status) {
-    case 404:
-        return -ENOENT;
-    case 409:
-        return reason && !strcmp(reason, "AlreadyExists") ? -EEXIST : -EBUSY;
-    case 400:
-    case 422:
-        return -EINVAL;
-    case 401:
-    case 403:
-        return -EACCES;
-    case 410:
-        return -ESTALE;
-    case 504:
-        return -ETIMEDOUT;
-    default:
-        return -EIO;
-    }
-}
-
-int
-api_status_to_error(long status, const char *body, size_t len,
-                    struct dpf_error *err)
-{
-    if (status / 100 == 2) {
-        return 0;
-    }
-    json_t *st = body && len ? json_loadb(body, len, 0, NULL) : NULL;
-    const char *kind = json_string_value(json_object_get(st, "kind"));
-    if (!st || !kind || strcmp(kind, "Status") != 0) {
-        dpf_error_set(err, (int) status, reason_for(status), "%s",
-                      message_for(status));
-        json_decref(st);
-        return errno_for(status, NULL);
-    }
-    const char *reason = json_string_value(json_object_get(st, "reason"));
-    const char *msg = json_string_value(json_object_get(st, "message"));
-    long code = (long) json_integer_value(json_object_get(st, "code"));
-    if (!code) {
-        code = status;
-    }
-    dpf_error_set(err, (int) code,
-                  reason && *reason ? reason : reason_for(code), "%s",
-                  msg && *msg ? msg : message_for(code));
-    json_t *causes = json_object_get(json_object_get(st, "details"), "causes");
-    size_t i;
-    json_t *cz;
-    json_array_foreach(causes, i, cz)
-    {
-        const char *t = json_string_value(json_object_get(cz, "reason"));
-        const char *f = json_string_value(json_object_get(cz, "field"));
-        const char *m = json_string_value(json_object_get(cz, "message"));
-        dpf_error_add_cause(err, t ? t : "", f ? f : "", "%s", m ? m : "");
-    }
-    int r = errno_for(code, err ? err->reason : reason);
-    json_decref(st);
-    return r;
-}
-
 /* --- object verbs --- */
-
-char *
-api_escape(const char *s)
-{
-    struct dbuf b;
-    dbuf_init(&b);
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-            (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-            *p == '~') {
-            dbuf_append(&b, p, 1);
-        } else {
-            dbuf_printf(&b, "%%%02X", *p);
-        }
-    }
-    if (!b.data) {
-        dbuf_append(&b, "", 0);
-    }
-    return dbuf_steal(&b, NULL);
-}
-
-char *
-api_path(const struct schema_kind *k, const char *ns, const char *name,
-         const char *subresource)
-{
-    struct dbuf b;
-    dbuf_init(&b);
-    if (!k->group || !*k->group) {
-        dbuf_printf(&b, "/api/%s", k->version);
-    } else {
-        dbuf_printf(&b, "/apis/%s/%s", k->group, k->version);
-    }
-    if (k->namespaced && ns && *ns) {
-        char *e = api_escape(ns);
-        dbuf_printf(&b, "/namespaces/%s", e);
-        free(e);
-    }
-    dbuf_printf(&b, "/%s", k->plural);
-    if (name) {
-        char *e = api_escape(name);
-        dbuf_printf(&b, "/%s", e);
-        free(e);
-        if (subresource && *subresource) {
-            dbuf_printf(&b, "/%s", subresource);
-        }
-    }
-    return dbuf_steal(&b, NULL);
-}
 
 /* Send a request and decode a JSON reply into *out (may be NULL). */
 static int
@@ -869,7 +691,7 @@ do_json(struct api_client *c, const struct api_request *req, json_t **out,
         api_response_free(&resp);
         return r;
     }
-    r = api_status_to_error(resp.status, resp.body, resp.len, err);
+    r = kube_status_to_error(resp.status, resp.body, resp.len, err);
     if (r == 0 && out) {
         json_error_t jerr;
         *out = json_loadb(resp.body, resp.len, 0, &jerr);
@@ -890,17 +712,16 @@ query_add(struct dbuf *q, const char *key, const char *value)
     if (!value || !*value) {
         return;
     }
-    char *e = api_escape(value);
+    char *e = kube_escape(value);
     dbuf_printf(q, "%s%s=%s", q->len ? "&" : "", key, e);
     free(e);
 }
 
 int
-api_client_get(struct api_client *c, const struct schema_kind *k,
-               const char *ns, const char *name, json_t **out,
-               struct dpf_error *err)
+api_client_get(struct api_client *c, const struct kube_gvr *gvr, const char *ns,
+               const char *name, json_t **out, struct dpf_error *err)
 {
-    char *path = api_path(k, ns, name, NULL);
+    char *path = kube_path(gvr, ns, name, NULL);
     struct api_request req = {.method = "GET", .path = path};
     int r = do_json(c, &req, out, err);
     free(path);
@@ -908,7 +729,7 @@ api_client_get(struct api_client *c, const struct schema_kind *k,
 }
 
 int
-api_client_list(struct api_client *c, const struct schema_kind *k,
+api_client_list(struct api_client *c, const struct kube_gvr *gvr,
                 const char *ns, const struct api_list_options *opts,
                 json_t **out, struct dpf_error *err)
 {
@@ -916,7 +737,7 @@ api_client_list(struct api_client *c, const struct schema_kind *k,
     if (!opts) {
         opts = &none;
     }
-    char *path = api_path(k, ns, NULL, NULL);
+    char *path = kube_path(gvr, ns, NULL, NULL);
     json_t *all = NULL;
     char *cont = NULL;
     int r;
@@ -998,41 +819,42 @@ send_obj(struct api_client *c, const char *method, const char *path,
 }
 
 int
-api_client_post(struct api_client *c, const struct schema_kind *k,
+api_client_post(struct api_client *c, const struct kube_gvr *gvr,
                 const char *ns, const json_t *obj, const char *field_manager,
                 json_t **out, struct dpf_error *err)
 {
-    char *path = api_path(k, ns, NULL, NULL);
+    char *path = kube_path(gvr, ns, NULL, NULL);
     int r = send_obj(c, "POST", path, field_manager, NULL, obj, out, err);
     free(path);
     return r;
 }
 
 int
-api_client_put(struct api_client *c, const struct schema_kind *k,
-               const char *ns, const json_t *obj, const char *subresource,
+api_client_put(struct api_client *c, const struct kube_gvr *gvr, const char *ns,
+               const json_t *obj, const char *subresource,
                const char *field_manager, json_t **out, struct dpf_error *err)
 {
     const char *name = json_string_value(
         json_object_get(json_object_get(obj, "metadata"), "name"));
     if (!name || !*name) {
         dpf_error_set(err, 400, "BadRequest",
-                      "%s: metadata.name is required for an update", k->kind);
+                      "%s: metadata.name is required for an update",
+                      gvr->resource);
         return -EINVAL;
     }
-    char *path = api_path(k, ns, name, subresource);
+    char *path = kube_path(gvr, ns, name, subresource);
     int r = send_obj(c, "PUT", path, field_manager, NULL, obj, out, err);
     free(path);
     return r;
 }
 
 int
-api_client_patch(struct api_client *c, const struct schema_kind *k,
+api_client_patch(struct api_client *c, const struct kube_gvr *gvr,
                  const char *ns, const char *name, const char *subresource,
                  enum api_patch_type type, const json_t *patch,
                  const char *field_manager, json_t **out, struct dpf_error *err)
 {
-    char *path = api_path(k, ns, name, subresource);
+    char *path = kube_path(gvr, ns, name, subresource);
     int r = send_obj(c, "PATCH", path, field_manager,
                      type == API_PATCH_JSON ? "application/json-patch+json"
                                             : "application/merge-patch+json",
@@ -1042,11 +864,11 @@ api_client_patch(struct api_client *c, const struct schema_kind *k,
 }
 
 int
-api_client_delete(struct api_client *c, const struct schema_kind *k,
+api_client_delete(struct api_client *c, const struct kube_gvr *gvr,
                   const char *ns, const char *name, const char *propagation,
                   json_t **out, struct dpf_error *err)
 {
-    char *path = api_path(k, ns, name, NULL);
+    char *path = kube_path(gvr, ns, name, NULL);
     int r;
     if (propagation) {
         json_t *opts = json_pack("{s:s}", "propagationPolicy", propagation);
@@ -1095,7 +917,7 @@ watch_once(struct api_client *c, const struct api_request *req,
     } else if (rc != CURLE_OK) {
         r = transport_error(c, req, rc, err);
     } else if (*status / 100 != 2) {
-        r = api_status_to_error(*status, x.body.data, x.body.len, err);
+        r = kube_status_to_error(*status, x.body.data, x.body.len, err);
     }
     dbuf_free(&x.body);
     dbuf_free(&x.line);
@@ -1154,11 +976,11 @@ api_client_watch_path(struct api_client *c, const char *path,
 }
 
 int
-api_client_watch(struct api_client *c, const struct schema_kind *k,
+api_client_watch(struct api_client *c, const struct kube_gvr *gvr,
                  const char *ns, struct api_watch_options *opts,
                  api_watch_cb cb, void *arg, struct dpf_error *err)
 {
-    char *path = api_path(k, ns, NULL, NULL);
+    char *path = kube_path(gvr, ns, NULL, NULL);
     int r = api_client_watch_path(c, path, opts, cb, arg, err);
     free(path);
     return r;

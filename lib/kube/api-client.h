@@ -9,12 +9,13 @@
  * Layers:
  *   api_client_request()  one HTTP exchange: method, path, query, body,
  *                         content type, Accept -> status + body;
- *   api_status_to_error() a non-2xx reply (a metav1.Status, or not) ->
- *                         struct dpf_error + negative errno;
- *   api_client_get/list/post/put/patch/delete()  object verbs on a kind
- *                         from api/schema.h (group, version, plural and
- *                         scope come from the struct schema_kind; callers
- *                         resolve it with schema_find_kind/_name);
+ *   kube_status_to_error() (kube-status.h) a non-2xx reply -> struct
+ *                         dpf_error + negative errno;
+ *   api_client_get/list/post/put/patch/delete()  object verbs on a
+ *                         resource given as a struct kube_gvr (group,
+ *                         version, plural, scope: plain data, so this layer
+ *                         knows nothing of the schema; api/schema.h's
+ *                         SCHEMA_GVR(k) makes one from a kind);
  *   api_client_watch()    a watch stream: newline-delimited JSON events
  *                         ({"type":..,"object":..}), one callback per
  *                         event, resumable from the last resourceVersion.
@@ -56,8 +57,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/schema.h"
 #include "lib/base/error.h"
+#include "lib/kube/kube-rest.h"
+#include "lib/kube/kube-status.h"
 #include "lib/kube/kubeconfig.h"
 
 /* The Accept header kubectl sends for table output (get). */
@@ -120,20 +122,9 @@ int api_client_request(struct api_client *c, const struct api_request *req,
 /* Free a response's buffers (the struct itself is the caller's). */
 void api_response_free(struct api_response *resp);
 
-/* Decode a reply: 0 for 2xx; otherwise fill err from the metav1.Status
- * body (reason, message, details.causes[] as causes) or, when the body is
- * not a Status, from the HTTP status alone, and return the errno mapped
- * as described above. */
-int api_status_to_error(long status, const char *body, size_t len,
-                        struct dpf_error *err);
-
-/* URL path of a kind's collection (name NULL) or object, optionally a
- * subresource ("status"). ns NULL or "" for cluster-scoped kinds or all
- * namespaces. Names are percent-escaped. Returns a malloc'd string. */
-char *api_path(const struct schema_kind *k, const char *ns, const char *name,
-               const char *subresource);
-/* Percent-escape a query value (RFC 3986 unreserved kept). Malloc'd. */
-char *api_escape(const char *s);
+/* Replies are decoded with kube_status_to_error() (lib/kube/kube-status.h);
+ * paths are built with kube_path() and kube_escape() (lib/kube/kube-rest.h).
+ */
 
 /* List / watch filters. Zero-initialise; every field is optional. */
 struct api_list_options {
@@ -145,26 +136,26 @@ struct api_list_options {
 };
 
 /* GET one object. -ENOENT (err: the server's NotFound Status) if absent. */
-int api_client_get(struct api_client *c, const struct schema_kind *k,
+int api_client_get(struct api_client *c, const struct kube_gvr *gvr,
                    const char *ns, const char *name, json_t **out,
                    struct dpf_error *err);
 /* GET a collection; follows metadata.continue when opts->limit is set and
  * returns one list with all items (metadata.resourceVersion of the last
  * page). opts may be NULL. With a Table Accept the reply is returned as
  * is (no paging). */
-int api_client_list(struct api_client *c, const struct schema_kind *k,
+int api_client_list(struct api_client *c, const struct kube_gvr *gvr,
                     const char *ns, const struct api_list_options *opts,
                     json_t **out, struct dpf_error *err);
 /* POST (create) obj. field_manager may be NULL. *out (may be NULL) gets
  * the server's copy. */
-int api_client_post(struct api_client *c, const struct schema_kind *k,
+int api_client_post(struct api_client *c, const struct kube_gvr *gvr,
                     const char *ns, const json_t *obj,
                     const char *field_manager, json_t **out,
                     struct dpf_error *err);
 /* PUT (replace) obj, or its subresource ("status", NULL = main); the name
  * comes from obj's metadata.name; send metadata.resourceVersion for
  * optimistic concurrency (-EBUSY on conflict). */
-int api_client_put(struct api_client *c, const struct schema_kind *k,
+int api_client_put(struct api_client *c, const struct kube_gvr *gvr,
                    const char *ns, const json_t *obj, const char *subresource,
                    const char *field_manager, json_t **out,
                    struct dpf_error *err);
@@ -175,7 +166,7 @@ enum api_patch_type {
     API_PATCH_JSON = 1,  /* application/json-patch+json (RFC 6902) */
 };
 /* PATCH an object (or a subresource). */
-int api_client_patch(struct api_client *c, const struct schema_kind *k,
+int api_client_patch(struct api_client *c, const struct kube_gvr *gvr,
                      const char *ns, const char *name, const char *subresource,
                      enum api_patch_type type, const json_t *patch,
                      const char *field_manager, json_t **out,
@@ -183,7 +174,7 @@ int api_client_patch(struct api_client *c, const struct schema_kind *k,
 /* DELETE with DeleteOptions {propagationPolicy} (NULL = server default).
  * *out (may be NULL) gets the reply: the object (still present while
  * finalizers run) or a Status. */
-int api_client_delete(struct api_client *c, const struct schema_kind *k,
+int api_client_delete(struct api_client *c, const struct kube_gvr *gvr,
                       const char *ns, const char *name, const char *propagation,
                       json_t **out, struct dpf_error *err);
 
@@ -226,7 +217,7 @@ struct api_watch_options {
  * is too old (410 Gone: list again), -ETIMEDOUT at the deadline, or
  * another negative errno (err filled). ERROR events are not passed to cb;
  * they end the watch with their Status decoded into err. */
-int api_client_watch(struct api_client *c, const struct schema_kind *k,
+int api_client_watch(struct api_client *c, const struct kube_gvr *gvr,
                      const char *ns, struct api_watch_options *opts,
                      api_watch_cb cb, void *arg, struct dpf_error *err);
 /* The same on an explicit collection path (for resources that are not in

@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "lib/base/error.h"
+#include "lib/kube/kube-status.h"
 #include "lib/kube/kube-watch.h"
 #include "lib/kube/kubeconfig.h"
 #include "lib/base/loop.h"
@@ -171,13 +172,6 @@ int kube_rest_json_wait(struct kube_rest *r, const char *method,
                         struct dpf_error *err);
 /* Free a response's body (the struct is the caller's). */
 void kube_response_free(struct kube_response *resp);
-
-/* Decode a reply: 0 for 2xx; otherwise fill err from the metav1.Status
- * body (or from the status alone) and return the errno: 404 -ENOENT, 409
- * AlreadyExists -EEXIST, 409 Conflict -EBUSY, 400/422 -EINVAL, 401/403
- * -EACCES, 410 -ESTALE, 429 -EAGAIN, 504 -ETIMEDOUT, other -EIO. */
-int kube_status_to_error(long status, const char *body, size_t len,
-                         struct dpf_error *err);
 
 /* URL path of a collection (name NULL) or an object, optionally a
  * subresource. ns NULL or "" = all namespaces (or a cluster-scoped

@@ -204,40 +204,25 @@ client_for(struct fake *f)
     return c;
 }
 
-static const char *const bfb_short[] = {"bfb", NULL};
-static const struct schema_kind bfb_kind = {
-    .group = "provisioning.dpu.nvidia.com",
-    .version = "v1alpha1",
-    .kind = "BFB",
-    .plural = "bfbs",
-    .singular = "bfb",
-    .short_names = bfb_short,
-    .namespaced = true,
-};
-static const struct schema_kind ns_kind = {
-    .group = "",
-    .version = "v1",
-    .kind = "Namespace",
-    .plural = "namespaces",
-    .singular = "namespace",
-    .namespaced = false,
-};
+static const struct kube_gvr bfb_gvr = {"provisioning.dpu.nvidia.com",
+                                        "v1alpha1", "bfbs", true};
+static const struct kube_gvr ns_gvr = {"", "v1", "namespaces", false};
 
 static void
 test_paths(void **state)
 {
-    char *p = api_path(&bfb_kind, "ns1", "a b", "status");
+    char *p = kube_path(&bfb_gvr, "ns1", "a b", "status");
     assert_string_equal(
         p, "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/ns1/bfbs/"
            "a%20b/status");
     free(p);
-    p = api_path(&bfb_kind, NULL, NULL, NULL);
+    p = kube_path(&bfb_gvr, NULL, NULL, NULL);
     assert_string_equal(p, "/apis/provisioning.dpu.nvidia.com/v1alpha1/bfbs");
     free(p);
-    p = api_path(&ns_kind, "ignored", "x", NULL);
+    p = kube_path(&ns_gvr, "ignored", "x", NULL);
     assert_string_equal(p, "/api/v1/namespaces/x");
     free(p);
-    p = api_escape("metadata.name=a,b c");
+    p = kube_escape("metadata.name=a,b c");
     assert_string_equal(p, "metadata.name%3Da%2Cb%20c");
     free(p);
 }
@@ -254,17 +239,17 @@ test_get_and_keepalive(void **state)
     struct api_client *c = client_for(f);
     struct dpf_error err = {0};
     json_t *o = NULL;
-    assert_int_equal(api_client_get(c, &bfb_kind, "ns1", "a", &o, &err), 0);
+    assert_int_equal(api_client_get(c, &bfb_gvr, "ns1", "a", &o, &err), 0);
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(o, "metadata"), "name")),
                         "a");
     json_decref(o);
-    assert_int_equal(api_client_get(c, &bfb_kind, "ns1", "b", &o, &err), 0);
+    assert_int_equal(api_client_get(c, &bfb_gvr, "ns1", "b", &o, &err), 0);
     json_decref(o);
     json_t *obj =
         json_pack("{s:s,s:{s:s}}", "kind", "BFB", "metadata", "name", "c");
     assert_int_equal(
-        api_client_post(c, &bfb_kind, "ns1", obj, "mgr", NULL, &err), 0);
+        api_client_post(c, &bfb_gvr, "ns1", obj, "mgr", NULL, &err), 0);
     json_decref(obj);
     api_client_destroy(c);
     /* all three requests on one connection */
@@ -284,17 +269,17 @@ test_requests_on_the_wire(void **state)
     struct api_client *c = client_for(f);
     struct dpf_error err = {0};
     json_t *obj = json_pack("{s:{s:s}}", "metadata", "name", "x");
-    assert_int_equal(api_client_post(c, &bfb_kind, "n", obj,
+    assert_int_equal(api_client_post(c, &bfb_gvr, "n", obj,
                                      "kubectl-client-side-apply", NULL, &err),
                      0);
     json_t *patch = json_pack("{s:{s:i}}", "spec", "a", 1);
-    assert_int_equal(api_client_patch(c, &bfb_kind, "n", "x", NULL,
+    assert_int_equal(api_client_patch(c, &bfb_gvr, "n", "x", NULL,
                                       API_PATCH_MERGE, patch, NULL, NULL, &err),
                      0);
     assert_int_equal(
-        api_client_delete(c, &bfb_kind, "n", "x", "Background", NULL, &err), 0);
+        api_client_delete(c, &bfb_gvr, "n", "x", "Background", NULL, &err), 0);
     assert_int_equal(
-        api_client_put(c, &bfb_kind, "n", obj, "status", NULL, NULL, &err), 0);
+        api_client_put(c, &bfb_gvr, "n", obj, "status", NULL, NULL, &err), 0);
     json_decref(obj);
     json_decref(patch);
     api_client_destroy(c);
@@ -351,7 +336,7 @@ test_status_errors(void **state)
     struct api_client *c = client_for(f);
     struct dpf_error err = {0};
     json_t *o = NULL;
-    assert_int_equal(api_client_get(c, &bfb_kind, "n", "a", &o, &err), -ENOENT);
+    assert_int_equal(api_client_get(c, &bfb_gvr, "n", "a", &o, &err), -ENOENT);
     assert_null(o);
     assert_int_equal(err.code, 404);
     assert_string_equal(err.reason, "NotFound");
@@ -359,17 +344,17 @@ test_status_errors(void **state)
                         "bfbs.provisioning.dpu.nvidia.com \"a\" not found");
     dpf_error_clear(&err);
     json_t *obj = json_object();
-    assert_int_equal(api_client_post(c, &bfb_kind, "n", obj, NULL, NULL, &err),
+    assert_int_equal(api_client_post(c, &bfb_gvr, "n", obj, NULL, NULL, &err),
                      -EINVAL);
     assert_string_equal(err.reason, "Invalid");
     assert_int_equal(err.n_causes, 1);
     assert_string_equal(err.causes[0].field, "spec.url");
     assert_string_equal(err.causes[0].type, "FieldValueRequired");
     dpf_error_clear(&err);
-    assert_int_equal(api_client_post(c, &bfb_kind, "n", obj, NULL, NULL, &err),
+    assert_int_equal(api_client_post(c, &bfb_gvr, "n", obj, NULL, NULL, &err),
                      -EEXIST);
     dpf_error_clear(&err);
-    assert_int_equal(api_client_get(c, &bfb_kind, "n", "a", &o, &err), -EIO);
+    assert_int_equal(api_client_get(c, &bfb_gvr, "n", "a", &o, &err), -EIO);
     assert_int_equal(err.code, 500);
     assert_string_equal(err.reason, "InternalError");
     json_decref(obj);
@@ -397,7 +382,7 @@ test_list_pages(void **state)
     struct dpf_error err = {0};
     json_t *l = NULL;
     struct api_list_options lo = {.label_selector = "a=b", .limit = 2};
-    assert_int_equal(api_client_list(c, &bfb_kind, "n", &lo, &l, &err), 0);
+    assert_int_equal(api_client_list(c, &bfb_gvr, "n", &lo, &l, &err), 0);
     assert_int_equal(json_array_size(json_object_get(l, "items")), 3);
     assert_null(json_object_get(json_object_get(l, "metadata"), "continue"));
     json_decref(l);
@@ -476,7 +461,7 @@ test_watch(void **state)
     struct api_watch_options wo = {.field_selector = "metadata.name=a"};
     snprintf(wo.resource_version, sizeof wo.resource_version, "10");
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s, &err), 0);
+        api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s, &err), 0);
     assert_int_equal(s.n, 3);
     assert_int_equal(s.types[0], API_EVENT_ADDED);
     assert_int_equal(s.types[1], API_EVENT_MODIFIED);
@@ -485,14 +470,14 @@ test_watch(void **state)
 
     struct seen s2 = {.stop_after = 1};
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s2, &err), 1);
+        api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s2, &err), 1);
     assert_int_equal(s2.n, 1);
     assert_string_equal(s2.names[0], "b");
     assert_string_equal(wo.resource_version, "20");
 
     struct seen s3 = {0};
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s3, &err), -ESTALE);
+        api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s3, &err), -ESTALE);
     assert_int_equal(s3.n, 0);
     assert_string_equal(err.reason, "Expired");
 
@@ -501,7 +486,7 @@ test_watch(void **state)
     wo.deadline_ms = time_mono_ms() + 300;
     int64_t t0 = time_mono_ms();
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s4, &err),
+        api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s4, &err),
         -ETIMEDOUT);
     assert_true(time_mono_ms() - t0 < 2500);
     assert_string_equal(err.reason, API_REASON_CLIENT);
@@ -509,7 +494,7 @@ test_watch(void **state)
     dpf_error_clear(&err);
     wo.deadline_ms = 0;
     assert_int_equal(
-        api_client_watch(c, &bfb_kind, "n", &wo, on_event, &s4, &err), -EACCES);
+        api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s4, &err), -EACCES);
     assert_string_equal(err.reason, "Forbidden");
 
     api_client_destroy(c);
@@ -540,7 +525,7 @@ test_connection_refused(void **state)
     struct dpf_error err = {0};
     struct api_client *c = api_client_create(&kc, &err);
     json_t *o = NULL;
-    assert_int_equal(api_client_get(c, &bfb_kind, "n", "a", &o, &err),
+    assert_int_equal(api_client_get(c, &bfb_gvr, "n", "a", &o, &err),
                      -ECONNREFUSED);
     assert_string_equal(err.reason, API_REASON_CLIENT);
     assert_non_null(strstr(err.message, server));
@@ -625,7 +610,7 @@ test_plaintext_refused(void **state)
     c = api_client_create(kc, &err);
     assert_non_null(c);
     json_t *o = NULL;
-    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+    assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), 0);
     json_decref(o);
     api_client_destroy(c);
     kubeconfig_free(kc);
@@ -751,7 +736,7 @@ test_exec_cache_and_expiry(void **state)
                         sizeof future);
     struct api_client *c = exec_client(f, plugin, future);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+        assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), 0);
         json_decref(o);
     }
     assert_int_equal(api_client_exec_runs(c), 1);
@@ -770,7 +755,7 @@ test_exec_cache_and_expiry(void **state)
     free(p2);
     c = exec_client(f, plugin, NULL);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+        assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), 0);
         json_decref(o);
     }
     assert_int_equal(api_client_exec_runs(c), 1);
@@ -784,7 +769,7 @@ test_exec_cache_and_expiry(void **state)
     free(p2);
     c = exec_client(f, plugin, "2020-01-01T00:00:00Z");
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+        assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), 0);
         json_decref(o);
     }
     assert_int_equal(api_client_exec_runs(c), 3);
@@ -823,16 +808,16 @@ test_exec_401_retry(void **state)
     struct api_client *c = exec_client(f, plugin, NULL);
     json_t *o = NULL;
     struct dpf_error err = {0};
-    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), 0);
+    assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), 0);
     json_decref(o);
     assert_int_equal(api_client_exec_runs(c), 2);
-    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), -EACCES);
+    assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), -EACCES);
     assert_int_equal(err.code, 401);
     assert_int_equal(api_client_exec_runs(c), 3);
     struct api_watch_options wo = {0};
     struct seen seen = {0};
     assert_int_equal(
-        api_client_watch(c, &ns_kind, NULL, &wo, on_event, &seen, &err), 0);
+        api_client_watch(c, &ns_gvr, NULL, &wo, on_event, &seen, &err), 0);
     assert_int_equal(seen.n, 1);
     assert_string_equal(seen.names[0], "a");
     assert_int_equal(api_client_exec_runs(c), 4);
@@ -878,7 +863,7 @@ test_exec_failure(void **state)
     assert_non_null(c);
     kubeconfig_free(kc);
     json_t *o = NULL;
-    assert_int_equal(api_client_get(c, &ns_kind, NULL, "x", &o, &err), -EACCES);
+    assert_int_equal(api_client_get(c, &ns_gvr, NULL, "x", &o, &err), -EACCES);
     char *want = xasprintf("getting credentials for user \"alice\": exec: "
                            "executable %s failed with exit code 3\n"
                            "plugin stderr: login expired: run sso-login\n"
@@ -898,17 +883,17 @@ static void
 test_status_decode_plain(void **state)
 {
     struct dpf_error err = {0};
-    assert_int_equal(api_status_to_error(200, "", 0, &err), 0);
-    assert_int_equal(api_status_to_error(401, "", 0, &err), -EACCES);
+    assert_int_equal(kube_status_to_error(200, "", 0, &err), 0);
+    assert_int_equal(kube_status_to_error(401, "", 0, &err), -EACCES);
     assert_string_equal(err.reason, "Unauthorized");
-    assert_int_equal(api_status_to_error(404, "404 page not found", 18, &err),
+    assert_int_equal(kube_status_to_error(404, "404 page not found", 18, &err),
                      -ENOENT);
     assert_string_equal(err.message,
                         "the server could not find the requested resource");
     const char *conflict = "{\"kind\":\"Status\",\"reason\":\"Conflict\","
                            "\"message\":\"m\",\"code\":409}";
-    assert_int_equal(api_status_to_error(409, conflict, strlen(conflict), &err),
-                     -EBUSY);
+    assert_int_equal(
+        kube_status_to_error(409, conflict, strlen(conflict), &err), -EBUSY);
     assert_string_equal(api_event_type_name(API_EVENT_BOOKMARK), "BOOKMARK");
 }
 

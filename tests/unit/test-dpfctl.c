@@ -18,6 +18,7 @@
 #include "dpfctl/printer.h"
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
+#include "lib/codecs/duration.h"
 
 static json_t *
 yaml(const char *text)
@@ -168,7 +169,7 @@ test_duration(void **state)
     };
     char buf[32];
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        printer_duration(cases[i].s, buf, sizeof buf);
+        duration_human(cases[i].s, buf, sizeof buf);
         if (strcmp(buf, cases[i].want) != 0) {
             fail_msg("%lld s: got %s want %s", (long long) cases[i].s, buf,
                      cases[i].want);
@@ -348,20 +349,20 @@ static void
 test_parse_duration(void **state)
 {
     int64_t ms;
-    assert_int_equal(dpfctl_parse_duration("30s", &ms), 0);
+    assert_int_equal(duration_parse("30s", &ms), 0);
     assert_int_equal(ms, 30000);
-    assert_int_equal(dpfctl_parse_duration("1m30s", &ms), 0);
+    assert_int_equal(duration_parse("1m30s", &ms), 0);
     assert_int_equal(ms, 90000);
-    assert_int_equal(dpfctl_parse_duration("500ms", &ms), 0);
+    assert_int_equal(duration_parse("500ms", &ms), 0);
     assert_int_equal(ms, 500);
-    assert_int_equal(dpfctl_parse_duration("2h", &ms), 0);
+    assert_int_equal(duration_parse("2h", &ms), 0);
     assert_int_equal(ms, 7200000);
-    assert_int_equal(dpfctl_parse_duration("5", &ms), 0);
+    assert_int_equal(duration_parse("5", &ms), 0);
     assert_int_equal(ms, 5000);
-    assert_int_equal(dpfctl_parse_duration("0", &ms), 0);
+    assert_int_equal(duration_parse("0", &ms), 0);
     assert_int_equal(ms, 0);
-    assert_int_equal(dpfctl_parse_duration("5x", &ms), -EINVAL);
-    assert_int_equal(dpfctl_parse_duration("", &ms), -EINVAL);
+    assert_int_equal(duration_parse("5x", &ms), -EINVAL);
+    assert_int_equal(duration_parse("", &ms), -EINVAL);
 }
 
 /* Run dpfctl_main with captured output. */

@@ -411,16 +411,10 @@ sq_space_used(struct store_sqlite *s, struct sq_req *r, int64_t *used)
 static bool
 sq_space_back(struct store_sqlite *s)
 {
-    char *dir = xstrdup(s->path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    }
     struct statvfs vfs;
-    int rc = statvfs(slash ? dir : ".", &vfs);
-    free(dir);
-    if (rc < 0 || (int64_t) vfs.f_bavail * (int64_t) vfs.f_frsize <
-                      s->reserve + SQ_FULL_MARGIN) {
+    if (fstatvfs(s->lock_fd, &vfs) < 0 ||
+        (int64_t) vfs.f_bavail * (int64_t) vfs.f_frsize <
+            s->reserve + SQ_FULL_MARGIN) {
         return false;
     }
     if (s->reserve > 0) {
@@ -428,7 +422,10 @@ sq_space_back(struct store_sqlite *s)
         if (fd < 0) {
             return false;
         }
-        rc = posix_fallocate(fd, 0, s->reserve);
+        int rc = posix_fallocate(fd, 0, s->reserve);
+        if (rc != 0 && ftruncate(fd, 0) < 0) {
+            rc = errno; /* (the blocks stay taken; retried later) */
+        }
         close(fd);
         if (rc != 0) {
             return false;

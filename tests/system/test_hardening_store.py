@@ -99,6 +99,30 @@ class Server(DpfServer):
                  timeout, what="dpf-server /readyz")
         return self
 
+    @property
+    def pid(self):
+        """The server's own PID: under a wrapper, the one the server wrote
+        into its data directory's lock file."""
+        if not self.wrapper:
+            return super().pid
+        with open(os.path.join(self.data_dir, "dpf-server.lock")) as f:
+            return int(f.read().split()[0])
+
+    def stop(self, timeout=20):
+        """SIGTERM the server itself (a wrapper such as strace would only
+        detach); the wrapper exits with the server's status."""
+        if not self.wrapper or not self.proc or self.proc.poll() is not None:
+            return super().stop(timeout)
+        server_pid = self.pid
+        os.kill(server_pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(server_pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode
+
 
 @pytest.fixture
 def servers(tmp_path):

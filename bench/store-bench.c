@@ -1,15 +1,17 @@
 /* store-bench: write latency and throughput of a store, printed as figures.
  *
  *   store-bench [-u URL] [-n PRELOAD] [-t THREADS] [-c OPS_PER_THREAD]
- *               [-s VALUE_BYTES] [-m create|update] [-W WATCHERS]
+ *               [-s VALUE_BYTES] [-m create|update] [-W WATCHERS] [-R]
  *   store-bench -e http://127.0.0.1:2379 ...   (etcd v3 JSON gateway, for
  *                                               comparison; puts)
  *
  * Preloads PRELOAD keys, then THREADS threads each run OPS_PER_THREAD
  * operations back to back and record each one's latency. Prints p50, p90,
  * p99, p99.9, max and the aggregate rate. -W attaches a watch cache with
- * that many watchers (drained by one thread), as the API server does. Not a test: it never fails on
- * speed. Results and commands go to docs/benchmarks.md. */
+ * that many watchers (drained by one thread), as the API server does. -R
+ * then closes the store and times reopening it with each integrity check
+ * (check=full, quick, off). Not a test: it never fails on speed. Results
+ * and commands go to docs/benchmarks.md and docs/dev/store.md. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +47,7 @@ struct bench {
     atomic_int pending;     /* notifies not yet drained */
     atomic_bool stop;       /* ends the drain thread */
     int64_t delivered;      /* events pulled by all watchers */
+    bool reopen;            /* -R: time reopening with each check */
 };
 
 /* One client thread. */
@@ -220,6 +223,31 @@ run_phase(struct bench *b, bool measure, int total)
     }
 }
 
+/* Time store_open() of the store just written, with each integrity check
+ * (the page cache is warm: the figures are the CPU cost; a cold start adds
+ * reading the whole file). */
+static void
+reopen_times(const char *url)
+{
+    static const char *const checks[] = {"full", "quick", "off"};
+    for (size_t i = 0; i < ARRAY_SIZE(checks); i++) {
+        char *u = xasprintf("%s%scheck=%s", url, strchr(url, '?') ? "&" : "?",
+                            checks[i]);
+        struct dpf_error err = {0};
+        int64_t t0 = time_mono_ns();
+        struct store *s = store_open(u, NULL, &err);
+        int64_t t1 = time_mono_ns();
+        if (!s) {
+            fprintf(stderr, "store-bench: reopen: %s\n", err.message);
+        } else {
+            printf("reopen check=%s: %.3f s (%" PRId64 " keys)\n", checks[i],
+                   (t1 - t0) / 1e9, store_count(s, ""));
+            store_close(s);
+        }
+        free(u);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -231,7 +259,7 @@ main(int argc, char **argv)
         .lock = PTHREAD_MUTEX_INITIALIZER,
     };
     int opt;
-    while ((opt = getopt(argc, argv, "u:e:n:t:c:s:m:W:h")) != -1) {
+    while ((opt = getopt(argc, argv, "u:e:n:t:c:s:m:W:Rh")) != -1) {
         switch (opt) {
         case 'u':
             b.url = optarg;
@@ -257,10 +285,14 @@ main(int argc, char **argv)
         case 'W':
             b.watchers = atoi(optarg);
             break;
+        case 'R':
+            b.reopen = true;
+            break;
         default:
             fprintf(stderr,
                     "usage: store-bench [-u URL | -e ETCD_URL] [-n PRELOAD] "
-                    "[-t THREADS] [-c OPS] [-s BYTES] [-m create|update]\n");
+                    "[-t THREADS] [-c OPS] [-s BYTES] [-m create|update] "
+                    "[-W WATCHERS] [-R]\n");
             return opt == 'h' ? 0 : 2;
         }
     }
@@ -289,7 +321,8 @@ main(int argc, char **argv)
         curl_global_init(CURL_GLOBAL_DEFAULT);
     } else {
         struct dpf_error err = {0};
-        b.s = store_open(b.url, &err);
+        struct store_options so = {.create = true};
+        b.s = store_open(b.url, &so, &err);
         if (!b.s) {
             fprintf(stderr, "store-bench: %s\n", err.message);
             return 1;
@@ -339,6 +372,9 @@ main(int argc, char **argv)
     }
     if (b.s) {
         store_close(b.s);
+    }
+    if (b.reopen && b.s) {
+        reopen_times(b.url);
     }
     watch_cache_destroy(b.wc);
     if (url) {

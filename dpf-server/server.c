@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -35,6 +37,7 @@ LOG_MODULE(server);
 #define SERVER_MAX_BODY (3u * 1024 * 1024)
 #define SERVER_ADMIN_CN "dpf-admin"
 #define SERVER_ADMIN_ORG "system:masters"
+#define SERVER_LOCK_FILE "dpf-server.lock"
 
 /* Everything the running server holds. */
 struct server {
@@ -95,7 +98,19 @@ usage(FILE *f)
                "  --data-dir DIR         state directory (default "
                "/var/lib/dpf); created 0700\n"
                "  --store URL            store (default "
-               "sqlite:<data-dir>/state.db)\n"
+               "sqlite:<data-dir>/state.db; URL options in\n"
+               "                         docs/dev/store.md, e.g. "
+               "?sync=normal trades power-loss\n"
+               "                         safety for speed)\n"
+               "  --init-store           create an empty store if it is "
+               "missing or empty (needed\n"
+               "                         when the data directory was used "
+               "before; never erases\n"
+               "                         an existing store)\n"
+               "  --quota-backend-bytes N  space the objects may take "
+               "(default and 0: 2 GiB);\n"
+               "                         past it creates and updates fail "
+               "(507), deletes work\n"
                "  --bind-address ADDR    listen address (default 0.0.0.0; "
                "127.0.0.1 with\n"
                "                         --insecure-dev)\n"
@@ -151,7 +166,15 @@ usage(FILE *f)
                "On first start the CA, serving and admin certificates and the "
                "admin token are\n"
                "created under <data-dir>/pki and <data-dir>/admin.token; later "
-               "starts reuse them.\n");
+               "starts reuse them.\n"
+               "A new data directory gets an empty store. Once it holds pki/, "
+               "admin.token or\n"
+               "admin.kubeconfig, a missing or empty store is refused "
+               "(restore it from a backup\n"
+               "or start with --init-store), as is a damaged one (the "
+               "integrity check at start\n"
+               "names the file). One server per data directory: a second one "
+               "exits at once.\n");
 }
 
 /* Parse an unsigned number in [min, max]. */
@@ -327,6 +350,8 @@ tls_priorities_build(const char *suites, bool tls13_only, char **out,
 enum {
     OPT_DATA_DIR = 256,
     OPT_STORE,
+    OPT_INIT_STORE,
+    OPT_QUOTA,
     OPT_BIND,
     OPT_PORT,
     OPT_KUBECONFIG,
@@ -352,6 +377,8 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"store", required_argument, NULL, OPT_STORE},
+        {"init-store", no_argument, NULL, OPT_INIT_STORE},
+        {"quota-backend-bytes", required_argument, NULL, OPT_QUOTA},
         {"bind-address", required_argument, NULL, OPT_BIND},
         {"port", required_argument, NULL, OPT_PORT},
         {"kubeconfig-out", required_argument, NULL, OPT_KUBECONFIG},
@@ -385,6 +412,19 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             break;
         case OPT_STORE:
             set_str(&o->store_url, optarg);
+            break;
+        case OPT_INIT_STORE:
+            o->init_store = true;
+            break;
+        case OPT_QUOTA:
+            if (parse_uint(optarg, 0, INT64_MAX, &v) < 0) {
+                fprintf(errout,
+                        "dpf-server: --quota-backend-bytes: \"%s\" is not "
+                        "a number of bytes (0 = the default, 2 GiB)\n",
+                        optarg);
+                return -EINVAL;
+            }
+            o->quota_bytes = (int64_t) v;
             break;
         case OPT_BIND:
             set_str(&o->bind_address, optarg);
@@ -622,21 +662,24 @@ respond_health(struct server *srv, struct http_request *req)
         !str_has_prefix(path, "/livez")) {
         return false;
     }
-    bool ok = !readyz || atomic_load(&srv->ready);
+    /* Readiness includes the store's health, as kube-apiserver's does
+     * etcd's: a store that met damage or I/O errors, or whose file is
+     * gone, fails it (the reason, without paths, in the check line). */
+    char why[192] = "not open yet";
+    bool ok = !readyz || (atomic_load(&srv->ready) &&
+                          store_health(srv->store, why, sizeof(why)) == 0);
     bool verbose = http_request_query(req, "verbose") != NULL;
     struct dbuf b;
     dbuf_init(&b);
-    if (verbose) {
+    if (verbose || !ok) {
         dbuf_puts(&b, "[+]ping ok\n");
         if (readyz) {
-            dbuf_printf(&b, "[%c]store %s\n", ok ? '+' : '-',
-                        ok ? "ok" : "failed: not open yet");
+            dbuf_printf(&b, "[%c]store %s%s\n", ok ? '+' : '-',
+                        ok ? "ok" : "failed: ", ok ? "" : why);
         }
         dbuf_printf(&b, "%s check %s\n", path + 1, ok ? "passed" : "failed");
     } else {
-        dbuf_puts(&b, ok ? "ok"
-                         : "[-]store failed: not open yet\n"
-                           "readyz check failed\n");
+        dbuf_puts(&b, "ok");
     }
     size_t len;
     char *body = dbuf_steal(&b, &len);
@@ -736,6 +779,123 @@ is_loopback(const char *addr)
     return false;
 }
 
+/* Tighten a directory that exists with group or other bits to 0700: an
+ * older version or a hand-made directory may be 0755, and the store and
+ * the keys inside must not be reachable by other local users. */
+static int
+server_make_dir_private(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if ((st.st_mode & 077) && chmod(dir, 0700) < 0) {
+        int r = -errno;
+        log_error("cannot make the directory owner-only (0700)",
+                  "path=%s error=\"%s\"", dir, strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* Lock <data-dir>/SERVER_LOCK_FILE for the life of the process. A second
+ * server on the same directory finds the lock held and stops here, before
+ * it writes anything in the directory (the lock file's creation aside).
+ * Returns the lock's fd, or -1 (logged). */
+static int
+server_lock_data_dir(const char *dir)
+{
+    char *path = join(dir, SERVER_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("cannot open the data directory lock", "path=%s error=\"%s\"",
+                  path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK) {
+            log_error("the data directory is in use by another dpf-server; "
+                      "stopping without touching it",
+                      "dir=%s holder_pid=%s lock=%s", dir,
+                      *pid ? pid : "unknown", path);
+        } else {
+            log_error("cannot lock the data directory", "path=%s error=\"%s\"",
+                      path, strerror(e));
+        }
+        close(fd);
+        free(path);
+        return -1;
+    }
+    /* Who holds it, for the message of the next one that tries. */
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long) getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t) len, 0) != len) {
+        log_warn("cannot record the PID in the data directory lock",
+                 "path=%s error=\"%s\"", path, strerror(errno));
+    }
+    free(path);
+    return fd;
+}
+
+/* What an earlier start left in the data directory, or NULL if it is new.
+ * A missing or empty store in a used directory is a lost store: it must
+ * not be replaced by an empty one unless the operator says so. */
+static const char *
+server_data_dir_used(const char *dir)
+{
+    static const char *const marks[] = {"pki", "admin.token",
+                                        "admin.kubeconfig"};
+    for (size_t i = 0; i < ARRAY_SIZE(marks); i++) {
+        char *p = join(dir, marks[i]);
+        bool there = access(p, F_OK) == 0;
+        free(p);
+        if (there) {
+            return marks[i];
+        }
+    }
+    return NULL;
+}
+
+/* Open the store: create it only in a new data directory or with
+ * --init-store; refuse a lost or damaged one with what to do. */
+static struct store *
+server_open_store(const struct server_options *o, const char *url)
+{
+    const char *used = server_data_dir_used(o->data_dir);
+    struct store_options so = {
+        .create = o->init_store || !used,
+        .quota_bytes = o->quota_bytes,
+        .quota_setting = "--quota-backend-bytes",
+    };
+    struct dpf_error err = {0};
+    struct store *st = store_open(url, &so, &err);
+    if (st) {
+        return st;
+    }
+    if (err.code == 404) {
+        log_error("refusing to start: the store is missing or empty, but "
+                  "the data directory was used before, so its objects are "
+                  "lost, not new",
+                  "url=%s data_dir=%s found=%s error=\"%s\" fix=\"restore "
+                  "the store from a backup, or start with --init-store to "
+                  "begin with an empty store\"",
+                  url, o->data_dir, used ? used : "-", err.message);
+    } else {
+        log_error("refusing to start: cannot open the store",
+                  "url=%s error=\"%s\" fix=\"%s\"", url, err.message,
+                  err.code == 409 ? "stop the other process that uses it"
+                                  : "after moving a damaged store away, "
+                                    "start with --init-store");
+    }
+    return NULL;
+}
+
 /* CA, serving cert, admin cert and token under <data-dir>. */
 static int
 server_pki_bootstrap(struct server *srv)
@@ -757,6 +917,9 @@ server_pki_bootstrap(struct server *srv)
     if ((r = dir_create_all(srv->pki_dir, 0700)) < 0) {
         log_error("cannot create the PKI directory", "path=%s error=\"%s\"",
                   srv->pki_dir, strerror(-r));
+        goto out;
+    }
+    if ((r = server_make_dir_private(srv->pki_dir)) < 0) {
         goto out;
     }
     bool have_crt = access(ca, F_OK) == 0;
@@ -900,9 +1063,13 @@ server_run(const struct server_options *o)
     struct server srv = {.opt = o};
     int exit_code = 1;
     int sfd = -1;
+    int lock_fd = -1;
     char *kubeconfig = NULL;
     char *store_url = NULL;
 
+    /* Everything this process creates is owner-only (the store, keys,
+     * token, kubeconfig, lock), whatever umask it was started with. */
+    umask(077);
     limit_malloc_arenas();
     atomic_init(&srv.ready, false);
     atomic_init(&srv.api, NULL);
@@ -940,11 +1107,24 @@ server_run(const struct server_options *o)
                   o->data_dir, strerror(-r));
         goto out;
     }
+    /* First the lock, then anything else in the directory. */
+    lock_fd = server_lock_data_dir(o->data_dir);
+    if (lock_fd < 0 || server_make_dir_private(o->data_dir) < 0) {
+        goto out;
+    }
     srv.pki_dir = join(o->data_dir, "pki");
     kubeconfig = o->kubeconfig_out ? xstrdup(o->kubeconfig_out)
                                    : join(o->data_dir, "admin.kubeconfig");
     store_url = o->store_url ? xstrdup(o->store_url)
                              : xasprintf("sqlite:%s/state.db", o->data_dir);
+
+    /* The store before the PKI and the kubeconfig: whether it may be
+     * created depends on what earlier starts left, and a refused start
+     * leaves the directory as it found it. */
+    srv.store = server_open_store(o, store_url);
+    if (!srv.store) {
+        goto out;
+    }
 
     if (o->insecure_dev) {
         log_warn("INSECURE: --insecure-dev serves plain HTTP without "
@@ -986,16 +1166,7 @@ server_run(const struct server_options *o)
         log_error("cannot start the HTTP server", "error=\"%s\"", err.message);
         goto out;
     }
-    if (server_write_kubeconfig(&srv, kubeconfig) < 0) {
-        goto out;
-    }
 
-    srv.store = store_open(store_url, &err);
-    if (!srv.store) {
-        log_error("cannot open the store", "url=%s error=\"%s\"", store_url,
-                  err.message);
-        goto out;
-    }
     srv.wc =
         watch_cache_create(o->watch_cache_size, store_current_rv(srv.store));
     struct apiserver_config ac = {.max_body = SERVER_MAX_BODY};
@@ -1006,6 +1177,11 @@ server_run(const struct server_options *o)
     }
     atomic_store(&srv.api, api);
     atomic_store(&srv.ready, true);
+    /* Written once the server answers, so whoever waits for the file
+     * finds a ready server. */
+    if (server_write_kubeconfig(&srv, kubeconfig) < 0) {
+        goto out;
+    }
     log_info("listening", "address=%s port=%u kubeconfig=%s tls=%s",
              o->bind_address, http_server_port(srv.http), kubeconfig,
              o->insecure_dev ? "off" : "on");
@@ -1044,6 +1220,9 @@ out:
     free(store_url);
     if (sfd >= 0) {
         close(sfd);
+    }
+    if (lock_fd >= 0) {
+        close(lock_fd); /* releases the data directory */
     }
     return exit_code;
 }

@@ -1,11 +1,15 @@
 /* server: the dpf-server process around the API server.
  *
  * Parses the command line (docs: /work/notes/server-contract.md, `dpf-server
- * --help`), bootstraps the PKI under <data-dir>/pki (CA, serving and admin
- * client certificates, admin token; reused on later starts), opens the
- * store and the watch cache, serves HTTPS with libmicrohttpd
- * (lib/http-server.h), writes the admin kubeconfig once bound, and runs
- * until SIGTERM or SIGINT.
+ * --help`), locks the data directory (<data-dir>/dpf-server.lock, flock:
+ * a second server on it stops before it writes anything there), makes it
+ * owner-only (umask 077, chmod 0700), opens the store (refusing a missing
+ * or empty one unless the data directory is new or --init-store is given,
+ * and a damaged one always), bootstraps the PKI under <data-dir>/pki (CA,
+ * serving and admin client certificates, admin token; reused on later
+ * starts), opens the watch cache, serves HTTPS with libmicrohttpd
+ * (lib/http-server.h), writes the admin kubeconfig once it serves, and
+ * runs until SIGTERM or SIGINT. /readyz reports the store's health.
  *
  * Every request passes the authentication gate first: GET/HEAD of
  * /healthz, /readyz, /livez and /version are open; everything else needs
@@ -32,6 +36,8 @@ struct http_request;
 struct server_options {
     char *data_dir;          /* --data-dir (default /var/lib/dpf) */
     char *store_url;         /* --store; NULL = sqlite:<data-dir>/state.db */
+    bool init_store;         /* --init-store: create a missing store */
+    int64_t quota_bytes;     /* --quota-backend-bytes (0 = 2 GiB) */
     char *bind_address;      /* --bind-address (default 0.0.0.0; 127.0.0.1
                                 with --insecure-dev) */
     uint16_t port;           /* --port (default 6443; 0 = any free port) */

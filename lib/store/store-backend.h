@@ -24,8 +24,10 @@ struct store {
 struct store_ops {
     /* URL scheme without the colon ("sqlite"). */
     const char *scheme;
-    /* Open from the part of the URL after "<scheme>:". NULL + err. */
-    struct store *(*open)(const char *rest, struct dpf_error *err);
+    /* Open from the part of the URL after "<scheme>:"; opts is never
+     * NULL. NULL + err. */
+    struct store *(*open)(const char *rest, const struct store_options *opts,
+                          struct dpf_error *err);
     /* Release everything; s is invalid afterwards. */
     void (*close)(struct store *s);
     /* See store_set_event_hook(). */
@@ -50,6 +52,8 @@ struct store_ops {
     int64_t (*count)(struct store *s, const char *prefix);
     /* See store_current_rv(). */
     int64_t (*current_rv)(struct store *s);
+    /* See store_health(). */
+    int (*health)(struct store *s, char *why, size_t why_size);
 };
 
 #endif

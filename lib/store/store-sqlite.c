@@ -17,11 +17,19 @@
  * does not checkpoint (wal_autocheckpoint=0): a background thread with its
  * own connection runs passive checkpoints when the WAL grows, and under a
  * write storm finishes with a short exclusive turn in the write queue so
- * the WAL can restart (docs/dev/store.md, "Durability"). */
+ * the WAL can restart (docs/dev/store.md, "Durability").
+ *
+ * Opening refuses a missing, empty or damaged database unless asked to
+ * create one, checks integrity, and starts the revision at no less than
+ * the newest mod_rv in kv. A create or update is refused with -ENOSPC past
+ * the quota, and after the disk filled up (SQLITE_FULL) until space is
+ * back; deletes pass in both cases, with a preallocated reserve file given
+ * back to the filesystem on SQLITE_FULL so that they find room. */
 #include "lib/store/store-sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -30,9 +38,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "lib/base/log.h"
 #include "lib/base/util.h"
+
+LOG_MODULE(store);
 
 /* Requests applied in one transaction at most (URL option batch=N). */
 #define SQ_BATCH_MAX 256
@@ -57,6 +70,15 @@
 #define SQ_CKPT_PASSES 4
 /* Longest wait of the checkpointer for a reader or another process. */
 #define SQ_CKPT_WAIT_MS 100
+/* Spare file given back to the filesystem when the disk is full, so that
+ * deletes and checkpoints find room (URL option reserve=BYTES, 0 = none):
+ * a few hundred deletes and one checkpoint's growth of the database. */
+#define SQ_RESERVE_BYTES (4LL * 1024 * 1024)
+#define SQ_RESERVE_LIMIT (1LL << 30)
+/* Free space beyond the reserve needed to leave the disk-full state. */
+#define SQ_FULL_MARGIN (1LL * 1024 * 1024)
+/* Integrity checks at open (URL option check=full|quick|off). */
+#define SQ_CHECK_ERRORS 5
 
 enum sq_wstmt {
     W_BEGIN,
@@ -68,6 +90,8 @@ enum sq_wstmt {
     W_DELETE,
     W_GET_RV,
     W_SET_RV,
+    W_PAGE_COUNT,
+    W_FREE_COUNT,
     W_N,
 };
 
@@ -82,6 +106,8 @@ static const char *const sq_wsql[W_N] = {
     [W_DELETE] = "DELETE FROM kv WHERE key = ?1",
     [W_GET_RV] = "SELECT v FROM meta WHERE k = 'rv'",
     [W_SET_RV] = "UPDATE meta SET v = ?1 WHERE k = 'rv'",
+    [W_PAGE_COUNT] = "PRAGMA page_count",
+    [W_FREE_COUNT] = "PRAGMA freelist_count",
 };
 
 enum sq_rstmt {
@@ -148,8 +174,9 @@ struct sq_req {
     const char *ev_value;     /* value passed to the hook */
     size_t ev_len;            /* its length */
     char *ev_owned;           /* ev_value when the store owns it */
-    char errmsg[256];         /* backend failure text for -EIO */
+    char errmsg[256];         /* text for -EIO and -ENOSPC */
     bool backend_failed;      /* errmsg is SQLite's */
+    bool refused;             /* rc is final before the batch runs */
     bool done;                /* set by the leader when finished */
     pthread_cond_t cond;      /* signalled on done or leader handover */
     struct sq_req *next;      /* queue link */
@@ -163,9 +190,23 @@ struct store_sqlite {
     int batch_max;         /* requests per group commit (1 = no grouping) */
     int busy_ms;           /* SQLite busy timeout */
     int wal_pages;         /* WAL size that triggers a checkpoint */
+    const char *check;     /* integrity pragma at open, NULL = none */
     atomic_int wal_frames; /* WAL frames after the latest commit */
     int lock_fd;           /* flock()ed database file: one process only */
     struct sq_conn writer; /* used only by the current leader */
+
+    /* Space; the leader alone touches these after open. */
+    int64_t quota;       /* bytes the objects may take */
+    char *quota_setting; /* how the user sets it, or NULL */
+    int64_t page_size;   /* database page size */
+    bool quota_alarm;    /* the latest create/update did not fit */
+    int64_t reserve;     /* reserve file size (0 = none) */
+    char *reserve_path;  /* <path>-reserve */
+    bool reserve_held;   /* the reserve's blocks are allocated */
+    bool disk_full;      /* SQLITE_FULL seen, no space back yet */
+
+    pthread_mutex_t health_lock; /* protects failure */
+    char failure[160];           /* first damage/I/O error, "" = none */
 
     pthread_mutex_t qlock; /* protects the queue, leader flag and hook */
     struct sq_req *qhead;  /* queued requests, oldest first */
@@ -201,17 +242,68 @@ sq_set_eio(struct store_sqlite *s, struct dpf_error *err, const char *what,
                   detail);
 }
 
+/* Remember the first error that says the database is damaged or cannot
+ * be read or written (not a full disk, not a lock held by another
+ * process): store_health() fails from then on. Call before anything else
+ * runs on db (its error message is read here). */
+static void
+sq_note_failure(struct store_sqlite *s, sqlite3 *db)
+{
+    int code = sqlite3_extended_errcode(db);
+    int primary = code & 0xff;
+    if (primary != SQLITE_CORRUPT && primary != SQLITE_NOTADB &&
+        primary != SQLITE_IOERR && code != SQLITE_READONLY_DBMOVED) {
+        return;
+    }
+    pthread_mutex_lock(&s->health_lock);
+    bool first = !s->failure[0];
+    if (first) {
+        snprintf(s->failure, sizeof s->failure, "%s", sqlite3_errmsg(db));
+    }
+    pthread_mutex_unlock(&s->health_lock);
+    if (first) {
+        log_error("store failed; readiness reports it until a restart",
+                  "path=%s error=\"%s\" code=%d", s->path, sqlite3_errmsg(db),
+                  code);
+    }
+}
+
+static bool
+sq_is_full(sqlite3 *db)
+{
+    return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL;
+}
+
+/* The -ENOSPC text for a full disk: for a create or update refused in
+ * the disk-full state, or for a write that hit it (then, if the reserve
+ * was already given back, deletes fail too and it says so). */
+static void
+sq_full_message(struct store_sqlite *s, char *buf, size_t n, bool refused)
+{
+    snprintf(buf, n, "store %s: the disk is full (no space left on device)%s",
+             s->path,
+             refused ? ": creates and updates are refused until space is "
+                       "freed on it; deletes still work"
+             : s->disk_full ? " and the store's reserve for deletes is used "
+                              "up: free space on the disk"
+                            : "");
+}
+
+/* Open a connection to an existing database and run pragmas; NULL + err
+ * (and SQLite's error code in *code if given) on failure. */
 static sqlite3 *
-sq_open_db(const char *path, bool create, int busy_ms, const char *pragmas,
+sq_open_db(const char *path, int busy_ms, const char *pragmas, int *code,
            struct dpf_error *err)
 {
     sqlite3 *db = NULL;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-                (create ? SQLITE_OPEN_CREATE : 0);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
         dpf_error_set(err, 500, "InternalError", "store %s: open: %s", path,
                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        if (code) {
+            *code = db ? sqlite3_extended_errcode(db) : rc;
+        }
         sqlite3_close(db);
         return NULL;
     }
@@ -221,6 +313,9 @@ sq_open_db(const char *path, bool create, int busy_ms, const char *pragmas,
     if (pragmas && sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         dpf_error_set(err, 500, "InternalError", "store %s: setup: %s", path,
                       msg ? msg : sqlite3_errmsg(db));
+        if (code) {
+            *code = sqlite3_extended_errcode(db);
+        }
         sqlite3_free(msg);
         sqlite3_close(db);
         return NULL;
@@ -297,9 +392,118 @@ sq_req_fail(struct store_sqlite *s, struct sq_req *r, const char *what)
     return -EIO;
 }
 
+/* Bytes the objects take, as seen inside the writer's transaction: pages
+ * in use (freed pages are reused before the file grows). */
+static int
+sq_space_used(struct store_sqlite *s, struct sq_req *r, int64_t *used)
+{
+    int64_t pages, free_pages;
+    if (sq_read_rv(&s->writer, W_PAGE_COUNT, &pages) < 0 ||
+        sq_read_rv(&s->writer, W_FREE_COUNT, &free_pages) < 0) {
+        return sq_req_fail(s, r, "page count");
+    }
+    *used = (pages - free_pages) * s->page_size;
+    return 0;
+}
+
+/* Leave the disk-full state once the filesystem has room for the reserve
+ * again and it could be allocated. */
+static bool
+sq_space_back(struct store_sqlite *s)
+{
+    struct statvfs vfs;
+    if (fstatvfs(s->lock_fd, &vfs) < 0 ||
+        (int64_t) vfs.f_bavail * (int64_t) vfs.f_frsize <
+            s->reserve + SQ_FULL_MARGIN) {
+        return false;
+    }
+    if (s->reserve > 0) {
+        int fd = open(s->reserve_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            return false;
+        }
+        int rc = posix_fallocate(fd, 0, s->reserve);
+        if (rc != 0 && ftruncate(fd, 0) < 0) {
+            rc = errno; /* (the blocks stay taken; retried later) */
+        }
+        close(fd);
+        if (rc != 0) {
+            return false;
+        }
+        s->reserve_held = true;
+    }
+    s->disk_full = false;
+    log_info("store: disk space is back, creates and updates resume", "path=%s",
+             s->path);
+    return true;
+}
+
+/* The disk filled up: give the reserve back so deletes and checkpoints
+ * find room, and refuse creates and updates until space is back. */
+static void
+sq_enter_disk_full(struct store_sqlite *s)
+{
+    if (s->reserve_held && truncate(s->reserve_path, 0) == 0) {
+        s->reserve_held = false;
+    }
+    s->disk_full = true;
+    log_error("store: the disk is full; creates and updates are refused, "
+              "deletes still work: free space on the disk",
+              "path=%s reserve_released=%s", s->path,
+              s->reserve_held ? "no" : "yes");
+}
+
+/* May a create or update of about cost bytes be applied? 0, or -ENOSPC
+ * with the reason in r->errmsg (quota exceeded or disk full), or -EIO.
+ * pre: the check before an update's mutation (cost 0), which does not
+ * clear the alarm. */
+static int
+sq_space_check(struct store_sqlite *s, struct sq_req *r, size_t cost, bool pre)
+{
+    if (s->disk_full && !sq_space_back(s)) {
+        sq_full_message(s, r->errmsg, sizeof r->errmsg, true);
+        return -ENOSPC;
+    }
+    int64_t used;
+    int rc = sq_space_used(s, r, &used);
+    if (rc < 0) {
+        return rc;
+    }
+    if (used + (int64_t) cost <= s->quota) {
+        if (s->quota_alarm && !pre) {
+            s->quota_alarm = false;
+            /* (rate-limited: a client can make the alarm flap) */
+            log_warn_rl("store: quota alarm cleared",
+                        "path=%s used=%" PRId64 " quota=%" PRId64, s->path,
+                        used, s->quota);
+        }
+        return 0;
+    }
+    snprintf(r->errmsg, sizeof r->errmsg,
+             "database space exceeded: the store's objects take %" PRId64
+             " bytes and this write needs about %zu more, over the quota "
+             "of %" PRId64 " bytes%s%s%s; delete objects to free space or "
+             "raise the quota",
+             used, cost, s->quota, s->quota_setting ? " (" : "",
+             s->quota_setting ? s->quota_setting : "",
+             s->quota_setting ? ")" : "");
+    if (!s->quota_alarm) {
+        s->quota_alarm = true;
+        log_warn_rl("store: quota alarm raised; creates and updates that "
+                    "do not fit are refused, deletes still work",
+                    "path=%s used=%" PRId64 " quota=%" PRId64, s->path, used,
+                    s->quota);
+    }
+    return -ENOSPC;
+}
+
 static int
 sq_apply_create(struct store_sqlite *s, struct sq_req *r, int64_t rv)
 {
+    int rc = sq_space_check(s, r, strlen(r->key) + r->len, false);
+    if (rc < 0) {
+        return rc;
+    }
     sqlite3_stmt *st = sq_stmt(&s->writer, W_INSERT);
     if (!st) {
         return sq_req_fail(s, r, "prepare insert");
@@ -307,7 +511,7 @@ sq_apply_create(struct store_sqlite *s, struct sq_req *r, int64_t rv)
     sq_bind_text(st, 1, r->key, strlen(r->key));
     sq_bind_text(st, 2, r->value, r->len);
     sqlite3_bind_int64(st, 3, rv);
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         return sq_req_fail(s, r, "insert");
@@ -345,7 +549,13 @@ static int
 sq_apply_update(struct store_sqlite *s, struct sq_req *r, int64_t rv)
 {
     sqlite3_stmt *st;
-    int rc = sq_writer_get(s, r, &st);
+    /* Refuse before the mutation runs: it runs once per call, and a
+     * refused update must not have run it. */
+    int rc = sq_space_check(s, r, 0, true);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sq_writer_get(s, r, &st);
     if (rc < 0) {
         return rc;
     }
@@ -363,6 +573,11 @@ sq_apply_update(struct store_sqlite *s, struct sq_req *r, int64_t rv)
     if (!out) {
         r->rv = old_rv;
         return 1;
+    }
+    if (out_len > old_len &&
+        (rc = sq_space_check(s, r, out_len - old_len, false)) < 0) {
+        free(out);
+        return rc;
     }
     st = sq_stmt(&s->writer, W_UPDATE);
     if (!st) {
@@ -438,44 +653,57 @@ sq_apply(struct store_sqlite *s, struct sq_req *r, int64_t rv)
 }
 
 /* Fail every request of the batch after a backend error: the transaction
- * is rolled back, so nothing of it happened. */
-static void
+ * is rolled back, so nothing of it happened. A full disk fails them with
+ * -ENOSPC; returns true then. */
+static bool
 sq_batch_fail(struct store_sqlite *s, struct sq_req *batch, const char *what)
 {
     char msg[256];
-    snprintf(msg, sizeof msg, "%s: %s", what, sqlite3_errmsg(s->writer.db));
+    bool full = sq_is_full(s->writer.db);
+    sq_note_failure(s, s->writer.db);
+    if (full) {
+        sq_full_message(s, msg, sizeof msg, false);
+    } else {
+        snprintf(msg, sizeof msg, "%s: %s", what, sqlite3_errmsg(s->writer.db));
+    }
     if (!sqlite3_get_autocommit(s->writer.db)) {
         sq_exec_simple(&s->writer, W_ROLLBACK);
     }
     for (struct sq_req *r = batch; r; r = r->next) {
-        if (r->rc != -EIO) {
+        if (r->rc != -EIO || full) {
             snprintf(r->errmsg, sizeof r->errmsg, "%s", msg);
         }
-        r->rc = -EIO;
+        r->rc = full ? -ENOSPC : -EIO;
         r->wrote = false;
         free(r->ev_owned);
         r->ev_owned = NULL;
     }
+    return full;
 }
 
-/* Apply a batch in one transaction; called by the leader only. */
-static void
-sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
+/* Apply a batch in one transaction; called by the leader only. Returns
+ * true if it failed because the disk is full. */
+static bool
+sq_try_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
              void *hook_arg)
 {
     int64_t base;
     if (sq_exec_simple(&s->writer, W_BEGIN) < 0) {
-        sq_batch_fail(s, batch, "begin");
-        return;
+        return sq_batch_fail(s, batch, "begin");
     }
-    /* Read the revision inside the transaction rather than trusting the
-     * cached one: it costs one cached page and keeps the counter right. */
+    /* Read the revision inside the transaction, and never go below the
+     * one this process already handed out (open() started it at no less
+     * than any stored mod_rv): a revision never goes backwards, even if
+     * something rewrote meta behind our back. */
     if (sq_read_rv(&s->writer, W_GET_RV, &base) < 0) {
-        sq_batch_fail(s, batch, "read revision");
-        return;
+        return sq_batch_fail(s, batch, "read revision");
     }
+    base = DPF_MAX(base, atomic_load(&s->rv));
     int64_t rv = base;
     for (struct sq_req *r = batch; r; r = r->next) {
+        if (r->refused) {
+            continue;
+        }
         int rc = sq_apply(s, r, rv + 1);
         if (rc == 0) {
             r->rv = ++rv;
@@ -483,30 +711,28 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
         } else if (r->backend_failed) {
             /* (a mutation's own -EIO is just that request's result) */
             r->rc = -EIO;
-            sq_batch_fail(s, batch, "write");
-            return;
+            return sq_batch_fail(s, batch, "write");
         }
         r->rc = rc < 0 ? rc : 0;
     }
     if (rv == base) {
         sq_exec_simple(&s->writer, W_ROLLBACK);
-        return;
+        return false;
     }
     sqlite3_stmt *st = sq_stmt(&s->writer, W_SET_RV);
     if (!st) {
-        sq_batch_fail(s, batch, "prepare revision update");
-        return;
+        return sq_batch_fail(s, batch, "prepare revision update");
     }
     sqlite3_bind_int64(st, 1, rv);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        sq_batch_fail(s, batch, "revision update");
-        return;
+        return sq_batch_fail(s, batch, "revision update");
     }
+    /* With sync=full (the default) COMMIT returns after the WAL frames
+     * were fsynced: only now is the batch acknowledged and published. */
     if (sq_exec_simple(&s->writer, W_COMMIT) < 0) {
-        sq_batch_fail(s, batch, "commit");
-        return;
+        return sq_batch_fail(s, batch, "commit");
     }
     atomic_store(&s->rv, rv);
     for (struct sq_req *r = batch; r; r = r->next) {
@@ -516,6 +742,37 @@ sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
         free(r->ev_owned);
         r->ev_owned = NULL;
     }
+    return false;
+}
+
+/* Apply a batch; if the disk turned out full, enter the disk-full state
+ * (which gives the reserve back) and run the batch once more: its creates
+ * and updates are then refused before they run (an update's mutation has
+ * not run either: the full disk showed at COMMIT, and the refusal comes
+ * first), and its deletes find the reserve's room. */
+static void
+sq_run_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
+             void *hook_arg)
+{
+    if (!sq_try_batch(s, batch, hook, hook_arg) || s->disk_full) {
+        return;
+    }
+    sq_enter_disk_full(s);
+    for (struct sq_req *r = batch; r; r = r->next) {
+        r->rv = 0;
+        r->wrote = false;
+        r->backend_failed = false;
+        /* only deletes run again: an update's mutation already ran */
+        r->refused = r->op != SQ_DELETE;
+        if (r->refused) {
+            r->rc = -ENOSPC;
+            sq_full_message(s, r->errmsg, sizeof r->errmsg, true);
+        } else {
+            r->rc = 0;
+            r->errmsg[0] = '\0';
+        }
+    }
+    sq_try_batch(s, batch, hook, hook_arg);
 }
 
 /* The checkpointer's turn: no write runs meanwhile, so a passive
@@ -531,6 +788,9 @@ sq_run_checkpoint(struct store_sqlite *s, struct sq_req *r)
     }
     int rc = sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
                                        SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        sq_note_failure(s, s->ckpt_db);
+    }
     r->rc = rc == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -598,6 +858,8 @@ sq_submit(struct store_sqlite *s, struct sq_req *r, int64_t *rv_out,
     }
     if (r->rc == -EIO && r->errmsg[0]) {
         sq_set_eio(s, err, "write", r->errmsg);
+    } else if (r->rc == -ENOSPC) {
+        dpf_error_set(err, 507, "InsufficientStorage", "%s", r->errmsg);
     }
     return r->rc;
 }
@@ -659,8 +921,7 @@ sq_reader_get(struct store_sqlite *s, struct dpf_error *err)
     if (c) {
         return c;
     }
-    sqlite3 *db =
-        sq_open_db(s->path, false, s->busy_ms, SQ_READER_PRAGMAS, err);
+    sqlite3 *db = sq_open_db(s->path, s->busy_ms, SQ_READER_PRAGMAS, NULL, err);
     if (!db) {
         return NULL;
     }
@@ -683,6 +944,7 @@ static int
 sq_reader_fail(struct store_sqlite *s, struct sq_conn *c, const char *what,
                struct dpf_error *err)
 {
+    sq_note_failure(s, c->db);
     sq_set_eio(s, err, what, sqlite3_errmsg(c->db));
     return -EIO;
 }
@@ -845,6 +1107,8 @@ sq_count(struct store *st, const char *prefix)
         }
         if (sqlite3_step(q) == SQLITE_ROW) {
             ret = sqlite3_column_int64(q, 0);
+        } else {
+            sq_note_failure(s, c->db);
         }
         sqlite3_reset(q);
     }
@@ -857,6 +1121,48 @@ static int64_t
 sq_current_rv(struct store *st)
 {
     return atomic_load(&sq_from(st)->rv);
+}
+
+static int
+sq_health(struct store *st, char *why, size_t n)
+{
+    struct store_sqlite *s = sq_from(st);
+    pthread_mutex_lock(&s->health_lock);
+    bool failed = s->failure[0] != '\0';
+    if (failed) {
+        snprintf(why, n, "%s", s->failure);
+    }
+    pthread_mutex_unlock(&s->health_lock);
+    if (failed) {
+        return -EIO;
+    }
+    /* The database we write must still be the file at our path: SQLite
+     * goes on writing an unlinked file, and nobody would find it again. */
+    struct stat at_path, ours;
+    if (stat(s->path, &at_path) < 0) {
+        snprintf(why, n, "the database file is gone (%s)", strerror(errno));
+        return -EIO;
+    }
+    if (fstat(s->lock_fd, &ours) < 0 || at_path.st_dev != ours.st_dev ||
+        at_path.st_ino != ours.st_ino) {
+        snprintf(why, n, "the database file was replaced behind the store");
+        return -EIO;
+    }
+    /* One small read through a reader connection. */
+    struct sq_conn *c = sq_reader_get(s, NULL);
+    if (!c) {
+        snprintf(why, n, "cannot open a reader connection");
+        return -EIO;
+    }
+    int64_t rv;
+    int rc = 0;
+    if (sq_read_rv(c, R_GET_RV, &rv) < 0) {
+        sq_note_failure(s, c->db);
+        snprintf(why, n, "cannot read the store: %s", sqlite3_errmsg(c->db));
+        rc = -EIO;
+    }
+    sq_reader_put(s, c);
+    return rc;
 }
 
 /* ---- checkpoints ---- */
@@ -896,8 +1202,12 @@ sq_ckpt_main(void *arg)
          * happens by itself whenever writes pause. */
         for (int pass = 1;; pass++) {
             int log = 0, done = 0;
-            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
-                                      SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            if (sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL,
+                                          SQLITE_CHECKPOINT_PASSIVE, &log,
+                                          &done) != SQLITE_OK) {
+                /* damage or I/O errors show in health; busy is normal */
+                sq_note_failure(s, s->ckpt_db);
+            }
             int now = atomic_load(&s->wal_frames);
             if (log < s->wal_pages * SQ_CKPT_FORCE_FACTOR ||
                 now < s->wal_pages) {
@@ -952,53 +1262,81 @@ sq_close(struct store *st)
     pthread_mutex_destroy(&s->qlock);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_mutex_destroy(&s->health_lock);
     pthread_cond_destroy(&s->ckpt_cond);
     free(s->path);
+    free(s->reserve_path);
+    free(s->quota_setting);
     free(s);
 }
 
-/* Parse "<path>[?sync=...]" into s->path and s->sync. */
+/* "name=<integer in [min, max]>" of length n: true and *v if it matches. */
+static bool
+sq_parse_int(const char *opt, size_t n, const char *name, long long min,
+             long long max, long long *v)
+{
+    size_t k = strlen(name);
+    if (n <= k || strncmp(opt, name, k) != 0) {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    *v = strtoll(opt + k, &end, 10);
+    return errno == 0 && end == opt + n && *v >= min && *v <= max;
+}
+
+/* Parse "<path>[?opt=value&...]" into s. */
 static int
 sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
 {
     const char *q = strchr(rest, '?');
     s->path = q ? xstrndup(rest, (size_t) (q - rest)) : xstrdup(rest);
-    s->sync = "NORMAL";
+    s->sync = "FULL";
+    s->check = "integrity_check";
     s->batch_max = SQ_BATCH_MAX;
     s->busy_ms = SQ_BUSY_MS;
     s->wal_pages = SQ_CKPT_PAGES;
+    s->reserve = SQ_RESERVE_BYTES;
     if (!s->path[0]) {
         dpf_error_set(err, 400, "Invalid",
                       "store URL \"sqlite:%s\": missing database path", rest);
         return -EINVAL;
     }
     static const char *const syncs[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+    static const char *const checks[][2] = {
+        {"full", "integrity_check"}, {"quick", "quick_check"}, {"off", NULL}};
     while (q && q[1]) {
         const char *opt = q + 1;
         q = strchr(opt, '&');
         size_t n = q ? (size_t) (q - opt) : strlen(opt);
         bool ok = false;
-        if (n > 10 && !strncmp(opt, "wal_pages=", 10)) {
-            char *end;
-            long v = strtol(opt + 10, &end, 10);
-            ok = end == opt + n && v >= SQ_CKPT_PAGES_MIN &&
-                 v <= SQ_CKPT_PAGES_MAX;
+        long long v;
+        if (sq_parse_int(opt, n, "wal_pages=", SQ_CKPT_PAGES_MIN,
+                         SQ_CKPT_PAGES_MAX, &v)) {
             s->wal_pages = (int) v;
-        } else if (n > 8 && !strncmp(opt, "busy_ms=", 8)) {
-            char *end;
-            long v = strtol(opt + 8, &end, 10);
-            ok = end == opt + n && v >= 0 && v <= SQ_BUSY_LIMIT;
+            ok = true;
+        } else if (sq_parse_int(opt, n, "busy_ms=", 0, SQ_BUSY_LIMIT, &v)) {
             s->busy_ms = (int) v;
-        } else if (n > 6 && !strncmp(opt, "batch=", 6)) {
-            char *end;
-            long v = strtol(opt + 6, &end, 10);
-            ok = end == opt + n && v >= 1 && v <= SQ_BATCH_LIMIT;
+            ok = true;
+        } else if (sq_parse_int(opt, n, "batch=", 1, SQ_BATCH_LIMIT, &v)) {
             s->batch_max = (int) v;
+            ok = true;
+        } else if (sq_parse_int(opt, n, "reserve=", 0, SQ_RESERVE_LIMIT, &v)) {
+            s->reserve = v;
+            ok = true;
         } else if (n > 5 && !strncmp(opt, "sync=", 5)) {
             for (size_t i = 0; i < ARRAY_SIZE(syncs); i++) {
                 if (strlen(syncs[i]) == n - 5 &&
                     !strncasecmp(opt + 5, syncs[i], n - 5)) {
                     s->sync = syncs[i];
+                    ok = true;
+                }
+            }
+        } else if (n > 6 && !strncmp(opt, "check=", 6)) {
+            for (size_t i = 0; i < ARRAY_SIZE(checks); i++) {
+                if (strlen(checks[i][0]) == n - 6 &&
+                    !strncmp(opt + 6, checks[i][0], n - 6)) {
+                    s->check = checks[i][1];
                     ok = true;
                 }
             }
@@ -1008,18 +1346,194 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
                 err, 400, "Invalid",
                 "store URL \"sqlite:%s\": unsupported option "
                 "\"%.*s\" (expected sync=off|normal|full|extra "
-                "or batch=1..%d or busy_ms=0..%d or wal_pages=%d..%d)",
+                "or check=full|quick|off or batch=1..%d or busy_ms=0..%d "
+                "or wal_pages=%d..%d or reserve=0..%lld)",
                 rest, (int) n, opt, SQ_BATCH_LIMIT, SQ_BUSY_LIMIT,
-                SQ_CKPT_PAGES_MIN, SQ_CKPT_PAGES_MAX);
+                SQ_CKPT_PAGES_MIN, SQ_CKPT_PAGES_MAX,
+                (long long) SQ_RESERVE_LIMIT);
             return -EINVAL;
         }
     }
     return 0;
 }
 
-static int
-sq_setup_schema(struct store_sqlite *s, struct dpf_error *err)
+static void
+sq_set_damaged(struct store_sqlite *s, struct dpf_error *err,
+               const char *detail)
 {
+    dpf_error_set(err, 500, "InternalError",
+                  "store %s is damaged (%s); it was not opened: restore the "
+                  "file from a backup, or salvage what is readable with "
+                  "\"sqlite3 %s .recover\", or move it and its -wal file "
+                  "away to start with an empty store",
+                  s->path, detail, s->path);
+}
+
+/* Make path owner-only if it exists with group or other bits. */
+static int
+sq_make_private(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if ((st.st_mode & 077) && chmod(path, st.st_mode & 0700) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Open the database file (creating it if allowed), take the process lock
+ * on it and make its files owner-only. *empty: it has 0 bytes. */
+static int
+sq_lock_file(struct store_sqlite *s, bool create, bool *empty,
+             struct dpf_error *err)
+{
+    int fd = open(s->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+        /* 0600 whatever the umask: the store holds every Secret, and
+         * SQLite gives its -wal and -shm files the database's mode. */
+        fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) {
+            fd = open(s->path, O_RDWR | O_CLOEXEC);
+        }
+    }
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) {
+            dpf_error_set(err, 404, "NotFound",
+                          "store %s: the database does not exist", s->path);
+        } else {
+            dpf_error_set(err, 500, "InternalError", "store %s: open: %s",
+                          s->path, strerror(e));
+        }
+        return -e;
+    }
+    s->lock_fd = fd;
+    /* Two processes writing one database would each cache the revision
+     * and feed their own watchers; refuse the second one clearly. */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        dpf_error_set(err, 409, "Conflict", "store %s: %s", s->path,
+                      e == EWOULDBLOCK ? "in use by another process"
+                                       : strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || ((st.st_mode & 077) && fchmod(fd, 0600) < 0)) {
+        int e = errno;
+        dpf_error_set(err, 500, "InternalError", "store %s: chmod 0600: %s",
+                      s->path, strerror(e));
+        return -e;
+    }
+    *empty = st.st_size == 0;
+    static const char *const sidecars[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < ARRAY_SIZE(sidecars); i++) {
+        char *p = xasprintf("%s%s", s->path, sidecars[i]);
+        /* A -wal or -shm beside an empty database belongs to a database
+         * that is gone: SQLite must not replay it into the new one. */
+        int r = *empty && create
+                    ? (unlink(p) < 0 && errno != ENOENT ? -errno : 0)
+                    : sq_make_private(p);
+        if (r < 0) {
+            dpf_error_set(err, 500, "InternalError", "store %s: %s", p,
+                          strerror(-r));
+        }
+        free(p);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* One integer from a one-row query on the writer; -EIO on failure. */
+static int
+sq_query_int(struct store_sqlite *s, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->writer.db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -EIO;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+/* PRAGMA integrity_check or quick_check: 0 if "ok", else -EIO with the
+ * damage described in err. */
+static int
+sq_check_integrity(struct store_sqlite *s, struct dpf_error *err)
+{
+    if (!s->check) {
+        return 0;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA %s(%d)", s->check, SQ_CHECK_ERRORS);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->writer.db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sq_set_damaged(s, err, sqlite3_errmsg(s->writer.db));
+        return -EIO;
+    }
+    struct dbuf found;
+    dbuf_init(&found);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *) sqlite3_column_text(st, 0);
+        dbuf_printf(&found, "%s%s", found.len ? "; " : "", line ? line : "?");
+    }
+    if (rc != SQLITE_DONE) {
+        dbuf_printf(&found, "%s%s", found.len ? "; " : "",
+                    sqlite3_errmsg(s->writer.db));
+    }
+    sqlite3_finalize(st);
+    int ret = 0;
+    if (rc != SQLITE_DONE || !found.data || strcmp(found.data, "ok") != 0) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s found: %s", s->check,
+                 found.data ? found.data : "nothing");
+        sq_set_damaged(s, err, detail);
+        ret = -EIO;
+    }
+    dbuf_free(&found);
+    return ret;
+}
+
+/* Check what is in the file, create the schema where allowed, and start
+ * the revision at no less than any stored mod_rv. */
+static int
+sq_setup_schema(struct store_sqlite *s, bool create, struct dpf_error *err)
+{
+    int64_t tables = 0, kv_tables = 0;
+    if (sq_query_int(s, "SELECT count(*) FROM sqlite_master", &tables) < 0 ||
+        sq_query_int(s,
+                     "SELECT count(*) FROM sqlite_master WHERE type = "
+                     "'table' AND name = 'kv'",
+                     &kv_tables) < 0) {
+        sq_set_damaged(s, err, sqlite3_errmsg(s->writer.db));
+        return -EIO;
+    }
+    if (tables == 0 && !create) {
+        dpf_error_set(err, 404, "NotFound",
+                      "store %s: the database holds no tables (an empty "
+                      "file)",
+                      s->path);
+        return -ENOENT;
+    }
+    if (tables > 0 && kv_tables == 0) {
+        dpf_error_set(err, 500, "InternalError",
+                      "store %s: the file is an SQLite database without a "
+                      "kv table, not a dpf store; point the store at "
+                      "another file",
+                      s->path);
+        return -EIO;
+    }
+    if (tables > 0 && sq_check_integrity(s, err) < 0) {
+        return -EIO;
+    }
     static const char schema[] =
         "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS kv ("
@@ -1039,17 +1553,70 @@ sq_setup_schema(struct store_sqlite *s, struct dpf_error *err)
         sqlite3_free(msg);
         return -EIO;
     }
-    int64_t rv;
-    if (sq_read_rv(&s->writer, W_GET_RV, &rv) < 0) {
+    int64_t rv, max_mod = 0;
+    if (sq_read_rv(&s->writer, W_GET_RV, &rv) < 0 ||
+        sq_query_int(s, "SELECT coalesce(max(mod_rv), 0) FROM kv", &max_mod) <
+            0) {
         sq_set_eio(s, err, "read revision", sqlite3_errmsg(s->writer.db));
         return -EIO;
     }
+    if (max_mod > rv) {
+        /* meta was rolled back (restored alone, edited, damaged): handing
+         * out revisions below stored ones would send every watcher
+         * backwards. Move it to the newest object's revision. */
+        log_warn("store revision was behind its objects; moved forward",
+                 "path=%s meta_rv=%" PRId64 " max_mod_rv=%" PRId64, s->path, rv,
+                 max_mod);
+        char sql[96];
+        snprintf(sql, sizeof sql,
+                 "UPDATE meta SET v = %" PRId64 " WHERE k = 'rv'", max_mod);
+        if (sqlite3_exec(s->writer.db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            sq_set_eio(s, err, "repair revision",
+                       msg ? msg : sqlite3_errmsg(s->writer.db));
+            sqlite3_free(msg);
+            return -EIO;
+        }
+        rv = max_mod;
+    }
     atomic_store(&s->rv, rv);
+    if (sq_query_int(s, "PRAGMA page_size", &s->page_size) < 0) {
+        sq_set_eio(s, err, "page size", sqlite3_errmsg(s->writer.db));
+        return -EIO;
+    }
     return 0;
 }
 
+/* Allocate the reserve file; a disk too full for it only costs the
+ * reserve (logged). */
+static void
+sq_reserve_setup(struct store_sqlite *s)
+{
+    s->reserve_path = xasprintf("%s-reserve", s->path);
+    if (s->reserve == 0) {
+        unlink(s->reserve_path);
+        return;
+    }
+    int fd = open(s->reserve_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? errno : posix_fallocate(fd, 0, s->reserve);
+    if (rc == 0) {
+        s->reserve_held = true;
+    } else {
+        if (fd >= 0 && ftruncate(fd, 0) < 0) {
+            rc = errno;
+        }
+        log_warn("store: cannot allocate the disk-full reserve; deletes "
+                 "may fail when the disk fills up",
+                 "path=%s bytes=%" PRId64 " error=\"%s\"", s->reserve_path,
+                 s->reserve, strerror(rc));
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 static struct store *
-sq_open(const char *rest, struct dpf_error *err)
+sq_open(const char *rest, const struct store_options *opts,
+        struct dpf_error *err)
 {
     struct store_sqlite *s = xcalloc(1, sizeof *s);
     s->up.ops = &store_sqlite_ops;
@@ -1059,8 +1626,21 @@ sq_open(const char *rest, struct dpf_error *err)
     pthread_mutex_init(&s->qlock, NULL);
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_mutex_init(&s->health_lock, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
+    s->quota = opts->quota_bytes > 0 ? opts->quota_bytes : STORE_QUOTA_DEFAULT;
+    s->quota_setting =
+        opts->quota_setting ? xstrdup(opts->quota_setting) : NULL;
     if (sq_parse_url(s, rest, err) < 0) {
+        goto fail;
+    }
+    bool empty = false;
+    if (sq_lock_file(s, opts->create, &empty, err) < 0) {
+        goto fail;
+    }
+    if (empty && !opts->create) {
+        dpf_error_set(err, 404, "NotFound",
+                      "store %s: the database is empty (0 bytes)", s->path);
         goto fail;
     }
     char pragmas[256];
@@ -1069,17 +1649,12 @@ sq_open(const char *rest, struct dpf_error *err)
              "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192; "
              "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%lld;",
              s->sync, (long long) s->wal_pages * 4096);
-    s->writer.db = sq_open_db(s->path, true, s->busy_ms, pragmas, err);
+    int code = SQLITE_OK;
+    s->writer.db = sq_open_db(s->path, s->busy_ms, pragmas, &code, err);
     if (!s->writer.db) {
-        goto fail;
-    }
-    /* Two processes writing one database would each cache the revision
-     * and feed their own watchers; refuse the second one clearly. */
-    s->lock_fd = open(s->path, O_RDWR | O_CLOEXEC);
-    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        dpf_error_set(err, 409, "Conflict", "store %s: %s", s->path,
-                      errno == EWOULDBLOCK ? "in use by another process"
-                                           : strerror(errno));
+        if ((code & 0xff) == SQLITE_NOTADB || (code & 0xff) == SQLITE_CORRUPT) {
+            sq_set_damaged(s, err, sqlite3_errstr(code));
+        }
         goto fail;
     }
     sqlite3_stmt *jm;
@@ -1093,17 +1668,18 @@ sq_open(const char *rest, struct dpf_error *err)
             goto fail;
         }
     }
-    if (sq_setup_schema(s, err) < 0) {
+    if (sq_setup_schema(s, opts->create, err) < 0) {
         goto fail;
     }
+    sq_reserve_setup(s);
     /* A RESTART checkpoint holds the write lock while it waits for
      * readers: give up after SQ_CKPT_WAIT_MS rather than stall writers. */
-    s->ckpt_db = sq_open_db(s->path, false, SQ_CKPT_WAIT_MS,
+    s->ckpt_db = sq_open_db(s->path, SQ_CKPT_WAIT_MS,
                             "PRAGMA wal_autocheckpoint=0;"
                             /* a first read attaches the connection to the
                              * WAL; until then checkpoints are no-ops */
                             "SELECT v FROM meta WHERE k = 'rv';",
-                            err);
+                            NULL, err);
     if (!s->ckpt_db) {
         goto fail;
     }
@@ -1132,4 +1708,5 @@ const struct store_ops store_sqlite_ops = {
     .list = sq_list,
     .count = sq_count,
     .current_rv = sq_current_rv,
+    .health = sq_health,
 };

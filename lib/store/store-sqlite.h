@@ -2,15 +2,20 @@
  *
  * URL: sqlite:<path>[?opt=value&...], options:
  *   sync=off|normal|full|extra  SQLite's synchronous for the writer.
- *                               normal (default): an acknowledged write
- *                               survives a crash of the process; full: it
- *                               also survives power loss, at one fsync per
- *                               group commit.
+ *                               full (default): an acknowledged write was
+ *                               fsynced and survives power loss (one fsync
+ *                               per group commit); normal (unsafe opt-in):
+ *                               it survives a crash of the process only.
+ *   check=full|quick|off  integrity check at open (integrity_check,
+ *                quick_check, none; default full)
  *   batch=N      writes per group commit (default 256; 1 = off)
  *   wal_pages=N  WAL size in 4 KB pages that starts a checkpoint (2000)
  *   busy_ms=N    wait for a lock held by another process (10000)
- * One database file in WAL mode, used by one process at a time. Callers go
- * through lib/store.h; see docs/dev/store.md for the design. */
+ *   reserve=N    bytes of <path>-reserve, given back when the disk is full
+ *                so that deletes find room (4 MiB; 0 = none)
+ * One database file in WAL mode, used by one process at a time; it and its
+ * -wal/-shm are 0600. Callers go through lib/store.h; see
+ * docs/dev/store.md for the design. */
 #ifndef DPF_STORE_SQLITE_H
 #define DPF_STORE_SQLITE_H
 

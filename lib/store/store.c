@@ -28,8 +28,10 @@ store_kv_free(struct store_kv *kv)
 }
 
 struct store *
-store_open(const char *url, struct dpf_error *err)
+store_open(const char *url, const struct store_options *opts,
+           struct dpf_error *err)
 {
+    static const struct store_options defaults = {0};
     const char *colon = url ? strchr(url, ':') : NULL;
     if (!colon || colon == url) {
         dpf_error_set(err, 400, "Invalid",
@@ -42,7 +44,7 @@ store_open(const char *url, struct dpf_error *err)
     for (size_t i = 0; i < ARRAY_SIZE(store_backends); i++) {
         const struct store_ops *ops = store_backends[i];
         if (strlen(ops->scheme) == n && !strncmp(ops->scheme, url, n)) {
-            return ops->open(colon + 1, err);
+            return ops->open(colon + 1, opts ? opts : &defaults, err);
         }
     }
     dpf_error_set(err, 400, "Invalid",
@@ -113,4 +115,10 @@ int64_t
 store_current_rv(struct store *s)
 {
     return s->ops->current_rv(s);
+}
+
+int
+store_health(struct store *s, char *why, size_t why_size)
+{
+    return s->ops->health(s, why, why_size);
 }

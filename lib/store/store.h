@@ -10,15 +10,20 @@
  * first write gets 2, as in etcd; 0 never names a state.)
  *
  * Durability contract: when a write call returns 0, the write is on disk
- * and survives SIGKILL of the process (SQLite: WAL). Writes are totally
- * ordered by revision, and the event hook sees them in that order.
+ * and survives SIGKILL of the process and, unless the store URL asks for
+ * less (sqlite: sync=normal), power loss: it was fsynced. Writes are
+ * totally ordered by revision, and the event hook sees them in that order,
+ * only after they are committed. Revisions never go backwards, also across
+ * restarts of a store whose bookkeeping was damaged.
  *
  * Implementations: "sqlite:<path>" (embedded default, one file, WAL) and,
  * later, "etcd:<host:port>[,...]". All functions are thread-safe.
  * Errors: 0 or negative errno (-ENOENT missing key, -EEXIST on create of an
- * existing key, -ESTALE when expected_rv does not match, -EIO on backend
- * failure, -ENOMEM never: allocation aborts). Backend failures also fill
- * err where one is passed. */
+ * existing key, -ESTALE when expected_rv does not match, -ENOSPC when a
+ * create or update would exceed the quota or the disk is full (deletes
+ * still work then), -EIO on backend failure, -ENOMEM never: allocation
+ * aborts). Backend failures and -ENOSPC also fill err where one is passed
+ * (-ENOSPC with code 507, reason "InsufficientStorage"). */
 #ifndef DPF_STORE_H
 #define DPF_STORE_H
 
@@ -64,8 +69,33 @@ typedef void (*store_event_fn)(void *arg, enum store_event_type type,
 typedef int (*store_mutate_fn)(void *arg, const char *old, size_t old_len,
                                int64_t old_rv, char **out, size_t *out_len);
 
-/* Open a store from a URL ("sqlite:/var/lib/dpf/state.db"). NULL + err. */
-struct store *store_open(const char *url, struct dpf_error *err);
+/* Default space quota, as etcd's --quota-backend-bytes: 2 GiB. */
+#define STORE_QUOTA_DEFAULT (2LL * 1024 * 1024 * 1024)
+
+/* How store_open() treats the database; zero-initialise for defaults. */
+struct store_options {
+    /* Create a new, empty store if the database does not exist, is empty
+     * (0 bytes) or holds no tables. Without it such a store is refused
+     * (NULL, err->code 404), so a lost or truncated database is never
+     * silently replaced by an empty one. */
+    bool create;
+    /* Space the objects may take, in bytes (0 = STORE_QUOTA_DEFAULT). A
+     * create or update that would take the store past it fails with
+     * -ENOSPC and raises an alarm that refuses every create and update
+     * until deletes brought the store back under the quota; deletes always
+     * pass. */
+    int64_t quota_bytes;
+    /* How the user sets the quota, named in the -ENOSPC message (e.g.
+     * "--quota-backend-bytes"); NULL = not named. Borrowed. */
+    const char *quota_setting;
+};
+
+/* Open a store from a URL ("sqlite:/var/lib/dpf/state.db"); opts may be
+ * NULL (= zero options: refuse a missing store). Checks the store's
+ * integrity first: a damaged store is refused (NULL, err->code 500, the
+ * message names the file and what to do). NULL + err. */
+struct store *store_open(const char *url, const struct store_options *opts,
+                         struct dpf_error *err);
 void store_close(struct store *s);
 
 /* Install the event hook (one per store; NULL to remove). Call before the
@@ -100,5 +130,12 @@ int store_list(struct store *s, const char *prefix, const char *after_key,
 int64_t store_count(struct store *s, const char *prefix);
 /* Current (latest committed) revision. */
 int64_t store_current_rv(struct store *s);
+
+/* Whether the store can serve: 0, or -EIO with a short reason in why (no
+ * file paths: it may be shown to unauthenticated health probes). Fails
+ * for good once a read or write met a damaged or unreadable database, and
+ * while the database file is gone or replaced; a full disk or a quota
+ * alarm is not a failure (deletes still work). Cheap: one small read. */
+int store_health(struct store *s, char *why, size_t why_size);
 
 #endif

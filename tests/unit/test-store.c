@@ -21,6 +21,9 @@
 #include "lib/store/store.h"
 #include "lib/base/util.h"
 
+/* Options that let a test create its store. */
+static const struct store_options create_opts = {.create = true};
+
 /* A fresh database in a temporary directory for each test. */
 struct fixture {
     char dir[64];
@@ -57,7 +60,7 @@ static struct store *
 open_ok(const char *url)
 {
     struct dpf_error err = {0};
-    struct store *s = store_open(url, &err);
+    struct store *s = store_open(url, &create_opts, &err);
     if (!s) {
         fail_msg("store_open(%s): %s", url, err.message);
     }
@@ -120,28 +123,29 @@ test_open_errors(void **state)
 {
     struct fixture *f = *state;
     struct dpf_error err = {0};
-    assert_null(store_open("etcdx:127.0.0.1:2379", &err));
+    assert_null(store_open("etcdx:127.0.0.1:2379", &create_opts, &err));
     assert_non_null(strstr(err.message, "unknown scheme \"etcdx\""));
     dpf_error_clear(&err);
-    assert_null(store_open("/var/lib/dpf/state.db", &err));
+    assert_null(store_open("/var/lib/dpf/state.db", &create_opts, &err));
     assert_non_null(strstr(err.message, "expected <scheme>:"));
     dpf_error_clear(&err);
-    assert_null(store_open("sqlite:", &err));
+    assert_null(store_open("sqlite:", &create_opts, &err));
     assert_non_null(strstr(err.message, "missing database path"));
     dpf_error_clear(&err);
     char *bad = xasprintf("%s?sync=sometimes", f->url);
-    assert_null(store_open(bad, &err));
+    assert_null(store_open(bad, &create_opts, &err));
     assert_non_null(strstr(err.message, "sync=off|normal|full|extra"));
     free(bad);
     dpf_error_clear(&err);
-    assert_null(store_open("sqlite:/nonexistent-dir/x/state.db", &err));
+    assert_null(
+        store_open("sqlite:/nonexistent-dir/x/state.db", &create_opts, &err));
     assert_true(dpf_error_is_set(&err));
     assert_non_null(strstr(err.message, "/nonexistent-dir/x/state.db"));
 
     /* A second open of the same database is refused clearly. */
     struct store *s = open_ok(f->url);
     dpf_error_clear(&err);
-    assert_null(store_open(f->url, &err));
+    assert_null(store_open(f->url, &create_opts, &err));
     assert_non_null(strstr(err.message, "in use by another process"));
     store_close(s);
 
@@ -690,7 +694,7 @@ static void
 child_storm(const char *url, int fd)
 {
     struct dpf_error err = {0};
-    struct store *s = store_open(url, &err);
+    struct store *s = store_open(url, &create_opts, &err);
     if (!s) {
         _exit(3);
     }
@@ -771,6 +775,649 @@ test_crash_safety(void **state)
     free(acks);
 }
 
+/* ---- hardening: open refusals, integrity, revisions, space, health ---- */
+
+/* XOR 64 bytes at the start of the middle pages of a database file: page
+ * headers, so a b-tree page among them is certainly damaged. */
+static void
+flip_middle_pages(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    off_t pages = st.st_size / 4096;
+    assert_true(pages >= 8);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    for (off_t p = pages / 2 - 1; p <= pages / 2 + 1; p++) {
+        unsigned char buf[64];
+        assert_int_equal(fseeko(f, p * 4096, SEEK_SET), 0);
+        assert_int_equal(fread(buf, 1, sizeof buf, f), sizeof buf);
+        for (size_t i = 0; i < sizeof buf; i++) {
+            buf[i] ^= 0xff;
+        }
+        assert_int_equal(fseeko(f, p * 4096, SEEK_SET), 0);
+        assert_int_equal(fwrite(buf, 1, sizeof buf, f), sizeof buf);
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+static void
+fill_keys(struct store *s, const char *prefix, int n, size_t size)
+{
+    char *value = xmalloc(size + 1);
+    memset(value, 'v', size);
+    value[size] = 0;
+    for (int i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s%05d", prefix, i);
+        assert_int_equal(create_str(s, key, value, NULL), 0);
+    }
+    free(value);
+}
+
+static void
+exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, msg);
+    }
+    sqlite3_close(db);
+}
+
+/* Without options.create a missing or empty store is refused, and the
+ * refusal creates nothing. */
+static void
+test_open_refuses_missing_or_empty(void **state)
+{
+    struct fixture *f = *state;
+    struct dpf_error err = {0};
+    struct stat st;
+    assert_null(store_open(f->url, NULL, &err));
+    assert_int_equal(err.code, 404);
+    assert_non_null(strstr(err.message, f->path));
+    assert_non_null(strstr(err.message, "does not exist"));
+    assert_int_equal(stat(f->path, &st), -1);
+
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    dpf_error_clear(&err);
+    struct store_options none = {0};
+    assert_null(store_open(f->url, &none, &err));
+    assert_int_equal(err.code, 404);
+    assert_non_null(strstr(err.message, "empty (0 bytes)"));
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_size, 0);
+
+    /* create = true makes the empty file a store */
+    struct store *s = open_ok(f->url);
+    assert_int_equal(store_current_rv(s), 1);
+    assert_int_equal(create_str(s, "/a", "{}", NULL), 0);
+    store_close(s);
+    /* and from then on it opens without create */
+    s = store_open(f->url, NULL, &err);
+    assert_non_null(s);
+    assert_int_equal(store_count(s, ""), 1);
+    store_close(s);
+
+    /* an SQLite file with no tables counts as empty */
+    char *other = xasprintf("%s/blank.db", f->dir);
+    exec_sql(other, "PRAGMA user_version = 7");
+    char *url = xasprintf("sqlite:%s", other);
+    dpf_error_clear(&err);
+    assert_null(store_open(url, NULL, &err));
+    assert_int_equal(err.code, 404);
+    assert_non_null(strstr(err.message, "no tables"));
+    free(url);
+    free(other);
+
+    /* another program's database is never taken over */
+    other = xasprintf("%s/foreign.db", f->dir);
+    exec_sql(other, "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+    url = xasprintf("sqlite:%s", other);
+    dpf_error_clear(&err);
+    assert_null(store_open(url, &create_opts, &err));
+    assert_int_equal(err.code, 500);
+    assert_non_null(strstr(err.message, "not a dpf store"));
+    free(url);
+    free(other);
+
+    /* nor is a file that is not a database */
+    other = xasprintf("%s/junk.db", f->dir);
+    fp = fopen(other, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 2000; i++) {
+        fputs("not a database ", fp);
+    }
+    fclose(fp);
+    url = xasprintf("sqlite:%s", other);
+    dpf_error_clear(&err);
+    assert_null(store_open(url, &create_opts, &err));
+    assert_int_equal(err.code, 500);
+    assert_non_null(strstr(err.message, "is damaged"));
+    assert_non_null(strstr(err.message, other));
+    free(url);
+    free(other);
+}
+
+/* A damaged database is refused at open by the integrity check, with the
+ * file and what to do in the message. Damage that appears while the store
+ * runs fails the first read of a damaged page, and the store stays
+ * unhealthy from then on. */
+static void
+test_open_refuses_damaged(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    fill_keys(s, "/d/", 300, 1000);
+    store_close(s);
+    char *clean = xasprintf("%s/clean.db", f->dir);
+    char *cmd = xasprintf("cp '%s' '%s'", f->path, clean);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    flip_middle_pages(f->path);
+
+    struct dpf_error err = {0};
+    assert_null(store_open(f->url, NULL, &err));
+    assert_int_equal(err.code, 500);
+    assert_non_null(strstr(err.message, f->path));
+    assert_non_null(strstr(err.message, "is damaged"));
+    assert_non_null(strstr(err.message, "integrity_check found"));
+    assert_non_null(strstr(err.message, "backup"));
+    char *url = xasprintf("%s?check=quick", f->url);
+    dpf_error_clear(&err);
+    assert_null(store_open(url, NULL, &err));
+    assert_non_null(strstr(err.message, "quick_check found"));
+    free(url);
+    /* create = true never overwrites a damaged store either */
+    dpf_error_clear(&err);
+    assert_null(store_open(f->url, &create_opts, &err));
+    assert_non_null(strstr(err.message, "is damaged"));
+
+    /* damage while open */
+    assert_int_equal(rename(clean, f->path), 0);
+    free(clean);
+    s = open_ok(f->url);
+    char why[192] = "";
+    assert_int_equal(store_health(s, why, sizeof why), 0);
+    flip_middle_pages(f->path);
+    /* a write makes the readers drop their caches and read the file */
+    assert_int_equal(create_str(s, "/e/x", "{}", NULL), 0);
+    dpf_error_clear(&err);
+    assert_int_equal(
+        store_list(s, "/d/", NULL, 0, NULL, NULL, NULL, NULL, &err), -EIO);
+    assert_non_null(strstr(err.message, "malformed"));
+    assert_int_equal(store_health(s, why, sizeof why), -EIO);
+    assert_string_equal(why, "database disk image is malformed");
+    store_close(s);
+}
+
+/* meta's revision rolled back while stopped, or rewritten behind an open
+ * store: revisions still never go backwards. */
+static void
+test_revision_never_goes_backwards(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    fill_keys(s, "/r/", 20, 10);
+    assert_int_equal(store_current_rv(s), 21);
+    store_close(s);
+    exec_sql(f->path, "UPDATE meta SET v = 2 WHERE k = 'rv'");
+
+    s = store_open(f->url, NULL, NULL);
+    assert_non_null(s);
+    assert_int_equal(store_current_rv(s), 21);
+    int64_t rv;
+    assert_int_equal(create_str(s, "/r/new", "{}", &rv), 0);
+    assert_int_equal(rv, 22);
+    int64_t lrv = 0;
+    assert_int_equal(
+        store_list(s, "/r/", NULL, 0, NULL, NULL, &lrv, NULL, NULL), 0);
+    assert_int_equal(lrv, 22);
+
+    /* meta rewritten while the store is open */
+    exec_sql(f->path, "UPDATE meta SET v = 3 WHERE k = 'rv'");
+    assert_int_equal(store_update(s, "/r/00001", mutate_set, "x", &rv, NULL),
+                     0);
+    assert_int_equal(rv, 23);
+    store_close(s);
+    s = store_open(f->url, NULL, NULL);
+    assert_int_equal(store_current_rv(s), 23);
+    store_close(s);
+}
+
+/* What a hook saw of the store from inside the hook. */
+struct committed_probe {
+    struct store *s;
+    const char *path;
+    int calls;
+    int store_rc[4];     /* store_get() of the key */
+    int64_t store_rv[4]; /* its revision */
+    char store_value[4][16];
+    int64_t sql_rv[4]; /* a separate connection's mod_rv, -1 if none */
+};
+
+static void
+hook_probe(void *arg, enum store_event_type type, const char *key,
+           const char *value, size_t len, int64_t rv)
+{
+    struct committed_probe *p = arg;
+    int i = p->calls++;
+    if (i >= 4) {
+        return;
+    }
+    struct store_kv kv;
+    p->store_rc[i] = store_get(p->s, key, &kv, NULL);
+    if (p->store_rc[i] == 0) {
+        p->store_rv[i] = kv.rv;
+        snprintf(p->store_value[i], sizeof p->store_value[i], "%s", kv.value);
+        store_kv_free(&kv);
+    }
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    p->sql_rv[i] = -1;
+    if (sqlite3_open_v2(p->path, &db, SQLITE_OPEN_READONLY, NULL) ==
+            SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT mod_rv FROM kv WHERE key = ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            p->sql_rv[i] = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+}
+
+/* The event hook runs after COMMIT: from inside it, a read through the
+ * store's readers and through a separate connection sees the new state. */
+static void
+test_hook_sees_committed_state(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    struct committed_probe p = {.s = s, .path = f->path};
+    store_set_event_hook(s, hook_probe, &p);
+    int64_t rv1, rv2, rv3;
+    assert_int_equal(create_str(s, "/h/k", "v1", &rv1), 0);
+    assert_int_equal(store_update(s, "/h/k", mutate_set, "v2", &rv2, NULL), 0);
+    assert_int_equal(store_delete(s, "/h/k", 0, &rv3, NULL), 0);
+    assert_int_equal(p.calls, 3);
+    assert_int_equal(p.store_rc[0], 0);
+    assert_string_equal(p.store_value[0], "v1");
+    assert_int_equal(p.store_rv[0], rv1);
+    assert_int_equal(p.sql_rv[0], rv1);
+    assert_int_equal(p.store_rc[1], 0);
+    assert_string_equal(p.store_value[1], "v2");
+    assert_int_equal(p.store_rv[1], rv2);
+    assert_int_equal(p.sql_rv[1], rv2);
+    assert_int_equal(p.store_rc[2], -ENOENT);
+    assert_int_equal(p.sql_rv[2], -1);
+    store_close(s);
+}
+
+/* A VFS over SQLite's default one whose writes to WAL files fail with
+ * shim_fail (an SQLite error code) while it is non-zero: a commit that
+ * cannot reach the disk. */
+struct shim_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* the default VFS's file, right after this */
+    bool wal;
+};
+static sqlite3_vfs shim_vfs;
+static sqlite3_vfs *shim_real;
+static _Atomic int shim_fail;
+
+#define SHIM_REAL(f) (((struct shim_file *) (f))->real)
+static int
+shim_close(sqlite3_file *f)
+{
+    return SHIM_REAL(f)->pMethods->xClose(SHIM_REAL(f));
+}
+static int
+shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+    return SHIM_REAL(f)->pMethods->xRead(SHIM_REAL(f), b, n, o);
+}
+static int
+shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    int fail = shim_fail;
+    if (fail && ((struct shim_file *) f)->wal) {
+        return fail;
+    }
+    return SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), b, n, o);
+}
+static int
+shim_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+    return SHIM_REAL(f)->pMethods->xTruncate(SHIM_REAL(f), n);
+}
+static int
+shim_sync(sqlite3_file *f, int flags)
+{
+    return SHIM_REAL(f)->pMethods->xSync(SHIM_REAL(f), flags);
+}
+static int
+shim_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+    return SHIM_REAL(f)->pMethods->xFileSize(SHIM_REAL(f), n);
+}
+static int
+shim_lock(sqlite3_file *f, int l)
+{
+    return SHIM_REAL(f)->pMethods->xLock(SHIM_REAL(f), l);
+}
+static int
+shim_unlock(sqlite3_file *f, int l)
+{
+    return SHIM_REAL(f)->pMethods->xUnlock(SHIM_REAL(f), l);
+}
+static int
+shim_reserved(sqlite3_file *f, int *r)
+{
+    return SHIM_REAL(f)->pMethods->xCheckReservedLock(SHIM_REAL(f), r);
+}
+static int
+shim_fcntl(sqlite3_file *f, int op, void *a)
+{
+    return SHIM_REAL(f)->pMethods->xFileControl(SHIM_REAL(f), op, a);
+}
+static int
+shim_sector(sqlite3_file *f)
+{
+    return SHIM_REAL(f)->pMethods->xSectorSize(SHIM_REAL(f));
+}
+static int
+shim_devchar(sqlite3_file *f)
+{
+    return SHIM_REAL(f)->pMethods->xDeviceCharacteristics(SHIM_REAL(f));
+}
+static int
+shim_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp)
+{
+    return SHIM_REAL(f)->pMethods->xShmMap(SHIM_REAL(f), pg, sz, ext, pp);
+}
+static int
+shim_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+    return SHIM_REAL(f)->pMethods->xShmLock(SHIM_REAL(f), off, n, flags);
+}
+static void
+shim_shm_barrier(sqlite3_file *f)
+{
+    SHIM_REAL(f)->pMethods->xShmBarrier(SHIM_REAL(f));
+}
+static int
+shim_shm_unmap(sqlite3_file *f, int del)
+{
+    return SHIM_REAL(f)->pMethods->xShmUnmap(SHIM_REAL(f), del);
+}
+static int
+shim_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp)
+{
+    return SHIM_REAL(f)->pMethods->xFetch(SHIM_REAL(f), o, n, pp);
+}
+static int
+shim_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+    return SHIM_REAL(f)->pMethods->xUnfetch(SHIM_REAL(f), o, p);
+}
+
+static const sqlite3_io_methods shim_io = {
+    .iVersion = 3,
+    .xClose = shim_close,
+    .xRead = shim_read,
+    .xWrite = shim_write,
+    .xTruncate = shim_truncate,
+    .xSync = shim_sync,
+    .xFileSize = shim_size,
+    .xLock = shim_lock,
+    .xUnlock = shim_unlock,
+    .xCheckReservedLock = shim_reserved,
+    .xFileControl = shim_fcntl,
+    .xSectorSize = shim_sector,
+    .xDeviceCharacteristics = shim_devchar,
+    .xShmMap = shim_shm_map,
+    .xShmLock = shim_shm_lock,
+    .xShmBarrier = shim_shm_barrier,
+    .xShmUnmap = shim_shm_unmap,
+    .xFetch = shim_fetch,
+    .xUnfetch = shim_unfetch,
+};
+
+static int
+shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+          int *out_flags)
+{
+    struct shim_file *p = (struct shim_file *) f;
+    p->real = (sqlite3_file *) (p + 1);
+    p->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = shim_real->xOpen(shim_real, name, p->real, flags, out_flags);
+    p->base.pMethods = rc == SQLITE_OK ? &shim_io : NULL;
+    return rc;
+}
+
+static void
+shim_install(void)
+{
+    shim_real = sqlite3_vfs_find(NULL);
+    assert_non_null(shim_real);
+    shim_vfs = *shim_real;
+    shim_vfs.zName = "dpf-test-shim";
+    shim_vfs.szOsFile = (int) sizeof(struct shim_file) + shim_real->szOsFile;
+    shim_vfs.xOpen = shim_open;
+    shim_vfs.pNext = NULL;
+    assert_int_equal(sqlite3_vfs_register(&shim_vfs, 1), SQLITE_OK);
+}
+
+static void
+shim_remove(void)
+{
+    shim_fail = 0;
+    sqlite3_vfs_unregister(&shim_vfs);
+    sqlite3_vfs_register(shim_real, 1);
+}
+
+/* A commit that fails fires no event and consumes no revision; an I/O
+ * error makes the store unhealthy, a full disk refuses creates with a
+ * clear 507. */
+static void
+test_failed_commit_fires_no_event(void **state)
+{
+    struct fixture *f = *state;
+    shim_install();
+    struct store *s = open_ok(f->url);
+    struct hook_log h = {.lock = PTHREAD_MUTEX_INITIALIZER, .ordered = true};
+    store_set_event_hook(s, hook_record, &h);
+    int64_t rv = 0;
+    assert_int_equal(create_str(s, "/c/ok", "{}", &rv), 0);
+    assert_int_equal(rv, 2);
+    assert_int_equal(h.n, 1);
+    char why[192];
+    assert_int_equal(store_health(s, why, sizeof why), 0);
+
+    shim_fail = SQLITE_IOERR_WRITE;
+    struct dpf_error err = {0};
+    rv = 0;
+    assert_int_equal(store_create(s, "/c/lost", "{}", 2, &rv, &err), -EIO);
+    assert_int_equal(rv, 0);
+    assert_non_null(strstr(err.message, "commit"));
+    assert_int_equal(store_update(s, "/c/ok", mutate_set, "x", &rv, NULL),
+                     -EIO);
+    assert_int_equal(store_delete(s, "/c/ok", 0, &rv, NULL), -EIO);
+    shim_fail = 0;
+    assert_int_equal(h.n, 1); /* no event for what did not commit */
+    assert_int_equal(store_current_rv(s), 2);
+    struct store_kv kv;
+    assert_int_equal(store_get(s, "/c/lost", &kv, NULL), -ENOENT);
+    assert_int_equal(store_get(s, "/c/ok", &kv, NULL), 0);
+    assert_string_equal(kv.value, "{}");
+    store_kv_free(&kv);
+    /* the I/O error stays reported: the disk under the store is suspect */
+    assert_int_equal(store_health(s, why, sizeof why), -EIO);
+    assert_non_null(strstr(why, "I/O error"));
+    /* writes work again when the disk does, at the next revision */
+    assert_int_equal(create_str(s, "/c/later", "{}", &rv), 0);
+    assert_int_equal(rv, 3);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(h.rvs[1], 3);
+    store_close(s);
+
+    /* a full disk: -ENOSPC with the reason, no event, still healthy */
+    s = open_ok(f->url);
+    store_set_event_hook(s, hook_record, &h);
+    shim_fail = SQLITE_FULL;
+    dpf_error_clear(&err);
+    assert_int_equal(store_create(s, "/c/full", "{}", 2, &rv, &err), -ENOSPC);
+    assert_int_equal(err.code, 507);
+    assert_string_equal(err.reason, "InsufficientStorage");
+    assert_non_null(strstr(err.message, "disk is full"));
+    assert_non_null(strstr(err.message, "deletes still work"));
+    assert_int_equal(h.n, 2);
+    assert_int_equal(store_health(s, why, sizeof why), 0);
+    shim_fail = 0;
+    /* space is back (the test's disk has room): creates resume */
+    assert_int_equal(create_str(s, "/c/room", "{}", &rv), 0);
+    assert_int_equal(rv, 4);
+    assert_int_equal(h.n, 3);
+    store_close(s);
+    shim_remove();
+}
+
+static int mutations_run;
+
+static int
+mutate_grow(void *arg, const char *old, size_t old_len, int64_t old_rv,
+            char **out, size_t *out_len)
+{
+    mutations_run++;
+    size_t n = (size_t) (uintptr_t) arg;
+    *out = xmalloc(n + 1);
+    memset(*out, 'g', n);
+    (*out)[n] = 0;
+    *out_len = n;
+    return 0;
+}
+
+/* Past the quota creates and growing updates fail with a clear -ENOSPC
+ * (507) naming the setting; deletes pass and make room again. */
+static void
+test_quota(void **state)
+{
+    struct fixture *f = *state;
+    struct store_options o = {.create = true,
+                              .quota_bytes = 512 * 1024,
+                              .quota_setting = "--quota-test"};
+    struct dpf_error err = {0};
+    struct store *s = store_open(f->url, &o, &err);
+    assert_non_null(s);
+    char *value = xmalloc(8001);
+    memset(value, 'q', 8000);
+    value[8000] = 0;
+    int made = 0, rc = 0;
+    for (; made < 200; made++) {
+        char key[32];
+        snprintf(key, sizeof key, "/q/%04d", made);
+        dpf_error_clear(&err);
+        rc = store_create(s, key, value, 8000, NULL, &err);
+        if (rc != 0) {
+            break;
+        }
+    }
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(made >= 30 && made < 80);
+    assert_int_equal(err.code, 507);
+    assert_string_equal(err.reason, "InsufficientStorage");
+    assert_non_null(strstr(err.message, "database space exceeded"));
+    assert_non_null(strstr(err.message, "(--quota-test)"));
+    assert_non_null(strstr(err.message, "524288 bytes"));
+    int64_t rv_before = store_current_rv(s);
+
+    /* an update that grows is refused; its mutation did not run when the
+     * store was already full */
+    mutations_run = 0;
+    int64_t rv;
+    assert_int_equal(store_update(s, "/q/0000", mutate_grow,
+                                  (void *) (uintptr_t) 64000, &rv, &err),
+                     -ENOSPC);
+    assert_true(mutations_run <= 1);
+    assert_int_equal(store_current_rv(s), rv_before);
+
+    /* deletes pass, and then there is room again */
+    for (int i = 0; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "/q/%04d", i);
+        assert_int_equal(store_delete(s, key, 0, NULL, NULL), 0);
+    }
+    assert_int_equal(store_create(s, "/q/again", value, 8000, NULL, NULL), 0);
+    free(value);
+    char why[192];
+    assert_int_equal(store_health(s, why, sizeof why), 0);
+    store_close(s);
+}
+
+static mode_t
+file_mode(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+/* The database and its -wal/-shm are 0600 whatever the umask, and an
+ * older, looser database is tightened at open. */
+static void
+test_file_modes(void **state)
+{
+    struct fixture *f = *state;
+    mode_t old = umask(022);
+    struct store *s = open_ok(f->url);
+    assert_int_equal(create_str(s, "/m", "{}", NULL), 0);
+    char *wal = xasprintf("%s-wal", f->path);
+    char *shm = xasprintf("%s-shm", f->path);
+    char *reserve = xasprintf("%s-reserve", f->path);
+    assert_int_equal(file_mode(f->path), 0600);
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
+    assert_int_equal(file_mode(reserve), 0600);
+    store_close(s);
+    assert_int_equal(chmod(f->path, 0644), 0);
+    s = open_ok(f->url);
+    assert_int_equal(file_mode(f->path), 0600);
+    assert_int_equal(file_mode(wal), 0600);
+    store_close(s);
+    umask(old);
+    free(wal);
+    free(shm);
+    free(reserve);
+}
+
+/* Health follows the file: gone or replaced fails, back is fine. */
+static void
+test_health_file_identity(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    char why[192] = "";
+    assert_int_equal(store_health(s, why, sizeof why), 0);
+    char *moved = xasprintf("%s/moved.db", f->dir);
+    assert_int_equal(rename(f->path, moved), 0);
+    assert_int_equal(store_health(s, why, sizeof why), -EIO);
+    assert_non_null(strstr(why, "the database file is gone"));
+    FILE *fp = fopen(f->path, "w");
+    fclose(fp);
+    assert_int_equal(store_health(s, why, sizeof why), -EIO);
+    assert_non_null(strstr(why, "replaced"));
+    assert_int_equal(rename(moved, f->path), 0);
+    assert_int_equal(store_health(s, why, sizeof why), 0);
+    free(moved);
+    store_close(s);
+}
+
 int
 main(void)
 {
@@ -787,6 +1434,20 @@ main(void)
         cmocka_unit_test_setup_teardown(test_backend_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_missing_or_empty,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_damaged, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_revision_never_goes_backwards,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_sees_committed_state, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_fires_no_event,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_file_identity, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

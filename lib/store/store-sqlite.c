@@ -1077,7 +1077,9 @@ sq_list(struct store *st, const char *prefix, const char *after_key,
 end:
     sq_exec_simple(c, R_COMMIT);
 out:
-    if (ret == 0 && list_rv) {
+    /* Also when the callback stopped the walk (a page is full): a paged
+     * list's every page carries its snapshot's revision. */
+    if (ret >= 0 && list_rv) {
         *list_rv = rv;
     }
     free(upper);

@@ -453,6 +453,11 @@ def test_limit_continue(dpf_server):
         pages += 1
         got += [i["metadata"]["name"] for i in body["items"]]
         assert len(body["items"]) <= 10
+        # every page, not only the last, names the revision it read: an
+        # informer watches from the first page's resourceVersion
+        newest = max(int(i["metadata"]["resourceVersion"])
+                     for i in body["items"])
+        assert int(body["metadata"]["resourceVersion"]) >= newest, body
         cont = body["metadata"].get("continue")
         if not cont:
             break

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "controllers/controllers.h"
 #include "dpf-server/apiserver.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
@@ -44,6 +45,7 @@ struct server {
     struct watch_cache *wc;           /* owned */
     struct http_server *http;         /* owned */
     char *pki_dir;                    /* <data-dir>/pki */
+    struct ctrl_runner *controllers;  /* in-process controllers (owned) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -59,6 +61,7 @@ server_options_init(struct server_options *o)
     o->threads = 4;
     o->watch_cache_size = 100000;
     o->log_level = xstrdup("info");
+    o->controllers = xstrdup("all");
 }
 
 void
@@ -74,6 +77,8 @@ server_options_free(struct server_options *o)
     free(o->server_names);
     free(o->log_level);
     free(o->log_file);
+    free(o->controllers);
+    free(o->bfb_dir);
     memset(o, 0, sizeof(*o));
 }
 
@@ -103,6 +108,12 @@ usage(FILE *f)
                "100000)\n"
                "  --insecure-dev         plain HTTP and NO authentication "
                "(development only)\n"
+               "  --controllers LIST     controllers run in-process over "
+               "this server's API:\n"
+               "                         all (default), none, or a comma "
+               "list of: bfb\n"
+               "  --bfb-dir DIR          BFB content cache (default "
+               "<data-dir>/bfb)\n"
                "  --log-level L          error|warn|info|debug (default info)\n"
                "  --log-file PATH        log to a file instead of stderr\n"
                "  --help                 show this help\n"
@@ -151,6 +162,8 @@ enum {
     OPT_INSECURE,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
+    OPT_CONTROLLERS,
+    OPT_BFB_DIR,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -171,6 +184,8 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"insecure-dev", no_argument, NULL, OPT_INSECURE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+        {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -253,6 +268,24 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             break;
         case OPT_LOG_FILE:
             set_str(&o->log_file, optarg);
+            break;
+        case OPT_CONTROLLERS: {
+            unsigned mask;
+            struct dpf_error cerr = {0};
+            if (ctrl_parse_list(optarg, &mask, &cerr) < 0) {
+                fprintf(errout, "dpf-server: --controllers: %s\n",
+                        cerr.message);
+                return -EINVAL;
+            }
+            set_str(&o->controllers, optarg);
+            break;
+        }
+        case OPT_BFB_DIR:
+            if (!*optarg) {
+                fprintf(errout, "dpf-server: --bfb-dir must not be empty\n");
+                return -EINVAL;
+            }
+            set_str(&o->bfb_dir, optarg);
             break;
         case OPT_HELP:
             usage(out);
@@ -578,6 +611,51 @@ limit_malloc_arenas(void)
     }
 }
 
+/* The in-process controllers: the same runner dpf-controller-manager
+ * uses, over a loopback connection to this server with the admin
+ * kubeconfig just written, on threads of its own. They take part in
+ * leader election under a stable identity, so an external
+ * dpf-controller-manager with --leader-elect stays a standby while this
+ * server runs, and a restarted server takes its Lease back at once. */
+static void
+server_controllers_lost(void *arg)
+{
+    log_error("in-process controllers lost their Lease and stopped; "
+              "restart dpf-server to run them again",
+              "lease=dpf-operator-system/dpf-controller-manager");
+}
+
+static void
+server_start_controllers(struct server *srv, const char *kubeconfig)
+{
+    const struct server_options *o = srv->opt;
+    unsigned mask = 0;
+    if (ctrl_parse_list(o->controllers, &mask, NULL) < 0 || !mask) {
+        return;
+    }
+    char host[200] = "localhost";
+    gethostname(host, sizeof host - 1);
+    char *identity = xasprintf("dpf-server_%s", host);
+    char *bfb_dir = o->bfb_dir ? xstrdup(o->bfb_dir) : join(o->data_dir, "bfb");
+    struct ctrl_runner_config cfg = {
+        .kubeconfig = kubeconfig,
+        .controllers = mask,
+        .bfb_dir = bfb_dir,
+        .leader_elect = true,
+        .identity = identity,
+        .component = "dpf-server",
+        .on_lost = server_controllers_lost,
+    };
+    struct dpf_error err = {0};
+    srv->controllers = ctrl_runner_start(&cfg, &err);
+    if (!srv->controllers) {
+        log_error("cannot start the in-process controllers", "error=\"%s\"",
+                  err.message);
+    }
+    free(identity);
+    free(bfb_dir);
+}
+
 int
 server_run(const struct server_options *o)
 {
@@ -682,6 +760,7 @@ server_run(const struct server_options *o)
     log_info("listening", "address=%s port=%u kubeconfig=%s tls=%s",
              o->bind_address, http_server_port(srv.http), kubeconfig,
              o->insecure_dev ? "off" : "on");
+    server_start_controllers(&srv, kubeconfig);
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -699,8 +778,10 @@ server_run(const struct server_options *o)
     exit_code = 0;
 
 out:
-    /* HTTP first (no more requests, streams closed), then the API server
-     * that served them, then what it borrowed. */
+    /* Controllers first, while the API still answers (they release their
+     * Lease); then HTTP (no more requests, streams closed), then the API
+     * server that served them, then what it borrowed. */
+    ctrl_runner_stop(srv.controllers);
     http_server_destroy(srv.http);
     apiserver_destroy(atomic_load(&srv.api));
     watch_cache_destroy(srv.wc);

@@ -40,6 +40,8 @@ struct server_options {
     bool insecure_dev;       /* --insecure-dev: plain HTTP, no auth */
     char *log_level;         /* --log-level (default info) */
     char *log_file;          /* --log-file; NULL = stderr */
+    char *controllers;       /* --controllers (default "all"; "none") */
+    char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
 };
 
 /* Fill in the defaults. */

@@ -184,7 +184,7 @@ set_holder(struct leader_elector *le, const char *h)
 static bool
 try_acquire_or_renew(struct leader_elector *le)
 {
-    char now[40];
+    char now[64];
     micro_now(now, sizeof now);
     long dur_s = (long) ((le->cfg.lease_ms + 999) / 1000);
     struct dpf_error err = {0};
@@ -281,7 +281,7 @@ release(struct leader_elector *le)
         json_decref(lease);
         return; /* not ours any more */
     }
-    char now[40];
+    char now[64];
     micro_now(now, sizeof now);
     json_object_set_new(spec, "holderIdentity", json_string(""));
     json_object_set_new(spec, "leaseDurationSeconds", json_integer(1));

@@ -13,6 +13,7 @@
 #include "lib/base/daemon.h"
 #include "lib/base/log.h"
 #include "lib/base/loop.h"
+#include "lib/codecs/duration.h"
 #include "lib/net/http-lite.h"
 
 LOG_MODULE(manager);
@@ -92,27 +93,15 @@ set_identity(void *arg, const char *v, struct dpf_error *err)
     return 0;
 }
 
-/* A duration: "15s", "500ms", "2m" or plain seconds. */
+/* A duration as Go writes it ("15s", "500ms", "1m30s") or seconds. */
 static int
 parse_duration(const char *v, int64_t *ms, struct dpf_error *err)
 {
-    char *end = NULL;
-    errno = 0;
-    double x = strtod(v, &end);
-    double mult = 1000;
-    if (end && !strcmp(end, "ms")) {
-        mult = 1;
-    } else if (end && !strcmp(end, "m")) {
-        mult = 60000;
-    } else if (end && *end && strcmp(end, "s") != 0) {
-        end = NULL;
-    }
-    if (!end || end == v || errno || x <= 0 || x * mult > 86400000.0) {
+    if (duration_parse(v, ms) < 0 || *ms <= 0) {
         dpf_error_set(err, 400, "BadRequest",
                       "\"%s\" is not a duration such as 15s, 500ms or 2m", v);
         return -EINVAL;
     }
-    *ms = (int64_t) (x * mult);
     return 0;
 }
 

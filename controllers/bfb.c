@@ -116,12 +116,14 @@ sha256_file(const char *path, char out[65])
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    static __thread unsigned char buf[65536];
+    enum { BUF = 256 * 1024 };
+    unsigned char *buf = xmalloc(BUF);
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    while ((n = read(fd, buf, BUF)) > 0) {
         EVP_DigestUpdate(ctx, buf, (size_t) n);
     }
     int rc = n < 0 ? -errno : 0;
+    free(buf);
     close(fd);
     unsigned char md[32];
     unsigned len = 0;

@@ -8,12 +8,13 @@ records every request's Range header.
 import hashlib
 import http.server
 import os
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import DpfServer, wait_for
+from conftest import DpfServer, binary, wait_for
 
 PROV = "/apis/provisioning.dpu.nvidia.com/v1alpha1"
 FINALIZER = "provisioning.dpu.nvidia.com/bfb-protection"
@@ -224,3 +225,33 @@ def test_resume_after_sigkill_mid_download(server, web):
     with open(os.path.join(server.bfb_dir, "default-slow.bfb"), "rb") as f:
         assert f.read() == data
     assert not os.path.exists(part)
+
+
+def test_controllers_none_and_flags(tmp_path, web):
+    """--controllers=none runs no controller; bad values are refused."""
+    exe = binary("dpf-server", "dpf-server")
+    p = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert "--controllers LIST" in p.stdout and "--bfb-dir DIR" in p.stdout
+    p = subprocess.run([exe, "--controllers", "bfb,dpuset9"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert 'unknown controller "dpuset9"' in p.stderr
+    data = tmp_path / "off"
+    data.mkdir()
+    srv = DpfServer(str(data), controllers="none")
+    srv.start()
+    try:
+        web.files["/x.bfb"] = b"x" * 1000
+        create_bfb(srv, "idle", web.base + "/x.bfb")
+        time.sleep(3)
+        obj = get_bfb(srv, "idle")
+        assert "finalizers" not in obj["metadata"]
+        assert obj["status"] == {"phase": "Initializing"}
+        assert web.ranges == []
+        assert not os.path.exists(os.path.join(str(data), "bfb"))
+        st, _, _ = srv.request(
+            "GET", "/apis/coordination.k8s.io/v1/namespaces/"
+            "dpf-operator-system/leases/dpf-controller-manager")
+        assert st == 404
+    finally:
+        assert srv.stop() == 0

@@ -236,3 +236,32 @@ def test_flags():
     p = subprocess.run([exe, "--kubeconfig", "/nonexistent/kubeconfig"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "/nonexistent/kubeconfig" in p.stderr
+
+
+def test_external_manager_is_standby_to_dpf_server(tmp_path):
+    """dpf-server's in-process controllers hold the Lease; an external
+    manager against it waits (ready, not leading, no witness writes)."""
+    data = tmp_path / "dpf-state"
+    data.mkdir()
+    srv = DpfServer(str(data), controllers="all")
+    srv.start()
+    m = None
+    try:
+        wait_for(lambda: srv.request("GET", LEASE)[0] == 200, 30,
+                 what="dpf-server's Lease")
+        holder = lease(srv)["holderIdentity"]
+        assert holder.startswith("dpf-server_")
+        m = Manager(srv, str(tmp_path), "cm-ext")
+        wait_for(lambda: m.get("/readyz", m.health_port)[0] == 200, 60,
+                 what="external manager ready")
+        time.sleep(2 * RETRY_S * 2.2)
+        assert records(srv) == []
+        assert "leader_election_master_status{name=\"dpf-controller-" \
+            "manager\"} 0" in m.get("/metrics")[1]
+        assert lease(srv)["holderIdentity"] == holder
+        assert "waiting for the lease" in m.log_text()
+    finally:
+        if m:
+            m.stop(signal.SIGKILL)
+        code = srv.stop()
+    assert code == 0, srv.log_text()[-3000:]

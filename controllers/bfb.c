@@ -64,6 +64,7 @@ struct dl_task {
     _Atomic int64_t bytes; /* in the partial file */
     _Atomic int64_t total; /* -1 = unknown */
     int64_t offset;        /* resumed from */
+    int64_t status_ms;     /* last progress write (reconcile only) */
     bool first_write;
     int fd;
     CURL *curl;
@@ -636,6 +637,14 @@ reconcile_bfb(struct controller *c, const char *key)
         goto out;
     }
     if (t) { /* running: report progress */
+        /* Our own status writes come back as watch events and queue the
+         * key at once: keep progress writes to one per PROGRESS_MS. */
+        int64_t since = time_mono_ms() - t->status_ms;
+        if (since < PROGRESS_MS) {
+            res = controller_requeue_after(PROGRESS_MS - since);
+            goto out;
+        }
+        t->status_ms = time_mono_ms();
         int64_t bytes = atomic_load(&t->bytes);
         int64_t total = atomic_load(&t->total);
         char msg[128];
@@ -698,10 +707,12 @@ reconcile_bfb(struct controller *c, const char *key)
         log_warn("BFB file vanished; downloading it again", "bfb=%s file=%s",
                  key, final);
     }
-    if (!task_start(b, key, uid, url, part, final)) {
+    struct dl_task *nt = task_start(b, key, uid, url, part, final);
+    if (!nt) {
         res = controller_error();
         goto out;
     }
+    nt->status_ms = time_mono_ms();
     struct stat ps;
     int64_t have = stat(part, &ps) == 0 ? (int64_t) ps.st_size : 0;
     char *shown = redact_url(url);

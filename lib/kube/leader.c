@@ -35,6 +35,7 @@ struct leader_elector {
     json_t *observed;    /* spec last seen (thread only) */
     int64_t observed_ms; /* when it changed (monotonic) */
     uint64_t rng;
+    int64_t req_timeout_ms; /* for the next requests (thread only) */
 };
 
 static double
@@ -155,7 +156,7 @@ request(struct leader_elector *le, const char *method, const char *path,
                                .path = path,
                                .body = text,
                                .body_len = text ? strlen(text) : 0,
-                               .timeout_ms = le->cfg.renew_deadline_ms / 2};
+                               .timeout_ms = le->req_timeout_ms};
     struct kube_response resp = {0};
     int rc = kube_rest_request_wait(le->rest, &req, &resp, err);
     if (rc == 0 && out) {
@@ -312,6 +313,7 @@ elector_main(void *arg)
     struct leader_elector *le = arg;
     log_info("waiting for the lease", "lease=%s/%s identity=%s", le->ns,
              le->name, le->identity);
+    le->req_timeout_ms = le->cfg.renew_deadline_ms / 2;
     while (!stopping(le)) {
         if (try_acquire_or_renew(le)) {
             break;
@@ -332,6 +334,10 @@ elector_main(void *arg)
     }
     int64_t last_ok = time_mono_ms();
     while (!wait_or_stop(le, le->cfg.retry_ms)) {
+        /* A renewal must not outlast the renew deadline (a hung server
+         * would otherwise keep us "leading" past it). */
+        int64_t left = le->cfg.renew_deadline_ms - (time_mono_ms() - last_ok);
+        le->req_timeout_ms = left < 1 ? 1 : left;
         if (try_acquire_or_renew(le)) {
             last_ok = time_mono_ms();
             continue;
@@ -379,6 +385,7 @@ leader_elector_stop(struct leader_elector *le)
     le->running = false;
     if (atomic_load(&le->leading)) {
         atomic_store(&le->leading, false);
+        le->req_timeout_ms = le->cfg.renew_deadline_ms / 2;
         if (le->cfg.release_on_stop) {
             release(le);
         }

@@ -255,3 +255,36 @@ def test_controllers_none_and_flags(tmp_path, web):
         assert st == 404
     finally:
         assert srv.stop() == 0
+
+
+def test_progress_writes_are_paced(server, web):
+    """Progress goes into status at most about once a second: the
+    controller's own status writes come back as watch events and must
+    not turn into a write per event."""
+    from apiutil import Watch
+    data = os.urandom(6 * 1024 * 1024)
+    web.chunk = 32 * 1024
+    web.delay = 0.03   # ~1 MB/s: about 6 s of downloading
+    web.files["/paced.bfb"] = data
+    _, lst = server.json("GET", f"{PROV}/namespaces/default/bfbs",
+                         expect=200)
+    w = Watch(server, f"{PROV}/namespaces/default/bfbs?watch=1"
+              f"&resourceVersion={lst['metadata']['resourceVersion']}")
+    try:
+        t0 = time.monotonic()
+        create_bfb(server, "paced", web.base + "/paced.bfb")
+        evs = w.events_until(
+            lambda es: es and es[-1]["object"].get("status", {})
+            .get("phase") == "Ready", timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        w.close()
+    progress = [e for e in evs if e["type"] == "MODIFIED" and
+                e["object"]["status"].get("phase") == "Downloading"]
+    print(f"{len(evs)} events, {len(progress)} progress writes in "
+          f"{took:.1f} s")
+    assert took > 4, "the download was not slow enough to measure"
+    # The first Downloading write, then at most one a second.
+    assert len(progress) <= took + 1.5, [e["object"]["status"] for e in evs]
+    # Plus ADDED, the finalizer and Ready.
+    assert len(evs) <= took + 4.5

@@ -142,10 +142,27 @@ static const struct schema_kind kind_bfb = {
                        R("url", N_STR(DESC("http(s) URL of the BFB"),
                                       PATTERN("^(http|https)://.+\\.bfb$")))))),
         F("status",
-          N_OBJ(DEFAULT("{\"phase\":\"Initializing\"}"),
-                FIELDS(R("phase", N_STR(ENUM("Initializing", "Downloading",
-                                             "Ready", "Deleting", "Error"),
-                                        DEFAULT("\"Initializing\""))))))),
+          N_OBJ(
+              DEFAULT("{\"phase\":\"Initializing\"}"),
+              FIELDS(R("phase", N_STR(ENUM("Initializing", "Downloading",
+                                           "Ready", "Deleting", "Error"),
+                                      DEFAULT("\"Initializing\""))),
+                     /* dpf additions (not in DPF's CRD): the BFB
+                     * controller's progress, checksum and its Ready
+                     * condition (docs/controllers.md). */
+                     F("conditions", &schema_conditions),
+                     F("bytesDownloaded",
+                       N_INT(DESC("bytes of the file downloaded so far"),
+                             FORMAT("int64"), MINIMUM(0))),
+                     F("totalBytes", N_INT(DESC("size of the file, when known"),
+                                           FORMAT("int64"), MINIMUM(0))),
+                     F("downloadPercent",
+                       N_INT(DESC("bytesDownloaded as a percentage of "
+                                  "totalBytes"),
+                             FORMAT("int32"), MINIMUM(0), MAXIMUM(100))),
+                     F("sha256",
+                       N_STR(DESC("SHA-256 of the downloaded file (hex)"),
+                             PATTERN("^[0-9a-f]{64}$"))))))),
     .set_defaults = bfb_defaults,
 };
 

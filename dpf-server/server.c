@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "controllers/controllers.h"
 #include "dpf-server/apiserver.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
@@ -49,6 +50,7 @@ struct server {
     struct watch_cache *wc;           /* owned */
     struct http_server *http;         /* owned */
     char *pki_dir;                    /* <data-dir>/pki */
+    struct ctrl_runner *controllers;  /* in-process controllers (owned) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -67,6 +69,7 @@ server_options_init(struct server_options *o)
     o->max_conns = HTTP_DEFAULT_MAX_CONN;
     o->header_timeout = HTTP_DEFAULT_HEADER_TIMEOUT_S;
     o->idle_timeout = HTTP_DEFAULT_IDLE_TIMEOUT_S;
+    o->controllers = xstrdup("all");
 }
 
 void
@@ -83,6 +86,8 @@ server_options_free(struct server_options *o)
     free(o->log_level);
     free(o->log_file);
     free(o->tls_priorities);
+    free(o->controllers);
+    free(o->bfb_dir);
     memset(o, 0, sizeof(*o));
 }
 
@@ -158,6 +163,12 @@ usage(FILE *f)
                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256; the ciphers\n"
                "                         named also limit TLS 1.3 (default: "
                "all of them)\n"
+               "  --controllers LIST     controllers run in-process over "
+               "this server's API:\n"
+               "                         all (default), none, or a comma "
+               "list of: bfb\n"
+               "  --bfb-dir DIR          BFB content cache (default "
+               "<data-dir>/bfb)\n"
                "  --log-level L          error|warn|info|debug (default info)\n"
                "  --log-file PATH        log to a file instead of stderr\n"
                "  --help                 show this help\n"
@@ -366,6 +377,8 @@ enum {
     OPT_TLS_SUITES,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
+    OPT_CONTROLLERS,
+    OPT_BFB_DIR,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -393,6 +406,8 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"tls-cipher-suites", required_argument, NULL, OPT_TLS_SUITES},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+        {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -539,6 +554,24 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             break;
         case OPT_LOG_FILE:
             set_str(&o->log_file, optarg);
+            break;
+        case OPT_CONTROLLERS: {
+            unsigned mask;
+            struct dpf_error cerr = {0};
+            if (ctrl_parse_list(optarg, &mask, &cerr) < 0) {
+                fprintf(errout, "dpf-server: --controllers: %s\n",
+                        cerr.message);
+                return -EINVAL;
+            }
+            set_str(&o->controllers, optarg);
+            break;
+        }
+        case OPT_BFB_DIR:
+            if (!*optarg) {
+                fprintf(errout, "dpf-server: --bfb-dir must not be empty\n");
+                return -EINVAL;
+            }
+            set_str(&o->bfb_dir, optarg);
             break;
         case OPT_HELP:
             usage(out);
@@ -1057,6 +1090,51 @@ limit_malloc_arenas(void)
     }
 }
 
+/* The in-process controllers: the same runner dpf-controller-manager
+ * uses, over a loopback connection to this server with the admin
+ * kubeconfig just written, on threads of its own. They take part in
+ * leader election under a stable identity, so an external
+ * dpf-controller-manager with --leader-elect stays a standby while this
+ * server runs, and a restarted server takes its Lease back at once. */
+static void
+server_controllers_lost(void *arg)
+{
+    log_error("in-process controllers lost their Lease and stopped; "
+              "restart dpf-server to run them again",
+              "lease=dpf-operator-system/dpf-controller-manager");
+}
+
+static void
+server_start_controllers(struct server *srv, const char *kubeconfig)
+{
+    const struct server_options *o = srv->opt;
+    unsigned mask = 0;
+    if (ctrl_parse_list(o->controllers, &mask, NULL) < 0 || !mask) {
+        return;
+    }
+    char host[200] = "localhost";
+    gethostname(host, sizeof host - 1);
+    char *identity = xasprintf("dpf-server_%s", host);
+    char *bfb_dir = o->bfb_dir ? xstrdup(o->bfb_dir) : join(o->data_dir, "bfb");
+    struct ctrl_runner_config cfg = {
+        .kubeconfig = kubeconfig,
+        .controllers = mask,
+        .bfb_dir = bfb_dir,
+        .leader_elect = true,
+        .identity = identity,
+        .component = "dpf-server",
+        .on_lost = server_controllers_lost,
+    };
+    struct dpf_error err = {0};
+    srv->controllers = ctrl_runner_start(&cfg, &err);
+    if (!srv->controllers) {
+        log_error("cannot start the in-process controllers", "error=\"%s\"",
+                  err.message);
+    }
+    free(identity);
+    free(bfb_dir);
+}
+
 int
 server_run(const struct server_options *o)
 {
@@ -1185,6 +1263,7 @@ server_run(const struct server_options *o)
     log_info("listening", "address=%s port=%u kubeconfig=%s tls=%s",
              o->bind_address, http_server_port(srv.http), kubeconfig,
              o->insecure_dev ? "off" : "on");
+    server_start_controllers(&srv, kubeconfig);
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -1202,8 +1281,10 @@ server_run(const struct server_options *o)
     exit_code = 0;
 
 out:
-    /* HTTP first (no more requests, streams closed), then the API server
-     * that served them, then what it borrowed. */
+    /* Controllers first, while the API still answers (they release their
+     * Lease); then HTTP (no more requests, streams closed), then the API
+     * server that served them, then what it borrowed. */
+    ctrl_runner_stop(srv.controllers);
     http_server_destroy(srv.http);
     apiserver_destroy(atomic_load(&srv.api));
     watch_cache_destroy(srv.wc);

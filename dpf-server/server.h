@@ -54,6 +54,8 @@ struct server_options {
                                 and --tls-cipher-suites; NULL = default */
     char *log_level;         /* --log-level (default info) */
     char *log_file;          /* --log-file; NULL = stderr */
+    char *controllers;       /* --controllers (default "all"; "none") */
+    char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
 };
 
 /* Fill in the defaults. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,12 @@
 LOG_MODULE(controller);
 
 #define DEFAULT_WORKERS 2
+
+/* Reconcile duration histogram buckets (seconds), controller-runtime's
+ * range from 5 ms to a minute. */
+static const double hist_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                     1,     2.5,  5,     10,   30,  60};
+#define N_BOUNDS (sizeof hist_bounds / sizeof hist_bounds[0])
 
 /* One watch of one controller: the handler argument. */
 struct ctl_watch {
@@ -31,6 +38,11 @@ struct controller {
     pthread_t *threads;
     int n_threads;
     _Atomic uint64_t reconciles, errors, requeues;
+    /* by outcome: success (done), requeue, requeue_after, error */
+    _Atomic uint64_t outcomes[4];
+    /* duration histogram: counts per bucket (+Inf last), sum in us */
+    _Atomic uint64_t hist[N_BOUNDS + 1];
+    _Atomic uint64_t hist_sum_us;
 };
 
 struct shared_informer {
@@ -48,6 +60,8 @@ struct controller_manager {
     pthread_t loop_thread;
     bool loop_running;
     bool started;
+    bool workers_started;       /* under workers_mu */
+    pthread_mutex_t workers_mu; /* start/stop of workers from two threads */
 };
 
 struct controller_result
@@ -205,7 +219,18 @@ worker_main(void *arg)
     char *key;
     while ((key = workqueue_get(c->q))) {
         atomic_fetch_add(&c->reconciles, 1);
+        int64_t t0 = time_mono_ns();
         struct controller_result r = c->ops->reconcile(c, key);
+        int64_t us = (time_mono_ns() - t0) / 1000;
+        size_t b = 0;
+        while (b < N_BOUNDS && (double) us / 1e6 > hist_bounds[b]) {
+            b++;
+        }
+        atomic_fetch_add(&c->hist[b], 1);
+        atomic_fetch_add(&c->hist_sum_us, (uint64_t) us);
+        if ((unsigned) r.outcome < 4) {
+            atomic_fetch_add(&c->outcomes[r.outcome], 1);
+        }
         switch (r.outcome) {
         case CONTROLLER_DONE:
             workqueue_forget(c->q, key);
@@ -253,6 +278,7 @@ controller_manager_create(const struct kubeconfig *kc, struct dpf_error *err)
     struct controller_manager *m = xcalloc(1, sizeof *m);
     m->loop = loop;
     m->rest = rest;
+    pthread_mutex_init(&m->workers_mu, NULL);
     return m;
 }
 
@@ -345,20 +371,20 @@ loop_main(void *arg)
 }
 
 int
-controller_manager_start(struct controller_manager *m, int64_t sync_timeout_ms,
-                         struct dpf_error *err)
+controller_manager_start_informers(struct controller_manager *m,
+                                   int64_t sync_timeout_ms,
+                                   struct dpf_error *err)
 {
-    if (m->started) {
-        return 0;
+    if (!m->started) {
+        m->started = true;
+        loop_post(m->loop, start_informers, m);
+        if (pthread_create(&m->loop_thread, NULL, loop_main, m) != 0) {
+            dpf_error_set(err, 500, "InternalError",
+                          "cannot start the loop thread");
+            return -EAGAIN;
+        }
+        m->loop_running = true;
     }
-    m->started = true;
-    loop_post(m->loop, start_informers, m);
-    if (pthread_create(&m->loop_thread, NULL, loop_main, m) != 0) {
-        dpf_error_set(err, 500, "InternalError",
-                      "cannot start the loop thread");
-        return -EAGAIN;
-    }
-    m->loop_running = true;
     int64_t deadline = time_mono_ms() + sync_timeout_ms;
     for (size_t i = 0; i < m->n_infs; i++) {
         int64_t left = sync_timeout_ms < 0 ? -1 : deadline - time_mono_ms();
@@ -369,10 +395,21 @@ controller_manager_start(struct controller_manager *m, int64_t sync_timeout_ms,
             dpf_error_set(err, 504, "Timeout",
                           "the cache of %s did not sync within %lld ms",
                           m->infs[i].id, (long long) sync_timeout_ms);
-            controller_manager_stop(m);
             return -ETIMEDOUT;
         }
     }
+    return 0;
+}
+
+void
+controller_manager_start_workers(struct controller_manager *m)
+{
+    pthread_mutex_lock(&m->workers_mu);
+    if (m->workers_started) {
+        pthread_mutex_unlock(&m->workers_mu);
+        return;
+    }
+    m->workers_started = true;
     for (size_t i = 0; i < m->n_ctls; i++) {
         struct controller *c = m->ctls[i];
         int n = c->ops->workers > 0 ? c->ops->workers : DEFAULT_WORKERS;
@@ -386,12 +423,134 @@ controller_manager_start(struct controller_manager *m, int64_t sync_timeout_ms,
         log_info("controller started", "controller=%s workers=%d", c->ops->name,
                  c->n_threads);
     }
+    pthread_mutex_unlock(&m->workers_mu);
+}
+
+int
+controller_manager_start(struct controller_manager *m, int64_t sync_timeout_ms,
+                         struct dpf_error *err)
+{
+    int rc = controller_manager_start_informers(m, sync_timeout_ms, err);
+    if (rc < 0) {
+        controller_manager_stop(m);
+        return rc;
+    }
+    controller_manager_start_workers(m);
     return 0;
 }
 
+/* --- metrics --- */
+
+static const char *const outcome_names[] = {"success", "requeue",
+                                            "requeue_after", "error"};
+
 void
-controller_manager_stop(struct controller_manager *m)
+controller_manager_metrics(struct controller_manager *m, struct dbuf *out)
 {
+    dbuf_puts(out, "# HELP controller_runtime_reconcile_total Reconciles per "
+                   "controller and result.\n"
+                   "# TYPE controller_runtime_reconcile_total counter\n");
+    for (size_t i = 0; i < m->n_ctls; i++) {
+        struct controller *c = m->ctls[i];
+        for (int o = 0; o < 4; o++) {
+            dbuf_printf(out,
+                        "controller_runtime_reconcile_total{controller=\"%s\","
+                        "result=\"%s\"} %llu\n",
+                        c->ops->name, outcome_names[o],
+                        (unsigned long long) atomic_load(&c->outcomes[o]));
+        }
+    }
+    dbuf_puts(out, "# HELP controller_runtime_reconcile_errors_total "
+                   "Reconciles that returned an error.\n"
+                   "# TYPE controller_runtime_reconcile_errors_total "
+                   "counter\n");
+    for (size_t i = 0; i < m->n_ctls; i++) {
+        struct controller *c = m->ctls[i];
+        dbuf_printf(out,
+                    "controller_runtime_reconcile_errors_total{controller="
+                    "\"%s\"} %llu\n",
+                    c->ops->name, (unsigned long long) atomic_load(&c->errors));
+    }
+    dbuf_puts(out, "# HELP controller_runtime_reconcile_time_seconds Time "
+                   "per reconcile.\n"
+                   "# TYPE controller_runtime_reconcile_time_seconds "
+                   "histogram\n");
+    for (size_t i = 0; i < m->n_ctls; i++) {
+        struct controller *c = m->ctls[i];
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= N_BOUNDS; b++) {
+            cum += atomic_load(&c->hist[b]);
+            char le[32];
+            if (b < N_BOUNDS) {
+                snprintf(le, sizeof le, "%g", hist_bounds[b]);
+            } else {
+                snprintf(le, sizeof le, "+Inf");
+            }
+            dbuf_printf(out,
+                        "controller_runtime_reconcile_time_seconds_bucket{"
+                        "controller=\"%s\",le=\"%s\"} %llu\n",
+                        c->ops->name, le, (unsigned long long) cum);
+        }
+        dbuf_printf(out,
+                    "controller_runtime_reconcile_time_seconds_sum{controller="
+                    "\"%s\"} %.6f\n"
+                    "controller_runtime_reconcile_time_seconds_count{"
+                    "controller=\"%s\"} %llu\n",
+                    c->ops->name, (double) atomic_load(&c->hist_sum_us) / 1e6,
+                    c->ops->name, (unsigned long long) cum);
+    }
+    static const char *const wq[][3] = {
+        {"workqueue_depth", "gauge", "Keys queued and ready."},
+        {"workqueue_adds_total", "counter", "Keys added to the queue."},
+        {"workqueue_retries_total", "counter", "Rate-limited re-adds."},
+    };
+    for (size_t k = 0; k < 3; k++) {
+        dbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", wq[k][0], wq[k][2],
+                    wq[k][0], wq[k][1]);
+        for (size_t i = 0; i < m->n_ctls; i++) {
+            struct workqueue_stats st;
+            workqueue_stats(m->ctls[i]->q, &st);
+            unsigned long long v = k == 0   ? (unsigned long long) st.depth
+                                   : k == 1 ? (unsigned long long) st.adds
+                                            : (unsigned long long) st.retries;
+            dbuf_printf(out, "%s{name=\"%s\"} %llu\n", wq[k][0],
+                        m->ctls[i]->ops->name, v);
+        }
+    }
+    static const char *const inf[][2] = {
+        {"lists", "Complete lists (relists included)."},
+        {"relists", "Lists forced by 410 Gone."},
+        {"watches", "Watch requests started."},
+        {"events", "Watch events applied."},
+        {"errors", "Failed lists and watches."},
+    };
+    for (size_t k = 0; k < 5; k++) {
+        dbuf_printf(out,
+                    "# HELP dpf_informer_%s_total %s\n"
+                    "# TYPE dpf_informer_%s_total counter\n",
+                    inf[k][0], inf[k][1], inf[k][0]);
+        for (size_t i = 0; i < m->n_infs; i++) {
+            struct informer_stats st;
+            informer_stats(m->infs[i].inf, &st);
+            uint64_t v = k == 0   ? st.lists
+                         : k == 1 ? st.relists
+                         : k == 2 ? st.watches
+                         : k == 3 ? st.events
+                                  : st.errors;
+            const struct kube_gvr *g = informer_gvr(m->infs[i].inf);
+            dbuf_printf(
+                out, "dpf_informer_%s_total{resource=\"%s%s%s\"} %llu\n",
+                inf[k][0], g->resource, g->group && *g->group ? "." : "",
+                g->group ? g->group : "", (unsigned long long) v);
+        }
+    }
+}
+
+void
+controller_manager_stop_workers(struct controller_manager *m)
+{
+    pthread_mutex_lock(&m->workers_mu);
+    m->workers_started = true; /* never (re)start them after this */
     for (size_t i = 0; i < m->n_ctls; i++) {
         workqueue_shut_down_drain(m->ctls[i]->q);
     }
@@ -402,6 +561,13 @@ controller_manager_stop(struct controller_manager *m)
         }
         c->n_threads = 0;
     }
+    pthread_mutex_unlock(&m->workers_mu);
+}
+
+void
+controller_manager_stop(struct controller_manager *m)
+{
+    controller_manager_stop_workers(m);
     if (m->loop_running) {
         loop_post(m->loop, stop_informers, m);
         pthread_join(m->loop_thread, NULL);
@@ -431,5 +597,6 @@ controller_manager_destroy(struct controller_manager *m)
     free(m->ctls);
     kube_rest_destroy(m->rest);
     loop_destroy(m->loop);
+    pthread_mutex_destroy(&m->workers_mu);
     free(m);
 }

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "lib/base/error.h"
+#include "lib/base/util.h"
 #include "lib/kube/informer.h"
 #include "lib/kube/kube-rest.h"
 #include "lib/kube/workqueue.h"
@@ -143,6 +144,27 @@ struct kube_rest *controller_manager_rest(struct controller_manager *m);
  * is then stopped). */
 int controller_manager_start(struct controller_manager *m,
                              int64_t sync_timeout_ms, struct dpf_error *err);
+/* The two halves of controller_manager_start(), for a program that keeps
+ * its caches warm while it waits to become leader (lib/kube/leader.h):
+ * start the loop and informers and wait for the caches (on failure the
+ * manager stays as it is; controller_manager_stop() cleans up), then,
+ * once leading, start the workers. start_informers may be called again
+ * after a timeout to keep waiting. */
+int controller_manager_start_informers(struct controller_manager *m,
+                                       int64_t sync_timeout_ms,
+                                       struct dpf_error *err);
+void controller_manager_start_workers(struct controller_manager *m);
+/* Append the manager's metrics in Prometheus text format to out: per
+ * controller controller_runtime_reconcile_total{result},
+ * _reconcile_errors_total, _reconcile_time_seconds (histogram),
+ * workqueue_depth/_adds_total/_retries_total{name}; per informer
+ * dpf_informer_{lists,relists,watches,events,errors}_total{resource}.
+ * Any thread. */
+void controller_manager_metrics(struct controller_manager *m, struct dbuf *out);
+/* Stop the workers only (queues drained, running reconciles finish); the
+ * loop and informers keep running, e.g. to release a Lease. Workers are
+ * never started again. */
+void controller_manager_stop_workers(struct controller_manager *m);
 /* Stop: drain the queues (running reconciles finish), join the workers,
  * stop the informers and the loop thread. Idempotent. */
 void controller_manager_stop(struct controller_manager *m);

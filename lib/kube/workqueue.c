@@ -41,6 +41,8 @@ struct workqueue {
     struct delayed *heap;
     size_t n_heap, cap_heap;
     bool shutting_down;
+    uint64_t adds;    /* keys that entered the queue (not de-duplicated) */
+    uint64_t retries; /* rate-limited adds */
 };
 
 static int64_t
@@ -141,6 +143,7 @@ add_locked(struct workqueue *q, const char *key)
         return; /* already queued, or queued again at done() */
     }
     json_object_set_new_nocheck(q->dirty, key, json_true());
+    q->adds++;
     if (json_object_get(q->processing, key)) {
         return; /* done() queues it */
     }
@@ -281,6 +284,7 @@ workqueue_add_rate_limited(struct workqueue *q, const char *key)
     }
     int64_t n = json_integer_value(json_object_get(q->failures, key));
     json_object_set_new_nocheck(q->failures, key, json_integer(n + 1));
+    q->retries++;
     pthread_mutex_unlock(&q->mu);
     workqueue_add_after(q, key, d);
     return d;
@@ -403,4 +407,15 @@ workqueue_shutting_down(struct workqueue *q)
     bool s = q->shutting_down;
     pthread_mutex_unlock(&q->mu);
     return s;
+}
+
+void
+workqueue_stats(struct workqueue *q, struct workqueue_stats *out)
+{
+    pthread_mutex_lock(&q->mu);
+    out->adds = q->adds;
+    out->retries = q->retries;
+    out->depth = q->tail - q->head;
+    out->delayed = json_object_size(q->waiting);
+    pthread_mutex_unlock(&q->mu);
 }

@@ -79,6 +79,16 @@ size_t workqueue_len(struct workqueue *q);
 /* Keys waiting for their delay. */
 size_t workqueue_len_delayed(struct workqueue *q);
 
+/* Counters for metrics (client-go's workqueue_* names in
+ * controller_manager_metrics()). */
+struct workqueue_stats {
+    uint64_t adds;    /* keys added that were not already queued */
+    uint64_t retries; /* workqueue_add_rate_limited() calls */
+    size_t depth;     /* keys queued and ready */
+    size_t delayed;   /* keys waiting for their delay */
+};
+void workqueue_stats(struct workqueue *q, struct workqueue_stats *out);
+
 /* Refuse new keys, drop delayed ones, wake every get(). */
 void workqueue_shut_down(struct workqueue *q);
 /* The same, then wait until nothing is processing. */

@@ -79,10 +79,14 @@ def wait_for(pred, timeout=20.0, interval=0.05, what="condition"):
 class DpfServer:
     """A dpf-server process owned by a test."""
 
-    def __init__(self, data_dir, port=0, extra_args=()):
+    def __init__(self, data_dir, port=0, extra_args=(), controllers="none"):
         self.data_dir = data_dir
         self.port = port
+        # The in-process controllers are off unless a test asks for them:
+        # the API tests create BFBs whose URLs must not be fetched.
         self.extra_args = list(extra_args)
+        if controllers is not None:
+            self.extra_args.append("--controllers=" + controllers)
         self.proc = None
         self.kubeconfig = os.path.join(data_dir, "admin.kubeconfig")
         self.log = os.path.join(data_dir, "server.log")

@@ -326,11 +326,36 @@ test_shutdown_drain(void **state)
     workqueue_destroy(q);
 }
 
+/* The counters behind workqueue_depth/_adds_total/_retries_total. */
+static void
+test_stats(void **state)
+{
+    struct workqueue *q = workqueue_create(NULL);
+    struct workqueue_stats st;
+    workqueue_add(q, "a");
+    workqueue_add(q, "a"); /* de-duplicated: not an add */
+    workqueue_add(q, "b");
+    workqueue_stats(q, &st);
+    assert_int_equal(st.adds, 2);
+    assert_int_equal(st.depth, 2);
+    assert_int_equal(st.retries, 0);
+    char *k = workqueue_get(q);
+    workqueue_add_rate_limited(q, k);
+    workqueue_done(q, k);
+    free(k);
+    workqueue_stats(q, &st);
+    assert_int_equal(st.retries, 1);
+    assert_int_equal(st.depth, 1);
+    assert_int_equal(st.delayed, 1);
+    workqueue_destroy(q);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dedup),
+        cmocka_unit_test(test_stats),
         cmocka_unit_test(test_readd_while_processing),
         cmocka_unit_test(test_backoff_growth_and_cap),
         cmocka_unit_test(test_backoff_jitter_bounds),

@@ -1,0 +1,98 @@
+/* controllers: the project's controllers and the runner that starts them,
+ * shared by dpf-controller-manager (against any API server, from a
+ * kubeconfig) and dpf-server (in-process, over a loopback connection to
+ * its own API with its admin credentials: the same code path).
+ *
+ * Registry: each controller has a name ("bfb"); --controllers takes a
+ * comma list of names, "all" (every controller meant for production) or
+ * "none". "witness" is a test controller (tests/system/
+ * test_controller_manager.py): it is never part of "all" and runs only
+ * when a witness ConfigMap is configured.
+ *
+ * Runner: loads the kubeconfig, creates a lib/kube controller manager,
+ * adds the selected controllers, and on a thread of its own waits for the
+ * caches and then, with leader election, for the Lease
+ * (lib/kube/leader.h), before it starts the workers. Stopping is a clean
+ * hand-over: workers finish their reconcile, downloads are cancelled
+ * (their partial files stay for the next leader), the Lease is released,
+ * then the informers stop.
+ *
+ * Threads: ctrl_runner_start/_stop from one thread (the program's main
+ * thread); _ready, _leading and _metrics from any thread.
+ * Ownership: the config's strings are copied. */
+#ifndef DPF_CONTROLLERS_H
+#define DPF_CONTROLLERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/base/error.h"
+#include "lib/base/util.h"
+
+/* Controller selection bits. */
+#define CTRL_BFB 0x1u
+#define CTRL_WITNESS 0x2u
+#define CTRL_ALL CTRL_BFB /* what "all" means */
+
+/* The names and their help, for --help. */
+#define CTRL_NAMES_HELP "bfb (BFB downloads)"
+
+/* Parse a --controllers value into a mask of CTRL_* bits. 0 or -EINVAL
+ * with err naming the unknown controller. */
+int ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err);
+
+struct ctrl_runner_config {
+    const char *kubeconfig;    /* path (NULL: $KUBECONFIG, ~/.kube/config) */
+    const char *context;       /* NULL = current-context */
+    unsigned controllers;      /* CTRL_* mask */
+    const char *bfb_dir;       /* BFB content cache (required with CTRL_BFB) */
+    const char *witness;       /* "namespace/name" ConfigMap (CTRL_WITNESS) */
+    int64_t witness_period_ms; /* witness write period; 0 = 500 */
+    bool leader_elect;
+    const char *lease_namespace; /* default dpf-operator-system */
+    const char *lease_name;      /* default dpf-controller-manager */
+    const char *identity;        /* default <hostname>_<pid> */
+    int64_t lease_ms, renew_deadline_ms, retry_ms; /* 0 = defaults */
+    const char *component; /* events' source ("dpf-controller-manager") */
+    /* Leadership lost (the workers were already stopped and are never
+     * restarted): the program should exit so that it can campaign again.
+     * Runs on the elector thread; must not call ctrl_runner_stop(). */
+    void (*on_lost)(void *arg);
+    void *arg;
+};
+
+struct ctrl_runner;
+
+/* Start (returns at once; the runner's thread waits for caches and
+ * Lease). NULL with err set when the kubeconfig cannot be loaded or the
+ * configuration is inconsistent. */
+struct ctrl_runner *ctrl_runner_start(const struct ctrl_runner_config *cfg,
+                                      struct dpf_error *err);
+/* Caches synced (the controllers can work once leading). */
+bool ctrl_runner_ready(struct ctrl_runner *r);
+/* Workers running (leader, or no leader election). */
+bool ctrl_runner_leading(struct ctrl_runner *r);
+/* Metrics in Prometheus text: the manager's (lib/kube/controller.h),
+ * leader_election_master_status and the controllers' own. */
+void ctrl_runner_metrics(struct ctrl_runner *r, struct dbuf *out);
+/* Clean stop and free (see above). NULL is fine. */
+void ctrl_runner_stop(struct ctrl_runner *r);
+
+/* --- for the controllers' files --- */
+struct controller_manager;
+struct bfb_ctrl;
+struct bfb_ctrl *bfb_ctrl_add(struct controller_manager *m, const char *dir,
+                              const char *component, struct dpf_error *err);
+/* Cancel downloads (partial files stay), join their threads. After the
+ * workers stopped. */
+void bfb_ctrl_stop(struct bfb_ctrl *b);
+void bfb_ctrl_destroy(struct bfb_ctrl *b);
+void bfb_ctrl_metrics(struct bfb_ctrl *b, struct dbuf *out);
+
+struct witness_ctrl;
+struct witness_ctrl *witness_ctrl_add(struct controller_manager *m,
+                                      const char *ns_name, const char *identity,
+                                      int64_t period_ms, struct dpf_error *err);
+void witness_ctrl_destroy(struct witness_ctrl *w);
+
+#endif

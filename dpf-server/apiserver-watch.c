@@ -15,11 +15,26 @@
  * sees nothing twice); a revision older than the cache holds yields one
  * ERROR event with a 410 Expired Status, after which the stream ends.
  *
+ * Memory: every byte a watch holds for its client is in its HTTP stream's
+ * queue, and only the dispatcher thread writes to watch streams (the
+ * initial events built by the request handler are handed to it), so the
+ * budgets are enforced in one place. A watch whose backlog would pass
+ * watch_buffer_bytes is dropped by the HTTP layer; when all watches
+ * together would pass watch_buffer_total_bytes, the dispatcher drops the
+ * watches with the largest backlogs until the write fits (a client that
+ * keeps up has none, so a stalled one goes first). Either way the stream
+ * just ends, as Kubernetes ends a slow watcher's stream: the client
+ * resumes from the last resourceVersion it saw, or relists on 410. Writes
+ * are batched in pieces of at most AS_WATCH_BATCH bytes so a backlog of
+ * large events never sits in one buffer.
+ *
  * Lifetime: a watch is reference counted: one reference for the hub
  * (until the dispatcher finishes it), one for the HTTP stream's on_close
- * callback, one per queue membership. Stream functions are never called
- * with the hub lock held (they may call on_close synchronously). */
+ * callback, one per queue membership. Stream functions that may resume a
+ * connection are never called with the hub lock held; ws->st of a watch
+ * in hub->all stays valid until the dispatcher finishes it. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +46,9 @@
 #include "lib/watch-cache.h"
 
 LOG_MODULE(apiserver);
+
+/* Bytes of formatted events the dispatcher collects before writing. */
+#define AS_WATCH_BATCH (256u * 1024)
 
 struct as_watch {
     struct as_hub *hub;
@@ -49,6 +67,8 @@ struct as_watch {
     bool queued;                  /* in the dispatcher queue */
     bool gone;                    /* client went away (on_close) */
     bool done;                    /* finished by the dispatcher */
+    struct dbuf initial;          /* first events, for the dispatcher */
+    char remote[64];              /* client address (logs) */
     struct as_watch *prev, *next; /* hub->all */
     struct as_watch *qnext;       /* hub queue */
 };
@@ -62,12 +82,14 @@ struct as_hub {
     bool stop;
     struct as_watch *all;
     struct as_watch *qhead, *qtail;
+    atomic_size_t buffered; /* bytes queued on all watch streams */
 };
 
 static void
 as_watch_unref_locked(struct as_watch *ws)
 {
     if (--ws->refs == 0) {
+        dbuf_free(&ws->initial);
         as_filter_free(&ws->filter);
         free(ws->only_key);
         free(ws);
@@ -206,6 +228,58 @@ as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
                 (long long) rv, (long long) cur);
 }
 
+/* Dispatcher: drop the watches with the largest backlogs until len more
+ * bytes fit under the global cap (or no watch has a backlog left). */
+static void
+as_hub_make_room(struct as_hub *hub, size_t len)
+{
+    size_t cap = hub->as->cfg.watch_buffer_total_bytes;
+    while (atomic_load(&hub->buffered) + len > cap) {
+        struct as_watch *victim = NULL;
+        size_t most = 0;
+        pthread_mutex_lock(&hub->mu);
+        for (struct as_watch *w = hub->all; w; w = w->next) {
+            size_t q = w->st ? http_stream_queued(w->st) : 0;
+            if (q > most) {
+                most = q;
+                victim = w;
+            }
+        }
+        pthread_mutex_unlock(&hub->mu);
+        if (!victim) {
+            return;
+        }
+        log_warn_rl("dropping the watch with the largest backlog: all "
+                    "watches together would buffer more than "
+                    "--watch-buffer-total-bytes",
+                    "resource=%s remote=%s queued=%zu total=%zu limit=%zu",
+                    victim->k->plural, victim->remote, most,
+                    (size_t) atomic_load(&hub->buffered), cap);
+        /* Safe outside the lock: only this thread finishes watches. */
+        http_stream_abort(victim->st);
+    }
+}
+
+/* Dispatcher: queue data for ws's client within the budgets. 0, or
+ * negative when the stream is over (client gone or dropped as slow). */
+static int
+as_watch_send(struct as_hub *hub, struct as_watch *ws, const char *data,
+              size_t len)
+{
+    if (atomic_load(&hub->buffered) + len >
+        hub->as->cfg.watch_buffer_total_bytes) {
+        as_hub_make_room(hub, len);
+    }
+    int r = http_stream_write(ws->st, data, len);
+    if (r == -ENOBUFS) {
+        log_warn_rl("dropping a slow watch: its client does not read and "
+                    "its backlog would pass --watch-buffer-bytes",
+                    "resource=%s remote=%s limit=%zu", ws->k->plural,
+                    ws->remote, hub->as->cfg.watch_buffer_bytes);
+    }
+    return r;
+}
+
 /* Dispatcher: end a watch. */
 static void
 as_watch_finish(struct as_hub *hub, struct as_watch *ws)
@@ -246,11 +320,32 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         as_watch_finish(hub, ws);
         return;
     }
+    if (ws->initial.len) {
+        int r = as_watch_send(hub, ws, ws->initial.data, ws->initial.len);
+        dbuf_free(&ws->initial);
+        if (r < 0) {
+            as_watch_finish(hub, ws);
+            return;
+        }
+    }
+    if (!ws->w) {
+        /* Failed at the start (410): the ERROR event was the stream. */
+        as_watch_finish(hub, ws);
+        return;
+    }
     struct dbuf b;
     dbuf_init(&b);
     bool end = false;
     int64_t cur = watch_cache_current_rv(hub->as->wc);
     for (int n = 0; n < 10000; n++) {
+        if (b.len >= AS_WATCH_BATCH) {
+            int r = as_watch_send(hub, ws, b.data, b.len);
+            b.len = 0;
+            if (r < 0) {
+                end = true;
+                break;
+            }
+        }
         struct watch_event *ev = NULL;
         int r = watch_cache_next(ws->w, &ev);
         if (r == 0) {
@@ -285,7 +380,7 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         }
         end = true;
     }
-    if (b.len && http_stream_write(ws->st, b.data, b.len) < 0) {
+    if (!end && b.len && as_watch_send(hub, ws, b.data, b.len) < 0) {
         end = true;
     }
     dbuf_free(&b);
@@ -406,6 +501,8 @@ as_hub_destroy(struct as_hub *hub)
 struct as_initial {
     struct as_watch *ws;
     struct dbuf *b;
+    size_t max; /* the watch's buffer budget */
+    bool over;  /* the initial events do not fit it */
 };
 
 static int
@@ -416,7 +513,27 @@ as_initial_each(void *arg, const struct store_kv *kv)
     char *text = as_inject_rv(kv->value, kv->len, kv->rv, &len);
     as_append_event(c->b, c->ws, "ADDED", kv->key, text, len);
     free(text);
+    if (c->b->len > c->max) {
+        c->over = true;
+        return 1; /* stop listing */
+    }
     return 0;
+}
+
+/* The initial state is larger than a watch may buffer: the client sent
+ * no resourceVersion and cannot read it before we queue all of it. A 410
+ * makes a client list (paged) and watch from the list's revision. */
+static void
+as_append_initial_too_large(struct dbuf *b, size_t max)
+{
+    dbuf_printf(b,
+                "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
+                "\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                "\"Failure\",\"message\":\"the initial events of this watch "
+                "exceed its buffer of %zu bytes (--watch-buffer-bytes): list, "
+                "then watch from the list's resourceVersion\",\"reason\":"
+                "\"Expired\",\"code\":410}}\n",
+                max);
 }
 
 void
@@ -471,32 +588,40 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     ws->deadline_ms = now + timeout_s * 1000;
     ws->next_bookmark_ms = now + as->cfg.bookmark_interval_ms;
 
-    struct dbuf b;
-    dbuf_init(&b);
+    struct dbuf *b = &ws->initial;
+    dbuf_init(b);
     char *prefix = as_prefix(k, ns);
+    bool too_large = false;
     if (initial) {
-        struct as_initial c = {ws, &b};
+        struct as_initial c = {ws, b, as->cfg.watch_buffer_bytes, false};
         int64_t list_rv = 0;
         store_list(as->store, ws->only_key ? ws->only_key : prefix, NULL, 0,
                    as_initial_each, &c, &list_rv, NULL, NULL);
         since = list_rv;
+        if (c.over) {
+            too_large = true;
+            dbuf_free(b);
+            as_append_initial_too_large(b, c.max);
+        }
     }
     ws->last_rv = since;
     int err = 0;
-    ws->w =
-        watch_cache_subscribe(as->wc, prefix, since, as_watch_notify, ws, &err);
+    if (!too_large) {
+        ws->w = watch_cache_subscribe(as->wc, prefix, since, as_watch_notify,
+                                      ws, &err);
+        if (!ws->w) {
+            as_append_expired(b, since, watch_cache_current_rv(as->wc));
+        }
+    }
     free(prefix);
+    snprintf(ws->remote, sizeof(ws->remote), "%s", http_request_remote(req));
     http_response_header(req, "Cache-Control", "no-cache, private");
     ws->refs++; /* the stream's on_close reference */
     ws->st = http_respond_stream(req, 200, "application/json",
                                  as_watch_on_close, ws);
-    if (!ws->w) {
-        as_append_expired(&b, since, watch_cache_current_rv(as->wc));
-    }
-    if (b.len) {
-        http_stream_write(ws->st, b.data, b.len);
-    }
-    dbuf_free(&b);
+    http_stream_set_budget(ws->st, as->cfg.watch_buffer_bytes, &hub->buffered);
+    /* The first events (or the ERROR event) stay in ws->initial: the
+     * dispatcher writes them, within the budgets, before anything else. */
     pthread_mutex_lock(&hub->mu);
     ws->ready = true;
     ws->next = hub->all;
@@ -507,12 +632,10 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     if (!ws->w || timeout_s == 0) {
         ws->deadline_ms = 0;
     }
-    /* Deliver whatever arrived since the subscription; also ends the
-     * stream at once when it already failed. */
+    /* Deliver the first events and whatever arrived since the
+     * subscription; also ends the stream after its ERROR event when it
+     * already failed. */
     as_enqueue_locked(hub, ws);
-    if (!ws->w) {
-        ws->gone = true;
-    }
     /* The creator's reference is now the hub's (dropped by finish). */
     pthread_mutex_unlock(&hub->mu);
 }

@@ -29,6 +29,8 @@
 LOG_MODULE(apiserver);
 
 #define AS_MAX_BODY (3u * 1024 * 1024)
+#define AS_WATCH_BUFFER_BYTES ((size_t) 16 * 1024 * 1024)
+#define AS_WATCH_BUFFER_TOTAL_BYTES ((size_t) 128 * 1024 * 1024)
 #define AS_UPDATE_ATTEMPTS 32
 /* Bytes of a field path quoted in a Warning header. */
 #define AS_WARNING_PATH_MAX 256
@@ -404,8 +406,7 @@ as_error_from(struct as_error *ae, const struct dpf_error *e, int def_code,
     as_text_clean(ae->e.message, sizeof(ae->e.message));
     for (size_t i = 0; i < ae->e.n_causes; i++) {
         as_text_clean(ae->e.causes[i].field, sizeof(ae->e.causes[i].field));
-        as_text_clean(ae->e.causes[i].message,
-                      sizeof(ae->e.causes[i].message));
+        as_text_clean(ae->e.causes[i].message, sizeof(ae->e.causes[i].message));
     }
     if (!ae->e.code) {
         ae->e.code = def_code;
@@ -3314,6 +3315,12 @@ apiserver_create(struct store *store, struct watch_cache *wc,
     }
     if (!as->cfg.watch_timeout_s) {
         as->cfg.watch_timeout_s = 1800;
+    }
+    if (!as->cfg.watch_buffer_bytes) {
+        as->cfg.watch_buffer_bytes = AS_WATCH_BUFFER_BYTES;
+    }
+    if (!as->cfg.watch_buffer_total_bytes) {
+        as->cfg.watch_buffer_total_bytes = AS_WATCH_BUFFER_TOTAL_BYTES;
     }
     pthread_mutex_init(&as->ns_lock, NULL);
     as->ns_cache = json_object();

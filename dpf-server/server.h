@@ -37,9 +37,13 @@ struct server_options {
     size_t n_server_names;   /* count */
     unsigned threads;        /* --threads (default 4) */
     size_t watch_cache_size; /* --watch-cache-size (default 100000) */
-    bool insecure_dev;       /* --insecure-dev: plain HTTP, no auth */
-    char *log_level;         /* --log-level (default info) */
-    char *log_file;          /* --log-file; NULL = stderr */
+    /* Memory bounds of watches (bytes; defaults in server.c's --help). */
+    size_t watch_cache_bytes;        /* --watch-cache-bytes */
+    size_t watch_buffer_bytes;       /* --watch-buffer-bytes (per watch) */
+    size_t watch_buffer_total_bytes; /* --watch-buffer-total-bytes */
+    bool insecure_dev;               /* --insecure-dev: plain HTTP, no auth */
+    char *log_level;                 /* --log-level (default info) */
+    char *log_file;                  /* --log-file; NULL = stderr */
 };
 
 /* Fill in the defaults. */

@@ -380,7 +380,7 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         }
         end = true;
     }
-    if (!end && b.len && as_watch_send(hub, ws, b.data, b.len) < 0) {
+    if (b.len && as_watch_send(hub, ws, b.data, b.len) < 0) {
         end = true;
     }
     dbuf_free(&b);

@@ -18,15 +18,21 @@
  * Memory: every byte a watch holds for its client is in its HTTP stream's
  * queue, and only the dispatcher thread writes to watch streams (the
  * initial events built by the request handler are handed to it), so the
- * budgets are enforced in one place. A watch whose backlog would pass
- * watch_buffer_bytes is dropped by the HTTP layer; when all watches
- * together would pass watch_buffer_total_bytes, the dispatcher drops the
- * watches with the largest backlogs until the write fits (a client that
- * keeps up has none, so a stalled one goes first). Either way the stream
- * just ends, as Kubernetes ends a slow watcher's stream: the client
- * resumes from the last resourceVersion it saw, or relists on 410. Writes
- * are batched in pieces of at most AS_WATCH_BATCH bytes so a backlog of
- * large events never sits in one buffer.
+ * budgets are enforced in one place. Events are pulled from the watch
+ * cache's ring, which holds them anyway, only while the stream's unsent
+ * backlog is under watch_buffer_bytes: a watch whose client lags is
+ * paused (its cursor stays in the ring) and polled every AS_WATCH_POLL_MS
+ * until the client has drained, so a client catching up on a long backlog
+ * is paced by its own reading instead of buffered. A paused watch whose
+ * client drains nothing for AS_WATCH_STALL_MS is stalled and ended; one
+ * that falls behind the ring gets 410. When all watches together would
+ * pass watch_buffer_total_bytes, the dispatcher ends watches, stalled ones
+ * first, then the largest backlogs (a client that keeps up has none),
+ * until the write fits. An ended stream just stops, as Kubernetes ends a
+ * slow watcher: the client resumes from the last resourceVersion it saw,
+ * or relists on 410. Writes are batched in pieces of at most
+ * AS_WATCH_BATCH bytes so a backlog never sits in one buffer. Per watch:
+ * at most watch_buffer_bytes + one batch + one event.
  *
  * Lifetime: a watch is reference counted: one reference for the hub
  * (until the dispatcher finishes it), one for the HTTP stream's on_close
@@ -35,6 +41,7 @@
  * in hub->all stays valid until the dispatcher finishes it. */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +56,10 @@ LOG_MODULE(apiserver);
 
 /* Bytes of formatted events the dispatcher collects before writing. */
 #define AS_WATCH_BATCH (256u * 1024)
+/* How often a paused watch looks whether its client has drained. */
+#define AS_WATCH_POLL_MS 20
+/* A paused watch whose client drains nothing for this long is ended. */
+#define AS_WATCH_STALL_MS 10000
 
 struct as_watch {
     struct as_hub *hub;
@@ -67,6 +78,10 @@ struct as_watch {
     bool queued;                  /* in the dispatcher queue */
     bool gone;                    /* client went away (on_close) */
     bool done;                    /* finished by the dispatcher */
+    bool paused;                  /* backlog full: not pulling events */
+    int64_t resume_ms;            /* paused: monotonic time of next look */
+    int64_t stall_since_ms;       /* paused: last time the client drained */
+    size_t stall_queued;          /* paused: backlog at that time */
     struct dbuf initial;          /* first events, for the dispatcher */
     char remote[64];              /* client address (logs) */
     struct as_watch *prev, *next; /* hub->all */
@@ -83,6 +98,7 @@ struct as_hub {
     struct as_watch *all;
     struct as_watch *qhead, *qtail;
     atomic_size_t buffered; /* bytes queued on all watch streams */
+    int64_t next_scan_ms;   /* monotonic time of the next timer scan */
 };
 
 static void
@@ -237,10 +253,17 @@ as_hub_make_room(struct as_hub *hub, size_t len)
     while (atomic_load(&hub->buffered) + len > cap) {
         struct as_watch *victim = NULL;
         size_t most = 0;
+        int64_t oldest = INT64_MAX;
         pthread_mutex_lock(&hub->mu);
         for (struct as_watch *w = hub->all; w; w = w->next) {
             size_t q = w->st ? http_stream_queued(w->st) : 0;
-            if (q > most) {
+            if (!q) {
+                continue;
+            }
+            /* Paused the longest without draining, else the largest. */
+            int64_t since = w->paused ? w->stall_since_ms : INT64_MAX;
+            if (since < oldest || (since == oldest && q > most)) {
+                oldest = since;
                 most = q;
                 victim = w;
             }
@@ -272,8 +295,7 @@ as_watch_send(struct as_hub *hub, struct as_watch *ws, const char *data,
     }
     int r = http_stream_write(ws->st, data, len);
     if (r == -ENOBUFS) {
-        log_warn_rl("dropping a slow watch: its client does not read and "
-                    "its backlog would pass --watch-buffer-bytes",
+        log_warn_rl("dropping a watch whose backlog passed its bound",
                     "resource=%s remote=%s limit=%zu", ws->k->plural,
                     ws->remote, hub->as->cfg.watch_buffer_bytes);
     }
@@ -306,6 +328,26 @@ as_watch_finish(struct as_hub *hub, struct as_watch *ws)
     pthread_mutex_unlock(&hub->mu);
 }
 
+/* Dispatcher: pause ws (its backlog is full); the timer scan brings it
+ * back after AS_WATCH_POLL_MS. */
+static void
+as_watch_pause(struct as_hub *hub, struct as_watch *ws, int64_t now,
+               size_t queued)
+{
+    if (!ws->paused) {
+        ws->paused = true;
+        ws->stall_since_ms = now;
+        ws->stall_queued = queued;
+    }
+    pthread_mutex_lock(&hub->mu);
+    ws->resume_ms = now + AS_WATCH_POLL_MS;
+    if (ws->resume_ms < hub->next_scan_ms) {
+        hub->next_scan_ms = ws->resume_ms;
+        pthread_cond_signal(&hub->cv);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
 /* Dispatcher: deliver what is pending, bookmarks, timeouts. */
 static void
 as_watch_process(struct as_hub *hub, struct as_watch *ws)
@@ -320,6 +362,33 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         as_watch_finish(hub, ws);
         return;
     }
+    int64_t now = time_mono_ms();
+    size_t budget = hub->as->cfg.watch_buffer_bytes;
+    size_t queued = http_stream_queued(ws->st);
+    if (ws->paused) {
+        if (queued < ws->stall_queued) {
+            ws->stall_queued = queued; /* the client reads: not stalled */
+            ws->stall_since_ms = now;
+        }
+        if (now >= ws->deadline_ms) {
+            as_watch_finish(hub, ws); /* timeoutSeconds: end as usual */
+            return;
+        }
+        if (queued >= budget) {
+            if (now - ws->stall_since_ms >= AS_WATCH_STALL_MS) {
+                log_warn_rl("ending a stalled watch: its client has read "
+                            "nothing for a while",
+                            "resource=%s remote=%s queued=%zu", ws->k->plural,
+                            ws->remote, queued);
+                http_stream_abort(ws->st);
+                as_watch_finish(hub, ws);
+                return;
+            }
+            as_watch_pause(hub, ws, now, queued);
+            return;
+        }
+        ws->paused = false;
+    }
     if (ws->initial.len) {
         int r = as_watch_send(hub, ws, ws->initial.data, ws->initial.len);
         dbuf_free(&ws->initial);
@@ -327,6 +396,7 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
             as_watch_finish(hub, ws);
             return;
         }
+        queued = http_stream_queued(ws->st);
     }
     if (!ws->w) {
         /* Failed at the start (410): the ERROR event was the stream. */
@@ -335,16 +405,21 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
     }
     struct dbuf b;
     dbuf_init(&b);
-    bool end = false;
+    bool end = false, full = false;
     int64_t cur = watch_cache_current_rv(hub->as->wc);
     for (int n = 0; n < 10000; n++) {
-        if (b.len >= AS_WATCH_BATCH) {
+        if (b.len >= AS_WATCH_BATCH || (b.len && queued + b.len >= budget)) {
             int r = as_watch_send(hub, ws, b.data, b.len);
             b.len = 0;
             if (r < 0) {
                 end = true;
                 break;
             }
+            queued = http_stream_queued(ws->st);
+        }
+        if (queued + b.len >= budget) {
+            full = true; /* the rest stays in the ring for now */
+            break;
         }
         struct watch_event *ev = NULL;
         int r = watch_cache_next(ws->w, &ev);
@@ -369,8 +444,8 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
             pthread_mutex_unlock(&hub->mu);
         }
     }
-    int64_t now = time_mono_ms();
-    if (!end && ws->bookmarks && now >= ws->next_bookmark_ms) {
+    now = time_mono_ms();
+    if (!end && !full && ws->bookmarks && now >= ws->next_bookmark_ms) {
         as_append_bookmark(&b, ws, DPF_MAX(cur, ws->last_rv));
         ws->next_bookmark_ms = now + hub->as->cfg.bookmark_interval_ms;
     }
@@ -386,6 +461,8 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
     dbuf_free(&b);
     if (end) {
         as_watch_finish(hub, ws);
+    } else if (full) {
+        as_watch_pause(hub, ws, now, http_stream_queued(ws->st));
     }
 }
 
@@ -393,8 +470,8 @@ static void *
 as_hub_main(void *arg)
 {
     struct as_hub *hub = arg;
-    int64_t next_scan = time_mono_ms() + 1000;
     pthread_mutex_lock(&hub->mu);
+    hub->next_scan_ms = time_mono_ms() + 1000;
     while (!hub->stop) {
         struct as_watch *ws = hub->qhead;
         if (ws) {
@@ -410,13 +487,17 @@ as_hub_main(void *arg)
             continue;
         }
         int64_t now = time_mono_ms();
-        if (now >= next_scan) {
-            /* Timers: queue watches whose bookmark or deadline is due. */
+        if (now >= hub->next_scan_ms) {
+            /* Timers: queue watches whose bookmark, deadline or pause
+             * is due. */
             int64_t soonest = now + 1000;
             for (struct as_watch *w = hub->all; w; w = w->next) {
                 int64_t due = w->deadline_ms;
                 if (w->bookmarks && w->next_bookmark_ms < due) {
                     due = w->next_bookmark_ms;
+                }
+                if (w->paused && w->resume_ms < due) {
+                    due = w->resume_ms;
                 }
                 if (due <= now) {
                     as_enqueue_locked(hub, w);
@@ -424,12 +505,12 @@ as_hub_main(void *arg)
                     soonest = due;
                 }
             }
-            next_scan = soonest;
+            hub->next_scan_ms = soonest;
             continue;
         }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait_ms = next_scan - now;
+        int64_t wait_ms = hub->next_scan_ms - now;
         ts.tv_sec += wait_ms / 1000;
         ts.tv_nsec += (wait_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -619,7 +700,13 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     ws->refs++; /* the stream's on_close reference */
     ws->st = http_respond_stream(req, 200, "application/json",
                                  as_watch_on_close, ws);
-    http_stream_set_budget(ws->st, as->cfg.watch_buffer_bytes, &hub->buffered);
+    /* The dispatcher stops pulling events at watch_buffer_bytes; the
+     * stream's own bound is only a backstop above the batch and one event
+     * (a Table row may carry its object twice) it may write past that. */
+    http_stream_set_budget(ws->st,
+                           as->cfg.watch_buffer_bytes + AS_WATCH_BATCH +
+                               2 * as->cfg.max_body + 65536,
+                           &hub->buffered);
     /* The first events (or the ERROR event) stay in ws->initial: the
      * dispatcher writes them, within the budgets, before anything else. */
     pthread_mutex_lock(&hub->mu);

@@ -290,7 +290,7 @@ test_strict_long_multibyte_key(void **state)
     struct dbuf b;
     dbuf_init(&b);
     dbuf_puts(&b, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
-                  "\"metadata\":{\"name\":\"s\"},\"x");
+                  "\"metadata\":{\"name\":\"s\"},\"");
     for (int i = 0; i < 600; i++) {
         dbuf_puts(&b, "\xc3\xa9");
     }
@@ -301,7 +301,7 @@ test_strict_long_multibyte_key(void **state)
                                 "application/json", "Strict", &obj, NULL,
                                 &ae) < 0);
     assert_int_equal(ae.e.code, 400);
-    assert_non_null(strstr(ae.e.message, "unknown field \"x\xc3\xa9"));
+    assert_non_null(strstr(ae.e.message, "unknown field \"\xc3\xa9"));
     assert_true(ae.e.n_causes >= 1);
     assert_true(utf8_valid(ae.e.causes[0].field, strlen(ae.e.causes[0].field)));
     assert_true(utf8_valid(ae.e.message, strlen(ae.e.message)));

@@ -174,18 +174,28 @@ static void
 as_append_table_event(struct dbuf *b, const struct as_watch *ws,
                       const char *type, const json_t *obj)
 {
-    json_t *t = json_pack(
-        "{s:s,s:s,s:{s:O},s:o,s:[o]}", "kind", "Table", "apiVersion",
-        ws->fmt.table_api, "metadata", "resourceVersion",
-        json_object_get(json_object_get(obj, "metadata"), "resourceVersion"),
-        "columnDefinitions", as_table_columns(ws->k), "rows",
-        as_table_row(ws->k, obj, ws->fmt.include, time_wall_ns()));
-    if (!t) {
-        return;
+    /* Built field by field: json_pack would drop the whole event for one
+     * missing or unencodable value. */
+    json_t *t = json_object();
+    json_object_set_new(t, "kind", json_string("Table"));
+    json_object_set_new(t, "apiVersion", json_string(ws->fmt.table_api));
+    json_t *md = json_object();
+    json_t *rv =
+        json_object_get(json_object_get(obj, "metadata"), "resourceVersion");
+    if (rv) {
+        json_object_set(md, "resourceVersion", rv);
     }
+    json_object_set_new(t, "metadata", md);
+    json_object_set_new(t, "columnDefinitions", as_table_columns(ws->k));
+    json_t *rows = json_array();
+    json_array_append_new(
+        rows, as_table_row(ws->k, obj, ws->fmt.include, time_wall_ns()));
+    json_object_set_new(t, "rows", rows);
     char *text = json_dumps(t, JSON_COMPACT);
     json_decref(t);
-    dbuf_printf(b, "{\"type\":\"%s\",\"object\":%s}\n", type, text);
+    if (text) {
+        dbuf_printf(b, "{\"type\":\"%s\",\"object\":%s}\n", type, text);
+    }
     free(text);
 }
 

@@ -23,7 +23,8 @@
  * decoding), Content-Type, Accept, body (the rest, NULs allowed). Missing
  * fields are absent; an empty header field is no header. Watches are given
  * timeoutSeconds=0, so each ends after delivering what is pending. Objects
- * a request created are deleted afterwards, so the store stays small. */
+ * a request created are deleted afterwards, so the store stays small, and
+ * the garbage collector runs after every request. */
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -480,6 +481,9 @@ fz_run(struct http_request *req)
     } else if (!strcmp(req->ctype, "application/json")) {
         fz_check_json(req->status, req->resp, req->resp_len);
     }
+    /* The garbage collector runs here, not on its own thread: what the
+     * request deleted or marked is collected before the next one. */
+    apiserver_gc_run(fz.as);
 }
 
 /* Split data at the next NUL: the field, and advance. NULL if none. */

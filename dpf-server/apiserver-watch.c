@@ -254,8 +254,9 @@ as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
                 (long long) rv, (long long) cur);
 }
 
-/* Dispatcher: drop the watches with the largest backlogs until len more
- * bytes fit under the global cap (or no watch has a backlog left). */
+/* Dispatcher: end watches, stalled ones first, then the largest backlogs,
+ * until len more bytes fit under the global cap (or no watch has a backlog
+ * left). */
 static void
 as_hub_make_room(struct as_hub *hub, size_t len)
 {
@@ -282,9 +283,9 @@ as_hub_make_room(struct as_hub *hub, size_t len)
         if (!victim) {
             return;
         }
-        log_warn_rl("dropping the watch with the largest backlog: all "
-                    "watches together would buffer more than "
-                    "--watch-buffer-total-bytes",
+        log_warn_rl("ending a watch: all watches together would buffer "
+                    "more than --watch-buffer-total-bytes (stalled watches "
+                    "go first, then the largest backlogs)",
                     "resource=%s remote=%s queued=%zu total=%zu limit=%zu",
                     victim->k->plural, victim->remote, most,
                     (size_t) atomic_load(&hub->buffered), cap);
@@ -305,7 +306,7 @@ as_watch_send(struct as_hub *hub, struct as_watch *ws, const char *data,
     }
     int r = http_stream_write(ws->st, data, len);
     if (r == -ENOBUFS) {
-        log_warn_rl("dropping a watch whose backlog passed its bound",
+        log_warn_rl("ending a watch whose backlog passed its bound",
                     "resource=%s remote=%s limit=%zu", ws->k->plural,
                     ws->remote, hub->as->cfg.watch_buffer_bytes);
     }

@@ -25,10 +25,13 @@
  * until the client has drained, so a client catching up on a long backlog
  * is paced by its own reading instead of buffered. A paused watch whose
  * client drains nothing for AS_WATCH_STALL_MS is stalled and ended; one
- * that falls behind the ring gets 410. When all watches together would
- * pass watch_buffer_total_bytes, the dispatcher ends watches, stalled ones
- * first, then the largest backlogs (a client that keeps up has none),
- * until the write fits. An ended stream just stops, as Kubernetes ends a
+ * that falls behind the ring gets 410. The total over all watches is
+ * bounded the same way: at watch_buffer_total_bytes the dispatcher ends
+ * stalled watches (clients that read nothing for AS_WATCH_EVICT_MS),
+ * longest stalled first, and when there is none a watch waits, paused,
+ * until there is room; a client that reads is never ended for the cap.
+ * Only the dispatcher writes, so the total passes the cap by at most one
+ * batch and one event. An ended stream just stops, as Kubernetes ends a
  * slow watcher: the client resumes from the last resourceVersion it saw,
  * or relists on 410. Writes are batched in pieces of at most
  * AS_WATCH_BATCH bytes so a backlog never sits in one buffer. Per watch:
@@ -60,6 +63,11 @@ LOG_MODULE(apiserver);
 #define AS_WATCH_POLL_MS 20
 /* A paused watch whose client drains nothing for this long is ended. */
 #define AS_WATCH_STALL_MS 10000
+/* Over the global cap, watches whose clients drained nothing for this
+ * long are ended to make room; others wait. */
+#define AS_WATCH_EVICT_MS 2000
+/* Least time between two searches for stalled watches over the cap. */
+#define AS_WATCH_ROOM_SCAN_MS 100
 
 struct as_watch {
     struct as_hub *hub;
@@ -80,8 +88,9 @@ struct as_watch {
     bool done;                    /* finished by the dispatcher */
     bool paused;                  /* backlog full: not pulling events */
     int64_t resume_ms;            /* paused: monotonic time of next look */
-    int64_t stall_since_ms;       /* paused: last time the client drained */
-    size_t stall_queued;          /* paused: backlog at that time */
+    int64_t drained_ms;           /* last time the backlog shrank or was
+                                   * empty (monotonic) */
+    size_t seen_queued;           /* backlog when last looked at */
     struct dbuf initial;          /* first events, for the dispatcher */
     char remote[64];              /* client address (logs) */
     struct as_watch *prev, *next; /* hub->all */
@@ -99,6 +108,7 @@ struct as_hub {
     struct as_watch *qhead, *qtail;
     atomic_size_t buffered; /* bytes queued on all watch streams */
     int64_t next_scan_ms;   /* monotonic time of the next timer scan */
+    int64_t room_scan_ms;   /* earliest next search for stalled watches */
 };
 
 static void
@@ -254,56 +264,85 @@ as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
                 (long long) rv, (long long) cur);
 }
 
-/* Dispatcher: end watches, stalled ones first, then the largest backlogs,
- * until len more bytes fit under the global cap (or no watch has a backlog
- * left). */
-static void
-as_hub_make_room(struct as_hub *hub, size_t len)
+/* Dispatcher: look at ws's backlog; a client that read something since
+ * the last look (or has nothing waiting) is draining. Returns the
+ * backlog. */
+static size_t
+as_watch_observe(struct as_watch *ws, int64_t now)
+{
+    size_t q = http_stream_queued(ws->st);
+    if (q == 0 || q < ws->seen_queued) {
+        ws->drained_ms = now;
+    }
+    ws->seen_queued = q;
+    return q;
+}
+
+/* Dispatcher: the backlog right after a write, remembered for the next
+ * look (growth by our own writes is not the client's doing). */
+static size_t
+as_watch_wrote(struct as_watch *ws)
+{
+    ws->seen_queued = http_stream_queued(ws->st);
+    return ws->seen_queued;
+}
+
+/* Dispatcher: is there room for len more bytes under the global cap?
+ * Makes room by ending stalled watches (their clients read nothing for
+ * AS_WATCH_EVICT_MS), the longest stalled first; a client that reads, even
+ * slowly, is never ended for the cap, its watch waits instead. Scans at
+ * most every AS_WATCH_ROOM_SCAN_MS. */
+static bool
+as_hub_room(struct as_hub *hub, size_t len)
 {
     size_t cap = hub->as->cfg.watch_buffer_total_bytes;
+    if (atomic_load(&hub->buffered) + len <= cap) {
+        return true;
+    }
+    int64_t now = time_mono_ms();
+    if (now < hub->room_scan_ms) {
+        return false;
+    }
+    hub->room_scan_ms = now + AS_WATCH_ROOM_SCAN_MS;
     while (atomic_load(&hub->buffered) + len > cap) {
         struct as_watch *victim = NULL;
         size_t most = 0;
-        int64_t oldest = INT64_MAX;
         pthread_mutex_lock(&hub->mu);
         for (struct as_watch *w = hub->all; w; w = w->next) {
-            size_t q = w->st ? http_stream_queued(w->st) : 0;
-            if (!q) {
+            size_t q = w->st ? as_watch_observe(w, now) : 0;
+            if (!q || now - w->drained_ms < AS_WATCH_EVICT_MS) {
                 continue;
             }
-            /* Paused the longest without draining, else the largest. */
-            int64_t since = w->paused ? w->stall_since_ms : INT64_MAX;
-            if (since < oldest || (since == oldest && q > most)) {
-                oldest = since;
+            if (!victim || w->drained_ms < victim->drained_ms ||
+                (w->drained_ms == victim->drained_ms && q > most)) {
                 most = q;
                 victim = w;
             }
         }
         pthread_mutex_unlock(&hub->mu);
         if (!victim) {
-            return;
+            return false;
         }
-        log_warn_rl("ending a watch: all watches together would buffer "
-                    "more than --watch-buffer-total-bytes (stalled watches "
-                    "go first, then the largest backlogs)",
+        log_warn_rl("ending a stalled watch: all watches together would "
+                    "buffer more than --watch-buffer-total-bytes",
                     "resource=%s remote=%s queued=%zu total=%zu limit=%zu",
                     victim->k->plural, victim->remote, most,
                     (size_t) atomic_load(&hub->buffered), cap);
-        /* Safe outside the lock: only this thread finishes watches. */
+        /* Safe outside the lock: only this thread finishes watches. It
+         * drops the victim's queue at once; the dispatcher finishes the
+         * watch when its on_close arrives. */
         http_stream_abort(victim->st);
+        victim->seen_queued = 0;
     }
+    return true;
 }
 
-/* Dispatcher: queue data for ws's client within the budgets. 0, or
- * negative when the stream is over (client gone or dropped as slow). */
+/* Dispatcher: queue data for ws's client. 0, or negative when the stream
+ * is over (client gone, or its backlog passed the HTTP layer's bound). */
 static int
 as_watch_send(struct as_hub *hub, struct as_watch *ws, const char *data,
               size_t len)
 {
-    if (atomic_load(&hub->buffered) + len >
-        hub->as->cfg.watch_buffer_total_bytes) {
-        as_hub_make_room(hub, len);
-    }
     int r = http_stream_write(ws->st, data, len);
     if (r == -ENOBUFS) {
         log_warn_rl("ending a watch whose backlog passed its bound",
@@ -342,14 +381,9 @@ as_watch_finish(struct as_hub *hub, struct as_watch *ws)
 /* Dispatcher: pause ws (its backlog is full); the timer scan brings it
  * back after AS_WATCH_POLL_MS. */
 static void
-as_watch_pause(struct as_hub *hub, struct as_watch *ws, int64_t now,
-               size_t queued)
+as_watch_pause(struct as_hub *hub, struct as_watch *ws, int64_t now)
 {
-    if (!ws->paused) {
-        ws->paused = true;
-        ws->stall_since_ms = now;
-        ws->stall_queued = queued;
-    }
+    ws->paused = true;
     pthread_mutex_lock(&hub->mu);
     ws->resume_ms = now + AS_WATCH_POLL_MS;
     if (ws->resume_ms < hub->next_scan_ms) {
@@ -375,18 +409,14 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
     }
     int64_t now = time_mono_ms();
     size_t budget = hub->as->cfg.watch_buffer_bytes;
-    size_t queued = http_stream_queued(ws->st);
+    size_t queued = as_watch_observe(ws, now);
     if (ws->paused) {
-        if (queued < ws->stall_queued) {
-            ws->stall_queued = queued; /* the client reads: not stalled */
-            ws->stall_since_ms = now;
-        }
         if (now >= ws->deadline_ms) {
             as_watch_finish(hub, ws); /* timeoutSeconds: end as usual */
             return;
         }
         if (queued >= budget) {
-            if (now - ws->stall_since_ms >= AS_WATCH_STALL_MS) {
+            if (now - ws->drained_ms >= AS_WATCH_STALL_MS) {
                 log_warn_rl("ending a stalled watch: its client has read "
                             "nothing for a while",
                             "resource=%s remote=%s queued=%zu", ws->k->plural,
@@ -395,19 +425,23 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
                 as_watch_finish(hub, ws);
                 return;
             }
-            as_watch_pause(hub, ws, now, queued);
+            as_watch_pause(hub, ws, now);
             return;
         }
         ws->paused = false;
     }
     if (ws->initial.len) {
+        if (!as_hub_room(hub, ws->initial.len)) {
+            as_watch_pause(hub, ws, now); /* all buffers full: wait */
+            return;
+        }
         int r = as_watch_send(hub, ws, ws->initial.data, ws->initial.len);
         dbuf_free(&ws->initial);
         if (r < 0) {
             as_watch_finish(hub, ws);
             return;
         }
-        queued = http_stream_queued(ws->st);
+        queued = as_watch_wrote(ws);
     }
     if (!ws->w) {
         /* Failed at the start (410): the ERROR event was the stream. */
@@ -426,9 +460,9 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
                 end = true;
                 break;
             }
-            queued = http_stream_queued(ws->st);
+            queued = as_watch_wrote(ws);
         }
-        if (queued + b.len >= budget) {
+        if (queued + b.len >= budget || !as_hub_room(hub, b.len + 1)) {
             full = true; /* the rest stays in the ring for now */
             break;
         }
@@ -473,7 +507,8 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
     if (end) {
         as_watch_finish(hub, ws);
     } else if (full) {
-        as_watch_pause(hub, ws, now, http_stream_queued(ws->st));
+        as_watch_wrote(ws);
+        as_watch_pause(hub, ws, now);
     }
 }
 
@@ -679,6 +714,7 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     int64_t now = time_mono_ms();
     ws->deadline_ms = now + timeout_s * 1000;
     ws->next_bookmark_ms = now + as->cfg.bookmark_interval_ms;
+    ws->drained_ms = now;
 
     struct dbuf *b = &ws->initial;
     dbuf_init(b);

@@ -379,10 +379,13 @@ class StalledWatch:
              f"Authorization: Bearer {srv.token}\r\n"
              "Accept: application/json\r\n\r\n").encode())
 
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
     def drain(self, timeout=30):
         """Read what the server sent; (events, ended). ended is True when
         the server closed the connection within the timeout."""
-        data, ended = b"", False
+        pieces, ended = [], False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.sock.settimeout(max(0.1, deadline - time.monotonic()))
@@ -396,26 +399,47 @@ class StalledWatch:
             if not d:
                 ended = True
                 break
-            data += d
+            pieces.append(d)
         self.sock.close()
-        _, _, body = data.partition(b"\r\n\r\n")
-        payload = b""
-        while body:
-            size_line, sep, rest = body.partition(b"\r\n")
-            if not sep:
+        _, _, body = b"".join(pieces).partition(b"\r\n\r\n")
+        chunks, at = [], 0
+        while at < len(body):
+            eol = body.find(b"\r\n", at)
+            if eol < 0:
                 break
             try:
-                size = int(size_line.split(b";")[0], 16)
+                size = int(body[at:eol].split(b";")[0], 16)
             except ValueError:
                 break
             if size == 0:
                 break
-            payload += rest[:size]
-            body = rest[size + 2:]
+            chunks.append(body[eol + 2:eol + 2 + size])
+            at = eol + 2 + size + 2
+        payload = b"".join(chunks)
         events = []
         for line in payload.split(b"\n")[:-1]:  # last piece may be cut
             events.append(json.loads(line))
         return events, ended
+
+
+def server_side_open(port, peer_ports):
+    """Peer ports of connections to the server's port that the server still
+    has ESTABLISHED (from /proc/net/tcp{,6}: a server that ended a stream
+    shuts its socket down, leaving ESTABLISHED at once, whether or not the
+    client reads)."""
+    still = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, remote, state = fields[1], fields[2], fields[3]
+                if state != "01":
+                    continue
+                lport = int(local.rsplit(":", 1)[1], 16)
+                rport = int(remote.rsplit(":", 1)[1], 16)
+                if lport == port and rport in peer_ports:
+                    still.add(rport)
+    return still
 
 
 def test_stalled_watchers_are_ended_and_memory_stays_bounded(tmp_path,
@@ -448,6 +472,8 @@ def test_stalled_watchers_are_ended_and_memory_stays_bounded(tmp_path,
         # They ask from start_rv, so they get every event whenever the
         # server gets to subscribing them.
         stalled = [StalledWatch(srv, target) for _ in range(30)]
+        ports = {w.local_port() for w in stalled}
+        assert server_side_open(srv.port, ports) == ports
         base = rss_mib(srv.pid)
         up = Updater(srv)
         peak = 0
@@ -469,7 +495,11 @@ def test_stalled_watchers_are_ended_and_memory_stays_bounded(tmp_path,
         print(f"stalled watchers: RSS {base:.0f} -> peak {peak:.0f} MiB "
               f"(bound {bound:.0f})")
         assert peak < bound, (base, peak, bound)
-        # the stalled watchers were ended: their connections close
+        # The stalled watchers are ended (over the total, or after reading
+        # nothing for 10 s) without anyone reading them: reading would
+        # make them healthy again.
+        wait_for(lambda: not server_side_open(srv.port, ports), 60,
+                 what="the server to end the stalled watches")
         results = [w.drain() for w in stalled]
         assert all(ended for _, ended in results), \
             [len(e) for e, ended in results if not ended]

@@ -316,6 +316,7 @@ stream_finish(struct http_stream *st)
     st->done = true;
     st->gone = true;
     st->suspended = false;
+    stream_drop_queue_locked(st); /* nothing more will be sent */
     stream_watch_disarm_locked(st);
     fire = !st->on_close_fired;
     st->on_close_fired = true;

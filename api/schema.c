@@ -358,6 +358,12 @@ schema_value_str(const json_t *v, char *buf, size_t size)
                 buf[j++] = (char) c;
             }
         }
+        /* Stopped inside a multibyte character: drop the part copied
+         * (its bytes were copied one for one), so the text stays UTF-8. */
+        while (*s && j > 1 && ((unsigned char) *s & 0xc0) == 0x80) {
+            s--;
+            j--;
+        }
         if (*s && j + 4 < size) {
             buf[j++] = '.';
             buf[j++] = '.';
@@ -753,13 +759,15 @@ struct walk {
     json_t *unknown;               /* prune: paths of unknown fields */
 };
 
-/* Append text to the path (truncating at the buffer's end). */
+/* Append text to the path (truncating at the buffer's end, never inside a
+ * character: a path that is not valid UTF-8 cannot become a JSON string,
+ * and an unknown field whose path was lost would slip past Strict). */
 static void
 path_append(struct walk *w, const char *s, size_t n)
 {
     size_t room = sizeof w->path - 1 - w->len;
     if (n > room) {
-        n = room;
+        n = utf8_prefix(s, n, room);
     }
     memcpy(w->path + w->len, s, n);
     w->len += n;

@@ -458,9 +458,8 @@ as_split(const char *path, char seg[][160], int max)
 static void
 as_send(struct http_request *req, json_t *doc)
 {
-    char *text = json_dumps(doc, JSON_COMPACT);
+    as_respond_json(req, 200, NULL, doc); /* 500 Status if doc is NULL */
     json_decref(doc);
-    http_respond_take(req, 200, "application/json", text, strlen(text));
 }
 
 bool

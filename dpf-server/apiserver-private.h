@@ -94,6 +94,23 @@ void as_qualified_resource(const struct schema_kind *k, char *buf, size_t size);
 char *as_inject_rv(const char *json, size_t len, int64_t rv, size_t *out_len);
 /* Parse stored text and set metadata.resourceVersion. New ref or NULL. */
 json_t *as_load_object(const char *json, size_t len, int64_t rv);
+/* A JSON string for text from anywhere (request, store, library message):
+ * json_string(s) when s is valid UTF-8, else s with its invalid bytes
+ * replaced (utf8_sanitize). Never NULL; NULL s gives "". */
+json_t *as_json_text(const char *s);
+/* Value of the Warning header naming an unknown field (new string):
+ * quotes escaped, control characters replaced, long paths cut on a
+ * character boundary. */
+char *as_warning_value(const char *path);
+/* Check everything of a request the API server reads as text (path
+ * segments, the query parameters it uses, Accept and Content-Type) for
+ * valid UTF-8 before routing. 0, or -EINVAL with ae filled (400
+ * BadRequest naming the segment, parameter or header). */
+int as_check_request_text(struct http_request *req, const char *path,
+                          struct as_error *ae);
+/* The Status object of an error as compact JSON text (new string, length
+ * in *len). Always valid JSON, whatever bytes the error holds. */
+char *as_status_text(const struct as_error *ae, size_t *len);
 /* Send a Status error. */
 void as_respond_error(struct http_request *req, const struct as_error *ae);
 /* Fill an error without details. */

@@ -241,7 +241,7 @@ as_cell(const char *type, const char *val, int64_t now_s)
     if (type && !strcmp(type, "date")) {
         int64_t t = as_parse_time(val);
         if (t < 0) {
-            return json_string(val);
+            return as_json_text(val);
         }
         char buf[32];
         as_human_duration(now_s - t, buf, sizeof(buf));
@@ -250,12 +250,12 @@ as_cell(const char *type, const char *val, int64_t now_s)
     if (type && !strcmp(type, "integer")) {
         char *end;
         long long v = strtoll(val, &end, 10);
-        return *end ? json_string(val) : json_integer(v);
+        return *end ? as_json_text(val) : json_integer(v);
     }
     if (type && !strcmp(type, "number")) {
         char *end;
         double v = strtod(val, &end);
-        return *end ? json_string(val) : json_real(v);
+        return *end ? as_json_text(val) : json_real(v);
     }
     if (type && !strcmp(type, "boolean")) {
         if (!strcmp(val, "true")) {
@@ -265,7 +265,9 @@ as_cell(const char *type, const char *val, int64_t now_s)
             return json_false();
         }
     }
-    return json_string(val);
+    /* Column values may be computed and cut by the kind's code: never let
+     * one bad byte drop the cell (and shift every column after it). */
+    return as_json_text(val);
 }
 
 json_t *
@@ -276,7 +278,7 @@ as_table_row(const struct schema_kind *k, const json_t *obj,
     json_t *md = json_object_get(obj, "metadata");
     json_t *cells = json_array();
     const char *name = json_string_value(json_object_get(md, "name"));
-    json_array_append_new(cells, json_string(name ? name : ""));
+    json_array_append_new(cells, as_json_text(name));
     if (!as_has_age_column(k)) {
         json_array_append_new(
             cells,

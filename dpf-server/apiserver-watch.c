@@ -15,11 +15,36 @@
  * sees nothing twice); a revision older than the cache holds yields one
  * ERROR event with a 410 Expired Status, after which the stream ends.
  *
+ * Memory: every byte a watch holds for its client is in its HTTP stream's
+ * queue, and only the dispatcher thread writes to watch streams (the
+ * initial events built by the request handler are handed to it), so the
+ * budgets are enforced in one place. Events are pulled from the watch
+ * cache's ring, which holds them anyway, only while the stream's unsent
+ * backlog is under watch_buffer_bytes: a watch whose client lags is
+ * paused (its cursor stays in the ring) and polled every AS_WATCH_POLL_MS
+ * until the client has drained, so a client catching up on a long backlog
+ * is paced by its own reading instead of buffered. A paused watch whose
+ * client drains nothing for AS_WATCH_STALL_MS is stalled and ended; one
+ * that falls behind the ring gets 410. The total over all watches is
+ * bounded the same way: at watch_buffer_total_bytes the dispatcher ends
+ * stalled watches (clients that read nothing for AS_WATCH_EVICT_MS),
+ * longest stalled first, and when there is none a watch waits, paused,
+ * until there is room; a client that reads is never ended for the cap.
+ * Only the dispatcher writes, so the total passes the cap by at most one
+ * batch and one event. An ended stream just stops, as Kubernetes ends a
+ * slow watcher: the client resumes from the last resourceVersion it saw,
+ * or relists on 410. Writes are batched in pieces of at most
+ * AS_WATCH_BATCH bytes so a backlog never sits in one buffer. Per watch:
+ * at most watch_buffer_bytes + one batch + one event.
+ *
  * Lifetime: a watch is reference counted: one reference for the hub
  * (until the dispatcher finishes it), one for the HTTP stream's on_close
- * callback, one per queue membership. Stream functions are never called
- * with the hub lock held (they may call on_close synchronously). */
+ * callback, one per queue membership. Stream functions that may resume a
+ * connection are never called with the hub lock held; ws->st of a watch
+ * in hub->all stays valid until the dispatcher finishes it. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +56,18 @@
 #include "lib/store/watch-cache.h"
 
 LOG_MODULE(apiserver);
+
+/* Bytes of formatted events the dispatcher collects before writing. */
+#define AS_WATCH_BATCH (256u * 1024)
+/* How often a paused watch looks whether its client has drained. */
+#define AS_WATCH_POLL_MS 20
+/* A paused watch whose client drains nothing for this long is ended. */
+#define AS_WATCH_STALL_MS 10000
+/* Over the global cap, watches whose clients drained nothing for this
+ * long are ended to make room; others wait. */
+#define AS_WATCH_EVICT_MS 2000
+/* Least time between two searches for stalled watches over the cap. */
+#define AS_WATCH_ROOM_SCAN_MS 100
 
 struct as_watch {
     struct as_hub *hub;
@@ -49,6 +86,13 @@ struct as_watch {
     bool queued;                  /* in the dispatcher queue */
     bool gone;                    /* client went away (on_close) */
     bool done;                    /* finished by the dispatcher */
+    bool paused;                  /* backlog full: not pulling events */
+    int64_t resume_ms;            /* paused: monotonic time of next look */
+    int64_t drained_ms;           /* last time the backlog shrank or was
+                                   * empty (monotonic) */
+    size_t seen_queued;           /* backlog when last looked at */
+    struct dbuf initial;          /* first events, for the dispatcher */
+    char remote[64];              /* client address (logs) */
     struct as_watch *prev, *next; /* hub->all */
     struct as_watch *qnext;       /* hub queue */
 };
@@ -62,12 +106,16 @@ struct as_hub {
     bool stop;
     struct as_watch *all;
     struct as_watch *qhead, *qtail;
+    atomic_size_t buffered; /* bytes queued on all watch streams */
+    int64_t next_scan_ms;   /* monotonic time of the next timer scan */
+    int64_t room_scan_ms;   /* earliest next search for stalled watches */
 };
 
 static void
 as_watch_unref_locked(struct as_watch *ws)
 {
     if (--ws->refs == 0) {
+        dbuf_free(&ws->initial);
         as_filter_free(&ws->filter);
         free(ws->only_key);
         free(ws);
@@ -136,18 +184,28 @@ static void
 as_append_table_event(struct dbuf *b, const struct as_watch *ws,
                       const char *type, const json_t *obj)
 {
-    json_t *t = json_pack(
-        "{s:s,s:s,s:{s:O},s:o,s:[o]}", "kind", "Table", "apiVersion",
-        ws->fmt.table_api, "metadata", "resourceVersion",
-        json_object_get(json_object_get(obj, "metadata"), "resourceVersion"),
-        "columnDefinitions", as_table_columns(ws->k), "rows",
-        as_table_row(ws->k, obj, ws->fmt.include, time_wall_ns()));
-    if (!t) {
-        return;
+    /* Built field by field: json_pack would drop the whole event for one
+     * missing or unencodable value. */
+    json_t *t = json_object();
+    json_object_set_new(t, "kind", json_string("Table"));
+    json_object_set_new(t, "apiVersion", json_string(ws->fmt.table_api));
+    json_t *md = json_object();
+    json_t *rv =
+        json_object_get(json_object_get(obj, "metadata"), "resourceVersion");
+    if (rv) {
+        json_object_set(md, "resourceVersion", rv);
     }
+    json_object_set_new(t, "metadata", md);
+    json_object_set_new(t, "columnDefinitions", as_table_columns(ws->k));
+    json_t *rows = json_array();
+    json_array_append_new(
+        rows, as_table_row(ws->k, obj, ws->fmt.include, time_wall_ns()));
+    json_object_set_new(t, "rows", rows);
     char *text = json_dumps(t, JSON_COMPACT);
     json_decref(t);
-    dbuf_printf(b, "{\"type\":\"%s\",\"object\":%s}\n", type, text);
+    if (text) {
+        dbuf_printf(b, "{\"type\":\"%s\",\"object\":%s}\n", type, text);
+    }
     free(text);
 }
 
@@ -206,6 +264,94 @@ as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
                 (long long) rv, (long long) cur);
 }
 
+/* Dispatcher: look at ws's backlog; a client that read something since
+ * the last look (or has nothing waiting) is draining. Returns the
+ * backlog. */
+static size_t
+as_watch_observe(struct as_watch *ws, int64_t now)
+{
+    size_t q = http_stream_queued(ws->st);
+    if (q == 0 || q < ws->seen_queued) {
+        ws->drained_ms = now;
+    }
+    ws->seen_queued = q;
+    return q;
+}
+
+/* Dispatcher: the backlog right after a write, remembered for the next
+ * look (growth by our own writes is not the client's doing). */
+static size_t
+as_watch_wrote(struct as_watch *ws)
+{
+    ws->seen_queued = http_stream_queued(ws->st);
+    return ws->seen_queued;
+}
+
+/* Dispatcher: is there room for len more bytes under the global cap?
+ * Makes room by ending stalled watches (their clients read nothing for
+ * AS_WATCH_EVICT_MS), the longest stalled first; a client that reads, even
+ * slowly, is never ended for the cap, its watch waits instead. Scans at
+ * most every AS_WATCH_ROOM_SCAN_MS. */
+static bool
+as_hub_room(struct as_hub *hub, size_t len)
+{
+    size_t cap = hub->as->cfg.watch_buffer_total_bytes;
+    if (atomic_load(&hub->buffered) + len <= cap) {
+        return true;
+    }
+    int64_t now = time_mono_ms();
+    if (now < hub->room_scan_ms) {
+        return false;
+    }
+    hub->room_scan_ms = now + AS_WATCH_ROOM_SCAN_MS;
+    while (atomic_load(&hub->buffered) + len > cap) {
+        struct as_watch *victim = NULL;
+        size_t most = 0;
+        pthread_mutex_lock(&hub->mu);
+        for (struct as_watch *w = hub->all; w; w = w->next) {
+            size_t q = w->st ? as_watch_observe(w, now) : 0;
+            if (!q || now - w->drained_ms < AS_WATCH_EVICT_MS) {
+                continue;
+            }
+            if (!victim || w->drained_ms < victim->drained_ms ||
+                (w->drained_ms == victim->drained_ms && q > most)) {
+                most = q;
+                victim = w;
+            }
+        }
+        pthread_mutex_unlock(&hub->mu);
+        if (!victim) {
+            return false;
+        }
+        log_warn_rl("ending a stalled watch: all watches together would "
+                    "buffer more than --watch-buffer-total-bytes",
+                    "resource=%s remote=%s queued=%zu total=%zu limit=%zu",
+                    victim->k->plural, victim->remote, most,
+                    (size_t) atomic_load(&hub->buffered), cap);
+        /* Safe outside the lock: only this thread finishes watches. It
+         * drops the victim's queue at once; the dispatcher finishes the
+         * watch when its on_close arrives. */
+        http_stream_abort(victim->st);
+        victim->seen_queued = 0;
+    }
+    return true;
+}
+
+/* Dispatcher: queue data for ws's client. 0, or negative when the stream
+ * is over (client gone, or its backlog passed the HTTP layer's bound). */
+static int
+as_watch_send(struct as_hub *hub, struct as_watch *ws, const char *data,
+              size_t len)
+{
+    int r = http_stream_write(ws->st, data, len);
+    if (r == -ENOBUFS) {
+        log_warn_rl("ending a watch whose backlog passed its bound",
+                    "resource=%s remote=%s limit=%zu", ws->k->plural,
+                    ws->remote, hub->as->cfg.watch_buffer_bytes);
+    }
+    return r;
+}
+
 /* Dispatcher: end a watch. */
 static void
 as_watch_finish(struct as_hub *hub, struct as_watch *ws)
@@ -232,6 +378,21 @@ as_watch_finish(struct as_hub *hub, struct as_watch *ws)
     pthread_mutex_unlock(&hub->mu);
 }
 
+/* Dispatcher: pause ws (its backlog is full); the timer scan brings it
+ * back after AS_WATCH_POLL_MS. */
+static void
+as_watch_pause(struct as_hub *hub, struct as_watch *ws, int64_t now)
+{
+    ws->paused = true;
+    pthread_mutex_lock(&hub->mu);
+    ws->resume_ms = now + AS_WATCH_POLL_MS;
+    if (ws->resume_ms < hub->next_scan_ms) {
+        hub->next_scan_ms = ws->resume_ms;
+        pthread_cond_signal(&hub->cv);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
 /* Dispatcher: deliver what is pending, bookmarks, timeouts. */
 static void
 as_watch_process(struct as_hub *hub, struct as_watch *ws)
@@ -246,11 +407,65 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         as_watch_finish(hub, ws);
         return;
     }
+    int64_t now = time_mono_ms();
+    size_t budget = hub->as->cfg.watch_buffer_bytes;
+    size_t queued = as_watch_observe(ws, now);
+    if (ws->paused) {
+        if (now >= ws->deadline_ms) {
+            as_watch_finish(hub, ws); /* timeoutSeconds: end as usual */
+            return;
+        }
+        if (queued >= budget) {
+            if (now - ws->drained_ms >= AS_WATCH_STALL_MS) {
+                log_warn_rl("ending a stalled watch: its client has read "
+                            "nothing for a while",
+                            "resource=%s remote=%s queued=%zu", ws->k->plural,
+                            ws->remote, queued);
+                http_stream_abort(ws->st);
+                as_watch_finish(hub, ws);
+                return;
+            }
+            as_watch_pause(hub, ws, now);
+            return;
+        }
+        ws->paused = false;
+    }
+    if (ws->initial.len) {
+        if (!as_hub_room(hub, ws->initial.len)) {
+            as_watch_pause(hub, ws, now); /* all buffers full: wait */
+            return;
+        }
+        int r = as_watch_send(hub, ws, ws->initial.data, ws->initial.len);
+        dbuf_free(&ws->initial);
+        if (r < 0) {
+            as_watch_finish(hub, ws);
+            return;
+        }
+        queued = as_watch_wrote(ws);
+    }
+    if (!ws->w) {
+        /* Failed at the start (410): the ERROR event was the stream. */
+        as_watch_finish(hub, ws);
+        return;
+    }
     struct dbuf b;
     dbuf_init(&b);
-    bool end = false;
+    bool end = false, full = false;
     int64_t cur = watch_cache_current_rv(hub->as->wc);
     for (int n = 0; n < 10000; n++) {
+        if (b.len >= AS_WATCH_BATCH || (b.len && queued + b.len >= budget)) {
+            int r = as_watch_send(hub, ws, b.data, b.len);
+            b.len = 0;
+            if (r < 0) {
+                end = true;
+                break;
+            }
+            queued = as_watch_wrote(ws);
+        }
+        if (queued + b.len >= budget || !as_hub_room(hub, b.len + 1)) {
+            full = true; /* the rest stays in the ring for now */
+            break;
+        }
         struct watch_event *ev = NULL;
         int r = watch_cache_next(ws->w, &ev);
         if (r == 0) {
@@ -274,8 +489,8 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
             pthread_mutex_unlock(&hub->mu);
         }
     }
-    int64_t now = time_mono_ms();
-    if (!end && ws->bookmarks && now >= ws->next_bookmark_ms) {
+    now = time_mono_ms();
+    if (!end && !full && ws->bookmarks && now >= ws->next_bookmark_ms) {
         as_append_bookmark(&b, ws, DPF_MAX(cur, ws->last_rv));
         ws->next_bookmark_ms = now + hub->as->cfg.bookmark_interval_ms;
     }
@@ -285,12 +500,15 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         }
         end = true;
     }
-    if (b.len && http_stream_write(ws->st, b.data, b.len) < 0) {
+    if (b.len && as_watch_send(hub, ws, b.data, b.len) < 0) {
         end = true;
     }
     dbuf_free(&b);
     if (end) {
         as_watch_finish(hub, ws);
+    } else if (full) {
+        as_watch_wrote(ws);
+        as_watch_pause(hub, ws, now);
     }
 }
 
@@ -298,8 +516,8 @@ static void *
 as_hub_main(void *arg)
 {
     struct as_hub *hub = arg;
-    int64_t next_scan = time_mono_ms() + 1000;
     pthread_mutex_lock(&hub->mu);
+    hub->next_scan_ms = time_mono_ms() + 1000;
     while (!hub->stop) {
         struct as_watch *ws = hub->qhead;
         if (ws) {
@@ -315,13 +533,17 @@ as_hub_main(void *arg)
             continue;
         }
         int64_t now = time_mono_ms();
-        if (now >= next_scan) {
-            /* Timers: queue watches whose bookmark or deadline is due. */
+        if (now >= hub->next_scan_ms) {
+            /* Timers: queue watches whose bookmark, deadline or pause
+             * is due. */
             int64_t soonest = now + 1000;
             for (struct as_watch *w = hub->all; w; w = w->next) {
                 int64_t due = w->deadline_ms;
                 if (w->bookmarks && w->next_bookmark_ms < due) {
                     due = w->next_bookmark_ms;
+                }
+                if (w->paused && w->resume_ms < due) {
+                    due = w->resume_ms;
                 }
                 if (due <= now) {
                     as_enqueue_locked(hub, w);
@@ -329,12 +551,12 @@ as_hub_main(void *arg)
                     soonest = due;
                 }
             }
-            next_scan = soonest;
+            hub->next_scan_ms = soonest;
             continue;
         }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait_ms = next_scan - now;
+        int64_t wait_ms = hub->next_scan_ms - now;
         ts.tv_sec += wait_ms / 1000;
         ts.tv_nsec += (wait_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -406,6 +628,8 @@ as_hub_destroy(struct as_hub *hub)
 struct as_initial {
     struct as_watch *ws;
     struct dbuf *b;
+    size_t max; /* the watch's buffer budget */
+    bool over;  /* the initial events do not fit it */
 };
 
 static int
@@ -416,7 +640,27 @@ as_initial_each(void *arg, const struct store_kv *kv)
     char *text = as_inject_rv(kv->value, kv->len, kv->rv, &len);
     as_append_event(c->b, c->ws, "ADDED", kv->key, text, len);
     free(text);
+    if (c->b->len > c->max) {
+        c->over = true;
+        return 1; /* stop listing */
+    }
     return 0;
+}
+
+/* The initial state is larger than a watch may buffer: the client sent
+ * no resourceVersion and cannot read it before we queue all of it. A 410
+ * makes a client list (paged) and watch from the list's revision. */
+static void
+as_append_initial_too_large(struct dbuf *b, size_t max)
+{
+    dbuf_printf(b,
+                "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
+                "\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+                "\"Failure\",\"message\":\"the initial events of this watch "
+                "exceed its buffer of %zu bytes (--watch-buffer-bytes): list, "
+                "then watch from the list's resourceVersion\",\"reason\":"
+                "\"Expired\",\"code\":410}}\n",
+                max);
 }
 
 void
@@ -470,33 +714,48 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     int64_t now = time_mono_ms();
     ws->deadline_ms = now + timeout_s * 1000;
     ws->next_bookmark_ms = now + as->cfg.bookmark_interval_ms;
+    ws->drained_ms = now;
 
-    struct dbuf b;
-    dbuf_init(&b);
+    struct dbuf *b = &ws->initial;
+    dbuf_init(b);
     char *prefix = as_prefix(k, ns);
+    bool too_large = false;
     if (initial) {
-        struct as_initial c = {ws, &b};
+        struct as_initial c = {ws, b, as->cfg.watch_buffer_bytes, false};
         int64_t list_rv = 0;
         store_list(as->store, ws->only_key ? ws->only_key : prefix, NULL, 0,
                    as_initial_each, &c, &list_rv, NULL, NULL);
         since = list_rv;
+        if (c.over) {
+            too_large = true;
+            dbuf_free(b);
+            as_append_initial_too_large(b, c.max);
+        }
     }
     ws->last_rv = since;
     int err = 0;
-    ws->w =
-        watch_cache_subscribe(as->wc, prefix, since, as_watch_notify, ws, &err);
+    if (!too_large) {
+        ws->w = watch_cache_subscribe(as->wc, prefix, since, as_watch_notify,
+                                      ws, &err);
+        if (!ws->w) {
+            as_append_expired(b, since, watch_cache_current_rv(as->wc));
+        }
+    }
     free(prefix);
+    snprintf(ws->remote, sizeof(ws->remote), "%s", http_request_remote(req));
     http_response_header(req, "Cache-Control", "no-cache, private");
     ws->refs++; /* the stream's on_close reference */
     ws->st = http_respond_stream(req, 200, "application/json",
                                  as_watch_on_close, ws);
-    if (!ws->w) {
-        as_append_expired(&b, since, watch_cache_current_rv(as->wc));
-    }
-    if (b.len) {
-        http_stream_write(ws->st, b.data, b.len);
-    }
-    dbuf_free(&b);
+    /* The dispatcher stops pulling events at watch_buffer_bytes; the
+     * stream's own bound is only a backstop above the batch and one event
+     * (a Table row may carry its object twice) it may write past that. */
+    http_stream_set_budget(ws->st,
+                           as->cfg.watch_buffer_bytes + AS_WATCH_BATCH +
+                               2 * as->cfg.max_body + 65536,
+                           &hub->buffered);
+    /* The first events (or the ERROR event) stay in ws->initial: the
+     * dispatcher writes them, within the budgets, before anything else. */
     pthread_mutex_lock(&hub->mu);
     ws->ready = true;
     ws->next = hub->all;
@@ -507,12 +766,10 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     if (!ws->w || timeout_s == 0) {
         ws->deadline_ms = 0;
     }
-    /* Deliver whatever arrived since the subscription; also ends the
-     * stream at once when it already failed. */
+    /* Deliver the first events and whatever arrived since the
+     * subscription; also ends the stream after its ERROR event when it
+     * already failed. */
     as_enqueue_locked(hub, ws);
-    if (!ws->w) {
-        ws->gone = true;
-    }
     /* The creator's reference is now the hub's (dropped by finish). */
     pthread_mutex_unlock(&hub->mu);
 }

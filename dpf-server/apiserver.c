@@ -29,7 +29,11 @@
 LOG_MODULE(apiserver);
 
 #define AS_MAX_BODY (3u * 1024 * 1024)
+#define AS_WATCH_BUFFER_BYTES ((size_t) 16 * 1024 * 1024)
+#define AS_WATCH_BUFFER_TOTAL_BYTES ((size_t) 128 * 1024 * 1024)
 #define AS_UPDATE_ATTEMPTS 32
+/* Bytes of a field path quoted in a Warning header. */
+#define AS_WARNING_PATH_MAX 256
 
 static const char *const as_default_namespaces[] = {
     "default",
@@ -327,21 +331,24 @@ void
 as_error_set(struct as_error *ae, int code, const char *reason, const char *fmt,
              ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    dpf_error_set(&ae->e, code, reason, "%s", msg);
+    dpf_error_set(&ae->e, code, reason, "%s", "");
+    /* Messages quote names, kinds and selectors from the request: cut them
+     * on a character boundary so the Status stays valid JSON. */
+    utf8_copy(ae->e.message, sizeof(ae->e.message), msg);
+    free(msg);
 }
 
 static void
 as_error_details(struct as_error *ae, const char *name, const char *group,
                  const char *kind)
 {
-    snprintf(ae->d.name, sizeof(ae->d.name), "%s", name ? name : "");
-    snprintf(ae->d.group, sizeof(ae->d.group), "%s", group ? group : "");
-    snprintf(ae->d.kind, sizeof(ae->d.kind), "%s", kind ? kind : "");
+    utf8_copy(ae->d.name, sizeof(ae->d.name), name);
+    utf8_copy(ae->d.group, sizeof(ae->d.group), group);
+    utf8_copy(ae->d.kind, sizeof(ae->d.kind), kind);
 }
 
 void
@@ -376,12 +383,31 @@ as_error_stale(struct as_error *ae, const struct schema_kind *k,
                       "changes to the latest version and try again");
 }
 
+/* Make a fixed-size text buffer valid UTF-8 in place: libraries fill
+ * their messages with vsnprintf, which may cut the last character. */
+static void
+as_text_clean(char *buf, size_t size)
+{
+    size_t len = strlen(buf);
+    if (utf8_valid(buf, len)) {
+        return;
+    }
+    char *clean = utf8_sanitize(buf, len, NULL);
+    utf8_copy(buf, size, clean);
+    free(clean);
+}
+
 /* Take over an error filled by a library (schema, selector, patch). */
 static void
 as_error_from(struct as_error *ae, const struct dpf_error *e, int def_code,
               const char *def_reason)
 {
     ae->e = *e;
+    as_text_clean(ae->e.message, sizeof(ae->e.message));
+    for (size_t i = 0; i < ae->e.n_causes; i++) {
+        as_text_clean(ae->e.causes[i].field, sizeof(ae->e.causes[i].field));
+        as_text_clean(ae->e.causes[i].message, sizeof(ae->e.causes[i].message));
+    }
     if (!ae->e.code) {
         ae->e.code = def_code;
     }
@@ -406,32 +432,59 @@ as_error_store(struct as_error *ae, const struct schema_kind *k,
     }
 }
 
+json_t *
+as_json_text(const char *s)
+{
+    if (!s) {
+        return json_string("");
+    }
+    json_t *j = json_string(s);
+    if (j) {
+        return j;
+    }
+    size_t n;
+    char *fixed = utf8_sanitize(s, strlen(s), &n);
+    j = json_stringn(fixed, n);
+    free(fixed);
+    return j ? j : json_string("");
+}
+
+/* The Status object of an error. Every string goes through as_json_text,
+ * so text that is not valid UTF-8 (a library message cut mid-character,
+ * raw bytes quoted from a request) is repaired instead of making jansson
+ * return NULL. Never NULL. */
 static json_t *
 as_status_json(const struct as_error *ae)
 {
-    json_t *st = json_pack("{s:s,s:s,s:{},s:s,s:s,s:s,s:i}", "kind", "Status",
-                           "apiVersion", "v1", "metadata", "status", "Failure",
-                           "message", ae->e.message, "reason",
-                           ae->e.reason[0] ? ae->e.reason : "InternalError",
-                           "code", ae->e.code ? ae->e.code : 500);
+    json_t *st = json_object();
+    json_object_set_new(st, "kind", json_string("Status"));
+    json_object_set_new(st, "apiVersion", json_string("v1"));
+    json_object_set_new(st, "metadata", json_object());
+    json_object_set_new(st, "status", json_string("Failure"));
+    json_object_set_new(st, "message", as_json_text(ae->e.message));
+    json_object_set_new(
+        st, "reason",
+        as_json_text(ae->e.reason[0] ? ae->e.reason : "InternalError"));
+    json_object_set_new(st, "code",
+                        json_integer(ae->e.code ? ae->e.code : 500));
     json_t *det = json_object();
     if (ae->d.name[0]) {
-        json_object_set_new(det, "name", json_string(ae->d.name));
+        json_object_set_new(det, "name", as_json_text(ae->d.name));
     }
     if (ae->d.group[0]) {
-        json_object_set_new(det, "group", json_string(ae->d.group));
+        json_object_set_new(det, "group", as_json_text(ae->d.group));
     }
     if (ae->d.kind[0]) {
-        json_object_set_new(det, "kind", json_string(ae->d.kind));
+        json_object_set_new(det, "kind", as_json_text(ae->d.kind));
     }
     if (ae->e.n_causes) {
         json_t *causes = json_array();
         for (size_t i = 0; i < ae->e.n_causes; i++) {
             const struct dpf_cause *c = &ae->e.causes[i];
             json_t *jc = json_object();
-            json_object_set_new(jc, "reason", json_string(c->type));
-            json_object_set_new(jc, "message", json_string(c->message));
-            json_object_set_new(jc, "field", json_string(c->field));
+            json_object_set_new(jc, "reason", as_json_text(c->type));
+            json_object_set_new(jc, "message", as_json_text(c->message));
+            json_object_set_new(jc, "field", as_json_text(c->field));
             json_array_append_new(causes, jc);
         }
         json_object_set_new(det, "causes", causes);
@@ -448,13 +501,38 @@ as_status_json(const struct as_error *ae)
     return st;
 }
 
-void
-as_respond_error(struct http_request *req, const struct as_error *ae)
+/* Last resort when a document cannot be encoded (cannot happen with the
+ * builders above; kept so that no response is ever empty or a crash). */
+static const char as_status_unencodable[] =
+    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+    "\"status\":\"Failure\",\"message\":\"the response could not be "
+    "encoded\",\"reason\":\"InternalError\",\"code\":500}";
+
+static void
+as_respond_unencodable(struct http_request *req)
+{
+    http_respond(req, 500, "application/json", as_status_unencodable,
+                 sizeof(as_status_unencodable) - 1);
+}
+
+char *
+as_status_text(const struct as_error *ae, size_t *len)
 {
     json_t *st = as_status_json(ae);
     char *text = json_dumps(st, JSON_COMPACT);
     json_decref(st);
-    size_t len = strlen(text);
+    if (!text) {
+        text = xstrdup(as_status_unencodable);
+    }
+    *len = strlen(text);
+    return text;
+}
+
+void
+as_respond_error(struct http_request *req, const struct as_error *ae)
+{
+    size_t len;
+    char *text = as_status_text(ae, &len);
     int code = ae->e.code ? ae->e.code : 500;
     if (code == 405) {
         http_response_header(req, "Allow", "GET, POST, PUT, PATCH, DELETE");
@@ -466,9 +544,17 @@ void
 as_respond_text(struct http_request *req, int status,
                 const struct as_format *fmt, char *text, size_t len)
 {
+    if (!text) {
+        as_respond_unencodable(req);
+        return;
+    }
     if (fmt && fmt->out == AS_OUT_YAML) {
         json_t *doc = json_loadb(text, len, 0, NULL);
         free(text);
+        if (!doc) {
+            as_respond_unencodable(req);
+            return;
+        }
         char *y = yamljson_emit(doc);
         json_decref(doc);
         http_respond_take(req, status, "application/yaml", y, strlen(y));
@@ -481,12 +567,20 @@ void
 as_respond_json(struct http_request *req, int status,
                 const struct as_format *fmt, const json_t *doc)
 {
+    if (!doc) {
+        as_respond_unencodable(req);
+        return;
+    }
     if (fmt && fmt->out == AS_OUT_YAML) {
         char *y = yamljson_emit(doc);
         http_respond_take(req, status, "application/yaml", y, strlen(y));
         return;
     }
     char *text = json_dumps(doc, JSON_COMPACT);
+    if (!text) {
+        as_respond_unencodable(req);
+        return;
+    }
     http_respond_take(req, status, "application/json", text, strlen(text));
 }
 
@@ -497,6 +591,36 @@ as_respond_generic_404(struct http_request *req)
     as_error_set(&ae, 404, "NotFound",
                  "the server could not find the requested resource");
     as_respond_error(req, &ae);
+}
+
+/* The Warning header for an unknown field (RFC 7234 warn-text, as
+ * Kubernetes sends it): the field path comes from the keys of the
+ * client's body, so its quotes and backslashes are escaped, control
+ * characters (a key may hold CR/LF) become '?', and a long path is cut on
+ * a character boundary. New string. */
+char *
+as_warning_value(const char *path)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    dbuf_puts(&b, "299 - \"unknown field \\\"");
+    size_t len = strlen(path);
+    size_t n = utf8_prefix(path, len, AS_WARNING_PATH_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) path[i];
+        if (c < 0x20 || c == 0x7f) {
+            dbuf_puts(&b, "?");
+        } else if (c == '"' || c == '\\') {
+            dbuf_puts(&b, c == '"' ? "\\\\\\\"" : "\\\\\\\\");
+        } else {
+            dbuf_append(&b, &path[i], 1);
+        }
+    }
+    if (n < len) {
+        dbuf_puts(&b, "...");
+    }
+    dbuf_puts(&b, "\\\"\"");
+    return dbuf_steal(&b, NULL);
 }
 
 static void
@@ -510,9 +634,9 @@ as_add_warnings(struct http_request *req, const json_t *warnings)
         if (!path) {
             continue;
         }
-        char hdr[600];
-        snprintf(hdr, sizeof(hdr), "299 - \"unknown field \\\"%s\\\"\"", path);
+        char *hdr = as_warning_value(path);
         http_response_header(req, "Warning", hdr);
+        free(hdr);
         if (i >= 20) {
             break;
         }
@@ -2134,15 +2258,13 @@ as_filter_match(const struct as_filter *f, const char *key, const json_t *obj)
     while (p > key && *p != '/') {
         p--;
     }
-    char ns[256];
-    size_t n = (size_t) (name - p - 1);
-    if (n >= sizeof(ns)) {
-        n = sizeof(ns) - 1;
-    }
-    memcpy(ns, p + 1, n);
-    ns[n] = '\0';
-    json_t *fake = json_pack("{s:{s:s,s:s}}", "metadata", "name", name + 1,
-                             "namespace", ns);
+    char *ns = xstrndup(p + 1, (size_t) (name - p - 1));
+    json_t *md = json_object();
+    json_object_set_new(md, "name", as_json_text(name + 1));
+    json_object_set_new(md, "namespace", as_json_text(ns));
+    free(ns);
+    json_t *fake = json_object();
+    json_object_set_new(fake, "metadata", md);
     bool ok = selector_match_fields(f->fields, fake);
     json_decref(fake);
     return ok;
@@ -2964,6 +3086,81 @@ as_handle_deletecollection(struct apiserver *as, struct http_request *req,
     as_filter_free(&filter);
 }
 
+/* Query parameters the API server (and server.c's health checks) read.
+ * Parameters it never looks at cannot reach a response, so they are not
+ * checked; a new lookup belongs here too. */
+static const char *const as_text_params[] = {
+    "watch",
+    "labelSelector",
+    "fieldSelector",
+    "limit",
+    "continue",
+    "resourceVersion",
+    "timeoutSeconds",
+    "allowWatchBookmarks",
+    "includeObject",
+    "dryRun",
+    "fieldValidation",
+    "propagationPolicy",
+    "gracePeriodSeconds",
+    "orphanDependents",
+    "verbose",
+};
+
+/* Request headers the API server reads. */
+static const char *const as_text_headers[] = {
+    "Accept",
+    "Content-Type",
+};
+
+int
+as_check_request_text(struct http_request *req, const char *path,
+                      struct as_error *ae)
+{
+    int seg = 0;
+    const char *p = path;
+    while (*p) {
+        while (*p == '/') {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        size_t n = strcspn(p, "/");
+        seg++;
+        if (!utf8_valid(p, n)) {
+            char *shown = utf8_sanitize(path, strlen(path), NULL);
+            as_error_set(ae, 400, "BadRequest",
+                         "invalid request path \"%s\": path segment %d is "
+                         "not valid UTF-8",
+                         shown, seg);
+            free(shown);
+            return -EINVAL;
+        }
+        p += n;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(as_text_params); i++) {
+        const char *v = http_request_query(req, as_text_params[i]);
+        if (v && !utf8_valid(v, strlen(v))) {
+            as_error_set(ae, 400, "BadRequest",
+                         "invalid query parameter %s: the value is not "
+                         "valid UTF-8",
+                         as_text_params[i]);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(as_text_headers); i++) {
+        const char *v = http_request_header(req, as_text_headers[i]);
+        if (v && !utf8_valid(v, strlen(v))) {
+            as_error_set(ae, 400, "BadRequest",
+                         "invalid %s header: the value is not valid UTF-8",
+                         as_text_headers[i]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static void
 as_method_not_allowed(struct http_request *req, const char *method)
 {
@@ -2980,6 +3177,11 @@ apiserver_handle(void *apiserver, struct http_request *req)
     struct apiserver *as = apiserver;
     const char *method = http_request_method(req);
     const char *path = http_request_path(req);
+    struct as_error bad = {0};
+    if (as_check_request_text(req, path, &bad) < 0) {
+        as_respond_error(req, &bad);
+        return;
+    }
     if (as_discovery_handle(as, req, method, path)) {
         return;
     }
@@ -3113,6 +3315,12 @@ apiserver_create(struct store *store, struct watch_cache *wc,
     }
     if (!as->cfg.watch_timeout_s) {
         as->cfg.watch_timeout_s = 1800;
+    }
+    if (!as->cfg.watch_buffer_bytes) {
+        as->cfg.watch_buffer_bytes = AS_WATCH_BUFFER_BYTES;
+    }
+    if (!as->cfg.watch_buffer_total_bytes) {
+        as->cfg.watch_buffer_total_bytes = AS_WATCH_BUFFER_TOTAL_BYTES;
     }
     pthread_mutex_init(&as->ns_lock, NULL);
     as->ns_cache = json_object();

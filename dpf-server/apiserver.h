@@ -44,6 +44,14 @@ struct apiserver_config {
     /* Default and maximum watch duration when the client sends no
      * timeoutSeconds (0 = 30 min, jittered by the client as usual). */
     unsigned watch_timeout_s;
+    /* Bytes one watch may have queued for its client before it is
+     * dropped as slow (0 = 16 MiB); also the most initial events a watch
+     * without resourceVersion may start with (beyond: a 410 ERROR event,
+     * so the client lists and watches from the list's revision). */
+    size_t watch_buffer_bytes;
+    /* Bytes all watches together may have queued (0 = 128 MiB): beyond,
+     * the watches with the largest backlogs are dropped first. */
+    size_t watch_buffer_total_bytes;
     /* Do not create the default namespaces on start (unit tests). */
     bool no_default_namespaces;
     /* Do not start the garbage-collector thread (unit tests drive

@@ -39,6 +39,12 @@ LOG_MODULE(server);
 #define SERVER_ADMIN_CN "dpf-admin"
 #define SERVER_ADMIN_ORG "system:masters"
 #define SERVER_LOCK_FILE "dpf-server.lock"
+/* Watch memory bounds: defaults and the range the flags accept. */
+#define SERVER_WATCH_CACHE_BYTES ((size_t) 128 << 20)
+#define SERVER_WATCH_BUFFER_BYTES ((size_t) 16 << 20)
+#define SERVER_WATCH_BUFFER_TOTAL_BYTES ((size_t) 128 << 20)
+#define SERVER_WATCH_MIN_BYTES ((size_t) 1 << 20)
+#define SERVER_WATCH_MAX_BYTES ((size_t) 1 << 40)
 
 /* Everything the running server holds. */
 struct server {
@@ -65,6 +71,9 @@ server_options_init(struct server_options *o)
     o->port = 6443;
     o->threads = 4;
     o->watch_cache_size = 100000;
+    o->watch_cache_bytes = SERVER_WATCH_CACHE_BYTES;
+    o->watch_buffer_bytes = SERVER_WATCH_BUFFER_BYTES;
+    o->watch_buffer_total_bytes = SERVER_WATCH_BUFFER_TOTAL_BYTES;
     o->log_level = xstrdup("info");
     o->max_conns = HTTP_DEFAULT_MAX_CONN;
     o->header_timeout = HTTP_DEFAULT_HEADER_TIMEOUT_S;
@@ -129,6 +138,20 @@ usage(FILE *f)
                "  --threads N            HTTP worker threads (default 4)\n"
                "  --watch-cache-size N   events kept for watch resume (default "
                "100000)\n"
+               "  --watch-cache-bytes N  memory for those events, oldest "
+               "dropped first\n"
+               "                         (default 128Mi)\n"
+               "  --watch-buffer-bytes N data one watch may hold for a client "
+               "that does not\n"
+               "                         read; past it the watch is ended "
+               "(default 16Mi)\n"
+               "  --watch-buffer-total-bytes N\n"
+               "                         the same for all watches together; "
+               "the largest\n"
+               "                         backlogs are ended first (default "
+               "128Mi)\n"
+               "                         (sizes: bytes, or a number with Ki, "
+               "Mi or Gi)\n"
                "  --insecure-dev         plain HTTP and NO authentication "
                "(development only);\n"
                "                         binds 127.0.0.1 unless "
@@ -203,6 +226,34 @@ parse_uint(const char *s, unsigned long long min, unsigned long long max,
         return -EINVAL;
     }
     *out = v;
+    return 0;
+}
+
+/* Parse a byte size: a number with an optional Ki, Mi or Gi suffix, in
+ * [min, max]. */
+static int
+parse_size(const char *s, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') {
+        return -EINVAL;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (!strcmp(end, "Ki")) {
+        shift = 10;
+    } else if (!strcmp(end, "Mi")) {
+        shift = 20;
+    } else if (!strcmp(end, "Gi")) {
+        shift = 30;
+    } else if (*end) {
+        return -EINVAL;
+    }
+    if (errno || end == s || v > (max >> shift) || (v << shift) < min) {
+        return -EINVAL;
+    }
+    *out = (size_t) (v << shift);
     return 0;
 }
 
@@ -369,6 +420,9 @@ enum {
     OPT_SERVER_NAME,
     OPT_THREADS,
     OPT_WATCH_CACHE,
+    OPT_WATCH_CACHE_BYTES,
+    OPT_WATCH_BUFFER,
+    OPT_WATCH_BUFFER_TOTAL,
     OPT_INSECURE,
     OPT_MAX_CONN,
     OPT_HEADER_TIMEOUT,
@@ -398,6 +452,10 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"server-name", required_argument, NULL, OPT_SERVER_NAME},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"watch-cache-size", required_argument, NULL, OPT_WATCH_CACHE},
+        {"watch-cache-bytes", required_argument, NULL, OPT_WATCH_CACHE_BYTES},
+        {"watch-buffer-bytes", required_argument, NULL, OPT_WATCH_BUFFER},
+        {"watch-buffer-total-bytes", required_argument, NULL,
+         OPT_WATCH_BUFFER_TOTAL},
         {"insecure-dev", no_argument, NULL, OPT_INSECURE},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"request-header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
@@ -491,6 +549,27 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             }
             o->watch_cache_size = (size_t) v;
             break;
+        case OPT_WATCH_CACHE_BYTES:
+        case OPT_WATCH_BUFFER:
+        case OPT_WATCH_BUFFER_TOTAL: {
+            const char *name =
+                c == OPT_WATCH_CACHE_BYTES ? "--watch-cache-bytes"
+                : c == OPT_WATCH_BUFFER    ? "--watch-buffer-bytes"
+                                           : "--watch-buffer-total-bytes";
+            size_t *dst = c == OPT_WATCH_CACHE_BYTES ? &o->watch_cache_bytes
+                          : c == OPT_WATCH_BUFFER
+                              ? &o->watch_buffer_bytes
+                              : &o->watch_buffer_total_bytes;
+            if (parse_size(optarg, SERVER_WATCH_MIN_BYTES,
+                           SERVER_WATCH_MAX_BYTES, dst) < 0) {
+                fprintf(errout,
+                        "dpf-server: %s: \"%s\" is not a size between 1Mi "
+                        "and 1024Gi (bytes, or a number with Ki, Mi or Gi)\n",
+                        name, optarg);
+                return -EINVAL;
+            }
+            break;
+        }
         case OPT_INSECURE:
             o->insecure_dev = true;
             break;
@@ -613,6 +692,13 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         goto fail;
     }
     free(suites);
+    if (o->watch_buffer_bytes > o->watch_buffer_total_bytes) {
+        fprintf(errout,
+                "dpf-server: --watch-buffer-bytes (%zu) must not be "
+                "larger than --watch-buffer-total-bytes (%zu)\n",
+                o->watch_buffer_bytes, o->watch_buffer_total_bytes);
+        return -EINVAL;
+    }
     return 0;
 fail:
     free(suites);
@@ -1247,7 +1333,12 @@ server_run(const struct server_options *o)
 
     srv.wc =
         watch_cache_create(o->watch_cache_size, store_current_rv(srv.store));
-    struct apiserver_config ac = {.max_body = SERVER_MAX_BODY};
+    watch_cache_set_max_bytes(srv.wc, o->watch_cache_bytes);
+    struct apiserver_config ac = {
+        .max_body = SERVER_MAX_BODY,
+        .watch_buffer_bytes = o->watch_buffer_bytes,
+        .watch_buffer_total_bytes = o->watch_buffer_total_bytes,
+    };
     struct apiserver *api = apiserver_create(srv.store, srv.wc, &ac, &err);
     if (!api) {
         log_error("cannot start the API server", "error=\"%s\"", err.message);

@@ -46,6 +46,10 @@ struct server_options {
     size_t n_server_names;   /* count */
     unsigned threads;        /* --threads (default 4) */
     size_t watch_cache_size; /* --watch-cache-size (default 100000) */
+    /* Memory bounds of watches (bytes; defaults in server.c's --help). */
+    size_t watch_cache_bytes;        /* --watch-cache-bytes */
+    size_t watch_buffer_bytes;       /* --watch-buffer-bytes (per watch) */
+    size_t watch_buffer_total_bytes; /* --watch-buffer-total-bytes */
     bool insecure_dev;       /* --insecure-dev: plain HTTP, no auth */
     unsigned max_conns;      /* --max-connections (default 4096) */
     unsigned header_timeout; /* --request-header-timeout, s (default 10) */

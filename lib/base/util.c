@@ -175,6 +175,124 @@ str_has_suffix(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 if the
+ * bytes there are not one. *cut is set when they are a correct start that
+ * n ends too early. The ranges are RFC 3629's table (section 4). */
+static size_t
+utf8_seq(const unsigned char *s, size_t n, bool *cut)
+{
+    unsigned char c = s[0];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    *cut = false;
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c < 0xc2 || c > 0xf4) {
+        return 0;
+    }
+    if (c < 0xe0) {
+        need = 2;
+    } else if (c < 0xf0) {
+        need = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else {
+        need = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    }
+    for (size_t i = 1; i < need; i++) {
+        if (i >= n) {
+            *cut = true;
+            return 0;
+        }
+        unsigned char min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xbf;
+        if (s[i] < min || s[i] > max) {
+            return 0;
+        }
+    }
+    return need;
+}
+
+bool
+utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        bool cut;
+        size_t n = utf8_seq(p + i, len - i, &cut);
+        if (!n) {
+            return false;
+        }
+        i += n;
+    }
+    return true;
+}
+
+size_t
+utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (max >= len) {
+        return len;
+    }
+    /* s[max] is the first byte left out: when it continues a character
+     * that starts before max, cut before that character's first byte. */
+    const unsigned char *u = (const unsigned char *) s;
+    size_t p = max;
+    while (p > 0 && max - p < 3 && (u[p] & 0xc0) == 0x80) {
+        p--;
+    }
+    size_t need = u[p] >= 0xf0 ? 4 : u[p] >= 0xe0 ? 3 : u[p] >= 0xc0 ? 2 : 1;
+    return p < max && need > max - p ? p : max;
+}
+
+void
+utf8_copy(char *dst, size_t size, const char *src)
+{
+    if (!size) {
+        return;
+    }
+    size_t len = src ? strlen(src) : 0;
+    size_t n = utf8_prefix(src ? src : "", len, size - 1);
+    if (n) {
+        memcpy(dst, src, n);
+    }
+    dst[n] = '\0';
+}
+
+char *
+utf8_sanitize(const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    struct dbuf b;
+    dbuf_init(&b);
+    size_t i = 0, run = 0; /* run: valid bytes not yet copied */
+    while (i < len) {
+        bool cut = false;
+        size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i, &cut);
+        if (n) {
+            i += n;
+            run += n;
+            continue;
+        }
+        dbuf_append(&b, s + i - run, run);
+        run = 0;
+        if (cut) {
+            break; /* truncated text: drop the partial character */
+        }
+        dbuf_puts(&b, "\xef\xbf\xbd"); /* U+FFFD */
+        i++;
+    }
+    dbuf_append(&b, s + i - run, run);
+    return dbuf_steal(&b, out_len);
+}
+
 int64_t
 time_mono_ns(void)
 {

@@ -48,6 +48,28 @@ void dbuf_free(struct dbuf *b);
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
 
+/* UTF-8 as RFC 3629 defines it, which is exactly what jansson accepts in a
+ * string: no overlong forms, no surrogates (U+D800..DFFF), nothing past
+ * U+10FFFF. Anything that goes into a JSON document must pass this, or
+ * jansson refuses it (json_string() returns NULL). The checks are written
+ * here rather than taken from libunistring (u8_check) so that every
+ * program linking util (dts among them, whose footprint we watch) does not
+ * load one more library for a 30-line table; jansson does not export its
+ * own checker. */
+/* Is s[0..len) valid UTF-8? (NUL bytes count as valid.) */
+bool utf8_valid(const char *s, size_t len);
+/* Length of the longest prefix of s[0..len) of at most max bytes that does
+ * not end inside a multibyte character: the place to cut text that must
+ * fit a buffer. */
+size_t utf8_prefix(const char *s, size_t len, size_t max);
+/* snprintf(dst, size, "%s", src) that never cuts a character in two. */
+void utf8_copy(char *dst, size_t size, const char *src);
+/* A valid UTF-8 copy of s[0..len) (new string, *out_len its length; may be
+ * NULL): a character cut short by the end of s (text truncated by a
+ * fixed-size buffer) is dropped, every other invalid byte becomes U+FFFD.
+ * Valid text is copied unchanged. */
+char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
+
 /* Monotonic clock in nanoseconds / milliseconds. */
 int64_t time_mono_ns(void);
 int64_t time_mono_ms(void);

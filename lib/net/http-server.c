@@ -129,6 +129,8 @@ struct http_stream {
     struct stream_chunk *tail;    /* newest chunk */
     size_t head_off;              /* bytes of head already sent */
     size_t queued;                /* bytes queued, not yet sent */
+    size_t max_queued;            /* queue bound (http_stream_set_budget) */
+    atomic_size_t *total;         /* shared count of queued bytes or NULL */
     bool suspended;               /* we suspended the connection */
     bool watch_armed;             /* fd is in the watchdog epoll set */
     bool closing;                 /* handler closed: end after drain */
@@ -208,18 +210,32 @@ struct http_server {
 /* ---------------------------------------------------------------- */
 /* streams                                                           */
 
+/* Free every queued chunk and take the bytes back from the shared count.
+ * Caller holds st->mu (or the last reference). */
 static void
-stream_unref(struct http_stream *st)
+stream_drop_queue_locked(struct http_stream *st)
 {
-    if (atomic_fetch_sub(&st->refs, 1) != 1) {
-        return;
-    }
     struct stream_chunk *c = st->head;
     while (c) {
         struct stream_chunk *next = c->next;
         free(c);
         c = next;
     }
+    st->head = st->tail = NULL;
+    st->head_off = 0;
+    if (st->total) {
+        atomic_fetch_sub(st->total, st->queued);
+    }
+    st->queued = 0;
+}
+
+static void
+stream_unref(struct http_stream *st)
+{
+    if (atomic_fetch_sub(&st->refs, 1) != 1) {
+        return;
+    }
+    stream_drop_queue_locked(st);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -324,6 +340,9 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             }
         }
         st->queued -= n;
+        if (st->total) {
+            atomic_fetch_sub(st->total, n);
+        }
         ret = (ssize_t) n;
     } else if (st->closing) {
         ret = MHD_CONTENT_READER_END_OF_STREAM;
@@ -357,6 +376,7 @@ stream_finish(struct http_stream *st)
     st->done = true;
     st->gone = true;
     st->suspended = false;
+    stream_drop_queue_locked(st); /* nothing more will be sent */
     stream_watch_disarm_locked(st);
     fire = !st->on_close_fired;
     st->on_close_fired = true;
@@ -379,6 +399,7 @@ http_respond_stream(struct http_request *req, int status,
     st->conn = req->conn;
     st->on_close = on_close;
     st->on_close_arg = arg;
+    st->max_queued = HTTP_STREAM_MAX_QUEUED;
     st->fd = -1;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -395,6 +416,57 @@ http_respond_stream(struct http_request *req, int status,
     return st;
 }
 
+void
+http_stream_set_budget(struct http_stream *st, size_t max_queued,
+                       atomic_size_t *total)
+{
+    pthread_mutex_lock(&st->mu);
+    st->max_queued = max_queued ? max_queued : HTTP_STREAM_MAX_QUEUED;
+    if (st->total) {
+        atomic_fetch_sub(st->total, st->queued);
+    }
+    st->total = total;
+    if (total) {
+        atomic_fetch_add(total, st->queued);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+size_t
+http_stream_queued(struct http_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    size_t n = st->queued;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+/* Give up on the client: drop what is queued, end the request. Its
+ * connection may be blocked on a full socket buffer, where MHD would wait
+ * for the timeout; shutting the socket down wakes it (MHD closes the fd
+ * only after the request finished, so the fd is still ours to use while
+ * !done). Caller holds st->mu. */
+static void
+stream_abort_locked(struct http_stream *st)
+{
+    st->gone = true;
+    stream_drop_queue_locked(st);
+    if (!st->done && st->fd >= 0) {
+        shutdown(st->fd, SHUT_RDWR);
+    }
+    stream_resume_locked(st);
+}
+
+void
+http_stream_abort(struct http_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    if (!st->gone) {
+        stream_abort_locked(st);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
 int
 http_stream_write(struct http_stream *st, const char *data, size_t len)
 {
@@ -402,17 +474,9 @@ http_stream_write(struct http_stream *st, const char *data, size_t len)
     pthread_mutex_lock(&st->mu);
     if (st->gone || st->closing) {
         ret = -EPIPE;
-    } else if (st->queued + len > HTTP_STREAM_MAX_QUEUED) {
-        /* Slow client: give up on it rather than buffer without bound.
-         * Its connection may be blocked on a full socket buffer, where MHD
-         * would wait for the timeout; shutting the socket down wakes it
-         * (MHD closes the fd only after the request finished, so the fd
-         * is still ours to use while !done). */
-        st->gone = true;
-        if (!st->done && st->fd >= 0) {
-            shutdown(st->fd, SHUT_RDWR);
-        }
-        stream_resume_locked(st);
+    } else if (st->queued > 0 && st->queued + len > st->max_queued) {
+        /* Slow client: give up on it rather than buffer without bound. */
+        stream_abort_locked(st);
         ret = -ENOBUFS;
     } else if (len > 0) {
         struct stream_chunk *c = xmalloc(sizeof(*c) + len);
@@ -426,6 +490,9 @@ http_stream_write(struct http_stream *st, const char *data, size_t len)
         }
         st->tail = c;
         st->queued += len;
+        if (st->total) {
+            atomic_fetch_add(st->total, len);
+        }
         stream_resume_locked(st);
     }
     pthread_mutex_unlock(&st->mu);

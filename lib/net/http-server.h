@@ -36,6 +36,7 @@
 #ifndef DPF_HTTP_SERVER_H
 #define DPF_HTTP_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -154,8 +155,27 @@ struct http_stream *http_respond_stream(struct http_request *req, int status,
                                         const char *content_type,
                                         void (*on_close)(void *arg), void *arg);
 /* Queue data (copied). Thread-safe. -EPIPE if the client is gone, -ENOBUFS
- * if more than 16 MiB is queued (slow client; the stream is then closed). */
+ * if unsent data is queued already and the queue would grow past the
+ * stream's bound (16 MiB unless http_stream_set_budget says otherwise): a
+ * slow client, which is then dropped as by http_stream_abort(). A write
+ * into an empty queue always succeeds, so one piece larger than the bound
+ * still goes out. */
 int http_stream_write(struct http_stream *st, const char *data, size_t len);
+/* Set the stream's queue bound (0 = 16 MiB) and a counter of queued bytes
+ * shared with other streams (NULL = none): the stream adds what it queues
+ * and takes back what is sent or dropped, so the owner of several streams
+ * can bound their sum. The counter must outlive the stream, which lasts
+ * until http_stream_close() and, for a stream still sending, until its
+ * connection ends or http_server_destroy(). Thread-safe. */
+void http_stream_set_budget(struct http_stream *st, size_t max_queued,
+                            atomic_size_t *total);
+/* Bytes queued on the stream and not yet sent. Thread-safe. */
+size_t http_stream_queued(struct http_stream *st);
+/* Drop the client now: queued data is discarded, the connection is shut
+ * down, writes fail with -EPIPE and on_close follows as for a client that
+ * went away. The caller still releases the stream with http_stream_close().
+ * Thread-safe; a no-op on a stream already gone. */
+void http_stream_abort(struct http_stream *st);
 /* Finish the response (flushes what is queued) and release the stream.
  * The caller must not use st afterwards. */
 void http_stream_close(struct http_stream *st);

@@ -1,12 +1,15 @@
 /* watch-cache: see watch-cache.h and docs/dev/store.md.
  *
  * Events live in a ring indexed by a sequence number (seq % capacity); the
- * ring holds one reference to each event and every delivery adds one. A
- * watcher is a cursor (the next seq to look at) plus a filter, so fan-out
- * costs nothing per watcher until the watcher pulls. `floor_rv` is the
- * revision below which events may be missing: the ring holds every event
- * with rv > floor_rv (it starts as start_rv and becomes the rv of each
- * evicted event).
+ * ring holds one reference to each event and every delivery adds one. The
+ * ring holds the sequences [tail, head): at most `capacity` events and,
+ * when a byte bound is set, at most `max_bytes` of event memory (keys,
+ * values, bookkeeping), oldest evicted first; the newest event always
+ * stays, however large. A watcher is a cursor (the next seq to look at)
+ * plus a filter, so fan-out costs nothing per watcher until the watcher
+ * pulls. `floor_rv` is the revision below which events may be missing: the
+ * ring holds every event with rv > floor_rv (it starts as start_rv and
+ * becomes the rv of each evicted event).
  *
  * Notification: a watcher is "armed" when watch_cache_next() found nothing
  * for it. The hook notifies only armed watchers whose prefix matches the
@@ -33,14 +36,19 @@
 
 /* Stripes of locks serialising the lazy build of event objects. */
 #define WC_BUILD_LOCKS 64
+/* Bytes charged per event on top of its key and value: the bookkeeping
+ * struct, allocator headers and the injected resourceVersion. */
+#define WC_EVENT_OVERHEAD 96
 
 /* An event with its private bookkeeping. */
 struct wc_event {
-    struct watch_event pub; /* must be first: handed out to watchers */
-    atomic_int refs;        /* ring + deliveries not yet released */
-    atomic_bool built;      /* pub.object is final */
-    char *raw;              /* the store's value until built */
-    size_t raw_len;         /* its length */
+    struct watch_event pub;        /* must be first: handed out to watchers */
+    atomic_int refs;               /* ring + deliveries not yet released */
+    atomic_bool built;             /* pub.object is final */
+    char *raw;                     /* the store's value until built */
+    size_t raw_len;                /* its length */
+    size_t cost;                   /* bytes charged to the cache's byte bound */
+    struct wc_event *evicted_next; /* hook's list of events to release */
 };
 
 struct watcher {
@@ -62,6 +70,9 @@ struct watch_cache {
     size_t capacity;        /* ring slots */
     struct wc_event **ring; /* capacity slots */
     uint64_t head;          /* sequence number of the next event */
+    uint64_t tail;          /* sequence number of the oldest event held */
+    size_t max_bytes;       /* byte bound of held events (0 = none) */
+    size_t bytes;           /* bytes charged for held events */
     int64_t floor_rv;       /* every event with rv > floor_rv is retained */
     _Atomic int64_t current_rv; /* rv of the newest event (or start_rv) */
     struct watcher *watchers;   /* live watchers */
@@ -130,10 +141,8 @@ watch_cache_destroy(struct watch_cache *wc)
         free(w->prefix);
         free(w);
     }
-    for (size_t i = 0; i < wc->capacity; i++) {
-        if (wc->ring[i]) {
-            watch_event_release(&wc->ring[i]->pub);
-        }
+    for (uint64_t seq = wc->tail; seq < wc->head; seq++) {
+        watch_event_release(&wc->ring[seq % wc->capacity]->pub);
     }
     free(wc->ring);
     free(wc->scratch);
@@ -147,11 +156,52 @@ watch_cache_destroy(struct watch_cache *wc)
     free(wc);
 }
 
+void
+watch_cache_set_max_bytes(struct watch_cache *wc, size_t max_bytes)
+{
+    pthread_rwlock_wrlock(&wc->lock);
+    wc->max_bytes = max_bytes;
+    pthread_rwlock_unlock(&wc->lock);
+}
+
+size_t
+watch_cache_bytes(struct watch_cache *wc)
+{
+    pthread_rwlock_rdlock(&wc->lock);
+    size_t n = wc->bytes;
+    pthread_rwlock_unlock(&wc->lock);
+    return n;
+}
+
+size_t
+watch_cache_events(struct watch_cache *wc)
+{
+    pthread_rwlock_rdlock(&wc->lock);
+    size_t n = (size_t) (wc->head - wc->tail);
+    pthread_rwlock_unlock(&wc->lock);
+    return n;
+}
+
 /* The first ring sequence still held. */
 static uint64_t
 wc_oldest_seq(const struct watch_cache *wc)
 {
-    return wc->head > wc->capacity ? wc->head - wc->capacity : 0;
+    return wc->tail;
+}
+
+/* Evict the oldest event (the ring is not empty); it is pushed on *list
+ * for release once the lock is dropped. Caller holds the write lock. */
+static void
+wc_evict_oldest(struct watch_cache *wc, struct wc_event **list)
+{
+    struct wc_event **slot = &wc->ring[wc->tail % wc->capacity];
+    struct wc_event *e = *slot;
+    *slot = NULL;
+    wc->tail++;
+    wc->floor_rv = e->pub.rv;
+    wc->bytes -= e->cost;
+    e->evicted_next = *list;
+    *list = e;
 }
 
 static bool
@@ -173,15 +223,18 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
     e->pub.key = xstrdup(key);
     e->raw = xstrndup(value ? value : "", len);
     e->raw_len = len;
+    e->cost = sizeof *e + strlen(key) + 1 + len + 1 + WC_EVENT_OVERHEAD;
 
     pthread_mutex_lock(&wc->hook_lock);
     pthread_rwlock_wrlock(&wc->lock);
-    struct wc_event **slot = &wc->ring[wc->head % wc->capacity];
-    struct wc_event *evicted = *slot;
-    if (evicted) {
-        wc->floor_rv = evicted->pub.rv;
+    struct wc_event *evicted = NULL;
+    while (wc->head - wc->tail >= wc->capacity ||
+           (wc->max_bytes && wc->tail < wc->head &&
+            wc->bytes + e->cost > wc->max_bytes)) {
+        wc_evict_oldest(wc, &evicted);
     }
-    *slot = e;
+    wc->ring[wc->head % wc->capacity] = e;
+    wc->bytes += e->cost;
     uint64_t seq = wc->head++;
     atomic_store(&wc->current_rv, rv);
     if (wc->scratch_cap < wc->n_watchers) {
@@ -220,7 +273,11 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
         pthread_mutex_unlock(&wc->notify_lock);
     }
     pthread_mutex_unlock(&wc->hook_lock);
-    watch_event_release(evicted ? &evicted->pub : NULL);
+    while (evicted) {
+        struct wc_event *next = evicted->evicted_next;
+        watch_event_release(&evicted->pub);
+        evicted = next;
+    }
 }
 
 /* First sequence in the ring whose event has rv > since (head if none). */

@@ -1,7 +1,10 @@
 /* watch-cache: recent events in memory, fanned out to many watchers.
  *
  * The API server feeds it from the store's event hook (in revision order).
- * It keeps the last `capacity` events in a ring; each event holds the
+ * It keeps the last `capacity` events in a ring, and with a byte bound set
+ * (watch_cache_set_max_bytes) no more than that many bytes of them: the
+ * oldest events go first, so a ring of large objects holds fewer events
+ * and a resume from an evicted revision gets -ERANGE. Each event holds the
  * object's JSON text with metadata.resourceVersion already set (the cache
  * injects it once, so 1,000 watchers do not re-serialise). A watcher
  * subscribes with a key prefix and a starting revision and then pulls
@@ -38,6 +41,15 @@ struct watch_event {
 /* start_rv: the store's current revision when the cache is created. */
 struct watch_cache *watch_cache_create(size_t capacity, int64_t start_rv);
 void watch_cache_destroy(struct watch_cache *wc);
+/* Bound the memory of the events held (keys, values and per-event
+ * bookkeeping) to max_bytes; 0 = no bound (the default). Takes effect at
+ * the next event. The newest event is kept even when it alone exceeds the
+ * bound. */
+void watch_cache_set_max_bytes(struct watch_cache *wc, size_t max_bytes);
+/* Bytes charged for the events held now, and their number (tests,
+ * metrics). */
+size_t watch_cache_bytes(struct watch_cache *wc);
+size_t watch_cache_events(struct watch_cache *wc);
 
 /* Store event hook: matches store_event_fn; pass the cache as arg. */
 void watch_cache_store_hook(void *wc, enum store_event_type type,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,143 @@ test_admit(void **state)
     assert_string_equal(ae.e.causes[0].field, "spec.url");
 }
 
+/* Whatever bytes an error holds, its Status is valid JSON that keeps the
+ * code, the reason and every cause. */
+static void
+test_status_bad_text(void **state)
+{
+    struct as_error ae = {0};
+    /* a message quoting raw bytes, a name cut in the middle of "é" */
+    as_error_set(&ae, 404, "NotFound", "configmaps \"\xff\xfe\" not found");
+    memset(ae.d.name, 0, sizeof(ae.d.name));
+    memcpy(ae.d.name, "ab\xc3", 3);
+    snprintf(ae.d.kind, sizeof(ae.d.kind), "configmaps");
+    dpf_error_add_cause(&ae.e, DPF_CAUSE_INVALID, "data[\xc3\xa9\xc3]",
+                        "bad \xed\xa0\x80 value");
+    size_t len;
+    char *text = as_status_text(&ae, &len);
+    assert_int_equal(len, strlen(text));
+    json_error_t jerr;
+    json_t *st = json_loads(text, 0, &jerr);
+    assert_non_null(st);
+    assert_int_equal(json_integer_value(json_object_get(st, "code")), 404);
+    assert_string_equal(json_string_value(json_object_get(st, "reason")),
+                        "NotFound");
+    assert_string_equal(json_string_value(json_object_get(st, "message")),
+                        "configmaps \"\xef\xbf\xbd\xef\xbf\xbd\" not found");
+    json_t *det = json_object_get(st, "details");
+    /* the cut character is dropped, not replaced */
+    assert_string_equal(json_string_value(json_object_get(det, "name")), "ab");
+    json_t *c = json_array_get(json_object_get(det, "causes"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "field")),
+                        "data[\xc3\xa9\xef\xbf\xbd]");
+    assert_string_equal(json_string_value(json_object_get(c, "reason")),
+                        DPF_CAUSE_INVALID);
+    json_decref(st);
+    free(text);
+}
+
+/* A message that quotes a long multibyte text is cut between
+ * characters, never inside one. */
+static void
+test_error_cut_on_character(void **state)
+{
+    char name[2001];
+    for (size_t i = 0; i < 1000; i++) {
+        memcpy(name + 2 * i, "\xc3\xa9", 2);
+    }
+    name[2000] = '\0';
+    for (size_t shift = 0; shift < 4; shift++) {
+        struct as_error ae = {0};
+        as_error_set(&ae, 400, "BadRequest", "%.*sthe kind in the data (%s)",
+                     (int) shift, "xxx", name);
+        size_t n = strlen(ae.e.message);
+        assert_true(n > 1000);
+        assert_true(utf8_valid(ae.e.message, n));
+        assert_non_null(strstr(ae.e.message, "\xc3\xa9\xc3\xa9"));
+        size_t len;
+        char *text = as_status_text(&ae, &len);
+        json_t *st = json_loads(text, 0, NULL);
+        assert_non_null(st);
+        assert_string_equal(json_string_value(json_object_get(st, "message")),
+                            ae.e.message);
+        json_decref(st);
+        free(text);
+    }
+}
+
+static void
+test_json_text(void **state)
+{
+    json_t *j = as_json_text("plain \xc3\xa9");
+    assert_string_equal(json_string_value(j), "plain \xc3\xa9");
+    json_decref(j);
+    j = as_json_text("x\xff");
+    assert_string_equal(json_string_value(j), "x\xef\xbf\xbd");
+    json_decref(j);
+    j = as_json_text(NULL);
+    assert_string_equal(json_string_value(j), "");
+    json_decref(j);
+}
+
+/* The Warning header quotes a field path from the client's keys: no
+ * header injection, quotes escaped twice (Go %q inside a quoted-string),
+ * a long path cut on a character boundary. */
+static void
+test_warning_value(void **state)
+{
+    char *w = as_warning_value("spec.x");
+    assert_string_equal(w, "299 - \"unknown field \\\"spec.x\\\"\"");
+    free(w);
+    w = as_warning_value("a\r\nX-Evil: 1\"\\");
+    assert_null(strchr(w, '\r'));
+    assert_null(strchr(w, '\n'));
+    assert_string_equal(w,
+                        "299 - \"unknown field \\\"a??X-Evil: 1\\\\\\\"\\\\\\\\"
+                        "\\\"\"");
+    free(w);
+    char path[1001];
+    for (size_t i = 0; i < 500; i++) {
+        memcpy(path + 2 * i, "\xc3\xa9", 2);
+    }
+    path[1000] = '\0';
+    w = as_warning_value(path + 1); /* starts with a stray byte */
+    assert_true(strlen(w) < 400);
+    assert_non_null(strstr(w, "...\\\"\""));
+    free(w);
+    w = as_warning_value(path);
+    assert_true(utf8_valid(w, strlen(w)));
+    free(w);
+}
+
+/* An unknown field whose path is longer than the path buffer and made of
+ * multibyte characters is still reported (it used to be cut inside a
+ * character, lost, and so accepted under Strict). */
+static void
+test_strict_long_multibyte_key(void **state)
+{
+    const struct schema_kind *cm = kind("v1", "ConfigMap");
+    struct dbuf b;
+    dbuf_init(&b);
+    dbuf_puts(&b, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+                  "\"metadata\":{\"name\":\"s\"},\"");
+    for (int i = 0; i < 600; i++) {
+        dbuf_puts(&b, "\xc3\xa9");
+    }
+    dbuf_puts(&b, "\":1}");
+    json_t *obj = NULL;
+    struct as_error ae = {0};
+    assert_true(as_admit_create(cm, "default", b.data, b.len,
+                                "application/json", "Strict", &obj, NULL,
+                                &ae) < 0);
+    assert_int_equal(ae.e.code, 400);
+    assert_non_null(strstr(ae.e.message, "unknown field \"\xc3\xa9"));
+    assert_true(ae.e.n_causes >= 1);
+    assert_true(utf8_valid(ae.e.causes[0].field, strlen(ae.e.causes[0].field)));
+    assert_true(utf8_valid(ae.e.message, strlen(ae.e.message)));
+    dbuf_free(&b);
+}
+
 int
 main(void)
 {
@@ -178,6 +316,11 @@ main(void)
         cmocka_unit_test(test_load_labels),
         cmocka_unit_test(test_human_duration),
         cmocka_unit_test(test_admit),
+        cmocka_unit_test(test_status_bad_text),
+        cmocka_unit_test(test_error_cut_on_character),
+        cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_warning_value),
+        cmocka_unit_test(test_strict_long_multibyte_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

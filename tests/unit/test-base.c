@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "lib/base/base64.h"
 #include "lib/base/error.h"
 #include "lib/base/log.h"
@@ -156,6 +158,101 @@ test_base64(void **state)
                      -EINVAL);
 }
 
+/* Our UTF-8 check must agree with jansson's, which decides whether a
+ * string can go into a JSON document at all. */
+static void
+check_utf8_like_jansson(const unsigned char *b, size_t n)
+{
+    json_t *j = json_stringn((const char *) b, n);
+    bool ours = utf8_valid((const char *) b, n);
+    if (ours != (j != NULL)) {
+        fail_msg("utf8_valid disagrees with jansson on %02x %02x %02x %02x "
+                 "(n=%zu)",
+                 b[0], n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0, n);
+    }
+    json_decref(j);
+}
+
+static void
+test_utf8(void **state)
+{
+    unsigned char b[4];
+    for (unsigned i = 1; i < 256; i++) {
+        b[0] = (unsigned char) i;
+        check_utf8_like_jansson(b, 1);
+        for (unsigned j = 1; j < 256; j++) {
+            b[1] = (unsigned char) j;
+            check_utf8_like_jansson(b, 2);
+        }
+    }
+    static const unsigned char tails[] = {0x41, 0x80, 0x8f, 0x90,
+                                          0x9f, 0xa0, 0xbf, 0xc0};
+    for (unsigned i = 0xe0; i < 0x100; i++) {
+        for (unsigned j = 0x80; j < 0xc1; j++) {
+            for (size_t t = 0; t < ARRAY_SIZE(tails); t++) {
+                b[0] = (unsigned char) i;
+                b[1] = (unsigned char) j;
+                b[2] = tails[t];
+                check_utf8_like_jansson(b, 3);
+                b[3] = 0x80;
+                check_utf8_like_jansson(b, 4);
+                b[2] = 0x80;
+                b[3] = tails[t];
+                check_utf8_like_jansson(b, 4);
+            }
+        }
+    }
+
+    /* cutting: never inside a character */
+    const char *e = "a\xc3\xa9\xf0\x9f\x98\x80z"; /* a é 😀 z */
+    size_t n = strlen(e);
+    static const size_t want[] = {0, 1, 1, 3, 3, 3, 3, 7, 8};
+    for (size_t max = 0; max <= n; max++) {
+        assert_int_equal(utf8_prefix(e, n, max), want[max]);
+    }
+    assert_int_equal(utf8_prefix(e, n, 100), n);
+    /* stray continuation bytes are not a character to protect */
+    assert_int_equal(utf8_prefix("a\x80\x80\x80\x80", 5, 3), 3);
+    char buf[5];
+    utf8_copy(buf, sizeof buf, e);
+    assert_string_equal(buf, "a\xc3\xa9");
+    utf8_copy(buf, 1, e);
+    assert_string_equal(buf, "");
+    char big[600];
+    char src[601];
+    for (size_t i = 0; i < 300; i++) {
+        memcpy(src + 2 * i, "\xc3\xa9", 2);
+    }
+    src[600] = '\0';
+    utf8_copy(big, 256, src);
+    assert_int_equal(strlen(big), 254);
+    assert_true(utf8_valid(big, strlen(big)));
+
+    /* sanitizing: invalid bytes become U+FFFD, a cut tail is dropped */
+    size_t len;
+    char *t = utf8_sanitize("ok", 2, &len);
+    assert_string_equal(t, "ok");
+    assert_int_equal(len, 2);
+    free(t);
+    t = utf8_sanitize("a\xff"
+                      "b\xed\xa0\x80"
+                      "c",
+                      7, &len);
+    assert_string_equal(t, "a\xef\xbf\xbd"
+                           "b\xef\xbf\xbd\xef\xbf\xbd"
+                           "\xef\xbf\xbd"
+                           "c");
+    assert_true(utf8_valid(t, len));
+    free(t);
+    t = utf8_sanitize("x\xc3\xa9\xe2\x82", 5, &len);
+    assert_string_equal(t, "x\xc3\xa9");
+    free(t);
+    t = utf8_sanitize("", 0, &len);
+    assert_string_equal(t, "");
+    assert_int_equal(len, 0);
+    free(t);
+}
+
 int
 main(void)
 {
@@ -163,6 +260,7 @@ main(void)
         cmocka_unit_test(test_dbuf),        cmocka_unit_test(test_strings),
         cmocka_unit_test(test_file_atomic), cmocka_unit_test(test_error),
         cmocka_unit_test(test_log_levels),  cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

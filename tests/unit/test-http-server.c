@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,6 +645,59 @@ test_stream_overflow(void **state)
     reply_free(&r);
 }
 
+/* A budget set by the caller: the stream's own bound (the queue is
+ * dropped with -ENOBUFS past it), and a shared counter that always equals
+ * what is queued and returns to 0 when the queue is dropped or aborted. */
+static void
+test_stream_budget(void **state)
+{
+    atomic_size_t total;
+    atomic_init(&total, 0);
+    struct reply r1, r2;
+    CURL *c1 = easy_new("/stream", &r1);
+    CURL *c2 = easy_new("/stream", &r2);
+    CURLM *m = curl_multi_init();
+    curl_multi_add_handle(m, c1);
+    curl_multi_add_handle(m, c2);
+    int running = 1;
+    while (!streams_at_least(2)) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    http_stream_set_budget(fx.streams[0], 2u << 20, &total);
+    http_stream_set_budget(fx.streams[1], 0, &total);
+    size_t n = 256u << 10;
+    char *chunk = xmalloc(n);
+    memset(chunk, 'x', n);
+    /* stream 1: one chunk, then aborted */
+    assert_int_equal(http_stream_write(fx.streams[1], chunk, n), 0);
+    /* stream 0: nobody reads (curl is not driven any more) */
+    int rc = 0;
+    for (int i = 0; i < 512 && rc == 0; i++) {
+        rc = http_stream_write(fx.streams[0], chunk, n);
+        if (rc == 0) {
+            assert_true(http_stream_queued(fx.streams[0]) <= (2u << 20) + n);
+        }
+    }
+    assert_int_equal(rc, -ENOBUFS);
+    assert_int_equal(http_stream_queued(fx.streams[0]), 0);
+    http_stream_abort(fx.streams[1]);
+    assert_int_equal(http_stream_queued(fx.streams[1]), 0);
+    assert_int_equal(atomic_load(&total), 0);
+    assert_int_equal(http_stream_write(fx.streams[1], "x", 1), -EPIPE);
+    assert_true(wait_until(closed_at_least, 2));
+    http_stream_close(fx.streams[0]);
+    http_stream_close(fx.streams[1]);
+    free(chunk);
+    curl_multi_remove_handle(m, c1);
+    curl_multi_remove_handle(m, c2);
+    curl_easy_cleanup(c1);
+    curl_easy_cleanup(c2);
+    curl_multi_cleanup(m);
+    reply_free(&r1);
+    reply_free(&r2);
+}
+
 static size_t
 count_threads(void)
 {
@@ -1244,6 +1298,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stream_client_disconnect,
                                         setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_stream_overflow, setup_plain,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_budget, setup_plain,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stream_headers_before_data,
                                         setup_plain, teardown),

@@ -84,6 +84,21 @@ test_all_options(void **state)
     assert_false(o.insecure_dev);
     server_options_free(&o);
 
+    /* watch memory bounds: defaults, plain bytes and Ki/Mi/Gi */
+    assert_int_equal(parse(&o, out, err, (char *) NULL), 0);
+    assert_int_equal(o.watch_cache_bytes, 128u << 20);
+    assert_int_equal(o.watch_buffer_bytes, 16u << 20);
+    assert_int_equal(o.watch_buffer_total_bytes, 128u << 20);
+    server_options_free(&o);
+    assert_int_equal(parse(&o, out, err, "--watch-cache-bytes", "32Mi",
+                           "--watch-buffer-bytes", "4194304",
+                           "--watch-buffer-total-bytes=1Gi", (char *) NULL),
+                     0);
+    assert_int_equal(o.watch_cache_bytes, 32u << 20);
+    assert_int_equal(o.watch_buffer_bytes, 4u << 20);
+    assert_int_equal(o.watch_buffer_total_bytes, 1u << 30);
+    server_options_free(&o);
+
     assert_int_equal(
         parse(&o, out, err, "--insecure-dev", "--port=7000", (char *) NULL), 0);
     assert_true(o.insecure_dev);
@@ -114,6 +129,10 @@ test_bad_arguments(void **state)
         {"--port", "12x", "--port"},
         {"--threads", "0", "--threads"},
         {"--watch-cache-size", "none", "--watch-cache-size"},
+        {"--watch-cache-bytes", "12", "--watch-cache-bytes"},
+        {"--watch-buffer-bytes", "4Xi", "--watch-buffer-bytes"},
+        {"--watch-buffer-total-bytes", "-1", "--watch-buffer-total-bytes"},
+        {"--watch-buffer-bytes", "200Mi", "--watch-buffer-total-bytes"},
         {"--log-level", "verbose", "--log-level"},
         {"--server-name", "a,b", "--server-name"},
         {"--bogus", NULL, "--bogus"},

@@ -198,6 +198,82 @@ test_erange(void **state)
     watch_cache_destroy(wc);
 }
 
+/* Feed an event whose value is about size bytes. */
+static void
+feed_big(struct watch_cache *wc, const char *key, int64_t rv, size_t size)
+{
+    char *value = xmalloc(size + 64);
+    int n = snprintf(value, 64, "{\"metadata\":{\"name\":\"x\"},\"d\":\"");
+    memset(value + n, 'a', size);
+    memcpy(value + n + size, "\"}", 3);
+    watch_cache_store_hook(wc, STORE_EVENT_MODIFIED, key, value, strlen(value),
+                           rv);
+    free(value);
+}
+
+/* The byte bound: the cache charges every event its key, value and
+ * bookkeeping, evicts the oldest first to stay under the bound, and a
+ * resume from an evicted revision is -ERANGE exactly as with the count
+ * bound. */
+static void
+test_byte_bound(void **state)
+{
+    const size_t ev_size = 100000;
+    struct watch_cache *wc = watch_cache_create(1000, 1);
+    watch_cache_set_max_bytes(wc, 10 * ev_size + ev_size / 2);
+    int err = 0;
+    struct watcher *slow = watch_cache_subscribe(wc, "/", 1, NULL, NULL, &err);
+    assert_non_null(slow);
+    feed_big(wc, "/k", 2, ev_size);
+    size_t one = watch_cache_bytes(wc);
+    /* charged at least the value, and not much more */
+    assert_true(one >= ev_size && one < ev_size + 1024);
+    for (int64_t rv = 3; rv <= 101; rv++) {
+        feed_big(wc, "/k", rv, ev_size);
+        assert_true(watch_cache_bytes(wc) <= 10 * ev_size + ev_size / 2);
+    }
+    /* 10 of 100 events fit: 92..101 */
+    assert_int_equal(watch_cache_events(wc), 10);
+    assert_int_equal(watch_cache_bytes(wc), 10 * one);
+    struct watcher *w = watch_cache_subscribe(wc, "/", 91, NULL, NULL, &err);
+    assert_non_null(w);
+    expect_event(w, 92, "/k");
+    watch_cache_unsubscribe(w);
+    assert_null(watch_cache_subscribe(wc, "/", 90, NULL, NULL, &err));
+    assert_int_equal(err, -ERANGE);
+    struct watch_event *ev = NULL;
+    assert_int_equal(watch_cache_next(slow, &ev), -ERANGE);
+    watch_cache_unsubscribe(slow);
+
+    /* small events: the count bound still applies, bytes follow evictions */
+    for (int64_t rv = 102; rv <= 3101; rv++) {
+        feed(wc, STORE_EVENT_ADDED, "/s", rv);
+    }
+    assert_int_equal(watch_cache_events(wc), 1000);
+    assert_true(watch_cache_bytes(wc) < 1000 * 512);
+
+    /* an event larger than the bound stays alone (the newest is kept) */
+    feed_big(wc, "/huge", 3102, 20 * ev_size);
+    assert_int_equal(watch_cache_events(wc), 1);
+    assert_true(watch_cache_bytes(wc) > 20 * ev_size);
+    w = watch_cache_subscribe(wc, "/", 3101, NULL, NULL, &err);
+    assert_non_null(w);
+    expect_event(w, 3102, "/huge");
+    expect_none(w);
+    feed(wc, STORE_EVENT_ADDED, "/s", 3103);
+    assert_int_equal(watch_cache_events(wc), 1);
+    expect_event(w, 3103, "/s");
+    watch_cache_unsubscribe(w);
+
+    /* no bound: nothing evicted but by count */
+    watch_cache_set_max_bytes(wc, 0);
+    for (int64_t rv = 3104; rv <= 3110; rv++) {
+        feed_big(wc, "/k", rv, ev_size);
+    }
+    assert_int_equal(watch_cache_events(wc), 8);
+    watch_cache_destroy(wc);
+}
+
 /* notify counter for a watcher */
 struct counter {
     atomic_int n;
@@ -445,6 +521,7 @@ main(void)
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_prefix_isolation),
         cmocka_unit_test(test_erange),
+        cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_idle_prefix_watcher),
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_unsubscribe_race),

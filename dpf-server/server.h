@@ -50,8 +50,8 @@ struct server_options {
     size_t watch_cache_bytes;        /* --watch-cache-bytes */
     size_t watch_buffer_bytes;       /* --watch-buffer-bytes (per watch) */
     size_t watch_buffer_total_bytes; /* --watch-buffer-total-bytes */
-    bool insecure_dev;       /* --insecure-dev: plain HTTP, no auth */
-    unsigned max_conns;      /* --max-connections (default 4096) */
+    bool insecure_dev;               /* --insecure-dev: plain HTTP, no auth */
+    unsigned max_conns;              /* --max-connections (default 4096) */
     unsigned header_timeout; /* --request-header-timeout, s (default 10) */
     unsigned idle_timeout;   /* --idle-timeout, s (default 90) */
     char *tls_priorities;    /* GnuTLS priorities from --tls-min-version

@@ -39,9 +39,12 @@ fuzz-replay: asan
 	meson test -C $(ASAN) --suite fuzz --print-errorlogs
 
 system: asan build
-	DPF_BUILD=$(CURDIR)/$(ASAN) /usr/bin/python3 -m pytest -q tests/system
+	DPF_BUILD=$(CURDIR)/$(ASAN) DPF_BUILD_RELEASE=$(CURDIR)/$(BUILD) \
+	    /usr/bin/python3 -m pytest -q -rs tests/system
 
-check: deps
+# scripts/test runs scripts/install-deps first (no network when nothing is
+# missing), so a fresh clone needs only this target.
+check:
 	scripts/test
 
 lint:

@@ -10,6 +10,7 @@ Fixtures:
                (see DpfServer below and /work/notes/server-contract.md)
   netns        factory for network namespaces removed at teardown
 Helpers:
+  dpf_fixtures(subdir) -> path of DPF's verbatim manifests, or a module skip
   kubectl(args, kubeconfig, version="1.32"|"1.20", ...) -> CompletedProcess
   dpfctl(args, kubeconfig, ...) -> CompletedProcess
   free_port() -> int
@@ -32,8 +33,30 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("DPF_BUILD", os.path.join(REPO, "build-asan"))
 BUILD_RELEASE = os.environ.get("DPF_BUILD_RELEASE", os.path.join(REPO, "build"))
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
+# The manifests of the README's tour, part of the repository.
+EXAMPLES = os.path.join(REPO, "examples")
+# DPF's own manifests, verbatim, are not part of it: they are in the shared
+# folder beside the clone (CI has it; a user's clone may not) or wherever
+# DPF_SHARED_DIR points. Tests that read them call dpf_fixtures().
+SHARED = os.environ.get("DPF_SHARED_DIR") or \
+    os.path.join(os.path.dirname(REPO), "shared")
 FIXTURES = os.path.join(SHARED, "fixtures", "dpf-v24.10-usecases")
+FIXTURES_ABSENT = (f"fixtures: {SHARED}/fixtures not present; DPF's "
+                   "verbatim manifests not checked (set DPF_SHARED_DIR to "
+                   "check them)")
+
+
+def dpf_fixtures(subdir):
+    """The directory of DPF's manifests for one use case. When the shared
+    folder is absent, skips the calling module with one line saying what was
+    not checked; when DPF_SHARED_DIR names a folder without them, fails."""
+    path = os.path.join(FIXTURES, subdir)
+    if os.path.isdir(path):
+        return path
+    if os.environ.get("DPF_SHARED_DIR"):
+        pytest.fail(f"{path} not found (DPF_SHARED_DIR="
+                    f"{os.environ['DPF_SHARED_DIR']})", pytrace=False)
+    pytest.skip(FIXTURES_ABSENT, allow_module_level=True)
 
 KUBECTL = {
     "1.32": "/usr/bin/kubectl",

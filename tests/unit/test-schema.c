@@ -1,8 +1,9 @@
 /* Unit tests for the resource schema (api/schema.h): registry, DPF's
  * validation rules (each invalid case asserts rc, HTTP code and the exact
  * field path of the cause), defaulting, immutability, delete rules,
- * pruning, CRD export, printer columns, and DPF's hbn_only example
- * manifests (../shared/fixtures) which must validate unchanged. */
+ * pruning, CRD export, printer columns, the manifests of examples/, and
+ * (run with --dpf-fixtures, see manifest-dirs.h) DPF's hbn_only example
+ * manifests, which must validate unchanged. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,16 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/codecs/quantity.h"
 #include "api/schema-node.h"
 #include "api/schema.h"
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
-
-#ifndef DPF_SOURCE_ROOT
-#define DPF_SOURCE_ROOT "."
-#endif
+#include "manifest-dirs.h"
 
 static json_t *
 load(const char *text)
@@ -1633,13 +1632,11 @@ test_quantity(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* DPF's example manifests                                              */
+/* Manifests: examples/ always, DPF's verbatim ones when present        */
 /* ------------------------------------------------------------------ */
 
-#define FIXTURES \
-    DPF_SOURCE_ROOT "/../shared/fixtures/dpf-v24.10-usecases/hbn_only"
-
-/* envsubst, as DPF's guide runs it over the manifests */
+/* envsubst, as DPF's guide runs it over its manifests (examples/ has no
+ * placeholders; running it there changes nothing) */
 static char *
 envsubst(const char *text)
 {
@@ -1667,97 +1664,255 @@ envsubst(const char *text)
     return dbuf_steal(&b, NULL);
 }
 
-static void
-test_fixtures(void **state)
+/* Run every document of one file through what the server does on create:
+ * prune (no unknown field allowed), default, validate as a create and as
+ * an update with itself. Stores the results in by_key under "Kind/name". */
+static int
+check_manifest_file(const char *path, json_t *by_key)
 {
-    DIR *dir = opendir(FIXTURES);
-    if (!dir) {
-        fail_msg("cannot open %s", FIXTURES);
+    char *raw;
+    size_t len;
+    if (file_read_all(path, &raw, &len) < 0) {
+        fail_msg("cannot read %s", path);
     }
-    int docs_seen = 0;
-    json_t *by_name = json_object();
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        if (!str_has_suffix(de->d_name, ".yaml")) {
-            continue;
+    char *text = envsubst(raw);
+    json_t *docs;
+    struct dpf_error err = {0};
+    if (yamljson_parse(text, strlen(text), &docs, &err) < 0) {
+        fail_msg("%s: %s", path, err.message);
+    }
+    size_t i;
+    json_t *o;
+    json_array_foreach(docs, i, o)
+    {
+        const char *kind = schema_get_str(o, "kind");
+        const struct schema_kind *k =
+            schema_find_kind(schema_get_str(o, "apiVersion"), kind);
+        if (!k) {
+            fail_msg("%s: unknown kind %s", path, kind);
         }
-        char *path = xasprintf("%s/%s", FIXTURES, de->d_name);
-        char *raw;
-        size_t len;
-        assert_int_equal(file_read_all(path, &raw, &len), 0);
-        char *text = envsubst(raw);
-        json_t *docs;
-        struct dpf_error err = {0};
-        if (yamljson_parse(text, strlen(text), &docs, &err) < 0) {
+        json_t *warn = NULL;
+        assert_int_equal(schema_prune(k, o, SCHEMA_UNKNOWN_WARN, &warn, &err),
+                         0);
+        if (json_array_size(warn)) {
+            char *w = json_dumps(warn, 0);
+            fail_msg("%s: unknown fields %s", path, w);
+        }
+        json_decref(warn);
+        schema_default(k, o);
+        if (schema_validate(k, o, NULL, &err) < 0) {
             fail_msg("%s: %s", path, err.message);
         }
-        size_t i;
-        json_t *o;
-        json_array_foreach(docs, i, o)
-        {
-            const struct schema_kind *k = schema_find_kind(
-                schema_get_str(o, "apiVersion"), schema_get_str(o, "kind"));
-            if (!k) {
-                fail_msg("%s: unknown kind %s", path,
-                         schema_get_str(o, "kind"));
-            }
-            json_t *warn = NULL;
-            assert_int_equal(
-                schema_prune(k, o, SCHEMA_UNKNOWN_WARN, &warn, &err), 0);
-            if (json_array_size(warn)) {
-                char *w = json_dumps(warn, 0);
-                fail_msg("%s: unknown fields %s", path, w);
-            }
-            json_decref(warn);
-            schema_default(k, o);
-            if (schema_validate(k, o, NULL, &err) < 0) {
-                fail_msg("%s: %s", path, err.message);
-            }
-            /* an update with the same object is fine too */
-            if (schema_validate(k, o, o, &err) < 0) {
-                fail_msg("%s (update): %s", path, err.message);
-            }
-            json_object_set(by_name, schema_get_str(o, "metadata.name"), o);
-            docs_seen++;
+        /* an update with the same object is fine too */
+        if (schema_validate(k, o, o, &err) < 0) {
+            fail_msg("%s (update): %s", path, err.message);
         }
-        json_decref(docs);
-        free(text);
-        free(raw);
-        free(path);
+        char *key =
+            xasprintf("%s/%s", kind, schema_get_str(o, "metadata.name"));
+        if (json_object_get(by_key, key)) {
+            fail_msg("%s: %s appears twice", path, key);
+        }
+        json_object_set(by_key, key, o);
+        free(key);
     }
-    closedir(dir);
-    assert_true(docs_seen >= 19);
+    int n = (int) json_array_size(docs);
+    json_decref(docs);
+    free(text);
+    free(raw);
+    return n;
+}
 
-    /* DPF's defaults landed */
-    json_t *o = json_object_get(by_name, "bf-bundle");
+static int
+yaml_or_dir(const struct dirent *de)
+{
+    return de->d_name[0] != '.';
+}
+
+/* check_manifest_file() over every *.yaml of dir and, when recurse, of its
+ * subdirectories; returns the number of documents. */
+static int
+check_manifest_dir(const char *dir, bool recurse, json_t *by_key)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, yaml_or_dir, alphasort);
+    if (n < 0) {
+        fail_msg("cannot open %s: %s", dir, strerror(errno));
+    }
+    int docs = 0;
+    for (int i = 0; i < n; i++) {
+        char *path = xasprintf("%s/%s", dir, names[i]->d_name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        if (S_ISDIR(st.st_mode) && recurse) {
+            docs += check_manifest_dir(path, recurse, by_key);
+        } else if (str_has_suffix(path, ".yaml")) {
+            docs += check_manifest_file(path, by_key);
+        }
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    return docs;
+}
+
+static const json_t *
+manifest(const json_t *by_key, const char *key)
+{
+    const json_t *o = json_object_get(by_key, key);
+    if (!o) {
+        fail_msg("no %s among the manifests", key);
+    }
+    return o;
+}
+
+/* examples/ (the README's tour): every kind it is meant to show is there,
+ * all of it validates, and DPF's defaults land where the comments in the
+ * files say they do. */
+static void
+test_examples(void **state)
+{
+    json_t *by_key = json_object();
+    int docs = check_manifest_dir(EXAMPLES_DIR, true, by_key);
+    assert_true(docs >= 25);
+
+    static const char *const kinds[] = {
+        "Namespace",
+        "DPFOperatorConfig",
+        "BFB",
+        "DPUCluster",
+        "DPUFlavor",
+        "DPUSet",
+        "DPUServiceIPAM",
+        "DPUServiceInterface",
+        "DPUService",
+        "DPUServiceChain",
+        "DPUServiceCredentialRequest",
+        "DPUServiceTemplate",
+        "DPUServiceConfiguration",
+        "DPUDeployment",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        bool seen = false;
+        const char *key;
+        json_t *o;
+        json_object_foreach(by_key, key, o)
+        {
+            seen |= !strcmp(schema_get_str(o, "kind"), kinds[i]);
+        }
+        if (!seen) {
+            fail_msg("examples/ has no %s", kinds[i]);
+        }
+    }
+
+    const json_t *o = manifest(by_key, "BFB/doca-bundle");
+    assert_json(o, "spec.fileName", "\"dpf-operator-system-doca-bundle.bfb\"");
+    assert_json(o, "status.phase", "\"Initializing\"");
+    o = manifest(by_key, "DPUCluster/rack-a");
+    assert_json(o, "spec.maxNodes", "1000");
+    assert_json(o, "status.phase", "\"Pending\"");
+    assert_json(o, "spec.clusterEndpoint.keepalived.nodeSelector",
+                "{\"node-role.kubernetes.io/control-plane\":\"\"}");
+    o = manifest(by_key, "DPFOperatorConfig/dpfoperatorconfig");
+    assert_json(o, "spec.networking",
+                "{\"controlPlaneMTU\":1500,\"highSpeedMTU\":1500}");
+    o = manifest(by_key, "DPUSet/rack-a-workers");
+    assert_json(o, "spec.strategy.rollingUpdate.maxUnavailable", "\"25%\"");
+    assert_json(o, "spec.dpuTemplate.spec.nodeEffect",
+                "{\"taint\":{\"key\":\"dpu\",\"value\":\"installing\","
+                "\"effect\":\"NoSchedule\"}}");
+    assert_json(o, "spec.dpuTemplate.spec.automaticNodeReboot", "true");
+    o = manifest(by_key, "DPUSet/rack-a-canary");
+    assert_json(o, "spec.strategy", "{\"type\":\"Recreate\"}");
+    assert_json(o, "spec.dpuTemplate.spec.nodeEffect",
+                "{\"drain\":{\"automaticNodeReboot\":true}}");
+    o = manifest(by_key, "DPUService/hbn");
+    assert_null(schema_get(o, "spec.serviceDaemonSet.labels")); /* was null */
+    assert_true(json_is_string(
+        schema_get(o, "spec.helmChart.values.configuration.startupYAMLJ2")));
+    o = manifest(by_key, "DPUServiceChain/fabric-to-hbn");
+    assert_null(schema_get(o, "spec.template.spec.nodeSelector")); /* null */
+    assert_non_null(schema_get(o, "spec.template.spec.template.spec.switches"));
+    o = manifest(by_key, "DPUServiceIPAM/hbn-blue");
+    assert_json(o, "spec.ipv4Subnet.perNodeIPCount", "16");
+    o = manifest(by_key, "DPUDeployment/rack-b");
+    assert_json(o, "spec.services.dts",
+                "{\"serviceTemplate\":\"dts\","
+                "\"serviceConfiguration\":\"dts\"}");
+
+    /* the examples reach DPF's webhook rules: the README's invalid patch
+     * and an IPAM pool outside dpf-operator-system are refused */
+    struct dpf_error err = {0};
+    json_t *bad = json_deep_copy(manifest(by_key, "DPUSet/rack-a-workers"));
+    json_t *ru = schema_get(bad, "spec.strategy.rollingUpdate");
+    json_object_set_new(ru, "maxUnavailable", json_string("0%"));
+    const struct schema_kind *k =
+        schema_find_kind("provisioning.dpu.nvidia.com/v1alpha1", "DPUSet");
+    assert_int_equal(schema_validate(k, bad, NULL, &err), -EINVAL);
+    assert_non_null(
+        strstr(err.message, "spec.strategy.rollingUpdate.maxUnavailable"));
+    json_decref(bad);
+    bad = json_deep_copy(manifest(by_key, "DPUServiceIPAM/hbn-red"));
+    json_object_set_new(json_object_get(bad, "metadata"), "namespace",
+                        json_string("default"));
+    k = schema_find_kind("svc.dpu.nvidia.com/v1alpha1", "DPUServiceIPAM");
+    assert_int_equal(schema_validate(k, bad, NULL, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "dpf-operator-system"));
+    json_decref(bad);
+    json_decref(by_key);
+}
+
+/* DPF's hbn_only manifests, verbatim: they validate unchanged after the
+ * guide's envsubst, and DPF's defaults land. Run with --dpf-fixtures. */
+static void
+test_dpf_fixtures(void **state)
+{
+    char *dir = manifest_dpf_fixtures_dir();
+    json_t *by_key = json_object();
+    assert_true(check_manifest_dir(dir, false, by_key) >= 19);
+    free(dir);
+
+    const json_t *o = manifest(by_key, "BFB/bf-bundle");
     assert_json(o, "spec.fileName", "\"dpf-operator-system-bf-bundle.bfb\"");
     assert_json(o, "spec.url", "\"http://127.0.0.1/bf.bfb\"");
     assert_json(o, "status.phase", "\"Initializing\"");
-    o = json_object_get(by_name, "dpuset");
+    o = manifest(by_key, "DPUSet/dpuset");
     assert_json(o, "spec.strategy.rollingUpdate.maxUnavailable", "\"10%\"");
     assert_json(o, "spec.dpuTemplate.spec.nodeEffect",
                 "{\"taint\":{\"key\":\"dpu\",\"value\":\"provisioning\","
                 "\"effect\":\"NoSchedule\"}}");
-    o = json_object_get(by_name, "dpu-cplane-tenant1");
+    o = manifest(by_key, "DPUCluster/dpu-cplane-tenant1");
     assert_json(o, "spec.maxNodes", "10");
     assert_json(o, "spec.clusterEndpoint.keepalived.vip", "\"10.0.110.200\"");
     assert_json(o, "status.phase", "\"Pending\"");
-    o = json_object_get(by_name, "dpfoperatorconfig");
+    o = manifest(by_key, "DPFOperatorConfig/dpfoperatorconfig");
     assert_json(o, "spec.networking",
                 "{\"controlPlaneMTU\":1500,\"highSpeedMTU\":1500}");
-    o = json_object_get(by_name, "doca-hbn");
+    o = manifest(by_key, "DPUService/doca-hbn");
     assert_null(schema_get(o, "spec.serviceDaemonSet.labels")); /* was null */
     assert_non_null(schema_get(o, "spec.helmChart.values.configuration"));
-    o = json_object_get(by_name, "hbn-to-fabric");
+    o = manifest(by_key, "DPUServiceChain/hbn-to-fabric");
     assert_null(schema_get(o, "spec.template.spec.nodeSelector"));
-    o = json_object_get(by_name, "host-pf1-sf");
-    assert_non_null(o);
-    json_decref(by_name);
+    /* written "host-pf1-sf " in DPF's file: YAML drops the trailing blank */
+    manifest(by_key, "DPUServiceInterface/host-pf1-sf");
+    json_decref(by_key);
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--dpf-fixtures")) {
+        char *dir = manifest_dpf_fixtures_dir();
+        int present = manifest_dpf_fixtures_present(dir);
+        free(dir);
+        if (present <= 0) {
+            return present == 0 ? TEST_EXIT_SKIP : 1;
+        }
+        const struct CMUnitTest dpf[] = {
+            cmocka_unit_test(test_dpf_fixtures),
+        };
+        return cmocka_run_group_tests_name("schema, DPF's manifests", dpf, NULL,
+                                           NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_bfb_rules),
@@ -1779,7 +1934,7 @@ main(void)
         cmocka_unit_test(test_crd_export),
         cmocka_unit_test(test_columns),
         cmocka_unit_test(test_quantity),
-        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Unit tests for yamljson: type resolution, errors, emitter layout and
- * round trips, and the DPF use-case fixtures. */
+ * round trips, the manifests of examples/ and (run with --dpf-fixtures,
+ * see manifest-dirs.h) DPF's verbatim use-case manifests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,13 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
-
-#ifndef DPF_SOURCE_ROOT
-#error "DPF_SOURCE_ROOT must be defined by the build"
-#endif
+#include "manifest-dirs.h"
 
 static json_t *
 parse1(const char *text)
@@ -490,58 +489,192 @@ test_round_trip_strings(void **state)
     json_decref(nums);
 }
 
-static void
-test_fixtures(void **state)
+static int
+not_hidden(const struct dirent *de)
 {
-    const char *dir =
-        DPF_SOURCE_ROOT "/../shared/fixtures/dpf-v24.10-usecases/hbn_only";
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
-    int n = 0;
-    while ((de = readdir(d))) {
-        if (!str_has_suffix(de->d_name, ".yaml")) {
-            continue;
-        }
-        char *path = xasprintf("%s/%s", dir, de->d_name);
-        char *text;
-        size_t len;
-        assert_int_equal(file_read_all(path, &text, &len), 0);
-        json_t *docs;
-        struct dpf_error err = {0};
-        if (yamljson_parse(text, len, &docs, &err) < 0) {
-            fail_msg("%s: %s", path, err.message);
-        }
-        assert_true(json_array_size(docs) >= 1);
-        size_t i;
-        json_t *doc;
-        json_array_foreach(docs, i, doc)
-        {
-            assert_non_null(json_object_get(doc, "kind"));
-            assert_non_null(json_object_get(doc, "apiVersion"));
-            round_trip(doc);
-        }
-        json_decref(docs);
-        free(text);
-        free(path);
-        n++;
+    return de->d_name[0] != '.';
+}
+
+/* Parse every *.yaml under dir (subdirectories too when recurse): each
+ * document is an object with kind and apiVersion that survives
+ * emit + parse unchanged. Returns the number of files. */
+static int
+round_trip_dir(const char *dir, bool recurse)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, not_hidden, alphasort);
+    if (n < 0) {
+        fail_msg("cannot open %s: %s", dir, strerror(errno));
     }
-    closedir(d);
-    assert_true(n >= 10);
+    int files = 0;
+    for (int i = 0; i < n; i++) {
+        char *path = xasprintf("%s/%s", dir, names[i]->d_name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        if (S_ISDIR(st.st_mode) && recurse) {
+            files += round_trip_dir(path, recurse);
+        } else if (str_has_suffix(path, ".yaml")) {
+            char *text;
+            size_t len;
+            assert_int_equal(file_read_all(path, &text, &len), 0);
+            json_t *docs;
+            struct dpf_error err = {0};
+            if (yamljson_parse(text, len, &docs, &err) < 0) {
+                fail_msg("%s: %s", path, err.message);
+            }
+            assert_true(json_array_size(docs) >= 1);
+            size_t j;
+            json_t *doc;
+            json_array_foreach(docs, j, doc)
+            {
+                if (!json_is_string(json_object_get(doc, "kind")) ||
+                    !json_is_string(json_object_get(doc, "apiVersion"))) {
+                    fail_msg("%s: document %zu lacks kind or apiVersion", path,
+                             j);
+                }
+                round_trip(doc);
+            }
+            json_decref(docs);
+            free(text);
+            files++;
+        }
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    return files;
+}
+
+/* The only document of path (new reference). */
+static json_t *
+parse_file(const char *path)
+{
+    char *text;
+    size_t len;
+    if (file_read_all(path, &text, &len) < 0) {
+        fail_msg("cannot read %s", path);
+    }
+    json_t *doc;
+    struct dpf_error err = {0};
+    if (yamljson_parse_one(text, len, &doc, &err) < 0) {
+        fail_msg("%s: %s", path, err.message);
+    }
+    free(text);
+    return doc;
 }
 
 static void
-test_fixture_values(void **state)
+test_examples(void **state)
 {
-    const char *path = DPF_SOURCE_ROOT "/../shared/fixtures/"
-                                       "dpf-v24.10-usecases/hbn_only/"
-                                       "hbn-dpuservice.yaml";
+    assert_true(round_trip_dir(EXAMPLES_DIR, true) >= 14);
+}
+
+/* The member of o at the given keys, NULL-terminated (NULL if absent). */
+static json_t *
+at(json_t *o, ...)
+{
+    va_list ap;
+    va_start(ap, o);
+    for (const char *k; o && (k = va_arg(ap, const char *));) {
+        o = json_is_array(o) ? json_array_get(o, strtoul(k, NULL, 10))
+                             : json_object_get(o, k);
+    }
+    va_end(ap);
+    return o;
+}
+
+#define STR(...) json_string_value(at(__VA_ARGS__, NULL))
+
+/* assert_string_equal() that fails, rather than crashes, on NULL */
+static void
+want_string(const char *got, const char *want, const char *what)
+{
+    if (!got || strcmp(got, want)) {
+        fail_msg("%s: got %s%s%s, want \"%s\"", what, got ? "\"" : "",
+                 got ? got : "no string", got ? "\"" : "", want);
+    }
+}
+
+/* The YAML forms examples/ uses on purpose read as a user expects. */
+static void
+test_example_values(void **state)
+{
+    json_t *svc = parse_file(EXAMPLES_DIR "/hbn/08-dpuservice.yaml");
+    json_t *sds = at(svc, "spec", "serviceDaemonSet", NULL);
+    /* "labels:" with nothing after it is null */
+    assert_true(json_is_null(at(sds, "labels", NULL)));
+    /* "|-": the text as written, without the final newline */
+    const char *nets = STR(sds, "annotations", "k8s.v1.cni.cncf.io/networks");
+    assert_non_null(nets);
+    assert_true(str_has_prefix(nets, "[\n  {\"name\": \"iprequest\""));
+    assert_int_equal(nets[strlen(nets) - 1], ']');
+    json_t *values = at(svc, "spec", "helmChart", "values", NULL);
+    /* "|": one final newline kept; "on" inside it stays text */
+    const char *j2 = STR(values, "configuration", "startupYAMLJ2");
+    assert_non_null(j2);
+    assert_true(str_has_suffix(j2, "{{ ipaddresses.ip_lo.ip }}\n"));
+    assert_non_null(strstr(j2, "enable: on\n"));
+    /* plain scalars: an integer; a dotted version stays a string */
+    assert_int_equal(
+        json_integer_value(at(values, "resources", "nvidia.com/bf_sf", NULL)),
+        4);
+    want_string(STR(svc, "spec", "helmChart", "source", "version"), "1.0.1",
+                "helmChart.source.version");
+    json_decref(svc);
+
+    json_t *flavor = parse_file(EXAMPLES_DIR "/hbn/04-dpuflavor.yaml");
+    /* quoted "0644" stays a string (plain 0644 would be the integer 420) */
+    want_string(STR(flavor, "spec", "configFiles", "0", "permissions"), "0644",
+                "configFiles[0].permissions");
+    /* a double-quoted escape */
+    want_string(STR(flavor, "spec", "configFiles", "2", "raw"),
+                "Provisioned by DPF (flavor hbn-rack-a)\n",
+                "configFiles[2].raw");
+    json_decref(flavor);
+
+    json_t *cluster = parse_file(EXAMPLES_DIR "/hbn/03-dpucluster.yaml");
+    /* "" is the empty string, not null */
+    want_string(STR(cluster, "spec", "clusterEndpoint", "keepalived",
+                    "nodeSelector", "node-role.kubernetes.io/control-plane"),
+                "", "keepalived.nodeSelector");
+    json_decref(cluster);
+
+    json_t *docs;
     char *text;
     size_t len;
-    assert_int_equal(file_read_all(path, &text, &len), 0);
-    json_t *doc;
     struct dpf_error err = {0};
-    assert_int_equal(yamljson_parse_one(text, len, &doc, &err), 0);
+    assert_int_equal(file_read_all(EXAMPLES_DIR
+                                   "/dpudeployment/20-configurations.yaml",
+                                   &text, &len),
+                     0);
+    assert_int_equal(yamljson_parse(text, len, &docs, &err), 0);
+    /* ">-": lines folded into one, no final newline */
+    const char *folded =
+        STR(docs, "0", "spec", "serviceConfiguration", "serviceDaemonSet",
+            "annotations", "k8s.v1.cni.cncf.io/networks");
+    assert_non_null(folded);
+    assert_null(strchr(folded, '\n'));
+    assert_true(str_has_prefix(folded, "[{\"name\": \"iprequest\", "));
+    assert_true(str_has_suffix(folded, "}}]"));
+    json_decref(docs);
+    free(text);
+}
+
+/* DPF's hbn_only manifests, verbatim (run with --dpf-fixtures). */
+static void
+test_dpf_fixtures(void **state)
+{
+    char *dir = manifest_dpf_fixtures_dir();
+    assert_true(round_trip_dir(dir, false) >= 10);
+    free(dir);
+}
+
+static void
+test_dpf_fixture_values(void **state)
+{
+    char *dir = manifest_dpf_fixtures_dir();
+    char *path = xasprintf("%s/hbn-dpuservice.yaml", dir);
+    json_t *doc = parse_file(path);
     json_t *sds =
         json_object_get(json_object_get(doc, "spec"), "serviceDaemonSet");
     /* "labels:" with nothing after it is null */
@@ -552,12 +685,27 @@ test_fixture_values(void **state)
     assert_int_equal(nets[0], '[');
     assert_int_equal(nets[strlen(nets) - 1], ']'); /* |- strips */
     json_decref(doc);
-    free(text);
+    free(path);
+    free(dir);
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--dpf-fixtures")) {
+        char *dir = manifest_dpf_fixtures_dir();
+        int present = manifest_dpf_fixtures_present(dir);
+        free(dir);
+        if (present <= 0) {
+            return present == 0 ? TEST_EXIT_SKIP : 1;
+        }
+        const struct CMUnitTest dpf[] = {
+            cmocka_unit_test(test_dpf_fixtures),
+            cmocka_unit_test(test_dpf_fixture_values),
+        };
+        return cmocka_run_group_tests_name("yamljson, DPF's manifests", dpf,
+                                           NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolution_table),
         cmocka_unit_test(test_bad_tag),
@@ -568,8 +716,8 @@ main(void)
         cmocka_unit_test(test_emit_layout),
         cmocka_unit_test(test_emit_quoting),
         cmocka_unit_test(test_round_trip_strings),
-        cmocka_unit_test(test_fixtures),
-        cmocka_unit_test(test_fixture_values),
+        cmocka_unit_test(test_examples),
+        cmocka_unit_test(test_example_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1723,7 +1723,7 @@ check_manifest_file(const char *path, json_t *by_key)
 }
 
 static int
-yaml_or_dir(const struct dirent *de)
+not_hidden(const struct dirent *de)
 {
     return de->d_name[0] != '.';
 }
@@ -1734,7 +1734,7 @@ static int
 check_manifest_dir(const char *dir, bool recurse, json_t *by_key)
 {
     struct dirent **names;
-    int n = scandir(dir, &names, yaml_or_dir, alphasort);
+    int n = scandir(dir, &names, not_hidden, alphasort);
     if (n < 0) {
         fail_msg("cannot open %s: %s", dir, strerror(errno));
     }

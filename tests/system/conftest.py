@@ -10,7 +10,7 @@ Fixtures:
                (see DpfServer below and /work/notes/server-contract.md)
   netns        factory for network namespaces removed at teardown
 Helpers:
-  dpf_fixtures(subdir) -> path of DPF's verbatim manifests, or a module skip
+  dpf_fixtures(subdir) -> path of DPF's verbatim manifests, or None
   kubectl(args, kubeconfig, version="1.32"|"1.20", ...) -> CompletedProcess
   dpfctl(args, kubeconfig, ...) -> CompletedProcess
   free_port() -> int
@@ -37,7 +37,8 @@ BUILD_RELEASE = os.environ.get("DPF_BUILD_RELEASE", os.path.join(REPO, "build"))
 EXAMPLES = os.path.join(REPO, "examples")
 # DPF's own manifests, verbatim, are not part of it: they are in the shared
 # folder beside the clone (CI has it; a user's clone may not) or wherever
-# DPF_SHARED_DIR points. Tests that read them call dpf_fixtures().
+# DPF_SHARED_DIR points. Tests that read them call dpf_fixtures() and skip
+# their module with FIXTURES_ABSENT when it returns None.
 SHARED = os.environ.get("DPF_SHARED_DIR") or \
     os.path.join(os.path.dirname(REPO), "shared")
 FIXTURES = os.path.join(SHARED, "fixtures", "dpf-v24.10-usecases")
@@ -47,16 +48,17 @@ FIXTURES_ABSENT = (f"fixtures: {SHARED}/fixtures not present; DPF's "
 
 
 def dpf_fixtures(subdir):
-    """The directory of DPF's manifests for one use case. When the shared
-    folder is absent, skips the calling module with one line saying what was
-    not checked; when DPF_SHARED_DIR names a folder without them, fails."""
+    """The directory of DPF's manifests for one use case, or None when the
+    shared folder is absent: the caller then skips with FIXTURES_ABSENT, so
+    the skip names the caller's file. Fails when DPF_SHARED_DIR names a
+    folder without them."""
     path = os.path.join(FIXTURES, subdir)
     if os.path.isdir(path):
         return path
     if os.environ.get("DPF_SHARED_DIR"):
         pytest.fail(f"{path} not found (DPF_SHARED_DIR="
                     f"{os.environ['DPF_SHARED_DIR']})", pytrace=False)
-    pytest.skip(FIXTURES_ABSENT, allow_module_level=True)
+    return None
 
 KUBECTL = {
     "1.32": "/usr/bin/kubectl",

@@ -18,9 +18,11 @@ import string
 import pytest
 import yaml
 
-from conftest import dpf_fixtures, dpfctl, kubectl
+from conftest import FIXTURES_ABSENT, dpf_fixtures, dpfctl, kubectl
 
 HBN = dpf_fixtures("hbn_only")
+if HBN is None:
+    pytest.skip(FIXTURES_ABSENT, allow_module_level=True)
 ENV = {
     "BLUEFIELD_BITSTREAM": "http://127.0.0.1:8080/bf-bundle.bfb",
     "DPUCLUSTER_VIP": "10.0.110.200",

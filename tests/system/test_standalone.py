@@ -116,5 +116,8 @@ def test_fresh_clone_passes_make_check(capsys):
         assert "standalone: inside the fresh clone" in text, tail
         say(capsys, f"standalone: make check in a fresh clone of "
             f"{sha[:12]} without ../shared passed in {took:.0f} s")
+        shutil.rmtree(top)
     finally:
+        # the clone and its builds go; on failure the log stays (named in
+        # the assertion message)
         shutil.rmtree(clone, ignore_errors=True)

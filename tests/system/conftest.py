@@ -18,6 +18,7 @@ Helpers:
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -254,8 +255,12 @@ def kubectl(args, kubeconfig, version="1.32", input=None, timeout=60,
         raise FileNotFoundError(f"{exe} missing: run scripts/install-deps")
     cache = cache_dir or tempfile.mkdtemp(prefix="dpf-kubectl-cache-")
     cmd = [exe, "--kubeconfig", kubeconfig, "--cache-dir", cache] + list(args)
-    return subprocess.run(cmd, input=input, capture_output=True, text=True,
-                          timeout=timeout, check=check)
+    try:
+        return subprocess.run(cmd, input=input, capture_output=True,
+                              text=True, timeout=timeout, check=check)
+    finally:
+        if not cache_dir:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 def dpfctl(args, kubeconfig, input=None, timeout=60, check=False):

@@ -9,7 +9,6 @@ import json
 import re
 import signal
 import subprocess
-import tempfile
 
 import pytest
 import yaml
@@ -78,7 +77,7 @@ def test_watch_sees_later_change(dpf_server, tmp_path, version):
     f = tmp_path / "w.yaml"
     f.write_text(bfb_yaml("w1"))
     k(dpf_server, version, "apply", "-f", str(f))
-    cache = tempfile.mkdtemp(prefix="dpf-kubectl-cache-")
+    cache = str(tmp_path / "kubectl-cache")
     cmd = [KUBECTL[version], "--kubeconfig", dpf_server.kubeconfig,
            "--cache-dir", cache, "-n", NS, "get", "bfbs", "-w",
            "--request-timeout=30s"]

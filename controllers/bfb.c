@@ -40,6 +40,7 @@
 
 #include "controllers/controllers.h"
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/kube/controller.h"
 #include "lib/kube/kube-events.h"
 #include "lib/kube/kube-object.h"
@@ -346,7 +347,7 @@ task_start(struct bfb_ctrl *b, const char *key, const char *uid,
     t->final = xstrdup(final);
     t->fd = -1;
     atomic_init(&t->total, -1);
-    if (pthread_create(&t->thread, NULL, dl_main, t) != 0) {
+    if (thread_start(&t->thread, NULL, "bfb-download", dl_main, t) != 0) {
         task_free(t);
         return NULL;
     }

@@ -10,6 +10,7 @@
 
 #include "controllers/controllers.h"
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/kube/controller.h"
 #include "lib/kube/kubeconfig.h"
 #include "lib/kube/leader.h"
@@ -195,7 +196,7 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
     r->cfg.kubeconfig = NULL;
     r->cfg.context = NULL;
     r->cfg.component = NULL;
-    if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+    if (thread_start(&r->thread, NULL, "controllers", runner_main, r) != 0) {
         dpf_error_set(err, 500, "InternalError",
                       "cannot start the controller runner thread");
         ctrl_runner_stop(r);

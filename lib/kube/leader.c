@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/base/util.h"
 
 LOG_MODULE(leader);
@@ -363,9 +364,9 @@ leader_elector_start(struct leader_elector *le)
     if (le->running) {
         return 0;
     }
-    int rc = pthread_create(&le->thread, NULL, elector_main, le);
+    int rc = thread_start(&le->thread, NULL, "leader-elect", elector_main, le);
     if (rc != 0) {
-        return -rc;
+        return rc;
     }
     le->running = true;
     return 0;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 
 LOG_MODULE(http);
 
@@ -720,12 +721,12 @@ http_lite_create(const char *address, uint16_t port,
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, HTTP_LITE_STACK_SIZE);
-        rc = pthread_create(&srv->thread, &attr, http_lite_thread, srv);
+        rc = thread_start(&srv->thread, &attr, "http", http_lite_thread, srv);
         pthread_attr_destroy(&attr);
     }
     if (rc != 0) {
         dpf_error_set(err, 500, "InternalError",
-                      "prometheus: cannot start the server thread");
+                      "http server: cannot start its thread");
         if (srv->ep >= 0) {
             close(srv->ep);
         }

@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/base/util.h"
 
 LOG_MODULE(http);
@@ -1844,7 +1845,8 @@ http_server_create(const struct http_server_config *cfg,
         MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : cfg->port;
 
-    if (pthread_create(&srv->wd_thread, NULL, watchdog_main, srv) != 0) {
+    if (thread_start(&srv->wd_thread, NULL, "http-watchdog", watchdog_main,
+                     srv) != 0) {
         dpf_error_set(err, 500, "InternalError",
                       "http server: cannot start a thread");
         MHD_stop_daemon(srv->daemon);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/base/thread.h"
 #include "lib/base/util.h"
 
 struct stream_conn {
@@ -275,7 +276,7 @@ stream_server_start(const struct stream_server_config *cfg, const char *what,
         s->conns[i].srv = s;
     }
     s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->wakefd < 0 || pthread_create(&s->th, NULL, server_thread, s)) {
+    if (s->wakefd < 0 || thread_start(&s->th, NULL, what, server_thread, s)) {
         dpf_error_set(err, 500, "InternalError", "%s: cannot start thread",
                       what);
         if (s->wakefd >= 0) {

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/base/util.h"
 
 LOG_MODULE(store);
@@ -219,13 +220,10 @@ struct store_sqlite {
     pthread_mutex_t pool_lock; /* protects readers */
     struct sq_conn *readers;   /* idle read connections */
 
-    pthread_t ckpt_thread;     /* background checkpointer */
-    bool ckpt_started;         /* ckpt_thread is running */
+    struct worker ckpt;        /* background checkpointer; its lock
+                                * protects ckpt_wanted */
     sqlite3 *ckpt_db;          /* its connection */
-    pthread_mutex_t ckpt_lock; /* protects ckpt_wanted, ckpt_stop */
-    pthread_cond_t ckpt_cond;  /* wakes the checkpointer */
     bool ckpt_wanted;          /* the WAL passed SQ_CKPT_PAGES */
-    bool ckpt_stop;            /* close() asks the thread to exit */
 };
 
 static struct store_sqlite *
@@ -1175,12 +1173,12 @@ sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     struct store_sqlite *s = arg;
     atomic_store(&s->wal_frames, pages);
     if (pages >= s->wal_pages) {
-        pthread_mutex_lock(&s->ckpt_lock);
+        worker_lock(&s->ckpt);
         if (!s->ckpt_wanted) {
             s->ckpt_wanted = true;
-            pthread_cond_signal(&s->ckpt_cond);
+            worker_wake(&s->ckpt);
         }
-        pthread_mutex_unlock(&s->ckpt_lock);
+        worker_unlock(&s->ckpt);
     }
     return SQLITE_OK;
 }
@@ -1189,16 +1187,15 @@ static void *
 sq_ckpt_main(void *arg)
 {
     struct store_sqlite *s = arg;
-    pthread_mutex_lock(&s->ckpt_lock);
+    worker_lock(&s->ckpt);
     for (;;) {
-        while (!s->ckpt_wanted && !s->ckpt_stop) {
-            pthread_cond_wait(&s->ckpt_cond, &s->ckpt_lock);
+        while (!s->ckpt_wanted && worker_wait(&s->ckpt, -1)) {
         }
-        if (s->ckpt_stop) {
+        if (worker_stopping(&s->ckpt)) {
             break;
         }
         s->ckpt_wanted = false;
-        pthread_mutex_unlock(&s->ckpt_lock);
+        worker_unlock(&s->ckpt);
         /* Passive: never blocks the writer or readers. The writer restarts
          * the WAL from its beginning once every frame is copied, which
          * happens by itself whenever writes pause. */
@@ -1224,9 +1221,9 @@ sq_ckpt_main(void *arg)
                 break;
             }
         }
-        pthread_mutex_lock(&s->ckpt_lock);
+        worker_lock(&s->ckpt);
     }
-    pthread_mutex_unlock(&s->ckpt_lock);
+    worker_unlock(&s->ckpt);
     return NULL;
 }
 
@@ -1239,13 +1236,7 @@ sq_close(struct store *st)
     if (!s) {
         return;
     }
-    if (s->ckpt_started) {
-        pthread_mutex_lock(&s->ckpt_lock);
-        s->ckpt_stop = true;
-        pthread_cond_signal(&s->ckpt_cond);
-        pthread_mutex_unlock(&s->ckpt_lock);
-        pthread_join(s->ckpt_thread, NULL);
-    }
+    worker_stop(&s->ckpt);
     sqlite3_close(s->ckpt_db);
     while (s->readers) {
         struct sq_conn *c = s->readers;
@@ -1263,9 +1254,8 @@ sq_close(struct store *st)
     }
     pthread_mutex_destroy(&s->qlock);
     pthread_mutex_destroy(&s->pool_lock);
-    pthread_mutex_destroy(&s->ckpt_lock);
     pthread_mutex_destroy(&s->health_lock);
-    pthread_cond_destroy(&s->ckpt_cond);
+    worker_destroy(&s->ckpt);
     free(s->path);
     free(s->reserve_path);
     free(s->quota_setting);
@@ -1627,9 +1617,8 @@ sq_open(const char *rest, const struct store_options *opts,
     s->qtail = &s->qhead;
     pthread_mutex_init(&s->qlock, NULL);
     pthread_mutex_init(&s->pool_lock, NULL);
-    pthread_mutex_init(&s->ckpt_lock, NULL);
     pthread_mutex_init(&s->health_lock, NULL);
-    pthread_cond_init(&s->ckpt_cond, NULL);
+    worker_init(&s->ckpt);
     s->quota = opts->quota_bytes > 0 ? opts->quota_bytes : STORE_QUOTA_DEFAULT;
     s->quota_setting =
         opts->quota_setting ? xstrdup(opts->quota_setting) : NULL;
@@ -1685,11 +1674,11 @@ sq_open(const char *rest, const struct store_options *opts,
     if (!s->ckpt_db) {
         goto fail;
     }
-    if (pthread_create(&s->ckpt_thread, NULL, sq_ckpt_main, s) != 0) {
-        sq_set_eio(s, err, "start checkpoint thread", strerror(errno));
+    int trc = worker_start(&s->ckpt, "store-ckpt", sq_ckpt_main, s);
+    if (trc < 0) {
+        sq_set_eio(s, err, "start checkpoint thread", strerror(-trc));
         goto fail;
     }
-    s->ckpt_started = true;
     sqlite3_wal_hook(s->writer.db, sq_wal_hook, s);
     return &s->up;
 

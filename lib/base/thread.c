@@ -46,8 +46,7 @@ worker_init(struct worker *w)
 }
 
 int
-worker_start(struct worker *w, const char *name, void *(*fn)(void *),
-             void *arg)
+worker_start(struct worker *w, const char *name, void *(*fn)(void *), void *arg)
 {
     int rc = thread_start(&w->thread, NULL, name, fn, arg);
     if (rc == 0) {

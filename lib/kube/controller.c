@@ -379,7 +379,8 @@ controller_manager_start_informers(struct controller_manager *m,
     if (!m->started) {
         m->started = true;
         loop_post(m->loop, start_informers, m);
-        if (thread_start(&m->loop_thread, NULL, "ctrl-loop", loop_main, m) != 0) {
+        if (thread_start(&m->loop_thread, NULL, "ctrl-loop", loop_main, m) !=
+            0) {
             dpf_error_set(err, 500, "InternalError",
                           "cannot start the loop thread");
             return -EAGAIN;
@@ -416,7 +417,8 @@ controller_manager_start_workers(struct controller_manager *m)
         int n = c->ops->workers > 0 ? c->ops->workers : DEFAULT_WORKERS;
         c->threads = xcalloc((size_t) n, sizeof *c->threads);
         for (int j = 0; j < n; j++) {
-            if (thread_start(&c->threads[j], NULL, c->ops->name, worker_main, c) != 0) {
+            if (thread_start(&c->threads[j], NULL, c->ops->name, worker_main,
+                             c) != 0) {
                 break;
             }
             c->n_threads++;

@@ -220,10 +220,10 @@ struct store_sqlite {
     pthread_mutex_t pool_lock; /* protects readers */
     struct sq_conn *readers;   /* idle read connections */
 
-    struct worker ckpt;        /* background checkpointer; its lock
+    struct worker ckpt; /* background checkpointer; its lock
                                 * protects ckpt_wanted */
-    sqlite3 *ckpt_db;          /* its connection */
-    bool ckpt_wanted;          /* the WAL passed SQ_CKPT_PAGES */
+    sqlite3 *ckpt_db;   /* its connection */
+    bool ckpt_wanted;   /* the WAL passed SQ_CKPT_PAGES */
 };
 
 static struct store_sqlite *

@@ -47,9 +47,9 @@ test_thread_start(void **state)
     struct probe p = {0};
     pthread_t t;
     /* longer than the kernel's 15 bytes: cut, not refused */
-    assert_int_equal(thread_start(&t, NULL, "a-thread-name-that-is-long",
-                                  probe_main, &p),
-                     0);
+    assert_int_equal(
+        thread_start(&t, NULL, "a-thread-name-that-is-long", probe_main, &p),
+        0);
     pthread_join(t, NULL);
     assert_int_equal(p.sigterm_blocked, 1);
     assert_string_equal(p.name, "a-thread-name-t");

@@ -15,7 +15,9 @@
  * (lib/kube/leader.h), before it starts the workers. Stopping is a clean
  * hand-over: workers finish their reconcile, downloads are cancelled
  * (their partial files stay for the next leader), the Lease is released,
- * then the informers stop.
+ * then the informers stop. Everything from the manager to the elector is
+ * one *term*; a lost Lease ends the term, and with recampaign the runner
+ * starts a new one (see struct ctrl_runner_config).
  *
  * Threads: ctrl_runner_start/_stop from one thread (the program's main
  * thread); _ready, _leading and _metrics from any thread.
@@ -54,9 +56,14 @@ struct ctrl_runner_config {
     const char *identity;        /* default <hostname>_<pid> */
     int64_t lease_ms, renew_deadline_ms, retry_ms; /* 0 = defaults */
     const char *component; /* events' source ("dpf-controller-manager") */
-    /* Leadership lost (the workers were already stopped and are never
-     * restarted): the program should exit so that it can campaign again.
-     * Runs on the elector thread; must not call ctrl_runner_stop(). */
+    /* Leadership lost: the workers were stopped and the whole term (the
+     * manager, its informers and controllers, the elector) torn down.
+     * With recampaign, the runner then builds a new term from this
+     * configuration and campaigns again (dpf-server: no stuck state after
+     * a network blip); without it, on_lost runs (on the runner thread;
+     * it must not call ctrl_runner_stop) and the program should exit so a
+     * supervisor restarts it, as controller-runtime managers do. */
+    bool recampaign;
     void (*on_lost)(void *arg);
     void *arg;
 };
@@ -72,6 +79,8 @@ struct ctrl_runner *ctrl_runner_start(const struct ctrl_runner_config *cfg,
 bool ctrl_runner_ready(struct ctrl_runner *r);
 /* Workers running (leader, or no leader election). */
 bool ctrl_runner_leading(struct ctrl_runner *r);
+/* Terms of office started: 1, plus one per campaign after a lost Lease. */
+unsigned ctrl_runner_terms(struct ctrl_runner *r);
 /* Metrics in Prometheus text: the manager's (lib/kube/controller.h),
  * leader_election_master_status and the controllers' own. */
 void ctrl_runner_metrics(struct ctrl_runner *r, struct dbuf *out);

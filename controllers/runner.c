@@ -1,6 +1,5 @@
 /* runner: see controllers.h. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,18 +18,29 @@ LOG_MODULE(ctrl);
 
 #define SYNC_POLL_MS 500
 
-struct ctrl_runner {
-    struct ctrl_runner_config cfg; /* strings below */
-    char *identity, *lease_ns, *lease_name;
+/* One term of office: a controller manager with its controllers and, with
+ * leader election, the elector. A term ends when the runner stops or
+ * (leader election) when the Lease is lost; then everything in it is torn
+ * down and, with recampaign, the runner builds the next term from the
+ * saved configuration: informers start from a fresh list, so nothing the
+ * lost term cached or queued survives into the next. */
+struct term {
     struct controller_manager *m;
     struct leader_elector *le;
     struct bfb_ctrl *bfb;
     struct witness_ctrl *witness;
-    pthread_t thread;
-    bool thread_running;
-    atomic_bool stop;
+};
+
+struct ctrl_runner {
+    struct ctrl_runner_config cfg; /* strings below, owned */
+    char *identity, *lease_ns, *lease_name;
+    char *kubeconfig, *context, *bfb_dir, *witness, *component;
+    struct worker w;  /* runner thread; its lock guards lost and cur */
+    bool lost;        /* the current term's leadership ended */
+    struct term *cur; /* metrics read it under w's lock */
     atomic_bool ready;
     atomic_bool leading;
+    atomic_uint terms; /* terms started (1 + re-campaigns) */
 };
 
 int
@@ -66,7 +76,12 @@ on_started(void *arg)
 {
     struct ctrl_runner *r = arg;
     atomic_store(&r->leading, true);
-    controller_manager_start_workers(r->m);
+    worker_lock(&r->w);
+    struct term *t = r->cur;
+    worker_unlock(&r->w);
+    if (t) {
+        controller_manager_start_workers(t->m);
+    }
 }
 
 static void
@@ -76,23 +91,90 @@ on_stopped(void *arg)
     atomic_store(&r->leading, false);
     /* Stop writing before anything else: a standby may hold the Lease
      * once its lease duration has passed. */
-    controller_manager_stop_workers(r->m);
-    if (r->cfg.on_lost) {
-        r->cfg.on_lost(r->cfg.arg);
+    worker_lock(&r->w);
+    struct term *t = r->cur;
+    worker_unlock(&r->w);
+    if (t) {
+        controller_manager_stop_workers(t->m);
     }
+    worker_lock(&r->w);
+    r->lost = true;
+    worker_wake(&r->w);
+    worker_unlock(&r->w);
 }
 
-static void *
-runner_main(void *arg)
+static struct term *
+term_create(struct ctrl_runner *r, struct dpf_error *err)
 {
-    struct ctrl_runner *r = arg;
+    struct kubeconfig_options ko = {.path = r->kubeconfig,
+                                    .context = r->context};
+    struct kubeconfig *kc = NULL;
+    if (kubeconfig_load(&ko, &kc, err) < 0) {
+        return NULL;
+    }
+    struct term *t = xcalloc(1, sizeof *t);
+    t->m = controller_manager_create(kc, err);
+    kubeconfig_free(kc);
+    if (!t->m) {
+        free(t);
+        return NULL;
+    }
+    const char *component = r->component ? r->component : "dpf";
+    if (r->cfg.controllers & CTRL_BFB) {
+        t->bfb = bfb_ctrl_add(t->m, r->bfb_dir, component, err);
+        if (!t->bfb) {
+            goto fail;
+        }
+    }
+    if (r->cfg.controllers & CTRL_WITNESS) {
+        t->witness = witness_ctrl_add(t->m, r->witness, r->identity,
+                                      r->cfg.witness_period_ms, err);
+        if (!t->witness) {
+            goto fail;
+        }
+    }
+    return t;
+fail:
+    controller_manager_destroy(t->m);
+    bfb_ctrl_destroy(t->bfb);
+    free(t);
+    return NULL;
+}
+
+/* Hand-over order: workers finish their reconcile, downloads stop, the
+ * Lease is released (the loop still runs for that), then the informers
+ * and the loop stop. */
+static void
+term_destroy(struct term *t)
+{
+    if (!t) {
+        return;
+    }
+    controller_manager_stop_workers(t->m);
+    bfb_ctrl_stop(t->bfb);
+    leader_elector_destroy(t->le);
+    controller_manager_destroy(t->m);
+    bfb_ctrl_destroy(t->bfb);
+    witness_ctrl_destroy(t->witness);
+    free(t);
+}
+
+/* Wait for the caches; false when the runner is stopping. */
+static bool
+term_sync(struct ctrl_runner *r, struct term *t)
+{
     struct dpf_error err = {0};
     int64_t since = time_mono_ms();
     bool warned = false;
-    while (!atomic_load(&r->stop)) {
-        int rc = controller_manager_start_informers(r->m, SYNC_POLL_MS, &err);
-        if (rc == 0) {
-            break;
+    for (;;) {
+        worker_lock(&r->w);
+        bool stop = worker_stopping(&r->w);
+        worker_unlock(&r->w);
+        if (stop) {
+            return false;
+        }
+        if (controller_manager_start_informers(t->m, SYNC_POLL_MS, &err) == 0) {
+            return true;
         }
         if (!warned && time_mono_ms() - since > 30000) {
             log_warn("caches not synced yet; is the API server reachable?",
@@ -100,33 +182,109 @@ runner_main(void *arg)
             warned = true;
         }
     }
-    if (atomic_load(&r->stop)) {
-        return NULL;
-    }
-    atomic_store(&r->ready, true);
-    log_info("caches synced", "leader_elect=%s",
-             r->cfg.leader_elect ? "true" : "false");
-    if (!r->cfg.leader_elect) {
-        on_started(r);
-        return NULL;
-    }
-    struct leader_config lc = {
-        .namespace = r->lease_ns,
-        .name = r->lease_name,
-        .identity = r->identity,
-        .lease_ms = r->cfg.lease_ms,
-        .renew_deadline_ms = r->cfg.renew_deadline_ms,
-        .retry_ms = r->cfg.retry_ms,
-        .release_on_stop = true,
-        .on_started = on_started,
-        .on_stopped = on_stopped,
-        .arg = r,
-    };
-    r->le = leader_elector_create(controller_manager_rest(r->m), &lc, &err);
-    if (!r->le || leader_elector_start(r->le) < 0) {
-        log_error("cannot start leader election", "error=\"%s\"", err.message);
-        if (r->cfg.on_lost) {
-            r->cfg.on_lost(r->cfg.arg);
+}
+
+static void *
+runner_main(void *arg)
+{
+    struct ctrl_runner *r = arg;
+    struct term *t = NULL;
+    for (;;) {
+        worker_lock(&r->w);
+        t = r->cur;
+        worker_unlock(&r->w);
+        if (!term_sync(r, t)) {
+            break;
+        }
+        atomic_store(&r->ready, true);
+        log_info("caches synced", "leader_elect=%s term=%u",
+                 r->cfg.leader_elect ? "true" : "false",
+                 atomic_load(&r->terms));
+        if (!r->cfg.leader_elect) {
+            on_started(r);
+            worker_lock(&r->w);
+            while (worker_wait(&r->w, -1)) {
+            }
+            worker_unlock(&r->w);
+            break;
+        }
+        struct leader_config lc = {
+            .namespace = r->lease_ns,
+            .name = r->lease_name,
+            .identity = r->identity,
+            .lease_ms = r->cfg.lease_ms,
+            .renew_deadline_ms = r->cfg.renew_deadline_ms,
+            .retry_ms = r->cfg.retry_ms,
+            .release_on_stop = true,
+            .on_started = on_started,
+            .on_stopped = on_stopped,
+            .arg = r,
+        };
+        struct dpf_error err = {0};
+        t->le = leader_elector_create(controller_manager_rest(t->m), &lc, &err);
+        if (!t->le || leader_elector_start(t->le) < 0) {
+            log_error("cannot start leader election", "error=\"%s\"",
+                      err.message);
+            worker_lock(&r->w);
+            r->lost = true;
+            worker_unlock(&r->w);
+        }
+        worker_lock(&r->w);
+        while (!r->lost && worker_wait(&r->w, -1)) {
+        }
+        bool lost = r->lost && !worker_stopping(&r->w);
+        worker_unlock(&r->w);
+        if (!lost) {
+            break; /* stopping: ctrl_runner_stop tears the term down */
+        }
+        /* The term is over: tear it down off the lock (metrics see no
+         * term meanwhile), then tell the program or campaign again. */
+        atomic_store(&r->ready, false);
+        worker_lock(&r->w);
+        r->cur = NULL;
+        r->lost = false;
+        worker_unlock(&r->w);
+        term_destroy(t);
+        t = NULL;
+        if (!r->cfg.recampaign) {
+            if (r->cfg.on_lost) {
+                r->cfg.on_lost(r->cfg.arg);
+            }
+            break;
+        }
+        log_warn("leadership lost; campaigning again with fresh caches",
+                 "lease=%s/%s identity=%s", r->lease_ns, r->lease_name,
+                 r->identity);
+        /* Build the next term; a failure (the kubeconfig went away) is
+         * retried at the lease's retry period until a stop. */
+        for (;;) {
+            struct dpf_error e2 = {0};
+            struct term *next = term_create(r, &e2);
+            worker_lock(&r->w);
+            if (next) {
+                r->cur = next;
+                atomic_fetch_add(&r->terms, 1);
+            }
+            bool go = next || worker_wait(&r->w, 2000);
+            bool stop = worker_stopping(&r->w);
+            worker_unlock(&r->w);
+            if (next && stop) {
+                break; /* ctrl_runner_stop destroys r->cur */
+            }
+            if (next) {
+                break;
+            }
+            log_error("cannot rebuild the controllers; retrying",
+                      "error=\"%s\"", e2.message);
+            if (!go) {
+                break;
+            }
+        }
+        worker_lock(&r->w);
+        bool have = r->cur != NULL;
+        worker_unlock(&r->w);
+        if (!have) {
+            break;
         }
     }
     return NULL;
@@ -145,20 +303,9 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
                       "the witness controller needs its ConfigMap");
         return NULL;
     }
-    struct kubeconfig_options ko = {.path = cfg->kubeconfig,
-                                    .context = cfg->context};
-    struct kubeconfig *kc = NULL;
-    if (kubeconfig_load(&ko, &kc, err) < 0) {
-        return NULL;
-    }
-    struct controller_manager *m = controller_manager_create(kc, err);
-    kubeconfig_free(kc);
-    if (!m) {
-        return NULL;
-    }
     struct ctrl_runner *r = xcalloc(1, sizeof *r);
     r->cfg = *cfg;
-    r->m = m;
+    worker_init(&r->w);
     if (cfg->identity && *cfg->identity) {
         r->identity = xstrdup(cfg->identity);
     } else {
@@ -172,37 +319,31 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
     r->lease_name =
         xstrdup(cfg->lease_name && *cfg->lease_name ? cfg->lease_name
                                                     : "dpf-controller-manager");
+    r->kubeconfig = cfg->kubeconfig ? xstrdup(cfg->kubeconfig) : NULL;
+    r->context = cfg->context ? xstrdup(cfg->context) : NULL;
+    r->bfb_dir = cfg->bfb_dir ? xstrdup(cfg->bfb_dir) : NULL;
+    r->witness = cfg->witness ? xstrdup(cfg->witness) : NULL;
+    r->component = cfg->component ? xstrdup(cfg->component) : NULL;
     r->cfg.identity = r->identity;
     r->cfg.lease_namespace = r->lease_ns;
     r->cfg.lease_name = r->lease_name;
-    const char *component = cfg->component ? cfg->component : "dpf";
-    if (cfg->controllers & CTRL_BFB) {
-        r->bfb = bfb_ctrl_add(m, cfg->bfb_dir, component, err);
-        if (!r->bfb) {
-            ctrl_runner_stop(r);
-            return NULL;
-        }
+    r->cfg.kubeconfig = r->kubeconfig;
+    r->cfg.context = r->context;
+    r->cfg.bfb_dir = r->bfb_dir;
+    r->cfg.witness = r->witness;
+    r->cfg.component = r->component;
+    r->cur = term_create(r, err);
+    if (!r->cur) {
+        ctrl_runner_stop(r);
+        return NULL;
     }
-    if (cfg->controllers & CTRL_WITNESS) {
-        r->witness = witness_ctrl_add(m, cfg->witness, r->identity,
-                                      cfg->witness_period_ms, err);
-        if (!r->witness) {
-            ctrl_runner_stop(r);
-            return NULL;
-        }
-    }
-    r->cfg.bfb_dir = NULL; /* not kept: bfb copied what it needs */
-    r->cfg.witness = NULL;
-    r->cfg.kubeconfig = NULL;
-    r->cfg.context = NULL;
-    r->cfg.component = NULL;
-    if (thread_start(&r->thread, NULL, "controllers", runner_main, r) != 0) {
+    atomic_store(&r->terms, 1);
+    if (worker_start(&r->w, "controllers", runner_main, r) != 0) {
         dpf_error_set(err, 500, "InternalError",
                       "cannot start the controller runner thread");
         ctrl_runner_stop(r);
         return NULL;
     }
-    r->thread_running = true;
     log_info("controllers starting", "identity=%s leader_elect=%s", r->identity,
              cfg->leader_elect ? "true" : "false");
     return r;
@@ -220,10 +361,20 @@ ctrl_runner_leading(struct ctrl_runner *r)
     return atomic_load(&r->leading);
 }
 
+unsigned
+ctrl_runner_terms(struct ctrl_runner *r)
+{
+    return atomic_load(&r->terms);
+}
+
 void
 ctrl_runner_metrics(struct ctrl_runner *r, struct dbuf *out)
 {
-    controller_manager_metrics(r->m, out);
+    worker_lock(&r->w);
+    struct term *t = r->cur;
+    if (t) {
+        controller_manager_metrics(t->m, out);
+    }
     if (r->cfg.leader_elect) {
         dbuf_printf(out,
                     "# HELP leader_election_master_status 1 while this "
@@ -231,10 +382,17 @@ ctrl_runner_metrics(struct ctrl_runner *r, struct dbuf *out)
                     "# TYPE leader_election_master_status gauge\n"
                     "leader_election_master_status{name=\"%s\"} %d\n",
                     r->lease_name, atomic_load(&r->leading) ? 1 : 0);
+        dbuf_printf(out,
+                    "# HELP dpf_controllers_terms_total Terms of office "
+                    "started (1 + campaigns after a lost Lease).\n"
+                    "# TYPE dpf_controllers_terms_total counter\n"
+                    "dpf_controllers_terms_total %u\n",
+                    atomic_load(&r->terms));
     }
-    if (r->bfb) {
-        bfb_ctrl_metrics(r->bfb, out);
+    if (t && t->bfb) {
+        bfb_ctrl_metrics(t->bfb, out);
     }
+    worker_unlock(&r->w);
 }
 
 void
@@ -243,22 +401,18 @@ ctrl_runner_stop(struct ctrl_runner *r)
     if (!r) {
         return;
     }
-    atomic_store(&r->stop, true);
-    if (r->thread_running) {
-        pthread_join(r->thread, NULL);
-    }
-    /* Hand-over order: workers finish their reconcile, downloads stop,
-     * the Lease is released (the loop still runs for that), then the
-     * informers and the loop stop. */
-    controller_manager_stop_workers(r->m);
-    bfb_ctrl_stop(r->bfb);
-    leader_elector_destroy(r->le);
-    controller_manager_destroy(r->m);
-    bfb_ctrl_destroy(r->bfb);
-    witness_ctrl_destroy(r->witness);
+    worker_stop(&r->w);
+    term_destroy(r->cur);
+    r->cur = NULL;
+    worker_destroy(&r->w);
     log_info("controllers stopped", "identity=%s", r->identity);
     free(r->identity);
     free(r->lease_ns);
     free(r->lease_name);
+    free(r->kubeconfig);
+    free(r->context);
+    free(r->bfb_dir);
+    free(r->witness);
+    free(r->component);
     free(r);
 }

@@ -1183,14 +1183,6 @@ limit_malloc_arenas(void)
  * dpf-controller-manager with --leader-elect stays a standby while this
  * server runs, and a restarted server takes its Lease back at once. */
 static void
-server_controllers_lost(void *arg)
-{
-    log_error("in-process controllers lost their Lease and stopped; "
-              "restart dpf-server to run them again",
-              "lease=dpf-operator-system/dpf-controller-manager");
-}
-
-static void
 server_start_controllers(struct server *srv, const char *kubeconfig)
 {
     const struct server_options *o = srv->opt;
@@ -1209,7 +1201,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
         .leader_elect = true,
         .identity = identity,
         .component = "dpf-server",
-        .on_lost = server_controllers_lost,
+        .recampaign = true,
     };
     struct dpf_error err = {0};
     srv->controllers = ctrl_runner_start(&cfg, &err);

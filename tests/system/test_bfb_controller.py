@@ -288,3 +288,58 @@ def test_progress_writes_are_paced(server, web):
     assert len(progress) <= took + 1.5, [e["object"]["status"] for e in evs]
     # Plus ADDED, the finalizer and Ready.
     assert len(evs) <= took + 4.5
+
+
+LEASE = ("/apis/coordination.k8s.io/v1/namespaces/dpf-operator-system/"
+         "leases/dpf-controller-manager")
+
+
+def put_lease(srv, holder, duration):
+    """Write the Lease's holder as another candidate would (retrying the
+    409s that the elector's own renewals cause)."""
+    def attempt():
+        _, obj = srv.json("GET", LEASE, expect=200)
+        obj["spec"]["holderIdentity"] = holder
+        obj["spec"]["leaseDurationSeconds"] = duration
+        obj["spec"]["renewTime"] = time.strftime(
+            "%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        st, _ = srv.json("PUT", LEASE, obj)
+        return st == 200
+    wait_for(attempt, 30, interval=0.2, what=f"Lease written for {holder}")
+
+
+def test_in_process_controllers_campaign_again_after_losing_the_lease(
+        server, web):
+    """A dpf-server whose controllers lose their Lease (here: another
+    candidate takes it) stops reconciling, then campaigns again and
+    resumes by itself once the Lease is free: no restart needed."""
+    wait_for(lambda: server.request("GET", LEASE)[0] == 200, 30,
+             what="dpf-server's Lease")
+    _, obj = server.json("GET", LEASE, expect=200)
+    ours = obj["spec"]["holderIdentity"]
+    assert ours.startswith("dpf-server_")
+    wait_for(lambda: "term=1" in server.log_text(), 30, what="caches synced")
+    put_lease(server, "thief", 3600)
+    # The renew deadline (10 s) passes without a renewal: the term ends.
+    wait_for(lambda: "leadership lost; campaigning again" in
+             server.log_text(), 40, what="lost leadership logged")
+    # While the thief holds the Lease, nothing is reconciled.
+    web.files["/during.bfb"] = os.urandom(64 * 1024)
+    create_bfb(server, "during", web.base + "/during.bfb")
+    time.sleep(6)
+    obj = get_bfb(server, "during")
+    assert "finalizers" not in obj["metadata"], obj
+    # (the API sets phase Initializing on create; the controller would
+    # add conditions and bytes)
+    assert obj.get("status", {}) in ({}, {"phase": "Initializing"}), obj
+    assert web.ranges == []
+    # The thief lets go (holder "", as a clean hand-over writes it).
+    put_lease(server, "", 1)
+    obj = wait_for(lambda: (o := get_bfb(server, "during")) and
+                   o.get("status", {}).get("phase") == "Ready" and o,
+                   60, what="BFB Ready in the new term")
+    assert obj["status"]["sha256"] == hashlib.sha256(
+        web.files["/during.bfb"]).hexdigest()
+    _, lease = server.json("GET", LEASE, expect=200)
+    assert lease["spec"]["holderIdentity"] == ours
+    assert "term=2" in server.log_text()

@@ -1,6 +1,11 @@
 /* dts-exporter: the client library apps use to send telemetry to dts.
  * Frames are built with lib/dts-ipc.h into one output buffer; consecutive
- * events of the same type are merged into one EVENT frame. */
+ * events of the same type are merged into one EVENT frame.
+ *
+ * The library runs inside applications, so nothing here may abort: every
+ * allocation is checked (no x* allocator, no dbuf_append() that can grow
+ * the buffer) and reported as -ENOMEM. tests/unit/test-dts-exporter-oom.c
+ * fails each allocation of a whole session in turn to hold us to that. */
 #include "dpf/dts-exporter.h"
 
 #include <errno.h>
@@ -137,8 +142,12 @@ exp_connect(struct dts_exporter *ex)
     ex->out_off = 0;
     ex->out_records = 0;
     ex->batch_type = -1;
-    dts_ipc_encode_hello(&ex->out, &ex->hello);
-    dts_ipc_encode_schema(&ex->out, ex->schema);
+    if (dts_ipc_encode_hello(&ex->out, &ex->hello) < 0 ||
+        dts_ipc_encode_schema(&ex->out, ex->schema) < 0) {
+        /* dts would refuse a session without both: start again later */
+        exp_disconnect(ex);
+        return -ENOMEM;
+    }
     return exp_write(ex);
 }
 
@@ -149,30 +158,42 @@ dts_exporter_create(const struct dts_exporter_options *o)
     if (!o) {
         o = &def;
     }
-    char *path;
+    /* The socket path, checked against sun_path before any allocation. */
+    char pathbuf[sizeof((struct sockaddr_un *) NULL)->sun_path];
+    int n;
     if (o->socket_path) {
-        path = xstrdup(o->socket_path);
+        n = snprintf(pathbuf, sizeof pathbuf, "%s", o->socket_path);
     } else {
         const char *dir = o->ipc_dir ? o->ipc_dir : getenv("DTS_IPC_DIR");
         if (!dir || !*dir) {
             dir = DTS_EXPORTER_DEFAULT_IPC_DIR;
         }
-        path = xasprintf("%s/%s", dir, DTS_EXPORTER_SOCKET_NAME);
+        n = snprintf(pathbuf, sizeof pathbuf, "%s/%s", dir,
+                     DTS_EXPORTER_SOCKET_NAME);
     }
     const char *id =
         o->source_id ? o->source_id : program_invocation_short_name;
     const char *tag = o->source_tag ? o->source_tag : "";
-    struct sockaddr_un sun;
-    if (strlen(path) >= sizeof sun.sun_path || strlen(id) >= DTS_IPC_MAX_NAME ||
-        strlen(tag) >= DTS_IPC_MAX_NAME) {
-        free(path);
+    if (n < 0 || (size_t) n >= sizeof pathbuf ||
+        strlen(id) >= DTS_IPC_MAX_NAME || strlen(tag) >= DTS_IPC_MAX_NAME) {
         errno = EINVAL;
         return NULL;
     }
-    struct dts_exporter *ex = xcalloc(1, sizeof *ex);
-    ex->path = path;
+    struct dts_exporter *ex = calloc(1, sizeof *ex);
+    if (!ex) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ex->path = strdup(pathbuf);
     ex->schema =
         dts_ipc_schema_create(o->schema_name ? o->schema_name : "default");
+    if (!ex->path || !ex->schema) {
+        dts_ipc_schema_free(ex->schema);
+        free(ex->path);
+        free(ex);
+        errno = ENOMEM;
+        return NULL;
+    }
     ex->hello.pid = (uint32_t) getpid();
     snprintf(ex->hello.source_id, sizeof ex->hello.source_id, "%s", id);
     snprintf(ex->hello.source_tag, sizeof ex->hello.source_tag, "%s", tag);
@@ -191,10 +212,13 @@ int
 dts_exporter_add_type(struct dts_exporter *ex, const char *name,
                       const struct dts_exporter_field *fields, size_t n_fields)
 {
+    if (!ex) {
+        return -EINVAL;
+    }
     if (ex->started) {
         return -EBUSY;
     }
-    if (n_fields > DTS_IPC_MAX_FIELDS) {
+    if (n_fields > DTS_IPC_MAX_FIELDS || (n_fields && !fields)) {
         return -EINVAL;
     }
     struct dts_ipc_field_decl decl[DTS_IPC_MAX_FIELDS];
@@ -213,7 +237,7 @@ dts_exporter_add_type(struct dts_exporter *ex, const char *name,
 size_t
 dts_exporter_type_size(const struct dts_exporter *ex, int type_index)
 {
-    if (type_index < 0 || (unsigned) type_index >= ex->schema->n_types) {
+    if (!ex || type_index < 0 || (unsigned) type_index >= ex->schema->n_types) {
         return 0;
     }
     return ex->schema->types[type_index].size;
@@ -222,6 +246,9 @@ dts_exporter_type_size(const struct dts_exporter *ex, int type_index)
 int
 dts_exporter_start(struct dts_exporter *ex)
 {
+    if (!ex) {
+        return -EINVAL;
+    }
     ex->started = true;
     if (ex->fd >= 0) {
         return 0;
@@ -233,40 +260,54 @@ dts_exporter_start(struct dts_exporter *ex)
     return rc;
 }
 
-/* Make room for need more bytes; false when the record must be dropped. */
-static bool
+/* Make room for need more bytes: 0, EXP_DROP when the record must be
+ * dropped (dts absent or too slow), or -ENOMEM. */
+#define EXP_DROP 1
+static int
 exp_reserve(struct dts_exporter *ex, size_t need)
 {
     if (ex->fd < 0) {
         if (time_mono_ms() - ex->last_try_ms < 1000) {
-            return false;
+            return EXP_DROP;
         }
-        if (exp_connect(ex) < 0) {
+        int rc = exp_connect(ex);
+        if (rc < 0) {
             ex->st.errors++;
-            return false;
+            return rc == -ENOMEM ? rc : EXP_DROP;
         }
     }
     if (ex->out.len - ex->out_off + need <= ex->cap) {
-        return true;
+        return 0;
     }
     if (exp_write(ex) < 0) {
-        return false;
+        return EXP_DROP;
     }
     while (ex->out.len - ex->out_off + need > ex->cap) {
         if (!ex->block || ex->fd < 0) {
-            return false;
+            return EXP_DROP;
         }
         if (!exp_wait(ex, EXPORTER_FLUSH_MS) || exp_write(ex) < 0) {
-            return false;
+            return EXP_DROP;
         }
     }
-    return true;
+    return 0;
+}
+
+/* The result of a send call whose records could not be queued. */
+static int
+exp_dropped(struct dts_exporter *ex, int rc, size_t count)
+{
+    ex->st.dropped += count;
+    return rc < 0 ? rc : 0;
 }
 
 int
 dts_exporter_send_events(struct dts_exporter *ex, int type_index,
                          const void *events, size_t count)
 {
+    if (!ex) {
+        return -EINVAL;
+    }
     if (!ex->started) {
         return -EPIPE;
     }
@@ -288,15 +329,21 @@ dts_exporter_send_events(struct dts_exporter *ex, int type_index,
                 n = DPF_MIN(count, (EXPORTER_MAX_BATCH - 16) / size);
             }
         }
-        if (!exp_reserve(ex, n * size + (extend ? 0 : 16))) {
-            ex->st.dropped += count;
-            return 0;
+        int rc = exp_reserve(ex, n * size + (extend ? 0 : 16));
+        if (rc != 0) {
+            return exp_dropped(ex, rc, count);
         }
         if (ex->batch_type != type_index) {
             extend = false; /* exp_reserve wrote the open frame out */
         }
         if (extend) {
-            /* grow the open EVENT frame: length and count in place */
+            /* grow the open EVENT frame: data first, so that a failed
+             * allocation leaves the frame as it was */
+            if (dbuf_try_reserve(&ex->out, n * size) < 0) {
+                return exp_dropped(ex, -ENOMEM, count);
+            }
+            dbuf_append(&ex->out, p, n * size);
+            /* then its length and count, in place */
             uint8_t *h = (uint8_t *) ex->out.data + ex->batch_off;
             uint32_t len = (uint32_t) (frame_len + n * size);
             uint32_t cnt = (uint32_t) h[12] | ((uint32_t) h[13] << 8) |
@@ -306,11 +353,13 @@ dts_exporter_send_events(struct dts_exporter *ex, int type_index,
                 h[i] = (uint8_t) (len >> (8 * i));
                 h[12 + i] = (uint8_t) (cnt >> (8 * i));
             }
-            dbuf_append(&ex->out, p, n * size);
         } else {
-            ex->batch_off = ex->out.len;
-            dts_ipc_encode_events(&ex->out, (uint16_t) type_index, p,
-                                  (uint32_t) size, (uint32_t) n);
+            size_t off = ex->out.len;
+            if (dts_ipc_encode_events(&ex->out, (uint16_t) type_index, p,
+                                      (uint32_t) size, (uint32_t) n) < 0) {
+                return exp_dropped(ex, -ENOMEM, count);
+            }
+            ex->batch_off = off;
             ex->batch_type = type_index;
         }
         ex->out_records += n;
@@ -325,7 +374,7 @@ int
 dts_exporter_send_event(struct dts_exporter *ex, int type_index,
                         const void *event, size_t size)
 {
-    if (size != dts_exporter_type_size(ex, type_index)) {
+    if (!ex || size != dts_exporter_type_size(ex, type_index)) {
         return -EINVAL;
     }
     return dts_exporter_send_events(ex, type_index, event, 1);
@@ -334,6 +383,9 @@ dts_exporter_send_event(struct dts_exporter *ex, int type_index,
 static int
 send_counter(struct dts_exporter *ex, const struct dts_ipc_counter *c)
 {
+    if (!ex) {
+        return -EINVAL;
+    }
     if (!ex->started) {
         return -EPIPE;
     }
@@ -341,12 +393,14 @@ send_counter(struct dts_exporter *ex, const struct dts_ipc_counter *c)
     if (n == 0 || n >= DTS_IPC_MAX_NAME) {
         return -EINVAL;
     }
-    if (!exp_reserve(ex, 8 + 12 + 2 + n + 9)) {
-        ex->st.dropped++;
-        return 0;
+    int rc = exp_reserve(ex, 8 + 12 + 2 + n + 9);
+    if (rc != 0) {
+        return exp_dropped(ex, rc, 1);
     }
     ex->batch_type = -1;
-    dts_ipc_encode_counters(&ex->out, time_wall_ns(), c, 1);
+    if (dts_ipc_encode_counters(&ex->out, time_wall_ns(), c, 1) < 0) {
+        return exp_dropped(ex, -ENOMEM, 1);
+    }
     ex->out_records++;
     ex->st.counters++;
     return 0;
@@ -379,6 +433,9 @@ int
 dts_exporter_send_netflow(struct dts_exporter *ex,
                           const struct dts_exporter_netflow_record *r)
 {
+    if (!ex) {
+        return -EINVAL;
+    }
     if (!ex->started) {
         return -EPIPE;
     }
@@ -400,12 +457,14 @@ dts_exporter_send_netflow(struct dts_exporter *ex,
     };
     memcpy(f.src, r->src, 16);
     memcpy(f.dst, r->dst, 16);
-    if (!exp_reserve(ex, 16 + DTS_IPC_NETFLOW_RECORD_LEN)) {
-        ex->st.dropped++;
-        return 0;
+    int rc = exp_reserve(ex, 16 + DTS_IPC_NETFLOW_RECORD_LEN);
+    if (rc != 0) {
+        return exp_dropped(ex, rc, 1);
     }
     ex->batch_type = -1;
-    dts_ipc_encode_netflow(&ex->out, &f, 1);
+    if (dts_ipc_encode_netflow(&ex->out, &f, 1) < 0) {
+        return exp_dropped(ex, -ENOMEM, 1);
+    }
     ex->out_records++;
     ex->st.netflow++;
     return 0;
@@ -414,6 +473,9 @@ dts_exporter_send_netflow(struct dts_exporter *ex,
 int
 dts_exporter_flush(struct dts_exporter *ex)
 {
+    if (!ex) {
+        return -EINVAL;
+    }
     int64_t deadline = time_mono_ms() + EXPORTER_FLUSH_MS;
     while (ex->fd >= 0 && ex->out_off < ex->out.len) {
         int rc = exp_write(ex);
@@ -435,7 +497,9 @@ void
 dts_exporter_get_stats(const struct dts_exporter *ex,
                        struct dts_exporter_stats *st)
 {
-    *st = ex->st;
+    if (ex && st) {
+        *st = ex->st;
+    }
 }
 
 void
@@ -446,7 +510,9 @@ dts_exporter_destroy(struct dts_exporter *ex)
     }
     if (ex->fd >= 0) {
         ex->batch_type = -1;
-        dts_ipc_encode_bye(&ex->out);
+        /* without memory for BYE, closing still ends the session: dts
+         * treats EOF as a departure too */
+        (void) dts_ipc_encode_bye(&ex->out);
         dts_exporter_flush(ex);
         close(ex->fd);
     }

@@ -33,9 +33,18 @@
  * options.block_when_full the library waits for dts instead of dropping
  * while connected. The wire protocol is docs/services/dts-ipc.md.
  *
- * Not thread-safe: use one exporter per thread. The library never exits or
- * prints; functions return 0 / a non-negative value or a negative errno.
- * Every pointer passed in is borrowed for the duration of the call. */
+ * Not thread-safe: use one exporter per thread. The library never exits,
+ * aborts or prints inside your process; functions return 0 / a
+ * non-negative value or a negative errno. Every pointer passed in is
+ * borrowed for the duration of the call.
+ *
+ * Out of memory: no function aborts when an allocation fails.
+ * dts_exporter_create() returns NULL with errno ENOMEM; every function
+ * returning int returns -ENOMEM, and then nothing changed (add_type: the
+ * type was not added; a send: its records were not queued and count in
+ * stats.dropped; start: not connected, retried like an absent dts).
+ * dts_exporter_destroy() frees everything whatever failed before. A NULL
+ * exporter makes a function return -EINVAL (size: 0) rather than crash. */
 #ifndef DTS_EXPORTER_H
 #define DTS_EXPORTER_H
 
@@ -123,18 +132,22 @@ struct dts_exporter;
  * or out of memory. */
 struct dts_exporter *dts_exporter_create(const struct dts_exporter_options *o);
 /* Declare an event type before dts_exporter_start(). Returns its index
- * (>= 0) or -EINVAL (bad name/type/count), -EEXIST, -EBUSY (started). */
+ * (>= 0) or -EINVAL (bad name/type/count), -EEXIST, -EBUSY (started),
+ * -ENOMEM. */
 int dts_exporter_add_type(struct dts_exporter *ex, const char *name,
                           const struct dts_exporter_field *fields,
                           size_t n_fields);
 /* Packed size in bytes of one event of the type, or 0 if unknown. */
 size_t dts_exporter_type_size(const struct dts_exporter *ex, int type_index);
 /* Connect and send HELLO + SCHEMA. 0, or a negative errno when dts is not
- * reachable now (the exporter stays usable and retries later). */
+ * reachable now or memory ran out (-ENOMEM); the exporter stays usable and
+ * retries later. */
 int dts_exporter_start(struct dts_exporter *ex);
 /* Send count events of one type; events holds count packed events of
  * dts_exporter_type_size() bytes each. 0 (sent or dropped-and-counted),
- * -EINVAL (unknown type), -EPIPE (not started). */
+ * -EINVAL (unknown type), -EPIPE (not started), -ENOMEM (the events not
+ * yet queued were dropped and counted). The other send functions return
+ * the same values. */
 int dts_exporter_send_events(struct dts_exporter *ex, int type_index,
                              const void *events, size_t count);
 /* One event; size must equal dts_exporter_type_size(). */

@@ -105,6 +105,28 @@ dbuf_reserve(struct dbuf *b, size_t extra)
     b->cap = cap;
 }
 
+int
+dbuf_try_reserve(struct dbuf *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 4 - b->len) {
+        return -ENOMEM;
+    }
+    if (b->len + extra + 1 <= b->cap) {
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) {
+        cap *= 2;
+    }
+    char *data = realloc(b->data, cap);
+    if (!data) {
+        return -ENOMEM;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
 void
 dbuf_append(struct dbuf *b, const void *p, size_t n)
 {

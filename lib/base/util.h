@@ -38,6 +38,11 @@ struct dbuf {
 };
 void dbuf_init(struct dbuf *b);
 void dbuf_append(struct dbuf *b, const void *p, size_t n);
+/* Make room for extra more bytes without aborting: 0, or -ENOMEM with b
+ * unchanged. After success, appends totalling at most extra bytes do not
+ * allocate (so cannot abort): the path for code that must report OOM, such
+ * as the public client library libdts-exporter. */
+int dbuf_try_reserve(struct dbuf *b, size_t extra);
 void dbuf_puts(struct dbuf *b, const char *s);
 void dbuf_printf(struct dbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

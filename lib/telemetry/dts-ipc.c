@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Bounds on a declared type beyond the header's: an event must fit in a
@@ -185,7 +186,10 @@ text_ok(const char *s, size_t n)
 struct dts_ipc_schema *
 dts_ipc_schema_create(const char *name)
 {
-    struct dts_ipc_schema *s = xcalloc(1, sizeof *s);
+    struct dts_ipc_schema *s = calloc(1, sizeof *s);
+    if (!s) {
+        return NULL;
+    }
     snprintf(s->name, sizeof s->name, "%s", name ? name : "default");
     return s;
 }
@@ -233,7 +237,12 @@ dts_ipc_schema_add_type(struct dts_ipc_schema *s, const char *name,
                       DTS_IPC_MAX_FIELDS, n);
         return -EINVAL;
     }
-    struct dts_ipc_field *f = xcalloc(n, sizeof *f);
+    struct dts_ipc_field *f = calloc(n, sizeof *f);
+    if (!f) {
+        dpf_error_set(err, 500, "InternalError", "event type %s: out of memory",
+                      name);
+        return -ENOMEM;
+    }
     uint32_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const struct dts_ipc_field_decl *in = &fields[i];
@@ -282,7 +291,15 @@ dts_ipc_schema_add_type(struct dts_ipc_schema *s, const char *name,
             return -EINVAL;
         }
     }
-    s->types = xrealloc(s->types, (s->n_types + 1) * sizeof *s->types);
+    struct dts_ipc_evtype *types =
+        realloc(s->types, (s->n_types + 1) * sizeof *s->types);
+    if (!types) {
+        dpf_error_set(err, 500, "InternalError", "event type %s: out of memory",
+                      name);
+        free(f);
+        return -ENOMEM;
+    }
+    s->types = types;
     struct dts_ipc_evtype *t = &s->types[s->n_types];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -335,6 +352,10 @@ dts_ipc_schema_from_json(const json_t *j, struct dpf_error *err)
         return NULL;
     }
     struct dts_ipc_schema *s = dts_ipc_schema_create(name);
+    if (!s) {
+        dpf_error_set(err, 500, "InternalError", "schema: out of memory");
+        return NULL;
+    }
     size_t i;
     json_t *t;
     json_array_foreach(types, i, t)
@@ -472,9 +493,26 @@ dts_ipc_event_to_json(const struct dts_ipc_evtype *t, const uint8_t *data)
 
 /* ---- encoders ---------------------------------------------------------- */
 
-void
+/* Every encoder first reserves the whole frame with dbuf_try_reserve(), so
+ * the appends that follow never allocate: an encoder either appends a
+ * complete frame or returns -ENOMEM and leaves out unchanged. */
+
+/* Bytes put_str() writes for s. */
+static size_t
+str_len(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return 2 + (n > 0xffff ? 0xffff : n);
+}
+
+int
 dts_ipc_encode_hello(struct dbuf *out, const struct dts_ipc_hello *h)
 {
+    size_t len =
+        DTS_IPC_HDR_LEN + 12 + str_len(h->source_id) + str_len(h->source_tag);
+    if (dbuf_try_reserve(out, len) < 0) {
+        return -ENOMEM;
+    }
     size_t off = frame_begin(out, DTS_IPC_HELLO);
     put_u32(out, DTS_IPC_MAGIC);
     put_u16(out, DTS_IPC_VERSION);
@@ -483,11 +521,23 @@ dts_ipc_encode_hello(struct dbuf *out, const struct dts_ipc_hello *h)
     put_str(out, h->source_id);
     put_str(out, h->source_tag);
     frame_end(out, off);
+    return 0;
 }
 
-void
+int
 dts_ipc_encode_schema(struct dbuf *out, const struct dts_ipc_schema *s)
 {
+    size_t len = DTS_IPC_HDR_LEN + str_len(s->name) + 2;
+    for (unsigned i = 0; i < s->n_types; i++) {
+        const struct dts_ipc_evtype *t = &s->types[i];
+        len += str_len(t->name) + 2;
+        for (unsigned k = 0; k < t->n_fields; k++) {
+            len += str_len(t->fields[k].name) + 4;
+        }
+    }
+    if (dbuf_try_reserve(out, len) < 0) {
+        return -ENOMEM;
+    }
     size_t off = frame_begin(out, DTS_IPC_SCHEMA);
     put_str(out, s->name);
     put_u16(out, (uint16_t) s->n_types);
@@ -503,24 +553,37 @@ dts_ipc_encode_schema(struct dbuf *out, const struct dts_ipc_schema *s)
         }
     }
     frame_end(out, off);
+    return 0;
 }
 
-void
+int
 dts_ipc_encode_events(struct dbuf *out, uint16_t type_index, const void *events,
                       uint32_t size, uint32_t count)
 {
+    if (dbuf_try_reserve(out, DTS_IPC_HDR_LEN + 8 + (size_t) size * count) <
+        0) {
+        return -ENOMEM;
+    }
     size_t off = frame_begin(out, DTS_IPC_EVENT);
     put_u16(out, type_index);
     put_u16(out, 0);
     put_u32(out, count);
     dbuf_append(out, events, (size_t) size * count);
     frame_end(out, off);
+    return 0;
 }
 
-void
+int
 dts_ipc_encode_counters(struct dbuf *out, int64_t time_ns,
                         const struct dts_ipc_counter *c, size_t n)
 {
+    size_t len = DTS_IPC_HDR_LEN + 12;
+    for (size_t i = 0; i < n; i++) {
+        len += str_len(c[i].name) + 9;
+    }
+    if (dbuf_try_reserve(out, len) < 0) {
+        return -ENOMEM;
+    }
     size_t off = frame_begin(out, DTS_IPC_COUNTER);
     put_u64(out, (uint64_t) time_ns);
     put_u16(out, (uint16_t) n);
@@ -537,11 +600,17 @@ dts_ipc_encode_counters(struct dbuf *out, int64_t time_ns,
         }
     }
     frame_end(out, off);
+    return 0;
 }
 
-void
+int
 dts_ipc_encode_netflow(struct dbuf *out, const struct nf_flow *f, size_t n)
 {
+    if (n > (SIZE_MAX / 2) / DTS_IPC_NETFLOW_RECORD_LEN ||
+        dbuf_try_reserve(out, DTS_IPC_HDR_LEN + 8 +
+                                  n * DTS_IPC_NETFLOW_RECORD_LEN) < 0) {
+        return -ENOMEM;
+    }
     size_t off = frame_begin(out, DTS_IPC_NETFLOW);
     put_u32(out, (uint32_t) n);
     put_u32(out, 0);
@@ -562,13 +631,18 @@ dts_ipc_encode_netflow(struct dbuf *out, const struct nf_flow *f, size_t n)
         put_u64(out, f[i].end_ms);
     }
     frame_end(out, off);
+    return 0;
 }
 
-void
+int
 dts_ipc_encode_bye(struct dbuf *out)
 {
+    if (dbuf_try_reserve(out, DTS_IPC_HDR_LEN) < 0) {
+        return -ENOMEM;
+    }
     size_t off = frame_begin(out, DTS_IPC_BYE);
     frame_end(out, off);
+    return 0;
 }
 
 /* ---- session decoder --------------------------------------------------- */
@@ -710,6 +784,9 @@ decode_schema(struct dts_ipc_session *s, struct rd *r, struct dpf_error *err)
         return fail(s, -EBADMSG, err, "SCHEMA", "too many types");
     }
     struct dts_ipc_schema *sc = dts_ipc_schema_create(name);
+    if (!sc) {
+        return fail(s, -ENOMEM, err, "SCHEMA", "out of memory");
+    }
     struct dts_ipc_field_decl fields[DTS_IPC_MAX_FIELDS];
     char fnames[DTS_IPC_MAX_FIELDS][64];
     for (unsigned i = 0; i < n_types; i++) {

@@ -124,10 +124,12 @@ struct dts_ipc_counter {
 
 /* ---- schema helpers ---------------------------------------------------- */
 
-/* Empty schema with a name; free with dts_ipc_schema_free(). */
+/* Empty schema with a name; free with dts_ipc_schema_free(). NULL when out
+ * of memory (the schema functions never abort: see the encoders). */
 struct dts_ipc_schema *dts_ipc_schema_create(const char *name);
 /* Add a type; computes offsets and sizes. Returns its index or -EINVAL
- * (bad name, type or count; err says which), -EEXIST, -E2BIG. */
+ * (bad name, type or count; err says which), -EEXIST, -E2BIG, -ENOMEM
+ * (the schema is unchanged). */
 int dts_ipc_schema_add_type(struct dts_ipc_schema *s, const char *name,
                             const struct dts_ipc_field_decl *fields, size_t n,
                             struct dpf_error *err);
@@ -148,16 +150,18 @@ json_t *dts_ipc_event_to_json(const struct dts_ipc_evtype *t,
 
 /* ---- encoders ------------------------------------------------------------ */
 
-void dts_ipc_encode_hello(struct dbuf *out, const struct dts_ipc_hello *h);
-void dts_ipc_encode_schema(struct dbuf *out, const struct dts_ipc_schema *s);
+/* Each encoder appends one complete frame to out and returns 0, or returns
+ * -ENOMEM with out unchanged: they never abort, because libdts-exporter
+ * runs them inside applications. */
+int dts_ipc_encode_hello(struct dbuf *out, const struct dts_ipc_hello *h);
+int dts_ipc_encode_schema(struct dbuf *out, const struct dts_ipc_schema *s);
 /* A batch of count events of type_index, each size bytes. */
-void dts_ipc_encode_events(struct dbuf *out, uint16_t type_index,
-                           const void *events, uint32_t size, uint32_t count);
-void dts_ipc_encode_counters(struct dbuf *out, int64_t time_ns,
-                             const struct dts_ipc_counter *c, size_t n);
-void dts_ipc_encode_netflow(struct dbuf *out, const struct nf_flow *f,
-                            size_t n);
-void dts_ipc_encode_bye(struct dbuf *out);
+int dts_ipc_encode_events(struct dbuf *out, uint16_t type_index,
+                          const void *events, uint32_t size, uint32_t count);
+int dts_ipc_encode_counters(struct dbuf *out, int64_t time_ns,
+                            const struct dts_ipc_counter *c, size_t n);
+int dts_ipc_encode_netflow(struct dbuf *out, const struct nf_flow *f, size_t n);
+int dts_ipc_encode_bye(struct dbuf *out);
 
 /* ---- session decoder --------------------------------------------------- */
 

@@ -11,7 +11,6 @@
 #include "lib/base/daemon.h"
 #include "lib/codecs/duration.h"
 
-
 struct emu_main {
     struct rshim_emu_config cfg;
     struct rshim_emu *emu;

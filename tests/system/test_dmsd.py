@@ -1,0 +1,252 @@
+"""dmsd against a Python gNMI/gNOI client generated at test time from
+dmsd/proto with Debian's python3-grpcio and python3-grpc-tools, over
+mutual TLS, pushing into dpf-rshim-emu (issue 9's acceptance)."""
+import os
+import time
+
+import grpc
+import pytest
+
+from bfb_util import parse_bfb, sample_bfb
+from dmsd_util import Dmsd, gen_client, make_pki
+from rshim_util import RshimEmu
+
+CHUNK = 64 * 1024
+CFG = b"UPDATE_DPU_OS=yes\nWITH_NIC_FW_UPDATE=yes\nbfb_modify_os() {\n  :\n}\n"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="module")
+def pb(tmp_path_factory):
+    return gen_client(str(tmp_path_factory.mktemp("pyclient")))
+
+
+@pytest.fixture
+def env(tmp_path, pki):
+    emu = RshimEmu(str(tmp_path), install="1s", reboot="300ms")
+    d = Dmsd(str(tmp_path), pki, emu.dir)
+    yield d, emu
+    d.stop()
+    assert emu.stop() == 0
+
+
+def channel(d, pki, who="client", ca="ca"):
+    def rd(name):
+        with open(os.path.join(pki, name), "rb") as f:
+            return f.read()
+    if who is None:
+        creds = grpc.ssl_channel_credentials(rd(f"{ca}.crt"))
+    else:
+        creds = grpc.ssl_channel_credentials(rd(f"{ca}.crt"), rd(f"{who}.key"),
+                                             rd(f"{who}.crt"))
+    return grpc.secure_channel(f"127.0.0.1:{d.port}", creds)
+
+
+def mode_path(pb):
+    g = pb["gnmi_pb2"]
+    return g.Path(elem=[g.PathElem(name=n)
+                        for n in ("nvidia", "mode", "config", "mode")])
+
+
+def set_mode(pb, ch, mode):
+    g = pb["gnmi_pb2"]
+    stub = pb["gnmi_pb2_grpc"].gNMIStub(ch)
+    return stub.Set(g.SetRequest(update=[g.Update(
+        path=mode_path(pb), val=g.TypedValue(string_val=mode))]), timeout=30)
+
+
+def install(pb, ch, version, data, end=True, chunks=None):
+    o = pb["gnoi_os_pb2"]
+
+    def requests():
+        yield o.InstallRequest(transfer_request=o.TransferRequest(
+            version=version, package_size=len(data) if end else 0))
+        sent = 0
+        for i in range(0, len(data), CHUNK):
+            if chunks is not None and sent >= chunks:
+                return  # the client gives up without TransferEnd
+            yield o.InstallRequest(transfer_content=data[i:i + CHUNK])
+            sent += 1
+        if end:
+            yield o.InstallRequest(transfer_end=o.TransferEnd())
+
+    stub = pb["gnoi_os_pb2_grpc"].OSStub(ch)
+    return list(stub.Install(requests(), timeout=120))
+
+
+def activate(pb, ch, version):
+    o = pb["gnoi_os_pb2"]
+    return pb["gnoi_os_pb2_grpc"].OSStub(ch).Activate(
+        o.ActivateRequest(version=version), timeout=120)
+
+
+def reboot_status(pb, ch):
+    s, t = pb["gnoi_system_pb2"], pb["gnoi_types_pb2"]
+    return pb["gnoi_system_pb2_grpc"].SystemStub(ch).RebootStatus(
+        s.RebootStatusRequest(subcomponents=[t.Path(elem=[
+            t.PathElem(name="CPU")])]), timeout=30)
+
+
+def poll_done(pb, ch, timeout=90):
+    deadline = time.time() + timeout
+    while True:
+        r = reboot_status(pb, ch)
+        if not r.active:
+            return r
+        assert time.time() < deadline, "RebootStatus stayed active"
+        time.sleep(0.2)
+
+
+def test_dpf_sequence_over_mutual_tls(env, pki, pb):
+    d, emu = env
+    o, s = pb["gnoi_os_pb2"], pb["gnoi_system_pb2"]
+    bfb = sample_bfb(version="4.9.1-13542", kernel_size=300001)
+    with channel(d, pki) as ch:
+        # 1. gNMI Set of the mode, per-operation result
+        r = set_mode(pb, ch, "DPU")
+        assert [x.op for x in r.response] == [3]  # UPDATE
+        # 2. Install the BFB: TransferReady ... Validated
+        resp = install(pb, ch, "bf-bundle-4.9.1.bfb", bfb)
+        kinds = [x.WhichOneof("response") for x in resp]
+        assert kinds[0] == "transfer_ready" and kinds[-1] == "validated"
+        assert resp[-1].validated.version == "bf-bundle-4.9.1.bfb"
+        # already there: Validated at once, no transfer
+        again = install(pb, ch, "bf-bundle-4.9.1.bfb", b"", end=False)
+        assert [x.WhichOneof("response") for x in again] == ["validated"]
+        # 3. Install the bf.cfg as <dpu>.cfg
+        resp = install(pb, ch, "dpu1.cfg", CFG)
+        assert resp[-1].WhichOneof("response") == "validated"
+        assert open(os.path.join(d.images, "dpu1.cfg"), "rb").read() == CFG
+        # 4. Activate "<bfb>;<cfg>"
+        r = activate(pb, ch, "bf-bundle-4.9.1.bfb;dpu1.cfg")
+        assert r.WhichOneof("response") == "activate_ok"
+        # 5. RebootStatus until not active
+        r = poll_done(pb, ch)
+        assert r.status.status == s.RebootStatus.STATUS_SUCCESS, r
+        assert r.count == 1
+        # the device ends with the BFB's version and the cfg's content
+        st = emu.state_json()
+        assert st["installed"]["version"] == "4.9.1-13542"
+        assert st["installed"]["bfcfg"] == CFG.decode()
+        assert st["installed"]["bfbBytes"] == len(bfb)
+        assert "DPU is ready" in emu.misc()
+        # gNMI Get reads the mode and the installed version
+        g = pb["gnmi_pb2"]
+        stub = pb["gnmi_pb2_grpc"].gNMIStub(ch)
+        got = stub.Get(g.GetRequest(path=[mode_path(pb), g.Path(elem=[
+            g.PathElem(name=n) for n in ("nvidia", "os", "state",
+                                         "version")])]), timeout=30)
+        vals = [n.update[0].val.string_val for n in got.notification]
+        assert vals == ["DPU", "4.9.1-13542"]
+        caps = stub.Capabilities(g.CapabilityRequest(), timeout=30)
+        assert caps.gNMI_version == "0.7.0"
+        v = pb["gnoi_os_pb2_grpc"].OSStub(ch).Verify(o.VerifyRequest(),
+                                                     timeout=30)
+        assert v.version == "4.9.1-13542"
+    # the mode survives a restart
+    d.stop()
+    d.start()
+    with channel(d, pki) as ch:
+        set_mode(pb, ch, "NIC")
+    d.stop()
+    d.start()
+    with channel(d, pki) as ch:
+        g = pb["gnmi_pb2"]
+        got = pb["gnmi_pb2_grpc"].gNMIStub(ch).Get(
+            g.GetRequest(path=[mode_path(pb)]), timeout=30)
+        assert got.notification[0].update[0].val.string_val == "NIC"
+
+
+def test_refusals(env, pki, pb):
+    d, emu = env
+    # no client certificate, and one from another CA: the TLS handshake fails
+    for who, ca in ((None, "ca"), ("foreign", "ca")):
+        with channel(d, pki, who=who, ca=ca) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                set_mode(pb, ch, "DPU")
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    # a valid certificate whose user is not in -allowed_users
+    d.stop()
+    d.args += ["-allowed_users", "dpf-provisioning-client,admin"]
+    d.start()
+    with channel(d, pki, who="stranger") as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            set_mode(pb, ch, "DPU")
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert '"someone-else" is not in -allowed_users' in e.value.details()
+    with channel(d, pki) as ch:
+        # a bad mode value and an unknown path name what is wrong
+        with pytest.raises(grpc.RpcError) as e:
+            set_mode(pb, ch, "SMART")
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert '"DPU" or "NIC"' in e.value.details()
+
+        # a BFB with a flipped byte: Install refuses it, naming the image
+        blob = bytearray(sample_bfb())
+        images, _ = parse_bfb(bytes(blob))
+        blob[images[2]["offset"] + 24 + 5000] ^= 0x04
+        resp = install(pb, ch, "bad.bfb", bytes(blob))
+        err = resp[-1].install_error
+        assert resp[-1].WhichOneof("response") == "install_error"
+        assert err.type == pb["gnoi_os_pb2"].InstallError.INTEGRITY_FAIL
+        assert 'image #2 "image" (ID 62' in err.detail
+        assert not os.path.exists(os.path.join(d.images, "bad.bfb"))
+        # and one that reached the folder another way: Activate refuses it
+        # before anything is written to boot
+        with open(os.path.join(d.images, "planted.bfb"), "wb") as f:
+            f.write(bytes(blob))
+        r = activate(pb, ch, "planted.bfb")
+        assert r.WhichOneof("response") == "activate_error"
+        assert 'image #2 "image" (ID 62' in r.activate_error.detail
+        assert "nothing was written" in r.activate_error.detail
+        assert emu.state_json()["bootSessions"] == 0
+        r = activate(pb, ch, "missing.bfb;dpu1.cfg")
+        assert r.activate_error.type == \
+            pb["gnoi_os_pb2"].ActivateError.NON_EXISTENT_VERSION
+        assert '"missing.bfb" is not installed' in r.activate_error.detail
+
+        # an Install stream cut in the middle: nothing partial is left
+        good = sample_bfb(kernel_size=400000)
+        with pytest.raises(grpc.RpcError) as e:
+            install(pb, ch, "cut.bfb", good, end=False, chunks=3)
+        assert e.value.code() == grpc.StatusCode.ABORTED
+        assert "without TransferEnd" in e.value.details()
+        left = [f for f in os.listdir(d.images) if f != ".dmsd"]
+        assert sorted(left) == ["planted.bfb"]
+        # and a retry succeeds
+        resp = install(pb, ch, "cut.bfb", good)
+        assert resp[-1].WhichOneof("response") == "validated"
+        assert open(os.path.join(d.images, "cut.bfb"), "rb").read() == good
+
+
+def test_killed_during_activate_is_retriable(tmp_path, pki, pb):
+    emu = RshimEmu(str(tmp_path), install="3s", reboot="300ms")
+    d = Dmsd(str(tmp_path), pki, emu.dir)
+    s = pb["gnoi_system_pb2"]
+    try:
+        with channel(d, pki) as ch:
+            install(pb, ch, "os.bfb", sample_bfb(version="7.7.7"))
+            install(pb, ch, "dpu1.cfg", CFG)
+            r = activate(pb, ch, "os.bfb;dpu1.cfg")
+            assert r.WhichOneof("response") == "activate_ok"
+            assert reboot_status(pb, ch).active
+        d.kill()  # SIGKILL while the DPU installs
+        d.start()
+        with channel(d, pki) as ch:
+            r = reboot_status(pb, ch)
+            assert not r.active
+            assert r.status.status == s.RebootStatus.STATUS_RETRIABLE_FAILURE
+            assert "activate again" in r.status.message
+            # the retry succeeds
+            r = activate(pb, ch, "os.bfb;dpu1.cfg")
+            assert r.WhichOneof("response") == "activate_ok"
+            r = poll_done(pb, ch)
+            assert r.status.status == s.RebootStatus.STATUS_SUCCESS, r
+        assert emu.state_json()["installed"]["version"] == "7.7.7"
+    finally:
+        d.stop()
+        emu.stop()

@@ -10,6 +10,7 @@
 #include <grpc/support/time.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "gnmi.pb-c.h"
+#include "gnoi_file.pb-c.h"
 #include "gnoi_os.pb-c.h"
 #include "gnoi_system.pb-c.h"
 #include "lib/base/log.h"
@@ -672,6 +674,22 @@ send_install(struct call *c, Gnoi__Os__InstallResponse *r)
     send_packed(c, &r->base);
 }
 
+/* Remove a partial file before the client hears of the failure, so that
+ * what it sees next is a folder without it. */
+static void
+drop_partial(int *fd, char **tmp)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    if (*tmp) {
+        unlink(*tmp);
+        free(*tmp);
+        *tmp = NULL;
+    }
+}
+
 static void
 os_install(struct call *c)
 {
@@ -688,6 +706,7 @@ os_install(struct call *c)
         !(req = gnoi__os__install_request__unpack(NULL, len, buf)) ||
         req->request_case !=
             GNOI__OS__INSTALL_REQUEST__REQUEST_TRANSFER_REQUEST) {
+        drop_partial(&fd, &tmp);
         finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
                "Install: the first message must be a TransferRequest");
         goto out;
@@ -696,6 +715,7 @@ os_install(struct call *c)
     snprintf(version, sizeof version, "%s", req->transfer_request->version);
     uint64_t size = req->transfer_request->package_size;
     if (!version_ok(version)) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
                       "version \"%s\" cannot name an image file (no '/', "
                       "no leading '.', under 200 characters)",
@@ -720,6 +740,7 @@ os_install(struct call *c)
     }
     pthread_mutex_unlock(&s->mu);
     if (!claimed) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INSTALL_IN_PROGRESS,
                       "another Install is in progress");
         goto out;
@@ -734,6 +755,7 @@ os_install(struct call *c)
         goto out;
     }
     if (is_cfg && size > DMSD_CFG_MAX) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
                       "a bf.cfg is at most %d bytes", DMSD_CFG_MAX);
         goto out;
@@ -741,6 +763,7 @@ os_install(struct call *c)
     tmp = xasprintf("%s/.%s.partial", s->cfg.image_folder, version);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
                       "cannot write %s: %s", tmp, strerror(errno));
         goto out;
@@ -766,6 +789,7 @@ os_install(struct call *c)
         }
         req = gnoi__os__install_request__unpack(NULL, len, buf);
         if (!req) {
+            drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__PARSE_FAIL,
                           "message %" PRIu64 " bytes into %s is not an "
                           "InstallRequest",
@@ -779,6 +803,7 @@ os_install(struct call *c)
         }
         if (req->request_case !=
             GNOI__OS__INSTALL_REQUEST__REQUEST_TRANSFER_CONTENT) {
+            drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
                           "expected transfer_content or transfer_end");
             goto out;
@@ -786,6 +811,7 @@ os_install(struct call *c)
         ProtobufCBinaryData d = req->transfer_content;
         got += d.len;
         if ((size && got > size) || (is_cfg && got > DMSD_CFG_MAX)) {
+            drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
                           "%s: more bytes than announced (%" PRIu64 ")",
                           version, size);
@@ -793,6 +819,7 @@ os_install(struct call *c)
         }
         struct dpf_error err = {0};
         if (reader && bfb_reader_feed(reader, d.data, d.len, &err) < 0) {
+            drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL,
                           "%s: %s", version, err.message);
             goto out;
@@ -805,6 +832,7 @@ os_install(struct call *c)
                 continue;
             }
             if (w < 0) {
+                drop_partial(&fd, &tmp);
                 install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
                               "writing %s: %s", tmp, strerror(errno));
                 goto out;
@@ -828,6 +856,7 @@ os_install(struct call *c)
          * partial may stay behind (out: removes the temporary file) */
         log_warn("install stream ended early", "version=%s bytes=%" PRIu64,
                  version, got);
+        drop_partial(&fd, &tmp);
         finish(c, NULL, GRPC_STATUS_ABORTED,
                "%s: the stream ended after %" PRIu64 " bytes without "
                "TransferEnd; nothing was kept",
@@ -836,11 +865,13 @@ os_install(struct call *c)
     }
     struct dpf_error err = {0};
     if (reader && bfb_reader_finish(reader, &err) < 0) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL,
                       "%s: %s", version, err.message);
         goto out;
     }
     if (size && got != size) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__PARSE_FAIL,
                       "%s: %" PRIu64 " bytes received, %" PRIu64 " announced",
                       version, got, size);
@@ -848,12 +879,14 @@ os_install(struct call *c)
     }
     if (fsync(fd) < 0 || close(fd) < 0) {
         fd = -1;
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
                       "writing %s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;
     if (rename(tmp, final) < 0) {
+        drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED, "%s: %s",
                       final, strerror(errno));
         goto out;
@@ -1270,6 +1303,340 @@ sys_time(struct call *c)
     finish(c, &r.base, GRPC_STATUS_OK, NULL);
 }
 
+/* --- gNOI File, confined to the image folder ------------------------- */
+
+/* Map a client's path to a file in the image folder: absolute paths must
+ * lie under -image_folder, relative ones are taken from it; no "..", ".",
+ * empty or hidden component (dmsd's own state is .dmsd). NULL with why. */
+static char *
+file_resolve(struct dmsd *s, const char *remote, char *why, size_t size)
+{
+    const char *rel = remote;
+    size_t fl = strlen(s->cfg.image_folder);
+    while (fl > 1 && s->cfg.image_folder[fl - 1] == '/') {
+        fl--;
+    }
+    if (remote[0] == '/') {
+        if (strncmp(remote, s->cfg.image_folder, fl) != 0 ||
+            remote[fl] != '/') {
+            snprintf(why, size, "\"%s\" is outside the image folder %s", remote,
+                     s->cfg.image_folder);
+            return NULL;
+        }
+        rel = remote + fl + 1;
+    }
+    if (!*rel) {
+        snprintf(why, size, "\"%s\" names no file", remote);
+        return NULL;
+    }
+    for (const char *p = rel; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t) (e - p) : strlen(p);
+        if (n == 0 || p[0] == '.') {
+            snprintf(why, size,
+                     "\"%s\": path components may not be empty or start "
+                     "with '.' (no \"..\", no hidden files): the File "
+                     "service stays inside %s",
+                     remote, s->cfg.image_folder);
+            return NULL;
+        }
+        p += n + (e ? 1 : 0);
+    }
+    char *full = xasprintf("%.*s/%s", (int) fl, s->cfg.image_folder, rel);
+    /* no symbolic link on the way may lead out of the folder */
+    for (char *q = full + fl + 1; *q; q++) {
+        if (*q == '/') {
+            *q = '\0';
+            struct stat st;
+            bool link = lstat(full, &st) == 0 && S_ISLNK(st.st_mode);
+            *q = '/';
+            if (link) {
+                snprintf(why, size, "\"%s\" goes through a symbolic link",
+                         remote);
+                free(full);
+                return NULL;
+            }
+        }
+    }
+    return full;
+}
+
+static const EVP_MD *
+hash_md(Gnoi__Types__HashType__HashMethod m)
+{
+    switch (m) {
+    case GNOI__TYPES__HASH_TYPE__HASH_METHOD__SHA256:
+        return EVP_sha256();
+    case GNOI__TYPES__HASH_TYPE__HASH_METHOD__SHA512:
+        return EVP_sha512();
+    case GNOI__TYPES__HASH_TYPE__HASH_METHOD__MD5:
+        return EVP_md5();
+    default:
+        return NULL;
+    }
+}
+
+static void
+file_put(struct call *c)
+{
+    struct dmsd *s = c->s;
+    uint8_t *buf = NULL;
+    size_t len;
+    Gnoi__File__PutRequest *req = NULL;
+    char why[512], *path = NULL, *tmp = NULL;
+    int fd = -1;
+    EVP_MD_CTX *md[3] = {EVP_MD_CTX_new(), EVP_MD_CTX_new(), EVP_MD_CTX_new()};
+    EVP_DigestInit_ex(md[0], EVP_sha256(), NULL);
+    EVP_DigestInit_ex(md[1], EVP_sha512(), NULL);
+    EVP_DigestInit_ex(md[2], EVP_md5(), NULL);
+    if (recv_msg(c, &buf, &len) <= 0 ||
+        !(req = gnoi__file__put_request__unpack(NULL, len, buf)) ||
+        req->request_case != GNOI__FILE__PUT_REQUEST__REQUEST_OPEN) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Put: the first message must be open (remote_file)");
+        goto out;
+    }
+    path = file_resolve(s, req->open->remote_file, why, sizeof why);
+    if (!path) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Put: %s", why);
+        goto out;
+    }
+    unsigned perm = req->open->permissions;
+    /* the permissions field is octal digits written as decimal (644) */
+    unsigned mode =
+        (perm / 100 % 10) << 6 | (perm / 10 % 10) << 3 | (perm % 10);
+    if (!mode) {
+        mode = 0644;
+    }
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    int rc = dir_create_all(path, 0755);
+    *slash = '/';
+    tmp = xasprintf("%.*s/.put-%s.partial", (int) (slash - path), path,
+                    slash + 1);
+    fd =
+        rc < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Put %s: %s",
+               req->open->remote_file, strerror(rc < 0 ? -rc : errno));
+        goto out;
+    }
+    char remote[512];
+    snprintf(remote, sizeof remote, "%s", req->open->remote_file);
+    for (;;) {
+        gnoi__file__put_request__free_unpacked(req, NULL);
+        req = NULL;
+        free(buf);
+        buf = NULL;
+        if (recv_msg(c, &buf, &len) <= 0) {
+            drop_partial(&fd, &tmp);
+            finish(c, NULL, GRPC_STATUS_ABORTED,
+                   "Put %s: the stream ended without the hash message; "
+                   "nothing was kept",
+                   remote);
+            goto out;
+        }
+        req = gnoi__file__put_request__unpack(NULL, len, buf);
+        if (!req) {
+            drop_partial(&fd, &tmp);
+            finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                   "Put %s: not a PutRequest", remote);
+            goto out;
+        }
+        if (req->request_case == GNOI__FILE__PUT_REQUEST__REQUEST_CONTENTS) {
+            ProtobufCBinaryData d = req->contents;
+            for (int i = 0; i < 3; i++) {
+                EVP_DigestUpdate(md[i], d.data, d.len);
+            }
+            if (write(fd, d.data, d.len) != (ssize_t) d.len) {
+                drop_partial(&fd, &tmp);
+                finish(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "Put %s: %s",
+                       remote, strerror(errno));
+                goto out;
+            }
+            continue;
+        }
+        if (req->request_case == GNOI__FILE__PUT_REQUEST__REQUEST_HASH) {
+            break;
+        }
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Put %s: expected contents or hash", remote);
+        goto out;
+    }
+    const EVP_MD *want = hash_md(req->hash->method);
+    if (!want) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Put %s: hash method must be SHA256, SHA512 or MD5", remote);
+        goto out;
+    }
+    int idx = want == EVP_sha256() ? 0 : want == EVP_sha512() ? 1 : 2;
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    EVP_DigestFinal_ex(md[idx], dig, &dlen);
+    if (req->hash->hash.len != dlen ||
+        memcmp(req->hash->hash.data, dig, dlen)) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_DATA_LOSS,
+               "Put %s: the hash does not match the data received; nothing "
+               "was kept",
+               remote);
+        goto out;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        fd = -1;
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Put %s: %s", remote,
+               strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    free(tmp);
+    tmp = NULL;
+    log_info("file put", "path=%s user=\"%s\"", path, c->user);
+    Gnoi__File__PutResponse r = GNOI__FILE__PUT_RESPONSE__INIT;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    for (int i = 0; i < 3; i++) {
+        EVP_MD_CTX_free(md[i]);
+    }
+    free(path);
+    if (req) {
+        gnoi__file__put_request__free_unpacked(req, NULL);
+    }
+    free(buf);
+}
+
+static void
+file_get(struct call *c)
+{
+    char why[512];
+    Gnoi__File__GetRequest *req =
+        recv_unary(c, &gnoi__file__get_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char *path = file_resolve(c->s, req->remote_file, why, sizeof why);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (!path) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Get: %s", why);
+    } else if (fd < 0) {
+        finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Get %s: %s", req->remote_file,
+               strerror(errno));
+    } else {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        uint8_t *b = xmalloc(64 * 1024);
+        ssize_t k;
+        bool ok = true;
+        while (ok && (k = read(fd, b, 64 * 1024)) > 0) {
+            EVP_DigestUpdate(md, b, (size_t) k);
+            Gnoi__File__GetResponse r;
+            gnoi__file__get_response__init(&r);
+            r.response_case = GNOI__FILE__GET_RESPONSE__RESPONSE_CONTENTS;
+            r.contents.data = b;
+            r.contents.len = (size_t) k;
+            ok = send_packed(c, &r.base);
+        }
+        unsigned char dig[EVP_MAX_MD_SIZE];
+        unsigned dlen = 0;
+        EVP_DigestFinal_ex(md, dig, &dlen);
+        EVP_MD_CTX_free(md);
+        free(b);
+        Gnoi__Types__HashType h = GNOI__TYPES__HASH_TYPE__INIT;
+        h.method = GNOI__TYPES__HASH_TYPE__HASH_METHOD__SHA256;
+        h.hash.data = dig;
+        h.hash.len = dlen;
+        Gnoi__File__GetResponse r;
+        gnoi__file__get_response__init(&r);
+        r.response_case = GNOI__FILE__GET_RESPONSE__RESPONSE_HASH;
+        r.hash = &h;
+        finish(c, ok ? &r.base : NULL,
+               ok ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED, NULL);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    free(path);
+    gnoi__file__get_request__free_unpacked(req, NULL);
+}
+
+static void
+file_stat(struct call *c)
+{
+    char why[512];
+    Gnoi__File__StatRequest *req =
+        recv_unary(c, &gnoi__file__stat_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char *path = file_resolve(c->s, req->path, why, sizeof why);
+    struct stat st;
+    if (!path) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Stat: %s", why);
+    } else if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Stat %s: no such file",
+               req->path);
+    } else {
+        unsigned m = st.st_mode & 07777;
+        Gnoi__File__StatInfo info = GNOI__FILE__STAT_INFO__INIT;
+        info.path = req->path;
+        info.last_modified = (uint64_t) st.st_mtim.tv_sec * 1000000000u +
+                             (uint64_t) st.st_mtim.tv_nsec;
+        info.permissions =
+            (m >> 9) * 1000 + (m >> 6 & 7) * 100 + (m >> 3 & 7) * 10 + (m & 7);
+        info.size = (uint64_t) st.st_size;
+        info.umask = 22;
+        Gnoi__File__StatInfo *list[] = {&info};
+        Gnoi__File__StatResponse r = GNOI__FILE__STAT_RESPONSE__INIT;
+        r.n_stats = 1;
+        r.stats = list;
+        finish(c, &r.base, GRPC_STATUS_OK, NULL);
+    }
+    free(path);
+    gnoi__file__stat_request__free_unpacked(req, NULL);
+}
+
+static void
+file_remove(struct call *c)
+{
+    char why[512];
+    Gnoi__File__RemoveRequest *req =
+        recv_unary(c, &gnoi__file__remove_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char *path = file_resolve(c->s, req->remote_file, why, sizeof why);
+    struct stat st;
+    if (!path) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Remove: %s", why);
+    } else if (lstat(path, &st) < 0 || S_ISDIR(st.st_mode)) {
+        finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+               "Remove %s: no such file (directories are not removed)",
+               req->remote_file);
+    } else if (unlink(path) < 0) {
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Remove %s: %s", req->remote_file,
+               strerror(errno));
+    } else {
+        log_info("file removed", "path=%s user=\"%s\"", path, c->user);
+        Gnoi__File__RemoveResponse r = GNOI__FILE__REMOVE_RESPONSE__INIT;
+        finish(c, &r.base, GRPC_STATUS_OK, NULL);
+    }
+    free(path);
+    gnoi__file__remove_request__free_unpacked(req, NULL);
+}
+
 /* --- dispatch -------------------------------------------------------- */
 
 static const struct {
@@ -1284,6 +1651,10 @@ static const struct {
     {"/gnoi.os.OS/Verify", os_verify},
     {"/gnoi.system.System/RebootStatus", sys_reboot_status},
     {"/gnoi.system.System/Time", sys_time},
+    {"/gnoi.file.File/Put", file_put},
+    {"/gnoi.file.File/Get", file_get},
+    {"/gnoi.file.File/Stat", file_stat},
+    {"/gnoi.file.File/Remove", file_remove},
 };
 
 static void *

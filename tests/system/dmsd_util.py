@@ -55,36 +55,39 @@ def gen_client(d):
     import them."""
     protos = os.path.join(REPO, "dmsd", "proto")
     files = ["gnmi.proto", "gnoi_types.proto", "gnoi_os.proto",
-             "gnoi_system.proto"]
+             "gnoi_system.proto", "gnoi_file.proto"]
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", protos,
                     "--python_out", d, "--grpc_python_out", d] + files,
                    check=True)
     sys.path.insert(0, d)
     import gnmi_pb2, gnmi_pb2_grpc, gnoi_os_pb2, gnoi_os_pb2_grpc  # noqa
     import gnoi_system_pb2, gnoi_system_pb2_grpc, gnoi_types_pb2  # noqa
+    import gnoi_file_pb2, gnoi_file_pb2_grpc  # noqa
     sys.path.remove(d)
     return {m.__name__: m for m in (gnmi_pb2, gnmi_pb2_grpc, gnoi_os_pb2,
                                     gnoi_os_pb2_grpc, gnoi_system_pb2,
-                                    gnoi_system_pb2_grpc, gnoi_types_pb2)}
+                                    gnoi_system_pb2_grpc, gnoi_types_pb2,
+                                    gnoi_file_pb2, gnoi_file_pb2_grpc)}
 
 
 class Dmsd:
-    def __init__(self, workdir, pki, rshim, extra=(), images=None):
+    def __init__(self, workdir, pki, rshim, extra=(), images=None,
+                 auth=None, bind="127.0.0.1", start=True):
         self.port = free_port()
         self.images = images or os.path.join(workdir, "bfb")
         self.log = os.path.join(workdir, "dmsd.log")
         self.args = [binary("dmsd", "dmsd"),
-                     "-bind_address", f"127.0.0.1:{self.port}",
-                     "-v", "99", "-auth", "cert",
+                     "-bind_address", f"{bind}:{self.port}", "-v", "99"] + \
+            (auth if auth is not None else ["-auth", "cert"]) + [
                      "-ca", os.path.join(pki, "ca.crt"),
                      "-tls_key_file", os.path.join(pki, "server.key"),
                      "-tls_cert_file", os.path.join(pki, "server.crt"),
-                     "-password", "admin", "-username", "admin",
                      "-image_folder", self.images, "-target_pci", "4b:00",
                      "-exec_timeout", "120", "-disable_unbind_at_activate",
                      "-reboot_status_check", "none",
                      "-rshim", rshim] + list(extra)
-        self.start()
+        if start:
+            self.start()
 
     def start(self):
         mark = os.path.getsize(self.log) if os.path.exists(self.log) else 0

@@ -2,6 +2,7 @@
 dmsd/proto with Debian's python3-grpcio and python3-grpc-tools, over
 mutual TLS, pushing into dpf-rshim-emu (issue 9's acceptance)."""
 import os
+import subprocess
 import time
 
 import grpc
@@ -247,6 +248,107 @@ def test_killed_during_activate_is_retriable(tmp_path, pki, pb):
             r = poll_done(pb, ch)
             assert r.status.status == s.RebootStatus.STATUS_SUCCESS, r
         assert emu.state_json()["installed"]["version"] == "7.7.7"
+    finally:
+        d.stop()
+        emu.stop()
+
+
+def test_file_service_confined_to_image_folder(env, pki, pb):
+    import hashlib
+    d, emu = env
+    f, t = pb["gnoi_file_pb2"], pb["gnoi_types_pb2"]
+
+    def put(remote, data, digest=None):
+        def reqs():
+            yield f.PutRequest(open=f.PutRequest.Details(remote_file=remote,
+                                                         permissions=644))
+            yield f.PutRequest(contents=data)
+            yield f.PutRequest(hash=t.HashType(
+                method=t.HashType.SHA256,
+                hash=digest or hashlib.sha256(data).digest()))
+        return stub.Put(reqs(), timeout=30)
+
+    with channel(d, pki) as ch:
+        stub = pb["gnoi_file_pb2_grpc"].FileStub(ch)
+        put(os.path.join(d.images, "notes", "a.txt"), b"hello")
+        assert open(os.path.join(d.images, "notes", "a.txt")).read() == "hello"
+        st = stub.Stat(f.StatRequest(path="notes/a.txt"), timeout=30)
+        assert st.stats[0].size == 5 and st.stats[0].permissions == 644
+        got = list(stub.Get(f.GetRequest(remote_file="notes/a.txt"),
+                            timeout=30))
+        assert got[0].contents == b"hello"
+        assert got[-1].hash.hash == hashlib.sha256(b"hello").digest()
+        stub.Remove(f.RemoveRequest(remote_file="notes/a.txt"), timeout=30)
+        assert not os.path.exists(os.path.join(d.images, "notes", "a.txt"))
+
+        parent = os.path.dirname(d.images)
+        for bad in ("../x", "notes/../../x", "/etc/x", ".dmsd/mode",
+                    os.path.join(parent, "x")):
+            with pytest.raises(grpc.RpcError) as e:
+                put(bad, b"escape")
+            assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, bad
+            assert bad in e.value.details()
+        assert not os.path.exists(os.path.join(parent, "x"))
+        assert not os.path.exists("/etc/x")
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Get(f.GetRequest(remote_file="../dmsd.log"),
+                     timeout=30).next()
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # a wrong hash keeps nothing
+        with pytest.raises(grpc.RpcError) as e:
+            put("b.txt", b"data", digest=b"\0" * 32)
+        assert e.value.code() == grpc.StatusCode.DATA_LOSS
+        assert sorted(os.listdir(d.images)) == [".dmsd", "notes"]
+        assert os.listdir(os.path.join(d.images, "notes")) == []
+
+
+def test_credentials_and_none_modes(tmp_path, pki, pb):
+    emu = RshimEmu(str(tmp_path))
+    root = open(os.path.join(pki, "ca.crt"), "rb").read()
+    cred = ["-auth", "credentials", "-username", "admin",
+            "-password", "s3cret"]
+    d = Dmsd(str(tmp_path), pki, emu.dir, auth=cred + ["-allowed_users",
+                                                        "admin"])
+    try:
+        ch = grpc.secure_channel(f"127.0.0.1:{d.port}",
+                                 grpc.ssl_channel_credentials(root))
+        stub = pb["gnoi_system_pb2_grpc"].SystemStub(ch)
+        req = pb["gnoi_system_pb2"].TimeRequest()
+        r = stub.Time(req, metadata=[("username", "admin"),
+                                     ("password", "s3cret")], timeout=30)
+        assert abs(r.time / 1e9 - time.time()) < 60
+        for md in ([("username", "admin"), ("password", "wrong")], []):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Time(req, metadata=md, timeout=30)
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        ch.close()
+        d.stop()
+        # -allowed_users applies in credentials mode too
+        d.args = d.args[:d.args.index("-allowed_users")] + \
+            ["-allowed_users", "operator"] + \
+            d.args[d.args.index("-allowed_users") + 2:]
+        d.start()
+        with grpc.secure_channel(f"127.0.0.1:{d.port}",
+                                 grpc.ssl_channel_credentials(root)) as ch:
+            with pytest.raises(grpc.RpcError) as e:
+                pb["gnoi_system_pb2_grpc"].SystemStub(ch).Time(
+                    req, metadata=[("username", "admin"),
+                                   ("password", "s3cret")], timeout=30)
+            assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        d.stop()
+    # none: plaintext on loopback only
+    d = Dmsd(str(tmp_path), pki, emu.dir, auth=["-auth", "none"],
+             bind="0.0.0.0", start=False)
+    r = subprocess.run(d.args, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "allowed only on a loopback -bind_address" in r.stderr + r.stdout
+    d = Dmsd(str(tmp_path), pki, emu.dir, auth=["-auth", "none"])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{d.port}") as ch:
+            r = pb["gnoi_system_pb2_grpc"].SystemStub(ch).Time(req,
+                                                              timeout=30)
+            assert r.time > 0
     finally:
         d.stop()
         emu.stop()

@@ -3,6 +3,7 @@
  * style with one dash (-bind_address 0.0.0.0:9339); --flag works too. */
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,14 @@ main(int argc, char **argv)
     struct dm m = {.cfg = {.bind_address = "0.0.0.0:9339",
                            .auth = DMSD_AUTH_CERT,
                            .exec_timeout_ms = 1800 * 1000}};
+    /* Every 64 KiB transfer message is allocated and freed a few times
+     * (gRPC's buffer, our copy, protobuf-c's): without these glibc keeps
+     * returning the top of the heap to the kernel and faulting it back,
+     * which cost most of the CPU of an Install. Two arenas bound the
+     * memory the call threads can spread over. */
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_ARENA_MAX, 2);
     /* Go's flag package takes -name; getopt_long wants --name */
     char **av = xcalloc((size_t) argc + 1, sizeof *av);
     for (int i = 0; i < argc; i++) {

@@ -763,9 +763,10 @@ os_install(struct call *c)
     tmp = xasprintf("%s/.%s.partial", s->cfg.image_folder, version);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
+        int e = errno;
         drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
-                      "cannot write %s: %s", tmp, strerror(errno));
+                      "cannot store %s: %s", version, strerror(e));
         goto out;
     }
     if (!is_cfg) {
@@ -832,9 +833,10 @@ os_install(struct call *c)
                 continue;
             }
             if (w < 0) {
+                int e = errno;
                 drop_partial(&fd, &tmp);
                 install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
-                              "writing %s: %s", tmp, strerror(errno));
+                              "writing %s: %s", version, strerror(e));
                 goto out;
             }
             p += w;
@@ -879,9 +881,10 @@ os_install(struct call *c)
     }
     if (fsync(fd) < 0 || close(fd) < 0) {
         fd = -1;
+        int e = errno;
         drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
-                      "writing %s: %s", tmp, strerror(errno));
+                      "writing %s: %s", version, strerror(e));
         goto out;
     }
     fd = -1;
@@ -1419,9 +1422,10 @@ file_put(struct call *c)
     fd =
         rc < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
+        int e = rc < 0 ? -rc : errno;
         drop_partial(&fd, &tmp);
         finish(c, NULL, GRPC_STATUS_INTERNAL, "Put %s: %s",
-               req->open->remote_file, strerror(rc < 0 ? -rc : errno));
+               req->open->remote_file, strerror(e));
         goto out;
     }
     char remote[512];
@@ -1452,9 +1456,10 @@ file_put(struct call *c)
                 EVP_DigestUpdate(md[i], d.data, d.len);
             }
             if (write(fd, d.data, d.len) != (ssize_t) d.len) {
+                int e = errno;
                 drop_partial(&fd, &tmp);
                 finish(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "Put %s: %s",
-                       remote, strerror(errno));
+                       remote, strerror(e));
                 goto out;
             }
             continue;
@@ -1489,9 +1494,10 @@ file_put(struct call *c)
     }
     if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
         fd = -1;
+        int e = errno;
         drop_partial(&fd, &tmp);
         finish(c, NULL, GRPC_STATUS_INTERNAL, "Put %s: %s", remote,
-               strerror(errno));
+               strerror(e));
         goto out;
     }
     fd = -1;

@@ -182,6 +182,9 @@ emu_write_state(struct rshim_emu *e)
                   "bootSessions", (json_int_t) e->sessions, "refusedSessions",
                   (json_int_t) e->refused, "lastError", e->last_error);
     json_object_set(st, "installed", e->installed ? e->installed : json_null());
+    /* a FIFO cannot tell one writer from the next: a client that pushes
+     * twice waits for the first session to close before the second */
+    json_object_set_new(st, "sessionOpen", json_boolean(e->reader != NULL));
     char *s = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
     int rc = file_write_atomic(e->state_path, s, strlen(s), 0644);
     if (rc < 0) {
@@ -413,6 +416,7 @@ session_end(struct rshim_emu *e)
     }
     bfb_reader_free(e->reader);
     e->reader = NULL;
+    emu_write_state(e);
 }
 
 static int emu_open_boot(struct rshim_emu *e);
@@ -637,8 +641,8 @@ rshim_emu_start(struct loop *loop, const struct rshim_emu_config *cfg,
                       strerror(errno));
         goto fail;
     }
-    emu_write_misc(e);
-    emu_write_state(e);
+    /* watch before the files exist: the state file tells clients the
+     * device is ready, and their first command must not be missed */
     e->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (e->ino_fd < 0 ||
         inotify_add_watch(e->ino_fd, cfg->dir, IN_CLOSE_WRITE) < 0) {
@@ -647,6 +651,8 @@ rshim_emu_start(struct loop *loop, const struct rshim_emu_config *cfg,
         goto fail;
     }
     e->ino_watch = loop_watch_fd(loop, e->ino_fd, LOOP_READ, on_inotify, e);
+    emu_write_misc(e);
+    emu_write_state(e);
     log_info("rshim device ready",
              "dir=%s dev_name=%s install_ms=%" PRId64 " reboot_ms=%" PRId64,
              e->dir, cfg->dev_name, cfg->install_ms, cfg->reboot_ms);

@@ -22,8 +22,11 @@
  *
  * Differences from the real driver, by design of a plain directory: misc
  * is not a device file, so CLEAR_ON_READ is accepted but has no effect,
- * a reader may see a rewrite half done (poll again), and a command written
- * in the microseconds between a check and a rewrite may be lost.
+ * a reader may see a rewrite half done (poll again), a command written
+ * in the microseconds between a check and a rewrite may be lost, and a
+ * second writer that opens boot before the emulator has read the first
+ * one's end joins the first session (a FIFO has no open/release): a
+ * client pushing twice waits for "sessionOpen": false in the state file.
  *
  * Threads: everything runs on the loop given to rshim_emu_start(). */
 #ifndef DPF_RSHIM_EMU_H

@@ -15,13 +15,13 @@ class RshimEmu:
         self.state = os.path.join(self.dir, "emu-state.json")
         self.log = os.path.join(workdir, "rshim-emu.log")
         exe = build_binary or binary("dpf-rshim-emu", "dpf-rshim-emu")
+        mark = os.path.getsize(self.log) if os.path.exists(self.log) else 0
         self.proc = subprocess.Popen(
             [exe, "--dir", self.dir, "--install-time", install,
              "--reboot-time", reboot] + list(extra),
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 20
-        while not os.path.exists(os.path.join(self.dir, "boot")) or \
-                not os.path.exists(self.state):
+        while "rshim device ready" not in self.logtext()[mark:]:
             assert self.proc.poll() is None, self.logtext()
             assert time.time() < deadline, "rshim emulator did not start"
             time.sleep(0.05)
@@ -60,9 +60,19 @@ class RshimEmu:
                 f"misc never showed {text!r}; last:\n{m}\n{self.logtext()}"
             time.sleep(0.05)
 
-    def push(self, data):
+    def push(self, data, timeout=60):
+        """Write one boot session and wait until the emulator has read its
+        end (a FIFO merges writers that overlap)."""
+        before = self.state_json()["bootSessions"]
         with open(self.boot, "wb") as f:
             f.write(data)
+        deadline = time.time() + timeout
+        while True:
+            st = self.state_json()
+            if st["bootSessions"] > before and not st["sessionOpen"]:
+                return
+            assert time.time() < deadline, f"session never closed: {st}"
+            time.sleep(0.05)
 
     def stop(self):
         if self.proc.poll() is None:

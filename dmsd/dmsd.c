@@ -641,6 +641,151 @@ out:
     gnmi__get_request__free_unpacked(req, NULL);
 }
 
+/* --- gNMI Subscribe -------------------------------------------------- */
+
+/* The value of a served path into out; false if dmsd does not serve it. */
+static bool
+gnmi_value(struct dmsd *s, const char *path, char *out, size_t size)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = true;
+    if (!strcmp(path, DMSD_MODE_PATH) ||
+        !strcmp(path, "/nvidia/mode/state/mode")) {
+        snprintf(out, size, "%s", s->mode);
+    } else if (!strcmp(path, "/nvidia/os/state/version")) {
+        snprintf(out, size, "%s", s->installed_version);
+    } else {
+        ok = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static bool
+send_update(struct call *c, const Gnmi__Path *prefix, Gnmi__Path *path,
+            char *value)
+{
+    Gnmi__TypedValue v = GNMI__TYPED_VALUE__INIT;
+    v.value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
+    v.string_val = value;
+    Gnmi__Update u = GNMI__UPDATE__INIT;
+    u.path = path;
+    u.val = &v;
+    Gnmi__Update *ul[] = {&u};
+    Gnmi__Notification n = GNMI__NOTIFICATION__INIT;
+    n.timestamp = (int64_t) now_ns();
+    n.prefix = (Gnmi__Path *) prefix;
+    n.n_update = 1;
+    n.update = ul;
+    Gnmi__SubscribeResponse r = GNMI__SUBSCRIBE_RESPONSE__INIT;
+    r.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_UPDATE;
+    r.update = &n;
+    return send_packed(c, &r.base);
+}
+
+static void
+gnmi_subscribe(struct call *c)
+{
+    struct dmsd *s = c->s;
+    uint8_t *buf = NULL;
+    size_t len;
+    Gnmi__SubscribeRequest *req = NULL;
+    if (recv_msg(c, &buf, &len) <= 0 ||
+        !(req = gnmi__subscribe_request__unpack(NULL, len, buf)) ||
+        req->request_case != GNMI__SUBSCRIBE_REQUEST__REQUEST_SUBSCRIBE) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Subscribe: the first message must be a SubscriptionList");
+        goto out;
+    }
+    Gnmi__SubscriptionList *sl = req->subscribe;
+    size_t n = sl->n_subscription;
+    if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__POLL) {
+        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
+               "Subscribe: POLL mode is not served (ONCE and STREAM are)");
+        goto out;
+    }
+    char(*paths)[512] = xcalloc(n ? n : 1, sizeof *paths);
+    char(*last)[256] = xcalloc(n ? n : 1, sizeof *last);
+    int64_t *due = xcalloc(n ? n : 1, sizeof *due);
+    int64_t *every = xcalloc(n ? n : 1, sizeof *every);
+    for (size_t i = 0; i < n; i++) {
+        Gnmi__Subscription *sub = sl->subscription[i];
+        path_text(sl->prefix, sub->path, paths[i], sizeof paths[i]);
+        if (!gnmi_value(s, paths[i], last[i], sizeof last[i])) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+                   "Subscribe: %s: no such path (dmsd serves %s, "
+                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
+                   paths[i], DMSD_MODE_PATH);
+            goto done;
+        }
+        if (sub->mode == GNMI__SUBSCRIPTION_MODE__SAMPLE) {
+            uint64_t ns =
+                sub->sample_interval ? sub->sample_interval : 10000000000u;
+            if (ns < 1000000000u || ns > 60000000000u) {
+                finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                       "Subscribe: %s: sample_interval must be 1 to 60 s "
+                       "(in ns)",
+                       paths[i]);
+                goto done;
+            }
+            every[i] = (int64_t) (ns / 1000000u);
+        }
+    }
+    /* the current values, then sync_response */
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (!sl->updates_only) {
+            ok = send_update(c, sl->prefix, sl->subscription[i]->path, last[i]);
+        }
+    }
+    Gnmi__SubscribeResponse sync = GNMI__SUBSCRIBE_RESPONSE__INIT;
+    sync.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_SYNC_RESPONSE;
+    sync.sync_response = true;
+    if (ok && sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__ONCE) {
+        finish(c, &sync.base, GRPC_STATUS_OK, NULL);
+        goto done;
+    }
+    ok = ok && send_packed(c, &sync.base);
+    int64_t t = 0;
+    for (size_t i = 0; i < n; i++) {
+        due[i] = every[i];
+    }
+    /* STREAM: SAMPLE on its interval, ON_CHANGE/TARGET_DEFINED on change;
+     * a send that fails means the client went away */
+    while (ok) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) {
+            break;
+        }
+        usleep(100 * 1000);
+        t += 100;
+        for (size_t i = 0; i < n && ok; i++) {
+            char now[256];
+            gnmi_value(s, paths[i], now, sizeof now);
+            bool changed = strcmp(now, last[i]) != 0;
+            snprintf(last[i], sizeof last[i], "%s", now);
+            if (every[i] ? t >= due[i] : changed) {
+                ok = send_update(c, sl->prefix, sl->subscription[i]->path,
+                                 last[i]);
+                due[i] = t + every[i];
+            }
+        }
+    }
+    finish(c, NULL, GRPC_STATUS_CANCELLED, "Subscribe ended");
+done:
+    free(paths);
+    free(last);
+    free(due);
+    free(every);
+out:
+    if (req) {
+        gnmi__subscribe_request__free_unpacked(req, NULL);
+    }
+    free(buf);
+}
+
 /* --- gNOI OS.Install ------------------------------------------------- */
 
 static void install_error(struct call *c, Gnoi__Os__InstallError__Type type,
@@ -1652,6 +1797,7 @@ static const struct {
     {"/gnmi.gNMI/Capabilities", gnmi_capabilities},
     {"/gnmi.gNMI/Get", gnmi_get},
     {"/gnmi.gNMI/Set", gnmi_set},
+    {"/gnmi.gNMI/Subscribe", gnmi_subscribe},
     {"/gnoi.os.OS/Install", os_install},
     {"/gnoi.os.OS/Activate", os_activate},
     {"/gnoi.os.OS/Verify", os_verify},

@@ -352,3 +352,66 @@ def test_credentials_and_none_modes(tmp_path, pki, pb):
     finally:
         d.stop()
         emu.stop()
+
+
+def test_subscribe_once_and_stream(env, pki, pb):
+    import threading
+    d, emu = env
+    g = pb["gnmi_pb2"]
+    ver = g.Path(elem=[g.PathElem(name=n)
+                       for n in ("nvidia", "os", "state", "version")])
+    with channel(d, pki) as ch:
+        stub = pb["gnmi_pb2_grpc"].gNMIStub(ch)
+        once = g.SubscribeRequest(subscribe=g.SubscriptionList(
+            mode=g.SubscriptionList.ONCE,
+            subscription=[g.Subscription(path=mode_path(pb))]))
+        got = list(stub.Subscribe(iter([once]), timeout=30))
+        assert [r.WhichOneof("response") for r in got] == \
+            ["update", "sync_response"]
+        assert got[0].update.update[0].val.string_val == "DPU"
+
+        bad = g.SubscribeRequest(subscribe=g.SubscriptionList(
+            mode=g.SubscriptionList.STREAM,
+            subscription=[g.Subscription(path=mode_path(pb),
+                                         mode=g.SAMPLE,
+                                         sample_interval=100_000_000)]))
+        with pytest.raises(grpc.RpcError) as e:
+            list(stub.Subscribe(iter([bad]), timeout=30))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "1 to 60 s" in e.value.details()
+
+        stream = g.SubscribeRequest(subscribe=g.SubscriptionList(
+            mode=g.SubscriptionList.STREAM,
+            subscription=[
+                g.Subscription(path=mode_path(pb), mode=g.ON_CHANGE),
+                g.Subscription(path=ver, mode=g.SAMPLE,
+                               sample_interval=1_000_000_000)]))
+        hold = threading.Event()
+
+        def reqs():
+            yield stream
+            hold.wait(60)  # keep the stream open
+
+        call = stub.Subscribe(reqs(), timeout=60)
+        seen = []
+        try:
+            for r in call:
+                seen.append((time.monotonic(), r))
+                kinds = [x.WhichOneof("response") for _, x in seen]
+                if kinds.count("sync_response") == 1 and len(kinds) == 3:
+                    set_mode(pb, ch, "NIC")
+                modes = [x.update.update[0].val.string_val for _, x in seen
+                         if x.WhichOneof("response") == "update" and
+                         x.update.update[0].path.elem[1].name == "mode"]
+                samples = [t for t, x in seen
+                           if x.WhichOneof("response") == "update" and
+                           x.update.update[0].path.elem[1].name == "os"]
+                if "NIC" in modes and len(samples) >= 3:
+                    break
+        finally:
+            call.cancel()
+            hold.set()
+        assert modes == ["DPU", "NIC"]  # initial value, then the change
+        # SAMPLE every second (loose bounds: a loaded machine)
+        gaps = [b - a for a, b in zip(samples[1:], samples[2:])]
+        assert all(0.5 < gap < 5 for gap in gaps), gaps

@@ -104,5 +104,6 @@ extern const struct dpfctl_cmd cmd_wait;
 extern const struct dpfctl_cmd cmd_crds;
 extern const struct dpfctl_cmd cmd_api_resources;
 extern const struct dpfctl_cmd cmd_version;
+extern const struct dpfctl_cmd cmd_bfb;
 
 #endif

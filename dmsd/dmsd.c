@@ -1,0 +1,2066 @@
+/* dmsd: gNMI and gNOI over gRPC core (see dmsd.h). */
+#include "dmsd/dmsd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gnmi.pb-c.h"
+#include "gnoi_file.pb-c.h"
+#include "gnoi_os.pb-c.h"
+#include "gnoi_system.pb-c.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
+#include "lib/codecs/bfb.h"
+
+LOG_MODULE(dmsd);
+
+#define DMSD_CHUNK (1024 * 1024)
+#define DMSD_PROGRESS_EVERY (8 * 1024 * 1024)
+#define DMSD_CFG_MAX (1024 * 1024)
+#define DMSD_MODE_PATH "/nvidia/mode/config/mode"
+
+enum act_phase {
+    ACT_IDLE,
+    ACT_PUSHING, /* writing the image and cfg into boot */
+    ACT_WAITING, /* written; waiting for the DPU to come up */
+    ACT_DONE,
+    ACT_FAILED,
+};
+
+static const char *const act_names[] = {"idle", "pushing", "waiting", "done",
+                                        "failed"};
+
+struct dmsd {
+    struct dmsd_config cfg;
+    char *state_dir;
+    grpc_server *server;
+    grpc_completion_queue *cq; /* new-call notifications */
+    pthread_t accept_thread;
+    bool accept_started;
+    int port;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned calls; /* call threads alive */
+    bool stopping;
+    bool installing;
+    char mode[8]; /* "DPU" or "NIC" */
+    /* the activation, persisted in <state_dir>/activation.json */
+    enum act_phase phase;
+    int status; /* Gnoi__System__RebootStatus__Status */
+    char act_image[256];
+    char act_cfg[256];
+    char act_message[1024];
+    char act_version[256]; /* the BFB's version, recorded when it is up */
+    char installed_version[256];
+    unsigned act_count;
+    uint64_t act_when_ns;
+    pthread_t push_thread;
+    bool push_started;
+};
+
+/* --- small helpers --------------------------------------------------- */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* A version names a file in the image folder: no path, no dot file. */
+static bool
+version_ok(const char *v)
+{
+    return v && *v && v[0] != '.' && !strchr(v, '/') && strlen(v) < 200;
+}
+
+static char *
+image_path(struct dmsd *s, const char *version)
+{
+    return xasprintf("%s/%s", s->cfg.image_folder, version);
+}
+
+/* Caller holds mu. */
+static void
+save_activation(struct dmsd *s)
+{
+    json_t *j =
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I}", "phase",
+                  act_names[s->phase], "status", s->status, "image",
+                  s->act_image, "cfg", s->act_cfg, "message", s->act_message,
+                  "installedVersion", s->installed_version, "count",
+                  (int) s->act_count, "when", (json_int_t) s->act_when_ns);
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    char *path = xasprintf("%s/activation.json", s->state_dir);
+    int rc = file_write_atomic(path, text, strlen(text), 0600);
+    if (rc < 0) {
+        log_error("cannot save the activation state", "path=%s error=\"%s\"",
+                  path, strerror(-rc));
+    }
+    free(path);
+    free(text);
+    json_decref(j);
+}
+
+static void
+load_state(struct dmsd *s)
+{
+    char *path = xasprintf("%s/activation.json", s->state_dir);
+    char *text;
+    size_t len;
+    if (file_read_all(path, &text, &len) == 0) {
+        json_t *j = json_loadb(text, len, 0, NULL);
+        const char *phase = json_string_value(json_object_get(j, "phase"));
+        snprintf(s->act_image, sizeof s->act_image, "%s",
+                 json_string_value(json_object_get(j, "image"))
+                     ? json_string_value(json_object_get(j, "image"))
+                     : "");
+        snprintf(s->act_cfg, sizeof s->act_cfg, "%s",
+                 json_string_value(json_object_get(j, "cfg"))
+                     ? json_string_value(json_object_get(j, "cfg"))
+                     : "");
+        const char *iv =
+            json_string_value(json_object_get(j, "installedVersion"));
+        snprintf(s->installed_version, sizeof s->installed_version, "%s",
+                 iv ? iv : "");
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        snprintf(s->act_message, sizeof s->act_message, "%s", msg ? msg : "");
+        s->status = (int) json_integer_value(json_object_get(j, "status"));
+        s->act_count =
+            (unsigned) json_integer_value(json_object_get(j, "count"));
+        s->act_when_ns =
+            (uint64_t) json_integer_value(json_object_get(j, "when"));
+        s->phase = ACT_IDLE;
+        for (int i = 0; i < (int) ARRAY_SIZE(act_names); i++) {
+            if (phase && !strcmp(phase, act_names[i])) {
+                s->phase = (enum act_phase) i;
+            }
+        }
+        if (s->phase == ACT_PUSHING || s->phase == ACT_WAITING) {
+            /* we died in the middle: the DPU got a partial stream or we do
+             * not know how it ended; the client may simply activate again */
+            s->phase = ACT_FAILED;
+            s->status =
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE;
+            snprintf(s->act_message, sizeof s->act_message,
+                     "dmsd restarted while activating %s; the push into the "
+                     "rshim boot device did not finish: activate again",
+                     s->act_image);
+            save_activation(s);
+            log_warn("activation interrupted by a restart", "image=%s",
+                     s->act_image);
+        }
+        json_decref(j);
+        free(text);
+    }
+    free(path);
+    path = xasprintf("%s/mode", s->state_dir);
+    if (file_read_all(path, &text, &len) == 0) {
+        if (!strncmp(text, "NIC", 3) || !strncmp(text, "DPU", 3)) {
+            snprintf(s->mode, sizeof s->mode, "%.3s", text);
+        }
+        free(text);
+    }
+    free(path);
+}
+
+/* --- one call -------------------------------------------------------- */
+
+struct call {
+    struct dmsd *s;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    grpc_completion_queue *cq; /* pluck queue of this call */
+    bool sent_md;
+    char method[128];
+    char user[128]; /* who: certificate CN or username */
+};
+
+static bool
+batch(struct call *c, grpc_op *ops, size_t n)
+{
+    if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK) {
+        return false;
+    }
+    grpc_event ev = grpc_completion_queue_pluck(
+        c->cq, c, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+/* 1 with a message in *out (free()), 0 at the end of the client's stream,
+ * -1 when the call broke. */
+static int
+recv_msg(struct call *c, uint8_t **out, size_t *len)
+{
+    grpc_byte_buffer *bb = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &bb;
+    if (!batch(c, &op, 1)) {
+        return -1;
+    }
+    if (!bb) {
+        return 0;
+    }
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb)) {
+        grpc_byte_buffer_destroy(bb);
+        return -1;
+    }
+    grpc_slice sl = grpc_byte_buffer_reader_readall(&r);
+    *len = GRPC_SLICE_LENGTH(sl);
+    *out = xmalloc(*len + 1);
+    memcpy(*out, GRPC_SLICE_START_PTR(sl), *len);
+    grpc_slice_unref(sl);
+    grpc_byte_buffer_reader_destroy(&r);
+    grpc_byte_buffer_destroy(bb);
+    return 1;
+}
+
+static bool
+send_packed(struct call *c, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = xmalloc(n ? n : 1);
+    protobuf_c_message_pack(m, buf);
+    grpc_slice sl = grpc_slice_from_copied_buffer((const char *) buf, n);
+    free(buf);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t k = 0;
+    if (!c->sent_md) {
+        ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_md = true;
+    }
+    ops[k].op = GRPC_OP_SEND_MESSAGE;
+    ops[k++].data.send_message.send_message = bb;
+    bool ok = batch(c, ops, k);
+    grpc_byte_buffer_destroy(bb);
+    return ok;
+}
+
+/* End the call with a status (and optionally a last message). */
+__attribute__((format(printf, 4, 5))) static void
+finish(struct call *c, const ProtobufCMessage *last, grpc_status_code code,
+       const char *fmt, ...)
+{
+    if (last && !send_packed(c, last)) {
+        code = GRPC_STATUS_CANCELLED;
+    }
+    char msg[1024] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    grpc_slice details = grpc_slice_from_copied_string(msg);
+    int cancelled = 0;
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    size_t k = 0;
+    if (!c->sent_md) {
+        ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_md = true;
+    }
+    ops[k].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[k].data.send_status_from_server.status = code;
+    ops[k++].data.send_status_from_server.status_details = &details;
+    ops[k].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[k++].data.recv_close_on_server.cancelled = &cancelled;
+    batch(c, ops, k);
+    grpc_slice_unref(details);
+    if (code != GRPC_STATUS_OK) {
+        log_info("call refused", "method=%s user=\"%s\" code=%d message=\"%s\"",
+                 c->method, c->user, (int) code, msg);
+    }
+}
+
+/* Unpack the one request of a unary call, or finish the call. */
+static void *
+recv_unary(struct call *c, const ProtobufCMessageDescriptor *d)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = recv_msg(c, &buf, &len);
+    if (rc <= 0) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "%s: no request message",
+               c->method);
+        return NULL;
+    }
+    void *m = protobuf_c_message_unpack(d, NULL, len, buf);
+    free(buf);
+    if (!m) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "%s: the request is not a valid %s message", c->method, d->name);
+    }
+    return m;
+}
+
+/* --- authentication -------------------------------------------------- */
+
+static const char *
+md_value(struct call *c, const char *key, char *buf, size_t size)
+{
+    for (size_t i = 0; i < c->md.count; i++) {
+        grpc_slice k = c->md.metadata[i].key;
+        if (GRPC_SLICE_LENGTH(k) == strlen(key) &&
+            !memcmp(GRPC_SLICE_START_PTR(k), key, strlen(key))) {
+            grpc_slice v = c->md.metadata[i].value;
+            snprintf(buf, size, "%.*s", (int) GRPC_SLICE_LENGTH(v),
+                     (const char *) GRPC_SLICE_START_PTR(v));
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static bool
+user_allowed(const struct dmsd *s, const char *user)
+{
+    if (!s->cfg.allowed_users || !*s->cfg.allowed_users) {
+        return true;
+    }
+    size_t n = strlen(user);
+    for (const char *p = s->cfg.allowed_users; *p;) {
+        const char *e = strchr(p, ',');
+        size_t k = e ? (size_t) (e - p) : strlen(p);
+        if (k == n && !strncmp(p, user, n)) {
+            return true;
+        }
+        p += k + (e ? 1 : 0);
+    }
+    return false;
+}
+
+/* True if the call may proceed; else it was finished with the reason. */
+static bool
+authorize(struct call *c)
+{
+    struct dmsd *s = c->s;
+    char u[128], p[128];
+    if (s->cfg.auth == DMSD_AUTH_CERT) {
+        grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+        grpc_auth_property_iterator it =
+            grpc_auth_context_find_properties_by_name(
+                ctx, GRPC_X509_CN_PROPERTY_NAME);
+        const grpc_auth_property *prop = grpc_auth_property_iterator_next(&it);
+        if (prop) {
+            snprintf(c->user, sizeof c->user, "%.*s", (int) prop->value_length,
+                     prop->value);
+        }
+        grpc_auth_context_release(ctx);
+        if (!prop) {
+            finish(c, NULL, GRPC_STATUS_UNAUTHENTICATED,
+                   "a client certificate is required (-auth cert)");
+            return false;
+        }
+    } else if (s->cfg.auth == DMSD_AUTH_CREDENTIALS) {
+        const char *user = md_value(c, "username", u, sizeof u);
+        const char *pass = md_value(c, "password", p, sizeof p);
+        if (!user || !pass) {
+            finish(c, NULL, GRPC_STATUS_UNAUTHENTICATED,
+                   "username and password metadata are required "
+                   "(-auth credentials)");
+            return false;
+        }
+        snprintf(c->user, sizeof c->user, "%s", user);
+        if (strcmp(user, s->cfg.username ? s->cfg.username : "") != 0 ||
+            strcmp(pass, s->cfg.password ? s->cfg.password : "") != 0) {
+            finish(c, NULL, GRPC_STATUS_UNAUTHENTICATED,
+                   "wrong username or password for \"%s\"", user);
+            return false;
+        }
+    } else {
+        const char *user = md_value(c, "username", u, sizeof u);
+        snprintf(c->user, sizeof c->user, "%s", user ? user : "");
+    }
+    if (!user_allowed(s, c->user)) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED,
+               "user \"%s\" is not in -allowed_users", c->user);
+        return false;
+    }
+    return true;
+}
+
+/* --- gNMI ------------------------------------------------------------ */
+
+/* "/a/b[k=v]/c" of prefix + path. */
+static void
+path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
+          size_t size)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    const Gnmi__Path *parts[2] = {prefix, path};
+    for (int i = 0; i < 2; i++) {
+        if (!parts[i]) {
+            continue;
+        }
+        for (size_t k = 0; k < parts[i]->n_elem; k++) {
+            const Gnmi__PathElem *e = parts[i]->elem[k];
+            dbuf_printf(&b, "/%s", e->name);
+            for (size_t j = 0; j < e->n_key; j++) {
+                dbuf_printf(&b, "[%s=%s]", e->key[j]->key, e->key[j]->value);
+            }
+        }
+        for (size_t k = 0; k < parts[i]->n_element; k++) {
+            dbuf_printf(&b, "/%s", parts[i]->element[k]);
+        }
+    }
+    snprintf(buf, size, "%s", b.len ? b.data : "/");
+    dbuf_free(&b);
+}
+
+static void
+gnmi_capabilities(struct call *c)
+{
+    Gnmi__CapabilityRequest *req =
+        recv_unary(c, &gnmi__capability_request__descriptor);
+    if (!req) {
+        return;
+    }
+    gnmi__capability_request__free_unpacked(req, NULL);
+    Gnmi__ModelData md = GNMI__MODEL_DATA__INIT;
+    md.name = "nvidia-mode";
+    md.organization = "NVIDIA";
+    md.version = "1.0.0";
+    Gnmi__ModelData *models[] = {&md};
+    Gnmi__Encoding enc[] = {GNMI__ENCODING__JSON, GNMI__ENCODING__JSON_IETF,
+                            GNMI__ENCODING__ASCII};
+    Gnmi__CapabilityResponse resp = GNMI__CAPABILITY_RESPONSE__INIT;
+    resp.n_supported_models = 1;
+    resp.supported_models = models;
+    resp.n_supported_encodings = ARRAY_SIZE(enc);
+    resp.supported_encodings = enc;
+    resp.gnmi_version = "0.7.0";
+    finish(c, &resp.base, GRPC_STATUS_OK, NULL);
+}
+
+/* The string a TypedValue carries (string, ascii or a JSON string). */
+static bool
+typed_string(const Gnmi__TypedValue *v, char *out, size_t size)
+{
+    if (!v) {
+        return false;
+    }
+    switch (v->value_case) {
+    case GNMI__TYPED_VALUE__VALUE_STRING_VAL:
+        snprintf(out, size, "%s", v->string_val);
+        return true;
+    case GNMI__TYPED_VALUE__VALUE_ASCII_VAL:
+        snprintf(out, size, "%s", v->ascii_val);
+        return true;
+    case GNMI__TYPED_VALUE__VALUE_JSON_VAL:
+    case GNMI__TYPED_VALUE__VALUE_JSON_IETF_VAL: {
+        ProtobufCBinaryData d =
+            v->value_case == GNMI__TYPED_VALUE__VALUE_JSON_VAL
+                ? v->json_val
+                : v->json_ietf_val;
+        json_t *j =
+            json_loadb((const char *) d.data, d.len, JSON_DECODE_ANY, NULL);
+        bool ok = json_is_string(j);
+        if (ok) {
+            snprintf(out, size, "%s", json_string_value(j));
+        }
+        json_decref(j);
+        return ok;
+    }
+    default:
+        return false;
+    }
+}
+
+static void
+gnmi_set(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnmi__SetRequest *req = recv_unary(c, &gnmi__set_request__descriptor);
+    if (!req) {
+        return;
+    }
+    size_t n = req->n_delete_ + req->n_replace + req->n_update;
+    Gnmi__UpdateResult *res = xcalloc(n ? n : 1, sizeof *res);
+    Gnmi__UpdateResult **resp_list = xcalloc(n ? n : 1, sizeof *resp_list);
+    char new_mode[8];
+    pthread_mutex_lock(&s->mu);
+    snprintf(new_mode, sizeof new_mode, "%s", s->mode);
+    pthread_mutex_unlock(&s->mu);
+    char path[512];
+    size_t k = 0;
+    /* check everything first: a Set is one transaction */
+    for (size_t i = 0; i < req->n_delete_; i++, k++) {
+        path_text(req->prefix, req->delete_[i], path, sizeof path);
+        if (strcmp(path, DMSD_MODE_PATH) != 0) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+                   "delete %s: not a path dmsd can set (only %s)", path,
+                   DMSD_MODE_PATH);
+            goto out;
+        }
+        snprintf(new_mode, sizeof new_mode, "DPU"); /* the default */
+        gnmi__update_result__init(&res[k]);
+        res[k].path = req->delete_[i];
+        res[k].op = GNMI__UPDATE_RESULT__OPERATION__DELETE;
+    }
+    for (size_t r = 0; r < 2; r++) {
+        Gnmi__Update **ups = r ? req->update : req->replace;
+        size_t nu = r ? req->n_update : req->n_replace;
+        for (size_t i = 0; i < nu; i++, k++) {
+            char val[64];
+            path_text(req->prefix, ups[i]->path, path, sizeof path);
+            if (strcmp(path, DMSD_MODE_PATH) != 0) {
+                finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+                       "%s %s: not a path dmsd can set (only %s)",
+                       r ? "update" : "replace", path, DMSD_MODE_PATH);
+                goto out;
+            }
+            if (!typed_string(ups[i]->val, val, sizeof val) ||
+                (strcmp(val, "DPU") != 0 && strcmp(val, "NIC") != 0)) {
+                finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                       "%s: the value must be the string \"DPU\" or \"NIC\"",
+                       path);
+                goto out;
+            }
+            snprintf(new_mode, sizeof new_mode, "%.3s", val);
+            gnmi__update_result__init(&res[k]);
+            res[k].path = ups[i]->path;
+            res[k].op = r ? GNMI__UPDATE_RESULT__OPERATION__UPDATE
+                          : GNMI__UPDATE_RESULT__OPERATION__REPLACE;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->mode, sizeof s->mode, "%s", new_mode);
+    char *mpath = xasprintf("%s/mode", s->state_dir);
+    int rc = file_write_atomic(mpath, new_mode, strlen(new_mode), 0600);
+    free(mpath);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "cannot persist the mode: %s",
+               strerror(-rc));
+        goto out;
+    }
+    log_info("mode set", "mode=%s user=\"%s\"", new_mode, c->user);
+    for (size_t i = 0; i < n; i++) {
+        resp_list[i] = &res[i];
+    }
+    Gnmi__SetResponse resp = GNMI__SET_RESPONSE__INIT;
+    resp.prefix = req->prefix;
+    resp.n_response = n;
+    resp.response = resp_list;
+    resp.timestamp = (int64_t) now_ns();
+    finish(c, &resp.base, GRPC_STATUS_OK, NULL);
+out:
+    free(res);
+    free(resp_list);
+    gnmi__set_request__free_unpacked(req, NULL);
+}
+
+static void
+gnmi_get(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnmi__GetRequest *req = recv_unary(c, &gnmi__get_request__descriptor);
+    if (!req) {
+        return;
+    }
+    size_t n = req->n_path;
+    Gnmi__Notification *nots = xcalloc(n ? n : 1, sizeof *nots);
+    Gnmi__Notification **nl = xcalloc(n ? n : 1, sizeof *nl);
+    Gnmi__Update *ups = xcalloc(n ? n : 1, sizeof *ups);
+    Gnmi__Update **ul = xcalloc(n ? n : 1, sizeof *ul);
+    Gnmi__TypedValue *vals = xcalloc(n ? n : 1, sizeof *vals);
+    char(*texts)[256] = xcalloc(n ? n : 1, sizeof *texts);
+    pthread_mutex_lock(&s->mu);
+    char mode[8], version[256];
+    snprintf(mode, sizeof mode, "%s", s->mode);
+    snprintf(version, sizeof version, "%s", s->installed_version);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        char path[512];
+        path_text(req->prefix, req->path[i], path, sizeof path);
+        if (!strcmp(path, DMSD_MODE_PATH) ||
+            !strcmp(path, "/nvidia/mode/state/mode")) {
+            snprintf(texts[i], sizeof texts[i], "%s", mode);
+        } else if (!strcmp(path, "/nvidia/os/state/version")) {
+            snprintf(texts[i], sizeof texts[i], "%s", version);
+        } else {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+                   "%s: no such path (dmsd serves %s, "
+                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
+                   path, DMSD_MODE_PATH);
+            goto out;
+        }
+        gnmi__typed_value__init(&vals[i]);
+        vals[i].value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
+        vals[i].string_val = texts[i];
+        gnmi__update__init(&ups[i]);
+        ups[i].path = req->path[i];
+        ups[i].val = &vals[i];
+        ul[i] = &ups[i];
+        gnmi__notification__init(&nots[i]);
+        nots[i].timestamp = (int64_t) now_ns();
+        nots[i].prefix = req->prefix;
+        nots[i].n_update = 1;
+        nots[i].update = &ul[i];
+        nl[i] = &nots[i];
+    }
+    Gnmi__GetResponse resp = GNMI__GET_RESPONSE__INIT;
+    resp.n_notification = n;
+    resp.notification = nl;
+    finish(c, &resp.base, GRPC_STATUS_OK, NULL);
+out:
+    free(nots);
+    free(nl);
+    free(ups);
+    free(ul);
+    free(vals);
+    free(texts);
+    gnmi__get_request__free_unpacked(req, NULL);
+}
+
+/* --- gNMI Subscribe -------------------------------------------------- */
+
+/* The value of a served path into out; false if dmsd does not serve it. */
+static bool
+gnmi_value(struct dmsd *s, const char *path, char *out, size_t size)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = true;
+    if (!strcmp(path, DMSD_MODE_PATH) ||
+        !strcmp(path, "/nvidia/mode/state/mode")) {
+        snprintf(out, size, "%s", s->mode);
+    } else if (!strcmp(path, "/nvidia/os/state/version")) {
+        snprintf(out, size, "%s", s->installed_version);
+    } else {
+        ok = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static bool
+send_update(struct call *c, const Gnmi__Path *prefix, Gnmi__Path *path,
+            char *value)
+{
+    Gnmi__TypedValue v = GNMI__TYPED_VALUE__INIT;
+    v.value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
+    v.string_val = value;
+    Gnmi__Update u = GNMI__UPDATE__INIT;
+    u.path = path;
+    u.val = &v;
+    Gnmi__Update *ul[] = {&u};
+    Gnmi__Notification n = GNMI__NOTIFICATION__INIT;
+    n.timestamp = (int64_t) now_ns();
+    n.prefix = (Gnmi__Path *) prefix;
+    n.n_update = 1;
+    n.update = ul;
+    Gnmi__SubscribeResponse r = GNMI__SUBSCRIBE_RESPONSE__INIT;
+    r.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_UPDATE;
+    r.update = &n;
+    return send_packed(c, &r.base);
+}
+
+static void
+gnmi_subscribe(struct call *c)
+{
+    struct dmsd *s = c->s;
+    uint8_t *buf = NULL;
+    size_t len;
+    Gnmi__SubscribeRequest *req = NULL;
+    if (recv_msg(c, &buf, &len) <= 0 ||
+        !(req = gnmi__subscribe_request__unpack(NULL, len, buf)) ||
+        req->request_case != GNMI__SUBSCRIBE_REQUEST__REQUEST_SUBSCRIBE) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Subscribe: the first message must be a SubscriptionList");
+        goto out;
+    }
+    Gnmi__SubscriptionList *sl = req->subscribe;
+    size_t n = sl->n_subscription;
+    if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__POLL) {
+        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
+               "Subscribe: POLL mode is not served (ONCE and STREAM are)");
+        goto out;
+    }
+    char(*paths)[512] = xcalloc(n ? n : 1, sizeof *paths);
+    char(*last)[256] = xcalloc(n ? n : 1, sizeof *last);
+    int64_t *due = xcalloc(n ? n : 1, sizeof *due);
+    int64_t *every = xcalloc(n ? n : 1, sizeof *every);
+    for (size_t i = 0; i < n; i++) {
+        Gnmi__Subscription *sub = sl->subscription[i];
+        path_text(sl->prefix, sub->path, paths[i], sizeof paths[i]);
+        if (!gnmi_value(s, paths[i], last[i], sizeof last[i])) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+                   "Subscribe: %s: no such path (dmsd serves %s, "
+                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
+                   paths[i], DMSD_MODE_PATH);
+            goto done;
+        }
+        if (sub->mode == GNMI__SUBSCRIPTION_MODE__SAMPLE) {
+            uint64_t ns =
+                sub->sample_interval ? sub->sample_interval : 10000000000u;
+            if (ns < 1000000000u || ns > 60000000000u) {
+                finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                       "Subscribe: %s: sample_interval must be 1 to 60 s "
+                       "(in ns)",
+                       paths[i]);
+                goto done;
+            }
+            every[i] = (int64_t) (ns / 1000000u);
+        }
+    }
+    /* the current values, then sync_response */
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (!sl->updates_only) {
+            ok = send_update(c, sl->prefix, sl->subscription[i]->path, last[i]);
+        }
+    }
+    Gnmi__SubscribeResponse sync = GNMI__SUBSCRIBE_RESPONSE__INIT;
+    sync.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_SYNC_RESPONSE;
+    sync.sync_response = true;
+    if (ok && sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__ONCE) {
+        finish(c, &sync.base, GRPC_STATUS_OK, NULL);
+        goto done;
+    }
+    ok = ok && send_packed(c, &sync.base);
+    int64_t t = 0;
+    for (size_t i = 0; i < n; i++) {
+        due[i] = every[i];
+    }
+    /* STREAM: SAMPLE on its interval, ON_CHANGE/TARGET_DEFINED on change;
+     * a send that fails means the client went away */
+    while (ok) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) {
+            break;
+        }
+        usleep(100 * 1000);
+        t += 100;
+        for (size_t i = 0; i < n && ok; i++) {
+            char now[256];
+            gnmi_value(s, paths[i], now, sizeof now);
+            bool changed = strcmp(now, last[i]) != 0;
+            snprintf(last[i], sizeof last[i], "%s", now);
+            if (every[i] ? t >= due[i] : changed) {
+                ok = send_update(c, sl->prefix, sl->subscription[i]->path,
+                                 last[i]);
+                due[i] = t + every[i];
+            }
+        }
+    }
+    finish(c, NULL, GRPC_STATUS_CANCELLED, "Subscribe ended");
+done:
+    free(paths);
+    free(last);
+    free(due);
+    free(every);
+out:
+    if (req) {
+        gnmi__subscribe_request__free_unpacked(req, NULL);
+    }
+    free(buf);
+}
+
+/* --- gNOI OS.Install ------------------------------------------------- */
+
+static void install_error(struct call *c, Gnoi__Os__InstallError__Type type,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+install_error(struct call *c, Gnoi__Os__InstallError__Type type,
+              const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    Gnoi__Os__InstallError e = GNOI__OS__INSTALL_ERROR__INIT;
+    e.type = type;
+    e.detail = detail;
+    Gnoi__Os__InstallResponse r = GNOI__OS__INSTALL_RESPONSE__INIT;
+    r.response_case = GNOI__OS__INSTALL_RESPONSE__RESPONSE_INSTALL_ERROR;
+    r.install_error = &e;
+    log_info("install refused", "user=\"%s\" type=%d detail=\"%s\"", c->user,
+             (int) type, detail);
+    /* gNOI: an InstallError ends the RPC without a gRPC error */
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+static void
+send_install(struct call *c, Gnoi__Os__InstallResponse *r)
+{
+    send_packed(c, &r->base);
+}
+
+/* Remove a partial file before the client hears of the failure, so that
+ * what it sees next is a folder without it. */
+static void
+drop_partial(int *fd, char **tmp)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    if (*tmp) {
+        unlink(*tmp);
+        free(*tmp);
+        *tmp = NULL;
+    }
+}
+
+static void
+os_install(struct call *c)
+{
+    struct dmsd *s = c->s;
+    uint8_t *buf = NULL;
+    size_t len;
+    Gnoi__Os__InstallRequest *req = NULL;
+    char *tmp = NULL, *final = NULL;
+    int fd = -1;
+    struct bfb_reader *reader = NULL;
+    bool claimed = false;
+
+    if (recv_msg(c, &buf, &len) <= 0 ||
+        !(req = gnoi__os__install_request__unpack(NULL, len, buf)) ||
+        req->request_case !=
+            GNOI__OS__INSTALL_REQUEST__REQUEST_TRANSFER_REQUEST) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Install: the first message must be a TransferRequest");
+        goto out;
+    }
+    char version[256];
+    snprintf(version, sizeof version, "%s", req->transfer_request->version);
+    uint64_t size = req->transfer_request->package_size;
+    if (!version_ok(version)) {
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
+                      "version \"%s\" cannot name an image file (no '/', "
+                      "no leading '.', under 200 characters)",
+                      version);
+        goto out;
+    }
+    bool is_cfg = str_has_suffix(version, ".cfg");
+    final = image_path(s, version);
+    if (access(final, F_OK) == 0) {
+        Gnoi__Os__Validated v = GNOI__OS__VALIDATED__INIT;
+        v.version = version;
+        v.description = "already present";
+        Gnoi__Os__InstallResponse r = GNOI__OS__INSTALL_RESPONSE__INIT;
+        r.response_case = GNOI__OS__INSTALL_RESPONSE__RESPONSE_VALIDATED;
+        r.validated = &v;
+        finish(c, &r.base, GRPC_STATUS_OK, NULL);
+        goto out;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->installing) {
+        s->installing = claimed = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!claimed) {
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INSTALL_IN_PROGRESS,
+                      "another Install is in progress");
+        goto out;
+    }
+    struct statvfs vfs;
+    if (size && statvfs(s->cfg.image_folder, &vfs) == 0 &&
+        size > (uint64_t) vfs.f_bavail * vfs.f_frsize) {
+        install_error(
+            c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+            "%" PRIu64 " bytes do not fit in %s (%" PRIu64 " bytes free)", size,
+            s->cfg.image_folder, (uint64_t) vfs.f_bavail * vfs.f_frsize);
+        goto out;
+    }
+    if (is_cfg && size > DMSD_CFG_MAX) {
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                      "a bf.cfg is at most %d bytes", DMSD_CFG_MAX);
+        goto out;
+    }
+    tmp = xasprintf("%s/.%s.partial", s->cfg.image_folder, version);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
+                      "cannot store %s: %s", version, strerror(e));
+        goto out;
+    }
+    if (!is_cfg) {
+        reader = bfb_reader_new(NULL, NULL);
+    }
+    Gnoi__Os__TransferReady ready = GNOI__OS__TRANSFER_READY__INIT;
+    Gnoi__Os__InstallResponse rr = GNOI__OS__INSTALL_RESPONSE__INIT;
+    rr.response_case = GNOI__OS__INSTALL_RESPONSE__RESPONSE_TRANSFER_READY;
+    rr.transfer_ready = &ready;
+    send_install(c, &rr);
+    uint64_t got = 0, next_progress = DMSD_PROGRESS_EVERY;
+    bool ended = false;
+    for (;;) {
+        gnoi__os__install_request__free_unpacked(req, NULL);
+        req = NULL;
+        free(buf);
+        buf = NULL;
+        int rc = recv_msg(c, &buf, &len);
+        if (rc <= 0) {
+            break;
+        }
+        req = gnoi__os__install_request__unpack(NULL, len, buf);
+        if (!req) {
+            drop_partial(&fd, &tmp);
+            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__PARSE_FAIL,
+                          "message %" PRIu64 " bytes into %s is not an "
+                          "InstallRequest",
+                          got, version);
+            goto out;
+        }
+        if (req->request_case ==
+            GNOI__OS__INSTALL_REQUEST__REQUEST_TRANSFER_END) {
+            ended = true;
+            break;
+        }
+        if (req->request_case !=
+            GNOI__OS__INSTALL_REQUEST__REQUEST_TRANSFER_CONTENT) {
+            drop_partial(&fd, &tmp);
+            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
+                          "expected transfer_content or transfer_end");
+            goto out;
+        }
+        ProtobufCBinaryData d = req->transfer_content;
+        got += d.len;
+        if ((size && got > size) || (is_cfg && got > DMSD_CFG_MAX)) {
+            drop_partial(&fd, &tmp);
+            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                          "%s: more bytes than announced (%" PRIu64 ")",
+                          version, size);
+            goto out;
+        }
+        struct dpf_error err = {0};
+        if (reader && bfb_reader_feed(reader, d.data, d.len, &err) < 0) {
+            drop_partial(&fd, &tmp);
+            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL,
+                          "%s: %s", version, err.message);
+            goto out;
+        }
+        const uint8_t *p = d.data;
+        size_t left = d.len;
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w < 0) {
+                int e = errno;
+                drop_partial(&fd, &tmp);
+                install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                              "writing %s: %s", version, strerror(e));
+                goto out;
+            }
+            p += w;
+            left -= (size_t) w;
+        }
+        if (got >= next_progress) {
+            Gnoi__Os__TransferProgress tp = GNOI__OS__TRANSFER_PROGRESS__INIT;
+            tp.bytes_received = got;
+            Gnoi__Os__InstallResponse pr = GNOI__OS__INSTALL_RESPONSE__INIT;
+            pr.response_case =
+                GNOI__OS__INSTALL_RESPONSE__RESPONSE_TRANSFER_PROGRESS;
+            pr.transfer_progress = &tp;
+            send_install(c, &pr);
+            next_progress = got + DMSD_PROGRESS_EVERY;
+        }
+    }
+    if (!ended) {
+        /* the client went away or half-closed without TransferEnd: nothing
+         * partial may stay behind (out: removes the temporary file) */
+        log_warn("install stream ended early", "version=%s bytes=%" PRIu64,
+                 version, got);
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_ABORTED,
+               "%s: the stream ended after %" PRIu64 " bytes without "
+               "TransferEnd; nothing was kept",
+               version, got);
+        goto out;
+    }
+    struct dpf_error err = {0};
+    if (reader && bfb_reader_finish(reader, &err) < 0) {
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL,
+                      "%s: %s", version, err.message);
+        goto out;
+    }
+    if (size && got != size) {
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__PARSE_FAIL,
+                      "%s: %" PRIu64 " bytes received, %" PRIu64 " announced",
+                      version, got, size);
+        goto out;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        fd = -1;
+        int e = errno;
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
+                      "writing %s: %s", version, strerror(e));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, final) < 0) {
+        drop_partial(&fd, &tmp);
+        install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED, "%s: %s",
+                      final, strerror(errno));
+        goto out;
+    }
+    free(tmp);
+    tmp = NULL;
+    log_info("image installed", "version=%s bytes=%" PRIu64 " user=\"%s\"",
+             version, got, c->user);
+    Gnoi__Os__Validated v = GNOI__OS__VALIDATED__INIT;
+    v.version = version;
+    v.description = is_cfg ? "bf.cfg" : "BFB, every image CRC checked";
+    Gnoi__Os__InstallResponse r = GNOI__OS__INSTALL_RESPONSE__INIT;
+    r.response_case = GNOI__OS__INSTALL_RESPONSE__RESPONSE_VALIDATED;
+    r.validated = &v;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(final);
+    bfb_reader_free(reader);
+    if (req) {
+        gnoi__os__install_request__free_unpacked(req, NULL);
+    }
+    free(buf);
+    if (claimed) {
+        pthread_mutex_lock(&s->mu);
+        s->installing = false;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* --- gNOI OS.Activate ------------------------------------------------ */
+
+struct info_ctx {
+    struct dbuf info;
+};
+
+static int
+info_data(void *ctx, const struct bfb_image *img, const uint8_t *p, size_t n,
+          struct dpf_error *err)
+{
+    (void) err;
+    struct info_ctx *ic = ctx;
+    if (img->h.id == BFB_ID_INFO && ic->info.len < 65536) {
+        dbuf_append(&ic->info, p, DPF_MIN(n, 65536 - ic->info.len));
+    }
+    return 0;
+}
+
+static int
+copy_into(int out, const char *path, char *errbuf, size_t size)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(errbuf, size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t *buf = xmalloc(DMSD_CHUNK);
+    int rc = 0;
+    for (;;) {
+        ssize_t k = read(in, buf, DMSD_CHUNK);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            if (k < 0) {
+                snprintf(errbuf, size, "%s: %s", path, strerror(errno));
+                rc = -1;
+            }
+            break;
+        }
+        for (ssize_t off = 0; off < k;) {
+            ssize_t w = write(out, buf + off, (size_t) (k - off));
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w < 0) {
+                snprintf(errbuf, size, "writing the rshim boot device: %s",
+                         strerror(errno));
+                rc = -1;
+                goto done;
+            }
+            off += w;
+        }
+    }
+done:
+    free(buf);
+    close(in);
+    return rc;
+}
+
+static void
+misc_command(struct dmsd *s, const char *cmd)
+{
+    char *path = xasprintf("%s/misc", s->cfg.rshim);
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = write(fd, cmd, strlen(cmd));
+        (void) w;
+        close(fd);
+    }
+    free(path);
+}
+
+static void act_set(struct dmsd *s, enum act_phase phase, int status,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+act_set(struct dmsd *s, enum act_phase phase, int status, const char *fmt, ...)
+{
+    pthread_mutex_lock(&s->mu);
+    s->phase = phase;
+    s->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->act_message, sizeof s->act_message, fmt, ap);
+    va_end(ap);
+    save_activation(s);
+    pthread_mutex_unlock(&s->mu);
+    log_info("activation", "phase=%s message=\"%s\"", act_names[phase],
+             s->act_message);
+}
+
+static void *
+push_main(void *arg)
+{
+    struct dmsd *s = arg;
+    char image[256], cfg[256], version[256], errbuf[512];
+    pthread_mutex_lock(&s->mu);
+    snprintf(image, sizeof image, "%s", s->act_image);
+    snprintf(cfg, sizeof cfg, "%s", s->act_cfg);
+    snprintf(version, sizeof version, "%s", s->act_version);
+    pthread_mutex_unlock(&s->mu);
+    /* ask for the boot log, as bfb-install does, to follow the install */
+    misc_command(s, "DISPLAY_LEVEL 2\n");
+    char *boot = xasprintf("%s/boot", s->cfg.rshim);
+    int fd = open(boot, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        act_set(s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "cannot open %s: %s", boot, strerror(errno));
+        free(boot);
+        return NULL;
+    }
+    free(boot);
+    char *ipath = image_path(s, image);
+    int rc = copy_into(fd, ipath, errbuf, sizeof errbuf);
+    free(ipath);
+    if (rc == 0 && *cfg) {
+        char *cpath = image_path(s, cfg);
+        rc = copy_into(fd, cpath, errbuf, sizeof errbuf);
+        free(cpath);
+    }
+    close(fd);
+    if (rc < 0) {
+        act_set(s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "%s", errbuf);
+        return NULL;
+    }
+    act_set(s, ACT_WAITING, 0,
+            "%s written to the rshim boot device; "
+            "waiting for the DPU",
+            image);
+    /* follow misc until the DPU says it is ready, or an error, or the
+     * -exec_timeout */
+    char *misc = xasprintf("%s/misc", s->cfg.rshim);
+    int64_t waited = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) {
+            break;
+        }
+        char *text;
+        size_t len;
+        if (file_read_all(misc, &text, &len) == 0) {
+            char *err = strstr(text, " ERR[");
+            if (strstr(text, "DPU is ready")) {
+                pthread_mutex_lock(&s->mu);
+                snprintf(s->installed_version, sizeof s->installed_version,
+                         "%s", version);
+                pthread_mutex_unlock(&s->mu);
+                act_set(s, ACT_DONE,
+                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
+                        "%s installed; the DPU is ready", image);
+                free(text);
+                break;
+            }
+            if (err) {
+                char *nl = strchr(err, '\n');
+                if (nl) {
+                    *nl = '\0';
+                }
+                act_set(s, ACT_FAILED,
+                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_FAILURE,
+                        "the DPU refused %s:%s", image, err);
+                free(text);
+                break;
+            }
+            free(text);
+        }
+        if (waited > s->cfg.exec_timeout_ms) {
+            act_set(
+                s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "the DPU did not report ready within -exec_timeout "
+                "(%" PRId64 " s)",
+                s->cfg.exec_timeout_ms / 1000);
+            break;
+        }
+        usleep(200 * 1000);
+        waited += 200;
+    }
+    free(misc);
+    return NULL;
+}
+
+static void activate_error(struct call *c, Gnoi__Os__ActivateError__Type type,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+activate_error(struct call *c, Gnoi__Os__ActivateError__Type type,
+               const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    Gnoi__Os__ActivateError e = GNOI__OS__ACTIVATE_ERROR__INIT;
+    e.type = type;
+    e.detail = detail;
+    Gnoi__Os__ActivateResponse r = GNOI__OS__ACTIVATE_RESPONSE__INIT;
+    r.response_case = GNOI__OS__ACTIVATE_RESPONSE__RESPONSE_ACTIVATE_ERROR;
+    r.activate_error = &e;
+    log_info("activate refused", "user=\"%s\" detail=\"%s\"", c->user, detail);
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+static void
+os_activate(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnoi__Os__ActivateRequest *req =
+        recv_unary(c, &gnoi__os__activate_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char image[256] = "", cfg[256] = "";
+    const char *semi = strchr(req->version, ';');
+    if (semi) {
+        snprintf(image, sizeof image, "%.*s", (int) (semi - req->version),
+                 req->version);
+        snprintf(cfg, sizeof cfg, "%s", semi + 1);
+    } else {
+        snprintf(image, sizeof image, "%s", req->version);
+    }
+    gnoi__os__activate_request__free_unpacked(req, NULL);
+    const char *names[2] = {image, cfg};
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && !*cfg) {
+            break;
+        }
+        char *p = version_ok(names[i]) ? image_path(s, names[i]) : NULL;
+        if (!p || access(p, R_OK) < 0) {
+            activate_error(c,
+                           GNOI__OS__ACTIVATE_ERROR__TYPE__NON_EXISTENT_VERSION,
+                           "%s \"%s\" is not installed (OS.Install it first)",
+                           i ? "bf.cfg" : "image", names[i]);
+            free(p);
+            return;
+        }
+        free(p);
+    }
+    pthread_mutex_lock(&s->mu);
+    bool busy = s->phase == ACT_PUSHING || s->phase == ACT_WAITING;
+    if (!busy) {
+        s->phase = ACT_PUSHING; /* claim */
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (busy) {
+        activate_error(c, GNOI__OS__ACTIVATE_ERROR__TYPE__UNSPECIFIED,
+                       "an activation of %s is in progress", s->act_image);
+        return;
+    }
+    /* check the whole BFB before a byte goes to the device: a corrupt
+     * image must not reset the DPU into a half-written boot */
+    struct info_ctx ic;
+    dbuf_init(&ic.info);
+    struct bfb_reader_ops ops = {.data = info_data};
+    struct dpf_error err = {0};
+    char *ipath = image_path(s, image);
+    int rc = bfb_read_file(ipath, &ops, &ic, &err);
+    free(ipath);
+    char version[256] = "";
+    if (rc == 0 &&
+        (ic.info.len == 0 || bfb_info_version(ic.info.data, ic.info.len,
+                                              version, sizeof version) < 0)) {
+        snprintf(version, sizeof version, "%s", image);
+    }
+    dbuf_free(&ic.info);
+    if (rc < 0) {
+        pthread_mutex_lock(&s->mu);
+        s->phase = ACT_IDLE;
+        pthread_mutex_unlock(&s->mu);
+        activate_error(c, GNOI__OS__ACTIVATE_ERROR__TYPE__UNSPECIFIED,
+                       "image %s: %s; nothing was written to the rshim "
+                       "boot device",
+                       image, err.message);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->push_started) {
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->push_thread, NULL);
+        pthread_mutex_lock(&s->mu);
+        s->push_started = false;
+    }
+    snprintf(s->act_image, sizeof s->act_image, "%s", image);
+    snprintf(s->act_cfg, sizeof s->act_cfg, "%s", cfg);
+    snprintf(s->act_version, sizeof s->act_version, "%s", version);
+    s->act_count++;
+    s->act_when_ns = now_ns();
+    s->status = 0;
+    snprintf(s->act_message, sizeof s->act_message,
+             "writing %s%s%s to the rshim boot device", image,
+             *cfg ? " and " : "", cfg);
+    save_activation(s);
+    pthread_create(&s->push_thread, NULL, push_main, s);
+    s->push_started = true;
+    pthread_mutex_unlock(&s->mu);
+    log_info("activation started", "image=%s cfg=%s version=%s user=\"%s\"",
+             image, cfg, version, c->user);
+    Gnoi__Os__ActivateOK ok = GNOI__OS__ACTIVATE_OK__INIT;
+    Gnoi__Os__ActivateResponse r = GNOI__OS__ACTIVATE_RESPONSE__INIT;
+    r.response_case = GNOI__OS__ACTIVATE_RESPONSE__RESPONSE_ACTIVATE_OK;
+    r.activate_ok = &ok;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+static void
+os_verify(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnoi__Os__VerifyRequest *req =
+        recv_unary(c, &gnoi__os__verify_request__descriptor);
+    if (!req) {
+        return;
+    }
+    gnoi__os__verify_request__free_unpacked(req, NULL);
+    char version[256], fail[1024] = "";
+    pthread_mutex_lock(&s->mu);
+    snprintf(version, sizeof version, "%s",
+             s->phase == ACT_DONE ? s->installed_version : "");
+    if (s->phase == ACT_FAILED) {
+        snprintf(fail, sizeof fail, "%s", s->act_message);
+    }
+    pthread_mutex_unlock(&s->mu);
+    Gnoi__Os__VerifyResponse r = GNOI__OS__VERIFY_RESPONSE__INIT;
+    r.version = version;
+    r.activation_fail_message = fail;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+/* --- gNOI System ----------------------------------------------------- */
+
+static void
+sys_reboot_status(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnoi__System__RebootStatusRequest *req =
+        recv_unary(c, &gnoi__system__reboot_status_request__descriptor);
+    if (!req) {
+        return;
+    }
+    gnoi__system__reboot_status_request__free_unpacked(req, NULL);
+    char reason[1024];
+    Gnoi__System__RebootStatus st = GNOI__SYSTEM__REBOOT_STATUS__INIT;
+    Gnoi__System__RebootStatusResponse r =
+        GNOI__SYSTEM__REBOOT_STATUS_RESPONSE__INIT;
+    pthread_mutex_lock(&s->mu);
+    r.active = s->phase == ACT_PUSHING || s->phase == ACT_WAITING;
+    r.count = s->act_count;
+    r.when = s->act_when_ns;
+    r.method = GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    snprintf(reason, sizeof reason, "%s", s->act_message);
+    st.status = r.active ? 0 : (Gnoi__System__RebootStatus__Status) s->status;
+    pthread_mutex_unlock(&s->mu);
+    r.reason = reason;
+    st.message = reason;
+    r.status = &st;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+static void
+sys_time(struct call *c)
+{
+    Gnoi__System__TimeRequest *req =
+        recv_unary(c, &gnoi__system__time_request__descriptor);
+    if (!req) {
+        return;
+    }
+    gnoi__system__time_request__free_unpacked(req, NULL);
+    Gnoi__System__TimeResponse r = GNOI__SYSTEM__TIME_RESPONSE__INIT;
+    r.time = now_ns();
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+/* --- gNOI File, confined to the image folder ------------------------- */
+
+/* Map a client's path to a file in the image folder: absolute paths must
+ * lie under -image_folder, relative ones are taken from it; no "..", ".",
+ * empty or hidden component (dmsd's own state is .dmsd). NULL with why. */
+static char *
+file_resolve(struct dmsd *s, const char *remote, char *why, size_t size)
+{
+    const char *rel = remote;
+    size_t fl = strlen(s->cfg.image_folder);
+    while (fl > 1 && s->cfg.image_folder[fl - 1] == '/') {
+        fl--;
+    }
+    if (remote[0] == '/') {
+        if (strncmp(remote, s->cfg.image_folder, fl) != 0 ||
+            remote[fl] != '/') {
+            snprintf(why, size, "\"%s\" is outside the image folder %s", remote,
+                     s->cfg.image_folder);
+            return NULL;
+        }
+        rel = remote + fl + 1;
+    }
+    if (!*rel) {
+        snprintf(why, size, "\"%s\" names no file", remote);
+        return NULL;
+    }
+    for (const char *p = rel; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t) (e - p) : strlen(p);
+        if (n == 0 || p[0] == '.') {
+            snprintf(why, size,
+                     "\"%s\": path components may not be empty or start "
+                     "with '.' (no \"..\", no hidden files): the File "
+                     "service stays inside %s",
+                     remote, s->cfg.image_folder);
+            return NULL;
+        }
+        p += n + (e ? 1 : 0);
+    }
+    char *full = xasprintf("%.*s/%s", (int) fl, s->cfg.image_folder, rel);
+    /* no symbolic link on the way may lead out of the folder */
+    for (char *q = full + fl + 1; *q; q++) {
+        if (*q == '/') {
+            *q = '\0';
+            struct stat st;
+            bool link = lstat(full, &st) == 0 && S_ISLNK(st.st_mode);
+            *q = '/';
+            if (link) {
+                snprintf(why, size, "\"%s\" goes through a symbolic link",
+                         remote);
+                free(full);
+                return NULL;
+            }
+        }
+    }
+    return full;
+}
+
+static const EVP_MD *
+hash_md(Gnoi__Types__HashType__HashMethod m)
+{
+    switch (m) {
+    case GNOI__TYPES__HASH_TYPE__HASH_METHOD__SHA256:
+        return EVP_sha256();
+    case GNOI__TYPES__HASH_TYPE__HASH_METHOD__SHA512:
+        return EVP_sha512();
+    case GNOI__TYPES__HASH_TYPE__HASH_METHOD__MD5:
+        return EVP_md5();
+    default:
+        return NULL;
+    }
+}
+
+static void
+file_put(struct call *c)
+{
+    struct dmsd *s = c->s;
+    uint8_t *buf = NULL;
+    size_t len;
+    Gnoi__File__PutRequest *req = NULL;
+    char why[512], *path = NULL, *tmp = NULL;
+    int fd = -1;
+    EVP_MD_CTX *md[3] = {EVP_MD_CTX_new(), EVP_MD_CTX_new(), EVP_MD_CTX_new()};
+    EVP_DigestInit_ex(md[0], EVP_sha256(), NULL);
+    EVP_DigestInit_ex(md[1], EVP_sha512(), NULL);
+    EVP_DigestInit_ex(md[2], EVP_md5(), NULL);
+    if (recv_msg(c, &buf, &len) <= 0 ||
+        !(req = gnoi__file__put_request__unpack(NULL, len, buf)) ||
+        req->request_case != GNOI__FILE__PUT_REQUEST__REQUEST_OPEN) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Put: the first message must be open (remote_file)");
+        goto out;
+    }
+    path = file_resolve(s, req->open->remote_file, why, sizeof why);
+    if (!path) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Put: %s", why);
+        goto out;
+    }
+    unsigned perm = req->open->permissions;
+    /* the permissions field is octal digits written as decimal (644) */
+    unsigned mode =
+        (perm / 100 % 10) << 6 | (perm / 10 % 10) << 3 | (perm % 10);
+    if (!mode) {
+        mode = 0644;
+    }
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    int rc = dir_create_all(path, 0755);
+    *slash = '/';
+    tmp = xasprintf("%.*s/.put-%s.partial", (int) (slash - path), path,
+                    slash + 1);
+    fd =
+        rc < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        int e = rc < 0 ? -rc : errno;
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Put %s: %s",
+               req->open->remote_file, strerror(e));
+        goto out;
+    }
+    char remote[512];
+    snprintf(remote, sizeof remote, "%s", req->open->remote_file);
+    for (;;) {
+        gnoi__file__put_request__free_unpacked(req, NULL);
+        req = NULL;
+        free(buf);
+        buf = NULL;
+        if (recv_msg(c, &buf, &len) <= 0) {
+            drop_partial(&fd, &tmp);
+            finish(c, NULL, GRPC_STATUS_ABORTED,
+                   "Put %s: the stream ended without the hash message; "
+                   "nothing was kept",
+                   remote);
+            goto out;
+        }
+        req = gnoi__file__put_request__unpack(NULL, len, buf);
+        if (!req) {
+            drop_partial(&fd, &tmp);
+            finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                   "Put %s: not a PutRequest", remote);
+            goto out;
+        }
+        if (req->request_case == GNOI__FILE__PUT_REQUEST__REQUEST_CONTENTS) {
+            ProtobufCBinaryData d = req->contents;
+            for (int i = 0; i < 3; i++) {
+                EVP_DigestUpdate(md[i], d.data, d.len);
+            }
+            if (write(fd, d.data, d.len) != (ssize_t) d.len) {
+                int e = errno;
+                drop_partial(&fd, &tmp);
+                finish(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "Put %s: %s",
+                       remote, strerror(e));
+                goto out;
+            }
+            continue;
+        }
+        if (req->request_case == GNOI__FILE__PUT_REQUEST__REQUEST_HASH) {
+            break;
+        }
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Put %s: expected contents or hash", remote);
+        goto out;
+    }
+    const EVP_MD *want = hash_md(req->hash->method);
+    if (!want) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Put %s: hash method must be SHA256, SHA512 or MD5", remote);
+        goto out;
+    }
+    int idx = want == EVP_sha256() ? 0 : want == EVP_sha512() ? 1 : 2;
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    EVP_DigestFinal_ex(md[idx], dig, &dlen);
+    if (req->hash->hash.len != dlen ||
+        memcmp(req->hash->hash.data, dig, dlen)) {
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_DATA_LOSS,
+               "Put %s: the hash does not match the data received; nothing "
+               "was kept",
+               remote);
+        goto out;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        fd = -1;
+        int e = errno;
+        drop_partial(&fd, &tmp);
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Put %s: %s", remote,
+               strerror(e));
+        goto out;
+    }
+    fd = -1;
+    free(tmp);
+    tmp = NULL;
+    log_info("file put", "path=%s user=\"%s\"", path, c->user);
+    Gnoi__File__PutResponse r = GNOI__FILE__PUT_RESPONSE__INIT;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    for (int i = 0; i < 3; i++) {
+        EVP_MD_CTX_free(md[i]);
+    }
+    free(path);
+    if (req) {
+        gnoi__file__put_request__free_unpacked(req, NULL);
+    }
+    free(buf);
+}
+
+static void
+file_get(struct call *c)
+{
+    char why[512];
+    Gnoi__File__GetRequest *req =
+        recv_unary(c, &gnoi__file__get_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char *path = file_resolve(c->s, req->remote_file, why, sizeof why);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (!path) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Get: %s", why);
+    } else if (fd < 0) {
+        finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Get %s: %s", req->remote_file,
+               strerror(errno));
+    } else {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        uint8_t *b = xmalloc(64 * 1024);
+        ssize_t k;
+        bool ok = true;
+        while (ok && (k = read(fd, b, 64 * 1024)) > 0) {
+            EVP_DigestUpdate(md, b, (size_t) k);
+            Gnoi__File__GetResponse r;
+            gnoi__file__get_response__init(&r);
+            r.response_case = GNOI__FILE__GET_RESPONSE__RESPONSE_CONTENTS;
+            r.contents.data = b;
+            r.contents.len = (size_t) k;
+            ok = send_packed(c, &r.base);
+        }
+        unsigned char dig[EVP_MAX_MD_SIZE];
+        unsigned dlen = 0;
+        EVP_DigestFinal_ex(md, dig, &dlen);
+        EVP_MD_CTX_free(md);
+        free(b);
+        Gnoi__Types__HashType h = GNOI__TYPES__HASH_TYPE__INIT;
+        h.method = GNOI__TYPES__HASH_TYPE__HASH_METHOD__SHA256;
+        h.hash.data = dig;
+        h.hash.len = dlen;
+        Gnoi__File__GetResponse r;
+        gnoi__file__get_response__init(&r);
+        r.response_case = GNOI__FILE__GET_RESPONSE__RESPONSE_HASH;
+        r.hash = &h;
+        finish(c, ok ? &r.base : NULL,
+               ok ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED, NULL);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    free(path);
+    gnoi__file__get_request__free_unpacked(req, NULL);
+}
+
+static void
+file_stat(struct call *c)
+{
+    char why[512];
+    Gnoi__File__StatRequest *req =
+        recv_unary(c, &gnoi__file__stat_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char *path = file_resolve(c->s, req->path, why, sizeof why);
+    struct stat st;
+    if (!path) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Stat: %s", why);
+    } else if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Stat %s: no such file",
+               req->path);
+    } else {
+        unsigned m = st.st_mode & 07777;
+        Gnoi__File__StatInfo info = GNOI__FILE__STAT_INFO__INIT;
+        info.path = req->path;
+        info.last_modified = (uint64_t) st.st_mtim.tv_sec * 1000000000u +
+                             (uint64_t) st.st_mtim.tv_nsec;
+        info.permissions =
+            (m >> 9) * 1000 + (m >> 6 & 7) * 100 + (m >> 3 & 7) * 10 + (m & 7);
+        info.size = (uint64_t) st.st_size;
+        info.umask = 22;
+        Gnoi__File__StatInfo *list[] = {&info};
+        Gnoi__File__StatResponse r = GNOI__FILE__STAT_RESPONSE__INIT;
+        r.n_stats = 1;
+        r.stats = list;
+        finish(c, &r.base, GRPC_STATUS_OK, NULL);
+    }
+    free(path);
+    gnoi__file__stat_request__free_unpacked(req, NULL);
+}
+
+static void
+file_remove(struct call *c)
+{
+    char why[512];
+    Gnoi__File__RemoveRequest *req =
+        recv_unary(c, &gnoi__file__remove_request__descriptor);
+    if (!req) {
+        return;
+    }
+    char *path = file_resolve(c->s, req->remote_file, why, sizeof why);
+    struct stat st;
+    if (!path) {
+        finish(c, NULL, GRPC_STATUS_PERMISSION_DENIED, "Remove: %s", why);
+    } else if (lstat(path, &st) < 0 || S_ISDIR(st.st_mode)) {
+        finish(c, NULL, GRPC_STATUS_NOT_FOUND,
+               "Remove %s: no such file (directories are not removed)",
+               req->remote_file);
+    } else if (unlink(path) < 0) {
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Remove %s: %s", req->remote_file,
+               strerror(errno));
+    } else {
+        log_info("file removed", "path=%s user=\"%s\"", path, c->user);
+        Gnoi__File__RemoveResponse r = GNOI__FILE__REMOVE_RESPONSE__INIT;
+        finish(c, &r.base, GRPC_STATUS_OK, NULL);
+    }
+    free(path);
+    gnoi__file__remove_request__free_unpacked(req, NULL);
+}
+
+/* --- dispatch -------------------------------------------------------- */
+
+static const struct {
+    const char *method;
+    void (*fn)(struct call *c);
+} handlers[] = {
+    {"/gnmi.gNMI/Capabilities", gnmi_capabilities},
+    {"/gnmi.gNMI/Get", gnmi_get},
+    {"/gnmi.gNMI/Set", gnmi_set},
+    {"/gnmi.gNMI/Subscribe", gnmi_subscribe},
+    {"/gnoi.os.OS/Install", os_install},
+    {"/gnoi.os.OS/Activate", os_activate},
+    {"/gnoi.os.OS/Verify", os_verify},
+    {"/gnoi.system.System/RebootStatus", sys_reboot_status},
+    {"/gnoi.system.System/Time", sys_time},
+    {"/gnoi.file.File/Put", file_put},
+    {"/gnoi.file.File/Get", file_get},
+    {"/gnoi.file.File/Stat", file_stat},
+    {"/gnoi.file.File/Remove", file_remove},
+};
+
+static void *
+call_main(void *arg)
+{
+    struct call *c = arg;
+    struct dmsd *s = c->s;
+    snprintf(c->method, sizeof c->method, "%.*s",
+             (int) GRPC_SLICE_LENGTH(c->details.method),
+             (const char *) GRPC_SLICE_START_PTR(c->details.method));
+    if (authorize(c)) {
+        size_t i;
+        for (i = 0; i < ARRAY_SIZE(handlers); i++) {
+            if (!strcmp(handlers[i].method, c->method)) {
+                log_debug("call", "method=%s user=\"%s\"", c->method, c->user);
+                handlers[i].fn(c);
+                break;
+            }
+        }
+        if (i == ARRAY_SIZE(handlers)) {
+            finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
+                   "%s is not served by dmsd", c->method);
+        }
+    }
+    grpc_call_unref(c->call);
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->md);
+    grpc_completion_queue_shutdown(c->cq);
+    while (grpc_completion_queue_pluck(c->cq, NULL,
+                                       gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(c->cq);
+    free(c);
+    pthread_mutex_lock(&s->mu);
+    s->calls--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static struct call *
+request_next(struct dmsd *s)
+{
+    struct call *c = xcalloc(1, sizeof *c);
+    c->s = s;
+    c->cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->md);
+    if (grpc_server_request_call(s->server, &c->call, &c->details, &c->md,
+                                 c->cq, s->cq, c) != GRPC_CALL_OK) {
+        log_error("cannot request a call", "server=dmsd");
+    }
+    return c;
+}
+
+static void
+call_discard(struct call *c)
+{
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->md);
+    grpc_completion_queue_shutdown(c->cq);
+    grpc_completion_queue_destroy(c->cq);
+    free(c);
+}
+
+static void *
+accept_main(void *arg)
+{
+    struct dmsd *s = arg;
+    request_next(s);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(
+            s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+            break;
+        }
+        if (ev.type != GRPC_OP_COMPLETE || !ev.tag) {
+            continue;
+        }
+        struct call *c = ev.tag;
+        if (!ev.success) {
+            /* the server is shutting down */
+            call_discard(c);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->calls++;
+        pthread_mutex_unlock(&s->mu);
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, call_main, c) != 0) {
+            grpc_call_cancel(c->call, NULL);
+            call_main(c);
+        }
+        pthread_attr_destroy(&attr);
+        request_next(s);
+    }
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------- */
+
+static bool
+is_loopback(const char *addr)
+{
+    return str_has_prefix(addr, "127.") || str_has_prefix(addr, "[::1]") ||
+           str_has_prefix(addr, "localhost:");
+}
+
+struct dmsd *
+dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
+{
+    if (!cfg->image_folder || !cfg->rshim) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "-image_folder and -rshim are required");
+        return NULL;
+    }
+    if (cfg->auth == DMSD_AUTH_NONE && !is_loopback(cfg->bind_address)) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "-auth none serves without TLS and is allowed only on "
+                      "a loopback -bind_address (127.0.0.1:PORT), not %s",
+                      cfg->bind_address);
+        return NULL;
+    }
+    char *ca = NULL, *crt = NULL, *key = NULL;
+    size_t n;
+    if (cfg->auth != DMSD_AUTH_NONE) {
+        const char *files[3] = {cfg->ca, cfg->tls_cert_file, cfg->tls_key_file};
+        const char *flags[3] = {"-ca", "-tls_cert_file", "-tls_key_file"};
+        char **dst[3] = {&ca, &crt, &key};
+        for (int i = 0; i < 3; i++) {
+            if (i == 0 && cfg->auth != DMSD_AUTH_CERT && !files[0]) {
+                continue;
+            }
+            int rc = files[i] ? file_read_all(files[i], dst[i], &n) : -ENOENT;
+            if (rc < 0) {
+                dpf_error_set(err, 400, "BadRequest", "%s %s: %s", flags[i],
+                              files[i] ? files[i] : "(not given)",
+                              strerror(-rc));
+                free(ca);
+                free(crt);
+                free(key);
+                return NULL;
+            }
+        }
+    }
+    struct dmsd *s = xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    snprintf(s->mode, sizeof s->mode, "DPU");
+    s->state_dir = cfg->state_dir ? xstrdup(cfg->state_dir)
+                                  : xasprintf("%s/.dmsd", cfg->image_folder);
+    int rc = dir_create_all(s->state_dir, 0700);
+    if (rc == 0) {
+        rc = dir_create_all(cfg->image_folder, 0755);
+    }
+    if (rc < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", s->state_dir,
+                      strerror(-rc));
+        goto fail;
+    }
+    load_state(s);
+    grpc_init();
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    s->server = grpc_server_create(NULL, NULL);
+    grpc_server_register_completion_queue(s->server, s->cq, NULL);
+    grpc_server_credentials *creds;
+    if (cfg->auth == DMSD_AUTH_NONE) {
+        creds = grpc_insecure_server_credentials_create();
+    } else {
+        grpc_ssl_pem_key_cert_pair pair = {key, crt};
+        creds = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1,
+            cfg->auth == DMSD_AUTH_CERT
+                ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+    }
+    s->port = grpc_server_add_http2_port(s->server, cfg->bind_address, creds);
+    grpc_server_credentials_release(creds);
+    free(ca);
+    free(crt);
+    free(key);
+    ca = crt = key = NULL;
+    if (s->port <= 0) {
+        dpf_error_set(err, 500, "InternalError",
+                      "cannot listen on -bind_address %s (in use, or not an "
+                      "address:port)",
+                      cfg->bind_address);
+        goto fail;
+    }
+    grpc_server_start(s->server);
+    pthread_create(&s->accept_thread, NULL, accept_main, s);
+    s->accept_started = true;
+    log_info("serving gNMI and gNOI", "address=%s port=%d auth=%s rshim=%s",
+             cfg->bind_address, s->port,
+             cfg->auth == DMSD_AUTH_CERT          ? "cert"
+             : cfg->auth == DMSD_AUTH_CREDENTIALS ? "credentials"
+                                                  : "none",
+             cfg->rshim);
+    return s;
+fail:
+    free(ca);
+    free(crt);
+    free(key);
+    dmsd_stop(s);
+    return NULL;
+}
+
+int
+dmsd_port(const struct dmsd *s)
+{
+    return s->port;
+}
+
+void
+dmsd_stop(struct dmsd *s)
+{
+    if (!s) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->mu);
+    if (s->server) {
+        grpc_completion_queue *scq =
+            grpc_completion_queue_create_for_pluck(NULL);
+        grpc_server_shutdown_and_notify(s->server, scq, scq);
+        grpc_server_cancel_all_calls(s->server);
+        grpc_completion_queue_pluck(scq, scq,
+                                    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_completion_queue_destroy(scq);
+        pthread_mutex_lock(&s->mu);
+        while (s->calls) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        pthread_mutex_unlock(&s->mu);
+        grpc_server_destroy(s->server);
+        grpc_completion_queue_shutdown(s->cq);
+        if (s->accept_started) {
+            pthread_join(s->accept_thread, NULL);
+        }
+        grpc_completion_queue_destroy(s->cq);
+        if (s->push_started) {
+            pthread_join(s->push_thread, NULL);
+        }
+        grpc_shutdown();
+    }
+    free(s->state_dir);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,698 @@
+/* rshim-emu: the emulated rshim device directory (see rshim-emu.h). */
+#include "dpf-rshim-emu/rshim-emu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/base/log.h"
+#include "lib/base/loop.h"
+#include "lib/base/util.h"
+#include "lib/codecs/bfb.h"
+
+LOG_MODULE(rshim);
+
+#define EMU_CHUNK (64 * 1024)
+#define EMU_LOG_MAX 64            /* boot log lines kept for misc */
+#define EMU_INFO_MAX (64 * 1024)  /* info image bytes kept */
+#define EMU_CFG_MAX (1024 * 1024) /* bf.cfg bytes kept (DPF's are <= 128 KiB) */
+
+/* What the emulated DPU is doing. */
+enum emu_phase {
+    EMU_IDLE,       /* nothing pushed since start */
+    EMU_RECEIVING,  /* a boot session is open */
+    EMU_FAILED,     /* the session's stream was refused; draining */
+    EMU_INSTALLING, /* stream complete, "installing" */
+    EMU_REBOOTING,
+    EMU_READY,
+};
+
+static const char *const phase_names[] = {
+    "idle", "receiving", "failed", "installing", "rebooting", "ready",
+};
+
+/* The installer's progress lines, spread over install_ms. */
+static const char *const install_steps[] = {
+    "INFO[MISC]: Found bf.cfg",
+    "INFO[MISC]: Ubuntu installation started",
+    "INFO[MISC]: Installing OS image",
+    "INFO[MISC]: Ubuntu installation completed",
+    "INFO[MISC]: Updating NIC firmware...",
+    "INFO[MISC]: NIC firmware update done",
+    "INFO[MISC]: Installation finished",
+};
+
+struct rshim_emu {
+    struct rshim_emu_config cfg;
+    struct loop *loop;
+    char *dir, *boot_path, *misc_path, *state_path;
+    int boot_fd;
+    struct loop_watch *boot_watch;
+    int misc_fd; /* kept open: our writes never raise IN_CLOSE_WRITE */
+    int ino_fd;
+    struct loop_watch *ino_watch;
+    struct loop_timer *timer;
+
+    /* device settings shown in misc */
+    int display_level;
+    int boot_mode;
+    int drop_mode;
+    int boot_reset_skip;
+    int boot_timeout, usb_timeout;
+    int64_t up_since_ms;
+
+    /* the boot session */
+    enum emu_phase phase;
+    struct bfb_reader *reader;
+    uint64_t session_bytes;
+    struct dbuf info;
+    struct dbuf cfg_data;
+    bool cfg_truncated;
+    size_t step;
+
+    /* the boot log (ring of lines) */
+    char *log[EMU_LOG_MAX];
+    size_t n_log;
+
+    /* recorded in the state file */
+    unsigned sessions;     /* boot sessions that carried at least a byte */
+    unsigned refused;      /* of which refused */
+    json_t *installed;     /* last good install, or NULL */
+    char last_error[1024]; /* last refusal, or "" */
+};
+
+static void emu_write_misc(struct rshim_emu *e);
+static void emu_write_state(struct rshim_emu *e);
+static bool emu_poll_commands(struct rshim_emu *e);
+static void emu_read_commands(struct rshim_emu *e);
+
+static void
+emu_log(struct rshim_emu *e, const char *line)
+{
+    if (e->n_log == EMU_LOG_MAX) {
+        free(e->log[0]);
+        memmove(e->log, e->log + 1, (EMU_LOG_MAX - 1) * sizeof e->log[0]);
+        e->n_log--;
+    }
+    e->log[e->n_log++] = xasprintf(" %s", line);
+    log_info("boot log", "dir=%s line=\"%s\"", e->dir, line);
+}
+
+static void
+emu_clear_log(struct rshim_emu *e)
+{
+    for (size_t i = 0; i < e->n_log; i++) {
+        free(e->log[i]);
+    }
+    e->n_log = 0;
+}
+
+/* --- misc ------------------------------------------------------------ */
+
+static void
+emu_write_misc(struct rshim_emu *e)
+{
+    if (e->ino_fd >= 0 && emu_poll_commands(e)) {
+        emu_read_commands(e);
+    }
+    struct dbuf b;
+    dbuf_init(&b);
+    int64_t up = e->phase == EMU_READY
+                     ? (loop_now_ms(e->loop) - e->up_since_ms) / 1000
+                     : 0;
+    dbuf_printf(&b, "DISPLAY_LEVEL   %d (0:basic, 1:advanced, 2:log)\n",
+                e->display_level);
+    dbuf_printf(&b, "BF_MODE         DPU mode\n");
+    dbuf_printf(&b,
+                "BOOT_MODE       %d (0:rshim, 1:emmc, "
+                "2:emmc-boot-swap)\n",
+                e->boot_mode);
+    dbuf_printf(&b, "BOOT_TIMEOUT    %d (seconds)\n", e->boot_timeout);
+    dbuf_printf(&b, "USB_TIMEOUT     %d (seconds)\n", e->usb_timeout);
+    dbuf_printf(&b, "DROP_MODE       %d (0:normal, 1:drop)\n", e->drop_mode);
+    dbuf_printf(&b, "SW_RESET        0 (1: reset)\n");
+    dbuf_printf(&b, "DEV_NAME        %s\n", e->cfg.dev_name);
+    dbuf_printf(&b, "DEV_INFO        %s\n", e->cfg.dev_info);
+    dbuf_printf(&b, "OPN_STR         N/A\n");
+    dbuf_printf(&b, "UP_TIME         %" PRId64 "(s)\n", up);
+    dbuf_printf(&b, "SECURE_NIC_MODE 0 (0:no, 1:yes)\n");
+    dbuf_printf(&b, "FORCE_CMD       0 (1: send Force command)\n");
+    if (e->display_level >= 1) {
+        dbuf_printf(&b, "BOOT_RESET_SKIP %d (1: skip)\n", e->boot_reset_skip);
+        dbuf_printf(&b, "PEER_MAC        00:1a:ca:ff:ff:01 (rw)\n");
+        dbuf_printf(&b, "PXE_ID          0x00000000 (rw)\n");
+        dbuf_printf(&b, "VLAN_ID         0 0 (rw)\n");
+        dbuf_printf(&b, "CLEAR_ON_READ   0 (0:no, 1:yes)\n");
+    }
+    if (e->display_level >= 2) {
+        dbuf_printf(&b, "---------------------------------------\n"
+                        "             Log Messages\n"
+                        "---------------------------------------\n");
+        for (size_t i = 0; i < e->n_log; i++) {
+            dbuf_printf(&b, "%s\n", e->log[i]);
+        }
+    }
+    /* rewritten in place rather than replaced, so that a command a client
+     * writes always lands in the file we watch; commands already written
+     * were applied above so the rewrite does not erase them */
+    if (pwrite(e->misc_fd, b.data, b.len, 0) != (ssize_t) b.len ||
+        ftruncate(e->misc_fd, (off_t) b.len) < 0) {
+        log_error_rl("cannot write misc", "path=%s error=\"%s\"", e->misc_path,
+                     strerror(errno));
+    }
+    dbuf_free(&b);
+}
+
+/* --- state file ------------------------------------------------------ */
+
+static void
+emu_write_state(struct rshim_emu *e)
+{
+    json_t *st =
+        json_pack("{s:s, s:I, s:I, s:s}", "phase", phase_names[e->phase],
+                  "bootSessions", (json_int_t) e->sessions, "refusedSessions",
+                  (json_int_t) e->refused, "lastError", e->last_error);
+    json_object_set(st, "installed", e->installed ? e->installed : json_null());
+    /* a FIFO cannot tell one writer from the next: a client that pushes
+     * twice waits for the first session to close before the second */
+    json_object_set_new(st, "sessionOpen", json_boolean(e->reader != NULL));
+    char *s = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
+    int rc = file_write_atomic(e->state_path, s, strlen(s), 0644);
+    if (rc < 0) {
+        log_error_rl("cannot write the state file", "path=%s error=\"%s\"",
+                     e->state_path, strerror(-rc));
+    }
+    free(s);
+    json_decref(st);
+}
+
+/* --- install timeline ------------------------------------------------ */
+
+static void
+emu_timer_cancel(struct rshim_emu *e)
+{
+    if (e->timer) {
+        loop_timer_cancel(e->timer);
+        e->timer = NULL;
+    }
+}
+
+static void emu_on_timer(void *arg, struct loop_timer *t);
+
+static void
+emu_timer_set(struct rshim_emu *e, int64_t ms)
+{
+    emu_timer_cancel(e);
+    e->timer = loop_timer_add(e->loop, ms, 0, emu_on_timer, e);
+}
+
+static int64_t
+step_ms(const struct rshim_emu *e)
+{
+    return e->cfg.install_ms / (int64_t) ARRAY_SIZE(install_steps);
+}
+
+static void
+emu_on_timer(void *arg, struct loop_timer *t)
+{
+    (void) t;
+    struct rshim_emu *e = arg;
+    e->timer = NULL;
+    switch (e->phase) {
+    case EMU_INSTALLING:
+        if (e->step < ARRAY_SIZE(install_steps)) {
+            if (e->step > 0 || e->cfg_data.len) {
+                emu_log(e, install_steps[e->step]);
+            }
+            e->step++;
+            emu_timer_set(e, step_ms(e));
+            break;
+        }
+        /* the OS is on the disk: that is what the DPU has from now on */
+        json_decref(e->installed);
+        e->installed =
+            json_pack("{s:I}", "bfbBytes",
+                      (json_int_t) (e->session_bytes - e->cfg_data.len));
+        {
+            char version[256];
+            json_object_set_new(e->installed, "version",
+                                bfb_info_version(e->info.data, e->info.len,
+                                                 version, sizeof version) == 0
+                                    ? json_string(version)
+                                    : json_null());
+        }
+        json_object_set_new(
+            e->installed, "bfcfg",
+            e->cfg_data.len && utf8_valid(e->cfg_data.data, e->cfg_data.len)
+                ? json_stringn(e->cfg_data.data, e->cfg_data.len)
+                : json_null());
+        json_object_set_new(e->installed, "bfcfgBytes",
+                            json_integer((json_int_t) e->cfg_data.len));
+        emu_log(e, "INFO[MISC]: Rebooting...");
+        e->phase = EMU_REBOOTING;
+        emu_timer_set(e, e->cfg.reboot_ms);
+        emu_write_state(e);
+        break;
+    case EMU_REBOOTING:
+        emu_log(e, "INFO[MISC]: Linux up");
+        emu_log(e, "INFO[MISC]: DPU is ready");
+        e->phase = EMU_READY;
+        e->boot_mode = 1; /* back to eMMC, as the driver does on release */
+        e->up_since_ms = loop_now_ms(e->loop);
+        emu_write_state(e);
+        break;
+    default:
+        break;
+    }
+    emu_write_misc(e);
+}
+
+/* --- boot sessions --------------------------------------------------- */
+
+static int
+on_data(void *ctx, const struct bfb_image *img, const uint8_t *p, size_t n,
+        struct dpf_error *err)
+{
+    (void) err;
+    struct rshim_emu *e = ctx;
+    if (img->h.id == BFB_ID_INFO && e->info.len < EMU_INFO_MAX) {
+        dbuf_append(&e->info, p, DPF_MIN(n, EMU_INFO_MAX - e->info.len));
+    }
+    return 0;
+}
+
+static int
+on_header(void *ctx, const struct bfb_image *img, struct dpf_error *err)
+{
+    (void) err;
+    struct rshim_emu *e = ctx;
+    /* the boot stages announce themselves as their images arrive */
+    char line[128];
+    const char *stage = NULL;
+    switch (img->h.id) {
+    case 1:
+        stage = "INFO[BL2]: start";
+        break;
+    case 3:
+        stage = "INFO[BL31]: start";
+        break;
+    case 5:
+        stage = "INFO[UEFI]: start";
+        break;
+    case BFB_ID_IMAGE:
+        stage = "INFO[UEFI]: Linux kernel loading";
+        break;
+    case BFB_ID_INITRAMFS:
+        snprintf(line, sizeof line,
+                 "INFO[MISC]: initramfs loading (%" PRIu32 " bytes)",
+                 img->h.length);
+        stage = line;
+        break;
+    default:
+        break;
+    }
+    if (stage) {
+        emu_log(e, stage);
+        emu_write_misc(e);
+    }
+    return 0;
+}
+
+static int
+on_trailer(void *ctx, const uint8_t *p, size_t n, struct dpf_error *err)
+{
+    (void) err;
+    struct rshim_emu *e = ctx;
+    size_t room = EMU_CFG_MAX - e->cfg_data.len;
+    if (n > room) {
+        e->cfg_truncated = true;
+    }
+    dbuf_append(&e->cfg_data, p, DPF_MIN(n, room));
+    return 0;
+}
+
+static const struct bfb_reader_ops emu_ops = {
+    .header = on_header,
+    .data = on_data,
+    .trailer = on_trailer,
+};
+
+/* The first byte of a session: the driver resets the chip and the boot
+ * ROM starts reading the FIFO. */
+static void
+session_begin(struct rshim_emu *e)
+{
+    emu_timer_cancel(e);
+    emu_clear_log(e);
+    bfb_reader_free(e->reader);
+    e->reader = bfb_reader_new(&emu_ops, e);
+    dbuf_free(&e->info);
+    dbuf_free(&e->cfg_data);
+    e->cfg_truncated = false;
+    e->session_bytes = 0;
+    e->step = 0;
+    e->sessions++;
+    e->boot_mode = 0; /* booting from rshim */
+    e->phase = EMU_RECEIVING;
+    emu_log(e, "INFO[PSC]: PSC BL1 START");
+    emu_log(e, "INFO[BL2]: boot mode (rshim)");
+    emu_write_misc(e);
+    emu_write_state(e);
+}
+
+static void
+session_refuse(struct rshim_emu *e, const struct dpf_error *err)
+{
+    char line[1100];
+    snprintf(e->last_error, sizeof e->last_error, "%s", err->message);
+    snprintf(line, sizeof line, "ERR[BL2]: %s", err->message);
+    emu_log(e, line);
+    e->phase = EMU_FAILED;
+    e->refused++;
+    log_warn("boot stream refused", "dir=%s error=\"%s\"", e->dir,
+             err->message);
+    emu_write_misc(e);
+    emu_write_state(e);
+}
+
+/* The writer closed boot. */
+static void
+session_end(struct rshim_emu *e)
+{
+    if (e->phase == EMU_RECEIVING) {
+        struct dpf_error err = {0};
+        if (bfb_reader_finish(e->reader, &err) < 0) {
+            session_refuse(e, &err);
+        } else if (e->cfg_truncated) {
+            dpf_error_set(&err, 400, "Invalid", "bf.cfg larger than %d bytes",
+                          EMU_CFG_MAX);
+            session_refuse(e, &err);
+        } else {
+            log_info("boot stream complete",
+                     "dir=%s bytes=%" PRIu64 " images=%u bfcfg_bytes=%zu",
+                     e->dir, e->session_bytes, bfb_reader_images(e->reader),
+                     e->cfg_data.len);
+            e->last_error[0] = '\0';
+            emu_log(e, "INFO[UEFI]: Linux from rshim");
+            e->phase = EMU_INSTALLING;
+            emu_timer_set(e, step_ms(e));
+            emu_write_misc(e);
+            emu_write_state(e);
+        }
+    }
+    if (e->phase == EMU_FAILED) {
+        /* a refused stream leaves the DPU waiting for the next push */
+        e->boot_mode = 1;
+        emu_write_misc(e);
+    }
+    bfb_reader_free(e->reader);
+    e->reader = NULL;
+    emu_write_state(e);
+}
+
+static int emu_open_boot(struct rshim_emu *e);
+
+static void
+on_boot(void *arg, int fd, uint32_t events)
+{
+    struct rshim_emu *e = arg;
+    uint8_t *buf = xmalloc(EMU_CHUNK);
+    bool eof = false;
+    /* bounded per wake-up so misc commands and timers keep running */
+    for (int i = 0; i < 64; i++) {
+        ssize_t k = read(fd, buf, EMU_CHUNK);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            if (errno != EAGAIN) {
+                log_error("boot read failed", "error=\"%s\"", strerror(errno));
+                eof = true;
+            }
+            break;
+        }
+        if (k == 0) {
+            eof = true;
+            break;
+        }
+        if (e->phase != EMU_RECEIVING && e->phase != EMU_FAILED) {
+            session_begin(e);
+        } else if (e->phase == EMU_FAILED && !e->reader) {
+            session_begin(e);
+        }
+        e->session_bytes += (uint64_t) k;
+        if (e->phase == EMU_RECEIVING) {
+            struct dpf_error err = {0};
+            if (bfb_reader_feed(e->reader, buf, (size_t) k, &err) < 0) {
+                session_refuse(e, &err);
+            }
+        }
+    }
+    free(buf);
+    if (eof || (events & LOOP_HUP && !(events & LOOP_READ))) {
+        if (e->reader) {
+            session_end(e);
+        }
+        /* a FIFO whose writer left keeps signalling hang-up: reopen it
+         * so the next writer starts a new session */
+        loop_watch_remove(e->boot_watch);
+        e->boot_watch = NULL;
+        close(e->boot_fd);
+        e->boot_fd = -1;
+        if (emu_open_boot(e) < 0) {
+            log_error("cannot reopen boot", "path=%s", e->boot_path);
+        }
+    }
+}
+
+static int
+emu_open_boot(struct rshim_emu *e)
+{
+    e->boot_fd = open(e->boot_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (e->boot_fd < 0) {
+        return -errno;
+    }
+    e->boot_watch = loop_watch_fd(e->loop, e->boot_fd, LOOP_READ, on_boot, e);
+    return 0;
+}
+
+/* --- misc commands --------------------------------------------------- */
+
+static void
+emu_command(struct rshim_emu *e, const char *key, const char *val)
+{
+    char *end;
+    long v = strtol(val, &end, 0);
+    bool num = *val && !*end;
+    if (!strcmp(key, "DISPLAY_LEVEL") && num && v >= 0 && v <= 2) {
+        e->display_level = (int) v;
+    } else if (!strcmp(key, "BOOT_MODE") && *val) {
+        e->boot_mode = (int) strtol(val, NULL, 16);
+    } else if (!strcmp(key, "DROP_MODE") && num) {
+        e->drop_mode = v != 0;
+    } else if (!strcmp(key, "BOOT_RESET_SKIP") && num) {
+        e->boot_reset_skip = v != 0;
+    } else if (!strcmp(key, "BOOT_TIMEOUT") && num && v >= 0 && v <= 300) {
+        e->boot_timeout = v ? (int) v : 300;
+    } else if (!strcmp(key, "USB_TIMEOUT") && num && v >= 0 && v <= 300) {
+        e->usb_timeout = v ? (int) v : 40;
+    } else if (!strcmp(key, "SW_RESET") && num && v == 1) {
+        emu_clear_log(e);
+        emu_log(e, "INFO[MISC]: Rebooting...");
+        e->phase = EMU_REBOOTING;
+        emu_timer_set(e, e->cfg.reboot_ms);
+        emu_write_state(e);
+    } else if (!strcmp(key, "CLEAR_ON_READ") || !strcmp(key, "PEER_MAC") ||
+               !strcmp(key, "PXE_ID") || !strcmp(key, "VLAN_ID") ||
+               !strcmp(key, "OPN_STR") || !strcmp(key, "DEBUG_CODE") ||
+               !strcmp(key, "FORCE_CMD") || !strcmp(key, "DEV_NAME")) {
+        /* accepted, nothing to emulate */
+    } else {
+        /* status lines of ours (BF_MODE, the log) when a client appended
+         * its command with >>; and unknown keys */
+        log_debug("misc line ignored", "key=%s", key);
+    }
+}
+
+static void
+emu_read_commands(struct rshim_emu *e)
+{
+    struct stat st;
+    if (fstat(e->misc_fd, &st) < 0 || st.st_size > 65536) {
+        return;
+    }
+    char *text = xmalloc((size_t) st.st_size + 1);
+    ssize_t got = pread(e->misc_fd, text, (size_t) st.st_size, 0);
+    text[got > 0 ? got : 0] = '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char key[32], val[128] = "";
+        /* our own status lines have a value column and a "(...)" tail;
+         * a command is "KEY value" alone, as `echo` writes it */
+        if (sscanf(line, " %31[A-Z_] %127[^\n]", key, val) < 1 ||
+            strchr(val, '(') || strchr(line, '-') == line) {
+            continue;
+        }
+        for (char *p = val + strlen(val); p > val && p[-1] == ' '; p--) {
+            p[-1] = '\0';
+        }
+        emu_command(e, key, val);
+    }
+    free(text);
+}
+
+/* Drain the inotify queue: true if a client wrote misc. */
+static bool
+emu_poll_commands(struct rshim_emu *e)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool misc = false;
+    for (;;) {
+        ssize_t k = read(e->ino_fd, buf, sizeof buf);
+        if (k <= 0) {
+            break;
+        }
+        for (char *p = buf; p < buf + k;) {
+            struct inotify_event *ev = (struct inotify_event *) p;
+            if (ev->len && !strcmp(ev->name, "misc")) {
+                misc = true;
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return misc;
+}
+
+static void
+on_inotify(void *arg, int fd, uint32_t events)
+{
+    (void) fd;
+    (void) events;
+    struct rshim_emu *e = arg;
+    if (emu_poll_commands(e)) {
+        emu_read_commands(e);
+        emu_write_misc(e);
+    }
+}
+
+/* --- lifecycle ------------------------------------------------------- */
+
+struct rshim_emu *
+rshim_emu_start(struct loop *loop, const struct rshim_emu_config *cfg,
+                struct dpf_error *err)
+{
+    struct rshim_emu *e = xcalloc(1, sizeof *e);
+    e->cfg = *cfg;
+    e->loop = loop;
+    e->dir = xstrdup(cfg->dir);
+    e->boot_path = xasprintf("%s/boot", cfg->dir);
+    e->misc_path = xasprintf("%s/misc", cfg->dir);
+    e->state_path = cfg->state_path ? xstrdup(cfg->state_path)
+                                    : xasprintf("%s/emu-state.json", cfg->dir);
+    e->boot_fd = e->ino_fd = e->misc_fd = -1;
+    e->display_level = cfg->display_level;
+    e->boot_mode = 1;
+    e->boot_timeout = 300;
+    e->usb_timeout = 40;
+    e->phase = EMU_READY; /* a DPU that is up, with whatever it had */
+    e->up_since_ms = loop_now_ms(loop);
+    int rc = dir_create_all(cfg->dir, 0755);
+    if (rc < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", cfg->dir,
+                      strerror(-rc));
+        goto fail;
+    }
+    /* keep what an earlier run installed: the emulated DPU's disk */
+    char *old;
+    size_t old_len;
+    if (file_read_all(e->state_path, &old, &old_len) == 0) {
+        json_t *j = json_loadb(old, old_len, 0, NULL);
+        json_t *inst = json_object_get(j, "installed");
+        if (json_is_object(inst)) {
+            e->installed = json_incref(inst);
+        }
+        json_decref(j);
+        free(old);
+    }
+    unlink(e->boot_path);
+    if (mkfifo(e->boot_path, 0620) < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", e->boot_path,
+                      strerror(errno));
+        goto fail;
+    }
+    if ((rc = emu_open_boot(e)) < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", e->boot_path,
+                      strerror(-rc));
+        goto fail;
+    }
+    e->misc_fd = open(e->misc_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (e->misc_fd < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", e->misc_path,
+                      strerror(errno));
+        goto fail;
+    }
+    /* watch before the files exist: the state file tells clients the
+     * device is ready, and their first command must not be missed */
+    e->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (e->ino_fd < 0 ||
+        inotify_add_watch(e->ino_fd, cfg->dir, IN_CLOSE_WRITE) < 0) {
+        dpf_error_set(err, 500, "InternalError", "inotify on %s: %s", cfg->dir,
+                      strerror(errno));
+        goto fail;
+    }
+    e->ino_watch = loop_watch_fd(loop, e->ino_fd, LOOP_READ, on_inotify, e);
+    emu_write_misc(e);
+    emu_write_state(e);
+    log_info("rshim device ready",
+             "dir=%s dev_name=%s install_ms=%" PRId64 " reboot_ms=%" PRId64,
+             e->dir, cfg->dev_name, cfg->install_ms, cfg->reboot_ms);
+    return e;
+fail:
+    rshim_emu_stop(e);
+    return NULL;
+}
+
+void
+rshim_emu_stop(struct rshim_emu *e)
+{
+    if (!e) {
+        return;
+    }
+    emu_timer_cancel(e);
+    if (e->boot_watch) {
+        loop_watch_remove(e->boot_watch);
+    }
+    if (e->boot_fd >= 0) {
+        close(e->boot_fd);
+        unlink(e->boot_path);
+    }
+    if (e->ino_watch) {
+        loop_watch_remove(e->ino_watch);
+    }
+    if (e->ino_fd >= 0) {
+        close(e->ino_fd);
+    }
+    if (e->misc_fd >= 0) {
+        close(e->misc_fd);
+    }
+    bfb_reader_free(e->reader);
+    emu_clear_log(e);
+    dbuf_free(&e->info);
+    dbuf_free(&e->cfg_data);
+    json_decref(e->installed);
+    free(e->dir);
+    free(e->boot_path);
+    free(e->misc_path);
+    free(e->state_path);
+    free(e);
+}

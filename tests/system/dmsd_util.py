@@ -1,0 +1,118 @@
+"""Helpers for the dmsd tests: a CA with server and client certificates
+(openssl), the gNMI/gNOI Python client generated from dmsd/proto with
+Debian's grpc_tools at test time, and a dmsd process started and stopped by
+PID."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO, binary, free_port
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out",
+            f"{name}.crt", cwd=d)
+
+
+def make_cert(d, ca, name, cn, server=False):
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+    ext = os.path.join(d, f"{name}.ext")
+    with open(ext, "w") as f:
+        if server:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                    "extendedKeyUsage=serverAuth\n")
+        else:
+            f.write("extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt",
+            "-CAkey", f"{ca}.key", "-CAcreateserial", "-days", "2",
+            "-extfile", ext, "-out", f"{name}.crt", cwd=d)
+
+
+def make_pki(d):
+    """The control plane's CA ("ca"), the DMS server certificate, DPF's
+    client certificate, a client the -allowed_users list does not name, and
+    a client from another CA."""
+    make_ca(d, "ca")
+    make_ca(d, "otherca")
+    make_cert(d, "ca", "server", "dpu1-dms-server-cert", server=True)
+    make_cert(d, "ca", "client", "dpf-provisioning-client")
+    make_cert(d, "ca", "stranger", "someone-else")
+    make_cert(d, "otherca", "foreign", "dpf-provisioning-client")
+    return d
+
+
+def gen_client(d):
+    """Generate gnmi_pb2, gnoi_os_pb2, ... from dmsd/proto into d and
+    import them."""
+    protos = os.path.join(REPO, "dmsd", "proto")
+    files = ["gnmi.proto", "gnoi_types.proto", "gnoi_os.proto",
+             "gnoi_system.proto", "gnoi_file.proto"]
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", protos,
+                    "--python_out", d, "--grpc_python_out", d] + files,
+                   check=True)
+    sys.path.insert(0, d)
+    import gnmi_pb2, gnmi_pb2_grpc, gnoi_os_pb2, gnoi_os_pb2_grpc  # noqa
+    import gnoi_system_pb2, gnoi_system_pb2_grpc, gnoi_types_pb2  # noqa
+    import gnoi_file_pb2, gnoi_file_pb2_grpc  # noqa
+    sys.path.remove(d)
+    return {m.__name__: m for m in (gnmi_pb2, gnmi_pb2_grpc, gnoi_os_pb2,
+                                    gnoi_os_pb2_grpc, gnoi_system_pb2,
+                                    gnoi_system_pb2_grpc, gnoi_types_pb2,
+                                    gnoi_file_pb2, gnoi_file_pb2_grpc)}
+
+
+class Dmsd:
+    def __init__(self, workdir, pki, rshim, extra=(), images=None,
+                 auth=None, bind="127.0.0.1", start=True):
+        self.port = free_port()
+        self.images = images or os.path.join(workdir, "bfb")
+        self.log = os.path.join(workdir, "dmsd.log")
+        self.args = [binary("dmsd", "dmsd"),
+                     "-bind_address", f"{bind}:{self.port}", "-v", "99"] + \
+            (auth if auth is not None else ["-auth", "cert"]) + [
+                     "-ca", os.path.join(pki, "ca.crt"),
+                     "-tls_key_file", os.path.join(pki, "server.key"),
+                     "-tls_cert_file", os.path.join(pki, "server.crt"),
+                     "-image_folder", self.images, "-target_pci", "4b:00",
+                     "-exec_timeout", "120", "-disable_unbind_at_activate",
+                     "-reboot_status_check", "none",
+                     "-rshim", rshim] + list(extra)
+        if start:
+            self.start()
+
+    def start(self):
+        mark = os.path.getsize(self.log) if os.path.exists(self.log) else 0
+        self.proc = subprocess.Popen(self.args, stdout=open(self.log, "ab"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while "serving gNMI and gNOI" not in self.logtext()[mark:]:
+            assert self.proc.poll() is None, self.logtext()
+            assert time.time() < deadline, "dmsd did not start"
+            time.sleep(0.05)
+
+    def logtext(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,49 +119,55 @@ on_delete(void *arg, const json_t *obj)
     stamp(arg, C_DELETES);
 }
 
-/* VmRSS and VmHWM in KiB from /proc/self/status. */
+/* A "Key:   N kB" field of /proc/self/status (0 if absent). */
+static long
+status_kb(const char *status, const char *key)
+{
+    const char *p = strstr(status, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : 0;
+}
+
+/* VmRSS, VmHWM and RssAnon (the process's private memory) in KiB. */
 static void
-self_memory(long *rss_kb, long *hwm_kb)
+self_memory(long *rss_kb, long *hwm_kb, long *anon_kb)
 {
     char *data;
     size_t len;
-    *rss_kb = *hwm_kb = 0;
+    *rss_kb = *hwm_kb = *anon_kb = 0;
     if (file_read_all("/proc/self/status", &data, &len) < 0) {
         return;
     }
-    const char *p = strstr(data, "VmRSS:");
-    if (p) {
-        *rss_kb = strtol(p + 6, NULL, 10);
-    }
-    p = strstr(data, "VmHWM:");
-    if (p) {
-        *hwm_kb = strtol(p + 6, NULL, 10);
-    }
+    *rss_kb = status_kb(data, "VmRSS:");
+    *hwm_kb = status_kb(data, "VmHWM:");
+    *anon_kb = status_kb(data, "RssAnon:");
     free(data);
 }
 
 static void
 report(struct watch_bench *b, const char *tag)
 {
-    long rss, hwm;
-    self_memory(&rss, &hwm);
+    long rss, hwm, anon;
+    self_memory(&rss, &hwm, &anon);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu_ms = (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
                     (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
     struct informer_stats st;
     informer_stats(b->inf, &st);
+    struct mallinfo2 mi = mallinfo2(); /* malloc'd bytes in use */
     printf("{\"tag\":\"%s\",\"impl\":\"dpf\",\"now_ns\":%" PRId64
            ",\"synced\":%ld,\"adds\":%ld,\"updates\":%ld,\"deletes\":%ld,"
            "\"events\":%ld,\"cached\":%zu,\"first_ns\":%" PRId64
            ",\"last_ns\":%" PRId64 ",\"last_add_ns\":%" PRId64
            ",\"first_update_ns\":%" PRId64 ",\"last_update_ns\":%" PRId64
-           ",\"rss_kb\":%ld,\"hwm_kb\":%ld,\"cpu_ms\":%.1f,\"lists\":%" PRIu64
+           ",\"rss_kb\":%ld,\"hwm_kb\":%ld,\"anon_kb\":%ld,\"heap_used_kb\":%zu,"
+           "\"cpu_ms\":%.1f,\"lists\":%" PRIu64
            ",\"watches\":%" PRIu64 "}\n",
            tag, time_mono_ns(), b->n[C_SYNCED], b->n[C_ADDS], b->n[C_UPDATES],
            b->n[C_DELETES], b->n[C_EVENTS],
            kube_cache_len(informer_cache(b->inf)), b->first_ns, b->last_ns,
-           b->last_add_ns, b->first_upd_ns, b->last_upd_ns, rss, hwm, cpu_ms,
+           b->last_add_ns, b->first_upd_ns, b->last_upd_ns, rss, hwm, anon,
+           (mi.uordblks + mi.hblkhd) / 1024, cpu_ms,
            st.lists, st.watches);
     fflush(stdout);
 }

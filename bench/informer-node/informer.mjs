@@ -75,7 +75,7 @@ function memory() {
         const m = s.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm'));
         return m ? Number(m[1]) : 0;
     };
-    return {rss_kb: kb('VmRSS'), hwm_kb: kb('VmHWM')};
+    return {rss_kb: kb('VmRSS'), hwm_kb: kb('VmHWM'), anon_kb: kb('RssAnon')};
 }
 
 function report(tag) {
@@ -88,7 +88,7 @@ function report(tag) {
         deletes: n.deletes, events: n.events, cached,
         first_ns: t.first, last_ns: t.last, last_add_ns: t.lastAdd,
         first_update_ns: t.firstUpd, last_update_ns: t.lastUpd,
-        rss_kb: mem.rss_kb, hwm_kb: mem.hwm_kb,
+        rss_kb: mem.rss_kb, hwm_kb: mem.hwm_kb, anon_kb: mem.anon_kb,
         cpu_ms: (cpu.user + cpu.system) / 1000,
         heap_used_kb: Math.round(process.memoryUsage().heapUsed / 1024),
         connects, errors,

@@ -71,12 +71,12 @@ struct watch_bench {
     struct loop *loop;
     struct informer *inf;
     long n[C_N];
-    int64_t first_ns, last_ns;     /* any event */
-    int64_t last_add_ns;           /* last add */
-    int64_t first_upd_ns;          /* first update */
-    int64_t last_upd_ns;           /* last update */
-    struct dbuf in;                /* partial command line */
-    struct pending wait[16];       /* wait commands */
+    int64_t first_ns, last_ns; /* any event */
+    int64_t last_add_ns;       /* last add */
+    int64_t first_upd_ns;      /* first update */
+    int64_t last_upd_ns;       /* last update */
+    struct dbuf in;            /* partial command line */
+    struct pending wait[16];   /* wait commands */
     size_t n_wait;
     struct loop_watch *stdin_w;
 };
@@ -155,20 +155,26 @@ report(struct watch_bench *b, const char *tag)
     struct informer_stats st;
     informer_stats(b->inf, &st);
     struct mallinfo2 mi = mallinfo2(); /* malloc'd bytes in use */
-    printf("{\"tag\":\"%s\",\"impl\":\"dpf\",\"now_ns\":%" PRId64
-           ",\"synced\":%ld,\"adds\":%ld,\"updates\":%ld,\"deletes\":%ld,"
-           "\"events\":%ld,\"cached\":%zu,\"first_ns\":%" PRId64
-           ",\"last_ns\":%" PRId64 ",\"last_add_ns\":%" PRId64
-           ",\"first_update_ns\":%" PRId64 ",\"last_update_ns\":%" PRId64
-           ",\"rss_kb\":%ld,\"hwm_kb\":%ld,\"anon_kb\":%ld,\"heap_used_kb\":%zu,"
-           "\"cpu_ms\":%.1f,\"lists\":%" PRIu64
-           ",\"watches\":%" PRIu64 "}\n",
-           tag, time_mono_ns(), b->n[C_SYNCED], b->n[C_ADDS], b->n[C_UPDATES],
-           b->n[C_DELETES], b->n[C_EVENTS],
-           kube_cache_len(informer_cache(b->inf)), b->first_ns, b->last_ns,
-           b->last_add_ns, b->first_upd_ns, b->last_upd_ns, rss, hwm, anon,
-           (mi.uordblks + mi.hblkhd) / 1024, cpu_ms,
-           st.lists, st.watches);
+    json_t *o = json_pack(
+        "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+        "s:I,s:I,s:f,s:I,s:I}",
+        "tag", tag, "impl", "dpf", "now_ns", (json_int_t) time_mono_ns(),
+        "synced", (json_int_t) b->n[C_SYNCED], "adds",
+        (json_int_t) b->n[C_ADDS], "updates", (json_int_t) b->n[C_UPDATES],
+        "deletes", (json_int_t) b->n[C_DELETES], "events",
+        (json_int_t) b->n[C_EVENTS], "cached",
+        (json_int_t) kube_cache_len(informer_cache(b->inf)), "first_ns",
+        (json_int_t) b->first_ns, "last_ns", (json_int_t) b->last_ns,
+        "last_add_ns", (json_int_t) b->last_add_ns, "first_update_ns",
+        (json_int_t) b->first_upd_ns, "last_update_ns",
+        (json_int_t) b->last_upd_ns, "rss_kb", (json_int_t) rss, "hwm_kb",
+        (json_int_t) hwm, "anon_kb", (json_int_t) anon, "heap_used_kb",
+        (json_int_t) ((mi.uordblks + mi.hblkhd) / 1024), "cpu_ms", cpu_ms,
+        "lists", (json_int_t) st.lists, "watches", (json_int_t) st.watches);
+    char *text = json_dumps(o, JSON_COMPACT);
+    printf("%s\n", text);
+    free(text);
+    json_decref(o);
     fflush(stdout);
 }
 
@@ -241,7 +247,8 @@ on_stdin(void *arg, int fd, uint32_t events)
     dbuf_append(&b->in, buf, (size_t) n);
     char *start = b->in.data;
     char *nl;
-    while ((nl = memchr(start, '\n', b->in.len - (size_t) (start - b->in.data)))) {
+    while (
+        (nl = memchr(start, '\n', b->in.len - (size_t) (start - b->in.data)))) {
         *nl = '\0';
         command(b, start);
         start = nl + 1;
@@ -289,10 +296,10 @@ struct load_bench {
     const struct opts *o;
     struct loop *loop;
     struct kube_rest *rest;
-    char *path;       /* collection path */
-    char *payload;    /* data.payload of every object */
-    long total;       /* requests to make */
-    long started;     /* requests sent */
+    char *path;    /* collection path */
+    char *payload; /* data.payload of every object */
+    long total;    /* requests to make */
+    long started;  /* requests sent */
     long done, errors;
     int64_t first_ns; /* first request sent */
     int64_t last_ns;  /* last reply */

@@ -36,6 +36,9 @@ gets the same quiet machine), in a fresh namespace:
 Last, dpf-controller-manager --controllers=all --leader-elect against the
 same server: VmRSS after --idle seconds.
 
+As root the script and everything it starts run at nice -10 (--nice), so
+other work on a shared machine takes less of the benchmark's CPU.
+
 The informer processes report their counters, monotonic timestamps
 (CLOCK_MONOTONIC, shared with this script), VmRSS/VmHWM and CPU time as
 JSON lines (protocol in bench/informer-bench.c). client-node's
@@ -206,13 +209,11 @@ class Server:
 class Informer:
     """One informer process and its line protocol."""
 
-    def __init__(self, argv, logpath, nice=0):
+    def __init__(self, argv, logpath):
         self.logf = open(logpath, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
-                                     stderr=self.logf, text=True, bufsize=1,
-                                     preexec_fn=(lambda: os.nice(nice))
-                                     if nice else None)
+                                     stderr=self.logf, text=True, bufsize=1)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -291,7 +292,7 @@ def run_side(args, srv, impl, argv, tmp):
     if st != 201:
         die(f"namespace {ns}: HTTP {st}: {body[:300]!r}")
     inf = Informer(argv + ["--kubeconfig", srv.kubeconfig, "--namespace", ns],
-                   os.path.join(tmp, f"{impl}.log"), args.nice)
+                   os.path.join(tmp, f"{impl}.log"))
     out = {"impl": impl, "namespace": ns}
     try:
         r = inf.wait("synced", 1, "synced", 60)
@@ -489,9 +490,11 @@ def main():
                     help="informers to run, in this order")
     ap.add_argument("--nice", type=int,
                     default=-10 if os.geteuid() == 0 else 0,
-                    help="niceness of both informer processes (default -10 "
-                         "as root: other work on the machine takes less of "
-                         "their CPU; 0 otherwise)")
+                    help="niceness added to this script and so to every "
+                         "process it starts: server, loader, informers, "
+                         "controller manager (default -10 as root, so other "
+                         "work on the machine takes less of their CPU; 0 "
+                         "otherwise)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (logs)")
@@ -501,6 +504,8 @@ def main():
             args.objects < 1 or args.updates < 1:
         ap.error("bad --order, --objects or --updates")
     args.build = os.path.abspath(args.build)
+    if args.nice:
+        os.nice(args.nice)
     mjs = node_setup(args.build) if "client-node" in order else None
 
     tmp = tempfile.mkdtemp(prefix="dpf-informer-bench-")

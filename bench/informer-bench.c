@@ -4,6 +4,7 @@
  *   informer-bench load  --kubeconfig PATH --namespace NS
  *                        (--create N | --update N) [--objects N]
  *                        [--concurrency N] [--data-bytes N]
+ *                        [--value-base N]
  *
  * watch runs one lib/kube informer on the ConfigMaps of NS, on the main
  * thread's event loop, with add/update/delete handlers that count events
@@ -22,8 +23,10 @@
  * load writes ConfigMaps named cm-000000.. with N requests in flight on one
  * loop (each its own keep-alive HTTPS connection): --create N creates
  * them, --update N sends N merge patches round-robin over --objects of
- * them. It prints one JSON line: counts, the monotonic time the first
- * request was sent and the last reply arrived.
+ * them, setting data.v to value-base + 1, + 2, ... (each storm passes a
+ * new base: a patch that changes nothing makes no event). It prints one
+ * JSON line: counts, the monotonic time the first request was sent and
+ * the last reply arrived.
  *
  * A benchmark program: it prints figures and never judges them. */
 #include <errno.h>
@@ -52,6 +55,7 @@ struct opts {
     long objects;
     long concurrency;
     long data_bytes;
+    long value_base;
 };
 
 /* ---- watch ---- */
@@ -349,7 +353,10 @@ load_next(struct load_bench *l)
         req.method = "POST";
     } else {
         snprintf(name, sizeof name, "cm-%06ld", i % l->o->objects);
-        body = xasprintf("{\"data\":{\"v\":\"%ld\"}}", i + 1);
+        /* a value no earlier patch set: a patch that changes nothing
+         * makes no event */
+        body =
+            xasprintf("{\"data\":{\"v\":\"%ld\"}}", l->o->value_base + i + 1);
         url = xasprintf("%s/%s", l->path, name);
         req.method = "PATCH";
         req.content_type = "application/merge-patch+json";
@@ -421,7 +428,7 @@ usage(void)
             "usage: informer-bench watch --kubeconfig PATH --namespace NS\n"
             "       informer-bench load --kubeconfig PATH --namespace NS\n"
             "           (--create N | --update N) [--objects N]\n"
-            "           [--concurrency N] [--data-bytes N]\n");
+            "           [--concurrency N] [--data-bytes N] [--value-base N]\n");
 }
 
 int
@@ -441,6 +448,7 @@ main(int argc, char **argv)
         {"objects", required_argument, NULL, 'o'},
         {"concurrency", required_argument, NULL, 'C'},
         {"data-bytes", required_argument, NULL, 'd'},
+        {"value-base", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -467,6 +475,9 @@ main(int argc, char **argv)
             break;
         case 'd':
             o.data_bytes = atol(optarg);
+            break;
+        case 'b':
+            o.value_base = atol(optarg);
             break;
         default:
             usage();

@@ -270,12 +270,12 @@ class Informer:
         self.logf.close()
 
 
-def load(args, kubeconfig, ns, op, n):
+def load(args, kubeconfig, ns, op, n, base=0):
     argv = [os.path.join(args.build, "bench", "informer-bench"), "load",
             "--kubeconfig", kubeconfig, "--namespace", ns,
             f"--{op}", str(n), "--objects", str(args.objects),
             "--concurrency", str(args.concurrency),
-            "--data-bytes", str(args.data_bytes)]
+            "--data-bytes", str(args.data_bytes), "--value-base", str(base)]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         die(f"loader failed ({p.returncode}): {p.stdout.strip()} "
@@ -299,6 +299,9 @@ def run_side(args, srv, impl, argv, tmp):
         if r.get("timed_out"):
             die(f"{impl} informer did not sync (see {tmp}/{impl}.log)")
         out["rss_empty_kb"] = r["rss_kb"]
+        # watch requests started so far (client-node: "connect" callbacks)
+        watches = lambda r: r.get("watches", r.get("connects", 0))  # noqa
+
         timeout = max(120, args.objects / 50)
 
         # create
@@ -322,7 +325,7 @@ def run_side(args, srv, impl, argv, tmp):
 
         # storm, informer running
         cpu0 = r["cpu_ms"]
-        u = load(args, srv.kubeconfig, ns, "update", args.updates)
+        u = load(args, srv.kubeconfig, ns, "update", args.updates, 0)
         r = inf.wait("updates", args.updates, "storm", timeout)
         span = (r["last_update_ns"] - r["first_update_ns"]) / 1e9
         out["storm"] = {
@@ -335,8 +338,10 @@ def run_side(args, srv, impl, argv, tmp):
             "timed_out": r.get("timed_out", False)}
 
         # backlog: the informer stopped while the updates go in
+        w0 = watches(r)
         os.kill(inf.proc.pid, signal.SIGSTOP)
-        u = load(args, srv.kubeconfig, ns, "update", args.updates)
+        u = load(args, srv.kubeconfig, ns, "update", args.updates,
+                 args.updates)
         time.sleep(0.5)
         cpu0 = proc_cpu_ms(inf.proc.pid)
         t_cont = time.monotonic_ns()
@@ -349,6 +354,7 @@ def run_side(args, srv, impl, argv, tmp):
             "events_per_s": got / span if span > 0 else 0,
             "cpu_us_per_event": (r["cpu_ms"] - cpu0) * 1e3 / max(1, got),
             "cpu_share": (r["cpu_ms"] - cpu0) / 1e3 / span if span > 0 else 0,
+            "rewatches": watches(r) - w0,
             "timed_out": r.get("timed_out", False)}
         out["rss_after_kb"] = r["rss_kb"]
         out["hwm_after_kb"] = r["hwm_kb"]

@@ -108,9 +108,11 @@ def node_setup(build):
                         "--fetch-timeout=30000"],
                        cwd=dst, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
-        die(f"npm ci in {dst} failed (registry unreachable?): {last}",
-            EXIT_NO_NPM)
+        why = [ln.removeprefix("npm error ").strip()
+               for ln in p.stderr.splitlines()
+               if ln.startswith("npm error") and "complete log" not in ln]
+        die(f"npm ci in {dst} failed (registry unreachable?): "
+            + ("; ".join(why[:2]) or "no message"), EXIT_NO_NPM)
     with open(stamp, "wb") as f:
         f.write(lock)
     return os.path.join(dst, "informer.mjs")

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,27 @@ test_put_replace_remove_indexes(void **state)
                         "a");
     json_decref(held);
 
+    /* replace a again with the same labels, namespace and (no) owner: the
+     * index entries stay and lead to the new object */
+    json_t *a3 = obj("ns1", "a", "5", "{\"app\":\"db\"}", NULL);
+    old = kube_cache_put(c, a3, NULL);
+    assert_ptr_equal(old, a2);
+    json_decref(old);
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=db")), "a,x");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_NAMESPACE, "ns1")), "a,b");
+    json_t *in_ns = kube_cache_by_index(c, KUBE_INDEX_NAMESPACE, "ns1");
+    bool found = false;
+    size_t i;
+    json_t *o;
+    json_array_foreach(in_ns, i, o)
+    {
+        found = found || o == a3;
+    }
+    json_decref(in_ns);
+    assert_true(found);
+
     /* remove */
     old = kube_cache_remove(c, "ns2/x");
     assert_ptr_equal(old, x1);
@@ -149,6 +171,7 @@ test_put_replace_remove_indexes(void **state)
     kube_cache_destroy(c);
     json_decref(a1);
     json_decref(a2);
+    json_decref(a3);
     json_decref(b1);
     json_decref(x1);
 }

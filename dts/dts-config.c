@@ -4,6 +4,7 @@
 #include "dts/dts-config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -375,6 +376,30 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         return dts_cfg_port(b, line, key, v, &c->fluent_aggr_port);
     } else if (!strcmp(key, "ipc-sockets-dir")) {
         dts_set_str(&c->ipc_dir, v);
+    } else if (!strcmp(key, "ipc-socket-mode")) {
+        char *end;
+        unsigned long m = strtoul(v, &end, 8);
+        if (!*v || *end || m > 0777 || !(m & 0600)) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not an octal mode 0600..0777 "
+                                "(the owner must read and write)",
+                                v);
+        }
+        c->ipc_mode = (unsigned) m;
+    } else if (!strcmp(key, "ipc-socket-group")) {
+        char *end;
+        long gid = strtol(v, &end, 10);
+        if (!*v || *end) {
+            struct group *g = getgrnam(v);
+            if (!g) {
+                return dts_cfg_fail(b, line, key, "no group named \"%s\"",
+                                    v);
+            }
+            gid = (long) g->gr_gid;
+        } else if (gid < 0) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not a group", v);
+        }
+        c->ipc_gid = gid;
     } else if (!strcmp(key, "fluent-forward-enable")) {
         if (ini_parse_bool(v, &flag) < 0) {
             return dts_cfg_fail(b, line, key, "\"%s\" is not 0/1", v);
@@ -425,6 +450,8 @@ dts_cfg_new(const char *name, const struct dts_runtime *rt)
     c->fwd_tag = xstrdup("doca_telemetry");
     c->netflow_version = 9;
     c->fluent_aggr_port = 42442;
+    c->ipc_mode = 0660;
+    c->ipc_gid = -1;
     c->sysfs_root = xstrdup(rt && rt->sysfs_root ? rt->sysfs_root : "/sys");
     return c;
 }
@@ -761,13 +788,13 @@ dts_config_load(const struct dts_runtime *rt, struct dpf_error *err)
     char *data = NULL;
     size_t len = 0;
     struct dts_config *c = NULL;
-    int rc = file_read_all(path, &data, &len);
+    int rc = file_read_regular(path, DTS_CONFIG_MAX_FILE, &data, &len);
     if (rc == 0) {
         c = dts_config_parse_ini(data, len, path, rt, err);
     } else if (rc == -ENOENT) {
         free(path);
         path = xasprintf("%s/%s", dir, DTS_CONFIG_YAML);
-        rc = file_read_all(path, &data, &len);
+        rc = file_read_regular(path, DTS_CONFIG_MAX_FILE, &data, &len);
         if (rc == 0) {
             c = dts_config_parse_yaml(data, len, path, rt, err);
         } else if (rc == -ENOENT) {
@@ -775,7 +802,15 @@ dts_config_load(const struct dts_runtime *rt, struct dpf_error *err)
                           dir, DTS_CONFIG_FILE, DTS_CONFIG_YAML);
         }
     }
-    if (rc < 0 && rc != -ENOENT) {
+    if (rc == -EINVAL) {
+        dpf_error_set(err, 400, "Invalid",
+                      "%s: not a regular file (FIFOs, devices and "
+                      "directories are refused)",
+                      path);
+    } else if (rc == -EFBIG) {
+        dpf_error_set(err, 400, "Invalid", "%s: larger than %d bytes", path,
+                      DTS_CONFIG_MAX_FILE);
+    } else if (rc < 0 && rc != -ENOENT) {
         dpf_error_set(err, 400, "Invalid", "%s: cannot read: %s", path,
                       strerror(-rc));
     }

@@ -17,6 +17,8 @@
  *   prometheus-aggr-endpoints*   comma list of URLs for prometheus_aggr
  *   fluent-aggr-address*, fluent-aggr-port*   fluent_aggr listener
  *   ipc-sockets-dir*             exporter-library socket directory
+ *   ipc-socket-mode*, ipc-socket-group*   its file mode (octal) and group
+ *                                (name or number): apps of other users
  *   fluent-forward-{enable,host,port,tag}*  Forward output without .exp
  *   fluent-forward-require-ack*, fluent-forward-buffer-records*  (acks with
  *                                resend; queue bound, default 10000)
@@ -40,6 +42,9 @@
 #define DTS_CONFIG_YAML "dts_config.yaml"
 #define DTS_DEFAULT_UPDATE_MS 1000
 #define DTS_DEFAULT_PROM_PORT 9100
+/* Largest dts_config.ini / .yaml read; must be a regular file too (a
+ * FIFO or /dev/zero as config is refused with a message, never read). */
+#define DTS_CONFIG_MAX_FILE (4 * 1024 * 1024)
 
 /* Options that come from the command line, not the file. */
 struct daemon;
@@ -82,6 +87,8 @@ struct dts_config {
     char *fluent_aggr_address;      /* listener address */
     uint16_t fluent_aggr_port;      /* listener port */
     char *ipc_dir;                  /* IPC socket directory */
+    unsigned ipc_mode;              /* socket file mode (default 0660) */
+    long ipc_gid;                   /* socket file group, -1 = unchanged */
     char *sysfs_root;               /* copy of the runtime option */
     size_t n_notes;                 /* non-fatal remarks for the log */
     char **notes;                   /* "line 7: key x not implemented" */

@@ -57,6 +57,8 @@ struct dts_daemon {
     struct dts_export *export;
     struct dts_ipc_server *ipc;
     char *ipc_path;
+    unsigned ipc_mode; /* mode and group the socket was set up with */
+    long ipc_gid;
     uint64_t ipc_errors_seen;
     uint64_t collections;
     bool last_reload_ok;
@@ -354,7 +356,8 @@ dts_ipc_apply(struct dts_daemon *d)
     char *path = d->cfg->ipc_dir ? xasprintf("%s/%s", d->cfg->ipc_dir,
                                              DTS_EXPORTER_SOCKET_NAME)
                                  : NULL;
-    if (d->ipc && path && d->ipc_path && !strcmp(path, d->ipc_path)) {
+    if (d->ipc && path && d->ipc_path && !strcmp(path, d->ipc_path) &&
+        d->ipc_mode == d->cfg->ipc_mode && d->ipc_gid == d->cfg->ipc_gid) {
         free(path);
         return;
     }
@@ -370,6 +373,8 @@ dts_ipc_apply(struct dts_daemon *d)
     }
     struct dts_ipc_server_config ic = {
         .path = path,
+        .mode = d->cfg->ipc_mode,
+        .gid = d->cfg->ipc_gid,
         .cb = dts_on_ipc_record,
         .aux = d,
     };
@@ -377,13 +382,16 @@ dts_ipc_apply(struct dts_daemon *d)
     dpf_error_clear(&err);
     d->ipc = dts_ipc_server_start(&ic, &err);
     if (!d->ipc) {
-        log_warn("exporter IPC not available", "path=%s error=\"%s\"", path,
-                 err.message);
+        log_error("exporter IPC not available", "path=%s error=\"%s\"", path,
+                  err.message);
         free(path);
         return;
     }
     d->ipc_path = path;
-    log_info("exporter IPC listening", "path=%s", path);
+    d->ipc_mode = d->cfg->ipc_mode;
+    d->ipc_gid = d->cfg->ipc_gid;
+    log_info("exporter IPC listening", "path=%s mode=%04o gid=%ld", path,
+             d->cfg->ipc_mode, d->cfg->ipc_gid);
 }
 
 /* ---- configuration --------------------------------------------------- */

@@ -392,8 +392,7 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         if (!*v || *end) {
             struct group *g = getgrnam(v);
             if (!g) {
-                return dts_cfg_fail(b, line, key, "no group named \"%s\"",
-                                    v);
+                return dts_cfg_fail(b, line, key, "no group named \"%s\"", v);
             }
             gid = (long) g->gr_gid;
         } else if (gid < 0) {

@@ -23,11 +23,11 @@ struct dts_ipc_server {
     char *path;                       /* socket path */
     dev_t dev;                        /* the socket file we bound */
     ino_t ino;
-    struct stream_server *ss;         /* accepts and reads connections */
-    uint64_t frames;                  /* frames decoded (atomic) */
-    uint64_t events;                  /* event records (atomic) */
-    uint64_t counters;                /* counter records (atomic) */
-    uint64_t netflow;                 /* flow records (atomic) */
+    struct stream_server *ss; /* accepts and reads connections */
+    uint64_t frames;          /* frames decoded (atomic) */
+    uint64_t events;          /* event records (atomic) */
+    uint64_t counters;        /* counter records (atomic) */
+    uint64_t netflow;         /* flow records (atomic) */
 };
 
 #define IPC_READ_BUF (256u * 1024)
@@ -216,8 +216,7 @@ dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
     /* Nobody can connect before listen(): mode and group are in place
      * before the first app arrives. */
     if (chmod(cfg->path, mode) < 0 ||
-        (cfg->gid >= 0 &&
-         chown(cfg->path, (uid_t) -1, (gid_t) cfg->gid) < 0) ||
+        (cfg->gid >= 0 && chown(cfg->path, (uid_t) -1, (gid_t) cfg->gid) < 0) ||
         lstat(cfg->path, &st) < 0 || listen(fd, 64) < 0) {
         dpf_error_set(err, 503, "ServiceUnavailable",
                       "ipc: cannot set up %s (mode %04o, group %ld): %s",

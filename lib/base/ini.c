@@ -171,8 +171,8 @@ ini_load(const char *path, struct dpf_error *err)
                           "directories are refused)",
                           path);
         } else if (rc == -EFBIG) {
-            dpf_error_set(err, 400, "Invalid", "%s: larger than %d bytes",
-                          path, INI_MAX_FILE);
+            dpf_error_set(err, 400, "Invalid", "%s: larger than %d bytes", path,
+                          INI_MAX_FILE);
         } else {
             dpf_error_set(err, 400, "Invalid", "%s: cannot read: %s", path,
                           strerror(-rc));

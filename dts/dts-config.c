@@ -376,6 +376,23 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         return dts_cfg_port(b, line, key, v, &c->fluent_aggr_port);
     } else if (!strcmp(key, "ipc-sockets-dir")) {
         dts_set_str(&c->ipc_dir, v);
+    } else if (!strcmp(key, "series-expiry")) {
+        if (ini_parse_long(v, 0, 31 * 86400, &n) < 0) {
+            return dts_cfg_fail(
+                b, line, key, "\"%s\" is not a time in seconds (0 = never)", v);
+        }
+        c->series_expiry_s = (unsigned) n;
+    } else if (!strcmp(key, "app-series-limit") ||
+               !strcmp(key, "app-series-per-source-limit")) {
+        if (ini_parse_long(v, 1, 10000000, &n) < 0) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not a count in 1..10000000", v);
+        }
+        if (!strcmp(key, "app-series-limit")) {
+            c->app_max_series = (size_t) n;
+        } else {
+            c->app_max_series_per_source = (size_t) n;
+        }
     } else if (!strcmp(key, "ipc-socket-mode")) {
         char *end;
         unsigned long m = strtoul(v, &end, 8);
@@ -450,6 +467,9 @@ dts_cfg_new(const char *name, const struct dts_runtime *rt)
     c->netflow_version = 9;
     c->fluent_aggr_port = 42442;
     c->ipc_mode = 0660;
+    c->series_expiry_s = DTS_DEFAULT_SERIES_EXPIRY;
+    c->app_max_series = DTS_DEFAULT_APP_SERIES;
+    c->app_max_series_per_source = DTS_DEFAULT_APP_SERIES_PER_SOURCE;
     c->ipc_gid = -1;
     c->sysfs_root = xstrdup(rt && rt->sysfs_root ? rt->sysfs_root : "/sys");
     return c;
@@ -553,7 +573,7 @@ dts_cfg_finish(struct dts_cfg_build *b, const struct dts_runtime *rt)
         }
     }
     if (!c->fluent_aggr_address) {
-        c->fluent_aggr_address = xstrdup("0.0.0.0");
+        c->fluent_aggr_address = xstrdup("127.0.0.1");
     }
     if (rt && rt->ipc_dir) {
         dts_set_str(&c->ipc_dir, rt->ipc_dir);

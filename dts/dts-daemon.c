@@ -609,6 +609,12 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
     for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
         dts_model_error_declare(d->model, parts[i], NULL, NULL);
     }
+    /* refusals of the memory budget, by what was full */
+    static const char *const budget[] = {"app_series", "app_series_per_source",
+                                         "fluent_aggr_series"};
+    for (size_t i = 0; i < ARRAY_SIZE(budget); i++) {
+        dts_model_error_declare(d->model, "memory_budget", "part", budget[i]);
+    }
     d->export = dts_export_create(d->model);
     struct dts_config *c = dts_config_load(&d->rt, err);
     struct dts_filter *filter = NULL;

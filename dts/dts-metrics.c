@@ -261,6 +261,12 @@ dts_hash(const char *s)
         h ^= (unsigned char) *s;
         h *= 1099511628211ull;
     }
+    /* FNV's low bits mix poorly for names that differ only at the end
+     * (dts_app_ctr_1, _2, ...), and the index uses the low bits: finish
+     * with a 64-bit mixer so linear probing does not form long runs. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return h;
 }
 

@@ -9,6 +9,8 @@ attacker's input must not do to the daemon.
   as another user can connect (and cannot without them).
 """
 import os
+import socket
+import struct
 import shutil
 import signal
 import stat
@@ -178,3 +180,164 @@ def test_ipc_socket_bad_group_is_a_config_error(tmp_path):
     rc, out = run_dts_once(conf, tmp_path / "ipc")
     assert rc == 1, out
     assert "ipc-socket-group" in out and "no-such-group-dts" in out, out
+
+
+# ---- reserved label names, expiry, memory budget, loopback ---------------
+
+NAME_RECORD_CLIENT = r"""
+import socket, sys, msgpack, time
+port = int(sys.argv[1])
+def send(records):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(msgpack.packb(["app.metrics", [[int(time.time()), r]
+                                             for r in records]]))
+    time.sleep(0.2)
+    s.close()
+send([{"__name__": "evil", "rx": 1},          # reserved by Prometheus
+      {"a-b": "x", "a_b": "y", "rx": 2},      # same label twice
+      {"tag": "spoofed", "rx": 3}])           # clashes with our tag label
+send([{"port": "p0", "rx": 5}])
+"""
+
+
+def test_fluent_record_named_dunder_name_refused(netns, tmp_path):
+    """A Forward record with a string field __name__ (or two fields giving
+    one label name) is refused and counted; Prometheus keeps scraping dts
+    (up == 1) and sees the good record."""
+    from dts_helpers import Dts as NsDts, Prometheus, ns_exec, series
+    ns = netns("dth")
+    dts = NsDts(ns, str(tmp_path))
+    fport = dts.port + 1
+    dts.write_config("update=200\nenable-provider=fluent_aggr\n"
+                     f"fluent-aggr-port={fport}\n"
+                     f"prometheus=http://127.0.0.1:{dts.port}\n")
+    prom = Prometheus(ns, str(tmp_path), [f"127.0.0.1:{dts.port}"])
+    try:
+        dts.start()
+        prom.start()
+        r = ns_exec(ns, ["/usr/bin/python3", "-c", NAME_RECORD_CLIENT,
+                         str(fport)], timeout=30)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: series(dts.metrics(), "dts_fluent_aggr_rx",
+                                port="p0") == [5.0], 10, what="good record")
+        m = dts.metrics()
+        assert series(m, "dts_fluent_aggr_rx") == [5.0]  # only the good one
+        assert series(m, "dts_fluent_aggr_errors_total") == [3.0]
+        text = dts.metrics_text()
+        assert "__name__" not in text and "evil" not in text
+        r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # Prometheus scraped dts successfully after the records arrived
+        wait_for(lambda: prom.value(
+            'dts_fluent_aggr_rx{port="p0"}') == 5.0, 30,
+            what="Prometheus has the good series")
+        time.sleep(2)
+        assert prom.value('up{job="dts"}') == 1.0
+    finally:
+        prom.stop()
+        assert dts.stop() == 0
+
+
+def ipc_frame(t, body):
+    return struct.pack("<IBBH", 8 + len(body), 1, t, 0) + body
+
+
+def ipc_str(x):
+    x = x.encode()
+    return struct.pack("<H", len(x)) + x
+
+
+def ipc_send_counters(path, source_id, names, value=1):
+    """One exporter-library session sending one counter per name."""
+    hello = ipc_frame(1, struct.pack("<IHHI", 0x58535444, 1, 1, os.getpid())
+                      + ipc_str(source_id) + ipc_str(""))
+    body = b"".join(ipc_str(n) + struct.pack("<BQ", 0, value) for n in names)
+    ctr = ipc_frame(4, struct.pack("<QHH", time.time_ns(), len(names), 0)
+                    + body)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(path)
+        c.sendall(hello + ctr + ipc_frame(6, b""))
+        c.recv(1)  # dts closes after BYE
+
+
+def app_series(d, source_id):
+    return [k for k in d.metrics()
+            if k[0].startswith("dts_app_") and
+            f'source_id="{source_id}"' in k[1]]
+
+
+def test_departed_app_series_expire(tmp_path):
+    d = Dts(tmp_path, ["disable-provider=sysfs", "series-expiry=2"]).start()
+    try:
+        ipc_send_counters(d.socket_path, "gone-app", ["a", "b", "c"])
+        wait_for(lambda: len(app_series(d, "gone-app")) == 3, 10,
+                 what="app series")
+        assert d.metric("dts_app_series") == 3
+        # the app is gone: nothing updates its series any more
+        wait_for(lambda: not app_series(d, "gone-app"), 15,
+                 what="series expired")
+        assert d.metric("dts_app_series") == 0
+        assert d.metric("dts_app_series_expired_total") == 3
+    finally:
+        assert d.stop() == 0
+
+
+def test_app_series_kept_without_expiry(tmp_path):
+    d = Dts(tmp_path, ["disable-provider=sysfs", "series-expiry=0"]).start()
+    try:
+        ipc_send_counters(d.socket_path, "quiet-app", ["a"])
+        wait_for(lambda: len(app_series(d, "quiet-app")) == 1, 10,
+                 what="app series")
+        time.sleep(3)
+        assert len(app_series(d, "quiet-app")) == 1
+    finally:
+        assert d.stop() == 0
+
+
+def test_memory_budget_per_source_and_global(tmp_path):
+    d = Dts(tmp_path, ["disable-provider=sysfs",
+                       "app-series-per-source-limit=5",
+                       "app-series-limit=8"]).start()
+    try:
+        budget = '{part="app_series_per_source"}'
+        assert d.metric("dts_memory_budget_errors_total", budget) == 0
+        ipc_send_counters(d.socket_path, "greedy", [f"c{i}" for i in range(10)])
+        d.wait_metric("dts_memory_budget_errors_total", lambda v: v == 5,
+                      labels=budget)
+        wait_for(lambda: len(app_series(d, "greedy")) == 5, 10,
+                 what="5 series of greedy")
+        # another source still gets its share, up to the global budget
+        ipc_send_counters(d.socket_path, "modest", ["x", "y", "z", "w"])
+        d.wait_metric("dts_memory_budget_errors_total", lambda v: v == 1,
+                      labels='{part="app_series"}')
+        wait_for(lambda: len(app_series(d, "modest")) == 3, 10,
+                 what="3 series of modest")
+        assert d.metric("dts_app_series") == 8
+        assert d.metric("dts_ipc_errors_total") == 6
+    finally:
+        assert d.stop() == 0
+
+
+def listening_addresses(port):
+    """Local IPv4 addresses listening on TCP port (from /proc/net/tcp)."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if state == "0A" and int(p, 16) == port:
+                out.append(socket.inet_ntoa(struct.pack("<I", int(addr, 16))))
+    return out
+
+
+def test_fluent_aggr_listens_on_loopback_by_default(tmp_path):
+    from conftest import free_port
+    fport = free_port()
+    d = Dts(tmp_path, ["disable-provider=sysfs", "enable-provider=fluent_aggr",
+                       f"fluent-aggr-port={fport}"]).start()
+    try:
+        wait_for(lambda: listening_addresses(fport), 10, what="listener")
+        assert listening_addresses(fport) == ["127.0.0.1"]
+    finally:
+        assert d.stop() == 0

@@ -40,8 +40,41 @@ test_defaults(void **state)
     assert_string_equal(c->ipc_dir,
                         "/opt/mellanox/doca/services/telemetry/ipc_sockets");
     assert_int_equal(c->fluent_aggr_port, 42442);
+    /* an unauthenticated listener stays on loopback unless configured */
+    assert_string_equal(c->fluent_aggr_address, "127.0.0.1");
+    assert_int_equal(c->series_expiry_s, 300);
+    assert_int_equal(c->app_max_series, 200000);
+    assert_int_equal(c->app_max_series_per_source, 100000);
+    assert_int_equal(c->ipc_mode, 0660);
+    assert_int_equal(c->ipc_gid, -1);
     assert_string_equal(c->fwd_tag, "doca_telemetry");
     dts_config_free(c);
+}
+
+static void expect_reject(const char *text, const char *want);
+
+static void
+test_hardening_keys(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c = parse("series-expiry=0\n"
+                                 "app-series-limit=10\n"
+                                 "app-series-per-source-limit=3\n"
+                                 "ipc-socket-mode=0666\n"
+                                 "ipc-socket-group=0\n",
+                                 &err);
+    assert_non_null(c);
+    assert_int_equal(c->series_expiry_s, 0);
+    assert_int_equal(c->app_max_series, 10);
+    assert_int_equal(c->app_max_series_per_source, 3);
+    assert_int_equal(c->ipc_mode, 0666);
+    assert_int_equal(c->ipc_gid, 0);
+    dts_config_free(c);
+    expect_reject("ipc-socket-mode=0044\n", "ipc-socket-mode");
+    expect_reject("ipc-socket-mode=rw\n", "ipc-socket-mode");
+    expect_reject("ipc-socket-group=no-such-group-x\n", "no-such-group-x");
+    expect_reject("series-expiry=-1\n", "series-expiry");
+    expect_reject("app-series-limit=0\n", "app-series-limit");
 }
 
 static void
@@ -328,6 +361,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_hardening_keys),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_forward_needs_host),

@@ -52,8 +52,10 @@ struct dts_daemon {
     int inotify_fd;
     struct loop_watch *inotify_watch;
     struct dts_http *http;
-    char *http_url;         /* URL the server was started for */
-    size_t last_render_len; /* size hint for the next /metrics body */
+    char *http_url;                /* URL the server was started for */
+    struct loop_timer *http_retry; /* armed while the bind keeps failing */
+    uint64_t http_bind_failures;   /* failed attempts for the current URL */
+    size_t last_render_len;        /* size hint for the next /metrics body */
     struct dts_export *export;
     struct dts_ipc_server *ipc;
     char *ipc_path;
@@ -309,6 +311,57 @@ dts_daemon_http_handler(void *arg, const struct http_lite_request *req,
     }
 }
 
+static void dts_daemon_http_start(struct dts_daemon *d);
+
+static void
+dts_on_http_retry(void *arg, struct loop_timer *t)
+{
+    (void) t;
+    dts_daemon_http_start(arg);
+}
+
+/* Bind the endpoint for d->cfg->prometheus. A failure (port in use, the
+ * address not there yet) is logged, counted in dts_prometheus_errors_total
+ * and retried every DTS_HTTP_RETRY_MS; readiness says why meanwhile. */
+#define DTS_HTTP_RETRY_MS 2000
+static void
+dts_daemon_http_start(struct dts_daemon *d)
+{
+    const char *url = d->cfg->prometheus;
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
+                               dts_daemon_http_handler, d, &err);
+    if (!d->http) {
+        dts_model_error_inc(d->model, "prometheus", NULL, NULL);
+        if (d->http_bind_failures++ == 0) {
+            log_error("cannot start prometheus endpoint; retrying",
+                      "url=%s retry_ms=%d error=\"%s\"", url, DTS_HTTP_RETRY_MS,
+                      err.message);
+        }
+        if (d->rt.daemon) {
+            daemon_set_ready(d->rt.daemon, "prometheus-endpoint", false,
+                             err.message);
+        }
+        if (!d->http_retry) {
+            d->http_retry =
+                loop_timer_add(d->loop, DTS_HTTP_RETRY_MS, DTS_HTTP_RETRY_MS,
+                               dts_on_http_retry, d);
+        }
+        return;
+    }
+    loop_timer_cancel(d->http_retry);
+    d->http_retry = NULL;
+    d->http_url = xstrdup(url);
+    if (d->rt.daemon) {
+        daemon_set_ready(d->rt.daemon, "prometheus-endpoint", true, NULL);
+    }
+    log_info("prometheus endpoint listening",
+             "address=%s port=%u attempts=%llu", d->cfg->prom_address,
+             http_lite_port(d->http),
+             (unsigned long long) d->http_bind_failures + 1);
+}
+
 static void
 dts_daemon_http_apply(struct dts_daemon *d)
 {
@@ -316,6 +369,9 @@ dts_daemon_http_apply(struct dts_daemon *d)
     if (d->http && url && d->http_url && !strcmp(url, d->http_url)) {
         return;
     }
+    loop_timer_cancel(d->http_retry);
+    d->http_retry = NULL;
+    d->http_bind_failures = 0;
     if (d->http) {
         http_lite_destroy(d->http);
         d->http = NULL;
@@ -324,21 +380,12 @@ dts_daemon_http_apply(struct dts_daemon *d)
         d->http_url = NULL;
     }
     if (!url) {
+        if (d->rt.daemon) {
+            daemon_set_ready(d->rt.daemon, "prometheus-endpoint", true, NULL);
+        }
         return;
     }
-    struct dpf_error err;
-    dpf_error_clear(&err);
-    d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
-                               dts_daemon_http_handler, d, &err);
-    if (!d->http) {
-        dts_model_error_inc(d->model, "prometheus", NULL, NULL);
-        log_error("cannot start prometheus endpoint", "url=%s error=\"%s\"",
-                  url, err.message);
-        return;
-    }
-    d->http_url = xstrdup(url);
-    log_info("prometheus endpoint listening", "address=%s port=%u",
-             d->cfg->prom_address, http_lite_port(d->http));
+    dts_daemon_http_start(d);
 }
 
 /* ---- IPC ------------------------------------------------------------- */
@@ -653,6 +700,7 @@ dts_daemon_destroy(struct dts_daemon *d)
         return;
     }
     /* Stop the inputs first so no thread calls into freed state. */
+    loop_timer_cancel(d->http_retry);
     http_lite_destroy(d->http);
     if (d->ipc) {
         dts_ipc_server_stop(d->ipc);

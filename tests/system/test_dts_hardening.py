@@ -341,3 +341,82 @@ def test_fluent_aggr_listens_on_loopback_by_default(tmp_path):
         assert listening_addresses(fport) == ["127.0.0.1"]
     finally:
         assert d.stop() == 0
+
+
+# ---- the endpoint under pressure ----------------------------------------
+
+
+def test_busy_metrics_port_is_retried(tmp_path):
+    """/metrics on a port another process holds: dts keeps running, logs
+    the failure once, counts every attempt in dts_prometheus_errors_total
+    and binds as soon as the port is free (then /readyz is 200: the
+    endpoint's readiness check is ok)."""
+    d = Dts(tmp_path, ["disable-provider=sysfs"])
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", d.port))
+    squatter.listen(1)
+    d.logf = open(d.log, "w")
+    d.proc = subprocess.Popen(
+        [binary("dts", "dts"), "--config-dir", str(d.conf), "--ipc-dir",
+         str(d.ipc_dir), "--log-level", "debug"],
+        stdout=d.logf, stderr=subprocess.STDOUT)
+    try:
+        wait_file_text(d.log, "cannot start prometheus endpoint; retrying")
+        time.sleep(5)  # a few retries while the port is taken
+        assert d.alive()
+        assert d.log.read_text().count("cannot start prometheus") == 1
+        squatter.close()
+        wait_for(d.healthy, 15, what="endpoint bound after the port freed")
+        assert d.metric("dts_prometheus_errors_total") >= 2
+        import urllib.request
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{d.port}/readyz", timeout=5) as r:
+            assert r.status == 200
+        assert "prometheus endpoint listening" in d.log.read_text()
+    finally:
+        squatter.close()
+        assert d.stop() == 0
+
+
+IDLE_CLIENTS = r"""
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    socks.append(s)
+    if i % 20 == 0:
+        time.sleep(0.05)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_idle_connections_do_not_block_scrapes(netns, tmp_path):
+    """200 idle connections to /metrics while a real Prometheus scrapes
+    every second: every scrape is served (up == 1 throughout)."""
+    from dts_helpers import Dts as NsDts, Prometheus, ns_curl
+    ns = netns("dti")
+    dts = NsDts(ns, str(tmp_path))
+    dts.write_config(f"update=500\nprometheus=http://127.0.0.1:{dts.port}\n")
+    prom = Prometheus(ns, str(tmp_path), [f"127.0.0.1:{dts.port}"])
+    hog = None
+    try:
+        dts.start()
+        hog = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3",
+                                "-c", IDLE_CLIENTS, str(dts.port), "200"],
+                               stdout=subprocess.PIPE, text=True)
+        assert hog.stdout.readline().strip() == "ready"
+        prom.start()
+        time.sleep(12)
+        # every scrape since Prometheus started succeeded
+        assert prom.value('min_over_time(up{job="dts"}[10s])') == 1.0
+        assert prom.value('count_over_time(up{job="dts"}[10s])') >= 5
+        # and a plain client is served at once too
+        assert ns_curl(ns, dts.url + "/metrics", 5)[0] == 200
+    finally:
+        if hog:
+            hog.kill()
+            hog.wait()
+        prom.stop()
+        assert dts.stop() == 0

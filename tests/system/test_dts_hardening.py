@@ -9,6 +9,7 @@ attacker's input must not do to the daemon.
   as another user can connect (and cannot without them).
 """
 import os
+import re
 import socket
 import struct
 import shutil
@@ -420,3 +421,45 @@ def test_idle_connections_do_not_block_scrapes(netns, tmp_path):
             hog.wait()
         prom.stop()
         assert dts.stop() == 0
+
+
+LOGFMT_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)(?: |$)')
+
+
+def logfmt_parse(line):
+    """Strict logfmt: key=bare or key="escaped", one space apart; None if
+    the line is not valid."""
+    pos, out = 0, {}
+    while pos < len(line):
+        m = LOGFMT_PAIR.match(line, pos)
+        if not m:
+            return None
+        v = m.group(2)
+        if v.startswith('"'):
+            v = re.sub(r'\\(.)', lambda x: {"n": "\n"}.get(x.group(1),
+                                                          x.group(1)), v[1:-1])
+        out[m.group(1)] = v
+        pos = m.end()
+    return out
+
+
+def test_log_lines_are_logfmt(tmp_path):
+    """Errors whose text holds quotes (a rejected value is quoted in the
+    message) still give lines a logfmt reader parses, with the text
+    intact."""
+    d = Dts(tmp_path, ["disable-provider=sysfs"]).start()
+    try:
+        (d.conf / "dts_config.ini").write_text(
+            'update="fast \\"x\\""\nprometheus=http://127.0.0.1:%d\n' % d.port)
+        wait_file_text(d.log, "configuration rejected")
+    finally:
+        assert d.stop() == 0
+    lines = d.log.read_text().splitlines()
+    assert len(lines) >= 3
+    parsed = [logfmt_parse(line) for line in lines]
+    bad = [line for line, p in zip(lines, parsed) if p is None]
+    assert not bad, bad
+    rejected = [p for p in parsed if p["msg"].startswith("configuration "
+                                                         "rejected")]
+    assert rejected, lines
+    assert '"fast \\"x\\""' in rejected[0]["error"], rejected[0]

@@ -108,6 +108,7 @@ struct dts_cfg_build {
     size_t n_disabled;
     char **disabled;
     bool providers_set; /* an explicit list replaces the sysfs default */
+    bool exp_fwd;       /* a forward .exp set the main destination */
     struct dpf_error *err;
 };
 
@@ -534,13 +535,28 @@ dts_cfg_load_exp(struct dts_cfg_build *b)
                               "%s:%u: port: \"%s\" is not a port number", path,
                               e->line, port);
                 rc = -EINVAL;
-            } else {
+            } else if (!b->exp_fwd) {
+                /* the first forward .exp is the main destination */
+                b->exp_fwd = true;
                 c->fwd_enable = true;
                 dts_set_str(&c->fwd_host, host ? host : "127.0.0.1");
                 c->fwd_port = (uint16_t) p;
                 if (tag && *tag) {
                     dts_set_str(&c->fwd_tag, tag);
                 }
+            } else if (c->n_fwd_more + 1 >= DTS_MAX_FWD) {
+                dpf_error_set(b->err, 400, "Invalid",
+                              "%s: more than %d Forward destinations", path,
+                              DTS_MAX_FWD);
+                rc = -EINVAL;
+            } else {
+                /* each further one is sent the same records too */
+                c->fwd_more = xrealloc(c->fwd_more, (c->n_fwd_more + 1) *
+                                                        sizeof *c->fwd_more);
+                struct dts_fwd_dest *dd = &c->fwd_more[c->n_fwd_more++];
+                dd->host = xstrdup(host ? host : "127.0.0.1");
+                dd->port = (uint16_t) p;
+                dd->tag = xstrdup(tag && *tag ? tag : "doca_telemetry");
             }
         } else if (on) {
             dts_cfg_note(b, 0, "%s: output plugin %s not implemented", path,
@@ -855,6 +871,11 @@ dts_config_free(struct dts_config *c)
     free(c->fluentbit_config_dir);
     free(c->fwd_host);
     free(c->fwd_tag);
+    for (size_t i = 0; i < c->n_fwd_more; i++) {
+        free(c->fwd_more[i].host);
+        free(c->fwd_more[i].tag);
+    }
+    free(c->fwd_more);
     free(c->netflow_host);
     dts_strv_free(c->prom_aggr, c->n_prom_aggr);
     free(c->fluent_aggr_address);

@@ -67,6 +67,15 @@ struct dts_runtime {
     struct daemon *daemon;  /* health state for /healthz, /readyz; or NULL */
 };
 
+/* A Fluent Forward destination beyond the first (fwd_host/port/tag). */
+struct dts_fwd_dest {
+    char *host;    /* target host */
+    uint16_t port; /* target port */
+    char *tag;     /* tag of the records sent there */
+};
+/* At most this many Forward destinations in all. */
+#define DTS_MAX_FWD 16
+
 /* A parsed, validated configuration. */
 struct dts_config {
     char *path;          /* the file it came from */
@@ -90,6 +99,8 @@ struct dts_config {
     char *fwd_tag;                    /* Forward tag */
     bool fwd_require_ack;             /* ask the peer for acks */
     unsigned fwd_buffer_records;      /* client queue bound (0 = default) */
+    size_t n_fwd_more;                /* further Forward destinations */
+    struct dts_fwd_dest *fwd_more;    /* (one per extra .exp file) */
     char *netflow_host;               /* collector or NULL */
     uint16_t netflow_port;            /* collector UDP port */
     int netflow_version;              /* 9 or 10 */

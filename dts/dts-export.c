@@ -59,9 +59,13 @@ struct dts_apptab {
 struct dts_export {
     pthread_mutex_t lock;
     struct dts_model *model;
-    struct dts_forward_client *fwd;
-    char *fwd_key;
-    uint64_t fwd_errors_seen;
+    struct dts_fwd_out {
+        struct dts_forward_client *cl; /* NULL = off or failed */
+        char *key;                     /* settings it was started with */
+        uint64_t errors_seen;
+    } fwd_out[DTS_MAX_FWD];
+    size_t n_fwd;                   /* destinations configured */
+    struct dts_forward_client *fwd; /* non-NULL while any client runs */
     struct nf_exporter *nf;
     char *nf_key;
     uint64_t nf_errors_seen;
@@ -208,48 +212,86 @@ dts_key_same(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+/* (Re)start Forward destination i for host/port/tag (NULL host = off);
+ * a destination whose settings did not change keeps its connection. */
 static void
-dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
+dts_export_apply_fwd_one(struct dts_export *x, size_t i, const char *host,
+                         uint16_t port, const char *tag,
+                         const struct dts_config *c)
 {
-    char *key = c->fwd_enable
-                    ? xasprintf("%s:%u tag=%s ack=%d buffer=%u", c->fwd_host,
-                                c->fwd_port, c->fwd_tag, c->fwd_require_ack,
-                                c->fwd_buffer_records)
-                    : NULL;
-    if (dts_key_same(key, x->fwd_key)) {
+    struct dts_fwd_out *o = &x->fwd_out[i];
+    char *key = host ? xasprintf("%s:%u tag=%s ack=%d buffer=%u", host, port,
+                                 tag, c->fwd_require_ack, c->fwd_buffer_records)
+                     : NULL;
+    if (dts_key_same(key, o->key)) {
         free(key);
         return;
     }
-    if (x->fwd) {
-        dts_forward_client_stop(x->fwd);
-        x->fwd = NULL;
-        log_info("fluent forward output stopped", "target=\"%s\"", x->fwd_key);
+    if (o->cl) {
+        dts_forward_client_stop(o->cl);
+        o->cl = NULL;
+        log_info("fluent forward output stopped", "target=\"%s\"", o->key);
     }
-    free(x->fwd_key);
-    x->fwd_key = NULL;
-    x->fwd_errors_seen = 0;
+    free(o->key);
+    o->key = NULL;
+    o->errors_seen = 0;
     if (!key) {
         return;
     }
     struct dts_forward_client_config fc = {
-        .host = c->fwd_host,
-        .port = c->fwd_port,
-        .tag = c->fwd_tag,
+        .host = host,
+        .port = port,
+        .tag = tag,
         .require_ack = c->fwd_require_ack,
         .buffer_records = c->fwd_buffer_records,
     };
     struct dpf_error err;
     dpf_error_clear(&err);
-    x->fwd = dts_forward_client_start(&fc, &err);
-    if (!x->fwd) {
+    o->cl = dts_forward_client_start(&fc, &err);
+    if (!o->cl) {
         dts_model_error_inc(x->model, "fluent_forward", NULL, NULL);
         log_error("cannot start fluent forward output",
                   "target=\"%s\" error=\"%s\"", key, err.message);
         free(key);
         return;
     }
-    x->fwd_key = key;
+    o->key = key;
     log_info("fluent forward output started", "target=\"%s\"", key);
+}
+
+/* Every destination: the main one (keys or the first .exp file) and one
+ * per further .exp file; each gets every record. */
+static void
+dts_export_apply_fwd(struct dts_export *x, const struct dts_config *c)
+{
+    size_t n = c->fwd_enable ? 1 + c->n_fwd_more : 0;
+    for (size_t i = 0; i < DTS_MAX_FWD; i++) {
+        if (i >= n) {
+            dts_export_apply_fwd_one(x, i, NULL, 0, NULL, c);
+        } else if (i == 0) {
+            dts_export_apply_fwd_one(x, 0, c->fwd_host, c->fwd_port, c->fwd_tag,
+                                     c);
+        } else {
+            const struct dts_fwd_dest *dd = &c->fwd_more[i - 1];
+            dts_export_apply_fwd_one(x, i, dd->host, dd->port, dd->tag, c);
+        }
+    }
+    x->n_fwd = n;
+    x->fwd = NULL;
+    for (size_t i = 0; i < n && !x->fwd; i++) {
+        x->fwd = x->fwd_out[i].cl;
+    }
+}
+
+/* Post one record to every running destination. */
+static void
+dts_export_fwd_post(struct dts_export *x, int64_t time_ns, json_t *rec)
+{
+    for (size_t i = 0; i < x->n_fwd; i++) {
+        if (x->fwd_out[i].cl) {
+            dts_forward_client_post(x->fwd_out[i].cl, time_ns, rec);
+        }
+    }
 }
 
 static void
@@ -409,7 +451,7 @@ dts_export_sample(void *arg, const struct dts_family *f,
     json_object_set_new(rec, "metric", json_string(f->name));
     json_object_set_new(rec, "value", json_real(s->value));
     if (c->x->fwd) {
-        dts_forward_client_post(c->x->fwd, c->now_ns, rec);
+        dts_export_fwd_post(c->x, c->now_ns, rec);
     }
     if (c->x->df) {
         char *text = json_dumps(rec, JSON_COMPACT);
@@ -523,7 +565,7 @@ dts_export_ipc_record(struct dts_export *x, const struct dts_ipc_record *r)
         }
         int64_t now = time_wall_ns();
         if (x->fwd) {
-            dts_forward_client_post(x->fwd, now, rec);
+            dts_export_fwd_post(x, now, rec);
         }
         if (x->df) {
             char *text = json_dumps(rec, JSON_COMPACT);
@@ -592,10 +634,23 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
                  "an update.",
                  NULL, (double) expired);
     if (x->fwd) {
-        struct dts_forward_client_stats st;
-        dts_forward_client_get_stats(x->fwd, &st);
-        dts_model_error_sync(x->model, "fluent_forward", st.errors,
-                             &x->fwd_errors_seen);
+        /* summed over the destinations; connected counts them */
+        struct dts_forward_client_stats st = {0};
+        unsigned connected = 0;
+        for (size_t i = 0; i < x->n_fwd; i++) {
+            struct dts_fwd_out *o = &x->fwd_out[i];
+            struct dts_forward_client_stats one;
+            if (!o->cl) {
+                continue;
+            }
+            dts_forward_client_get_stats(o->cl, &one);
+            dts_model_error_sync(x->model, "fluent_forward", one.errors,
+                                 &o->errors_seen);
+            st.sent += one.sent;
+            st.dropped += one.dropped;
+            st.queued += one.queued;
+            connected += one.connected ? 1 : 0;
+        }
         dts_sink_add(sink, DTS_COUNTER, "dts_fluent_forward_sent_total",
                      "Records written to the Fluent Forward peer.", NULL,
                      (double) st.sent);
@@ -606,8 +661,11 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
                      "Records waiting for the Forward peer.", NULL,
                      (double) st.queued);
         dts_sink_add(sink, DTS_GAUGE, "dts_fluent_forward_connected",
-                     "1 while connected to the Forward peer.", NULL,
-                     st.connected ? 1 : 0);
+                     "Forward peers connected now (1 with one peer).", NULL,
+                     (double) connected);
+        dts_sink_add(sink, DTS_GAUGE, "dts_fluent_forward_destinations",
+                     "Fluent Forward destinations configured.", NULL,
+                     (double) x->n_fwd);
     }
     if (x->nf) {
         struct nf_exporter_stats st;
@@ -640,10 +698,12 @@ dts_export_destroy(struct dts_export *x)
     if (!x) {
         return;
     }
-    dts_forward_client_stop(x->fwd);
+    for (size_t i = 0; i < DTS_MAX_FWD; i++) {
+        dts_forward_client_stop(x->fwd_out[i].cl);
+        free(x->fwd_out[i].key);
+    }
     nf_exporter_destroy(x->nf);
     datafile_writer_close(x->df);
-    free(x->fwd_key);
     free(x->nf_key);
     free(x->df_key);
     for (size_t i = 0; x->app.buckets && i <= x->app.mask; i++) {

@@ -43,11 +43,18 @@ static const struct {
     {"rdma_notifications", "rdma_notifications"},
     {"diagnostic_data", "diagnostic_data"},
     {"diagnostic_data_low_freq", "diagnostic_data_low_freq"},
+    {"hcaperf", "hcaperf"},
+    {"ngauge", "ngauge"},
 };
 
 const char *
 dts_config_provider_canon(const char *name)
 {
+    /* DOCA's remote collection "grpc.<provider>" keeps its name: it is
+     * reported not available (no gRPC collection here). */
+    if (str_has_prefix(name, "grpc.") && dts_config_provider_canon(name + 5)) {
+        return name;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(dts_provider_names); i++) {
         if (strcmp(dts_provider_names[i].alias, name) == 0) {
             return dts_provider_names[i].canon;
@@ -325,6 +332,12 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
             c->name_match = DTS_MATCH_EXACT;
         } else if (!strcasecmp(v, "regex") || !strcasecmp(v, "regexp")) {
             c->name_match = DTS_MATCH_REGEX;
+        } else if (!strcmp(v, "0") || !strcmp(v, "1") || !strcmp(v, "2")) {
+            /* DOCA's numeric form, in the order its guide lists the modes
+             * (exact, wildcard, regexp) */
+            c->name_match = v[0] == '0'   ? DTS_MATCH_EXACT
+                            : v[0] == '1' ? DTS_MATCH_WILDCARD
+                                          : DTS_MATCH_REGEX;
         } else {
             return dts_cfg_fail(b, line, key,
                                 "\"%s\" is not exact, wildcard or regex", v);
@@ -334,11 +347,29 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
     } else if (!strcmp(key, "output")) {
         dts_set_str(&c->output, v);
     } else if (!strcmp(key, "data-file-size-limit")) {
-        if (ini_parse_long(v, 4096, LONG_MAX, &n) < 0) {
-            return dts_cfg_fail(b, line, key,
-                                "\"%s\" is not a size in bytes (>= 4096)", v);
+        /* DOCA's unit is megabytes ("128"); a suffix B, K(B), M(B), G(B)
+         * gives another unit (ours, e.g. "20000B" in tests) */
+        char *end;
+        errno = 0;
+        unsigned long long nv = strtoull(v, &end, 10);
+        unsigned long long mult = 1024 * 1024;
+        if (!strcasecmp(end, "b")) {
+            mult = 1;
+        } else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) {
+            mult = 1024;
+        } else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) {
+            mult = 1024ull * 1024 * 1024;
+        } else if (*end && strcasecmp(end, "m") && strcasecmp(end, "mb")) {
+            mult = 0;
         }
-        c->data_file_size_limit = (uint64_t) n;
+        if (end == v || errno || mult == 0 || nv > (1ull << 50) / mult ||
+            nv * mult < 4096) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not a size: megabytes (DOCA), or a "
+                                "number with B, K, M or G; at least 4096 bytes",
+                                v);
+        }
+        c->data_file_size_limit = (uint64_t) (nv * mult);
     } else if (!strcmp(key, "data-file-time-limit")) {
         if (ini_parse_long(v, 1, 31 * 86400, &n) < 0) {
             return dts_cfg_fail(b, line, key, "\"%s\" is not a time in seconds",
@@ -357,6 +388,14 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
             return dts_cfg_fail(b, line, key, "\"%s\" is not 9 or 10", v);
         }
         c->netflow_version = (int) n;
+    } else if (str_has_prefix(key, "prometheus-aggr-endpoint.") ||
+               !strcmp(key, "prometheus-aggr-endpoint")) {
+        /* DOCA's spelling: one URL per numbered key */
+        if (!str_has_prefix(v, "http://")) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not an http:// URL",
+                                v);
+        }
+        dts_strv_push(&c->prom_aggr, &c->n_prom_aggr, v);
     } else if (!strcmp(key, "prometheus-aggr-endpoints")) {
         char *copy = xstrdup(v);
         char *save = NULL;

@@ -110,10 +110,10 @@ dts_pinst_start(struct dts_daemon *d, struct dts_pinst *p, const char *name)
     p->fingerprint = dts_provider_fingerprint(d->cfg, name);
     dts_model_error_declare(d->model, "provider", "provider", name);
     if (!p->ops) {
-        log_warn("provider not available",
-                 "provider=%s reason=\"needs BlueField hardware; not in "
-                 "this build\"",
-                 name);
+        log_warn("provider not available", "provider=%s reason=\"%s\"", name,
+                 str_has_prefix(name, "grpc.")
+                     ? "remote collection over gRPC is not implemented"
+                     : "needs BlueField hardware; not in this build");
         return;
     }
     struct dpf_error err;

@@ -77,6 +77,46 @@ test_hardening_keys(void **state)
     expect_reject("app-series-limit=0\n", "app-series-limit");
 }
 
+/* Stock DOCA values: sizes in MB, numeric name-match, DOCA-only and
+ * remote providers, the numbered prometheus_aggr endpoint keys. */
+static void
+test_doca_spellings(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c =
+        parse("data-file-size-limit=128\n"
+              "name-match=1\n"
+              "enable-provider=hcaperf\n"
+              "enable-provider=ngauge\n"
+              "enable-provider=grpc.sysfs\n"
+              "prometheus-aggr-endpoint.0=http://127.0.0.1:9100/metrics\n"
+              "prometheus-aggr-endpoint.1=http://127.0.0.1:9101/metrics\n",
+              &err);
+    assert_non_null(c);
+    assert_int_equal(c->data_file_size_limit, 128ull * 1024 * 1024);
+    assert_int_equal(c->name_match, DTS_MATCH_WILDCARD);
+    assert_true(dts_config_has_provider(c, "hcaperf"));
+    assert_true(dts_config_has_provider(c, "ngauge"));
+    assert_true(dts_config_has_provider(c, "grpc.sysfs"));
+    assert_int_equal(c->n_prom_aggr, 2);
+    assert_string_equal(c->prom_aggr[1], "http://127.0.0.1:9101/metrics");
+    dts_config_free(c);
+    c = parse("name-match=0\ndata-file-size-limit=20000B\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->name_match, DTS_MATCH_EXACT);
+    assert_int_equal(c->data_file_size_limit, 20000);
+    dts_config_free(c);
+    c = parse("name-match=2\ndata-file-size-limit=2G\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->name_match, DTS_MATCH_REGEX);
+    assert_int_equal(c->data_file_size_limit, 2ull << 30);
+    dts_config_free(c);
+    expect_reject("data-file-size-limit=100B\n", "data-file-size-limit");
+    expect_reject("data-file-size-limit=12parsecs\n", "data-file-size-limit");
+    expect_reject("name-match=3\n", "name-match");
+    expect_reject("enable-provider=grpc.nosuch\n", "grpc.nosuch");
+}
+
 static void
 test_keys(void **state)
 {
@@ -94,7 +134,7 @@ test_keys(void **state)
               "exclude-names=lo\n"
               "name-match=wildcard\n"
               "output=/data\n"
-              "data-file-size-limit=1048576\n"
+              "data-file-size-limit=1MB\n"
               "data-file-time-limit=60\n"
               "netflow-collector-ip=127.0.0.1\n"
               "netflow-collector-port=9995\n"
@@ -362,6 +402,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hardening_keys),
+        cmocka_unit_test(test_doca_spellings),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_forward_needs_host),

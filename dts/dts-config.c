@@ -412,6 +412,10 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         free(copy);
     } else if (!strcmp(key, "fluent-aggr-address")) {
         dts_set_str(&c->fluent_aggr_address, v);
+    } else if (!strcmp(key, "fluent-aggr-shared-key")) {
+        dts_set_str(&c->fluent_aggr_shared_key, v);
+    } else if (!strcmp(key, "fluent-aggr-self-hostname")) {
+        dts_set_str(&c->fluent_aggr_hostname, v);
     } else if (!strcmp(key, "fluent-aggr-port")) {
         return dts_cfg_port(b, line, key, v, &c->fluent_aggr_port);
     } else if (!strcmp(key, "ipc-sockets-dir")) {
@@ -918,6 +922,8 @@ dts_config_free(struct dts_config *c)
     free(c->netflow_host);
     dts_strv_free(c->prom_aggr, c->n_prom_aggr);
     free(c->fluent_aggr_address);
+    free(c->fluent_aggr_shared_key);
+    free(c->fluent_aggr_hostname);
     free(c->ipc_dir);
     free(c->sysfs_root);
     dts_strv_free(c->notes, c->n_notes);

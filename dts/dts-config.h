@@ -16,6 +16,8 @@
  *   netflow-collector-ip, netflow-collector-port, netflow-version*
  *   prometheus-aggr-endpoints*   comma list of URLs for prometheus_aggr
  *   fluent-aggr-address*, fluent-aggr-port*   fluent_aggr listener
+ *   fluent-aggr-shared-key*, fluent-aggr-self-hostname*  Forward's
+ *                                shared-key handshake on that listener
  *   ipc-sockets-dir*             exporter-library socket directory
  *   ipc-socket-mode*, ipc-socket-group*   its file mode (octal) and group
  *                                (name or number): apps of other users
@@ -108,6 +110,8 @@ struct dts_config {
     char **prom_aggr;                 /* endpoint URLs */
     char *fluent_aggr_address;        /* listener address */
     uint16_t fluent_aggr_port;        /* listener port */
+    char *fluent_aggr_shared_key;     /* Forward handshake key or NULL */
+    char *fluent_aggr_hostname;       /* our name in PONG, NULL = host's */
     char *ipc_dir;                    /* IPC socket directory */
     unsigned ipc_mode;                /* socket file mode (default 0660) */
     unsigned series_expiry_s;         /* drop stale app/Forward series */

@@ -85,6 +85,15 @@ dts_provider_fingerprint(const struct dts_config *c, const char *name)
     } else if (!strcmp(name, "fluent_aggr")) {
         dbuf_printf(&b, " addr=%s port=%u", c->fluent_aggr_address,
                     c->fluent_aggr_port);
+        if (c->fluent_aggr_shared_key) {
+            /* a digest, never the key: restart when it changes */
+            uint64_t h = 1469598103934665603ull;
+            for (const char *k = c->fluent_aggr_shared_key; *k; k++) {
+                h = (h ^ (unsigned char) *k) * 1099511628211ull;
+            }
+            dbuf_printf(&b, " key=%016llx host=%s", (unsigned long long) h,
+                        c->fluent_aggr_hostname ? c->fluent_aggr_hostname : "");
+        }
     }
     return dbuf_steal(&b, NULL);
 }

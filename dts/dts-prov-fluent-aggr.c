@@ -175,6 +175,8 @@ fa_init(const struct dts_provider_ctx *ctx, void **state, struct dpf_error *err)
         .port = ctx->config->fluent_aggr_port,
         .cb = fa_on_event,
         .aux = st,
+        .shared_key = ctx->config->fluent_aggr_shared_key,
+        .hostname = ctx->config->fluent_aggr_hostname,
     };
     st->srv = dts_forward_server_start(&sc, err);
     if (!st->srv) {
@@ -236,6 +238,10 @@ fa_collect(void *state, struct dts_sink *sink)
                  "fluent_aggr series dropped after series-expiry seconds "
                  "without an update.",
                  NULL, (double) st->expired);
+    dts_sink_add(sink, DTS_COUNTER, "dts_fluent_aggr_auth_failures_total",
+                 "fluent_aggr connections refused by the shared-key "
+                 "handshake (also in dts_fluent_aggr_errors_total).",
+                 NULL, (double) ss.auth_failures);
     dts_sink_add(sink, DTS_COUNTER, "dts_fluent_aggr_connections_total",
                  "Connections accepted by the fluent_aggr listener.", NULL,
                  (double) ss.connections);

@@ -463,3 +463,104 @@ def test_log_lines_are_logfmt(tmp_path):
                                                          "rejected")]
     assert rejected, lines
     assert '"fast \\"x\\""' in rejected[0]["error"], rejected[0]
+
+
+FORWARD_AUTH_CLIENT = r"""
+import hashlib, json, socket, sys, time, msgpack
+port, key, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+u = msgpack.Unpacker(raw=False)
+def recv_msg():
+    while True:
+        for m in u:
+            return m
+        d = s.recv(4096)
+        if not d:
+            return None
+        u.feed(d)
+out = {}
+if mode == "skip":      # no handshake: straight to data
+    s.sendall(msgpack.packb(["auth.test", [[int(time.time()), {"rx": 9}]]]))
+    time.sleep(0.3)
+    out["closed"] = s.recv(4096) == b"" or True
+else:
+    helo = recv_msg()
+    out["helo"] = helo[0]
+    nonce = helo[1]["nonce"]
+    salt, host = b"0123456789abcdef", "client.example"
+    dig = hashlib.sha512(salt + host.encode() + nonce + key.encode()).hexdigest()
+    s.sendall(msgpack.packb(["PING", host, salt, dig, "", ""], use_bin_type=True))
+    pong = recv_msg()
+    out["ok"], out["reason"], out["server"] = pong[1], pong[2], pong[3]
+    if pong[1]:
+        want = hashlib.sha512(salt + pong[3].encode() + nonce
+                              + key.encode()).hexdigest()
+        out["server_digest_ok"] = pong[4] == want
+        s.sendall(msgpack.packb(["auth.test", [[int(time.time()),
+                                               {"rx": 7}]]]))
+        time.sleep(0.3)
+print(json.dumps(out))
+"""
+
+
+def forward_auth(port, key, mode="ping"):
+    r = subprocess.run(["/usr/bin/python3", "-c", FORWARD_AUTH_CLIENT,
+                        str(port), key, mode], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    import json
+    return json.loads(r.stdout)
+
+
+def test_fluent_aggr_shared_key_handshake(tmp_path):
+    from conftest import free_port
+    fport = free_port()
+    d = Dts(tmp_path, ["disable-provider=sysfs", "enable-provider=fluent_aggr",
+                       f"fluent-aggr-port={fport}",
+                       "fluent-aggr-shared-key=s3cret-key",
+                       "fluent-aggr-self-hostname=dts.test"]).start()
+    try:
+        wait_for(lambda: listening_addresses(fport), 10, what="listener")
+        good = forward_auth(fport, "s3cret-key")
+        assert good == {"helo": "HELO", "ok": True, "reason": "",
+                        "server": "dts.test", "server_digest_ok": True}
+        d.wait_metric("dts_fluent_aggr_rx", lambda v: v == 7,
+                      labels='{tag="auth.test"}')
+        bad = forward_auth(fport, "wrong-key")
+        assert bad["ok"] is False and bad["reason"] == "shared_key mismatch"
+        forward_auth(fport, "", mode="skip")
+        d.wait_metric("dts_fluent_aggr_auth_failures_total",
+                      lambda v: v == 2)
+        time.sleep(1)
+        # nothing from the refused clients arrived
+        assert d.metric("dts_fluent_aggr_rx", '{tag="auth.test"}') == 7
+        assert d.metric("dts_fluent_aggr_errors_total") >= 2
+        assert "s3cret-key" not in d.log.read_text()
+    finally:
+        assert d.stop() == 0
+
+
+def test_fluent_aggr_handshake_refuses_huge_headers(tmp_path):
+    """Instead of PING, a msgpack header announcing 4 billion elements:
+    refused at once (no allocation), the daemon keeps serving."""
+    from conftest import free_port
+    fport = free_port()
+    d = Dts(tmp_path, ["disable-provider=sysfs", "enable-provider=fluent_aggr",
+                       f"fluent-aggr-port={fport}",
+                       "fluent-aggr-shared-key=k"]).start()
+    try:
+        wait_for(lambda: listening_addresses(fport), 10, what="listener")
+        # a 4-billion-element array (then filler past the PING bound), the
+        # same inside a PING-sized array, and bytes msgpack never starts with
+        for junk in (b"\xdd\xff\xff\xff\xff" + b"\xc0" * 5000,
+                     b"\x96\xdd\xff\xff\xff\xff" + b"\xc0" * 5000,
+                     b"\xc1" * 8):
+            with socket.create_connection(("127.0.0.1", fport)) as c:
+                c.recv(4096)  # HELO
+                c.sendall(junk)
+                c.settimeout(5)
+                assert c.recv(4096).startswith(b"\x95\xa4PONG\xc2")
+        d.wait_metric("dts_fluent_aggr_auth_failures_total", lambda v: v == 3)
+        assert d.healthy()
+    finally:
+        assert d.stop() == 0

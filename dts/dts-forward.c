@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include <msgpack.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 
 #include "lib/base/log.h"
 #include "lib/net/stream-server.h"
@@ -77,19 +77,15 @@ static void
 ff_sha512_hex(const void *a, size_t na, const void *b, size_t nb, const void *c,
               size_t nc, const void *d, size_t nd, char out[129])
 {
-    unsigned char md[64];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int mdlen = 0;
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, a, na) != 1 ||
-        EVP_DigestUpdate(ctx, b, nb) != 1 ||
-        EVP_DigestUpdate(ctx, c, nc) != 1 ||
-        EVP_DigestUpdate(ctx, d, nd) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 64) {
-        memset(md, 0, sizeof md); /* cannot match a client's digest */
-    }
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 64; i++) {
+    struct sha512_ctx ctx;
+    uint8_t md[SHA512_DIGEST_SIZE];
+    sha512_init(&ctx);
+    sha512_update(&ctx, na, a);
+    sha512_update(&ctx, nb, b);
+    sha512_update(&ctx, nc, c);
+    sha512_update(&ctx, nd, d);
+    sha512_digest(&ctx, sizeof md, md);
+    for (int i = 0; i < SHA512_DIGEST_SIZE; i++) {
         snprintf(out + 2 * i, 3, "%02x", md[i]);
     }
 }
@@ -192,7 +188,7 @@ server_handshake(struct dts_forward_server *s, struct stream_conn *c,
             char want[129];
             ff_sha512_hex(salt, nsalt, host, nhost, fs->nonce, sizeof fs->nonce,
                           s->shared_key, strlen(s->shared_key), want);
-            ok = ndig == 128 && CRYPTO_memcmp(dig, want, 128) == 0;
+            ok = ndig == 128 && memeql_sec(dig, want, 128);
             reason = ok ? "" : "shared_key mismatch";
         }
     }

@@ -667,7 +667,8 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
     }
     /* refusals of the memory budget, by what was full */
     static const char *const budget[] = {"app_series", "app_series_per_source",
-                                         "fluent_aggr_series"};
+                                         "fluent_aggr_series",
+                                         "fluent_aggr_buffers"};
     for (size_t i = 0; i < ARRAY_SIZE(budget); i++) {
         dts_model_error_declare(d->model, "memory_budget", "part", budget[i]);
     }

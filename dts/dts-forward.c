@@ -346,6 +346,8 @@ dts_forward_server_start(const struct dts_forward_server_config *cfg,
         .read_rounds = 16,
         .read_max = s->cfg.limits.max_frame,
         .write_max = FF_MAX_UNSENT_ACKS,
+        .buffered_max =
+            cfg->buffered_max ? cfg->buffered_max : DTS_FORWARD_BUFFERED_MAX,
         .ops = &dts_forward_server_ops,
         .aux = s,
     };
@@ -376,6 +378,7 @@ dts_forward_server_get_stats(const struct dts_forward_server *s,
     st->acks = stat_get(&s->acks);
     st->errors = ss.errors + ss.rejected + stat_get(&s->auth_failures);
     st->auth_failures = stat_get(&s->auth_failures);
+    st->over_budget = ss.over_budget;
 }
 
 void

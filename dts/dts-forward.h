@@ -49,7 +49,11 @@ struct dts_forward_server_config {
     const char *shared_key;  /* non-NULL: Forward's shared-key handshake
                               * (HELO, PING, PONG) before any data; copied */
     const char *hostname;    /* our name in PONG (NULL = gethostname) */
+    size_t buffered_max;     /* partial frames held over all connections
+                              * (0 = DTS_FORWARD_BUFFERED_MAX) */
 };
+/* Default bound of partially received frames held by the listener. */
+#define DTS_FORWARD_BUFFERED_MAX (32u * 1024 * 1024)
 
 /* Listener counters (monotonic). */
 struct dts_forward_server_stats {
@@ -60,6 +64,7 @@ struct dts_forward_server_stats {
     uint64_t errors;        /* bad frames, oversized frames, I/O errors,
                            * failed authentications */
     uint64_t auth_failures; /* of which: refused handshakes */
+    uint64_t over_budget;   /* of which: closed at buffered_max */
 };
 
 struct dts_forward_server;

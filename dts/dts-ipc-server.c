@@ -236,6 +236,8 @@ dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
         .max_clients = cfg->max_clients ? cfg->max_clients : 256,
         .read_size = IPC_READ_BUF,
         .read_rounds = 8,
+        /* at most 32 one-MiB frames half-received at once, over all apps */
+        .buffered_max = 32u * 1024 * 1024,
         .ops = &ipc_conn_ops,
         .aux = s,
     };

@@ -43,10 +43,11 @@ struct fa_state {
     struct dts_forward_server *srv;
     struct dts_model *model;
     uint64_t errors_seen;
-    uint64_t refused;     /* series refused at the cap */
-    uint64_t bad_records; /* records refused for their label names */
-    uint64_t expired;     /* series dropped by expiry */
-    unsigned expiry_s;    /* series-expiry, 0 = never */
+    uint64_t over_budget_seen; /* listener's over_budget already counted */
+    uint64_t refused;          /* series refused at the cap */
+    uint64_t bad_records;      /* records refused for their label names */
+    uint64_t expired;          /* series dropped by expiry */
+    unsigned expiry_s;         /* series-expiry, 0 = never */
     size_t n_series;
     struct fa_series *buckets[FA_BUCKETS];
 };
@@ -201,6 +202,12 @@ fa_collect(void *state, struct dts_sink *sink)
         dts_model_error_add(st->model, "memory_budget", "part",
                             "fluent_aggr_series", st->refused);
         st->refused = 0;
+    }
+    if (ss.over_budget > st->over_budget_seen) {
+        dts_model_error_add(st->model, "memory_budget", "part",
+                            "fluent_aggr_buffers",
+                            ss.over_budget - st->over_budget_seen);
+        st->over_budget_seen = ss.over_budget;
     }
     if (st->bad_records) {
         dts_model_error_add(st->model, "fluent_aggr", NULL, NULL,

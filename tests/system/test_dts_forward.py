@@ -262,7 +262,7 @@ def test_two_exp_files_both_receive(tmp_path, peer):
                     if r.get("source_id") == "two-exp"]
             return ta == {"tag_a"} and tb == {"tag_b"} and \
                 len(ev_a) == 2 and len(ev_b) == 2
-        wait_for(both, timeout=20, what="records at both destinations")
+        wait_for(both, timeout=60, what="records at both destinations")
         assert dts.metric("dts_fluent_forward_destinations") == 2
         dts.wait_metric("dts_fluent_forward_connected", lambda v: v == 2)
     finally:

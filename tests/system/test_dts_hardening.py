@@ -449,9 +449,12 @@ def test_log_lines_are_logfmt(tmp_path):
     intact."""
     d = Dts(tmp_path, ["disable-provider=sysfs"]).start()
     try:
-        (d.conf / "dts_config.ini").write_text(
+        # replaced atomically, as an operator's tool would
+        tmp = d.conf / "new.tmp"
+        tmp.write_text(
             'update="fast \\"x\\""\nprometheus=http://127.0.0.1:%d\n' % d.port)
-        wait_file_text(d.log, "configuration rejected")
+        os.rename(tmp, d.conf / "dts_config.ini")
+        wait_file_text(d.log, "configuration rejected", timeout=60)
     finally:
         assert d.stop() == 0
     lines = d.log.read_text().splitlines()

@@ -116,6 +116,7 @@ struct dts_cfg_build {
     char **disabled;
     bool providers_set; /* an explicit list replaces the sysfs default */
     bool exp_fwd;       /* a forward .exp set the main destination */
+    size_t include_lc[2], exclude_lc[2]; /* length, capacity of the lists */
     struct dpf_error *err;
 };
 
@@ -194,18 +195,28 @@ dts_set_str(char **dst, const char *v)
 
 /* Append a comma list value to an existing comma list (repeated keys). */
 static void
-dts_append_list(char **dst, const char *v)
+dts_append_list(char **dst, size_t len_cap[2], const char *v)
 {
     if (!v || !*v) {
         return;
     }
-    if (!*dst) {
-        *dst = xstrdup(v);
+    /* grown geometrically with length and capacity kept: 30,000
+     * include-names lines made copying the whole list per line quadratic
+     * (seconds of a blocked loop on reload) */
+    size_t old = *dst ? len_cap[0] : 0, add = strlen(v);
+    size_t need = old + (*dst ? 1 : 0) + add + 1;
+    if (!*dst || need > len_cap[1]) {
+        len_cap[1] = DPF_MAX(need, 2 * len_cap[1]);
+        *dst = xrealloc(*dst, len_cap[1]);
+    }
+    if (old == 0) {
+        memcpy(*dst, v, add + 1);
+        len_cap[0] = add;
         return;
     }
-    char *n = xasprintf("%s,%s", *dst, v);
-    free(*dst);
-    *dst = n;
+    len_cap[0] = old + 1 + add;
+    (*dst)[old] = ',';
+    memcpy(*dst + old + 1, v, add + 1);
 }
 
 /* Parse "http://host:port[/...]" (scheme optional). */
@@ -322,9 +333,9 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
                                 "\"%s\" is not http://<address>:<port>", v);
         }
     } else if (!strcmp(key, "include-names")) {
-        dts_append_list(&c->include_names, v);
+        dts_append_list(&c->include_names, b->include_lc, v);
     } else if (!strcmp(key, "exclude-names")) {
-        dts_append_list(&c->exclude_names, v);
+        dts_append_list(&c->exclude_names, b->exclude_lc, v);
     } else if (!strcmp(key, "name-match")) {
         if (!strcasecmp(v, "wildcard") || !strcasecmp(v, "glob")) {
             c->name_match = DTS_MATCH_WILDCARD;

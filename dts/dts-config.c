@@ -4,6 +4,7 @@
 #include "dts/dts-config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,11 +43,18 @@ static const struct {
     {"rdma_notifications", "rdma_notifications"},
     {"diagnostic_data", "diagnostic_data"},
     {"diagnostic_data_low_freq", "diagnostic_data_low_freq"},
+    {"hcaperf", "hcaperf"},
+    {"ngauge", "ngauge"},
 };
 
 const char *
 dts_config_provider_canon(const char *name)
 {
+    /* DOCA's remote collection "grpc.<provider>" keeps its name: it is
+     * reported not available (no gRPC collection here). */
+    if (str_has_prefix(name, "grpc.") && dts_config_provider_canon(name + 5)) {
+        return name;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(dts_provider_names); i++) {
         if (strcmp(dts_provider_names[i].alias, name) == 0) {
             return dts_provider_names[i].canon;
@@ -107,6 +115,8 @@ struct dts_cfg_build {
     size_t n_disabled;
     char **disabled;
     bool providers_set; /* an explicit list replaces the sysfs default */
+    bool exp_fwd;       /* a forward .exp set the main destination */
+    size_t include_lc[2], exclude_lc[2]; /* length, capacity of the lists */
     struct dpf_error *err;
 };
 
@@ -185,18 +195,28 @@ dts_set_str(char **dst, const char *v)
 
 /* Append a comma list value to an existing comma list (repeated keys). */
 static void
-dts_append_list(char **dst, const char *v)
+dts_append_list(char **dst, size_t len_cap[2], const char *v)
 {
     if (!v || !*v) {
         return;
     }
-    if (!*dst) {
-        *dst = xstrdup(v);
+    /* grown geometrically with length and capacity kept: 30,000
+     * include-names lines made copying the whole list per line quadratic
+     * (seconds of a blocked loop on reload) */
+    size_t old = *dst ? len_cap[0] : 0, add = strlen(v);
+    size_t need = old + (*dst ? 1 : 0) + add + 1;
+    if (!*dst || need > len_cap[1]) {
+        len_cap[1] = DPF_MAX(need, 2 * len_cap[1]);
+        *dst = xrealloc(*dst, len_cap[1]);
+    }
+    if (old == 0) {
+        memcpy(*dst, v, add + 1);
+        len_cap[0] = add;
         return;
     }
-    char *n = xasprintf("%s,%s", *dst, v);
-    free(*dst);
-    *dst = n;
+    len_cap[0] = old + 1 + add;
+    (*dst)[old] = ',';
+    memcpy(*dst + old + 1, v, add + 1);
 }
 
 /* Parse "http://host:port[/...]" (scheme optional). */
@@ -313,9 +333,9 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
                                 "\"%s\" is not http://<address>:<port>", v);
         }
     } else if (!strcmp(key, "include-names")) {
-        dts_append_list(&c->include_names, v);
+        dts_append_list(&c->include_names, b->include_lc, v);
     } else if (!strcmp(key, "exclude-names")) {
-        dts_append_list(&c->exclude_names, v);
+        dts_append_list(&c->exclude_names, b->exclude_lc, v);
     } else if (!strcmp(key, "name-match")) {
         if (!strcasecmp(v, "wildcard") || !strcasecmp(v, "glob")) {
             c->name_match = DTS_MATCH_WILDCARD;
@@ -323,6 +343,12 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
             c->name_match = DTS_MATCH_EXACT;
         } else if (!strcasecmp(v, "regex") || !strcasecmp(v, "regexp")) {
             c->name_match = DTS_MATCH_REGEX;
+        } else if (!strcmp(v, "0") || !strcmp(v, "1") || !strcmp(v, "2")) {
+            /* DOCA's numeric form, in the order its guide lists the modes
+             * (exact, wildcard, regexp) */
+            c->name_match = v[0] == '0'   ? DTS_MATCH_EXACT
+                            : v[0] == '1' ? DTS_MATCH_WILDCARD
+                                          : DTS_MATCH_REGEX;
         } else {
             return dts_cfg_fail(b, line, key,
                                 "\"%s\" is not exact, wildcard or regex", v);
@@ -332,11 +358,29 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
     } else if (!strcmp(key, "output")) {
         dts_set_str(&c->output, v);
     } else if (!strcmp(key, "data-file-size-limit")) {
-        if (ini_parse_long(v, 4096, LONG_MAX, &n) < 0) {
-            return dts_cfg_fail(b, line, key,
-                                "\"%s\" is not a size in bytes (>= 4096)", v);
+        /* DOCA's unit is megabytes ("128"); a suffix B, K(B), M(B), G(B)
+         * gives another unit (ours, e.g. "20000B" in tests) */
+        char *end;
+        errno = 0;
+        unsigned long long nv = strtoull(v, &end, 10);
+        unsigned long long mult = 1024 * 1024;
+        if (!strcasecmp(end, "b")) {
+            mult = 1;
+        } else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb")) {
+            mult = 1024;
+        } else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb")) {
+            mult = 1024ull * 1024 * 1024;
+        } else if (*end && strcasecmp(end, "m") && strcasecmp(end, "mb")) {
+            mult = 0;
         }
-        c->data_file_size_limit = (uint64_t) n;
+        if (end == v || errno || mult == 0 || nv > (1ull << 50) / mult ||
+            nv * mult < 4096) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not a size: megabytes (DOCA), or a "
+                                "number with B, K, M or G; at least 4096 bytes",
+                                v);
+        }
+        c->data_file_size_limit = (uint64_t) (nv * mult);
     } else if (!strcmp(key, "data-file-time-limit")) {
         if (ini_parse_long(v, 1, 31 * 86400, &n) < 0) {
             return dts_cfg_fail(b, line, key, "\"%s\" is not a time in seconds",
@@ -355,6 +399,14 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
             return dts_cfg_fail(b, line, key, "\"%s\" is not 9 or 10", v);
         }
         c->netflow_version = (int) n;
+    } else if (str_has_prefix(key, "prometheus-aggr-endpoint.") ||
+               !strcmp(key, "prometheus-aggr-endpoint")) {
+        /* DOCA's spelling: one URL per numbered key */
+        if (!str_has_prefix(v, "http://")) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not an http:// URL",
+                                v);
+        }
+        dts_strv_push(&c->prom_aggr, &c->n_prom_aggr, v);
     } else if (!strcmp(key, "prometheus-aggr-endpoints")) {
         char *copy = xstrdup(v);
         char *save = NULL;
@@ -371,10 +423,54 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         free(copy);
     } else if (!strcmp(key, "fluent-aggr-address")) {
         dts_set_str(&c->fluent_aggr_address, v);
+    } else if (!strcmp(key, "fluent-aggr-shared-key")) {
+        dts_set_str(&c->fluent_aggr_shared_key, v);
+    } else if (!strcmp(key, "fluent-aggr-self-hostname")) {
+        dts_set_str(&c->fluent_aggr_hostname, v);
     } else if (!strcmp(key, "fluent-aggr-port")) {
         return dts_cfg_port(b, line, key, v, &c->fluent_aggr_port);
     } else if (!strcmp(key, "ipc-sockets-dir")) {
         dts_set_str(&c->ipc_dir, v);
+    } else if (!strcmp(key, "series-expiry")) {
+        if (ini_parse_long(v, 0, 31 * 86400, &n) < 0) {
+            return dts_cfg_fail(
+                b, line, key, "\"%s\" is not a time in seconds (0 = never)", v);
+        }
+        c->series_expiry_s = (unsigned) n;
+    } else if (!strcmp(key, "app-series-limit") ||
+               !strcmp(key, "app-series-per-source-limit")) {
+        if (ini_parse_long(v, 1, 10000000, &n) < 0) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not a count in 1..10000000", v);
+        }
+        if (!strcmp(key, "app-series-limit")) {
+            c->app_max_series = (size_t) n;
+        } else {
+            c->app_max_series_per_source = (size_t) n;
+        }
+    } else if (!strcmp(key, "ipc-socket-mode")) {
+        char *end;
+        unsigned long m = strtoul(v, &end, 8);
+        if (!*v || *end || m > 0777 || !(m & 0600)) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not an octal mode 0600..0777 "
+                                "(the owner must read and write)",
+                                v);
+        }
+        c->ipc_mode = (unsigned) m;
+    } else if (!strcmp(key, "ipc-socket-group")) {
+        char *end;
+        long gid = strtol(v, &end, 10);
+        if (!*v || *end) {
+            struct group *g = getgrnam(v);
+            if (!g) {
+                return dts_cfg_fail(b, line, key, "no group named \"%s\"", v);
+            }
+            gid = (long) g->gr_gid;
+        } else if (gid < 0) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not a group", v);
+        }
+        c->ipc_gid = gid;
     } else if (!strcmp(key, "fluent-forward-enable")) {
         if (ini_parse_bool(v, &flag) < 0) {
             return dts_cfg_fail(b, line, key, "\"%s\" is not 0/1", v);
@@ -425,6 +521,11 @@ dts_cfg_new(const char *name, const struct dts_runtime *rt)
     c->fwd_tag = xstrdup("doca_telemetry");
     c->netflow_version = 9;
     c->fluent_aggr_port = 42442;
+    c->ipc_mode = 0660;
+    c->series_expiry_s = DTS_DEFAULT_SERIES_EXPIRY;
+    c->app_max_series = DTS_DEFAULT_APP_SERIES;
+    c->app_max_series_per_source = DTS_DEFAULT_APP_SERIES_PER_SOURCE;
+    c->ipc_gid = -1;
     c->sysfs_root = xstrdup(rt && rt->sysfs_root ? rt->sysfs_root : "/sys");
     return c;
 }
@@ -488,13 +589,28 @@ dts_cfg_load_exp(struct dts_cfg_build *b)
                               "%s:%u: port: \"%s\" is not a port number", path,
                               e->line, port);
                 rc = -EINVAL;
-            } else {
+            } else if (!b->exp_fwd) {
+                /* the first forward .exp is the main destination */
+                b->exp_fwd = true;
                 c->fwd_enable = true;
                 dts_set_str(&c->fwd_host, host ? host : "127.0.0.1");
                 c->fwd_port = (uint16_t) p;
                 if (tag && *tag) {
                     dts_set_str(&c->fwd_tag, tag);
                 }
+            } else if (c->n_fwd_more + 1 >= DTS_MAX_FWD) {
+                dpf_error_set(b->err, 400, "Invalid",
+                              "%s: more than %d Forward destinations", path,
+                              DTS_MAX_FWD);
+                rc = -EINVAL;
+            } else {
+                /* each further one is sent the same records too */
+                c->fwd_more = xrealloc(c->fwd_more, (c->n_fwd_more + 1) *
+                                                        sizeof *c->fwd_more);
+                struct dts_fwd_dest *dd = &c->fwd_more[c->n_fwd_more++];
+                dd->host = xstrdup(host ? host : "127.0.0.1");
+                dd->port = (uint16_t) p;
+                dd->tag = xstrdup(tag && *tag ? tag : "doca_telemetry");
             }
         } else if (on) {
             dts_cfg_note(b, 0, "%s: output plugin %s not implemented", path,
@@ -527,7 +643,7 @@ dts_cfg_finish(struct dts_cfg_build *b, const struct dts_runtime *rt)
         }
     }
     if (!c->fluent_aggr_address) {
-        c->fluent_aggr_address = xstrdup("0.0.0.0");
+        c->fluent_aggr_address = xstrdup("127.0.0.1");
     }
     if (rt && rt->ipc_dir) {
         dts_set_str(&c->ipc_dir, rt->ipc_dir);
@@ -761,13 +877,13 @@ dts_config_load(const struct dts_runtime *rt, struct dpf_error *err)
     char *data = NULL;
     size_t len = 0;
     struct dts_config *c = NULL;
-    int rc = file_read_all(path, &data, &len);
+    int rc = file_read_regular(path, DTS_CONFIG_MAX_FILE, &data, &len);
     if (rc == 0) {
         c = dts_config_parse_ini(data, len, path, rt, err);
     } else if (rc == -ENOENT) {
         free(path);
         path = xasprintf("%s/%s", dir, DTS_CONFIG_YAML);
-        rc = file_read_all(path, &data, &len);
+        rc = file_read_regular(path, DTS_CONFIG_MAX_FILE, &data, &len);
         if (rc == 0) {
             c = dts_config_parse_yaml(data, len, path, rt, err);
         } else if (rc == -ENOENT) {
@@ -775,7 +891,15 @@ dts_config_load(const struct dts_runtime *rt, struct dpf_error *err)
                           dir, DTS_CONFIG_FILE, DTS_CONFIG_YAML);
         }
     }
-    if (rc < 0 && rc != -ENOENT) {
+    if (rc == -EINVAL) {
+        dpf_error_set(err, 400, "Invalid",
+                      "%s: not a regular file (FIFOs, devices and "
+                      "directories are refused)",
+                      path);
+    } else if (rc == -EFBIG) {
+        dpf_error_set(err, 400, "Invalid", "%s: larger than %d bytes", path,
+                      DTS_CONFIG_MAX_FILE);
+    } else if (rc < 0 && rc != -ENOENT) {
         dpf_error_set(err, 400, "Invalid", "%s: cannot read: %s", path,
                       strerror(-rc));
     }
@@ -801,9 +925,16 @@ dts_config_free(struct dts_config *c)
     free(c->fluentbit_config_dir);
     free(c->fwd_host);
     free(c->fwd_tag);
+    for (size_t i = 0; i < c->n_fwd_more; i++) {
+        free(c->fwd_more[i].host);
+        free(c->fwd_more[i].tag);
+    }
+    free(c->fwd_more);
     free(c->netflow_host);
     dts_strv_free(c->prom_aggr, c->n_prom_aggr);
     free(c->fluent_aggr_address);
+    free(c->fluent_aggr_shared_key);
+    free(c->fluent_aggr_hostname);
     free(c->ipc_dir);
     free(c->sysfs_root);
     dts_strv_free(c->notes, c->n_notes);

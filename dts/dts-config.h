@@ -16,7 +16,15 @@
  *   netflow-collector-ip, netflow-collector-port, netflow-version*
  *   prometheus-aggr-endpoints*   comma list of URLs for prometheus_aggr
  *   fluent-aggr-address*, fluent-aggr-port*   fluent_aggr listener
+ *   fluent-aggr-shared-key*, fluent-aggr-self-hostname*  Forward's
+ *                                shared-key handshake on that listener
  *   ipc-sockets-dir*             exporter-library socket directory
+ *   ipc-socket-mode*, ipc-socket-group*   its file mode (octal) and group
+ *                                (name or number): apps of other users
+ *   series-expiry*               s without update before an app or
+ *                                fluent_aggr series is dropped (0 = never)
+ *   app-series-limit*, app-series-per-source-limit*  memory budget of app
+ *                                series (refusals: dts_memory_budget_errors)
  *   fluent-forward-{enable,host,port,tag}*  Forward output without .exp
  *   fluent-forward-require-ack*, fluent-forward-buffer-records*  (acks with
  *                                resend; queue bound, default 10000)
@@ -40,6 +48,16 @@
 #define DTS_CONFIG_YAML "dts_config.yaml"
 #define DTS_DEFAULT_UPDATE_MS 1000
 #define DTS_DEFAULT_PROM_PORT 9100
+/* Series of a source that stops updating them are dropped after this many
+ * seconds (key series-expiry; 0 = never). */
+#define DTS_DEFAULT_SERIES_EXPIRY 300
+/* Memory budget of app series (keys app-series-limit and
+ * app-series-per-source-limit). */
+#define DTS_DEFAULT_APP_SERIES 200000
+#define DTS_DEFAULT_APP_SERIES_PER_SOURCE 100000
+/* Largest dts_config.ini / .yaml read; must be a regular file too (a
+ * FIFO or /dev/zero as config is refused with a message, never read). */
+#define DTS_CONFIG_MAX_FILE (4 * 1024 * 1024)
 
 /* Options that come from the command line, not the file. */
 struct daemon;
@@ -50,6 +68,15 @@ struct dts_runtime {
     const char *ipc_dir;    /* --ipc-dir (NULL = key or default) */
     struct daemon *daemon;  /* health state for /healthz, /readyz; or NULL */
 };
+
+/* A Fluent Forward destination beyond the first (fwd_host/port/tag). */
+struct dts_fwd_dest {
+    char *host;    /* target host */
+    uint16_t port; /* target port */
+    char *tag;     /* tag of the records sent there */
+};
+/* At most this many Forward destinations in all. */
+#define DTS_MAX_FWD 16
 
 /* A parsed, validated configuration. */
 struct dts_config {
@@ -62,29 +89,38 @@ struct dts_config {
     uint16_t prom_port;  /* port part of prometheus */
     char *include_names; /* comma list or NULL */
     char *exclude_names; /* comma list or NULL */
-    enum dts_name_match name_match; /* how names match */
-    char *level_labels_file;        /* path or NULL */
-    char *output;                   /* data-file dir or NULL */
-    uint64_t data_file_size_limit;  /* bytes */
-    unsigned data_file_time_limit;  /* seconds */
-    char *fluentbit_config_dir;     /* .exp dir or NULL */
-    bool fwd_enable;                /* Fluent Forward output on */
-    char *fwd_host;                 /* Forward target host */
-    uint16_t fwd_port;              /* Forward target port */
-    char *fwd_tag;                  /* Forward tag */
-    bool fwd_require_ack;           /* ask the peer for acks */
-    unsigned fwd_buffer_records;    /* client queue bound (0 = default) */
-    char *netflow_host;             /* collector or NULL */
-    uint16_t netflow_port;          /* collector UDP port */
-    int netflow_version;            /* 9 or 10 */
-    size_t n_prom_aggr;             /* prometheus_aggr endpoints */
-    char **prom_aggr;               /* endpoint URLs */
-    char *fluent_aggr_address;      /* listener address */
-    uint16_t fluent_aggr_port;      /* listener port */
-    char *ipc_dir;                  /* IPC socket directory */
-    char *sysfs_root;               /* copy of the runtime option */
-    size_t n_notes;                 /* non-fatal remarks for the log */
-    char **notes;                   /* "line 7: key x not implemented" */
+    enum dts_name_match name_match;   /* how names match */
+    char *level_labels_file;          /* path or NULL */
+    char *output;                     /* data-file dir or NULL */
+    uint64_t data_file_size_limit;    /* bytes */
+    unsigned data_file_time_limit;    /* seconds */
+    char *fluentbit_config_dir;       /* .exp dir or NULL */
+    bool fwd_enable;                  /* Fluent Forward output on */
+    char *fwd_host;                   /* Forward target host */
+    uint16_t fwd_port;                /* Forward target port */
+    char *fwd_tag;                    /* Forward tag */
+    bool fwd_require_ack;             /* ask the peer for acks */
+    unsigned fwd_buffer_records;      /* client queue bound (0 = default) */
+    size_t n_fwd_more;                /* further Forward destinations */
+    struct dts_fwd_dest *fwd_more;    /* (one per extra .exp file) */
+    char *netflow_host;               /* collector or NULL */
+    uint16_t netflow_port;            /* collector UDP port */
+    int netflow_version;              /* 9 or 10 */
+    size_t n_prom_aggr;               /* prometheus_aggr endpoints */
+    char **prom_aggr;                 /* endpoint URLs */
+    char *fluent_aggr_address;        /* listener address */
+    uint16_t fluent_aggr_port;        /* listener port */
+    char *fluent_aggr_shared_key;     /* Forward handshake key or NULL */
+    char *fluent_aggr_hostname;       /* our name in PONG, NULL = host's */
+    char *ipc_dir;                    /* IPC socket directory */
+    unsigned ipc_mode;                /* socket file mode (default 0660) */
+    unsigned series_expiry_s;         /* drop stale app/Forward series */
+    size_t app_max_series;            /* app series, all sources */
+    size_t app_max_series_per_source; /* app series of one source */
+    long ipc_gid;                     /* socket file group, -1 = unchanged */
+    char *sysfs_root;                 /* copy of the runtime option */
+    size_t n_notes;                   /* non-fatal remarks for the log */
+    char **notes;                     /* "line 7: key x not implemented" */
 };
 
 /* Parse config text (ini form). name is used in messages. NULL with err

@@ -52,11 +52,15 @@ struct dts_daemon {
     int inotify_fd;
     struct loop_watch *inotify_watch;
     struct dts_http *http;
-    char *http_url;         /* URL the server was started for */
-    size_t last_render_len; /* size hint for the next /metrics body */
+    char *http_url;                /* URL the server was started for */
+    struct loop_timer *http_retry; /* armed while the bind keeps failing */
+    uint64_t http_bind_failures;   /* failed attempts for the current URL */
+    size_t last_render_len;        /* size hint for the next /metrics body */
     struct dts_export *export;
     struct dts_ipc_server *ipc;
     char *ipc_path;
+    unsigned ipc_mode; /* mode and group the socket was set up with */
+    long ipc_gid;
     uint64_t ipc_errors_seen;
     uint64_t collections;
     bool last_reload_ok;
@@ -81,6 +85,15 @@ dts_provider_fingerprint(const struct dts_config *c, const char *name)
     } else if (!strcmp(name, "fluent_aggr")) {
         dbuf_printf(&b, " addr=%s port=%u", c->fluent_aggr_address,
                     c->fluent_aggr_port);
+        if (c->fluent_aggr_shared_key) {
+            /* a digest, never the key: restart when it changes */
+            uint64_t h = 1469598103934665603ull;
+            for (const char *k = c->fluent_aggr_shared_key; *k; k++) {
+                h = (h ^ (unsigned char) *k) * 1099511628211ull;
+            }
+            dbuf_printf(&b, " key=%016llx host=%s", (unsigned long long) h,
+                        c->fluent_aggr_hostname ? c->fluent_aggr_hostname : "");
+        }
     }
     return dbuf_steal(&b, NULL);
 }
@@ -106,10 +119,10 @@ dts_pinst_start(struct dts_daemon *d, struct dts_pinst *p, const char *name)
     p->fingerprint = dts_provider_fingerprint(d->cfg, name);
     dts_model_error_declare(d->model, "provider", "provider", name);
     if (!p->ops) {
-        log_warn("provider not available",
-                 "provider=%s reason=\"needs BlueField hardware; not in "
-                 "this build\"",
-                 name);
+        log_warn("provider not available", "provider=%s reason=\"%s\"", name,
+                 str_has_prefix(name, "grpc.")
+                     ? "remote collection over gRPC is not implemented"
+                     : "needs BlueField hardware; not in this build");
         return;
     }
     struct dpf_error err;
@@ -307,6 +320,57 @@ dts_daemon_http_handler(void *arg, const struct http_lite_request *req,
     }
 }
 
+static void dts_daemon_http_start(struct dts_daemon *d);
+
+static void
+dts_on_http_retry(void *arg, struct loop_timer *t)
+{
+    (void) t;
+    dts_daemon_http_start(arg);
+}
+
+/* Bind the endpoint for d->cfg->prometheus. A failure (port in use, the
+ * address not there yet) is logged, counted in dts_prometheus_errors_total
+ * and retried every DTS_HTTP_RETRY_MS; readiness says why meanwhile. */
+#define DTS_HTTP_RETRY_MS 2000
+static void
+dts_daemon_http_start(struct dts_daemon *d)
+{
+    const char *url = d->cfg->prometheus;
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
+                               dts_daemon_http_handler, d, &err);
+    if (!d->http) {
+        dts_model_error_inc(d->model, "prometheus", NULL, NULL);
+        if (d->http_bind_failures++ == 0) {
+            log_error("cannot start prometheus endpoint; retrying",
+                      "url=%s retry_ms=%d error=\"%s\"", url, DTS_HTTP_RETRY_MS,
+                      err.message);
+        }
+        if (d->rt.daemon) {
+            daemon_set_ready(d->rt.daemon, "prometheus-endpoint", false,
+                             err.message);
+        }
+        if (!d->http_retry) {
+            d->http_retry =
+                loop_timer_add(d->loop, DTS_HTTP_RETRY_MS, DTS_HTTP_RETRY_MS,
+                               dts_on_http_retry, d);
+        }
+        return;
+    }
+    loop_timer_cancel(d->http_retry);
+    d->http_retry = NULL;
+    d->http_url = xstrdup(url);
+    if (d->rt.daemon) {
+        daemon_set_ready(d->rt.daemon, "prometheus-endpoint", true, NULL);
+    }
+    log_info("prometheus endpoint listening",
+             "address=%s port=%u attempts=%llu", d->cfg->prom_address,
+             http_lite_port(d->http),
+             (unsigned long long) d->http_bind_failures + 1);
+}
+
 static void
 dts_daemon_http_apply(struct dts_daemon *d)
 {
@@ -314,6 +378,9 @@ dts_daemon_http_apply(struct dts_daemon *d)
     if (d->http && url && d->http_url && !strcmp(url, d->http_url)) {
         return;
     }
+    loop_timer_cancel(d->http_retry);
+    d->http_retry = NULL;
+    d->http_bind_failures = 0;
     if (d->http) {
         http_lite_destroy(d->http);
         d->http = NULL;
@@ -322,21 +389,12 @@ dts_daemon_http_apply(struct dts_daemon *d)
         d->http_url = NULL;
     }
     if (!url) {
+        if (d->rt.daemon) {
+            daemon_set_ready(d->rt.daemon, "prometheus-endpoint", true, NULL);
+        }
         return;
     }
-    struct dpf_error err;
-    dpf_error_clear(&err);
-    d->http = http_lite_create(d->cfg->prom_address, d->cfg->prom_port,
-                               dts_daemon_http_handler, d, &err);
-    if (!d->http) {
-        dts_model_error_inc(d->model, "prometheus", NULL, NULL);
-        log_error("cannot start prometheus endpoint", "url=%s error=\"%s\"",
-                  url, err.message);
-        return;
-    }
-    d->http_url = xstrdup(url);
-    log_info("prometheus endpoint listening", "address=%s port=%u",
-             d->cfg->prom_address, http_lite_port(d->http));
+    dts_daemon_http_start(d);
 }
 
 /* ---- IPC ------------------------------------------------------------- */
@@ -354,7 +412,8 @@ dts_ipc_apply(struct dts_daemon *d)
     char *path = d->cfg->ipc_dir ? xasprintf("%s/%s", d->cfg->ipc_dir,
                                              DTS_EXPORTER_SOCKET_NAME)
                                  : NULL;
-    if (d->ipc && path && d->ipc_path && !strcmp(path, d->ipc_path)) {
+    if (d->ipc && path && d->ipc_path && !strcmp(path, d->ipc_path) &&
+        d->ipc_mode == d->cfg->ipc_mode && d->ipc_gid == d->cfg->ipc_gid) {
         free(path);
         return;
     }
@@ -370,6 +429,8 @@ dts_ipc_apply(struct dts_daemon *d)
     }
     struct dts_ipc_server_config ic = {
         .path = path,
+        .mode = d->cfg->ipc_mode,
+        .gid = d->cfg->ipc_gid,
         .cb = dts_on_ipc_record,
         .aux = d,
     };
@@ -377,13 +438,16 @@ dts_ipc_apply(struct dts_daemon *d)
     dpf_error_clear(&err);
     d->ipc = dts_ipc_server_start(&ic, &err);
     if (!d->ipc) {
-        log_warn("exporter IPC not available", "path=%s error=\"%s\"", path,
-                 err.message);
+        log_error("exporter IPC not available", "path=%s error=\"%s\"", path,
+                  err.message);
         free(path);
         return;
     }
     d->ipc_path = path;
-    log_info("exporter IPC listening", "path=%s", path);
+    d->ipc_mode = d->cfg->ipc_mode;
+    d->ipc_gid = d->cfg->ipc_gid;
+    log_info("exporter IPC listening", "path=%s mode=%04o gid=%ld", path,
+             d->cfg->ipc_mode, d->cfg->ipc_gid);
 }
 
 /* ---- configuration --------------------------------------------------- */
@@ -601,6 +665,13 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
     for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
         dts_model_error_declare(d->model, parts[i], NULL, NULL);
     }
+    /* refusals of the memory budget, by what was full */
+    static const char *const budget[] = {"app_series", "app_series_per_source",
+                                         "fluent_aggr_series",
+                                         "fluent_aggr_buffers"};
+    for (size_t i = 0; i < ARRAY_SIZE(budget); i++) {
+        dts_model_error_declare(d->model, "memory_budget", "part", budget[i]);
+    }
     d->export = dts_export_create(d->model);
     struct dts_config *c = dts_config_load(&d->rt, err);
     struct dts_filter *filter = NULL;
@@ -639,6 +710,7 @@ dts_daemon_destroy(struct dts_daemon *d)
         return;
     }
     /* Stop the inputs first so no thread calls into freed state. */
+    loop_timer_cancel(d->http_retry);
     http_lite_destroy(d->http);
     if (d->ipc) {
         dts_ipc_server_stop(d->ipc);

@@ -13,10 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
+
+#include "lib/base/log.h"
 #include "lib/net/stream-server.h"
+
+LOG_MODULE(forward);
 
 /* ---- listener ------------------------------------------------------------ */
 
@@ -25,6 +33,9 @@
 
 struct dts_forward_server {
     struct dts_forward_server_config cfg; /* copy (address not kept) */
+    char *shared_key;                     /* owned copy or NULL */
+    char hostname[256];                   /* ours, for PONG */
+    uint64_t auth_failures;               /* refused handshakes (atomic) */
     uint16_t port;                        /* bound port */
     struct stream_server *ss;             /* accepts, reads, writes acks */
     uint64_t frames;                      /* frames decoded (atomic) */
@@ -45,14 +56,197 @@ stat_get(const uint64_t *v)
     return __atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
+/* ---- shared-key handshake (Forward protocol v1, "Handshake Messages") --
+ * server: HELO [nonce, auth salt, keepalive]; client: PING [hostname,
+ * shared_key_salt, hex sha512(salt + hostname + nonce + key), username,
+ * password digest]; server: PONG [ok, reason, hostname, hex sha512(salt +
+ * our hostname + nonce + key)]. User/password auth is not offered (empty
+ * auth salt), so username and password digest are ignored. */
+
+/* Per connection: the nonce we sent and whether PING checked out. */
+struct ff_sess {
+    bool authed;
+    bool refused; /* PONG false sent: closed at the next bytes or EOF */
+    uint8_t nonce[16];
+};
+
+/* Largest PING we wait for (hostname, salt and digests are small). */
+#define FF_MAX_PING 4096
+
+static void
+ff_sha512_hex(const void *a, size_t na, const void *b, size_t nb, const void *c,
+              size_t nc, const void *d, size_t nd, char out[129])
+{
+    struct sha512_ctx ctx;
+    uint8_t md[SHA512_DIGEST_SIZE];
+    sha512_init(&ctx);
+    sha512_update(&ctx, na, a);
+    sha512_update(&ctx, nb, b);
+    sha512_update(&ctx, nc, c);
+    sha512_update(&ctx, nd, d);
+    sha512_digest(&ctx, sizeof md, md);
+    for (int i = 0; i < SHA512_DIGEST_SIZE; i++) {
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    }
+}
+
+/* A msgpack str or bin as bytes; false for anything else. */
+static bool
+ff_obj_bytes(const msgpack_object *o, const char **p, size_t *n)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *p = o->via.str.ptr;
+        *n = o->via.str.size;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_BIN) {
+        *p = o->via.bin.ptr;
+        *n = o->via.bin.size;
+        return true;
+    }
+    return false;
+}
+
+static void
+ff_pack_cstr(msgpack_packer *pk, const char *v)
+{
+    msgpack_pack_str_with_body(pk, v, strlen(v));
+}
+
+static void *
+server_on_open(void *aux, struct stream_conn *c)
+{
+    struct dts_forward_server *s = aux;
+    struct ff_sess *fs = xcalloc(1, sizeof *fs);
+    if (!s->shared_key) {
+        fs->authed = true;
+        return fs;
+    }
+    if (getrandom(fs->nonce, sizeof fs->nonce, 0) != sizeof fs->nonce) {
+        /* no randomness: leave the nonce all zero, still per-key safe
+         * against passive replay only if keys differ; should not happen */
+        memset(fs->nonce, 0, sizeof fs->nonce);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    ff_pack_cstr(&pk, "HELO");
+    msgpack_pack_map(&pk, 3);
+    ff_pack_cstr(&pk, "nonce");
+    msgpack_pack_bin_with_body(&pk, fs->nonce, sizeof fs->nonce);
+    ff_pack_cstr(&pk, "auth");
+    msgpack_pack_bin_with_body(&pk, "", 0);
+    ff_pack_cstr(&pk, "keepalive");
+    msgpack_pack_true(&pk);
+    stream_conn_write(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return fs;
+}
+
+static void
+server_on_close(void *aux, struct stream_conn *c, void *user)
+{
+    (void) aux;
+    (void) c;
+    free(user);
+}
+
+/* Check a PING; queue the PONG. Bytes consumed, 0 for more, or an
+ * on_data error result. */
+static long
+server_handshake(struct dts_forward_server *s, struct stream_conn *c,
+                 struct ff_sess *fs, const uint8_t *data, size_t len)
+{
+    /* bounds first: msgpack-c would allocate what a header announces */
+    long scanned = ff_scan_object(data, DPF_MIN(len, FF_MAX_PING), 2);
+    if (scanned == 0 && len < FF_MAX_PING) {
+        return 0;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_unpack_return r =
+        scanned > 0 ? msgpack_unpack_next(&up, (const char *) data,
+                                          (size_t) scanned, &off)
+                    : MSGPACK_UNPACK_PARSE_ERROR;
+    const char *reason = "expected PING";
+    bool ok = false;
+    const char *salt = "";
+    size_t nsalt = 0;
+    const msgpack_object *o = &up.data;
+    if (r == MSGPACK_UNPACK_SUCCESS && o->type == MSGPACK_OBJECT_ARRAY &&
+        o->via.array.size == 6) {
+        const msgpack_object *a = o->via.array.ptr;
+        const char *cmd, *host, *dig;
+        size_t ncmd, nhost, ndig;
+        if (ff_obj_bytes(&a[0], &cmd, &ncmd) && ncmd == 4 &&
+            !memcmp(cmd, "PING", 4) && ff_obj_bytes(&a[1], &host, &nhost) &&
+            ff_obj_bytes(&a[2], &salt, &nsalt) &&
+            ff_obj_bytes(&a[3], &dig, &ndig)) {
+            char want[129];
+            ff_sha512_hex(salt, nsalt, host, nhost, fs->nonce, sizeof fs->nonce,
+                          s->shared_key, strlen(s->shared_key), want);
+            ok = ndig == 128 && memeql_sec(dig, want, 128);
+            reason = ok ? "" : "shared_key mismatch";
+        }
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    ff_pack_cstr(&pk, "PONG");
+    if (ok) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
+    ff_pack_cstr(&pk, reason);
+    ff_pack_cstr(&pk, s->hostname);
+    if (ok) {
+        char mine[129];
+        ff_sha512_hex(salt, nsalt, s->hostname, strlen(s->hostname), fs->nonce,
+                      sizeof fs->nonce, s->shared_key, strlen(s->shared_key),
+                      mine);
+        msgpack_pack_str_with_body(&pk, mine, 128);
+    } else {
+        ff_pack_cstr(&pk, "");
+    }
+    stream_conn_write(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_unpacked_destroy(&up);
+    if (!ok) {
+        /* keep the connection until the PONG is out (closing now would
+         * drop it); anything the client sends after is not read */
+        stat_add(&s->auth_failures, 1);
+        log_warn_rl("forward handshake refused", "reason=\"%s\"", reason);
+        fs->refused = true;
+        return (long) (r == MSGPACK_UNPACK_SUCCESS ? off : len);
+    }
+    fs->authed = true;
+    return (long) off;
+}
+
 /* stream-server on_data: decode every complete frame, queue the acks. */
 static long
 server_on_data(void *aux, struct stream_conn *c, void *user,
                const uint8_t *data, size_t len)
 {
     struct dts_forward_server *s = aux;
-    (void) user;
+    struct ff_sess *fs = user;
     size_t off = 0;
+    if (fs->refused) {
+        return STREAM_SERVER_CLOSE;
+    }
+    if (!fs->authed) {
+        long n = server_handshake(s, c, fs, data, len);
+        if (n <= 0 || fs->refused) {
+            return n;
+        }
+        off = (size_t) n;
+    }
     while (off < len) {
         struct ff_frame_info info;
         long n = ff_decode_frame(data + off, len - off, &s->cfg.limits,
@@ -85,7 +279,9 @@ server_on_data(void *aux, struct stream_conn *c, void *user,
 }
 
 static const struct stream_server_ops dts_forward_server_ops = {
+    .on_open = server_on_open,
     .on_data = server_on_data,
+    .on_close = server_on_close,
 };
 
 struct dts_forward_server *
@@ -126,6 +322,14 @@ dts_forward_server_start(const struct dts_forward_server_config *cfg,
     struct dts_forward_server *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
     s->cfg.address = NULL;
+    s->shared_key = cfg->shared_key ? xstrdup(cfg->shared_key) : NULL;
+    s->cfg.shared_key = NULL;
+    s->cfg.hostname = NULL;
+    if (cfg->hostname) {
+        snprintf(s->hostname, sizeof s->hostname, "%s", cfg->hostname);
+    } else if (gethostname(s->hostname, sizeof s->hostname - 1) < 0) {
+        snprintf(s->hostname, sizeof s->hostname, "dts");
+    }
     if (!s->cfg.limits.max_frame) {
         s->cfg.limits.max_frame = FF_DEFAULT_MAX_FRAME;
     }
@@ -142,11 +346,14 @@ dts_forward_server_start(const struct dts_forward_server_config *cfg,
         .read_rounds = 16,
         .read_max = s->cfg.limits.max_frame,
         .write_max = FF_MAX_UNSENT_ACKS,
+        .buffered_max =
+            cfg->buffered_max ? cfg->buffered_max : DTS_FORWARD_BUFFERED_MAX,
         .ops = &dts_forward_server_ops,
         .aux = s,
     };
     s->ss = stream_server_start(&scfg, "forward listener", err);
     if (!s->ss) {
+        free(s->shared_key);
         free(s);
         return NULL;
     }
@@ -169,7 +376,9 @@ dts_forward_server_get_stats(const struct dts_forward_server *s,
     st->frames = stat_get(&s->frames);
     st->events = stat_get(&s->events);
     st->acks = stat_get(&s->acks);
-    st->errors = ss.errors + ss.rejected;
+    st->errors = ss.errors + ss.rejected + stat_get(&s->auth_failures);
+    st->auth_failures = stat_get(&s->auth_failures);
+    st->over_budget = ss.over_budget;
 }
 
 void
@@ -179,6 +388,7 @@ dts_forward_server_stop(struct dts_forward_server *s)
         return;
     }
     stream_server_stop(s->ss);
+    free(s->shared_key);
     free(s);
 }
 

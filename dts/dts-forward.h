@@ -5,7 +5,12 @@
  *    time, record); the callback must be thread-safe with respect to the
  *    rest of the program. It answers {"ack": chunk} when a message carries
  *    a "chunk" option. A connection that sends a bad frame is closed and
- *    counted; the listener itself never stops on bad input;
+ *    counted; the listener itself never stops on bad input. With a shared
+ *    key it first runs Forward's handshake: HELO (random 16-byte nonce, no
+ *    user auth), then the client's PING must carry hex(sha512(salt +
+ *    hostname + nonce + key)); PONG true with our own digest, or PONG
+ *    false and nothing more is read (counted in errors and
+ *    auth_failures). The key is never logged;
  *  - a client: a sender thread that connects to host:port, sends Forward
  *    mode batches with EventTime, optionally asks for acks (chunk ids) and
  *    resends an unacknowledged batch after a timeout, and reconnects with
@@ -41,15 +46,25 @@ struct dts_forward_server_config {
     unsigned max_clients;    /* concurrent connections (0 = 64) */
     ff_event_cb cb;          /* called from the listener thread */
     void *aux;               /* passed to cb */
+    const char *shared_key;  /* non-NULL: Forward's shared-key handshake
+                              * (HELO, PING, PONG) before any data; copied */
+    const char *hostname;    /* our name in PONG (NULL = gethostname) */
+    size_t buffered_max;     /* partial frames held over all connections
+                              * (0 = DTS_FORWARD_BUFFERED_MAX) */
 };
+/* Default bound of partially received frames held by the listener. */
+#define DTS_FORWARD_BUFFERED_MAX (32u * 1024 * 1024)
 
 /* Listener counters (monotonic). */
 struct dts_forward_server_stats {
-    uint64_t connections; /* accepted connections */
-    uint64_t frames;      /* frames decoded */
-    uint64_t events;      /* events delivered to the callback */
-    uint64_t acks;        /* ack answers written */
-    uint64_t errors;      /* bad frames, oversized frames, I/O errors */
+    uint64_t connections;   /* accepted connections */
+    uint64_t frames;        /* frames decoded */
+    uint64_t events;        /* events delivered to the callback */
+    uint64_t acks;          /* ack answers written */
+    uint64_t errors;        /* bad frames, oversized frames, I/O errors,
+                           * failed authentications */
+    uint64_t auth_failures; /* of which: refused handshakes */
+    uint64_t over_budget;   /* of which: closed at buffered_max */
 };
 
 struct dts_forward_server;

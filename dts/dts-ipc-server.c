@@ -21,11 +21,13 @@ struct ipc_conn {
 struct dts_ipc_server {
     struct dts_ipc_server_config cfg; /* copy; path owned below */
     char *path;                       /* socket path */
-    struct stream_server *ss;         /* accepts and reads connections */
-    uint64_t frames;                  /* frames decoded (atomic) */
-    uint64_t events;                  /* event records (atomic) */
-    uint64_t counters;                /* counter records (atomic) */
-    uint64_t netflow;                 /* flow records (atomic) */
+    dev_t dev;                        /* the socket file we bound */
+    ino_t ino;
+    struct stream_server *ss; /* accepts and reads connections */
+    uint64_t frames;          /* frames decoded (atomic) */
+    uint64_t events;          /* event records (atomic) */
+    uint64_t counters;        /* counter records (atomic) */
+    uint64_t netflow;         /* flow records (atomic) */
 };
 
 #define IPC_READ_BUF (256u * 1024)
@@ -175,7 +177,9 @@ dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
         }
     }
     free(dir);
-    /* Replace a stale socket file, but never another kind of file. */
+    /* Replace a stale socket file, but never another kind of file, and
+     * never a socket someone is listening on (a second dts must not take
+     * the first one's apps away). */
     struct stat st;
     if (lstat(cfg->path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
@@ -183,11 +187,24 @@ dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
                           "ipc: %s exists and is not a socket", cfg->path);
             return NULL;
         }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 &&
+            connect(probe, (struct sockaddr *) &sun, sizeof sun) == 0) {
+            close(probe);
+            dpf_error_set(err, 409, "Conflict",
+                          "ipc: %s is in use by a running process (another "
+                          "dts?); not replacing it",
+                          cfg->path);
+            return NULL;
+        }
+        if (probe >= 0) {
+            close(probe);
+        }
         unlink(cfg->path);
     }
+    unsigned mode = cfg->mode ? cfg->mode : 0660;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *) &sun, sizeof sun) < 0 ||
-        listen(fd, 64) < 0) {
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sun, sizeof sun) < 0) {
         dpf_error_set(err, 503, "ServiceUnavailable",
                       "ipc: cannot listen on %s: %s", cfg->path,
                       strerror(errno));
@@ -196,7 +213,21 @@ dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
         }
         return NULL;
     }
+    /* Nobody can connect before listen(): mode and group are in place
+     * before the first app arrives. */
+    if (chmod(cfg->path, mode) < 0 ||
+        (cfg->gid >= 0 && chown(cfg->path, (uid_t) -1, (gid_t) cfg->gid) < 0) ||
+        lstat(cfg->path, &st) < 0 || listen(fd, 64) < 0) {
+        dpf_error_set(err, 503, "ServiceUnavailable",
+                      "ipc: cannot set up %s (mode %04o, group %ld): %s",
+                      cfg->path, mode, cfg->gid, strerror(errno));
+        close(fd);
+        unlink(cfg->path);
+        return NULL;
+    }
     struct dts_ipc_server *s = xcalloc(1, sizeof *s);
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     s->cfg = *cfg;
     s->path = xstrdup(cfg->path);
     s->cfg.path = s->path;
@@ -205,6 +236,8 @@ dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
         .max_clients = cfg->max_clients ? cfg->max_clients : 256,
         .read_size = IPC_READ_BUF,
         .read_rounds = 8,
+        /* at most 32 one-MiB frames half-received at once, over all apps */
+        .buffered_max = 32u * 1024 * 1024,
         .ops = &ipc_conn_ops,
         .aux = s,
     };
@@ -240,7 +273,11 @@ dts_ipc_server_stop(struct dts_ipc_server *s)
         return;
     }
     stream_server_stop(s->ss);
-    unlink(s->path);
+    struct stat st;
+    if (lstat(s->path, &st) == 0 && st.st_dev == s->dev &&
+        st.st_ino == s->ino) {
+        unlink(s->path);
+    }
     free(s->path);
     free(s);
 }

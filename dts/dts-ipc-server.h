@@ -46,7 +46,10 @@ typedef void (*dts_ipc_server_cb)(void *aux, const struct dts_ipc_record *r);
 
 /* Server configuration. */
 struct dts_ipc_server_config {
-    const char *path;     /* socket path (a stale socket file is replaced) */
+    const char *path;     /* socket path: a stale socket file is replaced,
+                           * a live one (another dts answers) is not */
+    unsigned mode;        /* socket file mode; 0 = 0660 */
+    long gid;             /* socket file group; -1 = the process's */
     size_t max_frame;     /* 0 = DTS_IPC_DEFAULT_MAX_FRAME */
     unsigned max_clients; /* 0 = 256 */
     dts_ipc_server_cb cb; /* record callback */
@@ -66,15 +69,17 @@ struct dts_ipc_server_stats {
 
 struct dts_ipc_server;
 
-/* Create the directory if needed, bind, listen, start the thread. NULL
- * on error (err names the path and the reason). */
+/* Create the directory if needed, bind, set mode and group, listen, start
+ * the thread. NULL on error (err names the path and the reason; code 409
+ * when another process is listening on the path). */
 struct dts_ipc_server *
 dts_ipc_server_start(const struct dts_ipc_server_config *cfg,
                      struct dpf_error *err);
 /* Snapshot of the counters; thread-safe. */
 void dts_ipc_server_get_stats(const struct dts_ipc_server *s,
                               struct dts_ipc_server_stats *st);
-/* Stop the thread, close all connections, unlink the socket, free. */
+/* Stop the thread, close all connections, unlink the socket (only if the
+ * path still is the socket we bound), free. */
 void dts_ipc_server_stop(struct dts_ipc_server *s);
 
 #endif

@@ -161,10 +161,18 @@ ini_load(const char *path, struct dpf_error *err)
 {
     char *data;
     size_t len;
-    int rc = file_read_all(path, &data, &len);
+    int rc = file_read_regular(path, INI_MAX_FILE, &data, &len);
     if (rc < 0) {
         if (rc == -ENOENT) {
             dpf_error_set(err, 404, "NotFound", "%s: file not found", path);
+        } else if (rc == -EINVAL) {
+            dpf_error_set(err, 400, "Invalid",
+                          "%s: not a regular file (FIFOs, devices and "
+                          "directories are refused)",
+                          path);
+        } else if (rc == -EFBIG) {
+            dpf_error_set(err, 400, "Invalid", "%s: larger than %d bytes", path,
+                          INI_MAX_FILE);
         } else {
             dpf_error_set(err, 400, "Invalid", "%s: cannot read: %s", path,
                           strerror(-rc));

@@ -25,6 +25,8 @@
 #include "lib/base/error.h"
 
 #define INI_MAX_LINE 65536
+/* Largest file ini_load() reads. */
+#define INI_MAX_FILE (4 * 1024 * 1024)
 
 /* One key=value line. */
 struct ini_entry {
@@ -49,8 +51,10 @@ struct ini {
  * "line <n>") on a syntax error. */
 struct ini *ini_parse(const char *text, size_t len, const char *name,
                       struct dpf_error *err);
-/* Read and parse a file. NULL with err set (code 404 "NotFound" if the
- * file is missing, 400 on a syntax error). */
+/* Read and parse a file: a regular file of at most INI_MAX_FILE bytes
+ * (file_read_regular(): a FIFO or a device such as /dev/zero is refused
+ * at once, never read). NULL with err set (code 404 "NotFound" if the
+ * file is missing, 400 on a syntax error, a wrong file type or size). */
 struct ini *ini_load(const char *path, struct dpf_error *err);
 void ini_free(struct ini *ini);
 

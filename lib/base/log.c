@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,6 +69,178 @@ log_enabled(enum dpf_log_level level)
     return level <= log_level;
 }
 
+/* Append text as a logfmt value: inside quotes written by the caller
+ * ("reason=\"%s\"") escape quote, backslash and line ends; bare (key=%s)
+ * quote it when it holds anything a logfmt reader would split on. */
+static void
+log_append_value(struct dbuf *out, const char *v, size_t n, bool quoted)
+{
+    bool bare_ok = n > 0 && !quoted;
+    for (size_t i = 0; i < n && bare_ok; i++) {
+        unsigned char c = (unsigned char) v[i];
+        bare_ok = c > ' ' && c != '"' && c != '=' && c != '\\' && c != 0x7f;
+    }
+    if (bare_ok) {
+        dbuf_append(out, v, n);
+        return;
+    }
+    if (!quoted) {
+        dbuf_append(out, "\"", 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (c == '"' || c == '\\') {
+            dbuf_append(out, "\\", 1);
+            dbuf_append(out, &c, 1);
+        } else if (c == '\n') {
+            dbuf_append(out, "\\n", 2);
+        } else if (c == '\r') {
+            dbuf_append(out, "\\r", 2);
+        } else if ((unsigned char) c < ' ' || c == 0x7f) {
+            dbuf_printf(out, "\\x%02x", (unsigned char) c);
+        } else {
+            dbuf_append(out, &c, 1);
+        }
+    }
+    if (!quoted) {
+        dbuf_append(out, "\"", 1);
+    }
+}
+
+/* printf the key=value part one conversion at a time so that every %s/%c
+ * value is escaped for logfmt (see log_append_value): a message holding a
+ * quote must not end the value early and make the line unparsable.
+ * Supports the conversions and length modifiers printf has, with * width
+ * and precision. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void
+log_format_kv(struct dbuf *out, const char *fmt, va_list *ap)
+{
+    bool in_quote = false;
+    struct dbuf v;
+    dbuf_init(&v);
+    for (const char *p = fmt; *p;) {
+        if (*p != '%') {
+            if (*p == '"') {
+                in_quote = !in_quote;
+            }
+            dbuf_append(out, p, 1);
+            p++;
+            continue;
+        }
+        if (p[1] == '%') {
+            dbuf_append(out, "%", 1);
+            p += 2;
+            continue;
+        }
+        const char *start = p++;
+        int stars[2], n_stars = 0;
+        while (*p && strchr("-+ #0", *p)) {
+            p++;
+        }
+        for (int part = 0; part < 2; part++) {
+            if (part == 1) {
+                if (*p != '.') {
+                    break;
+                }
+                p++;
+            }
+            if (*p == '*') {
+                stars[n_stars++] = va_arg(*ap, int);
+                p++;
+            }
+            while (*p >= '0' && *p <= '9') {
+                p++;
+            }
+        }
+        int len = 0; /* 1 h, 2 hh, 3 l, 4 ll, 5 z, 6 j, 7 t, 8 L */
+        if (p[0] == 'h' && p[1] == 'h') {
+            len = 2, p += 2;
+        } else if (p[0] == 'l' && p[1] == 'l') {
+            len = 4, p += 2;
+        } else if (*p && strchr("hlzjtL", *p)) {
+            len = (int) (strchr("h?l?zjtL", *p) - "h?l?zjtL") + 1;
+            p++;
+        }
+        char conv = *p ? *p++ : '\0';
+        char spec[32];
+        size_t sl = (size_t) (p - start);
+        if (!conv || sl >= sizeof spec) {
+            break; /* malformed: stop rather than read random arguments */
+        }
+        memcpy(spec, start, sl);
+        spec[sl] = '\0';
+        v.len = 0;
+#define LOG_FMT_ARG(arg)                                    \
+    do {                                                    \
+        if (n_stars == 2) {                                 \
+            dbuf_printf(&v, spec, stars[0], stars[1], arg); \
+        } else if (n_stars == 1) {                          \
+            dbuf_printf(&v, spec, stars[0], arg);           \
+        } else {                                            \
+            dbuf_printf(&v, spec, arg);                     \
+        }                                                   \
+    } while (0)
+        switch (conv) {
+        case 'd':
+        case 'i':
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o':
+        case 'c':
+            if (len == 3) {
+                LOG_FMT_ARG(va_arg(*ap, long));
+            } else if (len == 4) {
+                LOG_FMT_ARG(va_arg(*ap, long long));
+            } else if (len == 5) {
+                LOG_FMT_ARG(va_arg(*ap, size_t));
+            } else if (len == 6) {
+                LOG_FMT_ARG(va_arg(*ap, intmax_t));
+            } else if (len == 7) {
+                LOG_FMT_ARG(va_arg(*ap, ptrdiff_t));
+            } else {
+                LOG_FMT_ARG(va_arg(*ap, int));
+            }
+            break;
+        case 'f':
+        case 'F':
+        case 'e':
+        case 'E':
+        case 'g':
+        case 'G':
+        case 'a':
+        case 'A':
+            if (len == 8) {
+                LOG_FMT_ARG(va_arg(*ap, long double));
+            } else {
+                LOG_FMT_ARG(va_arg(*ap, double));
+            }
+            break;
+        case 's': {
+            const char *sv = va_arg(*ap, const char *);
+            LOG_FMT_ARG(sv ? sv : "(null)");
+            break;
+        }
+        case 'p':
+            LOG_FMT_ARG(va_arg(*ap, void *));
+            break;
+        default:
+            dbuf_free(&v);
+            return; /* %n or unknown: never */
+        }
+#undef LOG_FMT_ARG
+        if (conv == 's' || conv == 'c') {
+            log_append_value(out, v.data ? v.data : "", v.len, in_quote);
+        } else if (v.len) {
+            dbuf_append(out, v.data, v.len);
+        }
+    }
+    dbuf_free(&v);
+}
+#pragma GCC diagnostic pop
+
 static void __attribute__((format(printf, 4, 0)))
 log_vemit(enum dpf_log_level level, const char *module, const char *msg,
           const char *kv_fmt, va_list ap)
@@ -90,10 +264,11 @@ log_vemit(enum dpf_log_level level, const char *module, const char *msg,
     }
     dbuf_append(&line, "\"", 1);
     if (kv_fmt && *kv_fmt) {
-        char *kv = xvasprintf(kv_fmt, ap);
+        va_list aq;
+        va_copy(aq, ap);
         dbuf_append(&line, " ", 1);
-        dbuf_puts(&line, kv);
-        free(kv);
+        log_format_kv(&line, kv_fmt, &aq);
+        va_end(aq);
     }
     dbuf_append(&line, "\n", 1);
 

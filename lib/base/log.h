@@ -4,8 +4,10 @@
  *   ts=2026-11-22T03:56:27.123Z level=info module=store msg="opened" path=/x
  * A module declares its name once with LOG_MODULE(name) and then calls
  * log_error/log_warn/log_info/log_debug(msg, "key=%s key2=%d", ...); the
- * key=value part is optional. Values that may contain spaces must be quoted
- * by the caller ("path=%s" is fine for paths, "reason=\"%s\"" for text).
+ * key=value part is optional. Every %s/%c value is escaped so the line
+ * stays valid logfmt: inside quotes the caller wrote ("reason=\"%s\"")
+ * quotes, backslashes and line ends are escaped; a bare value
+ * ("path=%s") is quoted when it holds a space, quote or '='.
  * Secrets never go through here: log the object's name, not its data.
  *
  * Library code returns errors and lets the caller log (style.md); the

@@ -378,6 +378,53 @@ file_read_all(const char *path, char **data, size_t *len)
 }
 
 int
+file_read_regular(const char *path, size_t max, char **data, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    if ((uint64_t) st.st_size > max) {
+        close(fd);
+        return -EFBIG;
+    }
+    struct dbuf b;
+    dbuf_init(&b);
+    char chunk[65536];
+    for (;;) {
+        /* the size can change under us: never read past max + 1 */
+        size_t want = DPF_MIN(sizeof chunk, max + 1 - b.len);
+        ssize_t n = read(fd, chunk, want);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            int err = -errno;
+            close(fd);
+            dbuf_free(&b);
+            return err;
+        }
+        if (n == 0) {
+            break;
+        }
+        dbuf_append(&b, chunk, (size_t) n);
+        if (b.len > max) {
+            close(fd);
+            dbuf_free(&b);
+            return -EFBIG;
+        }
+    }
+    close(fd);
+    *data = dbuf_steal(&b, len);
+    return 0;
+}
+
+int
 file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
 {
     char *tmp = xasprintf("%s.tmp.%d", path, (int) getpid());

@@ -86,6 +86,12 @@ void time_format_rfc3339(int64_t wall_ns, char *buf, size_t size);
 
 /* Read a whole file into a new NUL-terminated buffer. 0 or -errno. */
 int file_read_all(const char *path, char **data, size_t *len);
+/* Read a configuration-like file an operator (or attacker) may point us
+ * at: only a regular file (checked on the open descriptor, which is opened
+ * non-blocking so a FIFO cannot hang us) of at most max bytes. 0, -EINVAL
+ * when it is not a regular file (FIFO, device such as /dev/zero,
+ * directory), -EFBIG when larger than max, or another -errno. */
+int file_read_regular(const char *path, size_t max, char **data, size_t *len);
 /* Write a file atomically (temp file, fsync, rename, fsync dir) with the
  * given mode. 0 or -errno. */
 int file_write_atomic(const char *path, const void *data, size_t len,

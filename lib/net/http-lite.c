@@ -478,6 +478,29 @@ http_lite_on_readable(struct dts_http *srv, struct http_lite_conn *c)
     http_lite_flush(srv, c);
 }
 
+/* At the connection limit, make room for a new client by closing the
+ * connection that has made no progress for the longest time and is not
+ * sending a response (an idle keep-alive or a half-sent request head):
+ * otherwise a few hundred idle sockets would lock every scraper out. The
+ * list is at most HTTP_LITE_MAX_CONN long. False if none qualifies. */
+static bool
+http_lite_evict(struct dts_http *srv)
+{
+    struct http_lite_conn *oldest = NULL;
+    for (struct http_lite_conn *c = srv->conns; c; c = c->next) {
+        if (!c->writing && (!oldest || c->last_ms < oldest->last_ms)) {
+            oldest = c;
+        }
+    }
+    if (!oldest) {
+        return false;
+    }
+    log_debug("connection limit: closing the longest idle one", "remote=%s",
+              oldest->remote);
+    http_lite_close(srv, oldest);
+    return true;
+}
+
 static void
 http_lite_accept(struct dts_http *srv)
 {
@@ -500,7 +523,7 @@ http_lite_accept(struct dts_http *srv)
             }
             return;
         }
-        if (srv->n_conns >= HTTP_LITE_MAX_CONN) {
+        if (srv->n_conns >= HTTP_LITE_MAX_CONN && !http_lite_evict(srv)) {
             log_warn_rl("too many connections; closing a new one", "limit=%d",
                         HTTP_LITE_MAX_CONN);
             close(fd);

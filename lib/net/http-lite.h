@@ -15,8 +15,10 @@
  * a bounded request head, no request bodies, no TLS.
  *
  * Limits: request head <= HTTP_LITE_MAX_HEAD bytes (else 431 and close),
- * HTTP_LITE_MAX_CONN connections (more are closed at once), a connection
- * idle for HTTP_LITE_IDLE_MS is closed. A request that announces a body
+ * HTTP_LITE_MAX_CONN connections (at the limit a new client takes the
+ * place of the connection idle for longest that is not being answered;
+ * only when every connection is being answered is the new one closed), a
+ * connection idle for HTTP_LITE_IDLE_MS is closed. A request that announces a body
  * (Content-Length > 0 or Transfer-Encoding) is answered and then the
  * connection is closed, so body bytes are never parsed as a request.
  *

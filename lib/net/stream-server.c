@@ -132,6 +132,18 @@ conn_deliver(struct stream_server *s, struct stream_conn *c)
     return true;
 }
 
+/* Bytes buffered for on_data over every connection (max_clients slots,
+ * walked only when a bound is set). */
+static size_t
+server_buffered(const struct stream_server *s)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < s->cfg.max_clients; i++) {
+        total += s->conns[i].in.len;
+    }
+    return total;
+}
+
 static void
 conn_read(struct stream_server *s, struct stream_conn *c)
 {
@@ -153,6 +165,14 @@ conn_read(struct stream_server *s, struct stream_conn *c)
         }
         if (r < 0) {
             break;
+        }
+        if (cfg->buffered_max &&
+            server_buffered(s) + (size_t) r > cfg->buffered_max) {
+            /* many half-sent messages must not hold the process's memory:
+             * the connection that would pass the bound goes */
+            st_add(&s->st.over_budget, 1);
+            conn_fail(s, c);
+            return;
         }
         dbuf_append(&c->in, s->buf, (size_t) r);
         if ((size_t) r < cfg->read_size ||
@@ -299,6 +319,7 @@ stream_server_get_stats(const struct stream_server *s,
     st->rejected = st_get(&s->st.rejected);
     st->errors = st_get(&s->st.errors);
     st->clients = st_get(&s->st.clients);
+    st->over_budget = st_get(&s->st.over_budget);
 }
 
 void

@@ -63,6 +63,10 @@ struct stream_server_config {
                             bytes and call on_data (0 = no early stop) */
     size_t write_max;     /* stream_conn_write fails beyond this many unsent
                             bytes (0 = no bound) */
+    size_t buffered_max;  /* bytes buffered for on_data over ALL connections
+                            (partial messages); a connection whose read
+                            would pass it is closed and counted in
+                            over_budget (0 = no bound) */
     const struct stream_server_ops *ops; /* callbacks (on_data required) */
     void *aux;                           /* passed to every callback */
 };
@@ -73,6 +77,8 @@ struct stream_server_stats {
     uint64_t rejected;    /* closed at once: every slot was taken */
     uint64_t errors;      /* closed for a read/write failure or by on_data */
     uint64_t clients;     /* connected now (gauge) */
+    uint64_t over_budget; /* closed because buffered_max was reached (also
+                             counted in errors) */
 };
 
 struct stream_server;

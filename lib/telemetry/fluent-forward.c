@@ -727,6 +727,12 @@ ff_decode_frame(const void *buf, size_t len, const struct ff_limits *lim_in,
 }
 
 long
+ff_scan_object(const void *buf, size_t len, unsigned max_depth)
+{
+    return mp_scan(buf, len, 0, max_depth);
+}
+
+long
 ff_decode_ack(const void *buf, size_t len, char *chunk, size_t size)
 {
     long n = mp_scan(buf, len, 0, 4);

@@ -12,9 +12,9 @@
  *    every length against the bytes present, the nesting depth and the
  *    frame size, so a 5-byte header announcing 4 billion elements is an
  *    error rather than a huge allocation. Heartbeats (msgpack nil) are
- *    accepted and ignored. The HELO/PING/PONG handshake (shared-key auth) is
- *    not implemented: a client that sends PING is answered with nothing and
- *    its frame is counted as an error;
+ *    accepted and ignored. The HELO/PING/PONG handshake (shared-key auth)
+ *    is the listener's (dts/dts-forward.c), which checks a PING with
+ *    ff_scan_object() before msgpack-c builds it;
  *
  * Ownership: records handed to callbacks are borrowed (valid during the
  * call; json_incref() to keep them). Strings and buffers returned by the
@@ -96,5 +96,10 @@ void ff_encode_forward_tail(struct dbuf *out, size_t n, const char *chunk);
  * string "ack" of fewer than size bytes), 0 when incomplete, -EBADMSG when
  * it can never be valid. */
 long ff_decode_ack(const void *buf, size_t len, char *chunk, size_t size);
+/* Check that buf starts with one complete msgpack object, nested at most
+ * max_depth deep, every length within the bytes present, before msgpack-c
+ * builds it (a header announcing 4 billion elements must not become an
+ * allocation). Its size, 0 when more bytes are needed, or -EBADMSG. */
+long ff_scan_object(const void *buf, size_t len, unsigned max_depth);
 
 #endif

@@ -18,7 +18,7 @@ def dump(*args):
 def test_dts_dump_reads_what_dts_wrote(tmp_path):
     out = tmp_path / "data"
     dts = Dts(tmp_path, ["disable-provider=sysfs", f"output={out}",
-                         "data-file-size-limit=20000"]).start()
+                         "data-file-size-limit=20000B"]).start()
     try:
         run_example(dts, "--events", "4", "--source-id", "dfapp")
         dts.wait_metric("dts_ipc_records_total", lambda v: v == 4,

@@ -236,3 +236,34 @@ def test_forward_peer_down_buffers_then_delivers(tmp_path, peer):
         dts.wait_metric("dts_fluent_forward_connected", lambda v: v == 1)
     finally:
         assert dts.stop() == 0
+
+
+def test_two_exp_files_both_receive(tmp_path, peer):
+    """Two Fluent Bit forward .exp files: each destination gets every
+    record under its own tag (the second used to replace the first)."""
+    a, b = peer(), peer()
+    fb = tmp_path / "fluent_bit_configs"
+    fb.mkdir()
+    for name, srv, tag in (("a.exp", a, "tag_a"), ("b.exp", b, "tag_b")):
+        (fb / name).write_text("plugin_name=forward\nenable=1\n"
+                               f"host=127.0.0.1\nport={srv.port}\n"
+                               f"tag={tag}\n")
+    dts = Dts(tmp_path, ["disable-provider=sysfs",
+                         f"fluentbit-config-dir={fb}"]).start()
+    try:
+        run_example(dts, "--source-id", "two-exp", "--events", "2")
+
+        def both():
+            ta = {t for t, *_ in a.snapshot()}
+            tb = {t for t, *_ in b.snapshot()}
+            ev_a = [r for t, _, r, *_ in a.snapshot()
+                    if r.get("source_id") == "two-exp"]
+            ev_b = [r for t, _, r, *_ in b.snapshot()
+                    if r.get("source_id") == "two-exp"]
+            return ta == {"tag_a"} and tb == {"tag_b"} and \
+                len(ev_a) == 2 and len(ev_b) == 2
+        wait_for(both, timeout=60, what="records at both destinations")
+        assert dts.metric("dts_fluent_forward_destinations") == 2
+        dts.wait_metric("dts_fluent_forward_connected", lambda v: v == 2)
+    finally:
+        assert dts.stop() == 0

@@ -105,6 +105,35 @@ test_log_levels(void **state)
     log_set_level(DPF_LOG_INFO);
 }
 
+/* Every value is escaped for logfmt: a quote inside a caller-quoted
+ * value, a bare value with spaces, line ends; numbers are untouched. */
+static void
+test_log_logfmt(void **state)
+{
+    char path[] = "/tmp/test-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_set_file(path), 0);
+    log_emit(DPF_LOG_ERROR, "t", "say \"hi\"",
+             "error=\"%s\" path=%s n=%d x=%.*s z=%zu f=%.1f m=%04o e=%s",
+             "a \"quoted\" \\ thing\nline2", "with space", -5, 3, "abcdef",
+             (size_t) 7, 1.25, 0660u, "");
+    assert_int_equal(log_set_file(NULL), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(file_read_all(path, &data, &len), 0);
+    unlink(path);
+    const char *want = " level=error module=t msg=\"say \\\"hi\\\"\" "
+                       "error=\"a \\\"quoted\\\" \\\\ thing\\nline2\" "
+                       "path=\"with space\" n=-5 x=abc z=7 f=1.2 m=0660 "
+                       "e=\"\"\n";
+    char *at = strstr(data, " level=");
+    assert_non_null(at);
+    assert_string_equal(at, want);
+    free(data);
+}
+
 static void
 test_base64(void **state)
 {
@@ -259,8 +288,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dbuf),        cmocka_unit_test(test_strings),
         cmocka_unit_test(test_file_atomic), cmocka_unit_test(test_error),
-        cmocka_unit_test(test_log_levels),  cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_log_levels),  cmocka_unit_test(test_log_logfmt),
+        cmocka_unit_test(test_base64),      cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,8 +40,81 @@ test_defaults(void **state)
     assert_string_equal(c->ipc_dir,
                         "/opt/mellanox/doca/services/telemetry/ipc_sockets");
     assert_int_equal(c->fluent_aggr_port, 42442);
+    /* an unauthenticated listener stays on loopback unless configured */
+    assert_string_equal(c->fluent_aggr_address, "127.0.0.1");
+    assert_int_equal(c->series_expiry_s, 300);
+    assert_int_equal(c->app_max_series, 200000);
+    assert_int_equal(c->app_max_series_per_source, 100000);
+    assert_int_equal(c->ipc_mode, 0660);
+    assert_int_equal(c->ipc_gid, -1);
     assert_string_equal(c->fwd_tag, "doca_telemetry");
     dts_config_free(c);
+}
+
+static void expect_reject(const char *text, const char *want);
+
+static void
+test_hardening_keys(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c = parse("series-expiry=0\n"
+                                 "app-series-limit=10\n"
+                                 "app-series-per-source-limit=3\n"
+                                 "ipc-socket-mode=0666\n"
+                                 "ipc-socket-group=0\n",
+                                 &err);
+    assert_non_null(c);
+    assert_int_equal(c->series_expiry_s, 0);
+    assert_int_equal(c->app_max_series, 10);
+    assert_int_equal(c->app_max_series_per_source, 3);
+    assert_int_equal(c->ipc_mode, 0666);
+    assert_int_equal(c->ipc_gid, 0);
+    dts_config_free(c);
+    expect_reject("ipc-socket-mode=0044\n", "ipc-socket-mode");
+    expect_reject("ipc-socket-mode=rw\n", "ipc-socket-mode");
+    expect_reject("ipc-socket-group=no-such-group-x\n", "no-such-group-x");
+    expect_reject("series-expiry=-1\n", "series-expiry");
+    expect_reject("app-series-limit=0\n", "app-series-limit");
+}
+
+/* Stock DOCA values: sizes in MB, numeric name-match, DOCA-only and
+ * remote providers, the numbered prometheus_aggr endpoint keys. */
+static void
+test_doca_spellings(void **state)
+{
+    struct dpf_error err;
+    struct dts_config *c =
+        parse("data-file-size-limit=128\n"
+              "name-match=1\n"
+              "enable-provider=hcaperf\n"
+              "enable-provider=ngauge\n"
+              "enable-provider=grpc.sysfs\n"
+              "prometheus-aggr-endpoint.0=http://127.0.0.1:9100/metrics\n"
+              "prometheus-aggr-endpoint.1=http://127.0.0.1:9101/metrics\n",
+              &err);
+    assert_non_null(c);
+    assert_int_equal(c->data_file_size_limit, 128ull * 1024 * 1024);
+    assert_int_equal(c->name_match, DTS_MATCH_WILDCARD);
+    assert_true(dts_config_has_provider(c, "hcaperf"));
+    assert_true(dts_config_has_provider(c, "ngauge"));
+    assert_true(dts_config_has_provider(c, "grpc.sysfs"));
+    assert_int_equal(c->n_prom_aggr, 2);
+    assert_string_equal(c->prom_aggr[1], "http://127.0.0.1:9101/metrics");
+    dts_config_free(c);
+    c = parse("name-match=0\ndata-file-size-limit=20000B\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->name_match, DTS_MATCH_EXACT);
+    assert_int_equal(c->data_file_size_limit, 20000);
+    dts_config_free(c);
+    c = parse("name-match=2\ndata-file-size-limit=2G\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->name_match, DTS_MATCH_REGEX);
+    assert_int_equal(c->data_file_size_limit, 2ull << 30);
+    dts_config_free(c);
+    expect_reject("data-file-size-limit=100B\n", "data-file-size-limit");
+    expect_reject("data-file-size-limit=12parsecs\n", "data-file-size-limit");
+    expect_reject("name-match=3\n", "name-match");
+    expect_reject("enable-provider=grpc.nosuch\n", "grpc.nosuch");
 }
 
 static void
@@ -61,7 +134,7 @@ test_keys(void **state)
               "exclude-names=lo\n"
               "name-match=wildcard\n"
               "output=/data\n"
-              "data-file-size-limit=1048576\n"
+              "data-file-size-limit=1MB\n"
               "data-file-time-limit=60\n"
               "netflow-collector-ip=127.0.0.1\n"
               "netflow-collector-port=9995\n"
@@ -328,6 +401,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_hardening_keys),
+        cmocka_unit_test(test_doca_spellings),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_forward_needs_host),

@@ -347,7 +347,7 @@ static void
 test_session_counts(void **state)
 {
     (void) state;
-    struct fake_dts d;
+    struct fake_dts d = {0};
     fake_dts_start(&d);
     struct received rx = {0};
     struct dts_exporter_stats st;
@@ -410,7 +410,7 @@ static void
 test_fail_each_allocation_connected(void **state)
 {
     (void) state;
-    struct fake_dts d;
+    struct fake_dts d = {0};
     fake_dts_start(&d);
     fail_each_allocation(&d);
     fake_dts_stop(&d);

@@ -100,7 +100,5 @@ static const struct schema_kind kind_dpfoperatorconfig = {
                        F("observedGeneration", N_INT(FORMAT("int64"))))))),
 };
 
-const struct schema_kind *const schema_kinds_operator[] = {
-    &kind_dpfoperatorconfig,
-    NULL,
-};
+SCHEMA_GROUP_1(schema_group_operator, "operator.dpu.nvidia.com", "v1alpha1",
+               &kind_dpfoperatorconfig);

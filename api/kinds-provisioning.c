@@ -121,6 +121,112 @@ bfb_defaults(json_t *obj)
     free(v);
 }
 
+/* Collects names of objects whose field at `path` equals `want`. */
+struct ref_scan {
+    const char *path;  /* dotted path of the reference */
+    const char *want;  /* the name being deleted */
+    struct dbuf names; /* "a b c" */
+};
+
+static int
+ref_scan_cb(void *arg, const json_t *obj)
+{
+    struct ref_scan *rs = arg;
+    const char *v = schema_get_str(obj, rs->path);
+    if (v && !strcmp(v, rs->want)) {
+        const char *n = schema_get_str(obj, "metadata.name");
+        dbuf_printf(&rs->names, "%s%s", rs->names.len ? " " : "", n ? n : "");
+    }
+    return 0;
+}
+
+static int
+deny_delete(struct dpf_error *err, const char *webhook, const char *msg)
+{
+    dpf_error_set(err, 403, "Forbidden",
+                  "admission webhook \"%s\" denied the request: %s", webhook,
+                  msg);
+    dpf_error_add_cause(err, DPF_CAUSE_FORBIDDEN, "metadata.name", "%s", msg);
+    return -EPERM;
+}
+
+/* Is any object of plural in ns referring to name at path? */
+static int
+scan_refs(const struct schema_reader *reader, const char *plural,
+          const char *ns, const char *path, const char *name, struct dbuf *out)
+{
+    struct ref_scan rs = {.path = path, .want = name};
+    dbuf_init(&rs.names);
+    int rc = reader->list(reader->arg, GROUP, plural, ns, ref_scan_cb, &rs);
+    *out = rs.names;
+    return rc;
+}
+
+/* vdpuflavor.kb.io on delete: not while a DPUSet's template or a DPU of
+ * the flavor's namespace names it. */
+static int
+dpuflavor_validate_delete(const json_t *obj, const struct schema_reader *reader,
+                          struct dpf_error *err)
+{
+    const char *name = schema_get_str(obj, "metadata.name");
+    const char *ns = schema_get_str(obj, "metadata.namespace");
+    if (!name || !reader) {
+        return 0;
+    }
+    static const struct {
+        const char *plural, *path, *kinds;
+    } users[] = {
+        {"dpusets", "spec.dpuTemplate.spec.dpuFlavor", "DPUSet(s)"},
+        {"dpus", "spec.dpuFlavor", "DPU(s)"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
+        struct dbuf refs;
+        char msg[768];
+        int rc = 0;
+        scan_refs(reader, users[i].plural, ns, users[i].path, name, &refs);
+        if (refs.len) {
+            snprintf(msg, sizeof msg,
+                     "DPUFlavor is being referred to by %s [%s], you must "
+                     "delete the %s first",
+                     users[i].kinds, refs.data, users[i].kinds);
+            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
+        }
+        dbuf_free(&refs);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* vbfb.kb.io on delete: not while a DPUSet's template names the BFB. DPF
+ * lists DPUSets of every namespace; a BFB can only be used from its own
+ * namespace, so we look there. */
+static int
+bfb_validate_delete(const json_t *obj, const struct schema_reader *reader,
+                    struct dpf_error *err)
+{
+    const char *name = schema_get_str(obj, "metadata.name");
+    const char *ns = schema_get_str(obj, "metadata.namespace");
+    if (!name || !reader) {
+        return 0;
+    }
+    struct dbuf refs;
+    char msg[768];
+    int rc = 0;
+    scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.bfb.name", name,
+              &refs);
+    if (refs.len) {
+        snprintf(msg, sizeof msg,
+                 "being referred to by DPUSet(s) [%s], you must delete the "
+                 "DPUSet(s) first",
+                 refs.data);
+        rc = deny_delete(err, "vbfb.kb.io", msg);
+    }
+    dbuf_free(&refs);
+    return rc;
+}
+
 static const struct schema_kind kind_bfb = {
     .group = GROUP,
     .version = "v1alpha1",
@@ -164,6 +270,7 @@ static const struct schema_kind kind_bfb = {
                        N_STR(DESC("SHA-256 of the downloaded file (hex)"),
                              PATTERN("^[0-9a-f]{64}$"))))))),
     .set_defaults = bfb_defaults,
+    .validate_delete = bfb_validate_delete,
 };
 
 /* ------------------------------------------------------------------ */
@@ -297,6 +404,7 @@ static const struct schema_kind kind_dpuflavor = {
                        N_OBJ(FIELDS(F("parameters", &schema_string_list)))),
                      F("systemReservedResources", &schema_resource_list))))),
     .validate = dpuflavor_validate,
+    .validate_delete = dpuflavor_validate_delete,
 };
 
 /* ------------------------------------------------------------------ */
@@ -537,101 +645,5 @@ static const struct schema_kind kind_dpu = {
 /* delete rules                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Collects names of objects whose field at `path` equals `want`. */
-struct ref_scan {
-    const char *path;  /* dotted path of the reference */
-    const char *want;  /* the name being deleted */
-    struct dbuf names; /* "a b c" */
-};
-
-static int
-ref_scan_cb(void *arg, const json_t *obj)
-{
-    struct ref_scan *rs = arg;
-    const char *v = schema_get_str(obj, rs->path);
-    if (v && !strcmp(v, rs->want)) {
-        const char *n = schema_get_str(obj, "metadata.name");
-        dbuf_printf(&rs->names, "%s%s", rs->names.len ? " " : "", n ? n : "");
-    }
-    return 0;
-}
-
-static int
-deny_delete(struct dpf_error *err, const char *webhook, const char *msg)
-{
-    dpf_error_set(err, 403, "Forbidden",
-                  "admission webhook \"%s\" denied the request: %s", webhook,
-                  msg);
-    dpf_error_add_cause(err, DPF_CAUSE_FORBIDDEN, "metadata.name", "%s", msg);
-    return -EPERM;
-}
-
-/* Is any object of plural in ns referring to name at path? */
-static int
-scan_refs(const struct schema_reader *reader, const char *plural,
-          const char *ns, const char *path, const char *name, struct dbuf *out)
-{
-    struct ref_scan rs = {.path = path, .want = name};
-    dbuf_init(&rs.names);
-    int rc = reader->list(reader->arg, GROUP, plural, ns, ref_scan_cb, &rs);
-    *out = rs.names;
-    return rc;
-}
-
-int
-schema_provisioning_validate_delete(const struct schema_kind *k,
-                                    const json_t *obj,
-                                    const struct schema_reader *reader,
-                                    struct dpf_error *err)
-{
-    const char *name = schema_get_str(obj, "metadata.name");
-    const char *ns = schema_get_str(obj, "metadata.namespace");
-    if (!name || strcmp(k->group, GROUP)) {
-        return 0;
-    }
-    struct dbuf refs;
-    char msg[768];
-    int rc = 0;
-    if (k == &kind_dpuflavor) {
-        scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.dpuFlavor",
-                  name, &refs);
-        if (refs.len) {
-            snprintf(msg, sizeof msg,
-                     "DPUFlavor is being referred to by DPUSet(s) [%s], you "
-                     "must delete the DPUSet(s) first",
-                     refs.data);
-            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
-        }
-        dbuf_free(&refs);
-        if (rc) {
-            return rc;
-        }
-        scan_refs(reader, "dpus", ns, "spec.dpuFlavor", name, &refs);
-        if (refs.len) {
-            snprintf(msg, sizeof msg,
-                     "DPUFlavor is being referred to by DPU(s) [%s], you "
-                     "must delete the DPU(s) first",
-                     refs.data);
-            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
-        }
-        dbuf_free(&refs);
-    } else if (k == &kind_bfb) {
-        /* DPF lists DPUSets of every namespace; a BFB can only be used
-         * from its own namespace, so we look there. */
-        scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.bfb.name", name,
-                  &refs);
-        if (refs.len) {
-            snprintf(msg, sizeof msg,
-                     "being referred to by DPUSet(s) [%s], you must delete "
-                     "the DPUSet(s) first",
-                     refs.data);
-            rc = deny_delete(err, "vbfb.kb.io", msg);
-        }
-        dbuf_free(&refs);
-    }
-    return rc;
-}
-
-const struct schema_kind *const schema_kinds_provisioning[] = {
-    &kind_bfb, &kind_dpuflavor, &kind_dpucluster, &kind_dpuset, &kind_dpu, NULL,
-};
+SCHEMA_GROUP_1(schema_group_provisioning, GROUP, "v1alpha1", &kind_bfb,
+               &kind_dpuflavor, &kind_dpucluster, &kind_dpuset, &kind_dpu);

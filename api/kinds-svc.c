@@ -825,18 +825,10 @@ static const struct schema_kind kind_servicechain = {
     .root = KIND_ROOT(F("spec", &chain_spec), F("status", &status_empty)),
 };
 
-const struct schema_kind *const schema_kinds_svc[] = {
-    &kind_dpuservice,
-    &kind_dpudeployment,
-    &kind_dpuservicetemplate,
-    &kind_dpuserviceconfiguration,
-    &kind_dpuservicecredentialrequest,
-    &kind_dpuserviceinterface,
-    &kind_dpuservicechain,
-    &kind_dpuserviceipam,
-    &kind_serviceinterfaceset,
-    &kind_serviceinterface,
-    &kind_servicechainset,
-    &kind_servicechain,
-    NULL,
-};
+SCHEMA_GROUP_1(schema_group_svc, GROUP, "v1alpha1", &kind_dpuservice,
+               &kind_dpudeployment, &kind_dpuservicetemplate,
+               &kind_dpuserviceconfiguration, &kind_dpuservicecredentialrequest,
+               &kind_dpuserviceinterface, &kind_dpuservicechain,
+               &kind_dpuserviceipam, &kind_serviceinterfaceset,
+               &kind_serviceinterface, &kind_servicechainset,
+               &kind_servicechain);

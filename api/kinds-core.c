@@ -32,8 +32,7 @@ static int
 namespace_validate_delete(const json_t *obj, const struct schema_reader *reader,
                           struct dpf_error *err)
 {
-    static const char *const kept[] = {"default", "kube-system",
-                                       "kube-public"};
+    static const char *const kept[] = {"default", "kube-system", "kube-public"};
     const char *name = schema_get_str(obj, "metadata.name");
     (void) reader;
     for (size_t i = 0; name && i < ARRAY_SIZE(kept); i++) {

@@ -54,4 +54,3 @@ schema_column_value(const struct schema_column *c, const json_t *obj)
     json_decref(res);
     return out;
 }
-

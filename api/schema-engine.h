@@ -19,10 +19,10 @@
 /* --- registry (schema-registry.c) --- */
 /* Per-kind strings computed once when the registry is built. */
 struct kind_rt {
-    const struct schema_kind *k;    /* the declaration */
-    const struct schema_group *g;   /* its group */
-    char api_version[96];           /* "group/version" or "v1" */
-    char qualified[128];            /* "Kind.group" or "Kind" (core) */
+    const struct schema_kind *k;  /* the declaration */
+    const struct schema_group *g; /* its group */
+    char api_version[96];         /* "group/version" or "v1" */
+    char qualified[128];          /* "Kind.group" or "Kind" (core) */
 };
 /* Build the registry once (compiles patterns, parses defaults). */
 void schema_ensure_init(void);

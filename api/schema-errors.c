@@ -156,7 +156,7 @@ schema_err_duplicate(struct dpf_error *err, const char *path, const json_t *v)
 
 void
 schema_finish_invalid(const struct schema_kind *k, const json_t *obj,
-               struct dpf_error *err, int invalid_code)
+                      struct dpf_error *err, int invalid_code)
 {
     const struct kind_rt *rt = schema_kind_rt(k);
     const char *name = schema_get_str(obj, "metadata.name");
@@ -187,4 +187,3 @@ schema_finish_invalid(const struct schema_kind *k, const json_t *obj,
                   b.data ? b.data : "");
     dbuf_free(&b);
 }
-

@@ -189,7 +189,7 @@ static const char msg_label[] =
 
 int
 schema_check_name(bool label, const char *name, bool prefix, const char *path,
-           struct dpf_error *err)
+                  struct dpf_error *err)
 {
     char buf[300];
     snprintf(buf, sizeof buf, "%s", name);

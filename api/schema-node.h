@@ -190,19 +190,20 @@ extern const struct schema_group schema_group_ipam;
 extern const struct schema_group *const schema_builtin_groups[];
 
 /* A kind's names: Kind, its list kind (Kind + "List"), plural, singular. */
-#define KIND_NAMES(k, plural_, singular_)                 \
+#define KIND_NAMES(k, plural_, singular_)                    \
     .kind = (k), .list_kind = k "List", .plural = (plural_), \
     .singular = (singular_)
 
 /* A group with one version: defines `var` listing the kinds (pointers). */
-#define SCHEMA_GROUP_1(var, name_, version_, ...)                          \
-    const struct schema_group var = {                                      \
-        .name = (name_),                                                   \
-        .preferred_version = (version_),                                   \
-        .versions = (const struct schema_group_version[]){                 \
-            {(version_), (const struct schema_kind *const[]){__VA_ARGS__,  \
-                                                            NULL}},        \
-            {NULL, NULL}},                                                 \
+#define SCHEMA_GROUP_1(var, name_, version_, ...)                         \
+    const struct schema_group var = {                                     \
+        .name = (name_),                                                  \
+        .preferred_version = (version_),                                  \
+        .versions =                                                       \
+            (const struct schema_group_version[]){                        \
+                {(version_),                                              \
+                 (const struct schema_kind *const[]){__VA_ARGS__, NULL}}, \
+                {NULL, NULL}},                                            \
     }
 
 /* --- helpers for kind rules (api/schema-*.c) --- */

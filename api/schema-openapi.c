@@ -119,8 +119,8 @@ export_node(const struct schema_node *n, int depth)
         json_object_set_new(o, "maximum", json_integer(n->max));
     }
     for (size_t i = 0; i < ARRAY_SIZE(export_bounds); i++) {
-        int64_t b = *(const int64_t *) ((const char *) n +
-                                        export_bounds[i].offset);
+        int64_t b =
+            *(const int64_t *) ((const char *) n + export_bounds[i].offset);
         if (b) {
             json_object_set_new(o, export_bounds[i].key, json_integer(b));
         }

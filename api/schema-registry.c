@@ -129,8 +129,7 @@ for_each_kind(void (*fn)(const struct schema_group *g,
         const struct schema_group *g = g_groups[i];
         for (const struct schema_group_version *gv = g->versions;
              gv && gv->version; gv++) {
-            for (const struct schema_kind *const *k = gv->kinds; k && *k;
-                 k++) {
+            for (const struct schema_kind *const *k = gv->kinds; k && *k; k++) {
                 fn(g, gv, *k);
             }
         }

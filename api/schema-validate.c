@@ -374,8 +374,8 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
         dpf_error_add_cause(w->err, DPF_CAUSE_TYPE, w->path,
                             "Invalid value: \"%s\": %s in body must be of "
                             "type %s: \"%s\"",
-                            schema_json_type_name(v), w->path, type_word(n->type),
-                            schema_json_type_name(v));
+                            schema_json_type_name(v), w->path,
+                            type_word(n->type), schema_json_type_name(v));
         json_decref(t);
         return;
     }
@@ -449,7 +449,6 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
     }
 }
 
-
 #define SCHEMA_ANNOTATIONS_MAX (256 * 1024)
 
 static void
@@ -466,10 +465,11 @@ validate_meta(const struct kind_rt *rt, const json_t *obj, struct walk *w)
     const char *name = json_string_value(json_object_get(meta, "name"));
     const char *gen = json_string_value(json_object_get(meta, "generateName"));
     if (name && *name) {
-        schema_check_name(rt->k->name_is_label, name, false, "metadata.name", w->err);
+        schema_check_name(rt->k->name_is_label, name, false, "metadata.name",
+                          w->err);
     } else if (gen && *gen) {
-        schema_check_name(rt->k->name_is_label, gen, true, "metadata.generateName",
-                   w->err);
+        schema_check_name(rt->k->name_is_label, gen, true,
+                          "metadata.generateName", w->err);
     } else {
         schema_err_required(w->err, "metadata.name",
                             "name or generateName is required");
@@ -539,7 +539,8 @@ schema_validate_name(const struct schema_kind *k, const char *name,
         schema_err_required(e, "metadata.name",
                             "name or generateName is required");
     } else {
-        schema_check_name(rt->k->name_is_label, name, false, "metadata.name", e);
+        schema_check_name(rt->k->name_is_label, name, false, "metadata.name",
+                          e);
     }
     if (!e->n_causes) {
         return 0;
@@ -611,7 +612,5 @@ schema_validate_delete(const struct schema_kind *k, const json_t *obj,
     }
     struct dpf_error local;
     // cppcheck-suppress uninitvar
-    return k->validate_delete(obj, reader, err ? err : &local) < 0 ? -EPERM
-                                                                    : 0;
+    return k->validate_delete(obj, reader, err ? err : &local) < 0 ? -EPERM : 0;
 }
-

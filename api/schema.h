@@ -91,9 +91,9 @@ struct schema_group_version {
 
 /* An API group: what discovery lists and lookups search. All static. */
 struct schema_group {
-    const char *name;                             /* "" = the core group */
-    const char *preferred_version;                /* one of versions */
-    const struct schema_group_version *versions;  /* version == NULL ends */
+    const char *name;                            /* "" = the core group */
+    const char *preferred_version;               /* one of versions */
+    const struct schema_group_version *versions; /* version == NULL ends */
 };
 
 /* The kind as the kube layer's plain resource data (a compound literal,

@@ -67,9 +67,9 @@ static const struct schema_column widget_columns[] = {
     {NULL, NULL, NULL, NULL, 0, NULL},
 };
 
-#define WIDGET_ROOT                                                          \
-    KIND_ROOT(R("spec", N_OBJ(FIELDS(R("size", N_INT(MINIMUM(0))),           \
-                                     F("mode", N_STR(ENUM("fast", "safe"),   \
+#define WIDGET_ROOT                                                         \
+    KIND_ROOT(R("spec", N_OBJ(FIELDS(R("size", N_INT(MINIMUM(0))),          \
+                                     F("mode", N_STR(ENUM("fast", "safe"),  \
                                                      DEFAULT("\"safe\""))), \
                                      F("owner", N_STR())))))
 
@@ -186,8 +186,7 @@ test_pipeline(void **state)
     assert_string_equal(err.message,
                         "Widget." SCRATCH " \"w1\" is invalid: spec.size: "
                         "Invalid value: 3: must be even");
-    json_object_set_new(json_object_get(obj, "spec"), "size",
-                        json_integer(4));
+    json_object_set_new(json_object_get(obj, "spec"), "size", json_integer(4));
     assert_int_equal(schema_validate(&widget_v1, obj, NULL, &err), 0);
     /* the field tree */
     json_object_set_new(json_object_get(obj, "spec"), "mode",

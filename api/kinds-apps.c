@@ -57,6 +57,20 @@ static const struct schema_node pod_template_node = {
            R("spec", &schema_pod_spec)),
 };
 
+/* What every apps/v1 workload is and has. */
+#define APPS_WORKLOAD                                          \
+    APPS_V1, .categories = (const char *const[]){"all", NULL}, \
+             .namespaced = true, .has_status = true, .validate = apps_validate
+#define WORKLOAD_FIELDS                                                       \
+    R("selector", &schema_label_selector), R("template", &pod_template_node), \
+        F("minReadySeconds", N_INT(MINIMUM(0))),                              \
+        F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))
+
+static const struct schema_node rolling_update = {
+    .type = SCHEMA_T_OBJECT,
+    FIELDS(F("maxUnavailable", N_IOS()), F("maxSurge", N_IOS())),
+};
+
 static char *
 ds_node_selector(const json_t *obj)
 {
@@ -77,41 +91,32 @@ ds_node_selector(const json_t *obj)
 }
 
 static const struct schema_column daemonset_columns[] = {
-    {"Desired", "integer", ".status.desiredNumberScheduled", NULL, 0, NULL},
-    {"Current", "integer", ".status.currentNumberScheduled", NULL, 0, NULL},
-    {"Ready", "integer", ".status.numberReady", NULL, 0, NULL},
-    {"Up-to-date", "integer", ".status.updatedNumberScheduled", NULL, 0, NULL},
-    {"Available", "integer", ".status.numberAvailable", NULL, 0, NULL},
+    COLUMN("Desired", "integer", ".status.desiredNumberScheduled"),
+    COLUMN("Current", "integer", ".status.currentNumberScheduled"),
+    COLUMN("Ready", "integer", ".status.numberReady"),
+    COLUMN("Up-to-date", "integer", ".status.updatedNumberScheduled"),
+    COLUMN("Available", "integer", ".status.numberAvailable"),
     {"Node Selector", "string", NULL, NULL, 0, ds_node_selector},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_daemonset = {
-    APPS_V1,
+    APPS_WORKLOAD,
     KIND_NAMES("DaemonSet", "daemonsets", "daemonset"),
     .short_names = (const char *const[]){"ds", NULL},
-    .categories = (const char *const[]){"all", NULL},
-    .namespaced = true,
-    .has_status = true,
     .columns = daemonset_columns,
     .root = KIND_ROOT(
         R("spec",
           N_OBJ(FIELDS(
-              R("selector", &schema_label_selector),
-              R("template", &pod_template_node),
+              WORKLOAD_FIELDS,
               F("updateStrategy",
                 N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "OnDelete"),
                                              DEFAULT("\"RollingUpdate\""))),
-                             F("rollingUpdate",
-                               N_OBJ(FIELDS(F("maxUnavailable", N_IOS()),
-                                            F("maxSurge", N_IOS()))))),
+                             F("rollingUpdate", &rolling_update)),
                       DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
-                              "{\"maxUnavailable\":1,\"maxSurge\":0}}"))),
-              F("minReadySeconds", N_INT(MINIMUM(0))),
-              F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))))),
+                              "{\"maxUnavailable\":1,\"maxSurge\":0}}")))))),
         F("status", N_OBJ(PRESERVE))),
-    .validate = apps_validate,
 };
 
 static char *
@@ -125,40 +130,31 @@ deploy_ready(const json_t *obj)
 
 static const struct schema_column deployment_columns[] = {
     {"Ready", "string", NULL, "ready/desired replicas", 0, deploy_ready},
-    {"Up-to-date", "integer", ".status.updatedReplicas", NULL, 0, NULL},
-    {"Available", "integer", ".status.availableReplicas", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("Up-to-date", "integer", ".status.updatedReplicas"),
+    COLUMN("Available", "integer", ".status.availableReplicas"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_deployment = {
-    APPS_V1,
+    APPS_WORKLOAD,
     KIND_NAMES("Deployment", "deployments", "deployment"),
     .short_names = (const char *const[]){"deploy", NULL},
-    .categories = (const char *const[]){"all", NULL},
-    .namespaced = true,
-    .has_status = true,
     .columns = deployment_columns,
     .root = KIND_ROOT(
         R("spec",
           N_OBJ(FIELDS(
-              F("replicas", N_INT(MINIMUM(0), DEFAULT("1"))),
-              R("selector", &schema_label_selector),
-              R("template", &pod_template_node),
+              WORKLOAD_FIELDS, F("replicas", N_INT(MINIMUM(0), DEFAULT("1"))),
               F("strategy",
                 N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "Recreate"),
                                              DEFAULT("\"RollingUpdate\""))),
-                             F("rollingUpdate",
-                               N_OBJ(FIELDS(F("maxUnavailable", N_IOS()),
-                                            F("maxSurge", N_IOS()))))),
+                             F("rollingUpdate", &rolling_update)),
                       DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
                               "{\"maxUnavailable\":\"25%\",\"maxSurge\":"
                               "\"25%\"}}"))),
-              F("minReadySeconds", N_INT(MINIMUM(0))), F("paused", N_BOOL()),
-              F("progressDeadlineSeconds", N_INT(DEFAULT("600"))),
-              F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))))),
+              F("paused", N_BOOL()),
+              F("progressDeadlineSeconds", N_INT(DEFAULT("600")))))),
         F("status", N_OBJ(PRESERVE))),
-    .validate = apps_validate,
 };
 
 SCHEMA_GROUP_1(schema_group_apps, "apps", "v1", &kind_daemonset,

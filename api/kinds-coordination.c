@@ -11,9 +11,9 @@
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column lease_columns[] = {
-    {"Holder", "string", ".spec.holderIdentity", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("Holder", "string", ".spec.holderIdentity"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_lease = {

@@ -63,6 +63,19 @@ check_data_keys(const json_t *v, const char *path, struct dpf_error *err)
     return rc;
 }
 
+/* Secret and ConfigMap data: 1 MiB in all. */
+static int
+check_data_size(size_t total, const char *path, struct dpf_error *err)
+{
+    if (total <= SCHEMA_DATA_MAX) {
+        return 0;
+    }
+    dpf_error_add_cause(err, DPF_CAUSE_TOO_LONG, path,
+                        "Too long: must have at most %d bytes",
+                        SCHEMA_DATA_MAX);
+    return -EINVAL;
+}
+
 static int
 check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
 {
@@ -85,13 +98,32 @@ check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
             total += (size_t) r;
         }
     }
-    if (total > SCHEMA_DATA_MAX) {
-        dpf_error_add_cause(err, DPF_CAUSE_TOO_LONG, path,
-                            "Too long: must have at most %d bytes",
-                            SCHEMA_DATA_MAX);
-        rc = -EINVAL;
+    return check_data_size(total, path, err) < 0 ? -EINVAL : rc;
+}
+
+/* Secret and ConfigMap: once `immutable` is set, data, binaryData and
+ * the flag itself may no longer change. */
+static int
+check_immutable_data(const json_t *obj, const json_t *old,
+                     struct dpf_error *err)
+{
+    if (!json_is_true(json_object_get(old, "immutable"))) {
+        return 0;
     }
-    return rc;
+    const char *fields[] = {"data", "binaryData"};
+    bool same = json_is_true(json_object_get(obj, "immutable"));
+    for (size_t i = 0; same && i < ARRAY_SIZE(fields); i++) {
+        same = json_equal(json_object_get(obj, fields[i]),
+                          json_object_get(old, fields[i]));
+        same = same || (!json_object_get(obj, fields[i]) &&
+                        !json_object_get(old, fields[i]));
+    }
+    if (same) {
+        return 0;
+    }
+    schema_err_forbidden(err, "data",
+                         "field is immutable when `immutable` is set");
+    return -EINVAL;
 }
 
 /* As the API server's conversion does: stringData is merged into data
@@ -165,11 +197,7 @@ secret_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
                                "field is immutable");
             rc = -EINVAL;
         }
-        if (json_is_true(json_object_get(old, "immutable")) &&
-            (!json_equal((json_t *) data, json_object_get(old, "data")) ||
-             !json_is_true(json_object_get(obj, "immutable")))) {
-            schema_err_forbidden(err, "data",
-                                 "field is immutable when `immutable` is set");
+        if (check_immutable_data(obj, old, err) < 0) {
             rc = -EINVAL;
         }
     }
@@ -183,10 +211,10 @@ secret_data_count(const json_t *obj)
 }
 
 static const struct schema_column secret_columns[] = {
-    {"Type", "string", ".type", NULL, 0, NULL},
+    COLUMN("Type", "string", ".type"),
     {"Data", "integer", NULL, "number of data keys", 0, secret_data_count},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 const struct schema_kind schema_kind_secret = {
@@ -213,13 +241,7 @@ check_configmap_data(const json_t *v, const char *path, struct dpf_error *err)
     {
         total += json_string_length(val);
     }
-    if (total > SCHEMA_DATA_MAX) {
-        dpf_error_add_cause(err, DPF_CAUSE_TOO_LONG, path,
-                            "Too long: must have at most %d bytes",
-                            SCHEMA_DATA_MAX);
-        rc = -EINVAL;
-    }
-    return rc;
+    return check_data_size(total, path, err) < 0 ? -EINVAL : rc;
 }
 
 static int
@@ -239,11 +261,7 @@ configmap_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
             rc = -EINVAL;
         }
     }
-    if (old && json_is_true(json_object_get(old, "immutable")) &&
-        (!json_equal((json_t *) data, json_object_get(old, "data")) ||
-         !json_equal((json_t *) bin, json_object_get(old, "binaryData")))) {
-        schema_err_forbidden(err, "data",
-                             "field is immutable when `immutable` is set");
+    if (old && check_immutable_data(obj, old, err) < 0) {
         rc = -EINVAL;
     }
     return rc;
@@ -257,8 +275,8 @@ configmap_data_count(const json_t *obj)
 
 static const struct schema_column configmap_columns[] = {
     {"Data", "integer", NULL, "number of data keys", 0, configmap_data_count},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 const struct schema_kind schema_kind_configmap = {

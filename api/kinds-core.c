@@ -22,8 +22,8 @@
 
 static const struct schema_column namespace_columns[] = {
     {"Status", "string", ".status.phase", "The namespace phase", 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 /* Kubernetes' NamespaceLifecycle admission: the namespaces the system
@@ -145,15 +145,15 @@ node_internal_ip(const json_t *obj)
 static const struct schema_column node_columns[] = {
     {"Status", "string", NULL, "Ready condition", 0, node_status},
     {"Roles", "string", NULL, "node-role labels", 0, node_roles},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {"Version", "string", ".status.nodeInfo.kubeletVersion", NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMN("Version", "string", ".status.nodeInfo.kubeletVersion"),
     {"Internal-IP", "string", NULL, NULL, 1, node_internal_ip},
     {"OS-Image", "string", ".status.nodeInfo.osImage", NULL, 1, NULL},
     {"Kernel-Version", "string", ".status.nodeInfo.kernelVersion", NULL, 1,
      NULL},
     {"Container-Runtime", "string", ".status.nodeInfo.containerRuntimeVersion",
      NULL, 1, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_node = {
@@ -276,10 +276,10 @@ static const struct schema_column pod_columns[] = {
     {"Ready", "string", NULL, "ready/total containers", 0, pod_ready},
     {"Status", "string", NULL, "pod status", 0, pod_status},
     {"Restarts", "integer", NULL, "container restarts", 0, pod_restarts},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
+    COLUMN_AGE,
     {"IP", "string", ".status.podIP", NULL, 1, NULL},
     {"Node", "string", ".spec.nodeName", NULL, 1, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMNS_END,
 };
 
 /* Containers: name (DNS label, unique) and image are required. */
@@ -470,8 +470,8 @@ sa_secrets(const json_t *obj)
 
 static const struct schema_column sa_columns[] = {
     {"Secrets", "integer", NULL, NULL, 0, sa_secrets},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_node object_reference = {
@@ -509,12 +509,12 @@ event_object(const json_t *obj)
 }
 
 static const struct schema_column event_columns[] = {
-    {"Last Seen", "date", ".lastTimestamp", NULL, 0, NULL},
-    {"Type", "string", ".type", NULL, 0, NULL},
-    {"Reason", "string", ".reason", NULL, 0, NULL},
+    COLUMN("Last Seen", "date", ".lastTimestamp"),
+    COLUMN("Type", "string", ".type"),
+    COLUMN("Reason", "string", ".reason"),
     {"Object", "string", NULL, "involved object", 0, event_object},
-    {"Message", "string", ".message", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("Message", "string", ".message"),
+    COLUMNS_END,
 };
 
 static int

@@ -19,11 +19,11 @@ static const struct schema_node ipam_routes = {
 };
 
 static const struct schema_column ippool_columns[] = {
-    {"Subnet", "string", ".spec.subnet", NULL, 0, NULL},
-    {"Gateway", "string", ".spec.gateway", NULL, 0, NULL},
-    {"Block Size", "integer", ".spec.perNodeBlockSize", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("Subnet", "string", ".spec.subnet"),
+    COLUMN("Gateway", "string", ".spec.gateway"),
+    COLUMN("Block Size", "integer", ".spec.perNodeBlockSize"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_ippool = {
@@ -47,12 +47,12 @@ static const struct schema_kind kind_ippool = {
 };
 
 static const struct schema_column cidrpool_columns[] = {
-    {"CIDR", "string", ".spec.cidr", NULL, 0, NULL},
-    {"Gateway index", "string", ".spec.gatewayIndex", NULL, 0, NULL},
+    COLUMN("CIDR", "string", ".spec.cidr"),
+    COLUMN("Gateway index", "string", ".spec.gatewayIndex"),
     {"Per Node Network Prefix", "integer", ".spec.perNodeNetworkPrefix", NULL,
      0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_cidrpool = {

@@ -45,15 +45,6 @@ static const struct schema_node component_chart = {
            F("image", &image)),
 };
 
-static const struct schema_column columns[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
-    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
-     0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
 static const struct schema_kind kind_dpfoperatorconfig = {
     .group = "operator.dpu.nvidia.com",
     .version = "v1alpha1",
@@ -63,7 +54,7 @@ static const struct schema_kind kind_dpfoperatorconfig = {
     .singular = "dpfoperatorconfig",
     .namespaced = true,
     .has_status = true,
-    .columns = columns,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(

@@ -14,16 +14,10 @@
 #define POWER_CYCLE_KEY "provisioning.dpu.nvidia.com/host-power-cycle-required"
 
 static const struct schema_column ready_phase_age[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
+    COLUMN_READY,
     {"Phase", "string", ".status.phase", "phase of the cluster", 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_column age_column[] = {
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 /* NodeEffect: what happens to the host node while its DPU is provisioned. */
@@ -101,8 +95,8 @@ check_power_cycle(const json_t *annotations, const char *path,
 
 static const struct schema_column bfb_columns[] = {
     {"Phase", "string", ".status.phase", "phase of the BFB download", 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 /* mbfb.kb.io: spec.fileName defaults to <namespace>-<name>.bfb. */
@@ -380,7 +374,7 @@ static const struct schema_kind kind_dpuflavor = {
     .singular = "dpuflavor",
     .namespaced = true,
     .has_status = false,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(F(
         "spec",
         N_OBJ(IMMUTABLE("DPUFlavor spec is immutable"),
@@ -412,15 +406,14 @@ static const struct schema_kind kind_dpuflavor = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column dpucluster_columns[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
+    COLUMN_READY,
     {"Phase", "string", ".status.phase", "phase of the cluster", 0, NULL},
     {"Type", "string", ".spec.type", "type of the cluster", 0, NULL},
     {"MaxNodes", "integer", ".spec.maxNodes", "max amount of nodes", 0, NULL},
     {"Version", "string", ".spec.version", "Kubernetes control-plane version",
      0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_dpucluster = {
@@ -552,7 +545,7 @@ static const struct schema_kind kind_dpuset = {
     .singular = "dpuset",
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(

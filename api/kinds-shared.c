@@ -111,3 +111,16 @@ const struct schema_node schema_resource_list = {
     .type = SCHEMA_T_MAP,
     ITEMS(&schema_quantity),
 };
+
+/* Printer columns several kinds share. */
+const struct schema_column schema_columns_age[] = {
+    COLUMN_AGE,
+    COLUMNS_END,
+};
+
+const struct schema_column schema_columns_ready_reason_age[] = {
+    COLUMN_READY,
+    COLUMN_READY_REASON,
+    COLUMN_AGE,
+    COLUMNS_END,
+};

@@ -20,20 +20,6 @@
 /* shared sub-schemas                                                   */
 /* ------------------------------------------------------------------ */
 
-static const struct schema_column ready_phase_age[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
-    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
-     0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_column age_column[] = {
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
 /* Labels and annotations for a generated object. */
 static const struct schema_node object_meta_lite = {
     .type = SCHEMA_T_OBJECT,
@@ -197,7 +183,7 @@ static const struct schema_kind kind_dpuservice = {
     .singular = "dpuservice",
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(CEL("(has(self.interfaces) && has(self.serviceID)) || "
@@ -238,7 +224,7 @@ static const struct schema_kind kind_dpuservicetemplate = {
     .singular = "dpuservicetemplate",
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(R("deploymentServiceName", N_STR()),
@@ -256,7 +242,7 @@ static const struct schema_kind kind_dpuserviceconfiguration = {
     .singular = "dpuserviceconfiguration",
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
@@ -287,7 +273,7 @@ static const struct schema_kind kind_dpuservicecredentialrequest = {
     .singular = "dpuservicecredentialrequest",
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(F("duration",
@@ -344,7 +330,7 @@ static const struct schema_kind kind_dpudeployment = {
     .singular = "dpudeployment",
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
@@ -375,16 +361,14 @@ static const struct schema_kind kind_dpudeployment = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column dpuserviceinterface_columns[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
-    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
-     0, NULL},
+    COLUMN_READY,
+    COLUMN_READY_REASON,
     {"IfType", "string", ".spec.template.spec.template.spec.interfaceType",
      NULL, 0, NULL},
     {"IfName", "string", ".spec.template.spec.template.spec.interfaceName",
      NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_dpuserviceinterface = {
@@ -414,7 +398,7 @@ static const struct schema_kind kind_dpuservicechain = {
     .singular = "dpuservicechain",
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec", N_OBJ(FIELDS(F("clusterSelector", &schema_label_selector),
                                R("template",
@@ -731,7 +715,7 @@ static const struct schema_kind kind_dpuserviceipam = {
     .singular = "dpuserviceipam",
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec", N_OBJ(FIELDS(
                       F("clusterSelector", &schema_label_selector),
@@ -760,10 +744,10 @@ static const struct schema_kind kind_dpuserviceipam = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column serviceinterfaceset_columns[] = {
-    {"IfType", "string", ".spec.template.spec.interfaceType", NULL, 0, NULL},
-    {"IfName", "string", ".spec.template.spec.interfaceName", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("IfType", "string", ".spec.template.spec.interfaceType"),
+    COLUMN("IfName", "string", ".spec.template.spec.interfaceName"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_serviceinterfaceset = {
@@ -780,10 +764,10 @@ static const struct schema_kind kind_serviceinterfaceset = {
 };
 
 static const struct schema_column serviceinterface_columns[] = {
-    {"IfType", "string", ".spec.interfaceType", NULL, 0, NULL},
-    {"IfName", "string", ".spec.interfaceName", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("IfType", "string", ".spec.interfaceType"),
+    COLUMN("IfName", "string", ".spec.interfaceName"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_serviceinterface = {
@@ -808,7 +792,7 @@ static const struct schema_kind kind_servicechainset = {
     .singular = "servicechainset",
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(F("spec", &chain_set_spec), F("status", &status_set)),
 };
 
@@ -821,7 +805,7 @@ static const struct schema_kind kind_servicechain = {
     .singular = "servicechain",
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(F("spec", &chain_spec), F("status", &status_empty)),
 };
 

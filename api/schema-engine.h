@@ -57,5 +57,8 @@ size_t schema_path_push_key(struct walk *w, const char *key);
 size_t schema_path_push_index(struct walk *w, size_t idx);
 size_t schema_path_push_mapkey(struct walk *w, const char *key);
 void schema_path_pop(struct walk *w, size_t saved);
+/* A node type as an OpenAPI type word ("string", "integer", ... "object"
+ * for maps, "integer or string"). */
+const char *schema_type_word(enum schema_type t);
 
 #endif

@@ -93,70 +93,63 @@ find_field(const struct schema_node *n, const char *key)
     return NULL;
 }
 
+static void prune_node(const struct schema_node *n, json_t *v, struct walk *w,
+                       int depth);
+
+/* One member of an object or map: a null the schema does not allow is
+ * dropped (Go clients send `creationTimestamp: null`), anything else is
+ * pruned in turn under its path. */
+static void
+prune_member(const struct schema_node *cn, json_t *v, const char *key,
+             json_t *c, bool map, struct walk *w, int depth)
+{
+    if (json_is_null(c) && !cn->nullable && cn->type != SCHEMA_T_ANY) {
+        json_object_del(v, key);
+        return;
+    }
+    size_t saved =
+        map ? schema_path_push_mapkey(w, key) : schema_path_push_key(w, key);
+    prune_node(cn, c, w, depth + 1);
+    schema_path_pop(w, saved);
+}
+
+/* A field the object does not declare: dropped, its path noted. */
+static void
+prune_unknown(json_t *v, const char *key, struct walk *w)
+{
+    size_t saved = schema_path_push_key(w, key);
+    if (w->unknown) {
+        json_array_append_new(w->unknown, json_string(w->path));
+    }
+    schema_path_pop(w, saved);
+    json_object_del(v, key);
+}
+
 static void
 prune_node(const struct schema_node *n, json_t *v, struct walk *w, int depth)
 {
     if (!n || depth > 64 || !v) {
         return;
     }
-    switch (n->type) {
-    case SCHEMA_T_OBJECT: {
-        if (!json_is_object(v)) {
-            return;
-        }
+    if ((n->type == SCHEMA_T_OBJECT || n->type == SCHEMA_T_MAP) &&
+        json_is_object(v)) {
         const char *key;
         json_t *c;
         void *tmp;
         json_object_foreach_safe(v, tmp, key, c)
         {
+            if (n->type == SCHEMA_T_MAP) {
+                prune_member(n->items, v, key, c, true, w, depth);
+                continue;
+            }
             const struct schema_field *f = find_field(n, key);
-            if (!f) {
-                if (n->preserve_unknown) {
-                    continue;
-                }
-                size_t saved = schema_path_push_key(w, key);
-                if (w->unknown) {
-                    json_array_append_new(w->unknown, json_string(w->path));
-                }
-                schema_path_pop(w, saved);
-                json_object_del(v, key);
-                continue;
+            if (f) {
+                prune_member(f->node, v, key, c, false, w, depth);
+            } else if (!n->preserve_unknown) {
+                prune_unknown(v, key, w);
             }
-            if (json_is_null(c) && !f->node->nullable &&
-                f->node->type != SCHEMA_T_ANY) {
-                json_object_del(v, key);
-                continue;
-            }
-            size_t saved = schema_path_push_key(w, key);
-            prune_node(f->node, c, w, depth + 1);
-            schema_path_pop(w, saved);
         }
-        break;
-    }
-    case SCHEMA_T_MAP: {
-        if (!json_is_object(v)) {
-            return;
-        }
-        const char *key;
-        json_t *c;
-        void *tmp;
-        json_object_foreach_safe(v, tmp, key, c)
-        {
-            if (json_is_null(c) && !n->items->nullable &&
-                n->items->type != SCHEMA_T_ANY) {
-                json_object_del(v, key);
-                continue;
-            }
-            size_t saved = schema_path_push_mapkey(w, key);
-            prune_node(n->items, c, w, depth + 1);
-            schema_path_pop(w, saved);
-        }
-        break;
-    }
-    case SCHEMA_T_ARRAY: {
-        if (!json_is_array(v)) {
-            return;
-        }
+    } else if (n->type == SCHEMA_T_ARRAY && json_is_array(v)) {
         size_t i;
         json_t *c;
         json_array_foreach(v, i, c)
@@ -165,10 +158,6 @@ prune_node(const struct schema_node *n, json_t *v, struct walk *w, int depth)
             prune_node(n->items, c, w, depth + 1);
             schema_path_pop(w, saved);
         }
-        break;
-    }
-    default:
-        break;
     }
 }
 

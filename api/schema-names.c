@@ -19,14 +19,12 @@ is_alnum(char c)
     return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
 }
 
-/* [a-z0-9]([-a-z0-9]*[a-z0-9])? of length len */
+/* [a-z0-9]([-a-z0-9]*[a-z0-9])? of length len, any length: a label, or
+ * one dot-separated part of a subdomain. */
 static bool
-dns_label_n(const char *s, size_t len)
+dns_part(const char *s, size_t len)
 {
-    if (len == 0 || len > 63) {
-        return false;
-    }
-    if (!is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1])) {
+    if (len == 0 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1])) {
         return false;
     }
     for (size_t i = 1; i + 1 < len; i++) {
@@ -37,12 +35,19 @@ dns_label_n(const char *s, size_t len)
     return true;
 }
 
+static bool
+dns_label_n(const char *s, size_t len)
+{
+    return len <= 63 && dns_part(s, len);
+}
+
 bool
 schema_is_dns_label(const char *s)
 {
     return s && dns_label_n(s, strlen(s));
 }
 
+/* Parts as a label's but without the 63 limit, 253 in all. */
 static bool
 dns_subdomain_n(const char *s, size_t len)
 {
@@ -52,17 +57,8 @@ dns_subdomain_n(const char *s, size_t len)
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || s[i] == '.') {
-            /* Each dot-separated part: [a-z0-9]([-a-z0-9]*[a-z0-9])? but
-             * without the 63 limit of a label. */
-            size_t n = i - start;
-            if (n == 0 || !is_lower_alnum(s[start]) ||
-                !is_lower_alnum(s[i - 1])) {
+            if (!dns_part(s + start, i - start)) {
                 return false;
-            }
-            for (size_t j = start; j < i; j++) {
-                if (!is_lower_alnum(s[j]) && s[j] != '-') {
-                    return false;
-                }
             }
             start = i + 1;
         }

@@ -174,6 +174,22 @@ extern const struct schema_node schema_resource_list;  /* ResourceList */
 
 extern const struct schema_node schema_pod_spec; /* core PodSpec (loose) */
 
+/* Printer columns: one that shows a JSONPath (name, type, path), the
+ * ones kubectl and DPF's CRDs repeat, and the end of a list. */
+#define COLUMN(name, type, path)              \
+    {                                         \
+        (name), (type), (path), NULL, 0, NULL \
+    }
+#define COLUMN_AGE COLUMN("Age", "date", ".metadata.creationTimestamp")
+#define COLUMN_READY \
+    COLUMN("Ready", "string", ".status.conditions[?(@.type=='Ready')].status")
+#define COLUMN_READY_REASON \
+    COLUMN("Phase", "string", ".status.conditions[?(@.type=='Ready')].reason")
+#define COLUMNS_END COLUMN(NULL, NULL, NULL)
+/* Age alone; Ready, Phase (the Ready condition's reason) and Age. */
+extern const struct schema_column schema_columns_age[];
+extern const struct schema_column schema_columns_ready_reason_age[];
+
 /* Core kinds declared outside kinds-core.c (api/kinds-core-data.c). */
 extern const struct schema_kind schema_kind_secret;
 extern const struct schema_kind schema_kind_configmap;

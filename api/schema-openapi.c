@@ -76,16 +76,10 @@ export_node(const struct schema_node *n, int depth)
         json_object_set_new(o, "items", export_node(n->items, depth + 1));
         break;
     case SCHEMA_T_STRING:
-        json_object_set_new(o, "type", json_string("string"));
-        break;
     case SCHEMA_T_INTEGER:
-        json_object_set_new(o, "type", json_string("integer"));
-        break;
     case SCHEMA_T_NUMBER:
-        json_object_set_new(o, "type", json_string("number"));
-        break;
     case SCHEMA_T_BOOLEAN:
-        json_object_set_new(o, "type", json_string("boolean"));
+        json_object_set_new(o, "type", json_string(schema_type_word(n->type)));
         break;
     case SCHEMA_T_INT_OR_STRING:
         json_object_set_new(

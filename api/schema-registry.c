@@ -276,6 +276,41 @@ schema_kinds(size_t *n)
     return g_list;
 }
 
+/* Probe ht from hash h until an empty slot or a kind match() accepts. */
+static const struct kind_rt *
+ht_find(const unsigned short *ht, uint32_t h,
+        bool (*match)(const struct kind_rt *rt, const char *a, const char *b,
+                      const char *c),
+        const char *a, const char *b, const char *c)
+{
+    for (uint32_t i = 0; i < g_ht_size; i++) {
+        unsigned short v = ht[(h + i) & (g_ht_size - 1)];
+        if (!v) {
+            return NULL;
+        }
+        if (match(&g_rt[v - 1], a, b, c)) {
+            return &g_rt[v - 1];
+        }
+    }
+    return NULL;
+}
+
+static bool
+match_resource(const struct kind_rt *rt, const char *group, const char *version,
+               const char *plural)
+{
+    return !strcmp(rt->k->plural, plural) && !strcmp(rt->k->group, group) &&
+           !strcmp(rt->k->version, version);
+}
+
+static bool
+match_kind(const struct kind_rt *rt, const char *api_version, const char *kind,
+           const char *unused)
+{
+    (void) unused;
+    return !strcmp(rt->k->kind, kind) && !strcmp(rt->api_version, api_version);
+}
+
 const struct schema_kind *
 schema_find_resource(const char *group, const char *version, const char *plural)
 {
@@ -283,19 +318,9 @@ schema_find_resource(const char *group, const char *version, const char *plural)
     if (!group || !version || !plural) {
         return NULL;
     }
-    uint32_t h = hash3(group, version, plural);
-    for (uint32_t i = 0; i < g_ht_size; i++) {
-        unsigned short v = g_ht_res[(h + i) & (g_ht_size - 1)];
-        if (!v) {
-            return NULL;
-        }
-        const struct schema_kind *k = g_rt[v - 1].k;
-        if (!strcmp(k->plural, plural) && !strcmp(k->group, group) &&
-            !strcmp(k->version, version)) {
-            return k;
-        }
-    }
-    return NULL;
+    const struct kind_rt *rt = ht_find(g_ht_res, hash3(group, version, plural),
+                                       match_resource, group, version, plural);
+    return rt ? rt->k : NULL;
 }
 
 const struct schema_kind *
@@ -305,19 +330,10 @@ schema_find_kind(const char *api_version, const char *kind)
     if (!api_version || !kind) {
         return NULL;
     }
-    uint32_t h = hash3(api_version, kind, NULL);
-    for (uint32_t i = 0; i < g_ht_size; i++) {
-        unsigned short v = g_ht_kind[(h + i) & (g_ht_size - 1)];
-        if (!v) {
-            return NULL;
-        }
-        const struct kind_rt *rt = &g_rt[v - 1];
-        if (!strcmp(rt->k->kind, kind) &&
-            !strcmp(rt->api_version, api_version)) {
-            return rt->k;
-        }
-    }
-    return NULL;
+    const struct kind_rt *rt =
+        ht_find(g_ht_kind, hash3(api_version, kind, NULL), match_kind,
+                api_version, kind, NULL);
+    return rt ? rt->k : NULL;
 }
 
 static bool

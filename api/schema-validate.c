@@ -113,8 +113,8 @@ schema_path_pop(struct walk *w, size_t saved)
     w->path[saved] = '\0';
 }
 
-static const char *
-type_word(enum schema_type t)
+const char *
+schema_type_word(enum schema_type t)
 {
     switch (t) {
     case SCHEMA_T_OBJECT:
@@ -357,6 +357,31 @@ validate_object(const struct schema_node *n, const json_t *v, const json_t *old,
     }
 }
 
+/* minProperties/maxProperties of a map, minItems/maxItems of an array
+ * (0 = no bound); what is "properties" or "items". Returns the causes
+ * added. */
+static int
+check_count(struct walk *w, size_t count, int64_t min, int64_t max,
+            const char *what)
+{
+    int bad = 0;
+    if (max && (int64_t) count > max) {
+        dpf_error_add_cause(w->err, DPF_CAUSE_TOO_MANY, w->path,
+                            "Too many: %zu: must have at most %lld items",
+                            count, (long long) max);
+        bad++;
+    }
+    if (min && (int64_t) count < min) {
+        json_t *c = json_integer((json_int_t) count);
+        schema_err_invalid(w->err, w->path, c,
+                           "%s in body should have at least %lld %s", w->path,
+                           (long long) min, what);
+        json_decref(c);
+        bad++;
+    }
+    return bad;
+}
+
 static void
 validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
               struct walk *w, int depth)
@@ -375,7 +400,8 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
                             "Invalid value: \"%s\": %s in body must be of "
                             "type %s: \"%s\"",
                             schema_json_type_name(v), w->path,
-                            type_word(n->type), schema_json_type_name(v));
+                            schema_type_word(n->type),
+                            schema_json_type_name(v));
         json_decref(t);
         return;
     }
@@ -385,22 +411,8 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
         validate_object(n, v, old, w, depth);
         break;
     case SCHEMA_T_MAP: {
-        size_t np = json_object_size(v);
-        if (n->max_props && (int64_t) np > n->max_props) {
-            dpf_error_add_cause(w->err, DPF_CAUSE_TOO_MANY, w->path,
-                                "Too many: %zu: must have at most %lld items",
-                                np, (long long) n->max_props);
-            bad++;
-        }
-        if (n->min_props && (int64_t) np < n->min_props) {
-            json_t *c = json_integer((json_int_t) np);
-            schema_err_invalid(w->err, w->path, c,
-                               "%s in body should have at least %lld "
-                               "properties",
-                               w->path, (long long) n->min_props);
-            json_decref(c);
-            bad++;
-        }
+        bad += check_count(w, json_object_size(v), n->min_props, n->max_props,
+                           "properties");
         const char *key;
         json_t *c;
         json_object_foreach((json_t *) v, key, c)
@@ -414,21 +426,8 @@ validate_node(const struct schema_node *n, const json_t *v, const json_t *old,
         break;
     }
     case SCHEMA_T_ARRAY: {
-        size_t na = json_array_size(v);
-        if (n->max_items && (int64_t) na > n->max_items) {
-            dpf_error_add_cause(w->err, DPF_CAUSE_TOO_MANY, w->path,
-                                "Too many: %zu: must have at most %lld items",
-                                na, (long long) n->max_items);
-            bad++;
-        }
-        if (n->min_items && (int64_t) na < n->min_items) {
-            json_t *c = json_integer((json_int_t) na);
-            schema_err_invalid(w->err, w->path, c,
-                               "%s in body should have at least %lld items",
-                               w->path, (long long) n->min_items);
-            json_decref(c);
-            bad++;
-        }
+        bad += check_count(w, json_array_size(v), n->min_items, n->max_items,
+                           "items");
         size_t i;
         json_t *c;
         json_array_foreach(v, i, c)

@@ -3,6 +3,9 @@
  * with DPF v24.10's ranges and its Image / HelmChart patterns. */
 #include "api/schema-node.h"
 
+#define OPERATOR_GROUP "operator.dpu.nvidia.com"
+#define OPERATOR_V1ALPHA1 .group = OPERATOR_GROUP, .version = "v1alpha1"
+
 /* A docker image reference: registry[:port]/path[:tag][@digest]. */
 #define IMAGE_PATTERN                                                        \
     "^((?:(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:["  \
@@ -46,12 +49,8 @@ static const struct schema_node component_chart = {
 };
 
 static const struct schema_kind kind_dpfoperatorconfig = {
-    .group = "operator.dpu.nvidia.com",
-    .version = "v1alpha1",
-    .kind = "DPFOperatorConfig",
-    .list_kind = "DPFOperatorConfigList",
-    .plural = "dpfoperatorconfigs",
-    .singular = "dpfoperatorconfig",
+    OPERATOR_V1ALPHA1,
+    KIND_NAMES("DPFOperatorConfig", "dpfoperatorconfigs", "dpfoperatorconfig"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_ready_reason_age,
@@ -91,5 +90,5 @@ static const struct schema_kind kind_dpfoperatorconfig = {
                        F("observedGeneration", N_INT(FORMAT("int64"))))))),
 };
 
-SCHEMA_GROUP_1(schema_group_operator, "operator.dpu.nvidia.com", "v1alpha1",
+SCHEMA_GROUP_1(schema_group_operator, OPERATOR_GROUP, "v1alpha1",
                &kind_dpfoperatorconfig);

@@ -11,6 +11,7 @@
 #include "lib/base/util.h"
 
 #define GROUP "provisioning.dpu.nvidia.com"
+#define PROVISIONING_V1ALPHA1 .group = GROUP, .version = "v1alpha1"
 #define POWER_CYCLE_KEY "provisioning.dpu.nvidia.com/host-power-cycle-required"
 
 static const struct schema_column ready_phase_age[] = {
@@ -222,12 +223,8 @@ bfb_validate_delete(const json_t *obj, const struct schema_reader *reader,
 }
 
 static const struct schema_kind kind_bfb = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "BFB",
-    .list_kind = "BFBList",
-    .plural = "bfbs",
-    .singular = "bfb",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("BFB", "bfbs", "bfb"),
     .namespaced = true,
     .has_status = true,
     .columns = bfb_columns,
@@ -366,12 +363,8 @@ dpuflavor_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpuflavor = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUFlavor",
-    .list_kind = "DPUFlavorList",
-    .plural = "dpuflavors",
-    .singular = "dpuflavor",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPUFlavor", "dpuflavors", "dpuflavor"),
     .namespaced = true,
     .has_status = false,
     .columns = schema_columns_age,
@@ -417,12 +410,8 @@ static const struct schema_column dpucluster_columns[] = {
 };
 
 static const struct schema_kind kind_dpucluster = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUCluster",
-    .list_kind = "DPUClusterList",
-    .plural = "dpuclusters",
-    .singular = "dpucluster",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPUCluster", "dpuclusters", "dpucluster"),
     .namespaced = true,
     .has_status = true,
     .columns = dpucluster_columns,
@@ -537,12 +526,8 @@ dpuset_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpuset = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUSet",
-    .list_kind = "DPUSetList",
-    .plural = "dpusets",
-    .singular = "dpuset",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPUSet", "dpusets", "dpuset"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_age,
@@ -593,12 +578,8 @@ dpu_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpu = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPU",
-    .list_kind = "DPUList",
-    .plural = "dpus",
-    .singular = "dpu",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPU", "dpus", "dpu"),
     .namespaced = true,
     .has_status = true,
     .columns = ready_phase_age,

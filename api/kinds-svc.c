@@ -15,6 +15,7 @@
 #include "lib/base/util.h"
 
 #define GROUP "svc.dpu.nvidia.com"
+#define SVC_V1ALPHA1 .group = GROUP, .version = "v1alpha1"
 
 /* ------------------------------------------------------------------ */
 /* shared sub-schemas                                                   */
@@ -175,12 +176,8 @@ check_dpuservice_spec(const json_t *v, const char *path, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpuservice = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUService",
-    .list_kind = "DPUServiceList",
-    .plural = "dpuservices",
-    .singular = "dpuservice",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUService", "dpuservices", "dpuservice"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_ready_reason_age,
@@ -216,12 +213,9 @@ static const struct schema_kind kind_dpuservice = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_kind kind_dpuservicetemplate = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceTemplate",
-    .list_kind = "DPUServiceTemplateList",
-    .plural = "dpuservicetemplates",
-    .singular = "dpuservicetemplate",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceTemplate", "dpuservicetemplates",
+               "dpuservicetemplate"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_age,
@@ -234,12 +228,9 @@ static const struct schema_kind kind_dpuservicetemplate = {
 };
 
 static const struct schema_kind kind_dpuserviceconfiguration = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceConfiguration",
-    .list_kind = "DPUServiceConfigurationList",
-    .plural = "dpuserviceconfigurations",
-    .singular = "dpuserviceconfiguration",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceConfiguration", "dpuserviceconfigurations",
+               "dpuserviceconfiguration"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_age,
@@ -265,12 +256,9 @@ static const struct schema_kind kind_dpuserviceconfiguration = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_kind kind_dpuservicecredentialrequest = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceCredentialRequest",
-    .list_kind = "DPUServiceCredentialRequestList",
-    .plural = "dpuservicecredentialrequests",
-    .singular = "dpuservicecredentialrequest",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceCredentialRequest", "dpuservicecredentialrequests",
+               "dpuservicecredentialrequest"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_ready_reason_age,
@@ -322,12 +310,8 @@ static const struct schema_node deployment_port = {
 };
 
 static const struct schema_kind kind_dpudeployment = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUDeployment",
-    .list_kind = "DPUDeploymentList",
-    .plural = "dpudeployments",
-    .singular = "dpudeployment",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUDeployment", "dpudeployments", "dpudeployment"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_ready_reason_age,
@@ -372,12 +356,9 @@ static const struct schema_column dpuserviceinterface_columns[] = {
 };
 
 static const struct schema_kind kind_dpuserviceinterface = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceInterface",
-    .list_kind = "DPUServiceInterfaceList",
-    .plural = "dpuserviceinterfaces",
-    .singular = "dpuserviceinterface",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceInterface", "dpuserviceinterfaces",
+               "dpuserviceinterface"),
     .namespaced = true,
     .has_status = true,
     .columns = dpuserviceinterface_columns,
@@ -390,12 +371,8 @@ static const struct schema_kind kind_dpuserviceinterface = {
 };
 
 static const struct schema_kind kind_dpuservicechain = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceChain",
-    .list_kind = "DPUServiceChainList",
-    .plural = "dpuservicechains",
-    .singular = "dpuservicechain",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceChain", "dpuservicechains", "dpuservicechain"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_ready_reason_age,
@@ -707,12 +684,8 @@ static const struct schema_node ipam_routes = {
 };
 
 static const struct schema_kind kind_dpuserviceipam = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceIPAM",
-    .list_kind = "DPUServiceIPAMList",
-    .plural = "dpuserviceipams",
-    .singular = "dpuserviceipam",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceIPAM", "dpuserviceipams", "dpuserviceipam"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_ready_reason_age,
@@ -751,12 +724,9 @@ static const struct schema_column serviceinterfaceset_columns[] = {
 };
 
 static const struct schema_kind kind_serviceinterfaceset = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceInterfaceSet",
-    .list_kind = "ServiceInterfaceSetList",
-    .plural = "serviceinterfacesets",
-    .singular = "serviceinterfaceset",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceInterfaceSet", "serviceinterfacesets",
+               "serviceinterfaceset"),
     .namespaced = true,
     .has_status = true,
     .columns = serviceinterfaceset_columns,
@@ -771,12 +741,8 @@ static const struct schema_column serviceinterface_columns[] = {
 };
 
 static const struct schema_kind kind_serviceinterface = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceInterface",
-    .list_kind = "ServiceInterfaceList",
-    .plural = "serviceinterfaces",
-    .singular = "serviceinterface",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceInterface", "serviceinterfaces", "serviceinterface"),
     .namespaced = true,
     .has_status = true,
     .columns = serviceinterface_columns,
@@ -784,12 +750,8 @@ static const struct schema_kind kind_serviceinterface = {
 };
 
 static const struct schema_kind kind_servicechainset = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceChainSet",
-    .list_kind = "ServiceChainSetList",
-    .plural = "servicechainsets",
-    .singular = "servicechainset",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceChainSet", "servicechainsets", "servicechainset"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_age,
@@ -797,12 +759,8 @@ static const struct schema_kind kind_servicechainset = {
 };
 
 static const struct schema_kind kind_servicechain = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceChain",
-    .list_kind = "ServiceChainList",
-    .plural = "servicechains",
-    .singular = "servicechain",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceChain", "servicechains", "servicechain"),
     .namespaced = true,
     .has_status = true,
     .columns = schema_columns_age,

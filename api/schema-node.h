@@ -160,7 +160,7 @@ struct schema_node {
                      __VA_ARGS__,                              \
                      {0}})
 
-/* --- shared sub-schemas (api/kinds-core.c) --- */
+/* --- shared sub-schemas (api/kinds-shared.c) --- */
 extern const struct schema_node schema_string;         /* a plain string */
 extern const struct schema_node schema_string_list;    /* []string */
 extern const struct schema_node schema_string_map;     /* map[string]string */

@@ -1,10 +1,13 @@
 /* schema: every resource kind the platform serves, declared once.
  *
- * Each kind has one declaration (api/kinds-*.c) from which everything else
- * is derived: validation (types, required, enums, patterns, bounds,
- * immutability and DPF's webhook rules), defaulting, unknown-field pruning,
- * printer columns, and the OpenAPI v3 schema / CustomResourceDefinition
- * export. The API server, dpfctl and the controllers use only this header.
+ * Each kind has one declaration (api/kinds-*.c), listed in its group in
+ * the group registry (api/kinds.c), from which everything else is
+ * derived: validation (types, required, enums, patterns, bounds,
+ * immutability and the kind's own rules), defaulting, unknown-field
+ * pruning, delete rules, printer columns, and the OpenAPI v3 schema /
+ * CustomResourceDefinition export. The engine behind this header knows no
+ * group: a kind's hooks and flags say what is special about it. The API
+ * server, dpfctl and the controllers use only this header.
  *
  * Objects are jansson json_t trees of the full object (apiVersion, kind,
  * metadata, spec, status). Functions that modify an object do so in place.

@@ -17,15 +17,20 @@
 /* column helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-static size_t
-count_keys(const json_t *obj, const char *a, const char *b)
+/* The Data column of both kinds: keys of data and binaryData (a Secret
+ * has no binaryData: it is pruned). */
+static char *
+data_count(const json_t *obj)
 {
-    size_t n = json_object_size(schema_get(obj, a));
-    if (b) {
-        n += json_object_size(schema_get(obj, b));
-    }
-    return n;
+    return xasprintf("%zu",
+                     json_object_size(schema_get(obj, "data")) +
+                         json_object_size(schema_get(obj, "binaryData")));
 }
+
+#define DATA_COLUMN                                                   \
+    {                                                                 \
+        "Data", "integer", NULL, "number of data keys", 0, data_count \
+    }
 
 /* ------------------------------------------------------------------ */
 /* Secret, ConfigMap                                                    */
@@ -204,15 +209,9 @@ secret_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     return rc;
 }
 
-static char *
-secret_data_count(const json_t *obj)
-{
-    return xasprintf("%zu", count_keys(obj, "data", NULL));
-}
-
 static const struct schema_column secret_columns[] = {
     COLUMN("Type", "string", ".type"),
-    {"Data", "integer", NULL, "number of data keys", 0, secret_data_count},
+    DATA_COLUMN,
     COLUMN_AGE,
     COLUMNS_END,
 };
@@ -267,14 +266,8 @@ configmap_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     return rc;
 }
 
-static char *
-configmap_data_count(const json_t *obj)
-{
-    return xasprintf("%zu", count_keys(obj, "data", "binaryData"));
-}
-
 static const struct schema_column configmap_columns[] = {
-    {"Data", "integer", NULL, "number of data keys", 0, configmap_data_count},
+    DATA_COLUMN,
     COLUMN_AGE,
     COLUMNS_END,
 };

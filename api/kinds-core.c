@@ -1,146 +1,20 @@
-/* kinds-core: shared sub-schemas (ObjectMeta, selectors, conditions, taints,
- * quantities) and the Kubernetes kinds the platform serves itself: core/v1
- * Namespace, Node, Pod, Secret, ConfigMap, ServiceAccount, Event;
- * coordination.k8s.io/v1 Lease; apps/v1 DaemonSet, Deployment; and the
- * nv-ipam.nvidia.com/v1alpha1 pools (IPPool, CIDRPool) that the IPAM
- * controller creates in DPU clusters.
+/* kinds-core: the core group (v1) kinds the platform serves itself —
+ * Namespace, Node, Pod, ServiceAccount, Event here; Secret and ConfigMap
+ * in kinds-core-data.c — and the core group's registry entry.
  *
  * Core kinds are looser than the DPF kinds: pod specs and templates keep
  * unknown fields, but what the platform relies on is declared and checked
- * (names, Secret data and type, containers, selectors). Printer columns
- * follow kubectl's built-in printers, computed in C where JSONPath cannot
- * express them. */
+ * (names, containers, Pod spec immutability). Printer columns follow
+ * kubectl's built-in printers, computed in C where JSONPath cannot express
+ * them. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api/schema-node.h"
-#include "lib/base/base64.h"
 #include "lib/base/util.h"
 
-#define QUANTITY_PATTERN                                                   \
-    "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|" \
-    "([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$"
-
-/* ------------------------------------------------------------------ */
-/* shared sub-schemas                                                   */
-/* ------------------------------------------------------------------ */
-
-const struct schema_node schema_string = {
-    .type = SCHEMA_T_STRING,
-};
-
-const struct schema_node schema_string_list = {
-    .type = SCHEMA_T_ARRAY,
-    .items = &schema_string,
-};
-
-const struct schema_node schema_string_map = {
-    .type = SCHEMA_T_MAP,
-    .items = &schema_string,
-};
-
-const struct schema_node schema_object_meta = {
-    .type = SCHEMA_T_OBJECT,
-    .export_plain = true,
-    FIELDS(F("name", N_STR()), F("generateName", N_STR()),
-           F("namespace", N_STR()), F("selfLink", N_STR()), F("uid", N_STR()),
-           F("resourceVersion", N_STR()), F("generation", N_INT()),
-           F("creationTimestamp", N_STR(FORMAT("date-time"))),
-           F("deletionTimestamp", N_STR(FORMAT("date-time"))),
-           F("deletionGracePeriodSeconds", N_INT()),
-           F("labels", &schema_string_map),
-           F("annotations", &schema_string_map),
-           F("ownerReferences",
-             N_ARR(N_OBJ(FIELDS(R("apiVersion", N_STR()), R("kind", N_STR()),
-                                R("name", N_STR()), R("uid", N_STR()),
-                                F("controller", N_BOOL()),
-                                F("blockOwnerDeletion", N_BOOL()))))),
-           F("finalizers", &schema_string_list),
-           F("managedFields", N_ARR(N_ANY()))),
-};
-
-const struct schema_node schema_label_selector = {
-    .type = SCHEMA_T_OBJECT,
-    .map_type = "atomic",
-    DESC("A label query over a set of resources."),
-    FIELDS(
-        F("matchExpressions",
-          N_ARR(N_OBJ(FIELDS(R("key", N_STR()), R("operator", N_STR()),
-                             F("values", N_ARR(&schema_string, ATOMIC_LIST)))),
-                ATOMIC_LIST)),
-        F("matchLabels", &schema_string_map)),
-};
-
-const struct schema_node schema_node_selector = {
-    .type = SCHEMA_T_OBJECT,
-    .map_type = "atomic",
-    DESC("A node selector (terms are ORed)."),
-    FIELDS(R(
-        "nodeSelectorTerms",
-        N_ARR(
-            N_OBJ(FIELDS(F("matchExpressions",
-                           N_ARR(N_OBJ(FIELDS(R("key", N_STR()),
-                                              R("operator", N_STR()),
-                                              F("values", N_ARR(&schema_string,
-                                                                ATOMIC_LIST)))),
-                                 ATOMIC_LIST)),
-                         F("matchFields",
-                           N_ARR(N_OBJ(FIELDS(R("key", N_STR()),
-                                              R("operator", N_STR()),
-                                              F("values", N_ARR(&schema_string,
-                                                                ATOMIC_LIST)))),
-                                 ATOMIC_LIST))),
-                  ATOMIC_MAP),
-            ATOMIC_LIST))),
-};
-
-const struct schema_node schema_conditions = {
-    .type = SCHEMA_T_ARRAY,
-    DESC("Conditions reflect the status of the object."),
-    ITEMS(N_OBJ(FIELDS(
-        R("lastTransitionTime", N_STR(FORMAT("date-time"))),
-        R("message", N_STR(MAXLEN(32768))),
-        F("observedGeneration", N_INT(FORMAT("int64"), MINIMUM(0))),
-        R("reason", N_STR(PATTERN("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
-                          MINLEN(1), MAXLEN(1024))),
-        R("status", N_STR(ENUM("True", "False", "Unknown"))),
-        R("type",
-          N_STR(PATTERN("^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-"
-                        "9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-"
-                        "Za-z0-9])$"),
-                MAXLEN(316)))))),
-};
-
-const struct schema_node schema_taint = {
-    .type = SCHEMA_T_OBJECT,
-    FIELDS(R("effect", N_STR()), R("key", N_STR()),
-           F("timeAdded", N_STR(FORMAT("date-time"))), F("value", N_STR())),
-};
-
-const struct schema_node schema_quantity = {
-    .type = SCHEMA_T_INT_OR_STRING,
-    PATTERN(QUANTITY_PATTERN),
-};
-
-const struct schema_node schema_resource_list = {
-    .type = SCHEMA_T_MAP,
-    ITEMS(&schema_quantity),
-};
-
-/* ------------------------------------------------------------------ */
-/* column helpers                                                       */
-/* ------------------------------------------------------------------ */
-
-static size_t
-count_keys(const json_t *obj, const char *a, const char *b)
-{
-    size_t n = json_object_size(schema_get(obj, a));
-    if (b) {
-        n += json_object_size(schema_get(obj, b));
-    }
-    return n;
-}
+#define CORE_V1 .group = "", .version = "v1", .builtin = true
 
 /* ------------------------------------------------------------------ */
 /* Namespace                                                            */
@@ -148,19 +22,37 @@ count_keys(const json_t *obj, const char *a, const char *b)
 
 static const struct schema_column namespace_columns[] = {
     {"Status", "string", ".status.phase", "The namespace phase", 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
+/* Kubernetes' NamespaceLifecycle admission: the namespaces the system
+ * itself lives in may not be deleted (kube-apiserver answers 403). */
+static int
+namespace_validate_delete(const json_t *obj, const struct schema_reader *reader,
+                          struct dpf_error *err)
+{
+    static const char *const kept[] = {"default", "kube-system", "kube-public"};
+    const char *name = schema_get_str(obj, "metadata.name");
+    (void) reader;
+    for (size_t i = 0; name && i < ARRAY_SIZE(kept); i++) {
+        if (!strcmp(name, kept[i])) {
+            dpf_error_set(err, 403, "Forbidden",
+                          "namespaces \"%s\" is forbidden: this namespace "
+                          "may not be deleted",
+                          name);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
 static const struct schema_kind kind_namespace = {
-    .group = "",
-    .version = "v1",
-    .kind = "Namespace",
-    .list_kind = "NamespaceList",
-    .plural = "namespaces",
-    .singular = "namespace",
+    CORE_V1,
+    KIND_NAMES("Namespace", "namespaces", "namespace"),
     .short_names = (const char *const[]){"ns", NULL},
     .namespaced = false,
+    .name_is_label = true,
     .has_status = true,
     .columns = namespace_columns,
     .root = KIND_ROOT(
@@ -169,6 +61,7 @@ static const struct schema_kind kind_namespace = {
                                                   DEFAULT("\"Active\""))),
                                  F("conditions", N_ARR(N_ANY()))),
                           DEFAULT("{}")))),
+    .validate_delete = namespace_validate_delete,
 };
 
 /* ------------------------------------------------------------------ */
@@ -252,24 +145,20 @@ node_internal_ip(const json_t *obj)
 static const struct schema_column node_columns[] = {
     {"Status", "string", NULL, "Ready condition", 0, node_status},
     {"Roles", "string", NULL, "node-role labels", 0, node_roles},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {"Version", "string", ".status.nodeInfo.kubeletVersion", NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMN("Version", "string", ".status.nodeInfo.kubeletVersion"),
     {"Internal-IP", "string", NULL, NULL, 1, node_internal_ip},
     {"OS-Image", "string", ".status.nodeInfo.osImage", NULL, 1, NULL},
     {"Kernel-Version", "string", ".status.nodeInfo.kernelVersion", NULL, 1,
      NULL},
     {"Container-Runtime", "string", ".status.nodeInfo.containerRuntimeVersion",
      NULL, 1, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_node = {
-    .group = "",
-    .version = "v1",
-    .kind = "Node",
-    .list_kind = "NodeList",
-    .plural = "nodes",
-    .singular = "node",
+    CORE_V1,
+    KIND_NAMES("Node", "nodes", "node"),
     .short_names = (const char *const[]){"no", NULL},
     .namespaced = false,
     .has_status = true,
@@ -387,10 +276,10 @@ static const struct schema_column pod_columns[] = {
     {"Ready", "string", NULL, "ready/total containers", 0, pod_ready},
     {"Status", "string", NULL, "pod status", 0, pod_status},
     {"Restarts", "integer", NULL, "container restarts", 0, pod_restarts},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
+    COLUMN_AGE,
     {"IP", "string", ".status.podIP", NULL, 1, NULL},
     {"Node", "string", ".spec.nodeName", NULL, 1, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMNS_END,
 };
 
 /* Containers: name (DNS label, unique) and image are required. */
@@ -446,7 +335,7 @@ static const struct schema_node container_node = {
                                     F("requests", &schema_resource_list))))),
 };
 
-static const struct schema_node pod_spec_node = {
+const struct schema_node schema_pod_spec = {
     .type = SCHEMA_T_OBJECT,
     PRESERVE,
     FIELDS(R("containers", N_ARR(&container_node, CHECK(check_containers))),
@@ -549,19 +438,15 @@ pod_defaults(json_t *obj)
 }
 
 static const struct schema_kind kind_pod = {
-    .group = "",
-    .version = "v1",
-    .kind = "Pod",
-    .list_kind = "PodList",
-    .plural = "pods",
-    .singular = "pod",
+    CORE_V1,
+    KIND_NAMES("Pod", "pods", "pod"),
     .short_names = (const char *const[]){"po", NULL},
     .categories = (const char *const[]){"all", NULL},
     .namespaced = true,
     .has_status = true,
     .columns = pod_columns,
     .root = KIND_ROOT(
-        R("spec", &pod_spec_node),
+        R("spec", &schema_pod_spec),
         F("status",
           N_OBJ(PRESERVE,
                 FIELDS(F("phase", N_STR(ENUM("Pending", "Running", "Succeeded",
@@ -571,261 +456,6 @@ static const struct schema_kind kind_pod = {
                        F("podIP", N_STR()), F("hostIP", N_STR()))))),
     .validate = pod_validate,
     .set_defaults = pod_defaults,
-};
-
-/* ------------------------------------------------------------------ */
-/* Secret, ConfigMap                                                    */
-/* ------------------------------------------------------------------ */
-
-#define SCHEMA_DATA_MAX (1024 * 1024)
-
-/* Keys of Secret/ConfigMap data: [-._a-zA-Z0-9]+, at most 253. */
-static int
-check_data_keys(const json_t *v, const char *path, struct dpf_error *err)
-{
-    int rc = 0;
-    const char *key;
-    const json_t *val;
-    json_object_foreach((json_t *) v, key, val)
-    {
-        size_t n = strlen(key);
-        bool ok = n > 0 && n <= 253 && strcmp(key, ".") && strcmp(key, "..");
-        for (size_t i = 0; ok && i < n; i++) {
-            char c = key[i];
-            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-        }
-        if (!ok) {
-            json_t *jk = json_string(key);
-            schema_err_invalid(err, path, jk,
-                               "a valid config key must consist of "
-                               "alphanumeric characters, '-', '_' or '.' "
-                               "(e.g. 'key.name', or 'KEY_NAME', or "
-                               "'key-name')");
-            json_decref(jk);
-            rc = -EINVAL;
-        }
-    }
-    return rc;
-}
-
-static int
-check_b64_map(const json_t *v, const char *path, struct dpf_error *err)
-{
-    int rc = check_data_keys(v, path, err);
-    const char *key;
-    const json_t *val;
-    size_t total = 0;
-    json_object_foreach((json_t *) v, key, val)
-    {
-        long r = base64_check(json_string_value(val), json_string_length(val));
-        if (r < 0) {
-            char p[320];
-            snprintf(p, sizeof p, "%s[%s]", path, key);
-            json_t *mask = json_string("<secret data>");
-            schema_err_invalid(err, p, mask,
-                               "illegal base64 data at input byte %ld", -r - 1);
-            json_decref(mask);
-            rc = -EINVAL;
-        } else {
-            total += (size_t) r;
-        }
-    }
-    if (total > SCHEMA_DATA_MAX) {
-        dpf_error_add_cause(err, DPF_CAUSE_TOO_LONG, path,
-                            "Too long: must have at most %d bytes",
-                            SCHEMA_DATA_MAX);
-        rc = -EINVAL;
-    }
-    return rc;
-}
-
-/* As the API server's conversion does: stringData is merged into data
- * (base64-encoded, stringData wins) and dropped; type defaults to Opaque. */
-static void
-secret_defaults(json_t *obj)
-{
-    json_t *sd = json_object_get(obj, "stringData");
-    if (json_is_object(sd)) {
-        json_t *data = json_object_get(obj, "data");
-        if (!json_is_object(data)) {
-            data = json_object();
-            json_object_set_new(obj, "data", data);
-        }
-        const char *key;
-        json_t *val;
-        json_object_foreach(sd, key, val)
-        {
-            if (json_is_string(val)) {
-                char *enc = base64_encode(json_string_value(val),
-                                          json_string_length(val), BASE64_STD);
-                json_object_set_new(data, key, json_string(enc));
-                free(enc);
-            }
-        }
-    }
-    json_object_del(obj, "stringData");
-}
-
-static int
-secret_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
-{
-    int rc = 0;
-    const char *type = json_string_value(json_object_get(obj, "type"));
-    const json_t *data = json_object_get(obj, "data");
-    struct {
-        const char *type;
-        const char *keys[2];
-    } const required[] = {
-        {"kubernetes.io/tls", {"tls.crt", "tls.key"}},
-        {"kubernetes.io/dockerconfigjson", {".dockerconfigjson", NULL}},
-        {"kubernetes.io/dockercfg", {".dockercfg", NULL}},
-        {"kubernetes.io/ssh-auth", {"ssh-privatekey", NULL}},
-    };
-    for (size_t i = 0; type && i < ARRAY_SIZE(required); i++) {
-        if (strcmp(type, required[i].type)) {
-            continue;
-        }
-        for (size_t j = 0; j < 2 && required[i].keys[j]; j++) {
-            if (!json_object_get(data, required[i].keys[j])) {
-                char p[64];
-                snprintf(p, sizeof p, "data[%s]", required[i].keys[j]);
-                schema_err_required(err, p, NULL);
-                rc = -EINVAL;
-            }
-        }
-    }
-    if (type && !strcmp(type, "kubernetes.io/service-account-token") &&
-        !schema_get_str(obj, "metadata.annotations") &&
-        !json_object_get(schema_get(obj, "metadata.annotations"),
-                         "kubernetes.io/service-account.name")) {
-        schema_err_required(
-            err, "metadata.annotations[kubernetes.io/service-account.name]",
-            NULL);
-        rc = -EINVAL;
-    }
-    if (old) {
-        const char *otype = json_string_value(json_object_get(old, "type"));
-        if (otype && type && strcmp(otype, type)) {
-            schema_err_invalid(err, "type", json_object_get(obj, "type"),
-                               "field is immutable");
-            rc = -EINVAL;
-        }
-        if (json_is_true(json_object_get(old, "immutable")) &&
-            (!json_equal((json_t *) data, json_object_get(old, "data")) ||
-             !json_is_true(json_object_get(obj, "immutable")))) {
-            schema_err_forbidden(err, "data",
-                                 "field is immutable when `immutable` is set");
-            rc = -EINVAL;
-        }
-    }
-    return rc;
-}
-
-static char *
-secret_data_count(const json_t *obj)
-{
-    return xasprintf("%zu", count_keys(obj, "data", NULL));
-}
-
-static const struct schema_column secret_columns[] = {
-    {"Type", "string", ".type", NULL, 0, NULL},
-    {"Data", "integer", NULL, "number of data keys", 0, secret_data_count},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_secret = {
-    .group = "",
-    .version = "v1",
-    .kind = "Secret",
-    .list_kind = "SecretList",
-    .plural = "secrets",
-    .singular = "secret",
-    .namespaced = true,
-    .columns = secret_columns,
-    .root = KIND_ROOT(
-        F("data", N_MAP(&schema_string, CHECK(check_b64_map))),
-        F("stringData", N_MAP(&schema_string, CHECK(check_data_keys))),
-        F("type", N_STR(DEFAULT("\"Opaque\""))), F("immutable", N_BOOL())),
-    .validate = secret_validate,
-    .set_defaults = secret_defaults,
-};
-
-static int
-check_configmap_data(const json_t *v, const char *path, struct dpf_error *err)
-{
-    int rc = check_data_keys(v, path, err);
-    size_t total = 0;
-    const char *key;
-    const json_t *val;
-    json_object_foreach((json_t *) v, key, val)
-    {
-        total += json_string_length(val);
-    }
-    if (total > SCHEMA_DATA_MAX) {
-        dpf_error_add_cause(err, DPF_CAUSE_TOO_LONG, path,
-                            "Too long: must have at most %d bytes",
-                            SCHEMA_DATA_MAX);
-        rc = -EINVAL;
-    }
-    return rc;
-}
-
-static int
-configmap_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
-{
-    const json_t *data = json_object_get(obj, "data");
-    const json_t *bin = json_object_get(obj, "binaryData");
-    const char *key;
-    const json_t *val;
-    int rc = 0;
-    json_object_foreach((json_t *) bin, key, val)
-    {
-        if (json_object_get(data, key)) {
-            char p[300];
-            snprintf(p, sizeof p, "data[%s]", key);
-            schema_err_duplicate(err, p, json_string_value(val) ? val : NULL);
-            rc = -EINVAL;
-        }
-    }
-    if (old && json_is_true(json_object_get(old, "immutable")) &&
-        (!json_equal((json_t *) data, json_object_get(old, "data")) ||
-         !json_equal((json_t *) bin, json_object_get(old, "binaryData")))) {
-        schema_err_forbidden(err, "data",
-                             "field is immutable when `immutable` is set");
-        rc = -EINVAL;
-    }
-    return rc;
-}
-
-static char *
-configmap_data_count(const json_t *obj)
-{
-    return xasprintf("%zu", count_keys(obj, "data", "binaryData"));
-}
-
-static const struct schema_column configmap_columns[] = {
-    {"Data", "integer", NULL, "number of data keys", 0, configmap_data_count},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_configmap = {
-    .group = "",
-    .version = "v1",
-    .kind = "ConfigMap",
-    .list_kind = "ConfigMapList",
-    .plural = "configmaps",
-    .singular = "configmap",
-    .short_names = (const char *const[]){"cm", NULL},
-    .namespaced = true,
-    .columns = configmap_columns,
-    .root =
-        KIND_ROOT(F("data", N_MAP(&schema_string, CHECK(check_configmap_data))),
-                  F("binaryData", N_MAP(&schema_string, CHECK(check_b64_map))),
-                  F("immutable", N_BOOL())),
-    .validate = configmap_validate,
 };
 
 /* ------------------------------------------------------------------ */
@@ -840,8 +470,8 @@ sa_secrets(const json_t *obj)
 
 static const struct schema_column sa_columns[] = {
     {"Secrets", "integer", NULL, NULL, 0, sa_secrets},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_node object_reference = {
@@ -852,12 +482,8 @@ static const struct schema_node object_reference = {
 };
 
 static const struct schema_kind kind_serviceaccount = {
-    .group = "",
-    .version = "v1",
-    .kind = "ServiceAccount",
-    .list_kind = "ServiceAccountList",
-    .plural = "serviceaccounts",
-    .singular = "serviceaccount",
+    CORE_V1,
+    KIND_NAMES("ServiceAccount", "serviceaccounts", "serviceaccount"),
     .short_names = (const char *const[]){"sa", NULL},
     .namespaced = true,
     .columns = sa_columns,
@@ -883,12 +509,12 @@ event_object(const json_t *obj)
 }
 
 static const struct schema_column event_columns[] = {
-    {"Last Seen", "date", ".lastTimestamp", NULL, 0, NULL},
-    {"Type", "string", ".type", NULL, 0, NULL},
-    {"Reason", "string", ".reason", NULL, 0, NULL},
+    COLUMN("Last Seen", "date", ".lastTimestamp"),
+    COLUMN("Type", "string", ".type"),
+    COLUMN("Reason", "string", ".reason"),
     {"Object", "string", NULL, "involved object", 0, event_object},
-    {"Message", "string", ".message", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("Message", "string", ".message"),
+    COLUMNS_END,
 };
 
 static int
@@ -906,12 +532,8 @@ event_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_event = {
-    .group = "",
-    .version = "v1",
-    .kind = "Event",
-    .list_kind = "EventList",
-    .plural = "events",
-    .singular = "event",
+    CORE_V1,
+    KIND_NAMES("Event", "events", "event"),
     .short_names = (const char *const[]){"ev", NULL},
     .namespaced = true,
     .columns = event_columns,
@@ -929,289 +551,6 @@ static const struct schema_kind kind_event = {
     .validate = event_validate,
 };
 
-/* ------------------------------------------------------------------ */
-/* Lease                                                                */
-/* ------------------------------------------------------------------ */
-
-static const struct schema_column lease_columns[] = {
-    {"Holder", "string", ".spec.holderIdentity", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_lease = {
-    .group = "coordination.k8s.io",
-    .version = "v1",
-    .kind = "Lease",
-    .list_kind = "LeaseList",
-    .plural = "leases",
-    .singular = "lease",
-    .namespaced = true,
-    .columns = lease_columns,
-    .root = KIND_ROOT(
-        F("spec",
-          N_OBJ(FIELDS(
-              F("holderIdentity", N_STR()),
-              F("leaseDurationSeconds", N_INT(FORMAT("int32"), MINIMUM(1))),
-              F("acquireTime", N_STR()), F("renewTime", N_STR()),
-              F("leaseTransitions", N_INT(FORMAT("int32"), MINIMUM(0))),
-              F("strategy", N_STR()), F("preferredHolder", N_STR()))))),
-};
-
-/* ------------------------------------------------------------------ */
-/* DaemonSet, Deployment                                                */
-/* ------------------------------------------------------------------ */
-
-/* apps/v1: a selector is required, must select the template's labels and
- * is immutable. */
-static int
-apps_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
-{
-    int rc = 0;
-    const json_t *sel = schema_get(obj, "spec.selector");
-    const json_t *ml = json_object_get(sel, "matchLabels");
-    const json_t *me = json_object_get(sel, "matchExpressions");
-    if (!json_object_size(ml) && !json_array_size(me)) {
-        schema_err_invalid(err, "spec.selector", sel,
-                           "empty selector is invalid for deployment");
-        rc = -EINVAL;
-    }
-    const json_t *tl = schema_get(obj, "spec.template.metadata.labels");
-    const char *key;
-    const json_t *val;
-    json_object_foreach((json_t *) ml, key, val)
-    {
-        const json_t *tv = json_object_get(tl, key);
-        if (!tv || !json_equal((json_t *) tv, (json_t *) val)) {
-            schema_err_invalid(err, "spec.template.metadata.labels", tl,
-                               "`selector` does not match template `labels`");
-            rc = -EINVAL;
-            break;
-        }
-    }
-    schema_check_labels(tl, "spec.template.metadata.labels", err);
-    if (old && !json_equal((json_t *) sel, schema_get(old, "spec.selector"))) {
-        schema_err_invalid(err, "spec.selector", sel, "field is immutable");
-        rc = -EINVAL;
-    }
-    return rc;
-}
-
-static const struct schema_node pod_template_node = {
-    .type = SCHEMA_T_OBJECT,
-    FIELDS(F("metadata",
-             N_OBJ(PRESERVE, FIELDS(F("labels", &schema_string_map),
-                                    F("annotations", &schema_string_map)))),
-           R("spec", &pod_spec_node)),
-};
-
-static char *
-ds_node_selector(const json_t *obj)
-{
-    const json_t *ns = schema_get(obj, "spec.template.spec.nodeSelector");
-    if (!json_object_size(ns)) {
-        return xstrdup("<none>");
-    }
-    struct dbuf b;
-    dbuf_init(&b);
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *) ns, key, v)
-    {
-        const char *val = json_string_value(v);
-        dbuf_printf(&b, "%s%s=%s", b.len ? "," : "", key, val ? val : "");
-    }
-    return dbuf_steal(&b, NULL);
-}
-
-static const struct schema_column daemonset_columns[] = {
-    {"Desired", "integer", ".status.desiredNumberScheduled", NULL, 0, NULL},
-    {"Current", "integer", ".status.currentNumberScheduled", NULL, 0, NULL},
-    {"Ready", "integer", ".status.numberReady", NULL, 0, NULL},
-    {"Up-to-date", "integer", ".status.updatedNumberScheduled", NULL, 0, NULL},
-    {"Available", "integer", ".status.numberAvailable", NULL, 0, NULL},
-    {"Node Selector", "string", NULL, NULL, 0, ds_node_selector},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_daemonset = {
-    .group = "apps",
-    .version = "v1",
-    .kind = "DaemonSet",
-    .list_kind = "DaemonSetList",
-    .plural = "daemonsets",
-    .singular = "daemonset",
-    .short_names = (const char *const[]){"ds", NULL},
-    .categories = (const char *const[]){"all", NULL},
-    .namespaced = true,
-    .has_status = true,
-    .columns = daemonset_columns,
-    .root = KIND_ROOT(
-        R("spec",
-          N_OBJ(FIELDS(
-              R("selector", &schema_label_selector),
-              R("template", &pod_template_node),
-              F("updateStrategy",
-                N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "OnDelete"),
-                                             DEFAULT("\"RollingUpdate\""))),
-                             F("rollingUpdate",
-                               N_OBJ(FIELDS(F("maxUnavailable", N_IOS()),
-                                            F("maxSurge", N_IOS()))))),
-                      DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
-                              "{\"maxUnavailable\":1,\"maxSurge\":0}}"))),
-              F("minReadySeconds", N_INT(MINIMUM(0))),
-              F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))))),
-        F("status", N_OBJ(PRESERVE))),
-    .validate = apps_validate,
-};
-
-static char *
-deploy_ready(const json_t *obj)
-{
-    return xasprintf(
-        "%lld/%lld",
-        (long long) json_integer_value(schema_get(obj, "status.readyReplicas")),
-        (long long) json_integer_value(schema_get(obj, "spec.replicas")));
-}
-
-static const struct schema_column deployment_columns[] = {
-    {"Ready", "string", NULL, "ready/desired replicas", 0, deploy_ready},
-    {"Up-to-date", "integer", ".status.updatedReplicas", NULL, 0, NULL},
-    {"Available", "integer", ".status.availableReplicas", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_deployment = {
-    .group = "apps",
-    .version = "v1",
-    .kind = "Deployment",
-    .list_kind = "DeploymentList",
-    .plural = "deployments",
-    .singular = "deployment",
-    .short_names = (const char *const[]){"deploy", NULL},
-    .categories = (const char *const[]){"all", NULL},
-    .namespaced = true,
-    .has_status = true,
-    .columns = deployment_columns,
-    .root = KIND_ROOT(
-        R("spec",
-          N_OBJ(FIELDS(
-              F("replicas", N_INT(MINIMUM(0), DEFAULT("1"))),
-              R("selector", &schema_label_selector),
-              R("template", &pod_template_node),
-              F("strategy",
-                N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "Recreate"),
-                                             DEFAULT("\"RollingUpdate\""))),
-                             F("rollingUpdate",
-                               N_OBJ(FIELDS(F("maxUnavailable", N_IOS()),
-                                            F("maxSurge", N_IOS()))))),
-                      DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
-                              "{\"maxUnavailable\":\"25%\",\"maxSurge\":"
-                              "\"25%\"}}"))),
-              F("minReadySeconds", N_INT(MINIMUM(0))), F("paused", N_BOOL()),
-              F("progressDeadlineSeconds", N_INT(DEFAULT("600"))),
-              F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))))),
-        F("status", N_OBJ(PRESERVE))),
-    .validate = apps_validate,
-};
-
-/* ------------------------------------------------------------------ */
-/* nv-ipam.nvidia.com/v1alpha1 IPPool, CIDRPool                          */
-/* ------------------------------------------------------------------ */
-
-static const struct schema_node ipam_exclusions = {
-    .type = SCHEMA_T_ARRAY,
-    ITEMS(N_OBJ(FIELDS(R("startIP", N_STR()), R("endIP", N_STR())))),
-};
-static const struct schema_node ipam_routes = {
-    .type = SCHEMA_T_ARRAY,
-    ITEMS(N_OBJ(FIELDS(R("dst", N_STR())))),
-};
-
-static const struct schema_column ippool_columns[] = {
-    {"Subnet", "string", ".spec.subnet", NULL, 0, NULL},
-    {"Gateway", "string", ".spec.gateway", NULL, 0, NULL},
-    {"Block Size", "integer", ".spec.perNodeBlockSize", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_ippool = {
-    .group = "nv-ipam.nvidia.com",
-    .version = "v1alpha1",
-    .kind = "IPPool",
-    .list_kind = "IPPoolList",
-    .plural = "ippools",
-    .singular = "ippool",
-    .namespaced = true,
-    .has_status = true,
-    .columns = ippool_columns,
-    .root = KIND_ROOT(
-        R("spec",
-          N_OBJ(FIELDS(F("defaultGateway", N_BOOL()),
-                       F("exclusions", &ipam_exclusions), F("gateway", N_STR()),
-                       F("nodeSelector", &schema_node_selector),
-                       R("perNodeBlockSize", N_INT()),
-                       F("routes", &ipam_routes), R("subnet", N_STR())))),
-        F("status",
-          N_OBJ(FIELDS(
-              R("allocations",
-                N_ARR(N_OBJ(FIELDS(R("endIP", N_STR()), R("nodeName", N_STR()),
-                                   R("startIP", N_STR()))))))))),
-};
-
-static const struct schema_column cidrpool_columns[] = {
-    {"CIDR", "string", ".spec.cidr", NULL, 0, NULL},
-    {"Gateway index", "string", ".spec.gatewayIndex", NULL, 0, NULL},
-    {"Per Node Network Prefix", "integer", ".spec.perNodeNetworkPrefix", NULL,
-     0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_kind kind_cidrpool = {
-    .group = "nv-ipam.nvidia.com",
-    .version = "v1alpha1",
-    .kind = "CIDRPool",
-    .list_kind = "CIDRPoolList",
-    .plural = "cidrpools",
-    .singular = "cidrpool",
-    .namespaced = true,
-    .has_status = true,
-    .columns = cidrpool_columns,
-    .root = KIND_ROOT(
-        R("spec",
-          N_OBJ(FIELDS(R("cidr", N_STR()), F("defaultGateway", N_BOOL()),
-                       F("exclusions", &ipam_exclusions),
-                       F("gatewayIndex", N_INT(FORMAT("int32"))),
-                       F("nodeSelector", &schema_node_selector),
-                       R("perNodeNetworkPrefix", N_INT(FORMAT("int32"))),
-                       F("routes", &ipam_routes),
-                       F("staticAllocations",
-                         N_ARR(N_OBJ(FIELDS(F("gateway", N_STR()),
-                                            F("nodeName", N_STR()),
-                                            R("prefix", N_STR())))))))),
-        F("status",
-          N_OBJ(FIELDS(R(
-              "allocations",
-              N_ARR(N_OBJ(FIELDS(F("gateway", N_STR()), R("nodeName", N_STR()),
-                                 R("prefix", N_STR()))))))))),
-};
-
-const struct schema_kind *const schema_kinds_core[] = {
-    &kind_namespace,
-    &kind_node,
-    &kind_pod,
-    &kind_secret,
-    &kind_configmap,
-    &kind_serviceaccount,
-    &kind_event,
-    &kind_lease,
-    &kind_daemonset,
-    &kind_deployment,
-    &kind_ippool,
-    &kind_cidrpool,
-    NULL,
-};
+SCHEMA_GROUP_1(schema_group_core, "", "v1", &kind_namespace, &kind_node,
+               &kind_pod, &schema_kind_secret, &schema_kind_configmap,
+               &kind_serviceaccount, &kind_event);

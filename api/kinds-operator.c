@@ -3,6 +3,9 @@
  * with DPF v24.10's ranges and its Image / HelmChart patterns. */
 #include "api/schema-node.h"
 
+#define OPERATOR_GROUP "operator.dpu.nvidia.com"
+#define OPERATOR_V1ALPHA1 .group = OPERATOR_GROUP, .version = "v1alpha1"
+
 /* A docker image reference: registry[:port]/path[:tag][@digest]. */
 #define IMAGE_PATTERN                                                        \
     "^((?:(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:["  \
@@ -45,25 +48,12 @@ static const struct schema_node component_chart = {
            F("image", &image)),
 };
 
-static const struct schema_column columns[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
-    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
-     0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
 static const struct schema_kind kind_dpfoperatorconfig = {
-    .group = "operator.dpu.nvidia.com",
-    .version = "v1alpha1",
-    .kind = "DPFOperatorConfig",
-    .list_kind = "DPFOperatorConfigList",
-    .plural = "dpfoperatorconfigs",
-    .singular = "dpfoperatorconfig",
+    OPERATOR_V1ALPHA1,
+    KIND_NAMES("DPFOperatorConfig", "dpfoperatorconfigs", "dpfoperatorconfig"),
     .namespaced = true,
     .has_status = true,
-    .columns = columns,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
@@ -100,7 +90,5 @@ static const struct schema_kind kind_dpfoperatorconfig = {
                        F("observedGeneration", N_INT(FORMAT("int64"))))))),
 };
 
-const struct schema_kind *const schema_kinds_operator[] = {
-    &kind_dpfoperatorconfig,
-    NULL,
-};
+SCHEMA_GROUP_1(schema_group_operator, OPERATOR_GROUP, "v1alpha1",
+               &kind_dpfoperatorconfig);

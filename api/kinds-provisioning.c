@@ -11,19 +11,14 @@
 #include "lib/base/util.h"
 
 #define GROUP "provisioning.dpu.nvidia.com"
+#define PROVISIONING_V1ALPHA1 .group = GROUP, .version = "v1alpha1"
 #define POWER_CYCLE_KEY "provisioning.dpu.nvidia.com/host-power-cycle-required"
 
 static const struct schema_column ready_phase_age[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
+    COLUMN_READY,
     {"Phase", "string", ".status.phase", "phase of the cluster", 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_column age_column[] = {
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 /* NodeEffect: what happens to the host node while its DPU is provisioned. */
@@ -101,8 +96,8 @@ check_power_cycle(const json_t *annotations, const char *path,
 
 static const struct schema_column bfb_columns[] = {
     {"Phase", "string", ".status.phase", "phase of the BFB download", 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 /* mbfb.kb.io: spec.fileName defaults to <namespace>-<name>.bfb. */
@@ -121,13 +116,115 @@ bfb_defaults(json_t *obj)
     free(v);
 }
 
+/* Collects names of objects whose field at `path` equals `want`. */
+struct ref_scan {
+    const char *path;  /* dotted path of the reference */
+    const char *want;  /* the name being deleted */
+    struct dbuf names; /* "a b c" */
+};
+
+static int
+ref_scan_cb(void *arg, const json_t *obj)
+{
+    struct ref_scan *rs = arg;
+    const char *v = schema_get_str(obj, rs->path);
+    if (v && !strcmp(v, rs->want)) {
+        const char *n = schema_get_str(obj, "metadata.name");
+        dbuf_printf(&rs->names, "%s%s", rs->names.len ? " " : "", n ? n : "");
+    }
+    return 0;
+}
+
+static int
+deny_delete(struct dpf_error *err, const char *webhook, const char *msg)
+{
+    dpf_error_set(err, 403, "Forbidden",
+                  "admission webhook \"%s\" denied the request: %s", webhook,
+                  msg);
+    dpf_error_add_cause(err, DPF_CAUSE_FORBIDDEN, "metadata.name", "%s", msg);
+    return -EPERM;
+}
+
+/* Is any object of plural in ns referring to name at path? */
+static int
+scan_refs(const struct schema_reader *reader, const char *plural,
+          const char *ns, const char *path, const char *name, struct dbuf *out)
+{
+    struct ref_scan rs = {.path = path, .want = name};
+    dbuf_init(&rs.names);
+    int rc = reader->list(reader->arg, GROUP, plural, ns, ref_scan_cb, &rs);
+    *out = rs.names;
+    return rc;
+}
+
+/* vdpuflavor.kb.io on delete: not while a DPUSet's template or a DPU of
+ * the flavor's namespace names it. */
+static int
+dpuflavor_validate_delete(const json_t *obj, const struct schema_reader *reader,
+                          struct dpf_error *err)
+{
+    const char *name = schema_get_str(obj, "metadata.name");
+    const char *ns = schema_get_str(obj, "metadata.namespace");
+    if (!name || !reader) {
+        return 0;
+    }
+    static const struct {
+        const char *plural, *path, *kinds;
+    } users[] = {
+        {"dpusets", "spec.dpuTemplate.spec.dpuFlavor", "DPUSet(s)"},
+        {"dpus", "spec.dpuFlavor", "DPU(s)"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
+        struct dbuf refs;
+        char msg[768];
+        int rc = 0;
+        scan_refs(reader, users[i].plural, ns, users[i].path, name, &refs);
+        if (refs.len) {
+            snprintf(msg, sizeof msg,
+                     "DPUFlavor is being referred to by %s [%s], you must "
+                     "delete the %s first",
+                     users[i].kinds, refs.data, users[i].kinds);
+            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
+        }
+        dbuf_free(&refs);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* vbfb.kb.io on delete: not while a DPUSet's template names the BFB. DPF
+ * lists DPUSets of every namespace; a BFB can only be used from its own
+ * namespace, so we look there. */
+static int
+bfb_validate_delete(const json_t *obj, const struct schema_reader *reader,
+                    struct dpf_error *err)
+{
+    const char *name = schema_get_str(obj, "metadata.name");
+    const char *ns = schema_get_str(obj, "metadata.namespace");
+    if (!name || !reader) {
+        return 0;
+    }
+    struct dbuf refs;
+    char msg[768];
+    int rc = 0;
+    scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.bfb.name", name,
+              &refs);
+    if (refs.len) {
+        snprintf(msg, sizeof msg,
+                 "being referred to by DPUSet(s) [%s], you must delete the "
+                 "DPUSet(s) first",
+                 refs.data);
+        rc = deny_delete(err, "vbfb.kb.io", msg);
+    }
+    dbuf_free(&refs);
+    return rc;
+}
+
 static const struct schema_kind kind_bfb = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "BFB",
-    .list_kind = "BFBList",
-    .plural = "bfbs",
-    .singular = "bfb",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("BFB", "bfbs", "bfb"),
     .namespaced = true,
     .has_status = true,
     .columns = bfb_columns,
@@ -164,6 +261,7 @@ static const struct schema_kind kind_bfb = {
                        N_STR(DESC("SHA-256 of the downloaded file (hex)"),
                              PATTERN("^[0-9a-f]{64}$"))))))),
     .set_defaults = bfb_defaults,
+    .validate_delete = bfb_validate_delete,
 };
 
 /* ------------------------------------------------------------------ */
@@ -265,15 +363,11 @@ dpuflavor_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpuflavor = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUFlavor",
-    .list_kind = "DPUFlavorList",
-    .plural = "dpuflavors",
-    .singular = "dpuflavor",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPUFlavor", "dpuflavors", "dpuflavor"),
     .namespaced = true,
     .has_status = false,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(F(
         "spec",
         N_OBJ(IMMUTABLE("DPUFlavor spec is immutable"),
@@ -297,6 +391,7 @@ static const struct schema_kind kind_dpuflavor = {
                        N_OBJ(FIELDS(F("parameters", &schema_string_list)))),
                      F("systemReservedResources", &schema_resource_list))))),
     .validate = dpuflavor_validate,
+    .validate_delete = dpuflavor_validate_delete,
 };
 
 /* ------------------------------------------------------------------ */
@@ -304,24 +399,19 @@ static const struct schema_kind kind_dpuflavor = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column dpucluster_columns[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
+    COLUMN_READY,
     {"Phase", "string", ".status.phase", "phase of the cluster", 0, NULL},
     {"Type", "string", ".spec.type", "type of the cluster", 0, NULL},
     {"MaxNodes", "integer", ".spec.maxNodes", "max amount of nodes", 0, NULL},
     {"Version", "string", ".spec.version", "Kubernetes control-plane version",
      0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_dpucluster = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUCluster",
-    .list_kind = "DPUClusterList",
-    .plural = "dpuclusters",
-    .singular = "dpucluster",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPUCluster", "dpuclusters", "dpucluster"),
     .namespaced = true,
     .has_status = true,
     .columns = dpucluster_columns,
@@ -436,15 +526,11 @@ dpuset_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpuset = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUSet",
-    .list_kind = "DPUSetList",
-    .plural = "dpusets",
-    .singular = "dpuset",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPUSet", "dpusets", "dpuset"),
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
@@ -492,12 +578,8 @@ dpu_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpu = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPU",
-    .list_kind = "DPUList",
-    .plural = "dpus",
-    .singular = "dpu",
+    PROVISIONING_V1ALPHA1,
+    KIND_NAMES("DPU", "dpus", "dpu"),
     .namespaced = true,
     .has_status = true,
     .columns = ready_phase_age,
@@ -537,101 +619,5 @@ static const struct schema_kind kind_dpu = {
 /* delete rules                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Collects names of objects whose field at `path` equals `want`. */
-struct ref_scan {
-    const char *path;  /* dotted path of the reference */
-    const char *want;  /* the name being deleted */
-    struct dbuf names; /* "a b c" */
-};
-
-static int
-ref_scan_cb(void *arg, const json_t *obj)
-{
-    struct ref_scan *rs = arg;
-    const char *v = schema_get_str(obj, rs->path);
-    if (v && !strcmp(v, rs->want)) {
-        const char *n = schema_get_str(obj, "metadata.name");
-        dbuf_printf(&rs->names, "%s%s", rs->names.len ? " " : "", n ? n : "");
-    }
-    return 0;
-}
-
-static int
-deny_delete(struct dpf_error *err, const char *webhook, const char *msg)
-{
-    dpf_error_set(err, 403, "Forbidden",
-                  "admission webhook \"%s\" denied the request: %s", webhook,
-                  msg);
-    dpf_error_add_cause(err, DPF_CAUSE_FORBIDDEN, "metadata.name", "%s", msg);
-    return -EPERM;
-}
-
-/* Is any object of plural in ns referring to name at path? */
-static int
-scan_refs(const struct schema_reader *reader, const char *plural,
-          const char *ns, const char *path, const char *name, struct dbuf *out)
-{
-    struct ref_scan rs = {.path = path, .want = name};
-    dbuf_init(&rs.names);
-    int rc = reader->list(reader->arg, GROUP, plural, ns, ref_scan_cb, &rs);
-    *out = rs.names;
-    return rc;
-}
-
-int
-schema_provisioning_validate_delete(const struct schema_kind *k,
-                                    const json_t *obj,
-                                    const struct schema_reader *reader,
-                                    struct dpf_error *err)
-{
-    const char *name = schema_get_str(obj, "metadata.name");
-    const char *ns = schema_get_str(obj, "metadata.namespace");
-    if (!name || strcmp(k->group, GROUP)) {
-        return 0;
-    }
-    struct dbuf refs;
-    char msg[768];
-    int rc = 0;
-    if (k == &kind_dpuflavor) {
-        scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.dpuFlavor",
-                  name, &refs);
-        if (refs.len) {
-            snprintf(msg, sizeof msg,
-                     "DPUFlavor is being referred to by DPUSet(s) [%s], you "
-                     "must delete the DPUSet(s) first",
-                     refs.data);
-            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
-        }
-        dbuf_free(&refs);
-        if (rc) {
-            return rc;
-        }
-        scan_refs(reader, "dpus", ns, "spec.dpuFlavor", name, &refs);
-        if (refs.len) {
-            snprintf(msg, sizeof msg,
-                     "DPUFlavor is being referred to by DPU(s) [%s], you "
-                     "must delete the DPU(s) first",
-                     refs.data);
-            rc = deny_delete(err, "vdpuflavor.kb.io", msg);
-        }
-        dbuf_free(&refs);
-    } else if (k == &kind_bfb) {
-        /* DPF lists DPUSets of every namespace; a BFB can only be used
-         * from its own namespace, so we look there. */
-        scan_refs(reader, "dpusets", ns, "spec.dpuTemplate.spec.bfb.name", name,
-                  &refs);
-        if (refs.len) {
-            snprintf(msg, sizeof msg,
-                     "being referred to by DPUSet(s) [%s], you must delete "
-                     "the DPUSet(s) first",
-                     refs.data);
-            rc = deny_delete(err, "vbfb.kb.io", msg);
-        }
-        dbuf_free(&refs);
-    }
-    return rc;
-}
-
-const struct schema_kind *const schema_kinds_provisioning[] = {
-    &kind_bfb, &kind_dpuflavor, &kind_dpucluster, &kind_dpuset, &kind_dpu, NULL,
-};
+SCHEMA_GROUP_1(schema_group_provisioning, GROUP, "v1alpha1", &kind_bfb,
+               &kind_dpuflavor, &kind_dpucluster, &kind_dpuset, &kind_dpu);

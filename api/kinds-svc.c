@@ -15,24 +15,11 @@
 #include "lib/base/util.h"
 
 #define GROUP "svc.dpu.nvidia.com"
+#define SVC_V1ALPHA1 .group = GROUP, .version = "v1alpha1"
 
 /* ------------------------------------------------------------------ */
 /* shared sub-schemas                                                   */
 /* ------------------------------------------------------------------ */
-
-static const struct schema_column ready_phase_age[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
-    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
-     0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
-
-static const struct schema_column age_column[] = {
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
-};
 
 /* Labels and annotations for a generated object. */
 static const struct schema_node object_meta_lite = {
@@ -189,15 +176,11 @@ check_dpuservice_spec(const json_t *v, const char *path, struct dpf_error *err)
 }
 
 static const struct schema_kind kind_dpuservice = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUService",
-    .list_kind = "DPUServiceList",
-    .plural = "dpuservices",
-    .singular = "dpuservice",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUService", "dpuservices", "dpuservice"),
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(CEL("(has(self.interfaces) && has(self.serviceID)) || "
@@ -230,15 +213,12 @@ static const struct schema_kind kind_dpuservice = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_kind kind_dpuservicetemplate = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceTemplate",
-    .list_kind = "DPUServiceTemplateList",
-    .plural = "dpuservicetemplates",
-    .singular = "dpuservicetemplate",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceTemplate", "dpuservicetemplates",
+               "dpuservicetemplate"),
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(R("deploymentServiceName", N_STR()),
@@ -248,15 +228,12 @@ static const struct schema_kind kind_dpuservicetemplate = {
 };
 
 static const struct schema_kind kind_dpuserviceconfiguration = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceConfiguration",
-    .list_kind = "DPUServiceConfigurationList",
-    .plural = "dpuserviceconfigurations",
-    .singular = "dpuserviceconfiguration",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceConfiguration", "dpuserviceconfigurations",
+               "dpuserviceconfiguration"),
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
@@ -279,15 +256,12 @@ static const struct schema_kind kind_dpuserviceconfiguration = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_kind kind_dpuservicecredentialrequest = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceCredentialRequest",
-    .list_kind = "DPUServiceCredentialRequestList",
-    .plural = "dpuservicecredentialrequests",
-    .singular = "dpuservicecredentialrequest",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceCredentialRequest", "dpuservicecredentialrequests",
+               "dpuservicecredentialrequest"),
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(F("duration",
@@ -336,15 +310,11 @@ static const struct schema_node deployment_port = {
 };
 
 static const struct schema_kind kind_dpudeployment = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUDeployment",
-    .list_kind = "DPUDeploymentList",
-    .plural = "dpudeployments",
-    .singular = "dpudeployment",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUDeployment", "dpudeployments", "dpudeployment"),
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
@@ -375,25 +345,20 @@ static const struct schema_kind kind_dpudeployment = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column dpuserviceinterface_columns[] = {
-    {"Ready", "string", ".status.conditions[?(@.type=='Ready')].status", NULL,
-     0, NULL},
-    {"Phase", "string", ".status.conditions[?(@.type=='Ready')].reason", NULL,
-     0, NULL},
+    COLUMN_READY,
+    COLUMN_READY_REASON,
     {"IfType", "string", ".spec.template.spec.template.spec.interfaceType",
      NULL, 0, NULL},
     {"IfName", "string", ".spec.template.spec.template.spec.interfaceName",
      NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_dpuserviceinterface = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceInterface",
-    .list_kind = "DPUServiceInterfaceList",
-    .plural = "dpuserviceinterfaces",
-    .singular = "dpuserviceinterface",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceInterface", "dpuserviceinterfaces",
+               "dpuserviceinterface"),
     .namespaced = true,
     .has_status = true,
     .columns = dpuserviceinterface_columns,
@@ -406,15 +371,11 @@ static const struct schema_kind kind_dpuserviceinterface = {
 };
 
 static const struct schema_kind kind_dpuservicechain = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceChain",
-    .list_kind = "DPUServiceChainList",
-    .plural = "dpuservicechains",
-    .singular = "dpuservicechain",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceChain", "dpuservicechains", "dpuservicechain"),
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec", N_OBJ(FIELDS(F("clusterSelector", &schema_label_selector),
                                R("template",
@@ -723,15 +684,11 @@ static const struct schema_node ipam_routes = {
 };
 
 static const struct schema_kind kind_dpuserviceipam = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "DPUServiceIPAM",
-    .list_kind = "DPUServiceIPAMList",
-    .plural = "dpuserviceipams",
-    .singular = "dpuserviceipam",
+    SVC_V1ALPHA1,
+    KIND_NAMES("DPUServiceIPAM", "dpuserviceipams", "dpuserviceipam"),
     .namespaced = true,
     .has_status = true,
-    .columns = ready_phase_age,
+    .columns = schema_columns_ready_reason_age,
     .root = KIND_ROOT(
         F("spec", N_OBJ(FIELDS(
                       F("clusterSelector", &schema_label_selector),
@@ -760,19 +717,16 @@ static const struct schema_kind kind_dpuserviceipam = {
 /* ------------------------------------------------------------------ */
 
 static const struct schema_column serviceinterfaceset_columns[] = {
-    {"IfType", "string", ".spec.template.spec.interfaceType", NULL, 0, NULL},
-    {"IfName", "string", ".spec.template.spec.interfaceName", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("IfType", "string", ".spec.template.spec.interfaceType"),
+    COLUMN("IfName", "string", ".spec.template.spec.interfaceName"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_serviceinterfaceset = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceInterfaceSet",
-    .list_kind = "ServiceInterfaceSetList",
-    .plural = "serviceinterfacesets",
-    .singular = "serviceinterfaceset",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceInterfaceSet", "serviceinterfacesets",
+               "serviceinterfaceset"),
     .namespaced = true,
     .has_status = true,
     .columns = serviceinterfaceset_columns,
@@ -780,19 +734,15 @@ static const struct schema_kind kind_serviceinterfaceset = {
 };
 
 static const struct schema_column serviceinterface_columns[] = {
-    {"IfType", "string", ".spec.interfaceType", NULL, 0, NULL},
-    {"IfName", "string", ".spec.interfaceName", NULL, 0, NULL},
-    {"Age", "date", ".metadata.creationTimestamp", NULL, 0, NULL},
-    {NULL, NULL, NULL, NULL, 0, NULL},
+    COLUMN("IfType", "string", ".spec.interfaceType"),
+    COLUMN("IfName", "string", ".spec.interfaceName"),
+    COLUMN_AGE,
+    COLUMNS_END,
 };
 
 static const struct schema_kind kind_serviceinterface = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceInterface",
-    .list_kind = "ServiceInterfaceList",
-    .plural = "serviceinterfaces",
-    .singular = "serviceinterface",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceInterface", "serviceinterfaces", "serviceinterface"),
     .namespaced = true,
     .has_status = true,
     .columns = serviceinterface_columns,
@@ -800,43 +750,27 @@ static const struct schema_kind kind_serviceinterface = {
 };
 
 static const struct schema_kind kind_servicechainset = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceChainSet",
-    .list_kind = "ServiceChainSetList",
-    .plural = "servicechainsets",
-    .singular = "servicechainset",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceChainSet", "servicechainsets", "servicechainset"),
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(F("spec", &chain_set_spec), F("status", &status_set)),
 };
 
 static const struct schema_kind kind_servicechain = {
-    .group = GROUP,
-    .version = "v1alpha1",
-    .kind = "ServiceChain",
-    .list_kind = "ServiceChainList",
-    .plural = "servicechains",
-    .singular = "servicechain",
+    SVC_V1ALPHA1,
+    KIND_NAMES("ServiceChain", "servicechains", "servicechain"),
     .namespaced = true,
     .has_status = true,
-    .columns = age_column,
+    .columns = schema_columns_age,
     .root = KIND_ROOT(F("spec", &chain_spec), F("status", &status_empty)),
 };
 
-const struct schema_kind *const schema_kinds_svc[] = {
-    &kind_dpuservice,
-    &kind_dpudeployment,
-    &kind_dpuservicetemplate,
-    &kind_dpuserviceconfiguration,
-    &kind_dpuservicecredentialrequest,
-    &kind_dpuserviceinterface,
-    &kind_dpuservicechain,
-    &kind_dpuserviceipam,
-    &kind_serviceinterfaceset,
-    &kind_serviceinterface,
-    &kind_servicechainset,
-    &kind_servicechain,
-    NULL,
-};
+SCHEMA_GROUP_1(schema_group_svc, GROUP, "v1alpha1", &kind_dpuservice,
+               &kind_dpudeployment, &kind_dpuservicetemplate,
+               &kind_dpuserviceconfiguration, &kind_dpuservicecredentialrequest,
+               &kind_dpuserviceinterface, &kind_dpuservicechain,
+               &kind_dpuserviceipam, &kind_serviceinterfaceset,
+               &kind_serviceinterface, &kind_servicechainset,
+               &kind_servicechain);

@@ -1,13 +1,14 @@
 /* schema-node: the field-tree declarations behind api/schema.h.
  *
  * Private to api/: the kinds-*.c files declare every kind with the N_*
- * macros below (static, file-scope compound literals) and schema.c walks
- * the trees to validate, default, prune and export. See docs/dev/schema.md
+ * macros below (static, file-scope compound literals) and list it in a
+ * group; the engine (api/schema-*.c) walks the trees to validate, default,
+ * prune and export. See docs/dev/schema.md
  * for how to declare a kind.
  *
  * Nodes are const; the two pieces of state computed once at start-up (a
  * compiled pattern, a parsed default) live in small mutable side structs
- * the node points to, filled by schema_init() under pthread_once. */
+ * the node points to, filled once when the registry is built. */
 #ifndef DPF_API_SCHEMA_NODE_H
 #define DPF_API_SCHEMA_NODE_H
 
@@ -159,7 +160,7 @@ struct schema_node {
                      __VA_ARGS__,                              \
                      {0}})
 
-/* --- shared sub-schemas (api/kinds-core.c) --- */
+/* --- shared sub-schemas (api/kinds-shared.c) --- */
 extern const struct schema_node schema_string;         /* a plain string */
 extern const struct schema_node schema_string_list;    /* []string */
 extern const struct schema_node schema_string_map;     /* map[string]string */
@@ -171,20 +172,57 @@ extern const struct schema_node schema_taint;          /* core Taint */
 extern const struct schema_node schema_quantity;       /* resource.Quantity */
 extern const struct schema_node schema_resource_list;  /* ResourceList */
 
-/* The kinds of each file, NULL-terminated. */
-extern const struct schema_kind *const schema_kinds_provisioning[];
-extern const struct schema_kind *const schema_kinds_svc[];
-extern const struct schema_kind *const schema_kinds_operator[];
-extern const struct schema_kind *const schema_kinds_core[];
+extern const struct schema_node schema_pod_spec; /* core PodSpec (loose) */
 
-/* Delete rules of the provisioning kinds (api/kinds-provisioning.c):
- * 0, or -EPERM with err filled (403 Forbidden). */
-int schema_provisioning_validate_delete(const struct schema_kind *k,
-                                        const json_t *obj,
-                                        const struct schema_reader *reader,
-                                        struct dpf_error *err);
+/* Printer columns: one that shows a JSONPath (name, type, path), the
+ * ones kubectl and DPF's CRDs repeat, and the end of a list. */
+#define COLUMN(name, type, path)              \
+    {                                         \
+        (name), (type), (path), NULL, 0, NULL \
+    }
+#define COLUMN_AGE COLUMN("Age", "date", ".metadata.creationTimestamp")
+#define COLUMN_READY \
+    COLUMN("Ready", "string", ".status.conditions[?(@.type=='Ready')].status")
+#define COLUMN_READY_REASON \
+    COLUMN("Phase", "string", ".status.conditions[?(@.type=='Ready')].reason")
+#define COLUMNS_END COLUMN(NULL, NULL, NULL)
+/* Age alone; Ready, Phase (the Ready condition's reason) and Age. */
+extern const struct schema_column schema_columns_age[];
+extern const struct schema_column schema_columns_ready_reason_age[];
 
-/* --- helpers for kind rules (api/schema.c) --- */
+/* Core kinds declared outside kinds-core.c (api/kinds-core-data.c). */
+extern const struct schema_kind schema_kind_secret;
+extern const struct schema_kind schema_kind_configmap;
+
+/* The groups of each kinds file, and the list of all built-in groups in
+ * registry order (api/kinds.c); the engine knows them only through it. */
+extern const struct schema_group schema_group_provisioning;
+extern const struct schema_group schema_group_svc;
+extern const struct schema_group schema_group_operator;
+extern const struct schema_group schema_group_core;
+extern const struct schema_group schema_group_coordination;
+extern const struct schema_group schema_group_apps;
+extern const struct schema_group schema_group_ipam;
+extern const struct schema_group *const schema_builtin_groups[];
+
+/* A kind's names: Kind, its list kind (Kind + "List"), plural, singular. */
+#define KIND_NAMES(k, plural_, singular_)                    \
+    .kind = (k), .list_kind = k "List", .plural = (plural_), \
+    .singular = (singular_)
+
+/* A group with one version: defines `var` listing the kinds (pointers). */
+#define SCHEMA_GROUP_1(var, name_, version_, ...)                         \
+    const struct schema_group var = {                                     \
+        .name = (name_),                                                  \
+        .preferred_version = (version_),                                  \
+        .versions =                                                       \
+            (const struct schema_group_version[]){                        \
+                {(version_),                                              \
+                 (const struct schema_kind *const[]){__VA_ARGS__, NULL}}, \
+                {NULL, NULL}},                                            \
+    }
+
+/* --- helpers for kind rules (api/schema-*.c) --- */
 /* Render v for an error message the way Kubernetes does: strings quoted,
  * numbers and booleans bare, objects "object", arrays "array". */
 void schema_value_str(const json_t *v, char *buf, size_t size);

@@ -1,10 +1,13 @@
 /* schema: every resource kind the platform serves, declared once.
  *
- * Each kind has one declaration (api/kinds-*.c) from which everything else
- * is derived: validation (types, required, enums, patterns, bounds,
- * immutability and DPF's webhook rules), defaulting, unknown-field pruning,
- * printer columns, and the OpenAPI v3 schema / CustomResourceDefinition
- * export. The API server, dpfctl and the controllers use only this header.
+ * Each kind has one declaration (api/kinds-*.c), listed in its group in
+ * the group registry (api/kinds.c), from which everything else is
+ * derived: validation (types, required, enums, patterns, bounds,
+ * immutability and the kind's own rules), defaulting, unknown-field
+ * pruning, delete rules, printer columns, and the OpenAPI v3 schema /
+ * CustomResourceDefinition export. The engine behind this header knows no
+ * group: a kind's hooks and flags say what is special about it. The API
+ * server, dpfctl and the controllers use only this header.
  *
  * Objects are jansson json_t trees of the full object (apiVersion, kind,
  * metadata, spec, status). Functions that modify an object do so in place.
@@ -35,6 +38,16 @@ struct schema_column {
 
 struct schema_node; /* the field tree; private to api/ */
 
+/* Read access to other objects for rules that span objects (a DPUFlavor
+ * may not be deleted while a DPUSet uses it). list() calls cb for every
+ * object of group/plural in namespace ns (NULL = all namespaces). */
+struct schema_reader {
+    int (*list)(void *arg, const char *group, const char *plural,
+                const char *ns, int (*cb)(void *cbarg, const json_t *obj),
+                void *cbarg);
+    void *arg;
+};
+
 /* A kind. All strings are static. */
 struct schema_kind {
     const char *group;              /* "" for the core group */
@@ -59,6 +72,31 @@ struct schema_kind {
     /* Code for HTTP status of validation failure: 422 normally; DPF's IPAM
      * webhook answers 400 (BadRequest) and we keep that. 0 = 422. */
     int invalid_code;
+    /* Rules on delete (DPF's delete webhooks, Kubernetes' admission
+     * plugins). reader may be NULL (then rules that must look at other
+     * objects let the delete pass). 0, or -EPERM with err filled (403). */
+    int (*validate_delete)(const json_t *obj,
+                           const struct schema_reader *reader,
+                           struct dpf_error *err);
+    /* Kubernetes' own kind, served by the API server itself and never as
+     * a CustomResourceDefinition (core, apps, *.k8s.io). */
+    bool builtin;
+    /* Names are DNS-1123 labels (63 characters, no dots) rather than
+     * subdomains, as for a Namespace. */
+    bool name_is_label;
+};
+
+/* One served version of a group and its kinds (NULL-terminated). */
+struct schema_group_version {
+    const char *version;                    /* "v1alpha1"; NULL ends */
+    const struct schema_kind *const *kinds; /* all of this group/version */
+};
+
+/* An API group: what discovery lists and lookups search. All static. */
+struct schema_group {
+    const char *name;                            /* "" = the core group */
+    const char *preferred_version;               /* one of versions */
+    const struct schema_group_version *versions; /* version == NULL ends */
 };
 
 /* The kind as the kube layer's plain resource data (a compound literal,
@@ -67,17 +105,18 @@ struct schema_kind {
     (&(const struct kube_gvr){(k)->group, (k)->version, (k)->plural, \
                               (k)->namespaced})
 
-/* Read access to other objects for rules that span objects (a DPUFlavor
- * may not be deleted while a DPUSet uses it). list() calls cb for every
- * object of group/plural in namespace ns (NULL = all namespaces). */
-struct schema_reader {
-    int (*list)(void *arg, const char *group, const char *plural,
-                const char *ns, int (*cb)(void *cbarg, const json_t *obj),
-                void *cbarg);
-    void *arg;
-};
-
 /* --- registry --- */
+/* All groups, in a stable order (the built-in groups of api/kinds.c, then
+ * registered ones); *n receives the count. Discovery lists exactly these. */
+const struct schema_group *const *schema_groups(size_t *n);
+/* Add a group (and its kinds) to the registry. Only before the first call
+ * of any other schema function, from one thread (start-up, tests); g and
+ * everything it points to must outlive the process. 0, -EBUSY after the
+ * registry was built, -EEXIST for a group already there, -ENOSPC past the
+ * limit of registered groups. */
+int schema_register_group(const struct schema_group *g);
+/* The group a kind belongs to. */
+const struct schema_group *schema_kind_group(const struct schema_kind *k);
 /* All kinds, in a stable order; *n receives the count. */
 const struct schema_kind *const *schema_kinds(size_t *n);
 /* By group ("" = core), version and plural resource name. */
@@ -114,9 +153,10 @@ void schema_default(const struct schema_kind *k, json_t *obj);
  * problem. Returns 0 or -EINVAL. */
 int schema_validate(const struct schema_kind *k, const json_t *obj,
                     const json_t *old, struct dpf_error *err);
-/* Rules on delete (DPF's delete webhooks). 0, or -EPERM with err filled
- * as an admission denial: code 403, reason "Forbidden", message naming
- * the object that still references this one. */
+/* Rules on delete: the kind's validate_delete hook (DPF's delete webhooks,
+ * Kubernetes' protected namespaces). 0, or -EPERM with err filled as an
+ * admission denial: code 403, reason "Forbidden", a message naming what
+ * forbids it (the object that still references this one). */
 int schema_validate_delete(const struct schema_kind *k, const json_t *obj,
                            const struct schema_reader *reader,
                            struct dpf_error *err);
@@ -128,8 +168,7 @@ int schema_validate_name(const struct schema_kind *k, const char *name,
 /* OpenAPI v3 schema object of the whole kind (structural). New ref. */
 json_t *schema_openapi_v3(const struct schema_kind *k);
 /* A complete apiextensions.k8s.io/v1 CustomResourceDefinition for a kind
- * of a non-core group (NULL for Kubernetes' own kinds: the core group,
- * apps and *.k8s.io). New ref. */
+ * (NULL for a built-in kind, which Kubernetes serves itself). New ref. */
 json_t *schema_crd(const struct schema_kind *k);
 
 /* --- tables --- */

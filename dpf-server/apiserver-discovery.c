@@ -46,7 +46,8 @@ as_version_json(void)
                      "gcc", "platform", "linux/amd64");
 }
 
-/* Distinct group/version pairs, in registry order. */
+/* The registry's group/version pairs, in its order, each group's preferred
+ * version first (as_api_group takes the first as preferred). */
 struct as_gv {
     const char *group;
     const char *version;
@@ -56,20 +57,17 @@ static size_t
 as_group_versions(struct as_gv *out, size_t max)
 {
     size_t n, m = 0;
-    const struct schema_kind *const *kinds = schema_kinds(&n);
+    const struct schema_group *const *groups = schema_groups(&n);
     for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < m; j++) {
-            if (!strcmp(out[j].group, kinds[i]->group) &&
-                !strcmp(out[j].version, kinds[i]->version)) {
-                seen = true;
-                break;
-            }
+        const struct schema_group *g = groups[i];
+        if (m < max) {
+            out[m++] = (struct as_gv){g->name, g->preferred_version};
         }
-        if (!seen && m < max) {
-            out[m].group = kinds[i]->group;
-            out[m].version = kinds[i]->version;
-            m++;
+        for (const struct schema_group_version *v = g->versions;
+             v->version && m < max; v++) {
+            if (strcmp(v->version, g->preferred_version) != 0) {
+                out[m++] = (struct as_gv){g->name, v->version};
+            }
         }
     }
     return m;

@@ -1867,20 +1867,6 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
                 break;
             }
         }
-        if (as_is_namespace_kind(k)) {
-            for (size_t i = 0; i < ARRAY_SIZE(as_default_namespaces) - 1; i++) {
-                if (!strcmp(name, as_default_namespaces[i])) {
-                    as_error_set(ae, 403, "Forbidden",
-                                 "namespaces \"%s\" is forbidden: this "
-                                 "namespace may not be deleted",
-                                 name);
-                    as_error_details(ae, name, "", "namespaces");
-                    json_decref(obj);
-                    r = -EPERM;
-                    goto done;
-                }
-            }
-        }
         const char *pol = opts->propagation;
         const char *add = NULL;
         if (pol && !strcmp(pol, "Foreground")) {
@@ -2011,7 +1997,6 @@ as_delete_object(struct apiserver *as, const struct schema_kind *k,
         r = 0;
         break;
     }
-done:
     if (r == -EAGAIN) {
         as_error_stale(ae, k, name);
         r = -ESTALE;

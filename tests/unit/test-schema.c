@@ -131,6 +131,41 @@ test_registry(void **state)
     assert_null(schema_find_resource("svc.dpu.nvidia.com", "v1", "dpus"));
     assert_null(schema_find_kind("v1", "DPU"));
     assert_null(schema_find_name(""));
+
+    /* the group registry lists every kind exactly once, under its group */
+    size_t ng, listed = 0;
+    const struct schema_group *const *groups = schema_groups(&ng);
+    assert_int_equal(ng, 7);
+    for (size_t i = 0; i < ng; i++) {
+        const struct schema_group *g = groups[i];
+        bool preferred_served = false;
+        for (const struct schema_group_version *v = g->versions; v->version;
+             v++) {
+            preferred_served |= !strcmp(v->version, g->preferred_version);
+            for (const struct schema_kind *const *kk = v->kinds; *kk; kk++) {
+                assert_string_equal((*kk)->group, g->name);
+                assert_string_equal((*kk)->version, v->version);
+                assert_ptr_equal(schema_kind_group(*kk), g);
+                listed++;
+            }
+        }
+        assert_true(preferred_served);
+    }
+    assert_int_equal(listed, n);
+    /* the registry is built: no group can join any more */
+    const struct schema_group late = {
+        .name = "late.example.org",
+        .preferred_version = "v1",
+        .versions = (const struct schema_group_version[]){{NULL, NULL}},
+    };
+    assert_int_equal(schema_register_group(&late), -EBUSY);
+    /* flags: Kubernetes' kinds are built in, the platform's are CRDs */
+    assert_true(schema_find_name("leases")->builtin);
+    assert_true(schema_find_name("deployments")->builtin);
+    assert_false(schema_find_name("ippools")->builtin);
+    assert_false(k->builtin);
+    assert_true(schema_find_name("namespaces")->name_is_label);
+    assert_false(schema_find_name("pods")->name_is_label);
     const char *need[] = {
         "BFB",
         "DPUFlavor",
@@ -1263,6 +1298,37 @@ test_delete_rules(void **state)
     assert_int_equal(schema_validate_delete(kind("bfb"), bfb, &reader, &err),
                      0);
     json_decref(bfb);
+
+    /* without a reader, rules that need other objects let it pass */
+    fl = load(FLAVOR("{}"));
+    assert_int_equal(schema_validate_delete(kind("dpuflavor"), fl, NULL, &err),
+                     0);
+    json_decref(fl);
+
+    /* Kubernetes' protected namespaces: the Namespace kind's own hook,
+     * 403 with kube-apiserver's message; it needs no reader */
+    const char *kept[] = {"default", "kube-system", "kube-public"};
+    for (size_t i = 0; i < ARRAY_SIZE(kept); i++) {
+        json_t *ns = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind",
+                               "Namespace", "metadata", "name", kept[i]);
+        assert_int_equal(
+            schema_validate_delete(kind("namespaces"), ns, NULL, &err), -EPERM);
+        assert_int_equal(err.code, 403);
+        assert_string_equal(err.reason, "Forbidden");
+        char want[128];
+        snprintf(want, sizeof want,
+                 "namespaces \"%s\" is forbidden: this namespace may not be "
+                 "deleted",
+                 kept[i]);
+        assert_string_equal(err.message, want);
+        json_decref(ns);
+    }
+    json_t *ns = load("{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
+                      "\"metadata\":{\"name\":\"kube-systems\"}}");
+    assert_int_equal(schema_validate_delete(kind("namespaces"), ns, NULL, &err),
+                     0);
+    assert_int_equal(err.code, 0);
+    json_decref(ns);
 
     /* kinds without delete rules never list */
     int calls = fs.calls;

@@ -1,0 +1,64 @@
+/* schema-engine: what the engine's files (api/schema-*.c) share and no
+ * one else uses: the registry's per-kind data, the field-path walker and
+ * the error and name helpers behind validation.
+ *
+ * The engine knows no API group and no kind: everything that is true of
+ * one kind is in its declaration (struct schema_kind, its hooks and
+ * flags) and the groups come from the registry (schema-registry.c). */
+#ifndef DPF_API_SCHEMA_ENGINE_H
+#define DPF_API_SCHEMA_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api/schema-node.h"
+#include "api/schema.h"
+#include "lib/base/error.h"
+
+/* --- registry (schema-registry.c) --- */
+/* Per-kind strings computed once when the registry is built. */
+struct kind_rt {
+    const struct schema_kind *k;  /* the declaration */
+    const struct schema_group *g; /* its group */
+    char api_version[96];         /* "group/version" or "v1" */
+    char qualified[128];          /* "Kind.group" or "Kind" (core) */
+};
+/* Build the registry once (compiles patterns, parses defaults). */
+void schema_ensure_init(void);
+/* The runtime record of a registered kind, or NULL. */
+const struct kind_rt *schema_kind_rt(const struct schema_kind *k);
+
+/* --- errors (schema-errors.c) --- */
+/* "object", "array", "string", ... as Kubernetes names a JSON type. */
+const char *schema_json_type_name(const json_t *v);
+/* Fill err's code (invalid_code or 422), reason and message
+ * `<Kind.group> "<name>" is invalid: <causes>` from its causes. */
+void schema_finish_invalid(const struct schema_kind *k, const json_t *obj,
+                           struct dpf_error *err, int invalid_code);
+
+/* --- names (schema-names.c) --- */
+/* Check a name (or, with prefix, a generateName prefix) as a DNS-1123
+ * label or subdomain; adds an Invalid cause at path. 0 or -EINVAL. */
+int schema_check_name(bool label, const char *name, bool prefix,
+                      const char *path, struct dpf_error *err);
+
+/* --- the field path of a walk (schema-validate.c) --- */
+/* The field path being visited, in a fixed buffer. */
+struct walk {
+    struct dpf_error *err;         /* causes go here */
+    char path[512];                /* "spec.switches[0].ports" */
+    size_t len;                    /* strlen(path) */
+    enum schema_unknown_mode mode; /* prune: what to do with unknowns */
+    json_t *unknown;               /* prune: paths of unknown fields */
+};
+/* Push ".key", "[idx]" or "[key]"; each returns the length to pop to. */
+size_t schema_path_push_key(struct walk *w, const char *key);
+size_t schema_path_push_index(struct walk *w, size_t idx);
+size_t schema_path_push_mapkey(struct walk *w, const char *key);
+void schema_path_pop(struct walk *w, size_t saved);
+/* A node type as an OpenAPI type word ("string", "integer", ... "object"
+ * for maps, "integer or string"). */
+const char *schema_type_word(enum schema_type t);
+
+#endif

@@ -1075,18 +1075,20 @@ test_header_deadline(void **state)
         }
         free(raw_read(slow, 200, &closed));
     }
-    free(raw_read(slow, 5000, &closed));
+    /* The lower bound is the point (not before the deadline); the upper
+     * one only says "closed at all", with room for a loaded machine. */
+    free(raw_read(slow, 20000, &closed));
     assert_true(closed);
     int64_t ms = time_mono_ms() - t0;
-    assert_true(ms >= 900 && ms < 5000);
-    free(raw_read(idle, 5000, &closed));
+    assert_true(ms >= 900 && ms < 20000);
+    free(raw_read(idle, 20000, &closed));
     assert_true(closed);
     close(idle);
     close(slow);
     /* The counter is bumped by the server thread after the close the test
-     * saw: wait for it (up to 2 s) rather than read it at once. */
+     * saw: wait for it (up to 10 s) rather than read it at once. */
     struct http_server_stats st;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 1000; i++) {
         http_server_get_stats(fx.srv, &st);
         if (st.deadline_expired >= 2) {
             break;

@@ -1,0 +1,305 @@
+/* apiserver-update: the guaranteed update, the one read-modify-write
+ * path of the API server (the contract is in apiserver-private.h).
+ *
+ * Why a compare-and-swap loop and not a lock: the new object is computed
+ * (patches applied, schema pruned, defaulted and validated, owners looked
+ * up by the garbage collector) outside the store's write lock, so
+ * writers to other objects never wait for it; the store only compares
+ * the revision read with the current one when it commits
+ * (store_update(), store_delete() with expected_rv). Every lost race
+ * means another write of the object committed, so the retries always
+ * make progress as a whole. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpf-server/apiserver-private.h"
+#include "lib/base/log.h"
+
+LOG_MODULE(apiserver);
+
+/* ------------------------------------------------------------------ */
+/* the store side */
+
+struct as_cas {
+    int64_t expect_rv;
+    const char *val;
+    size_t len;
+};
+
+static int
+as_cas_mutate(void *arg, const char *old, size_t old_len, int64_t old_rv,
+              char **out, size_t *out_len)
+{
+    struct as_cas *c = arg;
+    if (old_rv != c->expect_rv) {
+        return -ESTALE;
+    }
+    *out = xstrndup(c->val, c->len);
+    *out_len = c->len;
+    return 0;
+}
+
+/* Store text as the new value of key if it still has revision rv. */
+static int
+as_store_cas(struct apiserver *as, const char *key, int64_t rv,
+             const char *text, size_t len, int64_t *new_rv, struct dpf_error *e)
+{
+    struct as_cas c = {rv, text, len};
+    return store_update(as->store, key, as_cas_mutate, &c, new_rv, e);
+}
+
+/* An object being deleted whose last finalizer is gone and whose grace
+ * period is over. */
+static bool
+as_deletion_complete(const json_t *obj)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    if (!json_object_get(md, "deletionTimestamp")) {
+        return false;
+    }
+    if (json_array_size(json_object_get(md, "finalizers")) ||
+        json_array_size(
+            json_object_get(json_object_get(obj, "spec"), "finalizers"))) {
+        return false;
+    }
+    json_int_t grace =
+        json_integer_value(json_object_get(md, "deletionGracePeriodSeconds"));
+    return grace <= 0;
+}
+
+/* Remove an object whose deletion is complete, right after the write that
+ * completed it (revision rv). A writer that got in between has run this
+ * same step after its own write, so a lost race is left alone. */
+static void
+as_finish_deletion(struct apiserver *as, const char *key, int64_t rv)
+{
+    int64_t drv;
+    int r = store_delete(as->store, key, rv, &drv, NULL);
+    if (r < 0 && r != -ENOENT && r != -ESTALE) {
+        log_warn_rl("finishing deletion failed", "key=%s err=%d", key, r);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* one attempt */
+
+/* The caller's preconditions (DeleteOptions) against the current object:
+ * 409 naming both values. */
+static int
+as_check_preconditions(const struct schema_kind *k, const char *name,
+                       const struct as_update_opts *o, const json_t *cur,
+                       struct as_error *ae)
+{
+    const char *uid = as_md_str(cur, "uid");
+    const char *rv = as_md_str(cur, "resourceVersion");
+    char msg[256];
+    if (o->uid && *o->uid && uid && strcmp(o->uid, uid) != 0) {
+        snprintf(msg, sizeof(msg),
+                 "Precondition failed: UID in precondition: %s, UID in "
+                 "object meta: %s",
+                 o->uid, uid);
+        as_error_conflict(ae, k, name, msg);
+        return -ESTALE;
+    }
+    if (o->rv && *o->rv && rv && strcmp(o->rv, rv) != 0) {
+        snprintf(msg, sizeof(msg),
+                 "Precondition failed: ResourceVersion in precondition: "
+                 "%s, ResourceVersion in object meta: %s",
+                 o->rv, rv);
+        as_error_conflict(ae, k, name, msg);
+        return -ESTALE;
+    }
+    return 0;
+}
+
+/* What one attempt works on. */
+struct as_attempt {
+    struct apiserver *as;
+    const struct schema_kind *k;
+    const char *name;
+    const char *key;
+    const struct as_update_opts *o;
+    struct store_kv kv; /* the object as read */
+    json_t *cur;        /* the same, parsed, with resourceVersion */
+};
+
+/* AS_REMOVE: delete the revision read. */
+static int
+as_attempt_remove(struct as_attempt *t, struct as_update_result *res,
+                  struct as_error *ae)
+{
+    if (!t->o->dry_run) {
+        struct dpf_error e = {0};
+        int64_t drv;
+        int r = store_delete(t->as->store, t->key, t->kv.rv, &drv, &e);
+        if (r == -ESTALE) {
+            return -EAGAIN;
+        }
+        if (r < 0) {
+            as_error_store(ae, t->k, t->name, r, &e);
+            return r;
+        }
+    }
+    res->text = as_inject_rv(t->kv.value, t->kv.len, t->kv.rv, &res->len);
+    return 0;
+}
+
+/* AS_WRITE, AS_MARK: the common steps, then compare-and-swap. Consumes
+ * newobj. */
+static int
+as_attempt_write(struct as_attempt *t, json_t *newobj, bool mark,
+                 struct as_update_result *res, struct as_error *ae)
+{
+    const struct as_update_opts *o = t->o;
+    const char *nrv = as_md_str(newobj, "resourceVersion");
+    bool pinned = nrv && *nrv;
+    if (pinned && strcmp(nrv, as_md_str(t->cur, "resourceVersion")) != 0) {
+        json_decref(newobj);
+        as_error_stale(ae, t->k, t->name);
+        return -ESTALE;
+    }
+    json_decref(res->warnings);
+    res->warnings = NULL;
+    int r = as_prepare_update(t->k, t->cur, newobj, o->part, mark, o->unknown,
+                              &res->warnings, ae);
+    if (r < 0) {
+        json_decref(newobj);
+        return r;
+    }
+    json_object_del(as_md(t->cur), "resourceVersion");
+    if (json_equal(newobj, t->cur)) {
+        /* Nothing changed: no write, the resourceVersion stays. */
+        json_decref(newobj);
+        res->text = as_inject_rv(t->kv.value, t->kv.len, t->kv.rv, &res->len);
+        return 0;
+    }
+    size_t len;
+    char *text = as_dump_store(newobj, &len);
+    bool finish = !mark && as_deletion_complete(newobj);
+    json_decref(newobj);
+    size_t max = t->as->cfg.max_body;
+    if (len > max) {
+        free(text);
+        as_error_set(ae, 413, "RequestEntityTooLarge",
+                     "Request entity too large: object is %zu bytes, "
+                     "limit is %zu",
+                     len, max);
+        return -E2BIG;
+    }
+    if (o->dry_run) {
+        res->text = as_inject_rv(text, len, t->kv.rv, &res->len);
+        free(text);
+        return 0;
+    }
+    struct dpf_error e = {0};
+    int64_t new_rv = 0;
+    r = as_store_cas(t->as, t->key, t->kv.rv, text, len, &new_rv, &e);
+    if (r == -ESTALE) {
+        free(text);
+        if (pinned) {
+            as_error_stale(ae, t->k, t->name);
+            return -ESTALE;
+        }
+        return -EAGAIN;
+    }
+    if (r < 0) {
+        free(text);
+        as_error_store(ae, t->k, t->name, r, &e);
+        return r;
+    }
+    res->text = as_inject_rv(text, len, new_rv, &res->len);
+    free(text);
+    if (finish) {
+        as_finish_deletion(t->as, t->key, new_rv);
+    }
+    return 0;
+}
+
+/* 0 done, -EAGAIN lost a race (try again), other: error with ae. */
+static int
+as_attempt_run(struct as_attempt *t, as_mutate_fn fn, void *arg,
+               struct as_update_result *res, struct as_error *ae)
+{
+    struct dpf_error e = {0};
+    int r = store_get(t->as->store, t->key, &t->kv, &e);
+    if (r < 0) {
+        as_error_store(ae, t->k, t->name, r, &e);
+        return r;
+    }
+    t->cur = as_load_object(t->kv.value, t->kv.len, t->kv.rv);
+    if (!t->cur) {
+        as_error_set(ae, 500, "InternalError", "stored object %s is corrupt",
+                     t->key);
+        return -EIO;
+    }
+    r = as_check_preconditions(t->k, t->name, t->o, t->cur, ae);
+    if (r < 0) {
+        return r;
+    }
+    json_t *newobj = NULL;
+    r = fn(arg, t->cur, &newobj, ae);
+    if (r < 0) {
+        json_decref(newobj);
+        return r;
+    }
+    res->verdict = (enum as_verdict) r;
+    switch (r) {
+    case AS_WRITE:
+    case AS_MARK:
+        if (!newobj) {
+            as_error_set(ae, 500, "InternalError",
+                         "update of %s produced no object", t->key);
+            return -EIO;
+        }
+        return as_attempt_write(t, newobj, r == AS_MARK, res, ae);
+    case AS_REMOVE:
+        json_decref(newobj);
+        return as_attempt_remove(t, res, ae);
+    default:
+        json_decref(newobj);
+        res->verdict = AS_UNCHANGED;
+        res->text = as_inject_rv(t->kv.value, t->kv.len, t->kv.rv, &res->len);
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the loop */
+
+int
+as_guaranteed_update(struct apiserver *as, const struct schema_kind *k,
+                     const char *ns, const char *name,
+                     const struct as_update_opts *opts, as_mutate_fn fn,
+                     void *arg, struct as_update_result *res,
+                     struct as_error *ae)
+{
+    memset(res, 0, sizeof(*res));
+    char *key = as_key(k, ns, name);
+    int r = -EAGAIN;
+    for (int attempt = 0; attempt < AS_UPDATE_ATTEMPTS && r == -EAGAIN;
+         attempt++) {
+        struct as_attempt t = {as, k, name, key, opts, {0}, NULL};
+        r = as_attempt_run(&t, fn, arg, res, ae);
+        json_decref(t.cur);
+        store_kv_free(&t.kv);
+    }
+    if (r == -EAGAIN) {
+        as_error_stale(ae, k, name);
+        r = -ESTALE;
+    }
+    if (r < 0) {
+        as_update_result_free(res);
+    }
+    free(key);
+    return r;
+}
+
+void
+as_update_result_free(struct as_update_result *res)
+{
+    free(res->text);
+    json_decref(res->warnings);
+    memset(res, 0, sizeof(*res));
+}

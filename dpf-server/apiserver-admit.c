@@ -21,7 +21,6 @@
 /* ------------------------------------------------------------------ */
 /* server metadata */
 
-
 static void
 as_random_uid(char *buf, size_t size)
 {
@@ -353,7 +352,6 @@ as_admit_create(const struct schema_kind *k, const char *ns, const char *body,
     *out = obj;
     return 0;
 }
-
 
 /* ------------------------------------------------------------------ */
 /* the common steps of an update */

@@ -143,8 +143,8 @@ void as_error_stale(struct as_error *ae, const struct schema_kind *k,
                     const char *name);
 /* Take over an error filled by a library (schema, selector, patch, store),
  * its text made valid UTF-8; an empty code or reason gets the default. */
-void as_error_from(struct as_error *ae, const struct dpf_error *e,
-                   int def_code, const char *def_reason);
+void as_error_from(struct as_error *ae, const struct dpf_error *e, int def_code,
+                   const char *def_reason);
 /* A failed store call on one object: -ENOENT is NotFound for it, anything
  * else an InternalError carrying the store's message. */
 void as_error_store(struct as_error *ae, const struct schema_kind *k,
@@ -373,8 +373,8 @@ const char *const *as_field_selector_paths(const struct schema_kind *k);
  * resourceVersion. 0 or -errno with ae filled (409 AlreadyExists, 413,
  * 422 without a name). */
 int as_store_create(struct apiserver *as, const struct schema_kind *k,
-                    json_t *obj, bool dry_run, char **out_text,
-                    size_t *out_len, struct as_error *ae);
+                    json_t *obj, bool dry_run, char **out_text, size_t *out_len,
+                    struct as_error *ae);
 void as_handle_create(struct apiserver *as, struct http_request *req,
                       const struct schema_kind *k, const char *ns,
                       const struct as_format *fmt);

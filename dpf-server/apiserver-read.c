@@ -259,7 +259,6 @@ as_continue_decode(const char *tok, const char *prefix, char **key,
     return 0;
 }
 
-
 /* ------------------------------------------------------------------ */
 /* get and list */
 

@@ -242,4 +242,3 @@ as_add_warnings(struct http_request *req, const json_t *warnings)
         }
     }
 }
-

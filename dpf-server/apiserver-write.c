@@ -364,7 +364,6 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
     return 0;
 }
 
-
 /* Answer an update or patch. */
 static void
 as_respond_update(struct http_request *req, int r, const struct as_format *fmt,
@@ -410,9 +409,9 @@ as_handle_update(struct apiserver *as, struct http_request *req,
         .dry_run = dry,
     };
     struct as_update_result res;
-    int r = as_guaranteed_update(as, k, ns, name, &o,
-                                 finalize ? as_produce_finalize : as_produce_put,
-                                 obj, &res, &ae);
+    int r = as_guaranteed_update(
+        as, k, ns, name, &o, finalize ? as_produce_finalize : as_produce_put,
+        obj, &res, &ae);
     json_decref(obj);
     as_respond_update(req, r, fmt, &res, &ae);
 }
@@ -443,8 +442,8 @@ as_apply_create(struct apiserver *as, struct http_request *req,
         json_object_set_new(patch, "metadata",
                             json_pack("{s:s}", "name", name));
     }
-    if (as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings,
-                          &ae) < 0 ||
+    if (as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings, &ae) <
+            0 ||
         as_check_namespace(as, k, ns, name, &ae) < 0 ||
         as_store_create(as, k, patch, dry, &text, &len, &ae) < 0) {
         goto fail;

@@ -258,8 +258,7 @@ test_status_round_trip(void **state)
                         "Failure");
     assert_string_equal(json_string_value(json_object_get(det, "group")),
                         "provisioning.dpu.nvidia.com");
-    assert_string_equal(json_string_value(json_object_get(det, "kind")),
-                        "BFB");
+    assert_string_equal(json_string_value(json_object_get(det, "kind")), "BFB");
     assert_int_equal(
         json_integer_value(json_object_get(det, "retryAfterSeconds")), 3);
     json_decref(st);

@@ -440,12 +440,7 @@ as_prepare_update(const struct schema_kind *k, const json_t *old,
     const char *nuid = json_string_value(json_object_get(md, "uid"));
     const char *ouid = as_md_str(old, "uid");
     if (nuid && *nuid && ouid && strcmp(nuid, ouid) != 0) {
-        char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "Precondition failed: UID in precondition: %s, UID in "
-                 "object meta: %s",
-                 nuid, ouid);
-        as_error_conflict(ae, k, name, msg);
+        as_error_precondition(ae, k, name, "UID", nuid, ouid);
         return -ESTALE;
     }
     if (part == AS_PART_STATUS) {

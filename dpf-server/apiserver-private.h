@@ -135,6 +135,11 @@ void as_error_details(struct as_error *ae, const char *name, const char *group,
 /* NotFound for resource k / name. */
 void as_error_not_found(struct as_error *ae, const struct schema_kind *k,
                         const char *name);
+/* 409 for a failed precondition: what ("UID", "ResourceVersion") was
+ * want in the request and is have in the stored object. */
+void as_error_precondition(struct as_error *ae, const struct schema_kind *k,
+                           const char *name, const char *what, const char *want,
+                           const char *have);
 /* Conflict on k / name: "Operation cannot be fulfilled on ...: what". */
 void as_error_conflict(struct as_error *ae, const struct schema_kind *k,
                        const char *name, const char *what);
@@ -188,8 +193,9 @@ json_t *as_load_object(const char *json, size_t len, int64_t rv);
  * parsing the rest (new ref; labels absent when the object has none). */
 json_t *as_load_labels(const char *json, size_t len);
 /* Serialise for the store: drops metadata.resourceVersion (from obj
- * too), compact. New string, length in *len. */
-char *as_dump_store(json_t *obj, size_t *len);
+ * too), compact. New string, length in *len; NULL with ae filled (413)
+ * when the text is longer than max. */
+char *as_dump_store(json_t *obj, size_t max, size_t *len, struct as_error *ae);
 /* obj's metadata object (borrowed) or NULL. */
 json_t *as_md(const json_t *obj);
 /* A string field of obj's metadata (borrowed) or NULL. */

@@ -69,6 +69,18 @@ as_error_conflict(struct as_error *ae, const struct schema_kind *k,
 }
 
 void
+as_error_precondition(struct as_error *ae, const struct schema_kind *k,
+                      const char *name, const char *what, const char *want,
+                      const char *have)
+{
+    char *msg = xasprintf("Precondition failed: %s in precondition: %s, %s "
+                          "in object meta: %s",
+                          what, want, what, have);
+    as_error_conflict(ae, k, name, msg);
+    free(msg);
+}
+
+void
 as_error_stale(struct as_error *ae, const struct schema_kind *k,
                const char *name)
 {
@@ -226,19 +238,14 @@ as_warning_value(const char *path)
 void
 as_add_warnings(struct http_request *req, const json_t *warnings)
 {
-    size_t i;
-    json_t *w;
-    json_array_foreach(warnings, i, w)
-    {
-        const char *path = json_string_value(w);
-        if (!path) {
-            continue;
-        }
-        char *hdr = as_warning_value(path);
-        http_response_header(req, "Warning", hdr);
-        free(hdr);
-        if (i >= 20) {
-            break;
+    /* The first 21 fields only: a body with thousands of unknown fields
+     * must not make the response headers grow without bound. */
+    for (size_t i = 0; i < json_array_size(warnings) && i <= 20; i++) {
+        const char *path = json_string_value(json_array_get(warnings, i));
+        if (path) {
+            char *hdr = as_warning_value(path);
+            http_response_header(req, "Warning", hdr);
+            free(hdr);
         }
     }
 }

@@ -255,7 +255,7 @@ as_md_str(const json_t *obj, const char *field)
 }
 
 char *
-as_dump_store(json_t *obj, size_t *len)
+as_dump_store(json_t *obj, size_t max, size_t *len, struct as_error *ae)
 {
     json_t *md = as_md(obj);
     if (md) {
@@ -263,6 +263,14 @@ as_dump_store(json_t *obj, size_t *len)
     }
     char *text = json_dumps(obj, JSON_COMPACT);
     *len = strlen(text);
+    if (*len > max) {
+        as_error_set(ae, 413, "RequestEntityTooLarge",
+                     "Request entity too large: object is %zu bytes, "
+                     "limit is %zu",
+                     *len, max);
+        free(text);
+        return NULL;
+    }
     return text;
 }
 

@@ -92,24 +92,15 @@ as_check_preconditions(const struct schema_kind *k, const char *name,
                        const struct as_update_opts *o, const json_t *cur,
                        struct as_error *ae)
 {
-    const char *uid = as_md_str(cur, "uid");
-    const char *rv = as_md_str(cur, "resourceVersion");
-    char msg[256];
-    if (o->uid && *o->uid && uid && strcmp(o->uid, uid) != 0) {
-        snprintf(msg, sizeof(msg),
-                 "Precondition failed: UID in precondition: %s, UID in "
-                 "object meta: %s",
-                 o->uid, uid);
-        as_error_conflict(ae, k, name, msg);
-        return -ESTALE;
-    }
-    if (o->rv && *o->rv && rv && strcmp(o->rv, rv) != 0) {
-        snprintf(msg, sizeof(msg),
-                 "Precondition failed: ResourceVersion in precondition: "
-                 "%s, ResourceVersion in object meta: %s",
-                 o->rv, rv);
-        as_error_conflict(ae, k, name, msg);
-        return -ESTALE;
+    const char *want[] = {o->uid, o->rv};
+    const char *field[] = {"uid", "resourceVersion"};
+    const char *what[] = {"UID", "ResourceVersion"};
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        const char *have = as_md_str(cur, field[i]);
+        if (want[i] && *want[i] && have && strcmp(want[i], have) != 0) {
+            as_error_precondition(ae, k, name, what[i], want[i], have);
+            return -ESTALE;
+        }
     }
     return 0;
 }
@@ -176,16 +167,10 @@ as_attempt_write(struct as_attempt *t, json_t *newobj, bool mark,
         return 0;
     }
     size_t len;
-    char *text = as_dump_store(newobj, &len);
+    char *text = as_dump_store(newobj, t->as->cfg.max_body, &len, ae);
     bool finish = !mark && as_deletion_complete(newobj);
     json_decref(newobj);
-    size_t max = t->as->cfg.max_body;
-    if (len > max) {
-        free(text);
-        as_error_set(ae, 413, "RequestEntityTooLarge",
-                     "Request entity too large: object is %zu bytes, "
-                     "limit is %zu",
-                     len, max);
+    if (!text) {
         return -E2BIG;
     }
     if (o->dry_run) {

@@ -41,14 +41,8 @@ as_store_create(struct apiserver *as, const struct schema_kind *k, json_t *obj,
             return -EINVAL;
         }
         size_t len;
-        char *text = as_dump_store(obj, &len);
-        size_t max = as->cfg.max_body;
-        if (len > max) {
-            free(text);
-            as_error_set(ae, 413, "RequestEntityTooLarge",
-                         "Request entity too large: object is %zu bytes, "
-                         "limit is %zu",
-                         len, max);
+        char *text = as_dump_store(obj, as->cfg.max_body, &len, ae);
+        if (!text) {
             return -E2BIG;
         }
         if (dry_run) {

@@ -6,18 +6,17 @@
  * references belong to the caller.
  *
  * Files, one job each:
- *   apiserver.c           creation, the store hook, request text checks,
- *                         routing to the verbs
- *   apiserver-response.c  errors (as_error -> Status through
- *                         lib/kube/kube-status), JSON/YAML responses, the
- *                         Warning header
+ *   apiserver.c           request text checks, errors (as_error ->
+ *                         Status through lib/kube/kube-status), JSON/YAML
+ *                         responses, the Warning header, routing to the
+ *                         verbs; creation and the store hook
  *   apiserver-storage.c   store keys, stored text and its resourceVersion,
  *                         the namespace cache, the schema reader
  *   apiserver-admit.c     body decoding and admission: type checks, prune,
- *                         default, validate; the steps of a create and the
- *                         common steps of every update
+ *                         default, validate, the steps of a create
  *   apiserver-update.c    the guaranteed update: the one read-modify-write
- *                         path of the store
+ *                         path of the store and the common steps of every
+ *                         update
  *   apiserver-read.c      get, list, selectors, continue tokens
  *   apiserver-write.c     create, update (PUT), patch (every patch type)
  *   apiserver-delete.c    delete and deletecollection: DeleteOptions,
@@ -124,7 +123,6 @@ bool as_query_bool(struct http_request *req, const char *name);
  * other value. */
 bool as_dry_run(struct http_request *req, struct as_error *ae, bool *bad);
 
-/* --- apiserver-response.c --- */
 /* Fill an error without details; the message is cut on a character
  * boundary. */
 void as_error_set(struct as_error *ae, int code, const char *reason,
@@ -243,20 +241,15 @@ int as_admit_create(const struct schema_kind *k, const char *ns,
                     const char *body, size_t len, const char *content_type,
                     const char *field_validation, json_t **out,
                     json_t **warnings, struct as_error *ae);
-/* The common steps of a write (see the guaranteed update below): turn
- * newobj, the mutated object, into the object to store, given old (as
- * stored, with its resourceVersion): apiVersion/kind, name, namespace and
- * uid must match (400, 409); the part of the object the write may change;
- * server-owned metadata from old (with mark, the deletion fields come
- * from newobj); no new finalizer on an object being deleted (422); prune
- * (warnings appended to *warnings when not NULL), default and validate
- * with old for immutability (not with mark); generation + 1 when anything
- * but metadata and status changed or deletion starts. 0 or -errno with
- * ae filled. */
-int as_prepare_update(const struct schema_kind *k, const json_t *old,
-                      json_t *newobj, enum as_part part, bool mark,
-                      enum schema_unknown_mode mode, json_t **warnings,
-                      struct as_error *ae);
+/* Prune unknown fields of obj as mode says (warnings appended to
+ * *warnings when not NULL; Strict: 400). */
+int as_prune(const struct schema_kind *k, json_t *obj,
+             enum schema_unknown_mode mode, json_t **warnings,
+             struct as_error *ae);
+/* Validate obj (old: the stored object for immutability rules, or NULL):
+ * 422 Invalid (or the kind's code) naming the kind and the fields. */
+int as_validate(const struct schema_kind *k, const json_t *obj,
+                const json_t *old, struct as_error *ae);
 /* A new random name suffix of n (<= 16) characters of Kubernetes'
  * generateName alphabet into buf (n + 1 bytes). */
 void as_random_suffix(char *buf, size_t n);

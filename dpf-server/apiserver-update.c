@@ -83,6 +83,175 @@ as_finish_deletion(struct apiserver *as, const char *key, int64_t rv)
 }
 
 /* ------------------------------------------------------------------ */
+/* the common steps of an update */
+
+/* Everything but metadata and status, for the generation rule. */
+static bool
+as_content_equal(const json_t *a, const json_t *b)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *) a, key, v)
+    {
+        if (!strcmp(key, "metadata") || !strcmp(key, "status")) {
+            continue;
+        }
+        if (!json_equal(v, json_object_get(b, key))) {
+            return false;
+        }
+    }
+    json_object_foreach((json_t *) b, key, v)
+    {
+        if (!strcmp(key, "metadata") || !strcmp(key, "status")) {
+            continue;
+        }
+        if (!json_object_get(a, key)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The common steps of a write: turn newobj, the mutated object, into the
+ * object to store, given old (as stored, with its resourceVersion):
+ * apiVersion/kind, name, namespace and uid must match (400, 409); the
+ * part of the object the write may change; server-owned metadata from
+ * old (with mark, the deletion fields come from newobj); no new finalizer
+ * on an object being deleted (422); prune, default and validate with old
+ * for immutability (not with mark); generation + 1 when anything but
+ * metadata and status changed or deletion starts. */
+static int
+as_prepare_update(const struct schema_kind *k, const json_t *old,
+                  json_t *newobj, enum as_part part, bool mark,
+                  enum schema_unknown_mode mode, json_t **warnings,
+                  struct as_error *ae)
+{
+    json_t *md_old = json_object_get(old, "metadata");
+    const char *name = as_md_str(old, "name");
+    if (as_check_type(k, newobj, ae) < 0) {
+        return -EINVAL;
+    }
+    json_t *md = as_md(newobj);
+    if (!md) {
+        md = json_object();
+        json_object_set_new(newobj, "metadata", md);
+    }
+    const char *nname = json_string_value(json_object_get(md, "name"));
+    if (nname && *nname && strcmp(nname, name) != 0) {
+        as_error_set(ae, 400, "BadRequest",
+                     "the name of the object (%s) does not match the name on "
+                     "the URL (%s)",
+                     nname, name);
+        return -EINVAL;
+    }
+    const char *nns = json_string_value(json_object_get(md, "namespace"));
+    const char *ons = as_md_str(old, "namespace");
+    if (k->namespaced && nns && *nns && ons && strcmp(nns, ons) != 0) {
+        as_error_set(ae, 400, "BadRequest",
+                     "the namespace of the provided object does not match "
+                     "the namespace sent on the request");
+        return -EINVAL;
+    }
+    const char *nuid = json_string_value(json_object_get(md, "uid"));
+    const char *ouid = as_md_str(old, "uid");
+    if (nuid && *nuid && ouid && strcmp(nuid, ouid) != 0) {
+        as_error_precondition(ae, k, name, "UID", nuid, ouid);
+        return -ESTALE;
+    }
+    if (part == AS_PART_STATUS) {
+        /* Only status changes: start from old, take the new status. */
+        json_t *st = json_object_get(newobj, "status");
+        json_t *copy = json_deep_copy(old);
+        if (st) {
+            json_object_set(copy, "status", st);
+        } else {
+            json_object_del(copy, "status");
+        }
+        json_object_clear(newobj);
+        json_object_update(newobj, copy);
+        json_decref(copy);
+        md = as_md(newobj);
+    } else if (part == AS_PART_MAIN && k->has_status) {
+        json_t *st = json_object_get(old, "status");
+        if (st) {
+            json_object_set(newobj, "status", st);
+        } else {
+            json_object_del(newobj, "status");
+        }
+    }
+    /* Server-owned metadata comes from the stored object; only the delete
+     * path (mark) sets the deletion fields. */
+    json_object_set_new(md, "name", json_string(name));
+    if (k->namespaced && ons) {
+        json_object_set_new(md, "namespace", json_string(ons));
+    } else {
+        json_object_del(md, "namespace");
+    }
+    static const char *const keep[] = {
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(keep) - (mark ? 2 : 0); i++) {
+        json_t *v = json_object_get(md_old, keep[i]);
+        if (v) {
+            json_object_set(md, keep[i], v);
+        } else {
+            json_object_del(md, keep[i]);
+        }
+    }
+    json_object_del(md, "managedFields");
+    json_object_del(md, "selfLink");
+    json_object_del(md, "resourceVersion");
+    if (json_object_get(md_old, "deletionTimestamp")) {
+        json_t *of = json_object_get(md_old, "finalizers");
+        json_t *nf = json_object_get(md, "finalizers");
+        size_t i;
+        json_t *f;
+        json_array_foreach(nf, i, f)
+        {
+            const char *s = json_string_value(f);
+            if (s && !as_str_in_array(of, s)) {
+                as_error_set(ae, 422, "Invalid",
+                             "%s \"%s\" is invalid: metadata.finalizers: "
+                             "Forbidden: no new finalizers can be added if "
+                             "the object is being deleted, found new "
+                             "finalizers [\"%s\"]",
+                             k->kind, name, s);
+                dpf_error_add_cause(&ae->e, DPF_CAUSE_FORBIDDEN,
+                                    "metadata.finalizers",
+                                    "no new finalizers can be added if the "
+                                    "object is being deleted");
+                as_error_details(ae, name, k->group, k->kind);
+                return -EINVAL;
+            }
+        }
+    }
+    /* The old object as stored, for immutability rules. */
+    json_t *old_plain = json_deep_copy(old);
+    json_object_del(json_object_get(old_plain, "metadata"), "resourceVersion");
+    int r = 0;
+    if (!mark) {
+        r = as_prune(k, newobj, mode, warnings, ae);
+        if (r == 0) {
+            schema_default(k, newobj);
+            r = as_validate(k, newobj, old_plain, ae);
+        }
+    }
+    bool starts_deletion = !json_object_get(md_old, "deletionTimestamp") &&
+                           json_object_get(md, "deletionTimestamp");
+    if (r == 0 && (starts_deletion || !as_content_equal(newobj, old_plain))) {
+        json_int_t g =
+            json_integer_value(json_object_get(md_old, "generation"));
+        json_object_set_new(md, "generation", json_integer(g + 1));
+    }
+    json_decref(old_plain);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
 /* one attempt */
 
 /* The caller's preconditions (DeleteOptions) against the current object:

@@ -272,6 +272,24 @@ test_status_round_trip(void **state)
     assert_string_equal(back.causes[0].field, "spec.url");
     assert_string_equal(back.causes[0].message, "Required value");
     free(text);
+    /* a message longer than dpf_error holds is cut between characters
+     * on the client side too */
+    json_t *longst = kube_status_build(&ae.e, NULL);
+    struct dbuf m;
+    dbuf_init(&m);
+    dbuf_puts(&m, "xy"); /* so the cut at 1023 bytes splits a character */
+    for (int i = 0; i < 700; i++) {
+        dbuf_puts(&m, "\xc3\xa9");
+    }
+    json_object_set_new(longst, "message", json_string(m.data));
+    dbuf_free(&m);
+    char *ltext = json_dumps(longst, JSON_COMPACT);
+    json_decref(longst);
+    assert_int_equal(kube_status_to_error(422, ltext, strlen(ltext), &back),
+                     -EINVAL);
+    free(ltext);
+    assert_true(strlen(back.message) > 1000);
+    assert_true(utf8_valid(back.message, strlen(back.message)));
     /* no code, no reason: a 500 InternalError, never an empty field */
     struct dpf_error bare = {0};
     text = kube_status_dump(&bare, NULL, &len);

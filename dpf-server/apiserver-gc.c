@@ -15,8 +15,12 @@
  *  - finishes graceful pod deletions whose grace period ran out (so a pod
  *    whose node agent is gone is not stuck forever).
  * The index is only a hint: every decision re-reads the owners from the
- * store, so a stale index costs a lookup, never a wrong deletion. On start
- * one background scan of the store rebuilds the index. */
+ * store, so a stale index costs a lookup, never a wrong deletion. Every
+ * edit is a guaranteed update (apiserver-update.c) whose callback decides
+ * from the object as it is at that moment, so a client's concurrent
+ * write is never lost and an owner reference it adds is seen before the
+ * dependent is deleted. On start one background scan of the store
+ * rebuilds the index. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,26 +109,10 @@ as_gc_load(struct apiserver *as, const char *key)
     return obj;
 }
 
-static const char *
-as_gc_md_str(const json_t *obj, const char *f)
-{
-    return json_string_value(
-        json_object_get(json_object_get(obj, "metadata"), f));
-}
-
 static bool
 as_gc_has_finalizer(const json_t *obj, const char *f)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(
-        json_object_get(json_object_get(obj, "metadata"), "finalizers"), i, v)
-    {
-        if (json_string_value(v) && !strcmp(json_string_value(v), f)) {
-            return true;
-        }
-    }
-    return false;
+    return as_str_in_array(json_object_get(as_md(obj), "finalizers"), f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -225,11 +213,11 @@ as_owner_state(struct apiserver *as, const json_t *ref, const char *dep_ns)
     if (!owner) {
         return AS_OWNER_GONE;
     }
-    const char *ouid = as_gc_md_str(owner, "uid");
+    const char *ouid = as_md_str(owner, "uid");
     enum as_owner_state st = AS_OWNER_ALIVE;
     if (uid && ouid && strcmp(uid, ouid) != 0) {
         st = AS_OWNER_GONE;
-    } else if (as_gc_md_str(owner, "deletionTimestamp") &&
+    } else if (as_md_str(owner, "deletionTimestamp") &&
                as_gc_has_finalizer(owner, "foregroundDeletion")) {
         st = AS_OWNER_FOREGROUND;
     }
@@ -237,14 +225,38 @@ as_owner_state(struct apiserver *as, const json_t *ref, const char *dep_ns)
     return st;
 }
 
-struct as_drop_refs {
-    json_t *uids; /* owner uids to drop */
-};
+/* ------------------------------------------------------------------ */
+/* edits, each one guaranteed update */
 
+/* Run fn on kp's object through the guaranteed update; the verdict, or
+ * a negative errno (-ENOENT: the object is gone). */
 static int
-as_edit_drop_refs(void *arg, json_t *obj)
+as_gc_update(struct apiserver *as, const struct as_keyparts *kp,
+             as_mutate_fn fn, void *arg)
 {
-    struct as_drop_refs *d = arg;
+    struct as_update_opts o = {.part = AS_PART_ALL};
+    struct as_update_result res;
+    struct as_error ae = {0};
+    int r = as_guaranteed_update(as, kp->k, kp->k->namespaced ? kp->ns : NULL,
+                                 kp->name, &o, fn, arg, &res, &ae);
+    if (r < 0) {
+        if (r != -ENOENT) {
+            log_warn_rl("garbage collector edit failed", "name=%s err=%s",
+                        kp->name, ae.e.message);
+        }
+        return r;
+    }
+    r = (int) res.verdict;
+    as_update_result_free(&res);
+    return r;
+}
+
+/* Remove the owner references naming one of uids from a copy of cur;
+ * AS_UNCHANGED when none does. */
+static int
+as_drop_refs(const json_t *cur, const json_t *uids, json_t **out)
+{
+    json_t *obj = json_deep_copy(cur);
     json_t *md = json_object_get(obj, "metadata");
     json_t *refs = json_object_get(md, "ownerReferences");
     bool changed = false;
@@ -253,7 +265,7 @@ as_edit_drop_refs(void *arg, json_t *obj)
             json_string_value(json_object_get(json_array_get(refs, i), "uid"));
         size_t j;
         json_t *u;
-        json_array_foreach(d->uids, j, u)
+        json_array_foreach(uids, j, u)
         {
             if (uid && !strcmp(uid, json_string_value(u))) {
                 json_array_remove(refs, i);
@@ -262,35 +274,49 @@ as_edit_drop_refs(void *arg, json_t *obj)
             }
         }
     }
-    if (changed && json_array_size(refs) == 0) {
+    if (!changed) {
+        json_decref(obj);
+        return AS_UNCHANGED;
+    }
+    if (json_array_size(refs) == 0) {
         json_object_del(md, "ownerReferences");
     }
-    return changed ? 1 : 0;
+    json_object_del(md, "resourceVersion");
+    *out = obj;
+    return AS_WRITE;
 }
 
-/* Delete key if all its owners are gone; drop dangling references when
- * only some are. Returns 1 if it deleted. */
 static int
-as_check_dependent(struct as_gc *gc, const char *key)
+as_mutate_drop_refs(void *arg, const json_t *cur, json_t **out,
+                    struct as_error *ae)
 {
-    struct apiserver *as = gc->as;
-    struct as_keyparts kp;
-    if (as_key_parse(key, &kp) < 0) {
-        return 0;
-    }
-    json_t *obj = as_gc_load(as, key);
-    if (!obj) {
-        return 0;
-    }
+    return as_drop_refs(cur, arg, out);
+}
+
+struct as_dependent {
+    struct apiserver *as;
+    const struct schema_kind *k;
+    const char *ns; /* the dependent's namespace ("" cluster-scoped) */
+};
+
+/* A dependent, decided from the object as it is now (so an owner
+ * reference a client added in the meantime is seen): delete it
+ * (background) when all its owners are gone, or gone and being deleted in
+ * the foreground; drop the dangling references when only some are. */
+static int
+as_mutate_dependent(void *arg, const json_t *cur, json_t **out,
+                    struct as_error *ae)
+{
+    struct as_dependent *d = arg;
     json_t *refs =
-        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+        json_object_get(json_object_get(cur, "metadata"), "ownerReferences");
     size_t n = json_array_size(refs), gone = 0, fg = 0;
     json_t *dangling = json_array();
     size_t i;
     json_t *r;
     json_array_foreach(refs, i, r)
     {
-        enum as_owner_state st = as_owner_state(as, r, kp.ns);
+        enum as_owner_state st = as_owner_state(d->as, r, d->ns);
         if (st == AS_OWNER_GONE) {
             gone++;
             json_array_append(dangling, json_object_get(r, "uid"));
@@ -298,54 +324,100 @@ as_check_dependent(struct as_gc *gc, const char *key)
             fg++;
         }
     }
-    int deleted = 0;
-    bool deleting = as_gc_md_str(obj, "deletionTimestamp") != NULL;
-    const char *ns = kp.k->namespaced ? kp.ns : NULL;
+    int v = AS_UNCHANGED;
+    bool deleting = as_md_str(cur, "deletionTimestamp") != NULL;
     if (n && (gone == n || (fg && gone + fg == n)) && !deleting) {
         struct as_delete_opts o = {.propagation = "Background",
-                                   .grace_seconds = -1,
-                                   .uid = as_gc_md_str(obj, "uid")};
-        struct as_error ae = {0};
-        if (as_delete_object(as, kp.k, ns, kp.name, &o, NULL, &ae) == 0) {
-            log_info("garbage collected", "key=%s", key);
-            deleted = 1;
-        }
+                                   .grace_seconds = -1};
+        v = as_delete_decide(d->as, d->k, &o, cur, out, ae);
     } else if (gone && gone < n) {
-        struct as_drop_refs d = {dangling};
-        struct as_error ae = {0};
-        as_edit_object(as, kp.k, ns, kp.name, as_edit_drop_refs, &d, &ae);
+        v = as_drop_refs(cur, dangling, out);
     }
     json_decref(dangling);
-    json_decref(obj);
-    return deleted;
+    return v;
+}
+
+/* Delete key if all its owners are gone; drop dangling references when
+ * only some are. */
+static void
+as_check_dependent(struct as_gc *gc, const char *key)
+{
+    struct as_keyparts kp;
+    if (as_key_parse(key, &kp) < 0) {
+        return;
+    }
+    struct as_dependent d = {gc->as, kp.k, kp.ns};
+    int v = as_gc_update(gc->as, &kp, as_mutate_dependent, &d);
+    if (v == AS_MARK || v == AS_REMOVE) {
+        log_info("garbage collected", "key=%s", key);
+    }
 }
 
 static int
-as_edit_remove_finalizer(void *arg, json_t *obj)
+as_mutate_remove_finalizer(void *arg, const json_t *cur, json_t **out,
+                           struct as_error *ae)
 {
     const char *f = arg;
     json_t *fin =
-        json_object_get(json_object_get(obj, "metadata"), "finalizers");
+        json_object_get(json_object_get(cur, "metadata"), "finalizers");
     for (size_t i = 0; i < json_array_size(fin); i++) {
         const char *s = json_string_value(json_array_get(fin, i));
         if (s && !strcmp(s, f)) {
-            json_array_remove(fin, i);
-            return 1;
+            json_t *obj = json_deep_copy(cur);
+            json_t *md = json_object_get(obj, "metadata");
+            json_array_remove(json_object_get(md, "finalizers"), i);
+            json_object_del(md, "resourceVersion");
+            *out = obj;
+            return AS_WRITE;
         }
     }
-    return 0;
+    return AS_UNCHANGED;
 }
 
+/* A terminating namespace whose content is gone: drop its spec
+ * finalizers (the write that empties them removes it), or remove it when
+ * they were empty already. */
 static int
-as_edit_remove_ns_finalizer(void *arg, json_t *obj)
+as_mutate_finalize_ns(void *arg, const json_t *cur, json_t **out,
+                      struct as_error *ae)
 {
-    json_t *spec = json_object_get(obj, "spec");
-    json_t *fin = json_object_get(spec, "finalizers");
-    if (!json_array_size(fin)) {
-        return 0;
+    if (!as_md_str(cur, "deletionTimestamp")) {
+        return AS_UNCHANGED;
     }
-    json_object_set_new(spec, "finalizers", json_array());
-    return 1;
+    json_t *fin = json_object_get(json_object_get(cur, "spec"), "finalizers");
+    if (!json_array_size(fin)) {
+        return as_finalizer_count(cur) ? AS_UNCHANGED : AS_REMOVE;
+    }
+    json_t *obj = json_deep_copy(cur);
+    json_object_set_new(json_object_get(obj, "spec"), "finalizers",
+                        json_array());
+    json_object_del(json_object_get(obj, "metadata"), "resourceVersion");
+    *out = obj;
+    return AS_WRITE;
+}
+
+/* A graceful deletion (pods) whose grace period ran out and that has no
+ * finalizer left: remove it. *waiting: the period is not over yet. */
+static int
+as_mutate_expire(void *arg, const json_t *cur, json_t **out,
+                 struct as_error *ae)
+{
+    bool *waiting = arg;
+    json_t *md = json_object_get(cur, "metadata");
+    json_int_t grace =
+        json_integer_value(json_object_get(md, "deletionGracePeriodSeconds"));
+    const char *ts = as_md_str(cur, "deletionTimestamp");
+    if (!ts || grace <= 0 ||
+        json_array_size(json_object_get(md, "finalizers"))) {
+        return AS_UNCHANGED;
+    }
+    struct tm tm = {0};
+    if (strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) &&
+        (int64_t) timegm(&tm) * 1000000000LL <= time_wall_ns()) {
+        return AS_REMOVE;
+    }
+    *waiting = true;
+    return AS_UNCHANGED;
 }
 
 struct as_ns_ctx {
@@ -364,7 +436,7 @@ as_ns_delete_each(void *arg, const struct store_kv *kv)
         return 0;
     }
     json_t *obj = as_load_object(kv->value, kv->len, kv->rv);
-    bool deleting = obj && as_gc_md_str(obj, "deletionTimestamp");
+    bool deleting = obj && as_md_str(obj, "deletionTimestamp");
     json_decref(obj);
     if (deleting) {
         return 0;
@@ -386,13 +458,11 @@ as_pending_step(struct as_gc *gc, const char *key)
         return true;
     }
     json_t *obj = as_gc_load(as, key);
-    if (!obj || !as_gc_md_str(obj, "deletionTimestamp")) {
+    if (!obj || !as_md_str(obj, "deletionTimestamp")) {
         json_decref(obj);
         return true;
     }
-    const char *ns = kp.k->namespaced ? kp.ns : NULL;
-    const char *uid = as_gc_md_str(obj, "uid");
-    struct as_error ae = {0};
+    const char *uid = as_md_str(obj, "uid");
     bool finished = true;
     if (!kp.k->group[0] && !strcmp(kp.k->plural, "namespaces")) {
         size_t n;
@@ -410,8 +480,7 @@ as_pending_step(struct as_gc *gc, const char *key)
             remaining += c.remaining;
         }
         if (remaining == 0) {
-            as_edit_object(as, kp.k, NULL, kp.name, as_edit_remove_ns_finalizer,
-                           NULL, &ae);
+            as_gc_update(as, &kp, as_mutate_finalize_ns, NULL);
         } else {
             finished = false;
         }
@@ -433,8 +502,8 @@ as_pending_step(struct as_gc *gc, const char *key)
         }
         json_decref(deps);
         if (live == 0) {
-            as_edit_object(as, kp.k, ns, kp.name, as_edit_remove_finalizer,
-                           (void *) "foregroundDeletion", &ae);
+            as_gc_update(as, &kp, as_mutate_remove_finalizer,
+                         (void *) "foregroundDeletion");
         } else {
             finished = false;
         }
@@ -444,39 +513,22 @@ as_pending_step(struct as_gc *gc, const char *key)
         size_t i;
         json_t *d;
         json_t *uids = json_pack("[s]", uid ? uid : "");
-        struct as_drop_refs drop = {uids};
         json_array_foreach(deps, i, d)
         {
             struct as_keyparts dkp;
             if (as_key_parse(json_string_value(d), &dkp) == 0) {
-                struct as_error e2 = {0};
-                as_edit_object(as, dkp.k, dkp.k->namespaced ? dkp.ns : NULL,
-                               dkp.name, as_edit_drop_refs, &drop, &e2);
+                as_gc_update(as, &dkp, as_mutate_drop_refs, uids);
             }
         }
         json_decref(uids);
         json_decref(deps);
-        as_edit_object(as, kp.k, ns, kp.name, as_edit_remove_finalizer,
-                       (void *) "orphan", &ae);
+        as_gc_update(as, &kp, as_mutate_remove_finalizer, (void *) "orphan");
     } else {
         /* Graceful deletion (pods): finish once the grace period ran out
          * and no finalizer is left. */
-        json_t *md = json_object_get(obj, "metadata");
-        json_int_t grace = json_integer_value(
-            json_object_get(md, "deletionGracePeriodSeconds"));
-        if (grace > 0 && !json_array_size(json_object_get(md, "finalizers"))) {
-            struct tm tm = {0};
-            const char *ts = as_gc_md_str(obj, "deletionTimestamp");
-            if (ts && strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) &&
-                (int64_t) timegm(&tm) * 1000000000LL <= time_wall_ns()) {
-                int64_t drv;
-                const char *rvs = as_gc_md_str(obj, "resourceVersion");
-                store_delete(as->store, key, rvs ? strtoll(rvs, NULL, 10) : 0,
-                             &drv, NULL);
-            } else {
-                finished = false;
-            }
-        }
+        bool waiting = false;
+        as_gc_update(as, &kp, as_mutate_expire, &waiting);
+        finished = !waiting;
     }
     json_decref(obj);
     return finished;
@@ -488,7 +540,7 @@ as_pending_step(struct as_gc *gc, const char *key)
 static bool
 as_needs_pending(const char *key, const json_t *obj)
 {
-    if (!as_gc_md_str(obj, "deletionTimestamp")) {
+    if (!as_md_str(obj, "deletionTimestamp")) {
         return false;
     }
     if (str_has_prefix(key, "/core/namespaces/") ||
@@ -512,7 +564,7 @@ as_gc_event(struct as_gc *gc, enum store_event_type type, const char *key,
     if (type == STORE_EVENT_DELETED) {
         as_index_remove(gc, key);
         json_object_del(gc->pending, key);
-        const char *uid = as_gc_md_str(obj, "uid");
+        const char *uid = as_md_str(obj, "uid");
         json_t *deps =
             json_deep_copy(json_object_get(gc->dependents, uid ? uid : ""));
         size_t i;

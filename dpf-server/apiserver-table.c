@@ -241,7 +241,7 @@ as_cell(const char *type, const char *val, int64_t now_s)
     if (type && !strcmp(type, "date")) {
         int64_t t = as_parse_time(val);
         if (t < 0) {
-            return as_json_text(val);
+            return kube_status_string(val);
         }
         char buf[32];
         as_human_duration(now_s - t, buf, sizeof(buf));
@@ -250,12 +250,12 @@ as_cell(const char *type, const char *val, int64_t now_s)
     if (type && !strcmp(type, "integer")) {
         char *end;
         long long v = strtoll(val, &end, 10);
-        return *end ? as_json_text(val) : json_integer(v);
+        return *end ? kube_status_string(val) : json_integer(v);
     }
     if (type && !strcmp(type, "number")) {
         char *end;
         double v = strtod(val, &end);
-        return *end ? as_json_text(val) : json_real(v);
+        return *end ? kube_status_string(val) : json_real(v);
     }
     if (type && !strcmp(type, "boolean")) {
         if (!strcmp(val, "true")) {
@@ -267,7 +267,7 @@ as_cell(const char *type, const char *val, int64_t now_s)
     }
     /* Column values may be computed and cut by the kind's code: never let
      * one bad byte drop the cell (and shift every column after it). */
-    return as_json_text(val);
+    return kube_status_string(val);
 }
 
 json_t *
@@ -278,7 +278,7 @@ as_table_row(const struct schema_kind *k, const json_t *obj,
     json_t *md = json_object_get(obj, "metadata");
     json_t *cells = json_array();
     const char *name = json_string_value(json_object_get(md, "name"));
-    json_array_append_new(cells, as_json_text(name));
+    json_array_append_new(cells, kube_status_string(name));
     if (!as_has_age_column(k)) {
         json_array_append_new(
             cells,

@@ -253,15 +253,27 @@ as_append_bookmark(struct dbuf *b, const struct as_watch *ws, int64_t rv)
                 ws->k->kind, schema_api_version(ws->k), (long long) rv);
 }
 
+/* An ERROR event carrying a 410 Expired Status with message msg. */
+static void
+as_append_gone(struct dbuf *b, const char *msg)
+{
+    struct dpf_error e = {0};
+    dpf_error_set(&e, 410, "Expired", "%s", msg);
+    size_t len;
+    char *st = kube_status_dump(&e, NULL, &len);
+    dbuf_puts(b, "{\"type\":\"ERROR\",\"object\":");
+    dbuf_append(b, st, len);
+    dbuf_puts(b, "}\n");
+    free(st);
+}
+
 static void
 as_append_expired(struct dbuf *b, int64_t rv, int64_t cur)
 {
-    dbuf_printf(b,
-                "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
-                "\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
-                "\"Failure\",\"message\":\"too old resource version: %lld "
-                "(%lld)\",\"reason\":\"Expired\",\"code\":410}}\n",
-                (long long) rv, (long long) cur);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "too old resource version: %lld (%lld)",
+             (long long) rv, (long long) cur);
+    as_append_gone(b, msg);
 }
 
 /* Dispatcher: look at ws's backlog; a client that read something since
@@ -653,14 +665,13 @@ as_initial_each(void *arg, const struct store_kv *kv)
 static void
 as_append_initial_too_large(struct dbuf *b, size_t max)
 {
-    dbuf_printf(b,
-                "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
-                "\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
-                "\"Failure\",\"message\":\"the initial events of this watch "
-                "exceed its buffer of %zu bytes (--watch-buffer-bytes): list, "
-                "then watch from the list's resourceVersion\",\"reason\":"
-                "\"Expired\",\"code\":410}}\n",
-                max);
+    char msg[192];
+    snprintf(msg, sizeof(msg),
+             "the initial events of this watch exceed its buffer of %zu "
+             "bytes (--watch-buffer-bytes): list, then watch from the "
+             "list's resourceVersion",
+             max);
+    as_append_gone(b, msg);
 }
 
 void

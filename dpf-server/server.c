@@ -28,6 +28,7 @@
 #include "lib/net/pki.h"
 #include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/kube/kube-status.h"
 #include "lib/store/watch-cache.h"
 
 LOG_MODULE(server);
@@ -762,12 +763,11 @@ static void
 respond_status(struct http_request *req, int code, const char *reason,
                const char *message)
 {
-    char *body = xasprintf("{\"kind\":\"Status\",\"apiVersion\":\"v1\","
-                           "\"metadata\":{},\"status\":\"Failure\","
-                           "\"message\":\"%s\",\"reason\":\"%s\","
-                           "\"details\":{},\"code\":%d}\n",
-                           message, reason, code);
-    http_respond_take(req, code, "application/json", body, strlen(body));
+    struct dpf_error e = {0};
+    dpf_error_set(&e, code, reason, "%s", message);
+    size_t len;
+    char *body = kube_status_dump(&e, NULL, &len);
+    http_respond_take(req, code, "application/json", body, len);
 }
 
 /* The health endpoints are the process's own business: the gate answers

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,16 +237,81 @@ test_error_cut_on_character(void **state)
     }
 }
 
+/* One builder for both sides: the Status the server sends decodes, with
+ * the clients' decoder, into the error it was built from; a 409 with
+ * retryAfterSeconds and the empty-reason default keep Kubernetes' names. */
+static void
+test_status_round_trip(void **state)
+{
+    struct as_error ae = {0};
+    as_error_set(&ae, 422, "Invalid",
+                 "BFB.provisioning.dpu.nvidia.com \"b\" is invalid");
+    as_error_details(&ae, "b", "provisioning.dpu.nvidia.com", "BFB");
+    dpf_error_add_cause(&ae.e, DPF_CAUSE_REQUIRED, "spec.url", "%s",
+                        "Required value");
+    ae.d.retry_after_s = 3;
+    size_t len;
+    char *text = as_status_text(&ae, &len);
+    json_t *st = json_loads(text, 0, NULL);
+    json_t *det = json_object_get(st, "details");
+    assert_string_equal(json_string_value(json_object_get(st, "status")),
+                        "Failure");
+    assert_string_equal(json_string_value(json_object_get(det, "group")),
+                        "provisioning.dpu.nvidia.com");
+    assert_string_equal(json_string_value(json_object_get(det, "kind")), "BFB");
+    assert_int_equal(
+        json_integer_value(json_object_get(det, "retryAfterSeconds")), 3);
+    json_decref(st);
+    struct dpf_error back = {0};
+    assert_int_equal(kube_status_to_error(422, text, len, &back), -EINVAL);
+    assert_int_equal(back.code, 422);
+    assert_string_equal(back.reason, "Invalid");
+    assert_string_equal(back.message, ae.e.message);
+    assert_int_equal(back.n_causes, 1);
+    assert_string_equal(back.causes[0].type, DPF_CAUSE_REQUIRED);
+    assert_string_equal(back.causes[0].field, "spec.url");
+    assert_string_equal(back.causes[0].message, "Required value");
+    free(text);
+    /* a message longer than dpf_error holds is cut between characters
+     * on the client side too */
+    json_t *longst = kube_status_build(&ae.e, NULL);
+    struct dbuf m;
+    dbuf_init(&m);
+    dbuf_puts(&m, "xy"); /* so the cut at 1023 bytes splits a character */
+    for (int i = 0; i < 700; i++) {
+        dbuf_puts(&m, "\xc3\xa9");
+    }
+    json_object_set_new(longst, "message", json_string(m.data));
+    dbuf_free(&m);
+    char *ltext = json_dumps(longst, JSON_COMPACT);
+    json_decref(longst);
+    assert_int_equal(kube_status_to_error(422, ltext, strlen(ltext), &back),
+                     -EINVAL);
+    free(ltext);
+    assert_true(strlen(back.message) > 1000);
+    assert_true(utf8_valid(back.message, strlen(back.message)));
+    /* no code, no reason: a 500 InternalError, never an empty field */
+    struct dpf_error bare = {0};
+    text = kube_status_dump(&bare, NULL, &len);
+    st = json_loads(text, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(st, "code")), 500);
+    assert_string_equal(json_string_value(json_object_get(st, "reason")),
+                        "InternalError");
+    assert_null(json_object_get(st, "details"));
+    json_decref(st);
+    free(text);
+}
+
 static void
 test_json_text(void **state)
 {
-    json_t *j = as_json_text("plain \xc3\xa9");
+    json_t *j = kube_status_string("plain \xc3\xa9");
     assert_string_equal(json_string_value(j), "plain \xc3\xa9");
     json_decref(j);
-    j = as_json_text("x\xff");
+    j = kube_status_string("x\xff");
     assert_string_equal(json_string_value(j), "x\xef\xbf\xbd");
     json_decref(j);
-    j = as_json_text(NULL);
+    j = kube_status_string(NULL);
     assert_string_equal(json_string_value(j), "");
     json_decref(j);
 }
@@ -318,6 +384,7 @@ main(void)
         cmocka_unit_test(test_admit),
         cmocka_unit_test(test_status_bad_text),
         cmocka_unit_test(test_error_cut_on_character),
+        cmocka_unit_test(test_status_round_trip),
         cmocka_unit_test(test_json_text),
         cmocka_unit_test(test_warning_value),
         cmocka_unit_test(test_strict_long_multibyte_key),

@@ -1,0 +1,568 @@
+/* apiserver-write: the verbs that write: create (POST), update (PUT on
+ * the object, its /status, a namespace's /finalize) and patch (JSON merge,
+ * JSON Patch, strategic merge, server-side apply).
+ *
+ * Create admits the body (apiserver-admit.c) and inserts it; update and
+ * patch only say how the new object follows from the current one (the
+ * body, or the patch applied to it) and leave the read, the common steps,
+ * the compare-and-swap and the retries to the guaranteed update
+ * (apiserver-update.c). A patch is applied again to the newer object when
+ * it lost a race, unless it names a resourceVersion. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpf-server/apiserver-private.h"
+#include "lib/codecs/jsonpatch.h"
+#include "lib/codecs/yamljson.h"
+#include "lib/net/http-server.h"
+
+/* ------------------------------------------------------------------ */
+/* create */
+
+int
+as_store_create(struct apiserver *as, const struct schema_kind *k, json_t *obj,
+                bool dry_run, char **out_text, size_t *out_len,
+                struct as_error *ae)
+{
+    const char *gen = as_md_str(obj, "generateName");
+    for (int attempt = 0;; attempt++) {
+        const char *name = as_md_str(obj, "name");
+        const char *ns = as_md_str(obj, "namespace");
+        if (!name || !*name) {
+            as_error_set(ae, 422, "Invalid",
+                         "%s \"\" is invalid: metadata.name: Required value: "
+                         "name or generateName is required",
+                         k->kind);
+            dpf_error_add_cause(&ae->e, DPF_CAUSE_REQUIRED, "metadata.name",
+                                "name or generateName is required");
+            as_error_details(ae, "", k->group, k->kind);
+            return -EINVAL;
+        }
+        size_t len;
+        char *text = as_dump_store(obj, as->cfg.max_body, &len, ae);
+        if (!text) {
+            return -E2BIG;
+        }
+        if (dry_run) {
+            *out_text = text;
+            *out_len = len;
+            return 0;
+        }
+        char *key = as_key(k, ns, name);
+        int64_t rv = 0;
+        struct dpf_error e = {0};
+        int r = store_create(as->store, key, text, len, &rv, &e);
+        free(key);
+        if (r == -EEXIST && gen && *gen && attempt < 8) {
+            free(text);
+            char sfx[8];
+            as_random_suffix(sfx, 5);
+            json_object_set_new(as_md(obj), "name",
+                                json_sprintf("%s%s", gen, sfx));
+            continue;
+        }
+        if (r == -EEXIST) {
+            free(text);
+            char qr[256];
+            as_qualified_resource(k, qr, sizeof(qr));
+            as_error_set(ae, 409, "AlreadyExists", "%s \"%s\" already exists",
+                         qr, name);
+            as_error_details(ae, name, k->group, k->plural);
+            return r;
+        }
+        if (r < 0) {
+            free(text);
+            as_error_from(ae, &e, 500, "InternalError");
+            return r;
+        }
+        *out_text = as_inject_rv(text, len, rv, out_len);
+        free(text);
+        return 0;
+    }
+}
+
+void
+as_handle_create(struct apiserver *as, struct http_request *req,
+                 const struct schema_kind *k, const char *ns,
+                 const struct as_format *fmt)
+{
+    struct as_error ae = {0};
+    size_t blen;
+    const char *body = http_request_body(req, &blen);
+    bool bad;
+    bool dry = as_dry_run(req, &ae, &bad);
+    json_t *warnings = NULL;
+    json_t *obj = NULL;
+    char *text = NULL;
+    size_t len;
+    if (bad) {
+        goto fail;
+    }
+    if (as_admit_create(k, ns, body, blen,
+                        http_request_header(req, "Content-Type"),
+                        http_request_query(req, "fieldValidation"), &obj,
+                        &warnings, &ae) < 0) {
+        goto fail;
+    }
+    if (as_check_namespace(as, k, as_md_str(obj, "namespace"),
+                           as_md_str(obj, "name"), &ae) < 0) {
+        goto fail;
+    }
+    if (as_store_create(as, k, obj, dry, &text, &len, &ae) < 0) {
+        goto fail;
+    }
+    json_decref(obj);
+    as_add_warnings(req, warnings);
+    json_decref(warnings);
+    as_respond_text(req, 201, fmt, text, len);
+    return;
+fail:
+    json_decref(obj);
+    json_decref(warnings);
+    as_respond_error(req, &ae);
+}
+
+/* ------------------------------------------------------------------ */
+/* update */
+
+/* PUT: the body is the new object. */
+static int
+as_produce_put(void *arg, const json_t *cur, json_t **out, struct as_error *ae)
+{
+    *out = json_deep_copy(arg);
+    return 0;
+}
+
+/* PUT namespaces/<name>/finalize: only spec.finalizers changes. */
+static int
+as_produce_finalize(void *arg, const json_t *cur, json_t **out,
+                    struct as_error *ae)
+{
+    json_t *obj = json_deep_copy(cur);
+    json_t *spec = json_object_get(obj, "spec");
+    if (!json_is_object(spec)) {
+        spec = json_object();
+        json_object_set_new(obj, "spec", spec);
+    }
+    json_t *fin = json_object_get(json_object_get(arg, "spec"), "finalizers");
+    if (fin) {
+        json_object_set(spec, "finalizers", fin);
+    } else {
+        json_object_del(spec, "finalizers");
+    }
+    json_t *rv =
+        json_object_get(json_object_get(arg, "metadata"), "resourceVersion");
+    json_object_del(json_object_get(obj, "metadata"), "resourceVersion");
+    if (rv) {
+        json_object_set(json_object_get(obj, "metadata"), "resourceVersion",
+                        rv);
+    }
+    *out = obj;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* patch */
+
+enum as_patch_type {
+    AS_PATCH_MERGE,
+    AS_PATCH_JSON,
+    AS_PATCH_STRATEGIC,
+    AS_PATCH_APPLY,
+};
+
+struct as_patch {
+    enum as_patch_type type;
+    json_t *patch;
+};
+
+/* Strategic merge patch directives we understand only well enough to
+ * drop: merge semantics apply (see docs/dev/apiserver.md). */
+static void
+as_strip_smp_directives(json_t *p)
+{
+    if (json_is_object(p)) {
+        const char *key;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(p, tmp, key, v)
+        {
+            if (key[0] == '$') {
+                json_object_del(p, key);
+            } else {
+                as_strip_smp_directives(v);
+            }
+        }
+    } else if (json_is_array(p)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(p, i, v)
+        {
+            as_strip_smp_directives(v);
+        }
+    }
+}
+
+/* Strategic merge: lists of objects that all carry a "name" are merged by
+ * name (containers, env, volumes, ports with names), as Kubernetes' merge
+ * keys do for the common core fields; other lists are replaced. */
+static void as_smp_merge(json_t *target, const json_t *patch);
+
+static bool
+as_list_keyed_by_name(const json_t *arr)
+{
+    if (!json_is_array(arr) || json_array_size(arr) == 0) {
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_object(v) || !json_is_string(json_object_get(v, "name"))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void
+as_smp_merge_list(json_t *tarr, const json_t *parr)
+{
+    size_t i;
+    json_t *pv;
+    json_array_foreach(parr, i, pv)
+    {
+        const char *n = json_string_value(json_object_get(pv, "name"));
+        const char *op = json_string_value(json_object_get(pv, "$patch"));
+        size_t j;
+        json_t *tv;
+        bool found = false;
+        json_array_foreach(tarr, j, tv)
+        {
+            const char *tn = json_string_value(json_object_get(tv, "name"));
+            if (tn && !strcmp(tn, n)) {
+                found = true;
+                if (op && !strcmp(op, "delete")) {
+                    json_array_remove(tarr, j);
+                } else {
+                    as_smp_merge(tv, pv);
+                }
+                break;
+            }
+        }
+        if (!found && !(op && !strcmp(op, "delete"))) {
+            json_t *c = json_deep_copy(pv);
+            as_strip_smp_directives(c);
+            json_array_append_new(tarr, c);
+        }
+    }
+}
+
+static void
+as_smp_merge(json_t *target, const json_t *patch)
+{
+    const char *key;
+    json_t *pv;
+    json_object_foreach((json_t *) patch, key, pv)
+    {
+        if (key[0] == '$') {
+            continue;
+        }
+        json_t *tv = json_object_get(target, key);
+        if (json_is_null(pv)) {
+            json_object_del(target, key);
+        } else if (json_is_object(pv) && json_is_object(tv)) {
+            const char *op = json_string_value(json_object_get(pv, "$patch"));
+            if (op && !strcmp(op, "replace")) {
+                json_t *c = json_deep_copy(pv);
+                as_strip_smp_directives(c);
+                json_object_set_new(target, key, c);
+            } else if (op && !strcmp(op, "delete")) {
+                json_object_del(target, key);
+            } else {
+                as_smp_merge(tv, pv);
+            }
+        } else if (json_is_array(pv) && as_list_keyed_by_name(pv) &&
+                   as_list_keyed_by_name(tv)) {
+            as_smp_merge_list(tv, pv);
+        } else {
+            json_t *c = json_deep_copy(pv);
+            as_strip_smp_directives(c);
+            json_object_set_new(target, key, c);
+        }
+    }
+}
+
+static bool
+as_patch_sets_rv(const struct as_patch *p)
+{
+    if (p->type != AS_PATCH_JSON) {
+        return json_object_get(json_object_get(p->patch, "metadata"),
+                               "resourceVersion") != NULL;
+    }
+    size_t i;
+    json_t *op;
+    json_array_foreach(p->patch, i, op)
+    {
+        const char *path = json_string_value(json_object_get(op, "path"));
+        const char *name = json_string_value(json_object_get(op, "op"));
+        if (path && name && strcmp(name, "test") != 0 &&
+            !strcmp(path, "/metadata/resourceVersion")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+as_produce_patch(void *arg, const json_t *cur, json_t **out,
+                 struct as_error *ae)
+{
+    struct as_patch *p = arg;
+    json_t *obj = json_deep_copy(cur);
+    struct dpf_error e = {0};
+    int r = 0;
+    switch (p->type) {
+    case AS_PATCH_JSON:
+        r = jsonpatch_apply(obj, p->patch, &e);
+        break;
+    case AS_PATCH_STRATEGIC:
+        as_smp_merge(obj, p->patch);
+        break;
+    case AS_PATCH_MERGE:
+    case AS_PATCH_APPLY:
+        r = jsonpatch_merge(obj, p->patch, &e);
+        break;
+    }
+    if (r < 0) {
+        /* Kubernetes answers a patch that cannot be applied with 422. */
+        json_decref(obj);
+        as_error_from(ae, &e, 422, "Invalid");
+        ae->e.code = 422;
+        snprintf(ae->e.reason, sizeof(ae->e.reason), "Invalid");
+        return -EINVAL;
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        as_error_set(ae, 422, "Invalid", "the patch produced a non-object");
+        return -EINVAL;
+    }
+    /* Only a patch that names a resourceVersion makes it a precondition;
+     * otherwise a concurrent write means: re-apply to the newer object. */
+    if (!as_patch_sets_rv(p) && json_is_object(as_md(obj))) {
+        json_object_del(as_md(obj), "resourceVersion");
+    }
+    *out = obj;
+    return 0;
+}
+
+/* Answer an update or patch. */
+static void
+as_respond_update(struct http_request *req, int r, const struct as_format *fmt,
+                  struct as_update_result *res, const struct as_error *ae)
+{
+    if (r < 0) {
+        as_respond_error(req, ae);
+        return;
+    }
+    as_add_warnings(req, res->warnings);
+    as_respond_text(req, 200, fmt, res->text, res->len);
+    res->text = NULL;
+    as_update_result_free(res);
+}
+
+void
+as_handle_update(struct apiserver *as, struct http_request *req,
+                 const struct schema_kind *k, const char *ns, const char *name,
+                 const char *sub, const struct as_format *fmt)
+{
+    struct as_error ae = {0};
+    size_t blen;
+    const char *body = http_request_body(req, &blen);
+    const char *fv = http_request_query(req, "fieldValidation");
+    bool bad;
+    bool dry = as_dry_run(req, &ae, &bad);
+    json_t *obj = NULL;
+    if (bad || as_check_field_validation(fv, &ae) < 0) {
+        as_respond_error(req, &ae);
+        return;
+    }
+    enum schema_unknown_mode mode = as_unknown_mode(fv);
+    if (as_decode_body(body, blen, http_request_header(req, "Content-Type"),
+                       as->cfg.max_body, mode == SCHEMA_UNKNOWN_STRICT, &obj,
+                       &ae) < 0) {
+        as_respond_error(req, &ae);
+        return;
+    }
+    bool finalize = sub && !strcmp(sub, "finalize");
+    struct as_update_opts o = {
+        .part = sub && !finalize ? AS_PART_STATUS : AS_PART_MAIN,
+        .unknown = mode,
+        .dry_run = dry,
+    };
+    struct as_update_result res;
+    int r = as_guaranteed_update(
+        as, k, ns, name, &o, finalize ? as_produce_finalize : as_produce_put,
+        obj, &res, &ae);
+    json_decref(obj);
+    as_respond_update(req, r, fmt, &res, &ae);
+}
+
+/* Server-side apply of an object that does not exist yet: create it. */
+static void
+as_apply_create(struct apiserver *as, struct http_request *req,
+                const struct schema_kind *k, const char *ns, const char *name,
+                const struct as_format *fmt, json_t *patch, bool dry)
+{
+    struct as_error ae = {0};
+    json_t *warnings = NULL;
+    char *text = NULL;
+    size_t len;
+    const char *fv = http_request_query(req, "fieldValidation");
+    json_t *md = as_md(patch);
+    if (json_is_object(md)) {
+        const char *n = json_string_value(json_object_get(md, "name"));
+        if (n && strcmp(n, name) != 0) {
+            as_error_set(&ae, 400, "BadRequest",
+                         "the name of the object (%s) does not match the "
+                         "name on the URL (%s)",
+                         n, name);
+            goto fail;
+        }
+        json_object_set_new(md, "name", json_string(name));
+    } else {
+        json_object_set_new(patch, "metadata",
+                            json_pack("{s:s}", "name", name));
+    }
+    if (as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings, &ae) <
+            0 ||
+        as_check_namespace(as, k, ns, name, &ae) < 0 ||
+        as_store_create(as, k, patch, dry, &text, &len, &ae) < 0) {
+        goto fail;
+    }
+    as_add_warnings(req, warnings);
+    json_decref(warnings);
+    as_respond_text(req, 201, fmt, text, len);
+    return;
+fail:
+    json_decref(warnings);
+    as_respond_error(req, &ae);
+}
+
+void
+as_handle_patch(struct apiserver *as, struct http_request *req,
+                const struct schema_kind *k, const char *ns, const char *name,
+                const char *sub, const struct as_format *fmt)
+{
+    struct as_error ae = {0};
+    size_t blen;
+    const char *body = http_request_body(req, &blen);
+    const char *ct = http_request_header(req, "Content-Type");
+    const char *fv = http_request_query(req, "fieldValidation");
+    bool bad;
+    bool dry = as_dry_run(req, &ae, &bad);
+    struct as_patch p = {0};
+    if (bad || as_check_field_validation(fv, &ae) < 0) {
+        as_respond_error(req, &ae);
+        return;
+    }
+    enum schema_unknown_mode mode = as_unknown_mode(fv);
+    if (!ct) {
+        ct = "";
+    }
+    if (as_media_is(ct, "application/merge-patch+json")) {
+        p.type = AS_PATCH_MERGE;
+    } else if (as_media_is(ct, "application/json-patch+json")) {
+        p.type = AS_PATCH_JSON;
+    } else if (as_media_is(ct, "application/strategic-merge-patch+json")) {
+        p.type = k->group[0] ? AS_PATCH_MERGE : AS_PATCH_STRATEGIC;
+    } else if (as_media_is(ct, "application/apply-patch+yaml")) {
+        p.type = AS_PATCH_APPLY;
+    } else {
+        as_error_set(&ae, 415, "UnsupportedMediaType",
+                     "the body of the request was in an unknown format - "
+                     "accepted media types include: "
+                     "application/json-patch+json, "
+                     "application/merge-patch+json, "
+                     "application/apply-patch+yaml, "
+                     "application/strategic-merge-patch+json");
+        as_respond_error(req, &ae);
+        return;
+    }
+    if (blen > as->cfg.max_body) {
+        as_error_set(&ae, 413, "RequestEntityTooLarge",
+                     "Request entity too large: limit is %zu",
+                     as->cfg.max_body);
+        as_respond_error(req, &ae);
+        return;
+    }
+    if (p.type == AS_PATCH_APPLY) {
+        struct dpf_error e = {0};
+        if (yamljson_parse_one(body, blen, &p.patch, &e) < 0) {
+            as_error_from(&ae, &e, 400, "BadRequest");
+            as_respond_error(req, &ae);
+            return;
+        }
+        if (!json_is_object(p.patch)) {
+            json_decref(p.patch);
+            as_error_set(&ae, 400, "BadRequest",
+                         "the apply configuration must be an object");
+            as_respond_error(req, &ae);
+            return;
+        }
+        if (as_check_type(k, p.patch, &ae) < 0) {
+            json_decref(p.patch);
+            as_respond_error(req, &ae);
+            return;
+        }
+        /* Apply never sets status on the main resource. */
+        if (!sub && k->has_status) {
+            json_object_del(p.patch, "status");
+        }
+        char *key = as_key(k, ns, name);
+        struct store_kv kv = {0};
+        int r = store_get(as->store, key, &kv, NULL);
+        free(key);
+        if (r == -ENOENT && !sub) {
+            as_apply_create(as, req, k, ns, name, fmt, p.patch, dry);
+            json_decref(p.patch);
+            return;
+        }
+        store_kv_free(&kv);
+    } else {
+        json_error_t jerr;
+        p.patch = json_loadb(
+            body, blen,
+            mode == SCHEMA_UNKNOWN_STRICT ? JSON_REJECT_DUPLICATES : 0, &jerr);
+        if (!p.patch) {
+            as_error_set(&ae, 400, "BadRequest",
+                         "the body of the request could not be decoded as "
+                         "JSON: %s",
+                         jerr.text);
+            as_respond_error(req, &ae);
+            return;
+        }
+        if (p.type == AS_PATCH_JSON ? !json_is_array(p.patch)
+                                    : !json_is_object(p.patch)) {
+            json_decref(p.patch);
+            as_error_set(&ae, 400, "BadRequest",
+                         p.type == AS_PATCH_JSON
+                             ? "a JSON patch must be an array of operations"
+                             : "a merge patch must be a JSON object");
+            as_respond_error(req, &ae);
+            return;
+        }
+    }
+    struct as_update_opts o = {
+        .part = sub ? AS_PART_STATUS : AS_PART_MAIN,
+        .unknown = mode,
+        .dry_run = dry,
+    };
+    struct as_update_result res;
+    int r = as_guaranteed_update(as, k, ns, name, &o, as_produce_patch, &p,
+                                 &res, &ae);
+    json_decref(p.patch);
+    as_respond_update(req, r, fmt, &res, &ae);
+}

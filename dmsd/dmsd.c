@@ -26,6 +26,7 @@
 #include "gnoi_os.pb-c.h"
 #include "gnoi_system.pb-c.h"
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/base/util.h"
 #include "lib/codecs/bfb.h"
 
@@ -1371,9 +1372,15 @@ os_activate(struct call *c)
              "writing %s%s%s to the rshim boot device", image,
              *cfg ? " and " : "", cfg);
     save_activation(s);
-    pthread_create(&s->push_thread, NULL, push_main, s);
-    s->push_started = true;
+    int trc =
+        thread_start(&s->push_thread, NULL, "dmsd-activate", push_main, s);
+    s->push_started = trc == 0;
     pthread_mutex_unlock(&s->mu);
+    if (trc < 0) {
+        act_set(s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "cannot start the activation: %s", strerror(-trc));
+    }
     log_info("activation started", "image=%s cfg=%s version=%s user=\"%s\"",
              image, cfg, version, c->user);
     Gnoi__Os__ActivateOK ok = GNOI__OS__ACTIVATE_OK__INIT;
@@ -1900,7 +1907,7 @@ accept_main(void *arg)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, call_main, c) != 0) {
+        if (thread_start(&t, &attr, "dmsd-call", call_main, c) != 0) {
             grpc_call_cancel(c->call, NULL);
             call_main(c);
         }
@@ -2003,7 +2010,12 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
         goto fail;
     }
     grpc_server_start(s->server);
-    pthread_create(&s->accept_thread, NULL, accept_main, s);
+    if (thread_start(&s->accept_thread, NULL, "dmsd-accept", accept_main, s) <
+        0) {
+        dpf_error_set(err, 500, "InternalError",
+                      "cannot start the request thread");
+        goto fail;
+    }
     s->accept_started = true;
     log_info("serving gNMI and gNOI", "address=%s port=%d auth=%s rshim=%s",
              cfg->bind_address, s->port,

@@ -29,6 +29,7 @@
 
 #include "dpf-server/apiserver-private.h"
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 
 LOG_MODULE(apiserver);
 
@@ -42,11 +43,7 @@ struct as_gc_item {
 
 struct as_gc {
     struct apiserver *as;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    bool started;
-    bool stop;
+    struct worker w; /* lock, wake-up, stop flag, thread */
     struct as_gc_item *qhead, *qtail;
     /* Below: only the GC thread (or apiserver_gc_run) touches these. */
     json_t *dependents;     /* owner uid -> array of dependent keys */
@@ -606,15 +603,15 @@ as_gc_note(struct as_gc *gc, enum store_event_type type, const char *key,
     it->key = xstrdup(key);
     it->value = xstrndup(value, len);
     it->len = len;
-    pthread_mutex_lock(&gc->mu);
+    worker_lock(&gc->w);
     if (gc->qtail) {
         gc->qtail->next = it;
     } else {
         gc->qhead = it;
     }
     gc->qtail = it;
-    pthread_cond_signal(&gc->cv);
-    pthread_mutex_unlock(&gc->mu);
+    worker_wake(&gc->w);
+    worker_unlock(&gc->w);
 }
 
 struct as_scan_ctx {
@@ -658,11 +655,11 @@ as_gc_pass(struct as_gc *gc)
     }
     int work = 0;
     for (;;) {
-        pthread_mutex_lock(&gc->mu);
+        worker_lock(&gc->w);
         struct as_gc_item *it = gc->qhead;
         gc->qhead = NULL;
         gc->qtail = NULL;
-        pthread_mutex_unlock(&gc->mu);
+        worker_unlock(&gc->w);
         if (!it) {
             break;
         }
@@ -703,16 +700,13 @@ as_gc_main(void *arg)
     struct as_gc *gc = arg;
     for (;;) {
         as_gc_pass(gc);
-        pthread_mutex_lock(&gc->mu);
-        if (!gc->stop && !gc->qhead) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
+        worker_lock(&gc->w);
+        if (!gc->qhead) {
             /* Pending deletions are retried every second. */
-            ts.tv_sec += json_object_size(gc->pending) ? 1 : 30;
-            pthread_cond_timedwait(&gc->cv, &gc->mu, &ts);
+            worker_wait(&gc->w, json_object_size(gc->pending) ? 1000 : 30000);
         }
-        bool stop = gc->stop;
-        pthread_mutex_unlock(&gc->mu);
+        bool stop = worker_stopping(&gc->w);
+        worker_unlock(&gc->w);
         if (stop) {
             break;
         }
@@ -728,17 +722,10 @@ as_gc_create(struct apiserver *as, bool thread)
     gc->dependents = json_object();
     gc->owners_of = json_object();
     gc->pending = json_object();
-    pthread_mutex_init(&gc->mu, NULL);
+    worker_init(&gc->w);
     pthread_mutex_init(&gc->run_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&gc->cv, &ca);
-    pthread_condattr_destroy(&ca);
     if (thread) {
-        if (pthread_create(&gc->thread, NULL, as_gc_main, gc) == 0) {
-            gc->started = true;
-        } else {
+        if (worker_start(&gc->w, "gc", as_gc_main, gc) < 0) {
             log_error("cannot start the garbage collector thread", "thread=%s",
                       "gc");
         }
@@ -752,13 +739,7 @@ as_gc_destroy(struct as_gc *gc)
     if (!gc) {
         return;
     }
-    pthread_mutex_lock(&gc->mu);
-    gc->stop = true;
-    pthread_cond_signal(&gc->cv);
-    pthread_mutex_unlock(&gc->mu);
-    if (gc->started) {
-        pthread_join(gc->thread, NULL);
-    }
+    worker_stop(&gc->w);
     struct as_gc_item *it = gc->qhead;
     while (it) {
         struct as_gc_item *next = it->next;
@@ -770,8 +751,7 @@ as_gc_destroy(struct as_gc *gc)
     json_decref(gc->dependents);
     json_decref(gc->owners_of);
     json_decref(gc->pending);
-    pthread_cond_destroy(&gc->cv);
-    pthread_mutex_destroy(&gc->mu);
+    worker_destroy(&gc->w);
     pthread_mutex_destroy(&gc->run_mu);
     free(gc);
 }

@@ -53,6 +53,7 @@
 #include "dpf-server/apiserver-private.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/store/watch-cache.h"
 
 LOG_MODULE(apiserver);
@@ -71,7 +72,7 @@ LOG_MODULE(apiserver);
 
 struct as_watch {
     struct as_hub *hub;
-    int refs;               /* under hub->mu */
+    int refs;               /* under hub's lock */
     struct http_stream *st; /* set before ready */
     struct watcher *w;      /* cache subscription */
     const struct schema_kind *k;
@@ -99,11 +100,7 @@ struct as_watch {
 
 struct as_hub {
     struct apiserver *as;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    bool started;
-    bool stop;
+    struct worker w; /* lock, wake-up, stop flag, thread */
     struct as_watch *all;
     struct as_watch *qhead, *qtail;
     atomic_size_t buffered; /* bytes queued on all watch streams */
@@ -137,7 +134,7 @@ as_enqueue_locked(struct as_hub *hub, struct as_watch *ws)
         hub->qhead = ws;
     }
     hub->qtail = ws;
-    pthread_cond_signal(&hub->cv);
+    worker_wake(&hub->w);
 }
 
 static void
@@ -145,11 +142,11 @@ as_watch_notify(void *arg)
 {
     struct as_watch *ws = arg;
     struct as_hub *hub = ws->hub;
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     if (ws->ready) {
         as_enqueue_locked(hub, ws);
     }
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
 }
 
 static void
@@ -157,13 +154,13 @@ as_watch_on_close(void *arg)
 {
     struct as_watch *ws = arg;
     struct as_hub *hub = ws->hub;
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     ws->gone = true;
     if (ws->ready) {
         as_enqueue_locked(hub, ws);
     }
     as_watch_unref_locked(ws);
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
 }
 
 static const char *
@@ -319,7 +316,7 @@ as_hub_room(struct as_hub *hub, size_t len)
     while (atomic_load(&hub->buffered) + len > cap) {
         struct as_watch *victim = NULL;
         size_t most = 0;
-        pthread_mutex_lock(&hub->mu);
+        worker_lock(&hub->w);
         for (struct as_watch *w = hub->all; w; w = w->next) {
             size_t q = w->st ? as_watch_observe(w, now) : 0;
             if (!q || now - w->drained_ms < AS_WATCH_EVICT_MS) {
@@ -331,7 +328,7 @@ as_hub_room(struct as_hub *hub, size_t len)
                 victim = w;
             }
         }
-        pthread_mutex_unlock(&hub->mu);
+        worker_unlock(&hub->w);
         if (!victim) {
             return false;
         }
@@ -368,7 +365,7 @@ as_watch_send(struct as_hub *hub, struct as_watch *ws, const char *data,
 static void
 as_watch_finish(struct as_hub *hub, struct as_watch *ws)
 {
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     ws->done = true;
     if (ws->prev) {
         ws->prev->next = ws->next;
@@ -379,15 +376,15 @@ as_watch_finish(struct as_hub *hub, struct as_watch *ws)
         ws->next->prev = ws->prev;
     }
     ws->prev = ws->next = NULL;
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
     if (ws->w) {
         watch_cache_unsubscribe(ws->w);
         ws->w = NULL;
     }
     http_stream_close(ws->st);
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     as_watch_unref_locked(ws);
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
 }
 
 /* Dispatcher: pause ws (its backlog is full); the timer scan brings it
@@ -396,22 +393,22 @@ static void
 as_watch_pause(struct as_hub *hub, struct as_watch *ws, int64_t now)
 {
     ws->paused = true;
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     ws->resume_ms = now + AS_WATCH_POLL_MS;
     if (ws->resume_ms < hub->next_scan_ms) {
         hub->next_scan_ms = ws->resume_ms;
-        pthread_cond_signal(&hub->cv);
+        worker_wake(&hub->w);
     }
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
 }
 
 /* Dispatcher: deliver what is pending, bookmarks, timeouts. */
 static void
 as_watch_process(struct as_hub *hub, struct as_watch *ws)
 {
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     bool gone = ws->gone, done = ws->done;
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
     if (done) {
         return;
     }
@@ -496,9 +493,9 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
         watch_event_release(ev);
         if (n == 9999) {
             /* More pending: come back after other watches had a turn. */
-            pthread_mutex_lock(&hub->mu);
+            worker_lock(&hub->w);
             as_enqueue_locked(hub, ws);
-            pthread_mutex_unlock(&hub->mu);
+            worker_unlock(&hub->w);
         }
     }
     now = time_mono_ms();
@@ -528,9 +525,9 @@ static void *
 as_hub_main(void *arg)
 {
     struct as_hub *hub = arg;
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     hub->next_scan_ms = time_mono_ms() + 1000;
-    while (!hub->stop) {
+    while (!worker_stopping(&hub->w)) {
         struct as_watch *ws = hub->qhead;
         if (ws) {
             hub->qhead = ws->qnext;
@@ -538,9 +535,9 @@ as_hub_main(void *arg)
                 hub->qtail = NULL;
             }
             ws->queued = false;
-            pthread_mutex_unlock(&hub->mu);
+            worker_unlock(&hub->w);
             as_watch_process(hub, ws);
-            pthread_mutex_lock(&hub->mu);
+            worker_lock(&hub->w);
             as_watch_unref_locked(ws);
             continue;
         }
@@ -566,18 +563,9 @@ as_hub_main(void *arg)
             hub->next_scan_ms = soonest;
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait_ms = hub->next_scan_ms - now;
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&hub->cv, &hub->mu, &ts);
+        worker_wait(&hub->w, hub->next_scan_ms - now);
     }
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
     return NULL;
 }
 
@@ -586,15 +574,8 @@ as_hub_create(struct apiserver *as)
 {
     struct as_hub *hub = xcalloc(1, sizeof(*hub));
     hub->as = as;
-    pthread_mutex_init(&hub->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&hub->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&hub->thread, NULL, as_hub_main, hub) == 0) {
-        hub->started = true;
-    } else {
+    worker_init(&hub->w);
+    if (worker_start(&hub->w, "watch-hub", as_hub_main, hub) < 0) {
         log_error("cannot start the watch dispatcher thread", "thread=%s",
                   "watch");
     }
@@ -607,15 +588,9 @@ as_hub_destroy(struct as_hub *hub)
     if (!hub) {
         return;
     }
-    pthread_mutex_lock(&hub->mu);
-    hub->stop = true;
-    pthread_cond_signal(&hub->cv);
-    pthread_mutex_unlock(&hub->mu);
-    if (hub->started) {
-        pthread_join(hub->thread, NULL);
-    }
+    worker_stop(&hub->w);
     /* Finish what is left: queued entries, then every live watch. */
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     while (hub->qhead) {
         struct as_watch *ws = hub->qhead;
         hub->qhead = ws->qnext;
@@ -626,14 +601,13 @@ as_hub_destroy(struct as_hub *hub)
     while (hub->all) {
         struct as_watch *ws = hub->all;
         ws->refs++;
-        pthread_mutex_unlock(&hub->mu);
+        worker_unlock(&hub->w);
         as_watch_finish(hub, ws);
-        pthread_mutex_lock(&hub->mu);
+        worker_lock(&hub->w);
         as_watch_unref_locked(ws);
     }
-    pthread_mutex_unlock(&hub->mu);
-    pthread_cond_destroy(&hub->cv);
-    pthread_mutex_destroy(&hub->mu);
+    worker_unlock(&hub->w);
+    worker_destroy(&hub->w);
     free(hub);
 }
 
@@ -767,7 +741,7 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
                            &hub->buffered);
     /* The first events (or the ERROR event) stay in ws->initial: the
      * dispatcher writes them, within the budgets, before anything else. */
-    pthread_mutex_lock(&hub->mu);
+    worker_lock(&hub->w);
     ws->ready = true;
     ws->next = hub->all;
     if (hub->all) {
@@ -782,5 +756,5 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
      * already failed. */
     as_enqueue_locked(hub, ws);
     /* The creator's reference is now the hub's (dropped by finish). */
-    pthread_mutex_unlock(&hub->mu);
+    worker_unlock(&hub->w);
 }

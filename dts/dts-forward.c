@@ -22,6 +22,7 @@
 #include <nettle/sha2.h>
 
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/net/stream-server.h"
 
 LOG_MODULE(forward);
@@ -808,7 +809,8 @@ dts_forward_client_start(const struct dts_forward_client_config *cfg,
     dbuf_init(&c->ackbuf);
     pthread_mutex_init(&c->mu, NULL);
     c->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->wakefd < 0 || pthread_create(&c->th, NULL, client_thread, c)) {
+    if (c->wakefd < 0 ||
+        thread_start(&c->th, NULL, "forward", client_thread, c)) {
         dpf_error_set(err, 500, "InternalError",
                       "forward client: cannot start sender thread");
         if (c->wakefd >= 0) {

@@ -32,6 +32,7 @@
 #include "dts/dts-promtext.h"
 #include "dts/dts-provider.h"
 #include "lib/base/log.h"
+#include "lib/base/thread.h"
 #include "lib/base/util.h"
 
 LOG_MODULE(prometheus_aggr);
@@ -372,10 +373,10 @@ pa_init(const struct dts_provider_ctx *ctx, void **state, struct dpf_error *err)
         dts_model_error_declare(st->model, "prometheus_aggr", "source",
                                 st->ep[i].source);
     }
-    int rc = pthread_create(&st->thread, NULL, pa_thread, st);
+    int rc = thread_start(&st->thread, NULL, "prom-aggr", pa_thread, st);
     if (rc != 0) {
         dpf_error_set(err, 500, "InternalError", "cannot start thread: %s",
-                      strerror(rc));
+                      strerror(-rc));
         for (size_t i = 0; i < st->n_ep; i++) {
             free(st->ep[i].url);
             free(st->ep[i].source);

@@ -23,7 +23,7 @@ struct kubeconfig_curl {
     bool fresh_connect; /* client certificate rotated: do not reuse a
                            connection made with the old one */
     int exec_runs;      /* plugin runs that succeeded */
-    char *user_agent;   /* User-Agent value */
+    char user_agent[160]; /* User-Agent value (longer ones are cut) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -166,30 +166,27 @@ kubeconfig_curl_create(const struct kubeconfig *kc, struct dpf_error *err)
     }
     /* a daemon never lends its stdin to a plugin; dpfctl says otherwise */
     k->exec_opts.stdin_unavailable = true;
-    k->user_agent = xstrdup("dpf/" DPF_VERSION);
+    kubeconfig_curl_set_user_agent(k, "dpf/" DPF_VERSION);
     return k;
 }
 
 void
 kubeconfig_curl_destroy(struct kubeconfig_curl *k)
 {
-    if (!k) {
-        return;
+    if (k) {
+        kubeconfig_free(k->kc); /* wipes the secrets */
+        kubeconfig_credential_clear(&k->cred);
+        curl_slist_free_all(k->connect_to);
+        free(k->host_header);
+        free(k->url_base);
+        free(k);
     }
-    kubeconfig_free(k->kc);
-    free(k->url_base);
-    curl_slist_free_all(k->connect_to);
-    free(k->host_header);
-    kubeconfig_credential_clear(&k->cred);
-    free(k->user_agent);
-    free(k);
 }
 
 void
 kubeconfig_curl_set_user_agent(struct kubeconfig_curl *k, const char *ua)
 {
-    free(k->user_agent);
-    k->user_agent = xstrdup(ua);
+    snprintf(k->user_agent, sizeof k->user_agent, "%s", ua);
 }
 
 void

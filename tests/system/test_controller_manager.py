@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import DpfServer, binary, free_port, wait_for
+from conftest import (DpfServer, TlsListener, binary, free_port, make_cert,
+                      wait_for)
 
 LEASE_S = 15.0   # client-go's default lease duration (not overridden)
 RETRY_S = 2.0    # retry period; a try waits up to 2.2 x this
@@ -272,49 +273,15 @@ def test_external_manager_is_standby_to_dpf_server(tmp_path):
     assert code == 0, srv.log_text()[-3000:]
 
 
-def make_cert(d, dns_name):
-    """A CA and a serving certificate whose only name is dns_name."""
-    d.mkdir()
-
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "ca.key"),
-        "-out", str(d / "ca.crt"), "-subj", "/CN=test-ca", "-days", "2",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes", "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"),
-        "-subj", f"/CN={dns_name}")
-    (d / "ext").write_text(f"subjectAltName=DNS:{dns_name}\n"
-                           "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.crt"),
-        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out",
-        str(d / "srv.crt"), "-days", "2", "-extfile", str(d / "ext"))
-
-
-class TlsFront:
+class TlsFront(TlsListener):
     """A TLS front on 127.0.0.1 whose certificate names only one DNS name
-    (not 127.0.0.1); it relays each connection's bytes to dpf-server and
-    records the SNI names clients sent."""
+    (not 127.0.0.1); it relays each connection's bytes to dpf-server."""
 
     def __init__(self, pki, srv):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(pki / "srv.crt"), str(pki / "srv.key"))
-        self.sni = []
-        self.ctx.sni_callback = lambda s, name, c: self.sni.append(name)
         self.up = ssl.create_default_context(cadata=srv._cadata.decode())
         self.up.check_hostname = False  # dpf-server's own CA, 127.0.0.1
         self.srv_port = srv.port
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(pki)
 
     @staticmethod
     def _pipe(a, b):
@@ -332,36 +299,14 @@ class TlsFront:
             except OSError:
                 pass
 
-    def _serve(self):
-        while not self._stop:
-            try:
-                raw, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                raw.settimeout(None)
-                c = self.ctx.wrap_socket(raw, server_side=True)
-                u = self.up.wrap_socket(
-                    socket.create_connection(("127.0.0.1", self.srv_port)))
-            except (OSError, ssl.SSLError):
-                raw.close()
-                continue
-            self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b),
-                                 daemon=True).start()
-
-    def close(self):
-        self._stop = True
-        self.thread.join(5)
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
+    def handle(self, conn):
+        conn.settimeout(None)  # watches stay quiet for long
+        up = self.up.wrap_socket(
+            socket.create_connection(("127.0.0.1", self.srv_port)))
+        self.conns += [conn, up]
+        for a, b in ((conn, up), (up, conn)):
+            threading.Thread(target=self._pipe, args=(a, b),
+                             daemon=True).start()
 
 
 def test_exec_plugin_and_tls_server_name(server, managers, tmp_path):
@@ -370,8 +315,7 @@ def test_exec_plugin_and_tls_server_name(server, managers, tmp_path):
     it connects, leads and reconciles; the plugin's credential is cached
     until it expires (5 s), then fetched again; the token is never in
     the manager's debug log."""
-    pki = tmp_path / "front-pki"
-    make_cert(pki, "only.dpf.test")
+    pki = make_cert(tmp_path, "only.dpf.test")
     front = TlsFront(pki, server)
     runs = tmp_path / "plugin-runs"
     plugin = tmp_path / "plugin.py"

@@ -13,10 +13,10 @@
 #include "lib/kube/kubeconfig-curl.h"
 
 struct api_client {
-    CURL *curl;                    /* one easy handle: keeps the connection */
-    struct kubeconfig_curl *conn;  /* server, TLS, credentials */
-    long timeout_ms;               /* per non-watch request; 0 = none */
-    char errbuf[CURL_ERROR_SIZE];  /* curl's last error text */
+    CURL *curl;                   /* one easy handle: keeps the connection */
+    struct kubeconfig_curl *conn; /* server, TLS, credentials */
+    long timeout_ms;              /* per non-watch request; 0 = none */
+    char errbuf[CURL_ERROR_SIZE]; /* curl's last error text */
 };
 
 struct api_client *
@@ -113,8 +113,8 @@ write_cb(char *buf, size_t size, size_t n, void *arg)
  * the request is repeated). Returns curl's result; *status gets the HTTP
  * status (0 if none came), err the plugin's failure (*plugin_rc). */
 static CURLcode
-exchange(struct api_client *c, const struct kube_request *req,
-         struct xfer *x, long *status, int *plugin_rc, struct dpf_error *err)
+exchange(struct api_client *c, const struct kube_request *req, struct xfer *x,
+         long *status, int *plugin_rc, struct dpf_error *err)
 {
     for (int attempt = 0;; attempt++) {
         *status = 0;
@@ -221,9 +221,9 @@ api_client_list(struct api_client *c, const struct kube_gvr *gvr,
                         opts->resource_version, opts->limit);
         kube_query_add(&q, "continue", cont);
         struct kube_request req = {.method = "GET",
-                                  .path = path,
-                                  .query = q.data,
-                                  .accept = opts->accept};
+                                   .path = path,
+                                   .query = q.data,
+                                   .accept = opts->accept};
         json_t *page = NULL;
         r = do_json(c, &req, &page, err);
         dbuf_free(&q);
@@ -274,11 +274,11 @@ send_obj(struct api_client *c, const char *method, const char *path,
     dbuf_init(&q);
     kube_query_add(&q, "fieldManager", field_manager);
     struct kube_request req = {.method = method,
-                              .path = path,
-                              .query = q.data,
-                              .content_type = ctype,
-                              .body = body,
-                              .body_len = strlen(body)};
+                               .path = path,
+                               .query = q.data,
+                               .content_type = ctype,
+                               .body = body,
+                               .body_len = strlen(body)};
     int r = do_json(c, &req, out, err);
     dbuf_free(&q);
     free(body);
@@ -408,12 +408,11 @@ api_client_watch_path(struct api_client *c, const char *path,
         }
         timeout_ms = (long) left;
     }
-    struct kube_watch_options wo = {
-        .label_selector = opts->label_selector,
-        .field_selector = opts->field_selector,
-        .resource_version = opts->resource_version,
-        .allow_bookmarks = opts->allow_bookmarks,
-        .timeout_seconds = opts->timeout_seconds};
+    struct kube_watch_options wo = {.label_selector = opts->label_selector,
+                                    .field_selector = opts->field_selector,
+                                    .resource_version = opts->resource_version,
+                                    .allow_bookmarks = opts->allow_bookmarks,
+                                    .timeout_seconds = opts->timeout_seconds};
     char *query = kube_watch_query(&wo);
     struct kube_request req = {.method = "GET",
                                .path = path,

@@ -178,7 +178,8 @@ int api_client_watch(struct api_client *c, const struct kube_gvr *gvr,
 /* The same on an explicit collection path (for resources that are not in
  * the schema). */
 int api_client_watch_path(struct api_client *c, const char *path,
-                          struct api_watch_options *opts, kube_watch_event_fn cb,
-                          void *arg, struct dpf_error *err);
+                          struct api_watch_options *opts,
+                          kube_watch_event_fn cb, void *arg,
+                          struct dpf_error *err);
 
 #endif

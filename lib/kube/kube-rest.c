@@ -70,12 +70,12 @@ struct kr_sock {
 struct kube_rest {
     struct loop *loop;
     CURLM *multi;
-    struct loop_timer *timer; /* curl's timeout, NULL when none */
+    struct loop_timer *timer;     /* curl's timeout, NULL when none */
     struct kubeconfig_curl *conn; /* server, TLS, credentials */
-    struct kube_call *calls; /* live calls */
-    struct kube_call *reap;  /* cancelled inside curl, to free */
-    struct kr_sock *socks;   /* sockets curl asked us to watch */
-    int depth;               /* > 0 while inside curl */
+    struct kube_call *calls;      /* live calls */
+    struct kube_call *reap;       /* cancelled inside curl, to free */
+    struct kr_sock *socks;        /* sockets curl asked us to watch */
+    int depth;                    /* > 0 while inside curl */
 };
 
 /* --- paths --- */
@@ -510,11 +510,10 @@ call_finish(struct kube_call *c, CURLcode result)
         rc = c->stop_rc;
         err = c->stop_err;
     } else if (result != CURLE_OK) {
-        rc = kubeconfig_curl_error(conn, result, c->errbuf, c->method,
-                                   c->path, &err);
+        rc = kubeconfig_curl_error(conn, result, c->errbuf, c->method, c->path,
+                                   &err);
         status = 0;
-    } else if (status == 401 && kubeconfig_curl_uses_exec(conn) &&
-               !c->reauth) {
+    } else if (status == 401 && kubeconfig_curl_uses_exec(conn) && !c->reauth) {
         /* client-go runs the plugin again after a 401; the request is
          * repeated once with the new credential */
         c->reauth = true;
@@ -803,8 +802,8 @@ kube_rest_json_wait(struct kube_rest *r, const char *method, const char *path,
     int rc = kube_rest_request_wait(r, &req, &resp, err);
     free(text);
     if (rc == 0) {
-        rc = kube_response_json(resp.status, resp.body, resp.len, method,
-                                path, out, err);
+        rc = kube_response_json(resp.status, resp.body, resp.len, method, path,
+                                out, err);
     }
     kube_response_free(&resp);
     return rc;

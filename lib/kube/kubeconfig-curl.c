@@ -20,9 +20,9 @@ struct kubeconfig_curl {
     struct kubeconfig_exec_options exec_opts; /* how to run the plugin */
     struct kubeconfig_credential cred;        /* its last credential */
     bool have_cred;                           /* cred holds one */
-    bool fresh_connect; /* client certificate rotated: do not reuse a
+    bool fresh_connect;   /* client certificate rotated: do not reuse a
                            connection made with the old one */
-    int exec_runs;      /* plugin runs that succeeded */
+    int exec_runs;        /* plugin runs that succeeded */
     char user_agent[160]; /* User-Agent value (longer ones are cut) */
 };
 
@@ -370,11 +370,10 @@ kubeconfig_curl_headers_free(struct curl_slist *hdrs)
 
 int
 kubeconfig_curl_error(const struct kubeconfig_curl *k, CURLcode rc,
-                      const char *errbuf, const char *method,
-                      const char *path, struct dpf_error *err)
+                      const char *errbuf, const char *method, const char *path,
+                      struct dpf_error *err)
 {
-    const char *detail =
-        errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
     int r;
     switch (rc) {
     case CURLE_COULDNT_CONNECT:

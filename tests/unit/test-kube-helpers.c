@@ -561,16 +561,16 @@ plugin_kubeconfig(const char *dir, const char *cmd)
         "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-%s\"}}\\n'"
         " \"$n\"\n";
     assert_int_equal(file_write_atomic(plugin, sh, strlen(sh), 0755), 0);
-    char *text = xasprintf(
-        "current-context: c\n"
-        "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-        "clusters:\n- name: k\n  cluster:\n    server: http://x\n"
-        "    extensions:\n    - name: " KUBECONFIG_EXT_PLAINTEXT "\n"
-        "      extension: {}\n"
-        "users:\n- name: u\n  user:\n    exec:\n"
-        "      apiVersion: client.authentication.k8s.io/v1\n"
-        "      command: %s\n      interactiveMode: Never\n",
-        cmd ? cmd : plugin);
+    char *text =
+        xasprintf("current-context: c\n"
+                  "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+                  "clusters:\n- name: k\n  cluster:\n    server: http://x\n"
+                  "    extensions:\n    - name: " KUBECONFIG_EXT_PLAINTEXT "\n"
+                  "      extension: {}\n"
+                  "users:\n- name: u\n  user:\n    exec:\n"
+                  "      apiVersion: client.authentication.k8s.io/v1\n"
+                  "      command: %s\n      interactiveMode: Never\n",
+                  cmd ? cmd : plugin);
     struct kubeconfig *kc = NULL;
     struct dpf_error err = {0};
     if (kubeconfig_parse(text, strlen(text), "/tmp/kc", NULL, &kc, &err) < 0) {

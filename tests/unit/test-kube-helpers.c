@@ -546,21 +546,19 @@ reauth_script(struct fake *f, int i, const struct req *r, int *status,
 }
 
 /* A kubeconfig (over http, allowed by the extension) whose user runs cmd,
- * a plugin that prints token tok-<run> (runs counted in dir/count). */
+ * by default dir/plugin: it prints token tok-<run> (one line per run in
+ * dir/runs). */
 static struct kubeconfig *
 plugin_kubeconfig(const char *dir, const char *cmd)
 {
     char *plugin = xasprintf("%s/plugin", dir);
-    const char *sh =
-        "#!/bin/sh\n"
-        "d=$(dirname \"$0\")\n"
-        "n=$(cat \"$d/count\" 2>/dev/null || echo 0)\n"
-        "n=$((n + 1))\n"
-        "echo $n > \"$d/count\"\n"
-        "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
-        "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-%s\"}}\\n'"
-        " \"$n\"\n";
+    char *sh = xasprintf("#!/bin/sh\necho run >> %s/runs\n"
+                         "echo '{\"apiVersion\":\"client.authentication.k8s"
+                         ".io/v1\",\"kind\":\"ExecCredential\",\"status\":"
+                         "{\"token\":\"tok-'$(wc -l < %s/runs)'\"}}'\n",
+                         dir, dir);
     assert_int_equal(file_write_atomic(plugin, sh, strlen(sh), 0755), 0);
+    free(sh);
     char *text =
         xasprintf("current-context: c\n"
                   "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
@@ -573,11 +571,10 @@ plugin_kubeconfig(const char *dir, const char *cmd)
                   cmd ? cmd : plugin);
     struct kubeconfig *kc = NULL;
     struct dpf_error err = {0};
-    if (kubeconfig_parse(text, strlen(text), "/tmp/kc", NULL, &kc, &err) < 0) {
-        fail_msg("%s", err.message);
-    }
+    int r = kubeconfig_parse(text, strlen(text), "/tmp/kc", NULL, &kc, &err);
     free(text);
     free(plugin);
+    assert_int_equal(r, 0);
     return kc;
 }
 

@@ -293,8 +293,8 @@ events_for(struct dpfctl *d, const json_t *obj, const char *ns)
     char *path = ek ? kube_path(SCHEMA_GVR(ek), ns, NULL, NULL)
                     : (ns ? xasprintf("/api/v1/namespaces/%s/events", ns)
                           : xstrdup("/api/v1/events"));
-    struct api_request req = {.method = "GET", .path = path};
-    struct api_response resp;
+    struct kube_request req = {.method = "GET", .path = path};
+    struct kube_response resp;
     struct dpf_error err = {0};
     json_t *out = json_array();
     int r = api_client_request(d->client, &req, &resp, &err);
@@ -322,7 +322,7 @@ events_for(struct dpfctl *d, const json_t *obj, const char *ns)
         }
         json_decref(list);
     }
-    api_response_free(&resp);
+    kube_response_free(&resp);
     return out;
 }
 

@@ -547,11 +547,11 @@ print_object(struct getctx *g, const struct schema_kind *k, const json_t *obj,
 }
 
 static int
-watch_event(void *arg, enum api_event_type type, json_t *obj)
+watch_event(void *arg, enum kube_event_type type, json_t *obj)
 {
     struct watchctx *w = arg;
     struct getctx *g = w->g;
-    if (type == API_EVENT_BOOKMARK) {
+    if (type == KUBE_EVENT_BOOKMARK) {
         return 0;
     }
     if (g->mode == OUT_TABLE || g->mode == OUT_WIDE) {
@@ -637,9 +637,9 @@ get_target(struct getctx *g, const struct target *tg)
                                  ? (k->namespaced ? tg->name_ns[i] : NULL)
                                  : dpfctl_ns_for(d, k, false);
             char *path = kube_path(SCHEMA_GVR(k), ns, tg->names[i], NULL);
-            struct api_request req = {
+            struct kube_request req = {
                 .method = "GET", .path = path, .accept = accept};
-            struct api_response resp;
+            struct kube_response resp;
             dpf_error_clear(&err);
             int r = api_client_request(d->client, &req, &resp, &err);
             if (r == 0) {
@@ -648,7 +648,7 @@ get_target(struct getctx *g, const struct target *tg)
             }
             json_t *obj =
                 r == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
-            api_response_free(&resp);
+            kube_response_free(&resp);
             free(path);
             if (r < 0 || !obj) {
                 if (r == 0) {

@@ -228,15 +228,15 @@ version_run(struct dpfctl *d, int argc, char **argv, void *st)
             json_decref(doc);
             return 1;
         }
-        struct api_request req = {.method = "GET", .path = "/version"};
-        struct api_response resp;
+        struct kube_request req = {.method = "GET", .path = "/version"};
+        struct kube_response resp;
         struct dpf_error err = {0};
         int r = api_client_request(d->client, &req, &resp, &err);
         if (r == 0) {
             r = kube_status_to_error(resp.status, resp.body, resp.len, &err);
         }
         json_t *sv = r == 0 ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
-        api_response_free(&resp);
+        kube_response_free(&resp);
         if (sv) {
             json_object_set_new(doc, "serverVersion", sv);
         } else {

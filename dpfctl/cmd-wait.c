@@ -30,10 +30,10 @@ struct loopctx {
 };
 
 static int
-loop_event(void *arg, enum api_event_type type, json_t *obj)
+loop_event(void *arg, enum kube_event_type type, json_t *obj)
 {
     struct loopctx *l = arg;
-    if (type == API_EVENT_BOOKMARK) {
+    if (type == KUBE_EVENT_BOOKMARK) {
         return 0;
     }
     const char *n = json_string_value(
@@ -41,7 +41,7 @@ loop_event(void *arg, enum api_event_type type, json_t *obj)
     if (!n || strcmp(n, l->name) != 0) {
         return 0;
     }
-    return l->pred(l->arg, type == API_EVENT_DELETED ? NULL : obj) ? 1 : 0;
+    return l->pred(l->arg, type == KUBE_EVENT_DELETED ? NULL : obj) ? 1 : 0;
 }
 
 int

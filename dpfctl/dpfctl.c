@@ -80,7 +80,7 @@ global_takes_value(const char *a)
 bool
 dpfctl_error_from_server(const struct dpf_error *err)
 {
-    return err->code != 0 && strcmp(err->reason, API_REASON_CLIENT) != 0;
+    return err->code != 0 && strcmp(err->reason, KUBE_REASON_CLIENT) != 0;
 }
 
 void

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/base/util.h"
+#include "lib/codecs/yamljson.h"
 
 /* Limits against amplification: "copy" can double a document per
  * operation, so the nodes copied per patch are capped (as the
@@ -184,27 +185,6 @@ struct jp_ctx {
     struct dpf_error *err; /* where errors go */
     size_t copied;         /* nodes copied by "copy" so far */
 };
-
-static size_t
-jp_node_count(const json_t *v)
-{
-    size_t n = 1;
-    const char *k;
-    json_t *c;
-    size_t i;
-    if (json_is_object(v)) {
-        json_object_foreach((json_t *) v, k, c)
-        {
-            n += jp_node_count(c);
-        }
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, c)
-        {
-            n += jp_node_count(c);
-        }
-    }
-    return n;
-}
 
 static int jp_fail(struct jp_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -397,7 +377,7 @@ jp_one(struct jp_ctx *c, const json_t *op)
         json_t *src = jp_get(c->root, &from, from.n);
         if (!src) {
             rc = jp_fail(c, "\"from\" %.200s does not exist", from_s);
-        } else if ((c->copied += jp_node_count(src)) >
+        } else if ((c->copied += yamljson_node_count(src)) >
                    JSONPATCH_MAX_COPY_NODES) {
             rc = jp_fail(c, "copies exceed %d values in total",
                          JSONPATCH_MAX_COPY_NODES);

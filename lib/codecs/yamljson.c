@@ -273,8 +273,8 @@ yj_next(struct yj_parser *yp)
     return 0;
 }
 
-static size_t
-node_count(const json_t *v)
+size_t
+yamljson_node_count(const json_t *v)
 {
     size_t n = 1;
     const char *k;
@@ -283,12 +283,12 @@ node_count(const json_t *v)
     if (json_is_object(v)) {
         json_object_foreach((json_t *) v, k, c)
         {
-            n += node_count(c);
+            n += yamljson_node_count(c);
         }
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, c)
         {
-            n += node_count(c);
+            n += yamljson_node_count(c);
         }
     }
     return n;
@@ -315,7 +315,7 @@ yj_anchor_add(struct yj_parser *yp, const char *name, json_t *val)
     struct yj_anchor *a = &yp->anchors[yp->n_anchors++];
     a->name = xstrdup(name);
     a->val = json_incref(val);
-    a->nodes = node_count(val);
+    a->nodes = yamljson_node_count(val);
 }
 
 static json_t *

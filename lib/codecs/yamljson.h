@@ -27,5 +27,8 @@ int yamljson_parse_one(const char *text, size_t len, json_t **doc,
  * indent, sequences not indented under their key, strings quoted only when
  * needed to round-trip). Returns a malloc'd NUL-terminated string. */
 char *yamljson_emit(const json_t *doc);
+/* How many JSON values v holds, itself included, counted recursively:
+ * the bound on alias expansion here and on JSON Patch "copy". */
+size_t yamljson_node_count(const json_t *v);
 
 #endif

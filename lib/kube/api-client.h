@@ -1,53 +1,47 @@
-/* api-client: a Kubernetes API client over libcurl.
+/* api-client: a blocking Kubernetes API client over libcurl.
  *
  * One struct api_client holds one curl easy handle (HTTP keep-alive: the
- * connection is reused across requests), the TLS material from a
- * kubeconfig (CA, client certificate and key as in-memory blobs, or a
- * bearer token) and a per-request timeout. It serves dpfctl and the
- * controllers alike.
+ * connection is reused across requests) and a per-request timeout. It
+ * serves dpfctl and the tests; controllers use the event-loop client
+ * (kube-rest.h). Both share everything but the transfer itself:
+ *   lib/kube/kubeconfig-curl.h  connection and credentials from a
+ *                         kubeconfig (TLS, tls-server-name, token, basic
+ *                         auth, client certificate, exec plugin with its
+ *                         cached credential, the refusals stricter than
+ *                         client-go), and transport errors;
+ *   lib/kube/kube-rest.h  struct kube_request / kube_response, paths and
+ *                         queries (kube_path(), kube_list_query(),
+ *                         kube_watch_query()), reply decoding
+ *                         (kube_response_json());
+ *   lib/kube/kube-status.h  a non-2xx reply -> struct dpf_error + errno;
+ *   lib/kube/kube-watch.h   the watch stream parser and event types.
  *
- * Layers:
- *   api_client_request()  one HTTP exchange: method, path, query, body,
- *                         content type, Accept -> status + body;
- *   kube_status_to_error() (kube-status.h) a non-2xx reply -> struct
- *                         dpf_error + negative errno;
+ * Layers here:
+ *   api_client_request()  one HTTP exchange -> status + body;
  *   api_client_get/list/post/put/patch/delete()  object verbs on a
- *                         resource given as a struct kube_gvr (group,
- *                         version, plural, scope: plain data, so this layer
- *                         knows nothing of the schema; api/schema.h's
+ *                         resource given as a struct kube_gvr (api/schema.h's
  *                         SCHEMA_GVR(k) makes one from a kind);
- *   api_client_watch()    a watch stream: newline-delimited JSON events
- *                         ({"type":..,"object":..}), one callback per
- *                         event, resumable from the last resourceVersion.
+ *   api_client_watch()    a watch stream, one callback per event,
+ *                         resumable from the last resourceVersion.
  *
  * Errors: functions return 0 (or a documented positive value) on success
  * and a negative errno on failure, with err filled: for an HTTP error the
  * server's Status (code, reason, message, causes); for a failure on the
  * client side (connection refused, TLS, client deadline) code 503 or 504
- * and reason API_REASON_CLIENT with curl's message; when the exec plugin
- * fails, code 401 and reason API_REASON_CLIENT with the plugin's error
- * and -EACCES whatever the cause. Errno mapping: 404 -ENOENT, 409 AlreadyExists -EEXIST, 409
- * Conflict -EBUSY, 400/422 -EINVAL, 401/403 -EACCES, 410 -ESTALE, 504 and
- * timeouts -ETIMEDOUT, other -EIO.
+ * and reason KUBE_REASON_CLIENT with curl's message; when the exec plugin
+ * fails, code 401 and reason KUBE_REASON_CLIENT with the plugin's error
+ * and -EACCES whatever the cause. Errno mapping: kube-status.h.
  *
- * Credentials (as client-go uses a kubeconfig user): a bearer token, basic
- * auth or a client certificate from the kubeconfig; otherwise the user's
- * exec plugin, run before the first request, again once the credential's
+ * Credentials: kubeconfig-curl.h. The plugin runs (in the calling thread)
+ * before the first request, again once the credential's
  * expirationTimestamp has passed, and again after a 401 (the request is
- * then repeated once). Stricter than client-go: api_client_create()
- * refuses to send a token, basic auth or a plugin's credential to an
- * http:// server unless the cluster has the KUBECONFIG_EXT_PLAINTEXT
- * extension, and refuses insecure-skip-tls-verify with a CA.
- * tls-server-name is sent as SNI and is the name the server certificate is
- * verified against; the connection still goes to the server URL's host.
- * Redirects are never followed.
+ * then repeated once).
  *
  * Memory: json_t results are new references owned by the caller; struct
- * api_response buffers are released with api_response_free().
+ * kube_response bodies are released with kube_response_free().
  *
  * Threads: a client is not thread-safe. Use one client per thread (they
- * are cheap: create one from the same struct kubeconfig in each thread);
- * the library's global curl initialisation is done once, thread-safely.
+ * are cheap: create one from the same struct kubeconfig in each thread).
  * A watch occupies its client until it returns. */
 #ifndef DPF_API_CLIENT_H
 #define DPF_API_CLIENT_H
@@ -60,6 +54,7 @@
 #include "lib/base/error.h"
 #include "lib/kube/kube-rest.h"
 #include "lib/kube/kube-status.h"
+#include "lib/kube/kube-watch.h"
 #include "lib/kube/kubeconfig.h"
 
 /* The Accept header kubectl sends for table output (get). */
@@ -67,29 +62,7 @@
     "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=" \
     "Table;v=v1beta1;g=meta.k8s.io,application/json"
 
-/* The reason set on errors that did not come from the server. */
-#define API_REASON_CLIENT "ClientError"
-
 struct api_client;
-
-/* One HTTP request. Only method and path are required. */
-struct api_request {
-    const char *method;       /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-    const char *path;         /* "/api/v1/namespaces/x/pods" (escaped) */
-    const char *query;        /* "limit=500&labelSelector=a%3Db" or NULL */
-    const char *content_type; /* body's type; NULL = application/json */
-    const char *body;         /* request body or NULL */
-    size_t body_len;          /* bytes in body */
-    const char *accept;       /* NULL = "application/json" */
-};
-
-/* One HTTP reply. */
-struct api_response {
-    long status;        /* HTTP status code */
-    char *body;         /* NUL-terminated body (owned), never NULL */
-    size_t len;         /* body bytes */
-    char *content_type; /* Content-Type header (owned) or NULL */
-};
 
 /* Create a client for a resolved kubeconfig (copied: kc may be freed
  * afterwards). NULL with err set if the TLS material is unusable, or the
@@ -113,14 +86,12 @@ int api_client_exec_runs(const struct api_client *c);
 /* The server URL the client talks to ("https://127.0.0.1:6443"). */
 const char *api_client_server(const struct api_client *c);
 
-/* Send one request and read the whole reply. 0 when a reply arrived
- * (whatever its status: check resp->status), negative errno on a
- * transport error (err filled). resp must be freed with
- * api_response_free() in both cases. */
-int api_client_request(struct api_client *c, const struct api_request *req,
-                       struct api_response *resp, struct dpf_error *err);
-/* Free a response's buffers (the struct itself is the caller's). */
-void api_response_free(struct api_response *resp);
+/* Send one request and read the whole reply. req->timeout_ms 0 means the
+ * client's timeout. 0 when a reply arrived (whatever its status: check
+ * resp->status), negative errno on a transport or plugin error (err
+ * filled). resp must be freed with kube_response_free() in both cases. */
+int api_client_request(struct api_client *c, const struct kube_request *req,
+                       struct kube_response *resp, struct dpf_error *err);
 
 /* Replies are decoded with kube_status_to_error() (lib/kube/kube-status.h);
  * paths are built with kube_path() and kube_escape() (lib/kube/kube-rest.h).
@@ -178,24 +149,6 @@ int api_client_delete(struct api_client *c, const struct kube_gvr *gvr,
                       const char *ns, const char *name, const char *propagation,
                       json_t **out, struct dpf_error *err);
 
-/* Watch event types. */
-enum api_event_type {
-    API_EVENT_ADDED,
-    API_EVENT_MODIFIED,
-    API_EVENT_DELETED,
-    API_EVENT_BOOKMARK,
-    API_EVENT_ERROR,
-};
-
-/* Name of an event type ("ADDED", ...). */
-const char *api_event_type_name(enum api_event_type t);
-
-/* Called once per event; object is borrowed (valid during the call).
- * Return 0 to continue, 1 to stop the watch successfully, or a negative
- * errno to stop with that error. */
-typedef int (*api_watch_cb)(void *arg, enum api_event_type type,
-                            json_t *object);
-
 /* Watch parameters and resume state. */
 struct api_watch_options {
     const char *label_selector; /* labelSelector */
@@ -212,6 +165,8 @@ struct api_watch_options {
 /* Watch a collection (ns NULL = all namespaces or cluster scope). Calls
  * cb for every event, updating opts->resource_version as objects arrive
  * (Table events carry it in rows[].object when the server includes it).
+ * cb gets a borrowed object (kube-watch.h) and returns 0 to go on, a
+ * positive value to stop or a negative errno to fail.
  * Returns 0 when the server ended the stream (resume by calling again),
  * 1 when cb stopped it, -ESTALE when the server says the resourceVersion
  * is too old (410 Gone: list again), -ETIMEDOUT at the deadline, or
@@ -219,11 +174,12 @@ struct api_watch_options {
  * they end the watch with their Status decoded into err. */
 int api_client_watch(struct api_client *c, const struct kube_gvr *gvr,
                      const char *ns, struct api_watch_options *opts,
-                     api_watch_cb cb, void *arg, struct dpf_error *err);
+                     kube_watch_event_fn cb, void *arg, struct dpf_error *err);
 /* The same on an explicit collection path (for resources that are not in
  * the schema). */
 int api_client_watch_path(struct api_client *c, const char *path,
-                          struct api_watch_options *opts, api_watch_cb cb,
-                          void *arg, struct dpf_error *err);
+                          struct api_watch_options *opts,
+                          kube_watch_event_fn cb, void *arg,
+                          struct dpf_error *err);
 
 #endif

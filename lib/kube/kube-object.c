@@ -18,6 +18,78 @@ str_eq(const char *a, const char *b)
     return !strcmp(a ? a : "", b ? b : "");
 }
 
+/* The lists inside an object that the helpers below edit: where each
+ * lives and which field of an entry is its key (NULL: the entry is the
+ * key, a string). */
+enum obj_list { CONDITIONS, FINALIZERS, OWNER_REFS };
+
+static const struct {
+    const char *parent; /* "status" or "metadata" */
+    const char *field;  /* the array in it */
+    const char *key;    /* an entry's key field, or NULL */
+} obj_lists[] = {
+    [CONDITIONS] = {"status", "conditions", "type"},
+    [FINALIZERS] = {"metadata", "finalizers", NULL},
+    [OWNER_REFS] = {"metadata", "ownerReferences", "uid"},
+};
+
+/* The list (borrowed), or NULL when absent. */
+static json_t *
+list_get(const json_t *obj, enum obj_list l)
+{
+    return json_object_get(json_object_get(obj, obj_lists[l].parent),
+                           obj_lists[l].field);
+}
+
+/* The list, created (with its parent) when missing. */
+static json_t *
+list_make(json_t *obj, enum obj_list l)
+{
+    json_t *p = json_object_get(obj, obj_lists[l].parent);
+    if (!json_is_object(p)) {
+        p = json_object();
+        json_object_set_new(obj, obj_lists[l].parent, p);
+    }
+    json_t *a = json_object_get(p, obj_lists[l].field);
+    if (!json_is_array(a)) {
+        a = json_array();
+        json_object_set_new(p, obj_lists[l].field, a);
+    }
+    return a;
+}
+
+/* The key of entry v of list l. */
+static const char *
+entry_key(enum obj_list l, const json_t *v)
+{
+    return obj_lists[l].key ? str_field(v, obj_lists[l].key)
+                            : json_string_value(v);
+}
+
+/* Index of the first entry with key, or -1. */
+static long
+list_find(const json_t *obj, enum obj_list l, const char *key)
+{
+    json_t *a = list_get(obj, l);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        if (str_eq(entry_key(l, json_array_get(a, i)), key)) {
+            return (long) i;
+        }
+    }
+    return -1;
+}
+
+/* Remove every entry with key; true when one was removed. */
+static bool
+list_remove(json_t *obj, enum obj_list l, const char *key)
+{
+    bool removed = false;
+    for (long i; (i = list_find(obj, l, key)) >= 0; removed = true) {
+        json_array_remove(list_get(obj, l), (size_t) i);
+    }
+    return removed;
+}
+
 void
 kube_time_now(char *buf, size_t size)
 {
@@ -27,17 +99,8 @@ kube_time_now(char *buf, size_t size)
 json_t *
 kube_condition_find(const json_t *obj, const char *type)
 {
-    json_t *conds =
-        json_object_get(json_object_get(obj, "status"), "conditions");
-    size_t i;
-    json_t *c;
-    json_array_foreach(conds, i, c)
-    {
-        if (str_eq(str_field(c, "type"), type)) {
-            return c;
-        }
-    }
-    return NULL;
+    long i = list_find(obj, CONDITIONS, type);
+    return i < 0 ? NULL : json_array_get(list_get(obj, CONDITIONS), i);
 }
 
 bool
@@ -67,16 +130,7 @@ kube_condition_set(json_t *obj, const char *type, const char *status,
         kube_time_now(tbuf, sizeof tbuf);
         now = tbuf;
     }
-    json_t *st = json_object_get(obj, "status");
-    if (!json_is_object(st)) {
-        st = json_object();
-        json_object_set_new(obj, "status", st);
-    }
-    json_t *conds = json_object_get(st, "conditions");
-    if (!json_is_array(conds)) {
-        conds = json_array();
-        json_object_set_new(st, "conditions", conds);
-    }
+    json_t *conds = list_make(obj, CONDITIONS);
     json_t *c = kube_condition_find(obj, type);
     bool changed = false;
     if (!c) {
@@ -85,10 +139,8 @@ kube_condition_set(json_t *obj, const char *type, const char *status,
         json_array_append_new(conds, c);
         changed = true;
     }
-    if (set_str(c, "status", status)) {
-        json_object_set_new(c, "lastTransitionTime", json_string(now));
-        changed = true;
-    } else if (!json_object_get(c, "lastTransitionTime")) {
+    if (set_str(c, "status", status) ||
+        !json_object_get(c, "lastTransitionTime")) {
         json_object_set_new(c, "lastTransitionTime", json_string(now));
         changed = true;
     }
@@ -109,33 +161,15 @@ kube_condition_set(json_t *obj, const char *type, const char *status,
 bool
 kube_condition_remove(json_t *obj, const char *type)
 {
-    json_t *conds =
-        json_object_get(json_object_get(obj, "status"), "conditions");
-    size_t i;
-    json_t *c;
-    json_array_foreach(conds, i, c)
-    {
-        if (str_eq(str_field(c, "type"), type)) {
-            json_array_remove(conds, i);
-            return true;
-        }
-    }
-    return false;
+    long i = list_find(obj, CONDITIONS, type);
+    return i >= 0 &&
+           json_array_remove(list_get(obj, CONDITIONS), (size_t) i) == 0;
 }
 
 bool
 kube_finalizer_has(const json_t *obj, const char *name)
 {
-    json_t *f = json_object_get(json_object_get(obj, "metadata"), "finalizers");
-    size_t i;
-    json_t *v;
-    json_array_foreach(f, i, v)
-    {
-        if (str_eq(json_string_value(v), name)) {
-            return true;
-        }
-    }
-    return false;
+    return list_find(obj, FINALIZERS, name) >= 0;
 }
 
 bool
@@ -144,34 +178,14 @@ kube_finalizer_add(json_t *obj, const char *name)
     if (kube_finalizer_has(obj, name)) {
         return false;
     }
-    json_t *md = json_object_get(obj, "metadata");
-    if (!json_is_object(md)) {
-        md = json_object();
-        json_object_set_new(obj, "metadata", md);
-    }
-    json_t *f = json_object_get(md, "finalizers");
-    if (!json_is_array(f)) {
-        f = json_array();
-        json_object_set_new(md, "finalizers", f);
-    }
-    json_array_append_new(f, json_string(name));
+    json_array_append_new(list_make(obj, FINALIZERS), json_string(name));
     return true;
 }
 
 bool
 kube_finalizer_remove(json_t *obj, const char *name)
 {
-    json_t *f = json_object_get(json_object_get(obj, "metadata"), "finalizers");
-    bool removed = false;
-    for (size_t i = 0; i < json_array_size(f);) {
-        if (str_eq(json_string_value(json_array_get(f, i)), name)) {
-            json_array_remove(f, i);
-            removed = true;
-        } else {
-            i++;
-        }
-    }
-    return removed;
+    return list_remove(obj, FINALIZERS, name);
 }
 
 bool
@@ -201,8 +215,7 @@ kube_owner_ref(const json_t *owner, bool controller)
 json_t *
 kube_owner_controller(const json_t *obj)
 {
-    json_t *refs =
-        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
+    json_t *refs = list_get(obj, OWNER_REFS);
     size_t i;
     json_t *r;
     json_array_foreach(refs, i, r)
@@ -217,17 +230,7 @@ kube_owner_controller(const json_t *obj)
 bool
 kube_owned_by(const json_t *obj, const char *uid)
 {
-    json_t *refs =
-        json_object_get(json_object_get(obj, "metadata"), "ownerReferences");
-    size_t i;
-    json_t *r;
-    json_array_foreach(refs, i, r)
-    {
-        if (str_eq(str_field(r, "uid"), uid)) {
-            return true;
-        }
-    }
-    return false;
+    return list_find(obj, OWNER_REFS, uid) >= 0;
 }
 
 int
@@ -243,29 +246,15 @@ kube_owner_ref_set(json_t *obj, const json_t *owner, bool controller)
         json_decref(ref);
         return -EEXIST;
     }
-    json_t *md = json_object_get(obj, "metadata");
-    if (!json_is_object(md)) {
-        md = json_object();
-        json_object_set_new(obj, "metadata", md);
+    json_t *refs = list_make(obj, OWNER_REFS);
+    long i = list_find(obj, OWNER_REFS, uid);
+    if (i < 0) {
+        json_array_append_new(refs, ref);
+    } else if (json_equal(json_array_get(refs, (size_t) i), ref)) {
+        json_decref(ref);
+        return 0;
+    } else {
+        json_array_set_new(refs, (size_t) i, ref);
     }
-    json_t *refs = json_object_get(md, "ownerReferences");
-    if (!json_is_array(refs)) {
-        refs = json_array();
-        json_object_set_new(md, "ownerReferences", refs);
-    }
-    size_t i;
-    json_t *r;
-    json_array_foreach(refs, i, r)
-    {
-        if (str_eq(str_field(r, "uid"), uid)) {
-            if (json_equal(r, ref)) {
-                json_decref(ref);
-                return 0;
-            }
-            json_array_set_new(refs, i, ref);
-            return 1;
-        }
-    }
-    json_array_append_new(refs, ref);
     return 1;
 }

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/kube/kubeconfig-curl.h"
 #include "lib/base/util.h"
+#include "lib/kube/kubeconfig-curl.h"
 
 enum call_kind { CALL_PLAIN, CALL_LIST, CALL_WATCH };
 
@@ -40,6 +40,10 @@ struct kube_call {
     char *req_body;               /* request body or NULL */
     size_t req_body_len;          /* its length */
     long timeout_ms;              /* per transfer */
+    bool reauth;                  /* repeated once after a 401 */
+    struct loop_timer *fail;      /* reports a credential failure */
+    int fail_rc;                  /* that failure */
+    struct dpf_error fail_err;    /* and why */
     /* list */
     kube_rest_page_fn page; /* per page */
     long limit;             /* page size (0 = unpaged) */
@@ -66,45 +70,13 @@ struct kr_sock {
 struct kube_rest {
     struct loop *loop;
     CURLM *multi;
-    struct loop_timer *timer; /* curl's timeout, NULL when none */
-    struct kubeconfig kc;     /* server and TLS material (copies) */
-    char *auth_header;        /* "Authorization: Bearer ..." or NULL */
-    char *user_agent;
-    struct kube_call *calls; /* live calls */
-    struct kube_call *reap;  /* cancelled inside curl, to free */
-    struct kr_sock *socks;   /* sockets curl asked us to watch */
-    int depth;               /* > 0 while inside curl */
+    struct loop_timer *timer;     /* curl's timeout, NULL when none */
+    struct kubeconfig_curl *conn; /* server, TLS, credentials */
+    struct kube_call *calls;      /* live calls */
+    struct kube_call *reap;       /* cancelled inside curl, to free */
+    struct kr_sock *socks;        /* sockets curl asked us to watch */
+    int depth;                    /* > 0 while inside curl */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void
-curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static char *
-dup_blob(const char *p, size_t n)
-{
-    if (!p) {
-        return NULL;
-    }
-    char *r = xmalloc(n + 1);
-    memcpy(r, p, n);
-    r[n] = '\0';
-    return r;
-}
-
-static void
-wipe_free(char *p, size_t n)
-{
-    if (p) {
-        explicit_bzero(p, n);
-        free(p);
-    }
-}
 
 /* --- paths --- */
 
@@ -154,8 +126,8 @@ kube_path(const struct kube_gvr *gvr, const char *ns, const char *name,
     return dbuf_steal(&b, NULL);
 }
 
-static void
-query_add(struct dbuf *q, const char *key, const char *value)
+void
+kube_query_add(struct dbuf *q, const char *key, const char *value)
 {
     if (!value || !*value) {
         return;
@@ -165,13 +137,64 @@ query_add(struct dbuf *q, const char *key, const char *value)
     free(e);
 }
 
-/* --- Status decoding --- */
+void
+kube_list_query(struct dbuf *q, const char *label_selector,
+                const char *field_selector, const char *resource_version,
+                long limit)
+{
+    kube_query_add(q, "labelSelector", label_selector);
+    kube_query_add(q, "fieldSelector", field_selector);
+    kube_query_add(q, "resourceVersion", resource_version);
+    if (limit > 0) {
+        dbuf_printf(q, "%slimit=%ld", q->len ? "&" : "", limit);
+    }
+}
+
+char *
+kube_watch_query(const struct kube_watch_options *o)
+{
+    struct dbuf q;
+    dbuf_init(&q);
+    dbuf_puts(&q, "watch=true");
+    kube_list_query(&q, o->label_selector, o->field_selector,
+                    o->resource_version, 0);
+    if (o->allow_bookmarks) {
+        dbuf_puts(&q, "&allowWatchBookmarks=true");
+    }
+    if (o->timeout_seconds > 0) {
+        dbuf_printf(&q, "&timeoutSeconds=%ld", o->timeout_seconds);
+    }
+    return dbuf_steal(&q, NULL);
+}
+
+int
+kube_response_json(long status, const char *body, size_t len,
+                   const char *method, const char *path, json_t **out,
+                   struct dpf_error *err)
+{
+    if (out) {
+        *out = NULL;
+    }
+    int r = kube_status_to_error(status, body, len, err);
+    if (r == 0 && out) {
+        json_error_t jerr;
+        *out = json_loadb(body, len, 0, &jerr);
+        if (!*out) {
+            dpf_error_set(err, 500, "InternalError",
+                          "%s %s: the reply is not JSON: %s", method, path,
+                          jerr.text);
+            r = -EPROTO;
+        }
+    }
+    return r;
+}
 
 /* --- calls --- */
 
 static void
 call_free(struct kube_call *c)
 {
+    loop_timer_cancel(c->fail);
     if (c->kind == CALL_WATCH) {
         kube_watch_parser_free(&c->parser);
     }
@@ -220,7 +243,7 @@ call_release_easy(struct kube_call *c)
         curl_easy_cleanup(c->easy);
         c->easy = NULL;
     }
-    curl_slist_free_all(c->hdrs);
+    kubeconfig_curl_headers_free(c->hdrs);
     c->hdrs = NULL;
 }
 
@@ -254,70 +277,57 @@ write_cb(char *buf, size_t size, size_t n, void *arg)
     return c->cancelled ? 0 : len;
 }
 
-/* Start (or restart, for the next page) the call's transfer. */
+static void call_end(struct kube_call *c, int rc, long status,
+                     const struct dpf_error *err);
+
+/* The exec plugin failed before the transfer could start: report it from
+ * the loop, never from inside the call that started the transfer. */
+static void
+on_credential_failed(void *arg, struct loop_timer *t)
+{
+    struct kube_call *c = arg;
+    call_end(c, c->fail_rc, 0, &c->fail_err);
+}
+
+/* Start (or restart: next page, retry after a 401) the call's transfer. */
 static void
 call_start(struct kube_call *c)
 {
     struct kube_rest *r = c->rest;
+    if (c->body.data) {
+        c->body.len = 0;
+        c->body.data[0] = '\0';
+    }
+    /* the plugin runs here, on the loop thread, when its credential is
+     * missing or expired (see kube-rest.h) */
+    int cr = kubeconfig_curl_refresh(r->conn, false, &c->fail_err);
+    if (cr < 0) {
+        c->fail_rc = cr;
+        c->fail = loop_timer_add(r->loop, 0, 0, on_credential_failed, c);
+        return;
+    }
     CURL *h = curl_easy_init();
     if (!h) {
         abort(); /* out of memory: the x* allocators' policy */
     }
     c->easy = h;
-    c->errbuf[0] = '\0';
-    if (c->body.data) {
-        c->body.len = 0;
-        c->body.data[0] = '\0';
-    }
-    struct dbuf url;
-    dbuf_init(&url);
-    dbuf_printf(&url, "%s%s", r->kc.server, c->path);
-    const char *sep = "?";
-    if (c->query && *c->query) {
-        dbuf_printf(&url, "?%s", c->query);
-        sep = "&";
-    }
+    struct dbuf q;
+    dbuf_init(&q);
+    dbuf_puts(&q, c->query ? c->query : "");
     if (c->kind == CALL_LIST && c->cont) {
-        char *e = kube_escape(c->cont);
-        dbuf_printf(&url, "%scontinue=%s", sep, e);
-        free(e);
+        kube_query_add(&q, "continue", c->cont);
     }
-    curl_easy_setopt(h, CURLOPT_URL, url.data);
-    dbuf_free(&url);
+    struct kube_request req = {.method = c->method,
+                               .path = c->path,
+                               .query = q.data,
+                               .content_type = c->content_type,
+                               .body = c->req_body,
+                               .body_len = c->req_body_len,
+                               .accept = c->accept,
+                               .timeout_ms = c->timeout_ms};
+    c->hdrs = kubeconfig_curl_setup(r->conn, h, &req, c->errbuf);
+    dbuf_free(&q);
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, r->user_agent);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
-    kubeconfig_curl_apply_tls(h, &r->kc);
-
-    char *accept =
-        xasprintf("Accept: %s", c->accept ? c->accept : "application/json");
-    c->hdrs = curl_slist_append(NULL, accept);
-    free(accept);
-    if (r->auth_header) {
-        c->hdrs = curl_slist_append(c->hdrs, r->auth_header);
-    }
-    c->hdrs = curl_slist_append(c->hdrs, "Expect:");
-    const char *m = c->method ? c->method : "GET";
-    if (c->req_body) {
-        char *ct =
-            xasprintf("Content-Type: %s",
-                      c->content_type ? c->content_type : "application/json");
-        c->hdrs = curl_slist_append(c->hdrs, ct);
-        free(ct);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t) c->req_body_len);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req_body);
-    }
-    if (!strcmp(m, "GET")) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (!(strcmp(m, "POST") == 0 && c->req_body)) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_multi_add_handle(r->multi, h);
@@ -349,7 +359,7 @@ kube_rest_send(struct kube_rest *r, const struct kube_request *req,
     c->accept = xstrdup(req->accept);
     c->content_type = xstrdup(req->content_type);
     if (req->body) {
-        c->req_body = dup_blob(req->body, req->body_len);
+        c->req_body = xstrndup(req->body, req->body_len);
         c->req_body_len = req->body_len;
     }
     c->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 0;
@@ -369,12 +379,8 @@ kube_rest_list(struct kube_rest *r, const char *path,
     struct kube_call *c = call_new(r, CALL_LIST, "GET", path, done, arg);
     struct dbuf q;
     dbuf_init(&q);
-    query_add(&q, "labelSelector", opts->label_selector);
-    query_add(&q, "fieldSelector", opts->field_selector);
-    query_add(&q, "resourceVersion", opts->resource_version);
-    if (opts->limit > 0) {
-        dbuf_printf(&q, "%slimit=%ld", q.len ? "&" : "", opts->limit);
-    }
+    kube_list_query(&q, opts->label_selector, opts->field_selector,
+                    opts->resource_version, opts->limit);
     c->query = q.data; /* NULL when empty */
     c->page = page;
     c->limit = opts->limit > 0 ? opts->limit : 0;
@@ -389,19 +395,7 @@ kube_rest_watch(struct kube_rest *r, const char *path,
                 kube_watch_event_fn event, kube_rest_done_fn done, void *arg)
 {
     struct kube_call *c = call_new(r, CALL_WATCH, "GET", path, done, arg);
-    struct dbuf q;
-    dbuf_init(&q);
-    dbuf_puts(&q, "watch=true");
-    query_add(&q, "labelSelector", opts->label_selector);
-    query_add(&q, "fieldSelector", opts->field_selector);
-    query_add(&q, "resourceVersion", opts->resource_version);
-    if (opts->allow_bookmarks) {
-        dbuf_puts(&q, "&allowWatchBookmarks=true");
-    }
-    if (opts->timeout_seconds > 0) {
-        dbuf_printf(&q, "&timeoutSeconds=%ld", opts->timeout_seconds);
-    }
-    c->query = dbuf_steal(&q, NULL);
+    c->query = kube_watch_query(opts);
     c->event = event;
     kube_watch_parser_init(&c->parser, 0, event, arg);
     if (opts->deadline_ms > 0) {
@@ -439,38 +433,6 @@ kube_rest_cancel(struct kube_call *c)
     }
     call_release_easy(c);
     call_free(c);
-}
-
-/* A transfer-level failure as rc + err. */
-static int
-transport_error(struct kube_call *c, CURLcode rc, struct dpf_error *err)
-{
-    const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-    int r;
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-        r = -ECONNREFUSED;
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        r = -ETIMEDOUT;
-        break;
-    case CURLE_COULDNT_RESOLVE_HOST:
-        r = -EHOSTUNREACH;
-        break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-        r = -EPROTO;
-        break;
-    default:
-        r = -EIO;
-        break;
-    }
-    dpf_error_set(err, r == -ETIMEDOUT ? 504 : 503, KUBE_REASON_CLIENT,
-                  "%s \"%s%s\": %s", c->method, c->rest->kc.server, c->path,
-                  detail);
-    return r;
 }
 
 /* A list page arrived (2xx): hand it over and decide what comes next.
@@ -515,49 +477,65 @@ list_page(struct kube_call *c, int *rc, struct dpf_error *err)
     return false;
 }
 
-/* One transfer ended (never inside curl). */
+/* The call is over: tell its owner and free it (never inside curl). */
 static void
-call_finish(struct kube_call *c, CURLcode result)
+call_end(struct kube_call *c, int rc, long status, const struct dpf_error *err)
 {
-    struct dpf_error err = {0};
-    struct kube_response resp = {0};
-    int rc = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp.status);
-    if (c->kind == CALL_WATCH && c->stop_rc != 0) {
-        rc = c->stop_rc;
-        err = c->stop_err;
-    } else if (result != CURLE_OK) {
-        rc = transport_error(c, result, &err);
-        resp.status = 0;
-    } else if (resp.status / 100 != 2) {
-        rc = kube_status_to_error(resp.status, c->body.data, c->body.len, &err);
-    } else if (c->kind == CALL_WATCH) {
-        rc = kube_watch_parser_finish(&c->parser, &err);
-    } else if (c->kind == CALL_LIST) {
-        if (list_page(c, &rc, &err)) {
-            return; /* the next page is on its way */
-        }
-        if (c->cancelled) {
-            return; /* cancelled by the page callback: already freed */
-        }
-    }
-    if (c->cancelled) {
-        return;
-    }
     if (c->body.data == NULL) {
         dbuf_append(&c->body, "", 0);
     }
-    resp.body = c->body.data;
-    resp.len = c->body.len;
+    struct kube_response resp = {
+        .status = status, .body = c->body.data, .len = c->body.len};
     /* Unlink before the callback: the call is over, cancelling it from
      * its own done callback is a no-op. */
     call_unlink(c, &c->rest->calls);
     c->cancelled = true;
     call_release_easy(c);
     if (c->done) {
-        c->done(c->arg, rc, &resp, &err);
+        c->done(c->arg, rc, &resp, err);
     }
     call_free(c);
+}
+
+/* One transfer ended (never inside curl). */
+static void
+call_finish(struct kube_call *c, CURLcode result)
+{
+    struct kubeconfig_curl *conn = c->rest->conn;
+    struct dpf_error err = {0};
+    long status = 0;
+    int rc = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (c->kind == CALL_WATCH && c->stop_rc != 0) {
+        rc = c->stop_rc;
+        err = c->stop_err;
+    } else if (result != CURLE_OK) {
+        rc = kubeconfig_curl_error(conn, result, c->errbuf, c->method, c->path,
+                                   &err);
+        status = 0;
+    } else if (status == 401 && kubeconfig_curl_uses_exec(conn) && !c->reauth) {
+        /* client-go runs the plugin again after a 401; the request is
+         * repeated once with the new credential */
+        c->reauth = true;
+        rc = kubeconfig_curl_refresh(conn, true, &err);
+        if (rc == 0) {
+            call_release_easy(c);
+            call_start(c);
+            return;
+        }
+    } else if (status / 100 != 2) {
+        rc = kube_status_to_error(status, c->body.data, c->body.len, &err);
+    } else if (c->kind == CALL_WATCH) {
+        rc = kube_watch_parser_finish(&c->parser, &err);
+    } else if (c->kind == CALL_LIST) {
+        if (list_page(c, &rc, &err)) {
+            return; /* the next page is on its way */
+        }
+    }
+    if (c->cancelled) {
+        return; /* cancelled by a page or event callback: already freed */
+    }
+    call_end(c, rc, status, &err);
 }
 
 static void
@@ -688,37 +666,20 @@ struct kube_rest *
 kube_rest_create(struct loop *loop, const struct kubeconfig *kc,
                  struct dpf_error *err)
 {
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK) {
-        dpf_error_set(err, 500, "InternalError", "curl_global_init: %s",
-                      curl_easy_strerror(curl_init_rc));
-        return NULL;
-    }
-    if (!kc || !kc->server || !*kc->server) {
-        dpf_error_set(err, 400, "BadRequest",
-                      "kubeconfig names no server to talk to");
+    struct kubeconfig_curl *conn = kubeconfig_curl_create(kc, err);
+    if (!conn) {
         return NULL;
     }
     struct kube_rest *r = xcalloc(1, sizeof *r);
     r->multi = curl_multi_init();
     if (!r->multi) {
+        kubeconfig_curl_destroy(conn);
         free(r);
         dpf_error_set(err, 500, "InternalError", "curl_multi_init failed");
         return NULL;
     }
     r->loop = loop;
-    r->kc.server = xstrdup(kc->server);
-    r->kc.ca_pem = dup_blob(kc->ca_pem, kc->ca_len);
-    r->kc.ca_len = kc->ca_len;
-    r->kc.cert_pem = dup_blob(kc->cert_pem, kc->cert_len);
-    r->kc.cert_len = kc->cert_len;
-    r->kc.key_pem = dup_blob(kc->key_pem, kc->key_len);
-    r->kc.key_len = kc->key_len;
-    r->kc.insecure_skip_tls_verify = kc->insecure_skip_tls_verify;
-    if (kc->token && *kc->token) {
-        r->auth_header = xasprintf("Authorization: Bearer %s", kc->token);
-    }
-    r->user_agent = xstrdup("dpf/" DPF_VERSION);
+    r->conn = conn;
     curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
     curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -747,20 +708,14 @@ kube_rest_destroy(struct kube_rest *r)
         free(s);
     }
     loop_timer_cancel(r->timer);
-    free(r->kc.server);
-    free(r->kc.ca_pem);
-    free(r->kc.cert_pem);
-    wipe_free(r->kc.key_pem, r->kc.key_len);
-    wipe_free(r->auth_header, r->auth_header ? strlen(r->auth_header) : 0);
-    free(r->user_agent);
+    kubeconfig_curl_destroy(r->conn);
     free(r);
 }
 
 void
 kube_rest_set_user_agent(struct kube_rest *r, const char *ua)
 {
-    free(r->user_agent);
-    r->user_agent = xstrdup(ua);
+    kubeconfig_curl_set_user_agent(r->conn, ua);
 }
 
 struct loop *
@@ -790,7 +745,7 @@ sync_done(void *arg, int rc, const struct kube_response *resp,
     pthread_mutex_lock(&s->mu);
     s->rc = rc;
     s->resp.status = resp->status;
-    s->resp.body = dup_blob(resp->body, resp->len);
+    s->resp.body = xstrndup(resp->body, resp->len);
     s->resp.len = resp->len;
     s->err = *err;
     s->finished = true;
@@ -846,15 +801,9 @@ kube_rest_json_wait(struct kube_rest *r, const char *method, const char *path,
     }
     int rc = kube_rest_request_wait(r, &req, &resp, err);
     free(text);
-    if (rc == 0 && out) {
-        json_error_t jerr;
-        *out = json_loadb(resp.body, resp.len, 0, &jerr);
-        if (!*out) {
-            dpf_error_set(err, 500, "InternalError",
-                          "%s %s: the reply is not JSON: %s", method, path,
-                          jerr.text);
-            rc = -EPROTO;
-        }
+    if (rc == 0) {
+        rc = kube_response_json(resp.status, resp.body, resp.len, method, path,
+                                out, err);
     }
     kube_response_free(&resp);
     return rc;

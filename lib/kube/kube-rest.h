@@ -37,6 +37,16 @@
  * would wait for itself). Callbacks may start new calls and cancel any
  * call; a done callback must not destroy the client.
  *
+ * Connection and credentials: every transfer is set up by
+ * lib/kube/kubeconfig-curl.h, as the blocking api-client's are: CA, client
+ * certificate, bearer token or basic auth, tls-server-name, and an exec
+ * credential plugin. The plugin runs on the loop thread when the first
+ * request needs its credential, again once that has expired, and again
+ * after a 401 (the request is then repeated once); the loop waits for it
+ * (bounded by the plugin timeout, 60 s), which happens once per credential
+ * lifetime. A plugin that fails ends the calls that needed it with
+ * -EACCES (code 401, reason "ClientError", the plugin's message).
+ *
  * Ownership: the client copies what it needs from the kubeconfig (kc may be
  * freed after kube_rest_create()); it holds the client key and token and
  * never logs them. Call handles belong to the client: they are valid until
@@ -99,7 +109,8 @@ typedef void (*kube_rest_done_fn)(void *arg, int rc,
 typedef int (*kube_rest_page_fn)(void *arg, json_t *page);
 
 /* Create a client for kc's server on loop (call on the loop thread).
- * NULL with err set if kc names no server or curl cannot start. */
+ * NULL with err set if kc names no server, its credentials are refused
+ * (kubeconfig_curl_create()) or curl cannot start. */
 struct kube_rest *kube_rest_create(struct loop *loop,
                                    const struct kubeconfig *kc,
                                    struct dpf_error *err);
@@ -181,5 +192,22 @@ char *kube_path(const struct kube_gvr *gvr, const char *ns, const char *name,
 /* Percent-escape a path segment or query value (unreserved kept).
  * Malloc'd. */
 char *kube_escape(const char *s);
+/* Append "key=<escaped value>" to a query ('&' first unless q is empty);
+ * nothing when value is NULL or "". */
+void kube_query_add(struct dbuf *q, const char *key, const char *value);
+/* Append a list's query: labelSelector, fieldSelector, resourceVersion
+ * and limit (when > 0), each only when set. */
+void kube_list_query(struct dbuf *q, const char *label_selector,
+                     const char *field_selector, const char *resource_version,
+                     long limit);
+/* The query of a watch ("watch=true&..."; deadline_ms is not part of it).
+ * Malloc'd. */
+char *kube_watch_query(const struct kube_watch_options *o);
+/* Decode a reply: a non-2xx status into err (kube_status_to_error());
+ * a 2xx body into *out (may be NULL: not decoded), -EPROTO when it is not
+ * JSON. method and path are for the message. */
+int kube_response_json(long status, const char *body, size_t len,
+                       const char *method, const char *path, json_t **out,
+                       struct dpf_error *err);
 
 #endif

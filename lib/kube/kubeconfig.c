@@ -723,6 +723,28 @@ kubeconfig_free(struct kubeconfig *kc)
     free(kc);
 }
 
+struct kubeconfig *
+kubeconfig_dup(const struct kubeconfig *kc)
+{
+    struct kubeconfig *r = xcalloc(1, sizeof *r);
+    *r = *kc; /* lengths and flags; every pointer is replaced below */
+    r->path = xstrdup(kc->path);
+    r->context = xstrdup(kc->context);
+    r->cluster_name = xstrdup(kc->cluster_name);
+    r->user_name = xstrdup(kc->user_name);
+    r->server = xstrdup(kc->server);
+    r->namespace = xstrdup(kc->namespace);
+    r->tls_server_name = xstrdup(kc->tls_server_name);
+    r->ca_pem = kc->ca_pem ? xstrndup(kc->ca_pem, kc->ca_len) : NULL;
+    r->cert_pem = kc->cert_pem ? xstrndup(kc->cert_pem, kc->cert_len) : NULL;
+    r->key_pem = kc->key_pem ? xstrndup(kc->key_pem, kc->key_len) : NULL;
+    r->token = xstrdup(kc->token);
+    r->username = xstrdup(kc->username);
+    r->password = xstrdup(kc->password);
+    r->exec = kubeconfig_exec_dup(kc->exec);
+    return r;
+}
+
 /* --- exec credential plugins --- */
 
 static char **

@@ -87,7 +87,7 @@ struct kubeconfig_exec {
 };
 
 /* The cluster extension that lets credentials travel over plain http://
- * (see api_client_create()); its value is not looked at. */
+ * (see kubeconfig_curl_create()); its value is not looked at. */
 #define KUBECONFIG_EXT_PLAINTEXT \
     "dpfctl.dpu.nvidia.com/allow-plaintext-credentials"
 
@@ -160,6 +160,8 @@ int kubeconfig_parse(const char *text, size_t len, const char *path,
                      struct dpf_error *err);
 /* Release everything (wipes the secrets first). NULL is fine. */
 void kubeconfig_free(struct kubeconfig *kc);
+/* A deep copy (secrets included: free it with kubeconfig_free()). */
+struct kubeconfig *kubeconfig_dup(const struct kubeconfig *kc);
 
 /* Copy / free an exec section. */
 struct kubeconfig_exec *kubeconfig_exec_dup(const struct kubeconfig_exec *x);

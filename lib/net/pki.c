@@ -157,26 +157,39 @@ cert_new(EVP_PKEY *key, const char *cn, const char *org, unsigned days)
     return x;
 }
 
-int
-pki_ca_create(const char *cert_path, const char *key_path, const char *cn,
-              unsigned days, struct dpf_error *err)
+/* One extension to add: NID and value (NULL: left out). */
+struct pki_ext {
+    int nid;
+    const char *value;
+};
+
+/* Make a key and a certificate for it, signed by ca/ca_key (NULL: self
+ * signed, a CA) with the extensions exts[0..n), and write both. Takes
+ * the ca references. */
+static int
+issue(X509 *ca, EVP_PKEY *ca_key, const char *cert_path, const char *key_path,
+      const char *cn, const char *org, unsigned days,
+      const struct pki_ext *exts, size_t n, struct dpf_error *err)
 {
+    X509 *x = NULL;
+    int r = 0;
     EVP_PKEY *key = EVP_EC_gen("P-256");
     if (!key) {
-        return ssl_fail(err, "cannot generate a key for", cert_path);
-    }
-    X509 *x = cert_new(key, cn, NULL, days);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    int r = 0;
-    if ((r = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE", err)) ||
-        (r = add_ext(x, x, NID_key_usage,
-                     "critical,digitalSignature,keyCertSign,cRLSign", err)) ||
-        (r = add_ext(x, x, NID_subject_key_identifier, "hash", err)) ||
-        (r = add_ext(x, x, NID_authority_key_identifier, "keyid:always",
-                     err))) {
+        r = ssl_fail(err, "cannot generate a key for", cert_path);
         goto out;
     }
-    if (!X509_sign(x, key, EVP_sha256())) {
+    x = cert_new(key, cn, org, days);
+    X509 *issuer = ca ? ca : x;
+    X509_set_issuer_name(x, X509_get_subject_name(issuer));
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (exts[i].value) {
+            r = add_ext(x, issuer, exts[i].nid, exts[i].value, err);
+        }
+    }
+    if (r != 0) {
+        goto out;
+    }
+    if (!X509_sign(x, ca_key ? ca_key : key, EVP_sha256())) {
         r = ssl_fail(err, "cannot sign", cert_path);
         goto out;
     }
@@ -187,10 +200,26 @@ pki_ca_create(const char *cert_path, const char *key_path, const char *cn,
 out:
     X509_free(x);
     EVP_PKEY_free(key);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
     return r;
 }
 
-/* Issue a leaf certificate; ext_fn-style parameters spelled out. */
+int
+pki_ca_create(const char *cert_path, const char *key_path, const char *cn,
+              unsigned days, struct dpf_error *err)
+{
+    const struct pki_ext exts[] = {
+        {NID_basic_constraints, "critical,CA:TRUE"},
+        {NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign"},
+        {NID_subject_key_identifier, "hash"},
+        {NID_authority_key_identifier, "keyid:always"},
+    };
+    return issue(NULL, NULL, cert_path, key_path, cn, NULL, days, exts,
+                 ARRAY_SIZE(exts), err);
+}
+
+/* Issue a leaf certificate signed by the CA. */
 static int
 issue_leaf(const char *ca_cert_path, const char *ca_key_path,
            const char *cert_path, const char *key_path, const char *cn,
@@ -199,54 +228,31 @@ issue_leaf(const char *ca_cert_path, const char *ca_key_path,
 {
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
-    EVP_PKEY *key = NULL;
-    X509 *x = NULL;
     int r;
-
     if ((r = load_cert(ca_cert_path, &ca, err)) < 0 ||
         (r = load_key(ca_key_path, &ca_key, err)) < 0) {
-        goto out;
+        X509_free(ca);
+        return r;
     }
     if (!X509_check_private_key(ca, ca_key)) {
         ERR_clear_error();
         dpf_error_set(err, 500, "InternalError",
                       "pki: CA key %s does not match CA certificate %s",
                       ca_key_path, ca_cert_path);
-        r = -EKEYREJECTED;
-        goto out;
+        X509_free(ca);
+        EVP_PKEY_free(ca_key);
+        return -EKEYREJECTED;
     }
-    key = EVP_EC_gen("P-256");
-    if (!key) {
-        r = ssl_fail(err, "cannot generate a key for", cert_path);
-        goto out;
-    }
-    x = cert_new(key, cn, org, days);
-    X509_set_issuer_name(x, X509_get_subject_name(ca));
-    if ((r = add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE", err)) ||
-        (r = add_ext(x, ca, NID_key_usage,
-                     "critical,digitalSignature,keyEncipherment", err)) ||
-        (r = add_ext(x, ca, NID_ext_key_usage, eku, err)) ||
-        (r = add_ext(x, ca, NID_subject_key_identifier, "hash", err)) ||
-        (r = add_ext(x, ca, NID_authority_key_identifier, "keyid:always",
-                     err))) {
-        goto out;
-    }
-    if (san && (r = add_ext(x, ca, NID_subject_alt_name, san, err))) {
-        goto out;
-    }
-    if (!X509_sign(x, ca_key, EVP_sha256())) {
-        r = ssl_fail(err, "cannot sign", cert_path);
-        goto out;
-    }
-    if ((r = write_pem(key_path, PKI_KEY_MODE, NULL, key, err)) == 0) {
-        r = write_pem(cert_path, PKI_CERT_MODE, x, NULL, err);
-    }
-out:
-    X509_free(x);
-    EVP_PKEY_free(key);
-    X509_free(ca);
-    EVP_PKEY_free(ca_key);
-    return r;
+    const struct pki_ext exts[] = {
+        {NID_basic_constraints, "critical,CA:FALSE"},
+        {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
+        {NID_ext_key_usage, eku},
+        {NID_subject_key_identifier, "hash"},
+        {NID_authority_key_identifier, "keyid:always"},
+        {NID_subject_alt_name, san},
+    };
+    return issue(ca, ca_key, cert_path, key_path, cn, org, days, exts,
+                 ARRAY_SIZE(exts), err);
 }
 
 int

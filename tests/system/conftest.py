@@ -18,12 +18,14 @@ Helpers:
 import base64
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import http.client
@@ -293,3 +295,74 @@ def netns():
     f = NetnsFactory()
     yield f
     f.cleanup()
+
+
+def make_cert(tmp_path, dns_name):
+    """A CA and a serving certificate whose only name is dns_name, in
+    tmp_path/pki (ca.crt, srv.crt, srv.key); returns that directory."""
+    d = tmp_path / "pki"
+    d.mkdir()
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "ca.key"),
+        "-out", str(d / "ca.crt"), "-subj", "/CN=test-ca", "-days", "2",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"),
+        "-subj", f"/CN={dns_name}")
+    (d / "ext").write_text(f"subjectAltName=DNS:{dns_name}\n"
+                           "extendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.crt"),
+        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out",
+        str(d / "srv.crt"), "-days", "2", "-extfile", str(d / "ext"))
+    return d
+
+
+class TlsListener:
+    """HTTPS-style listener on 127.0.0.1 with the certificate in pki
+    (make_cert()); records the SNI names clients send and hands each TLS
+    connection to self.handle(conn) on the accept thread. close() stops it
+    and closes what handle() put in self.conns."""
+
+    def __init__(self, pki):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(pki / "srv.crt"), str(pki / "srv.key"))
+        self.sni = []
+        self.ctx.sni_callback = lambda s, name, c: self.sni.append(name)
+        self.conns = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def handle(self, conn):
+        raise NotImplementedError
+
+    def _serve(self):
+        while not self._stop:
+            if not select.select([self.sock], [], [], 0.1)[0]:
+                continue
+            raw = None
+            try:
+                raw, _ = self.sock.accept()
+                raw.settimeout(5)
+                self.handle(self.ctx.wrap_socket(raw, server_side=True))
+            except (OSError, ssl.SSLError):
+                if raw:
+                    raw.close()
+
+    def close(self):
+        self._stop = True
+        self.thread.join(5)
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass

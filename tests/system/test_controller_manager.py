@@ -6,14 +6,20 @@ manager leads, its witness appends "<identity> <unix ms>" to the ConfigMap
 default/witness every half second. The record shows who ran controllers
 when; two leaders at once would interleave identities.
 """
+import base64
+import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import DpfServer, binary, free_port, wait_for
+from conftest import (DpfServer, TlsListener, binary, free_port, make_cert,
+                      wait_for)
 
 LEASE_S = 15.0   # client-go's default lease duration (not overridden)
 RETRY_S = 2.0    # retry period; a try waits up to 2.2 x this
@@ -25,13 +31,13 @@ LEASE = ("/apis/coordination.k8s.io/v1/namespaces/dpf-operator-system/"
 class Manager:
     """One dpf-controller-manager process owned by a test."""
 
-    def __init__(self, srv, tmp, identity, extra=()):
+    def __init__(self, srv, tmp, identity, extra=(), kubeconfig=None):
         self.identity = identity
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.log = os.path.join(tmp, f"{identity}.log")
         args = [binary("dpf-controller-manager", "dpf-controller-manager"),
-                "--kubeconfig", srv.kubeconfig,
+                "--kubeconfig", kubeconfig or srv.kubeconfig,
                 "--controllers", "none",
                 "--test-witness", "default/witness",
                 "--leader-elect", "--identity", identity,
@@ -84,8 +90,8 @@ def server(tmp_path):
 def managers(server, tmp_path):
     started = []
 
-    def start(identity, extra=()):
-        m = Manager(server, str(tmp_path), identity, extra)
+    def start(identity, extra=(), kubeconfig=None):
+        m = Manager(server, str(tmp_path), identity, extra, kubeconfig)
         started.append(m)
         return m
     yield start
@@ -265,3 +271,98 @@ def test_external_manager_is_standby_to_dpf_server(tmp_path):
             m.stop(signal.SIGKILL)
         code = srv.stop()
     assert code == 0, srv.log_text()[-3000:]
+
+
+class TlsFront(TlsListener):
+    """A TLS front on 127.0.0.1 whose certificate names only one DNS name
+    (not 127.0.0.1); it relays each connection's bytes to dpf-server."""
+
+    def __init__(self, pki, srv):
+        self.up = ssl.create_default_context(cadata=srv._cadata.decode())
+        self.up.check_hostname = False  # dpf-server's own CA, 127.0.0.1
+        self.srv_port = srv.port
+        super().__init__(pki)
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle(self, conn):
+        conn.settimeout(None)  # watches stay quiet for long
+        up = self.up.wrap_socket(
+            socket.create_connection(("127.0.0.1", self.srv_port)))
+        self.conns += [conn, up]
+        for a, b in ((conn, up), (up, conn)):
+            threading.Thread(target=self._pipe, args=(a, b),
+                             daemon=True).start()
+
+
+def test_exec_plugin_and_tls_server_name(server, managers, tmp_path):
+    """A manager whose kubeconfig user is an exec plugin and whose cluster
+    has tls-server-name (URL 127.0.0.1, certificate for only.dpf.test):
+    it connects, leads and reconciles; the plugin's credential is cached
+    until it expires (5 s), then fetched again; the token is never in
+    the manager's debug log."""
+    pki = make_cert(tmp_path, "only.dpf.test")
+    front = TlsFront(pki, server)
+    runs = tmp_path / "plugin-runs"
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(f"""#!/usr/bin/python3
+import datetime, json
+with open({str(runs)!r}, "a") as f:
+    f.write("run\\n")
+exp = datetime.datetime.now(datetime.timezone.utc) + \\
+    datetime.timedelta(seconds=5)
+print(json.dumps({{
+    "kind": "ExecCredential",
+    "apiVersion": "client.authentication.k8s.io/v1",
+    "status": {{"token": {server.token!r},
+               "expirationTimestamp": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}))
+""")
+    plugin.chmod(0o700)
+    kc = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "front", "cluster": {
+            "server": f"https://127.0.0.1:{front.port}",
+            "certificate-authority-data": base64.b64encode(
+                (pki / "ca.crt").read_bytes()).decode(),
+            "tls-server-name": "only.dpf.test"}}],
+        "users": [{"name": "plugin-user", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(plugin), "interactiveMode": "Never"}}}],
+        "contexts": [{"name": "c", "context": {
+            "cluster": "front", "user": "plugin-user"}}]}
+    kc_path = tmp_path / "plugin.kubeconfig"
+    kc_path.write_text(json.dumps(kc))  # JSON is YAML
+    try:
+        m = managers("cm-exec", extra=["--log-level", "debug"],
+                     kubeconfig=str(kc_path))
+        wait_for(lambda: any(i == "cm-exec" for i, _ in records(server)), 60,
+                 what="cm-exec leading and reconciling")
+        assert lease(server)["holderIdentity"] == "cm-exec"
+        assert front.sni and set(front.sni) == {"only.dpf.test"}
+        # Cached, then fetched again after expiry: many requests (witness
+        # writes every 0.5 s, Lease renewals), few plugin runs.
+        wait_for(lambda: len(runs.read_text().splitlines()) >= 2, 30,
+                 what="a second plugin run after the credential expired")
+        n_runs = len(runs.read_text().splitlines())
+        n_recs = len(records(server))
+        assert n_runs < n_recs, (n_runs, n_recs)
+        assert m.stop() == 0, m.log_text()[-3000:]
+        log = m.log_text()
+        assert "level=debug" in log, log[-2000:]
+        assert server.token not in log
+    finally:
+        front.close()

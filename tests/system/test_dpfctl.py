@@ -14,7 +14,8 @@ import time
 import pytest
 import yaml
 
-from conftest import DpfServer, binary, dpfctl, kubectl, wait_for
+from conftest import (DpfServer, TlsListener, binary, dpfctl, kubectl,
+                      make_cert, wait_for)
 
 NS = "dpf-operator-system"
 GROUP = "provisioning.dpu.nvidia.com"
@@ -1088,82 +1089,31 @@ def test_tls_server_name_real_server(tmp_path):
         assert srv.stop() == 0
 
 
-def make_cert(tmp_path, dns_name):
-    """A CA and a serving certificate whose only name is dns_name."""
-    d = tmp_path / "pki"
-    d.mkdir()
-
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(d / "ca.key"),
-        "-out", str(d / "ca.crt"), "-subj", "/CN=test-ca", "-days", "2",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes", "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"),
-        "-subj", f"/CN={dns_name}")
-    (d / "ext").write_text(f"subjectAltName=DNS:{dns_name}\n"
-                           "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.crt"),
-        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out",
-        str(d / "srv.crt"), "-days", "2", "-extfile", str(d / "ext"))
-    return d
-
-
-class TlsVersionServer:
+class TlsVersionServer(TlsListener):
     """HTTPS on 127.0.0.1 with a certificate for one DNS name only; records
     the SNI name and Host header of each request and answers /version."""
 
     def __init__(self, pki):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(pki / "srv.crt"), str(pki / "srv.key"))
-        self.sni = []
         self.hosts = []
-        self.ctx.sni_callback = lambda s, name, c: self.sni.append(name)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(pki)
 
-    def _serve(self):
+    def handle(self, conn):
         body = json.dumps({"major": "1", "minor": "32",
                            "gitVersion": "v1.32.0-sni"}).encode()
-        while not self._stop:
-            try:
-                raw, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            raw.settimeout(5)
-            try:
-                conn = self.ctx.wrap_socket(raw, server_side=True)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                for line in data.split(b"\r\n"):
-                    if line.lower().startswith(b"host:"):
-                        self.hosts.append(line[5:].strip().decode())
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
-                             b"application/json\r\nContent-Length: "
-                             + str(len(body)).encode() +
-                             b"\r\nConnection: close\r\n\r\n" + body)
-                conn.close()
-            except (OSError, ssl.SSLError):
-                raw.close()
-
-    def close(self):
-        self._stop = True
-        self.thread.join(5)
-        self.sock.close()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        for line in data.split(b"\r\n"):
+            if line.lower().startswith(b"host:"):
+                self.hosts.append(line[5:].strip().decode())
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: "
+                     + str(len(body)).encode() +
+                     b"\r\nConnection: close\r\n\r\n" + body)
+        conn.close()
 
 
 def test_tls_server_name_is_sni_and_verified_name(tmp_path):

@@ -402,12 +402,12 @@ test_list_pages(void **state)
 struct seen {
     int n;
     char names[8][16];
-    enum api_event_type types[8];
+    enum kube_event_type types[8];
     int stop_after; /* return 1 after this many events (0 = never) */
 };
 
 static int
-on_event(void *arg, enum api_event_type t, json_t *obj)
+on_event(void *arg, enum kube_event_type t, json_t *obj)
 {
     struct seen *s = arg;
     const char *n = json_string_value(
@@ -463,9 +463,9 @@ test_watch(void **state)
     assert_int_equal(
         api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s, &err), 0);
     assert_int_equal(s.n, 3);
-    assert_int_equal(s.types[0], API_EVENT_ADDED);
-    assert_int_equal(s.types[1], API_EVENT_MODIFIED);
-    assert_int_equal(s.types[2], API_EVENT_DELETED);
+    assert_int_equal(s.types[0], KUBE_EVENT_ADDED);
+    assert_int_equal(s.types[1], KUBE_EVENT_MODIFIED);
+    assert_int_equal(s.types[2], KUBE_EVENT_DELETED);
     assert_string_equal(wo.resource_version, "13");
 
     struct seen s2 = {.stop_after = 1};
@@ -489,7 +489,7 @@ test_watch(void **state)
         api_client_watch(c, &bfb_gvr, "n", &wo, on_event, &s4, &err),
         -ETIMEDOUT);
     assert_true(time_mono_ms() - t0 < 2500);
-    assert_string_equal(err.reason, API_REASON_CLIENT);
+    assert_string_equal(err.reason, KUBE_REASON_CLIENT);
 
     dpf_error_clear(&err);
     wo.deadline_ms = 0;
@@ -527,7 +527,7 @@ test_connection_refused(void **state)
     json_t *o = NULL;
     assert_int_equal(api_client_get(c, &bfb_gvr, "n", "a", &o, &err),
                      -ECONNREFUSED);
-    assert_string_equal(err.reason, API_REASON_CLIENT);
+    assert_string_equal(err.reason, KUBE_REASON_CLIENT);
     assert_non_null(strstr(err.message, server));
     api_client_destroy(c);
     free(server);
@@ -870,7 +870,7 @@ test_exec_failure(void **state)
                            "install sso-tool first",
                            path);
     assert_string_equal(err.message, want);
-    assert_string_equal(err.reason, API_REASON_CLIENT);
+    assert_string_equal(err.reason, KUBE_REASON_CLIENT);
     free(want);
     api_client_destroy(c);
     assert_int_equal(fake_stop(f), 0);
@@ -894,7 +894,7 @@ test_status_decode_plain(void **state)
                            "\"message\":\"m\",\"code\":409}";
     assert_int_equal(
         kube_status_to_error(409, conflict, strlen(conflict), &err), -EBUSY);
-    assert_string_equal(api_event_type_name(API_EVENT_BOOKMARK), "BOOKMARK");
+    assert_string_equal(kube_event_type_name(KUBE_EVENT_BOOKMARK), "BOOKMARK");
 }
 
 int

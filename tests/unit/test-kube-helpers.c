@@ -1,7 +1,8 @@
 /* Unit tests for the controller helpers of lib/kube: conditions,
  * finalizers and owner references (kube-object), read-modify-write with
  * conflict retry and server-side apply (kube-write), event aggregation
- * (kube-events) and leader election's configuration checks (leader),
+ * (kube-events), leader election's configuration checks (leader) and
+ * kube-rest's exec credential plugin (401 retry, failure),
  * the writers against a scripted HTTP server on loopback. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -140,6 +141,7 @@ struct req {
     char method[16];
     char target[512];
     char ctype[128];
+    char auth[128]; /* Authorization header */
     char *body;
 };
 
@@ -192,6 +194,10 @@ serve_one(struct fake *f, int fd)
     const char *ct = strcasestr(buf, "\r\nContent-Type: ");
     if (ct && ct < end) {
         sscanf(ct + 16, "%127[^\r]", rq.ctype);
+    }
+    const char *au = strcasestr(buf, "\r\nAuthorization: ");
+    if (au && au < end) {
+        sscanf(au + 17, "%127[^\r]", rq.auth);
     }
     size_t clen = 0;
     const char *cl = strcasestr(buf, "\r\nContent-Length: ");
@@ -254,8 +260,9 @@ loop_main(void *arg)
     return NULL;
 }
 
+/* kc NULL: a kubeconfig with the server and no user. */
 static void
-env_start(struct env *e, script_fn script)
+env_start_kc(struct env *e, script_fn script, struct kubeconfig *kc)
 {
     memset(e, 0, sizeof *e);
     struct fake *f = &e->f;
@@ -273,11 +280,21 @@ env_start(struct env *e, script_fn script)
     e->loop = loop_create();
     char server[64];
     snprintf(server, sizeof server, "http://127.0.0.1:%d", f->port);
-    struct kubeconfig kc = {.server = server, .namespace = "default"};
+    struct kubeconfig plain = {.server = server, .namespace = "default"};
+    if (kc) {
+        free(kc->server);
+        kc->server = xstrdup(server);
+    }
     struct dpf_error err = {0};
-    e->rest = kube_rest_create(e->loop, &kc, &err);
+    e->rest = kube_rest_create(e->loop, kc ? kc : &plain, &err);
     assert_non_null(e->rest);
     pthread_create(&e->loop_thread, NULL, loop_main, e->loop);
+}
+
+static void
+env_start(struct env *e, script_fn script)
+{
+    env_start_kc(e, script, NULL);
 }
 
 static void
@@ -515,6 +532,101 @@ test_event_aggregation(void **state)
 
 /* --- leader --- */
 
+/* --- kube-rest with an exec credential plugin --- */
+
+/* 401 for the first plugin's token, 200 for any other. */
+static void
+reauth_script(struct fake *f, int i, const struct req *r, int *status,
+              const char **body)
+{
+    *status = strcmp(r->auth, "Bearer tok-1") ? 200 : 401;
+    *body = *status == 200 ? CM_RV("5")
+                           : "{\"kind\":\"Status\",\"reason\":"
+                             "\"Unauthorized\",\"code\":401}";
+}
+
+/* A kubeconfig (over http, allowed by the extension) whose user runs cmd,
+ * by default dir/plugin: it prints token tok-<run> (one line per run in
+ * dir/runs). */
+static struct kubeconfig *
+plugin_kubeconfig(const char *dir, const char *cmd)
+{
+    char *plugin = xasprintf("%s/plugin", dir);
+    char *sh = xasprintf("#!/bin/sh\necho run >> %s/runs\n"
+                         "echo '{\"apiVersion\":\"client.authentication.k8s"
+                         ".io/v1\",\"kind\":\"ExecCredential\",\"status\":"
+                         "{\"token\":\"tok-'$(wc -l < %s/runs)'\"}}'\n",
+                         dir, dir);
+    assert_int_equal(file_write_atomic(plugin, sh, strlen(sh), 0755), 0);
+    free(sh);
+    char *text =
+        xasprintf("current-context: c\n"
+                  "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+                  "clusters:\n- name: k\n  cluster:\n    server: http://x\n"
+                  "    extensions:\n    - name: " KUBECONFIG_EXT_PLAINTEXT "\n"
+                  "      extension: {}\n"
+                  "users:\n- name: u\n  user:\n    exec:\n"
+                  "      apiVersion: client.authentication.k8s.io/v1\n"
+                  "      command: %s\n      interactiveMode: Never\n",
+                  cmd ? cmd : plugin);
+    struct kubeconfig *kc = NULL;
+    struct dpf_error err = {0};
+    int r = kubeconfig_parse(text, strlen(text), "/tmp/kc", NULL, &kc, &err);
+    free(text);
+    free(plugin);
+    assert_int_equal(r, 0);
+    return kc;
+}
+
+static void
+test_rest_exec_plugin(void **state)
+{
+    char dir[] = "/tmp/dpf-test-rest-exec-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    /* A 401 runs the plugin again and repeats the request once. */
+    struct kubeconfig *kc = plugin_kubeconfig(dir, NULL);
+    struct env e;
+    env_start_kc(&e, reauth_script, kc);
+    json_t *out = NULL;
+    struct dpf_error err = {0};
+    assert_int_equal(kube_rest_json_wait(e.rest, "GET",
+                                         "/api/v1/namespaces/ns/configmaps/c",
+                                         NULL, NULL, NULL, &out, &err),
+                     0);
+    json_decref(out);
+    assert_int_equal(e.f.n, 2);
+    assert_string_equal(e.f.reqs[0].auth, "Bearer tok-1");
+    assert_string_equal(e.f.reqs[1].auth, "Bearer tok-2");
+    /* The new credential is kept: no run for the next request. */
+    assert_int_equal(kube_rest_json_wait(e.rest, "GET",
+                                         "/api/v1/namespaces/ns/configmaps/c",
+                                         NULL, NULL, NULL, NULL, &err),
+                     0);
+    assert_int_equal(e.f.n, 3);
+    assert_string_equal(e.f.reqs[2].auth, "Bearer tok-2");
+    env_stop(&e);
+    kubeconfig_free(kc);
+
+    /* A plugin that cannot run: -EACCES, nothing sent. */
+    char *missing = xasprintf("%s/missing-plugin", dir);
+    kc = plugin_kubeconfig(dir, missing);
+    env_start_kc(&e, reauth_script, kc);
+    dpf_error_clear(&err);
+    assert_int_equal(kube_rest_json_wait(e.rest, "GET", "/api/v1/namespaces",
+                                         NULL, NULL, NULL, NULL, &err),
+                     -EACCES);
+    assert_int_equal(err.code, 401);
+    assert_string_equal(err.reason, KUBE_REASON_CLIENT);
+    assert_non_null(strstr(err.message, "getting credentials for user \"u\""));
+    assert_int_equal(e.f.n, 0);
+    env_stop(&e);
+    kubeconfig_free(kc);
+    free(missing);
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 static void
 test_leader_config(void **state)
 {
@@ -548,6 +660,7 @@ main(void)
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_event_aggregation),
         cmocka_unit_test(test_leader_config),
+        cmocka_unit_test(test_rest_exec_plugin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

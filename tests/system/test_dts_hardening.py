@@ -134,11 +134,29 @@ def open_dir():
 
 
 def run_example_as_nobody(socket_path):
-    return subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         binary("dts", "dts-exporter-example"), "--socket", socket_path,
-         "--source-id", "nobody-app", "--events", "1"],
-        capture_output=True, text=True, timeout=60)
+    """The example app as user nobody. It runs from a world-readable copy
+    (program and library, in the build's relative layout), because the
+    build tree may sit under a 0700 directory (a fresh clone in a
+    mkdtemp, as test_standalone makes) that nobody cannot enter."""
+    exe = binary("dts", "dts-exporter-example")
+    lib = os.path.join(os.path.dirname(os.path.dirname(exe)),
+                       "libdts-exporter", "libdts-exporter.so.1")
+    root = tempfile.mkdtemp(prefix="dts-nobody-")
+    try:
+        os.chmod(root, 0o755)
+        for sub, src in (("bin", exe), ("libdts-exporter", lib)):
+            os.mkdir(os.path.join(root, sub), 0o755)
+            dst = os.path.join(root, sub, os.path.basename(src))
+            shutil.copy2(os.path.realpath(src), dst)
+            os.chmod(dst, 0o755)
+        return subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             os.path.join(root, "bin", "dts-exporter-example"),
+             "--socket", socket_path, "--source-id", "nobody-app",
+             "--events", "1"],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(root)
 
 
 def test_ipc_socket_mode_and_group_let_another_user_in(tmp_path, open_dir):

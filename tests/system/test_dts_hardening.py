@@ -127,10 +127,23 @@ def test_second_instance_keeps_first_ipc_socket(tmp_path):
 @pytest.fixture
 def open_dir():
     """A directory other users can traverse (pytest's tmp_path is 0700)."""
-    d = tempfile.mkdtemp(prefix="dts-ipc-")
+    d = tempfile.mkdtemp(prefix="dts-ipc-", dir=nobody_reachable_tmp())
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d)
+
+
+def nobody_reachable_tmp():
+    """A temporary directory base that user nobody can enter: $TMPDIR may
+    sit under a 0700 directory (a mkdtemp of its own), then /tmp."""
+    for base in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        path, ok = os.path.abspath(base), True
+        while ok and path != "/":
+            ok = bool(os.stat(path).st_mode & stat.S_IXOTH)
+            path = os.path.dirname(path)
+        if ok:
+            return base
+    pytest.fail("no temporary directory that user nobody can enter")
 
 
 def run_example_as_nobody(socket_path):
@@ -141,7 +154,7 @@ def run_example_as_nobody(socket_path):
     exe = binary("dts", "dts-exporter-example")
     lib = os.path.join(os.path.dirname(os.path.dirname(exe)),
                        "libdts-exporter", "libdts-exporter.so.1")
-    root = tempfile.mkdtemp(prefix="dts-nobody-")
+    root = tempfile.mkdtemp(prefix="dts-nobody-", dir=nobody_reachable_tmp())
     try:
         os.chmod(root, 0o755)
         for sub, src in (("bin", exe), ("libdts-exporter", lib)):

@@ -86,26 +86,52 @@ static const char *const dts_ignored_keys[] = {
     "runtime-configuration-folder",
     "exporters-dir",
     "metadata-file",
-    "influx",
     "influx-key",
     "influx-db",
     "influx-bulk",
     "influx-min-reconnect",
     "influx-max-reconnect",
-    "prometheus-cset-dir",
-    "prometheus-fset-dir",
-    "prometheus-indexes",
-    "prometheus-fset-indexes",
-    "prometheus-fset-indexes-file",
-    "prometheus-cert",
-    "prometheus-key",
-    "prometheus-ignore-names",
-    "prometheus-ignore-tagss",
-    "open-telemetry-receiver",
     "open-telemetry-ca-file",
     "open-telemetry-field-set",
     "open-telemetry-counter-set",
-    "diagnostic-data-yml-file",
+    "open-telemetry-transport",
+    /* CollectX engine options DOCA's DTS inherits */
+    "daemon",
+    "logfile",
+    "stats",
+    "verbose",
+    "extra",
+    "exit-after-schema-write",
+    "mlnx.device-name",
+    "nvidia-smi-max-processes",
+    "nvidia-smi-xid-logfile",
+    "python-import-app-id",
+    "python-import-num-scripts",
+    "python-import-config-dir",
+    "dcgm-events-monitor-period",
+    "dcgm-events-profile-period",
+    "dcgm-events-static-period",
+    "dcgm-events-enable-common-fields",
+    "dcgm-events-enable-ecc-fields",
+    "dcgm-events-enable-gpu-fields",
+    "dcgm-events-enable-nvlink-fields",
+    "dcgm-events-enable-nvswitch-fields",
+    "dcgm-events-enable-prof-fields",
+    "dcgm-events-enable-vgpu-fields",
+};
+
+/* DOCA keys for outputs this build does not have: an operator relying on
+ * them (HTTPS, OpenTelemetry, InfluxDB, diagnostic data) is warned. */
+static const struct {
+    const char *key;
+    const char *why;
+} dts_unavailable_keys[] = {
+    {"prometheus-cert", "no TLS on the Prometheus endpoint (plain HTTP)"},
+    {"prometheus-key", "no TLS on the Prometheus endpoint (plain HTTP)"},
+    {"open-telemetry-receiver", "no OpenTelemetry exporter"},
+    {"influx", "no InfluxDB exporter"},
+    {"diagnostic-data-yml-file",
+     "the diagnostic_data provider needs BlueField hardware"},
 };
 
 /* Parsing state: the config being built plus enable/disable bookkeeping. */
@@ -116,6 +142,7 @@ struct dts_cfg_build {
     char **disabled;
     bool providers_set; /* an explicit list replaces the sysfs default */
     bool exp_fwd;       /* a forward .exp set the main destination */
+    unsigned sysfs_explicit; /* components the file turned on by name */
     size_t include_lc[2], exclude_lc[2]; /* length, capacity of the lists */
     struct dpf_error *err;
 };
@@ -184,6 +211,51 @@ dts_cfg_note(struct dts_cfg_build *b, unsigned line, const char *fmt, ...)
     free(msg);
     b->c->notes = xrealloc(b->c->notes, (b->c->n_notes + 1) * sizeof(char *));
     b->c->notes[b->c->n_notes++] = full;
+}
+
+static void dts_cfg_warn(struct dts_cfg_build *b, unsigned line,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A key that is valid but cannot take effect on this machine: logged at
+ * warn level so it is never silently ignored. */
+static void
+dts_cfg_warn(struct dts_cfg_build *b, unsigned line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    char *full = line ? xasprintf("line %u: %s", line, msg) : xstrdup(msg);
+    free(msg);
+    b->c->warnings =
+        xrealloc(b->c->warnings, (b->c->n_warnings + 1) * sizeof(char *));
+    b->c->warnings[b->c->n_warnings++] = full;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} dts_sysfs_components[] = {
+    {"eth", DTS_SYSFS_ETH},
+    {"ib_port", DTS_SYSFS_IB_PORT},
+    {"ib_hw", DTS_SYSFS_IB_HW},
+    {"hw_port", DTS_SYSFS_IB_HW},
+    {"hwmon", DTS_SYSFS_HWMON},
+    {"ib_mr_cache", DTS_SYSFS_IB_MR_CACHE},
+    {"mr_cache", DTS_SYSFS_IB_MR_CACHE},
+    {"bf_ptm", DTS_SYSFS_BF_PTM},
+};
+
+unsigned
+dts_config_sysfs_component(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(dts_sysfs_components); i++) {
+        if (!strcmp(dts_sysfs_components[i].name, name)) {
+            return dts_sysfs_components[i].bit;
+        }
+    }
+    return 0;
 }
 
 static void
@@ -271,6 +343,29 @@ dts_cfg_provider_list(struct dts_cfg_build *b, unsigned line, const char *key,
     int rc = 0;
     for (char *tok = strtok_r(copy, ", \t", &save); tok;
          tok = strtok_r(NULL, ", \t", &save)) {
+        /* DOCA's sysfs components: sysfs.<component>, remote
+         * grpc.sysfs.<component> */
+        const char *comp = str_has_prefix(tok, "grpc.sysfs.") ? tok + 11
+                           : str_has_prefix(tok, "sysfs.")    ? tok + 6
+                                                              : NULL;
+        if (comp) {
+            unsigned bit = dts_config_sysfs_component(comp);
+            if (!bit) {
+                rc = dts_cfg_fail(b, line, key,
+                                  "unknown sysfs component \"%s\" (eth, "
+                                  "ib_port, ib_hw, hwmon, ib_mr_cache, bf_ptm)",
+                                  comp);
+                break;
+            }
+            if (enable) {
+                b->c->sysfs_components |= bit;
+                b->sysfs_explicit |= bit;
+            } else {
+                b->c->sysfs_components &= ~bit;
+                b->sysfs_explicit &= ~bit;
+            }
+            continue;
+        }
         const char *canon = dts_config_provider_canon(tok);
         if (!canon) {
             rc = dts_cfg_fail(b, line, key, "unknown provider \"%s\"", tok);
@@ -299,6 +394,55 @@ dts_cfg_port(struct dts_cfg_build *b, unsigned line, const char *key,
                             "\"%s\" is not a port number (1-65535)", v);
     }
     *out = (uint16_t) n;
+    return 0;
+}
+
+/* sysfs.component.<name>=<value>: <name> a component and the value 0/1
+ * turns it off/on; otherwise <name> is an InfiniBand device and the value
+ * the list of IB components read for it (CollectX's
+ * sysfs.component.<hca-device>). */
+static int
+dts_cfg_sysfs_component(struct dts_cfg_build *b, unsigned line,
+                        const char *key, const char *name, const char *v)
+{
+    struct dts_config *c = b->c;
+    unsigned bit = dts_config_sysfs_component(name);
+    if (bit) {
+        bool on;
+        if (ini_parse_bool(v, &on) < 0) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not 0/1", v);
+        }
+        if (on) {
+            c->sysfs_components |= bit;
+            b->sysfs_explicit |= bit;
+        } else {
+            c->sysfs_components &= ~bit;
+            b->sysfs_explicit &= ~bit;
+        }
+        return 0;
+    }
+    unsigned mask = 0;
+    char *copy = xstrdup(v);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", \t", &save); tok;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        unsigned cb = dts_config_sysfs_component(tok);
+        if (!cb) {
+            int rc = dts_cfg_fail(b, line, key,
+                                  "unknown sysfs component \"%s\" (ib_port, "
+                                  "ib_hw, ib_mr_cache, eth, hwmon)",
+                                  tok);
+            free(copy);
+            return rc;
+        }
+        mask |= cb;
+    }
+    free(copy);
+    c->sysfs_devs =
+        xrealloc(c->sysfs_devs, (c->n_sysfs_devs + 1) * sizeof *c->sysfs_devs);
+    c->sysfs_devs[c->n_sysfs_devs].device = xstrdup(name);
+    c->sysfs_devs[c->n_sysfs_devs].mask = mask;
+    c->n_sysfs_devs++;
     return 0;
 }
 
@@ -421,6 +565,43 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
             dts_strv_push(&c->prom_aggr, &c->n_prom_aggr, tok);
         }
         free(copy);
+    } else if (!strcmp(key, "metric-naming")) {
+        if (!strcasecmp(v, "dts") || !strcasecmp(v, "prometheus")) {
+            c->naming = DTS_NAMING_DTS;
+        } else if (!strcasecmp(v, "doca")) {
+            c->naming = DTS_NAMING_DOCA;
+        } else {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not dts or doca", v);
+        }
+    } else if (!strcmp(key, "prometheus-cset-dir")) {
+        dts_set_str(&c->cset_dir, v);
+    } else if (!strcmp(key, "prometheus-fset-dir")) {
+        dts_set_str(&c->fset_dir, v);
+    } else if (!strcmp(key, "prometheus-indexes")) {
+        dts_set_str(&c->prom_indexes, v);
+    } else if (!strcmp(key, "prometheus-fset-indexes")) {
+        dts_set_str(&c->prom_fset_indexes, v);
+    } else if (!strcmp(key, "prometheus-fset-indexes-file")) {
+        dts_set_str(&c->prom_fset_indexes_file, v);
+    } else if (!strcmp(key, "prometheus-ignore-names")) {
+        dts_set_str(&c->prom_ignore_names, v);
+    } else if (!strcmp(key, "prometheus-ignore-tagss") ||
+               !strcmp(key, "prometheus-ignore-tags")) {
+        dts_set_str(&c->prom_ignore_tags, v);
+    } else if (str_has_prefix(key, "sysfs.component.") && key[16]) {
+        return dts_cfg_sysfs_component(b, line, key, key + 16, v);
+    } else if ((str_has_prefix(key, "hcaperf.") && key[8]) ||
+               (str_has_prefix(key, "grpc.hcaperf.") && key[13])) {
+        /* hcaperf.<ib-device>=init|sample|ignore (DOCA's enum) */
+        if (strcmp(v, "init") && strcmp(v, "sample") && strcmp(v, "ignore")) {
+            return dts_cfg_fail(b, line, key,
+                                "\"%s\" is not init, sample or ignore", v);
+        }
+        dts_cfg_warn(b, line,
+                     "%s=%s has no effect: the hcaperf provider (HCA "
+                     "performance counters through DOCA's privileged "
+                     "executer) is not available here",
+                     key, v);
     } else if (!strcmp(key, "fluent-aggr-address")) {
         dts_set_str(&c->fluent_aggr_address, v);
     } else if (!strcmp(key, "fluent-aggr-shared-key")) {
@@ -496,6 +677,13 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
         }
         c->fwd_buffer_records = (unsigned) cnt;
     } else {
+        for (size_t i = 0; i < ARRAY_SIZE(dts_unavailable_keys); i++) {
+            if (!strcmp(key, dts_unavailable_keys[i].key)) {
+                dts_cfg_warn(b, line, "%s has no effect: %s", key,
+                             dts_unavailable_keys[i].why);
+                return 0;
+            }
+        }
         for (size_t i = 0; i < ARRAY_SIZE(dts_ignored_keys); i++) {
             if (!strcmp(key, dts_ignored_keys[i])) {
                 dts_cfg_note(b, line, "key %s is accepted but not implemented",
@@ -527,6 +715,7 @@ dts_cfg_new(const char *name, const struct dts_runtime *rt)
     c->app_max_series_per_source = DTS_DEFAULT_APP_SERIES_PER_SOURCE;
     c->ipc_gid = -1;
     c->sysfs_root = xstrdup(rt && rt->sysfs_root ? rt->sysfs_root : "/sys");
+    c->sysfs_components = DTS_SYSFS_DEFAULT;
     return c;
 }
 
@@ -685,6 +874,38 @@ dts_cfg_finish(struct dts_cfg_build *b, const struct dts_runtime *rt)
         return -EINVAL;
     }
     dts_filter_free(f);
+    static const struct {
+        unsigned bit;
+        const char *name, *why;
+    } unavailable[] = {
+        {DTS_SYSFS_IB_MR_CACHE, "ib_mr_cache",
+         "the mlx5 MR cache counters are not in sysfs"},
+        {DTS_SYSFS_BF_PTM, "bf_ptm",
+         "BlueField-3 power/thermal counters need the mlxbf-ptm module and "
+         "DOCA's privileged executer"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(unavailable); i++) {
+        if (b->sysfs_explicit & c->sysfs_components & unavailable[i].bit) {
+            dts_cfg_warn(b, 0, "sysfs component %s is not available here: %s",
+                         unavailable[i].name, unavailable[i].why);
+        }
+    }
+    struct dts_view_settings vs = {
+        .naming = c->naming,
+        .cset_dir = c->cset_dir,
+        .fset_dir = c->fset_dir,
+        .indexes = c->prom_indexes,
+        .fset_indexes = c->prom_fset_indexes,
+        .fset_indexes_file = c->prom_fset_indexes_file,
+        .ignore_names = c->prom_ignore_names,
+        .ignore_tags = c->prom_ignore_tags,
+    };
+    dpf_error_clear(&ferr);
+    c->view = dts_view_load(&vs, &ferr);
+    if (!c->view) {
+        dpf_error_set(b->err, 400, "Invalid", "%s: %s", b->name, ferr.message);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -937,6 +1158,19 @@ dts_config_free(struct dts_config *c)
     free(c->fluent_aggr_hostname);
     free(c->ipc_dir);
     free(c->sysfs_root);
+    for (size_t i = 0; i < c->n_sysfs_devs; i++) {
+        free(c->sysfs_devs[i].device);
+    }
+    free(c->sysfs_devs);
+    free(c->cset_dir);
+    free(c->fset_dir);
+    free(c->prom_indexes);
+    free(c->prom_fset_indexes);
+    free(c->prom_fset_indexes_file);
+    free(c->prom_ignore_names);
+    free(c->prom_ignore_tags);
+    dts_view_free(c->view);
+    dts_strv_free(c->warnings, c->n_warnings);
     dts_strv_free(c->notes, c->n_notes);
     free(c);
 }

@@ -16,6 +16,7 @@
 #include "dts/dts-ipc-server.h"
 #include "dts/dts-labels.h"
 #include "dts/dts-provider.h"
+#include "dts/dts-view.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 
@@ -77,6 +78,13 @@ dts_provider_fingerprint(const struct dts_config *c, const char *name)
     struct dbuf b;
     dbuf_init(&b);
     dbuf_printf(&b, "root=%s", c->sysfs_root);
+    if (!strcmp(name, "sysfs")) {
+        dbuf_printf(&b, " comp=%u", c->sysfs_components);
+        for (size_t i = 0; i < c->n_sysfs_devs; i++) {
+            dbuf_printf(&b, " %s=%u", c->sysfs_devs[i].device,
+                        c->sysfs_devs[i].mask);
+        }
+    }
     if (!strcmp(name, "prometheus_aggr")) {
         for (size_t i = 0; i < c->n_prom_aggr; i++) {
             dbuf_printf(&b, " ep=%s", c->prom_aggr[i]);
@@ -279,6 +287,71 @@ dts_on_collect_timer(void *arg, struct loop_timer *t)
 
 /* ---- HTTP endpoint --------------------------------------------------- */
 
+/* The collector's data paths (DOCA's endpoint): an optional format prefix
+ * /json or /csv, then /metrics (everything), /cset/<name>, /fset/<name>
+ * or /<name> (the .cset and the .fset of that name). */
+static void
+dts_daemon_http_data(struct dts_daemon *d, const char *path,
+                     struct http_lite_response *resp)
+{
+    int fmt = DTS_FMT_PROM;
+    if (str_has_prefix(path, "/json") && (!path[5] || path[5] == '/')) {
+        fmt = DTS_FMT_JSON;
+        path += 5;
+    } else if (str_has_prefix(path, "/csv") && (!path[4] || path[4] == '/')) {
+        fmt = DTS_FMT_CSV;
+        path += 4;
+    }
+    const char *set = NULL;
+    enum dts_set_kind kind = DTS_SET_ANY;
+    if (!*path || !strcmp(path, "/") || !strcmp(path, "/metrics")) {
+        set = NULL;
+    } else if (str_has_prefix(path, "/cset/") && path[6]) {
+        set = path + 6;
+        kind = DTS_SET_CSET;
+    } else if (str_has_prefix(path, "/fset/") && path[6]) {
+        set = path + 6;
+        kind = DTS_SET_FSET;
+    } else {
+        set = path + 1;
+    }
+    if (set && (strchr(set, '/') || !*set)) {
+        resp->status = 404;
+        dbuf_puts(&resp->body, "not found\n");
+        return;
+    }
+    if (fmt == DTS_FMT_PROM && !set) {
+        /* Size the buffer once: a page of 5,000 series is ~400 KB and
+         * growing it by doubling would copy it ~13 times. */
+        size_t hint = d->last_render_len + d->last_render_len / 8;
+        if (hint && !resp->body.data) {
+            resp->body.data = xmalloc(hint);
+            resp->body.data[0] = '\0';
+            resp->body.cap = hint;
+        }
+    }
+    long n = dts_model_render_view(d->model, fmt, set, kind, &resp->body);
+    if (n == -ENOENT) {
+        resp->body.len = 0;
+        resp->status = 404;
+        dbuf_printf(&resp->body, "no %s named \"%s\" (see %s)\n",
+                    kind == DTS_SET_CSET   ? "counter set (.cset)"
+                    : kind == DTS_SET_FSET ? "field set (.fset)"
+                                           : "counter set or field set",
+                    set,
+                    kind == DTS_SET_FSET ? "prometheus-fset-dir"
+                                         : "prometheus-cset-dir");
+        return;
+    }
+    if (fmt == DTS_FMT_PROM && !set) {
+        d->last_render_len = resp->body.len;
+    }
+    resp->content_type = fmt == DTS_FMT_JSON  ? "application/json"
+                         : fmt == DTS_FMT_CSV ? "text/csv; charset=utf-8"
+                                              : "text/plain; version=0.0.4; "
+                                                "charset=utf-8";
+}
+
 static void
 dts_daemon_http_handler(void *arg, const struct http_lite_request *req,
                         struct http_lite_response *resp)
@@ -294,32 +367,19 @@ dts_daemon_http_handler(void *arg, const struct http_lite_request *req,
         d->rt.daemon ? daemon_health(d->rt.daemon, req->path, &resp->body) : 0;
     if (health) {
         resp->status = health;
-    } else if (!strcmp(req->path, "/metrics")) {
-        /* Size the buffer once: a page of 5,000 series is ~400 KB and
-         * growing it by doubling would copy it ~13 times. */
-        size_t hint = d->last_render_len + d->last_render_len / 8;
-        if (hint && !resp->body.data) {
-            resp->body.data = xmalloc(hint);
-            resp->body.data[0] = '\0';
-            resp->body.cap = hint;
-        }
-        dts_model_render(d->model, &resp->body);
-        d->last_render_len = resp->body.len;
-        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (!strcmp(req->path, "/healthz")) {
         dbuf_puts(&resp->body, "ok\n");
     } else if (!strcmp(req->path, "/")) {
         resp->content_type = "text/html";
         dbuf_puts(&resp->body,
                   "<html><head><title>DOCA Telemetry Service</title></head>"
-                  "<body><h1>dts</h1><p><a href=\"/metrics\">Metrics</a></p>"
+                  "<body><h1>dts</h1><p><a href=\"/metrics\">Metrics</a> "
+                  "<a href=\"/json\">JSON</a> <a href=\"/csv\">CSV</a></p>"
                   "</body></html>\n");
     } else {
-        resp->status = 404;
-        dbuf_puts(&resp->body, "not found\n");
+        dts_daemon_http_data(d, req->path, resp);
     }
 }
-
 static void dts_daemon_http_start(struct dts_daemon *d);
 
 static void
@@ -491,6 +551,14 @@ dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
     for (size_t i = 0; i < c->n_notes; i++) {
         log_info("config note", "file=%s note=\"%s\"", c->path, c->notes[i]);
     }
+    for (size_t i = 0; i < c->n_warnings; i++) {
+        log_warn("config key not available", "file=%s note=\"%s\"", c->path,
+                 c->warnings[i]);
+    }
+    /* the endpoint's naming, sets and label lists (the model takes the
+     * view; the HTTP thread reads it under the model lock) */
+    dts_model_set_view(d->model, c->view);
+    c->view = NULL;
     dts_providers_apply(d);
     dts_daemon_http_apply(d);
     dts_export_apply(d->export, c);

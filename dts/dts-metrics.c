@@ -3,6 +3,7 @@
  * batches, sorts them by name and prints each name's HELP/TYPE once. */
 #include "dts/dts-metrics.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <pthread.h>
@@ -10,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dts/dts-labels.h"
+#include "dts/dts-view.h"
 
 /* ---- filter ---------------------------------------------------------- */
 
@@ -568,6 +571,7 @@ struct dts_model {
     struct dts_producer *producers;
     size_t n_errors;
     struct dts_error_series *errors;
+    struct dts_view *view; /* what the endpoint shows (NULL = all) */
 };
 
 struct dts_model *
@@ -595,6 +599,7 @@ dts_model_free(struct dts_model *m)
         free(m->errors[i].label_value);
     }
     free(m->errors);
+    dts_view_free(m->view);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -705,14 +710,6 @@ dts_model_error_get(struct dts_model *m, const char *part,
     return v;
 }
 
-static int
-dts_family_cmp(const void *a, const void *b)
-{
-    const struct dts_family *fa = *(const struct dts_family *const *) a;
-    const struct dts_family *fb = *(const struct dts_family *const *) b;
-    return strcmp(fa->name, fb->name);
-}
-
 static const char *const dts_type_names[] = {"counter", "gauge", "untyped"};
 
 static int
@@ -751,65 +748,373 @@ dts_model_error_batch(struct dts_model *m)
     return b;
 }
 
-size_t
-dts_model_render(struct dts_model *m, struct dbuf *out)
+/* One family as the view shows it. */
+struct dts_rentry {
+    const char *name;           /* exported name */
+    const struct dts_family *f; /* the samples */
+    const char *provider;       /* provider label value or NULL */
+};
+
+static int
+dts_rentry_cmp(const void *a, const void *b)
+{
+    const struct dts_rentry *ea = a, *eb = b;
+    int c = strcmp(ea->name, eb->name);
+    if (c) {
+        return c;
+    }
+    /* same name from several providers: a stable order between scrapes */
+    return strcmp(ea->provider ? ea->provider : "",
+                  eb->provider ? eb->provider : "");
+}
+
+/* Next label of a rendered list (`a="x",b="y"`) at *p: its name and its
+ * raw (escaped) value. false at the end. */
+static bool
+dts_label_next(const char **p, const char **n, size_t *nl, const char **v,
+               size_t *vl)
+{
+    const char *s = *p;
+    if (*s == ',') {
+        s++;
+    }
+    const char *eq = strchr(s, '=');
+    if (!*s || !eq || eq[1] != '"') {
+        return false;
+    }
+    *n = s;
+    *nl = (size_t) (eq - s);
+    const char *q = eq + 2;
+    *v = q;
+    while (*q && *q != '"') {
+        if (*q == '\\' && q[1]) {
+            q++;
+        }
+        q++;
+    }
+    *vl = (size_t) (q - *v);
+    *p = *q == '"' ? q + 1 : q;
+    return true;
+}
+
+/* Exact-duplicate series suppression when labels are projected away
+ * (two series that differed only in a dropped label): the first wins,
+ * so the page stays a valid exposition. */
+struct dts_seen {
+    size_t n, cap;
+    char **slots;
+};
+
+static bool
+dts_seen_add(struct dts_seen *s, const char *name, const char *labels)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        char **slots = xcalloc(cap, sizeof *slots);
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->slots[i]) {
+                size_t j = dts_hash(s->slots[i]) & (cap - 1);
+                while (slots[j]) {
+                    j = (j + 1) & (cap - 1);
+                }
+                slots[j] = s->slots[i];
+            }
+        }
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    char *key = xasprintf("%s{%s", name, labels);
+    size_t j = dts_hash(key) & (s->cap - 1);
+    while (s->slots[j]) {
+        if (!strcmp(s->slots[j], key)) {
+            free(key);
+            return false;
+        }
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slots[j] = key;
+    s->n++;
+    return true;
+}
+
+static void
+dts_seen_free(struct dts_seen *s)
+{
+    for (size_t i = 0; i < s->cap; i++) {
+        free(s->slots[i]);
+    }
+    free(s->slots);
+}
+
+/* A Prometheus-escaped label value as JSON string content. */
+static void
+dts_json_label_value(struct dbuf *out, const char *v, size_t vl)
+{
+    for (size_t i = 0; i < vl; i++) {
+        unsigned char c = (unsigned char) v[i];
+        if (c == '\\' && i + 1 < vl) {
+            c = (unsigned char) v[++i];
+            c = c == 'n' ? '\n' : c;
+        }
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char) c};
+            dbuf_append(out, esc, 2);
+        } else if (c < 0x20) {
+            dbuf_printf(out, "\\u%04x", c);
+        } else {
+            dbuf_append(out, (const char *) &c, 1);
+        }
+    }
+}
+
+static void
+dts_json_value(struct dbuf *out, double v)
+{
+    if (isfinite(v)) {
+        dts_format_value(out, v);
+    } else {
+        dbuf_append(out, "\"", 1);
+        dts_format_value(out, v);
+        dbuf_append(out, "\"", 1);
+    }
+}
+
+/* One sample in the requested format; labels already projected. */
+static void
+dts_render_sample(struct dbuf *out, int fmt, const char *name, size_t name_len,
+                  enum dts_mtype type, const char *labels, size_t labels_len,
+                  double value, bool *first)
+{
+    if (fmt == DTS_FMT_JSON) {
+        dbuf_puts(out, *first ? "\n{\"name\":\"" : ",\n{\"name\":\"");
+        dbuf_append(out, name, name_len);
+        dbuf_printf(out, "\",\"type\":\"%s\",\"labels\":{",
+                    dts_type_names[type]);
+        const char *p = labels, *n, *v;
+        size_t nl, vl;
+        bool f1 = true;
+        while (dts_label_next(&p, &n, &nl, &v, &vl)) {
+            dbuf_puts(out, f1 ? "\"" : ",\"");
+            dbuf_append(out, n, nl);
+            dbuf_append(out, "\":\"", 3);
+            dts_json_label_value(out, v, vl);
+            dbuf_append(out, "\"", 1);
+            f1 = false;
+        }
+        dbuf_puts(out, "},\"value\":");
+        dts_json_value(out, value);
+        dbuf_append(out, "}", 1);
+    } else if (fmt == DTS_FMT_CSV) {
+        dbuf_append(out, name, name_len);
+        dbuf_append(out, ",", 1);
+        dts_format_value(out, value);
+        dbuf_append(out, ",\"", 2);
+        for (size_t i = 0; i < labels_len; i++) {
+            if (labels[i] == '"') {
+                dbuf_append(out, "\"\"", 2);
+            } else {
+                dbuf_append(out, &labels[i], 1);
+            }
+        }
+        dbuf_append(out, "\"\n", 2);
+    } else {
+        dbuf_append(out, name, name_len);
+        if (labels_len) {
+            dbuf_append(out, "{", 1);
+            dbuf_append(out, labels, labels_len);
+            dbuf_append(out, "}", 1);
+        }
+        dbuf_append(out, " ", 1);
+        dts_format_value(out, value);
+        dbuf_append(out, "\n", 1);
+    }
+    *first = false;
+}
+
+void
+dts_model_set_view(struct dts_model *m, struct dts_view *v)
 {
     pthread_mutex_lock(&m->lock);
+    struct dts_view *old = m->view;
+    m->view = v;
+    pthread_mutex_unlock(&m->lock);
+    dts_view_free(old);
+}
+
+long
+dts_model_render_view(struct dts_model *m, int fmt, const char *set,
+                      enum dts_set_kind kind, struct dbuf *out)
+{
+    pthread_mutex_lock(&m->lock);
+    const struct dts_view *view = m->view;
+    const struct dts_tokens *cset = NULL, *fset = NULL;
+    if (set) {
+        const struct dts_view_set *vs = dts_view_find(view, set);
+        cset = vs && kind != DTS_SET_FSET ? vs->cset : NULL;
+        fset = vs && kind != DTS_SET_CSET ? vs->fset : NULL;
+        if (!cset && !fset) {
+            pthread_mutex_unlock(&m->lock);
+            return -ENOENT;
+        }
+    }
+    bool doca = view && view->naming == DTS_NAMING_DOCA;
+    const struct dts_tokens *ignore = view ? view->ignore_names : NULL;
+    const struct dts_tokens *tags = view ? view->ignore_tags : NULL;
+    /* labels kept: an fset view keeps its fields and the fset indexes;
+     * otherwise prometheus-indexes (when set) limits every series */
+    const struct dts_tokens *keep_a = NULL, *keep_b = NULL;
+    if (fset) {
+        keep_a = fset;
+        keep_b = view->fset_indexes;
+    } else if (view && view->indexes) {
+        keep_a = view->indexes;
+    }
+    bool project = keep_a || tags;
+
     struct dts_batch *errs = dts_model_error_batch(m);
     size_t nf = errs->n_families;
     for (size_t i = 0; i < m->n_producers; i++) {
         nf += m->producers[i].batch->n_families;
     }
-    const struct dts_family **fams = xmalloc((nf + 1) * sizeof *fams);
-    size_t k = 0;
-    for (size_t i = 0; i < m->n_producers; i++) {
-        const struct dts_batch *b = m->producers[i].batch;
+    struct dts_rentry *fams = xmalloc((nf + 1) * sizeof *fams);
+    char **owned = xmalloc((nf + 1) * sizeof *owned);
+    size_t k = 0, n_owned = 0;
+    char buf[512];
+    for (size_t i = 0; i <= m->n_producers; i++) {
+        bool self = i == m->n_producers;
+        const struct dts_batch *b = self ? errs : m->producers[i].batch;
         for (size_t j = 0; j < b->n_families; j++) {
-            fams[k++] = b->families[j];
+            const struct dts_family *f = b->families[j];
+            const char *dn = dts_view_doca_name(f->name, buf, sizeof buf);
+            if (ignore && (dts_tokens_match(ignore, f->name) ||
+                           (dn && dts_tokens_match(ignore, dn)))) {
+                continue;
+            }
+            if (cset && !dts_tokens_match(cset, f->name) &&
+                !(dn && dts_tokens_match(cset, dn))) {
+                continue;
+            }
+            struct dts_rentry *e = &fams[k++];
+            e->f = f;
+            e->name = f->name;
+            e->provider = NULL;
+            if (doca && dn) {
+                owned[n_owned] = xstrdup(dn);
+                e->name = owned[n_owned++];
+                /* the same counter may come from two providers (rx_bytes
+                 * from sysfs and ethtool): the label keeps them apart */
+                e->provider = self || !strcmp(m->producers[i].name, "dts")
+                                  ? "app"
+                                  : m->producers[i].name;
+            }
         }
     }
-    for (size_t j = 0; j < errs->n_families; j++) {
-        fams[k++] = errs->families[j];
+    if (k > 1) {
+        qsort(fams, k, sizeof *fams, dts_rentry_cmp);
     }
-    /* qsort is not stable; equal names keep their samples grouped anyway
-     * because HELP/TYPE is printed only for the first of a run. */
-    qsort(fams, nf, sizeof *fams, dts_family_cmp);
+    if (fmt == DTS_FMT_JSON) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        dbuf_printf(out, "{\"timestamp\":%lld,\"metrics\":[",
+                    (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    } else if (fmt == DTS_FMT_CSV) {
+        dbuf_puts(out, "metric,value,labels\n");
+    }
+    struct dts_seen seen = {0};
+    struct dbuf lb;
+    dbuf_init(&lb);
     size_t n = 0;
+    bool first = true;
     const char *prev = NULL;
-    for (size_t i = 0; i < nf; i++) {
-        const struct dts_family *f = fams[i];
+    for (size_t i = 0; i < k; i++) {
+        const struct dts_rentry *e = &fams[i];
+        const struct dts_family *f = e->f;
         if (f->n_samples == 0) {
             continue;
         }
-        if (!prev || strcmp(prev, f->name) != 0) {
-            dbuf_printf(out, "# HELP %s ", f->name);
+        if (fmt == DTS_FMT_PROM && (!prev || strcmp(prev, e->name) != 0)) {
+            dbuf_printf(out, "# HELP %s ", e->name);
             dts_escape_help(out, f->help);
-            dbuf_printf(out, "\n# TYPE %s %s\n", f->name,
+            dbuf_printf(out, "\n# TYPE %s %s\n", e->name,
                         dts_type_names[f->type]);
-            prev = f->name;
+            prev = e->name;
         }
-        size_t name_len = strlen(f->name);
+        size_t name_len = strlen(e->name);
         for (size_t j = 0; j < f->n_samples; j++) {
             const struct dts_sample *s = &f->samples[j];
-            dbuf_append(out, f->name, name_len);
-            if (s->labels[0]) {
-                dbuf_append(out, "{", 1);
-                dbuf_puts(out, s->labels);
-                dbuf_append(out, "}", 1);
+            const char *labels = s->labels;
+            size_t labels_len = strlen(labels);
+            if (project || e->provider) {
+                lb.len = 0;
+                bool drop = false;
+                if (e->provider &&
+                    (!keep_a || dts_tokens_match(keep_a, "provider") ||
+                     dts_tokens_match(keep_b, "provider"))) {
+                    dbuf_printf(&lb, "provider=\"%s\"", e->provider);
+                }
+                const char *p = labels, *ln, *lv;
+                size_t nl, vl;
+                while (dts_label_next(&p, &ln, &nl, &lv, &vl)) {
+                    char lname[256];
+                    snprintf(lname, sizeof lname, "%.*s", (int) nl, ln);
+                    if (tags && !strcmp(lname, "source_tag")) {
+                        char *val = xstrndup(lv, vl);
+                        drop = dts_tokens_match(tags, val);
+                        free(val);
+                        if (drop) {
+                            break;
+                        }
+                    }
+                    if (keep_a && !dts_tokens_match(keep_a, lname) &&
+                        !dts_tokens_match(keep_b, lname)) {
+                        continue;
+                    }
+                    if (lb.len) {
+                        dbuf_append(&lb, ",", 1);
+                    }
+                    dbuf_append(&lb, ln, nl);
+                    dbuf_append(&lb, "=\"", 2);
+                    dbuf_append(&lb, lv, vl);
+                    dbuf_append(&lb, "\"", 1);
+                }
+                if (drop) {
+                    continue;
+                }
+                labels = lb.len ? lb.data : "";
+                labels_len = lb.len;
+                if (keep_a && !dts_seen_add(&seen, e->name, labels)) {
+                    continue;
+                }
             }
-            dbuf_append(out, " ", 1);
-            dts_format_value(out, s->value);
-            dbuf_append(out, "\n", 1);
+            dts_render_sample(out, fmt, e->name, name_len, f->type, labels,
+                              labels_len, s->value, &first);
             n++;
         }
     }
     pthread_mutex_unlock(&m->lock);
+    if (fmt == DTS_FMT_JSON) {
+        dbuf_puts(out, "\n]}\n");
+    }
+    dbuf_free(&lb);
+    dts_seen_free(&seen);
+    for (size_t i = 0; i < n_owned; i++) {
+        free(owned[i]);
+    }
+    free(owned);
     free(fams);
     dts_batch_free(errs);
     if (!out->data) {
         dbuf_puts(out, "");
     }
-    return n;
+    return (long) n;
+}
+
+size_t
+dts_model_render(struct dts_model *m, struct dbuf *out)
+{
+    long n = dts_model_render_view(m, DTS_FMT_PROM, NULL, DTS_SET_ANY, out);
+    return n > 0 ? (size_t) n : 0;
 }
 
 void

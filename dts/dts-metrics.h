@@ -142,8 +142,25 @@ void dts_model_free(struct dts_model *m);
  * previous one; NULL removes the producer. Takes ownership of b. */
 void dts_model_put(struct dts_model *m, const char *name, struct dts_batch *b);
 /* Render every batch plus the error counters as text exposition 0.0.4
- * into out. Returns the number of samples rendered. */
+ * into out, through the model's view (naming, index and ignore lists; see
+ * dts-view.h). Returns the number of samples rendered. */
 size_t dts_model_render(struct dts_model *m, struct dbuf *out);
+
+struct dts_view;
+/* Replace the model's view (takes ownership; NULL = dts names, no
+ * filtering). The old view is freed. Thread-safe. */
+void dts_model_set_view(struct dts_model *m, struct dts_view *v);
+/* What the set filter of a request names. */
+enum dts_set_kind {
+    DTS_SET_ANY = 0,  /* /<name>: the .cset and the .fset of that name */
+    DTS_SET_CSET = 1, /* /cset/<name> */
+    DTS_SET_FSET = 2, /* /fset/<name> */
+};
+/* Render in format fmt (enum dts_view_format), restricted to the set
+ * called set (NULL = everything). Returns the number of samples, or
+ * -ENOENT if the view has no such set of that kind. */
+long dts_model_render_view(struct dts_model *m, int fmt, const char *set,
+                           enum dts_set_kind kind, struct dbuf *out);
 /* Call fn for every sample of every batch (under the model lock; fn must
  * not call back into the model). */
 void dts_model_foreach(struct dts_model *m,

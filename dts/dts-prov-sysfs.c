@@ -41,6 +41,9 @@ struct sysfs_net_dev;
 
 struct sysfs_state {
     char *root;
+    unsigned components;           /* DTS_SYSFS_* bits */
+    size_t n_devs_comp;            /* sysfs.component.<dev> lists (copy: */
+    struct dts_sysfs_dev *devs_comp; /* the config may be replaced) */
     struct rtnetlink *rtnl;     /* set when net stats come from netlink */
     struct sysfs_net_dev *devs; /* per-cycle dump result (reused) */
     size_t n_devs, cap_devs;    /* used, allocated */
@@ -283,20 +286,32 @@ sysfs_collect_ib(struct sysfs_state *st, struct dts_sink *sink)
     int n = scandir(base, &devs, sysfs_not_dot, sysfs_name_cmp);
     for (int i = 0; i < n; i++) {
         const char *dev = devs[i]->d_name;
+        /* sysfs.component.<dev>=<list> narrows what this device gives */
+        unsigned comp = st->components;
+        for (size_t k = 0; k < st->n_devs_comp; k++) {
+            if (!strcmp(st->devs_comp[k].device, dev)) {
+                comp &= st->devs_comp[k].mask;
+            }
+        }
         char *pdir = xasprintf("%s/%s/ports", base, dev);
         struct dirent **ports;
         int np = scandir(pdir, &ports, sysfs_not_dot, sysfs_name_cmp);
         for (int j = 0; j < np; j++) {
             const char *labels[] = {"device", dev, "port", ports[j]->d_name,
                                     NULL};
-            char *d = xasprintf("%s/%s/counters", pdir, ports[j]->d_name);
-            sysfs_counters_dir(sink, d, "dts_ib_", "InfiniBand port counter",
-                               labels);
-            free(d);
-            d = xasprintf("%s/%s/hw_counters", pdir, ports[j]->d_name);
-            sysfs_counters_dir(sink, d, "dts_ib_hw_",
-                               "InfiniBand hardware counter", labels);
-            free(d);
+            if (comp & DTS_SYSFS_IB_PORT) {
+                char *d = xasprintf("%s/%s/counters", pdir, ports[j]->d_name);
+                sysfs_counters_dir(sink, d, "dts_ib_",
+                                   "InfiniBand port counter", labels);
+                free(d);
+            }
+            if (comp & DTS_SYSFS_IB_HW) {
+                char *d =
+                    xasprintf("%s/%s/hw_counters", pdir, ports[j]->d_name);
+                sysfs_counters_dir(sink, d, "dts_ib_hw_",
+                                   "InfiniBand hardware counter", labels);
+                free(d);
+            }
             free(ports[j]);
         }
         if (np >= 0) {
@@ -395,6 +410,13 @@ sysfs_init(const struct dts_provider_ctx *ctx, void **state,
 {
     struct sysfs_state *st = xcalloc(1, sizeof *st);
     st->root = xstrdup(ctx->config->sysfs_root);
+    st->components = ctx->config->sysfs_components;
+    st->n_devs_comp = ctx->config->n_sysfs_devs;
+    st->devs_comp = xcalloc(st->n_devs_comp + 1, sizeof *st->devs_comp);
+    for (size_t i = 0; i < st->n_devs_comp; i++) {
+        st->devs_comp[i].device = xstrdup(ctx->config->sysfs_devs[i].device);
+        st->devs_comp[i].mask = ctx->config->sysfs_devs[i].mask;
+    }
     /* Only the literal real root: any other spelling (a fake tree, or
      * "//sys" to force the files) is read as files. The dump reads the
      * daemon's network namespace, which is what /sys shows it. */
@@ -409,9 +431,15 @@ static int
 sysfs_collect(void *state, struct dts_sink *sink)
 {
     struct sysfs_state *st = state;
-    sysfs_collect_net(st, sink);
-    sysfs_collect_ib(st, sink);
-    sysfs_collect_hwmon(st, sink);
+    if (st->components & DTS_SYSFS_ETH) {
+        sysfs_collect_net(st, sink);
+    }
+    if (st->components & (DTS_SYSFS_IB_PORT | DTS_SYSFS_IB_HW)) {
+        sysfs_collect_ib(st, sink);
+    }
+    if (st->components & DTS_SYSFS_HWMON) {
+        sysfs_collect_hwmon(st, sink);
+    }
     return 0;
 }
 
@@ -420,6 +448,10 @@ sysfs_destroy(void *state)
 {
     struct sysfs_state *st = state;
     rtnetlink_close(st->rtnl);
+    for (size_t i = 0; i < st->n_devs_comp; i++) {
+        free(st->devs_comp[i].device);
+    }
+    free(st->devs_comp);
     free(st->devs);
     free(st->root);
     free(st);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "dts/dts-export.h"
 #include "dts/dts-labels.h"
 #include "dts/dts-metrics.h"
+#include "dts/dts-view.h"
 #include "lib/base/util.h"
 
 static char *
@@ -304,6 +306,122 @@ test_names(void **state)
     assert_string_equal(l, "_abc_d_e");
 }
 
+/* DOCA names: the counters' own names (NetQ's whitelist spelling). */
+static void
+test_doca_names(void **state)
+{
+    char buf[256];
+    assert_string_equal(
+        dts_view_doca_name("dts_ethtool_tx_packets_phy_total", buf, sizeof buf),
+        "tx_packets_phy");
+    assert_string_equal(
+        dts_view_doca_name("dts_ib_hw_rp_cnp_handled_total", buf, sizeof buf),
+        "hw_rp_cnp_handled");
+    assert_string_equal(
+        dts_view_doca_name("dts_net_rx_bytes_total", buf, sizeof buf),
+        "rx_bytes");
+    assert_string_equal(
+        dts_view_doca_name("dts_gpu_temperature_celsius", buf, sizeof buf),
+        "nvidia_smi_temperature_gpu");
+    assert_null(dts_view_doca_name("dts_provider_up", buf, sizeof buf));
+    assert_null(dts_view_doca_name("dts_app_series", buf, sizeof buf));
+    assert_null(dts_view_doca_name("dts_tc_qdisc_bytes_total", buf, 8));
+}
+
+/* Tokens: regex search, literal search, @exact, comments, bad regex with
+ * file and line, limits. */
+static void
+test_tokens(void **state)
+{
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    const char text[] = "# comment\n  rx_bytes \n^id$\n@pod\n\n";
+    struct dts_tokens *t = dts_tokens_parse(text, strlen(text), "a.cset", &err);
+    assert_non_null(t);
+    assert_int_equal(dts_tokens_count(t), 3);
+    assert_true(dts_tokens_match(t, "dts_net_rx_bytes_total"));
+    assert_true(dts_tokens_match(t, "id"));
+    assert_false(dts_tokens_match(t, "device_id"));
+    assert_true(dts_tokens_match(t, "pod"));
+    assert_false(dts_tokens_match(t, "pod_name"));
+    dts_tokens_free(t);
+    const char bad[] = "ok\n(open\n";
+    assert_null(dts_tokens_parse(bad, strlen(bad), "b.cset", &err));
+    assert_non_null(strstr(err.message, "b.cset:2:"));
+    dpf_error_clear(&err);
+    t = dts_tokens_parse_list("device_name, ^id$ ,", "prometheus-indexes",
+                              &err);
+    assert_non_null(t);
+    assert_int_equal(dts_tokens_count(t), 2);
+    dts_tokens_free(t);
+}
+
+/* The view at render time: DOCA names with a provider label, a cset,
+ * index projection without duplicate series, ignore list, JSON and CSV. */
+static void
+test_render_view(void **state)
+{
+    struct dts_model *m = dts_model_create();
+    struct dts_sink s;
+    dts_sink_init(&s, NULL, NULL);
+    const char *l1[] = {"device", "p0", "port", "1", NULL};
+    const char *l2[] = {"device", "p0", "port", "2", NULL};
+    dts_sink_add(&s, DTS_COUNTER, "dts_ethtool_rx_bytes_total", "h", l1, 5);
+    dts_sink_add(&s, DTS_COUNTER, "dts_ethtool_rx_bytes_total", "h", l2, 6);
+    dts_sink_add(&s, DTS_COUNTER, "dts_ethtool_tx_bytes_total", "h", l1, 7);
+    dts_model_put(m, "ethtool", dts_sink_take(&s));
+    dts_sink_fini(&s);
+    struct dts_view *v = xcalloc(1, sizeof *v);
+    v->naming = DTS_NAMING_DOCA;
+    v->sets = xcalloc(1, sizeof *v->sets);
+    v->n_sets = 1;
+    v->sets[0].name = xstrdup("rx");
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    v->sets[0].cset = dts_tokens_parse_list("^rx_", "t", &err);
+    v->ignore_names = dts_tokens_parse_list("@nothing", "t", &err);
+    dts_model_set_view(m, v);
+    struct dbuf b;
+    dbuf_init(&b);
+    assert_int_equal(dts_model_render_view(m, DTS_FMT_PROM, "rx", DTS_SET_ANY,
+                                           &b),
+                     2);
+    assert_non_null(
+        strstr(b.data, "rx_bytes{provider=\"ethtool\",device=\"p0\",port="
+                       "\"1\"} 5\n"));
+    assert_null(strstr(b.data, "tx_bytes"));
+    b.len = 0;
+    assert_int_equal(
+        dts_model_render_view(m, DTS_FMT_PROM, "nope", DTS_SET_ANY, &b),
+        -ENOENT);
+    assert_int_equal(
+        dts_model_render_view(m, DTS_FMT_PROM, "rx", DTS_SET_FSET, &b),
+        -ENOENT);
+    /* projection to `device`: the two ports collapse into one series */
+    v = xcalloc(1, sizeof *v);
+    v->indexes = dts_tokens_parse_list("@device", "t", &err);
+    dts_model_set_view(m, v);
+    b.len = 0;
+    assert_int_equal(
+        dts_model_render_view(m, DTS_FMT_PROM, NULL, DTS_SET_ANY, &b), 2);
+    assert_non_null(
+        strstr(b.data, "dts_ethtool_rx_bytes_total{device=\"p0\"} 5\n"));
+    b.len = 0;
+    dts_model_render_view(m, DTS_FMT_JSON, NULL, DTS_SET_ANY, &b);
+    json_error_t je;
+    json_t *doc = json_loads(b.data, 0, &je);
+    assert_non_null(doc);
+    assert_int_equal(json_array_size(json_object_get(doc, "metrics")), 2);
+    json_decref(doc);
+    b.len = 0;
+    dts_model_render_view(m, DTS_FMT_CSV, NULL, DTS_SET_ANY, &b);
+    assert_true(str_has_prefix(b.data, "metric,value,labels\n"));
+    assert_non_null(
+        strstr(b.data, "dts_ethtool_tx_bytes_total,7,\"device=\"\"p0\"\"\"\n"));
+    dbuf_free(&b);
+    dts_model_free(m);
+}
+
 int
 main(void)
 {
@@ -315,6 +433,9 @@ main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_format_value),
         cmocka_unit_test(test_app_counter_names),
+        cmocka_unit_test(test_doca_names),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_render_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,8 +26,9 @@ def free_udp_port():
 class Dts:
     """A dts daemon owned by a test."""
 
-    def __init__(self, tmp_path, ini_lines, update_ms=200):
+    def __init__(self, tmp_path, ini_lines, update_ms=200, extra_args=()):
         self.dir = tmp_path
+        self.extra_args = list(extra_args)
         self.conf = tmp_path / "config"
         self.conf.mkdir(exist_ok=True)
         self.ipc_dir = tmp_path / "ipc"
@@ -46,7 +47,8 @@ class Dts:
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(
             [binary("dts", "dts"), "--config-dir", str(self.conf),
-             "--ipc-dir", str(self.ipc_dir), "--log-level", "debug"],
+             "--ipc-dir", str(self.ipc_dir), "--log-level", "debug"]
+            + self.extra_args,
             stdout=self.logf, stderr=subprocess.STDOUT)
         wait_for(lambda: self.healthy(), timeout=30, what="dts /healthz")
         wait_for(lambda: os.path.exists(self.socket_path), timeout=10,
@@ -61,9 +63,9 @@ class Dts:
                 f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
             return r.status == 200
 
-    def metrics_text(self):
+    def metrics_text(self, path="/metrics"):
         with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
             return r.read().decode()
 
     def metrics(self):

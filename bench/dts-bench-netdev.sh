@@ -7,11 +7,15 @@
 # removed on exit. Run as root from the repository root:
 #   bench/dts-bench-netdev.sh [BUILD_DIR]     (default: build, a release build)
 # Environment: IDLE (s, default 20), DURATION (s, 30), RATE (scrapes/s, 10),
-# EVENTS (count, 5000000), FLOWS (count, 2000000).
+# EVENTS (count, 5000000; 0 skips the events and NetFlow runs),
+# FLOWS (count, 2000000), NAMING (dts or doca: dts's metric-naming),
+# CSET (a comma list of counter-name tokens: written as bench.cset and a
+# second pass scrapes /bench, the counter-set view, in the same run).
 set -euo pipefail
 BUILD=${1:-build}
 IDLE=${IDLE:-20}; DURATION=${DURATION:-30}; RATE=${RATE:-10}
 EVENTS=${EVENTS:-5000000}; FLOWS=${FLOWS:-2000000}
+NAMING=${NAMING:-dts}; CSET=${CSET:-}
 NS=dtsbench$$
 TMP=$(mktemp -d /tmp/dts-bench.XXXXXX)
 PIDS=()
@@ -54,7 +58,13 @@ enable-provider=sysfs
 prometheus=http://127.0.0.1:$DTS_PORT
 netflow-collector-ip=127.0.0.1
 netflow-collector-port=19283
+metric-naming=$NAMING
 INI
+if [ -n "$CSET" ]; then
+  mkdir -p "$TMP/conf/cset"
+  tr ',' '\n' <<< "$CSET" > "$TMP/conf/cset/bench.cset"
+  echo "prometheus-cset-dir=$TMP/conf/cset" >> "$TMP/conf/dts_config.ini"
+fi
 ip netns exec "$NS" "$BUILD/dts/dts" --config-dir "$TMP/conf" \
     --ipc-dir "$TMP/ipc" --log-file "$TMP/dts.log" &
 DTS_PID=$!; PIDS+=("$DTS_PID")
@@ -72,10 +82,20 @@ sleep 3   # a few collection cycles before measuring
 echo "dts series: $(ip netns exec "$NS" curl -s "http://127.0.0.1:$DTS_PORT/metrics" | grep -vc '^#')," \
      "node_exporter netdev series: $(ip netns exec "$NS" curl -s "http://127.0.0.1:$NE_PORT/metrics" | grep -c '^node_network_')"
 BENCH="$BUILD/bench/dts-bench"
+echo "== /metrics (metric-naming=$NAMING)"
 ip netns exec "$NS" "$BENCH" netdev \
     --dts-url "http://127.0.0.1:$DTS_PORT/metrics" --dts-pid "$DTS_PID" \
     --ne-url "http://127.0.0.1:$NE_PORT/metrics" --ne-pid "$NE_PID" \
     --idle "$IDLE" --duration "$DURATION" --rate "$RATE"
+if [ -n "$CSET" ]; then
+  echo "== /bench (counter set: $CSET; series:" \
+       "$(ip netns exec "$NS" curl -s "http://127.0.0.1:$DTS_PORT/bench" | grep -vc '^#'))"
+  ip netns exec "$NS" "$BENCH" netdev \
+      --dts-url "http://127.0.0.1:$DTS_PORT/bench" --dts-pid "$DTS_PID" \
+      --ne-url "http://127.0.0.1:$NE_PORT/metrics" --ne-pid "$NE_PID" \
+      --idle "$IDLE" --duration "$DURATION" --rate "$RATE"
+fi
+if [ "$EVENTS" = 0 ]; then exit 0; fi
 ip netns exec "$NS" "$BENCH" events --socket "$TMP/ipc/dts.sock" \
     --metrics-url "http://127.0.0.1:$DTS_PORT/metrics" --count "$EVENTS" \
     --pid "$DTS_PID"

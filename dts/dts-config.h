@@ -28,9 +28,19 @@
  *   fluent-forward-{enable,host,port,tag}*  Forward output without .exp
  *   fluent-forward-require-ack*, fluent-forward-buffer-records*  (acks with
  *                                resend; queue bound, default 10000)
- * Other DOCA keys (sync-time-limit, *-buffer-size, prometheus-fset-*,
- * open-telemetry-*, ...) are accepted and reported as not implemented;
- * unknown keys are reported too. Neither makes the file invalid.
+ *   metric-naming*               dts (default) or doca names (dts-view.h)
+ *   prometheus-cset-dir, prometheus-fset-dir, prometheus-indexes,
+ *   prometheus-fset-indexes[-file], prometheus-ignore-names,
+ *   prometheus-ignore-tagss      the endpoint's view (dts-view.h); the
+ *                                view is built here, so a bad set file
+ *                                rejects the configuration
+ *   sysfs.component.<c|ib-dev>   sysfs components on/off, per-device lists
+ *   hcaperf.<dev>                validated, warned about (not available)
+ * DOCA keys for outputs that do not exist here (prometheus-cert,
+ * open-telemetry-receiver, influx, ...) are accepted and put in
+ * `warnings` (logged at warn level); tuning keys of DOCA's engine
+ * (sync-time-limit, *-buffer-size, ...) in `notes`; unknown keys are
+ * noted too. None of them makes the file invalid.
  *
  * Ownership: dts_config_load() returns a config the caller frees with
  * dts_config_free(); all strings inside are owned by it. */

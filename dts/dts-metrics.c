@@ -753,6 +753,7 @@ struct dts_rentry {
     const char *name;           /* exported name */
     const struct dts_family *f; /* the samples */
     const char *provider;       /* provider label value or NULL */
+    double scale;               /* unit change of the DOCA name */
 };
 
 static int
@@ -999,7 +1000,9 @@ dts_model_render_view(struct dts_model *m, int fmt, const char *set,
             e->f = f;
             e->name = f->name;
             e->provider = NULL;
+            e->scale = 1;
             if (doca && dn) {
+                e->scale = dts_view_doca_scale(f->name);
                 owned[n_owned] = xstrdup(dn);
                 e->name = owned[n_owned++];
                 /* the same counter may come from two providers (rx_bytes
@@ -1088,7 +1091,7 @@ dts_model_render_view(struct dts_model *m, int fmt, const char *set,
                 }
             }
             dts_render_sample(out, fmt, e->name, name_len, f->type, labels,
-                              labels_len, s->value, &first);
+                              labels_len, s->value * e->scale, &first);
             n++;
         }
     }

@@ -385,14 +385,27 @@ dts_view_find(const struct dts_view *v, const char *name)
 static const struct {
     const char *dts;
     const char *doca;
+    double scale; /* dts value * scale = nvidia-smi's unit */
 } dts_doca_fixed[] = {
-    {"dts_gpu_temperature_celsius", "nvidia_smi_temperature_gpu"},
-    {"dts_gpu_utilization_ratio", "nvidia_smi_utilization_gpu"},
-    {"dts_gpu_memory_utilization_ratio", "nvidia_smi_utilization_memory"},
-    {"dts_gpu_memory_used_bytes", "nvidia_smi_memory_used"},
-    {"dts_gpu_memory_total_bytes", "nvidia_smi_memory_total"},
-    {"dts_gpu_power_watts", "nvidia_smi_power_draw"},
+    {"dts_gpu_temperature_celsius", "nvidia_smi_temperature_gpu", 1},
+    /* nvidia-smi reports utilization in percent, memory in MiB */
+    {"dts_gpu_utilization_ratio", "nvidia_smi_utilization_gpu", 100},
+    {"dts_gpu_memory_utilization_ratio", "nvidia_smi_utilization_memory",
+     100},
+    {"dts_gpu_memory_used_bytes", "nvidia_smi_memory_used",
+     1.0 / (1024 * 1024)},
 };
+
+double
+dts_view_doca_scale(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(dts_doca_fixed); i++) {
+        if (!strcmp(name, dts_doca_fixed[i].dts)) {
+            return dts_doca_fixed[i].scale;
+        }
+    }
+    return 1;
+}
 
 /* Prefix rules: dts prefix -> DOCA prefix; the counter's own name follows
  * (minus a _total suffix). IB hw_counters carry DOCA's hw_ prefix

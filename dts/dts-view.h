@@ -109,5 +109,8 @@ const struct dts_view_set *dts_view_find(const struct dts_view *v,
  * NULL if the family has no DOCA name (dts's own status series, tc,
  * ifconfig, hwmon) and keeps its dts name. */
 const char *dts_view_doca_name(const char *name, char *buf, size_t size);
+/* The factor from a dts family's unit to its DOCA name's (nvidia-smi
+ * reports percent and MiB where dts has ratios and bytes); 1 otherwise. */
+double dts_view_doca_scale(const char *name);
 
 #endif

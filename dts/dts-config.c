@@ -140,8 +140,8 @@ struct dts_cfg_build {
     const char *name; /* source name for messages */
     size_t n_disabled;
     char **disabled;
-    bool providers_set; /* an explicit list replaces the sysfs default */
-    bool exp_fwd;       /* a forward .exp set the main destination */
+    bool providers_set;      /* an explicit list replaces the sysfs default */
+    bool exp_fwd;            /* a forward .exp set the main destination */
     unsigned sysfs_explicit; /* components the file turned on by name */
     size_t include_lc[2], exclude_lc[2]; /* length, capacity of the lists */
     struct dpf_error *err;
@@ -402,8 +402,8 @@ dts_cfg_port(struct dts_cfg_build *b, unsigned line, const char *key,
  * the list of IB components read for it (CollectX's
  * sysfs.component.<hca-device>). */
 static int
-dts_cfg_sysfs_component(struct dts_cfg_build *b, unsigned line,
-                        const char *key, const char *name, const char *v)
+dts_cfg_sysfs_component(struct dts_cfg_build *b, unsigned line, const char *key,
+                        const char *name, const char *v)
 {
     struct dts_config *c = b->c;
     unsigned bit = dts_config_sysfs_component(name);

@@ -83,16 +83,16 @@ struct dts_runtime {
 /* Components of the sysfs provider (DOCA's names; sysfs.component.<c>,
  * enable-provider=sysfs.<c>, disable-provider=sysfs.<c>). */
 enum {
-    DTS_SYSFS_ETH = 1,         /* eth: class/net statistics */
-    DTS_SYSFS_IB_PORT = 2,     /* ib_port: IB port counters */
-    DTS_SYSFS_IB_HW = 4,       /* ib_hw (hw_port): IB hw_counters */
-    DTS_SYSFS_HWMON = 8,       /* hwmon: sensors */
+    DTS_SYSFS_ETH = 1,          /* eth: class/net statistics */
+    DTS_SYSFS_IB_PORT = 2,      /* ib_port: IB port counters */
+    DTS_SYSFS_IB_HW = 4,        /* ib_hw (hw_port): IB hw_counters */
+    DTS_SYSFS_HWMON = 8,        /* hwmon: sensors */
     DTS_SYSFS_IB_MR_CACHE = 16, /* ib_mr_cache: not available here */
-    DTS_SYSFS_BF_PTM = 32,     /* bf_ptm: BlueField-3 power/thermal, not
+    DTS_SYSFS_BF_PTM = 32,      /* bf_ptm: BlueField-3 power/thermal, not
                                 * available here; off by default */
 };
 /* DOCA: every component except bf_ptm is on when sysfs is enabled. */
-#define DTS_SYSFS_DEFAULT                                              \
+#define DTS_SYSFS_DEFAULT                                                    \
     (DTS_SYSFS_ETH | DTS_SYSFS_IB_PORT | DTS_SYSFS_IB_HW | DTS_SYSFS_HWMON | \
      DTS_SYSFS_IB_MR_CACHE)
 /* The component bit called name (DOCA's spelling or alias), or 0. */
@@ -158,19 +158,19 @@ struct dts_config {
     unsigned sysfs_components;        /* DTS_SYSFS_* bits in force */
     size_t n_sysfs_devs;              /* per-device component lists */
     struct dts_sysfs_dev *sysfs_devs;
-    enum dts_naming naming;           /* metric-naming */
-    char *cset_dir, *fset_dir;        /* prometheus-cset-dir, -fset-dir */
-    char *prom_indexes;               /* prometheus-indexes */
-    char *prom_fset_indexes;          /* prometheus-fset-indexes */
-    char *prom_fset_indexes_file;     /* prometheus-fset-indexes-file */
-    char *prom_ignore_names;          /* prometheus-ignore-names */
-    char *prom_ignore_tags;           /* prometheus-ignore-tagss */
-    struct dts_view *view;            /* built from the keys above; the
+    enum dts_naming naming;       /* metric-naming */
+    char *cset_dir, *fset_dir;    /* prometheus-cset-dir, -fset-dir */
+    char *prom_indexes;           /* prometheus-indexes */
+    char *prom_fset_indexes;      /* prometheus-fset-indexes */
+    char *prom_fset_indexes_file; /* prometheus-fset-indexes-file */
+    char *prom_ignore_names;      /* prometheus-ignore-names */
+    char *prom_ignore_tags;       /* prometheus-ignore-tagss */
+    struct dts_view *view;        /* built from the keys above; the
                                        * daemon takes it (may be NULL) */
-    size_t n_warnings;                /* keys that cannot take effect here */
-    char **warnings;                  /* (logged at warn level) */
-    size_t n_notes;                   /* non-fatal remarks for the log */
-    char **notes;                     /* "line 7: key x not implemented" */
+    size_t n_warnings;            /* keys that cannot take effect here */
+    char **warnings;              /* (logged at warn level) */
+    size_t n_notes;               /* non-fatal remarks for the log */
+    char **notes;                 /* "line 7: key x not implemented" */
 };
 
 /* Parse config text (ini form). name is used in messages. NULL with err

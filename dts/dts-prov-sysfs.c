@@ -41,12 +41,12 @@ struct sysfs_net_dev;
 
 struct sysfs_state {
     char *root;
-    unsigned components;           /* DTS_SYSFS_* bits */
-    size_t n_devs_comp;            /* sysfs.component.<dev> lists (copy: */
+    unsigned components;             /* DTS_SYSFS_* bits */
+    size_t n_devs_comp;              /* sysfs.component.<dev> lists (copy: */
     struct dts_sysfs_dev *devs_comp; /* the config may be replaced) */
-    struct rtnetlink *rtnl;     /* set when net stats come from netlink */
-    struct sysfs_net_dev *devs; /* per-cycle dump result (reused) */
-    size_t n_devs, cap_devs;    /* used, allocated */
+    struct rtnetlink *rtnl;          /* set when net stats come from netlink */
+    struct sysfs_net_dev *devs;      /* per-cycle dump result (reused) */
+    size_t n_devs, cap_devs;         /* used, allocated */
 };
 
 /* The files of /sys/class/net/<dev>/statistics, in scandir (strcmp)

@@ -83,8 +83,8 @@ dts_tokens_add(struct dts_tokens *t, const char *tok, size_t len,
             char what[128];
             regerror(rc, &k.re, what, sizeof what);
             dpf_error_set(err, 400, "Invalid",
-                          "%s:%u: \"%s\" is not a regular expression: %s",
-                          name, line, k.text, what);
+                          "%s:%u: \"%s\" is not a regular expression: %s", name,
+                          line, k.text, what);
             free(k.text);
             return -EINVAL;
         }
@@ -160,7 +160,7 @@ dts_tokens_match(const struct dts_tokens *t, const char *s)
 {
     for (size_t i = 0; t && i < t->n; i++) {
         const struct dts_token *k = &t->v[i];
-        if (k->exact ? !strcmp(k->text, s)
+        if (k->exact     ? !strcmp(k->text, s)
             : k->literal ? strstr(s, k->text) != NULL
                          : regexec(&k->re, s, 0, NULL, 0) == 0) {
             return true;
@@ -339,9 +339,9 @@ dts_view_load(const struct dts_view_settings *s, struct dpf_error *err)
                 /* move the file's tokens behind the key's */
                 if (v->fset_indexes->n == v->fset_indexes->cap) {
                     v->fset_indexes->cap = 2 * v->fset_indexes->cap + 8;
-                    v->fset_indexes->v =
-                        xrealloc(v->fset_indexes->v, v->fset_indexes->cap *
-                                                         sizeof(struct dts_token));
+                    v->fset_indexes->v = xrealloc(v->fset_indexes->v,
+                                                  v->fset_indexes->cap *
+                                                      sizeof(struct dts_token));
                 }
                 v->fset_indexes->v[v->fset_indexes->n++] = t->v[i];
             }
@@ -390,8 +390,7 @@ static const struct {
     {"dts_gpu_temperature_celsius", "nvidia_smi_temperature_gpu", 1},
     /* nvidia-smi reports utilization in percent, memory in MiB */
     {"dts_gpu_utilization_ratio", "nvidia_smi_utilization_gpu", 100},
-    {"dts_gpu_memory_utilization_ratio", "nvidia_smi_utilization_memory",
-     100},
+    {"dts_gpu_memory_utilization_ratio", "nvidia_smi_utilization_memory", 100},
     {"dts_gpu_memory_used_bytes", "nvidia_smi_memory_used",
      1.0 / (1024 * 1024)},
 };
@@ -414,11 +413,8 @@ static const struct {
     const char *dts;
     const char *doca;
 } dts_doca_prefix[] = {
-    {"dts_net_", ""},
-    {"dts_ib_hw_", "hw_"},
-    {"dts_ib_", ""},
-    {"dts_ethtool_", ""},
-    {"dts_app_", ""},
+    {"dts_net_", ""},     {"dts_ib_hw_", "hw_"}, {"dts_ib_", ""},
+    {"dts_ethtool_", ""}, {"dts_app_", ""},
 };
 
 const char *

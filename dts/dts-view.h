@@ -84,13 +84,13 @@ struct dts_view {
 /* Settings the view is built from (strings borrowed). */
 struct dts_view_settings {
     enum dts_naming naming;
-    const char *cset_dir;           /* or NULL */
-    const char *fset_dir;           /* or NULL */
-    const char *indexes;            /* comma list or NULL */
-    const char *fset_indexes;       /* comma list or NULL */
-    const char *fset_indexes_file;  /* or NULL */
-    const char *ignore_names;       /* comma list or NULL */
-    const char *ignore_tags;        /* comma list or NULL */
+    const char *cset_dir;          /* or NULL */
+    const char *fset_dir;          /* or NULL */
+    const char *indexes;           /* comma list or NULL */
+    const char *fset_indexes;      /* comma list or NULL */
+    const char *fset_indexes_file; /* or NULL */
+    const char *ignore_names;      /* comma list or NULL */
+    const char *ignore_tags;       /* comma list or NULL */
 };
 
 /* Build a view: read the set directories and files. NULL with err naming

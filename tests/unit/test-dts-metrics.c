@@ -383,12 +383,11 @@ test_render_view(void **state)
     dts_model_set_view(m, v);
     struct dbuf b;
     dbuf_init(&b);
-    assert_int_equal(dts_model_render_view(m, DTS_FMT_PROM, "rx", DTS_SET_ANY,
-                                           &b),
-                     2);
-    assert_non_null(
-        strstr(b.data, "rx_bytes{provider=\"ethtool\",device=\"p0\",port="
-                       "\"1\"} 5\n"));
+    assert_int_equal(
+        dts_model_render_view(m, DTS_FMT_PROM, "rx", DTS_SET_ANY, &b), 2);
+    assert_non_null(strstr(b.data,
+                           "rx_bytes{provider=\"ethtool\",device=\"p0\",port="
+                           "\"1\"} 5\n"));
     assert_null(strstr(b.data, "tx_bytes"));
     b.len = 0;
     assert_int_equal(

@@ -1048,7 +1048,20 @@ dts_model_render_view(struct dts_model *m, int fmt, const char *set,
             const struct dts_sample *s = &f->samples[j];
             const char *labels = s->labels;
             size_t labels_len = strlen(labels);
-            if (project || e->provider) {
+            if (!project && e->provider) {
+                /* DOCA names without projection: the provider label goes in
+                 * front of the stored labels, no walk over them */
+                lb.len = 0;
+                dbuf_puts(&lb, "provider=\"");
+                dbuf_puts(&lb, e->provider);
+                dbuf_append(&lb, "\"", 1);
+                if (labels_len) {
+                    dbuf_append(&lb, ",", 1);
+                    dbuf_append(&lb, labels, labels_len);
+                }
+                labels = lb.data;
+                labels_len = lb.len;
+            } else if (project) {
                 lb.len = 0;
                 bool drop = false;
                 if (e->provider &&

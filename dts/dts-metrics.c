@@ -230,14 +230,22 @@ bool
 dts_filter_pass(const struct dts_filter *f, const char *name,
                 const char *device)
 {
-    if (!f) {
+    if (!f || (!f->n_inc && !f->n_exc)) {
         return true;
     }
+    /* DOCA's configurations list the counters' own names
+     * (include-names=rx_bytes): a pattern may match that name too */
+    char buf[256];
+    const char *doca = dts_view_doca_name(name, buf, sizeof buf);
     if (f->n_inc &&
-        !dts_patterns_any(f, f->inc, f->n_inc, &f->inc_lit, name, device)) {
+        !dts_patterns_any(f, f->inc, f->n_inc, &f->inc_lit, name, device) &&
+        !(doca &&
+          dts_patterns_any(f, f->inc, f->n_inc, &f->inc_lit, doca, NULL))) {
         return false;
     }
-    return !dts_patterns_any(f, f->exc, f->n_exc, &f->exc_lit, name, device);
+    return !dts_patterns_any(f, f->exc, f->n_exc, &f->exc_lit, name, device) &&
+           !(doca &&
+             dts_patterns_any(f, f->exc, f->n_exc, &f->exc_lit, doca, NULL));
 }
 
 /* ---- names and values ------------------------------------------------ */

@@ -328,6 +328,23 @@ test_doca_names(void **state)
     assert_null(dts_view_doca_name("dts_tc_qdisc_bytes_total", buf, 8));
 }
 
+/* include-names / exclude-names written with DOCA's counter names match
+ * the dts families of those counters. */
+static void
+test_filter_doca_names(void **state)
+{
+    struct dpf_error err;
+    dpf_error_clear(&err);
+    struct dts_filter *f = dts_filter_create("rx_bytes,hw_rp_cnp_handled",
+                                             "tx_bytes", DTS_MATCH_EXACT, &err);
+    assert_non_null(f);
+    assert_true(dts_filter_pass(f, "dts_net_rx_bytes_total", "eth0"));
+    assert_true(dts_filter_pass(f, "dts_ib_hw_rp_cnp_handled_total", "m"));
+    assert_false(dts_filter_pass(f, "dts_net_rx_packets_total", "eth0"));
+    assert_false(dts_filter_pass(f, "dts_net_tx_bytes_total", "eth0"));
+    dts_filter_free(f);
+}
+
 /* Tokens: regex search, literal search, @exact, comments, bad regex with
  * file and line, limits. */
 static void
@@ -433,6 +450,7 @@ main(void)
         cmocka_unit_test(test_format_value),
         cmocka_unit_test(test_app_counter_names),
         cmocka_unit_test(test_doca_names),
+        cmocka_unit_test(test_filter_doca_names),
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_render_view),
     };

@@ -1056,9 +1056,22 @@ dts_model_render_view(struct dts_model *m, int fmt, const char *set,
             const struct dts_sample *s = &f->samples[j];
             const char *labels = s->labels;
             size_t labels_len = strlen(labels);
+            if (!project && e->provider && fmt == DTS_FMT_PROM) {
+                /* DOCA names without projection, the hot case: the
+                 * provider label goes in front of the stored labels,
+                 * written straight into the page */
+                dbuf_append(out, e->name, name_len);
+                dbuf_append(out, "{provider=\"", 11);
+                dbuf_puts(out, e->provider);
+                dbuf_append(out, labels_len ? "\"," : "\"", labels_len ? 2 : 1);
+                dbuf_append(out, labels, labels_len);
+                dbuf_append(out, "} ", 2);
+                dts_format_value(out, s->value * e->scale);
+                dbuf_append(out, "\n", 1);
+                n++;
+                continue;
+            }
             if (!project && e->provider) {
-                /* DOCA names without projection: the provider label goes in
-                 * front of the stored labels, no walk over them */
                 lb.len = 0;
                 dbuf_puts(&lb, "provider=\"");
                 dbuf_puts(&lb, e->provider);

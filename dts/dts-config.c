@@ -68,8 +68,6 @@ static const char *const dts_ignored_keys[] = {
     "sync-time-limit",
     "counter-buffer-size",
     "event-buffer-size",
-    "exit-on-plugin-load-error",
-    "counter-file",
     "pedantic",
     "data-template",
     "data-events-template",
@@ -446,6 +444,48 @@ dts_cfg_sysfs_component(struct dts_cfg_build *b, unsigned line, const char *key,
     return 0;
 }
 
+/* counter-file: DOCA's list of counter names to collect, one per line;
+ * the names join include-names (so name-match applies to them too). */
+static int
+dts_cfg_counter_file(struct dts_cfg_build *b, unsigned line, const char *key,
+                     const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = file_read_regular(path, DTS_CONFIG_MAX_FILE, &data, &len);
+    if (rc == -EINVAL) {
+        return dts_cfg_fail(b, line, key,
+                            "%s: not a regular file (FIFOs, devices and "
+                            "directories are refused)",
+                            path);
+    }
+    if (rc == -EFBIG) {
+        return dts_cfg_fail(b, line, key, "%s: larger than %d bytes", path,
+                            DTS_CONFIG_MAX_FILE);
+    }
+    if (rc < 0) {
+        return dts_cfg_fail(b, line, key, "%s: cannot read: %s", path,
+                            strerror(-rc));
+    }
+    if (memchr(data, '\0', len)) {
+        free(data);
+        return dts_cfg_fail(b, line, key, "%s: NUL byte in the file", path);
+    }
+    char *save = NULL;
+    for (char *l = strtok_r(data, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save)) {
+        l += strspn(l, " \t\r");
+        size_t n = strcspn(l, " \t\r,#");
+        if (n == 0) {
+            continue;
+        }
+        l[n] = '\0';
+        dts_append_list(&b->c->include_names, b->include_lc, l);
+    }
+    free(data);
+    return 0;
+}
+
 /* Handle one key=value. */
 static int
 dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
@@ -476,6 +516,13 @@ dts_cfg_key(struct dts_cfg_build *b, unsigned line, const char *key,
             return dts_cfg_fail(b, line, key,
                                 "\"%s\" is not http://<address>:<port>", v);
         }
+    } else if (!strcmp(key, "exit-on-plugin-load-error")) {
+        if (ini_parse_bool(v, &flag) < 0) {
+            return dts_cfg_fail(b, line, key, "\"%s\" is not true/false", v);
+        }
+        c->exit_on_plugin_error = flag;
+    } else if (!strcmp(key, "counter-file")) {
+        return dts_cfg_counter_file(b, line, key, v);
     } else if (!strcmp(key, "include-names")) {
         dts_append_list(&c->include_names, b->include_lc, v);
     } else if (!strcmp(key, "exclude-names")) {

@@ -36,6 +36,8 @@
  *                                rejects the configuration
  *   sysfs.component.<c|ib-dev>   sysfs components on/off, per-device lists
  *   hcaperf.<dev>                validated, warned about (not available)
+ *   counter-file                 names, one per line, join include-names
+ *   exit-on-plugin-load-error    start-up fails if a provider cannot start
  * DOCA keys for outputs that do not exist here (prometheus-cert,
  * open-telemetry-receiver, influx, ...) are accepted and put in
  * `warnings` (logged at warn level); tuning keys of DOCA's engine
@@ -159,6 +161,9 @@ struct dts_config {
     size_t n_sysfs_devs;              /* per-device component lists */
     struct dts_sysfs_dev *sysfs_devs;
     enum dts_naming naming;       /* metric-naming */
+    bool exit_on_plugin_error;    /* exit-on-plugin-load-error: a provider
+                                * that cannot start at start-up stops dts
+                                * (exit 1) */
     char *cset_dir, *fset_dir;    /* prometheus-cset-dir, -fset-dir */
     char *prom_indexes;           /* prometheus-indexes */
     char *prom_fset_indexes;      /* prometheus-fset-indexes */

@@ -750,6 +750,17 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
         return NULL;
     }
     dts_apply(d, c, filter, labels);
+    for (size_t i = 0; c->exit_on_plugin_error && i < d->n_pinst; i++) {
+        if (!d->pinst[i].up) {
+            /* DOCA's exit-on-plugin-load-error: fail the start */
+            dpf_error_set(err, 400, "Invalid",
+                          "%s: provider %s could not be started and "
+                          "exit-on-plugin-load-error is set",
+                          c->path, d->pinst[i].name);
+            dts_daemon_destroy(d);
+            return NULL;
+        }
+    }
     return d;
 }
 

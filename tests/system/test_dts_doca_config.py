@@ -76,7 +76,7 @@ def series_of(text):
 # have: accepted and named in the log, never "unknown".
 NOTED_KEYS = {
     "sync-time-limit": "10000", "counter-buffer-size": "65536",
-    "event-buffer-size": "65536", "exit-on-plugin-load-error": "false",
+    "event-buffer-size": "65536",
     "pedantic": "false", "collect-on-idle": "false", "standalone": "false",
     "spread-workload": "false", "idle-time-limit": "0",
     "comm-time-limit": "0", "port": "27500", "run-over-tcp": "false",
@@ -129,6 +129,7 @@ def doca_setup(tmp_path):
         "enable-provider=fluent_aggr",
         f"fluent-aggr-port={free_port()}",
         "enable-provider=prometheus_aggr",
+        "exit-on-plugin-load-error=false",
         "name-match=1",
         "include-names=eth9,mlx5_*,cpu,*cnp*",
         "exclude-names=*compressed*",
@@ -353,3 +354,34 @@ def test_doca_naming_scraped_by_prometheus(tmp_path):
         code = dts.stop() if dts else 0
         factory.cleanup()
         assert code == 0
+
+
+def test_counter_file_and_exit_on_plugin_load_error(tmp_path):
+    """counter-file (DOCA: the counter names to collect, one per line)
+    selects like include-names; exit-on-plugin-load-error=true makes a
+    provider that cannot start stop dts at start-up, naming it."""
+    sysfs = fake_sysfs(tmp_path / "sys")
+    names = tmp_path / "counters.txt"
+    names.write_text("# DOCA counter names\nrx_bytes\nport_rcv_data\n")
+    work = tmp_path / "run"
+    work.mkdir()
+    d = Dts(work, [f"counter-file={names}", "name-match=0"],
+            extra_args=["--sysfs-root", str(sysfs)])
+    d.start()
+    try:
+        wait_for(lambda: "dts_net_rx_bytes_total" in d.metrics_text(),
+                 timeout=20, what="rx_bytes selected by counter-file")
+        got = names_of(d.metrics_text())
+        assert "dts_ib_port_rcv_data_total" in got
+        assert "dts_net_tx_bytes_total" not in got
+        assert "dts_ib_hw_rp_cnp_handled_total" not in got
+    finally:
+        assert d.stop() == 0
+    work = tmp_path / "exit"
+    work.mkdir()
+    d = Dts(work, ["enable-provider=hcaperf", "exit-on-plugin-load-error=1"])
+    r = subprocess.run(
+        [binary("dts", "dts"), "--config-dir", str(d.conf), "--ipc-dir",
+         str(d.ipc_dir)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert "provider hcaperf could not be started" in r.stderr

@@ -84,6 +84,18 @@ struct schema_kind {
     /* Names are DNS-1123 labels (63 characters, no dots) rather than
      * subdomains, as for a Namespace. */
     bool name_is_label;
+    /* Serves the scale subresource (autoscaling/v1 Scale), or NULL. */
+    const struct schema_scale *scale;
+};
+
+/* Where a kind keeps what its scale subresource shows, as dotted paths
+ * into the object (a CRD's specReplicasPath etc. without the leading
+ * dot). The selector path names a LabelSelector object (apps/v1) or a
+ * selector string (a CRD's labelSelectorPath); NULL = none. */
+struct schema_scale {
+    const char *spec_replicas;   /* "spec.replicas" */
+    const char *status_replicas; /* "status.replicas" */
+    const char *label_selector;  /* "spec.selector", or NULL */
 };
 
 /* One served version of a group and its kinds (NULL-terminated). */

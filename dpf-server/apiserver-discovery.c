@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dpf-server/apiserver-private.h"
 #include "lib/net/http-server.h"
@@ -121,6 +122,16 @@ as_resource_list(const char *group, const char *version)
                           "singularName", "", "namespaced", k->namespaced,
                           "kind", k->kind, "verbs", "get", "patch", "update"));
         }
+        if (k->scale) {
+            char sub[160];
+            snprintf(sub, sizeof(sub), "%s/scale", k->plural);
+            json_array_append_new(
+                res, json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:[s,s,s]}", "name",
+                               sub, "singularName", "", "namespaced",
+                               k->namespaced, "group", "autoscaling",
+                               "version", "v1", "kind", "Scale", "verbs",
+                               "get", "patch", "update"));
+        }
         if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
             json_array_append_new(
                 res, json_pack("{s:s,s:s,s:b,s:s,s:[s]}", "name",
@@ -191,6 +202,195 @@ as_group_list(void)
     }
     return json_pack("{s:s,s:s,s:o}", "kind", "APIGroupList", "apiVersion",
                      "v1", "groups", groups);
+}
+
+/* ------------------------------------------------------------------ */
+/* Aggregated discovery (apidiscovery.k8s.io/v2 and v2beta1): /api or
+ * /apis with every group, version and resource in one document, which
+ * kubectl 1.30+ asks for first and takes when the response's
+ * Content-Type names the kind it asked for. */
+
+static json_t *
+as_gvk_json(const char *group, const char *version, const char *kind)
+{
+    return json_pack("{s:s,s:s,s:s}", "group", group, "version", version,
+                     "kind", kind);
+}
+
+static json_t *
+as_agg_resource(const struct schema_kind *k)
+{
+    json_t *verbs = json_array();
+    for (size_t v = 0; v < ARRAY_SIZE(as_verbs); v++) {
+        json_array_append_new(verbs, json_string(as_verbs[v]));
+    }
+    json_t *r = json_pack(
+        "{s:s,s:o,s:s,s:s,s:o}", "resource", k->plural, "responseKind",
+        as_gvk_json(k->group, k->version, k->kind), "scope",
+        k->namespaced ? "Namespaced" : "Cluster", "singularResource",
+        k->singular, "verbs", verbs);
+    if (k->short_names && k->short_names[0]) {
+        json_object_set_new(r, "shortNames", as_string_array(k->short_names));
+    }
+    if (k->categories && k->categories[0]) {
+        json_object_set_new(r, "categories", as_string_array(k->categories));
+    }
+    json_t *subs = json_array();
+    if (k->has_status) {
+        json_array_append_new(
+            subs, json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "status",
+                            "responseKind",
+                            as_gvk_json(k->group, k->version, k->kind),
+                            "verbs", "get", "patch", "update"));
+    }
+    if (k->scale) {
+        json_array_append_new(
+            subs, json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "scale",
+                            "responseKind",
+                            as_gvk_json("autoscaling", "v1", "Scale"),
+                            "verbs", "get", "patch", "update"));
+    }
+    if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
+        json_array_append_new(
+            subs, json_pack("{s:s,s:o,s:[s]}", "subresource", "finalize",
+                            "responseKind",
+                            as_gvk_json("", k->version, k->kind), "verbs",
+                            "update"));
+    }
+    if (json_array_size(subs)) {
+        json_object_set_new(r, "subresources", subs);
+    } else {
+        json_decref(subs);
+    }
+    return r;
+}
+
+/* One APIGroupDiscovery: the group's versions, preferred first. */
+static json_t *
+as_agg_group(const char *group, const struct as_gv *gvs, size_t n)
+{
+    size_t nk;
+    const struct schema_kind *const *kinds = schema_kinds(&nk);
+    json_t *versions = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(gvs[i].group, group) != 0) {
+            continue;
+        }
+        json_t *res = json_array();
+        for (size_t j = 0; j < nk; j++) {
+            if (!strcmp(kinds[j]->group, group) &&
+                !strcmp(kinds[j]->version, gvs[i].version)) {
+                json_array_append_new(res, as_agg_resource(kinds[j]));
+            }
+        }
+        json_array_append_new(versions,
+                              json_pack("{s:s,s:o,s:s}", "version",
+                                        gvs[i].version, "resources", res,
+                                        "freshness", "Current"));
+    }
+    json_t *md = group[0] ? json_pack("{s:s}", "name", group) : json_object();
+    return json_pack("{s:o,s:o}", "metadata", md, "versions", versions);
+}
+
+/* The APIGroupDiscoveryList of /api (core only) or /apis (the rest). */
+static json_t *
+as_agg_list(bool core, const char *api_version)
+{
+    struct as_gv gvs[256];
+    size_t n = as_group_versions(gvs, ARRAY_SIZE(gvs));
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (core != !gvs[i].group[0]) {
+            continue;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(gvs[j].group, gvs[i].group)) {
+                seen = true;
+            }
+        }
+        if (!seen) {
+            json_array_append_new(items, as_agg_group(gvs[i].group, gvs, n));
+        }
+    }
+    return json_pack("{s:s,s:s,s:{},s:o}", "kind", "APIGroupDiscoveryList",
+                     "apiVersion", api_version, "metadata", "items", items);
+}
+
+/* Does one media range of Accept ask for the APIGroupDiscoveryList of
+ * apidiscovery.k8s.io/<version>? Parameters in any order. */
+static bool
+as_accept_range_agg(const char *range, size_t len, const char *version)
+{
+    char buf[256];
+    if (len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, range, len);
+    buf[len] = '\0';
+    bool json = false, g = false, v = false, as_ = false;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ";", &save); t;
+         t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ') {
+            t++;
+        }
+        char *e = t + strlen(t);
+        while (e > t && e[-1] == ' ') {
+            *--e = '\0';
+        }
+        if (!strcasecmp(t, "application/json")) {
+            json = true;
+        } else if (!strcmp(t, "g=apidiscovery.k8s.io")) {
+            g = true;
+        } else if (!strncmp(t, "v=", 2) && !strcmp(t + 2, version)) {
+            v = true;
+        } else if (!strcmp(t, "as=APIGroupDiscoveryList")) {
+            as_ = true;
+        }
+    }
+    return json && g && v && as_;
+}
+
+/* The aggregated discovery version the Accept header asks for first
+ * ("v2", "v2beta1"), or NULL for the plain documents. */
+static const char *
+as_accept_agg(struct http_request *req)
+{
+    const char *a = http_request_header(req, "Accept");
+    while (a && *a) {
+        const char *e = strchr(a, ',');
+        size_t len = e ? (size_t) (e - a) : strlen(a);
+        if (as_accept_range_agg(a, len, "v2")) {
+            return "v2";
+        }
+        if (as_accept_range_agg(a, len, "v2beta1")) {
+            return "v2beta1";
+        }
+        a = e ? e + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void as_send(struct http_request *req, json_t *doc);
+
+static void
+as_send_agg(struct http_request *req, bool core, const char *version)
+{
+    char av[64], ct[160];
+    snprintf(av, sizeof(av), "apidiscovery.k8s.io/%s", version);
+    snprintf(ct, sizeof(ct),
+             "application/json;g=apidiscovery.k8s.io;v=%s;"
+             "as=APIGroupDiscoveryList",
+             version);
+    json_t *doc = as_agg_list(core, av);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text) {
+        as_send(req, NULL);
+        return;
+    }
+    http_respond_take(req, 200, ct, text, strlen(text));
 }
 
 /* ------------------------------------------------------------------ */
@@ -532,6 +732,11 @@ as_discovery_handle(struct apiserver *as, struct http_request *req,
                      "the server does not allow this method on the "
                      "requested resource");
         as_respond_error(req, &ae);
+        return true;
+    }
+    const char *agg = n == 1 ? as_accept_agg(req) : NULL;
+    if (agg) {
+        as_send_agg(req, !strcmp(seg[0], "api"), agg);
         return true;
     }
     if (!strcmp(seg[0], "api")) {

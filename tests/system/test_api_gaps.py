@@ -1,0 +1,248 @@
+"""The smaller Kubernetes API gaps (issue 8 item 6), measured with stock
+kubectl (1.32 and 1.20) and plain HTTP: the scale subresource, built-in
+kinds posted without apiVersion/kind, aggregated discovery."""
+import json
+import os
+
+import pytest
+
+from apiutil import call, path
+from conftest import KUBECTL, kubectl
+
+AGG_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+AGG_V2B1 = ("application/json;g=apidiscovery.k8s.io;v=v2beta1;"
+            "as=APIGroupDiscoveryList")
+
+
+def deployment(name, replicas=2, labels=None):
+    labels = labels or {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"replicas": replicas,
+                     "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [
+                                      {"name": "c",
+                                       "image": "busybox:1.36"}]}}}}
+
+
+def workload(kind, name, replicas=2):
+    obj = deployment(name, replicas)
+    obj["kind"] = kind
+    if kind == "StatefulSet":
+        obj["spec"]["serviceName"] = name
+    return obj
+
+
+PLURAL = {"Deployment": "deployments", "ReplicaSet": "replicasets",
+          "StatefulSet": "statefulsets"}
+
+
+def need_kubectl(version):
+    if not os.path.exists(KUBECTL[version]):
+        pytest.fail(f"kubectl {version} missing at {KUBECTL[version]}: "
+                    "run scripts/install-deps (or link .deps)")
+
+
+# ---------------------------------------------------------------- scale
+
+@pytest.mark.parametrize("kind", ["Deployment", "ReplicaSet", "StatefulSet"])
+def test_scale_subresource_get_put_patch(dpf_server, kind):
+    plural = PLURAL[kind]
+    p = path(plural, group="apps", version="v1")
+    st, obj = call(dpf_server, "POST", p, workload(kind, "web", 2))
+    assert st == 201, obj
+    # The controller is not running: report a status to see it in Scale.
+    obj["status"] = {"replicas": 2}
+    st, _ = call(dpf_server, "PUT", p + "/web/status", obj)
+    assert st == 200
+    st, sc = call(dpf_server, "GET", p + "/web/scale")
+    assert st == 200, sc
+    assert sc["apiVersion"] == "autoscaling/v1" and sc["kind"] == "Scale"
+    assert sc["metadata"]["name"] == "web"
+    assert sc["spec"] == {"replicas": 2}
+    assert sc["status"] == {"replicas": 2, "selector": "app=web"}
+    # PUT: only spec.replicas of the object changes.
+    sc["spec"]["replicas"] = 5
+    st, sc2 = call(dpf_server, "PUT", p + "/web/scale", sc)
+    assert st == 200, sc2
+    assert sc2["spec"]["replicas"] == 5
+    st, o = call(dpf_server, "GET", p + "/web")
+    assert o["spec"]["replicas"] == 5
+    assert o["status"] == {"replicas": 2}
+    assert o["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "busybox:1.36"
+    # A PUT with the old resourceVersion is a conflict.
+    st, err = call(dpf_server, "PUT", p + "/web/scale", sc)
+    assert st == 409, err
+    # PATCH (merge) and a negative count.
+    st, sc3 = call(dpf_server, "PATCH", p + "/web/scale",
+                   {"spec": {"replicas": 1}},
+                   ctype="application/merge-patch+json")
+    assert st == 200 and sc3["spec"]["replicas"] == 1, sc3
+    st, err = call(dpf_server, "PATCH", p + "/web/scale",
+                   {"spec": {"replicas": -1}},
+                   ctype="application/merge-patch+json")
+    assert st == 422, err
+    assert 'Scale.autoscaling "web" is invalid: spec.replicas' in \
+        err["message"]
+    st, o = call(dpf_server, "GET", p + "/web")
+    assert o["spec"]["replicas"] == 1
+
+
+def test_scale_not_served_for_other_kinds(dpf_server):
+    p = path("daemonsets", group="apps", version="v1")
+    obj = workload("DaemonSet", "ds")
+    del obj["spec"]["replicas"]
+    st, _ = call(dpf_server, "POST", p, obj)
+    assert st == 201
+    st, _ = call(dpf_server, "GET", p + "/ds/scale")
+    assert st == 404
+    st, _ = call(dpf_server, "GET", path("deployments", "none", group="apps",
+                                         version="v1", sub="scale"))
+    assert st == 404
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
+def test_kubectl_scale_deployment(dpf_server, version):
+    need_kubectl(version)
+    p = path("deployments", group="apps", version="v1")
+    st, _ = call(dpf_server, "POST", p, deployment("web", 2))
+    assert st == 201
+    r = kubectl(["scale", "deployment", "web", "--replicas=4"],
+                dpf_server.kubeconfig, version=version)
+    assert r.returncode == 0, r.stderr
+    assert "deployment.apps/web scaled" in r.stdout
+    st, o = call(dpf_server, "GET", p + "/web")
+    assert o["spec"]["replicas"] == 4
+    # --current-replicas is a precondition kubectl checks on the Scale.
+    r = kubectl(["scale", "deployment", "web", "--current-replicas=3",
+                 "--replicas=1"], dpf_server.kubeconfig, version=version)
+    assert r.returncode != 0
+    assert "3" in r.stderr
+    st, o = call(dpf_server, "GET", p + "/web")
+    assert o["spec"]["replicas"] == 4
+
+
+# ------------------------------------------- bodies without apiVersion/kind
+
+def test_builtin_kind_without_apiversion_and_kind(dpf_server):
+    body = {"metadata": {"name": "bare"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    st, obj = call(dpf_server, "POST", path("pods"), body)
+    assert st == 201, obj
+    assert obj["apiVersion"] == "v1" and obj["kind"] == "Pod"
+    st, got = call(dpf_server, "GET", path("pods", "bare"))
+    assert got["kind"] == "Pod" and got["apiVersion"] == "v1"
+    # PUT without them too.
+    del got["apiVersion"]
+    del got["kind"]
+    got["metadata"]["labels"] = {"a": "b"}
+    st, upd = call(dpf_server, "PUT", path("pods", "bare"), got)
+    assert st == 200, upd
+    assert upd["kind"] == "Pod" and upd["metadata"]["labels"] == {"a": "b"}
+    # apps/v1 kinds as well.
+    d = deployment("bare-deploy")
+    del d["apiVersion"], d["kind"]
+    st, obj = call(dpf_server, "POST",
+                   path("deployments", group="apps", version="v1"), d)
+    assert st == 201, obj
+    assert obj["apiVersion"] == "apps/v1" and obj["kind"] == "Deployment"
+
+
+def test_mismatching_or_missing_type_still_refused(dpf_server):
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x"}, "data": {}}
+    st, err = call(dpf_server, "POST", path("pods"), body)
+    assert st == 400, err
+    assert "the kind in the data (ConfigMap) does not match the expected " \
+        "kind (Pod)" in err["message"]
+    body = {"apiVersion": "apps/v1", "metadata": {"name": "x"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    st, err = call(dpf_server, "POST", path("pods"), body)
+    assert st == 400, err
+    assert "the API version in the data (apps/v1) does not match the " \
+        "expected API version (v1)" in err["message"]
+    # A custom resource must say what it is, as with a CRD.
+    bfb = {"metadata": {"name": "b"}, "spec": {"url": "http://x/y.bfb"}}
+    st, err = call(dpf_server, "POST",
+                   path("bfbs", group="provisioning.dpu.nvidia.com"), bfb)
+    assert st == 400, err
+    assert "Object 'Kind' is missing" in err["message"]
+
+
+# ------------------------------------------------- aggregated discovery
+
+def _agg(dpf_server, p, accept):
+    st, hdrs, data = dpf_server.request("GET", p, headers={"Accept": accept})
+    assert st == 200
+    return hdrs["content-type"], json.loads(data)
+
+
+def _resources(doc):
+    out = {}
+    for g in doc["items"]:
+        for v in g["versions"]:
+            for r in v["resources"]:
+                out[(g["metadata"].get("name", ""), v["version"],
+                     r["resource"])] = r
+    return out
+
+
+@pytest.mark.parametrize("version", ["v2", "v2beta1"])
+def test_aggregated_discovery_shape(dpf_server, version):
+    accept = AGG_V2 if version == "v2" else AGG_V2B1
+    ct, doc = _agg(dpf_server, "/apis", accept + ",application/json")
+    assert ct.replace(" ", "") == accept
+    assert doc["kind"] == "APIGroupDiscoveryList"
+    assert doc["apiVersion"] == f"apidiscovery.k8s.io/{version}"
+    names = [g["metadata"]["name"] for g in doc["items"]]
+    assert "apps" in names and "provisioning.dpu.nvidia.com" in names
+    assert "" not in names
+    res = _resources(doc)
+    dep = res[("apps", "v1", "deployments")]
+    assert dep["scope"] == "Namespaced"
+    assert dep["singularResource"] == "deployment"
+    assert dep["responseKind"] == {"group": "apps", "version": "v1",
+                                   "kind": "Deployment"}
+    assert "deploy" in dep["shortNames"] and "all" in dep["categories"]
+    assert set(dep["verbs"]) >= {"get", "list", "watch", "create", "patch",
+                                 "update", "delete", "deletecollection"}
+    subs = {s["subresource"]: s for s in dep["subresources"]}
+    assert subs["scale"]["responseKind"] == {
+        "group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert set(subs["status"]["verbs"]) == {"get", "patch", "update"}
+    dpu = res[("provisioning.dpu.nvidia.com", "v1alpha1", "dpus")]
+    assert "status" in {s["subresource"] for s in dpu["subresources"]}
+    # /api: the core group alone, with the namespaces' finalize.
+    ct, core = _agg(dpf_server, "/api", accept)
+    assert len(core["items"]) == 1 and core["items"][0]["versions"][0][
+        "version"] == "v1"
+    cres = _resources(core)
+    ns = cres[("", "v1", "namespaces")]
+    assert ns["scope"] == "Cluster"
+    assert "finalize" in {s["subresource"] for s in ns["subresources"]}
+    assert "po" in cres[("", "v1", "pods")]["shortNames"]
+
+
+def test_plain_discovery_without_aggregated_accept(dpf_server):
+    st, hdrs, data = dpf_server.request("GET", "/apis")
+    assert st == 200
+    assert json.loads(data)["kind"] == "APIGroupList"
+    st, rl = call(dpf_server, "GET", "/apis/apps/v1")
+    scale = [r for r in rl["resources"] if r["name"] == "deployments/scale"]
+    assert scale and scale[0]["group"] == "autoscaling" and \
+        scale[0]["kind"] == "Scale"
+
+
+def test_kubectl_132_uses_aggregated_discovery(dpf_server):
+    need_kubectl("1.32")
+    r = kubectl(["api-resources", "-v=7"], dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    # kubectl logs the aggregated request and never falls back to the
+    # per-group documents.
+    assert "apidiscovery.k8s.io" in r.stderr
+    assert "/apis/apps/v1" not in r.stderr, r.stderr[-2000:]
+    lines = [ln.split() for ln in r.stdout.splitlines()]
+    dep = [ln for ln in lines if ln and ln[0] == "deployments"]
+    assert dep and dep[0][1] == "deploy" and dep[0][2] == "apps/v1"

@@ -192,6 +192,7 @@ extern const struct schema_column schema_columns_ready_reason_age[];
 
 /* Core kinds declared outside kinds-core.c (api/kinds-core-data.c). */
 extern const struct schema_kind schema_kind_secret;
+extern const struct schema_kind schema_kind_event; /* core/v1 Event */
 extern const struct schema_kind schema_kind_configmap;
 
 /* The groups of each kinds file, and the list of all built-in groups in
@@ -203,6 +204,7 @@ extern const struct schema_group schema_group_core;
 extern const struct schema_group schema_group_coordination;
 extern const struct schema_group schema_group_apps;
 extern const struct schema_group schema_group_ipam;
+extern const struct schema_group schema_group_events;
 extern const struct schema_group *const schema_builtin_groups[];
 
 /* A kind's names: Kind, its list kind (Kind + "List"), plural, singular. */

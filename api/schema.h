@@ -86,6 +86,13 @@ struct schema_kind {
     bool name_is_label;
     /* Serves the scale subresource (autoscaling/v1 Scale), or NULL. */
     const struct schema_scale *scale;
+    /* Another group's view of stored_as's objects (events.k8s.io/v1
+     * Event of core/v1 Event, as Kubernetes keeps both in one resource):
+     * objects are stored as stored_as, converted by these two (new
+     * references, apiVersion and kind set, metadata kept). */
+    const struct schema_kind *stored_as;
+    json_t *(*to_stored)(const json_t *obj);
+    json_t *(*from_stored)(const json_t *obj);
 };
 
 /* Where a kind keeps what its scale subresource shows, as dotted paths

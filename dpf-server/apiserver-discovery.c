@@ -74,6 +74,22 @@ as_group_versions(struct as_gv *out, size_t max)
     return m;
 }
 
+/* The verbs of a kind: a view of another kind's objects is not watched
+ * or deleted as a collection (apiserver-view.c). */
+static json_t *
+as_kind_verbs(const struct schema_kind *k)
+{
+    json_t *verbs = json_array();
+    for (size_t v = 0; v < ARRAY_SIZE(as_verbs); v++) {
+        if (k->stored_as && (!strcmp(as_verbs[v], "watch") ||
+                             !strcmp(as_verbs[v], "deletecollection"))) {
+            continue;
+        }
+        json_array_append_new(verbs, json_string(as_verbs[v]));
+    }
+    return verbs;
+}
+
 static json_t *
 as_string_array(const char *const *list)
 {
@@ -97,10 +113,7 @@ as_resource_list(const char *group, const char *version)
             continue;
         }
         any = true;
-        json_t *verbs = json_array();
-        for (size_t v = 0; v < ARRAY_SIZE(as_verbs); v++) {
-            json_array_append_new(verbs, json_string(as_verbs[v]));
-        }
+        json_t *verbs = as_kind_verbs(k);
         json_t *r = json_pack("{s:s,s:s,s:b,s:s,s:o}", "name", k->plural,
                               "singularName", k->singular, "namespaced",
                               k->namespaced, "kind", k->kind, "verbs", verbs);
@@ -220,10 +233,7 @@ as_gvk_json(const char *group, const char *version, const char *kind)
 static json_t *
 as_agg_resource(const struct schema_kind *k)
 {
-    json_t *verbs = json_array();
-    for (size_t v = 0; v < ARRAY_SIZE(as_verbs); v++) {
-        json_array_append_new(verbs, json_string(as_verbs[v]));
-    }
+    json_t *verbs = as_kind_verbs(k);
     json_t *r = json_pack(
         "{s:s,s:o,s:s,s:s,s:o}", "resource", k->plural, "responseKind",
         as_gvk_json(k->group, k->version, k->kind), "scope",

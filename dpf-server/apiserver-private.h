@@ -22,6 +22,7 @@
  *   apiserver-delete.c    delete and deletecollection: DeleteOptions,
  *                         finalizers, graceful deletion, propagation
  *   apiserver-scale.c     the scale subresource (autoscaling/v1 Scale)
+ *   apiserver-view.c      kinds stored as another kind (events.k8s.io)
  *   apiserver-discovery.c /version, health, discovery, OpenAPI
  *   apiserver-table.c     Accept negotiation, Table output
  *   apiserver-watch.c     watch streams and their dispatcher thread
@@ -355,6 +356,14 @@ void as_handle_scale(struct apiserver *as, struct http_request *req,
                      const struct schema_kind *k, const char *ns,
                      const char *name, const char *method,
                      const struct as_format *fmt);
+
+/* --- apiserver-view.c --- */
+/* Every verb of a kind with k->stored_as (a view of another kind's
+ * objects through its conversion); watch and deletecollection are 405. */
+void as_handle_view(struct apiserver *as, struct http_request *req,
+                    const struct schema_kind *k, const char *ns,
+                    const char *name, const char *method,
+                    const struct as_format *fmt);
 
 /* --- apiserver-read.c --- */
 void as_handle_get(struct apiserver *as, struct http_request *req,

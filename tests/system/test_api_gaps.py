@@ -246,3 +246,107 @@ def test_kubectl_132_uses_aggregated_discovery(dpf_server):
     lines = [ln.split() for ln in r.stdout.splitlines()]
     dep = [ln for ln in lines if ln and ln[0] == "deployments"]
     assert dep and dep[0][1] == "deploy" and dep[0][2] == "apps/v1"
+
+
+# ------------------------------------------------- events.k8s.io/v1
+
+EV = "events.k8s.io"
+
+
+def new_event(name, note="pulled image", reason="Pulled"):
+    return {"apiVersion": f"{EV}/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "eventTime": "2026-01-02T03:04:05.000000Z",
+            "reportingController": "dpf.nvidia.com/test",
+            "reportingInstance": "test-1",
+            "action": "Pull", "reason": reason, "type": "Normal",
+            "note": note,
+            "regarding": {"apiVersion": "v1", "kind": "Pod",
+                          "name": "web-1", "namespace": "default"},
+            "series": {"count": 2,
+                       "lastObservedTime": "2026-01-02T03:05:00.000000Z"}}
+
+
+def test_events_k8s_io_shares_storage_with_core_events(dpf_server):
+    p = path("events", group=EV, version="v1")
+    st, ev = call(dpf_server, "POST", p, new_event("e1"))
+    assert st == 201, ev
+    assert ev["apiVersion"] == f"{EV}/v1" and ev["note"] == "pulled image"
+    assert ev["regarding"]["name"] == "web-1"
+    assert ev["reportingController"] == "dpf.nvidia.com/test"
+    # The same object through core/v1, with core's field names.
+    st, core = call(dpf_server, "GET", path("events", "e1"))
+    assert st == 200, core
+    assert core["apiVersion"] == "v1"
+    assert core["message"] == "pulled image"
+    assert core["involvedObject"]["name"] == "web-1"
+    assert core["reportingComponent"] == "dpf.nvidia.com/test"
+    assert core["series"]["count"] == 2
+    assert core["metadata"]["uid"] == ev["metadata"]["uid"]
+    # A core Event is listed by events.k8s.io with the new names.
+    st, _ = call(dpf_server, "POST", path("events"), {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "e2", "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": "n1"},
+        "reason": "Rebooted", "message": "node rebooted", "type": "Warning",
+        "source": {"component": "kubelet"}, "count": 3})
+    assert st == 201
+    st, lst = call(dpf_server, "GET", p)
+    assert st == 200 and lst["kind"] == "EventList", lst
+    items = {i["metadata"]["name"]: i for i in lst["items"]}
+    assert set(items) == {"e1", "e2"}
+    e2 = items["e2"]
+    assert e2["note"] == "node rebooted"
+    assert e2["regarding"] == {"kind": "Node", "name": "n1"}
+    assert e2["deprecatedSource"] == {"component": "kubelet"}
+    assert e2["deprecatedCount"] == 3
+    assert "message" not in e2 and "involvedObject" not in e2
+    # Patch through the new API, read through the old.
+    st, pe = call(dpf_server, "PATCH", p + "/e1", {"note": "again"},
+                  ctype="application/merge-patch+json")
+    assert st == 200 and pe["note"] == "again", pe
+    st, core = call(dpf_server, "GET", path("events", "e1"))
+    assert core["message"] == "again"
+    # Delete through the new API: gone from both.
+    st, _ = call(dpf_server, "DELETE", p + "/e1")
+    assert st == 200
+    st, _ = call(dpf_server, "GET", path("events", "e1"))
+    assert st == 404
+    st, err = call(dpf_server, "GET", p + "/e1")
+    assert st == 404 and 'events.events.k8s.io "e1" not found' in \
+        err["message"], err
+
+
+def test_events_k8s_io_validation(dpf_server):
+    p = path("events", group=EV, version="v1")
+    ev = new_event("bad")
+    del ev["eventTime"], ev["reportingController"]
+    st, err = call(dpf_server, "POST", p, ev)
+    assert st == 422, err
+    assert "eventTime: Required value" in err["message"]
+    assert "reportingController: Required value" in err["message"]
+    ev = new_event("bad")
+    ev["type"] = "Odd"
+    st, err = call(dpf_server, "POST", p, ev)
+    assert st == 422 and "type" in err["message"], err
+
+
+def test_kubectl_events(dpf_server):
+    need_kubectl("1.32")
+    p = path("events", group=EV, version="v1")
+    st, _ = call(dpf_server, "POST", p, new_event("e1", note="hello note"))
+    assert st == 201
+    r = kubectl(["get", "events.events.k8s.io", "-n", "default"],
+                dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert "hello note" in r.stdout and "pod/web-1" in r.stdout
+    r = kubectl(["get", f"events.{EV}", "e1", "-o",
+                 "jsonpath={.note}/{.regarding.kind}"], dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello note/Pod"
+    r = kubectl(["events", "-n", "default"], dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert "hello note" in r.stdout and "Pulled" in r.stdout
+    r = kubectl(["get", "events", "-n", "default"], dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert "hello note" in r.stdout

@@ -165,6 +165,59 @@ schema_openapi_v3(const struct schema_kind *k)
     return export_node(k->root, 0);
 }
 
+/* v3 -> v2, in place, as kube-apiserver publishes a CRD's schema in
+ * /openapi/v2: v2 has no anyOf/oneOf/allOf/not or nullable; a value
+ * that may hold anything (preserve-unknown, nullable) loses its type,
+ * properties and items, because kubectl's v2 validation would refuse
+ * the fields it does not know; int-or-string is a string of format
+ * int-or-string, as Kubernetes' own IntOrString, which kubectl's
+ * validation accepts for either. */
+static void
+v2_node(json_t *o)
+{
+    if (!json_is_object(o)) {
+        return;
+    }
+    static const char *const drop[] = {"anyOf", "oneOf", "allOf", "not",
+                                       "x-kubernetes-validations"};
+    for (size_t i = 0; i < ARRAY_SIZE(drop); i++) {
+        json_object_del(o, drop[i]);
+    }
+    bool open = json_is_true(
+                    json_object_get(o, "x-kubernetes-preserve-unknown-fields")) ||
+                json_is_true(json_object_get(o, "nullable"));
+    json_object_del(o, "nullable");
+    if (json_is_true(json_object_get(o, "x-kubernetes-int-or-string"))) {
+        json_object_set_new(o, "type", json_string("string"));
+        json_object_set_new(o, "format", json_string("int-or-string"));
+        return;
+    }
+    if (open) {
+        json_object_del(o, "type");
+        json_object_del(o, "properties");
+        json_object_del(o, "items");
+        json_object_del(o, "additionalProperties");
+        json_object_del(o, "required");
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "properties"), key, v)
+    {
+        v2_node(v);
+    }
+    v2_node(json_object_get(o, "items"));
+    v2_node(json_object_get(o, "additionalProperties"));
+}
+
+json_t *
+schema_openapi_v2(const struct schema_kind *k)
+{
+    json_t *o = schema_openapi_v3(k);
+    v2_node(o);
+    return o;
+}
+
 static json_t *
 str_list(const char *const *l)
 {

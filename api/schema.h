@@ -186,6 +186,10 @@ int schema_validate_name(const struct schema_kind *k, const char *name,
 /* --- export --- */
 /* OpenAPI v3 schema object of the whole kind (structural). New ref. */
 json_t *schema_openapi_v3(const struct schema_kind *k);
+/* The same as kube-apiserver publishes it in OpenAPI v2 (/openapi/v2):
+ * no anyOf/oneOf/nullable; values that keep unknown fields untyped;
+ * int-or-string as type string, format int-or-string. New ref. */
+json_t *schema_openapi_v2(const struct schema_kind *k);
 /* A complete apiextensions.k8s.io/v1 CustomResourceDefinition for a kind
  * (NULL for a built-in kind, which Kubernetes serves itself). New ref. */
 json_t *schema_crd(const struct schema_kind *k);

@@ -24,6 +24,7 @@
  *   apiserver-scale.c     the scale subresource (autoscaling/v1 Scale)
  *   apiserver-view.c      kinds stored as another kind (events.k8s.io)
  *   apiserver-discovery.c /version, health, discovery, OpenAPI
+ *   apiserver-openapi-pb.c /openapi/v2 in protobuf (gnostic's model)
  *   apiserver-table.c     Accept negotiation, Table output
  *   apiserver-watch.c     watch streams and their dispatcher thread
  *   apiserver-gc.c        ownerReference garbage collector, namespace
@@ -445,6 +446,12 @@ void as_handle_deletecollection(struct apiserver *as, struct http_request *req,
 /* Handle non-resource paths and discovery; true if handled. */
 bool as_discovery_handle(struct apiserver *as, struct http_request *req,
                          const char *method, const char *path);
+
+/* --- apiserver-openapi-pb.c --- */
+/* The swagger 2.0 document doc (as built for /openapi/v2) in gnostic's
+ * protobuf encoding, as kubectl asks for it. malloc'ed, *len bytes; NULL
+ * when out of memory. */
+uint8_t *as_openapi_v2_protobuf(const json_t *doc, size_t *len);
 
 /* --- apiserver-table.c --- */
 /* Negotiate the Accept header; false (406 sent by caller) if nothing

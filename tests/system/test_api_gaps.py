@@ -350,3 +350,121 @@ def test_kubectl_events(dpf_server):
     r = kubectl(["get", "events", "-n", "default"], dpf_server.kubeconfig)
     assert r.returncode == 0, r.stderr
     assert "hello note" in r.stdout
+
+
+# ------------------------------------------------------------- OpenAPI
+
+PB = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def test_openapi_v2_json_definitions_and_paths(dpf_server):
+    st, doc = call(dpf_server, "GET", "/openapi/v2")
+    assert st == 200
+    assert doc["swagger"] == "2.0"
+    defs = doc["definitions"]
+    dep = defs["io.k8s.api.apps.v1.Deployment"]
+    assert dep["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "version": "v1", "kind": "Deployment"}]
+    assert dep["properties"]["metadata"]["$ref"] == \
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    surge = dep["properties"]["spec"]["properties"]["strategy"][
+        "properties"]["rollingUpdate"]["properties"]["maxSurge"]
+    assert surge["type"] == "string" and surge["format"] == "int-or-string"
+    assert surge["x-kubernetes-int-or-string"] is True
+    assert "anyOf" not in surge
+    ds = defs["com.nvidia.dpu.provisioning.v1alpha1.DPUSet"]
+    assert ds["properties"]["spec"]["properties"]["strategy"]
+    patch = doc["paths"][
+        "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/{namespace}"
+        "/dpusets/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"]["kind"] == "DPUSet"
+    assert "dryRun" in [p["name"] for p in patch["parameters"]]
+    # The protobuf encoding kubectl asks for is the same document.
+    st, hdrs, data = dpf_server.request("GET", "/openapi/v2",
+                                        headers={"Accept": PB})
+    assert st == 200 and len(data) > 10000
+    assert b"com.nvidia.dpu.provisioning.v1alpha1.DPUSet" in data
+    assert b"x-kubernetes-group-version-kind" in data
+
+
+def test_openapi_v3_int_or_string(dpf_server):
+    st, doc = call(dpf_server, "GET", "/openapi/v3/apis/apps/v1")
+    assert st == 200
+    dep = doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+    surge = dep["properties"]["spec"]["properties"]["strategy"][
+        "properties"]["rollingUpdate"]["properties"]["maxSurge"]
+    assert surge["x-kubernetes-int-or-string"] is True
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
+def test_kubectl_explain_dpuset_strategy(dpf_server, version):
+    need_kubectl(version)
+    r = kubectl(["explain", "dpuset.spec.strategy"], dpf_server.kubeconfig,
+                version=version)
+    assert r.returncode == 0, r.stderr
+    assert "DPUSet" in r.stdout
+    assert "rollingUpdate" in r.stdout and "type" in r.stdout
+    # A real description, not <empty>.
+    assert "<empty>" not in r.stdout
+    assert "DPU" in r.stdout.split("FIELDS")[0]
+    r = kubectl(["explain", "deployment.spec.strategy.rollingUpdate.maxSurge"],
+                dpf_server.kubeconfig, version=version)
+    assert r.returncode == 0, r.stderr
+    assert "maxSurge" in r.stdout
+
+
+MANIFEST_CM = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm1, namespace: default}
+data: {a: "%s"}
+"""
+
+MANIFEST_DEPLOY = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: "busybox:1.36"}]
+"""
+
+MANIFEST_BFB = """apiVersion: provisioning.dpu.nvidia.com/v1alpha1
+kind: BFB
+metadata: {name: bf1, namespace: default, labels: {tier: "%s"}}
+spec: {url: "http://example.com/a.bfb"}
+"""
+
+
+def test_kubectl_120_diff_and_server_dry_run(dpf_server):
+    need_kubectl("1.20")
+    kc = dpf_server.kubeconfig
+    for text, plural in ((MANIFEST_CM % "1", "configmaps"),
+                         (MANIFEST_DEPLOY % 2, "deployments"),
+                         (MANIFEST_BFB % "one", "bfbs")):
+        r = kubectl(["apply", "--dry-run=server", "-f", "-"], kc,
+                    version="1.20", input=text)
+        assert r.returncode == 0, r.stderr
+        assert "(server dry run)" in r.stdout
+        r = kubectl(["get", plural, "-n", "default", "-o", "name"], kc,
+                    version="1.20")
+        assert r.stdout.strip() == "", r.stdout
+        r = kubectl(["apply", "-f", "-"], kc, version="1.20", input=text)
+        assert r.returncode == 0, r.stderr
+        assert "error calculating patch" not in r.stderr
+    r = kubectl(["diff", "-f", "-"], kc, version="1.20",
+                input=MANIFEST_DEPLOY % 2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for text, changed in ((MANIFEST_CM % "2", '+  a: "2"'),
+                          (MANIFEST_DEPLOY % 5, "+  replicas: 5"),
+                          (MANIFEST_BFB % "two", "+    tier: two")):
+        r = kubectl(["diff", "-f", "-"], kc, version="1.20", input=text)
+        assert r.returncode == 1, r.stderr
+        assert changed in r.stdout, r.stdout
+        assert "error calculating patch" not in r.stderr
+    # Nothing was changed by diff.
+    st, o = call(dpf_server, "GET", path("deployments", "web", group="apps",
+                                         version="v1"))
+    assert o["spec"]["replicas"] == 2

@@ -174,6 +174,11 @@ extern const struct schema_node schema_resource_list;  /* ResourceList */
 
 extern const struct schema_node schema_pod_spec; /* core PodSpec (loose) */
 
+/* Descriptions of fields many DPF kinds share, by the end of their path
+ * ("*.matchLabels", "*.status.conditions"; api/kinds-docs.c): what a
+ * kind with a docs table gets for fields it does not describe. */
+extern const struct schema_doc schema_common_docs[];
+
 /* Printer columns: one that shows a JSONPath (name, type, path), the
  * ones kubectl and DPF's CRDs repeat, and the end of a list. */
 #define COLUMN(name, type, path)              \

@@ -84,6 +84,12 @@ struct schema_kind {
     /* Names are DNS-1123 labels (63 characters, no dots) rather than
      * subdomains, as for a Namespace. */
     bool name_is_label;
+    /* Descriptions of the kind ("" = the kind itself) and its fields by
+     * dotted path ("spec.strategy.type"; array items and map values add
+     * nothing), for OpenAPI and kubectl explain; ends with {NULL}. A
+     * kind with docs also takes the shared descriptions of common
+     * fields (conditions, selectors) that it does not describe itself. */
+    const struct schema_doc *docs;
     /* Serves the scale subresource (autoscaling/v1 Scale), or NULL. */
     const struct schema_scale *scale;
     /* Another group's view of stored_as's objects (events.k8s.io/v1
@@ -93,6 +99,12 @@ struct schema_kind {
     const struct schema_kind *stored_as;
     json_t *(*to_stored)(const json_t *obj);
     json_t *(*from_stored)(const json_t *obj);
+};
+
+/* One description of a kind's docs table. */
+struct schema_doc {
+    const char *path; /* dotted field path; NULL ends the table */
+    const char *text;
 };
 
 /* Where a kind keeps what its scale subresource shows, as dotted paths

@@ -468,3 +468,35 @@ def test_kubectl_120_diff_and_server_dry_run(dpf_server):
     st, o = call(dpf_server, "GET", path("deployments", "web", group="apps",
                                          version="v1"))
     assert o["spec"]["replicas"] == 2
+
+
+DPF_GROUPS = ("provisioning.dpu.nvidia.com", "svc.dpu.nvidia.com",
+              "operator.dpu.nvidia.com", "nv-ipam.nvidia.com")
+
+
+def test_every_dpf_field_has_a_description(dpf_server):
+    st, idx = call(dpf_server, "GET", "/openapi/v3")
+    assert st == 200
+    missing, seen = [], 0
+    for gv in idx["paths"]:
+        if not any(gv.startswith(f"apis/{g}/") for g in DPF_GROUPS):
+            continue
+        st, doc = call(dpf_server, "GET", "/openapi/v3/" + gv)
+        assert st == 200
+        for name, sch in doc["components"]["schemas"].items():
+            def walk(s, p):
+                nonlocal seen
+                for k, v in (s.get("properties") or {}).items():
+                    seen += 1
+                    if not v.get("description", "").strip():
+                        missing.append(f"{name}: {p}{k}")
+                    walk(v, f"{p}{k}.")
+                if isinstance(s.get("items"), dict):
+                    walk(s["items"], p)
+                if isinstance(s.get("additionalProperties"), dict):
+                    walk(s["additionalProperties"], p)
+            if not sch.get("description"):
+                missing.append(name)
+            walk(sch, "")
+    assert seen > 500
+    assert not missing, missing[:50]

@@ -44,8 +44,10 @@ export_description(const struct export_ctx *c, const struct schema_node *n)
     if (n->description) {
         return n->description;
     }
-    if (!c->k->docs || !c->path[0]) {
-        return NULL; /* kinds without docs keep their descriptions only */
+    if (!c->k->docs || !c->path[0] || !strcmp(c->path, "metadata")) {
+        /* Kinds without docs keep their own descriptions only; a CRD's
+         * root metadata is plain "type: object". */
+        return NULL;
     }
     size_t pl = strlen(c->path);
     for (const struct schema_doc *d = schema_common_docs; d->path; d++) {

@@ -189,11 +189,11 @@ static const struct schema_kind kind_replicaset = {
     .columns = replicaset_columns,
     .scale = &apps_scale,
     .root = KIND_ROOT(
-        R("spec", N_OBJ(FIELDS(R("selector", &schema_label_selector),
-                               F("template", &pod_template_node),
-                               F("minReadySeconds", N_INT(MINIMUM(0))),
-                               F("replicas",
-                                 N_INT(MINIMUM(0), DEFAULT("1")))))),
+        R("spec",
+          N_OBJ(FIELDS(R("selector", &schema_label_selector),
+                       F("template", &pod_template_node),
+                       F("minReadySeconds", N_INT(MINIMUM(0))),
+                       F("replicas", N_INT(MINIMUM(0), DEFAULT("1")))))),
         F("status", N_OBJ(PRESERVE))),
 };
 
@@ -223,9 +223,8 @@ static const struct schema_kind kind_statefulset = {
           N_OBJ(FIELDS(
               WORKLOAD_FIELDS, F("replicas", N_INT(MINIMUM(0), DEFAULT("1"))),
               F("serviceName", N_STR()),
-              F("podManagementPolicy",
-                N_STR(ENUM("OrderedReady", "Parallel"),
-                      DEFAULT("\"OrderedReady\""))),
+              F("podManagementPolicy", N_STR(ENUM("OrderedReady", "Parallel"),
+                                             DEFAULT("\"OrderedReady\""))),
               F("updateStrategy",
                 N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "OnDelete"),
                                              DEFAULT("\"RollingUpdate\""))),
@@ -236,11 +235,10 @@ static const struct schema_kind kind_statefulset = {
                               "{\"partition\":0}}"))),
               F("volumeClaimTemplates", N_ARR(&claim_template)),
               F("persistentVolumeClaimRetentionPolicy",
-                N_OBJ(FIELDS(
-                    F("whenDeleted", N_STR(ENUM("Retain", "Delete"),
-                                           DEFAULT("\"Retain\""))),
-                    F("whenScaled", N_STR(ENUM("Retain", "Delete"),
-                                          DEFAULT("\"Retain\"")))))),
+                N_OBJ(FIELDS(F("whenDeleted", N_STR(ENUM("Retain", "Delete"),
+                                                    DEFAULT("\"Retain\""))),
+                             F("whenScaled", N_STR(ENUM("Retain", "Delete"),
+                                                   DEFAULT("\"Retain\"")))))),
               F("ordinals", N_OBJ(FIELDS(F("start", N_INT(MINIMUM(0))))))))),
         F("status", N_OBJ(PRESERVE))),
 };

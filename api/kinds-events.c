@@ -26,8 +26,8 @@ static const char *const event_renames[][2] = {
 
 /* Fields both versions name alike. */
 static const char *const event_same[] = {
-    "metadata", "reason", "type", "action", "eventTime",
-    "series",   "related", "reportingInstance",
+    "metadata",  "reason", "type",    "action",
+    "eventTime", "series", "related", "reportingInstance",
 };
 
 /* Copy obj's fields into a new object of apiVersion/kind, renaming
@@ -35,8 +35,8 @@ static const char *const event_same[] = {
 static json_t *
 event_convert(const json_t *obj, const char *api_version, int from, int to)
 {
-    json_t *out = json_pack("{s:s,s:s}", "apiVersion", api_version, "kind",
-                            "Event");
+    json_t *out =
+        json_pack("{s:s,s:s}", "apiVersion", api_version, "kind", "Event");
     for (size_t i = 0; i < ARRAY_SIZE(event_same); i++) {
         json_t *v = json_object_get(obj, event_same[i]);
         if (v) {

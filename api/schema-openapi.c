@@ -228,8 +228,8 @@ v2_node(json_t *o)
     for (size_t i = 0; i < ARRAY_SIZE(drop); i++) {
         json_object_del(o, drop[i]);
     }
-    bool open = json_is_true(
-                    json_object_get(o, "x-kubernetes-preserve-unknown-fields")) ||
+    bool open = json_is_true(json_object_get(
+                    o, "x-kubernetes-preserve-unknown-fields")) ||
                 json_is_true(json_object_get(o, "nullable"));
     json_object_del(o, "nullable");
     if (json_is_true(json_object_get(o, "x-kubernetes-int-or-string"))) {

@@ -139,11 +139,11 @@ as_resource_list(const char *group, const char *version)
             char sub[160];
             snprintf(sub, sizeof(sub), "%s/scale", k->plural);
             json_array_append_new(
-                res, json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:[s,s,s]}", "name",
-                               sub, "singularName", "", "namespaced",
-                               k->namespaced, "group", "autoscaling",
-                               "version", "v1", "kind", "Scale", "verbs",
-                               "get", "patch", "update"));
+                res,
+                json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:[s,s,s]}", "name", sub,
+                          "singularName", "", "namespaced", k->namespaced,
+                          "group", "autoscaling", "version", "v1", "kind",
+                          "Scale", "verbs", "get", "patch", "update"));
         }
         if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
             json_array_append_new(
@@ -234,11 +234,11 @@ static json_t *
 as_agg_resource(const struct schema_kind *k)
 {
     json_t *verbs = as_kind_verbs(k);
-    json_t *r = json_pack(
-        "{s:s,s:o,s:s,s:s,s:o}", "resource", k->plural, "responseKind",
-        as_gvk_json(k->group, k->version, k->kind), "scope",
-        k->namespaced ? "Namespaced" : "Cluster", "singularResource",
-        k->singular, "verbs", verbs);
+    json_t *r =
+        json_pack("{s:s,s:o,s:s,s:s,s:o}", "resource", k->plural,
+                  "responseKind", as_gvk_json(k->group, k->version, k->kind),
+                  "scope", k->namespaced ? "Namespaced" : "Cluster",
+                  "singularResource", k->singular, "verbs", verbs);
     if (k->short_names && k->short_names[0]) {
         json_object_set_new(r, "shortNames", as_string_array(k->short_names));
     }
@@ -250,22 +250,22 @@ as_agg_resource(const struct schema_kind *k)
         json_array_append_new(
             subs, json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "status",
                             "responseKind",
-                            as_gvk_json(k->group, k->version, k->kind),
-                            "verbs", "get", "patch", "update"));
+                            as_gvk_json(k->group, k->version, k->kind), "verbs",
+                            "get", "patch", "update"));
     }
     if (k->scale) {
         json_array_append_new(
-            subs, json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "scale",
-                            "responseKind",
-                            as_gvk_json("autoscaling", "v1", "Scale"),
-                            "verbs", "get", "patch", "update"));
+            subs,
+            json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "scale",
+                      "responseKind", as_gvk_json("autoscaling", "v1", "Scale"),
+                      "verbs", "get", "patch", "update"));
     }
     if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
-        json_array_append_new(
-            subs, json_pack("{s:s,s:o,s:[s]}", "subresource", "finalize",
-                            "responseKind",
-                            as_gvk_json("", k->version, k->kind), "verbs",
-                            "update"));
+        json_array_append_new(subs,
+                              json_pack("{s:s,s:o,s:[s]}", "subresource",
+                                        "finalize", "responseKind",
+                                        as_gvk_json("", k->version, k->kind),
+                                        "verbs", "update"));
     }
     if (json_array_size(subs)) {
         json_object_set_new(r, "subresources", subs);
@@ -293,10 +293,9 @@ as_agg_group(const char *group, const struct as_gv *gvs, size_t n)
                 json_array_append_new(res, as_agg_resource(kinds[j]));
             }
         }
-        json_array_append_new(versions,
-                              json_pack("{s:s,s:o,s:s}", "version",
-                                        gvs[i].version, "resources", res,
-                                        "freshness", "Current"));
+        json_array_append_new(versions, json_pack("{s:s,s:o,s:s}", "version",
+                                                  gvs[i].version, "resources",
+                                                  res, "freshness", "Current"));
     }
     json_t *md = group[0] ? json_pack("{s:s}", "name", group) : json_object();
     return json_pack("{s:o,s:o}", "metadata", md, "versions", versions);
@@ -623,23 +622,22 @@ as_v2_op(const struct schema_kind *k, const char *action, const char *id,
         static const char *const q[] = {"dryRun", "fieldManager",
                                         "fieldValidation"};
         for (size_t i = 0; i < ARRAY_SIZE(q); i++) {
-            json_array_append_new(params,
-                                  json_pack("{s:s,s:s,s:s,s:b}", "name", q[i],
-                                            "in", "query", "type", "string",
-                                            "uniqueItems", 1));
+            json_array_append_new(
+                params, json_pack("{s:s,s:s,s:s,s:b}", "name", q[i], "in",
+                                  "query", "type", "string", "uniqueItems", 1));
         }
         json_array_append_new(
-            params, json_pack("{s:s,s:s,s:b,s:o}", "name", "body", "in",
-                              "body", "required", 1, "schema",
+            params, json_pack("{s:s,s:s,s:b,s:o}", "name", "body", "in", "body",
+                              "required", 1, "schema",
                               patch ? json_pack("{s:s}", "type", "object")
                                     : json_pack("{s:s}", "$ref", refbuf)));
     }
-    json_t *op = json_pack(
-        "{s:s,s:o,s:{s:{s:s,s:{s:s}}},s:s,s:o,s:[s,s]}", "operationId", id,
-        "parameters", params, "responses", "200", "description", "OK",
-        "schema", "$ref", refbuf, "x-kubernetes-action", action,
-        "x-kubernetes-group-version-kind", as_gvk_ext(k), "produces",
-        "application/json", "application/yaml");
+    json_t *op = json_pack("{s:s,s:o,s:{s:{s:s,s:{s:s}}},s:s,s:o,s:[s,s]}",
+                           "operationId", id, "parameters", params, "responses",
+                           "200", "description", "OK", "schema", "$ref", refbuf,
+                           "x-kubernetes-action", action,
+                           "x-kubernetes-group-version-kind", as_gvk_ext(k),
+                           "produces", "application/json", "application/yaml");
     if (patch) {
         json_t *c = json_pack("[s,s,s]", "application/json-patch+json",
                               "application/merge-patch+json",
@@ -687,13 +685,13 @@ as_object_meta_v2(void)
     }
     json_object_set_new(
         props, "labels",
-        json_pack("{s:s,s:{s:s},s:s}", "type", "object",
-                  "additionalProperties", "type", "string", "description",
+        json_pack("{s:s,s:{s:s},s:s}", "type", "object", "additionalProperties",
+                  "type", "string", "description",
                   "Keys and values to select and organise objects by."));
     json_object_set_new(
         props, "annotations",
-        json_pack("{s:s,s:{s:s},s:s}", "type", "object",
-                  "additionalProperties", "type", "string", "description",
+        json_pack("{s:s,s:{s:s},s:s}", "type", "object", "additionalProperties",
+                  "type", "string", "description",
                   "Unstructured keys and values tools keep on the object."));
     json_object_set_new(
         props, "finalizers",
@@ -707,8 +705,8 @@ as_object_meta_v2(void)
                   "type", "array", "items", "type", "object", "properties",
                   "apiVersion", "type", "string", "kind", "type", "string",
                   "name", "type", "string", "uid", "type", "string",
-                  "controller", "type", "boolean", "blockOwnerDeletion",
-                  "type", "boolean", "x-kubernetes-patch-merge-key", "uid",
+                  "controller", "type", "boolean", "blockOwnerDeletion", "type",
+                  "boolean", "x-kubernetes-patch-merge-key", "uid",
                   "x-kubernetes-patch-strategy", "merge", "description",
                   "Objects this one depends on; it is collected when they "
                   "are gone."));
@@ -787,11 +785,9 @@ as_swagger_v2(void)
             snprintf(sub, sizeof(sub), "%s/status", item);
             json_t *ps = json_object();
             snprintf(oid, sizeof(oid), "read%sStatus", id);
-            json_object_set_new(ps, "get",
-                                as_v2_op(k, "get", oid, def, 0, 0));
+            json_object_set_new(ps, "get", as_v2_op(k, "get", oid, def, 0, 0));
             snprintf(oid, sizeof(oid), "replace%sStatus", id);
-            json_object_set_new(ps, "put",
-                                as_v2_op(k, "put", oid, def, 1, 0));
+            json_object_set_new(ps, "put", as_v2_op(k, "put", oid, def, 1, 0));
             snprintf(oid, sizeof(oid), "patch%sStatus", id);
             json_object_set_new(ps, "patch",
                                 as_v2_op(k, "patch", oid, def, 1, 1));
@@ -892,8 +888,8 @@ as_discovery_handle(struct apiserver *as, struct http_request *req,
             }
             /* (kubectl's media type parser refuses the '@' of the
              * type it asked for, so the bytes go as octet-stream.) */
-            http_respond_take(req, 200, "application/octet-stream",
-                              (char *) pb, len);
+            http_respond_take(req, 200, "application/octet-stream", (char *) pb,
+                              len);
             return true;
         }
         return false;

@@ -48,11 +48,11 @@ pb_arena_free(struct pb_arena *a)
 }
 
 /* A new message of type T initialised with its INIT macro. */
-#define PB_NEW(a, T, INIT)                       \
-    ({                                           \
-        T *m_ = pb_alloc((a), sizeof(T));        \
-        *m_ = (T) INIT;                          \
-        m_;                                      \
+#define PB_NEW(a, T, INIT)                \
+    ({                                    \
+        T *m_ = pb_alloc((a), sizeof(T)); \
+        *m_ = (T) INIT;                   \
+        m_;                               \
     })
 
 static char *
@@ -132,8 +132,8 @@ pb_named_schemas(struct pb_arena *a, const json_t *o, size_t *n, int depth)
     json_t *v;
     json_object_foreach((json_t *) o, key, v)
     {
-        Openapi__V2__NamedSchema *ns = PB_NEW(
-            a, Openapi__V2__NamedSchema, OPENAPI__V2__NAMED_SCHEMA__INIT);
+        Openapi__V2__NamedSchema *ns = PB_NEW(a, Openapi__V2__NamedSchema,
+                                              OPENAPI__V2__NAMED_SCHEMA__INIT);
         ns->name = pb_keep(a, xstrdup(key));
         ns->value = pb_schema(a, v, depth + 1);
         out[i++] = ns;
@@ -322,14 +322,13 @@ pb_operation(struct pb_arena *a, const json_t *op)
             Openapi__V2__ResponseValue *rv =
                 PB_NEW(a, Openapi__V2__ResponseValue,
                        OPENAPI__V2__RESPONSE_VALUE__INIT);
-            Openapi__V2__Response *rs = PB_NEW(a, Openapi__V2__Response,
-                                               OPENAPI__V2__RESPONSE__INIT);
+            Openapi__V2__Response *rs =
+                PB_NEW(a, Openapi__V2__Response, OPENAPI__V2__RESPONSE__INIT);
             rs->description = pb_str(a, json_object_get(v, "description"));
             json_t *sch = json_object_get(v, "schema");
             if (sch) {
-                Openapi__V2__SchemaItem *si =
-                    PB_NEW(a, Openapi__V2__SchemaItem,
-                           OPENAPI__V2__SCHEMA_ITEM__INIT);
+                Openapi__V2__SchemaItem *si = PB_NEW(
+                    a, Openapi__V2__SchemaItem, OPENAPI__V2__SCHEMA_ITEM__INIT);
                 si->oneof_case = OPENAPI__V2__SCHEMA_ITEM__ONEOF_SCHEMA;
                 si->schema = pb_schema(a, sch, 0);
                 rs->schema = si;
@@ -369,8 +368,8 @@ as_openapi_v2_protobuf(const json_t *doc, size_t *len)
             Openapi__V2__NamedPathItem *np =
                 PB_NEW(&a, Openapi__V2__NamedPathItem,
                        OPENAPI__V2__NAMED_PATH_ITEM__INIT);
-            Openapi__V2__PathItem *pi = PB_NEW(&a, Openapi__V2__PathItem,
-                                               OPENAPI__V2__PATH_ITEM__INIT);
+            Openapi__V2__PathItem *pi =
+                PB_NEW(&a, Openapi__V2__PathItem, OPENAPI__V2__PATH_ITEM__INIT);
             pi->get = pb_operation(&a, json_object_get(item, "get"));
             pi->put = pb_operation(&a, json_object_get(item, "put"));
             pi->post = pb_operation(&a, json_object_get(item, "post"));

@@ -18,7 +18,8 @@ static json_t *
 as_scale_get(const json_t *obj, const char *dotted)
 {
     char buf[256];
-    if (!dotted || snprintf(buf, sizeof(buf), "%s", dotted) >= (int) sizeof(buf)) {
+    if (!dotted ||
+        snprintf(buf, sizeof(buf), "%s", dotted) >= (int) sizeof(buf)) {
         return NULL;
     }
     json_t *cur = (json_t *) obj;
@@ -139,8 +140,7 @@ as_scale_of(const struct schema_kind *k, const json_t *obj)
             json_object_set(smd, keep[i], v);
         }
     }
-    json_int_t spec =
-        json_integer_value(as_scale_get(obj, sc->spec_replicas));
+    json_int_t spec = json_integer_value(as_scale_get(obj, sc->spec_replicas));
     json_int_t status =
         json_integer_value(as_scale_get(obj, sc->status_replicas));
     json_t *st = json_pack("{s:I}", "replicas", status);
@@ -151,17 +151,17 @@ as_scale_of(const struct schema_kind *k, const json_t *obj)
                                 json_string_nocheck(as_selector_text(ls)));
         }
     }
-    return json_pack("{s:s,s:s,s:o,s:{s:I},s:o}", "kind", "Scale",
-                     "apiVersion", "autoscaling/v1", "metadata", smd, "spec",
-                     "replicas", spec, "status", st);
+    return json_pack("{s:s,s:s,s:o,s:{s:I},s:o}", "kind", "Scale", "apiVersion",
+                     "autoscaling/v1", "metadata", smd, "spec", "replicas",
+                     spec, "status", st);
 }
 
 /* What a PUT or PATCH of the scale asks for. */
 struct as_scale_req {
     const struct schema_kind *k;
     const char *name;
-    json_t *body;  /* PUT: the Scale */
-    json_t *patch; /* PATCH: the patch document */
+    json_t *body;    /* PUT: the Scale */
+    json_t *patch;   /* PATCH: the patch document */
     bool json_patch; /* RFC 6902 rather than a merge patch */
 };
 
@@ -239,8 +239,8 @@ as_produce_scale(void *arg, const json_t *cur, json_t **out,
     as_scale_set(obj, sr->k->scale->spec_replicas, json_integer_value(rep));
     /* A resourceVersion in the Scale is a precondition on the object; the
      * one a patch inherited from cur is not. */
-    json_t *rv = json_object_get(json_object_get(scale, "metadata"),
-                                 "resourceVersion");
+    json_t *rv =
+        json_object_get(json_object_get(scale, "metadata"), "resourceVersion");
     json_t *want = json_object_get(sr->body, "metadata");
     if (sr->json_patch) {
         want = NULL; /* a json patch's "test" op is its precondition */
@@ -296,8 +296,7 @@ as_scale_decode_patch(const char *body, size_t blen, const char *ct,
     }
     if (sr->json_patch ? !json_is_array(sr->patch)
                        : !json_is_object(sr->patch)) {
-        as_error_set(ae, 400, "BadRequest",
-                     "the patch must be a JSON %s",
+        as_error_set(ae, 400, "BadRequest", "the patch must be a JSON %s",
                      sr->json_patch ? "array" : "object");
         return -EINVAL;
     }
@@ -370,8 +369,7 @@ as_handle_scale(struct apiserver *as, struct http_request *req,
             as_respond_error(req, &ae);
             return;
         }
-    } else if (as_scale_decode_patch(body, blen, ct ? ct : "", &sr, &ae) <
-               0) {
+    } else if (as_scale_decode_patch(body, blen, ct ? ct : "", &sr, &ae) < 0) {
         as_respond_error(req, &ae);
         return;
     }

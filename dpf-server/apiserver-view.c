@@ -21,8 +21,8 @@ static json_t *
 as_view_of_text(const struct schema_kind *k, const char *text, size_t len,
                 int64_t rv)
 {
-    json_t *stored = rv ? as_load_object(text, len, rv)
-                        : json_loadb(text, len, 0, NULL);
+    json_t *stored =
+        rv ? as_load_object(text, len, rv) : json_loadb(text, len, 0, NULL);
     if (!stored) {
         return NULL;
     }
@@ -39,8 +39,8 @@ as_view_respond(struct http_request *req, int code, const struct schema_kind *k,
         json_t *t = json_pack(
             "{s:s,s:s,s:{s:O},s:o,s:[o]}", "kind", "Table", "apiVersion",
             fmt->table_api, "metadata", "resourceVersion",
-            json_object_get(as_md(obj), "resourceVersion"),
-            "columnDefinitions", as_table_columns(k), "rows",
+            json_object_get(as_md(obj), "resourceVersion"), "columnDefinitions",
+            as_table_columns(k), "rows",
             as_table_row(k, obj, fmt->include, time_wall_ns()));
         as_respond_json(req, code, fmt, t);
         json_decref(t);
@@ -125,8 +125,7 @@ as_view_list(struct apiserver *as, struct http_request *req,
         int64_t now = time_wall_ns();
         json_array_foreach(c.items, i, v)
         {
-            json_array_append_new(rows,
-                                  as_table_row(k, v, fmt->include, now));
+            json_array_append_new(rows, as_table_row(k, v, fmt->include, now));
         }
         json_decref(c.items);
         doc = json_pack("{s:s,s:s,s:{s:s},s:o,s:o}", "kind", "Table",
@@ -165,8 +164,7 @@ as_view_create(struct apiserver *as, struct http_request *req,
         goto fail;
     }
     stored = k->to_stored(obj);
-    if (as_store_create(as, k->stored_as, stored, dry, &text, &len, &ae) <
-        0) {
+    if (as_store_create(as, k->stored_as, stored, dry, &text, &len, &ae) < 0) {
         goto fail;
     }
     v = as_view_of_text(k, text, len, 0);
@@ -196,8 +194,7 @@ struct as_view_write {
 };
 
 static int
-as_view_produce(void *arg, const json_t *cur, json_t **out,
-                struct as_error *ae)
+as_view_produce(void *arg, const json_t *cur, json_t **out, struct as_error *ae)
 {
     struct as_view_write *w = arg;
     json_t *old = w->k->from_stored(cur);
@@ -349,8 +346,8 @@ as_view_delete(struct apiserver *as, struct http_request *req,
     struct as_delete_opts o = {.grace_seconds = -1};
     o.dry_run = as_dry_run(req, &ae, &bad);
     json_t *out = NULL;
-    if (bad || as_delete_object(as, k->stored_as, ns, name, &o, &out, &ae) <
-                   0) {
+    if (bad ||
+        as_delete_object(as, k->stored_as, ns, name, &o, &out, &ae) < 0) {
         if (!bad && ae.e.code == 404) {
             as_error_not_found(&ae, k, name);
         }

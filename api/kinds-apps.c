@@ -1,4 +1,4 @@
-/* kinds-apps: apps/v1 DaemonSet and Deployment, the workloads DPUServices
+/* kinds-apps: apps/v1 DaemonSet, Deployment, ReplicaSet and StatefulSet, the workloads DPUServices
  * become: a selector that must select the template's labels and may not
  * change, Kubernetes' defaults for strategies and history. */
 #include <errno.h>
@@ -136,11 +136,19 @@ static const struct schema_column deployment_columns[] = {
     COLUMNS_END,
 };
 
+/* The scale subresource of the replicated workloads (autoscaling/v1). */
+static const struct schema_scale apps_scale = {
+    .spec_replicas = "spec.replicas",
+    .status_replicas = "status.replicas",
+    .label_selector = "spec.selector",
+};
+
 static const struct schema_kind kind_deployment = {
     APPS_WORKLOAD,
     KIND_NAMES("Deployment", "deployments", "deployment"),
     .short_names = (const char *const[]){"deploy", NULL},
     .columns = deployment_columns,
+    .scale = &apps_scale,
     .root = KIND_ROOT(
         R("spec",
           N_OBJ(FIELDS(
@@ -157,5 +165,83 @@ static const struct schema_kind kind_deployment = {
         F("status", N_OBJ(PRESERVE))),
 };
 
+/* ------------------------------------------------------------------ */
+/* ReplicaSet, StatefulSet                                              */
+/* ------------------------------------------------------------------ */
+
+static const struct schema_node claim_template = {
+    .type = SCHEMA_T_OBJECT,
+    .preserve_unknown = true,
+};
+
+static const struct schema_column replicaset_columns[] = {
+    COLUMN("Desired", "integer", ".spec.replicas"),
+    COLUMN("Current", "integer", ".status.replicas"),
+    COLUMN("Ready", "integer", ".status.readyReplicas"),
+    COLUMN_AGE,
+    COLUMNS_END,
+};
+
+static const struct schema_kind kind_replicaset = {
+    APPS_WORKLOAD,
+    KIND_NAMES("ReplicaSet", "replicasets", "replicaset"),
+    .short_names = (const char *const[]){"rs", NULL},
+    .columns = replicaset_columns,
+    .scale = &apps_scale,
+    .root = KIND_ROOT(
+        R("spec",
+          N_OBJ(FIELDS(R("selector", &schema_label_selector),
+                       F("template", &pod_template_node),
+                       F("minReadySeconds", N_INT(MINIMUM(0))),
+                       F("replicas", N_INT(MINIMUM(0), DEFAULT("1")))))),
+        F("status", N_OBJ(PRESERVE))),
+};
+
+static char *
+sts_ready(const json_t *obj)
+{
+    return xasprintf(
+        "%lld/%lld",
+        (long long) json_integer_value(schema_get(obj, "status.readyReplicas")),
+        (long long) json_integer_value(schema_get(obj, "spec.replicas")));
+}
+
+static const struct schema_column statefulset_columns[] = {
+    {"Ready", "string", NULL, "ready/desired replicas", 0, sts_ready},
+    COLUMN_AGE,
+    COLUMNS_END,
+};
+
+static const struct schema_kind kind_statefulset = {
+    APPS_WORKLOAD,
+    KIND_NAMES("StatefulSet", "statefulsets", "statefulset"),
+    .short_names = (const char *const[]){"sts", NULL},
+    .columns = statefulset_columns,
+    .scale = &apps_scale,
+    .root = KIND_ROOT(
+        R("spec",
+          N_OBJ(FIELDS(
+              WORKLOAD_FIELDS, F("replicas", N_INT(MINIMUM(0), DEFAULT("1"))),
+              F("serviceName", N_STR()),
+              F("podManagementPolicy", N_STR(ENUM("OrderedReady", "Parallel"),
+                                             DEFAULT("\"OrderedReady\""))),
+              F("updateStrategy",
+                N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "OnDelete"),
+                                             DEFAULT("\"RollingUpdate\""))),
+                             F("rollingUpdate",
+                               N_OBJ(FIELDS(F("partition", N_INT(MINIMUM(0))),
+                                            F("maxUnavailable", N_IOS()))))),
+                      DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
+                              "{\"partition\":0}}"))),
+              F("volumeClaimTemplates", N_ARR(&claim_template)),
+              F("persistentVolumeClaimRetentionPolicy",
+                N_OBJ(FIELDS(F("whenDeleted", N_STR(ENUM("Retain", "Delete"),
+                                                    DEFAULT("\"Retain\""))),
+                             F("whenScaled", N_STR(ENUM("Retain", "Delete"),
+                                                   DEFAULT("\"Retain\"")))))),
+              F("ordinals", N_OBJ(FIELDS(F("start", N_INT(MINIMUM(0))))))))),
+        F("status", N_OBJ(PRESERVE))),
+};
+
 SCHEMA_GROUP_1(schema_group_apps, "apps", "v1", &kind_daemonset,
-               &kind_deployment);
+               &kind_deployment, &kind_replicaset, &kind_statefulset);

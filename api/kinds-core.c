@@ -531,7 +531,7 @@ event_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     return 0;
 }
 
-static const struct schema_kind kind_event = {
+const struct schema_kind schema_kind_event = {
     CORE_V1,
     KIND_NAMES("Event", "events", "event"),
     .short_names = (const char *const[]){"ev", NULL},
@@ -553,4 +553,4 @@ static const struct schema_kind kind_event = {
 
 SCHEMA_GROUP_1(schema_group_core, "", "v1", &kind_namespace, &kind_node,
                &kind_pod, &schema_kind_secret, &schema_kind_configmap,
-               &kind_serviceaccount, &kind_event);
+               &kind_serviceaccount, &schema_kind_event);

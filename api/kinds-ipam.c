@@ -26,7 +26,19 @@ static const struct schema_column ippool_columns[] = {
     COLUMNS_END,
 };
 
+static const struct schema_doc ippool_docs[] = {
+    {"", "An NVIDIA IPAM pool: a subnet handed out to nodes in blocks."},
+    {"spec", "The subnet and how it is split."},
+    {"spec.subnet", "The subnet in CIDR notation."},
+    {"status", "Blocks given to nodes."},
+    {"status.allocations.nodeName", "The node the block is for."},
+    {"status.allocations.startIP", "First address of the node's block."},
+    {"status.allocations.endIP", "Last address of the node's block."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_ippool = {
+    .docs = ippool_docs,
     IPAM_V1ALPHA1,
     KIND_NAMES("IPPool", "ippools", "ippool"),
     .namespaced = true,
@@ -55,7 +67,26 @@ static const struct schema_column cidrpool_columns[] = {
     COLUMNS_END,
 };
 
+static const struct schema_doc cidrpool_docs[] = {
+    {"", "An NVIDIA IPAM CIDR pool: a network split into one subnet per node."},
+    {"spec", "The network and how it is split."},
+    {"spec.cidr", "The network in CIDR notation."},
+    {"spec.gatewayIndex",
+     "Index of the gateway address in each node's subnet."},
+    {"spec.perNodeNetworkPrefix", "Prefix length of each node's subnet."},
+    {"spec.staticAllocations", "Fixed subnets for nodes."},
+    {"spec.staticAllocations.nodeName", "The node."},
+    {"spec.staticAllocations.prefix", "Its subnet in CIDR notation."},
+    {"spec.staticAllocations.gateway", "Its gateway."},
+    {"status", "Subnets given to nodes."},
+    {"status.allocations.nodeName", "The node."},
+    {"status.allocations.prefix", "Its subnet in CIDR notation."},
+    {"status.allocations.gateway", "Its gateway."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_cidrpool = {
+    .docs = cidrpool_docs,
     IPAM_V1ALPHA1,
     KIND_NAMES("CIDRPool", "cidrpools", "cidrpool"),
     .namespaced = true,

@@ -222,7 +222,25 @@ bfb_validate_delete(const json_t *obj, const struct schema_reader *reader,
     return rc;
 }
 
+static const struct schema_doc bfb_docs[] = {
+    {"", "A BlueField bundle (BFB): the DPU operating system image DPF "
+         "downloads once and installs on DPUs."},
+    {"spec",
+     "Where the bundle comes from and the name it is stored under. Immutable."},
+    {"spec.fileName", "File name in the shared BFB storage, ending in .bfb; "
+                      "defaults to <namespace>-<name>.bfb."},
+    {"spec.url", "http:// or https:// URL of the .bfb file to download."},
+    {"status", "Download state of the bundle."},
+    {"status.phase", "Initializing, Downloading, Ready, Deleting or Error."},
+    {"status.bytesDownloaded", "Bytes downloaded so far."},
+    {"status.totalBytes", "Size of the bundle, when the server announced it."},
+    {"status.downloadPercent", "Download progress in percent."},
+    {"status.sha256", "SHA-256 of the downloaded bundle."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_bfb = {
+    .docs = bfb_docs,
     PROVISIONING_V1ALPHA1,
     KIND_NAMES("BFB", "bfbs", "bfb"),
     .namespaced = true,
@@ -362,7 +380,48 @@ dpuflavor_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     return rc;
 }
 
+static const struct schema_doc dpuflavor_docs[] = {
+    {"", "How DPUs are configured when DPF installs them: kernel, sysctl, "
+         "firmware, OVS, files and resources. Immutable."},
+    {"spec", "The configuration; immutable once created."},
+    {"spec.bfcfgParameters",
+     "Raw lines placed at the top of bf.cfg; ubuntu_PASSWORD=<x> sets the "
+     "password of user ubuntu."},
+    {"spec.configFiles",
+     "Files written on the DPU at first boot (cloud-init write_files)."},
+    {"spec.configFiles.operation",
+     "override replaces the file, append adds to it."},
+    {"spec.configFiles.path", "Absolute path of the file on the DPU."},
+    {"spec.configFiles.permissions", "File mode, e.g. \"0755\"."},
+    {"spec.configFiles.raw", "Content of the file."},
+    {"spec.containerdConfig", "containerd settings on the DPU."},
+    {"spec.containerdConfig.registryEndpoint",
+     "Registry mirror used for nvcr.io images."},
+    {"spec.dpuResources", "Total resources of the DPU (cpu, memory, ...)."},
+    {"spec.grub", "Boot loader settings."},
+    {"spec.grub.kernelParameters",
+     "Kernel command line parameters, joined with spaces."},
+    {"spec.nvconfig",
+     "Firmware settings applied with mlxconfig; at most one entry."},
+    {"spec.nvconfig.device",
+     "Device to configure; only * (every device) is supported."},
+    {"spec.nvconfig.hostPowerCycleRequired",
+     "Whether the settings need a host power cycle (informational)."},
+    {"spec.nvconfig.parameters",
+     "mlxconfig parameters as NAME=VALUE, e.g. NUM_OF_VFS=16."},
+    {"spec.ovs", "Open vSwitch settings."},
+    {"spec.ovs.rawConfigScript",
+     "Script that configures OVS, run at first boot."},
+    {"spec.sysctl", "Kernel parameters."},
+    {"spec.sysctl.parameters",
+     "sysctl settings as name=value, written to /etc/sysctl.d."},
+    {"spec.systemReservedResources", "Resources kept for the system; needs "
+                                     "dpuResources and may not exceed them."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuflavor = {
+    .docs = dpuflavor_docs,
     PROVISIONING_V1ALPHA1,
     KIND_NAMES("DPUFlavor", "dpuflavors", "dpuflavor"),
     .namespaced = true,
@@ -409,7 +468,34 @@ static const struct schema_column dpucluster_columns[] = {
     COLUMNS_END,
 };
 
+static const struct schema_doc dpucluster_docs[] = {
+    {"",
+     "A Kubernetes cluster the DPUs join as nodes, and how DPF reaches it."},
+    {"spec", "Type and shape of the DPU cluster."},
+    {"spec.clusterEndpoint", "How the cluster's API server is reached."},
+    {"spec.clusterEndpoint.keepalived",
+     "A virtual IP held by keepalived on the control-plane nodes."},
+    {"spec.clusterEndpoint.keepalived.interface",
+     "Interface keepalived announces the virtual IP on."},
+    {"spec.clusterEndpoint.keepalived.vip", "The virtual IP address."},
+    {"spec.clusterEndpoint.keepalived.virtualRouterID",
+     "VRRP virtual router id, 1 to 255."},
+    {"spec.clusterEndpoint.keepalived.nodeSelector",
+     "Control-plane nodes that run keepalived."},
+    {"spec.kubeconfig",
+     "Secret in this namespace whose admin.conf key holds the cluster's "
+     "kubeconfig; may change only from empty."},
+    {"spec.maxNodes", "Most DPUs the cluster takes, 1 to 1000 (default 1000)."},
+    {"spec.type", "Cluster manager that provides it: kamaji, static, or a "
+                  "vendor type with a / in it."},
+    {"spec.version", "Kubernetes version of the control plane, e.g. v1.30.2."},
+    {"status", "State of the cluster."},
+    {"status.phase", "Pending, Creating, Ready, NotReady or Failed."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpucluster = {
+    .docs = dpucluster_docs,
     PROVISIONING_V1ALPHA1,
     KIND_NAMES("DPUCluster", "dpuclusters", "dpucluster"),
     .namespaced = true,
@@ -525,7 +611,42 @@ dpuset_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     return rc;
 }
 
+static const struct schema_doc dpuset_docs[] = {
+    {"", "A set of DPUs, one per selected host node and DPU, provisioned from "
+         "one template and updated by a strategy."},
+    {"spec", "Which DPUs to manage and how to provision and update them."},
+    {"spec.nodeSelector",
+     "Host nodes whose DPUs belong to the set; empty for every node."},
+    {"spec.dpuSelector",
+     "Which DPU of a node to take, by its NFD labels "
+     "(feature.node.kubernetes.io/dpu-<N>-...); empty takes DPU 0."},
+    {"spec.dpuTemplate", "Template of the DPU objects the set creates."},
+    {"spec.dpuTemplate.annotations",
+     "Annotations copied to each DPU, e.g. "
+     "provisioning.dpu.nvidia.com/host-power-cycle-required."},
+    {"spec.dpuTemplate.spec", "Specification of each DPU."},
+    {"spec.dpuTemplate.spec.bfb", "The BFB to install on each DPU."},
+    {"spec.dpuTemplate.spec.bfb.name", "Name of the BFB in this namespace."},
+    {"spec.dpuTemplate.spec.cluster", "How DPUs join their DPU cluster."},
+    {"spec.dpuTemplate.spec.cluster.nodeLabels",
+     "Labels put on each DPU's node in the DPU cluster; changes are applied in "
+     "place."},
+    {"spec.dpuTemplate.spec.dpuFlavor",
+     "Name of the DPUFlavor that configures each DPU."},
+    {"spec.strategy", "How DPUs are replaced when the template changes: "
+                      "Recreate (all at once, the default) or RollingUpdate."},
+    {"spec.strategy.type",
+     "Recreate replaces every DPU at once; RollingUpdate a few at a time."},
+    {"spec.strategy.rollingUpdate", "Settings of a RollingUpdate."},
+    {"spec.strategy.rollingUpdate.maxUnavailable",
+     "Most DPUs being updated at once: a number above 0 or a percentage in "
+     "(0%, 100%]; default 1."},
+    {"status", "Observed state of the set."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuset = {
+    .docs = dpuset_docs,
     PROVISIONING_V1ALPHA1,
     KIND_NAMES("DPUSet", "dpusets", "dpuset"),
     .namespaced = true,
@@ -577,7 +698,39 @@ dpu_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
     return rc;
 }
 
+static const struct schema_doc dpu_docs[] = {
+    {"", "One BlueField DPU in a host node, which DPF installs, configures and "
+         "joins to a DPU cluster."},
+    {"spec", "Which DPU this is and what to install on it."},
+    {"spec.bfb", "Name of the BFB in this namespace to install."},
+    {"spec.cluster", "The DPU cluster the DPU joins."},
+    {"spec.cluster.name",
+     "Name of the DPUCluster; filled by DPF when empty, immutable once set."},
+    {"spec.cluster.namespace",
+     "Namespace of the DPUCluster; immutable once set."},
+    {"spec.cluster.nodeLabels",
+     "Labels put on the DPU's node in the DPU cluster."},
+    {"spec.dpuFlavor",
+     "Name of the DPUFlavor in this namespace that configures the DPU."},
+    {"spec.nodeName", "Host node the DPU is in. Immutable."},
+    {"spec.pciAddress", "PCI address of the DPU on the host. Immutable."},
+    {"status", "Provisioning state of the DPU."},
+    {"status.phase",
+     "Where provisioning is: Initializing, Node Effect, Pending, DMS "
+     "Deployment, OS Installing, DPU Cluster Config, Host Network "
+     "Configuration, Ready, Error, Deleting or Rebooting."},
+    {"status.bfbVersion", "Version of the installed BFB."},
+    {"status.firmware", "Firmware versions of the DPU."},
+    {"status.firmware.bmc", "BMC firmware version."},
+    {"status.firmware.nic", "NIC firmware version."},
+    {"status.firmware.uefi", "UEFI firmware version."},
+    {"status.pciDevice", "PCI device of the DPU on the host."},
+    {"status.requiredReset", "Whether the host must be reset to finish."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpu = {
+    .docs = dpu_docs,
     PROVISIONING_V1ALPHA1,
     KIND_NAMES("DPU", "dpus", "dpu"),
     .namespaced = true,

@@ -175,7 +175,39 @@ check_dpuservice_spec(const json_t *v, const char *path, struct dpf_error *err)
     return 0;
 }
 
+static const struct schema_doc dpuservice_docs[] = {
+    {"", "A service deployed from a Helm chart onto the DPUs of every DPU "
+         "cluster (or into the host cluster)."},
+    {"spec",
+     "The chart, its values and how the service attaches to the chains."},
+    {"spec.helmChart", "Helm chart of the service and its values."},
+    {"spec.deployInCluster",
+     "Install the chart into the host cluster instead of the DPU clusters."},
+    {"spec.interfaces", "DPUServiceInterfaces (of type service) the service's "
+                        "pods use; needs serviceID."},
+    {"spec.paused", "Stop updating the service's deployments."},
+    {"spec.serviceDaemonSet", "Settings of the DaemonSet the chart creates, "
+                              "given to it as the serviceDaemonSet value."},
+    {"spec.serviceDaemonSet.annotations", "Annotations of the service's pods."},
+    {"spec.serviceDaemonSet.labels", "Labels of the service's pods."},
+    {"spec.serviceDaemonSet.nodeSelector", "DPU nodes the service runs on."},
+    {"spec.serviceDaemonSet.updateStrategy",
+     "How the DaemonSet replaces pods."},
+    {"spec.serviceDaemonSet.updateStrategy.rollingUpdate",
+     "Settings of a RollingUpdate."},
+    {"spec.serviceDaemonSet.updateStrategy.rollingUpdate.maxSurge",
+     "Most extra pods during an update, a number or a percentage."},
+    {"spec.serviceDaemonSet.updateStrategy.rollingUpdate.maxUnavailable",
+     "Most unavailable pods during an update, a number or a percentage."},
+    {"spec.serviceDaemonSet.updateStrategy.type", "RollingUpdate or OnDelete."},
+    {"spec.serviceID", "Id of the service; set as the "
+                       "svc.dpu.nvidia.com/service label on its pods."},
+    {"status", "Observed state of the service."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuservice = {
+    .docs = dpuservice_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUService", "dpuservices", "dpuservice"),
     .namespaced = true,
@@ -212,7 +244,19 @@ static const struct schema_kind kind_dpuservice = {
 /* DPUServiceTemplate, DPUServiceConfiguration                          */
 /* ------------------------------------------------------------------ */
 
+static const struct schema_doc dpuservicetemplate_docs[] = {
+    {"", "The chart and resource needs of a service of a DPUDeployment."},
+    {"spec", "Chart and resources of the service."},
+    {"spec.deploymentServiceName",
+     "The service's key in DPUDeployment.spec.services."},
+    {"spec.helmChart", "Helm chart of the service and its baseline values."},
+    {"spec.resourceRequirements", "Resources the service needs on each DPU."},
+    {"status", "Unused."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuservicetemplate = {
+    .docs = dpuservicetemplate_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUServiceTemplate", "dpuservicetemplates",
                "dpuservicetemplate"),
@@ -227,7 +271,33 @@ static const struct schema_kind kind_dpuservicetemplate = {
         F("status", &status_empty)),
 };
 
+static const struct schema_doc dpuserviceconfiguration_docs[] = {
+    {"", "The user's settings of a service of a DPUDeployment: values, pod "
+         "metadata and interfaces."},
+    {"spec", "Settings of the service."},
+    {"spec.deploymentServiceName",
+     "The service's key in DPUDeployment.spec.services."},
+    {"spec.interfaces", "Interfaces of the service, which chains connect."},
+    {"spec.interfaces.name", "Name of the interface."},
+    {"spec.interfaces.network", "NetworkAttachmentDefinition of the interface, "
+                                "as namespace/name or name."},
+    {"spec.serviceConfiguration", "Settings applied over the template."},
+    {"spec.serviceConfiguration.deployInCluster",
+     "Install the chart into the host cluster instead of the DPU clusters."},
+    {"spec.serviceConfiguration.helmChart",
+     "Values that override the template's."},
+    {"spec.serviceConfiguration.serviceDaemonSet",
+     "Metadata of the service's pods."},
+    {"spec.serviceConfiguration.serviceDaemonSet.annotations",
+     "Annotations of the service's pods."},
+    {"spec.serviceConfiguration.serviceDaemonSet.labels",
+     "Labels of the service's pods."},
+    {"status", "Unused."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuserviceconfiguration = {
+    .docs = dpuserviceconfiguration_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUServiceConfiguration", "dpuserviceconfigurations",
                "dpuserviceconfiguration"),
@@ -255,7 +325,37 @@ static const struct schema_kind kind_dpuserviceconfiguration = {
 /* DPUServiceCredentialRequest                                          */
 /* ------------------------------------------------------------------ */
 
+static const struct schema_doc dpuservicecredentialrequest_docs[] = {
+    {"", "A service account token for a service, written to a Secret as a "
+         "kubeconfig or a token file and renewed."},
+    {"spec", "Which account, for how long, and where to write it."},
+    {"spec.duration", "How long a token is valid, e.g. 24h (at least 10m)."},
+    {"spec.metadata", "Labels and annotations of the Secret."},
+    {"spec.secret", "The Secret to write (in the host cluster)."},
+    {"spec.secret.name", "Name of the Secret."},
+    {"spec.secret.namespace", "Namespace of the Secret; default when empty."},
+    {"spec.serviceAccount",
+     "The service account to create and issue tokens for."},
+    {"spec.serviceAccount.name", "Name of the service account."},
+    {"spec.serviceAccount.namespace",
+     "Namespace of the service account; default when empty."},
+    {"spec.targetCluster",
+     "DPUCluster the account lives in; the host cluster when empty."},
+    {"spec.targetCluster.name", "Name of the DPUCluster."},
+    {"spec.targetCluster.namespace", "Namespace of the DPUCluster."},
+    {"spec.type", "What the Secret holds: kubeconfig or tokenFile."},
+    {"status", "What was created and when the token expires."},
+    {"status.expirationTimestamp", "When the current token expires."},
+    {"status.issuedAt", "When the current token was issued."},
+    {"status.secret", "The Secret written, as namespace/name."},
+    {"status.serviceAccount",
+     "The service account created, as namespace/name."},
+    {"status.targetCluster", "The cluster the account was created in."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuservicecredentialrequest = {
+    .docs = dpuservicecredentialrequest_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUServiceCredentialRequest", "dpuservicecredentialrequests",
                "dpuservicecredentialrequest"),
@@ -309,7 +409,38 @@ static const struct schema_node deployment_port = {
         F("serviceInterface", &service_ifc)),
 };
 
+static const struct schema_doc dpudeployment_docs[] = {
+    {"", "DPUs, the services on them and the chains between those services, "
+         "declared together."},
+    {"spec", "The DPUs, services and service chains."},
+    {"spec.dpus", "The DPUs to provision."},
+    {"spec.dpus.bfb", "Name of the BFB in this namespace."},
+    {"spec.dpus.dpuSets", "DPUSets to create, one per entry."},
+    {"spec.dpus.dpuSets.dpuAnnotations",
+     "Annotations of the DPUs of this set."},
+    {"spec.dpus.dpuSets.dpuSelector",
+     "Which DPU of a node to take, by its NFD labels."},
+    {"spec.dpus.dpuSets.nameSuffix", "Suffix of the DPUSet's name."},
+    {"spec.dpus.dpuSets.nodeSelector", "Host nodes of this set."},
+    {"spec.dpus.flavor", "Name of the DPUFlavor in this namespace."},
+    {"spec.serviceChains", "Switches connecting the services' interfaces."},
+    {"spec.serviceChains.ports.service",
+     "An interface of one of this deployment's services."},
+    {"spec.serviceChains.ports.service.interface",
+     "Interface name from the service's DPUServiceConfiguration."},
+    {"spec.serviceChains.ports.service.name",
+     "The service, by its key in services."},
+    {"spec.services", "The services to deploy, by name."},
+    {"spec.services.serviceConfiguration",
+     "Name of the DPUServiceConfiguration of the service."},
+    {"spec.services.serviceTemplate",
+     "Name of the DPUServiceTemplate of the service."},
+    {"status", "Observed state of the deployment."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpudeployment = {
+    .docs = dpudeployment_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUDeployment", "dpudeployments", "dpudeployment"),
     .namespaced = true,
@@ -355,7 +486,19 @@ static const struct schema_column dpuserviceinterface_columns[] = {
     COLUMNS_END,
 };
 
+static const struct schema_doc dpuserviceinterface_docs[] = {
+    {"", "Interfaces to create on the DPUs of every DPU cluster, as a "
+         "ServiceInterfaceSet there."},
+    {"spec", "Template of the ServiceInterfaceSet."},
+    {"spec.template", "The ServiceInterfaceSet to create in each DPU cluster."},
+    {"spec.template.spec.template",
+     "Template of the ServiceInterfaces, one per DPU node."},
+    {"status", "Observed state."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuserviceinterface = {
+    .docs = dpuserviceinterface_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUServiceInterface", "dpuserviceinterfaces",
                "dpuserviceinterface"),
@@ -370,7 +513,19 @@ static const struct schema_kind kind_dpuserviceinterface = {
         F("status", &status_conditions)),
 };
 
+static const struct schema_doc dpuservicechain_docs[] = {
+    {"", "Service chains to create on the DPUs of every DPU cluster, as a "
+         "ServiceChainSet there."},
+    {"spec", "Template of the ServiceChainSet."},
+    {"spec.template", "The ServiceChainSet to create in each DPU cluster."},
+    {"spec.template.spec.template",
+     "Template of the ServiceChains, one per DPU node."},
+    {"status", "Observed state."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuservicechain = {
+    .docs = dpuservicechain_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUServiceChain", "dpuservicechains", "dpuservicechain"),
     .namespaced = true,
@@ -683,7 +838,30 @@ static const struct schema_node ipam_routes = {
     .items = N_OBJ(FIELDS(R("dst", N_STR()))),
 };
 
+static const struct schema_doc dpuserviceipam_docs[] = {
+    {"", "An IP address pool for the DPU services' interfaces, split among the "
+         "DPU nodes (an NVIDIA IPAM pool in each DPU cluster)."},
+    {"spec", "The pool: either ipv4Network or ipv4Subnet."},
+    {"spec.ipv4Network",
+     "A network split into one subnet per node, each with its own gateway."},
+    {"spec.ipv4Network.gatewayIndex",
+     "Index of the gateway address in each node's subnet; leave out for /31 "
+     "links."},
+    {"spec.ipv4Network.network", "The network in CIDR notation."},
+    {"spec.ipv4Network.prefixSize", "Prefix length of each node's subnet."},
+    {"spec.ipv4Network.allocations", "Fixed subnets for nodes, by node name."},
+    {"spec.ipv4Subnet",
+     "One subnet shared by all nodes, each node getting a block of it."},
+    {"spec.ipv4Subnet.perNodeIPCount", "Number of addresses each node gets."},
+    {"spec.ipv4Subnet.subnet", "The subnet in CIDR notation."},
+    {"spec.metadata",
+     "Labels and annotations of the pool; chains select it by these labels."},
+    {"status", "Observed state."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_dpuserviceipam = {
+    .docs = dpuserviceipam_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("DPUServiceIPAM", "dpuserviceipams", "dpuserviceipam"),
     .namespaced = true,
@@ -723,7 +901,19 @@ static const struct schema_column serviceinterfaceset_columns[] = {
     COLUMNS_END,
 };
 
+static const struct schema_doc serviceinterfaceset_docs[] = {
+    {"",
+     "ServiceInterfaces to create on the selected DPU nodes, one per node."},
+    {"spec", "Which nodes and what interface."},
+    {"spec.template", "Template of the ServiceInterfaces."},
+    {"status", "Observed state."},
+    {"status.numberApplied", "Number of ServiceInterfaces created."},
+    {"status.numberReady", "Number of ServiceInterfaces ready."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_serviceinterfaceset = {
+    .docs = serviceinterfaceset_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("ServiceInterfaceSet", "serviceinterfacesets",
                "serviceinterfaceset"),
@@ -740,7 +930,15 @@ static const struct schema_column serviceinterface_columns[] = {
     COLUMNS_END,
 };
 
+static const struct schema_doc serviceinterface_docs[] = {
+    {"", "An interface on a DPU node that service chains connect."},
+    {"spec", "The interface."},
+    {"status", "Unused."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_serviceinterface = {
+    .docs = serviceinterface_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("ServiceInterface", "serviceinterfaces", "serviceinterface"),
     .namespaced = true,
@@ -749,7 +947,18 @@ static const struct schema_kind kind_serviceinterface = {
     .root = KIND_ROOT(F("spec", &iface_spec), F("status", &status_empty)),
 };
 
+static const struct schema_doc servicechainset_docs[] = {
+    {"", "ServiceChains to create on the selected DPU nodes, one per node."},
+    {"spec", "Which nodes and what chain."},
+    {"spec.template", "Template of the ServiceChains."},
+    {"status", "Observed state."},
+    {"status.numberApplied", "Number of ServiceChains created."},
+    {"status.numberReady", "Number of ServiceChains ready."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_servicechainset = {
+    .docs = servicechainset_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("ServiceChainSet", "servicechainsets", "servicechainset"),
     .namespaced = true,
@@ -758,7 +967,15 @@ static const struct schema_kind kind_servicechainset = {
     .root = KIND_ROOT(F("spec", &chain_set_spec), F("status", &status_set)),
 };
 
+static const struct schema_doc servicechain_docs[] = {
+    {"", "A chain of switches connecting service interfaces on one DPU node."},
+    {"spec", "The switches of the chain."},
+    {"status", "Unused."},
+    {NULL, NULL},
+};
+
 static const struct schema_kind kind_servicechain = {
+    .docs = servicechain_docs,
     SVC_V1ALPHA1,
     KIND_NAMES("ServiceChain", "servicechains", "servicechain"),
     .namespaced = true,

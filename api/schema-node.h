@@ -174,6 +174,11 @@ extern const struct schema_node schema_resource_list;  /* ResourceList */
 
 extern const struct schema_node schema_pod_spec; /* core PodSpec (loose) */
 
+/* Descriptions of fields many DPF kinds share, by the end of their path
+ * ("*.matchLabels", "*.status.conditions"; api/kinds-docs.c): what a
+ * kind with a docs table gets for fields it does not describe. */
+extern const struct schema_doc schema_common_docs[];
+
 /* Printer columns: one that shows a JSONPath (name, type, path), the
  * ones kubectl and DPF's CRDs repeat, and the end of a list. */
 #define COLUMN(name, type, path)              \
@@ -192,6 +197,7 @@ extern const struct schema_column schema_columns_ready_reason_age[];
 
 /* Core kinds declared outside kinds-core.c (api/kinds-core-data.c). */
 extern const struct schema_kind schema_kind_secret;
+extern const struct schema_kind schema_kind_event; /* core/v1 Event */
 extern const struct schema_kind schema_kind_configmap;
 
 /* The groups of each kinds file, and the list of all built-in groups in
@@ -203,6 +209,7 @@ extern const struct schema_group schema_group_core;
 extern const struct schema_group schema_group_coordination;
 extern const struct schema_group schema_group_apps;
 extern const struct schema_group schema_group_ipam;
+extern const struct schema_group schema_group_events;
 extern const struct schema_group *const schema_builtin_groups[];
 
 /* A kind's names: Kind, its list kind (Kind + "List"), plural, singular. */

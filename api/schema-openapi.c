@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "api/schema-engine.h"
 #include "lib/base/util.h"
@@ -22,15 +23,54 @@ static const struct {
     {"maxProperties", offsetof(struct schema_node, max_props)},
 };
 
+/* Where export_node is in the kind: the dotted path of field names
+ * (array items and map values add nothing) and the kind's docs. */
+struct export_ctx {
+    const struct schema_kind *k;
+    char path[512];
+};
+
+/* The description of the field at c->path: the kind's own docs table,
+ * else the node's DESC, else the shared table's entry for the path's
+ * last one or two field names ("*.matchLabels"). */
+static const char *
+export_description(const struct export_ctx *c, const struct schema_node *n)
+{
+    for (const struct schema_doc *d = c->k->docs; d && d->path; d++) {
+        if (!strcmp(d->path, c->path)) {
+            return d->text;
+        }
+    }
+    if (n->description) {
+        return n->description;
+    }
+    if (!c->k->docs || !c->path[0] || !strcmp(c->path, "metadata")) {
+        /* Kinds without docs keep their own descriptions only; a CRD's
+         * root metadata is plain "type: object". */
+        return NULL;
+    }
+    size_t pl = strlen(c->path);
+    for (const struct schema_doc *d = schema_common_docs; d->path; d++) {
+        const char *suffix = d->path + 1; /* ".a" or ".a.b" */
+        size_t sl = strlen(suffix);
+        if ((pl > sl && !strcmp(c->path + pl - sl, suffix)) ||
+            (pl + 1 == sl && !strcmp(c->path, suffix + 1))) {
+            return d->text;
+        }
+    }
+    return NULL;
+}
+
 static json_t *
-export_node(const struct schema_node *n, int depth)
+export_node(struct export_ctx *c, const struct schema_node *n, int depth)
 {
     json_t *o = json_object();
     if (!n || depth > 64) {
         return o;
     }
-    if (n->description) {
-        json_object_set_new(o, "description", json_string(n->description));
+    const char *desc = export_description(c, n);
+    if (desc) {
+        json_object_set_new(o, "description", json_string(desc));
     }
     if (n->export_plain) {
         json_object_set_new(o, "type", json_string("object"));
@@ -43,8 +83,12 @@ export_node(const struct schema_node *n, int depth)
         json_t *req = json_array();
         if (n->fields) {
             for (const struct schema_field *f = n->fields; f->name; f++) {
+                size_t len = strlen(c->path);
+                snprintf(c->path + len, sizeof(c->path) - len, "%s%s",
+                         len ? "." : "", f->name);
                 json_object_set_new(props, f->name,
-                                    export_node(f->node, depth + 1));
+                                    export_node(c, f->node, depth + 1));
+                c->path[len] = '\0';
                 if (f->required) {
                     json_array_append_new(req, json_string(f->name));
                 }
@@ -69,11 +113,11 @@ export_node(const struct schema_node *n, int depth)
     case SCHEMA_T_MAP:
         json_object_set_new(o, "type", json_string("object"));
         json_object_set_new(o, "additionalProperties",
-                            export_node(n->items, depth + 1));
+                            export_node(c, n->items, depth + 1));
         break;
     case SCHEMA_T_ARRAY:
         json_object_set_new(o, "type", json_string("array"));
-        json_object_set_new(o, "items", export_node(n->items, depth + 1));
+        json_object_set_new(o, "items", export_node(c, n->items, depth + 1));
         break;
     case SCHEMA_T_STRING:
     case SCHEMA_T_INTEGER:
@@ -162,7 +206,61 @@ schema_openapi_v3(const struct schema_kind *k)
     if (!k) {
         return NULL;
     }
-    return export_node(k->root, 0);
+    struct export_ctx c = {.k = k};
+    return export_node(&c, k->root, 0);
+}
+
+/* v3 -> v2, in place, as kube-apiserver publishes a CRD's schema in
+ * /openapi/v2: v2 has no anyOf/oneOf/allOf/not or nullable; a value
+ * that may hold anything (preserve-unknown, nullable) loses its type,
+ * properties and items, because kubectl's v2 validation would refuse
+ * the fields it does not know; int-or-string is a string of format
+ * int-or-string, as Kubernetes' own IntOrString, which kubectl's
+ * validation accepts for either. */
+static void
+v2_node(json_t *o)
+{
+    if (!json_is_object(o)) {
+        return;
+    }
+    static const char *const drop[] = {"anyOf", "oneOf", "allOf", "not",
+                                       "x-kubernetes-validations"};
+    for (size_t i = 0; i < ARRAY_SIZE(drop); i++) {
+        json_object_del(o, drop[i]);
+    }
+    bool open = json_is_true(json_object_get(
+                    o, "x-kubernetes-preserve-unknown-fields")) ||
+                json_is_true(json_object_get(o, "nullable"));
+    json_object_del(o, "nullable");
+    if (json_is_true(json_object_get(o, "x-kubernetes-int-or-string"))) {
+        json_object_set_new(o, "type", json_string("string"));
+        json_object_set_new(o, "format", json_string("int-or-string"));
+        return;
+    }
+    if (open) {
+        json_object_del(o, "type");
+        json_object_del(o, "properties");
+        json_object_del(o, "items");
+        json_object_del(o, "additionalProperties");
+        json_object_del(o, "required");
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "properties"), key, v)
+    {
+        v2_node(v);
+    }
+    v2_node(json_object_get(o, "items"));
+    v2_node(json_object_get(o, "additionalProperties"));
+}
+
+json_t *
+schema_openapi_v2(const struct schema_kind *k)
+{
+    json_t *o = schema_openapi_v3(k);
+    v2_node(o);
+    return o;
 }
 
 static json_t *

@@ -84,6 +84,37 @@ struct schema_kind {
     /* Names are DNS-1123 labels (63 characters, no dots) rather than
      * subdomains, as for a Namespace. */
     bool name_is_label;
+    /* Descriptions of the kind ("" = the kind itself) and its fields by
+     * dotted path ("spec.strategy.type"; array items and map values add
+     * nothing), for OpenAPI and kubectl explain; ends with {NULL}. A
+     * kind with docs also takes the shared descriptions of common
+     * fields (conditions, selectors) that it does not describe itself. */
+    const struct schema_doc *docs;
+    /* Serves the scale subresource (autoscaling/v1 Scale), or NULL. */
+    const struct schema_scale *scale;
+    /* Another group's view of stored_as's objects (events.k8s.io/v1
+     * Event of core/v1 Event, as Kubernetes keeps both in one resource):
+     * objects are stored as stored_as, converted by these two (new
+     * references, apiVersion and kind set, metadata kept). */
+    const struct schema_kind *stored_as;
+    json_t *(*to_stored)(const json_t *obj);
+    json_t *(*from_stored)(const json_t *obj);
+};
+
+/* One description of a kind's docs table. */
+struct schema_doc {
+    const char *path; /* dotted field path; NULL ends the table */
+    const char *text;
+};
+
+/* Where a kind keeps what its scale subresource shows, as dotted paths
+ * into the object (a CRD's specReplicasPath etc. without the leading
+ * dot). The selector path names a LabelSelector object (apps/v1) or a
+ * selector string (a CRD's labelSelectorPath); NULL = none. */
+struct schema_scale {
+    const char *spec_replicas;   /* "spec.replicas" */
+    const char *status_replicas; /* "status.replicas" */
+    const char *label_selector;  /* "spec.selector", or NULL */
 };
 
 /* One served version of a group and its kinds (NULL-terminated). */
@@ -167,6 +198,10 @@ int schema_validate_name(const struct schema_kind *k, const char *name,
 /* --- export --- */
 /* OpenAPI v3 schema object of the whole kind (structural). New ref. */
 json_t *schema_openapi_v3(const struct schema_kind *k);
+/* The same as kube-apiserver publishes it in OpenAPI v2 (/openapi/v2):
+ * no anyOf/oneOf/nullable; values that keep unknown fields untyped;
+ * int-or-string as type string, format int-or-string. New ref. */
+json_t *schema_openapi_v2(const struct schema_kind *k);
 /* A complete apiextensions.k8s.io/v1 CustomResourceDefinition for a kind
  * (NULL for a built-in kind, which Kubernetes serves itself). New ref. */
 json_t *schema_crd(const struct schema_kind *k);

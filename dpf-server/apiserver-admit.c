@@ -162,12 +162,25 @@ as_check_field_validation(const char *fv, struct as_error *ae)
 }
 
 int
-as_check_type(const struct schema_kind *k, const json_t *obj,
+as_check_type(const struct schema_kind *k, json_t *obj, bool fill,
               struct as_error *ae)
 {
+    const char *want = schema_api_version(k);
+    /* kube-apiserver decodes a built-in kind's body with the URL's
+     * group/version/kind as the default, so a body without them is that
+     * kind; a custom resource's body must say what it is. */
+    if (fill && k->builtin) {
+        const char *a = json_string_value(json_object_get(obj, "apiVersion"));
+        const char *t = json_string_value(json_object_get(obj, "kind"));
+        if (!a || !*a) {
+            json_object_set_new(obj, "apiVersion", json_string(want));
+        }
+        if (!t || !*t) {
+            json_object_set_new(obj, "kind", json_string(k->kind));
+        }
+    }
     const char *av = json_string_value(json_object_get(obj, "apiVersion"));
     const char *kind = json_string_value(json_object_get(obj, "kind"));
-    const char *want = schema_api_version(k);
     if (!kind || !*kind) {
         as_error_set(ae, 400, "BadRequest",
                      "Object 'Kind' is missing in the request body");
@@ -244,7 +257,7 @@ as_prepare_create(const struct schema_kind *k, const char *ns, json_t *obj,
                   enum schema_unknown_mode mode, json_t **warnings,
                   struct as_error *ae)
 {
-    if (as_check_type(k, obj, ae) < 0) {
+    if (as_check_type(k, obj, true, ae) < 0) {
         return -EINVAL;
     }
     json_t *md = as_md(obj);

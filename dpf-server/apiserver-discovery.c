@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dpf-server/apiserver-private.h"
 #include "lib/net/http-server.h"
@@ -73,6 +74,22 @@ as_group_versions(struct as_gv *out, size_t max)
     return m;
 }
 
+/* The verbs of a kind: a view of another kind's objects is not watched
+ * or deleted as a collection (apiserver-view.c). */
+static json_t *
+as_kind_verbs(const struct schema_kind *k)
+{
+    json_t *verbs = json_array();
+    for (size_t v = 0; v < ARRAY_SIZE(as_verbs); v++) {
+        if (k->stored_as && (!strcmp(as_verbs[v], "watch") ||
+                             !strcmp(as_verbs[v], "deletecollection"))) {
+            continue;
+        }
+        json_array_append_new(verbs, json_string(as_verbs[v]));
+    }
+    return verbs;
+}
+
 static json_t *
 as_string_array(const char *const *list)
 {
@@ -96,10 +113,7 @@ as_resource_list(const char *group, const char *version)
             continue;
         }
         any = true;
-        json_t *verbs = json_array();
-        for (size_t v = 0; v < ARRAY_SIZE(as_verbs); v++) {
-            json_array_append_new(verbs, json_string(as_verbs[v]));
-        }
+        json_t *verbs = as_kind_verbs(k);
         json_t *r = json_pack("{s:s,s:s,s:b,s:s,s:o}", "name", k->plural,
                               "singularName", k->singular, "namespaced",
                               k->namespaced, "kind", k->kind, "verbs", verbs);
@@ -120,6 +134,16 @@ as_resource_list(const char *group, const char *version)
                 json_pack("{s:s,s:s,s:b,s:s,s:[s,s,s]}", "name", sub,
                           "singularName", "", "namespaced", k->namespaced,
                           "kind", k->kind, "verbs", "get", "patch", "update"));
+        }
+        if (k->scale) {
+            char sub[160];
+            snprintf(sub, sizeof(sub), "%s/scale", k->plural);
+            json_array_append_new(
+                res,
+                json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:[s,s,s]}", "name", sub,
+                          "singularName", "", "namespaced", k->namespaced,
+                          "group", "autoscaling", "version", "v1", "kind",
+                          "Scale", "verbs", "get", "patch", "update"));
         }
         if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
             json_array_append_new(
@@ -194,6 +218,191 @@ as_group_list(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Aggregated discovery (apidiscovery.k8s.io/v2 and v2beta1): /api or
+ * /apis with every group, version and resource in one document, which
+ * kubectl 1.30+ asks for first and takes when the response's
+ * Content-Type names the kind it asked for. */
+
+static json_t *
+as_gvk_json(const char *group, const char *version, const char *kind)
+{
+    return json_pack("{s:s,s:s,s:s}", "group", group, "version", version,
+                     "kind", kind);
+}
+
+static json_t *
+as_agg_resource(const struct schema_kind *k)
+{
+    json_t *verbs = as_kind_verbs(k);
+    json_t *r =
+        json_pack("{s:s,s:o,s:s,s:s,s:o}", "resource", k->plural,
+                  "responseKind", as_gvk_json(k->group, k->version, k->kind),
+                  "scope", k->namespaced ? "Namespaced" : "Cluster",
+                  "singularResource", k->singular, "verbs", verbs);
+    if (k->short_names && k->short_names[0]) {
+        json_object_set_new(r, "shortNames", as_string_array(k->short_names));
+    }
+    if (k->categories && k->categories[0]) {
+        json_object_set_new(r, "categories", as_string_array(k->categories));
+    }
+    json_t *subs = json_array();
+    if (k->has_status) {
+        json_array_append_new(
+            subs, json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "status",
+                            "responseKind",
+                            as_gvk_json(k->group, k->version, k->kind), "verbs",
+                            "get", "patch", "update"));
+    }
+    if (k->scale) {
+        json_array_append_new(
+            subs,
+            json_pack("{s:s,s:o,s:[s,s,s]}", "subresource", "scale",
+                      "responseKind", as_gvk_json("autoscaling", "v1", "Scale"),
+                      "verbs", "get", "patch", "update"));
+    }
+    if (!k->group[0] && !strcmp(k->plural, "namespaces")) {
+        json_array_append_new(subs,
+                              json_pack("{s:s,s:o,s:[s]}", "subresource",
+                                        "finalize", "responseKind",
+                                        as_gvk_json("", k->version, k->kind),
+                                        "verbs", "update"));
+    }
+    if (json_array_size(subs)) {
+        json_object_set_new(r, "subresources", subs);
+    } else {
+        json_decref(subs);
+    }
+    return r;
+}
+
+/* One APIGroupDiscovery: the group's versions, preferred first. */
+static json_t *
+as_agg_group(const char *group, const struct as_gv *gvs, size_t n)
+{
+    size_t nk;
+    const struct schema_kind *const *kinds = schema_kinds(&nk);
+    json_t *versions = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(gvs[i].group, group) != 0) {
+            continue;
+        }
+        json_t *res = json_array();
+        for (size_t j = 0; j < nk; j++) {
+            if (!strcmp(kinds[j]->group, group) &&
+                !strcmp(kinds[j]->version, gvs[i].version)) {
+                json_array_append_new(res, as_agg_resource(kinds[j]));
+            }
+        }
+        json_array_append_new(versions, json_pack("{s:s,s:o,s:s}", "version",
+                                                  gvs[i].version, "resources",
+                                                  res, "freshness", "Current"));
+    }
+    json_t *md = group[0] ? json_pack("{s:s}", "name", group) : json_object();
+    return json_pack("{s:o,s:o}", "metadata", md, "versions", versions);
+}
+
+/* The APIGroupDiscoveryList of /api (core only) or /apis (the rest). */
+static json_t *
+as_agg_list(bool core, const char *api_version)
+{
+    struct as_gv gvs[256];
+    size_t n = as_group_versions(gvs, ARRAY_SIZE(gvs));
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (core != !gvs[i].group[0]) {
+            continue;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(gvs[j].group, gvs[i].group)) {
+                seen = true;
+            }
+        }
+        if (!seen) {
+            json_array_append_new(items, as_agg_group(gvs[i].group, gvs, n));
+        }
+    }
+    return json_pack("{s:s,s:s,s:{},s:o}", "kind", "APIGroupDiscoveryList",
+                     "apiVersion", api_version, "metadata", "items", items);
+}
+
+/* Does one media range of Accept ask for the APIGroupDiscoveryList of
+ * apidiscovery.k8s.io/<version>? Parameters in any order. */
+static bool
+as_accept_range_agg(const char *range, size_t len, const char *version)
+{
+    char buf[256];
+    if (len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, range, len);
+    buf[len] = '\0';
+    bool json = false, g = false, v = false, as_ = false;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ";", &save); t;
+         t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ') {
+            t++;
+        }
+        char *e = t + strlen(t);
+        while (e > t && e[-1] == ' ') {
+            *--e = '\0';
+        }
+        if (!strcasecmp(t, "application/json")) {
+            json = true;
+        } else if (!strcmp(t, "g=apidiscovery.k8s.io")) {
+            g = true;
+        } else if (!strncmp(t, "v=", 2) && !strcmp(t + 2, version)) {
+            v = true;
+        } else if (!strcmp(t, "as=APIGroupDiscoveryList")) {
+            as_ = true;
+        }
+    }
+    return json && g && v && as_;
+}
+
+/* The aggregated discovery version the Accept header asks for first
+ * ("v2", "v2beta1"), or NULL for the plain documents. */
+static const char *
+as_accept_agg(struct http_request *req)
+{
+    const char *a = http_request_header(req, "Accept");
+    while (a && *a) {
+        const char *e = strchr(a, ',');
+        size_t len = e ? (size_t) (e - a) : strlen(a);
+        if (as_accept_range_agg(a, len, "v2")) {
+            return "v2";
+        }
+        if (as_accept_range_agg(a, len, "v2beta1")) {
+            return "v2beta1";
+        }
+        a = e ? e + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void as_send(struct http_request *req, json_t *doc);
+
+static void
+as_send_agg(struct http_request *req, bool core, const char *version)
+{
+    char av[64], ct[160];
+    snprintf(av, sizeof(av), "apidiscovery.k8s.io/%s", version);
+    snprintf(ct, sizeof(ct),
+             "application/json;g=apidiscovery.k8s.io;v=%s;"
+             "as=APIGroupDiscoveryList",
+             version);
+    json_t *doc = as_agg_list(core, av);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text) {
+        as_send(req, NULL);
+        return;
+    }
+    http_respond_take(req, 200, ct, text, strlen(text));
+}
+
+/* ------------------------------------------------------------------ */
 /* OpenAPI */
 
 /* Kubernetes-style definition name: reverse group domain + version +
@@ -204,6 +413,13 @@ as_definition_name(const struct schema_kind *k, char *buf, size_t size)
 {
     if (!k->group[0]) {
         snprintf(buf, size, "io.k8s.api.core.%s.%s", k->version, k->kind);
+        return;
+    }
+    if (k->builtin) {
+        /* Kubernetes' own groups: io.k8s.api.apps.v1.Deployment,
+         * io.k8s.api.events.v1.Event (the group's first label). */
+        snprintf(buf, size, "io.k8s.api.%.*s.%s.%s",
+                 (int) strcspn(k->group, "."), k->group, k->version, k->kind);
         return;
     }
     char rev[200] = "";
@@ -391,27 +607,198 @@ as_openapi_v3_index(void)
     return json_pack("{s:o}", "paths", paths);
 }
 
+/* One v2 operation of k: its id, the action and group-version-kind
+ * extensions kubectl looks for, the query parameters a write takes
+ * (dryRun: kubectl 1.20 checks it is there before diff and
+ * apply --dry-run=server) and the body. */
+static json_t *
+as_v2_op(const struct schema_kind *k, const char *action, const char *id,
+         const char *ref, bool write, bool patch)
+{
+    char refbuf[300];
+    snprintf(refbuf, sizeof(refbuf), "#/definitions/%s", ref);
+    json_t *params = json_array();
+    if (write) {
+        static const char *const q[] = {"dryRun", "fieldManager",
+                                        "fieldValidation"};
+        for (size_t i = 0; i < ARRAY_SIZE(q); i++) {
+            json_array_append_new(
+                params, json_pack("{s:s,s:s,s:s,s:b}", "name", q[i], "in",
+                                  "query", "type", "string", "uniqueItems", 1));
+        }
+        json_array_append_new(
+            params, json_pack("{s:s,s:s,s:b,s:o}", "name", "body", "in", "body",
+                              "required", 1, "schema",
+                              patch ? json_pack("{s:s}", "type", "object")
+                                    : json_pack("{s:s}", "$ref", refbuf)));
+    }
+    json_t *op = json_pack("{s:s,s:o,s:{s:{s:s,s:{s:s}}},s:s,s:o,s:[s,s]}",
+                           "operationId", id, "parameters", params, "responses",
+                           "200", "description", "OK", "schema", "$ref", refbuf,
+                           "x-kubernetes-action", action,
+                           "x-kubernetes-group-version-kind", as_gvk_ext(k),
+                           "produces", "application/json", "application/yaml");
+    if (patch) {
+        json_t *c = json_pack("[s,s,s]", "application/json-patch+json",
+                              "application/merge-patch+json",
+                              "application/apply-patch+yaml");
+        if (!k->group[0]) {
+            json_array_append_new(
+                c, json_string("application/strategic-merge-patch+json"));
+        }
+        json_object_set_new(op, "consumes", c);
+    }
+    return op;
+}
+
+#define AS_OBJECT_META "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+/* ObjectMeta as its own definition, which every kind's metadata refers
+ * to (as in Kubernetes' document): kubectl explains it, and its patch
+ * logic wants a kind there, not a free map. */
+static json_t *
+as_object_meta_v2(void)
+{
+    static const struct {
+        const char *name, *type, *desc;
+    } f[] = {
+        {"name", "string", "Name of the object, unique in its namespace."},
+        {"generateName", "string",
+         "Prefix the server completes to a unique name when name is empty."},
+        {"namespace", "string", "The namespace the object lives in."},
+        {"uid", "string", "Unique id the server gives the object."},
+        {"resourceVersion", "string",
+         "Version of the object for optimistic concurrency and watches."},
+        {"generation", "integer",
+         "Number the server bumps on every change of the desired state."},
+        {"creationTimestamp", "string", "When the object was created (UTC)."},
+        {"deletionTimestamp", "string",
+         "When deletion was requested; set by the server."},
+        {"deletionGracePeriodSeconds", "integer",
+         "Seconds the object has to go away once deletion started."},
+    };
+    json_t *props = json_object();
+    for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+        json_object_set_new(props, f[i].name,
+                            json_pack("{s:s,s:s}", "type", f[i].type,
+                                      "description", f[i].desc));
+    }
+    json_object_set_new(
+        props, "labels",
+        json_pack("{s:s,s:{s:s},s:s}", "type", "object", "additionalProperties",
+                  "type", "string", "description",
+                  "Keys and values to select and organise objects by."));
+    json_object_set_new(
+        props, "annotations",
+        json_pack("{s:s,s:{s:s},s:s}", "type", "object", "additionalProperties",
+                  "type", "string", "description",
+                  "Unstructured keys and values tools keep on the object."));
+    json_object_set_new(
+        props, "finalizers",
+        json_pack("{s:s,s:{s:s},s:s}", "type", "array", "items", "type",
+                  "string", "description",
+                  "What must happen before the object is removed."));
+    json_object_set_new(
+        props, "ownerReferences",
+        json_pack("{s:s,s:{s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s},"
+                  "s:{s:s},s:{s:s}}},s:s,s:s,s:s}",
+                  "type", "array", "items", "type", "object", "properties",
+                  "apiVersion", "type", "string", "kind", "type", "string",
+                  "name", "type", "string", "uid", "type", "string",
+                  "controller", "type", "boolean", "blockOwnerDeletion", "type",
+                  "boolean", "x-kubernetes-patch-merge-key", "uid",
+                  "x-kubernetes-patch-strategy", "merge", "description",
+                  "Objects this one depends on; it is collected when they "
+                  "are gone."));
+    json_object_set_new(props, "managedFields",
+                        json_pack("{s:{},s:s}", "items", "description",
+                                  "Which manager owns which fields."));
+    json_object_set_new(json_object_get(props, "managedFields"), "type",
+                        json_string("array"));
+    return json_pack("{s:s,s:s,s:o}", "description",
+                     "Metadata every persisted object has.", "type", "object",
+                     "properties", props);
+}
+
+/* The swagger 2.0 document: every kind's definition (schema_openapi_v2,
+ * with x-kubernetes-group-version-kind, which kubectl explain keys on)
+ * and its paths. */
 static json_t *
 as_swagger_v2(void)
 {
     size_t n;
     const struct schema_kind *const *kinds = schema_kinds(&n);
     json_t *defs = json_object();
+    json_t *paths = json_object();
     for (size_t i = 0; i < n; i++) {
+        const struct schema_kind *k = kinds[i];
         char def[256];
-        as_definition_name(kinds[i], def, sizeof(def));
-        json_t *sch = schema_openapi_v3(kinds[i]);
+        as_definition_name(k, def, sizeof(def));
+        json_t *sch = schema_openapi_v2(k);
         if (!json_is_object(sch)) {
             json_decref(sch);
             continue;
         }
         json_object_set_new(sch, "x-kubernetes-group-version-kind",
-                            json_pack("[o]", as_gvk_ext(kinds[i])));
+                            json_pack("[o]", as_gvk_ext(k)));
+        json_t *props = json_object_get(sch, "properties");
+        if (json_object_get(props, "metadata")) {
+            json_object_set_new(
+                props, "metadata",
+                json_pack("{s:s,s:s}", "$ref", "#/definitions/" AS_OBJECT_META,
+                          "description", "Standard object's metadata."));
+        }
         json_object_set_new(defs, def, sch);
+        char base[300], coll[400], item[450], sub[480], id[200], oid[256];
+        if (k->group[0]) {
+            snprintf(base, sizeof(base), "/apis/%s/%s", k->group, k->version);
+        } else {
+            snprintf(base, sizeof(base), "/api/%s", k->version);
+        }
+        if (k->namespaced) {
+            snprintf(coll, sizeof(coll), "%s/namespaces/{namespace}/%s", base,
+                     k->plural);
+        } else {
+            snprintf(coll, sizeof(coll), "%s/%s", base, k->plural);
+        }
+        snprintf(item, sizeof(item), "%s/{name}", coll);
+        snprintf(id, sizeof(id), "%s%s%s", k->group[0] ? k->group : "core",
+                 k->kind, k->namespaced ? "Ns" : "");
+        json_t *pc = json_object();
+        snprintf(oid, sizeof(oid), "list%s", id);
+        json_object_set_new(pc, "get", as_v2_op(k, "list", oid, def, 0, 0));
+        snprintf(oid, sizeof(oid), "create%s", id);
+        json_object_set_new(pc, "post", as_v2_op(k, "post", oid, def, 1, 0));
+        json_object_set_new(paths, coll, pc);
+        json_t *pi = json_object();
+        snprintf(oid, sizeof(oid), "read%s", id);
+        json_object_set_new(pi, "get", as_v2_op(k, "get", oid, def, 0, 0));
+        snprintf(oid, sizeof(oid), "replace%s", id);
+        json_object_set_new(pi, "put", as_v2_op(k, "put", oid, def, 1, 0));
+        snprintf(oid, sizeof(oid), "patch%s", id);
+        json_object_set_new(pi, "patch", as_v2_op(k, "patch", oid, def, 1, 1));
+        snprintf(oid, sizeof(oid), "delete%s", id);
+        json_object_set_new(pi, "delete",
+                            as_v2_op(k, "delete", oid, def, 1, 0));
+        json_object_set_new(paths, item, pi);
+        if (k->has_status) {
+            snprintf(sub, sizeof(sub), "%s/status", item);
+            json_t *ps = json_object();
+            snprintf(oid, sizeof(oid), "read%sStatus", id);
+            json_object_set_new(ps, "get", as_v2_op(k, "get", oid, def, 0, 0));
+            snprintf(oid, sizeof(oid), "replace%sStatus", id);
+            json_object_set_new(ps, "put", as_v2_op(k, "put", oid, def, 1, 0));
+            snprintf(oid, sizeof(oid), "patch%sStatus", id);
+            json_object_set_new(ps, "patch",
+                                as_v2_op(k, "patch", oid, def, 1, 1));
+            json_object_set_new(paths, sub, ps);
+        }
     }
-    return json_pack("{s:s,s:{s:s,s:s},s:{},s:o}", "swagger", "2.0", "info",
-                     "title", "dpf", "version", DPF_VERSION, "paths",
-                     "definitions", defs);
+    json_object_set_new(defs, AS_OBJECT_META, as_object_meta_v2());
+    return json_pack("{s:s,s:{s:s,s:s},s:o,s:o}", "swagger", "2.0", "info",
+                     "title", "dpf", "version",
+                     "v" AS_KUBE_MAJOR "." AS_KUBE_MINOR ".0-dpf." DPF_VERSION,
+                     "paths", paths, "definitions", defs);
 }
 
 static bool
@@ -485,11 +872,24 @@ as_discovery_handle(struct apiserver *as, struct http_request *req,
     if (str_has_prefix(path, "/openapi/v2") ||
         str_has_prefix(path, "/swagger")) {
         if (!strcmp(path, "/openapi/v2") && get) {
+            json_t *doc = as_swagger_v2();
             if (as_accepts_json(req)) {
-                as_send(req, as_swagger_v2());
-            } else {
-                http_respond(req, 200, "application/octet-stream", "", 0);
+                as_send(req, doc);
+                return true;
             }
+            /* kubectl asks for gnostic's protobuf encoding of the same
+             * document (explain, validation, the dry-run check). */
+            size_t len = 0;
+            uint8_t *pb = as_openapi_v2_protobuf(doc, &len);
+            json_decref(doc);
+            if (!pb) {
+                as_send(req, NULL);
+                return true;
+            }
+            /* (kubectl's media type parser refuses the '@' of the
+             * type it asked for, so the bytes go as octet-stream.) */
+            http_respond_take(req, 200, "application/octet-stream", (char *) pb,
+                              len);
             return true;
         }
         return false;
@@ -532,6 +932,11 @@ as_discovery_handle(struct apiserver *as, struct http_request *req,
                      "the server does not allow this method on the "
                      "requested resource");
         as_respond_error(req, &ae);
+        return true;
+    }
+    const char *agg = n == 1 ? as_accept_agg(req) : NULL;
+    if (agg) {
+        as_send_agg(req, !strcmp(seg[0], "api"), agg);
         return true;
     }
     if (!strcmp(seg[0], "api")) {

@@ -21,7 +21,10 @@
  *   apiserver-write.c     create, update (PUT), patch (every patch type)
  *   apiserver-delete.c    delete and deletecollection: DeleteOptions,
  *                         finalizers, graceful deletion, propagation
+ *   apiserver-scale.c     the scale subresource (autoscaling/v1 Scale)
+ *   apiserver-view.c      kinds stored as another kind (events.k8s.io)
  *   apiserver-discovery.c /version, health, discovery, OpenAPI
+ *   apiserver-openapi-pb.c /openapi/v2 in protobuf (gnostic's model)
  *   apiserver-table.c     Accept negotiation, Table output
  *   apiserver-watch.c     watch streams and their dispatcher thread
  *   apiserver-gc.c        ownerReference garbage collector, namespace
@@ -224,8 +227,10 @@ bool as_media_yaml(const char *ct);
  * Strict, Warn, Ignore or absent. */
 enum schema_unknown_mode as_unknown_mode(const char *fv);
 int as_check_field_validation(const char *fv, struct as_error *ae);
-/* apiVersion and kind of a body must name the URL's kind (400). */
-int as_check_type(const struct schema_kind *k, const json_t *obj,
+/* apiVersion and kind of a body must name the URL's kind (400). With
+ * fill, a built-in kind's body that leaves them out gets the URL's (as
+ * kube-apiserver's decoder defaults them); a mismatch is still 400. */
+int as_check_type(const struct schema_kind *k, json_t *obj, bool fill,
                   struct as_error *ae);
 /* Everything a create does without the store: type and namespace checks,
  * prune (warnings appended to *warnings when not NULL), server metadata
@@ -344,6 +349,23 @@ int as_guaranteed_update(struct apiserver *as, const struct schema_kind *k,
                          struct as_error *ae);
 void as_update_result_free(struct as_update_result *res);
 
+/* --- apiserver-scale.c --- */
+/* GET, PUT or PATCH of <object>/scale for a kind with k->scale: the
+ * autoscaling/v1 Scale; a write changes only the replica count, through
+ * the guaranteed update. */
+void as_handle_scale(struct apiserver *as, struct http_request *req,
+                     const struct schema_kind *k, const char *ns,
+                     const char *name, const char *method,
+                     const struct as_format *fmt);
+
+/* --- apiserver-view.c --- */
+/* Every verb of a kind with k->stored_as (a view of another kind's
+ * objects through its conversion); watch and deletecollection are 405. */
+void as_handle_view(struct apiserver *as, struct http_request *req,
+                    const struct schema_kind *k, const char *ns,
+                    const char *name, const char *method,
+                    const struct as_format *fmt);
+
 /* --- apiserver-read.c --- */
 void as_handle_get(struct apiserver *as, struct http_request *req,
                    const struct schema_kind *k, const char *ns,
@@ -424,6 +446,12 @@ void as_handle_deletecollection(struct apiserver *as, struct http_request *req,
 /* Handle non-resource paths and discovery; true if handled. */
 bool as_discovery_handle(struct apiserver *as, struct http_request *req,
                          const char *method, const char *path);
+
+/* --- apiserver-openapi-pb.c --- */
+/* The swagger 2.0 document doc (as built for /openapi/v2) in gnostic's
+ * protobuf encoding, as kubectl asks for it. malloc'ed, *len bytes; NULL
+ * when out of memory. */
+uint8_t *as_openapi_v2_protobuf(const json_t *doc, size_t *len);
 
 /* --- apiserver-table.c --- */
 /* Negotiate the Accept header; false (406 sent by caller) if nothing

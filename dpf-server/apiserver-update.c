@@ -128,7 +128,7 @@ as_prepare_update(const struct schema_kind *k, const json_t *old,
 {
     json_t *md_old = json_object_get(old, "metadata");
     const char *name = as_md_str(old, "name");
-    if (as_check_type(k, newobj, ae) < 0) {
+    if (as_check_type(k, newobj, true, ae) < 0) {
         return -EINVAL;
     }
     json_t *md = as_md(newobj);

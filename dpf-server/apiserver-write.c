@@ -512,7 +512,7 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
             as_respond_error(req, &ae);
             return;
         }
-        if (as_check_type(k, p.patch, &ae) < 0) {
+        if (as_check_type(k, p.patch, false, &ae) < 0) {
             json_decref(p.patch);
             as_respond_error(req, &ae);
             return;

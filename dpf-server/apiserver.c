@@ -486,6 +486,38 @@ apiserver_handle(void *apiserver, struct http_request *req)
         as_respond_generic_404(req);
         return;
     }
+    if (rt.k->stored_as && !rt.sub) {
+        struct as_format vfmt;
+        if (!as_format_negotiate(req, !strcmp(method, "GET"), &vfmt)) {
+            struct as_error ae = {0};
+            as_error_set(&ae, 406, "NotAcceptable",
+                         "only the following media types are accepted: "
+                         "application/json, application/yaml, "
+                         "application/json;as=Table;v=v1;g=meta.k8s.io");
+            as_respond_error(req, &ae);
+        } else {
+            as_handle_view(as, req, rt.k, rt.ns, rt.name, method, &vfmt);
+        }
+        as_route_free(&rt);
+        return;
+    }
+    if (rt.sub && !strcmp(rt.sub, "scale") && rt.k->scale && rt.name) {
+        struct as_format sfmt;
+        if (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0 &&
+            strcmp(method, "PATCH") != 0) {
+            as_method_not_allowed(req, method);
+        } else if (!as_format_negotiate(req, false, &sfmt)) {
+            struct as_error ae = {0};
+            as_error_set(&ae, 406, "NotAcceptable",
+                         "only the following media types are accepted: "
+                         "application/json, application/yaml");
+            as_respond_error(req, &ae);
+        } else {
+            as_handle_scale(as, req, rt.k, rt.ns, rt.name, method, &sfmt);
+        }
+        as_route_free(&rt);
+        return;
+    }
     if (rt.sub && strcmp(rt.sub, "status") != 0 &&
         !(as_is_namespace_kind(rt.k) && !strcmp(rt.sub, "finalize"))) {
         as_respond_generic_404(req);

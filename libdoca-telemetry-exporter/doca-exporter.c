@@ -667,8 +667,7 @@ void
 doca_telemetry_exporter_source_set_id(
     struct doca_telemetry_exporter_source *source, const char *source_id)
 {
-    if (source && !source->started &&
-        !doca_set_str(&source->id, source_id)) {
+    if (source && !source->started && !doca_set_str(&source->id, source_id)) {
         source->nomem = true;
     }
 }
@@ -677,8 +676,7 @@ void
 doca_telemetry_exporter_source_set_tag(
     struct doca_telemetry_exporter_source *source, const char *source_tag)
 {
-    if (source && !source->started &&
-        !doca_set_str(&source->tag, source_tag)) {
+    if (source && !source->started && !doca_set_str(&source->tag, source_tag)) {
         source->nomem = true;
     }
 }
@@ -924,8 +922,7 @@ doca_telemetry_exporter_metrics_destroy_context(
 
 /* The source's metrics context, or NULL with *rc set. */
 static struct doca_metrics *
-doca_metrics_of(struct doca_telemetry_exporter_source *source,
-                doca_error_t *rc)
+doca_metrics_of(struct doca_telemetry_exporter_source *source, doca_error_t *rc)
 {
     if (!source) {
         *rc = DOCA_ERROR_INVALID_VALUE;
@@ -1037,8 +1034,7 @@ doca_telemetry_exporter_metrics_add_label_names(
         return DOCA_ERROR_NO_MEMORY;
     }
     m->sets = ns;
-    struct doca_labelset set = {calloc(num_labels, sizeof(char *)),
-                                num_labels};
+    struct doca_labelset set = {calloc(num_labels, sizeof(char *)), num_labels};
     for (size_t i = 0; set.names && i < num_labels; i++) {
         if (!(set.names[i] = strdup(label_names[i]))) {
             for (size_t k = 0; k < i; k++) {

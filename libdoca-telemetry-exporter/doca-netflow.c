@@ -524,8 +524,8 @@ nf_convert(const struct doca_telemetry_exporter_netflow_template *t,
     }
     /* A record with both families (DOCA's sample fills both) is exported
      * as IPv4 unless only its IPv6 addresses are set. */
-    bool v4 = x.have_v4 && (nf_nonzero(x.v4src, 4) || nf_nonzero(x.v4dst, 4) ||
-                            !x.have_v6);
+    bool v4 = x.have_v4 &&
+              (nf_nonzero(x.v4src, 4) || nf_nonzero(x.v4dst, 4) || !x.have_v6);
     if (v4) {
         x.r.family = 4;
         memcpy(x.r.src, x.v4src, 4);

@@ -14,10 +14,9 @@
 #ifdef DOCA_ALLOW_EXPERIMENTAL_API
 #define DOCA_EXPERIMENTAL DOCA_EXPORTED
 #else
-#define DOCA_EXPERIMENTAL                                                      \
-    __attribute__((deprecated("experimental DOCA API: build with "            \
-                              "-DDOCA_ALLOW_EXPERIMENTAL_API")))               \
-    DOCA_EXPORTED
+#define DOCA_EXPERIMENTAL                                          \
+    __attribute__((deprecated("experimental DOCA API: build with " \
+                              "-DDOCA_ALLOW_EXPERIMENTAL_API"))) DOCA_EXPORTED
 #endif
 
 #define DOCA_STABLE DOCA_EXPORTED

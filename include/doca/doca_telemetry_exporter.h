@@ -99,7 +99,7 @@ typedef uint64_t doca_telemetry_exporter_label_set_id_t;
 #define DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_UINT32 "uint32_t"
 #define DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_UINT64 "uint64_t"
 /* A timestamp field is a uint64_t of nanoseconds. */
-#define DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_TIMESTAMP                          \
+#define DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_TIMESTAMP \
     DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_UINT64
 
 /* GUIDs (opaque events' application id). */
@@ -216,8 +216,9 @@ doca_telemetry_exporter_field_destroy(struct doca_telemetry_exporter_field *f);
  * the FIELD_TYPE strings) and array length (1 = a single value; for
  * "char" the string's byte width). */
 DOCA_EXPERIMENTAL
-void doca_telemetry_exporter_field_set_name(
-    struct doca_telemetry_exporter_field *f, const char *name);
+void
+doca_telemetry_exporter_field_set_name(struct doca_telemetry_exporter_field *f,
+                                       const char *name);
 DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_field_set_description(
     struct doca_telemetry_exporter_field *f, const char *desc);

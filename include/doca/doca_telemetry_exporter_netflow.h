@@ -31,10 +31,10 @@ extern "C" {
 #endif
 
 /* DOCA's fixed application id of NetFlow data (a GUID). */
-#define DOCA_NETFLOW_APP_ID                                                    \
-    {                                                                          \
-        0x99, 0x10, 0xc1, 0x28, 0x39, 0x61, 0x47, 0xe6, 0xbe, 0x6c, 0x71,      \
-            0x5a, 0x0f, 0x03, 0xad, 0xd6                                       \
+#define DOCA_NETFLOW_APP_ID                                               \
+    {                                                                     \
+        0x99, 0x10, 0xc1, 0x28, 0x39, 0x61, 0x47, 0xe6, 0xbe, 0x6c, 0x71, \
+            0x5a, 0x0f, 0x03, 0xad, 0xd6                                  \
     }
 /* The usual collector port. */
 #define DOCA_NETFLOW_DEFAULT_PORT 2055
@@ -50,14 +50,14 @@ doca_error_t doca_telemetry_exporter_netflow_init(uint16_t source_id);
 
 /* Direct collector export: recorded, not done (see above). */
 DOCA_EXPERIMENTAL
-void doca_telemetry_exporter_netflow_set_collector_addr(
-    const char *collector_addr);
+void
+doca_telemetry_exporter_netflow_set_collector_addr(const char *collector_addr);
 DOCA_EXPERIMENTAL
-void doca_telemetry_exporter_netflow_set_collector_port(
-    uint16_t collector_port);
+void
+doca_telemetry_exporter_netflow_set_collector_port(uint16_t collector_port);
 DOCA_EXPERIMENTAL
-void doca_telemetry_exporter_netflow_set_max_packet_size(
-    uint16_t max_packet_size);
+void
+doca_telemetry_exporter_netflow_set_max_packet_size(uint16_t max_packet_size);
 
 /* Template fields: type = element id, length in bytes (1..16, or up to
  * 65535 for the byte-string elements the mapping skips). */
@@ -66,8 +66,7 @@ doca_error_t doca_telemetry_exporter_netflow_field_create(
     struct doca_telemetry_exporter_netflow_flowset_field **field);
 DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_netflow_field_set_type(
-    struct doca_telemetry_exporter_netflow_flowset_field *field,
-    uint16_t type);
+    struct doca_telemetry_exporter_netflow_flowset_field *field, uint16_t type);
 DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_netflow_field_set_len(
     struct doca_telemetry_exporter_netflow_flowset_field *field,
@@ -85,8 +84,8 @@ DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_netflow_set_buf_data_root(const char *path);
 /* A copy the caller frees. */
 DOCA_EXPERIMENTAL
-doca_error_t doca_telemetry_exporter_netflow_get_buf_data_root(
-    const char **path);
+doca_error_t
+doca_telemetry_exporter_netflow_get_buf_data_root(const char **path);
 
 /* Templates: the template takes each field added to it. */
 DOCA_EXPERIMENTAL
@@ -106,8 +105,8 @@ void doca_telemetry_exporter_netflow_set_file_write_enabled(void);
 DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_netflow_set_file_write_max_size(size_t size);
 DOCA_EXPERIMENTAL
-doca_error_t doca_telemetry_exporter_netflow_get_file_write_max_size(
-    size_t *size);
+doca_error_t
+doca_telemetry_exporter_netflow_get_file_write_max_size(size_t *size);
 DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_netflow_set_file_write_max_age(
     doca_telemetry_exporter_timestamp_t max_age);
@@ -122,8 +121,8 @@ DOCA_EXPERIMENTAL
 void doca_telemetry_exporter_netflow_set_ipc_sockets_dir(const char *path);
 /* A copy the caller frees. */
 DOCA_EXPERIMENTAL
-doca_error_t doca_telemetry_exporter_netflow_get_ipc_sockets_dir(
-    const char **path);
+doca_error_t
+doca_telemetry_exporter_netflow_get_ipc_sockets_dir(const char **path);
 
 /* Source id / tag of the IPC session (as for sources). */
 DOCA_EXPERIMENTAL

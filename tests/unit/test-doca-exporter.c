@@ -151,9 +151,8 @@ labels_text(const struct dts_ipc_counter *c)
     size_t k = 0;
     out[0] = '\0';
     for (unsigned i = 0; i < c->n_labels; i++) {
-        k += (size_t) snprintf(out + k, sizeof out - k, "%s%s=%s",
-                               i ? "," : "", c->labels[i].name,
-                               c->labels[i].value);
+        k += (size_t) snprintf(out + k, sizeof out - k, "%s%s=%s", i ? "," : "",
+                               c->labels[i].name, c->labels[i].value);
     }
     return out;
 }
@@ -223,8 +222,9 @@ test_null_arguments(void **state)
     assert_int_equal(sz, 60000); /* DOCA's default */
     const char *dir = NULL;
     doca_telemetry_exporter_schema_set_ipc_sockets_dir(s, "/run/x");
-    assert_int_equal(doca_telemetry_exporter_schema_get_ipc_sockets_dir(s, &dir),
-                     DOCA_SUCCESS);
+    assert_int_equal(
+        doca_telemetry_exporter_schema_get_ipc_sockets_dir(s, &dir),
+        DOCA_SUCCESS);
     assert_string_equal(dir, "/run/x");
     free((char *) dir);
     assert_int_equal(doca_telemetry_exporter_schema_destroy(s), DOCA_SUCCESS);
@@ -352,9 +352,9 @@ test_order_is_enforced(void **state)
         doca_telemetry_exporter_metrics_add_label_names(src, good, 2, &id),
         DOCA_SUCCESS);
     assert_int_equal(id, 1);
-    assert_int_equal(doca_telemetry_exporter_metrics_add_constant_label(
-                         src, "iface", "x"),
-                     DOCA_ERROR_INVALID_VALUE); /* clashes with the set */
+    assert_int_equal(
+        doca_telemetry_exporter_metrics_add_constant_label(src, "iface", "x"),
+        DOCA_ERROR_INVALID_VALUE); /* clashes with the set */
     assert_int_equal(doca_telemetry_exporter_metrics_add_constant_label(
                          src, "host", "bad\nvalue"),
                      DOCA_ERROR_INVALID_VALUE);
@@ -380,8 +380,7 @@ test_order_is_enforced(void **state)
                      DOCA_SUCCESS);
     assert_int_equal(doca_telemetry_exporter_metrics_destroy_context(src),
                      DOCA_ERROR_BAD_STATE);
-    assert_int_equal(doca_telemetry_exporter_source_destroy(src),
-                     DOCA_SUCCESS);
+    assert_int_equal(doca_telemetry_exporter_source_destroy(src), DOCA_SUCCESS);
     assert_int_equal(doca_telemetry_exporter_schema_destroy(s), DOCA_SUCCESS);
 }
 
@@ -396,9 +395,9 @@ test_netflow_order(void **state)
                      DOCA_ERROR_INVALID_VALUE);
     assert_int_equal(doca_telemetry_exporter_netflow_template_create(&t),
                      DOCA_SUCCESS);
-    assert_int_equal(doca_telemetry_exporter_netflow_template_add_field(t,
-                                                                        NULL),
-                     DOCA_ERROR_INVALID_VALUE);
+    assert_int_equal(
+        doca_telemetry_exporter_netflow_template_add_field(t, NULL),
+        DOCA_ERROR_INVALID_VALUE);
     struct doca_telemetry_exporter_netflow_flowset_field *f;
     assert_int_equal(doca_telemetry_exporter_netflow_field_create(&f),
                      DOCA_SUCCESS);
@@ -480,9 +479,9 @@ test_events_and_metrics_reach_dts(void **state)
                          DOCA_SUCCESS);
     }
     doca_telemetry_exporter_type_index_t idx;
-    assert_int_equal(doca_telemetry_exporter_schema_add_type(s, "app_ev", t,
-                                                             &idx),
-                     DOCA_SUCCESS);
+    assert_int_equal(
+        doca_telemetry_exporter_schema_add_type(s, "app_ev", t, &idx),
+        DOCA_SUCCESS);
     assert_int_equal(doca_telemetry_exporter_schema_start(s), DOCA_SUCCESS);
     struct doca_telemetry_exporter_source *src;
     assert_int_equal(doca_telemetry_exporter_source_create(s, &src),
@@ -500,9 +499,9 @@ test_events_and_metrics_reach_dts(void **state)
     /* metrics: constant label, a set, absolute and incremented values */
     assert_int_equal(doca_telemetry_exporter_metrics_create_context(src),
                      DOCA_SUCCESS);
-    assert_int_equal(doca_telemetry_exporter_metrics_add_constant_label(
-                         src, "host", "h1"),
-                     DOCA_SUCCESS);
+    assert_int_equal(
+        doca_telemetry_exporter_metrics_add_constant_label(src, "host", "h1"),
+        DOCA_SUCCESS);
     const char *names[] = {"iface"};
     doca_telemetry_exporter_label_set_id_t id;
     assert_int_equal(
@@ -518,8 +517,8 @@ test_events_and_metrics_reach_dts(void **state)
                              src, 0, "ops_total", 5, id, eth1),
                          DOCA_SUCCESS);
     }
-    assert_int_equal(doca_telemetry_exporter_metrics_add_gauge(
-                         src, 0, "temp", 36.5, 0, NULL),
+    assert_int_equal(doca_telemetry_exporter_metrics_add_gauge(src, 0, "temp",
+                                                               36.5, 0, NULL),
                      DOCA_SUCCESS);
     assert_int_equal(doca_telemetry_exporter_metrics_add_gauge_increment(
                          src, 0, "level", 2.5, id, eth0),
@@ -528,8 +527,7 @@ test_events_and_metrics_reach_dts(void **state)
                          src, 0, "level", -1.0, id, eth0),
                      DOCA_SUCCESS);
     assert_int_equal(doca_telemetry_exporter_metrics_flush(src), DOCA_SUCCESS);
-    assert_int_equal(doca_telemetry_exporter_source_destroy(src),
-                     DOCA_SUCCESS);
+    assert_int_equal(doca_telemetry_exporter_source_destroy(src), DOCA_SUCCESS);
     assert_int_equal(doca_telemetry_exporter_schema_destroy(s), DOCA_SUCCESS);
     fake_drain(&f);
     fake_stop(&f);

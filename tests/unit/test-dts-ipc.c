@@ -347,8 +347,8 @@ test_session_rejects(void **state)
 static void
 test_labelled_counters(void **state)
 {
-    struct dts_ipc_counter c = {.name = "ops_total", .kind = 0, .u64 = 5,
-                                .n_labels = 2};
+    struct dts_ipc_counter c = {
+        .name = "ops_total", .kind = 0, .u64 = 5, .n_labels = 2};
     strcpy(c.labels[0].name, "iface");
     strcpy(c.labels[0].value, "eth0");
     strcpy(c.labels[1].name, "dir");
@@ -369,8 +369,8 @@ test_labelled_counters(void **state)
     assert_string_equal(seen.ctr[0].labels[1].value, "r\xc3\xa9x");
     assert_int_equal(seen.ctr[0].u64, 5);
     /* bad labels, each refused */
-    static const char *const bad_names[] = {"__name__", "source_id",
-                                            "source_tag", "1a", "a-b", "dir"};
+    static const char *const bad_names[] = {
+        "__name__", "source_id", "source_tag", "1a", "a-b", "dir"};
     for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
         struct dts_ipc_counter x = c;
         strcpy(x.labels[0].name, bad_names[i]); /* "dir": a repeat */

@@ -41,14 +41,14 @@ struct example_event {
     char example_string[STR_SIZE];
 } __attribute__((packed));
 
-#define CHECK(call)                                                           \
-    do {                                                                      \
-        doca_error_t r_ = (call);                                             \
-        if (r_ != DOCA_SUCCESS) {                                             \
-            fprintf(stderr, "%s failed: %s (%s)\n", #call,                    \
-                    doca_error_get_name(r_), doca_error_get_descr(r_));       \
-            return r_;                                                        \
-        }                                                                     \
+#define CHECK(call)                                                     \
+    do {                                                                \
+        doca_error_t r_ = (call);                                       \
+        if (r_ != DOCA_SUCCESS) {                                       \
+            fprintf(stderr, "%s failed: %s (%s)\n", #call,              \
+                    doca_error_get_name(r_), doca_error_get_descr(r_)); \
+            return r_;                                                  \
+        }                                                               \
     } while (0)
 
 static doca_error_t
@@ -90,8 +90,8 @@ events_and_metrics(const char *ipc_dir)
                     DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_UINT64, 1));
     CHECK(add_field(type, "example_string",
                     DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_CHAR, STR_SIZE));
-    CHECK(doca_telemetry_exporter_schema_add_type(schema, "example_event",
-                                                  type, &index));
+    CHECK(doca_telemetry_exporter_schema_add_type(schema, "example_event", type,
+                                                  &index));
     CHECK(doca_telemetry_exporter_schema_start(schema));
 
     CHECK(doca_telemetry_exporter_source_create(schema, &source));
@@ -119,8 +119,8 @@ events_and_metrics(const char *ipc_dir)
     doca_telemetry_exporter_label_set_id_t set_id = 0;
     CHECK(doca_telemetry_exporter_metrics_create_context(source));
     CHECK(doca_telemetry_exporter_metrics_set_flush_interval_ms(source, 1000));
-    CHECK(doca_telemetry_exporter_metrics_add_constant_label(
-        source, "hostname", "doca-test-host"));
+    CHECK(doca_telemetry_exporter_metrics_add_constant_label(source, "hostname",
+                                                             "doca-test-host"));
     CHECK(doca_telemetry_exporter_metrics_add_label_names(source, label_names,
                                                           1, &set_id));
     for (int it = 0; it < 3; it++) {
@@ -172,8 +172,8 @@ add_nf_field(struct doca_telemetry_exporter_netflow_template *t, uint16_t type,
     CHECK(doca_telemetry_exporter_netflow_field_create(&field));
     doca_telemetry_exporter_netflow_field_set_type(field, type);
     doca_telemetry_exporter_netflow_field_set_len(field, len);
-    doca_error_t r = doca_telemetry_exporter_netflow_template_add_field(t,
-                                                                       field);
+    doca_error_t r =
+        doca_telemetry_exporter_netflow_template_add_field(t, field);
     if (r != DOCA_SUCCESS) {
         doca_telemetry_exporter_netflow_field_destroy(field);
     }
@@ -185,26 +185,35 @@ netflow(const char *ipc_dir)
 {
     struct doca_telemetry_exporter_netflow_template *t;
     CHECK(doca_telemetry_exporter_netflow_template_create(&t));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_SRC_ADDR,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_SRC_ADDR_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_DST_ADDR,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_DST_ADDR_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_SRC_PORT,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_SRC_PORT_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_DST_PORT,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_DST_PORT_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_PROTOCOL,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_PROTOCOL_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_TCP_FLAGS,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_TCP_FLAGS_DEFAULT_LENGTH));
+    CHECK(add_nf_field(
+        t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_SRC_ADDR,
+        DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_SRC_ADDR_DEFAULT_LENGTH));
+    CHECK(add_nf_field(
+        t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_DST_ADDR,
+        DOCA_TELEMETRY_EXPORTER_NETFLOW_IPV4_DST_ADDR_DEFAULT_LENGTH));
+    CHECK(add_nf_field(
+        t, DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_SRC_PORT,
+        DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_SRC_PORT_DEFAULT_LENGTH));
+    CHECK(add_nf_field(
+        t, DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_DST_PORT,
+        DOCA_TELEMETRY_EXPORTER_NETFLOW_L4_DST_PORT_DEFAULT_LENGTH));
+    CHECK(
+        add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_PROTOCOL,
+                     DOCA_TELEMETRY_EXPORTER_NETFLOW_PROTOCOL_DEFAULT_LENGTH));
+    CHECK(
+        add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_TCP_FLAGS,
+                     DOCA_TELEMETRY_EXPORTER_NETFLOW_TCP_FLAGS_DEFAULT_LENGTH));
     CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IN_PKTS,
                        DOCA_TELEMETRY_EXPORTER_NETFLOW_IN_PKTS_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IN_BYTES,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_IN_BYTES_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_INPUT_SNMP,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_INPUT_SNMP_DEFAULT_LENGTH));
-    CHECK(add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_OUTPUT_SNMP,
-                       DOCA_TELEMETRY_EXPORTER_NETFLOW_OUTPUT_SNMP_DEFAULT_LENGTH));
+    CHECK(
+        add_nf_field(t, DOCA_TELEMETRY_EXPORTER_NETFLOW_IN_BYTES,
+                     DOCA_TELEMETRY_EXPORTER_NETFLOW_IN_BYTES_DEFAULT_LENGTH));
+    CHECK(add_nf_field(
+        t, DOCA_TELEMETRY_EXPORTER_NETFLOW_INPUT_SNMP,
+        DOCA_TELEMETRY_EXPORTER_NETFLOW_INPUT_SNMP_DEFAULT_LENGTH));
+    CHECK(add_nf_field(
+        t, DOCA_TELEMETRY_EXPORTER_NETFLOW_OUTPUT_SNMP,
+        DOCA_TELEMETRY_EXPORTER_NETFLOW_OUTPUT_SNMP_DEFAULT_LENGTH));
     CHECK(add_nf_field(
         t, DOCA_TELEMETRY_EXPORTER_NETFLOW_APPLICATION_NAME,
         DOCA_TELEMETRY_EXPORTER_NETFLOW_APPLICATION_NAME_DEFAULT_LENGTH));

@@ -5,7 +5,6 @@
 
 #include <pthread.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -499,11 +498,18 @@ dts_export_app_counter(struct dts_export *x, const struct dts_ipc_record *r)
     /* The labels are part of the series' identity: one key string, made
      * on the stack (16 labels of at most 63 + 127 bytes). */
     char lkey[DTS_IPC_MAX_LABELS *
-              (DTS_IPC_MAX_LABEL_NAME + DTS_IPC_MAX_LABEL_VALUE)];
+                  (DTS_IPC_MAX_LABEL_NAME + DTS_IPC_MAX_LABEL_VALUE) +
+              1];
     size_t lk = 0;
-    for (unsigned i = 0; i < c->n_labels; i++) {
-        lk += (size_t) snprintf(lkey + lk, sizeof lkey - lk, "%s\x1f%s\x1f",
-                                c->labels[i].name, c->labels[i].value);
+    for (unsigned i = 0; i < c->n_labels && i < DTS_IPC_MAX_LABELS; i++) {
+        /* each entry is at most 63 + 1 + 127 + 1 bytes: it always fits */
+        size_t nl = strlen(c->labels[i].name);
+        size_t vl = strlen(c->labels[i].value);
+        memcpy(lkey + lk, c->labels[i].name, nl);
+        lkey[lk + nl] = '\x1f';
+        memcpy(lkey + lk + nl + 1, c->labels[i].value, vl);
+        lkey[lk + nl + 1 + vl] = '\x1f';
+        lk += nl + vl + 2;
     }
     lkey[lk] = '\0';
     uint64_t h = dts_fnv(

@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BUILD, free_port, wait_for
+from conftest import BUILD, binary, free_port, wait_for
 from dtsio_util import Dts, free_udp_port, terminate
 from test_dts_forward import ForwardServer
 from test_dts_netflow import nfdump_flows
@@ -188,3 +188,31 @@ def test_doca_api_app_reaches_prometheus_forward_and_nfcapd(tmp_path, nfcapd):
              "TCP" if i % 2 else "UDP", 1909 + 100 * i, 9 + i)
             for i in range(4)}
     assert got == want
+
+
+def test_sixteen_longest_labels_are_exported_and_reserved_refused(tmp_path):
+    """The largest labelled sample the protocol allows (16 labels, 63-byte
+    names, 127-byte values) is exported with every label; a reserved label
+    name is refused by the library before it reaches dts."""
+    dts = Dts(tmp_path, ["disable-provider=sysfs"]).start()
+    try:
+        r = subprocess.run([binary("tests", "system", "dts-labels-check"),
+                            dts.socket_path], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "ok rc=0 bad=-22" in r.stdout  # -EINVAL for __name__
+
+        def line():
+            return [ln for ln in dts.metrics_text().splitlines()
+                    if ln.startswith("dts_app_max_labels_total{")]
+        got = wait_for(line, 20, what="dts_app_max_labels_total")
+        assert len(got) == 1
+        for i in range(16):
+            name = chr(ord("a") + i) * 63
+            value = str(i % 10) * 127
+            assert f'{name}="{value}"' in got[0]
+        assert got[0].endswith(" 7")
+        assert dts.metric("dts_ipc_errors_total") == 0
+        assert "dts_app_bad" not in dts.metrics_text()
+    finally:
+        assert dts.stop() == 0

@@ -17,8 +17,11 @@
  * a source from a schema that was not started, destroying a schema that
  * still has sources); a NULL handle or output pointer returns
  * DOCA_ERROR_INVALID_VALUE. The void setters ignore a NULL handle (DOCA
- * calls that undefined; dpf does nothing) and record bad values so that
- * the next start reports DOCA_ERROR_INVALID_VALUE.
+ * calls that undefined; dpf does nothing) and do nothing once the schema
+ * or source has started; their values are checked where they are used
+ * (field names and types in schema_add_type, source id and tag in
+ * source_start: DOCA_ERROR_INVALID_VALUE), and a copy that ran out of
+ * memory is reported there as DOCA_ERROR_NO_MEMORY.
  *
  * Events: a type's fields are C types named by the
  * DOCA_TELEMETRY_EXPORTER_FIELD_TYPE_* strings; an event is the packed

@@ -24,7 +24,9 @@ struct dts_appctr {
     char *source_id;
     char *source_tag;
     char *name;
-    char *metric; /* exported name, made once */
+    char *lkey;    /* the app's labels as "n\x1fv\x1f..." ("" = none) */
+    char **lpairs; /* name, value, ..., NULL: the app's labels, or NULL */
+    char *metric;  /* exported name, made once */
     uint8_t kind;
     double value;
     uint64_t hash;           /* of the key */
@@ -176,6 +178,11 @@ dts_appsrc_release(struct dts_export *x, struct dts_appsrc *s)
 static void
 dts_appctr_free(struct dts_appctr *a)
 {
+    for (size_t i = 0; a->lpairs && a->lpairs[i]; i++) {
+        free(a->lpairs[i]);
+    }
+    free(a->lpairs);
+    free(a->lkey);
     free(a->name);
     free(a->metric);
     free(a);
@@ -488,14 +495,34 @@ dts_export_app_counter(struct dts_export *x, const struct dts_ipc_record *r)
     const char *stag = r->source ? r->source->source_tag : "";
     const struct dts_ipc_counter *c = r->counter;
     double v = c->kind == DTS_IPC_COUNTER_U64 ? (double) c->u64 : c->f64;
+    /* The labels are part of the series' identity: one key string, made
+     * on the stack (16 labels of at most 63 + 127 bytes). */
+    char lkey[DTS_IPC_MAX_LABELS *
+                  (DTS_IPC_MAX_LABEL_NAME + DTS_IPC_MAX_LABEL_VALUE) +
+              1];
+    size_t lk = 0;
+    for (unsigned i = 0; i < c->n_labels && i < DTS_IPC_MAX_LABELS; i++) {
+        /* each entry is at most 63 + 1 + 127 + 1 bytes: it always fits */
+        size_t nl = strlen(c->labels[i].name);
+        size_t vl = strlen(c->labels[i].value);
+        memcpy(lkey + lk, c->labels[i].name, nl);
+        lkey[lk + nl] = '\x1f';
+        memcpy(lkey + lk + nl + 1, c->labels[i].value, vl);
+        lkey[lk + nl + 1 + vl] = '\x1f';
+        lk += nl + vl + 2;
+    }
+    lkey[lk] = '\0';
     uint64_t h = dts_fnv(
-        dts_fnv(dts_fnv(1469598103934665603ull ^ c->kind, sid), stag), c->name);
+        dts_fnv(dts_fnv(dts_fnv(1469598103934665603ull ^ c->kind, sid), stag),
+                c->name),
+        lkey);
     int64_t now = time_mono_ms();
     if (x->app.buckets) {
         for (struct dts_appctr *a = x->app.buckets[h & x->app.mask]; a;
              a = a->next) {
             if (a->hash == h && a->kind == c->kind &&
-                !strcmp(a->name, c->name) && !strcmp(a->src->source_id, sid) &&
+                !strcmp(a->name, c->name) && !strcmp(a->lkey, lkey) &&
+                !strcmp(a->src->source_id, sid) &&
                 !strcmp(a->src->source_tag, stag)) {
                 a->value = v;
                 a->seen_ms = now;
@@ -521,6 +548,14 @@ dts_export_app_counter(struct dts_export *x, const struct dts_ipc_record *r)
     a->source_id = src->source_id;
     a->source_tag = src->source_tag;
     a->name = xstrdup(c->name);
+    a->lkey = xstrdup(lkey);
+    if (c->n_labels) {
+        a->lpairs = xcalloc(2 * c->n_labels + 1, sizeof *a->lpairs);
+        for (unsigned i = 0; i < c->n_labels; i++) {
+            a->lpairs[2 * i] = xstrdup(c->labels[i].name);
+            a->lpairs[2 * i + 1] = xstrdup(c->labels[i].value);
+        }
+    }
     a->kind = c->kind;
     a->value = v;
     a->hash = h;
@@ -618,8 +653,13 @@ dts_export_collect(struct dts_export *x, struct dts_sink *sink)
                 a->metric = t;
             }
         }
-        const char *labels[] = {"source_id", a->source_id, "source_tag",
-                                a->source_tag, NULL};
+        const char *labels[4 + 2 * DTS_IPC_MAX_LABELS + 1] = {
+            "source_id", a->source_id, "source_tag", a->source_tag};
+        size_t nl = 4;
+        for (size_t k = 0; a->lpairs && a->lpairs[k]; k++) {
+            labels[nl++] = a->lpairs[k];
+        }
+        labels[nl] = NULL;
         dts_sink_add(sink, ctr ? DTS_COUNTER : DTS_GAUGE, a->metric,
                      ctr ? "Counter sent by an exporter-library app."
                          : "Gauge sent by an exporter-library app.",

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lib/telemetry/dts-ipc.h"
 
@@ -19,7 +20,24 @@ on_event(void *aux, const struct dts_ipc_evtype *t, unsigned idx,
     json_decref(j);
 }
 
-static const struct dts_ipc_handlers handlers = {.on_event = on_event};
+/* Touch every byte of a sample's labels (protocol 2) so that the
+ * sanitizers see any read past what the decoder validated. */
+static void
+on_counter(void *aux, int64_t t, const struct dts_ipc_counter *c)
+{
+    size_t n = strlen(c->name);
+    (void) aux;
+    (void) t;
+    for (unsigned i = 0; i < c->n_labels; i++) {
+        n += strlen(c->labels[i].name) + strlen(c->labels[i].value);
+    }
+    if (n == (size_t) -1) {
+        abort();
+    }
+}
+
+static const struct dts_ipc_handlers handlers = {.on_event = on_event,
+                                                 .on_counter = on_counter};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

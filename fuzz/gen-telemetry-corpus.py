@@ -85,6 +85,27 @@ put("dts-ipc", "oversized", b"\x00" + struct.pack("<IBBH", 1 << 30, 1, 3, 0))
 put("dts-ipc", "garbage", b"\x05GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 put("dts-ipc", "truncated", b"\x00" + (hello + schema + events)[:-7])
 put("dts-ipc", "bad-field-type", b"\x00" + hello + frame(2, s("app") + struct.pack("<H", 1) + s("t") + struct.pack("<H", 1) + s("f") + struct.pack("<BBH", 99, 0, 1)))
+# protocol 2: counter samples with labels (kind bit 0x80, then u8 n and
+# n name/value strings)
+hello2 = frame(1, struct.pack("<IHHI", 0x58535444, 2, 1, 1234) + s("app2") + s("tag"))
+def lsample(name, kind, val, labels):
+    return (s(name) + bytes([kind | 0x80]) + val + bytes([len(labels)])
+            + b"".join(s(k) + s(v) for k, v in labels))
+lcounters = frame(4, struct.pack("<qHH", 5, 2, 0)
+                  + lsample("ops_total", 0, struct.pack("<Q", 15), [("iface", "eth0"), ("host", "h1")])
+                  + lsample("temp", 1, struct.pack("<d", 36.6), [("zone", "r\u00e9x")]))
+put("dts-ipc", "v2-labels", b"\x00" + hello2 + schema + events + lcounters + netflow + bye)
+put("dts-ipc", "v2-labels-split", b"\x31" + hello2 + lcounters + bye)
+put("dts-ipc", "v1-labels-refused", b"\x00" + hello + lcounters)
+put("dts-ipc", "v2-reserved-label", b"\x00" + hello2 + frame(4, struct.pack("<qHH", 5, 1, 0)
+    + lsample("x", 0, struct.pack("<Q", 1), [("__name__", "y")])))
+put("dts-ipc", "v2-dup-label", b"\x00" + hello2 + frame(4, struct.pack("<qHH", 5, 1, 0)
+    + lsample("x", 0, struct.pack("<Q", 1), [("a", "1"), ("a", "2")])))
+put("dts-ipc", "v2-bad-utf8", b"\x00" + hello2 + frame(4, struct.pack("<qHH", 5, 1, 0)
+    + s("x") + b"\x80" + struct.pack("<Q", 1) + b"\x01" + s("a") + struct.pack("<H", 2) + b"\xff\xfe"))
+put("dts-ipc", "v2-too-many-labels", b"\x00" + hello2 + frame(4, struct.pack("<qHH", 5, 1, 0)
+    + lsample("x", 0, struct.pack("<Q", 1), [("l%d" % i, "v") for i in range(17)])))
+put("dts-ipc", "v3-hello", b"\x00" + frame(1, struct.pack("<IHHI", 0x58535444, 3, 1, 1) + s("a") + s("b")))
 
 # ---- netflow -------------------------------------------------------------
 def v9_packet(seq, with_t=True):

@@ -194,6 +194,7 @@ dts_exporter_create(const struct dts_exporter_options *o)
         errno = ENOMEM;
         return NULL;
     }
+    ex->hello.proto = DTS_IPC_PROTO_MAX; /* labelled samples */
     ex->hello.pid = (uint32_t) getpid();
     snprintf(ex->hello.source_id, sizeof ex->hello.source_id, "%s", id);
     snprintf(ex->hello.source_tag, sizeof ex->hello.source_tag, "%s", tag);
@@ -393,7 +394,11 @@ send_counter(struct dts_exporter *ex, const struct dts_ipc_counter *c)
     if (n == 0 || n >= DTS_IPC_MAX_NAME) {
         return -EINVAL;
     }
-    int rc = exp_reserve(ex, 8 + 12 + 2 + n + 9);
+    size_t need = 8 + 12 + 2 + n + 9 + 1;
+    for (unsigned i = 0; i < c->n_labels; i++) {
+        need += 4 + strlen(c->labels[i].name) + strlen(c->labels[i].value);
+    }
+    int rc = exp_reserve(ex, need);
     if (rc != 0) {
         return exp_dropped(ex, rc, 1);
     }
@@ -427,6 +432,56 @@ dts_exporter_send_gauge(struct dts_exporter *ex, const char *name, double value)
     }
     strcpy(c.name, name);
     return send_counter(ex, &c);
+}
+
+/* A sample with labels, checked as dts will check it. */
+static int
+send_labeled(struct dts_exporter *ex, const char *name, uint8_t kind,
+             uint64_t u64, double f64, const struct dts_exporter_label *l,
+             size_t n)
+{
+    struct dts_ipc_counter c = {.kind = kind, .u64 = u64, .f64 = f64};
+    if (!name || strlen(name) >= sizeof c.name || n > DTS_IPC_MAX_LABELS ||
+        (n && !l)) {
+        return -EINVAL;
+    }
+    strcpy(c.name, name);
+    for (size_t i = 0; i < n; i++) {
+        if (!l[i].name || !l[i].value ||
+            !dts_ipc_label_name_ok(l[i].name, strlen(l[i].name)) ||
+            !dts_ipc_label_value_ok(l[i].value, strlen(l[i].value))) {
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(l[i].name, l[j].name)) {
+                return -EINVAL;
+            }
+        }
+        strcpy(c.labels[i].name, l[i].name);
+        strcpy(c.labels[i].value, l[i].value);
+    }
+    c.n_labels = (unsigned) n;
+    return send_counter(ex, &c);
+}
+
+int
+dts_exporter_send_counter_labels(struct dts_exporter *ex, const char *name,
+                                 uint64_t value,
+                                 const struct dts_exporter_label *labels,
+                                 size_t n_labels)
+{
+    return send_labeled(ex, name, DTS_IPC_COUNTER_U64, value, 0, labels,
+                        n_labels);
+}
+
+int
+dts_exporter_send_gauge_labels(struct dts_exporter *ex, const char *name,
+                               double value,
+                               const struct dts_exporter_label *labels,
+                               size_t n_labels)
+{
+    return send_labeled(ex, name, DTS_IPC_GAUGE_F64, 0, value, labels,
+                        n_labels);
 }
 
 int

@@ -116,6 +116,16 @@ struct dts_exporter_options {
     bool block_when_full;    /* wait for dts instead of dropping */
 };
 
+/* One label of a labelled sample: name [a-zA-Z_][a-zA-Z0-9_]*, 1..63
+ * bytes, not "__..." nor source_id / source_tag (dts adds those); value
+ * UTF-8 without control characters, 0..127 bytes. */
+struct dts_exporter_label {
+    const char *name;
+    const char *value;
+};
+/* At most this many labels per sample. */
+#define DTS_EXPORTER_MAX_LABELS 16
+
 /* Library counters. */
 struct dts_exporter_stats {
     uint64_t events;   /* events handed to dts */
@@ -159,6 +169,17 @@ int dts_exporter_send_counter(struct dts_exporter *ex, const char *name,
 /* A gauge sample. */
 int dts_exporter_send_gauge(struct dts_exporter *ex, const char *name,
                             double value);
+/* A counter / gauge sample with labels (0..DTS_EXPORTER_MAX_LABELS;
+ * -EINVAL for a bad name, label or count). dts exports each distinct set
+ * of label values as its own series. */
+int dts_exporter_send_counter_labels(struct dts_exporter *ex, const char *name,
+                                     uint64_t value,
+                                     const struct dts_exporter_label *labels,
+                                     size_t n_labels);
+int dts_exporter_send_gauge_labels(struct dts_exporter *ex, const char *name,
+                                   double value,
+                                   const struct dts_exporter_label *labels,
+                                   size_t n_labels);
 /* One flow record for NetFlow/IPFIX re-export. */
 int dts_exporter_send_netflow(struct dts_exporter *ex,
                               const struct dts_exporter_netflow_record *r);

@@ -181,6 +181,39 @@ text_ok(const char *s, size_t n)
     return true;
 }
 
+bool
+dts_ipc_label_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= DTS_IPC_MAX_LABEL_NAME || (s[0] >= '0' && s[0] <= '9') ||
+        (n >= 2 && s[0] == '_' && s[1] == '_') || !strcmp(s, "source_id") ||
+        !strcmp(s, "source_tag")) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool
+dts_ipc_label_value_ok(const char *s, size_t n)
+{
+    if (n >= DTS_IPC_MAX_LABEL_VALUE || !utf8_valid(s, n)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c < 0x20 || c == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- schema ------------------------------------------------------------ */
 
 struct dts_ipc_schema *
@@ -515,7 +548,7 @@ dts_ipc_encode_hello(struct dbuf *out, const struct dts_ipc_hello *h)
     }
     size_t off = frame_begin(out, DTS_IPC_HELLO);
     put_u32(out, DTS_IPC_MAGIC);
-    put_u16(out, DTS_IPC_VERSION);
+    put_u16(out, h->proto ? h->proto : DTS_IPC_VERSION);
     put_u16(out, 1); /* flags: bit 0 = little-endian events */
     put_u32(out, h->pid);
     put_str(out, h->source_id);
@@ -580,6 +613,13 @@ dts_ipc_encode_counters(struct dbuf *out, int64_t time_ns,
     size_t len = DTS_IPC_HDR_LEN + 12;
     for (size_t i = 0; i < n; i++) {
         len += str_len(c[i].name) + 9;
+        if (c[i].n_labels) {
+            len += 1;
+            for (unsigned k = 0; k < c[i].n_labels; k++) {
+                len += str_len(c[i].labels[k].name) +
+                       str_len(c[i].labels[k].value);
+            }
+        }
     }
     if (dbuf_try_reserve(out, len) < 0) {
         return -ENOMEM;
@@ -590,13 +630,21 @@ dts_ipc_encode_counters(struct dbuf *out, int64_t time_ns,
     put_u16(out, 0);
     for (size_t i = 0; i < n; i++) {
         put_str(out, c[i].name);
-        put_u8(out, c[i].kind);
+        put_u8(out, (uint8_t) (c[i].kind |
+                               (c[i].n_labels ? DTS_IPC_KIND_LABELS : 0)));
         if (c[i].kind == DTS_IPC_GAUGE_F64) {
             uint64_t bits;
             memcpy(&bits, &c[i].f64, 8);
             put_u64(out, bits);
         } else {
             put_u64(out, c[i].u64);
+        }
+        if (c[i].n_labels) {
+            put_u8(out, (uint8_t) c[i].n_labels);
+            for (unsigned k = 0; k < c[i].n_labels; k++) {
+                put_str(out, c[i].labels[k].name);
+                put_str(out, c[i].labels[k].value);
+            }
         }
     }
     frame_end(out, off);
@@ -751,10 +799,11 @@ decode_hello(struct dts_ipc_session *s, struct rd *r, struct dpf_error *err)
     if (magic != DTS_IPC_MAGIC) {
         return fail(s, -EBADMSG, err, "HELLO", "bad magic");
     }
-    if (ver != DTS_IPC_VERSION) {
+    if (ver < DTS_IPC_PROTO_MIN || ver > DTS_IPC_PROTO_MAX) {
         return fail(s, -EPROTONOSUPPORT, err, "HELLO",
                     "unsupported protocol version");
     }
+    h.proto = ver;
     if (!(flags & 1)) {
         return fail(s, -EPROTONOSUPPORT, err, "HELLO",
                     "big-endian events are not supported");
@@ -851,6 +900,56 @@ decode_events(struct dts_ipc_session *s, struct rd *r, struct dpf_error *err)
     return 0;
 }
 
+/* One sample (name, kind, value and, from protocol 2, labels); false if
+ * anything in it is malformed. */
+static bool
+rd_sample(struct rd *r, uint16_t proto, struct dts_ipc_counter *c)
+{
+    size_t len = 0;
+    if (!rd_str(r, c->name, sizeof c->name, &len) ||
+        !counter_name_ok(c->name, len)) {
+        return false;
+    }
+    uint8_t kind = rd_u8(r);
+    bool labels = kind & DTS_IPC_KIND_LABELS;
+    c->kind = kind & (uint8_t) ~DTS_IPC_KIND_LABELS;
+    uint64_t v = rd_u64(r);
+    if (c->kind > DTS_IPC_GAUGE_F64 || (labels && proto < 2)) {
+        return false;
+    }
+    if (c->kind == DTS_IPC_GAUGE_F64) {
+        memcpy(&c->f64, &v, 8);
+    } else {
+        c->u64 = v;
+    }
+    c->n_labels = 0;
+    if (!labels) {
+        return !r->bad;
+    }
+    unsigned n = rd_u8(r);
+    if (n == 0 || n > DTS_IPC_MAX_LABELS) {
+        return false;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        struct dts_ipc_label *l = &c->labels[k];
+        size_t ln = 0, lv = 0;
+        if (!rd_str(r, l->name, sizeof l->name, &ln) ||
+            !rd_str(r, l->value, sizeof l->value, &lv) ||
+            !dts_ipc_label_name_ok(l->name, ln) ||
+            !dts_ipc_label_value_ok(l->value, lv)) {
+            return false;
+        }
+        /* a name twice would make an invalid exposition line */
+        for (unsigned j = 0; j < k; j++) {
+            if (!strcmp(c->labels[j].name, l->name)) {
+                return false;
+            }
+        }
+    }
+    c->n_labels = n;
+    return !r->bad;
+}
+
 static int
 decode_counters(struct dts_ipc_session *s, struct rd *r, struct dpf_error *err)
 {
@@ -862,29 +961,17 @@ decode_counters(struct dts_ipc_session *s, struct rd *r, struct dpf_error *err)
     }
     /* Validate the whole frame before delivering anything. */
     struct rd probe = *r;
+    struct dts_ipc_counter c;
     for (unsigned i = 0; i < n; i++) {
-        char name[DTS_IPC_MAX_NAME];
-        size_t len = 0;
-        if (!rd_str(&probe, name, sizeof name, &len) ||
-            !counter_name_ok(name, len) || rd_u8(&probe) > 1) {
+        if (!rd_sample(&probe, s->hello.proto, &c)) {
             return fail(s, -EBADMSG, err, "COUNTER", "bad sample");
         }
-        rd_u64(&probe);
     }
     if (probe.bad || probe.left) {
         return fail(s, -EBADMSG, err, "COUNTER", "bad length");
     }
     for (unsigned i = 0; i < n; i++) {
-        struct dts_ipc_counter c = {0};
-        size_t len;
-        rd_str(r, c.name, sizeof c.name, &len);
-        c.kind = rd_u8(r);
-        uint64_t v = rd_u64(r);
-        if (c.kind == DTS_IPC_GAUGE_F64) {
-            memcpy(&c.f64, &v, 8);
-        } else {
-            c.u64 = v;
-        }
+        rd_sample(r, s->hello.proto, &c);
         if (s->h.on_counter) {
             s->h.on_counter(s->aux, ts, &c);
         }

@@ -29,6 +29,15 @@
 #include "lib/base/util.h"
 
 #define DTS_IPC_VERSION 1
+/* Protocol versions a HELLO may announce: 1 (the original), 2 (adds
+ * labelled counter samples, see docs/services/dts-ipc.md). The frame
+ * header's version byte stays DTS_IPC_VERSION in both. */
+#define DTS_IPC_PROTO_MIN 1
+#define DTS_IPC_PROTO_MAX 2
+/* Labels of one counter sample (protocol 2). */
+#define DTS_IPC_MAX_LABELS 16
+#define DTS_IPC_MAX_LABEL_NAME 64   /* incl. NUL */
+#define DTS_IPC_MAX_LABEL_VALUE 128 /* incl. NUL */
 #define DTS_IPC_HDR_LEN 8
 /* Default and hard upper bound of one frame. */
 #define DTS_IPC_DEFAULT_MAX_FRAME (1u << 20)
@@ -82,9 +91,13 @@ enum dts_ipc_counter_kind {
     DTS_IPC_COUNTER_U64 = 0, /* monotonic counter, uint64 */
     DTS_IPC_GAUGE_F64 = 1,   /* gauge, double */
 };
+/* Set in a sample's kind byte (protocol 2): labels follow the value. */
+#define DTS_IPC_KIND_LABELS 0x80
 
 /* HELLO contents. */
 struct dts_ipc_hello {
+    uint16_t proto;                    /* protocol version announced; the
+                                        * encoder sends 1 when 0 */
     uint32_t pid;                      /* sender's process id */
     char source_id[DTS_IPC_MAX_NAME];  /* source id */
     char source_tag[DTS_IPC_MAX_NAME]; /* source tag */
@@ -114,13 +127,30 @@ struct dts_ipc_schema {
     struct dts_ipc_evtype *types; /* owned */
 };
 
+/* One label of a counter sample. */
+struct dts_ipc_label {
+    char name[DTS_IPC_MAX_LABEL_NAME];   /* [a-zA-Z_][a-zA-Z0-9_]*, see
+                                          * dts_ipc_label_name_ok() */
+    char value[DTS_IPC_MAX_LABEL_VALUE]; /* UTF-8, no control chars */
+};
+
 /* One counter sample. */
 struct dts_ipc_counter {
     char name[DTS_IPC_MAX_NAME]; /* counter name */
     uint8_t kind;                /* enum dts_ipc_counter_kind */
     uint64_t u64;                /* value when kind == COUNTER_U64 */
     double f64;                  /* value when kind == GAUGE_F64 */
+    unsigned n_labels;           /* labels below (protocol 2), 0..16 */
+    struct dts_ipc_label labels[DTS_IPC_MAX_LABELS];
 };
+
+/* A label name dts accepts from an app: [a-zA-Z_][a-zA-Z0-9_]*, 1..63
+ * bytes, not starting with "__" (Prometheus reserves those) and not
+ * source_id / source_tag (dts sets those itself). */
+bool dts_ipc_label_name_ok(const char *s, size_t n);
+/* A label value dts accepts: valid UTF-8, no control characters, 0..127
+ * bytes. */
+bool dts_ipc_label_value_ok(const char *s, size_t n);
 
 /* ---- schema helpers ---------------------------------------------------- */
 

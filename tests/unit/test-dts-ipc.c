@@ -341,6 +341,66 @@ test_session_rejects(void **state)
     dbuf_free(&b);
 }
 
+/* Protocol 2: counter samples with labels. A protocol-1 session may not
+ * send them; label names that are reserved (__*, source_id, source_tag),
+ * malformed or repeated and values with control characters are refused. */
+static void
+test_labelled_counters(void **state)
+{
+    struct dts_ipc_counter c = {
+        .name = "ops_total", .kind = 0, .u64 = 5, .n_labels = 2};
+    strcpy(c.labels[0].name, "iface");
+    strcpy(c.labels[0].value, "eth0");
+    strcpy(c.labels[1].name, "dir");
+    strcpy(c.labels[1].value, "r\xc3\xa9x"); /* UTF-8 is fine */
+    struct seen seen;
+    struct dbuf b;
+    /* protocol 2: delivered with its labels */
+    dbuf_init(&b);
+    struct dts_ipc_hello h2 = {.proto = 2, .pid = 1};
+    dts_ipc_encode_hello(&b, &h2);
+    size_t hello_end = b.len;
+    dts_ipc_encode_counters(&b, 0, &c, 1);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(feed_once(b.data, b.len, &seen), 0);
+    assert_int_equal(seen.counters, 1);
+    assert_int_equal(seen.ctr[0].n_labels, 2);
+    assert_string_equal(seen.ctr[0].labels[1].name, "dir");
+    assert_string_equal(seen.ctr[0].labels[1].value, "r\xc3\xa9x");
+    assert_int_equal(seen.ctr[0].u64, 5);
+    /* bad labels, each refused */
+    static const char *const bad_names[] = {
+        "__name__", "source_id", "source_tag", "1a", "a-b", "dir"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+        struct dts_ipc_counter x = c;
+        strcpy(x.labels[0].name, bad_names[i]); /* "dir": a repeat */
+        b.len = hello_end;
+        dts_ipc_encode_counters(&b, 0, &x, 1);
+        assert_int_equal(feed_once(b.data, b.len, &seen), -EBADMSG);
+    }
+    struct dts_ipc_counter x = c;
+    strcpy(x.labels[0].value, "a\nb");
+    b.len = hello_end;
+    dts_ipc_encode_counters(&b, 0, &x, 1);
+    assert_int_equal(feed_once(b.data, b.len, &seen), -EBADMSG);
+    strcpy(x.labels[0].value, "\xff\xfe"); /* not UTF-8 */
+    b.len = hello_end;
+    dts_ipc_encode_counters(&b, 0, &x, 1);
+    assert_int_equal(feed_once(b.data, b.len, &seen), -EBADMSG);
+    /* protocol 1 may not carry labels */
+    b.len = 0;
+    struct dts_ipc_hello h1 = {.pid = 1};
+    dts_ipc_encode_hello(&b, &h1);
+    dts_ipc_encode_counters(&b, 0, &c, 1);
+    assert_int_equal(feed_once(b.data, b.len, &seen), -EBADMSG);
+    /* protocol 3 is not known */
+    b.len = 0;
+    struct dts_ipc_hello h3 = {.proto = 3, .pid = 1};
+    dts_ipc_encode_hello(&b, &h3);
+    assert_int_equal(feed_once(b.data, b.len, &seen), -EPROTONOSUPPORT);
+    dbuf_free(&b);
+}
+
 int
 main(void)
 {
@@ -349,6 +409,7 @@ main(void)
         cmocka_unit_test(test_session_roundtrip),
         cmocka_unit_test(test_event_json),
         cmocka_unit_test(test_session_rejects),
+        cmocka_unit_test(test_labelled_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

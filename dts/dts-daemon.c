@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dpf/dts-exporter.h"
@@ -52,6 +53,7 @@ struct dts_daemon {
     struct loop_timer *reload_timer;
     int inotify_fd;
     struct loop_watch *inotify_watch;
+    uint64_t loaded_stamp; /* config files' stamp taken before the load */
     struct dts_http *http;
     char *http_url;                /* URL the server was started for */
     struct loop_timer *http_retry; /* armed while the bind keeps failing */
@@ -579,11 +581,42 @@ dts_apply(struct dts_daemon *d, struct dts_config *c, struct dts_filter *filter,
              c->path, c->update_ms, c->n_providers);
 }
 
+/* A fingerprint of the configuration's files (the config dir itself,
+ * whose mtime moves on a rename into it, and both config file names),
+ * taken before a load: when the watch is (re)created after the load, a
+ * different stamp means the files changed in between, unseen by inotify,
+ * and a reload is scheduled. */
+static uint64_t
+dts_config_stamp(const char *dir)
+{
+    static const char *const names[] = {"", "/" DTS_CONFIG_FILE,
+                                        "/" DTS_CONFIG_YAML};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        uint64_t v[4] = {0, 0, 0, 0};
+        if ((size_t) snprintf(path, sizeof path, "%s%s", dir, names[i]) <
+                sizeof path &&
+            stat(path, &st) == 0) {
+            v[0] = (uint64_t) st.st_ino;
+            v[1] = (uint64_t) st.st_mtim.tv_sec;
+            v[2] = (uint64_t) st.st_mtim.tv_nsec;
+            v[3] = (uint64_t) st.st_size;
+        }
+        for (size_t k = 0; k < 4; k++) {
+            h = (h ^ v[k]) * 1099511628211ull;
+        }
+    }
+    return h;
+}
+
 int
 dts_daemon_reload(struct dts_daemon *d)
 {
     struct dpf_error err;
     dpf_error_clear(&err);
+    d->loaded_stamp = dts_config_stamp(d->config_dir);
     struct dts_config *c = dts_config_load(&d->rt, &err);
     struct dts_filter *filter = NULL;
     struct dts_labels *labels = NULL;
@@ -694,6 +727,12 @@ dts_watch_apply(struct dts_daemon *d)
     }
     d->inotify_watch =
         loop_watch_fd(d->loop, d->inotify_fd, LOOP_READ, dts_on_inotify, d);
+    /* a change between the load and this watch would otherwise be lost */
+    if (!d->reload_timer &&
+        dts_config_stamp(d->config_dir) != d->loaded_stamp) {
+        d->reload_timer = loop_timer_add(d->loop, DTS_RELOAD_DEBOUNCE_MS, 0,
+                                         dts_on_reload_timer, d);
+    }
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -741,6 +780,7 @@ dts_daemon_start(struct loop *loop, const struct dts_runtime *rt,
         dts_model_error_declare(d->model, "memory_budget", "part", budget[i]);
     }
     d->export = dts_export_create(d->model);
+    d->loaded_stamp = dts_config_stamp(d->config_dir);
     struct dts_config *c = dts_config_load(&d->rt, err);
     struct dts_filter *filter = NULL;
     struct dts_labels *labels = NULL;

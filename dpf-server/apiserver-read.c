@@ -404,7 +404,10 @@ as_index_filter(void *arg, const char *key, const char *value, size_t len,
                                           labels)) {
             return false;
         }
-        return !f->fields || as_filter_match(f, key, NULL);
+        /* The rest is decided by the key (metadata.name/namespace). */
+        struct as_filter by_key = *f;
+        by_key.labels = NULL;
+        return !f->fields || as_filter_match(&by_key, key, NULL);
     }
     json_t *obj = as_filter_labels_only(f) ? as_load_labels(value, len)
                                            : json_loadb(value, len, 0, NULL);

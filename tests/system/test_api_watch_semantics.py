@@ -127,11 +127,20 @@ def _kubectl_watch_events(s, version, selector, actions, want):
     p = subprocess.Popen(
         [KUBECTL[version], "--kubeconfig", s.kubeconfig, "--cache-dir",
          cache, "get", "configmaps", "-l", selector, "--watch-only",
-         "--output-watch-events", "-o", "json"],
+         "--output-watch-events", "-o", "json", "-v=6"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = Lines(p.stdout)
-        time.sleep(1.5)  # let it connect its watch
+        log = Lines(p.stderr)
+        # -v=6 logs each request once its answer started: act only once
+        # the watch is open (a loaded machine may take seconds to get
+        # there)
+        deadline = time.monotonic() + 60
+        while True:
+            line = log.get(deadline)
+            assert line is not None, "kubectl never opened its watch"
+            if "watch=true" in line and " 200 OK" in line:
+                break
         actions()
         dec = json.JSONDecoder()
         buf, out = "", []

@@ -384,6 +384,15 @@ bool as_filter_labels_only(const struct as_filter *f);
 /* Does the object (key always; obj when needed) match? */
 bool as_filter_match(const struct as_filter *f, const char *key,
                      const json_t *obj);
+/* The ListOptions combinations kube-apiserver refuses (resourceVersionMatch
+ * without resourceVersion, sendInitialEvents on a list, ...): 0, or
+ * -EINVAL with a 422 Invalid on ListOptions.meta.k8s.io in ae. */
+int as_check_list_options(struct http_request *req, bool watch,
+                          struct as_error *ae);
+struct watch_cache_labels;
+/* watch_cache_filter_fn over a struct as_filter (arg). */
+bool as_index_filter(void *arg, const char *key, const char *value, size_t len,
+                     const struct watch_cache_labels *labels);
 /* Allowed field selector paths for a kind (NULL-terminated). */
 const char *const *as_field_selector_paths(const struct schema_kind *k);
 

@@ -206,48 +206,99 @@ as_append_table_event(struct dbuf *b, const struct as_watch *ws,
     free(text);
 }
 
-/* Append one event if it passes the filters. */
+/* Does one version of an object (stored text, with or without its
+ * resourceVersion) pass the watch's selectors? */
+static bool
+as_watch_match(const struct as_watch *ws, const char *key, const char *text,
+               size_t len)
+{
+    if (!as_filter_needs_object(&ws->filter)) {
+        return as_filter_match(&ws->filter, key, NULL);
+    }
+    json_t *obj = as_filter_labels_only(&ws->filter)
+                      ? as_load_labels(text, len)
+                      : json_loadb(text, len, 0, NULL);
+    bool ok = obj && as_filter_match(&ws->filter, key, obj);
+    json_decref(obj);
+    return ok;
+}
+
 static void
-as_append_event(struct dbuf *b, const struct as_watch *ws, const char *type,
-                const char *key, const char *object, size_t len)
+as_append_object(struct dbuf *b, const struct as_watch *ws, const char *type,
+                 const char *object, size_t len)
+{
+    if (ws->fmt.out == AS_OUT_TABLE) {
+        json_t *obj = json_loadb(object, len, 0, NULL);
+        if (obj) {
+            as_append_table_event(b, ws, type, obj);
+        }
+        json_decref(obj);
+        return;
+    }
+    dbuf_printf(b, "{\"type\":\"%s\",\"object\":", type);
+    dbuf_append(b, object, len);
+    dbuf_puts(b, "}\n");
+}
+
+/* Append one event as this watch sees it (kube-apiserver's rules): with
+ * selectors, an object that starts matching is ADDED, one that stops is
+ * DELETED carrying its previous content with the event's
+ * resourceVersion, and one that matches neither before nor after is not
+ * sent. prev is the stored value before the event (NULL: none or
+ * unknown); object has its resourceVersion set to rv. */
+static void
+as_append_event(struct dbuf *b, const struct as_watch *ws,
+                enum store_event_type type, const char *key, const char *object,
+                size_t len, const char *prev, size_t prev_len, int64_t rv)
 {
     if (ws->only_key && strcmp(key, ws->only_key) != 0) {
         return;
     }
-    json_t *obj = NULL;
-    bool table = ws->fmt.out == AS_OUT_TABLE;
-    if (table || (as_filter_needs_object(&ws->filter) &&
-                  !as_filter_labels_only(&ws->filter))) {
-        obj = json_loadb(object, len, 0, NULL);
-        if (!obj) {
-            return;
-        }
-    } else if (as_filter_needs_object(&ws->filter)) {
-        obj = as_load_labels(object, len);
-    }
-    if ((ws->filter.labels || ws->filter.fields) &&
-        !as_filter_match(&ws->filter, key, obj)) {
-        json_decref(obj);
+    if (!ws->filter.labels && !ws->filter.fields) {
+        as_append_object(b, ws, as_event_type(type), object, len);
         return;
     }
-    if (table) {
-        as_append_table_event(b, ws, type, obj);
-    } else {
-        dbuf_printf(b, "{\"type\":\"%s\",\"object\":", type);
-        dbuf_append(b, object, len);
-        dbuf_puts(b, "}\n");
+    bool now =
+        type != STORE_EVENT_DELETED && as_watch_match(ws, key, object, len);
+    bool before = false;
+    if (type == STORE_EVENT_DELETED) {
+        /* The deleted value is the event's object. */
+        before = as_watch_match(ws, key, object, len);
+    } else if (prev && type == STORE_EVENT_MODIFIED) {
+        before = as_watch_match(ws, key, prev, prev_len);
     }
-    json_decref(obj);
+    if (now) {
+        as_append_object(b, ws, before ? "MODIFIED" : "ADDED", object, len);
+    } else if (before && type == STORE_EVENT_DELETED) {
+        as_append_object(b, ws, "DELETED", object, len);
+    } else if (before) {
+        size_t n;
+        char *text = as_inject_rv(prev, prev_len, rv, &n);
+        as_append_object(b, ws, "DELETED", text, n);
+        free(text);
+    }
+}
+
+/* A BOOKMARK at rv; initial_end marks the end of the initial events of a
+ * sendInitialEvents=true watch (annotation k8s.io/initial-events-end). */
+static void
+as_append_bookmark_at(struct dbuf *b, const struct as_watch *ws, int64_t rv,
+                      bool initial_end)
+{
+    dbuf_printf(b,
+                "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\","
+                "\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+                "\"%lld\"%s}}}\n",
+                ws->k->kind, schema_api_version(ws->k), (long long) rv,
+                initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":"
+                              "\"true\"}"
+                            : "");
 }
 
 static void
 as_append_bookmark(struct dbuf *b, const struct as_watch *ws, int64_t rv)
 {
-    dbuf_printf(b,
-                "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\","
-                "\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
-                "\"%lld\"}}}\n",
-                ws->k->kind, schema_api_version(ws->k), (long long) rv);
+    as_append_bookmark_at(b, ws, rv, false);
 }
 
 /* An ERROR event carrying a 410 Expired Status with message msg. */
@@ -486,8 +537,8 @@ as_watch_process(struct as_hub *hub, struct as_watch *ws)
             break;
         }
         if (ev->rv > ws->last_rv) {
-            as_append_event(&b, ws, as_event_type(ev->type), ev->key,
-                            ev->object, ev->len);
+            as_append_event(&b, ws, ev->type, ev->key, ev->object, ev->len,
+                            ev->prev, ev->prev_len, ev->rv);
             ws->last_rv = ev->rv;
         }
         watch_event_release(ev);
@@ -614,17 +665,26 @@ as_hub_destroy(struct as_hub *hub)
 struct as_initial {
     struct as_watch *ws;
     struct dbuf *b;
-    size_t max; /* the watch's buffer budget */
-    bool over;  /* the initial events do not fit it */
+    size_t max;    /* the watch's buffer budget */
+    bool over;     /* the initial events do not fit it */
+    bool filtered; /* the object index applied the selectors */
 };
 
 static int
 as_initial_each(void *arg, const struct store_kv *kv)
 {
     struct as_initial *c = arg;
+    if (c->ws->only_key && strcmp(kv->key, c->ws->only_key) != 0) {
+        return 0;
+    }
     size_t len;
     char *text = as_inject_rv(kv->value, kv->len, kv->rv, &len);
-    as_append_event(c->b, c->ws, "ADDED", kv->key, text, len);
+    if (c->filtered) {
+        as_append_object(c->b, c->ws, "ADDED", text, len);
+    } else {
+        as_append_event(c->b, c->ws, STORE_EVENT_ADDED, kv->key, text, len,
+                        NULL, 0, kv->rv);
+    }
     free(text);
     if (c->b->len > c->max) {
         c->over = true;
@@ -655,6 +715,10 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
 {
     struct as_error ae = {0};
     struct as_hub *hub = as->hub;
+    if (as_check_list_options(req, true, &ae) < 0) {
+        as_respond_error(req, &ae);
+        return;
+    }
     struct as_watch *ws = xcalloc(1, sizeof(*ws));
     ws->hub = hub;
     ws->k = k;
@@ -670,9 +734,16 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
         ws->only_key = as_key(k, ns, name);
     }
     const char *rvs = http_request_query(req, "resourceVersion");
+    const char *sie = http_request_query(req, "sendInitialEvents");
     int64_t since = 0;
-    bool initial = !rvs || !*rvs || !strcmp(rvs, "0");
-    if (!initial) {
+    bool no_rv = !rvs || !*rvs || !strcmp(rvs, "0");
+    /* Without sendInitialEvents: the current state first only when no
+     * resourceVersion is given (the legacy rule). With it: the state
+     * (not older than resourceVersion) first when true, and nothing but
+     * the changes after resourceVersion (or now) when false. */
+    bool send_initial = sie && (!strcmp(sie, "true") || !strcmp(sie, "1"));
+    bool initial = sie ? send_initial : no_rv;
+    if (!no_rv) {
         char *end;
         long long v = strtoll(rvs, &end, 10);
         if (*end || v < 0) {
@@ -706,16 +777,27 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
     char *prefix = as_prefix(k, ns);
     bool too_large = false;
     if (initial) {
-        struct as_initial c = {ws, b, as->cfg.watch_buffer_bytes, false};
+        struct as_initial c = {ws, b, as->cfg.watch_buffer_bytes, false, true};
         int64_t list_rv = 0;
-        store_list(as->store, ws->only_key ? ws->only_key : prefix, NULL, 0,
-                   as_initial_each, &c, &list_rv, NULL, NULL);
+        const char *from = ws->only_key ? ws->only_key : prefix;
+        if (watch_cache_list(as->wc, from, NULL, 0, as_index_filter,
+                             &ws->filter, as_initial_each, &c,
+                             &list_rv) == -ENOTSUP) {
+            c.filtered = false;
+            store_list(as->store, from, NULL, 0, as_initial_each, &c, &list_rv,
+                       NULL, NULL);
+        }
         since = list_rv;
         if (c.over) {
             too_large = true;
             dbuf_free(b);
             as_append_initial_too_large(b, c.max);
+        } else if (send_initial && ws->bookmarks) {
+            /* The client's informer is synced once it has read this. */
+            as_append_bookmark_at(b, ws, list_rv, true);
         }
+    } else if (sie && no_rv) {
+        since = watch_cache_current_rv(as->wc);
     }
     ws->last_rv = since;
     int err = 0;

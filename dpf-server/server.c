@@ -1326,6 +1326,18 @@ server_run(const struct server_options *o)
     srv.wc =
         watch_cache_create(o->watch_cache_size, store_current_rv(srv.store));
     watch_cache_set_max_bytes(srv.wc, o->watch_cache_bytes);
+    /* Every object into the watch cache's index before the API answers
+     * (and before the store's hook feeds it): lists are served from it. */
+    int64_t t_load = time_mono_ms();
+    if (watch_cache_load(srv.wc, srv.store, &err) < 0) {
+        log_error("cannot load the objects into the watch cache",
+                  "error=\"%s\"", err.message);
+        goto out;
+    }
+    size_t idx_objects = 0, idx_bytes = 0;
+    watch_cache_index_stats(srv.wc, &idx_objects, &idx_bytes);
+    log_info("watch cache index loaded", "objects=%zu bytes=%zu ms=%lld",
+             idx_objects, idx_bytes, (long long) (time_mono_ms() - t_load));
     struct apiserver_config ac = {
         .max_body = SERVER_MAX_BODY,
         .watch_buffer_bytes = o->watch_buffer_bytes,

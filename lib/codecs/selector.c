@@ -677,6 +677,20 @@ selector_match_labels(const struct selector *sel, const json_t *labels)
     return true;
 }
 
+bool
+selector_match_labels_lookup(const struct selector *sel,
+                             const char *(*get)(const void *arg,
+                                                const char *key),
+                             const void *arg)
+{
+    for (size_t i = 0; sel && i < sel->n; i++) {
+        if (!req_match(&sel->reqs[i], get(arg, sel->reqs[i].key))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The text of the field at a dotted path ("" if absent). buf holds
  * numbers and booleans. */
 static const char *

@@ -34,6 +34,12 @@ bool selector_empty(const struct selector *sel);
 /* Does a labels object (JSON object of string->string, may be NULL)
  * satisfy a label selector? */
 bool selector_match_labels(const struct selector *sel, const json_t *labels);
+/* The same over labels kept elsewhere: get(arg, key) returns the value of
+ * label key or NULL when the object has no such label. */
+bool selector_match_labels_lookup(const struct selector *sel,
+                                  const char *(*get)(const void *arg,
+                                                     const char *key),
+                                  const void *arg);
 /* Does an object satisfy a field selector (paths looked up in obj;
  * absent fields compare as "")? */
 bool selector_match_fields(const struct selector *sel, const json_t *obj);

@@ -40,13 +40,40 @@
  * struct, allocator headers and the injected resourceVersion. */
 #define WC_EVENT_OVERHEAD 96
 
+/* A stored value, shared by the index and the ring's events. */
+struct wc_text {
+    atomic_int refs;
+    size_t len;
+    char data[]; /* NUL-terminated */
+};
+
+/* An object's labels: n key/value pairs pointing into the same block. */
+struct watch_cache_labels {
+    size_t n;
+    size_t size;      /* bytes of the whole block */
+    const char *kv[]; /* key0, value0, key1, value1, ... */
+};
+
+/* One key's current value in the index: one block holding the entry,
+ * its key and its labels, so a list's walk over 100,000 entries touches
+ * one place per entry (the walk is bound by cache misses). */
+struct wc_entry {
+    struct wc_entry *hnext;            /* hash chain */
+    uint64_t hash;                     /* of key */
+    struct wc_text *text;              /* current value */
+    int64_t rv;                        /* its mod revision */
+    struct watch_cache_labels *labels; /* in this block; NULL = none */
+    size_t cost;                       /* bytes charged to index_bytes */
+    char key[];                        /* then the labels, aligned */
+};
+
 /* An event with its private bookkeeping. */
 struct wc_event {
     struct watch_event pub;        /* must be first: handed out to watchers */
     atomic_int refs;               /* ring + deliveries not yet released */
     atomic_bool built;             /* pub.object is final */
-    char *raw;                     /* the store's value until built */
-    size_t raw_len;                /* its length */
+    struct wc_text *raw;           /* the store's value (shared) */
+    struct wc_text *prev;          /* the value before (shared) or NULL */
     size_t cost;                   /* bytes charged to the cache's byte bound */
     struct wc_event *evicted_next; /* hook's list of events to release */
 };
@@ -86,7 +113,223 @@ struct watch_cache {
     pthread_cond_t notify_cond;  /* signalled when a dead watcher's
                                   * pending count drops */
     pthread_mutex_t build_locks[WC_BUILD_LOCKS]; /* lazy event build */
+
+    /* The object index (under lock, written by the hook). */
+    struct wc_entry **buckets; /* hash table, n_buckets a power of two */
+    size_t n_buckets;
+    size_t n_entries;
+    size_t index_bytes; /* charged for entries and their texts */
+    bool loaded;        /* filled from the store: lists may use it */
 };
+
+/* ---- shared texts ---- */
+
+static struct wc_text *
+wc_text_new(const char *value, size_t len)
+{
+    struct wc_text *t = xmalloc(sizeof *t + len + 1);
+    atomic_init(&t->refs, 1);
+    t->len = len;
+    if (len) {
+        memcpy(t->data, value, len);
+    }
+    t->data[len] = 0;
+    return t;
+}
+
+static struct wc_text *
+wc_text_ref(struct wc_text *t)
+{
+    if (t) {
+        atomic_fetch_add(&t->refs, 1);
+    }
+    return t;
+}
+
+static void
+wc_text_unref(struct wc_text *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        free(t);
+    }
+}
+
+/* ---- the object index ---- */
+
+static uint64_t
+wc_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *) key; *p; p++) {
+        h = (h ^ *p) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Parse metadata.labels out of a stored value; NULL when there are none
+ * (or the value is not an object). One allocation. */
+static struct watch_cache_labels *
+wc_labels_parse(const char *value, size_t len)
+{
+    json_t *root = json_loadb(value, len, 0, NULL);
+    json_t *labels =
+        json_object_get(json_object_get(root, "metadata"), "labels");
+    struct watch_cache_labels *l = NULL;
+    size_t n = 0, bytes = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v)
+    {
+        if (json_is_string(v)) {
+            n++;
+            bytes += strlen(k) + 1 + json_string_length(v) + 1;
+        }
+    }
+    if (n) {
+        size_t size = sizeof *l + 2 * n * sizeof(char *) + bytes;
+        l = xmalloc(size);
+        l->size = size;
+        char *p = (char *) &l->kv[2 * n];
+        l->n = 0;
+        json_object_foreach(labels, k, v)
+        {
+            if (!json_is_string(v)) {
+                continue;
+            }
+            size_t kl = strlen(k) + 1, vl = json_string_length(v) + 1;
+            memcpy(p, k, kl);
+            l->kv[2 * l->n] = p;
+            p += kl;
+            memcpy(p, json_string_value(v), vl);
+            l->kv[2 * l->n + 1] = p;
+            p += vl;
+            l->n++;
+        }
+    }
+    json_decref(root);
+    return l;
+}
+
+const char *
+watch_cache_label(const void *arg, const char *key)
+{
+    const struct watch_cache_labels *l = arg;
+    for (size_t i = 0; l && i < l->n; i++) {
+        if (!strcmp(l->kv[2 * i], key)) {
+            return l->kv[2 * i + 1];
+        }
+    }
+    return NULL;
+}
+
+static struct wc_entry **
+wc_index_slot(struct watch_cache *wc, const char *key, uint64_t h)
+{
+    struct wc_entry **pp = &wc->buckets[h & (wc->n_buckets - 1)];
+    while (*pp && ((*pp)->hash != h || strcmp((*pp)->key, key) != 0)) {
+        pp = &(*pp)->hnext;
+    }
+    return pp;
+}
+
+static void
+wc_index_grow(struct watch_cache *wc)
+{
+    size_t n = wc->n_buckets ? wc->n_buckets * 2 : 1024;
+    struct wc_entry **b = xcalloc(n, sizeof *b);
+    for (size_t i = 0; i < wc->n_buckets; i++) {
+        struct wc_entry *e = wc->buckets[i];
+        while (e) {
+            struct wc_entry *next = e->hnext;
+            e->hnext = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(wc->buckets);
+    wc->buckets = b;
+    wc->n_buckets = n;
+}
+
+static void
+wc_entry_free(struct wc_entry *e)
+{
+    wc_text_unref(e->text);
+    free(e);
+}
+
+/* A new entry block for key, with a copy of labels (may be NULL). */
+static struct wc_entry *
+wc_entry_new(const char *key, const struct watch_cache_labels *labels)
+{
+    size_t klen = strlen(key) + 1;
+    size_t at = (sizeof(struct wc_entry) + klen + 7) & ~(size_t) 7;
+    struct wc_entry *e = xcalloc(1, at + (labels ? labels->size : 0));
+    memcpy(e->key, key, klen);
+    if (labels) {
+        struct watch_cache_labels *l =
+            (struct watch_cache_labels *) ((char *) e + at);
+        memcpy(l, labels, labels->size);
+        /* The pairs point into the block: move them with it. */
+        for (size_t i = 0; i < 2 * l->n; i++) {
+            l->kv[i] =
+                (const char *) l + (labels->kv[i] - (const char *) labels);
+        }
+        e->labels = l;
+    }
+    return e;
+}
+
+/* Apply one write to the index (caller holds the write lock); returns
+ * the key's previous text (a reference the caller owns) and its rv.
+ * labels were parsed from text by the caller, outside the lock. */
+static struct wc_text *
+wc_index_apply(struct watch_cache *wc, enum store_event_type type,
+               const char *key, struct wc_text *text,
+               struct watch_cache_labels *labels, int64_t rv, int64_t *prev_rv)
+{
+    if (wc->n_entries >= wc->n_buckets) {
+        wc_index_grow(wc);
+    }
+    uint64_t h = wc_hash(key);
+    struct wc_entry **pp = wc_index_slot(wc, key, h);
+    struct wc_entry *e = *pp;
+    struct wc_text *prev = NULL;
+    *prev_rv = 0;
+    if (e) {
+        prev = wc_text_ref(e->text);
+        *prev_rv = e->rv;
+    }
+    if (type == STORE_EVENT_DELETED) {
+        free(labels);
+        if (e) {
+            *pp = e->hnext;
+            wc->n_entries--;
+            wc->index_bytes -= e->cost;
+            wc_entry_free(e);
+        }
+        return prev;
+    }
+    struct wc_entry *ne = wc_entry_new(key, labels);
+    free(labels);
+    ne->hash = h;
+    if (!e) {
+        ne->hnext = *pp;
+        wc->n_entries++;
+    } else {
+        ne->hnext = e->hnext;
+        wc->index_bytes -= e->cost;
+        wc_entry_free(e);
+    }
+    *pp = ne;
+    ne->text = wc_text_ref(text);
+    ne->rv = rv;
+    ne->cost = sizeof *ne + strlen(key) + 1 + 7 + sizeof *text + text->len + 1 +
+               (ne->labels ? ne->labels->size : 0) + sizeof(void *) +
+               WC_EVENT_OVERHEAD;
+    wc->index_bytes += ne->cost;
+    return prev;
+}
 
 struct watch_cache *
 watch_cache_create(size_t capacity, int64_t start_rv)
@@ -121,10 +364,11 @@ watch_event_release(struct watch_event *ev)
     struct wc_event *e = (struct wc_event *) ev;
     if (atomic_fetch_sub(&e->refs, 1) == 1) {
         free(e->pub.key);
-        if (e->pub.object != e->raw) {
+        if (!e->raw || e->pub.object != e->raw->data) {
             free(e->pub.object);
         }
-        free(e->raw);
+        wc_text_unref(e->raw);
+        wc_text_unref(e->prev);
         free(e);
     }
 }
@@ -146,6 +390,14 @@ watch_cache_destroy(struct watch_cache *wc)
     }
     free(wc->ring);
     free(wc->scratch);
+    for (size_t i = 0; i < wc->n_buckets; i++) {
+        while (wc->buckets[i]) {
+            struct wc_entry *e = wc->buckets[i];
+            wc->buckets[i] = e->hnext;
+            wc_entry_free(e);
+        }
+    }
+    free(wc->buckets);
     pthread_rwlock_destroy(&wc->lock);
     pthread_mutex_destroy(&wc->hook_lock);
     pthread_mutex_destroy(&wc->notify_lock);
@@ -221,12 +473,24 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
     e->pub.type = type;
     e->pub.rv = rv;
     e->pub.key = xstrdup(key);
-    e->raw = xstrndup(value ? value : "", len);
-    e->raw_len = len;
-    e->cost = sizeof *e + strlen(key) + 1 + len + 1 + WC_EVENT_OVERHEAD;
+    e->raw = wc_text_new(value ? value : "", value ? len : 0);
+    struct watch_cache_labels *labels =
+        type == STORE_EVENT_DELETED
+            ? NULL
+            : wc_labels_parse(e->raw->data, e->raw->len);
 
     pthread_mutex_lock(&wc->hook_lock);
     pthread_rwlock_wrlock(&wc->lock);
+    e->prev =
+        wc_index_apply(wc, type, key, e->raw, labels, rv, &e->pub.prev_rv);
+    if (e->prev) {
+        e->pub.prev = e->prev->data;
+        e->pub.prev_len = e->prev->len;
+    }
+    /* The previous version is charged too: once the index lets go of it,
+     * the event may be what keeps it. */
+    e->cost = sizeof *e + strlen(key) + 1 + len + 1 + WC_EVENT_OVERHEAD +
+              (e->prev && type != STORE_EVENT_DELETED ? e->prev->len : 0);
     struct wc_event *evicted = NULL;
     while (wc->head - wc->tail >= wc->capacity ||
            (wc->max_bytes && wc->tail < wc->head &&
@@ -351,7 +615,7 @@ wc_event_build(struct watch_cache *wc, struct wc_event *e)
         &wc->build_locks[(uint64_t) e->pub.rv % WC_BUILD_LOCKS];
     pthread_mutex_lock(m);
     if (!atomic_load_explicit(&e->built, memory_order_relaxed)) {
-        json_t *root = json_loadb(e->raw, e->raw_len, 0, NULL);
+        json_t *root = json_loadb(e->raw->data, e->raw->len, 0, NULL);
         char *out = NULL;
         if (json_is_object(root)) {
             json_t *meta = json_object_get(root, "metadata");
@@ -368,12 +632,14 @@ wc_event_build(struct watch_cache *wc, struct wc_event *e)
         if (out) {
             e->pub.object = out;
             e->pub.len = strlen(out);
-            free(e->raw);
+            /* Watchers read the built text from now on; the index keeps
+             * the stored one while it is current. */
+            wc_text_unref(e->raw);
             e->raw = NULL;
         } else {
             /* Not a JSON object: deliver the value as stored. */
-            e->pub.object = e->raw;
-            e->pub.len = e->raw_len;
+            e->pub.object = e->raw->data;
+            e->pub.len = e->raw->len;
         }
         atomic_store_explicit(&e->built, true, memory_order_release);
     }
@@ -454,4 +720,203 @@ watch_cache_watchers(struct watch_cache *wc)
     size_t n = wc->n_watchers;
     pthread_rwlock_unlock(&wc->lock);
     return n;
+}
+
+/* ---- loading and listing the index ---- */
+
+static int
+wc_load_each(void *arg, const struct store_kv *kv)
+{
+    struct watch_cache *wc = arg;
+    struct wc_text *t = wc_text_new(kv->value, kv->len);
+    struct watch_cache_labels *l = wc_labels_parse(t->data, t->len);
+    int64_t prev_rv;
+    pthread_rwlock_wrlock(&wc->lock);
+    wc_text_unref(
+        wc_index_apply(wc, STORE_EVENT_ADDED, kv->key, t, l, kv->rv, &prev_rv));
+    pthread_rwlock_unlock(&wc->lock);
+    wc_text_unref(t);
+    return 0;
+}
+
+int
+watch_cache_load(struct watch_cache *wc, struct store *s, struct dpf_error *err)
+{
+    int64_t rv = 0;
+    int r = store_list(s, "", NULL, 0, wc_load_each, wc, &rv, NULL, err);
+    if (r < 0) {
+        return r;
+    }
+    pthread_rwlock_wrlock(&wc->lock);
+    wc->loaded = true;
+    if (rv > atomic_load(&wc->current_rv) && wc->head == wc->tail) {
+        atomic_store(&wc->current_rv, rv);
+        wc->floor_rv = rv;
+    }
+    pthread_rwlock_unlock(&wc->lock);
+    return 0;
+}
+
+void
+watch_cache_index_stats(struct watch_cache *wc, size_t *objects, size_t *bytes)
+{
+    pthread_rwlock_rdlock(&wc->lock);
+    if (objects) {
+        *objects = wc->n_entries;
+    }
+    if (bytes) {
+        *bytes = wc->index_bytes + wc->n_buckets * sizeof(void *);
+    }
+    pthread_rwlock_unlock(&wc->lock);
+}
+
+/* One object of a listing, holding its text. */
+struct wc_item {
+    const char *key; /* the entry's or the event's (alive while listed) */
+    struct wc_text *text;
+    int64_t rv;
+};
+
+/* A key changed after the listed revision: its state at that revision. */
+struct wc_touched {
+    const char *key;
+    uint64_t seq;         /* first event after the revision */
+    struct wc_text *text; /* value then, NULL = absent */
+    int64_t rv;
+};
+
+static int
+wc_item_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct wc_item *) a)->key,
+                  ((const struct wc_item *) b)->key);
+}
+
+static int
+wc_touched_cmp(const void *a, const void *b)
+{
+    const struct wc_touched *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c) {
+        return c;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int
+wc_touched_key_cmp(const void *key, const void *b)
+{
+    return strcmp(key, ((const struct wc_touched *) b)->key);
+}
+
+static bool
+wc_in_range(const char *key, const char *prefix, size_t plen, const char *after)
+{
+    return !strncmp(key, prefix, plen) && (!after || strcmp(key, after) > 0);
+}
+
+int
+watch_cache_list(struct watch_cache *wc, const char *prefix,
+                 const char *after_key, int64_t at_rv,
+                 watch_cache_filter_fn filter, void *filter_arg,
+                 store_list_fn cb, void *arg, int64_t *list_rv)
+{
+    size_t plen = strlen(prefix);
+    struct wc_item *items = NULL;
+    size_t n = 0, cap = 0;
+    struct wc_touched *t = NULL;
+    size_t nt = 0;
+    pthread_rwlock_rdlock(&wc->lock);
+    if (!wc->loaded) {
+        pthread_rwlock_unlock(&wc->lock);
+        return -ENOTSUP;
+    }
+    int64_t cur = atomic_load(&wc->current_rv);
+    if (at_rv <= 0 || at_rv == cur) {
+        at_rv = cur;
+    } else if (at_rv > cur || at_rv < wc->floor_rv) {
+        pthread_rwlock_unlock(&wc->lock);
+        return -ERANGE;
+    }
+    /* Keys written after at_rv: their first later event says what they
+     * were at at_rv (absent before an ADDED, else its previous value). */
+    uint64_t from = wc_find_seq(wc, at_rv);
+    if (from < wc->head) {
+        t = xmalloc((size_t) (wc->head - from) * sizeof *t);
+        for (uint64_t seq = from; seq < wc->head; seq++) {
+            struct wc_event *e = wc->ring[seq % wc->capacity];
+            if (!wc_in_range(e->pub.key, prefix, plen, after_key)) {
+                continue;
+            }
+            t[nt++] = (struct wc_touched){
+                e->pub.key, seq,
+                e->pub.type == STORE_EVENT_ADDED ? NULL : e->prev,
+                e->pub.prev_rv};
+        }
+        if (nt > 1) {
+            qsort(t, nt, sizeof *t, wc_touched_cmp);
+        }
+        size_t w = 0;
+        for (size_t i = 0; i < nt; i++) {
+            if (w && !strcmp(t[w - 1].key, t[i].key)) {
+                continue; /* a later event of the same key */
+            }
+            t[w++] = t[i];
+        }
+        nt = w;
+    }
+    for (size_t b = 0; b < wc->n_buckets; b++) {
+        for (struct wc_entry *e = wc->buckets[b]; e; e = e->hnext) {
+            if (!wc_in_range(e->key, prefix, plen, after_key) ||
+                (nt && bsearch(e->key, t, nt, sizeof *t, wc_touched_key_cmp))) {
+                continue;
+            }
+            if (filter && !filter(filter_arg, e->key, e->text->data,
+                                  e->text->len, e->labels)) {
+                continue;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                items = xrealloc(items, cap * sizeof *items);
+            }
+            items[n++] = (struct wc_item){e->key, wc_text_ref(e->text), e->rv};
+        }
+    }
+    for (size_t i = 0; i < nt; i++) {
+        if (!t[i].text ||
+            (filter && !filter(filter_arg, t[i].key, t[i].text->data,
+                               t[i].text->len, NULL))) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            items = xrealloc(items, cap * sizeof *items);
+        }
+        items[n++] =
+            (struct wc_item){t[i].key, wc_text_ref(t[i].text), t[i].rv};
+    }
+    /* Keys must outlive the lock: copy them (entries may go). */
+    for (size_t i = 0; i < n; i++) {
+        items[i].key = xstrdup(items[i].key);
+    }
+    pthread_rwlock_unlock(&wc->lock);
+    free(t);
+    if (n > 1) {
+        qsort(items, n, sizeof *items, wc_item_cmp);
+    }
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!r) {
+            struct store_kv kv = {(char *) items[i].key, items[i].text->data,
+                                  items[i].text->len, items[i].rv};
+            r = cb(arg, &kv);
+        }
+        free((char *) items[i].key);
+        wc_text_unref(items[i].text);
+    }
+    free(items);
+    if (list_rv) {
+        *list_rv = at_rv;
+    }
+    return r;
 }

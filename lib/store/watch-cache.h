@@ -36,6 +36,14 @@ struct watch_event {
     char *key;    /* registry key */
     char *object; /* JSON text with metadata.resourceVersion = rv */
     size_t len;   /* strlen(object) */
+    /* The key's value before this event, as stored (no resourceVersion),
+     * from the object index; NULL when the key had none (ADDED) or the
+     * index did not know it. For DELETED it is the deleted value. A
+     * watch with a selector needs it to tell an object that stops
+     * matching (DELETED) from one that starts (ADDED). */
+    const char *prev;
+    size_t prev_len;
+    int64_t prev_rv; /* its mod revision */
 };
 
 /* start_rv: the store's current revision when the cache is created. */
@@ -75,6 +83,59 @@ int watch_cache_next(struct watcher *w, struct watch_event **ev);
 void watch_event_release(struct watch_event *ev);
 /* Stop delivery; no notify call happens after this returns. */
 void watch_cache_unsubscribe(struct watcher *w);
+/* ---- object index ----
+ *
+ * Besides the ring, the cache keeps the current value of every key (as
+ * kube-apiserver's watch cache keeps every object): the text is shared
+ * with the ring's events (one copy per version, reference counted) and
+ * each object's labels are parsed once, when it is written. Lists are
+ * then served from memory, and a list at an older revision (a continue
+ * token's snapshot, resourceVersionMatch=Exact) is rebuilt from the
+ * current values and the ring's events after that revision. The index
+ * is fed by the store hook like the ring, so it holds exactly the state
+ * at watch_cache_current_rv(). */
+
+/* Fill the index from the store. Call once, before the store's hook
+ * feeds the cache and before any write; until then (and in caches that
+ * never load) watch_cache_list() answers -ENOTSUP and events carry prev
+ * only for keys written since the cache was created. 0, or the store's
+ * error. */
+int watch_cache_load(struct watch_cache *wc, struct store *s,
+                     struct dpf_error *err);
+
+/* An object's labels in the index; look one up with
+ * watch_cache_label(). */
+struct watch_cache_labels;
+/* The value of label key, or NULL. l may be NULL (no labels). */
+const char *watch_cache_label(const void *l, const char *key);
+
+/* Decides whether an object is listed. labels is the index's parsed
+ * labels, or NULL when the object is an older version the index did not
+ * parse (then parse value, the stored text, if labels matter). */
+typedef bool (*watch_cache_filter_fn)(void *arg, const char *key,
+                                      const char *value, size_t len,
+                                      const struct watch_cache_labels *labels);
+
+/* List the objects whose key starts with prefix and sorts after
+ * after_key (NULL = from the start), in key order, as they were at
+ * revision at_rv (0 = now). filter (may be NULL = all) runs under the
+ * cache's read lock, so keep it short; cb runs after the lock is
+ * released, once per listed object (its kv is only valid during the
+ * call; value has no resourceVersion, kv->rv is the mod revision); a
+ * non-zero return stops the listing and is returned. *list_rv = the
+ * revision listed. -ENOTSUP when the index is not loaded, -ERANGE when
+ * at_rv is older than the ring holds (410) or newer than the cache. */
+int watch_cache_list(struct watch_cache *wc, const char *prefix,
+                     const char *after_key, int64_t at_rv,
+                     watch_cache_filter_fn filter, void *filter_arg,
+                     store_list_fn cb, void *arg, int64_t *list_rv);
+
+/* What the index holds (for logs and the benchmark): objects, and bytes
+ * of their texts, keys, labels and bookkeeping (texts shared with the
+ * ring counted once). */
+void watch_cache_index_stats(struct watch_cache *wc, size_t *objects,
+                             size_t *bytes);
+
 /* Latest revision seen by the cache (for BOOKMARK events). */
 int64_t watch_cache_current_rv(struct watch_cache *wc);
 /* Number of live watchers (for metrics and tests). */

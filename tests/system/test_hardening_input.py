@@ -444,9 +444,12 @@ def server_side_open(port, peer_ports):
 
 def test_stalled_watchers_are_ended_and_memory_stays_bounded(tmp_path,
                                                              monkeypatch):
-    cache, per_watch, total = 64 * MiB, 4 * MiB, 32 * MiB
+    # The ring is charged each update's previous value too (selector
+    # watches need it), so 128Mi holds as many of these updates as 64Mi
+    # did before.
+    cache, per_watch, total = 128 * MiB, 4 * MiB, 32 * MiB
     srv = release_server(tmp_path, monkeypatch, [
-        "--watch-cache-bytes", "64Mi", "--watch-buffer-bytes", "4Mi",
+        "--watch-cache-bytes", "128Mi", "--watch-buffer-bytes", "4Mi",
         "--watch-buffer-total-bytes", "32Mi"])
     try:
         st, o = call(srv, "POST", CM, configmap("big", data={"d": "0"}))

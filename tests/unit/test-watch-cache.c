@@ -228,18 +228,23 @@ test_byte_bound(void **state)
     size_t one = watch_cache_bytes(wc);
     /* charged at least the value, and not much more */
     assert_true(one >= ev_size && one < ev_size + 1024);
-    for (int64_t rv = 3; rv <= 101; rv++) {
+    /* an update is also charged the value it replaced, which the event
+     * keeps (a selector watch needs it) once the index has let it go */
+    feed_big(wc, "/k", 3, ev_size);
+    size_t two = watch_cache_bytes(wc) - one;
+    assert_true(two >= 2 * ev_size && two < 2 * ev_size + 1024);
+    for (int64_t rv = 4; rv <= 101; rv++) {
         feed_big(wc, "/k", rv, ev_size);
         assert_true(watch_cache_bytes(wc) <= 10 * ev_size + ev_size / 2);
     }
-    /* 10 of 100 events fit: 92..101 */
-    assert_int_equal(watch_cache_events(wc), 10);
-    assert_int_equal(watch_cache_bytes(wc), 10 * one);
-    struct watcher *w = watch_cache_subscribe(wc, "/", 91, NULL, NULL, &err);
+    /* 5 of 100 updates fit: 97..101 */
+    assert_int_equal(watch_cache_events(wc), 5);
+    assert_int_equal(watch_cache_bytes(wc), 5 * two);
+    struct watcher *w = watch_cache_subscribe(wc, "/", 96, NULL, NULL, &err);
     assert_non_null(w);
-    expect_event(w, 92, "/k");
+    expect_event(w, 97, "/k");
     watch_cache_unsubscribe(w);
-    assert_null(watch_cache_subscribe(wc, "/", 90, NULL, NULL, &err));
+    assert_null(watch_cache_subscribe(wc, "/", 95, NULL, NULL, &err));
     assert_int_equal(err, -ERANGE);
     struct watch_event *ev = NULL;
     assert_int_equal(watch_cache_next(slow, &ev), -ERANGE);
@@ -513,6 +518,155 @@ test_unsubscribe_race(void **state)
     watch_cache_destroy(r.wc);
 }
 
+/* The object index: each event carries the key's previous value, and
+ * lists come from memory, now or as they were at an older revision that
+ * the ring still reaches back to. */
+struct collected {
+    char names[16][32];
+    int64_t rvs[16];
+    size_t n;
+};
+
+static int
+collect(void *arg, const struct store_kv *kv)
+{
+    struct collected *c = arg;
+    snprintf(c->names[c->n], sizeof c->names[0], "%s", kv->key);
+    c->rvs[c->n++] = kv->rv;
+    return 0;
+}
+
+static bool
+only_team_a(void *arg, const char *key, const char *value, size_t len,
+            const struct watch_cache_labels *labels)
+{
+    (void) arg;
+    (void) key;
+    if (!labels) {
+        /* an older version: the caller parses the text itself */
+        return strstr(value, "\"team\":\"a\"") != NULL && len > 0;
+    }
+    const char *t = watch_cache_label(labels, "team");
+    return t && !strcmp(t, "a");
+}
+
+static void
+feed_team(struct watch_cache *wc, enum store_event_type type, const char *key,
+          const char *team, int64_t rv)
+{
+    char value[160];
+    snprintf(value, sizeof value,
+             "{\"metadata\":{\"name\":\"%s\",\"labels\":{\"team\":"
+             "\"%s\",\"x\":\"y\"}},\"n\":%" PRId64 "}",
+             key, team, rv);
+    watch_cache_store_hook(wc, type, key, value, strlen(value), rv);
+}
+
+static void
+test_index(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/test-wc-index-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/s.db?sync=off", dir);
+    struct store_options opts = {.create = true};
+    struct dpf_error err = {0};
+    struct store *s = store_open(url, &opts, &err);
+    assert_non_null(s);
+    int64_t rv = 0;
+    const char *v1 = "{\"metadata\":{\"labels\":{\"team\":\"a\"}}}";
+    assert_int_equal(store_create(s, "/p/a", v1, strlen(v1), &rv, &err), 0);
+    const char *v2 = "{\"metadata\":{\"labels\":{\"team\":\"b\"}}}";
+    assert_int_equal(store_create(s, "/p/b", v2, strlen(v2), &rv, &err), 0);
+
+    struct watch_cache *wc = watch_cache_create(100, store_current_rv(s));
+    struct collected c = {0};
+    int64_t at = 0;
+    assert_int_equal(
+        watch_cache_list(wc, "/p/", NULL, 0, NULL, NULL, collect, &c, &at),
+        -ENOTSUP);
+    assert_int_equal(watch_cache_load(wc, s, &err), 0);
+    size_t objects = 0, bytes = 0;
+    watch_cache_index_stats(wc, &objects, &bytes);
+    assert_int_equal(objects, 2);
+    assert_true(bytes > strlen(v1) + strlen(v2));
+    int64_t loaded = watch_cache_current_rv(wc);
+    assert_int_equal(loaded, rv);
+
+    /* selector over the parsed labels, in key order */
+    assert_int_equal(watch_cache_list(wc, "/p/", NULL, 0, only_team_a, NULL,
+                                      collect, &c, &at),
+                     0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.names[0], "/p/a");
+    assert_int_equal(at, loaded);
+
+    /* a moves to team b: the event carries its previous value */
+    int e = 0;
+    struct watcher *w =
+        watch_cache_subscribe(wc, "/p/", loaded, NULL, NULL, &e);
+    feed_team(wc, STORE_EVENT_MODIFIED, "/p/a", "b", loaded + 1);
+    feed_team(wc, STORE_EVENT_ADDED, "/p/c", "a", loaded + 2);
+    feed_team(wc, STORE_EVENT_DELETED, "/p/b", "b", loaded + 3);
+    struct watch_event *ev = NULL;
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_non_null(ev->prev);
+    assert_string_equal(ev->prev, v1);
+    assert_int_equal(ev->prev_rv, loaded - 1);
+    watch_event_release(ev);
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_null(ev->prev); /* created */
+    watch_event_release(ev);
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_non_null(ev->prev); /* deleted: its last value */
+    watch_event_release(ev);
+    watch_cache_unsubscribe(w);
+
+    /* now: c only has team a; b is gone */
+    memset(&c, 0, sizeof c);
+    watch_cache_list(wc, "/p/", NULL, 0, only_team_a, NULL, collect, &c, &at);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.names[0], "/p/c");
+    memset(&c, 0, sizeof c);
+    watch_cache_list(wc, "/p/", NULL, 0, NULL, NULL, collect, &c, &at);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(at, loaded + 3);
+
+    /* as it was at the load: a (team a, old rv) and b; no c */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(
+        watch_cache_list(wc, "/p/", NULL, loaded, NULL, NULL, collect, &c, &at),
+        0);
+    assert_int_equal(at, loaded);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.names[0], "/p/a");
+    assert_int_equal(c.rvs[0], loaded - 1);
+    assert_string_equal(c.names[1], "/p/b");
+    memset(&c, 0, sizeof c);
+    watch_cache_list(wc, "/p/", NULL, loaded, only_team_a, NULL, collect, &c,
+                     &at);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.names[0], "/p/a");
+    /* after a key */
+    memset(&c, 0, sizeof c);
+    watch_cache_list(wc, "/p/", "/p/a", loaded, NULL, NULL, collect, &c, &at);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.names[0], "/p/b");
+    /* older than the ring reaches, or newer than the cache */
+    assert_int_equal(
+        watch_cache_list(wc, "/p/", NULL, 1, NULL, NULL, collect, &c, &at),
+        -ERANGE);
+    assert_int_equal(watch_cache_list(wc, "/p/", NULL, loaded + 9, NULL, NULL,
+                                      collect, &c, &at),
+                     -ERANGE);
+    watch_cache_destroy(wc);
+    store_close(s);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -525,6 +679,7 @@ main(void)
         cmocka_unit_test(test_idle_prefix_watcher),
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_unsubscribe_race),
+        cmocka_unit_test(test_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,9 +104,20 @@ def main():
         os_stub = pb["gnoi_os_pb2_grpc"].OSStub(ch)
         sampler = Sampler(d.proc.pid)
         sampler.start()
+        perf = None
+        if os.environ.get("BENCH_PERF"):  # profile dmsd during Install
+            perf = subprocess.Popen(["perf", "record", "-g", "-o",
+                                     os.environ["BENCH_PERF"], "-p",
+                                     str(d.proc.pid)],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(1)
         c0, t0 = cpu_s(d.proc.pid), time.monotonic()
         resp = list(os_stub.Install(reqs(), timeout=3600))
         t1, c1 = time.monotonic(), cpu_s(d.proc.pid)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
         assert resp[-1].WhichOneof("response") == "validated", resp[-1]
         peak_install = sampler.peak
         gb = size / 1e9

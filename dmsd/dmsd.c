@@ -2,6 +2,7 @@
 #include "dmsd/dmsd.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grpc/byte_buffer_reader.h>
@@ -9,6 +10,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,12 +32,17 @@
 #include "lib/base/thread.h"
 #include "lib/base/util.h"
 #include "lib/codecs/bfb.h"
+#include "lib/codecs/rshim-misc.h"
 
 LOG_MODULE(dmsd);
 
 #define DMSD_CHUNK (1024 * 1024)
 #define DMSD_PROGRESS_EVERY (8 * 1024 * 1024)
 #define DMSD_CFG_MAX (1024 * 1024)
+/* gRPC's per-stream receive window and the largest message accepted: a
+ * client sends 64 KiB chunks; 2 MiB leaves room for a bigger one */
+#define DMSD_WINDOW (1024 * 1024)
+#define DMSD_MAX_MESSAGE (2 * 1024 * 1024)
 #define DMSD_MODE_PATH "/nvidia/mode/config/mode"
 
 enum act_phase {
@@ -43,10 +51,17 @@ enum act_phase {
     ACT_WAITING, /* written; waiting for the DPU to come up */
     ACT_DONE,
     ACT_FAILED,
+    ACT_REBOOTING, /* System.Reboot: waiting out its delay, then SW_RESET */
 };
 
-static const char *const act_names[] = {"idle", "pushing", "waiting", "done",
-                                        "failed"};
+static const char *const act_names[] = {"idle", "pushing", "waiting",
+                                        "done", "failed",  "rebooting"};
+
+static bool
+act_busy(enum act_phase p)
+{
+    return p == ACT_PUSHING || p == ACT_WAITING || p == ACT_REBOOTING;
+}
 
 struct dmsd {
     struct dmsd_config cfg;
@@ -71,6 +86,9 @@ struct dmsd {
     char act_message[1024];
     char act_version[256]; /* the BFB's version, recorded when it is up */
     char installed_version[256];
+    int act_method;          /* Gnoi__System__RebootMethod of the last */
+    uint64_t reboot_at_ns;   /* when a delayed Reboot resets the DPU */
+    char reboot_message[256];
     unsigned act_count;
     uint64_t act_when_ns;
     pthread_t push_thread;
@@ -105,11 +123,12 @@ static void
 save_activation(struct dmsd *s)
 {
     json_t *j =
-        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I}", "phase",
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I, s:i}", "phase",
                   act_names[s->phase], "status", s->status, "image",
                   s->act_image, "cfg", s->act_cfg, "message", s->act_message,
                   "installedVersion", s->installed_version, "count",
-                  (int) s->act_count, "when", (json_int_t) s->act_when_ns);
+                  (int) s->act_count, "when", (json_int_t) s->act_when_ns,
+                  "method", s->act_method);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     char *path = xasprintf("%s/activation.json", s->state_dir);
     int rc = file_write_atomic(path, text, strlen(text), 0600);
@@ -156,7 +175,19 @@ load_state(struct dmsd *s)
                 s->phase = (enum act_phase) i;
             }
         }
-        if (s->phase == ACT_PUSHING || s->phase == ACT_WAITING) {
+        s->act_method = (int) json_integer_value(json_object_get(j, "method"));
+        if (s->phase == ACT_REBOOTING ||
+            (s->phase == ACT_WAITING && !*s->act_image)) {
+            s->phase = ACT_FAILED;
+            s->status =
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE;
+            snprintf(s->act_message, sizeof s->act_message,
+                     "dmsd restarted during a System.Reboot of the DPU; "
+                     "whether it came up is unknown: reboot again");
+            save_activation(s);
+            log_warn("reboot interrupted by a restart", "rshim=%s",
+                     s->cfg.rshim);
+        } else if (s->phase == ACT_PUSHING || s->phase == ACT_WAITING) {
             /* we died in the middle: the DPU got a partial stream or we do
              * not know how it ended; the client may simply activate again */
             s->phase = ACT_FAILED;
@@ -237,6 +268,145 @@ recv_msg(struct call *c, uint8_t **out, size_t *len)
     grpc_byte_buffer_reader_destroy(&r);
     grpc_byte_buffer_destroy(bb);
     return 1;
+}
+
+/* Receive one message and keep it as gRPC's slices (no copy): 1 with *out
+ * (grpc_byte_buffer_destroy() it), 0 at the end of the client's stream,
+ * -1 when the call broke. */
+static int
+recv_buffer(struct call *c, grpc_byte_buffer **out)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = out;
+    *out = NULL;
+    if (!batch(c, &op, 1)) {
+        return -1;
+    }
+    return *out ? 1 : 0;
+}
+
+/* A message's bytes as an iovec over gRPC's slices, no copy. */
+struct slices {
+    grpc_byte_buffer_reader r;
+    struct iovec *iov;
+    size_t n, cap, total;
+};
+
+static bool
+slices_open(struct slices *sv, grpc_byte_buffer *bb)
+{
+    memset(sv, 0, sizeof *sv);
+    if (!grpc_byte_buffer_reader_init(&sv->r, bb)) {
+        return false;
+    }
+    grpc_slice *sl;
+    while (grpc_byte_buffer_reader_peek(&sv->r, &sl)) {
+        if (sv->n == sv->cap) {
+            sv->cap = sv->cap ? sv->cap * 2 : 16;
+            sv->iov = xrealloc(sv->iov, sv->cap * sizeof *sv->iov);
+        }
+        sv->iov[sv->n].iov_base = GRPC_SLICE_START_PTR(*sl);
+        sv->iov[sv->n].iov_len = GRPC_SLICE_LENGTH(*sl);
+        sv->total += GRPC_SLICE_LENGTH(*sl);
+        sv->n++;
+    }
+    return true;
+}
+
+static void
+slices_close(struct slices *sv)
+{
+    grpc_byte_buffer_reader_destroy(&sv->r);
+    free(sv->iov);
+}
+
+/* Drop the first k bytes of the iovec (the protobuf field header). */
+static void
+slices_skip(struct slices *sv, size_t k)
+{
+    size_t i = 0;
+    sv->total -= DPF_MIN(k, sv->total);
+    while (i < sv->n && k >= sv->iov[i].iov_len) {
+        k -= sv->iov[i].iov_len;
+        i++;
+    }
+    if (i < sv->n) {
+        sv->iov[i].iov_base = (uint8_t *) sv->iov[i].iov_base + k;
+        sv->iov[i].iov_len -= k;
+    }
+    memmove(sv->iov, sv->iov + i, (sv->n - i) * sizeof *sv->iov);
+    sv->n -= i;
+}
+
+/* Copy the whole message into one buffer (the slow path). */
+static uint8_t *
+slices_flatten(const struct slices *sv)
+{
+    uint8_t *buf = xmalloc(sv->total + 1), *p = buf;
+    for (size_t i = 0; i < sv->n; i++) {
+        memcpy(p, sv->iov[i].iov_base, sv->iov[i].iov_len);
+        p += sv->iov[i].iov_len;
+    }
+    return buf;
+}
+
+/* If the message is exactly one length-delimited field number `field`
+ * (what a client sends for InstallRequest.transfer_content), the length
+ * of its tag-and-length header; 0 otherwise. The data itself is not
+ * looked at, so it never needs to be copied out of gRPC's slices. */
+static size_t
+slices_bytes_field(const struct slices *sv, unsigned field)
+{
+    uint8_t h[16];
+    size_t have = 0;
+    for (size_t i = 0; i < sv->n && have < sizeof h; i++) {
+        size_t k = DPF_MIN(sv->iov[i].iov_len, sizeof h - have);
+        memcpy(h + have, sv->iov[i].iov_base, k);
+        have += k;
+    }
+    if (have < 2 || h[0] != (uint8_t) (field << 3 | 2)) {
+        return 0;
+    }
+    uint64_t len = 0;
+    size_t pos = 1;
+    for (unsigned shift = 0; pos < have && shift < 64; shift += 7) {
+        uint8_t b = h[pos++];
+        len |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return pos + len == sv->total ? pos : 0;
+        }
+    }
+    return 0;
+}
+
+/* write() the whole iovec, resuming after short writes. */
+static int
+slices_write(int fd, struct slices *sv)
+{
+    struct iovec *iov = sv->iov;
+    size_t n = sv->n;
+    while (n) {
+        ssize_t w = writev(fd, iov, (int) DPF_MIN(n, (size_t) IOV_MAX));
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            return -errno;
+        }
+        size_t k = (size_t) w;
+        while (n && k >= iov->iov_len) {
+            k -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n) {
+            iov->iov_base = (uint8_t *) iov->iov_base + k;
+            iov->iov_len -= k;
+        }
+    }
+    return 0;
 }
 
 static bool
@@ -495,6 +665,291 @@ typed_string(const Gnmi__TypedValue *v, char *out, size_t size)
     }
 }
 
+/* --- the values gNMI serves ------------------------------------------ */
+
+#define DMSD_COMPONENT "/components/component[name=DPU]/state/"
+#define DMSD_IFACE "/interfaces/interface[name="
+#define DMSD_PATHS                                                           \
+    DMSD_MODE_PATH ", /nvidia/mode/state/mode, /nvidia/os/state/version, "   \
+    DMSD_COMPONENT "{id,description,part-no,firmware-version,"               \
+                   "software-version}, " DMSD_IFACE                          \
+                   "PORT]/state/{oper-status,mtu}, " DMSD_IFACE              \
+                   "PORT]/config/mtu"
+
+struct gvalue {
+    char text[256];
+    bool is_uint; /* mtu: uint_val; everything else string_val */
+    uint64_t u;
+};
+
+static void
+gvalue_typed(const struct gvalue *g, Gnmi__TypedValue *v)
+{
+    if (g->is_uint) {
+        v->value_case = GNMI__TYPED_VALUE__VALUE_UINT_VAL;
+        v->uint_val = g->u;
+    } else {
+        v->value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
+        v->string_val = (char *) g->text;
+    }
+}
+
+/* The first line of a small file, trimmed; false if it cannot be read. */
+static bool
+read_line(const char *path, char *out, size_t size)
+{
+    char *text;
+    size_t len;
+    if (file_read_all(path, &text, &len) < 0) {
+        return false;
+    }
+    size_t n = strcspn(text, "\r\n");
+    snprintf(out, size, "%.*s", (int) n, text);
+    free(text);
+    return true;
+}
+
+static bool
+read_misc(struct dmsd *s, struct rshim_misc *m)
+{
+    char *path = xasprintf("%s/misc", s->cfg.rshim);
+    char *text;
+    size_t len;
+    int rc = file_read_all(path, &text, &len);
+    free(path);
+    if (rc < 0) {
+        return false;
+    }
+    rshim_misc_parse(text, len, m);
+    free(text);
+    return true;
+}
+
+/* The DPU's PCI functions as the host sees them: the entries of
+ * SYSFS/bus/pci/devices named [DOMAIN:]TARGET.FN, where TARGET is
+ * -target_pci ("4b:00") or, without it, the address in misc's DEV_NAME.
+ * Calls fn(dir) for each until it returns true. */
+static bool
+pci_functions(struct dmsd *s, bool (*fn)(const char *dir, void *arg),
+              void *arg)
+{
+    char target[64] = "";
+    if (s->cfg.target_pci && *s->cfg.target_pci) {
+        snprintf(target, sizeof target, "%s", s->cfg.target_pci);
+    } else {
+        struct rshim_misc m;
+        if (read_misc(s, &m) && *m.dev_name) {
+            const char *n = m.dev_name;
+            n += str_has_prefix(n, "pcie-") ? 5 : 0;
+            snprintf(target, sizeof target, "%.*s", (int) strcspn(n, "."), n);
+        }
+    }
+    if (!*target) {
+        return false;
+    }
+    char *devs = xasprintf("%s/bus/pci/devices", s->cfg.sysfs);
+    DIR *d = opendir(devs);
+    bool found = false;
+    struct dirent *de;
+    size_t tl = strlen(target);
+    while (d && !found && (de = readdir(d))) {
+        const char *p = strstr(de->d_name, target);
+        if (!p || (p != de->d_name && p[-1] != ':') || p[tl] != '.') {
+            continue;
+        }
+        char *dir = xasprintf("%s/%s", devs, de->d_name);
+        found = fn(dir, arg);
+        free(dir);
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(devs);
+    return found;
+}
+
+struct port_find {
+    const char *name;
+    char *net; /* SYSFS/.../net/NAME when found */
+};
+
+/* The port is looked up among the directory's entries by name: nothing
+ * the client sent becomes part of a path. */
+static bool
+port_in(const char *dir, void *arg)
+{
+    struct port_find *pf = arg;
+    char *net = xasprintf("%s/net", dir);
+    DIR *d = opendir(net);
+    struct dirent *de;
+    while (d && !pf->net && (de = readdir(d))) {
+        if (de->d_name[0] != '.' && !strcmp(de->d_name, pf->name)) {
+            pf->net = xasprintf("%s/%s", net, de->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(net);
+    return pf->net != NULL;
+}
+
+static bool
+fw_in(const char *dir, void *arg)
+{
+    char *ib = xasprintf("%s/infiniband", dir);
+    DIR *d = opendir(ib);
+    struct dirent *de;
+    bool ok = false;
+    while (d && !ok && (de = readdir(d))) {
+        if (de->d_name[0] != '.') {
+            char *p = xasprintf("%s/%s/fw_ver", ib, de->d_name);
+            ok = read_line(p, arg, 128);
+            free(p);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(ib);
+    return ok;
+}
+
+/* sysfs operstate to OpenConfig's oper-status enumeration. */
+static const char *
+oper_status(const char *operstate)
+{
+    static const char *const map[][2] = {
+        {"up", "UP"},
+        {"down", "DOWN"},
+        {"testing", "TESTING"},
+        {"dormant", "DORMANT"},
+        {"notpresent", "NOT_PRESENT"},
+        {"lowerlayerdown", "LOWER_LAYER_DOWN"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+        if (!strcmp(operstate, map[i][0])) {
+            return map[i][1];
+        }
+    }
+    return "UNKNOWN";
+}
+
+/* The value at a path (its text form, path_text()). 0; -ENOENT if dmsd
+ * does not serve the path; -ENODATA if it does but the device does not
+ * say now. why says which, naming the path. */
+static int
+gnmi_value(struct dmsd *s, const char *path, struct gvalue *v, char *why,
+           size_t wsize)
+{
+    memset(v, 0, sizeof *v);
+    if (!strcmp(path, DMSD_MODE_PATH) ||
+        !strcmp(path, "/nvidia/mode/state/mode") ||
+        !strcmp(path, "/nvidia/os/state/version")) {
+        pthread_mutex_lock(&s->mu);
+        snprintf(v->text, sizeof v->text, "%s",
+                 path[8] == 'm' ? s->mode : s->installed_version);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    if (str_has_prefix(path, DMSD_COMPONENT)) {
+        const char *leaf = path + strlen(DMSD_COMPONENT);
+        struct rshim_misc m;
+        bool have = read_misc(s, &m);
+        const char *val = NULL;
+        if (!strcmp(leaf, "id")) {
+            val = have && *m.dev_name ? m.dev_name : NULL;
+        } else if (!strcmp(leaf, "description")) {
+            val = have && *m.dev_info ? m.dev_info : NULL;
+        } else if (!strcmp(leaf, "part-no")) {
+            val = have && *m.opn ? m.opn : NULL;
+        } else if (!strcmp(leaf, "software-version")) {
+            /* what the device's log says it booted; else what dmsd saw
+             * the last activation install */
+            if (have && *m.bfb_version) {
+                val = m.bfb_version;
+            } else {
+                pthread_mutex_lock(&s->mu);
+                snprintf(v->text, sizeof v->text, "%s", s->installed_version);
+                pthread_mutex_unlock(&s->mu);
+                val = *v->text ? v->text : NULL;
+            }
+        } else if (!strcmp(leaf, "firmware-version")) {
+            char fw[128];
+            if (pci_functions(s, fw_in, fw)) {
+                snprintf(v->text, sizeof v->text, "%s", fw);
+                return 0;
+            }
+            snprintf(why, wsize,
+                     "%s: no firmware version: no %s/bus/pci/devices/"
+                     "*%s.*/infiniband/*/fw_ver",
+                     path, s->cfg.sysfs,
+                     s->cfg.target_pci ? s->cfg.target_pci : "");
+            return -ENODATA;
+        } else {
+            snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
+                     DMSD_PATHS);
+            return -ENOENT;
+        }
+        if (!val) {
+            snprintf(why, wsize,
+                     "%s: the rshim device %s does not say (%s)", path,
+                     s->cfg.rshim,
+                     have ? "the key is missing from misc"
+                          : "misc cannot be read");
+            return -ENODATA;
+        }
+        if (val != v->text) {
+            snprintf(v->text, sizeof v->text, "%s", val);
+        }
+        return 0;
+    }
+    if (str_has_prefix(path, DMSD_IFACE)) {
+        const char *name = path + strlen(DMSD_IFACE);
+        const char *end = strchr(name, ']');
+        const char *leaf = end ? end + 1 : "";
+        bool oper = !strcmp(leaf, "/state/oper-status");
+        bool mtu = !strcmp(leaf, "/state/mtu") || !strcmp(leaf, "/config/mtu");
+        if (!end || end == name || (!oper && !mtu)) {
+            snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
+                     DMSD_PATHS);
+            return -ENOENT;
+        }
+        char port[64];
+        snprintf(port, sizeof port, "%.*s", (int) (end - name), name);
+        struct port_find pf = {.name = port};
+        if (!pci_functions(s, port_in, &pf)) {
+            snprintf(why, wsize,
+                     "%s: the DPU has no port \"%s\" (none under %s/bus/pci/"
+                     "devices/*%s.*/net)",
+                     path, port, s->cfg.sysfs,
+                     s->cfg.target_pci ? s->cfg.target_pci : "");
+            return -ENOENT;
+        }
+        char *file = xasprintf("%s/%s", pf.net, oper ? "operstate" : "mtu");
+        char line[64];
+        bool ok = read_line(file, line, sizeof line);
+        free(file);
+        free(pf.net);
+        if (!ok) {
+            snprintf(why, wsize, "%s: the port's %s cannot be read", path,
+                     oper ? "operstate" : "mtu");
+            return -ENODATA;
+        }
+        if (oper) {
+            snprintf(v->text, sizeof v->text, "%s", oper_status(line));
+        } else {
+            v->is_uint = true;
+            v->u = strtoull(line, NULL, 10);
+            snprintf(v->text, sizeof v->text, "%" PRIu64, v->u);
+        }
+        return 0;
+    }
+    snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
+             DMSD_PATHS);
+    return -ENOENT;
+}
+
 static void
 gnmi_set(struct call *c)
 {
@@ -593,30 +1048,16 @@ gnmi_get(struct call *c)
     Gnmi__Update *ups = xcalloc(n ? n : 1, sizeof *ups);
     Gnmi__Update **ul = xcalloc(n ? n : 1, sizeof *ul);
     Gnmi__TypedValue *vals = xcalloc(n ? n : 1, sizeof *vals);
-    char(*texts)[256] = xcalloc(n ? n : 1, sizeof *texts);
-    pthread_mutex_lock(&s->mu);
-    char mode[8], version[256];
-    snprintf(mode, sizeof mode, "%s", s->mode);
-    snprintf(version, sizeof version, "%s", s->installed_version);
-    pthread_mutex_unlock(&s->mu);
+    struct gvalue *gv = xcalloc(n ? n : 1, sizeof *gv);
     for (size_t i = 0; i < n; i++) {
-        char path[512];
+        char path[512], why[1024];
         path_text(req->prefix, req->path[i], path, sizeof path);
-        if (!strcmp(path, DMSD_MODE_PATH) ||
-            !strcmp(path, "/nvidia/mode/state/mode")) {
-            snprintf(texts[i], sizeof texts[i], "%s", mode);
-        } else if (!strcmp(path, "/nvidia/os/state/version")) {
-            snprintf(texts[i], sizeof texts[i], "%s", version);
-        } else {
-            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
-                   "%s: no such path (dmsd serves %s, "
-                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
-                   path, DMSD_MODE_PATH);
+        if (gnmi_value(s, path, &gv[i], why, sizeof why) < 0) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Get %s", why);
             goto out;
         }
         gnmi__typed_value__init(&vals[i]);
-        vals[i].value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
-        vals[i].string_val = texts[i];
+        gvalue_typed(&gv[i], &vals[i]);
         gnmi__update__init(&ups[i]);
         ups[i].path = req->path[i];
         ups[i].val = &vals[i];
@@ -638,37 +1079,18 @@ out:
     free(ups);
     free(ul);
     free(vals);
-    free(texts);
+    free(gv);
     gnmi__get_request__free_unpacked(req, NULL);
 }
 
 /* --- gNMI Subscribe -------------------------------------------------- */
 
-/* The value of a served path into out; false if dmsd does not serve it. */
-static bool
-gnmi_value(struct dmsd *s, const char *path, char *out, size_t size)
-{
-    pthread_mutex_lock(&s->mu);
-    bool ok = true;
-    if (!strcmp(path, DMSD_MODE_PATH) ||
-        !strcmp(path, "/nvidia/mode/state/mode")) {
-        snprintf(out, size, "%s", s->mode);
-    } else if (!strcmp(path, "/nvidia/os/state/version")) {
-        snprintf(out, size, "%s", s->installed_version);
-    } else {
-        ok = false;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return ok;
-}
-
 static bool
 send_update(struct call *c, const Gnmi__Path *prefix, Gnmi__Path *path,
-            char *value)
+            const struct gvalue *value)
 {
     Gnmi__TypedValue v = GNMI__TYPED_VALUE__INIT;
-    v.value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
-    v.string_val = value;
+    gvalue_typed(value, &v);
     Gnmi__Update u = GNMI__UPDATE__INIT;
     u.path = path;
     u.val = &v;
@@ -684,12 +1106,28 @@ send_update(struct call *c, const Gnmi__Path *prefix, Gnmi__Path *path,
     return send_packed(c, &r.base);
 }
 
+/* The values of every subscription, then sync_response. */
+static bool
+send_all(struct call *c, Gnmi__SubscriptionList *sl, struct gvalue *vals,
+         bool values)
+{
+    bool ok = true;
+    for (size_t i = 0; i < sl->n_subscription && ok && values; i++) {
+        ok = send_update(c, sl->prefix, sl->subscription[i]->path, &vals[i]);
+    }
+    Gnmi__SubscribeResponse sync = GNMI__SUBSCRIBE_RESPONSE__INIT;
+    sync.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_SYNC_RESPONSE;
+    sync.sync_response = true;
+    return ok && send_packed(c, &sync.base);
+}
+
 static void
 gnmi_subscribe(struct call *c)
 {
     struct dmsd *s = c->s;
     uint8_t *buf = NULL;
     size_t len;
+    char why[1024];
     Gnmi__SubscribeRequest *req = NULL;
     if (recv_msg(c, &buf, &len) <= 0 ||
         !(req = gnmi__subscribe_request__unpack(NULL, len, buf)) ||
@@ -698,28 +1136,23 @@ gnmi_subscribe(struct call *c)
                "Subscribe: the first message must be a SubscriptionList");
         goto out;
     }
+    free(buf);
+    buf = NULL;
     Gnmi__SubscriptionList *sl = req->subscribe;
     size_t n = sl->n_subscription;
-    if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__POLL) {
-        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
-               "Subscribe: POLL mode is not served (ONCE and STREAM are)");
-        goto out;
-    }
     char(*paths)[512] = xcalloc(n ? n : 1, sizeof *paths);
-    char(*last)[256] = xcalloc(n ? n : 1, sizeof *last);
+    struct gvalue *last = xcalloc(n ? n : 1, sizeof *last);
     int64_t *due = xcalloc(n ? n : 1, sizeof *due);
     int64_t *every = xcalloc(n ? n : 1, sizeof *every);
     for (size_t i = 0; i < n; i++) {
         Gnmi__Subscription *sub = sl->subscription[i];
         path_text(sl->prefix, sub->path, paths[i], sizeof paths[i]);
-        if (!gnmi_value(s, paths[i], last[i], sizeof last[i])) {
-            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
-                   "Subscribe: %s: no such path (dmsd serves %s, "
-                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
-                   paths[i], DMSD_MODE_PATH);
+        if (gnmi_value(s, paths[i], &last[i], why, sizeof why) == -ENOENT) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Subscribe %s", why);
             goto done;
         }
-        if (sub->mode == GNMI__SUBSCRIPTION_MODE__SAMPLE) {
+        if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__STREAM &&
+            sub->mode == GNMI__SUBSCRIPTION_MODE__SAMPLE) {
             uint64_t ns =
                 sub->sample_interval ? sub->sample_interval : 10000000000u;
             if (ns < 1000000000u || ns > 60000000000u) {
@@ -733,20 +1166,44 @@ gnmi_subscribe(struct call *c)
         }
     }
     /* the current values, then sync_response */
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        if (!sl->updates_only) {
-            ok = send_update(c, sl->prefix, sl->subscription[i]->path, last[i]);
-        }
-    }
-    Gnmi__SubscribeResponse sync = GNMI__SUBSCRIBE_RESPONSE__INIT;
-    sync.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_SYNC_RESPONSE;
-    sync.sync_response = true;
+    bool ok = send_all(c, sl, last, !sl->updates_only);
     if (ok && sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__ONCE) {
-        finish(c, &sync.base, GRPC_STATUS_OK, NULL);
+        finish(c, NULL, GRPC_STATUS_OK, NULL);
         goto done;
     }
-    ok = ok && send_packed(c, &sync.base);
+    if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__POLL) {
+        /* each Poll message: the values again, then sync_response; the
+         * client's half-close ends the call */
+        while (ok) {
+            Gnmi__SubscribeRequest *pr = NULL;
+            int rc = recv_msg(c, &buf, &len);
+            if (rc <= 0) {
+                finish(c, NULL, rc == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED,
+                       NULL);
+                goto done;
+            }
+            pr = gnmi__subscribe_request__unpack(NULL, len, buf);
+            free(buf);
+            buf = NULL;
+            bool poll =
+                pr && pr->request_case == GNMI__SUBSCRIBE_REQUEST__REQUEST_POLL;
+            if (pr) {
+                gnmi__subscribe_request__free_unpacked(pr, NULL);
+            }
+            if (!poll) {
+                finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                       "Subscribe: after a POLL SubscriptionList only Poll "
+                       "messages may follow");
+                goto done;
+            }
+            for (size_t i = 0; i < n; i++) {
+                gnmi_value(s, paths[i], &last[i], why, sizeof why);
+            }
+            ok = send_all(c, sl, last, true);
+        }
+        finish(c, NULL, GRPC_STATUS_CANCELLED, "Subscribe ended");
+        goto done;
+    }
     int64_t t = 0;
     for (size_t i = 0; i < n; i++) {
         due[i] = every[i];
@@ -763,13 +1220,15 @@ gnmi_subscribe(struct call *c)
         usleep(100 * 1000);
         t += 100;
         for (size_t i = 0; i < n && ok; i++) {
-            char now[256];
-            gnmi_value(s, paths[i], now, sizeof now);
-            bool changed = strcmp(now, last[i]) != 0;
-            snprintf(last[i], sizeof last[i], "%s", now);
+            struct gvalue now;
+            if (gnmi_value(s, paths[i], &now, why, sizeof why) < 0) {
+                continue; /* the device does not say just now */
+            }
+            bool changed = strcmp(now.text, last[i].text) != 0;
+            last[i] = now;
             if (every[i] ? t >= due[i] : changed) {
                 ok = send_update(c, sl->prefix, sl->subscription[i]->path,
-                                 last[i]);
+                                 &last[i]);
                 due[i] = t + every[i];
             }
         }
@@ -818,6 +1277,49 @@ static void
 send_install(struct call *c, Gnoi__Os__InstallResponse *r)
 {
     send_packed(c, &r->base);
+}
+
+static void
+install_progress(struct call *c, uint64_t got)
+{
+    Gnoi__Os__TransferProgress tp = GNOI__OS__TRANSFER_PROGRESS__INIT;
+    tp.bytes_received = got;
+    Gnoi__Os__InstallResponse pr = GNOI__OS__INSTALL_RESPONSE__INIT;
+    pr.response_case = GNOI__OS__INSTALL_RESPONSE__RESPONSE_TRANSFER_PROGRESS;
+    pr.transfer_progress = &tp;
+    send_install(c, &pr);
+}
+
+/* One transfer_content chunk: size checks, the BFB reader (a BFB is
+ * checked as it arrives), then the file. 0, or -EILSEQ (corrupt BFB) or
+ * another negative errno with *why (free()) saying what happened. */
+static int
+install_content(struct call *c, struct bfb_reader *reader, int fd,
+                struct slices *sv, uint64_t *got, uint64_t size, bool is_cfg,
+                const char *version, const char **why)
+{
+    (void) c;
+    *got += sv->total;
+    if ((size && *got > size) || (is_cfg && *got > DMSD_CFG_MAX)) {
+        *why = xasprintf("%s: more bytes than announced (%" PRIu64 ")",
+                         version, is_cfg && !size ? (uint64_t) DMSD_CFG_MAX
+                                                  : size);
+        return -EFBIG;
+    }
+    for (size_t i = 0; reader && i < sv->n; i++) {
+        struct dpf_error err = {0};
+        if (bfb_reader_feed(reader, sv->iov[i].iov_base, sv->iov[i].iov_len,
+                            &err) < 0) {
+            *why = xasprintf("%s: %s", version, err.message);
+            return -EILSEQ;
+        }
+    }
+    int rc = slices_write(fd, sv);
+    if (rc < 0) {
+        *why = xasprintf("writing %s: %s", version, strerror(-rc));
+        return rc;
+    }
+    return 0;
 }
 
 /* Remove a partial file before the client hears of the failure, so that
@@ -925,16 +1427,53 @@ os_install(struct call *c)
     send_install(c, &rr);
     uint64_t got = 0, next_progress = DMSD_PROGRESS_EVERY;
     bool ended = false;
+    gnoi__os__install_request__free_unpacked(req, NULL);
+    req = NULL;
+    free(buf);
+    buf = NULL;
     for (;;) {
-        gnoi__os__install_request__free_unpacked(req, NULL);
-        req = NULL;
-        free(buf);
-        buf = NULL;
-        int rc = recv_msg(c, &buf, &len);
-        if (rc <= 0) {
+        /* transfer_content is taken straight from gRPC's slices into the
+         * BFB reader and writev(); only other messages are unpacked */
+        grpc_byte_buffer *bb;
+        if (recv_buffer(c, &bb) <= 0) {
             break;
         }
+        struct slices sv;
+        if (!slices_open(&sv, bb)) {
+            grpc_byte_buffer_destroy(bb);
+            break;
+        }
+        size_t hdr = slices_bytes_field(&sv, 2);
+        if (hdr) {
+            slices_skip(&sv, hdr);
+            const char *why = NULL;
+            int rc = install_content(c, reader, fd, &sv, &got, size, is_cfg,
+                                     version, &why);
+            slices_close(&sv);
+            grpc_byte_buffer_destroy(bb);
+            if (rc < 0) {
+                drop_partial(&fd, &tmp);
+                install_error(c,
+                              rc == -EILSEQ
+                                  ? GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL
+                                  : GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                              "%s", why);
+                free((char *) why);
+                goto out;
+            }
+            if (got >= next_progress) {
+                install_progress(c, got);
+                next_progress = got + DMSD_PROGRESS_EVERY;
+            }
+            continue;
+        }
+        buf = slices_flatten(&sv);
+        len = sv.total;
+        slices_close(&sv);
+        grpc_byte_buffer_destroy(bb);
         req = gnoi__os__install_request__unpack(NULL, len, buf);
+        free(buf);
+        buf = NULL;
         if (!req) {
             drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__PARSE_FAIL,
@@ -955,47 +1494,32 @@ os_install(struct call *c)
                           "expected transfer_content or transfer_end");
             goto out;
         }
-        ProtobufCBinaryData d = req->transfer_content;
-        got += d.len;
-        if ((size && got > size) || (is_cfg && got > DMSD_CFG_MAX)) {
+        /* transfer_content in a form the fast path did not take (other
+         * fields present): the same checks on the unpacked bytes */
+        struct slices one = {0};
+        struct iovec iov = {req->transfer_content.data,
+                            req->transfer_content.len};
+        one.iov = &iov;
+        one.n = 1;
+        one.total = iov.iov_len;
+        const char *why = NULL;
+        int rc =
+            install_content(c, reader, fd, &one, &got, size, is_cfg, version,
+                            &why);
+        gnoi__os__install_request__free_unpacked(req, NULL);
+        req = NULL;
+        if (rc < 0) {
             drop_partial(&fd, &tmp);
-            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
-                          "%s: more bytes than announced (%" PRIu64 ")",
-                          version, size);
+            install_error(c,
+                          rc == -EILSEQ
+                              ? GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL
+                              : GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                          "%s", why);
+            free((char *) why);
             goto out;
-        }
-        struct dpf_error err = {0};
-        if (reader && bfb_reader_feed(reader, d.data, d.len, &err) < 0) {
-            drop_partial(&fd, &tmp);
-            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL,
-                          "%s: %s", version, err.message);
-            goto out;
-        }
-        const uint8_t *p = d.data;
-        size_t left = d.len;
-        while (left) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w < 0) {
-                int e = errno;
-                drop_partial(&fd, &tmp);
-                install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
-                              "writing %s: %s", version, strerror(e));
-                goto out;
-            }
-            p += w;
-            left -= (size_t) w;
         }
         if (got >= next_progress) {
-            Gnoi__Os__TransferProgress tp = GNOI__OS__TRANSFER_PROGRESS__INIT;
-            tp.bytes_received = got;
-            Gnoi__Os__InstallResponse pr = GNOI__OS__INSTALL_RESPONSE__INIT;
-            pr.response_case =
-                GNOI__OS__INSTALL_RESPONSE__RESPONSE_TRANSFER_PROGRESS;
-            pr.transfer_progress = &tp;
-            send_install(c, &pr);
+            install_progress(c, got);
             next_progress = got + DMSD_PROGRESS_EVERY;
         }
     }
@@ -1164,6 +1688,69 @@ act_set(struct dmsd *s, enum act_phase phase, int status, const char *fmt, ...)
              s->act_message);
 }
 
+/* Follow misc after a push (image set) or a reset (image NULL) until the
+ * DPU says it is ready, an ERR line, or -exec_timeout. */
+static void
+follow_misc(struct dmsd *s, const char *image, const char *version)
+{
+    char *misc = xasprintf("%s/misc", s->cfg.rshim);
+    int64_t waited = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) {
+            break;
+        }
+        char *text;
+        size_t len;
+        if (file_read_all(misc, &text, &len) == 0) {
+            struct rshim_misc m;
+            rshim_misc_parse(text, len, &m);
+            free(text);
+            if (m.ready) {
+                if (version) {
+                    pthread_mutex_lock(&s->mu);
+                    snprintf(s->installed_version,
+                             sizeof s->installed_version, "%s", version);
+                    pthread_mutex_unlock(&s->mu);
+                }
+                if (image) {
+                    act_set(s, ACT_DONE,
+                            GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
+                            "%s installed; the DPU is ready", image);
+                } else {
+                    act_set(s, ACT_DONE,
+                            GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
+                            "the DPU rebooted and is ready%s%s",
+                            *s->reboot_message ? ": " : "",
+                            s->reboot_message);
+                }
+                break;
+            }
+            if (*m.error) {
+                act_set(s, ACT_FAILED,
+                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_FAILURE,
+                        "the DPU refused %s: %s", image ? image : "to boot",
+                        m.error);
+                break;
+            }
+        }
+        if (waited > s->cfg.exec_timeout_ms) {
+            act_set(
+                s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "the DPU did not report ready within -exec_timeout "
+                "(%" PRId64 " s)",
+                s->cfg.exec_timeout_ms / 1000);
+            break;
+        }
+        usleep(200 * 1000);
+        waited += 200;
+    }
+    free(misc);
+}
+
 static void *
 push_main(void *arg)
 {
@@ -1205,58 +1792,49 @@ push_main(void *arg)
             "%s written to the rshim boot device; "
             "waiting for the DPU",
             image);
-    /* follow misc until the DPU says it is ready, or an error, or the
-     * -exec_timeout */
-    char *misc = xasprintf("%s/misc", s->cfg.rshim);
-    int64_t waited = 0;
+    follow_misc(s, image, version);
+    return NULL;
+}
+
+/* System.Reboot's thread: wait out the delay, reset the DPU through misc
+ * (SW_RESET 1, as the rshim driver offers), follow it up. */
+static void *
+reboot_main(void *arg)
+{
+    struct dmsd *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         bool stopping = s->stopping;
+        uint64_t at = s->reboot_at_ns;
         pthread_mutex_unlock(&s->mu);
         if (stopping) {
+            return NULL;
+        }
+        uint64_t now = now_ns();
+        if (now >= at) {
             break;
         }
-        char *text;
-        size_t len;
-        if (file_read_all(misc, &text, &len) == 0) {
-            char *err = strstr(text, " ERR[");
-            if (strstr(text, "DPU is ready")) {
-                pthread_mutex_lock(&s->mu);
-                snprintf(s->installed_version, sizeof s->installed_version,
-                         "%s", version);
-                pthread_mutex_unlock(&s->mu);
-                act_set(s, ACT_DONE,
-                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
-                        "%s installed; the DPU is ready", image);
-                free(text);
-                break;
-            }
-            if (err) {
-                char *nl = strchr(err, '\n');
-                if (nl) {
-                    *nl = '\0';
-                }
-                act_set(s, ACT_FAILED,
-                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_FAILURE,
-                        "the DPU refused %s:%s", image, err);
-                free(text);
-                break;
-            }
-            free(text);
-        }
-        if (waited > s->cfg.exec_timeout_ms) {
-            act_set(
-                s, ACT_FAILED,
+        uint64_t left = at - now;
+        usleep((useconds_t) DPF_MIN(left / 1000, (uint64_t) 100000));
+    }
+    char *misc = xasprintf("%s/misc", s->cfg.rshim);
+    int fd = open(misc, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    static const char cmd[] = "DISPLAY_LEVEL 2\nSW_RESET 1\n";
+    bool ok = fd >= 0 && write(fd, cmd, sizeof cmd - 1) == sizeof cmd - 1;
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (!ok) {
+        act_set(s, ACT_FAILED,
                 GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
-                "the DPU did not report ready within -exec_timeout "
-                "(%" PRId64 " s)",
-                s->cfg.exec_timeout_ms / 1000);
-            break;
-        }
-        usleep(200 * 1000);
-        waited += 200;
+                "cannot reset the DPU through %s: %s", misc, strerror(e));
+        free(misc);
+        return NULL;
     }
     free(misc);
+    act_set(s, ACT_WAITING, 0, "the DPU was reset; waiting for it to come up");
+    follow_misc(s, NULL, NULL);
     return NULL;
 }
 
@@ -1319,14 +1897,15 @@ os_activate(struct call *c)
         free(p);
     }
     pthread_mutex_lock(&s->mu);
-    bool busy = s->phase == ACT_PUSHING || s->phase == ACT_WAITING;
+    bool busy = act_busy(s->phase);
     if (!busy) {
         s->phase = ACT_PUSHING; /* claim */
     }
     pthread_mutex_unlock(&s->mu);
     if (busy) {
         activate_error(c, GNOI__OS__ACTIVATE_ERROR__TYPE__UNSPECIFIED,
-                       "an activation of %s is in progress", s->act_image);
+                       "an activation or reboot of the DPU is in progress "
+                       "(System.RebootStatus says when it ends)");
         return;
     }
     /* check the whole BFB before a byte goes to the device: a corrupt
@@ -1367,6 +1946,8 @@ os_activate(struct call *c)
     snprintf(s->act_version, sizeof s->act_version, "%s", version);
     s->act_count++;
     s->act_when_ns = now_ns();
+    s->act_method = GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    s->reboot_message[0] = '\0';
     s->status = 0;
     snprintf(s->act_message, sizeof s->act_message,
              "writing %s%s%s to the rshim boot device", image,
@@ -1431,10 +2012,15 @@ sys_reboot_status(struct call *c)
     Gnoi__System__RebootStatusResponse r =
         GNOI__SYSTEM__REBOOT_STATUS_RESPONSE__INIT;
     pthread_mutex_lock(&s->mu);
-    r.active = s->phase == ACT_PUSHING || s->phase == ACT_WAITING;
+    r.active = act_busy(s->phase);
     r.count = s->act_count;
     r.when = s->act_when_ns;
-    r.method = GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    r.method = s->act_method ? (Gnoi__System__RebootMethod) s->act_method
+                             : GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    uint64_t now = now_ns();
+    if (s->phase == ACT_REBOOTING && s->reboot_at_ns > now) {
+        r.wait = s->reboot_at_ns - now;
+    }
     snprintf(reason, sizeof reason, "%s", s->act_message);
     st.status = r.active ? 0 : (Gnoi__System__RebootStatus__Status) s->status;
     pthread_mutex_unlock(&s->mu);
@@ -1442,6 +2028,84 @@ sys_reboot_status(struct call *c)
     st.message = reason;
     r.status = &st;
     finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+static void
+sys_reboot(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnoi__System__RebootRequest *req =
+        recv_unary(c, &gnoi__system__reboot_request__descriptor);
+    if (!req) {
+        return;
+    }
+    Gnoi__System__RebootMethod m = req->method;
+    const ProtobufCEnumValue *mv = protobuf_c_enum_descriptor_get_value(
+        &gnoi__system__reboot_method__descriptor, (int) m);
+    const char *mname = mv ? mv->name : "?";
+    if (m == GNOI__SYSTEM__REBOOT_METHOD__UNKNOWN) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Reboot: method must be given (COLD or WARM)");
+        goto out;
+    }
+    if (m != GNOI__SYSTEM__REBOOT_METHOD__COLD &&
+        m != GNOI__SYSTEM__REBOOT_METHOD__WARM) {
+        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
+               "Reboot: method %s is not served: through the rshim device "
+               "dmsd can only reset the DPU (COLD or WARM)",
+               mname);
+        goto out;
+    }
+    if (req->delay > 3600 * 1000000000ull) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Reboot: delay %" PRIu64 " ns is more than an hour", req->delay);
+        goto out;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (act_busy(s->phase)) {
+        pthread_mutex_unlock(&s->mu);
+        finish(c, NULL, GRPC_STATUS_FAILED_PRECONDITION,
+               "Reboot: an activation or reboot of the DPU is in progress "
+               "(System.RebootStatus says when it ends)");
+        goto out;
+    }
+    if (s->push_started) {
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->push_thread, NULL);
+        pthread_mutex_lock(&s->mu);
+        s->push_started = false;
+    }
+    s->phase = ACT_REBOOTING;
+    s->status = 0;
+    s->act_method = (int) m;
+    s->act_image[0] = s->act_cfg[0] = '\0';
+    s->act_count++;
+    s->act_when_ns = now_ns();
+    s->reboot_at_ns = s->act_when_ns + req->delay;
+    snprintf(s->reboot_message, sizeof s->reboot_message, "%s",
+             req->message ? req->message : "");
+    snprintf(s->act_message, sizeof s->act_message,
+             "%s reboot requested%s%s", mname, *s->reboot_message ? ": " : "",
+             s->reboot_message);
+    save_activation(s);
+    int trc = thread_start(&s->push_thread, NULL, "dmsd-reboot", reboot_main,
+                           s);
+    s->push_started = trc == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (trc < 0) {
+        act_set(s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "cannot start the reboot: %s", strerror(-trc));
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Reboot: %s", strerror(-trc));
+        goto out;
+    }
+    log_info("reboot requested",
+             "method=%s delay_ns=%" PRIu64 " message=\"%s\" user=\"%s\"",
+             mname, req->delay, s->reboot_message, c->user);
+    Gnoi__System__RebootResponse r = GNOI__SYSTEM__REBOOT_RESPONSE__INIT;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+out:
+    gnoi__system__reboot_request__free_unpacked(req, NULL);
 }
 
 static void
@@ -1808,6 +2472,7 @@ static const struct {
     {"/gnoi.os.OS/Install", os_install},
     {"/gnoi.os.OS/Activate", os_activate},
     {"/gnoi.os.OS/Verify", os_verify},
+    {"/gnoi.system.System/Reboot", sys_reboot},
     {"/gnoi.system.System/RebootStatus", sys_reboot_status},
     {"/gnoi.system.System/Time", sys_time},
     {"/gnoi.file.File/Put", file_put},
@@ -1965,6 +2630,9 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
     }
     struct dmsd *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    if (!s->cfg.sysfs) {
+        s->cfg.sysfs = "/sys";
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     snprintf(s->mode, sizeof s->mode, "DPU");
@@ -1982,7 +2650,23 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
     load_state(s);
     grpc_init();
     s->cq = grpc_completion_queue_create_for_next(NULL);
-    s->server = grpc_server_create(NULL, NULL);
+    /* Bound what gRPC buffers per call: without the BDP probe the stream
+     * window stays at the lookahead instead of growing to many MiB as an
+     * image streams in, which is what a transfer's RSS was made of. A
+     * window of 1 MiB still keeps a loopback transfer moving. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_BDP_PROBE,
+         .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+         .value.integer = DMSD_WINDOW},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = DMSD_MAX_MESSAGE},
+    };
+    grpc_channel_args chargs = {ARRAY_SIZE(args), args};
+    s->server = grpc_server_create(&chargs, NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     grpc_server_credentials *creds;
     if (cfg->auth == DMSD_AUTH_NONE) {

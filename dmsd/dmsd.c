@@ -1,5 +1,6 @@
 /* dmsd: gNMI and gNOI over gRPC core (see dmsd.h). */
 #include "dmsd/dmsd.h"
+#include "dmsd/dmsd-parse.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -103,13 +104,6 @@ now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-/* A version names a file in the image folder: no path, no dot file. */
-static bool
-version_ok(const char *v)
-{
-    return v && *v && v[0] != '.' && !strchr(v, '/') && strlen(v) < 200;
 }
 
 static char *
@@ -352,10 +346,7 @@ slices_flatten(const struct slices *sv)
     return buf;
 }
 
-/* If the message is exactly one length-delimited field number `field`
- * (what a client sends for InstallRequest.transfer_content), the length
- * of its tag-and-length header; 0 otherwise. The data itself is not
- * looked at, so it never needs to be copied out of gRPC's slices. */
+/* dmsd_bytes_field() on the first bytes of the slices. */
 static size_t
 slices_bytes_field(const struct slices *sv, unsigned field)
 {
@@ -366,19 +357,7 @@ slices_bytes_field(const struct slices *sv, unsigned field)
         memcpy(h + have, sv->iov[i].iov_base, k);
         have += k;
     }
-    if (have < 2 || h[0] != (uint8_t) (field << 3 | 2)) {
-        return 0;
-    }
-    uint64_t len = 0;
-    size_t pos = 1;
-    for (unsigned shift = 0; pos < have && shift < 64; shift += 7) {
-        uint8_t b = h[pos++];
-        len |= (uint64_t) (b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            return pos + len == sv->total ? pos : 0;
-        }
-    }
-    return 0;
+    return dmsd_bytes_field(h, have, sv->total, field);
 }
 
 /* write() the whole iovec, resuming after short writes. */
@@ -579,33 +558,6 @@ authorize(struct call *c)
 
 /* --- gNMI ------------------------------------------------------------ */
 
-/* "/a/b[k=v]/c" of prefix + path. */
-static void
-path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
-          size_t size)
-{
-    struct dbuf b;
-    dbuf_init(&b);
-    const Gnmi__Path *parts[2] = {prefix, path};
-    for (int i = 0; i < 2; i++) {
-        if (!parts[i]) {
-            continue;
-        }
-        for (size_t k = 0; k < parts[i]->n_elem; k++) {
-            const Gnmi__PathElem *e = parts[i]->elem[k];
-            dbuf_printf(&b, "/%s", e->name);
-            for (size_t j = 0; j < e->n_key; j++) {
-                dbuf_printf(&b, "[%s=%s]", e->key[j]->key, e->key[j]->value);
-            }
-        }
-        for (size_t k = 0; k < parts[i]->n_element; k++) {
-            dbuf_printf(&b, "/%s", parts[i]->element[k]);
-        }
-    }
-    snprintf(buf, size, "%s", b.len ? b.data : "/");
-    dbuf_free(&b);
-}
-
 static void
 gnmi_capabilities(struct call *c)
 {
@@ -666,6 +618,18 @@ typed_string(const Gnmi__TypedValue *v, char *out, size_t size)
 }
 
 /* --- the values gNMI serves ------------------------------------------ */
+
+/* dmsd_path_text(); a path too long for buf is marked so that it can
+ * match nothing served. */
+static void
+path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
+          size_t size)
+{
+    static const char mark[] = " ...(path too long)";
+    if (!dmsd_path_text(prefix, path, buf, size) && size > sizeof mark) {
+        memcpy(buf + size - sizeof mark, mark, sizeof mark);
+    }
+}
 
 #define DMSD_COMPONENT "/components/component[name=DPU]/state/"
 #define DMSD_IFACE "/interfaces/interface[name="
@@ -905,18 +869,16 @@ gnmi_value(struct dmsd *s, const char *path, struct gvalue *v, char *why,
         return 0;
     }
     if (str_has_prefix(path, DMSD_IFACE)) {
-        const char *name = path + strlen(DMSD_IFACE);
-        const char *end = strchr(name, ']');
-        const char *leaf = end ? end + 1 : "";
+        char port[64];
+        const char *leaf = "";
+        bool keyed = dmsd_path_key(path, DMSD_IFACE, port, sizeof port, &leaf);
         bool oper = !strcmp(leaf, "/state/oper-status");
         bool mtu = !strcmp(leaf, "/state/mtu") || !strcmp(leaf, "/config/mtu");
-        if (!end || end == name || (!oper && !mtu)) {
+        if (!keyed || (!oper && !mtu)) {
             snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
                      DMSD_PATHS);
             return -ENOENT;
         }
-        char port[64];
-        snprintf(port, sizeof port, "%.*s", (int) (end - name), name);
         struct port_find pf = {.name = port};
         if (!pci_functions(s, port_in, &pf)) {
             snprintf(why, wsize,
@@ -1362,7 +1324,7 @@ os_install(struct call *c)
     char version[256];
     snprintf(version, sizeof version, "%s", req->transfer_request->version);
     uint64_t size = req->transfer_request->package_size;
-    if (!version_ok(version)) {
+    if (!dmsd_version_ok(version)) {
         drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
                       "version \"%s\" cannot name an image file (no '/', "
@@ -1885,7 +1847,7 @@ os_activate(struct call *c)
         if (i == 1 && !*cfg) {
             break;
         }
-        char *p = version_ok(names[i]) ? image_path(s, names[i]) : NULL;
+        char *p = dmsd_version_ok(names[i]) ? image_path(s, names[i]) : NULL;
         if (!p || access(p, R_OK) < 0) {
             activate_error(c,
                            GNOI__OS__ACTIVATE_ERROR__TYPE__NON_EXISTENT_VERSION,
@@ -2130,38 +2092,14 @@ sys_time(struct call *c)
 static char *
 file_resolve(struct dmsd *s, const char *remote, char *why, size_t size)
 {
-    const char *rel = remote;
+    char *full = dmsd_path_confine(s->cfg.image_folder, remote, why, size);
+    if (!full) {
+        return NULL;
+    }
     size_t fl = strlen(s->cfg.image_folder);
     while (fl > 1 && s->cfg.image_folder[fl - 1] == '/') {
         fl--;
     }
-    if (remote[0] == '/') {
-        if (strncmp(remote, s->cfg.image_folder, fl) != 0 ||
-            remote[fl] != '/') {
-            snprintf(why, size, "\"%s\" is outside the image folder %s", remote,
-                     s->cfg.image_folder);
-            return NULL;
-        }
-        rel = remote + fl + 1;
-    }
-    if (!*rel) {
-        snprintf(why, size, "\"%s\" names no file", remote);
-        return NULL;
-    }
-    for (const char *p = rel; *p;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t) (e - p) : strlen(p);
-        if (n == 0 || p[0] == '.') {
-            snprintf(why, size,
-                     "\"%s\": path components may not be empty or start "
-                     "with '.' (no \"..\", no hidden files): the File "
-                     "service stays inside %s",
-                     remote, s->cfg.image_folder);
-            return NULL;
-        }
-        p += n + (e ? 1 : 0);
-    }
-    char *full = xasprintf("%.*s/%s", (int) fl, s->cfg.image_folder, rel);
     /* no symbolic link on the way may lead out of the folder */
     for (char *q = full + fl + 1; *q; q++) {
         if (*q == '/') {

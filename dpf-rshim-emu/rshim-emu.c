@@ -18,6 +18,7 @@
 #include "lib/base/loop.h"
 #include "lib/base/util.h"
 #include "lib/codecs/bfb.h"
+#include "lib/codecs/rshim-misc.h"
 
 LOG_MODULE(rshim);
 
@@ -624,6 +625,12 @@ emu_command(struct rshim_emu *e, const char *key, const char *val)
 }
 
 static void
+emu_command_cb(void *arg, const char *key, const char *value)
+{
+    emu_command(arg, key, value);
+}
+
+static void
 emu_read_commands(struct rshim_emu *e)
 {
     struct stat st;
@@ -632,22 +639,7 @@ emu_read_commands(struct rshim_emu *e)
     }
     char *text = xmalloc((size_t) st.st_size + 1);
     ssize_t got = pread(e->misc_fd, text, (size_t) st.st_size, 0);
-    text[got > 0 ? got : 0] = '\0';
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char key[32], val[128] = "";
-        /* our own status lines have a value column and a "(...)" tail;
-         * a command is "KEY value" alone, as `echo` writes it */
-        if (sscanf(line, " %31[A-Z_] %127[^\n]", key, val) < 1 ||
-            strchr(val, '(') || strchr(line, '-') == line) {
-            continue;
-        }
-        for (char *p = val + strlen(val); p > val && p[-1] == ' '; p--) {
-            p[-1] = '\0';
-        }
-        emu_command(e, key, val);
-    }
+    rshim_misc_commands(text, got > 0 ? (size_t) got : 0, emu_command_cb, e);
     free(text);
 }
 

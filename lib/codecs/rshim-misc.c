@@ -122,3 +122,37 @@ rshim_misc_parse(const char *text, size_t len, struct rshim_misc *m)
         }
     }
 }
+
+void
+rshim_misc_commands(const char *text, size_t len,
+                    void (*fn)(void *arg, const char *key, const char *value),
+                    void *arg)
+{
+    for (size_t pos = 0; pos < len;) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t) (nl - line) : len - pos;
+        pos += n + (nl ? 1 : 0);
+        size_t k = 0;
+        while (k < n && (line[k] == ' ' || line[k] == '\t')) {
+            k++;
+        }
+        size_t start = k;
+        while (k < n && ((line[k] >= 'A' && line[k] <= 'Z') || line[k] == '_')) {
+            k++;
+        }
+        size_t kl = k - start;
+        if (kl == 0 || kl > 31 ||
+            (k < n && line[k] != ' ' && line[k] != '\t')) {
+            continue;
+        }
+        if (memchr(line + k, '(', n - k) || memchr(line + k, '\0', n - k)) {
+            continue; /* a status line of ours, or binary junk */
+        }
+        char key[32], val[128];
+        memcpy(key, line + start, kl);
+        key[kl] = '\0';
+        copy_trim(val, sizeof val, line + k, n - k);
+        fn(arg, key, val);
+    }
+}

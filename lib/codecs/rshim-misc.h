@@ -34,4 +34,15 @@ struct rshim_misc {
 /* Read len bytes of misc text (need not be NUL-terminated). */
 void rshim_misc_parse(const char *text, size_t len, struct rshim_misc *m);
 
+/* The commands in text written into misc ("DISPLAY_LEVEL 2\nSW_RESET 1"):
+ * fn(arg, key, value) for each "KEY value" line in order, key at most 31
+ * and value at most 127 bytes, value trimmed ("" if none). Status lines
+ * (a "(...)" comment), log lines and anything not starting with a
+ * capital-letter key are skipped: a client that appended its command
+ * to a copy of the status text is understood too. */
+void rshim_misc_commands(const char *text, size_t len,
+                         void (*fn)(void *arg, const char *key,
+                                    const char *value),
+                         void *arg);
+
 #endif

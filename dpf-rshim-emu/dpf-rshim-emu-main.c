@@ -93,6 +93,14 @@ set_reboot_time(void *arg, const char *v, struct dpf_error *err)
 }
 
 static int
+set_opn(void *arg, const char *v, struct dpf_error *err)
+{
+    (void) err;
+    ((struct emu_main *) arg)->cfg.opn = v;
+    return 0;
+}
+
+static int
 set_sysfs(void *arg, const char *v, struct dpf_error *err)
 {
     (void) err;
@@ -121,6 +129,8 @@ static const struct daemon_flag flags[] = {
      set_dev_name},
     {"dev-info", "TEXT", "DEV_INFO in misc (default \"BlueField-3(Rev 1)\")",
      set_dev_info},
+    {"opn", "TEXT", "OPN_STR in misc, the part number (default N/A)",
+     set_opn},
     {"display-level", "N", "initial DISPLAY_LEVEL, 0..2 (default 0)",
      set_display_level},
     {"install-time", "DUR",

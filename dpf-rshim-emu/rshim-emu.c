@@ -230,7 +230,8 @@ emu_write_misc(struct rshim_emu *e)
     dbuf_printf(&b, "SW_RESET        0 (1: reset)\n");
     dbuf_printf(&b, "DEV_NAME        %s\n", e->cfg.dev_name);
     dbuf_printf(&b, "DEV_INFO        %s\n", e->cfg.dev_info);
-    dbuf_printf(&b, "OPN_STR         N/A\n");
+    dbuf_printf(&b, "OPN_STR         %s\n",
+                e->cfg.opn && *e->cfg.opn ? e->cfg.opn : "N/A");
     dbuf_printf(&b, "UP_TIME         %" PRId64 "(s)\n", up);
     dbuf_printf(&b, "SECURE_NIC_MODE 0 (0:no, 1:yes)\n");
     dbuf_printf(&b, "FORCE_CMD       0 (1: send Force command)\n");

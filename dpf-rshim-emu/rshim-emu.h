@@ -46,6 +46,7 @@ struct rshim_emu_config {
     const char *state_path; /* NULL = <dir>/emu-state.json */
     const char *dev_name;   /* DEV_NAME, e.g. "pcie-0000:4b:00.2" */
     const char *dev_info;   /* DEV_INFO, e.g. "BlueField-3(Rev 1)" */
+    const char *opn;        /* OPN_STR; NULL shows "N/A" */
     int display_level;      /* initial DISPLAY_LEVEL (0..2) */
     int64_t install_ms;     /* emulated install time after the stream */
     int64_t reboot_ms;      /* emulated reboot time after the install */

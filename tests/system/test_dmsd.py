@@ -46,7 +46,7 @@ def device(tmp_path, pki, install="1s", reboot="300ms"):
 def env(tmp_path, pki):
     d, emu = device(tmp_path, pki)
     yield d, emu
-    d.stop()
+    assert d.stop() == 0, d.logtext()[-3000:]
     assert emu.stop() == 0
 
 

@@ -195,7 +195,8 @@ main(int argc, char **argv)
             h[0] = 0x12;
             int hl = 1 + varint(h + 1, (uint64_t) k);
             memcpy(p + 16 - hl, h, (size_t) hl);
-            grpc_slice sub = grpc_slice_sub(sl, 16 - (size_t) hl, 16 + (size_t) k);
+            grpc_slice sub =
+                grpc_slice_sub(sl, 16 - (size_t) hl, 16 + (size_t) k);
             bb = grpc_raw_byte_buffer_create(&sub, 1);
             grpc_slice_unref(sub);
             sent += (uint64_t) k;
@@ -240,9 +241,9 @@ main(int argc, char **argv)
     grpc_channel_destroy(ch);
     grpc_channel_credentials_release(creds);
     grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                      NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
+    while (
+        grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+            .type != GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(cq);
     grpc_shutdown();

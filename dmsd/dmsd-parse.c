@@ -130,8 +130,7 @@ dmsd_path_confine(const char *folder, const char *remote, char *why,
 }
 
 size_t
-dmsd_bytes_field(const uint8_t *head, size_t have, size_t total,
-                 unsigned field)
+dmsd_bytes_field(const uint8_t *head, size_t have, size_t total, unsigned field)
 {
     if (have < 2 || field == 0 || field > 15 ||
         head[0] != (uint8_t) (field << 3 | 2)) {
@@ -144,9 +143,8 @@ dmsd_bytes_field(const uint8_t *head, size_t have, size_t total,
         len |= (uint64_t) (head[pos] & 0x7f) << (7 * (pos - 1));
         if (!(head[pos] & 0x80)) {
             size_t hdr = pos + 1;
-            return len <= UINT32_MAX && hdr <= total && len == total - hdr
-                       ? hdr
-                       : 0;
+            return len <= UINT32_MAX && hdr <= total && len == total - hdr ? hdr
+                                                                           : 0;
         }
     }
     return 0;

@@ -18,15 +18,15 @@
  * deprecated element strings). In key values '\' and ']' are escaped with
  * '\', in names '/' is. false (buf holds a truncated text) if it does not
  * fit in size: a caller must not match a truncated path. */
-bool dmsd_path_text(const Gnmi__Path *prefix, const Gnmi__Path *path,
-                    char *buf, size_t size);
+bool dmsd_path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
+                    size_t size);
 
 /* If text starts with head (e.g. "/interfaces/interface[name="), the key
  * value up to the first unescaped ']', unescaped into out; *rest points
  * after the ']'. false if text does not start so, the ']' is missing, the
  * value is empty or longer than size - 1. */
-bool dmsd_path_key(const char *text, const char *head, char *out,
-                   size_t size, const char **rest);
+bool dmsd_path_key(const char *text, const char *head, char *out, size_t size,
+                   const char **rest);
 
 /* A version names a file directly in the image folder: not empty, no '/',
  * no leading '.', under 200 bytes. */

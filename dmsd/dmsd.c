@@ -87,8 +87,8 @@ struct dmsd {
     char act_message[1024];
     char act_version[256]; /* the BFB's version, recorded when it is up */
     char installed_version[256];
-    int act_method;          /* Gnoi__System__RebootMethod of the last */
-    uint64_t reboot_at_ns;   /* when a delayed Reboot resets the DPU */
+    int act_method;        /* Gnoi__System__RebootMethod of the last */
+    uint64_t reboot_at_ns; /* when a delayed Reboot resets the DPU */
     char reboot_message[256];
     unsigned act_count;
     uint64_t act_when_ns;
@@ -116,13 +116,12 @@ image_path(struct dmsd *s, const char *version)
 static void
 save_activation(struct dmsd *s)
 {
-    json_t *j =
-        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I, s:i}", "phase",
-                  act_names[s->phase], "status", s->status, "image",
-                  s->act_image, "cfg", s->act_cfg, "message", s->act_message,
-                  "installedVersion", s->installed_version, "count",
-                  (int) s->act_count, "when", (json_int_t) s->act_when_ns,
-                  "method", s->act_method);
+    json_t *j = json_pack(
+        "{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I, s:i}", "phase",
+        act_names[s->phase], "status", s->status, "image", s->act_image, "cfg",
+        s->act_cfg, "message", s->act_message, "installedVersion",
+        s->installed_version, "count", (int) s->act_count, "when",
+        (json_int_t) s->act_when_ns, "method", s->act_method);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     char *path = xasprintf("%s/activation.json", s->state_dir);
     int rc = file_write_atomic(path, text, strlen(text), 0600);
@@ -633,12 +632,12 @@ path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
 
 #define DMSD_COMPONENT "/components/component[name=DPU]/state/"
 #define DMSD_IFACE "/interfaces/interface[name="
-#define DMSD_PATHS                                                           \
-    DMSD_MODE_PATH ", /nvidia/mode/state/mode, /nvidia/os/state/version, "   \
-    DMSD_COMPONENT "{id,description,part-no,firmware-version,"               \
-                   "software-version}, " DMSD_IFACE                          \
-                   "PORT]/state/{oper-status,mtu}, " DMSD_IFACE              \
-                   "PORT]/config/mtu"
+/* for NOT_FOUND messages: what a client may ask for */
+static const char dmsd_paths[] = DMSD_MODE_PATH
+    ", /nvidia/mode/state/mode, /nvidia/os/state/version, "
+    "/components/component[name=DPU]/state/{id,description,part-no,"
+    "firmware-version,software-version}, /interfaces/interface[name=PORT]/"
+    "state/{oper-status,mtu}, /interfaces/interface[name=PORT]/config/mtu";
 
 struct gvalue {
     char text[256];
@@ -694,8 +693,7 @@ read_misc(struct dmsd *s, struct rshim_misc *m)
  * -target_pci ("4b:00") or, without it, the address in misc's DEV_NAME.
  * Calls fn(dir) for each until it returns true. */
 static bool
-pci_functions(struct dmsd *s, bool (*fn)(const char *dir, void *arg),
-              void *arg)
+pci_functions(struct dmsd *s, bool (*fn)(const char *dir, void *arg), void *arg)
 {
     char target[64] = "";
     if (s->cfg.target_pci && *s->cfg.target_pci) {
@@ -852,13 +850,12 @@ gnmi_value(struct dmsd *s, const char *path, struct gvalue *v, char *why,
             return -ENODATA;
         } else {
             snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
-                     DMSD_PATHS);
+                     dmsd_paths);
             return -ENOENT;
         }
         if (!val) {
-            snprintf(why, wsize,
-                     "%s: the rshim device %s does not say (%s)", path,
-                     s->cfg.rshim,
+            snprintf(why, wsize, "%s: the rshim device %s does not say (%s)",
+                     path, s->cfg.rshim,
                      have ? "the key is missing from misc"
                           : "misc cannot be read");
             return -ENODATA;
@@ -876,7 +873,7 @@ gnmi_value(struct dmsd *s, const char *path, struct gvalue *v, char *why,
         bool mtu = !strcmp(leaf, "/state/mtu") || !strcmp(leaf, "/config/mtu");
         if (!keyed || (!oper && !mtu)) {
             snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
-                     DMSD_PATHS);
+                     dmsd_paths);
             return -ENOENT;
         }
         struct port_find pf = {.name = port};
@@ -907,8 +904,7 @@ gnmi_value(struct dmsd *s, const char *path, struct gvalue *v, char *why,
         }
         return 0;
     }
-    snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
-             DMSD_PATHS);
+    snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path, dmsd_paths);
     return -ENOENT;
 }
 
@@ -1140,8 +1136,8 @@ gnmi_subscribe(struct call *c)
             Gnmi__SubscribeRequest *pr = NULL;
             int rc = recv_msg(c, &buf, &len);
             if (rc <= 0) {
-                finish(c, NULL, rc == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED,
-                       NULL);
+                finish(c, NULL,
+                       rc == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED, NULL);
                 goto done;
             }
             pr = gnmi__subscribe_request__unpack(NULL, len, buf);
@@ -1263,9 +1259,8 @@ install_content(struct call *c, struct bfb_reader *reader, int fd,
     (void) c;
     *got += sv->total;
     if ((size && *got > size) || (is_cfg && *got > DMSD_CFG_MAX)) {
-        *why = xasprintf("%s: more bytes than announced (%" PRIu64 ")",
-                         version, is_cfg && !size ? (uint64_t) DMSD_CFG_MAX
-                                                  : size);
+        *why = xasprintf("%s: more bytes than announced (%" PRIu64 ")", version,
+                         is_cfg && !size ? (uint64_t) DMSD_CFG_MAX : size);
         return -EFBIG;
     }
     for (size_t i = 0; reader && i < sv->n; i++) {
@@ -1415,11 +1410,12 @@ os_install(struct call *c)
             grpc_byte_buffer_destroy(bb);
             if (rc < 0) {
                 drop_partial(&fd, &tmp);
-                install_error(c,
-                              rc == -EILSEQ
-                                  ? GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL
-                                  : GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
-                              "%s", why);
+                install_error(
+                    c,
+                    rc == -EILSEQ
+                        ? GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL
+                        : GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                    "%s", why);
                 free((char *) why);
                 goto out;
             }
@@ -1465,9 +1461,8 @@ os_install(struct call *c)
         one.n = 1;
         one.total = iov.iov_len;
         const char *why = NULL;
-        int rc =
-            install_content(c, reader, fd, &one, &got, size, is_cfg, version,
-                            &why);
+        int rc = install_content(c, reader, fd, &one, &got, size, is_cfg,
+                                 version, &why);
         gnoi__os__install_request__free_unpacked(req, NULL);
         req = NULL;
         if (rc < 0) {
@@ -1673,8 +1668,8 @@ follow_misc(struct dmsd *s, const char *image, const char *version)
             if (m.ready) {
                 if (version) {
                     pthread_mutex_lock(&s->mu);
-                    snprintf(s->installed_version,
-                             sizeof s->installed_version, "%s", version);
+                    snprintf(s->installed_version, sizeof s->installed_version,
+                             "%s", version);
                     pthread_mutex_unlock(&s->mu);
                 }
                 if (image) {
@@ -1685,8 +1680,7 @@ follow_misc(struct dmsd *s, const char *image, const char *version)
                     act_set(s, ACT_DONE,
                             GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
                             "the DPU rebooted and is ready%s%s",
-                            *s->reboot_message ? ": " : "",
-                            s->reboot_message);
+                            *s->reboot_message ? ": " : "", s->reboot_message);
                 }
                 break;
             }
@@ -2046,12 +2040,11 @@ sys_reboot(struct call *c)
     s->reboot_at_ns = s->act_when_ns + req->delay;
     snprintf(s->reboot_message, sizeof s->reboot_message, "%s",
              req->message ? req->message : "");
-    snprintf(s->act_message, sizeof s->act_message,
-             "%s reboot requested%s%s", mname, *s->reboot_message ? ": " : "",
-             s->reboot_message);
+    snprintf(s->act_message, sizeof s->act_message, "%s reboot requested%s%s",
+             mname, *s->reboot_message ? ": " : "", s->reboot_message);
     save_activation(s);
-    int trc = thread_start(&s->push_thread, NULL, "dmsd-reboot", reboot_main,
-                           s);
+    int trc =
+        thread_start(&s->push_thread, NULL, "dmsd-reboot", reboot_main, s);
     s->push_started = trc == 0;
     pthread_mutex_unlock(&s->mu);
     if (trc < 0) {
@@ -2062,8 +2055,8 @@ sys_reboot(struct call *c)
         goto out;
     }
     log_info("reboot requested",
-             "method=%s delay_ns=%" PRIu64 " message=\"%s\" user=\"%s\"",
-             mname, req->delay, s->reboot_message, c->user);
+             "method=%s delay_ns=%" PRIu64 " message=\"%s\" user=\"%s\"", mname,
+             req->delay, s->reboot_message, c->user);
     Gnoi__System__RebootResponse r = GNOI__SYSTEM__REBOOT_RESPONSE__INIT;
     finish(c, &r.base, GRPC_STATUS_OK, NULL);
 out:

@@ -135,15 +135,14 @@ emu_port_dir(const struct rshim_emu *e, unsigned fn)
 }
 
 static void
-emu_sysfs_write(const char *dir, const char *name, const char *text,
-                bool keep)
+emu_sysfs_write(const char *dir, const char *name, const char *text, bool keep)
 {
     char *p = xasprintf("%s/%s", dir, name);
     if (!(keep && access(p, F_OK) == 0)) {
         int rc = file_write_atomic(p, text, strlen(text), 0644);
         if (rc < 0) {
-            log_error_rl("cannot write sysfs file", "path=%s error=\"%s\"",
-                         p, strerror(-rc));
+            log_error_rl("cannot write sysfs file", "path=%s error=\"%s\"", p,
+                         strerror(-rc));
         }
     }
     free(p);

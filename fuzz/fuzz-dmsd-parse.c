@@ -37,7 +37,8 @@ check_paths(const uint8_t *data, size_t size)
         if (!req->prefix && p->n_elem == 2 && p->n_element == 0 &&
             !strcmp(p->elem[0]->name, "interfaces") &&
             !strcmp(p->elem[1]->name, "interface") && p->elem[0]->n_key == 0 &&
-            p->elem[1]->n_key == 1 && !strcmp(p->elem[1]->key[0]->key, "name") &&
+            p->elem[1]->n_key == 1 &&
+            !strcmp(p->elem[1]->key[0]->key, "name") &&
             *p->elem[1]->key[0]->value && fits) {
             char key[512];
             const char *rest = NULL;

@@ -11,11 +11,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK_FIELD(f)                                \
-    do {                                              \
-        if (!memchr((f), '\0', sizeof(f))) {          \
-            abort();                                  \
-        }                                             \
+#define CHECK_FIELD(f)                       \
+    do {                                     \
+        if (!memchr((f), '\0', sizeof(f))) { \
+            abort();                         \
+        }                                    \
     } while (0)
 
 static void

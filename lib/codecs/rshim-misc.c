@@ -92,8 +92,7 @@ rshim_misc_parse(const char *text, size_t len, struct rshim_misc *m)
             continue;
         }
         size_t k = 0;
-        while (k < n && ((line[k] >= 'A' && line[k] <= 'Z') ||
-                         line[k] == '_' ||
+        while (k < n && ((line[k] >= 'A' && line[k] <= 'Z') || line[k] == '_' ||
                          (k && line[k] >= '0' && line[k] <= '9'))) {
             k++;
         }
@@ -138,7 +137,8 @@ rshim_misc_commands(const char *text, size_t len,
             k++;
         }
         size_t start = k;
-        while (k < n && ((line[k] >= 'A' && line[k] <= 'Z') || line[k] == '_')) {
+        while (k < n &&
+               ((line[k] >= 'A' && line[k] <= 'Z') || line[k] == '_')) {
             k++;
         }
         size_t kl = k - start;

@@ -88,7 +88,14 @@ rshim_misc_parse(const char *text, size_t len, struct rshim_misc *m)
             while (k < n && line[k] == ' ') {
                 k++;
             }
-            log_line(m, line + k, n - k);
+            /* "INFO[...]", "ERR[...]", "WARN[...]": not the banner */
+            size_t t = k;
+            while (t < n && line[t] >= 'A' && line[t] <= 'Z') {
+                t++;
+            }
+            if (t > k && t < n && line[t] == '[') {
+                log_line(m, line + k, n - k);
+            }
             continue;
         }
         size_t k = 0;

@@ -1206,6 +1206,98 @@ out:
 
 /* --- gNOI OS.Install ------------------------------------------------- */
 
+struct info_ctx {
+    struct dbuf info;
+};
+
+static int
+info_data(void *ctx, const struct bfb_image *img, const uint8_t *p, size_t n,
+          struct dpf_error *err)
+{
+    (void) err;
+    struct info_ctx *ic = ctx;
+    if (img->h.id == BFB_ID_INFO && ic->info.len < 65536) {
+        dbuf_append(&ic->info, p, DPF_MIN(n, 65536 - ic->info.len));
+    }
+    return 0;
+}
+
+static const struct bfb_reader_ops info_ops = {.data = info_data};
+
+/* A BFB that Install checked (every CRC, as it arrived) is recorded in
+ * STATE_DIR/validated/<version>.json with what identifies the file
+ * (device, inode, size, mtime) and its info version, so that Activate
+ * need not read it twice: a file that was replaced, changed or planted
+ * by other means does not match and is checked in full again. */
+static char *
+validated_path(struct dmsd *s, const char *version)
+{
+    return xasprintf("%s/validated/%s.json", s->state_dir, version);
+}
+
+static void
+validated_save(struct dmsd *s, const char *version, const char *file,
+               const char *bfb_version)
+{
+    struct stat st;
+    if (stat(file, &st) < 0) {
+        return;
+    }
+    char *dir = xasprintf("%s/validated", s->state_dir);
+    int rc = dir_create_all(dir, 0700);
+    free(dir);
+    json_t *j = json_pack(
+        "{s:I, s:I, s:I, s:I, s:s}", "dev", (json_int_t) st.st_dev, "ino",
+        (json_int_t) st.st_ino, "size", (json_int_t) st.st_size, "mtimeNs",
+        (json_int_t) (st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec),
+        "version", bfb_version);
+    char *text = json_dumps(j, JSON_SORT_KEYS);
+    char *path = validated_path(s, version);
+    if (rc == 0) {
+        rc = file_write_atomic(path, text, strlen(text), 0600);
+    }
+    if (rc < 0) {
+        log_warn("cannot record a validated image", "path=%s error=\"%s\"",
+                 path, strerror(-rc));
+    }
+    free(path);
+    free(text);
+    json_decref(j);
+}
+
+/* True (with the BFB's version) if file is still what Install checked. */
+static bool
+validated_match(struct dmsd *s, const char *version, const char *file,
+                char *bfb_version, size_t size)
+{
+    struct stat st;
+    char *path = validated_path(s, version);
+    char *text = NULL;
+    size_t len;
+    bool ok = false;
+    if (stat(file, &st) == 0 && file_read_all(path, &text, &len) == 0) {
+        json_t *j = json_loadb(text, len, 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "version"));
+        ok = v &&
+             json_integer_value(json_object_get(j, "dev")) ==
+                 (json_int_t) st.st_dev &&
+             json_integer_value(json_object_get(j, "ino")) ==
+                 (json_int_t) st.st_ino &&
+             json_integer_value(json_object_get(j, "size")) ==
+                 (json_int_t) st.st_size &&
+             json_integer_value(json_object_get(j, "mtimeNs")) ==
+                 (json_int_t) (st.st_mtim.tv_sec * 1000000000ll +
+                               st.st_mtim.tv_nsec);
+        if (ok) {
+            snprintf(bfb_version, size, "%s", v);
+        }
+        json_decref(j);
+    }
+    free(text);
+    free(path);
+    return ok;
+}
+
 static void install_error(struct call *c, Gnoi__Os__InstallError__Type type,
                           const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -1306,6 +1398,8 @@ os_install(struct call *c)
     int fd = -1;
     struct bfb_reader *reader = NULL;
     bool claimed = false;
+    struct info_ctx ic;
+    dbuf_init(&ic.info);
 
     if (recv_msg(c, &buf, &len) <= 0 ||
         !(req = gnoi__os__install_request__unpack(NULL, len, buf)) ||
@@ -1375,7 +1469,7 @@ os_install(struct call *c)
         goto out;
     }
     if (!is_cfg) {
-        reader = bfb_reader_new(NULL, NULL);
+        reader = bfb_reader_new(&info_ops, &ic);
     }
     Gnoi__Os__TransferReady ready = GNOI__OS__TRANSFER_READY__INIT;
     Gnoi__Os__InstallResponse rr = GNOI__OS__INSTALL_RESPONSE__INIT;
@@ -1523,6 +1617,14 @@ os_install(struct call *c)
     }
     free(tmp);
     tmp = NULL;
+    if (reader) {
+        char bv[256];
+        if (ic.info.len == 0 ||
+            bfb_info_version(ic.info.data, ic.info.len, bv, sizeof bv) < 0) {
+            snprintf(bv, sizeof bv, "%s", version);
+        }
+        validated_save(s, version, final, bv);
+    }
     log_info("image installed", "version=%s bytes=%" PRIu64 " user=\"%s\"",
              version, got, c->user);
     Gnoi__Os__Validated v = GNOI__OS__VALIDATED__INIT;
@@ -1542,6 +1644,7 @@ out:
     }
     free(final);
     bfb_reader_free(reader);
+    dbuf_free(&ic.info);
     if (req) {
         gnoi__os__install_request__free_unpacked(req, NULL);
     }
@@ -1554,22 +1657,6 @@ out:
 }
 
 /* --- gNOI OS.Activate ------------------------------------------------ */
-
-struct info_ctx {
-    struct dbuf info;
-};
-
-static int
-info_data(void *ctx, const struct bfb_image *img, const uint8_t *p, size_t n,
-          struct dpf_error *err)
-{
-    (void) err;
-    struct info_ctx *ic = ctx;
-    if (img->h.id == BFB_ID_INFO && ic->info.len < 65536) {
-        dbuf_append(&ic->info, p, DPF_MIN(n, 65536 - ic->info.len));
-    }
-    return 0;
-}
 
 static int
 copy_into(int out, const char *path, char *errbuf, size_t size)
@@ -1868,17 +1955,21 @@ os_activate(struct call *c)
      * image must not reset the DPU into a half-written boot */
     struct info_ctx ic;
     dbuf_init(&ic.info);
-    struct bfb_reader_ops ops = {.data = info_data};
     struct dpf_error err = {0};
     char *ipath = image_path(s, image);
-    int rc = bfb_read_file(ipath, &ops, &ic, &err);
-    free(ipath);
     char version[256] = "";
-    if (rc == 0 &&
-        (ic.info.len == 0 || bfb_info_version(ic.info.data, ic.info.len,
-                                              version, sizeof version) < 0)) {
-        snprintf(version, sizeof version, "%s", image);
+    int rc = 0;
+    if (validated_match(s, image, ipath, version, sizeof version)) {
+        log_debug("image checked at Install and unchanged", "image=%s", image);
+    } else {
+        rc = bfb_read_file(ipath, &info_ops, &ic, &err);
+        if (rc == 0 && (ic.info.len == 0 ||
+                        bfb_info_version(ic.info.data, ic.info.len, version,
+                                         sizeof version) < 0)) {
+            snprintf(version, sizeof version, "%s", image);
+        }
     }
+    free(ipath);
     dbuf_free(&ic.info);
     if (rc < 0) {
         pthread_mutex_lock(&s->mu);

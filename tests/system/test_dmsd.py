@@ -242,6 +242,18 @@ def test_refusals(env, pki, pb):
         resp = install(pb, ch, "cut.bfb", good)
         assert resp[-1].WhichOneof("response") == "validated"
         assert open(os.path.join(d.images, "cut.bfb"), "rb").read() == good
+        # Install checked it; changed afterwards on disk, Activate checks
+        # it again and refuses it before anything reaches boot
+        images, _ = parse_bfb(good)
+        with open(os.path.join(d.images, "cut.bfb"), "r+b") as f:
+            f.seek(images[2]["offset"] + 24 + 100)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x01]))
+        r = activate(pb, ch, "cut.bfb")
+        assert r.WhichOneof("response") == "activate_error"
+        assert 'image #2 "image" (ID 62' in r.activate_error.detail
+        assert emu.state_json()["bootSessions"] == 0
 
 
 def test_killed_during_activate_is_retriable(tmp_path, pki, pb):

@@ -177,11 +177,11 @@ main(int argc, char **argv)
                            .auth = DMSD_AUTH_CERT,
                            .sysfs = "/sys",
                            .exec_timeout_ms = 1800 * 1000}};
-    /* Every 64 KiB transfer message is allocated and freed a few times
-     * (gRPC's buffer, our copy, protobuf-c's): without these glibc keeps
-     * returning the top of the heap to the kernel and faulting it back,
-     * which cost most of the CPU of an Install. Two arenas bound the
-     * memory the call threads can spread over. */
+    /* gRPC allocates and frees its receive buffers for every 64 KiB
+     * transfer message (dmsd itself no longer copies them): without these
+     * glibc keeps returning the top of the heap to the kernel and faulting
+     * it back, which once cost most of the CPU of an Install. Two arenas
+     * bound the memory the call threads can spread over. */
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
     mallopt(M_ARENA_MAX, 2);

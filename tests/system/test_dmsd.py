@@ -45,9 +45,12 @@ def device(tmp_path, pki, install="1s", reboot="300ms"):
 @pytest.fixture
 def env(tmp_path, pki):
     d, emu = device(tmp_path, pki)
-    yield d, emu
-    assert d.stop() == 0, d.logtext()[-3000:]
-    assert emu.stop() == 0
+    try:
+        yield d, emu
+    finally:
+        rc, emu_rc = d.stop(), emu.stop()  # both, whatever the first says
+    assert rc == 0, d.logtext()[-3000:]
+    assert emu_rc == 0, emu.logtext()[-3000:]
 
 
 def channel(d, pki, who="client", ca="ca"):

@@ -6,10 +6,16 @@ starts a release dpf-rshim-emu (install and reboot 0 s) and dmsd with
 mutual TLS on loopback, then measures:
   1. OS.Install of the BFB from the Python gRPC client (Debian's grpcio,
      64 KiB chunks): MB/s, dmsd CPU seconds per GB, dmsd RSS idle/peak;
+     then the same from bench/dmsd-install-client (gRPC core, C), which
+     does not spend a core of its own per message as Python does;
   2. OS.Activate into the emulated boot FIFO until RebootStatus is done,
      against `cat bfb > boot` on the same device in the same run.
 
-usage: bench/dmsd-bench.py [BUILD_DIR] [SIZE_MIB]
+usage: bench/dmsd-bench.py [BUILD_DIR] [SIZE_MIB] [IMAGE_FOLDER_PARENT]
+
+IMAGE_FOLDER_PARENT (e.g. /dev/shm) puts dmsd's image folder there: on a
+tmpfs the Install figures are dmsd's own, not the disk's (an Install
+ends with fsync(), and a disk that writes 200 MB/s caps it at that).
 """
 import os
 import shutil
@@ -23,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SIZE = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
+IMAGES_PARENT = sys.argv[3] if len(sys.argv) > 3 else None
 os.environ["DPF_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
@@ -60,6 +67,7 @@ class Sampler(threading.Thread):
 
 def main():
     work = tempfile.mkdtemp(prefix="dmsd-bench-")
+    procs, cleanup = [], []
     try:
         os.makedirs(os.path.join(work, "pki"))
         pki = make_pki(os.path.join(work, "pki"))
@@ -81,7 +89,16 @@ def main():
         os.unlink(initrd)
         size = os.path.getsize(bfb)
         emu = RshimEmu(work, install="0s", reboot="0s")
-        d = Dmsd(work, pki, emu.dir)
+        images = None
+        if IMAGES_PARENT:
+            images = tempfile.mkdtemp(prefix="dmsd-bench-", dir=IMAGES_PARENT)
+            cleanup.append(images)
+        d = Dmsd(work, pki, emu.dir, images=images, start=False)
+        if os.environ.get("BENCH_DMSD"):  # another dmsd binary, to compare
+            d.args[0] = os.environ["BENCH_DMSD"]
+        d.start()
+        procs.extend([d, emu])
+        print(f"image folder {d.images}")
         time.sleep(1)
         idle = rss_kib(d.proc.pid)
         rd = lambda n: open(os.path.join(pki, n), "rb").read()  # noqa
@@ -115,6 +132,37 @@ def main():
               f"{(c1 - c0) / gb:.2f} s/GB, wall {t1 - t0:.2f} s")
         print(f"dmsd RSS idle {idle / 1024:.1f} MiB, peak during install "
               f"{peak_install / 1024:.1f} MiB")
+
+        # the same Install from the gRPC-core client (bench/
+        # dmsd-install-client): what dmsd does when the client keeps up
+        client = os.path.join(BUILD, "bench", "dmsd-install-client")
+        perf = None
+        if os.environ.get("BENCH_PERF"):  # profile dmsd during the C client's Install
+            perf = subprocess.Popen(["perf", "record", "-g", "-o",
+                                     os.environ["BENCH_PERF"], "-p",
+                                     str(d.proc.pid)],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        sampler.peak = 0
+        c0 = cpu_s(d.proc.pid)
+        out = subprocess.run(
+            [client, f"127.0.0.1:{d.port}", os.path.join(pki, "ca.crt"),
+             os.path.join(pki, "client.crt"), os.path.join(pki, "client.key"),
+             bfb, "os-c.bfb"], check=True, capture_output=True, text=True)
+        c1 = cpu_s(d.proc.pid)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+        sent, secs = out.stdout.split()
+        assert int(sent) == size
+        secs = float(secs)
+        print(f"install (C client): {size / secs / 1e6:.0f} MB/s, dmsd CPU "
+              f"{(c1 - c0) / gb:.2f} s/GB, wall {secs:.2f} s, peak RSS "
+              f"{sampler.peak / 1024:.1f} MiB")
+        os.unlink(os.path.join(d.images, "os-c.bfb"))
+        print(f"dmsd RSS after the installs {rss_kib(d.proc.pid) / 1024:.1f}"
+              f" MiB; load average {os.getloadavg()[0]:.1f}")
 
         # cat bfb > boot on the same device
         s = pb["gnoi_system_pb2"]
@@ -150,7 +198,10 @@ def main():
         d.stop()
         emu.stop()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for p in procs:  # also when a step failed
+            p.stop()
+        for c in cleanup + [work]:
+            shutil.rmtree(c, ignore_errors=True)
 
 
 if __name__ == "__main__":

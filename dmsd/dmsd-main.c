@@ -38,6 +38,7 @@ STR_FLAG(set_images, image_folder)
 STR_FLAG(set_pci, target_pci)
 STR_FLAG(set_rshim, rshim)
 STR_FLAG(set_state_dir, state_dir)
+STR_FLAG(set_sysfs, sysfs)
 
 static int
 set_auth(void *arg, const char *v, struct dpf_error *err)
@@ -128,7 +129,14 @@ static const struct daemon_flag flags[] = {
      "dmsd's own state (default "
      "IMAGE_FOLDER/.dmsd)",
      set_state_dir},
-    {"target_pci", "BUS:DEV", "the DPU's PCI address (informational)", set_pci},
+    {"target_pci", "BUS:DEV",
+     "the DPU's PCI address (4b:00): its ports and firmware\n"
+     "version are read from sysfs (default: the address in misc's DEV_NAME)",
+     set_pci},
+    {"sysfs", "DIR",
+     "the host's sysfs (default /sys; dpf-rshim-emu --sysfs "
+     "makes one)",
+     set_sysfs},
     {"exec_timeout", "SECONDS",
      "how long an activation may take (default "
      "1800)",
@@ -167,12 +175,13 @@ main(int argc, char **argv)
 {
     struct dm m = {.cfg = {.bind_address = "0.0.0.0:9339",
                            .auth = DMSD_AUTH_CERT,
+                           .sysfs = "/sys",
                            .exec_timeout_ms = 1800 * 1000}};
-    /* Every 64 KiB transfer message is allocated and freed a few times
-     * (gRPC's buffer, our copy, protobuf-c's): without these glibc keeps
-     * returning the top of the heap to the kernel and faulting it back,
-     * which cost most of the CPU of an Install. Two arenas bound the
-     * memory the call threads can spread over. */
+    /* gRPC allocates and frees its receive buffers for every 64 KiB
+     * transfer message (dmsd itself no longer copies them): without these
+     * glibc keeps returning the top of the heap to the kernel and faulting
+     * it back, which once cost most of the CPU of an Install. Two arenas
+     * bound the memory the call threads can spread over. */
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
     mallopt(M_ARENA_MAX, 2);
@@ -189,7 +198,8 @@ main(int argc, char **argv)
         .summary = "Serve gNMI and gNOI (the DOCA Management Service) on one "
                    "gRPC port:\nthe BlueField mode, OS.Install of BFBs and "
                    "bf.cfg files, OS.Activate\ninto the rshim boot device, "
-                   "System.RebootStatus.",
+                   "System.Reboot and RebootStatus, File in the image\n"
+                   "folder; gNMI reads the DPU's identity, versions and ports.",
         .flags = flags,
         .arg = &m,
         .start = dm_start,

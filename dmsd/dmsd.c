@@ -1,7 +1,9 @@
 /* dmsd: gNMI and gNOI over gRPC core (see dmsd.h). */
 #include "dmsd/dmsd.h"
+#include "dmsd/dmsd-parse.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grpc/byte_buffer_reader.h>
@@ -9,6 +11,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,12 +33,17 @@
 #include "lib/base/thread.h"
 #include "lib/base/util.h"
 #include "lib/codecs/bfb.h"
+#include "lib/codecs/rshim-misc.h"
 
 LOG_MODULE(dmsd);
 
 #define DMSD_CHUNK (1024 * 1024)
 #define DMSD_PROGRESS_EVERY (8 * 1024 * 1024)
 #define DMSD_CFG_MAX (1024 * 1024)
+/* gRPC's per-stream receive window and the largest message accepted: a
+ * client sends 64 KiB chunks; 2 MiB leaves room for a bigger one */
+#define DMSD_WINDOW (1024 * 1024)
+#define DMSD_MAX_MESSAGE (2 * 1024 * 1024)
 #define DMSD_MODE_PATH "/nvidia/mode/config/mode"
 
 enum act_phase {
@@ -43,10 +52,17 @@ enum act_phase {
     ACT_WAITING, /* written; waiting for the DPU to come up */
     ACT_DONE,
     ACT_FAILED,
+    ACT_REBOOTING, /* System.Reboot: waiting out its delay, then SW_RESET */
 };
 
-static const char *const act_names[] = {"idle", "pushing", "waiting", "done",
-                                        "failed"};
+static const char *const act_names[] = {"idle", "pushing", "waiting",
+                                        "done", "failed",  "rebooting"};
+
+static bool
+act_busy(enum act_phase p)
+{
+    return p == ACT_PUSHING || p == ACT_WAITING || p == ACT_REBOOTING;
+}
 
 struct dmsd {
     struct dmsd_config cfg;
@@ -71,6 +87,9 @@ struct dmsd {
     char act_message[1024];
     char act_version[256]; /* the BFB's version, recorded when it is up */
     char installed_version[256];
+    int act_method;        /* Gnoi__System__RebootMethod of the last */
+    uint64_t reboot_at_ns; /* when a delayed Reboot resets the DPU */
+    char reboot_message[256];
     unsigned act_count;
     uint64_t act_when_ns;
     pthread_t push_thread;
@@ -87,13 +106,6 @@ now_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-/* A version names a file in the image folder: no path, no dot file. */
-static bool
-version_ok(const char *v)
-{
-    return v && *v && v[0] != '.' && !strchr(v, '/') && strlen(v) < 200;
-}
-
 static char *
 image_path(struct dmsd *s, const char *version)
 {
@@ -104,12 +116,12 @@ image_path(struct dmsd *s, const char *version)
 static void
 save_activation(struct dmsd *s)
 {
-    json_t *j =
-        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I}", "phase",
-                  act_names[s->phase], "status", s->status, "image",
-                  s->act_image, "cfg", s->act_cfg, "message", s->act_message,
-                  "installedVersion", s->installed_version, "count",
-                  (int) s->act_count, "when", (json_int_t) s->act_when_ns);
+    json_t *j = json_pack(
+        "{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:I, s:i}", "phase",
+        act_names[s->phase], "status", s->status, "image", s->act_image, "cfg",
+        s->act_cfg, "message", s->act_message, "installedVersion",
+        s->installed_version, "count", (int) s->act_count, "when",
+        (json_int_t) s->act_when_ns, "method", s->act_method);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     char *path = xasprintf("%s/activation.json", s->state_dir);
     int rc = file_write_atomic(path, text, strlen(text), 0600);
@@ -156,7 +168,19 @@ load_state(struct dmsd *s)
                 s->phase = (enum act_phase) i;
             }
         }
-        if (s->phase == ACT_PUSHING || s->phase == ACT_WAITING) {
+        s->act_method = (int) json_integer_value(json_object_get(j, "method"));
+        if (s->phase == ACT_REBOOTING ||
+            (s->phase == ACT_WAITING && !*s->act_image)) {
+            s->phase = ACT_FAILED;
+            s->status =
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE;
+            snprintf(s->act_message, sizeof s->act_message,
+                     "dmsd restarted during a System.Reboot of the DPU; "
+                     "whether it came up is unknown: reboot again");
+            save_activation(s);
+            log_warn("reboot interrupted by a restart", "rshim=%s",
+                     s->cfg.rshim);
+        } else if (s->phase == ACT_PUSHING || s->phase == ACT_WAITING) {
             /* we died in the middle: the DPU got a partial stream or we do
              * not know how it ended; the client may simply activate again */
             s->phase = ACT_FAILED;
@@ -237,6 +261,130 @@ recv_msg(struct call *c, uint8_t **out, size_t *len)
     grpc_byte_buffer_reader_destroy(&r);
     grpc_byte_buffer_destroy(bb);
     return 1;
+}
+
+/* Receive one message and keep it as gRPC's slices (no copy): 1 with *out
+ * (grpc_byte_buffer_destroy() it), 0 at the end of the client's stream,
+ * -1 when the call broke. */
+static int
+recv_buffer(struct call *c, grpc_byte_buffer **out)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = out;
+    *out = NULL;
+    if (!batch(c, &op, 1)) {
+        return -1;
+    }
+    return *out ? 1 : 0;
+}
+
+/* A message's bytes as an iovec over gRPC's slices, no copy. */
+struct slices {
+    grpc_byte_buffer_reader r;
+    struct iovec *iov;
+    size_t n, cap, total;
+};
+
+static bool
+slices_open(struct slices *sv, grpc_byte_buffer *bb)
+{
+    memset(sv, 0, sizeof *sv);
+    if (!grpc_byte_buffer_reader_init(&sv->r, bb)) {
+        return false;
+    }
+    grpc_slice *sl;
+    while (grpc_byte_buffer_reader_peek(&sv->r, &sl)) {
+        if (sv->n == sv->cap) {
+            sv->cap = sv->cap ? sv->cap * 2 : 16;
+            sv->iov = xrealloc(sv->iov, sv->cap * sizeof *sv->iov);
+        }
+        sv->iov[sv->n].iov_base = GRPC_SLICE_START_PTR(*sl);
+        sv->iov[sv->n].iov_len = GRPC_SLICE_LENGTH(*sl);
+        sv->total += GRPC_SLICE_LENGTH(*sl);
+        sv->n++;
+    }
+    return true;
+}
+
+static void
+slices_close(struct slices *sv)
+{
+    grpc_byte_buffer_reader_destroy(&sv->r);
+    free(sv->iov);
+}
+
+/* Drop the first k bytes of the iovec (the protobuf field header). */
+static void
+slices_skip(struct slices *sv, size_t k)
+{
+    size_t i = 0;
+    sv->total -= DPF_MIN(k, sv->total);
+    while (i < sv->n && k >= sv->iov[i].iov_len) {
+        k -= sv->iov[i].iov_len;
+        i++;
+    }
+    if (i < sv->n) {
+        sv->iov[i].iov_base = (uint8_t *) sv->iov[i].iov_base + k;
+        sv->iov[i].iov_len -= k;
+    }
+    memmove(sv->iov, sv->iov + i, (sv->n - i) * sizeof *sv->iov);
+    sv->n -= i;
+}
+
+/* Copy the whole message into one buffer (the slow path). */
+static uint8_t *
+slices_flatten(const struct slices *sv)
+{
+    uint8_t *buf = xmalloc(sv->total + 1), *p = buf;
+    for (size_t i = 0; i < sv->n; i++) {
+        memcpy(p, sv->iov[i].iov_base, sv->iov[i].iov_len);
+        p += sv->iov[i].iov_len;
+    }
+    return buf;
+}
+
+/* dmsd_bytes_field() on the first bytes of the slices. */
+static size_t
+slices_bytes_field(const struct slices *sv, unsigned field)
+{
+    uint8_t h[16];
+    size_t have = 0;
+    for (size_t i = 0; i < sv->n && have < sizeof h; i++) {
+        size_t k = DPF_MIN(sv->iov[i].iov_len, sizeof h - have);
+        memcpy(h + have, sv->iov[i].iov_base, k);
+        have += k;
+    }
+    return dmsd_bytes_field(h, have, sv->total, field);
+}
+
+/* write() the whole iovec, resuming after short writes. */
+static int
+slices_write(int fd, struct slices *sv)
+{
+    struct iovec *iov = sv->iov;
+    size_t n = sv->n;
+    while (n) {
+        ssize_t w = writev(fd, iov, (int) DPF_MIN(n, (size_t) IOV_MAX));
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            return -errno;
+        }
+        size_t k = (size_t) w;
+        while (n && k >= iov->iov_len) {
+            k -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n) {
+            iov->iov_base = (uint8_t *) iov->iov_base + k;
+            iov->iov_len -= k;
+        }
+    }
+    return 0;
 }
 
 static bool
@@ -409,33 +557,6 @@ authorize(struct call *c)
 
 /* --- gNMI ------------------------------------------------------------ */
 
-/* "/a/b[k=v]/c" of prefix + path. */
-static void
-path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
-          size_t size)
-{
-    struct dbuf b;
-    dbuf_init(&b);
-    const Gnmi__Path *parts[2] = {prefix, path};
-    for (int i = 0; i < 2; i++) {
-        if (!parts[i]) {
-            continue;
-        }
-        for (size_t k = 0; k < parts[i]->n_elem; k++) {
-            const Gnmi__PathElem *e = parts[i]->elem[k];
-            dbuf_printf(&b, "/%s", e->name);
-            for (size_t j = 0; j < e->n_key; j++) {
-                dbuf_printf(&b, "[%s=%s]", e->key[j]->key, e->key[j]->value);
-            }
-        }
-        for (size_t k = 0; k < parts[i]->n_element; k++) {
-            dbuf_printf(&b, "/%s", parts[i]->element[k]);
-        }
-    }
-    snprintf(buf, size, "%s", b.len ? b.data : "/");
-    dbuf_free(&b);
-}
-
 static void
 gnmi_capabilities(struct call *c)
 {
@@ -493,6 +614,298 @@ typed_string(const Gnmi__TypedValue *v, char *out, size_t size)
     default:
         return false;
     }
+}
+
+/* --- the values gNMI serves ------------------------------------------ */
+
+/* dmsd_path_text(); a path too long for buf is marked so that it can
+ * match nothing served. */
+static void
+path_text(const Gnmi__Path *prefix, const Gnmi__Path *path, char *buf,
+          size_t size)
+{
+    static const char mark[] = " ...(path too long)";
+    if (!dmsd_path_text(prefix, path, buf, size) && size > sizeof mark) {
+        memcpy(buf + size - sizeof mark, mark, sizeof mark);
+    }
+}
+
+#define DMSD_COMPONENT "/components/component[name=DPU]/state/"
+#define DMSD_IFACE "/interfaces/interface[name="
+/* for NOT_FOUND messages: what a client may ask for */
+static const char dmsd_paths[] = DMSD_MODE_PATH
+    ", /nvidia/mode/state/mode, /nvidia/os/state/version, "
+    "/components/component[name=DPU]/state/{id,description,part-no,"
+    "firmware-version,software-version}, /interfaces/interface[name=PORT]/"
+    "state/{oper-status,mtu}, /interfaces/interface[name=PORT]/config/mtu";
+
+struct gvalue {
+    char text[256];
+    bool is_uint; /* mtu: uint_val; everything else string_val */
+    uint64_t u;
+};
+
+static void
+gvalue_typed(const struct gvalue *g, Gnmi__TypedValue *v)
+{
+    if (g->is_uint) {
+        v->value_case = GNMI__TYPED_VALUE__VALUE_UINT_VAL;
+        v->uint_val = g->u;
+    } else {
+        v->value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
+        v->string_val = (char *) g->text;
+    }
+}
+
+/* The first line of a small file, trimmed; false if it cannot be read. */
+static bool
+read_line(const char *path, char *out, size_t size)
+{
+    char *text;
+    size_t len;
+    if (file_read_all(path, &text, &len) < 0) {
+        return false;
+    }
+    size_t n = strcspn(text, "\r\n");
+    snprintf(out, size, "%.*s", (int) n, text);
+    free(text);
+    return true;
+}
+
+static bool
+read_misc(struct dmsd *s, struct rshim_misc *m)
+{
+    char *path = xasprintf("%s/misc", s->cfg.rshim);
+    char *text;
+    size_t len;
+    int rc = file_read_all(path, &text, &len);
+    free(path);
+    if (rc < 0) {
+        return false;
+    }
+    rshim_misc_parse(text, len, m);
+    free(text);
+    return true;
+}
+
+/* The DPU's PCI functions as the host sees them: the entries of
+ * SYSFS/bus/pci/devices named [DOMAIN:]TARGET.FN, where TARGET is
+ * -target_pci ("4b:00") or, without it, the address in misc's DEV_NAME.
+ * Calls fn(dir) for each until it returns true. */
+static bool
+pci_functions(struct dmsd *s, bool (*fn)(const char *dir, void *arg), void *arg)
+{
+    char target[64] = "";
+    if (s->cfg.target_pci && *s->cfg.target_pci) {
+        snprintf(target, sizeof target, "%s", s->cfg.target_pci);
+    } else {
+        struct rshim_misc m;
+        if (read_misc(s, &m) && *m.dev_name) {
+            const char *n = m.dev_name;
+            n += str_has_prefix(n, "pcie-") ? 5 : 0;
+            snprintf(target, sizeof target, "%.*s", (int) strcspn(n, "."), n);
+        }
+    }
+    if (!*target) {
+        return false;
+    }
+    char *devs = xasprintf("%s/bus/pci/devices", s->cfg.sysfs);
+    DIR *d = opendir(devs);
+    bool found = false;
+    struct dirent *de;
+    size_t tl = strlen(target);
+    while (d && !found && (de = readdir(d))) {
+        const char *p = strstr(de->d_name, target);
+        if (!p || (p != de->d_name && p[-1] != ':') || p[tl] != '.') {
+            continue;
+        }
+        char *dir = xasprintf("%s/%s", devs, de->d_name);
+        found = fn(dir, arg);
+        free(dir);
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(devs);
+    return found;
+}
+
+struct port_find {
+    const char *name;
+    char *net; /* SYSFS/.../net/NAME when found */
+};
+
+/* The port is looked up among the directory's entries by name: nothing
+ * the client sent becomes part of a path. */
+static bool
+port_in(const char *dir, void *arg)
+{
+    struct port_find *pf = arg;
+    char *net = xasprintf("%s/net", dir);
+    DIR *d = opendir(net);
+    struct dirent *de;
+    while (d && !pf->net && (de = readdir(d))) {
+        if (de->d_name[0] != '.' && !strcmp(de->d_name, pf->name)) {
+            pf->net = xasprintf("%s/%s", net, de->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(net);
+    return pf->net != NULL;
+}
+
+static bool
+fw_in(const char *dir, void *arg)
+{
+    char *ib = xasprintf("%s/infiniband", dir);
+    DIR *d = opendir(ib);
+    struct dirent *de;
+    bool ok = false;
+    while (d && !ok && (de = readdir(d))) {
+        if (de->d_name[0] != '.') {
+            char *p = xasprintf("%s/%s/fw_ver", ib, de->d_name);
+            ok = read_line(p, arg, 128);
+            free(p);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    free(ib);
+    return ok;
+}
+
+/* sysfs operstate to OpenConfig's oper-status enumeration. */
+static const char *
+oper_status(const char *operstate)
+{
+    static const char *const map[][2] = {
+        {"up", "UP"},
+        {"down", "DOWN"},
+        {"testing", "TESTING"},
+        {"dormant", "DORMANT"},
+        {"notpresent", "NOT_PRESENT"},
+        {"lowerlayerdown", "LOWER_LAYER_DOWN"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+        if (!strcmp(operstate, map[i][0])) {
+            return map[i][1];
+        }
+    }
+    return "UNKNOWN";
+}
+
+/* The value at a path (its text form, path_text()). 0; -ENOENT if dmsd
+ * does not serve the path; -ENODATA if it does but the device does not
+ * say now. why says which, naming the path. */
+static int
+gnmi_value(struct dmsd *s, const char *path, struct gvalue *v, char *why,
+           size_t wsize)
+{
+    memset(v, 0, sizeof *v);
+    if (!strcmp(path, DMSD_MODE_PATH) ||
+        !strcmp(path, "/nvidia/mode/state/mode") ||
+        !strcmp(path, "/nvidia/os/state/version")) {
+        pthread_mutex_lock(&s->mu);
+        snprintf(v->text, sizeof v->text, "%s",
+                 path[8] == 'm' ? s->mode : s->installed_version);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    if (str_has_prefix(path, DMSD_COMPONENT)) {
+        const char *leaf = path + strlen(DMSD_COMPONENT);
+        struct rshim_misc m;
+        bool have = read_misc(s, &m);
+        const char *val = NULL;
+        if (!strcmp(leaf, "id")) {
+            val = have && *m.dev_name ? m.dev_name : NULL;
+        } else if (!strcmp(leaf, "description")) {
+            val = have && *m.dev_info ? m.dev_info : NULL;
+        } else if (!strcmp(leaf, "part-no")) {
+            val = have && *m.opn ? m.opn : NULL;
+        } else if (!strcmp(leaf, "software-version")) {
+            /* what the device's log says it booted; else what dmsd saw
+             * the last activation install */
+            if (have && *m.bfb_version) {
+                val = m.bfb_version;
+            } else {
+                pthread_mutex_lock(&s->mu);
+                snprintf(v->text, sizeof v->text, "%s", s->installed_version);
+                pthread_mutex_unlock(&s->mu);
+                val = *v->text ? v->text : NULL;
+            }
+        } else if (!strcmp(leaf, "firmware-version")) {
+            char fw[128];
+            if (pci_functions(s, fw_in, fw)) {
+                snprintf(v->text, sizeof v->text, "%s", fw);
+                return 0;
+            }
+            snprintf(why, wsize,
+                     "%s: no firmware version: no %s/bus/pci/devices/"
+                     "*%s.*/infiniband/*/fw_ver",
+                     path, s->cfg.sysfs,
+                     s->cfg.target_pci ? s->cfg.target_pci : "");
+            return -ENODATA;
+        } else {
+            snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
+                     dmsd_paths);
+            return -ENOENT;
+        }
+        if (!val) {
+            snprintf(why, wsize, "%s: the rshim device %s does not say (%s)",
+                     path, s->cfg.rshim,
+                     have ? "the key is missing from misc"
+                          : "misc cannot be read");
+            return -ENODATA;
+        }
+        if (val != v->text) {
+            snprintf(v->text, sizeof v->text, "%s", val);
+        }
+        return 0;
+    }
+    if (str_has_prefix(path, DMSD_IFACE)) {
+        char port[64];
+        const char *leaf = "";
+        bool keyed = dmsd_path_key(path, DMSD_IFACE, port, sizeof port, &leaf);
+        bool oper = !strcmp(leaf, "/state/oper-status");
+        bool mtu = !strcmp(leaf, "/state/mtu") || !strcmp(leaf, "/config/mtu");
+        if (!keyed || (!oper && !mtu)) {
+            snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path,
+                     dmsd_paths);
+            return -ENOENT;
+        }
+        struct port_find pf = {.name = port};
+        if (!pci_functions(s, port_in, &pf)) {
+            snprintf(why, wsize,
+                     "%s: the DPU has no port \"%s\" (none under %s/bus/pci/"
+                     "devices/*%s.*/net)",
+                     path, port, s->cfg.sysfs,
+                     s->cfg.target_pci ? s->cfg.target_pci : "");
+            return -ENOENT;
+        }
+        char *file = xasprintf("%s/%s", pf.net, oper ? "operstate" : "mtu");
+        char line[64];
+        bool ok = read_line(file, line, sizeof line);
+        free(file);
+        free(pf.net);
+        if (!ok) {
+            snprintf(why, wsize, "%s: the port's %s cannot be read", path,
+                     oper ? "operstate" : "mtu");
+            return -ENODATA;
+        }
+        if (oper) {
+            snprintf(v->text, sizeof v->text, "%s", oper_status(line));
+        } else {
+            v->is_uint = true;
+            v->u = strtoull(line, NULL, 10);
+            snprintf(v->text, sizeof v->text, "%" PRIu64, v->u);
+        }
+        return 0;
+    }
+    snprintf(why, wsize, "%s: no such path (dmsd serves %s)", path, dmsd_paths);
+    return -ENOENT;
 }
 
 static void
@@ -593,30 +1006,16 @@ gnmi_get(struct call *c)
     Gnmi__Update *ups = xcalloc(n ? n : 1, sizeof *ups);
     Gnmi__Update **ul = xcalloc(n ? n : 1, sizeof *ul);
     Gnmi__TypedValue *vals = xcalloc(n ? n : 1, sizeof *vals);
-    char(*texts)[256] = xcalloc(n ? n : 1, sizeof *texts);
-    pthread_mutex_lock(&s->mu);
-    char mode[8], version[256];
-    snprintf(mode, sizeof mode, "%s", s->mode);
-    snprintf(version, sizeof version, "%s", s->installed_version);
-    pthread_mutex_unlock(&s->mu);
+    struct gvalue *gv = xcalloc(n ? n : 1, sizeof *gv);
     for (size_t i = 0; i < n; i++) {
-        char path[512];
+        char path[512], why[1024];
         path_text(req->prefix, req->path[i], path, sizeof path);
-        if (!strcmp(path, DMSD_MODE_PATH) ||
-            !strcmp(path, "/nvidia/mode/state/mode")) {
-            snprintf(texts[i], sizeof texts[i], "%s", mode);
-        } else if (!strcmp(path, "/nvidia/os/state/version")) {
-            snprintf(texts[i], sizeof texts[i], "%s", version);
-        } else {
-            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
-                   "%s: no such path (dmsd serves %s, "
-                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
-                   path, DMSD_MODE_PATH);
+        if (gnmi_value(s, path, &gv[i], why, sizeof why) < 0) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Get %s", why);
             goto out;
         }
         gnmi__typed_value__init(&vals[i]);
-        vals[i].value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
-        vals[i].string_val = texts[i];
+        gvalue_typed(&gv[i], &vals[i]);
         gnmi__update__init(&ups[i]);
         ups[i].path = req->path[i];
         ups[i].val = &vals[i];
@@ -638,37 +1037,18 @@ out:
     free(ups);
     free(ul);
     free(vals);
-    free(texts);
+    free(gv);
     gnmi__get_request__free_unpacked(req, NULL);
 }
 
 /* --- gNMI Subscribe -------------------------------------------------- */
 
-/* The value of a served path into out; false if dmsd does not serve it. */
-static bool
-gnmi_value(struct dmsd *s, const char *path, char *out, size_t size)
-{
-    pthread_mutex_lock(&s->mu);
-    bool ok = true;
-    if (!strcmp(path, DMSD_MODE_PATH) ||
-        !strcmp(path, "/nvidia/mode/state/mode")) {
-        snprintf(out, size, "%s", s->mode);
-    } else if (!strcmp(path, "/nvidia/os/state/version")) {
-        snprintf(out, size, "%s", s->installed_version);
-    } else {
-        ok = false;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return ok;
-}
-
 static bool
 send_update(struct call *c, const Gnmi__Path *prefix, Gnmi__Path *path,
-            char *value)
+            const struct gvalue *value)
 {
     Gnmi__TypedValue v = GNMI__TYPED_VALUE__INIT;
-    v.value_case = GNMI__TYPED_VALUE__VALUE_STRING_VAL;
-    v.string_val = value;
+    gvalue_typed(value, &v);
     Gnmi__Update u = GNMI__UPDATE__INIT;
     u.path = path;
     u.val = &v;
@@ -684,12 +1064,28 @@ send_update(struct call *c, const Gnmi__Path *prefix, Gnmi__Path *path,
     return send_packed(c, &r.base);
 }
 
+/* The values of every subscription, then sync_response. */
+static bool
+send_all(struct call *c, Gnmi__SubscriptionList *sl, struct gvalue *vals,
+         bool values)
+{
+    bool ok = true;
+    for (size_t i = 0; i < sl->n_subscription && ok && values; i++) {
+        ok = send_update(c, sl->prefix, sl->subscription[i]->path, &vals[i]);
+    }
+    Gnmi__SubscribeResponse sync = GNMI__SUBSCRIBE_RESPONSE__INIT;
+    sync.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_SYNC_RESPONSE;
+    sync.sync_response = true;
+    return ok && send_packed(c, &sync.base);
+}
+
 static void
 gnmi_subscribe(struct call *c)
 {
     struct dmsd *s = c->s;
     uint8_t *buf = NULL;
     size_t len;
+    char why[1024];
     Gnmi__SubscribeRequest *req = NULL;
     if (recv_msg(c, &buf, &len) <= 0 ||
         !(req = gnmi__subscribe_request__unpack(NULL, len, buf)) ||
@@ -698,28 +1094,23 @@ gnmi_subscribe(struct call *c)
                "Subscribe: the first message must be a SubscriptionList");
         goto out;
     }
+    free(buf);
+    buf = NULL;
     Gnmi__SubscriptionList *sl = req->subscribe;
     size_t n = sl->n_subscription;
-    if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__POLL) {
-        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
-               "Subscribe: POLL mode is not served (ONCE and STREAM are)");
-        goto out;
-    }
     char(*paths)[512] = xcalloc(n ? n : 1, sizeof *paths);
-    char(*last)[256] = xcalloc(n ? n : 1, sizeof *last);
+    struct gvalue *last = xcalloc(n ? n : 1, sizeof *last);
     int64_t *due = xcalloc(n ? n : 1, sizeof *due);
     int64_t *every = xcalloc(n ? n : 1, sizeof *every);
     for (size_t i = 0; i < n; i++) {
         Gnmi__Subscription *sub = sl->subscription[i];
         path_text(sl->prefix, sub->path, paths[i], sizeof paths[i]);
-        if (!gnmi_value(s, paths[i], last[i], sizeof last[i])) {
-            finish(c, NULL, GRPC_STATUS_NOT_FOUND,
-                   "Subscribe: %s: no such path (dmsd serves %s, "
-                   "/nvidia/mode/state/mode, /nvidia/os/state/version)",
-                   paths[i], DMSD_MODE_PATH);
+        if (gnmi_value(s, paths[i], &last[i], why, sizeof why) == -ENOENT) {
+            finish(c, NULL, GRPC_STATUS_NOT_FOUND, "Subscribe %s", why);
             goto done;
         }
-        if (sub->mode == GNMI__SUBSCRIPTION_MODE__SAMPLE) {
+        if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__STREAM &&
+            sub->mode == GNMI__SUBSCRIPTION_MODE__SAMPLE) {
             uint64_t ns =
                 sub->sample_interval ? sub->sample_interval : 10000000000u;
             if (ns < 1000000000u || ns > 60000000000u) {
@@ -733,20 +1124,44 @@ gnmi_subscribe(struct call *c)
         }
     }
     /* the current values, then sync_response */
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        if (!sl->updates_only) {
-            ok = send_update(c, sl->prefix, sl->subscription[i]->path, last[i]);
-        }
-    }
-    Gnmi__SubscribeResponse sync = GNMI__SUBSCRIBE_RESPONSE__INIT;
-    sync.response_case = GNMI__SUBSCRIBE_RESPONSE__RESPONSE_SYNC_RESPONSE;
-    sync.sync_response = true;
+    bool ok = send_all(c, sl, last, !sl->updates_only);
     if (ok && sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__ONCE) {
-        finish(c, &sync.base, GRPC_STATUS_OK, NULL);
+        finish(c, NULL, GRPC_STATUS_OK, NULL);
         goto done;
     }
-    ok = ok && send_packed(c, &sync.base);
+    if (sl->mode == GNMI__SUBSCRIPTION_LIST__MODE__POLL) {
+        /* each Poll message: the values again, then sync_response; the
+         * client's half-close ends the call */
+        while (ok) {
+            Gnmi__SubscribeRequest *pr = NULL;
+            int rc = recv_msg(c, &buf, &len);
+            if (rc <= 0) {
+                finish(c, NULL,
+                       rc == 0 ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED, NULL);
+                goto done;
+            }
+            pr = gnmi__subscribe_request__unpack(NULL, len, buf);
+            free(buf);
+            buf = NULL;
+            bool poll =
+                pr && pr->request_case == GNMI__SUBSCRIBE_REQUEST__REQUEST_POLL;
+            if (pr) {
+                gnmi__subscribe_request__free_unpacked(pr, NULL);
+            }
+            if (!poll) {
+                finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+                       "Subscribe: after a POLL SubscriptionList only Poll "
+                       "messages may follow");
+                goto done;
+            }
+            for (size_t i = 0; i < n; i++) {
+                gnmi_value(s, paths[i], &last[i], why, sizeof why);
+            }
+            ok = send_all(c, sl, last, true);
+        }
+        finish(c, NULL, GRPC_STATUS_CANCELLED, "Subscribe ended");
+        goto done;
+    }
     int64_t t = 0;
     for (size_t i = 0; i < n; i++) {
         due[i] = every[i];
@@ -763,13 +1178,15 @@ gnmi_subscribe(struct call *c)
         usleep(100 * 1000);
         t += 100;
         for (size_t i = 0; i < n && ok; i++) {
-            char now[256];
-            gnmi_value(s, paths[i], now, sizeof now);
-            bool changed = strcmp(now, last[i]) != 0;
-            snprintf(last[i], sizeof last[i], "%s", now);
+            struct gvalue now;
+            if (gnmi_value(s, paths[i], &now, why, sizeof why) < 0) {
+                continue; /* the device does not say just now */
+            }
+            bool changed = strcmp(now.text, last[i].text) != 0;
+            last[i] = now;
             if (every[i] ? t >= due[i] : changed) {
                 ok = send_update(c, sl->prefix, sl->subscription[i]->path,
-                                 last[i]);
+                                 &last[i]);
                 due[i] = t + every[i];
             }
         }
@@ -788,6 +1205,98 @@ out:
 }
 
 /* --- gNOI OS.Install ------------------------------------------------- */
+
+struct info_ctx {
+    struct dbuf info;
+};
+
+static int
+info_data(void *ctx, const struct bfb_image *img, const uint8_t *p, size_t n,
+          struct dpf_error *err)
+{
+    (void) err;
+    struct info_ctx *ic = ctx;
+    if (img->h.id == BFB_ID_INFO && ic->info.len < 65536) {
+        dbuf_append(&ic->info, p, DPF_MIN(n, 65536 - ic->info.len));
+    }
+    return 0;
+}
+
+static const struct bfb_reader_ops info_ops = {.data = info_data};
+
+/* A BFB that Install checked (every CRC, as it arrived) is recorded in
+ * STATE_DIR/validated/<version>.json with what identifies the file
+ * (device, inode, size, mtime) and its info version, so that Activate
+ * need not read it twice: a file that was replaced, changed or planted
+ * by other means does not match and is checked in full again. */
+static char *
+validated_path(struct dmsd *s, const char *version)
+{
+    return xasprintf("%s/validated/%s.json", s->state_dir, version);
+}
+
+static void
+validated_save(struct dmsd *s, const char *version, const char *file,
+               const char *bfb_version)
+{
+    struct stat st;
+    if (stat(file, &st) < 0) {
+        return;
+    }
+    char *dir = xasprintf("%s/validated", s->state_dir);
+    int rc = dir_create_all(dir, 0700);
+    free(dir);
+    json_t *j = json_pack(
+        "{s:I, s:I, s:I, s:I, s:s}", "dev", (json_int_t) st.st_dev, "ino",
+        (json_int_t) st.st_ino, "size", (json_int_t) st.st_size, "mtimeNs",
+        (json_int_t) (st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec),
+        "version", bfb_version);
+    char *text = json_dumps(j, JSON_SORT_KEYS);
+    char *path = validated_path(s, version);
+    if (rc == 0) {
+        rc = file_write_atomic(path, text, strlen(text), 0600);
+    }
+    if (rc < 0) {
+        log_warn("cannot record a validated image", "path=%s error=\"%s\"",
+                 path, strerror(-rc));
+    }
+    free(path);
+    free(text);
+    json_decref(j);
+}
+
+/* True (with the BFB's version) if file is still what Install checked. */
+static bool
+validated_match(struct dmsd *s, const char *version, const char *file,
+                char *bfb_version, size_t size)
+{
+    struct stat st;
+    char *path = validated_path(s, version);
+    char *text = NULL;
+    size_t len;
+    bool ok = false;
+    if (stat(file, &st) == 0 && file_read_all(path, &text, &len) == 0) {
+        json_t *j = json_loadb(text, len, 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "version"));
+        ok = v &&
+             json_integer_value(json_object_get(j, "dev")) ==
+                 (json_int_t) st.st_dev &&
+             json_integer_value(json_object_get(j, "ino")) ==
+                 (json_int_t) st.st_ino &&
+             json_integer_value(json_object_get(j, "size")) ==
+                 (json_int_t) st.st_size &&
+             json_integer_value(json_object_get(j, "mtimeNs")) ==
+                 (json_int_t) (st.st_mtim.tv_sec * 1000000000ll +
+                               st.st_mtim.tv_nsec);
+        if (ok) {
+            snprintf(bfb_version, size, "%s", v);
+        }
+        json_decref(j);
+    }
+    free(text);
+    free(path);
+    return ok;
+}
 
 static void install_error(struct call *c, Gnoi__Os__InstallError__Type type,
                           const char *fmt, ...)
@@ -820,6 +1329,48 @@ send_install(struct call *c, Gnoi__Os__InstallResponse *r)
     send_packed(c, &r->base);
 }
 
+static void
+install_progress(struct call *c, uint64_t got)
+{
+    Gnoi__Os__TransferProgress tp = GNOI__OS__TRANSFER_PROGRESS__INIT;
+    tp.bytes_received = got;
+    Gnoi__Os__InstallResponse pr = GNOI__OS__INSTALL_RESPONSE__INIT;
+    pr.response_case = GNOI__OS__INSTALL_RESPONSE__RESPONSE_TRANSFER_PROGRESS;
+    pr.transfer_progress = &tp;
+    send_install(c, &pr);
+}
+
+/* One transfer_content chunk: size checks, the BFB reader (a BFB is
+ * checked as it arrives), then the file. 0, or -EILSEQ (corrupt BFB) or
+ * another negative errno with *why (free()) saying what happened. */
+static int
+install_content(struct call *c, struct bfb_reader *reader, int fd,
+                struct slices *sv, uint64_t *got, uint64_t size, bool is_cfg,
+                const char *version, const char **why)
+{
+    (void) c;
+    *got += sv->total;
+    if ((size && *got > size) || (is_cfg && *got > DMSD_CFG_MAX)) {
+        *why = xasprintf("%s: more bytes than announced (%" PRIu64 ")", version,
+                         is_cfg && !size ? (uint64_t) DMSD_CFG_MAX : size);
+        return -EFBIG;
+    }
+    for (size_t i = 0; reader && i < sv->n; i++) {
+        struct dpf_error err = {0};
+        if (bfb_reader_feed(reader, sv->iov[i].iov_base, sv->iov[i].iov_len,
+                            &err) < 0) {
+            *why = xasprintf("%s: %s", version, err.message);
+            return -EILSEQ;
+        }
+    }
+    int rc = slices_write(fd, sv);
+    if (rc < 0) {
+        *why = xasprintf("writing %s: %s", version, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 /* Remove a partial file before the client hears of the failure, so that
  * what it sees next is a folder without it. */
 static void
@@ -847,6 +1398,8 @@ os_install(struct call *c)
     int fd = -1;
     struct bfb_reader *reader = NULL;
     bool claimed = false;
+    struct info_ctx ic;
+    dbuf_init(&ic.info);
 
     if (recv_msg(c, &buf, &len) <= 0 ||
         !(req = gnoi__os__install_request__unpack(NULL, len, buf)) ||
@@ -860,7 +1413,7 @@ os_install(struct call *c)
     char version[256];
     snprintf(version, sizeof version, "%s", req->transfer_request->version);
     uint64_t size = req->transfer_request->package_size;
-    if (!version_ok(version)) {
+    if (!dmsd_version_ok(version)) {
         drop_partial(&fd, &tmp);
         install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
                       "version \"%s\" cannot name an image file (no '/', "
@@ -916,7 +1469,7 @@ os_install(struct call *c)
         goto out;
     }
     if (!is_cfg) {
-        reader = bfb_reader_new(NULL, NULL);
+        reader = bfb_reader_new(&info_ops, &ic);
     }
     Gnoi__Os__TransferReady ready = GNOI__OS__TRANSFER_READY__INIT;
     Gnoi__Os__InstallResponse rr = GNOI__OS__INSTALL_RESPONSE__INIT;
@@ -925,16 +1478,54 @@ os_install(struct call *c)
     send_install(c, &rr);
     uint64_t got = 0, next_progress = DMSD_PROGRESS_EVERY;
     bool ended = false;
+    gnoi__os__install_request__free_unpacked(req, NULL);
+    req = NULL;
+    free(buf);
+    buf = NULL;
     for (;;) {
-        gnoi__os__install_request__free_unpacked(req, NULL);
-        req = NULL;
-        free(buf);
-        buf = NULL;
-        int rc = recv_msg(c, &buf, &len);
-        if (rc <= 0) {
+        /* transfer_content is taken straight from gRPC's slices into the
+         * BFB reader and writev(); only other messages are unpacked */
+        grpc_byte_buffer *bb;
+        if (recv_buffer(c, &bb) <= 0) {
             break;
         }
+        struct slices sv;
+        if (!slices_open(&sv, bb)) {
+            grpc_byte_buffer_destroy(bb);
+            break;
+        }
+        size_t hdr = slices_bytes_field(&sv, 2);
+        if (hdr) {
+            slices_skip(&sv, hdr);
+            const char *why = NULL;
+            int rc = install_content(c, reader, fd, &sv, &got, size, is_cfg,
+                                     version, &why);
+            slices_close(&sv);
+            grpc_byte_buffer_destroy(bb);
+            if (rc < 0) {
+                drop_partial(&fd, &tmp);
+                install_error(
+                    c,
+                    rc == -EILSEQ
+                        ? GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL
+                        : GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                    "%s", why);
+                free((char *) why);
+                goto out;
+            }
+            if (got >= next_progress) {
+                install_progress(c, got);
+                next_progress = got + DMSD_PROGRESS_EVERY;
+            }
+            continue;
+        }
+        buf = slices_flatten(&sv);
+        len = sv.total;
+        slices_close(&sv);
+        grpc_byte_buffer_destroy(bb);
         req = gnoi__os__install_request__unpack(NULL, len, buf);
+        free(buf);
+        buf = NULL;
         if (!req) {
             drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__PARSE_FAIL,
@@ -955,47 +1546,31 @@ os_install(struct call *c)
                           "expected transfer_content or transfer_end");
             goto out;
         }
-        ProtobufCBinaryData d = req->transfer_content;
-        got += d.len;
-        if ((size && got > size) || (is_cfg && got > DMSD_CFG_MAX)) {
+        /* transfer_content in a form the fast path did not take (other
+         * fields present): the same checks on the unpacked bytes */
+        struct slices one = {0};
+        struct iovec iov = {req->transfer_content.data,
+                            req->transfer_content.len};
+        one.iov = &iov;
+        one.n = 1;
+        one.total = iov.iov_len;
+        const char *why = NULL;
+        int rc = install_content(c, reader, fd, &one, &got, size, is_cfg,
+                                 version, &why);
+        gnoi__os__install_request__free_unpacked(req, NULL);
+        req = NULL;
+        if (rc < 0) {
             drop_partial(&fd, &tmp);
-            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
-                          "%s: more bytes than announced (%" PRIu64 ")",
-                          version, size);
+            install_error(c,
+                          rc == -EILSEQ
+                              ? GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL
+                              : GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
+                          "%s", why);
+            free((char *) why);
             goto out;
-        }
-        struct dpf_error err = {0};
-        if (reader && bfb_reader_feed(reader, d.data, d.len, &err) < 0) {
-            drop_partial(&fd, &tmp);
-            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__INTEGRITY_FAIL,
-                          "%s: %s", version, err.message);
-            goto out;
-        }
-        const uint8_t *p = d.data;
-        size_t left = d.len;
-        while (left) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w < 0) {
-                int e = errno;
-                drop_partial(&fd, &tmp);
-                install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__TOO_LARGE,
-                              "writing %s: %s", version, strerror(e));
-                goto out;
-            }
-            p += w;
-            left -= (size_t) w;
         }
         if (got >= next_progress) {
-            Gnoi__Os__TransferProgress tp = GNOI__OS__TRANSFER_PROGRESS__INIT;
-            tp.bytes_received = got;
-            Gnoi__Os__InstallResponse pr = GNOI__OS__INSTALL_RESPONSE__INIT;
-            pr.response_case =
-                GNOI__OS__INSTALL_RESPONSE__RESPONSE_TRANSFER_PROGRESS;
-            pr.transfer_progress = &tp;
-            send_install(c, &pr);
+            install_progress(c, got);
             next_progress = got + DMSD_PROGRESS_EVERY;
         }
     }
@@ -1042,6 +1617,14 @@ os_install(struct call *c)
     }
     free(tmp);
     tmp = NULL;
+    if (reader) {
+        char bv[256];
+        if (ic.info.len == 0 ||
+            bfb_info_version(ic.info.data, ic.info.len, bv, sizeof bv) < 0) {
+            snprintf(bv, sizeof bv, "%s", version);
+        }
+        validated_save(s, version, final, bv);
+    }
     log_info("image installed", "version=%s bytes=%" PRIu64 " user=\"%s\"",
              version, got, c->user);
     Gnoi__Os__Validated v = GNOI__OS__VALIDATED__INIT;
@@ -1061,6 +1644,7 @@ out:
     }
     free(final);
     bfb_reader_free(reader);
+    dbuf_free(&ic.info);
     if (req) {
         gnoi__os__install_request__free_unpacked(req, NULL);
     }
@@ -1073,22 +1657,6 @@ out:
 }
 
 /* --- gNOI OS.Activate ------------------------------------------------ */
-
-struct info_ctx {
-    struct dbuf info;
-};
-
-static int
-info_data(void *ctx, const struct bfb_image *img, const uint8_t *p, size_t n,
-          struct dpf_error *err)
-{
-    (void) err;
-    struct info_ctx *ic = ctx;
-    if (img->h.id == BFB_ID_INFO && ic->info.len < 65536) {
-        dbuf_append(&ic->info, p, DPF_MIN(n, 65536 - ic->info.len));
-    }
-    return 0;
-}
 
 static int
 copy_into(int out, const char *path, char *errbuf, size_t size)
@@ -1164,6 +1732,68 @@ act_set(struct dmsd *s, enum act_phase phase, int status, const char *fmt, ...)
              s->act_message);
 }
 
+/* Follow misc after a push (image set) or a reset (image NULL) until the
+ * DPU says it is ready, an ERR line, or -exec_timeout. */
+static void
+follow_misc(struct dmsd *s, const char *image, const char *version)
+{
+    char *misc = xasprintf("%s/misc", s->cfg.rshim);
+    int64_t waited = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) {
+            break;
+        }
+        char *text;
+        size_t len;
+        if (file_read_all(misc, &text, &len) == 0) {
+            struct rshim_misc m;
+            rshim_misc_parse(text, len, &m);
+            free(text);
+            if (m.ready) {
+                if (version) {
+                    pthread_mutex_lock(&s->mu);
+                    snprintf(s->installed_version, sizeof s->installed_version,
+                             "%s", version);
+                    pthread_mutex_unlock(&s->mu);
+                }
+                if (image) {
+                    act_set(s, ACT_DONE,
+                            GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
+                            "%s installed; the DPU is ready", image);
+                } else {
+                    act_set(s, ACT_DONE,
+                            GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
+                            "the DPU rebooted and is ready%s%s",
+                            *s->reboot_message ? ": " : "", s->reboot_message);
+                }
+                break;
+            }
+            if (*m.error) {
+                act_set(s, ACT_FAILED,
+                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_FAILURE,
+                        "the DPU refused %s: %s", image ? image : "to boot",
+                        m.error);
+                break;
+            }
+        }
+        if (waited > s->cfg.exec_timeout_ms) {
+            act_set(
+                s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "the DPU did not report ready within -exec_timeout "
+                "(%" PRId64 " s)",
+                s->cfg.exec_timeout_ms / 1000);
+            break;
+        }
+        usleep(200 * 1000);
+        waited += 200;
+    }
+    free(misc);
+}
+
 static void *
 push_main(void *arg)
 {
@@ -1205,58 +1835,49 @@ push_main(void *arg)
             "%s written to the rshim boot device; "
             "waiting for the DPU",
             image);
-    /* follow misc until the DPU says it is ready, or an error, or the
-     * -exec_timeout */
-    char *misc = xasprintf("%s/misc", s->cfg.rshim);
-    int64_t waited = 0;
+    follow_misc(s, image, version);
+    return NULL;
+}
+
+/* System.Reboot's thread: wait out the delay, reset the DPU through misc
+ * (SW_RESET 1, as the rshim driver offers), follow it up. */
+static void *
+reboot_main(void *arg)
+{
+    struct dmsd *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         bool stopping = s->stopping;
+        uint64_t at = s->reboot_at_ns;
         pthread_mutex_unlock(&s->mu);
         if (stopping) {
+            return NULL;
+        }
+        uint64_t now = now_ns();
+        if (now >= at) {
             break;
         }
-        char *text;
-        size_t len;
-        if (file_read_all(misc, &text, &len) == 0) {
-            char *err = strstr(text, " ERR[");
-            if (strstr(text, "DPU is ready")) {
-                pthread_mutex_lock(&s->mu);
-                snprintf(s->installed_version, sizeof s->installed_version,
-                         "%s", version);
-                pthread_mutex_unlock(&s->mu);
-                act_set(s, ACT_DONE,
-                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_SUCCESS,
-                        "%s installed; the DPU is ready", image);
-                free(text);
-                break;
-            }
-            if (err) {
-                char *nl = strchr(err, '\n');
-                if (nl) {
-                    *nl = '\0';
-                }
-                act_set(s, ACT_FAILED,
-                        GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_FAILURE,
-                        "the DPU refused %s:%s", image, err);
-                free(text);
-                break;
-            }
-            free(text);
-        }
-        if (waited > s->cfg.exec_timeout_ms) {
-            act_set(
-                s, ACT_FAILED,
+        uint64_t left = at - now;
+        usleep((useconds_t) DPF_MIN(left / 1000, (uint64_t) 100000));
+    }
+    char *misc = xasprintf("%s/misc", s->cfg.rshim);
+    int fd = open(misc, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    static const char cmd[] = "DISPLAY_LEVEL 2\nSW_RESET 1\n";
+    bool ok = fd >= 0 && write(fd, cmd, sizeof cmd - 1) == sizeof cmd - 1;
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (!ok) {
+        act_set(s, ACT_FAILED,
                 GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
-                "the DPU did not report ready within -exec_timeout "
-                "(%" PRId64 " s)",
-                s->cfg.exec_timeout_ms / 1000);
-            break;
-        }
-        usleep(200 * 1000);
-        waited += 200;
+                "cannot reset the DPU through %s: %s", misc, strerror(e));
+        free(misc);
+        return NULL;
     }
     free(misc);
+    act_set(s, ACT_WAITING, 0, "the DPU was reset; waiting for it to come up");
+    follow_misc(s, NULL, NULL);
     return NULL;
 }
 
@@ -1307,7 +1928,7 @@ os_activate(struct call *c)
         if (i == 1 && !*cfg) {
             break;
         }
-        char *p = version_ok(names[i]) ? image_path(s, names[i]) : NULL;
+        char *p = dmsd_version_ok(names[i]) ? image_path(s, names[i]) : NULL;
         if (!p || access(p, R_OK) < 0) {
             activate_error(c,
                            GNOI__OS__ACTIVATE_ERROR__TYPE__NON_EXISTENT_VERSION,
@@ -1319,31 +1940,36 @@ os_activate(struct call *c)
         free(p);
     }
     pthread_mutex_lock(&s->mu);
-    bool busy = s->phase == ACT_PUSHING || s->phase == ACT_WAITING;
+    bool busy = act_busy(s->phase);
     if (!busy) {
         s->phase = ACT_PUSHING; /* claim */
     }
     pthread_mutex_unlock(&s->mu);
     if (busy) {
         activate_error(c, GNOI__OS__ACTIVATE_ERROR__TYPE__UNSPECIFIED,
-                       "an activation of %s is in progress", s->act_image);
+                       "an activation or reboot of the DPU is in progress "
+                       "(System.RebootStatus says when it ends)");
         return;
     }
     /* check the whole BFB before a byte goes to the device: a corrupt
      * image must not reset the DPU into a half-written boot */
     struct info_ctx ic;
     dbuf_init(&ic.info);
-    struct bfb_reader_ops ops = {.data = info_data};
     struct dpf_error err = {0};
     char *ipath = image_path(s, image);
-    int rc = bfb_read_file(ipath, &ops, &ic, &err);
-    free(ipath);
     char version[256] = "";
-    if (rc == 0 &&
-        (ic.info.len == 0 || bfb_info_version(ic.info.data, ic.info.len,
-                                              version, sizeof version) < 0)) {
-        snprintf(version, sizeof version, "%s", image);
+    int rc = 0;
+    if (validated_match(s, image, ipath, version, sizeof version)) {
+        log_debug("image checked at Install and unchanged", "image=%s", image);
+    } else {
+        rc = bfb_read_file(ipath, &info_ops, &ic, &err);
+        if (rc == 0 && (ic.info.len == 0 ||
+                        bfb_info_version(ic.info.data, ic.info.len, version,
+                                         sizeof version) < 0)) {
+            snprintf(version, sizeof version, "%s", image);
+        }
     }
+    free(ipath);
     dbuf_free(&ic.info);
     if (rc < 0) {
         pthread_mutex_lock(&s->mu);
@@ -1367,6 +1993,8 @@ os_activate(struct call *c)
     snprintf(s->act_version, sizeof s->act_version, "%s", version);
     s->act_count++;
     s->act_when_ns = now_ns();
+    s->act_method = GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    s->reboot_message[0] = '\0';
     s->status = 0;
     snprintf(s->act_message, sizeof s->act_message,
              "writing %s%s%s to the rshim boot device", image,
@@ -1431,10 +2059,15 @@ sys_reboot_status(struct call *c)
     Gnoi__System__RebootStatusResponse r =
         GNOI__SYSTEM__REBOOT_STATUS_RESPONSE__INIT;
     pthread_mutex_lock(&s->mu);
-    r.active = s->phase == ACT_PUSHING || s->phase == ACT_WAITING;
+    r.active = act_busy(s->phase);
     r.count = s->act_count;
     r.when = s->act_when_ns;
-    r.method = GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    r.method = s->act_method ? (Gnoi__System__RebootMethod) s->act_method
+                             : GNOI__SYSTEM__REBOOT_METHOD__COLD;
+    uint64_t now = now_ns();
+    if (s->phase == ACT_REBOOTING && s->reboot_at_ns > now) {
+        r.wait = s->reboot_at_ns - now;
+    }
     snprintf(reason, sizeof reason, "%s", s->act_message);
     st.status = r.active ? 0 : (Gnoi__System__RebootStatus__Status) s->status;
     pthread_mutex_unlock(&s->mu);
@@ -1442,6 +2075,83 @@ sys_reboot_status(struct call *c)
     st.message = reason;
     r.status = &st;
     finish(c, &r.base, GRPC_STATUS_OK, NULL);
+}
+
+static void
+sys_reboot(struct call *c)
+{
+    struct dmsd *s = c->s;
+    Gnoi__System__RebootRequest *req =
+        recv_unary(c, &gnoi__system__reboot_request__descriptor);
+    if (!req) {
+        return;
+    }
+    Gnoi__System__RebootMethod m = req->method;
+    const ProtobufCEnumValue *mv = protobuf_c_enum_descriptor_get_value(
+        &gnoi__system__reboot_method__descriptor, (int) m);
+    const char *mname = mv ? mv->name : "?";
+    if (m == GNOI__SYSTEM__REBOOT_METHOD__UNKNOWN) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Reboot: method must be given (COLD or WARM)");
+        goto out;
+    }
+    if (m != GNOI__SYSTEM__REBOOT_METHOD__COLD &&
+        m != GNOI__SYSTEM__REBOOT_METHOD__WARM) {
+        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED,
+               "Reboot: method %s is not served: through the rshim device "
+               "dmsd can only reset the DPU (COLD or WARM)",
+               mname);
+        goto out;
+    }
+    if (req->delay > 3600 * 1000000000ull) {
+        finish(c, NULL, GRPC_STATUS_INVALID_ARGUMENT,
+               "Reboot: delay %" PRIu64 " ns is more than an hour", req->delay);
+        goto out;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (act_busy(s->phase)) {
+        pthread_mutex_unlock(&s->mu);
+        finish(c, NULL, GRPC_STATUS_FAILED_PRECONDITION,
+               "Reboot: an activation or reboot of the DPU is in progress "
+               "(System.RebootStatus says when it ends)");
+        goto out;
+    }
+    if (s->push_started) {
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->push_thread, NULL);
+        pthread_mutex_lock(&s->mu);
+        s->push_started = false;
+    }
+    s->phase = ACT_REBOOTING;
+    s->status = 0;
+    s->act_method = (int) m;
+    s->act_image[0] = s->act_cfg[0] = '\0';
+    s->act_count++;
+    s->act_when_ns = now_ns();
+    s->reboot_at_ns = s->act_when_ns + req->delay;
+    snprintf(s->reboot_message, sizeof s->reboot_message, "%s",
+             req->message ? req->message : "");
+    snprintf(s->act_message, sizeof s->act_message, "%s reboot requested%s%s",
+             mname, *s->reboot_message ? ": " : "", s->reboot_message);
+    save_activation(s);
+    int trc =
+        thread_start(&s->push_thread, NULL, "dmsd-reboot", reboot_main, s);
+    s->push_started = trc == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (trc < 0) {
+        act_set(s, ACT_FAILED,
+                GNOI__SYSTEM__REBOOT_STATUS__STATUS__STATUS_RETRIABLE_FAILURE,
+                "cannot start the reboot: %s", strerror(-trc));
+        finish(c, NULL, GRPC_STATUS_INTERNAL, "Reboot: %s", strerror(-trc));
+        goto out;
+    }
+    log_info("reboot requested",
+             "method=%s delay_ns=%" PRIu64 " message=\"%s\" user=\"%s\"", mname,
+             req->delay, s->reboot_message, c->user);
+    Gnoi__System__RebootResponse r = GNOI__SYSTEM__REBOOT_RESPONSE__INIT;
+    finish(c, &r.base, GRPC_STATUS_OK, NULL);
+out:
+    gnoi__system__reboot_request__free_unpacked(req, NULL);
 }
 
 static void
@@ -1466,38 +2176,14 @@ sys_time(struct call *c)
 static char *
 file_resolve(struct dmsd *s, const char *remote, char *why, size_t size)
 {
-    const char *rel = remote;
+    char *full = dmsd_path_confine(s->cfg.image_folder, remote, why, size);
+    if (!full) {
+        return NULL;
+    }
     size_t fl = strlen(s->cfg.image_folder);
     while (fl > 1 && s->cfg.image_folder[fl - 1] == '/') {
         fl--;
     }
-    if (remote[0] == '/') {
-        if (strncmp(remote, s->cfg.image_folder, fl) != 0 ||
-            remote[fl] != '/') {
-            snprintf(why, size, "\"%s\" is outside the image folder %s", remote,
-                     s->cfg.image_folder);
-            return NULL;
-        }
-        rel = remote + fl + 1;
-    }
-    if (!*rel) {
-        snprintf(why, size, "\"%s\" names no file", remote);
-        return NULL;
-    }
-    for (const char *p = rel; *p;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t) (e - p) : strlen(p);
-        if (n == 0 || p[0] == '.') {
-            snprintf(why, size,
-                     "\"%s\": path components may not be empty or start "
-                     "with '.' (no \"..\", no hidden files): the File "
-                     "service stays inside %s",
-                     remote, s->cfg.image_folder);
-            return NULL;
-        }
-        p += n + (e ? 1 : 0);
-    }
-    char *full = xasprintf("%.*s/%s", (int) fl, s->cfg.image_folder, rel);
     /* no symbolic link on the way may lead out of the folder */
     for (char *q = full + fl + 1; *q; q++) {
         if (*q == '/') {
@@ -1808,6 +2494,7 @@ static const struct {
     {"/gnoi.os.OS/Install", os_install},
     {"/gnoi.os.OS/Activate", os_activate},
     {"/gnoi.os.OS/Verify", os_verify},
+    {"/gnoi.system.System/Reboot", sys_reboot},
     {"/gnoi.system.System/RebootStatus", sys_reboot_status},
     {"/gnoi.system.System/Time", sys_time},
     {"/gnoi.file.File/Put", file_put},
@@ -1965,6 +2652,9 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
     }
     struct dmsd *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    if (!s->cfg.sysfs) {
+        s->cfg.sysfs = "/sys";
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     snprintf(s->mode, sizeof s->mode, "DPU");
@@ -1982,7 +2672,23 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
     load_state(s);
     grpc_init();
     s->cq = grpc_completion_queue_create_for_next(NULL);
-    s->server = grpc_server_create(NULL, NULL);
+    /* Bound what gRPC buffers per call: without the BDP probe the stream
+     * window stays at the lookahead instead of growing to many MiB as an
+     * image streams in, which is what a transfer's RSS was made of. A
+     * window of 1 MiB still keeps a loopback transfer moving. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_BDP_PROBE,
+         .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+         .value.integer = DMSD_WINDOW},
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = DMSD_MAX_MESSAGE},
+    };
+    grpc_channel_args chargs = {ARRAY_SIZE(args), args};
+    s->server = grpc_server_create(&chargs, NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     grpc_server_credentials *creds;
     if (cfg->auth == DMSD_AUTH_NONE) {

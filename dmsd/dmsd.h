@@ -38,7 +38,10 @@ struct dmsd_config {
     const char *image_folder;  /* installed images and bf.cfg files */
     const char *state_dir;     /* NULL = <image_folder>/.dmsd */
     const char *rshim;         /* the rshim device directory */
-    const char *target_pci;    /* informational (DEV_NAME match) */
+    const char *target_pci;    /* the DPU's PCI bus:device ("4b:00"); NULL =
+                                  the address in misc's DEV_NAME */
+    const char *sysfs;         /* where the host's sysfs is ("/sys"): the
+                                  DPU's ports and firmware version */
     int64_t exec_timeout_ms;   /* how long an activation may take */
 };
 

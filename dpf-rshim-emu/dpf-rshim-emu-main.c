@@ -92,6 +92,30 @@ set_reboot_time(void *arg, const char *v, struct dpf_error *err)
                     &((struct emu_main *) arg)->cfg.reboot_ms, err);
 }
 
+static int
+set_opn(void *arg, const char *v, struct dpf_error *err)
+{
+    (void) err;
+    ((struct emu_main *) arg)->cfg.opn = v;
+    return 0;
+}
+
+static int
+set_sysfs(void *arg, const char *v, struct dpf_error *err)
+{
+    (void) err;
+    ((struct emu_main *) arg)->cfg.sysfs = v;
+    return 0;
+}
+
+static int
+set_fw_version(void *arg, const char *v, struct dpf_error *err)
+{
+    (void) err;
+    ((struct emu_main *) arg)->cfg.fw_version = v;
+    return 0;
+}
+
 static const struct daemon_flag flags[] = {
     {"dir", "DIR",
      "the device directory to create (/dev/rshim<N> on a host "
@@ -105,6 +129,7 @@ static const struct daemon_flag flags[] = {
      set_dev_name},
     {"dev-info", "TEXT", "DEV_INFO in misc (default \"BlueField-3(Rev 1)\")",
      set_dev_info},
+    {"opn", "TEXT", "OPN_STR in misc, the part number (default N/A)", set_opn},
     {"display-level", "N", "initial DISPLAY_LEVEL, 0..2 (default 0)",
      set_display_level},
     {"install-time", "DUR",
@@ -113,6 +138,16 @@ static const struct daemon_flag flags[] = {
      set_install_time},
     {"reboot-time", "DUR", "time the emulated reboot takes (default 3s)",
      set_reboot_time},
+    {"sysfs", "DIR",
+     "also show the DPU's ports p0, p1 as a host's sysfs would,\n"
+     "under DIR/bus/pci/devices/<PCI of --dev-name>.<0|1>/ (net/pN/"
+     "operstate,\nmtu; infiniband/mlx5_N/fw_ver): what dmsd -sysfs DIR "
+     "reads",
+     set_sysfs},
+    {"fw-version", "VER",
+     "the NIC firmware version in fw_ver (default "
+     "32.43.1014)",
+     set_fw_version},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -147,7 +182,8 @@ main(int argc, char **argv)
         .cfg = {.dev_name = "pcie-0000:4b:00.2",
                 .dev_info = "BlueField-3(Rev 1)",
                 .install_ms = 5000,
-                .reboot_ms = 3000},
+                .reboot_ms = 3000,
+                .fw_version = "32.43.1014"},
     };
     const struct daemon_spec spec = {
         .name = "dpf-rshim-emu",

@@ -18,6 +18,7 @@
 #include "lib/base/loop.h"
 #include "lib/base/util.h"
 #include "lib/codecs/bfb.h"
+#include "lib/codecs/rshim-misc.h"
 
 LOG_MODULE(rshim);
 
@@ -92,6 +93,7 @@ struct rshim_emu {
 
 static void emu_write_misc(struct rshim_emu *e);
 static void emu_write_state(struct rshim_emu *e);
+static void emu_ports_set(struct rshim_emu *e, const char *operstate);
 static bool emu_poll_commands(struct rshim_emu *e);
 static void emu_read_commands(struct rshim_emu *e);
 
@@ -114,6 +116,91 @@ emu_clear_log(struct rshim_emu *e)
         free(e->log[i]);
     }
     e->n_log = 0;
+}
+
+/* --- the DPU's ports, as the host's sysfs shows them ----------------- */
+
+/* SYSFS/bus/pci/devices/<domain:bus:dev>.<fn> for port fn: the PCI
+ * address comes from DEV_NAME ("pcie-0000:4b:00.2" -> 0000:4b:00). */
+static char *
+emu_port_dir(const struct rshim_emu *e, unsigned fn)
+{
+    const char *name = e->cfg.dev_name;
+    if (str_has_prefix(name, "pcie-")) {
+        name += 5;
+    }
+    const char *dot = strrchr(name, '.');
+    int n = dot ? (int) (dot - name) : (int) strlen(name);
+    return xasprintf("%s/bus/pci/devices/%.*s.%u", e->cfg.sysfs, n, name, fn);
+}
+
+static void
+emu_sysfs_write(const char *dir, const char *name, const char *text, bool keep)
+{
+    char *p = xasprintf("%s/%s", dir, name);
+    if (!(keep && access(p, F_OK) == 0)) {
+        int rc = file_write_atomic(p, text, strlen(text), 0644);
+        if (rc < 0) {
+            log_error_rl("cannot write sysfs file", "path=%s error=\"%s\"", p,
+                         strerror(-rc));
+        }
+    }
+    free(p);
+}
+
+/* Create the ports (p0, p1: net/<if>/{operstate,mtu}, and the firmware
+ * version in infiniband/mlx5_<n>/fw_ver). An MTU already there is kept,
+ * as a test or an operator may have changed it. */
+static int
+emu_ports_create(struct rshim_emu *e, struct dpf_error *err)
+{
+    if (!e->cfg.sysfs) {
+        return 0;
+    }
+    for (unsigned fn = 0; fn < 2; fn++) {
+        char *dev = emu_port_dir(e, fn);
+        char *net = xasprintf("%s/net/p%u", dev, fn);
+        char *ib = xasprintf("%s/infiniband/mlx5_%u", dev, fn);
+        int rc = dir_create_all(net, 0755);
+        if (rc == 0) {
+            rc = dir_create_all(ib, 0755);
+        }
+        if (rc < 0) {
+            dpf_error_set(err, 500, "InternalError", "%s: %s", net,
+                          strerror(-rc));
+        } else {
+            char fw[160];
+            snprintf(fw, sizeof fw, "%s\n", e->cfg.fw_version);
+            emu_sysfs_write(net, "mtu", "1500\n", true);
+            emu_sysfs_write(net, "operstate", "up\n", false);
+            emu_sysfs_write(ib, "fw_ver", fw, false);
+        }
+        free(dev);
+        free(net);
+        free(ib);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The links go down while the DPU boots and come up when it is ready. */
+static void
+emu_ports_set(struct rshim_emu *e, const char *operstate)
+{
+    if (!e->cfg.sysfs) {
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%s\n", operstate);
+    for (unsigned fn = 0; fn < 2; fn++) {
+        char *dev = emu_port_dir(e, fn);
+        char *net = xasprintf("%s/net/p%u", dev, fn);
+        emu_sysfs_write(net, "operstate", text, false);
+        free(dev);
+        free(net);
+    }
 }
 
 /* --- misc ------------------------------------------------------------ */
@@ -142,7 +229,8 @@ emu_write_misc(struct rshim_emu *e)
     dbuf_printf(&b, "SW_RESET        0 (1: reset)\n");
     dbuf_printf(&b, "DEV_NAME        %s\n", e->cfg.dev_name);
     dbuf_printf(&b, "DEV_INFO        %s\n", e->cfg.dev_info);
-    dbuf_printf(&b, "OPN_STR         N/A\n");
+    dbuf_printf(&b, "OPN_STR         %s\n",
+                e->cfg.opn && *e->cfg.opn ? e->cfg.opn : "N/A");
     dbuf_printf(&b, "UP_TIME         %" PRId64 "(s)\n", up);
     dbuf_printf(&b, "SECURE_NIC_MODE 0 (0:no, 1:yes)\n");
     dbuf_printf(&b, "FORCE_CMD       0 (1: send Force command)\n");
@@ -262,14 +350,25 @@ emu_on_timer(void *arg, struct loop_timer *t)
         emu_timer_set(e, e->cfg.reboot_ms);
         emu_write_state(e);
         break;
-    case EMU_REBOOTING:
+    case EMU_REBOOTING: {
+        /* the OS it booted says which BFB it came from (our addition to
+         * the log, so dmsd can report what the device itself runs) */
+        const char *v =
+            json_string_value(json_object_get(e->installed, "version"));
+        if (v) {
+            char line[300];
+            snprintf(line, sizeof line, "INFO[MISC]: BFB version %.200s", v);
+            emu_log(e, line);
+        }
         emu_log(e, "INFO[MISC]: Linux up");
         emu_log(e, "INFO[MISC]: DPU is ready");
         e->phase = EMU_READY;
         e->boot_mode = 1; /* back to eMMC, as the driver does on release */
         e->up_since_ms = loop_now_ms(e->loop);
+        emu_ports_set(e, "up");
         emu_write_state(e);
         break;
+    }
     default:
         break;
     }
@@ -363,6 +462,7 @@ session_begin(struct rshim_emu *e)
     e->sessions++;
     e->boot_mode = 0; /* booting from rshim */
     e->phase = EMU_RECEIVING;
+    emu_ports_set(e, "down");
     emu_log(e, "INFO[PSC]: PSC BL1 START");
     emu_log(e, "INFO[BL2]: boot mode (rshim)");
     emu_write_misc(e);
@@ -509,6 +609,7 @@ emu_command(struct rshim_emu *e, const char *key, const char *val)
         emu_clear_log(e);
         emu_log(e, "INFO[MISC]: Rebooting...");
         e->phase = EMU_REBOOTING;
+        emu_ports_set(e, "down");
         emu_timer_set(e, e->cfg.reboot_ms);
         emu_write_state(e);
     } else if (!strcmp(key, "CLEAR_ON_READ") || !strcmp(key, "PEER_MAC") ||
@@ -524,6 +625,12 @@ emu_command(struct rshim_emu *e, const char *key, const char *val)
 }
 
 static void
+emu_command_cb(void *arg, const char *key, const char *value)
+{
+    emu_command(arg, key, value);
+}
+
+static void
 emu_read_commands(struct rshim_emu *e)
 {
     struct stat st;
@@ -532,22 +639,7 @@ emu_read_commands(struct rshim_emu *e)
     }
     char *text = xmalloc((size_t) st.st_size + 1);
     ssize_t got = pread(e->misc_fd, text, (size_t) st.st_size, 0);
-    text[got > 0 ? got : 0] = '\0';
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char key[32], val[128] = "";
-        /* our own status lines have a value column and a "(...)" tail;
-         * a command is "KEY value" alone, as `echo` writes it */
-        if (sscanf(line, " %31[A-Z_] %127[^\n]", key, val) < 1 ||
-            strchr(val, '(') || strchr(line, '-') == line) {
-            continue;
-        }
-        for (char *p = val + strlen(val); p > val && p[-1] == ' '; p--) {
-            p[-1] = '\0';
-        }
-        emu_command(e, key, val);
-    }
+    rshim_misc_commands(text, got > 0 ? (size_t) got : 0, emu_command_cb, e);
     free(text);
 }
 
@@ -651,6 +743,9 @@ rshim_emu_start(struct loop *loop, const struct rshim_emu_config *cfg,
         goto fail;
     }
     e->ino_watch = loop_watch_fd(loop, e->ino_fd, LOOP_READ, on_inotify, e);
+    if (emu_ports_create(e, err) < 0) {
+        goto fail;
+    }
     emu_write_misc(e);
     emu_write_state(e);
     log_info("rshim device ready",

@@ -15,6 +15,8 @@
  *         on every change; commands written into it ("DISPLAY_LEVEL 2",
  *         "SW_RESET 1", ...) are seen through inotify (IN_CLOSE_WRITE) and
  *         applied before the next rewrite.
+ * With DISPLAY_LEVEL 2 the log of a DPU that came up names the BFB it runs
+ * (" INFO[MISC]: BFB version V", our addition).
  * and a state file (JSON, replaced atomically) recording what the DPU has
  * installed: the BFB's version (its info image), the appended bf.cfg, the
  * byte count, plus a count of boot sessions, so a test can tell whether
@@ -44,9 +46,16 @@ struct rshim_emu_config {
     const char *state_path; /* NULL = <dir>/emu-state.json */
     const char *dev_name;   /* DEV_NAME, e.g. "pcie-0000:4b:00.2" */
     const char *dev_info;   /* DEV_INFO, e.g. "BlueField-3(Rev 1)" */
+    const char *opn;        /* OPN_STR; NULL shows "N/A" */
     int display_level;      /* initial DISPLAY_LEVEL (0..2) */
     int64_t install_ms;     /* emulated install time after the stream */
     int64_t reboot_ms;      /* emulated reboot time after the install */
+    /* NULL, or a directory standing for the host's /sys: the DPU's two
+     * ports appear there as the host sees them (bus/pci/devices/<PCI of
+     * dev_name>.<0|1>/net/p<0|1>/{operstate,mtu} and
+     * .../infiniband/mlx5_<n>/fw_ver), down while the DPU boots */
+    const char *sysfs;
+    const char *fw_version; /* fw_ver in sysfs, e.g. "32.43.1014" */
 };
 
 /* Create the directory's files and start serving on loop. NULL with err

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, binary, free_port
+import shutil
+
+from conftest import REPO, DpfServer, binary, free_port
 
 
 def openssl(*args, cwd):
@@ -37,11 +39,30 @@ def make_cert(d, ca, name, cn, server=False):
             "-extfile", ext, "-out", f"{name}.crt", cwd=d)
 
 
-def make_pki(d):
-    """The control plane's CA ("ca"), the DMS server certificate, DPF's
-    client certificate, a client the -allowed_users list does not name, and
-    a client from another CA."""
-    make_ca(d, "ca")
+def control_plane_ca(d):
+    """Start dpf-server once on a fresh data directory so that it creates
+    the control plane's CA (its PKI bootstrap), and copy that CA's
+    certificate and key into d as ca.crt / ca.key."""
+    data = os.path.join(d, "dpf-server")
+    os.makedirs(data)
+    srv = DpfServer(data)
+    try:
+        srv.start()
+    finally:
+        srv.stop()
+    for f in ("ca.crt", "ca.key"):
+        shutil.copy(os.path.join(data, "pki", f), os.path.join(d, f))
+
+
+def make_pki(d, control_plane=False):
+    """The control plane's CA ("ca": dpf-server's own CA when control_plane
+    is true, else a fresh one), the DMS server certificate, DPF's client
+    certificate, a client the -allowed_users list does not name, and a
+    client from another CA, all issued by openssl."""
+    if control_plane:
+        control_plane_ca(d)
+    else:
+        make_ca(d, "ca")
     make_ca(d, "otherca")
     make_cert(d, "ca", "server", "dpu1-dms-server-cert", server=True)
     make_cert(d, "ca", "client", "dpf-provisioning-client")

@@ -18,7 +18,8 @@ CFG = b"UPDATE_DPU_OS=yes\nWITH_NIC_FW_UPDATE=yes\nbfb_modify_os() {\n  :\n}\n"
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
+    # the CA is the one dpf-server creates for the control plane
+    return make_pki(str(tmp_path_factory.mktemp("pki")), control_plane=True)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +27,30 @@ def pb(tmp_path_factory):
     return gen_client(str(tmp_path_factory.mktemp("pyclient")))
 
 
+OPN = "900-9D3B6-00CV-AA0"
+FW = "32.43.2026"
+
+
+def device(tmp_path, pki, install="1s", reboot="300ms"):
+    """dpf-rshim-emu with the DPU's ports in a sysfs tree, and dmsd on it."""
+    sysfs = os.path.join(str(tmp_path), "sys")
+    emu = RshimEmu(str(tmp_path), install=install, reboot=reboot,
+                   extra=["--sysfs", sysfs, "--opn", OPN,
+                          "--fw-version", FW])
+    d = Dmsd(str(tmp_path), pki, emu.dir, extra=["-sysfs", sysfs])
+    d.sysfs = sysfs
+    return d, emu
+
+
 @pytest.fixture
 def env(tmp_path, pki):
-    emu = RshimEmu(str(tmp_path), install="1s", reboot="300ms")
-    d = Dmsd(str(tmp_path), pki, emu.dir)
-    yield d, emu
-    d.stop()
-    assert emu.stop() == 0
+    d, emu = device(tmp_path, pki)
+    try:
+        yield d, emu
+    finally:
+        rc, emu_rc = d.stop(), emu.stop()  # both, whatever the first says
+    assert rc == 0, d.logtext()[-3000:]
+    assert emu_rc == 0, emu.logtext()[-3000:]
 
 
 def channel(d, pki, who="client", ca="ca"):
@@ -104,6 +122,11 @@ def poll_done(pb, ch, timeout=90):
 
 def test_dpf_sequence_over_mutual_tls(env, pki, pb):
     d, emu = env
+    # the certificates chain to the control plane's CA (dpf-server's)
+    subj = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in",
+                           os.path.join(pki, "ca.crt")], check=True,
+                          capture_output=True, text=True).stdout
+    assert "CN = dpf-ca" in subj, subj
     o, s = pb["gnoi_os_pb2"], pb["gnoi_system_pb2"]
     bfb = sample_bfb(version="4.9.1-13542", kernel_size=300001)
     with channel(d, pki) as ch:
@@ -222,6 +245,18 @@ def test_refusals(env, pki, pb):
         resp = install(pb, ch, "cut.bfb", good)
         assert resp[-1].WhichOneof("response") == "validated"
         assert open(os.path.join(d.images, "cut.bfb"), "rb").read() == good
+        # Install checked it; changed afterwards on disk, Activate checks
+        # it again and refuses it before anything reaches boot
+        images, _ = parse_bfb(good)
+        with open(os.path.join(d.images, "cut.bfb"), "r+b") as f:
+            f.seek(images[2]["offset"] + 24 + 100)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x01]))
+        r = activate(pb, ch, "cut.bfb")
+        assert r.WhichOneof("response") == "activate_error"
+        assert 'image #2 "image" (ID 62' in r.activate_error.detail
+        assert emu.state_json()["bootSessions"] == 0
 
 
 def test_killed_during_activate_is_retriable(tmp_path, pki, pb):
@@ -415,3 +450,287 @@ def test_subscribe_once_and_stream(env, pki, pb):
         # SAMPLE every second (loose bounds: a loaded machine)
         gaps = [b - a for a, b in zip(samples[1:], samples[2:])]
         assert all(0.5 < gap < 5 for gap in gaps), gaps
+
+
+def gpath(pb, *elems):
+    """A gnmi.Path from ("name", {key: value}) or "name" elements."""
+    g = pb["gnmi_pb2"]
+    out = []
+    for e in elems:
+        if isinstance(e, tuple):
+            out.append(g.PathElem(name=e[0], key=e[1]))
+        else:
+            out.append(g.PathElem(name=e))
+    return g.Path(elem=out)
+
+
+def component(pb, leaf):
+    return gpath(pb, "components", ("component", {"name": "DPU"}), "state",
+                 leaf)
+
+
+def iface(pb, port, leaf, where="state"):
+    return gpath(pb, "interfaces", ("interface", {"name": port}), where, leaf)
+
+
+def get_values(pb, ch, *paths):
+    g = pb["gnmi_pb2"]
+    got = pb["gnmi_pb2_grpc"].gNMIStub(ch).Get(g.GetRequest(path=paths),
+                                               timeout=30)
+    out = []
+    for n in got.notification:
+        v = n.update[0].val
+        out.append(getattr(v, v.WhichOneof("value")))
+    return out
+
+
+def port_file(d, fn, name):
+    return os.path.join(d.sysfs, "bus", "pci", "devices", f"0000:4b:00.{fn}",
+                        "net", f"p{fn}", name)
+
+
+def test_gnmi_identity_versions_and_ports(env, pki, pb, tmp_path):
+    d, emu = env
+    with channel(d, pki) as ch:
+        vals = get_values(pb, ch, component(pb, "id"),
+                          component(pb, "description"),
+                          component(pb, "part-no"),
+                          component(pb, "firmware-version"),
+                          iface(pb, "p0", "oper-status"),
+                          iface(pb, "p1", "mtu"),
+                          iface(pb, "p1", "mtu", where="config"))
+        assert vals == ["pcie-0000:4b:00.2", "BlueField-3(Rev 1)", OPN, FW,
+                        "UP", 1500, 1500]
+        # the MTU is the port's, typed uint_val, read when asked
+        with open(port_file(d, 1, "mtu"), "w") as f:
+            f.write("9000\n")
+        assert get_values(pb, ch, iface(pb, "p1", "mtu")) == [9000]
+        # no BFB installed yet: the software version is not known
+        g = pb["gnmi_pb2"]
+        stub = pb["gnmi_pb2_grpc"].gNMIStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Get(g.GetRequest(path=[component(pb, "software-version")]),
+                     timeout=30)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "software-version" in e.value.details()
+        # a port the DPU does not have, and a name that tries to leave the
+        # device's directory, are both unknown ports
+        for port in ("p7", "../../../../etc", "p0/../p1"):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Get(g.GetRequest(path=[iface(pb, port, "mtu")]),
+                         timeout=30)
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+            assert f'no port "{port}"' in e.value.details()
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Get(g.GetRequest(path=[component(pb, "serial-no")]),
+                     timeout=30)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "no such path" in e.value.details()
+
+        # install and activate: the device then reports the BFB it runs
+        install(pb, ch, "os.bfb", sample_bfb(version="4.9.2-777"))
+        install(pb, ch, "dpu1.cfg", CFG)
+        activate(pb, ch, "os.bfb;dpu1.cfg")
+        poll_done(pb, ch)
+        assert get_values(pb, ch, component(pb, "software-version")) == \
+            ["4.9.2-777"]
+    # a dmsd with no record of that activation (fresh state) still reads
+    # the version from the device's own log
+    d.stop()
+    d.args += ["-state_dir", str(tmp_path / "fresh-state")]
+    d.start()
+    with channel(d, pki) as ch:
+        assert get_values(pb, ch, component(pb, "software-version"),
+                          g.Path(elem=[g.PathElem(name=n) for n in (
+                              "nvidia", "os", "state", "version")])) == \
+            ["4.9.2-777", ""]
+
+
+def reboot(pb, ch, method=None, delay=0, message=""):
+    s = pb["gnoi_system_pb2"]
+    m = s.COLD if method is None else method
+    return pb["gnoi_system_pb2_grpc"].SystemStub(ch).Reboot(
+        s.RebootRequest(method=m, delay=delay, message=message), timeout=30)
+
+
+def test_reboot_resets_the_dpu_and_status_follows(env, pki, pb):
+    d, emu = env
+    s = pb["gnoi_system_pb2"]
+    with channel(d, pki) as ch:
+        before = reboot_status(pb, ch).count
+        # refused: no method, a method the rshim device cannot do
+        with pytest.raises(grpc.RpcError) as e:
+            reboot(pb, ch, method=s.UNKNOWN)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "method must be given" in e.value.details()
+        with pytest.raises(grpc.RpcError) as e:
+            reboot(pb, ch, method=s.HALT)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "HALT" in e.value.details()
+
+        reboot(pb, ch, method=s.WARM, delay=2_000_000_000,
+               message="maintenance window 7")
+        r = reboot_status(pb, ch)
+        assert r.active and r.count == before + 1
+        assert r.method == s.WARM
+        assert 0 < r.wait <= 2_000_000_000
+        assert "maintenance window 7" in r.reason
+        # the delay has not run out: the DPU was not reset yet
+        assert "Rebooting..." not in emu.logtext()
+        with pytest.raises(grpc.RpcError) as e:
+            reboot(pb, ch)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        r = poll_done(pb, ch)
+        assert r.status.status == s.RebootStatus.STATUS_SUCCESS, r
+        assert "rebooted and is ready: maintenance window 7" in r.reason
+        # it went through the device: SW_RESET, then the reboot log
+        assert "INFO[MISC]: Rebooting..." in emu.logtext()
+        assert "DPU is ready" in emu.misc()
+
+
+def test_killed_during_reboot_is_retriable(tmp_path, pki, pb):
+    d, emu = device(tmp_path, pki, reboot="300ms")
+    s = pb["gnoi_system_pb2"]
+    try:
+        with channel(d, pki) as ch:
+            reboot(pb, ch, delay=30_000_000_000)
+            assert reboot_status(pb, ch).active
+        d.kill()
+        d.start()
+        with channel(d, pki) as ch:
+            r = reboot_status(pb, ch)
+            assert not r.active
+            assert r.status.status == s.RebootStatus.STATUS_RETRIABLE_FAILURE
+            assert "reboot again" in r.status.message
+            reboot(pb, ch)
+            r = poll_done(pb, ch)
+            assert r.status.status == s.RebootStatus.STATUS_SUCCESS, r
+    finally:
+        d.stop()
+        emu.stop()
+
+
+def stream_until(stub, request, done, timeout=60):
+    """Run a STREAM Subscribe, calling done(responses) after each one
+    until it returns true; returns [(monotonic time, response)]."""
+    import threading
+    hold = threading.Event()
+
+    def reqs():
+        yield request
+        hold.wait(timeout)
+
+    call = stub.Subscribe(reqs(), timeout=timeout)
+    seen = []
+    try:
+        for r in call:
+            seen.append((time.monotonic(), r))
+            if done(seen):
+                break
+    finally:
+        call.cancel()
+        hold.set()
+    return seen
+
+
+def test_subscribe_ports_sample_and_on_change(tmp_path, pki, pb):
+    # a reboot long enough for the 100 ms ON_CHANGE check to see the
+    # ports down
+    d, emu = device(tmp_path, pki, reboot="1500ms")
+    g = pb["gnmi_pb2"]
+    try:
+        with channel(d, pki) as ch:
+            stub = pb["gnmi_pb2_grpc"].gNMIStub(ch)
+            req = g.SubscribeRequest(subscribe=g.SubscriptionList(
+                mode=g.SubscriptionList.STREAM,
+                subscription=[
+                    g.Subscription(path=iface(pb, "p0", "oper-status"),
+                                   mode=g.ON_CHANGE),
+                    g.Subscription(path=iface(pb, "p1", "mtu"),
+                                   mode=g.SAMPLE,
+                                   sample_interval=1_000_000_000),
+                    g.Subscription(path=component(pb, "description"),
+                                   mode=g.ON_CHANGE)]))
+            state = {"step": 0}
+
+            def updates(seen, leaf):
+                out = []
+                for _, x in seen:
+                    if x.WhichOneof("response") != "update":
+                        continue
+                    u = x.update.update[0]
+                    if u.path.elem[-1].name == leaf:
+                        v = u.val
+                        out.append(getattr(v, v.WhichOneof("value")))
+                return out
+
+            def done(seen):
+                kinds = [x.WhichOneof("response") for _, x in seen]
+                if state["step"] == 0 and "sync_response" in kinds:
+                    # initial values are in; change the MTU and reboot
+                    state["step"] = 1
+                    with open(port_file(d, 1, "mtu"), "w") as f:
+                        f.write("9216\n")
+                    reboot(pb, ch)
+                oper = updates(seen, "oper-status")
+                return oper[-2:] == ["DOWN", "UP"] and \
+                    9216 in updates(seen, "mtu")
+
+            seen = stream_until(stub, req, done)
+        kinds = [x.WhichOneof("response") for _, x in seen]
+        # the initial values, then one sync_response
+        assert kinds[:4] == ["update"] * 3 + ["sync_response"]
+        assert kinds.count("sync_response") == 1
+        oper = updates(seen, "oper-status")
+        assert oper[0] == "UP" and oper[-2:] == ["DOWN", "UP"]
+        assert updates(seen, "description") == ["BlueField-3(Rev 1)"]
+        mtus = updates(seen, "mtu")
+        assert mtus[0] == 1500 and mtus[-1] == 9216
+        samples = [t for t, x in seen if x.WhichOneof("response") == "update"
+                   and x.update.update[0].path.elem[-1].name == "mtu"]
+        gaps = [b - a for a, b in zip(samples[1:], samples[2:])]
+        assert all(0.5 < gap < 5 for gap in gaps), gaps
+    finally:
+        d.stop()
+        emu.stop()
+
+
+def test_subscribe_poll(env, pki, pb):
+    import queue
+    d, emu = env
+    g = pb["gnmi_pb2"]
+    with channel(d, pki) as ch:
+        stub = pb["gnmi_pb2_grpc"].gNMIStub(ch)
+        q = queue.Queue()
+
+        def reqs():
+            yield g.SubscribeRequest(subscribe=g.SubscriptionList(
+                mode=g.SubscriptionList.POLL,
+                subscription=[g.Subscription(path=mode_path(pb)),
+                              g.Subscription(path=iface(pb, "p0", "mtu"))]))
+            while True:
+                item = q.get(timeout=60)
+                if item is None:
+                    return  # half-close: the call ends
+                yield item
+
+        call = stub.Subscribe(reqs(), timeout=60)
+        it = iter(call)
+
+        def take(n):
+            return [next(it) for _ in range(n)]
+
+        first = take(3)
+        assert [x.WhichOneof("response") for x in first] == \
+            ["update", "update", "sync_response"]
+        assert first[0].update.update[0].val.string_val == "DPU"
+        assert first[1].update.update[0].val.uint_val == 1500
+        set_mode(pb, ch, "NIC")
+        q.put(g.SubscribeRequest(poll=g.Poll()))
+        again = take(3)
+        assert [x.WhichOneof("response") for x in again] == \
+            ["update", "update", "sync_response"]
+        assert again[0].update.update[0].val.string_val == "NIC"
+        q.put(None)
+        assert list(it) == []
+        assert call.code() == grpc.StatusCode.OK

@@ -108,3 +108,48 @@ def test_installed_state_survives_restart(tmp_path):
     finally:
         assert e.stop() == 0
     assert not os.path.exists(e.boot)  # the FIFO is removed at stop
+
+
+def test_ports_in_sysfs_follow_the_boot(tmp_path):
+    """--sysfs: the DPU's ports as the host sees them, down while the DPU
+    boots, up when it is ready; fw_ver and OPN_STR as given; the log of a
+    DPU that came up names the BFB it runs."""
+    sysfs = tmp_path / "sys"
+    e = RshimEmu(str(tmp_path), install="600ms", reboot="600ms",
+                 extra=["--sysfs", str(sysfs), "--opn", "900-9D3B6-00CV-AA0",
+                        "--fw-version", "32.41.1000"])
+    dev = sysfs / "bus" / "pci" / "devices"
+    try:
+        assert sorted(os.listdir(dev)) == ["0000:4b:00.0", "0000:4b:00.1"]
+        for fn in (0, 1):
+            net = dev / f"0000:4b:00.{fn}" / "net" / f"p{fn}"
+            assert (net / "operstate").read_text() == "up\n"
+            assert (net / "mtu").read_text() == "1500\n"
+            ib = dev / f"0000:4b:00.{fn}" / "infiniband" / f"mlx5_{fn}"
+            assert (ib / "fw_ver").read_text() == "32.41.1000\n"
+        assert "OPN_STR         900-9D3B6-00CV-AA0" in e.misc()
+        oper = dev / "0000:4b:00.0" / "net" / "p0" / "operstate"
+        (dev / "0000:4b:00.1" / "net" / "p1" / "mtu").write_text("9000\n")
+        e.command("DISPLAY_LEVEL 2")
+        e.wait_misc("DISPLAY_LEVEL   2")
+        e.push(sample_bfb(version="6.1.0") + CFG)
+        assert oper.read_text() == "down\n"  # booting from rshim
+        m = e.wait_misc("DPU is ready")
+        assert " INFO[MISC]: BFB version 6.1.0" in m
+        assert oper.read_text() == "up\n"
+        # SW_RESET reboots: down, then up again, still naming the BFB
+        e.command("SW_RESET 1")
+        e.wait_misc("Rebooting...")
+        assert oper.read_text() == "down\n"
+        m = e.wait_misc("DPU is ready")
+        assert " INFO[MISC]: BFB version 6.1.0" in m
+        assert oper.read_text() == "up\n"
+    finally:
+        assert e.stop() == 0
+    # a restart keeps an MTU someone changed
+    e = RshimEmu(str(tmp_path), extra=["--sysfs", str(sysfs)])
+    try:
+        assert (dev / "0000:4b:00.1" / "net" / "p1" / "mtu").read_text() == \
+            "9000\n"
+    finally:
+        assert e.stop() == 0

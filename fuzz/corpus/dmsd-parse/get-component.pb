@@ -1,0 +1,7 @@
+E
+
+components
+	component
+nameDPU
+state
+software-version

@@ -1,0 +1,4 @@
+
+nvidia
+os
+a/b

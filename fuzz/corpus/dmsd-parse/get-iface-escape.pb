@@ -1,0 +1,7 @@
+I
+
+interfaces)
+	interface
+name../../etc]/state/mtu
+state
+mtu

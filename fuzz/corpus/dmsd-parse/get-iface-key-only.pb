@@ -1,0 +1,5 @@
+)
+
+interfaces
+	interface
+namep]1\

@@ -1,0 +1,8 @@
+?
+
+interfaces
+	interface
+
+namep0
+state
+oper-status

@@ -2,6 +2,7 @@
  * complete apiextensions.k8s.io/v1 CustomResourceDefinition (validation
  * rules become x-kubernetes-validations, columns additionalPrinterColumns),
  * so a real Kubernetes API server can serve what this one serves. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,8 +23,11 @@ static const struct {
     {"maxProperties", offsetof(struct schema_node, max_props)},
 };
 
+/* crd: the schema goes into a CustomResourceDefinition, whose
+ * JSONSchemaProps has no patch-strategy extensions (Kubernetes reads them
+ * from its own types only; a CRD carrying them is refused). */
 static json_t *
-export_node(const struct schema_node *n, int depth)
+export_node(const struct schema_node *n, int depth, bool crd)
 {
     json_t *o = json_object();
     if (!n || depth > 64) {
@@ -44,7 +48,7 @@ export_node(const struct schema_node *n, int depth)
         if (n->fields) {
             for (const struct schema_field *f = n->fields; f->name; f++) {
                 json_object_set_new(props, f->name,
-                                    export_node(f->node, depth + 1));
+                                    export_node(f->node, depth + 1, crd));
                 if (f->required) {
                     json_array_append_new(req, json_string(f->name));
                 }
@@ -69,11 +73,11 @@ export_node(const struct schema_node *n, int depth)
     case SCHEMA_T_MAP:
         json_object_set_new(o, "type", json_string("object"));
         json_object_set_new(o, "additionalProperties",
-                            export_node(n->items, depth + 1));
+                            export_node(n->items, depth + 1, crd));
         break;
     case SCHEMA_T_ARRAY:
         json_object_set_new(o, "type", json_string("array"));
-        json_object_set_new(o, "items", export_node(n->items, depth + 1));
+        json_object_set_new(o, "items", export_node(n->items, depth + 1, crd));
         break;
     case SCHEMA_T_STRING:
     case SCHEMA_T_INTEGER:
@@ -133,6 +137,21 @@ export_node(const struct schema_node *n, int depth)
         json_object_set_new(o, "x-kubernetes-list-type",
                             json_string(n->list_type));
     }
+    if (n->list_map_keys) {
+        json_t *keys = json_array();
+        for (const char *const *s = n->list_map_keys; *s; s++) {
+            json_array_append_new(keys, json_string(*s));
+        }
+        json_object_set_new(o, "x-kubernetes-list-map-keys", keys);
+    }
+    if (n->patch_strategy && !crd) {
+        json_object_set_new(o, "x-kubernetes-patch-strategy",
+                            json_string(n->patch_strategy));
+    }
+    if (n->patch_merge_key && !crd) {
+        json_object_set_new(o, "x-kubernetes-patch-merge-key",
+                            json_string(n->patch_merge_key));
+    }
     json_t *cel = json_array();
     if (n->immutable) {
         json_array_append_new(
@@ -162,7 +181,7 @@ schema_openapi_v3(const struct schema_kind *k)
     if (!k) {
         return NULL;
     }
-    return export_node(k->root, 0);
+    return export_node(k->root, 0, false);
 }
 
 static json_t *
@@ -195,9 +214,9 @@ schema_crd(const struct schema_kind *k)
     if (k->categories && k->categories[0]) {
         json_object_set_new(names, "categories", str_list(k->categories));
     }
-    json_t *version = json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", k->version,
-                                "served", 1, "storage", 1, "schema",
-                                "openAPIV3Schema", schema_openapi_v3(k));
+    json_t *version = json_pack(
+        "{s:s,s:b,s:b,s:{s:o}}", "name", k->version, "served", 1, "storage", 1,
+        "schema", "openAPIV3Schema", export_node(k->root, 0, true));
     if (k->has_status) {
         json_object_set_new(version, "subresources",
                             json_pack("{s:{}}", "status"));

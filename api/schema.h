@@ -164,6 +164,20 @@ int schema_validate_delete(const struct schema_kind *k, const json_t *obj,
 int schema_validate_name(const struct schema_kind *k, const char *name,
                          struct dpf_error *err);
 
+/* --- strategic merge patch --- */
+/* Apply a strategic merge patch (application/strategic-merge-patch+json)
+ * to obj in place, driven by the patch strategies and merge keys of k's
+ * field tree (docs/dev/schema.md): lists merged by key or as sets,
+ * $patch replace/delete/merge, $retainKeys, $deleteFromPrimitiveList/<f>,
+ * $setElementOrder/<f>. Only Kubernetes' own kinds take one, as in
+ * Kubernetes, where custom resources have no Go types to say how: other
+ * kinds answer -ENOTSUP with err as kube-apiserver's 415. A malformed
+ * directive is -EINVAL with 400 BadRequest; a patch that cannot apply
+ * (a list element without its merge key) -EINVAL with 422. On error obj
+ * may be half-patched: patch a copy. */
+int schema_strategic_merge(const struct schema_kind *k, json_t *obj,
+                           const json_t *patch, struct dpf_error *err);
+
 /* --- export --- */
 /* OpenAPI v3 schema object of the whole kind (structural). New ref. */
 json_t *schema_openapi_v3(const struct schema_kind *k);

@@ -176,124 +176,8 @@ enum as_patch_type {
 struct as_patch {
     enum as_patch_type type;
     json_t *patch;
+    const struct schema_kind *k;
 };
-
-/* Strategic merge patch directives we understand only well enough to
- * drop: merge semantics apply (see docs/dev/apiserver.md). */
-static void
-as_strip_smp_directives(json_t *p)
-{
-    if (json_is_object(p)) {
-        const char *key;
-        json_t *v;
-        void *tmp;
-        json_object_foreach_safe(p, tmp, key, v)
-        {
-            if (key[0] == '$') {
-                json_object_del(p, key);
-            } else {
-                as_strip_smp_directives(v);
-            }
-        }
-    } else if (json_is_array(p)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(p, i, v)
-        {
-            as_strip_smp_directives(v);
-        }
-    }
-}
-
-/* Strategic merge: lists of objects that all carry a "name" are merged by
- * name (containers, env, volumes, ports with names), as Kubernetes' merge
- * keys do for the common core fields; other lists are replaced. */
-static void as_smp_merge(json_t *target, const json_t *patch);
-
-static bool
-as_list_keyed_by_name(const json_t *arr)
-{
-    if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        return false;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        if (!json_is_object(v) || !json_is_string(json_object_get(v, "name"))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static void
-as_smp_merge_list(json_t *tarr, const json_t *parr)
-{
-    size_t i;
-    json_t *pv;
-    json_array_foreach(parr, i, pv)
-    {
-        const char *n = json_string_value(json_object_get(pv, "name"));
-        const char *op = json_string_value(json_object_get(pv, "$patch"));
-        size_t j;
-        json_t *tv;
-        bool found = false;
-        json_array_foreach(tarr, j, tv)
-        {
-            const char *tn = json_string_value(json_object_get(tv, "name"));
-            if (tn && !strcmp(tn, n)) {
-                found = true;
-                if (op && !strcmp(op, "delete")) {
-                    json_array_remove(tarr, j);
-                } else {
-                    as_smp_merge(tv, pv);
-                }
-                break;
-            }
-        }
-        if (!found && !(op && !strcmp(op, "delete"))) {
-            json_t *c = json_deep_copy(pv);
-            as_strip_smp_directives(c);
-            json_array_append_new(tarr, c);
-        }
-    }
-}
-
-static void
-as_smp_merge(json_t *target, const json_t *patch)
-{
-    const char *key;
-    json_t *pv;
-    json_object_foreach((json_t *) patch, key, pv)
-    {
-        if (key[0] == '$') {
-            continue;
-        }
-        json_t *tv = json_object_get(target, key);
-        if (json_is_null(pv)) {
-            json_object_del(target, key);
-        } else if (json_is_object(pv) && json_is_object(tv)) {
-            const char *op = json_string_value(json_object_get(pv, "$patch"));
-            if (op && !strcmp(op, "replace")) {
-                json_t *c = json_deep_copy(pv);
-                as_strip_smp_directives(c);
-                json_object_set_new(target, key, c);
-            } else if (op && !strcmp(op, "delete")) {
-                json_object_del(target, key);
-            } else {
-                as_smp_merge(tv, pv);
-            }
-        } else if (json_is_array(pv) && as_list_keyed_by_name(pv) &&
-                   as_list_keyed_by_name(tv)) {
-            as_smp_merge_list(tv, pv);
-        } else {
-            json_t *c = json_deep_copy(pv);
-            as_strip_smp_directives(c);
-            json_object_set_new(target, key, c);
-        }
-    }
-}
 
 static bool
 as_patch_sets_rv(const struct as_patch *p)
@@ -321,6 +205,7 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
                  struct as_error *ae)
 {
     struct as_patch *p = arg;
+    const struct schema_kind *k = p->k;
     json_t *obj = json_deep_copy(cur);
     struct dpf_error e = {0};
     int r = 0;
@@ -329,12 +214,18 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
         r = jsonpatch_apply(obj, p->patch, &e);
         break;
     case AS_PATCH_STRATEGIC:
-        as_smp_merge(obj, p->patch);
+        r = schema_strategic_merge(k, obj, p->patch, &e);
         break;
     case AS_PATCH_MERGE:
     case AS_PATCH_APPLY:
         r = jsonpatch_merge(obj, p->patch, &e);
         break;
+    }
+    if (r < 0 && p->type == AS_PATCH_STRATEGIC) {
+        /* Malformed directives are 400, the rest 422 (the engine says). */
+        json_decref(obj);
+        as_error_from(ae, &e, 422, "Invalid");
+        return -EINVAL;
     }
     if (r < 0) {
         /* Kubernetes answers a patch that cannot be applied with 422. */
@@ -463,7 +354,7 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
     const char *fv = http_request_query(req, "fieldValidation");
     bool bad;
     bool dry = as_dry_run(req, &ae, &bad);
-    struct as_patch p = {0};
+    struct as_patch p = {.k = k};
     if (bad || as_check_field_validation(fv, &ae) < 0) {
         as_respond_error(req, &ae);
         return;
@@ -476,10 +367,22 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         p.type = AS_PATCH_MERGE;
     } else if (as_media_is(ct, "application/json-patch+json")) {
         p.type = AS_PATCH_JSON;
-    } else if (as_media_is(ct, "application/strategic-merge-patch+json")) {
-        p.type = k->group[0] ? AS_PATCH_MERGE : AS_PATCH_STRATEGIC;
+    } else if (as_media_is(ct, "application/strategic-merge-patch+json") &&
+               k->builtin) {
+        /* Custom resources take no strategic patch (415 below, with the
+         * media types they do take), as in Kubernetes. */
+        p.type = AS_PATCH_STRATEGIC;
     } else if (as_media_is(ct, "application/apply-patch+yaml")) {
         p.type = AS_PATCH_APPLY;
+    } else if (!k->builtin) {
+        as_error_set(&ae, 415, "UnsupportedMediaType",
+                     "the body of the request was in an unknown format - "
+                     "accepted media types include: "
+                     "application/json-patch+json, "
+                     "application/merge-patch+json, "
+                     "application/apply-patch+yaml");
+        as_respond_error(req, &ae);
+        return;
     } else {
         as_error_set(&ae, 415, "UnsupportedMediaType",
                      "the body of the request was in an unknown format - "

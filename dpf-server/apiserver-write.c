@@ -19,6 +19,55 @@
 #include "lib/net/http-server.h"
 
 /* ------------------------------------------------------------------ */
+/* field managers */
+
+void
+as_field_manager(struct http_request *req, const char *sub,
+                 struct schema_field_manager *fm, char *buf, size_t size,
+                 char *tbuf, size_t tsize)
+{
+    const char *m = http_request_query(req, "fieldManager");
+    if (!m || !*m) {
+        const char *ua = http_request_header(req, "User-Agent");
+        ua = ua ? ua : "";
+        snprintf(buf, size, "%.*s", (int) strcspn(ua, "/"), ua);
+        m = buf;
+    }
+    as_now_rfc3339(tbuf, tsize, 0);
+    fm->manager = m;
+    fm->subresource = sub;
+    fm->time = tbuf;
+}
+
+/* PatchOptions rules: an apply names its fieldManager; force is for
+ * applies only (kube-apiserver's 422 on PatchOptions). */
+static int
+as_check_patch_options(struct http_request *req, bool apply,
+                       struct as_error *ae)
+{
+    const char *m = http_request_query(req, "fieldManager");
+    const char *force = http_request_query(req, "force");
+    const char *field = NULL, *what = NULL, *text = NULL;
+    if (apply && (!m || !*m)) {
+        field = "fieldManager";
+        what = DPF_CAUSE_REQUIRED;
+        text = "Required value: is required for apply patch";
+    } else if (!apply && force) {
+        field = "force";
+        what = DPF_CAUSE_FORBIDDEN;
+        text = "Forbidden: may not be specified for non-apply patch";
+    } else {
+        return 0;
+    }
+    as_error_set(ae, 422, "Invalid",
+                 "PatchOptions.meta.k8s.io \"\" is invalid: %s: %s", field,
+                 text);
+    dpf_error_add_cause(&ae->e, what, field, "%s", strchr(text, ':') + 2);
+    as_error_details(ae, "", "meta.k8s.io", "PatchOptions");
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
 /* create */
 
 int
@@ -110,6 +159,10 @@ as_handle_create(struct apiserver *as, struct http_request *req,
                            as_md_str(obj, "name"), &ae) < 0) {
         goto fail;
     }
+    struct schema_field_manager fm;
+    char mbuf[160], tbuf[40];
+    as_field_manager(req, NULL, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));
+    schema_fields_update(k, NULL, obj, &fm);
     if (as_store_create(as, k, obj, dry, &text, &len, &ae) < 0) {
         goto fail;
     }
@@ -177,6 +230,8 @@ struct as_patch {
     enum as_patch_type type;
     json_t *patch;
     const struct schema_kind *k;
+    const struct schema_field_manager *fm;
+    bool force; /* apply: take fields other managers own */
 };
 
 static bool
@@ -206,8 +261,25 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
 {
     struct as_patch *p = arg;
     const struct schema_kind *k = p->k;
-    json_t *obj = json_deep_copy(cur);
     struct dpf_error e = {0};
+    if (p->type == AS_PATCH_APPLY) {
+        json_t *obj = NULL;
+        if (schema_fields_apply(k, cur, p->patch, p->fm, p->force, &obj, &e) <
+            0) {
+            as_error_from(ae, &e, 409, "Conflict");
+            return -ESTALE;
+        }
+        if (!as_patch_sets_rv(p)) {
+            json_object_del(as_md(obj), "resourceVersion");
+        } else {
+            json_object_set(
+                as_md(obj), "resourceVersion",
+                json_object_get(as_md(p->patch), "resourceVersion"));
+        }
+        *out = obj;
+        return 0;
+    }
+    json_t *obj = json_deep_copy(cur);
     int r = 0;
     switch (p->type) {
     case AS_PATCH_JSON:
@@ -288,10 +360,14 @@ as_handle_update(struct apiserver *as, struct http_request *req,
         return;
     }
     bool finalize = sub && !strcmp(sub, "finalize");
+    struct schema_field_manager fm;
+    char mbuf[160], tbuf[40];
+    as_field_manager(req, sub, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));
     struct as_update_opts o = {
         .part = sub && !finalize ? AS_PART_STATUS : AS_PART_MAIN,
         .unknown = mode,
         .dry_run = dry,
+        .fm = &fm,
     };
     struct as_update_result res;
     int r = as_guaranteed_update(
@@ -305,7 +381,8 @@ as_handle_update(struct apiserver *as, struct http_request *req,
 static void
 as_apply_create(struct apiserver *as, struct http_request *req,
                 const struct schema_kind *k, const char *ns, const char *name,
-                const struct as_format *fmt, json_t *patch, bool dry)
+                const struct as_format *fmt, json_t *patch, bool dry,
+                const struct schema_field_manager *fm)
 {
     struct as_error ae = {0};
     json_t *warnings = NULL;
@@ -327,9 +404,22 @@ as_apply_create(struct apiserver *as, struct http_request *req,
         json_object_set_new(patch, "metadata",
                             json_pack("{s:s}", "name", name));
     }
-    if (as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings, &ae) <
-            0 ||
-        as_check_namespace(as, k, ns, name, &ae) < 0 ||
+    /* The applier owns what it applied (before defaults, as Kubernetes
+     * tracks the configuration, not the defaulted object). */
+    json_t *mf = NULL;
+    json_t *applied = NULL;
+    struct dpf_error e = {0};
+    if (schema_fields_apply(k, NULL, patch, fm, true, &applied, &e) == 0) {
+        mf = json_incref(json_object_get(as_md(applied), "managedFields"));
+        json_decref(applied);
+    }
+    int pr =
+        as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings, &ae);
+    if (pr == 0 && mf) {
+        json_object_set(as_md(patch), "managedFields", mf);
+    }
+    json_decref(mf);
+    if (pr < 0 || as_check_namespace(as, k, ns, name, &ae) < 0 ||
         as_store_create(as, k, patch, dry, &text, &len, &ae) < 0) {
         goto fail;
     }
@@ -355,6 +445,12 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
     bool bad;
     bool dry = as_dry_run(req, &ae, &bad);
     struct as_patch p = {.k = k};
+    struct schema_field_manager fm;
+    char mbuf[160], tbuf[40];
+    as_field_manager(req, sub, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));
+    p.fm = &fm;
+    const char *force = http_request_query(req, "force");
+    p.force = force && !strcmp(force, "true");
     if (bad || as_check_field_validation(fv, &ae) < 0) {
         as_respond_error(req, &ae);
         return;
@@ -394,6 +490,10 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         as_respond_error(req, &ae);
         return;
     }
+    if (as_check_patch_options(req, p.type == AS_PATCH_APPLY, &ae) < 0) {
+        as_respond_error(req, &ae);
+        return;
+    }
     if (blen > as->cfg.max_body) {
         as_error_set(&ae, 413, "RequestEntityTooLarge",
                      "Request entity too large: limit is %zu",
@@ -420,6 +520,13 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
             as_respond_error(req, &ae);
             return;
         }
+        if (json_object_get(as_md(p.patch), "managedFields")) {
+            json_decref(p.patch);
+            as_error_set(&ae, 400, "BadRequest",
+                         "metadata.managedFields must be nil");
+            as_respond_error(req, &ae);
+            return;
+        }
         /* Apply never sets status on the main resource. */
         if (!sub && k->has_status) {
             json_object_del(p.patch, "status");
@@ -429,7 +536,7 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         int r = store_get(as->store, key, &kv, NULL);
         free(key);
         if (r == -ENOENT && !sub) {
-            as_apply_create(as, req, k, ns, name, fmt, p.patch, dry);
+            as_apply_create(as, req, k, ns, name, fmt, p.patch, dry, &fm);
             json_decref(p.patch);
             return;
         }
@@ -462,6 +569,8 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         .part = sub ? AS_PART_STATUS : AS_PART_MAIN,
         .unknown = mode,
         .dry_run = dry,
+        .fm = &fm,
+        .fields_done = p.type == AS_PATCH_APPLY,
     };
     struct as_update_result res;
     int r = as_guaranteed_update(as, k, ns, name, &o, as_produce_patch, &p,

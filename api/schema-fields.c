@@ -1059,9 +1059,15 @@ schema_fields_apply(const struct schema_kind *k, const json_t *live,
         fs_remove(merged, k->root, dropped, others, 0);
         json_decref(dropped);
         json_decref(others);
+        /* An apply that changes neither the object nor what the manager
+         * owns is no write at all (its entry keeps its time). */
+        bool same = live && json_equal(self->set, cfg_set) &&
+                    !json_object_size(changed) && fs_equal_plain(live, merged);
         json_decref(self->set);
         self->set = json_incref(cfg_set);
-        fs_entry_touch(self, k, m);
+        if (!same) {
+            fs_entry_touch(self, k, m);
+        }
         json_t *every = fs_every(merged, k->root, 0);
         for (size_t i = 0; i < es.n; i++) {
             json_t *kept = fs_intersect(es.e[i].set, every);

@@ -41,6 +41,10 @@ def test_apply_records_ownership_and_removes_dropped_fields(dpf_server):
     assert e["fieldsType"] == "FieldsV1" and e["apiVersion"] == "v1"
     assert e["fieldsV1"] == {"f:data": {"f:a": {}, "f:b": {}}}
     assert e["time"].endswith("Z")
+    # the same apply again writes nothing
+    st, again = apply(s, p, configmap("own", {"a": "1", "b": "2"}), "alice")
+    assert st == 200 and again["metadata"]["resourceVersion"] == \
+        o["metadata"]["resourceVersion"]
     # another manager takes a key of its own by update (merge patch)
     st, o = call(s, "PATCH", p + "?fieldManager=bob",
                  {"data": {"c": "3"}}, "application/merge-patch+json")

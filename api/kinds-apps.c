@@ -66,6 +66,12 @@ static const struct schema_node pod_template_node = {
         F("minReadySeconds", N_INT(MINIMUM(0))),                              \
         F("revisionHistoryLimit", N_INT(MINIMUM(0), DEFAULT("10")))
 
+static const struct schema_node workload_status = {
+    .type = SCHEMA_T_OBJECT,
+    PRESERVE,
+    FIELDS(F("conditions", &schema_core_conditions)),
+};
+
 static const struct schema_node rolling_update = {
     .type = SCHEMA_T_OBJECT,
     FIELDS(F("maxUnavailable", N_IOS()), F("maxSurge", N_IOS())),
@@ -116,7 +122,7 @@ static const struct schema_kind kind_daemonset = {
                              F("rollingUpdate", &rolling_update)),
                       DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
                               "{\"maxUnavailable\":1,\"maxSurge\":0}}")))))),
-        F("status", N_OBJ(PRESERVE))),
+        F("status", &workload_status)),
 };
 
 static char *
@@ -154,7 +160,8 @@ static const struct schema_kind kind_deployment = {
           N_OBJ(FIELDS(
               WORKLOAD_FIELDS, F("replicas", N_INT(MINIMUM(0), DEFAULT("1"))),
               F("strategy",
-                N_OBJ(FIELDS(F("type", N_STR(ENUM("RollingUpdate", "Recreate"),
+                N_OBJ(PATCH_STRATEGY("retainKeys"),
+                      FIELDS(F("type", N_STR(ENUM("RollingUpdate", "Recreate"),
                                              DEFAULT("\"RollingUpdate\""))),
                              F("rollingUpdate", &rolling_update)),
                       DEFAULT("{\"type\":\"RollingUpdate\",\"rollingUpdate\":"
@@ -162,7 +169,7 @@ static const struct schema_kind kind_deployment = {
                               "\"25%\"}}"))),
               F("paused", N_BOOL()),
               F("progressDeadlineSeconds", N_INT(DEFAULT("600")))))),
-        F("status", N_OBJ(PRESERVE))),
+        F("status", &workload_status)),
 };
 
 /* ------------------------------------------------------------------ */

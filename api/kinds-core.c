@@ -56,10 +56,11 @@ static const struct schema_kind kind_namespace = {
     .has_status = true,
     .columns = namespace_columns,
     .root = KIND_ROOT(
-        F("spec", N_OBJ(FIELDS(F("finalizers", &schema_string_list)))),
+        F("spec",
+          N_OBJ(FIELDS(F("finalizers", N_ARR(&schema_string, ATOMIC_LIST))))),
         F("status", N_OBJ(FIELDS(F("phase", N_STR(ENUM("Active", "Terminating"),
                                                   DEFAULT("\"Active\""))),
-                                 F("conditions", N_ARR(N_ANY()))),
+                                 F("conditions", &schema_core_conditions)),
                           DEFAULT("{}")))),
     .validate_delete = namespace_validate_delete,
 };
@@ -166,29 +167,34 @@ static const struct schema_kind kind_node = {
     .root = KIND_ROOT(
         F("spec",
           N_OBJ(FIELDS(
-              F("podCIDR", N_STR()), F("podCIDRs", &schema_string_list),
+              F("podCIDR", N_STR()),
+              F("podCIDRs",
+                N_ARR(&schema_string, LIST_SET, PATCH_STRATEGY("merge"))),
               F("providerID", N_STR()), F("unschedulable", N_BOOL()),
               F("taints",
-                N_ARR(N_OBJ(FIELDS(
-                    R("key", N_STR()), F("value", N_STR()),
-                    R("effect", N_STR(ENUM("NoSchedule", "PreferNoSchedule",
-                                           "NoExecute"))),
-                    F("timeAdded", N_STR(FORMAT("date-time"))))))),
+                N_ARR(N_OBJ(FIELDS(R("key", N_STR()), F("value", N_STR()),
+                                   R("effect", N_STR(ENUM("NoSchedule",
+                                                          "PreferNoSchedule",
+                                                          "NoExecute"))),
+                                   F("timeAdded", N_STR(FORMAT("date-time"))))),
+                      ATOMIC_LIST)),
               F("configSource", N_ANY()), F("externalID", N_STR())))),
         F("status",
-          N_OBJ(
-              PRESERVE,
-              FIELDS(
-                  F("capacity", &schema_resource_list),
-                  F("allocatable", &schema_resource_list),
-                  F("conditions",
-                    N_ARR(N_OBJ(PRESERVE,
-                                FIELDS(R("type", N_STR()),
-                                       R("status", N_STR(ENUM("True", "False",
-                                                              "Unknown"))))))),
-                  F("addresses", N_ARR(N_OBJ(FIELDS(R("type", N_STR()),
-                                                    R("address", N_STR()))))),
-                  F("nodeInfo", N_OBJ(PRESERVE)))))),
+          N_OBJ(PRESERVE,
+                FIELDS(
+                    F("capacity", &schema_resource_list),
+                    F("allocatable", &schema_resource_list),
+                    F("conditions",
+                      N_ARR(N_OBJ(PRESERVE,
+                                  FIELDS(R("type", N_STR()),
+                                         R("status", N_STR(ENUM("True", "False",
+                                                                "Unknown"))))),
+                            LIST_MAP("type"), PATCH_MERGE_KEY("type"))),
+                    F("addresses",
+                      N_ARR(N_OBJ(FIELDS(R("type", N_STR()),
+                                         R("address", N_STR()))),
+                            LIST_MAP("type"), PATCH_MERGE_KEY("type"))),
+                    F("nodeInfo", N_OBJ(PRESERVE)))))),
 };
 
 /* ------------------------------------------------------------------ */
@@ -321,35 +327,84 @@ check_containers(const json_t *v, const char *path, struct dpf_error *err)
     return rc;
 }
 
+/* The list types and patch strategies below are Kubernetes' own
+ * (k8s.io/api/core/v1 markers): what server-side apply and strategic
+ * merge patches key lists by. */
+static const struct schema_node container_port_node = {
+    .type = SCHEMA_T_OBJECT,
+    PRESERVE,
+    FIELDS(F("name", N_STR()), R("containerPort", N_INT(FORMAT("int32"))),
+           F("hostPort", N_INT(FORMAT("int32"))), F("hostIP", N_STR()),
+           F("protocol", N_STR(DEFAULT("\"TCP\"")))),
+};
+
 static const struct schema_node container_node = {
     .type = SCHEMA_T_OBJECT,
     PRESERVE,
     FIELDS(R("name", N_STR()), F("image", N_STR()),
-           F("command", &schema_string_list), F("args", &schema_string_list),
+           F("command", N_ARR(&schema_string, ATOMIC_LIST)),
+           F("args", N_ARR(&schema_string, ATOMIC_LIST)),
            F("workingDir", N_STR()),
            F("imagePullPolicy", N_STR(ENUM("Always", "Never", "IfNotPresent"))),
+           F("ports",
+             N_ARR(&container_port_node, LIST_MAP("containerPort", "protocol"),
+                   PATCH_MERGE_KEY("containerPort"))),
            F("env", N_ARR(N_OBJ(PRESERVE, FIELDS(R("name", N_STR()),
-                                                 F("value", N_STR()))))),
+                                                 F("value", N_STR()))),
+                          LIST_MAP("name"), PATCH_MERGE_KEY("name"))),
+           F("envFrom", N_ARR(N_OBJ(PRESERVE), ATOMIC_LIST)),
+           F("volumeMounts",
+             N_ARR(N_OBJ(PRESERVE,
+                         FIELDS(R("name", N_STR()), R("mountPath", N_STR()))),
+                   LIST_MAP("mountPath"), PATCH_MERGE_KEY("mountPath"))),
+           F("volumeDevices",
+             N_ARR(N_OBJ(PRESERVE,
+                         FIELDS(R("name", N_STR()), R("devicePath", N_STR()))),
+                   LIST_MAP("devicePath"), PATCH_MERGE_KEY("devicePath"))),
            F("resources",
              N_OBJ(PRESERVE, FIELDS(F("limits", &schema_resource_list),
                                     F("requests", &schema_resource_list))))),
 };
 
+static const struct schema_node local_object_refs = {
+    .type = SCHEMA_T_ARRAY,
+    LIST_MAP("name"),
+    PATCH_MERGE_KEY("name"),
+    ITEMS(N_OBJ(FIELDS(F("name", N_STR())))),
+};
+
 const struct schema_node schema_pod_spec = {
     .type = SCHEMA_T_OBJECT,
     PRESERVE,
-    FIELDS(R("containers", N_ARR(&container_node, CHECK(check_containers))),
-           F("initContainers", N_ARR(&container_node, CHECK(check_containers))),
-           F("nodeName", N_STR()), F("nodeSelector", &schema_string_map),
-           F("hostNetwork", N_BOOL()), F("serviceAccountName", N_STR()),
-           F("restartPolicy", N_STR(ENUM("Always", "OnFailure", "Never"),
-                                    DEFAULT("\"Always\""))),
-           F("dnsPolicy", N_STR(DEFAULT("\"ClusterFirst\""))),
-           F("schedulerName", N_STR(DEFAULT("\"default-scheduler\""))),
-           F("terminationGracePeriodSeconds", N_INT(MINIMUM(0), DEFAULT("30"))),
-           F("tolerations", N_ARR(N_ANY())),
-           F("activeDeadlineSeconds", N_INT(MINIMUM(1))),
-           F("volumes", N_ARR(N_OBJ(PRESERVE, FIELDS(R("name", N_STR())))))),
+    FIELDS(
+        R("containers", N_ARR(&container_node, CHECK(check_containers),
+                              LIST_MAP("name"), PATCH_MERGE_KEY("name"))),
+        F("initContainers", N_ARR(&container_node, CHECK(check_containers),
+                                  LIST_MAP("name"), PATCH_MERGE_KEY("name"))),
+        F("ephemeralContainers",
+          N_ARR(N_OBJ(PRESERVE, FIELDS(R("name", N_STR()))), LIST_MAP("name"),
+                PATCH_MERGE_KEY("name"))),
+        F("imagePullSecrets", &local_object_refs),
+        F("hostAliases", N_ARR(N_OBJ(PRESERVE, FIELDS(R("ip", N_STR()))),
+                               LIST_MAP("ip"), PATCH_MERGE_KEY("ip"))),
+        F("topologySpreadConstraints",
+          N_ARR(N_OBJ(PRESERVE, FIELDS(R("topologyKey", N_STR()),
+                                       R("whenUnsatisfiable", N_STR()))),
+                LIST_MAP("topologyKey", "whenUnsatisfiable"),
+                PATCH_MERGE_KEY("topologyKey"))),
+        F("readinessGates", N_ARR(N_OBJ(PRESERVE), ATOMIC_LIST)),
+        F("nodeName", N_STR()), F("nodeSelector", &schema_string_map),
+        F("hostNetwork", N_BOOL()), F("serviceAccountName", N_STR()),
+        F("restartPolicy",
+          N_STR(ENUM("Always", "OnFailure", "Never"), DEFAULT("\"Always\""))),
+        F("dnsPolicy", N_STR(DEFAULT("\"ClusterFirst\""))),
+        F("schedulerName", N_STR(DEFAULT("\"default-scheduler\""))),
+        F("terminationGracePeriodSeconds", N_INT(MINIMUM(0), DEFAULT("30"))),
+        F("tolerations", N_ARR(N_ANY(), ATOMIC_LIST)),
+        F("activeDeadlineSeconds", N_INT(MINIMUM(1))),
+        F("volumes",
+          N_ARR(N_OBJ(PRESERVE, FIELDS(R("name", N_STR()))), LIST_MAP("name"),
+                PATCH_STRATEGY("merge,retainKeys"), MERGE_KEY("name")))),
 };
 
 /* Pod spec updates: only images, activeDeadlineSeconds, tolerations and a
@@ -448,12 +503,19 @@ static const struct schema_kind kind_pod = {
     .root = KIND_ROOT(
         R("spec", &schema_pod_spec),
         F("status",
-          N_OBJ(PRESERVE,
-                FIELDS(F("phase", N_STR(ENUM("Pending", "Running", "Succeeded",
-                                             "Failed", "Unknown"))),
-                       F("conditions", N_ARR(N_ANY())),
-                       F("containerStatuses", N_ARR(N_ANY())),
-                       F("podIP", N_STR()), F("hostIP", N_STR()))))),
+          N_OBJ(
+              PRESERVE,
+              FIELDS(
+                  F("phase", N_STR(ENUM("Pending", "Running", "Succeeded",
+                                        "Failed", "Unknown"))),
+                  F("conditions", &schema_core_conditions),
+                  F("containerStatuses", N_ARR(N_ANY(), ATOMIC_LIST)),
+                  F("initContainerStatuses", N_ARR(N_ANY(), ATOMIC_LIST)),
+                  F("podIPs", N_ARR(N_OBJ(PRESERVE, FIELDS(R("ip", N_STR()))),
+                                    LIST_MAP("ip"), PATCH_MERGE_KEY("ip"))),
+                  F("hostIPs", N_ARR(N_OBJ(PRESERVE, FIELDS(R("ip", N_STR()))),
+                                     LIST_MAP("ip"), PATCH_MERGE_KEY("ip"))),
+                  F("podIP", N_STR()), F("hostIP", N_STR()))))),
     .validate = pod_validate,
     .set_defaults = pod_defaults,
 };
@@ -487,10 +549,11 @@ static const struct schema_kind kind_serviceaccount = {
     .short_names = (const char *const[]){"sa", NULL},
     .namespaced = true,
     .columns = sa_columns,
-    .root = KIND_ROOT(
-        F("secrets", N_ARR(&object_reference)),
-        F("imagePullSecrets", N_ARR(N_OBJ(FIELDS(F("name", N_STR()))))),
-        F("automountServiceAccountToken", N_BOOL())),
+    .root = KIND_ROOT(F("secrets", N_ARR(&object_reference, LIST_MAP("name"),
+                                         PATCH_MERGE_KEY("name"))),
+                      F("imagePullSecrets",
+                        N_ARR(N_OBJ(FIELDS(F("name", N_STR()))), ATOMIC_LIST)),
+                      F("automountServiceAccountToken", N_BOOL())),
 };
 
 static char *

@@ -39,9 +39,11 @@ const struct schema_node schema_object_meta = {
              N_ARR(N_OBJ(FIELDS(R("apiVersion", N_STR()), R("kind", N_STR()),
                                 R("name", N_STR()), R("uid", N_STR()),
                                 F("controller", N_BOOL()),
-                                F("blockOwnerDeletion", N_BOOL()))))),
-           F("finalizers", &schema_string_list),
-           F("managedFields", N_ARR(N_ANY()))),
+                                F("blockOwnerDeletion", N_BOOL()))),
+                   LIST_MAP("uid"), PATCH_MERGE_KEY("uid"))),
+           F("finalizers",
+             N_ARR(&schema_string, LIST_SET, PATCH_STRATEGY("merge"))),
+           F("managedFields", N_ARR(N_ANY(), ATOMIC_LIST))),
 };
 
 const struct schema_node schema_label_selector = {
@@ -94,6 +96,14 @@ const struct schema_node schema_conditions = {
                         "9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-"
                         "Za-z0-9])$"),
                 MAXLEN(316)))))),
+};
+
+const struct schema_node schema_core_conditions = {
+    .type = SCHEMA_T_ARRAY,
+    LIST_MAP("type"),
+    PATCH_MERGE_KEY("type"),
+    ITEMS(N_OBJ(PRESERVE, FIELDS(R("type", N_STR()), F("status", N_STR()),
+                                 F("reason", N_STR()), F("message", N_STR())))),
 };
 
 const struct schema_node schema_taint = {

@@ -82,9 +82,16 @@ struct schema_node {
     bool immutable_unless_empty;       /* oldSelf == "" allowed */
     const char *map_type;              /* x-kubernetes-map-type */
     const char *list_type;             /* x-kubernetes-list-type */
-    const char *cel_rule;              /* exported CEL rule */
-    const char *cel_message;           /* its message */
-    schema_check_fn check;             /* custom value check */
+    const char *const *list_map_keys;  /* x-kubernetes-list-map-keys */
+    /* Strategic merge patch (x-kubernetes-patch-strategy / -merge-key), as
+     * Kubernetes declares them on its own types: "merge" (lists by
+     * merge_key, primitive lists as sets), "retainKeys", "merge,retainKeys",
+     * "replace"; NULL = a list is replaced, an object merged. */
+    const char *patch_strategy;
+    const char *patch_merge_key;
+    const char *cel_rule;    /* exported CEL rule */
+    const char *cel_message; /* its message */
+    schema_check_fn check;   /* custom value check */
 };
 
 /* --- declaration macros --- */
@@ -147,6 +154,16 @@ struct schema_node {
 #define FORMAT(f) .format = (f)
 #define ATOMIC_MAP .map_type = "atomic"
 #define ATOMIC_LIST .list_type = "atomic"
+/* Server-side apply list types and strategic merge patch strategies. */
+#define LIST_MAP(...)                                          \
+    .list_type = "map", .list_map_keys = (const char *const[]) \
+    {                                                          \
+        __VA_ARGS__, NULL                                      \
+    }
+#define LIST_SET .list_type = "set"
+#define PATCH_MERGE_KEY(k) .patch_strategy = "merge", .patch_merge_key = (k)
+#define PATCH_STRATEGY(s) .patch_strategy = (s)
+#define MERGE_KEY(k) .patch_merge_key = (k)
 #define CEL(rule, msg) .cel_rule = (rule), .cel_message = (msg)
 #define CHECK(fn) .check = (fn)
 
@@ -173,6 +190,9 @@ extern const struct schema_node schema_quantity;       /* resource.Quantity */
 extern const struct schema_node schema_resource_list;  /* ResourceList */
 
 extern const struct schema_node schema_pod_spec; /* core PodSpec (loose) */
+/* Conditions of Kubernetes' own kinds (Node, Pod, Deployment...): a list
+ * map keyed by type, merged by type in strategic patches. */
+extern const struct schema_node schema_core_conditions;
 
 /* Descriptions of fields many DPF kinds share, by the end of their path
  * ("*.matchLabels", "*.status.conditions"; api/kinds-docs.c): what a

@@ -2,6 +2,7 @@
  * complete apiextensions.k8s.io/v1 CustomResourceDefinition (validation
  * rules become x-kubernetes-validations, columns additionalPrinterColumns),
  * so a real Kubernetes API server can serve what this one serves. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,10 @@ static const struct {
 struct export_ctx {
     const struct schema_kind *k;
     char path[512];
+    /* the schema goes into a CustomResourceDefinition, whose
+     * JSONSchemaProps has no patch-strategy extensions (Kubernetes reads
+     * them from its own types only; a CRD carrying them is refused) */
+    bool crd;
 };
 
 /* The description of the field at c->path: the kind's own docs table,
@@ -177,6 +182,21 @@ export_node(struct export_ctx *c, const struct schema_node *n, int depth)
         json_object_set_new(o, "x-kubernetes-list-type",
                             json_string(n->list_type));
     }
+    if (n->list_map_keys) {
+        json_t *keys = json_array();
+        for (const char *const *s = n->list_map_keys; *s; s++) {
+            json_array_append_new(keys, json_string(*s));
+        }
+        json_object_set_new(o, "x-kubernetes-list-map-keys", keys);
+    }
+    if (n->patch_strategy && !c->crd) {
+        json_object_set_new(o, "x-kubernetes-patch-strategy",
+                            json_string(n->patch_strategy));
+    }
+    if (n->patch_merge_key && !c->crd) {
+        json_object_set_new(o, "x-kubernetes-patch-merge-key",
+                            json_string(n->patch_merge_key));
+    }
     json_t *cel = json_array();
     if (n->immutable) {
         json_array_append_new(
@@ -293,9 +313,10 @@ schema_crd(const struct schema_kind *k)
     if (k->categories && k->categories[0]) {
         json_object_set_new(names, "categories", str_list(k->categories));
     }
-    json_t *version = json_pack("{s:s,s:b,s:b,s:{s:o}}", "name", k->version,
-                                "served", 1, "storage", 1, "schema",
-                                "openAPIV3Schema", schema_openapi_v3(k));
+    struct export_ctx ec = {.k = k, .crd = true};
+    json_t *version = json_pack(
+        "{s:s,s:b,s:b,s:{s:o}}", "name", k->version, "served", 1, "storage", 1,
+        "schema", "openAPIV3Schema", export_node(&ec, k->root, 0));
     if (k->has_status) {
         json_object_set_new(version, "subresources",
                             json_pack("{s:{}}", "status"));

@@ -59,6 +59,7 @@ struct opts {
     bool no_etcd;           /* skip etcd */
     bool json;              /* print JSON instead of the table */
     bool keep;              /* keep the temp directory */
+    bool update_apply;      /* updates are server-side applies, not PUTs */
 };
 
 /* Latency summary of one phase. */
@@ -219,17 +220,18 @@ free_port(void)
 /* ---- HTTP client (one per thread) ---- */
 
 struct client {
-    CURL *h;                 /* keep-alive easy handle */
-    struct curl_slist *hdrs; /* auth + content type */
-    struct dbuf resp;        /* last response body */
-    char *url;               /* scratch URL buffer */
-    uint64_t rng;            /* xorshift state */
-    int64_t *lat;            /* latencies (ns) of this phase */
-    size_t n_lat, cap_lat;   /* used / allocated */
-    long errors;             /* failed operations in this phase */
-    char error[200];         /* first error */
-    int id;                  /* thread index */
-    struct phase *phase;     /* the phase this thread runs */
+    CURL *h;                       /* keep-alive easy handle */
+    struct curl_slist *hdrs;       /* auth + content type */
+    struct curl_slist *apply_hdrs; /* the same for server-side apply */
+    struct dbuf resp;              /* last response body */
+    char *url;                     /* scratch URL buffer */
+    uint64_t rng;                  /* xorshift state */
+    int64_t *lat;                  /* latencies (ns) of this phase */
+    size_t n_lat, cap_lat;         /* used / allocated */
+    long errors;                   /* failed operations in this phase */
+    char error[200];               /* first error */
+    int id;                        /* thread index */
+    struct phase *phase;           /* the phase this thread runs */
 };
 
 struct target;
@@ -279,9 +281,15 @@ client_init(struct client *c, struct target *t, int id)
     c->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Accept: application/json");
     c->hdrs = curl_slist_append(c->hdrs, "Expect:");
+    c->apply_hdrs =
+        curl_slist_append(NULL, "Content-Type: application/apply-patch+yaml");
+    c->apply_hdrs =
+        curl_slist_append(c->apply_hdrs, "Accept: application/json");
+    c->apply_hdrs = curl_slist_append(c->apply_hdrs, "Expect:");
     if (t->token) {
         char *a = xasprintf("Authorization: Bearer %s", t->token);
         c->hdrs = curl_slist_append(c->hdrs, a);
+        c->apply_hdrs = curl_slist_append(c->apply_hdrs, a);
         free(a);
     }
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
@@ -297,6 +305,7 @@ client_free(struct client *c)
 {
     curl_easy_cleanup(c->h);
     curl_slist_free_all(c->hdrs);
+    curl_slist_free_all(c->apply_hdrs);
     dbuf_free(&c->resp);
     free(c->url);
     free(c->lat);
@@ -456,10 +465,23 @@ static int
 server_update(struct target *t, struct client *c, long i, long gen)
 {
     char body[2048];
-    size_t n = dpu_json(body, sizeof body, i, gen, t->rv[i]);
+    size_t n =
+        dpu_json(body, sizeof body, i, gen, opt.update_apply ? NULL : t->rv[i]);
     free(c->url);
-    c->url = xasprintf("%s" DPU_PATH "/bench-dpu-%07ld", t->base, i);
-    long st = client_do(c, "PUT", c->url, body, n);
+    long st;
+    if (opt.update_apply) {
+        /* The same object, applied by one field manager (YAML is a JSON
+         * superset). */
+        c->url = xasprintf("%s" DPU_PATH "/bench-dpu-%07ld?fieldManager="
+                           "dpf-bench&force=true",
+                           t->base, i);
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->apply_hdrs);
+        st = client_do(c, "PATCH", c->url, body, n);
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
+    } else {
+        c->url = xasprintf("%s" DPU_PATH "/bench-dpu-%07ld", t->base, i);
+        st = client_do(c, "PUT", c->url, body, n);
+    }
     if (st != 200) {
         if (st > 0) {
             client_error(c, "update %ld: HTTP %ld %.120s", i, st,
@@ -1281,6 +1303,8 @@ usage(FILE *f)
             "  --etcd-bin PATH      etcd (default etcd from PATH)\n"
             "  --no-server          measure etcd only\n"
             "  --no-etcd            measure dpf-server only\n"
+            "  --update-apply       updates are server-side applies (PATCH\n"
+            "                       apply-patch+yaml) instead of PUTs\n"
             "  --keep               keep the temporary directory\n"
             "  --json               print JSON instead of the table\n"
             "  --help\n");
@@ -1356,6 +1380,7 @@ main(int argc, char **argv)
         {"no-server", no_argument, NULL, 'S'},
         {"no-etcd", no_argument, NULL, 'E'},
         {"keep", no_argument, NULL, 'k'},
+        {"update-apply", no_argument, NULL, 'U'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1413,6 +1438,9 @@ main(int argc, char **argv)
             break;
         case 'k':
             opt.keep = true;
+            break;
+        case 'U':
+            opt.update_apply = true;
             break;
         case 'j':
             opt.json = true;

@@ -482,7 +482,7 @@ as_op(const struct schema_kind *k, const char *action, const char *id,
             "application/json-patch+json", "schema", "type", "object",
             "application/merge-patch+json", "schema", "type", "object",
             "application/apply-patch+yaml", "schema", "type", "object");
-        if (!k->group[0]) {
+        if (k->builtin) {
             json_object_set_new(
                 body, "application/strategic-merge-patch+json",
                 json_pack("{s:{s:s}}", "schema", "type", "object"));

@@ -281,7 +281,8 @@ size_t as_finalizer_count(const json_t *obj);
  * server-owned metadata comes from the stored object; no finalizer may be
  * added to an object being deleted; prune, default and validate against
  * the schema with the stored object as old; generation + 1 when anything
- * but metadata and status changed, or when deletion starts; the 413
+ * but metadata and status changed, or when deletion starts; field
+ * ownership (opts->fm: managedFields, schema_fields_update); the 413
  * size limit); skip the write when nothing changed; otherwise write with
  * a compare-and-swap on the revision read (store_update, store_delete
  * with expected_rv). When another writer won the race, the attempt is
@@ -327,6 +328,14 @@ struct as_update_opts {
     bool dry_run;                     /* everything but the store write */
     const char *uid; /* precondition on metadata.uid, or NULL */
     const char *rv;  /* precondition on metadata.resourceVersion, or NULL */
+    /* Field ownership: the writer whose changes become its Update entry
+     * in metadata.managedFields (NULL: keep them as stored, as for the
+     * delete path and the garbage collector). A body's managedFields are
+     * ignored, except [{}], which clears them (as in Kubernetes). */
+    const struct schema_field_manager *fm;
+    /* The callback computed managedFields itself (server-side apply):
+     * take the new object's. */
+    bool fields_done;
 };
 
 struct as_update_result {
@@ -365,6 +374,13 @@ void as_handle_view(struct apiserver *as, struct http_request *req,
                     const struct schema_kind *k, const char *ns,
                     const char *name, const char *method,
                     const struct as_format *fmt);
+
+/* The writer of a request for managedFields: the fieldManager parameter,
+ * else the User-Agent up to its first '/' (as kube-apiserver does); the
+ * strings point into req or buf. */
+void as_field_manager(struct http_request *req, const char *sub,
+                      struct schema_field_manager *fm, char *buf, size_t size,
+                      char *tbuf, size_t tsize);
 
 /* --- apiserver-read.c --- */
 void as_handle_get(struct apiserver *as, struct http_request *req,

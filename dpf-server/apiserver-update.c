@@ -120,14 +120,28 @@ as_content_equal(const json_t *a, const json_t *b)
  * on an object being deleted (422); prune, default and validate with old
  * for immutability (not with mark); generation + 1 when anything but
  * metadata and status changed or deletion starts. */
+static int as_prepare_update_steps(const struct schema_kind *k,
+                                   const json_t *old, json_t *newobj,
+                                   enum as_part part, bool mark,
+                                   enum schema_unknown_mode mode,
+                                   json_t **warnings, struct as_error *ae);
+
+/* [{}]: the client asks to clear managedFields (any other non-empty
+ * list replaces them, as in Kubernetes). */
+static bool
+as_fields_reset(const json_t *mf)
+{
+    return json_array_size(mf) == 1 && json_is_object(json_array_get(mf, 0)) &&
+           !json_object_size(json_array_get(mf, 0));
+}
+
 static int
 as_prepare_update(const struct schema_kind *k, const json_t *old,
-                  json_t *newobj, enum as_part part, bool mark,
-                  enum schema_unknown_mode mode, json_t **warnings,
-                  struct as_error *ae)
+                  json_t *newobj, const struct as_update_opts *o, bool mark,
+                  json_t **warnings, struct as_error *ae)
 {
-    json_t *md_old = json_object_get(old, "metadata");
-    const char *name = as_md_str(old, "name");
+    enum as_part part = o->part;
+    enum schema_unknown_mode mode = o->unknown;
     if (as_check_type(k, newobj, true, ae) < 0) {
         return -EINVAL;
     }
@@ -136,6 +150,48 @@ as_prepare_update(const struct schema_kind *k, const json_t *old,
         md = json_object();
         json_object_set_new(newobj, "metadata", md);
     }
+    json_t *req_mf = json_incref(json_object_get(md, "managedFields"));
+    int r =
+        as_prepare_update_steps(k, old, newobj, part, mark, mode, warnings, ae);
+    if (r == 0) {
+        md = as_md(newobj);
+        json_object_del(md, "managedFields");
+        if (!mark && o->fm && o->fields_done) {
+            if (req_mf) {
+                json_object_set(md, "managedFields", req_mf);
+            }
+        } else if (!mark && o->fm && !as_fields_reset(req_mf)) {
+            /* A write may overwrite managedFields (kubectl migrating its
+             * managers does); absent or empty, the stored ones count. */
+            const json_t *old_mf = json_object_get(as_md(old), "managedFields");
+            json_t *base = NULL;
+            if (json_array_size(req_mf) && part != AS_PART_STATUS &&
+                !json_equal(req_mf, (json_t *) old_mf)) {
+                base = json_deep_copy(old);
+                json_object_set(as_md(base), "managedFields", req_mf);
+            }
+            schema_fields_update(k, base ? base : old, newobj, o->fm);
+            json_decref(base);
+        } else if ((mark || !o->fm) &&
+                   json_object_get(as_md(old), "managedFields")) {
+            json_object_set(md, "managedFields",
+                            json_object_get(as_md(old), "managedFields"));
+        }
+    }
+    json_decref(req_mf);
+    return r;
+}
+
+/* The steps of as_prepare_update before field ownership. */
+static int
+as_prepare_update_steps(const struct schema_kind *k, const json_t *old,
+                        json_t *newobj, enum as_part part, bool mark,
+                        enum schema_unknown_mode mode, json_t **warnings,
+                        struct as_error *ae)
+{
+    json_t *md_old = json_object_get(old, "metadata");
+    const char *name = as_md_str(old, "name");
+    json_t *md = as_md(newobj);
     const char *nname = json_string_value(json_object_get(md, "name"));
     if (nname && *nname && strcmp(nname, name) != 0) {
         as_error_set(ae, 400, "BadRequest",
@@ -322,8 +378,8 @@ as_attempt_write(struct as_attempt *t, json_t *newobj, bool mark,
     }
     json_decref(res->warnings);
     res->warnings = NULL;
-    int r = as_prepare_update(t->k, t->cur, newobj, o->part, mark, o->unknown,
-                              &res->warnings, ae);
+    int r =
+        as_prepare_update(t->k, t->cur, newobj, o, mark, &res->warnings, ae);
     if (r < 0) {
         json_decref(newobj);
         return r;

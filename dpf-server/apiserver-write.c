@@ -19,6 +19,55 @@
 #include "lib/net/http-server.h"
 
 /* ------------------------------------------------------------------ */
+/* field managers */
+
+void
+as_field_manager(struct http_request *req, const char *sub,
+                 struct schema_field_manager *fm, char *buf, size_t size,
+                 char *tbuf, size_t tsize)
+{
+    const char *m = http_request_query(req, "fieldManager");
+    if (!m || !*m) {
+        const char *ua = http_request_header(req, "User-Agent");
+        ua = ua ? ua : "";
+        snprintf(buf, size, "%.*s", (int) strcspn(ua, "/"), ua);
+        m = buf;
+    }
+    as_now_rfc3339(tbuf, tsize, 0);
+    fm->manager = m;
+    fm->subresource = sub;
+    fm->time = tbuf;
+}
+
+/* PatchOptions rules: an apply names its fieldManager; force is for
+ * applies only (kube-apiserver's 422 on PatchOptions). */
+static int
+as_check_patch_options(struct http_request *req, bool apply,
+                       struct as_error *ae)
+{
+    const char *m = http_request_query(req, "fieldManager");
+    const char *force = http_request_query(req, "force");
+    const char *field = NULL, *what = NULL, *text = NULL;
+    if (apply && (!m || !*m)) {
+        field = "fieldManager";
+        what = DPF_CAUSE_REQUIRED;
+        text = "Required value: is required for apply patch";
+    } else if (!apply && force) {
+        field = "force";
+        what = DPF_CAUSE_FORBIDDEN;
+        text = "Forbidden: may not be specified for non-apply patch";
+    } else {
+        return 0;
+    }
+    as_error_set(ae, 422, "Invalid",
+                 "PatchOptions.meta.k8s.io \"\" is invalid: %s: %s", field,
+                 text);
+    dpf_error_add_cause(&ae->e, what, field, "%s", strchr(text, ':') + 2);
+    as_error_details(ae, "", "meta.k8s.io", "PatchOptions");
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
 /* create */
 
 int
@@ -110,6 +159,10 @@ as_handle_create(struct apiserver *as, struct http_request *req,
                            as_md_str(obj, "name"), &ae) < 0) {
         goto fail;
     }
+    struct schema_field_manager fm;
+    char mbuf[160], tbuf[40];
+    as_field_manager(req, NULL, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));
+    schema_fields_update(k, NULL, obj, &fm);
     if (as_store_create(as, k, obj, dry, &text, &len, &ae) < 0) {
         goto fail;
     }
@@ -176,124 +229,10 @@ enum as_patch_type {
 struct as_patch {
     enum as_patch_type type;
     json_t *patch;
+    const struct schema_kind *k;
+    const struct schema_field_manager *fm;
+    bool force; /* apply: take fields other managers own */
 };
-
-/* Strategic merge patch directives we understand only well enough to
- * drop: merge semantics apply (see docs/dev/apiserver.md). */
-static void
-as_strip_smp_directives(json_t *p)
-{
-    if (json_is_object(p)) {
-        const char *key;
-        json_t *v;
-        void *tmp;
-        json_object_foreach_safe(p, tmp, key, v)
-        {
-            if (key[0] == '$') {
-                json_object_del(p, key);
-            } else {
-                as_strip_smp_directives(v);
-            }
-        }
-    } else if (json_is_array(p)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(p, i, v)
-        {
-            as_strip_smp_directives(v);
-        }
-    }
-}
-
-/* Strategic merge: lists of objects that all carry a "name" are merged by
- * name (containers, env, volumes, ports with names), as Kubernetes' merge
- * keys do for the common core fields; other lists are replaced. */
-static void as_smp_merge(json_t *target, const json_t *patch);
-
-static bool
-as_list_keyed_by_name(const json_t *arr)
-{
-    if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        return false;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        if (!json_is_object(v) || !json_is_string(json_object_get(v, "name"))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static void
-as_smp_merge_list(json_t *tarr, const json_t *parr)
-{
-    size_t i;
-    json_t *pv;
-    json_array_foreach(parr, i, pv)
-    {
-        const char *n = json_string_value(json_object_get(pv, "name"));
-        const char *op = json_string_value(json_object_get(pv, "$patch"));
-        size_t j;
-        json_t *tv;
-        bool found = false;
-        json_array_foreach(tarr, j, tv)
-        {
-            const char *tn = json_string_value(json_object_get(tv, "name"));
-            if (tn && !strcmp(tn, n)) {
-                found = true;
-                if (op && !strcmp(op, "delete")) {
-                    json_array_remove(tarr, j);
-                } else {
-                    as_smp_merge(tv, pv);
-                }
-                break;
-            }
-        }
-        if (!found && !(op && !strcmp(op, "delete"))) {
-            json_t *c = json_deep_copy(pv);
-            as_strip_smp_directives(c);
-            json_array_append_new(tarr, c);
-        }
-    }
-}
-
-static void
-as_smp_merge(json_t *target, const json_t *patch)
-{
-    const char *key;
-    json_t *pv;
-    json_object_foreach((json_t *) patch, key, pv)
-    {
-        if (key[0] == '$') {
-            continue;
-        }
-        json_t *tv = json_object_get(target, key);
-        if (json_is_null(pv)) {
-            json_object_del(target, key);
-        } else if (json_is_object(pv) && json_is_object(tv)) {
-            const char *op = json_string_value(json_object_get(pv, "$patch"));
-            if (op && !strcmp(op, "replace")) {
-                json_t *c = json_deep_copy(pv);
-                as_strip_smp_directives(c);
-                json_object_set_new(target, key, c);
-            } else if (op && !strcmp(op, "delete")) {
-                json_object_del(target, key);
-            } else {
-                as_smp_merge(tv, pv);
-            }
-        } else if (json_is_array(pv) && as_list_keyed_by_name(pv) &&
-                   as_list_keyed_by_name(tv)) {
-            as_smp_merge_list(tv, pv);
-        } else {
-            json_t *c = json_deep_copy(pv);
-            as_strip_smp_directives(c);
-            json_object_set_new(target, key, c);
-        }
-    }
-}
 
 static bool
 as_patch_sets_rv(const struct as_patch *p)
@@ -321,20 +260,44 @@ as_produce_patch(void *arg, const json_t *cur, json_t **out,
                  struct as_error *ae)
 {
     struct as_patch *p = arg;
-    json_t *obj = json_deep_copy(cur);
+    const struct schema_kind *k = p->k;
     struct dpf_error e = {0};
+    if (p->type == AS_PATCH_APPLY) {
+        json_t *obj = NULL;
+        if (schema_fields_apply(k, cur, p->patch, p->fm, p->force, &obj, &e) <
+            0) {
+            as_error_from(ae, &e, 409, "Conflict");
+            return -ESTALE;
+        }
+        if (!as_patch_sets_rv(p)) {
+            json_object_del(as_md(obj), "resourceVersion");
+        } else {
+            json_object_set(
+                as_md(obj), "resourceVersion",
+                json_object_get(as_md(p->patch), "resourceVersion"));
+        }
+        *out = obj;
+        return 0;
+    }
+    json_t *obj = json_deep_copy(cur);
     int r = 0;
     switch (p->type) {
     case AS_PATCH_JSON:
         r = jsonpatch_apply(obj, p->patch, &e);
         break;
     case AS_PATCH_STRATEGIC:
-        as_smp_merge(obj, p->patch);
+        r = schema_strategic_merge(k, obj, p->patch, &e);
         break;
     case AS_PATCH_MERGE:
     case AS_PATCH_APPLY:
         r = jsonpatch_merge(obj, p->patch, &e);
         break;
+    }
+    if (r < 0 && p->type == AS_PATCH_STRATEGIC) {
+        /* Malformed directives are 400, the rest 422 (the engine says). */
+        json_decref(obj);
+        as_error_from(ae, &e, 422, "Invalid");
+        return -EINVAL;
     }
     if (r < 0) {
         /* Kubernetes answers a patch that cannot be applied with 422. */
@@ -397,10 +360,14 @@ as_handle_update(struct apiserver *as, struct http_request *req,
         return;
     }
     bool finalize = sub && !strcmp(sub, "finalize");
+    struct schema_field_manager fm;
+    char mbuf[160], tbuf[40];
+    as_field_manager(req, sub, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));
     struct as_update_opts o = {
         .part = sub && !finalize ? AS_PART_STATUS : AS_PART_MAIN,
         .unknown = mode,
         .dry_run = dry,
+        .fm = &fm,
     };
     struct as_update_result res;
     int r = as_guaranteed_update(
@@ -414,7 +381,8 @@ as_handle_update(struct apiserver *as, struct http_request *req,
 static void
 as_apply_create(struct apiserver *as, struct http_request *req,
                 const struct schema_kind *k, const char *ns, const char *name,
-                const struct as_format *fmt, json_t *patch, bool dry)
+                const struct as_format *fmt, json_t *patch, bool dry,
+                const struct schema_field_manager *fm)
 {
     struct as_error ae = {0};
     json_t *warnings = NULL;
@@ -436,9 +404,22 @@ as_apply_create(struct apiserver *as, struct http_request *req,
         json_object_set_new(patch, "metadata",
                             json_pack("{s:s}", "name", name));
     }
-    if (as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings, &ae) <
-            0 ||
-        as_check_namespace(as, k, ns, name, &ae) < 0 ||
+    /* The applier owns what it applied (before defaults, as Kubernetes
+     * tracks the configuration, not the defaulted object). */
+    json_t *mf = NULL;
+    json_t *applied = NULL;
+    struct dpf_error e = {0};
+    if (schema_fields_apply(k, NULL, patch, fm, true, &applied, &e) == 0) {
+        mf = json_incref(json_object_get(as_md(applied), "managedFields"));
+        json_decref(applied);
+    }
+    int pr =
+        as_prepare_create(k, ns, patch, as_unknown_mode(fv), &warnings, &ae);
+    if (pr == 0 && mf) {
+        json_object_set(as_md(patch), "managedFields", mf);
+    }
+    json_decref(mf);
+    if (pr < 0 || as_check_namespace(as, k, ns, name, &ae) < 0 ||
         as_store_create(as, k, patch, dry, &text, &len, &ae) < 0) {
         goto fail;
     }
@@ -463,7 +444,13 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
     const char *fv = http_request_query(req, "fieldValidation");
     bool bad;
     bool dry = as_dry_run(req, &ae, &bad);
-    struct as_patch p = {0};
+    struct as_patch p = {.k = k};
+    struct schema_field_manager fm;
+    char mbuf[160], tbuf[40];
+    as_field_manager(req, sub, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));
+    p.fm = &fm;
+    const char *force = http_request_query(req, "force");
+    p.force = force && !strcmp(force, "true");
     if (bad || as_check_field_validation(fv, &ae) < 0) {
         as_respond_error(req, &ae);
         return;
@@ -476,10 +463,22 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         p.type = AS_PATCH_MERGE;
     } else if (as_media_is(ct, "application/json-patch+json")) {
         p.type = AS_PATCH_JSON;
-    } else if (as_media_is(ct, "application/strategic-merge-patch+json")) {
-        p.type = k->group[0] ? AS_PATCH_MERGE : AS_PATCH_STRATEGIC;
+    } else if (as_media_is(ct, "application/strategic-merge-patch+json") &&
+               k->builtin) {
+        /* Custom resources take no strategic patch (415 below, with the
+         * media types they do take), as in Kubernetes. */
+        p.type = AS_PATCH_STRATEGIC;
     } else if (as_media_is(ct, "application/apply-patch+yaml")) {
         p.type = AS_PATCH_APPLY;
+    } else if (!k->builtin) {
+        as_error_set(&ae, 415, "UnsupportedMediaType",
+                     "the body of the request was in an unknown format - "
+                     "accepted media types include: "
+                     "application/json-patch+json, "
+                     "application/merge-patch+json, "
+                     "application/apply-patch+yaml");
+        as_respond_error(req, &ae);
+        return;
     } else {
         as_error_set(&ae, 415, "UnsupportedMediaType",
                      "the body of the request was in an unknown format - "
@@ -488,6 +487,10 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
                      "application/merge-patch+json, "
                      "application/apply-patch+yaml, "
                      "application/strategic-merge-patch+json");
+        as_respond_error(req, &ae);
+        return;
+    }
+    if (as_check_patch_options(req, p.type == AS_PATCH_APPLY, &ae) < 0) {
         as_respond_error(req, &ae);
         return;
     }
@@ -517,6 +520,13 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
             as_respond_error(req, &ae);
             return;
         }
+        if (json_object_get(as_md(p.patch), "managedFields")) {
+            json_decref(p.patch);
+            as_error_set(&ae, 400, "BadRequest",
+                         "metadata.managedFields must be nil");
+            as_respond_error(req, &ae);
+            return;
+        }
         /* Apply never sets status on the main resource. */
         if (!sub && k->has_status) {
             json_object_del(p.patch, "status");
@@ -526,7 +536,7 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         int r = store_get(as->store, key, &kv, NULL);
         free(key);
         if (r == -ENOENT && !sub) {
-            as_apply_create(as, req, k, ns, name, fmt, p.patch, dry);
+            as_apply_create(as, req, k, ns, name, fmt, p.patch, dry, &fm);
             json_decref(p.patch);
             return;
         }
@@ -559,6 +569,8 @@ as_handle_patch(struct apiserver *as, struct http_request *req,
         .part = sub ? AS_PART_STATUS : AS_PART_MAIN,
         .unknown = mode,
         .dry_run = dry,
+        .fm = &fm,
+        .fields_done = p.type == AS_PATCH_APPLY,
     };
     struct as_update_result res;
     int r = as_guaranteed_update(as, k, ns, name, &o, as_produce_patch, &p,

@@ -4,7 +4,7 @@
  * /apis, /apis/<group>/<version>), /openapi/v2 and /openapi/v3, and every
  * kind of api/schema.h under the usual Kubernetes paths: create, get, list
  * (label/field selectors, limit/continue, Table output), update, patch
- * (merge, JSON, strategic-as-merge, apply-as-merge), delete (finalizers,
+ * (merge, JSON, strategic for built-in kinds, apply-as-merge), delete (finalizers,
  * graceful deletion, propagation policies), deletecollection, watch
  * (resourceVersion resume, bookmarks, timeoutSeconds, 410 Gone) and the
  * status subresource. Errors are Kubernetes Status objects.

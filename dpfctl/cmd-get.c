@@ -500,6 +500,21 @@ struct watchctx {
     size_t events; /* events printed */
 };
 
+/* kubectl (1.21 and later) leaves metadata.managedFields out of -o
+ * json/yaml unless asked (--show-managed-fields); so do we. obj is an
+ * object or a List. */
+static void
+strip_managed_fields(json_t *obj)
+{
+    json_object_del(json_object_get(obj, "metadata"), "managedFields");
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(obj, "items"), i, it)
+    {
+        json_object_del(json_object_get(it, "metadata"), "managedFields");
+    }
+}
+
 static void
 print_object(struct getctx *g, const struct schema_kind *k, const json_t *obj,
              bool first)
@@ -508,14 +523,20 @@ print_object(struct getctx *g, const struct schema_kind *k, const json_t *obj,
     char kg[256];
     switch (g->mode) {
     case OUT_YAML:
-        if (!first) {
+    case OUT_JSON: {
+        json_t *shown = json_deep_copy(obj);
+        strip_managed_fields(shown);
+        if (g->mode == OUT_YAML && !first) {
             fputs("---\n", d->out);
         }
-        printer_yaml(d->out, obj);
+        if (g->mode == OUT_YAML) {
+            printer_yaml(d->out, shown);
+        } else {
+            printer_json(d->out, shown);
+        }
+        json_decref(shown);
         break;
-    case OUT_JSON:
-        printer_json(d->out, obj);
-        break;
+    }
     case OUT_NAME:
         if (!k) {
             k = schema_find_kind(
@@ -1003,8 +1024,10 @@ get_run(struct dpfctl *d, int argc, char **argv, void *st)
                             ?: "");
             }
         } else if (g.mode == OUT_YAML) {
+            strip_managed_fields(doc);
             printer_yaml(d->out, doc);
         } else if (g.mode == OUT_JSON) {
+            strip_managed_fields(doc);
             printer_json(d->out, doc);
         } else if (g.any_list || g.named_objects > 0) {
             print_object(&g, NULL, doc, true);

@@ -53,7 +53,10 @@ def test_concurrent_patches_of_every_type_all_land(dpf_server):
         kind = kinds[t % len(kinds)]
         for i in range(per_thread):
             key = f"t{t}-{i}"
-            st, body = call(s, "PATCH", path("configmaps", "hot"),
+            # each apply is its own field manager: one manager applying
+            # a new key each time would drop its previous ones
+            q = f"?fieldManager={key}" if kind == APPLY else ""
+            st, body = call(s, "PATCH", path("configmaps", "hot") + q,
                             _patch_body(kind, key), kind)
             if st != 200:
                 failures.append((kind, key, st, body))

@@ -14,5 +14,8 @@ const struct schema_group *const schema_builtin_groups[] = {
     &schema_group_apps,
     &schema_group_ipam,
     &schema_group_events,
+    &schema_group_rbac,
+    &schema_group_authorization,
+    &schema_group_authentication,
     NULL,
 };

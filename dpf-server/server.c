@@ -23,6 +23,7 @@
 
 #include "controllers/controllers.h"
 #include "dpf-server/apiserver.h"
+#include "dpf-server/auth.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
 #include "lib/net/pki.h"
@@ -58,6 +59,7 @@ struct server {
     struct http_server *http;         /* owned */
     char *pki_dir;                    /* <data-dir>/pki */
     struct ctrl_runner *controllers;  /* in-process controllers (owned) */
+    struct auth *auth;                /* authn + authz (NULL: insecure) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -709,38 +711,6 @@ fail:
 /* ---------------------------------------------------------------- */
 /* authentication gate                                               */
 
-bool
-server_request_authenticated(const struct http_request *req, const char *token)
-{
-    if (http_request_peer_cn(req)) {
-        return true; /* verified against our CA by the TLS layer */
-    }
-    /* The length as received: a NUL inside the header must not end the
-     * comparison early (MHD's own view of the value stops there). */
-    size_t alen;
-    const char *auth = http_request_header_n(req, "Authorization", &alen);
-    if (!auth || !token || alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0 ||
-        strlen(auth) != alen) {
-        return false;
-    }
-    const char *given = auth + 7;
-    size_t glen = alen - 7;
-    while (glen > 0 && *given == ' ') {
-        given++;
-        glen--;
-    }
-    while (glen > 0 && given[glen - 1] == ' ') {
-        glen--;
-    }
-    size_t tlen = strlen(token);
-    /* Compare the full token length whatever was sent, so the time taken
-     * says nothing about how much of a guess was right. */
-    char buf[256] = {0};
-    memcpy(buf, given, DPF_MIN(glen, sizeof(buf)));
-    bool same = tlen < sizeof(buf) && CRYPTO_memcmp(buf, token, tlen) == 0;
-    return same && glen == tlen;
-}
-
 static bool
 is_open_path(const char *method, const char *path)
 {
@@ -815,22 +785,12 @@ static bool
 server_gate(void *arg, struct http_request *req)
 {
     struct server *srv = arg;
-    if (!srv->token) {
+    if (!srv->auth) {
         return true; /* --insecure-dev: nobody is asked */
-    }
-    if (server_request_authenticated(req, srv->token)) {
-        http_request_mark_trusted(req);
-        return true;
     }
     const char *method = http_request_method(req);
     const char *path = http_request_path(req);
-    if (is_open_path(method, path)) {
-        return true;
-    }
-    log_debug("unauthenticated request", "method=%s path=%s remote=%s", method,
-              path, http_request_remote(req));
-    respond_status(req, 401, "Unauthorized", "Unauthorized");
-    return false;
+    return auth_gate(srv->auth, req, is_open_path(method, path));
 }
 
 /* Runs only for requests the gate let through. */
@@ -1296,6 +1256,16 @@ server_run(const struct server_options *o)
         goto out;
     }
 
+    struct dpf_error err = {0};
+    if (!o->insecure_dev) {
+        srv.auth = auth_create(srv.token, NULL, srv.store, &err);
+        if (!srv.auth) {
+            log_error("cannot set up authentication", "error=\"%s\"",
+                      err.message);
+            goto out;
+        }
+    }
+
     char *crt = join(srv.pki_dir, "server.crt");
     char *key = join(srv.pki_dir, "server.key");
     char *ca = join(srv.pki_dir, "ca.crt");
@@ -1313,7 +1283,6 @@ server_run(const struct server_options *o)
         .idle_timeout_s = o->idle_timeout,
         .gate = server_gate,
     };
-    struct dpf_error err = {0};
     srv.http = http_server_create(&hc, server_handle, &srv, &err);
     free(crt);
     free(key);
@@ -1331,9 +1300,17 @@ server_run(const struct server_options *o)
         .watch_buffer_bytes = o->watch_buffer_bytes,
         .watch_buffer_total_bytes = o->watch_buffer_total_bytes,
     };
+    if (srv.auth) {
+        auth_configure(srv.auth, &ac);
+    }
     struct apiserver *api = apiserver_create(srv.store, srv.wc, &ac, &err);
     if (!api) {
         log_error("cannot start the API server", "error=\"%s\"", err.message);
+        goto out;
+    }
+    if (srv.auth && auth_start(srv.auth, api, &err) < 0) {
+        log_error("cannot start authorization", "error=\"%s\"", err.message);
+        apiserver_destroy(api);
         goto out;
     }
     atomic_store(&srv.api, api);
@@ -1369,7 +1346,9 @@ out:
      * server that served them, then what it borrowed. */
     ctrl_runner_stop(srv.controllers);
     http_server_destroy(srv.http);
+    auth_stop(srv.auth);
     apiserver_destroy(atomic_load(&srv.api));
+    auth_destroy(srv.auth);
     watch_cache_destroy(srv.wc);
     store_close(srv.store);
     if (exit_code == 0) {

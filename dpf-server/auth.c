@@ -9,6 +9,7 @@
 #include "dpf-server/authn.h"
 #include "dpf-server/authz.h"
 #include "dpf-server/rbac.h"
+#include "dpf-server/sa.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 #include "lib/kube/kube-status.h"
@@ -22,18 +23,22 @@ struct auth {
     struct authn *authn;
     struct rbac *rbac;
     struct authz *authz;
+    struct sa_tokens *sa; /* NULL without a key path */
 };
 
 struct auth *
 auth_create(const char *admin_token, const char *sa_key_path,
             struct store *store, struct dpf_error *err)
 {
-    (void) sa_key_path;
-    (void) err;
+    struct sa_tokens *sa = NULL;
+    if (sa_key_path && !(sa = sa_tokens_create(sa_key_path, store, err))) {
+        return NULL;
+    }
     struct auth *a = xcalloc(1, sizeof(*a));
     a->store = store;
+    a->sa = sa;
     atomic_init(&a->api, NULL);
-    a->authn = authn_create(admin_token, NULL);
+    a->authn = authn_create(admin_token, sa);
     a->rbac = rbac_create();
     a->authz = authz_create(a->rbac, a->authn, store);
     return a;
@@ -46,6 +51,29 @@ auth_store_event(void *arg, enum store_event_type type, const char *key,
     struct auth *a = arg;
     (void) rv;
     rbac_store_event(a->rbac, type, key, value, len);
+    if (a->sa) {
+        sa_store_event(a->sa, type, key);
+    }
+}
+
+/* The API server extension: service-account tokens and token reviews
+ * here, the rest in authz. */
+static bool
+auth_extension(void *arg, struct http_request *req, const struct schema_kind *k,
+               const char *ns, const char *name, const char *sub)
+{
+    struct auth *a = arg;
+    if (a->sa && sub && name && ns && !strcmp(sub, "token") &&
+        !strcmp(k->group, "") && !strcmp(k->plural, "serviceaccounts")) {
+        sa_handle_token_request(a->sa, req, ns, name);
+        return true;
+    }
+    if (a->sa && !sub && !strcmp(k->group, "authentication.k8s.io") &&
+        !strcmp(k->plural, "tokenreviews")) {
+        sa_handle_token_review(a->sa, a->authn, req);
+        return true;
+    }
+    return authz_handle(a->authz, req, k, ns, name, sub);
 }
 
 void
@@ -53,8 +81,8 @@ auth_configure(struct auth *a, struct apiserver_config *ac)
 {
     ac->event_hook = auth_store_event;
     ac->event_hook_arg = a;
-    ac->extension = authz_handle;
-    ac->extension_arg = a->authz;
+    ac->extension = auth_extension;
+    ac->extension_arg = a;
 }
 
 /* The aggregation worker's write: replace a ClusterRole's rules. */
@@ -108,6 +136,9 @@ auth_start(struct auth *a, struct apiserver *api, struct dpf_error *err)
         }
     }
     json_decref(objs);
+    if (a->sa && (r = sa_tokens_start(a->sa, api, err)) < 0) {
+        return r;
+    }
     r = rbac_start(a->rbac, auth_write_rules, a);
     if (r < 0) {
         dpf_error_set(err, 500, "InternalError",
@@ -124,6 +155,7 @@ auth_stop(struct auth *a)
         return;
     }
     rbac_stop(a->rbac);
+    sa_tokens_stop(a->sa);
     atomic_store(&a->api, NULL);
 }
 
@@ -136,6 +168,7 @@ auth_destroy(struct auth *a)
     rbac_destroy(a->rbac);
     authz_destroy(a->authz);
     authn_destroy(a->authn);
+    sa_tokens_destroy(a->sa);
     free(a);
 }
 

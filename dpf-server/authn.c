@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dpf-server/sa.h"
 #include "lib/base/util.h"
 #include "lib/net/http-server.h"
 
@@ -124,6 +125,9 @@ authn_request(struct authn *a, const struct http_request *req,
         authn_user_init(u, AUTHN_ADMIN_USER);
         authn_user_add_group(u, AUTHN_GROUP_MASTERS);
         authn_user_add_group(u, AUTHN_GROUP_AUTHENTICATED);
+        return 1;
+    }
+    if (a->sa && sa_tokens_authenticate(a->sa, given, glen, u) == 1) {
         return 1;
     }
     return -EACCES;

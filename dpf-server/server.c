@@ -1258,7 +1258,9 @@ server_run(const struct server_options *o)
 
     struct dpf_error err = {0};
     if (!o->insecure_dev) {
-        srv.auth = auth_create(srv.token, NULL, srv.store, &err);
+        char *sa_key = join(srv.pki_dir, "sa.key");
+        srv.auth = auth_create(srv.token, sa_key, srv.store, &err);
+        free(sa_key);
         if (!srv.auth) {
             log_error("cannot set up authentication", "error=\"%s\"",
                       err.message);

@@ -418,3 +418,122 @@ def test_subject_access_review(dpf_server, tmp_path):
     assert body["message"].startswith(
         'subjectaccessreviews.authorization.k8s.io is forbidden: User "hank" '
         'cannot create resource "subjectaccessreviews"')
+
+
+def claims_of(token):
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def as_token(srv, token, method, path, body=None):
+    st, _, data = srv.request(method, path, body=body, auth=False,
+                              headers={"Authorization": "Bearer " + token})
+    return st, (json.loads(data) if data else None)
+
+
+def token_kubeconfig(srv, tmp_path, token):
+    with open(srv.kubeconfig) as f:
+        kc = yaml.safe_load(f)
+    kc["users"] = [{"name": "sa", "user": {"token": token}}]
+    kc["contexts"][0]["context"]["user"] = "sa"
+    path = tmp_path / "kc-token"
+    path.write_text(yaml.safe_dump(kc))
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def test_default_service_accounts_and_bound_tokens(dpf_server, tmp_path):
+    kc = dpf_server.kubeconfig
+    for ns in ("default", "kube-system"):
+        st, sa = dpf_server.json(
+            "GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")
+        assert st == 200, sa
+    assert kubectl(["create", "namespace", "tok"], kc).returncode == 0
+    wait_for(lambda: dpf_server.json(
+        "GET", "/api/v1/namespaces/tok/serviceaccounts/default")[0] == 200,
+        20, what="default service account in a new namespace")
+    sa = dpf_server.json(
+        "GET", "/api/v1/namespaces/tok/serviceaccounts/default")[1]
+
+    r = kubectl(["create", "token", "default", "-n", "tok"], kc)
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    c = claims_of(token)
+    assert c["sub"] == "system:serviceaccount:tok:default"
+    assert c["iss"] == "https://kubernetes.default.svc.cluster.local"
+    assert c["kubernetes.io"]["serviceaccount"] == {
+        "name": "default", "uid": sa["metadata"]["uid"]}
+    assert 3000 <= c["exp"] - c["iat"] <= 3700
+    assert token not in dpf_server.log_text()
+
+    pods = "/api/v1/namespaces/tok/pods"
+    st, body = as_token(dpf_server, token, "GET", pods)
+    assert st == 403
+    assert body["message"] == (
+        'pods is forbidden: User "system:serviceaccount:tok:default" cannot '
+        'list resource "pods" in API group "" in the namespace "tok"')
+    admin_apply(dpf_server,
+                role("pod-reader", [rule(["get", "list"], ["pods"])],
+                     ns="tok"),
+                binding("sa-reads", "pod-reader",
+                        [{"kind": "ServiceAccount", "name": "default",
+                          "namespace": "tok"}], ns="tok"))
+    st, body = as_token(dpf_server, token, "GET", pods)
+    assert st == 200, body
+    r = kubectl(["auth", "whoami", "-o", "json"],
+                token_kubeconfig(dpf_server, tmp_path, token))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)["status"]["userInfo"]
+    assert info["username"] == "system:serviceaccount:tok:default"
+    assert info["groups"] == ["system:serviceaccounts",
+                              "system:serviceaccounts:tok",
+                              "system:authenticated"]
+
+    # A token altered by one character, or for another audience, is 401.
+    sig = token.rsplit(".", 1)
+    bad = sig[0] + "." + ("A" if sig[1][0] != "A" else "B") + sig[1][1:]
+    assert as_token(dpf_server, bad, "GET", pods)[0] == 401
+    r = kubectl(["create", "token", "default", "-n", "tok", "--audience",
+                 "vault"], kc)
+    assert r.returncode == 0, r.stderr
+    assert claims_of(r.stdout.strip())["aud"] == ["vault"]
+    assert as_token(dpf_server, r.stdout.strip(), "GET", pods)[0] == 401
+    r = kubectl(["create", "token", "default", "-n", "tok", "--duration",
+                 "5m"], kc)
+    assert r.returncode != 0
+    assert "less than 10 minutes" in r.stderr
+
+    # Bound to a pod: valid while that pod lives.
+    dpf_server.json("POST", pods, {"apiVersion": "v1", "kind": "Pod",
+                                   "metadata": {"name": "p"},
+                                   "spec": {"containers": [
+                                       {"name": "c", "image": "x"}]}},
+                    expect=201)
+    r = kubectl(["create", "token", "default", "-n", "tok",
+                 "--bound-object-kind", "Pod", "--bound-object-name", "p"],
+                kc)
+    assert r.returncode == 0, r.stderr
+    bound = r.stdout.strip()
+    assert claims_of(bound)["kubernetes.io"]["pod"]["name"] == "p"
+    assert as_token(dpf_server, bound, "GET", pods)[0] == 200
+    dpf_server.json("DELETE", pods + "/p?gracePeriodSeconds=0", expect=200)
+    assert as_token(dpf_server, bound, "GET", pods)[0] == 401
+
+    # Deleting the service account revokes its tokens, also once the
+    # account is created again under the same name.
+    assert as_token(dpf_server, token, "GET", pods)[0] == 200
+    assert kubectl(["delete", "sa", "default", "-n", "tok"],
+                   kc).returncode == 0
+    assert as_token(dpf_server, token, "GET", pods)[0] == 401
+    wait_for(lambda: dpf_server.json(
+        "GET", "/api/v1/namespaces/tok/serviceaccounts/default")[0] == 200,
+        20, what="default service account created again")
+    assert as_token(dpf_server, token, "GET", pods)[0] == 401
+    # A user without the right to create tokens is refused.
+    alice = User(dpf_server, tmp_path, "alice")
+    st, body = alice.request(
+        "POST", "/api/v1/namespaces/tok/serviceaccounts/default/token", {})
+    assert st == 403
+    assert body["message"].startswith(
+        'serviceaccounts "default" is forbidden: User "alice" cannot create '
+        'resource "serviceaccounts/token"')

@@ -37,6 +37,257 @@ authz_destroy(struct authz *z)
     free(z);
 }
 
+/* ------------------------------------------------------------------ */
+/* the Node authorizer                                                  */
+
+#define NODE_LEASE_NS "kube-node-lease"
+
+/* The stored object, parsed (new ref), or NULL. */
+static json_t *
+authz_load(struct authz *z, const char *group, const char *plural,
+           const char *ns, const char *name)
+{
+    char *key = xasprintf("/%s/%s/%s/%s", *group ? group : "core", plural,
+                          ns ? ns : "", name);
+    struct store_kv kv = {0};
+    json_t *obj = NULL;
+    if (store_get(z->store, key, &kv, NULL) == 0) {
+        obj = json_loadb(kv.value, kv.len, 0, NULL);
+        store_kv_free(&kv);
+    }
+    free(key);
+    return obj;
+}
+
+static const char *
+authz_pod_node(const json_t *pod)
+{
+    return json_string_value(
+        json_object_get(json_object_get(pod, "spec"), "nodeName"));
+}
+
+static bool
+authz_name_is(const json_t *obj, const char *field, const char *name)
+{
+    const char *v = json_string_value(json_object_get(obj, field));
+    return v && !strcmp(v, name);
+}
+
+/* Does the pod spec refer to configmap (cm) or secret `name` (volumes,
+ * projected sources, env, envFrom, image pull secrets)? */
+static bool
+authz_pod_uses(const json_t *spec, bool cm, const char *name)
+{
+    size_t i, j;
+    const json_t *v, *s;
+    json_array_foreach(json_object_get(spec, "volumes"), i, v)
+    {
+        if (cm ? authz_name_is(json_object_get(v, "configMap"), "name", name)
+               : authz_name_is(json_object_get(v, "secret"), "secretName",
+                               name)) {
+            return true;
+        }
+        json_array_foreach(
+            json_object_get(json_object_get(v, "projected"), "sources"), j, s)
+        {
+            if (authz_name_is(json_object_get(s, cm ? "configMap" : "secret"),
+                              "name", name)) {
+                return true;
+            }
+        }
+    }
+    if (!cm) {
+        json_array_foreach(json_object_get(spec, "imagePullSecrets"), i, v)
+        {
+            if (authz_name_is(v, "name", name)) {
+                return true;
+            }
+        }
+    }
+    static const char *const lists[] = {"containers", "initContainers",
+                                        "ephemeralContainers"};
+    for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+        const json_t *c;
+        json_array_foreach(json_object_get(spec, lists[l]), i, c)
+        {
+            const json_t *e;
+            json_array_foreach(json_object_get(c, "env"), j, e)
+            {
+                const json_t *vf = json_object_get(e, "valueFrom");
+                if (authz_name_is(json_object_get(vf, cm ? "configMapKeyRef"
+                                                         : "secretKeyRef"),
+                                  "name", name)) {
+                    return true;
+                }
+            }
+            json_array_foreach(json_object_get(c, "envFrom"), j, e)
+            {
+                if (authz_name_is(
+                        json_object_get(e, cm ? "configMapRef" : "secretRef"),
+                        "name", name)) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+struct authz_pod_scan {
+    const char *node;
+    bool cm;
+    const char *name;
+    bool found;
+};
+
+static int
+authz_pod_scan_one(void *arg, const struct store_kv *kv)
+{
+    struct authz_pod_scan *s = arg;
+    if (s->found) {
+        return 0;
+    }
+    json_t *pod = json_loadb(kv->value, kv->len, 0, NULL);
+    const char *node = authz_pod_node(pod);
+    s->found = node && !strcmp(node, s->node) &&
+               authz_pod_uses(json_object_get(pod, "spec"), s->cm, s->name);
+    json_decref(pod);
+    return 0;
+}
+
+/* Is the configmap or secret used by a pod bound to node? */
+static bool
+authz_node_needs(struct authz *z, const char *node, const char *ns, bool cm,
+                 const char *name)
+{
+    struct authz_pod_scan s = {node, cm, name, false};
+    char *prefix = xasprintf("/core/pods/%s/", ns);
+    store_list(z->store, prefix, NULL, 0, authz_pod_scan_one, &s, NULL, NULL,
+               NULL);
+    free(prefix);
+    return s.found;
+}
+
+static bool
+authz_verb_in(const char *verb, const char *const *verbs)
+{
+    for (; *verbs; verbs++) {
+        if (!strcmp(verb, *verbs)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What a node's identity may do with its own node's objects
+ * (Kubernetes' Node authorizer and NodeRestriction admission in one):
+ * 1 allow, -1 deny with reason, 0 no opinion (RBAC decides). */
+static int
+authz_node_decide(struct authz *z, const struct authn_user *u,
+                  const struct authz_attrs *a, char *reason, size_t size)
+{
+    static const char *const reads[] = {"get", "list", "watch", NULL};
+    static const char *const writes[] = {"create", "update", "patch", "delete",
+                                         NULL};
+    if (strncmp(u->name, AUTHN_NODE_PREFIX, strlen(AUTHN_NODE_PREFIX)) != 0 ||
+        !authn_user_in_group(u, AUTHN_GROUP_NODES) || !a->resource_request) {
+        return 0;
+    }
+    const char *node = u->name + strlen(AUTHN_NODE_PREFIX);
+    const char *res = a->resource;
+    const char *sub = a->subresource;
+    bool core = !*a->group;
+    char tmp[512];
+    if (core && !strcmp(res, "nodes") && (!*sub || !strcmp(sub, "status"))) {
+        if (authz_verb_in(a->verb, reads)) {
+            return 1;
+        }
+        if (!authz_verb_in(a->verb, writes)) {
+            return 0;
+        }
+        if (!*a->name && !strcmp(a->verb, "create")) {
+            return 1; /* the name is checked on the body (authz_handle) */
+        }
+        if (*a->name && !strcmp(a->name, node)) {
+            return 1;
+        }
+        snprintf(tmp, sizeof tmp,
+                 "node \"%s\" is not allowed to modify node \"%s\"", node,
+                 a->name);
+        goto deny;
+    }
+    if (core && !strcmp(res, "pods")) {
+        if (!*sub && authz_verb_in(a->verb, reads)) {
+            return 1;
+        }
+        bool status_write =
+            !strcmp(sub, "status") &&
+            (!strcmp(a->verb, "update") || !strcmp(a->verb, "patch"));
+        bool del = !*sub && !strcmp(a->verb, "delete");
+        if (!status_write && !del) {
+            return 0;
+        }
+        json_t *pod =
+            *a->name ? authz_load(z, "", "pods", a->ns, a->name) : NULL;
+        const char *pn = authz_pod_node(pod);
+        bool own = pn && !strcmp(pn, node);
+        json_decref(pod);
+        if (own) {
+            return 1;
+        }
+        snprintf(tmp, sizeof tmp,
+                 "node \"%s\" can only %s pods with spec.nodeName set to "
+                 "itself",
+                 node, del ? "delete" : "update the status of");
+        goto deny;
+    }
+    if (core && (!strcmp(res, "configmaps") || !strcmp(res, "secrets")) &&
+        !*sub && authz_verb_in(a->verb, reads)) {
+        bool cm = res[0] == 'c';
+        if (*a->name && *a->ns &&
+            authz_node_needs(z, node, a->ns, cm, a->name)) {
+            return 1;
+        }
+        /* As the Node authorizer: no opinion, so RBAC may still allow;
+         * the reason explains a denial. */
+        if (reason && size) {
+            snprintf(reason, size,
+                     "no relationship found between node '%s' and this "
+                     "object",
+                     node);
+        }
+        return 0;
+    }
+    if (core && (!strcmp(res, "services") || !strcmp(res, "endpoints")) &&
+        authz_verb_in(a->verb, reads)) {
+        return 1;
+    }
+    if ((core && !strcmp(res, "events")) ||
+        (!strcmp(a->group, "events.k8s.io") && !strcmp(res, "events"))) {
+        static const char *const ev[] = {"create", "update", "patch", NULL};
+        return authz_verb_in(a->verb, ev) ? 1 : 0;
+    }
+    if (!strcmp(a->group, "coordination.k8s.io") && !strcmp(res, "leases")) {
+        if (strcmp(a->ns, NODE_LEASE_NS) != 0) {
+            return 0;
+        }
+        if ((*a->name && !strcmp(a->name, node)) ||
+            (!*a->name && !strcmp(a->verb, "create"))) {
+            return 1;
+        }
+        snprintf(tmp, sizeof tmp,
+                 "can only access node lease with the same name as the "
+                 "requesting node");
+        goto deny;
+    }
+    return 0;
+deny:
+    if (reason && size) {
+        snprintf(reason, size, "%s", tmp);
+    }
+    return -1;
+}
+
 bool
 authz_allowed(struct authz *z, const struct authn_user *u,
               const struct authz_attrs *a, char *reason, size_t size)
@@ -46,6 +297,10 @@ authz_allowed(struct authz *z, const struct authn_user *u,
     }
     if (authn_user_in_group(u, AUTHN_GROUP_MASTERS)) {
         return true;
+    }
+    int node = authz_node_decide(z, u, a, reason, size);
+    if (node != 0) {
+        return node > 0;
     }
     return rbac_allows(z->rbac, u, a);
 }
@@ -557,6 +812,48 @@ out:
     return answered;
 }
 
+/* A node may create only its own Node and Lease: the name is in the
+ * body, which the gate has not read. true when answered (refused). */
+static bool
+authz_node_create(struct authz *z, struct http_request *req,
+                  const struct schema_kind *k, const char *ns)
+{
+    struct authn_user u;
+    if (authn_request(z->authn, req, &u) < 0 ||
+        strncmp(u.name, AUTHN_NODE_PREFIX, strlen(AUTHN_NODE_PREFIX)) != 0 ||
+        !authn_user_in_group(&u, AUTHN_GROUP_NODES) ||
+        authn_user_in_group(&u, AUTHN_GROUP_MASTERS)) {
+        return false;
+    }
+    const char *node = u.name + strlen(AUTHN_NODE_PREFIX);
+    json_t *obj = authz_body(req);
+    const char *name = json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), "name"));
+    if (!name || !strcmp(name, node)) {
+        json_decref(obj);
+        return false;
+    }
+    struct authz_attrs a;
+    authz_attrs_set(&a, "create", k->group, k->plural, NULL, ns ? ns : "",
+                    name);
+    char reason[512];
+    if (!strcmp(k->plural, "nodes")) {
+        snprintf(reason, sizeof reason,
+                 "node \"%s\" is not allowed to modify node \"%s\"", node,
+                 name);
+    } else {
+        snprintf(reason, sizeof reason,
+                 "can only access node lease with the same name as the "
+                 "requesting node");
+    }
+    struct dpf_error e = {0};
+    struct kube_status_details d = {0};
+    authz_forbidden(&u, &a, reason, &e, &d);
+    authz_respond_error(req, &e, &d);
+    json_decref(obj);
+    return true;
+}
+
 bool
 authz_handle(void *arg, struct http_request *req, const struct schema_kind *k,
              const char *ns, const char *name, const char *sub)
@@ -572,6 +869,12 @@ authz_handle(void *arg, struct http_request *req, const struct schema_kind *k,
     }
     if (!strcmp(k->group, RBAC_GROUP)) {
         return authz_rbac_write(z, req, k, ns, name, sub);
+    }
+    if (!name && !strcmp(http_request_method(req), "POST") &&
+        ((!strcmp(k->group, "") && !strcmp(k->plural, "nodes")) ||
+         (!strcmp(k->group, "coordination.k8s.io") &&
+          !strcmp(k->plural, "leases") && ns && !strcmp(ns, NODE_LEASE_NS)))) {
+        return authz_node_create(z, req, k, ns);
     }
     return false;
 }

@@ -97,7 +97,8 @@ class User:
 
     def can_i(self, *args, version="1.32"):
         r = self.kubectl("auth", "can-i", *args, version=version)
-        out = r.stdout.strip()
+        # "yes", "no", or "no - <reason>"
+        out = r.stdout.strip().split(" - ")[0]
         assert out in ("yes", "no"), (r.stdout, r.stderr)
         return out == "yes"
 
@@ -537,3 +538,92 @@ def test_default_service_accounts_and_bound_tokens(dpf_server, tmp_path):
     assert body["message"].startswith(
         'serviceaccounts "default" is forbidden: User "alice" cannot create '
         'resource "serviceaccounts/token"')
+
+
+def test_node_identity_writes_only_its_own_objects(dpf_server, tmp_path):
+    srv = dpf_server
+    for n in ("n1", "n2"):
+        srv.json("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                           "metadata": {"name": n}},
+                 expect=201)
+    srv.json("POST", "/api/v1/namespaces", {"apiVersion": "v1",
+                                            "kind": "Namespace",
+                                            "metadata": {
+                                                "name": "kube-node-lease"}},
+             expect=201)
+    for pod, node, cm in (("p1", "n1", "cm1"), ("p2", "n2", "cm2")):
+        srv.json("POST", "/api/v1/namespaces/default/configmaps",
+                 {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": cm}, "data": {"k": "v"}}, expect=201)
+        srv.json("POST", "/api/v1/namespaces/default/pods",
+                 {"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": pod},
+                  "spec": {"nodeName": node, "containers": [{
+                      "name": "c", "image": "x",
+                      "envFrom": [{"configMapRef": {"name": cm}}]}]}},
+                 expect=201)
+    n1 = User(srv, tmp_path, "system:node:n1", groups=("system:nodes",))
+    merge = "application/merge-patch+json"
+    cond = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+    assert n1.request("GET", "/api/v1/nodes")[0] == 200
+    st, body = n1.request("PATCH", "/api/v1/nodes/n1/status", cond, merge)
+    assert st == 200, body
+    st, body = n1.request("PATCH", "/api/v1/nodes/n2/status", cond, merge)
+    assert st == 403, body
+    assert body["message"] == (
+        'nodes "n2" is forbidden: User "system:node:n1" cannot patch '
+        'resource "nodes/status" in API group "" at the cluster scope: '
+        'node "n1" is not allowed to modify node "n2"')
+    r = n1.kubectl("label", "node", "n2", "x=y")
+    assert r.returncode != 0
+    assert 'node "n1" is not allowed to modify node "n2"' in r.stderr
+    r = n1.kubectl("label", "node", "n1", "x=y")
+    assert r.returncode == 0, r.stderr
+    st, body = n1.request("POST", "/api/v1/nodes",
+                          {"apiVersion": "v1", "kind": "Node",
+                           "metadata": {"name": "n3"}})
+    assert st == 403, body
+    assert 'is not allowed to modify node "n3"' in body["message"]
+    assert n1.can_i("patch", "nodes/n1", "--subresource=status")
+    assert not n1.can_i("patch", "nodes/n2", "--subresource=status")
+    r = n1.kubectl("auth", "can-i", "patch", "nodes/n2",
+                   "--subresource=status")
+    assert 'node "n1" is not allowed to modify node "n2"' in r.stdout
+
+    # Its own Lease in kube-node-lease, no other.
+    leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+
+    def lease(name):
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name},
+                "spec": {"holderIdentity": name}}
+    st, body = n1.request("POST", leases, lease("n1"))
+    assert st == 201, body
+    body["spec"]["leaseDurationSeconds"] = 40
+    assert n1.request("PUT", leases + "/n1", body)[0] == 200
+    st, body = n1.request("POST", leases, lease("n2"))
+    assert st == 403
+    assert "can only access node lease with the same name" in body["message"]
+
+    # Its pods' status, and what they use; not other nodes' pods.
+    pods = "/api/v1/namespaces/default/pods"
+    phase = {"status": {"phase": "Running"}}
+    assert n1.request("PATCH", pods + "/p1/status", phase, merge)[0] == 200
+    st, body = n1.request("PATCH", pods + "/p2/status", phase, merge)
+    assert st == 403
+    assert "spec.nodeName set to itself" in body["message"]
+    assert n1.request("DELETE", pods + "/p2")[0] == 403
+    assert n1.request("PATCH", pods + "/p1", {"metadata": {
+        "labels": {"a": "b"}}}, merge)[0] == 403
+    cms = "/api/v1/namespaces/default/configmaps"
+    assert n1.request("GET", cms + "/cm1")[0] == 200
+    st, body = n1.request("GET", cms + "/cm2")
+    assert st == 403
+    assert body["message"].endswith(
+        "no relationship found between node 'n1' and this object")
+    assert n1.request("GET", cms)[0] == 403
+    # A plain user with the same name but not in system:nodes is nobody.
+    fake = User(srv, tmp_path, "system:node:n2")
+    assert fake.request("PATCH", "/api/v1/nodes/n2/status", cond,
+                        merge)[0] == 403

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,21 @@ authn_destroy(struct authn *a)
 }
 
 void
+auth_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+void
 authn_user_init(struct authn_user *u, const char *name)
 {
     memset(u, 0, offsetof(struct authn_user, groups));
     u->pod_name[0] = '\0';
     u->pod_uid[0] = '\0';
-    snprintf(u->name, sizeof(u->name), "%s", name ? name : "");
+    auth_fmt(u->name, sizeof(u->name), "%s", name ? name : "");
 }
 
 bool
@@ -65,7 +75,7 @@ authn_user_add_group(struct authn_user *u, const char *g)
     if (u->n_groups >= AUTHN_GROUPS_MAX || authn_user_in_group(u, g)) {
         return;
     }
-    snprintf(u->groups[u->n_groups++], AUTHN_NAME_MAX, "%s", g);
+    auth_fmt(u->groups[u->n_groups++], AUTHN_NAME_MAX, "%s", g);
 }
 
 /* Does the given token equal the admin token? Constant time in the

@@ -68,6 +68,10 @@ int authn_request(struct authn *a, const struct http_request *req,
 bool authn_user_in_group(const struct authn_user *u, const char *g);
 /* Add group g (ignored past AUTHN_GROUPS_MAX or when already there). */
 void authn_user_add_group(struct authn_user *u, const char *g);
+/* snprintf that cuts silently: names quoted in messages and keys may be
+ * long, and a cut one is fine where this is used. */
+void auth_fmt(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Set the name (cut at AUTHN_NAME_MAX - 1 bytes) and clear the rest. */
 void authn_user_init(struct authn_user *u, const char *name);
 

@@ -211,7 +211,7 @@ authz_node_decide(struct authz *z, const struct authn_user *u,
         if (*a->name && !strcmp(a->name, node)) {
             return 1;
         }
-        snprintf(tmp, sizeof tmp,
+        auth_fmt(tmp, sizeof tmp,
                  "node \"%s\" is not allowed to modify node \"%s\"", node,
                  a->name);
         goto deny;
@@ -235,7 +235,7 @@ authz_node_decide(struct authz *z, const struct authn_user *u,
         if (own) {
             return 1;
         }
-        snprintf(tmp, sizeof tmp,
+        auth_fmt(tmp, sizeof tmp,
                  "node \"%s\" can only %s pods with spec.nodeName set to "
                  "itself",
                  node, del ? "delete" : "update the status of");
@@ -251,7 +251,7 @@ authz_node_decide(struct authz *z, const struct authn_user *u,
         /* As the Node authorizer: no opinion, so RBAC may still allow;
          * the reason explains a denial. */
         if (reason && size) {
-            snprintf(reason, size,
+            auth_fmt(reason, size,
                      "no relationship found between node '%s' and this "
                      "object",
                      node);
@@ -275,7 +275,7 @@ authz_node_decide(struct authz *z, const struct authn_user *u,
             (!*a->name && !strcmp(a->verb, "create"))) {
             return 1;
         }
-        snprintf(tmp, sizeof tmp,
+        auth_fmt(tmp, sizeof tmp,
                  "can only access node lease with the same name as the "
                  "requesting node");
         goto deny;
@@ -283,7 +283,7 @@ authz_node_decide(struct authz *z, const struct authn_user *u,
     return 0;
 deny:
     if (reason && size) {
-        snprintf(reason, size, "%s", tmp);
+        auth_fmt(reason, size, "%s", tmp);
     }
     return -1;
 }
@@ -312,19 +312,19 @@ authz_forbidden(const struct authn_user *u, const struct authz_attrs *a,
 {
     char what[1024];
     if (!a->resource_request) {
-        snprintf(what, sizeof what, "User \"%s\" cannot %s path \"%s\"",
+        auth_fmt(what, sizeof what, "User \"%s\" cannot %s path \"%s\"",
                  u->name, a->verb, a->path);
     } else {
         char res[300];
-        snprintf(res, sizeof res, "%s%s%s", a->resource,
+        auth_fmt(res, sizeof res, "%s%s%s", a->resource,
                  *a->subresource ? "/" : "", a->subresource);
         if (*a->ns) {
-            snprintf(what, sizeof what,
+            auth_fmt(what, sizeof what,
                      "User \"%s\" cannot %s resource \"%s\" in API group "
                      "\"%s\" in the namespace \"%s\"",
                      u->name, a->verb, res, a->group, a->ns);
         } else {
-            snprintf(what, sizeof what,
+            auth_fmt(what, sizeof what,
                      "User \"%s\" cannot %s resource \"%s\" in API group "
                      "\"%s\" at the cluster scope",
                      u->name, a->verb, res, a->group);
@@ -332,7 +332,7 @@ authz_forbidden(const struct authn_user *u, const struct authz_attrs *a,
     }
     char qr[300] = "";
     if (a->resource_request) {
-        snprintf(qr, sizeof qr, "%s%s%s", a->resource, *a->group ? "." : "",
+        auth_fmt(qr, sizeof qr, "%s%s%s", a->resource, *a->group ? "." : "",
                  a->group);
     }
     const char *sep = reason && *reason ? ": " : "";
@@ -437,7 +437,7 @@ static void
 authz_review_user(const json_t *spec, struct authn_user *u)
 {
     authn_user_init(u, authz_str(spec, "user"));
-    snprintf(u->uid, sizeof u->uid, "%s", authz_str(spec, "uid"));
+    auth_fmt(u->uid, sizeof u->uid, "%s", authz_str(spec, "uid"));
     size_t i;
     const json_t *g;
     json_array_foreach(json_object_get(spec, "groups"), i, g)
@@ -838,11 +838,11 @@ authz_node_create(struct authz *z, struct http_request *req,
                     name);
     char reason[512];
     if (!strcmp(k->plural, "nodes")) {
-        snprintf(reason, sizeof reason,
+        auth_fmt(reason, sizeof reason,
                  "node \"%s\" is not allowed to modify node \"%s\"", node,
                  name);
     } else {
-        snprintf(reason, sizeof reason,
+        auth_fmt(reason, sizeof reason,
                  "can only access node lease with the same name as the "
                  "requesting node");
     }

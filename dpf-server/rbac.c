@@ -336,7 +336,7 @@ rbac_rule_covers_one(const json_t *o, const char *verb, const char *group,
         if (!rbac_has(r, "*") && !rbac_has(r, res)) {
             const char *slash = strchr(res, '/');
             char want[RBAC_KEY_MAX];
-            snprintf(want, sizeof want, "*/%s", slash ? slash + 1 : "");
+            auth_fmt(want, sizeof want, "*/%s", slash ? slash + 1 : "");
             if (!slash || !rbac_has(r, want)) {
                 return false;
             }
@@ -498,15 +498,15 @@ rbac_subject_key(const json_t *s, const char *binding_ns, char *buf,
         return false;
     }
     if (!strcmp(kind, "User")) {
-        snprintf(buf, size, "u:%s", name);
+        auth_fmt(buf, size, "u:%s", name);
     } else if (!strcmp(kind, "Group")) {
-        snprintf(buf, size, "g:%s", name);
+        auth_fmt(buf, size, "g:%s", name);
     } else if (!strcmp(kind, "ServiceAccount")) {
         const char *ns = json_string_value(json_object_get(s, "namespace"));
         if (!ns || !*ns) {
             ns = binding_ns;
         }
-        snprintf(buf, size, "u:" AUTHN_SA_PREFIX "%s:%s", ns ? ns : "", name);
+        auth_fmt(buf, size, "u:" AUTHN_SA_PREFIX "%s:%s", ns ? ns : "", name);
     } else {
         return false;
     }
@@ -575,7 +575,7 @@ rbac_store_event(struct rbac *r, enum store_event_type type, const char *key,
     if (!strcmp(plural, "roles") || !strcmp(plural, "clusterroles")) {
         bool cluster = plural[0] == 'c';
         char k[RBAC_KEY_MAX];
-        snprintf(k, sizeof k, "%s/%s", ns, name);
+        auth_fmt(k, sizeof k, "%s/%s", ns, name);
         json_t *map = cluster ? r->croles : r->roles;
         const char *mk = cluster ? name : k;
         if (obj) {
@@ -639,7 +639,7 @@ rbac_binding_rules(struct rbac *r, const json_t *b, const char *bns)
     }
     if (!strcmp(kind, "Role") && bns) {
         char k[RBAC_KEY_MAX];
-        snprintf(k, sizeof k, "%s/%s", bns, name);
+        auth_fmt(k, sizeof k, "%s/%s", bns, name);
         return json_object_get(json_object_get(r->roles, k), "rules");
     }
     return NULL;
@@ -654,9 +654,9 @@ rbac_visit(struct rbac *r, const struct authn_user *u, const char *ns,
     char sk[AUTHN_NAME_MAX + 3];
     for (size_t gi = 0; gi <= u->n_groups; gi++) {
         if (gi == 0) {
-            snprintf(sk, sizeof sk, "u:%s", u->name);
+            auth_fmt(sk, sizeof sk, "u:%s", u->name);
         } else {
-            snprintf(sk, sizeof sk, "g:%s", u->groups[gi - 1]);
+            auth_fmt(sk, sizeof sk, "g:%s", u->groups[gi - 1]);
         }
         const json_t *set = json_object_get(r->subjects, sk);
         const char *bkey;
@@ -737,7 +737,7 @@ rbac_role_rules(struct rbac *r, const char *kind, const char *ns,
         role = json_object_get(r->croles, name);
     } else if (kind && !strcmp(kind, "Role")) {
         char k[RBAC_KEY_MAX];
-        snprintf(k, sizeof k, "%s/%s", ns ? ns : "", name);
+        auth_fmt(k, sizeof k, "%s/%s", ns ? ns : "", name);
         role = json_object_get(r->roles, k);
     }
     if (role) {

@@ -122,7 +122,7 @@ sa_tokens_create(const char *key_path, struct store *st, struct dpf_error *err)
     unsigned mdlen = 0;
     if (n > 0 && EVP_Digest(der, (size_t) n, md, &mdlen, EVP_sha256(), NULL)) {
         char *k = base64_encode(md, mdlen, BASE64_URL_RAW);
-        snprintf(sa->kid, sizeof sa->kid, "%s", k);
+        auth_fmt(sa->kid, sizeof sa->kid, "%s", k);
         free(k);
     }
     OPENSSL_free(der);
@@ -311,19 +311,19 @@ sa_tokens_authenticate(struct sa_tokens *sa, const char *tok, size_t len,
         goto out;
     }
     char user[AUTHN_NAME_MAX];
-    snprintf(user, sizeof user, AUTHN_SA_PREFIX "%s:%s", ns, name);
+    auth_fmt(user, sizeof user, AUTHN_SA_PREFIX "%s:%s", ns, name);
     authn_user_init(u, user);
-    snprintf(u->uid, sizeof u->uid, "%s",
+    auth_fmt(u->uid, sizeof u->uid, "%s",
              json_string_value(json_object_get(sacc, "uid")));
     authn_user_add_group(u, "system:serviceaccounts");
     char g[AUTHN_NAME_MAX];
-    snprintf(g, sizeof g, "system:serviceaccounts:%s", ns);
+    auth_fmt(g, sizeof g, "system:serviceaccounts:%s", ns);
     authn_user_add_group(u, g);
     authn_user_add_group(u, AUTHN_GROUP_AUTHENTICATED);
     if (pod) {
-        snprintf(u->pod_name, sizeof u->pod_name, "%s",
+        auth_fmt(u->pod_name, sizeof u->pod_name, "%s",
                  json_string_value(json_object_get(pod, "name")));
-        snprintf(u->pod_uid, sizeof u->pod_uid, "%s",
+        auth_fmt(u->pod_uid, sizeof u->pod_uid, "%s",
                  json_string_value(json_object_get(pod, "uid")));
     }
     r = 1;
@@ -362,7 +362,7 @@ sa_random_uid(char *buf, size_t size)
     RAND_bytes(b, sizeof b);
     b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
-    snprintf(buf, size,
+    auth_fmt(buf, size,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x"
              "%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
@@ -476,7 +476,7 @@ sa_handle_token_request(struct sa_tokens *sa, struct http_request *req,
     char jti[40];
     sa_random_uid(jti, sizeof jti);
     char sub[AUTHN_NAME_MAX];
-    snprintf(sub, sizeof sub, AUTHN_SA_PREFIX "%s:%s", ns, name);
+    auth_fmt(sub, sizeof sub, AUTHN_SA_PREFIX "%s:%s", ns, name);
     json_t *claims = json_pack(
         "{s:O,s:I,s:I,s:s,s:s,s:o,s:I,s:s}", "aud", aud, "exp",
         (json_int_t) (now + exp_s), "iat", (json_int_t) now, "iss", SA_ISSUER,
@@ -568,7 +568,7 @@ sa_store_event(struct sa_tokens *sa, enum store_event_type type,
     char ns[256];
     if (type == STORE_EVENT_ADDED &&
         !strncmp(key, SA_NS_PREFIX, sizeof(SA_NS_PREFIX) - 1)) {
-        snprintf(ns, sizeof ns, "%s", key + sizeof(SA_NS_PREFIX) - 1);
+        auth_fmt(ns, sizeof ns, "%s", key + sizeof(SA_NS_PREFIX) - 1);
     } else if (type == STORE_EVENT_DELETED &&
                !strncmp(key, SA_SA_PREFIX, sizeof(SA_SA_PREFIX) - 1)) {
         const char *p = key + sizeof(SA_SA_PREFIX) - 1;

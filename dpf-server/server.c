@@ -212,6 +212,20 @@ usage(FILE *f)
                "integrity check at start\n"
                "names the file). One server per data directory: a second one "
                "exits at once.\n");
+    fprintf(f, "\n"
+               "Users: a client certificate signed by the CA (CN = user, "
+               "each O = a group),\n"
+               "the admin token (user dpf-admin in system:masters) or a "
+               "service-account token\n"
+               "(kubectl create token; signed with <data-dir>/pki/sa.key). "
+               "Only system:masters\n"
+               "is admin; others get what RBAC grants them (default roles "
+               "cluster-admin, admin,\n"
+               "edit, view), and node identities (system:node:NAME in "
+               "system:nodes) write only\n"
+               "their own Node, Lease and pods' status. Without a "
+               "credential only /healthz,\n"
+               "/readyz, /livez and /version answer.\n");
 }
 
 /* Parse an unsigned number in [min, max]. */

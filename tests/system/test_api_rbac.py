@@ -627,3 +627,58 @@ def test_node_identity_writes_only_its_own_objects(dpf_server, tmp_path):
     fake = User(srv, tmp_path, "system:node:n2")
     assert fake.request("PATCH", "/api/v1/nodes/n2/status", cond,
                         merge)[0] == 403
+
+
+def client_node_program():
+    """rbac-client-node.mjs placed beside @kubernetes/client-node's
+    node_modules (installed by bench/informer-bench.py's setup from the
+    lockfile); None when node or the npm registry is not there."""
+    import importlib.util
+    import shutil
+    from conftest import BUILD, REPO
+    spec = importlib.util.spec_from_file_location(
+        "informer_bench", os.path.join(REPO, "bench", "informer-bench.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        mjs = mod.node_setup(BUILD)
+    except SystemExit:
+        return None
+    dst = os.path.join(os.path.dirname(mjs), "rbac-client-node.mjs")
+    shutil.copyfile(os.path.join(REPO, "tests", "system",
+                                 "rbac-client-node.mjs"), dst)
+    return dst
+
+
+def test_client_node_as_a_service_account(dpf_server, tmp_path):
+    prog = client_node_program()
+    if prog is None:
+        pytest.skip("@kubernetes/client-node not installable here "
+                    "(node/npm or the registry missing)")
+    r = kubectl(["create", "token", "default", "-n", "default"],
+                dpf_server.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    kc = token_kubeconfig(dpf_server, tmp_path, r.stdout.strip())
+
+    def run():
+        p = subprocess.run(["node", prog, "--kubeconfig", kc, "--namespace",
+                            "default"], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+    res = run()
+    assert res["list"]["code"] == 403, res
+    assert res["list"]["message"] == (
+        'pods is forbidden: User "system:serviceaccount:default:default" '
+        'cannot list resource "pods" in API group "" in the namespace '
+        '"default"')
+    assert res["create"]["code"] == 403, res
+    admin_apply(dpf_server,
+                role("node-client", [rule(["list"], ["pods"]),
+                                     rule(["create"], ["configmaps"])]),
+                binding("node-client", "node-client",
+                        [{"kind": "ServiceAccount", "name": "default",
+                          "namespace": "default"}]))
+    res = run()
+    assert res["list"] == {"code": 200, "message": ""}, res
+    assert res["create"] == {"code": 201, "message": ""}, res

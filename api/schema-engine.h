@@ -42,6 +42,11 @@ void schema_finish_invalid(const struct schema_kind *k, const json_t *obj,
  * label or subdomain; adds an Invalid cause at path. 0 or -EINVAL. */
 int schema_check_name(bool label, const char *name, bool prefix,
                       const char *path, struct dpf_error *err);
+/* The same for an object name of kind k: a DNS label or subdomain, or
+ * only a valid path segment for kinds with name_is_path_segment. */
+int schema_check_kind_name(const struct schema_kind *k, const char *name,
+                           bool prefix, const char *path,
+                           struct dpf_error *err);
 
 /* --- the field path of a walk (schema-validate.c) --- */
 /* The field path being visited, in a fixed buffer. */

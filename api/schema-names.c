@@ -184,6 +184,32 @@ static const char msg_label[] =
     "character (e.g. 'my-name', or '123-abc')";
 
 int
+schema_check_kind_name(const struct schema_kind *k, const char *name,
+                       bool prefix, const char *path, struct dpf_error *err)
+{
+    if (k->name_is_path_segment) {
+        /* path.IsValidPathSegmentName: RBAC names such as
+         * "system:aggregate-to-view" are no DNS names. */
+        const char *why = NULL;
+        if (!prefix && (!strcmp(name, ".") || !strcmp(name, ".."))) {
+            why = !strcmp(name, ".") ? "may not be '.'" : "may not be '..'";
+        } else if (strchr(name, '/')) {
+            why = "may not contain '/'";
+        } else if (strchr(name, '%')) {
+            why = "may not contain '%'";
+        }
+        if (why) {
+            json_t *jv = json_string(name);
+            schema_err_invalid(err, path, jv, "%s", why);
+            json_decref(jv);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return schema_check_name(k->name_is_label, name, prefix, path, err);
+}
+
+int
 schema_check_name(bool label, const char *name, bool prefix, const char *path,
                   struct dpf_error *err)
 {

@@ -230,6 +230,9 @@ extern const struct schema_group schema_group_coordination;
 extern const struct schema_group schema_group_apps;
 extern const struct schema_group schema_group_ipam;
 extern const struct schema_group schema_group_events;
+extern const struct schema_group schema_group_rbac;
+extern const struct schema_group schema_group_authorization;
+extern const struct schema_group schema_group_authentication;
 extern const struct schema_group *const schema_builtin_groups[];
 
 /* A kind's names: Kind, its list kind (Kind + "List"), plural, singular. */

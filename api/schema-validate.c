@@ -464,11 +464,10 @@ validate_meta(const struct kind_rt *rt, const json_t *obj, struct walk *w)
     const char *name = json_string_value(json_object_get(meta, "name"));
     const char *gen = json_string_value(json_object_get(meta, "generateName"));
     if (name && *name) {
-        schema_check_name(rt->k->name_is_label, name, false, "metadata.name",
-                          w->err);
+        schema_check_kind_name(rt->k, name, false, "metadata.name", w->err);
     } else if (gen && *gen) {
-        schema_check_name(rt->k->name_is_label, gen, true,
-                          "metadata.generateName", w->err);
+        schema_check_kind_name(rt->k, gen, true, "metadata.generateName",
+                               w->err);
     } else {
         schema_err_required(w->err, "metadata.name",
                             "name or generateName is required");
@@ -538,8 +537,7 @@ schema_validate_name(const struct schema_kind *k, const char *name,
         schema_err_required(e, "metadata.name",
                             "name or generateName is required");
     } else {
-        schema_check_name(rt->k->name_is_label, name, false, "metadata.name",
-                          e);
+        schema_check_kind_name(rt->k, name, false, "metadata.name", e);
     }
     if (!e->n_causes) {
         return 0;

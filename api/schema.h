@@ -84,6 +84,9 @@ struct schema_kind {
     /* Names are DNS-1123 labels (63 characters, no dots) rather than
      * subdomains, as for a Namespace. */
     bool name_is_label;
+    /* Names need only be valid path segments (not "." or "..", no '/'
+     * or '%'), as for RBAC roles and bindings ("system:basic-user"). */
+    bool name_is_path_segment;
     /* Descriptions of the kind ("" = the kind itself) and its fields by
      * dotted path ("spec.strategy.type"; array items and map values add
      * nothing), for OpenAPI and kubectl explain; ends with {NULL}. A

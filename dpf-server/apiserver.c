@@ -486,6 +486,11 @@ apiserver_handle(void *apiserver, struct http_request *req)
         as_respond_generic_404(req);
         return;
     }
+    if (as->cfg.extension && as->cfg.extension(as->cfg.extension_arg, req, rt.k,
+                                               rt.ns, rt.name, rt.sub)) {
+        as_route_free(&rt);
+        return;
+    }
     if (rt.k->stored_as && !rt.sub) {
         struct as_format vfmt;
         if (!as_format_negotiate(req, !strcmp(method, "GET"), &vfmt)) {
@@ -582,6 +587,9 @@ as_store_hook(void *arg, enum store_event_type type, const char *key,
     as_ns_cache_event(as, type, key, value, len);
     if (as->gc) {
         as_gc_note(as->gc, type, key, value, len);
+    }
+    if (as->cfg.event_hook) {
+        as->cfg.event_hook(as->cfg.event_hook_arg, type, key, value, len, rv);
     }
 }
 

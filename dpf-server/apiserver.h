@@ -27,6 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "api/schema.h"
 #include "lib/base/error.h"
 #include "lib/store/store.h"
 #include "lib/store/watch-cache.h"
@@ -57,6 +60,18 @@ struct apiserver_config {
     /* Do not start the garbage-collector thread (unit tests drive
      * apiserver_gc_run() themselves). */
     bool no_gc_thread;
+    /* Also told of every store event, after the watch cache, with the
+     * store's write lock held (keep it short); NULL = none. */
+    store_event_fn event_hook;
+    void *event_hook_arg;
+    /* What the caller serves itself (authorization reviews, escalation
+     * checks, subresources): called for every request on a resource path
+     * once routed (ns, name, sub may be NULL); returns true when it
+     * answered the request, false to let the API server serve it. */
+    bool (*extension)(void *arg, struct http_request *req,
+                      const struct schema_kind *k, const char *ns,
+                      const char *name, const char *sub);
+    void *extension_arg;
 };
 
 /* Create the apiserver over an open store and watch cache (borrowed).
@@ -70,6 +85,21 @@ void apiserver_destroy(struct apiserver *as);
 
 /* Handle one request (an http_handler_fn; arg is the struct apiserver). */
 void apiserver_handle(void *apiserver, struct http_request *req);
+
+/* The server's own writes (apiserver-objects.c), through the same
+ * admission and store paths as a client's. Create obj (apiVersion, kind,
+ * metadata.name[, namespace]; borrowed) unless an object of that name
+ * exists: 0 (created or there), or -errno with err filled. */
+int apiserver_ensure_object(struct apiserver *as, const json_t *obj,
+                            struct dpf_error *err);
+/* Read-modify-write k/ns/name through the guaranteed update: edit gets a
+ * copy of the stored object to change in place and returns 1 to write
+ * it, 0 to leave the object as it is, or -errno. 0, -ENOENT, or -errno
+ * with err filled. */
+int apiserver_update_object(struct apiserver *as, const struct schema_kind *k,
+                            const char *ns, const char *name,
+                            int (*edit)(void *arg, json_t *obj), void *arg,
+                            struct dpf_error *err);
 
 /* Run one garbage-collection pass now: delete dependents whose owners
  * are gone, finish namespace deletion. Returns the number of objects

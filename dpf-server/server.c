@@ -23,6 +23,7 @@
 
 #include "controllers/controllers.h"
 #include "dpf-server/apiserver.h"
+#include "dpf-server/auth.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
 #include "lib/net/pki.h"
@@ -58,6 +59,7 @@ struct server {
     struct http_server *http;         /* owned */
     char *pki_dir;                    /* <data-dir>/pki */
     struct ctrl_runner *controllers;  /* in-process controllers (owned) */
+    struct auth *auth;                /* authn + authz (NULL: insecure) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -210,6 +212,20 @@ usage(FILE *f)
                "integrity check at start\n"
                "names the file). One server per data directory: a second one "
                "exits at once.\n");
+    fprintf(f, "\n"
+               "Users: a client certificate signed by the CA (CN = user, "
+               "each O = a group),\n"
+               "the admin token (user dpf-admin in system:masters) or a "
+               "service-account token\n"
+               "(kubectl create token; signed with <data-dir>/pki/sa.key). "
+               "Only system:masters\n"
+               "is admin; others get what RBAC grants them (default roles "
+               "cluster-admin, admin,\n"
+               "edit, view), and node identities (system:node:NAME in "
+               "system:nodes) write only\n"
+               "their own Node, Lease and pods' status. Without a "
+               "credential only /healthz,\n"
+               "/readyz, /livez and /version answer.\n");
 }
 
 /* Parse an unsigned number in [min, max]. */
@@ -709,38 +725,6 @@ fail:
 /* ---------------------------------------------------------------- */
 /* authentication gate                                               */
 
-bool
-server_request_authenticated(const struct http_request *req, const char *token)
-{
-    if (http_request_peer_cn(req)) {
-        return true; /* verified against our CA by the TLS layer */
-    }
-    /* The length as received: a NUL inside the header must not end the
-     * comparison early (MHD's own view of the value stops there). */
-    size_t alen;
-    const char *auth = http_request_header_n(req, "Authorization", &alen);
-    if (!auth || !token || alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0 ||
-        strlen(auth) != alen) {
-        return false;
-    }
-    const char *given = auth + 7;
-    size_t glen = alen - 7;
-    while (glen > 0 && *given == ' ') {
-        given++;
-        glen--;
-    }
-    while (glen > 0 && given[glen - 1] == ' ') {
-        glen--;
-    }
-    size_t tlen = strlen(token);
-    /* Compare the full token length whatever was sent, so the time taken
-     * says nothing about how much of a guess was right. */
-    char buf[256] = {0};
-    memcpy(buf, given, DPF_MIN(glen, sizeof(buf)));
-    bool same = tlen < sizeof(buf) && CRYPTO_memcmp(buf, token, tlen) == 0;
-    return same && glen == tlen;
-}
-
 static bool
 is_open_path(const char *method, const char *path)
 {
@@ -815,22 +799,12 @@ static bool
 server_gate(void *arg, struct http_request *req)
 {
     struct server *srv = arg;
-    if (!srv->token) {
+    if (!srv->auth) {
         return true; /* --insecure-dev: nobody is asked */
-    }
-    if (server_request_authenticated(req, srv->token)) {
-        http_request_mark_trusted(req);
-        return true;
     }
     const char *method = http_request_method(req);
     const char *path = http_request_path(req);
-    if (is_open_path(method, path)) {
-        return true;
-    }
-    log_debug("unauthenticated request", "method=%s path=%s remote=%s", method,
-              path, http_request_remote(req));
-    respond_status(req, 401, "Unauthorized", "Unauthorized");
-    return false;
+    return auth_gate(srv->auth, req, is_open_path(method, path));
 }
 
 /* Runs only for requests the gate let through. */
@@ -1296,6 +1270,18 @@ server_run(const struct server_options *o)
         goto out;
     }
 
+    struct dpf_error err = {0};
+    if (!o->insecure_dev) {
+        char *sa_key = join(srv.pki_dir, "sa.key");
+        srv.auth = auth_create(srv.token, sa_key, srv.store, &err);
+        free(sa_key);
+        if (!srv.auth) {
+            log_error("cannot set up authentication", "error=\"%s\"",
+                      err.message);
+            goto out;
+        }
+    }
+
     char *crt = join(srv.pki_dir, "server.crt");
     char *key = join(srv.pki_dir, "server.key");
     char *ca = join(srv.pki_dir, "ca.crt");
@@ -1313,7 +1299,6 @@ server_run(const struct server_options *o)
         .idle_timeout_s = o->idle_timeout,
         .gate = server_gate,
     };
-    struct dpf_error err = {0};
     srv.http = http_server_create(&hc, server_handle, &srv, &err);
     free(crt);
     free(key);
@@ -1343,9 +1328,17 @@ server_run(const struct server_options *o)
         .watch_buffer_bytes = o->watch_buffer_bytes,
         .watch_buffer_total_bytes = o->watch_buffer_total_bytes,
     };
+    if (srv.auth) {
+        auth_configure(srv.auth, &ac);
+    }
     struct apiserver *api = apiserver_create(srv.store, srv.wc, &ac, &err);
     if (!api) {
         log_error("cannot start the API server", "error=\"%s\"", err.message);
+        goto out;
+    }
+    if (srv.auth && auth_start(srv.auth, api, &err) < 0) {
+        log_error("cannot start authorization", "error=\"%s\"", err.message);
+        apiserver_destroy(api);
         goto out;
     }
     atomic_store(&srv.api, api);
@@ -1381,7 +1374,9 @@ out:
      * server that served them, then what it borrowed. */
     ctrl_runner_stop(srv.controllers);
     http_server_destroy(srv.http);
+    auth_stop(srv.auth);
     apiserver_destroy(atomic_load(&srv.api));
+    auth_destroy(srv.auth);
     watch_cache_destroy(srv.wc);
     store_close(srv.store);
     if (exit_code == 0) {

@@ -11,11 +11,14 @@
  * (lib/http-server.h), writes the admin kubeconfig once it serves, and
  * runs until SIGTERM or SIGINT. /readyz reports the store's health.
  *
- * Every request passes the authentication gate first: GET/HEAD of
- * /healthz, /readyz, /livez and /version are open; everything else needs
- * a client certificate verified against the CA or the admin bearer token
- * (compared in constant time), else 401 with a Kubernetes Status. The
- * gate runs when a request's headers are in, before its body is read.
+ * Every request passes the gate first (auth.h): GET/HEAD of /healthz,
+ * /readyz, /livez and /version are open to anonymous clients; everything
+ * else needs a credential (a client certificate verified against the CA:
+ * CN user, O groups; the admin bearer token; a service-account token),
+ * else 401, and what the user asks must be authorized (system:masters,
+ * the Node authorizer, RBAC), else 403, both as Kubernetes Status
+ * objects. The gate runs when a request's headers are in, before its
+ * body is read.
  * With --insecure-dev the server speaks plain HTTP without authentication
  * (for development only; off by default) on 127.0.0.1 unless
  * --bind-address says otherwise.
@@ -76,11 +79,5 @@ int server_options_parse(struct server_options *o, int argc, char **argv,
 /* Run the server until SIGTERM/SIGINT. Returns the process exit code:
  * 0 after a clean shutdown, 1 when start-up failed (logged). */
 int server_run(const struct server_options *o);
-
-/* The authentication decision of the gate, exposed for tests: true if the
- * request carries a verified client certificate or `Authorization: Bearer
- * <token>` with exactly this token. */
-bool server_request_authenticated(const struct http_request *req,
-                                  const char *token);
 
 #endif

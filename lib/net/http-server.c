@@ -92,6 +92,8 @@ struct http_conn {
     bool checked;                      /* peer certificate examined */
     char *cn;                          /* verified subject CN or NULL */
     char *org;                         /* verified subject first O or NULL */
+    char *orgs[HTTP_PEER_ORGS_MAX];    /* every O of the subject, in order */
+    size_t n_orgs;                     /* count (org == orgs[0]) */
     char remote[INET6_ADDRSTRLEN + 8]; /* peer address text */
     int fd;                            /* socket (valid until CLOSED) */
     int64_t deadline_ms;               /* headers due by (mono ms) */
@@ -943,6 +945,13 @@ http_request_peer_org(const struct http_request *req)
     return req->hc ? req->hc->org : NULL;
 }
 
+const char *const *
+http_request_peer_orgs(const struct http_request *req, size_t *n)
+{
+    *n = req->hc ? req->hc->n_orgs : 0;
+    return req->hc ? (const char *const *) req->hc->orgs : NULL;
+}
+
 const char *
 http_request_remote(const struct http_request *req)
 {
@@ -1161,11 +1170,17 @@ conn_check_peer(struct http_server *srv, struct MHD_Connection *conn,
                                           0, buf, &len) == 0) {
             hc->cn = xstrndup(buf, len);
         }
-        len = sizeof(buf);
-        if (gnutls_x509_crt_get_dn_by_oid(
-                crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, 0, buf, &len) == 0) {
-            hc->org = xstrndup(buf, len);
+        /* Every O: Kubernetes takes each as a group of the user. */
+        for (unsigned i = 0; i < HTTP_PEER_ORGS_MAX; i++) {
+            len = sizeof(buf);
+            if (gnutls_x509_crt_get_dn_by_oid(crt,
+                                              GNUTLS_OID_X520_ORGANIZATION_NAME,
+                                              i, 0, buf, &len) != 0) {
+                break;
+            }
+            hc->orgs[hc->n_orgs++] = xstrndup(buf, len);
         }
+        hc->org = hc->n_orgs ? hc->orgs[0] : NULL;
     }
     gnutls_x509_crt_deinit(crt);
 }
@@ -1562,7 +1577,9 @@ connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                 conn_track_end(srv, hc);
             }
             free(hc->cn);
-            free(hc->org);
+            for (size_t i = 0; i < hc->n_orgs; i++) {
+                free(hc->orgs[i]);
+            }
             free(hc);
         }
         *socket_context = NULL;

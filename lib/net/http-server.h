@@ -128,6 +128,11 @@ const char *http_request_body(const struct http_request *req, size_t *len);
 /* Verified TLS client certificate subject CN / first O, or NULL. */
 const char *http_request_peer_cn(const struct http_request *req);
 const char *http_request_peer_org(const struct http_request *req);
+/* Every O of the verified subject, in certificate order (the first
+ * HTTP_PEER_ORGS_MAX); *n receives the count (0 without a certificate). */
+#define HTTP_PEER_ORGS_MAX 16
+const char *const *http_request_peer_orgs(const struct http_request *req,
+                                          size_t *n);
 /* Remote address as text, for logs. */
 const char *http_request_remote(const struct http_request *req);
 

@@ -69,9 +69,10 @@ struct stream_server_config {
                             (partial messages); a connection whose read
                             would pass it is closed and counted in
                             over_budget (0 = no bound) */
-    unsigned evict_idle_ms; /* at the slot limit, close the connection
-                               silent longest if silent at least this long
-                               and with no reply pending (0 = never) */
+    /* At the slot limit, close the connection silent longest if it has
+     * been silent at least this long and has no reply pending (0 = never,
+     * the new connection is rejected). */
+    unsigned evict_idle_ms;
     const struct stream_server_ops *ops; /* callbacks (on_data required) */
     void *aux;                           /* passed to every callback */
 };

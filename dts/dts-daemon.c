@@ -58,6 +58,7 @@ struct dts_daemon {
     char *http_url;                /* URL the server was started for */
     struct loop_timer *http_retry; /* armed while the bind keeps failing */
     uint64_t http_bind_failures;   /* failed attempts for the current URL */
+    bool prom_off_logged;          /* "endpoint off" said since last on */
     size_t last_render_len;        /* size hint for the next /metrics body */
     struct dts_export *export;
     struct dts_ipc_server *ipc;
@@ -454,8 +455,17 @@ dts_daemon_http_apply(struct dts_daemon *d)
         if (d->rt.daemon) {
             daemon_set_ready(d->rt.daemon, "prometheus-endpoint", true, NULL);
         }
+        /* Off is the default (as DOCA ships it): say once how to turn it
+         * on, since nothing else tells the operator why :9100 is closed. */
+        if (!d->prom_off_logged) {
+            log_info("prometheus endpoint off",
+                     "hint=\"set prometheus=http://0.0.0.0:9100 in "
+                     "dts_config.ini\"");
+            d->prom_off_logged = true;
+        }
         return;
     }
+    d->prom_off_logged = false;
     dts_daemon_http_start(d);
 }
 
@@ -516,6 +526,26 @@ dts_ipc_apply(struct dts_daemon *d)
 
 static void dts_watch_apply(struct dts_daemon *d);
 
+/* Where DPF writes each DPU's topology labels (DPUFlavor configFiles);
+ * DOCA's DTS reads it without being told, so dts does too. */
+#define DTS_DEFAULT_LEVEL_LABELS \
+    "/opt/mellanox/doca/telemetry/config-dpu/level_labels.ini"
+
+/* The level-labels file to load: the configured one (which must exist), or
+ * DOCA's default path when something is there (most DPUs have none). */
+static const char *
+dts_level_labels_path(const struct dts_config *c)
+{
+    if (c->level_labels_file) {
+        return c->level_labels_file;
+    }
+    struct stat st;
+    if (lstat(DTS_DEFAULT_LEVEL_LABELS, &st) == 0) {
+        return DTS_DEFAULT_LEVEL_LABELS;
+    }
+    return NULL;
+}
+
 /* Validate everything that can fail in a new config before touching the
  * running state: filter, level labels. */
 static int
@@ -529,8 +559,9 @@ dts_prepare(struct dts_daemon *d, struct dts_config *c,
         return -EINVAL;
     }
     *labels = NULL;
-    if (c->level_labels_file) {
-        *labels = dts_labels_load(c->level_labels_file, c->sysfs_root, err);
+    const char *ll = dts_level_labels_path(c);
+    if (ll) {
+        *labels = dts_labels_load(ll, c->sysfs_root, err);
         if (!*labels) {
             dts_filter_free(*filter);
             *filter = NULL;
@@ -712,8 +743,18 @@ dts_watch_apply(struct dts_daemon *d)
     const uint32_t mask =
         IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
     char *dirs[3] = {xstrdup(d->config_dir), NULL, NULL};
+    /* the default labels directory too when it exists, so a file DPF
+     * writes later is picked up */
     if (d->cfg->level_labels_file) {
         dirs[1] = dts_dirname(d->cfg->level_labels_file);
+    } else {
+        char *def = dts_dirname(DTS_DEFAULT_LEVEL_LABELS);
+        struct stat st;
+        if (stat(def, &st) == 0 && S_ISDIR(st.st_mode)) {
+            dirs[1] = def;
+        } else {
+            free(def);
+        }
     }
     if (d->cfg->fluentbit_config_dir) {
         dirs[2] = xstrdup(d->cfg->fluentbit_config_dir);

@@ -349,6 +349,7 @@ dts_forward_server_start(const struct dts_forward_server_config *cfg,
         .write_max = FF_MAX_UNSENT_ACKS,
         .buffered_max =
             cfg->buffered_max ? cfg->buffered_max : DTS_FORWARD_BUFFERED_MAX,
+        .evict_idle_ms = DTS_FORWARD_EVICT_IDLE_MS,
         .ops = &dts_forward_server_ops,
         .aux = s,
     };
@@ -380,6 +381,7 @@ dts_forward_server_get_stats(const struct dts_forward_server *s,
     st->errors = ss.errors + ss.rejected + stat_get(&s->auth_failures);
     st->auth_failures = stat_get(&s->auth_failures);
     st->over_budget = ss.over_budget;
+    st->evicted = ss.evicted;
 }
 
 void

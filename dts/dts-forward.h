@@ -54,6 +54,11 @@ struct dts_forward_server_config {
 };
 /* Default bound of partially received frames held by the listener. */
 #define DTS_FORWARD_BUFFERED_MAX (32u * 1024 * 1024)
+/* With every connection slot taken, a new sender replaces the connection
+ * silent longest once that one has been silent this long: idle or
+ * slow-loris peers cannot lock senders out, and Forward clients reconnect
+ * when closed. */
+#define DTS_FORWARD_EVICT_IDLE_MS 1000
 
 /* Listener counters (monotonic). */
 struct dts_forward_server_stats {
@@ -65,6 +70,7 @@ struct dts_forward_server_stats {
                            * failed authentications */
     uint64_t auth_failures; /* of which: refused handshakes */
     uint64_t over_budget;   /* of which: closed at buffered_max */
+    uint64_t evicted;       /* idle connections closed to admit a new one */
 };
 
 struct dts_forward_server;

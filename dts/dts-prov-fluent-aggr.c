@@ -252,6 +252,10 @@ fa_collect(void *state, struct dts_sink *sink)
     dts_sink_add(sink, DTS_COUNTER, "dts_fluent_aggr_connections_total",
                  "Connections accepted by the fluent_aggr listener.", NULL,
                  (double) ss.connections);
+    dts_sink_add(sink, DTS_COUNTER, "dts_fluent_aggr_connections_evicted_total",
+                 "Idle fluent_aggr connections closed to admit a new one "
+                 "(every slot was taken).",
+                 NULL, (double) ss.evicted);
     return 0;
 }
 

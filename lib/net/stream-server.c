@@ -21,6 +21,7 @@ struct stream_conn {
     struct dbuf in;            /* bytes not yet consumed by on_data */
     struct dbuf out;           /* replies not yet written */
     size_t out_off;            /* written part of out */
+    int64_t last_ms;           /* accepted or last bytes read (monotonic) */
     struct stream_server *srv; /* owner */
 };
 
@@ -175,6 +176,7 @@ conn_read(struct stream_server *s, struct stream_conn *c)
             return;
         }
         dbuf_append(&c->in, s->buf, (size_t) r);
+        c->last_ms = time_mono_ms();
         if ((size_t) r < cfg->read_size ||
             (cfg->read_max && c->in.len >= cfg->read_max)) {
             break;
@@ -183,6 +185,33 @@ conn_read(struct stream_server *s, struct stream_conn *c)
     if (c->in.len) {
         conn_deliver(s, c);
     }
+}
+
+/* Every slot is taken: free the one whose peer has been silent longest,
+ * if that is at least evict_idle_ms and it has no reply pending, so idle
+ * (or slow-loris) connections cannot lock senders out. A sender that sent
+ * within evict_idle_ms keeps its slot. NULL if none qualifies. */
+static struct stream_conn *
+server_evict(struct stream_server *s)
+{
+    if (!s->cfg.evict_idle_ms) {
+        return NULL;
+    }
+    int64_t now = time_mono_ms();
+    struct stream_conn *oldest = NULL;
+    for (unsigned i = 0; i < s->cfg.max_clients; i++) {
+        struct stream_conn *c = &s->conns[i];
+        if (c->fd >= 0 && c->out.len == c->out_off &&
+            now - c->last_ms >= (int64_t) s->cfg.evict_idle_ms &&
+            (!oldest || c->last_ms < oldest->last_ms)) {
+            oldest = c;
+        }
+    }
+    if (oldest) {
+        st_add(&s->st.evicted, 1);
+        conn_close(s, oldest);
+    }
+    return oldest;
 }
 
 static void
@@ -202,11 +231,15 @@ server_accept(struct stream_server *s)
             }
         }
         if (!slot) {
+            slot = server_evict(s);
+        }
+        if (!slot) {
             st_add(&s->st.rejected, 1);
             close(fd);
             continue;
         }
         slot->fd = fd;
+        slot->last_ms = time_mono_ms();
         dbuf_init(&slot->in);
         dbuf_init(&slot->out);
         slot->out_off = 0;
@@ -320,6 +353,7 @@ stream_server_get_stats(const struct stream_server *s,
     st->errors = st_get(&s->st.errors);
     st->clients = st_get(&s->st.clients);
     st->over_budget = st_get(&s->st.over_budget);
+    st->evicted = st_get(&s->st.evicted);
 }
 
 void

@@ -17,7 +17,9 @@
  *  - on_close: the connection is gone (peer closed, error, or server stop);
  *    the callback frees its user pointer.
  * A connection beyond max_clients is closed at once and counted in
- * `rejected`; read and write failures are counted in `errors`. When a peer
+ * `rejected`, unless evict_idle_ms is set and a connection has been silent
+ * that long: then the longest-silent one is closed (counted in `evicted`,
+ * on_close called) and the new one takes its slot; read and write failures are counted in `errors`. When a peer
  * closes (or resets) the connection, the bytes already buffered are
  * offered once more before on_close. The server never stops on bad input.
  *
@@ -67,6 +69,10 @@ struct stream_server_config {
                             (partial messages); a connection whose read
                             would pass it is closed and counted in
                             over_budget (0 = no bound) */
+    /* At the slot limit, close the connection silent longest if it has
+     * been silent at least this long and has no reply pending (0 = never,
+     * the new connection is rejected). */
+    unsigned evict_idle_ms;
     const struct stream_server_ops *ops; /* callbacks (on_data required) */
     void *aux;                           /* passed to every callback */
 };
@@ -79,6 +85,7 @@ struct stream_server_stats {
     uint64_t clients;     /* connected now (gauge) */
     uint64_t over_budget; /* closed because buffered_max was reached (also
                              counted in errors) */
+    uint64_t evicted;     /* closed to make room: silent evict_idle_ms */
 };
 
 struct stream_server;

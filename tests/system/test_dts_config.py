@@ -40,19 +40,27 @@ def test_help_and_version():
 
 
 def test_empty_config_dir_gets_default_config(netns, tmp_path):
+    """telemetry-init writes the default file: sysfs on, Prometheus off as
+    DOCA ships it; uncommenting its prometheus line turns the endpoint on
+    at run time."""
     ns = netns("dtcd")
     dts = Dts(ns, str(tmp_path), port=9100)  # the default config's port
     try:
-        dts.start()
+        dts.start(wait=False)
+        wait_for(lambda: "prometheus endpoint off" in dts.log_text(), 20,
+                 what="dts up without an endpoint")
         ini = os.path.join(dts.config_dir, "dts_config.ini")
         text = open(ini).read()
         assert "update=1000" in text
         assert "enable-provider=sysfs" in text
-        assert "prometheus=http://0.0.0.0:9100" in text
+        assert "\n#prometheus=http://0.0.0.0:9100\n" in text
+        assert "telemetry-init" in dts.log_text()
+        assert ns_curl(ns, dts.url + "/healthz", 2)[0] == 0
+        dts.write_config(text.replace("#prometheus=", "prometheus="))
+        wait_for(dts._healthy, 20, what="endpoint after uncommenting")
         m = dts.metrics()
         assert series(m, "dts_net_rx_bytes_total", device="lo")
         assert series(m, "dts_update_period_seconds") == [1.0]
-        assert "telemetry-init" in dts.log_text()
     finally:
         assert dts.stop() == 0
 
@@ -326,7 +334,8 @@ def test_static_pod_manifest_is_a_valid_pod_running_dts():
     assert c["securityContext"]["privileged"] is True
     vols = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    assert set(mounts) == {"/config", "/data", "/tmp/ipc_sockets"}
+    assert set(mounts) == {"/config", "/data", "/tmp/ipc_sockets",
+                           "/opt/mellanox/doca/telemetry/config-dpu"}
     assert all(n in vols for n in mounts.values())
     assert vols[mounts["/config"]]["hostPath"]["path"] == \
         "/opt/mellanox/doca/services/telemetry/config"

@@ -201,7 +201,10 @@ TOUR = {
     "build/dpfctl/dpfctl wait dpuset/rack-a-workers -n dpf-operator-system "
     "--for=jsonpath='{.spec.strategy.type}'=RollingUpdate": ("ok", 0),
     "build/dpfctl/dpfctl crds > dpf-crds.yaml": ("ok", 0),
-    "mkdir -p /tmp/dts && build/dts/dts --config-dir /tmp/dts &":
+    "mkdir -p /tmp/dts && echo prometheus=http://127.0.0.1:9100 > "
+    "/tmp/dts/dts_config.ini":
+        ("skip: tests/system/test_dts_*.py run dts", 0),
+    "build/dts/dts --config-dir /tmp/dts &":
         ("skip: tests/system/test_dts_*.py run dts", 0),
     "curl -s http://127.0.0.1:9100/metrics | grep dts_net_rx_bytes_total":
         ("skip: tests/system/test_dts_prometheus.py scrapes dts", 0),

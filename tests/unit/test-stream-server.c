@@ -302,6 +302,54 @@ test_slots_exhausted(void **state)
     assert_int_equal(get(&p.closes), 3);
 }
 
+/* With evict_idle_ms, a new connection at the slot limit replaces the one
+ * silent longest; one that just sent keeps its slot. */
+static void
+test_idle_evicted_for_new_client(void **state)
+{
+    (void) state;
+    struct proto p = {0};
+    struct sockaddr_in sin;
+    struct stream_server_config cfg = {
+        .listen_fd = tcp_listener(&sin),
+        .max_clients = 2,
+        .evict_idle_ms = 2000,
+        .ops = &p_ops,
+        .aux = &p,
+    };
+    struct dpf_error err = {0};
+    struct stream_server *s = stream_server_start(&cfg, "test", &err);
+    assert_non_null(s);
+    int a = tcp_connect(&sin);
+    WAIT_STAT(s, connections, 1);
+    int b = tcp_connect(&sin);
+    WAIT_STAT(s, connections, 2);
+    /* both too recent: a third one is refused */
+    int c = tcp_connect(&sin);
+    expect_eof(c);
+    struct stream_server_stats st = WAIT_STAT(s, rejected, 1);
+    assert_int_equal(st.evicted, 0);
+    usleep(2500 * 1000);
+    send_all(b, "x\n"); /* b is active again; a stays silent */
+    expect_reply(b, "ok:x\n");
+    int d = tcp_connect(&sin);
+    expect_eof(a); /* the silent one made room */
+    send_all(d, "y\n");
+    expect_reply(d, "ok:y\n");
+    st = WAIT_STAT(s, evicted, 1);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.clients, 2);
+    send_all(b, "z\n");
+    expect_reply(b, "ok:z\n");
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+    stream_server_stop(s);
+    assert_int_equal(get(&p.opens), 3);
+    assert_int_equal(get(&p.closes), 3);
+}
+
 static void
 test_peer_close_delivers(void **state)
 {
@@ -393,6 +441,7 @@ main(void)
         cmocka_unit_test(test_tcp_echo),
         cmocka_unit_test(test_unix_echo),
         cmocka_unit_test(test_slots_exhausted),
+        cmocka_unit_test(test_idle_evicted_for_new_client),
         cmocka_unit_test(test_peer_close_delivers),
         cmocka_unit_test(test_bad_input_counted),
         cmocka_unit_test(test_write_bound),

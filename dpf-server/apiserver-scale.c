@@ -147,8 +147,9 @@ as_scale_of(const struct schema_kind *k, const json_t *obj)
     if (sc->label_selector) {
         json_t *ls = as_scale_get(obj, sc->label_selector);
         if (ls) {
-            json_object_set_new(st, "selector",
-                                json_string_nocheck(as_selector_text(ls)));
+            char *sel = as_selector_text(ls);
+            json_object_set_new(st, "selector", json_string_nocheck(sel));
+            free(sel);
         }
     }
     return json_pack("{s:s,s:s,s:o,s:{s:I},s:o}", "kind", "Scale", "apiVersion",

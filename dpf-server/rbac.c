@@ -842,8 +842,9 @@ rbac_aggregate(struct rbac *r)
         }
         json_t *rules = rbac_aggregate_one(r, name, sel);
         const json_t *cur = json_object_get(role, "rules");
-        if (!json_equal(rules, cur ? cur : json_array()) &&
-            !(json_array_size(rules) == 0 && !cur)) {
+        /* no rules yet and none aggregated: nothing to write */
+        bool same = cur ? json_equal(rules, cur) : !json_array_size(rules);
+        if (!same) {
             json_object_set_new(todo, name, rules);
         } else {
             json_decref(rules);

@@ -236,9 +236,17 @@ schema_openapi_v3(const struct schema_kind *k)
  * properties and items, because kubectl's v2 validation would refuse
  * the fields it does not know; int-or-string is a string of format
  * int-or-string, as Kubernetes' own IntOrString, which kubectl's
- * validation accepts for either. */
+ * validation accepts for either.
+ * A built-in kind's partly modelled object (preserve-unknown with
+ * properties: the pod spec, a container) becomes a map of anything
+ * instead: kubectl 1.20 then accepts the fields we do not model, and
+ * its patch computation, finding a map where it looks for a list's merge
+ * key, falls back to its compiled-in Kubernetes types (it says "error
+ * calculating patch from openapi spec" and uses them). Left untyped,
+ * kubectl would patch containers and env as plain lists with no merge
+ * key, and a client-side apply could not remove an env var. */
 static void
-v2_node(json_t *o)
+v2_node(json_t *o, bool builtin)
 {
     if (!json_is_object(o)) {
         return;
@@ -257,6 +265,14 @@ v2_node(json_t *o)
         json_object_set_new(o, "format", json_string("int-or-string"));
         return;
     }
+    if (open && builtin && json_object_get(o, "properties")) {
+        json_object_del(o, "properties");
+        json_object_del(o, "required");
+        json_object_del(o, "x-kubernetes-preserve-unknown-fields");
+        json_object_set_new(o, "type", json_string("object"));
+        json_object_set_new(o, "additionalProperties", json_object());
+        return;
+    }
     if (open) {
         json_object_del(o, "type");
         json_object_del(o, "properties");
@@ -269,17 +285,17 @@ v2_node(json_t *o)
     json_t *v;
     json_object_foreach(json_object_get(o, "properties"), key, v)
     {
-        v2_node(v);
+        v2_node(v, builtin);
     }
-    v2_node(json_object_get(o, "items"));
-    v2_node(json_object_get(o, "additionalProperties"));
+    v2_node(json_object_get(o, "items"), builtin);
+    v2_node(json_object_get(o, "additionalProperties"), builtin);
 }
 
 json_t *
 schema_openapi_v2(const struct schema_kind *k)
 {
     json_t *o = schema_openapi_v3(k);
-    v2_node(o);
+    v2_node(o, k->builtin);
     return o;
 }
 

@@ -139,11 +139,11 @@ struct watch_cache {
     struct wc_entry **buckets; /* hash table, n_buckets a power of two */
     size_t n_buckets;
     size_t n_entries;
-    size_t index_bytes; /* charged for entries and their texts */
+    size_t index_bytes;         /* charged for entries and their texts */
     struct wc_phead **pbuckets; /* label pairs, n_pbuckets a power of 2 */
     size_t n_pbuckets;
     size_t n_pheads;
-    bool loaded;        /* filled from the store: lists may use it */
+    bool loaded; /* filled from the store: lists may use it */
 };
 
 /* ---- shared texts ---- */
@@ -408,8 +408,7 @@ wc_posts_unlink(struct watch_cache *wc, struct wc_entry *e)
             *pp = h->hnext;
             wc->n_pheads--;
             wc->index_bytes -= sizeof *h + strlen(h->kv) +
-                               strlen(h->kv + h->klen + 1) + 2 +
-                               sizeof(void *);
+                               strlen(h->kv + h->klen + 1) + 2 + sizeof(void *);
             free(h);
         }
     }
@@ -466,8 +465,7 @@ wc_index_apply(struct watch_cache *wc, enum store_event_type type,
                (ne->labels ? ne->labels->size + 7 +
                                  ne->labels->n * sizeof(struct wc_post)
                            : 0) +
-               sizeof(void *) +
-               WC_EVENT_OVERHEAD;
+               sizeof(void *) + WC_EVENT_OVERHEAD;
     wc->index_bytes += ne->cost;
     return prev;
 }

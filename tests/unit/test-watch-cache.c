@@ -705,9 +705,8 @@ test_label_index(void **state)
     for (size_t r = 0; r < 2; r++) {
         struct collected all = {0}, hinted = {0};
         int64_t at1 = 0, at2 = 0;
-        assert_int_equal(watch_cache_list(wc, "/p/", NULL, revs[r],
-                                          only_team_a, NULL, collect, &all,
-                                          &at1),
+        assert_int_equal(watch_cache_list(wc, "/p/", NULL, revs[r], only_team_a,
+                                          NULL, collect, &all, &at1),
                          0);
         assert_int_equal(watch_cache_list_label(wc, "/p/", NULL, revs[r],
                                                 "team", "a", only_team_a, NULL,
@@ -738,8 +737,8 @@ test_label_index(void **state)
     watch_cache_index_stats(wc, &objects, &bytes);
     assert_int_equal(objects, 0);
     memset(&none, 0, sizeof none);
-    watch_cache_list_label(wc, "/p/", NULL, 0, "team", "b", NULL, NULL,
-                           collect, &none, &at);
+    watch_cache_list_label(wc, "/p/", NULL, 0, "team", "b", NULL, NULL, collect,
+                           &none, &at);
     assert_int_equal(none.n, 0);
     watch_cache_destroy(wc);
     store_close(s);

@@ -54,6 +54,7 @@ struct emu_dpu {
     unsigned j;
     char *netns, *dir, *disk, *rshim_dir, *node_name;
     char pf0[24], pf1[24]; /* ens<j+1>f0np0: j < 8 */
+    char dev_name[32];     /* rshim DEV_NAME: the device keeps a pointer */
     char oob_ip[INET_ADDRSTRLEN];
     struct rshim_emu *rshim;
     const char *state; /* "off", "installing", "up", "joining", "running" */
@@ -284,6 +285,7 @@ rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 /* --- processes --------------------------------------------------------- */
 
 static void proc_start(struct emu_proc *p);
+static void fleet_write_status(struct emu_fleet *f);
 
 static void
 proc_restart_cb(void *arg, struct loop_timer *t)
@@ -293,6 +295,7 @@ proc_restart_cb(void *arg, struct loop_timer *t)
     p->restart = NULL;
     if (p->wanted && p->pid <= 0) {
         proc_start(p);
+        fleet_write_status(p->f);
     }
 }
 
@@ -1193,12 +1196,11 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
             if (rc < 0) {
                 break;
             }
-            char dev_name[64];
-            snprintf(dev_name, sizeof dev_name, "pcie-0000:%02x:00.2",
+            snprintf(d->dev_name, sizeof d->dev_name, "pcie-0000:%02x:00.2",
                      EMU_PCI_BUS0 + j);
             struct rshim_emu_config rc_cfg = {
                 .dir = d->rshim_dir,
-                .dev_name = dev_name,
+                .dev_name = d->dev_name,
                 .dev_info = "BlueField-3(Rev 1)",
                 .install_ms = cfg->install_ms,
                 .reboot_ms = cfg->reboot_ms,

@@ -57,6 +57,7 @@ enum rshim_emu_event {
 typedef void (*rshim_emu_event_fn)(void *arg, enum rshim_emu_event ev,
                                    bool fresh, const char *bfcfg, size_t len);
 
+/* The device keeps the config's pointers: its strings must outlive it. */
 struct rshim_emu_config {
     const char *dir;        /* created if missing (mode 0755) */
     const char *state_path; /* NULL = <dir>/emu-state.json */

@@ -173,12 +173,10 @@ static const struct daemon_flag up_flags[] = {
      "dpulets join with (no Node annotations then)",
      set_bootstrap},
     {"dpulet", "PATH",
-     "the dpulet binary (default: next to dpf-emu, else in PATH)",
-     set_dpulet},
+     "the dpulet binary (default: next to dpf-emu, else in PATH)", set_dpulet},
     {"install-time", "DUR",
      "emulated BFB install time after the stream (default 5s)", set_install},
-    {"reboot-time", "DUR", "emulated DPU reboot time (default 3s)",
-     set_reboot},
+    {"reboot-time", "DUR", "emulated DPU reboot time (default 3s)", set_reboot},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -330,8 +328,9 @@ parse_state_dir(const char *cmd, int argc, char **argv, const char **dir)
     }
     if (optind < argc || !*dir) {
         fprintf(stderr, "dpf-emu %s: %s\n", cmd,
-                optind < argc ? "unexpected argument" : "--state-dir is "
-                                                        "required");
+                optind < argc ? "unexpected argument"
+                              : "--state-dir is "
+                                "required");
         return -1;
     }
     return 0;

@@ -88,8 +88,8 @@ find_cloud_config(const char *text, size_t len, const char **doc,
             line_is(l, e, "#cloud-config", true)) {
             char word[64];
             bool tabs = false;
-            if (!prev || !heredoc_word(prev, prev_end, word, sizeof word,
-                                       &tabs)) {
+            if (!prev ||
+                !heredoc_word(prev, prev_end, word, sizeof word, &tabs)) {
                 prev = l, prev_end = e;
                 continue;
             }
@@ -144,13 +144,21 @@ take_join(struct emu_bfcfg *c, const char *l, const char *e)
 {
     const char *k = NULL;
     for (const char *p = l; p + 12 <= e; p++) {
-        if (!memcmp(p, "kubeadm join", 12) && (p + 12 == e || is_space(p[12]))) {
+        if (!memcmp(p, "kubeadm join", 12) &&
+            (p + 12 == e || is_space(p[12]))) {
             k = p;
             break;
         }
     }
     if (!k) {
         return false;
+    }
+    /* the command ends at the shell's next operator (`; then`, `&&`) */
+    for (const char *q = k; q < e; q++) {
+        if (*q == ';' || *q == '&' || *q == '|') {
+            e = q;
+            break;
+        }
     }
     const char *p = k + 12;
     char *w;
@@ -283,7 +291,8 @@ take_runcmd(struct emu_bfcfg *c, json_t *cmd)
     } else if (json_is_array(cmd)) {
         size_t i;
         json_t *a;
-        json_array_foreach (cmd, i, a) {
+        json_array_foreach(cmd, i, a)
+        {
             if (json_is_string(a)) {
                 dbuf_printf(&b, "%s%s", i ? " " : "", json_string_value(a));
             }
@@ -341,13 +350,15 @@ emu_bfcfg_parse(const char *text, size_t len, struct emu_bfcfg *out,
     }
     size_t i;
     json_t *f;
-    json_array_foreach (files, i, f) {
+    json_array_foreach(files, i, f)
+    {
         if ((rc = take_file(out, i, f, err)) < 0) {
             goto out;
         }
     }
     json_t *cmd;
-    json_array_foreach (json_object_get(cc, "runcmd"), i, cmd) {
+    json_array_foreach(json_object_get(cc, "runcmd"), i, cmd)
+    {
         take_runcmd(out, cmd);
     }
     for (i = 0; i < out->n_files && !out->join_line; i++) {

@@ -35,8 +35,8 @@ struct emu_bfcfg_file {
 };
 
 struct emu_bfcfg {
-    char *hostname;     /* NULL if the file names none */
-    char *join_line;    /* the whole "kubeadm join ..." line, or NULL */
+    char *hostname;      /* NULL if the file names none */
+    char *join_line;     /* the whole "kubeadm join ..." line, or NULL */
     char *join_endpoint; /* HOST:PORT */
     char *join_token;    /* ID.SECRET: a secret, never log it */
     char *join_ca_hash;  /* sha256:HEX */

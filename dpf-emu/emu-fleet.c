@@ -31,6 +31,7 @@ LOG_MODULE(emu);
 #define EMU_RESTART_MS 1000    /* a dead dpulet is started again after */
 #define EMU_JOIN_RETRY_MS 5000 /* as DPF's join_k8s_cluster.sh loops */
 #define EMU_ANNOTATE_MS 2000
+#define ARGV_END ((const char *) NULL) /* argv_make()'s sentinel */
 #define EMU_TERM_WAIT_MS 5000
 
 struct emu_fleet;
@@ -43,7 +44,7 @@ struct emu_proc {
     char **argv;
     char *log_path;
     pid_t pid;
-    bool wanted;  /* restart it when it dies (dpulet) */
+    bool wanted; /* restart it when it dies (dpulet) */
     void (*on_exit)(void *arg, int status);
     void *arg;
     struct loop_timer *restart;
@@ -147,8 +148,7 @@ ip4_str(uint32_t a, char *out)
     inet_ntop(AF_INET, &in, out, INET_ADDRSTRLEN);
 }
 
-static void
-record_add(struct emu_fleet *f, const char *fmt, ...)
+static void record_add(struct emu_fleet *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Append one line to the record and sync it: the record must name a thing
@@ -160,8 +160,8 @@ record_add(struct emu_fleet *f, const char *fmt, ...)
     va_start(ap, fmt);
     char *line = xvasprintf(fmt, ap);
     va_end(ap);
-    int fd = open(f->record_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                  0644);
+    int fd =
+        open(f->record_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
         if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0 ||
             fsync(fd) < 0) {
@@ -245,12 +245,11 @@ static int
 ip_batch(struct emu_fleet *f, const char *netns, const char *text, bool force,
          struct dpf_error *err)
 {
-    char *path = xasprintf("%s/ip-%s.batch", f->state_dir,
-                           netns ? netns : "root");
+    char *path =
+        xasprintf("%s/ip-%s.batch", f->state_dir, netns ? netns : "root");
     int rc = file_write_atomic(path, text, strlen(text), 0600);
     if (rc < 0) {
-        dpf_error_set(err, 500, "InternalError", "%s: %s", path,
-                      strerror(-rc));
+        dpf_error_set(err, 500, "InternalError", "%s: %s", path, strerror(-rc));
         free(path);
         return rc;
     }
@@ -329,8 +328,7 @@ proc_start(struct emu_proc *p)
             dup2(log, 2);
         }
         execv(p->argv[0], p->argv);
-        dprintf(2, "dpf-emu: cannot run %s: %s\n", p->argv[0],
-                strerror(errno));
+        dprintf(2, "dpf-emu: cannot run %s: %s\n", p->argv[0], strerror(errno));
         _exit(127);
     }
     p->pid = pid;
@@ -426,18 +424,16 @@ fleet_write_status(struct emu_fleet *f)
                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:i, "
                           "s:i, s:s?}",
                           "netns", d->netns, "oobIP", d->oob_ip, "rshim",
-                          d->rshim_dir, "disk", d->disk, "pf0", d->pf0,
-                          "state", d->state, "hostname", d->cfg.hostname,
-                          "joinEndpoint", d->cfg.join_endpoint, "joinPid",
-                          (int) d->join.pid, "dpuletPid", (int) d->run.pid,
-                          "error", d->error));
+                          d->rshim_dir, "disk", d->disk, "pf0", d->pf0, "state",
+                          d->state, "hostname", d->cfg.hostname, "joinEndpoint",
+                          d->cfg.join_endpoint, "joinPid", (int) d->join.pid,
+                          "dpuletPid", (int) d->run.pid, "error", d->error));
         }
         json_array_append_new(
             hosts, json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "netns",
                              h->netns, "nodeName", h->node_name, "ip", h->ip,
-                             "sysfs", h->sys, "dpuletPid",
-                             (int) h->dpulet.pid, "annotated", h->annotated,
-                             "dpus", dpus));
+                             "sysfs", h->sys, "dpuletPid", (int) h->dpulet.pid,
+                             "annotated", h->annotated, "dpus", dpus));
     }
     json_t *st = json_pack("{s:s, s:i, s:s, s:s, s:o}", "fleet", f->cfg.fleet,
                            "pid", (int) getpid(), "bridge", f->bridge,
@@ -465,7 +461,7 @@ dpu_start_dpulet(struct emu_dpu *d)
     const char *name = d->cfg.hostname ? d->cfg.hostname : d->node_name;
     proc_set_argv(&d->run, argv_make(f->cfg.dpulet, "--kubeconfig", kc,
                                      "--node-name", name, "--node-ip",
-                                     d->oob_ip, "--root-dir", root, NULL));
+                                     d->oob_ip, "--root-dir", root, ARGV_END));
     free(kc);
     free(root);
     d->run.wanted = true;
@@ -517,7 +513,7 @@ dpu_join(struct emu_dpu *d)
                             d->cfg.join_token ? d->cfg.join_token : "",
                             "--discovery-token-ca-cert-hash",
                             d->cfg.join_ca_hash ? d->cfg.join_ca_hash : "",
-                            "--node-name", name, "--kubeconfig", kc, NULL));
+                            "--node-name", name, "--kubeconfig", kc, ARGV_END));
     free(kc);
     d->state = "joining";
     d->join_attempts++;
@@ -570,13 +566,13 @@ dpu_apply_bfcfg(struct emu_dpu *d, const char *text, size_t len)
     }
     log_info("bf.cfg applied", "netns=%s hostname=%s files=%zu join=%s",
              d->netns, d->cfg.hostname ? d->cfg.hostname : "(none)",
-             d->cfg.n_files, d->cfg.join_endpoint ? d->cfg.join_endpoint
-                                                   : "(none)");
+             d->cfg.n_files,
+             d->cfg.join_endpoint ? d->cfg.join_endpoint : "(none)");
 }
 
 static void
-dpu_on_event(void *arg, enum rshim_emu_event ev, bool fresh,
-             const char *bfcfg, size_t len)
+dpu_on_event(void *arg, enum rshim_emu_event ev, bool fresh, const char *bfcfg,
+             size_t len)
 {
     struct emu_dpu *d = arg;
     struct emu_fleet *f = d->host->f;
@@ -773,7 +769,8 @@ fleet_write_kubeconfig(struct emu_fleet *f, const char *src, const char *dst,
     if (f->cfg.server_url) {
         size_t i;
         json_t *c;
-        json_array_foreach (json_object_get(doc, "clusters"), i, c) {
+        json_array_foreach(json_object_get(doc, "clusters"), i, c)
+        {
             json_t *cl = json_object_get(c, "cluster");
             const char *old = json_string_value(json_object_get(cl, "server"));
             if (!cl || !old) {
@@ -786,8 +783,7 @@ fleet_write_kubeconfig(struct emu_fleet *f, const char *src, const char *dst,
                 if (*h == '[') {
                     n = strcspn(h, "]") + 1;
                 }
-                json_object_set_new(cl, "tls-server-name",
-                                    json_stringn(h, n));
+                json_object_set_new(cl, "tls-server-name", json_stringn(h, n));
             }
             json_object_set_new(cl, "server", json_string(f->cfg.server_url));
         }
@@ -909,8 +905,7 @@ fleet_build_net(struct emu_fleet *f, struct dpf_error *err)
                         "netns %s\n"
                         "link add %s netns %s type veth peer name pf1hpf "
                         "netns %s\n",
-                        d->pf0, h->netns, d->netns, d->pf1, h->netns,
-                        d->netns);
+                        d->pf0, h->netns, d->netns, d->pf1, h->netns, d->netns);
             for (unsigned k = 0; k < c->vfs; k++) {
                 dbuf_printf(&b,
                             "link add ens%uf0v%u netns %s type veth peer name "
@@ -970,8 +965,9 @@ fleet_build_net(struct emu_fleet *f, struct dpf_error *err)
                     h->ip, f->prefix, f->gw);
         for (unsigned j = 0; j < c->dpus_per_host; j++) {
             struct emu_dpu *d = &h->dpus[j];
-            dbuf_printf(&b, "link set %s up\nlink set %s up\n"
-                            "link set tmfifo_net%u up\n",
+            dbuf_printf(&b,
+                        "link set %s up\nlink set %s up\n"
+                        "link set tmfifo_net%u up\n",
                         d->pf0, d->pf1, j);
             for (unsigned k = 0; k < c->vfs; k++) {
                 dbuf_printf(&b, "link set ens%uf0v%u up\n", j + 1, k);
@@ -1062,8 +1058,9 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
 {
     const char *fl = cfg->fleet;
     size_t fl_len = strlen(fl);
-    if (fl_len < 1 || fl_len > 4 || strspn(fl, "abcdefghijklmnopqrstuvwxyz"
-                                               "0123456789") != fl_len) {
+    if (fl_len < 1 || fl_len > 4 ||
+        strspn(fl, "abcdefghijklmnopqrstuvwxyz"
+                   "0123456789") != fl_len) {
         dpf_error_set(err, 400, "BadRequest",
                       "--fleet \"%s\": expected 1 to 4 characters of a-z "
                       "and 0-9 (it is part of interface names of at most 15 "
@@ -1153,13 +1150,13 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         return NULL;
     }
     record_add(f, "emu %d %llu", (int) getpid(), proc_start_time(getpid()));
-    log_info("building the fleet", "fleet=%s hosts=%u dpus_per_host=%u",
-             fl, cfg->hosts, cfg->dpus_per_host);
+    log_info("building the fleet", "fleet=%s hosts=%u dpus_per_host=%u", fl,
+             cfg->hosts, cfg->dpus_per_host);
     int rc = fleet_build_net(f, err);
 
     /* the kubeconfig the host dpulets use */
-    const char *kc_src = cfg->kubeconfig ? cfg->kubeconfig
-                                         : cfg->bootstrap_kubeconfig;
+    const char *kc_src =
+        cfg->kubeconfig ? cfg->kubeconfig : cfg->bootstrap_kubeconfig;
     char *kc_ns = xasprintf("%s/%s", abs,
                             cfg->kubeconfig ? "host.kubeconfig"
                                             : "host-bootstrap.kubeconfig");
@@ -1189,8 +1186,8 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
             if (rc == 0) {
                 rc = dir_create_all(d->disk, 0755);
                 if (rc < 0) {
-                    dpf_error_set(err, 500, "InternalError", "%s: %s",
-                                  d->disk, strerror(-rc));
+                    dpf_error_set(err, 500, "InternalError", "%s: %s", d->disk,
+                                  strerror(-rc));
                 }
             }
             if (rc < 0) {
@@ -1228,18 +1225,16 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         char *log = xasprintf("%s/dpulet.log", h->dir);
         char *root = xasprintf("%s/dpulet", h->dir);
         proc_init(&h->dpulet, f, "dpulet", h->netns, log);
-        proc_set_argv(&h->dpulet,
-                      cfg->kubeconfig
-                          ? argv_make(cfg->dpulet, "--kubeconfig", kc_ns,
-                                      "--node-name", h->node_name,
-                                      "--node-ip", h->ip, "--root-dir", root,
-                                      "--sysfs-root", h->sys, NULL)
-                          : argv_make(cfg->dpulet, "--bootstrap-kubeconfig",
-                                      kc_ns, "--kubeconfig",
-                                      "host.kubeconfig", "--node-name",
-                                      h->node_name, "--node-ip", h->ip,
-                                      "--root-dir", root, "--sysfs-root",
-                                      h->sys, NULL));
+        proc_set_argv(
+            &h->dpulet,
+            cfg->kubeconfig
+                ? argv_make(cfg->dpulet, "--kubeconfig", kc_ns, "--node-name",
+                            h->node_name, "--node-ip", h->ip, "--root-dir",
+                            root, "--sysfs-root", h->sys, ARGV_END)
+                : argv_make(cfg->dpulet, "--bootstrap-kubeconfig", kc_ns,
+                            "--kubeconfig", "host.kubeconfig", "--node-name",
+                            h->node_name, "--node-ip", h->ip, "--root-dir",
+                            root, "--sysfs-root", h->sys, ARGV_END));
         if (!cfg->kubeconfig) {
             /* where the bootstrap writes the node's own kubeconfig */
             free(h->dpulet.argv[4]);
@@ -1250,22 +1245,21 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         h->dpulet.wanted = true;
         proc_start(&h->dpulet);
         if (f->api) {
-            h->annotate = loop_timer_add(loop, 0, EMU_ANNOTATE_MS,
-                                         host_annotate_cb, h);
+            h->annotate =
+                loop_timer_add(loop, 0, EMU_ANNOTATE_MS, host_annotate_cb, h);
         }
     }
     if (rc < 0) {
         struct dpf_error derr = {0};
-        log_error("fleet not built; removing what was made",
-                  "error=\"%s\"", err->message);
+        log_error("fleet not built; removing what was made", "error=\"%s\"",
+                  err->message);
         fleet_free(f);
         emu_fleet_down(cfg->state_dir, NULL, &derr);
         return NULL;
     }
     fleet_write_status(f);
-    log_info("fleet up", "fleet=%s hosts=%u dpus=%u bridge=%s gateway=%s",
-             fl, cfg->hosts, cfg->hosts * cfg->dpus_per_host, f->bridge,
-             f->gw);
+    log_info("fleet up", "fleet=%s hosts=%u dpus=%u bridge=%s gateway=%s", fl,
+             cfg->hosts, cfg->hosts * cfg->dpus_per_host, f->bridge, f->gw);
     return f;
 }
 
@@ -1389,8 +1383,7 @@ emu_fleet_down(const char *state_dir, FILE *progress, struct dpf_error *err)
         return 0;
     }
     if (rc < 0) {
-        dpf_error_set(err, 500, "InternalError", "%s: %s", path,
-                      strerror(-rc));
+        dpf_error_set(err, 500, "InternalError", "%s: %s", path, strerror(-rc));
         free(path);
         return rc;
     }
@@ -1516,7 +1509,8 @@ emu_fleet_status(const char *state_dir, FILE *out, struct dpf_error *err)
     }
     size_t i, j;
     json_t *h, *d;
-    json_array_foreach (json_object_get(st, "hosts"), i, h) {
+    json_array_foreach(json_object_get(st, "hosts"), i, h)
+    {
         const char *ns = json_string_value(json_object_get(h, "netns"));
         fprintf(out, "host %s  ip %s  netns %s  dpulet pid %lld%s\n",
                 json_string_value(json_object_get(h, "nodeName")),
@@ -1526,7 +1520,8 @@ emu_fleet_status(const char *state_dir, FILE *out, struct dpf_error *err)
                 json_is_true(json_object_get(h, "annotated"))
                     ? "  node annotated"
                     : "");
-        json_array_foreach (json_object_get(h, "dpus"), j, d) {
+        json_array_foreach(json_object_get(h, "dpus"), j, d)
+        {
             const char *e = json_string_value(json_object_get(d, "error"));
             const char *hn = json_string_value(json_object_get(d, "hostname"));
             fprintf(out,
@@ -1546,8 +1541,9 @@ emu_fleet_status(const char *state_dir, FILE *out, struct dpf_error *err)
     for (size_t k = 0; k < r.n_netns; k++) {
         live += netns_exists(r.netns[k]);
     }
-    fprintf(out, "recorded: %zu namespaces (%zu present), %zu links, %zu "
-                 "processes\n",
+    fprintf(out,
+            "recorded: %zu namespaces (%zu present), %zu links, %zu "
+            "processes\n",
             r.n_netns, live, r.n_links, r.n_pids);
     record_free(&r);
     free(path);

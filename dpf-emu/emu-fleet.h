@@ -44,7 +44,7 @@ struct emu_fleet_config {
     const char *server_url; /* the API as seen from the namespaces, or NULL */
     const char *kubeconfig; /* the host dpulets' kubeconfig, or NULL */
     const char *bootstrap_kubeconfig; /* or a bootstrap one, or NULL */
-    const char *dpulet;     /* the dpulet binary (absolute) */
+    const char *dpulet;               /* the dpulet binary (absolute) */
     int64_t install_ms, reboot_ms;
 };
 
@@ -68,7 +68,6 @@ int emu_fleet_down(const char *state_dir, FILE *progress,
                    struct dpf_error *err);
 /* Print the fleet's state (status.json written by the running emulator,
  * and which recorded things still exist). 0, or -ENOENT with err. */
-int emu_fleet_status(const char *state_dir, FILE *out,
-                     struct dpf_error *err);
+int emu_fleet_status(const char *state_dir, FILE *out, struct dpf_error *err);
 
 #endif

@@ -64,6 +64,7 @@
 
 #include "controllers/allocator.h"
 #include "controllers/controllers.h"
+#include "controllers/dpucluster.h"
 #include "lib/base/base64.h"
 #include "lib/base/log.h"
 #include "lib/base/thread.h"
@@ -627,6 +628,105 @@ out:
 
 /* --- health check --- */
 
+int
+dpuc_kubeconfig_from_secret(struct kube_rest *rest, const char *ns,
+                            const char *secret, struct kubeconfig **out,
+                            struct dpf_error *err)
+{
+    *out = NULL;
+    struct dpf_error e = {0};
+    char *path = kube_path(&secret_gvr, ns, secret, NULL);
+    json_t *s = NULL;
+    char *conf = NULL;
+    size_t conf_len = 0;
+    json_t *doc = NULL;
+    int rc = -EINVAL;
+    if (!secret || !*secret) {
+        dpf_error_set(err, 409, "Conflict", "spec.kubeconfig is empty");
+        goto out;
+    }
+    if ((rc = kube_rest_json_wait(rest, "GET", path, NULL, NULL, NULL, &s,
+                                  &e)) < 0) {
+        if (e.code == 404) {
+            dpf_error_set(err, 404, "NotFound",
+                          "Secret %s/%s (spec.kubeconfig) not found", ns,
+                          secret);
+            rc = -ENOENT;
+        } else {
+            dpf_error_set(err, e.code ? e.code : 500, "InternalError",
+                          "cannot read Secret %s/%s: %s", ns, secret,
+                          e.message);
+        }
+        goto out;
+    }
+    rc = -EINVAL;
+    const char *b64 = json_string_value(
+        json_object_get(json_object_get(s, "data"), KUBECONFIG_KEY));
+    if (!b64) {
+        dpf_error_set(err, 422, "Invalid", "Secret %s/%s has no key %s", ns,
+                      secret, KUBECONFIG_KEY);
+        goto out;
+    }
+    if (base64_decode(b64, strlen(b64), BASE64_LENIENT, &conf, &conf_len) < 0) {
+        dpf_error_set(err, 422, "Invalid", "Secret %s/%s key %s is not base64",
+                      ns, secret, KUBECONFIG_KEY);
+        goto out;
+    }
+    if (yamljson_parse_one(conf, conf_len, &doc, &e) < 0 ||
+        !json_is_object(doc)) {
+        dpf_error_set(err, 422, "Invalid",
+                      "Secret %s/%s key %s is not a kubeconfig: %s", ns, secret,
+                      KUBECONFIG_KEY,
+                      e.message[0] ? e.message : "not a mapping");
+        goto out;
+    }
+    size_t nc = json_array_size(json_object_get(doc, "clusters"));
+    size_t nu = json_array_size(json_object_get(doc, "users"));
+    if (nc != 1 || nu != 1) {
+        dpf_error_set(err, 422, "Invalid",
+                      "Secret %s/%s key %s: the kubeconfig must have exactly "
+                      "one cluster and one user (it has %zu clusters and %zu "
+                      "users)",
+                      ns, secret, KUBECONFIG_KEY, nc, nu);
+        goto out;
+    }
+    dpf_error_clear(&e);
+    if (kubeconfig_parse(conf, conf_len, NULL, NULL, out, &e) < 0) {
+        dpf_error_set(err, 422, "Invalid", "Secret %s/%s key %s: %s", ns,
+                      secret, KUBECONFIG_KEY, e.message);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(doc);
+    if (conf) {
+        explicit_bzero(conf, conf_len);
+        free(conf);
+    }
+    json_decref(s);
+    free(path);
+    return rc;
+}
+
+int
+dpuc_kubeconfig_get(struct kube_rest *rest, const char *ns, const char *name,
+                    struct kubeconfig **out, struct dpf_error *err)
+{
+    *out = NULL;
+    char *path = kube_path(&dpuc_gvr, ns, name, NULL);
+    json_t *dc = NULL;
+    int rc = kube_rest_json_wait(rest, "GET", path, NULL, NULL, NULL, &dc, err);
+    free(path);
+    if (rc < 0) {
+        return rc;
+    }
+    const char *secret = json_string_value(
+        json_object_get(json_object_get(dc, "spec"), "kubeconfig"));
+    rc = dpuc_kubeconfig_from_secret(rest, ns, secret, out, err);
+    json_decref(dc);
+    return rc;
+}
+
 /* GET /version with the kubeconfig in Secret ns/secret, key admin.conf.
  * 0 with msg describing the server, or -1 with msg saying what is wrong
  * (the Secret, the key, the kubeconfig's shape, or the server). */
@@ -635,55 +735,13 @@ health_check(struct controller *c, const char *ns, const char *secret,
              char **msg)
 {
     struct dpf_error err = {0};
-    char *path = kube_path(&secret_gvr, ns, secret, NULL);
-    json_t *s = NULL;
-    char *conf = NULL;
-    size_t conf_len = 0;
-    json_t *doc = NULL;
     struct kubeconfig *kc = NULL;
     struct api_client *cl = NULL;
     struct kube_response resp = {0};
     int rc = -1;
-    if (kube_rest_json_wait(controller_rest(c), "GET", path, NULL, NULL, NULL,
-                            &s, &err) < 0) {
-        *msg = err.code == 404
-                   ? xasprintf("Secret %s/%s (spec.kubeconfig) not found", ns,
-                               secret)
-                   : xasprintf("cannot read Secret %s/%s: %s", ns, secret,
-                               err.message);
-        goto out;
-    }
-    const char *b64 = json_string_value(
-        json_object_get(json_object_get(s, "data"), KUBECONFIG_KEY));
-    if (!b64) {
-        *msg =
-            xasprintf("Secret %s/%s has no key %s", ns, secret, KUBECONFIG_KEY);
-        goto out;
-    }
-    if (base64_decode(b64, strlen(b64), BASE64_LENIENT, &conf, &conf_len) < 0) {
-        *msg = xasprintf("Secret %s/%s key %s is not base64", ns, secret,
-                         KUBECONFIG_KEY);
-        goto out;
-    }
-    if (yamljson_parse_one(conf, conf_len, &doc, &err) < 0 ||
-        !json_is_object(doc)) {
-        *msg = xasprintf("Secret %s/%s key %s is not a kubeconfig: %s", ns,
-                         secret, KUBECONFIG_KEY,
-                         err.message[0] ? err.message : "not a mapping");
-        goto out;
-    }
-    size_t nc = json_array_size(json_object_get(doc, "clusters"));
-    size_t nu = json_array_size(json_object_get(doc, "users"));
-    if (nc != 1 || nu != 1) {
-        *msg = xasprintf("Secret %s/%s key %s: the kubeconfig must have "
-                         "exactly one cluster and one user (it has %zu "
-                         "clusters and %zu users)",
-                         ns, secret, KUBECONFIG_KEY, nc, nu);
-        goto out;
-    }
-    if (kubeconfig_parse(conf, conf_len, NULL, NULL, &kc, &err) < 0) {
-        *msg = xasprintf("Secret %s/%s key %s: %s", ns, secret, KUBECONFIG_KEY,
-                         err.message);
+    if (dpuc_kubeconfig_from_secret(controller_rest(c), ns, secret, &kc, &err) <
+        0) {
+        *msg = xstrdup(err.message);
         goto out;
     }
     cl = api_client_create(kc, &err);
@@ -712,13 +770,6 @@ out:
     kube_response_free(&resp);
     api_client_destroy(cl);
     kubeconfig_free(kc);
-    json_decref(doc);
-    if (conf) {
-        explicit_bzero(conf, conf_len);
-        free(conf);
-    }
-    json_decref(s);
-    free(path);
     return rc;
 }
 

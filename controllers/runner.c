@@ -136,8 +136,11 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
             goto fail;
         }
     }
+    /* One allocator per term, whichever controllers use it (the
+     * DPUCluster controller keeps it told of the clusters, the DPU
+     * controller assigns with it); it rebuilds itself from the API. */
+    t->alloc = allocator_create(controller_manager_rest(t->m));
     if (r->cfg.controllers & CTRL_DPUCLUSTER) {
-        t->alloc = allocator_create(controller_manager_rest(t->m));
         struct dpuc_ctrl_config dc = {
             .dir = r->dpuc_dir,
             .address = r->dpuc_address,

@@ -237,6 +237,15 @@ check_scalar(const struct schema_node *n, const json_t *v, struct walk *w)
                 found = true;
                 break;
             }
+            /* A CRD's enum of numbers or booleans: by JSON text. */
+            if (json_is_number(v) || json_is_boolean(v)) {
+                char t[64];
+                schema_value_str(v, t, sizeof t);
+                if (!strcmp(t, *e)) {
+                    found = true;
+                    break;
+                }
+            }
         }
         if (!found) {
             char val[96], list[224];

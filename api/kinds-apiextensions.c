@@ -44,12 +44,10 @@ crd_set_condition(json_t *conds, const char *type, const char *status,
         c ? json_string_value(json_object_get(c, "status")) : NULL;
     const char *old_time =
         c ? json_string_value(json_object_get(c, "lastTransitionTime")) : NULL;
-    json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", type, "status",
-                          status, "reason", reason, "message", message,
-                          "lastTransitionTime",
-                          old_status && old_time && !strcmp(old_status, status)
-                              ? old_time
-                              : now);
+    json_t *n = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s}", "type", type, "status", status, "reason",
+        reason, "message", message, "lastTransitionTime",
+        old_status && old_time && !strcmp(old_status, status) ? old_time : now);
     if (c) {
         json_array_set_new(conds, i, n);
     } else {
@@ -175,8 +173,7 @@ static const struct schema_kind kind_crd = {
     .columns = crd_columns,
     .docs = crd_docs,
     .root = KIND_ROOT(
-        R("spec", N_OBJ(FIELDS(R("group", N_STR()),
-                               R("names", N_OBJ(PRESERVE)),
+        R("spec", N_OBJ(FIELDS(R("group", N_STR()), R("names", N_OBJ(PRESERVE)),
                                R("scope", N_STR()),
                                R("versions", N_ARR(N_OBJ(PRESERVE))),
                                F("conversion", N_OBJ(PRESERVE)),

@@ -26,14 +26,14 @@
 #include "lib/base/util.h"
 
 /* Bounds on a CRD's schema (per version). */
-#define CRD_MAX_DEPTH 48         /* nesting of properties/items */
-#define CRD_MAX_NODES 20000      /* schema nodes in one version */
-#define CRD_MAX_ENUM 1024        /* values of one enum */
-#define CRD_MAX_PATTERN 4096     /* bytes of one pattern */
-#define CRD_MAX_VERSIONS 32      /* versions of one CRD */
-#define CRD_MAX_COLUMNS 32       /* printer columns of one version */
-#define CRD_MAX_NAMES 32         /* short names, categories */
-#define CRD_PATH_MAX 1024        /* error path buffer */
+#define CRD_MAX_DEPTH 48     /* nesting of properties/items */
+#define CRD_MAX_NODES 20000  /* schema nodes in one version */
+#define CRD_MAX_ENUM 1024    /* values of one enum */
+#define CRD_MAX_PATTERN 4096 /* bytes of one pattern */
+#define CRD_MAX_VERSIONS 32  /* versions of one CRD */
+#define CRD_MAX_COLUMNS 32   /* printer columns of one version */
+#define CRD_MAX_NAMES 32     /* short names, categories */
+#define CRD_PATH_MAX 1024    /* error path buffer */
 
 /* --- arena --- */
 
@@ -44,8 +44,8 @@ struct crd_chunk {
 
 struct crd_arena {
     struct crd_chunk *chunks;
-    json_t *values;      /* defaults and what else holds a json_t */
-    pcre2_code **codes;  /* compiled patterns */
+    json_t *values;     /* defaults and what else holds a json_t */
+    pcre2_code **codes; /* compiled patterns */
     size_t n_codes, cap_codes;
 };
 
@@ -123,8 +123,8 @@ path_pop(struct conv *c, size_t saved)
 
 /* A cause at the current path + suffix (suffix may be ""). */
 static void __attribute__((format(printf, 4, 5)))
-conv_fail(struct conv *c, const char *type, const char *suffix,
-          const char *fmt, ...)
+conv_fail(struct conv *c, const char *type, const char *suffix, const char *fmt,
+          ...)
 {
     char field[CRD_PATH_MAX + 64];
     snprintf(field, sizeof field, "%s%s%s", c->path,
@@ -211,10 +211,9 @@ conv_pattern(struct conv *c, struct schema_node *n, const char *src)
     }
     int errcode;
     PCRE2_SIZE erroff;
-    pcre2_code *re =
-        pcre2_compile((PCRE2_SPTR) src, PCRE2_ZERO_TERMINATED,
-                      PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &errcode, &erroff,
-                      NULL);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) src, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+                                   &errcode, &erroff, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(errcode, msg, sizeof msg);
@@ -370,8 +369,7 @@ conv_list_type(struct conv *c, struct schema_node *n, const json_t *s)
             }
             if (!found) {
                 char sfx[64];
-                snprintf(sfx, sizeof sfx, "x-kubernetes-list-map-keys[%zu]",
-                         i);
+                snprintf(sfx, sizeof sfx, "x-kubernetes-list-map-keys[%zu]", i);
                 conv_invalid(c, sfx, json_array_get(keys, i),
                              "must be a property of the items' schema");
                 return;
@@ -383,7 +381,7 @@ conv_list_type(struct conv *c, struct schema_node *n, const json_t *s)
     }
 }
 
-static const char *const crd_types[] = {"object", "array",   "string",
+static const char *const crd_types[] = {"object",  "array",  "string",
                                         "integer", "number", "boolean"};
 
 /* Fill an object node's properties (and required) from s. */
@@ -397,8 +395,7 @@ conv_properties(struct conv *c, struct schema_node *n, const json_t *s,
         req = NULL;
     }
     size_t cnt = json_object_size(props) + (embedded ? 3 : 0);
-    struct schema_field *fields =
-        arena_alloc(c->a, (cnt + 1) * sizeof *fields);
+    struct schema_field *fields = arena_alloc(c->a, (cnt + 1) * sizeof *fields);
     size_t i = 0;
     const char *key;
     json_t *ps;
@@ -626,8 +623,7 @@ static bool
 is_dns1035_label(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 63 || !islower((unsigned char) s[0]) ||
-        s[n - 1] == '-') {
+    if (n == 0 || n > 63 || !islower((unsigned char) s[0]) || s[n - 1] == '-') {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -679,8 +675,7 @@ check_names(struct conv *c, const json_t *names, const char *prefix)
     char f[96];
     size_t saved = path_push(c, "%s", prefix);
     check_label_field(c, json_object_get(names, "plural"), "plural", true);
-    check_label_field(c, json_object_get(names, "singular"), "singular",
-                      false);
+    check_label_field(c, json_object_get(names, "singular"), "singular", false);
     const char *kinds[] = {"kind", "listKind"};
     for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(names, kinds[i]);
@@ -867,8 +862,8 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
                      "protected groups must have approval annotation "
                      "\"api-approved.kubernetes.io\", see "
                      "https://github.com/kubernetes/enhancements/pull/1111");
-            conv_required(&c, "metadata.annotations[api-approved.kubernetes.io]",
-                          detail);
+            conv_required(
+                &c, "metadata.annotations[api-approved.kubernetes.io]", detail);
             path_push(&c, "spec");
         }
     }
@@ -885,8 +880,9 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
             path_pop(&c, 0);
             json_t *v = json_string(name);
             char detail[600];
-            snprintf(detail, sizeof detail, "must be spec.names.plural+\".\"+"
-                                            "spec.group");
+            snprintf(detail, sizeof detail,
+                     "must be spec.names.plural+\".\"+"
+                     "spec.group");
             conv_invalid(&c, "metadata.name", v, detail);
             json_decref(v);
             path_push(&c, "spec");
@@ -918,8 +914,9 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
     const json_t *versions = json_object_get(spec, "versions");
     size_t nv = json_array_size(versions);
     if (!nv) {
-        conv_required(&c, "versions", "must have exactly one version marked "
-                                      "as storage version");
+        conv_required(&c, "versions",
+                      "must have exactly one version marked "
+                      "as storage version");
         goto fail;
     }
     if (nv > CRD_MAX_VERSIONS) {
@@ -960,8 +957,7 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
             n_served++;
         }
         if (!json_object_get(json_object_get(v, "schema"), "openAPIV3Schema")) {
-            conv_required(&c, "schema.openAPIV3Schema",
-                          "schemas are required");
+            conv_required(&c, "schema.openAPIV3Schema", "schemas are required");
         }
         path_pop(&c, saved);
     }
@@ -997,8 +993,8 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
         const json_t *v = json_array_get(versions, i);
         const json_t *schema =
             json_object_get(json_object_get(v, "schema"), "openAPIV3Schema");
-        size_t saved = path_push(&c, ".versions[%zu].schema.openAPIV3Schema",
-                                 i);
+        size_t saved =
+            path_push(&c, ".versions[%zu].schema.openAPIV3Schema", i);
         c.nodes = 0;
         struct schema_node *root = convert(&c, schema, 0, true);
         path_pop(&c, saved);
@@ -1012,8 +1008,8 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
             struct schema_field *fs = arena_alloc(a, (cnt + 4) * sizeof *fs);
             fs[0] = (struct schema_field){"apiVersion", &schema_string, false};
             fs[1] = (struct schema_field){"kind", &schema_string, false};
-            fs[2] = (struct schema_field){"metadata", &schema_object_meta,
-                                          false};
+            fs[2] =
+                (struct schema_field){"metadata", &schema_object_meta, false};
             size_t j = 3;
             for (const struct schema_field *f = root->fields; f && f->name;
                  f++) {
@@ -1034,15 +1030,15 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
         if (scale) {
             size_t s2 = path_push(&c, ".subresources.scale");
             ss = arena_alloc(a, sizeof *ss);
-            ss->spec_replicas = crd_path(
-                &c, json_object_get(scale, "specReplicasPath"),
-                "specReplicasPath");
-            ss->status_replicas = crd_path(
-                &c, json_object_get(scale, "statusReplicasPath"),
-                "statusReplicasPath");
-            ss->label_selector = crd_path(
-                &c, json_object_get(scale, "labelSelectorPath"),
-                "labelSelectorPath");
+            ss->spec_replicas =
+                crd_path(&c, json_object_get(scale, "specReplicasPath"),
+                         "specReplicasPath");
+            ss->status_replicas =
+                crd_path(&c, json_object_get(scale, "statusReplicasPath"),
+                         "statusReplicasPath");
+            ss->label_selector =
+                crd_path(&c, json_object_get(scale, "labelSelectorPath"),
+                         "labelSelectorPath");
             if (!ss->spec_replicas) {
                 conv_required(&c, "specReplicasPath", NULL);
             }
@@ -1057,13 +1053,13 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
         }
         struct schema_kind *k = arena_alloc(a, sizeof *k);
         k->group = g;
-        k->version = arena_strdup(a, json_string_value(
-                                         json_object_get(v, "name")));
+        k->version =
+            arena_strdup(a, json_string_value(json_object_get(v, "name")));
         k->kind = arena_strdup(a, kindname);
         k->list_kind = arena_strdup(a, list_kind ? list_kind : lk);
         k->plural = arena_strdup(a, plural);
-        k->singular = singular ? arena_strdup(a, singular)
-                               : lower_dup(a, kindname);
+        k->singular =
+            singular ? arena_strdup(a, singular) : lower_dup(a, kindname);
         k->short_names = name_list(a, json_object_get(names, "shortNames"));
         k->categories = name_list(a, json_object_get(names, "categories"));
         k->namespaced = !strcmp(sc, "Namespaced");

@@ -39,8 +39,8 @@ as_crd_register_text(const char *value, size_t len)
 }
 
 void
-as_crd_event(struct apiserver *as, enum store_event_type type,
-             const char *key, const char *value, size_t len)
+as_crd_event(struct apiserver *as, enum store_event_type type, const char *key,
+             const char *value, size_t len)
 {
     (void) as;
     size_t pl = strlen(AS_CRD_KEY_PREFIX);

@@ -501,8 +501,7 @@ as_crd_cleanup_step(struct apiserver *as, const struct as_keyparts *kp,
             return false;
         }
     }
-    as_gc_update(as, kp, as_mutate_remove_finalizer,
-                 (void *) AS_CRD_FINALIZER);
+    as_gc_update(as, kp, as_mutate_remove_finalizer, (void *) AS_CRD_FINALIZER);
     return true;
 }
 

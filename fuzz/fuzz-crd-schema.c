@@ -28,10 +28,10 @@ make_crd(const json_t *schema, const json_t *extra)
         "s:{s:O},s:{s:{}},s:[{s:s,s:s,s:s}]}]}}",
         "apiVersion", "apiextensions.k8s.io/v1", "kind",
         "CustomResourceDefinition", "metadata", "name",
-        "fuzzes.fuzz.example.com", "spec", "group", "fuzz.example.com",
-        "scope", "Namespaced", "names", "plural", "fuzzes", "kind", "Fuzz",
-        "shortNames", "fz", "versions", "name", "v1", "served", 1, "storage",
-        1, "schema", "openAPIV3Schema", schema, "subresources", "status",
+        "fuzzes.fuzz.example.com", "spec", "group", "fuzz.example.com", "scope",
+        "Namespaced", "names", "plural", "fuzzes", "kind", "Fuzz", "shortNames",
+        "fz", "versions", "name", "v1", "served", 1, "storage", 1, "schema",
+        "openAPIV3Schema", schema, "subresources", "status",
         "additionalPrinterColumns", "name", "Size", "type", "integer",
         "jsonPath", ".spec.size");
     if (crd && json_is_object(extra)) {

@@ -143,9 +143,9 @@ test_builtin_resource_stays_builtin(void **state)
     struct dpf_error err = {0};
     assert_int_equal(schema_crd_check(crd, NULL, &err), 0);
     assert_int_equal(schema_crd_register(crd, &err), 1);
-    assert_ptr_equal(schema_find_resource("provisioning.dpu.nvidia.com",
-                                          "v1alpha1", "bfbs"),
-                     bk);
+    assert_ptr_equal(
+        schema_find_resource("provisioning.dpu.nvidia.com", "v1alpha1", "bfbs"),
+        bk);
     json_decref(crd);
 }
 
@@ -175,9 +175,9 @@ expect_cause(const char *crd_text, const char *field, const char *text)
 }
 
 #define CRD_HEAD                                                          \
-    "{\"metadata\":{\"name\":\"as.b.io\"},\"spec\":{\"group\":\"b.io\","   \
-    "\"scope\":\"Cluster\",\"names\":{\"plural\":\"as\",\"kind\":\"A\"},"  \
-    "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,"     \
+    "{\"metadata\":{\"name\":\"as.b.io\"},\"spec\":{\"group\":\"b.io\","  \
+    "\"scope\":\"Cluster\",\"names\":{\"plural\":\"as\",\"kind\":\"A\"}," \
+    "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,"    \
     "\"schema\":{\"openAPIV3Schema\":"
 #define CRD_TAIL "}}]}}"
 
@@ -191,8 +191,8 @@ test_checks_name_the_field(void **state)
                  "spec.versions[0].schema.openAPIV3Schema.type",
                  "must be object");
     snprintf(f, sizeof f, "%s.properties[x].type", p);
-    expect_cause(CRD_HEAD "{\"type\":\"object\",\"properties\":{\"x\":{}}}"
-                          CRD_TAIL,
+    expect_cause(CRD_HEAD
+                 "{\"type\":\"object\",\"properties\":{\"x\":{}}}" CRD_TAIL,
                  f, "Required value");
     snprintf(f, sizeof f, "%s.properties[x].pattern", p);
     expect_cause(CRD_HEAD "{\"type\":\"object\",\"properties\":{\"x\":"

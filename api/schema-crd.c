@@ -980,7 +980,14 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
     d->plural = xstrdup(plural);
     d->preferred_version = arena_strdup(a, storage ? storage : "");
     d->kinds = arena_alloc(a, (nv + 1) * sizeof *d->kinds);
+    bool terminating = schema_get(crd, "metadata.deletionTimestamp") != NULL;
     char *spec_text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+    if (spec_text && terminating) {
+        /* Serving changes when deletion starts: no more creates. */
+        size_t sl = strlen(spec_text);
+        spec_text = xrealloc(spec_text, sl + 3);
+        memcpy(spec_text + sl, "|T", 3);
+    }
     d->spec_text = spec_text;
     const char *kindname = names_str(spec, "kind");
     const char *list_kind = names_str(spec, "listKind");
@@ -1068,6 +1075,7 @@ schema_crd_build(const json_t *crd, struct dpf_error *err)
         k->root = root;
         k->scale = ss;
         k->crd = true;
+        k->crd_terminating = terminating;
         d->kinds[nk++] = k;
     }
     d->kinds[nk] = NULL;

@@ -105,6 +105,8 @@ struct schema_kind {
     /* Made from a CustomResourceDefinition (schema_crd_register()) and
      * served while it is: a custom resource. */
     bool crd;
+    /* Its CRD is being deleted: no new objects (405), as kube-apiserver. */
+    bool crd_terminating;
 };
 
 /* One description of a kind's docs table. */

@@ -501,6 +501,9 @@ def test_deleting_crd_shows_terminating_while_objects_have_finalizers(
     wait_for(terminating, 30, what="Terminating condition")
     st, o = call(s, "GET", wpath("held"))
     assert st == 200 and o["metadata"].get("deletionTimestamp"), o
+    st, o = call(s, "POST", wpath(), widget("late"))
+    assert st == 405, o
+    assert "custom resource definition is terminating" in o["message"], o
     st, o = call(s, "PATCH", wpath("held"), {"metadata": {"finalizers": []}},
                  "application/merge-patch+json")
     assert st in (200, 404), o

@@ -227,6 +227,35 @@ test_checks_name_the_field(void **state)
                  "spec.versions", "exactly one version");
 }
 
+static void
+test_backtracking_pattern_is_bounded(void **state)
+{
+    (void) state;
+    json_t *crd = json_loads(
+        CRD_HEAD "{\"type\":\"object\",\"properties\":{\"x\":"
+                 "{\"type\":\"string\",\"pattern\":\"^(a+)+$\"}}}" CRD_TAIL,
+        0, NULL);
+    assert_non_null(crd);
+    struct dpf_error err = {0};
+    assert_int_equal(schema_crd_register(crd, &err), 0);
+    const struct schema_kind *k = schema_find_resource("b.io", "v1", "as");
+    assert_non_null(k);
+    /* 2^40 backtracking steps: the match stops at the step limit
+     * (SCHEMA_RE_MATCH_LIMIT) and the value is refused, naming it */
+    json_t *o = json_pack("{s:s,s:s,s:{s:s},s:s}", "apiVersion", "b.io/v1",
+                          "kind", "A", "metadata", "name", "a", "x",
+                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab");
+    assert_int_equal(schema_validate(k, o, NULL, &err), -EINVAL);
+    assert_string_equal(err.causes[0].field, "x");
+    json_decref(o);
+    o = json_pack("{s:s,s:s,s:{s:s},s:s}", "apiVersion", "b.io/v1", "kind", "A",
+                  "metadata", "name", "a", "x", "aaaa");
+    assert_int_equal(schema_validate(k, o, NULL, &err), 0);
+    json_decref(o);
+    assert_int_equal(schema_crd_unregister("as.b.io"), 0);
+    json_decref(crd);
+}
+
 /* --- concurrency: lookups and validation while the CRD changes --- */
 
 static volatile int g_stop;
@@ -290,6 +319,7 @@ main(void)
         cmocka_unit_test(test_register_serves_a_kind),
         cmocka_unit_test(test_builtin_resource_stays_builtin),
         cmocka_unit_test(test_checks_name_the_field),
+        cmocka_unit_test(test_backtracking_pattern_is_bounded),
         cmocka_unit_test(test_concurrent_register_and_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

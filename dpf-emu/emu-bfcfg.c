@@ -93,7 +93,7 @@ find_cloud_config(const char *text, size_t len, const char **doc,
                 prev = l, prev_end = e;
                 continue;
             }
-            const char *end_l, *ee;
+            const char *end_l, *ee = NULL;
             for (end_l = next_line(e + 1, stop, &ee); end_l;
                  end_l = next_line(ee + 1, stop, &ee)) {
                 if (line_is(end_l, ee, word, tabs)) {

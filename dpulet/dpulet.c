@@ -135,6 +135,7 @@ struct dpulet {
     struct orphan *orphans;
     size_t n_orphans;
     bool orphans_done;
+    json_t *removed; /* uid -> when (mono ms): finished, not to re-add */
     char cond_time[4][40];
     bool cond_bad[4];
     int64_t boot_ns;
@@ -983,11 +984,23 @@ ctr_signal(struct ctr *c, int sig)
 /* ------------------------------------------------------------------ */
 /* pods: lifecycle */
 
+/* The pod dpulet runs under that key (one being removed is not). */
 static struct pod *
 pod_find(struct dpulet *d, const char *key)
 {
     for (struct pod *p = d->pods; p; p = p->next) {
-        if (!strcmp(p->key, key)) {
+        if (!p->gone && !strcmp(p->key, key)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static struct pod *
+pod_find_uid(struct dpulet *d, const char *uid)
+{
+    for (struct pod *p = d->pods; p; p = p->next) {
+        if (!p->is_static && !strcmp(p->uid, uid)) {
             return p;
         }
     }
@@ -1722,13 +1735,7 @@ is_mirror(const json_t *obj)
 static void
 pod_retire(struct pod *p, int64_t grace_s, bool api_delete)
 {
-    if (!p->gone) {
-        /* a new incarnation may take the key */
-        char *k = xasprintf("%s#%s", p->key, p->uid);
-        free(p->key);
-        p->key = k;
-    }
-    p->gone = true;
+    p->gone = true; /* a new incarnation may take the key */
     p->api_delete |= api_delete;
     if (p->plan) {
         pod_terminate(p, grace_s);
@@ -1754,12 +1761,17 @@ sync_api_pods(struct dpulet *d)
         if (!ns || !name || !uid) {
             continue;
         }
-        char *key = xasprintf("%s/%s", ns, name);
-        struct pod *p = pod_find(d, key);
-        free(key);
-        if (p && strcmp(p->uid, uid)) {
-            pod_retire(p, p->plan ? p->plan->grace_s : 0, false);
-            p = NULL;
+        struct pod *p = pod_find_uid(d, uid);
+        if (!p && json_object_get(d->removed, uid)) {
+            continue; /* removed; the cache has not seen the delete yet */
+        }
+        if (!p) {
+            char *key = xasprintf("%s/%s", ns, name);
+            struct pod *old = pod_find(d, key);
+            free(key);
+            if (old && !old->is_static) {
+                pod_retire(old, old->plan ? old->plan->grace_s : 0, false);
+            }
         }
         if (!p) {
             const char *phase =
@@ -2051,10 +2063,21 @@ on_tick(void *arg, struct loop_timer *t)
     while (*pp) {
         struct pod *p = *pp;
         if (pod_step(d, p)) {
+            if (!p->is_static) {
+                json_object_set_new(d->removed, p->uid,
+                                    json_integer(time_mono_ms()));
+            }
             *pp = p->next;
             pod_free(p);
         } else {
             pp = &p->next;
+        }
+    }
+    const char *uid;
+    json_t *when, *tmp;
+    json_object_foreach_safe (d->removed, tmp, uid, when) {
+        if (time_mono_ms() - json_integer_value(when) > 120000) {
+            json_object_del(d->removed, uid);
         }
     }
     loop_timer_reset(t, TICK_MS, 0);
@@ -2150,6 +2173,7 @@ dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
     struct dpulet *d = xcalloc(1, sizeof(*d));
     d->cfg = *cfg;
     d->loop = loop;
+    d->removed = json_object();
     d->node = xstrdup(cfg->node_name);
     d->ip = xstrdup(cfg->node_ip);
     d->root = xstrdup(cfg->root_dir);
@@ -2259,6 +2283,7 @@ dpulet_destroy(struct dpulet *d)
         free(d->orphans[i].dir);
     }
     free(d->orphans);
+    json_decref(d->removed);
     json_decref(d->cfg_labels);
     json_decref(d->cfg_taints);
     json_decref(d->det_labels);

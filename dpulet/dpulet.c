@@ -873,7 +873,7 @@ ctr_terminated(struct pod *p, struct ctr *c, int code, int sig,
     c->cur.finished_ns = finished_ns ? finished_ns : time_wall_ns();
     snprintf(c->cur.reason, sizeof(c->cur.reason), "%s",
              reason ? reason : code == 0 ? "Completed" : "Error");
-    snprintf(c->cur.message, sizeof(c->cur.message), "%s",
+    snprintf(c->cur.message, sizeof(c->cur.message), "%.255s",
              message ? message : "");
     c->pid = c->shim = 0;
     c->ready = false;
@@ -1517,12 +1517,15 @@ pod_delete_api(struct dpulet *d, struct pod *p)
 {
     const char *ns = md_str(p->obj, "namespace");
     const char *name = md_str(p->obj, "name");
-    const char *uid = md_str(p->obj, "uid");
+    /* a mirror pod has its own uid: no precondition then */
+    const char *uid = p->is_static ? p->mirror_uid : md_str(p->obj, "uid");
     char *path = kube_path(&GVR_PODS, ns, name, NULL);
-    json_t *opts = json_pack("{s:s, s:s, s:i, s:{s:s}}", "kind",
-                             "DeleteOptions", "apiVersion", "v1",
-                             "gracePeriodSeconds", 0, "preconditions", "uid",
-                             uid ? uid : "");
+    json_t *opts = json_pack("{s:s, s:s, s:i}", "kind", "DeleteOptions",
+                             "apiVersion", "v1", "gracePeriodSeconds", 0);
+    if (uid) {
+        json_object_set_new(opts, "preconditions",
+                            json_pack("{s:s}", "uid", uid));
+    }
     char *body = json_dumps(opts, JSON_COMPACT);
     struct kube_request req = {.method = "DELETE", .path = path,
                                .body = body, .body_len = strlen(body)};
@@ -1557,6 +1560,9 @@ mirror_sync(struct dpulet *d, struct pod *p)
         if (m && !strcmp(m, p->static_hash) &&
             !md_str(cur, "deletionTimestamp")) {
             p->mirror_ok = true;
+            free(p->mirror_uid);
+            p->mirror_uid = md_str(cur, "uid") ? xstrdup(md_str(cur, "uid"))
+                                               : NULL;
             json_decref(p->last_status);
             p->last_status = NULL;
             json_decref(cur);
@@ -1604,6 +1610,9 @@ mirror_sync(struct dpulet *d, struct pod *p)
     if (rc == 0) {
         log_info("created mirror pod", "pod=%s", p->key);
         p->mirror_ok = true;
+        free(p->mirror_uid);
+        p->mirror_uid = md_str(created, "uid") ? xstrdup(md_str(created, "uid"))
+                                               : NULL;
         json_decref(p->last_status);
         p->last_status = NULL;
     } else {

@@ -373,10 +373,6 @@ pp_env(struct pp *pp, const json_t *ctr, const char *cf,
             d->value = xstrdup("");
         }
     }
-    if (json_object_get(ctr, "envFrom")) {
-        snprintf(f, sizeof(f), "%s.envFrom", cf);
-        return pp_fail(pp, f, "is not supported by dpulet");
-    }
     return 0;
 }
 
@@ -484,6 +480,10 @@ pp_container(struct pp *pp, const json_t *ctr, const char *cf, bool init,
     }
     if (pp_env(pp, ctr, cf, c) < 0 || pp_mounts(pp, ctr, cf, plan, c) < 0) {
         return -EINVAL;
+    }
+    if (json_object_get(ctr, "envFrom")) {
+        snprintf(f, sizeof(f), "%s.envFrom", cf);
+        return pp_fail(pp, f, "is not supported by dpulet");
     }
     if (json_object_get(ctr, "lifecycle")) {
         snprintf(f, sizeof(f), "%s.lifecycle", cf);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpulet/dpulet-join.h"
 #include "dpulet/dpulet.h"
 #include "lib/base/daemon.h"
 #include "lib/codecs/duration.h"
@@ -112,6 +113,16 @@ main_stop(void *arg)
 int
 main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "join")) {
+#ifdef DPULET_HAVE_JOIN
+        return dpulet_join_main(argc - 1, argv + 1);
+#else
+        fputs("dpulet join: this build has no bootstrap client "
+              "(lib/kube/kube-bootstrap.c)\n",
+              stderr);
+        return 2;
+#endif
+    }
     /* two arenas are plenty for one loop thread and curl's resolver */
     mallopt(M_ARENA_MAX, 2);
     static const struct daemon_flag flags[] = {
@@ -161,7 +172,10 @@ main(int argc, char **argv)
     static struct dpulet_main m;
     struct daemon_spec spec = {
         .name = "dpulet",
-        .summary = "dpf's node agent: registers the Node (with DPF's DPU "
+        .summary = "       dpulet join ENDPOINT --token ID.SECRET "
+                   "--discovery-token-ca-cert-hash sha256:HEX\n"
+                   "              --kubeconfig PATH [--node-name NAME]\n\n"
+                   "dpf's node agent: registers the Node (with DPF's DPU "
                    "labels on a host),\nkeeps its Lease, and runs the pods "
                    "bound to it and the static pods\nas processes "
                    "(docs/dpulet.md).",

@@ -173,8 +173,8 @@ dpulet_detect_owns_label(const char *key)
     }
     char *end;
     strtoul(k, &end, 10);
-    return end != k && (!strcmp(end, "-pci-address") ||
-                        !strcmp(end, "-pf0-name"));
+    return end != k &&
+           (!strcmp(end, "-pci-address") || !strcmp(end, "-pf0-name"));
 }
 
 /* ---- rtnetlink ---- */
@@ -209,7 +209,8 @@ oob_link_cb(const struct nlmsghdr *nlh, void *data)
     }
     const struct nlattr *li[IFLA_INFO_MAX + 1] = {0};
     const struct nlattr *a;
-    mnl_attr_for_each_nested (a, tb[IFLA_LINKINFO]) {
+    mnl_attr_for_each_nested(a, tb[IFLA_LINKINFO])
+    {
         if (mnl_attr_get_type(a) <= IFLA_INFO_MAX) {
             li[mnl_attr_get_type(a)] = a;
         }

@@ -31,8 +31,8 @@
 #define DPULET_LABEL_PREFIX "feature.node.kubernetes.io/"
 
 struct dpulet_dpu {
-    char pci[16];  /* "0000-4b-00" */
-    char pf0[64];  /* netdev of function 0, "" if none */
+    char pci[16]; /* "0000-4b-00" */
+    char pf0[64]; /* netdev of function 0, "" if none */
 };
 
 /* Scan; at most max DPUs into out, their count into *n. 0 or -errno when

@@ -53,23 +53,36 @@ dpulet_join_main(int argc, char **argv)
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 't': token = optarg; break;
-        case 'c': hash = optarg; break;
-        case 'k': kc = optarg; break;
-        case 'n': node = optarg; break;
+        case 't':
+            token = optarg;
+            break;
+        case 'c':
+            hash = optarg;
+            break;
+        case 'k':
+            kc = optarg;
+            break;
+        case 'n':
+            node = optarg;
+            break;
         case 'T': {
             char *end;
             timeout_s = strtol(optarg, &end, 10);
             if (*end || timeout_s < 1 || timeout_s > 3600) {
-                fprintf(stderr, "dpulet join: --timeout: \"%s\" is not a "
-                                "number of seconds in [1, 3600]\n",
+                fprintf(stderr,
+                        "dpulet join: --timeout: \"%s\" is not a "
+                        "number of seconds in [1, 3600]\n",
                         optarg);
                 return 2;
             }
             break;
         }
-        case 'h': join_usage(stdout); return 0;
-        default: join_usage(stderr); return 2;
+        case 'h':
+            join_usage(stdout);
+            return 0;
+        default:
+            join_usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1 || !token || !hash || !kc) {

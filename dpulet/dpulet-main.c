@@ -16,12 +16,12 @@ struct dpulet_main {
     struct dpulet *d;
 };
 
-#define SET_STR(fn, field)                                                 \
-    static int fn(void *arg, const char *v, struct dpf_error *err)         \
-    {                                                                      \
-        (void) err;                                                        \
-        ((struct dpulet_main *) arg)->field = v;                           \
-        return 0;                                                          \
+#define SET_STR(fn, field)                                         \
+    static int fn(void *arg, const char *v, struct dpf_error *err) \
+    {                                                              \
+        (void) err;                                                \
+        ((struct dpulet_main *) arg)->field = v;                   \
+        return 0;                                                  \
     }
 SET_STR(set_kubeconfig, cfg.kubeconfig)
 SET_STR(set_bootstrap, bootstrap)
@@ -49,11 +49,11 @@ set_duration(const char *flag, const char *v, int64_t *out,
     return 0;
 }
 
-#define SET_DUR(fn, flag, field)                                           \
-    static int fn(void *arg, const char *v, struct dpf_error *err)         \
-    {                                                                      \
-        return set_duration(flag, v,                                       \
-                            &((struct dpulet_main *) arg)->cfg.field, err); \
+#define SET_DUR(fn, flag, field)                                               \
+    static int fn(void *arg, const char *v, struct dpf_error *err)             \
+    {                                                                          \
+        return set_duration(flag, v, &((struct dpulet_main *) arg)->cfg.field, \
+                            err);                                              \
     }
 SET_DUR(set_lease, "lease-duration", lease_ms)
 SET_DUR(set_status, "status-interval", status_ms)
@@ -133,19 +133,23 @@ main(int argc, char **argv)
         {"bootstrap-kubeconfig", "PATH",
          "bootstrap credentials (not yet: use `dpulet join`)", set_bootstrap},
         {"node-name", "NAME", "this node's name (required)", set_node_name},
-        {"node-ip", "IP", "the Node's InternalIP (required); also the pods'\n"
-                          "podIP/hostIP (host network)",
+        {"node-ip", "IP",
+         "the Node's InternalIP (required); also the pods'\n"
+         "podIP/hostIP (host network)",
          set_node_ip},
         {"root-dir", "DIR", "state, volumes and logs of the pods (required)",
          set_root_dir},
-        {"sysfs-root", "DIR", "scan DIR/bus/pci/devices for BlueField DPUs\n"
-                              "(default /sys)",
+        {"sysfs-root", "DIR",
+         "scan DIR/bus/pci/devices for BlueField DPUs\n"
+         "(default /sys)",
          set_sysfs_root},
-        {"static-pod-path", "DIR", "run the Pod manifests in DIR (rescanned "
-                                   "every 5 s)",
+        {"static-pod-path", "DIR",
+         "run the Pod manifests in DIR (rescanned "
+         "every 5 s)",
          set_static},
-        {"path", "DIRS", "colon list where container commands are looked up\n"
-                         "(default $PATH)",
+        {"path", "DIRS",
+         "colon list where container commands are looked up\n"
+         "(default $PATH)",
          set_path},
         {"node-labels", "K=V,...", "labels for the Node", set_labels},
         {"register-with-taints", "K=V:EFFECT,...",
@@ -158,14 +162,17 @@ main(int argc, char **argv)
         {"tls-private-key-file", "PATH", "kubelet API key", ignore_flag},
         {"lease-duration", "DUR", "the node Lease's duration (default 40s)",
          set_lease},
-        {"lease-renew-interval", "DUR", "renew the Lease this often (default "
-                                        "10s)",
+        {"lease-renew-interval", "DUR",
+         "renew the Lease this often (default "
+         "10s)",
          set_renew},
-        {"status-interval", "DUR", "update the Node status this often "
-                                   "(default 10s)",
+        {"status-interval", "DUR",
+         "update the Node status this often "
+         "(default 10s)",
          set_status},
-        {"detect-interval", "DUR", "rescan sysfs for DPUs this often "
-                                   "(default 60s)",
+        {"detect-interval", "DUR",
+         "rescan sysfs for DPUs this often "
+         "(default 60s)",
          set_detect},
         {NULL, NULL, NULL, NULL},
     };

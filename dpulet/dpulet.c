@@ -97,10 +97,10 @@ struct pod {
     struct ctr *ctrs;
     size_t n_ctrs;
     bool volumes_ready;
-    bool terminating;   /* deletion: every container is being stopped */
-    bool gone;          /* no longer wanted: remove when stopped */
-    bool api_delete;    /* delete with grace 0 once stopped */
-    int64_t kill_at;    /* SIGKILL at (mono ms) */
+    bool terminating; /* deletion: every container is being stopped */
+    bool gone;        /* no longer wanted: remove when stopped */
+    bool api_delete;  /* delete with grace 0 once stopped */
+    int64_t kill_at;  /* SIGKILL at (mono ms) */
     int64_t start_ns;
     json_t *last_status; /* status last written */
     char cond_time[5][40];
@@ -212,7 +212,8 @@ dpulet_parse_labels(const char *s, json_t **out, struct dpf_error *err)
 {
     json_t *l = json_object();
     char *copy = xstrdup(s ? s : ""), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(copy, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(t, '=');
         if (!eq || eq == t || strlen(t) > 316) {
             dpf_error_set(err, 400, "BadRequest",
@@ -234,7 +235,8 @@ dpulet_parse_taints(const char *s, json_t **out, struct dpf_error *err)
 {
     json_t *a = json_array();
     char *copy = xstrdup(s ? s : ""), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(copy, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
         char *colon = strrchr(t, ':');
         const char *eff = colon ? colon + 1 : "";
         if (!colon || colon == t ||
@@ -380,8 +382,9 @@ node_conditions(struct dpulet *d)
     } c[4] = {
         {"MemoryPressure", mem_bad, "KubeletHasSufficientMemory",
          "kubelet has sufficient memory available",
-         "KubeletHasInsufficientMemory", "kubelet has insufficient memory "
-                                          "available"},
+         "KubeletHasInsufficientMemory",
+         "kubelet has insufficient memory "
+         "available"},
         {"DiskPressure", disk_bad, "KubeletHasNoDiskPressure",
          "kubelet has no disk pressure", "KubeletHasDiskPressure",
          "kubelet has disk pressure"},
@@ -403,8 +406,8 @@ node_conditions(struct dpulet *d)
         json_array_append_new(
             a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", c[i].type,
                          "status", status_true ? "True" : "False", "reason",
-                         c[i].bad ? c[i].bad_reason : c[i].ok_reason,
-                         "message", c[i].bad ? c[i].bad_msg : c[i].ok_msg,
+                         c[i].bad ? c[i].bad_reason : c[i].ok_reason, "message",
+                         c[i].bad ? c[i].bad_msg : c[i].ok_msg,
                          "lastHeartbeatTime", now, "lastTransitionTime",
                          d->cond_time[i]));
     }
@@ -428,14 +431,13 @@ node_status(struct dpulet *d)
         "{s:o, s:O, s:O, s:[{s:s, s:s}, {s:s, s:s}], s:{s:{s:i}}, "
         "s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
         "conditions", node_conditions(d), "capacity", res, "allocatable", res,
-        "addresses", "type", "InternalIP", "address", d->ip, "type",
-        "Hostname", "address", d->node, "daemonEndpoints", "kubeletEndpoint",
-        "Port", d->cfg.api_port, "nodeInfo", "machineID", machine_id,
-        "systemUUID", uuid, "bootID", boot_id, "kernelVersion", u.release,
-        "osImage", osimg, "containerRuntimeVersion",
-        "dpulet://" DPF_VERSION, "kubeletVersion", "v1.30.0-dpulet." DPF_VERSION,
-        "kubeProxyVersion", "", "operatingSystem", "linux", "architecture",
-        arch);
+        "addresses", "type", "InternalIP", "address", d->ip, "type", "Hostname",
+        "address", d->node, "daemonEndpoints", "kubeletEndpoint", "Port",
+        d->cfg.api_port, "nodeInfo", "machineID", machine_id, "systemUUID",
+        uuid, "bootID", boot_id, "kernelVersion", u.release, "osImage", osimg,
+        "containerRuntimeVersion", "dpulet://" DPF_VERSION, "kubeletVersion",
+        "v1.30.0-dpulet." DPF_VERSION, "kubeProxyVersion", "",
+        "operatingSystem", "linux", "architecture", arch);
     json_decref(res);
     free(machine_id);
     free(boot_id);
@@ -454,10 +456,10 @@ node_register(struct dpulet *d)
         json_t *labels = json_object();
         node_base_labels(d, labels);
         json_object_update(labels, d->det_labels);
-        json_t *obj = json_pack("{s:s, s:s, s:{s:s, s:o}, s:{s:O}}",
-                                "apiVersion", "v1", "kind", "Node", "metadata",
-                                "name", d->node, "labels", labels, "spec",
-                                "taints", d->cfg_taints);
+        json_t *obj =
+            json_pack("{s:s, s:s, s:{s:s, s:o}, s:{s:O}}", "apiVersion", "v1",
+                      "kind", "Node", "metadata", "name", d->node, "labels",
+                      labels, "spec", "taints", d->cfg_taints);
         rc = api_client_post(d->api, &GVR_NODES, NULL, obj, "dpulet", &node,
                              &err);
         json_decref(obj);
@@ -470,9 +472,9 @@ node_register(struct dpulet *d)
         json_t *labels = json_object();
         const char *k;
         json_t *v;
-        json_object_foreach (json_object_get(json_object_get(node, "metadata"),
-                                             "labels"),
-                             k, v) {
+        json_object_foreach(
+            json_object_get(json_object_get(node, "metadata"), "labels"), k, v)
+        {
             if (dpulet_detect_owns_label(k)) {
                 json_object_set_new(labels, k, json_null()); /* stale */
             }
@@ -519,8 +521,8 @@ node_update_status(struct dpulet *d)
     if (rc == -ENOENT) {
         d->registered = false; /* deleted under us: register again */
     } else if (rc < 0) {
-        log_warn_rl("cannot update node status", "node=%s err=\"%s\"",
-                    d->node, err.message);
+        log_warn_rl("cannot update node status", "node=%s err=\"%s\"", d->node,
+                    err.message);
     }
 }
 
@@ -548,20 +550,20 @@ lease_renew(struct dpulet *d)
     snprintf(now + n, sizeof(now) - n, ".%06ldZ",
              (long) (ns % 1000000000) / 1000);
     struct dpf_error err = {0};
-    json_t *patch = json_pack("{s:{s:s, s:I, s:s}}", "spec", "holderIdentity",
-                              d->node, "leaseDurationSeconds",
-                              (json_int_t) (d->cfg.lease_ms / 1000),
-                              "renewTime", now);
-    int rc = api_client_patch(d->api, &GVR_LEASES, "kube-node-lease", d->node,
-                              NULL, API_PATCH_MERGE, patch, "dpulet", NULL,
-                              &err);
+    json_t *patch =
+        json_pack("{s:{s:s, s:I, s:s}}", "spec", "holderIdentity", d->node,
+                  "leaseDurationSeconds", (json_int_t) (d->cfg.lease_ms / 1000),
+                  "renewTime", now);
+    int rc =
+        api_client_patch(d->api, &GVR_LEASES, "kube-node-lease", d->node, NULL,
+                         API_PATCH_MERGE, patch, "dpulet", NULL, &err);
     if (rc == -ENOENT) {
         json_t *obj = json_pack(
             "{s:s, s:s, s:{s:s, s:s, s:[{s:s, s:s, s:s, s:s}]}, s:O}",
-            "apiVersion", "coordination.k8s.io/v1", "kind", "Lease",
-            "metadata", "name", d->node, "namespace", "kube-node-lease",
-            "ownerReferences", "apiVersion", "v1", "kind", "Node", "name",
-            d->node, "uid", d->node_uid ? d->node_uid : "", "spec",
+            "apiVersion", "coordination.k8s.io/v1", "kind", "Lease", "metadata",
+            "name", d->node, "namespace", "kube-node-lease", "ownerReferences",
+            "apiVersion", "v1", "kind", "Node", "name", d->node, "uid",
+            d->node_uid ? d->node_uid : "", "spec",
             json_object_get(patch, "spec"));
         dpf_error_clear(&err);
         rc = api_client_post(d->api, &GVR_LEASES, "kube-node-lease", obj,
@@ -596,7 +598,8 @@ detect_update(struct dpulet *d)
         json_t *labels = json_deep_copy(now);
         const char *k;
         json_t *v;
-        json_object_foreach (d->det_labels, k, v) {
+        json_object_foreach(d->det_labels, k, v)
+        {
             if (!json_object_get(now, k)) {
                 json_object_set_new(labels, k, json_null());
             }
@@ -604,8 +607,7 @@ detect_update(struct dpulet *d)
         json_t *patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
         struct dpf_error err = {0};
         int rc = api_client_patch(d->api, &GVR_NODES, NULL, d->node, NULL,
-                                  API_PATCH_MERGE, patch, "dpulet", NULL,
-                                  &err);
+                                  API_PATCH_MERGE, patch, "dpulet", NULL, &err);
         json_decref(patch);
         if (rc < 0) {
             log_warn_rl("cannot update the node's DPU labels",
@@ -632,8 +634,7 @@ on_detect_timer(void *arg, struct loop_timer *t)
 /* pods: files */
 
 static char *
-pod_dir_for(struct dpulet *d, const char *ns, const char *name,
-            const char *uid)
+pod_dir_for(struct dpulet *d, const char *ns, const char *name, const char *uid)
 {
     return xasprintf("%s/pods/%s_%s_%s", d->root, ns, name, uid);
 }
@@ -670,7 +671,8 @@ volume_write_keys(const char *dir, const json_t *data, bool b64, unsigned mode)
 {
     const char *k;
     json_t *v;
-    json_object_foreach ((json_t *) data, k, v) {
+    json_object_foreach((json_t *) data, k, v)
+    {
         if (!json_is_string(v) || !k[0] || strchr(k, '/') || !strcmp(k, ".") ||
             !strcmp(k, "..")) {
             continue; /* the API validated keys; a bad one is not a path */
@@ -743,9 +745,8 @@ pod_volumes(struct dpulet *d, struct pod *p, char **why)
                 rc = volume_write_keys(dir, json_object_get(obj, "data"),
                                        secret, secret ? 0600 : 0644);
                 if (rc == 0 && !secret) {
-                    rc = volume_write_keys(dir,
-                                           json_object_get(obj, "binaryData"),
-                                           true, 0644);
+                    rc = volume_write_keys(
+                        dir, json_object_get(obj, "binaryData"), true, 0644);
                 }
                 if (rc < 0) {
                     *why = xasprintf("volume \"%s\": cannot write files: %s",
@@ -872,7 +873,9 @@ ctr_terminated(struct pod *p, struct ctr *c, int code, int sig,
     c->cur.sig = sig;
     c->cur.finished_ns = finished_ns ? finished_ns : time_wall_ns();
     snprintf(c->cur.reason, sizeof(c->cur.reason), "%s",
-             reason ? reason : code == 0 ? "Completed" : "Error");
+             reason      ? reason
+             : code == 0 ? "Completed"
+                         : "Error");
     snprintf(c->cur.message, sizeof(c->cur.message), "%.255s",
              message ? message : "");
     c->pid = c->shim = 0;
@@ -906,7 +909,8 @@ ctr_start(struct dpulet *d, struct pod *p, struct ctr *c)
     struct proc_bind *binds = xcalloc(s->n_mounts + 1, sizeof(*binds));
     char **srcs = xcalloc(s->n_mounts + 1, sizeof(char *));
     for (size_t i = 0; i < s->n_mounts; i++) {
-        const struct dpulet_volume *v = NULL;
+        /* the plan checked that every mount names a volume */
+        const struct dpulet_volume *v = &p->plan->volumes[0];
         for (size_t k = 0; k < p->plan->n_volumes; k++) {
             if (!strcmp(p->plan->volumes[k].name, s->mounts[i].volume)) {
                 v = &p->plan->volumes[k];
@@ -925,10 +929,14 @@ ctr_start(struct dpulet *d, struct pod *p, struct ctr *c)
     int rc = -ENOENT;
     c->cur.started_ns = time_wall_ns();
     if (path) {
-        struct proc_spec spec = {
-            .path = path, .argv = s->argv, .envp = c->envp,
-            .workdir = s->working_dir, .binds = binds,
-            .n_binds = s->n_mounts, .log_path = log, .exit_path = exitp};
+        struct proc_spec spec = {.path = path,
+                                 .argv = s->argv,
+                                 .envp = c->envp,
+                                 .workdir = s->working_dir,
+                                 .binds = binds,
+                                 .n_binds = s->n_mounts,
+                                 .log_path = log,
+                                 .exit_path = exitp};
         rc = proc_start(&spec, &st);
     }
     char msg[512];
@@ -1083,8 +1091,8 @@ static struct pod *
 pod_add(struct dpulet *d, const json_t *obj, bool is_static, const char *uid)
 {
     struct pod *p = xcalloc(1, sizeof(*p));
-    const char *ns = md_str(obj, "namespace") ? md_str(obj, "namespace")
-                                              : "default";
+    const char *ns =
+        md_str(obj, "namespace") ? md_str(obj, "namespace") : "default";
     const char *name = md_str(obj, "name") ? md_str(obj, "name") : "";
     p->key = xasprintf("%s/%s", ns, name);
     p->uid = xstrdup(uid);
@@ -1154,8 +1162,7 @@ run_terminated_json(const struct pod *p, const struct ctr *c,
     ns_rfc3339(r->started_ns, s, sizeof(s));
     ns_rfc3339(r->finished_ns, f, sizeof(f));
     json_t *t = json_pack("{s:i, s:s, s:s, s:s}", "exitCode", r->exit_code,
-                          "reason", r->reason, "startedAt", s, "finishedAt",
-                          f);
+                          "reason", r->reason, "startedAt", s, "finishedAt", f);
     if (r->sig) {
         json_object_set_new(t, "signal", json_integer(r->sig));
     }
@@ -1226,10 +1233,10 @@ pod_status_json(struct dpulet *d, struct pod *p)
 {
     char start[40];
     ns_rfc3339(p->start_ns, start, sizeof(start));
-    json_t *st = json_pack("{s:s, s:[{s:s}], s:s, s:[{s:s}], s:s, s:s}",
-                           "hostIP", d->ip, "hostIPs", "ip", d->ip, "podIP",
-                           d->ip, "podIPs", "ip", d->ip, "startTime", start,
-                           "qosClass", "BestEffort");
+    json_t *st =
+        json_pack("{s:s, s:[{s:s}], s:s, s:[{s:s}], s:s, s:s}", "hostIP", d->ip,
+                  "hostIPs", "ip", d->ip, "podIP", d->ip, "podIPs", "ip", d->ip,
+                  "startTime", start, "qosClass", "BestEffort");
     if (p->plan_error) {
         json_object_set_new(st, "phase", json_string("Failed"));
         json_object_set_new(st, "reason", json_string("UnsupportedPodSpec"));
@@ -1285,16 +1292,15 @@ pod_status_json(struct dpulet *d, struct pod *p)
             now_rfc3339(p->cond_time[i], sizeof(p->cond_time[i]));
             p->cond_val[i] = vals[i];
         }
-        json_t *c = json_pack("{s:s, s:s, s:n, s:s}", "type", types[i],
-                              "status", vals[i] ? "True" : "False",
-                              "lastProbeTime", "lastTransitionTime",
-                              p->cond_time[i]);
+        json_t *c =
+            json_pack("{s:s, s:s, s:n, s:s}", "type", types[i], "status",
+                      vals[i] ? "True" : "False", "lastProbeTime",
+                      "lastTransitionTime", p->cond_time[i]);
         if (!vals[i] && i == COND_INITIALIZED) {
             json_object_set_new(c, "reason",
                                 json_string("ContainersNotInitialized"));
         } else if (!vals[i] && i >= COND_CTRS_READY) {
-            json_object_set_new(c, "reason",
-                                json_string("ContainersNotReady"));
+            json_object_set_new(c, "reason", json_string("ContainersNotReady"));
         }
         json_array_append_new(conds, c);
     }
@@ -1313,8 +1319,8 @@ pod_write_status(struct dpulet *d, struct pod *p)
         json_decref(st);
         return;
     }
-    const char *ns = md_str(p->obj, "namespace") ? md_str(p->obj, "namespace")
-                                                 : "default";
+    const char *ns =
+        md_str(p->obj, "namespace") ? md_str(p->obj, "namespace") : "default";
     const char *name = md_str(p->obj, "name");
     json_t *patch = json_pack("[{s:s, s:s, s:O}]", "op", "add", "path",
                               "/status", "value", st);
@@ -1391,8 +1397,9 @@ ctr_check_exit(struct pod *p, struct ctr *c)
         }
         code = 137;
         reason = "Error";
-        snprintf(msg, sizeof(msg), "the container's shim ended without an "
-                                   "exit record");
+        snprintf(msg, sizeof(msg),
+                 "the container's shim ended without an "
+                 "exit record");
     } else if (c->killing) {
         reason = "Error";
     }
@@ -1408,8 +1415,10 @@ ctr_kill_for_probe(struct pod *p, struct ctr *c, const char *which)
     if (c->killing) {
         return;
     }
-    log_info("probe failed: restarting container", "pod=%s container=%s "
-             "probe=%s", p->key, c->spec->name, which);
+    log_info("probe failed: restarting container",
+             "pod=%s container=%s "
+             "probe=%s",
+             p->key, c->spec->name, which);
     c->killing = true;
     c->kill_at = time_mono_ms() + p->plan->grace_s * 1000;
     ctr_signal(c, SIGTERM);
@@ -1527,15 +1536,17 @@ pod_delete_api(struct dpulet *d, struct pod *p)
                             json_pack("{s:s}", "uid", uid));
     }
     char *body = json_dumps(opts, JSON_COMPACT);
-    struct kube_request req = {.method = "DELETE", .path = path,
-                               .body = body, .body_len = strlen(body)};
+    struct kube_request req = {.method = "DELETE",
+                               .path = path,
+                               .body = body,
+                               .body_len = strlen(body)};
     struct kube_response resp = {0};
     struct dpf_error err = {0};
     int rc = api_client_request(d->api, &req, &resp, &err);
     if (rc == 0 && resp.status >= 300 && resp.status != 404 &&
         resp.status != 409) {
-        log_warn_rl("cannot delete terminated pod", "pod=%s status=%ld",
-                    p->key, resp.status);
+        log_warn_rl("cannot delete terminated pod", "pod=%s status=%ld", p->key,
+                    resp.status);
     }
     kube_response_free(&resp);
     free(body);
@@ -1554,15 +1565,15 @@ mirror_sync(struct dpulet *d, struct pod *p)
     struct dpf_error err = {0};
     int rc = api_client_get(d->api, &GVR_PODS, ns, name, &cur, &err);
     if (rc == 0) {
-        const char *m = jstr(json_object_get(json_object_get(cur, "metadata"),
-                                             "annotations"),
-                             "kubernetes.io/config.mirror");
+        const char *m = jstr(
+            json_object_get(json_object_get(cur, "metadata"), "annotations"),
+            "kubernetes.io/config.mirror");
         if (m && !strcmp(m, p->static_hash) &&
             !md_str(cur, "deletionTimestamp")) {
             p->mirror_ok = true;
             free(p->mirror_uid);
-            p->mirror_uid = md_str(cur, "uid") ? xstrdup(md_str(cur, "uid"))
-                                               : NULL;
+            p->mirror_uid =
+                md_str(cur, "uid") ? xstrdup(md_str(cur, "uid")) : NULL;
             json_decref(p->last_status);
             p->last_status = NULL;
             json_decref(cur);
@@ -1572,8 +1583,8 @@ mirror_sync(struct dpulet *d, struct pod *p)
         /* an older mirror (or a pod in the way): replace it, as kubelet
          * does */
         char *path = kube_path(&GVR_PODS, ns, name, NULL);
-        struct kube_request req = {.method = "DELETE", .path = path,
-                                   .query = "gracePeriodSeconds=0"};
+        struct kube_request req = {
+            .method = "DELETE", .path = path, .query = "gracePeriodSeconds=0"};
         struct kube_response resp = {0};
         api_client_request(d->api, &req, &resp, &err);
         kube_response_free(&resp);
@@ -1604,15 +1615,14 @@ mirror_sync(struct dpulet *d, struct pod *p)
                                   1));
     json_object_del(obj, "status");
     json_t *created = NULL;
-    rc = api_client_post(d->api, &GVR_PODS, ns, obj, "dpulet", &created,
-                         &err);
+    rc = api_client_post(d->api, &GVR_PODS, ns, obj, "dpulet", &created, &err);
     json_decref(obj);
     if (rc == 0) {
         log_info("created mirror pod", "pod=%s", p->key);
         p->mirror_ok = true;
         free(p->mirror_uid);
-        p->mirror_uid = md_str(created, "uid") ? xstrdup(md_str(created, "uid"))
-                                               : NULL;
+        p->mirror_uid =
+            md_str(created, "uid") ? xstrdup(md_str(created, "uid")) : NULL;
         json_decref(p->last_status);
         p->last_status = NULL;
     } else {
@@ -1670,8 +1680,8 @@ pod_step(struct dpulet *d, struct pod *p)
             for (size_t i = 0; i < p->n_ctrs; i++) {
                 snprintf(p->ctrs[i].reason, sizeof(p->ctrs[i].reason),
                          "ContainerCreating");
-                snprintf(p->ctrs[i].message, sizeof(p->ctrs[i].message),
-                         "%s", why);
+                snprintf(p->ctrs[i].message, sizeof(p->ctrs[i].message), "%s",
+                         why);
             }
             log_warn_rl("pod volumes not ready", "pod=%s err=\"%s\"", p->key,
                         why);
@@ -1715,8 +1725,8 @@ pod_step(struct dpulet *d, struct pod *p)
                 continue;
             }
             bool fresh = c->state == CS_WAITING && !c->cur.set;
-            bool again = c->state == CS_TERMINATED &&
-                         ctr_will_restart(p, c) && now >= c->next_start;
+            bool again = c->state == CS_TERMINATED && ctr_will_restart(p, c) &&
+                         now >= c->next_start;
             if (fresh || again) {
                 ctr_start(d, p, c);
                 if (c->state == CS_TERMINATED) {
@@ -1736,9 +1746,9 @@ pod_step(struct dpulet *d, struct pod *p)
 static bool
 is_mirror(const json_t *obj)
 {
-    return jstr(json_object_get(json_object_get(obj, "metadata"),
-                                "annotations"),
-                "kubernetes.io/config.mirror") != NULL;
+    return jstr(
+               json_object_get(json_object_get(obj, "metadata"), "annotations"),
+               "kubernetes.io/config.mirror") != NULL;
 }
 
 static void
@@ -1760,7 +1770,8 @@ sync_api_pods(struct dpulet *d)
     json_t *list = kube_cache_list(informer_cache(d->inf));
     size_t i;
     json_t *obj;
-    json_array_foreach (list, i, obj) {
+    json_array_foreach(list, i, obj)
+    {
         if (is_mirror(obj)) {
             continue;
         }
@@ -1783,10 +1794,9 @@ sync_api_pods(struct dpulet *d)
             }
         }
         if (!p) {
-            const char *phase =
-                jstr(json_object_get(obj, "status"), "phase");
-            if (phase && (!strcmp(phase, "Succeeded") ||
-                          !strcmp(phase, "Failed")) &&
+            const char *phase = jstr(json_object_get(obj, "status"), "phase");
+            if (phase &&
+                (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")) &&
                 !md_str(obj, "deletionTimestamp")) {
                 /* finished before this dpulet started: nothing to run */
                 bool adopted = false;
@@ -1817,7 +1827,8 @@ sync_api_pods(struct dpulet *d)
             continue;
         }
         bool found = false;
-        json_array_foreach (list, i, obj) {
+        json_array_foreach(list, i, obj)
+        {
             const char *uid = md_str(obj, "uid");
             found |= uid && !strcmp(uid, p->uid);
         }
@@ -1848,9 +1859,8 @@ static_load(struct dpulet *d, const char *path, char *hash, size_t hsize)
     size_t len;
     int rc = file_read_regular(path, MANIFEST_MAX, &text, &len);
     if (rc < 0) {
-        log_warn_rl("cannot read static pod manifest", "file=%s err=%s%s",
-                    path, strerror(-rc),
-                    rc == -EFBIG ? " (larger than 1 MiB)" : "");
+        log_warn_rl("cannot read static pod manifest", "file=%s err=%s%s", path,
+                    strerror(-rc), rc == -EFBIG ? " (larger than 1 MiB)" : "");
         return NULL;
     }
     json_t *doc = NULL;
@@ -1868,9 +1878,11 @@ static_load(struct dpulet *d, const char *path, char *hash, size_t hsize)
     const char *name = md_str(doc, "name");
     if (!json_is_object(doc) || !kind || strcmp(kind, "Pod") || !name ||
         strlen(name) > 200) {
-        log_warn_rl("static pod manifest is not a Pod", "file=%s "
+        log_warn_rl("static pod manifest is not a Pod",
+                    "file=%s "
                     "err=\"kind must be Pod and metadata.name at most 200 "
-                    "bytes\"", path);
+                    "bytes\"",
+                    path);
         json_decref(doc);
         return NULL;
     }
@@ -1902,9 +1914,9 @@ sync_static_pods(struct dpulet *d)
     size_t count = 0;
     while (dir && (e = readdir(dir)) && count < 256) {
         const char *n = e->d_name;
-        if (n[0] == '.' || !(str_has_suffix(n, ".yaml") ||
-                             str_has_suffix(n, ".yml") ||
-                             str_has_suffix(n, ".json"))) {
+        if (n[0] == '.' ||
+            !(str_has_suffix(n, ".yaml") || str_has_suffix(n, ".yml") ||
+              str_has_suffix(n, ".json"))) {
             continue;
         }
         count++;
@@ -1915,8 +1927,8 @@ sync_static_pods(struct dpulet *d)
         if (!doc) {
             continue;
         }
-        char *key = xasprintf("%s/%s", md_str(doc, "namespace"),
-                              md_str(doc, "name"));
+        char *key =
+            xasprintf("%s/%s", md_str(doc, "namespace"), md_str(doc, "name"));
         struct pod *p = pod_find(d, key);
         free(key);
         if (p && p->is_static && strcmp(p->uid, hash)) {
@@ -1990,8 +2002,8 @@ orphans_scan(struct dpulet *d)
                     o.uid = xstrdup(us + 1);
                     o.ctr = xstrndup(f->d_name, strlen(f->d_name) - 4);
                     o.dir = xasprintf("%s/%s", pods, e->d_name);
-                    d->orphans = xrealloc(d->orphans, (d->n_orphans + 1) *
-                                                          sizeof(o));
+                    d->orphans =
+                        xrealloc(d->orphans, (d->n_orphans + 1) * sizeof(o));
                     d->orphans[d->n_orphans++] = o;
                 }
                 free(txt);
@@ -2017,8 +2029,10 @@ orphans_finish(struct dpulet *d)
     for (size_t i = 0; i < d->n_orphans; i++) {
         struct orphan *o = &d->orphans[i];
         if (!o->claimed && proc_alive(o->pid, o->pid_start)) {
-            log_info("killing orphaned container", "uid=%s container=%s "
-                     "pid=%d", o->uid, o->ctr, (int) o->pid);
+            log_info("killing orphaned container",
+                     "uid=%s container=%s "
+                     "pid=%d",
+                     o->uid, o->ctr, (int) o->pid);
             kill(-o->pid, SIGKILL);
             kill(o->pid, SIGKILL);
         }
@@ -2084,7 +2098,8 @@ on_tick(void *arg, struct loop_timer *t)
     }
     const char *uid;
     json_t *when, *tmp;
-    json_object_foreach_safe (d->removed, tmp, uid, when) {
+    json_object_foreach_safe(d->removed, tmp, uid, when)
+    {
         if (time_mono_ms() - json_integer_value(when) > 120000) {
             json_object_del(d->removed, uid);
         }
@@ -2140,8 +2155,8 @@ hook_container_info(void *arg, const char *ns, const char *pod,
         out->workdir = c->spec->working_dir;
         return 0;
     }
-    dpf_error_set(err, 404, "NotFound",
-                  "container %s is not valid for pod %s", container, pod);
+    dpf_error_set(err, 404, "NotFound", "container %s is not valid for pod %s",
+                  container, pod);
     return -ENOENT;
 }
 
@@ -2234,8 +2249,7 @@ dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
         api_client_set_user_agent(d->api, "dpulet/" DPF_VERSION);
         kube_rest_set_user_agent(d->rest, "dpulet/" DPF_VERSION);
         char *fs = xasprintf("spec.nodeName=%s", d->node);
-        struct informer_options io = {.gvr = GVR_PODS,
-                                      .field_selector = fs};
+        struct informer_options io = {.gvr = GVR_PODS, .field_selector = fs};
         d->inf = informer_create(d->rest, &io);
         free(fs);
         struct informer_handlers h = {.on_add = on_pod_event,
@@ -2256,8 +2270,10 @@ dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
     d->static_t = loop_timer_add(loop, STATIC_SCAN_MS, 0, on_static_timer, d);
     d->detect_t = loop_timer_add(loop, d->cfg.detect_ms, 0, on_detect_timer, d);
     if (d->api) {
-        d->status_t = loop_timer_add(loop, d->cfg.status_ms, 0, on_status_timer, d);
-        d->lease_t = loop_timer_add(loop, d->cfg.lease_renew_ms, 0, on_lease_timer, d);
+        d->status_t =
+            loop_timer_add(loop, d->cfg.status_ms, 0, on_status_timer, d);
+        d->lease_t =
+            loop_timer_add(loop, d->cfg.lease_renew_ms, 0, on_lease_timer, d);
     }
     log_info("dpulet started", "node=%s root=%s api=%s", d->node, d->root,
              d->api ? api_client_server(d->api) : "none (standalone)");

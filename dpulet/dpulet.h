@@ -62,10 +62,10 @@ void dpulet_destroy(struct dpulet *d);
 /* What the kubelet API needs of a container. Strings point into dpulet's
  * state: valid until the loop runs again. */
 struct dpulet_container_info {
-    const char *log_path;  /* current (or previous) run's log file */
-    pid_t pid;             /* the container's process, 0 if not running */
-    char *const *envp;     /* its environment (for exec) */
-    const char *workdir;   /* its working directory, NULL = / */
+    const char *log_path; /* current (or previous) run's log file */
+    pid_t pid;            /* the container's process, 0 if not running */
+    char *const *envp;    /* its environment (for exec) */
+    const char *workdir;  /* its working directory, NULL = / */
 };
 
 /* The hook table dpulet-api.c uses (loop thread). */

@@ -87,8 +87,8 @@ argv_free(char **argv)
 
 /* Append the string array obj[key] to *argv (NULL-terminated, *n used). */
 static int
-pp_strings(struct pp *pp, const json_t *obj, const char *key,
-           const char *field, char ***argv, size_t *n)
+pp_strings(struct pp *pp, const json_t *obj, const char *key, const char *field,
+           char ***argv, size_t *n)
 {
     json_t *a = json_object_get(obj, key);
     if (!a || json_is_null(a)) {
@@ -105,7 +105,8 @@ pp_strings(struct pp *pp, const json_t *obj, const char *key,
     (*argv)[*n] = NULL;
     size_t i;
     json_t *v;
-    json_array_foreach (a, i, v) {
+    json_array_foreach(a, i, v)
+    {
         char f[128];
         snprintf(f, sizeof(f), "%s[%zu]", field, i);
         if (!json_is_string(v)) {
@@ -163,7 +164,8 @@ port_by_name(const json_t *ctr, const char *name)
     json_t *ports = json_object_get(ctr, "ports");
     size_t i;
     json_t *p;
-    json_array_foreach (ports, i, p) {
+    json_array_foreach(ports, i, p)
+    {
         const char *n = json_string_value(json_object_get(p, "name"));
         json_t *cp = json_object_get(p, "containerPort");
         if (n && !strcmp(n, name) && json_is_integer(cp)) {
@@ -220,11 +222,11 @@ pp_probe(struct pp *pp, const json_t *ctr, const char *key, const char *cf,
     }
     int64_t v;
     char ff[240];
-#define PROBE_INT(k, dflt, min, dst)                                          \
-    snprintf(ff, sizeof(ff), "%s.%s", f, k);                                  \
-    if (pp_int(pp, p, k, ff, dflt, min, 86400, &v) < 0) {                     \
-        return -EINVAL;                                                       \
-    }                                                                         \
+#define PROBE_INT(k, dflt, min, dst)                      \
+    snprintf(ff, sizeof(ff), "%s.%s", f, k);              \
+    if (pp_int(pp, p, k, ff, dflt, min, 86400, &v) < 0) { \
+        return -EINVAL;                                   \
+    }                                                     \
     dst = (int) v
     PROBE_INT("initialDelaySeconds", 0, 0, pr->initial_delay_s);
     PROBE_INT("periodSeconds", 10, 1, pr->period_s);
@@ -267,8 +269,9 @@ pp_probe(struct pp *pp, const json_t *ctr, const char *key, const char *cf,
         bool https = scheme && !strcmp(scheme, "HTTPS");
         free(scheme);
         if (https) {
-            return pp_fail(pp, ff, "scheme HTTPS is not supported by dpulet "
-                                   "(use HTTP or tcpSocket)");
+            return pp_fail(pp, ff,
+                           "scheme HTTPS is not supported by dpulet "
+                           "(use HTTP or tcpSocket)");
         }
         if (bad) {
             return pp_fail(pp, ff, "scheme must be HTTP or HTTPS");
@@ -276,8 +279,9 @@ pp_probe(struct pp *pp, const json_t *ctr, const char *key, const char *cf,
         if (!pr->path) {
             pr->path = xstrdup("/");
         } else if (pr->path[0] != '/' || strpbrk(pr->path, " \r\n")) {
-            return pp_fail(pp, ff, "path must start with / and hold no "
-                                   "space or line break");
+            return pp_fail(pp, ff,
+                           "path must start with / and hold no "
+                           "space or line break");
         }
         if (pr->host && strpbrk(pr->host, " \r\n/")) {
             return pp_fail(pp, ff, "host is not a host name or address");
@@ -296,8 +300,9 @@ pp_probe(struct pp *pp, const json_t *ctr, const char *key, const char *cf,
         return pp_fail(pp, f, "grpc probes are not supported by dpulet");
     }
     if (kinds != 1) {
-        return pp_fail(pp, f, "exactly one of exec, httpGet, tcpSocket "
-                              "must be set");
+        return pp_fail(pp, f,
+                       "exactly one of exec, httpGet, tcpSocket "
+                       "must be set");
     }
     return 0;
 }
@@ -321,7 +326,8 @@ pp_env(struct pp *pp, const json_t *ctr, const char *cf,
     c->env = xcalloc(json_array_size(env) + 1, sizeof(*c->env));
     size_t i;
     json_t *e;
-    json_array_foreach (env, i, e) {
+    json_array_foreach(env, i, e)
+    {
         struct dpulet_env *d = &c->env[c->n_env++];
         snprintf(f, sizeof(f), "%s.env[%zu]", cf, i);
         if (!json_is_object(e)) {
@@ -344,28 +350,34 @@ pp_env(struct pp *pp, const json_t *ctr, const char *cf,
             snprintf(ff, sizeof(ff), "%s.valueFrom", f);
             json_t *fr = json_object_get(vf, "fieldRef");
             if (!json_is_object(fr) || json_object_size(vf) != 1) {
-                return pp_fail(pp, ff, "only fieldRef is supported by "
-                                       "dpulet");
+                return pp_fail(pp, ff,
+                               "only fieldRef is supported by "
+                               "dpulet");
             }
             snprintf(ff, sizeof(ff), "%s.valueFrom.fieldRef.fieldPath", f);
             if (pp_str(pp, fr, "fieldPath", ff, &d->field_path) < 0) {
                 return -EINVAL;
             }
-            static const char *const ok[] = {
-                "metadata.name", "metadata.namespace", "metadata.uid",
-                "spec.nodeName", "spec.serviceAccountName", "status.podIP",
-                "status.hostIP", NULL};
+            static const char *const ok[] = {"metadata.name",
+                                             "metadata.namespace",
+                                             "metadata.uid",
+                                             "spec.nodeName",
+                                             "spec.serviceAccountName",
+                                             "status.podIP",
+                                             "status.hostIP",
+                                             NULL};
             bool found = false;
             for (size_t k = 0; ok[k] && d->field_path; k++) {
                 found |= !strcmp(ok[k], d->field_path);
             }
             if (!found) {
-                return pp_fail(pp, ff, "unsupported field path (dpulet "
-                                       "resolves metadata.name, "
-                                       "metadata.namespace, metadata.uid, "
-                                       "spec.nodeName, "
-                                       "spec.serviceAccountName, "
-                                       "status.podIP, status.hostIP)");
+                return pp_fail(pp, ff,
+                               "unsupported field path (dpulet "
+                               "resolves metadata.name, "
+                               "metadata.namespace, metadata.uid, "
+                               "spec.nodeName, "
+                               "spec.serviceAccountName, "
+                               "status.podIP, status.hostIP)");
             }
             free(d->value);
             d->value = NULL;
@@ -395,7 +407,8 @@ pp_mounts(struct pp *pp, const json_t *ctr, const char *cf,
     c->mounts = xcalloc(json_array_size(vm) + 1, sizeof(*c->mounts));
     size_t i;
     json_t *m;
-    json_array_foreach (vm, i, m) {
+    json_array_foreach(vm, i, m)
+    {
         struct dpulet_mount *d = &c->mounts[c->n_mounts++];
         snprintf(f, sizeof(f), "%s.volumeMounts[%zu]", cf, i);
         char ff[240];
@@ -418,11 +431,13 @@ pp_mounts(struct pp *pp, const json_t *ctr, const char *cf,
             return -EINVAL;
         }
         if (!d->path || !path_ok(d->path) || !strcmp(d->path, "/")) {
-            return pp_fail(pp, ff, "must be an absolute path other than / "
-                                   "without '..'");
+            return pp_fail(pp, ff,
+                           "must be an absolute path other than / "
+                           "without '..'");
         }
         d->read_only = json_is_true(json_object_get(m, "readOnly"));
-        if (json_object_get(m, "subPath") || json_object_get(m, "subPathExpr")) {
+        if (json_object_get(m, "subPath") ||
+            json_object_get(m, "subPathExpr")) {
             snprintf(ff, sizeof(ff), "%s.subPath", f);
             return pp_fail(pp, ff, "is not supported by dpulet");
         }
@@ -444,13 +459,13 @@ pp_container(struct pp *pp, const json_t *ctr, const char *cf, bool init,
         return -EINVAL;
     }
     if (!c->name || !name_ok(c->name)) {
-        return pp_fail(pp, f, "must be a DNS-1123 label (lower case "
-                              "letters, digits, '-', at most 63)");
+        return pp_fail(pp, f,
+                       "must be a DNS-1123 label (lower case "
+                       "letters, digits, '-', at most 63)");
     }
     for (const struct dpulet_container *o = plan->containers; o < c; o++) {
         if (!strcmp(o->name, c->name)) {
-            return pp_fail(pp, f, "duplicate container name \"%s\"",
-                           c->name);
+            return pp_fail(pp, f, "duplicate container name \"%s\"", c->name);
         }
     }
     snprintf(f, sizeof(f), "%s.image", cf);
@@ -463,9 +478,10 @@ pp_container(struct pp *pp, const json_t *ctr, const char *cf, bool init,
         return -EINVAL;
     }
     if (n == 0 || !c->argv[0][0]) {
-        return pp_fail(pp, f, "is required: dpulet runs the command from "
-                              "the node's filesystem and has no image "
-                              "entrypoint to fall back on");
+        return pp_fail(pp, f,
+                       "is required: dpulet runs the command from "
+                       "the node's filesystem and has no image "
+                       "entrypoint to fall back on");
     }
     snprintf(f, sizeof(f), "%s.args", cf);
     if (pp_strings(pp, ctr, "args", f, &c->argv, &n) < 0) {
@@ -517,7 +533,8 @@ pp_volumes(struct pp *pp, const json_t *spec, struct dpulet_plan *plan)
     plan->volumes = xcalloc(json_array_size(vols) + 1, sizeof(*plan->volumes));
     size_t i;
     json_t *v;
-    json_array_foreach (vols, i, v) {
+    json_array_foreach(vols, i, v)
+    {
         struct dpulet_volume *d = &plan->volumes[plan->n_volumes++];
         char f[128], ff[192];
         snprintf(f, sizeof(f), "spec.volumes[%zu]", i);
@@ -533,8 +550,7 @@ pp_volumes(struct pp *pp, const json_t *spec, struct dpulet_plan *plan)
         }
         for (size_t k = 0; k + 1 < plan->n_volumes; k++) {
             if (!strcmp(plan->volumes[k].name, d->name)) {
-                return pp_fail(pp, ff, "duplicate volume name \"%s\"",
-                               d->name);
+                return pp_fail(pp, ff, "duplicate volume name \"%s\"", d->name);
             }
         }
         json_t *s;
@@ -547,8 +563,9 @@ pp_volumes(struct pp *pp, const json_t *spec, struct dpulet_plan *plan)
                 return -EINVAL;
             }
             if (!d->source || !path_ok(d->source)) {
-                return pp_fail(pp, ff, "must be an absolute path without "
-                                       "'..'");
+                return pp_fail(pp, ff,
+                               "must be an absolute path without "
+                               "'..'");
             }
         } else if ((s = json_object_get(v, "secret")) ||
                    (s = json_object_get(v, "configMap"))) {
@@ -556,8 +573,8 @@ pp_volumes(struct pp *pp, const json_t *spec, struct dpulet_plan *plan)
             d->kind = secret ? DPULET_VOL_SECRET : DPULET_VOL_CONFIG_MAP;
             snprintf(ff, sizeof(ff), "%s.%s", f,
                      secret ? "secret.secretName" : "configMap.name");
-            if (pp_str(pp, s, secret ? "secretName" : "name", ff,
-                       &d->source) < 0) {
+            if (pp_str(pp, s, secret ? "secretName" : "name", ff, &d->source) <
+                0) {
                 return -EINVAL;
             }
             if (!d->source || !d->source[0] || strchr(d->source, '/') ||
@@ -568,12 +585,14 @@ pp_volumes(struct pp *pp, const json_t *spec, struct dpulet_plan *plan)
             if (json_object_get(s, "items")) {
                 snprintf(ff, sizeof(ff), "%s.%s.items", f,
                          secret ? "secret" : "configMap");
-                return pp_fail(pp, ff, "is not supported by dpulet (every "
-                                       "key becomes a file)");
+                return pp_fail(pp, ff,
+                               "is not supported by dpulet (every "
+                               "key becomes a file)");
             }
         } else {
-            return pp_fail(pp, f, "volume kind not supported by dpulet "
-                                  "(secret, configMap, hostPath, emptyDir)");
+            return pp_fail(pp, f,
+                           "volume kind not supported by dpulet "
+                           "(secret, configMap, hostPath, emptyDir)");
         }
     }
     return 0;
@@ -594,7 +613,8 @@ pp_list(struct pp *pp, const json_t *spec, const char *key, bool init,
     }
     size_t i;
     json_t *c;
-    json_array_foreach (a, i, c) {
+    json_array_foreach(a, i, c)
+    {
         if (plan->n_containers >= DPULET_PLAN_MAX_CONTAINERS) {
             return pp_fail(pp, "spec", "more than %d containers",
                            DPULET_PLAN_MAX_CONTAINERS);
@@ -665,8 +685,9 @@ dpulet_plan_from_pod(const json_t *pod, struct dpulet_plan **out,
         p->restart = DPULET_RESTART_NEVER;
     } else {
         free(rp);
-        pp_fail(&pp, "spec.restartPolicy", "must be Always, OnFailure or "
-                                           "Never");
+        pp_fail(&pp, "spec.restartPolicy",
+                "must be Always, OnFailure or "
+                "Never");
         goto out;
     }
     free(rp);
@@ -754,7 +775,7 @@ dpulet_plan_container(const struct dpulet_plan *p, const char *name)
 const char *
 dpulet_restart_name(enum dpulet_restart r)
 {
-    return r == DPULET_RESTART_NEVER       ? "Never"
+    return r == DPULET_RESTART_NEVER        ? "Never"
            : r == DPULET_RESTART_ON_FAILURE ? "OnFailure"
                                             : "Always";
 }

@@ -78,10 +78,10 @@ enum dpulet_probe_kind {
 
 struct dpulet_probe {
     enum dpulet_probe_kind kind;
-    char **argv;  /* exec: NULL-terminated */
-    char *host;   /* http/tcp: NULL = the pod IP */
-    int port;     /* http/tcp (named ports resolved from the container) */
-    char *path;   /* http: request path ("/" by default) */
+    char **argv; /* exec: NULL-terminated */
+    char *host;  /* http/tcp: NULL = the pod IP */
+    int port;    /* http/tcp (named ports resolved from the container) */
+    char *path;  /* http: request path ("/" by default) */
     int initial_delay_s, period_s, timeout_s;
     int success_threshold, failure_threshold;
 };
@@ -116,8 +116,8 @@ int dpulet_plan_from_pod(const json_t *pod, struct dpulet_plan **out,
                          struct dpf_error *err);
 void dpulet_plan_free(struct dpulet_plan *p);
 /* The container called name, or NULL. */
-const struct dpulet_container *dpulet_plan_container(
-    const struct dpulet_plan *p, const char *name);
+const struct dpulet_container *
+dpulet_plan_container(const struct dpulet_plan *p, const char *name);
 /* A restart policy's name as the API writes it. */
 const char *dpulet_restart_name(enum dpulet_restart r);
 

@@ -306,8 +306,8 @@ shim_run(const struct proc_spec *s, int report)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int log = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                   0640);
+    int log =
+        open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     int po[2], pe[2], px[2];
     if (log < 0 || pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
         pipe2(px, O_CLOEXEC) < 0) {
@@ -367,8 +367,7 @@ shim_run(const struct proc_spec *s, int report)
             break;
         }
     }
-    int code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                 : 128 + WTERMSIG(status);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     char rec[96];
     int n = snprintf(rec, sizeof(rec), "%d %d %lld\n", code, sig,

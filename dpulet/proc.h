@@ -40,21 +40,21 @@ struct proc_bind {
 };
 
 struct proc_spec {
-    const char *path;       /* resolved executable */
-    char *const *argv;      /* argv[0] as given in the spec */
-    char *const *envp;      /* complete environment */
-    const char *workdir;    /* NULL = / */
+    const char *path;    /* resolved executable */
+    char *const *argv;   /* argv[0] as given in the spec */
+    char *const *envp;   /* complete environment */
+    const char *workdir; /* NULL = / */
     const struct proc_bind *binds;
     size_t n_binds;
-    const char *log_path;   /* CRI log file (appended) */
-    const char *exit_path;  /* exit record written by the shim */
+    const char *log_path;  /* CRI log file (appended) */
+    const char *exit_path; /* exit record written by the shim */
 };
 
 struct proc_started {
-    pid_t shim, pid;                  /* shim and container */
-    uint64_t shim_start, pid_start;   /* /proc/<pid>/stat start times */
-    int exec_errno;                   /* != 0: the container never ran */
-    char error[256];                  /* why, when exec_errno != 0 */
+    pid_t shim, pid;                /* shim and container */
+    uint64_t shim_start, pid_start; /* /proc/<pid>/stat start times */
+    int exec_errno;                 /* != 0: the container never ran */
+    char error[256];                /* why, when exec_errno != 0 */
 };
 
 /* Fork the shim and the container. 0 (check out->exec_errno: a container

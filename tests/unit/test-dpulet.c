@@ -81,18 +81,17 @@ test_detect_scan(void **state)
     assert_string_equal(d[2].pci, "0000-c0-00");
 
     json_t *l = dpulet_detect_labels(d, n, true);
-    assert_string_equal(
-        json_string_value(json_object_get(
-            l, "feature.node.kubernetes.io/dpu-0-pci-address")),
-        "0000-4b-00");
+    assert_string_equal(json_string_value(json_object_get(
+                            l, "feature.node.kubernetes.io/dpu-0-pci-address")),
+                        "0000-4b-00");
     assert_string_equal(json_string_value(json_object_get(
                             l, "feature.node.kubernetes.io/dpu-0-pf0-name")),
                         "ens1f0np0");
-    assert_null(json_object_get(l, "feature.node.kubernetes.io/dpu-1-pf0-name"));
-    assert_string_equal(
-        json_string_value(json_object_get(
-            l, "feature.node.kubernetes.io/dpu-2-pci-address")),
-        "0000-c0-00");
+    assert_null(
+        json_object_get(l, "feature.node.kubernetes.io/dpu-1-pf0-name"));
+    assert_string_equal(json_string_value(json_object_get(
+                            l, "feature.node.kubernetes.io/dpu-2-pci-address")),
+                        "0000-c0-00");
     assert_string_equal(json_string_value(json_object_get(
                             l, "feature.node.kubernetes.io/dpu-enabled")),
                         "true");
@@ -110,7 +109,8 @@ test_detect_scan(void **state)
 
     assert_true(dpulet_detect_owns_label(
         "feature.node.kubernetes.io/dpu-12-pci-address"));
-    assert_true(dpulet_detect_owns_label("feature.node.kubernetes.io/dpu-enabled"));
+    assert_true(
+        dpulet_detect_owns_label("feature.node.kubernetes.io/dpu-enabled"));
     assert_false(dpulet_detect_owns_label(
         "feature.node.kubernetes.io/dpu-x-pci-address"));
     assert_false(dpulet_detect_owns_label("feature.node.kubernetes.io/cpu-x"));
@@ -246,10 +246,11 @@ test_plan_errors(void **state)
     expect_bad("{\"containers\":[{\"name\":\"a\",\"command\":[\"x\"],"
                "\"volumeMounts\":[{\"name\":\"nope\",\"mountPath\":\"/x\"}]}]}",
                "spec.containers[0].volumeMounts[0].name", "names no volume");
-    expect_bad("{\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}}],"
-               "\"containers\":[{\"name\":\"a\",\"command\":[\"x\"],"
-               "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/a/../b\"}]}]}",
-               "volumeMounts[0].mountPath", "without '..'");
+    expect_bad(
+        "{\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}}],"
+        "\"containers\":[{\"name\":\"a\",\"command\":[\"x\"],"
+        "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/a/../b\"}]}]}",
+        "volumeMounts[0].mountPath", "without '..'");
     expect_bad("{\"volumes\":[{\"name\":\"v\",\"nfs\":{}}],\"containers\":[]}",
                "spec.volumes[0]", "not supported");
     expect_bad("{\"containers\":[{\"name\":\"a\",\"command\":[\"x\"],"
@@ -258,8 +259,7 @@ test_plan_errors(void **state)
                "spec.containers[0].env[0].valueFrom", "only fieldRef");
     expect_bad("{\"containers\":[{\"name\":\"a\",\"command\":[\"x\"],"
                "\"livenessProbe\":{\"tcpSocket\":{\"port\":70000}}}]}",
-               "spec.containers[0].livenessProbe.tcpSocket",
-               "out of range");
+               "spec.containers[0].livenessProbe.tcpSocket", "out of range");
     expect_bad("{\"containers\":[{\"name\":\"a\",\"command\":[\"x\"],"
                "\"readinessProbe\":{\"periodSeconds\":0,"
                "\"exec\":{\"command\":[\"x\"]}}}]}",

@@ -637,3 +637,44 @@ def test_rss_with_10_pods(env):
     with open(os.path.join(tmp, "rss.txt"), "w") as f:
         f.write(str(kb))
     assert kb <= 20 * 1024, f"dpulet RSS {kb} KiB > 20 MiB"
+
+
+def test_join_then_run_as_the_node(env):
+    """dpulet join: kubeadm's TLS bootstrap with a bootstrap token; the
+    kubeconfig it writes lets dpulet register its Node and Lease as
+    system:node:<name>."""
+    srv, make, tmp = env
+    from conftest import dpfctl
+    r = dpfctl(["token", "create", "--print-join-command"], srv.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    assert words[:2] == ["kubeadm", "join"], r.stdout
+    endpoint = words[2]
+    token = words[words.index("--token") + 1]
+    pin = words[words.index("--discovery-token-ca-cert-hash") + 1]
+    kc = os.path.join(tmp, "joined.kubeconfig")
+    j = subprocess.run([binary("dpulet", "dpulet"), "join", endpoint,
+                        "--token", token, "--discovery-token-ca-cert-hash",
+                        pin, "--node-name", "dpu-joined", "--kubeconfig",
+                        kc], capture_output=True, text=True, timeout=120)
+    assert j.returncode == 0, j.stderr
+    assert token not in j.stderr and token.split(".")[1] not in j.stderr
+    assert oct(os.stat(kc).st_mode & 0o777) == "0o600"
+    # a wrong pin is refused before anything is sent
+    bad = subprocess.run([binary("dpulet", "dpulet"), "join", endpoint,
+                          "--token", token, "--discovery-token-ca-cert-hash",
+                          "sha256:" + "0" * 64, "--node-name", "x",
+                          "--kubeconfig", os.path.join(tmp, "bad.kc")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "dpulet join:" in bad.stderr
+    assert not os.path.exists(os.path.join(tmp, "bad.kc"))
+
+    d = make(name="dpu-joined")
+    d.srv = type("S", (), {"kubeconfig": kc})()
+    d.start()
+    n = wait_for(lambda: node(srv, "dpu-joined"), 60,
+                 what="joined Node registered")
+    assert n["metadata"]["labels"]["kubernetes.io/hostname"] == "dpu-joined"
+    wait_for(lambda: get(srv, "/apis/coordination.k8s.io/v1/namespaces/"
+                         "kube-node-lease/leases/dpu-joined")[0] == 200, 30,
+             what="joined node's Lease")

@@ -28,6 +28,7 @@
 #include "lib/codecs/yamljson.h"
 #include "lib/kube/api-client.h"
 #include "lib/kube/informer.h"
+#include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-rest.h"
 #include "lib/kube/kubeconfig.h"
 
@@ -40,6 +41,7 @@ LOG_MODULE(dpulet);
 #define BACKOFF_RESET_MS 600000 /* ran this long: the back-off starts over */
 #define MANIFEST_MAX (1 << 20)
 #define SECRET_MAX (1 << 20)
+#define ROTATE_CHECK_MS 600000 /* is the client certificate due? */
 
 static const struct kube_gvr GVR_NODES = {"", "v1", "nodes", false};
 static const struct kube_gvr GVR_PODS = {"", "v1", "pods", true};
@@ -131,6 +133,7 @@ struct dpulet {
     bool registered;
     char *node_uid;
     struct loop_timer *tick, *status_t, *lease_t, *detect_t, *static_t;
+    struct loop_timer *rotate_t;
     struct pod *pods;
     struct orphan *orphans;
     size_t n_orphans;
@@ -2184,6 +2187,82 @@ on_pod_update(void *arg, const json_t *o, const json_t *n)
     on_pod_event(arg, n);
 }
 
+static void on_pod_event(void *arg, const json_t *obj);
+static void on_pod_update(void *arg, const json_t *o, const json_t *n);
+
+/* (Re)make the API clients and the pod informer from the kubeconfig file:
+ * at start, and after the client certificate was renewed. Loop thread. */
+static int
+dpulet_connect(struct dpulet *d, struct dpf_error *err)
+{
+    struct kubeconfig *kc = NULL;
+    struct kubeconfig_options ko = {.path = d->cfg.kubeconfig};
+    struct api_client *api = NULL;
+    struct kube_rest *rest = NULL;
+    if (kubeconfig_load(&ko, &kc, err) < 0 ||
+        !(api = api_client_create(kc, err)) ||
+        !(rest = kube_rest_create(d->loop, kc, err))) {
+        api_client_destroy(api);
+        kubeconfig_free(kc);
+        return -EINVAL;
+    }
+    bool restart = d->inf != NULL;
+    informer_destroy(d->inf);
+    kube_rest_destroy(d->rest);
+    api_client_destroy(d->api);
+    kubeconfig_free(d->kc);
+    d->kc = kc;
+    d->api = api;
+    d->rest = rest;
+    api_client_set_timeout(d->api, 10000);
+    api_client_set_user_agent(d->api, "dpulet/" DPF_VERSION);
+    kube_rest_set_user_agent(d->rest, "dpulet/" DPF_VERSION);
+    char *fs = xasprintf("spec.nodeName=%s", d->node);
+    struct informer_options io = {.gvr = GVR_PODS, .field_selector = fs};
+    d->inf = informer_create(d->rest, &io);
+    free(fs);
+    struct informer_handlers h = {.on_add = on_pod_event,
+                                  .on_update = on_pod_update,
+                                  .on_delete = on_pod_event,
+                                  .arg = d};
+    informer_add_handlers(d->inf, &h);
+    if (restart) {
+        informer_start(d->inf);
+    }
+    return 0;
+}
+
+/* A node client certificate (from `dpulet join`) is renewed once at most a
+ * third of its lifetime is left, as kubelet rotates its own; the clients
+ * are then made again from the rewritten kubeconfig. */
+static void
+on_rotate_timer(void *arg, struct loop_timer *t)
+{
+    struct dpulet *d = arg;
+    loop_timer_reset(t, ROTATE_CHECK_MS, 0);
+    if (!d->kc || !d->kc->cert_pem) {
+        return; /* token or other credentials: nothing to renew */
+    }
+    struct dpf_error err = {0};
+    int rc =
+        kube_bootstrap_rotate(d->cfg.kubeconfig, NULL,
+                              time_wall_ns() / 1000000000, false, 60000, &err);
+    if (rc < 0) {
+        log_warn("cannot renew the node's client certificate",
+                 "kubeconfig=%s err=\"%s\"", d->cfg.kubeconfig, err.message);
+        return;
+    }
+    if (rc == 1) {
+        log_info("renewed the node's client certificate", "kubeconfig=%s",
+                 d->cfg.kubeconfig);
+        if (dpulet_connect(d, &err) < 0) {
+            log_warn("cannot reload the renewed kubeconfig",
+                     "kubeconfig=%s err=\"%s\"", d->cfg.kubeconfig,
+                     err.message);
+        }
+    }
+}
+
 struct dpulet *
 dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
              struct dpf_error *err)
@@ -2237,26 +2316,9 @@ dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
         dpulet_destroy(d);
         return NULL;
     }
-    if (cfg->kubeconfig) {
-        struct kubeconfig_options ko = {.path = cfg->kubeconfig};
-        if (kubeconfig_load(&ko, &d->kc, err) < 0 ||
-            !(d->api = api_client_create(d->kc, err)) ||
-            !(d->rest = kube_rest_create(loop, d->kc, err))) {
-            dpulet_destroy(d);
-            return NULL;
-        }
-        api_client_set_timeout(d->api, 10000);
-        api_client_set_user_agent(d->api, "dpulet/" DPF_VERSION);
-        kube_rest_set_user_agent(d->rest, "dpulet/" DPF_VERSION);
-        char *fs = xasprintf("spec.nodeName=%s", d->node);
-        struct informer_options io = {.gvr = GVR_PODS, .field_selector = fs};
-        d->inf = informer_create(d->rest, &io);
-        free(fs);
-        struct informer_handlers h = {.on_add = on_pod_event,
-                                      .on_update = on_pod_update,
-                                      .on_delete = on_pod_event,
-                                      .arg = d};
-        informer_add_handlers(d->inf, &h);
+    if (cfg->kubeconfig && dpulet_connect(d, err) < 0) {
+        dpulet_destroy(d);
+        return NULL;
     }
     d->det_labels = detect_now(d);
     orphans_scan(d);
@@ -2274,6 +2336,7 @@ dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
             loop_timer_add(loop, d->cfg.status_ms, 0, on_status_timer, d);
         d->lease_t =
             loop_timer_add(loop, d->cfg.lease_renew_ms, 0, on_lease_timer, d);
+        d->rotate_t = loop_timer_add(loop, 5000, 0, on_rotate_timer, d);
     }
     log_info("dpulet started", "node=%s root=%s api=%s", d->node, d->root,
              d->api ? api_client_server(d->api) : "none (standalone)");
@@ -2286,8 +2349,8 @@ dpulet_destroy(struct dpulet *d)
     if (!d) {
         return;
     }
-    struct loop_timer *ts[] = {d->tick, d->static_t, d->detect_t, d->status_t,
-                               d->lease_t};
+    struct loop_timer *ts[] = {d->tick,     d->static_t, d->detect_t,
+                               d->status_t, d->lease_t,  d->rotate_t};
     for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
         if (ts[i]) {
             loop_timer_cancel(ts[i]);

@@ -678,3 +678,73 @@ def test_join_then_run_as_the_node(env):
     wait_for(lambda: get(srv, "/apis/coordination.k8s.io/v1/namespaces/"
                          "kube-node-lease/leases/dpu-joined")[0] == 200, 30,
              what="joined node's Lease")
+
+
+def test_client_certificate_rotation(env):
+    """A node client certificate with 7 of its 24 h left is renewed by
+    dpulet (a self-node CSR, approved automatically) and dpulet goes on
+    with the new one."""
+    import base64
+    import datetime
+    import yaml
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    srv, make, tmp = env
+    ca_key = serialization.load_pem_private_key(
+        open(os.path.join(srv.data_dir, "pki", "ca.key"), "rb").read(), None)
+    ca = x509.load_pem_x509_certificate(open(srv.ca, "rb").read())
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.datetime.utcnow() - datetime.timedelta(hours=17)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                x509.NameAttribute(NameOID.COMMON_NAME,
+                                   "system:node:dpu-rot")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(hours=24))
+            .add_extension(x509.ExtendedKeyUsage(
+                [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+
+    def b64(b):
+        return base64.b64encode(b).decode()
+    kc = {"apiVersion": "v1", "kind": "Config", "current-context": "n",
+          "clusters": [{"name": "c", "cluster": {
+              "server": srv.url,
+              "certificate-authority-data": b64(open(srv.ca, "rb").read())}}],
+          "contexts": [{"name": "n", "context": {"cluster": "c",
+                                                 "user": "u"}}],
+          "users": [{"name": "u", "user": {
+              "client-certificate-data": b64(cert.public_bytes(
+                  serialization.Encoding.PEM)),
+              "client-key-data": b64(key.private_bytes(
+                  serialization.Encoding.PEM,
+                  serialization.PrivateFormat.PKCS8,
+                  serialization.NoEncryption()))}}]}
+    path = os.path.join(tmp, "dpu-rot.kubeconfig")
+    with open(path, "w") as f:
+        yaml.safe_dump(kc, f)
+    os.chmod(path, 0o600)
+
+    def serial():
+        u = yaml.safe_load(open(path))["users"][0]["user"]
+        return x509.load_pem_x509_certificate(base64.b64decode(
+            u["client-certificate-data"])).serial_number
+    d = make(name="dpu-rot", extra=["--status-interval", "1s"])
+    d.srv = type("S", (), {"kubeconfig": path})()
+    d.start()
+    wait_for(lambda: serial() != cert.serial_number, 90,
+             what="certificate renewed")
+    wait_for(lambda: "renewed the node's client certificate" in
+             d.log_text(), 10, what="renewal logged")
+
+    def heartbeat():
+        return {c["type"]: c for c in node(srv, "dpu-rot")["status"][
+            "conditions"]}["Ready"]["lastHeartbeatTime"]
+    first = wait_for(heartbeat, 30, what="status")
+    # still talking to the API with the new certificate
+    wait_for(lambda: heartbeat() > first, 20, what="heartbeat after renewal")

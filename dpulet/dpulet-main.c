@@ -4,10 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dpulet/dpulet-join.h"
 #include "dpulet/dpulet.h"
+#include "lib/base/base64.h"
 #include "lib/base/daemon.h"
+#include "lib/base/util.h"
+#include "lib/kube/api-client.h"
+#include "lib/kube/kube-bootstrap.h"
+#include "lib/kube/kubeconfig.h"
 #include "lib/codecs/duration.h"
 
 struct dpulet_main {
@@ -69,15 +75,96 @@ ignore_flag(void *arg, const char *v, struct dpf_error *err)
     return 0; /* taken by the kubelet API (dpulet-api.c) */
 }
 
+/* kubelet's --bootstrap-kubeconfig: when --kubeconfig does not exist
+ * yet, ask for a node client certificate (CSR for system:node:<name>,
+ * signer kube-apiserver-client-kubelet) with the bootstrap credentials and
+ * write --kubeconfig (0600) with it. Blocks until the CSR is approved
+ * (5 min at most), as kubelet does. */
+static int
+main_bootstrap(struct dpulet_main *m, struct dpf_error *err)
+{
+    if (!m->cfg.kubeconfig) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "--bootstrap-kubeconfig needs --kubeconfig: the file "
+                      "to write the node's credentials to");
+        return -EINVAL;
+    }
+    if (access(m->cfg.kubeconfig, F_OK) == 0) {
+        return 0; /* bootstrapped before; rotation keeps it current */
+    }
+    if (!m->cfg.node_name) {
+        dpf_error_set(err, 400, "BadRequest", "--node-name is required");
+        return -EINVAL;
+    }
+    struct kubeconfig_options ko = {.path = m->bootstrap};
+    struct kubeconfig *kc = NULL;
+    struct api_client *c = NULL;
+    char *key = NULL, *csr = NULL, *cert = NULL, *cn = NULL, *text = NULL;
+    int rc = kubeconfig_load(&ko, &kc, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!(c = api_client_create(kc, err))) {
+        rc = -EINVAL;
+        goto out;
+    }
+    cn = xasprintf("system:node:%s", m->cfg.node_name);
+    const char *const orgs[] = {"system:nodes", NULL};
+    struct kube_bootstrap_csr_options o = {
+        .generate_name = "node-csr-",
+        .signer = KUBE_BOOTSTRAP_SIGNER_KUBELET,
+        .timeout_ms = 300000,
+    };
+    if ((rc = kube_bootstrap_csr_new(cn, orgs, NULL, &key, &csr, err)) < 0 ||
+        (rc = kube_bootstrap_csr_request(c, &o, csr, &cert, err)) < 0) {
+        goto out;
+    }
+    char *ca = kc->ca_pem ? base64_encode(kc->ca_pem, kc->ca_len, BASE64_STD)
+                          : xstrdup("");
+    char *crt = base64_encode(cert, strlen(cert), BASE64_STD);
+    char *k64 = base64_encode(key, strlen(key), BASE64_STD);
+    text = xasprintf("apiVersion: v1\nkind: Config\n"
+                     "clusters:\n- name: default\n  cluster:\n"
+                     "    server: %s\n"
+                     "    certificate-authority-data: %s\n"
+                     "users:\n- name: default\n  user:\n"
+                     "    client-certificate-data: %s\n"
+                     "    client-key-data: %s\n"
+                     "contexts:\n- name: default\n  context:\n"
+                     "    cluster: default\n    user: default\n"
+                     "current-context: default\n",
+                     kc->server, ca, crt, k64);
+    explicit_bzero(k64, strlen(k64));
+    free(k64);
+    free(crt);
+    free(ca);
+    rc = file_write_atomic(m->cfg.kubeconfig, text, strlen(text), 0600);
+    if (rc < 0) {
+        dpf_error_set(err, 500, "InternalError", "--kubeconfig %s: %s",
+                      m->cfg.kubeconfig, strerror(-rc));
+    }
+out:
+    if (key) {
+        explicit_bzero(key, strlen(key));
+    }
+    if (text) {
+        explicit_bzero(text, strlen(text));
+    }
+    free(key);
+    free(text);
+    free(csr);
+    free(cert);
+    free(cn);
+    api_client_destroy(c);
+    kubeconfig_free(kc);
+    return rc;
+}
+
 static int
 main_start(void *arg, struct daemon *dm, struct dpf_error *err)
 {
     struct dpulet_main *m = arg;
-    if (m->bootstrap) {
-        dpf_error_set(err, 400, "BadRequest",
-                      "--bootstrap-kubeconfig is not supported yet: run "
-                      "`dpulet join` first (TLS bootstrap lands with the "
-                      "certificates work)");
+    if (m->bootstrap && main_bootstrap(m, err) < 0) {
         return -EINVAL;
     }
     m->cfg.api_port = 10250;
@@ -131,7 +218,9 @@ main(int argc, char **argv)
          "pods only (standalone)",
          set_kubeconfig},
         {"bootstrap-kubeconfig", "PATH",
-         "bootstrap credentials (not yet: use `dpulet join`)", set_bootstrap},
+         "bootstrap credentials: when --kubeconfig does not exist, get\n"
+         "a node certificate with them and write it there",
+         set_bootstrap},
         {"node-name", "NAME", "this node's name (required)", set_node_name},
         {"node-ip", "IP",
          "the Node's InternalIP (required); also the pods'\n"

@@ -748,3 +748,35 @@ def test_client_certificate_rotation(env):
     first = wait_for(heartbeat, 30, what="status")
     # still talking to the API with the new certificate
     wait_for(lambda: heartbeat() > first, 20, what="heartbeat after renewal")
+
+
+def test_bootstrap_kubeconfig(env):
+    """--bootstrap-kubeconfig (a bootstrap token) + --kubeconfig (absent):
+    dpulet gets its node certificate through a CSR, writes the kubeconfig
+    0600 and registers its Node as system:node:<name>."""
+    import yaml
+    from conftest import dpfctl
+    srv, make, tmp = env
+    r = dpfctl(["token", "create", "--print-join-command"], srv.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    token = words[words.index("--token") + 1]
+    boot = os.path.join(tmp, "bootstrap.kubeconfig")
+    with open(srv.kubeconfig) as f:
+        admin = yaml.safe_load(f)
+    admin["users"][0]["user"] = {"token": token}
+    with open(boot, "w") as f:
+        yaml.safe_dump(admin, f)
+    kc = os.path.join(tmp, "node.kubeconfig")
+    d = make(name="dpu-boot", extra=["--bootstrap-kubeconfig", boot])
+    d.srv = type("S", (), {"kubeconfig": kc})()
+    d.start()
+    wait_for(lambda: node(srv, "dpu-boot"), 60, what="Node registered")
+    assert oct(os.stat(kc).st_mode & 0o777) == "0o600"
+    user = yaml.safe_load(open(kc))["users"][0]["user"]
+    assert "client-certificate-data" in user and "token" not in user
+    r = kubectl(["auth", "whoami", "-o", "json"], kc)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"]["userInfo"]["username"] == \
+        "system:node:dpu-boot"
+    assert token.split(".")[1] not in d.log_text()

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -139,6 +140,8 @@ struct dpulet {
     size_t n_orphans;
     bool orphans_done;
     json_t *removed; /* uid -> when (mono ms): finished, not to re-add */
+    pthread_mutex_t snap_lock; /* guards snap (the kubelet API's view) */
+    struct snap *snap;
     char cond_time[4][40];
     bool cond_bad[4];
     int64_t boot_ns;
@@ -2072,6 +2075,8 @@ orphans_finish(struct dpulet *d)
     d->orphans_done = true;
 }
 
+static void snap_publish(struct dpulet *d);
+
 static void
 on_tick(void *arg, struct loop_timer *t)
 {
@@ -2099,6 +2104,7 @@ on_tick(void *arg, struct loop_timer *t)
             pp = &p->next;
         }
     }
+    snap_publish(d);
     const char *uid;
     json_t *when, *tmp;
     json_object_foreach_safe(d->removed, tmp, uid, when)
@@ -2119,54 +2125,193 @@ on_static_timer(void *arg, struct loop_timer *t)
 }
 
 /* ------------------------------------------------------------------ */
-/* hooks for the kubelet API */
+/* hooks for the kubelet API: a snapshot the API's threads read */
 
-static int
-hook_container_info(void *arg, const char *ns, const char *pod,
-                    const char *container, bool previous,
-                    struct dpulet_container_info *out, struct dpf_error *err)
+struct snap_ctr {
+    char *ns, *pod, *name, *dir;
+    int restarts;
+    bool running;
+    pid_t pid;
+    char **envp;
+    char *cwd;
+};
+
+struct snap {
+    size_t n;
+    struct snap_ctr *c;
+    json_t *pods; /* the pod objects, with the status dpulet computed */
+};
+
+static char **
+strv_dup(char *const *v)
 {
-    struct dpulet *d = arg;
-    char *key = xasprintf("%s/%s", ns, pod);
-    struct pod *p = pod_find(d, key);
-    free(key);
-    if (!p || !p->plan) {
-        dpf_error_set(err, 404, "NotFound", "pod \"%s\" not found on node %s",
-                      pod, d->node);
-        return -ENOENT;
+    size_t n = 0;
+    while (v && v[n]) {
+        n++;
     }
-    for (size_t i = 0; i < p->n_ctrs; i++) {
-        struct ctr *c = &p->ctrs[i];
-        if (container && container[0] && strcmp(c->spec->name, container)) {
+    char **out = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        out[i] = xstrdup(v[i]);
+    }
+    return out;
+}
+
+static void
+snap_free(struct snap *sn)
+{
+    if (!sn) {
+        return;
+    }
+    for (size_t i = 0; i < sn->n; i++) {
+        free(sn->c[i].ns);
+        free(sn->c[i].pod);
+        free(sn->c[i].name);
+        free(sn->c[i].dir);
+        free(sn->c[i].cwd);
+        strv_free(sn->c[i].envp);
+    }
+    free(sn->c);
+    json_decref(sn->pods);
+    free(sn);
+}
+
+/* Publish what the API may ask about (loop thread, after each tick). */
+static void
+snap_publish(struct dpulet *d)
+{
+    struct snap *sn = xcalloc(1, sizeof(*sn));
+    sn->pods = json_array();
+    size_t cap = 0;
+    for (struct pod *p = d->pods; p; p = p->next) {
+        if (p->gone || !p->plan) {
             continue;
         }
-        if (previous && c->restarts == 0) {
-            dpf_error_set(err, 400, "BadRequest",
-                          "previous terminated container \"%s\" in pod "
-                          "\"%s\" not found",
-                          c->spec->name, pod);
-            return -ENODATA;
+        json_t *obj = json_deep_copy(p->obj);
+        json_object_set_new(obj, "status", pod_status_json(d, p));
+        json_array_append_new(sn->pods, obj);
+        for (size_t i = 0; i < p->n_ctrs; i++) {
+            const struct ctr *c = &p->ctrs[i];
+            if (sn->n == cap) {
+                cap = cap ? cap * 2 : 16;
+                sn->c = xrealloc(sn->c, cap * sizeof(*sn->c));
+            }
+            struct snap_ctr *x = &sn->c[sn->n++];
+            x->ns = xstrdup(p->plan->ns);
+            x->pod = xstrdup(p->plan->name);
+            x->name = xstrdup(c->spec->name);
+            x->dir = xstrdup(p->dir);
+            x->restarts = c->restarts;
+            x->running = c->state == CS_RUNNING;
+            x->pid = x->running ? c->pid : 0;
+            x->envp = strv_dup(c->envp);
+            x->cwd =
+                c->spec->working_dir ? xstrdup(c->spec->working_dir) : NULL;
         }
-        static char log[PATH_MAX];
-        char *l = ctr_log_path(p, c->spec->name,
-                               previous ? c->restarts - 1 : c->restarts);
-        snprintf(log, sizeof(log), "%s", l);
-        free(l);
-        out->log_path = log;
-        out->pid = c->state == CS_RUNNING ? c->pid : 0;
-        out->envp = c->envp;
-        out->workdir = c->spec->working_dir;
-        return 0;
     }
-    dpf_error_set(err, 404, "NotFound", "container %s is not valid for pod %s",
-                  container, pod);
-    return -ENOENT;
+    pthread_mutex_lock(&d->snap_lock);
+    struct snap *old = d->snap;
+    d->snap = sn;
+    pthread_mutex_unlock(&d->snap_lock);
+    snap_free(old);
+}
+
+/* Find ns/pod/container in the snapshot (lock held). */
+static const struct snap_ctr *
+snap_find(struct dpulet *d, const char *ns, const char *pod,
+          const char *container, struct dpf_error *err, int *rc)
+{
+    bool pod_seen = false;
+    const struct snap_ctr *first = NULL;
+    for (size_t i = 0; d->snap && i < d->snap->n; i++) {
+        const struct snap_ctr *x = &d->snap->c[i];
+        if (strcmp(x->ns, ns) || strcmp(x->pod, pod)) {
+            continue;
+        }
+        pod_seen = true;
+        if (!first) {
+            first = x;
+        }
+        if (container && container[0] && !strcmp(x->name, container)) {
+            return x;
+        }
+    }
+    if (pod_seen && (!container || !container[0])) {
+        return first;
+    }
+    if (!pod_seen) {
+        dpf_error_set(err, 404, "NotFound",
+                      "pod \"%s\" in namespace \"%s\" "
+                      "is not running on node %s",
+                      pod, ns, d->node);
+        *rc = -ENOENT;
+    } else {
+        dpf_error_set(err, 400, "BadRequest",
+                      "container %s is not valid for pod %s", container, pod);
+        *rc = -ESRCH;
+    }
+    return NULL;
+}
+
+static int
+hook_log_path(void *arg, const char *ns, const char *pod, const char *container,
+              bool previous, char **path, bool *running, struct dpf_error *err)
+{
+    struct dpulet *d = arg;
+    int rc = 0;
+    pthread_mutex_lock(&d->snap_lock);
+    const struct snap_ctr *x = snap_find(d, ns, pod, container, err, &rc);
+    if (x && previous && x->restarts == 0) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "previous terminated container \"%s\" in pod \"%s\" "
+                      "not found",
+                      x->name, pod);
+        rc = -ENODATA;
+    } else if (x) {
+        *path = xasprintf("%s/%s/%d.log", x->dir, x->name,
+                          previous ? x->restarts - 1 : x->restarts);
+        *running = !previous && x->running;
+    }
+    pthread_mutex_unlock(&d->snap_lock);
+    return rc;
+}
+
+static int
+hook_exec(void *arg, const char *ns, const char *pod, const char *container,
+          pid_t *pid, char ***envp, char **cwd, struct dpf_error *err)
+{
+    struct dpulet *d = arg;
+    int rc = 0;
+    pthread_mutex_lock(&d->snap_lock);
+    const struct snap_ctr *x = snap_find(d, ns, pod, container, err, &rc);
+    if (x && !x->running) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "container %s in pod %s is not running", x->name, pod);
+        rc = -EAGAIN;
+    } else if (x) {
+        *pid = x->pid;
+        *envp = strv_dup(x->envp);
+        *cwd = x->cwd ? xstrdup(x->cwd) : NULL;
+    }
+    pthread_mutex_unlock(&d->snap_lock);
+    return rc;
+}
+
+static json_t *
+hook_list_pods(void *arg)
+{
+    struct dpulet *d = arg;
+    pthread_mutex_lock(&d->snap_lock);
+    json_t *out = d->snap ? json_deep_copy(d->snap->pods) : json_array();
+    pthread_mutex_unlock(&d->snap_lock);
+    return out;
 }
 
 void
 dpulet_get_hooks(struct dpulet *d, struct dpulet_hooks *out)
 {
-    out->container_info = hook_container_info;
+    out->container_log_path = hook_log_path;
+    out->container_exec = hook_exec;
+    out->list_pods = hook_list_pods;
     out->arg = d;
 }
 
@@ -2277,6 +2422,7 @@ dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
     d->cfg = *cfg;
     d->loop = loop;
     d->removed = json_object();
+    pthread_mutex_init(&d->snap_lock, NULL);
     d->node = xstrdup(cfg->node_name);
     d->ip = xstrdup(cfg->node_ip);
     d->root = xstrdup(cfg->root_dir);
@@ -2372,6 +2518,8 @@ dpulet_destroy(struct dpulet *d)
     }
     free(d->orphans);
     json_decref(d->removed);
+    snap_free(d->snap);
+    pthread_mutex_destroy(&d->snap_lock);
     json_decref(d->cfg_labels);
     json_decref(d->cfg_taints);
     json_decref(d->det_labels);

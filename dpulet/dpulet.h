@@ -59,24 +59,27 @@ struct dpulet *dpulet_start(struct loop *loop, const struct dpulet_config *cfg,
  * adopts them), as kubelet leaves its containers to the runtime. */
 void dpulet_destroy(struct dpulet *d);
 
-/* What the kubelet API needs of a container. Strings point into dpulet's
- * state: valid until the loop runs again. */
-struct dpulet_container_info {
-    const char *log_path; /* current (or previous) run's log file */
-    pid_t pid;            /* the container's process, 0 if not running */
-    char *const *envp;    /* its environment (for exec) */
-    const char *workdir;  /* its working directory, NULL = / */
-};
-
-/* The hook table dpulet-api.c uses (loop thread). */
+/* The hook table of the kubelet API (dpulet-api.c). Its operations are
+ * called from the API's threads, concurrently: they read a snapshot that
+ * the loop thread publishes after every tick (200 ms), under a lock, and
+ * return copies the caller owns. Errors as kubelet's: -ENOENT (no such
+ * pod on this node), -ESRCH (no such container in the pod), -ENODATA
+ * (previous: no earlier run), -EAGAIN (exec: not running), err filled. An
+ * empty container name means the pod's first container. */
 struct dpulet_hooks {
-    /* ns/pod/container -> info. previous: the run before the current one
-     * (kubectl logs --previous). 0, -ENOENT (no such pod or container;
-     * err says which), or -ENODATA (no previous run). */
-    int (*container_info)(void *arg, const char *ns, const char *pod,
-                          const char *container, bool previous,
-                          struct dpulet_container_info *out,
-                          struct dpf_error *err);
+    /* The CRI log file of the current run (or, with previous, the one
+     * before); *path malloc'd; *running: that run is still going. */
+    int (*container_log_path)(void *arg, const char *ns, const char *pod,
+                              const char *container, bool previous, char **path,
+                              bool *running, struct dpf_error *err);
+    /* How to exec in the container: a process of it (its mount namespace
+     * to join), its environment (malloc'd NULL-terminated array of
+     * malloc'd "K=V") and working directory (malloc'd or NULL = /). */
+    int (*container_exec)(void *arg, const char *ns, const char *pod,
+                          const char *container, pid_t *pid, char ***envp,
+                          char **cwd, struct dpf_error *err);
+    /* The pods this node runs, with their status: a new JSON array. */
+    struct json_t *(*list_pods)(void *arg);
     void *arg;
 };
 

@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "dpulet/detect.h"
 #include "dpulet/dpulet.h"
 #include "dpulet/podplan.h"
+#include "lib/base/loop.h"
 #include "lib/base/util.h"
 
 /* ---- a fake sysfs ---- */
@@ -309,14 +311,105 @@ test_flags(void **state)
     assert_non_null(strstr(err.message, "--register-with-taints"));
 }
 
+/* The kubelet API's hooks, on a standalone dpulet running one static
+ * pod: log path, exec target, pod list, and kubelet's error codes. */
+static void
+test_hooks(void **state)
+{
+    (void) state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_hooks: needs root (mount namespaces)\n");
+        skip();
+    }
+    char root[] = "/tmp/dpulet-hooks-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char *sdir = xasprintf("%s/manifests", root);
+    assert_int_equal(dir_create_all(sdir, 0755), 0);
+    char *mf = xasprintf("%s/hook.yaml", sdir);
+    put_file(mf, "apiVersion: v1\nkind: Pod\nmetadata: {name: hook}\n"
+                 "spec:\n  containers:\n  - name: c\n    image: i\n"
+                 "    workingDir: /tmp\n"
+                 "    env: [{name: X, value: y}]\n"
+                 "    command: [sleep, '30']\n");
+    struct loop *loop = loop_create();
+    struct dpulet_config cfg = {.node_name = "n1",
+                                .node_ip = "127.0.0.1",
+                                .root_dir = root,
+                                .sysfs_root = root,
+                                .static_pod_path = sdir,
+                                .path = "/usr/bin:/bin"};
+    struct dpf_error err = {0};
+    struct dpulet *d = dpulet_start(loop, &cfg, &err);
+    assert_non_null(d);
+    struct dpulet_hooks h;
+    dpulet_get_hooks(d, &h);
+    pid_t pid = 0;
+    char **envp = NULL, *cwd = NULL;
+    int64_t deadline = time_mono_ms() + 10000;
+    int rc = -1;
+    while (time_mono_ms() < deadline) {
+        loop_run_once(loop, 100);
+        rc = h.container_exec(h.arg, "default", "hook-n1", "c", &pid, &envp,
+                              &cwd, &err);
+        if (rc == 0) {
+            break;
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_true(pid > 0);
+    assert_string_equal(cwd, "/tmp");
+    bool have_x = false;
+    for (char **e = envp; *e; e++) {
+        have_x |= !strcmp(*e, "X=y");
+    }
+    assert_true(have_x);
+    for (char **e = envp; *e; e++) {
+        free(*e);
+    }
+    free(envp);
+    free(cwd);
+    char *path = NULL;
+    bool running = false;
+    assert_int_equal(h.container_log_path(h.arg, "default", "hook-n1", "",
+                                          false, &path, &running, &err),
+                     0);
+    assert_true(running);
+    assert_non_null(strstr(path, "/pods/default_hook-n1_"));
+    assert_true(str_has_suffix(path, "/c/0.log"));
+    free(path);
+    assert_int_equal(h.container_log_path(h.arg, "default", "hook-n1", "c",
+                                          true, &path, &running, &err),
+                     -ENODATA);
+    assert_int_equal(h.container_log_path(h.arg, "default", "nope", "c", false,
+                                          &path, &running, &err),
+                     -ENOENT);
+    assert_non_null(strstr(err.message, "nope"));
+    assert_int_equal(h.container_exec(h.arg, "default", "hook-n1", "zz", &pid,
+                                      &envp, &cwd, &err),
+                     -ESRCH);
+    json_t *pods = h.list_pods(h.arg);
+    assert_int_equal(json_array_size(pods), 1);
+    json_t *st = json_object_get(json_array_get(pods, 0), "status");
+    assert_string_equal(json_string_value(json_object_get(st, "phase")),
+                        "Running");
+    json_decref(pods);
+    /* stop what the test started: the container's group, then dpulet */
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    dpulet_destroy(d);
+    loop_destroy(loop);
+    rm_tree(root);
+    free(mf);
+    free(sdir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_detect_scan),
-        cmocka_unit_test(test_plan_full),
-        cmocka_unit_test(test_plan_errors),
-        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_detect_scan), cmocka_unit_test(test_plan_full),
+        cmocka_unit_test(test_plan_errors), cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef DPULET_HAVE_API
+#include "dpulet/dpulet-api.h"
+#endif
 #include "dpulet/dpulet-join.h"
 #include "dpulet/dpulet.h"
 #include "lib/base/base64.h"
@@ -19,7 +22,12 @@
 struct dpulet_main {
     struct dpulet_config cfg;
     const char *listen, *bootstrap;
+    const char *tls_cert, *tls_key, *client_ca;
     struct dpulet *d;
+#ifdef DPULET_HAVE_API
+    struct dpulet_api *api;
+    struct dpulet_hooks hooks;
+#endif
 };
 
 #define SET_STR(fn, field)                                         \
@@ -40,6 +48,71 @@ SET_STR(set_path, cfg.path)
 SET_STR(set_labels, cfg.node_labels)
 SET_STR(set_taints, cfg.taints)
 SET_STR(set_listen, listen)
+SET_STR(set_tls_cert, tls_cert)
+SET_STR(set_tls_key, tls_key)
+SET_STR(set_client_ca, client_ca)
+
+#ifdef DPULET_HAVE_API
+/* dpulet-api.h's exec op over dpulet's hook (same errors). */
+static int
+api_exec_target(void *arg, const char *ns, const char *pod,
+                const char *container, struct dpulet_exec_target *t,
+                struct dpf_error *err)
+{
+    struct dpulet_main *m = arg;
+    memset(t, 0, sizeof(*t));
+    return m->hooks.container_exec(m->hooks.arg, ns, pod, container, &t->pid,
+                                   &t->env, &t->cwd, err);
+}
+
+static int
+api_log_path(void *arg, const char *ns, const char *pod, const char *container,
+             bool previous, char **path, bool *running, struct dpf_error *err)
+{
+    struct dpulet_main *m = arg;
+    return m->hooks.container_log_path(m->hooks.arg, ns, pod, container,
+                                       previous, path, running, err);
+}
+
+static json_t *
+api_list_pods(void *arg)
+{
+    struct dpulet_main *m = arg;
+    return m->hooks.list_pods(m->hooks.arg);
+}
+
+/* Serve the kubelet API on --listen (default NODE-IP:10250) with the
+ * --tls-cert-file pair, accepting clients of --client-ca-file. */
+static int
+main_start_api(struct dpulet_main *m, struct dpf_error *err)
+{
+    if (!m->tls_cert || !m->tls_key || !m->client_ca) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "the kubelet API needs --tls-cert-file, "
+                      "--tls-private-key-file and --client-ca-file");
+        return -EINVAL;
+    }
+    char addr[256];
+    snprintf(addr, sizeof(addr), "%s", m->cfg.node_ip);
+    if (m->listen) {
+        const char *colon = strrchr(m->listen, ':');
+        snprintf(addr, sizeof(addr), "%.*s", (int) (colon - m->listen),
+                 m->listen);
+    }
+    dpulet_get_hooks(m->d, &m->hooks);
+    struct dpulet_api_ops ops = {.container_log_path = api_log_path,
+                                 .container_exec_target = api_exec_target,
+                                 .list_pods = api_list_pods,
+                                 .arg = m};
+    struct dpulet_api_config ac = {.address = addr,
+                                   .port = (uint16_t) m->cfg.api_port,
+                                   .cert_file = m->tls_cert,
+                                   .key_file = m->tls_key,
+                                   .client_ca_file = m->client_ca};
+    m->api = dpulet_api_start(&ac, &ops, err);
+    return m->api ? 0 : -EINVAL;
+}
+#endif
 
 static int
 set_duration(const char *flag, const char *v, int64_t *out,
@@ -65,15 +138,6 @@ SET_DUR(set_lease, "lease-duration", lease_ms)
 SET_DUR(set_status, "status-interval", status_ms)
 SET_DUR(set_renew, "lease-renew-interval", lease_renew_ms)
 SET_DUR(set_detect, "detect-interval", detect_ms)
-
-static int
-ignore_flag(void *arg, const char *v, struct dpf_error *err)
-{
-    (void) arg;
-    (void) v;
-    (void) err;
-    return 0; /* taken by the kubelet API (dpulet-api.c) */
-}
 
 /* kubelet's --bootstrap-kubeconfig: when --kubeconfig does not exist
  * yet, ask for a node client certificate (CSR for system:node:<name>,
@@ -182,9 +246,11 @@ main_start(void *arg, struct daemon *dm, struct dpf_error *err)
     if (!m->d) {
         return -EINVAL;
     }
-    /* The kubelet HTTPS API (logs, exec) starts here once dpulet-api.c is
-     * merged: dpulet_get_hooks() gives it each container's log path, PID
-     * and env. */
+#ifdef DPULET_HAVE_API
+    if (m->tls_cert && main_start_api(m, err) < 0) {
+        return -EINVAL;
+    }
+#endif
     daemon_set_ready(dm, "dpulet", true, NULL);
     return 0;
 }
@@ -193,6 +259,10 @@ static void
 main_stop(void *arg)
 {
     struct dpulet_main *m = arg;
+#ifdef DPULET_HAVE_API
+    dpulet_api_stop(m->api);
+    m->api = NULL;
+#endif
     dpulet_destroy(m->d);
     m->d = NULL;
 }
@@ -247,8 +317,16 @@ main(int argc, char **argv)
          "kubelet API address (default NODE-IP:10250); its port is\n"
          "the Node's daemonEndpoints.kubeletEndpoint.Port",
          set_listen},
-        {"tls-cert-file", "PATH", "kubelet API certificate", ignore_flag},
-        {"tls-private-key-file", "PATH", "kubelet API key", ignore_flag},
+        {"tls-cert-file", "PATH",
+         "kubelet API serving certificate (PEM); "
+         "the API\nis served when it is given",
+         set_tls_cert},
+        {"tls-private-key-file", "PATH", "its key", set_tls_key},
+        {"client-ca-file", "PATH",
+         "CA of the clients the kubelet API "
+         "accepts (the API\nserver's kubelet "
+         "client)",
+         set_client_ca},
         {"lease-duration", "DUR", "the node Lease's duration (default 40s)",
          set_lease},
         {"lease-renew-interval", "DUR",

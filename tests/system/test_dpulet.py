@@ -591,8 +591,14 @@ def test_restart_adopts_running_pods(env):
     after = [pid for _, _, pid in d.runs()]
     assert after[0] in before and proc_alive(after[0])
     # no duplicate: one sleep 601 process, and the removed pod's is gone
+    def argv(path):
+        try:
+            with open(path, "rb") as f:
+                return f.read().split(b"\0")[:2]
+        except OSError:   # the process ended while we looked
+            return []
     n = sum(1 for p in glob.glob("/proc/[0-9]*/cmdline")
-            if open(p, "rb").read().split(b"\0")[:2] == [b"sleep", b"601"])
+            if argv(p) == [b"sleep", b"601"])
     assert n == 1
     gone = [p for p in before if p != after[0]][0]
     wait_for(lambda: not proc_alive(gone), 10, what="orphan killed")

@@ -18,5 +18,6 @@ const struct schema_group *const schema_builtin_groups[] = {
     &schema_group_authorization,
     &schema_group_authentication,
     &schema_group_apiextensions,
+    &schema_group_certificates,
     NULL,
 };

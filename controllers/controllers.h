@@ -34,10 +34,13 @@
 /* Controller selection bits. */
 #define CTRL_BFB 0x1u
 #define CTRL_WITNESS 0x2u
-#define CTRL_ALL CTRL_BFB /* what "all" means */
+#define CTRL_DPUSET 0x4u
+#define CTRL_DPU 0x8u
+#define CTRL_ALL (CTRL_BFB | CTRL_DPUSET | CTRL_DPU) /* what "all" means */
 
 /* The names and their help, for --help. */
-#define CTRL_NAMES_HELP "bfb (BFB downloads)"
+#define CTRL_NAMES_HELP                                                    \
+    "bfb (BFB downloads), dpuset (DPUs of DPUSets), dpu (DPU provisioning)"
 
 /* Parse a --controllers value into a mask of CTRL_* bits. 0 or -EINVAL
  * with err naming the unknown controller. */
@@ -48,6 +51,7 @@ struct ctrl_runner_config {
     const char *context;       /* NULL = current-context */
     unsigned controllers;      /* CTRL_* mask */
     const char *bfb_dir;       /* BFB content cache (required with CTRL_BFB) */
+    int max_installs;          /* DPU installs at once (CTRL_DPU); 0 = 16 */
     const char *witness;       /* "namespace/name" ConfigMap (CTRL_WITNESS) */
     int64_t witness_period_ms; /* witness write period; 0 = 500 */
     bool leader_elect;
@@ -97,6 +101,22 @@ struct bfb_ctrl *bfb_ctrl_add(struct controller_manager *m, const char *dir,
 void bfb_ctrl_stop(struct bfb_ctrl *b);
 void bfb_ctrl_destroy(struct bfb_ctrl *b);
 void bfb_ctrl_metrics(struct bfb_ctrl *b, struct dbuf *out);
+
+struct dpuset_ctrl;
+struct dpuset_ctrl *dpuset_ctrl_add(struct controller_manager *m,
+                                    const char *component,
+                                    struct dpf_error *err);
+void dpuset_ctrl_destroy(struct dpuset_ctrl *d);
+
+/* bfb_dir (may be NULL) is where the DPUs' bf.cfg files live. */
+struct dpu_ctrl;
+struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m,
+                              const char *bfb_dir, int max_installs,
+                              const char *component, struct dpf_error *err);
+/* Cancel the installs and join their threads (progress stays in status
+ * for the next leader). After the workers stopped. */
+void dpu_ctrl_stop(struct dpu_ctrl *d);
+void dpu_ctrl_destroy(struct dpu_ctrl *d);
 
 struct witness_ctrl;
 struct witness_ctrl *witness_ctrl_add(struct controller_manager *m,

@@ -28,6 +28,8 @@ struct term {
     struct controller_manager *m;
     struct leader_elector *le;
     struct bfb_ctrl *bfb;
+    struct dpuset_ctrl *dpuset;
+    struct dpu_ctrl *dpu;
     struct witness_ctrl *witness;
 };
 
@@ -58,10 +60,14 @@ ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err)
             /* nothing */
         } else if (!strcmp(t, "bfb")) {
             *mask |= CTRL_BFB;
+        } else if (!strcmp(t, "dpuset")) {
+            *mask |= CTRL_DPUSET;
+        } else if (!strcmp(t, "dpu")) {
+            *mask |= CTRL_DPU;
         } else {
             dpf_error_set(err, 400, "BadRequest",
-                          "unknown controller \"%s\" (known: bfb; or all, "
-                          "none)",
+                          "unknown controller \"%s\" (known: bfb, dpuset, "
+                          "dpu; or all, none)",
                           t);
             rc = -EINVAL;
             break;
@@ -126,6 +132,13 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
             goto fail;
         }
     }
+    if (r->cfg.controllers & CTRL_DPUSET) {
+        t->dpuset = dpuset_ctrl_add(t->m, component, err);
+    }
+    if (r->cfg.controllers & CTRL_DPU) {
+        t->dpu = dpu_ctrl_add(t->m, r->bfb_dir, r->cfg.max_installs,
+                              component, err);
+    }
     if (r->cfg.controllers & CTRL_WITNESS) {
         t->witness = witness_ctrl_add(t->m, r->witness, r->identity,
                                       r->cfg.witness_period_ms, err);
@@ -137,6 +150,8 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
 fail:
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);
+    dpuset_ctrl_destroy(t->dpuset);
+    dpu_ctrl_destroy(t->dpu);
     free(t);
     return NULL;
 }
@@ -152,9 +167,12 @@ term_destroy(struct term *t)
     }
     controller_manager_stop_workers(t->m);
     bfb_ctrl_stop(t->bfb);
+    dpu_ctrl_stop(t->dpu);
     leader_elector_destroy(t->le);
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);
+    dpuset_ctrl_destroy(t->dpuset);
+    dpu_ctrl_destroy(t->dpu);
     witness_ctrl_destroy(t->witness);
     free(t);
 }

@@ -66,6 +66,21 @@ set_bfb_dir(void *arg, const char *v, struct dpf_error *err)
 }
 
 static int
+set_max_installs(void *arg, const char *v, struct dpf_error *err)
+{
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 1 || n > 10000) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "--max-concurrent-installs must be 1-10000, not \"%s\"",
+                      v);
+        return -EINVAL;
+    }
+    ((struct cm *) arg)->cfg.max_installs = (int) n;
+    return 0;
+}
+
+static int
 set_leader_elect(void *arg, const char *v, struct dpf_error *err)
 {
     ((struct cm *) arg)->cfg.leader_elect = true;
@@ -311,6 +326,8 @@ main(int argc, char **argv)
          set_controllers},
         {"bfb-dir", "DIR",
          "BFB content cache directory (default /var/lib/dpf/bfb)", set_bfb_dir},
+        {"max-concurrent-installs", "N",
+         "DPU OS installs running at once (default 16)", set_max_installs},
         {"leader-elect", NULL,
          "take part in leader election: run the controllers\nonly while "
          "holding the Lease (standby otherwise)",

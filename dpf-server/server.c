@@ -192,7 +192,9 @@ usage(FILE *f)
                "  --controllers LIST     controllers run in-process over "
                "this server's API:\n"
                "                         all (default), none, or a comma "
-               "list of: bfb\n"
+               "list of: bfb, dpuset, dpu\n"
+               "  --max-concurrent-installs N  DPU OS installs at once "
+               "(default 16)\n"
                "  --bfb-dir DIR          BFB content cache (default "
                "<data-dir>/bfb)\n"
                "  --log-level L          error|warn|info|debug (default info)\n"
@@ -450,6 +452,7 @@ enum {
     OPT_LOG_FILE,
     OPT_CONTROLLERS,
     OPT_BFB_DIR,
+    OPT_MAX_INSTALLS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -483,6 +486,8 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"controllers", required_argument, NULL, OPT_CONTROLLERS},
         {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
+        {"max-concurrent-installs", required_argument, NULL,
+         OPT_MAX_INSTALLS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -669,6 +674,17 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             }
             set_str(&o->bfb_dir, optarg);
             break;
+        case OPT_MAX_INSTALLS: {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (!*optarg || *end || n < 1 || n > 10000) {
+                fprintf(errout, "dpf-server: --max-concurrent-installs must "
+                                "be 1-10000\n");
+                return -EINVAL;
+            }
+            o->max_installs = (int) n;
+            break;
+        }
         case OPT_HELP:
             usage(out);
             free(suites);
@@ -1172,6 +1188,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
         .kubeconfig = kubeconfig,
         .controllers = mask,
         .bfb_dir = bfb_dir,
+        .max_installs = o->max_installs,
         .leader_elect = true,
         .identity = identity,
         .component = "dpf-server",

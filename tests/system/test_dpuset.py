@@ -161,7 +161,7 @@ def cond(obj, ctype):
 
 def test_dpus_get_dpf_names_labels_and_owner(sets_only):
     srv = sets_only
-    node(srv, "Host-A", ip="10.0.0.11", labels={"role": "worker"})
+    node(srv, "host-a", ip="10.0.0.11", labels={"role": "worker"})
     node(srv, "host-b", dpus=("0000-04-00", "0000-05-00"), ip="10.0.0.12",
          labels={"role": "worker"})
     node(srv, "host-c", labels={"role": "infra"})
@@ -175,7 +175,7 @@ def test_dpus_get_dpf_names_labels_and_owner(sets_only):
     d = dpus(srv)
     a = d["host-a-0000-04-00"]
     s = get(srv, f"{PROV}/namespaces/{NS}/dpusets/workers")
-    assert a["spec"]["nodeName"] == "Host-A"
+    assert a["spec"]["nodeName"] == "host-a"
     assert a["spec"]["bfb"] == "bf"
     assert a["spec"]["dpuFlavor"] == "flavor"
     lab = a["metadata"]["labels"]
@@ -345,9 +345,9 @@ def test_node_effect_applied_and_bfb_404_named(full, web):
     # whose pod no kubelet runs here
     web.files["/doca.bfb"] = b"x" * 4096
     d = wait_for(lambda: (lambda x: x["status"]["phase"] == "DMS Deployment"
-                          and x)(get(srv, f"{PROV}/namespaces/{NS}/dpus/"
-                                          f"{name}")), 30,
-                 what="DMS Deployment")
+                          and cond(x, "DMSRunning") and x)(
+        get(srv, f"{PROV}/namespaces/{NS}/dpus/{name}")), 30,
+        what="DMS Deployment")
     pod = wait_for(lambda: get(srv, f"/api/v1/namespaces/{NS}/pods/"
                                     f"{name}-dms"), 20, what="DMS pod")
     assert pod["spec"]["nodeName"] == "t1"
@@ -372,12 +372,11 @@ def test_custom_label_and_drain(full, web):
     node(srv, "dr1", labels={"grp": "d"})
     dpucluster_ready(srv)
     bfb(srv, "bf", web.base + "/missing.bfb")
-    # a workload pod on dr1, a DaemonSet pod that a drain leaves alone
-    for pname, owner in (("web", None), ("ds-pod", "DaemonSet")):
+    # a workload pod on dr1, a mirror (static) pod that a drain leaves
+    for pname, mirror in (("web", False), ("static-pod", True)):
         md = {"name": pname, "namespace": NS}
-        if owner:
-            md["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner,
-                                      "name": "ds", "uid": "u-1"}]
+        if mirror:
+            md["annotations"] = {"kubernetes.io/config.mirror": "abc"}
         srv.json("POST", f"/api/v1/namespaces/{NS}/pods",
                  {"apiVersion": "v1", "kind": "Pod", "metadata": md,
                   "spec": {"nodeName": "dr1",
@@ -401,7 +400,7 @@ def test_custom_label_and_drain(full, web):
     n = get(srv, "/api/v1/nodes/dr1")
     assert n["spec"]["unschedulable"] is True
     assert get(srv, f"/api/v1/namespaces/{NS}/pods/web") is None
-    assert get(srv, f"/api/v1/namespaces/{NS}/pods/ds-pod") is not None
+    assert get(srv, f"/api/v1/namespaces/{NS}/pods/static-pod") is not None
     # deleting the DPUs lifts the effects
     for s in ("c", "d"):
         srv.json("DELETE", f"{PROV}/namespaces/{NS}/dpusets/{s}", expect=200)

@@ -1,0 +1,47 @@
+/* bfcfg: the bf.cfg a DPU is installed with (dpf-spec §2.7.3).
+ *
+ * A bf.cfg is a bash fragment the BFB installer sources: the flavor's
+ * bfcfgParameters as KEY=value lines, then a function bfb_modify_os() the
+ * installer calls with the new root file system at /mnt. Ours writes a
+ * NoCloud cloud-init seed there whose user-data holds the ubuntu user, the
+ * files DPF writes (netplan, sysctl, SF creation, kubelet drop-in, the
+ * join script with the `kubeadm join ...` line, systemd units, DNS clean
+ * up, the flavor's nvconfig/sysctl/grub/configFiles/ovs/containerd
+ * settings) and runcmd in DPF's order, the first setting the hostname to
+ * the DPU's name.
+ *
+ * Flavor strings are user input: every value lands in the user-data as a
+ * double-quoted YAML scalar written by the project's YAML emitter, and the
+ * user-data reaches the DPU's disk through a quoted heredoc, so nothing in
+ * a flavor is expanded by the installer's shell. bfcfgParameters are the
+ * exception by design (DPF copies them verbatim: they are shell
+ * assignments), but a line that is not NAME=value with a plain NAME, or
+ * that holds a newline, is refused.
+ *
+ * Threads: pure function, any thread. */
+#ifndef DPF_CONTROLLERS_BFCFG_H
+#define DPF_CONTROLLERS_BFCFG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/base/error.h"
+
+/* The largest bf.cfg DMS accepts (DPF's limit). */
+#define BFCFG_MAX_SIZE (128 * 1024)
+
+/* Render the bf.cfg for DPU dpu_name from flavor (a DPUFlavor object:
+ * metadata.name for messages, spec for the content; NULL = an empty
+ * flavor) and the join command (`kubeadm join HOST:PORT --token ...`,
+ * copied verbatim into the join script; required). additional_reboot:
+ * the host's reboot command is `skip`, so restart.sh reboots the DPU once
+ * more after update-grub (DPF's AdditionalReboot).
+ * On success *out (malloc'd, NUL-terminated) and *len; -EINVAL with err
+ * naming the flavor and field for a bad flavor, -EFBIG with err naming
+ * the flavor when the result exceeds BFCFG_MAX_SIZE. */
+int bfcfg_render(const json_t *flavor, const char *dpu_name,
+                 const char *join_command, bool additional_reboot, char **out,
+                 size_t *len, struct dpf_error *err);
+
+#endif

@@ -45,7 +45,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "controllers/bfcfg.h"
 #include "controllers/controllers.h"
+#include "controllers/dms-client.h"
+#include "controllers/dpu-pods.h"
 #include "controllers/dpuset-util.h"
 #include "lib/base/base64.h"
 #include "lib/base/log.h"
@@ -77,6 +80,9 @@ static const struct kube_gvr secret_gvr = {"", "v1", "secrets", true};
 /* secondary caches, in the order of dpu_watches */
 enum { C_DPU = 0, C_NODE = 1, C_BFB = 2, C_POD = 3, C_CLUSTER = 4 };
 
+/* One DPU's install. The reconcile worker gathers everything from the
+ * API (certificates, file names, the rendered bf.cfg) before the thread
+ * starts; the thread only talks to DMS. */
 struct install {
     char *key, *uid;
     pthread_t thread;
@@ -85,6 +91,12 @@ struct install {
     char step[64]; /* under the controller's mu */
     int rc;
     char message[512];
+    /* inputs (owned) */
+    struct dpu_ctrl *d;
+    char *target, *ca, *cert, *key_pem, *dpu, *host;
+    char *bfb_path, *bfb_version, *cfg_version, *cfg;
+    size_t cfg_len;
+    bool resume; /* a previous run reached activate: ask DMS first */
 };
 
 struct dpu_ctrl {
@@ -478,11 +490,10 @@ pod_name(struct dctx *x, const char *suffix)
     return xasprintf("%s-%s", x->name, suffix);
 }
 
-/* The DMS pod (dpf-spec §2.7.1, the contract in
- * notes/issue10-contracts.md). Kept behind this one function until the
- * dmsclient helper's controllers/dpu-pods.h is merged. */
+/* The DMS pod, as the contract says, for as long as dpu-pods.c is a stub
+ * (its builder returns NULL without an error). */
 static json_t *
-dpu_dms_pod_build(struct dctx *x)
+dms_pod_fallback(struct dctx *x)
 {
     int idx = dpu_index(x);
     const char *ip = dpuset_node_internal_ip(x->node);
@@ -526,10 +537,9 @@ dpu_dms_pod_build(struct dctx *x)
     return pod;
 }
 
-/* The host-network pod (dpf-spec §2.7.5); behind one function as the
- * DMS pod. */
+/* The host-network pod while dpu-pods.c is a stub. */
 static json_t *
-dpu_hostnetwork_pod_build(struct dctx *x)
+hostnetwork_pod_fallback(struct dctx *x)
 {
     return json_pack(
         "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:[s]}], "
@@ -542,18 +552,60 @@ dpu_hostnetwork_pod_build(struct dctx *x)
         "tolerations", "operator", "Exists");
 }
 
+static void
+pods_in(struct dctx *x, struct dpu_pods_in *in)
+{
+    memset(in, 0, sizeof *in);
+    in->dpu = x->obj;
+    in->host = x->node;
+    in->index = dpu_index(x);
+    in->bfb_dir = x->d->bfb_dir;
+    const json_t *taint = json_object_get(
+        json_object_get(json_object_get(x->obj, "spec"), "nodeEffect"),
+        "taint");
+    in->taint_key = str_at(taint, "key", NULL);
+    in->taint_value = str_at(taint, "value", NULL);
+    in->taint_effect = str_at(taint, "effect", NULL);
+}
+
+/* The pods, from dpu-pods.h (dmsclient helper); NULL with err on a bad
+ * input. */
+static json_t *
+dpu_dms_pod_build(struct dctx *x, struct dpf_error *err)
+{
+    struct dpu_pods_in in;
+    pods_in(x, &in);
+    json_t *pod = dpu_pod_dms(&in, err);
+    return pod || err->message[0] ? pod : dms_pod_fallback(x);
+}
+
+static json_t *
+dpu_hostnetwork_pod_build(struct dctx *x, struct dpf_error *err)
+{
+    struct dpu_pods_in in;
+    pods_in(x, &in);
+    json_t *pod = dpu_pod_hostnetwork(&in, err);
+    return pod || err->message[0] ? pod : hostnetwork_pod_fallback(x);
+}
+
 /* Create pod <dpu>-<suffix> from build unless it exists; the cached pod
  * (new reference) or NULL (just created, or failed: rc). */
 static json_t *
 pod_ensure(struct dctx *x, const char *suffix,
-           json_t *(*build)(struct dctx *), int *rc, struct dpf_error *err)
+           json_t *(*build)(struct dctx *, struct dpf_error *), int *rc,
+           struct dpf_error *err)
 {
     char *pname = pod_name(x, suffix);
     json_t *pod =
         kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
     *rc = 0;
     if (!pod) {
-        json_t *p = build(x);
+        json_t *p = build(x, err);
+        if (!p) {
+            *rc = -EINVAL;
+            free(pname);
+            return NULL;
+        }
         json_t *md = json_object_get(p, "metadata");
         json_object_set_new(md, "name", json_string(pname));
         json_object_set_new(md, "namespace", json_string(x->ns));
@@ -647,6 +699,27 @@ task_find(struct dpu_ctrl *d, const char *key, size_t *at)
 }
 
 static void
+install_free(struct install *t)
+{
+    free(t->key);
+    free(t->uid);
+    free(t->target);
+    free(t->ca);
+    free(t->cert);
+    if (t->key_pem) {
+        explicit_bzero(t->key_pem, strlen(t->key_pem));
+        free(t->key_pem);
+    }
+    free(t->dpu);
+    free(t->host);
+    free(t->bfb_path);
+    free(t->bfb_version);
+    free(t->cfg_version);
+    free(t->cfg);
+    free(t);
+}
+
+static void
 task_drop(struct dpu_ctrl *d, const char *key)
 {
     pthread_mutex_lock(&d->mu);
@@ -659,32 +732,138 @@ task_drop(struct dpu_ctrl *d, const char *key)
     if (t) {
         atomic_store(&t->cancel, true);
         pthread_join(t->thread, NULL);
-        free(t->key);
-        free(t->uid);
-        free(t);
+        install_free(t);
     }
 }
 
-/* The install (dpf-spec §2.7.2). It runs on its own thread and talks to
- * DMS through the dmsclient helper's controllers/dms-client.h once that
- * is merged; this build has no DMS client, so the install fails with a
- * message that says so (the DPU goes to Error and retries). */
+static void
+install_step(struct install *t, const char *step)
+{
+    pthread_mutex_lock(&t->d->mu);
+    snprintf(t->step, sizeof t->step, "%s", step);
+    pthread_mutex_unlock(&t->d->mu);
+}
+
+static void
+install_progress(void *arg, uint64_t sent, uint64_t total)
+{
+    struct install *t = arg;
+    atomic_store(&t->sent, (int64_t) sent);
+    atomic_store(&t->total, (int64_t) total);
+}
+
+/* The install (dpf-spec §2.7.2) on its own thread: DPU mode, the BFB
+ * (DMS answers at once when it has that version already: a resumed
+ * install sends nothing twice), the bf.cfg, Activate (up to 10 tries),
+ * then RebootStatus every 3 s until the DPU booted. A resumed install
+ * whose previous run reached activate asks RebootStatus first. */
 static void *
 install_main(void *arg)
 {
     struct install *t = arg;
-    t->rc = -ENOTSUP;
-    snprintf(t->message, sizeof t->message,
-             "this build has no DMS client (controllers/dms-client.h): the "
-             "BFB cannot be sent to the DPU");
+    struct dpf_error err = {0};
+    struct dms_client_config cfg = {.target = t->target,
+                                    .ca_pem = t->ca,
+                                    .cert_pem = t->cert,
+                                    .key_pem = t->key_pem,
+                                    .dpu = t->dpu,
+                                    .host = t->host,
+                                    .cancel = &t->cancel};
+    struct dms_client *c = dms_client_create(&cfg, &err);
+    int rc = c ? 0 : -EINVAL;
+    bool active = false;
+    enum dms_reboot_result rs = DMS_REBOOT_UNKNOWN;
+    char msg[256] = "";
+    if (rc == 0 && t->resume) {
+        install_step(t, "reboot");
+        rc = dms_reboot_status(c, &active, &rs, msg, sizeof msg, &err);
+        if (rc == 0 && (active || rs == DMS_REBOOT_SUCCESS)) {
+            goto wait_reboot; /* the previous run got that far */
+        }
+        rc = 0; /* start over: DMS skips what it has */
+    }
+    if (rc == 0) {
+        install_step(t, "mode");
+        rc = dms_set_mode_dpu(c, &err);
+    }
+    if (rc == 0) {
+        install_step(t, "bfb");
+        struct dms_install in = {.version = t->bfb_version,
+                                 .path = t->bfb_path,
+                                 .progress = install_progress,
+                                 .arg = t};
+        rc = dms_install_file(c, &in, NULL, &err);
+    }
+    if (rc == 0) {
+        install_step(t, "bfcfg");
+        struct dms_install in = {
+            .version = t->cfg_version, .data = t->cfg, .len = t->cfg_len};
+        rc = dms_install_file(c, &in, NULL, &err);
+    }
+    if (rc == 0) {
+        install_step(t, "activate");
+        char *v = xasprintf("%s;%s", t->bfb_version, t->cfg_version);
+        for (int i = 0; i < 10; i++) {
+            rc = dms_activate(c, v, false, &err);
+            if (rc == 0 || !dms_error_retriable(rc) ||
+                atomic_load(&t->cancel)) {
+                break;
+            }
+            sleep(3);
+        }
+        free(v);
+    }
+    if (rc == 0) {
+        install_step(t, "reboot");
+    wait_reboot:
+        for (int64_t end = time_mono_ms() + 30 * 60 * 1000;;) {
+            rc = dms_reboot_status(c, &active, &rs, msg, sizeof msg, &err);
+            if (rc < 0 && !dms_error_retriable(rc)) {
+                break;
+            }
+            if (rc == 0 && !active) {
+                break;
+            }
+            if (atomic_load(&t->cancel) || time_mono_ms() > end) {
+                rc = atomic_load(&t->cancel) ? -ECANCELED : -ETIMEDOUT;
+                dpf_error_set(&err, 504, "Timeout",
+                              "the DPU did not finish booting the BFB");
+                break;
+            }
+            for (int i = 0; i < 30 && !atomic_load(&t->cancel); i++) {
+                usleep(100 * 1000); /* 3 s, cancellable */
+            }
+        }
+        if (rc == 0 && rs != DMS_REBOOT_SUCCESS) {
+            rc = -EIO;
+            dpf_error_set(&err, 500, "RebootFailed",
+                          "DMS reports the DPU's reboot %s: %s",
+                          rs == DMS_REBOOT_RETRIABLE_FAILURE ? "failed "
+                                                               "(retriable)"
+                          : rs == DMS_REBOOT_FAILURE ? "failed"
+                                                     : "in an unknown state",
+                          msg);
+        }
+    }
+    if (rc == 0) {
+        install_step(t, "done");
+    }
+    t->rc = rc;
+    if (rc < 0) {
+        pthread_mutex_lock(&t->d->mu);
+        snprintf(t->message, sizeof t->message, "%.63s: %.440s", t->step,
+                 err.message[0] ? err.message : strerror(-rc));
+        pthread_mutex_unlock(&t->d->mu);
+    }
+    dms_client_destroy(c);
     atomic_store(&t->done, true);
     return NULL;
 }
 
-/* Start an install for key unless max_installs run. NULL when at the
- * cap. */
-static struct install *
-task_start(struct dpu_ctrl *d, const char *key, const char *uid)
+/* Start t (its inputs filled) unless max_installs run. -EBUSY at the cap
+ * (t is freed). */
+static int
+task_start(struct dpu_ctrl *d, struct install *t)
 {
     pthread_mutex_lock(&d->mu);
     size_t running = 0;
@@ -693,23 +872,20 @@ task_start(struct dpu_ctrl *d, const char *key, const char *uid)
     }
     if ((int) running >= d->max_installs) {
         pthread_mutex_unlock(&d->mu);
-        return NULL;
+        install_free(t);
+        return -EBUSY;
     }
-    struct install *t = xcalloc(1, sizeof *t);
-    t->key = xstrdup(key);
-    t->uid = xstrdup(uid);
+    t->d = d;
     snprintf(t->step, sizeof t->step, "starting");
     if (thread_start(&t->thread, NULL, "dpu-install", install_main, t) != 0) {
-        free(t->key);
-        free(t->uid);
-        free(t);
         pthread_mutex_unlock(&d->mu);
-        return NULL;
+        install_free(t);
+        return -EAGAIN;
     }
     d->tasks = xrealloc(d->tasks, (d->n_tasks + 1) * sizeof *d->tasks);
     d->tasks[d->n_tasks++] = t;
     pthread_mutex_unlock(&d->mu);
-    return t;
+    return 0;
 }
 
 /* --- phases --- */
@@ -869,6 +1045,24 @@ do_dms_deployment(struct dctx *x)
         cond(x, "DMSRunning", "False", "NodeNotFound", "host node not found");
         return REQUEUE_MS;
     }
+    /* The DMS server and client certificates (dpu-pods.h; a build
+     * whose certificate code is a stub goes on without them). */
+    int64_t recheck = 0;
+    rc = dpu_certs_ensure(controller_rest(x->c), x->obj,
+                          dpuset_node_internal_ip(x->node), NULL, &recheck,
+                          &err);
+    if (rc == -EINPROGRESS) {
+        cond(x, "DMSRunning", "False", "WaitingForCertificate",
+             "waiting for the DMS certificates to be signed");
+        return 2000;
+    }
+    if (rc < 0 && rc != -ENOSYS) {
+        cond(x, "DMSRunning", "False", "ErrorOccured",
+             "cannot issue the DMS certificates: %s", err.message);
+        return REQUEUE_MS;
+    }
+    memset(&err, 0, sizeof err);
+    rc = 0;
     json_t *pod = pod_ensure(x, "dms", dpu_dms_pod_build, &rc, &err);
     if (rc < 0) {
         cond(x, "DMSRunning", "False", "ErrorOccured",
@@ -930,6 +1124,148 @@ progress_write(struct dctx *x, struct install *t)
     json_object_set_new(status_of(x), "installProgress", p);
 }
 
+static char *
+secret_key(struct dctx *x, const char *name, const char *key,
+           struct dpf_error *err)
+{
+    char *path = kube_path(&secret_gvr, x->ns, name, NULL);
+    json_t *sec = NULL;
+    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
+                                 NULL, NULL, &sec, err);
+    free(path);
+    if (rc < 0) {
+        dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
+                      x->ns, name, err->message);
+        return NULL;
+    }
+    const char *b64 = str_at(json_object_get(sec, "data"), key, NULL);
+    char *out = NULL;
+    size_t len = 0;
+    if (!b64 ||
+        base64_decode(b64, strlen(b64), BASE64_LENIENT, &out, &len) < 0) {
+        dpf_error_set(err, 404, "NotFound", "Secret %s/%s has no key %s",
+                      x->ns, name, key);
+        out = NULL;
+    }
+    json_decref(sec);
+    return out;
+}
+
+/* The join command for the DPU's bf.cfg (`kubeadm join HOST:PORT --token
+ * ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`): a bootstrap
+ * token in the DPU cluster, made by lib/kube/kube-bootstrap.h (the certs
+ * helper's kube_bootstrap_join_command()). Kept behind this one function
+ * until that is merged: -EAGAIN with a message until then. */
+static int
+dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
+{
+    (void) x;
+    *out = NULL;
+    dpf_error_set(err, 501, "NotImplemented",
+                  "waiting for join data: this build cannot make bootstrap "
+                  "tokens yet (lib/kube/kube-bootstrap.h)");
+    return -EAGAIN;
+}
+
+/* Everything the install thread needs. -EAGAIN (err: what is missing)
+ * while an input is not there yet; other -errno for a configuration that
+ * cannot work (bad flavor, bf.cfg too big). */
+static int
+install_prepare(struct dctx *x, struct install **out, struct dpf_error *err)
+{
+    const json_t *spec = json_object_get(x->obj, "spec");
+    const char *bfbname = str_at(spec, "bfb", NULL);
+    json_t *b = kube_cache_get_name(controller_cache(x->c, C_BFB), x->ns,
+                                    bfbname ? bfbname : "");
+    const char *fname = b ? str_at(json_object_get(b, "spec"), "fileName",
+                                   NULL)
+                          : NULL;
+    char *pname = pod_name(x, "dms");
+    json_t *pod = kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    const char *ip = pod ? str_at(json_object_get(pod, "status"), "podIP",
+                                  NULL)
+                         : NULL;
+    struct install *t = xcalloc(1, sizeof *t);
+    int rc = -EAGAIN;
+    json_t *flavor = NULL;
+    if (!fname || !x->d->bfb_dir) {
+        dpf_error_set(err, 404, "NotFound", "BFB %s/%s has no file yet",
+                      x->ns, bfbname ? bfbname : "");
+        goto out;
+    }
+    if (!ip) {
+        dpf_error_set(err, 404, "NotFound", "pod %s-dms has no IP yet",
+                      x->name);
+        goto out;
+    }
+    t->key = xstrdup(x->key);
+    t->uid = xstrdup(x->uid);
+    t->target = xasprintf("%s:%d", ip, DMS_PORT_BASE + dpu_index(x));
+    t->dpu = xstrdup(x->key);
+    t->host = xstrdup(str_at(spec, "nodeName", NULL));
+    t->bfb_path = xasprintf("%s/%s", x->d->bfb_dir, fname);
+    t->bfb_version = xstrdup(fname);
+    t->cfg_version = xasprintf("%s.cfg", x->name);
+    char *sname = xasprintf("%s-server-secret", x->name);
+    t->ca = secret_key(x, sname, "ca.crt", err);
+    free(sname);
+    t->cert = t->ca ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.crt", err)
+                    : NULL;
+    t->key_pem = t->cert
+                     ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.key", err)
+                     : NULL;
+    if (!t->key_pem) {
+        goto out;
+    }
+    const char *fl = str_at(spec, "dpuFlavor", NULL);
+    if (fl && *fl) {
+        char *path = kube_path(&(struct kube_gvr){PROV_GROUP, "v1alpha1",
+                                                  "dpuflavors", true},
+                               x->ns, fl, NULL);
+        int frc = kube_rest_json_wait(controller_rest(x->c), "GET", path,
+                                      NULL, NULL, NULL, &flavor, err);
+        free(path);
+        if (frc < 0) {
+            dpf_error_set(err, 404, "NotFound",
+                          "DPUFlavor %s/%s: %s", x->ns, fl, err->message);
+            goto out;
+        }
+    }
+    char *join = NULL;
+    if (dpu_join_command(x, &join, err) < 0) {
+        goto out;
+    }
+    const char *cmd = str_at(
+        json_object_get(json_object_get(x->node, "metadata"), "annotations"),
+        PROV_GROUP "/reboot-command", NULL);
+    rc = bfcfg_render(flavor, x->name, join, cmd && !strcmp(cmd, "skip"),
+                      &t->cfg, &t->cfg_len, err);
+    free(join);
+    if (rc == -ENOSYS) {
+        rc = -EAGAIN; /* the renderer is not built in yet */
+        goto out;
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    const char *step = str_at(
+        json_object_get(json_object_get(x->obj, "status"), "installProgress"),
+        "step", NULL);
+    t->resume = step && (!strcmp(step, "activate") || !strcmp(step, "reboot"));
+    *out = t;
+    t = NULL;
+    rc = 0;
+out:
+    if (t) {
+        install_free(t);
+    }
+    json_decref(flavor);
+    json_decref(pod);
+    json_decref(b);
+    return rc;
+}
+
 static int64_t
 do_os_installing(struct dctx *x)
 {
@@ -942,22 +1278,38 @@ do_os_installing(struct dctx *x)
         t = NULL;
     }
     if (!t) {
-        t = task_start(x->d, x->key, x->uid);
-        if (!t) {
+        struct dpf_error err = {0};
+        struct install *n = NULL;
+        int rc = install_prepare(x, &n, &err);
+        if (rc == -EAGAIN) {
+            cond(x, "OSInstalled", "False", "WaitingForInstallInputs", "%s",
+                 err.message);
+            return REQUEUE_MS;
+        }
+        if (rc < 0) {
+            fail(x, "OSInstalled", "InstallationFailed", "%s", err.message);
+            return 0;
+        }
+        rc = task_start(x->d, n);
+        if (rc < 0) {
             cond(x, "OSInstalled", "False", "WaitingForInstallSlot",
-                 "%d installs are running (the cap); waiting for a slot",
+                 "%d installs are running (--max-concurrent-installs); "
+                 "waiting for a slot",
                  x->d->max_installs);
             return REQUEUE_MS;
         }
         cond(x, "OSInstalled", "False", "Installing",
-             "install started (a previous run's progress is checked with "
-             "DMS first)");
+             "install started (what DMS already has is not sent again)");
         return 1000;
     }
     if (!atomic_load(&t->done)) {
         progress_write(x, t);
+        pthread_mutex_lock(&x->d->mu);
+        char step[64];
+        snprintf(step, sizeof step, "%s", t->step);
+        pthread_mutex_unlock(&x->d->mu);
         cond(x, "OSInstalled", "False", "Installing", "%s: %lld of %lld bytes",
-             t->step, (long long) atomic_load(&t->sent),
+             step, (long long) atomic_load(&t->sent),
              (long long) atomic_load(&t->total));
         return 1000;
     }
@@ -1303,6 +1655,12 @@ do_deleting(struct dctx *x, struct dpf_error *err)
         if (pod_delete(x, suffix[i]) != -ENOENT) {
             left++;
         }
+    }
+    struct dpf_error e5 = {0};
+    rc = dpu_certs_delete(controller_rest(x->c), x->obj, &e5);
+    if (rc < 0 && rc != -ENOSYS) {
+        log_warn_rl("cannot delete the DPU's certificates",
+                    "dpu=%s error=\"%s\"", x->key, e5.message);
     }
     char *sname = xasprintf("%s-server-secret", x->name);
     char *path = kube_path(&secret_gvr, x->ns, sname, NULL);

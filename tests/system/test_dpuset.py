@@ -454,3 +454,43 @@ def test_dpu_deletion_cleans_up_and_error_retries(full, web):
     assert not os.path.exists(cfg)
     ev = events(srv, "DMSPodFailed")
     assert any("rshim busy" in m for m in ev)
+
+
+def test_dms_running_leads_to_os_installing_which_names_what_it_lacks(full,
+                                                                      web):
+    """A DMS pod reported Running whose port answers (a listener on
+    127.0.0.2 stands in for dmsd; no kubelet runs here) moves the DPU to
+    OS Installing, which says which input it still waits for."""
+    import socket
+    srv = full
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.2", 9339))
+    lsock.listen(8)
+    try:
+        node(srv, "i1", ip="127.0.0.2")
+        dpucluster_ready(srv)
+        web.files["/ok.bfb"] = b"z" * 1024
+        bfb(srv, "bf", web.base + "/ok.bfb")
+        dpuset(srv, "s")
+        name = "i1-0000-04-00"
+        pod = wait_for(lambda: get(srv, f"/api/v1/namespaces/{NS}/pods/"
+                                        f"{name}-dms"), 30, what="DMS pod")
+        assert "127.0.0.2:9339" in pod["spec"]["containers"][0]["command"]
+        pod["status"] = {"phase": "Running", "podIP": "127.0.0.2",
+                         "hostIP": "127.0.0.2"}
+        srv.json("PUT", f"/api/v1/namespaces/{NS}/pods/{name}-dms/status",
+                 pod, expect=200)
+
+        def installing():
+            d = get(srv, f"{PROV}/namespaces/{NS}/dpus/{name}")
+            c = cond(d, "OSInstalled")
+            return d["status"]["phase"] == "OS Installing" and c and d
+        d = wait_for(installing, 30, what="OS Installing")
+        assert cond(d, "DMSRunning")["status"] == "True"
+        c = cond(d, "OSInstalled")
+        assert c["status"] == "False"
+        assert c["reason"] == "WaitingForInstallInputs"
+        assert f"{name}-server-secret" in c["message"]
+        assert f"{name}-server-secret" in cond(d, "Ready")["message"]
+    finally:
+        lsock.close()

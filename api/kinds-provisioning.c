@@ -764,17 +764,16 @@ static const struct schema_kind kind_dpu = {
                     /* dpf additions (not in DPF's CRD): retries after
                      * Error and the install's progress, so a restarted
                      * controller resumes (docs/controllers.md). */
-                    F("attempts",
-                      N_INT(DESC("retries after Error so far"),
-                            FORMAT("int32"), MINIMUM(0))),
+                    F("attempts", N_INT(DESC("retries after Error so far"),
+                                        FORMAT("int32"), MINIMUM(0))),
                     F("bfbVersion", N_STR()),
                     F("conditions", &schema_conditions),
                     F("installProgress",
                       N_OBJ(DESC("progress of the OS install"),
-                            FIELDS(F("bytesSent", N_INT(FORMAT("int64"),
-                                                        MINIMUM(0))),
-                                   F("bytesTotal", N_INT(FORMAT("int64"),
-                                                         MINIMUM(0))),
+                            FIELDS(F("bytesSent",
+                                     N_INT(FORMAT("int64"), MINIMUM(0))),
+                                   F("bytesTotal",
+                                     N_INT(FORMAT("int64"), MINIMUM(0))),
                                    F("step", N_STR())))),
                     F("lastError",
                       N_STR(DESC("the last error that sent the DPU to "

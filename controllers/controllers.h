@@ -39,7 +39,7 @@
 #define CTRL_ALL (CTRL_BFB | CTRL_DPUSET | CTRL_DPU) /* what "all" means */
 
 /* The names and their help, for --help. */
-#define CTRL_NAMES_HELP                                                    \
+#define CTRL_NAMES_HELP \
     "bfb (BFB downloads), dpuset (DPUs of DPUSets), dpu (DPU provisioning)"
 
 /* Parse a --controllers value into a mask of CTRL_* bits. 0 or -EINVAL
@@ -110,9 +110,9 @@ void dpuset_ctrl_destroy(struct dpuset_ctrl *d);
 
 /* bfb_dir (may be NULL) is where the DPUs' bf.cfg files live. */
 struct dpu_ctrl;
-struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m,
-                              const char *bfb_dir, int max_installs,
-                              const char *component, struct dpf_error *err);
+struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
+                              int max_installs, const char *component,
+                              struct dpf_error *err);
 /* Cancel the installs and join their threads (progress stays in status
  * for the next leader). After the workers stopped. */
 void dpu_ctrl_stop(struct dpu_ctrl *d);

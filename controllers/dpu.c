@@ -185,8 +185,7 @@ static void fail(struct dctx *x, const char *type, const char *reason,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-fail(struct dctx *x, const char *type, const char *reason, const char *fmt,
-     ...)
+fail(struct dctx *x, const char *type, const char *reason, const char *fmt, ...)
 {
     char msg[600];
     va_list ap;
@@ -207,8 +206,8 @@ fail(struct dctx *x, const char *type, const char *reason, const char *fmt,
 static int
 dpu_index(struct dctx *x)
 {
-    const char *pci = str_at(json_object_get(x->obj, "metadata"), "labels",
-                             NULL);
+    const char *pci =
+        str_at(json_object_get(x->obj, "metadata"), "labels", NULL);
     pci = json_string_value(json_object_get(
         json_object_get(json_object_get(x->obj, "metadata"), "labels"),
         LABEL_DPU_PCI));
@@ -238,7 +237,7 @@ effect_fn(void *arg, json_t *obj)
 {
     struct effect_arg *a = arg;
     return dpuset_node_effect_edit(obj, a->effect, a->apply, a->requestor) ? 1
-                                                                          : 0;
+                                                                           : 0;
 }
 
 /* Apply or lift the DPU's node effect on its host. 0 or -errno. */
@@ -247,8 +246,8 @@ node_effect_set(struct dctx *x, bool apply, struct dpf_error *err)
 {
     const json_t *effect =
         json_object_get(json_object_get(x->obj, "spec"), "nodeEffect");
-    const char *node = str_at(json_object_get(x->obj, "spec"), "nodeName",
-                              NULL);
+    const char *node =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
     if (!x->node || !node) {
         return 0;
     }
@@ -273,8 +272,8 @@ node_effect_set(struct dctx *x, bool apply, struct dpf_error *err)
 static int
 drain_pods(struct dctx *x, struct dpf_error *err)
 {
-    const char *node = str_at(json_object_get(x->obj, "spec"), "nodeName",
-                              NULL);
+    const char *node =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
     char *path = kube_path(&pod_gvr, NULL, NULL, NULL);
     struct dbuf q = {0};
     char *fs = xasprintf("spec.nodeName=%s", node);
@@ -282,8 +281,7 @@ drain_pods(struct dctx *x, struct dpf_error *err)
     free(fs);
     json_t *list = NULL;
     int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path,
-                                 q.data ? q.data : "", NULL, NULL, &list,
-                                 err);
+                                 q.data ? q.data : "", NULL, NULL, &list, err);
     free(path);
     dbuf_free(&q);
     if (rc < 0) {
@@ -335,9 +333,9 @@ dpu_cluster_allocate(struct dctx *x, char **ns, char **name,
             continue;
         }
         const json_t *bmd = best ? json_object_get(best, "metadata") : NULL;
-        int cmp = best ? strcmp(str_at(md, "name", NULL),
-                                str_at(bmd, "name", NULL))
-                       : -1;
+        int cmp =
+            best ? strcmp(str_at(md, "name", NULL), str_at(bmd, "name", NULL))
+                 : -1;
         if (cmp == 0) {
             cmp = strcmp(str_at(md, "namespace", NULL),
                          str_at(bmd, "namespace", NULL));
@@ -352,10 +350,9 @@ dpu_cluster_allocate(struct dctx *x, char **ns, char **name,
         rc = -ENOENT;
         goto out;
     }
-    const char *bns = str_at(json_object_get(best, "metadata"), "namespace",
-                             NULL);
-    const char *bname = str_at(json_object_get(best, "metadata"), "name",
-                               NULL);
+    const char *bns =
+        str_at(json_object_get(best, "metadata"), "namespace", NULL);
+    const char *bname = str_at(json_object_get(best, "metadata"), "name", NULL);
     const char *phase = str_at(json_object_get(best, "status"), "phase", NULL);
     if (!phase || strcmp(phase, "Ready") != 0) {
         dpf_error_set(err, 409, "NotReady", "cluster %s/%s is not ready", bns,
@@ -363,9 +360,8 @@ dpu_cluster_allocate(struct dctx *x, char **ns, char **name,
         rc = -EAGAIN;
         goto out;
     }
-    json_int_t max =
-        json_integer_value(json_object_get(json_object_get(best, "spec"),
-                                           "maxNodes"));
+    json_int_t max = json_integer_value(
+        json_object_get(json_object_get(best, "spec"), "maxNodes"));
     if (max <= 0) {
         max = 1000;
     }
@@ -374,8 +370,8 @@ dpu_cluster_allocate(struct dctx *x, char **ns, char **name,
     json_t *o;
     json_array_foreach(dpus, i, o)
     {
-        const json_t *cl = json_object_get(json_object_get(o, "spec"),
-                                           "cluster");
+        const json_t *cl =
+            json_object_get(json_object_get(o, "spec"), "cluster");
         const char *cn = str_at(cl, "name", NULL);
         const char *cns = str_at(cl, "namespace", NULL);
         if (cn && !strcmp(cn, bname) && cns && !strcmp(cns, bns) &&
@@ -426,8 +422,8 @@ cluster_fn(void *arg, json_t *obj)
 static struct api_client *
 dpu_cluster_client(struct dctx *x, struct dpf_error *err)
 {
-    const json_t *cl = json_object_get(json_object_get(x->obj, "spec"),
-                                       "cluster");
+    const json_t *cl =
+        json_object_get(json_object_get(x->obj, "spec"), "cluster");
     const char *cns = str_at(cl, "namespace", NULL);
     const char *cname = str_at(cl, "name", NULL);
     if (!cname || !*cname) {
@@ -437,21 +433,20 @@ dpu_cluster_client(struct dctx *x, struct dpf_error *err)
     if (!cns || !*cns) {
         cns = x->ns;
     }
-    json_t *dc = kube_cache_get_name(controller_cache(x->c, C_CLUSTER), cns,
-                                     cname);
+    json_t *dc =
+        kube_cache_get_name(controller_cache(x->c, C_CLUSTER), cns, cname);
     const char *sname =
         dc ? str_at(json_object_get(dc, "spec"), "kubeconfig", NULL) : NULL;
     if (!sname || !*sname) {
-        dpf_error_set(err, 404, "NotFound",
-                      "DPUCluster %s/%s %s", cns, cname,
+        dpf_error_set(err, 404, "NotFound", "DPUCluster %s/%s %s", cns, cname,
                       dc ? "has no spec.kubeconfig yet" : "not found");
         json_decref(dc);
         return NULL;
     }
     char *path = kube_path(&secret_gvr, cns, sname, NULL);
     json_t *sec = NULL;
-    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
-                                 NULL, NULL, &sec, err);
+    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL, NULL,
+                                 NULL, &sec, err);
     free(path);
     json_decref(dc);
     if (rc < 0) {
@@ -520,14 +515,14 @@ dms_pod_fallback(struct dctx *x)
         "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:o, "
         "s:[{s:s, s:s, s:b}, {s:s, s:s}]}], s:[{s:s, s:{s:s}}, "
         "{s:s, s:{s:s}}], s:[{s:s}]}}",
-        "apiVersion", "v1", "kind", "Pod", "metadata", "labels",
-        LABEL_POD_DPU, x->name, "spec", "nodeName",
+        "apiVersion", "v1", "kind", "Pod", "metadata", "labels", LABEL_POD_DPU,
+        x->name, "spec", "nodeName",
         str_at(json_object_get(x->obj, "spec"), "nodeName", NULL),
         "hostNetwork", 1, "restartPolicy", "Always", "containers", "name",
         "dms", "image", "dms", "command", cmd, "volumeMounts", "name", "certs",
         "mountPath", "/etc/ssl/certs/server", "readOnly", 1, "name", "bfb",
-        "mountPath", "/bfb", "volumes", "name", "certs", "secret",
-        "secretName", sname, "name", "bfb", "hostPath", "path",
+        "mountPath", "/bfb", "volumes", "name", "certs", "secret", "secretName",
+        sname, "name", "bfb", "hostPath", "path",
         x->d->bfb_dir ? x->d->bfb_dir : "/bfb", "tolerations", "operator",
         "Exists");
     free(sname);
@@ -544,8 +539,8 @@ hostnetwork_pod_fallback(struct dctx *x)
     return json_pack(
         "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:[s]}], "
         "s:[{s:s}]}}",
-        "apiVersion", "v1", "kind", "Pod", "metadata", "labels",
-        LABEL_POD_DPU, x->name, "spec", "nodeName",
+        "apiVersion", "v1", "kind", "Pod", "metadata", "labels", LABEL_POD_DPU,
+        x->name, "spec", "nodeName",
         str_at(json_object_get(x->obj, "spec"), "nodeName", NULL),
         "hostNetwork", 1, "restartPolicy", "Always", "containers", "name",
         "hostnetwork", "image", "hostnetwork", "command", "hostnetwork.sh",
@@ -640,9 +635,9 @@ pod_delete(struct dctx *x, const char *suffix)
     char *pname = pod_name(x, suffix);
     char *path = kube_path(&pod_gvr, x->ns, pname, NULL);
     struct dpf_error err = {0};
-    int rc = kube_rest_json_wait(controller_rest(x->c), "DELETE", path,
-                                 "gracePeriodSeconds=0", NULL, NULL, NULL,
-                                 &err);
+    int rc =
+        kube_rest_json_wait(controller_rest(x->c), "DELETE", path,
+                            "gracePeriodSeconds=0", NULL, NULL, NULL, &err);
     if (rc < 0 && rc != -ENOENT) {
         log_warn_rl("cannot delete a pod", "pod=%s/%s error=\"%s\"", x->ns,
                     pname, err.message);
@@ -809,7 +804,9 @@ install_main(void *arg)
                 atomic_load(&t->cancel)) {
                 break;
             }
-            sleep(3);
+            for (int k = 0; k < 30 && !atomic_load(&t->cancel); k++) {
+                usleep(100 * 1000); /* 3 s, cancellable */
+            }
         }
         free(v);
     }
@@ -840,7 +837,7 @@ install_main(void *arg)
                           "DMS reports the DPU's reboot %s: %s",
                           rs == DMS_REBOOT_RETRIABLE_FAILURE ? "failed "
                                                                "(retriable)"
-                          : rs == DMS_REBOOT_FAILURE ? "failed"
+                          : rs == DMS_REBOOT_FAILURE         ? "failed"
                                                      : "in an unknown state",
                           msg);
         }
@@ -896,8 +893,8 @@ task_start(struct dpu_ctrl *d, struct install *t)
 static int64_t
 do_initializing(struct dctx *x)
 {
-    const char *node = str_at(json_object_get(x->obj, "spec"), "nodeName",
-                              NULL);
+    const char *node =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
     if (!x->node) {
         cond(x, "Initialized", "False", "NodeNotFound",
              "host node %s not found", node ? node : "(none)");
@@ -912,8 +909,8 @@ do_initializing(struct dctx *x)
              node, NFD_OOB_BRIDGE);
         return REQUEUE_MS;
     }
-    const json_t *cl = json_object_get(json_object_get(x->obj, "spec"),
-                                       "cluster");
+    const json_t *cl =
+        json_object_get(json_object_get(x->obj, "spec"), "cluster");
     const char *cname = str_at(cl, "name", NULL);
     if (!cname || !*cname) {
         char *ns = NULL, *name = NULL;
@@ -983,9 +980,9 @@ static int64_t
 do_pending(struct dctx *x)
 {
     const char *bfb = str_at(json_object_get(x->obj, "spec"), "bfb", NULL);
-    json_t *b = bfb ? kube_cache_get_name(controller_cache(x->c, C_BFB), x->ns,
-                                          bfb)
-                    : NULL;
+    json_t *b =
+        bfb ? kube_cache_get_name(controller_cache(x->c, C_BFB), x->ns, bfb)
+            : NULL;
     if (!b) {
         cond(x, "BFBReady", "False", "GetBFBFailed", "BFB %s/%s not found",
              x->ns, bfb ? bfb : "");
@@ -996,14 +993,13 @@ do_pending(struct dctx *x)
         json_t *rc = kube_condition_find(b, "Ready");
         const char *reason = str_at(rc, "reason", NULL);
         const char *msg = str_at(rc, "message", NULL);
-        cond(x, "BFBReady", "False", "BFBNotReady",
-             "BFB %s/%s is %s%s%s%s", x->ns, bfb, phase ? phase : "new",
-             reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
+        cond(x, "BFBReady", "False", "BFBNotReady", "BFB %s/%s is %s%s%s%s",
+             x->ns, bfb, phase ? phase : "new", reason ? " (" : "",
+             reason ? reason : "", reason ? ")" : "");
         if (msg && *msg) {
             /* the BFB's own words: "GET <url>: HTTP 404; retrying in 5 s" */
             cond(x, "BFBReady", "False", reason ? reason : "BFBNotReady",
-                 "BFB %s/%s is %s: %s", x->ns, bfb, phase ? phase : "new",
-                 msg);
+                 "BFB %s/%s is %s: %s", x->ns, bfb, phase ? phase : "new", msg);
         }
         json_decref(b);
         return -1; /* the BFB's changes bring us back */
@@ -1118,8 +1114,7 @@ progress_write(struct dctx *x, struct install *t)
     pthread_mutex_lock(&x->d->mu);
     json_t *p = json_pack("{s:I, s:I, s:s}", "bytesSent",
                           (json_int_t) atomic_load(&t->sent), "bytesTotal",
-                          (json_int_t) atomic_load(&t->total), "step",
-                          t->step);
+                          (json_int_t) atomic_load(&t->total), "step", t->step);
     pthread_mutex_unlock(&x->d->mu);
     json_object_set_new(status_of(x), "installProgress", p);
 }
@@ -1130,8 +1125,8 @@ secret_key(struct dctx *x, const char *name, const char *key,
 {
     char *path = kube_path(&secret_gvr, x->ns, name, NULL);
     json_t *sec = NULL;
-    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
-                                 NULL, NULL, &sec, err);
+    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL, NULL,
+                                 NULL, &sec, err);
     free(path);
     if (rc < 0) {
         dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
@@ -1143,8 +1138,8 @@ secret_key(struct dctx *x, const char *name, const char *key,
     size_t len = 0;
     if (!b64 ||
         base64_decode(b64, strlen(b64), BASE64_LENIENT, &out, &len) < 0) {
-        dpf_error_set(err, 404, "NotFound", "Secret %s/%s has no key %s",
-                      x->ns, name, key);
+        dpf_error_set(err, 404, "NotFound", "Secret %s/%s has no key %s", x->ns,
+                      name, key);
         out = NULL;
     }
     json_decref(sec);
@@ -1177,21 +1172,20 @@ install_prepare(struct dctx *x, struct install **out, struct dpf_error *err)
     const char *bfbname = str_at(spec, "bfb", NULL);
     json_t *b = kube_cache_get_name(controller_cache(x->c, C_BFB), x->ns,
                                     bfbname ? bfbname : "");
-    const char *fname = b ? str_at(json_object_get(b, "spec"), "fileName",
-                                   NULL)
-                          : NULL;
+    const char *fname =
+        b ? str_at(json_object_get(b, "spec"), "fileName", NULL) : NULL;
     char *pname = pod_name(x, "dms");
-    json_t *pod = kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    json_t *pod =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
     free(pname);
-    const char *ip = pod ? str_at(json_object_get(pod, "status"), "podIP",
-                                  NULL)
-                         : NULL;
+    const char *ip =
+        pod ? str_at(json_object_get(pod, "status"), "podIP", NULL) : NULL;
     struct install *t = xcalloc(1, sizeof *t);
     int rc = -EAGAIN;
     json_t *flavor = NULL;
     if (!fname || !x->d->bfb_dir) {
-        dpf_error_set(err, 404, "NotFound", "BFB %s/%s has no file yet",
-                      x->ns, bfbname ? bfbname : "");
+        dpf_error_set(err, 404, "NotFound", "BFB %s/%s has no file yet", x->ns,
+                      bfbname ? bfbname : "");
         goto out;
     }
     if (!ip) {
@@ -1210,25 +1204,24 @@ install_prepare(struct dctx *x, struct install **out, struct dpf_error *err)
     char *sname = xasprintf("%s-server-secret", x->name);
     t->ca = secret_key(x, sname, "ca.crt", err);
     free(sname);
-    t->cert = t->ca ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.crt", err)
-                    : NULL;
-    t->key_pem = t->cert
-                     ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.key", err)
-                     : NULL;
+    t->cert =
+        t->ca ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.crt", err) : NULL;
+    t->key_pem =
+        t->cert ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.key", err) : NULL;
     if (!t->key_pem) {
         goto out;
     }
     const char *fl = str_at(spec, "dpuFlavor", NULL);
     if (fl && *fl) {
-        char *path = kube_path(&(struct kube_gvr){PROV_GROUP, "v1alpha1",
-                                                  "dpuflavors", true},
-                               x->ns, fl, NULL);
-        int frc = kube_rest_json_wait(controller_rest(x->c), "GET", path,
-                                      NULL, NULL, NULL, &flavor, err);
+        char *path = kube_path(
+            &(struct kube_gvr){PROV_GROUP, "v1alpha1", "dpuflavors", true},
+            x->ns, fl, NULL);
+        int frc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
+                                      NULL, NULL, &flavor, err);
         free(path);
         if (frc < 0) {
-            dpf_error_set(err, 404, "NotFound",
-                          "DPUFlavor %s/%s: %s", x->ns, fl, err->message);
+            dpf_error_set(err, 404, "NotFound", "DPUFlavor %s/%s: %s", x->ns,
+                          fl, err->message);
             goto out;
         }
     }
@@ -1346,16 +1339,15 @@ static int64_t
 do_rebooting(struct dctx *x)
 {
     if (!kube_condition_is_true(x->obj, "DMSRunning")) {
-        cond(x, "Rebooted", "False", "InvalidState",
-             "DMSRunning is not True");
+        cond(x, "Rebooted", "False", "InvalidState", "DMSRunning is not True");
         return REQUEUE_MS;
     }
     const json_t *ann =
         json_object_get(json_object_get(x->node, "metadata"), "annotations");
     const json_t *dann =
         json_object_get(json_object_get(x->obj, "metadata"), "annotations");
-    const char *pc = str_at(dann, PROV_GROUP "/host-power-cycle-required",
-                            NULL);
+    const char *pc =
+        str_at(dann, PROV_GROUP "/host-power-cycle-required", NULL);
     bool power = pc && !strcmp(pc, "true");
     const char *cmd = str_at(ann,
                              power ? PROV_GROUP "/powercycle-command"
@@ -1446,8 +1438,8 @@ dpu_node_labels(struct dctx *x)
     json_t *b = kube_cache_get_name(
         controller_cache(x->c, C_BFB), x->ns,
         str_at(json_object_get(x->obj, "spec"), "bfb", NULL));
-    const char *url = b ? str_at(json_object_get(b, "spec"), "url", NULL)
-                        : NULL;
+    const char *url =
+        b ? str_at(json_object_get(b, "spec"), "url", NULL) : NULL;
     if (url) {
         const char *base = strrchr(url, '/');
         base = base ? base + 1 : url;
@@ -1457,8 +1449,8 @@ dpu_node_labels(struct dctx *x)
             json_stringn(base, dot ? (size_t) (dot - base) : strlen(base)));
     }
     json_decref(b);
-    const char *host = str_at(json_object_get(x->obj, "spec"), "nodeName",
-                              NULL);
+    const char *host =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
     if (host) {
         json_object_set_new(want, LABEL_DPU_HOST, json_string(host));
     }
@@ -1527,9 +1519,9 @@ do_cluster_config(struct dctx *x)
     } else {
         if (!labels_ok) {
             json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", want);
-            rc = api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
-                                  API_PATCH_MERGE, patch, "dpf-dpu", NULL,
-                                  &err);
+            rc =
+                api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
+                                 API_PATCH_MERGE, patch, "dpf-dpu", NULL, &err);
             json_decref(patch);
         }
         if (rc < 0) {
@@ -1622,8 +1614,8 @@ do_error(struct dctx *x)
         json_object_del(x->d->due, x->key);
     }
     pthread_mutex_unlock(&x->d->mu);
-    const char *last = str_at(json_object_get(x->obj, "status"), "lastError",
-                              NULL);
+    const char *last =
+        str_at(json_object_get(x->obj, "status"), "lastError", NULL);
     if (wait > 0) {
         cond(x, "Ready", "False", "Error", "%s; retrying in %lld s",
              last ? last : "failed", (long long) ((wait + 999) / 1000));
@@ -1681,9 +1673,9 @@ do_deleting(struct dctx *x, struct dpf_error *err)
         free(cfg);
     }
     /* The Node in the DPU cluster, when there is a cluster to ask. */
-    const char *cname = str_at(
-        json_object_get(json_object_get(x->obj, "spec"), "cluster"), "name",
-        NULL);
+    const char *cname =
+        str_at(json_object_get(json_object_get(x->obj, "spec"), "cluster"),
+               "name", NULL);
     if (cname && *cname) {
         struct dpf_error e4 = {0};
         struct api_client *cl = dpu_cluster_client(x, &e4);
@@ -1704,9 +1696,8 @@ static int
 finalizer_add_fn(void *arg, json_t *obj)
 {
     (void) arg;
-    return !kube_is_deleting(obj) && kube_finalizer_add(obj, DPU_FINALIZER)
-               ? 1
-               : 0;
+    return !kube_is_deleting(obj) && kube_finalizer_add(obj, DPU_FINALIZER) ? 1
+                                                                            : 0;
 }
 
 static int
@@ -1757,20 +1748,19 @@ reconcile_dpu(struct controller *c, const char *key)
                      .name = str_at(md, "name", NULL),
                      .uid = str_at(md, "uid", NULL),
                      .obj = obj,
-                     .gen = json_integer_value(
-                         json_object_get(md, "generation"))};
+                     .gen =
+                         json_integer_value(json_object_get(md, "generation"))};
     struct controller_result res = controller_done();
     struct dpf_error err = {0};
-    const char *nodename = str_at(json_object_get(obj, "spec"), "nodeName",
-                                  NULL);
+    const char *nodename =
+        str_at(json_object_get(obj, "spec"), "nodeName", NULL);
     if (!x.ns || !x.name || !x.uid) {
         json_decref(obj);
         return res;
     }
-    x.node = nodename
-                 ? kube_cache_get_name(controller_cache(c, C_NODE), NULL,
-                                       nodename)
-                 : NULL;
+    x.node = nodename ? kube_cache_get_name(controller_cache(c, C_NODE), NULL,
+                                            nodename)
+                      : NULL;
     x.copy = json_deep_copy(obj);
 
     if (kube_is_deleting(obj)) {
@@ -1789,9 +1779,9 @@ reconcile_dpu(struct controller *c, const char *key)
             res = controller_requeue_after(2000);
         } else if (rc == 0) {
             res = controller_requeue_after(500);
-        } else if (kube_update_retry(controller_rest(c), &dpu_gvr, x.ns,
-                                     x.name, NULL, finalizer_remove_fn, NULL,
-                                     NULL, &err) < 0 &&
+        } else if (kube_update_retry(controller_rest(c), &dpu_gvr, x.ns, x.name,
+                                     NULL, finalizer_remove_fn, NULL, NULL,
+                                     &err) < 0 &&
                    err.code != 404) {
             res = controller_error();
         } else {
@@ -1886,9 +1876,8 @@ dpus_where(struct controller *c, const char *ns, const char *field,
         const char *ons = str_at(md, "namespace", NULL);
         if (v && value && !strcmp(v, value) &&
             (!ns || (ons && !strcmp(ns, ons)))) {
-            json_array_append_new(keys,
-                                  json_sprintf("%s/%s", ons,
-                                               str_at(md, "name", NULL)));
+            json_array_append_new(
+                keys, json_sprintf("%s/%s", ons, str_at(md, "name", NULL)));
         }
     }
     json_decref(all);
@@ -1914,8 +1903,8 @@ static json_t *
 map_pod(struct controller *c, const json_t *obj)
 {
     const json_t *md = json_object_get(obj, "metadata");
-    const char *dpu = str_at(json_object_get(md, "labels"), LABEL_POD_DPU,
-                             NULL);
+    const char *dpu =
+        str_at(json_object_get(md, "labels"), LABEL_POD_DPU, NULL);
     const char *ns = str_at(md, "namespace", NULL);
     return dpu && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, dpu)) : NULL;
 }

@@ -193,8 +193,8 @@ taint_find(const json_t *node, const char *key)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(
-        json_object_get(json_object_get(node, "spec"), "taints"), i, t)
+    json_array_foreach(json_object_get(json_object_get(node, "spec"), "taints"),
+                       i, t)
     {
         const char *k = json_string_value(json_object_get(t, "key"));
         if (k && !strcmp(k, key)) {
@@ -353,8 +353,7 @@ dpuset_node_effect_edit(json_t *node, const json_t *effect, bool apply,
         if (changed) {
             json_t *ann = obj_path(node, "metadata", "annotations");
             if (json_array_size(by) == 0 ||
-                (json_array_size(by) == 1 &&
-                 str_index(by, "(admin)") == 0)) {
+                (json_array_size(by) == 1 && str_index(by, "(admin)") == 0)) {
                 json_object_del(ann, ANN_CORDONED_BY);
             } else {
                 char *s = json_dumps(by, JSON_COMPACT);

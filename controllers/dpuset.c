@@ -89,8 +89,7 @@ finalizer_remove_fn(void *arg, json_t *obj)
 
 /* The DPU object for one selected DPU (new). */
 static json_t *
-dpu_build(const json_t *set, const char *name, const char *node,
-          json_t *labels)
+dpu_build(const json_t *set, const char *name, const char *node, json_t *labels)
 {
     const json_t *md = json_object_get(set, "metadata");
     const json_t *tmpl =
@@ -111,9 +110,9 @@ dpu_build(const json_t *set, const char *name, const char *node,
         json_object_set_new(spec, "cluster",
                             json_pack("{s:O}", "nodeLabels", nl));
     }
-    json_t *meta = json_pack("{s:s, s:O, s:o}", "name", name, "namespace",
-                             json_object_get(md, "namespace"), "labels",
-                             labels);
+    json_t *meta =
+        json_pack("{s:s, s:O, s:o}", "name", name, "namespace",
+                  json_object_get(md, "namespace"), "labels", labels);
     json_t *ann = json_object_get(tmpl, "annotations");
     if (json_is_object(ann) && json_object_size(ann)) {
         json_object_set(meta, "annotations", ann);
@@ -158,8 +157,7 @@ static bool
 labels_merged(const json_t *dpu, const json_t *want)
 {
     const json_t *nl = json_object_get(
-        json_object_get(json_object_get(dpu, "spec"), "cluster"),
-        "nodeLabels");
+        json_object_get(json_object_get(dpu, "spec"), "cluster"), "nodeLabels");
     const char *k;
     json_t *v;
     json_object_foreach((json_t *) want, k, v)
@@ -195,8 +193,8 @@ dpu_delete(struct controller *c, struct dpuset_ctrl *d, const json_t *set,
     const char *name = str_at(dpu, "metadata", "name");
     char *path = kube_path(&dpu_gvr, ns, name, NULL);
     struct dpf_error err = {0};
-    int rc = kube_rest_json_wait(controller_rest(c), "DELETE", path, NULL,
-                                 NULL, NULL, NULL, &err);
+    int rc = kube_rest_json_wait(controller_rest(c), "DELETE", path, NULL, NULL,
+                                 NULL, NULL, &err);
     free(path);
     if (rc < 0 && rc != -ENOENT) {
         log_warn_rl("cannot delete a DPU", "dpu=%s/%s error=\"%s\"", ns, name,
@@ -305,9 +303,9 @@ reconcile_dpuset(struct controller *c, const char *key)
             continue;
         }
         int idx[DPU_MAX_INDEX];
-        size_t n = dpuset_select_indexes(
-            json_object_get(nmd, "labels"),
-            json_object_get(spec, "dpuSelector"), idx, DPU_MAX_INDEX);
+        size_t n = dpuset_select_indexes(json_object_get(nmd, "labels"),
+                                         json_object_get(spec, "dpuSelector"),
+                                         idx, DPU_MAX_INDEX);
         for (size_t k = 0; k < n; k++) {
             const char *why = NULL;
             json_t *labels = dpuset_dpu_labels(set, node, idx[k], &why);
@@ -317,7 +315,8 @@ reconcile_dpuset(struct controller *c, const char *key)
                 continue;
             }
             char *dname = dpuset_dpu_name(
-                nname, json_string_value(json_object_get(labels, LABEL_DPU_PCI)));
+                nname,
+                json_string_value(json_object_get(labels, LABEL_DPU_PCI)));
             json_object_set_new(want, dname,
                                 json_pack("[s, o]", nname, labels));
             free(dname);
@@ -355,8 +354,8 @@ reconcile_dpuset(struct controller *c, const char *key)
             continue;
         }
         const char *nname = json_string_value(json_array_get(w, 0));
-        json_t *obj = dpu_build(set, dname, nname,
-                                json_incref(json_array_get(w, 1)));
+        json_t *obj =
+            dpu_build(set, dname, nname, json_incref(json_array_get(w, 1)));
         char *path = kube_path(&dpu_gvr, ns, NULL, NULL);
         int rc = kube_rest_json_wait(controller_rest(c), "POST", path, NULL,
                                      obj, NULL, NULL, &err);
@@ -386,9 +385,9 @@ reconcile_dpuset(struct controller *c, const char *key)
             if (kube_is_deleting(dpu) || labels_merged(dpu, tnl)) {
                 continue;
             }
-            if (kube_update_retry(controller_rest(c), &dpu_gvr, ns, dname,
-                                  NULL, merge_node_labels_fn, (void *) tnl,
-                                  NULL, &err) < 0 &&
+            if (kube_update_retry(controller_rest(c), &dpu_gvr, ns, dname, NULL,
+                                  merge_node_labels_fn, (void *) tnl, NULL,
+                                  &err) < 0 &&
                 err.code != 404) {
                 res = controller_error();
             }
@@ -399,10 +398,9 @@ reconcile_dpuset(struct controller *c, const char *key)
     if (stype && !strcmp(stype, "RollingUpdate")) {
         int total = (int) json_object_size(want);
         int maxu = dpuset_max_unavailable(
-            json_object_get(
-                json_object_get(json_object_get(spec, "strategy"),
-                                "rollingUpdate"),
-                "maxUnavailable"),
+            json_object_get(json_object_get(json_object_get(spec, "strategy"),
+                                            "rollingUpdate"),
+                            "maxUnavailable"),
             total);
         int unavailable = 0;
         json_object_foreach(want, dname, w)

@@ -136,8 +136,8 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
         t->dpuset = dpuset_ctrl_add(t->m, component, err);
     }
     if (r->cfg.controllers & CTRL_DPU) {
-        t->dpu = dpu_ctrl_add(t->m, r->bfb_dir, r->cfg.max_installs,
-                              component, err);
+        t->dpu =
+            dpu_ctrl_add(t->m, r->bfb_dir, r->cfg.max_installs, component, err);
     }
     if (r->cfg.controllers & CTRL_WITNESS) {
         t->witness = witness_ctrl_add(t->m, r->witness, r->identity,

@@ -130,12 +130,12 @@ test_labels(void **state)
     const char *why = NULL;
     json_t *l = dpuset_dpu_labels(set, node, 0, &why);
     assert_non_null(l);
-    json_t *want = J(
-        "{\"team\":\"a\",\"provisioning.dpu.nvidia.com/dpuset-name\":\"s\","
-        "\"provisioning.dpu.nvidia.com/dpuset-namespace\":\"ns\","
-        "\"provisioning.dpu.nvidia.com/dpu-pciAddress\":\"0000-04-00\","
-        "\"provisioning.dpu.nvidia.com/dpu-pf-name\":\"ens1f0np0\","
-        "\"provisioning.dpu.nvidia.com/dpu-host-ip\":\"10.0.0.5\"}");
+    json_t *want =
+        J("{\"team\":\"a\",\"provisioning.dpu.nvidia.com/dpuset-name\":\"s\","
+          "\"provisioning.dpu.nvidia.com/dpuset-namespace\":\"ns\","
+          "\"provisioning.dpu.nvidia.com/dpu-pciAddress\":\"0000-04-00\","
+          "\"provisioning.dpu.nvidia.com/dpu-pf-name\":\"ens1f0np0\","
+          "\"provisioning.dpu.nvidia.com/dpu-host-ip\":\"10.0.0.5\"}");
     assert_true(json_equal(l, want));
     json_decref(l);
     assert_null(dpuset_dpu_labels(set, node, 1, &why));
@@ -173,7 +173,8 @@ static void
 test_label_effect(void **state)
 {
     (void) state;
-    json_t *node = J("{\"metadata\":{\"name\":\"h\",\"labels\":{\"a\":\"1\"}}}");
+    json_t *node =
+        J("{\"metadata\":{\"name\":\"h\",\"labels\":{\"a\":\"1\"}}}");
     json_t *eff = J("{\"customLabel\":{\"dpu\":\"provisioning\"}}");
     assert_true(dpuset_node_effect_edit(node, eff, true, "ns/d"));
     json_t *l = json_object_get(json_object_get(node, "metadata"), "labels");

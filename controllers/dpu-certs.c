@@ -14,7 +14,6 @@
  * issued here with lib/net/pki instead: for a control plane whose API
  * server has no dms signer. */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -29,6 +28,7 @@
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
+#include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-object.h"
 #include "lib/kube/kube-rest.h"
 #include "lib/net/pki.h"
@@ -150,54 +150,6 @@ ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s, char **out,
 
 /* --- issuing ---------------------------------------------------------- */
 
-/* A new EC P-256 key and a CSR (CN, one IP SAN when ip is set). */
-static int
-csr_new(const char *cn, const char *ip, char **key_pem, char **csr_pem)
-{
-    EVP_PKEY *k = EVP_EC_gen("P-256");
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME *n = X509_NAME_new();
-    BIO *kb = BIO_new(BIO_s_mem()), *rb = BIO_new(BIO_s_mem());
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    int rc = -EIO;
-    if (!k || !req || !n || !kb || !rb || !exts ||
-        !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
-                                    (const unsigned char *) cn, -1, -1, 0) ||
-        !X509_REQ_set_subject_name(req, n) || !X509_REQ_set_pubkey(req, k)) {
-        goto out;
-    }
-    if (ip) {
-        char *san = xasprintf("IP:%s", ip);
-        X509_EXTENSION *e =
-            X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
-        free(san);
-        if (!e || !sk_X509_EXTENSION_push(exts, e) ||
-            !X509_REQ_add_extensions(req, exts)) {
-            X509_EXTENSION_free(e);
-            goto out;
-        }
-    }
-    if (!X509_REQ_sign(req, k, EVP_sha256()) ||
-        !PEM_write_bio_PrivateKey(kb, k, NULL, NULL, 0, NULL, NULL) ||
-        !PEM_write_bio_X509_REQ(rb, req)) {
-        goto out;
-    }
-    char *p;
-    long n1 = BIO_get_mem_data(kb, &p);
-    *key_pem = xstrndup(p, (size_t) n1);
-    long n2 = BIO_get_mem_data(rb, &p);
-    *csr_pem = xstrndup(p, (size_t) n2);
-    rc = 0;
-out:
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    BIO_free(kb);
-    BIO_free(rb);
-    X509_NAME_free(n);
-    X509_REQ_free(req);
-    EVP_PKEY_free(k);
-    return rc;
-}
-
 /* Through the API server's signer: create, approve, wait, delete. */
 static int
 issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
@@ -205,11 +157,11 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
           char **key, struct dpf_error *err)
 {
     char *csr_pem = NULL;
-    if (csr_new(cn, ip, key, &csr_pem) < 0) {
-        dpf_error_set(err, 500, "InternalError",
-                      "%s: cannot make a key and a certificate request",
-                      what);
-        return -EIO;
+    const char *sans[2] = {ip, NULL};
+    int rc = kube_bootstrap_csr_new(cn, NULL, ip ? sans : NULL, key, &csr_pem,
+                                    err);
+    if (rc < 0) {
+        return rc;
     }
     char *b64 = base64_encode(csr_pem, strlen(csr_pem), BASE64_STD);
     free(csr_pem);
@@ -227,7 +179,7 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
     free(b64);
     char *path = kube_path(&csr_gvr, NULL, NULL, NULL);
     json_t *made = NULL;
-    int rc = kube_rest_json_wait(r, "POST", path, NULL, csr, NULL, &made, err);
+    rc = kube_rest_json_wait(r, "POST", path, NULL, csr, NULL, &made, err);
     free(path);
     json_decref(csr);
     if (rc < 0) {

@@ -219,7 +219,7 @@ dpu_pod_dms(const struct dpu_pods_in *in, struct dpf_error *err)
                             meta(in->dpu, "name"));
     char *secret = xasprintf("%s-server-secret", meta(in->dpu, "name"));
     json_t *cmd = json_pack(
-        "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]",
+        "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]",
         in->dmsd_command ? in->dmsd_command : "dmsd", "--bind_address", bind,
         "--auth", "cert", "--ca", CERT_DIR "/ca.crt", "--tls_cert_file",
         CERT_DIR "/tls.crt", "--tls_key_file", CERT_DIR "/tls.key",

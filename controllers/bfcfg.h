@@ -10,13 +10,18 @@
  * settings) and runcmd in DPF's order, the first setting the hostname to
  * the DPU's name.
  *
- * Flavor strings are user input: every value lands in the user-data as a
- * double-quoted YAML scalar written by the project's YAML emitter, and the
- * user-data reaches the DPU's disk through a quoted heredoc, so nothing in
- * a flavor is expanded by the installer's shell. bfcfgParameters are the
- * exception by design (DPF copies them verbatim: they are shell
- * assignments), but a line that is not NAME=value with a plain NAME, or
- * that holds a newline, is refused.
+ * Flavor strings are user input: the user-data is a JSON tree written as
+ * YAML by the project's emitter (lib/codecs/yamljson: every scalar quoted
+ * as it needs, multi-line text in indented literal blocks) and reaches
+ * the DPU's disk through a quoted heredoc, so nothing in a flavor is
+ * expanded by the installer's shell; values we put into scripts of our
+ * own (nvconfig and kernel parameters, the registry endpoint) are
+ * single-quoted shell words; one-line fields (paths, sysctl lines,
+ * parameters) holding a line break are refused. bfcfgParameters are
+ * copied verbatim by design (DPF does: they are the installer's shell
+ * assignments), but each must be one NAME=value line with a plain NAME
+ * (or a comment or empty). The flavor's ovs.rawConfigScript is a script
+ * by definition and runs as written.
  *
  * Threads: pure function, any thread. */
 #ifndef DPF_CONTROLLERS_BFCFG_H
@@ -43,5 +48,15 @@
 int bfcfg_render(const json_t *flavor, const char *dpu_name,
                  const char *join_command, bool additional_reboot, char **out,
                  size_t *len, struct dpf_error *err);
+
+/* The user-data cloud-config a bf.cfg from bfcfg_render() carries (the
+ * body of bfb_modify_os()'s heredoc, starting with "#cloud-config"), for
+ * the emulated DPU and tests: *yaml (malloc'd, NUL-terminated) and *ylen.
+ * -ENOENT when bfcfg has no such heredoc, -EINVAL when it is not closed. */
+int bfcfg_user_data(const char *bfcfg, size_t len, char **yaml, size_t *ylen);
+
+/* NAME=<integer> from the flavor's spec.nvconfig parameters (NUM_OF_VFS,
+ * PF_TOTAL_SF): the value, dflt when absent, -EINVAL when not a number. */
+int bfcfg_nvconfig_int(const json_t *flavor, const char *name, int dflt);
 
 #endif

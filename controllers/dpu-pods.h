@@ -82,12 +82,14 @@ json_t *dpu_pod_hostnetwork(const struct dpu_pods_in *in,
 #define DPU_CERT_LIFETIME_S (24 * 3600)
 #define DPU_CERT_RENEW_BEFORE_S (8 * 3600)
 
-/* Who signs: the server's CertificateSigningRequest API with signer
- * dpu.nvidia.com/dms, or (ca_cert_pem set) this CA directly, for a
- * server without that signer. */
+/* Who signs: NULL (or no ca_key_path) = the API server's signer
+ * dpu.nvidia.com/dms through a CertificateSigningRequest the controller
+ * approves itself, with the CA of kube-public/cluster-info as ca.crt; or
+ * this CA's files (PEM) directly, for an API server without that signer.
+ * ca_cert_path alone only names the CA for ca.crt. */
 struct dpu_certs_signer {
-    const char *ca_cert_pem;
-    const char *ca_key_pem;
+    const char *ca_cert_path;
+    const char *ca_key_path;
 };
 
 /* Make sure the DPU's namespace holds Secret `<dpu>-server-secret`
@@ -97,8 +99,12 @@ struct dpu_certs_signer {
  * the namespace's DPUs), each valid for more than DPU_CERT_RENEW_BEFORE_S
  * and, for the server's, issued for host_ip; issues new ones otherwise.
  * 0 when both are good, *recheck_ms (may be NULL) = when the first one is
- * due for renewal; -EINPROGRESS while a CSR waits to be signed (requeue);
- * other negative errno with err naming the Secret or CSR. */
+ * due for renewal; -EINPROGRESS while a CSR waits to be signed (it waits
+ * up to 10 s first) or when another DPU wrote the shared Secret at the
+ * same moment (requeue); other negative errno with err naming the Secret
+ * or CSR. A certificate is reissued when it is within
+ * DPU_CERT_RENEW_BEFORE_S of its end, not signed by the current CA (the
+ * Secret's ca.crt differs), or (server) not issued for host_ip. */
 int dpu_certs_ensure(struct kube_rest *r, const json_t *dpu,
                      const char *host_ip, const struct dpu_certs_signer *s,
                      int64_t *recheck_ms, struct dpf_error *err);

@@ -21,9 +21,9 @@ static const struct kube_gvr dpu_gvr = {"provisioning.dpu.nvidia.com",
 struct allocator {
     struct kube_rest *rest; /* borrowed; NULL in unit tests */
     pthread_mutex_t mu;
-    bool loaded;       /* rebuilt from the API once */
-    json_t *clusters;  /* "ns/name" -> {"phase": s, "max": i} */
-    json_t *dpus;      /* dpu uid -> "ns/name" */
+    bool loaded;      /* rebuilt from the API once */
+    json_t *clusters; /* "ns/name" -> {"phase": s, "max": i} */
+    json_t *dpus;     /* dpu uid -> "ns/name" */
 };
 
 struct allocator *
@@ -66,16 +66,16 @@ cluster_set_locked(struct allocator *a, const json_t *c)
     }
     const char *phase = str_at(c, "status", "phase");
     json_t *max = json_object_get(json_object_get(c, "spec"), "maxNodes");
-    json_int_t m = json_is_integer(max) ? json_integer_value(max)
-                                        : DEFAULT_MAX_NODES;
+    json_int_t m =
+        json_is_integer(max) ? json_integer_value(max) : DEFAULT_MAX_NODES;
     bool deleting =
         json_object_get(json_object_get(c, "metadata"), "deletionTimestamp");
     char *key = xasprintf("%s/%s", ns, name);
-    json_object_set_new(a->clusters, key,
-                        json_pack("{s:s, s:I}", "phase",
-                                  deleting ? "Deleting"
-                                           : (phase ? phase : "Pending"),
-                                  "max", m));
+    json_object_set_new(
+        a->clusters, key,
+        json_pack("{s:s, s:I}", "phase",
+                  deleting ? "Deleting" : (phase ? phase : "Pending"), "max",
+                  m));
     free(key);
 }
 
@@ -114,10 +114,12 @@ allocator_load(struct allocator *a, const json_t *clusters, const json_t *dpus)
     json_object_clear(a->dpus);
     size_t i;
     json_t *v;
-    json_array_foreach(clusters, i, v) {
+    json_array_foreach(clusters, i, v)
+    {
         cluster_set_locked(a, v);
     }
-    json_array_foreach(dpus, i, v) {
+    json_array_foreach(dpus, i, v)
+    {
         dpu_save_locked(a, v);
     }
     a->loaded = true;
@@ -148,7 +150,8 @@ count_locked(struct allocator *a, const char *key)
     size_t n = 0;
     const char *uid;
     json_t *v;
-    json_object_foreach(a->dpus, uid, v) {
+    json_object_foreach(a->dpus, uid, v)
+    {
         n += strcmp(json_string_value(v), key) == 0;
     }
     return n;
@@ -210,7 +213,8 @@ allocator_pick(struct allocator *a, const json_t *dpu, char **ns, char **name,
     size_t k = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(a->clusters, key, v) {
+    json_object_foreach(a->clusters, key, v)
+    {
         keys[k++] = key;
     }
     qsort(keys, k, sizeof *keys, cmp_keys);
@@ -262,8 +266,8 @@ list_all(struct kube_rest *rest, const struct kube_gvr *gvr,
 {
     char *path = kube_path(gvr, NULL, NULL, NULL);
     json_t *out = NULL;
-    int rc = kube_rest_json_wait(rest, "GET", path, NULL, NULL, NULL, &out,
-                                 err);
+    int rc =
+        kube_rest_json_wait(rest, "GET", path, NULL, NULL, NULL, &out, err);
     free(path);
     if (rc < 0) {
         return NULL;

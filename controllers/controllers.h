@@ -45,11 +45,11 @@
 int ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err);
 
 struct ctrl_runner_config {
-    const char *kubeconfig;    /* path (NULL: $KUBECONFIG, ~/.kube/config) */
-    const char *context;       /* NULL = current-context */
-    unsigned controllers;      /* CTRL_* mask */
-    const char *bfb_dir;       /* BFB content cache (required with CTRL_BFB) */
-    const char *witness;       /* "namespace/name" ConfigMap (CTRL_WITNESS) */
+    const char *kubeconfig; /* path (NULL: $KUBECONFIG, ~/.kube/config) */
+    const char *context;    /* NULL = current-context */
+    unsigned controllers;   /* CTRL_* mask */
+    const char *bfb_dir;    /* BFB content cache (required with CTRL_BFB) */
+    const char *witness;    /* "namespace/name" ConfigMap (CTRL_WITNESS) */
     /* CTRL_DPUCLUSTER: where embedded DPU clusters keep their data
      * (required), the address DPUs reach them on (NULL: the primary
      * address, see ctrl_primary_address()), the dpf-server program (NULL:

@@ -98,14 +98,14 @@ struct child {
     char *key; /* "ns/name" */
     char *uid;
     char *dir;
-    pid_t pid;           /* running (0: none) */
-    bool ours;           /* forked by us: reaped with waitpid */
-    bool ready;          /* its admin.kubeconfig appeared */
-    int64_t started_ms;  /* when started or adopted */
-    int64_t next_ms;     /* earliest restart */
-    int failures;        /* consecutive exits, for the backoff */
-    char *exit_msg;      /* how the last one ended, or NULL */
-    bool exit_reported;  /* exit_msg went into an event */
+    pid_t pid;          /* running (0: none) */
+    bool ours;          /* forked by us: reaped with waitpid */
+    bool ready;         /* its admin.kubeconfig appeared */
+    int64_t started_ms; /* when started or adopted */
+    int64_t next_ms;    /* earliest restart */
+    int failures;       /* consecutive exits, for the backoff */
+    char *exit_msg;     /* how the last one ended, or NULL */
+    bool exit_reported; /* exit_msg went into an event */
 };
 
 struct dpuc_ctrl {
@@ -198,9 +198,9 @@ child_alive(struct child *ch)
         }
         free(ch->exit_msg);
         if (r == ch->pid && WIFSIGNALED(status)) {
-            ch->exit_msg = xasprintf("was killed by signal %d (%s)",
-                                     WTERMSIG(status),
-                                     strsignal(WTERMSIG(status)));
+            ch->exit_msg =
+                xasprintf("was killed by signal %d (%s)", WTERMSIG(status),
+                          strsignal(WTERMSIG(status)));
         } else if (r == ch->pid && WIFEXITED(status)) {
             ch->exit_msg =
                 xasprintf("exited with status %d", WEXITSTATUS(status));
@@ -359,21 +359,27 @@ child_start(struct dpuc_ctrl *d, struct child *ch, struct dpf_error *err)
     char *log_path = xasprintf("%s/dpf-server.log", ch->dir);
     const char *bind = is_loopback_addr(d->address) ? "127.0.0.1" : "0.0.0.0";
     char *argv[] = {d->server_bin,
-                    "--data-dir", data_arg,
-                    "--port", port_s,
-                    "--bind-address", (char *) bind,
-                    "--server-name", d->address,
+                    "--data-dir",
+                    data_arg,
+                    "--port",
+                    port_s,
+                    "--bind-address",
+                    (char *) bind,
+                    "--server-name",
+                    d->address,
                     "--controllers=none",
-                    "--threads", "2",
-                    "--watch-cache-size", "10000",
-                    "--watch-cache-bytes", "16Mi",
+                    "--threads",
+                    "2",
+                    "--watch-cache-size",
+                    "10000",
+                    "--watch-cache-bytes",
+                    "16Mi",
                     NULL};
-    int logfd =
-        open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (logfd < 0 || nullfd < 0) {
-        dpf_error_set(err, 500, "InternalError", "cannot open %s: %s",
-                      log_path, strerror(errno));
+        dpf_error_set(err, 500, "InternalError", "cannot open %s: %s", log_path,
+                      strerror(errno));
         r = -errno;
         goto out;
     }
@@ -558,8 +564,7 @@ static int
 kubeconfig_set_fn(void *arg, json_t *obj)
 {
     json_t *spec = json_object_get(obj, "spec");
-    const char *have =
-        json_string_value(json_object_get(spec, "kubeconfig"));
+    const char *have = json_string_value(json_object_get(spec, "kubeconfig"));
     if (!json_is_object(spec) || (have && *have) || kube_is_deleting(obj)) {
         return 0;
     }
@@ -579,8 +584,8 @@ secret_ensure(struct controller *c, const json_t *dc, const char *ns,
     int rc = kube_rest_json_wait(controller_rest(c), "GET", path, NULL, NULL,
                                  NULL, &have, err);
     if (rc == 0) {
-        const char *cur = json_string_value(json_object_get(
-            json_object_get(have, "data"), KUBECONFIG_KEY));
+        const char *cur = json_string_value(
+            json_object_get(json_object_get(have, "data"), KUBECONFIG_KEY));
         if (cur && !strcmp(cur, b64)) {
             goto out; /* as it should be */
         }
@@ -599,13 +604,13 @@ secret_ensure(struct controller *c, const json_t *dc, const char *ns,
         goto out;
     }
     dpf_error_clear(err);
-    json_t *obj = json_pack(
-        "{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:s, s:{s:s}}", "apiVersion", "v1",
-        "kind", "Secret", "metadata", "name", secret, "namespace", ns,
-        "labels", "dpu.nvidia.com/cluster",
-        json_string_value(
-            json_object_get(json_object_get(dc, "metadata"), "name")),
-        "type", "Opaque", "data", KUBECONFIG_KEY, b64);
+    json_t *obj =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:s, s:{s:s}}",
+                  "apiVersion", "v1", "kind", "Secret", "metadata", "name",
+                  secret, "namespace", ns, "labels", "dpu.nvidia.com/cluster",
+                  json_string_value(
+                      json_object_get(json_object_get(dc, "metadata"), "name")),
+                  "type", "Opaque", "data", KUBECONFIG_KEY, b64);
     kube_owner_ref_set(obj, dc, true);
     char *coll = kube_path(&secret_gvr, ns, NULL, NULL);
     rc = kube_rest_json_wait(controller_rest(c), "POST", coll, NULL, obj, NULL,
@@ -651,12 +656,11 @@ health_check(struct controller *c, const char *ns, const char *secret,
     const char *b64 = json_string_value(
         json_object_get(json_object_get(s, "data"), KUBECONFIG_KEY));
     if (!b64) {
-        *msg = xasprintf("Secret %s/%s has no key %s", ns, secret,
-                         KUBECONFIG_KEY);
+        *msg =
+            xasprintf("Secret %s/%s has no key %s", ns, secret, KUBECONFIG_KEY);
         goto out;
     }
-    if (base64_decode(b64, strlen(b64), BASE64_LENIENT, &conf, &conf_len) <
-        0) {
+    if (base64_decode(b64, strlen(b64), BASE64_LENIENT, &conf, &conf_len) < 0) {
         *msg = xasprintf("Secret %s/%s key %s is not base64", ns, secret,
                          KUBECONFIG_KEY);
         goto out;
@@ -853,8 +857,8 @@ embedded_reconcile(struct dpuc_ctrl *d, struct controller *c, const json_t *obj,
             goto unlock;
         }
         if (child_start(d, ch, &err) < 0) {
-            *msg_out = xasprintf("cannot start the API server: %s",
-                                 err.message);
+            *msg_out =
+                xasprintf("cannot start the API server: %s", err.message);
             ch->failures++;
             ch->next_ms = time_mono_ms() + BACKOFF_MAX_MS / 4;
             w->created_status = "False";
@@ -890,8 +894,8 @@ embedded_reconcile(struct dpuc_ctrl *d, struct controller *c, const json_t *obj,
             w->created_reason = "ClusterNotReady";
             goto unlock;
         } else {
-            *msg_out = xasprintf("starting the API server (pid %ld)",
-                                 (long) ch->pid);
+            *msg_out =
+                xasprintf("starting the API server (pid %ld)", (long) ch->pid);
             w->created_status = "False";
             w->created_reason = "ClusterNotReady";
             goto unlock;
@@ -932,8 +936,8 @@ unlock:
     pthread_mutex_unlock(&d->mu);
 events:
     if (event_exit) {
-        log_warn("the DPU cluster's API server stopped", "cluster=%s how=\"%s\"",
-                 key, event_exit);
+        log_warn("the DPU cluster's API server stopped",
+                 "cluster=%s how=\"%s\"", key, event_exit);
         kube_recorder_event(d->rec, obj, "Warning", "ClusterProcessExited",
                             "the API server process %s", event_exit);
     }
@@ -971,8 +975,7 @@ reconcile_dpucluster(struct controller *c, const char *key)
     int64_t gen = json_integer_value(json_object_get(md, "generation"));
     json_t *spec = json_object_get(obj, "spec");
     const char *type = json_string_value(json_object_get(spec, "type"));
-    const char *kcname =
-        json_string_value(json_object_get(spec, "kubeconfig"));
+    const char *kcname = json_string_value(json_object_get(spec, "kubeconfig"));
     const char *phase = json_string_value(
         json_object_get(json_object_get(obj, "status"), "phase"));
     struct dpf_error err = {0};
@@ -1025,8 +1028,8 @@ reconcile_dpucluster(struct controller *c, const char *key)
     struct status_want w = {.generation = gen};
     int64_t after = HEALTH_RETRY_MS;
     if (is_embedded(type)) {
-        after = embedded_reconcile(d, c, obj, key, ns, name, uid, &w,
-                                   &created_msg);
+        after =
+            embedded_reconcile(d, c, obj, key, ns, name, uid, &w, &created_msg);
         /* spec.kubeconfig may have just been set: the health check reads
          * the Secret by its known name. */
         if (!kcname || !*kcname) {
@@ -1053,12 +1056,13 @@ reconcile_dpucluster(struct controller *c, const char *key)
                            created_msg, gen, NULL);
     }
     bool all_true = kube_condition_is_true(copy, "Created");
-    json_t *conds = json_object_get(json_object_get(copy, "status"),
-                                    "conditions");
+    json_t *conds =
+        json_object_get(json_object_get(copy, "status"), "conditions");
     size_t i;
     json_t *cd;
     const char *not_true = NULL, *not_true_reason = NULL, *not_true_msg = NULL;
-    json_array_foreach(conds, i, cd) {
+    json_array_foreach(conds, i, cd)
+    {
         const char *t = json_string_value(json_object_get(cd, "type"));
         const char *s = json_string_value(json_object_get(cd, "status"));
         if (t && strcmp(t, "Ready") != 0 && (!s || strcmp(s, "True") != 0)) {
@@ -1090,8 +1094,8 @@ reconcile_dpucluster(struct controller *c, const char *key)
             w.phase = "NotReady";
             w.ready_status = "False";
             w.ready_reason = "HealthCheckFailed";
-            after = after > 0 && after < HEALTH_RETRY_MS ? after
-                                                         : HEALTH_RETRY_MS;
+            after =
+                after > 0 && after < HEALTH_RETRY_MS ? after : HEALTH_RETRY_MS;
         }
     } else {
         w.phase = !strcmp(phase, "Ready") || !strcmp(phase, "NotReady")
@@ -1099,8 +1103,8 @@ reconcile_dpucluster(struct controller *c, const char *key)
                       : NULL;
         w.ready_status = "False";
         if (not_true) {
-            w.ready_reason = not_true_reason ? not_true_reason
-                                             : "ClusterNotReady";
+            w.ready_reason =
+                not_true_reason ? not_true_reason : "ClusterNotReady";
             ready_msg = xasprintf("condition %s is not True: %s", not_true,
                                   not_true_msg ? not_true_msg : "no message");
         } else {
@@ -1166,7 +1170,8 @@ monitor_main(void *arg)
         pthread_mutex_unlock(&d->mu);
         size_t i;
         json_t *k;
-        json_array_foreach(keys, i, k) {
+        json_array_foreach(keys, i, k)
+        {
             workqueue_add(controller_queue(d->ctl), json_string_value(k));
         }
         json_decref(keys);
@@ -1233,14 +1238,14 @@ dpuc_ctrl_add(struct controller_manager *m, const struct dpuc_ctrl_config *cfg,
     }
     struct dpuc_ctrl *d = xcalloc(1, sizeof *d);
     d->dir = xstrdup(cfg->dir);
-    d->address = xstrdup(cfg->address && *cfg->address ? cfg->address
-                                                        : "127.0.0.1");
+    d->address =
+        xstrdup(cfg->address && *cfg->address ? cfg->address : "127.0.0.1");
     d->server_bin = bin;
     d->alloc = alloc;
     pthread_mutex_init(&d->mu, NULL);
-    d->rec = kube_recorder_create(controller_manager_rest(m),
-                                  cfg->component ? cfg->component : "dpf",
-                                  NULL);
+    d->rec =
+        kube_recorder_create(controller_manager_rest(m),
+                             cfg->component ? cfg->component : "dpf", NULL);
     d->ops.name = "dpucluster";
     d->ops.primary_kind = "DPUCluster";
     d->ops.primary.gvr = dpuc_gvr;
@@ -1260,8 +1265,8 @@ dpuc_ctrl_add(struct controller_manager *m, const struct dpuc_ctrl_config *cfg,
         free(d);
         return NULL;
     }
-    log_info("dpucluster controller", "dir=%s address=%s dpf_server=%s",
-             d->dir, d->address, d->server_bin);
+    log_info("dpucluster controller", "dir=%s address=%s dpf_server=%s", d->dir,
+             d->address, d->server_bin);
     return d;
 }
 

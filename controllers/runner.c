@@ -473,8 +473,7 @@ ctrl_primary_address(void)
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     char buf[INET_ADDRSTRLEN] = "127.0.0.1";
     if (fd >= 0) {
-        struct sockaddr_in to = {.sin_family = AF_INET,
-                                 .sin_port = htons(9)};
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
         inet_pton(AF_INET, "192.0.2.1", &to.sin_addr);
         struct sockaddr_in me;
         socklen_t len = sizeof me;

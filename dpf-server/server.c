@@ -1199,8 +1199,8 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
     gethostname(host, sizeof host - 1);
     char *identity = xasprintf("dpf-server_%s", host);
     char *bfb_dir = o->bfb_dir ? xstrdup(o->bfb_dir) : join(o->data_dir, "bfb");
-    char *dpuc_dir = o->dpuc_dir ? xstrdup(o->dpuc_dir)
-                                 : join(o->data_dir, "dpuclusters");
+    char *dpuc_dir =
+        o->dpuc_dir ? xstrdup(o->dpuc_dir) : join(o->data_dir, "dpuclusters");
     struct ctrl_runner_config cfg = {
         .kubeconfig = kubeconfig,
         .controllers = mask,

@@ -19,9 +19,9 @@
 static json_t *
 cluster(const char *ns, const char *name, const char *phase, int max)
 {
-    json_t *c = json_pack("{s:{s:s, s:s}, s:{}, s:{s:s}}", "metadata",
-                          "namespace", ns, "name", name, "spec", "status",
-                          "phase", phase);
+    json_t *c =
+        json_pack("{s:{s:s, s:s}, s:{}, s:{s:s}}", "metadata", "namespace", ns,
+                  "name", name, "spec", "status", "phase", phase);
     if (max > 0) {
         json_object_set_new(json_object_get(c, "spec"), "maxNodes",
                             json_integer(max));
@@ -32,13 +32,13 @@ cluster(const char *ns, const char *name, const char *phase, int max)
 static json_t *
 dpu(const char *uid, const char *cl_ns, const char *cl_name)
 {
-    json_t *d = json_pack("{s:{s:s, s:s, s:s}, s:{}}", "metadata", "namespace",
-                          "dpf-operator-system", "name", uid, "uid", uid,
-                          "spec");
+    json_t *d =
+        json_pack("{s:{s:s, s:s, s:s}, s:{}}", "metadata", "namespace",
+                  "dpf-operator-system", "name", uid, "uid", uid, "spec");
     if (cl_name) {
-        json_object_set_new(json_object_get(d, "spec"), "cluster",
-                            json_pack("{s:s, s:s}", "name", cl_name,
-                                      "namespace", cl_ns));
+        json_object_set_new(
+            json_object_get(d, "spec"), "cluster",
+            json_pack("{s:s, s:s}", "name", cl_name, "namespace", cl_ns));
     }
     return d;
 }

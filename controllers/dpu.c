@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "controllers/allocator.h"
 #include "controllers/bfcfg.h"
 #include "controllers/controllers.h"
 #include "controllers/dms-client.h"
@@ -55,6 +56,7 @@
 #include "lib/base/thread.h"
 #include "lib/kube/api-client.h"
 #include "lib/kube/controller.h"
+#include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-cache.h"
 #include "lib/kube/kube-events.h"
 #include "lib/kube/kube-object.h"
@@ -101,6 +103,7 @@ struct install {
 
 struct dpu_ctrl {
     struct controller_ops ops;
+    struct allocator *alloc; /* borrowed; NULL = the local fallback */
     struct kube_recorder *rec;
     char *bfb_dir;
     int max_installs;
@@ -318,9 +321,54 @@ drain_pods(struct dctx *x, struct dpf_error *err)
  * Kept behind this one function until the dpucluster helper's
  * controllers/allocator.h is merged: the alphabetically first DPUCluster
  * (name, then namespace) that is Ready and not full. */
+static int cluster_fallback(struct dctx *x, char **ns, char **name,
+                            struct dpf_error *err);
+struct cluster_arg {
+    const char *ns, *name;
+};
+static int cluster_fn(void *arg, json_t *obj);
+
+/* Assign the DPU a DPUCluster and write it to spec.cluster: the shared
+ * allocator (controllers/allocator.h), told first about every DPUCluster
+ * in our cache so it also works without the dpucluster controller in
+ * this process. 0, or -errno with err saying why none fits. */
 static int
-dpu_cluster_allocate(struct dctx *x, char **ns, char **name,
-                     struct dpf_error *err)
+dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
+{
+    char *ns = NULL, *name = NULL;
+    int rc;
+    if (x->d->alloc) {
+        json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
+        size_t i;
+        json_t *dc;
+        json_array_foreach(all, i, dc)
+        {
+            allocator_cluster_set(x->d->alloc, dc);
+        }
+        json_decref(all);
+        rc = allocator_assign(x->d->alloc, x->obj, &ns, &name, err);
+    } else {
+        rc = cluster_fallback(x, &ns, &name, err);
+        if (rc == 0) {
+            struct cluster_arg a = {ns, name};
+            rc = kube_update_retry(controller_rest(x->c), &dpu_gvr, x->ns,
+                                   x->name, NULL, cluster_fn, &a, NULL, err);
+        }
+    }
+    if (rc == 0) {
+        log_info("DPU assigned to a DPU cluster", "dpu=%s cluster=%s/%s",
+                 x->key, ns ? ns : "", name ? name : "");
+    }
+    free(ns);
+    free(name);
+    return rc;
+}
+
+/* Without a shared allocator: the first Ready, not full DPUCluster by
+ * name. */
+static int
+cluster_fallback(struct dctx *x, char **ns, char **name,
+                 struct dpf_error *err)
 {
     json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
     const json_t *best = NULL;
@@ -393,10 +441,6 @@ out:
     return rc;
 }
 
-struct cluster_arg {
-    const char *ns, *name;
-};
-
 static int
 cluster_fn(void *arg, json_t *obj)
 {
@@ -417,10 +461,10 @@ cluster_fn(void *arg, json_t *obj)
 
 /* --- the DPU cluster --- */
 
-/* A client for the DPU's DPUCluster, from its kubeconfig Secret (key
- * admin.conf). NULL with err. */
-static struct api_client *
-dpu_cluster_client(struct dctx *x, struct dpf_error *err)
+/* The DPU's DPUCluster's admin kubeconfig, from its kubeconfig Secret
+ * (key admin.conf). NULL with err. */
+static struct kubeconfig *
+dpu_cluster_kubeconfig(struct dctx *x, struct dpf_error *err)
 {
     const json_t *cl =
         json_object_get(json_object_get(x->obj, "spec"), "cluster");
@@ -455,25 +499,36 @@ dpu_cluster_client(struct dctx *x, struct dpf_error *err)
     const char *b64 = str_at(json_object_get(sec, "data"), "admin.conf", NULL);
     char *text = NULL;
     size_t len = 0;
-    struct api_client *client = NULL;
+    struct kubeconfig *kc = NULL;
     if (!b64 ||
         base64_decode(b64, strlen(b64), BASE64_LENIENT, &text, &len) < 0) {
         dpf_error_set(err, 422, "Invalid",
                       "Secret %s/%s has no valid key admin.conf", cns, sname);
         goto out;
     }
-    struct kubeconfig *kc = NULL;
-    if (kubeconfig_parse(text, len, NULL, NULL, &kc, err) == 0) {
-        client = api_client_create(kc, err);
-        kubeconfig_free(kc);
-        if (client) {
-            api_client_set_timeout(client, 10000);
-        }
+    if (kubeconfig_parse(text, len, NULL, NULL, &kc, err) < 0) {
+        kc = NULL;
     }
     explicit_bzero(text, len);
     free(text);
 out:
     json_decref(sec);
+    return kc;
+}
+
+/* A client for the DPU's DPUCluster. NULL with err. */
+static struct api_client *
+dpu_cluster_client(struct dctx *x, struct dpf_error *err)
+{
+    struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
+    if (!kc) {
+        return NULL;
+    }
+    struct api_client *client = api_client_create(kc, err);
+    kubeconfig_free(kc);
+    if (client) {
+        api_client_set_timeout(client, 10000);
+    }
     return client;
 }
 
@@ -913,28 +968,16 @@ do_initializing(struct dctx *x)
         json_object_get(json_object_get(x->obj, "spec"), "cluster");
     const char *cname = str_at(cl, "name", NULL);
     if (!cname || !*cname) {
-        char *ns = NULL, *name = NULL;
         struct dpf_error err = {0};
-        if (dpu_cluster_allocate(x, &ns, &name, &err) < 0) {
+        if (dpu_cluster_allocate(x, &err) < 0) {
             cond(x, "Initialized", "False", "DPUClusterNotReady", "%s",
                  err.message);
             return REQUEUE_MS;
         }
-        struct cluster_arg a = {ns, name};
-        int rc = kube_update_retry(controller_rest(x->c), &dpu_gvr, x->ns,
-                                   x->name, NULL, cluster_fn, &a, NULL, &err);
-        if (rc == 0) {
-            log_info("DPU assigned to a DPU cluster", "dpu=%s cluster=%s/%s",
-                     x->key, ns, name);
-        }
-        free(ns);
-        free(name);
-        if (rc < 0) {
-            cond(x, "Initialized", "False", "DPUClusterNotReady",
-                 "cannot assign the DPU cluster: %s", err.message);
-            return REQUEUE_MS;
-        }
         return 0; /* the spec update brings us back */
+    }
+    if (x->d->alloc) {
+        allocator_save(x->d->alloc, x->obj);
     }
     cond(x, "Initialized", "True", "Initialized", "DPU is initialized");
     set_phase(x, "Node Effect");
@@ -1147,19 +1190,41 @@ secret_key(struct dctx *x, const char *name, const char *key,
 }
 
 /* The join command for the DPU's bf.cfg (`kubeadm join HOST:PORT --token
- * ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`): a bootstrap
- * token in the DPU cluster, made by lib/kube/kube-bootstrap.h (the certs
- * helper's kube_bootstrap_join_command()). Kept behind this one function
- * until that is merged: -EAGAIN with a message until then. */
+ * ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`), as `kubeadm token
+ * create --print-join-command` makes it: a bootstrap token (24 h) in the
+ * DPU cluster's kube-system, the CA pin from its kubeconfig. The token
+ * can only join (the DPU cluster's RBAC). -EAGAIN while the DPU cluster
+ * cannot be reached. */
 static int
 dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
 {
-    (void) x;
     *out = NULL;
-    dpf_error_set(err, 501, "NotImplemented",
-                  "waiting for join data: this build cannot make bootstrap "
-                  "tokens yet (lib/kube/kube-bootstrap.h)");
-    return -EAGAIN;
+    struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
+    if (!kc) {
+        return -EAGAIN;
+    }
+    int rc = -EAGAIN;
+    struct api_client *cl = kc->ca_pem ? api_client_create(kc, err) : NULL;
+    if (!kc->ca_pem) {
+        dpf_error_set(err, 422, "Invalid",
+                      "the DPU cluster's kubeconfig has no CA to pin");
+    }
+    if (cl) {
+        api_client_set_timeout(cl, 10000);
+        rc = kube_bootstrap_join_command(cl, kc->server, kc->ca_pem,
+                                         kc->ca_len, 0, out, NULL, err);
+        if (rc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 503, "Unavailable",
+                          "cannot make a join token in the DPU cluster: %s",
+                          msg);
+            rc = -EAGAIN;
+        }
+        api_client_destroy(cl);
+    }
+    kubeconfig_free(kc);
+    return rc;
 }
 
 /* Everything the install thread needs. -EAGAIN (err: what is missing)
@@ -1635,6 +1700,9 @@ static int
 do_deleting(struct dctx *x, struct dpf_error *err)
 {
     task_drop(x->d, x->key);
+    if (x->d->alloc) {
+        allocator_release(x->d->alloc, x->uid);
+    }
     int rc = node_effect_set(x, false, err);
     if (rc < 0) {
         return rc;
@@ -1927,10 +1995,12 @@ static const struct controller_watch dpu_watches[] = {
 
 struct dpu_ctrl *
 dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
-             int max_installs, const char *component, struct dpf_error *err)
+             int max_installs, struct allocator *alloc, const char *component,
+             struct dpf_error *err)
 {
     (void) err;
     struct dpu_ctrl *d = xcalloc(1, sizeof *d);
+    d->alloc = alloc;
     d->bfb_dir = bfb_dir ? xstrdup(bfb_dir) : NULL;
     d->max_installs = max_installs > 0 ? max_installs : 16;
     pthread_mutex_init(&d->mu, NULL);

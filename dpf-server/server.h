@@ -64,6 +64,8 @@ struct server_options {
     char *controllers;       /* --controllers (default "all"; "none") */
     char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
     int max_installs;        /* --max-concurrent-installs; 0 = 16 */
+    char *dpuc_dir;     /* --dpu-cluster-dir; NULL = <data-dir>/dpuclusters */
+    char *dpuc_address; /* --dpu-cluster-address; NULL = primary */
 };
 
 /* Fill in the defaults. */

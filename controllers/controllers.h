@@ -138,6 +138,25 @@ size_t dpuc_ctrl_children(struct dpuc_ctrl *d);
  * the route to the default gateway, else 127.0.0.1 (malloc'd). */
 char *ctrl_primary_address(void);
 
+/* The DPUSet controller (controllers/dpuset.c). */
+struct dpuset_ctrl;
+struct dpuset_ctrl *dpuset_ctrl_add(struct controller_manager *m,
+                                    const char *component,
+                                    struct dpf_error *err);
+void dpuset_ctrl_destroy(struct dpuset_ctrl *d);
+
+/* The DPU controller (controllers/dpu.c). bfb_dir (may be NULL) is where
+ * the DPUs' bf.cfg files live; alloc (borrowed, may be NULL) assigns DPUs
+ * to DPUClusters. */
+struct dpu_ctrl;
+struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
+                              int max_installs, struct allocator *alloc,
+                              const char *component, struct dpf_error *err);
+/* Cancel the installs and join their threads (progress stays in status
+ * for the next leader). After the workers stopped. */
+void dpu_ctrl_stop(struct dpu_ctrl *d);
+void dpu_ctrl_destroy(struct dpu_ctrl *d);
+
 struct witness_ctrl;
 struct witness_ctrl *witness_ctrl_add(struct controller_manager *m,
                                       const char *ns_name, const char *identity,

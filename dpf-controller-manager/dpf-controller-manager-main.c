@@ -354,10 +354,6 @@ main(int argc, char **argv)
          "BFB content cache directory (default /var/lib/dpf/bfb)", set_bfb_dir},
         {"max-concurrent-installs", "N",
          "DPU OS installs running at once (default 16)", set_max_installs},
-    return 0;
-}
-
-static int
         {"dpu-cluster-dir", "DIR",
          "data of the embedded DPU clusters' API servers, which\nthis "
          "process runs (default /var/lib/dpf/dpuclusters)",

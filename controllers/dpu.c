@@ -1172,8 +1172,10 @@ secret_key(struct dctx *x, const char *name, const char *key,
                                  NULL, &sec, err);
     free(path);
     if (rc < 0) {
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
         dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
-                      x->ns, name, err->message);
+                      x->ns, name, msg);
         return NULL;
     }
     const char *b64 = str_at(json_object_get(sec, "data"), key, NULL);
@@ -1285,8 +1287,10 @@ install_prepare(struct dctx *x, struct install **out, struct dpf_error *err)
                                       NULL, NULL, &flavor, err);
         free(path);
         if (frc < 0) {
-            dpf_error_set(err, 404, "NotFound", "DPUFlavor %s/%s: %s", x->ns,
-                          fl, err->message);
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 404, "NotFound",
+                          "waiting for DPUFlavor %s/%s: %s", x->ns, fl, msg);
             goto out;
         }
     }

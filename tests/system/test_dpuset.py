@@ -434,11 +434,11 @@ def test_dpu_deletion_cleans_up_and_error_retries(full, web):
     assert cond(d, "Ready")["status"] == "False"
     wait_for(lambda: dpu()["status"].get("attempts") == 1, 20,
              what="a retry after the backoff")
-    # cleanup: a Secret and a bf.cfg of this DPU go with it
-    srv.json("POST", f"/api/v1/namespaces/{NS}/secrets",
-             {"apiVersion": "v1", "kind": "Secret",
-              "metadata": {"name": f"{name}-server-secret"},
-              "data": {"tls.crt": "eA=="}}, expect=201)
+    # cleanup: the DMS server certificate's Secret (issued by the
+    # controller through the dms signer) and a bf.cfg of this DPU go too
+    wait_for(lambda: get(srv, f"/api/v1/namespaces/{NS}/secrets/"
+                              f"{name}-server-secret"), 30,
+             what="DMS server Secret")
     cfg = os.path.join(srv.data_dir, "bfb", f"{name}.cfg")
     with open(cfg, "w") as f:
         f.write("bf.cfg\n")
@@ -490,7 +490,16 @@ def test_dms_running_leads_to_os_installing_which_names_what_it_lacks(full,
         c = cond(d, "OSInstalled")
         assert c["status"] == "False"
         assert c["reason"] == "WaitingForInstallInputs"
-        assert f"{name}-server-secret" in c["message"]
-        assert f"{name}-server-secret" in cond(d, "Ready")["message"]
+        assert "DPUFlavor default/flavor" in c["message"]
+        assert "DPUFlavor default/flavor" in cond(d, "Ready")["message"]
+        # with the flavor, the next missing input: the DPU cluster's
+        # kubeconfig Secret the join token would come from
+        srv.json("POST", f"{PROV}/namespaces/{NS}/dpuflavors",
+                 {"apiVersion": "provisioning.dpu.nvidia.com/v1alpha1",
+                  "kind": "DPUFlavor", "metadata": {"name": "flavor"},
+                  "spec": {}}, expect=201)
+        wait_for(lambda: "dc-admin-conf" in cond(
+            get(srv, f"{PROV}/namespaces/{NS}/dpus/{name}"),
+            "OSInstalled")["message"], 30, what="join data named")
     finally:
         lsock.close()

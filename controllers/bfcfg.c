@@ -45,30 +45,28 @@ static const char modify_os_head[] =
     "    cat > " SEED_DIR "/user-data <<'" USER_DATA_END "'\n";
 
 /* Files whose content is fixed. */
-static const char netplan_comm_ch[] =
-    "network:\n"
-    "  version: 2\n"
-    "  renderer: networkd\n"
-    "  ethernets:\n"
-    "    pf0vf0:\n"
-    "      dhcp4: false\n"
-    "  bridges:\n"
-    "    br-comm-ch:\n"
-    "      dhcp4: true\n"
-    "      interfaces:\n"
-    "        - pf0vf0\n";
+static const char netplan_comm_ch[] = "network:\n"
+                                      "  version: 2\n"
+                                      "  renderer: networkd\n"
+                                      "  ethernets:\n"
+                                      "    pf0vf0:\n"
+                                      "      dhcp4: false\n"
+                                      "  bridges:\n"
+                                      "    br-comm-ch:\n"
+                                      "      dhcp4: true\n"
+                                      "      interfaces:\n"
+                                      "        - pf0vf0\n";
 
-static const char netplan_oob_tmfifo[] =
-    "network:\n"
-    "  version: 2\n"
-    "  renderer: networkd\n"
-    "  ethernets:\n"
-    "    oob_net0:\n"
-    "      dhcp4: false\n"
-    "    tmfifo_net0:\n"
-    "      dhcp4: false\n"
-    "      addresses:\n"
-    "        - 192.168.100.2/30\n";
+static const char netplan_oob_tmfifo[] = "network:\n"
+                                         "  version: 2\n"
+                                         "  renderer: networkd\n"
+                                         "  ethernets:\n"
+                                         "    oob_net0:\n"
+                                         "      dhcp4: false\n"
+                                         "    tmfifo_net0:\n"
+                                         "      dhcp4: false\n"
+                                         "      addresses:\n"
+                                         "        - 192.168.100.2/30\n";
 
 static const char sysctl_k8s[] = "net.ipv4.ip_forward=1\n"
                                  "net.bridge.bridge-nf-call-iptables=1\n"
@@ -183,8 +181,7 @@ struct ctx {
     struct dpf_error *err;
 };
 
-static int
-bad(struct ctx *x, const char *field, const char *fmt, ...)
+static int bad(struct ctx *x, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -349,8 +346,7 @@ nvconfig_value(const json_t *spec, const char *name)
 int
 bfcfg_nvconfig_int(const json_t *flavor, const char *name, int dflt)
 {
-    const char *v =
-        nvconfig_value(json_object_get(flavor, "spec"), name);
+    const char *v = nvconfig_value(json_object_get(flavor, "spec"), name);
     if (!v || !*v) {
         return dflt;
     }
@@ -446,8 +442,8 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
 {
     int rc;
     add_file(files, "/etc/netplan/60-mlnx.yaml", "", "0600", false);
-    add_file(files, "/etc/netplan/99-dpf-comm-ch.yaml", netplan_comm_ch,
-             "0600", false);
+    add_file(files, "/etc/netplan/99-dpf-comm-ch.yaml", netplan_comm_ch, "0600",
+             false);
     add_file(files, "/etc/netplan/98-oob-tmfifo.yaml", netplan_oob_tmfifo,
              "0600", false);
     add_file(files, "/etc/modules-load.d/br_netfilter.conf", "br_netfilter\n",
@@ -488,8 +484,8 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
     dbuf_free(&js);
     add_file(files, "/etc/systemd/system/kubeadm-join.service", join_unit,
              "0644", false);
-    add_file(files, "/etc/systemd/system/bootstrap-dpf.service",
-             bootstrap_unit, "0644", false);
+    add_file(files, "/etc/systemd/system/bootstrap-dpf.service", bootstrap_unit,
+             "0644", false);
     add_file(files, "/etc/systemd/resolved.conf.d/10-dpf.conf",
              "[Resolve]\nDNSStubListener=no\n", "0644", false);
     add_file(files, "/etc/NetworkManager/conf.d/10-dpf-dns.conf",
@@ -547,10 +543,9 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
 
     /* sysctl */
     const json_t *sysctl;
-    if ((rc = string_list(x,
-                          json_object_get(json_object_get(spec, "sysctl"),
-                                          "parameters"),
-                          "spec.sysctl.parameters", &sysctl)) < 0) {
+    if ((rc = string_list(
+             x, json_object_get(json_object_get(spec, "sysctl"), "parameters"),
+             "spec.sysctl.parameters", &sysctl)) < 0) {
         return rc;
     }
     bool have_sysctl = json_array_size(sysctl) > 0;
@@ -564,8 +559,7 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
             if (has_line_break(s) || strlen(s) != json_string_length(p)) {
                 dbuf_free(&b);
                 char field[64];
-                snprintf(field, sizeof field, "spec.sysctl.parameters[%zu]",
-                         i);
+                snprintf(field, sizeof field, "spec.sysctl.parameters[%zu]", i);
                 return bad(x, field, "must be one line (key=value)");
             }
             dbuf_printf(&b, "%s\n", s);
@@ -576,10 +570,10 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
 
     /* grub: the default file is sourced by update-grub's shell */
     const json_t *kp;
-    if ((rc = string_list(x,
-                          json_object_get(json_object_get(spec, "grub"),
-                                          "kernelParameters"),
-                          "spec.grub.kernelParameters", &kp)) < 0) {
+    if ((rc = string_list(
+             x,
+             json_object_get(json_object_get(spec, "grub"), "kernelParameters"),
+             "spec.grub.kernelParameters", &kp)) < 0) {
         return rc;
     }
     bool have_grub = json_array_size(kp) > 0;
@@ -593,8 +587,8 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
             if (has_line_break(s) || strlen(s) != json_string_length(p)) {
                 dbuf_free(&line);
                 char field[64];
-                snprintf(field, sizeof field,
-                         "spec.grub.kernelParameters[%zu]", i);
+                snprintf(field, sizeof field, "spec.grub.kernelParameters[%zu]",
+                         i);
                 return bad(x, field, "must be one line");
             }
             dbuf_printf(&line, "%s%s", i ? " " : "", s);
@@ -676,8 +670,7 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
         shell_quote(&b, host);
         dbuf_puts(&b, "\n");
         dbuf_puts(&b, containerd_script);
-        add_file(files, "/opt/dpf/config_containerd.sh", b.data, "0755",
-                 false);
+        add_file(files, "/opt/dpf/config_containerd.sh", b.data, "0755", false);
         dbuf_free(&b);
         free(host);
     }
@@ -807,11 +800,12 @@ bfcfg_render(const json_t *flavor, const char *dpu_name,
     dbuf_puts(&b, yaml);
     free(yaml);
     dbuf_puts(&b, USER_DATA_END "\n");
-    dbuf_printf(&b,
-                "    printf 'instance-id: %s\\nlocal-hostname: %s\\n' > " SEED_DIR
-                "/meta-data\n"
-                "}\n",
-                dpu_name, dpu_name);
+    dbuf_printf(
+        &b,
+        "    printf 'instance-id: %s\\nlocal-hostname: %s\\n' > " SEED_DIR
+        "/meta-data\n"
+        "}\n",
+        dpu_name, dpu_name);
     if (b.len > BFCFG_MAX_SIZE) {
         dpf_error_set(err, 422, "Invalid",
                       "DPUFlavor %s: the bf.cfg for DPU %s would be %zu "
@@ -819,8 +813,8 @@ bfcfg_render(const json_t *flavor, const char *dpu_name,
                       "flavor's configFiles or scripts smaller",
                       fname, dpu_name, b.len, BFCFG_MAX_SIZE);
         dpf_error_add_cause(err, DPF_CAUSE_TOO_LONG, "spec",
-                            "the bf.cfg would be %zu bytes (at most %d)",
-                            b.len, BFCFG_MAX_SIZE);
+                            "the bf.cfg would be %zu bytes (at most %d)", b.len,
+                            BFCFG_MAX_SIZE);
         dbuf_free(&b);
         return -EFBIG;
     }

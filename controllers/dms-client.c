@@ -28,7 +28,7 @@
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 
-LOG_MODULE(dms-client);
+LOG_MODULE(dmsclient);
 
 #define DMS_POLL_MS 100
 #define DMS_CALL_MS_DEFAULT 30000
@@ -106,13 +106,11 @@ who(const struct dms_client *c, char *buf, size_t size)
 {
     snprintf(buf, size, "%s%s%s%s%sDMS at %s", c->dpu ? "DPU " : "",
              c->dpu ? c->dpu : "", c->host ? " on host " : "",
-             c->host ? c->host : "", c->dpu || c->host ? ", " : "",
-             c->target);
+             c->host ? c->host : "", c->dpu || c->host ? ", " : "", c->target);
 }
 
-static void
-fail(const struct dms_client *c, struct dpf_error *err, int code,
-     const char *reason, const char *what, const char *fmt, ...)
+static void fail(const struct dms_client *c, struct dpf_error *err, int code,
+                 const char *reason, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 static void
@@ -137,15 +135,13 @@ dms_client_create(const struct dms_client_config *cfg, struct dpf_error *err)
                           : !cfg->key_pem  ? "the client key"
                                            : NULL;
     if (missing) {
-        dpf_error_set(err, 400, "Invalid",
-                      "DMS client for %s: %s is missing",
+        dpf_error_set(err, 400, "Invalid", "DMS client for %s: %s is missing",
                       cfg->dpu ? cfg->dpu : "a DPU", missing);
         return NULL;
     }
     const char *pems[3] = {cfg->ca_pem, cfg->cert_pem, cfg->key_pem};
-    static const char *const pem_names[3] = {"CA certificate",
-                                             "client certificate",
-                                             "client key"};
+    static const char *const pem_names[3] = {
+        "CA certificate", "client certificate", "client key"};
     for (int i = 0; i < 3; i++) {
         if (!strstr(pems[i], "-----BEGIN ")) {
             dpf_error_set(err, 400, "Invalid",
@@ -163,8 +159,8 @@ dms_client_create(const struct dms_client_config *cfg, struct dpf_error *err)
         cfg->server_name ? xstrdup(cfg->server_name) : host_of(cfg->target);
     c->dpu = xstrdup(cfg->dpu);
     c->host = xstrdup(cfg->host);
-    c->call_ms = cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms
-                                          : DMS_CALL_MS_DEFAULT;
+    c->call_ms =
+        cfg->call_timeout_ms > 0 ? cfg->call_timeout_ms : DMS_CALL_MS_DEFAULT;
     c->install_ms = cfg->install_timeout_ms > 0 ? cfg->install_timeout_ms
                                                 : DMS_INSTALL_MS_DEFAULT;
     c->cancel = cfg->cancel;
@@ -206,8 +202,8 @@ dms_client_destroy(struct dms_client *c)
     }
     grpc_channel_destroy(c->ch);
     grpc_completion_queue_shutdown(c->cq);
-    while (grpc_completion_queue_next(c->cq,
-                                      gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+    while (grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                      NULL)
                .type != GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(c->cq);
@@ -237,9 +233,9 @@ rpc_start(struct rpc *r, struct dms_client *c, const char *method,
     grpc_metadata_array_init(&r->trailers);
     r->details = grpc_empty_slice();
     grpc_slice m = grpc_slice_from_static_string(method);
-    r->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS,
-                                       c->cq, m, NULL, after_ms(deadline_ms),
-                                       NULL);
+    r->call =
+        grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, m,
+                                 NULL, after_ms(deadline_ms), NULL);
 }
 
 static void
@@ -376,8 +372,7 @@ rpc_error(struct rpc *r, struct dpf_error *err)
         return -EPROTO;
     case GRPC_STATUS_DEADLINE_EXCEEDED:
         fail(c, err, 504, "Timeout", r->what,
-             "no answer before the deadline (%s); the controller retries",
-             det);
+             "no answer before the deadline (%s); the controller retries", det);
         return -ETIMEDOUT;
     case GRPC_STATUS_UNAVAILABLE:
     case GRPC_STATUS_CANCELLED:
@@ -816,8 +811,8 @@ dms_install_file(struct dms_client *c, const struct dms_install *in,
         fail(c, err, 409, "Conflict", what, "cancelled before it started");
         return -ECANCELED;
     }
-    size_t chunk = in->chunk ? DPF_MIN(in->chunk, DMS_CHUNK_MAX)
-                             : DMS_CHUNK_DEFAULT;
+    size_t chunk =
+        in->chunk ? DPF_MIN(in->chunk, DMS_CHUNK_MAX) : DMS_CHUNK_DEFAULT;
     int fd = -1;
     uint64_t total = in->len;
     if (in->path) {
@@ -925,8 +920,8 @@ dms_install_file(struct dms_client *c, const struct dms_install *in,
             k = next_content(in, fd, chunk, sent, &sendbb);
             if (k < 0) {
                 fail(c, err, 500, "InternalError", what,
-                     "reading %s after %" PRIu64 " bytes: %s", in->path,
-                     sent, strerror((int) -k));
+                     "reading %s after %" PRIu64 " bytes: %s", in->path, sent,
+                     strerror((int) -k));
                 rc = (int) k;
                 goto out;
             }
@@ -988,9 +983,8 @@ dms_install_file(struct dms_client *c, const struct dms_install *in,
         rc = rpc_error(&r, err);
         goto out;
     }
-    log_info("image installed through DMS",
-             "dpu=%s version=%s bytes=%" PRIu64, c->dpu ? c->dpu : "",
-             in->version, sent);
+    log_info("image installed through DMS", "dpu=%s version=%s bytes=%" PRIu64,
+             c->dpu ? c->dpu : "", in->version, sent);
 out:
     rpc_end(&r);
     if (resp) {
@@ -1059,9 +1053,9 @@ dms_reboot_status(struct dms_client *c, bool *active,
     req.n_subcomponents = 1;
     req.subcomponents = paths;
     ProtobufCMessage *m;
-    int rc = unary(c, "/gnoi.system.System/RebootStatus",
-                   "System.RebootStatus", &req.base,
-                   &gnoi__system__reboot_status_response__descriptor, &m, err);
+    int rc = unary(c, "/gnoi.system.System/RebootStatus", "System.RebootStatus",
+                   &req.base, &gnoi__system__reboot_status_response__descriptor,
+                   &m, err);
     if (rc < 0) {
         return rc;
     }

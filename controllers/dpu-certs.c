@@ -33,7 +33,7 @@
 #include "lib/kube/kube-rest.h"
 #include "lib/net/pki.h"
 
-LOG_MODULE(dpu-certs);
+LOG_MODULE(dpucerts);
 
 #define SIGNER "dpu.nvidia.com/dms"
 #define LABEL_POD_DPU "provisioning.dpu.nvidia.com/dpu-name"
@@ -129,8 +129,7 @@ ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s, char **out,
     rc = -EINVAL;
     if (kc && yamljson_parse_one(kc, strlen(kc), &doc, &perr) == 0) {
         const char *d = json_string_value(json_object_get(
-            json_object_get(json_array_get(json_object_get(doc, "clusters"),
-                                           0),
+            json_object_get(json_array_get(json_object_get(doc, "clusters"), 0),
                             "cluster"),
             "certificate-authority-data"));
         if (d && base64_decode(d, strlen(d), BASE64_LENIENT, out, len) == 0) {
@@ -153,13 +152,13 @@ ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s, char **out,
 /* Through the API server's signer: create, approve, wait, delete. */
 static int
 issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
-          const char *cn, const char *ip, bool server, char **cert,
-          char **key, struct dpf_error *err)
+          const char *cn, const char *ip, bool server, char **cert, char **key,
+          struct dpf_error *err)
 {
     char *csr_pem = NULL;
     const char *sans[2] = {ip, NULL};
-    int rc = kube_bootstrap_csr_new(cn, NULL, ip ? sans : NULL, key, &csr_pem,
-                                    err);
+    int rc =
+        kube_bootstrap_csr_new(cn, NULL, ip ? sans : NULL, key, &csr_pem, err);
     if (rc < 0) {
         return rc;
     }
@@ -167,14 +166,13 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
     free(csr_pem);
     char *gen = xasprintf("dms-%s-", server ? meta(dpu, "name") : "client");
     json_t *csr = json_pack(
-        "{s:s,s:s,s:{s:s,s:{s:s,s:s}},s:{s:s,s:s,s:I,s:[s,s,s]}}",
-        "apiVersion", "certificates.k8s.io/v1", "kind",
-        "CertificateSigningRequest", "metadata", "generateName", gen,
-        "labels", LABEL_POD_DPU, meta(dpu, "name"), LABEL_DPU_NS,
-        meta(dpu, "namespace"), "spec", "request", b64, "signerName", SIGNER,
-        "expirationSeconds", (json_int_t) DPU_CERT_LIFETIME_S, "usages",
-        "digital signature", "key encipherment",
-        server ? "server auth" : "client auth");
+        "{s:s,s:s,s:{s:s,s:{s:s,s:s}},s:{s:s,s:s,s:I,s:[s,s,s]}}", "apiVersion",
+        "certificates.k8s.io/v1", "kind", "CertificateSigningRequest",
+        "metadata", "generateName", gen, "labels", LABEL_POD_DPU,
+        meta(dpu, "name"), LABEL_DPU_NS, meta(dpu, "namespace"), "spec",
+        "request", b64, "signerName", SIGNER, "expirationSeconds",
+        (json_int_t) DPU_CERT_LIFETIME_S, "usages", "digital signature",
+        "key encipherment", server ? "server auth" : "client auth");
     free(gen);
     free(b64);
     char *path = kube_path(&csr_gvr, NULL, NULL, NULL);
@@ -196,12 +194,12 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
     }
     char now[32];
     kube_time_now(now, sizeof now);
-    json_object_set_new(
-        st, "conditions",
-        json_pack("[{s:s,s:s,s:s,s:s,s:s}]", "type", "Approved", "status",
-                  "True", "reason", "DPUControllerApproved", "message",
-                  "DMS certificate for the DPU controller", "lastUpdateTime",
-                  now));
+    json_object_set_new(st, "conditions",
+                        json_pack("[{s:s,s:s,s:s,s:s,s:s}]", "type", "Approved",
+                                  "status", "True", "reason",
+                                  "DPUControllerApproved", "message",
+                                  "DMS certificate for the DPU controller",
+                                  "lastUpdateTime", now));
     path = kube_path(&csr_gvr, NULL, name, "approval");
     rc = kube_rest_json_wait(r, "PUT", path, NULL, made, NULL, NULL, err);
     free(path);
@@ -235,8 +233,8 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
             const char *t = json_string_value(json_object_get(cond, "type"));
             if (t && (!strcmp(t, "Failed") || !strcmp(t, "Denied"))) {
                 dpf_error_set(
-                    err, 403, "Forbidden", "%s: CSR %s was %s: %s", what,
-                    name, t,
+                    err, 403, "Forbidden", "%s: CSR %s was %s: %s", what, name,
+                    t,
                     json_string_value(json_object_get(cond, "message"))
                         ? json_string_value(json_object_get(cond, "message"))
                         : "(no message)");
@@ -270,9 +268,8 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
 
 /* With an explicit CA: lib/net/pki into a private directory. */
 static int
-issue_local(const struct dpu_certs_signer *s, const char *what,
-            const char *cn, const char *ip, char **cert, char **key,
-            struct dpf_error *err)
+issue_local(const struct dpu_certs_signer *s, const char *what, const char *cn,
+            const char *ip, char **cert, char **key, struct dpf_error *err)
 {
     char tmpl[] = "/tmp/dpf-dms-cert-XXXXXX";
     char *dir = mkdtemp(tmpl);
@@ -285,8 +282,8 @@ issue_local(const struct dpu_certs_signer *s, const char *what,
     unsigned days = DPU_CERT_LIFETIME_S / 86400;
     int rc = ip ? pki_issue_server(s->ca_cert_path, s->ca_key_path, cp, kp, cn,
                                    &ip, 1, days, err)
-                : pki_issue_client(s->ca_cert_path, s->ca_key_path, cp, kp,
-                                   cn, NULL, days, err);
+                : pki_issue_client(s->ca_cert_path, s->ca_key_path, cp, kp, cn,
+                                   NULL, days, err);
     size_t n;
     if (rc == 0 && (rc = file_read_all(cp, cert, &n)) == 0 &&
         (rc = file_read_all(kp, key, &n)) < 0) {
@@ -294,8 +291,7 @@ issue_local(const struct dpu_certs_signer *s, const char *what,
         *cert = NULL;
     }
     if (rc < 0 && !dpf_error_is_set(err)) {
-        dpf_error_set(err, 500, "InternalError", "%s: %s", what,
-                      strerror(-rc));
+        dpf_error_set(err, 500, "InternalError", "%s: %s", what, strerror(-rc));
     }
     unlink(kp);
     unlink(cp);
@@ -315,8 +311,8 @@ secret_put(struct kube_rest *r, const json_t *dpu, const char *name,
     char *k64 = base64_encode(key, strlen(key), BASE64_STD);
     char *a64 = base64_encode(ca, calen, BASE64_STD);
     json_t *s = json_pack(
-        "{s:s,s:s,s:{s:s,s:s,s:{s:s}},s:s,s:{s:s,s:s,s:s}}", "apiVersion",
-        "v1", "kind", "Secret", "metadata", "name", name, "namespace",
+        "{s:s,s:s,s:{s:s,s:s,s:{s:s}},s:s,s:{s:s,s:s,s:s}}", "apiVersion", "v1",
+        "kind", "Secret", "metadata", "name", name, "namespace",
         meta(dpu, "namespace"), "labels", "app.kubernetes.io/managed-by",
         "dpf-dpu-controller", "type", "kubernetes.io/tls", "data", "tls.crt",
         c64, "tls.key", k64, "ca.crt", a64);
@@ -371,8 +367,7 @@ ensure_one(struct kube_rest *r, const json_t *dpu, const char *name,
         char *crt = secret_value(old, "tls.crt", &n);
         char *key = secret_value(old, "tls.key", &kn);
         char *oca = secret_value(old, "ca.crt", &an);
-        int64_t l = crt && key && oca && an == calen &&
-                            !memcmp(oca, ca, calen)
+        int64_t l = crt && key && oca && an == calen && !memcmp(oca, ca, calen)
                         ? cert_good_for(crt, n, ca, calen, ip)
                         : -1;
         free(crt);
@@ -388,8 +383,8 @@ ensure_one(struct kube_rest *r, const json_t *dpu, const char *name,
         }
     }
     char what[320];
-    snprintf(what, sizeof what, "Secret %s/%s for DPU %s", meta(dpu, "namespace"),
-             name, meta(dpu, "name"));
+    snprintf(what, sizeof what, "Secret %s/%s for DPU %s",
+             meta(dpu, "namespace"), name, meta(dpu, "name"));
     char *cert = NULL, *key = NULL;
     rc = s && s->ca_key_path
              ? issue_local(s, what, cn, ip, &cert, &key, err)
@@ -449,13 +444,12 @@ dpu_certs_ensure(struct kube_rest *r, const json_t *dpu, const char *host_ip,
 }
 
 int
-dpu_certs_delete(struct kube_rest *r, const json_t *dpu,
-                 struct dpf_error *err)
+dpu_certs_delete(struct kube_rest *r, const json_t *dpu, struct dpf_error *err)
 {
     char *sname = xasprintf("%s-server-secret", meta(dpu, "name"));
     char *path = kube_path(&secret_gvr, meta(dpu, "namespace"), sname, NULL);
-    int rc = kube_rest_json_wait(r, "DELETE", path, NULL, NULL, NULL, NULL,
-                                 err);
+    int rc =
+        kube_rest_json_wait(r, "DELETE", path, NULL, NULL, NULL, NULL, err);
     free(path);
     free(sname);
     if (rc == -ENOENT) {
@@ -475,15 +469,14 @@ dpu_certs_delete(struct kube_rest *r, const json_t *dpu,
     path = kube_path(&csr_gvr, NULL, NULL, NULL);
     json_t *list = NULL;
     struct dpf_error lerr = {0};
-    if (kube_rest_json_wait(r, "GET", path, q.data, NULL, NULL, &list,
-                            &lerr) == 0) {
+    if (kube_rest_json_wait(r, "GET", path, q.data, NULL, NULL, &list, &lerr) ==
+        0) {
         size_t i;
         const json_t *it;
         json_array_foreach(json_object_get(list, "items"), i, it)
         {
             char *p = kube_path(&csr_gvr, NULL, meta(it, "name"), NULL);
-            kube_rest_json_wait(r, "DELETE", p, NULL, NULL, NULL, NULL,
-                                &lerr);
+            kube_rest_json_wait(r, "DELETE", p, NULL, NULL, NULL, NULL, &lerr);
             free(p);
         }
     }

@@ -32,8 +32,7 @@ meta(const json_t *o, const char *k)
 static const char *
 label(const json_t *o, const char *k)
 {
-    return str_at(json_object_get(json_object_get(o, "metadata"), "labels"),
-                  k);
+    return str_at(json_object_get(json_object_get(o, "metadata"), "labels"), k);
 }
 
 static const char *
@@ -65,8 +64,8 @@ dpu_host_index(const json_t *dpu, const json_t *host, struct dpf_error *err)
                   "DPU %s/%s: host node %s has no label " NFD
                   "/dpu-<i>-pci-address with the DPU's PCI address %s "
                   "(is dpulet running on the host?)",
-                  meta(dpu, "namespace"), meta(dpu, "name"),
-                  meta(host, "name"), pci ? pci : "(no " LABEL_PCI " label)");
+                  meta(dpu, "namespace"), meta(dpu, "name"), meta(host, "name"),
+                  pci ? pci : "(no " LABEL_PCI " label)");
     return -ENOENT;
 }
 
@@ -136,8 +135,8 @@ pod_base(const struct dpu_pods_in *in, const char *suffix,
         "NoExecute", "key", "node.kubernetes.io/unschedulable", "operator",
         "Exists", "effect", "NoSchedule");
     if (in->taint_key) {
-        json_t *t = json_pack("{s:s,s:s}", "key", in->taint_key, "operator",
-                              "Equal");
+        json_t *t =
+            json_pack("{s:s,s:s}", "key", in->taint_key, "operator", "Equal");
         if (in->taint_value) {
             json_object_set_new(t, "value", json_string(in->taint_value));
         }
@@ -150,20 +149,19 @@ pod_base(const struct dpu_pods_in *in, const char *suffix,
         "{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s},s:[o]},"
         "s:{s:s,s:b,s:s,s:{s:{s:{s:[{s:[{s:s,s:s,s:[s]}]}]}}},s:o}}",
         "apiVersion", "v1", "kind", "Pod", "metadata", "name", pname,
-        "namespace", meta(in->dpu, "namespace"), "labels", LABEL_POD_DPU,
-        name, "app.kubernetes.io/component", component, "ownerReferences",
-        owner, "spec", "nodeName", node, "hostNetwork", 1, "restartPolicy",
-        "Always", "affinity", "nodeAffinity",
-        "requiredDuringSchedulingIgnoredDuringExecution",
-        "nodeSelectorTerms", "matchFields", "key", "metadata.name",
-        "operator", "In", "values", node, "tolerations", tol);
+        "namespace", meta(in->dpu, "namespace"), "labels", LABEL_POD_DPU, name,
+        "app.kubernetes.io/component", component, "ownerReferences", owner,
+        "spec", "nodeName", node, "hostNetwork", 1, "restartPolicy", "Always",
+        "affinity", "nodeAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms",
+        "matchFields", "key", "metadata.name", "operator", "In", "values", node,
+        "tolerations", tol);
     free(pname);
     return pod;
 }
 
 static bool
-check_in(const struct dpu_pods_in *in, const char *what,
-         struct dpf_error *err)
+check_in(const struct dpu_pods_in *in, const char *what, struct dpf_error *err)
 {
     if (!in->dpu || !meta(in->dpu, "name") || !meta(in->dpu, "namespace") ||
         !meta(in->dpu, "uid")) {
@@ -174,16 +172,15 @@ check_in(const struct dpu_pods_in *in, const char *what,
     }
     if (!in->host || !meta(in->host, "name")) {
         dpf_error_set(err, 400, "Invalid",
-                      "%s pod of DPU %s/%s: the host node is not known",
-                      what, meta(in->dpu, "namespace"), meta(in->dpu, "name"));
+                      "%s pod of DPU %s/%s: the host node is not known", what,
+                      meta(in->dpu, "namespace"), meta(in->dpu, "name"));
         return false;
     }
     if (!label(in->dpu, LABEL_PCI)) {
         dpf_error_set(err, 422, "Invalid",
                       "%s pod of DPU %s/%s: the DPU has no label " LABEL_PCI
                       " (the DPUSet controller sets it)",
-                      what, meta(in->dpu, "namespace"),
-                      meta(in->dpu, "name"));
+                      what, meta(in->dpu, "namespace"), meta(in->dpu, "name"));
         return false;
     }
     return true;
@@ -211,8 +208,8 @@ dpu_pod_dms(const struct dpu_pods_in *in, struct dpf_error *err)
     snprintf(key, sizeof key, "dpu.emu/rshim-%d", in->index);
     const char *emu_rshim = annotation(in->host, key);
     const char *emu_sysfs = annotation(in->host, "dpu.emu/sysfs");
-    char *rshim = emu_rshim ? xstrdup(emu_rshim)
-                            : xasprintf("/dev/rshim%d", in->index);
+    char *rshim =
+        emu_rshim ? xstrdup(emu_rshim) : xasprintf("/dev/rshim%d", in->index);
     char *pci = bus_dev(label(in->dpu, LABEL_PCI));
     /* each DPU's dmsd keeps its state apart: the BFB folder is shared */
     char *state = xasprintf("/bfb/.dms/%s.%s", meta(in->dpu, "namespace"),
@@ -227,43 +224,40 @@ dpu_pod_dms(const struct dpu_pods_in *in, struct dpf_error *err)
         "--state_dir", state, "--sysfs", emu_sysfs ? emu_sysfs : "/sys",
         "--exec_timeout", "1800", "--disable_unbind_at_activate",
         "--reboot_status_check", "none");
-    json_t *mounts = json_pack("[{s:s,s:s,s:b},{s:s,s:s}]", "name", "certs",
-                               "mountPath", CERT_DIR, "readOnly", 1, "name",
-                               "bfb", "mountPath", "/bfb");
-    json_t *vols = json_pack(
-        "[{s:s,s:{s:s,s:i}},{s:s,s:{s:s,s:s}}]", "name", "certs", "secret",
-        "secretName", secret, "defaultMode", 0400, "name", "bfb", "hostPath",
-        "path", in->bfb_dir ? in->bfb_dir : "/bfb", "type",
-        "DirectoryOrCreate");
+    json_t *mounts =
+        json_pack("[{s:s,s:s,s:b},{s:s,s:s}]", "name", "certs", "mountPath",
+                  CERT_DIR, "readOnly", 1, "name", "bfb", "mountPath", "/bfb");
+    json_t *vols =
+        json_pack("[{s:s,s:{s:s,s:i}},{s:s,s:{s:s,s:s}}]", "name", "certs",
+                  "secret", "secretName", secret, "defaultMode", 0400, "name",
+                  "bfb", "hostPath", "path", in->bfb_dir ? in->bfb_dir : "/bfb",
+                  "type", "DirectoryOrCreate");
     /* the rshim device: /dev on a host, the emulator's directory else */
     if (emu_rshim) {
         json_array_append_new(mounts, json_pack("{s:s,s:s}", "name", "rshim",
                                                 "mountPath", emu_rshim));
-        json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name",
-                                              "rshim", "hostPath", "path",
-                                              emu_rshim));
+        json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "rshim",
+                                              "hostPath", "path", emu_rshim));
     } else {
-        json_array_append_new(mounts, json_pack("{s:s,s:s}", "name", "dev",
-                                                "mountPath", "/dev"));
+        json_array_append_new(
+            mounts, json_pack("{s:s,s:s}", "name", "dev", "mountPath", "/dev"));
         json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "dev",
                                               "hostPath", "path", "/dev"));
     }
     if (emu_sysfs) {
         json_array_append_new(mounts,
                               json_pack("{s:s,s:s,s:b}", "name", "sysfs",
-                                        "mountPath", emu_sysfs, "readOnly",
-                                        1));
-        json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name",
-                                              "sysfs", "hostPath", "path",
-                                              emu_sysfs));
+                                        "mountPath", emu_sysfs, "readOnly", 1));
+        json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "sysfs",
+                                              "hostPath", "path", emu_sysfs));
     }
     json_t *pod = pod_base(in, "dms", "dms");
     json_t *c = json_pack(
         "{s:s,s:s,s:o,s:[{s:s,s:i,s:s}],s:o,s:{s:b}}", "name",
-        DPU_DMS_CONTAINER, "image",
-        in->dms_image ? in->dms_image : "dpf/dmsd", "command", cmd, "ports",
-        "name", "gnmi", "containerPort", dpu_dms_port(in->index), "protocol",
-        "TCP", "volumeMounts", mounts, "securityContext", "privileged", 1);
+        DPU_DMS_CONTAINER, "image", in->dms_image ? in->dms_image : "dpf/dmsd",
+        "command", cmd, "ports", "name", "gnmi", "containerPort",
+        dpu_dms_port(in->index), "protocol", "TCP", "volumeMounts", mounts,
+        "securityContext", "privileged", 1);
     json_t *spec = json_object_get(pod, "spec");
     json_object_set_new(spec, "containers", json_pack("[o]", c));
     json_object_set_new(spec, "volumes", vols);
@@ -286,35 +280,34 @@ dpu_pod_hostnetwork(const struct dpu_pods_in *in, struct dpf_error *err)
     char vfs[16], mtu[16];
     snprintf(vfs, sizeof vfs, "%d", in->num_vfs > 0 ? in->num_vfs : 16);
     snprintf(mtu, sizeof mtu, "%d", in->vf_mtu > 0 ? in->vf_mtu : 1500);
-    json_t *cmd = json_pack(
-        "[s,s,s,s,s,s,s,s,s,s,s]",
-        in->hostnetwork_command ? in->hostnetwork_command : "dpf-hostnetwork",
-        "--pci", pci, "--num-vfs", vfs, "--mtu", mtu, "--sysfs",
-        emu_sysfs ? emu_sysfs : "/sys", "--ready-file",
-        DPU_HOSTNETWORK_READY_FILE);
+    json_t *cmd = json_pack("[s,s,s,s,s,s,s,s,s,s,s]",
+                            in->hostnetwork_command ? in->hostnetwork_command
+                                                    : "dpf-hostnetwork",
+                            "--pci", pci, "--num-vfs", vfs, "--mtu", mtu,
+                            "--sysfs", emu_sysfs ? emu_sysfs : "/sys",
+                            "--ready-file", DPU_HOSTNETWORK_READY_FILE);
     /* /tmp of its own: the ready file is this pod's, not the host's */
-    json_t *mounts = json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "tmp",
-                               "mountPath", "/tmp", "name", "dev",
-                               "mountPath", "/dev");
-    json_t *vols = json_pack("[{s:s,s:{}},{s:s,s:{s:s}}]", "name", "tmp",
-                             "emptyDir", "name", "dev", "hostPath", "path",
-                             "/dev");
+    json_t *mounts =
+        json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "tmp", "mountPath", "/tmp",
+                  "name", "dev", "mountPath", "/dev");
+    json_t *vols =
+        json_pack("[{s:s,s:{}},{s:s,s:{s:s}}]", "name", "tmp", "emptyDir",
+                  "name", "dev", "hostPath", "path", "/dev");
     if (emu_sysfs) {
         json_array_append_new(mounts, json_pack("{s:s,s:s}", "name", "sysfs",
                                                 "mountPath", emu_sysfs));
-        json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name",
-                                              "sysfs", "hostPath", "path",
-                                              emu_sysfs));
+        json_array_append_new(vols, json_pack("{s:s,s:{s:s}}", "name", "sysfs",
+                                              "hostPath", "path", emu_sysfs));
     }
     json_t *pod = pod_base(in, "hostnetwork", "hostnetwork");
-    json_t *c = json_pack(
-        "{s:s,s:s,s:o,s:o,s:{s:b},s:{s:{s:[s,s]},s:i,s:i}}", "name",
-        DPU_HOSTNETWORK_CONTAINER, "image",
-        in->hostnetwork_image ? in->hostnetwork_image : "dpf/hostnetwork",
-        "command", cmd, "volumeMounts", mounts, "securityContext",
-        "privileged", 1, "readinessProbe", "exec", "command", "ls",
-        DPU_HOSTNETWORK_READY_FILE, "periodSeconds", 5,
-        "initialDelaySeconds", 0);
+    json_t *c = json_pack("{s:s,s:s,s:o,s:o,s:{s:b},s:{s:{s:[s,s]},s:i,s:i}}",
+                          "name", DPU_HOSTNETWORK_CONTAINER, "image",
+                          in->hostnetwork_image ? in->hostnetwork_image
+                                                : "dpf/hostnetwork",
+                          "command", cmd, "volumeMounts", mounts,
+                          "securityContext", "privileged", 1, "readinessProbe",
+                          "exec", "command", "ls", DPU_HOSTNETWORK_READY_FILE,
+                          "periodSeconds", 5, "initialDelaySeconds", 0);
     json_t *spec = json_object_get(pod, "spec");
     json_object_set_new(spec, "containers", json_pack("[o]", c));
     json_object_set_new(spec, "volumes", vols);

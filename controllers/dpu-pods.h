@@ -31,11 +31,11 @@ struct kube_rest;
 #define DPU_HOSTNETWORK_READY_FILE "/tmp/hostnetwork_succeed"
 
 struct dpu_pods_in {
-    const json_t *dpu;  /* the DPU (name, namespace, uid, labels, spec) */
-    const json_t *host; /* its host Node (addresses, annotations, labels) */
-    int index;          /* the DPU's index on the host (dpu_host_index) */
-    const char *bfb_dir; /* BFB cache on the host, mounted at /bfb */
-    const char *dms_image;         /* recorded in the pod; NULL = a default */
+    const json_t *dpu;     /* the DPU (name, namespace, uid, labels, spec) */
+    const json_t *host;    /* its host Node (addresses, annotations, labels) */
+    int index;             /* the DPU's index on the host (dpu_host_index) */
+    const char *bfb_dir;   /* BFB cache on the host, mounted at /bfb */
+    const char *dms_image; /* recorded in the pod; NULL = a default */
     const char *hostnetwork_image; /* likewise */
     /* Command names run by dpulet (looked up in its --path): NULL =
      * "dmsd" and "dpf-hostnetwork". */

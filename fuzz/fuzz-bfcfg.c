@@ -72,8 +72,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct dpf_error err = {0};
     int rc = bfcfg_render(fl, "dpu-0", join, size & 1, &out, &len, &err);
     if (rc < 0) {
-        if (out || len || (rc != -EINVAL && rc != -EFBIG) ||
-            !err.message[0] || !strstr(err.message, "DPUFlavor")) {
+        if (out || len || (rc != -EINVAL && rc != -EFBIG) || !err.message[0] ||
+            !strstr(err.message, "DPUFlavor")) {
             abort();
         }
         json_decref(fl);

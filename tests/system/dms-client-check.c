@@ -247,8 +247,8 @@ main(int argc, char **argv)
         }
         static const char *const names[] = {"UNKNOWN", "SUCCESS",
                                             "RETRIABLE_FAILURE", "FAILURE"};
-        printf("ok reboot active=%d status=%s message=%s\n", active,
-               names[st], msg);
+        printf("ok reboot active=%d status=%s message=%s\n", active, names[st],
+               msg);
     done:
         free(cfgdata);
         free(mode);

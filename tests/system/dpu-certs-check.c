@@ -29,8 +29,9 @@ int
 main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s KUBECONFIG OWNER_PATH HOST_IP "
-                        "ensure|delete [--ca-cert F --ca-key F]\n",
+        fprintf(stderr,
+                "usage: %s KUBECONFIG OWNER_PATH HOST_IP "
+                "ensure|delete [--ca-cert F --ca-key F]\n",
                 argv[0]);
         return 2;
     }
@@ -54,8 +55,8 @@ main(int argc, char **argv)
     pthread_t th;
     pthread_create(&th, NULL, loop_main, loop);
     json_t *owner = NULL;
-    int rc = kube_rest_json_wait(r, "GET", argv[2], NULL, NULL, NULL, &owner,
-                                 &err);
+    int rc =
+        kube_rest_json_wait(r, "GET", argv[2], NULL, NULL, NULL, &owner, &err);
     if (rc == 0) {
         if (!strcmp(argv[4], "ensure")) {
             int64_t recheck = 0;

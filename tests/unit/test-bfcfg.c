@@ -35,7 +35,8 @@ static const char hbn_flavor[] =
     "\"configFiles\":[{\"operation\":\"override\",\"path\":"
     "\"/etc/mellanox/mlnx-bf.conf\",\"permissions\":\"0644\",\"raw\":"
     "\"ALLOW_SHARED_RQ=\\\"no\\\"\\nIPSEC_FULL_OFFLOAD=\\\"no\\\"\\n\"},"
-    "{\"operation\":\"append\",\"path\":\"/etc/extra.conf\",\"raw\":\"a=1\\n\"},"
+    "{\"operation\":\"append\",\"path\":\"/etc/"
+    "extra.conf\",\"raw\":\"a=1\\n\"},"
     "{\"operation\":\"override\",\"path\":\"/etc/mellanox/mlnx-sf.conf\","
     "\"permissions\":\"0644\",\"raw\":\"\"}],"
     "\"grub\":{\"kernelParameters\":[\"console=hvc0\",\"console=ttyAMA0\","
@@ -94,8 +95,7 @@ libyaml_load(const char *text, size_t len)
     assert_true(yaml_parser_initialize(&p));
     yaml_parser_set_input_string(&p, (const unsigned char *) text, len);
     if (!yaml_parser_load(&p, &doc)) {
-        fail_msg("libyaml: %s at line %zu", p.problem,
-                 p.problem_mark.line + 1);
+        fail_msg("libyaml: %s at line %zu", p.problem, p.problem_mark.line + 1);
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     assert_non_null(root);
@@ -123,8 +123,8 @@ render_ok(const json_t *flavor, bool reboot, size_t *len)
 {
     char *out;
     struct dpf_error err = {0};
-    int rc = bfcfg_render(flavor, "worker1-0000-4b-00", join, reboot, &out,
-                          len, &err);
+    int rc = bfcfg_render(flavor, "worker1-0000-4b-00", join, reboot, &out, len,
+                          &err);
     if (rc != 0) {
         fail_msg("bfcfg_render: %d %s", rc, err.message);
     }
@@ -260,8 +260,8 @@ test_hbn_flavor(void **state)
                         "$1$abc$hash");
     assert_string_equal(json_string_value(json_object_get(u, "sudo")),
                         "ALL=(ALL) NOPASSWD:ALL");
-    assert_non_null(strstr(json_string_value(json_object_get(u, "groups")),
-                           "sudo"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(u, "groups")), "sudo"));
     assert_null(json_object_get(ud, "chpasswd"));
 
     /* every file */
@@ -291,9 +291,8 @@ test_hbn_flavor(void **state)
     assert_non_null(strstr(sfs, "PF_TOTAL_SF=20\n"));
     assert_non_null(strstr(sfs, "mlnx-sf --action create --device "
                                 "0000:03:00.0 --sfnum"));
-    assert_string_equal(file_field(ud, "/opt/dpf/configure-sfs.sh",
-                                   "permissions"),
-                        "0755");
+    assert_string_equal(
+        file_field(ud, "/opt/dpf/configure-sfs.sh", "permissions"), "0755");
     assert_non_null(strstr(
         file_content(ud,
                      "/usr/lib/systemd/system/kubelet.service.d/10-bf.conf"),
@@ -319,10 +318,9 @@ test_hbn_flavor(void **state)
         "[main]\ndns=none\n");
     assert_non_null(strstr(file_content(ud, "/opt/dpf/cleanup-dns.sh"),
                            "ln -s /run/systemd/resolve/resolv.conf"));
-    assert_non_null(
-        strstr(file_content(ud, "/opt/dpf/set-nvconfig-params.sh"),
-               "mlxconfig -d \"$dev\" -y set 'PF_BAR2_ENABLE=0' "
-               "'PF_TOTAL_SF=20' 'NUM_OF_VFS=46'\n"));
+    assert_non_null(strstr(file_content(ud, "/opt/dpf/set-nvconfig-params.sh"),
+                           "mlxconfig -d \"$dev\" -y set 'PF_BAR2_ENABLE=0' "
+                           "'PF_TOTAL_SF=20' 'NUM_OF_VFS=46'\n"));
     assert_string_equal(file_content(ud, "/etc/sysctl.d/99-dpf.conf"),
                         "net.ipv4.conf.all.arp_announce=2\n");
     assert_string_equal(file_content(ud, "/etc/default/grub.d/99-dpf.cfg"),
@@ -347,9 +345,9 @@ test_hbn_flavor(void **state)
     assert_non_null(strstr(ctrd, "host='10.0.0.5:5000'\n"));
     assert_non_null(strstr(ctrd, "registry.mirrors.\\\"nvcr.io\\\"") ||
                     strstr(ctrd, "registry.mirrors.\"nvcr.io\""));
-    assert_non_null(strstr(
-        file_content(ud, "/opt/dpf/remove-90-kubelet-bluefield.sh"),
-        "90-kubelet-bluefield.conf"));
+    assert_non_null(
+        strstr(file_content(ud, "/opt/dpf/remove-90-kubelet-bluefield.sh"),
+               "90-kubelet-bluefield.conf"));
     assert_int_equal(json_array_size(json_object_get(ud, "write_files")), 23);
 
     /* runcmd in DPF's order */
@@ -376,8 +374,7 @@ test_hbn_flavor(void **state)
     const json_t *rc = json_object_get(ud, "runcmd");
     assert_int_equal(json_array_size(rc), ARRAY_SIZE(want) + 1);
     const json_t *h = json_array_get(rc, 0);
-    assert_string_equal(json_string_value(json_array_get(h, 0)),
-                        "hostnamectl");
+    assert_string_equal(json_string_value(json_array_get(h, 0)), "hostnamectl");
     assert_string_equal(json_string_value(json_array_get(h, 2)),
                         "worker1-0000-4b-00");
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
@@ -392,8 +389,8 @@ test_hbn_flavor(void **state)
     /* additional reboot: restart.sh reboots */
     cfg = render_ok(fl, true, &len);
     ud = user_data(cfg, len);
-    assert_non_null(strstr(file_content(ud, "/opt/dpf/restart.sh"),
-                           "\nreboot\n"));
+    assert_non_null(
+        strstr(file_content(ud, "/opt/dpf/restart.sh"), "\nreboot\n"));
     json_decref(ud);
     free(cfg);
     json_decref(fl);
@@ -414,8 +411,7 @@ test_empty_flavor_defaults(void **state)
                         "ubuntu:ubuntu\n");
     assert_string_equal(json_string_value(json_object_get(cp, "expire")),
                         "true");
-    assert_null(json_object_get(json_array_get(json_object_get(ud, "users"),
-                                               0),
+    assert_null(json_object_get(json_array_get(json_object_get(ud, "users"), 0),
                                 "passwd"));
     /* no optional files, no optional steps */
     assert_null(file_entry(ud, "/opt/dpf/ovs.sh"));
@@ -431,8 +427,8 @@ test_empty_flavor_defaults(void **state)
     /* NULL flavor is an empty one */
     char *out;
     struct dpf_error err = {0};
-    assert_int_equal(
-        bfcfg_render(NULL, "dpu-a", join, false, &out, &len, &err), 0);
+    assert_int_equal(bfcfg_render(NULL, "dpu-a", join, false, &out, &len, &err),
+                     0);
     free(out);
     json_decref(fl);
 }
@@ -489,8 +485,8 @@ test_hostile_strings_stay_data(void **state)
         char *marker = xasprintf("%s/MARKER", dir);
         assert_int_not_equal(access(marker, F_OK), 0);
         assert_int_not_equal(access("MARKER", F_OK), 0);
-        char *md = xasprintf("%s/mnt/var/lib/cloud/seed/nocloud-net/meta-data",
-                             dir);
+        char *md =
+            xasprintf("%s/mnt/var/lib/cloud/seed/nocloud-net/meta-data", dir);
         char *mdtext;
         size_t mdlen;
         assert_int_equal(file_read_all(md, &mdtext, &mdlen), 0);
@@ -507,8 +503,7 @@ test_hostile_strings_stay_data(void **state)
                 "%s/grub > %s/grub.out",
                 dir, dir);
             char *gp = xasprintf("%s/grub", dir);
-            const char *g =
-                file_content(ud, "/etc/default/grub.d/99-dpf.cfg");
+            const char *g = file_content(ud, "/etc/default/grub.d/99-dpf.cfg");
             assert_int_equal(file_write_atomic(gp, g, strlen(g), 0644), 0);
             assert_int_equal(system(sh), 0);
             char *go = xasprintf("%s/grub.out", dir), *gtext;
@@ -598,8 +593,7 @@ test_refusals(void **state)
                      -EINVAL);
     assert_non_null(strstr(err.message, "join command"));
     assert_int_equal(
-        bfcfg_render(NULL, "Bad_Name", join, false, &out, &len, &err),
-        -EINVAL);
+        bfcfg_render(NULL, "Bad_Name", join, false, &out, &len, &err), -EINVAL);
     assert_non_null(strstr(err.message, "Bad_Name"));
 }
 
@@ -613,20 +607,19 @@ test_size_limit(void **state)
     size_t base_len;
     char *base = render_ok(fl, false, &base_len);
     free(base);
-    json_t *files = json_object_get(json_object_get(fl, "spec"),
-                                    "configFiles");
+    json_t *files = json_object_get(json_object_get(fl, "spec"), "configFiles");
     size_t fill = BFCFG_MAX_SIZE - base_len - 200;
     char *raw = xmalloc(fill + 1);
     memset(raw, 'x', fill);
     raw[fill] = '\0';
-    json_array_append_new(files, json_pack("{s:s,s:s}", "path", "/a",
-                                           "raw", raw));
+    json_array_append_new(files,
+                          json_pack("{s:s,s:s}", "path", "/a", "raw", raw));
     size_t len;
     char *cfg = render_ok(fl, false, &len);
     assert_true(len <= BFCFG_MAX_SIZE);
     free(cfg);
-    json_array_append_new(files, json_pack("{s:s,s:s}", "path", "/b",
-                                           "raw", "more than 200 bytes "
+    json_array_append_new(files, json_pack("{s:s,s:s}", "path", "/b", "raw",
+                                           "more than 200 bytes "
                                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -635,8 +628,8 @@ test_size_limit(void **state)
                                            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
     char *out = (char *) 1;
     struct dpf_error err = {0};
-    assert_int_equal(
-        bfcfg_render(fl, "dpu-a", join, false, &out, &len, &err), -EFBIG);
+    assert_int_equal(bfcfg_render(fl, "dpu-a", join, false, &out, &len, &err),
+                     -EFBIG);
     assert_null(out);
     assert_non_null(strstr(err.message, "DPUFlavor tenant/big"));
     assert_non_null(strstr(err.message, "131072"));

@@ -79,11 +79,10 @@ check_placement(const json_t *pod, const char *name, bool taint)
     assert_string_equal(json_string_value(json_object_get(md, "name")), name);
     assert_string_equal(json_string_value(json_object_get(md, "namespace")),
                         "dpf");
-    const json_t *own = json_array_get(json_object_get(md, "ownerReferences"),
-                                       0);
+    const json_t *own =
+        json_array_get(json_object_get(md, "ownerReferences"), 0);
     assert_string_equal(json_string_value(json_object_get(own, "uid")), "u-1");
-    assert_string_equal(json_string_value(json_object_get(own, "kind")),
-                        "DPU");
+    assert_string_equal(json_string_value(json_object_get(own, "kind")), "DPU");
     assert_true(json_is_true(json_object_get(own, "controller")));
     const json_t *spec = json_object_get(pod, "spec");
     assert_string_equal(json_string_value(json_object_get(spec, "nodeName")),
@@ -131,27 +130,42 @@ test_dms_pod_on_a_host(void **state)
     json_t *pod = dpu_pod_dms(&in, &err);
     assert_non_null(pod);
     check_placement(pod, "host1-0000-4b-00-dms", true);
-    const json_t *c =
-        json_array_get(json_object_get(json_object_get(pod, "spec"),
-                                       "containers"),
-                       0);
+    const json_t *c = json_array_get(
+        json_object_get(json_object_get(pod, "spec"), "containers"), 0);
     assert_string_equal(json_string_value(json_object_get(c, "name")), "dms");
-    static const char *const cmd[] = {
-        "dmsd", "--bind_address", "10.0.0.7:9340", "--auth", "cert", "--ca",
-        "/etc/ssl/certs/server/ca.crt", "--tls_cert_file",
-        "/etc/ssl/certs/server/tls.crt", "--tls_key_file",
-        "/etc/ssl/certs/server/tls.key", "--image_folder", "/bfb", "--rshim",
-        "/dev/rshim1", "--target_pci", "4b:00", "--state_dir",
-        "/bfb/.dms/dpf.host1-0000-4b-00", "--sysfs", "/sys", "--exec_timeout",
-        "1800", "--disable_unbind_at_activate", "--reboot_status_check",
-        "none"};
+    static const char *const cmd[] = {"dmsd",
+                                      "--bind_address",
+                                      "10.0.0.7:9340",
+                                      "--auth",
+                                      "cert",
+                                      "--ca",
+                                      "/etc/ssl/certs/server/ca.crt",
+                                      "--tls_cert_file",
+                                      "/etc/ssl/certs/server/tls.crt",
+                                      "--tls_key_file",
+                                      "/etc/ssl/certs/server/tls.key",
+                                      "--image_folder",
+                                      "/bfb",
+                                      "--rshim",
+                                      "/dev/rshim1",
+                                      "--target_pci",
+                                      "4b:00",
+                                      "--state_dir",
+                                      "/bfb/.dms/dpf.host1-0000-4b-00",
+                                      "--sysfs",
+                                      "/sys",
+                                      "--exec_timeout",
+                                      "1800",
+                                      "--disable_unbind_at_activate",
+                                      "--reboot_status_check",
+                                      "none"};
     json_t *want = strings(cmd, ARRAY_SIZE(cmd));
     assert_true(json_equal(json_object_get(c, "command"), want));
     json_decref(want);
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_array_get(json_object_get(c, "ports"), 0),
-                         "containerPort")),
-                     9340);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_array_get(json_object_get(c, "ports"), 0), "containerPort")),
+        9340);
     const json_t *vols =
         json_object_get(json_object_get(pod, "spec"), "volumes");
     assert_string_equal(
@@ -167,12 +181,11 @@ test_dms_pod_on_a_host(void **state)
             json_object_get(by_name(vols, "dev"), "hostPath"), "path")),
         "/dev");
     const json_t *mounts = json_object_get(c, "volumeMounts");
-    assert_string_equal(
-        json_string_value(
-            json_object_get(by_name(mounts, "certs"), "mountPath")),
-        "/etc/ssl/certs/server");
-    assert_true(json_is_true(
-        json_object_get(by_name(mounts, "certs"), "readOnly")));
+    assert_string_equal(json_string_value(json_object_get(
+                            by_name(mounts, "certs"), "mountPath")),
+                        "/etc/ssl/certs/server");
+    assert_true(
+        json_is_true(json_object_get(by_name(mounts, "certs"), "readOnly")));
     assert_string_equal(
         json_string_value(json_object_get(by_name(mounts, "bfb"), "mountPath")),
         "/bfb");
@@ -191,10 +204,8 @@ test_dms_pod_on_an_emulated_host(void **state)
     json_t *pod = dpu_pod_dms(&in, &err);
     assert_non_null(pod);
     check_placement(pod, "host1-0000-4b-00-dms", false);
-    const json_t *c =
-        json_array_get(json_object_get(json_object_get(pod, "spec"),
-                                       "containers"),
-                       0);
+    const json_t *c = json_array_get(
+        json_object_get(json_object_get(pod, "spec"), "containers"), 0);
     const char *cmd = json_dumps(json_object_get(c, "command"), 0);
     assert_non_null(strstr(cmd, "\"--rshim\", \"/run/emu/h1/rshim1\""));
     assert_non_null(strstr(cmd, "\"--sysfs\", \"/run/emu/h1/sys\""));
@@ -229,16 +240,21 @@ test_hostnetwork_pod(void **state)
     json_t *pod = dpu_pod_hostnetwork(&in, &err);
     assert_non_null(pod);
     check_placement(pod, "host1-0000-4b-00-hostnetwork", false);
-    const json_t *c =
-        json_array_get(json_object_get(json_object_get(pod, "spec"),
-                                       "containers"),
-                       0);
+    const json_t *c = json_array_get(
+        json_object_get(json_object_get(pod, "spec"), "containers"), 0);
     assert_string_equal(json_string_value(json_object_get(c, "name")),
                         "hostnetwork");
-    static const char *const cmd[] = {
-        "dpf-hostnetwork", "--pci",   "0000:4b:00",       "--num-vfs",
-        "46",              "--mtu",   "9000",             "--sysfs",
-        "/run/emu/h1/sys", "--ready-file", "/tmp/hostnetwork_succeed"};
+    static const char *const cmd[] = {"dpf-hostnetwork",
+                                      "--pci",
+                                      "0000:4b:00",
+                                      "--num-vfs",
+                                      "46",
+                                      "--mtu",
+                                      "9000",
+                                      "--sysfs",
+                                      "/run/emu/h1/sys",
+                                      "--ready-file",
+                                      "/tmp/hostnetwork_succeed"};
     json_t *want = strings(cmd, ARRAY_SIZE(cmd));
     assert_true(json_equal(json_object_get(c, "command"), want));
     json_decref(want);
@@ -249,8 +265,8 @@ test_hostnetwork_pod(void **state)
     /* /tmp of its own */
     const json_t *vols =
         json_object_get(json_object_get(pod, "spec"), "volumes");
-    assert_true(json_is_object(json_object_get(by_name(vols, "tmp"),
-                                               "emptyDir")));
+    assert_true(
+        json_is_object(json_object_get(by_name(vols, "tmp"), "emptyDir")));
     json_decref(pod);
     /* defaults: 16 VFs, MTU 1500 */
     in.num_vfs = in.vf_mtu = 0;
@@ -285,8 +301,7 @@ test_missing_inputs(void **state)
     assert_non_null(strstr(err.message, "0000-99-00"));
     assert_non_null(strstr(err.message, "host1"));
     /* no PCI label at all */
-    json_object_del(json_object_get(json_object_get(dpu, "metadata"),
-                                    "labels"),
+    json_object_del(json_object_get(json_object_get(dpu, "metadata"), "labels"),
                     "provisioning.dpu.nvidia.com/dpu-pciAddress");
     in.host = host;
     dpf_error_clear(&err);

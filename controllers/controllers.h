@@ -41,8 +41,8 @@
 #define CTRL_ALL (CTRL_BFB | CTRL_DPUCLUSTER | CTRL_DPUSET | CTRL_DPU)
 
 /* The names and their help, for --help. */
-#define CTRL_NAMES_HELP                                                    \
-    "bfb (BFB downloads), dpucluster (DPU clusters), dpuset (DPUs of "     \
+#define CTRL_NAMES_HELP                                                \
+    "bfb (BFB downloads), dpucluster (DPU clusters), dpuset (DPUs of " \
     "DPUSets), dpu (DPU provisioning)"
 
 /* Parse a --controllers value into a mask of CTRL_* bits. 0 or -EINVAL

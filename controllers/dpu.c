@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "controllers/allocator.h"
@@ -367,8 +368,7 @@ dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
 /* Without a shared allocator: the first Ready, not full DPUCluster by
  * name. */
 static int
-cluster_fallback(struct dctx *x, char **ns, char **name,
-                 struct dpf_error *err)
+cluster_fallback(struct dctx *x, char **ns, char **name, struct dpf_error *err)
 {
     json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
     const json_t *best = NULL;
@@ -1213,8 +1213,8 @@ dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
     }
     if (cl) {
         api_client_set_timeout(cl, 10000);
-        rc = kube_bootstrap_join_command(cl, kc->server, kc->ca_pem,
-                                         kc->ca_len, 0, out, NULL, err);
+        rc = kube_bootstrap_join_command(cl, kc->server, kc->ca_pem, kc->ca_len,
+                                         0, out, NULL, err);
         if (rc < 0) {
             char msg[sizeof err->message];
             snprintf(msg, sizeof msg, "%s", err->message);
@@ -1389,19 +1389,47 @@ do_os_installing(struct dctx *x)
     return 0;
 }
 
-/* Seconds the host has been up, read from the DMS pod: through the API's
- * pods/exec (`cat /proc/uptime`, as DPF) once the kubeletapi helper's
- * exec is there, else from DMS's RebootStatus. Kept behind this one
- * function; -ENOTSUP while neither is built in. */
+/* Seconds since an RFC 3339 time ("2026-01-02T03:04:05Z"), or -1. */
+static double
+seconds_since(const char *t)
+{
+    struct tm tm = {0};
+    const char *end = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end) {
+        return -1;
+    }
+    return difftime(time(NULL), timegm(&tm));
+}
+
+/* Seconds the host has been up. DPF reads /proc/uptime in the DMS pod
+ * through pods/exec; this build has no exec client yet, so it takes the
+ * time since the DMS container last started (a host reboot restarts the
+ * node agent and so its pods). Kept behind this one function, to be
+ * replaced by the exec read. */
 static int
 dpu_host_uptime(struct dctx *x, double *seconds, struct dpf_error *err)
 {
-    (void) x;
-    (void) seconds;
-    dpf_error_set(err, 501, "NotImplemented",
-                  "reboot detection needs pods/exec or DMS RebootStatus, "
-                  "neither is in this build");
-    return -ENOTSUP;
+    char *pname = pod_name(x, "dms");
+    json_t *pod =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    const json_t *cs = json_array_get(
+        json_object_get(json_object_get(pod, "status"), "containerStatuses"),
+        0);
+    const char *started =
+        str_at(json_object_get(json_object_get(cs, "state"), "running"),
+               "startedAt", NULL);
+    double up = seconds_since(started);
+    json_decref(pod);
+    if (up < 0) {
+        dpf_error_set(err, 503, "Unavailable",
+                      "pod %s-dms is not running, so the host's uptime is "
+                      "unknown",
+                      x->name);
+        return -EAGAIN;
+    }
+    *seconds = up;
+    return 0;
 }
 
 static int64_t
@@ -1440,11 +1468,23 @@ do_rebooting(struct dctx *x)
     }
     double up = 0;
     struct dpf_error err = {0};
-    json_t *dms = kube_condition_find(x->obj, "DMSRunning");
-    (void) dms;
+    double since = seconds_since(str_at(
+        kube_condition_find(x->obj, "DMSRunning"), "lastTransitionTime", NULL));
     if (dpu_host_uptime(x, &up, &err) < 0) {
         cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
              "cannot tell whether the host rebooted: %s", err.message);
+        return REQUEUE_MS;
+    }
+    if (since < 0 || since <= up) {
+        /* DPF runs bf-slr.sh / ipmitool in the DMS pod through exec here
+         * (automaticNodeReboot); without an exec client the host is
+         * rebooted by its owner. */
+        cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
+             "the host must %s (%s) for the new firmware and OS; or set "
+             "the host annotation %s/%s to skip",
+             power ? "be power-cycled" : "reboot",
+             power ? "powercycle-command" : "reboot-command", PROV_GROUP,
+             power ? "powercycle-command" : "reboot-command");
         return REQUEUE_MS;
     }
     cond(x, "Rebooted", "True", "Rebooted", "the host rebooted");

@@ -691,6 +691,7 @@ render_files(struct ctx *x, const json_t *spec, const char *join,
                           "parameters need this reboot\nreboot\n");
         }
         add_file(files, "/opt/dpf/restart.sh", b.data, "0755", false);
+        dbuf_free(&b);
     }
     add_file(files, "/opt/dpf/remove-90-kubelet-bluefield.sh",
              remove_90_kubelet, "0755", false);

@@ -727,6 +727,15 @@ static const struct schema_doc dpu_docs[] = {
     {"status.firmware.uefi", "UEFI firmware version."},
     {"status.pciDevice", "PCI device of the DPU on the host."},
     {"status.requiredReset", "Whether the host must be reset to finish."},
+    {"status.attempts", "How many times the DPU was retried after Error."},
+    {"status.lastError", "Reason and message of the last error."},
+    {"status.installProgress",
+     "Progress of the OS install: bytes of the BFB sent to DMS and the "
+     "step."},
+    {"status.installProgress.bytesSent", "Bytes sent to DMS so far."},
+    {"status.installProgress.bytesTotal", "Bytes to send."},
+    {"status.installProgress.step",
+     "Install step: mode, bfb, bfcfg, activate, reboot."},
     {NULL, NULL},
 };
 
@@ -753,8 +762,23 @@ static const struct schema_kind kind_dpu = {
         F("status",
           N_OBJ(DEFAULT("{\"phase\":\"Initializing\"}"),
                 FIELDS(
+                    /* dpf additions (not in DPF's CRD): retries after
+                     * Error and the install's progress, so a restarted
+                     * controller resumes (docs/controllers.md). */
+                    F("attempts", N_INT(DESC("retries after Error so far"),
+                                        FORMAT("int32"), MINIMUM(0))),
                     F("bfbVersion", N_STR()),
                     F("conditions", &schema_conditions),
+                    F("installProgress",
+                      N_OBJ(DESC("progress of the OS install"),
+                            FIELDS(F("bytesSent",
+                                     N_INT(FORMAT("int64"), MINIMUM(0))),
+                                   F("bytesTotal",
+                                     N_INT(FORMAT("int64"), MINIMUM(0))),
+                                   F("step", N_STR())))),
+                    F("lastError",
+                      N_STR(DESC("the last error that sent the DPU to "
+                                 "Error"))),
                     F("firmware",
                       N_OBJ(FIELDS(F("bmc", N_STR()), F("nic", N_STR()),
                                    F("uefi", N_STR())))),

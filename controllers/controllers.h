@@ -35,10 +35,15 @@
 #define CTRL_BFB 0x1u
 #define CTRL_WITNESS 0x2u
 #define CTRL_DPUCLUSTER 0x4u
-#define CTRL_ALL (CTRL_BFB | CTRL_DPUCLUSTER) /* what "all" means */
+#define CTRL_DPUSET 0x8u
+#define CTRL_DPU 0x10u
+/* what "all" means */
+#define CTRL_ALL (CTRL_BFB | CTRL_DPUCLUSTER | CTRL_DPUSET | CTRL_DPU)
 
 /* The names and their help, for --help. */
-#define CTRL_NAMES_HELP "bfb (BFB downloads), dpucluster (DPU clusters)"
+#define CTRL_NAMES_HELP                                                \
+    "bfb (BFB downloads), dpucluster (DPU clusters), dpuset (DPUs of " \
+    "DPUSets), dpu (DPU provisioning)"
 
 /* Parse a --controllers value into a mask of CTRL_* bits. 0 or -EINVAL
  * with err naming the unknown controller. */
@@ -50,6 +55,7 @@ struct ctrl_runner_config {
     unsigned controllers;   /* CTRL_* mask */
     const char *bfb_dir;    /* BFB content cache (required with CTRL_BFB) */
     const char *witness;    /* "namespace/name" ConfigMap (CTRL_WITNESS) */
+    int max_installs;       /* DPU installs at once (CTRL_DPU); 0 = 16 */
     /* CTRL_DPUCLUSTER: where embedded DPU clusters keep their data
      * (required), the address DPUs reach them on (NULL: the primary
      * address, see ctrl_primary_address()), the dpf-server program (NULL:
@@ -131,6 +137,25 @@ size_t dpuc_ctrl_children(struct dpuc_ctrl *d);
 /* The address other machines reach this one on: the source address of
  * the route to the default gateway, else 127.0.0.1 (malloc'd). */
 char *ctrl_primary_address(void);
+
+/* The DPUSet controller (controllers/dpuset.c). */
+struct dpuset_ctrl;
+struct dpuset_ctrl *dpuset_ctrl_add(struct controller_manager *m,
+                                    const char *component,
+                                    struct dpf_error *err);
+void dpuset_ctrl_destroy(struct dpuset_ctrl *d);
+
+/* The DPU controller (controllers/dpu.c). bfb_dir (may be NULL) is where
+ * the DPUs' bf.cfg files live; alloc (borrowed, may be NULL) assigns DPUs
+ * to DPUClusters. */
+struct dpu_ctrl;
+struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
+                              int max_installs, struct allocator *alloc,
+                              const char *component, struct dpf_error *err);
+/* Cancel the installs and join their threads (progress stays in status
+ * for the next leader). After the workers stopped. */
+void dpu_ctrl_stop(struct dpu_ctrl *d);
+void dpu_ctrl_destroy(struct dpu_ctrl *d);
 
 struct witness_ctrl;
 struct witness_ctrl *witness_ctrl_add(struct controller_manager *m,

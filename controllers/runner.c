@@ -33,6 +33,8 @@ struct term {
     struct controller_manager *m;
     struct leader_elector *le;
     struct bfb_ctrl *bfb;
+    struct dpuset_ctrl *dpuset;
+    struct dpu_ctrl *dpu;
     struct witness_ctrl *witness;
     struct allocator *alloc; /* shared by the DPUCluster and DPU controllers */
     struct dpuc_ctrl *dpuc;
@@ -68,10 +70,14 @@ ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err)
             *mask |= CTRL_BFB;
         } else if (!strcmp(t, "dpucluster")) {
             *mask |= CTRL_DPUCLUSTER;
+        } else if (!strcmp(t, "dpuset")) {
+            *mask |= CTRL_DPUSET;
+        } else if (!strcmp(t, "dpu")) {
+            *mask |= CTRL_DPU;
         } else {
             dpf_error_set(err, 400, "BadRequest",
                           "unknown controller \"%s\" (known: bfb, "
-                          "dpucluster; or all, none)",
+                          "dpucluster, dpuset, dpu; or all, none)",
                           t);
             rc = -EINVAL;
             break;
@@ -152,6 +158,17 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
             goto fail;
         }
     }
+    if (r->cfg.controllers & CTRL_DPUSET) {
+        if (!(t->dpuset = dpuset_ctrl_add(t->m, component, err))) {
+            goto fail;
+        }
+    }
+    if (r->cfg.controllers & CTRL_DPU) {
+        if (!(t->dpu = dpu_ctrl_add(t->m, r->bfb_dir, r->cfg.max_installs,
+                                    t->alloc, component, err))) {
+            goto fail;
+        }
+    }
     if (r->cfg.controllers & CTRL_WITNESS) {
         t->witness = witness_ctrl_add(t->m, r->witness, r->identity,
                                       r->cfg.witness_period_ms, err);
@@ -164,6 +181,8 @@ fail:
     dpuc_ctrl_stop(t->dpuc);
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);
+    dpuset_ctrl_destroy(t->dpuset);
+    dpu_ctrl_destroy(t->dpu);
     dpuc_ctrl_destroy(t->dpuc);
     allocator_destroy(t->alloc);
     free(t);
@@ -181,10 +200,13 @@ term_destroy(struct term *t)
     }
     controller_manager_stop_workers(t->m);
     bfb_ctrl_stop(t->bfb);
+    dpu_ctrl_stop(t->dpu);
     dpuc_ctrl_stop(t->dpuc); /* its children stop with the term */
     leader_elector_destroy(t->le);
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);
+    dpuset_ctrl_destroy(t->dpuset);
+    dpu_ctrl_destroy(t->dpu);
     dpuc_ctrl_destroy(t->dpuc);
     allocator_destroy(t->alloc);
     witness_ctrl_destroy(t->witness);

@@ -66,6 +66,21 @@ set_bfb_dir(void *arg, const char *v, struct dpf_error *err)
 }
 
 static int
+set_max_installs(void *arg, const char *v, struct dpf_error *err)
+{
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 1 || n > 10000) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "--max-concurrent-installs must be 1-10000, not \"%s\"",
+                      v);
+        return -EINVAL;
+    }
+    ((struct cm *) arg)->cfg.max_installs = (int) n;
+    return 0;
+}
+
+static int
 set_dpuc_dir(void *arg, const char *v, struct dpf_error *err)
 {
     if (!*v) {
@@ -337,6 +352,8 @@ main(int argc, char **argv)
          set_controllers},
         {"bfb-dir", "DIR",
          "BFB content cache directory (default /var/lib/dpf/bfb)", set_bfb_dir},
+        {"max-concurrent-installs", "N",
+         "DPU OS installs running at once (default 16)", set_max_installs},
         {"dpu-cluster-dir", "DIR",
          "data of the embedded DPU clusters' API servers, which\nthis "
          "process runs (default /var/lib/dpf/dpuclusters)",

@@ -195,7 +195,9 @@ usage(FILE *f)
                "this server's API:\n"
                "                         all (default), none, or a comma "
                "list of:\n"
-               "                         bfb, dpucluster\n"
+               "                         bfb, dpucluster, dpuset, dpu\n"
+               "  --max-concurrent-installs N\n"
+               "                         DPU OS installs at once (default 16)\n"
                "  --bfb-dir DIR          BFB content cache (default "
                "<data-dir>/bfb)\n"
                "  --dpu-cluster-dir DIR  data of the embedded DPU clusters' "
@@ -462,6 +464,7 @@ enum {
     OPT_LOG_FILE,
     OPT_CONTROLLERS,
     OPT_BFB_DIR,
+    OPT_MAX_INSTALLS,
     OPT_DPUC_DIR,
     OPT_DPUC_ADDRESS,
     OPT_HELP,
@@ -499,6 +502,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"dpu-cluster-dir", required_argument, NULL, OPT_DPUC_DIR},
         {"dpu-cluster-address", required_argument, NULL, OPT_DPUC_ADDRESS},
         {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
+        {"max-concurrent-installs", required_argument, NULL, OPT_MAX_INSTALLS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -685,6 +689,17 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
             }
             set_str(&o->bfb_dir, optarg);
             break;
+        case OPT_MAX_INSTALLS: {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (!*optarg || *end || n < 1 || n > 10000) {
+                fprintf(errout, "dpf-server: --max-concurrent-installs must "
+                                "be 1-10000\n");
+                return -EINVAL;
+            }
+            o->max_installs = (int) n;
+            break;
+        }
         case OPT_DPUC_DIR:
             if (!*optarg) {
                 fprintf(errout,
@@ -1213,6 +1228,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
         .kubeconfig = kubeconfig,
         .controllers = mask,
         .bfb_dir = bfb_dir,
+        .max_installs = o->max_installs,
         .dpucluster_dir = dpuc_dir,
         .dpucluster_address = o->dpuc_address,
         .leader_elect = true,

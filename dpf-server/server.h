@@ -63,6 +63,7 @@ struct server_options {
     char *log_file;          /* --log-file; NULL = stderr */
     char *controllers;       /* --controllers (default "all"; "none") */
     char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
+    int max_installs;        /* --max-concurrent-installs; 0 = 16 */
     char *dpuc_dir;     /* --dpu-cluster-dir; NULL = <data-dir>/dpuclusters */
     char *dpuc_address; /* --dpu-cluster-address; NULL = primary */
 };

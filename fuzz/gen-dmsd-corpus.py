@@ -3,7 +3,7 @@
 (misc texts as the device shows them, and commands clients write) and
 fuzz/corpus/dmsd-parse (gNMI GetRequests, File-service paths and
 InstallRequest messages, protobuf written by hand from the field numbers
-in dmsd/proto so the seeds do not depend on any generator).
+in lib/gnmi/proto so the seeds do not depend on any generator).
 
 usage: fuzz/gen-dmsd-corpus.py   (from the repository root)"""
 import os

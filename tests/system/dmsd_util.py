@@ -1,5 +1,5 @@
 """Helpers for the dmsd tests: a CA with server and client certificates
-(openssl), the gNMI/gNOI Python client generated from dmsd/proto with
+(openssl), the gNMI/gNOI Python client generated from lib/gnmi/proto with
 Debian's grpc_tools at test time, and a dmsd process started and stopped by
 PID."""
 import os
@@ -72,9 +72,9 @@ def make_pki(d, control_plane=False):
 
 
 def gen_client(d):
-    """Generate gnmi_pb2, gnoi_os_pb2, ... from dmsd/proto into d and
+    """Generate gnmi_pb2, gnoi_os_pb2, ... from lib/gnmi/proto into d and
     import them."""
-    protos = os.path.join(REPO, "dmsd", "proto")
+    protos = os.path.join(REPO, "lib", "gnmi", "proto")
     files = ["gnmi.proto", "gnoi_types.proto", "gnoi_os.proto",
              "gnoi_system.proto", "gnoi_file.proto"]
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", protos,

@@ -1,5 +1,5 @@
 """dmsd against a Python gNMI/gNOI client generated at test time from
-dmsd/proto with Debian's python3-grpcio and python3-grpc-tools, over
+lib/gnmi/proto with Debian's python3-grpcio and python3-grpc-tools, over
 mutual TLS, pushing into dpf-rshim-emu (issue 9's acceptance)."""
 import os
 import subprocess

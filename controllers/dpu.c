@@ -1,0 +1,2097 @@
+/* dpu: the DPU controller, DPF's provisioning phase machine (dpf-spec
+ * §2.7), on the runtime. Each reconcile looks at status.phase, does that
+ * phase's work, and writes the new phase and conditions:
+ *
+ *   Initializing      host Node has the OOB-bridge label; a DPUCluster is
+ *                     assigned (dpu_cluster_allocate)        Initialized
+ *   Node Effect       taint / customLabel / drain applied     NodeEffectReady
+ *   Pending           the BFB is Ready                        BFBReady
+ *   DMS Deployment    pod <dpu>-dms Running, port answers     DMSRunning
+ *   OS Installing     install thread: BFB and bf.cfg to DMS   OSInstalled
+ *   Rebooting         the host rebooted (uptime)              Rebooted
+ *   Host Network Configuration  pod <dpu>-hostnetwork Ready   HostNetworkReady
+ *   DPU Cluster Config  Node <dpu> Ready in the DPU cluster, labels set
+ *   Ready             node effect lifted; DPU Node healthy    Ready
+ *   Error             node effect lifted; retried with backoff
+ *   Deleting          install cancelled, pods, Secret, bf.cfg, the DPU
+ *                     cluster's Node removed; then the finalizer goes
+ *
+ * Better than DPF (dpf-spec §6): Error is not terminal: after 5 s,
+ * doubling to 5 min, the DPU starts again from Initializing and
+ * status.attempts counts the retries; status.lastError keeps the error.
+ * While not Ready, the Ready condition names the reason and message of
+ * what the DPU waits for (a BFB whose URL answers 404 shows the BFB's own
+ * message). Installs run on threads (at most max_installs at once), with
+ * progress in status.installProgress, so a restarted controller starts a
+ * new install thread that asks DMS first what it already has.
+ *
+ * Drain: DPF asks an external NodeMaintenance operator; dpf has none, so
+ * the controller cordons the host itself (spec.unschedulable, with the
+ * annotation provisioning.dpu.nvidia.com/cordoned-by so an admin's cordon
+ * survives), deletes the pods on it that are not mirror pods, DaemonSet
+ * pods or DPF's own (owned by a DPU), waits until they are gone, and
+ * uncordons when the effect is lifted. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controllers/allocator.h"
+#include "controllers/bfcfg.h"
+#include "controllers/controllers.h"
+#include "controllers/dms-client.h"
+#include "controllers/dpu-pods.h"
+#include "controllers/dpuset-util.h"
+#include "lib/base/base64.h"
+#include "lib/base/log.h"
+#include "lib/base/thread.h"
+#include "lib/kube/api-client.h"
+#include "lib/kube/controller.h"
+#include "lib/kube/kube-bootstrap.h"
+#include "lib/kube/kube-cache.h"
+#include "lib/kube/kube-events.h"
+#include "lib/kube/kube-object.h"
+#include "lib/kube/kube-write.h"
+#include "lib/kube/kubeconfig.h"
+
+LOG_MODULE(dpu);
+
+#define DPU_FINALIZER PROV_GROUP "/dpu-protection"
+#define LABEL_POD_DPU PROV_GROUP "/dpu-name"
+#define REQUEUE_MS 5000       /* DPF's RequeueInterval */
+#define READY_POLL_MS 30000   /* Ready: look at the DPU's Node again */
+#define BACKOFF_MIN_MS 5000   /* Error: first retry */
+#define BACKOFF_MAX_MS 300000 /* Error: longest wait */
+#define DMS_POD_TIMEOUT_MS (5 * 60 * 1000)
+#define DMS_PORT 9339
+
+static const struct kube_gvr dpu_gvr = {PROV_GROUP, "v1alpha1", "dpus", true};
+static const struct kube_gvr node_gvr = {"", "v1", "nodes", false};
+static const struct kube_gvr pod_gvr = {"", "v1", "pods", true};
+static const struct kube_gvr secret_gvr = {"", "v1", "secrets", true};
+
+/* secondary caches, in the order of dpu_watches */
+enum { C_DPU = 0, C_NODE = 1, C_BFB = 2, C_POD = 3, C_CLUSTER = 4 };
+
+/* One DPU's install. The reconcile worker gathers everything from the
+ * API (certificates, file names, the rendered bf.cfg) before the thread
+ * starts; the thread only talks to DMS. */
+struct install {
+    char *key, *uid;
+    pthread_t thread;
+    atomic_bool cancel, done;
+    _Atomic int64_t sent, total;
+    char step[64]; /* under the controller's mu */
+    int rc;
+    char message[512];
+    /* inputs (owned) */
+    struct dpu_ctrl *d;
+    char *target, *ca, *cert, *key_pem, *dpu, *host;
+    char *bfb_path, *bfb_version, *cfg_version, *cfg;
+    size_t cfg_len;
+    bool resume; /* a previous run reached activate: ask DMS first */
+};
+
+struct dpu_ctrl {
+    struct controller_ops ops;
+    struct allocator *alloc; /* borrowed; NULL = the local fallback */
+    struct kube_recorder *rec;
+    char *bfb_dir;
+    int max_installs;
+    pthread_mutex_t mu;
+    json_t *due;  /* key -> monotonic ms of the next Error retry (mu) */
+    json_t *seen; /* key -> monotonic ms the DMS pod was first waited for */
+    struct install **tasks;
+    size_t n_tasks;
+};
+
+/* --- small helpers --- */
+
+static const char *
+str_at(const json_t *obj, const char *a, const char *b)
+{
+    const json_t *x = json_object_get(obj, a);
+    return json_string_value(b ? json_object_get(x, b) : x);
+}
+
+/* One reconcile's state. */
+struct dctx {
+    struct controller *c;
+    struct dpu_ctrl *d;
+    const char *key, *ns, *name, *uid;
+    const json_t *obj; /* cached, read-only */
+    json_t *copy;      /* the status to write */
+    json_t *node;      /* the host Node (ref) or NULL */
+    int64_t gen;
+    bool why_set;
+    char why_reason[64];
+    char why_msg[700];
+};
+
+static json_t *
+status_of(struct dctx *x)
+{
+    json_t *st = json_object_get(x->copy, "status");
+    if (!json_is_object(st)) {
+        st = json_object();
+        json_object_set_new(x->copy, "status", st);
+    }
+    return st;
+}
+
+static const char *
+phase_of(const json_t *obj)
+{
+    const char *p = str_at(json_object_get(obj, "status"), "phase", NULL);
+    return p && *p ? p : "Initializing";
+}
+
+static void
+set_phase(struct dctx *x, const char *phase)
+{
+    json_object_set_new(status_of(x), "phase", json_string(phase));
+}
+
+static void cond(struct dctx *x, const char *type, const char *status,
+                 const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Set a condition; a False one is also what the DPU waits for. */
+static void
+cond(struct dctx *x, const char *type, const char *status, const char *reason,
+     const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kube_condition_set(x->copy, type, status, reason, msg, x->gen, NULL);
+    if (strcmp(status, "True") != 0 && strcmp(type, "Ready") != 0) {
+        x->why_set = true;
+        snprintf(x->why_reason, sizeof x->why_reason, "%s", reason);
+        snprintf(x->why_msg, sizeof x->why_msg, "%s: %s", type, msg);
+    }
+}
+
+/* Go to Error: the condition says why; lastError keeps it. */
+static void fail(struct dctx *x, const char *type, const char *reason,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+fail(struct dctx *x, const char *type, const char *reason, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cond(x, type, "False", reason, "%s", msg);
+    set_phase(x, "Error");
+    json_object_set_new(status_of(x), "lastError",
+                        json_sprintf("%s: %s", reason, msg));
+    kube_recorder_event(x->d->rec, x->obj, "Warning", reason, "%s", msg);
+    log_warn("DPU failed", "dpu=%s reason=%s error=\"%s\"", x->key, reason,
+             msg);
+}
+
+/* The DPU's index on its host (from the NFD label holding its PCI
+ * address), or 0. */
+static int
+dpu_index(struct dctx *x)
+{
+    const char *pci =
+        str_at(json_object_get(x->obj, "metadata"), "labels", NULL);
+    pci = json_string_value(json_object_get(
+        json_object_get(json_object_get(x->obj, "metadata"), "labels"),
+        LABEL_DPU_PCI));
+    const json_t *nl =
+        json_object_get(json_object_get(x->node, "metadata"), "labels");
+    for (int i = 0; pci && i < DPU_MAX_INDEX; i++) {
+        char *k = dpuset_nfd_key(i, "pci-address");
+        const char *v = json_string_value(json_object_get(nl, k));
+        free(k);
+        if (v && !strcmp(v, pci)) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+/* --- node effect --- */
+
+struct effect_arg {
+    const json_t *effect;
+    bool apply;
+    const char *requestor;
+};
+
+static int
+effect_fn(void *arg, json_t *obj)
+{
+    struct effect_arg *a = arg;
+    return dpuset_node_effect_edit(obj, a->effect, a->apply, a->requestor) ? 1
+                                                                           : 0;
+}
+
+/* Apply or lift the DPU's node effect on its host. 0 or -errno. */
+static int
+node_effect_set(struct dctx *x, bool apply, struct dpf_error *err)
+{
+    const json_t *effect =
+        json_object_get(json_object_get(x->obj, "spec"), "nodeEffect");
+    const char *node =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
+    if (!x->node || !node) {
+        return 0;
+    }
+    json_t *probe = json_deep_copy(x->node);
+    bool change = dpuset_node_effect_edit(probe, effect, apply, x->key);
+    json_decref(probe);
+    if (!change) {
+        return 0;
+    }
+    struct effect_arg a = {effect, apply, x->key};
+    int rc = kube_update_retry(controller_rest(x->c), &node_gvr, NULL, node,
+                               NULL, effect_fn, &a, NULL, err);
+    if (rc == 0) {
+        log_info(apply ? "node effect applied" : "node effect lifted",
+                 "dpu=%s node=%s", x->key, node);
+    }
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Drain: delete the host's evictable pods. The number still there, or
+ * -errno. */
+static int
+drain_pods(struct dctx *x, struct dpf_error *err)
+{
+    const char *node =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
+    char *path = kube_path(&pod_gvr, NULL, NULL, NULL);
+    struct dbuf q = {0};
+    char *fs = xasprintf("spec.nodeName=%s", node);
+    kube_query_add(&q, "fieldSelector", fs);
+    free(fs);
+    json_t *list = NULL;
+    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path,
+                                 q.data ? q.data : "", NULL, NULL, &list, err);
+    free(path);
+    dbuf_free(&q);
+    if (rc < 0) {
+        return rc;
+    }
+    int left = 0;
+    size_t i;
+    json_t *pod;
+    json_array_foreach(json_object_get(list, "items"), i, pod)
+    {
+        if (!dpuset_pod_evictable(pod)) {
+            continue;
+        }
+        left++;
+        if (kube_is_deleting(pod)) {
+            continue;
+        }
+        const json_t *md = json_object_get(pod, "metadata");
+        char *p = kube_path(&pod_gvr, str_at(md, "namespace", NULL),
+                            str_at(md, "name", NULL), NULL);
+        struct dpf_error e2 = {0};
+        if (kube_rest_json_wait(controller_rest(x->c), "DELETE", p, NULL, NULL,
+                                NULL, NULL, &e2) == 0) {
+            log_info("drain: pod deleted", "dpu=%s pod=%s/%s", x->key,
+                     str_at(md, "namespace", NULL), str_at(md, "name", NULL));
+        }
+        free(p);
+    }
+    json_decref(list);
+    return left;
+}
+
+/* --- cluster allocation (dpf-spec §2.5) ---
+ * Kept behind this one function until the dpucluster helper's
+ * controllers/allocator.h is merged: the alphabetically first DPUCluster
+ * (name, then namespace) that is Ready and not full. */
+static int cluster_fallback(struct dctx *x, char **ns, char **name,
+                            struct dpf_error *err);
+struct cluster_arg {
+    const char *ns, *name;
+};
+static int cluster_fn(void *arg, json_t *obj);
+
+/* Assign the DPU a DPUCluster and write it to spec.cluster: the shared
+ * allocator (controllers/allocator.h), told first about every DPUCluster
+ * in our cache so it also works without the dpucluster controller in
+ * this process. 0, or -errno with err saying why none fits. */
+static int
+dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
+{
+    char *ns = NULL, *name = NULL;
+    int rc;
+    if (x->d->alloc) {
+        json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
+        size_t i;
+        json_t *dc;
+        json_array_foreach(all, i, dc)
+        {
+            allocator_cluster_set(x->d->alloc, dc);
+        }
+        json_decref(all);
+        rc = allocator_assign(x->d->alloc, x->obj, &ns, &name, err);
+    } else {
+        rc = cluster_fallback(x, &ns, &name, err);
+        if (rc == 0) {
+            struct cluster_arg a = {ns, name};
+            rc = kube_update_retry(controller_rest(x->c), &dpu_gvr, x->ns,
+                                   x->name, NULL, cluster_fn, &a, NULL, err);
+        }
+    }
+    if (rc == 0) {
+        log_info("DPU assigned to a DPU cluster", "dpu=%s cluster=%s/%s",
+                 x->key, ns ? ns : "", name ? name : "");
+    }
+    free(ns);
+    free(name);
+    return rc;
+}
+
+/* Without a shared allocator: the first Ready, not full DPUCluster by
+ * name. */
+static int
+cluster_fallback(struct dctx *x, char **ns, char **name, struct dpf_error *err)
+{
+    json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
+    const json_t *best = NULL;
+    size_t i;
+    json_t *dc;
+    json_array_foreach(all, i, dc)
+    {
+        const json_t *md = json_object_get(dc, "metadata");
+        if (kube_is_deleting(dc)) {
+            continue;
+        }
+        const json_t *bmd = best ? json_object_get(best, "metadata") : NULL;
+        int cmp =
+            best ? strcmp(str_at(md, "name", NULL), str_at(bmd, "name", NULL))
+                 : -1;
+        if (cmp == 0) {
+            cmp = strcmp(str_at(md, "namespace", NULL),
+                         str_at(bmd, "namespace", NULL));
+        }
+        if (cmp < 0) {
+            best = dc;
+        }
+    }
+    int rc = 0;
+    if (!best) {
+        dpf_error_set(err, 404, "NotFound", "there is no DPUCluster");
+        rc = -ENOENT;
+        goto out;
+    }
+    const char *bns =
+        str_at(json_object_get(best, "metadata"), "namespace", NULL);
+    const char *bname = str_at(json_object_get(best, "metadata"), "name", NULL);
+    const char *phase = str_at(json_object_get(best, "status"), "phase", NULL);
+    if (!phase || strcmp(phase, "Ready") != 0) {
+        dpf_error_set(err, 409, "NotReady", "cluster %s/%s is not ready", bns,
+                      bname);
+        rc = -EAGAIN;
+        goto out;
+    }
+    json_int_t max = json_integer_value(
+        json_object_get(json_object_get(best, "spec"), "maxNodes"));
+    if (max <= 0) {
+        max = 1000;
+    }
+    json_t *dpus = kube_cache_list(controller_cache(x->c, C_DPU));
+    json_int_t used = 0;
+    json_t *o;
+    json_array_foreach(dpus, i, o)
+    {
+        const json_t *cl =
+            json_object_get(json_object_get(o, "spec"), "cluster");
+        const char *cn = str_at(cl, "name", NULL);
+        const char *cns = str_at(cl, "namespace", NULL);
+        if (cn && !strcmp(cn, bname) && cns && !strcmp(cns, bns) &&
+            !kube_is_deleting(o)) {
+            used++;
+        }
+    }
+    json_decref(dpus);
+    if (used >= max) {
+        dpf_error_set(err, 409, "Full", "cluster %s/%s is full (%lld nodes)",
+                      bns, bname, (long long) max);
+        rc = -ENOSPC;
+        goto out;
+    }
+    *ns = xstrdup(bns);
+    *name = xstrdup(bname);
+out:
+    json_decref(all);
+    return rc;
+}
+
+static int
+cluster_fn(void *arg, json_t *obj)
+{
+    struct cluster_arg *a = arg;
+    json_t *spec = json_object_get(obj, "spec");
+    json_t *cl = json_object_get(spec, "cluster");
+    if (!json_is_object(cl)) {
+        cl = json_object();
+        json_object_set_new(spec, "cluster", cl);
+    }
+    if (str_at(cl, "name", NULL) && *str_at(cl, "name", NULL)) {
+        return 0;
+    }
+    json_object_set_new(cl, "name", json_string(a->name));
+    json_object_set_new(cl, "namespace", json_string(a->ns));
+    return 1;
+}
+
+/* --- the DPU cluster --- */
+
+/* The DPU's DPUCluster's admin kubeconfig, from its kubeconfig Secret
+ * (key admin.conf). NULL with err. */
+static struct kubeconfig *
+dpu_cluster_kubeconfig(struct dctx *x, struct dpf_error *err)
+{
+    const json_t *cl =
+        json_object_get(json_object_get(x->obj, "spec"), "cluster");
+    const char *cns = str_at(cl, "namespace", NULL);
+    const char *cname = str_at(cl, "name", NULL);
+    if (!cname || !*cname) {
+        dpf_error_set(err, 404, "NotFound", "no DPUCluster assigned");
+        return NULL;
+    }
+    if (!cns || !*cns) {
+        cns = x->ns;
+    }
+    json_t *dc =
+        kube_cache_get_name(controller_cache(x->c, C_CLUSTER), cns, cname);
+    const char *sname =
+        dc ? str_at(json_object_get(dc, "spec"), "kubeconfig", NULL) : NULL;
+    if (!sname || !*sname) {
+        dpf_error_set(err, 404, "NotFound", "DPUCluster %s/%s %s", cns, cname,
+                      dc ? "has no spec.kubeconfig yet" : "not found");
+        json_decref(dc);
+        return NULL;
+    }
+    char *path = kube_path(&secret_gvr, cns, sname, NULL);
+    json_t *sec = NULL;
+    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL, NULL,
+                                 NULL, &sec, err);
+    free(path);
+    json_decref(dc);
+    if (rc < 0) {
+        return NULL;
+    }
+    const char *b64 = str_at(json_object_get(sec, "data"), "admin.conf", NULL);
+    char *text = NULL;
+    size_t len = 0;
+    struct kubeconfig *kc = NULL;
+    if (!b64 ||
+        base64_decode(b64, strlen(b64), BASE64_LENIENT, &text, &len) < 0) {
+        dpf_error_set(err, 422, "Invalid",
+                      "Secret %s/%s has no valid key admin.conf", cns, sname);
+        goto out;
+    }
+    if (kubeconfig_parse(text, len, NULL, NULL, &kc, err) < 0) {
+        kc = NULL;
+    }
+    explicit_bzero(text, len);
+    free(text);
+out:
+    json_decref(sec);
+    return kc;
+}
+
+/* A client for the DPU's DPUCluster. NULL with err. */
+static struct api_client *
+dpu_cluster_client(struct dctx *x, struct dpf_error *err)
+{
+    struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
+    if (!kc) {
+        return NULL;
+    }
+    struct api_client *client = api_client_create(kc, err);
+    kubeconfig_free(kc);
+    if (client) {
+        api_client_set_timeout(client, 10000);
+    }
+    return client;
+}
+
+/* --- pods --- */
+
+static char *
+pod_name(struct dctx *x, const char *suffix)
+{
+    return xasprintf("%s-%s", x->name, suffix);
+}
+
+/* The DMS pod, as the contract says, for as long as dpu-pods.c is a stub
+ * (its builder returns NULL without an error). */
+static json_t *
+dms_pod_fallback(struct dctx *x)
+{
+    int idx = dpu_index(x);
+    const char *ip = dpuset_node_internal_ip(x->node);
+    const char *pci = json_string_value(json_object_get(
+        json_object_get(json_object_get(x->obj, "metadata"), "labels"),
+        LABEL_DPU_PCI));
+    char *busdev = dpuset_pci_bus_dev(pci);
+    char *bind = xasprintf("%s:%d", ip ? ip : "0.0.0.0", DMS_PORT + idx);
+    char *rshim = xasprintf("/dev/rshim%d", idx);
+    const json_t *ann =
+        json_object_get(json_object_get(x->node, "metadata"), "annotations");
+    char *rk = xasprintf("dpu.emu/rshim-%d", idx);
+    const char *r2 = json_string_value(json_object_get(ann, rk));
+    free(rk);
+    json_t *cmd = json_pack(
+        "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "dmsd", "--bind_address",
+        bind, "--auth", "cert", "--ca", "/etc/ssl/certs/server/ca.crt",
+        "--tls_cert_file", "/etc/ssl/certs/server/tls.crt", "--tls_key_file",
+        "/etc/ssl/certs/server/tls.key", "--image_folder", "/bfb", "--rshim",
+        r2 ? r2 : rshim, "--target_pci", busdev ? busdev : "00:00",
+        "--state_dir", "/bfb/.dms");
+    char *sname = xasprintf("%s-server-secret", x->name);
+    json_t *pod = json_pack(
+        "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:o, "
+        "s:[{s:s, s:s, s:b}, {s:s, s:s}]}], s:[{s:s, s:{s:s}}, "
+        "{s:s, s:{s:s}}], s:[{s:s}]}}",
+        "apiVersion", "v1", "kind", "Pod", "metadata", "labels", LABEL_POD_DPU,
+        x->name, "spec", "nodeName",
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL),
+        "hostNetwork", 1, "restartPolicy", "Always", "containers", "name",
+        "dms", "image", "dms", "command", cmd, "volumeMounts", "name", "certs",
+        "mountPath", "/etc/ssl/certs/server", "readOnly", 1, "name", "bfb",
+        "mountPath", "/bfb", "volumes", "name", "certs", "secret", "secretName",
+        sname, "name", "bfb", "hostPath", "path",
+        x->d->bfb_dir ? x->d->bfb_dir : "/bfb", "tolerations", "operator",
+        "Exists");
+    free(sname);
+    free(bind);
+    free(rshim);
+    free(busdev);
+    return pod;
+}
+
+/* The host-network pod while dpu-pods.c is a stub. */
+static json_t *
+hostnetwork_pod_fallback(struct dctx *x)
+{
+    return json_pack(
+        "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:[s]}], "
+        "s:[{s:s}]}}",
+        "apiVersion", "v1", "kind", "Pod", "metadata", "labels", LABEL_POD_DPU,
+        x->name, "spec", "nodeName",
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL),
+        "hostNetwork", 1, "restartPolicy", "Always", "containers", "name",
+        "hostnetwork", "image", "hostnetwork", "command", "hostnetwork.sh",
+        "tolerations", "operator", "Exists");
+}
+
+static void
+pods_in(struct dctx *x, struct dpu_pods_in *in)
+{
+    memset(in, 0, sizeof *in);
+    in->dpu = x->obj;
+    in->host = x->node;
+    in->index = dpu_index(x);
+    in->bfb_dir = x->d->bfb_dir;
+    const json_t *taint = json_object_get(
+        json_object_get(json_object_get(x->obj, "spec"), "nodeEffect"),
+        "taint");
+    in->taint_key = str_at(taint, "key", NULL);
+    in->taint_value = str_at(taint, "value", NULL);
+    in->taint_effect = str_at(taint, "effect", NULL);
+}
+
+/* The pods, from dpu-pods.h (dmsclient helper); NULL with err on a bad
+ * input. */
+static json_t *
+dpu_dms_pod_build(struct dctx *x, struct dpf_error *err)
+{
+    struct dpu_pods_in in;
+    pods_in(x, &in);
+    json_t *pod = dpu_pod_dms(&in, err);
+    return pod || err->message[0] ? pod : dms_pod_fallback(x);
+}
+
+static json_t *
+dpu_hostnetwork_pod_build(struct dctx *x, struct dpf_error *err)
+{
+    struct dpu_pods_in in;
+    pods_in(x, &in);
+    json_t *pod = dpu_pod_hostnetwork(&in, err);
+    return pod || err->message[0] ? pod : hostnetwork_pod_fallback(x);
+}
+
+/* Create pod <dpu>-<suffix> from build unless it exists; the cached pod
+ * (new reference) or NULL (just created, or failed: rc). */
+static json_t *
+pod_ensure(struct dctx *x, const char *suffix,
+           json_t *(*build)(struct dctx *, struct dpf_error *), int *rc,
+           struct dpf_error *err)
+{
+    char *pname = pod_name(x, suffix);
+    json_t *pod =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    *rc = 0;
+    if (!pod) {
+        json_t *p = build(x, err);
+        if (!p) {
+            *rc = -EINVAL;
+            free(pname);
+            return NULL;
+        }
+        json_t *md = json_object_get(p, "metadata");
+        json_object_set_new(md, "name", json_string(pname));
+        json_object_set_new(md, "namespace", json_string(x->ns));
+        json_t *labels = json_object_get(md, "labels");
+        if (!json_is_object(labels)) {
+            labels = json_object();
+            json_object_set_new(md, "labels", labels);
+        }
+        json_object_set_new(labels, LABEL_POD_DPU, json_string(x->name));
+        kube_owner_ref_set(p, x->obj, true);
+        char *path = kube_path(&pod_gvr, x->ns, NULL, NULL);
+        *rc = kube_rest_json_wait(controller_rest(x->c), "POST", path, NULL, p,
+                                  NULL, NULL, err);
+        free(path);
+        json_decref(p);
+        if (*rc == -EEXIST) {
+            *rc = 0;
+        }
+        if (*rc == 0) {
+            log_info("pod created", "dpu=%s pod=%s/%s", x->key, x->ns, pname);
+        }
+    }
+    free(pname);
+    return pod;
+}
+
+/* Delete pod <dpu>-<suffix> at once (grace 0). 0, or -errno other than
+ * -ENOENT. */
+static int
+pod_delete(struct dctx *x, const char *suffix)
+{
+    char *pname = pod_name(x, suffix);
+    char *path = kube_path(&pod_gvr, x->ns, pname, NULL);
+    struct dpf_error err = {0};
+    int rc =
+        kube_rest_json_wait(controller_rest(x->c), "DELETE", path,
+                            "gracePeriodSeconds=0", NULL, NULL, NULL, &err);
+    if (rc < 0 && rc != -ENOENT) {
+        log_warn_rl("cannot delete a pod", "pod=%s/%s error=\"%s\"", x->ns,
+                    pname, err.message);
+    }
+    free(path);
+    free(pname);
+    return rc;
+}
+
+/* TCP connect with a 5 s timeout (DPF's DMS readiness check). */
+static int
+tcp_probe(const char *ip, int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t) port)};
+    if (!ip || inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+        return -EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = connect(fd, (struct sockaddr *) &sa, sizeof sa);
+    if (rc < 0 && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        rc = poll(&p, 1, 5000) == 1 ? 0 : -ETIMEDOUT;
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (rc == 0 &&
+            (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr)) {
+            rc = -(soerr ? soerr : errno);
+        }
+    } else if (rc < 0) {
+        rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
+/* --- the install thread --- */
+
+static struct install *
+task_find(struct dpu_ctrl *d, const char *key, size_t *at)
+{
+    for (size_t i = 0; i < d->n_tasks; i++) {
+        if (!strcmp(d->tasks[i]->key, key)) {
+            if (at) {
+                *at = i;
+            }
+            return d->tasks[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+install_free(struct install *t)
+{
+    free(t->key);
+    free(t->uid);
+    free(t->target);
+    free(t->ca);
+    free(t->cert);
+    if (t->key_pem) {
+        explicit_bzero(t->key_pem, strlen(t->key_pem));
+        free(t->key_pem);
+    }
+    free(t->dpu);
+    free(t->host);
+    free(t->bfb_path);
+    free(t->bfb_version);
+    free(t->cfg_version);
+    free(t->cfg);
+    free(t);
+}
+
+static void
+task_drop(struct dpu_ctrl *d, const char *key)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t i;
+    struct install *t = task_find(d, key, &i);
+    if (t) {
+        d->tasks[i] = d->tasks[--d->n_tasks];
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (t) {
+        atomic_store(&t->cancel, true);
+        pthread_join(t->thread, NULL);
+        install_free(t);
+    }
+}
+
+static void
+install_step(struct install *t, const char *step)
+{
+    pthread_mutex_lock(&t->d->mu);
+    snprintf(t->step, sizeof t->step, "%s", step);
+    pthread_mutex_unlock(&t->d->mu);
+}
+
+static void
+install_progress(void *arg, uint64_t sent, uint64_t total)
+{
+    struct install *t = arg;
+    atomic_store(&t->sent, (int64_t) sent);
+    atomic_store(&t->total, (int64_t) total);
+}
+
+/* The install (dpf-spec §2.7.2) on its own thread: DPU mode, the BFB
+ * (DMS answers at once when it has that version already: a resumed
+ * install sends nothing twice), the bf.cfg, Activate (up to 10 tries),
+ * then RebootStatus every 3 s until the DPU booted. A resumed install
+ * whose previous run reached activate asks RebootStatus first. */
+static void *
+install_main(void *arg)
+{
+    struct install *t = arg;
+    struct dpf_error err = {0};
+    struct dms_client_config cfg = {.target = t->target,
+                                    .ca_pem = t->ca,
+                                    .cert_pem = t->cert,
+                                    .key_pem = t->key_pem,
+                                    .dpu = t->dpu,
+                                    .host = t->host,
+                                    .cancel = &t->cancel};
+    struct dms_client *c = dms_client_create(&cfg, &err);
+    int rc = c ? 0 : -EINVAL;
+    bool active = false;
+    enum dms_reboot_result rs = DMS_REBOOT_UNKNOWN;
+    char msg[256] = "";
+    if (rc == 0 && t->resume) {
+        install_step(t, "reboot");
+        rc = dms_reboot_status(c, &active, &rs, msg, sizeof msg, &err);
+        if (rc == 0 && (active || rs == DMS_REBOOT_SUCCESS)) {
+            goto wait_reboot; /* the previous run got that far */
+        }
+        rc = 0; /* start over: DMS skips what it has */
+    }
+    if (rc == 0) {
+        install_step(t, "mode");
+        rc = dms_set_mode_dpu(c, &err);
+    }
+    if (rc == 0) {
+        install_step(t, "bfb");
+        struct dms_install in = {.version = t->bfb_version,
+                                 .path = t->bfb_path,
+                                 .progress = install_progress,
+                                 .arg = t};
+        rc = dms_install_file(c, &in, NULL, &err);
+    }
+    if (rc == 0) {
+        install_step(t, "bfcfg");
+        struct dms_install in = {
+            .version = t->cfg_version, .data = t->cfg, .len = t->cfg_len};
+        rc = dms_install_file(c, &in, NULL, &err);
+    }
+    if (rc == 0) {
+        install_step(t, "activate");
+        char *v = xasprintf("%s;%s", t->bfb_version, t->cfg_version);
+        for (int i = 0; i < 10; i++) {
+            rc = dms_activate(c, v, false, &err);
+            if (rc == 0 || !dms_error_retriable(rc) ||
+                atomic_load(&t->cancel)) {
+                break;
+            }
+            for (int k = 0; k < 30 && !atomic_load(&t->cancel); k++) {
+                usleep(100 * 1000); /* 3 s, cancellable */
+            }
+        }
+        free(v);
+    }
+    if (rc == 0) {
+        install_step(t, "reboot");
+    wait_reboot:
+        for (int64_t end = time_mono_ms() + 30 * 60 * 1000;;) {
+            rc = dms_reboot_status(c, &active, &rs, msg, sizeof msg, &err);
+            if (rc < 0 && !dms_error_retriable(rc)) {
+                break;
+            }
+            if (rc == 0 && !active) {
+                break;
+            }
+            if (atomic_load(&t->cancel) || time_mono_ms() > end) {
+                rc = atomic_load(&t->cancel) ? -ECANCELED : -ETIMEDOUT;
+                dpf_error_set(&err, 504, "Timeout",
+                              "the DPU did not finish booting the BFB");
+                break;
+            }
+            for (int i = 0; i < 30 && !atomic_load(&t->cancel); i++) {
+                usleep(100 * 1000); /* 3 s, cancellable */
+            }
+        }
+        if (rc == 0 && rs != DMS_REBOOT_SUCCESS) {
+            rc = -EIO;
+            dpf_error_set(&err, 500, "RebootFailed",
+                          "DMS reports the DPU's reboot %s: %s",
+                          rs == DMS_REBOOT_RETRIABLE_FAILURE ? "failed "
+                                                               "(retriable)"
+                          : rs == DMS_REBOOT_FAILURE         ? "failed"
+                                                     : "in an unknown state",
+                          msg);
+        }
+    }
+    if (rc == 0) {
+        install_step(t, "done");
+    }
+    t->rc = rc;
+    if (rc < 0) {
+        pthread_mutex_lock(&t->d->mu);
+        snprintf(t->message, sizeof t->message, "%.63s: %.440s", t->step,
+                 err.message[0] ? err.message : strerror(-rc));
+        pthread_mutex_unlock(&t->d->mu);
+    }
+    dms_client_destroy(c);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+/* Start t (its inputs filled) unless max_installs run. -EBUSY at the cap
+ * (t is freed). */
+static int
+task_start(struct dpu_ctrl *d, struct install *t)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t running = 0;
+    for (size_t i = 0; i < d->n_tasks; i++) {
+        running += !atomic_load(&d->tasks[i]->done);
+    }
+    if ((int) running >= d->max_installs) {
+        pthread_mutex_unlock(&d->mu);
+        install_free(t);
+        return -EBUSY;
+    }
+    t->d = d;
+    snprintf(t->step, sizeof t->step, "starting");
+    if (thread_start(&t->thread, NULL, "dpu-install", install_main, t) != 0) {
+        pthread_mutex_unlock(&d->mu);
+        install_free(t);
+        return -EAGAIN;
+    }
+    d->tasks = xrealloc(d->tasks, (d->n_tasks + 1) * sizeof *d->tasks);
+    d->tasks[d->n_tasks++] = t;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+/* --- phases --- */
+
+/* Each returns the requeue delay in ms (0 = at once, the status write
+ * brings the key back; < 0 = none). */
+
+static int64_t
+do_initializing(struct dctx *x)
+{
+    const char *node =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
+    if (!x->node) {
+        cond(x, "Initialized", "False", "NodeNotFound",
+             "host node %s not found", node ? node : "(none)");
+        return REQUEUE_MS;
+    }
+    const json_t *nl =
+        json_object_get(json_object_get(x->node, "metadata"), "labels");
+    if (!json_object_get(nl, NFD_OOB_BRIDGE)) {
+        cond(x, "Initialized", "False", "DPUOOBBridgeNotConfigured",
+             "host node %s has no label %s: the br-dpu bridge with an IPv4 "
+             "default route is missing",
+             node, NFD_OOB_BRIDGE);
+        return REQUEUE_MS;
+    }
+    const json_t *cl =
+        json_object_get(json_object_get(x->obj, "spec"), "cluster");
+    const char *cname = str_at(cl, "name", NULL);
+    if (!cname || !*cname) {
+        struct dpf_error err = {0};
+        if (dpu_cluster_allocate(x, &err) < 0) {
+            cond(x, "Initialized", "False", "DPUClusterNotReady", "%s",
+                 err.message);
+            return REQUEUE_MS;
+        }
+        return 0; /* the spec update brings us back */
+    }
+    if (x->d->alloc) {
+        allocator_save(x->d->alloc, x->obj);
+    }
+    cond(x, "Initialized", "True", "Initialized", "DPU is initialized");
+    set_phase(x, "Node Effect");
+    return 0;
+}
+
+static int64_t
+do_node_effect(struct dctx *x)
+{
+    const json_t *effect =
+        json_object_get(json_object_get(x->obj, "spec"), "nodeEffect");
+    struct dpf_error err = {0};
+    if (!x->node) {
+        cond(x, "NodeEffectReady", "False", "NodeNotFound",
+             "host node not found");
+        return REQUEUE_MS;
+    }
+    if (node_effect_set(x, true, &err) < 0) {
+        cond(x, "NodeEffectReady", "False", "ErrorOccured",
+             "cannot apply the node effect: %s", err.message);
+        return REQUEUE_MS;
+    }
+    if (json_is_object(json_object_get(effect, "drain"))) {
+        int left = drain_pods(x, &err);
+        if (left < 0) {
+            cond(x, "NodeEffectReady", "False", "ErrorOccured",
+                 "cannot drain the host: %s", err.message);
+            return REQUEUE_MS;
+        }
+        if (left > 0) {
+            cond(x, "NodeEffectReady", "False", "Draining",
+                 "waiting for %d pod(s) to leave the host", left);
+            return 2000;
+        }
+    }
+    cond(x, "NodeEffectReady", "True", "NodeEffectReady",
+         "node effect applied");
+    set_phase(x, "Pending");
+    return 0;
+}
+
+static int64_t
+do_pending(struct dctx *x)
+{
+    const char *bfb = str_at(json_object_get(x->obj, "spec"), "bfb", NULL);
+    json_t *b =
+        bfb ? kube_cache_get_name(controller_cache(x->c, C_BFB), x->ns, bfb)
+            : NULL;
+    if (!b) {
+        cond(x, "BFBReady", "False", "GetBFBFailed", "BFB %s/%s not found",
+             x->ns, bfb ? bfb : "");
+        return REQUEUE_MS;
+    }
+    const char *phase = str_at(json_object_get(b, "status"), "phase", NULL);
+    if (!phase || strcmp(phase, "Ready") != 0) {
+        json_t *rc = kube_condition_find(b, "Ready");
+        const char *reason = str_at(rc, "reason", NULL);
+        const char *msg = str_at(rc, "message", NULL);
+        cond(x, "BFBReady", "False", "BFBNotReady", "BFB %s/%s is %s%s%s%s",
+             x->ns, bfb, phase ? phase : "new", reason ? " (" : "",
+             reason ? reason : "", reason ? ")" : "");
+        if (msg && *msg) {
+            /* the BFB's own words: "GET <url>: HTTP 404; retrying in 5 s" */
+            cond(x, "BFBReady", "False", reason ? reason : "BFBNotReady",
+                 "BFB %s/%s is %s: %s", x->ns, bfb, phase ? phase : "new", msg);
+        }
+        json_decref(b);
+        return -1; /* the BFB's changes bring us back */
+    }
+    json_decref(b);
+    cond(x, "BFBReady", "True", "BFBReady", "BFB %s is ready", bfb);
+    set_phase(x, "DMS Deployment");
+    return 0;
+}
+
+static int64_t
+since_first_wait(struct dctx *x)
+{
+    pthread_mutex_lock(&x->d->mu);
+    json_t *s = json_object_get(x->d->seen, x->key);
+    int64_t now = time_mono_ms();
+    if (!s) {
+        json_object_set_new(x->d->seen, x->key, json_integer(now));
+    }
+    int64_t t = s ? json_integer_value(s) : now;
+    pthread_mutex_unlock(&x->d->mu);
+    return now - t;
+}
+
+static void
+forget_wait(struct dctx *x)
+{
+    pthread_mutex_lock(&x->d->mu);
+    json_object_del(x->d->seen, x->key);
+    pthread_mutex_unlock(&x->d->mu);
+}
+
+static int64_t
+do_dms_deployment(struct dctx *x)
+{
+    struct dpf_error err = {0};
+    int rc = 0;
+    if (!x->node) {
+        cond(x, "DMSRunning", "False", "NodeNotFound", "host node not found");
+        return REQUEUE_MS;
+    }
+    /* The DMS server and client certificates (dpu-pods.h; a build
+     * whose certificate code is a stub goes on without them). */
+    int64_t recheck = 0;
+    rc = dpu_certs_ensure(controller_rest(x->c), x->obj,
+                          dpuset_node_internal_ip(x->node), NULL, &recheck,
+                          &err);
+    if (rc == -EINPROGRESS) {
+        cond(x, "DMSRunning", "False", "WaitingForCertificate",
+             "waiting for the DMS certificates to be signed");
+        return 2000;
+    }
+    if (rc < 0 && rc != -ENOSYS) {
+        cond(x, "DMSRunning", "False", "ErrorOccured",
+             "cannot issue the DMS certificates: %s", err.message);
+        return REQUEUE_MS;
+    }
+    memset(&err, 0, sizeof err);
+    rc = 0;
+    json_t *pod = pod_ensure(x, "dms", dpu_dms_pod_build, &rc, &err);
+    if (rc < 0) {
+        cond(x, "DMSRunning", "False", "ErrorOccured",
+             "cannot create pod %s-dms: %s", x->name, err.message);
+        return REQUEUE_MS;
+    }
+    if (!pod) {
+        cond(x, "DMSRunning", "False", "DMSPodCreated",
+             "pod %s-dms created; waiting for it to run", x->name);
+        return 1000;
+    }
+    const json_t *st = json_object_get(pod, "status");
+    const char *phase = str_at(st, "phase", NULL);
+    int64_t res = REQUEUE_MS;
+    if (phase && !strcmp(phase, "Failed")) {
+        fail(x, "DMSRunning", "DMSPodFailed", "pod %s-dms failed: %s", x->name,
+             str_at(st, "message", NULL) ? str_at(st, "message", NULL) : "");
+        forget_wait(x);
+        pod_delete(x, "dms"); /* the retry starts a fresh one */
+        res = 0;
+    } else if (phase && !strcmp(phase, "Running")) {
+        const char *ip = str_at(st, "podIP", NULL);
+        int port = DMS_PORT + dpu_index(x);
+        int prc = tcp_probe(ip, port);
+        if (prc == 0) {
+            cond(x, "DMSRunning", "True", "DMSRunning", "DMS is running");
+            set_phase(x, "OS Installing");
+            forget_wait(x);
+            res = 0;
+        } else {
+            cond(x, "DMSRunning", "False", "DMSNotReachable",
+                 "pod %s-dms runs but %s:%d does not answer: %s", x->name,
+                 ip ? ip : "(no IP)", port, strerror(-prc));
+        }
+    } else if (since_first_wait(x) > DMS_POD_TIMEOUT_MS) {
+        fail(x, "DMSRunning", "DMSPodTimedout",
+             "pod %s-dms did not run within 5 minutes (phase %s)", x->name,
+             phase ? phase : "none");
+        forget_wait(x);
+        res = 0;
+    } else {
+        cond(x, "DMSRunning", "False", "DMSPodNotRunning",
+             "waiting for pod %s-dms to run (phase %s)", x->name,
+             phase ? phase : "none");
+    }
+    json_decref(pod);
+    return res;
+}
+
+static void
+progress_write(struct dctx *x, struct install *t)
+{
+    pthread_mutex_lock(&x->d->mu);
+    json_t *p = json_pack("{s:I, s:I, s:s}", "bytesSent",
+                          (json_int_t) atomic_load(&t->sent), "bytesTotal",
+                          (json_int_t) atomic_load(&t->total), "step", t->step);
+    pthread_mutex_unlock(&x->d->mu);
+    json_object_set_new(status_of(x), "installProgress", p);
+}
+
+static char *
+secret_key(struct dctx *x, const char *name, const char *key,
+           struct dpf_error *err)
+{
+    char *path = kube_path(&secret_gvr, x->ns, name, NULL);
+    json_t *sec = NULL;
+    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL, NULL,
+                                 NULL, &sec, err);
+    free(path);
+    if (rc < 0) {
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
+                      x->ns, name, msg);
+        return NULL;
+    }
+    const char *b64 = str_at(json_object_get(sec, "data"), key, NULL);
+    char *out = NULL;
+    size_t len = 0;
+    if (!b64 ||
+        base64_decode(b64, strlen(b64), BASE64_LENIENT, &out, &len) < 0) {
+        dpf_error_set(err, 404, "NotFound", "Secret %s/%s has no key %s", x->ns,
+                      name, key);
+        out = NULL;
+    }
+    json_decref(sec);
+    return out;
+}
+
+/* The join command for the DPU's bf.cfg (`kubeadm join HOST:PORT --token
+ * ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`), as `kubeadm token
+ * create --print-join-command` makes it: a bootstrap token (24 h) in the
+ * DPU cluster's kube-system, the CA pin from its kubeconfig. The token
+ * can only join (the DPU cluster's RBAC). -EAGAIN while the DPU cluster
+ * cannot be reached. */
+static int
+dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
+{
+    *out = NULL;
+    struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
+    if (!kc) {
+        return -EAGAIN;
+    }
+    int rc = -EAGAIN;
+    struct api_client *cl = kc->ca_pem ? api_client_create(kc, err) : NULL;
+    if (!kc->ca_pem) {
+        dpf_error_set(err, 422, "Invalid",
+                      "the DPU cluster's kubeconfig has no CA to pin");
+    }
+    if (cl) {
+        api_client_set_timeout(cl, 10000);
+        rc = kube_bootstrap_join_command(cl, kc->server, kc->ca_pem, kc->ca_len,
+                                         0, out, NULL, err);
+        if (rc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 503, "Unavailable",
+                          "cannot make a join token in the DPU cluster: %s",
+                          msg);
+            rc = -EAGAIN;
+        }
+        api_client_destroy(cl);
+    }
+    kubeconfig_free(kc);
+    return rc;
+}
+
+/* Everything the install thread needs. -EAGAIN (err: what is missing)
+ * while an input is not there yet; other -errno for a configuration that
+ * cannot work (bad flavor, bf.cfg too big). */
+static int
+install_prepare(struct dctx *x, struct install **out, struct dpf_error *err)
+{
+    const json_t *spec = json_object_get(x->obj, "spec");
+    const char *bfbname = str_at(spec, "bfb", NULL);
+    json_t *b = kube_cache_get_name(controller_cache(x->c, C_BFB), x->ns,
+                                    bfbname ? bfbname : "");
+    const char *fname =
+        b ? str_at(json_object_get(b, "spec"), "fileName", NULL) : NULL;
+    char *pname = pod_name(x, "dms");
+    json_t *pod =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    const char *ip =
+        pod ? str_at(json_object_get(pod, "status"), "podIP", NULL) : NULL;
+    struct install *t = xcalloc(1, sizeof *t);
+    int rc = -EAGAIN;
+    json_t *flavor = NULL;
+    if (!fname || !x->d->bfb_dir) {
+        dpf_error_set(err, 404, "NotFound", "BFB %s/%s has no file yet", x->ns,
+                      bfbname ? bfbname : "");
+        goto out;
+    }
+    if (!ip) {
+        dpf_error_set(err, 404, "NotFound", "pod %s-dms has no IP yet",
+                      x->name);
+        goto out;
+    }
+    t->key = xstrdup(x->key);
+    t->uid = xstrdup(x->uid);
+    t->target = xasprintf("%s:%d", ip, DMS_PORT_BASE + dpu_index(x));
+    t->dpu = xstrdup(x->key);
+    t->host = xstrdup(str_at(spec, "nodeName", NULL));
+    t->bfb_path = xasprintf("%s/%s", x->d->bfb_dir, fname);
+    t->bfb_version = xstrdup(fname);
+    t->cfg_version = xasprintf("%s.cfg", x->name);
+    char *sname = xasprintf("%s-server-secret", x->name);
+    t->ca = secret_key(x, sname, "ca.crt", err);
+    free(sname);
+    t->cert =
+        t->ca ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.crt", err) : NULL;
+    t->key_pem =
+        t->cert ? secret_key(x, DPU_DMS_CLIENT_SECRET, "tls.key", err) : NULL;
+    if (!t->key_pem) {
+        goto out;
+    }
+    const char *fl = str_at(spec, "dpuFlavor", NULL);
+    if (fl && *fl) {
+        char *path = kube_path(
+            &(struct kube_gvr){PROV_GROUP, "v1alpha1", "dpuflavors", true},
+            x->ns, fl, NULL);
+        int frc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
+                                      NULL, NULL, &flavor, err);
+        free(path);
+        if (frc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 404, "NotFound",
+                          "waiting for DPUFlavor %s/%s: %s", x->ns, fl, msg);
+            goto out;
+        }
+    }
+    char *join = NULL;
+    if (dpu_join_command(x, &join, err) < 0) {
+        goto out;
+    }
+    const char *cmd = str_at(
+        json_object_get(json_object_get(x->node, "metadata"), "annotations"),
+        PROV_GROUP "/reboot-command", NULL);
+    rc = bfcfg_render(flavor, x->name, join, cmd && !strcmp(cmd, "skip"),
+                      &t->cfg, &t->cfg_len, err);
+    free(join);
+    if (rc == -ENOSYS) {
+        rc = -EAGAIN; /* the renderer is not built in yet */
+        goto out;
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    const char *step = str_at(
+        json_object_get(json_object_get(x->obj, "status"), "installProgress"),
+        "step", NULL);
+    t->resume = step && (!strcmp(step, "activate") || !strcmp(step, "reboot"));
+    *out = t;
+    t = NULL;
+    rc = 0;
+out:
+    if (t) {
+        install_free(t);
+    }
+    json_decref(flavor);
+    json_decref(pod);
+    json_decref(b);
+    return rc;
+}
+
+static int64_t
+do_os_installing(struct dctx *x)
+{
+    pthread_mutex_lock(&x->d->mu);
+    struct install *t = task_find(x->d, x->key, NULL);
+    bool stale = t && strcmp(t->uid, x->uid) != 0;
+    pthread_mutex_unlock(&x->d->mu);
+    if (stale) {
+        task_drop(x->d, x->key);
+        t = NULL;
+    }
+    if (!t) {
+        struct dpf_error err = {0};
+        struct install *n = NULL;
+        int rc = install_prepare(x, &n, &err);
+        if (rc == -EAGAIN) {
+            cond(x, "OSInstalled", "False", "WaitingForInstallInputs", "%s",
+                 err.message);
+            return REQUEUE_MS;
+        }
+        if (rc < 0) {
+            fail(x, "OSInstalled", "InstallationFailed", "%s", err.message);
+            return 0;
+        }
+        rc = task_start(x->d, n);
+        if (rc < 0) {
+            cond(x, "OSInstalled", "False", "WaitingForInstallSlot",
+                 "%d installs are running (--max-concurrent-installs); "
+                 "waiting for a slot",
+                 x->d->max_installs);
+            return REQUEUE_MS;
+        }
+        cond(x, "OSInstalled", "False", "Installing",
+             "install started (what DMS already has is not sent again)");
+        return 1000;
+    }
+    if (!atomic_load(&t->done)) {
+        progress_write(x, t);
+        pthread_mutex_lock(&x->d->mu);
+        char step[64];
+        snprintf(step, sizeof step, "%s", t->step);
+        pthread_mutex_unlock(&x->d->mu);
+        cond(x, "OSInstalled", "False", "Installing", "%s: %lld of %lld bytes",
+             step, (long long) atomic_load(&t->sent),
+             (long long) atomic_load(&t->total));
+        return 1000;
+    }
+    int rc = t->rc;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", t->message);
+    progress_write(x, t);
+    task_drop(x->d, x->key);
+    if (rc < 0) {
+        fail(x, "OSInstalled", "InstallationFailed", "%s", msg);
+        return 0;
+    }
+    cond(x, "OSInstalled", "True", "OSInstalled", "DPU is rebooting");
+    set_phase(x, "Rebooting");
+    return 0;
+}
+
+/* Seconds since an RFC 3339 time ("2026-01-02T03:04:05Z"), or -1. */
+static double
+seconds_since(const char *t)
+{
+    struct tm tm = {0};
+    const char *end = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end) {
+        return -1;
+    }
+    return difftime(time(NULL), timegm(&tm));
+}
+
+/* Seconds the host has been up. DPF reads /proc/uptime in the DMS pod
+ * through pods/exec; this build has no exec client yet, so it takes the
+ * time since the DMS container last started (a host reboot restarts the
+ * node agent and so its pods). Kept behind this one function, to be
+ * replaced by the exec read. */
+static int
+dpu_host_uptime(struct dctx *x, double *seconds, struct dpf_error *err)
+{
+    char *pname = pod_name(x, "dms");
+    json_t *pod =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    const json_t *cs = json_array_get(
+        json_object_get(json_object_get(pod, "status"), "containerStatuses"),
+        0);
+    const char *started =
+        str_at(json_object_get(json_object_get(cs, "state"), "running"),
+               "startedAt", NULL);
+    double up = seconds_since(started);
+    json_decref(pod);
+    if (up < 0) {
+        dpf_error_set(err, 503, "Unavailable",
+                      "pod %s-dms is not running, so the host's uptime is "
+                      "unknown",
+                      x->name);
+        return -EAGAIN;
+    }
+    *seconds = up;
+    return 0;
+}
+
+static int64_t
+do_rebooting(struct dctx *x)
+{
+    if (!kube_condition_is_true(x->obj, "DMSRunning")) {
+        cond(x, "Rebooted", "False", "InvalidState", "DMSRunning is not True");
+        return REQUEUE_MS;
+    }
+    const json_t *ann =
+        json_object_get(json_object_get(x->node, "metadata"), "annotations");
+    const json_t *dann =
+        json_object_get(json_object_get(x->obj, "metadata"), "annotations");
+    const char *pc =
+        str_at(dann, PROV_GROUP "/host-power-cycle-required", NULL);
+    bool power = pc && !strcmp(pc, "true");
+    const char *cmd = str_at(ann,
+                             power ? PROV_GROUP "/powercycle-command"
+                                   : PROV_GROUP "/reboot-command",
+                             NULL);
+    if (!cmd) {
+        cmd = power ? "cycle" : "reset";
+    }
+    if (strcmp(cmd, "cycle") && strcmp(cmd, "reset") && strcmp(cmd, "skip")) {
+        fail(x, "Rebooted", "InvalidRebootCommand",
+             "host node annotation %s is \"%s\": use cycle, reset or skip",
+             power ? "powercycle-command" : "reboot-command", cmd);
+        return 0;
+    }
+    if (!strcmp(cmd, "skip")) {
+        cond(x, "Rebooted", "True", "Rebooted",
+             "reboot skipped (reboot-command skip); firmware changes may "
+             "not apply until the host reboots");
+        set_phase(x, "Host Network Configuration");
+        return 0;
+    }
+    double up = 0;
+    struct dpf_error err = {0};
+    double since = seconds_since(str_at(
+        kube_condition_find(x->obj, "DMSRunning"), "lastTransitionTime", NULL));
+    if (dpu_host_uptime(x, &up, &err) < 0) {
+        cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
+             "cannot tell whether the host rebooted: %s", err.message);
+        return REQUEUE_MS;
+    }
+    if (since < 0 || since <= up) {
+        /* DPF runs bf-slr.sh / ipmitool in the DMS pod through exec here
+         * (automaticNodeReboot); without an exec client the host is
+         * rebooted by its owner. */
+        cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
+             "the host must %s (%s) for the new firmware and OS; or set "
+             "the host annotation %s/%s to skip",
+             power ? "be power-cycled" : "reboot",
+             power ? "powercycle-command" : "reboot-command", PROV_GROUP,
+             power ? "powercycle-command" : "reboot-command");
+        return REQUEUE_MS;
+    }
+    cond(x, "Rebooted", "True", "Rebooted", "the host rebooted");
+    set_phase(x, "Host Network Configuration");
+    return 0;
+}
+
+static int64_t
+do_host_network(struct dctx *x)
+{
+    struct dpf_error err = {0};
+    int rc = 0;
+    json_t *pod =
+        pod_ensure(x, "hostnetwork", dpu_hostnetwork_pod_build, &rc, &err);
+    if (rc < 0) {
+        cond(x, "HostNetworkReady", "False", "ErrorOccured",
+             "cannot create pod %s-hostnetwork: %s", x->name, err.message);
+        return REQUEUE_MS;
+    }
+    if (!pod) {
+        cond(x, "HostNetworkReady", "False", "Initializing",
+             "pod %s-hostnetwork created", x->name);
+        return 1000;
+    }
+    json_t *cs = json_array_get(
+        json_object_get(json_object_get(pod, "status"), "containerStatuses"),
+        0);
+    bool ready = json_is_true(json_object_get(cs, "ready"));
+    json_int_t restarts =
+        json_integer_value(json_object_get(cs, "restartCount"));
+    json_decref(pod);
+    if (restarts >= 10 && !ready) {
+        fail(x, "HostNetworkReady", "InitializationFailed",
+             "pod %s-hostnetwork restarted %lld times", x->name,
+             (long long) restarts);
+        return 0;
+    }
+    if (!ready) {
+        cond(x, "HostNetworkReady", "False", "Initializing",
+             "waiting for pod %s-hostnetwork to be ready", x->name);
+        return REQUEUE_MS;
+    }
+    cond(x, "HostNetworkReady", "True", "HostNetworkReady",
+         "waiting for dpu joining cluster");
+    set_phase(x, "DPU Cluster Config");
+    return 0;
+}
+
+/* The wanted labels of the DPU's Node in the DPU cluster (new). */
+static json_t *
+dpu_node_labels(struct dctx *x)
+{
+    json_t *want = json_object();
+    json_t *nl = json_object_get(
+        json_object_get(json_object_get(x->obj, "spec"), "cluster"),
+        "nodeLabels");
+    if (json_is_object(nl)) {
+        json_object_update(want, nl);
+    }
+    json_t *b = kube_cache_get_name(
+        controller_cache(x->c, C_BFB), x->ns,
+        str_at(json_object_get(x->obj, "spec"), "bfb", NULL));
+    const char *url =
+        b ? str_at(json_object_get(b, "spec"), "url", NULL) : NULL;
+    if (url) {
+        const char *base = strrchr(url, '/');
+        base = base ? base + 1 : url;
+        const char *dot = strrchr(base, '.');
+        json_object_set_new(
+            want, LABEL_BFB_VERSION,
+            json_stringn(base, dot ? (size_t) (dot - base) : strlen(base)));
+    }
+    json_decref(b);
+    const char *host =
+        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL);
+    if (host) {
+        json_object_set_new(want, LABEL_DPU_HOST, json_string(host));
+    }
+    return want;
+}
+
+/* The DPU's Node in the DPU cluster: 1 Ready, 0 not Ready, -errno (with
+ * err) when it cannot be read. Labels missing -> *labels_ok false. */
+static int
+dpu_node_check(struct dctx *x, struct api_client *cl, const json_t *want,
+               bool *labels_ok, struct dpf_error *err)
+{
+    json_t *n = NULL;
+    int rc = api_client_get(cl, &node_gvr, NULL, x->name, &n, err);
+    if (rc < 0) {
+        return rc;
+    }
+    const json_t *have =
+        json_object_get(json_object_get(n, "metadata"), "labels");
+    *labels_ok = true;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *) want, k, v)
+    {
+        if (!json_equal(json_object_get(have, k), v)) {
+            *labels_ok = false;
+        }
+    }
+    int ready = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(
+        json_object_get(json_object_get(n, "status"), "conditions"), i, c)
+    {
+        if (!strcmp(str_at(c, "type", NULL) ? str_at(c, "type", NULL) : "",
+                    "Ready")) {
+            const char *s = str_at(c, "status", NULL);
+            ready = s && !strcmp(s, "True");
+        }
+    }
+    json_decref(n);
+    return ready;
+}
+
+static int64_t
+do_cluster_config(struct dctx *x)
+{
+    struct dpf_error err = {0};
+    struct api_client *cl = dpu_cluster_client(x, &err);
+    if (!cl) {
+        cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
+             err.message);
+        return REQUEUE_MS;
+    }
+    json_t *want = dpu_node_labels(x);
+    bool labels_ok = false;
+    int rc = dpu_node_check(x, cl, want, &labels_ok, &err);
+    int64_t res = REQUEUE_MS;
+    if (rc < 0) {
+        cond(x, "Ready", "False", "DPUNodeGetError",
+             "waiting for node %s to join the DPU cluster: %s", x->name,
+             err.message);
+    } else if (rc == 0) {
+        cond(x, "Ready", "False", "DPUNodeNotReady",
+             "node %s is in the DPU cluster but not Ready", x->name);
+    } else {
+        if (!labels_ok) {
+            json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", want);
+            rc =
+                api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
+                                 API_PATCH_MERGE, patch, "dpf-dpu", NULL, &err);
+            json_decref(patch);
+        }
+        if (rc < 0) {
+            cond(x, "Ready", "False", "DPUNodeGetError",
+                 "cannot label node %s: %s", x->name, err.message);
+        } else {
+            cond(x, "Ready", "True", "DPUNodeReady", "cluster configured");
+            set_phase(x, "Ready");
+            res = 0;
+        }
+    }
+    json_decref(want);
+    api_client_destroy(cl);
+    return res;
+}
+
+static int64_t
+do_ready(struct dctx *x)
+{
+    struct dpf_error err = {0};
+    if (node_effect_set(x, false, &err) < 0) {
+        cond(x, "Ready", "False", "NodeEffectError",
+             "cannot lift the node effect: %s", err.message);
+        return REQUEUE_MS;
+    }
+    int rc = 0;
+    json_t *p1 = pod_ensure(x, "dms", dpu_dms_pod_build, &rc, &err);
+    json_t *p2 = rc == 0 ? pod_ensure(x, "hostnetwork",
+                                      dpu_hostnetwork_pod_build, &rc, &err)
+                         : NULL;
+    json_decref(p1);
+    json_decref(p2);
+    if (rc < 0) {
+        cond(x, "Ready", "False", "DPUNodeNotReady",
+             "cannot recreate the DMS or host network pod: %s", err.message);
+        return REQUEUE_MS;
+    }
+    struct api_client *cl = dpu_cluster_client(x, &err);
+    if (!cl) {
+        cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
+             err.message);
+        return REQUEUE_MS;
+    }
+    json_t *want = dpu_node_labels(x);
+    bool labels_ok = true;
+    rc = dpu_node_check(x, cl, want, &labels_ok, &err);
+    json_decref(want);
+    api_client_destroy(cl);
+    if (rc < 0) {
+        cond(x, "Ready", "False", "DPUNodeGetError", "node %s: %s", x->name,
+             err.message);
+    } else if (rc == 0) {
+        cond(x, "Ready", "False", "DPUNodeNotReady",
+             "node %s in the DPU cluster is not Ready", x->name);
+    } else if (!labels_ok) {
+        set_phase(x, "DPU Cluster Config");
+        return 0;
+    } else {
+        cond(x, "Ready", "True", "DPUNodeReady", "DPU node is ready");
+    }
+    return READY_POLL_MS;
+}
+
+static int64_t
+backoff_ms(json_int_t attempts)
+{
+    int64_t d = BACKOFF_MIN_MS;
+    for (json_int_t i = 0; i < attempts && d < BACKOFF_MAX_MS; i++) {
+        d *= 2;
+    }
+    return d > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d;
+}
+
+static int64_t
+do_error(struct dctx *x)
+{
+    struct dpf_error err = {0};
+    node_effect_set(x, false, &err);
+    json_int_t attempts = json_integer_value(
+        json_object_get(json_object_get(x->obj, "status"), "attempts"));
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&x->d->mu);
+    json_t *due = json_object_get(x->d->due, x->key);
+    if (!due) {
+        due = json_integer(now + backoff_ms(attempts));
+        json_object_set_new(x->d->due, x->key, due);
+    }
+    int64_t wait = json_integer_value(due) - now;
+    if (wait <= 0) {
+        json_object_del(x->d->due, x->key);
+    }
+    pthread_mutex_unlock(&x->d->mu);
+    const char *last =
+        str_at(json_object_get(x->obj, "status"), "lastError", NULL);
+    if (wait > 0) {
+        cond(x, "Ready", "False", "Error", "%s; retrying in %lld s",
+             last ? last : "failed", (long long) ((wait + 999) / 1000));
+        return wait;
+    }
+    json_object_set_new(status_of(x), "attempts", json_integer(attempts + 1));
+    set_phase(x, "Initializing");
+    cond(x, "Ready", "False", "Retrying", "retry %lld after: %s",
+         (long long) (attempts + 1), last ? last : "an error");
+    log_info("DPU retrying after an error", "dpu=%s attempt=%lld", x->key,
+             (long long) (attempts + 1));
+    return 0;
+}
+
+/* Deleting: 1 when everything is gone, 0 when waiting, -errno. */
+static int
+do_deleting(struct dctx *x, struct dpf_error *err)
+{
+    task_drop(x->d, x->key);
+    if (x->d->alloc) {
+        allocator_release(x->d->alloc, x->uid);
+    }
+    int rc = node_effect_set(x, false, err);
+    if (rc < 0) {
+        return rc;
+    }
+    int left = 0;
+    const char *suffix[] = {"dms", "hostnetwork"};
+    for (size_t i = 0; i < 2; i++) {
+        /* grace 0: the DPU is going, DMS need not finish anything; a pod
+         * that was still there is looked at again on the next pass */
+        if (pod_delete(x, suffix[i]) != -ENOENT) {
+            left++;
+        }
+    }
+    struct dpf_error e5 = {0};
+    rc = dpu_certs_delete(controller_rest(x->c), x->obj, &e5);
+    if (rc < 0 && rc != -ENOSYS) {
+        log_warn_rl("cannot delete the DPU's certificates",
+                    "dpu=%s error=\"%s\"", x->key, e5.message);
+    }
+    char *sname = xasprintf("%s-server-secret", x->name);
+    char *path = kube_path(&secret_gvr, x->ns, sname, NULL);
+    struct dpf_error e3 = {0};
+    rc = kube_rest_json_wait(controller_rest(x->c), "DELETE", path, NULL, NULL,
+                             NULL, NULL, &e3);
+    if (rc < 0 && rc != -ENOENT) {
+        left++;
+    }
+    free(path);
+    free(sname);
+    if (x->d->bfb_dir) {
+        char *cfg = xasprintf("%s/%s.cfg", x->d->bfb_dir, x->name);
+        if (unlink(cfg) < 0 && errno != ENOENT) {
+            log_warn("cannot remove the bf.cfg", "file=%s error=\"%s\"", cfg,
+                     strerror(errno));
+        }
+        free(cfg);
+    }
+    /* The Node in the DPU cluster, when there is a cluster to ask. */
+    const char *cname =
+        str_at(json_object_get(json_object_get(x->obj, "spec"), "cluster"),
+               "name", NULL);
+    if (cname && *cname) {
+        struct dpf_error e4 = {0};
+        struct api_client *cl = dpu_cluster_client(x, &e4);
+        if (cl) {
+            rc = api_client_delete(cl, &node_gvr, NULL, x->name, NULL, NULL,
+                                   &e4);
+            if (rc < 0 && rc != -ENOENT) {
+                log_warn_rl("cannot delete the DPU's node",
+                            "dpu=%s error=\"%s\"", x->key, e4.message);
+            }
+            api_client_destroy(cl);
+        }
+    }
+    return left == 0 ? 1 : 0;
+}
+
+static int
+finalizer_add_fn(void *arg, json_t *obj)
+{
+    (void) arg;
+    return !kube_is_deleting(obj) && kube_finalizer_add(obj, DPU_FINALIZER) ? 1
+                                                                            : 0;
+}
+
+static int
+finalizer_remove_fn(void *arg, json_t *obj)
+{
+    (void) arg;
+    return kube_finalizer_remove(obj, DPU_FINALIZER) ? 1 : 0;
+}
+
+/* Write copy's status unless it equals the cached one. */
+static int
+status_put(struct dctx *x)
+{
+    if (json_equal(json_object_get(x->copy, "status"),
+                   json_object_get(x->obj, "status"))) {
+        return 0;
+    }
+    char *path = kube_path(&dpu_gvr, x->ns, x->name, "status");
+    struct dpf_error err = {0};
+    int rc = kube_rest_json_wait(controller_rest(x->c), "PUT", path, NULL,
+                                 x->copy, NULL, NULL, &err);
+    free(path);
+    if (rc < 0 && rc != -ENOENT && rc != -EBUSY) {
+        log_warn_rl("cannot update the DPU status", "dpu=%s error=\"%s\"",
+                    x->key, err.message);
+    }
+    return rc;
+}
+
+static struct controller_result
+reconcile_dpu(struct controller *c, const char *key)
+{
+    struct dpu_ctrl *d = controller_arg(c);
+    json_t *obj = kube_cache_get(controller_cache(c, 0), key);
+    if (!obj) {
+        task_drop(d, key);
+        pthread_mutex_lock(&d->mu);
+        json_object_del(d->due, key);
+        json_object_del(d->seen, key);
+        pthread_mutex_unlock(&d->mu);
+        return controller_done();
+    }
+    const json_t *md = json_object_get(obj, "metadata");
+    struct dctx x = {.c = c,
+                     .d = d,
+                     .key = key,
+                     .ns = str_at(md, "namespace", NULL),
+                     .name = str_at(md, "name", NULL),
+                     .uid = str_at(md, "uid", NULL),
+                     .obj = obj,
+                     .gen =
+                         json_integer_value(json_object_get(md, "generation"))};
+    struct controller_result res = controller_done();
+    struct dpf_error err = {0};
+    const char *nodename =
+        str_at(json_object_get(obj, "spec"), "nodeName", NULL);
+    if (!x.ns || !x.name || !x.uid) {
+        json_decref(obj);
+        return res;
+    }
+    x.node = nodename ? kube_cache_get_name(controller_cache(c, C_NODE), NULL,
+                                            nodename)
+                      : NULL;
+    x.copy = json_deep_copy(obj);
+
+    if (kube_is_deleting(obj)) {
+        if (!kube_finalizer_has(obj, DPU_FINALIZER)) {
+            goto out;
+        }
+        if (strcmp(phase_of(obj), "Deleting") != 0) {
+            set_phase(&x, "Deleting");
+            cond(&x, "Ready", "False", "Deleting",
+                 "removing the DPU's pods, Secret, bf.cfg and DPU-cluster "
+                 "node");
+            status_put(&x);
+        }
+        int rc = do_deleting(&x, &err);
+        if (rc < 0) {
+            res = controller_requeue_after(2000);
+        } else if (rc == 0) {
+            res = controller_requeue_after(500);
+        } else if (kube_update_retry(controller_rest(c), &dpu_gvr, x.ns, x.name,
+                                     NULL, finalizer_remove_fn, NULL, NULL,
+                                     &err) < 0 &&
+                   err.code != 404) {
+            res = controller_error();
+        } else {
+            log_info("DPU cleaned up", "dpu=%s", key);
+        }
+        goto out;
+    }
+    if (!kube_finalizer_has(obj, DPU_FINALIZER)) {
+        if (kube_update_retry(controller_rest(c), &dpu_gvr, x.ns, x.name, NULL,
+                              finalizer_add_fn, NULL, NULL, &err) < 0) {
+            res = controller_error();
+        }
+        goto out;
+    }
+    const char *phase = phase_of(obj);
+    int64_t after;
+    if (!strcmp(phase, "Initializing")) {
+        after = do_initializing(&x);
+    } else if (!strcmp(phase, "Node Effect")) {
+        after = do_node_effect(&x);
+    } else if (!strcmp(phase, "Pending")) {
+        after = do_pending(&x);
+    } else if (!strcmp(phase, "DMS Deployment")) {
+        after = do_dms_deployment(&x);
+    } else if (!strcmp(phase, "OS Installing")) {
+        after = do_os_installing(&x);
+    } else if (!strcmp(phase, "Rebooting")) {
+        after = do_rebooting(&x);
+    } else if (!strcmp(phase, "Host Network Configuration")) {
+        after = do_host_network(&x);
+    } else if (!strcmp(phase, "DPU Cluster Config")) {
+        after = do_cluster_config(&x);
+    } else if (!strcmp(phase, "Ready")) {
+        after = do_ready(&x);
+    } else if (!strcmp(phase, "Error")) {
+        after = do_error(&x);
+    } else {
+        after = REQUEUE_MS; /* Deleting without a deletionTimestamp */
+    }
+    /* Every DPU that is not Ready says why in its Ready condition. */
+    const char *now = phase_of(x.copy);
+    if (strcmp(now, "Ready") != 0 && x.why_set &&
+        !kube_condition_find(x.copy, "Ready")) {
+        kube_condition_set(x.copy, "Ready", "False", x.why_reason, x.why_msg,
+                           x.gen, NULL);
+    } else if (strcmp(now, "Ready") != 0 && x.why_set) {
+        json_t *rc = kube_condition_find(x.copy, "Ready");
+        const char *r = str_at(rc, "reason", NULL);
+        if (!r || strcmp(r, x.why_reason) != 0 ||
+            strcmp(str_at(rc, "message", NULL) ? str_at(rc, "message", NULL)
+                                               : "",
+                   x.why_msg) != 0) {
+            kube_condition_set(x.copy, "Ready", "False", x.why_reason,
+                               x.why_msg, x.gen, NULL);
+        }
+    }
+    if (strcmp(now, phase) != 0) {
+        log_info("DPU phase", "dpu=%s from=\"%s\" to=\"%s\"", key, phase, now);
+    }
+    int rc = status_put(&x);
+    if (rc == -EBUSY) {
+        res = controller_requeue();
+    } else if (after > 0) {
+        res = controller_requeue_after(after);
+    } else if (after == 0 && strcmp(now, phase) == 0 && rc == 0 &&
+               json_equal(json_object_get(x.copy, "status"),
+                          json_object_get(obj, "status"))) {
+        res = controller_requeue_after(REQUEUE_MS);
+    }
+out:
+    json_decref(x.copy);
+    json_decref(x.node);
+    json_decref(obj);
+    return res;
+}
+
+/* --- maps --- */
+
+/* Every DPU whose spec field equals value (in ns, or any). */
+static json_t *
+dpus_where(struct controller *c, const char *ns, const char *field,
+           const char *value)
+{
+    json_t *keys = json_array();
+    json_t *all = kube_cache_list(controller_cache(c, 0));
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o)
+    {
+        const json_t *md = json_object_get(o, "metadata");
+        const char *v = str_at(json_object_get(o, "spec"), field, NULL);
+        const char *ons = str_at(md, "namespace", NULL);
+        if (v && value && !strcmp(v, value) &&
+            (!ns || (ons && !strcmp(ns, ons)))) {
+            json_array_append_new(
+                keys, json_sprintf("%s/%s", ons, str_at(md, "name", NULL)));
+        }
+    }
+    json_decref(all);
+    return keys;
+}
+
+static json_t *
+map_node(struct controller *c, const json_t *obj)
+{
+    return dpus_where(c, NULL, "nodeName",
+                      str_at(json_object_get(obj, "metadata"), "name", NULL));
+}
+
+static json_t *
+map_bfb(struct controller *c, const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    return dpus_where(c, str_at(md, "namespace", NULL), "bfb",
+                      str_at(md, "name", NULL));
+}
+
+static json_t *
+map_pod(struct controller *c, const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *dpu =
+        str_at(json_object_get(md, "labels"), LABEL_POD_DPU, NULL);
+    const char *ns = str_at(md, "namespace", NULL);
+    return dpu && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, dpu)) : NULL;
+}
+
+static json_t *
+map_all(struct controller *c, const json_t *obj)
+{
+    (void) obj;
+    return kube_cache_keys(controller_cache(c, 0));
+}
+
+static const struct controller_watch dpu_watches[] = {
+    {.gvr = {"", "v1", "nodes", false}, .map = map_node},
+    {.gvr = {PROV_GROUP, "v1alpha1", "bfbs", true}, .map = map_bfb},
+    {.gvr = {"", "v1", "pods", true},
+     .label_selector = LABEL_POD_DPU,
+     .map = map_pod},
+    {.gvr = {PROV_GROUP, "v1alpha1", "dpuclusters", true}, .map = map_all},
+};
+
+struct dpu_ctrl *
+dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
+             int max_installs, struct allocator *alloc, const char *component,
+             struct dpf_error *err)
+{
+    (void) err;
+    struct dpu_ctrl *d = xcalloc(1, sizeof *d);
+    d->alloc = alloc;
+    d->bfb_dir = bfb_dir ? xstrdup(bfb_dir) : NULL;
+    d->max_installs = max_installs > 0 ? max_installs : 16;
+    pthread_mutex_init(&d->mu, NULL);
+    d->due = json_object();
+    d->seen = json_object();
+    d->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
+    d->ops.name = "dpu";
+    d->ops.primary_kind = "DPU";
+    d->ops.primary.gvr = dpu_gvr;
+    d->ops.secondary = dpu_watches;
+    d->ops.n_secondary = 4;
+    d->ops.reconcile = reconcile_dpu;
+    d->ops.workers = 4;
+    controller_manager_add(m, &d->ops, d);
+    return d;
+}
+
+void
+dpu_ctrl_stop(struct dpu_ctrl *d)
+{
+    if (!d) {
+        return;
+    }
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        char *key = d->n_tasks ? xstrdup(d->tasks[0]->key) : NULL;
+        pthread_mutex_unlock(&d->mu);
+        if (!key) {
+            break;
+        }
+        task_drop(d, key);
+        free(key);
+    }
+}
+
+void
+dpu_ctrl_destroy(struct dpu_ctrl *d)
+{
+    if (!d) {
+        return;
+    }
+    dpu_ctrl_stop(d);
+    kube_recorder_destroy(d->rec);
+    json_decref(d->due);
+    json_decref(d->seen);
+    free(d->tasks);
+    free(d->bfb_dir);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}

@@ -111,7 +111,7 @@ struct as_filter {
 /* --- apiserver.c --- */
 /* The namespaces created on start (which of them can never be deleted is
  * the Namespace kind's delete hook in api/kinds-core.c). */
-#define AS_DEFAULT_NAMESPACES 4
+#define AS_DEFAULT_NAMESPACES 5
 extern const char *const as_default_namespaces[AS_DEFAULT_NAMESPACES];
 /* Check everything of a request the API server reads as text (path
  * segments, the query parameters it uses, Accept and Content-Type) for

@@ -159,6 +159,14 @@ as_handle_create(struct apiserver *as, struct http_request *req,
                            as_md_str(obj, "name"), &ae) < 0) {
         goto fail;
     }
+    if (as->cfg.admit_create) {
+        struct dpf_error e = {0};
+        if (as->cfg.admit_create(as->cfg.admit_create_arg, req, k, obj, &e) <
+            0) {
+            as_error_from(&ae, &e, 403, "Forbidden");
+            goto fail;
+        }
+    }
     struct schema_field_manager fm;
     char mbuf[160], tbuf[40];
     as_field_manager(req, NULL, &fm, mbuf, sizeof(mbuf), tbuf, sizeof(tbuf));

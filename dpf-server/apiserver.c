@@ -41,6 +41,7 @@ const char *const as_default_namespaces[AS_DEFAULT_NAMESPACES] = {
     "default",
     "kube-system",
     "kube-public",
+    "kube-node-lease",
     "dpf-operator-system",
 };
 

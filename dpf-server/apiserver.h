@@ -14,8 +14,8 @@
  * apiserver_create() installs the store's event hook itself: the hook
  * feeds the watch cache (watch_cache_store_hook) and the apiserver's
  * garbage collector, so the caller must NOT install a hook of its own. It
- * also creates the namespaces default, kube-system, kube-public and
- * dpf-operator-system when they are missing.
+ * also creates the namespaces default, kube-system, kube-public,
+ * kube-node-lease and dpf-operator-system when they are missing.
  *
  * apiserver_handle() is the http_handler_fn for every request that passed
  * the authentication gate (server.c) and for the open paths; it is
@@ -72,6 +72,15 @@ struct apiserver_config {
                       const struct schema_kind *k, const char *ns,
                       const char *name, const char *sub);
     void *extension_arg;
+    /* Called on every create (not dry-run only) once admission (defaults,
+     * validation) passed and before the store: may change obj, as
+     * kube-apiserver's mutating admission does (the requester's identity
+     * into a CertificateSigningRequest's spec). A negative errno refuses
+     * the create with err. NULL = none. */
+    int (*admit_create)(void *arg, struct http_request *req,
+                        const struct schema_kind *k, json_t *obj,
+                        struct dpf_error *err);
+    void *admit_create_arg;
 };
 
 /* Create the apiserver over an open store and watch cache (borrowed).

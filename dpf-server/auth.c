@@ -8,6 +8,7 @@
 
 #include "dpf-server/authn.h"
 #include "dpf-server/authz.h"
+#include "dpf-server/certs.h"
 #include "dpf-server/rbac.h"
 #include "dpf-server/sa.h"
 #include "lib/base/log.h"
@@ -24,6 +25,7 @@ struct auth {
     struct rbac *rbac;
     struct authz *authz;
     struct sa_tokens *sa; /* NULL without a key path */
+    struct certs *certs;
 };
 
 struct auth *
@@ -39,8 +41,10 @@ auth_create(const char *admin_token, const char *sa_key_path,
     a->sa = sa;
     atomic_init(&a->api, NULL);
     a->authn = authn_create(admin_token, sa);
+    authn_set_store(a->authn, store);
     a->rbac = rbac_create();
     a->authz = authz_create(a->rbac, a->authn, store);
+    a->certs = certs_create(a->authn, a->authz, store);
     return a;
 }
 
@@ -54,6 +58,7 @@ auth_store_event(void *arg, enum store_event_type type, const char *key,
     if (a->sa) {
         sa_store_event(a->sa, type, key);
     }
+    certs_store_event(a->certs, type, key, value, len);
 }
 
 /* The API server extension: service-account tokens and token reviews
@@ -73,7 +78,17 @@ auth_extension(void *arg, struct http_request *req, const struct schema_kind *k,
         sa_handle_token_review(a->sa, a->authn, req);
         return true;
     }
+    if (certs_extension(a->certs, req, k, ns, name, sub)) {
+        return true;
+    }
     return authz_handle(a->authz, req, k, ns, name, sub);
+}
+
+void
+auth_set_ca(struct auth *a, const char *ca_cert_path, const char *ca_key_path,
+            const char *server_url)
+{
+    certs_set_ca(a->certs, ca_cert_path, ca_key_path, server_url);
 }
 
 void
@@ -83,6 +98,8 @@ auth_configure(struct auth *a, struct apiserver_config *ac)
     ac->event_hook_arg = a;
     ac->extension = auth_extension;
     ac->extension_arg = a;
+    ac->admit_create = certs_admit_create;
+    ac->admit_create_arg = a->certs;
 }
 
 /* The aggregation worker's write: replace a ClusterRole's rules. */
@@ -139,6 +156,9 @@ auth_start(struct auth *a, struct apiserver *api, struct dpf_error *err)
     if (a->sa && (r = sa_tokens_start(a->sa, api, err)) < 0) {
         return r;
     }
+    if ((r = certs_start(a->certs, api, err)) < 0) {
+        return r;
+    }
     r = rbac_start(a->rbac, auth_write_rules, a);
     if (r < 0) {
         dpf_error_set(err, 500, "InternalError",
@@ -155,6 +175,7 @@ auth_stop(struct auth *a)
         return;
     }
     rbac_stop(a->rbac);
+    certs_stop(a->certs);
     sa_tokens_stop(a->sa);
     atomic_store(&a->api, NULL);
 }
@@ -165,6 +186,7 @@ auth_destroy(struct auth *a)
     if (!a) {
         return;
     }
+    certs_destroy(a->certs);
     rbac_destroy(a->rbac);
     authz_destroy(a->authz);
     authn_destroy(a->authn);
@@ -181,6 +203,27 @@ auth_respond(struct http_request *req, const struct dpf_error *e,
     http_respond_take(req, e->code, "application/json", body, len);
 }
 
+/* May this credential-less request pass? Only a read (get) RBAC grants
+ * the anonymous user. */
+static bool
+auth_anonymous_allowed(struct auth *a, struct http_request *req)
+{
+    const char *method = http_request_method(req);
+    if (strcmp(method, "GET") != 0 || http_request_query(req, "watch")) {
+        return false;
+    }
+    struct authn_user u;
+    authn_user_init(&u, AUTHN_USER_ANONYMOUS);
+    authn_user_add_group(&u, AUTHN_GROUP_UNAUTHENTICATED);
+    struct authz_attrs at;
+    authz_attrs_from_request(&at, method, http_request_path(req), false,
+                             http_request_query(req, "fieldSelector"));
+    bool ok = at.resource_request && at.name[0] && !strcmp(at.verb, "get") &&
+              authz_allowed(a->authz, &u, &at, NULL, 0);
+    authz_attrs_free(&at);
+    return ok;
+}
+
 bool
 auth_gate(struct auth *a, struct http_request *req, bool open_path)
 {
@@ -188,11 +231,16 @@ auth_gate(struct auth *a, struct http_request *req, bool open_path)
     int r = authn_request(a->authn, req, &u);
     const char *method = http_request_method(req);
     const char *path = http_request_path(req);
+    /* Anonymous requests reach the open paths and what RBAC grants
+     * system:anonymous / system:unauthenticated (the cluster-info
+     * ConfigMap kubeadm's join reads before it trusts the server); for
+     * anything else they get 401, not 403, so a client that forgot its
+     * credentials is told so. A credential that does not verify is 401
+     * even on the open paths. */
+    if (r == 0 && !open_path && auth_anonymous_allowed(a, req)) {
+        return true;
+    }
     if (r < 0 || (r == 0 && !open_path)) {
-        /* Anonymous requests reach only the open paths (kube-apiserver
-         * with anonymous authentication limited to its health
-         * endpoints); a credential that does not verify is 401 even
-         * there. */
         log_debug("unauthenticated request", "method=%s path=%s remote=%s",
                   method, path, http_request_remote(req));
         struct dpf_error e = {0};

@@ -2,7 +2,8 @@
  *
  * Owns the authenticator (authn.h), the RBAC index and its aggregation
  * worker (rbac.h), the authorizer and its API extension (authz.h) and
- * the service-account machinery (sa.h), and wires them to the API server
+ * the service-account machinery (sa.h), the certificate API and
+ * cluster-info (certs.h), and wires them to the API server
  * and the HTTP gate:
  *
  *   auth_create()   before the HTTP server starts
@@ -36,6 +37,10 @@ struct http_request;
 struct auth *auth_create(const char *admin_token, const char *sa_key_path,
                          struct store *store, struct dpf_error *err);
 void auth_configure(struct auth *a, struct apiserver_config *ac);
+/* The CA the CSR signers use and the server URL kube-public/cluster-info
+ * advertises (certs.h); before auth_start(). */
+void auth_set_ca(struct auth *a, const char *ca_cert_path,
+                 const char *ca_key_path, const char *server_url);
 int auth_start(struct auth *a, struct apiserver *api, struct dpf_error *err);
 /* Stop the workers (call while the API server still exists). */
 void auth_stop(struct auth *a);

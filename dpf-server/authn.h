@@ -9,7 +9,16 @@
  *     account token issued by this server (a JWT signed with its service
  *     account key, see sa.h), whose user is
  *     system:serviceaccount:<namespace>:<name> in the groups
- *     system:serviceaccounts and system:serviceaccounts:<namespace>.
+ *     system:serviceaccounts and system:serviceaccounts:<namespace>;
+ *     or a bootstrap token "<id>.<secret>" ([a-z0-9]{6}.[a-z0-9]{16})
+ *     whose Secret kube-system/bootstrap-token-<id> (type
+ *     bootstrap.kubernetes.io/token) has that token-secret (compared in
+ *     constant time), usage-bootstrap-authentication "true" and an
+ *     expiration not passed: user system:bootstrap:<id> in
+ *     system:bootstrappers and the auth-extra-groups that start with
+ *     "system:bootstrappers:" (others are ignored, as Kubernetes does).
+ *     The Secret is read from the store on each use, so a deleted or
+ *     edited Secret takes effect at once; no token is ever logged.
  * Every authenticated user is also in system:authenticated. A request
  * without any credential is anonymous (system:anonymous, group
  * system:unauthenticated); a credential that does not verify is refused
@@ -22,9 +31,12 @@
 #define DPF_SERVER_AUTHN_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct http_request;
+struct store;
 struct sa_tokens;
 
 #define AUTHN_NAME_MAX 256
@@ -38,6 +50,10 @@ struct sa_tokens;
 #define AUTHN_GROUP_NODES "system:nodes"
 #define AUTHN_NODE_PREFIX "system:node:"
 #define AUTHN_SA_PREFIX "system:serviceaccount:"
+#define AUTHN_BOOTSTRAP_PREFIX "system:bootstrap:"
+#define AUTHN_GROUP_BOOTSTRAPPERS "system:bootstrappers"
+#define AUTHN_BOOTSTRAP_ID_LEN 6
+#define AUTHN_BOOTSTRAP_SECRET_LEN 16
 
 /* An authenticated identity (Kubernetes user.Info). Plain data. */
 struct authn_user {
@@ -57,12 +73,25 @@ struct authn;
  * service-account token verifier (borrowed, may be NULL). */
 struct authn *authn_create(const char *admin_token, struct sa_tokens *sa);
 void authn_destroy(struct authn *a);
+/* Where bootstrap-token Secrets are read (borrowed; NULL = no bootstrap
+ * tokens). Call before the server takes requests. */
+void authn_set_store(struct authn *a, struct store *st);
 
 /* Who sent req: 1 with *u filled for a verified credential, 0 with *u
  * the anonymous user when the request carries none, -EACCES when it
  * carries one that does not verify (the caller answers 401). */
 int authn_request(struct authn *a, const struct http_request *req,
                   struct authn_user *u);
+
+/* Is s (len bytes) of the bootstrap token form [a-z0-9]{6}.[a-z0-9]{16}? */
+bool authn_bootstrap_token_form(const char *s, size_t len);
+/* Check the token given (len bytes) against a bootstrap-token Secret
+ * (stored form: data base64) at Unix time now: 1 with *u filled, 0 when it
+ * does not authenticate. Pure: the unit tests call it. */
+int authn_bootstrap_check(const json_t *secret, const char *given, size_t glen,
+                          int64_t now, struct authn_user *u);
+/* RFC 3339 text -> Unix seconds, -1 when malformed. */
+int64_t authn_parse_rfc3339(const char *s);
 
 /* Is the user in group g? */
 bool authn_user_in_group(const struct authn_user *u, const char *g);

@@ -267,6 +267,14 @@ authz_node_decide(struct authz *z, const struct authn_user *u,
         static const char *const ev[] = {"create", "update", "patch", NULL};
         return authz_verb_in(a->verb, ev) ? 1 : 0;
     }
+    if (!strcmp(a->group, "certificates.k8s.io") &&
+        !strcmp(res, "certificatesigningrequests") && !*sub) {
+        /* Kubernetes' system:node role: a node asks for and reads its
+         * certificates (serving, client renewal). */
+        static const char *const csr[] = {"create", "get", "list", "watch",
+                                          NULL};
+        return authz_verb_in(a->verb, csr) ? 1 : 0;
+    }
     if (!strcmp(a->group, "coordination.k8s.io") && !strcmp(res, "leases")) {
         if (strcmp(a->ns, NODE_LEASE_NS) != 0) {
             return 0;

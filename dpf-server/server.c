@@ -1119,20 +1119,27 @@ out:
     return r;
 }
 
-static int
-server_write_kubeconfig(struct server *srv, const char *path)
+/* The URL clients reach the server at (admin kubeconfig, cluster-info). */
+static char *
+server_url(struct server *srv)
 {
     const struct server_options *o = srv->opt;
     uint16_t port = http_server_port(srv->http);
     const char *scheme = o->insecure_dev ? "http" : "https";
-    char *url;
     if (is_wildcard(o->bind_address)) {
-        url = xasprintf("%s://127.0.0.1:%u", scheme, port);
-    } else if (strchr(o->bind_address, ':') && o->bind_address[0] != '[') {
-        url = xasprintf("%s://[%s]:%u", scheme, o->bind_address, port);
-    } else {
-        url = xasprintf("%s://%s:%u", scheme, o->bind_address, port);
+        return xasprintf("%s://127.0.0.1:%u", scheme, port);
     }
+    if (strchr(o->bind_address, ':') && o->bind_address[0] != '[') {
+        return xasprintf("%s://[%s]:%u", scheme, o->bind_address, port);
+    }
+    return xasprintf("%s://%s:%u", scheme, o->bind_address, port);
+}
+
+static int
+server_write_kubeconfig(struct server *srv, const char *path)
+{
+    const struct server_options *o = srv->opt;
+    char *url = server_url(srv);
     char *ca = join(srv->pki_dir, "ca.crt");
     char *adm = join(srv->pki_dir, "admin.crt");
     char *adm_key = join(srv->pki_dir, "admin.key");
@@ -1372,6 +1379,15 @@ server_run(const struct server_options *o)
     if (!api) {
         log_error("cannot start the API server", "error=\"%s\"", err.message);
         goto out;
+    }
+    if (srv.auth) {
+        char *ca_crt = join(srv.pki_dir, "ca.crt");
+        char *ca_key = join(srv.pki_dir, "ca.key");
+        char *url = server_url(&srv);
+        auth_set_ca(srv.auth, ca_crt, ca_key, url);
+        free(ca_crt);
+        free(ca_key);
+        free(url);
     }
     if (srv.auth && auth_start(srv.auth, api, &err) < 0) {
         log_error("cannot start authorization", "error=\"%s\"", err.message);

@@ -47,6 +47,7 @@ static const char global_help[] =
 static const struct dpfctl_cmd *const commands[] = {
     &cmd_apply, &cmd_get,           &cmd_describe, &cmd_delete, &cmd_wait,
     &cmd_crds,  &cmd_api_resources, &cmd_version,  &cmd_bfb,
+    &cmd_token, &cmd_join,          &cmd_certificate,
 };
 
 static void

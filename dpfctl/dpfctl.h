@@ -105,5 +105,15 @@ extern const struct dpfctl_cmd cmd_crds;
 extern const struct dpfctl_cmd cmd_api_resources;
 extern const struct dpfctl_cmd cmd_version;
 extern const struct dpfctl_cmd cmd_bfb;
+extern const struct dpfctl_cmd cmd_token;
+extern const struct dpfctl_cmd cmd_join;
+extern const struct dpfctl_cmd cmd_certificate;
+
+/* kubeadm join's TLS bootstrap with progress lines on err_out (dpfctl
+ * join; node_name NULL = the host name). The exit code. */
+int dpfctl_join_run(const char *endpoint, const char *token,
+                    const char *ca_hash, const char *node_name,
+                    const char *kubeconfig, int64_t timeout_ms, FILE *out,
+                    FILE *err_out);
 
 #endif

@@ -279,7 +279,8 @@ kube_bootstrap_join_command(struct api_client *admin, const char *endpoint,
         return r;
     }
     json_t *sec = kube_bootstrap_token_secret(
-        &t, (int64_t) time(NULL), ttl_s > 0 ? ttl_s : 24 * 3600, NULL,
+        &t, (int64_t) time(NULL),
+        ttl_s > 0 ? ttl_s : ttl_s < 0 ? 0 : 24 * 3600, NULL,
         "made by dpf for a node join");
     r = api_client_post(admin, &kb_secret_gvr, "kube-system", sec, "dpf",
                         NULL, err);

@@ -106,7 +106,7 @@ char *kube_bootstrap_join_text(const char *endpoint,
 
 /* `kubeadm token create --print-join-command`: generate a token, create
  * its Secret through admin (a client with rights on kube-system secrets),
- * valid ttl_s seconds (0 = 24 h), and build the command for endpoint with
+ * valid ttl_s seconds (0 = 24 h, negative = no expiration), and build the command for endpoint with
  * the pin of ca_pem. *out gets the command text. The caller may later
  * delete the Secret kube-system/bootstrap-token-<id> (*id_out, may be
  * NULL, gets the id: 7 bytes). 0 or negative errno. */

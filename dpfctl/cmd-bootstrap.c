@@ -295,14 +295,39 @@ certificate_one(struct dpfctl *d, const char *name, bool approve)
     return 0;
 }
 
+/* certificate renew: the kubeconfig's own client certificate. */
+static int
+certificate_renew(struct dpfctl *d, struct boot_state *s)
+{
+    char *path = kubeconfig_resolve_path(d->kubeconfig, NULL);
+    if (!path) {
+        fprintf(d->err, "error: no kubeconfig to renew\n");
+        return 1;
+    }
+    struct dpf_error err = {0};
+    int r = kube_bootstrap_rotate(path, NULL, (int64_t) time(NULL),
+                                  s->print_join, s->timeout_ms, &err);
+    if (r < 0) {
+        fprintf(d->err, "error: %s\n", err.message);
+    } else {
+        fprintf(d->out, "%s: %s\n", path,
+                r == 1 ? "client certificate renewed"
+                       : "client certificate not due for renewal");
+    }
+    free(path);
+    return r < 0 ? 1 : 0;
+}
+
 static int
 certificate_run(struct dpfctl *d, int argc, char **argv, void *state)
 {
-    (void) state;
+    if (argc == 1 && !strcmp(argv[0], "renew")) {
+        return certificate_renew(d, state);
+    }
     if (argc < 2 ||
         (strcmp(argv[0], "approve") != 0 && strcmp(argv[0], "deny") != 0)) {
-        fprintf(d->err,
-                "error: usage: dpfctl certificate approve|deny NAME...\n");
+        fprintf(d->err, "error: usage: dpfctl certificate approve|deny "
+                        "NAME... | renew [--force]\n");
         return 1;
     }
     if (dpfctl_connect(d) < 0) {
@@ -315,7 +340,11 @@ certificate_run(struct dpfctl *d, int argc, char **argv, void *state)
     return rc;
 }
 
-static const struct option certificate_opts[] = {{0}};
+static const struct option certificate_opts[] = {
+    {"force", no_argument, NULL, OPT_PRINT_JOIN},
+    {"timeout", required_argument, NULL, OPT_JOIN_TIMEOUT},
+    {0},
+};
 
 const struct dpfctl_cmd cmd_certificate = {
     .name = "certificate",
@@ -323,7 +352,11 @@ const struct dpfctl_cmd cmd_certificate = {
     .usage = "Approve or deny certificate signing requests (kubectl "
              "certificate's verbs).\nApproving needs the verb `approve` on "
              "the signer (resource signers in\ncertificates.k8s.io).\n\n"
-             "Usage:\n  dpfctl certificate approve|deny NAME...\n",
+             "`renew` renews the kubeconfig's own client certificate when at "
+             "most a third of\nits lifetime is left (DPF: 24 h, renewed 8 h "
+             "before), or now with --force.\n\n"
+             "Usage:\n  dpfctl certificate approve|deny NAME...\n"
+             "  dpfctl certificate renew [--force] [--timeout 5m]\n",
     .longopts = certificate_opts,
     .shortopts = "",
     .run = certificate_run,

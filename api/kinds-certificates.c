@@ -281,14 +281,15 @@ csr_validate(const json_t *obj, const json_t *old, struct dpf_error *err)
 
 static const struct schema_node csr_condition = {
     .type = SCHEMA_T_OBJECT,
-    .fields = (const struct schema_field[]){
-        R("type", N_STR()),
-        R("status", N_STR(ENUM("True", "False", "Unknown"))),
-        F("reason", N_STR()),
-        F("message", N_STR()),
-        F("lastUpdateTime", N_STR(FORMAT("date-time"))),
-        F("lastTransitionTime", N_STR(FORMAT("date-time"))),
-        {0}},
+    .fields =
+        (const struct schema_field[]){
+            R("type", N_STR()),
+            R("status", N_STR(ENUM("True", "False", "Unknown"))),
+            F("reason", N_STR()),
+            F("message", N_STR()),
+            F("lastUpdateTime", N_STR(FORMAT("date-time"))),
+            F("lastTransitionTime", N_STR(FORMAT("date-time"))),
+            {0}},
 };
 
 static const struct schema_kind kind_csr = {
@@ -301,17 +302,15 @@ static const struct schema_kind kind_csr = {
     .columns = csr_columns,
     .validate = csr_validate,
     .root = KIND_ROOT(
-        F("spec",
-          N_OBJ(FIELDS(F("request", N_STR(FORMAT("byte"))),
-                       F("signerName", N_STR()),
-                       F("expirationSeconds", N_INT(FORMAT("int32"))),
-                       F("usages", N_ARR(&schema_string, ATOMIC_LIST)),
-                       F("username", N_STR()), F("uid", N_STR()),
-                       F("groups", N_ARR(&schema_string, ATOMIC_LIST)),
-                       F("extra", N_MAP(N_ARR(&schema_string)))))),
+        F("spec", N_OBJ(FIELDS(F("request", N_STR(FORMAT("byte"))),
+                               F("signerName", N_STR()),
+                               F("expirationSeconds", N_INT(FORMAT("int32"))),
+                               F("usages", N_ARR(&schema_string, ATOMIC_LIST)),
+                               F("username", N_STR()), F("uid", N_STR()),
+                               F("groups", N_ARR(&schema_string, ATOMIC_LIST)),
+                               F("extra", N_MAP(N_ARR(&schema_string)))))),
         F("status",
-          N_OBJ(FIELDS(F("conditions",
-                         N_ARR(&csr_condition, LIST_MAP("type"))),
+          N_OBJ(FIELDS(F("conditions", N_ARR(&csr_condition, LIST_MAP("type"))),
                        F("certificate", N_STR(FORMAT("byte"))))))),
 };
 

@@ -38,11 +38,8 @@
 #define AS_WATCH_BUFFER_TOTAL_BYTES ((size_t) 128 * 1024 * 1024)
 
 const char *const as_default_namespaces[AS_DEFAULT_NAMESPACES] = {
-    "default",
-    "kube-system",
-    "kube-public",
-    "kube-node-lease",
-    "dpf-operator-system",
+    "default",         "kube-system",         "kube-public",
+    "kube-node-lease", "dpf-operator-system",
 };
 
 /* ------------------------------------------------------------------ */

@@ -51,8 +51,8 @@ certs_create(struct authn *authn, struct authz *authz, struct store *store)
 }
 
 void
-certs_set_ca(struct certs *c, const char *ca_cert_path,
-             const char *ca_key_path, const char *server_url)
+certs_set_ca(struct certs *c, const char *ca_cert_path, const char *ca_key_path,
+             const char *server_url)
 {
     free(c->ca_cert);
     free(c->ca_key);
@@ -160,13 +160,14 @@ certs_signer_check(const char *signer, const struct pki_csr_info *info,
     if (!client && !kubelet && !serving && !dms) {
         return -ENOENT;
     }
-    unsigned allowed = base | (serving ? PKI_USAGE_SERVER_AUTH
-                               : dms   ? PKI_USAGE_SERVER_AUTH |
-                                           PKI_USAGE_CLIENT_AUTH
-                                       : PKI_USAGE_CLIENT_AUTH);
+    unsigned allowed =
+        base | (serving ? PKI_USAGE_SERVER_AUTH
+                : dms   ? PKI_USAGE_SERVER_AUTH | PKI_USAGE_CLIENT_AUTH
+                        : PKI_USAGE_CLIENT_AUTH);
     if (!info->key_ok) {
-        auth_fmt(msg, size, "the request's key is too weak (EC P-256 or "
-                            "RSA 2048 at least)");
+        auth_fmt(msg, size,
+                 "the request's key is too weak (EC P-256 or "
+                 "RSA 2048 at least)");
         return -EINVAL;
     }
     if (!info->cn[0]) {
@@ -188,8 +189,9 @@ certs_signer_check(const char *signer, const struct pki_csr_info *info,
         return -EINVAL;
     }
     if (info->has_email || info->has_uri) {
-        auth_fmt(msg, size, "e-mail and URI names are not allowed for "
-                            "signer %s",
+        auth_fmt(msg, size,
+                 "e-mail and URI names are not allowed for "
+                 "signer %s",
                  signer);
         return -EINVAL;
     }
@@ -199,9 +201,10 @@ certs_signer_check(const char *signer, const struct pki_csr_info *info,
         return -EINVAL;
     }
     if ((kubelet || serving) && !certs_node_subject(info)) {
-        auth_fmt(msg, size, "signer %s needs the subject CN "
-                            "system:node:<name> with the single O "
-                            "system:nodes",
+        auth_fmt(msg, size,
+                 "signer %s needs the subject CN "
+                 "system:node:<name> with the single O "
+                 "system:nodes",
                  signer);
         return -EINVAL;
     }
@@ -319,8 +322,8 @@ certs_may_approve(struct certs *c, const struct authn_user *u,
     const char *names[] = {signer, wild};
     for (size_t i = 0; i < 2; i++) {
         struct authz_attrs a;
-        authz_attrs_set(&a, "approve", "certificates.k8s.io", "signers", "",
-                        "", names[i]);
+        authz_attrs_set(&a, "approve", "certificates.k8s.io", "signers", "", "",
+                        names[i]);
         bool ok = authz_allowed(c->authz, u, &a, NULL, 0);
         authz_attrs_free(&a);
         if (ok) {
@@ -413,14 +416,14 @@ certs_handle_approval(struct certs *c, struct http_request *req,
     const char *signer = signer_buf;
     if (authn_request(c->authn, req, &u) <= 0 ||
         (!authn_user_in_group(&u, AUTHN_GROUP_MASTERS) &&
-         !certs_may_approve(c, &u, signer ? signer : ""))) {
+         !certs_may_approve(c, &u, signer))) {
         dpf_error_set(&e, 403, "Forbidden",
                       "certificatesigningrequests.certificates.k8s.io \"%s\" "
                       "is forbidden: user not permitted to approve requests "
                       "with signerName \"%s\"",
-                      name, signer ? signer : "");
-        log_info("approval refused", "csr=%s user=%s signer=%s", name,
-                 u.name, signer ? signer : "");
+                      name, signer);
+        log_info("approval refused", "csr=%s user=%s signer=%s", name, u.name,
+                 signer);
         certs_respond_error(req, &e, name);
         json_decref(cur);
         return;
@@ -449,8 +452,7 @@ certs_handle_approval(struct certs *c, struct http_request *req,
         certs_respond_error(req, &e, name);
         return;
     }
-    log_info("approval", "csr=%s user=%s signer=%s", name, u.name,
-             signer ? signer : "");
+    log_info("approval", "csr=%s user=%s signer=%s", name, u.name, signer);
     json_t *now = certs_load(c, name);
     char *text = json_dumps(now, JSON_COMPACT);
     json_decref(now);
@@ -494,11 +496,11 @@ certs_edit_add_cond(void *arg, json_t *obj)
         conds = json_array();
         json_object_set_new(status, "conditions", conds);
     }
-    json_array_append_new(
-        conds, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", cc->type,
-                         "status", "True", "reason", cc->reason, "message",
-                         cc->message, "lastUpdateTime", now,
-                         "lastTransitionTime", now));
+    json_array_append_new(conds, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type",
+                                           cc->type, "status", "True", "reason",
+                                           cc->reason, "message", cc->message,
+                                           "lastUpdateTime", now,
+                                           "lastTransitionTime", now));
     return 1;
 }
 
@@ -537,8 +539,9 @@ certs_auto_approve(struct certs *c, struct apiserver *api, const char *name,
                    const json_t *obj, const struct pki_csr_info *info)
 {
     const char *signer = certs_get_str(obj, "spec.signerName");
-    if (!signer || strcmp(signer, "kubernetes.io/kube-apiserver-client-"
-                                  "kubelet") != 0 ||
+    if (!signer ||
+        strcmp(signer, "kubernetes.io/kube-apiserver-client-"
+                       "kubelet") != 0 ||
         !certs_is_node_client(info, certs_get(obj, "spec.usages"))) {
         return 0;
     }
@@ -565,8 +568,7 @@ certs_auto_approve(struct certs *c, struct apiserver *api, const char *name,
                                     certs_edit_add_cond, &cc, &e);
     schema_csr_approval_write = false;
     if (r < 0) {
-        log_warn("cannot auto-approve", "csr=%s error=\"%s\"", name,
-                 e.message);
+        log_warn("cannot auto-approve", "csr=%s error=\"%s\"", name, e.message);
         return 0;
     }
     log_info("auto-approved", "csr=%s requester=%s cn=%s", name, u.name,
@@ -619,8 +621,8 @@ certs_sign(struct certs *c, struct apiserver *api, const char *name,
     }
     char *b64 = base64_encode(cert, strlen(cert), BASE64_STD);
     free(cert);
-    r = apiserver_update_object(api, certs_kind(), NULL, name,
-                                certs_edit_cert, b64, &e);
+    r = apiserver_update_object(api, certs_kind(), NULL, name, certs_edit_cert,
+                                b64, &e);
     free(b64);
     if (r < 0) {
         log_warn("cannot store the certificate", "csr=%s error=\"%s\"", name,
@@ -646,8 +648,8 @@ certs_consider(struct certs *c, struct apiserver *api, const char *name)
     size_t len = 0;
     struct pki_csr_info info;
     struct dpf_error e = {0};
-    if (!b64 || base64_decode(b64, strlen(b64), BASE64_STRICT, &pem, &len) <
-                    0 ||
+    if (!b64 ||
+        base64_decode(b64, strlen(b64), BASE64_STRICT, &pem, &len) < 0 ||
         pki_csr_parse(pem, len, &info, &e) < 0) {
         free(pem);
         json_decref(obj);
@@ -676,19 +678,18 @@ certs_cluster_kubeconfig(struct certs *c)
     }
     char *b64 = base64_encode(ca, n, BASE64_STD);
     free(ca);
-    char *text = xasprintf(
-        "apiVersion: v1\n"
-        "kind: Config\n"
-        "clusters:\n"
-        "- cluster:\n"
-        "    certificate-authority-data: %s\n"
-        "    server: %s\n"
-        "  name: \"\"\n"
-        "contexts: null\n"
-        "current-context: \"\"\n"
-        "preferences: {}\n"
-        "users: null\n",
-        b64, c->server_url);
+    char *text = xasprintf("apiVersion: v1\n"
+                           "kind: Config\n"
+                           "clusters:\n"
+                           "- cluster:\n"
+                           "    certificate-authority-data: %s\n"
+                           "    server: %s\n"
+                           "  name: \"\"\n"
+                           "contexts: null\n"
+                           "current-context: \"\"\n"
+                           "preferences: {}\n"
+                           "users: null\n",
+                           b64, c->server_url);
     free(b64);
     return text;
 }
@@ -715,10 +716,10 @@ certs_publish_cluster_info(struct certs *c, struct apiserver *api)
         return;
     }
     struct dpf_error e = {0};
-    json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1",
-                            "kind", "ConfigMap", "metadata", "name",
-                            "cluster-info", "namespace", "kube-public",
-                            "data", "kubeconfig", kc);
+    json_t *obj =
+        json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind",
+                  "ConfigMap", "metadata", "name", "cluster-info", "namespace",
+                  "kube-public", "data", "kubeconfig", kc);
     int r = apiserver_ensure_object(api, obj, &e);
     json_decref(obj);
     if (r == 0) {
@@ -787,15 +788,14 @@ certs_start(struct certs *c, struct apiserver *api, struct dpf_error *err)
     int r = worker_start(&c->w, "certs", certs_main, c);
     if (r < 0) {
         dpf_error_set(err, 500, "InternalError",
-                      "cannot start the certificate signer: %s",
-                      strerror(-r));
+                      "cannot start the certificate signer: %s", strerror(-r));
     }
     return r;
 }
 
 void
-certs_store_event(struct certs *c, enum store_event_type type,
-                  const char *key, const char *value, size_t len)
+certs_store_event(struct certs *c, enum store_event_type type, const char *key,
+                  const char *value, size_t len)
 {
     (void) value;
     (void) len;
@@ -804,8 +804,7 @@ certs_store_event(struct certs *c, enum store_event_type type,
     }
     if (str_has_prefix(key, CSR_PREFIX) && type != STORE_EVENT_DELETED) {
         worker_lock(&c->w);
-        json_object_set_new(c->pending, key + strlen(CSR_PREFIX),
-                            json_true());
+        json_object_set_new(c->pending, key + strlen(CSR_PREFIX), json_true());
         worker_wake(&c->w);
         worker_unlock(&c->w);
     } else if (!strcmp(key, CLUSTER_INFO_KEY) && c->ca_cert) {

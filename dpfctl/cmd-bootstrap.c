@@ -100,10 +100,9 @@ token_run(struct dpfctl *d, int argc, char **argv, void *state)
             return 1;
         }
         char *cmd = NULL;
-        int r = kube_bootstrap_join_command(d->client, d->kc->server,
-                                            d->kc->ca_pem, d->kc->ca_len,
-                                            ttl_s == 0 ? -1 : ttl_s, &cmd,
-                                            NULL, &err);
+        int r = kube_bootstrap_join_command(
+            d->client, d->kc->server, d->kc->ca_pem, d->kc->ca_len,
+            ttl_s == 0 ? -1 : ttl_s, &cmd, NULL, &err);
         if (r < 0) {
             dpfctl_print_error(d, &err, NULL);
             return 1;
@@ -117,9 +116,10 @@ token_run(struct dpfctl *d, int argc, char **argv, void *state)
         fprintf(d->err, "error: %s\n", err.message);
         return 1;
     }
-    json_t *sec = kube_bootstrap_token_secret(&t, (int64_t) time(NULL), ttl_s,
-                                              NULL, "made by dpfctl token "
-                                                    "create");
+    json_t *sec =
+        kube_bootstrap_token_secret(&t, (int64_t) time(NULL), ttl_s, NULL,
+                                    "made by dpfctl token "
+                                    "create");
     const struct kube_gvr g = {"", "v1", "secrets", true};
     int r = api_client_post(d->client, &g, "kube-system", sec, "dpfctl", NULL,
                             &err);
@@ -277,14 +277,13 @@ certificate_one(struct dpfctl *d, const char *name, bool approve)
     }
     json_array_append_new(
         conds,
-        json_pack("{s:s,s:s,s:s,s:s}", "type", type, "status", "True",
-                  "reason", approve ? "DpfctlApprove" : "DpfctlDeny",
-                  "message",
+        json_pack("{s:s,s:s,s:s,s:s}", "type", type, "status", "True", "reason",
+                  approve ? "DpfctlApprove" : "DpfctlDeny", "message",
                   approve ? "This CSR was approved by dpfctl certificate "
                             "approve."
                           : "This CSR was denied by dpfctl certificate deny."));
-    int r = api_client_put(d->client, &g, NULL, obj, "approval", "dpfctl",
-                           NULL, &err);
+    int r = api_client_put(d->client, &g, NULL, obj, "approval", "dpfctl", NULL,
+                           &err);
     json_decref(obj);
     if (r < 0) {
         dpfctl_print_error(d, &err, NULL);

@@ -45,9 +45,9 @@ static const char global_help[] =
     "      --version               print dpfctl's version\n";
 
 static const struct dpfctl_cmd *const commands[] = {
-    &cmd_apply, &cmd_get,           &cmd_describe, &cmd_delete, &cmd_wait,
-    &cmd_crds,  &cmd_api_resources, &cmd_version,  &cmd_bfb,
-    &cmd_token, &cmd_join,          &cmd_certificate,
+    &cmd_apply, &cmd_get,   &cmd_describe,      &cmd_delete,
+    &cmd_wait,  &cmd_crds,  &cmd_api_resources, &cmd_version,
+    &cmd_bfb,   &cmd_token, &cmd_join,          &cmd_certificate,
 };
 
 static void

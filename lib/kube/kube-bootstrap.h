@@ -125,14 +125,14 @@ int kube_bootstrap_csr_new(const char *cn, const char *const *orgs,
 
 /* What to ask for in a CertificateSigningRequest. */
 struct kube_bootstrap_csr_options {
-    const char *name;            /* object name; NULL = generate_name */
-    const char *generate_name;   /* prefix ("csr-" when both NULL) */
-    const char *signer;          /* signerName (required) */
-    const char *const *usages;   /* NULL-terminated; NULL = the signer's
+    const char *name;          /* object name; NULL = generate_name */
+    const char *generate_name; /* prefix ("csr-" when both NULL) */
+    const char *signer;        /* signerName (required) */
+    const char *const *usages; /* NULL-terminated; NULL = the signer's
                                     defaults (client auth, or digital
                                     signature + server auth for serving) */
-    int64_t expiration_s;        /* spec.expirationSeconds; 0 = omit */
-    int64_t timeout_ms;          /* wait for the certificate; 0 = 5 min */
+    int64_t expiration_s;      /* spec.expirationSeconds; 0 = omit */
+    int64_t timeout_ms;        /* wait for the certificate; 0 = 5 min */
     void (*progress)(void *arg, const char *line); /* may be NULL */
     void *progress_arg;
 };

@@ -138,10 +138,9 @@ csr_load(const char *pem, size_t len, struct dpf_error *err)
     /* Exactly one PEM block of the right type, as Kubernetes requires
      * (pem.Decode of the first block, and it must be the only thing). */
     const char *b = memmem(pem, len, PEM_CSR_BEGIN, strlen(PEM_CSR_BEGIN));
-    const char *e =
-        b ? memmem(b, len - (size_t) (b - pem), PEM_CSR_END,
-                   strlen(PEM_CSR_END))
-          : NULL;
+    const char *e = b ? memmem(b, len - (size_t) (b - pem), PEM_CSR_END,
+                               strlen(PEM_CSR_END))
+                      : NULL;
     if (!b || !e || !csr_only_space(pem, (size_t) (b - pem))) {
         csr_bad(err, "not a PEM CERTIFICATE REQUEST");
         return NULL;
@@ -195,14 +194,29 @@ out:
 }
 
 static const char *const usage_words[] = {
-    "signing",           "digital signature", "content commitment",
-    "key encipherment",  "key agreement",     "data encipherment",
-    "cert sign",         "crl sign",          "encipher only",
-    "decipher only",     "any",               "server auth",
-    "client auth",       "code signing",      "email protection",
-    "s/mime",            "ipsec end system",  "ipsec tunnel",
-    "ipsec user",        "timestamping",      "ocsp signing",
-    "microsoft sgc",     "netscape sgc",
+    "signing",
+    "digital signature",
+    "content commitment",
+    "key encipherment",
+    "key agreement",
+    "data encipherment",
+    "cert sign",
+    "crl sign",
+    "encipher only",
+    "decipher only",
+    "any",
+    "server auth",
+    "client auth",
+    "code signing",
+    "email protection",
+    "s/mime",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "timestamping",
+    "ocsp signing",
+    "microsoft sgc",
+    "netscape sgc",
 };
 
 bool
@@ -311,8 +325,7 @@ pki_csr_sign(const char *ca_cert_path, const char *ca_key_path,
     X509_gmtime_adj(X509_getm_notAfter(x), (long) lifetime_s);
     /* Never past the CA: a certificate outliving its issuer would fail
      * verification anyway, and later than expected. */
-    if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca)) >
-        0) {
+    if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca)) > 0) {
         X509_set1_notAfter(x, X509_get0_notAfter(ca));
     }
     char ku[64] = "critical", eku[64] = "";
@@ -339,8 +352,7 @@ pki_csr_sign(const char *ca_cert_path, const char *ca_key_path,
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
     for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
         X509_EXTENSION *e = sk_X509_EXTENSION_value(exts, i);
-        if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) ==
-            NID_subject_alt_name) {
+        if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) == NID_subject_alt_name) {
             X509_add_ext(x, e, -1);
         }
     }

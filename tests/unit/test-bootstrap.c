@@ -43,9 +43,8 @@ test_ca_hash(void **state)
     assert_int_equal(kube_bootstrap_ca_hash(ca_pem, strlen(ca_pem), h, &err),
                      0);
     assert_string_equal(h, CA_PIN);
-    assert_int_equal(kube_bootstrap_ca_hash_check(ca_pem, strlen(ca_pem),
-                                                  CA_PIN, &err),
-                     0);
+    assert_int_equal(
+        kube_bootstrap_ca_hash_check(ca_pem, strlen(ca_pem), CA_PIN, &err), 0);
     /* hex in upper case is the same pin */
     char upper[sizeof CA_PIN];
     strcpy(upper, CA_PIN);
@@ -68,13 +67,13 @@ test_ca_hash(void **state)
     /* malformed pins and CAs */
     const char *bad[] = {"sha1:460d", "sha256:xyz", "460d7c48", "", "sha256:"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(kube_bootstrap_ca_hash_check(ca_pem, strlen(ca_pem),
-                                                      bad[i], &err),
-                         -EINVAL);
+        assert_int_equal(
+            kube_bootstrap_ca_hash_check(ca_pem, strlen(ca_pem), bad[i], &err),
+            -EINVAL);
     }
     assert_int_equal(kube_bootstrap_ca_hash("junk", 4, h, &err), -EINVAL);
-    assert_int_equal(
-        kube_bootstrap_ca_hash_check("junk", 4, CA_PIN, &err), -EINVAL);
+    assert_int_equal(kube_bootstrap_ca_hash_check("junk", 4, CA_PIN, &err),
+                     -EINVAL);
 }
 
 static void
@@ -92,9 +91,12 @@ test_tokens(void **state)
     assert_int_equal(kube_bootstrap_token_parse(s, strlen(s), &u, &err), 0);
     assert_string_equal(u.id, t.id);
     assert_string_equal(u.secret, t.secret);
-    const char *bad[] = {"abcdef0123456789abcdef", "abcde.0123456789abcdef",
-                         "ABCDEF.0123456789abcdef", "abcdef.0123456789abcde",
-                         "abcdef.0123456789abcdef0", "abcdef.0123456789abcd-f",
+    const char *bad[] = {"abcdef0123456789abcdef",
+                         "abcde.0123456789abcdef",
+                         "ABCDEF.0123456789abcdef",
+                         "abcdef.0123456789abcde",
+                         "abcdef.0123456789abcdef0",
+                         "abcdef.0123456789abcd-f",
                          ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(
@@ -111,14 +113,12 @@ test_tokens(void **state)
     nul[3] = '\0';
     assert_int_equal(kube_bootstrap_token_parse(nul, 23, &u, &err), -EINVAL);
 
-    json_t *sec = kube_bootstrap_token_secret(&t, 1000000000, 3600, NULL,
-                                              "d");
+    json_t *sec = kube_bootstrap_token_secret(&t, 1000000000, 3600, NULL, "d");
     assert_string_equal(json_string_value(json_object_get(sec, "type")),
                         "bootstrap.kubernetes.io/token");
     json_t *sd = json_object_get(sec, "stringData");
-    assert_string_equal(
-        json_string_value(json_object_get(sd, "expiration")),
-        "2001-09-09T02:46:40Z");
+    assert_string_equal(json_string_value(json_object_get(sd, "expiration")),
+                        "2001-09-09T02:46:40Z");
     assert_string_equal(
         json_string_value(json_object_get(sd, "auth-extra-groups")),
         KUBE_BOOTSTRAP_DEFAULT_GROUP);
@@ -129,8 +129,8 @@ test_tokens(void **state)
                         want);
     json_decref(sec);
     sec = kube_bootstrap_token_secret(&t, 1000000000, 0, NULL, NULL);
-    assert_null(json_object_get(json_object_get(sec, "stringData"),
-                                "expiration"));
+    assert_null(
+        json_object_get(json_object_get(sec, "stringData"), "expiration"));
     json_decref(sec);
 
     strcpy(t.id, "abcdef");
@@ -161,8 +161,8 @@ stored_secret(const char *id, const char *secret, const char *exp,
         }
     }
     return json_pack("{s:s,s:o,s:{s:s}}", "type",
-                     "bootstrap.kubernetes.io/token", "data", data,
-                     "metadata", "name", "x");
+                     "bootstrap.kubernetes.io/token", "data", data, "metadata",
+                     "name", "x");
 }
 
 static void
@@ -221,9 +221,9 @@ test_csr_roundtrip_and_rules(void **state)
     struct dpf_error err = {0};
     const char *orgs[] = {"system:nodes", NULL};
     const char *sans[] = {"n1", "10.0.0.7", "fd00::1", NULL};
-    assert_int_equal(kube_bootstrap_csr_new("system:node:n1", orgs, sans, &key,
-                                            &csr, &err),
-                     0);
+    assert_int_equal(
+        kube_bootstrap_csr_new("system:node:n1", orgs, sans, &key, &csr, &err),
+        0);
     assert_non_null(strstr(key, "PRIVATE KEY"));
     struct pki_csr_info info;
     assert_int_equal(pki_csr_parse(csr, strlen(csr), &info, &err), 0);
@@ -244,12 +244,11 @@ test_csr_roundtrip_and_rules(void **state)
     assert_int_equal(certs_signer_check("kubernetes.io/kubelet-serving", &info,
                                         serving, &bits, msg, sizeof msg),
                      0);
-    assert_int_equal(bits,
-                     PKI_USAGE_DIGITAL_SIGNATURE | PKI_USAGE_SERVER_AUTH);
+    assert_int_equal(bits, PKI_USAGE_DIGITAL_SIGNATURE | PKI_USAGE_SERVER_AUTH);
     /* names are not for client certificates */
     assert_int_equal(
-        certs_signer_check("kubernetes.io/kube-apiserver-client-kubelet",
-                           &info, client, &bits, msg, sizeof msg),
+        certs_signer_check("kubernetes.io/kube-apiserver-client-kubelet", &info,
+                           client, &bits, msg, sizeof msg),
         -EINVAL);
     assert_non_null(strstr(msg, "DNS and IP names are not allowed"));
     assert_false(certs_is_node_client(&info, client));
@@ -260,15 +259,15 @@ test_csr_roundtrip_and_rules(void **state)
     free(csr);
 
     /* a node client request */
-    assert_int_equal(kube_bootstrap_csr_new("system:node:n1", orgs, NULL, &key,
-                                            &csr, &err),
-                     0);
+    assert_int_equal(
+        kube_bootstrap_csr_new("system:node:n1", orgs, NULL, &key, &csr, &err),
+        0);
     assert_int_equal(pki_csr_parse(csr, strlen(csr), &info, &err), 0);
     assert_true(certs_is_node_client(&info, client));
     assert_false(certs_is_node_client(&info, serving));
     assert_int_equal(
-        certs_signer_check("kubernetes.io/kube-apiserver-client-kubelet",
-                           &info, client, &bits, msg, sizeof msg),
+        certs_signer_check("kubernetes.io/kube-apiserver-client-kubelet", &info,
+                           client, &bits, msg, sizeof msg),
         0);
     assert_int_equal(bits, PKI_USAGE_CLIENT_AUTH);
     assert_int_equal(certs_signer_check("kubernetes.io/kubelet-serving", &info,
@@ -301,8 +300,8 @@ test_csr_roundtrip_and_rules(void **state)
     assert_int_equal(pki_csr_parse(csr, strlen(csr), &info, &err), 0);
     assert_false(certs_is_node_client(&info, client));
     assert_int_equal(
-        certs_signer_check("kubernetes.io/kube-apiserver-client-kubelet",
-                           &info, client, &bits, msg, sizeof msg),
+        certs_signer_check("kubernetes.io/kube-apiserver-client-kubelet", &info,
+                           client, &bits, msg, sizeof msg),
         -EINVAL);
     assert_non_null(strstr(msg, "system:node:<name>"));
     free(key);
@@ -328,9 +327,8 @@ test_rotation_point(void **state)
     struct kube_bootstrap_cert_times bad = {100, 100};
     assert_true(kube_bootstrap_cert_due(&bad, 0));
     struct dpf_error err = {0};
-    assert_int_equal(kube_bootstrap_cert_times(ca_pem, strlen(ca_pem), &t,
-                                               &err),
-                     0);
+    assert_int_equal(
+        kube_bootstrap_cert_times(ca_pem, strlen(ca_pem), &t, &err), 0);
     assert_int_equal(t.not_after_s - t.not_before_s, 3650LL * 24 * 3600);
 }
 

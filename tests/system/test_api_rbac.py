@@ -546,11 +546,8 @@ def test_node_identity_writes_only_its_own_objects(dpf_server, tmp_path):
         srv.json("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
                                            "metadata": {"name": n}},
                  expect=201)
-    srv.json("POST", "/api/v1/namespaces", {"apiVersion": "v1",
-                                            "kind": "Namespace",
-                                            "metadata": {
-                                                "name": "kube-node-lease"}},
-             expect=201)
+    # kube-node-lease exists from the first start, as in Kubernetes
+    srv.json("GET", "/api/v1/namespaces/kube-node-lease", expect=200)
     for pod, node, cm in (("p1", "n1", "cm1"), ("p2", "n2", "cm2")):
         srv.json("POST", "/api/v1/namespaces/default/configmaps",
                  {"apiVersion": "v1", "kind": "ConfigMap",

@@ -486,7 +486,8 @@ static const struct schema_doc dpucluster_docs[] = {
      "Secret in this namespace whose admin.conf key holds the cluster's "
      "kubeconfig; may change only from empty."},
     {"spec.maxNodes", "Most DPUs the cluster takes, 1 to 1000 (default 1000)."},
-    {"spec.type", "Cluster manager that provides it: kamaji, static, or a "
+    {"spec.type", "Cluster manager that provides it: embedded (dpf-server "
+                  "hosts it; kamaji means the same here), static, or a "
                   "vendor type with a / in it."},
     {"spec.version", "Kubernetes version of the control plane, e.g. v1.30.2."},
     {"status", "State of the cluster."},
@@ -515,7 +516,7 @@ static const struct schema_kind kind_dpucluster = {
               F("kubeconfig", N_STR(IMMUTABLE("kubeconfig is immutable"),
                                     .immutable_unless_empty = true)),
               F("maxNodes", N_INT(MINIMUM(1), MAXIMUM(1000), DEFAULT("1000"))),
-              R("type", N_STR(PATTERN("kamaji|static|[^/]+/.*"))),
+              R("type", N_STR(PATTERN("kamaji|static|embedded|[^/]+/.*"))),
               R("version", N_STR())))),
         F("status", N_OBJ(DEFAULT("{\"phase\":\"Pending\"}"),
                           FIELDS(F("conditions", &schema_conditions),

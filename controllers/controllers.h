@@ -34,21 +34,29 @@
 /* Controller selection bits. */
 #define CTRL_BFB 0x1u
 #define CTRL_WITNESS 0x2u
-#define CTRL_ALL CTRL_BFB /* what "all" means */
+#define CTRL_DPUCLUSTER 0x4u
+#define CTRL_ALL (CTRL_BFB | CTRL_DPUCLUSTER) /* what "all" means */
 
 /* The names and their help, for --help. */
-#define CTRL_NAMES_HELP "bfb (BFB downloads)"
+#define CTRL_NAMES_HELP "bfb (BFB downloads), dpucluster (DPU clusters)"
 
 /* Parse a --controllers value into a mask of CTRL_* bits. 0 or -EINVAL
  * with err naming the unknown controller. */
 int ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err);
 
 struct ctrl_runner_config {
-    const char *kubeconfig;    /* path (NULL: $KUBECONFIG, ~/.kube/config) */
-    const char *context;       /* NULL = current-context */
-    unsigned controllers;      /* CTRL_* mask */
-    const char *bfb_dir;       /* BFB content cache (required with CTRL_BFB) */
-    const char *witness;       /* "namespace/name" ConfigMap (CTRL_WITNESS) */
+    const char *kubeconfig; /* path (NULL: $KUBECONFIG, ~/.kube/config) */
+    const char *context;    /* NULL = current-context */
+    unsigned controllers;   /* CTRL_* mask */
+    const char *bfb_dir;    /* BFB content cache (required with CTRL_BFB) */
+    const char *witness;    /* "namespace/name" ConfigMap (CTRL_WITNESS) */
+    /* CTRL_DPUCLUSTER: where embedded DPU clusters keep their data
+     * (required), the address DPUs reach them on (NULL: the primary
+     * address, see ctrl_primary_address()), the dpf-server program (NULL:
+     * next to our own executable). */
+    const char *dpucluster_dir;
+    const char *dpucluster_address;
+    const char *dpf_server_binary;
     int64_t witness_period_ms; /* witness write period; 0 = 500 */
     bool leader_elect;
     const char *lease_namespace; /* default dpf-operator-system */
@@ -97,6 +105,32 @@ struct bfb_ctrl *bfb_ctrl_add(struct controller_manager *m, const char *dir,
 void bfb_ctrl_stop(struct bfb_ctrl *b);
 void bfb_ctrl_destroy(struct bfb_ctrl *b);
 void bfb_ctrl_metrics(struct bfb_ctrl *b, struct dbuf *out);
+
+/* The DPUCluster controller (controllers/dpucluster.c). */
+struct allocator;
+struct dpuc_ctrl;
+struct dpuc_ctrl_config {
+    const char *dir;           /* children's data directories */
+    const char *address;       /* NULL = 127.0.0.1 */
+    const char *server_binary; /* NULL = find it */
+    const char *component;     /* events' source */
+};
+/* NULL with err set when the directory cannot be made. A dpf-server
+ * program that cannot be found is logged and shown in the status of
+ * embedded DPUClusters, not fatal. alloc is borrowed. */
+struct dpuc_ctrl *dpuc_ctrl_add(struct controller_manager *m,
+                                const struct dpuc_ctrl_config *cfg,
+                                struct allocator *alloc, struct dpf_error *err);
+/* Stop the monitor and the children this controller runs (after the
+ * workers stopped). */
+void dpuc_ctrl_stop(struct dpuc_ctrl *d);
+void dpuc_ctrl_destroy(struct dpuc_ctrl *d);
+/* Embedded clusters whose API server process is running. */
+size_t dpuc_ctrl_children(struct dpuc_ctrl *d);
+
+/* The address other machines reach this one on: the source address of
+ * the route to the default gateway, else 127.0.0.1 (malloc'd). */
+char *ctrl_primary_address(void);
 
 struct witness_ctrl;
 struct witness_ctrl *witness_ctrl_add(struct controller_manager *m,

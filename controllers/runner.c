@@ -7,6 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "controllers/allocator.h"
 #include "controllers/controllers.h"
 #include "lib/base/log.h"
 #include "lib/base/thread.h"
@@ -29,12 +34,15 @@ struct term {
     struct leader_elector *le;
     struct bfb_ctrl *bfb;
     struct witness_ctrl *witness;
+    struct allocator *alloc; /* shared by the DPUCluster and DPU controllers */
+    struct dpuc_ctrl *dpuc;
 };
 
 struct ctrl_runner {
     struct ctrl_runner_config cfg; /* strings below, owned */
     char *identity, *lease_ns, *lease_name;
     char *kubeconfig, *context, *bfb_dir, *witness, *component;
+    char *dpuc_dir, *dpuc_address, *server_bin;
     struct worker w;  /* runner thread; its lock guards lost and cur */
     bool lost;        /* the current term's leadership ended */
     struct term *cur; /* metrics read it under w's lock */
@@ -58,10 +66,12 @@ ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err)
             /* nothing */
         } else if (!strcmp(t, "bfb")) {
             *mask |= CTRL_BFB;
+        } else if (!strcmp(t, "dpucluster")) {
+            *mask |= CTRL_DPUCLUSTER;
         } else {
             dpf_error_set(err, 400, "BadRequest",
-                          "unknown controller \"%s\" (known: bfb; or all, "
-                          "none)",
+                          "unknown controller \"%s\" (known: bfb, "
+                          "dpucluster; or all, none)",
                           t);
             rc = -EINVAL;
             break;
@@ -126,6 +136,22 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
             goto fail;
         }
     }
+    /* One allocator per term, whichever controllers use it (the
+     * DPUCluster controller keeps it told of the clusters, the DPU
+     * controller assigns with it); it rebuilds itself from the API. */
+    t->alloc = allocator_create(controller_manager_rest(t->m));
+    if (r->cfg.controllers & CTRL_DPUCLUSTER) {
+        struct dpuc_ctrl_config dc = {
+            .dir = r->dpuc_dir,
+            .address = r->dpuc_address,
+            .server_binary = r->server_bin,
+            .component = component,
+        };
+        t->dpuc = dpuc_ctrl_add(t->m, &dc, t->alloc, err);
+        if (!t->dpuc) {
+            goto fail;
+        }
+    }
     if (r->cfg.controllers & CTRL_WITNESS) {
         t->witness = witness_ctrl_add(t->m, r->witness, r->identity,
                                       r->cfg.witness_period_ms, err);
@@ -135,8 +161,11 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
     }
     return t;
 fail:
+    dpuc_ctrl_stop(t->dpuc);
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);
+    dpuc_ctrl_destroy(t->dpuc);
+    allocator_destroy(t->alloc);
     free(t);
     return NULL;
 }
@@ -152,9 +181,12 @@ term_destroy(struct term *t)
     }
     controller_manager_stop_workers(t->m);
     bfb_ctrl_stop(t->bfb);
+    dpuc_ctrl_stop(t->dpuc); /* its children stop with the term */
     leader_elector_destroy(t->le);
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);
+    dpuc_ctrl_destroy(t->dpuc);
+    allocator_destroy(t->alloc);
     witness_ctrl_destroy(t->witness);
     free(t);
 }
@@ -298,6 +330,13 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
                       "the bfb controller needs a BFB directory (--bfb-dir)");
         return NULL;
     }
+    if ((cfg->controllers & CTRL_DPUCLUSTER) &&
+        (!cfg->dpucluster_dir || !*cfg->dpucluster_dir)) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "the dpucluster controller needs a directory for the "
+                      "DPU clusters' data (--dpu-cluster-dir)");
+        return NULL;
+    }
     if ((cfg->controllers & CTRL_WITNESS) && !cfg->witness) {
         dpf_error_set(err, 400, "BadRequest",
                       "the witness controller needs its ConfigMap");
@@ -324,6 +363,12 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
     r->bfb_dir = cfg->bfb_dir ? xstrdup(cfg->bfb_dir) : NULL;
     r->witness = cfg->witness ? xstrdup(cfg->witness) : NULL;
     r->component = cfg->component ? xstrdup(cfg->component) : NULL;
+    r->dpuc_dir = cfg->dpucluster_dir ? xstrdup(cfg->dpucluster_dir) : NULL;
+    r->dpuc_address = cfg->dpucluster_address && *cfg->dpucluster_address
+                          ? xstrdup(cfg->dpucluster_address)
+                          : ctrl_primary_address();
+    r->server_bin =
+        cfg->dpf_server_binary ? xstrdup(cfg->dpf_server_binary) : NULL;
     r->cfg.identity = r->identity;
     r->cfg.lease_namespace = r->lease_ns;
     r->cfg.lease_name = r->lease_name;
@@ -332,6 +377,9 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
     r->cfg.bfb_dir = r->bfb_dir;
     r->cfg.witness = r->witness;
     r->cfg.component = r->component;
+    r->cfg.dpucluster_dir = r->dpuc_dir;
+    r->cfg.dpucluster_address = r->dpuc_address;
+    r->cfg.dpf_server_binary = r->server_bin;
     r->cur = term_create(r, err);
     if (!r->cur) {
         ctrl_runner_stop(r);
@@ -414,5 +462,30 @@ ctrl_runner_stop(struct ctrl_runner *r)
     free(r->bfb_dir);
     free(r->witness);
     free(r->component);
+    free(r->dpuc_dir);
+    free(r->dpuc_address);
+    free(r->server_bin);
     free(r);
+}
+
+char *
+ctrl_primary_address(void)
+{
+    /* A UDP "connect" sends nothing; it only picks the route, and with it
+     * the source address, to a documentation address (RFC 5737). */
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    char buf[INET_ADDRSTRLEN] = "127.0.0.1";
+    if (fd >= 0) {
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+        inet_pton(AF_INET, "192.0.2.1", &to.sin_addr);
+        struct sockaddr_in me;
+        socklen_t len = sizeof me;
+        if (connect(fd, (struct sockaddr *) &to, sizeof to) == 0 &&
+            getsockname(fd, (struct sockaddr *) &me, &len) == 0 &&
+            me.sin_addr.s_addr != htonl(INADDR_ANY)) {
+            inet_ntop(AF_INET, &me.sin_addr, buf, sizeof buf);
+        }
+        close(fd);
+    }
+    return xstrdup(buf);
 }

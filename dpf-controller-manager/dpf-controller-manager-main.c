@@ -66,6 +66,32 @@ set_bfb_dir(void *arg, const char *v, struct dpf_error *err)
 }
 
 static int
+set_dpuc_dir(void *arg, const char *v, struct dpf_error *err)
+{
+    if (!*v) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "--dpu-cluster-dir must not be empty");
+        return -EINVAL;
+    }
+    ((struct cm *) arg)->cfg.dpucluster_dir = v;
+    return 0;
+}
+
+static int
+set_dpuc_address(void *arg, const char *v, struct dpf_error *err)
+{
+    ((struct cm *) arg)->cfg.dpucluster_address = v;
+    return 0;
+}
+
+static int
+set_server_binary(void *arg, const char *v, struct dpf_error *err)
+{
+    ((struct cm *) arg)->cfg.dpf_server_binary = v;
+    return 0;
+}
+
+static int
 set_leader_elect(void *arg, const char *v, struct dpf_error *err)
 {
     ((struct cm *) arg)->cfg.leader_elect = true;
@@ -311,6 +337,18 @@ main(int argc, char **argv)
          set_controllers},
         {"bfb-dir", "DIR",
          "BFB content cache directory (default /var/lib/dpf/bfb)", set_bfb_dir},
+        {"dpu-cluster-dir", "DIR",
+         "data of the embedded DPU clusters' API servers, which\nthis "
+         "process runs (default /var/lib/dpf/dpuclusters)",
+         set_dpuc_dir},
+        {"dpu-cluster-address", "ADDR",
+         "address the DPUs reach embedded DPU clusters on\n(default: this "
+         "host's primary address)",
+         set_dpuc_address},
+        {"dpf-server-binary", "PATH",
+         "the dpf-server program embedded DPU clusters run\n(default: next "
+         "to this program)",
+         set_server_binary},
         {"leader-elect", NULL,
          "take part in leader election: run the controllers\nonly while "
          "holding the Lease (standby otherwise)",
@@ -348,7 +386,8 @@ main(int argc, char **argv)
         {NULL, NULL, NULL, NULL},
     };
     struct cm m = {
-        .cfg = {.bfb_dir = "/var/lib/dpf/bfb"},
+        .cfg = {.bfb_dir = "/var/lib/dpf/bfb",
+                .dpucluster_dir = "/var/lib/dpf/dpuclusters"},
         .controllers = "all",
         .metrics_addr = "127.0.0.1:8080",
         .health_addr = ":8081",

@@ -88,6 +88,7 @@ struct rshim_emu {
     unsigned sessions;     /* boot sessions that carried at least a byte */
     unsigned refused;      /* of which refused */
     json_t *installed;     /* last good install, or NULL */
+    bool fresh;            /* the next "up" follows a new install */
     char last_error[1024]; /* last refusal, or "" */
 };
 
@@ -134,6 +135,23 @@ emu_port_dir(const struct rshim_emu *e, unsigned fn)
     return xasprintf("%s/bus/pci/devices/%.*s.%u", e->cfg.sysfs, n, name, fn);
 }
 
+static char *
+emu_port_net(const struct rshim_emu *e, const char *dev, unsigned fn)
+{
+    return e->cfg.port_names[fn]
+               ? xasprintf("%s/net/%s", dev, e->cfg.port_names[fn])
+               : xasprintf("%s/net/p%u", dev, fn);
+}
+
+static void
+emu_event(struct rshim_emu *e, enum rshim_emu_event ev)
+{
+    if (e->cfg.on_event) {
+        e->cfg.on_event(e->cfg.event_arg, ev, e->fresh, e->cfg_data.data,
+                        e->cfg_data.len);
+    }
+}
+
 static void
 emu_sysfs_write(const char *dir, const char *name, const char *text, bool keep)
 {
@@ -159,7 +177,7 @@ emu_ports_create(struct rshim_emu *e, struct dpf_error *err)
     }
     for (unsigned fn = 0; fn < 2; fn++) {
         char *dev = emu_port_dir(e, fn);
-        char *net = xasprintf("%s/net/p%u", dev, fn);
+        char *net = emu_port_net(e, dev, fn);
         char *ib = xasprintf("%s/infiniband/mlx5_%u", dev, fn);
         int rc = dir_create_all(net, 0755);
         if (rc == 0) {
@@ -196,7 +214,7 @@ emu_ports_set(struct rshim_emu *e, const char *operstate)
     snprintf(text, sizeof text, "%s\n", operstate);
     for (unsigned fn = 0; fn < 2; fn++) {
         char *dev = emu_port_dir(e, fn);
-        char *net = xasprintf("%s/net/p%u", dev, fn);
+        char *net = emu_port_net(e, dev, fn);
         emu_sysfs_write(net, "operstate", text, false);
         free(dev);
         free(net);
@@ -347,8 +365,10 @@ emu_on_timer(void *arg, struct loop_timer *t)
                             json_integer((json_int_t) e->cfg_data.len));
         emu_log(e, "INFO[MISC]: Rebooting...");
         e->phase = EMU_REBOOTING;
+        e->fresh = true;
         emu_timer_set(e, e->cfg.reboot_ms);
         emu_write_state(e);
+        emu_event(e, RSHIM_EMU_DOWN);
         break;
     case EMU_REBOOTING: {
         /* the OS it booted says which BFB it came from (our addition to
@@ -367,6 +387,8 @@ emu_on_timer(void *arg, struct loop_timer *t)
         e->up_since_ms = loop_now_ms(e->loop);
         emu_ports_set(e, "up");
         emu_write_state(e);
+        emu_event(e, RSHIM_EMU_UP);
+        e->fresh = false;
         break;
     }
     default:
@@ -467,6 +489,7 @@ session_begin(struct rshim_emu *e)
     emu_log(e, "INFO[BL2]: boot mode (rshim)");
     emu_write_misc(e);
     emu_write_state(e);
+    emu_event(e, RSHIM_EMU_DOWN);
 }
 
 static void
@@ -612,6 +635,7 @@ emu_command(struct rshim_emu *e, const char *key, const char *val)
         emu_ports_set(e, "down");
         emu_timer_set(e, e->cfg.reboot_ms);
         emu_write_state(e);
+        emu_event(e, RSHIM_EMU_DOWN);
     } else if (!strcmp(key, "CLEAR_ON_READ") || !strcmp(key, "PEER_MAC") ||
                !strcmp(key, "PXE_ID") || !strcmp(key, "VLAN_ID") ||
                !strcmp(key, "OPN_STR") || !strcmp(key, "DEBUG_CODE") ||

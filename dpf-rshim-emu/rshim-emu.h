@@ -34,6 +34,8 @@
 #ifndef DPF_RSHIM_EMU_H
 #define DPF_RSHIM_EMU_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/base/error.h"
@@ -41,6 +43,21 @@
 struct loop;
 struct rshim_emu;
 
+/* What the emulated DPU did, for a program embedding the device (dpf-emu
+ * runs the DPU's OS around it). */
+enum rshim_emu_event {
+    RSHIM_EMU_DOWN, /* a push began, or a reboot (install end, SW_RESET) */
+    RSHIM_EMU_UP,   /* the DPU finished booting ("DPU is ready") */
+};
+
+/* Called on the loop thread. On RSHIM_EMU_UP, fresh is true when the boot
+ * follows a new install (not a SW_RESET of the OS already there), and
+ * bfcfg/len is the bf.cfg that install carried (len 0 if none); the bytes
+ * belong to the device and are valid during the call only. */
+typedef void (*rshim_emu_event_fn)(void *arg, enum rshim_emu_event ev,
+                                   bool fresh, const char *bfcfg, size_t len);
+
+/* The device keeps the config's pointers: its strings must outlive it. */
 struct rshim_emu_config {
     const char *dir;        /* created if missing (mode 0755) */
     const char *state_path; /* NULL = <dir>/emu-state.json */
@@ -56,6 +73,11 @@ struct rshim_emu_config {
      * .../infiniband/mlx5_<n>/fw_ver), down while the DPU boots */
     const char *sysfs;
     const char *fw_version; /* fw_ver in sysfs, e.g. "32.43.1014" */
+    /* the host's netdev names of the two ports in sysfs (net/<name>);
+     * NULL = "p0", "p1" */
+    const char *port_names[2];
+    rshim_emu_event_fn on_event; /* NULL = nobody listens */
+    void *event_arg;
 };
 
 /* Create the directory's files and start serving on loop. NULL with err

@@ -528,8 +528,15 @@ as_handle_list(struct apiserver *as, struct http_request *req,
     int64_t list_rv = 0;
     struct dpf_error e = {0};
     c.filtered = true;
-    int r = watch_cache_list(as->wc, prefix, after, at_rv, as_index_filter,
-                             &filter, as_list_each, &c, &list_rv);
+    /* A selector with a k=v requirement walks only the objects labelled
+     * so (the cache's inverted label index); the filter still decides. */
+    const char *hint_key = NULL, *hint_value = NULL;
+    if (filter.labels) {
+        selector_equality_hint(filter.labels, &hint_key, &hint_value);
+    }
+    int r = watch_cache_list_label(as->wc, prefix, after, at_rv, hint_key,
+                                   hint_value, as_index_filter, &filter,
+                                   as_list_each, &c, &list_rv);
     if (r == -ERANGE) {
         free(after);
         if (cont && *cont) {

@@ -100,6 +100,8 @@ server_options_free(struct server_options *o)
     free(o->tls_priorities);
     free(o->controllers);
     free(o->bfb_dir);
+    free(o->dpuc_dir);
+    free(o->dpuc_address);
     memset(o, 0, sizeof(*o));
 }
 
@@ -192,9 +194,19 @@ usage(FILE *f)
                "  --controllers LIST     controllers run in-process over "
                "this server's API:\n"
                "                         all (default), none, or a comma "
-               "list of: bfb\n"
+               "list of:\n"
+               "                         bfb, dpucluster\n"
                "  --bfb-dir DIR          BFB content cache (default "
                "<data-dir>/bfb)\n"
+               "  --dpu-cluster-dir DIR  data of the embedded DPU clusters' "
+               "API servers\n"
+               "                         (default <data-dir>/dpuclusters)\n"
+               "  --dpu-cluster-address A  address the DPUs reach embedded "
+               "DPU clusters on\n"
+               "                         (in their kubeconfig and serving "
+               "certificate;\n"
+               "                         default: this host's primary "
+               "address)\n"
                "  --log-level L          error|warn|info|debug (default info)\n"
                "  --log-file PATH        log to a file instead of stderr\n"
                "  --help                 show this help\n"
@@ -450,6 +462,8 @@ enum {
     OPT_LOG_FILE,
     OPT_CONTROLLERS,
     OPT_BFB_DIR,
+    OPT_DPUC_DIR,
+    OPT_DPUC_ADDRESS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -482,6 +496,8 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+        {"dpu-cluster-dir", required_argument, NULL, OPT_DPUC_DIR},
+        {"dpu-cluster-address", required_argument, NULL, OPT_DPUC_ADDRESS},
         {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -668,6 +684,22 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                 return -EINVAL;
             }
             set_str(&o->bfb_dir, optarg);
+            break;
+        case OPT_DPUC_DIR:
+            if (!*optarg) {
+                fprintf(errout,
+                        "dpf-server: --dpu-cluster-dir must not be empty\n");
+                return -EINVAL;
+            }
+            set_str(&o->dpuc_dir, optarg);
+            break;
+        case OPT_DPUC_ADDRESS:
+            if (!*optarg) {
+                fprintf(errout, "dpf-server: --dpu-cluster-address must not "
+                                "be empty\n");
+                return -EINVAL;
+            }
+            set_str(&o->dpuc_address, optarg);
             break;
         case OPT_HELP:
             usage(out);
@@ -1175,10 +1207,14 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
     gethostname(host, sizeof host - 1);
     char *identity = xasprintf("dpf-server_%s", host);
     char *bfb_dir = o->bfb_dir ? xstrdup(o->bfb_dir) : join(o->data_dir, "bfb");
+    char *dpuc_dir =
+        o->dpuc_dir ? xstrdup(o->dpuc_dir) : join(o->data_dir, "dpuclusters");
     struct ctrl_runner_config cfg = {
         .kubeconfig = kubeconfig,
         .controllers = mask,
         .bfb_dir = bfb_dir,
+        .dpucluster_dir = dpuc_dir,
+        .dpucluster_address = o->dpuc_address,
         .leader_elect = true,
         .identity = identity,
         .component = "dpf-server",
@@ -1192,6 +1228,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
     }
     free(identity);
     free(bfb_dir);
+    free(dpuc_dir);
 }
 
 int

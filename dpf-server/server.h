@@ -63,6 +63,8 @@ struct server_options {
     char *log_file;          /* --log-file; NULL = stderr */
     char *controllers;       /* --controllers (default "all"; "none") */
     char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
+    char *dpuc_dir;     /* --dpu-cluster-dir; NULL = <data-dir>/dpuclusters */
+    char *dpuc_address; /* --dpu-cluster-address; NULL = primary */
 };
 
 /* Fill in the defaults. */

@@ -678,6 +678,21 @@ selector_match_labels(const struct selector *sel, const json_t *labels)
 }
 
 bool
+selector_equality_hint(const struct selector *sel, const char **key,
+                       const char **value)
+{
+    for (size_t i = 0; sel && i < sel->n; i++) {
+        const struct sel_req *r = &sel->reqs[i];
+        if ((r->op == SEL_EQ || r->op == SEL_IN) && r->n_values == 1) {
+            *key = r->key;
+            *value = r->values[0];
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
 selector_match_labels_lookup(const struct selector *sel,
                              const char *(*get)(const void *arg,
                                                 const char *key),

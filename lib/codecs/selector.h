@@ -40,6 +40,12 @@ bool selector_match_labels_lookup(const struct selector *sel,
                                   const char *(*get)(const void *arg,
                                                      const char *key),
                                   const void *arg);
+/* A label every matching object carries: the first requirement of the
+ * form k=v, k==v or k in (v). True with *key and *value (owned by sel)
+ * set, false when there is none. Lets a caller walk only the objects
+ * with that label. */
+bool selector_equality_hint(const struct selector *sel, const char **key,
+                            const char **value);
 /* Does an object satisfy a field selector (paths looked up in obj;
  * absent fields compare as "")? */
 bool selector_match_fields(const struct selector *sel, const json_t *obj);

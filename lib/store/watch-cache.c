@@ -59,12 +59,33 @@ struct watch_cache_labels {
  * one place per entry (the walk is bound by cache misses). */
 struct wc_entry {
     struct wc_entry *hnext;            /* hash chain */
+    struct wc_post *posts;             /* one per label, in this block */
     uint64_t hash;                     /* of key */
     struct wc_text *text;              /* current value */
     int64_t rv;                        /* its mod revision */
     struct watch_cache_labels *labels; /* in this block; NULL = none */
     size_t cost;                       /* bytes charged to index_bytes */
     char key[];                        /* then the labels, aligned */
+};
+
+/* The inverted label index: for each label pair k=v present on some
+ * object, the list of entries carrying it, so a list by an equality
+ * selector walks only those entries instead of every object. A post is
+ * one entry's membership in one pair's list; it lives in the entry's
+ * block, so linking costs no allocation. */
+struct wc_post {
+    struct wc_post *prev, *next; /* in head's list */
+    struct wc_entry *e;          /* the entry carrying the label */
+    struct wc_phead *head;       /* the pair's list */
+};
+
+struct wc_phead {
+    struct wc_phead *hnext; /* hash chain */
+    uint64_t hash;          /* of kv */
+    struct wc_post *first;  /* entries with this pair */
+    size_t count;           /* their number */
+    size_t klen;            /* strlen of the key part of kv */
+    char kv[];              /* key, NUL, value, NUL */
 };
 
 /* An event with its private bookkeeping. */
@@ -118,8 +139,11 @@ struct watch_cache {
     struct wc_entry **buckets; /* hash table, n_buckets a power of two */
     size_t n_buckets;
     size_t n_entries;
-    size_t index_bytes; /* charged for entries and their texts */
-    bool loaded;        /* filled from the store: lists may use it */
+    size_t index_bytes;         /* charged for entries and their texts */
+    struct wc_phead **pbuckets; /* label pairs, n_pbuckets a power of 2 */
+    size_t n_pbuckets;
+    size_t n_pheads;
+    bool loaded; /* filled from the store: lists may use it */
 };
 
 /* ---- shared texts ---- */
@@ -264,8 +288,13 @@ wc_entry_new(const char *key, const struct watch_cache_labels *labels)
 {
     size_t klen = strlen(key) + 1;
     size_t at = (sizeof(struct wc_entry) + klen + 7) & ~(size_t) 7;
-    struct wc_entry *e = xcalloc(1, at + (labels ? labels->size : 0));
+    size_t lsize = labels ? (labels->size + 7) & ~(size_t) 7 : 0;
+    size_t psize = labels ? labels->n * sizeof(struct wc_post) : 0;
+    struct wc_entry *e = xcalloc(1, at + lsize + psize);
     memcpy(e->key, key, klen);
+    if (psize) {
+        e->posts = (struct wc_post *) ((char *) e + at + lsize);
+    }
     if (labels) {
         struct watch_cache_labels *l =
             (struct watch_cache_labels *) ((char *) e + at);
@@ -278,6 +307,111 @@ wc_entry_new(const char *key, const struct watch_cache_labels *labels)
         e->labels = l;
     }
     return e;
+}
+
+static uint64_t
+wc_pair_hash(const char *key, const char *value)
+{
+    uint64_t h = wc_hash(key) ^ 0xff;
+    h *= 1099511628211ULL;
+    for (const unsigned char *p = (const unsigned char *) value; *p; p++) {
+        h = (h ^ *p) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct wc_phead **
+wc_phead_slot(struct watch_cache *wc, const char *key, const char *value,
+              uint64_t h)
+{
+    struct wc_phead **pp = &wc->pbuckets[h & (wc->n_pbuckets - 1)];
+    while (*pp && ((*pp)->hash != h || strcmp((*pp)->kv, key) != 0 ||
+                   strcmp((*pp)->kv + (*pp)->klen + 1, value) != 0)) {
+        pp = &(*pp)->hnext;
+    }
+    return pp;
+}
+
+static void
+wc_phead_grow(struct watch_cache *wc)
+{
+    size_t n = wc->n_pbuckets ? wc->n_pbuckets * 2 : 256;
+    struct wc_phead **b = xcalloc(n, sizeof *b);
+    for (size_t i = 0; i < wc->n_pbuckets; i++) {
+        struct wc_phead *h = wc->pbuckets[i];
+        while (h) {
+            struct wc_phead *next = h->hnext;
+            h->hnext = b[h->hash & (n - 1)];
+            b[h->hash & (n - 1)] = h;
+            h = next;
+        }
+    }
+    free(wc->pbuckets);
+    wc->pbuckets = b;
+    wc->n_pbuckets = n;
+}
+
+/* Enter each of e's labels in its pair's list. */
+static void
+wc_posts_link(struct watch_cache *wc, struct wc_entry *e)
+{
+    for (size_t i = 0; e->labels && i < e->labels->n; i++) {
+        const char *k = e->labels->kv[2 * i], *v = e->labels->kv[2 * i + 1];
+        if (wc->n_pheads >= wc->n_pbuckets) {
+            wc_phead_grow(wc);
+        }
+        uint64_t h = wc_pair_hash(k, v);
+        struct wc_phead **pp = wc_phead_slot(wc, k, v, h);
+        if (!*pp) {
+            size_t kl = strlen(k), vl = strlen(v);
+            struct wc_phead *nh = xcalloc(1, sizeof *nh + kl + vl + 2);
+            nh->hash = h;
+            nh->klen = kl;
+            memcpy(nh->kv, k, kl + 1);
+            memcpy(nh->kv + kl + 1, v, vl + 1);
+            *pp = nh;
+            wc->n_pheads++;
+            wc->index_bytes += sizeof *nh + kl + vl + 2 + sizeof(void *);
+        }
+        struct wc_post *p = &e->posts[i];
+        p->e = e;
+        p->head = *pp;
+        p->prev = NULL;
+        p->next = (*pp)->first;
+        if (p->next) {
+            p->next->prev = p;
+        }
+        (*pp)->first = p;
+        (*pp)->count++;
+    }
+}
+
+/* Take e's labels out of their pairs' lists; a pair no object carries
+ * any more goes. */
+static void
+wc_posts_unlink(struct watch_cache *wc, struct wc_entry *e)
+{
+    for (size_t i = 0; e->labels && i < e->labels->n; i++) {
+        struct wc_post *p = &e->posts[i];
+        struct wc_phead *h = p->head;
+        if (p->prev) {
+            p->prev->next = p->next;
+        } else {
+            h->first = p->next;
+        }
+        if (p->next) {
+            p->next->prev = p->prev;
+        }
+        if (--h->count == 0) {
+            struct wc_phead **pp =
+                wc_phead_slot(wc, h->kv, h->kv + h->klen + 1, h->hash);
+            *pp = h->hnext;
+            wc->n_pheads--;
+            wc->index_bytes -= sizeof *h + strlen(h->kv) +
+                               strlen(h->kv + h->klen + 1) + 2 + sizeof(void *);
+            free(h);
+        }
+    }
 }
 
 /* Apply one write to the index (caller holds the write lock); returns
@@ -306,6 +440,7 @@ wc_index_apply(struct watch_cache *wc, enum store_event_type type,
             *pp = e->hnext;
             wc->n_entries--;
             wc->index_bytes -= e->cost;
+            wc_posts_unlink(wc, e);
             wc_entry_free(e);
         }
         return prev;
@@ -319,14 +454,18 @@ wc_index_apply(struct watch_cache *wc, enum store_event_type type,
     } else {
         ne->hnext = e->hnext;
         wc->index_bytes -= e->cost;
+        wc_posts_unlink(wc, e);
         wc_entry_free(e);
     }
     *pp = ne;
+    wc_posts_link(wc, ne);
     ne->text = wc_text_ref(text);
     ne->rv = rv;
     ne->cost = sizeof *ne + strlen(key) + 1 + 7 + sizeof *text + text->len + 1 +
-               (ne->labels ? ne->labels->size : 0) + sizeof(void *) +
-               WC_EVENT_OVERHEAD;
+               (ne->labels ? ne->labels->size + 7 +
+                                 ne->labels->n * sizeof(struct wc_post)
+                           : 0) +
+               sizeof(void *) + WC_EVENT_OVERHEAD;
     wc->index_bytes += ne->cost;
     return prev;
 }
@@ -398,6 +537,14 @@ watch_cache_destroy(struct watch_cache *wc)
         }
     }
     free(wc->buckets);
+    for (size_t i = 0; i < wc->n_pbuckets; i++) {
+        while (wc->pbuckets[i]) {
+            struct wc_phead *h = wc->pbuckets[i];
+            wc->pbuckets[i] = h->hnext;
+            free(h);
+        }
+    }
+    free(wc->pbuckets);
     pthread_rwlock_destroy(&wc->lock);
     pthread_mutex_destroy(&wc->hook_lock);
     pthread_mutex_destroy(&wc->notify_lock);
@@ -815,11 +962,45 @@ wc_in_range(const char *key, const char *prefix, size_t plen, const char *after)
     return !strncmp(key, prefix, plen) && (!after || strcmp(key, after) > 0);
 }
 
+/* Add entry e to a listing when it is in range, not touched after the
+ * listed revision and passes the filter. */
+static void
+wc_list_consider(struct wc_entry *e, const char *prefix, size_t plen,
+                 const char *after_key, const struct wc_touched *t, size_t nt,
+                 watch_cache_filter_fn filter, void *filter_arg,
+                 struct wc_item **items, size_t *n, size_t *cap)
+{
+    if (!wc_in_range(e->key, prefix, plen, after_key) ||
+        (nt && bsearch(e->key, t, nt, sizeof *t, wc_touched_key_cmp))) {
+        return;
+    }
+    if (filter &&
+        !filter(filter_arg, e->key, e->text->data, e->text->len, e->labels)) {
+        return;
+    }
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        *items = xrealloc(*items, *cap * sizeof **items);
+    }
+    (*items)[(*n)++] = (struct wc_item){e->key, wc_text_ref(e->text), e->rv};
+}
+
 int
 watch_cache_list(struct watch_cache *wc, const char *prefix,
                  const char *after_key, int64_t at_rv,
                  watch_cache_filter_fn filter, void *filter_arg,
                  store_list_fn cb, void *arg, int64_t *list_rv)
+{
+    return watch_cache_list_label(wc, prefix, after_key, at_rv, NULL, NULL,
+                                  filter, filter_arg, cb, arg, list_rv);
+}
+
+int
+watch_cache_list_label(struct watch_cache *wc, const char *prefix,
+                       const char *after_key, int64_t at_rv,
+                       const char *label_key, const char *label_value,
+                       watch_cache_filter_fn filter, void *filter_arg,
+                       store_list_fn cb, void *arg, int64_t *list_rv)
 {
     size_t plen = strlen(prefix);
     struct wc_item *items = NULL;
@@ -865,21 +1046,22 @@ watch_cache_list(struct watch_cache *wc, const char *prefix,
         }
         nt = w;
     }
-    for (size_t b = 0; b < wc->n_buckets; b++) {
-        for (struct wc_entry *e = wc->buckets[b]; e; e = e->hnext) {
-            if (!wc_in_range(e->key, prefix, plen, after_key) ||
-                (nt && bsearch(e->key, t, nt, sizeof *t, wc_touched_key_cmp))) {
-                continue;
+    if (label_key && label_value) {
+        struct wc_phead *h =
+            wc->n_pbuckets
+                ? *wc_phead_slot(wc, label_key, label_value,
+                                 wc_pair_hash(label_key, label_value))
+                : NULL;
+        for (struct wc_post *p = h ? h->first : NULL; p; p = p->next) {
+            wc_list_consider(p->e, prefix, plen, after_key, t, nt, filter,
+                             filter_arg, &items, &n, &cap);
+        }
+    } else {
+        for (size_t b = 0; b < wc->n_buckets; b++) {
+            for (struct wc_entry *e = wc->buckets[b]; e; e = e->hnext) {
+                wc_list_consider(e, prefix, plen, after_key, t, nt, filter,
+                                 filter_arg, &items, &n, &cap);
             }
-            if (filter && !filter(filter_arg, e->key, e->text->data,
-                                  e->text->len, e->labels)) {
-                continue;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                items = xrealloc(items, cap * sizeof *items);
-            }
-            items[n++] = (struct wc_item){e->key, wc_text_ref(e->text), e->rv};
         }
     }
     for (size_t i = 0; i < nt; i++) {

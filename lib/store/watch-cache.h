@@ -130,6 +130,17 @@ int watch_cache_list(struct watch_cache *wc, const char *prefix,
                      watch_cache_filter_fn filter, void *filter_arg,
                      store_list_fn cb, void *arg, int64_t *list_rv);
 
+/* The same, walking only the objects that carry label label_key with
+ * value label_value (an inverted index kept beside the object index), for
+ * a selector every match of which has that label (see
+ * selector_equality_hint()). filter must still decide; objects written
+ * after at_rv are considered whatever their labels. */
+int watch_cache_list_label(struct watch_cache *wc, const char *prefix,
+                           const char *after_key, int64_t at_rv,
+                           const char *label_key, const char *label_value,
+                           watch_cache_filter_fn filter, void *filter_arg,
+                           store_list_fn cb, void *arg, int64_t *list_rv);
+
 /* What the index holds (for logs and the benchmark): objects, and bytes
  * of their texts, keys, labels and bookkeeping (texts shared with the
  * ring counted once). */

@@ -13,8 +13,10 @@ which install-deps would otherwise download into .deps/ with
 `apt-get download`; it is copied from this checkout's .deps/.
 
 The inner `make check` runs with DPF_STANDALONE_INNER=1, so inside it this
-test skips itself with one line instead of cloning again. It takes about
-as long as `make check` without it, builds included. Committed state only:
+test skips itself with one line instead of cloning again; its builds, lint,
+unit and fuzz suites are whole, and of the system tests it runs those whose
+outcome depends on the shared folder being absent (scripts/test lists
+them), since this outer run covers the rest on the same commit. Committed state only:
 uncommitted changes are not in the clone."""
 import os
 import re
@@ -114,6 +116,7 @@ def test_fresh_clone_passes_make_check(capsys):
             f"no line saying DPF's manifests were not checked:\n{tail}"
         assert "test_fixtures.py" in text and "SKIPPED" in text, tail
         assert "standalone: inside the fresh clone" in text, tail
+        assert "scripts/test: fresh-clone run, system tests:" in text, tail
         say(capsys, f"standalone: make check in a fresh clone of "
             f"{sha[:12]} without ../shared passed in {took:.0f} s")
         shutil.rmtree(top)

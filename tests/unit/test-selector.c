@@ -87,6 +87,36 @@ test_label_match(void **state)
     assert_false(lmatch("app=hbn", "{\"app\":5}")); /* non-string label */
 }
 
+/* The label every match carries: only from k=v, k==v or a one-value in. */
+static void
+test_equality_hint(void **state)
+{
+    (void) state;
+    const struct {
+        const char *text, *key, *value;
+    } cases[] = {
+        {"a=1", "a", "1"},
+        {"x!=2,b==3", "b", "3"},
+        {"c in (4)", "c", "4"},
+        {"c in (4,5),d", NULL, NULL},
+        {"!e,f notin (1)", NULL, NULL},
+        {"g", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct dpf_error err = {0};
+        struct selector *sel = selector_parse_labels(cases[i].text, &err);
+        assert_non_null(sel);
+        const char *k = NULL, *v = NULL;
+        bool got = selector_equality_hint(sel, &k, &v);
+        assert_int_equal(got, cases[i].key != NULL);
+        if (got) {
+            assert_string_equal(k, cases[i].key);
+            assert_string_equal(v, cases[i].value);
+        }
+        selector_free(sel);
+    }
+}
+
 static void
 test_label_syntax_errors(void **state)
 {
@@ -280,6 +310,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_match),
         cmocka_unit_test(test_label_syntax_errors),
+        cmocka_unit_test(test_equality_hint),
         cmocka_unit_test(test_fields),
         cmocka_unit_test(test_label_selector_object),
     };

@@ -522,8 +522,8 @@ test_unsubscribe_race(void **state)
  * lists come from memory, now or as they were at an older revision that
  * the ring still reaches back to. */
 struct collected {
-    char names[16][32];
-    int64_t rvs[16];
+    char names[64][32];
+    int64_t rvs[64];
     size_t n;
 };
 
@@ -667,6 +667,86 @@ test_index(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The inverted label index lists by k=v exactly what a walk of every
+ * object with the same filter lists, through creates, relabels, deletes
+ * and a listing at an older revision. */
+static void
+test_label_index(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/test-wc-label-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/s.db?sync=off", dir);
+    struct store_options opts = {.create = true};
+    struct dpf_error err = {0};
+    struct store *s = store_open(url, &opts, &err);
+    assert_non_null(s);
+    struct watch_cache *wc = watch_cache_create(1000, store_current_rv(s));
+    assert_int_equal(watch_cache_load(wc, s, &err), 0);
+    int64_t rv = watch_cache_current_rv(wc);
+    char key[32];
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof key, "/p/o%02d", i);
+        feed_team(wc, STORE_EVENT_ADDED, key, i % 3 ? "b" : "a", ++rv);
+    }
+    int64_t before = rv;
+    /* relabel some, delete some, add one under another prefix */
+    for (int i = 0; i < 60; i += 7) {
+        snprintf(key, sizeof key, "/p/o%02d", i);
+        feed_team(wc, STORE_EVENT_MODIFIED, key, i % 2 ? "a" : "b", ++rv);
+    }
+    for (int i = 1; i < 60; i += 11) {
+        snprintf(key, sizeof key, "/p/o%02d", i);
+        feed_team(wc, STORE_EVENT_DELETED, key, "a", ++rv);
+    }
+    feed_team(wc, STORE_EVENT_ADDED, "/q/x", "a", ++rv);
+    int64_t revs[] = {0, before};
+    for (size_t r = 0; r < 2; r++) {
+        struct collected all = {0}, hinted = {0};
+        int64_t at1 = 0, at2 = 0;
+        assert_int_equal(watch_cache_list(wc, "/p/", NULL, revs[r], only_team_a,
+                                          NULL, collect, &all, &at1),
+                         0);
+        assert_int_equal(watch_cache_list_label(wc, "/p/", NULL, revs[r],
+                                                "team", "a", only_team_a, NULL,
+                                                collect, &hinted, &at2),
+                         0);
+        assert_int_equal(at1, at2);
+        assert_true(all.n > 5);
+        assert_int_equal(all.n, hinted.n);
+        for (size_t i = 0; i < all.n; i++) {
+            assert_string_equal(all.names[i], hinted.names[i]);
+            assert_int_equal(all.rvs[i], hinted.rvs[i]);
+        }
+    }
+    /* a pair nobody carries lists nothing */
+    struct collected none = {0};
+    int64_t at = 0;
+    assert_int_equal(watch_cache_list_label(wc, "/p/", NULL, 0, "team", "z",
+                                            NULL, NULL, collect, &none, &at),
+                     0);
+    assert_int_equal(none.n, 0);
+    /* every object deleted: the pairs go, the index is as small as new */
+    size_t objects = 0, bytes = 0;
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof key, "/p/o%02d", i);
+        feed_team(wc, STORE_EVENT_DELETED, key, "a", ++rv);
+    }
+    feed_team(wc, STORE_EVENT_DELETED, "/q/x", "a", ++rv);
+    watch_cache_index_stats(wc, &objects, &bytes);
+    assert_int_equal(objects, 0);
+    memset(&none, 0, sizeof none);
+    watch_cache_list_label(wc, "/p/", NULL, 0, "team", "b", NULL, NULL, collect,
+                           &none, &at);
+    assert_int_equal(none.n, 0);
+    watch_cache_destroy(wc);
+    store_close(s);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -680,6 +760,7 @@ main(void)
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_unsubscribe_race),
         cmocka_unit_test(test_index),
+        cmocka_unit_test(test_label_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1632,8 +1632,8 @@ os_install(struct call *c)
             free(name);
             drop_partial(&fd, &tmp);
             install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
-                          "naming %s in %s: %s", version,
-                          s->cfg.image_folder, strerror(e));
+                          "naming %s in %s: %s", version, s->cfg.image_folder,
+                          strerror(e));
             goto out;
         }
     }

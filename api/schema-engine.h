@@ -29,6 +29,27 @@ void schema_ensure_init(void);
 /* The runtime record of a registered kind, or NULL. */
 const struct kind_rt *schema_kind_rt(const struct schema_kind *k);
 
+/* --- CustomResourceDefinitions (schema-crd.c) --- */
+/* The kinds one CRD serves, built by schema_crd_build(). Once the
+ * registry lists it, it is never freed (see schema-registry.c). */
+struct crd_def {
+    char *name;                       /* metadata.name */
+    char *group;                      /* spec.group */
+    char *plural;                     /* spec.names.plural */
+    const char *preferred_version;    /* the storage version */
+    const struct schema_kind **kinds; /* served versions, NULL-terminated */
+    char *spec_text;                  /* spec as compact sorted JSON */
+    struct crd_arena *arena;          /* everything the kinds point to */
+    bool served;                      /* in the current snapshot */
+    struct crd_def *next;             /* registry list (g_crds) */
+};
+/* Check and convert a CRD. NULL with err's causes filled. */
+struct crd_def *schema_crd_build(const json_t *crd, struct dpf_error *err);
+/* Free a definition no snapshot ever listed. */
+void schema_crd_def_free(struct crd_def *d);
+/* Do a and b serve the same thing (same spec)? */
+bool schema_crd_same(const struct crd_def *a, const struct crd_def *b);
+
 /* --- errors (schema-errors.c) --- */
 /* "object", "array", "string", ... as Kubernetes names a JSON type. */
 const char *schema_json_type_name(const json_t *v);

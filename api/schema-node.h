@@ -234,6 +234,7 @@ extern const struct schema_group schema_group_rbac;
 extern const struct schema_group schema_group_authorization;
 extern const struct schema_group schema_group_authentication;
 extern const struct schema_group schema_group_certificates;
+extern const struct schema_group schema_group_apiextensions;
 extern const struct schema_group *const schema_builtin_groups[];
 
 /* A kind's names: Kind, its list kind (Kind + "List"), plural, singular. */

@@ -29,10 +29,22 @@ md_free(void *md)
     pcre2_match_data_free(md);
 }
 
+/* Patterns come from CRDs too (user input): a backtracking pattern such
+ * as ^(a+)+$ must not cost more than a few ms per value, so matching
+ * stops after this many steps and counts as no match. Kubernetes' RE2 is
+ * linear; the declared kinds' patterns never come near the limit. */
+#define SCHEMA_RE_MATCH_LIMIT 200000
+static pcre2_match_context *g_mctx; /* set once, then only read */
+
 static void
 md_key_init(void)
 {
     pthread_key_create(&g_md_key, md_free);
+    g_mctx = pcre2_match_context_create(NULL);
+    if (g_mctx) {
+        pcre2_set_match_limit(g_mctx, SCHEMA_RE_MATCH_LIMIT);
+        pcre2_set_depth_limit(g_mctx, SCHEMA_RE_MATCH_LIMIT);
+    }
 }
 
 bool
@@ -50,7 +62,7 @@ schema_re_match(const struct schema_re *re, const char *s, size_t len)
         pthread_setspecific(g_md_key, md);
     }
     int rc = pcre2_match((pcre2_code *) re->code, (PCRE2_SPTR) s, len, 0, 0, md,
-                         NULL);
+                         g_mctx);
     return rc >= 0;
 }
 
@@ -236,6 +248,15 @@ check_scalar(const struct schema_node *n, const json_t *v, struct walk *w)
             if (json_is_string(v) && !strcmp(json_string_value(v), *e)) {
                 found = true;
                 break;
+            }
+            /* A CRD's enum of numbers or booleans: by JSON text. */
+            if (json_is_number(v) || json_is_boolean(v)) {
+                char t[64];
+                schema_value_str(v, t, sizeof t);
+                if (!strcmp(t, *e)) {
+                    found = true;
+                    break;
+                }
             }
         }
         if (!found) {

@@ -102,6 +102,11 @@ struct schema_kind {
     const struct schema_kind *stored_as;
     json_t *(*to_stored)(const json_t *obj);
     json_t *(*from_stored)(const json_t *obj);
+    /* Made from a CustomResourceDefinition (schema_crd_register()) and
+     * served while it is: a custom resource. */
+    bool crd;
+    /* Its CRD is being deleted: no new objects (405), as kube-apiserver. */
+    bool crd_terminating;
 };
 
 /* One description of a kind's docs table. */
@@ -165,6 +170,34 @@ const struct schema_kind *schema_find_kind(const char *api_version,
 const struct schema_kind *schema_find_name(const char *word);
 /* "group/version" or "v1" for the core group (static buffer per kind). */
 const char *schema_api_version(const struct schema_kind *k);
+
+/* --- CustomResourceDefinitions (api/schema-crd.c) ---
+ * A CRD (apiextensions.k8s.io/v1, a json object) becomes one kind per
+ * served version, its openAPIV3Schema converted into the same field tree
+ * the built-in kinds declare, so one engine validates, defaults, prunes
+ * and exports both. Registration is safe while other threads look kinds
+ * up (a new registry snapshot is published atomically; nothing a reader
+ * may hold is ever freed, see api/schema-registry.c). */
+#define SCHEMA_MAX_CRDS 512
+/* Check a CRD as kube-apiserver does: metadata.name is <plural>.<group>,
+ * the names, scope, versions (one storage version, one served at least),
+ * structural schemas (a type at every level but int-or-string and
+ * preserve-unknown ones, no additionalProperties beside properties,
+ * list types and their keys, patterns that compile, bounded depth and
+ * sizes), Kubernetes' protected groups (*.k8s.io, *.kubernetes.io)
+ * only with the api-approved.kubernetes.io annotation. old is the stored
+ * CRD on update (NULL on create): group, names.kind, plural and scope
+ * may not change. Causes carry the field paths ("spec.versions[0].schema.
+ * openAPIV3Schema.properties[spec].type"). 0 or -EINVAL. */
+int schema_crd_check(const json_t *crd, const json_t *old,
+                     struct dpf_error *err);
+/* Serve crd's resource (or replace what it served): 0; 1 when a built-in
+ * kind already serves that group/resource (DPF's own kinds as `dpfctl
+ * crds` prints them), which then keeps serving it; -EINVAL (err filled)
+ * for a CRD schema_crd_check() refuses; -ENOSPC past SCHEMA_MAX_CRDS. */
+int schema_crd_register(const json_t *crd, struct dpf_error *err);
+/* Stop serving the CRD named name ("widgets.example.com"): 0 or -ENOENT. */
+int schema_crd_unregister(const char *name);
 
 /* --- object processing, in the order the API server applies it --- */
 enum schema_unknown_mode {

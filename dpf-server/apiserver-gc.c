@@ -445,6 +445,66 @@ as_ns_delete_each(void *arg, const struct store_kv *kv)
     return 0;
 }
 
+/* A CRD being deleted: mark it Terminating (its defaults set the
+ * condition on any write), then a copy to write. */
+static int
+as_mutate_crd_terminating(void *arg, const json_t *cur, json_t **out,
+                          struct as_error *ae)
+{
+    (void) arg;
+    (void) ae;
+    const json_t *conds =
+        json_object_get(json_object_get(cur, "status"), "conditions");
+    size_t i;
+    json_t *c;
+    json_array_foreach(conds, i, c)
+    {
+        if (!strcmp(json_string_value(json_object_get(c, "type")) ?: "",
+                    "Terminating")) {
+            return AS_UNCHANGED;
+        }
+    }
+    *out = json_deep_copy(cur);
+    return AS_WRITE;
+}
+
+/* One step of a CRD's deletion: its objects are deleted (in every
+ * namespace), then its finalizer removed. A CRD of a resource a built-in
+ * kind serves (DPF's own, as `dpfctl crds` prints them) leaves the
+ * objects alone: the resource stays served. True when done. */
+static bool
+as_crd_cleanup_step(struct apiserver *as, const struct as_keyparts *kp,
+                    const json_t *crd)
+{
+    as_gc_update(as, kp, as_mutate_crd_terminating, NULL);
+    const json_t *spec = json_object_get(crd, "spec");
+    const char *group = json_string_value(json_object_get(spec, "group"));
+    const char *plural = json_string_value(
+        json_object_get(json_object_get(spec, "names"), "plural"));
+    size_t n;
+    const struct schema_kind *const *kinds = schema_kinds(&n);
+    const struct schema_kind *k = NULL;
+    for (size_t i = 0; group && plural && i < n; i++) {
+        if (kinds[i]->crd && !strcmp(kinds[i]->group, group) &&
+            !strcmp(kinds[i]->plural, plural)) {
+            k = kinds[i];
+            break;
+        }
+    }
+    if (k) {
+        struct as_ns_ctx c = {as, k, 0};
+        char *prefix = as_prefix(k, NULL);
+        store_list(as->store, prefix, NULL, 0, as_ns_delete_each, &c, NULL,
+                   NULL, NULL);
+        free(prefix);
+        if (c.remaining) {
+            return false;
+        }
+    }
+    as_gc_update(as, kp, as_mutate_remove_finalizer, (void *) AS_CRD_FINALIZER);
+    return true;
+}
+
 /* Work on one object in deletion; true when nothing is left to do. */
 static bool
 as_pending_step(struct as_gc *gc, const char *key)
@@ -461,7 +521,10 @@ as_pending_step(struct as_gc *gc, const char *key)
     }
     const char *uid = as_md_str(obj, "uid");
     bool finished = true;
-    if (!kp.k->group[0] && !strcmp(kp.k->plural, "namespaces")) {
+    if (str_has_prefix(key, AS_CRD_KEY_PREFIX) &&
+        as_gc_has_finalizer(obj, AS_CRD_FINALIZER)) {
+        finished = as_crd_cleanup_step(as, &kp, obj);
+    } else if (!kp.k->group[0] && !strcmp(kp.k->plural, "namespaces")) {
         size_t n;
         const struct schema_kind *const *kinds = schema_kinds(&n);
         size_t remaining = 0;
@@ -541,6 +604,8 @@ as_needs_pending(const char *key, const json_t *obj)
         return false;
     }
     if (str_has_prefix(key, "/core/namespaces/") ||
+        (str_has_prefix(key, AS_CRD_KEY_PREFIX) &&
+         as_gc_has_finalizer(obj, AS_CRD_FINALIZER)) ||
         as_gc_has_finalizer(obj, "foregroundDeletion") ||
         as_gc_has_finalizer(obj, "orphan")) {
         return true;

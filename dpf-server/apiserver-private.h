@@ -28,7 +28,8 @@
  *   apiserver-table.c     Accept negotiation, Table output
  *   apiserver-watch.c     watch streams and their dispatcher thread
  *   apiserver-gc.c        ownerReference garbage collector, namespace
- *                         deletion, graceful-deletion expiry */
+ *                         deletion, graceful-deletion expiry, CRD cleanup
+ *   apiserver-crd.c       serving what CustomResourceDefinitions declare */
 #ifndef DPF_SERVER_APISERVER_PRIVATE_H
 #define DPF_SERVER_APISERVER_PRIVATE_H
 
@@ -174,6 +175,18 @@ void as_respond_text(struct http_request *req, int status,
 char *as_warning_value(const char *path);
 /* One Warning header per unknown field path in warnings (may be NULL). */
 void as_add_warnings(struct http_request *req, const json_t *warnings);
+
+/* --- apiserver-crd.c --- */
+/* Store key prefix of CustomResourceDefinitions (cluster-scoped). */
+#define AS_CRD_KEY_PREFIX "/apiextensions.k8s.io/customresourcedefinitions//"
+/* The finalizer through which a CRD's objects are deleted with it. */
+#define AS_CRD_FINALIZER "customresourcecleanup.apiextensions.k8s.io"
+/* Store hook part (store write lock held): a CRD stored is served (its
+ * kinds registered or replaced), a CRD removed is withdrawn. */
+void as_crd_event(struct apiserver *as, enum store_event_type type,
+                  const char *key, const char *value, size_t len);
+/* Register every stored CRD (start-up, before serving). */
+void as_crd_load(struct apiserver *as);
 
 /* --- apiserver-storage.c --- */
 /* Store key of an object: "/<group|core>/<plural>/<ns>/<name>". */

@@ -149,6 +149,12 @@ as_handle_create(struct apiserver *as, struct http_request *req,
     if (bad) {
         goto fail;
     }
+    if (k->crd_terminating) {
+        as_error_set(&ae, 405, "MethodNotAllowed",
+                     "create not allowed while custom resource definition "
+                     "is terminating");
+        goto fail;
+    }
     if (as_admit_create(k, ns, body, blen,
                         http_request_header(req, "Content-Type"),
                         http_request_query(req, "fieldValidation"), &obj,

@@ -586,6 +586,7 @@ as_store_hook(void *arg, enum store_event_type type, const char *key,
     struct apiserver *as = arg;
     watch_cache_store_hook(as->wc, type, key, value, len, rv);
     as_ns_cache_event(as, type, key, value, len);
+    as_crd_event(as, type, key, value, len);
     if (as->gc) {
         as_gc_note(as->gc, type, key, value, len);
     }
@@ -661,6 +662,7 @@ apiserver_create(struct store *store, struct watch_cache *wc,
     }
     pthread_mutex_init(&as->ns_lock, NULL);
     as->ns_cache = json_object();
+    as_crd_load(as);
     as->gc = as_gc_create(as, !as->cfg.no_gc_thread);
     store_set_event_hook(store, as_store_hook, as);
     as->hub = as_hub_create(as);

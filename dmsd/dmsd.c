@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1371,6 +1372,16 @@ install_content(struct call *c, struct bfb_reader *reader, int fd,
     return 0;
 }
 
+/* A name for an Install's file that no other call, in this dmsd or in
+ * another one sharing the folder, uses. */
+static char *
+partial_name(struct dmsd *s, const char *version)
+{
+    static atomic_uint seq;
+    return xasprintf("%s/.%s.partial.%d.%u", s->cfg.image_folder, version,
+                     (int) getpid(), atomic_fetch_add(&seq, 1));
+}
+
 /* Remove a partial file before the client hears of the failure, so that
  * what it sees next is a folder without it. */
 static void
@@ -1459,8 +1470,17 @@ os_install(struct call *c)
                       "a bf.cfg is at most %d bytes", DMSD_CFG_MAX);
         goto out;
     }
-    tmp = xasprintf("%s/.%s.partial", s->cfg.image_folder, version);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* An anonymous file (O_TMPFILE) that gets a name only once complete:
+     * nothing half-written is ever visible, and the dmsds sharing an
+     * image folder (one per DPU on a host, all on one disk with the
+     * emulator) can take the same version at once without writing into
+     * one file. A file system without O_TMPFILE gets a name of this
+     * call's own from the start. */
+    fd = open(s->cfg.image_folder, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+        tmp = partial_name(s, version);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
     if (fd < 0) {
         int e = errno;
         drop_partial(&fd, &tmp);
@@ -1599,6 +1619,23 @@ os_install(struct call *c)
                       "%s: %" PRIu64 " bytes received, %" PRIu64 " announced",
                       version, got, size);
         goto out;
+    }
+    if (fsync(fd) == 0 && !tmp) {
+        /* name the anonymous file, then move the name into place */
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        char *name = partial_name(s, version);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) {
+            tmp = name;
+        } else {
+            int e = errno;
+            free(name);
+            drop_partial(&fd, &tmp);
+            install_error(c, GNOI__OS__INSTALL_ERROR__TYPE__UNSPECIFIED,
+                          "naming %s in %s: %s", version, s->cfg.image_folder,
+                          strerror(e));
+            goto out;
+        }
     }
     if (fsync(fd) < 0 || close(fd) < 0) {
         fd = -1;

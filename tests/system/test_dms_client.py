@@ -181,3 +181,40 @@ def test_dmsd_killed_mid_transfer_is_retriable(env, pki, tmp_path):
     r = check(d, pki, "install", path, "big.bfb")
     assert r.returncode == 0, r.stdout + r.stderr + d.logtext()[-2000:]
     assert "ok installed already=0" in r.stdout
+
+
+def test_two_dmsds_share_an_image_folder(tmp_path, pki):
+    """Two DPUs on a host (or emulated hosts on one disk): their dmsds use
+    one image folder and may take the same BFB at the same moment."""
+    shared = str(tmp_path / "bfb")
+    os.makedirs(shared)
+    procs = []
+    started = []
+    try:
+        for i in range(2):
+            w = tmp_path / f"dpu{i}"
+            w.mkdir()
+            emu = RshimEmu(str(w))
+            d = Dmsd(str(w), pki, emu.dir, images=shared,
+                     extra=["-state_dir", str(w / "state")])
+            started.append((d, emu))
+        path = tmp_path / "same.bfb"
+        bfb = big_bfb(path, 4 * 1024 * 1024)
+        for d, _ in started:
+            procs.append(check(d, pki, "install", path, "same.bfb",
+                               "--chunk", 16 * 1024, popen=True))
+        outs = [p.communicate(timeout=120) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0, out + err
+            assert "ok installed" in out
+        with open(os.path.join(shared, "same.bfb"), "rb") as f:
+            assert f.read() == bfb
+        assert [f for f in os.listdir(shared) if "partial" in f] == []
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for d, emu in started:
+            assert d.stop() == 0, d.logtext()[-2000:]
+            assert emu.stop() == 0

@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "controllers/bfcfg.h"
+#include "dpf-emu/emu-bfcfg.h"
 #include "lib/base/util.h"
 
 static const char join[] =
@@ -637,6 +638,38 @@ test_size_limit(void **state)
     json_decref(fl);
 }
 
+/* The emulated DPU (dpf-emu) reads what we write: the contract between
+ * the two sides of a bf.cfg. */
+static void
+test_emulator_reads_it(void **state)
+{
+    (void) state;
+    json_t *fl = flavor_load(hbn_flavor);
+    size_t len;
+    char *cfg = render_ok(fl, false, &len);
+    struct emu_bfcfg e;
+    struct dpf_error err = {0};
+    if (emu_bfcfg_parse(cfg, len, &e, &err) != 0) {
+        fail_msg("emu_bfcfg_parse: %s", err.message);
+    }
+    assert_string_equal(e.hostname, "worker1-0000-4b-00");
+    assert_string_equal(e.join_line, join);
+    assert_string_equal(e.join_endpoint, "10.0.110.2:6443");
+    assert_string_equal(e.join_token, "abcdef.0123456789abcdef");
+    assert_int_equal(e.n_files, 23);
+    bool found = false;
+    for (size_t i = 0; i < e.n_files; i++) {
+        if (!strcmp(e.files[i].path, "/etc/extra.conf")) {
+            found = e.files[i].append && e.files[i].len == 4 &&
+                    !memcmp(e.files[i].data, "a=1\n", 4);
+        }
+    }
+    assert_true(found);
+    emu_bfcfg_free(&e);
+    free(cfg);
+    json_decref(fl);
+}
+
 static void
 test_user_data_extraction(void **state)
 {
@@ -662,6 +695,7 @@ main(void)
         cmocka_unit_test(test_hostile_strings_stay_data),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_emulator_reads_it),
         cmocka_unit_test(test_user_data_extraction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,18 +6,11 @@
 #include "api/schema-node.h"
 
 const struct schema_group *const schema_builtin_groups[] = {
-    &schema_group_provisioning,
-    &schema_group_svc,
-    &schema_group_operator,
-    &schema_group_core,
-    &schema_group_coordination,
-    &schema_group_apps,
-    &schema_group_ipam,
-    &schema_group_events,
-    &schema_group_rbac,
-    &schema_group_authorization,
-    &schema_group_authentication,
-    &schema_group_apiextensions,
-    &schema_group_certificates,
-    NULL,
+    &schema_group_provisioning,   &schema_group_svc,
+    &schema_group_operator,       &schema_group_core,
+    &schema_group_coordination,   &schema_group_apps,
+    &schema_group_ipam,           &schema_group_events,
+    &schema_group_rbac,           &schema_group_authorization,
+    &schema_group_authentication, &schema_group_apiextensions,
+    &schema_group_certificates,   NULL,
 };

@@ -82,6 +82,47 @@ struct exec_io {
     bool tty;
 };
 
+/* "End now", shared by a session and its stream's on_close (which may
+ * run after the session is gone): the last reference frees it. */
+struct api_flag {
+    atomic_int refs;
+    atomic_bool stop;
+    int wake[2]; /* a pipe raising stop writes to, read end polled */
+};
+
+static struct api_flag *
+flag_new(void)
+{
+    struct api_flag *f = xcalloc(1, sizeof(*f));
+    atomic_init(&f->refs, 1);
+    atomic_init(&f->stop, false);
+    if (pipe2(f->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        f->wake[0] = f->wake[1] = -1;
+    }
+    return f;
+}
+
+static void
+flag_raise(struct api_flag *f)
+{
+    atomic_store(&f->stop, true);
+    if (f->wake[1] >= 0) {
+        (void) !write(f->wake[1], "x", 1);
+    }
+}
+
+static void
+flag_unref(struct api_flag *f)
+{
+    if (f && atomic_fetch_sub(&f->refs, 1) == 1) {
+        if (f->wake[0] >= 0) {
+            close(f->wake[0]);
+            close(f->wake[1]);
+        }
+        free(f);
+    }
+}
+
 struct api_session {
     struct dpulet_api *api;
     enum session_kind kind;
@@ -89,7 +130,7 @@ struct api_session {
     pthread_t thread;
     bool started;             /* thread runs (join at reap/stop) */
     atomic_bool done;         /* thread finished */
-    atomic_bool stop;         /* asked to end (client gone, stop) */
+    struct api_flag *flag;    /* asked to end (client gone, stop) */
     /* log */
     struct http_stream *stream;
     char *path;
@@ -102,7 +143,6 @@ struct api_session {
     bool want_stdin, want_stdout, want_stderr, tty;
     char **argv;              /* NULL-terminated, owned */
     struct dpulet_exec_target target;
-    int wake[2];              /* a pipe stop writes to */
     pid_t child;              /* the command (0 = none) */
     struct exec_io *io;       /* the command's pipes (exec_thread's) */
 };
@@ -342,10 +382,7 @@ session_free(struct api_session *s)
         free(s->argv);
     }
     dpulet_exec_target_free(&s->target);
-    if (s->wake[0] >= 0) {
-        close(s->wake[0]);
-        close(s->wake[1]);
-    }
+    flag_unref(s->flag);
     free(s);
 }
 
@@ -396,9 +433,8 @@ session_new(struct dpulet_api *api, struct http_request *req,
     s->api = api;
     s->kind = kind;
     s->fd = -1;
-    s->wake[0] = s->wake[1] = -1;
+    s->flag = flag_new();
     atomic_init(&s->done, false);
-    atomic_init(&s->stop, false);
     s->next = api->sessions;
     api->sessions = s;
     api->n_sessions++;
@@ -420,10 +456,7 @@ session_finish(struct api_session *s)
 static void
 session_wake(struct api_session *s)
 {
-    atomic_store(&s->stop, true);
-    if (s->wake[1] >= 0) {
-        (void) !write(s->wake[1], "x", 1);
-    }
+    flag_raise(s->flag);
 }
 
 static int
@@ -467,22 +500,23 @@ static bool
 log_flush(struct log_out *lo)
 {
     if (lo->buf.len == 0) {
-        return !atomic_load(&lo->s->stop);
+        return !atomic_load(&lo->s->flag->stop);
     }
     while (http_stream_queued(lo->s->stream) > API_LOG_HIGH_WATER &&
-           !atomic_load(&lo->s->stop)) {
+           !atomic_load(&lo->s->flag->stop)) {
         poll(NULL, 0, 20);
     }
     int r = http_stream_write(lo->s->stream, lo->buf.data, lo->buf.len);
     lo->buf.len = 0;
-    return r == 0 && !atomic_load(&lo->s->stop);
+    return r == 0 && !atomic_load(&lo->s->flag->stop);
 }
 
 static void
 log_stream_gone(void *arg)
 {
-    struct api_session *s = arg;
-    session_wake(s);
+    struct api_flag *f = arg;
+    flag_raise(f);
+    flag_unref(f);
 }
 
 /* Read the file from where tail/since put us, then follow it. */
@@ -547,14 +581,14 @@ log_thread(void *arg)
         /* At the end of the file: wait for more, the client to go, or
          * the container to stop. */
         struct pollfd p[2] = {{.fd = ino, .events = POLLIN},
-                              {.fd = s->wake[0], .events = POLLIN}};
+                              {.fd = s->flag->wake[0], .events = POLLIN}};
         int pr = poll(p, 2, ino >= 0 ? API_FOLLOW_CHECK_MS : 200);
         if (pr > 0 && (p[0].revents & POLLIN)) {
             char evbuf[4096];
             while (read(ino, evbuf, sizeof evbuf) > 0) {
             }
         }
-        if (atomic_load(&s->stop)) {
+        if (atomic_load(&s->flag->stop)) {
             break;
         }
         if (time_mono_ms() - last_check >= API_FOLLOW_CHECK_MS) {
@@ -586,7 +620,12 @@ out:
         close(ino);
     }
     dbuf_free(&lo.buf);
-    http_stream_close(s->stream);
+    /* stop aborts s->stream under the lock: take it away first. */
+    pthread_mutex_lock(&api->mu);
+    struct http_stream *st = s->stream;
+    s->stream = NULL;
+    pthread_mutex_unlock(&api->mu);
+    http_stream_close(st);
     session_finish(s);
     return NULL;
 }
@@ -679,12 +718,18 @@ handle_logs(struct dpulet_api *api, struct http_request *req)
     s->pod = pod;
     s->container = container;
     s->lo = o;
-    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        s->wake[0] = s->wake[1] = -1;
-    }
-    s->stream = http_respond_stream(req, 200, "text/plain", log_stream_gone, s);
+    atomic_fetch_add(&s->flag->refs, 1); /* the stream's on_close */
+    struct http_stream *stream =
+        http_respond_stream(req, 200, "text/plain", log_stream_gone, s->flag);
+    pthread_mutex_lock(&api->mu);
+    s->stream = stream;
+    pthread_mutex_unlock(&api->mu);
     if (session_start(s, log_thread, "dpulet-log") < 0) {
-        http_stream_close(s->stream);
+        pthread_mutex_lock(&api->mu);
+        struct http_stream *st = s->stream;
+        s->stream = NULL;
+        pthread_mutex_unlock(&api->mu);
+        http_stream_close(st);
         session_finish(s);
     }
     return;
@@ -712,7 +757,7 @@ ws_send_all(struct api_session *s, const uint8_t *buf, size_t len)
         }
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             int64_t left = until - time_mono_ms();
-            if (left <= 0 || atomic_load(&s->stop)) {
+            if (left <= 0 || atomic_load(&s->flag->stop)) {
                 return false;
             }
             struct pollfd p = {.fd = s->fd, .events = POLLOUT};
@@ -1170,11 +1215,11 @@ exec_thread(void *arg)
     }
     int wstatus = 0;
     int64_t last_io = time_mono_ms();
-    while (client_ok && !atomic_load(&s->stop)) {
+    while (client_ok && !atomic_load(&s->flag->stop)) {
         struct pollfd p[5];
         int np = 0;
         p[np++] = (struct pollfd){.fd = s->fd, .events = POLLIN};
-        p[np++] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
+        p[np++] = (struct pollfd){.fd = s->flag->wake[0], .events = POLLIN};
         int i_out = -1, i_err = -1, i_pid = -1;
         if (io.out_fd >= 0) {
             i_out = np;
@@ -1344,9 +1389,9 @@ attach_thread(void *arg)
     int64_t last_check = time_mono_ms();
     bool closed = false;
     const char *status = NULL;
-    while (fd >= 0 && ao.ok && !atomic_load(&s->stop)) {
+    while (fd >= 0 && ao.ok && !atomic_load(&s->flag->stop)) {
         struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN},
-                              {.fd = s->wake[0], .events = POLLIN}};
+                              {.fd = s->flag->wake[0], .events = POLLIN}};
         int pr = poll(p, 2, 200);
         if (pr > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
             !ws_read_frames(s, &rd, attach_on_data, &closed)) {
@@ -1556,9 +1601,6 @@ handle_stream(struct dpulet_api *api, struct http_request *req, bool exec)
         for (size_t i = 0; i < ncmd; i++) {
             s->argv[i] = xstrdup(cmd[i]);
         }
-    }
-    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        s->wake[0] = s->wake[1] = -1;
     }
     http_respond_upgrade(req, stream_upgraded, s);
     return;

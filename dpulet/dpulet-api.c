@@ -206,13 +206,13 @@ dpulet_log_render(const char *in, size_t len, const struct dpulet_log_opts *o,
 size_t
 dpulet_log_tail_offset(const char *in, size_t len, int64_t n)
 {
-    if (n <= 0) {
-        return len;
-    }
     size_t end = len;
     /* A last line without its newline is not a line yet. */
     while (end > 0 && in[end - 1] != '\n') {
         end--;
+    }
+    if (n <= 0) {
+        return end;
     }
     size_t pos = end;
     int64_t seen = 0;

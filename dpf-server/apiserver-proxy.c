@@ -80,19 +80,19 @@ struct proxy {
     struct apiserver *as;
     CURL *easy;
     CURLM *multi;
-    char *url;           /* for errors and logs */
-    char *node;          /* node name */
+    char *url;  /* for errors and logs */
+    char *node; /* node name */
     /* log */
-    int status;          /* the agent's answer status */
-    bool head_done;      /* its head is in */
-    char *ctype;         /* its Content-Type */
-    struct dbuf body;    /* body bytes not yet written to the client */
+    int status;       /* the agent's answer status */
+    bool head_done;   /* its head is in */
+    char *ctype;      /* its Content-Type */
+    struct dbuf body; /* body bytes not yet written to the client */
     struct http_stream *stream;
     struct proxy_gone *gone; /* the client went away */
-    bool paused;         /* the transfer waits for the client */
+    bool paused;             /* the transfer waits for the client */
     /* upgrade */
-    curl_socket_t sock;  /* the agent's connection */
-    char *early;         /* bytes of the agent after its 101 head */
+    curl_socket_t sock; /* the agent's connection */
+    char *early;        /* bytes of the agent after its 101 head */
     size_t early_len;
     struct http_upgrade *up;
 };
@@ -127,9 +127,9 @@ proxy_release(struct apiserver *as)
 /* ------------------------------------------------------------------ */
 /* checks                                                             */
 
-static void
-proxy_error(struct http_request *req, int code, const char *reason,
-            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void proxy_error(struct http_request *req, int code, const char *reason,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
 proxy_error(struct http_request *req, int code, const char *reason,
@@ -270,10 +270,10 @@ proxy_node_base(struct apiserver *as, struct http_request *req,
         json_decref(node);
         return NULL;
     }
-    json_int_t port = json_integer_value(json_object_get(
-        json_object_get(json_object_get(st, "daemonEndpoints"),
-                        "kubeletEndpoint"),
-        "Port"));
+    json_int_t port = json_integer_value(
+        json_object_get(json_object_get(json_object_get(st, "daemonEndpoints"),
+                                        "kubeletEndpoint"),
+                        "Port"));
     if (port <= 0 || port > 65535) {
         port = API_PROXY_DEFAULT_PORT;
     }
@@ -325,8 +325,8 @@ query_copy(CURL *e, struct http_request *req, struct dbuf *q, const char *name,
     size_t n = http_request_query_values(req, name, vals, ARRAY_SIZE(vals));
     for (size_t i = 0; i < n && i < ARRAY_SIZE(vals); i++) {
         char *v = curl_easy_escape(e, vals[i], 0);
-        dbuf_printf(q, "%s%s=%s", q->len ? "&" : "?",
-                    as_name ? as_name : name, v ? v : "");
+        dbuf_printf(q, "%s%s=%s", q->len ? "&" : "?", as_name ? as_name : name,
+                    v ? v : "");
         curl_free(v);
     }
 }
@@ -337,8 +337,8 @@ proxy_dial_error(struct http_request *req, const struct proxy *p,
                  const char *what)
 {
     proxy_error(req, 500, "InternalError",
-                "error dialing the node agent of node \"%s\" (%s): %s",
-                p->node, p->url, what);
+                "error dialing the node agent of node \"%s\" (%s): %s", p->node,
+                p->url, what);
 }
 
 /* Answer with what the agent said when it did not say 200/101: its
@@ -353,8 +353,7 @@ proxy_relay_error(struct http_request *req, const struct proxy *p, int status,
         json_object_set_new(j, "code", json_integer(status));
         char *text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        http_respond_take(req, status, "application/json", text,
-                          strlen(text));
+        http_respond_take(req, status, "application/json", text, strlen(text));
         return;
     }
     json_decref(j);
@@ -363,10 +362,9 @@ proxy_relay_error(struct http_request *req, const struct proxy *p, int status,
     while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == '\r')) {
         msg[--ml] = '\0';
     }
-    proxy_error(req, status >= 400 ? status : 502,
-                status >= 400 ? NULL : "BadGateway",
-                "the node agent of node \"%s\" answered %d: %s", p->node,
-                status, msg);
+    proxy_error(
+        req, status >= 400 ? status : 502, status >= 400 ? NULL : "BadGateway",
+        "the node agent of node \"%s\" answered %d: %s", p->node, status, msg);
     free(msg);
 }
 
@@ -519,10 +517,9 @@ proxy_log(struct apiserver *as, struct http_request *req, struct proxy *p,
          *ec = curl_easy_escape(e, container, 0);
     struct dbuf q;
     dbuf_init(&q);
-    static const char *const opts[] = {"follow",    "previous",
-                                       "tailLines", "sinceSeconds",
-                                       "sinceTime", "timestamps",
-                                       "limitBytes"};
+    static const char *const opts[] = {
+        "follow",    "previous",   "tailLines", "sinceSeconds",
+        "sinceTime", "timestamps", "limitBytes"};
     for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
         query_copy(e, req, &q, opts[i], NULL);
     }
@@ -555,9 +552,8 @@ proxy_log(struct apiserver *as, struct http_request *req, struct proxy *p,
         return false;
     }
     atomic_fetch_add(&p->gone->refs, 1); /* the stream's on_close */
-    p->stream = http_respond_stream(req, 200,
-                                    p->ctype ? p->ctype : "text/plain",
-                                    log_client_gone, p->gone);
+    p->stream = http_respond_stream(
+        req, 200, p->ctype ? p->ctype : "text/plain", log_client_gone, p->gone);
     http_stream_set_budget(p->stream, API_PROXY_STREAM_BUDGET, NULL);
     if (p->body.len) {
         http_stream_write(p->stream, p->body.data, p->body.len);
@@ -680,9 +676,9 @@ splice_thread(void *arg)
         }
         /* client -> buffer */
         while (!to_agent->eof && to_agent->len < sizeof to_agent->buf) {
-            ssize_t got = recv(cfd, to_agent->buf + to_agent->len,
-                               sizeof to_agent->buf - to_agent->len,
-                               MSG_DONTWAIT);
+            ssize_t got =
+                recv(cfd, to_agent->buf + to_agent->len,
+                     sizeof to_agent->buf - to_agent->len, MSG_DONTWAIT);
             if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
                 break;
             }
@@ -847,9 +843,8 @@ proxy_stream(struct apiserver *as, struct http_request *req, struct proxy *p,
          *ec = curl_easy_escape(e, container, 0);
     struct dbuf q;
     dbuf_init(&q);
-    static const char *const opts[] = {"command", "stdin", "stdout",
-                                       "stderr",  "tty",   "input",
-                                       "output",  "error"};
+    static const char *const opts[] = {"command", "stdin", "stdout", "stderr",
+                                       "tty",     "input", "output", "error"};
     for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
         query_copy(e, req, &q, opts[i], NULL);
     }
@@ -865,10 +860,12 @@ proxy_stream(struct apiserver *as, struct http_request *req, struct proxy *p,
     curl_free(en);
     curl_free(ec);
     dbuf_free(&q);
-    static const char *const hdrs[] = {
-        "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
-        "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions",
-        "X-Stream-Protocol-Version"};
+    static const char *const hdrs[] = {"Upgrade",
+                                       "Sec-WebSocket-Key",
+                                       "Sec-WebSocket-Version",
+                                       "Sec-WebSocket-Protocol",
+                                       "Sec-WebSocket-Extensions",
+                                       "X-Stream-Protocol-Version"};
     for (size_t i = 0; i < ARRAY_SIZE(hdrs); i++) {
         head_copy(req, &h, hdrs[i]);
     }
@@ -946,10 +943,9 @@ proxy_stream(struct apiserver *as, struct http_request *req, struct proxy *p,
         dbuf_free(&in);
         return false;
     }
-    static const char *const back[] = {"Upgrade", "Sec-WebSocket-Accept",
-                                       "Sec-WebSocket-Protocol",
-                                       "Sec-WebSocket-Extensions",
-                                       "X-Stream-Protocol-Version"};
+    static const char *const back[] = {
+        "Upgrade", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Extensions", "X-Stream-Protocol-Version"};
     for (size_t i = 0; i < ARRAY_SIZE(back); i++) {
         const char *from = NULL;
         char *v;
@@ -1009,9 +1005,8 @@ as_proxy_handle(struct apiserver *as, struct http_request *req,
         return true;
     }
     const char *container = proxy_container(req, pod, name);
-    const char *node =
-        json_string_value(json_object_get(json_object_get(pod, "spec"),
-                                          "nodeName"));
+    const char *node = json_string_value(
+        json_object_get(json_object_get(pod, "spec"), "nodeName"));
     char *base = NULL;
     if (!container) {
         goto out;
@@ -1033,8 +1028,7 @@ as_proxy_handle(struct apiserver *as, struct http_request *req,
     atomic_init(&p->gone->refs, 1);
     atomic_init(&p->gone->gone, false);
     bool taken = log ? proxy_log(as, req, p, base, ns, name, container)
-                     : proxy_stream(as, req, p, base, sub, ns, name,
-                                    container);
+                     : proxy_stream(as, req, p, base, sub, ns, name, container);
     if (!taken) {
         proxy_free(p);
     }

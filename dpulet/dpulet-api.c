@@ -64,13 +64,13 @@ struct api_session;
 struct dpulet_api {
     struct http_server *http;
     struct dpulet_api_ops ops;
-    char **allowed_cns;        /* NULL-terminated, owned */
-    unsigned max_streams;      /* limit on sessions */
-    unsigned idle_timeout_s;   /* exec idle end */
-    pthread_mutex_t mu;        /* guards sessions, n_sessions, stopping */
+    char **allowed_cns;           /* NULL-terminated, owned */
+    unsigned max_streams;         /* limit on sessions */
+    unsigned idle_timeout_s;      /* exec idle end */
+    pthread_mutex_t mu;           /* guards sessions, n_sessions, stopping */
     struct api_session *sessions; /* live and finished-unjoined */
-    unsigned n_sessions;       /* not yet finished */
-    bool stopping;             /* dpulet_api_stop() began */
+    unsigned n_sessions;          /* not yet finished */
+    bool stopping;                /* dpulet_api_stop() began */
 };
 
 enum session_kind { SESSION_LOG, SESSION_EXEC, SESSION_ATTACH };
@@ -128,9 +128,9 @@ struct api_session {
     enum session_kind kind;
     struct api_session *next; /* api->sessions (under api->mu) */
     pthread_t thread;
-    bool started;             /* thread runs (join at reap/stop) */
-    atomic_bool done;         /* thread finished */
-    struct api_flag *flag;    /* asked to end (client gone, stop) */
+    bool started;          /* thread runs (join at reap/stop) */
+    atomic_bool done;      /* thread finished */
+    struct api_flag *flag; /* asked to end (client gone, stop) */
     /* log */
     struct http_stream *stream;
     char *path;
@@ -138,13 +138,13 @@ struct api_session {
     struct dpulet_log_opts lo;
     /* exec / attach */
     struct http_upgrade *up;
-    int fd;                   /* the upgraded socket */
-    bool v5;                  /* v5.channel.k8s.io negotiated */
+    int fd;  /* the upgraded socket */
+    bool v5; /* v5.channel.k8s.io negotiated */
     bool want_stdin, want_stdout, want_stderr, tty;
-    char **argv;              /* NULL-terminated, owned */
+    char **argv; /* NULL-terminated, owned */
     struct dpulet_exec_target target;
-    pid_t child;              /* the command (0 = none) */
-    struct exec_io *io;       /* the command's pipes (exec_thread's) */
+    pid_t child;        /* the command (0 = none) */
+    struct exec_io *io; /* the command's pipes (exec_thread's) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -233,9 +233,9 @@ dpulet_log_tail_offset(const char *in, size_t len, int64_t n)
 /* ------------------------------------------------------------------ */
 /* helpers                                                            */
 
-static void
-respond_error(struct http_request *req, int code, const char *reason,
-              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void respond_error(struct http_request *req, int code,
+                          const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
 respond_error(struct http_request *req, int code, const char *reason,
@@ -267,7 +267,7 @@ static void
 respond_op_error(struct http_request *req, int r, struct dpf_error *e)
 {
     if (!e->code) {
-        e->code = r == -ENOENT || r == -ESRCH ? 404
+        e->code = r == -ENOENT || r == -ESRCH     ? 404
                   : r == -ENODATA || r == -EAGAIN ? 400
                                                   : 500;
     }
@@ -474,8 +474,8 @@ session_start(struct api_session *s, void *(*fn)(void *), const char *name)
 
 struct log_out {
     struct api_session *s;
-    struct dbuf buf;       /* rendered, not yet written */
-    int64_t left;          /* limitBytes still allowed (-1 = no limit) */
+    struct dbuf buf; /* rendered, not yet written */
+    int64_t left;    /* limitBytes still allowed (-1 = no limit) */
 };
 
 static void
@@ -536,9 +536,9 @@ log_thread(void *arg)
     if (s->lo.follow) {
         ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         if (ino >= 0) {
-            inotify_add_watch(ino, s->path, IN_MODIFY | IN_CLOSE_WRITE |
-                                                IN_DELETE_SELF |
-                                                IN_MOVE_SELF);
+            inotify_add_watch(ino, s->path,
+                              IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF |
+                                  IN_MOVE_SELF);
         }
     }
     struct dbuf pend; /* read, not yet a whole line */
@@ -606,8 +606,8 @@ log_thread(void *arg)
                 while ((n = read(fd, chunk, sizeof chunk)) > 0) {
                     dbuf_append(&pend, chunk, (size_t) n);
                 }
-                log_render_cb(pend.data ? pend.data : "", pend.len, &s->lo,
-                              &rs, emit_log, &lo);
+                log_render_cb(pend.data ? pend.data : "", pend.len, &s->lo, &rs,
+                              emit_log, &lo);
                 log_flush(&lo);
                 break;
             }
@@ -780,8 +780,7 @@ ws_send_frame(struct api_session *s, uint8_t opcode, const void *data,
 
 /* One channel message: [channel][data]. */
 static bool
-ws_send_channel(struct api_session *s, uint8_t ch, const void *data,
-                size_t len)
+ws_send_channel(struct api_session *s, uint8_t ch, const void *data, size_t len)
 {
     uint8_t hdr[WS_MAX_HEADER + 1];
     size_t hl = ws_frame_header(hdr, WS_OP_BINARY, true, len + 1, NULL);
@@ -819,10 +818,10 @@ exit_status_json(struct api_session *s, int code)
                           b.data ? b.data : "", code);
     char codetext[16];
     snprintf(codetext, sizeof codetext, "%d", code);
-    json_t *st = json_pack(
-        "{s:{},s:s,s:s,s:s,s:{s:[{s:s,s:s}]}}", "metadata", "status",
-        "Failure", "message", msg, "reason", "NonZeroExitCode", "details",
-        "causes", "reason", "ExitCode", "message", codetext);
+    json_t *st = json_pack("{s:{},s:s,s:s,s:s,s:{s:[{s:s,s:s}]}}", "metadata",
+                           "status", "Failure", "message", msg, "reason",
+                           "NonZeroExitCode", "details", "causes", "reason",
+                           "ExitCode", "message", codetext);
     char *text = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     json_decref(cmd);
@@ -885,8 +884,8 @@ ws_read_frames(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
 
 /* Handle the whole frames in r's buffer; keep a partial one. */
 static bool
-ws_parse_frames(struct api_session *s, struct ws_reader *r,
-                ws_data_fn on_data, bool *closed)
+ws_parse_frames(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
+                bool *closed)
 {
     size_t pos = 0;
     bool ok = true;
@@ -1164,8 +1163,8 @@ exec_thread(void *arg)
     }
     close(devnull);
     if (pid < 0) {
-        char *m = xasprintf("cannot start the command: %s",
-                            strerror(fork_errno));
+        char *m =
+            xasprintf("cannot start the command: %s", strerror(fork_errno));
         status = failure_status_json(m);
         free(m);
         goto finish;
@@ -1303,7 +1302,7 @@ exec_thread(void *arg)
     }
     s->child = 0;
     if (exited && client_ok) {
-        int code = WIFEXITED(wstatus)   ? WEXITSTATUS(wstatus)
+        int code = WIFEXITED(wstatus)     ? WEXITSTATUS(wstatus)
                    : WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus)
                                           : 1;
         status = exit_status_json(s, code);
@@ -1353,10 +1352,10 @@ emit_attach(void *arg, bool is_stderr, const char *text, size_t len)
 {
     struct attach_out *ao = arg;
     struct api_session *s = ao->s;
-    if (ao->ok && len && ((is_stderr && s->want_stderr) ||
-                          (!is_stderr && s->want_stdout))) {
-        ao->ok = ws_send_channel(s, is_stderr ? CH_STDERR : CH_STDOUT, text,
-                                 len);
+    if (ao->ok && len &&
+        ((is_stderr && s->want_stderr) || (!is_stderr && s->want_stdout))) {
+        ao->ok =
+            ws_send_channel(s, is_stderr ? CH_STDERR : CH_STDOUT, text, len);
     }
 }
 
@@ -1403,8 +1402,8 @@ attach_thread(void *arg)
             dbuf_append(&pend, chunk, (size_t) n);
         }
         if (pend.len) {
-            size_t used = log_render_cb(pend.data, pend.len, &o, &rs,
-                                        emit_attach, &ao);
+            size_t used =
+                log_render_cb(pend.data, pend.len, &o, &rs, emit_attach, &ao);
             memmove(pend.data, pend.data + used, pend.len - used);
             pend.len -= used;
         }
@@ -1451,10 +1450,9 @@ stream_upgraded(void *arg, struct http_upgrade *up)
     }
     s->up = up;
     s->fd = http_upgrade_fd(up);
-    int r = session_start(s, s->kind == SESSION_EXEC ? exec_thread
-                                                     : attach_thread,
-                          s->kind == SESSION_EXEC ? "dpulet-exec"
-                                                  : "dpulet-attach");
+    int r = session_start(
+        s, s->kind == SESSION_EXEC ? exec_thread : attach_thread,
+        s->kind == SESSION_EXEC ? "dpulet-exec" : "dpulet-attach");
     if (r < 0) {
         http_upgrade_close(up);
         s->up = NULL;
@@ -1492,8 +1490,8 @@ ws_handshake(struct http_request *req)
         return NULL;
     }
     const char *offers[16];
-    size_t n = http_request_header_values(req, "Sec-WebSocket-Protocol",
-                                          offers, 16);
+    size_t n =
+        http_request_header_values(req, "Sec-WebSocket-Protocol", offers, 16);
     const char *proto = NULL;
     for (size_t i = 0; i < n && i < 16 && !proto; i++) {
         proto = ws_pick_protocol(offers[i], api_protocols);
@@ -1555,12 +1553,12 @@ handle_stream(struct dpulet_api *api, struct http_request *req, bool exec)
     char *path = NULL;
     int r;
     if (exec) {
-        r = api->ops.container_exec_target(api->ops.arg, ns, pod, container,
-                                           &t, &e);
+        r = api->ops.container_exec_target(api->ops.arg, ns, pod, container, &t,
+                                           &e);
     } else {
         bool running = false;
-        r = api->ops.container_log_path(api->ops.arg, ns, pod, container,
-                                        false, &path, &running, &e);
+        r = api->ops.container_log_path(api->ops.arg, ns, pod, container, false,
+                                        &path, &running, &e);
         if (r == 0 && !running) {
             free(path);
             respond_error(req, 400, "BadRequest",
@@ -1613,11 +1611,11 @@ fail:
 static void
 handle_pods(struct dpulet_api *api, struct http_request *req)
 {
-    json_t *items = api->ops.list_pods ? api->ops.list_pods(api->ops.arg)
-                                       : NULL;
-    json_t *list = json_pack("{s:s,s:s,s:{},s:o}", "kind", "PodList",
-                             "apiVersion", "v1", "metadata", "items",
-                             items ? items : json_array());
+    json_t *items =
+        api->ops.list_pods ? api->ops.list_pods(api->ops.arg) : NULL;
+    json_t *list =
+        json_pack("{s:s,s:s,s:{},s:o}", "kind", "PodList", "apiVersion", "v1",
+                  "metadata", "items", items ? items : json_array());
     char *text = json_dumps(list, JSON_COMPACT);
     json_decref(list);
     http_respond_take(req, 200, "application/json", text, strlen(text));
@@ -1685,10 +1683,10 @@ dpulet_api_start(const struct dpulet_api_config *cfg,
     }
     struct dpulet_api *api = xcalloc(1, sizeof(*api));
     api->ops = *ops;
-    api->max_streams = cfg->max_streams ? cfg->max_streams
-                                        : API_DEFAULT_STREAMS;
-    api->idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s
-                                              : API_DEFAULT_IDLE_S;
+    api->max_streams =
+        cfg->max_streams ? cfg->max_streams : API_DEFAULT_STREAMS;
+    api->idle_timeout_s =
+        cfg->idle_timeout_s ? cfg->idle_timeout_s : API_DEFAULT_IDLE_S;
     pthread_mutex_init(&api->mu, NULL);
     size_t n = 0;
     if (cfg->allowed_cns) {

@@ -68,9 +68,8 @@ struct dpulet_api_ops {
      * pod), -ENODATA (previous: no earlier run), with err's message
      * naming the object as kubelet does. */
     int (*container_log_path)(void *arg, const char *ns, const char *pod,
-                              const char *container, bool previous,
-                              char **path, bool *running,
-                              struct dpf_error *err);
+                              const char *container, bool previous, char **path,
+                              bool *running, struct dpf_error *err);
     /* How to exec in the container (fills *t; the caller frees it with
      * dpulet_exec_target_free). 0, or -ENOENT/-ESRCH as above, -EAGAIN
      * (not running), with err filled. */
@@ -85,17 +84,17 @@ struct dpulet_api_ops {
 };
 
 struct dpulet_api_config {
-    const char *address;          /* bind address (e.g. the node IP) */
-    uint16_t port;                /* 0 = any free port (tests) */
-    const char *cert_file;        /* serving certificate (PEM) */
-    const char *key_file;         /* its key */
-    const char *client_ca_file;   /* CA for client certificates */
+    const char *address;            /* bind address (e.g. the node IP) */
+    uint16_t port;                  /* 0 = any free port (tests) */
+    const char *cert_file;          /* serving certificate (PEM) */
+    const char *key_file;           /* its key */
+    const char *client_ca_file;     /* CA for client certificates */
     const char *const *allowed_cns; /* NULL-terminated CNs allowed besides
                                        O=system:masters; NULL = the
                                        default, kube-apiserver-kubelet-
                                        client */
-    unsigned max_streams;         /* 0 = 32 */
-    unsigned idle_timeout_s;      /* exec/attach idle end; 0 = 4 h */
+    unsigned max_streams;           /* 0 = 32 */
+    unsigned idle_timeout_s;        /* exec/attach idle end; 0 = 4 h */
 };
 
 struct dpulet_api;

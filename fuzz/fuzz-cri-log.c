@@ -24,8 +24,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t len = nl ? (size_t) (nl - (in + pos)) : size - pos;
         struct cri_log_line l;
         if (cri_log_parse(in + pos, len, &l) == 0) {
-            if (l.ts != in + pos || l.ts_len > len ||
-                l.msg < in + pos || l.msg + l.msg_len != in + pos + len) {
+            if (l.ts != in + pos || l.ts_len > len || l.msg < in + pos ||
+                l.msg + l.msg_len != in + pos + len) {
                 abort();
             }
             char buf[64];
@@ -39,8 +39,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lines++;
         pos += len + 1;
     }
-    struct dpulet_log_opts o = {.timestamps = size & 1, .tail_lines = -1,
-                                .limit_bytes = -1};
+    struct dpulet_log_opts o = {
+        .timestamps = size & 1, .tail_lines = -1, .limit_bytes = -1};
     struct dbuf out;
     dbuf_init(&out);
     size_t used = dpulet_log_render(in, size, &o, &out);

@@ -37,8 +37,8 @@ parse_all(const uint8_t *data, size_t size, bool masked, size_t max)
         }
         uint8_t hdr[WS_MAX_HEADER];
         uint8_t key[4] = {1, 2, 3, 4};
-        size_t hl = ws_frame_header(hdr, f.opcode, f.fin, f.len,
-                                    masked ? key : NULL);
+        size_t hl =
+            ws_frame_header(hdr, f.opcode, f.fin, f.len, masked ? key : NULL);
         if (hl + f.len != (size_t) n) {
             abort();
         }
@@ -58,8 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t tl = size < sizeof text - 1 ? size : sizeof text - 1;
     memcpy(text, data, tl);
     text[tl] = '\0';
-    static const char *const ours[] = {"v5.channel.k8s.io",
-                                       "v4.channel.k8s.io", NULL};
+    static const char *const ours[] = {"v5.channel.k8s.io", "v4.channel.k8s.io",
+                                       NULL};
     const char *p = ws_pick_protocol(text, ours);
     if (p && p != ours[0] && p != ours[1]) {
         abort();

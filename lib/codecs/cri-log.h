@@ -18,13 +18,13 @@
 #include <stdint.h>
 
 struct cri_log_line {
-    const char *ts;   /* the time as written */
-    size_t ts_len;    /* its length */
-    int64_t ts_ns;    /* the time in ns since the epoch (UTC) */
-    bool is_stderr;   /* stream: stderr (else stdout) */
-    bool partial;     /* tag P: the line goes on in the next record */
-    const char *msg;  /* the text (without the record's newline) */
-    size_t msg_len;   /* its length */
+    const char *ts;  /* the time as written */
+    size_t ts_len;   /* its length */
+    int64_t ts_ns;   /* the time in ns since the epoch (UTC) */
+    bool is_stderr;  /* stream: stderr (else stdout) */
+    bool partial;    /* tag P: the line goes on in the next record */
+    const char *msg; /* the text (without the record's newline) */
+    size_t msg_len;  /* its length */
 };
 
 /* Parse one record line[0..len) (without its '\n'; a trailing '\r' is

@@ -156,75 +156,75 @@ struct http_header {
 };
 
 struct http_request {
-    struct http_server *srv;     /* server */
-    struct MHD_Connection *conn; /* MHD connection */
-    struct http_conn *hc;        /* connection context (peer identity) */
-    const char *method;          /* MHD-owned */
-    const char *path;            /* MHD-owned, decoded */
-    struct dbuf body;            /* accumulated body */
-    size_t body_seen;            /* total body bytes received */
-    bool chunked;                /* body in chunked transfer coding */
-    bool in_body;                /* between headers and the last call */
-    bool too_large;              /* body exceeded max_body */
-    bool desync;                 /* chunked data ends like a body end */
-    bool direct;                 /* answered on the wire ourselves */
-    int64_t direct_at_ms;        /* when (mono ms) */
-    bool queued;                 /* response handed to MHD */
-    bool responded;              /* a response was given */
-    int status;                  /* response status */
-    char *ctype;                 /* response content type (owned) */
-    char *resp_body;             /* response body (owned) */
-    size_t resp_len;             /* its length */
-    struct http_header *hdrs;    /* extra response headers */
-    size_t n_hdrs;               /* count */
-    struct http_stream *stream;  /* streaming response, if any */
+    struct http_server *srv;      /* server */
+    struct MHD_Connection *conn;  /* MHD connection */
+    struct http_conn *hc;         /* connection context (peer identity) */
+    const char *method;           /* MHD-owned */
+    const char *path;             /* MHD-owned, decoded */
+    struct dbuf body;             /* accumulated body */
+    size_t body_seen;             /* total body bytes received */
+    bool chunked;                 /* body in chunked transfer coding */
+    bool in_body;                 /* between headers and the last call */
+    bool too_large;               /* body exceeded max_body */
+    bool desync;                  /* chunked data ends like a body end */
+    bool direct;                  /* answered on the wire ourselves */
+    int64_t direct_at_ms;         /* when (mono ms) */
+    bool queued;                  /* response handed to MHD */
+    bool responded;               /* a response was given */
+    int status;                   /* response status */
+    char *ctype;                  /* response content type (owned) */
+    char *resp_body;              /* response body (owned) */
+    size_t resp_len;              /* its length */
+    struct http_header *hdrs;     /* extra response headers */
+    size_t n_hdrs;                /* count */
+    struct http_stream *stream;   /* streaming response, if any */
     struct http_upgrade *upgrade; /* 101 answer, if any */
 };
 
 struct http_upgrade {
-    struct http_server *srv;                 /* owning server */
-    http_upgrade_fn fn;                      /* the taker */
-    void *arg;                               /* its argument */
-    atomic_bool handed;                      /* fn was called */
-    int fd;                                  /* socket MHD gave us */
-    char *extra;                             /* early bytes (owned) */
-    size_t extra_len;                        /* their count */
-    struct MHD_UpgradeResponseHandle *urh;   /* MHD's handle */
+    struct http_server *srv;               /* owning server */
+    http_upgrade_fn fn;                    /* the taker */
+    void *arg;                             /* its argument */
+    atomic_bool handed;                    /* fn was called */
+    int fd;                                /* socket MHD gave us */
+    char *extra;                           /* early bytes (owned) */
+    size_t extra_len;                      /* their count */
+    struct MHD_UpgradeResponseHandle *urh; /* MHD's handle */
 };
 
 struct http_server {
-    struct MHD_Daemon *daemon;  /* MHD daemon */
-    http_handler_fn handler;    /* user handler */
-    http_gate_fn gate;          /* header-time gate or NULL */
-    void *arg;                  /* their argument */
-    size_t max_body;            /* body limit */
-    unsigned max_conn;          /* untrusted evicted past this */
-    unsigned header_timeout_s;  /* handshake + headers deadline */
-    unsigned idle_timeout_s;    /* silence allowed in a request */
-    pthread_mutex_t conn_mu;    /* guards the connection tracking below */
-    struct conn_list untrusted; /* untrusted connections, oldest first */
-    struct conn_list pending;   /* awaiting headers, earliest deadline 1st */
-    unsigned n_conns;           /* tracked, not gone */
-    unsigned n_untrusted;       /* of those untrusted */
-    uint64_t n_evicted;         /* since start */
-    uint64_t n_expired;         /* since start */
-    bool tls;                   /* HTTPS */
-    bool client_auth;           /* client CA configured */
-    uint16_t port;              /* bound port */
-    char *cert_pem;             /* kept alive for MHD */
-    char *key_pem;              /* kept alive for MHD */
-    char *ca_pem;               /* kept alive for MHD */
-    atomic_bool stopping;       /* destroy in progress */
-    pthread_mutex_t reg_mu;     /* guards the stream registry */
-    struct http_stream *reg;    /* live streams */
-    uint64_t next_stream_id;    /* registry ids */
-    int wd_epfd;                /* watchdog epoll set */
-    int wd_evfd;                /* watchdog wake-up: deadlines, shutdown */
-    pthread_t wd_thread;        /* watchdog thread */
-    bool wd_started;            /* thread running */
-    pthread_mutex_t up_mu;      /* guards the upgrade count and fds */
-    pthread_cond_t up_cond;     /* signalled when an upgrade closes */
-    unsigned n_upgrades;        /* handed over, not closed */
+    struct MHD_Daemon *daemon;     /* MHD daemon */
+    http_handler_fn handler;       /* user handler */
+    http_gate_fn gate;             /* header-time gate or NULL */
+    void *arg;                     /* their argument */
+    size_t max_body;               /* body limit */
+    unsigned max_conn;             /* untrusted evicted past this */
+    unsigned header_timeout_s;     /* handshake + headers deadline */
+    unsigned idle_timeout_s;       /* silence allowed in a request */
+    pthread_mutex_t conn_mu;       /* guards the connection tracking below */
+    struct conn_list untrusted;    /* untrusted connections, oldest first */
+    struct conn_list pending;      /* awaiting headers, earliest deadline 1st */
+    unsigned n_conns;              /* tracked, not gone */
+    unsigned n_untrusted;          /* of those untrusted */
+    uint64_t n_evicted;            /* since start */
+    uint64_t n_expired;            /* since start */
+    bool tls;                      /* HTTPS */
+    bool client_auth;              /* client CA configured */
+    uint16_t port;                 /* bound port */
+    char *cert_pem;                /* kept alive for MHD */
+    char *key_pem;                 /* kept alive for MHD */
+    char *ca_pem;                  /* kept alive for MHD */
+    atomic_bool stopping;          /* destroy in progress */
+    pthread_mutex_t reg_mu;        /* guards the stream registry */
+    struct http_stream *reg;       /* live streams */
+    uint64_t next_stream_id;       /* registry ids */
+    int wd_epfd;                   /* watchdog epoll set */
+    int wd_evfd;                   /* watchdog wake-up: deadlines, shutdown */
+    pthread_t wd_thread;           /* watchdog thread */
+    bool wd_started;               /* thread running */
+    pthread_mutex_t up_mu;         /* guards the upgrade count and fds */
+    pthread_cond_t up_cond;        /* signalled when an upgrade closes */
+    unsigned n_upgrades;           /* handed over, not closed */
     int up_fds[HTTP_MAX_UPGRADES]; /* their sockets (-1 free) */
 };
 

@@ -12,8 +12,8 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 ssize_t
-ws_frame_parse(uint8_t *buf, size_t len, bool require_mask,
-               size_t max_payload, struct ws_frame *f)
+ws_frame_parse(uint8_t *buf, size_t len, bool require_mask, size_t max_payload,
+               struct ws_frame *f)
 {
     if (len < 2) {
         return 0;

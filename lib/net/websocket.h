@@ -34,10 +34,10 @@ enum ws_opcode {
 #define WS_MAX_HEADER 14
 
 struct ws_frame {
-    bool fin;               /* last frame of its message */
-    uint8_t opcode;         /* enum ws_opcode */
-    uint8_t *payload;       /* into the parsed buffer, unmasked */
-    size_t len;             /* payload bytes */
+    bool fin;         /* last frame of its message */
+    uint8_t opcode;   /* enum ws_opcode */
+    uint8_t *payload; /* into the parsed buffer, unmasked */
+    size_t len;       /* payload bytes */
 };
 
 /* Parse one frame at buf[0..len). A server passes require_mask (RFC 6455

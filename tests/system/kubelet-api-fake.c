@@ -51,8 +51,10 @@ find_container(const char *ns, const char *pod, const char *container,
 {
     char *pd = pod_dir(ns, pod);
     if (!pd) {
-        dpf_error_set(err, 404, "NotFound", "pod \"%s\" in namespace \"%s\" "
-                      "is not running on this node", pod, ns);
+        dpf_error_set(err, 404, "NotFound",
+                      "pod \"%s\" in namespace \"%s\" "
+                      "is not running on this node",
+                      pod, ns);
         return -ENOENT;
     }
     *cdir = xasprintf("%s/%s", pd, container);
@@ -69,9 +71,8 @@ find_container(const char *ns, const char *pod, const char *container,
 }
 
 static int
-fake_log_path(void *arg, const char *ns, const char *pod,
-              const char *container, bool previous, char **path,
-              bool *running, struct dpf_error *err)
+fake_log_path(void *arg, const char *ns, const char *pod, const char *container,
+              bool previous, char **path, bool *running, struct dpf_error *err)
 {
     (void) arg;
     char *cdir;

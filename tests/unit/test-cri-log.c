@@ -28,7 +28,9 @@ test_parse_record(void **state)
     assert_int_equal(r.ts_len, 30);
     assert_true(r.ts_ns == 1796119200123456789LL);
 
-    const char *bad[] = {"", "2026-12-01T10:00:00Z", "x stdout F a",
+    const char *bad[] = {"",
+                         "2026-12-01T10:00:00Z",
+                         "x stdout F a",
                          "2026-12-01T10:00:00Z stdin F a",
                          "2026-12-01T10:00:00Z stdout X a",
                          "2026-12-01T10:00:00Z stdout Fa",
@@ -59,8 +61,10 @@ test_time(void **state)
 static char *
 render(const char *in, bool timestamps, int64_t since_ns)
 {
-    struct dpulet_log_opts o = {.timestamps = timestamps, .tail_lines = -1,
-                                .since_ns = since_ns, .limit_bytes = -1};
+    struct dpulet_log_opts o = {.timestamps = timestamps,
+                                .tail_lines = -1,
+                                .since_ns = since_ns,
+                                .limit_bytes = -1};
     struct dbuf out;
     dbuf_init(&out);
     dpulet_log_render(in, strlen(in), &o, &out);

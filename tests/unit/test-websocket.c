@@ -29,11 +29,11 @@ static void
 test_pick_protocol(void **state)
 {
     (void) state;
-    static const char *const ours[] = {"v5.channel.k8s.io",
-                                       "v4.channel.k8s.io", NULL};
-    assert_string_equal(ws_pick_protocol("v4.channel.k8s.io,v5.channel.k8s.io",
-                                         ours),
-                        "v5.channel.k8s.io");
+    static const char *const ours[] = {"v5.channel.k8s.io", "v4.channel.k8s.io",
+                                       NULL};
+    assert_string_equal(
+        ws_pick_protocol("v4.channel.k8s.io,v5.channel.k8s.io", ours),
+        "v5.channel.k8s.io");
     assert_string_equal(
         ws_pick_protocol("base64.channel.k8s.io, v4.channel.k8s.io", ours),
         "v4.channel.k8s.io");
@@ -59,9 +59,8 @@ test_masked_round_trip(void **state)
         ws_mask(buf + hl, n, key, 0);
         struct ws_frame f;
         /* every prefix is incomplete */
-        assert_int_equal(ws_frame_parse(buf, hl + n - (n ? 1 : hl), true,
-                                        1u << 20, &f),
-                         0);
+        assert_int_equal(
+            ws_frame_parse(buf, hl + n - (n ? 1 : hl), true, 1u << 20, &f), 0);
         assert_int_equal(ws_frame_parse(buf, hl + n, true, 1u << 20, &f),
                          (ssize_t) (hl + n));
         assert_true(f.fin);
@@ -90,17 +89,14 @@ test_protocol_errors(void **state)
     assert_int_equal(ws_frame_parse(opcode, sizeof opcode, false, 100, &f),
                      -EPROTO);
     uint8_t frag_ping[] = {0x09, 0x00};
-    assert_int_equal(ws_frame_parse(frag_ping, sizeof frag_ping, false, 100,
-                                    &f),
-                     -EPROTO);
+    assert_int_equal(
+        ws_frame_parse(frag_ping, sizeof frag_ping, false, 100, &f), -EPROTO);
     uint8_t long_ping[] = {0x89, 126, 0, 126};
-    assert_int_equal(ws_frame_parse(long_ping, sizeof long_ping, false, 1000,
-                                    &f),
-                     -EPROTO);
+    assert_int_equal(
+        ws_frame_parse(long_ping, sizeof long_ping, false, 1000, &f), -EPROTO);
     uint8_t nonminimal[] = {0x82, 126, 0, 5, 1, 2, 3, 4, 5};
-    assert_int_equal(ws_frame_parse(nonminimal, sizeof nonminimal, false, 100,
-                                    &f),
-                     -EPROTO);
+    assert_int_equal(
+        ws_frame_parse(nonminimal, sizeof nonminimal, false, 100, &f), -EPROTO);
     uint8_t big[] = {0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0};
     assert_int_equal(ws_frame_parse(big, sizeof big, false, 1u << 20, &f),
                      -EMSGSIZE);

@@ -11,6 +11,7 @@ status.daemonEndpoints; stock kubectl talks to dpf-server only.
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -325,3 +326,31 @@ def test_get_pods_wide_shows_ip_and_node(dpf_server, agent):
                             "GATES"]
     web = [row.split() for row in rows if row.startswith("web ")]
     assert web and web[0][5:] == ["127.0.0.1", "node1", "<none>", "<none>"]
+
+
+def test_attach_streams_new_output_until_the_container_stops(dpf_server,
+                                                             agent):
+    cmd = [KUBECTL["1.32"], "--kubeconfig", dpf_server.kubeconfig, "attach",
+           "web", "-c", "app"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        logf = agent.container_dir("web", "app") / "1.log"
+
+        # attach shows output from the moment it connected: write until a
+        # line arrives (the first write may precede the connection)
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline and not line:
+            with open(logf, "a") as f:
+                f.write(f"{ts(7)} stdout F attached output\n")
+            r, _, _ = select.select([p.stdout], [], [], 1.0)
+            if r:
+                line = p.stdout.readline()
+        assert line == "attached output\n"
+        os.unlink(agent.container_dir("web", "app") / "running")
+        assert p.wait(timeout=30) == 0, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -67,6 +67,7 @@ struct apiserver {
     json_t *ns_cache;            /* namespace name -> true if terminating */
     uint64_t ns_gen;             /* bumped by every namespace event */
     atomic_uint proxy_streams;   /* open pods/log, exec, attach streams */
+    atomic_uint proxy_dialing;   /* requests waiting on a node agent */
 };
 
 /* Output representation negotiated from the Accept header. */

@@ -22,8 +22,9 @@
  *
  * Limits: at most kubelet_max_streams proxied streams at once (429
  * beyond), API_PROXY_CONNECT_S to connect and get the agent's answer
- * head, an upgraded stream idle in both directions for API_PROXY_IDLE_S
- * is ended. */
+ * head, which happens in the HTTP worker thread, at most
+ * API_PROXY_MAX_DIALING requests at once (429 beyond); an upgraded stream
+ * idle in both directions for API_PROXY_IDLE_S is ended. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
@@ -51,6 +52,10 @@ LOG_MODULE(apiserver);
 #define API_PROXY_MAX_ERROR_BODY (64u * 1024)
 #define API_PROXY_SPLICE_BUF (64u * 1024)
 #define API_PROXY_DEFAULT_PORT 10250
+/* Requests that may wait at once on a node agent's answer head in an HTTP
+ * worker thread (the rest get 429): a dead node must not take every
+ * worker for the connect timeout. */
+#define API_PROXY_MAX_DIALING 2
 
 static pthread_once_t proxy_curl_once = PTHREAD_ONCE_INIT;
 
@@ -1000,6 +1005,11 @@ as_proxy_handle(struct apiserver *as, struct http_request *req,
                     max);
         return true;
     }
+    if (as->cfg.no_node_proxy) {
+        proxy_error(req, 503, "ServiceUnavailable",
+                    "pods/%s is not served by this API server", sub);
+        return true;
+    }
     json_t *pod = proxy_get(as, req, "pods", ns, name);
     if (!pod) {
         return true;
@@ -1019,6 +1029,14 @@ as_proxy_handle(struct apiserver *as, struct http_request *req,
     if (!(base = proxy_node_base(as, req, node))) {
         goto out;
     }
+    if (atomic_fetch_add(&as->proxy_dialing, 1) >= API_PROXY_MAX_DIALING) {
+        atomic_fetch_sub(&as->proxy_dialing, 1);
+        http_response_header(req, "Retry-After", "1");
+        proxy_error(req, 429, "TooManyRequests",
+                    "too many requests are waiting for node agents; try "
+                    "again later");
+        goto out;
+    }
     struct proxy *p = xcalloc(1, sizeof(*p));
     p->as = as;
     p->node = xstrdup(node);
@@ -1029,6 +1047,7 @@ as_proxy_handle(struct apiserver *as, struct http_request *req,
     atomic_init(&p->gone->gone, false);
     bool taken = log ? proxy_log(as, req, p, base, ns, name, container)
                      : proxy_stream(as, req, p, base, sub, ns, name, container);
+    atomic_fetch_sub(&as->proxy_dialing, 1);
     if (!taken) {
         proxy_free(p);
     }

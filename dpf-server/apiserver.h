@@ -81,6 +81,9 @@ struct apiserver_config {
     const char *kubelet_client_key;
     const char *kubelet_ca;
     unsigned kubelet_max_streams;
+    /* Answer pods/log, exec and attach with 503 instead of dialing node
+     * agents (fuzzers: no network traffic from fuzzed objects). */
+    bool no_node_proxy;
 };
 
 /* Create the apiserver over an open store and watch cache (borrowed).

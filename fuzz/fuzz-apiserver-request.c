@@ -388,6 +388,7 @@ fz_setup(void)
         .watch_buffer_bytes = 1u << 20,
         .watch_buffer_total_bytes = 2u << 20,
         .bookmark_interval_ms = 1,
+        .no_node_proxy = true,
     };
     fz.as = apiserver_create(fz.store, fz.wc, &cfg, &err);
     if (!fz.as) {

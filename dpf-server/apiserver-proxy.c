@@ -742,6 +742,11 @@ splice_thread(void *arg)
         };
         poll(pf, 2, 1000);
     }
+    if (to_client->eof && !to_agent->eof) {
+        /* The agent ended (after its last bytes, a WebSocket close
+         * frame): let the client read everything and hang up first. */
+        http_upgrade_linger(p->up, 5000);
+    }
     free(to_agent);
     free(to_client);
     http_upgrade_close(p->up);

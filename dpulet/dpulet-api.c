@@ -41,6 +41,8 @@ LOG_MODULE(kubelet_api);
 #define API_WS_MAX_PAYLOAD (1u << 20)
 /* How long a write to a stalled exec client may wait. */
 #define API_WS_SEND_TIMEOUT_MS 30000
+/* How long a finished stream waits for the client to hang up. */
+#define API_WS_LINGER_MS 5000
 /* Commands longer than this are refused (argv entries). */
 #define API_MAX_ARGS 256
 /* How often a follow looks at the container when the file is quiet. */
@@ -796,8 +798,11 @@ ws_finish(struct api_session *s, const char *status_json)
         ws_send_channel(s, CH_ERROR, status_json, strlen(status_json));
     }
     uint8_t code[2] = {0x03, 0xe8}; /* 1000, normal closure */
-    ws_send_frame(s, WS_OP_CLOSE, code, sizeof code);
-    shutdown(s->fd, SHUT_WR);
+    if (ws_send_frame(s, WS_OP_CLOSE, code, sizeof code)) {
+        /* The client answers the close frame and hangs up: only then is
+         * everything before it surely delivered. */
+        http_upgrade_linger(s->up, API_WS_LINGER_MS);
+    }
 }
 
 /* kubelet's Status for how the command ended. New string. */

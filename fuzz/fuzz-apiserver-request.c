@@ -291,6 +291,12 @@ http_upgrade_extra(const struct http_upgrade *up, size_t *len)
 }
 
 void
+http_upgrade_linger(struct http_upgrade *up, int timeout_ms)
+{
+    abort();
+}
+
+void
 http_upgrade_close(struct http_upgrade *up)
 {
     abort();

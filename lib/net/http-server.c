@@ -1236,6 +1236,27 @@ http_upgrade_extra(const struct http_upgrade *up, size_t *len)
 }
 
 void
+http_upgrade_linger(struct http_upgrade *up, int timeout_ms)
+{
+    int64_t until = time_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = until - time_mono_ms();
+        if (left <= 0) {
+            return;
+        }
+        struct pollfd p = {.fd = up->fd, .events = POLLIN};
+        if (poll(&p, 1, (int) left) <= 0) {
+            return;
+        }
+        char buf[4096];
+        ssize_t n = recv(up->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            return;
+        }
+    }
+}
+
+void
 http_upgrade_close(struct http_upgrade *up)
 {
     if (!up) {

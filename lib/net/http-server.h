@@ -216,8 +216,14 @@ int http_upgrade_fd(const struct http_upgrade *up);
 /* Bytes the client sent after the request head, before the upgrade was
  * handed over (they belong to the new protocol); valid until close. */
 const char *http_upgrade_extra(const struct http_upgrade *up, size_t *len);
-/* Close the upgraded connection (pending output is flushed by the server
- * where it can) and free up. Thread-safe. */
+/* Wait up to timeout_ms for the client to close its side, discarding what
+ * it still sends. Call it before http_upgrade_close() when the last bytes
+ * written must reach the client: over TLS the server forwards the
+ * socket's bytes to the client asynchronously, and closing at once can
+ * cut off what it has not forwarded yet. (A WebSocket client closes after
+ * the close frame, which comes last.) */
+void http_upgrade_linger(struct http_upgrade *up, int timeout_ms);
+/* Close the upgraded connection and free up. Thread-safe. */
 void http_upgrade_close(struct http_upgrade *up);
 /* Upgraded connections not closed yet (tests, limits). */
 unsigned http_server_upgrades(struct http_server *srv);

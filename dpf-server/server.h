@@ -65,7 +65,7 @@ struct server_options {
     char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
     char *dpuc_dir;     /* --dpu-cluster-dir; NULL = <data-dir>/dpuclusters */
     char *dpuc_address; /* --dpu-cluster-address; NULL = primary */
-    char *kubelet_ca;        /* --kubelet-certificate-authority or NULL */
+    char *kubelet_ca;   /* --kubelet-certificate-authority or NULL */
 };
 
 /* Fill in the defaults. */

@@ -278,6 +278,45 @@ pod_restarts(const json_t *obj)
     return xasprintf("%lld", (long long) n);
 }
 
+/* NOMINATED NODE: "<none>" when the scheduler nominated none. */
+static char *
+pod_nominated_node(const json_t *obj)
+{
+    const char *n =
+        json_string_value(schema_get(obj, "status.nominatedNodeName"));
+    return xstrdup(n && *n ? n : "<none>");
+}
+
+/* READINESS GATES: how many of the pod's readiness gates have their
+ * condition True, of how many ("<none>" without gates), as kubectl's
+ * printer says. */
+static char *
+pod_readiness_gates(const json_t *obj)
+{
+    const json_t *gates = schema_get(obj, "spec.readinessGates");
+    if (json_array_size(gates) == 0) {
+        return xstrdup("<none>");
+    }
+    const json_t *conds = schema_get(obj, "status.conditions");
+    size_t ready = 0, i, j;
+    const json_t *g, *c;
+    json_array_foreach(gates, i, g)
+    {
+        const char *want =
+            json_string_value(json_object_get(g, "conditionType"));
+        json_array_foreach(conds, j, c)
+        {
+            const char *t = json_string_value(json_object_get(c, "type"));
+            const char *st = json_string_value(json_object_get(c, "status"));
+            if (want && t && st && !strcmp(t, want) && !strcmp(st, "True")) {
+                ready++;
+                break;
+            }
+        }
+    }
+    return xasprintf("%zu/%zu", ready, json_array_size(gates));
+}
+
 static const struct schema_column pod_columns[] = {
     {"Ready", "string", NULL, "ready/total containers", 0, pod_ready},
     {"Status", "string", NULL, "pod status", 0, pod_status},
@@ -285,6 +324,10 @@ static const struct schema_column pod_columns[] = {
     COLUMN_AGE,
     {"IP", "string", ".status.podIP", NULL, 1, NULL},
     {"Node", "string", ".spec.nodeName", NULL, 1, NULL},
+    {"Nominated Node", "string", NULL, "the node the scheduler nominated", 1,
+     pod_nominated_node},
+    {"Readiness Gates", "string", NULL, "ready/total readiness gates", 1,
+     pod_readiness_gates},
     COLUMNS_END,
 };
 

@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,8 @@ struct apiserver {
     pthread_mutex_t ns_lock;     /* guards ns_cache and ns_gen */
     json_t *ns_cache;            /* namespace name -> true if terminating */
     uint64_t ns_gen;             /* bumped by every namespace event */
+    atomic_uint proxy_streams;   /* open pods/log, exec, attach streams */
+    atomic_uint proxy_dialing;   /* requests waiting on a node agent */
 };
 
 /* Output representation negotiated from the Accept header. */
@@ -187,6 +190,17 @@ void as_crd_event(struct apiserver *as, enum store_event_type type,
                   const char *key, const char *value, size_t len);
 /* Register every stored CRD (start-up, before serving). */
 void as_crd_load(struct apiserver *as);
+
+/* --- apiserver-proxy.c --- */
+/* pods/log, pods/exec, pods/attach of k/ns/name: proxied to the node
+ * agent of the pod's node. true when the request was one of those (and
+ * answered), false to route it elsewhere. */
+bool as_proxy_handle(struct apiserver *as, struct http_request *req,
+                     const struct schema_kind *k, const char *ns,
+                     const char *name, const char *sub);
+/* At destroy, after the HTTP server stopped: wait (bounded) for the
+ * proxied streams' threads to end. */
+void as_proxy_shutdown(struct apiserver *as);
 
 /* --- apiserver-storage.c --- */
 /* Store key of an object: "/<group|core>/<plural>/<ns>/<name>". */

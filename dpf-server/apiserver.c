@@ -489,6 +489,10 @@ apiserver_handle(void *apiserver, struct http_request *req)
         as_route_free(&rt);
         return;
     }
+    if (rt.sub && as_proxy_handle(as, req, rt.k, rt.ns, rt.name, rt.sub)) {
+        as_route_free(&rt);
+        return;
+    }
     if (rt.k->stored_as && !rt.sub) {
         struct as_format vfmt;
         if (!as_format_negotiate(req, !strcmp(method, "GET"), &vfmt)) {
@@ -682,6 +686,7 @@ apiserver_destroy(struct apiserver *as)
         return;
     }
     store_set_event_hook(as->store, watch_cache_store_hook, as->wc);
+    as_proxy_shutdown(as);
     as_hub_destroy(as->hub);
     as_gc_destroy(as->gc);
     json_decref(as->ns_cache);

@@ -81,6 +81,18 @@ struct apiserver_config {
                         const struct schema_kind *k, json_t *obj,
                         struct dpf_error *err);
     void *admit_create_arg;
+    /* pods/log, pods/exec, pods/attach (apiserver-proxy.c): the client
+     * certificate and key (PEM files) dpf-server shows node agents, the CA
+     * their serving certificates must verify against (NULL: not verified,
+     * as kube-apiserver without --kubelet-certificate-authority), and the
+     * most proxied streams open at once (0 = 256). */
+    const char *kubelet_client_cert;
+    const char *kubelet_client_key;
+    const char *kubelet_ca;
+    unsigned kubelet_max_streams;
+    /* Answer pods/log, exec and attach with 503 instead of dialing node
+     * agents (fuzzers: no network traffic from fuzzed objects). */
+    bool no_node_proxy;
 };
 
 /* Create the apiserver over an open store and watch cache (borrowed).

@@ -149,6 +149,16 @@ authz_attrs_from_request(struct authz_attrs *a, const char *method,
     if (m >= 1) {
         a->resource = p[0];
     }
+    if (!strcmp(a->resource, "pods") && !*a->group &&
+        (!strcmp(a->subresource, "exec") || !strcmp(a->subresource, "attach") ||
+         !strcmp(a->subresource, "portforward"))) {
+        /* Running commands in a pod is a create whatever the method:
+         * kubectl 1.30+ opens these WebSocket streams with GET, and a
+         * "get pods/exec" grant must not let a reader in (as
+         * kube-apiserver 1.35 with AuthorizePodWebsocketUpgradeCreate
+         * Permission). */
+        a->verb = "create";
+    }
     if (!strcmp(a->verb, "get") && watch) {
         a->verb = "watch";
     }

@@ -40,6 +40,9 @@ LOG_MODULE(server);
 #define SERVER_MAX_BODY (3u * 1024 * 1024)
 #define SERVER_ADMIN_CN "dpf-admin"
 #define SERVER_ADMIN_ORG "system:masters"
+/* What dpf-server shows node agents for pods/log and pods/exec (as
+ * kubeadm names kube-apiserver's kubelet client certificate). */
+#define SERVER_KUBELET_CLIENT_CN "kube-apiserver-kubelet-client"
 #define SERVER_LOCK_FILE "dpf-server.lock"
 /* Watch memory bounds: defaults and the range the flags accept. */
 #define SERVER_WATCH_CACHE_BYTES ((size_t) 128 << 20)
@@ -102,6 +105,7 @@ server_options_free(struct server_options *o)
     free(o->bfb_dir);
     free(o->dpuc_dir);
     free(o->dpuc_address);
+    free(o->kubelet_ca);
     memset(o, 0, sizeof(*o));
 }
 
@@ -209,6 +213,13 @@ usage(FILE *f)
                "certificate;\n"
                "                         default: this host's primary "
                "address)\n"
+               "  --kubelet-certificate-authority FILE\n"
+               "                         CA (PEM) that node agents' serving "
+               "certificates must\n"
+               "                         verify against for pods/log, "
+               "pods/exec, pods/attach\n"
+               "                         (default: not verified, as "
+               "kube-apiserver)\n"
                "  --log-level L          error|warn|info|debug (default info)\n"
                "  --log-file PATH        log to a file instead of stderr\n"
                "  --help                 show this help\n"
@@ -467,6 +478,7 @@ enum {
     OPT_MAX_INSTALLS,
     OPT_DPUC_DIR,
     OPT_DPUC_ADDRESS,
+    OPT_KUBELET_CA,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -503,6 +515,8 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"dpu-cluster-address", required_argument, NULL, OPT_DPUC_ADDRESS},
         {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
         {"max-concurrent-installs", required_argument, NULL, OPT_MAX_INSTALLS},
+        {"kubelet-certificate-authority", required_argument, NULL,
+         OPT_KUBELET_CA},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -715,6 +729,16 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                 return -EINVAL;
             }
             set_str(&o->dpuc_address, optarg);
+            break;
+        case OPT_KUBELET_CA:
+            if (access(optarg, R_OK) < 0) {
+                fprintf(errout,
+                        "dpf-server: --kubelet-certificate-authority: cannot "
+                        "read \"%s\": %s\n",
+                        optarg, strerror(errno));
+                return -EINVAL;
+            }
+            set_str(&o->kubelet_ca, optarg);
             break;
         case OPT_HELP:
             usage(out);
@@ -1049,6 +1073,8 @@ server_pki_bootstrap(struct server *srv)
     char *key = join(srv->pki_dir, "server.key");
     char *adm = join(srv->pki_dir, "admin.crt");
     char *adm_key = join(srv->pki_dir, "admin.key");
+    char *kcl = join(srv->pki_dir, "kubelet-client.crt");
+    char *kcl_key = join(srv->pki_dir, "kubelet-client.key");
     char *tok = join(o->data_dir, "admin.token");
     const char **sans = xcalloc(o->n_server_names + 5, sizeof(*sans));
     size_t n = 0;
@@ -1115,6 +1141,16 @@ server_pki_bootstrap(struct server *srv)
             goto fail;
         }
     }
+    if (pki_cert_check(ca, kcl, kcl_key, NULL, 0, SERVER_RENEW_DAYS, &err) <
+        0) {
+        log_info("issuing the kubelet client certificate", "cert=%s", kcl);
+        dpf_error_clear(&err);
+        if ((r = pki_issue_client(ca, ca_key, kcl, kcl_key,
+                                  SERVER_KUBELET_CLIENT_CN, SERVER_ADMIN_ORG,
+                                  SERVER_LEAF_DAYS, &err)) < 0) {
+            goto fail;
+        }
+    }
     if ((r = pki_token_load_or_create(tok, &srv->token, &err)) < 0) {
         goto fail;
     }
@@ -1130,6 +1166,8 @@ out:
     free(key);
     free(adm);
     free(adm_key);
+    free(kcl);
+    free(kcl_key);
     free(tok);
     return r;
 }
@@ -1254,6 +1292,7 @@ server_run(const struct server_options *o)
     int exit_code = 1;
     int sfd = -1;
     int lock_fd = -1;
+    char *kubelet_crt = NULL, *kubelet_key = NULL;
     char *kubeconfig = NULL;
     char *store_url = NULL;
 
@@ -1383,10 +1422,15 @@ server_run(const struct server_options *o)
     watch_cache_index_stats(srv.wc, &idx_objects, &idx_bytes);
     log_info("watch cache index loaded", "objects=%zu bytes=%zu ms=%lld",
              idx_objects, idx_bytes, (long long) (time_mono_ms() - t_load));
+    kubelet_crt = join(srv.pki_dir, "kubelet-client.crt");
+    kubelet_key = join(srv.pki_dir, "kubelet-client.key");
     struct apiserver_config ac = {
         .max_body = SERVER_MAX_BODY,
         .watch_buffer_bytes = o->watch_buffer_bytes,
         .watch_buffer_total_bytes = o->watch_buffer_total_bytes,
+        .kubelet_client_cert = o->insecure_dev ? NULL : kubelet_crt,
+        .kubelet_client_key = o->insecure_dev ? NULL : kubelet_key,
+        .kubelet_ca = o->kubelet_ca,
     };
     if (srv.auth) {
         auth_configure(srv.auth, &ac);
@@ -1456,6 +1500,8 @@ out:
         free(srv.token);
     }
     free(srv.pki_dir);
+    free(kubelet_crt);
+    free(kubelet_key);
     free(kubeconfig);
     free(store_url);
     if (sfd >= 0) {

@@ -66,6 +66,7 @@ struct server_options {
     int max_installs;        /* --max-concurrent-installs; 0 = 16 */
     char *dpuc_dir;     /* --dpu-cluster-dir; NULL = <data-dir>/dpuclusters */
     char *dpuc_address; /* --dpu-cluster-address; NULL = primary */
+    char *kubelet_ca;   /* --kubelet-certificate-authority or NULL */
 };
 
 /* Fill in the defaults. */

@@ -84,6 +84,8 @@ LOG_MODULE(http);
  * ffffffffffffffff as a real size and hides chunk-size lines from us): if
  * nothing more arrives within this many seconds, answer 400. */
 #define HTTP_CHUNK_DESYNC_S 1
+/* Upgraded connections tracked for shutdown (beyond: refused with 503). */
+#define HTTP_MAX_UPGRADES 256
 
 /* Per-connection state (MHD socket context). The peer identity is only
  * touched by the connection's worker thread; the tracking fields below
@@ -154,60 +156,76 @@ struct http_header {
 };
 
 struct http_request {
-    struct http_server *srv;     /* server */
-    struct MHD_Connection *conn; /* MHD connection */
-    struct http_conn *hc;        /* connection context (peer identity) */
-    const char *method;          /* MHD-owned */
-    const char *path;            /* MHD-owned, decoded */
-    struct dbuf body;            /* accumulated body */
-    size_t body_seen;            /* total body bytes received */
-    bool chunked;                /* body in chunked transfer coding */
-    bool in_body;                /* between headers and the last call */
-    bool too_large;              /* body exceeded max_body */
-    bool desync;                 /* chunked data ends like a body end */
-    bool direct;                 /* answered on the wire ourselves */
-    int64_t direct_at_ms;        /* when (mono ms) */
-    bool queued;                 /* response handed to MHD */
-    bool responded;              /* a response was given */
-    int status;                  /* response status */
-    char *ctype;                 /* response content type (owned) */
-    char *resp_body;             /* response body (owned) */
-    size_t resp_len;             /* its length */
-    struct http_header *hdrs;    /* extra response headers */
-    size_t n_hdrs;               /* count */
-    struct http_stream *stream;  /* streaming response, if any */
+    struct http_server *srv;      /* server */
+    struct MHD_Connection *conn;  /* MHD connection */
+    struct http_conn *hc;         /* connection context (peer identity) */
+    const char *method;           /* MHD-owned */
+    const char *path;             /* MHD-owned, decoded */
+    struct dbuf body;             /* accumulated body */
+    size_t body_seen;             /* total body bytes received */
+    bool chunked;                 /* body in chunked transfer coding */
+    bool in_body;                 /* between headers and the last call */
+    bool too_large;               /* body exceeded max_body */
+    bool desync;                  /* chunked data ends like a body end */
+    bool direct;                  /* answered on the wire ourselves */
+    int64_t direct_at_ms;         /* when (mono ms) */
+    bool queued;                  /* response handed to MHD */
+    bool responded;               /* a response was given */
+    int status;                   /* response status */
+    char *ctype;                  /* response content type (owned) */
+    char *resp_body;              /* response body (owned) */
+    size_t resp_len;              /* its length */
+    struct http_header *hdrs;     /* extra response headers */
+    size_t n_hdrs;                /* count */
+    struct http_stream *stream;   /* streaming response, if any */
+    struct http_upgrade *upgrade; /* 101 answer, if any */
+};
+
+struct http_upgrade {
+    struct http_server *srv;               /* owning server */
+    http_upgrade_fn fn;                    /* the taker */
+    void *arg;                             /* its argument */
+    atomic_bool handed;                    /* fn was called */
+    int fd;                                /* socket MHD gave us */
+    char *extra;                           /* early bytes (owned) */
+    size_t extra_len;                      /* their count */
+    struct MHD_UpgradeResponseHandle *urh; /* MHD's handle */
 };
 
 struct http_server {
-    struct MHD_Daemon *daemon;  /* MHD daemon */
-    http_handler_fn handler;    /* user handler */
-    http_gate_fn gate;          /* header-time gate or NULL */
-    void *arg;                  /* their argument */
-    size_t max_body;            /* body limit */
-    unsigned max_conn;          /* untrusted evicted past this */
-    unsigned header_timeout_s;  /* handshake + headers deadline */
-    unsigned idle_timeout_s;    /* silence allowed in a request */
-    pthread_mutex_t conn_mu;    /* guards the connection tracking below */
-    struct conn_list untrusted; /* untrusted connections, oldest first */
-    struct conn_list pending;   /* awaiting headers, earliest deadline 1st */
-    unsigned n_conns;           /* tracked, not gone */
-    unsigned n_untrusted;       /* of those untrusted */
-    uint64_t n_evicted;         /* since start */
-    uint64_t n_expired;         /* since start */
-    bool tls;                   /* HTTPS */
-    bool client_auth;           /* client CA configured */
-    uint16_t port;              /* bound port */
-    char *cert_pem;             /* kept alive for MHD */
-    char *key_pem;              /* kept alive for MHD */
-    char *ca_pem;               /* kept alive for MHD */
-    atomic_bool stopping;       /* destroy in progress */
-    pthread_mutex_t reg_mu;     /* guards the stream registry */
-    struct http_stream *reg;    /* live streams */
-    uint64_t next_stream_id;    /* registry ids */
-    int wd_epfd;                /* watchdog epoll set */
-    int wd_evfd;                /* watchdog wake-up: deadlines, shutdown */
-    pthread_t wd_thread;        /* watchdog thread */
-    bool wd_started;            /* thread running */
+    struct MHD_Daemon *daemon;     /* MHD daemon */
+    http_handler_fn handler;       /* user handler */
+    http_gate_fn gate;             /* header-time gate or NULL */
+    void *arg;                     /* their argument */
+    size_t max_body;               /* body limit */
+    unsigned max_conn;             /* untrusted evicted past this */
+    unsigned header_timeout_s;     /* handshake + headers deadline */
+    unsigned idle_timeout_s;       /* silence allowed in a request */
+    pthread_mutex_t conn_mu;       /* guards the connection tracking below */
+    struct conn_list untrusted;    /* untrusted connections, oldest first */
+    struct conn_list pending;      /* awaiting headers, earliest deadline 1st */
+    unsigned n_conns;              /* tracked, not gone */
+    unsigned n_untrusted;          /* of those untrusted */
+    uint64_t n_evicted;            /* since start */
+    uint64_t n_expired;            /* since start */
+    bool tls;                      /* HTTPS */
+    bool client_auth;              /* client CA configured */
+    uint16_t port;                 /* bound port */
+    char *cert_pem;                /* kept alive for MHD */
+    char *key_pem;                 /* kept alive for MHD */
+    char *ca_pem;                  /* kept alive for MHD */
+    atomic_bool stopping;          /* destroy in progress */
+    pthread_mutex_t reg_mu;        /* guards the stream registry */
+    struct http_stream *reg;       /* live streams */
+    uint64_t next_stream_id;       /* registry ids */
+    int wd_epfd;                   /* watchdog epoll set */
+    int wd_evfd;                   /* watchdog wake-up: deadlines, shutdown */
+    pthread_t wd_thread;           /* watchdog thread */
+    bool wd_started;               /* thread running */
+    pthread_mutex_t up_mu;         /* guards the upgrade count and fds */
+    pthread_cond_t up_cond;        /* signalled when an upgrade closes */
+    unsigned n_upgrades;           /* handed over, not closed */
+    int up_fds[HTTP_MAX_UPGRADES]; /* their sockets (-1 free) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -831,6 +849,55 @@ http_request_header(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* Collects every value of one key of one kind. */
+struct value_scan {
+    const char *name; /* wanted */
+    size_t name_len;  /* its length */
+    bool nocase;      /* header names compare without case */
+    const char **out; /* found values */
+    size_t max;       /* room in out */
+    size_t n;         /* found so far (may exceed max) */
+};
+
+static enum MHD_Result
+value_scan_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                 size_t key_size, const char *value, size_t value_size)
+{
+    struct value_scan *vs = cls;
+    (void) kind;
+    (void) value_size;
+    if (key_size != vs->name_len ||
+        (vs->nocase ? strncasecmp(key, vs->name, key_size)
+                    : strncmp(key, vs->name, key_size)) != 0) {
+        return MHD_YES;
+    }
+    if (vs->n < vs->max) {
+        vs->out[vs->n] = value ? value : "";
+    }
+    vs->n++;
+    return MHD_YES;
+}
+
+size_t
+http_request_query_values(const struct http_request *req, const char *name,
+                          const char **out, size_t max)
+{
+    struct value_scan vs = {name, strlen(name), false, out, max, 0};
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND,
+                                value_scan_visit, &vs);
+    return vs.n;
+}
+
+size_t
+http_request_header_values(const struct http_request *req, const char *name,
+                           const char **out, size_t max)
+{
+    struct value_scan vs = {name, strlen(name), true, out, max, 0};
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, value_scan_visit,
+                                &vs);
+    return vs.n;
+}
+
 /* Finds the first header called `name` and the header line after it. */
 struct header_scan {
     const char *name;      /* wanted */
@@ -1089,6 +1156,168 @@ respond_direct(struct http_request *req, int code, const char *phrase,
     req->status = code;
 }
 
+/* --- upgrades ----------------------------------------------------- */
+
+static void
+upgrade_handler(void *cls, struct MHD_Connection *conn, void *con_cls,
+                const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                struct MHD_UpgradeResponseHandle *urh)
+{
+    struct http_upgrade *up = cls;
+    struct http_server *srv = up->srv;
+    (void) conn;
+    (void) con_cls;
+    if (atomic_exchange(&up->handed, true)) {
+        return; /* the request ended as failed first: up is gone */
+    }
+    up->fd = sock;
+    up->urh = urh;
+    if (extra_in_size) {
+        up->extra = xmalloc(extra_in_size);
+        memcpy(up->extra, extra_in, extra_in_size);
+        up->extra_len = extra_in_size;
+    }
+    pthread_mutex_lock(&srv->up_mu);
+    srv->n_upgrades++;
+    for (size_t i = 0; i < HTTP_MAX_UPGRADES; i++) {
+        if (srv->up_fds[i] < 0) {
+            srv->up_fds[i] = sock;
+            break;
+        }
+    }
+    bool stopping = atomic_load(&srv->stopping);
+    pthread_mutex_unlock(&srv->up_mu);
+    if (stopping) {
+        shutdown(sock, SHUT_RDWR);
+    }
+    up->fn(up->arg, up);
+}
+
+void
+http_respond_upgrade(struct http_request *req, http_upgrade_fn fn, void *arg)
+{
+    if (req->responded) {
+        log_error("second response to one request ignored", "path=%s",
+                  req->path);
+        fn(arg, NULL);
+        return;
+    }
+    pthread_mutex_lock(&req->srv->up_mu);
+    bool full = req->srv->n_upgrades >= HTTP_MAX_UPGRADES;
+    pthread_mutex_unlock(&req->srv->up_mu);
+    if (full) {
+        respond_status(req, 503, "ServiceUnavailable",
+                       "too many upgraded connections");
+        fn(arg, NULL);
+        return;
+    }
+    struct http_upgrade *up = xcalloc(1, sizeof(*up));
+    up->srv = req->srv;
+    up->fn = fn;
+    up->arg = arg;
+    up->fd = -1;
+    atomic_init(&up->handed, false);
+    req->upgrade = up;
+    req->responded = true;
+    req->status = 101;
+}
+
+int
+http_upgrade_fd(const struct http_upgrade *up)
+{
+    return up->fd;
+}
+
+const char *
+http_upgrade_extra(const struct http_upgrade *up, size_t *len)
+{
+    *len = up->extra_len;
+    return up->extra;
+}
+
+void
+http_upgrade_linger(struct http_upgrade *up, int timeout_ms)
+{
+    int64_t until = time_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = until - time_mono_ms();
+        if (left <= 0) {
+            return;
+        }
+        struct pollfd p = {.fd = up->fd, .events = POLLIN};
+        if (poll(&p, 1, (int) left) <= 0) {
+            return;
+        }
+        char buf[4096];
+        ssize_t n = recv(up->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            return;
+        }
+    }
+}
+
+void
+http_upgrade_close(struct http_upgrade *up)
+{
+    if (!up) {
+        return;
+    }
+    struct http_server *srv = up->srv;
+    pthread_mutex_lock(&srv->up_mu);
+    for (size_t i = 0; i < HTTP_MAX_UPGRADES; i++) {
+        if (srv->up_fds[i] == up->fd) {
+            srv->up_fds[i] = -1;
+            break;
+        }
+    }
+    /* MHD closes the socket and ends the connection. */
+    MHD_upgrade_action(up->urh, MHD_UPGRADE_ACTION_CLOSE);
+    srv->n_upgrades--;
+    pthread_cond_broadcast(&srv->up_cond);
+    pthread_mutex_unlock(&srv->up_mu);
+    free(up->extra);
+    free(up);
+}
+
+unsigned
+http_server_upgrades(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->up_mu);
+    unsigned n = srv->n_upgrades;
+    pthread_mutex_unlock(&srv->up_mu);
+    return n;
+}
+
+/* At destroy: shut every upgraded socket down so their owners see the end
+ * and close them (MHD must not stop with upgraded connections open); wait
+ * a bounded time for that. */
+static void
+upgrades_shutdown(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->up_mu);
+    for (size_t i = 0; i < HTTP_MAX_UPGRADES; i++) {
+        if (srv->up_fds[i] >= 0) {
+            shutdown(srv->up_fds[i], SHUT_RDWR);
+        }
+    }
+    int64_t until = time_mono_ms() + 5000;
+    while (srv->n_upgrades > 0 && time_mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->up_cond, &srv->up_mu, &ts);
+    }
+    if (srv->n_upgrades > 0) {
+        log_warn("upgraded connections still open at stop", "count=%u",
+                 srv->n_upgrades);
+    }
+    pthread_mutex_unlock(&srv->up_mu);
+}
+
 /* Queue whatever the handler produced. */
 static enum MHD_Result
 request_queue(struct http_request *req)
@@ -1099,6 +1328,8 @@ request_queue(struct http_request *req)
     if (st) {
         resp = MHD_create_response_from_callback(
             MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, st, stream_response_free);
+    } else if (req->upgrade) {
+        resp = MHD_create_response_for_upgrade(upgrade_handler, req->upgrade);
     } else {
         resp = MHD_create_response_from_buffer_with_free_callback(
             req->resp_len, req->resp_body, free);
@@ -1516,6 +1747,15 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->stream) {
         stream_finish(req->stream);
     }
+    if (req->upgrade && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+        !atomic_exchange(&req->upgrade->handed, true)) {
+        /* The 101 never went out: the taker hears of it and the
+         * upgrade ends here. */
+        struct http_upgrade *up = req->upgrade;
+        up->fn(up->arg, NULL);
+        free(up);
+    }
+    req->upgrade = NULL;
     if (req->hc) {
         bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !req->direct;
         /* Without a gate, answering a request is all the trust there is. */
@@ -1672,6 +1912,8 @@ server_free(struct http_server *srv)
     free(srv->ca_pem);
     pthread_mutex_destroy(&srv->reg_mu);
     pthread_mutex_destroy(&srv->conn_mu);
+    pthread_mutex_destroy(&srv->up_mu);
+    pthread_cond_destroy(&srv->up_cond);
     free(srv);
 }
 
@@ -1714,6 +1956,11 @@ http_server_create(const struct http_server_config *cfg,
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     pthread_mutex_init(&srv->reg_mu, NULL);
     pthread_mutex_init(&srv->conn_mu, NULL);
+    pthread_mutex_init(&srv->up_mu, NULL);
+    pthread_cond_init(&srv->up_cond, NULL);
+    for (size_t i = 0; i < HTTP_MAX_UPGRADES; i++) {
+        srv->up_fds[i] = -1;
+    }
     atomic_init(&srv->stopping, false);
     srv->handler = handler;
     srv->gate = cfg->gate;
@@ -1782,7 +2029,8 @@ http_server_create(const struct http_server_config *cfg,
      * (suspended) connections leave the poll set, so idle watches cost
      * nothing per iteration; each worker polls only its active ones. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                     MHD_USE_ERROR_LOG;
     struct sockaddr_storage ss;
     bool use_addr = cfg->address && *cfg->address &&
                     strcmp(cfg->address, "0.0.0.0") != 0 &&
@@ -1901,6 +2149,7 @@ http_server_destroy(struct http_server *srv)
         pthread_mutex_unlock(&st->mu);
     }
     pthread_mutex_unlock(&srv->reg_mu);
+    upgrades_shutdown(srv);
     MHD_stop_daemon(srv->daemon);
     server_free(srv);
 }

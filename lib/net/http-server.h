@@ -46,6 +46,7 @@
 struct http_server;
 struct http_request;
 struct http_stream;
+struct http_upgrade;
 
 typedef void (*http_handler_fn)(void *arg, struct http_request *req);
 /* The gate: runs once per request when its headers are in, before its
@@ -110,6 +111,16 @@ const char *http_request_path(const struct http_request *req);
  * ("?watch"), NULL if absent. */
 const char *http_request_query(const struct http_request *req,
                                const char *name);
+/* Every value of a repeated query parameter ("?command=a&command=b"), in
+ * order: up to max pointers into out (valid as the request); returns how
+ * many there are (which may be more than max). */
+size_t http_request_query_values(const struct http_request *req,
+                                 const char *name, const char **out,
+                                 size_t max);
+/* The same for a header sent on several lines (case-insensitive name). */
+size_t http_request_header_values(const struct http_request *req,
+                                  const char *name, const char **out,
+                                  size_t max);
 /* Header value (case-insensitive name) or NULL; the first of repeated
  * headers. A NUL byte on the wire ends the value early: where that matters
  * (credentials) use http_request_header_n, whose *len is the length as
@@ -184,5 +195,37 @@ void http_stream_abort(struct http_stream *st);
 /* Finish the response (flushes what is queued) and release the stream.
  * The caller must not use st afterwards. */
 void http_stream_close(struct http_stream *st);
+
+/* --- protocol upgrades (WebSocket, SPDY): 101 Switching Protocols --- */
+/* Called once the 101 answer is on the wire, in a server thread: take the
+ * connection (http_upgrade_fd) and return quickly (a long session runs in
+ * a thread of the caller's). The callee owns up and must release it with
+ * http_upgrade_close() exactly once. */
+typedef void (*http_upgrade_fn)(void *arg, struct http_upgrade *up);
+/* Answer 101 with the headers given by http_response_header() (the
+ * caller sets Upgrade and the protocol's own headers; the server adds
+ * Connection: Upgrade) and hand the connection over to fn. The request
+ * must have asked for an upgrade (Connection: Upgrade). If the client
+ * goes away before the 101 is sent, fn is called with up == NULL instead
+ * (so arg can be freed). */
+void http_respond_upgrade(struct http_request *req, http_upgrade_fn fn,
+                          void *arg);
+/* The upgraded connection as a plain (decrypted) non-blocking socket,
+ * valid until http_upgrade_close(). */
+int http_upgrade_fd(const struct http_upgrade *up);
+/* Bytes the client sent after the request head, before the upgrade was
+ * handed over (they belong to the new protocol); valid until close. */
+const char *http_upgrade_extra(const struct http_upgrade *up, size_t *len);
+/* Wait up to timeout_ms for the client to close its side, discarding what
+ * it still sends. Call it before http_upgrade_close() when the last bytes
+ * written must reach the client: over TLS the server forwards the
+ * socket's bytes to the client asynchronously, and closing at once can
+ * cut off what it has not forwarded yet. (A WebSocket client closes after
+ * the close frame, which comes last.) */
+void http_upgrade_linger(struct http_upgrade *up, int timeout_ms);
+/* Close the upgraded connection and free up. Thread-safe. */
+void http_upgrade_close(struct http_upgrade *up);
+/* Upgraded connections not closed yet (tests, limits). */
+unsigned http_server_upgrades(struct http_server *srv);
 
 #endif

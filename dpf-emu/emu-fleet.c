@@ -2,6 +2,7 @@
 #include "dpf-emu/emu-fleet.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -616,10 +617,29 @@ host_annotate_cb(void *arg, struct loop_timer *t)
         snprintf(key, sizeof key, "dpu.emu/rshim-%u", j);
         json_object_set_new(ann, key, json_string(h->dpus[j].rshim_dir));
     }
+    /* An emulated host has no power control: its DPUs' firmware and OS
+     * take effect without a host reboot, so DPF's reboot step is skipped
+     * (the DPU controller's documented reboot-command value). */
+    json_object_set_new(ann, "provisioning.dpu.nvidia.com/reboot-command",
+                        json_string("skip"));
     json_t *patch = json_pack("{s:{s:o}}", "metadata", "annotations", ann);
     struct dpf_error err = {0};
     int rc = api_client_patch(f->api, &nodes, NULL, h->node_name, NULL,
                               API_PATCH_MERGE, patch, "dpf-emu", NULL, &err);
+    if (rc == -ENOENT) {
+        /* The Node is made here, annotated, before the host's dpulet
+         * starts and adopts it: the dpulet's detection labels (which make
+         * a DPUSet select the host) never come before the paths the DMS
+         * pod needs. */
+        json_t *node =
+            json_pack("{s:s,s:s,s:O}", "apiVersion", "v1", "kind", "Node",
+                      "metadata", json_object_get(patch, "metadata"));
+        json_object_set_new(json_object_get(node, "metadata"), "name",
+                            json_string(h->node_name));
+        memset(&err, 0, sizeof err);
+        rc = api_client_post(f->api, &nodes, NULL, node, "dpf-emu", NULL, &err);
+        json_decref(node);
+    }
     json_decref(patch);
     if (rc == 0) {
         h->annotated = true;
@@ -627,9 +647,14 @@ host_annotate_cb(void *arg, struct loop_timer *t)
         h->annotate = NULL;
         log_info("host Node annotated", "node=%s", h->node_name);
         fleet_write_status(f);
-    } else if (rc != -ENOENT) {
+    } else {
         log_warn_rl("cannot annotate the host Node", "node=%s error=\"%s\"",
                     h->node_name, err.message);
+    }
+    /* after the first attempt, whatever came of it (an API server that is
+     * down must not keep the host's agent from starting) */
+    if (!h->dpulet.pid && !h->dpulet.restart) {
+        proc_start(&h->dpulet);
     }
 }
 
@@ -741,6 +766,34 @@ host_write_sysfs(struct emu_fleet *f, struct emu_dpu *d, struct dpf_error *err)
         sysfs_put(dev, "sriov_numvfs", vfs);
         free(dev);
         free(net);
+    }
+    /* PF0's VFs: functions .2 and up, each with its netdev (the host end
+     * of a VF veth), linked from the PF as virtfn<k> as the kernel does */
+    for (unsigned k = 0; k < f->cfg.vfs; k++) {
+        char *pf = xasprintf("%s/bus/pci/devices/0000:%02x:00.0", d->host->sys,
+                             EMU_PCI_BUS0 + d->j);
+        char *vfdev = xasprintf("0000:%02x:%02x.%u", EMU_PCI_BUS0 + d->j,
+                                (2 + k) / 8, (2 + k) % 8);
+        char *net = xasprintf("%s/bus/pci/devices/%s/net/ens%uf0v%u",
+                              d->host->sys, vfdev, d->j + 1, k);
+        char *link = xasprintf("%s/virtfn%u", pf, k);
+        char *target = xasprintf("../%s", vfdev);
+        int rc = dir_create_all(net, 0755);
+        if (rc == 0 && symlink(target, link) < 0 && errno != EEXIST) {
+            rc = -errno;
+        }
+        if (rc < 0) {
+            dpf_error_set(err, 500, "InternalError", "%s: %s", link,
+                          strerror(-rc));
+        }
+        free(pf);
+        free(vfdev);
+        free(net);
+        free(link);
+        free(target);
+        if (rc < 0) {
+            return rc;
+        }
     }
     return 0;
 }
@@ -1243,8 +1296,10 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         free(log);
         free(root);
         h->dpulet.wanted = true;
-        proc_start(&h->dpulet);
-        if (f->api) {
+        if (!f->api) {
+            proc_start(&h->dpulet);
+        } else {
+            /* started once its Node is made and annotated */
             h->annotate =
                 loop_timer_add(loop, 0, EMU_ANNOTATE_MS, host_annotate_cb, h);
         }
@@ -1366,6 +1421,48 @@ sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Send sig (0: only count) to every process in network namespace name
+ * (/run/netns/<name>); how many there are. */
+static size_t
+netns_signal_all(const char *name, int sig, FILE *progress)
+{
+    char path[256];
+    struct stat want;
+    snprintf(path, sizeof path, "/run/netns/%s", name);
+    if (stat(path, &want) < 0) {
+        return 0;
+    }
+    DIR *d = opendir("/proc");
+    if (!d) {
+        return 0;
+    }
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == getpid()) {
+            continue;
+        }
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+        if (stat(path, &st) < 0 || st.st_ino != want.st_ino ||
+            st.st_dev != want.st_dev) {
+            continue;
+        }
+        n++;
+        if (sig) {
+            kill((pid_t) pid, sig);
+            if (progress) {
+                fprintf(progress, "stopping process %ld in netns %s\n", pid,
+                        name);
+            }
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 int
 emu_fleet_down(const char *state_dir, FILE *progress, struct dpf_error *err)
 {
@@ -1426,6 +1523,26 @@ emu_fleet_down(const char *state_dir, FILE *progress, struct dpf_error *err)
         if (same_process(r.pids[k], r.starts[k])) {
             kill(r.pids[k], SIGKILL);
             waitpid(r.pids[k], NULL, 0);
+        }
+    }
+    /* What the agents started and left running (pods' processes and
+     * their shims outlive a dpulet by design) dies with the fleet: every
+     * process still in one of its namespaces. */
+    for (int sig = SIGTERM, round = 0; round < 2; round++, sig = SIGKILL) {
+        size_t left = 0;
+        for (size_t k = 0; k < r.n_netns; k++) {
+            left += netns_signal_all(r.netns[k], sig, progress);
+        }
+        for (int ms = 0; left && round == 0 && ms < EMU_TERM_WAIT_MS;
+             ms += 50) {
+            sleep_ms(50);
+            left = 0;
+            for (size_t k = 0; k < r.n_netns; k++) {
+                left += netns_signal_all(r.netns[k], 0, NULL);
+            }
+        }
+        if (!left) {
+            break;
         }
     }
     /* deleting a namespace destroys its veths and their peers */

@@ -17,12 +17,14 @@
 #include "lib/kube/api-client.h"
 #include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kubeconfig.h"
+#include "lib/net/pki.h"
 #include "lib/codecs/duration.h"
 
 struct dpulet_main {
     struct dpulet_config cfg;
     const char *listen, *bootstrap;
     const char *tls_cert, *tls_key, *client_ca;
+    char *auto_files[3]; /* the self-issued pair and client CA, owned */
     struct dpulet *d;
 #ifdef DPULET_HAVE_API
     struct dpulet_api *api;
@@ -79,6 +81,78 @@ api_list_pods(void *arg)
 {
     struct dpulet_main *m = arg;
     return m->hooks.list_pods(m->hooks.arg);
+}
+
+/* Without --tls-cert-file, a connected dpulet still serves its kubelet
+ * API (logs and exec through the API server): with a serving pair issued
+ * by a CA of its own under <root-dir>/pki (kube-apiserver does not verify
+ * a kubelet's certificate unless --kubelet-certificate-authority is set,
+ * and neither does dpf-server), accepting the clients of the cluster CA
+ * from its kubeconfig unless --client-ca-file names another. */
+static int
+main_auto_tls(struct dpulet_main *m, struct dpf_error *err)
+{
+    char *dir = xasprintf("%s/pki", m->cfg.root_dir);
+    char *ca = xasprintf("%s/ca.crt", dir),
+         *cakey = xasprintf("%s/ca.key", dir);
+    char *crt = xasprintf("%s/serving.crt", dir);
+    char *key = xasprintf("%s/serving.key", dir);
+    char *cca = xasprintf("%s/client-ca.crt", dir);
+    const char *sans[] = {m->cfg.node_ip, m->cfg.node_name};
+    struct kubeconfig *kc = NULL;
+    int rc = dir_create_all(dir, 0700);
+    if (rc < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", dir, strerror(-rc));
+        goto out;
+    }
+    struct dpf_error e = {0};
+    if (access(ca, R_OK) != 0 || access(cakey, R_OK) != 0) {
+        char *cn = xasprintf("dpulet-%s-ca", m->cfg.node_name);
+        rc = pki_ca_create(ca, cakey, cn, 3650, err);
+        free(cn);
+        if (rc < 0) {
+            goto out;
+        }
+    }
+    if (pki_cert_check(ca, crt, key, sans, 2, 30, &e) < 0 &&
+        (rc = pki_issue_server(ca, cakey, crt, key, m->cfg.node_name, sans, 2,
+                               365, err)) < 0) {
+        goto out;
+    }
+    if (!m->client_ca) {
+        struct kubeconfig_options ko = {.path = m->cfg.kubeconfig};
+        if ((rc = kubeconfig_load(&ko, &kc, err)) < 0) {
+            goto out;
+        }
+        if (!kc->ca_pem) {
+            dpf_error_set(err, 400, "BadRequest",
+                          "--kubeconfig %s has no certificate authority: "
+                          "give the kubelet API --client-ca-file",
+                          m->cfg.kubeconfig);
+            rc = -EINVAL;
+            goto out;
+        }
+        if ((rc = file_write_atomic(cca, kc->ca_pem, kc->ca_len, 0644)) < 0) {
+            dpf_error_set(err, 500, "InternalError", "%s: %s", cca,
+                          strerror(-rc));
+            goto out;
+        }
+        m->client_ca = m->auto_files[2] = cca;
+        cca = NULL;
+    }
+    m->tls_cert = m->auto_files[0] = crt;
+    m->tls_key = m->auto_files[1] = key;
+    crt = key = NULL;
+    rc = 0;
+out:
+    kubeconfig_free(kc);
+    free(dir);
+    free(ca);
+    free(cakey);
+    free(crt);
+    free(key);
+    free(cca);
+    return rc;
 }
 
 /* Serve the kubelet API on --listen (default NODE-IP:10250) with the
@@ -247,6 +321,9 @@ main_start(void *arg, struct daemon *dm, struct dpf_error *err)
         return -EINVAL;
     }
 #ifdef DPULET_HAVE_API
+    if (!m->tls_cert && m->cfg.kubeconfig && main_auto_tls(m, err) < 0) {
+        return -EINVAL;
+    }
     if (m->tls_cert && main_start_api(m, err) < 0) {
         return -EINVAL;
     }
@@ -265,6 +342,16 @@ main_stop(void *arg)
 #endif
     dpulet_destroy(m->d);
     m->d = NULL;
+    if (m->auto_files[0]) {
+        m->tls_cert = m->tls_key = NULL;
+    }
+    if (m->auto_files[2]) {
+        m->client_ca = NULL;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        free(m->auto_files[i]);
+        m->auto_files[i] = NULL;
+    }
 }
 
 int

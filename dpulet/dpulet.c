@@ -960,6 +960,9 @@ ctr_start(struct dpulet *d, struct pod *p, struct ctr *c)
         log_warn("container failed to start", "pod=%s container=%s err=\"%s\"",
                  p->key, s->name, msg);
         proc_log_line(log, "stderr", msg);
+        /* a start that failed is a run that ended at once: the crash
+         * back-off counts from here, as for a container that exited */
+        c->started_mono = now;
         ctr_terminated(p, c, 128, 0, 0, "StartError", msg);
     } else {
         c->state = CS_RUNNING;

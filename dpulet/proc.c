@@ -213,6 +213,9 @@ make_target(const char *target, bool is_dir)
     return 0;
 }
 
+/* Volume mounts one container may have (the pod plan's bound is lower). */
+#define PROC_MAX_BINDS 256
+
 /* The container child: never returns. Reports a setup error on errfd as
  * "errno message". */
 static void __attribute__((noreturn))
@@ -232,18 +235,38 @@ container_exec(const struct proc_spec *s, int out, int err, int errfd)
         snprintf(msg, sizeof(msg), "cannot make / private: %s", strerror(e));
         goto fail;
     }
+    /* Every source is opened before anything is mounted, so a volume at
+     * /tmp does not hide another volume's source under /tmp; each is then
+     * mounted through its /proc/self/fd link. */
+    int fds[PROC_MAX_BINDS];
+    if (s->n_binds > PROC_MAX_BINDS) {
+        e = E2BIG;
+        snprintf(msg, sizeof(msg), "more than %d volume mounts",
+                 PROC_MAX_BINDS);
+        goto fail;
+    }
+    for (size_t i = 0; i < s->n_binds; i++) {
+        fds[i] = open(s->binds[i].source, O_PATH | O_CLOEXEC);
+        if (fds[i] < 0) {
+            e = errno;
+            snprintf(msg, sizeof(msg), "volume source %s: %s",
+                     s->binds[i].source, strerror(e));
+            goto fail;
+        }
+    }
     for (size_t i = 0; i < s->n_binds; i++) {
         const struct proc_bind *b = &s->binds[i];
         struct stat st;
-        if (stat(b->source, &st) < 0) {
+        char src[64];
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+        if (fstat(fds[i], &st) < 0) {
             e = errno;
             snprintf(msg, sizeof(msg), "volume source %s: %s", b->source,
                      strerror(e));
             goto fail;
         }
         int rc = make_target(b->target, S_ISDIR(st.st_mode));
-        if (rc < 0 ||
-            mount(b->source, b->target, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+        if (rc < 0 || mount(src, b->target, NULL, MS_BIND | MS_REC, NULL) < 0 ||
             (b->read_only &&
              mount(NULL, b->target, NULL,
                    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)) {
@@ -252,6 +275,7 @@ container_exec(const struct proc_spec *s, int out, int err, int errfd)
                      b->target, strerror(e));
             goto fail;
         }
+        close(fds[i]);
     }
     if (chdir(s->workdir ? s->workdir : "/") < 0) {
         e = errno;

@@ -84,6 +84,11 @@ cri_time_parse(const char *s, size_t len, int64_t *ns)
     }
     int64_t secs = days_from_civil(y, (unsigned) mo, (unsigned) d) * 86400 +
                    h * 3600 + mi * 60 + se - off;
+    /* nanoseconds since 1970 in 64 bits: the years 1678 to 2262 */
+    if (secs < INT64_MIN / 1000000000LL + 1 ||
+        secs > INT64_MAX / 1000000000LL - 1) {
+        return -EINVAL;
+    }
     *ns = secs * 1000000000LL + frac;
     return 0;
 }

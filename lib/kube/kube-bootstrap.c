@@ -594,7 +594,18 @@ kb_write_kubeconfig(const char *path, const char *server, const char *ca_pem,
     free(ca);
     free(cert);
     free(key);
-    int r = file_write_atomic(path, text, strlen(text), 0600);
+    /* as kubeadm join makes /etc/kubernetes: the directory may be new */
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int r = 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        r = dir_create_all(dir, 0700);
+    }
+    free(dir);
+    if (r == 0) {
+        r = file_write_atomic(path, text, strlen(text), 0600);
+    }
     OPENSSL_cleanse(text, strlen(text));
     free(text);
     if (r < 0) {

@@ -460,18 +460,20 @@ def test_host_nodes_annotated(tmp_path, dpf_server):
     fl = Fleet(str(tmp_path), hosts=1, kubeconfig=dpf_server.kubeconfig)
     try:
         fl.up()
-        # the Node is registered by the host's dpulet (a stand-in here)
-        dpf_server.json("POST", "/api/v1/nodes", {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": fl.host(1)}}, expect=201)
+        # dpf-emu makes the host's Node, annotated, before it starts the
+        # host's dpulet (a stand-in here), which then adopts it: the DMS
+        # pod of a DPU never sees the host without its device paths
 
         def annotated():
-            _, n = dpf_server.json("GET", f"/api/v1/nodes/{fl.host(1)}")
-            return n["metadata"].get("annotations")
+            code, n = dpf_server.json("GET", f"/api/v1/nodes/{fl.host(1)}",
+                                      expect=None)
+            return code == 200 and n["metadata"].get("annotations")
         ann = wait_for(annotated, 30, what="host Node annotations")
         st = fl.status()["hosts"][0]
         assert ann == {"dpu.emu/sysfs": st["sysfs"],
-                       "dpu.emu/rshim-0": st["dpus"][0]["rshim"]}
+                       "dpu.emu/rshim-0": st["dpus"][0]["rshim"],
+                       # emulated hosts have no power control
+                       "provisioning.dpu.nvidia.com/reboot-command": "skip"}
         assert os.path.exists(os.path.join(ann["dpu.emu/rshim-0"], "boot"))
     finally:
         pids = fl.recorded_pids()

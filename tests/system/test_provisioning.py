@@ -1,0 +1,353 @@
+"""Provisioning end to end on an emulated fleet (issue 10).
+
+dpf-server runs with every controller in-process; a local HTTP server
+serves a BFB built with `dpfctl bfb build`; dpf-emu builds 2 hosts x 1
+BlueField in network namespaces, each host with a real dpulet and an
+emulated rshim device, so the DPU controller's DMS pod runs the real dmsd
+on the host and the install goes over gNOI with mutual TLS into the
+emulated device, whose bf.cfg makes the emulated DPU join the embedded
+DPU cluster with `dpulet join`. The manifests are the project's own
+examples/fleet and, when the shared folder is there, DPF's hbn_only
+use case verbatim (its variables filled in, kamaji served as embedded).
+
+Runs as root (namespaces). Each test has its own fleet name and
+management network; teardown takes the fleet down and checks that no
+namespace of it is left."""
+import functools
+import http.server
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import yaml
+
+from conftest import (BUILD, EXAMPLES, FIXTURES_ABSENT, DpfServer, binary,
+                      dpf_fixtures, dpfctl, wait_for)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="provisioning e2e needs root "
+                                "(network namespaces)")
+
+CONDITIONS = ("Initialized", "NodeEffectReady", "BFBReady", "DMSRunning",
+              "OSInstalled", "Rebooted", "HostNetworkReady", "Ready")
+BFB_NAME = "bf-bundle-lab-1.0.bfb"
+
+
+class BfbServer:
+    """A local HTTP server for the BFB, answering 404 until told to serve."""
+
+    def __init__(self, directory):
+        self.serving = False
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                if not outer.serving:
+                    self.send_error(404)
+                    return
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Handler, directory=directory)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Lab:
+    """dpf-server + BFB server + dpf-emu fleet, torn down in reverse."""
+
+    def __init__(self, tmp):
+        self.tmp = str(tmp)
+        self.name = "p%03d" % random.randrange(1000)
+        self.octet = random.randrange(200, 230)
+        self.gw = f"10.{self.octet}.0.1"
+        data = os.path.join(self.tmp, "dpf-state")
+        os.makedirs(data)
+        self.srv = DpfServer(data, controllers="all", extra_args=[
+            "--bind-address", "0.0.0.0", "--server-name", self.gw,
+            "--dpu-cluster-address", self.gw])
+        www = os.path.join(self.tmp, "www")
+        os.makedirs(www)
+        kernel = os.path.join(self.tmp, "kernel")
+        initrd = os.path.join(self.tmp, "initramfs")
+        with open(kernel, "wb") as f:
+            f.write(os.urandom(65536))
+        with open(initrd, "wb") as f:
+            f.write(os.urandom(262144))
+        r = subprocess.run([binary("dpfctl", "dpfctl"), "bfb", "build",
+                            "--kernel", kernel, "--initramfs", initrd,
+                            "--bfb-version", "lab-1.0",
+                            os.path.join(www, BFB_NAME)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        self.bfb = BfbServer(www)
+        self.emu_log = os.path.join(self.tmp, "emu.log")
+        self.state = os.path.join(self.tmp, "emu")
+        self.emu = None
+
+    def start(self, hosts=2):
+        self.srv.start()
+        env = dict(os.environ)
+        env["PATH"] = ":".join([os.path.join(BUILD, "dmsd"),
+                                os.path.join(BUILD, "dpf-hostnetwork"),
+                                env.get("PATH", "/usr/bin:/bin")])
+        self.emu = subprocess.Popen(
+            [binary("dpf-emu", "dpf-emu"), "up", "--state-dir", self.state,
+             "--hosts", str(hosts), "--dpus-per-host", "1",
+             "--fleet", self.name,
+             "--mgmt-cidr", f"10.{self.octet}.0.0/16",
+             "--kubeconfig", self.srv.kubeconfig,
+             "--server", f"https://{self.gw}:{self.srv.port}",
+             "--dpulet", binary("dpulet", "dpulet"),
+             "--install-time", "1s", "--reboot-time", "1s",
+             "--log-file", self.emu_log],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.emu.poll() is not None or
+                 "fleet up" in self.text(self.emu_log), 120,
+                 what="fleet up")
+        assert self.emu.poll() is None, self.text(self.emu_log)[-3000:]
+
+    @staticmethod
+    def text(path):
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def host(self, i):
+        return f"dpfemu-{self.name}-h{i}"
+
+    def stop(self):
+        if self.emu and self.emu.poll() is None:
+            self.emu.send_signal(signal.SIGTERM)
+            try:
+                self.emu.wait(60)
+            except subprocess.TimeoutExpired:
+                self.emu.kill()
+                self.emu.wait()
+        subprocess.run([binary("dpf-emu", "dpf-emu"), "down", "--state-dir",
+                        self.state], capture_output=True, timeout=120)
+        code = self.srv.stop(timeout=60)
+        self.bfb.stop()
+        left = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                              text=True).stdout
+        assert f"dpfemu-{self.name}-" not in left, left
+        return code
+
+    # --- API helpers ---
+
+    def get(self, path):
+        code, obj = self.srv.json("GET", path)
+        return obj if code == 200 else None
+
+    def dpus(self, ns):
+        obj = self.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                       f"namespaces/{ns}/dpus")
+        return obj["items"] if obj else []
+
+    def apply(self, text):
+        r = dpfctl(["apply", "-f", "-"], self.srv.kubeconfig, input=text)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lb = Lab(tmp_path)
+    lb.start()
+    yield lb
+    code = lb.stop()
+    assert code in (0, None), \
+        f"dpf-server exited with {code}:\n{lb.srv.log_text()[-3000:]}"
+
+
+def conditions(dpu):
+    return {c["type"]: c for c in dpu.get("status", {}).get("conditions", [])}
+
+
+def dpu_cluster_kubeconfig(lab, ns, secret, path):
+    import base64
+    obj = lab.get(f"/api/v1/namespaces/{ns}/secrets/{secret}")
+    assert obj, f"Secret {ns}/{secret}"
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(obj["data"]["admin.conf"]))
+    return path
+
+
+def dpu_cluster_nodes(kubeconfig):
+    r = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get",
+                        "nodes", "-o", "yaml"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return {n["metadata"]["name"]: n for n in yaml.safe_load(r.stdout)["items"]}
+
+
+def provision_and_check(lab, ns, cluster_ns, secret, bfb_version,
+                        node_labels, taint_key, tmp_path):
+    """The DPUs of the applied DPUSet wait with the 404 named, then, once
+    the BFB is served, reach Ready with every DPF condition True, as Ready
+    Nodes of the DPU cluster with DPF's labels; the hosts carry the
+    node-effect taint while their DPU is provisioned and lose it at
+    Ready."""
+    # 1. the BFB URL answers 404: the DPUs wait in Pending and say why
+    def pending_with_404():
+        ds = lab.dpus(ns)
+        if len(ds) != 2:
+            return False
+        return all(d.get("status", {}).get("phase") == "Pending" and
+                   "404" in conditions(d).get("BFBReady", {}).get("message", "")
+                   for d in ds)
+    wait_for(pending_with_404, 120, interval=1,
+             what="DPUs Pending with the BFB's HTTP 404 in BFBReady")
+    taints_seen = set()
+    for i in (1, 2):
+        node = lab.get(f"/api/v1/nodes/{lab.host(i)}")
+        for t in node["spec"].get("taints", []):
+            if t["key"] == taint_key:
+                taints_seen.add(lab.host(i))
+    assert taints_seen == {lab.host(1), lab.host(2)}, \
+        "the node-effect taint is on both hosts while their DPUs wait"
+
+    # 2. served: every DPU reaches Ready, nobody touched any object
+    lab.bfb.serving = True
+    phases = set()
+
+    def all_ready():
+        ds = lab.dpus(ns)
+        for d in ds:
+            phases.add(d.get("status", {}).get("phase"))
+        return len(ds) == 2 and all(
+            d.get("status", {}).get("phase") == "Ready" for d in ds)
+    wait_for(all_ready, 300, interval=0.5, what="both DPUs Ready")
+    ds = lab.dpus(ns)
+    for d in ds:
+        cs = conditions(d)
+        for t in CONDITIONS:
+            assert cs.get(t, {}).get("status") == "True", \
+                f"{d['metadata']['name']}: {t} {cs.get(t)}"
+    assert "OS Installing" in phases or "Rebooting" in phases or \
+        "Host Network Configuration" in phases, phases
+
+    # 3. Ready Nodes of the DPU cluster with DPF's labels
+    kc = dpu_cluster_kubeconfig(lab, cluster_ns, secret,
+                                str(tmp_path / "dpu-cluster.conf"))
+    nodes = dpu_cluster_nodes(kc)
+    for d in ds:
+        name = d["metadata"]["name"]
+        assert name in nodes, f"{name} not a Node of the DPU cluster"
+        n = nodes[name]
+        ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", n["status"]
+        labels = n["metadata"]["labels"]
+        assert labels.get("provisioning.dpu.nvidia.com/DOCA-BFB-version") \
+            == bfb_version, labels
+        assert labels.get("provisioning.dpu.nvidia.com/host") == \
+            d["spec"]["nodeName"], labels
+        for k, v in node_labels.items():
+            assert labels.get(k) == v, (k, labels)
+
+    # 4. the hosts lost the taint at Ready
+    for i in (1, 2):
+        node = lab.get(f"/api/v1/nodes/{lab.host(i)}")
+        assert not [t for t in node["spec"].get("taints", [])
+                    if t["key"] == taint_key], node["spec"]
+    return ds, kc
+
+
+def test_examples_fleet_provisions_and_deletes(lab, tmp_path):
+    with open(os.path.join(EXAMPLES, "fleet", "01-bfb.yaml")) as f:
+        assert "http://127.0.0.1:8099/" + BFB_NAME in f.read()
+    text = ""
+    for name in sorted(os.listdir(os.path.join(EXAMPLES, "fleet"))):
+        with open(os.path.join(EXAMPLES, "fleet", name)) as f:
+            text += "---\n" + f.read()
+    text = text.replace("http://127.0.0.1:8099/" + BFB_NAME,
+                        lab.bfb.url(BFB_NAME))
+    lab.apply(text)
+    ds, kc = provision_and_check(
+        lab, "dpf-operator-system", "dpu-cluster-lab",
+        "lab-admin-kubeconfig", "bf-bundle-lab-1.0",
+        {"lab.example.com/role": "dpu-worker"}, "dpu", tmp_path)
+
+    # each DPU's install went through DMS into its emulated device: its
+    # disk got the flavor's files from the bf.cfg
+    disks = []
+    for i in (1, 2):
+        disk = os.path.join(lab.state, "dpus", f"h{i}-d0", "disk")
+        assert os.path.exists(os.path.join(disk, "etc", "mellanox",
+                                           "mlnx-ovs.conf")), disk
+        disks.append(disk)
+
+    # the describe output shows the conditions and the install's progress
+    r = dpfctl(["describe", "dpu", "-n", "dpf-operator-system",
+                ds[0]["metadata"]["name"]], lab.srv.kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert "DPUNodeReady" in r.stdout and "Bytes Sent" in r.stdout, r.stdout
+
+    # DPUSet deletion removes everything it created: DPUs, their pods and
+    # Secrets, the bf.cfg files, the Nodes in the DPU cluster
+    bfb_dir = os.path.join(lab.srv.data_dir, "bfb")
+    cfgs = [f for f in os.listdir(bfb_dir) if f.endswith(".cfg")]
+    start = time.monotonic()
+    code, _ = lab.srv.json(
+        "DELETE", "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/"
+        "dpf-operator-system/dpusets/lab")
+    assert code in (200, 202), code
+    wait_for(lambda: not lab.dpus("dpf-operator-system"), 120, interval=0.5,
+             what="the DPUs gone")
+    took = time.monotonic() - start
+    pods = lab.get("/api/v1/namespaces/dpf-operator-system/pods")["items"]
+    assert [p["metadata"]["name"] for p in pods] == [], pods
+    secrets = lab.get("/api/v1/namespaces/dpf-operator-system/secrets")
+    assert not [s["metadata"]["name"] for s in secrets["items"]
+                if s["metadata"]["name"].endswith("-server-secret")]
+    left = [f for f in os.listdir(bfb_dir) if f.endswith(".cfg")]
+    assert cfgs and left == [], (cfgs, left)
+    assert dpu_cluster_nodes(kc) == {}, "DPU Nodes left in the DPU cluster"
+    print(f"\nprovisioning: DPUSet deleted, everything gone in {took:.1f} s")
+
+
+def test_dpf_hbn_only_manifests_provision(tmp_path):
+    src = dpf_fixtures("hbn_only")
+    if src is None:
+        pytest.skip(FIXTURES_ABSENT)
+    lab = Lab(tmp_path)
+    lab.start()
+    try:
+        text = "apiVersion: v1\nkind: Namespace\nmetadata:\n" \
+               "  name: dpu-cplane-tenant1\n"
+        for name in ("bfb.yaml", "dpucluster.yaml", "hbn-dpuflavor.yaml",
+                     "dpuset.yaml"):
+            with open(os.path.join(src, name)) as f:
+                text += "---\n" + f.read()
+        # DPF's variables, as its guide has the user set them
+        text = text.replace("$BLUEFIELD_BITSTREAM", lab.bfb.url(BFB_NAME))
+        text = text.replace("$DPUCLUSTER_INTERFACE", "mgmt0")
+        text = text.replace("$DPUCLUSTER_VIP", lab.gw)
+        assert not re.search(r"\$[A-Z_]+", text), "a variable left unset"
+        lab.apply(text)
+        provision_and_check(lab, "dpf-operator-system", "dpu-cplane-tenant1",
+                            "dpu-cplane-tenant1-admin-kubeconfig",
+                            "bf-bundle-lab-1.0", {}, "dpu", tmp_path)
+    finally:
+        code = lab.stop()
+    assert code in (0, None), lab.srv.log_text()[-3000:]

@@ -65,6 +65,8 @@ def dpf_fixtures(subdir):
 
 KUBECTL = {
     "1.32": "/usr/bin/kubectl",
+    # the image's kubectl package (google-cloud-cli's) carries each minor
+    "1.30": "/usr/lib/google-cloud-sdk/bin/kubectl.1.30",
     "1.20": os.path.join(REPO, ".deps", "k120", "usr", "bin", "kubectl"),
 }
 

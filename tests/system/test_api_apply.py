@@ -192,7 +192,7 @@ def test_apply_on_custom_kind(dpf_server):
         'Apply failed with 1 conflict: conflict with "ctrl": .spec.url'
 
 
-@pytest.mark.parametrize("version", ["1.32", "1.20"])
+@pytest.mark.parametrize("version", ["1.32", "1.30", "1.20"])
 def test_kubectl_server_side_apply(dpf_server, tmp_path, version):
     s = dpf_server
     f = tmp_path / "cm.yaml"

@@ -328,7 +328,7 @@ def crd_yaml():
     return yaml.safe_dump(WIDGET_CRD)
 
 
-@pytest.mark.parametrize("version", ["1.20", "1.32"])
+@pytest.mark.parametrize("version", ["1.20", "1.30", "1.32"])
 def test_kubectl_crd_lifecycle(dpf_server, version):
     s = dpf_server
     r = k(s, ["apply", "-f", "-"], version, crd_yaml())

@@ -103,7 +103,7 @@ def test_scale_not_served_for_other_kinds(dpf_server):
     assert st == 404
 
 
-@pytest.mark.parametrize("version", ["1.32", "1.20"])
+@pytest.mark.parametrize("version", ["1.32", "1.30", "1.20"])
 def test_kubectl_scale_deployment(dpf_server, version):
     need_kubectl(version)
     p = path("deployments", group="apps", version="v1")
@@ -396,7 +396,7 @@ def test_openapi_v3_int_or_string(dpf_server):
     assert surge["x-kubernetes-int-or-string"] is True
 
 
-@pytest.mark.parametrize("version", ["1.32", "1.20"])
+@pytest.mark.parametrize("version", ["1.32", "1.30", "1.20"])
 def test_kubectl_explain_dpuset_strategy(dpf_server, version):
     need_kubectl(version)
     r = kubectl(["explain", "dpuset.spec.strategy"], dpf_server.kubeconfig,

@@ -165,7 +165,7 @@ def _kubectl_watch_events(s, version, selector, actions, want):
         shutil.rmtree(cache, ignore_errors=True)
 
 
-@pytest.mark.parametrize("version", ["1.32", "1.20"])
+@pytest.mark.parametrize("version", ["1.32", "1.30", "1.20"])
 def test_kubectl_watch_by_label_sees_leave_and_arrive(dpf_server, version):
     s = dpf_server
     name = f"kw{version.replace('.', '')}"

@@ -103,7 +103,7 @@ class Lab:
         self.state = os.path.join(self.tmp, "emu")
         self.emu = None
 
-    def start(self, hosts=2):
+    def start(self, hosts=2, install_time="1s"):
         self.srv.start()
         env = dict(os.environ)
         env["PATH"] = ":".join([os.path.join(BUILD, "dmsd"),
@@ -117,7 +117,7 @@ class Lab:
              "--kubeconfig", self.srv.kubeconfig,
              "--server", f"https://{self.gw}:{self.srv.port}",
              "--dpulet", binary("dpulet", "dpulet"),
-             "--install-time", "1s", "--reboot-time", "1s",
+             "--install-time", install_time, "--reboot-time", "1s",
              "--log-file", self.emu_log],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
@@ -171,9 +171,9 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, request):
     lb = Lab(tmp_path)
-    lb.start()
+    lb.start(install_time=getattr(request, "param", "1s"))
     yield lb
     code = lb.stop()
     assert code in (0, None), \
@@ -351,3 +351,126 @@ def test_dpf_hbn_only_manifests_provision(tmp_path):
     finally:
         code = lab.stop()
     assert code in (0, None), lab.srv.log_text()[-3000:]
+
+
+def examples_fleet(lab):
+    text = ""
+    for name in sorted(os.listdir(os.path.join(EXAMPLES, "fleet"))):
+        with open(os.path.join(EXAMPLES, "fleet", name)) as f:
+            text += "---\n" + f.read()
+    return text.replace("http://127.0.0.1:8099/" + BFB_NAME,
+                        lab.bfb.url(BFB_NAME))
+
+
+def all_ready(lab, ns="dpf-operator-system", n=2):
+    ds = lab.dpus(ns)
+    return len(ds) == n and all(
+        d.get("status", {}).get("phase") == "Ready" and
+        all(conditions(d).get(t, {}).get("status") == "True"
+            for t in CONDITIONS) for d in ds)
+
+
+def test_rolling_update_respects_max_unavailable(lab, tmp_path):
+    lab.bfb.serving = True
+    lab.apply(examples_fleet(lab))
+    wait_for(lambda: all_ready(lab), 300, interval=0.5, what="DPUs Ready")
+    # a second bundle; the DPUSet's template moves to it
+    www = os.path.join(lab.tmp, "www")
+    new = "bf-bundle-lab-2.0.bfb"
+    r = subprocess.run([binary("dpfctl", "dpfctl"), "bfb", "build",
+                        "--kernel", os.path.join(lab.tmp, "kernel"),
+                        "--initramfs", os.path.join(lab.tmp, "initramfs"),
+                        "--bfb-version", "lab-2.0", os.path.join(www, new)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lab.apply(f"""apiVersion: provisioning.dpu.nvidia.com/v1alpha1
+kind: BFB
+metadata:
+  name: bf-bundle-lab-2
+  namespace: dpf-operator-system
+spec:
+  url: {lab.bfb.url(new)}
+""")
+    code, _ = lab.srv.json(
+        "PATCH", "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/"
+        "dpf-operator-system/dpusets/lab",
+        {"spec": {"dpuTemplate": {"spec": {"bfb": {"name":
+                                                   "bf-bundle-lab-2"}}}}},
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 200, code
+    # never more than maxUnavailable (1) of the 2 DPUs missing or not Ready
+    worst = 0
+
+    def done():
+        nonlocal worst
+        ds = lab.dpus("dpf-operator-system")
+        ready = [d for d in ds
+                 if d.get("status", {}).get("phase") == "Ready" and
+                 not d["metadata"].get("deletionTimestamp")]
+        worst = max(worst, 2 - len(ready))
+        return len(ds) == 2 and len(ready) == 2 and all(
+            d["spec"]["bfb"] == "bf-bundle-lab-2" for d in ds)
+    wait_for(done, 400, interval=0.2, what="both DPUs on the new BFB")
+    assert worst == 1, f"at most 1 unavailable, saw {worst}"
+    kc = dpu_cluster_kubeconfig(lab, "dpu-cluster-lab",
+                                "lab-admin-kubeconfig",
+                                str(tmp_path / "dpu-cluster.conf"))
+
+    def relabelled():
+        nodes = dpu_cluster_nodes(kc)
+        return len(nodes) == 2 and all(
+            n["metadata"]["labels"].get(
+                "provisioning.dpu.nvidia.com/DOCA-BFB-version")
+            == "bf-bundle-lab-2.0" for n in nodes.values())
+    wait_for(relabelled, 120, interval=1,
+             what="DPU Nodes labelled with the new BFB version")
+
+
+def pkill(pattern):
+    subprocess.run(["pkill", "-KILL", "-f", pattern], capture_output=True)
+
+
+@pytest.mark.parametrize("lab", ["8s"], indirect=True)
+def test_faults_recover_without_deleting_objects(lab):
+    """A DPU deleted mid-install goes in seconds (its DPUSet makes it
+    again); dpf-server SIGKILLed during OS Installing, a host's dpulet and
+    the dmsd processes killed with it: the install resumes and both DPUs
+    reach Ready with nobody touching an object."""
+    lab.bfb.serving = True
+    lab.apply(examples_fleet(lab))
+    ns = "dpf-operator-system"
+
+    def installing():
+        for d in lab.dpus(ns):
+            if d.get("status", {}).get("phase") == "OS Installing":
+                return d
+        return None
+    d = wait_for(installing, 300, interval=0.1, what="a DPU OS Installing")
+    name, uid = d["metadata"]["name"], d["metadata"]["uid"]
+    start = time.monotonic()
+    code, _ = lab.srv.json("DELETE", f"/apis/provisioning.dpu.nvidia.com/"
+                           f"v1alpha1/namespaces/{ns}/dpus/{name}")
+    assert code in (200, 202), code
+
+    def gone():
+        cur = lab.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                      f"namespaces/{ns}/dpus/{name}")
+        return cur is None or cur["metadata"]["uid"] != uid
+    wait_for(gone, 30, interval=0.1, what=f"DPU {name} deleted mid-install")
+    took = time.monotonic() - start
+    assert took < 20, took
+    print(f"\nprovisioning: DPU deleted mid-install, gone in {took:.1f} s")
+
+    # the next install: kill the server, the agents of host 1, every dmsd
+    wait_for(installing, 300, interval=0.1, what="a DPU OS Installing again")
+    lab.srv.kill()
+    pkill(f"dpulet --kubeconfig .* --node-name {lab.host(1)} ")
+    pkill(f"dmsd --bind_address 10.{lab.octet}.")
+    time.sleep(2)
+    lab.srv.start(timeout=60)
+    wait_for(lambda: all_ready(lab), 400, interval=0.5,
+             what="both DPUs Ready after the faults")
+    # the deleted DPU came back as a new object, made by its DPUSet
+    again = lab.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                    f"namespaces/{ns}/dpus/{name}")
+    assert again and again["metadata"]["uid"] != uid

@@ -146,7 +146,7 @@ struct dpuset_ctrl *dpuset_ctrl_add(struct controller_manager *m,
 void dpuset_ctrl_destroy(struct dpuset_ctrl *d);
 
 /* The DPU controller (controllers/dpu.c). bfb_dir (may be NULL) is where
- * the DPUs' bf.cfg files live; alloc (borrowed, may be NULL) assigns DPUs
+ * the DPUs' bf.cfg files live; alloc (borrowed, required) assigns DPUs
  * to DPUClusters. */
 struct dpu_ctrl;
 struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,

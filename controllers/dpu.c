@@ -104,7 +104,7 @@ struct install {
 
 struct dpu_ctrl {
     struct controller_ops ops;
-    struct allocator *alloc; /* borrowed; NULL = the local fallback */
+    struct allocator *alloc; /* borrowed, required */
     struct kube_recorder *rec;
     char *bfb_dir;
     int max_installs;
@@ -156,9 +156,17 @@ phase_of(const json_t *obj)
     return p && *p ? p : "Initializing";
 }
 
+/* Move to phase; each move is a Normal event too, so `describe` shows
+ * the DPU's way through the phases beside its conditions (an Error has
+ * its own Warning event with the reason). */
 static void
 set_phase(struct dctx *x, const char *phase)
 {
+    const char *was = phase_of(x->copy);
+    if (strcmp(was, phase) != 0 && strcmp(phase, "Error") != 0) {
+        kube_recorder_event(x->d->rec, x->obj, "Normal", "PhaseChanged",
+                            "%s -> %s", was, phase);
+    }
     json_object_set_new(status_of(x), "phase", json_string(phase));
 }
 
@@ -318,16 +326,7 @@ drain_pods(struct dctx *x, struct dpf_error *err)
     return left;
 }
 
-/* --- cluster allocation (dpf-spec §2.5) ---
- * Kept behind this one function until the dpucluster helper's
- * controllers/allocator.h is merged: the alphabetically first DPUCluster
- * (name, then namespace) that is Ready and not full. */
-static int cluster_fallback(struct dctx *x, char **ns, char **name,
-                            struct dpf_error *err);
-struct cluster_arg {
-    const char *ns, *name;
-};
-static int cluster_fn(void *arg, json_t *obj);
+/* --- cluster allocation (dpf-spec §2.5) --- */
 
 /* Assign the DPU a DPUCluster and write it to spec.cluster: the shared
  * allocator (controllers/allocator.h), told first about every DPUCluster
@@ -338,24 +337,15 @@ dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
 {
     char *ns = NULL, *name = NULL;
     int rc;
-    if (x->d->alloc) {
-        json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
-        size_t i;
-        json_t *dc;
-        json_array_foreach(all, i, dc)
-        {
-            allocator_cluster_set(x->d->alloc, dc);
-        }
-        json_decref(all);
-        rc = allocator_assign(x->d->alloc, x->obj, &ns, &name, err);
-    } else {
-        rc = cluster_fallback(x, &ns, &name, err);
-        if (rc == 0) {
-            struct cluster_arg a = {ns, name};
-            rc = kube_update_retry(controller_rest(x->c), &dpu_gvr, x->ns,
-                                   x->name, NULL, cluster_fn, &a, NULL, err);
-        }
+    json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
+    size_t i;
+    json_t *dc;
+    json_array_foreach(all, i, dc)
+    {
+        allocator_cluster_set(x->d->alloc, dc);
     }
+    json_decref(all);
+    rc = allocator_assign(x->d->alloc, x->obj, &ns, &name, err);
     if (rc == 0) {
         log_info("DPU assigned to a DPU cluster", "dpu=%s cluster=%s/%s",
                  x->key, ns ? ns : "", name ? name : "");
@@ -363,100 +353,6 @@ dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
     free(ns);
     free(name);
     return rc;
-}
-
-/* Without a shared allocator: the first Ready, not full DPUCluster by
- * name. */
-static int
-cluster_fallback(struct dctx *x, char **ns, char **name, struct dpf_error *err)
-{
-    json_t *all = kube_cache_list(controller_cache(x->c, C_CLUSTER));
-    const json_t *best = NULL;
-    size_t i;
-    json_t *dc;
-    json_array_foreach(all, i, dc)
-    {
-        const json_t *md = json_object_get(dc, "metadata");
-        if (kube_is_deleting(dc)) {
-            continue;
-        }
-        const json_t *bmd = best ? json_object_get(best, "metadata") : NULL;
-        int cmp =
-            best ? strcmp(str_at(md, "name", NULL), str_at(bmd, "name", NULL))
-                 : -1;
-        if (cmp == 0) {
-            cmp = strcmp(str_at(md, "namespace", NULL),
-                         str_at(bmd, "namespace", NULL));
-        }
-        if (cmp < 0) {
-            best = dc;
-        }
-    }
-    int rc = 0;
-    if (!best) {
-        dpf_error_set(err, 404, "NotFound", "there is no DPUCluster");
-        rc = -ENOENT;
-        goto out;
-    }
-    const char *bns =
-        str_at(json_object_get(best, "metadata"), "namespace", NULL);
-    const char *bname = str_at(json_object_get(best, "metadata"), "name", NULL);
-    const char *phase = str_at(json_object_get(best, "status"), "phase", NULL);
-    if (!phase || strcmp(phase, "Ready") != 0) {
-        dpf_error_set(err, 409, "NotReady", "cluster %s/%s is not ready", bns,
-                      bname);
-        rc = -EAGAIN;
-        goto out;
-    }
-    json_int_t max = json_integer_value(
-        json_object_get(json_object_get(best, "spec"), "maxNodes"));
-    if (max <= 0) {
-        max = 1000;
-    }
-    json_t *dpus = kube_cache_list(controller_cache(x->c, C_DPU));
-    json_int_t used = 0;
-    json_t *o;
-    json_array_foreach(dpus, i, o)
-    {
-        const json_t *cl =
-            json_object_get(json_object_get(o, "spec"), "cluster");
-        const char *cn = str_at(cl, "name", NULL);
-        const char *cns = str_at(cl, "namespace", NULL);
-        if (cn && !strcmp(cn, bname) && cns && !strcmp(cns, bns) &&
-            !kube_is_deleting(o)) {
-            used++;
-        }
-    }
-    json_decref(dpus);
-    if (used >= max) {
-        dpf_error_set(err, 409, "Full", "cluster %s/%s is full (%lld nodes)",
-                      bns, bname, (long long) max);
-        rc = -ENOSPC;
-        goto out;
-    }
-    *ns = xstrdup(bns);
-    *name = xstrdup(bname);
-out:
-    json_decref(all);
-    return rc;
-}
-
-static int
-cluster_fn(void *arg, json_t *obj)
-{
-    struct cluster_arg *a = arg;
-    json_t *spec = json_object_get(obj, "spec");
-    json_t *cl = json_object_get(spec, "cluster");
-    if (!json_is_object(cl)) {
-        cl = json_object();
-        json_object_set_new(spec, "cluster", cl);
-    }
-    if (str_at(cl, "name", NULL) && *str_at(cl, "name", NULL)) {
-        return 0;
-    }
-    json_object_set_new(cl, "name", json_string(a->name));
-    json_object_set_new(cl, "namespace", json_string(a->ns));
-    return 1;
 }
 
 /* --- the DPU cluster --- */
@@ -540,68 +436,6 @@ pod_name(struct dctx *x, const char *suffix)
     return xasprintf("%s-%s", x->name, suffix);
 }
 
-/* The DMS pod, as the contract says, for as long as dpu-pods.c is a stub
- * (its builder returns NULL without an error). */
-static json_t *
-dms_pod_fallback(struct dctx *x)
-{
-    int idx = dpu_index(x);
-    const char *ip = dpuset_node_internal_ip(x->node);
-    const char *pci = json_string_value(json_object_get(
-        json_object_get(json_object_get(x->obj, "metadata"), "labels"),
-        LABEL_DPU_PCI));
-    char *busdev = dpuset_pci_bus_dev(pci);
-    char *bind = xasprintf("%s:%d", ip ? ip : "0.0.0.0", DMS_PORT + idx);
-    char *rshim = xasprintf("/dev/rshim%d", idx);
-    const json_t *ann =
-        json_object_get(json_object_get(x->node, "metadata"), "annotations");
-    char *rk = xasprintf("dpu.emu/rshim-%d", idx);
-    const char *r2 = json_string_value(json_object_get(ann, rk));
-    free(rk);
-    json_t *cmd = json_pack(
-        "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "dmsd", "--bind_address",
-        bind, "--auth", "cert", "--ca", "/etc/ssl/certs/server/ca.crt",
-        "--tls_cert_file", "/etc/ssl/certs/server/tls.crt", "--tls_key_file",
-        "/etc/ssl/certs/server/tls.key", "--image_folder", "/bfb", "--rshim",
-        r2 ? r2 : rshim, "--target_pci", busdev ? busdev : "00:00",
-        "--state_dir", "/bfb/.dms");
-    char *sname = xasprintf("%s-server-secret", x->name);
-    json_t *pod = json_pack(
-        "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:o, "
-        "s:[{s:s, s:s, s:b}, {s:s, s:s}]}], s:[{s:s, s:{s:s}}, "
-        "{s:s, s:{s:s}}], s:[{s:s}]}}",
-        "apiVersion", "v1", "kind", "Pod", "metadata", "labels", LABEL_POD_DPU,
-        x->name, "spec", "nodeName",
-        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL),
-        "hostNetwork", 1, "restartPolicy", "Always", "containers", "name",
-        "dms", "image", "dms", "command", cmd, "volumeMounts", "name", "certs",
-        "mountPath", "/etc/ssl/certs/server", "readOnly", 1, "name", "bfb",
-        "mountPath", "/bfb", "volumes", "name", "certs", "secret", "secretName",
-        sname, "name", "bfb", "hostPath", "path",
-        x->d->bfb_dir ? x->d->bfb_dir : "/bfb", "tolerations", "operator",
-        "Exists");
-    free(sname);
-    free(bind);
-    free(rshim);
-    free(busdev);
-    return pod;
-}
-
-/* The host-network pod while dpu-pods.c is a stub. */
-static json_t *
-hostnetwork_pod_fallback(struct dctx *x)
-{
-    return json_pack(
-        "{s:s, s:s, s:{s:{s:s}}, s:{s:s, s:b, s:s, s:[{s:s, s:s, s:[s]}], "
-        "s:[{s:s}]}}",
-        "apiVersion", "v1", "kind", "Pod", "metadata", "labels", LABEL_POD_DPU,
-        x->name, "spec", "nodeName",
-        str_at(json_object_get(x->obj, "spec"), "nodeName", NULL),
-        "hostNetwork", 1, "restartPolicy", "Always", "containers", "name",
-        "hostnetwork", "image", "hostnetwork", "command", "hostnetwork.sh",
-        "tolerations", "operator", "Exists");
-}
-
 static void
 pods_in(struct dctx *x, struct dpu_pods_in *in)
 {
@@ -618,15 +452,13 @@ pods_in(struct dctx *x, struct dpu_pods_in *in)
     in->taint_effect = str_at(taint, "effect", NULL);
 }
 
-/* The pods, from dpu-pods.h (dmsclient helper); NULL with err on a bad
- * input. */
+/* The pods, from dpu-pods.h; NULL with err on a bad input. */
 static json_t *
 dpu_dms_pod_build(struct dctx *x, struct dpf_error *err)
 {
     struct dpu_pods_in in;
     pods_in(x, &in);
-    json_t *pod = dpu_pod_dms(&in, err);
-    return pod || err->message[0] ? pod : dms_pod_fallback(x);
+    return dpu_pod_dms(&in, err);
 }
 
 static json_t *
@@ -634,8 +466,7 @@ dpu_hostnetwork_pod_build(struct dctx *x, struct dpf_error *err)
 {
     struct dpu_pods_in in;
     pods_in(x, &in);
-    json_t *pod = dpu_pod_hostnetwork(&in, err);
-    return pod || err->message[0] ? pod : hostnetwork_pod_fallback(x);
+    return dpu_pod_hostnetwork(&in, err);
 }
 
 /* Create pod <dpu>-<suffix> from build unless it exists; the cached pod
@@ -2042,7 +1873,11 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
              int max_installs, struct allocator *alloc, const char *component,
              struct dpf_error *err)
 {
-    (void) err;
+    if (!alloc) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "the DPU controller needs the DPU cluster allocator");
+        return NULL;
+    }
     struct dpu_ctrl *d = xcalloc(1, sizeof *d);
     d->alloc = alloc;
     d->bfb_dir = bfb_dir ? xstrdup(bfb_dir) : NULL;

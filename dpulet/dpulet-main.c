@@ -6,9 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef DPULET_HAVE_API
 #include "dpulet/dpulet-api.h"
-#endif
 #include "dpulet/dpulet-join.h"
 #include "dpulet/dpulet.h"
 #include "lib/base/base64.h"
@@ -26,10 +24,8 @@ struct dpulet_main {
     const char *tls_cert, *tls_key, *client_ca;
     char *auto_files[3]; /* the self-issued pair and client CA, owned */
     struct dpulet *d;
-#ifdef DPULET_HAVE_API
     struct dpulet_api *api;
     struct dpulet_hooks hooks;
-#endif
 };
 
 #define SET_STR(fn, field)                                         \
@@ -54,7 +50,6 @@ SET_STR(set_tls_cert, tls_cert)
 SET_STR(set_tls_key, tls_key)
 SET_STR(set_client_ca, client_ca)
 
-#ifdef DPULET_HAVE_API
 /* dpulet-api.h's exec op over dpulet's hook (same errors). */
 static int
 api_exec_target(void *arg, const char *ns, const char *pod,
@@ -186,7 +181,6 @@ main_start_api(struct dpulet_main *m, struct dpf_error *err)
     m->api = dpulet_api_start(&ac, &ops, err);
     return m->api ? 0 : -EINVAL;
 }
-#endif
 
 static int
 set_duration(const char *flag, const char *v, int64_t *out,
@@ -320,14 +314,12 @@ main_start(void *arg, struct daemon *dm, struct dpf_error *err)
     if (!m->d) {
         return -EINVAL;
     }
-#ifdef DPULET_HAVE_API
     if (!m->tls_cert && m->cfg.kubeconfig && main_auto_tls(m, err) < 0) {
         return -EINVAL;
     }
     if (m->tls_cert && main_start_api(m, err) < 0) {
         return -EINVAL;
     }
-#endif
     daemon_set_ready(dm, "dpulet", true, NULL);
     return 0;
 }
@@ -336,10 +328,8 @@ static void
 main_stop(void *arg)
 {
     struct dpulet_main *m = arg;
-#ifdef DPULET_HAVE_API
     dpulet_api_stop(m->api);
     m->api = NULL;
-#endif
     dpulet_destroy(m->d);
     m->d = NULL;
     if (m->auto_files[0]) {
@@ -358,14 +348,7 @@ int
 main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "join")) {
-#ifdef DPULET_HAVE_JOIN
         return dpulet_join_main(argc - 1, argv + 1);
-#else
-        fputs("dpulet join: this build has no bootstrap client "
-              "(lib/kube/kube-bootstrap.c)\n",
-              stderr);
-        return 2;
-#endif
     }
     /* two arenas are plenty for one loop thread and curl's resolver */
     mallopt(M_ARENA_MAX, 2);

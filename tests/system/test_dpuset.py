@@ -428,11 +428,11 @@ def test_dpu_deletion_cleans_up_and_error_retries(full, web):
     def dpu():
         return get(srv, f"{PROV}/namespaces/{NS}/dpus/{name}")
     d = wait_for(lambda: (lambda x: x["status"]["phase"] == "Error" and x)(
-        dpu()), 20, what="Error")
+        dpu()), 60, what="Error")
     assert cond(d, "DMSRunning")["reason"] == "DMSPodFailed"
     assert "rshim busy" in d["status"]["lastError"]
     assert cond(d, "Ready")["status"] == "False"
-    wait_for(lambda: dpu()["status"].get("attempts") == 1, 20,
+    wait_for(lambda: dpu()["status"].get("attempts") == 1, 60,
              what="a retry after the backoff")
     # cleanup: the DMS server certificate's Secret (issued by the
     # controller through the dms signer) and a bf.cfg of this DPU go too

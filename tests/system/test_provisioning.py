@@ -237,7 +237,10 @@ def provision_and_check(lab, ns, cluster_ns, secret, bfb_version,
             phases.add(d.get("status", {}).get("phase"))
         return len(ds) == 2 and all(
             d.get("status", {}).get("phase") == "Ready" for d in ds)
+    served = time.monotonic()
     wait_for(all_ready, 300, interval=0.5, what="both DPUs Ready")
+    print(f"\nprovisioning: 2 DPUs Ready {time.monotonic() - served:.1f} s "
+          "after the BFB was served")
     ds = lab.dpus(ns)
     for d in ds:
         cs = conditions(d)
@@ -302,6 +305,9 @@ def test_examples_fleet_provisions_and_deletes(lab, tmp_path):
                 ds[0]["metadata"]["name"]], lab.srv.kubeconfig)
     assert r.returncode == 0, r.stderr
     assert "DPUNodeReady" in r.stdout and "Bytes Sent" in r.stdout, r.stdout
+    # and the way through the phases, as events
+    assert "PhaseChanged" in r.stdout and "OS Installing -> Rebooting" in \
+        r.stdout, r.stdout
 
     # DPUSet deletion removes everything it created: DPUs, their pods and
     # Secrets, the bf.cfg files, the Nodes in the DPU cluster

@@ -782,6 +782,15 @@ host_write_sysfs(struct emu_fleet *f, struct emu_dpu *d, struct dpf_error *err)
         if (rc == 0 && symlink(target, link) < 0 && errno != EEXIST) {
             rc = -errno;
         }
+        if (rc == 0) {
+            /* a ConnectX virtual function: not a BlueField to the scan */
+            char *vdir = xasprintf("%s/bus/pci/devices/%s", d->host->sys,
+                                   vfdev);
+            sysfs_put(vdir, "vendor", "0x15b3\n");
+            sysfs_put(vdir, "device", "0x101e\n");
+            sysfs_put(vdir, "class", "0x020000\n");
+            free(vdir);
+        }
         if (rc < 0) {
             dpf_error_set(err, 500, "InternalError", "%s: %s", link,
                           strerror(-rc));

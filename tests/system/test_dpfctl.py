@@ -306,7 +306,8 @@ def test_get_table(three):
     wide = table(ctl(three, "get", "pods", "-o", "wide").stdout)
     assert "NODE" not in narrow[0] and "IP" not in narrow[0]
     assert wide[0][:len(narrow[0])] == narrow[0]
-    assert wide[0][-2:] == ["IP", "NODE"] and wide[1][-1] == "worker1"
+    assert wide[0][-4:] == ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    assert wide[1][-3] == "worker1"
 
 
 def test_get_several_types(three):

@@ -183,6 +183,25 @@ def squash(s):
 TOUR = {
     "make run": ("skip: the dpf_server fixture starts the same server", 0),
     "export KUBECONFIG=$PWD/.dpf-state/admin.kubeconfig": ("env", 0),
+    # the fleet's part: tests/system/test_provisioning.py runs the same
+    # fleet (dpf-emu, examples/fleet) and checks the phases, describe's
+    # conditions, progress and events, and the DPU cluster's Nodes
+    "build/dpfctl/dpfctl get dpus -n dpf-operator-system -w": ("watch", 0),
+    "build/dpfctl/dpfctl describe dpu -n dpf-operator-system":
+        ("skip: tests/system/test_provisioning.py describes a DPU", 0),
+    "kubectl get nodes,pods -A -o wide":
+        ("skip: the fixture's server has no nodes; "
+         "tests/system/test_pod_proxy.py checks -o wide", 0),
+    "kubectl logs -n dpf-operator-system dpfemu-e-h1-0000-4b-00-dms":
+        ("skip: tests/system/test_pod_proxy.py reads logs through the "
+         "API server", 0),
+    "kubectl get secret -n dpu-cluster-lab lab-admin-kubeconfig "
+    "-o jsonpath='{.data.admin\\.conf}' | base64 -d > dpu-cluster.conf":
+        ("skip: tests/system/test_provisioning.py reads the DPU cluster's "
+         "kubeconfig Secret", 0),
+    "kubectl --kubeconfig dpu-cluster.conf get nodes --show-labels":
+        ("skip: tests/system/test_provisioning.py checks the DPU Nodes' "
+         "labels", 0),
     "kubectl get namespaces": ("ok", 0),
     "kubectl api-resources | grep dpu": ("ok", 0),
     "build/dpfctl/dpfctl apply -f examples/hbn": ("ok", 0),

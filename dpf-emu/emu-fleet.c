@@ -784,8 +784,8 @@ host_write_sysfs(struct emu_fleet *f, struct emu_dpu *d, struct dpf_error *err)
         }
         if (rc == 0) {
             /* a ConnectX virtual function: not a BlueField to the scan */
-            char *vdir = xasprintf("%s/bus/pci/devices/%s", d->host->sys,
-                                   vfdev);
+            char *vdir =
+                xasprintf("%s/bus/pci/devices/%s", d->host->sys, vfdev);
             sysfs_put(vdir, "vendor", "0x15b3\n");
             sysfs_put(vdir, "device", "0x101e\n");
             sysfs_put(vdir, "class", "0x020000\n");

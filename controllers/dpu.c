@@ -513,6 +513,17 @@ pod_ensure(struct dctx *x, const char *suffix,
     return pod;
 }
 
+/* Pod <dpu>-<suffix> from the cache (new reference) or NULL. */
+static json_t *
+pod_get(struct dctx *x, const char *suffix)
+{
+    char *pname = pod_name(x, suffix);
+    json_t *pod =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    return pod;
+}
+
 /* Delete pod <dpu>-<suffix> at once (grace 0). 0, or -errno other than
  * -ENOENT. */
 static int
@@ -948,10 +959,13 @@ do_dms_deployment(struct dctx *x)
     const char *phase = str_at(st, "phase", NULL);
     int64_t res = REQUEUE_MS;
     if (phase && !strcmp(phase, "Failed")) {
+        /* The failed pod stays until the retry (do_error) deletes it: were
+         * it deleted here and this status write lost to a conflict, the
+         * next pass would find no pod, make a new one and forget the
+         * failure. */
         fail(x, "DMSRunning", "DMSPodFailed", "pod %s-dms failed: %s", x->name,
              str_at(st, "message", NULL) ? str_at(st, "message", NULL) : "");
         forget_wait(x);
-        pod_delete(x, "dms"); /* the retry starts a fresh one */
         res = 0;
     } else if (phase && !strcmp(phase, "Running")) {
         const char *ip = str_at(st, "podIP", NULL);
@@ -1561,6 +1575,13 @@ do_error(struct dctx *x)
              last ? last : "failed", (long long) ((wait + 999) / 1000));
         return wait;
     }
+    /* a failed DMS pod goes now, so the retry starts a fresh one */
+    json_t *dms = pod_get(x, "dms");
+    const char *dphase = str_at(dms, "status", "phase");
+    if (dphase && !strcmp(dphase, "Failed")) {
+        pod_delete(x, "dms");
+    }
+    json_decref(dms);
     json_object_set_new(status_of(x), "attempts", json_integer(attempts + 1));
     set_phase(x, "Initializing");
     cond(x, "Ready", "False", "Retrying", "retry %lld after: %s",

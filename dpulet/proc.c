@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +239,10 @@ container_exec(const struct proc_spec *s, int out, int err, int errfd)
     /* Every source is opened before anything is mounted, so a volume at
      * /tmp does not hide another volume's source under /tmp; each is then
      * mounted through its /proc/self/fd link. */
+    /* The program too is opened before the mounts (a volume at /tmp must
+     * not hide a command under /tmp); no O_CLOEXEC, so a #! script's
+     * interpreter can read it through /dev/fd. */
+    int exe = open(s->path, O_PATH);
     int fds[PROC_MAX_BINDS];
     if (s->n_binds > PROC_MAX_BINDS) {
         e = E2BIG;
@@ -296,6 +301,9 @@ container_exec(const struct proc_spec *s, int out, int err, int errfd)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (exe >= 0) {
+        syscall(SYS_execveat, exe, "", s->argv, s->envp, AT_EMPTY_PATH);
+    }
     execve(s->path, s->argv, s->envp);
     e = errno;
     snprintf(msg, sizeof(msg), "exec %s: %s", s->path, strerror(e));

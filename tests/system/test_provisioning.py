@@ -657,6 +657,9 @@ def test_dmsd_killed_mid_transfer_recovers(lab):
                                          what="a dmsd activating a BFB")
     pid = dmsd_pid(lab, name)
     assert pid, f"no dmsd process for {name}"
+    pod_path = f"/api/v1/namespaces/{ns}/pods/{name}-dms"
+    pod = lab.get(pod_path)
+    restarts = pod["status"]["containerStatuses"][0].get("restartCount", 0)
     os.kill(pid, signal.SIGKILL)
     print(f"\nprovisioning: dmsd of {name} killed while its activation was "
           f"{act_phase} (installProgress {progress})")
@@ -670,12 +673,21 @@ def test_dmsd_killed_mid_transfer_recovers(lab):
     last = wait_for(named, 180, interval=0.5,
                     what=f"{name}'s lastError naming the interrupted "
                     "activation")
-    assert last.startswith("InstallationFailed:") and BFB_NAME in last, last
+    fname = bfb_object(lab)["spec"]["fileName"]
+    assert last.startswith("InstallationFailed:") and fname in last, last
     assert "was asked to check its cached file" not in last, last
     print(f"provisioning: {name} lastError: {last}")
     # dpulet restarted the DMS pod's process (or the retry made a new pod)
     wait_for(lambda: dmsd_pid(lab, name) not in (None, pid), 60,
              what=f"a new dmsd for {name}")
+
+    def pod_restarted():
+        p = lab.get(pod_path)
+        return p and (p["metadata"]["uid"] != pod["metadata"]["uid"] or
+                      p["status"]["containerStatuses"][0].get(
+                          "restartCount", 0) > restarts)
+    wait_for(pod_restarted, 60, interval=0.5,
+             what=f"pod {name}-dms restarted or recreated")
 
     wait_for(lambda: all_ready(lab), 400, interval=0.5,
              what="both DPUs Ready after dmsd was killed")

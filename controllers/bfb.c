@@ -533,8 +533,8 @@ backoff_forget(struct bfb_ctrl *b, const char *key)
 static int
 verify_remove_fn(void *arg, json_t *obj)
 {
-    json_t *a = json_object_get(json_object_get(obj, "metadata"),
-                                "annotations");
+    json_t *a =
+        json_object_get(json_object_get(obj, "metadata"), "annotations");
     return json_object_del(a, BFB_VERIFY_ANNOTATION) == 0 ? 1 : 0;
 }
 
@@ -581,8 +581,8 @@ cache_verify(struct controller *c, struct bfb_ctrl *b, const json_t *obj,
                             "%s; downloading it again (asked for by: %s)",
                             *note, why);
     } else if (rc != -ENOENT) {
-        log_warn_rl("cannot verify the cached BFB", "bfb=%s error=\"%s\"",
-                    key, err.message);
+        log_warn_rl("cannot verify the cached BFB", "bfb=%s error=\"%s\"", key,
+                    err.message);
         return rc;
     }
     rc = kube_update_retry(controller_rest(c), &bfb_gvr, ns, name, NULL,

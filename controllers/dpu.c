@@ -885,9 +885,9 @@ do_pending(struct dctx *x)
         return REQUEUE_MS;
     }
     const char *phase = str_at(json_object_get(b, "status"), "phase", NULL);
-    const char *verify = str_at(
-        json_object_get(json_object_get(b, "metadata"), "annotations"),
-        BFB_VERIFY_ANNOTATION, NULL);
+    const char *verify =
+        str_at(json_object_get(json_object_get(b, "metadata"), "annotations"),
+               BFB_VERIFY_ANNOTATION, NULL);
     if (verify) {
         cond(x, "BFBReady", "False", "BFBVerifying",
              "BFB %s/%s is checking its cached file, asked for by %s", x->ns,

@@ -29,6 +29,7 @@
 #include "lib/codecs/cri-log.h"
 #include "lib/kube/kube-status.h"
 #include "lib/net/http-server.h"
+#include "lib/net/spdy.h"
 #include "lib/net/websocket.h"
 
 LOG_MODULE(kubelet_api);
@@ -43,6 +44,17 @@ LOG_MODULE(kubelet_api);
 #define API_WS_SEND_TIMEOUT_MS 30000
 /* How long a finished stream waits for the client to hang up. */
 #define API_WS_LINGER_MS 5000
+/* SPDY (kubectl before 1.30): the largest frame a client may send, the
+ * most its header block may inflate to and hold, the streams it may
+ * open (kubectl opens at most 5: error, stdin, stdout, stderr, resize),
+ * and how long it has to open them (kubelet's stream creation timeout). */
+#define API_SPDY_MAX_FRAME (1u << 20)
+#define API_SPDY_MAX_HEADER_BYTES 16384
+#define API_SPDY_MAX_HEADER_PAIRS 64
+#define API_SPDY_MAX_STREAMS 8
+#define API_SPDY_HANDSHAKE_MS 30000
+/* A resize stream's JSON objects are small; a longer line is dropped. */
+#define API_SPDY_MAX_RESIZE 4096
 /* Commands longer than this are refused (argv entries). */
 #define API_MAX_ARGS 256
 /* How often a follow looks at the container when the file is quiet. */
@@ -60,6 +72,20 @@ enum {
 
 static const char *const api_protocols[] = {"v5.channel.k8s.io",
                                             "v4.channel.k8s.io", NULL};
+/* Over SPDY only v4: its error stream carries a Status with the exit
+ * code (v1 to v3 carry bare text, kubectl 1.5 and later offer v4). */
+static const char *const api_spdy_protocols[] = {"v4.channel.k8s.io", NULL};
+
+/* One SPDY session's state (the exec or attach thread's). */
+struct api_spdy {
+    struct spdy_zin *zin;   /* the client's header blocks */
+    struct spdy_zout *zout; /* ours */
+    uint32_t id[CH_RESIZE + 1]; /* stream of each channel, 0 = none */
+    uint32_t last_id;           /* the client's highest stream id */
+    unsigned n_streams;         /* streams the client opened */
+    bool ready;                 /* every stream the request asks for */
+    struct dbuf resize;         /* a partial line of the resize stream */
+};
 
 struct api_session;
 
@@ -141,7 +167,9 @@ struct api_session {
     /* exec / attach */
     struct http_upgrade *up;
     int fd;  /* the upgraded socket */
-    bool v5; /* v5.channel.k8s.io negotiated */
+    bool v5;             /* v5.channel.k8s.io negotiated */
+    bool spdy;           /* SPDY/3.1 (v4.channel.k8s.io), not WebSocket */
+    struct api_spdy *sp; /* its state (the session thread's) */
     bool want_stdin, want_stdout, want_stderr, tty;
     char **argv; /* NULL-terminated, owned */
     struct dpulet_exec_target target;
@@ -858,12 +886,14 @@ struct ws_reader {
 typedef bool (*ws_data_fn)(struct api_session *s, int ch, const uint8_t *data,
                            size_t len);
 
-static bool ws_parse_frames(struct api_session *s, struct ws_reader *r,
-                            ws_data_fn on_data, bool *closed);
+static bool chan_parse(struct api_session *s, struct ws_reader *r,
+                       ws_data_fn on_data, bool *closed);
 
+/* Read what the client sent and handle its whole frames (either
+ * protocol); false when the stream must end. */
 static bool
-ws_read_frames(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
-               bool *closed)
+chan_read(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
+          bool *closed)
 {
     if (r->cap - r->len < 65536) {
         size_t ncap = r->cap ? r->cap * 2 : 131072;
@@ -884,7 +914,7 @@ ws_read_frames(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
         return errno == EAGAIN || errno == EINTR;
     }
     r->len += (size_t) n;
-    return ws_parse_frames(s, r, on_data, closed);
+    return chan_parse(s, r, on_data, closed);
 }
 
 /* Handle the whole frames in r's buffer; keep a partial one. */
@@ -951,6 +981,392 @@ ws_parse_frames(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
 }
 
 /* ------------------------------------------------------------------ */
+/* SPDY/3.1 streams (kubectl before 1.30)                             */
+/*
+ * The client opens one stream per channel, each named by its streamType
+ * header (error, stdin, stdout, stderr, resize), and waits for our
+ * SYN_REPLY to each before it opens the next; once all the request asks
+ * for are there, the command starts. stdin and resize come as DATA on
+ * their streams (a FIN ends stdin); output goes as DATA on stdout and
+ * stderr; at the end the Status goes on the error stream, every stream
+ * we write is finished (FIN) and a GOAWAY closes the session.
+ *
+ * Flow control: kubectl's SPDY library (moby/spdystream) sends no
+ * WINDOW_UPDATE and ignores those it gets, as kubelet's does; so what we
+ * send is paced by TCP alone (as kubelet's), and for what we receive we
+ * give the window back (stream and session, SPDY/3.1) as we consume it,
+ * so a client that does keep to its window is never stalled. */
+
+static struct api_spdy *
+spdy_state_new(void)
+{
+    struct api_spdy *sp = xcalloc(1, sizeof(*sp));
+    sp->zin = spdy_zin_new();
+    sp->zout = spdy_zout_new();
+    dbuf_init(&sp->resize);
+    return sp;
+}
+
+static void
+spdy_state_free(struct api_spdy *sp)
+{
+    if (sp) {
+        spdy_zin_free(sp->zin);
+        spdy_zout_free(sp->zout);
+        dbuf_free(&sp->resize);
+        free(sp);
+    }
+}
+
+static int
+spdy_stream_channel(const char *type)
+{
+    static const struct {
+        const char *name;
+        int ch;
+    } types[] = {{"error", CH_ERROR},
+                 {"stdin", CH_STDIN},
+                 {"stdout", CH_STDOUT},
+                 {"stderr", CH_STDERR},
+                 {"resize", CH_RESIZE}};
+    for (size_t i = 0; type && i < sizeof types / sizeof *types; i++) {
+        if (!strcmp(type, types[i].name)) {
+            return types[i].ch;
+        }
+    }
+    return -1;
+}
+
+static bool
+spdy_wanted(const struct api_session *s, int ch)
+{
+    switch (ch) {
+    case CH_ERROR:
+        return true;
+    case CH_STDIN:
+        return s->want_stdin;
+    case CH_STDOUT:
+        return s->want_stdout;
+    case CH_STDERR:
+        return s->want_stderr;
+    case CH_RESIZE:
+        return s->tty;
+    default:
+        return false;
+    }
+}
+
+static int
+spdy_channel_of(const struct api_spdy *sp, uint32_t id)
+{
+    for (int ch = 0; ch <= CH_RESIZE; ch++) {
+        if (sp->id[ch] == id) {
+            return ch;
+        }
+    }
+    return -1;
+}
+
+/* A SYN_STREAM: take the stream if it is one of the request's channels,
+ * else refuse it. False (after queueing a GOAWAY) when the session must
+ * end. */
+static bool
+spdy_on_syn_stream(struct api_session *s, const struct spdy_frame *f,
+                   struct dbuf *out)
+{
+    struct api_spdy *sp = s->sp;
+    struct spdy_headers h;
+    int r = spdy_headers_decode(sp->zin, f->payload, f->len,
+                                API_SPDY_MAX_HEADER_BYTES,
+                                API_SPDY_MAX_HEADER_PAIRS, &h);
+    if (r < 0) {
+        log_debug("bad SPDY header block from the client", "error=%s",
+                  strerror(-r));
+        spdy_put_goaway(out, sp->last_id, SPDY_GOAWAY_PROTOCOL_ERROR);
+        return false;
+    }
+    /* A client's streams have odd ids, each above the last (2.3.2). */
+    if (!(f->stream_id & 1) || f->stream_id <= sp->last_id) {
+        spdy_headers_free(&h);
+        spdy_put_goaway(out, sp->last_id, SPDY_GOAWAY_PROTOCOL_ERROR);
+        return false;
+    }
+    sp->last_id = f->stream_id;
+    const char *type = spdy_headers_get(&h, "streamtype");
+    int ch = spdy_stream_channel(type);
+    if (sp->n_streams >= API_SPDY_MAX_STREAMS || ch < 0 || sp->id[ch] ||
+        !spdy_wanted(s, ch)) {
+        log_debug("SPDY stream refused", "pod=%s type=%s", s->pod,
+                  type ? type : "");
+        spdy_put_rst_stream(out, f->stream_id, SPDY_RST_REFUSED_STREAM);
+    } else {
+        sp->id[ch] = f->stream_id;
+        sp->n_streams++;
+        spdy_put_syn_reply(out, sp->zout, f->stream_id, 0, NULL);
+    }
+    spdy_headers_free(&h);
+    bool ready = true;
+    for (int c = 0; c <= CH_RESIZE; c++) {
+        if (spdy_wanted(s, c) && !sp->id[c]) {
+            ready = false;
+        }
+    }
+    sp->ready = ready;
+    return true;
+}
+
+/* DATA from the client: stdin to the command, resize lines to the
+ * terminal; the window it used is given back. */
+static bool
+spdy_on_data(struct api_session *s, const struct spdy_frame *f,
+             ws_data_fn on_data, struct dbuf *out)
+{
+    struct api_spdy *sp = s->sp;
+    int ch = spdy_channel_of(sp, f->stream_id);
+    bool ok = true;
+    if (f->len) {
+        spdy_put_window_update(out, f->stream_id, (uint32_t) f->len);
+        spdy_put_window_update(out, 0, (uint32_t) f->len);
+    }
+    if (!on_data) {
+        return true; /* before the command runs: nothing to feed */
+    }
+    if (ch == CH_STDIN && f->len) {
+        ok = on_data(s, CH_STDIN, f->payload, f->len);
+    } else if (ch == CH_RESIZE && f->len) {
+        /* kubectl writes one JSON object per line. */
+        dbuf_append(&sp->resize, f->payload, f->len);
+        char *nl;
+        while (sp->resize.len &&
+               (nl = memchr(sp->resize.data, '\n', sp->resize.len))) {
+            size_t ll = (size_t) (nl - sp->resize.data);
+            ok = on_data(s, CH_RESIZE, (const uint8_t *) sp->resize.data,
+                         ll) &&
+                 ok;
+            memmove(sp->resize.data, nl + 1, sp->resize.len - ll - 1);
+            sp->resize.len -= ll + 1;
+        }
+        if (sp->resize.len > API_SPDY_MAX_RESIZE) {
+            sp->resize.len = 0;
+        }
+    }
+    if (ch == CH_STDIN && (f->flags & SPDY_FLAG_FIN)) {
+        uint8_t which = CH_STDIN;
+        ok = on_data(s, CH_CLOSE, &which, 1) && ok;
+    }
+    return ok;
+}
+
+/* Handle the whole SPDY frames in r's buffer; keep a partial one. Until
+ * the streams are all open (sp->ready) it stops after the frame that
+ * completes them, so what follows waits for the command. */
+static bool
+spdy_parse_frames(struct api_session *s, struct ws_reader *r,
+                  ws_data_fn on_data, bool *closed)
+{
+    struct api_spdy *sp = s->sp;
+    struct dbuf out;
+    dbuf_init(&out);
+    size_t pos = 0;
+    bool ok = true;
+    bool was_ready = sp->ready;
+    while (ok && pos < r->len && (was_ready || !sp->ready)) {
+        struct spdy_frame f;
+        ssize_t used = spdy_frame_parse(r->buf + pos, r->len - pos,
+                                        API_SPDY_MAX_FRAME, &f);
+        if (used == 0) {
+            break;
+        }
+        if (used < 0) {
+            log_debug("bad SPDY frame from the client", "error=%s",
+                      strerror((int) -used));
+            spdy_put_goaway(&out, sp->last_id, SPDY_GOAWAY_PROTOCOL_ERROR);
+            ok = false;
+            break;
+        }
+        pos += (size_t) used;
+        switch (f.type) {
+        case SPDY_SYN_STREAM:
+            ok = spdy_on_syn_stream(s, &f, &out);
+            break;
+        case SPDY_HEADERS: {
+            /* Nothing to do with them, but the decompressor must see
+             * every block to stay in step. */
+            struct spdy_headers h;
+            int e = spdy_headers_decode(sp->zin, f.payload, f.len,
+                                        API_SPDY_MAX_HEADER_BYTES,
+                                        API_SPDY_MAX_HEADER_PAIRS, &h);
+            spdy_headers_free(&h);
+            if (e < 0) {
+                spdy_put_goaway(&out, sp->last_id,
+                                SPDY_GOAWAY_PROTOCOL_ERROR);
+                ok = false;
+            }
+            break;
+        }
+        case SPDY_DATA:
+            ok = spdy_on_data(s, &f, on_data, &out);
+            break;
+        case SPDY_RST_STREAM: {
+            int ch = spdy_channel_of(sp, f.stream_id);
+            if (ch == CH_STDIN && on_data) {
+                uint8_t which = CH_STDIN;
+                ok = on_data(s, CH_CLOSE, &which, 1);
+            }
+            if (ch >= 0) {
+                sp->id[ch] = 0; /* nothing more goes on it */
+            }
+            break;
+        }
+        case SPDY_PING:
+            if (f.value & 1) { /* the client's (odd ids): answer it */
+                spdy_put_ping(&out, f.value);
+            }
+            break;
+        case SPDY_GOAWAY:
+            *closed = true;
+            ok = false;
+            break;
+        default: /* SETTINGS, WINDOW_UPDATE (see above), unknown types */
+            break;
+        }
+    }
+    memmove(r->buf, r->buf + pos, r->len - pos);
+    r->len -= pos;
+    if (out.len && !ws_send_all(s, (const uint8_t *) out.data, out.len)) {
+        ok = false;
+    }
+    dbuf_free(&out);
+    if (r->len == r->cap && r->cap) {
+        ok = false; /* a frame larger than the buffer: refused above */
+    }
+    return ok;
+}
+
+static bool
+spdy_send_channel(struct api_session *s, uint8_t ch, const void *data,
+                  size_t len)
+{
+    uint32_t id = ch <= CH_RESIZE ? s->sp->id[ch] : 0;
+    if (!id) {
+        return true; /* the client did not open it (or reset it) */
+    }
+    struct dbuf out;
+    dbuf_init(&out);
+    spdy_put_data(&out, id, 0, data, len);
+    bool ok = ws_send_all(s, (const uint8_t *) out.data, out.len);
+    dbuf_free(&out);
+    return ok;
+}
+
+/* The Status on the error stream, every stream we write finished, then
+ * GOAWAY; as with WebSocket, wait for the client to hang up. */
+static void
+spdy_finish(struct api_session *s, const char *status_json)
+{
+    struct api_spdy *sp = s->sp;
+    struct dbuf out;
+    dbuf_init(&out);
+    static const int ours[] = {CH_STDOUT, CH_STDERR, CH_ERROR};
+    for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
+        uint32_t id = sp->id[ours[i]];
+        if (!id) {
+            continue;
+        }
+        if (ours[i] == CH_ERROR && status_json) {
+            spdy_put_data(&out, id, SPDY_FLAG_FIN, status_json,
+                          strlen(status_json));
+        } else {
+            spdy_put_data(&out, id, SPDY_FLAG_FIN, NULL, 0);
+        }
+    }
+    spdy_put_goaway(&out, sp->last_id, SPDY_GOAWAY_OK);
+    if (ws_send_all(s, (const uint8_t *) out.data, out.len)) {
+        http_upgrade_linger(s->up, API_WS_LINGER_MS);
+    }
+    dbuf_free(&out);
+}
+
+/* Wait (bounded) for the client to open the streams the request asks
+ * for, answering each. False when it did not: the session ends. */
+static bool
+spdy_await_streams(struct api_session *s, struct ws_reader *rd, bool *closed)
+{
+    int64_t until = time_mono_ms() + API_SPDY_HANDSHAKE_MS;
+    if (rd->len && !spdy_parse_frames(s, rd, NULL, closed)) {
+        return false;
+    }
+    while (!s->sp->ready) {
+        int64_t left = until - time_mono_ms();
+        if (left <= 0) {
+            log_info("SPDY client did not open its streams in time",
+                     "pod=%s", s->pod);
+            return false;
+        }
+        if (atomic_load(&s->flag->stop)) {
+            return false;
+        }
+        struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN},
+                              {.fd = s->flag->wake[0], .events = POLLIN}};
+        int pr = poll(p, 2, (int) (left > 1000 ? 1000 : left));
+        if (pr > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+            !chan_read(s, rd, NULL, closed)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* either protocol                                                    */
+
+static bool
+chan_parse(struct api_session *s, struct ws_reader *r, ws_data_fn on_data,
+           bool *closed)
+{
+    return s->spdy ? spdy_parse_frames(s, r, on_data, closed)
+                   : ws_parse_frames(s, r, on_data, closed);
+}
+
+static bool
+chan_send(struct api_session *s, uint8_t ch, const void *data, size_t len)
+{
+    return s->spdy ? spdy_send_channel(s, ch, data, len)
+                   : ws_send_channel(s, ch, data, len);
+}
+
+static void
+chan_finish(struct api_session *s, const char *status_json)
+{
+    if (s->spdy) {
+        spdy_finish(s, status_json);
+    } else {
+        ws_finish(s, status_json);
+    }
+}
+
+/* Start the session's protocol: the bytes the client sent with its
+ * upgrade request into rd, and for SPDY its streams. False when the
+ * session cannot go on (*closed: the client is gone). */
+static bool
+chan_begin(struct api_session *s, struct ws_reader *rd, bool *closed)
+{
+    size_t extra_len;
+    const char *extra = http_upgrade_extra(s->up, &extra_len);
+    if (extra_len) {
+        rd->buf = xmalloc(extra_len + 65536);
+        rd->cap = extra_len + 65536;
+        memcpy(rd->buf, extra, extra_len);
+        rd->len = extra_len;
+    }
+    if (!s->spdy) {
+        return true;
+    }
+    s->sp = spdy_state_new();
+    return spdy_await_streams(s, rd, closed);
+}
+
+/* ------------------------------------------------------------------ */
 /* exec                                                               */
 
 static bool
@@ -979,7 +1395,8 @@ exec_on_data(struct api_session *s, int ch, const uint8_t *data, size_t len)
             ioctl(io->out_fd, TIOCSWINSZ, &ws);
         }
         json_decref(j);
-    } else if (ch == CH_CLOSE && s->v5 && len >= 1 && data[0] == CH_STDIN) {
+    } else if (ch == CH_CLOSE && (s->v5 || s->spdy) && len >= 1 &&
+               data[0] == CH_STDIN) {
         if (io->in_fd >= 0 && !io->tty) {
             close(io->in_fd);
             io->in_fd = -1;
@@ -1079,7 +1496,7 @@ pump_output(struct api_session *s, int fd, uint8_t ch, bool *client_ok)
     char buf[32768];
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) {
-        if (!ws_send_channel(s, ch, buf, (size_t) n)) {
+        if (!chan_send(s, ch, buf, (size_t) n)) {
             *client_ok = false;
         }
         return true;
@@ -1101,8 +1518,16 @@ exec_thread(void *arg)
     int mntns = -1, pidfd = -1;
     char *status = NULL;
     struct ws_reader rd = {.channel = -1};
+    bool client_ok = true, closed = false, exited = false;
 
     set_nonblock(s->fd);
+    if (!chan_begin(s, &rd, &closed)) {
+        if (!closed) {
+            status = failure_status_json("the client did not open the "
+                                         "streams it asked for");
+        }
+        goto finish;
+    }
     if (s->target.pid > 0) {
         char p[64];
         snprintf(p, sizeof p, "/proc/%d/ns/mnt", (int) s->target.pid);
@@ -1204,17 +1629,8 @@ exec_thread(void *arg)
     }
     s->io = &io;
 
-    /* Bytes the client sent with its upgrade request. */
-    size_t extra_len;
-    const char *extra = http_upgrade_extra(s->up, &extra_len);
-    if (extra_len) {
-        rd.buf = xmalloc(extra_len + 65536);
-        rd.cap = extra_len + 65536;
-        memcpy(rd.buf, extra, extra_len);
-        rd.len = extra_len;
-    }
-    bool client_ok = true, closed = false, exited = false;
-    if (rd.len && !ws_parse_frames(s, &rd, exec_on_data, &closed)) {
+    /* What the client sent before the command ran. */
+    if (rd.len && !chan_parse(s, &rd, exec_on_data, &closed)) {
         client_ok = false;
     }
     int wstatus = 0;
@@ -1256,7 +1672,7 @@ exec_thread(void *arg)
         }
         last_io = time_mono_ms();
         if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-            !ws_read_frames(s, &rd, exec_on_data, &closed)) {
+            !chan_read(s, &rd, exec_on_data, &closed)) {
             client_ok = false;
             break;
         }
@@ -1284,7 +1700,7 @@ exec_thread(void *arg)
                 if (n <= 0) {
                     break;
                 }
-                client_ok = ws_send_channel(s, CH_STDOUT, buf, (size_t) n);
+                client_ok = chan_send(s, CH_STDOUT, buf, (size_t) n);
             }
             for (int k = 0; k < 64 && io.err_fd >= 0; k++) {
                 char buf[32768];
@@ -1292,7 +1708,7 @@ exec_thread(void *arg)
                 if (n <= 0) {
                     break;
                 }
-                client_ok = ws_send_channel(s, CH_STDERR, buf, (size_t) n);
+                client_ok = chan_send(s, CH_STDERR, buf, (size_t) n);
             }
         }
     }
@@ -1316,10 +1732,12 @@ exec_thread(void *arg)
 finish:
     s->io = NULL;
     if (status) {
-        ws_finish(s, status);
+        chan_finish(s, status);
     }
     free(status);
     free(rd.buf);
+    spdy_state_free(s->sp);
+    s->sp = NULL;
     if (io.in_fd >= 0 && io.in_fd != io.out_fd) {
         close(io.in_fd);
     }
@@ -1359,8 +1777,7 @@ emit_attach(void *arg, bool is_stderr, const char *text, size_t len)
     struct api_session *s = ao->s;
     if (ao->ok && len &&
         ((is_stderr && s->want_stderr) || (!is_stderr && s->want_stdout))) {
-        ao->ok =
-            ws_send_channel(s, is_stderr ? CH_STDERR : CH_STDOUT, text, len);
+        ao->ok = chan_send(s, is_stderr ? CH_STDERR : CH_STDOUT, text, len);
     }
 }
 
@@ -1386,19 +1803,28 @@ attach_thread(void *arg)
     struct dbuf pend;
     dbuf_init(&pend);
     set_nonblock(s->fd);
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    bool closed = false;
+    if (!chan_begin(s, &rd, &closed)) {
+        if (!closed) {
+            char *st = failure_status_json("the client did not open the "
+                                           "streams it asked for");
+            chan_finish(s, st);
+            free(st);
+        }
+        ao.ok = false;
+    }
+    int fd = ao.ok ? open(s->path, O_RDONLY | O_CLOEXEC) : -1;
     if (fd >= 0) {
         lseek(fd, 0, SEEK_END);
     }
     int64_t last_check = time_mono_ms();
-    bool closed = false;
     const char *status = NULL;
     while (fd >= 0 && ao.ok && !atomic_load(&s->flag->stop)) {
         struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN},
                               {.fd = s->flag->wake[0], .events = POLLIN}};
         int pr = poll(p, 2, 200);
         if (pr > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-            !ws_read_frames(s, &rd, attach_on_data, &closed)) {
+            !chan_read(s, &rd, attach_on_data, &closed)) {
             break;
         }
         char chunk[65536];
@@ -1432,10 +1858,12 @@ attach_thread(void *arg)
         close(fd);
     }
     if (ao.ok && !closed) {
-        ws_finish(s, status);
+        chan_finish(s, status);
     }
     dbuf_free(&pend);
     free(rd.buf);
+    spdy_state_free(s->sp);
+    s->sp = NULL;
     http_upgrade_close(s->up);
     s->up = NULL;
     session_finish(s);
@@ -1465,25 +1893,55 @@ stream_upgraded(void *arg, struct http_upgrade *up)
     }
 }
 
-/* Check the WebSocket handshake; fill the answer's headers. Returns the
- * negotiated protocol or NULL (answered). */
+/* Check a SPDY/3.1 upgrade (kubectl before 1.30); fill the answer's
+ * headers. Returns the negotiated protocol or NULL (answered). */
 static const char *
-ws_handshake(struct http_request *req)
+spdy_handshake(struct http_request *req)
+{
+    const char *offers[16];
+    size_t n = http_request_header_values(req, "X-Stream-Protocol-Version",
+                                          offers, 16);
+    const char *proto = NULL;
+    for (size_t i = 0; i < n && i < 16 && !proto; i++) {
+        proto = ws_pick_protocol(offers[i], api_spdy_protocols);
+    }
+    if (!proto) {
+        respond_error(req, 400, "BadRequest",
+                      "no supported stream protocol: over SPDY dpulet "
+                      "speaks v4.channel.k8s.io (X-Stream-Protocol-Version)");
+        return NULL;
+    }
+    http_response_header(req, "Upgrade", "SPDY/3.1");
+    http_response_header(req, "X-Stream-Protocol-Version", proto);
+    return proto;
+}
+
+/* Check the upgrade (WebSocket, or SPDY/3.1 into *spdy); fill the
+ * answer's headers. Returns the negotiated protocol or NULL
+ * (answered). */
+static const char *
+ws_handshake(struct http_request *req, bool *spdy)
 {
     const char *upg = http_request_header(req, "Upgrade");
     if (!upg) {
         respond_error(req, 400, "BadRequest",
-                      "exec and attach need a WebSocket upgrade "
+                      "exec and attach need a protocol upgrade: WebSocket "
                       "(Upgrade: websocket, Sec-WebSocket-Protocol "
-                      "v5.channel.k8s.io or v4.channel.k8s.io)");
+                      "v5.channel.k8s.io or v4.channel.k8s.io) or SPDY "
+                      "(Upgrade: SPDY/3.1, X-Stream-Protocol-Version "
+                      "v4.channel.k8s.io)");
         return NULL;
+    }
+    if (!strcasecmp(upg, "SPDY/3.1")) {
+        *spdy = true;
+        return spdy_handshake(req);
     }
     if (strcasecmp(upg, "websocket") != 0) {
         respond_error(req, 400, "BadRequest",
                       "upgrade to \"%s\" is not supported: dpulet speaks "
-                      "WebSocket (v5.channel.k8s.io, v4.channel.k8s.io), "
-                      "which kubectl 1.30 and later use; SPDY is not "
-                      "supported",
+                      "WebSocket (v5.channel.k8s.io, v4.channel.k8s.io; "
+                      "kubectl 1.30 and later) and SPDY/3.1 "
+                      "(v4.channel.k8s.io; older kubectl)",
                       upg);
         return NULL;
     }
@@ -1576,7 +2034,8 @@ handle_stream(struct dpulet_api *api, struct http_request *req, bool exec)
         respond_op_error(req, r, &e);
         goto fail;
     }
-    const char *proto = ws_handshake(req);
+    bool spdy = false;
+    const char *proto = ws_handshake(req, &spdy);
     if (!proto) {
         free(path);
         dpulet_exec_target_free(&t);
@@ -1594,7 +2053,8 @@ handle_stream(struct dpulet_api *api, struct http_request *req, bool exec)
     s->container = container;
     s->path = path;
     s->target = t;
-    s->v5 = !strcmp(proto, "v5.channel.k8s.io");
+    s->v5 = !spdy && !strcmp(proto, "v5.channel.k8s.io");
+    s->spdy = spdy;
     s->want_stdin = want_in;
     s->want_stdout = want_out;
     s->want_stderr = want_err && !tty;

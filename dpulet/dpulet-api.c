@@ -47,7 +47,8 @@ LOG_MODULE(kubelet_api);
 /* SPDY (kubectl before 1.30): the largest frame a client may send, the
  * most its header block may inflate to and hold, the streams it may
  * open (kubectl opens at most 5: error, stdin, stdout, stderr, resize),
- * and how long it has to open them (kubelet's stream creation timeout). */
+ * and how long it has to open them by default (kubelet's stream
+ * creation timeout). */
 #define API_SPDY_MAX_FRAME (1u << 20)
 #define API_SPDY_MAX_HEADER_BYTES 16384
 #define API_SPDY_MAX_HEADER_PAIRS 64
@@ -78,11 +79,11 @@ static const char *const api_spdy_protocols[] = {"v4.channel.k8s.io", NULL};
 
 /* One SPDY session's state (the exec or attach thread's). */
 struct api_spdy {
-    struct spdy_zin *zin;   /* the client's header blocks */
-    struct spdy_zout *zout; /* ours */
+    struct spdy_zin *zin;       /* the client's header blocks */
+    struct spdy_zout *zout;     /* ours */
     uint32_t id[CH_RESIZE + 1]; /* stream of each channel, 0 = none */
     uint32_t last_id;           /* the client's highest stream id */
-    unsigned n_streams;         /* streams the client opened */
+    unsigned n_streams;         /* streams the client opened (any) */
     bool ready;                 /* every stream the request asks for */
     struct dbuf resize;         /* a partial line of the resize stream */
 };
@@ -95,6 +96,7 @@ struct dpulet_api {
     char **allowed_cns;           /* NULL-terminated, owned */
     unsigned max_streams;         /* limit on sessions */
     unsigned idle_timeout_s;      /* exec idle end */
+    unsigned spdy_handshake_ms;   /* SPDY streams must be open by then */
     pthread_mutex_t mu;           /* guards sessions, n_sessions, stopping */
     struct api_session *sessions; /* live and finished-unjoined */
     unsigned n_sessions;          /* not yet finished */
@@ -166,7 +168,7 @@ struct api_session {
     struct dpulet_log_opts lo;
     /* exec / attach */
     struct http_upgrade *up;
-    int fd;  /* the upgraded socket */
+    int fd;              /* the upgraded socket */
     bool v5;             /* v5.channel.k8s.io negotiated */
     bool spdy;           /* SPDY/3.1 (v4.channel.k8s.io), not WebSocket */
     struct api_spdy *sp; /* its state (the session thread's) */
@@ -1092,16 +1094,22 @@ spdy_on_syn_stream(struct api_session *s, const struct spdy_frame *f,
         return false;
     }
     sp->last_id = f->stream_id;
+    /* Every stream counts, refused ones too: a client that keeps
+     * opening streams is not kubectl. */
+    if (++sp->n_streams > API_SPDY_MAX_STREAMS) {
+        log_debug("SPDY client opened too many streams", "pod=%s", s->pod);
+        spdy_headers_free(&h);
+        spdy_put_goaway(out, sp->last_id, SPDY_GOAWAY_PROTOCOL_ERROR);
+        return false;
+    }
     const char *type = spdy_headers_get(&h, "streamtype");
     int ch = spdy_stream_channel(type);
-    if (sp->n_streams >= API_SPDY_MAX_STREAMS || ch < 0 || sp->id[ch] ||
-        !spdy_wanted(s, ch)) {
+    if (ch < 0 || sp->id[ch] || !spdy_wanted(s, ch)) {
         log_debug("SPDY stream refused", "pod=%s type=%s", s->pod,
                   type ? type : "");
         spdy_put_rst_stream(out, f->stream_id, SPDY_RST_REFUSED_STREAM);
     } else {
         sp->id[ch] = f->stream_id;
-        sp->n_streams++;
         spdy_put_syn_reply(out, sp->zout, f->stream_id, 0, NULL);
     }
     spdy_headers_free(&h);
@@ -1140,8 +1148,7 @@ spdy_on_data(struct api_session *s, const struct spdy_frame *f,
         while (sp->resize.len &&
                (nl = memchr(sp->resize.data, '\n', sp->resize.len))) {
             size_t ll = (size_t) (nl - sp->resize.data);
-            ok = on_data(s, CH_RESIZE, (const uint8_t *) sp->resize.data,
-                         ll) &&
+            ok = on_data(s, CH_RESIZE, (const uint8_t *) sp->resize.data, ll) &&
                  ok;
             memmove(sp->resize.data, nl + 1, sp->resize.len - ll - 1);
             sp->resize.len -= ll + 1;
@@ -1198,8 +1205,7 @@ spdy_parse_frames(struct api_session *s, struct ws_reader *r,
                                         API_SPDY_MAX_HEADER_PAIRS, &h);
             spdy_headers_free(&h);
             if (e < 0) {
-                spdy_put_goaway(&out, sp->last_id,
-                                SPDY_GOAWAY_PROTOCOL_ERROR);
+                spdy_put_goaway(&out, sp->last_id, SPDY_GOAWAY_PROTOCOL_ERROR);
                 ok = false;
             }
             break;
@@ -1292,15 +1298,15 @@ spdy_finish(struct api_session *s, const char *status_json)
 static bool
 spdy_await_streams(struct api_session *s, struct ws_reader *rd, bool *closed)
 {
-    int64_t until = time_mono_ms() + API_SPDY_HANDSHAKE_MS;
+    int64_t until = time_mono_ms() + s->api->spdy_handshake_ms;
     if (rd->len && !spdy_parse_frames(s, rd, NULL, closed)) {
         return false;
     }
     while (!s->sp->ready) {
         int64_t left = until - time_mono_ms();
         if (left <= 0) {
-            log_info("SPDY client did not open its streams in time",
-                     "pod=%s", s->pod);
+            log_info("SPDY client did not open its streams in time", "pod=%s",
+                     s->pod);
             return false;
         }
         if (atomic_load(&s->flag->stop)) {
@@ -2152,6 +2158,8 @@ dpulet_api_start(const struct dpulet_api_config *cfg,
         cfg->max_streams ? cfg->max_streams : API_DEFAULT_STREAMS;
     api->idle_timeout_s =
         cfg->idle_timeout_s ? cfg->idle_timeout_s : API_DEFAULT_IDLE_S;
+    api->spdy_handshake_ms =
+        cfg->stream_create_ms ? cfg->stream_create_ms : API_SPDY_HANDSHAKE_MS;
     pthread_mutex_init(&api->mu, NULL);
     size_t n = 0;
     if (cfg->allowed_cns) {

@@ -18,9 +18,12 @@
  * v4.channel.k8s.io: each binary message starts with its channel, 0
  * stdin, 1 stdout, 2 stderr, 3 error (the Status that ends the stream,
  * with the exit code), 4 terminal resize; v5 adds 255, "close this
- * channel", with which the client ends stdin). SPDY (kubectl < 1.30) is
- * refused with 400 naming the protocols that work; kubectl 1.30+ speaks
- * WebSocket.
+ * channel", with which the client ends stdin), as kubectl 1.30+ uses; or
+ * SPDY/3.1 upgrades (older kubectl, X-Stream-Protocol-Version
+ * v4.channel.k8s.io) where each channel is a stream the client opens
+ * with a streamType header (error, stdin, stdout, stderr, resize), the
+ * command starting once all the request asks for are open (within
+ * stream_create_ms, else the session ends). Framing: lib/net/websocket.h, lib/net/spdy.h.
  *
  * Security: HTTPS only. Every path but /healthz needs a client certificate
  * that verifies against client_ca_file and whose subject has O
@@ -95,6 +98,9 @@ struct dpulet_api_config {
                                        client */
     unsigned max_streams;           /* 0 = 32 */
     unsigned idle_timeout_s;        /* exec/attach idle end; 0 = 4 h */
+    unsigned stream_create_ms;      /* SPDY: time the client has to open
+                                       its streams; 0 = 30 s (kubelet's
+                                       stream creation timeout) */
 };
 
 struct dpulet_api;

@@ -61,8 +61,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (zok && (f.type == SPDY_SYN_STREAM || f.type == SPDY_SYN_REPLY ||
                     f.type == SPDY_HEADERS)) {
             struct spdy_headers h;
-            int r = spdy_headers_decode(z, f.payload, f.len, MAX_OUT,
-                                        MAX_PAIRS, &h);
+            int r = spdy_headers_decode(z, f.payload, f.len, MAX_OUT, MAX_PAIRS,
+                                        &h);
             if (r == 0) {
                 check_headers(&h);
             } else if (r != -EPROTO && r != -EMSGSIZE) {

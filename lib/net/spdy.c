@@ -107,8 +107,7 @@ spdy_frame_parse(const uint8_t *buf, size_t len, size_t max_len,
         f->value = get32(b);
         return total;
     case SPDY_SETTINGS: /* 2.6.4: count, then 8 bytes each */
-        if (flen < 4 || (flen - 4) / 8 < get32(b) ||
-            (flen - 4) % 8 != 0) {
+        if (flen < 4 || (flen - 4) / 8 < get32(b) || (flen - 4) % 8 != 0) {
             return -EPROTO;
         }
         f->payload = b;
@@ -380,8 +379,7 @@ zin_inflate(struct spdy_zin *z, const uint8_t *block, size_t len,
             return -EMSGSIZE;
         }
         dbuf_append(out, chunk, got);
-        if (r == Z_BUF_ERROR ||
-            (z->zs.avail_in == 0 && z->zs.avail_out != 0)) {
+        if (r == Z_BUF_ERROR || (z->zs.avail_in == 0 && z->zs.avail_out != 0)) {
             break; /* all in and out, or no progress possible */
         }
     }

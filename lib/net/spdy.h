@@ -77,8 +77,8 @@ enum {
 #define SPDY_SETTINGS_INITIAL_WINDOW_SIZE 7
 
 struct spdy_frame {
-    uint16_t type;  /* enum spdy_type; unknown control types pass through */
-    uint8_t flags;  /* SPDY_FLAG_* */
+    uint16_t type;      /* enum spdy_type; unknown control types pass through */
+    uint8_t flags;      /* SPDY_FLAG_* */
     uint32_t stream_id; /* DATA, SYN_*, RST_STREAM, HEADERS, WINDOW_UPDATE;
                          * GOAWAY: the last good stream */
     uint32_t assoc_id;  /* SYN_STREAM */
@@ -157,8 +157,7 @@ void spdy_put_syn_reply(struct dbuf *out, struct spdy_zout *z,
 void spdy_put_syn_stream(struct dbuf *out, struct spdy_zout *z,
                          uint32_t stream_id, uint8_t flags,
                          const char *const *pairs);
-void spdy_put_rst_stream(struct dbuf *out, uint32_t stream_id,
-                         uint32_t status);
+void spdy_put_rst_stream(struct dbuf *out, uint32_t stream_id, uint32_t status);
 void spdy_put_ping(struct dbuf *out, uint32_t id);
 void spdy_put_goaway(struct dbuf *out, uint32_t last_good, uint32_t status);
 void spdy_put_window_update(struct dbuf *out, uint32_t stream_id,

@@ -3,6 +3,7 @@
  *
  *   kubelet-api-fake --root DIR --cert C --key K --client-ca CA
  *                    [--address 127.0.0.1] [--port N] [--allowed-cn CN]
+ *                    [--stream-create-ms N]
  *
  * Pods are directories DIR/pods/<ns>_<name>_<uid>/<container>/ holding
  * CRI log files <restart>.log (the highest is the current run) and a file
@@ -181,6 +182,8 @@ main(int argc, char **argv)
             cfg.address = v;
         } else if (!strcmp(k, "--port")) {
             cfg.port = (uint16_t) atoi(v);
+        } else if (!strcmp(k, "--stream-create-ms")) {
+            cfg.stream_create_ms = (unsigned) atoi(v);
         } else if (!strcmp(k, "--allowed-cn")) {
             cns[0] = v;
             cfg.allowed_cns = cns;

@@ -59,12 +59,12 @@ class NodeAgent:
         p.mkdir(parents=True, exist_ok=True)
         return p
 
-    def start(self):
+    def start(self, *extra):
         self.log = open(self.root.parent / "agent.log", "w")
         self.proc = subprocess.Popen(
             [binary("tests", "system", "kubelet-api-fake"), "--root",
              str(self.root), "--cert", self.cert, "--key", self.key,
-             "--client-ca", os.path.join(self.pki, "ca.crt")],
+             "--client-ca", os.path.join(self.pki, "ca.crt"), *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"port=(\d+)", line)
@@ -230,11 +230,104 @@ def test_exec_with_stdin(dpf_server, agent):
     assert r.stdout == data.upper()
 
 
-def test_kubectl_120_exec_is_refused_clearly(dpf_server, agent):
-    # kubectl 1.20 speaks SPDY only; the node agent speaks WebSocket.
-    r = kc(dpf_server, "exec", "web", "--", "true", version="1.20")
+def test_kubectl_120_exec_over_spdy(dpf_server, agent):
+    # kubectl 1.20 speaks SPDY/3.1 only (v4.channel.k8s.io): stdout and
+    # stderr on their streams, the exit code in the error stream's Status.
+    r = kc(dpf_server, "exec", "web", "-c", "app", "--", "sh", "-c",
+           "echo out; echo err >&2; echo $POD_NAME", version="1.20")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "out\nweb\n"
+    assert r.stderr == "err\n"
+
+    r = kc(dpf_server, "exec", "web", "--", "sh", "-c", "echo bye; exit 3",
+           version="1.20")
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == "bye\n"
+    assert "command terminated with exit code 3" in r.stderr, r.stderr
+
+    r = kc(dpf_server, "exec", "web", "--", "no-such-command-here",
+           version="1.20")
     assert r.returncode != 0
-    assert "SPDY is not supported" in r.stderr, r.stderr
+    assert "no-such-command-here" in r.stderr, r.stderr
+    assert "executable file not found" in r.stderr, r.stderr
+
+    # more output than one SPDY window (64 KiB): kubectl sends no
+    # WINDOW_UPDATE, so nothing may wait for one
+    r = kc(dpf_server, "exec", "web", "--", "sh", "-c",
+           "i=0; while [ $i -lt 4000 ]; do "
+           "echo line-$i-abcdefghijklmnopqrstuvwxyz; i=$((i+1)); done",
+           version="1.20")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4000
+    assert lines[0] == "line-0-abcdefghijklmnopqrstuvwxyz"
+    assert lines[-1] == "line-3999-abcdefghijklmnopqrstuvwxyz"
+
+    # kubectl 1.32 (WebSocket) still works against the same agent
+    r = kc(dpf_server, "exec", "web", "--", "sh", "-c", "echo ws; exit 4")
+    assert r.returncode == 4, r.stderr
+    assert r.stdout == "ws\n"
+
+
+def test_kubectl_120_exec_with_stdin(dpf_server, agent):
+    data = "hello stdin\n" * 8000  # more than a SPDY window and a pipe
+    r = kc(dpf_server, "exec", "-i", "web", "--", "tr", "a-z", "A-Z",
+           input=data, version="1.20")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data.upper()
+
+    # stdin's end reaches the command (it would wait forever otherwise)
+    r = kc(dpf_server, "exec", "-i", "web", "--", "sh", "-c",
+           "wc -l; exit 5", input="a\nb\n", version="1.20")
+    assert r.returncode == 5, r.stderr
+    assert r.stdout.strip() == "2"
+
+
+def test_kubectl_120_exec_tty(dpf_server, agent):
+    # -t needs kubectl's own stdin to be a terminal: run it on a pty.
+    import pty
+    exe = KUBECTL["1.20"]
+    cache = os.path.join(dpf_server.data_dir, "kubectl-cache-120")
+    pid, fd = pty.fork()
+    if pid == 0:
+        # the terminal's size, which kubectl sends on the resize stream
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        os.execv(exe, [exe, "--kubeconfig", dpf_server.kubeconfig,
+                       "--cache-dir", cache, "exec", "-it", "web", "--",
+                       "sh", "-c", "tty >/dev/null && echo is-a-tty; "
+                       "stty size; read x; echo got-$x; exit 6"])
+    out = b""
+    try:
+        deadline = time.monotonic() + 60
+        sent = False
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 1)
+            if fd in r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not sent and b"is-a-tty" in out and b"33 101" in out:
+                os.write(fd, b"typed\r")
+                sent = True
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert "is-a-tty" in text, text
+    assert "33 101" in text, text
+    assert "got-typed" in text, text
+    assert os.WEXITSTATUS(status) == 6, text
 
 
 def test_rbac_exec_needs_create_pods_exec(dpf_server, agent, tmp_path):
@@ -328,9 +421,11 @@ def test_get_pods_wide_shows_ip_and_node(dpf_server, agent):
     assert web and web[0][5:] == ["127.0.0.1", "node1", "<none>", "<none>"]
 
 
+# 1.32 over WebSocket, 1.20 over SPDY/3.1
+@pytest.mark.parametrize("version", ["1.32", "1.20"])
 def test_attach_streams_new_output_until_the_container_stops(dpf_server,
-                                                             agent):
-    cmd = [KUBECTL["1.32"], "--kubeconfig", dpf_server.kubeconfig, "attach",
+                                                             agent, version):
+    cmd = [KUBECTL[version], "--kubeconfig", dpf_server.kubeconfig, "attach",
            "web", "-c", "app"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
@@ -354,3 +449,237 @@ def test_attach_streams_new_output_until_the_container_stops(dpf_server,
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# --- SPDY/3.1 at the frame level, straight to the node agent ----------
+
+def spdy_dictionary():
+    # SPDY/3 draft, 2.6.10.1: length-prefixed words, then a raw tail
+    words = ("options head post put delete trace accept accept-charset "
+             "accept-encoding accept-language accept-ranges age allow "
+             "authorization cache-control connection content-base "
+             "content-encoding content-language content-length "
+             "content-location content-md5 content-range content-type "
+             "date etag expect expires from host if-match "
+             "if-modified-since if-none-match if-range "
+             "if-unmodified-since last-modified location max-forwards "
+             "pragma proxy-authenticate proxy-authorization range referer "
+             "retry-after server te trailer transfer-encoding upgrade "
+             "user-agent vary via warning www-authenticate method get "
+             "status").split() + ["200 OK", "version", "HTTP/1.1", "url",
+                                  "public", "set-cookie", "keep-alive",
+                                  "origin"]
+    tail = ("100101201202205206300302303304305306307402405406407408409410"
+            "411412413414415416417502504505203 Non-Authoritative "
+            "Information204 No Content301 Moved Permanently400 Bad "
+            "Request401 Unauthorized403 Forbidden404 Not Found500 "
+            "Internal Server Error501 Not Implemented503 Service "
+            "UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec "
+            "00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,"
+            "text/html,image/png,image/jpg,image/gif,application/xml,"
+            "application/xhtml+xml,text/plain,text/javascript,"
+            "publicprivatemax-age=gzip,deflate,sdchcharset=utf-8"
+            "charset=iso-8859-1,utf-,*,enq=0.")
+    d = b"".join(len(w).to_bytes(4, "big") + w.encode() for w in words)
+    return d + tail.encode()
+
+
+class SpdyClient:
+    """A bare SPDY/3.1 client on a TLS connection to the agent."""
+
+    def __init__(self, srv, port, path, protocols=("v4.channel.k8s.io",)):
+        import socket
+        import ssl
+        import zlib
+        pki = os.path.join(srv.data_dir, "pki")
+        ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(pki, "kubelet-client.crt"),
+                            os.path.join(pki, "kubelet-client.key"))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        d = spdy_dictionary()
+        self.zout = zlib.compressobj(zdict=d)
+        self.zin = zlib.decompressobj(zdict=d)
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" +
+                "".join(f"X-Stream-Protocol-Version: {p}\r\n"
+                        for p in protocols) + "Content-Length: 0\r\n\r\n")
+        self.sock.sendall(head.encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"agent closed: {self.buf!r}"
+            self.buf += chunk
+        self.head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = self.head.decode().replace("\r\n", "\n")
+        self.status = int(self.head.split()[1])
+
+    def body(self):
+        # the error answer's body (Content-Length)
+        m = re.search(r"(?i)content-length: (\d+)", self.head)
+        n = int(m.group(1))
+        while len(self.buf) < n:
+            self.buf += self.sock.recv(65536)
+        return self.buf[:n].decode()
+
+    def syn_stream(self, sid, stream_type):
+        import struct
+        import zlib
+        name, value = b"streamtype", stream_type.encode()
+        raw = (struct.pack(">I", 1) + struct.pack(">I", len(name)) + name +
+               struct.pack(">I", len(value)) + value)
+        block = self.zout.compress(raw) + self.zout.flush(zlib.Z_SYNC_FLUSH)
+        body = struct.pack(">IIH", sid, 0, 0) + block
+        self.sock.sendall(struct.pack(">HHI", 0x8003, 1, len(body)) + body)
+
+    def data(self, sid, payload, fin=False):
+        import struct
+        self.sock.sendall(struct.pack(">II", sid,
+                                      (int(fin) << 24) | len(payload)) +
+                          payload)
+
+    def frame(self):
+        """The next frame as (type, flags, stream or value, body); type 0
+        is DATA; None when the agent closed the connection."""
+        import struct
+        while True:
+            if len(self.buf) >= 8:
+                w0, w1 = struct.unpack(">II", self.buf[:8])
+                n = w1 & 0xffffff
+                if len(self.buf) >= 8 + n:
+                    body, self.buf = self.buf[8:8 + n], self.buf[8 + n:]
+                    if not w0 & 0x80000000:
+                        return 0, w1 >> 24, w0, body
+                    ftype = w0 & 0xffff
+                    sid = struct.unpack(">I", body[:4])[0] & 0x7fffffff
+                    if ftype in (2, 8):  # SYN_REPLY, HEADERS: keep zlib in step
+                        self.zin.decompress(body[4:])
+                    return ftype, w1 >> 24, sid, body
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def frames_until_close(self):
+        out = []
+        while (f := self.frame()) is not None:
+            out.append(f)
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_agent(dpf_server, tmp_path):
+    # its own agent, with 3 s for a SPDY client to open its streams
+    a = NodeAgent(dpf_server, tmp_path)
+    a.container_dir("web", "app")
+    (a.container_dir("web", "app") / "running").write_text("")
+    (a.container_dir("web", "app") / "0.log").write_text("")
+    a.start("--stream-create-ms", "3000")
+    yield a
+    a.stop()
+
+
+EXEC_ECHO = ("/exec/default/web/app?command=sh&command=-c"
+             "&command=echo%20spdy-out&stdout=1")
+
+
+def test_spdy_frames_streams_and_status(dpf_server, raw_agent):
+    import struct
+    c = SpdyClient(dpf_server, raw_agent.port, EXEC_ECHO,
+                   protocols=("v4.channel.k8s.io", "v3.channel.k8s.io"))
+    try:
+        assert c.status == 101, c.head
+        assert re.search(r"(?im)^upgrade: SPDY/3\.1$", c.head), c.head
+        assert re.search(r"(?im)^x-stream-protocol-version: "
+                         r"v4\.channel\.k8s\.io$", c.head), c.head
+        # a stream of a type the request did not ask for: refused
+        c.syn_stream(1, "stdin")
+        assert c.frame()[:3] == (3, 0, 1)  # RST_STREAM
+        c.syn_stream(3, "error")
+        assert c.frame()[:3] == (2, 0, 3)  # SYN_REPLY
+        c.syn_stream(5, "stdout")
+        assert c.frame()[:3] == (2, 0, 5)
+        frames = c.frames_until_close()
+    finally:
+        c.close()
+    out = b"".join(f[3] for f in frames if f[0] == 0 and f[2] == 5)
+    assert out == b"spdy-out\n"
+    err = [f for f in frames if f[0] == 0 and f[2] == 3]
+    assert json.loads(b"".join(f[3] for f in err))["status"] == "Success"
+    assert err[-1][1] & 1  # FIN
+    assert any(f[0] == 0 and f[2] == 5 and f[1] & 1 for f in frames)
+    goaway = [f for f in frames if f[0] == 7]
+    assert goaway and struct.unpack(">II", goaway[0][3]) == (5, 0)
+
+
+def test_spdy_limits(dpf_server, raw_agent):
+    import struct
+    # only v4 over SPDY: a client without it is told what to use
+    c = SpdyClient(dpf_server, raw_agent.port, EXEC_ECHO,
+                   protocols=("v3.channel.k8s.io", "channel.k8s.io"))
+    try:
+        assert c.status == 400, c.head
+        assert "v4.channel.k8s.io" in c.body()
+    finally:
+        c.close()
+
+    # streams not opened in time: the session ends with the Status
+    # saying so (the agent's deadline is 3 s here, 30 s by default)
+    c = SpdyClient(dpf_server, raw_agent.port, EXEC_ECHO)
+    try:
+        assert c.status == 101, c.head
+        c.syn_stream(1, "error")
+        assert c.frame()[:3] == (2, 0, 1)
+        t0 = time.monotonic()
+        frames = c.frames_until_close()
+        assert time.monotonic() - t0 < 20
+    finally:
+        c.close()
+    err = b"".join(f[3] for f in frames if f[0] == 0 and f[2] == 1)
+    st = json.loads(err)
+    assert st["status"] == "Failure"
+    assert "did not open the streams" in st["message"]
+    assert [f for f in frames if f[0] == 7]
+
+    # a frame longer than the agent takes (1 MiB): GOAWAY, protocol error
+    c = SpdyClient(dpf_server, raw_agent.port, EXEC_ECHO)
+    try:
+        c.sock.sendall(struct.pack(">II", 1, 0xffffff))
+        frames = c.frames_until_close()
+    finally:
+        c.close()
+    goaway = [f for f in frames if f[0] == 7]
+    assert goaway and struct.unpack(">II", goaway[0][3])[1] == 1
+
+    # a header block that is not zlib: GOAWAY, protocol error
+    c = SpdyClient(dpf_server, raw_agent.port, EXEC_ECHO)
+    try:
+        body = struct.pack(">IIH", 1, 0, 0) + b"not a zlib stream"
+        c.sock.sendall(struct.pack(">HHI", 0x8003, 1, len(body)) + body)
+        frames = c.frames_until_close()
+    finally:
+        c.close()
+    goaway = [f for f in frames if f[0] == 7]
+    assert goaway and struct.unpack(">II", goaway[0][3])[1] == 1
+
+    # a session may open 8 streams (kubectl opens 5 at most), refused
+    # ones included; the ninth ends it
+    c = SpdyClient(dpf_server, raw_agent.port, EXEC_ECHO)
+    try:
+        assert c.status == 101, c.head
+        for sid in range(1, 17, 2):
+            c.syn_stream(sid, "bogus")
+            assert c.frame()[:3] == (3, 0, sid)  # RST_STREAM
+        c.syn_stream(17, "error")
+        frames = c.frames_until_close()
+    finally:
+        c.close()
+    assert not [f for f in frames if f[0] == 2]  # no SYN_REPLY
+    goaway = [f for f in frames if f[0] == 7]
+    assert goaway and struct.unpack(">II", goaway[0][3]) == (17, 1)

@@ -202,12 +202,11 @@ test_protocol_errors(void **state)
     uint8_t wu[] = {0x80, 3, 0, 9, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0};
     assert_int_equal(spdy_frame_parse(wu, sizeof wu, 100, &f), -EPROTO);
     /* SYN_STREAM on stream 0 */
-    uint8_t syn0[] = {0x80, 3, 0, 1, 0, 0, 0, 10, 0, 0, 0, 0,
-                      0,    0, 0, 0, 0, 0};
+    uint8_t syn0[] = {0x80, 3, 0, 1, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(spdy_frame_parse(syn0, sizeof syn0, 100, &f), -EPROTO);
     /* SETTINGS whose count exceeds its entries */
-    uint8_t set[] = {0x80, 3, 0, 4, 0, 0, 0, 12, 0, 0, 0, 2,
-                     0,    0, 0, 7, 0, 1, 0, 0};
+    uint8_t set[] = {0x80, 3, 0, 4, 0, 0, 0, 12, 0, 0,
+                     0,    2, 0, 0, 0, 7, 0, 1,  0, 0};
     assert_int_equal(spdy_frame_parse(set, sizeof set, 100, &f), -EPROTO);
     set[11] = 1;
     assert_int_equal(spdy_frame_parse(set, sizeof set, 100, &f),

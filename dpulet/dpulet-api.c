@@ -1069,7 +1069,7 @@ spdy_channel_of(const struct api_spdy *sp, uint32_t id)
     return -1;
 }
 
-/* A SYN_STREAM: take the stream if it is one of the request's channels,
+/* A SYN_STREAM: take the stream if it names a channel not open yet,
  * else refuse it. False (after queueing a GOAWAY) when the session must
  * end. */
 static bool
@@ -1104,7 +1104,9 @@ spdy_on_syn_stream(struct api_session *s, const struct spdy_frame *f,
     }
     const char *type = spdy_headers_get(&h, "streamtype");
     int ch = spdy_stream_channel(type);
-    if (ch < 0 || sp->id[ch] || !spdy_wanted(s, ch)) {
+    /* A known stream the request did not ask for is taken (and left
+     * unused) as kubelet does; an unknown or a second one is refused. */
+    if (ch < 0 || sp->id[ch]) {
         log_debug("SPDY stream refused", "pod=%s type=%s", s->pod,
                   type ? type : "");
         spdy_put_rst_stream(out, f->stream_id, SPDY_RST_REFUSED_STREAM);

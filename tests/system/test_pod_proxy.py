@@ -298,6 +298,10 @@ def test_kubectl_120_exec_tty(dpf_server, agent):
         os.execv(exe, [exe, "--kubeconfig", dpf_server.kubeconfig,
                        "--cache-dir", cache, "exec", "-it", "web", "--",
                        "sh", "-c", "tty >/dev/null && echo is-a-tty; "
+                       # the size comes on the resize stream while the
+                       # command already runs: wait for it
+                       "while [ \"$(stty size)\" = '0 0' ]; do "
+                       "sleep 0.1; done; "
                        "stty size; read x; echo got-$x; exit 6"])
     out = b""
     try:
@@ -316,8 +320,14 @@ def test_kubectl_120_exec_tty(dpf_server, agent):
             if not sent and b"is-a-tty" in out and b"33 101" in out:
                 os.write(fd, b"typed\r")
                 sent = True
-        _, status = os.waitpid(pid, 0)
-        pid = 0
+        status = None
+        while time.monotonic() < deadline + 30:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, pid = st, 0
+                break
+            time.sleep(0.2)
+        assert status is not None, f"kubectl did not exit: {out!r}"
     finally:
         if pid:
             os.kill(pid, signal.SIGKILL)
@@ -598,24 +608,26 @@ def test_spdy_frames_streams_and_status(dpf_server, raw_agent):
         assert re.search(r"(?im)^upgrade: SPDY/3\.1$", c.head), c.head
         assert re.search(r"(?im)^x-stream-protocol-version: "
                          r"v4\.channel\.k8s\.io$", c.head), c.head
-        # a stream of a type the request did not ask for: refused
-        c.syn_stream(1, "stdin")
+        # a stream of a type that does not exist: refused
+        c.syn_stream(1, "stdinn")
         assert c.frame()[:3] == (3, 0, 1)  # RST_STREAM
         c.syn_stream(3, "error")
         assert c.frame()[:3] == (2, 0, 3)  # SYN_REPLY
-        c.syn_stream(5, "stdout")
-        assert c.frame()[:3] == (2, 0, 5)
+        c.syn_stream(5, "error")  # a second one: refused
+        assert c.frame()[:3] == (3, 0, 5)
+        c.syn_stream(7, "stdout")
+        assert c.frame()[:3] == (2, 0, 7)
         frames = c.frames_until_close()
     finally:
         c.close()
-    out = b"".join(f[3] for f in frames if f[0] == 0 and f[2] == 5)
+    out = b"".join(f[3] for f in frames if f[0] == 0 and f[2] == 7)
     assert out == b"spdy-out\n"
     err = [f for f in frames if f[0] == 0 and f[2] == 3]
     assert json.loads(b"".join(f[3] for f in err))["status"] == "Success"
     assert err[-1][1] & 1  # FIN
-    assert any(f[0] == 0 and f[2] == 5 and f[1] & 1 for f in frames)
+    assert any(f[0] == 0 and f[2] == 7 and f[1] & 1 for f in frames)
     goaway = [f for f in frames if f[0] == 7]
-    assert goaway and struct.unpack(">II", goaway[0][3]) == (5, 0)
+    assert goaway and struct.unpack(">II", goaway[0][3]) == (7, 0)
 
 
 def test_spdy_limits(dpf_server, raw_agent):

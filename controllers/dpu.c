@@ -57,6 +57,7 @@
 #include "lib/base/thread.h"
 #include "lib/kube/api-client.h"
 #include "lib/kube/controller.h"
+#include "lib/kube/informer.h"
 #include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-cache.h"
 #include "lib/kube/kube-events.h"
@@ -1824,43 +1825,71 @@ out:
 
 /* --- maps --- */
 
-/* Every DPU whose spec field equals value (in ns, or any). */
+/* Cache indexes of the DPUs by spec field: a Node or a BFB event maps to
+ * its own DPUs without walking every DPU (10,000 DPUs and as many host
+ * Node updates would be 10^8 steps). Values are "field" and "ns/field"
+ * for the namespaced BFB. */
 static json_t *
-dpus_where(struct controller *c, const char *ns, const char *field,
-           const char *value)
+index_node(void *arg, const json_t *obj)
+{
+    (void) arg;
+    const char *v = str_at(json_object_get(obj, "spec"), "nodeName", NULL);
+    return v ? json_pack("[s]", v) : NULL;
+}
+
+static json_t *
+index_bfb(void *arg, const json_t *obj)
+{
+    (void) arg;
+    const char *v = str_at(json_object_get(obj, "spec"), "bfb", NULL);
+    const char *ns =
+        str_at(json_object_get(obj, "metadata"), "namespace", NULL);
+    return v && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, v)) : NULL;
+}
+
+/* The keys of the DPUs whose index has value. */
+static json_t *
+dpus_by(struct controller *c, const char *index, const char *value)
 {
     json_t *keys = json_array();
-    json_t *all = kube_cache_list(controller_cache(c, 0));
+    json_t *objs =
+        value ? kube_cache_by_index(controller_cache(c, 0), index, value)
+              : NULL;
     size_t i;
     json_t *o;
-    json_array_foreach(all, i, o)
+    json_array_foreach(objs, i, o)
     {
         const json_t *md = json_object_get(o, "metadata");
-        const char *v = str_at(json_object_get(o, "spec"), field, NULL);
-        const char *ons = str_at(md, "namespace", NULL);
-        if (v && value && !strcmp(v, value) &&
-            (!ns || (ons && !strcmp(ns, ons)))) {
-            json_array_append_new(
-                keys, json_sprintf("%s/%s", ons, str_at(md, "name", NULL)));
+        const char *ns = str_at(md, "namespace", NULL);
+        const char *name = str_at(md, "name", NULL);
+        if (ns && name) {
+            json_array_append_new(keys, json_sprintf("%s/%s", ns, name));
         }
     }
-    json_decref(all);
+    json_decref(objs);
     return keys;
 }
 
 static json_t *
 map_node(struct controller *c, const json_t *obj)
 {
-    return dpus_where(c, NULL, "nodeName",
-                      str_at(json_object_get(obj, "metadata"), "name", NULL));
+    return dpus_by(c, "nodeName",
+                   str_at(json_object_get(obj, "metadata"), "name", NULL));
 }
 
 static json_t *
 map_bfb(struct controller *c, const json_t *obj)
 {
     const json_t *md = json_object_get(obj, "metadata");
-    return dpus_where(c, str_at(md, "namespace", NULL), "bfb",
-                      str_at(md, "name", NULL));
+    const char *ns = str_at(md, "namespace", NULL);
+    const char *name = str_at(md, "name", NULL);
+    if (!ns || !name) {
+        return NULL;
+    }
+    char *v = xasprintf("%s/%s", ns, name);
+    json_t *keys = dpus_by(c, "bfb", v);
+    free(v);
+    return keys;
 }
 
 static json_t *
@@ -1915,6 +1944,10 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     d->ops.reconcile = reconcile_dpu;
     d->ops.workers = 4;
     controller_manager_add(m, &d->ops, d);
+    struct informer *inf =
+        controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);
+    informer_add_index(inf, "nodeName", index_node, NULL);
+    informer_add_index(inf, "bfb", index_bfb, NULL);
     return d;
 }
 

@@ -12,14 +12,19 @@
 #include <grpc/support/time.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -65,18 +70,29 @@ act_busy(enum act_phase p)
     return p == ACT_PUSHING || p == ACT_WAITING || p == ACT_REBOOTING;
 }
 
-struct dmsd {
-    struct dmsd_config cfg;
-    char *state_dir;
-    grpc_server *server;
-    grpc_completion_queue *cq; /* new-call notifications */
+/* The completion queue on which every target of the pool learns of new
+ * calls (grpc_server_request_call's tag is the struct call, which names
+ * its target), and the one thread that waits on it. */
+struct dmsd_pool {
+    grpc_completion_queue *cq;
     pthread_t accept_thread;
     bool accept_started;
+};
+
+struct dmsd {
+    struct dmsd_config cfg; /* strings owned (see config_copy) */
+    char *state_dir;
+    struct dmsd_pool *pool;
+    bool own_pool; /* dmsd_start(): the pool goes with the target */
+    grpc_server *server;
     int port;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned calls; /* call threads alive */
+    unsigned calls;    /* call threads alive */
+    unsigned requests; /* grpc_server_request_call()s whose event the
+                          accept thread has not finished with: the target
+                          must outlive them */
     bool stopping;
     bool installing;
     char mode[8]; /* "DPU" or "NIC" */
@@ -2579,19 +2595,15 @@ call_main(void *arg)
     return NULL;
 }
 
-static struct call *
-request_next(struct dmsd *s)
+/* The accept thread is done with one requested call of s. After this s
+ * may be gone (dmsd_stop() waits for requests to reach 0). */
+static void
+request_done(struct dmsd *s)
 {
-    struct call *c = xcalloc(1, sizeof *c);
-    c->s = s;
-    c->cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_call_details_init(&c->details);
-    grpc_metadata_array_init(&c->md);
-    if (grpc_server_request_call(s->server, &c->call, &c->details, &c->md,
-                                 c->cq, s->cq, c) != GRPC_CALL_OK) {
-        log_error("cannot request a call", "server=dmsd");
-    }
-    return c;
+    pthread_mutex_lock(&s->mu);
+    s->requests--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void
@@ -2604,14 +2616,40 @@ call_discard(struct call *c)
     free(c);
 }
 
+/* Ask s's server for its next call, unless s is stopping. A server that is
+ * shutting down fails the request with an event (success false), so every
+ * request counted here comes back to the accept thread. */
+static void
+request_next(struct dmsd *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->requests++;
+    pthread_mutex_unlock(&s->mu);
+    struct call *c = xcalloc(1, sizeof *c);
+    c->s = s;
+    c->cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->md);
+    if (grpc_server_request_call(s->server, &c->call, &c->details, &c->md,
+                                 c->cq, s->pool->cq, c) != GRPC_CALL_OK) {
+        log_error("cannot request a call", "target=%s",
+                  s->cfg.name ? s->cfg.name : "dmsd");
+        call_discard(c);
+        request_done(s);
+    }
+}
+
 static void *
 accept_main(void *arg)
 {
-    struct dmsd *s = arg;
-    request_next(s);
+    struct dmsd_pool *p = arg;
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(
-            s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            p->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) {
             break;
         }
@@ -2619,9 +2657,11 @@ accept_main(void *arg)
             continue;
         }
         struct call *c = ev.tag;
+        struct dmsd *s = c->s;
         if (!ev.success) {
-            /* the server is shutting down */
+            /* the target is stopping */
             call_discard(c);
+            request_done(s);
             continue;
         }
         pthread_mutex_lock(&s->mu);
@@ -2637,8 +2677,46 @@ accept_main(void *arg)
         }
         pthread_attr_destroy(&attr);
         request_next(s);
+        request_done(s);
     }
     return NULL;
+}
+
+struct dmsd_pool *
+dmsd_pool_create(struct dpf_error *err)
+{
+    struct dmsd_pool *p = xcalloc(1, sizeof *p);
+    grpc_init();
+    p->cq = grpc_completion_queue_create_for_next(NULL);
+    if (thread_start(&p->accept_thread, NULL, "dmsd-accept", accept_main, p) <
+        0) {
+        dpf_error_set(err, 500, "InternalError",
+                      "cannot start the request thread");
+        dmsd_pool_destroy(p);
+        return NULL;
+    }
+    p->accept_started = true;
+    return p;
+}
+
+void
+dmsd_pool_destroy(struct dmsd_pool *p)
+{
+    if (!p) {
+        return;
+    }
+    grpc_completion_queue_shutdown(p->cq);
+    if (p->accept_started) {
+        pthread_join(p->accept_thread, NULL);
+    } else {
+        while (grpc_completion_queue_next(
+                   p->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                   .type != GRPC_QUEUE_SHUTDOWN) {
+        }
+    }
+    grpc_completion_queue_destroy(p->cq);
+    grpc_shutdown();
+    free(p);
 }
 
 /* --- lifecycle ------------------------------------------------------- */
@@ -2650,8 +2728,162 @@ is_loopback(const char *addr)
            str_has_prefix(addr, "localhost:");
 }
 
+/* The string fields of a configuration, for copying and freeing. The PEM
+ * texts are not kept: they are read during the start only. */
+static const char **
+config_strings(struct dmsd_config *c, size_t i)
+{
+    const char **f[] = {
+        &c->bind_address, &c->ca,         &c->tls_cert_file, &c->tls_key_file,
+        &c->username,     &c->password,   &c->allowed_users, &c->image_folder,
+        &c->state_dir,    &c->rshim,      &c->target_pci,    &c->sysfs,
+        &c->name,
+    };
+    return i < ARRAY_SIZE(f) ? f[i] : NULL;
+}
+
+static void
+config_free(struct dmsd_config *c)
+{
+    const char **f;
+    for (size_t i = 0; (f = config_strings(c, i)); i++) {
+        free((char *) *f);
+        *f = NULL;
+    }
+}
+
+/* Why a listen on addr ("host:port") fails, asked of the kernel with a
+ * socket of our own (gRPC only says that it did), into why. */
+static void
+bind_reason(const char *addr, char *why, size_t size)
+{
+    snprintf(why, size, "not an address:port");
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t) (colon - addr) >= sizeof host) {
+        return;
+    }
+    snprintf(host, sizeof host, "%.*s", (int) (colon - addr), addr);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535) {
+        return;
+    }
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    struct sockaddr_in *in4 = (struct sockaddr_in *) &ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t) port);
+        len = sizeof *in4;
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t) port);
+        len = sizeof *in6;
+    } else {
+        snprintf(why, size, "not a numeric address");
+        return;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, size, "%s", strerror(errno));
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *) &ss, len) < 0 || listen(fd, 1) < 0) {
+        snprintf(why, size, "%s", strerror(errno));
+    } else {
+        snprintf(why, size, "refused by gRPC");
+    }
+    close(fd);
+}
+
+/* What gRPC would only report as a port it cannot add: a CA, certificate
+ * or key that does not parse, or a key that is not the certificate's.
+ * Each is named as the caller gave it (flag and file, or the PEM field of
+ * a --targets line). */
+static bool
+pem_check(const struct dmsd_config *cfg, const char *ca, const char *crt,
+          const char *key, struct dpf_error *err)
+{
+    char what[3][300];
+    snprintf(what[0], sizeof what[0], cfg->ca_pem ? "ca_pem" : "-ca %s",
+             cfg->ca);
+    snprintf(what[1], sizeof what[1],
+             cfg->cert_pem ? "cert_pem" : "-tls_cert_file %s",
+             cfg->tls_cert_file);
+    snprintf(what[2], sizeof what[2],
+             cfg->key_pem ? "key_pem" : "-tls_key_file %s", cfg->tls_key_file);
+    X509 *x = NULL;
+    EVP_PKEY *pk = NULL;
+    bool ok = false;
+    if (ca) {
+        BIO *b = BIO_new_mem_buf(ca, -1);
+        X509 *c = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        if (!c) {
+            dpf_error_set(err, 400, "BadRequest",
+                          "%s: no PEM certificate in it", what[0]);
+            goto out;
+        }
+        X509_free(c);
+    }
+    BIO *b = BIO_new_mem_buf(crt, -1);
+    x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (!x) {
+        dpf_error_set(err, 400, "BadRequest", "%s: no PEM certificate in it",
+                      what[1]);
+        goto out;
+    }
+    b = BIO_new_mem_buf(key, -1);
+    pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (!pk) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "%s: no unencrypted PEM private key in it", what[2]);
+        goto out;
+    }
+    if (X509_check_private_key(x, pk) != 1) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "%s: not the key of the certificate in %s", what[2],
+                      what[1]);
+        goto out;
+    }
+    ok = true;
+out:
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    ERR_clear_error();
+    return ok;
+}
+
 struct dmsd *
 dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
+{
+    struct dmsd_pool *p = dmsd_pool_create(err);
+    if (!p) {
+        return NULL;
+    }
+    struct dmsd *s = dmsd_start_in(p, cfg, err);
+    if (!s) {
+        dmsd_pool_destroy(p);
+        return NULL;
+    }
+    s->own_pool = true;
+    return s;
+}
+
+struct dmsd *
+dmsd_start_in(struct dmsd_pool *pool, const struct dmsd_config *cfg,
+              struct dpf_error *err)
 {
     if (!cfg->image_folder || !cfg->rshim) {
         dpf_error_set(err, 400, "BadRequest",
@@ -2675,6 +2907,13 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
             if (i == 0 && cfg->auth != DMSD_AUTH_CERT && !files[0]) {
                 continue;
             }
+            const char *pem = i == 0   ? cfg->ca_pem
+                              : i == 1 ? cfg->cert_pem
+                                       : cfg->key_pem;
+            if (pem) {
+                *dst[i] = xstrdup(pem);
+                continue;
+            }
             int rc = files[i] ? file_read_all(files[i], dst[i], &n) : -ENOENT;
             if (rc < 0) {
                 dpf_error_set(err, 400, "BadRequest", "%s %s: %s", flags[i],
@@ -2687,11 +2926,24 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
             }
         }
     }
+    if (cfg->auth != DMSD_AUTH_NONE &&
+        !pem_check(cfg, ca, crt, key, err)) {
+        free(ca);
+        free(crt);
+        free(key);
+        return NULL;
+    }
     struct dmsd *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    s->cfg.ca_pem = s->cfg.cert_pem = s->cfg.key_pem = NULL;
     if (!s->cfg.sysfs) {
         s->cfg.sysfs = "/sys";
     }
+    const char **f;
+    for (size_t i = 0; (f = config_strings(&s->cfg, i)); i++) {
+        *f = *f ? xstrdup(*f) : NULL;
+    }
+    s->pool = pool;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     snprintf(s->mode, sizeof s->mode, "DPU");
@@ -2707,8 +2959,6 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
         goto fail;
     }
     load_state(s);
-    grpc_init();
-    s->cq = grpc_completion_queue_create_for_next(NULL);
     /* Bound what gRPC buffers per call: without the BDP probe the stream
      * window stays at the lookahead instead of growing to many MiB as an
      * image streams in, which is what a transfer's RSS was made of. A
@@ -2723,10 +2973,16 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
         {.type = GRPC_ARG_INTEGER,
          .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = DMSD_MAX_MESSAGE},
+        /* gRPC sets SO_REUSEPORT by default: then a second dmsd (or a
+         * second target of this one) would share a port already served
+         * instead of being told it is in use */
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_ALLOW_REUSEPORT,
+         .value.integer = 0},
     };
     grpc_channel_args chargs = {ARRAY_SIZE(args), args};
     s->server = grpc_server_create(&chargs, NULL);
-    grpc_server_register_completion_queue(s->server, s->cq, NULL);
+    grpc_server_register_completion_queue(s->server, pool->cq, NULL);
     grpc_server_credentials *creds;
     if (cfg->auth == DMSD_AUTH_NONE) {
         creds = grpc_insecure_server_credentials_create();
@@ -2746,26 +3002,26 @@ dmsd_start(const struct dmsd_config *cfg, struct dpf_error *err)
     free(key);
     ca = crt = key = NULL;
     if (s->port <= 0) {
-        dpf_error_set(err, 500, "InternalError",
-                      "cannot listen on -bind_address %s (in use, or not an "
-                      "address:port)",
-                      cfg->bind_address);
+        char why[128];
+        bind_reason(cfg->bind_address, why, sizeof why);
+        dpf_error_set(err, 500, "InternalError", "bind %s: %s",
+                      cfg->bind_address, why);
         goto fail;
     }
     grpc_server_start(s->server);
-    if (thread_start(&s->accept_thread, NULL, "dmsd-accept", accept_main, s) <
-        0) {
-        dpf_error_set(err, 500, "InternalError",
-                      "cannot start the request thread");
-        goto fail;
+    request_next(s);
+    const char *auth = cfg->auth == DMSD_AUTH_CERT          ? "cert"
+                       : cfg->auth == DMSD_AUTH_CREDENTIALS ? "credentials"
+                                                            : "none";
+    if (cfg->name) {
+        log_info("serving gNMI and gNOI",
+                 "target=%s address=%s port=%d auth=%s rshim=%s", cfg->name,
+                 cfg->bind_address, s->port, auth, cfg->rshim);
+    } else {
+        log_info("serving gNMI and gNOI",
+                 "address=%s port=%d auth=%s rshim=%s", cfg->bind_address,
+                 s->port, auth, cfg->rshim);
     }
-    s->accept_started = true;
-    log_info("serving gNMI and gNOI", "address=%s port=%d auth=%s rshim=%s",
-             cfg->bind_address, s->port,
-             cfg->auth == DMSD_AUTH_CERT          ? "cert"
-             : cfg->auth == DMSD_AUTH_CREDENTIALS ? "credentials"
-                                                  : "none",
-             cfg->rshim);
     return s;
 fail:
     free(ca);
@@ -2798,22 +3054,22 @@ dmsd_stop(struct dmsd *s)
         grpc_completion_queue_pluck(scq, scq,
                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         grpc_completion_queue_destroy(scq);
+        /* the shutdown failed the pending request: wait until the accept
+         * thread has seen it, and for the calls' threads */
         pthread_mutex_lock(&s->mu);
-        while (s->calls) {
+        while (s->calls || s->requests) {
             pthread_cond_wait(&s->cv, &s->mu);
         }
         pthread_mutex_unlock(&s->mu);
         grpc_server_destroy(s->server);
-        grpc_completion_queue_shutdown(s->cq);
-        if (s->accept_started) {
-            pthread_join(s->accept_thread, NULL);
-        }
-        grpc_completion_queue_destroy(s->cq);
-        if (s->push_started) {
-            pthread_join(s->push_thread, NULL);
-        }
-        grpc_shutdown();
     }
+    if (s->push_started) {
+        pthread_join(s->push_thread, NULL);
+    }
+    if (s->own_pool) {
+        dmsd_pool_destroy(s->pool);
+    }
+    config_free(&s->cfg);
     free(s->state_dir);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

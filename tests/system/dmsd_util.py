@@ -2,7 +2,9 @@
 (openssl), the gNMI/gNOI Python client generated from lib/gnmi/proto with
 Debian's grpc_tools at test time, and a dmsd process started and stopped by
 PID."""
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -24,13 +26,13 @@ def make_ca(d, name):
             f"{name}.crt", cwd=d)
 
 
-def make_cert(d, ca, name, cn, server=False):
+def make_cert(d, ca, name, cn, server=False, ip="127.0.0.1"):
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
     ext = os.path.join(d, f"{name}.ext")
     with open(ext, "w") as f:
         if server:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+            f.write(f"subjectAltName=IP:{ip},DNS:localhost\n"
                     "extendedKeyUsage=serverAuth\n")
         else:
             f.write("extendedKeyUsage=clientAuth\n")
@@ -127,6 +129,70 @@ class Dmsd:
     def kill(self):
         self.proc.kill()
         self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class DmsdTargets:
+    """One `dmsd --targets -` process: request() writes one control line
+    and returns its reply line, parsed."""
+
+    def __init__(self, workdir, extra=()):
+        self.log = os.path.join(workdir, "dmsd-targets.log")
+        self.proc = subprocess.Popen(
+            [binary("dmsd", "dmsd"), "--targets", "-", "-v", "99",
+             "-exec_timeout", "120", "-reboot_status_check", "none",
+             "-disable_unbind_at_activate"] + list(extra),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=open(self.log, "ab"))
+        self.buf = b""
+        self.lines = 0  # lines sent so far
+
+    def logtext(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def send(self, line):
+        data = line if isinstance(line, bytes) else line.encode()
+        self.lines += data.count(b"\n")
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def reply(self, timeout=60):
+        deadline = time.time() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            assert left > 0, "no reply; log:\n" + self.logtext()[-3000:]
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 65536)
+                assert chunk, "stdout closed; log:\n" + self.logtext()[-3000:]
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, obj, timeout=60):
+        self.send((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+        return self.reply(timeout)
+
+    def close(self, timeout=60):
+        """EOF on stdin; the exit code."""
+        self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
 
     def stop(self):
         if self.proc.poll() is None:

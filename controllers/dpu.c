@@ -49,6 +49,7 @@
 #include "controllers/allocator.h"
 #include "controllers/bfcfg.h"
 #include "controllers/controllers.h"
+#include "controllers/dcview.h"
 #include "controllers/dms-client.h"
 #include "controllers/dpu-pods.h"
 #include "controllers/dpuset-util.h"
@@ -71,6 +72,12 @@ LOG_MODULE(dpu);
 #define LABEL_POD_DPU PROV_GROUP "/dpu-name"
 #define REQUEUE_MS 5000       /* DPF's RequeueInterval */
 #define READY_POLL_MS 30000   /* Ready: look at the DPU's Node again */
+/* An install's progress goes to status this often; its end queues the
+ * DPU at once. */
+#define INSTALL_POLL_MS 3000
+#define SLOT_POLL_MS 60000 /* waiting for a slot: safety net only */
+/* The DPU's Node watched in its DPU cluster (dcview.h): safety net only */
+#define VIEW_POLL_MS (10 * 60 * 1000)
 #define BACKOFF_MIN_MS 5000   /* Error: first retry */
 #define BACKOFF_MAX_MS 300000 /* Error: longest wait */
 #define DMS_POD_TIMEOUT_MS (5 * 60 * 1000)
@@ -101,6 +108,7 @@ struct install {
     char *bfb_path, *bfb_version, *cfg_version, *cfg;
     size_t cfg_len;
     bool resume; /* a previous run reached activate: ask DMS first */
+    struct workqueue *q; /* gets key when the install ends */
 };
 
 struct dpu_ctrl {
@@ -114,6 +122,12 @@ struct dpu_ctrl {
     json_t *seen; /* key -> monotonic ms the DMS pod was first waited for */
     struct install **tasks;
     size_t n_tasks;
+    /* DPUs waiting for an install slot, in arrival order (mu): an install
+     * that ends queues the first, so thousands of waiting DPUs do not poll
+     * for a slot */
+    json_t *slot_waiters;
+    struct controller *ctl;
+    struct dcviews *views; /* the DPU clusters' Nodes (dcview.h) */
 };
 
 /* --- small helpers --- */
@@ -752,7 +766,41 @@ install_main(void *arg)
     }
     dms_client_destroy(c);
     atomic_store(&t->done, true);
+    /* the DPU's reconcile takes the result now, and the next DPU waiting
+     * for a slot gets it */
+    pthread_mutex_lock(&t->d->mu);
+    char *next = NULL;
+    if (json_array_size(t->d->slot_waiters)) {
+        next = xstrdup(json_string_value(json_array_get(t->d->slot_waiters, 0)));
+        json_array_remove(t->d->slot_waiters, 0);
+    }
+    pthread_mutex_unlock(&t->d->mu);
+    if (t->q) {
+        workqueue_add(t->q, t->key);
+        if (next) {
+            workqueue_add(t->q, next);
+        }
+    }
+    free(next);
     return NULL;
+}
+
+/* Queue key for the next free install slot (once). */
+static void
+slot_wait(struct dpu_ctrl *d, const char *key)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t i;
+    json_t *v;
+    bool have = false;
+    json_array_foreach(d->slot_waiters, i, v)
+    {
+        have |= !strcmp(json_string_value(v), key);
+    }
+    if (!have) {
+        json_array_append_new(d->slot_waiters, json_string(key));
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* Start t (its inputs filled) unless max_installs run. -EBUSY at the cap
@@ -1198,17 +1246,20 @@ do_os_installing(struct dctx *x)
             fail(x, "OSInstalled", "InstallationFailed", "%s", err.message);
             return 0;
         }
+        n->q = controller_queue(x->c);
         rc = task_start(x->d, n);
         if (rc < 0) {
             cond(x, "OSInstalled", "False", "WaitingForInstallSlot",
                  "%d installs are running (--max-concurrent-installs); "
                  "waiting for a slot",
                  x->d->max_installs);
-            return REQUEUE_MS;
+            /* an ending install queues us; the requeue is a safety net */
+            slot_wait(x->d, x->key);
+            return SLOT_POLL_MS;
         }
         cond(x, "OSInstalled", "False", "Installing",
              "install started (what DMS already has is not sent again)");
-        return 1000;
+        return INSTALL_POLL_MS;
     }
     if (!atomic_load(&t->done)) {
         progress_write(x, t);
@@ -1219,7 +1270,7 @@ do_os_installing(struct dctx *x)
         cond(x, "OSInstalled", "False", "Installing", "%s: %lld of %lld bytes",
              step, (long long) atomic_load(&t->sent),
              (long long) atomic_load(&t->total));
-        return 1000;
+        return INSTALL_POLL_MS;
     }
     int rc = t->rc;
     char msg[512];
@@ -1412,17 +1463,10 @@ dpu_node_labels(struct dctx *x)
     return want;
 }
 
-/* The DPU's Node in the DPU cluster: 1 Ready, 0 not Ready, -errno (with
- * err) when it cannot be read. Labels missing -> *labels_ok false. */
+/* Is node n Ready (1) or not (0); *labels_ok when it has want. */
 static int
-dpu_node_check(struct dctx *x, struct api_client *cl, const json_t *want,
-               bool *labels_ok, struct dpf_error *err)
+dpu_node_eval(const json_t *n, const json_t *want, bool *labels_ok)
 {
-    json_t *n = NULL;
-    int rc = api_client_get(cl, &node_gvr, NULL, x->name, &n, err);
-    if (rc < 0) {
-        return rc;
-    }
     const json_t *have =
         json_object_get(json_object_get(n, "metadata"), "labels");
     *labels_ok = true;
@@ -1446,25 +1490,129 @@ dpu_node_check(struct dctx *x, struct api_client *cl, const json_t *want,
             ready = s && !strcmp(s, "True");
         }
     }
-    json_decref(n);
     return ready;
+}
+
+/* The UID of the DPU's DPUCluster (from the cache), or NULL. */
+static const char *
+dpu_cluster_uid(struct dctx *x, json_t **hold)
+{
+    const json_t *cl = json_object_get(json_object_get(x->obj, "spec"),
+                                       "cluster");
+    const char *ns = str_at(cl, "namespace", NULL);
+    const char *name = str_at(cl, "name", NULL);
+    *hold = ns && name
+                ? kube_cache_get_name(controller_cache(x->c, 4), ns, name)
+                : NULL;
+    return str_at(json_object_get(*hold, "metadata"), "uid", NULL);
+}
+
+/* The DPU's Node in its DPU cluster: 1 and *n (NULL when the cluster has
+ * no such Node) from the cluster's watched view; 0 when the view is not
+ * ready yet (then the caller asks the cluster directly); < 0 with err. */
+static int
+dpu_node_viewed(struct dctx *x, json_t **n, char **uid_out,
+                struct dpf_error *err)
+{
+    json_t *hold = NULL;
+    const char *uid = dpu_cluster_uid(x, &hold);
+    int rc = 0;
+    if (uid) {
+        rc = dcviews_state(x->d->views, uid);
+        if (rc == -ENOENT) {
+            struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
+            if (!kc) {
+                json_decref(hold);
+                return -EIO;
+            }
+            char *cname = xasprintf(
+                "%s/%s", str_at(json_object_get(hold, "metadata"), "namespace",
+                                NULL),
+                str_at(json_object_get(hold, "metadata"), "name", NULL));
+            dcviews_add(x->d->views, uid, cname, kc);
+            free(cname);
+            kubeconfig_free(kc);
+            rc = 0;
+        }
+        if (rc == 1) {
+            *n = dcviews_node(x->d->views, uid, x->name);
+            *uid_out = xstrdup(uid);
+        }
+    }
+    json_decref(hold);
+    return rc;
+}
+
+/* Check the DPU's Node: 1 Ready, 0 not Ready, < 0 (-ENOENT: not in the
+ * cluster) with err; *labels_ok when it has want. With a view, *uid gets
+ * the cluster's UID (writes go through the view), else *cl a client. */
+static int
+dpu_node_check(struct dctx *x, const json_t *want, bool *labels_ok,
+               char **uid, struct api_client **cl, struct dpf_error *err)
+{
+    json_t *n = NULL;
+    *uid = NULL;
+    *cl = NULL;
+    int rc = dpu_node_viewed(x, &n, uid, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 0) {
+        *cl = dpu_cluster_client(x, err);
+        if (!*cl) {
+            return -EIO;
+        }
+        rc = api_client_get(*cl, &node_gvr, NULL, x->name, &n, err);
+        if (rc < 0) {
+            return rc;
+        }
+    } else if (!n) {
+        dpf_error_set(err, 404, "NotFound",
+                      "node %s is not in the DPU cluster yet", x->name);
+        return -ENOENT;
+    }
+    rc = dpu_node_eval(n, want, labels_ok);
+    json_decref(n);
+    return rc;
+}
+
+/* Merge want into the DPU Node's labels. */
+static int
+dpu_node_label(struct dctx *x, const char *uid, struct api_client *cl,
+               const json_t *want, struct dpf_error *err)
+{
+    json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", want);
+    int rc;
+    if (uid) {
+        char *path = kube_path(&node_gvr, NULL, x->name, NULL);
+        rc = dcviews_json_wait(x->d->views, uid, "PATCH", path, patch,
+                               "application/merge-patch+json", NULL, err);
+        free(path);
+    } else {
+        rc = api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
+                              API_PATCH_MERGE, patch, "dpf-dpu", NULL, err);
+    }
+    json_decref(patch);
+    return rc;
 }
 
 static int64_t
 do_cluster_config(struct dctx *x)
 {
     struct dpf_error err = {0};
-    struct api_client *cl = dpu_cluster_client(x, &err);
-    if (!cl) {
-        cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
-             err.message);
-        return REQUEUE_MS;
-    }
     json_t *want = dpu_node_labels(x);
     bool labels_ok = false;
-    int rc = dpu_node_check(x, cl, want, &labels_ok, &err);
-    int64_t res = REQUEUE_MS;
-    if (rc < 0) {
+    char *uid = NULL;
+    struct api_client *cl = NULL;
+    int rc = dpu_node_check(x, want, &labels_ok, &uid, &cl, &err);
+    /* with a view, the Node's changes queue the DPU: the requeue is a
+     * safety net */
+    int64_t res = uid ? VIEW_POLL_MS : REQUEUE_MS;
+    if (rc == -EIO) {
+        cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
+             err.message);
+        res = REQUEUE_MS;
+    } else if (rc < 0) {
         cond(x, "Ready", "False", "DPUNodeGetError",
              "waiting for node %s to join the DPU cluster: %s", x->name,
              err.message);
@@ -1473,15 +1621,12 @@ do_cluster_config(struct dctx *x)
              "node %s is in the DPU cluster but not Ready", x->name);
     } else {
         if (!labels_ok) {
-            json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", want);
-            rc =
-                api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
-                                 API_PATCH_MERGE, patch, "dpf-dpu", NULL, &err);
-            json_decref(patch);
+            rc = dpu_node_label(x, uid, cl, want, &err);
         }
         if (rc < 0) {
             cond(x, "Ready", "False", "DPUNodeGetError",
                  "cannot label node %s: %s", x->name, err.message);
+            res = REQUEUE_MS;
         } else {
             cond(x, "Ready", "True", "DPUNodeReady", "cluster configured");
             set_phase(x, "Ready");
@@ -1490,6 +1635,7 @@ do_cluster_config(struct dctx *x)
     }
     json_decref(want);
     api_client_destroy(cl);
+    free(uid);
     return res;
 }
 
@@ -1514,17 +1660,21 @@ do_ready(struct dctx *x)
              "cannot recreate the DMS or host network pod: %s", err.message);
         return REQUEUE_MS;
     }
-    struct api_client *cl = dpu_cluster_client(x, &err);
-    if (!cl) {
+    json_t *want = dpu_node_labels(x);
+    bool labels_ok = true;
+    char *uid = NULL;
+    struct api_client *cl = NULL;
+    rc = dpu_node_check(x, want, &labels_ok, &uid, &cl, &err);
+    json_decref(want);
+    api_client_destroy(cl);
+    /* watched: the Node's changes queue the DPU; polled: DPF's period */
+    int64_t next = uid ? VIEW_POLL_MS : READY_POLL_MS;
+    free(uid);
+    if (rc == -EIO) {
         cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
              err.message);
         return REQUEUE_MS;
     }
-    json_t *want = dpu_node_labels(x);
-    bool labels_ok = true;
-    rc = dpu_node_check(x, cl, want, &labels_ok, &err);
-    json_decref(want);
-    api_client_destroy(cl);
     if (rc < 0) {
         cond(x, "Ready", "False", "DPUNodeGetError", "node %s: %s", x->name,
              err.message);
@@ -1537,7 +1687,7 @@ do_ready(struct dctx *x)
     } else {
         cond(x, "Ready", "True", "DPUNodeReady", "DPU node is ready");
     }
-    return READY_POLL_MS;
+    return next;
 }
 
 static int64_t
@@ -1838,6 +1988,33 @@ index_node(void *arg, const json_t *obj)
 }
 
 static json_t *
+index_name(void *arg, const json_t *obj)
+{
+    (void) arg;
+    const char *v = str_at(json_object_get(obj, "metadata"), "name", NULL);
+    return v ? json_pack("[s]", v) : NULL;
+}
+
+static json_t *dpus_by(struct controller *c, const char *index,
+                       const char *value);
+
+/* Loop thread: a DPU cluster's Node changed: queue the DPUs of that name
+ * (a DPU's Node is named after it). */
+static void
+on_dpu_node(void *arg, const char *node)
+{
+    struct dpu_ctrl *d = arg;
+    json_t *keys = dpus_by(d->ctl, "name", node);
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        workqueue_add(controller_queue(d->ctl), json_string_value(k));
+    }
+    json_decref(keys);
+}
+
+static json_t *
 index_bfb(void *arg, const json_t *obj)
 {
     (void) arg;
@@ -1935,6 +2112,7 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     pthread_mutex_init(&d->mu, NULL);
     d->due = json_object();
     d->seen = json_object();
+    d->slot_waiters = json_array();
     d->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
     d->ops.name = "dpu";
     d->ops.primary_kind = "DPU";
@@ -1943,11 +2121,14 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     d->ops.n_secondary = 4;
     d->ops.reconcile = reconcile_dpu;
     d->ops.workers = 4;
-    controller_manager_add(m, &d->ops, d);
+    d->ctl = controller_manager_add(m, &d->ops, d);
     struct informer *inf =
         controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);
     informer_add_index(inf, "nodeName", index_node, NULL);
     informer_add_index(inf, "bfb", index_bfb, NULL);
+    informer_add_index(inf, "name", index_name, NULL);
+    d->views = dcviews_create(kube_rest_loop(controller_manager_rest(m)),
+                              on_dpu_node, d);
     return d;
 }
 
@@ -1957,6 +2138,7 @@ dpu_ctrl_stop(struct dpu_ctrl *d)
     if (!d) {
         return;
     }
+    dcviews_stop(d->views);
     for (;;) {
         pthread_mutex_lock(&d->mu);
         char *key = d->n_tasks ? xstrdup(d->tasks[0]->key) : NULL;
@@ -1977,8 +2159,10 @@ dpu_ctrl_destroy(struct dpu_ctrl *d)
     }
     dpu_ctrl_stop(d);
     kube_recorder_destroy(d->rec);
+    dcviews_destroy(d->views);
     json_decref(d->due);
     json_decref(d->seen);
+    json_decref(d->slot_waiters);
     free(d->tasks);
     free(d->bfb_dir);
     pthread_mutex_destroy(&d->mu);

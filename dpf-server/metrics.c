@@ -229,6 +229,10 @@ metrics_classify(const char *method, const char *path, const char *watch,
 {
     struct seg segs[MAX_SEGS];
     size_t n = path_split(path ? path : "", segs);
+    bool deep = n > MAX_SEGS; /* only the first MAX_SEGS were split */
+    if (deep) {
+        n = MAX_SEGS;
+    }
     const char *verb = method_verb(method ? method : "", content_type);
     bool write = strcmp(verb, "GET") != 0 && strcmp(verb, "other") != 0;
 
@@ -238,10 +242,13 @@ metrics_classify(const char *method, const char *path, const char *watch,
     out->subresource = "";
 
     size_t first; /* where the resource part starts */
-    if (n >= 3 && n <= MAX_SEGS && seg_is(&segs[0], "api")) {
+    if (n >= 3 && seg_is(&segs[0], "api")) {
         first = 2;
-    } else if (n >= 4 && n <= MAX_SEGS && seg_is(&segs[0], "apis")) {
+    } else if (n >= 4 && seg_is(&segs[0], "apis")) {
         first = 3;
+    } else if (deep) {
+        labels_unknown(out); /* deeper than anything served */
+        return;
     } else {
         out->subresource = nonresource_label(path ? path : "");
         return;
@@ -285,7 +292,7 @@ metrics_classify(const char *method, const char *path, const char *watch,
         out->subresource = "other";
         for (size_t i = 0; i < ARRAY_SIZE(subresources); i++) {
             if (seg_is(&rest[2], subresources[i]) &&
-                (len == 3 || !strcmp(subresources[i], "proxy"))) {
+                ((len == 3 && !deep) || !strcmp(subresources[i], "proxy"))) {
                 out->subresource = subresources[i];
             }
         }
@@ -472,6 +479,20 @@ labels_of_request(struct http_request *req, struct metrics_labels *l)
                      http_request_header(req, "Content-Type"), l);
 }
 
+static int
+status_clean(int status)
+{
+    /* Never 0: that marks a free code slot. */
+    return status < 100 || status > 999 ? 999 : status;
+}
+
+void
+metrics_count(struct metrics *m, const struct metrics_labels *l, int status,
+              int64_t elapsed_ns)
+{
+    series_count(series_find(m, l), status_clean(status), elapsed_ns);
+}
+
 void *
 metrics_observe(void *arg, struct http_request *req, int status,
                 int64_t elapsed_ns, bool long_running)
@@ -479,14 +500,12 @@ metrics_observe(void *arg, struct http_request *req, int status,
     struct metrics *m = arg;
     struct metrics_labels l;
     labels_of_request(req, &l);
-    struct series *s = series_find(m, &l);
-    if (status < 100 || status > 999) {
-        status = 999; /* never 0: that marks a free code slot */
-    }
     if (!long_running) {
-        series_count(s, status, elapsed_ns);
+        metrics_count(m, &l, status, elapsed_ns);
         return NULL;
     }
+    struct series *s = series_find(m, &l);
+    status = status_clean(status);
     atomic_fetch_add_explicit(&s->longrunning, 1, memory_order_relaxed);
     struct lr_token *t = xmalloc(sizeof(*t));
     t->s = s;

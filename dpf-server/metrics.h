@@ -82,6 +82,11 @@ void *metrics_observe(void *m, struct http_request *req, int status,
                       int64_t elapsed_ns, bool long_running);
 void metrics_observe_end(void *m, void *token, int64_t elapsed_ns);
 
+/* What metrics_observe does for an answered request that is not
+ * long-running, by its labels (strings that outlive m): for tests. */
+void metrics_count(struct metrics *m, const struct metrics_labels *l,
+                   int status, int64_t elapsed_ns);
+
 /* Count a request in or out of apiserver_current_inflight_requests
  * (mutating = not a get, list or watch). */
 void metrics_inflight_add(struct metrics *m, bool mutating, int delta);

@@ -155,7 +155,6 @@ test_nonresource_and_unknown_paths(void **state)
         "GET", "/apis/apps/v1/namespaces/d/deployments/a/b/c/d/e/f/g/h/i/j",
         NULL, NULL, NULL, &l);
     assert_string_equal(l.resource, "deployments");
-    assert_string_equal(l.resource, "pods");
     assert_string_equal(l.subresource, "other");
     /* NULL inputs are fine */
     metrics_classify(NULL, NULL, NULL, NULL, NULL, &l);

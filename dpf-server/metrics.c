@@ -39,7 +39,7 @@ static const int64_t bucket_ns[NBUCKETS] = {
  * histogram and, for watches and connects, how many run now. */
 struct series {
     uint64_t hash;
-    struct metrics_labels l;                     /* static strings */
+    struct metrics_labels l;                    /* static strings */
     atomic_uint_least64_t bucket[NBUCKETS + 1]; /* last: above 60 s */
     atomic_uint_least64_t sum_ns;
     atomic_int_least64_t longrunning;
@@ -67,10 +67,20 @@ struct metrics {
 /* labels                                                              */
 
 static const char *const subresources[] = {
-    "status",      "scale",   "log",     "exec",
-    "attach",      "portforward", "proxy",   "eviction",
-    "binding",     "token",   "approval", "finalize",
-    "ephemeralcontainers", "resize",
+    "status",
+    "scale",
+    "log",
+    "exec",
+    "attach",
+    "portforward",
+    "proxy",
+    "eviction",
+    "binding",
+    "token",
+    "approval",
+    "finalize",
+    "ephemeralcontainers",
+    "resize",
 };
 
 /* A path segment: not NUL-terminated. */
@@ -159,8 +169,14 @@ nonresource_label(const char *path)
         }
     }
     static const char *const exact[] = {
-        "/version", "/metrics", "/api", "/apis", "/openapi/v2", "/openapi/v3",
-        "/.well-known/openid-configuration", "/openid/v1/jwks",
+        "/version",
+        "/metrics",
+        "/api",
+        "/apis",
+        "/openapi/v2",
+        "/openapi/v3",
+        "/.well-known/openid-configuration",
+        "/openid/v1/jwks",
     };
     for (size_t i = 0; i < ARRAY_SIZE(exact); i++) {
         if (path_is_or_under(path, exact[i])) {
@@ -421,9 +437,13 @@ metrics_create(void)
 {
     struct metrics *m = xcalloc(1, sizeof(*m));
     pthread_mutex_init(&m->mu, NULL);
-    m->overflow.l = (struct metrics_labels){
-        .verb = "other", .dry_run = "", .group = "", .version = "",
-        .resource = "", .subresource = "other", .scope = ""};
+    m->overflow.l = (struct metrics_labels){.verb = "other",
+                                            .dry_run = "",
+                                            .group = "",
+                                            .version = "",
+                                            .resource = "",
+                                            .subresource = "other",
+                                            .scope = ""};
     /* The process's start: boot time plus its start in clock ticks. */
     FILE *f = fopen("/proc/stat", "r");
     long long btime = 0;
@@ -581,8 +601,7 @@ put_labels(struct dbuf *b, const struct series *s, const char *code,
 }
 
 static void
-put_family(struct dbuf *b, const char *name, const char *type,
-           const char *help)
+put_family(struct dbuf *b, const char *name, const char *type, const char *help)
 {
     dbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -608,8 +627,7 @@ render_counts(struct dbuf *b, struct series *s)
     char code[16];
     for (size_t i = 0; i < METRICS_CODES; i++) {
         int c = atomic_load_explicit(&s->code[i], memory_order_acquire);
-        uint64_t n =
-            atomic_load_explicit(&s->code_n[i], memory_order_relaxed);
+        uint64_t n = atomic_load_explicit(&s->code_n[i], memory_order_relaxed);
         if (c == 0 || n == 0) {
             continue;
         }
@@ -693,8 +711,8 @@ render_process(struct metrics *m, struct dbuf *b)
         }
         long hz = sysconf(_SC_CLK_TCK);
         long page = sysconf(_SC_PAGESIZE);
-        cpu = (double) (v[11] + v[12]) / (hz > 0 ? hz : 100); /* 14, 15 */
-        vsize = (double) v[20];                                /* 23 */
+        cpu = (double) (v[11] + v[12]) / (hz > 0 ? hz : 100);     /* 14, 15 */
+        vsize = (double) v[20];                                   /* 23 */
         rss = (double) v[21] * (double) (page > 0 ? page : 4096); /* 24 */
     }
     if (f) {
@@ -717,8 +735,7 @@ render_process(struct metrics *m, struct dbuf *b)
     dbuf_printf(b, "process_cpu_seconds_total %.2f\n", cpu);
     put_family(b, "process_max_fds", "gauge",
                "Maximum number of open file descriptors.");
-    dbuf_printf(b, "process_max_fds %llu\n",
-                (unsigned long long) rl.rlim_cur);
+    dbuf_printf(b, "process_max_fds %llu\n", (unsigned long long) rl.rlim_cur);
     put_family(b, "process_open_fds", "gauge",
                "Number of open file descriptors.");
     dbuf_printf(b, "process_open_fds %ld\n", fds);
@@ -740,7 +757,8 @@ metrics_render(struct metrics *m, struct dbuf *b, metrics_storage_fn storage,
     put_family(b, "apiserver_current_inflight_requests", "gauge",
                "[STABLE] Maximal number of currently used inflight request "
                "limit of this apiserver per request kind in last second.");
-    int64_t ro = atomic_load(&m->inflight[0]), mu = atomic_load(&m->inflight[1]);
+    int64_t ro = atomic_load(&m->inflight[0]),
+            mu = atomic_load(&m->inflight[1]);
     dbuf_printf(b,
                 "apiserver_current_inflight_requests{request_kind="
                 "\"mutating\"} %lld\n"

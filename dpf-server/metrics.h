@@ -67,9 +67,9 @@ struct metrics_labels {
 /* Label a request as kube-apiserver does: method and path (decoded,
  * without query), the watch and dryRun query parameters and the
  * Content-Type header (each may be NULL). */
-void metrics_classify(const char *method, const char *path,
-                      const char *watch, const char *dry_run,
-                      const char *content_type, struct metrics_labels *out);
+void metrics_classify(const char *method, const char *path, const char *watch,
+                      const char *dry_run, const char *content_type,
+                      struct metrics_labels *out);
 
 struct metrics *metrics_create(void);
 /* After the HTTP server stopped (its observers may still run until

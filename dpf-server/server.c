@@ -910,8 +910,7 @@ server_observe(void *arg, struct http_request *req, int status,
                int64_t elapsed_ns, bool long_running)
 {
     struct server *srv = arg;
-    return metrics_observe(srv->metrics, req, status, elapsed_ns,
-                           long_running);
+    return metrics_observe(srv->metrics, req, status, elapsed_ns, long_running);
 }
 
 static void

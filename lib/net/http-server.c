@@ -201,8 +201,6 @@ struct http_server {
     struct MHD_Daemon *daemon;     /* MHD daemon */
     http_handler_fn handler;       /* user handler */
     http_gate_fn gate;             /* header-time gate or NULL */
-    http_observe_fn observe;       /* answer observer or NULL */
-    http_observe_end_fn observe_end; /* end of long answers or NULL */
     void *arg;                     /* their argument */
     size_t max_body;               /* body limit */
     unsigned max_conn;             /* untrusted evicted past this */
@@ -233,6 +231,10 @@ struct http_server {
     pthread_cond_t up_cond;        /* signalled when an upgrade closes */
     unsigned n_upgrades;           /* handed over, not closed */
     int up_fds[HTTP_MAX_UPGRADES]; /* their sockets (-1 free) */
+
+    /* Answer observers (both NULL = none). */
+    http_observe_fn observe;
+    http_observe_end_fn observe_end;
 };
 
 /* ---------------------------------------------------------------- */

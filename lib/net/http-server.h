@@ -71,8 +71,7 @@ typedef bool (*http_gate_fn)(void *arg, struct http_request *req);
 typedef void *(*http_observe_fn)(void *arg, struct http_request *req,
                                  int status, int64_t elapsed_ns,
                                  bool long_running);
-typedef void (*http_observe_end_fn)(void *arg, void *token,
-                                    int64_t elapsed_ns);
+typedef void (*http_observe_end_fn)(void *arg, void *token, int64_t elapsed_ns);
 
 /* Defaults for the zero values in struct http_server_config. */
 #define HTTP_DEFAULT_MAX_CONN 4096

@@ -26,11 +26,11 @@ classify(const char *method, const char *path, const char *watch,
                      l.version, l.resource, l.subresource, l.scope);
 }
 
-#define CHECK(want, method, path, watch, dry, ctype)                  \
-    do {                                                              \
-        char *got_ = classify(method, path, watch, dry, ctype);       \
-        assert_string_equal(got_, want);                              \
-        free(got_);                                                   \
+#define CHECK(want, method, path, watch, dry, ctype)            \
+    do {                                                        \
+        char *got_ = classify(method, path, watch, dry, ctype); \
+        assert_string_equal(got_, want);                        \
+        free(got_);                                             \
     } while (0)
 
 static void
@@ -49,39 +49,39 @@ test_resource_verbs_and_scopes(void **state)
     CHECK("WATCH|||v1|configmaps||namespace", "GET",
           "/api/v1/watch/namespaces/default/configmaps", NULL, NULL, NULL);
     CHECK("POST|||v1|configmaps||namespace", "POST", cm, NULL, NULL, NULL);
-    CHECK("POST|All||v1|configmaps||namespace", "POST", cm, NULL, "All",
-          NULL);
-    CHECK("PUT|||v1|configmaps||resource", "PUT", "/api/v1/namespaces/d/"
-          "configmaps/a", NULL, NULL, NULL);
+    CHECK("POST|All||v1|configmaps||namespace", "POST", cm, NULL, "All", NULL);
+    CHECK("PUT|||v1|configmaps||resource", "PUT",
+          "/api/v1/namespaces/d/"
+          "configmaps/a",
+          NULL, NULL, NULL);
     CHECK("PATCH|||v1|configmaps||resource", "PATCH",
           "/api/v1/namespaces/d/configmaps/a", NULL, NULL,
           "application/merge-patch+json");
     CHECK("APPLY|||v1|configmaps||resource", "PATCH",
           "/api/v1/namespaces/d/configmaps/a", NULL, NULL,
           "application/apply-patch+yaml");
-    CHECK("DELETE|||v1|configmaps||namespace", "DELETE", cm, NULL, NULL,
-          NULL);
-    CHECK("other|||v1|configmaps||namespace", "OPTIONS", cm, NULL, NULL,
-          NULL);
+    CHECK("DELETE|||v1|configmaps||namespace", "DELETE", cm, NULL, NULL, NULL);
+    CHECK("other|||v1|configmaps||namespace", "OPTIONS", cm, NULL, NULL, NULL);
     /* a GET is never dry-run */
     CHECK("GET|||v1|configmaps||resource", "GET",
           "/api/v1/namespaces/default/configmaps/a", NULL, "All", NULL);
     /* namespaces: the resource itself and its subresources */
-    CHECK("GET|||v1|namespaces||resource", "GET", "/api/v1/namespaces/x",
-          NULL, NULL, NULL);
+    CHECK("GET|||v1|namespaces||resource", "GET", "/api/v1/namespaces/x", NULL,
+          NULL, NULL);
     CHECK("PUT|||v1|namespaces|finalize|resource", "PUT",
           "/api/v1/namespaces/x/finalize", NULL, NULL, NULL);
     CHECK("GET|||v1|namespaces|status|resource", "GET",
           "/api/v1/namespaces/x/status", NULL, NULL, NULL);
-    CHECK("LIST|||v1|namespaces||cluster", "GET", "/api/v1/namespaces",
-          NULL, NULL, NULL);
+    CHECK("LIST|||v1|namespaces||cluster", "GET", "/api/v1/namespaces", NULL,
+          NULL, NULL);
     /* groups and subresources */
     CHECK("PUT||provisioning.dpu.nvidia.com|v1alpha1|dpus|status|resource",
-          "PUT", "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/d/"
-          "dpus/a/status", NULL, NULL, NULL);
+          "PUT",
+          "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/d/"
+          "dpus/a/status",
+          NULL, NULL, NULL);
     CHECK("GET||apps|v1|deployments|scale|resource", "GET",
-          "/apis/apps/v1/namespaces/d/deployments/a/scale", NULL, NULL,
-          NULL);
+          "/apis/apps/v1/namespaces/d/deployments/a/scale", NULL, NULL, NULL);
     CHECK("GET|||v1|pods|log|resource", "GET",
           "/api/v1/namespaces/d/pods/p/log", NULL, NULL, NULL);
     CHECK("CONNECT|||v1|pods|exec|resource", "POST",
@@ -91,8 +91,8 @@ test_resource_verbs_and_scopes(void **state)
     CHECK("CONNECT|||v1|pods|proxy|resource", "GET",
           "/api/v1/namespaces/d/pods/p/proxy/a/b/c/d/e/f/g", NULL, NULL, NULL);
     CHECK("LIST||coordination.k8s.io|v1|leases||namespace", "GET",
-          "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/",
-          NULL, NULL, NULL);
+          "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/", NULL,
+          NULL, NULL);
 }
 
 static void
@@ -147,8 +147,8 @@ test_nonresource_and_unknown_paths(void **state)
                      NULL, NULL, &l);
     assert_string_equal(l.resource, "pods");
     assert_string_equal(l.subresource, "other");
-    metrics_classify("GET", "/api/v1/namespaces/d/pods/p/log/a/b/c/d/e/f",
-                     NULL, NULL, NULL, &l);
+    metrics_classify("GET", "/api/v1/namespaces/d/pods/p/log/a/b/c/d/e/f", NULL,
+                     NULL, NULL, &l);
     assert_string_equal(l.resource, "pods");
     assert_string_equal(l.subresource, "other");
     metrics_classify(
@@ -187,8 +187,8 @@ test_exposition(void **state)
     struct metrics_labels l;
     metrics_classify("GET", "/api/v1/namespaces/d/configmaps/a", NULL, NULL,
                      NULL, &l);
-    metrics_count(m, &l, 200, 3000000);   /* 3 ms */
-    metrics_count(m, &l, 200, 700000000); /* 0.7 s */
+    metrics_count(m, &l, 200, 3000000);       /* 3 ms */
+    metrics_count(m, &l, 200, 700000000);     /* 0.7 s */
     metrics_count(m, &l, 404, 90000000000LL); /* 90 s: above every bucket */
     metrics_inflight_add(m, true, 1);
     char *t = render(m);
@@ -250,9 +250,13 @@ test_bound_and_escaping(void **state)
     char **names = calloc(n, sizeof(*names));
     for (size_t i = 0; i < n; i++) {
         names[i] = xasprintf("res%zu", i);
-        struct metrics_labels l = {
-            .verb = "GET", .dry_run = "", .group = "g\"\\\n", .version = "v1",
-            .resource = names[i], .subresource = "", .scope = "cluster"};
+        struct metrics_labels l = {.verb = "GET",
+                                   .dry_run = "",
+                                   .group = "g\"\\\n",
+                                   .version = "v1",
+                                   .resource = names[i],
+                                   .subresource = "",
+                                   .scope = "cluster"};
         metrics_count(m, &l, 200, 1000);
     }
     char *t = render(m);

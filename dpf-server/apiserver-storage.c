@@ -56,6 +56,44 @@ as_qualified_resource(const struct schema_kind *k, char *buf, size_t size)
     }
 }
 
+void
+apiserver_storage_objects(void *apiserver,
+                          void (*emit)(void *emit_arg, const char *resource,
+                                       int64_t n),
+                          void *emit_arg)
+{
+    struct apiserver *as = apiserver;
+    size_t n = 0;
+    const struct schema_kind *const *kinds = schema_kinds(&n);
+    char **seen = xcalloc(n ? n : 1, sizeof(*seen));
+    size_t n_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct schema_kind *k = kinds[i];
+        if (k->stored_as) {
+            continue; /* counted under the kind that stores them */
+        }
+        /* Every object of the resource, whatever its scope. */
+        char *prefix = xasprintf("/%s/%s/", as_group_key(k), k->plural);
+        bool dup = false;
+        for (size_t j = 0; j < n_seen && !dup; j++) {
+            dup = strcmp(seen[j], prefix) == 0;
+        }
+        if (dup) {
+            free(prefix);
+            continue;
+        }
+        seen[n_seen++] = prefix;
+        char name[320];
+        as_qualified_resource(k, name, sizeof name);
+        int64_t count = store_count(as->store, prefix);
+        emit(emit_arg, name, count > 0 ? count : 0);
+    }
+    for (size_t j = 0; j < n_seen; j++) {
+        free(seen[j]);
+    }
+    free(seen);
+}
+
 /* ------------------------------------------------------------------ */
 /* stored text */
 

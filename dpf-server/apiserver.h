@@ -122,6 +122,16 @@ int apiserver_update_object(struct apiserver *as, const struct schema_kind *k,
                             int (*edit)(void *arg, json_t *obj), void *arg,
                             struct dpf_error *err);
 
+/* The objects kept per resource, for /metrics' apiserver_storage_objects
+ * (a metrics_storage_fn, metrics.h; arg is the apiserver): calls
+ * emit(emit_arg, resource, n) once per resource, resource being "plural"
+ * for the core group and "plural.group" otherwise (a resource served in
+ * several versions, or in two groups over one storage, once). */
+void apiserver_storage_objects(void *apiserver,
+                               void (*emit)(void *emit_arg,
+                                            const char *resource, int64_t n),
+                               void *emit_arg);
+
 /* Run one garbage-collection pass now: delete dependents whose owners
  * are gone, finish namespace deletion. Returns the number of objects
  * deleted. The GC thread calls this when woken by store events. */

@@ -1052,6 +1052,11 @@ static const char rbac_bootstrap_json[] =
     "\"system:public-info-viewer\"},\"rules\":[{\"nonResourceURLs\":["
     "\"/healthz\",\"/livez\",\"/readyz\",\"/version\",\"/version/\"],"
     "\"verbs\":[\"get\"]}]},"
+    /* what a metrics scraper needs, as kube-apiserver's role */
+    "{\"kind\":\"ClusterRole\",\"metadata\":{\"name\":\"system:monitoring\"},"
+    "\"rules\":[{\"nonResourceURLs\":[\"/healthz\",\"/healthz/*\",\"/livez\","
+    "\"/livez/*\",\"/metrics\",\"/metrics/slis\",\"/readyz\",\"/readyz/*\"],"
+    "\"verbs\":[\"get\"]}]},"
     /* node bootstrap, as kube-apiserver and kubeadm create it */
     "{\"kind\":\"ClusterRole\",\"metadata\":{\"name\":\"system:node-"
     "bootstrapper\"},"
@@ -1127,7 +1132,13 @@ static const char rbac_bootstrap_json[] =
     "\"system:public-info-viewer\"},\"subjects\":[{\"apiGroup\":"
     "\"rbac.authorization.k8s.io\",\"kind\":\"Group\",\"name\":"
     "\"system:authenticated\"},{\"apiGroup\":\"rbac.authorization.k8s.io\","
-    "\"kind\":\"Group\",\"name\":\"system:unauthenticated\"}]}"
+    "\"kind\":\"Group\",\"name\":\"system:unauthenticated\"}]},"
+    "{\"kind\":\"ClusterRoleBinding\",\"metadata\":{\"name\":"
+    "\"system:monitoring\"},\"roleRef\":{\"apiGroup\":"
+    "\"rbac.authorization.k8s.io\",\"kind\":\"ClusterRole\",\"name\":"
+    "\"system:monitoring\"},\"subjects\":[{\"apiGroup\":"
+    "\"rbac.authorization.k8s.io\",\"kind\":\"Group\",\"name\":"
+    "\"system:monitoring\"}]}"
     "]";
 
 json_t *

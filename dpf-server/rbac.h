@@ -24,8 +24,9 @@
  * The default policy (rbac_bootstrap_objects): cluster-admin, admin, edit,
  * view (aggregated through the rbac.authorization.k8s.io/aggregate-to-*
  * labels), the roles they aggregate, system:basic-user, system:discovery,
- * system:public-info-viewer, and their bindings (cluster-admin to the
- * group system:masters).
+ * system:public-info-viewer, system:monitoring (/metrics and the health
+ * paths, bound to the group system:monitoring), and their bindings
+ * (cluster-admin to the group system:masters).
  *
  * Threads: everything is thread-safe (one read-write lock; decisions take
  * it shared). rbac_store_event runs under the store's write lock and only

@@ -24,6 +24,7 @@
 #include "controllers/controllers.h"
 #include "dpf-server/apiserver.h"
 #include "dpf-server/auth.h"
+#include "dpf-server/metrics.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
 #include "lib/net/pki.h"
@@ -63,6 +64,7 @@ struct server {
     char *pki_dir;                    /* <data-dir>/pki */
     struct ctrl_runner *controllers;  /* in-process controllers (owned) */
     struct auth *auth;                /* authn + authz (NULL: insecure) */
+    struct metrics *metrics;          /* /metrics (owned) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -250,7 +252,10 @@ usage(FILE *f)
                "system:nodes) write only\n"
                "their own Node, Lease and pods' status. Without a "
                "credential only /healthz,\n"
-               "/readyz, /livez and /version answer.\n");
+               "/readyz, /livez and /version answer.\n"
+               "/metrics (Prometheus text format) needs a user RBAC lets "
+               "get it, e.g. one in\n"
+               "system:masters or system:monitoring.\n");
 }
 
 /* Parse an unsigned number in [min, max]. */
@@ -878,6 +883,43 @@ server_gate(void *arg, struct http_request *req)
     return auth_gate(srv->auth, req, is_open_path(method, path));
 }
 
+/* /metrics (the gate authorized it as a non-resource get). */
+static void
+respond_metrics(struct server *srv, struct http_request *req)
+{
+    const char *method = http_request_method(req);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        http_response_header(req, "Allow", "GET, HEAD");
+        respond_status(req, 405, "MethodNotAllowed",
+                       "/metrics is read with GET");
+        return;
+    }
+    struct apiserver *api = atomic_load(&srv->api);
+    struct dbuf b;
+    dbuf_init(&b);
+    metrics_render(srv->metrics, &b, api ? apiserver_storage_objects : NULL,
+                   api);
+    size_t len;
+    char *body = dbuf_steal(&b, &len);
+    http_respond_take(req, 200, METRICS_CONTENT_TYPE, body, len);
+}
+
+/* Observers of every answer (http-server.h), for /metrics. */
+static void *
+server_observe(void *arg, struct http_request *req, int status,
+               int64_t elapsed_ns, bool long_running)
+{
+    struct server *srv = arg;
+    return metrics_observe(srv->metrics, req, status, elapsed_ns, long_running);
+}
+
+static void
+server_observe_end(void *arg, void *token, int64_t elapsed_ns)
+{
+    struct server *srv = arg;
+    metrics_observe_end(srv->metrics, token, elapsed_ns);
+}
+
 /* Runs only for requests the gate let through. */
 static void
 server_handle(void *arg, struct http_request *req)
@@ -890,6 +932,10 @@ server_handle(void *arg, struct http_request *req)
     if (open && respond_health(srv, req)) {
         return;
     }
+    if (!strcmp(path, "/metrics")) {
+        respond_metrics(srv, req);
+        return;
+    }
     struct apiserver *api = atomic_load(&srv->api);
     if (!api) {
         respond_status(req, 503, "ServiceUnavailable",
@@ -897,7 +943,12 @@ server_handle(void *arg, struct http_request *req)
                        "yet");
         return;
     }
+    /* In flight while the API server works on it (a watch only until
+     * its stream starts), as kube-apiserver's max-in-flight filter. */
+    bool mutating = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+    metrics_inflight_add(srv->metrics, mutating, 1);
     apiserver_handle(api, req);
+    metrics_inflight_add(srv->metrics, mutating, -1);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1397,7 +1448,10 @@ server_run(const struct server_options *o)
         .header_timeout_s = o->header_timeout,
         .idle_timeout_s = o->idle_timeout,
         .gate = server_gate,
+        .observe = server_observe,
+        .observe_end = server_observe_end,
     };
+    srv.metrics = metrics_create();
     srv.http = http_server_create(&hc, server_handle, &srv, &err);
     free(crt);
     free(key);
@@ -1487,6 +1541,7 @@ out:
      * server that served them, then what it borrowed. */
     ctrl_runner_stop(srv.controllers);
     http_server_destroy(srv.http);
+    metrics_destroy(srv.metrics); /* its observers ran until here */
     auth_stop(srv.auth);
     apiserver_destroy(atomic_load(&srv.api));
     auth_destroy(srv.auth);

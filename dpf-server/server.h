@@ -18,7 +18,9 @@
  * else 401, and what the user asks must be authorized (system:masters,
  * the Node authorizer, RBAC), else 403, both as Kubernetes Status
  * objects. The gate runs when a request's headers are in, before its
- * body is read.
+ * body is read. /metrics (metrics.h) is served here too, to whoever RBAC
+ * lets get that path; every answer is counted for it through the HTTP
+ * server's observer.
  * With --insecure-dev the server speaks plain HTTP without authentication
  * (for development only; off by default) on 127.0.0.1 unless
  * --bind-address says otherwise.

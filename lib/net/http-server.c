@@ -179,6 +179,9 @@ struct http_request {
     size_t n_hdrs;                /* count */
     struct http_stream *stream;   /* streaming response, if any */
     struct http_upgrade *upgrade; /* 101 answer, if any */
+    int64_t t0_ns;                /* headers in (mono ns) */
+    bool observed;                /* the observer was told */
+    void *obs_token;              /* its token for a stream's end */
 };
 
 struct http_upgrade {
@@ -190,6 +193,8 @@ struct http_upgrade {
     char *extra;                           /* early bytes (owned) */
     size_t extra_len;                      /* their count */
     struct MHD_UpgradeResponseHandle *urh; /* MHD's handle */
+    void *obs_token;                       /* the observer's, or NULL */
+    int64_t t0_ns;                         /* the request's start */
 };
 
 struct http_server {
@@ -226,6 +231,10 @@ struct http_server {
     pthread_cond_t up_cond;        /* signalled when an upgrade closes */
     unsigned n_upgrades;           /* handed over, not closed */
     int up_fds[HTTP_MAX_UPGRADES]; /* their sockets (-1 free) */
+
+    /* Answer observers (both NULL = none). */
+    http_observe_fn observe;
+    http_observe_end_fn observe_end;
 };
 
 /* ---------------------------------------------------------------- */
@@ -1085,6 +1094,35 @@ respond_status(struct http_request *req, int code, const char *reason,
     http_respond_take(req, code, "application/json", body, strlen(body));
 }
 
+/* Tell the observer about the answer, once. */
+static void
+request_observe(struct http_request *req)
+{
+    struct http_server *srv = req->srv;
+    if (req->observed || !srv->observe) {
+        return;
+    }
+    req->observed = true;
+    bool long_running = req->stream || req->upgrade;
+    void *tok = srv->observe(srv->arg, req, req->status,
+                             time_mono_ns() - req->t0_ns, long_running);
+    if (req->stream) {
+        req->obs_token = tok;
+    } else if (req->upgrade) {
+        req->upgrade->obs_token = tok;
+        req->upgrade->t0_ns = req->t0_ns;
+    }
+}
+
+/* A long answer ended: hand the observer its token back. */
+static void
+observe_end(struct http_server *srv, void *tok, int64_t t0_ns)
+{
+    if (tok && srv->observe_end) {
+        srv->observe_end(srv->arg, tok, time_mono_ns() - t0_ns);
+    }
+}
+
 /* Write all of buf to the client, TLS or plain. The socket is
  * non-blocking; a short answer fits its empty send buffer, but wait a
  * little if it does not. Runs in the connection's worker thread while MHD
@@ -1154,6 +1192,7 @@ respond_direct(struct http_request *req, int code, const char *phrase,
     req->direct_at_ms = time_mono_ms();
     req->responded = true;
     req->status = code;
+    request_observe(req);
 }
 
 /* --- upgrades ----------------------------------------------------- */
@@ -1275,6 +1314,7 @@ http_upgrade_close(struct http_upgrade *up)
     srv->n_upgrades--;
     pthread_cond_broadcast(&srv->up_cond);
     pthread_mutex_unlock(&srv->up_mu);
+    observe_end(srv, up->obs_token, up->t0_ns);
     free(up->extra);
     free(up);
 }
@@ -1325,6 +1365,7 @@ request_queue(struct http_request *req)
     struct MHD_Response *resp;
     struct http_stream *st = req->stream;
 
+    request_observe(req);
     if (st) {
         resp = MHD_create_response_from_callback(
             MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, st, stream_response_free);
@@ -1562,6 +1603,7 @@ request_begin(struct http_server *srv, struct MHD_Connection *conn,
               const char *url, const char *method, void **con_cls)
 {
     struct http_request *req = xcalloc(1, sizeof(*req));
+    req->t0_ns = time_mono_ns();
     req->srv = srv;
     req->conn = conn;
     req->method = method;
@@ -1746,6 +1788,7 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (req->stream) {
         stream_finish(req->stream);
+        observe_end(srv, req->obs_token, req->t0_ns);
     }
     if (req->upgrade && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
         !atomic_exchange(&req->upgrade->handed, true)) {
@@ -1753,6 +1796,7 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
          * upgrade ends here. */
         struct http_upgrade *up = req->upgrade;
         up->fn(up->arg, NULL);
+        observe_end(srv, up->obs_token, up->t0_ns);
         free(up);
     }
     req->upgrade = NULL;
@@ -1964,6 +2008,8 @@ http_server_create(const struct http_server_config *cfg,
     atomic_init(&srv->stopping, false);
     srv->handler = handler;
     srv->gate = cfg->gate;
+    srv->observe = cfg->observe;
+    srv->observe_end = cfg->observe_end;
     srv->arg = arg;
     srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
     srv->max_conn =

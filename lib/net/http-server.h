@@ -56,6 +56,22 @@ typedef void (*http_handler_fn)(void *arg, struct http_request *req);
  * connection is closed after it instead of reading that body. Body and
  * streams are not available to the gate. */
 typedef bool (*http_gate_fn)(void *arg, struct http_request *req);
+/* Observers (metrics): http_observe_fn runs once per request when its
+ * answer is settled (just before it is queued, or as the server writes
+ * it itself), also for the gate's answers and the server's own refusals
+ * (400, 408, 413, 503), in the thread that answers, with the request's
+ * accessors valid. status is the answer's code and elapsed_ns the time
+ * since the request's headers were in. For a long-running answer (a
+ * stream or a 101 upgrade) long_running is true and what the observer
+ * returns is handed to http_observe_end_fn once that answer ends (the
+ * stream finished or the client went, the upgraded connection closed),
+ * in any server thread, with the time since the headers again; for
+ * other answers the return value is ignored. Both must be quick and
+ * must not call back into the server. */
+typedef void *(*http_observe_fn)(void *arg, struct http_request *req,
+                                 int status, int64_t elapsed_ns,
+                                 bool long_running);
+typedef void (*http_observe_end_fn)(void *arg, void *token, int64_t elapsed_ns);
 
 /* Defaults for the zero values in struct http_server_config. */
 #define HTTP_DEFAULT_MAX_CONN 4096
@@ -82,6 +98,8 @@ struct http_server_config {
     unsigned idle_timeout_s;    /* silence within a request or between a
                                    trusted client's requests; 0 = 90 */
     http_gate_fn gate;          /* NULL = none; gets the handler's arg */
+    http_observe_fn observe;    /* NULL = none; gets the handler's arg */
+    http_observe_end_fn observe_end; /* with observe: long answers' end */
 };
 
 /* Counters for tests and logs (a snapshot). */

@@ -266,7 +266,8 @@ reader_main(void *arg)
             }
             start += len + 1;
             if (out.len && !write_all(out.data, out.len) && !lost) {
-                log_warn("stdout is closed: replies are lost", "lineno=%lu", lineno);
+                log_warn("stdout is closed: replies are lost", "lineno=%lu",
+                         lineno);
                 lost = true;
             }
             out.len = 0;
@@ -303,8 +304,9 @@ raise_nofile(void)
         rlim_t was = rl.rlim_cur;
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-            log_warn("cannot raise the open-file limit", "soft=%llu error=\"%s\"",
-                     (unsigned long long) was, strerror(errno));
+            log_warn("cannot raise the open-file limit",
+                     "soft=%llu error=\"%s\"", (unsigned long long) was,
+                     strerror(errno));
             return;
         }
         log_info("raised the open-file limit", "from=%llu to=%llu",
@@ -378,6 +380,26 @@ dm_stop(void *arg)
     m->s = NULL;
 }
 
+/* --help's epilog: the control lines of --targets (docs/services/dms.md) */
+static const char targets_help[] =
+    "\nWith --targets -, each line on stdin is one JSON object, and gets one\n"
+    "JSON line on stdout, in order:\n"
+    "  {\"op\":\"add\", \"id\":\"ns.dpu\",\n"
+    "   \"bind_address\":\"127.1.0.2:9339\",\n"
+    "   \"ca_pem\":\"PEM\", \"cert_pem\":\"PEM\", \"key_pem\":\"PEM\",\n"
+    "   \"rshim\":\"DIR\", \"image_folder\":\"DIR\"\n"
+    "   [, \"target_pci\":\"4b:00\"] [, \"sysfs\":\"DIR\"]\n"
+    "   [, \"state_dir\":\"DIR\"] [, \"allowed_users\":\"A,B\"]}\n"
+    "      -> {\"id\":\"ns.dpu\",\"ok\":true,\"port\":9339}\n"
+    "  {\"op\":\"remove\", \"id\":\"ns.dpu\"}\n"
+    "      -> {\"id\":\"ns.dpu\",\"ok\":true}\n"
+    "  a failure -> {\"id\":..,\"ok\":false,\"error\":\"line N: ...\"}\n"
+    "Every target serves mutual TLS as -auth cert does. An add of an id\n"
+    "already served replaces it; a remove cancels its calls in flight and\n"
+    "closes its port. EOF on stdin or SIGTERM stops every target and the\n"
+    "exit code is 0. The soft limit on open files is raised to the hard\n"
+    "one (a listening socket per target).";
+
 int
 main(int argc, char **argv)
 {
@@ -409,18 +431,7 @@ main(int argc, char **argv)
                    "bf.cfg files, OS.Activate\ninto the rshim boot device, "
                    "System.Reboot and RebootStatus, File in the image\n"
                    "folder; gNMI reads the DPU's identity, versions and ports.",
-        .epilog =
-            "With --targets -, each line on stdin is one JSON object:\n"
-            "  {\"op\":\"add\",\"id\":\"ns.dpu\",\"bind_address\":\"127.1.0.2:9339\",\n"
-            "   \"ca_pem\":\"...\",\"cert_pem\":\"...\",\"key_pem\":\"...\",\n"
-            "   \"rshim\":\"DIR\",\"image_folder\":\"DIR\"[,\"target_pci\":\"4b:00\"]\n"
-            "   [,\"sysfs\":\"DIR\"][,\"state_dir\":\"DIR\"][,\"allowed_users\":\"A,B\"]}\n"
-            "  {\"op\":\"remove\",\"id\":\"ns.dpu\"}\n"
-            "and gets one line on stdout, in order: {\"id\":..,\"ok\":true[,\"port\":N]}\n"
-            "or {\"id\":..,\"ok\":false,\"error\":\"line N: ...\"}. An add of an id\n"
-            "already served replaces it; a remove cancels its calls and closes\n"
-            "its port. Every target serves mutual TLS as -auth cert would. EOF\n"
-            "on stdin or SIGTERM stops every target; the exit code is then 0.",
+        .epilog = targets_help,
         .flags = flags,
         .arg = &m,
         .start = dm_start,

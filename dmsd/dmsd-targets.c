@@ -55,8 +55,7 @@ dmsd_ctl_parse(struct dmsd_ctl *ctl, const char *line, size_t len, char *why,
     json_error_t jerr;
     ctl->root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!ctl->root) {
-        snprintf(why, size, "not JSON: %s (column %d)", jerr.text,
-                 jerr.column);
+        snprintf(why, size, "not JSON: %s (column %d)", jerr.text, jerr.column);
         return -EINVAL;
     }
     if (!json_is_object(ctl->root)) {
@@ -84,7 +83,8 @@ dmsd_ctl_parse(struct dmsd_ctl *ctl, const char *line, size_t len, char *why,
     }
     const char *key;
     json_t *v;
-    json_object_foreach(ctl->root, key, v) {
+    json_object_foreach(ctl->root, key, v)
+    {
         if (!strcmp(key, "op") || !strcmp(key, "id")) {
             continue;
         }
@@ -95,8 +95,8 @@ dmsd_ctl_parse(struct dmsd_ctl *ctl, const char *line, size_t len, char *why,
             }
         }
         if (i == ARRAY_SIZE(add_fields) || ctl->op != DMSD_CTL_ADD) {
-            snprintf(why, size, "field \"%.64s\": not known for op \"%s\"",
-                     key, ops);
+            snprintf(why, size, "field \"%.64s\": not known for op \"%s\"", key,
+                     ops);
             return -EINVAL;
         }
         /* json_loadb() without JSON_ALLOW_NUL already refused a \u0000
@@ -236,8 +236,8 @@ dmsd_targets_line(struct dmsd_targets *t, const char *line, size_t len,
     struct target *tg = target_find(t, ctl.id);
     if (ctl.op == DMSD_CTL_REMOVE) {
         if (!tg) {
-            char *msg =
-                xasprintf("line %lu: no target \"%s\" to remove", lineno, ctl.id);
+            char *msg = xasprintf("line %lu: no target \"%s\" to remove",
+                                  lineno, ctl.id);
             reply(out, ctl.id, false, 0, msg);
             free(msg);
         } else {

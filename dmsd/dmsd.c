@@ -2734,9 +2734,9 @@ static const char **
 config_strings(struct dmsd_config *c, size_t i)
 {
     const char **f[] = {
-        &c->bind_address, &c->ca,         &c->tls_cert_file, &c->tls_key_file,
-        &c->username,     &c->password,   &c->allowed_users, &c->image_folder,
-        &c->state_dir,    &c->rshim,      &c->target_pci,    &c->sysfs,
+        &c->bind_address, &c->ca,       &c->tls_cert_file, &c->tls_key_file,
+        &c->username,     &c->password, &c->allowed_users, &c->image_folder,
+        &c->state_dir,    &c->rshim,    &c->target_pci,    &c->sysfs,
         &c->name,
     };
     return i < ARRAY_SIZE(f) ? f[i] : NULL;
@@ -2926,8 +2926,7 @@ dmsd_start_in(struct dmsd_pool *pool, const struct dmsd_config *cfg,
             }
         }
     }
-    if (cfg->auth != DMSD_AUTH_NONE &&
-        !pem_check(cfg, ca, crt, key, err)) {
+    if (cfg->auth != DMSD_AUTH_NONE && !pem_check(cfg, ca, crt, key, err)) {
         free(ca);
         free(crt);
         free(key);
@@ -3018,9 +3017,8 @@ dmsd_start_in(struct dmsd_pool *pool, const struct dmsd_config *cfg,
                  "target=%s address=%s port=%d auth=%s rshim=%s", cfg->name,
                  cfg->bind_address, s->port, auth, cfg->rshim);
     } else {
-        log_info("serving gNMI and gNOI",
-                 "address=%s port=%d auth=%s rshim=%s", cfg->bind_address,
-                 s->port, auth, cfg->rshim);
+        log_info("serving gNMI and gNOI", "address=%s port=%d auth=%s rshim=%s",
+                 cfg->bind_address, s->port, auth, cfg->rshim);
     }
     return s;
 fail:

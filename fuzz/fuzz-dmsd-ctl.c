@@ -13,11 +13,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* not assert(): the release build defines NDEBUG */
-#define CHECK(x)       \
-    do {               \
-        if (!(x)) {    \
-            abort();   \
-        }              \
+#define CHECK(x)     \
+    do {             \
+        if (!(x)) {  \
+            abort(); \
+        }            \
     } while (0)
 
 static void

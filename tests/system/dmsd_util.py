@@ -145,14 +145,14 @@ class DmsdTargets:
     """One `dmsd --targets -` process: request() writes one control line
     and returns its reply line, parsed."""
 
-    def __init__(self, workdir, extra=()):
+    def __init__(self, workdir, extra=(), preexec_fn=None):
         self.log = os.path.join(workdir, "dmsd-targets.log")
         self.proc = subprocess.Popen(
             [binary("dmsd", "dmsd"), "--targets", "-", "-v", "99",
              "-exec_timeout", "120", "-reboot_status_check", "none",
              "-disable_unbind_at_activate"] + list(extra),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(self.log, "ab"))
+            stderr=open(self.log, "ab"), preexec_fn=preexec_fn)
         self.buf = b""
         self.lines = 0  # lines sent so far
 

@@ -336,3 +336,25 @@ def test_prometheus_scrapes_it(dpf_server, tmp_path, credential):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+from test_pod_proxy import agent, kc  # noqa: E402,F401 (the node agent)
+
+
+def test_exec_is_a_connect_counted_when_it_ends(dpf_server, agent):
+    srv = dpf_server
+    kw = dict(resource="pods", scope="resource", subresource="exec",
+              code="101")
+    before = scrape(srv)
+    r = kc(srv, "exec", "web", "--", "true")
+    assert r.returncode == 0, r.stderr
+    lr = ("apiserver_longrunning_requests", tuple(sorted({
+        "verb": "CONNECT", "group": "", "version": "v1", "resource": "pods",
+        "subresource": "exec", "scope": "resource",
+        "component": "apiserver"}.items())))
+
+    def counted():
+        m = scrape(srv)
+        return total(m, "CONNECT", **kw) == total(before, "CONNECT", **kw) + 1 \
+            and m[lr] == 0
+    wait_for(counted, 20, what="the exec counted as a finished CONNECT")

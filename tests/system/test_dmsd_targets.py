@@ -5,8 +5,10 @@ sequence through two of them at once; remove, re-add, bad lines, EOF and
 SIGTERM. The client is the DPU controller's (tests/system/dms-client-check),
 as in test_dms_client.py."""
 import os
+import resource
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -220,3 +222,82 @@ def test_single_target_flags_refused(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 2
     assert "only - (stdin)" in r.stderr, r.stderr
+
+
+def test_remove_cancels_a_call_in_flight(fleet, tmp_path):
+    d, (t0, t1, _) = fleet
+    for t in (t0, t1):
+        assert d.request(t.add())["ok"] is True
+    path = tmp_path / "big.bfb"
+    path.write_bytes(sample_bfb(version="4.9.3-1",
+                                kernel_size=6 * 1024 * 1024))
+    resume = tmp_path / "resume"
+    p = t0.check("install", path, "big.bfb", "--pause-at", 2 * 1024 * 1024,
+                 "--resume-file", resume, popen=True)
+    try:
+        deadline = time.time() + 60
+        lines = []
+        while "paused" not in lines:
+            ln = p.stdout.readline()
+            assert ln or p.poll() is None, "".join(lines) + p.stderr.read()
+            lines.append(ln.strip())
+            assert time.time() < deadline
+        # the Install is in flight on t0: remove waits for nothing of it
+        t = time.monotonic()
+        assert d.request({"op": "remove", "id": t0.id}, timeout=60) == \
+            {"id": t0.id, "ok": True}
+        took = time.monotonic() - t
+        resume.write_text("go")
+        out, errs = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert took < 30, took
+    assert p.returncode == 1, out + errs
+    assert "rc=E" in out.strip().splitlines()[-1], out
+    assert t0.refuses()
+    # nothing of the cancelled transfer is left in the image folder
+    assert [f for f in os.listdir(t0.images) if f != ".dmsd"] == [], \
+        os.listdir(t0.images)
+    assert t1.get_mode().returncode == 0
+    assert d.close() == 0, d.logtext()[-3000:]
+
+
+def test_open_file_limit_raised(tmp_path):
+    """Each target holds a listening socket: dmsd raises its soft limit
+    on open files to the hard one, so 100 targets fit under a soft limit
+    of 64."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard < 256:
+        pytest.fail(f"hard open-file limit {hard}: too low for this test")
+    pem_dir = tmp_path / "pki"
+    pem_dir.mkdir()
+    make_ca(str(pem_dir), "ca")
+    make_cert(str(pem_dir), "ca", "server", "dms", server=True)
+    pem = {n: (pem_dir / n).read_text()
+           for n in ("ca.crt", "server.crt", "server.key")}
+
+    def low():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    d = DmsdTargets(str(tmp_path), preexec_fn=low)
+    try:
+        for i in range(100):
+            w = tmp_path / f"t{i}"
+            r = d.request({"op": "add", "id": f"t{i}",
+                           "bind_address": "127.0.0.1:0",
+                           "ca_pem": pem["ca.crt"],
+                           "cert_pem": pem["server.crt"],
+                           "key_pem": pem["server.key"],
+                           "rshim": str(w / "rshim"),
+                           "image_folder": str(w / "bfb")})
+            assert r["ok"] is True, r
+        with open(f"/proc/{d.proc.pid}/limits") as f:
+            soft = [ln for ln in f if ln.startswith("Max open files")][0]
+        assert soft.split()[3] == str(hard), soft
+        assert len(os.listdir(f"/proc/{d.proc.pid}/fd")) > 100
+        assert "raised the open-file limit" in d.logtext()
+    finally:
+        rc = d.close()
+    assert rc == 0, d.logtext()[-3000:]

@@ -48,8 +48,8 @@ static char *
 key_pem(EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_mem());
-    assert_int_equal(
-        PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL),
+                     1);
     return bio_text(b);
 }
 
@@ -100,14 +100,14 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 
 /* An add line for id on addr, with dirs under tmp; key may be swapped. */
 static char *
-add_line(const struct pki *p, const char *tmp, const char *id,
-         const char *addr, const char *key)
+add_line(const struct pki *p, const char *tmp, const char *id, const char *addr,
+         const char *key)
 {
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s+, s:s+}", "op", "add", "id", id,
-        "bind_address", addr, "ca_pem", p->cert, "cert_pem", p->cert,
-        "key_pem", key ? key : p->key, "rshim", tmp, "/rshim",
-        "image_folder", tmp, "/bfb");
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s+, s:s+}", "op", "add",
+                  "id", id, "bind_address", addr, "ca_pem", p->cert, "cert_pem",
+                  p->cert, "key_pem", key ? key : p->key, "rshim", tmp,
+                  "/rshim", "image_folder", tmp, "/bfb");
     assert_non_null(o);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -187,8 +187,8 @@ test_parse_errors(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct dmsd_ctl ctl;
         char why[256] = "";
-        int rc = dmsd_ctl_parse(&ctl, cases[i].line, strlen(cases[i].line),
-                                why, sizeof why);
+        int rc = dmsd_ctl_parse(&ctl, cases[i].line, strlen(cases[i].line), why,
+                                sizeof why);
         if (rc != -EINVAL || !strstr(why, cases[i].why)) {
             fail_msg("%s: rc %d, why \"%s\", expected \"%s\"", cases[i].line,
                      rc, why, cases[i].why);

@@ -1218,6 +1218,131 @@ test_gate(void **state)
     reply_free(&r);
 }
 
+/* Observers: what they were told, in order. */
+#define MAX_OBS 16
+static struct {
+    char path[32];
+    int status;
+    bool long_running;
+    bool ended;
+    int64_t elapsed_ns;
+    int64_t end_elapsed_ns;
+} obs[MAX_OBS];
+static int n_obs;
+
+static void *
+observe(void *arg, struct http_request *req, int status, int64_t elapsed_ns,
+        bool long_running)
+{
+    pthread_mutex_lock(&fx.mu);
+    int i = n_obs < MAX_OBS ? n_obs++ : MAX_OBS - 1;
+    snprintf(obs[i].path, sizeof obs[i].path, "%s", http_request_path(req));
+    obs[i].status = status;
+    obs[i].long_running = long_running;
+    obs[i].elapsed_ns = elapsed_ns;
+    pthread_cond_broadcast(&fx.cond);
+    pthread_mutex_unlock(&fx.mu);
+    return &obs[i]; /* the token of a long answer */
+}
+
+static void
+observe_end(void *arg, void *token, int64_t elapsed_ns)
+{
+    pthread_mutex_lock(&fx.mu);
+    typeof(&obs[0]) o = token;
+    o->ended = true;
+    o->end_elapsed_ns = elapsed_ns;
+    pthread_cond_broadcast(&fx.cond);
+    pthread_mutex_unlock(&fx.mu);
+}
+
+static int
+setup_observed(void **state)
+{
+    struct http_server_config cfg = {
+        .address = "127.0.0.1",
+        .threads = 2,
+        .max_body = 1024,
+        .header_timeout_s = 60,
+        .gate = gate,
+        .observe = observe,
+        .observe_end = observe_end,
+    };
+    memset(obs, 0, sizeof obs);
+    n_obs = 0;
+    return start_server(&cfg);
+}
+
+static bool
+observed_at_least(int n)
+{
+    return n_obs >= n;
+}
+
+static bool
+stream_ended(int n)
+{
+    return obs[n].ended;
+}
+
+/* Every answer is observed once: the handler's, the gate's, the
+ * server's own 413, and a stream as long-running with its end. */
+static void
+test_observer(void **state)
+{
+    struct reply r;
+    CURL *c = easy_new("/plain", &r);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    assert_true(wait_until(observed_at_least, 1));
+    assert_string_equal(obs[0].path, "/plain");
+    assert_int_equal(obs[0].status, 200);
+    assert_false(obs[0].long_running);
+    assert_true(obs[0].elapsed_ns > 0);
+
+    c = easy_new("/deny", &r);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    assert_true(wait_until(observed_at_least, 2));
+    assert_string_equal(obs[1].path, "/deny");
+    assert_int_equal(obs[1].status, 403);
+
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    c = easy_new("/big", &r);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, big);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 4096L);
+    perform(c, &r);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    assert_true(wait_until(observed_at_least, 3));
+    assert_string_equal(obs[2].path, "/big");
+    assert_int_equal(obs[2].status, 413);
+
+    c = easy_new("/stream", &r);
+    pthread_t t;
+    struct writer_args wa = {.first = 0, .count = 1, .lines = 2, .close = true};
+    pthread_create(&t, NULL, writer_main, &wa);
+    assert_int_equal(perform(c, &r), CURLE_OK);
+    pthread_join(t, NULL);
+    curl_easy_cleanup(c);
+    reply_free(&r);
+    assert_true(wait_until(observed_at_least, 4));
+    assert_string_equal(obs[3].path, "/stream");
+    assert_int_equal(obs[3].status, 200);
+    assert_true(obs[3].long_running);
+    assert_true(wait_until(stream_ended, 3));
+    /* the writer paced two lines 20 ms apart before closing */
+    assert_true(obs[3].end_elapsed_ns >= 40 * 1000000LL);
+    assert_true(obs[3].end_elapsed_ns >= obs[3].elapsed_ns);
+    assert_int_equal(n_obs, 4);
+    for (int i = 0; i < 3; i++) {
+        assert_false(obs[i].ended);
+    }
+}
+
 static int
 setup_tls_prio(const char *prio)
 {
@@ -1347,6 +1472,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_eviction_spares_trusted,
                                         setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_gate, setup_gated, teardown),
+        cmocka_unit_test_setup_teardown(test_observer, setup_observed,
+                                        teardown),
         cmocka_unit_test(test_tls_priorities),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -155,6 +155,10 @@ def main():
     ap.add_argument("--max-installs", type=int, default=16)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--server-log-level", default="info")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="record dpf-server with perf (call graphs) while "
+                    "the DPUs provision")
     ap.add_argument("--keep", action="store_true",
                     help="keep the state directory")
     a = ap.parse_args()
@@ -187,6 +191,7 @@ def main():
          "--bind-address", "127.0.0.1", "--port", "0",
          "--dpu-cluster-address", "127.0.0.1",
          "--max-concurrent-installs", str(a.max_installs),
+         "--log-level", a.server_log_level,
          "--log-file", os.path.join(tmp, "server.log")])
     procs.append(srv)
     try:
@@ -257,6 +262,13 @@ def main():
         c0 = [x.requests() for x in capi]
         s0 = {p: proc_sample(p) for p in [srv.pid, emu.pid] + kids}
 
+        perf = None
+        if a.perf:
+            perf = subprocess.Popen(["perf", "record", "-F", "199",
+                                     "--call-graph", "dwarf,16384",
+                                     "-p", str(srv.pid), "-o", a.perf],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
         t0 = time.monotonic()
         # DPF's DPUSet makes one DPU per host, of the index its dpuSelector
         # picks: one DPUSet per DPU index
@@ -309,6 +321,9 @@ def main():
                 break
             time.sleep(1)
         t_end = time.monotonic()
+        if perf:
+            perf.send_signal(2)
+            perf.wait(60)
         s1 = {p: proc_sample(p) for p in [srv.pid, emu.pid] + kids}
         m1 = api.requests()
         c1 = [x.requests() for x in capi]

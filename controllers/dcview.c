@@ -10,6 +10,7 @@
 #include "lib/base/loop.h"
 #include "lib/base/util.h"
 #include "lib/kube/informer.h"
+#include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-rest.h"
 #include "lib/kube/kubeconfig.h"
 
@@ -19,6 +20,8 @@ struct dcview {
     struct dcviews *v;
     char *uid, *cluster;
     struct kubeconfig *kc; /* until made on the loop */
+    char *server;          /* the API endpoint, for join commands */
+    char pin[72];          /* the CA's kubeadm pin, "" if none */
     struct kube_rest *rest;
     struct informer *nodes;
 };
@@ -50,6 +53,7 @@ view_free(struct dcview *w)
     informer_destroy(w->nodes);
     kube_rest_destroy(w->rest);
     kubeconfig_free(w->kc);
+    free(w->server);
     free(w->uid);
     free(w->cluster);
     free(w);
@@ -112,9 +116,8 @@ node_ready(const json_t *n)
 static void
 node_changed(struct dcview *w, const json_t *n)
 {
-    const char *name =
-        json_string_value(json_object_get(json_object_get(n, "metadata"),
-                                          "name"));
+    const char *name = json_string_value(
+        json_object_get(json_object_get(n, "metadata"), "name"));
     if (name) {
         w->v->on_node(w->v->arg, name);
     }
@@ -131,10 +134,10 @@ on_update(void *arg, const json_t *old, const json_t *obj)
 {
     /* heartbeats change the status every few seconds: only the Ready
      * condition and the labels matter to the DPU controller */
-    const json_t *la = json_object_get(json_object_get(old, "metadata"),
-                                       "labels");
-    const json_t *lb = json_object_get(json_object_get(obj, "metadata"),
-                                       "labels");
+    const json_t *la =
+        json_object_get(json_object_get(old, "metadata"), "labels");
+    const json_t *lb =
+        json_object_get(json_object_get(obj, "metadata"), "labels");
     if (strcmp(node_ready(old), node_ready(obj)) || !json_equal(la, lb) ||
         (!la) != (!lb)) {
         node_changed(arg, obj);
@@ -196,6 +199,12 @@ dcviews_add(struct dcviews *v, const char *uid, const char *cluster,
     w->uid = xstrdup(uid);
     w->cluster = xstrdup(cluster);
     w->kc = kubeconfig_dup(kc);
+    w->server = xstrdup(kc->server ? kc->server : "");
+    struct dpf_error perr = {0};
+    if (!kc->ca_pem ||
+        kube_bootstrap_ca_hash(kc->ca_pem, kc->ca_len, w->pin, &perr) < 0) {
+        w->pin[0] = '\0';
+    }
     v->views = xrealloc(v->views, (v->n + 1) * sizeof *v->views);
     v->views[v->n++] = w;
     pthread_mutex_unlock(&v->mu);
@@ -266,10 +275,24 @@ dcviews_node(struct dcviews *v, const char *uid, const char *name)
 }
 
 int
+dcviews_join_data(struct dcviews *v, const char *uid, char **server,
+                  char pin[72])
+{
+    pthread_mutex_lock(&v->mu);
+    struct dcview *w = view_find(v, uid);
+    int rc = w && w->rest && w->pin[0] ? 0 : -ENOENT;
+    if (rc == 0) {
+        *server = xstrdup(w->server);
+        memcpy(pin, w->pin, sizeof w->pin);
+    }
+    pthread_mutex_unlock(&v->mu);
+    return rc;
+}
+
+int
 dcviews_json_wait(struct dcviews *v, const char *uid, const char *method,
                   const char *path, const json_t *body,
-                  const char *content_type, json_t **out,
-                  struct dpf_error *err)
+                  const char *content_type, json_t **out, struct dpf_error *err)
 {
     pthread_mutex_lock(&v->mu);
     struct dcview *w = view_find(v, uid);

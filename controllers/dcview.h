@@ -53,6 +53,11 @@ void dcviews_add(struct dcviews *v, const char *uid, const char *cluster,
 /* Node name from the synced view of uid: a new reference, NULL when the
  * cluster has no such Node (or the view is not synced: check first). */
 json_t *dcviews_node(struct dcviews *v, const char *uid, const char *name);
+/* The cluster's API endpoint and CA pin ("sha256:HEX", kubeadm's
+ * discovery hash) from the kubeconfig the view was made from: 0 with
+ * *server (malloc'd) and pin filled, -ENOENT when there is no view. */
+int dcviews_join_data(struct dcviews *v, const char *uid, char **server,
+                      char pin[72]);
 /* A request to the cluster through the view (kube_rest_json_wait());
  * -ENOENT with err when there is no view of uid. */
 int dcviews_json_wait(struct dcviews *v, const char *uid, const char *method,

@@ -70,8 +70,8 @@ LOG_MODULE(dpu);
 
 #define DPU_FINALIZER PROV_GROUP "/dpu-protection"
 #define LABEL_POD_DPU PROV_GROUP "/dpu-name"
-#define REQUEUE_MS 5000       /* DPF's RequeueInterval */
-#define READY_POLL_MS 30000   /* Ready: look at the DPU's Node again */
+#define REQUEUE_MS 5000     /* DPF's RequeueInterval */
+#define READY_POLL_MS 30000 /* Ready: look at the DPU's Node again */
 /* An install's progress goes to status this often; its end queues the
  * DPU at once. */
 #define INSTALL_POLL_MS 3000
@@ -107,7 +107,7 @@ struct install {
     char *target, *ca, *cert, *key_pem, *dpu, *host;
     char *bfb_path, *bfb_version, *cfg_version, *cfg;
     size_t cfg_len;
-    bool resume; /* a previous run reached activate: ask DMS first */
+    bool resume;         /* a previous run reached activate: ask DMS first */
     struct workqueue *q; /* gets key when the install ends */
 };
 
@@ -147,6 +147,7 @@ struct dctx {
     const json_t *obj; /* cached, read-only */
     json_t *copy;      /* the status to write */
     json_t *node;      /* the host Node (ref) or NULL */
+    json_t *secrets;   /* Secrets read in this reconcile, by name */
     int64_t gen;
     bool why_set;
     char why_reason[64];
@@ -771,7 +772,8 @@ install_main(void *arg)
     pthread_mutex_lock(&t->d->mu);
     char *next = NULL;
     if (json_array_size(t->d->slot_waiters)) {
-        next = xstrdup(json_string_value(json_array_get(t->d->slot_waiters, 0)));
+        next =
+            xstrdup(json_string_value(json_array_get(t->d->slot_waiters, 0)));
         json_array_remove(t->d->slot_waiters, 0);
     }
     pthread_mutex_unlock(&t->d->mu);
@@ -976,11 +978,20 @@ do_dms_deployment(struct dctx *x)
         return REQUEUE_MS;
     }
     /* The DMS server and client certificates (dpu-pods.h; a build
-     * whose certificate code is a stub goes on without them). */
+     * whose certificate code is a stub goes on without them), made
+     * before the pod: once the pod is there, the certificates were
+     * checked in this phase already and are not read again on every
+     * look at the pod (thousands of DPUs wait here at once). */
     int64_t recheck = 0;
-    rc = dpu_certs_ensure(controller_rest(x->c), x->obj,
-                          dpuset_node_internal_ip(x->node), NULL, &recheck,
-                          &err);
+    char *pname = pod_name(x, "dms");
+    json_t *have =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    rc = have ? 0
+              : dpu_certs_ensure(controller_rest(x->c), x->obj,
+                                 dpuset_node_internal_ip(x->node), NULL,
+                                 &recheck, &err);
+    json_decref(have);
     if (rc == -EINPROGRESS) {
         cond(x, "DMSRunning", "False", "WaitingForCertificate",
              "waiting for the DMS certificates to be signed");
@@ -1060,17 +1071,25 @@ static char *
 secret_key(struct dctx *x, const char *name, const char *key,
            struct dpf_error *err)
 {
-    char *path = kube_path(&secret_gvr, x->ns, name, NULL);
-    json_t *sec = NULL;
-    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL, NULL,
-                                 NULL, &sec, err);
-    free(path);
-    if (rc < 0) {
-        char msg[sizeof err->message];
-        snprintf(msg, sizeof msg, "%s", err->message);
-        dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
-                      x->ns, name, msg);
-        return NULL;
+    /* one read per Secret and reconcile (the client Secret gives two
+     * keys) */
+    json_t *sec = json_incref(json_object_get(x->secrets, name));
+    if (!sec) {
+        char *path = kube_path(&secret_gvr, x->ns, name, NULL);
+        int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
+                                     NULL, NULL, &sec, err);
+        free(path);
+        if (rc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
+                          x->ns, name, msg);
+            return NULL;
+        }
+        if (!x->secrets) {
+            x->secrets = json_object();
+        }
+        json_object_set(x->secrets, name, sec);
     }
     const char *b64 = str_at(json_object_get(sec, "data"), key, NULL);
     char *out = NULL;
@@ -1085,6 +1104,8 @@ secret_key(struct dctx *x, const char *name, const char *key,
     return out;
 }
 
+static int dpu_view(struct dctx *x, char **uid_out, struct dpf_error *err);
+
 /* The join command for the DPU's bf.cfg (`kubeadm join HOST:PORT --token
  * ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`), as `kubeadm token
  * create --print-join-command` makes it: a bootstrap token (24 h) in the
@@ -1095,6 +1116,45 @@ static int
 dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
 {
     *out = NULL;
+    /* through the cluster's view: its kept-alive connection and the pin
+     * worked out once (a client per DPU cost a TLS handshake and a key
+     * parse each, a tenth of the server's CPU at 10,000 DPUs) */
+    char *uid = NULL;
+    char *server = NULL;
+    char pin[KUBE_BOOTSTRAP_HASH_SIZE];
+    if (dpu_view(x, &uid, err) >= 0 && uid &&
+        dcviews_join_data(x->d->views, uid, &server, pin) == 0) {
+        struct kube_bootstrap_token t;
+        int rc = kube_bootstrap_token_generate(&t, err);
+        json_t *sec =
+            rc == 0 ? kube_bootstrap_token_secret(&t, (int64_t) time(NULL),
+                                                  24 * 3600, NULL,
+                                                  "made by dpf for a node join")
+                    : NULL;
+        if (sec) {
+            rc = dcviews_json_wait(x->d->views, uid, "POST",
+                                   "/api/v1/namespaces/kube-system/secrets",
+                                   sec, NULL, NULL, err);
+        }
+        json_decref(sec);
+        if (rc == 0) {
+            *out = kube_bootstrap_join_text(server, &t, pin);
+        }
+        kube_bootstrap_token_clear(&t);
+        free(server);
+        free(uid);
+        if (rc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 503, "Unavailable",
+                          "cannot make a join token in the DPU cluster: %s",
+                          msg);
+            return -EAGAIN;
+        }
+        return 0;
+    }
+    free(uid);
+    dpf_error_clear(err);
     struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
     if (!kc) {
         return -EAGAIN;
@@ -1497,8 +1557,8 @@ dpu_node_eval(const json_t *n, const json_t *want, bool *labels_ok)
 static const char *
 dpu_cluster_uid(struct dctx *x, json_t **hold)
 {
-    const json_t *cl = json_object_get(json_object_get(x->obj, "spec"),
-                                       "cluster");
+    const json_t *cl =
+        json_object_get(json_object_get(x->obj, "spec"), "cluster");
     const char *ns = str_at(cl, "namespace", NULL);
     const char *name = str_at(cl, "name", NULL);
     *hold = ns && name
@@ -1510,12 +1570,16 @@ dpu_cluster_uid(struct dctx *x, json_t **hold)
 /* The DPU's Node in its DPU cluster: 1 and *n (NULL when the cluster has
  * no such Node) from the cluster's watched view; 0 when the view is not
  * ready yet (then the caller asks the cluster directly); < 0 with err. */
+/* The view of the DPU's DPU cluster: 1 synced, 0 being made (made now
+ * if there was none), -EIO with err when the cluster's kubeconfig cannot
+ * be read. *uid_out (malloc'd) gets the cluster's UID, or NULL when the
+ * DPU has no cluster yet. */
 static int
-dpu_node_viewed(struct dctx *x, json_t **n, char **uid_out,
-                struct dpf_error *err)
+dpu_view(struct dctx *x, char **uid_out, struct dpf_error *err)
 {
     json_t *hold = NULL;
     const char *uid = dpu_cluster_uid(x, &hold);
+    *uid_out = NULL;
     int rc = 0;
     if (uid) {
         rc = dcviews_state(x->d->views, uid);
@@ -1526,20 +1590,32 @@ dpu_node_viewed(struct dctx *x, json_t **n, char **uid_out,
                 return -EIO;
             }
             char *cname = xasprintf(
-                "%s/%s", str_at(json_object_get(hold, "metadata"), "namespace",
-                                NULL),
+                "%s/%s",
+                str_at(json_object_get(hold, "metadata"), "namespace", NULL),
                 str_at(json_object_get(hold, "metadata"), "name", NULL));
             dcviews_add(x->d->views, uid, cname, kc);
             free(cname);
             kubeconfig_free(kc);
             rc = 0;
         }
-        if (rc == 1) {
-            *n = dcviews_node(x->d->views, uid, x->name);
-            *uid_out = xstrdup(uid);
-        }
+        *uid_out = xstrdup(uid);
     }
     json_decref(hold);
+    return rc;
+}
+
+static int
+dpu_node_viewed(struct dctx *x, json_t **n, char **uid_out,
+                struct dpf_error *err)
+{
+    char *uid = NULL;
+    int rc = dpu_view(x, &uid, err);
+    if (rc == 1) {
+        *n = dcviews_node(x->d->views, uid, x->name);
+        *uid_out = uid;
+        return 1;
+    }
+    free(uid);
     return rc;
 }
 
@@ -1547,8 +1623,8 @@ dpu_node_viewed(struct dctx *x, json_t **n, char **uid_out,
  * cluster) with err; *labels_ok when it has want. With a view, *uid gets
  * the cluster's UID (writes go through the view), else *cl a client. */
 static int
-dpu_node_check(struct dctx *x, const json_t *want, bool *labels_ok,
-               char **uid, struct api_client **cl, struct dpf_error *err)
+dpu_node_check(struct dctx *x, const json_t *want, bool *labels_ok, char **uid,
+               struct api_client **cl, struct dpf_error *err)
 {
     json_t *n = NULL;
     *uid = NULL;
@@ -1969,6 +2045,7 @@ reconcile_dpu(struct controller *c, const char *key)
 out:
     json_decref(x.copy);
     json_decref(x.node);
+    json_decref(x.secrets);
     json_decref(obj);
     return res;
 }

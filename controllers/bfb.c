@@ -25,7 +25,19 @@
  * downloaded again. The finalizer provisioning.dpu.nvidia.com/
  * bfb-protection (DPF's) lets the controller cancel the download and
  * remove both files before the object goes. Events: SuccessfulDownload,
- * FailedDownload (DPF's reasons), aggregated by lib/kube/kube-events. */
+ * FailedDownload (DPF's reasons), aggregated by lib/kube/kube-events.
+ *
+ * The cache is checked by size only; a file corrupted in place (bit rot,
+ * a stray write that kept the size) is found when a DPU's install is
+ * refused for its content: the DPU controller then sets the annotation
+ * BFB_VERIFY_ANNOTATION (controllers.h) on the BFB. The controller parses
+ * the cached file in full (lib/codecs/bfb: every header and CRC); a good
+ * file keeps Ready, a bad one is removed and downloaded again, and that
+ * download (and every later one of this BFB in this process) is parsed
+ * the same way before it is Ready, so a URL that serves a corrupt bundle
+ * leaves the BFB not Ready with reason InvalidBFB instead of failing
+ * every install. Either way the annotation is removed when handled
+ * (events Verified / CorruptCache). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +53,7 @@
 #include "controllers/controllers.h"
 #include "lib/base/log.h"
 #include "lib/base/thread.h"
+#include "lib/codecs/bfb.h"
 #include "lib/kube/controller.h"
 #include "lib/kube/kube-events.h"
 #include "lib/kube/kube-object.h"
@@ -67,6 +80,7 @@ struct dl_task {
     int64_t offset;        /* resumed from */
     int64_t status_ms;     /* last progress write (reconcile only) */
     bool first_write;
+    bool verify; /* parse the download as a BFB before it is Ready */
     int fd;
     CURL *curl;
     /* results, read after done */
@@ -89,6 +103,7 @@ struct bfb_ctrl {
     struct dl_task **tasks; /* under mu */
     size_t n_tasks;
     json_t *backoff; /* key -> [failures, next_ms] (under mu) */
+    json_t *verify;  /* key -> true: verify its downloads (under mu) */
     _Atomic uint64_t ok, failed, bytes;
 };
 
@@ -270,6 +285,15 @@ dl_main(void *arg)
     }
     close(t->fd);
     t->fd = -1;
+    struct dpf_error berr = {0};
+    static const struct bfb_reader_ops no_ops = {0};
+    if (t->verify && bfb_read_file(t->part, &no_ops, NULL, &berr) < 0) {
+        /* the server's copy is bad too: nothing of it is kept */
+        unlink(t->part);
+        dl_fail(t, "InvalidBFB", "GET %s: not a valid BFB: %s", shown,
+                berr.message);
+        goto out;
+    }
     int rc = sha256_file(t->part, t->sha256);
     if (rc < 0 || fchmodat(AT_FDCWD, t->part, 0644, 0) < 0 ||
         rename(t->part, t->final) < 0) {
@@ -340,6 +364,9 @@ task_start(struct bfb_ctrl *b, const char *key, const char *uid,
            const char *url, const char *part, const char *final)
 {
     struct dl_task *t = xcalloc(1, sizeof *t);
+    pthread_mutex_lock(&b->mu);
+    t->verify = json_is_true(json_object_get(b->verify, key));
+    pthread_mutex_unlock(&b->mu);
     t->key = xstrdup(key);
     t->uid = xstrdup(uid);
     t->url = xstrdup(url);
@@ -503,6 +530,71 @@ backoff_forget(struct bfb_ctrl *b, const char *key)
     pthread_mutex_unlock(&b->mu);
 }
 
+static int
+verify_remove_fn(void *arg, json_t *obj)
+{
+    json_t *a =
+        json_object_get(json_object_get(obj, "metadata"), "annotations");
+    return json_object_del(a, BFB_VERIFY_ANNOTATION) == 0 ? 1 : 0;
+}
+
+/* A DPU asked for a check of the cached file (BFB_VERIFY_ANNOTATION, its
+ * value why): parse it in full. A bad file is removed, *note says why
+ * (malloc'd; the caller downloads it again) and this BFB's downloads are
+ * checked from now on. The annotation goes once handled. 0, or -errno
+ * when the file cannot be read or the annotation not removed (the next
+ * pass tries again). On the reconcile worker: one sequential read. */
+static int
+cache_verify(struct controller *c, struct bfb_ctrl *b, const json_t *obj,
+             const char *key, const char *final, const char *fname,
+             const char *why, char **note)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    struct dpf_error err = {0};
+    static const struct bfb_reader_ops no_ops = {0};
+    struct stat fs;
+    int rc = stat(final, &fs) < 0 ? -ENOENT
+                                  : bfb_read_file(final, &no_ops, NULL, &err);
+    if (rc == 0) {
+        log_info("cached BFB verified", "bfb=%s file=%s request=\"%s\"", key,
+                 final, why);
+        kube_recorder_event(b->rec, obj, "Normal", "Verified",
+                            "%s passed a full check (every CRC) asked for "
+                            "by: %s",
+                            fname, why);
+    } else if (rc == -EBADMSG) {
+        if (unlink(final) < 0 && errno != ENOENT) {
+            return -errno;
+        }
+        pthread_mutex_lock(&b->mu);
+        json_object_set_new(b->verify, key, json_true());
+        json_object_del(b->backoff, key); /* download at once */
+        pthread_mutex_unlock(&b->mu);
+        *note = xasprintf("the cached %s failed a full check (%s)", fname,
+                          err.message);
+        log_warn("cached BFB is corrupt; downloading it again",
+                 "bfb=%s file=%s error=\"%s\" request=\"%s\"", key, final,
+                 err.message, why);
+        kube_recorder_event(b->rec, obj, "Warning", "CorruptCache",
+                            "%s; downloading it again (asked for by: %s)",
+                            *note, why);
+    } else if (rc != -ENOENT) {
+        log_warn_rl("cannot verify the cached BFB", "bfb=%s error=\"%s\"", key,
+                    err.message);
+        return rc;
+    }
+    rc = kube_update_retry(controller_rest(c), &bfb_gvr, ns, name, NULL,
+                           verify_remove_fn, NULL, NULL, &err);
+    if (rc < 0 && rc != -ENOENT) {
+        log_warn_rl("cannot remove the verify annotation",
+                    "bfb=%s error=\"%s\"", key, err.message);
+        return rc;
+    }
+    return 0;
+}
+
 static struct controller_result
 reconcile_bfb(struct controller *c, const char *key)
 {
@@ -511,6 +603,9 @@ reconcile_bfb(struct controller *c, const char *key)
     if (!obj) {
         task_drop(b, key); /* gone (its finalizer already ran) */
         backoff_forget(b, key);
+        pthread_mutex_lock(&b->mu);
+        json_object_del(b->verify, key);
+        pthread_mutex_unlock(&b->mu);
         return controller_done();
     }
     json_t *md = json_object_get(obj, "metadata");
@@ -525,7 +620,7 @@ reconcile_bfb(struct controller *c, const char *key)
     const char *phase = json_string_value(json_object_get(st, "phase"));
     struct dpf_error err = {0};
     struct controller_result res = controller_done();
-    char *final = NULL, *part = NULL;
+    char *final = NULL, *part = NULL, *note = NULL;
     if (!ns || !name || !uid || !url || !fname || strchr(fname, '/') ||
         fname[0] == '.') {
         log_warn_rl("BFB without url, fileName or uid", "bfb=%s", key);
@@ -586,6 +681,13 @@ reconcile_bfb(struct controller *c, const char *key)
     if (stale) {
         task_drop(b, key); /* the object was recreated */
         t = NULL;
+    }
+    const char *vreq = json_string_value(json_object_get(
+        json_object_get(md, "annotations"), BFB_VERIFY_ANNOTATION));
+    if (vreq && !t &&
+        cache_verify(c, b, obj, key, final, fname, vreq, &note) < 0) {
+        res = controller_error();
+        goto out;
     }
     if (t && done) {
         if (t->rc == 0) {
@@ -673,7 +775,7 @@ reconcile_bfb(struct controller *c, const char *key)
     const char *have_sha = json_string_value(json_object_get(st, "sha256"));
     json_int_t have_size =
         json_integer_value(json_object_get(st, "totalBytes"));
-    if (stat(final, &fs) == 0) {
+    if (!note && stat(final, &fs) == 0) {
         if (phase && !strcmp(phase, "Ready") && have_sha &&
             have_size == (json_int_t) fs.st_size) {
             res = controller_requeue_after(RECHECK_MS);
@@ -704,7 +806,7 @@ reconcile_bfb(struct controller *c, const char *key)
         res = controller_requeue_after(wait);
         goto out;
     }
-    if (phase && !strcmp(phase, "Ready")) {
+    if (phase && !strcmp(phase, "Ready") && !note) {
         log_warn("BFB file vanished; downloading it again", "bfb=%s file=%s",
                  key, final);
     }
@@ -717,12 +819,13 @@ reconcile_bfb(struct controller *c, const char *key)
     struct stat ps;
     int64_t have = stat(part, &ps) == 0 ? (int64_t) ps.st_size : 0;
     char *shown = redact_url(url);
-    char *msg = xasprintf("downloading %s", shown);
+    char *msg = note ? xasprintf("%s; downloading %s again", note, shown)
+                     : xasprintf("downloading %s", shown);
     struct want w = {.phase = "Downloading",
                      .bytes = have,
                      .total = -1,
                      .cond_status = "False",
-                     .reason = "Downloading",
+                     .reason = note ? "CorruptCache" : "Downloading",
                      .message = msg,
                      .generation = gen};
     /* Keep the progress a previous run recorded until the new one
@@ -737,6 +840,7 @@ reconcile_bfb(struct controller *c, const char *key)
     free(shown);
     res = controller_requeue_after(PROGRESS_MS);
 out:
+    free(note);
     free(final);
     free(part);
     json_decref(obj);
@@ -760,6 +864,7 @@ bfb_ctrl_add(struct controller_manager *m, const char *dir,
     b->dir = xstrdup(dir);
     pthread_mutex_init(&b->mu, NULL);
     b->backoff = json_object();
+    b->verify = json_object();
     b->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
     b->ops.name = "bfb";
     b->ops.primary_kind = "BFB";
@@ -797,6 +902,7 @@ bfb_ctrl_destroy(struct bfb_ctrl *b)
     bfb_ctrl_stop(b);
     kube_recorder_destroy(b->rec);
     json_decref(b->backoff);
+    json_decref(b->verify);
     free(b->tasks);
     pthread_mutex_destroy(&b->mu);
     free(b->dir);

@@ -104,6 +104,11 @@ void ctrl_runner_stop(struct ctrl_runner *r);
 /* --- for the controllers' files --- */
 struct controller_manager;
 struct bfb_ctrl;
+/* Set on a BFB by the DPU controller when DMS or the device refused the
+ * BFB's content (the value says which DPU and why): the BFB controller
+ * parses its cached file in full, downloads it again when it is bad, and
+ * removes the annotation. A DPU waits in Pending while it is there. */
+#define BFB_VERIFY_ANNOTATION "provisioning.dpu.nvidia.com/verify-cache"
 struct bfb_ctrl *bfb_ctrl_add(struct controller_manager *m, const char *dir,
                               const char *component, struct dpf_error *err);
 /* Cancel downloads (partial files stay), join their threads. After the

@@ -84,6 +84,7 @@ LOG_MODULE(dpu);
 #define DMS_PORT 9339
 
 static const struct kube_gvr dpu_gvr = {PROV_GROUP, "v1alpha1", "dpus", true};
+static const struct kube_gvr bfb_gvr = {PROV_GROUP, "v1alpha1", "bfbs", true};
 static const struct kube_gvr node_gvr = {"", "v1", "nodes", false};
 static const struct kube_gvr pod_gvr = {"", "v1", "pods", true};
 static const struct kube_gvr secret_gvr = {"", "v1", "secrets", true};
@@ -101,13 +102,16 @@ struct install {
     _Atomic int64_t sent, total;
     char step[64]; /* under the controller's mu */
     int rc;
-    char message[512];
+    char message[1024];
     /* inputs (owned) */
     struct dpu_ctrl *d;
     char *target, *ca, *cert, *key_pem, *dpu, *host;
     char *bfb_path, *bfb_version, *cfg_version, *cfg;
     size_t cfg_len;
-    bool resume;         /* a previous run reached activate: ask DMS first */
+    bool resume; /* a previous run reached activate: ask DMS first */
+    /* DMS or the device refused the BFB's content (set by the thread
+     * before done): the BFB's cached file is to be checked */
+    bool image_refused;
     struct workqueue *q; /* gets key when the install ends */
 };
 
@@ -151,7 +155,7 @@ struct dctx {
     int64_t gen;
     bool why_set;
     char why_reason[64];
-    char why_msg[700];
+    char why_msg[1100];
 };
 
 static json_t *
@@ -195,7 +199,7 @@ static void
 cond(struct dctx *x, const char *type, const char *status, const char *reason,
      const char *fmt, ...)
 {
-    char msg[600];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -215,7 +219,7 @@ static void fail(struct dctx *x, const char *type, const char *reason,
 static void
 fail(struct dctx *x, const char *type, const char *reason, const char *fmt, ...)
 {
-    char msg[600];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -701,6 +705,7 @@ install_main(void *arg)
                                  .progress = install_progress,
                                  .arg = t};
         rc = dms_install_file(c, &in, NULL, &err);
+        t->image_refused = rc == -EIO; /* an InstallError: the content */
     }
     if (rc == 0) {
         install_step(t, "bfcfg");
@@ -715,6 +720,9 @@ install_main(void *arg)
             rc = dms_activate(c, v, false, &err);
             if (rc == 0 || !dms_error_retriable(rc) ||
                 atomic_load(&t->cancel)) {
+                /* dmsd checks the whole image before it writes a byte
+                 * to the device: an ActivateError may be its content */
+                t->image_refused = rc == -EIO;
                 break;
             }
             for (int k = 0; k < 30 && !atomic_load(&t->cancel); k++) {
@@ -745,6 +753,9 @@ install_main(void *arg)
             }
         }
         if (rc == 0 && rs != DMS_REBOOT_SUCCESS) {
+            /* a failure that is not retriable: the device refused the
+             * stream (a bad CRC, a truncated image) */
+            t->image_refused = rs == DMS_REBOOT_FAILURE;
             rc = -EIO;
             dpf_error_set(&err, 500, "RebootFailed",
                           "DMS reports the DPU's reboot %s: %s",
@@ -761,7 +772,7 @@ install_main(void *arg)
     t->rc = rc;
     if (rc < 0) {
         pthread_mutex_lock(&t->d->mu);
-        snprintf(t->message, sizeof t->message, "%.63s: %.440s", t->step,
+        snprintf(t->message, sizeof t->message, "%.63s: %.900s", t->step,
                  err.message[0] ? err.message : strerror(-rc));
         pthread_mutex_unlock(&t->d->mu);
     }
@@ -925,6 +936,16 @@ do_pending(struct dctx *x)
         return REQUEUE_MS;
     }
     const char *phase = str_at(json_object_get(b, "status"), "phase", NULL);
+    const char *verify =
+        str_at(json_object_get(json_object_get(b, "metadata"), "annotations"),
+               BFB_VERIFY_ANNOTATION, NULL);
+    if (verify) {
+        cond(x, "BFBReady", "False", "BFBVerifying",
+             "BFB %s/%s is checking its cached file, asked for by %s", x->ns,
+             bfb, verify);
+        json_decref(b);
+        return -1; /* the BFB's changes bring us back */
+    }
     if (!phase || strcmp(phase, "Ready") != 0) {
         json_t *rc = kube_condition_find(b, "Ready");
         const char *reason = str_at(rc, "reason", NULL);
@@ -1282,6 +1303,49 @@ out:
     return rc;
 }
 
+static int
+verify_set_fn(void *arg, json_t *obj)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    json_t *a = json_object_get(md, "annotations");
+    if (kube_is_deleting(obj) || json_object_get(a, BFB_VERIFY_ANNOTATION)) {
+        return 0; /* asked already: one check serves every DPU */
+    }
+    if (!json_is_object(a)) {
+        a = json_object();
+        json_object_set_new(md, "annotations", a);
+    }
+    json_object_set_new(a, BFB_VERIFY_ANNOTATION, json_string(arg));
+    return 1;
+}
+
+/* DMS or the device refused the BFB's content: ask the BFB controller to
+ * check its cached file and download it again when it is bad (see
+ * BFB_VERIFY_ANNOTATION); the retry then waits in Pending until the BFB
+ * is Ready again. 0 or -errno. */
+static int
+bfb_verify_request(struct dctx *x, const char *why)
+{
+    const char *bfb = str_at(json_object_get(x->obj, "spec"), "bfb", NULL);
+    if (!bfb || !*bfb) {
+        return -EINVAL;
+    }
+    char *val = xasprintf("DPU %s: %.300s", x->key, why);
+    struct dpf_error err = {0};
+    int rc = kube_update_retry(controller_rest(x->c), &bfb_gvr, x->ns, bfb,
+                               NULL, verify_set_fn, val, NULL, &err);
+    if (rc < 0) {
+        log_warn_rl("cannot ask the BFB to check its file",
+                    "dpu=%s bfb=%s/%s error=\"%s\"", x->key, x->ns, bfb,
+                    err.message);
+    } else {
+        log_info("BFB asked to check its cached file", "dpu=%s bfb=%s/%s",
+                 x->key, x->ns, bfb);
+    }
+    free(val);
+    return rc;
+}
+
 static int64_t
 do_os_installing(struct dctx *x)
 {
@@ -1333,10 +1397,17 @@ do_os_installing(struct dctx *x)
         return INSTALL_POLL_MS;
     }
     int rc = t->rc;
-    char msg[512];
+    char msg[1024];
     snprintf(msg, sizeof msg, "%s", t->message);
+    bool refused = t->image_refused;
     progress_write(x, t);
     task_drop(x->d, x->key);
+    if (rc < 0 && refused && bfb_verify_request(x, msg) == 0) {
+        fail(x, "OSInstalled", "InstallationFailed",
+             "%s; BFB %s/%s was asked to check its cached file", msg, x->ns,
+             str_at(json_object_get(x->obj, "spec"), "bfb", NULL));
+        return 0;
+    }
     if (rc < 0) {
         fail(x, "OSInstalled", "InstallationFailed", "%s", msg);
         return 0;

@@ -343,3 +343,89 @@ def test_in_process_controllers_campaign_again_after_losing_the_lease(
     _, lease = server.json("GET", LEASE, expect=200)
     assert lease["spec"]["holderIdentity"] == ours
     assert "term=2" in server.log_text()
+
+
+VERIFY = "provisioning.dpu.nvidia.com/verify-cache"
+
+
+def build_bfb(tmp_path, name):
+    """A real BFB (dpfctl bfb build), as bytes."""
+    kernel, initrd = tmp_path / "kernel", tmp_path / "initramfs"
+    kernel.write_bytes(os.urandom(64 * 1024))
+    initrd.write_bytes(os.urandom(256 * 1024))
+    out = tmp_path / name
+    r = subprocess.run([binary("dpfctl", "dpfctl"), "bfb", "build",
+                        "--kernel", str(kernel), "--initramfs", str(initrd),
+                        str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out.read_bytes()
+
+
+def ask_verify(srv, name, why):
+    srv.json("PATCH", f"{PROV}/namespaces/default/bfbs/{name}",
+             {"metadata": {"annotations": {VERIFY: why}}},
+             headers={"Content-Type": "application/merge-patch+json"},
+             expect=200)
+
+
+def test_verify_request_checks_the_cache_and_downloads_again(server, web,
+                                                             tmp_path):
+    """What a DPU whose install was refused for the BFB's content asks
+    for (the verify-cache annotation): a good cached file stays; a corrupt
+    one is removed and downloaded again; a download that then is no valid
+    BFB either is not Ready (InvalidBFB) until the URL serves a good one.
+    Nobody but the test's annotation touches the object."""
+    good = build_bfb(tmp_path, "good.bfb")
+    web.files["/v.bfb"] = good
+    create_bfb(server, "vfy", web.base + "/v.bfb")
+    wait_for(lambda: (o := get_bfb(server, "vfy")) and
+             o["status"].get("phase") == "Ready", 60, what="Ready")
+    path = os.path.join(server.bfb_dir, "default-vfy.bfb")
+    ino = os.stat(path).st_ino
+
+    # 1. a good file: checked, kept, the annotation removed
+    ask_verify(server, "vfy", "DPU default/d1: a test")
+    wait_for(lambda: any(e["reason"] == "Verified" and "a test" in
+                         e["message"] for e in events_for(server, "vfy")),
+             30, what="Verified event")
+    obj = wait_for(lambda: (o := get_bfb(server, "vfy")) and
+                   VERIFY not in o["metadata"].get("annotations", {}) and o,
+                   30, what="annotation removed")
+    assert obj["status"]["phase"] == "Ready"
+    assert os.stat(path).st_ino == ino
+
+    # 2. the cache rots in place (size and mtime kept); so does the
+    # server's copy
+    bad = bytearray(good)
+    for i in range(len(bad) // 2, len(bad) // 2 + 16):
+        bad[i] ^= 0x5A
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.write(bad)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    web.files["/v.bfb"] = bytes(bad)
+    ask_verify(server, "vfy", "DPU default/d1: CRC refused")
+    wait_for(lambda: any(e["reason"] == "CorruptCache" and
+                         "CRC-32 mismatch" in e["message"] and
+                         "default-vfy.bfb" in e["message"]
+                         for e in events_for(server, "vfy")),
+             30, what="CorruptCache event")
+    obj = wait_for(lambda: (o := get_bfb(server, "vfy")) and
+                   (c := ready_cond(o)) and c["reason"] == "InvalidBFB" and o,
+                   60, what="InvalidBFB condition")
+    cond = ready_cond(obj)
+    assert cond["status"] == "False" and obj["status"]["phase"] == \
+        "Downloading", obj["status"]
+    assert "not a valid BFB" in cond["message"] and "CRC-32 mismatch" in \
+        cond["message"] and "/v.bfb" in cond["message"], cond["message"]
+    assert VERIFY not in obj["metadata"].get("annotations", {})
+    assert not os.path.exists(path)
+
+    # 3. the server is fixed: the BFB recovers by itself
+    web.files["/v.bfb"] = good
+    obj = wait_for(lambda: (o := get_bfb(server, "vfy")) and
+                   o["status"].get("phase") == "Ready" and o, 60,
+                   what="Ready again")
+    assert obj["status"]["sha256"] == hashlib.sha256(good).hexdigest()
+    with open(path, "rb") as f:
+        assert f.read() == good

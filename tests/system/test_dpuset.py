@@ -209,7 +209,10 @@ def test_node_selector_change_deletes(sets_only):
     patch(srv, "/api/v1/nodes/h2", {"metadata": {"labels": {"role": None}}})
     wait_for(lambda: set(dpus(srv)) == {"h1-0000-04-00"}, 20,
              what="h2's DPU deleted")
-    assert any("h2-0000-04-00" in m for m in events(srv, "SuccessfulDelete"))
+    # the event is recorded after the delete, asynchronously
+    wait_for(lambda: any("h2-0000-04-00" in m
+                         for m in events(srv, "SuccessfulDelete")),
+             20, what="the SuccessfulDelete event")
     # the set's selector itself changes: h1 goes too, h2 comes back
     patch(srv, f"{PROV}/namespaces/{NS}/dpusets/s",
           {"spec": {"nodeSelector": {"matchLabels": {"role": None,

@@ -480,3 +480,329 @@ def test_faults_recover_without_deleting_objects(lab):
     again = lab.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
                     f"namespaces/{ns}/dpus/{name}")
     assert again and again["metadata"]["uid"] != uid
+
+
+def bfb_object(lab, ns="dpf-operator-system", name="bf-bundle-lab"):
+    return lab.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                   f"namespaces/{ns}/bfbs/{name}")
+
+
+def sha256_of(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def events_of(lab, ns, name):
+    obj = lab.get(f"/api/v1/namespaces/{ns}/events")
+    return [e for e in (obj or {}).get("items", [])
+            if e.get("involvedObject", {}).get("name") == name]
+
+
+def emu_states(lab):
+    """Every emulated rshim device's emu-state.json, by path."""
+    out = {}
+    for root, _, files in os.walk(lab.state):
+        if "emu-state.json" in files:
+            import json
+            with open(os.path.join(root, "emu-state.json")) as f:
+                out[root] = json.load(f)
+    return out
+
+
+def test_corrupt_cached_bfb_is_refused_and_downloaded_again(lab):
+    """The BFB controller's cached copy rots in place after it was Ready
+    (bytes inside the initramfs change; size and mtime stay, so nothing a
+    stat shows): the install is refused for its content, the DPU's status
+    names the image and the CRC, the DPU controller asks the BFB to check
+    its cache, the BFB controller parses the file, finds the bad CRC and
+    downloads it again, and the DPUs' own retry reaches Ready, with nobody
+    touching an object."""
+    ns = "dpf-operator-system"
+    lab.bfb.serving = True
+    text = examples_fleet(lab)
+    docs = [d for d in text.split("---\n") if d.strip()]
+    first = [d for d in docs if "kind: Namespace" in d or "kind: BFB" in d]
+    lab.apply("---\n".join(first))
+
+    def bfb_ready():
+        b = bfb_object(lab)
+        return b if b and b.get("status", {}).get("phase") == "Ready" \
+            else None
+    b = wait_for(bfb_ready, 120, interval=0.5, what="the BFB Ready")
+    served = os.path.join(lab.tmp, "www", BFB_NAME)
+    cached = os.path.join(lab.srv.data_dir, "bfb", b["spec"]["fileName"])
+    assert sha256_of(cached) == sha256_of(served) == b["status"]["sha256"]
+
+    # bit rot: 16 bytes in the middle (the initramfs image) change
+    st = os.stat(cached)
+    with open(cached, "r+b") as f:
+        f.seek(st.st_size // 2)
+        old = f.read(16)
+        f.seek(st.st_size // 2)
+        f.write(bytes(x ^ 0x5A for x in old))
+    os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(cached).st_mtime_ns == st.st_mtime_ns
+    # the size check every 5 s sees nothing
+    time.sleep(6)
+    assert bfb_ready(), bfb_object(lab)["status"]
+
+    lab.apply(text)
+    refused = {}
+
+    def watch():
+        for d in lab.dpus(ns):
+            last = d.get("status", {}).get("lastError", "")
+            if "CRC" in last:
+                refused[d["metadata"]["name"]] = last
+        return all_ready(lab)
+    wait_for(watch, 400, interval=0.5,
+             what="both DPUs Ready after the corrupt BFB")
+    assert refused, "no DPU said its install was refused for a bad CRC"
+    fname = b["spec"]["fileName"]
+    for name, last in refused.items():
+        # what went wrong, where, and what was done about it
+        assert last.startswith("InstallationFailed:"), last
+        assert fname in last and "CRC-32 mismatch" in last, last
+        assert f"BFB {ns}/bf-bundle-lab was asked to check its cached " \
+            "file" in last, last
+        print(f"\nprovisioning: {name} lastError: {last}")
+    for d in lab.dpus(ns):
+        if d["metadata"]["name"] in refused:
+            assert d["status"].get("attempts", 0) >= 1, d["status"]
+    # the BFB controller found the bad CRC and downloaded the file again
+    reasons = [e["reason"] for e in events_of(lab, ns, "bf-bundle-lab")]
+    assert "CorruptCache" in reasons, reasons
+    corrupt = [e for e in events_of(lab, ns, "bf-bundle-lab")
+               if e["reason"] == "CorruptCache"][0]
+    assert fname in corrupt["message"] and "CRC-32 mismatch" in \
+        corrupt["message"], corrupt["message"]
+    b = bfb_object(lab)
+    assert "provisioning.dpu.nvidia.com/verify-cache" not in \
+        b["metadata"].get("annotations", {}), b["metadata"]
+    assert b["status"]["phase"] == "Ready"
+    assert sha256_of(cached) == sha256_of(served) == b["status"]["sha256"]
+    # dmsd checks every CRC of the image before it writes a byte into the
+    # rshim boot device: no emulated device ever got the corrupt stream
+    states = emu_states(lab)
+    assert len(states) == 2, states
+    for path, s in states.items():
+        assert s["refusedSessions"] == 0 and s["bootSessions"] >= 1, \
+            (path, s)
+
+
+def dmsd_pid(lab, dpu):
+    """PID of the dmsd serving DPU dpu of this lab (its --state_dir names
+    the DPU, its --bind_address the lab's network)."""
+    state = f"/bfb/.dms/dpf-operator-system.{dpu}"
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith(b"dmsd"):
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        if state in args and any(a.startswith(f"10.{lab.octet}.")
+                                 for a in args):
+            return int(pid)
+    return None
+
+
+def big_bundle(lab, mib=192):
+    """Replace the lab's bundle with one whose initramfs is mib MiB, so
+    dmsd's push into the rshim boot device takes a while."""
+    www = os.path.join(lab.tmp, "www")
+    initrd = os.path.join(lab.tmp, "initramfs-big")
+    with open(initrd, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    r = subprocess.run([binary("dpfctl", "dpfctl"), "bfb", "build",
+                        "--kernel", os.path.join(lab.tmp, "kernel"),
+                        "--initramfs", initrd, "--bfb-version", "lab-1.0",
+                        os.path.join(www, BFB_NAME)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    os.unlink(initrd)
+
+
+def activation(lab, dpu, ns="dpf-operator-system"):
+    """dmsd's persisted activation state for dpu, or {}."""
+    import json
+    path = os.path.join(lab.srv.data_dir, "bfb", ".dms", f"{ns}.{dpu}",
+                        "activation.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def read_offset(pid, path):
+    """Where process pid is in its open file path (by inode), or None."""
+    ino = os.stat(path).st_ino
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            if os.stat(os.path.join(fds, fd)).st_ino != ino:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("pos:"):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return None
+
+
+def test_corrupt_bfb_refused_by_the_device(lab):
+    """The bytes change after dmsd checked them, while it pushes them into
+    the rshim boot device (the emulator is held with SIGSTOP, so the push
+    waits on the full FIFO and the test knows how far dmsd has read): the
+    emulated device refuses the stream for the bad CRC, dmsd reports the
+    DPU refused it, the DPU's status says so and asks the BFB to check its
+    cache, which is found corrupt and downloaded again, and both DPUs reach
+    Ready with nobody touching an object."""
+    ns = "dpf-operator-system"
+    big_bundle(lab)
+    lab.bfb.serving = True
+    lab.apply(examples_fleet(lab))
+
+    def installing():
+        return [d["metadata"]["name"] for d in lab.dpus(ns)
+                if d.get("status", {}).get("phase") == "OS Installing"]
+    names = wait_for(installing, 300, interval=0.05,
+                     what="a DPU OS Installing")
+    cached = None
+    os.kill(lab.emu.pid, signal.SIGSTOP)
+    try:
+        # dmsd checks the whole file, then blocks writing into the FIFO
+        # nobody reads
+        name = wait_for(lambda: next((n for n in names if activation(
+            lab, n).get("phase") == "pushing"), None), 120, interval=0.05,
+            what="dmsd pushing into the held device")
+        fname = bfb_object(lab)["spec"]["fileName"]
+        cached = os.path.join(lab.srv.data_dir, "bfb", fname)
+        pid = dmsd_pid(lab, name)
+        assert pid, f"no dmsd process for {name}"
+        time.sleep(1)  # dmsd reaches the full FIFO and stays there
+        pos = read_offset(pid, cached)
+        size = os.path.getsize(cached)
+        assert pos is not None and pos < size - (16 << 20), (pos, size)
+        # bit rot near the end of the initramfs, size and mtime kept
+        st = os.stat(cached)
+        with open(cached, "r+b") as f:
+            f.seek(size - (8 << 20))
+            old = f.read(16)
+            f.seek(size - (8 << 20))
+            f.write(bytes(x ^ 0x5A for x in old))
+        os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.kill(lab.emu.pid, signal.SIGCONT)
+    print(f"\nprovisioning: corrupted {fname} while dmsd of {name} had "
+          f"pushed {pos} of {size} bytes")
+
+    refused = {}
+
+    def watch():
+        for d in lab.dpus(ns):
+            last = d.get("status", {}).get("lastError", "")
+            if "the DPU refused" in last:
+                refused[d["metadata"]["name"]] = last
+        return all_ready(lab)
+    wait_for(watch, 400, interval=0.5,
+             what="both DPUs Ready after the device refused the BFB")
+    assert name in refused, refused
+    last = refused[name]
+    assert last.startswith("InstallationFailed:"), last
+    assert fname in last and "CRC-32 mismatch" in last, last
+    assert f"BFB {ns}/bf-bundle-lab was asked to check its cached file" \
+        in last, last
+    print(f"provisioning: {name} lastError: {last}")
+    # the device itself refused a stream (its words are the ones dmsd
+    # passed on above: misc's ERR line); a later good session cleared
+    # its lastError
+    states = emu_states(lab)
+    assert any(s["refusedSessions"] >= 1 for s in states.values()), states
+    reasons = [e["reason"] for e in events_of(lab, ns, "bf-bundle-lab")]
+    assert "CorruptCache" in reasons, reasons
+    served = os.path.join(lab.tmp, "www", BFB_NAME)
+    assert sha256_of(cached) == sha256_of(served) == \
+        bfb_object(lab)["status"]["sha256"]
+
+
+@pytest.mark.parametrize("lab", ["8s"], indirect=True)
+def test_dmsd_killed_mid_transfer_recovers(lab):
+    """dmsd is SIGKILLed while it pushes the BFB into the emulated rshim
+    boot device (or, if the push is over, while it waits for the device to
+    install it): the DPU's status names the interrupted activation, dpulet
+    restarts the DMS pod's process, the DPU's retry activates again and the
+    DPU reaches Ready, with nobody touching an object."""
+    ns = "dpf-operator-system"
+    big_bundle(lab)
+    lab.bfb.serving = True
+    lab.apply(examples_fleet(lab))
+    dms = os.path.join(lab.srv.data_dir, "bfb", ".dms")
+
+    def activating():
+        import json
+        for d in lab.dpus(ns):
+            name = d["metadata"]["name"]
+            try:
+                with open(os.path.join(dms, f"{ns}.{name}",
+                                       "activation.json")) as f:
+                    a = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if a.get("phase") in ("pushing", "waiting"):
+                return name, a["phase"], d.get("status", {}).get(
+                    "installProgress")
+        return None
+    name, act_phase, progress = wait_for(activating, 300, interval=0.05,
+                                         what="a dmsd activating a BFB")
+    pid = dmsd_pid(lab, name)
+    assert pid, f"no dmsd process for {name}"
+    pod_path = f"/api/v1/namespaces/{ns}/pods/{name}-dms"
+    pod = lab.get(pod_path)
+    restarts = pod["status"]["containerStatuses"][0].get("restartCount", 0)
+    os.kill(pid, signal.SIGKILL)
+    print(f"\nprovisioning: dmsd of {name} killed while its activation was "
+          f"{act_phase} (installProgress {progress})")
+
+    # the status names what happened
+    def named():
+        d = lab.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                    f"namespaces/{ns}/dpus/{name}")
+        last = d.get("status", {}).get("lastError", "")
+        return last if "dmsd restarted while activating" in last else None
+    last = wait_for(named, 180, interval=0.5,
+                    what=f"{name}'s lastError naming the interrupted "
+                    "activation")
+    fname = bfb_object(lab)["spec"]["fileName"]
+    assert last.startswith("InstallationFailed:") and fname in last, last
+    assert "was asked to check its cached file" not in last, last
+    print(f"provisioning: {name} lastError: {last}")
+    # dpulet restarted the DMS pod's process (or the retry made a new pod)
+    wait_for(lambda: dmsd_pid(lab, name) not in (None, pid), 60,
+             what=f"a new dmsd for {name}")
+
+    def pod_restarted():
+        p = lab.get(pod_path)
+        return p and (p["metadata"]["uid"] != pod["metadata"]["uid"] or
+                      p["status"]["containerStatuses"][0].get(
+                          "restartCount", 0) > restarts)
+    wait_for(pod_restarted, 60, interval=0.5,
+             what=f"pod {name}-dms restarted or recreated")
+
+    wait_for(lambda: all_ready(lab), 400, interval=0.5,
+             what="both DPUs Ready after dmsd was killed")
+    d = lab.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                f"namespaces/{ns}/dpus/{name}")
+    assert d["status"].get("attempts", 0) >= 1, d["status"]
+    assert "dmsd restarted while activating" in d["status"]["lastError"]

@@ -169,7 +169,11 @@ dms_client_create(const struct dms_client_config *cfg, struct dpf_error *err)
     grpc_ssl_pem_key_cert_pair pair = {c->key, c->cert};
     c->creds = grpc_ssl_credentials_create(c->ca, &pair, NULL, NULL);
     /* a restarted DMS pod is reached again within seconds, not after
-     * gRPC's default backoff of up to two minutes */
+     * gRPC's default backoff of up to two minutes. gRPC takes its "min
+     * reconnect backoff" as the deadline of one connection attempt (TCP,
+     * TLS and the HTTP/2 SETTINGS): 500 ms failed installs with
+     * "connection attempt timed out" on a loaded machine, so an attempt
+     * gets 10 s while the retries still start 500 ms apart. */
     grpc_arg args[4];
     size_t nargs = 0;
     args[nargs++] = (grpc_arg){.type = GRPC_ARG_INTEGER,
@@ -177,7 +181,7 @@ dms_client_create(const struct dms_client_config *cfg, struct dpf_error *err)
                                .value.integer = 500};
     args[nargs++] = (grpc_arg){.type = GRPC_ARG_INTEGER,
                                .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-                               .value.integer = 500};
+                               .value.integer = 10000};
     args[nargs++] = (grpc_arg){.type = GRPC_ARG_INTEGER,
                                .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
                                .value.integer = 3000};

@@ -49,6 +49,7 @@
 #include "controllers/allocator.h"
 #include "controllers/bfcfg.h"
 #include "controllers/controllers.h"
+#include "controllers/dcview.h"
 #include "controllers/dms-client.h"
 #include "controllers/dpu-pods.h"
 #include "controllers/dpuset-util.h"
@@ -57,6 +58,7 @@
 #include "lib/base/thread.h"
 #include "lib/kube/api-client.h"
 #include "lib/kube/controller.h"
+#include "lib/kube/informer.h"
 #include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-cache.h"
 #include "lib/kube/kube-events.h"
@@ -68,8 +70,14 @@ LOG_MODULE(dpu);
 
 #define DPU_FINALIZER PROV_GROUP "/dpu-protection"
 #define LABEL_POD_DPU PROV_GROUP "/dpu-name"
-#define REQUEUE_MS 5000       /* DPF's RequeueInterval */
-#define READY_POLL_MS 30000   /* Ready: look at the DPU's Node again */
+#define REQUEUE_MS 5000     /* DPF's RequeueInterval */
+#define READY_POLL_MS 30000 /* Ready: look at the DPU's Node again */
+/* An install's progress goes to status this often; its end queues the
+ * DPU at once. */
+#define INSTALL_POLL_MS 3000
+#define SLOT_POLL_MS 60000 /* waiting for a slot: safety net only */
+/* The DPU's Node watched in its DPU cluster (dcview.h): safety net only */
+#define VIEW_POLL_MS (10 * 60 * 1000)
 #define BACKOFF_MIN_MS 5000   /* Error: first retry */
 #define BACKOFF_MAX_MS 300000 /* Error: longest wait */
 #define DMS_POD_TIMEOUT_MS (5 * 60 * 1000)
@@ -104,6 +112,7 @@ struct install {
     /* DMS or the device refused the BFB's content (set by the thread
      * before done): the BFB's cached file is to be checked */
     bool image_refused;
+    struct workqueue *q; /* gets key when the install ends */
 };
 
 struct dpu_ctrl {
@@ -117,6 +126,12 @@ struct dpu_ctrl {
     json_t *seen; /* key -> monotonic ms the DMS pod was first waited for */
     struct install **tasks;
     size_t n_tasks;
+    /* DPUs waiting for an install slot, in arrival order (mu): an install
+     * that ends queues the first, so thousands of waiting DPUs do not poll
+     * for a slot */
+    json_t *slot_waiters;
+    struct controller *ctl;
+    struct dcviews *views; /* the DPU clusters' Nodes (dcview.h) */
 };
 
 /* --- small helpers --- */
@@ -136,6 +151,7 @@ struct dctx {
     const json_t *obj; /* cached, read-only */
     json_t *copy;      /* the status to write */
     json_t *node;      /* the host Node (ref) or NULL */
+    json_t *secrets;   /* Secrets read in this reconcile, by name */
     int64_t gen;
     bool why_set;
     char why_reason[64];
@@ -651,7 +667,8 @@ install_progress(void *arg, uint64_t sent, uint64_t total)
 /* The install (dpf-spec §2.7.2) on its own thread: DPU mode, the BFB
  * (DMS answers at once when it has that version already: a resumed
  * install sends nothing twice), the bf.cfg, Activate (up to 10 tries),
- * then RebootStatus every 3 s until the DPU booted. A resumed install
+ * then RebootStatus (after 0.2 s, backing off to every 3 s) until the DPU
+ * booted. A resumed install
  * whose previous run reached activate asks RebootStatus first. */
 static void *
 install_main(void *arg)
@@ -718,6 +735,11 @@ install_main(void *arg)
     if (rc == 0) {
         install_step(t, "reboot");
     wait_reboot:
+        /* asked after 0.2 s, then less and less often up to every 3 s:
+         * an emulated or fast DPU is not kept waiting a whole period (at
+         * 16 installs at once, a 3 s first wait capped a fleet at 320
+         * DPUs a minute) */
+        int64_t wait_ms = 200;
         for (int64_t end = time_mono_ms() + 30 * 60 * 1000;;) {
             rc = dms_reboot_status(c, &active, &rs, msg, sizeof msg, &err);
             if (rc < 0 && !dms_error_retriable(rc)) {
@@ -732,9 +754,11 @@ install_main(void *arg)
                               "the DPU did not finish booting the BFB");
                 break;
             }
-            for (int i = 0; i < 30 && !atomic_load(&t->cancel); i++) {
-                usleep(100 * 1000); /* 3 s, cancellable */
+            for (int64_t i = 0; i < wait_ms / 100 && !atomic_load(&t->cancel);
+                 i++) {
+                usleep(100 * 1000); /* cancellable */
             }
+            wait_ms = DPF_MIN(wait_ms * 2, 3000);
         }
         if (rc == 0 && rs != DMS_REBOOT_SUCCESS) {
             /* a failure that is not retriable: the device refused the
@@ -762,7 +786,42 @@ install_main(void *arg)
     }
     dms_client_destroy(c);
     atomic_store(&t->done, true);
+    /* the DPU's reconcile takes the result now, and the next DPU waiting
+     * for a slot gets it */
+    pthread_mutex_lock(&t->d->mu);
+    char *next = NULL;
+    if (json_array_size(t->d->slot_waiters)) {
+        next =
+            xstrdup(json_string_value(json_array_get(t->d->slot_waiters, 0)));
+        json_array_remove(t->d->slot_waiters, 0);
+    }
+    pthread_mutex_unlock(&t->d->mu);
+    if (t->q) {
+        workqueue_add(t->q, t->key);
+        if (next) {
+            workqueue_add(t->q, next);
+        }
+    }
+    free(next);
     return NULL;
+}
+
+/* Queue key for the next free install slot (once). */
+static void
+slot_wait(struct dpu_ctrl *d, const char *key)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t i;
+    json_t *v;
+    bool have = false;
+    json_array_foreach(d->slot_waiters, i, v)
+    {
+        have |= !strcmp(json_string_value(v), key);
+    }
+    if (!have) {
+        json_array_append_new(d->slot_waiters, json_string(key));
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* Start t (its inputs filled) unless max_installs run. -EBUSY at the cap
@@ -948,11 +1007,20 @@ do_dms_deployment(struct dctx *x)
         return REQUEUE_MS;
     }
     /* The DMS server and client certificates (dpu-pods.h; a build
-     * whose certificate code is a stub goes on without them). */
+     * whose certificate code is a stub goes on without them), made
+     * before the pod: once the pod is there, the certificates were
+     * checked in this phase already and are not read again on every
+     * look at the pod (thousands of DPUs wait here at once). */
     int64_t recheck = 0;
-    rc = dpu_certs_ensure(controller_rest(x->c), x->obj,
-                          dpuset_node_internal_ip(x->node), NULL, &recheck,
-                          &err);
+    char *pname = pod_name(x, "dms");
+    json_t *have =
+        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
+    free(pname);
+    rc = have ? 0
+              : dpu_certs_ensure(controller_rest(x->c), x->obj,
+                                 dpuset_node_internal_ip(x->node), NULL,
+                                 &recheck, &err);
+    json_decref(have);
     if (rc == -EINPROGRESS) {
         cond(x, "DMSRunning", "False", "WaitingForCertificate",
              "waiting for the DMS certificates to be signed");
@@ -1032,17 +1100,25 @@ static char *
 secret_key(struct dctx *x, const char *name, const char *key,
            struct dpf_error *err)
 {
-    char *path = kube_path(&secret_gvr, x->ns, name, NULL);
-    json_t *sec = NULL;
-    int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL, NULL,
-                                 NULL, &sec, err);
-    free(path);
-    if (rc < 0) {
-        char msg[sizeof err->message];
-        snprintf(msg, sizeof msg, "%s", err->message);
-        dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
-                      x->ns, name, msg);
-        return NULL;
+    /* one read per Secret and reconcile (the client Secret gives two
+     * keys) */
+    json_t *sec = json_incref(json_object_get(x->secrets, name));
+    if (!sec) {
+        char *path = kube_path(&secret_gvr, x->ns, name, NULL);
+        int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
+                                     NULL, NULL, &sec, err);
+        free(path);
+        if (rc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 404, "NotFound", "waiting for Secret %s/%s: %s",
+                          x->ns, name, msg);
+            return NULL;
+        }
+        if (!x->secrets) {
+            x->secrets = json_object();
+        }
+        json_object_set(x->secrets, name, sec);
     }
     const char *b64 = str_at(json_object_get(sec, "data"), key, NULL);
     char *out = NULL;
@@ -1057,6 +1133,8 @@ secret_key(struct dctx *x, const char *name, const char *key,
     return out;
 }
 
+static int dpu_view(struct dctx *x, char **uid_out, struct dpf_error *err);
+
 /* The join command for the DPU's bf.cfg (`kubeadm join HOST:PORT --token
  * ID.SECRET --discovery-token-ca-cert-hash sha256:HEX`), as `kubeadm token
  * create --print-join-command` makes it: a bootstrap token (24 h) in the
@@ -1067,6 +1145,45 @@ static int
 dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
 {
     *out = NULL;
+    /* through the cluster's view: its kept-alive connection and the pin
+     * worked out once (a client per DPU cost a TLS handshake and a key
+     * parse each, a tenth of the server's CPU at 10,000 DPUs) */
+    char *uid = NULL;
+    char *server = NULL;
+    char pin[KUBE_BOOTSTRAP_HASH_SIZE];
+    if (dpu_view(x, &uid, err) >= 0 && uid &&
+        dcviews_join_data(x->d->views, uid, &server, pin) == 0) {
+        struct kube_bootstrap_token t;
+        int rc = kube_bootstrap_token_generate(&t, err);
+        json_t *sec =
+            rc == 0 ? kube_bootstrap_token_secret(&t, (int64_t) time(NULL),
+                                                  24 * 3600, NULL,
+                                                  "made by dpf for a node join")
+                    : NULL;
+        if (sec) {
+            rc = dcviews_json_wait(x->d->views, uid, "POST",
+                                   "/api/v1/namespaces/kube-system/secrets",
+                                   sec, NULL, NULL, err);
+        }
+        json_decref(sec);
+        if (rc == 0) {
+            *out = kube_bootstrap_join_text(server, &t, pin);
+        }
+        kube_bootstrap_token_clear(&t);
+        free(server);
+        free(uid);
+        if (rc < 0) {
+            char msg[sizeof err->message];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            dpf_error_set(err, 503, "Unavailable",
+                          "cannot make a join token in the DPU cluster: %s",
+                          msg);
+            return -EAGAIN;
+        }
+        return 0;
+    }
+    free(uid);
+    dpf_error_clear(err);
     struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
     if (!kc) {
         return -EAGAIN;
@@ -1261,17 +1378,20 @@ do_os_installing(struct dctx *x)
             fail(x, "OSInstalled", "InstallationFailed", "%s", err.message);
             return 0;
         }
+        n->q = controller_queue(x->c);
         rc = task_start(x->d, n);
         if (rc < 0) {
             cond(x, "OSInstalled", "False", "WaitingForInstallSlot",
                  "%d installs are running (--max-concurrent-installs); "
                  "waiting for a slot",
                  x->d->max_installs);
-            return REQUEUE_MS;
+            /* an ending install queues us; the requeue is a safety net */
+            slot_wait(x->d, x->key);
+            return SLOT_POLL_MS;
         }
         cond(x, "OSInstalled", "False", "Installing",
              "install started (what DMS already has is not sent again)");
-        return 1000;
+        return INSTALL_POLL_MS;
     }
     if (!atomic_load(&t->done)) {
         progress_write(x, t);
@@ -1282,7 +1402,7 @@ do_os_installing(struct dctx *x)
         cond(x, "OSInstalled", "False", "Installing", "%s: %lld of %lld bytes",
              step, (long long) atomic_load(&t->sent),
              (long long) atomic_load(&t->total));
-        return 1000;
+        return INSTALL_POLL_MS;
     }
     int rc = t->rc;
     char msg[1024];
@@ -1482,17 +1602,10 @@ dpu_node_labels(struct dctx *x)
     return want;
 }
 
-/* The DPU's Node in the DPU cluster: 1 Ready, 0 not Ready, -errno (with
- * err) when it cannot be read. Labels missing -> *labels_ok false. */
+/* Is node n Ready (1) or not (0); *labels_ok when it has want. */
 static int
-dpu_node_check(struct dctx *x, struct api_client *cl, const json_t *want,
-               bool *labels_ok, struct dpf_error *err)
+dpu_node_eval(const json_t *n, const json_t *want, bool *labels_ok)
 {
-    json_t *n = NULL;
-    int rc = api_client_get(cl, &node_gvr, NULL, x->name, &n, err);
-    if (rc < 0) {
-        return rc;
-    }
     const json_t *have =
         json_object_get(json_object_get(n, "metadata"), "labels");
     *labels_ok = true;
@@ -1516,25 +1629,145 @@ dpu_node_check(struct dctx *x, struct api_client *cl, const json_t *want,
             ready = s && !strcmp(s, "True");
         }
     }
-    json_decref(n);
     return ready;
+}
+
+/* The UID of the DPU's DPUCluster (from the cache), or NULL. */
+static const char *
+dpu_cluster_uid(struct dctx *x, json_t **hold)
+{
+    const json_t *cl =
+        json_object_get(json_object_get(x->obj, "spec"), "cluster");
+    const char *ns = str_at(cl, "namespace", NULL);
+    const char *name = str_at(cl, "name", NULL);
+    *hold = ns && name
+                ? kube_cache_get_name(controller_cache(x->c, 4), ns, name)
+                : NULL;
+    return str_at(json_object_get(*hold, "metadata"), "uid", NULL);
+}
+
+/* The DPU's Node in its DPU cluster: 1 and *n (NULL when the cluster has
+ * no such Node) from the cluster's watched view; 0 when the view is not
+ * ready yet (then the caller asks the cluster directly); < 0 with err. */
+/* The view of the DPU's DPU cluster: 1 synced, 0 being made (made now
+ * if there was none), -EIO with err when the cluster's kubeconfig cannot
+ * be read. *uid_out (malloc'd) gets the cluster's UID, or NULL when the
+ * DPU has no cluster yet. */
+static int
+dpu_view(struct dctx *x, char **uid_out, struct dpf_error *err)
+{
+    json_t *hold = NULL;
+    const char *uid = dpu_cluster_uid(x, &hold);
+    *uid_out = NULL;
+    int rc = 0;
+    if (uid) {
+        rc = dcviews_state(x->d->views, uid);
+        if (rc == -ENOENT) {
+            struct kubeconfig *kc = dpu_cluster_kubeconfig(x, err);
+            if (!kc) {
+                json_decref(hold);
+                return -EIO;
+            }
+            char *cname = xasprintf(
+                "%s/%s",
+                str_at(json_object_get(hold, "metadata"), "namespace", NULL),
+                str_at(json_object_get(hold, "metadata"), "name", NULL));
+            dcviews_add(x->d->views, uid, cname, kc);
+            free(cname);
+            kubeconfig_free(kc);
+            rc = 0;
+        }
+        *uid_out = xstrdup(uid);
+    }
+    json_decref(hold);
+    return rc;
+}
+
+static int
+dpu_node_viewed(struct dctx *x, json_t **n, char **uid_out,
+                struct dpf_error *err)
+{
+    char *uid = NULL;
+    int rc = dpu_view(x, &uid, err);
+    if (rc == 1) {
+        *n = dcviews_node(x->d->views, uid, x->name);
+        *uid_out = uid;
+        return 1;
+    }
+    free(uid);
+    return rc;
+}
+
+/* Check the DPU's Node: 1 Ready, 0 not Ready, < 0 (-ENOENT: not in the
+ * cluster) with err; *labels_ok when it has want. With a view, *uid gets
+ * the cluster's UID (writes go through the view), else *cl a client. */
+static int
+dpu_node_check(struct dctx *x, const json_t *want, bool *labels_ok, char **uid,
+               struct api_client **cl, struct dpf_error *err)
+{
+    json_t *n = NULL;
+    *uid = NULL;
+    *cl = NULL;
+    int rc = dpu_node_viewed(x, &n, uid, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 0) {
+        *cl = dpu_cluster_client(x, err);
+        if (!*cl) {
+            return -EIO;
+        }
+        rc = api_client_get(*cl, &node_gvr, NULL, x->name, &n, err);
+        if (rc < 0) {
+            return rc;
+        }
+    } else if (!n) {
+        dpf_error_set(err, 404, "NotFound",
+                      "node %s is not in the DPU cluster yet", x->name);
+        return -ENOENT;
+    }
+    rc = dpu_node_eval(n, want, labels_ok);
+    json_decref(n);
+    return rc;
+}
+
+/* Merge want into the DPU Node's labels. */
+static int
+dpu_node_label(struct dctx *x, const char *uid, struct api_client *cl,
+               const json_t *want, struct dpf_error *err)
+{
+    json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", want);
+    int rc;
+    if (uid) {
+        char *path = kube_path(&node_gvr, NULL, x->name, NULL);
+        rc = dcviews_json_wait(x->d->views, uid, "PATCH", path, patch,
+                               "application/merge-patch+json", NULL, err);
+        free(path);
+    } else {
+        rc = api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
+                              API_PATCH_MERGE, patch, "dpf-dpu", NULL, err);
+    }
+    json_decref(patch);
+    return rc;
 }
 
 static int64_t
 do_cluster_config(struct dctx *x)
 {
     struct dpf_error err = {0};
-    struct api_client *cl = dpu_cluster_client(x, &err);
-    if (!cl) {
-        cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
-             err.message);
-        return REQUEUE_MS;
-    }
     json_t *want = dpu_node_labels(x);
     bool labels_ok = false;
-    int rc = dpu_node_check(x, cl, want, &labels_ok, &err);
-    int64_t res = REQUEUE_MS;
-    if (rc < 0) {
+    char *uid = NULL;
+    struct api_client *cl = NULL;
+    int rc = dpu_node_check(x, want, &labels_ok, &uid, &cl, &err);
+    /* with a view, the Node's changes queue the DPU: the requeue is a
+     * safety net */
+    int64_t res = uid ? VIEW_POLL_MS : REQUEUE_MS;
+    if (rc == -EIO) {
+        cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
+             err.message);
+        res = REQUEUE_MS;
+    } else if (rc < 0) {
         cond(x, "Ready", "False", "DPUNodeGetError",
              "waiting for node %s to join the DPU cluster: %s", x->name,
              err.message);
@@ -1543,15 +1776,12 @@ do_cluster_config(struct dctx *x)
              "node %s is in the DPU cluster but not Ready", x->name);
     } else {
         if (!labels_ok) {
-            json_t *patch = json_pack("{s:{s:O}}", "metadata", "labels", want);
-            rc =
-                api_client_patch(cl, &node_gvr, NULL, x->name, NULL,
-                                 API_PATCH_MERGE, patch, "dpf-dpu", NULL, &err);
-            json_decref(patch);
+            rc = dpu_node_label(x, uid, cl, want, &err);
         }
         if (rc < 0) {
             cond(x, "Ready", "False", "DPUNodeGetError",
                  "cannot label node %s: %s", x->name, err.message);
+            res = REQUEUE_MS;
         } else {
             cond(x, "Ready", "True", "DPUNodeReady", "cluster configured");
             set_phase(x, "Ready");
@@ -1560,6 +1790,7 @@ do_cluster_config(struct dctx *x)
     }
     json_decref(want);
     api_client_destroy(cl);
+    free(uid);
     return res;
 }
 
@@ -1584,17 +1815,21 @@ do_ready(struct dctx *x)
              "cannot recreate the DMS or host network pod: %s", err.message);
         return REQUEUE_MS;
     }
-    struct api_client *cl = dpu_cluster_client(x, &err);
-    if (!cl) {
+    json_t *want = dpu_node_labels(x);
+    bool labels_ok = true;
+    char *uid = NULL;
+    struct api_client *cl = NULL;
+    rc = dpu_node_check(x, want, &labels_ok, &uid, &cl, &err);
+    json_decref(want);
+    api_client_destroy(cl);
+    /* watched: the Node's changes queue the DPU; polled: DPF's period */
+    int64_t next = uid ? VIEW_POLL_MS : READY_POLL_MS;
+    free(uid);
+    if (rc == -EIO) {
         cond(x, "Ready", "False", "DPUClusterClientGetError", "%s",
              err.message);
         return REQUEUE_MS;
     }
-    json_t *want = dpu_node_labels(x);
-    bool labels_ok = true;
-    rc = dpu_node_check(x, cl, want, &labels_ok, &err);
-    json_decref(want);
-    api_client_destroy(cl);
     if (rc < 0) {
         cond(x, "Ready", "False", "DPUNodeGetError", "node %s: %s", x->name,
              err.message);
@@ -1607,7 +1842,7 @@ do_ready(struct dctx *x)
     } else {
         cond(x, "Ready", "True", "DPUNodeReady", "DPU node is ready");
     }
-    return READY_POLL_MS;
+    return next;
 }
 
 static int64_t
@@ -1889,49 +2124,105 @@ reconcile_dpu(struct controller *c, const char *key)
 out:
     json_decref(x.copy);
     json_decref(x.node);
+    json_decref(x.secrets);
     json_decref(obj);
     return res;
 }
 
 /* --- maps --- */
 
-/* Every DPU whose spec field equals value (in ns, or any). */
+/* Cache indexes of the DPUs by spec field: a Node or a BFB event maps to
+ * its own DPUs without walking every DPU (10,000 DPUs and as many host
+ * Node updates would be 10^8 steps). Values are "field" and "ns/field"
+ * for the namespaced BFB. */
 static json_t *
-dpus_where(struct controller *c, const char *ns, const char *field,
-           const char *value)
+index_node(void *arg, const json_t *obj)
+{
+    (void) arg;
+    const char *v = str_at(json_object_get(obj, "spec"), "nodeName", NULL);
+    return v ? json_pack("[s]", v) : NULL;
+}
+
+static json_t *
+index_name(void *arg, const json_t *obj)
+{
+    (void) arg;
+    const char *v = str_at(json_object_get(obj, "metadata"), "name", NULL);
+    return v ? json_pack("[s]", v) : NULL;
+}
+
+static json_t *dpus_by(struct controller *c, const char *index,
+                       const char *value);
+
+/* Loop thread: a DPU cluster's Node changed: queue the DPUs of that name
+ * (a DPU's Node is named after it). */
+static void
+on_dpu_node(void *arg, const char *node)
+{
+    struct dpu_ctrl *d = arg;
+    json_t *keys = dpus_by(d->ctl, "name", node);
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        workqueue_add(controller_queue(d->ctl), json_string_value(k));
+    }
+    json_decref(keys);
+}
+
+static json_t *
+index_bfb(void *arg, const json_t *obj)
+{
+    (void) arg;
+    const char *v = str_at(json_object_get(obj, "spec"), "bfb", NULL);
+    const char *ns =
+        str_at(json_object_get(obj, "metadata"), "namespace", NULL);
+    return v && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, v)) : NULL;
+}
+
+/* The keys of the DPUs whose index has value. */
+static json_t *
+dpus_by(struct controller *c, const char *index, const char *value)
 {
     json_t *keys = json_array();
-    json_t *all = kube_cache_list(controller_cache(c, 0));
+    json_t *objs =
+        value ? kube_cache_by_index(controller_cache(c, 0), index, value)
+              : NULL;
     size_t i;
     json_t *o;
-    json_array_foreach(all, i, o)
+    json_array_foreach(objs, i, o)
     {
         const json_t *md = json_object_get(o, "metadata");
-        const char *v = str_at(json_object_get(o, "spec"), field, NULL);
-        const char *ons = str_at(md, "namespace", NULL);
-        if (v && value && !strcmp(v, value) &&
-            (!ns || (ons && !strcmp(ns, ons)))) {
-            json_array_append_new(
-                keys, json_sprintf("%s/%s", ons, str_at(md, "name", NULL)));
+        const char *ns = str_at(md, "namespace", NULL);
+        const char *name = str_at(md, "name", NULL);
+        if (ns && name) {
+            json_array_append_new(keys, json_sprintf("%s/%s", ns, name));
         }
     }
-    json_decref(all);
+    json_decref(objs);
     return keys;
 }
 
 static json_t *
 map_node(struct controller *c, const json_t *obj)
 {
-    return dpus_where(c, NULL, "nodeName",
-                      str_at(json_object_get(obj, "metadata"), "name", NULL));
+    return dpus_by(c, "nodeName",
+                   str_at(json_object_get(obj, "metadata"), "name", NULL));
 }
 
 static json_t *
 map_bfb(struct controller *c, const json_t *obj)
 {
     const json_t *md = json_object_get(obj, "metadata");
-    return dpus_where(c, str_at(md, "namespace", NULL), "bfb",
-                      str_at(md, "name", NULL));
+    const char *ns = str_at(md, "namespace", NULL);
+    const char *name = str_at(md, "name", NULL);
+    if (!ns || !name) {
+        return NULL;
+    }
+    char *v = xasprintf("%s/%s", ns, name);
+    json_t *keys = dpus_by(c, "bfb", v);
+    free(v);
+    return keys;
 }
 
 static json_t *
@@ -1977,6 +2268,7 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     pthread_mutex_init(&d->mu, NULL);
     d->due = json_object();
     d->seen = json_object();
+    d->slot_waiters = json_array();
     d->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
     d->ops.name = "dpu";
     d->ops.primary_kind = "DPU";
@@ -1984,8 +2276,18 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     d->ops.secondary = dpu_watches;
     d->ops.n_secondary = 4;
     d->ops.reconcile = reconcile_dpu;
-    d->ops.workers = 4;
-    controller_manager_add(m, &d->ops, d);
+    /* reconciles wait on API round trips more than they compute: more
+     * workers keep a fleet of thousands moving (the server batches
+     * concurrent writes) */
+    d->ops.workers = 12;
+    d->ctl = controller_manager_add(m, &d->ops, d);
+    struct informer *inf =
+        controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);
+    informer_add_index(inf, "nodeName", index_node, NULL);
+    informer_add_index(inf, "bfb", index_bfb, NULL);
+    informer_add_index(inf, "name", index_name, NULL);
+    d->views = dcviews_create(kube_rest_loop(controller_manager_rest(m)),
+                              on_dpu_node, d);
     return d;
 }
 
@@ -1995,6 +2297,7 @@ dpu_ctrl_stop(struct dpu_ctrl *d)
     if (!d) {
         return;
     }
+    dcviews_stop(d->views);
     for (;;) {
         pthread_mutex_lock(&d->mu);
         char *key = d->n_tasks ? xstrdup(d->tasks[0]->key) : NULL;
@@ -2015,8 +2318,10 @@ dpu_ctrl_destroy(struct dpu_ctrl *d)
     }
     dpu_ctrl_stop(d);
     kube_recorder_destroy(d->rec);
+    dcviews_destroy(d->views);
     json_decref(d->due);
     json_decref(d->seen);
+    json_decref(d->slot_waiters);
     free(d->tasks);
     free(d->bfb_dir);
     pthread_mutex_destroy(&d->mu);

@@ -58,10 +58,18 @@ map_all_sets(struct controller *c, const json_t *obj)
     return kube_cache_keys(controller_cache(c, 0));
 }
 
+/* A DPUSet's reconcile walks all its DPUs and the hosts: DPU and Node
+ * events (thousands during a fleet's provisioning) are coalesced into at
+ * most one reconcile per DPUSet and second. */
+#define DPUSET_COALESCE_MS 1000
+
 static const struct controller_watch dpuset_watches[] = {
     {.gvr = {PROV_GROUP, "v1alpha1", "dpus", true},
-     .map = controller_map_owner},
-    {.gvr = {"", "v1", "nodes", false}, .map = map_all_sets},
+     .map = controller_map_owner,
+     .coalesce_ms = DPUSET_COALESCE_MS},
+    {.gvr = {"", "v1", "nodes", false},
+     .map = map_all_sets,
+     .coalesce_ms = DPUSET_COALESCE_MS},
 };
 
 static const char *

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dpf-emu/emu-fast.h"
 #include "dpf-emu/emu-fleet.h"
 #include "lib/base/daemon.h"
 #include "lib/base/loop.h"
@@ -215,9 +216,10 @@ up_stop(void *arg)
     m->fleet = NULL;
 }
 
-/* dpulet next to our own binary, else the first in PATH. */
+/* Program name next to our own binary (or in its sibling build folder),
+ * else the first in PATH. */
 static char *
-find_dpulet(void)
+find_program(const char *name)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -227,9 +229,9 @@ find_dpulet(void)
         if (slash) {
             *slash = '\0';
             /* the build tree keeps programs in sibling folders */
-            const char *cands[] = {"/dpulet", "/../dpulet/dpulet"};
             for (size_t k = 0; k < 2; k++) {
-                char *p = xasprintf("%s%s", self, cands[k]);
+                char *p = k ? xasprintf("%s/../%s/%s", self, name, name)
+                            : xasprintf("%s/%s", self, name);
                 if (access(p, X_OK) == 0) {
                     return p;
                 }
@@ -242,7 +244,7 @@ find_dpulet(void)
     char *save = NULL;
     for (char *d = strtok_r(copy, ":", &save); d;
          d = strtok_r(NULL, ":", &save)) {
-        char *p = xasprintf("%s/dpulet", d);
+        char *p = xasprintf("%s/%s", d, name);
         if (access(p, X_OK) == 0) {
             free(copy);
             return p;
@@ -292,11 +294,198 @@ cmd_up(int argc, char **argv)
         given |= str_has_prefix(argv[k], "--dpulet");
     }
     if (!given) {
-        m.dpulet_found = find_dpulet();
+        m.dpulet_found = find_program("dpulet");
         m.cfg.dpulet = m.dpulet_found;
     }
     int rc = daemon_main(&spec, argc, argv);
     free(m.dpulet_found);
+    return rc;
+}
+
+/* --- fast mode --------------------------------------------------------- */
+
+struct fast_main {
+    struct emu_fast_config cfg;
+    struct emu_fast *fast;
+    char *dmsd_found;
+};
+
+#define FCFG(arg) (&((struct fast_main *) (arg))->cfg)
+
+static int
+fset_state_dir(void *a, const char *v, struct dpf_error *e)
+{
+    (void) e;
+    FCFG(a)->state_dir = v;
+    return 0;
+}
+
+static int
+fset_hosts(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_uint("--hosts", v, &FCFG(a)->hosts, e);
+}
+
+static int
+fset_dpus(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_uint("--dpus-per-host", v, &FCFG(a)->dpus_per_host, e);
+}
+
+static int
+fset_fleet(void *a, const char *v, struct dpf_error *e)
+{
+    (void) e;
+    FCFG(a)->fleet = v;
+    return 0;
+}
+
+static int
+fset_kubeconfig(void *a, const char *v, struct dpf_error *e)
+{
+    (void) e;
+    FCFG(a)->kubeconfig = v;
+    return 0;
+}
+
+static int
+fset_dmsd(void *a, const char *v, struct dpf_error *e)
+{
+    (void) e;
+    FCFG(a)->dmsd = v;
+    return 0;
+}
+
+static int
+fset_per_dmsd(void *a, const char *v, struct dpf_error *e)
+{
+    int rc = parse_uint("--targets-per-dmsd", v, &FCFG(a)->targets_per_dmsd, e);
+    if (rc == 0 && FCFG(a)->targets_per_dmsd == 0) {
+        dpf_error_set(e, 400, "BadRequest", "--targets-per-dmsd must be >= 1");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+static int
+fset_workers(void *a, const char *v, struct dpf_error *e)
+{
+    int rc = parse_uint("--workers", v, &FCFG(a)->workers, e);
+    if (rc == 0 && (FCFG(a)->workers == 0 || FCFG(a)->workers > 256)) {
+        dpf_error_set(e, 400, "BadRequest", "--workers takes 1 to 256");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+static int
+fset_install(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_ms("--install-time", v, &FCFG(a)->install_ms, e);
+}
+
+static int
+fset_reboot(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_ms("--reboot-time", v, &FCFG(a)->reboot_ms, e);
+}
+
+static int
+fset_lease(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_ms("--lease-renew", v, &FCFG(a)->lease_renew_ms, e);
+}
+
+static const struct daemon_flag fast_flags[] = {
+    {"state-dir", "DIR",
+     "where the devices, the DPUs' disks and kubeconfigs, the dmsd logs\n"
+     "and status.json go (required)",
+     fset_state_dir},
+    {"hosts", "N", "emulated hosts, 1..60000 (default 2)", fset_hosts},
+    {"dpus-per-host", "M", "DPUs per host, 1..8 (default 1)", fset_dpus},
+    {"fleet", "NAME", "host Nodes are dpfemu-NAME-h<i> (default f)",
+     fset_fleet},
+    {"kubeconfig", "FILE",
+     "the control plane, with rights on Nodes, Leases, Pods and Secrets\n"
+     "(required)",
+     fset_kubeconfig},
+    {"dmsd", "PATH", "the dmsd binary (default: next to dpf-emu, else PATH)",
+     fset_dmsd},
+    {"targets-per-dmsd", "N",
+     "DMS endpoints served by one dmsd process (default 1000)", fset_per_dmsd},
+    {"workers", "N",
+     "threads for API calls, joins and dmsd requests (default 8)",
+     fset_workers},
+    {"install-time", "DUR", "emulated BFB install time (default 0)",
+     fset_install},
+    {"reboot-time", "DUR", "emulated DPU reboot time (default 0)", fset_reboot},
+    {"lease-renew", "DUR",
+     "renew every host's and DPU's Lease this often (default 10s, as\n"
+     "kubelet; 0 = never)",
+     fset_lease},
+    {NULL, NULL, NULL, NULL},
+};
+
+static int
+fast_start(void *arg, struct daemon *d, struct dpf_error *err)
+{
+    struct fast_main *m = arg;
+    m->fast = emu_fast_up(daemon_loop(d), &m->cfg, err);
+    if (!m->fast) {
+        return -EIO;
+    }
+    daemon_set_ready(d, "fleet", true, NULL);
+    return 0;
+}
+
+static void
+fast_stop(void *arg)
+{
+    struct fast_main *m = arg;
+    emu_fast_destroy(m->fast);
+    m->fast = NULL;
+}
+
+static int
+cmd_fast(int argc, char **argv)
+{
+    struct fast_main m = {
+        .cfg = {.hosts = 2,
+                .dpus_per_host = 1,
+                .fleet = "f",
+                .targets_per_dmsd = 1000,
+                .workers = 8,
+                .lease_renew_ms = 10000},
+    };
+    const struct daemon_spec spec = {
+        .name = "dpf-emu fast",
+        .summary =
+            "Emulate many hosts with BlueField DPUs in this one process, "
+            "for scale\ntests: host Nodes registered here, DMS pods served "
+            "by a pool of dmsd\nprocesses (gNOI over mutual TLS, as on a "
+            "host), one emulated rshim\ndevice per DPU, and each installed "
+            "DPU joining its DPU cluster with the\nbf.cfg's token and "
+            "registering its Node. No namespaces, no root needed\n"
+            "(but the open-file limit must allow two files per DPU).",
+        .epilog = "Example:\n"
+                  "  dpf-emu fast --state-dir /var/tmp/fleet --hosts 500 "
+                  "--dpus-per-host 2 \\\n"
+                  "      --kubeconfig admin.kubeconfig\n",
+        .flags = fast_flags,
+        .arg = &m,
+        .start = fast_start,
+        .stop = fast_stop,
+    };
+    bool given = false;
+    for (int k = 1; k < argc; k++) {
+        given |= str_has_prefix(argv[k], "--dmsd");
+    }
+    if (!given) {
+        m.dmsd_found = find_program("dmsd");
+        m.cfg.dmsd = m.dmsd_found;
+    }
+    int rc = daemon_main(&spec, argc, argv);
+    free(m.dmsd_found);
     return rc;
 }
 
@@ -346,6 +535,8 @@ usage(FILE *out)
             "provisioning.\n\n"
             "Commands:\n"
             "  up       build the fleet and run it (dpf-emu up --help)\n"
+            "  fast     many DPUs in one process, for scale tests\n"
+            "           (dpf-emu fast --help)\n"
             "  down     remove everything a fleet made\n"
             "  status   show a fleet\n");
 }
@@ -360,6 +551,9 @@ main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "up")) {
         return cmd_up(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "fast")) {
+        return cmd_fast(argc - 1, argv + 1);
     }
     if (!strcmp(cmd, "down") || !strcmp(cmd, "status")) {
         const char *dir = NULL;

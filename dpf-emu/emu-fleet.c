@@ -739,15 +739,16 @@ sysfs_put(const char *dir, const char *name, const char *text)
     free(p);
 }
 
-/* The host's view of DPU d's PCI functions, as dpf-spec §2.8's scan and
+/* The host's view of DPU j's PCI functions, as dpf-spec §2.8's scan and
  * the hostnetwork script read them. */
-static int
-host_write_sysfs(struct emu_fleet *f, struct emu_dpu *d, struct dpf_error *err)
+int
+emu_sysfs_write_dpu(const char *sys, unsigned j, const char *pf0,
+                    const char *pf1, unsigned vfs, struct dpf_error *err)
 {
     for (unsigned fn = 0; fn < 2; fn++) {
-        char *dev = xasprintf("%s/bus/pci/devices/0000:%02x:00.%u",
-                              d->host->sys, EMU_PCI_BUS0 + d->j, fn);
-        char *net = xasprintf("%s/net/%s", dev, fn ? d->pf1 : d->pf0);
+        char *dev = xasprintf("%s/bus/pci/devices/0000:%02x:00.%u", sys,
+                              EMU_PCI_BUS0 + j, fn);
+        char *net = xasprintf("%s/net/%s", dev, fn ? pf1 : pf0);
         int rc = dir_create_all(net, 0755);
         if (rc < 0) {
             dpf_error_set(err, 500, "InternalError", "%s: %s", net,
@@ -756,26 +757,26 @@ host_write_sysfs(struct emu_fleet *f, struct emu_dpu *d, struct dpf_error *err)
             free(net);
             return rc;
         }
-        char vfs[32];
+        char n[32];
         sysfs_put(dev, "vendor", "0x15b3\n");
         sysfs_put(dev, "device", "0xa2dc\n");
         sysfs_put(dev, "class", "0x020000\n");
-        snprintf(vfs, sizeof vfs, "%u\n", 16u);
-        sysfs_put(dev, "sriov_totalvfs", vfs);
-        snprintf(vfs, sizeof vfs, "%u\n", fn ? 0 : f->cfg.vfs);
-        sysfs_put(dev, "sriov_numvfs", vfs);
+        snprintf(n, sizeof n, "%u\n", 16u);
+        sysfs_put(dev, "sriov_totalvfs", n);
+        snprintf(n, sizeof n, "%u\n", fn ? 0 : vfs);
+        sysfs_put(dev, "sriov_numvfs", n);
         free(dev);
         free(net);
     }
     /* PF0's VFs: functions .2 and up, each with its netdev (the host end
      * of a VF veth), linked from the PF as virtfn<k> as the kernel does */
-    for (unsigned k = 0; k < f->cfg.vfs; k++) {
-        char *pf = xasprintf("%s/bus/pci/devices/0000:%02x:00.0", d->host->sys,
-                             EMU_PCI_BUS0 + d->j);
-        char *vfdev = xasprintf("0000:%02x:%02x.%u", EMU_PCI_BUS0 + d->j,
+    for (unsigned k = 0; k < vfs; k++) {
+        char *pf = xasprintf("%s/bus/pci/devices/0000:%02x:00.0", sys,
+                             EMU_PCI_BUS0 + j);
+        char *vfdev = xasprintf("0000:%02x:%02x.%u", EMU_PCI_BUS0 + j,
                                 (2 + k) / 8, (2 + k) % 8);
-        char *net = xasprintf("%s/bus/pci/devices/%s/net/ens%uf0v%u",
-                              d->host->sys, vfdev, d->j + 1, k);
+        char *net = xasprintf("%s/bus/pci/devices/%s/net/ens%uf0v%u", sys,
+                              vfdev, j + 1, k);
         char *link = xasprintf("%s/virtfn%u", pf, k);
         char *target = xasprintf("../%s", vfdev);
         int rc = dir_create_all(net, 0755);
@@ -784,8 +785,7 @@ host_write_sysfs(struct emu_fleet *f, struct emu_dpu *d, struct dpf_error *err)
         }
         if (rc == 0) {
             /* a ConnectX virtual function: not a BlueField to the scan */
-            char *vdir =
-                xasprintf("%s/bus/pci/devices/%s", d->host->sys, vfdev);
+            char *vdir = xasprintf("%s/bus/pci/devices/%s", sys, vfdev);
             sysfs_put(vdir, "vendor", "0x15b3\n");
             sysfs_put(vdir, "device", "0x101e\n");
             sysfs_put(vdir, "class", "0x020000\n");
@@ -1244,7 +1244,7 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         struct emu_host *h = &f->hosts[i];
         for (unsigned j = 0; j < cfg->dpus_per_host && rc == 0; j++) {
             struct emu_dpu *d = &h->dpus[j];
-            rc = host_write_sysfs(f, d, err);
+            rc = emu_sysfs_write_dpu(h->sys, j, d->pf0, d->pf1, cfg->vfs, err);
             if (rc == 0) {
                 rc = dir_create_all(d->disk, 0755);
                 if (rc < 0) {

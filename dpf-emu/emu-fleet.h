@@ -59,6 +59,13 @@ void emu_fleet_reap(struct emu_fleet *f);
 /* Stop every process and remove every namespace and link; free f. */
 void emu_fleet_destroy(struct emu_fleet *f);
 
+/* Write a host's sysfs view of its DPU j (0000:<4b+j>:00.0 and .1, a
+ * BlueField's vendor, device and class, sriov files, the PFs' netdevs
+ * pf0/pf1, and vfs virtual functions of PF0 linked as virtfn<k>) under
+ * sys. Shared by both modes. 0 or -errno with err naming the path. */
+int emu_sysfs_write_dpu(const char *sys, unsigned j, const char *pf0,
+                        const char *pf1, unsigned vfs, struct dpf_error *err);
+
 /* Remove what the record in state_dir lists: stop a running `dpf-emu up`
  * for it, kill the recorded processes still running (same PID and start
  * time), delete the namespaces and links. Idempotent: 0 when nothing is

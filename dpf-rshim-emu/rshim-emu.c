@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -58,9 +59,10 @@ struct rshim_emu {
     char *dir, *boot_path, *misc_path, *state_path;
     int boot_fd;
     struct loop_watch *boot_watch;
-    int misc_fd; /* kept open: our writes never raise IN_CLOSE_WRITE */
-    int ino_fd;
-    struct loop_watch *ino_watch;
+    int misc_fd;         /* kept open: our writes never raise IN_CLOSE_WRITE */
+    struct emu_hub *hub; /* the loop's shared inotify instance */
+    int wd;              /* our directory's watch in it, or -1 */
+    bool misc_pending;   /* a client closed misc after writing */
     struct loop_timer *timer;
 
     /* device settings shown in misc */
@@ -91,6 +93,24 @@ struct rshim_emu {
     bool fresh;            /* the next "up" follows a new install */
     char last_error[1024]; /* last refusal, or "" */
 };
+
+/* One inotify instance per loop, shared by its devices: a user may own
+ * only fs.inotify.max_user_instances (128 by default) instances, and
+ * dpf-emu's fast mode runs thousands of devices on one loop. A watch
+ * descriptor indexes the device. Devices are made and stopped on their
+ * loop's thread; the list of hubs is shared between loops. */
+struct emu_hub {
+    struct emu_hub *next;
+    struct loop *loop;
+    int fd;
+    struct loop_watch *watch;
+    unsigned refs;
+    struct rshim_emu **by_wd; /* indexed by watch descriptor */
+    size_t cap;
+};
+
+static struct emu_hub *emu_hubs;
+static pthread_mutex_t emu_hubs_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void emu_write_misc(struct rshim_emu *e);
 static void emu_write_state(struct rshim_emu *e);
@@ -226,7 +246,7 @@ emu_ports_set(struct rshim_emu *e, const char *operstate)
 static void
 emu_write_misc(struct rshim_emu *e)
 {
-    if (e->ino_fd >= 0 && emu_poll_commands(e)) {
+    if (e->hub && emu_poll_commands(e)) {
         emu_read_commands(e);
     }
     struct dbuf b;
@@ -667,25 +687,34 @@ emu_read_commands(struct rshim_emu *e)
     free(text);
 }
 
-/* Drain the inotify queue: true if a client wrote misc. */
-static bool
-emu_poll_commands(struct rshim_emu *e)
+/* Drain the hub's queue, marking the devices whose misc a client wrote. */
+static void
+hub_drain(struct emu_hub *h)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    bool misc = false;
     for (;;) {
-        ssize_t k = read(e->ino_fd, buf, sizeof buf);
+        ssize_t k = read(h->fd, buf, sizeof buf);
         if (k <= 0) {
             break;
         }
         for (char *p = buf; p < buf + k;) {
             struct inotify_event *ev = (struct inotify_event *) p;
-            if (ev->len && !strcmp(ev->name, "misc")) {
-                misc = true;
+            if (ev->len && !strcmp(ev->name, "misc") && ev->wd >= 0 &&
+                (size_t) ev->wd < h->cap && h->by_wd[ev->wd]) {
+                h->by_wd[ev->wd]->misc_pending = true;
             }
             p += sizeof *ev + ev->len;
         }
     }
+}
+
+/* True if a client wrote e's misc since the last look. */
+static bool
+emu_poll_commands(struct rshim_emu *e)
+{
+    hub_drain(e->hub);
+    bool misc = e->misc_pending;
+    e->misc_pending = false;
     return misc;
 }
 
@@ -694,11 +723,84 @@ on_inotify(void *arg, int fd, uint32_t events)
 {
     (void) fd;
     (void) events;
-    struct rshim_emu *e = arg;
-    if (emu_poll_commands(e)) {
-        emu_read_commands(e);
-        emu_write_misc(e);
+    struct emu_hub *h = arg;
+    hub_drain(h);
+    /* a command may stop devices (the owner's event handler): look each
+     * one up again by its descriptor */
+    for (size_t wd = 0; wd < h->cap; wd++) {
+        struct rshim_emu *e = h->by_wd[wd];
+        if (e && e->misc_pending) {
+            e->misc_pending = false;
+            emu_read_commands(e);
+            emu_write_misc(e);
+        }
     }
+}
+
+static struct emu_hub *
+hub_get(struct loop *loop)
+{
+    pthread_mutex_lock(&emu_hubs_mu);
+    struct emu_hub *h = emu_hubs;
+    while (h && h->loop != loop) {
+        h = h->next;
+    }
+    if (!h) {
+        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd >= 0) {
+            h = xcalloc(1, sizeof *h);
+            h->loop = loop;
+            h->fd = fd;
+            h->watch = loop_watch_fd(loop, fd, LOOP_READ, on_inotify, h);
+            h->next = emu_hubs;
+            emu_hubs = h;
+        }
+    }
+    if (h) {
+        h->refs++;
+    }
+    pthread_mutex_unlock(&emu_hubs_mu);
+    return h;
+}
+
+static void
+hub_put(struct emu_hub *h)
+{
+    pthread_mutex_lock(&emu_hubs_mu);
+    if (--h->refs == 0) {
+        struct emu_hub **pp = &emu_hubs;
+        while (*pp != h) {
+            pp = &(*pp)->next;
+        }
+        *pp = h->next;
+        loop_watch_remove(h->watch);
+        close(h->fd);
+        free(h->by_wd);
+        free(h);
+    }
+    pthread_mutex_unlock(&emu_hubs_mu);
+}
+
+static int
+hub_watch(struct rshim_emu *e, const char *dir)
+{
+    int wd = inotify_add_watch(e->hub->fd, dir, IN_CLOSE_WRITE);
+    if (wd < 0) {
+        return -errno;
+    }
+    struct emu_hub *h = e->hub;
+    if ((size_t) wd >= h->cap) {
+        size_t cap = h->cap ? h->cap : 64;
+        while (cap <= (size_t) wd) {
+            cap *= 2;
+        }
+        h->by_wd = xrealloc(h->by_wd, cap * sizeof *h->by_wd);
+        memset(h->by_wd + h->cap, 0, (cap - h->cap) * sizeof *h->by_wd);
+        h->cap = cap;
+    }
+    h->by_wd[wd] = e;
+    e->wd = wd;
+    return 0;
 }
 
 /* --- lifecycle ------------------------------------------------------- */
@@ -715,7 +817,7 @@ rshim_emu_start(struct loop *loop, const struct rshim_emu_config *cfg,
     e->misc_path = xasprintf("%s/misc", cfg->dir);
     e->state_path = cfg->state_path ? xstrdup(cfg->state_path)
                                     : xasprintf("%s/emu-state.json", cfg->dir);
-    e->boot_fd = e->ino_fd = e->misc_fd = -1;
+    e->boot_fd = e->misc_fd = e->wd = -1;
     e->display_level = cfg->display_level;
     e->boot_mode = 1;
     e->boot_timeout = 300;
@@ -759,14 +861,12 @@ rshim_emu_start(struct loop *loop, const struct rshim_emu_config *cfg,
     }
     /* watch before the files exist: the state file tells clients the
      * device is ready, and their first command must not be missed */
-    e->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (e->ino_fd < 0 ||
-        inotify_add_watch(e->ino_fd, cfg->dir, IN_CLOSE_WRITE) < 0) {
+    e->hub = hub_get(loop);
+    if (!e->hub || (rc = hub_watch(e, cfg->dir)) < 0) {
         dpf_error_set(err, 500, "InternalError", "inotify on %s: %s", cfg->dir,
-                      strerror(errno));
+                      strerror(e->hub ? -rc : errno));
         goto fail;
     }
-    e->ino_watch = loop_watch_fd(loop, e->ino_fd, LOOP_READ, on_inotify, e);
     if (emu_ports_create(e, err) < 0) {
         goto fail;
     }
@@ -795,11 +895,12 @@ rshim_emu_stop(struct rshim_emu *e)
         close(e->boot_fd);
         unlink(e->boot_path);
     }
-    if (e->ino_watch) {
-        loop_watch_remove(e->ino_watch);
-    }
-    if (e->ino_fd >= 0) {
-        close(e->ino_fd);
+    if (e->hub) {
+        if (e->wd >= 0) {
+            inotify_rm_watch(e->hub->fd, e->wd);
+            e->hub->by_wd[e->wd] = NULL;
+        }
+        hub_put(e->hub);
     }
     if (e->misc_fd >= 0) {
         close(e->misc_fd);

@@ -30,7 +30,8 @@
  * one's end joins the first session (a FIFO has no open/release): a
  * client pushing twice waits for "sessionOpen": false in the state file.
  *
- * Threads: everything runs on the loop given to rshim_emu_start(). */
+ * Threads: everything runs on the loop given to rshim_emu_start(); the
+ * devices of one loop share one inotify instance. */
 #ifndef DPF_RSHIM_EMU_H
 #define DPF_RSHIM_EMU_H
 

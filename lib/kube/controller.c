@@ -181,7 +181,8 @@ enqueue_for(struct ctl_watch *cw, const json_t *obj)
     json_array_foreach(keys, i, k)
     {
         if (json_string_value(k)) {
-            workqueue_add(cw->c->q, json_string_value(k));
+            workqueue_add_after(cw->c->q, json_string_value(k),
+                                cw->w->coalesce_ms);
         }
     }
     json_decref(keys);

@@ -76,6 +76,10 @@ struct controller_watch {
     const char *namespace;      /* NULL = all namespaces */
     const char *label_selector; /* NULL = everything */
     controller_map_fn map;      /* secondaries: required; primary: NULL */
+    /* Queue the mapped keys this long after the event (0 = at once): a
+     * burst of events (a thousand DPUs changing phase) then makes one
+     * reconcile of their owner per period instead of one per event. */
+    int64_t coalesce_ms;
 };
 
 struct controller_ops {

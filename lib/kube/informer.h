@@ -27,6 +27,9 @@
  *             the update handlers again (old == new), so controllers
  *             re-check objects whose change they may have missed.
  *
+ * Cached objects carry no metadata.managedFields (dropped on arrival:
+ * controllers do not read it, and it is much of an object's size).
+ *
  * Handlers run on the loop thread, in event order, after the cache was
  * updated; they must return quickly (the usual handler maps the object to
  * work-queue keys). Objects passed to handlers are borrowed and immutable.

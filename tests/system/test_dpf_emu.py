@@ -485,6 +485,10 @@ def test_host_nodes_annotated(tmp_path, dpf_server):
 
 def test_down_after_crash_removes_everything(tmp_path):
     fl = Fleet(str(tmp_path), hosts=1)
+    # with --kubeconfig a host's agent waits for its Node to be annotated,
+    # and this fleet has no API server: a bootstrap kubeconfig starts the
+    # agents at once, so there are processes for down to kill
+    fl.args[fl.args.index("--kubeconfig")] = "--bootstrap-kubeconfig"
     try:
         fl.up()
         pids = fl.recorded_pids()

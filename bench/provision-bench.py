@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Provisioning at scale (docs/benchmarks.md, "Provisioning"): a fleet of
+emulated DPUs in dpf-emu's fast mode, provisioned by dpf-server's
+controllers from one DPUSet, with install and reboot times zero.
+
+Starts a release dpf-server (every controller in-process, embedded DPU
+clusters of 1,000 DPUs each, DPF's maxNodes bound), a local HTTP server
+with a small BFB built by `dpfctl bfb build`, and `dpf-emu fast`; waits
+until the BFB and the DPU clusters are Ready and the host Nodes are
+registered, then creates the DPUSet and follows its status.dpuStatistics
+until every DPU is Ready. Prints:
+  - DPUs Ready per minute, over the whole run and between 10 % and 90 %;
+  - API requests per DPU to dpf-server (its /metrics,
+    apiserver_request_total) and to the DPU clusters' servers, with the
+    biggest contributors;
+  - CPU seconds and peak RSS of dpf-server, of its DPU-cluster children
+    and of dpf-emu (the emulator is not part of the control plane).
+
+usage: bench/provision-bench.py [--build DIR] [--hosts N]
+       [--dpus-per-host M] [--lease-renew DUR] [--max-installs N]
+       [--timeout S]
+Anchor: NVIDIA's infrastructure-controller simulator, 63.9 machines/min
+(1,000 hosts x 2 DPUs, default concurrency). Goal here: >= 1,000 DPUs/min,
+<= 60 API requests per DPU, control-plane RSS <= 500 MB at 10,000 DPUs.
+"""
+import argparse
+import base64
+import http.server
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+PROV = "/apis/provisioning.dpu.nvidia.com/v1alpha1"
+NS = "dpf-operator-system"
+CNS = "dpu-cluster-bench"
+PER_CLUSTER = 1000
+
+
+def proc_sample(pid):
+    """(cpu seconds, rss kB) of pid, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f
+                       if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return (int(st[11]) + int(st[12])) / hz, rss
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(st[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+class Api:
+    def __init__(self, kubeconfig_text, ca_file=None):
+        k = yaml.safe_load(kubeconfig_text)
+        cl = k["clusters"][0]["cluster"]
+        user = k["users"][0]["user"]
+        self.base = cl["server"]
+        self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file \
+            else ssl.create_default_context()
+        if "certificate-authority-data" in cl:
+            self.ctx.load_verify_locations(cadata=base64.b64decode(
+                cl["certificate-authority-data"]).decode())
+        self.ctx.check_hostname = False
+        self.headers = {"Content-Type": "application/json"}
+        if "token" in user:
+            self.headers["Authorization"] = "Bearer " + user["token"]
+        if "client-certificate-data" in user:
+            d = tempfile.mkdtemp(prefix="dpf-bench-cert-")
+            cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+            with open(cert, "wb") as f:
+                f.write(base64.b64decode(user["client-certificate-data"]))
+            with open(key, "wb") as f:
+                f.write(base64.b64decode(user["client-key-data"]))
+            self.ctx.load_cert_chain(cert, key)
+            subprocess.run(["rm", "-rf", d])
+
+    def call(self, method, path, body=None, raw=False):
+        req = urllib.request.Request(
+            self.base + path, method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers=self.headers)
+        with urllib.request.urlopen(req, context=self.ctx, timeout=60) as r:
+            data = r.read()
+        return data.decode() if raw else json.loads(data)
+
+    def requests(self):
+        """apiserver_request_total by (verb, resource, subresource), or
+        None when the server has no /metrics."""
+        try:
+            text = self.call("GET", "/metrics", raw=True)
+        except (urllib.error.HTTPError, urllib.error.URLError):
+            return None
+        out = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels, value = line[len("apiserver_request_total{"):].rsplit(
+                "} ", 1)
+            lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            key = (lab.get("verb", ""), lab.get("resource", ""),
+                   lab.get("subresource", ""))
+            out[key] = out.get(key, 0) + float(value)
+        return out
+
+
+def delta(a, b):
+    if a is None or b is None:
+        return None
+    return {k: b.get(k, 0) - a.get(k, 0) for k in b
+            if b.get(k, 0) - a.get(k, 0) > 0}
+
+
+def wait(what, fn, timeout, interval=0.5):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    raise SystemExit(f"provision-bench: timed out waiting for {what}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--hosts", type=int, default=500)
+    ap.add_argument("--dpus-per-host", type=int, default=2)
+    ap.add_argument("--lease-renew", default="10s")
+    ap.add_argument("--max-installs", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--server-log-level", default="info")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="record dpf-server with perf (call graphs) while "
+                    "the DPUs provision")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the state directory")
+    a = ap.parse_args()
+    n = a.hosts * a.dpus_per_host
+    build = os.path.abspath(a.build)
+    tmp = tempfile.mkdtemp(prefix="dpf-provision-bench-", dir="/var/tmp")
+    www = os.path.join(tmp, "www")
+    os.mkdir(www)
+    for name, size in (("kernel", 65536), ("initramfs", 262144)):
+        with open(os.path.join(www, name), "wb") as f:
+            f.write(os.urandom(size))
+    subprocess.run([os.path.join(build, "dpfctl", "dpfctl"), "bfb", "build",
+                    "--kernel", os.path.join(www, "kernel"),
+                    "--initramfs", os.path.join(www, "initramfs"),
+                    "--bfb-version", "bench-1.0",
+                    os.path.join(www, "bf-bundle-bench-1.0.bfb")],
+                   check=True, stdout=subprocess.DEVNULL)
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *x: None
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        lambda *x: http.server.SimpleHTTPRequestHandler(*x, directory=www))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/bf-bundle-bench-1.0.bfb"
+
+    data = os.path.join(tmp, "server")
+    kc = os.path.join(data, "admin.kubeconfig")
+    procs = []
+    srv = subprocess.Popen(
+        [os.path.join(build, "dpf-server", "dpf-server"), "--data-dir", data,
+         "--bind-address", "127.0.0.1", "--port", "0",
+         "--dpu-cluster-address", "127.0.0.1",
+         "--max-concurrent-installs", str(a.max_installs),
+         "--log-level", a.server_log_level,
+         "--log-file", os.path.join(tmp, "server.log")])
+    procs.append(srv)
+    try:
+        wait("dpf-server's kubeconfig", lambda: os.path.exists(kc), 120)
+        time.sleep(0.5)
+        with open(kc) as f:
+            api = Api(f.read(), os.path.join(data, "pki", "ca.crt"))
+        wait("dpf-server", lambda: api.call("GET", "/readyz", raw=True), 60)
+        api.call("POST", "/api/v1/namespaces",
+                 {"apiVersion": "v1", "kind": "Namespace",
+                  "metadata": {"name": CNS}})
+        clusters = (n + PER_CLUSTER - 1) // PER_CLUSTER
+        for c in range(clusters):
+            api.call("POST", f"{PROV}/namespaces/{CNS}/dpuclusters",
+                     {"apiVersion": "provisioning.dpu.nvidia.com/v1alpha1",
+                      "kind": "DPUCluster",
+                      "metadata": {"name": f"bench-{c:02d}"},
+                      "spec": {"type": "embedded", "maxNodes": PER_CLUSTER,
+                               "version": "v1.30.2"}})
+        api.call("POST", f"{PROV}/namespaces/{NS}/bfbs",
+                 {"apiVersion": "provisioning.dpu.nvidia.com/v1alpha1",
+                  "kind": "BFB", "metadata": {"name": "bf-bundle-bench"},
+                  "spec": {"url": url}})
+        api.call("POST", f"{PROV}/namespaces/{NS}/dpuflavors",
+                 {"apiVersion": "provisioning.dpu.nvidia.com/v1alpha1",
+                  "kind": "DPUFlavor", "metadata": {"name": "bench"},
+                  "spec": {"bfcfgParameters": ["UPDATE_DPU_OS=yes"]}})
+
+        def ready(path, want):
+            items = api.call("GET", path)["items"]
+            return len(items) >= want and all(
+                i.get("status", {}).get("phase") == "Ready" for i in items)
+        wait("the DPU clusters", lambda: ready(
+            f"{PROV}/namespaces/{CNS}/dpuclusters", clusters), 300)
+        wait("the BFB", lambda: ready(f"{PROV}/namespaces/{NS}/bfbs", 1), 300)
+
+        emu_dir = os.path.join(tmp, "emu")
+        emu = subprocess.Popen(
+            [os.path.join(build, "dpf-emu", "dpf-emu"), "fast",
+             "--state-dir", emu_dir, "--hosts", str(a.hosts),
+             "--dpus-per-host", str(a.dpus_per_host), "--kubeconfig", kc,
+             "--dmsd", os.path.join(build, "dmsd", "dmsd"),
+             "--workers", str(a.workers), "--lease-renew", a.lease_renew,
+             "--log-file", os.path.join(tmp, "emu.log")])
+        procs.append(emu)
+        t_emu = time.monotonic()
+
+        def emu_status():
+            try:
+                with open(os.path.join(emu_dir, "status.json")) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                return {}
+        wait("the host Nodes", lambda: emu_status().get(
+            "hostsRegistered") == a.hosts, 1800, 1)
+        print(f"fleet: {a.hosts} hosts x {a.dpus_per_host} DPUs = {n} DPUs, "
+              f"{clusters} DPU cluster(s); hosts registered in "
+              f"{time.monotonic() - t_emu:.1f} s", flush=True)
+
+        kids = children(srv.pid)
+        capi = []
+        for c in range(clusters):
+            sec = api.call("GET", f"/api/v1/namespaces/{CNS}/secrets/"
+                           f"bench-{c:02d}-admin-kubeconfig")
+            capi.append(Api(base64.b64decode(
+                sec["data"]["admin.conf"]).decode()))
+        m0 = api.requests()
+        c0 = [x.requests() for x in capi]
+        s0 = {p: proc_sample(p) for p in [srv.pid, emu.pid] + kids}
+
+        perf = None
+        if a.perf:
+            perf = subprocess.Popen(["perf", "record", "-F", "199",
+                                     "--call-graph", "dwarf,16384",
+                                     "-p", str(srv.pid), "-o", a.perf],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        t0 = time.monotonic()
+        # DPF's DPUSet makes one DPU per host, of the index its dpuSelector
+        # picks: one DPUSet per DPU index
+        for j in range(a.dpus_per_host):
+            api.call("POST", f"{PROV}/namespaces/{NS}/dpusets", {
+                "apiVersion": "provisioning.dpu.nvidia.com/v1alpha1",
+                "kind": "DPUSet", "metadata": {"name": f"bench-{j}"},
+                "spec": {
+                    "nodeSelector": {"matchLabels": {
+                        "feature.node.kubernetes.io/dpu-enabled": "true"}},
+                    "dpuSelector": {
+                        f"feature.node.kubernetes.io/dpu-{j}-pci-address":
+                        "0000-%02x-00" % (0x4b + j)},
+                    "strategy": {"type": "RollingUpdate",
+                                 "rollingUpdate": {"maxUnavailable": "10%"}},
+                    "dpuTemplate": {"spec": {
+                        "dpuFlavor": "bench",
+                        "bfb": {"name": "bf-bundle-bench"},
+                        "nodeEffect": {"taint": {
+                            "key": "dpu", "value": "provisioning",
+                            "effect": "NoSchedule"}},
+                        "automaticNodeReboot": True}}}})
+        marks = {}
+        peak = {}
+        last_print = 0
+        while True:
+            now = time.monotonic()
+            if now - t0 > a.timeout:
+                print("provision-bench: timeout", file=sys.stderr)
+                break
+            for p in [srv.pid, emu.pid] + kids:
+                s = proc_sample(p)
+                if s:
+                    peak[p] = max(peak.get(p, 0), s[1])
+            stats = {}
+            for ds in api.call("GET", f"{PROV}/namespaces/{NS}/dpusets")[
+                    "items"]:
+                for k, v in (ds.get("status", {}).get("dpuStatistics")
+                             or {}).items():
+                    stats[k] = stats.get(k, 0) + v
+            ready_n = stats.get("Ready", 0)
+            for frac in (0.1, 0.5, 0.9, 1.0):
+                if frac not in marks and ready_n >= frac * n:
+                    marks[frac] = now - t0
+            if now - last_print > 10:
+                print(f"  {now - t0:6.0f} s  {json.dumps(stats)}",
+                      flush=True)
+                last_print = now
+            if ready_n >= n:
+                break
+            time.sleep(1)
+        t_end = time.monotonic()
+        if perf:
+            perf.send_signal(2)
+            perf.wait(60)
+        s1 = {p: proc_sample(p) for p in [srv.pid, emu.pid] + kids}
+        m1 = api.requests()
+        c1 = [x.requests() for x in capi]
+        took = t_end - t0
+        print(f"\nDPUs Ready: {n} in {took:.1f} s -> "
+              f"{n / took * 60:.0f} DPUs/min overall")
+        if 0.1 in marks and 0.9 in marks and marks[0.9] > marks[0.1]:
+            print(f"  10%..90%: {0.8 * n / (marks[0.9] - marks[0.1]) * 60:.0f}"
+                  f" DPUs/min; first 10% after {marks[0.1]:.1f} s")
+        d = delta(m0, m1)
+        if d is None:
+            print("API requests: dpf-server has no /metrics")
+        else:
+            tot = sum(d.values())
+            print(f"API requests to dpf-server: {tot:.0f} = "
+                  f"{tot / n:.1f} per DPU")
+            for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:12]:
+                print(f"    {v / n:6.2f}/DPU  {k[0]} {k[1]}"
+                      f"{'/' + k[2] if k[2] else ''}")
+        cd = [delta(x, y) for x, y in zip(c0, c1)]
+        if all(x is not None for x in cd):
+            tot = sum(sum(x.values()) for x in cd)
+            print(f"API requests to the DPU clusters: {tot:.0f} = "
+                  f"{tot / n:.1f} per DPU")
+        names = {srv.pid: "dpf-server", emu.pid: "dpf-emu (not control "
+                 "plane)"}
+        cp_cpu = cp_peak = 0
+        for p in [srv.pid] + kids + [emu.pid]:
+            if not s0.get(p) or not s1.get(p):
+                continue
+            cpu = s1[p][0] - s0[p][0]
+            label = names.get(p, f"DPU cluster server {p}")
+            print(f"  {label}: CPU {cpu:.1f} s ({cpu / took * 100:.0f}% of "
+                  f"one core), RSS now {s1[p][1] / 1024:.0f} MB, peak "
+                  f"{peak.get(p, 0) / 1024:.0f} MB")
+            if p != emu.pid:
+                cp_cpu += cpu
+                cp_peak += peak.get(p, 0)
+        print(f"control plane (dpf-server + DPU cluster servers): CPU "
+              f"{cp_cpu:.1f} s, {cp_cpu / n * 1000:.1f} ms per DPU; RSS sum "
+              f"of peaks {cp_peak / 1024:.0f} MB")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        httpd.shutdown()
+        if a.keep:
+            print(f"state kept in {tmp}")
+        else:
+            subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()

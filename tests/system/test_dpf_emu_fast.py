@@ -1,0 +1,250 @@
+"""dpf-emu's fast mode (docs/dpf-emu.md, "Fast mode"): many DPUs in one
+process, no namespaces, DMS pods served by a pool of real dmsd processes
+(`dmsd --targets -`), each DPU an in-process emulated rshim device that
+joins its DPU cluster with the bf.cfg's bootstrap token.
+
+A small fleet (3 hosts x 2 DPUs, two DMS targets per dmsd process so the
+pool has several processes) goes through dpf-server's controllers to
+Ready from the project's examples/fleet (plus a second DPUSet for each
+host's second DPU); the test checks what a user
+would look at: the DPUs' phases and conditions, the hosts' detection
+labels and addresses, the DPU cluster's Nodes and their labels, the DMS
+pods Running on their hosts' addresses, the emulator's status file; then
+the DPUSet's deletion takes everything away again and SIGTERM stops the
+emulator and its dmsd processes."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from conftest import (BUILD, EXAMPLES, DpfServer, binary, dpfctl,
+                      wait_for)
+from test_provisioning import (BFB_NAME, CONDITIONS, BfbServer, conditions,
+                               dpu_cluster_kubeconfig, dpu_cluster_nodes,
+                               examples_fleet)
+
+NS = "dpf-operator-system"
+HOSTS, DPUS = 3, 2
+
+
+def children_named(pid, name):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = int(st.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and comm == name:
+            out.append(int(d))
+    return out
+
+
+class FastLab:
+    def __init__(self, tmp):
+        self.tmp = str(tmp)
+        data = os.path.join(self.tmp, "dpf-state")
+        os.makedirs(data)
+        self.srv = DpfServer(data, controllers="all", extra_args=[
+            "--dpu-cluster-address", "127.0.0.1"])
+        www = os.path.join(self.tmp, "www")
+        os.makedirs(www)
+        for name, size in (("kernel", 65536), ("initramfs", 131072)):
+            with open(os.path.join(self.tmp, name), "wb") as f:
+                f.write(os.urandom(size))
+        r = subprocess.run([binary("dpfctl", "dpfctl"), "bfb", "build",
+                            "--kernel", os.path.join(self.tmp, "kernel"),
+                            "--initramfs", os.path.join(self.tmp, "initramfs"),
+                            "--bfb-version", "lab-1.0",
+                            os.path.join(www, BFB_NAME)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        self.bfb = BfbServer(www)
+        self.bfb.serving = True
+        self.state = os.path.join(self.tmp, "emu")
+        self.log = os.path.join(self.tmp, "emu.log")
+        self.emu = None
+
+    def start(self):
+        self.srv.start()
+        self.emu = subprocess.Popen(
+            [binary("dpf-emu", "dpf-emu"), "fast", "--state-dir", self.state,
+             "--hosts", str(HOSTS), "--dpus-per-host", str(DPUS),
+             "--fleet", "t", "--kubeconfig", self.srv.kubeconfig,
+             "--dmsd", os.path.join(BUILD, "dmsd", "dmsd"),
+             "--targets-per-dmsd", "2", "--workers", "4",
+             "--lease-renew", "2s", "--log-file", self.log],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+
+    def status(self):
+        try:
+            with open(os.path.join(self.state, "status.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def get(self, path):
+        code, obj = self.srv.json("GET", path)
+        return obj if code == 200 else None
+
+    def dpus(self):
+        obj = self.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                       f"namespaces/{NS}/dpus")
+        return obj["items"] if obj else []
+
+    def stop(self):
+        if self.emu and self.emu.poll() is None:
+            self.emu.send_signal(signal.SIGTERM)
+            try:
+                self.emu.wait(60)
+            except subprocess.TimeoutExpired:
+                self.emu.kill()
+                self.emu.wait()
+        code = self.srv.stop(timeout=60)
+        self.bfb.stop()
+        return code
+
+
+@pytest.fixture
+def fast(tmp_path):
+    lab = FastLab(tmp_path)
+    lab.start()
+    yield lab
+    code = lab.stop()
+    assert code in (0, None), lab.srv.log_text()[-3000:]
+
+
+def test_fast_fleet_provisions_and_deletes(fast, tmp_path):
+    # the host Nodes, registered by the emulator with dpulet's labels
+    wait_for(lambda: fast.status().get("hostsRegistered") == HOSTS, 60,
+             what="the host Nodes registered")
+    pools = children_named(fast.emu.pid, "dmsd")
+    assert len(pools) == HOSTS * DPUS // 2, pools
+    for i in range(HOSTS):
+        node = fast.get(f"/api/v1/nodes/dpfemu-t-h{i}")
+        labels = node["metadata"]["labels"]
+        assert labels["feature.node.kubernetes.io/dpu-enabled"] == "true"
+        assert labels["feature.node.kubernetes.io/dpu-0-pci-address"] == \
+            "0000-4b-00", labels
+        assert labels["feature.node.kubernetes.io/dpu-1-pci-address"] == \
+            "0000-4c-00", labels
+        addr = [a["address"] for a in node["status"]["addresses"]
+                if a["type"] == "InternalIP"]
+        assert addr == [f"127.1.0.{i + 1}"], node["status"]["addresses"]
+        lease = fast.get(f"/apis/coordination.k8s.io/v1/namespaces/"
+                         f"kube-node-lease/leases/dpfemu-t-h{i}")
+        assert lease["spec"]["holderIdentity"] == f"dpfemu-t-h{i}"
+
+    # DPF's DPUSet makes one DPU per host, of the index its dpuSelector
+    # picks (index 0 without one): a second DPUSet takes each host's DPU 1
+    with open(os.path.join(EXAMPLES, "fleet", "04-dpuset.yaml")) as f:
+        second = yaml.safe_load(f)
+    second["metadata"]["name"] = "lab-1"
+    second["spec"]["dpuSelector"] = {
+        "feature.node.kubernetes.io/dpu-1-pci-address": "0000-4c-00"}
+    r = dpfctl(["apply", "-f", "-"], fast.srv.kubeconfig,
+               input=examples_fleet(fast) + "---\n" + yaml.safe_dump(second))
+    assert r.returncode == 0, r.stdout + r.stderr
+    start = time.monotonic()
+
+    def all_ready():
+        ds = fast.dpus()
+        return len(ds) == HOSTS * DPUS and all(
+            d.get("status", {}).get("phase") == "Ready" for d in ds)
+    wait_for(all_ready, 300, interval=0.5, what="every DPU Ready")
+    print(f"\nfast mode: {HOSTS * DPUS} DPUs Ready in "
+          f"{time.monotonic() - start:.1f} s")
+    ds = fast.dpus()
+    for d in ds:
+        cs = conditions(d)
+        for t in CONDITIONS:
+            assert cs.get(t, {}).get("status") == "True", \
+                (d["metadata"]["name"], t, cs.get(t))
+
+    # the DMS pods run on their hosts' addresses, one dmsd target each
+    pods = fast.get(f"/api/v1/namespaces/{NS}/pods")["items"]
+    dms = [p for p in pods if p["metadata"]["name"].endswith("-dms")]
+    assert len(dms) == HOSTS * DPUS, [p["metadata"]["name"] for p in pods]
+    for p in dms:
+        host = p["spec"]["nodeName"]
+        i = int(host.rsplit("h", 1)[1])
+        assert p["status"]["phase"] == "Running", p["status"]
+        assert p["status"]["podIP"] == f"127.1.0.{i + 1}", p["status"]
+
+    # each DPU joined with its own node identity: Ready Nodes in the DPU
+    # cluster with DPF's labels
+    kc = dpu_cluster_kubeconfig(fast, "dpu-cluster-lab",
+                                "lab-admin-kubeconfig",
+                                str(tmp_path / "dpu-cluster.conf"))
+    nodes = dpu_cluster_nodes(kc)
+    for d in ds:
+        n = nodes[d["metadata"]["name"]]
+        ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", n["status"]
+        lab = n["metadata"]["labels"]
+        assert lab["provisioning.dpu.nvidia.com/DOCA-BFB-version"] == \
+            "bf-bundle-lab-1.0", lab
+        assert lab["provisioning.dpu.nvidia.com/host"] == \
+            d["spec"]["nodeName"], lab
+        assert lab["lab.example.com/role"] == "dpu-worker", lab
+    st = fast.status()
+    # (an install the controller retried after an error counts twice)
+    assert st["installs"] >= HOSTS * DPUS and st["joins"] >= HOSTS * DPUS, st
+    assert st["dmsTargets"] == HOSTS * DPUS, st
+    # the install went into the device: the flavor's file from the bf.cfg
+    disk = os.path.join(fast.state, "dpus", "h0-d1", "disk")
+    assert os.path.exists(os.path.join(disk, "etc", "mellanox",
+                                       "mlnx-ovs.conf")), disk
+
+    # the DPUSet's deletion: DPUs, pods, DMS targets and DPU Nodes go
+    for name in ("lab", "lab-1"):
+        code, _ = fast.srv.json(
+            "DELETE", f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+            f"namespaces/{NS}/dpusets/{name}")
+        assert code in (200, 202), code
+    wait_for(lambda: not fast.dpus(), 120, interval=0.5, what="DPUs gone")
+    wait_for(lambda: fast.status().get("dmsTargets") == 0, 60,
+             what="the DMS targets stopped")
+    assert fast.get(f"/api/v1/namespaces/{NS}/pods")["items"] == []
+    assert dpu_cluster_nodes(kc) == {}
+
+    # SIGTERM: the emulator and its dmsd pool stop
+    fast.emu.send_signal(signal.SIGTERM)
+    assert fast.emu.wait(60) == 0, fast.emu.stderr.read()[-2000:]
+    for pid in pools:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split()[2] == "Z", pid
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--hosts", "0"], "1 to 60000 hosts"),
+    (["--dpus-per-host", "9"], "1 to 8 DPUs"),
+    (["--workers", "0"], "--workers takes 1 to 256"),
+    (["--dmsd", "/nonexistent/dmsd"], "--dmsd /nonexistent/dmsd"),
+])
+def test_fast_refuses_bad_flags(tmp_path, args, needle):
+    kc = tmp_path / "kc"
+    kc.write_text("apiVersion: v1\nkind: Config\n")
+    r = subprocess.run([binary("dpf-emu", "dpf-emu"), "fast", "--state-dir",
+                        str(tmp_path / "s"), "--kubeconfig", str(kc)] + args,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr
+
+
+def test_fast_help():
+    r = subprocess.run([binary("dpf-emu", "dpf-emu"), "fast", "--help"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0
+    for flag in ("--hosts", "--dpus-per-host", "--targets-per-dmsd",
+                 "--lease-renew", "--dmsd", "--kubeconfig"):
+        assert flag in r.stdout, r.stdout

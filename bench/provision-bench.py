@@ -154,6 +154,8 @@ def main():
     ap.add_argument("--lease-renew", default="10s")
     ap.add_argument("--max-installs", type=int, default=16)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--emu-processes", type=int, default=0,
+                    help="dpf-emu processes (default: one per 6,000 DPUs)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--server-log-level", default="info")
     ap.add_argument("--perf", metavar="FILE",
@@ -228,28 +230,41 @@ def main():
             f"{PROV}/namespaces/{CNS}/dpuclusters", clusters), 300)
         wait("the BFB", lambda: ready(f"{PROV}/namespaces/{NS}/bfbs", 1), 300)
 
-        emu_dir = os.path.join(tmp, "emu")
-        emu = subprocess.Popen(
-            [os.path.join(build, "dpf-emu", "dpf-emu"), "fast",
-             "--state-dir", emu_dir, "--hosts", str(a.hosts),
-             "--dpus-per-host", str(a.dpus_per_host), "--kubeconfig", kc,
-             "--dmsd", os.path.join(build, "dmsd", "dmsd"),
-             "--workers", str(a.workers), "--lease-renew", a.lease_renew,
-             "--log-file", os.path.join(tmp, "emu.log")])
-        procs.append(emu)
+        # one emulator per 6,000 DPUs: each needs two open files per DPU
+        # and the hard limit here is 20,000
+        n_emu = a.emu_processes or max(1, -(-n // 6000))
+        per = -(-a.hosts // n_emu)
+        emus, emu_dirs = [], []
+        for k in range(n_emu):
+            first, count = k * per, min(per, a.hosts - k * per)
+            if count <= 0:
+                break
+            emu_dir = os.path.join(tmp, f"emu{k}")
+            emu_dirs.append(emu_dir)
+            emus.append(subprocess.Popen(
+                [os.path.join(build, "dpf-emu", "dpf-emu"), "fast",
+                 "--state-dir", emu_dir, "--hosts", str(count),
+                 "--first-host", str(first),
+                 "--dpus-per-host", str(a.dpus_per_host), "--kubeconfig", kc,
+                 "--dmsd", os.path.join(build, "dmsd", "dmsd"),
+                 "--workers", str(a.workers), "--lease-renew", a.lease_renew,
+                 "--log-file", os.path.join(tmp, f"emu{k}.log")]))
+        procs.extend(emus)
         t_emu = time.monotonic()
 
-        def emu_status():
-            try:
-                with open(os.path.join(emu_dir, "status.json")) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                return {}
-        wait("the host Nodes", lambda: emu_status().get(
-            "hostsRegistered") == a.hosts, 1800, 1)
+        def registered():
+            total = 0
+            for d in emu_dirs:
+                try:
+                    with open(os.path.join(d, "status.json")) as f:
+                        total += json.load(f).get("hostsRegistered", 0)
+                except (OSError, ValueError):
+                    pass
+            return total
+        wait("the host Nodes", lambda: registered() == a.hosts, 1800, 1)
         print(f"fleet: {a.hosts} hosts x {a.dpus_per_host} DPUs = {n} DPUs, "
-              f"{clusters} DPU cluster(s); hosts registered in "
-              f"{time.monotonic() - t_emu:.1f} s", flush=True)
+              f"{clusters} DPU cluster(s), {len(emus)} emulator(s); hosts "
+              f"registered in {time.monotonic() - t_emu:.1f} s", flush=True)
 
         kids = children(srv.pid)
         capi = []
@@ -260,7 +275,7 @@ def main():
                 sec["data"]["admin.conf"]).decode()))
         m0 = api.requests()
         c0 = [x.requests() for x in capi]
-        s0 = {p: proc_sample(p) for p in [srv.pid, emu.pid] + kids}
+        s0 = {p: proc_sample(p) for p in [srv.pid] + [e.pid for e in emus] + kids}
 
         perf = None
         if a.perf:
@@ -299,7 +314,7 @@ def main():
             if now - t0 > a.timeout:
                 print("provision-bench: timeout", file=sys.stderr)
                 break
-            for p in [srv.pid, emu.pid] + kids:
+            for p in [srv.pid] + [e.pid for e in emus] + kids:
                 s = proc_sample(p)
                 if s:
                     peak[p] = max(peak.get(p, 0), s[1])
@@ -324,7 +339,7 @@ def main():
         if perf:
             perf.send_signal(2)
             perf.wait(60)
-        s1 = {p: proc_sample(p) for p in [srv.pid, emu.pid] + kids}
+        s1 = {p: proc_sample(p) for p in [srv.pid] + [e.pid for e in emus] + kids}
         m1 = api.requests()
         c1 = [x.requests() for x in capi]
         took = t_end - t0
@@ -338,20 +353,26 @@ def main():
             print("API requests: dpf-server has no /metrics")
         else:
             tot = sum(d.values())
+            hb = sum(v for k, v in d.items() if k[1] == "leases")
             print(f"API requests to dpf-server: {tot:.0f} = "
-                  f"{tot / n:.1f} per DPU")
+                  f"{tot / n:.1f} per DPU; without the host Leases' "
+                  f"renewals (heartbeats): {(tot - hb) / n:.1f} per DPU")
             for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:12]:
                 print(f"    {v / n:6.2f}/DPU  {k[0]} {k[1]}"
                       f"{'/' + k[2] if k[2] else ''}")
         cd = [delta(x, y) for x, y in zip(c0, c1)]
         if all(x is not None for x in cd):
             tot = sum(sum(x.values()) for x in cd)
+            hb = sum(sum(v for k, v in x.items() if k[1] == "leases")
+                     for x in cd)
             print(f"API requests to the DPU clusters: {tot:.0f} = "
-                  f"{tot / n:.1f} per DPU")
-        names = {srv.pid: "dpf-server", emu.pid: "dpf-emu (not control "
-                 "plane)"}
+                  f"{tot / n:.1f} per DPU; without Lease renewals: "
+                  f"{(tot - hb) / n:.1f} per DPU")
+        names = {srv.pid: "dpf-server"}
+        for e in emus:
+            names[e.pid] = f"dpf-emu {e.pid} (not control plane)"
         cp_cpu = cp_peak = 0
-        for p in [srv.pid] + kids + [emu.pid]:
+        for p in [srv.pid] + kids + [e.pid for e in emus]:
             if not s0.get(p) or not s1.get(p):
                 continue
             cpu = s1[p][0] - s0[p][0]
@@ -359,7 +380,7 @@ def main():
             print(f"  {label}: CPU {cpu:.1f} s ({cpu / took * 100:.0f}% of "
                   f"one core), RSS now {s1[p][1] / 1024:.0f} MB, peak "
                   f"{peak.get(p, 0) / 1024:.0f} MB")
-            if p != emu.pid:
+            if p not in [e.pid for e in emus]:
                 cp_cpu += cpu
                 cp_peak += peak.get(p, 0)
         print(f"control plane (dpf-server + DPU cluster servers): CPU "

@@ -327,6 +327,12 @@ fset_hosts(void *a, const char *v, struct dpf_error *e)
 }
 
 static int
+fset_first(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_uint("--first-host", v, &FCFG(a)->first_host, e);
+}
+
+static int
 fset_dpus(void *a, const char *v, struct dpf_error *e)
 {
     return parse_uint("--dpus-per-host", v, &FCFG(a)->dpus_per_host, e);
@@ -402,6 +408,11 @@ static const struct daemon_flag fast_flags[] = {
      "and status.json go (required)",
      fset_state_dir},
     {"hosts", "N", "emulated hosts, 1..60000 (default 2)", fset_hosts},
+    {"first-host", "K",
+     "number the hosts from K (default 0): emulators sharing one control\n"
+     "plane take disjoint ranges (names and loopback addresses); each\n"
+     "needs two open files per DPU",
+     fset_first},
     {"dpus-per-host", "M", "DPUs per host, 1..8 (default 1)", fset_dpus},
     {"fleet", "NAME", "host Nodes are dpfemu-NAME-h<i> (default f)",
      fset_fleet},

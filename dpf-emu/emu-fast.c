@@ -1143,11 +1143,11 @@ emu_fast_up(struct loop *loop, const struct emu_fast_config *cfg,
                       "binary (--dmsd)");
         return NULL;
     }
-    if (cfg->hosts < 1 || cfg->hosts > 60000 || cfg->dpus_per_host < 1 ||
-        cfg->dpus_per_host > 8) {
+    if (cfg->hosts < 1 || cfg->first_host + cfg->hosts > 60000 ||
+        cfg->dpus_per_host < 1 || cfg->dpus_per_host > 8) {
         dpf_error_set(err, 400, "BadRequest",
                       "--hosts %u --dpus-per-host %u: fast mode takes 1 to "
-                      "60000 hosts with 1 to 8 DPUs each",
+                      "60000 hosts (with --first-host) with 1 to 8 DPUs each",
                       cfg->hosts, cfg->dpus_per_host);
         return NULL;
     }
@@ -1212,8 +1212,9 @@ emu_fast_up(struct loop *loop, const struct emu_fast_config *cfg,
     f->dpus = xcalloc(f->n_dpus, sizeof *f->dpus);
     for (unsigned i = 0; i < cfg->hosts; i++) {
         struct fast_host *h = &f->hosts[i];
-        snprintf(h->name, sizeof h->name, "dpfemu-%s-h%u", f->cfg.fleet, i);
-        addr_of(1, i + 1, h->ip, sizeof h->ip);
+        unsigned n = cfg->first_host + i;
+        snprintf(h->name, sizeof h->name, "dpfemu-%s-h%u", f->cfg.fleet, n);
+        addr_of(1, n + 1, h->ip, sizeof h->ip);
         json_object_set_new(f->host_index, h->name, json_integer(i));
     }
     for (unsigned g = 0; g < f->n_dpus; g++) {
@@ -1222,7 +1223,8 @@ emu_fast_up(struct loop *loop, const struct emu_fast_config *cfg,
         d->g = g;
         d->i = g / cfg->dpus_per_host;
         d->j = g % cfg->dpus_per_host;
-        addr_of(64, g + 1, d->ip, sizeof d->ip);
+        addr_of(64, cfg->first_host * cfg->dpus_per_host + g + 1, d->ip,
+                sizeof d->ip);
         snprintf(d->dev_name, sizeof d->dev_name, "pcie-0000:%02x:00.2",
                  FAST_PCI_BUS0 + d->j);
         d->dir = xasprintf("%s/dpus/h%u-d%u", cfg->state_dir, d->i, d->j);

@@ -41,6 +41,8 @@ struct emu_fast_config {
     const char *state_dir;     /* created; devices, disks, dmsd logs */
     const char *fleet;         /* Node names dpfemu-<fleet>-h<i> */
     unsigned hosts;            /* >= 1 */
+    unsigned first_host;       /* number of the first host (emulators sharing
+                            one control plane take disjoint ranges) */
     unsigned dpus_per_host;    /* 1..8 */
     const char *kubeconfig;    /* the control plane (admin), required */
     const char *dmsd;          /* the dmsd binary (absolute) */

@@ -24,6 +24,9 @@ struct allocator {
     bool loaded;      /* rebuilt from the API once */
     json_t *clusters; /* "ns/name" -> {"phase": s, "max": i} */
     json_t *dpus;     /* dpu uid -> "ns/name" */
+    json_t *counts;   /* "ns/name" -> DPUs assigned (kept with dpus: a
+                         walk over every DPU per assignment was O(N^2)
+                         for a fleet) */
 };
 
 struct allocator *
@@ -34,6 +37,7 @@ allocator_create(struct kube_rest *rest)
     pthread_mutex_init(&a->mu, NULL);
     a->clusters = json_object();
     a->dpus = json_object();
+    a->counts = json_object();
     return a;
 }
 
@@ -45,6 +49,7 @@ allocator_destroy(struct allocator *a)
     }
     json_decref(a->clusters);
     json_decref(a->dpus);
+    json_decref(a->counts);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }
@@ -96,12 +101,39 @@ dpu_cluster_key(const json_t *dpu)
 }
 
 static void
+count_add_locked(struct allocator *a, const char *key, json_int_t d)
+{
+    json_int_t n = json_integer_value(json_object_get(a->counts, key)) + d;
+    if (n > 0) {
+        json_object_set_new(a->counts, key, json_integer(n));
+    } else {
+        json_object_del(a->counts, key);
+    }
+}
+
+/* DPU uid is on cluster key (NULL: on none). */
+static void
+dpu_set_locked(struct allocator *a, const char *uid, const char *key)
+{
+    const char *old = json_string_value(json_object_get(a->dpus, uid));
+    if (old) {
+        count_add_locked(a, old, -1);
+    }
+    if (key) {
+        json_object_set_new(a->dpus, uid, json_string(key));
+        count_add_locked(a, key, 1);
+    } else {
+        json_object_del(a->dpus, uid);
+    }
+}
+
+static void
 dpu_save_locked(struct allocator *a, const json_t *dpu)
 {
     const char *uid = str_at(dpu, "metadata", "uid");
     char *key = dpu_cluster_key(dpu);
     if (uid && key) {
-        json_object_set_new(a->dpus, uid, json_string(key));
+        dpu_set_locked(a, uid, key);
     }
     free(key);
 }
@@ -112,6 +144,7 @@ allocator_load(struct allocator *a, const json_t *clusters, const json_t *dpus)
     pthread_mutex_lock(&a->mu);
     json_object_clear(a->clusters);
     json_object_clear(a->dpus);
+    json_object_clear(a->counts);
     size_t i;
     json_t *v;
     json_array_foreach(clusters, i, v)
@@ -147,14 +180,7 @@ allocator_cluster_remove(struct allocator *a, const char *ns, const char *name)
 static size_t
 count_locked(struct allocator *a, const char *key)
 {
-    size_t n = 0;
-    const char *uid;
-    json_t *v;
-    json_object_foreach(a->dpus, uid, v)
-    {
-        n += strcmp(json_string_value(v), key) == 0;
-    }
-    return n;
+    return (size_t) json_integer_value(json_object_get(a->counts, key));
 }
 
 size_t
@@ -237,7 +263,7 @@ allocator_pick(struct allocator *a, const json_t *dpu, char **ns, char **name,
                         keys[i], used, (long long) max);
             continue;
         }
-        json_object_set_new(a->dpus, uid, json_string(keys[i]));
+        dpu_set_locked(a, uid, keys[i]);
         split_key(keys[i], ns, name);
         rc = 0;
         break;
@@ -365,6 +391,6 @@ allocator_release(struct allocator *a, const char *dpu_uid)
         return;
     }
     pthread_mutex_lock(&a->mu);
-    json_object_del(a->dpus, dpu_uid);
+    dpu_set_locked(a, dpu_uid, NULL);
     pthread_mutex_unlock(&a->mu);
 }

@@ -1155,11 +1155,10 @@ dpu_join_command(struct dctx *x, char **out, struct dpf_error *err)
         dcviews_join_data(x->d->views, uid, &server, pin) == 0) {
         struct kube_bootstrap_token t;
         int rc = kube_bootstrap_token_generate(&t, err);
-        json_t *sec =
-            rc == 0 ? kube_bootstrap_token_secret(&t, (int64_t) time(NULL),
-                                                  24 * 3600, NULL,
-                                                  "made by dpf for a node join")
-                    : NULL;
+        json_t *sec = rc == 0 ? kube_bootstrap_token_secret(
+                                    &t, (int64_t) time(NULL), 24 * 3600, NULL,
+                                    "made by dpf for a node join")
+                              : NULL;
         if (sec) {
             rc = dcviews_json_wait(x->d->views, uid, "POST",
                                    "/api/v1/namespaces/kube-system/secrets",

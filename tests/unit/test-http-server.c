@@ -1086,16 +1086,19 @@ test_header_deadline(void **state)
     close(idle);
     close(slow);
     /* The counter is bumped by the server thread after the close the test
-     * saw: wait for it (up to 10 s) rather than read it at once. */
+     * saw: wait for it (up to 10 s) rather than read it at once. Only the
+     * trickling socket is sure to be the watchdog's: MHD's own inactivity
+     * timeout (the same second, reset by every byte) may close the idle
+     * one first on a loaded machine, and that close is not counted. */
     struct http_server_stats st;
     for (int i = 0; i < 1000; i++) {
         http_server_get_stats(fx.srv, &st);
-        if (st.deadline_expired >= 2) {
+        if (st.deadline_expired >= 1) {
             break;
         }
         usleep(10000);
     }
-    assert_true(st.deadline_expired >= 2);
+    assert_true(st.deadline_expired >= 1);
 }
 
 static void

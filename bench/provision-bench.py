@@ -343,8 +343,9 @@ def main():
         m1 = api.requests()
         c1 = [x.requests() for x in capi]
         took = t_end - t0
-        print(f"\nDPUs Ready: {n} in {took:.1f} s -> "
-              f"{n / took * 60:.0f} DPUs/min overall")
+        print(f"\nDPUs Ready: {ready_n} of {n} in {took:.1f} s -> "
+              f"{ready_n / took * 60:.0f} DPUs/min overall"
+              f"{'' if ready_n >= n else ' (timed out)'}")
         if 0.1 in marks and 0.9 in marks and marks[0.9] > marks[0.1]:
             print(f"  10%..90%: {0.8 * n / (marks[0.9] - marks[0.1]) * 60:.0f}"
                   f" DPUs/min; first 10% after {marks[0.1]:.1f} s")

@@ -11,6 +11,7 @@
 #include "lib/base/util.h"
 #include "lib/kube/informer.h"
 #include "lib/kube/kube-bootstrap.h"
+#include "lib/kube/kube-object.h"
 #include "lib/kube/kube-rest.h"
 #include "lib/kube/kubeconfig.h"
 
@@ -99,18 +100,9 @@ dcviews_state(struct dcviews *v, const char *uid)
 static const char *
 node_ready(const json_t *n)
 {
-    size_t i;
-    json_t *c;
-    json_array_foreach(
-        json_object_get(json_object_get(n, "status"), "conditions"), i, c)
-    {
-        const char *t = json_string_value(json_object_get(c, "type"));
-        if (t && !strcmp(t, "Ready")) {
-            const char *s = json_string_value(json_object_get(c, "status"));
-            return s ? s : "";
-        }
-    }
-    return "";
+    const char *s = json_string_value(
+        json_object_get(kube_condition_find(n, "Ready"), "status"));
+    return s ? s : "";
 }
 
 static void

@@ -1616,19 +1616,7 @@ dpu_node_eval(const json_t *n, const json_t *want, bool *labels_ok)
             *labels_ok = false;
         }
     }
-    int ready = 0;
-    size_t i;
-    json_t *c;
-    json_array_foreach(
-        json_object_get(json_object_get(n, "status"), "conditions"), i, c)
-    {
-        if (!strcmp(str_at(c, "type", NULL) ? str_at(c, "type", NULL) : "",
-                    "Ready")) {
-            const char *s = str_at(c, "status", NULL);
-            ready = s && !strcmp(s, "True");
-        }
-    }
-    return ready;
+    return kube_condition_is_true(n, "Ready");
 }
 
 /* The UID of the DPU's DPUCluster (from the cache), or NULL. */

@@ -31,6 +31,7 @@
 #include "lib/kube/api-client.h"
 #include "lib/kube/informer.h"
 #include "lib/kube/kube-bootstrap.h"
+#include "lib/kube/kube-object.h"
 #include "lib/kube/kubeconfig.h"
 
 LOG_MODULE(emu);
@@ -210,24 +211,6 @@ md(const json_t *obj, const char *k)
 }
 
 static void
-now_rfc3339(char *buf, size_t size)
-{
-    time_format_rfc3339(time_wall_ns(), buf, size);
-}
-
-/* MicroTime, as a Lease's renewTime wants it. */
-static void
-now_micro(char *buf, size_t size)
-{
-    int64_t ns = time_wall_ns();
-    time_t s = (time_t) (ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, size - n, ".%06ldZ", (long) (ns % 1000000000) / 1000);
-}
-
-static void
 addr_of(unsigned first, unsigned n, char *out, size_t size)
 {
     snprintf(out, size, "127.%u.%u.%u", first + (n >> 16), (n >> 8) & 255u,
@@ -259,7 +242,7 @@ static json_t *
 node_status(const char *node, const char *ip)
 {
     char now[40];
-    now_rfc3339(now, sizeof now);
+    kube_time_now(now, sizeof now);
     json_t *conds = json_array();
     static const char *const c[4][3] = {
         {"MemoryPressure", "False", "KubeletHasSufficientMemory"},
@@ -325,7 +308,7 @@ node_register(struct api_client *c, const char *name, const char *ip,
     json_decref(st);
     if (rc == 0) {
         char now[64];
-        now_micro(now, sizeof now);
+        kube_microtime_now(now, sizeof now);
         json_t *lease =
             json_pack("{s:s, s:s, s:{s:s, s:s, s:[{s:s, s:s, s:s, s:s}]}, "
                       "s:{s:s, s:i, s:s}}",
@@ -359,7 +342,7 @@ static int
 lease_renew(struct api_client *c, const char *name)
 {
     char now[64];
-    now_micro(now, sizeof now);
+    kube_microtime_now(now, sizeof now);
     json_t *patch = json_pack("{s:{s:s}}", "spec", "renewTime", now);
     struct dpf_error err = {0};
     int rc = api_client_patch(c, &GVR_LEASES, "kube-node-lease", name, NULL,
@@ -581,7 +564,7 @@ static json_t *
 pod_running_status(const json_t *pod, const char *ip)
 {
     char now[40];
-    now_rfc3339(now, sizeof now);
+    kube_time_now(now, sizeof now);
     json_t *conds = json_array();
     const char *types[] = {"PodReadyToStartContainers", "Initialized",
                            "ContainersReady", "Ready", "PodScheduled"};

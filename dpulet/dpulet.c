@@ -28,6 +28,7 @@
 #include "lib/base/util.h"
 #include "lib/codecs/yamljson.h"
 #include "lib/kube/api-client.h"
+#include "lib/kube/kube-object.h"
 #include "lib/kube/informer.h"
 #include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-rest.h"
@@ -547,14 +548,7 @@ lease_renew(struct dpulet *d)
         return;
     }
     char now[64];
-    /* MicroTime: microseconds */
-    int64_t ns = time_wall_ns();
-    time_t s = (time_t) (ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(now + n, sizeof(now) - n, ".%06ldZ",
-             (long) (ns % 1000000000) / 1000);
+    kube_microtime_now(now, sizeof now);
     struct dpf_error err = {0};
     json_t *patch =
         json_pack("{s:{s:s, s:I, s:s}}", "spec", "holderIdentity", d->node,

@@ -2,7 +2,9 @@
 #include "lib/kube/kube-object.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/base/util.h"
 
@@ -94,6 +96,17 @@ void
 kube_time_now(char *buf, size_t size)
 {
     time_format_rfc3339(time_wall_ns(), buf, size);
+}
+
+void
+kube_microtime_now(char *buf, size_t size)
+{
+    int64_t ns = time_wall_ns();
+    time_t s = (time_t) (ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%06ldZ", (long) (ns % 1000000000) / 1000);
 }
 
 json_t *

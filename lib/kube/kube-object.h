@@ -61,5 +61,8 @@ bool kube_owned_by(const json_t *obj, const char *uid);
 
 /* Now on the wall clock in RFC 3339 (UTC, seconds) into buf (>= 32). */
 void kube_time_now(char *buf, size_t size);
+/* Now as a MicroTime (RFC 3339 with microseconds, UTC: a Lease's
+ * renewTime) into buf (>= 40). */
+void kube_microtime_now(char *buf, size_t size);
 
 #endif

@@ -325,8 +325,11 @@ rebuild(struct allocator *a, struct dpf_error *err)
 
 int
 allocator_assign(struct allocator *a, const json_t *dpu, char **ns_out,
-                 char **name_out, struct dpf_error *err)
+                 char **name_out, json_t **patched, struct dpf_error *err)
 {
+    if (patched) {
+        *patched = NULL;
+    }
     if (ns_out) {
         *ns_out = NULL;
     }
@@ -351,7 +354,7 @@ allocator_assign(struct allocator *a, const json_t *dpu, char **ns_out,
         json_t *patch = json_pack("{s:{s:{s:s, s:s}}}", "spec", "cluster",
                                   "name", name, "namespace", ns);
         rc = kube_rest_json_wait(a->rest, "PATCH", path, NULL, patch,
-                                 "application/merge-patch+json", NULL, err);
+                                 "application/merge-patch+json", patched, err);
         json_decref(patch);
         free(path);
         if (rc < 0) {

@@ -60,9 +60,10 @@ int allocator_pick(struct allocator *a, const json_t *dpu, char **ns,
  * the state from the API; then pick, and patch the DPU's
  * spec.cluster.{name,namespace} (a merge patch). On a failed patch the
  * assignment is released again. 0, -EAGAIN (nothing fits) or the API's
- * error. ns/name may be NULL. */
+ * error. ns/name may be NULL; patched (may be NULL) gets the DPU the
+ * patch returned (a new reference; NULL without a REST client). */
 int allocator_assign(struct allocator *a, const json_t *dpu, char **ns,
-                     char **name, struct dpf_error *err);
+                     char **name, json_t **patched, struct dpf_error *err);
 /* Record a DPU that already names its cluster (created with
  * spec.cluster set, or assigned by an earlier run). */
 void allocator_save(struct allocator *a, const json_t *dpu);

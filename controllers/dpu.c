@@ -78,6 +78,10 @@ LOG_MODULE(dpu);
 #define SLOT_POLL_MS 60000 /* waiting for a slot: safety net only */
 /* The DPU's Node watched in its DPU cluster (dcview.h): safety net only */
 #define VIEW_POLL_MS (10 * 60 * 1000)
+/* Waiting for one of the DPU's pods: its changes queue the DPU (map_pod),
+ * so the requeue is a safety net. At 10,000 DPUs a 5 s poll of every
+ * waiting DPU was thousands of reconciles a second. */
+#define POD_WAIT_MS 30000
 #define BACKOFF_MIN_MS 5000   /* Error: first retry */
 #define BACKOFF_MAX_MS 300000 /* Error: longest wait */
 #define DMS_POD_TIMEOUT_MS (5 * 60 * 1000)
@@ -365,7 +369,12 @@ dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
         allocator_cluster_set(x->d->alloc, dc);
     }
     json_decref(all);
-    rc = allocator_assign(x->d->alloc, x->obj, &ns, &name, err);
+    json_t *patched = NULL;
+    rc = allocator_assign(x->d->alloc, x->obj, &ns, &name, &patched, err);
+    /* the next reconcile must see the assignment even if the watch lags,
+     * or it assigns (and patches) again */
+    kube_cache_note_write(controller_cache(x->c, 0), patched);
+    json_decref(patched);
     if (rc == 0) {
         log_info("DPU assigned to a DPU cluster", "dpu=%s cluster=%s/%s",
                  x->key, ns ? ns : "", name ? name : "");
@@ -1042,7 +1051,7 @@ do_dms_deployment(struct dctx *x)
     if (!pod) {
         cond(x, "DMSRunning", "False", "DMSPodCreated",
              "pod %s-dms created; waiting for it to run", x->name);
-        return 1000;
+        return POD_WAIT_MS;
     }
     const json_t *st = json_object_get(pod, "status");
     const char *phase = str_at(st, "phase", NULL);
@@ -1080,6 +1089,10 @@ do_dms_deployment(struct dctx *x)
         cond(x, "DMSRunning", "False", "DMSPodNotRunning",
              "waiting for pod %s-dms to run (phase %s)", x->name,
              phase ? phase : "none");
+        /* the pod's changes bring us back; wake at the timeout at the
+         * latest */
+        int64_t left = DMS_POD_TIMEOUT_MS - since_first_wait(x) + 100;
+        res = left < POD_WAIT_MS ? (left > 0 ? left : 100) : POD_WAIT_MS;
     }
     json_decref(pod);
     return res;
@@ -1542,7 +1555,7 @@ do_host_network(struct dctx *x)
     if (!pod) {
         cond(x, "HostNetworkReady", "False", "Initializing",
              "pod %s-hostnetwork created", x->name);
-        return 1000;
+        return POD_WAIT_MS;
     }
     json_t *cs = json_array_get(
         json_object_get(json_object_get(pod, "status"), "containerStatuses"),
@@ -1560,7 +1573,7 @@ do_host_network(struct dctx *x)
     if (!ready) {
         cond(x, "HostNetworkReady", "False", "Initializing",
              "waiting for pod %s-hostnetwork to be ready", x->name);
-        return REQUEUE_MS;
+        return POD_WAIT_MS;
     }
     cond(x, "HostNetworkReady", "True", "HostNetworkReady",
          "waiting for dpu joining cluster");
@@ -1974,9 +1987,14 @@ status_put(struct dctx *x)
     }
     char *path = kube_path(&dpu_gvr, x->ns, x->name, "status");
     struct dpf_error err = {0};
+    json_t *out = NULL;
     int rc = kube_rest_json_wait(controller_rest(x->c), "PUT", path, NULL,
-                                 x->copy, NULL, NULL, &err);
+                                 x->copy, NULL, &out, &err);
     free(path);
+    /* the next reconcile starts from this write, not from a lagging
+     * watch's older copy (which would only earn a 409) */
+    kube_cache_note_write(controller_cache(x->c, 0), out);
+    json_decref(out);
     if (rc < 0 && rc != -ENOENT && rc != -EBUSY) {
         log_warn_rl("cannot update the DPU status", "dpu=%s error=\"%s\"",
                     x->key, err.message);

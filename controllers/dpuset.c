@@ -24,6 +24,8 @@
  * a node with two selected DPUs gets both. Events SuccessfulCreate,
  * FailedCreate, SuccessfulDelete (DPF's reasons). */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,30 +48,33 @@ static const struct kube_gvr dpuset_gvr = {PROV_GROUP, "v1alpha1", "dpusets",
                                            true};
 static const struct kube_gvr dpu_gvr = {PROV_GROUP, "v1alpha1", "dpus", true};
 
+/* What makes a reconcile cheap at 10,000 DPUs:
+ *   - the DPUs a set wants (a walk over every host Node) are kept per set
+ *     and computed again only when the set's spec or labels changed or a
+ *     Node's labels, address or existence did (node_epoch counts those
+ *     Node events); a DPU's phase change costs a walk over the set's own
+ *     DPUs only;
+ *   - status writes of Nodes and DPUs that change nothing the set reads
+ *     do not queue it (the watches' relevant predicates);
+ *   - DPUs are created DPUSET_CREATE_WINDOW at a time, at most
+ *     DPUSET_CREATE_BATCH per reconcile (then the status is written and
+ *     the set queued again), and a created DPU is remembered until the
+ *     cache shows it, so a lagging cache does not POST it twice. */
+#define DPUSET_CREATE_WINDOW 8
+#define DPUSET_CREATE_BATCH 256
+#define DPUSET_PENDING_MS 30000
+
 struct dpuset_ctrl {
     struct controller_ops ops;
     struct kube_recorder *rec;
-};
-
-static json_t *
-map_all_sets(struct controller *c, const json_t *obj)
-{
-    (void) obj;
-    return kube_cache_keys(controller_cache(c, 0));
-}
-
-/* A DPUSet's reconcile walks all its DPUs and the hosts: DPU and Node
- * events (thousands during a fleet's provisioning) are coalesced into at
- * most one reconcile per DPUSet and second. */
-#define DPUSET_COALESCE_MS 1000
-
-static const struct controller_watch dpuset_watches[] = {
-    {.gvr = {PROV_GROUP, "v1alpha1", "dpus", true},
-     .map = controller_map_owner,
-     .coalesce_ms = DPUSET_COALESCE_MS},
-    {.gvr = {"", "v1", "nodes", false},
-     .map = map_all_sets,
-     .coalesce_ms = DPUSET_COALESCE_MS},
+    atomic_uint_fast64_t node_epoch; /* relevant Node events seen */
+    pthread_mutex_t mu;              /* guards wants and pending */
+    /* set key -> {"fp": spec fingerprint, "epoch": node_epoch, "want":
+     * {dpu name: [node, labels]}} (the want object is never changed once
+     * stored: readers take a reference) */
+    json_t *wants;
+    /* set key -> {dpu name: monotonic ms of its POST} */
+    json_t *pending;
 };
 
 static const char *
@@ -78,6 +83,68 @@ str_at(const json_t *obj, const char *a, const char *b)
     const json_t *x = json_object_get(obj, a);
     return json_string_value(b ? json_object_get(x, b) : x);
 }
+
+static json_t *
+map_all_sets(struct controller *c, const json_t *obj)
+{
+    (void) obj;
+    struct dpuset_ctrl *d = controller_arg(c);
+    atomic_fetch_add(&d->node_epoch, 1);
+    return kube_cache_keys(controller_cache(c, 0));
+}
+
+/* A Node update matters to DPUSets when its labels, deletion or address
+ * changed (heartbeats and condition updates do not). */
+static bool
+node_relevant(const json_t *old, const json_t *obj)
+{
+    const json_t *om = json_object_get(old, "metadata");
+    const json_t *nm = json_object_get(obj, "metadata");
+    if (!json_equal(json_object_get(om, "labels"),
+                    json_object_get(nm, "labels")) ||
+        !json_equal(json_object_get(om, "deletionTimestamp"),
+                    json_object_get(nm, "deletionTimestamp"))) {
+        return true;
+    }
+    const char *a = dpuset_node_internal_ip(old),
+               *b = dpuset_node_internal_ip(obj);
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* A DPU update matters to its set when what the set counts or compares
+ * changed: phase, Ready, spec, deletion, owners. */
+static bool
+dpu_relevant(const json_t *old, const json_t *obj)
+{
+    const json_t *om = json_object_get(old, "metadata");
+    const json_t *nm = json_object_get(obj, "metadata");
+    const char *op = str_at(old, "status", "phase");
+    const char *np = str_at(obj, "status", "phase");
+    return (op == NULL) != (np == NULL) || (op && strcmp(op, np) != 0) ||
+           kube_condition_is_true(old, "Ready") !=
+               kube_condition_is_true(obj, "Ready") ||
+           !json_equal(json_object_get(old, "spec"),
+                       json_object_get(obj, "spec")) ||
+           !json_equal(json_object_get(om, "deletionTimestamp"),
+                       json_object_get(nm, "deletionTimestamp")) ||
+           !json_equal(json_object_get(om, "ownerReferences"),
+                       json_object_get(nm, "ownerReferences"));
+}
+
+/* DPU and Node events (thousands during a fleet's provisioning) are also
+ * coalesced into at most one reconcile per DPUSet and second. */
+#define DPUSET_COALESCE_MS 1000
+
+static const struct controller_watch dpuset_watches[] = {
+    {.gvr = {PROV_GROUP, "v1alpha1", "dpus", true},
+     .map = controller_map_owner,
+     .coalesce_ms = DPUSET_COALESCE_MS,
+     .relevant = dpu_relevant},
+    {.gvr = {"", "v1", "nodes", false},
+     .map = map_all_sets,
+     .coalesce_ms = DPUSET_COALESCE_MS,
+     .relevant = node_relevant},
+};
 
 static int
 finalizer_add_fn(void *arg, json_t *obj)
@@ -233,12 +300,230 @@ needs_update(const json_t *dpu, const json_t *tspec)
            strcmp(fl ? fl : "", have_fl ? have_fl : "") != 0;
 }
 
+/* What the set wants: {dpu name: [node, labels]}, from every host Node
+ * (the walk the want cache saves). */
+static json_t *
+want_compute(struct controller *c, struct dpuset_ctrl *d, const json_t *set,
+             const struct selector *sel)
+{
+    const json_t *spec = json_object_get(set, "spec");
+    json_t *want = json_object();
+    json_t *nodes = kube_cache_list(controller_cache(c, 2));
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node)
+    {
+        const json_t *nmd = json_object_get(node, "metadata");
+        const char *nname = str_at(nmd, "name", NULL);
+        if (!nname || kube_is_deleting(node) ||
+            !selector_match_labels(sel, json_object_get(nmd, "labels"))) {
+            continue;
+        }
+        int idx[DPU_MAX_INDEX];
+        size_t n = dpuset_select_indexes(json_object_get(nmd, "labels"),
+                                         json_object_get(spec, "dpuSelector"),
+                                         idx, DPU_MAX_INDEX);
+        for (size_t k = 0; k < n; k++) {
+            const char *why = NULL;
+            json_t *labels = dpuset_dpu_labels(set, node, idx[k], &why);
+            if (!labels) {
+                kube_recorder_event(d->rec, set, "Warning", "FailedCreate",
+                                    "node %s, DPU %d: %s", nname, idx[k], why);
+                continue;
+            }
+            char *dname = dpuset_dpu_name(
+                nname,
+                json_string_value(json_object_get(labels, LABEL_DPU_PCI)));
+            json_object_set_new(want, dname,
+                                json_pack("[s, o]", nname, labels));
+            free(dname);
+        }
+    }
+    json_decref(nodes);
+    return want;
+}
+
+/* The set's wanted DPUs, from the cache when neither the set's spec and
+ * labels nor any Node changed since they were computed. */
+static json_t *
+want_get(struct controller *c, struct dpuset_ctrl *d, const char *key,
+         const json_t *set, const struct selector *sel)
+{
+    const json_t *md = json_object_get(set, "metadata");
+    json_t *fpj = json_pack("[O?, O?]", json_object_get(md, "labels"),
+                            json_object_get(set, "spec"));
+    char *fp = json_dumps(fpj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(fpj);
+    /* Read the epoch before the walk: a Node event during it bumps the
+     * epoch and queues the set, whose next reconcile walks again. */
+    uint64_t epoch = atomic_load(&d->node_epoch);
+    json_t *want = NULL;
+    pthread_mutex_lock(&d->mu);
+    json_t *e = json_object_get(d->wants, key);
+    const char *efp = str_at(e, "fp", NULL);
+    if (efp && !strcmp(efp, fp) &&
+        (uint64_t) json_integer_value(json_object_get(e, "epoch")) == epoch) {
+        want = json_incref(json_object_get(e, "want"));
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (!want) {
+        want = want_compute(c, d, set, sel);
+        pthread_mutex_lock(&d->mu);
+        json_object_set_new(d->wants, key,
+                            json_pack("{s:s, s:I, s:O}", "fp", fp, "epoch",
+                                      (json_int_t) epoch, "want", want));
+        pthread_mutex_unlock(&d->mu);
+    }
+    free(fp);
+    return want;
+}
+
+/* Forget what is kept for a set (gone or deleting). */
+static void
+set_forget(struct dpuset_ctrl *d, const char *key)
+{
+    pthread_mutex_lock(&d->mu);
+    json_object_del(d->wants, key);
+    json_object_del(d->pending, key);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Names POSTed for the set that the cache does not show yet (a new
+ * reference); entries the cache shows, or older than DPUSET_PENDING_MS,
+ * are dropped. */
+static json_t *
+pending_get(struct dpuset_ctrl *d, const char *key, const json_t *have)
+{
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&d->mu);
+    json_t *p = json_object_get(d->pending, key);
+    const char *n;
+    json_t *v, *tmp;
+    json_object_foreach_safe(p, tmp, n, v)
+    {
+        if (json_object_get(have, n) ||
+            now - json_integer_value(v) > DPUSET_PENDING_MS) {
+            json_object_del(p, n);
+        }
+    }
+    json_t *out = p ? json_deep_copy(p) : json_object();
+    pthread_mutex_unlock(&d->mu);
+    return out;
+}
+
+static void
+pending_add(struct dpuset_ctrl *d, const char *key, const char *dpu)
+{
+    pthread_mutex_lock(&d->mu);
+    json_t *p = json_object_get(d->pending, key);
+    if (!p) {
+        p = json_object();
+        json_object_set_new(d->pending, key, p);
+    }
+    json_object_set_new(p, dpu, json_integer(time_mono_ms()));
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Create the wanted DPUs the set does not have, DPUSET_CREATE_WINDOW
+ * POSTs at a time, at most DPUSET_CREATE_BATCH. Returns how many are
+ * left for the next reconcile (> 0), 0, or -1 after a failure (an event
+ * says which). */
+static int
+dpus_create(struct controller *c, struct dpuset_ctrl *d, const char *key,
+            const json_t *set, const json_t *want, const json_t *have)
+{
+    const char *ns = str_at(set, "metadata", "namespace");
+    json_t *pending = pending_get(d, key, have);
+    const char *names[DPUSET_CREATE_BATCH];
+    size_t n = 0;
+    int left = 0;
+    const char *dname;
+    json_t *w;
+    json_object_foreach((json_t *) want, dname, w)
+    {
+        if (json_object_get(have, dname) || json_object_get(pending, dname)) {
+            continue;
+        }
+        if (n < DPUSET_CREATE_BATCH) {
+            names[n++] = dname;
+        } else {
+            left++;
+        }
+    }
+    json_decref(pending);
+    char *path = kube_path(&dpu_gvr, ns, NULL, NULL);
+    int rc = left;
+    struct dbuf made = {0};
+    size_t n_made = 0;
+    for (size_t i = 0; i < n; i += DPUSET_CREATE_WINDOW) {
+        size_t m = n - i < DPUSET_CREATE_WINDOW ? n - i : DPUSET_CREATE_WINDOW;
+        struct kube_request reqs[DPUSET_CREATE_WINDOW];
+        struct kube_response resps[DPUSET_CREATE_WINDOW];
+        struct dpf_error errs[DPUSET_CREATE_WINDOW];
+        int rcs[DPUSET_CREATE_WINDOW];
+        char *bodies[DPUSET_CREATE_WINDOW];
+        for (size_t j = 0; j < m; j++) {
+            const json_t *wj = json_object_get(want, names[i + j]);
+            json_t *obj = dpu_build(
+                set, names[i + j], json_string_value(json_array_get(wj, 0)),
+                json_incref(json_array_get(wj, 1)));
+            bodies[j] = json_dumps(obj, JSON_COMPACT);
+            json_decref(obj);
+            reqs[j] = (struct kube_request){.method = "POST",
+                                            .path = path,
+                                            .body = bodies[j],
+                                            .body_len = strlen(bodies[j])};
+        }
+        kube_rest_request_wait_all(controller_rest(c), m, reqs, resps, rcs,
+                                   errs);
+        for (size_t j = 0; j < m; j++) {
+            const char *nm = names[i + j];
+            if (rcs[j] == 0) {
+                rcs[j] = kube_response_json(resps[j].status, resps[j].body,
+                                            resps[j].len, "POST", path, NULL,
+                                            &errs[j]);
+            }
+            kube_response_free(&resps[j]);
+            free(bodies[j]);
+            if (rcs[j] == 0 || rcs[j] == -EEXIST) {
+                pending_add(d, key, nm);
+            }
+            if (rcs[j] == 0) {
+                log_info("DPU created", "dpuset=%s dpu=%s", key, nm);
+                if (n_made < 10) {
+                    dbuf_printf(&made, "%s%s", n_made ? ", " : "", nm);
+                }
+                n_made++;
+            } else if (rcs[j] != -EEXIST) {
+                kube_recorder_event(d->rec, set, "Warning", "FailedCreate",
+                                    "Failed to create DPU %s: %s", nm,
+                                    errs[j].message);
+                rc = -1;
+            }
+        }
+    }
+    /* One event per batch: a fleet's DPUSet makes thousands of DPUs, and
+     * an event write per DPU would be most of its API traffic. */
+    if (n_made == 1) {
+        kube_recorder_event(d->rec, set, "Normal", "SuccessfulCreate",
+                            "Created DPU %s", made.data ? made.data : "");
+    } else if (n_made > 1) {
+        kube_recorder_event(d->rec, set, "Normal", "SuccessfulCreate",
+                            "Created %zu DPUs: %s%s", n_made, made.data ? made.data : "",
+                            n_made > 10 ? ", ..." : "");
+    }
+    dbuf_free(&made);
+    free(path);
+    return rc;
+}
+
 static struct controller_result
 reconcile_dpuset(struct controller *c, const char *key)
 {
     struct dpuset_ctrl *d = controller_arg(c);
     json_t *set = kube_cache_get(controller_cache(c, 0), key);
     if (!set) {
+        set_forget(d, key);
         return controller_done(); /* its finalizer already ran */
     }
     struct controller_result res = controller_done();
@@ -246,7 +531,7 @@ reconcile_dpuset(struct controller *c, const char *key)
     const char *ns = str_at(set, "metadata", "namespace");
     const char *name = str_at(set, "metadata", "name");
     const char *uid = str_at(set, "metadata", "uid");
-    json_t *owned = NULL, *nodes = NULL, *want = NULL, *have = NULL;
+    json_t *owned = NULL, *want = NULL, *have = NULL;
     struct selector *sel = NULL;
     if (!ns || !name || !uid) {
         goto out;
@@ -257,6 +542,7 @@ reconcile_dpuset(struct controller *c, const char *key)
     }
 
     if (kube_is_deleting(set)) {
+        set_forget(d, key);
         if (!kube_finalizer_has(set, DPUSET_FINALIZER)) {
             goto out;
         }
@@ -297,40 +583,9 @@ reconcile_dpuset(struct controller *c, const char *key)
                     err.message);
         goto out; /* validation should have refused it */
     }
-    /* What should exist: name -> [node, labels]. */
-    want = json_object();
-    nodes = kube_cache_list(controller_cache(c, 2));
-    size_t i;
-    json_t *node;
-    json_array_foreach(nodes, i, node)
-    {
-        const json_t *nmd = json_object_get(node, "metadata");
-        const char *nname = str_at(nmd, "name", NULL);
-        if (!nname || kube_is_deleting(node) ||
-            !selector_match_labels(sel, json_object_get(nmd, "labels"))) {
-            continue;
-        }
-        int idx[DPU_MAX_INDEX];
-        size_t n = dpuset_select_indexes(json_object_get(nmd, "labels"),
-                                         json_object_get(spec, "dpuSelector"),
-                                         idx, DPU_MAX_INDEX);
-        for (size_t k = 0; k < n; k++) {
-            const char *why = NULL;
-            json_t *labels = dpuset_dpu_labels(set, node, idx[k], &why);
-            if (!labels) {
-                kube_recorder_event(d->rec, set, "Warning", "FailedCreate",
-                                    "node %s, DPU %d: %s", nname, idx[k], why);
-                continue;
-            }
-            char *dname = dpuset_dpu_name(
-                nname,
-                json_string_value(json_object_get(labels, LABEL_DPU_PCI)));
-            json_object_set_new(want, dname,
-                                json_pack("[s, o]", nname, labels));
-            free(dname);
-        }
-    }
+    want = want_get(c, d, key, set, sel);
     have = json_object();
+    size_t i;
     json_t *dpu;
     json_array_foreach(owned, i, dpu)
     {
@@ -341,7 +596,6 @@ reconcile_dpuset(struct controller *c, const char *key)
         }
     }
 
-    bool acted = false;
     /* Remove DPUs no longer wanted. */
     const char *dname;
     json_object_foreach(have, dname, dpu)
@@ -351,38 +605,14 @@ reconcile_dpuset(struct controller *c, const char *key)
                            "its node or DPU is no longer selected") < 0) {
                 res = controller_error();
             }
-            acted = true;
         }
     }
     /* Create missing ones. */
-    json_t *w;
-    json_object_foreach(want, dname, w)
-    {
-        if (json_object_get(have, dname)) {
-            continue;
-        }
-        const char *nname = json_string_value(json_array_get(w, 0));
-        json_t *obj =
-            dpu_build(set, dname, nname, json_incref(json_array_get(w, 1)));
-        char *path = kube_path(&dpu_gvr, ns, NULL, NULL);
-        int rc = kube_rest_json_wait(controller_rest(c), "POST", path, NULL,
-                                     obj, NULL, NULL, &err);
-        free(path);
-        json_decref(obj);
-        acted = true;
-        if (rc == -EEXIST) {
-            res = controller_requeue(); /* the cache is behind */
-        } else if (rc < 0) {
-            kube_recorder_event(d->rec, set, "Warning", "FailedCreate",
-                                "Failed to create DPU %s: %s", dname,
-                                err.message);
-            res = controller_error();
-        } else {
-            log_info("DPU created", "dpuset=%s dpu=%s node=%s", key, dname,
-                     nname);
-            kube_recorder_event(d->rec, set, "Normal", "SuccessfulCreate",
-                                "Created DPU %s", dname);
-        }
+    int left = dpus_create(c, d, key, set, want, have);
+    if (left < 0) {
+        res = controller_error();
+    } else if (left > 0 && res.outcome == CONTROLLER_DONE) {
+        res = controller_requeue_after(0);
     }
     /* nodeLabels in place. */
     const json_t *tnl =
@@ -411,6 +641,7 @@ reconcile_dpuset(struct controller *c, const char *key)
                             "maxUnavailable"),
             total);
         int unavailable = 0;
+        json_t *w;
         json_object_foreach(want, dname, w)
         {
             json_t *h = json_object_get(have, dname);
@@ -426,11 +657,9 @@ reconcile_dpuset(struct controller *c, const char *key)
             }
             if (dpu_unavailable(dpu)) {
                 dpu_delete(c, d, set, dpu, "rolling update (not Ready)");
-                acted = true;
             } else if (unavailable < maxu) {
                 unavailable++;
                 dpu_delete(c, d, set, dpu, "rolling update");
-                acted = true;
             }
         }
     }
@@ -455,11 +684,9 @@ reconcile_dpuset(struct controller *c, const char *key)
     }
     json_decref(copy);
     json_decref(stats);
-    (void) acted;
 out:
     selector_free(sel);
     json_decref(owned);
-    json_decref(nodes);
     json_decref(want);
     json_decref(have);
     json_decref(set);
@@ -472,6 +699,9 @@ dpuset_ctrl_add(struct controller_manager *m, const char *component,
 {
     (void) err;
     struct dpuset_ctrl *d = xcalloc(1, sizeof *d);
+    pthread_mutex_init(&d->mu, NULL);
+    d->wants = json_object();
+    d->pending = json_object();
     d->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
     d->ops.name = "dpuset";
     d->ops.primary_kind = "DPUSet";
@@ -491,5 +721,8 @@ dpuset_ctrl_destroy(struct dpuset_ctrl *d)
         return;
     }
     kube_recorder_destroy(d->rec);
+    json_decref(d->wants);
+    json_decref(d->pending);
+    pthread_mutex_destroy(&d->mu);
     free(d);
 }

@@ -66,7 +66,14 @@ struct fast_dpu {
     /* below: under f->mu */
     char *node;            /* the Node it registered, or NULL */
     struct kubeconfig *kc; /* its node identity, once joined */
+    unsigned kc_gen;       /* bumped whenever kc changes */
     bool up;
+    /* Lease renewal's own connection, as a kubelet keeps one (a new TLS
+     * handshake per renewal cost the DPU clusters more than the renewal):
+     * touched only by the one lease job that owns this DPU in a round
+     * (rounds never overlap) and at shutdown. */
+    struct api_client *lease_client;
+    unsigned lease_gen; /* the kc_gen lease_client was made from */
 };
 
 /* A `dmsd --targets -` process: one request line in, one reply line out,
@@ -87,6 +94,12 @@ enum job_kind {
     JOB_DPU_BOOT,  /* DPU idx came up (fresh: after an install) */
     JOB_LEASES,    /* renew Leases [idx, idx + FAST_LEASE_BATCH) */
 };
+
+/* Queues, served in this order by the general workers: pods first (a DMS
+ * pod that waits too long fails its DPU), then boots and registrations.
+ * Leases have their own workers, so neither side starves the other. */
+enum { LANE_POD, LANE_BOOT, LANE_LEASE, N_LANES };
+#define FAST_LEASE_WORKERS 2
 
 struct job {
     struct job *next;
@@ -115,12 +128,17 @@ struct emu_fast {
     struct fast_pool *pools;
     unsigned n_pools;
 
-    pthread_mutex_t mu; /* the queue, targets, the DPUs' fields */
-    pthread_cond_t cv;
-    struct job *head, *tail;
+    pthread_mutex_t mu; /* the queues, targets, the DPUs' fields */
+    pthread_cond_t cv;       /* general workers */
+    pthread_cond_t lease_cv; /* lease workers */
+    struct job *head[N_LANES], *tail[N_LANES];
     bool stop;
     pthread_t *threads;
     unsigned n_threads;
+    pthread_t lease_threads[FAST_LEASE_WORKERS];
+    unsigned n_lease_threads;
+    atomic_uint lease_jobs_left;  /* of the current round */
+    atomic_uint lease_rounds_skipped; /* the last round was not done */
     json_t *targets; /* "ns/name" of running DMS pods -> pool index */
 
     json_t *seen; /* loop thread: "ns/name" -> uid handed to a worker */
@@ -143,9 +161,24 @@ job_free(struct job *j)
     free(j);
 }
 
+static int
+job_lane(const struct job *j)
+{
+    switch (j->kind) {
+    case JOB_POD_START:
+    case JOB_POD_STOP:
+        return LANE_POD;
+    case JOB_LEASES:
+        return LANE_LEASE;
+    default:
+        return LANE_BOOT;
+    }
+}
+
 static void
 job_push(struct emu_fast *f, struct job *j)
 {
+    int lane = job_lane(j);
     pthread_mutex_lock(&f->mu);
     if (f->stop) {
         pthread_mutex_unlock(&f->mu);
@@ -153,14 +186,31 @@ job_push(struct emu_fast *f, struct job *j)
         return;
     }
     j->next = NULL;
-    if (f->tail) {
-        f->tail->next = j;
+    if (f->tail[lane]) {
+        f->tail[lane]->next = j;
     } else {
-        f->head = j;
+        f->head[lane] = j;
     }
-    f->tail = j;
-    pthread_cond_signal(&f->cv);
+    f->tail[lane] = j;
+    pthread_cond_signal(lane == LANE_LEASE ? &f->lease_cv : &f->cv);
     pthread_mutex_unlock(&f->mu);
+}
+
+/* Under f->mu: the first job of the first non-empty lane in [from, to). */
+static struct job *
+job_pop_locked(struct emu_fast *f, int from, int to)
+{
+    for (int l = from; l < to; l++) {
+        struct job *j = f->head[l];
+        if (j) {
+            f->head[l] = j->next;
+            if (!f->head[l]) {
+                f->tail[l] = NULL;
+            }
+            return j;
+        }
+    }
+    return NULL;
 }
 
 static struct job *
@@ -870,6 +920,7 @@ job_dpu_boot(struct job *j)
         pthread_mutex_lock(&f->mu);
         kubeconfig_free(d->kc);
         d->kc = NULL;
+        d->kc_gen++;
         free(d->node);
         d->node = NULL;
         pthread_mutex_unlock(&f->mu);
@@ -928,6 +979,7 @@ job_dpu_boot(struct job *j)
     bool first = !d->node;
     kubeconfig_free(d->kc);
     d->kc = kc;
+    d->kc_gen++;
     free(d->node);
     d->node = xstrdup(name);
     pthread_mutex_unlock(&f->mu);
@@ -953,23 +1005,31 @@ job_leases(struct job *j, struct api_client *c)
         }
         struct fast_dpu *d = &f->dpus[k - f->cfg.hosts];
         pthread_mutex_lock(&f->mu);
-        struct kubeconfig *kc =
-            d->up && d->kc && d->node ? kubeconfig_dup(d->kc) : NULL;
-        char *node = kc ? xstrdup(d->node) : NULL;
+        bool live = d->up && d->kc && d->node;
+        bool stale = !d->lease_client || d->lease_gen != d->kc_gen;
+        struct kubeconfig *kc = live && stale ? kubeconfig_dup(d->kc) : NULL;
+        unsigned gen = d->kc_gen;
+        char *node = live ? xstrdup(d->node) : NULL;
         pthread_mutex_unlock(&f->mu);
-        if (!kc) {
+        if (!live) {
             continue;
         }
-        struct dpf_error err = {0};
-        struct api_client *nc = api_client_create(kc, &err);
-        if (nc) {
-            api_client_set_timeout(nc, FAST_API_TIMEOUT_MS);
-            lease_renew(nc, node);
-            api_client_destroy(nc);
+        if (kc) {
+            struct dpf_error err = {0};
+            api_client_destroy(d->lease_client);
+            d->lease_client = api_client_create(kc, &err);
+            d->lease_gen = gen;
+            if (d->lease_client) {
+                api_client_set_timeout(d->lease_client, FAST_API_TIMEOUT_MS);
+            }
+            kubeconfig_free(kc);
         }
-        kubeconfig_free(kc);
+        if (d->lease_client) {
+            lease_renew(d->lease_client, node);
+        }
         free(node);
     }
+    atomic_fetch_sub(&f->lease_jobs_left, 1);
     job_free(j);
 }
 
@@ -977,7 +1037,17 @@ static void
 on_lease_timer(void *arg, struct loop_timer *t)
 {
     struct emu_fast *f = arg;
-    for (unsigned k = 0; k < f->cfg.hosts + f->n_dpus; k += FAST_LEASE_BATCH) {
+    /* A round still running when the next is due (the API server is
+     * slower than the renewals) is not doubled: the next round waits. */
+    if (atomic_load(&f->lease_jobs_left) > 0) {
+        atomic_fetch_add(&f->lease_rounds_skipped, 1);
+        loop_timer_reset(t, f->cfg.lease_renew_ms, 0);
+        return;
+    }
+    unsigned n = f->cfg.hosts + f->n_dpus;
+    atomic_store(&f->lease_jobs_left,
+                 (n + FAST_LEASE_BATCH - 1) / FAST_LEASE_BATCH);
+    for (unsigned k = 0; k < n; k += FAST_LEASE_BATCH) {
         job_push(f, job_new(f, JOB_LEASES, k));
     }
     loop_timer_reset(t, f->cfg.lease_renew_ms, 0);
@@ -1020,9 +1090,8 @@ dpu_on_event(void *arg, enum rshim_emu_event ev, bool fresh, const char *bfcfg,
 /* --- workers and status ------------------------------------------------ */
 
 static void *
-worker_main(void *arg)
+worker_run(struct emu_fast *f, bool leases)
 {
-    struct emu_fast *f = arg;
     struct dpf_error err = {0};
     struct api_client *c = api_client_create(f->kc, &err);
     if (!c) {
@@ -1033,17 +1102,18 @@ worker_main(void *arg)
     api_client_set_user_agent(c, "dpf-emu/fast");
     for (;;) {
         pthread_mutex_lock(&f->mu);
-        while (!f->stop && !f->head) {
-            pthread_cond_wait(&f->cv, &f->mu);
+        struct job *j = NULL;
+        while (!f->stop &&
+               !(j = leases ? job_pop_locked(f, LANE_LEASE, N_LANES)
+                            : job_pop_locked(f, 0, LANE_LEASE))) {
+            pthread_cond_wait(leases ? &f->lease_cv : &f->cv, &f->mu);
         }
         if (f->stop) {
             pthread_mutex_unlock(&f->mu);
+            if (j) {
+                job_free(j);
+            }
             break;
-        }
-        struct job *j = f->head;
-        f->head = j->next;
-        if (!f->head) {
-            f->tail = NULL;
         }
         pthread_mutex_unlock(&f->mu);
         switch (j->kind) {
@@ -1068,6 +1138,18 @@ worker_main(void *arg)
     return NULL;
 }
 
+static void *
+worker_main(void *arg)
+{
+    return worker_run(arg, false);
+}
+
+static void *
+lease_worker_main(void *arg)
+{
+    return worker_run(arg, true);
+}
+
 static void
 on_status_timer(void *arg, struct loop_timer *t)
 {
@@ -1080,6 +1162,8 @@ on_status_timer(void *arg, struct loop_timer *t)
         atomic_load(&f->pods_ready), "installs", atomic_load(&f->installs),
         "joins", atomic_load(&f->joins), "dpuNodes",
         atomic_load(&f->dpus_registered), "retries", atomic_load(&f->failures));
+    json_object_set_new(st, "leaseRoundsSkipped",
+                        json_integer(atomic_load(&f->lease_rounds_skipped)));
     char *text = json_dumps(st, JSON_INDENT(2));
     file_write_atomic(f->status_path, text, strlen(text), 0644);
     free(text);
@@ -1154,6 +1238,7 @@ emu_fast_up(struct loop *loop, const struct emu_fast_config *cfg,
     }
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    pthread_cond_init(&f->lease_cv, NULL);
     f->targets = json_object();
     f->seen = json_object();
     f->host_index = json_object();
@@ -1252,6 +1337,13 @@ emu_fast_up(struct loop *loop, const struct emu_fast_config *cfg,
             goto fail;
         }
     }
+    for (; f->n_lease_threads < FAST_LEASE_WORKERS; f->n_lease_threads++) {
+        if (thread_start(&f->lease_threads[f->n_lease_threads], NULL,
+                         "emu-lease", lease_worker_main, f) != 0) {
+            dpf_error_set(err, 500, "InternalError", "cannot start threads");
+            goto fail;
+        }
+    }
     f->rest = kube_rest_create(loop, f->kc, err);
     if (!f->rest) {
         goto fail;
@@ -1290,13 +1382,16 @@ emu_fast_destroy(struct emu_fast *f)
     pthread_mutex_lock(&f->mu);
     f->stop = true;
     pthread_cond_broadcast(&f->cv);
+    pthread_cond_broadcast(&f->lease_cv);
     pthread_mutex_unlock(&f->mu);
     for (unsigned k = 0; k < f->n_threads; k++) {
         pthread_join(f->threads[k], NULL);
     }
-    while (f->head) {
-        struct job *j = f->head;
-        f->head = j->next;
+    for (unsigned k = 0; k < f->n_lease_threads; k++) {
+        pthread_join(f->lease_threads[k], NULL);
+    }
+    struct job *j;
+    while ((j = job_pop_locked(f, 0, N_LANES))) {
         job_free(j);
     }
     informer_destroy(f->pods);
@@ -1329,6 +1424,7 @@ emu_fast_destroy(struct emu_fast *f)
     for (unsigned g = 0; f->dpus && g < f->n_dpus; g++) {
         struct fast_dpu *d = &f->dpus[g];
         rshim_emu_stop(d->dev);
+        api_client_destroy(d->lease_client);
         kubeconfig_free(d->kc);
         free(d->node);
         free(d->dir);
@@ -1349,5 +1445,6 @@ emu_fast_destroy(struct emu_fast *f)
     free(f->status_path);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->lease_cv);
     free(f);
 }

@@ -198,6 +198,9 @@ static void
 on_update(void *arg, const json_t *old_obj, const json_t *obj)
 {
     struct ctl_watch *cw = arg;
+    if (cw->w->relevant && old_obj != obj && !cw->w->relevant(old_obj, obj)) {
+        return;
+    }
     /* A secondary may have changed owner: both the old and the new
      * owners need a look. */
     if (cw->w->map && old_obj != obj) {

@@ -80,6 +80,11 @@ struct controller_watch {
      * burst of events (a thousand DPUs changing phase) then makes one
      * reconcile of their owner per period instead of one per event. */
     int64_t coalesce_ms;
+    /* Updates only: whether the change from old to obj matters (NULL =
+     * every update does). Adds and deletes always map. Loop thread, quick:
+     * it keeps a controller that reads only labels from reconciling on
+     * every status write (controller-runtime's update predicates). */
+    bool (*relevant)(const json_t *old_obj, const json_t *obj);
 };
 
 struct controller_ops {

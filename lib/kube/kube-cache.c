@@ -4,7 +4,9 @@
 #include "lib/kube/kube-cache.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +24,27 @@ struct kube_cache {
     json_t *items; /* key -> object */
     struct kube_index *idx;
     size_t n_idx;
+    /* kube_cache_note_write(): key -> the object a write returned, newer
+     * than items' until the informer catches up */
+    pthread_mutex_t wmu;
+    json_t *written;
+    atomic_size_t n_written; /* lets reads skip wmu while it is empty */
 };
+
+/* metadata.resourceVersion as a number; 0 when absent or not a decimal
+ * number (then the written object is not used: only the informer's). */
+static uint64_t
+rv_of(const json_t *obj)
+{
+    const char *s = json_string_value(json_object_get(
+        json_object_get(obj, "metadata"), "resourceVersion"));
+    if (!s || !*s) {
+        return 0;
+    }
+    char *end = NULL;
+    uint64_t v = strtoull(s, &end, 10);
+    return end && *end == '\0' ? v : 0;
+}
 
 static json_t *
 index_namespace(void *arg, const json_t *obj)
@@ -92,6 +114,8 @@ kube_cache_create(void)
     struct kube_cache *c = xcalloc(1, sizeof *c);
     pthread_rwlock_init(&c->lock, NULL);
     c->items = json_object();
+    pthread_mutex_init(&c->wmu, NULL);
+    c->written = json_object();
     index_register(c, KUBE_INDEX_NAMESPACE, index_namespace, NULL);
     index_register(c, KUBE_INDEX_LABEL, index_label, NULL);
     index_register(c, KUBE_INDEX_OWNER, index_owner, NULL);
@@ -110,6 +134,8 @@ kube_cache_destroy(struct kube_cache *c)
     }
     free(c->idx);
     json_decref(c->items);
+    json_decref(c->written);
+    pthread_mutex_destroy(&c->wmu);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
@@ -252,6 +278,13 @@ kube_cache_remove(struct kube_cache *c, const char *key)
         json_object_del(c->items, key);
     }
     pthread_rwlock_unlock(&c->lock);
+    if (atomic_load(&c->n_written) > 0) {
+        pthread_mutex_lock(&c->wmu);
+        if (json_object_del(c->written, key) == 0) {
+            atomic_fetch_sub(&c->n_written, 1);
+        }
+        pthread_mutex_unlock(&c->wmu);
+    }
     return old;
 }
 
@@ -261,7 +294,50 @@ kube_cache_get(struct kube_cache *c, const char *key)
     pthread_rwlock_rdlock(&c->lock);
     json_t *o = json_incref(json_object_get(c->items, key));
     pthread_rwlock_unlock(&c->lock);
+    if (atomic_load(&c->n_written) == 0) {
+        return o;
+    }
+    pthread_mutex_lock(&c->wmu);
+    json_t *w = json_object_get(c->written, key);
+    if (w) {
+        uint64_t wrv = rv_of(w);
+        if (wrv && (!o || wrv > rv_of(o))) {
+            json_decref(o);
+            o = json_incref(w);
+        } else {
+            json_object_del(c->written, key); /* the informer caught up */
+            atomic_fetch_sub(&c->n_written, 1);
+        }
+    }
+    pthread_mutex_unlock(&c->wmu);
     return o;
+}
+
+void
+kube_cache_note_write(struct kube_cache *c, json_t *obj)
+{
+    char *key = obj ? kube_cache_key(obj) : NULL;
+    if (!key || !rv_of(obj)) {
+        free(key);
+        return;
+    }
+    json_t *md = json_object_get(obj, "metadata");
+    if (json_object_get(md, "managedFields")) {
+        json_object_del(md, "managedFields"); /* as the informer keeps it */
+    }
+    pthread_rwlock_rdlock(&c->lock);
+    uint64_t have = rv_of(json_object_get(c->items, key));
+    pthread_rwlock_unlock(&c->lock);
+    pthread_mutex_lock(&c->wmu);
+    json_t *w = json_object_get(c->written, key);
+    if (rv_of(obj) > have && (!w || rv_of(obj) > rv_of(w))) {
+        if (!w) {
+            atomic_fetch_add(&c->n_written, 1);
+        }
+        json_object_set(c->written, key, obj);
+    }
+    pthread_mutex_unlock(&c->wmu);
+    free(key);
 }
 
 json_t *

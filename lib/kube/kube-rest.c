@@ -726,8 +726,15 @@ kube_rest_loop(const struct kube_rest *r)
 
 /* --- blocking wrapper for other threads --- */
 
+struct sync_batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t remaining;
+};
+
 struct sync_call {
     struct kube_rest *rest;
+    struct sync_batch *batch; /* kube_rest_request_wait_all(); or NULL */
     const struct kube_request *req; /* the waiting caller's */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -750,7 +757,15 @@ sync_done(void *arg, int rc, const struct kube_response *resp,
     s->err = *err;
     s->finished = true;
     pthread_cond_signal(&s->cv);
+    struct sync_batch *b = s->batch;
     pthread_mutex_unlock(&s->mu);
+    if (b) {
+        pthread_mutex_lock(&b->mu);
+        if (--b->remaining == 0) {
+            pthread_cond_signal(&b->cv);
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
 }
 
 static void
@@ -780,6 +795,47 @@ kube_rest_request_wait(struct kube_rest *r, const struct kube_request *req,
         *err = s.err;
     }
     return s.rc;
+}
+
+void
+kube_rest_request_wait_all(struct kube_rest *r, size_t n,
+                           const struct kube_request *reqs,
+                           struct kube_response *resps, int *rcs,
+                           struct dpf_error *errs)
+{
+    struct sync_batch b = {.remaining = n};
+    if (n == 0) {
+        return;
+    }
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    struct sync_call *calls = xcalloc(n, sizeof *calls);
+    for (size_t i = 0; i < n; i++) {
+        calls[i].rest = r;
+        calls[i].req = &reqs[i];
+        calls[i].batch = &b;
+        pthread_mutex_init(&calls[i].mu, NULL);
+        pthread_cond_init(&calls[i].cv, NULL);
+        loop_post(r->loop, sync_start, &calls[i]);
+    }
+    pthread_mutex_lock(&b.mu);
+    while (b.remaining > 0) {
+        pthread_cond_wait(&b.cv, &b.mu);
+    }
+    pthread_mutex_unlock(&b.mu);
+    for (size_t i = 0; i < n; i++) {
+        /* sync_done() released calls[i].mu before counting down. */
+        resps[i] = calls[i].resp;
+        rcs[i] = calls[i].rc;
+        if (errs) {
+            errs[i] = calls[i].rc != 0 ? calls[i].err : (struct dpf_error){0};
+        }
+        pthread_cond_destroy(&calls[i].cv);
+        pthread_mutex_destroy(&calls[i].mu);
+    }
+    free(calls);
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
 }
 
 int

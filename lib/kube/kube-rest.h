@@ -175,6 +175,15 @@ void kube_rest_cancel(struct kube_call *c);
  * described above; resp (owned: kube_response_free()) gets the reply. */
 int kube_rest_request_wait(struct kube_rest *r, const struct kube_request *req,
                            struct kube_response *resp, struct dpf_error *err);
+/* Several requests at once from a thread other than the loop thread: all
+ * n start together (the caller bounds n: they share the client's
+ * connections) and the call returns when every one has ended. For each i,
+ * rcs[i] is what kube_rest_request_wait() would return, resps[i] its reply
+ * (owned: kube_response_free()) and errs[i] (errs may be NULL) its error. */
+void kube_rest_request_wait_all(struct kube_rest *r, size_t n,
+                                const struct kube_request *reqs,
+                                struct kube_response *resps, int *rcs,
+                                struct dpf_error *errs);
 /* The same with JSON in and out: body may be NULL; *out (may be NULL) gets
  * the decoded 2xx reply (a new reference). */
 int kube_rest_json_wait(struct kube_rest *r, const char *method,

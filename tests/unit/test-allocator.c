@@ -203,11 +203,11 @@ test_no_cluster(void **state)
     /* assign without a REST client: pick only, the same answer. */
     json_t *d = dpu("u1", NULL, NULL);
     struct dpf_error err = {0};
-    assert_int_equal(allocator_assign(a, d, NULL, NULL, &err), -EAGAIN);
+    assert_int_equal(allocator_assign(a, d, NULL, NULL, NULL, &err), -EAGAIN);
     json_t *c = cluster("ns", "a", "Ready", 0);
     allocator_cluster_set(a, c);
     char *ns = NULL, *name = NULL;
-    assert_int_equal(allocator_assign(a, d, &ns, &name, &err), 0);
+    assert_int_equal(allocator_assign(a, d, &ns, &name, NULL, &err), 0);
     assert_string_equal(ns, "ns");
     assert_string_equal(name, "a");
     free(ns);

@@ -1,7 +1,8 @@
 /* Unit tests for lib/kube/kube-cache: keys, put/replace/remove, the
  * built-in namespace, label and owner indexes following replacements and
- * removals, a custom index, and readers holding objects across a
- * replacement. */
+ * removals, a custom index, readers holding objects across a
+ * replacement, and noted writes (kube_cache_note_write) winning over an
+ * older informer copy until the informer catches up. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,6 +215,71 @@ test_custom_index(void **state)
     json_decref(c3);
 }
 
+static const char *
+rv_got(struct kube_cache *c, const char *key)
+{
+    static char buf[32];
+    json_t *o = kube_cache_get(c, key);
+    const char *rv = o ? json_string_value(json_object_get(
+                             json_object_get(o, "metadata"), "resourceVersion"))
+                       : NULL;
+    snprintf(buf, sizeof buf, "%s", rv ? rv : "none");
+    json_decref(o);
+    return buf;
+}
+
+static void
+test_note_write(void **state)
+{
+    (void) state;
+    struct kube_cache *c = kube_cache_create();
+    json_t *o = obj("ns", "a", "9", NULL, NULL);
+    json_decref(kube_cache_put(c, o, NULL));
+    json_decref(o);
+    /* a write's reply newer than the informer's copy wins ("10" > "9" as
+     * numbers, not as strings) */
+    json_t *w = obj("ns", "a", "10", NULL, NULL);
+    json_object_set_new(json_object_get(w, "metadata"), "managedFields",
+                        json_array());
+    kube_cache_note_write(c, w);
+    assert_null(json_object_get(json_object_get(w, "metadata"),
+                                "managedFields"));
+    json_decref(w);
+    assert_string_equal(rv_got(c, "ns/a"), "10");
+    /* an older write changes nothing */
+    w = obj("ns", "a", "8", NULL, NULL);
+    kube_cache_note_write(c, w);
+    json_decref(w);
+    assert_string_equal(rv_got(c, "ns/a"), "10");
+    /* lists show the informer's view */
+    json_t *all = kube_cache_list(c);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(all, 0), "metadata"),
+            "resourceVersion")),
+        "9");
+    json_decref(all);
+    /* the informer catches up and goes past: its copy again */
+    o = obj("ns", "a", "11", NULL, NULL);
+    json_decref(kube_cache_put(c, o, NULL));
+    json_decref(o);
+    assert_string_equal(rv_got(c, "ns/a"), "11");
+    /* a created object seen before its ADDED event; then deleted */
+    w = obj("ns", "b", "12", NULL, NULL);
+    kube_cache_note_write(c, w);
+    json_decref(w);
+    assert_string_equal(rv_got(c, "ns/b"), "12");
+    json_decref(kube_cache_remove(c, "ns/b"));
+    assert_string_equal(rv_got(c, "ns/b"), "none");
+    /* a resourceVersion that is not a number is never noted */
+    w = obj("ns", "a", "abc", NULL, NULL);
+    kube_cache_note_write(c, w);
+    json_decref(w);
+    assert_string_equal(rv_got(c, "ns/a"), "11");
+    kube_cache_note_write(c, NULL);
+    kube_cache_destroy(c);
+}
+
 int
 main(void)
 {
@@ -220,6 +287,7 @@ main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_put_replace_remove_indexes),
         cmocka_unit_test(test_custom_index),
+        cmocka_unit_test(test_note_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

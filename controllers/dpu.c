@@ -2284,7 +2284,7 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     /* reconciles wait on API round trips more than they compute: more
      * workers keep a fleet of thousands moving (the server batches
      * concurrent writes) */
-    d->ops.workers = 12;
+    d->ops.workers = 32;
     d->ctl = controller_manager_add(m, &d->ops, d);
     struct informer *inf =
         controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);

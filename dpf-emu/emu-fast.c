@@ -95,9 +95,10 @@ enum job_kind {
     JOB_LEASES,    /* renew Leases [idx, idx + FAST_LEASE_BATCH) */
 };
 
-/* Queues, served in this order by the general workers: pods first (a DMS
- * pod that waits too long fails its DPU), then boots and registrations.
- * Leases have their own workers, so neither side starves the other. */
+/* Queues: the general workers take turns between pods (a DMS pod that
+ * waits behind thousands of boots fails its DPU after 5 minutes) and
+ * boots and registrations, so neither starves the other; leases have
+ * their own workers. */
 enum { LANE_POD, LANE_BOOT, LANE_LEASE, N_LANES };
 #define FAST_LEASE_WORKERS 2
 
@@ -128,7 +129,7 @@ struct emu_fast {
     struct fast_pool *pools;
     unsigned n_pools;
 
-    pthread_mutex_t mu; /* the queues, targets, the DPUs' fields */
+    pthread_mutex_t mu;      /* the queues, targets, the DPUs' fields */
     pthread_cond_t cv;       /* general workers */
     pthread_cond_t lease_cv; /* lease workers */
     struct job *head[N_LANES], *tail[N_LANES];
@@ -137,7 +138,8 @@ struct emu_fast {
     unsigned n_threads;
     pthread_t lease_threads[FAST_LEASE_WORKERS];
     unsigned n_lease_threads;
-    atomic_uint lease_jobs_left;  /* of the current round */
+    unsigned pop_turn;           /* under mu: job_pop_locked()'s rotation */
+    atomic_uint lease_jobs_left; /* of the current round */
     atomic_uint lease_rounds_skipped; /* the last round was not done */
     json_t *targets; /* "ns/name" of running DMS pods -> pool index */
 
@@ -196,11 +198,15 @@ job_push(struct emu_fast *f, struct job *j)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Under f->mu: the first job of the first non-empty lane in [from, to). */
+/* Under f->mu: the first job of a non-empty lane in [from, to), trying
+ * the lanes in turn from a rotating start. */
 static struct job *
 job_pop_locked(struct emu_fast *f, int from, int to)
 {
-    for (int l = from; l < to; l++) {
+    int n = to - from;
+    int start = (int) (f->pop_turn++ % (unsigned) n);
+    for (int i = 0; i < n; i++) {
+        int l = from + (start + i) % n;
         struct job *j = f->head[l];
         if (j) {
             f->head[l] = j->next;
@@ -1103,9 +1109,8 @@ worker_run(struct emu_fast *f, bool leases)
     for (;;) {
         pthread_mutex_lock(&f->mu);
         struct job *j = NULL;
-        while (!f->stop &&
-               !(j = leases ? job_pop_locked(f, LANE_LEASE, N_LANES)
-                            : job_pop_locked(f, 0, LANE_LEASE))) {
+        while (!f->stop && !(j = leases ? job_pop_locked(f, LANE_LEASE, N_LANES)
+                                        : job_pop_locked(f, 0, LANE_LEASE))) {
             pthread_cond_wait(leases ? &f->lease_cv : &f->cv, &f->mu);
         }
         if (f->stop) {

@@ -63,6 +63,7 @@ struct server {
     struct http_server *http;         /* owned */
     char *pki_dir;                    /* <data-dir>/pki */
     struct ctrl_runner *controllers;  /* in-process controllers (owned) */
+    pthread_mutex_t controllers_mu;   /* controllers vs. /metrics */
     struct auth *auth;                /* authn + authz (NULL: insecure) */
     struct metrics *metrics;          /* /metrics (owned) */
 };
@@ -899,6 +900,13 @@ respond_metrics(struct server *srv, struct http_request *req)
     dbuf_init(&b);
     metrics_render(srv->metrics, &b, api ? apiserver_storage_objects : NULL,
                    api);
+    /* the in-process controllers' series, as dpf-controller-manager's
+     * own /metrics serves them */
+    pthread_mutex_lock(&srv->controllers_mu);
+    if (srv->controllers) {
+        ctrl_runner_metrics(srv->controllers, &b);
+    }
+    pthread_mutex_unlock(&srv->controllers_mu);
     size_t len;
     char *body = dbuf_steal(&b, &len);
     http_respond_take(req, 200, METRICS_CONTENT_TYPE, body, len);
@@ -1326,8 +1334,11 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
         .recampaign = true,
     };
     struct dpf_error err = {0};
-    srv->controllers = ctrl_runner_start(&cfg, &err);
-    if (!srv->controllers) {
+    struct ctrl_runner *cr = ctrl_runner_start(&cfg, &err);
+    pthread_mutex_lock(&srv->controllers_mu);
+    srv->controllers = cr;
+    pthread_mutex_unlock(&srv->controllers_mu);
+    if (!cr) {
         log_error("cannot start the in-process controllers", "error=\"%s\"",
                   err.message);
     }
@@ -1340,6 +1351,7 @@ int
 server_run(const struct server_options *o)
 {
     struct server srv = {.opt = o};
+    pthread_mutex_init(&srv.controllers_mu, NULL);
     int exit_code = 1;
     int sfd = -1;
     int lock_fd = -1;
@@ -1539,7 +1551,11 @@ out:
     /* Controllers first, while the API still answers (they release their
      * Lease); then HTTP (no more requests, streams closed), then the API
      * server that served them, then what it borrowed. */
-    ctrl_runner_stop(srv.controllers);
+    pthread_mutex_lock(&srv.controllers_mu);
+    struct ctrl_runner *cr = srv.controllers;
+    srv.controllers = NULL;
+    pthread_mutex_unlock(&srv.controllers_mu);
+    ctrl_runner_stop(cr);
     http_server_destroy(srv.http);
     metrics_destroy(srv.metrics); /* its observers ran until here */
     auth_stop(srv.auth);

@@ -36,8 +36,8 @@ struct kube_cache {
 static uint64_t
 rv_of(const json_t *obj)
 {
-    const char *s = json_string_value(json_object_get(
-        json_object_get(obj, "metadata"), "resourceVersion"));
+    const char *s = json_string_value(
+        json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
     if (!s || !*s) {
         return 0;
     }

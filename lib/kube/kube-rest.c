@@ -734,7 +734,7 @@ struct sync_batch {
 
 struct sync_call {
     struct kube_rest *rest;
-    struct sync_batch *batch; /* kube_rest_request_wait_all(); or NULL */
+    struct sync_batch *batch;       /* kube_rest_request_wait_all(); or NULL */
     const struct kube_request *req; /* the waiting caller's */
     pthread_mutex_t mu;
     pthread_cond_t cv;

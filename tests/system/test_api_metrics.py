@@ -266,6 +266,24 @@ def test_in_process_controllers_are_counted(tmp_path):
                        ("resource", "leases") in labels and
                        ("group", "coordination.k8s.io") in labels)
         wait_for(lambda: leases() >= 2, 30, what="controllers' Lease calls")
+        # and the controllers' own series come with the server's, as
+        # dpf-controller-manager's /metrics serves them
+        def reconciles(ctl):
+            m = scrape(srv)
+            return sum(v for (name, labels), v in m.items()
+                       if name == "controller_runtime_reconcile_total" and
+                       ("controller", ctl) in labels)
+        srv.json("POST", "/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                 "namespaces/default/dpusets",
+                 {"apiVersion": "provisioning.dpu.nvidia.com/v1alpha1",
+                  "kind": "DPUSet", "metadata": {"name": "m"},
+                  "spec": {"dpuTemplate": {"spec": {"bfb": {"name": "b"}}}}},
+                 expect=201)
+        wait_for(lambda: reconciles("dpuset") >= 1, 30,
+                 what="a dpuset reconcile counted")
+        m = scrape(srv)
+        assert any(name == "workqueue_depth" and ("name", "dpu") in labels
+                   for (name, labels) in m), "no workqueue_depth{name=dpu}"
     finally:
         assert srv.stop() == 0
 

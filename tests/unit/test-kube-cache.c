@@ -242,8 +242,8 @@ test_note_write(void **state)
     json_object_set_new(json_object_get(w, "metadata"), "managedFields",
                         json_array());
     kube_cache_note_write(c, w);
-    assert_null(json_object_get(json_object_get(w, "metadata"),
-                                "managedFields"));
+    assert_null(
+        json_object_get(json_object_get(w, "metadata"), "managedFields"));
     json_decref(w);
     assert_string_equal(rv_got(c, "ns/a"), "10");
     /* an older write changes nothing */
@@ -253,11 +253,10 @@ test_note_write(void **state)
     assert_string_equal(rv_got(c, "ns/a"), "10");
     /* lists show the informer's view */
     json_t *all = kube_cache_list(c);
-    assert_string_equal(
-        json_string_value(json_object_get(
-            json_object_get(json_array_get(all, 0), "metadata"),
-            "resourceVersion")),
-        "9");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(all, 0), "metadata"),
+                            "resourceVersion")),
+                        "9");
     json_decref(all);
     /* the informer catches up and goes past: its copy again */
     o = obj("ns", "a", "11", NULL, NULL);

@@ -141,7 +141,7 @@ struct dpu_ctrl {
      * for a slot */
     json_t *slot_waiters;
     struct controller *ctl;
-    struct dcviews *views; /* the DPU clusters' Nodes (dcview.h) */
+    struct dcviews *views;  /* the DPU clusters' Nodes (dcview.h) */
     struct kube_exec *exec; /* pods/exec in DMS pods (Rebooting) or NULL */
 };
 
@@ -1513,8 +1513,8 @@ dpu_host_uptime(struct dctx *x, double *seconds, struct dpf_error *err)
 static const json_t *
 reboot_record(struct dctx *x)
 {
-    const json_t *r = json_object_get(json_object_get(x->obj, "status"),
-                                      "hostReboot");
+    const json_t *r =
+        json_object_get(json_object_get(x->obj, "status"), "hostReboot");
     const char *for_install = str_at(r, "osInstalledAt", NULL);
     const char *installed = str_at(kube_condition_find(x->obj, "OSInstalled"),
                                    "lastTransitionTime", NULL);
@@ -1542,8 +1542,8 @@ dpu_host_reboot(struct dctx *x, const char *cmd, struct dpf_error *err)
         .max_output = 4096,
     };
     struct kube_exec_result res;
-    int rc = x->d->exec ? kube_exec_run(x->d->exec, &req, &res, err)
-                        : -ENOTCONN;
+    int rc =
+        x->d->exec ? kube_exec_run(x->d->exec, &req, &res, err) : -ENOTCONN;
     if (!x->d->exec) {
         memset(&res, 0, sizeof res);
         dpf_error_set(err, 503, "Unavailable",
@@ -1557,8 +1557,8 @@ dpu_host_reboot(struct dctx *x, const char *cmd, struct dpf_error *err)
         dpf_error_set(err, 500, "InternalError",
                       "`ipmitool chassis power %s` in pod %s/%s exited with "
                       "code %d: %.*s",
-                      cmd, x->ns, pname, res.exit_code, (int) (n > 300 ? 300 : n),
-                      res.err);
+                      cmd, x->ns, pname, res.exit_code,
+                      (int) (n > 300 ? 300 : n), res.err);
         rc = -EIO;
     }
     if (rc == 0) {
@@ -1575,11 +1575,11 @@ dpu_host_reboot(struct dctx *x, const char *cmd, struct dpf_error *err)
                       "requestedAt", now, "osInstalledAt", installed));
         log_info("host reboot requested", "dpu=%s/%s command=%s", x->ns,
                  x->name, cmd);
-        kube_recorder_event(x->d->rec, x->obj, "Normal",
-                            "HostRebootRequested",
-                   "asked the host's BMC for a reboot: ipmitool chassis "
-                   "power %s (in pod %s)",
-                   cmd, pname);
+        kube_recorder_event(
+            x->d->rec, x->obj, "Normal", "HostRebootRequested",
+            "asked the host's BMC for a reboot: ipmitool chassis "
+            "power %s (in pod %s)",
+            cmd, pname);
     }
     if (x->d->exec) {
         kube_exec_result_free(&res);

@@ -747,8 +747,7 @@ host_power_on_cb(void *arg, struct loop_timer *t)
     h->dpulet.boot_s = boottime_s();
     /* a fresh time namespace: the host's uptime starts near 0 */
     proc_start(&h->dpulet);
-    log_info("host powered on", "node=%s reboots=%u", h->node_name,
-             h->reboots);
+    log_info("host powered on", "node=%s reboots=%u", h->node_name, h->reboots);
     fleet_write_status(h->f);
 }
 
@@ -773,16 +772,15 @@ host_power_off_cb(void *arg, struct loop_timer *t)
     h->powered_off = true;
     log_info("host powered off", "node=%s processes=%zu reboot_ms=%lld",
              h->node_name, n, (long long) f->cfg.reboot_ms);
-    h->power = loop_timer_add(f->loop, f->cfg.reboot_ms, 0, host_power_on_cb,
-                              h);
+    h->power =
+        loop_timer_add(f->loop, f->cfg.reboot_ms, 0, host_power_on_cb, h);
     fleet_write_status(f);
 }
 
 /* One request on the BMC socket: "<host> <cycle|reset|status>"; the
  * answer "ok <text>" or "error <text>". */
 static void
-host_bmc_request(struct emu_fleet *f, const char *msg, char *reply,
-                 size_t size)
+host_bmc_request(struct emu_fleet *f, const char *msg, char *reply, size_t size)
 {
     unsigned i = 0;
     char what[16] = "";
@@ -806,10 +804,10 @@ host_bmc_request(struct emu_fleet *f, const char *msg, char *reply,
     }
     if (!h->power) {
         h->reboots++;
-        h->power = loop_timer_add(f->loop, EMU_BMC_DELAY_MS, 0,
-                                  host_power_off_cb, h);
-        log_info("host reboot requested through its BMC",
-                 "node=%s command=%s", h->node_name, what);
+        h->power =
+            loop_timer_add(f->loop, EMU_BMC_DELAY_MS, 0, host_power_off_cb, h);
+        log_info("host reboot requested through its BMC", "node=%s command=%s",
+                 h->node_name, what);
     }
     snprintf(reply, size, "ok Chassis Power Control: %s",
              !strcmp(what, "cycle") ? "Cycle" : "Reset");
@@ -898,12 +896,12 @@ host_write_ipmitool(struct emu_host *h, struct dpf_error *err)
         rc = -EINVAL;
     }
     if (rc == 0) {
-        char *text = xasprintf(
-            "#!/bin/sh\n"
-            "# The BMC of emulated host %s (dpf-emu): chassis power "
-            "cycle|reset|status\n"
-            "exec '%s' ipmitool --state-dir '%s' --host %u \"$@\"\n",
-            h->node_name, f->cfg.self, f->state_dir, h->i);
+        char *text =
+            xasprintf("#!/bin/sh\n"
+                      "# The BMC of emulated host %s (dpf-emu): chassis power "
+                      "cycle|reset|status\n"
+                      "exec '%s' ipmitool --state-dir '%s' --host %u \"$@\"\n",
+                      h->node_name, f->cfg.self, f->state_dir, h->i);
         rc = file_write_atomic(path, text, strlen(text), 0755);
         free(text);
     }
@@ -1616,25 +1614,23 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         char *log = xasprintf("%s/dpulet.log", h->dir);
         char *root = xasprintf("%s/dpulet", h->dir);
         const char *env_path = getenv("PATH");
-        char *pods_path =
-            xasprintf("%s/bin:%s", h->dir,
-                      env_path ? env_path
-                               : "/usr/local/sbin:/usr/local/bin:"
-                                 "/usr/sbin:/usr/bin:/sbin:/bin");
+        char *pods_path = xasprintf("%s/bin:%s", h->dir,
+                                    env_path ? env_path
+                                             : "/usr/local/sbin:/usr/local/bin:"
+                                               "/usr/sbin:/usr/bin:/sbin:/bin");
         proc_init(&h->dpulet, f, "dpulet", h->netns, log);
         h->dpulet.boot_s = boottime_s();
-        proc_set_argv(
-            &h->dpulet,
-            cfg->kubeconfig
-                ? argv_make(cfg->dpulet, "--kubeconfig", kc_ns, "--node-name",
-                            h->node_name, "--node-ip", h->ip, "--root-dir",
-                            root, "--sysfs-root", h->sys, "--path", pods_path,
-                            ARGV_END)
-                : argv_make(cfg->dpulet, "--bootstrap-kubeconfig", kc_ns,
-                            "--kubeconfig", "host.kubeconfig", "--node-name",
-                            h->node_name, "--node-ip", h->ip, "--root-dir",
-                            root, "--sysfs-root", h->sys, "--path",
-                            pods_path, ARGV_END));
+        proc_set_argv(&h->dpulet,
+                      cfg->kubeconfig
+                          ? argv_make(cfg->dpulet, "--kubeconfig", kc_ns,
+                                      "--node-name", h->node_name, "--node-ip",
+                                      h->ip, "--root-dir", root, "--sysfs-root",
+                                      h->sys, "--path", pods_path, ARGV_END)
+                          : argv_make(cfg->dpulet, "--bootstrap-kubeconfig",
+                                      kc_ns, "--kubeconfig", "host.kubeconfig",
+                                      "--node-name", h->node_name, "--node-ip",
+                                      h->ip, "--root-dir", root, "--sysfs-root",
+                                      h->sys, "--path", pods_path, ARGV_END));
         free(pods_path);
         if (!cfg->kubeconfig) {
             /* where the bootstrap writes the node's own kubeconfig */

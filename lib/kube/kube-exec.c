@@ -22,10 +22,10 @@
 
 #define EXEC_DEFAULT_TIMEOUT_MS 10000
 #define EXEC_DEFAULT_MAX_OUTPUT (64 * 1024)
-#define EXEC_MAX_HEAD (16 * 1024)        /* the upgrade answer's head */
-#define EXEC_MAX_ERROR_BODY (64 * 1024)  /* a refusal's Status */
-#define EXEC_MAX_STATUS (64 * 1024)      /* channel 3 */
-#define EXEC_MAX_FRAME (1024 * 1024)     /* one frame's payload */
+#define EXEC_MAX_HEAD (16 * 1024)       /* the upgrade answer's head */
+#define EXEC_MAX_ERROR_BODY (64 * 1024) /* a refusal's Status */
+#define EXEC_MAX_STATUS (64 * 1024)     /* channel 3 */
+#define EXEC_MAX_FRAME (1024 * 1024)    /* one frame's payload */
 
 enum { CH_STDOUT = 1, CH_STDERR = 2, CH_ERROR = 3 };
 
@@ -384,11 +384,10 @@ call_frames(struct call *c, struct dbuf *in, size_t off, struct dbuf *out,
     bool first = true;
     for (;;) {
         struct ws_frame f;
-        ssize_t n = in->len > off
-                        ? ws_frame_parse((uint8_t *) in->data + off,
-                                         in->len - off, false, EXEC_MAX_FRAME,
-                                         &f)
-                        : 0;
+        ssize_t n = in->len > off ? ws_frame_parse((uint8_t *) in->data + off,
+                                                   in->len - off, false,
+                                                   EXEC_MAX_FRAME, &f)
+                                  : 0;
         if (n < 0) {
             return call_fail(c, -EPROTO,
                              n == -EMSGSIZE
@@ -496,14 +495,15 @@ kube_exec_run(struct kube_exec *x, const struct kube_exec_request *req,
                       "exec: namespace, pod and a command are required");
         return -EINVAL;
     }
-    long timeout = req->timeout_ms > 0 ? req->timeout_ms
-                                       : EXEC_DEFAULT_TIMEOUT_MS;
+    long timeout =
+        req->timeout_ms > 0 ? req->timeout_ms : EXEC_DEFAULT_TIMEOUT_MS;
     size_t max = req->max_output ? req->max_output : EXEC_DEFAULT_MAX_OUTPUT;
     c.deadline = time_mono_ms() + timeout;
     c.h = curl_easy_init();
     if (!c.h) {
-        dpf_error_set(err, 500, "InternalError", "exec: cannot create a "
-                                                  "curl handle");
+        dpf_error_set(err, 500, "InternalError",
+                      "exec: cannot create a "
+                      "curl handle");
         return -ENOMEM;
     }
     char *ens = curl_easy_escape(c.h, req->ns, 0);
@@ -549,8 +549,8 @@ kube_exec_run(struct kube_exec *x, const struct kube_exec_request *req,
     if (crc != CURLE_OK) {
         struct dpf_error te = {0};
         rc = kubeconfig_curl_error(x->k, crc, errbuf, "GET", path, &te);
-        dpf_error_set(err, te.code, te.reason, "exec in pod %s/%s: %s",
-                      req->ns, req->pod, te.message);
+        dpf_error_set(err, te.code, te.reason, "exec in pod %s/%s: %s", req->ns,
+                      req->pod, te.message);
         goto out;
     }
     curl_easy_getinfo(c.h, CURLINFO_ACTIVESOCKET, &c.sock);

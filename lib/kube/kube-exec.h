@@ -55,12 +55,12 @@ struct kube_exec_request {
 };
 
 struct kube_exec_result {
-    int exit_code;   /* the command's exit code (0 on Success) */
-    char *out;       /* stdout, NUL-terminated (malloc'd, never NULL) */
-    size_t out_len;  /* bytes in out */
-    char *err;       /* stderr, the same */
-    size_t err_len;  /* bytes in err */
-    char proto[32];  /* the subprotocol the server chose */
+    int exit_code;  /* the command's exit code (0 on Success) */
+    char *out;      /* stdout, NUL-terminated (malloc'd, never NULL) */
+    size_t out_len; /* bytes in out */
+    char *err;      /* stderr, the same */
+    size_t err_len; /* bytes in err */
+    char proto[32]; /* the subprotocol the server chose */
 };
 
 /* Run req's command and wait for it. 0 when the command ran to its end

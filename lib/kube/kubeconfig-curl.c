@@ -373,8 +373,8 @@ url_parts(const char *url, char **authority, char **prefix)
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
         bool explicit_port =
             curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK;
-        *authority = explicit_port ? xasprintf("%s:%s", host, port)
-                                   : xstrdup(host);
+        *authority =
+            explicit_port ? xasprintf("%s:%s", host, port) : xstrdup(host);
         if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
             path = NULL;
         }

@@ -48,11 +48,11 @@ main(int argc, char **argv)
     };
     struct kube_exec_result res;
     int rc = kube_exec_run(x, &req, &res, &err);
-    json_t *j = json_pack(
-        "{s:i,s:i,s:s%,s:s%,s:s,s:{s:i,s:s,s:s}}", "rc", rc, "exitCode",
-        res.exit_code, "stdout", res.out, res.out_len, "stderr", res.err,
-        res.err_len, "protocol", res.proto, "error", "code", err.code,
-        "reason", err.reason, "message", err.message);
+    json_t *j = json_pack("{s:i,s:i,s:s%,s:s%,s:s,s:{s:i,s:s,s:s}}", "rc", rc,
+                          "exitCode", res.exit_code, "stdout", res.out,
+                          res.out_len, "stderr", res.err, res.err_len,
+                          "protocol", res.proto, "error", "code", err.code,
+                          "reason", err.reason, "message", err.message);
     char *text = json_dumps(j, JSON_COMPACT);
     printf("%s\n", text ? text : "{}");
     free(text);

@@ -1566,13 +1566,14 @@ dpu_host_reboot(struct dctx *x, const char *cmd, struct dpf_error *err)
         kube_time_now(now, sizeof now);
         const char *installed =
             str_at(kube_condition_find(x->obj, "OSInstalled"),
-                   "lastTransitionTime", "");
-        json_object_set_new(
-            status_of(x), "hostReboot",
-            json_pack("{s:s,s:s,s:s}", "command",
-                      !strcmp(cmd, "cycle") ? "ipmitool chassis power cycle"
-                                            : "ipmitool chassis power reset",
-                      "requestedAt", now, "osInstalledAt", installed));
+                   "lastTransitionTime", NULL);
+        json_object_set_new(status_of(x), "hostReboot",
+                            json_pack("{s:s,s:s,s:s}", "command",
+                                      !strcmp(cmd, "cycle")
+                                          ? "ipmitool chassis power cycle"
+                                          : "ipmitool chassis power reset",
+                                      "requestedAt", now, "osInstalledAt",
+                                      installed ? installed : ""));
         log_info("host reboot requested", "dpu=%s/%s command=%s", x->ns,
                  x->name, cmd);
         kube_recorder_event(
@@ -1658,11 +1659,12 @@ do_rebooting(struct dctx *x)
         return 0;
     }
     if (!dpu_automatic_reboot(x->obj)) {
+        /* (no changing numbers in messages: each change is a write) */
         cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
              "automaticNodeReboot is false: the host must %s for the new "
-             "firmware and OS (up %.0f s, DMS running for %.0f s); or set "
-             "the host annotation %s/%s to skip",
-             power ? "be power-cycled" : "reboot", up, since, PROV_GROUP,
+             "firmware and OS (it has been up since before DMS started); "
+             "or set the host annotation %s/%s to skip",
+             power ? "be power-cycled" : "reboot", PROV_GROUP,
              power ? "powercycle-command" : "reboot-command");
         return REQUEUE_MS;
     }
@@ -1670,9 +1672,8 @@ do_rebooting(struct dctx *x)
     double ago = seconds_since(at);
     if (asked && ago >= 0 && ago * 1000 < DPU_REBOOT_REPEAT_MS) {
         cond(x, "Rebooted", "False", "Rebooting",
-             "`%s` requested at %s; waiting for the host to come back (up "
-             "%.0f s, DMS running for %.0f s)",
-             asked, at, up, since);
+             "`%s` requested at %s; waiting for the host to come back", asked,
+             at);
         return REQUEUE_MS;
     }
     /* Not asked yet in this phase, or asked long ago and the host did not

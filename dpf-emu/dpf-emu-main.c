@@ -145,6 +145,12 @@ set_reboot(void *a, const char *v, struct dpf_error *e)
 }
 
 static int
+set_power_off_delay(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_ms("--power-off-delay", v, &CFG(a)->power_off_delay_ms, e);
+}
+
+static int
 set_reboot_hosts(void *a, const char *v, struct dpf_error *e)
 {
     (void) v;
@@ -197,6 +203,10 @@ static const struct daemon_flag up_flags[] = {
      "in a fresh time namespace (/proc/uptime from 0). Every host has\n"
      "that ipmitool, first in its pods' PATH, either way",
      set_reboot_hosts},
+    {"power-off-delay", "DUR",
+     "how long after `ipmitool chassis power cycle|reset` a host's power\n"
+     "goes (default 500ms: the answer gets back first)",
+     set_power_off_delay},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -284,7 +294,8 @@ cmd_up(int argc, char **argv)
                 .fleet = "e",
                 .mgmt_cidr = "10.251.0.0/16",
                 .install_ms = 5000,
-                .reboot_ms = 3000},
+                .reboot_ms = 3000,
+                .power_off_delay_ms = 500},
     };
     const struct daemon_spec spec = {
         .name = "dpf-emu up",

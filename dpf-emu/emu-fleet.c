@@ -36,9 +36,6 @@ LOG_MODULE(emu);
 #define EMU_ANNOTATE_MS 2000
 #define ARGV_END ((const char *) NULL) /* argv_make()'s sentinel */
 #define EMU_TERM_WAIT_MS 5000
-/* A host's BMC answers ipmitool first, then cuts the power: the answer
- * gets back through the pods/exec stream before the host goes down. */
-#define EMU_BMC_DELAY_MS 500
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
@@ -92,7 +89,9 @@ struct emu_host {
     bool annotated;
     struct loop_timer *power; /* a reboot in progress: power off, then on */
     bool powered_off;
-    unsigned reboots; /* reboots asked through the BMC (ipmitool) */
+    unsigned reboots;      /* reboots done through the BMC (ipmitool) */
+    unsigned bmc_requests; /* power cycle/reset requests, also those
+                              that came while a reboot was under way */
 };
 
 struct emu_fleet {
@@ -501,10 +500,11 @@ fleet_write_status(struct emu_fleet *f)
         }
         json_array_append_new(
             hosts,
-            json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:i, s:b, s:o}", "netns",
-                      h->netns, "nodeName", h->node_name, "ip", h->ip, "sysfs",
-                      h->sys, "dpuletPid", (int) h->dpulet.pid, "annotated",
-                      h->annotated, "reboots", (int) h->reboots, "poweredOff",
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:i, s:i, s:b, s:o}",
+                      "netns", h->netns, "nodeName", h->node_name, "ip", h->ip,
+                      "sysfs", h->sys, "dpuletPid", (int) h->dpulet.pid,
+                      "annotated", h->annotated, "reboots", (int) h->reboots,
+                      "bmcRequests", (int) h->bmc_requests, "poweredOff",
                       h->powered_off, "dpus", dpus));
     }
     json_t *st = json_pack("{s:s, s:i, s:s, s:s, s:o}", "fleet", f->cfg.fleet,
@@ -802,10 +802,11 @@ host_bmc_request(struct emu_fleet *f, const char *msg, char *reply, size_t size)
                  what);
         return;
     }
+    h->bmc_requests++;
     if (!h->power) {
         h->reboots++;
-        h->power =
-            loop_timer_add(f->loop, EMU_BMC_DELAY_MS, 0, host_power_off_cb, h);
+        h->power = loop_timer_add(f->loop, f->cfg.power_off_delay_ms, 0,
+                                  host_power_off_cb, h);
         log_info("host reboot requested through its BMC", "node=%s command=%s",
                  h->node_name, what);
     }

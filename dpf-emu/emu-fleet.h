@@ -51,6 +51,10 @@ struct emu_fleet_config {
      * skip; the emulator's own path (for the ipmitool script) */
     bool reboot_hosts;
     const char *self;
+    /* how long after a power cycle/reset request the power goes (the
+     * answer gets back through the exec stream first; a real host takes
+     * its time to shut down) */
+    int64_t power_off_delay_ms;
 };
 
 /* Build the fleet and start its processes. NULL with err set (not root, a

@@ -30,9 +30,9 @@ NS = "dpf-operator-system"
 
 
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, request):
     lb = Lab(tmp_path)
-    lb.start(hosts=1, reboot_hosts=True)
+    lb.start(hosts=1, reboot_hosts=True, extra=getattr(request, "param", ()))
     yield lb
     code = lb.stop()
     assert code in (0, None), \
@@ -78,6 +78,7 @@ def test_controller_reboots_the_host_through_exec(lab):
     lab.apply(examples_fleet(lab))
 
     seen = {}  # Rebooted reasons -> message, while the DPU was Rebooting
+    records = []  # status.hostReboot while Rebooting
     rebooting_at = None
     uptime_before = None
 
@@ -90,6 +91,8 @@ def test_controller_reboots_the_host_through_exec(lab):
             c = conditions(d).get("Rebooted")
             if c:
                 seen.setdefault(c["reason"], c["message"])
+            if d["status"].get("hostReboot"):
+                records.append(d["status"]["hostReboot"])
             if uptime_before is None and emu_host(lab)["reboots"] == 0:
                 try:
                     uptime_before = host_uptime(lab, d["metadata"]["name"])
@@ -103,7 +106,9 @@ def test_controller_reboots_the_host_through_exec(lab):
 
     # the controller asked the host's BMC once, and the host rebooted
     h = emu_host(lab)
-    assert h["reboots"] == 1, h
+    assert h["reboots"] == 1 and h["bmcRequests"] == 1, h
+    assert records and all(r == records[0] for r in records), records
+    assert records[0]["command"] == "ipmitool chassis power reset"
     assert "Rebooting" in seen, seen
     assert "ipmitool chassis power reset" in seen["Rebooting"], seen
     rb = conditions(d)["Rebooted"]
@@ -127,7 +132,47 @@ def test_controller_reboots_the_host_through_exec(lab):
 
     # Ready for good: no second reboot later
     time.sleep(6)
-    assert emu_host(lab)["reboots"] == 1
+    h = emu_host(lab)
+    assert h["reboots"] == 1 and h["bmcRequests"] == 1, h
+
+
+@pytest.mark.parametrize("lab", [("--power-off-delay", "15s")],
+                         indirect=True)
+def test_reboot_asked_once_across_requeues_and_a_restart(lab):
+    """The host takes 15 s to go down after ipmitool answers (as a real
+    one shuts down): meanwhile its uptime still says it has not rebooted,
+    the DPU is looked at again every 5 s and dpf-server (with the
+    controller) is SIGKILLed and restarted; status.hostReboot keeps the
+    controller from asking the BMC a second time."""
+    lab.bfb.serving = True
+    lab.apply(examples_fleet(lab))
+
+    def asked():
+        d = the_dpu(lab)
+        return d if (d or {}).get("status", {}).get("hostReboot") else None
+    d = wait_for(asked, 300, interval=0.2, what="a host reboot asked for")
+    rec = d["status"]["hostReboot"]
+    assert rec["command"] == "ipmitool chassis power reset", rec
+    assert rec["osInstalledAt"] == \
+        conditions(d)["OSInstalled"]["lastTransitionTime"], rec
+    assert emu_host(lab)["bmcRequests"] == 1
+    lab.srv.kill()
+    time.sleep(1)
+    lab.srv.start(timeout=60)
+
+    # the controller is back and the host still up: it waits, says why
+    def waiting_again():
+        c = conditions(the_dpu(lab)).get("Rebooted", {})
+        return c.get("reason") == "Rebooting" and \
+            "waiting for the host to come back" in c.get("message", "") and \
+            "requested at" in c.get("message", "")
+    wait_for(waiting_again, 60, interval=0.3,
+             what="Rebooting, waiting for the host after the restart")
+    assert not emu_host(lab)["poweredOff"]
+    wait_for(lambda: ready(the_dpu(lab)), 300, interval=0.5,
+             what="the DPU Ready")
+    h = emu_host(lab)
+    assert h["bmcRequests"] == 1 and h["reboots"] == 1, h
 
 
 def test_manual_reboot_waits_for_the_owner(lab):

@@ -75,6 +75,7 @@ struct call {
     int64_t deadline;
     const struct kube_exec_request *req;
     struct dpf_error *err;
+    bool broken; /* a pong could not be sent */
 };
 
 /* "exec in pod ns/name: <why>" into err; returns rc. */
@@ -197,6 +198,27 @@ head_value(const char *head, const char *name)
     return NULL;
 }
 
+/* --- the stream, without the connection (kube-exec.h) --- */
+
+void
+kube_exec_demux_init(struct kube_exec_demux *d, size_t max_output)
+{
+    memset(d, 0, sizeof *d);
+    d->max_output = max_output ? max_output : EXEC_DEFAULT_MAX_OUTPUT;
+    d->channel = -1;
+    dbuf_init(&d->out);
+    dbuf_init(&d->err);
+    dbuf_init(&d->status);
+}
+
+void
+kube_exec_demux_free(struct kube_exec_demux *d)
+{
+    dbuf_free(&d->out);
+    dbuf_free(&d->err);
+    dbuf_free(&d->status);
+}
+
 /* Append to a bounded stream buffer; -EMSGSIZE past max. */
 static int
 stream_add(struct dbuf *b, const uint8_t *p, size_t n, size_t max)
@@ -208,10 +230,76 @@ stream_add(struct dbuf *b, const uint8_t *p, size_t n, size_t max)
     return 0;
 }
 
-/* The exit code from the Status of channel 3. 0 (code in *code), or -EIO
- * with err: the command did not run (or the Status is not one). */
-static int
-status_decode(struct call *c, const char *text, size_t len, int *code)
+ssize_t
+kube_exec_demux_feed(struct kube_exec_demux *d, uint8_t *buf, size_t len,
+                     kube_exec_ping_fn on_ping, void *arg)
+{
+    size_t off = 0;
+    while (off < len && !d->closed) {
+        struct ws_frame f;
+        ssize_t n =
+            ws_frame_parse(buf + off, len - off, false, EXEC_MAX_FRAME, &f);
+        if (n < 0) {
+            d->bad_frame = true;
+            return -EPROTO;
+        }
+        if (n == 0) {
+            break;
+        }
+        off += (size_t) n;
+        switch (f.opcode) {
+        case WS_OP_CLOSE:
+            d->closed = true;
+            d->close_len = f.len >= 2 ? 2 : 0;
+            if (d->close_len) {
+                memcpy(d->close_code, f.payload, 2);
+            }
+            continue;
+        case WS_OP_PING:
+            if (on_ping) {
+                on_ping(arg, f.payload, f.len);
+            }
+            continue;
+        case WS_OP_PONG:
+            continue;
+        default:
+            break;
+        }
+        const uint8_t *p = f.payload;
+        size_t plen = f.len;
+        if (f.opcode != WS_OP_CONT || d->channel < 0) {
+            /* a new message: its first byte is the channel */
+            if (plen == 0) {
+                continue;
+            }
+            d->channel = p[0];
+            p++;
+            plen--;
+        }
+        int rc = 0;
+        if (d->channel == CH_STDOUT) {
+            rc = stream_add(&d->out, p, plen, d->max_output);
+        } else if (d->channel == CH_STDERR) {
+            rc = stream_add(&d->err, p, plen, d->max_output);
+        } else if (d->channel == CH_ERROR &&
+                   stream_add(&d->status, p, plen, EXEC_MAX_STATUS) < 0) {
+            d->status_too_long = true;
+            return -EPROTO;
+        }
+        if (rc < 0) {
+            d->overflow = d->channel;
+            return -EMSGSIZE;
+        }
+        if (f.fin) {
+            d->channel = -1;
+        }
+    }
+    return (ssize_t) off;
+}
+
+int
+kube_exec_status_decode(const char *text, size_t len, int *code,
+                        struct dpf_error *err)
 {
     json_error_t je;
     json_t *st = json_loadb(text, len, 0, &je);
@@ -240,19 +328,20 @@ status_decode(struct call *c, const char *text, size_t len, int *code)
             !*end && v >= 0 && v <= 255) {
             *code = (int) v;
         } else {
-            rc = call_fail(c, -EIO, "the command did not run: %s",
-                           msg ? msg : "the node agent gave no reason");
-            if (c->err) {
-                c->err->code = 500;
-                snprintf(c->err->reason, sizeof c->err->reason, "%s",
-                         reason ? reason : "InternalError");
-            }
+            dpf_error_set(err, 500,
+                          reason && *reason ? reason : "InternalError",
+                          "the command did not run: %s",
+                          msg ? msg : "the node agent gave no reason");
+            rc = -EIO;
         }
     } else {
-        rc = call_fail(c, -EPROTO,
-                       "the node agent's status message is not a Status: "
-                       "%.200s",
-                       text);
+        char *clean = utf8_sanitize(text, len > 200 ? 200 : len, NULL);
+        dpf_error_set(err, 502, "BadGateway",
+                      "the node agent's status message is not a Status: "
+                      "%s",
+                      clean);
+        free(clean);
+        rc = -EPROTO;
     }
     json_decref(st);
     return rc;
@@ -375,101 +464,68 @@ call_upgrade(struct call *c, struct kube_exec *x, char *head_start,
     return rc;
 }
 
+static void
+call_pong(void *arg, const uint8_t *p, size_t n)
+{
+    struct call *c = arg;
+    if (call_send_frame(c, WS_OP_PONG, p, n) < 0) {
+        c->broken = true;
+    }
+}
+
 /* The frames until the server closes: streams and Status. */
 static int
-call_frames(struct call *c, struct dbuf *in, size_t off, struct dbuf *out,
-            struct dbuf *errb, struct dbuf *status, size_t max)
+call_frames(struct call *c, struct dbuf *in, size_t off,
+            struct kube_exec_demux *d)
 {
-    int channel = -1; /* of the message being received */
-    bool first = true;
     for (;;) {
-        struct ws_frame f;
-        ssize_t n = in->len > off ? ws_frame_parse((uint8_t *) in->data + off,
-                                                   in->len - off, false,
-                                                   EXEC_MAX_FRAME, &f)
-                                  : 0;
-        if (n < 0) {
-            return call_fail(c, -EPROTO,
-                             n == -EMSGSIZE
-                                 ? "a WebSocket frame passes %d bytes"
-                                 : "a WebSocket frame is malformed (of %d "
-                                   "bytes at most)",
-                             EXEC_MAX_FRAME);
-        }
-        if (n == 0) {
-            /* keep what is not parsed yet at the front */
-            if (off) {
-                memmove(in->data, in->data + off, in->len - off);
-                in->len -= off;
-                off = 0;
-            }
-            char buf[16384];
-            ssize_t got = call_recv(c, buf, sizeof buf);
-            if (got < 0) {
-                return call_fail(c, (int) got, "%s",
-                                 got == -ETIMEDOUT
-                                     ? "the command did not end before the "
-                                       "deadline"
-                                     : "the connection broke");
-            }
-            if (got == 0) {
-                return 0; /* the end; the Status says the rest */
-            }
-            dbuf_append(in, buf, (size_t) got);
-            continue;
-        }
-        off += (size_t) n;
-        switch (f.opcode) {
-        case WS_OP_CLOSE:
-            /* answer, then we are done (the server hangs up) */
-            call_send_frame(c, WS_OP_CLOSE, f.payload, f.len >= 2 ? 2 : 0);
-            return 0;
-        case WS_OP_PING:
-            if (call_send_frame(c, WS_OP_PONG, f.payload, f.len) < 0) {
-                return call_fail(c, -EIO, "the connection broke");
-            }
-            continue;
-        case WS_OP_PONG:
-            continue;
-        default:
-            break;
-        }
-        const uint8_t *p = f.payload;
-        size_t len = f.len;
-        if (f.opcode != WS_OP_CONT) {
-            first = true;
-        }
-        if (first) {
-            if (len == 0) {
-                continue; /* a message without its channel byte */
-            }
-            channel = p[0];
-            p++;
-            len--;
-            first = false;
-        }
-        int rc = 0;
-        if (channel == CH_STDOUT) {
-            rc = stream_add(out, p, len, max);
-        } else if (channel == CH_STDERR) {
-            rc = stream_add(errb, p, len, max);
-        } else if (channel == CH_ERROR) {
-            if (stream_add(status, p, len, EXEC_MAX_STATUS) < 0) {
-                return call_fail(c, -EPROTO,
-                                 "the status message passes %d bytes",
-                                 EXEC_MAX_STATUS);
-            }
-        }
-        if (rc < 0) {
+        ssize_t n = in->len > off
+                        ? kube_exec_demux_feed(d, (uint8_t *) in->data + off,
+                                               in->len - off, call_pong, c)
+                        : 0;
+        if (n == -EMSGSIZE) {
             return call_fail(c, -EMSGSIZE,
                              "the command's %s passes %zu bytes (the "
                              "limit)",
-                             channel == CH_STDOUT ? "output" : "error output",
-                             max);
+                             d->overflow == CH_STDOUT ? "output"
+                                                      : "error output",
+                             d->max_output);
         }
-        if (f.fin) {
-            first = true;
+        if (n < 0) {
+            return call_fail(c, -EPROTO, "%s",
+                             d->status_too_long
+                                 ? "the status message is too long"
+                                 : "a WebSocket frame is malformed or too "
+                                   "long");
         }
+        if (c->broken) {
+            return call_fail(c, -EIO, "the connection broke");
+        }
+        off += (size_t) n;
+        if (d->closed) {
+            /* answer, then we are done (the server hangs up) */
+            call_send_frame(c, WS_OP_CLOSE, d->close_code, d->close_len);
+            return 0;
+        }
+        /* keep what is not parsed yet at the front */
+        if (off) {
+            memmove(in->data, in->data + off, in->len - off);
+            in->len -= off;
+            off = 0;
+        }
+        char buf[16384];
+        ssize_t got = call_recv(c, buf, sizeof buf);
+        if (got < 0) {
+            return call_fail(c, (int) got, "%s",
+                             got == -ETIMEDOUT
+                                 ? "the command did not end before the "
+                                   "deadline"
+                                 : "the connection broke");
+        }
+        if (got == 0) {
+            return 0; /* the end; the Status says the rest */
+        }
+        dbuf_append(in, buf, (size_t) got);
     }
 }
 
@@ -527,11 +583,10 @@ kube_exec_run(struct kube_exec *x, const struct kube_exec_request *req,
         .timeout_ms = timeout,
     };
     char errbuf[CURL_ERROR_SIZE];
-    struct dbuf in, out, errb, status;
+    struct dbuf in;
     dbuf_init(&in);
-    dbuf_init(&out);
-    dbuf_init(&errb);
-    dbuf_init(&status);
+    struct kube_exec_demux dm;
+    kube_exec_demux_init(&dm, max);
     char *head = NULL;
     int rc;
 
@@ -564,14 +619,20 @@ kube_exec_run(struct kube_exec *x, const struct kube_exec_request *req,
     if (rc < 0) {
         goto out;
     }
-    rc = call_frames(&c, &in, head_len, &out, &errb, &status, max);
+    rc = call_frames(&c, &in, head_len, &dm);
     if (rc == 0) {
-        if (!status.len) {
+        if (!dm.status.len) {
             rc = call_fail(&c, -EPROTO,
                            "the stream ended without the command's status "
                            "(the node agent or the server went away)");
         } else {
-            rc = status_decode(&c, status.data, status.len, &res->exit_code);
+            struct dpf_error se = {0};
+            rc = kube_exec_status_decode(dm.status.data, dm.status.len,
+                                         &res->exit_code, &se);
+            if (rc < 0) {
+                dpf_error_set(err, se.code, se.reason, "exec in pod %s/%s: %s",
+                              req->ns, req->pod, se.message);
+            }
         }
     }
 out:
@@ -579,20 +640,18 @@ out:
         explicit_bzero(head, strlen(head));
         free(head);
     }
-    if (out.len) {
+    if (dm.out.len) {
         free(res->out);
-        res->out_len = out.len;
-        res->out = dbuf_steal(&out, NULL);
+        res->out_len = dm.out.len;
+        res->out = dbuf_steal(&dm.out, NULL);
     }
-    if (errb.len) {
+    if (dm.err.len) {
         free(res->err);
-        res->err_len = errb.len;
-        res->err = dbuf_steal(&errb, NULL);
+        res->err_len = dm.err.len;
+        res->err = dbuf_steal(&dm.err, NULL);
     }
-    dbuf_free(&out);
-    dbuf_free(&errb);
+    kube_exec_demux_free(&dm);
     dbuf_free(&in);
-    dbuf_free(&status);
     dbuf_free(&q);
     free(path);
     curl_easy_cleanup(c.h);

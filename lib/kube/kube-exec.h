@@ -33,9 +33,13 @@
 #ifndef DPF_KUBE_EXEC_H
 #define DPF_KUBE_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "lib/base/error.h"
+#include "lib/base/util.h"
 #include "lib/kube/kubeconfig.h"
 
 struct kube_exec;
@@ -75,5 +79,40 @@ struct kube_exec_result {
 int kube_exec_run(struct kube_exec *x, const struct kube_exec_request *req,
                   struct kube_exec_result *res, struct dpf_error *err);
 void kube_exec_result_free(struct kube_exec_result *res);
+
+/* --- the stream without the connection (kube_exec_run() uses these; the
+ * fuzzer fuzz/fuzz-kube-exec.c and tests feed them any bytes) --- */
+
+/* What the server sent after the upgrade, split into its channels. */
+struct kube_exec_demux {
+    size_t max_output;     /* per stream (0 at init: 64 KiB) */
+    struct dbuf out, err;  /* channels 1 and 2 */
+    struct dbuf status;    /* channel 3, at most 64 KiB */
+    int channel;           /* of the message being received, -1 none */
+    bool closed;           /* the server's close frame came */
+    uint8_t close_code[2]; /* its status code, to echo */
+    size_t close_len;      /* 0 or 2 */
+    int overflow;          /* -EMSGSIZE: the channel that overflowed */
+    bool bad_frame;        /* -EPROTO: a frame RFC 6455 forbids */
+    bool status_too_long;  /* -EPROTO: channel 3 past 64 KiB */
+};
+void kube_exec_demux_init(struct kube_exec_demux *d, size_t max_output);
+void kube_exec_demux_free(struct kube_exec_demux *d);
+typedef void (*kube_exec_ping_fn)(void *arg, const uint8_t *payload,
+                                  size_t len);
+/* Handle the whole frames in buf[0..len) (the server's: unmasked;
+ * payloads are unmasked in place), up to and including a close frame.
+ * Pings go to on_ping (may be NULL) for the pong. Returns the bytes
+ * consumed (the rest is an incomplete frame, or follows the close), or
+ * -EPROTO (a bad frame, a Status past 64 KiB) or -EMSGSIZE (stdout or
+ * stderr past max_output; d->overflow says which). */
+ssize_t kube_exec_demux_feed(struct kube_exec_demux *d, uint8_t *buf,
+                             size_t len, kube_exec_ping_fn on_ping, void *arg);
+/* Channel 3's Status -> the exit code: 0 with *code (Success: 0;
+ * Failure/NonZeroExitCode: its ExitCode cause), -EIO when the command did
+ * not run (err: the Status's reason and message), -EPROTO when the text
+ * is not a Status. */
+int kube_exec_status_decode(const char *text, size_t len, int *code,
+                            struct dpf_error *err);
 
 #endif

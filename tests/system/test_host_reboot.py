@@ -109,8 +109,13 @@ def test_controller_reboots_the_host_through_exec(lab):
     assert h["reboots"] == 1 and h["bmcRequests"] == 1, h
     assert records and all(r == records[0] for r in records), records
     assert records[0]["command"] == "ipmitool chassis power reset"
-    assert "Rebooting" in seen, seen
-    assert "ipmitool chassis power reset" in seen["Rebooting"], seen
+    # what the DPU said meanwhile (the host goes down 0.5 s after the
+    # request, so either may be all a poll saw)
+    if "Rebooting" in seen:
+        assert "ipmitool chassis power reset" in seen["Rebooting"], seen
+    else:
+        assert "(the host is rebooting)" in seen["HostUptimeUnknown"], seen
+        assert f"{name}-dms" in seen["HostUptimeUnknown"], seen
     rb = conditions(d)["Rebooted"]
     assert rb["status"] == "True" and rb["reason"] == "Rebooted", rb
     assert "the host rebooted" in rb["message"], rb
@@ -136,10 +141,10 @@ def test_controller_reboots_the_host_through_exec(lab):
     assert h["reboots"] == 1 and h["bmcRequests"] == 1, h
 
 
-@pytest.mark.parametrize("lab", [("--power-off-delay", "15s")],
+@pytest.mark.parametrize("lab", [("--power-off-delay", "30s")],
                          indirect=True)
 def test_reboot_asked_once_across_requeues_and_a_restart(lab):
-    """The host takes 15 s to go down after ipmitool answers (as a real
+    """The host takes 30 s to go down after ipmitool answers (as a real
     one shuts down): meanwhile its uptime still says it has not rebooted,
     the DPU is looked at again every 5 s and dpf-server (with the
     controller) is SIGKILLed and restarted; status.hostReboot keeps the

@@ -729,6 +729,14 @@ static const struct schema_doc dpu_docs[] = {
     {"status.requiredReset", "Whether the host must be reset to finish."},
     {"status.attempts", "How many times the DPU was retried after Error."},
     {"status.lastError", "Reason and message of the last error."},
+    {"status.hostReboot",
+     "The host reboot the DPU controller asked the host's BMC for (ipmitool "
+     "in the DMS pod) in this Rebooting phase, so that it is asked once."},
+    {"status.hostReboot.command", "The command run in the DMS pod."},
+    {"status.hostReboot.osInstalledAt",
+     "The OSInstalled condition's lastTransitionTime of the install this "
+     "reboot belongs to."},
+    {"status.hostReboot.requestedAt", "When the reboot was asked for."},
     {"status.installProgress",
      "Progress of the OS install: bytes of the BFB sent to DMS and the "
      "step."},
@@ -769,6 +777,12 @@ static const struct schema_kind kind_dpu = {
                                         FORMAT("int32"), MINIMUM(0))),
                     F("bfbVersion", N_STR()),
                     F("conditions", &schema_conditions),
+                    F("hostReboot",
+                      N_OBJ(DESC("the host reboot the controller asked "
+                                 "for in this Rebooting phase"),
+                            FIELDS(F("command", N_STR()),
+                                   F("osInstalledAt", N_STR()),
+                                   F("requestedAt", N_STR())))),
                     F("installProgress",
                       N_OBJ(DESC("progress of the OS install"),
                             FIELDS(F("bytesSent",

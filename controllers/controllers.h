@@ -150,11 +150,14 @@ struct dpuset_ctrl *dpuset_ctrl_add(struct controller_manager *m,
                                     struct dpf_error *err);
 void dpuset_ctrl_destroy(struct dpuset_ctrl *d);
 
-/* The DPU controller (controllers/dpu.c). bfb_dir (may be NULL) is where
- * the DPUs' bf.cfg files live; alloc (borrowed, required) assigns DPUs
- * to DPUClusters. */
+/* The DPU controller (controllers/dpu.c). kc (copied; may be NULL) is
+ * the host cluster's kubeconfig for pods/exec in the DMS pods (the host's
+ * uptime, its reboot); bfb_dir (may be NULL) is where the DPUs' bf.cfg
+ * files live; alloc (borrowed, required) assigns DPUs to DPUClusters. */
 struct dpu_ctrl;
-struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
+struct kubeconfig;
+struct dpu_ctrl *dpu_ctrl_add(struct controller_manager *m,
+                              const struct kubeconfig *kc, const char *bfb_dir,
                               int max_installs, struct allocator *alloc,
                               const char *component, struct dpf_error *err);
 /* Cancel the installs and join their threads (progress stays in status

@@ -62,6 +62,7 @@
 #include "lib/kube/kube-bootstrap.h"
 #include "lib/kube/kube-cache.h"
 #include "lib/kube/kube-events.h"
+#include "lib/kube/kube-exec.h"
 #include "lib/kube/kube-object.h"
 #include "lib/kube/kube-write.h"
 #include "lib/kube/kubeconfig.h"
@@ -86,6 +87,11 @@ LOG_MODULE(dpu);
 #define BACKOFF_MAX_MS 300000 /* Error: longest wait */
 #define DMS_POD_TIMEOUT_MS (5 * 60 * 1000)
 #define DMS_PORT 9339
+/* Rebooting: exec in the DMS pod, bounded so a worker is not held long */
+#define DPU_EXEC_UPTIME_MS 5000
+#define DPU_EXEC_REBOOT_MS 10000
+/* a reboot asked for and not seen (uptime) is asked for again after */
+#define DPU_REBOOT_REPEAT_MS (10 * 60 * 1000)
 
 static const struct kube_gvr dpu_gvr = {PROV_GROUP, "v1alpha1", "dpus", true};
 static const struct kube_gvr bfb_gvr = {PROV_GROUP, "v1alpha1", "bfbs", true};
@@ -135,7 +141,8 @@ struct dpu_ctrl {
      * for a slot */
     json_t *slot_waiters;
     struct controller *ctl;
-    struct dcviews *views; /* the DPU clusters' Nodes (dcview.h) */
+    struct dcviews *views;  /* the DPU clusters' Nodes (dcview.h) */
+    struct kube_exec *exec; /* pods/exec in DMS pods (Rebooting) or NULL */
 };
 
 /* --- small helpers --- */
@@ -1449,35 +1456,149 @@ seconds_since(const char *t)
     return difftime(time(NULL), timegm(&tm));
 }
 
-/* Seconds the host has been up. DPF reads /proc/uptime in the DMS pod
- * through pods/exec; this build has no exec client yet, so it takes the
- * time since the DMS container last started (a host reboot restarts the
- * node agent and so its pods). Kept behind this one function, to be
- * replaced by the exec read. */
+/* Seconds the host has been up: the first field of /proc/uptime read in
+ * the DMS pod through pods/exec, as DPF does. The pod's processes share
+ * the host's clock, so a host that rebooted shows a small uptime. A
+ * failure (the host or its node agent is down, the pod is not running
+ * yet) is the usual state of a rebooting host: the caller requeues. */
 static int
 dpu_host_uptime(struct dctx *x, double *seconds, struct dpf_error *err)
 {
-    char *pname = pod_name(x, "dms");
-    json_t *pod =
-        kube_cache_get_name(controller_cache(x->c, C_POD), x->ns, pname);
-    free(pname);
-    const json_t *cs = json_array_get(
-        json_object_get(json_object_get(pod, "status"), "containerStatuses"),
-        0);
-    const char *started =
-        str_at(json_object_get(json_object_get(cs, "state"), "running"),
-               "startedAt", NULL);
-    double up = seconds_since(started);
-    json_decref(pod);
-    if (up < 0) {
+    if (!x->d->exec) {
         dpf_error_set(err, 503, "Unavailable",
-                      "pod %s-dms is not running, so the host's uptime is "
-                      "unknown",
-                      x->name);
-        return -EAGAIN;
+                      "the controller has no exec client (no kubeconfig)");
+        return -ENOTCONN;
     }
-    *seconds = up;
-    return 0;
+    char *pname = pod_name(x, "dms");
+    static const char *const argv[] = {"cat", "/proc/uptime", NULL};
+    struct kube_exec_request req = {
+        .ns = x->ns,
+        .pod = pname,
+        .container = DPU_DMS_CONTAINER,
+        .argv = argv,
+        .timeout_ms = DPU_EXEC_UPTIME_MS,
+        .max_output = 256,
+    };
+    struct kube_exec_result res;
+    int rc = kube_exec_run(x->d->exec, &req, &res, err);
+    if (rc == 0 && res.exit_code != 0) {
+        dpf_error_set(err, 500, "InternalError",
+                      "cat /proc/uptime in pod %s/%s exited with code %d: "
+                      "%.200s",
+                      x->ns, pname, res.exit_code, res.err);
+        rc = -EIO;
+    }
+    if (rc == 0) {
+        char *end = NULL;
+        double up = strtod(res.out, &end);
+        if (end == res.out || up < 0 || (*end != ' ' && *end != '\n')) {
+            dpf_error_set(err, 500, "InternalError",
+                          "/proc/uptime in pod %s/%s reads \"%.40s\", not "
+                          "a number of seconds",
+                          x->ns, pname, res.out);
+            rc = -EPROTO;
+        } else {
+            *seconds = up;
+        }
+    }
+    kube_exec_result_free(&res);
+    free(pname);
+    return rc;
+}
+
+/* The reboot the controller asked the host's BMC for in this Rebooting
+ * phase (status.hostReboot), so that neither a requeue nor a restarted
+ * controller asks twice. It belongs to the install that the OSInstalled
+ * condition's lastTransitionTime names: a later install reboots again. */
+static const json_t *
+reboot_record(struct dctx *x)
+{
+    const json_t *r =
+        json_object_get(json_object_get(x->obj, "status"), "hostReboot");
+    const char *for_install = str_at(r, "osInstalledAt", NULL);
+    const char *installed = str_at(kube_condition_find(x->obj, "OSInstalled"),
+                                   "lastTransitionTime", NULL);
+    if (!for_install || !installed || strcmp(for_install, installed)) {
+        return NULL;
+    }
+    return r;
+}
+
+/* Ask the host's BMC for a reboot from the DMS pod: `ipmitool chassis
+ * power cycle|reset`, the last step of DPF's bf-slr.sh too (its
+ * mlxfwreset steps need BlueField hardware; docs/controllers.md). 0 and
+ * status.hostReboot recorded, or -errno with err. */
+static int
+dpu_host_reboot(struct dctx *x, const char *cmd, struct dpf_error *err)
+{
+    char *pname = pod_name(x, "dms");
+    const char *argv[] = {"ipmitool", "chassis", "power", cmd, NULL};
+    struct kube_exec_request req = {
+        .ns = x->ns,
+        .pod = pname,
+        .container = DPU_DMS_CONTAINER,
+        .argv = argv,
+        .timeout_ms = DPU_EXEC_REBOOT_MS,
+        .max_output = 4096,
+    };
+    struct kube_exec_result res;
+    int rc =
+        x->d->exec ? kube_exec_run(x->d->exec, &req, &res, err) : -ENOTCONN;
+    if (!x->d->exec) {
+        memset(&res, 0, sizeof res);
+        dpf_error_set(err, 503, "Unavailable",
+                      "the controller has no exec client (no kubeconfig)");
+    }
+    if (rc == 0 && res.exit_code != 0) {
+        size_t n = res.err_len;
+        while (n > 0 && (res.err[n - 1] == '\n' || res.err[n - 1] == '\r')) {
+            n--;
+        }
+        dpf_error_set(err, 500, "InternalError",
+                      "`ipmitool chassis power %s` in pod %s/%s exited with "
+                      "code %d: %.*s",
+                      cmd, x->ns, pname, res.exit_code,
+                      (int) (n > 300 ? 300 : n), res.err);
+        rc = -EIO;
+    }
+    if (rc == 0) {
+        char now[64];
+        kube_time_now(now, sizeof now);
+        const char *installed =
+            str_at(kube_condition_find(x->obj, "OSInstalled"),
+                   "lastTransitionTime", NULL);
+        json_object_set_new(status_of(x), "hostReboot",
+                            json_pack("{s:s,s:s,s:s}", "command",
+                                      !strcmp(cmd, "cycle")
+                                          ? "ipmitool chassis power cycle"
+                                          : "ipmitool chassis power reset",
+                                      "requestedAt", now, "osInstalledAt",
+                                      installed ? installed : ""));
+        log_info("host reboot requested", "dpu=%s/%s command=%s", x->ns,
+                 x->name, cmd);
+        kube_recorder_event(
+            x->d->rec, x->obj, "Normal", "HostRebootRequested",
+            "asked the host's BMC for a reboot: ipmitool chassis "
+            "power %s (in pod %s)",
+            cmd, pname);
+    }
+    if (x->d->exec) {
+        kube_exec_result_free(&res);
+    }
+    free(pname);
+    return rc;
+}
+
+/* spec.automaticNodeReboot or spec.nodeEffect.drain.automaticNodeReboot
+ * (DPF: either one). */
+static bool
+dpu_automatic_reboot(const json_t *obj)
+{
+    const json_t *spec = json_object_get(obj, "spec");
+    const json_t *drain =
+        json_object_get(json_object_get(spec, "nodeEffect"), "drain");
+    return json_is_true(json_object_get(spec, "automaticNodeReboot")) ||
+           json_is_true(json_object_get(drain, "automaticNodeReboot"));
 }
 
 static int64_t
@@ -1514,30 +1635,59 @@ do_rebooting(struct dctx *x)
         set_phase(x, "Host Network Configuration");
         return 0;
     }
+    /* Rebooted when the host has been up for less time than DMS has
+     * been running (DPF's test): the DMS pod came up before the reboot. */
     double up = 0;
     struct dpf_error err = {0};
     double since = seconds_since(str_at(
         kube_condition_find(x->obj, "DMSRunning"), "lastTransitionTime", NULL));
+    const json_t *rec = reboot_record(x);
+    const char *asked = str_at(rec, "command", NULL);
     if (dpu_host_uptime(x, &up, &err) < 0) {
-        cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
-             "cannot tell whether the host rebooted: %s", err.message);
+        cond(x, "Rebooted", "False", "HostUptimeUnknown",
+             "cannot read the host's uptime in pod %s-dms%s: %s", x->name,
+             asked ? " (the host is rebooting)" : "", err.message);
         return REQUEUE_MS;
     }
-    if (since < 0 || since <= up) {
-        /* DPF runs bf-slr.sh / ipmitool in the DMS pod through exec here
-         * (automaticNodeReboot); without an exec client the host is
-         * rebooted by its owner. */
+    if (since >= 0 && since > up) {
+        cond(x, "Rebooted", "True", "Rebooted",
+             "the host rebooted: up %.0f s, less than the %.0f s since DMS "
+             "started",
+             up, since);
+        json_object_del(status_of(x), "hostReboot");
+        set_phase(x, "Host Network Configuration");
+        return 0;
+    }
+    if (!dpu_automatic_reboot(x->obj)) {
+        /* (no changing numbers in messages: each change is a write) */
         cond(x, "Rebooted", "False", "WaitingForManualPowerCycleOrReboot",
-             "the host must %s (%s) for the new firmware and OS; or set "
-             "the host annotation %s/%s to skip",
-             power ? "be power-cycled" : "reboot",
-             power ? "powercycle-command" : "reboot-command", PROV_GROUP,
+             "automaticNodeReboot is false: the host must %s for the new "
+             "firmware and OS (it has been up since before DMS started); "
+             "or set the host annotation %s/%s to skip",
+             power ? "be power-cycled" : "reboot", PROV_GROUP,
              power ? "powercycle-command" : "reboot-command");
         return REQUEUE_MS;
     }
-    cond(x, "Rebooted", "True", "Rebooted", "the host rebooted");
-    set_phase(x, "Host Network Configuration");
-    return 0;
+    const char *at = str_at(rec, "requestedAt", NULL);
+    double ago = seconds_since(at);
+    if (asked && ago >= 0 && ago * 1000 < DPU_REBOOT_REPEAT_MS) {
+        cond(x, "Rebooted", "False", "Rebooting",
+             "`%s` requested at %s; waiting for the host to come back", asked,
+             at);
+        return REQUEUE_MS;
+    }
+    /* Not asked yet in this phase, or asked long ago and the host did not
+     * reboot: ask (again). */
+    if (dpu_host_reboot(x, cmd, &err) < 0) {
+        cond(x, "Rebooted", "False", "RebootCommandFailed",
+             "cannot reboot the host: %s", err.message);
+        return REQUEUE_MS;
+    }
+    cond(x, "Rebooted", "False", "Rebooting",
+         "`ipmitool chassis power %s` requested; waiting for the host to "
+         "come back",
+         cmd);
+    return REQUEUE_MS;
 }
 
 static int64_t
@@ -2257,9 +2407,9 @@ static const struct controller_watch dpu_watches[] = {
 };
 
 struct dpu_ctrl *
-dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
-             int max_installs, struct allocator *alloc, const char *component,
-             struct dpf_error *err)
+dpu_ctrl_add(struct controller_manager *m, const struct kubeconfig *kc,
+             const char *bfb_dir, int max_installs, struct allocator *alloc,
+             const char *component, struct dpf_error *err)
 {
     if (!alloc) {
         dpf_error_set(err, 400, "BadRequest",
@@ -2293,6 +2443,15 @@ dpu_ctrl_add(struct controller_manager *m, const char *bfb_dir,
     informer_add_index(inf, "name", index_name, NULL);
     d->views = dcviews_create(kube_rest_loop(controller_manager_rest(m)),
                               on_dpu_node, d);
+    if (kc) {
+        struct dpf_error xe = {0};
+        d->exec = kube_exec_create(kc, &xe);
+        if (!d->exec) {
+            /* Rebooting says so in the DPU's condition */
+            log_warn("no exec client: hosts' uptime cannot be read",
+                     "error=\"%s\"", xe.message);
+        }
+    }
     return d;
 }
 
@@ -2324,6 +2483,7 @@ dpu_ctrl_destroy(struct dpu_ctrl *d)
     dpu_ctrl_stop(d);
     kube_recorder_destroy(d->rec);
     dcviews_destroy(d->views);
+    kube_exec_destroy(d->exec);
     json_decref(d->due);
     json_decref(d->seen);
     json_decref(d->slot_waiters);

@@ -130,8 +130,8 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
     }
     struct term *t = xcalloc(1, sizeof *t);
     t->m = controller_manager_create(kc, err);
-    kubeconfig_free(kc);
     if (!t->m) {
+        kubeconfig_free(kc);
         free(t);
         return NULL;
     }
@@ -164,8 +164,9 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
         }
     }
     if (r->cfg.controllers & CTRL_DPU) {
-        if (!(t->dpu = dpu_ctrl_add(t->m, r->bfb_dir, r->cfg.max_installs,
-                                    t->alloc, component, err))) {
+        t->dpu = dpu_ctrl_add(t->m, kc, r->bfb_dir, r->cfg.max_installs,
+                              t->alloc, component, err);
+        if (!t->dpu) {
             goto fail;
         }
     }
@@ -176,8 +177,10 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
             goto fail;
         }
     }
+    kubeconfig_free(kc);
     return t;
 fail:
+    kubeconfig_free(kc);
     dpuc_ctrl_stop(t->dpuc);
     controller_manager_destroy(t->m);
     bfb_ctrl_destroy(t->bfb);

@@ -144,6 +144,21 @@ set_reboot(void *a, const char *v, struct dpf_error *e)
     return parse_ms("--reboot-time", v, &CFG(a)->reboot_ms, e);
 }
 
+static int
+set_power_off_delay(void *a, const char *v, struct dpf_error *e)
+{
+    return parse_ms("--power-off-delay", v, &CFG(a)->power_off_delay_ms, e);
+}
+
+static int
+set_reboot_hosts(void *a, const char *v, struct dpf_error *e)
+{
+    (void) v;
+    (void) e;
+    CFG(a)->reboot_hosts = true;
+    return 0;
+}
+
 static const struct daemon_flag up_flags[] = {
     {"state-dir", "DIR",
      "where the fleet keeps its files (sysfs trees, rshim devices, DPU\n"
@@ -177,7 +192,21 @@ static const struct daemon_flag up_flags[] = {
      "the dpulet binary (default: next to dpf-emu, else in PATH)", set_dpulet},
     {"install-time", "DUR",
      "emulated BFB install time after the stream (default 5s)", set_install},
-    {"reboot-time", "DUR", "emulated DPU reboot time (default 3s)", set_reboot},
+    {"reboot-time", "DUR",
+     "emulated DPU reboot time, and how long a host is off when its\n"
+     "ipmitool reboots it (default 3s)",
+     set_reboot},
+    {"reboot-hosts", NULL,
+     "do not annotate the host Nodes reboot-command skip: the DPU\n"
+     "controller reboots a host with `ipmitool chassis power cycle|reset`\n"
+     "in its DMS pod, and the host's dpulet and pods die and start again\n"
+     "in a fresh time namespace (/proc/uptime from 0). Every host has\n"
+     "that ipmitool, first in its pods' PATH, either way",
+     set_reboot_hosts},
+    {"power-off-delay", "DUR",
+     "how long after `ipmitool chassis power cycle|reset` a host's power\n"
+     "goes (default 500ms: the answer gets back first)",
+     set_power_off_delay},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -265,7 +294,8 @@ cmd_up(int argc, char **argv)
                 .fleet = "e",
                 .mgmt_cidr = "10.251.0.0/16",
                 .install_ms = 5000,
-                .reboot_ms = 3000},
+                .reboot_ms = 3000,
+                .power_off_delay_ms = 500},
     };
     const struct daemon_spec spec = {
         .name = "dpf-emu up",
@@ -296,6 +326,13 @@ cmd_up(int argc, char **argv)
     if (!given) {
         m.dpulet_found = find_program("dpulet");
         m.cfg.dpulet = m.dpulet_found;
+    }
+    /* the hosts' ipmitool runs us */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        m.cfg.self = self;
     }
     int rc = daemon_main(&spec, argc, argv);
     free(m.dpulet_found);
@@ -536,6 +573,36 @@ parse_state_dir(const char *cmd, int argc, char **argv, const char **dir)
     return 0;
 }
 
+/* dpf-emu ipmitool --state-dir DIR --host N chassis power cycle|reset|status
+ */
+static int
+cmd_ipmitool(int argc, char **argv)
+{
+    const char *dir = NULL;
+    unsigned host = 0;
+    int k = 1;
+    for (; k + 1 < argc && str_has_prefix(argv[k], "--"); k += 2) {
+        if (!strcmp(argv[k], "--state-dir")) {
+            dir = argv[k + 1];
+        } else if (!strcmp(argv[k], "--host")) {
+            host = (unsigned) strtoul(argv[k + 1], NULL, 10);
+        } else {
+            break;
+        }
+    }
+    if (!dir || !host) {
+        fprintf(stderr,
+                "Usage: dpf-emu ipmitool --state-dir DIR --host N chassis "
+                "power cycle|reset|status\n\nThe BMC of host N of the "
+                "running fleet of DIR: cycle and reset take the\nhost's "
+                "dpulet and pods down and start them again after "
+                "--reboot-time,\nwith /proc/uptime from 0. Each host runs "
+                "this through the ipmitool\nfirst in its pods' PATH.\n");
+        return 1;
+    }
+    return emu_ipmitool(dir, host, argc - k, argv + k);
+}
+
 static void
 usage(FILE *out)
 {
@@ -549,6 +616,7 @@ usage(FILE *out)
             "  fast     many DPUs in one process, for scale tests\n"
             "           (dpf-emu fast --help)\n"
             "  down     remove everything a fleet made\n"
+            "  ipmitool a host's BMC: chassis power cycle|reset|status\n"
             "  status   show a fleet\n");
 }
 
@@ -565,6 +633,9 @@ main(int argc, char **argv)
     }
     if (!strcmp(cmd, "fast")) {
         return cmd_fast(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "ipmitool")) {
+        return cmd_ipmitool(argc - 1, argv + 1);
     }
     if (!strcmp(cmd, "down") || !strcmp(cmd, "status")) {
         const char *dir = NULL;

@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,9 @@ LOG_MODULE(emu);
 #define EMU_ANNOTATE_MS 2000
 #define ARGV_END ((const char *) NULL) /* argv_make()'s sentinel */
 #define EMU_TERM_WAIT_MS 5000
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
 
 struct emu_fleet;
 
@@ -46,6 +51,12 @@ struct emu_proc {
     char *log_path;
     pid_t pid;
     bool wanted; /* restart it when it dies (dpulet) */
+    /* >= 0: start it in a new time namespace whose boot time counts from
+     * this second of ours (CLOCK_BOOTTIME): a host's dpulet, whose pods
+     * inherit it, so /proc/uptime reads as the host's uptime; the host's
+     * power-on sets it, so a dpulet that is only restarted keeps the
+     * host's uptime. -1: none. */
+    long long boot_s;
     void (*on_exit)(void *arg, int status);
     void *arg;
     struct loop_timer *restart;
@@ -76,6 +87,11 @@ struct emu_host {
     struct emu_dpu *dpus;
     struct loop_timer *annotate;
     bool annotated;
+    struct loop_timer *power; /* a reboot in progress: power off, then on */
+    bool powered_off;
+    unsigned reboots;      /* reboots done through the BMC (ipmitool) */
+    unsigned bmc_requests; /* power cycle/reset requests, also those
+                              that came while a reboot was under way */
 };
 
 struct emu_fleet {
@@ -88,6 +104,8 @@ struct emu_fleet {
     uint32_t base;
     struct emu_host *hosts;
     struct api_client *api; /* for the Node annotations, or NULL */
+    int bmc_fd;             /* the hosts' BMC socket (ipmitool), or -1 */
+    struct loop_watch *bmc_watch;
 };
 
 /* --- small helpers --------------------------------------------------- */
@@ -287,6 +305,51 @@ rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 static void proc_start(struct emu_proc *p);
 static void fleet_write_status(struct emu_fleet *f);
 
+/* Our CLOCK_BOOTTIME in whole seconds. */
+static long long
+boottime_s(void)
+{
+    struct timespec b = {0};
+    clock_gettime(CLOCK_BOOTTIME, &b);
+    return (long long) b.tv_sec;
+}
+
+/* Move this (single-threaded, forked) process into a new time namespace
+ * whose CLOCK_BOOTTIME counts from our second boot_s, as if it powered on
+ * then (the offset, minus boot_s, cannot take the clock below 0).
+ * Children inherit it. 0 or -1 with errno. */
+static int
+timens_enter(long long boot_s)
+{
+    if (unshare(CLONE_NEWTIME) < 0) {
+        return -1;
+    }
+    char line[64];
+    int n = snprintf(line, sizeof line, "boottime %lld 0\n", -boot_s);
+    int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, line, (size_t) n) != n) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    /* unshare() made it the namespace of our children; enter it */
+    fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWTIME) < 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 static void
 proc_restart_cb(void *arg, struct loop_timer *t)
 {
@@ -317,6 +380,11 @@ proc_start(struct emu_proc *p)
         int nsfd = open(nsp, O_RDONLY | O_CLOEXEC);
         if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
             dprintf(2, "dpf-emu: cannot enter netns %s: %s\n", p->netns,
+                    strerror(errno));
+            _exit(126);
+        }
+        if (p->boot_s >= 0 && timens_enter(p->boot_s) < 0) {
+            dprintf(2, "dpf-emu: cannot make a time namespace: %s\n",
                     strerror(errno));
             _exit(126);
         }
@@ -431,10 +499,13 @@ fleet_write_status(struct emu_fleet *f)
                           "dpuletPid", (int) d->run.pid, "error", d->error));
         }
         json_array_append_new(
-            hosts, json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "netns",
-                             h->netns, "nodeName", h->node_name, "ip", h->ip,
-                             "sysfs", h->sys, "dpuletPid", (int) h->dpulet.pid,
-                             "annotated", h->annotated, "dpus", dpus));
+            hosts,
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:i, s:i, s:b, s:o}",
+                      "netns", h->netns, "nodeName", h->node_name, "ip", h->ip,
+                      "sysfs", h->sys, "dpuletPid", (int) h->dpulet.pid,
+                      "annotated", h->annotated, "reboots", (int) h->reboots,
+                      "bmcRequests", (int) h->bmc_requests, "poweredOff",
+                      h->powered_off, "dpus", dpus));
     }
     json_t *st = json_pack("{s:s, s:i, s:s, s:s, s:o}", "fleet", f->cfg.fleet,
                            "pid", (int) getpid(), "bridge", f->bridge,
@@ -617,11 +688,14 @@ host_annotate_cb(void *arg, struct loop_timer *t)
         snprintf(key, sizeof key, "dpu.emu/rshim-%u", j);
         json_object_set_new(ann, key, json_string(h->dpus[j].rshim_dir));
     }
-    /* An emulated host has no power control: its DPUs' firmware and OS
-     * take effect without a host reboot, so DPF's reboot step is skipped
-     * (the DPU controller's documented reboot-command value). */
-    json_object_set_new(ann, "provisioning.dpu.nvidia.com/reboot-command",
-                        json_string("skip"));
+    /* Without --reboot-hosts the DPUs' firmware and OS take effect
+     * without a host reboot, so DPF's reboot step is skipped (the DPU
+     * controller's documented reboot-command value); with it, the host's
+     * ipmitool reboots it (host_bmc_request()). */
+    if (!f->cfg.reboot_hosts) {
+        json_object_set_new(ann, "provisioning.dpu.nvidia.com/reboot-command",
+                            json_string("skip"));
+    }
     json_t *patch = json_pack("{s:{s:o}}", "metadata", "annotations", ann);
     struct dpf_error err = {0};
     int rc = api_client_patch(f->api, &nodes, NULL, h->node_name, NULL,
@@ -656,6 +730,238 @@ host_annotate_cb(void *arg, struct loop_timer *t)
     if (!h->dpulet.pid && !h->dpulet.restart) {
         proc_start(&h->dpulet);
     }
+}
+
+/* --- host power (the BMC behind ipmitool) ----------------------------- */
+
+static size_t netns_signal_all(const char *name, int sig, FILE *progress);
+
+static void
+host_power_on_cb(void *arg, struct loop_timer *t)
+{
+    (void) t;
+    struct emu_host *h = arg;
+    h->power = NULL;
+    h->powered_off = false;
+    h->dpulet.wanted = true;
+    h->dpulet.boot_s = boottime_s();
+    /* a fresh time namespace: the host's uptime starts near 0 */
+    proc_start(&h->dpulet);
+    log_info("host powered on", "node=%s reboots=%u", h->node_name, h->reboots);
+    fleet_write_status(h->f);
+}
+
+/* The power goes: the host's dpulet and every process of its pods (all
+ * in the host's network namespace) die at once, as in a power cut; after
+ * --reboot-time the host starts again. */
+static void
+host_power_off_cb(void *arg, struct loop_timer *t)
+{
+    (void) t;
+    struct emu_host *h = arg;
+    struct emu_fleet *f = h->f;
+    h->dpulet.wanted = false;
+    if (h->dpulet.restart) {
+        loop_timer_cancel(h->dpulet.restart);
+        h->dpulet.restart = NULL;
+    }
+    if (h->dpulet.pid > 0) {
+        kill(h->dpulet.pid, SIGKILL);
+    }
+    size_t n = netns_signal_all(h->netns, SIGKILL, NULL);
+    h->powered_off = true;
+    log_info("host powered off", "node=%s processes=%zu reboot_ms=%lld",
+             h->node_name, n, (long long) f->cfg.reboot_ms);
+    h->power =
+        loop_timer_add(f->loop, f->cfg.reboot_ms, 0, host_power_on_cb, h);
+    fleet_write_status(f);
+}
+
+/* One request on the BMC socket: "<host> <cycle|reset|status>"; the
+ * answer "ok <text>" or "error <text>". */
+static void
+host_bmc_request(struct emu_fleet *f, const char *msg, char *reply, size_t size)
+{
+    unsigned i = 0;
+    char what[16] = "";
+    if (sscanf(msg, "%u %15s", &i, what) != 2 || i < 1 || i > f->cfg.hosts) {
+        snprintf(reply, size, "error no such host in fleet %s: \"%.40s\"",
+                 f->cfg.fleet, msg);
+        return;
+    }
+    struct emu_host *h = &f->hosts[i - 1];
+    if (!strcmp(what, "status")) {
+        snprintf(reply, size, "ok Chassis Power is %s",
+                 h->powered_off ? "off" : "on");
+        return;
+    }
+    if (strcmp(what, "cycle") && strcmp(what, "reset")) {
+        snprintf(reply, size,
+                 "error the emulated BMC does chassis power cycle, reset and "
+                 "status, not \"%s\"",
+                 what);
+        return;
+    }
+    h->bmc_requests++;
+    if (!h->power) {
+        h->reboots++;
+        h->power = loop_timer_add(f->loop, f->cfg.power_off_delay_ms, 0,
+                                  host_power_off_cb, h);
+        log_info("host reboot requested through its BMC", "node=%s command=%s",
+                 h->node_name, what);
+    }
+    snprintf(reply, size, "ok Chassis Power Control: %s",
+             !strcmp(what, "cycle") ? "Cycle" : "Reset");
+}
+
+static void
+fleet_bmc_cb(void *arg, int fd, uint32_t events)
+{
+    (void) events;
+    struct emu_fleet *f = arg;
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0) {
+        return;
+    }
+    /* the client writes its one line right after connect */
+    struct timeval tv = {1, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char msg[128], reply[256];
+    ssize_t n = recv(c, msg, sizeof msg - 1, 0);
+    if (n > 0) {
+        msg[n] = '\0';
+        host_bmc_request(f, msg, reply, sizeof reply);
+        ssize_t w = send(c, reply, strlen(reply), MSG_NOSIGNAL);
+        (void) w;
+        fleet_write_status(f);
+    }
+    close(c);
+}
+
+/* sun_path is short: the socket is named through /proc/self/fd of its
+ * directory. */
+static int
+bmc_addr(int dirfd, struct sockaddr_un *a)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    snprintf(a->sun_path, sizeof a->sun_path, "/proc/self/fd/%d/bmc.sock",
+             dirfd);
+    return 0;
+}
+
+static int
+fleet_bmc_listen(struct emu_fleet *f, struct dpf_error *err)
+{
+    int dirfd = open(f->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a;
+    int rc = 0;
+    if (dirfd < 0 || fd < 0) {
+        rc = -errno;
+    } else {
+        bmc_addr(dirfd, &a);
+        unlinkat(dirfd, "bmc.sock", 0);
+        if (bind(fd, (struct sockaddr *) &a, sizeof a) < 0 ||
+            listen(fd, 16) < 0) {
+            rc = -errno;
+        }
+    }
+    if (dirfd >= 0) {
+        close(dirfd);
+    }
+    if (rc < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        dpf_error_set(err, 500, "InternalError", "%s/bmc.sock: %s",
+                      f->state_dir, strerror(-rc));
+        return rc;
+    }
+    f->bmc_fd = fd;
+    f->bmc_watch = loop_watch_fd(f->loop, fd, LOOP_READ, fleet_bmc_cb, f);
+    return 0;
+}
+
+/* <host dir>/bin/ipmitool: the host's BMC client, first in the PATH its
+ * pods see. */
+static int
+host_write_ipmitool(struct emu_host *h, struct dpf_error *err)
+{
+    struct emu_fleet *f = h->f;
+    char *bin = xasprintf("%s/bin", h->dir);
+    char *path = xasprintf("%s/ipmitool", bin);
+    int rc = dir_create_all(bin, 0755);
+    if (rc == 0 && (strchr(f->cfg.self, '\'') || strchr(f->state_dir, '\''))) {
+        rc = -EINVAL;
+    }
+    if (rc == 0) {
+        char *text =
+            xasprintf("#!/bin/sh\n"
+                      "# The BMC of emulated host %s (dpf-emu): chassis power "
+                      "cycle|reset|status\n"
+                      "exec '%s' ipmitool --state-dir '%s' --host %u \"$@\"\n",
+                      h->node_name, f->cfg.self, f->state_dir, h->i);
+        rc = file_write_atomic(path, text, strlen(text), 0755);
+        free(text);
+    }
+    if (rc < 0) {
+        dpf_error_set(err, 500, "InternalError", "%s: %s", path,
+                      rc == -EINVAL ? "a quote in the emulator's path or "
+                                      "the state directory"
+                                    : strerror(-rc));
+    }
+    free(bin);
+    free(path);
+    return rc;
+}
+
+int
+emu_ipmitool(const char *state_dir, unsigned host, int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[0], "chassis") || strcmp(argv[1], "power")) {
+        fprintf(stderr, "ipmitool (dpf-emu): only \"chassis power "
+                        "cycle|reset|status\" is emulated\n");
+        return 1;
+    }
+    int dirfd = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a;
+    if (dirfd < 0 || fd < 0) {
+        fprintf(stderr, "ipmitool (dpf-emu): %s: %s\n", state_dir,
+                strerror(errno));
+        return 1;
+    }
+    bmc_addr(dirfd, &a);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char msg[64], reply[256];
+    int n = snprintf(msg, sizeof msg, "%u %.16s", host, argv[2]);
+    ssize_t got = -1;
+    if (connect(fd, (struct sockaddr *) &a, sizeof a) == 0 &&
+        send(fd, msg, (size_t) n, MSG_NOSIGNAL) == n) {
+        got = recv(fd, reply, sizeof reply - 1, 0);
+    }
+    int e = errno;
+    close(fd);
+    close(dirfd);
+    if (got <= 0) {
+        fprintf(stderr,
+                "ipmitool (dpf-emu): no answer from the BMC (the emulator "
+                "of %s): %s\n",
+                state_dir, got == 0 ? "connection closed" : strerror(e));
+        return 1;
+    }
+    reply[got] = '\0';
+    if (strncmp(reply, "ok ", 3) != 0) {
+        fprintf(stderr, "ipmitool (dpf-emu): %s\n",
+                strncmp(reply, "error ", 6) ? reply : reply + 6);
+        return 1;
+    }
+    printf("%s\n", reply + 3);
+    return 0;
 }
 
 void
@@ -1070,6 +1376,9 @@ fleet_free(struct emu_fleet *f)
         if (h->annotate) {
             loop_timer_cancel(h->annotate);
         }
+        if (h->power) {
+            loop_timer_cancel(h->power);
+        }
         proc_free(&h->dpulet);
         for (unsigned j = 0; h->dpus && j < f->cfg.dpus_per_host; j++) {
             struct emu_dpu *d = &h->dpus[j];
@@ -1094,6 +1403,15 @@ fleet_free(struct emu_fleet *f)
         free(h->sys);
     }
     free(f->hosts);
+    if (f->bmc_watch) {
+        loop_watch_remove(f->bmc_watch);
+    }
+    if (f->bmc_fd >= 0) {
+        close(f->bmc_fd);
+        char *sock = xasprintf("%s/bmc.sock", f->state_dir);
+        unlink(sock);
+        free(sock);
+    }
     api_client_destroy(f->api);
     free(f->state_dir);
     free(f->record_path);
@@ -1110,6 +1428,7 @@ proc_init(struct emu_proc *p, struct emu_fleet *f, const char *what,
 {
     p->f = f;
     p->what = what;
+    p->boot_s = -1;
     p->netns = xstrdup(netns);
     p->log_path = xstrdup(log_path);
 }
@@ -1161,6 +1480,7 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
     struct emu_fleet *f = xcalloc(1, sizeof *f);
     f->cfg = *cfg;
     f->loop = loop;
+    f->bmc_fd = -1;
     char *abs = realpath(cfg->state_dir, NULL);
     if (!abs && dir_create_all(cfg->state_dir, 0755) == 0) {
         abs = realpath(cfg->state_dir, NULL);
@@ -1225,6 +1545,9 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
     if (rc == 0) {
         rc = fleet_write_kubeconfig(f, kc_src, kc_ns, err);
     }
+    if (rc == 0) {
+        rc = fleet_bmc_listen(f, err);
+    }
     f->kubeconfig_ns = kc_ns;
     if (rc == 0 && cfg->kubeconfig) {
         struct kubeconfig *kc = NULL;
@@ -1283,20 +1606,33 @@ emu_fleet_up(struct loop *loop, const struct emu_fleet_config *cfg,
         if (rc < 0) {
             break;
         }
-        /* the host's agent */
+        /* the host's agent, its pods' PATH starting with the host's
+         * ipmitool */
+        rc = cfg->self ? host_write_ipmitool(h, err) : 0;
+        if (rc < 0) {
+            break;
+        }
         char *log = xasprintf("%s/dpulet.log", h->dir);
         char *root = xasprintf("%s/dpulet", h->dir);
+        const char *env_path = getenv("PATH");
+        char *pods_path = xasprintf("%s/bin:%s", h->dir,
+                                    env_path ? env_path
+                                             : "/usr/local/sbin:/usr/local/bin:"
+                                               "/usr/sbin:/usr/bin:/sbin:/bin");
         proc_init(&h->dpulet, f, "dpulet", h->netns, log);
-        proc_set_argv(
-            &h->dpulet,
-            cfg->kubeconfig
-                ? argv_make(cfg->dpulet, "--kubeconfig", kc_ns, "--node-name",
-                            h->node_name, "--node-ip", h->ip, "--root-dir",
-                            root, "--sysfs-root", h->sys, ARGV_END)
-                : argv_make(cfg->dpulet, "--bootstrap-kubeconfig", kc_ns,
-                            "--kubeconfig", "host.kubeconfig", "--node-name",
-                            h->node_name, "--node-ip", h->ip, "--root-dir",
-                            root, "--sysfs-root", h->sys, ARGV_END));
+        h->dpulet.boot_s = boottime_s();
+        proc_set_argv(&h->dpulet,
+                      cfg->kubeconfig
+                          ? argv_make(cfg->dpulet, "--kubeconfig", kc_ns,
+                                      "--node-name", h->node_name, "--node-ip",
+                                      h->ip, "--root-dir", root, "--sysfs-root",
+                                      h->sys, "--path", pods_path, ARGV_END)
+                          : argv_make(cfg->dpulet, "--bootstrap-kubeconfig",
+                                      kc_ns, "--kubeconfig", "host.kubeconfig",
+                                      "--node-name", h->node_name, "--node-ip",
+                                      h->ip, "--root-dir", root, "--sysfs-root",
+                                      h->sys, "--path", pods_path, ARGV_END));
+        free(pods_path);
         if (!cfg->kubeconfig) {
             /* where the bootstrap writes the node's own kubeconfig */
             free(h->dpulet.argv[4]);

@@ -46,6 +46,15 @@ struct emu_fleet_config {
     const char *bootstrap_kubeconfig; /* or a bootstrap one, or NULL */
     const char *dpulet;               /* the dpulet binary (absolute) */
     int64_t install_ms, reboot_ms;
+    /* hosts reboot for real when their ipmitool asks (chassis power
+     * cycle|reset), and their Nodes are not annotated reboot-command
+     * skip; the emulator's own path (for the ipmitool script) */
+    bool reboot_hosts;
+    const char *self;
+    /* how long after a power cycle/reset request the power goes (the
+     * answer gets back through the exec stream first; a real host takes
+     * its time to shut down) */
+    int64_t power_off_delay_ms;
 };
 
 /* Build the fleet and start its processes. NULL with err set (not root, a
@@ -58,6 +67,14 @@ struct emu_fleet *emu_fleet_up(struct loop *loop,
 void emu_fleet_reap(struct emu_fleet *f);
 /* Stop every process and remove every namespace and link; free f. */
 void emu_fleet_destroy(struct emu_fleet *f);
+
+/* `dpf-emu ipmitool`: what a host's ipmitool (a script in
+ * <state-dir>/hosts/h<i>/bin, first in the PATH of the host's pods) runs:
+ * ask the running emulator of state_dir for "chassis power
+ * cycle|reset|status" of host i (1-based) over its BMC socket
+ * (<state-dir>/bmc.sock). Prints what ipmitool prints; returns the exit
+ * code (0, or 1 with the error on stderr). */
+int emu_ipmitool(const char *state_dir, unsigned host, int argc, char **argv);
 
 /* Write a host's sysfs view of its DPU j (0000:<4b+j>:00.0 and .1, a
  * BlueField's vendor, device and class, sriov files, the PFs' netdevs

@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "lib/base/base64.h"
 #include "lib/base/util.h"
 
 struct kubeconfig_curl {
@@ -357,6 +359,88 @@ kubeconfig_curl_setup(struct kubeconfig_curl *k, CURL *h,
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     return hdrs;
+}
+
+/* The server's authority ("host:port", as the URL gives it) and path
+ * prefix ("" or "/prefix") of url_base. 0 or -EINVAL. */
+static int
+url_parts(const char *url, char **authority, char **prefix)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *path = NULL;
+    int r = -EINVAL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        bool explicit_port =
+            curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK;
+        *authority =
+            explicit_port ? xasprintf("%s:%s", host, port) : xstrdup(host);
+        if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+            path = NULL;
+        }
+        size_t n = path ? strlen(path) : 0;
+        while (n > 0 && path[n - 1] == '/') {
+            n--;
+        }
+        *prefix = xstrndup(path ? path : "", n);
+        r = 0;
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return r;
+}
+
+char *
+kubeconfig_curl_setup_raw(struct kubeconfig_curl *k, CURL *h,
+                          const struct kube_request *req, char *errbuf)
+{
+    struct curl_slist *hdrs = kubeconfig_curl_setup(k, h, req, errbuf);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    char *authority = NULL, *prefix = NULL;
+    if (url_parts(k->url_base, &authority, &prefix) < 0) {
+        authority = xstrdup("localhost");
+        prefix = xstrdup("");
+    }
+    struct dbuf b;
+    dbuf_init(&b);
+    dbuf_printf(&b, "%s %s%s%s%s HTTP/1.1\r\n",
+                req->method ? req->method : "GET", prefix, req->path,
+                req->query && *req->query ? "?" : "",
+                req->query ? req->query : "");
+    if (!k->host_header) {
+        dbuf_printf(&b, "Host: %s\r\n", authority);
+    }
+    dbuf_printf(&b, "User-Agent: %s\r\n", k->user_agent);
+    bool have_auth = false;
+    for (struct curl_slist *p = hdrs; p; p = p->next) {
+        /* "Name:" alone is curl's "remove this header" */
+        const char *colon = strchr(p->data, ':');
+        if (!colon || !colon[1]) {
+            continue;
+        }
+        have_auth |= !strncasecmp(p->data, "Authorization:", 14);
+        dbuf_printf(&b, "%s\r\n", p->data);
+    }
+    kubeconfig_curl_headers_free(hdrs);
+    const struct kubeconfig *kc = k->kc;
+    if (!have_auth && (kc->username || kc->password)) {
+        char *pair = xasprintf("%s:%s", kc->username ? kc->username : "",
+                               kc->password ? kc->password : "");
+        char *enc = base64_encode(pair, strlen(pair), BASE64_STD);
+        dbuf_printf(&b, "Authorization: Basic %s\r\n", enc);
+        explicit_bzero(pair, strlen(pair));
+        explicit_bzero(enc, strlen(enc));
+        free(pair);
+        free(enc);
+    }
+    free(authority);
+    free(prefix);
+    size_t len = 0;
+    char *head = dbuf_steal(&b, &len);
+    return head;
 }
 
 void

@@ -95,6 +95,17 @@ int kubeconfig_curl_refresh(struct kubeconfig_curl *k, bool force,
 struct curl_slist *kubeconfig_curl_setup(struct kubeconfig_curl *k, CURL *h,
                                          const struct kube_request *req,
                                          char *errbuf);
+/* For a request whose HTTP the caller speaks itself on a connection curl
+ * only opens (an upgrade to a WebSocket, which this libcurl cannot do):
+ * h is set up as kubeconfig_curl_setup() does, with CURLOPT_CONNECT_ONLY
+ * (curl_easy_perform() then dials and does the TLS handshake; the caller
+ * goes on with curl_easy_send/recv). Returns the head's first lines,
+ * "METHOD <target> HTTP/1.1\r\n" then Host, User-Agent and the
+ * credential's Authorization (bearer token or basic auth), each ending in
+ * "\r\n"; the caller appends its own headers and the blank line. The
+ * string holds the credential: wipe it (explicit_bzero) before free. */
+char *kubeconfig_curl_setup_raw(struct kubeconfig_curl *k, CURL *h,
+                                const struct kube_request *req, char *errbuf);
 /* Wipe (it may hold the token) and free a header list. NULL is fine. */
 void kubeconfig_curl_headers_free(struct curl_slist *hdrs);
 

@@ -222,6 +222,75 @@ def test_exec_stdout_and_exit_codes(dpf_server, agent):
     assert "container nope is not valid for pod web" in r.stderr
 
 
+def lib_exec(srv, pod, container, *cmd, timeout_ms=10000, max_output=0):
+    """lib/kube/kube-exec.h through tests/system/kube-exec-check."""
+    r = subprocess.run([binary("tests", "system", "kube-exec-check"),
+                        srv.kubeconfig, NS, pod, container or "-",
+                        str(timeout_ms), str(max_output), "--", *cmd],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_lib_kube_exec_matches_kubectl(dpf_server, agent):
+    """The DPU controller's exec client (lib/kube/kube-exec.c, its own
+    WebSocket over curl's CONNECT_ONLY) gets what stock kubectl gets."""
+    r = lib_exec(dpf_server, "web", "app", "cat", "/proc/uptime")
+    assert r["rc"] == 0 and r["exitCode"] == 0, r
+    assert r["protocol"] == "v5.channel.k8s.io"
+    assert re.fullmatch(r"\d+\.\d+ \d+\.\d+\n", r["stdout"]), r
+    k = kc(dpf_server, "exec", "web", "--", "cat", "/proc/uptime")
+    assert k.returncode == 0, k.stderr
+    assert abs(float(k.stdout.split()[0]) -
+               float(r["stdout"].split()[0])) < 60
+
+    cmd = ["sh", "-c", "echo out; echo err >&2; echo $POD_NAME; exit 3"]
+    r = lib_exec(dpf_server, "web", "app", *cmd)
+    k = kc(dpf_server, "exec", "web", "-c", "app", "--", *cmd)
+    assert r["rc"] == 0, r
+    assert r["exitCode"] == 3 == k.returncode
+    assert r["stdout"] == k.stdout == "out\nweb\n"
+    assert r["stderr"] == "err\n" and "err\n" in k.stderr
+
+    # the pod's only container when none is named, as kubectl does
+    r = lib_exec(dpf_server, "web", None, "true")
+    assert r["rc"] == 0 and r["exitCode"] == 0, r
+
+
+def test_lib_kube_exec_errors_name_the_pod(dpf_server, agent):
+    r = lib_exec(dpf_server, "nope", "app", "true")
+    assert r["rc"] == -2, r  # -ENOENT
+    assert r["error"]["code"] == 404
+    assert "exec in pod default/nope" in r["error"]["message"]
+    assert 'pods "nope" not found' in r["error"]["message"]
+
+    r = lib_exec(dpf_server, "web", "nope", "true")
+    assert r["rc"] < 0, r
+    assert "container nope is not valid for pod web" in \
+        r["error"]["message"], r
+
+    # more output than the caller takes: an error, not a cut result
+    r = lib_exec(dpf_server, "web", "app", "head", "-c", "200000",
+                 "/dev/zero", max_output=1000)
+    assert r["rc"] == -90, r  # -EMSGSIZE
+    assert "exec in pod default/web" in r["error"]["message"]
+    assert "passes 1000 bytes" in r["error"]["message"]
+
+    # the deadline covers the command's run
+    t0 = time.monotonic()
+    r = lib_exec(dpf_server, "web", "app", "sleep", "30", timeout_ms=1500)
+    took = time.monotonic() - t0
+    assert r["rc"] == -110, r  # -ETIMEDOUT
+    assert "did not end before the deadline" in r["error"]["message"]
+    assert took < 15, took
+
+    # a command that cannot start: what the node agent says, as kubectl
+    k = kc(dpf_server, "exec", "web", "--", "no-such-command-here")
+    r = lib_exec(dpf_server, "web", "app", "no-such-command-here")
+    assert k.returncode != 0
+    assert "no-such-command-here" in (r["error"]["message"] + r["stderr"]), r
+
+
 def test_exec_with_stdin(dpf_server, agent):
     data = "hello stdin\n" * 2000  # more than one pipe buffer
     r = kc(dpf_server, "exec", "-i", "web", "--", "tr", "a-z", "A-Z",

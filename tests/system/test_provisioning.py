@@ -103,7 +103,8 @@ class Lab:
         self.state = os.path.join(self.tmp, "emu")
         self.emu = None
 
-    def start(self, hosts=2, install_time="1s"):
+    def start(self, hosts=2, install_time="1s", reboot_hosts=False,
+              extra=()):
         self.srv.start()
         env = dict(os.environ)
         env["PATH"] = ":".join([os.path.join(BUILD, "dmsd"),
@@ -118,7 +119,8 @@ class Lab:
              "--server", f"https://{self.gw}:{self.srv.port}",
              "--dpulet", binary("dpulet", "dpulet"),
              "--install-time", install_time, "--reboot-time", "1s",
-             "--log-file", self.emu_log],
+             "--log-file", self.emu_log] +
+            (["--reboot-hosts"] if reboot_hosts else []) + list(extra),
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         wait_for(lambda: self.emu.poll() is not None or

@@ -52,7 +52,8 @@ test_channels_fragments_ping_close(void **state)
     frame(&b, WS_OP_PING, true, -1, "hi"); /* between fragments: allowed */
     frame(&b, WS_OP_CONT, true, -1, "r\n");
     frame(&b, WS_OP_BINARY, true, 1, "more\n");
-    frame(&b, WS_OP_BINARY, true, 3, "{\"metadata\":{},\"status\":\"Success\"}");
+    frame(&b, WS_OP_BINARY, true, 3,
+          "{\"metadata\":{},\"status\":\"Success\"}");
     uint8_t close[2] = {0x03, 0xe8};
     uint8_t hdr[WS_MAX_HEADER];
     dbuf_append(&b, hdr, ws_frame_header(hdr, WS_OP_CLOSE, true, 2, NULL));
@@ -139,8 +140,7 @@ test_status(void **state)
                            "\"NonZeroExitCode\",\"details\":{\"causes\":[{"
                            "\"reason\":\"ExitCode\",\"message\":\"x9\"}]}}";
     assert_int_equal(
-        kube_exec_status_decode(bad_code, strlen(bad_code), &code, &err),
-        -EIO);
+        kube_exec_status_decode(bad_code, strlen(bad_code), &code, &err), -EIO);
     assert_int_equal(kube_exec_status_decode("not json", 8, &code, &err),
                      -EPROTO);
     assert_non_null(strstr(err.message, "not a Status"));

@@ -136,6 +136,25 @@ dpu_relevant(const json_t *old, const json_t *obj)
                  json_object_get(nm, "ownerReferences"));
 }
 
+/* A DPUSet update matters when its spec (generation), labels, deletion or
+ * finalizers changed: not when only its status did, which is this
+ * controller's own write (a reconcile that wrote dpuStatistics would
+ * otherwise queue the next at once, around the DPU events' coalescing). */
+static bool
+set_relevant(const json_t *old, const json_t *obj)
+{
+    const json_t *om = json_object_get(old, "metadata");
+    const json_t *nm = json_object_get(obj, "metadata");
+    return !same(json_object_get(om, "generation"),
+                 json_object_get(nm, "generation")) ||
+           !same(json_object_get(om, "labels"),
+                 json_object_get(nm, "labels")) ||
+           !same(json_object_get(om, "deletionTimestamp"),
+                 json_object_get(nm, "deletionTimestamp")) ||
+           !same(json_object_get(om, "finalizers"),
+                 json_object_get(nm, "finalizers"));
+}
+
 /* DPU and Node events (thousands during a fleet's provisioning) are also
  * coalesced: a reconcile walks all of a set's DPUs (5,000 in the 10,000-DPU
  * benchmark), so DPU changes, which mostly move dpuStatistics, queue the
@@ -719,6 +738,7 @@ dpuset_ctrl_add(struct controller_manager *m, const char *component,
     d->ops.name = "dpuset";
     d->ops.primary_kind = "DPUSet";
     d->ops.primary.gvr = dpuset_gvr;
+    d->ops.primary.relevant = set_relevant;
     d->ops.secondary = dpuset_watches;
     d->ops.n_secondary = 2;
     d->ops.reconcile = reconcile_dpuset;

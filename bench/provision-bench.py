@@ -161,6 +161,9 @@ def main():
     ap.add_argument("--perf", metavar="FILE",
                     help="record dpf-server with perf (call graphs) while "
                     "the DPUs provision")
+    ap.add_argument("--server-wrap", metavar="CMD", default="",
+                    help="run dpf-server under CMD (split on spaces), "
+                    "e.g. 'heaptrack -o /var/tmp/srv' for a heap profile")
     ap.add_argument("--keep", action="store_true",
                     help="keep the state directory")
     a = ap.parse_args()
@@ -189,6 +192,7 @@ def main():
     kc = os.path.join(data, "admin.kubeconfig")
     procs = []
     srv = subprocess.Popen(
+        a.server_wrap.split() +
         [os.path.join(build, "dpf-server", "dpf-server"), "--data-dir", data,
          "--bind-address", "127.0.0.1", "--port", "0",
          "--dpu-cluster-address", "127.0.0.1",

@@ -130,8 +130,7 @@ on_update(void *arg, const json_t *old, const json_t *obj)
         json_object_get(json_object_get(old, "metadata"), "labels");
     const json_t *lb =
         json_object_get(json_object_get(obj, "metadata"), "labels");
-    if (strcmp(node_ready(old), node_ready(obj)) || !json_equal(la, lb) ||
-        (!la) != (!lb)) {
+    if (strcmp(node_ready(old), node_ready(obj)) || !kube_json_same(la, lb)) {
         node_changed(arg, obj);
     }
 }

@@ -815,6 +815,7 @@ install_main(void *arg)
     if (t->q) {
         workqueue_add(t->q, t->key);
         if (next) {
+            workqueue_set_urgent(t->q, next, true);
             workqueue_add(t->q, next);
         }
     }
@@ -2127,12 +2128,31 @@ finalizer_remove_fn(void *arg, json_t *obj)
     return kube_finalizer_remove(obj, DPU_FINALIZER) ? 1 : 0;
 }
 
+/* Whether the DPU has an install slot or is past its install: such DPUs go
+ * ahead of the rest in the queue (workqueue_set_urgent), so that with
+ * thousands of DPUs queued an install's steps do not each wait a full turn
+ * of the queue while the slot stays taken and the DPUs behind it wait for
+ * the slot. */
+static bool
+past_install_gate(const json_t *dpu)
+{
+    const char *p = phase_of(dpu);
+    if (!strcmp(p, "OS Installing")) {
+        const char *r =
+            str_at(kube_condition_find(dpu, "OSInstalled"), "reason", NULL);
+        return !r || strcmp(r, "WaitingForInstallSlot") != 0;
+    }
+    return !strcmp(p, "Rebooting") ||
+           !strcmp(p, "Host Network Configuration") ||
+           !strcmp(p, "DPU Cluster Config");
+}
+
 /* Write copy's status unless it equals the cached one. */
 static int
 status_put(struct dctx *x)
 {
-    if (json_equal(json_object_get(x->copy, "status"),
-                   json_object_get(x->obj, "status"))) {
+    if (kube_json_same(json_object_get(x->copy, "status"),
+                       json_object_get(x->obj, "status"))) {
         return 0;
     }
     char *path = kube_path(&dpu_gvr, x->ns, x->name, "status");
@@ -2159,6 +2179,7 @@ reconcile_dpu(struct controller *c, const char *key)
     json_t *obj = kube_cache_get(controller_cache(c, 0), key);
     if (!obj) {
         task_drop(d, key);
+        workqueue_set_urgent(controller_queue(c), key, false);
         pthread_mutex_lock(&d->mu);
         json_object_del(d->due, key);
         json_object_del(d->seen, key);
@@ -2266,14 +2287,15 @@ reconcile_dpu(struct controller *c, const char *key)
     if (strcmp(now, phase) != 0) {
         log_info("DPU phase", "dpu=%s from=\"%s\" to=\"%s\"", key, phase, now);
     }
+    workqueue_set_urgent(controller_queue(c), key, past_install_gate(x.copy));
     int rc = status_put(&x);
     if (rc == -EBUSY) {
         res = controller_requeue();
     } else if (after > 0) {
         res = controller_requeue_after(after);
     } else if (after == 0 && strcmp(now, phase) == 0 && rc == 0 &&
-               json_equal(json_object_get(x.copy, "status"),
-                          json_object_get(obj, "status"))) {
+               kube_json_same(json_object_get(x.copy, "status"),
+                              json_object_get(obj, "status"))) {
         res = controller_requeue_after(REQUEUE_MS);
     }
 out:

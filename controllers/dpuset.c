@@ -93,13 +93,6 @@ map_all_sets(struct controller *c, const json_t *obj)
     return kube_cache_keys(controller_cache(c, 0));
 }
 
-/* json_equal() with two absent values equal (jansson calls them unequal). */
-static bool
-same(const json_t *a, const json_t *b)
-{
-    return a == b || (a && b && json_equal(a, b));
-}
-
 /* A Node update matters to DPUSets when its labels, deletion or address
  * changed (heartbeats and condition updates do not). */
 static bool
@@ -107,9 +100,10 @@ node_relevant(const json_t *old, const json_t *obj)
 {
     const json_t *om = json_object_get(old, "metadata");
     const json_t *nm = json_object_get(obj, "metadata");
-    if (!same(json_object_get(om, "labels"), json_object_get(nm, "labels")) ||
-        !same(json_object_get(om, "deletionTimestamp"),
-              json_object_get(nm, "deletionTimestamp"))) {
+    if (!kube_json_same(json_object_get(om, "labels"),
+                        json_object_get(nm, "labels")) ||
+        !kube_json_same(json_object_get(om, "deletionTimestamp"),
+                        json_object_get(nm, "deletionTimestamp"))) {
         return true;
     }
     const char *a = dpuset_node_internal_ip(old),
@@ -129,11 +123,12 @@ dpu_relevant(const json_t *old, const json_t *obj)
     return (op == NULL) != (np == NULL) || (op && strcmp(op, np) != 0) ||
            kube_condition_is_true(old, "Ready") !=
                kube_condition_is_true(obj, "Ready") ||
-           !same(json_object_get(old, "spec"), json_object_get(obj, "spec")) ||
-           !same(json_object_get(om, "deletionTimestamp"),
-                 json_object_get(nm, "deletionTimestamp")) ||
-           !same(json_object_get(om, "ownerReferences"),
-                 json_object_get(nm, "ownerReferences"));
+           !kube_json_same(json_object_get(old, "spec"),
+                           json_object_get(obj, "spec")) ||
+           !kube_json_same(json_object_get(om, "deletionTimestamp"),
+                           json_object_get(nm, "deletionTimestamp")) ||
+           !kube_json_same(json_object_get(om, "ownerReferences"),
+                           json_object_get(nm, "ownerReferences"));
 }
 
 /* A DPUSet update matters when its spec (generation), labels, deletion or
@@ -145,14 +140,14 @@ set_relevant(const json_t *old, const json_t *obj)
 {
     const json_t *om = json_object_get(old, "metadata");
     const json_t *nm = json_object_get(obj, "metadata");
-    return !same(json_object_get(om, "generation"),
-                 json_object_get(nm, "generation")) ||
-           !same(json_object_get(om, "labels"),
-                 json_object_get(nm, "labels")) ||
-           !same(json_object_get(om, "deletionTimestamp"),
-                 json_object_get(nm, "deletionTimestamp")) ||
-           !same(json_object_get(om, "finalizers"),
-                 json_object_get(nm, "finalizers"));
+    return !kube_json_same(json_object_get(om, "generation"),
+                           json_object_get(nm, "generation")) ||
+           !kube_json_same(json_object_get(om, "labels"),
+                           json_object_get(nm, "labels")) ||
+           !kube_json_same(json_object_get(om, "deletionTimestamp"),
+                           json_object_get(nm, "deletionTimestamp")) ||
+           !kube_json_same(json_object_get(om, "finalizers"),
+                           json_object_get(nm, "finalizers"));
 }
 
 /* DPU and Node events (thousands during a fleet's provisioning) are also

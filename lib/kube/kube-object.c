@@ -109,6 +109,12 @@ kube_microtime_now(char *buf, size_t size)
     snprintf(buf + n, size - n, ".%06ldZ", (long) (ns % 1000000000) / 1000);
 }
 
+bool
+kube_json_same(const json_t *a, const json_t *b)
+{
+    return a == b || (a && b && json_equal(a, b));
+}
+
 json_t *
 kube_condition_find(const json_t *obj, const char *type)
 {

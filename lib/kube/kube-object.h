@@ -21,6 +21,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Whether two optional values are equal: json_equal(), except that two
+ * absent (NULL) values are equal too (jansson's json_equal(NULL, NULL) is
+ * 0, which makes "did this field change" true for every object without
+ * the field). */
+bool kube_json_same(const json_t *a, const json_t *b);
+
 /* The condition of the given type in obj.status.conditions (borrowed), or
  * NULL. */
 json_t *kube_condition_find(const json_t *obj, const char *type);

@@ -1,8 +1,9 @@
 /* workqueue: see workqueue.h. One mutex guards everything; the sets are
- * jansson objects used as string hash sets, the delayed keys a binary
- * min-heap on due time with lazy deletion (an entry whose time no longer
- * matches `waiting` was superseded by an earlier add_after and is skipped
- * when it comes up). */
+ * jansson objects used as string hash sets, the ready keys two FIFOs (the
+ * urgent lane is served first), the delayed keys a binary min-heap on due
+ * time with lazy deletion (an entry whose time no longer matches `waiting`
+ * was superseded by an earlier add_after and is skipped when it comes
+ * up). */
 #include "lib/kube/workqueue.h"
 
 #include <errno.h>
@@ -23,6 +24,12 @@ struct delayed {
     char *key;
 };
 
+/* Ready keys: items[head .. tail). */
+struct fifo {
+    char **items;
+    size_t head, tail, cap;
+};
+
 struct workqueue {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* a key may be ready (getters wait here) */
@@ -31,9 +38,9 @@ struct workqueue {
     int64_t max_ms;
     double jitter;
     uint64_t rng;
-    /* FIFO of ready keys: items[head .. tail) */
-    char **items;
-    size_t head, tail, cap;
+    struct fifo ready;  /* ready keys */
+    struct fifo urgent; /* ready keys marked urgent: handed out first */
+    json_t *marked;     /* keys marked urgent (workqueue_set_urgent) */
     json_t *dirty;      /* keys that need processing (queued or re-added) */
     json_t *processing; /* keys handed out and not done */
     json_t *waiting;    /* key -> due time of its delayed add */
@@ -91,6 +98,7 @@ workqueue_create(const struct workqueue_options *o)
     q->processing = json_object();
     q->waiting = json_object();
     q->failures = json_object();
+    q->marked = json_object();
     return q;
 }
 
@@ -100,10 +108,13 @@ workqueue_destroy(struct workqueue *q)
     if (!q) {
         return;
     }
-    for (size_t i = q->head; i < q->tail; i++) {
-        free(q->items[i]);
+    struct fifo *lanes[] = {&q->ready, &q->urgent};
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t i = lanes[l]->head; i < lanes[l]->tail; i++) {
+            free(lanes[l]->items[i]);
+        }
+        free(lanes[l]->items);
     }
-    free(q->items);
     for (size_t i = 0; i < q->n_heap; i++) {
         free(q->heap[i].key);
     }
@@ -112,6 +123,7 @@ workqueue_destroy(struct workqueue *q)
     json_decref(q->processing);
     json_decref(q->waiting);
     json_decref(q->failures);
+    json_decref(q->marked);
     pthread_cond_destroy(&q->cv);
     pthread_cond_destroy(&q->idle_cv);
     pthread_mutex_destroy(&q->mu);
@@ -119,21 +131,43 @@ workqueue_destroy(struct workqueue *q)
 }
 
 static void
-fifo_push(struct workqueue *q, const char *key)
+fifo_push(struct fifo *f, const char *key)
 {
-    if (q->tail == q->cap) {
-        if (q->head > 0) { /* reuse the consumed front */
-            memmove(q->items, q->items + q->head,
-                    (q->tail - q->head) * sizeof *q->items);
-            q->tail -= q->head;
-            q->head = 0;
+    if (f->tail == f->cap) {
+        if (f->head > 0) { /* reuse the consumed front */
+            memmove(f->items, f->items + f->head,
+                    (f->tail - f->head) * sizeof *f->items);
+            f->tail -= f->head;
+            f->head = 0;
         }
-        if (q->tail == q->cap) {
-            q->cap = q->cap ? q->cap * 2 : 64;
-            q->items = xrealloc(q->items, q->cap * sizeof *q->items);
+        if (f->tail == f->cap) {
+            f->cap = f->cap ? f->cap * 2 : 64;
+            f->items = xrealloc(f->items, f->cap * sizeof *f->items);
         }
     }
-    q->items[q->tail++] = xstrdup(key);
+    f->items[f->tail++] = xstrdup(key);
+}
+
+/* The first key of f (the caller owns it), or NULL when f is empty. */
+static char *
+fifo_pop(struct fifo *f)
+{
+    if (f->head == f->tail) {
+        return NULL;
+    }
+    char *key = f->items[f->head++];
+    if (f->head == f->tail) {
+        f->head = f->tail = 0;
+    }
+    return key;
+}
+
+/* Queue a ready key in its lane. */
+static void
+ready_push(struct workqueue *q, const char *key)
+{
+    fifo_push(json_object_get(q->marked, key) ? &q->urgent : &q->ready, key);
+    pthread_cond_signal(&q->cv);
 }
 
 static void
@@ -147,8 +181,7 @@ add_locked(struct workqueue *q, const char *key)
     if (json_object_get(q->processing, key)) {
         return; /* done() queues it */
     }
-    fifo_push(q, key);
-    pthread_cond_signal(&q->cv);
+    ready_push(q, key);
 }
 
 void
@@ -291,6 +324,18 @@ workqueue_add_rate_limited(struct workqueue *q, const char *key)
 }
 
 void
+workqueue_set_urgent(struct workqueue *q, const char *key, bool urgent)
+{
+    pthread_mutex_lock(&q->mu);
+    if (urgent) {
+        json_object_set_new_nocheck(q->marked, key, json_true());
+    } else {
+        json_object_del(q->marked, key);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void
 workqueue_forget(struct workqueue *q, const char *key)
 {
     pthread_mutex_lock(&q->mu);
@@ -317,11 +362,11 @@ workqueue_get(struct workqueue *q)
         if (!q->shutting_down) {
             promote_due(q);
         }
-        if (q->head < q->tail) {
-            key = q->items[q->head++];
-            if (q->head == q->tail) {
-                q->head = q->tail = 0;
-            }
+        key = fifo_pop(&q->urgent);
+        if (!key) {
+            key = fifo_pop(&q->ready);
+        }
+        if (key) {
             json_object_del(q->dirty, key);
             json_object_set_new_nocheck(q->processing, key, json_true());
             break;
@@ -348,8 +393,7 @@ workqueue_done(struct workqueue *q, const char *key)
     pthread_mutex_lock(&q->mu);
     json_object_del(q->processing, key);
     if (json_object_get(q->dirty, key)) {
-        fifo_push(q, key);
-        pthread_cond_signal(&q->cv);
+        ready_push(q, key);
     }
     if (json_object_size(q->processing) == 0) {
         pthread_cond_broadcast(&q->idle_cv);
@@ -361,7 +405,7 @@ size_t
 workqueue_len(struct workqueue *q)
 {
     pthread_mutex_lock(&q->mu);
-    size_t n = q->tail - q->head;
+    size_t n = q->ready.tail - q->ready.head + q->urgent.tail - q->urgent.head;
     pthread_mutex_unlock(&q->mu);
     return n;
 }
@@ -415,7 +459,9 @@ workqueue_stats(struct workqueue *q, struct workqueue_stats *out)
     pthread_mutex_lock(&q->mu);
     out->adds = q->adds;
     out->retries = q->retries;
-    out->depth = q->tail - q->head;
+    out->depth =
+        q->ready.tail - q->ready.head + q->urgent.tail - q->urgent.head;
+    out->urgent = q->urgent.tail - q->urgent.head;
     out->delayed = json_object_size(q->waiting);
     pthread_mutex_unlock(&q->mu);
 }

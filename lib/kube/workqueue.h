@@ -18,6 +18,14 @@
  *     up to jitter * delay (default 0.1), so keys that failed together do
  *     not retry together. workqueue_forget() resets the key's count (call
  *     it after a success).
+ *   - Urgent keys: workqueue_set_urgent() marks a key (until unmarked);
+ *     a marked key that becomes ready goes to a lane served before all
+ *     others, in its own FIFO order. A controller marks the objects whose
+ *     progress frees something others wait for (a DPU holding one of a
+ *     few install slots) so they do not wait behind thousands of keys
+ *     that can only take a step each (controller-runtime's priority
+ *     queue serves the same purpose). A key already queued when marked
+ *     keeps its place.
  *   - Shutdown: workqueue_shut_down() refuses new adds, drops delayed
  *     keys and wakes every worker; get() still hands out what is queued
  *     and returns NULL once the queue is empty.
@@ -63,6 +71,9 @@ int64_t workqueue_add_rate_limited(struct workqueue *q, const char *key);
 /* The delay the next workqueue_add_rate_limited(key) would use before
  * jitter (for logs and tests). */
 int64_t workqueue_backoff_ms(struct workqueue *q, const char *key);
+/* Mark key urgent (or not); the mark outlives the key's passes through
+ * the queue, so unmark a key whose object is gone. */
+void workqueue_set_urgent(struct workqueue *q, const char *key, bool urgent);
 /* Reset key's failure count. */
 void workqueue_forget(struct workqueue *q, const char *key);
 /* Consecutive failures counted for key. */
@@ -84,7 +95,8 @@ size_t workqueue_len_delayed(struct workqueue *q);
 struct workqueue_stats {
     uint64_t adds;    /* keys added that were not already queued */
     uint64_t retries; /* workqueue_add_rate_limited() calls */
-    size_t depth;     /* keys queued and ready */
+    size_t depth;     /* keys queued and ready (both lanes) */
+    size_t urgent;    /* of them, in the urgent lane */
     size_t delayed;   /* keys waiting for their delay */
 };
 void workqueue_stats(struct workqueue *q, struct workqueue_stats *out);

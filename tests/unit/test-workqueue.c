@@ -1,7 +1,8 @@
 /* Unit tests for lib/kube/workqueue: de-duplication, re-queue of a key
  * added while it is processing, per-key exponential backoff (growth, cap,
- * jitter bounds, forget), delayed adds, shutdown with and without drain,
- * and that many workers never hold one key at the same time. */
+ * jitter bounds, forget), delayed adds, the urgent lane, shutdown with
+ * and without drain, and that many workers never hold one key at the same
+ * time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -350,6 +351,52 @@ test_stats(void **state)
     workqueue_destroy(q);
 }
 
+static void
+test_urgent_lane(void **state)
+{
+    struct workqueue *q = workqueue_create(NULL);
+    workqueue_set_urgent(q, "u1", true);
+    workqueue_set_urgent(q, "u2", true);
+    workqueue_add(q, "a");
+    workqueue_add(q, "u1");
+    workqueue_add(q, "b");
+    workqueue_add(q, "u2");
+    workqueue_add(q, "u1"); /* de-duplicated across lanes too */
+    struct workqueue_stats st;
+    workqueue_stats(q, &st);
+    assert_int_equal(st.depth, 4);
+    assert_int_equal(st.urgent, 2);
+    assert_int_equal(workqueue_len(q), 4);
+    /* marked keys first, each lane in its own order */
+    expect_get(q, "u1");
+    expect_get(q, "u2");
+    expect_get(q, "a");
+    /* the mark outlives a pass: u1 overtakes b and c again, also when it
+     * was added while a worker had it (queued again at done()) */
+    workqueue_add(q, "u1");
+    workqueue_add(q, "c");
+    char *k = workqueue_get(q);
+    assert_string_equal(k, "u1");
+    workqueue_add(q, "u1");
+    workqueue_done(q, k);
+    free(k);
+    expect_get(q, "u1");
+    expect_get(q, "b");
+    /* unmarked: back in the common FIFO order */
+    workqueue_set_urgent(q, "u2", false);
+    workqueue_add(q, "u2");
+    expect_get(q, "c");
+    expect_get(q, "u2");
+    /* a delayed urgent key is served first once due */
+    workqueue_add(q, "d");
+    workqueue_add_after(q, "u1", 20);
+    usleep(40 * 1000);
+    expect_get(q, "u1");
+    expect_get(q, "d");
+    assert_int_equal(workqueue_len(q), 0);
+    workqueue_destroy(q);
+}
+
 int
 main(void)
 {
@@ -360,6 +407,7 @@ main(void)
         cmocka_unit_test(test_backoff_growth_and_cap),
         cmocka_unit_test(test_backoff_jitter_bounds),
         cmocka_unit_test(test_delayed),
+        cmocka_unit_test(test_urgent_lane),
         cmocka_unit_test(test_no_second_worker_on_key),
         cmocka_unit_test(test_exclusion_many_workers),
         cmocka_unit_test(test_shutdown),

@@ -400,6 +400,9 @@ def main():
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        # a --server-wrap program may not pass SIGTERM on: whatever still
+        # runs on this state directory goes now
+        subprocess.run(["pkill", "-TERM", "-f", "--", f"--data-dir {data}"])
         httpd.shutdown()
         if a.keep:
             print(f"state kept in {tmp}")

@@ -3,32 +3,57 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* What a new thread needs before it runs fn: its name is set from inside
+ * the thread, because a detached thread may have exited (and its
+ * descriptor been reused) by the time pthread_create returns. */
+struct thread_boot {
+    void *(*fn)(void *);
+    void *arg;
+    char name[16];
+};
+
+static void *
+thread_boot_main(void *p)
+{
+    struct thread_boot b = *(struct thread_boot *) p;
+    free(p);
+    if (b.name[0]) {
+        pthread_setname_np(pthread_self(), b.name); /* cosmetic */
+    }
+    return b.fn(b.arg);
+}
 
 int
 thread_start(pthread_t *t, const pthread_attr_t *attr, const char *name,
              void *(*fn)(void *), void *arg)
 {
+    struct thread_boot *b = calloc(1, sizeof *b);
+    if (!b) {
+        return -ENOMEM;
+    }
+    b->fn = fn;
+    b->arg = arg;
+    if (name) {
+        size_t len = strlen(name);
+        if (len > sizeof b->name - 1) {
+            len = sizeof b->name - 1;
+        }
+        memcpy(b->name, name, len);
+    }
     /* The new thread inherits the creator's mask: block everything around
      * the create so no signal can land on it, then restore ours. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(t, attr, fn, arg);
+    int rc = pthread_create(t, attr, thread_boot_main, b);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
+        free(b);
         return -rc;
-    }
-    if (name && name[0]) {
-        char n[16];
-        size_t len = strlen(name);
-        if (len > sizeof n - 1) {
-            len = sizeof n - 1;
-        }
-        memcpy(n, name, len);
-        n[len] = '\0';
-        pthread_setname_np(*t, n); /* cosmetic: a failure changes nothing */
     }
     return 0;
 }

@@ -121,6 +121,26 @@ on_add(void *arg, const json_t *obj)
     node_changed(arg, obj);
 }
 
+/* What the DPU controller reads of a DPU cluster's Node: its metadata
+ * (labels) and status.conditions (Ready). The spec, addresses, capacity,
+ * node info and images are dropped before the Node is cached: with
+ * thousands of DPUs, the views are a large share of the controller's
+ * memory. */
+static void
+node_slim(json_t *node)
+{
+    json_object_del(node, "spec");
+    json_t *st = json_object_get(node, "status");
+    json_t *conds = json_incref(json_object_get(st, "conditions"));
+    if (json_is_object(st)) {
+        json_object_clear(st);
+        if (conds) {
+            json_object_set(st, "conditions", conds);
+        }
+    }
+    json_decref(conds);
+}
+
 static void
 on_update(void *arg, const json_t *old, const json_t *obj)
 {
@@ -166,6 +186,7 @@ view_make(void *arg)
     kube_rest_set_user_agent(rest, "dpf-dpu-controller");
     struct informer_options o = {.gvr = {"", "v1", "nodes", false}};
     struct informer *inf = informer_create(rest, &o);
+    informer_set_transform(inf, node_slim);
     struct informer_handlers h = {on_add, on_update, on_delete, w};
     informer_add_handlers(inf, &h);
     pthread_mutex_lock(&w->v->mu);

@@ -2419,6 +2419,23 @@ map_all(struct controller *c, const json_t *obj)
     return kube_cache_keys(controller_cache(c, 0));
 }
 
+/* What the DPU controller reads of its pods: the metadata, spec.nodeName
+ * and the status. The containers, volumes and the rest of the spec (most
+ * of a DMS pod's 6 KB) are dropped before the pod is cached. */
+static void
+pod_slim(json_t *pod)
+{
+    json_t *spec = json_object_get(pod, "spec");
+    json_t *node = json_incref(json_object_get(spec, "nodeName"));
+    if (json_is_object(spec)) {
+        json_object_clear(spec);
+        if (node) {
+            json_object_set(spec, "nodeName", node);
+        }
+    }
+    json_decref(node);
+}
+
 static const struct controller_watch dpu_watches[] = {
     {.gvr = {"", "v1", "nodes", false}, .map = map_node},
     {.gvr = {PROV_GROUP, "v1alpha1", "bfbs", true}, .map = map_bfb},
@@ -2458,6 +2475,10 @@ dpu_ctrl_add(struct controller_manager *m, const struct kubeconfig *kc,
      * concurrent writes) */
     d->ops.workers = 32;
     d->ctl = controller_manager_add(m, &d->ops, d);
+    informer_set_transform(
+        controller_manager_informer(m, &dpu_watches[2].gvr, NULL,
+                                    dpu_watches[2].label_selector, 0),
+        pod_slim);
     struct informer *inf =
         controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);
     informer_add_index(inf, "nodeName", index_node, NULL);

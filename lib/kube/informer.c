@@ -30,6 +30,7 @@ struct informer {
     long page_size; /* 0 = unpaged */
     long watch_timeout_s;
     struct kube_cache *cache;
+    void (*transform)(json_t *obj); /* informer_set_transform() */
     struct informer_handlers *handlers;
     size_t n_handlers;
     bool running;
@@ -57,9 +58,12 @@ struct informer {
  * controller's memory (with 10,000 DPUs, hundreds of MB), as client-go's
  * informers' users find and strip it too. */
 static void
-strip_managed_fields(json_t *obj)
+strip_managed_fields(struct informer *inf, json_t *obj)
 {
     json_object_del(json_object_get(obj, "metadata"), "managedFields");
+    if (inf->transform) {
+        inf->transform(obj);
+    }
 }
 
 static uint64_t
@@ -204,7 +208,7 @@ apply_list(struct informer *inf)
     json_t *obj;
     json_object_foreach(inf->listed, key, obj)
     {
-        strip_managed_fields(obj);
+        strip_managed_fields(inf, obj);
         json_t *old = kube_cache_put(inf->cache, obj, NULL);
         if (!old) {
             emit_add(inf, obj);
@@ -334,7 +338,7 @@ on_event(void *arg, enum kube_event_type type, json_t *obj)
     case KUBE_EVENT_ADDED:
     case KUBE_EVENT_MODIFIED: {
         int rc;
-        strip_managed_fields(obj);
+        strip_managed_fields(inf, obj);
         json_t *old = kube_cache_put(inf->cache, obj, &rc);
         if (rc < 0) {
             return -EPROTO; /* no metadata.name: not an object we know */
@@ -496,6 +500,12 @@ informer_add_handlers(struct informer *inf, const struct informer_handlers *h)
         }
         json_decref(all);
     }
+}
+
+void
+informer_set_transform(struct informer *inf, void (*fn)(json_t *obj))
+{
+    inf->transform = fn;
 }
 
 int

@@ -90,6 +90,13 @@ struct informer *informer_create(struct kube_rest *rest,
  * new handlers get an add for every cached object first. */
 void informer_add_handlers(struct informer *inf,
                            const struct informer_handlers *h);
+/* Reduce every object before it is cached and handed to the handlers
+ * (client-go's SetTransform): fn edits obj in place, on the loop thread,
+ * after managedFields went, and must keep its metadata.name, namespace
+ * and resourceVersion. Set before informer_start; one per informer. A
+ * shared informer's transform must keep every field any of its users
+ * read: set it where the informer is made for one user. */
+void informer_set_transform(struct informer *inf, void (*fn)(json_t *obj));
 /* Add a cache index (before informer_start). 0 or -errno. */
 int informer_add_index(struct informer *inf, const char *name, kube_index_fn fn,
                        void *arg);

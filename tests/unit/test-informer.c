@@ -1,7 +1,8 @@
 /* Unit tests for lib/kube/informer and kube-rest against a scripted HTTP
  * server on loopback: the list/watch requests an informer sends, relist
  * on an HTTP 410 reply, backoff after an ERROR event with another code,
- * bookmarks advancing the resourceVersion, and the handlers' view. */
+ * bookmarks advancing the resourceVersion, the handlers' view, and the
+ * transform applied before objects are cached. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,7 +66,14 @@ reply(int fd, int status, const char *body, bool chunked_stream)
 
 #define CM(name, rv)                                             \
     "{\"metadata\":{\"name\":\"" name "\",\"namespace\":\"ns\"," \
-    "\"resourceVersion\":\"" rv "\"}}"
+    "\"resourceVersion\":\"" rv "\"},\"data\":{\"big\":\"x\"}}"
+
+/* The transform under test: what the cache keeps has no data. */
+static void
+drop_data(json_t *obj)
+{
+    json_object_del(obj, "data");
+}
 
 static void
 serve_one(struct fake *f, int fd)
@@ -243,6 +251,7 @@ test_relist_on_410_and_backoff(void **state)
         .watch_timeout_s = 30,
     };
     struct informer *inf = informer_create(rest, &o);
+    informer_set_transform(inf, drop_data);
     struct seen s = {.log = ""};
     pthread_mutex_init(&s.mu, NULL);
     struct informer_handlers h = {h_add, h_update, h_delete, &s};
@@ -279,6 +288,10 @@ test_relist_on_410_and_backoff(void **state)
     assert_non_null(b);
     assert_non_null(cc);
     assert_null(kube_cache_get(c, "ns/a"));
+    /* listed (b) and watched (c) objects both went through the transform */
+    assert_null(json_object_get(b, "data"));
+    assert_null(json_object_get(cc, "data"));
+    assert_non_null(json_object_get(b, "metadata"));
     json_decref(b);
     json_decref(cc);
     pthread_mutex_lock(&s.mu);

@@ -327,27 +327,19 @@ timens_enter(long long boot_s)
     char line[64];
     int n = snprintf(line, sizeof line, "boottime %lld 0\n", -boot_s);
     int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, line, (size_t) n) != n) {
-        int e = errno;
-        if (fd >= 0) {
-            close(fd);
-        }
-        errno = e;
-        return -1;
+    bool ok = fd >= 0 && write(fd, line, (size_t) n) == n;
+    if (ok) {
+        close(fd);
+        /* unshare() made it the namespace of our children; enter it */
+        fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+        ok = fd >= 0 && setns(fd, CLONE_NEWTIME) == 0;
     }
-    close(fd);
-    /* unshare() made it the namespace of our children; enter it */
-    fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWTIME) < 0) {
-        int e = errno;
-        if (fd >= 0) {
-            close(fd);
-        }
-        errno = e;
-        return -1;
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
     }
-    close(fd);
-    return 0;
+    errno = e;
+    return ok ? 0 : -1;
 }
 
 static void

@@ -534,10 +534,17 @@ pod_ensure(struct dctx *x, const char *suffix,
         json_object_set_new(labels, LABEL_POD_DPU, json_string(x->name));
         kube_owner_ref_set(p, x->obj, true);
         char *path = kube_path(&pod_gvr, x->ns, NULL, NULL);
+        json_t *made = NULL;
         *rc = kube_rest_json_wait(controller_rest(x->c), "POST", path, NULL, p,
-                                  NULL, NULL, err);
+                                  NULL, &made, err);
         free(path);
         json_decref(p);
+        if (*rc == 0 && made) {
+            /* the next reconcile sees it even before the watch does (it
+             * would POST again and earn a 409) */
+            kube_cache_note_write(controller_cache(x->c, C_POD), made);
+        }
+        json_decref(made);
         if (*rc == -EEXIST) {
             *rc = 0;
         }

@@ -130,15 +130,7 @@ static void
 node_slim(json_t *node)
 {
     json_object_del(node, "spec");
-    json_t *st = json_object_get(node, "status");
-    json_t *conds = json_incref(json_object_get(st, "conditions"));
-    if (json_is_object(st)) {
-        json_object_clear(st);
-        if (conds) {
-            json_object_set(st, "conditions", conds);
-        }
-    }
-    json_decref(conds);
+    kube_json_keep_only(node, "status", "conditions");
 }
 
 static void

@@ -201,16 +201,21 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
                                   "DMS certificate for the DPU controller",
                                   "lastUpdateTime", now));
     path = kube_path(&csr_gvr, NULL, name, "approval");
-    rc = kube_rest_json_wait(r, "PUT", path, NULL, made, NULL, NULL, err);
+    /* dpf-server signs as it approves: its answer mostly holds the
+     * certificate already; another signer's is awaited with GETs */
+    json_t *cur = NULL;
+    rc = kube_rest_json_wait(r, "PUT", path, NULL, made, NULL, &cur, err);
     free(path);
     json_decref(made);
     int64_t deadline = time_mono_ms() + CSR_WAIT_MS;
     path = kube_path(&csr_gvr, NULL, name, NULL);
     while (rc == 0) {
-        json_t *cur = NULL;
-        rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, &cur, err);
-        if (rc < 0) {
-            break;
+        if (!cur) {
+            rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, &cur,
+                                     err);
+            if (rc < 0) {
+                break;
+            }
         }
         const json_t *cst = json_object_get(cur, "status");
         const char *c = json_string_value(json_object_get(cst, "certificate"));
@@ -223,7 +228,6 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
                               "base64",
                               what, name);
             }
-            json_decref(cur);
             break;
         }
         size_t i;
@@ -242,6 +246,7 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
             }
         }
         json_decref(cur);
+        cur = NULL;
         if (rc == 0 && time_mono_ms() > deadline) {
             dpf_error_set(err, 503, "ServiceUnavailable",
                           "%s: CSR %s was not signed within %d s (does the "
@@ -253,6 +258,7 @@ issue_csr(struct kube_rest *r, const json_t *dpu, const char *what,
             usleep(100000);
         }
     }
+    json_decref(cur);
     /* the certificate is ours now (or we start again): no CSR stays */
     struct dpf_error derr = {0};
     kube_rest_json_wait(r, "DELETE", path, NULL, NULL, NULL, NULL, &derr);

@@ -2136,64 +2136,73 @@ finalizer_remove_fn(void *arg, json_t *obj)
     return kube_finalizer_remove(obj, DPU_FINALIZER) ? 1 : 0;
 }
 
+/* The phase machine: each phase's step, whether a reconcile may enter the
+ * phase right after the step before (such steps read the DPU's status
+ * from x->copy, what the step before wrote, never from the cached x->obj;
+ * Ready and Error are entered through a write), and where the phase lies
+ * against the install gate (workqueue_set_urgent: DPUs holding an install
+ * slot or past it go ahead of the rest in the queue, so that with
+ * thousands of DPUs queued an install's steps do not each wait a full turn
+ * of the queue while the slot stays taken and the DPUs behind it wait for
+ * the slot). */
+enum gate { GATE_BEFORE, GATE_SLOT, GATE_PAST };
+
+static const struct phase_step {
+    const char *phase;
+    int64_t (*step)(struct dctx *x);
+    bool chained;
+    enum gate gate;
+} phase_steps[] = {
+    {"Initializing", do_initializing, false, GATE_BEFORE},
+    {"Node Effect", do_node_effect, true, GATE_BEFORE},
+    {"Pending", do_pending, true, GATE_BEFORE},
+    {"DMS Deployment", do_dms_deployment, true, GATE_BEFORE},
+    {"OS Installing", do_os_installing, true, GATE_SLOT},
+    {"Rebooting", do_rebooting, true, GATE_PAST},
+    {"Host Network Configuration", do_host_network, true, GATE_PAST},
+    {"DPU Cluster Config", do_cluster_config, true, GATE_PAST},
+    {"Ready", do_ready, false, GATE_BEFORE},
+    {"Error", do_error, false, GATE_BEFORE},
+};
+
+static const struct phase_step *
+phase_step(const char *phase)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(phase_steps); i++) {
+        if (!strcmp(phase_steps[i].phase, phase)) {
+            return &phase_steps[i];
+        }
+    }
+    return NULL; /* Deleting without a deletionTimestamp */
+}
+
 /* One step of the phase machine for the phase the DPU is in. */
 static int64_t
 run_phase(struct dctx *x, const char *phase)
 {
-    if (!strcmp(phase, "Initializing")) {
-        return do_initializing(x);
-    } else if (!strcmp(phase, "Node Effect")) {
-        return do_node_effect(x);
-    } else if (!strcmp(phase, "Pending")) {
-        return do_pending(x);
-    } else if (!strcmp(phase, "DMS Deployment")) {
-        return do_dms_deployment(x);
-    } else if (!strcmp(phase, "OS Installing")) {
-        return do_os_installing(x);
-    } else if (!strcmp(phase, "Rebooting")) {
-        return do_rebooting(x);
-    } else if (!strcmp(phase, "Host Network Configuration")) {
-        return do_host_network(x);
-    } else if (!strcmp(phase, "DPU Cluster Config")) {
-        return do_cluster_config(x);
-    } else if (!strcmp(phase, "Ready")) {
-        return do_ready(x);
-    } else if (!strcmp(phase, "Error")) {
-        return do_error(x);
-    }
-    return REQUEUE_MS; /* Deleting without a deletionTimestamp */
+    const struct phase_step *ps = phase_step(phase);
+    return ps ? ps->step(x) : REQUEUE_MS;
 }
 
-/* Phases a reconcile may enter right after the step before: their steps
- * read the DPU's status from x->copy (what the step before wrote), never
- * from the cached x->obj. Ready and Error are entered through a write. */
 static bool
 chains_to(const char *phase)
 {
-    return !strcmp(phase, "Node Effect") || !strcmp(phase, "Pending") ||
-           !strcmp(phase, "DMS Deployment") ||
-           !strcmp(phase, "OS Installing") || !strcmp(phase, "Rebooting") ||
-           !strcmp(phase, "Host Network Configuration") ||
-           !strcmp(phase, "DPU Cluster Config");
+    const struct phase_step *ps = phase_step(phase);
+    return ps && ps->chained;
 }
 
-/* Whether the DPU has an install slot or is past its install: such DPUs go
- * ahead of the rest in the queue (workqueue_set_urgent), so that with
- * thousands of DPUs queued an install's steps do not each wait a full turn
- * of the queue while the slot stays taken and the DPUs behind it wait for
- * the slot. */
+/* Whether the DPU has an install slot (OS Installing, unless still
+ * waiting for one) or is past its install. */
 static bool
 past_install_gate(const json_t *dpu)
 {
-    const char *p = phase_of(dpu);
-    if (!strcmp(p, "OS Installing")) {
+    const struct phase_step *ps = phase_step(phase_of(dpu));
+    if (ps && ps->gate == GATE_SLOT) {
         const char *r =
             str_at(kube_condition_find(dpu, "OSInstalled"), "reason", NULL);
         return !r || strcmp(r, "WaitingForInstallSlot") != 0;
     }
-    return !strcmp(p, "Rebooting") ||
-           !strcmp(p, "Host Network Configuration") ||
-           !strcmp(p, "DPU Cluster Config");
+    return ps && ps->gate == GATE_PAST;
 }
 
 /* Write copy's status unless it equals the cached one. */
@@ -2465,15 +2474,7 @@ map_all(struct controller *c, const json_t *obj)
 static void
 pod_slim(json_t *pod)
 {
-    json_t *spec = json_object_get(pod, "spec");
-    json_t *node = json_incref(json_object_get(spec, "nodeName"));
-    if (json_is_object(spec)) {
-        json_object_clear(spec);
-        if (node) {
-            json_object_set(spec, "nodeName", node);
-        }
-    }
-    json_decref(node);
+    kube_json_keep_only(pod, "spec", "nodeName");
 }
 
 static const struct controller_watch dpu_watches[] = {

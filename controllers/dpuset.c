@@ -98,12 +98,9 @@ map_all_sets(struct controller *c, const json_t *obj)
 static bool
 node_relevant(const json_t *old, const json_t *obj)
 {
-    const json_t *om = json_object_get(old, "metadata");
-    const json_t *nm = json_object_get(obj, "metadata");
-    if (!kube_json_same(json_object_get(om, "labels"),
-                        json_object_get(nm, "labels")) ||
-        !kube_json_same(json_object_get(om, "deletionTimestamp"),
-                        json_object_get(nm, "deletionTimestamp"))) {
+    static const char *const fields[] = {"metadata.labels",
+                                         "metadata.deletionTimestamp", NULL};
+    if (kube_json_changed(old, obj, fields)) {
         return true;
     }
     const char *a = dpuset_node_internal_ip(old),
@@ -116,19 +113,12 @@ node_relevant(const json_t *old, const json_t *obj)
 static bool
 dpu_relevant(const json_t *old, const json_t *obj)
 {
-    const json_t *om = json_object_get(old, "metadata");
-    const json_t *nm = json_object_get(obj, "metadata");
-    const char *op = str_at(old, "status", "phase");
-    const char *np = str_at(obj, "status", "phase");
-    return (op == NULL) != (np == NULL) || (op && strcmp(op, np) != 0) ||
-           kube_condition_is_true(old, "Ready") !=
+    static const char *const fields[] = {"status.phase", "spec",
+                                         "metadata.deletionTimestamp",
+                                         "metadata.ownerReferences", NULL};
+    return kube_condition_is_true(old, "Ready") !=
                kube_condition_is_true(obj, "Ready") ||
-           !kube_json_same(json_object_get(old, "spec"),
-                           json_object_get(obj, "spec")) ||
-           !kube_json_same(json_object_get(om, "deletionTimestamp"),
-                           json_object_get(nm, "deletionTimestamp")) ||
-           !kube_json_same(json_object_get(om, "ownerReferences"),
-                           json_object_get(nm, "ownerReferences"));
+           kube_json_changed(old, obj, fields);
 }
 
 /* A DPUSet update matters when its spec (generation), labels, deletion or
@@ -138,16 +128,10 @@ dpu_relevant(const json_t *old, const json_t *obj)
 static bool
 set_relevant(const json_t *old, const json_t *obj)
 {
-    const json_t *om = json_object_get(old, "metadata");
-    const json_t *nm = json_object_get(obj, "metadata");
-    return !kube_json_same(json_object_get(om, "generation"),
-                           json_object_get(nm, "generation")) ||
-           !kube_json_same(json_object_get(om, "labels"),
-                           json_object_get(nm, "labels")) ||
-           !kube_json_same(json_object_get(om, "deletionTimestamp"),
-                           json_object_get(nm, "deletionTimestamp")) ||
-           !kube_json_same(json_object_get(om, "finalizers"),
-                           json_object_get(nm, "finalizers"));
+    static const char *const fields[] = {
+        "metadata.generation", "metadata.labels", "metadata.deletionTimestamp",
+        "metadata.finalizers", NULL};
+    return kube_json_changed(old, obj, fields);
 }
 
 /* DPU and Node events (thousands during a fleet's provisioning) are also

@@ -2,6 +2,7 @@
 #include "dpf-server/certs.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,11 @@ struct certs {
     _Atomic(struct apiserver *) api;
     char *ca_cert, *ca_key, *server_url;
     struct worker w;
-    json_t *pending; /* CSR names to look at (guarded by w.mu) */
+    json_t *pending;         /* CSR names to look at (guarded by w.mu) */
+    pthread_mutex_t sign_mu; /* one request looked at at a time: the
+                              * approval handler and the worker do not
+                              * both sign, and the handler's answer holds
+                              * the worker's certificate if it won */
     bool cluster_info_dirty;
 };
 
@@ -46,6 +51,7 @@ certs_create(struct authn *authn, struct authz *authz, struct store *store)
     c->store = store;
     atomic_init(&c->api, NULL);
     c->pending = json_object();
+    pthread_mutex_init(&c->sign_mu, NULL);
     worker_init(&c->w);
     return c;
 }
@@ -378,6 +384,9 @@ certs_edit_approval(void *arg, json_t *obj)
     return changed;
 }
 
+static void certs_consider(struct certs *c, struct apiserver *api,
+                           const char *name);
+
 static void
 certs_handle_approval(struct certs *c, struct http_request *req,
                       const char *name)
@@ -453,6 +462,11 @@ certs_handle_approval(struct certs *c, struct http_request *req,
         return;
     }
     log_info("approval", "csr=%s user=%s signer=%s", name, u.name, signer);
+    /* A request for one of our signers is signed before the answer, so
+     * the approver (the DPU controller, thousands of times in a fleet's
+     * provisioning) reads its certificate here instead of polling; the
+     * worker, woken by the approval's event, finds it signed. */
+    certs_consider(c, atomic_load(&c->api), name);
     json_t *now = certs_load(c, name);
     char *text = json_dumps(now, JSON_COMPACT);
     json_decref(now);
@@ -634,7 +648,7 @@ certs_sign(struct certs *c, struct apiserver *api, const char *name,
 }
 
 static void
-certs_consider(struct certs *c, struct apiserver *api, const char *name)
+certs_consider_one(struct certs *c, struct apiserver *api, const char *name)
 {
     json_t *obj = certs_load(c, name);
     if (!obj || json_string_length(certs_get(obj, "status.certificate")) ||
@@ -663,6 +677,15 @@ certs_consider(struct certs *c, struct apiserver *api, const char *name)
     }
     free(pem);
     json_decref(obj);
+}
+
+/* Look at one request, one thread at a time. */
+static void
+certs_consider(struct certs *c, struct apiserver *api, const char *name)
+{
+    pthread_mutex_lock(&c->sign_mu);
+    certs_consider_one(c, api, name);
+    pthread_mutex_unlock(&c->sign_mu);
 }
 
 /* ------------------------------------------------------------------ */
@@ -833,6 +856,7 @@ certs_destroy(struct certs *c)
     worker_stop(&c->w);
     worker_destroy(&c->w);
     json_decref(c->pending);
+    pthread_mutex_destroy(&c->sign_mu);
     free(c->ca_cert);
     free(c->ca_key);
     free(c->server_url);

@@ -115,6 +115,46 @@ kube_json_same(const json_t *a, const json_t *b)
     return a == b || (a && b && json_equal(a, b));
 }
 
+/* obj's member at a dotted path, or NULL. */
+static const json_t *
+json_at_path(const json_t *obj, const char *path)
+{
+    while (obj && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t) (dot - path) : strlen(path);
+        obj = json_object_getn(obj, path, n);
+        path += n + (dot != NULL);
+    }
+    return obj;
+}
+
+bool
+kube_json_changed(const json_t *old, const json_t *obj,
+                  const char *const *paths)
+{
+    for (; *paths; paths++) {
+        if (!kube_json_same(json_at_path(old, *paths),
+                            json_at_path(obj, *paths))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+kube_json_keep_only(json_t *obj, const char *member, const char *keep)
+{
+    json_t *m = json_object_get(obj, member);
+    if (!json_is_object(m)) {
+        return;
+    }
+    json_t *child = json_incref(json_object_get(m, keep));
+    json_object_clear(m);
+    if (child) {
+        json_object_set_new(m, keep, child);
+    }
+}
+
 json_t *
 kube_condition_find(const json_t *obj, const char *type)
 {

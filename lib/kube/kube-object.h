@@ -27,6 +27,17 @@
  * the field). */
 bool kube_json_same(const json_t *a, const json_t *b);
 
+/* Whether any of the dotted member paths (NULL-terminated list, e.g.
+ * "metadata.labels") differs between old and obj, by kube_json_same(): an
+ * update predicate's "did what I care about change". */
+bool kube_json_changed(const json_t *old, const json_t *obj,
+                       const char *const *paths);
+
+/* Empty obj[member] except for its child `keep` (an informer transform's
+ * way to cache an object with one member cut down); nothing happens when
+ * obj[member] is not an object. */
+void kube_json_keep_only(json_t *obj, const char *member, const char *keep);
+
 /* The condition of the given type in obj.status.conditions (borrowed), or
  * NULL. */
 json_t *kube_condition_find(const json_t *obj, const char *type);

@@ -162,6 +162,19 @@ fifo_pop(struct fifo *f)
     return key;
 }
 
+static size_t
+fifo_len(const struct fifo *f)
+{
+    return f->tail - f->head;
+}
+
+/* Keys ready to hand out, both lanes (caller holds mu). */
+static size_t
+ready_len(const struct workqueue *q)
+{
+    return fifo_len(&q->ready) + fifo_len(&q->urgent);
+}
+
 /* Queue a ready key in its lane. */
 static void
 ready_push(struct workqueue *q, const char *key)
@@ -405,7 +418,7 @@ size_t
 workqueue_len(struct workqueue *q)
 {
     pthread_mutex_lock(&q->mu);
-    size_t n = q->ready.tail - q->ready.head + q->urgent.tail - q->urgent.head;
+    size_t n = ready_len(q);
     pthread_mutex_unlock(&q->mu);
     return n;
 }
@@ -459,9 +472,8 @@ workqueue_stats(struct workqueue *q, struct workqueue_stats *out)
     pthread_mutex_lock(&q->mu);
     out->adds = q->adds;
     out->retries = q->retries;
-    out->depth =
-        q->ready.tail - q->ready.head + q->urgent.tail - q->urgent.head;
-    out->urgent = q->urgent.tail - q->urgent.head;
+    out->depth = ready_len(q);
+    out->urgent = fifo_len(&q->urgent);
     out->delayed = json_object_size(q->waiting);
     pthread_mutex_unlock(&q->mu);
 }

@@ -284,3 +284,30 @@ def test_signing_survives_restart(dpf_server, tmp_path):
     srv.start()
     assert os.path.exists(srv.kubeconfig)
     assert get_csr(srv, "rita")["status"]["certificate"]
+
+
+def test_approval_answer_holds_certificate(dpf_server, tmp_path):
+    """The server signs for its own signers as it approves: the approval's
+    answer already holds the certificate (the DPU controller reads it there
+    instead of polling), and a denial's answer holds none."""
+    srv = dpf_server
+    for name, cond in (("dms-now", "Approved"), ("dms-no", "Denied")):
+        _, pem = make_csr(str(tmp_path / name), f"{name}-cert", [],
+                          ("IP:192.168.1.9",))
+        _, made = srv.json("POST", CSR_PATH, csr_object(
+            name, pem, "dpu.nvidia.com/dms",
+            ["digital signature", "key encipherment", "server auth"]),
+            expect=201)
+        made["status"] = {"conditions": [{
+            "type": cond, "status": "True", "reason": "Test",
+            "message": "by the test"}]}
+        _, out = srv.json("PUT", f"{CSR_PATH}/{name}/approval", made,
+                          expect=200)
+        if cond == "Approved":
+            der = base64.b64decode(out["status"]["certificate"])
+            ok, msg = verify_with_ca(der, srv.ca, str(tmp_path))
+            assert ok, msg
+        else:
+            assert "certificate" not in out.get("status", {})
+            time.sleep(0.5)
+            assert "certificate" not in get_csr(srv, name).get("status", {})

@@ -77,6 +77,38 @@ test_conditions(void **state)
 }
 
 static void
+test_json_helpers(void **state)
+{
+    (void) state;
+    json_t *o =
+        json_loads("{\"spec\":{\"nodeName\":\"h1\",\"containers\":[1]},"
+                   "\"status\":{\"phase\":\"Running\"},\"kind\":\"Pod\"}",
+                   0, NULL);
+    kube_json_keep_only(o, "spec", "nodeName");
+    kube_json_keep_only(o, "status", "conditions"); /* absent: emptied */
+    kube_json_keep_only(o, "kind", "x");            /* not an object */
+    json_t *want = json_loads("{\"spec\":{\"nodeName\":\"h1\"},\"status\":{},"
+                              "\"kind\":\"Pod\"}",
+                              0, NULL);
+    assert_true(json_equal(o, want));
+    assert_true(kube_json_same(NULL, NULL));
+    assert_false(kube_json_same(NULL, json_object_get(o, "kind")));
+    assert_true(kube_json_same(json_object_get(o, "spec"),
+                               json_object_get(want, "spec")));
+    static const char *const spec_node[] = {"spec.nodeName", NULL};
+    static const char *const status_phase[] = {"kind", "status.phase", NULL};
+    json_object_set_new(json_object_get(want, "spec"), "nodeName",
+                        json_string("h2"));
+    assert_true(kube_json_changed(o, want, spec_node));
+    assert_false(kube_json_changed(o, want, status_phase)); /* both absent */
+    json_object_set_new(json_object_get(want, "status"), "phase",
+                        json_string("Running"));
+    assert_true(kube_json_changed(o, want, status_phase));
+    json_decref(want);
+    json_decref(o);
+}
+
+static void
 test_finalizers(void **state)
 {
     json_t *o = json_pack("{s:{s:s}}", "metadata", "name", "x");
@@ -653,6 +685,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_json_helpers),
         cmocka_unit_test(test_finalizers),
         cmocka_unit_test(test_owner_refs),
         cmocka_unit_test(test_update_retry_on_conflict),

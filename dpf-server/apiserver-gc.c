@@ -30,6 +30,7 @@
 #include "dpf-server/apiserver-private.h"
 #include "lib/base/log.h"
 #include "lib/base/thread.h"
+#include "lib/codecs/json-text.h"
 
 LOG_MODULE(apiserver);
 
@@ -615,14 +616,19 @@ as_needs_pending(const char *key, const json_t *obj)
            0;
 }
 
+/* Every decision here reads only the object's metadata: only that is
+ * parsed. */
 static void
 as_gc_event(struct as_gc *gc, enum store_event_type type, const char *key,
             const char *value, size_t len, bool verify)
 {
-    json_t *obj = json_loadb(value, len, 0, NULL);
-    if (!obj) {
+    json_t *md = json_text_load_member(value, len, "metadata");
+    if (!json_is_object(md)) {
+        json_decref(md);
         return;
     }
+    json_t *obj = json_object();
+    json_object_set_new(obj, "metadata", md);
     if (type == STORE_EVENT_DELETED) {
         as_index_remove(gc, key);
         json_object_del(gc->pending, key);
@@ -666,8 +672,19 @@ as_gc_note(struct as_gc *gc, enum store_event_type type, const char *key,
     struct as_gc_item *it = xcalloc(1, sizeof(*it));
     it->type = type;
     it->key = xstrdup(key);
-    it->value = xstrndup(value, len);
-    it->len = len;
+    /* only the metadata is read (as_gc_event): keep {"metadata":...} */
+    size_t a, b;
+    if (json_text_member(value, len, "metadata", &a, &b)) {
+        struct dbuf d;
+        dbuf_init(&d);
+        dbuf_puts(&d, "{\"metadata\":");
+        dbuf_append(&d, value + a, b - a);
+        dbuf_puts(&d, "}");
+        it->value = dbuf_steal(&d, &it->len);
+    } else {
+        it->value = xstrndup(value, len);
+        it->len = len;
+    }
     worker_lock(&gc->w);
     if (gc->qtail) {
         gc->qtail->next = it;

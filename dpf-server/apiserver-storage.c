@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "dpf-server/apiserver-private.h"
+#include "lib/codecs/json-text.h"
 
 /* ------------------------------------------------------------------ */
 /* keys */
@@ -97,135 +98,19 @@ apiserver_storage_objects(void *apiserver,
 /* ------------------------------------------------------------------ */
 /* stored text */
 
-/* Offset just past the '{' of the top-level "metadata" object, or -1. A
- * tiny scanner that tracks strings and nesting depth, so a "metadata" key
- * nested deeper or inside a string never matches. */
-static long
-as_find_metadata(const char *s, size_t len)
-{
-    int depth = 0;
-    size_t i = 0;
-    while (i < len) {
-        char c = s[i];
-        if (c == '"') {
-            size_t start = ++i;
-            while (i < len && s[i] != '"') {
-                i += s[i] == '\\' ? 2 : 1;
-            }
-            size_t slen = i - start;
-            i++;
-            if (depth == 1 && slen == 8 && !memcmp(s + start, "metadata", 8)) {
-                size_t j = i;
-                while (j < len && (s[j] == ' ' || s[j] == '\n' ||
-                                   s[j] == '\t' || s[j] == '\r')) {
-                    j++;
-                }
-                if (j < len && s[j] == ':') {
-                    j++;
-                    while (j < len && (s[j] == ' ' || s[j] == '\n' ||
-                                       s[j] == '\t' || s[j] == '\r')) {
-                        j++;
-                    }
-                    if (j < len && s[j] == '{') {
-                        return (long) j + 1;
-                    }
-                }
-            }
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-        i++;
-    }
-    return -1;
-}
-
-/* Index just past the JSON value starting at s[i] (i at its first
- * character, whitespace skipped by the caller). */
-static size_t
-as_skip_value(const char *s, size_t len, size_t i)
-{
-    int depth = 0;
-    while (i < len) {
-        char c = s[i];
-        if (c == '"') {
-            i++;
-            while (i < len && s[i] != '"') {
-                i += s[i] == '\\' ? 2 : 1;
-            }
-            i++;
-            if (depth == 0) {
-                return i;
-            }
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0) {
-                return i;
-            }
-            if (--depth == 0) {
-                return i + 1;
-            }
-        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n')) {
-            return i;
-        }
-        i++;
-    }
-    return len;
-}
-
-static size_t
-as_skip_ws(const char *s, size_t len, size_t i)
-{
-    while (i < len &&
-           (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) {
-        i++;
-    }
-    return i;
-}
-
 json_t *
 as_load_labels(const char *json, size_t len)
 {
-    long at = as_find_metadata(json, len);
-    json_t *labels = NULL;
-    if (at >= 0) {
-        size_t i = (size_t) at;
-        for (;;) {
-            i = as_skip_ws(json, len, i);
-            if (i >= len || json[i] != '"') {
-                break;
-            }
-            size_t ks = i + 1;
-            i = as_skip_value(json, len, i);
-            size_t klen = i - 1 - ks;
-            i = as_skip_ws(json, len, i);
-            if (i >= len || json[i] != ':') {
-                break;
-            }
-            i = as_skip_ws(json, len, i + 1);
-            size_t vs = i;
-            i = as_skip_value(json, len, i);
-            if (klen == 6 && !memcmp(json + ks, "labels", 6)) {
-                labels = json_loadb(json + vs, i - vs, 0, NULL);
-                break;
-            }
-            i = as_skip_ws(json, len, i);
-            if (i >= len || json[i] != ',') {
-                break;
-            }
-            i++;
-        }
-    }
+    size_t a, b;
+    json_t *labels = json_text_member(json, len, "metadata", &a, &b)
+                         ? json_text_load_member(json + a, b - a, "labels")
+                         : NULL;
     json_t *obj = json_object();
     json_t *md = json_object();
-    if (labels) {
+    if (json_is_object(labels)) {
         json_object_set_new(md, "labels", labels);
+    } else {
+        json_decref(labels);
     }
     json_object_set_new(obj, "metadata", md);
     return obj;
@@ -235,20 +120,12 @@ as_load_labels(const char *json, size_t len)
 void
 as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv)
 {
-    long at = as_find_metadata(json, len);
-    if (at < 0) {
+    char member[48];
+    snprintf(member, sizeof member, "\"resourceVersion\":\"%lld\"",
+             (long long) rv);
+    if (!json_text_insert(b, json, len, "metadata", member)) {
         dbuf_append(b, json, len);
-        return;
     }
-    size_t j = (size_t) at;
-    while (j < len && (json[j] == ' ' || json[j] == '\n')) {
-        j++;
-    }
-    bool empty = j < len && json[j] == '}';
-    dbuf_append(b, json, (size_t) at);
-    dbuf_printf(b, "\"resourceVersion\":\"%lld\"%s", (long long) rv,
-                empty ? "" : ",");
-    dbuf_append(b, json + at, len - (size_t) at);
 }
 
 char *

@@ -33,6 +33,7 @@ struct certs {
     struct store *store; /* borrowed */
     _Atomic(struct apiserver *) api;
     char *ca_cert, *ca_key, *server_url;
+    struct pki_signer *signer; /* loaded at the first signature (sign_mu) */
     struct worker w;
     json_t *pending;         /* CSR names to look at (guarded by w.mu) */
     pthread_mutex_t sign_mu; /* one request looked at at a time: the
@@ -66,6 +67,10 @@ certs_set_ca(struct certs *c, const char *ca_cert_path, const char *ca_key_path,
     c->ca_cert = xstrdup(ca_cert_path);
     c->ca_key = xstrdup(ca_key_path);
     c->server_url = xstrdup(server_url);
+    pthread_mutex_lock(&c->sign_mu);
+    pki_signer_free(c->signer); /* read again at the next signature */
+    c->signer = NULL;
+    pthread_mutex_unlock(&c->sign_mu);
 }
 
 /* The value at a dotted path (borrowed) or NULL. */
@@ -628,8 +633,11 @@ certs_sign(struct certs *c, struct apiserver *api, const char *name,
     }
     char *cert = NULL;
     struct dpf_error e = {0};
-    if (pki_csr_sign(c->ca_cert, c->ca_key, pem, len, bits, life, &cert, &e) <
-        0) {
+    if (!c->signer) {
+        c->signer = pki_signer_load(c->ca_cert, c->ca_key, &e);
+    }
+    if (!c->signer ||
+        pki_signer_sign(c->signer, pem, len, bits, life, &cert, &e) < 0) {
         log_error("cannot sign", "csr=%s error=\"%s\"", name, e.message);
         return;
     }
@@ -857,6 +865,7 @@ certs_destroy(struct certs *c)
     worker_destroy(&c->w);
     json_decref(c->pending);
     pthread_mutex_destroy(&c->sign_mu);
+    pki_signer_free(c->signer);
     free(c->ca_cert);
     free(c->ca_key);
     free(c->server_url);

@@ -275,42 +275,57 @@ sign_ext(X509 *x, X509 *ca, int nid, const char *value)
     return ok ? 0 : -1;
 }
 
-static int
-sign_load_ca(const char *cert_path, const char *key_path, X509 **ca,
-             EVP_PKEY **key, struct dpf_error *err)
+struct pki_signer {
+    X509 *ca;
+    EVP_PKEY *key;
+};
+
+struct pki_signer *
+pki_signer_load(const char *ca_cert_path, const char *ca_key_path,
+                struct dpf_error *err)
 {
-    FILE *f = fopen(cert_path, "r");
-    *ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    struct pki_signer *s = xcalloc(1, sizeof *s);
+    FILE *f = fopen(ca_cert_path, "r");
+    s->ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
     if (f) {
         fclose(f);
     }
-    f = fopen(key_path, "r");
-    *key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    f = fopen(ca_key_path, "r");
+    s->key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
     if (f) {
         fclose(f);
     }
-    if (!*ca || !*key) {
-        return sign_fail(err, "cannot read the CA certificate or key");
+    if (!s->ca || !s->key) {
+        sign_fail(err, "cannot read the CA certificate or key");
+        pki_signer_free(s);
+        return NULL;
     }
-    return 0;
+    return s;
+}
+
+void
+pki_signer_free(struct pki_signer *s)
+{
+    if (s) {
+        X509_free(s->ca);
+        EVP_PKEY_free(s->key);
+        free(s);
+    }
 }
 
 int
-pki_csr_sign(const char *ca_cert_path, const char *ca_key_path,
-             const char *csr_pem, size_t len, unsigned usages,
-             int64_t lifetime_s, char **cert_pem, struct dpf_error *err)
+pki_signer_sign(const struct pki_signer *s, const char *csr_pem, size_t len,
+                unsigned usages, int64_t lifetime_s, char **cert_pem,
+                struct dpf_error *err)
 {
     *cert_pem = NULL;
-    X509 *ca = NULL, *x = NULL;
-    EVP_PKEY *ca_key = NULL;
+    X509 *ca = s->ca, *x = NULL;
+    EVP_PKEY *ca_key = s->key;
     BIO *out = NULL;
+    int rc = 0;
     X509_REQ *req = csr_load(csr_pem, len, err);
     if (!req) {
         return -EINVAL;
-    }
-    int rc = sign_load_ca(ca_cert_path, ca_key_path, &ca, &ca_key, err);
-    if (rc < 0) {
-        goto done;
     }
     x = X509_new();
     X509_set_version(x, 2);
@@ -374,8 +389,6 @@ pki_csr_sign(const char *ca_cert_path, const char *ca_key_path,
 done:
     BIO_free(out);
     X509_free(x);
-    X509_free(ca);
-    EVP_PKEY_free(ca_key);
     X509_REQ_free(req);
     ERR_clear_error();
     return rc;

@@ -5,7 +5,7 @@
  * (exactly one PEM block, nothing but whitespace around it, the request's
  * own signature verified) into plain data: subject CN and Os, the DNS and
  * IP subject alternative names, and whether it asks for names the
- * Kubernetes signers never grant (e-mail, URI). pki_csr_sign() issues a
+ * Kubernetes signers never grant (e-mail, URI). pki_signer_sign() issues a
  * certificate for it from a CA: the subject and SANs of the request, the
  * key usages asked for, a random serial, not-before one minute back (for
  * clocks a little behind) and the lifetime given, capped by the CA's own.
@@ -63,11 +63,21 @@ int pki_usage_bit(const char *word);
 /* Is word one of Kubernetes' KeyUsage values? */
 bool pki_usage_known(const char *word);
 
-/* Sign the request in csr_pem with the CA in ca_cert_path/ca_key_path:
- * lifetime_s seconds (capped at the CA's notAfter), the usages bits,
- * basicConstraints CA:FALSE. *cert_pem gets the PEM certificate. */
-int pki_csr_sign(const char *ca_cert_path, const char *ca_key_path,
-                 const char *csr_pem, size_t len, unsigned usages,
-                 int64_t lifetime_s, char **cert_pem, struct dpf_error *err);
+/* A CA ready to sign: its certificate and key read once (OpenSSL 3's
+ * PEM key decoding costs more than the signature). NULL with err set when
+ * either file cannot be read. Signing from several threads at once is
+ * safe. */
+struct pki_signer;
+struct pki_signer *pki_signer_load(const char *ca_cert_path,
+                                   const char *ca_key_path,
+                                   struct dpf_error *err);
+void pki_signer_free(struct pki_signer *s);
+
+/* Sign the request in csr_pem: lifetime_s seconds (capped at the CA's
+ * notAfter), the usages bits, basicConstraints CA:FALSE. *cert_pem gets
+ * the PEM certificate. */
+int pki_signer_sign(const struct pki_signer *s, const char *csr_pem, size_t len,
+                    unsigned usages, int64_t lifetime_s, char **cert_pem,
+                    struct dpf_error *err);
 
 #endif

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "lib/base/util.h"
+#include "lib/codecs/json-text.h"
 
 /* Stripes of locks serialising the lazy build of event objects. */
 #define WC_BUILD_LOCKS 64
@@ -195,9 +196,10 @@ wc_hash(const char *key)
 static struct watch_cache_labels *
 wc_labels_parse(const char *value, size_t len)
 {
-    json_t *root = json_loadb(value, len, 0, NULL);
-    json_t *labels =
-        json_object_get(json_object_get(root, "metadata"), "labels");
+    size_t a, b;
+    json_t *labels = json_text_member(value, len, "metadata", &a, &b)
+                         ? json_text_load_member(value + a, b - a, "labels")
+                         : NULL;
     struct watch_cache_labels *l = NULL;
     size_t n = 0, bytes = 0;
     const char *k;
@@ -230,7 +232,7 @@ wc_labels_parse(const char *value, size_t len)
             l->n++;
         }
     }
-    json_decref(root);
+    json_decref(labels);
     return l;
 }
 
@@ -762,9 +764,25 @@ wc_event_build(struct watch_cache *wc, struct wc_event *e)
         &wc->build_locks[(uint64_t) e->pub.rv % WC_BUILD_LOCKS];
     pthread_mutex_lock(m);
     if (!atomic_load_explicit(&e->built, memory_order_relaxed)) {
-        json_t *root = json_loadb(e->raw->data, e->raw->len, 0, NULL);
+        char member[48];
+        snprintf(member, sizeof member, "\"resourceVersion\":\"%" PRId64 "\"",
+                 e->pub.rv);
+        struct dbuf b;
+        dbuf_init(&b);
         char *out = NULL;
-        if (json_is_object(root)) {
+        size_t out_len = 0;
+        json_t *root = NULL;
+        size_t ms, me;
+        /* The store's text has no resourceVersion (dpf-server strips it):
+         * insert one without parsing; a text that has one is rebuilt. */
+        if (json_text_member(e->raw->data, e->raw->len, "metadata", &ms, &me) &&
+            !memmem(e->raw->data + ms, me - ms, "\"resourceVersion\"", 17) &&
+            json_text_insert(&b, e->raw->data, e->raw->len, "metadata",
+                             member)) {
+            out = dbuf_steal(&b, &out_len);
+        } else if ((root = json_loadb(e->raw->data, e->raw->len, 0, NULL)) &&
+                   json_is_object(root)) {
+            /* no metadata object, or one with a resourceVersion */
             json_t *meta = json_object_get(root, "metadata");
             if (!json_is_object(meta)) {
                 meta = json_object();
@@ -774,11 +792,12 @@ wc_event_build(struct watch_cache *wc, struct wc_event *e)
             snprintf(rv, sizeof rv, "%" PRId64, e->pub.rv);
             json_object_set_new(meta, "resourceVersion", json_string(rv));
             out = json_dumps(root, JSON_COMPACT);
+            out_len = out ? strlen(out) : 0;
         }
         json_decref(root);
         if (out) {
             e->pub.object = out;
-            e->pub.len = strlen(out);
+            e->pub.len = out_len;
             /* Watchers read the built text from now on; the index keeps
              * the stored one while it is current. */
             wc_text_unref(e->raw);

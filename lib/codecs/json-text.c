@@ -1,0 +1,143 @@
+/* json-text: see json-text.h. */
+#include "lib/codecs/json-text.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/base/util.h"
+
+#define NOT_FOUND SIZE_MAX
+
+static size_t
+skip_ws(const char *s, size_t len, size_t i)
+{
+    while (i < len &&
+           (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) {
+        i++;
+    }
+    return i;
+}
+
+/* s[i] is '"': the index past the closing quote, or NOT_FOUND. */
+static size_t
+skip_string(const char *s, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (s[i] == '\\') {
+            i++;
+        } else if (s[i] == '"') {
+            return i + 1;
+        }
+    }
+    return NOT_FOUND;
+}
+
+/* s[i] starts a value: the index past it, or NOT_FOUND. */
+static size_t
+skip_value(const char *s, size_t len, size_t i)
+{
+    if (i >= len) {
+        return NOT_FOUND;
+    }
+    if (s[i] == '"') {
+        return skip_string(s, len, i);
+    }
+    if (s[i] != '{' && s[i] != '[') {
+        while (i < len && !strchr(",}] \t\r\n", s[i])) {
+            i++;
+        }
+        return i;
+    }
+    size_t depth = 0;
+    while (i < len) {
+        char c = s[i];
+        if (c == '"') {
+            i = skip_string(s, len, i);
+            if (i == NOT_FOUND) {
+                return NOT_FOUND;
+            }
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                return i + 1;
+            }
+        }
+        i++;
+    }
+    return NOT_FOUND;
+}
+
+bool
+json_text_member(const char *s, size_t len, const char *name, size_t *start,
+                 size_t *end)
+{
+    size_t nlen = strlen(name);
+    size_t i = skip_ws(s, len, 0);
+    if (i >= len || s[i] != '{') {
+        return false;
+    }
+    i++;
+    for (;;) {
+        i = skip_ws(s, len, i);
+        if (i >= len || s[i] != '"') {
+            return false; /* '}' (no such member) or not JSON */
+        }
+        size_t ks = i + 1;
+        i = skip_string(s, len, i);
+        if (i == NOT_FOUND) {
+            return false;
+        }
+        size_t klen = i - 1 - ks;
+        i = skip_ws(s, len, i);
+        if (i >= len || s[i] != ':') {
+            return false;
+        }
+        size_t vs = skip_ws(s, len, i + 1);
+        i = skip_value(s, len, vs);
+        if (i == NOT_FOUND || i == vs) {
+            return false;
+        }
+        if (klen == nlen && !memcmp(s + ks, name, nlen)) {
+            *start = vs;
+            *end = i;
+            return true;
+        }
+        i = skip_ws(s, len, i);
+        if (i >= len || s[i] != ',') {
+            return false;
+        }
+        i++;
+    }
+}
+
+json_t *
+json_text_load_member(const char *s, size_t len, const char *name)
+{
+    size_t a, b;
+    if (!json_text_member(s, len, name, &a, &b)) {
+        return NULL;
+    }
+    return json_loadb(s + a, b - a, JSON_DECODE_ANY, NULL);
+}
+
+bool
+json_text_insert(struct dbuf *b, const char *s, size_t len,
+                 const char *obj_name, const char *member)
+{
+    size_t vs, ve;
+    if (!json_text_member(s, len, obj_name, &vs, &ve) || s[vs] != '{') {
+        return false;
+    }
+    size_t first = skip_ws(s, len, vs + 1);
+    bool empty = first < len && s[first] == '}';
+    dbuf_append(b, s, vs + 1);
+    dbuf_puts(b, member);
+    if (!empty) {
+        dbuf_puts(b, ",");
+    }
+    dbuf_append(b, s + vs + 1, len - vs - 1);
+    return true;
+}

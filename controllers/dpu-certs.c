@@ -6,7 +6,9 @@
  * certificates.k8s.io/v1 CertificateSigningRequest, approve it ourselves
  * (the signer signs only approved requests; approving needs `approve` on
  * signers/dpu.nvidia.com/dms, which the controller's identity has) and
- * wait a few seconds for the certificate. The CSR is deleted once its
+ * take the certificate from the approval's answer (dpf-server signs for
+ * its own signers as it approves); another server's signer is waited for
+ * up to 10 s. The CSR is deleted once its
  * certificate is in the Secret: nothing stays behind but the Secret. The
  * key never leaves this process but in the Secret.
  *

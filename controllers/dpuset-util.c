@@ -7,6 +7,7 @@
 
 #include "controllers/dpuset-util.h"
 #include "lib/base/util.h"
+#include "lib/kube/kube-object.h"
 
 #define ANN_CORDONED_BY PROV_GROUP "/cordoned-by"
 
@@ -101,6 +102,12 @@ dpuset_max_unavailable(const json_t *v, int total)
         m = total;
     }
     return (int) m;
+}
+
+void
+dpuset_node_slim(json_t *node)
+{
+    kube_json_keep_only(node, "status", "addresses");
 }
 
 const char *

@@ -57,6 +57,13 @@ json_t *dpuset_dpu_labels(const json_t *set, const json_t *node, int i,
 /* The node's first InternalIP (borrowed) or NULL. */
 const char *dpuset_node_internal_ip(const json_t *node);
 
+/* The informer transform of the host Nodes that the DPUSet and DPU
+ * controllers share: they read a Node's metadata (labels, annotations,
+ * deletion), its spec (taints, unschedulable: the node effect) and its
+ * InternalIP; the rest of the status (conditions, capacity, nodeInfo) is
+ * not cached. */
+void dpuset_node_slim(json_t *node);
+
 /* The PCI bus:device DMS wants from the label value: "0000-4b-00" ->
  * "4b:00". NULL when malformed. */
 char *dpuset_pci_bus_dev(const char *label);

@@ -779,7 +779,9 @@ wc_event_build(struct watch_cache *wc, struct wc_event *e)
             !memmem(e->raw->data + ms, me - ms, "\"resourceVersion\"", 17) &&
             json_text_insert(&b, e->raw->data, e->raw->len, "metadata",
                              member)) {
+            /* exact size: the ring holds thousands of these */
             out = dbuf_steal(&b, &out_len);
+            out = xrealloc(out, out_len + 1);
         } else if ((root = json_loadb(e->raw->data, e->raw->len, 0, NULL)) &&
                    json_is_object(root)) {
             /* no metadata object, or one with a resourceVersion */

@@ -1665,12 +1665,18 @@ pod_step(struct dpulet *d, struct pod *p)
             return false;
         }
         if (p->gone) {
-            if (p->api_delete && d->api) {
+            /* the final status goes out first (it may read the logs),
+             * then the directory goes, and only then the API object:
+             * whoever sees the pod gone finds nothing of it left here */
+            bool del = p->api_delete && d->api;
+            if (del) {
                 pod_write_status(d, p);
+            }
+            rm_rf(p->dir);
+            if (del) {
                 pod_delete_api(d, p);
             }
             log_info("pod removed", "pod=%s", p->key);
-            rm_rf(p->dir);
             return true;
         }
         pod_write_status(d, p);

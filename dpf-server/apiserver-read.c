@@ -381,7 +381,8 @@ struct as_list_ctx {
     size_t limit;
     char *last_key;
     bool more;
-    bool filtered; /* the index already applied the selectors */
+    bool filtered; /* the index already applied the selectors (and its
+                    * texts carry their resourceVersion) */
     int64_t now_ns;
 };
 
@@ -450,6 +451,8 @@ as_list_each(void *arg, const struct store_kv *kv)
         dbuf_puts(&c->items, t);
         free(t);
         json_decref(row);
+    } else if (c->filtered) {
+        dbuf_append(&c->items, kv->value, kv->len); /* has its rv */
     } else {
         as_append_rv(&c->items, kv->value, kv->len, kv->rv);
     }

@@ -116,14 +116,13 @@ as_load_labels(const char *json, size_t len)
     return obj;
 }
 
-/* Append json to b with "resourceVersion" injected into metadata. */
+/* Append json to b with metadata.resourceVersion set to rv. */
 void
 as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv)
 {
-    char member[48];
-    snprintf(member, sizeof member, "\"resourceVersion\":\"%lld\"",
-             (long long) rv);
-    if (!json_text_insert(b, json, len, "metadata", member)) {
+    char v[32];
+    snprintf(v, sizeof v, "\"%lld\"", (long long) rv);
+    if (!json_text_set(b, json, len, "metadata", "resourceVersion", v)) {
         dbuf_append(b, json, len);
     }
 }

@@ -667,7 +667,8 @@ struct as_initial {
     struct dbuf *b;
     size_t max;    /* the watch's buffer budget */
     bool over;     /* the initial events do not fit it */
-    bool filtered; /* the object index applied the selectors */
+    bool filtered; /* the object index applied the selectors (and its
+                    * texts carry their resourceVersion) */
 };
 
 static int
@@ -677,15 +678,16 @@ as_initial_each(void *arg, const struct store_kv *kv)
     if (c->ws->only_key && strcmp(kv->key, c->ws->only_key) != 0) {
         return 0;
     }
-    size_t len;
-    char *text = as_inject_rv(kv->value, kv->len, kv->rv, &len);
     if (c->filtered) {
-        as_append_object(c->b, c->ws, "ADDED", text, len);
+        /* the index's texts carry their resourceVersion */
+        as_append_object(c->b, c->ws, "ADDED", kv->value, kv->len);
     } else {
+        size_t len;
+        char *text = as_inject_rv(kv->value, kv->len, kv->rv, &len);
         as_append_event(c->b, c->ws, STORE_EVENT_ADDED, kv->key, text, len,
                         NULL, 0, kv->rv);
+        free(text);
     }
-    free(text);
     if (c->b->len > c->max) {
         c->over = true;
         return 1; /* stop listing */

@@ -35,11 +35,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct dbuf out;
     dbuf_init(&out);
-    if (json_text_insert(&out, s, size, "metadata",
-                         "\"resourceVersion\":\"1\"")) {
+    if (json_text_set(&out, s, size, "metadata", "resourceVersion", "\"1\"")) {
         if (json_is_object(whole)) {
+            /* valid JSON stays valid, and the member reads back */
             json_t *j = json_loadb(out.data, out.len, 0, NULL);
             if (!json_is_object(j)) {
+                abort();
+            }
+            json_t *md = json_object_get(j, "metadata");
+            if (json_is_object(json_object_get(whole, "metadata")) &&
+                strcmp(json_string_value(json_object_get(md, "resourceVersion"))
+                           ?: "",
+                       "1") != 0) {
                 abort();
             }
             json_decref(j);

@@ -124,20 +124,23 @@ json_text_load_member(const char *s, size_t len, const char *name)
 }
 
 bool
-json_text_insert(struct dbuf *b, const char *s, size_t len,
-                 const char *obj_name, const char *member)
+json_text_set(struct dbuf *b, const char *s, size_t len, const char *obj_name,
+              const char *key, const char *value)
 {
-    size_t vs, ve;
+    size_t vs, ve, ks, ke;
     if (!json_text_member(s, len, obj_name, &vs, &ve) || s[vs] != '{') {
         return false;
+    }
+    if (json_text_member(s + vs, ve - vs, key, &ks, &ke)) {
+        dbuf_append(b, s, vs + ks);
+        dbuf_puts(b, value);
+        dbuf_append(b, s + vs + ke, len - vs - ke);
+        return true;
     }
     size_t first = skip_ws(s, len, vs + 1);
     bool empty = first < len && s[first] == '}';
     dbuf_append(b, s, vs + 1);
-    dbuf_puts(b, member);
-    if (!empty) {
-        dbuf_puts(b, ",");
-    }
+    dbuf_printf(b, "\"%s\":%s%s", key, value, empty ? "" : ",");
     dbuf_append(b, s + vs + 1, len - vs - 1);
     return true;
 }

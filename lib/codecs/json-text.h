@@ -31,10 +31,12 @@ bool json_text_member(const char *s, size_t len, const char *name,
  * or not valid JSON. */
 json_t *json_text_load_member(const char *s, size_t len, const char *name);
 
-/* Append s to b with `member` (a complete `"key":value` text) inserted as
- * the first member of the object that is the value of s's member
- * obj_name. False, with b untouched, when that value is not an object. */
-bool json_text_insert(struct dbuf *b, const char *s, size_t len,
-                      const char *obj_name, const char *member);
+/* Append s to b with member `key` of the object that is the value of s's
+ * member obj_name set to `value` (JSON text): its value replaced when the
+ * object has the member, else `"key":value` inserted as its first member.
+ * key is written as given (no escaping). False, with b untouched, when
+ * obj_name's value is not an object. */
+bool json_text_set(struct dbuf *b, const char *s, size_t len,
+                   const char *obj_name, const char *key, const char *value);
 
 #endif

@@ -17,9 +17,12 @@
  * match just has its cursor moved past the event, so an idle watcher never
  * falls behind the ring because of other keys' traffic.
  *
- * The object JSON (resourceVersion injected) is built lazily, once, by the
- * first watcher that pulls the event, so the store's write path only
- * copies the value. */
+ * One text per version: the hook copies the stored value once, with
+ * metadata.resourceVersion set to its revision, and that text is the
+ * event's object, the index's current value and, later, the next event's
+ * previous value. Watchers and lists send it as it is (no second copy
+ * with the resourceVersion injected per event, which had been a quarter
+ * of the server's heap at 1,000 DPUs). */
 #include "lib/store/watch-cache.h"
 
 #include <errno.h>
@@ -35,8 +38,6 @@
 #include "lib/base/util.h"
 #include "lib/codecs/json-text.h"
 
-/* Stripes of locks serialising the lazy build of event objects. */
-#define WC_BUILD_LOCKS 64
 /* Bytes charged per event on top of its key and value: the bookkeeping
  * struct, allocator headers and the injected resourceVersion. */
 #define WC_EVENT_OVERHEAD 96
@@ -93,8 +94,7 @@ struct wc_phead {
 struct wc_event {
     struct watch_event pub;        /* must be first: handed out to watchers */
     atomic_int refs;               /* ring + deliveries not yet released */
-    atomic_bool built;             /* pub.object is final */
-    struct wc_text *raw;           /* the store's value (shared) */
+    struct wc_text *text;          /* pub.object (shared with the index) */
     struct wc_text *prev;          /* the value before (shared) or NULL */
     size_t cost;                   /* bytes charged to the cache's byte bound */
     struct wc_event *evicted_next; /* hook's list of events to release */
@@ -134,7 +134,6 @@ struct watch_cache {
     pthread_mutex_t notify_lock; /* pending/dead handshake */
     pthread_cond_t notify_cond;  /* signalled when a dead watcher's
                                   * pending count drops */
-    pthread_mutex_t build_locks[WC_BUILD_LOCKS]; /* lazy event build */
 
     /* The object index (under lock, written by the hook). */
     struct wc_entry **buckets; /* hash table, n_buckets a power of two */
@@ -160,6 +159,44 @@ wc_text_new(const char *value, size_t len)
     }
     t->data[len] = 0;
     return t;
+}
+
+/* The stored value with metadata.resourceVersion = rv, as the API server
+ * sends objects: set in the text (the store's values have none: the API
+ * server strips it before writing); through a tree when metadata is not
+ * an object (made when missing). A value that is not a JSON object is
+ * kept as stored. */
+static struct wc_text *
+wc_text_with_rv(const char *value, size_t len, int64_t rv)
+{
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\"%" PRId64 "\"", rv);
+    struct dbuf b;
+    dbuf_init(&b);
+    if (json_text_set(&b, value, len, "metadata", "resourceVersion", quoted)) {
+        struct wc_text *t = wc_text_new(b.data, b.len);
+        dbuf_free(&b);
+        return t;
+    }
+    struct wc_text *t = NULL;
+    json_t *root = json_loadb(value, len, 0, NULL);
+    json_t *meta = json_object_get(root, "metadata");
+    if (json_is_object(root) && !json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(root, "metadata", meta);
+    }
+    if (json_is_object(meta)) {
+        char v[24];
+        snprintf(v, sizeof v, "%" PRId64, rv);
+        json_object_set_new(meta, "resourceVersion", json_string(v));
+        char *out = json_dumps(root, JSON_COMPACT);
+        if (out) {
+            t = wc_text_new(out, strlen(out));
+            free(out);
+        }
+    }
+    json_decref(root);
+    return t ? t : wc_text_new(value, len);
 }
 
 static struct wc_text *
@@ -490,9 +527,6 @@ watch_cache_create(size_t capacity, int64_t start_rv)
     pthread_mutex_init(&wc->hook_lock, NULL);
     pthread_mutex_init(&wc->notify_lock, NULL);
     pthread_cond_init(&wc->notify_cond, NULL);
-    for (size_t i = 0; i < WC_BUILD_LOCKS; i++) {
-        pthread_mutex_init(&wc->build_locks[i], NULL);
-    }
     return wc;
 }
 
@@ -505,10 +539,7 @@ watch_event_release(struct watch_event *ev)
     struct wc_event *e = (struct wc_event *) ev;
     if (atomic_fetch_sub(&e->refs, 1) == 1) {
         free(e->pub.key);
-        if (!e->raw || e->pub.object != e->raw->data) {
-            free(e->pub.object);
-        }
-        wc_text_unref(e->raw);
+        wc_text_unref(e->text);
         wc_text_unref(e->prev);
         free(e);
     }
@@ -551,9 +582,6 @@ watch_cache_destroy(struct watch_cache *wc)
     pthread_mutex_destroy(&wc->hook_lock);
     pthread_mutex_destroy(&wc->notify_lock);
     pthread_cond_destroy(&wc->notify_cond);
-    for (size_t i = 0; i < WC_BUILD_LOCKS; i++) {
-        pthread_mutex_destroy(&wc->build_locks[i]);
-    }
     free(wc);
 }
 
@@ -618,27 +646,29 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
     struct watch_cache *wc = arg;
     struct wc_event *e = xcalloc(1, sizeof *e);
     atomic_init(&e->refs, 1);
-    atomic_init(&e->built, false);
     e->pub.type = type;
     e->pub.rv = rv;
     e->pub.key = xstrdup(key);
-    e->raw = wc_text_new(value ? value : "", value ? len : 0);
+    e->text = wc_text_with_rv(value ? value : "", value ? len : 0, rv);
+    e->pub.object = e->text->data;
+    e->pub.len = e->text->len;
     struct watch_cache_labels *labels =
         type == STORE_EVENT_DELETED
             ? NULL
-            : wc_labels_parse(e->raw->data, e->raw->len);
+            : wc_labels_parse(e->text->data, e->text->len);
 
     pthread_mutex_lock(&wc->hook_lock);
     pthread_rwlock_wrlock(&wc->lock);
     e->prev =
-        wc_index_apply(wc, type, key, e->raw, labels, rv, &e->pub.prev_rv);
+        wc_index_apply(wc, type, key, e->text, labels, rv, &e->pub.prev_rv);
     if (e->prev) {
         e->pub.prev = e->prev->data;
         e->pub.prev_len = e->prev->len;
     }
     /* The previous version is charged too: once the index lets go of it,
      * the event may be what keeps it. */
-    e->cost = sizeof *e + strlen(key) + 1 + len + 1 + WC_EVENT_OVERHEAD +
+    e->cost = sizeof *e + strlen(key) + 1 + e->text->len + 1 +
+              WC_EVENT_OVERHEAD +
               (e->prev && type != STORE_EVENT_DELETED ? e->prev->len : 0);
     struct wc_event *evicted = NULL;
     while (wc->head - wc->tail >= wc->capacity ||
@@ -754,66 +784,6 @@ watch_cache_subscribe(struct watch_cache *wc, const char *prefix,
 }
 
 /* Inject metadata.resourceVersion into the event's object, once. */
-static void
-wc_event_build(struct watch_cache *wc, struct wc_event *e)
-{
-    if (atomic_load_explicit(&e->built, memory_order_acquire)) {
-        return;
-    }
-    pthread_mutex_t *m =
-        &wc->build_locks[(uint64_t) e->pub.rv % WC_BUILD_LOCKS];
-    pthread_mutex_lock(m);
-    if (!atomic_load_explicit(&e->built, memory_order_relaxed)) {
-        char member[48];
-        snprintf(member, sizeof member, "\"resourceVersion\":\"%" PRId64 "\"",
-                 e->pub.rv);
-        struct dbuf b;
-        dbuf_init(&b);
-        char *out = NULL;
-        size_t out_len = 0;
-        json_t *root = NULL;
-        size_t ms, me;
-        /* The store's text has no resourceVersion (dpf-server strips it):
-         * insert one without parsing; a text that has one is rebuilt. */
-        if (json_text_member(e->raw->data, e->raw->len, "metadata", &ms, &me) &&
-            !memmem(e->raw->data + ms, me - ms, "\"resourceVersion\"", 17) &&
-            json_text_insert(&b, e->raw->data, e->raw->len, "metadata",
-                             member)) {
-            /* exact size: the ring holds thousands of these */
-            out = dbuf_steal(&b, &out_len);
-            out = xrealloc(out, out_len + 1);
-        } else if ((root = json_loadb(e->raw->data, e->raw->len, 0, NULL)) &&
-                   json_is_object(root)) {
-            /* no metadata object, or one with a resourceVersion */
-            json_t *meta = json_object_get(root, "metadata");
-            if (!json_is_object(meta)) {
-                meta = json_object();
-                json_object_set_new(root, "metadata", meta);
-            }
-            char rv[24];
-            snprintf(rv, sizeof rv, "%" PRId64, e->pub.rv);
-            json_object_set_new(meta, "resourceVersion", json_string(rv));
-            out = json_dumps(root, JSON_COMPACT);
-            out_len = out ? strlen(out) : 0;
-        }
-        json_decref(root);
-        if (out) {
-            e->pub.object = out;
-            e->pub.len = out_len;
-            /* Watchers read the built text from now on; the index keeps
-             * the stored one while it is current. */
-            wc_text_unref(e->raw);
-            e->raw = NULL;
-        } else {
-            /* Not a JSON object: deliver the value as stored. */
-            e->pub.object = e->raw->data;
-            e->pub.len = e->raw->len;
-        }
-        atomic_store_explicit(&e->built, true, memory_order_release);
-    }
-    pthread_mutex_unlock(m);
-}
-
 int
 watch_cache_next(struct watcher *w, struct watch_event **ev)
 {
@@ -840,7 +810,6 @@ watch_cache_next(struct watcher *w, struct watch_event **ev)
     if (!found) {
         return 0;
     }
-    wc_event_build(wc, found);
     *ev = &found->pub;
     return 1;
 }
@@ -896,7 +865,7 @@ static int
 wc_load_each(void *arg, const struct store_kv *kv)
 {
     struct watch_cache *wc = arg;
-    struct wc_text *t = wc_text_new(kv->value, kv->len);
+    struct wc_text *t = wc_text_with_rv(kv->value, kv->len, kv->rv);
     struct watch_cache_labels *l = wc_labels_parse(t->data, t->len);
     int64_t prev_rv;
     pthread_rwlock_wrlock(&wc->lock);

@@ -6,7 +6,10 @@
  * oldest events go first, so a ring of large objects holds fewer events
  * and a resume from an evicted revision gets -ERANGE. Each event holds the
  * object's JSON text with metadata.resourceVersion already set (the cache
- * injects it once, so 1,000 watchers do not re-serialise). A watcher
+ * injects it once, as it copies the value, so 1,000 watchers do not
+ * re-serialise). Every text the cache hands out (events, their previous
+ * values, lists) carries the resourceVersion of its own revision: one
+ * copy per version serves the index, the ring and every watcher. A watcher
  * subscribes with a key prefix and a starting revision and then pulls
  * events; the cache calls the watcher's notify function (from the writer's
  * thread, without the cache lock held) when new events may be available,
@@ -36,8 +39,8 @@ struct watch_event {
     char *key;    /* registry key */
     char *object; /* JSON text with metadata.resourceVersion = rv */
     size_t len;   /* strlen(object) */
-    /* The key's value before this event, as stored (no resourceVersion),
-     * from the object index; NULL when the key had none (ADDED) or the
+    /* The key's value before this event (with its own resourceVersion,
+     * prev_rv), from the object index; NULL when the key had none (ADDED) or the
      * index did not know it. For DELETED it is the deleted value. A
      * watch with a selector needs it to tell an object that stops
      * matching (DELETED) from one that starts (ADDED). */
@@ -121,7 +124,8 @@ typedef bool (*watch_cache_filter_fn)(void *arg, const char *key,
  * revision at_rv (0 = now). filter (may be NULL = all) runs under the
  * cache's read lock, so keep it short; cb runs after the lock is
  * released, once per listed object (its kv is only valid during the
- * call; value has no resourceVersion, kv->rv is the mod revision); a
+ * call; value carries metadata.resourceVersion = kv->rv, the mod
+ * revision, when it is a JSON object with a metadata object); a
  * non-zero return stops the listing and is returned. *list_rv = the
  * revision listed. -ENOTSUP when the index is not loaded, -ERANGE when
  * at_rv is older than the ring holds (410) or newer than the cache. */

@@ -91,8 +91,8 @@ expect_insert(const char *s, const char *want)
 {
     struct dbuf b;
     dbuf_init(&b);
-    bool ok = json_text_insert(&b, s, strlen(s), "metadata",
-                               "\"resourceVersion\":\"7\"");
+    bool ok =
+        json_text_set(&b, s, strlen(s), "metadata", "resourceVersion", "\"7\"");
     char *got = dbuf_steal(&b, NULL);
     if (!want) {
         assert_false(ok);
@@ -118,6 +118,15 @@ test_insert(void **state)
                   "{\"metadata\":{\"resourceVersion\":\"7\"}}");
     expect_insert("{\"metadata\": {  } }",
                   "{\"metadata\": {\"resourceVersion\":\"7\"  } }");
+    /* a member that is there has its value replaced, in place */
+    expect_insert("{\"metadata\":{\"name\":\"a\",\"resourceVersion\": \"12\" ,"
+                  "\"uid\":\"u\"}}",
+                  "{\"metadata\":{\"name\":\"a\",\"resourceVersion\": \"7\" ,"
+                  "\"uid\":\"u\"}}");
+    /* only the object's own member, not one nested deeper */
+    expect_insert("{\"metadata\":{\"x\":{\"resourceVersion\":\"1\"}}}",
+                  "{\"metadata\":{\"resourceVersion\":\"7\",\"x\":"
+                  "{\"resourceVersion\":\"1\"}}}");
     expect_insert("{\"metadata\":null}", NULL);
     expect_insert("{\"spec\":{\"metadata\":{}}}", NULL);
     expect_insert("[]", NULL);

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import ssl
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -144,6 +145,27 @@ def wait(what, fn, timeout, interval=0.5):
             return v
         time.sleep(interval)
     raise SystemExit(f"provision-bench: timed out waiting for {what}")
+
+
+def objects_breakdown(db):
+    """What dpf-server stores (and its object index holds), by resource."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        rows = con.execute("SELECT key, length(value) FROM kv").fetchall()
+        con.close()
+    except sqlite3.Error as e:
+        print(f"stored objects: cannot read {db}: {e}")
+        return
+    by = {}
+    for key, size in rows:
+        parts = key.strip("/").split("/")
+        res = "/".join(parts[:2]) if len(parts) > 1 else parts[0]
+        c, b = by.get(res, (0, 0))
+        by[res] = (c + 1, b + size)
+    total = sum(b for _, b in by.values())
+    print(f"stored objects: {len(rows)}, {total / 1e6:.1f} MB of JSON text")
+    for res, (c, b) in sorted(by.items(), key=lambda kv: -kv[1][1])[:10]:
+        print(f"    {b / 1e6:7.1f} MB  {c:7d}  {res}")
 
 
 def main():
@@ -391,6 +413,7 @@ def main():
         print(f"control plane (dpf-server + DPU cluster servers): CPU "
               f"{cp_cpu:.1f} s, {cp_cpu / n * 1000:.1f} ms per DPU; RSS sum "
               f"of peaks {cp_peak / 1024:.0f} MB")
+        objects_breakdown(os.path.join(data, "state.db"))
     finally:
         for p in reversed(procs):
             if p.poll() is None:

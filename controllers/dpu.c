@@ -2520,11 +2520,6 @@ dpu_ctrl_add(struct controller_manager *m, const struct kubeconfig *kc,
         controller_manager_informer(m, &dpu_watches[2].gvr, NULL,
                                     dpu_watches[2].label_selector, 0),
         pod_slim);
-    /* shared with the DPUSet controller: dpuset_node_slim keeps what
-     * both read */
-    informer_set_transform(
-        controller_manager_informer(m, &node_gvr, NULL, NULL, 0),
-        dpuset_node_slim);
     struct informer *inf =
         controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);
     informer_add_index(inf, "nodeName", index_node, NULL);

@@ -13,6 +13,7 @@
 
 #include "controllers/allocator.h"
 #include "controllers/controllers.h"
+#include "controllers/dpuset-util.h"
 #include "lib/base/log.h"
 #include "lib/base/thread.h"
 #include "lib/kube/controller.h"
@@ -169,6 +170,13 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
         if (!t->dpu) {
             goto fail;
         }
+    }
+    if (r->cfg.controllers & (CTRL_DPUSET | CTRL_DPU)) {
+        /* the host-Node cache the two share keeps only what they read */
+        static const struct kube_gvr nodes = {"", "v1", "nodes", false};
+        informer_set_transform(
+            controller_manager_informer(t->m, &nodes, NULL, NULL, 0),
+            dpuset_node_slim);
     }
     if (r->cfg.controllers & CTRL_WITNESS) {
         t->witness = witness_ctrl_add(t->m, r->witness, r->identity,

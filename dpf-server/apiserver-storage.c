@@ -101,10 +101,7 @@ apiserver_storage_objects(void *apiserver,
 json_t *
 as_load_labels(const char *json, size_t len)
 {
-    size_t a, b;
-    json_t *labels = json_text_member(json, len, "metadata", &a, &b)
-                         ? json_text_load_member(json + a, b - a, "labels")
-                         : NULL;
+    json_t *labels = json_text_load_path(json, len, "metadata", "labels", NULL);
     json_t *obj = json_object();
     json_t *md = json_object();
     if (json_is_object(labels)) {

@@ -26,13 +26,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (a >= b || b > size) {
             abort();
         }
-        json_t *v = json_text_load_member(s, size, names[k]);
+        json_t *v = json_text_load_path(s, size, names[k], NULL);
         if (json_is_object(whole) &&
             !json_equal(v, json_object_get(whole, names[k]))) {
             abort();
         }
         json_decref(v);
     }
+    /* a path agrees with the tree */
+    json_t *labels = json_text_load_path(s, size, "metadata", "labels", NULL);
+    json_t *want =
+        json_object_get(json_object_get(whole, "metadata"), "labels");
+    if (json_is_object(whole) && (labels || want) &&
+        !json_equal(labels, want)) {
+        abort();
+    }
+    json_decref(labels);
     struct dbuf out;
     dbuf_init(&out);
     if (json_text_set(&out, s, size, "metadata", "resourceVersion", "\"1\"")) {

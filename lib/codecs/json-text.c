@@ -1,6 +1,7 @@
 /* json-text: see json-text.h. */
 #include "lib/codecs/json-text.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -114,13 +115,22 @@ json_text_member(const char *s, size_t len, const char *name, size_t *start,
 }
 
 json_t *
-json_text_load_member(const char *s, size_t len, const char *name)
+json_text_load_path(const char *s, size_t len, const char *name, ...)
 {
-    size_t a, b;
-    if (!json_text_member(s, len, name, &a, &b)) {
-        return NULL;
+    va_list ap;
+    va_start(ap, name);
+    size_t off = 0, end = len;
+    for (; name; name = va_arg(ap, const char *)) {
+        size_t a, b;
+        if (!json_text_member(s + off, end - off, name, &a, &b)) {
+            va_end(ap);
+            return NULL;
+        }
+        end = off + b;
+        off += a;
     }
-    return json_loadb(s + a, b - a, JSON_DECODE_ANY, NULL);
+    va_end(ap);
+    return json_loadb(s + off, end - off, JSON_DECODE_ANY, NULL);
 }
 
 bool

@@ -27,9 +27,14 @@ struct dbuf;
 bool json_text_member(const char *s, size_t len, const char *name,
                       size_t *start, size_t *end);
 
-/* The member's value parsed (a new reference), or NULL when it is absent
- * or not valid JSON. */
-json_t *json_text_load_member(const char *s, size_t len, const char *name);
+/* The value at a path of members parsed (a new reference): the member
+ * `name` of the object s holds, then, for each further name (the list
+ * ends with NULL), that member of the object found so far. NULL when a
+ * member is absent, a step is not an object, or the value is not valid
+ * JSON. json_text_load_path(s, len, "metadata", "labels", NULL) parses
+ * only the labels. */
+json_t *json_text_load_path(const char *s, size_t len, const char *name, ...)
+    __attribute__((sentinel));
 
 /* Append s to b with member `key` of the object that is the value of s's
  * member obj_name set to `value` (JSON text): its value replaced when the

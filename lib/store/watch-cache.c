@@ -233,10 +233,8 @@ wc_hash(const char *key)
 static struct watch_cache_labels *
 wc_labels_parse(const char *value, size_t len)
 {
-    size_t a, b;
-    json_t *labels = json_text_member(value, len, "metadata", &a, &b)
-                         ? json_text_load_member(value + a, b - a, "labels")
-                         : NULL;
+    json_t *labels =
+        json_text_load_path(value, len, "metadata", "labels", NULL);
     struct watch_cache_labels *l = NULL;
     size_t n = 0, bytes = 0;
     const char *k;

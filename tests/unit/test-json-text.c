@@ -75,15 +75,31 @@ test_load_member(void **state)
 {
     (void) state;
     const char *s = "{\"metadata\":{\"labels\":{\"k\":\"v\"}},\"spec\":{}}";
-    json_t *md = json_text_load_member(s, strlen(s), "metadata");
+    json_t *md = json_text_load_path(s, strlen(s), "metadata", NULL);
     assert_non_null(md);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(md, "labels"), "k")),
         "v");
     json_decref(md);
-    assert_null(json_text_load_member(s, strlen(s), "status"));
+    assert_null(json_text_load_path(s, strlen(s), "status", NULL));
     /* a span that is not JSON is refused by the parse */
-    assert_null(json_text_load_member("{\"a\":tru}", 9, "a"));
+    assert_null(json_text_load_path("{\"a\":tru}", 9, "a", NULL));
+    /* a path: only the innermost value is parsed */
+    json_t *l = json_text_load_path(s, strlen(s), "metadata", "labels", NULL);
+    assert_string_equal(json_string_value(json_object_get(l, "k")), "v");
+    json_decref(l);
+    json_t *v =
+        json_text_load_path(s, strlen(s), "metadata", "labels", "k", NULL);
+    assert_string_equal(json_string_value(v), "v");
+    json_decref(v);
+    /* a missing step, or a step that is not an object */
+    assert_null(
+        json_text_load_path(s, strlen(s), "metadata", "annotations", NULL));
+    assert_null(json_text_load_path(s, strlen(s), "metadata", "labels", "k",
+                                    "x", NULL));
+    /* the step's member, not one of the same name further out */
+    const char *t = "{\"metadata\":{},\"labels\":{\"k\":\"out\"}}";
+    assert_null(json_text_load_path(t, strlen(t), "metadata", "labels", NULL));
 }
 
 static void

@@ -622,7 +622,7 @@ static void
 as_gc_event(struct as_gc *gc, enum store_event_type type, const char *key,
             const char *value, size_t len, bool verify)
 {
-    json_t *md = json_text_load_path(value, len, "metadata", NULL);
+    json_t *md = json_text_load_path(value, len, JSON_TEXT_PATH("metadata"));
     if (!json_is_object(md)) {
         json_decref(md);
         return;

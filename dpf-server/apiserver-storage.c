@@ -101,7 +101,8 @@ apiserver_storage_objects(void *apiserver,
 json_t *
 as_load_labels(const char *json, size_t len)
 {
-    json_t *labels = json_text_load_path(json, len, "metadata", "labels", NULL);
+    json_t *labels =
+        json_text_load_path(json, len, JSON_TEXT_PATH("metadata", "labels"));
     json_t *obj = json_object();
     json_t *md = json_object();
     if (json_is_object(labels)) {

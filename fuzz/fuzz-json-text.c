@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (a >= b || b > size) {
             abort();
         }
-        json_t *v = json_text_load_path(s, size, names[k], NULL);
+        json_t *v = json_text_load_path(s, size, JSON_TEXT_PATH(names[k]));
         if (json_is_object(whole) &&
             !json_equal(v, json_object_get(whole, names[k]))) {
             abort();
@@ -34,7 +34,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(v);
     }
     /* a path agrees with the tree */
-    json_t *labels = json_text_load_path(s, size, "metadata", "labels", NULL);
+    json_t *labels =
+        json_text_load_path(s, size, JSON_TEXT_PATH("metadata", "labels"));
     json_t *want =
         json_object_get(json_object_get(whole, "metadata"), "labels");
     if (json_is_object(whole) && (labels || want) &&

@@ -1,7 +1,6 @@
 /* json-text: see json-text.h. */
 #include "lib/codecs/json-text.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -115,21 +114,18 @@ json_text_member(const char *s, size_t len, const char *name, size_t *start,
 }
 
 json_t *
-json_text_load_path(const char *s, size_t len, const char *name, ...)
+json_text_load_path(const char *s, size_t len, const char *const *path,
+                    size_t n)
 {
-    va_list ap;
-    va_start(ap, name);
     size_t off = 0, end = len;
-    for (; name; name = va_arg(ap, const char *)) {
+    for (size_t i = 0; i < n; i++) {
         size_t a, b;
-        if (!json_text_member(s + off, end - off, name, &a, &b)) {
-            va_end(ap);
+        if (!json_text_member(s + off, end - off, path[i], &a, &b)) {
             return NULL;
         }
         end = off + b;
         off += a;
     }
-    va_end(ap);
     return json_loadb(s + off, end - off, JSON_DECODE_ANY, NULL);
 }
 

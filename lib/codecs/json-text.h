@@ -27,14 +27,18 @@ struct dbuf;
 bool json_text_member(const char *s, size_t len, const char *name,
                       size_t *start, size_t *end);
 
-/* The value at a path of members parsed (a new reference): the member
- * `name` of the object s holds, then, for each further name (the list
- * ends with NULL), that member of the object found so far. NULL when a
- * member is absent, a step is not an object, or the value is not valid
- * JSON. json_text_load_path(s, len, "metadata", "labels", NULL) parses
- * only the labels. */
-json_t *json_text_load_path(const char *s, size_t len, const char *name, ...)
-    __attribute__((sentinel));
+/* The value at a path of n members parsed (a new reference): the member
+ * path[0] of the object s holds, then member path[1] of that value, and
+ * so on. NULL when a member is absent, a step is not an object, or the
+ * value is not valid JSON. With path {"metadata", "labels"} only the
+ * labels are parsed. */
+json_t *json_text_load_path(const char *s, size_t len, const char *const *path,
+                            size_t n);
+/* The path and n arguments from a list of names:
+ * json_text_load_path(s, len, JSON_TEXT_PATH("metadata", "labels")). */
+#define JSON_TEXT_PATH(...)             \
+    (const char *const[]){__VA_ARGS__}, \
+        sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
 
 /* Append s to b with member `key` of the object that is the value of s's
  * member obj_name set to `value` (JSON text): its value replaced when the

@@ -234,7 +234,7 @@ static struct watch_cache_labels *
 wc_labels_parse(const char *value, size_t len)
 {
     json_t *labels =
-        json_text_load_path(value, len, "metadata", "labels", NULL);
+        json_text_load_path(value, len, JSON_TEXT_PATH("metadata", "labels"));
     struct watch_cache_labels *l = NULL;
     size_t n = 0, bytes = 0;
     const char *k;

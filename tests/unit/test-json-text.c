@@ -75,31 +75,33 @@ test_load_member(void **state)
 {
     (void) state;
     const char *s = "{\"metadata\":{\"labels\":{\"k\":\"v\"}},\"spec\":{}}";
-    json_t *md = json_text_load_path(s, strlen(s), "metadata", NULL);
+    json_t *md = json_text_load_path(s, strlen(s), JSON_TEXT_PATH("metadata"));
     assert_non_null(md);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(md, "labels"), "k")),
         "v");
     json_decref(md);
-    assert_null(json_text_load_path(s, strlen(s), "status", NULL));
+    assert_null(json_text_load_path(s, strlen(s), JSON_TEXT_PATH("status")));
     /* a span that is not JSON is refused by the parse */
-    assert_null(json_text_load_path("{\"a\":tru}", 9, "a", NULL));
+    assert_null(json_text_load_path("{\"a\":tru}", 9, JSON_TEXT_PATH("a")));
     /* a path: only the innermost value is parsed */
-    json_t *l = json_text_load_path(s, strlen(s), "metadata", "labels", NULL);
+    json_t *l =
+        json_text_load_path(s, strlen(s), JSON_TEXT_PATH("metadata", "labels"));
     assert_string_equal(json_string_value(json_object_get(l, "k")), "v");
     json_decref(l);
-    json_t *v =
-        json_text_load_path(s, strlen(s), "metadata", "labels", "k", NULL);
+    json_t *v = json_text_load_path(s, strlen(s),
+                                    JSON_TEXT_PATH("metadata", "labels", "k"));
     assert_string_equal(json_string_value(v), "v");
     json_decref(v);
     /* a missing step, or a step that is not an object */
-    assert_null(
-        json_text_load_path(s, strlen(s), "metadata", "annotations", NULL));
-    assert_null(json_text_load_path(s, strlen(s), "metadata", "labels", "k",
-                                    "x", NULL));
+    assert_null(json_text_load_path(s, strlen(s),
+                                    JSON_TEXT_PATH("metadata", "annotations")));
+    assert_null(json_text_load_path(
+        s, strlen(s), JSON_TEXT_PATH("metadata", "labels", "k", "x")));
     /* the step's member, not one of the same name further out */
     const char *t = "{\"metadata\":{},\"labels\":{\"k\":\"out\"}}";
-    assert_null(json_text_load_path(t, strlen(t), "metadata", "labels", NULL));
+    assert_null(json_text_load_path(t, strlen(t),
+                                    JSON_TEXT_PATH("metadata", "labels")));
 }
 
 static void

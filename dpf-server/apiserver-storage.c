@@ -118,9 +118,7 @@ as_load_labels(const char *json, size_t len)
 void
 as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv)
 {
-    char v[32];
-    snprintf(v, sizeof v, "\"%lld\"", (long long) rv);
-    if (!json_text_set(b, json, len, "metadata", "resourceVersion", v)) {
+    if (!json_text_set_rv(b, json, len, rv)) {
         dbuf_append(b, json, len);
     }
 }

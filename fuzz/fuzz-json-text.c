@@ -2,7 +2,8 @@
  * member names and a member is inserted; every span found lies inside
  * the input, and when jansson reads the input as an object without
  * duplicate keys, a member found by the scanner parses to the value
- * jansson has for it and an insertion gives JSON that jansson reads. */
+ * jansson has for it, and an insertion (a member, or the resourceVersion
+ * with json_text_set_rv) gives JSON that jansson reads. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 strcmp(json_string_value(json_object_get(md, "resourceVersion"))
                            ?: "",
                        "1") != 0) {
+                abort();
+            }
+            json_decref(j);
+        }
+    } else if (out.len) {
+        abort();
+    }
+    dbuf_free(&out);
+    /* the revision set: a JSON object keeps parsing, with the revision in
+     * its own metadata; anything else is refused, b untouched */
+    dbuf_init(&out);
+    if (json_text_set_rv(&out, s, size, 42)) {
+        if (json_is_object(whole)) {
+            json_t *j = json_loadb(out.data, out.len, 0, NULL);
+            const char *rv = json_string_value(json_object_get(
+                json_object_get(j, "metadata"), "resourceVersion"));
+            if (!json_is_object(j) || !rv || strcmp(rv, "42") != 0) {
                 abort();
             }
             json_decref(j);

@@ -1,7 +1,9 @@
 /* json-text: see json-text.h. */
 #include "lib/codecs/json-text.h"
 
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/base/util.h"
@@ -148,5 +150,28 @@ json_text_set(struct dbuf *b, const char *s, size_t len, const char *obj_name,
     dbuf_append(b, s, vs + 1);
     dbuf_printf(b, "\"%s\":%s%s", key, value, empty ? "" : ",");
     dbuf_append(b, s + vs + 1, len - vs - 1);
+    return true;
+}
+
+bool
+json_text_set_rv(struct dbuf *b, const char *s, size_t len, int64_t rv)
+{
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "\"%" PRId64 "\"", rv);
+    if (json_text_set(b, s, len, "metadata", "resourceVersion", quoted)) {
+        return true;
+    }
+    size_t open = skip_ws(s, len, 0);
+    size_t vs, ve;
+    if (open >= len || s[open] != '{' ||
+        json_text_member(s, len, "metadata", &vs, &ve)) {
+        return false; /* not an object, or metadata is not an object */
+    }
+    size_t first = skip_ws(s, len, open + 1);
+    bool empty = first < len && s[first] == '}';
+    dbuf_append(b, s, open + 1);
+    dbuf_printf(b, "\"metadata\":{\"resourceVersion\":%s}%s", quoted,
+                empty ? "" : ",");
+    dbuf_append(b, s + open + 1, len - open - 1);
     return true;
 }

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct dbuf;
 
@@ -47,5 +48,13 @@ json_t *json_text_load_path(const char *s, size_t len, const char *const *path,
  * obj_name's value is not an object. */
 bool json_text_set(struct dbuf *b, const char *s, size_t len,
                    const char *obj_name, const char *key, const char *value);
+
+/* Append s to b with metadata.resourceVersion set to rv (a quoted decimal,
+ * as the API sends it): json_text_set() on metadata, and when the object
+ * has no metadata member, `"metadata":{"resourceVersion":"rv"}` inserted
+ * as its first member. The one way the API server and its watch cache
+ * put a revision into a stored text. False, with b untouched, when s is
+ * not an object or its metadata is not one. */
+bool json_text_set_rv(struct dbuf *b, const char *s, size_t len, int64_t rv);
 
 #endif

@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,55 +149,36 @@ struct watch_cache {
 
 /* ---- shared texts ---- */
 
-static struct wc_text *
-wc_text_new(const char *value, size_t len)
-{
-    struct wc_text *t = xmalloc(sizeof *t + len + 1);
-    atomic_init(&t->refs, 1);
-    t->len = len;
-    if (len) {
-        memcpy(t->data, value, len);
-    }
-    t->data[len] = 0;
-    return t;
-}
-
 /* The stored value with metadata.resourceVersion = rv, as the API server
- * sends objects: set in the text (the store's values have none: the API
- * server strips it before writing); through a tree when metadata is not
- * an object (made when missing). A value that is not a JSON object is
- * kept as stored. */
+ * sends objects (the store's values have none: the API server strips it
+ * before writing), built in place in one allocation. A value that is not
+ * a JSON object is kept as stored. */
 static struct wc_text *
 wc_text_with_rv(const char *value, size_t len, int64_t rv)
 {
-    char quoted[32];
-    snprintf(quoted, sizeof quoted, "\"%" PRId64 "\"", rv);
+    /* the header goes in front of the text; 64 bytes cover the
+     * member json_text_set_rv() adds, so the buffer does not move */
+    const size_t hdr = offsetof(struct wc_text, data);
     struct dbuf b;
     dbuf_init(&b);
-    if (json_text_set(&b, value, len, "metadata", "resourceVersion", quoted)) {
-        struct wc_text *t = wc_text_new(b.data, b.len);
-        dbuf_free(&b);
-        return t;
+    if (dbuf_try_reserve(&b, hdr + len + 64) < 0) {
+        abort(); /* as xmalloc does */
     }
-    struct wc_text *t = NULL;
-    json_t *root = json_loadb(value, len, 0, NULL);
-    json_t *meta = json_object_get(root, "metadata");
-    if (json_is_object(root) && !json_is_object(meta)) {
-        meta = json_object();
-        json_object_set_new(root, "metadata", meta);
+    static const char zero[offsetof(struct wc_text, data)];
+    dbuf_append(&b, zero, hdr);
+    if (!json_text_set_rv(&b, value, len, rv)) {
+        dbuf_append(&b, value, len);
     }
-    if (json_is_object(meta)) {
-        char v[24];
-        snprintf(v, sizeof v, "%" PRId64, rv);
-        json_object_set_new(meta, "resourceVersion", json_string(v));
-        char *out = json_dumps(root, JSON_COMPACT);
-        if (out) {
-            t = wc_text_new(out, strlen(out));
-            free(out);
-        }
+    size_t n = 0;
+    char *p = dbuf_steal(&b, &n);
+    /* shrinking in place: the allocator splits the block, no copy */
+    struct wc_text *t = realloc(p, n + 1);
+    if (!t) {
+        t = (struct wc_text *) (void *) p;
     }
-    json_decref(root);
-    return t ? t : wc_text_new(value, len);
+    atomic_init(&t->refs, 1);
+    t->len = n - hdr;
+    return t;
 }
 
 static struct wc_text *

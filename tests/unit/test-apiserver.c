@@ -42,8 +42,11 @@ test_inject_rv(void **state)
                  "{ }}",
                  "{\"data\":{\"x\":\"\\\"metadata\\\":{\"},\"metadata\" : "
                  "{\"resourceVersion\":\"42\" }}");
-    /* no metadata: unchanged */
-    check_inject("{\"a\":1}", "{\"a\":1}");
+    /* no metadata: made, as the watch cache makes it (one function) */
+    check_inject("{\"a\":1}",
+                 "{\"metadata\":{\"resourceVersion\":\"42\"},\"a\":1}");
+    /* not an object: unchanged */
+    check_inject("[1]", "[1]");
 }
 
 static void

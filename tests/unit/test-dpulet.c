@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <glob.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,11 +394,26 @@ test_hooks(void **state)
     assert_string_equal(json_string_value(json_object_get(st, "phase")),
                         "Running");
     json_decref(pods);
-    /* stop what the test started: the container's group, then dpulet */
+    /* stop what the test started: the container's group, then dpulet;
+     * the container's shim outlives both and records the exit in the
+     * pod's .state, so wait for that record before removing the tree
+     * (removing it under the shim's write fails the rm) */
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
     dpulet_destroy(d);
     loop_destroy(loop);
+    char *pat = xasprintf("%s/pods/default_hook-n1_*/.state/c.exit", root);
+    bool recorded = false;
+    for (int i = 0; i < 500 && !recorded; i++) {
+        glob_t g;
+        recorded = glob(pat, 0, NULL, &g) == 0;
+        globfree(&g);
+        if (!recorded) {
+            usleep(10 * 1000);
+        }
+    }
+    free(pat);
+    assert_true(recorded); /* the rename is the shim's last write */
     rm_tree(root);
     free(mf);
     free(sdir);

@@ -150,6 +150,51 @@ test_insert(void **state)
     expect_insert("[]", NULL);
 }
 
+static void
+expect_rv(const char *s, const char *want)
+{
+    struct dbuf b;
+    dbuf_init(&b);
+    bool ok = json_text_set_rv(&b, s, strlen(s), 1234567890123LL);
+    char *got = dbuf_steal(&b, NULL);
+    if (!want) {
+        assert_false(ok);
+        assert_string_equal(got, "");
+    } else {
+        assert_true(ok);
+        assert_string_equal(got, want);
+        json_t *j = json_loads(got, 0, NULL);
+        assert_non_null(j);
+        json_decref(j);
+    }
+    free(got);
+}
+
+static void
+test_set_rv(void **state)
+{
+    (void) state;
+    expect_rv("{\"metadata\":{\"name\":\"a\"}}",
+              "{\"metadata\":{\"resourceVersion\":\"1234567890123\","
+              "\"name\":\"a\"}}");
+    expect_rv("{\"metadata\":{\"resourceVersion\":\"9\"}}",
+              "{\"metadata\":{\"resourceVersion\":\"1234567890123\"}}");
+    /* no metadata: made, as the first member */
+    expect_rv("{\"k\":1}",
+              "{\"metadata\":{\"resourceVersion\":\"1234567890123\"},"
+              "\"k\":1}");
+    expect_rv(" { } ",
+              " {\"metadata\":{\"resourceVersion\":\"1234567890123\"} } ");
+    /* a nested metadata is not the object's own */
+    expect_rv("{\"spec\":{\"metadata\":{}}}",
+              "{\"metadata\":{\"resourceVersion\":\"1234567890123\"},"
+              "\"spec\":{\"metadata\":{}}}");
+    expect_rv("{\"metadata\":null}", NULL);
+    expect_rv("[1]", NULL);
+    expect_rv("\"s\"", NULL);
+    expect_rv("", NULL);
+}
+
 int
 main(void)
 {
@@ -157,6 +202,7 @@ main(void)
         cmocka_unit_test(test_member),
         cmocka_unit_test(test_load_member),
         cmocka_unit_test(test_insert),
+        cmocka_unit_test(test_set_rv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

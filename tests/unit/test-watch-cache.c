@@ -89,7 +89,7 @@ test_inject(void **state)
     assert_int_equal(watch_cache_next(w, &ev), 1);
     assert_int_equal(ev->type, STORE_EVENT_MODIFIED);
     assert_string_equal(ev->object,
-                        "{\"k\":1,\"metadata\":{\"resourceVersion\":\"12\"}}");
+                        "{\"metadata\":{\"resourceVersion\":\"12\"},\"k\":1}");
     watch_event_release(ev);
     assert_int_equal(watch_cache_next(w, &ev), 1);
     assert_int_equal(ev->type, STORE_EVENT_DELETED);

@@ -359,23 +359,16 @@ child_start(struct dpuc_ctrl *d, struct child *ch, struct dpf_error *err)
     char *data_arg = xstrdup(ch->dir);
     char *log_path = xasprintf("%s/dpf-server.log", ch->dir);
     const char *bind = is_loopback_addr(d->address) ? "127.0.0.1" : "0.0.0.0";
-    char *argv[] = {d->server_bin,
-                    "--data-dir",
-                    data_arg,
-                    "--port",
-                    port_s,
-                    "--bind-address",
-                    (char *) bind,
-                    "--server-name",
-                    d->address,
-                    "--controllers=none",
-                    "--threads",
-                    "2",
-                    "--watch-cache-size",
-                    "10000",
-                    "--watch-cache-bytes",
+    char *argv[] = {d->server_bin, "--data-dir", data_arg, "--port", port_s,
+                    "--bind-address", (char *) bind, "--server-name",
+                    d->address, "--controllers=none", "--threads", "2",
+                    "--watch-cache-size", "10000", "--watch-cache-bytes",
                     "16Mi",
-                    NULL};
+                    /* a DPU cluster holds a kept-alive connection per
+                     * node agent (Lease renewals): 8 KiB buffers hold
+                     * ~20 KB per connection where 32 KiB held ~44 KB,
+                     * and agents' request heads are small */
+                    "--connection-memory", "8Ki", NULL};
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (logfd < 0 || nullfd < 0) {

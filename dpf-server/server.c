@@ -51,6 +51,12 @@ LOG_MODULE(server);
 #define SERVER_WATCH_BUFFER_TOTAL_BYTES ((size_t) 128 << 20)
 #define SERVER_WATCH_MIN_BYTES ((size_t) 1 << 20)
 #define SERVER_WATCH_MAX_BYTES ((size_t) 1 << 40)
+/* Each connection's buffer: a request's head must fit in about three
+ * quarters of it. 16 KiB takes heads of ~12 KB (nginx's default line
+ * limit is 8 KB) and holds ~28 KB per idle TLS connection (32 KiB: 44). */
+#define SERVER_CONN_MEMORY ((size_t) 16 << 10)
+#define SERVER_CONN_MEMORY_MIN ((size_t) 4 << 10)
+#define SERVER_CONN_MEMORY_MAX ((size_t) 1 << 20)
 
 /* Everything the running server holds. */
 struct server {
@@ -87,6 +93,7 @@ server_options_init(struct server_options *o)
     o->max_conns = HTTP_DEFAULT_MAX_CONN;
     o->header_timeout = HTTP_DEFAULT_HEADER_TIMEOUT_S;
     o->idle_timeout = HTTP_DEFAULT_IDLE_TIMEOUT_S;
+    o->conn_memory = SERVER_CONN_MEMORY;
     o->controllers = xstrdup("all");
 }
 
@@ -186,6 +193,14 @@ usage(FILE *f)
                "(default 90);\n"
                "                         watches waiting for events are not "
                "cut\n"
+               "  --connection-memory N  buffer of each connection for a "
+               "request's line and\n"
+               "                         headers and the answer being "
+               "written; heads longer\n"
+               "                         than about 3/4 of it get 431; an "
+               "idle kept-alive\n"
+               "                         connection holds it (default 16Ki; "
+               "4Ki to 1Mi)\n"
                "  --tls-min-version V    VersionTLS12 (default) or "
                "VersionTLS13; TLS 1.3 is\n"
                "                         preferred either way\n"
@@ -475,6 +490,7 @@ enum {
     OPT_MAX_CONN,
     OPT_HEADER_TIMEOUT,
     OPT_IDLE_TIMEOUT,
+    OPT_CONN_MEMORY,
     OPT_TLS_MIN,
     OPT_TLS_SUITES,
     OPT_LOG_LEVEL,
@@ -512,6 +528,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"request-header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"connection-memory", required_argument, NULL, OPT_CONN_MEMORY},
         {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
         {"tls-cipher-suites", required_argument, NULL, OPT_TLS_SUITES},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -655,6 +672,17 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                 o->header_timeout = (unsigned) v;
             } else {
                 o->idle_timeout = (unsigned) v;
+            }
+            break;
+        case OPT_CONN_MEMORY:
+            if (parse_size(optarg, SERVER_CONN_MEMORY_MIN,
+                           SERVER_CONN_MEMORY_MAX, &o->conn_memory) < 0) {
+                fprintf(errout,
+                        "dpf-server: --connection-memory: \"%s\" is not a "
+                        "size between 4Ki and 1Mi (bytes, or a number with "
+                        "Ki or Mi)\n",
+                        optarg);
+                goto fail;
             }
             break;
         case OPT_TLS_MIN:
@@ -1459,6 +1487,7 @@ server_run(const struct server_options *o)
         .max_connections = o->max_conns,
         .header_timeout_s = o->header_timeout,
         .idle_timeout_s = o->idle_timeout,
+        .conn_memory = o->conn_memory,
         .gate = server_gate,
         .observe = server_observe,
         .observe_end = server_observe_end,

@@ -59,6 +59,7 @@ struct server_options {
     unsigned max_conns;              /* --max-connections (default 4096) */
     unsigned header_timeout; /* --request-header-timeout, s (default 10) */
     unsigned idle_timeout;   /* --idle-timeout, s (default 90) */
+    size_t conn_memory;      /* --connection-memory, bytes (default 16Ki) */
     char *tls_priorities;    /* GnuTLS priorities from --tls-min-version
                                 and --tls-cipher-suites; NULL = default */
     char *log_level;         /* --log-level (default info) */

@@ -72,6 +72,7 @@ LOG_MODULE(http);
 #define HTTP_DEFAULT_MAX_BODY (3u * 1024 * 1024)
 #define HTTP_STREAM_MAX_QUEUED (16u * 1024 * 1024)
 #define HTTP_CONN_MEMORY (32u * 1024)
+#define HTTP_CONN_MEMORY_MIN (4u * 1024)
 /* Bytes of an over-limit body we read and drop so that the client sees
  * the 413; past this we close the connection instead. */
 #define HTTP_DRAIN_LIMIT(max_body) (4 * (size_t) (max_body) + (1u << 20))
@@ -2114,8 +2115,12 @@ http_server_create(const struct http_server_config *cfg,
      * time as a deadline (MHD's is reset by every byte). */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         srv->header_timeout_s, NULL};
+    size_t conn_memory = cfg->conn_memory ? cfg->conn_memory : HTTP_CONN_MEMORY;
+    if (conn_memory < HTTP_CONN_MEMORY_MIN) {
+        conn_memory = HTTP_CONN_MEMORY_MIN;
+    }
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                        HTTP_CONN_MEMORY, NULL};
+                                        (intptr_t) conn_memory, NULL};
     opts[n++] =
         (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,

@@ -25,6 +25,12 @@
  * sockets cannot lock out clients with credentials; MHD's own hard limit
  * is twice max_connections.
  *
+ * Memory: each connection has a buffer of conn_memory bytes for its
+ * request's head and the response being written, so a server that holds
+ * thousands of kept-alive agent connections (kubelets' Lease renewals)
+ * sets it small and a server for people's tools keeps room for long
+ * selectors and tokens.
+ *
  * TLS: with cert_file/key_file set the server speaks HTTPS only, TLS 1.2
  * and 1.3 with ECDHE and AEAD ciphers unless tls_priorities (a GnuTLS
  * priority string) says otherwise; with client_ca_file set it asks for
@@ -97,8 +103,14 @@ struct http_server_config {
     unsigned header_timeout_s;  /* handshake + request headers; 0 = 10 */
     unsigned idle_timeout_s;    /* silence within a request or between a
                                    trusted client's requests; 0 = 90 */
-    http_gate_fn gate;          /* NULL = none; gets the handler's arg */
-    http_observe_fn observe;    /* NULL = none; gets the handler's arg */
+    size_t conn_memory;      /* each connection's buffer (read buffer, headers,
+                           response buffer): the request line and headers
+                           must fit in about three quarters of it, else
+                           431; an idle kept-alive connection holds about
+                           this much resident plus ~20 KiB of TLS state;
+                           0 = 32 KiB; at least 4 KiB */
+    http_gate_fn gate;       /* NULL = none; gets the handler's arg */
+    http_observe_fn observe; /* NULL = none; gets the handler's arg */
     http_observe_end_fn observe_end; /* with observe: long answers' end */
 };
 

@@ -247,7 +247,11 @@ def test_connection_flags_are_validated():
     for args, word in ((["--max-connections", "5"], "--max-connections"),
                        (["--request-header-timeout", "0"],
                         "--request-header-timeout"),
-                       (["--idle-timeout", "x"], "--idle-timeout")):
+                       (["--idle-timeout", "x"], "--idle-timeout"),
+                       (["--connection-memory", "1Ki"], "--connection-memory"),
+                       (["--connection-memory", "2Mi"], "--connection-memory"),
+                       (["--connection-memory", "8Kx"],
+                        "--connection-memory")):
         r = subprocess.run([exe] + args, capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 2, r
@@ -255,9 +259,37 @@ def test_connection_flags_are_validated():
     r = subprocess.run([exe, "--help"], capture_output=True, text=True,
                        timeout=30)
     for flag in ("--max-connections", "--request-header-timeout",
-                 "--idle-timeout", "--tls-min-version",
+                 "--idle-timeout", "--connection-memory", "--tls-min-version",
                  "--tls-cipher-suites"):
         assert flag in r.stdout
+
+
+def test_connection_memory_bounds_request_heads(make_server):
+    """--connection-memory: heads that fit are served, a longer one gets
+    431 (not a reset or a hang), and answers far larger than the buffer
+    stream through it intact."""
+    small = make_server("--connection-memory", "8Ki")
+    default = make_server()
+    for i in range(40):
+        st, _ = small.json("POST", path("configmaps"),
+                           configmap(f"big-{i}", {"v": "x" * 2000}))
+        assert st == 201
+    for srv, fits, too_long in ((small, 4000, 9000),
+                                (default, 10000, 20000)):
+        pad = f"X-Pad: {'p' * fits}\r\n"
+        st, _, body, _ = raw_request(srv, auth_head(srv, "GET",
+                                                    path("configmaps"), pad))
+        assert st == 200, body[:300]
+        pad = f"X-Pad: {'p' * too_long}\r\n"
+        st, _, body, _ = raw_request(srv, auth_head(srv, "GET",
+                                                    path("configmaps"), pad))
+        assert st == 431, body[:300]
+    # an answer of ~80 KB through 8 KiB buffers, whole
+    st, lst = small.json("GET", path("configmaps"))
+    assert st == 200
+    names = sorted(o["metadata"]["name"] for o in lst["items"])
+    assert names == sorted(f"big-{i}" for i in range(40))
+    assert all(o["data"]["v"] == "x" * 2000 for o in lst["items"])
 
 
 # ---------------------------------------------------------------- TLS

@@ -177,7 +177,7 @@ def main():
     ap.add_argument("--max-installs", type=int, default=16)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--emu-processes", type=int, default=0,
-                    help="dpf-emu processes (default: one per 6,000 DPUs)")
+                    help="dpf-emu processes (default: one per 4,000 DPUs)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--server-log-level", default="info")
     ap.add_argument("--perf", metavar="FILE",
@@ -256,9 +256,12 @@ def main():
             f"{PROV}/namespaces/{CNS}/dpuclusters", clusters), 300)
         wait("the BFB", lambda: ready(f"{PROV}/namespaces/{NS}/bfbs", 1), 300)
 
-        # one emulator per 6,000 DPUs: each needs two open files per DPU
-        # and the hard limit here is 20,000
-        n_emu = a.emu_processes or max(1, -(-n // 6000))
+        # one emulator per 4,000 DPUs: each DPU holds four open files (its
+        # rshim boot and misc devices, its kept-alive Lease connection and
+        # its node client's) and the hard limit here is 20,000; at 5,000
+        # DPUs a process ran out of descriptors and its DPUs stopped
+        # joining
+        n_emu = a.emu_processes or max(1, -(-n // 4000))
         per = -(-a.hosts // n_emu)
         emus, emu_dirs = [], []
         for k in range(n_emu):

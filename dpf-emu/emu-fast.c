@@ -1181,8 +1181,11 @@ on_status_timer(void *arg, struct loop_timer *t)
 static int
 fast_rlimit(struct emu_fast *f, struct dpf_error *err)
 {
-    /* per DPU: the boot FIFO and misc; per target: a listener (in dmsd) */
-    rlim_t want = (rlim_t) f->n_dpus * 2 + 256;
+    /* per DPU: the boot FIFO and misc, and once it joined its kept-alive
+     * Lease connection and its node client's (targets' listeners are in
+     * dmsd): a fleet past the limit would stall mid-way with connections
+     * that "cannot connect", so it is refused up front */
+    rlim_t want = (rlim_t) f->n_dpus * 4 + 256;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_max < want) {

@@ -381,8 +381,8 @@ struct as_list_ctx {
     size_t limit;
     char *last_key;
     bool more;
-    bool filtered; /* the index already applied the selectors (and its
-                    * texts carry their resourceVersion) */
+    bool filtered; /* the selectors were applied already (the index) */
+    bool has_rv;   /* the texts carry their resourceVersion (the index's) */
     int64_t now_ns;
 };
 
@@ -451,8 +451,8 @@ as_list_each(void *arg, const struct store_kv *kv)
         dbuf_puts(&c->items, t);
         free(t);
         json_decref(row);
-    } else if (c->filtered) {
-        dbuf_append(&c->items, kv->value, kv->len); /* has its rv */
+    } else if (c->has_rv) {
+        dbuf_append(&c->items, kv->value, kv->len);
     } else {
         as_append_rv(&c->items, kv->value, kv->len, kv->rv);
     }
@@ -530,7 +530,7 @@ as_handle_list(struct apiserver *as, struct http_request *req,
     }
     int64_t list_rv = 0;
     struct dpf_error e = {0};
-    c.filtered = true;
+    c.filtered = c.has_rv = true;
     /* A selector with a k=v requirement walks only the objects labelled
      * so (the cache's inverted label index); the filter still decides. */
     const char *hint_key = NULL, *hint_value = NULL;
@@ -557,7 +557,7 @@ as_handle_list(struct apiserver *as, struct http_request *req,
     if (r == -ENOTSUP) {
         /* No index (tests that run the API server alone): read the store;
          * later pages then read its current state. */
-        c.filtered = false;
+        c.filtered = c.has_rv = false;
         size_t store_limit = 0;
         if (c.limit && !filter.labels && !filter.fields) {
             store_limit = c.limit + 1;

@@ -665,10 +665,10 @@ as_hub_destroy(struct as_hub *hub)
 struct as_initial {
     struct as_watch *ws;
     struct dbuf *b;
-    size_t max;    /* the watch's buffer budget */
-    bool over;     /* the initial events do not fit it */
-    bool filtered; /* the object index applied the selectors (and its
-                    * texts carry their resourceVersion) */
+    size_t max;  /* the watch's buffer budget */
+    bool over;   /* the initial events do not fit it */
+    bool has_rv; /* the texts carry their resourceVersion (the object
+                    * index's; the index also applied the selectors) */
 };
 
 static int
@@ -678,8 +678,7 @@ as_initial_each(void *arg, const struct store_kv *kv)
     if (c->ws->only_key && strcmp(kv->key, c->ws->only_key) != 0) {
         return 0;
     }
-    if (c->filtered) {
-        /* the index's texts carry their resourceVersion */
+    if (c->has_rv) {
         as_append_object(c->b, c->ws, "ADDED", kv->value, kv->len);
     } else {
         size_t len;
@@ -785,7 +784,7 @@ as_watch_serve(struct apiserver *as, struct http_request *req,
         if (watch_cache_list(as->wc, from, NULL, 0, as_index_filter,
                              &ws->filter, as_initial_each, &c,
                              &list_rv) == -ENOTSUP) {
-            c.filtered = false;
+            c.has_rv = false;
             store_list(as->store, from, NULL, 0, as_initial_each, &c, &list_rv,
                        NULL, NULL);
         }

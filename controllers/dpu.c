@@ -2474,22 +2474,30 @@ map_all(struct controller *c, const json_t *obj)
  * (most of a DMS pod's 6 KB), the pod's conditions and the containers'
  * states are dropped before the pod is cached: 20,000 pods at 10,000
  * DPUs. */
+/* dst[name] = src[name] for each of the n names src has. */
+static void
+copy_members(json_t *dst, const json_t *src, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(src, names[i]);
+        if (v) {
+            json_object_set(dst, names[i], v);
+        }
+    }
+}
+
 static void
 pod_slim(json_t *pod)
 {
+    static const char *const keep[] = {"phase", "reason", "message", "podIP"};
+    static const char *const ctr_keep[] = {"name", "ready", "restartCount"};
     kube_json_keep_only(pod, "spec", "nodeName");
     json_t *st = json_object_get(pod, "status");
     if (!json_is_object(st)) {
         return;
     }
-    static const char *const keep[] = {"phase", "reason", "message", "podIP"};
     json_t *slim = json_object();
-    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
-        json_t *v = json_object_get(st, keep[i]);
-        if (v) {
-            json_object_set(slim, keep[i], v);
-        }
-    }
+    copy_members(slim, st, keep, sizeof keep / sizeof keep[0]);
     json_t *cs = json_object_get(st, "containerStatuses");
     if (json_is_array(cs)) {
         json_t *out = json_array();
@@ -2498,13 +2506,8 @@ pod_slim(json_t *pod)
         json_array_foreach(cs, i, c)
         {
             json_t *one = json_object();
-            static const char *const ck[] = {"name", "ready", "restartCount"};
-            for (size_t k = 0; k < sizeof ck / sizeof ck[0]; k++) {
-                json_t *v = json_object_get(c, ck[k]);
-                if (v) {
-                    json_object_set(one, ck[k], v);
-                }
-            }
+            copy_members(one, c, ctr_keep,
+                         sizeof ctr_keep / sizeof ctr_keep[0]);
             json_array_append_new(out, one);
         }
         json_object_set_new(slim, "containerStatuses", out);

@@ -1,5 +1,14 @@
-/* loop: see loop.h. epoll for fds, a sorted list for timers (daemons have
- * a handful), an eventfd for posted closures and a signalfd for signals.
+/* loop: see loop.h. epoll for fds, a binary min-heap for timers and an
+ * eventfd for posted closures and a signalfd for signals.
+ *
+ * Scale: an emulator process runs thousands of DPUs on one loop, each
+ * with its own timers and connections, so every operation on a watch or
+ * a timer is O(1) or O(log n): watches and timers sit on doubly linked
+ * lists (for loop_destroy), armed timers in a heap ordered by deadline and
+ * then by arming order (equal deadlines fire in the order they were
+ * armed). A sorted list with a scan of every disarmed timer per round,
+ * the first design, cost a 3,300-DPU emulator most of its CPU.
+ *
  * Handles removed during a dispatch round go to a graveyard that is
  * emptied when the round ends, so a callback can remove any handle that
  * a later event of the same round still points at. */
@@ -26,19 +35,23 @@ struct loop_watch {
     loop_fd_fn fn;
     void *arg;
     bool dead;
-    struct loop_watch *next; /* all-watches list, or graveyard */
+    struct loop_watch *prev; /* live list */
+    struct loop_watch *next; /* live list, or graveyard */
 };
 
 struct loop_timer {
     struct loop *loop;
     int64_t deadline_ms; /* valid when armed */
+    uint64_t seq;        /* arming order, breaks deadline ties */
     int64_t period_ms;
-    bool armed;
-    bool firing; /* due in the current round, callback not yet run */
+    size_t heap_at; /* position in the heap + 1; 0 = not armed */
+    bool firing;    /* due in the current round, callback not yet run */
     bool dead;
     loop_timer_fn fn;
     void *arg;
-    struct loop_timer *next; /* sorted armed list / idle list / graveyard */
+    struct loop_timer *prev;     /* live list */
+    struct loop_timer *next;     /* live list, or graveyard */
+    struct loop_timer *due_next; /* this round's due list */
 };
 
 struct loop_post_item {
@@ -60,9 +73,11 @@ struct loop {
     struct loop_sig sigs[LOOP_NSIG];
     struct loop_watch *watches;      /* live watches */
     struct loop_watch *dead_watches; /* graveyard */
-    struct loop_timer *timers;       /* armed, sorted by deadline */
-    struct loop_timer *idle_timers;  /* disarmed but allocated */
+    struct loop_timer *timers;       /* live timers, armed or not */
     struct loop_timer *dead_timers;  /* graveyard */
+    struct loop_timer **heap;        /* armed timers, earliest first */
+    size_t n_heap, cap_heap;
+    uint64_t timer_seq;
     pthread_mutex_t post_lock;
     struct loop_post_item *post_head;
     struct loop_post_item *post_tail;
@@ -136,8 +151,8 @@ loop_destroy(struct loop *loop)
     loop_free_watch_list(loop->watches);
     loop_free_watch_list(loop->dead_watches);
     loop_free_timer_list(loop->timers);
-    loop_free_timer_list(loop->idle_timers);
     loop_free_timer_list(loop->dead_timers);
+    free(loop->heap);
     struct loop_post_item *p = loop->post_head;
     while (p) {
         struct loop_post_item *next = p->next;
@@ -194,6 +209,9 @@ loop_watch_fd(struct loop *loop, int fd, uint32_t events, loop_fd_fn fn,
         return NULL;
     }
     w->next = loop->watches;
+    if (w->next) {
+        w->next->prev = w;
+    }
     loop->watches = w;
     return w;
 }
@@ -217,44 +235,110 @@ loop_watch_remove(struct loop_watch *w)
     struct loop *loop = w->loop;
     /* The fd may already be closed by a careless caller: ignore errors. */
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-    for (struct loop_watch **pp = &loop->watches; *pp; pp = &(*pp)->next) {
-        if (*pp == w) {
-            *pp = w->next;
-            break;
-        }
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        loop->watches = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
     }
     w->dead = true;
+    w->prev = NULL;
     w->next = loop->dead_watches;
     loop->dead_watches = w;
 }
 
 /* ---- timers ---- */
 
-static void
-loop_timer_unlink(struct loop_timer *t)
+/* Whether heap entry a fires before b. */
+static bool
+timer_before(const struct loop_timer *a, const struct loop_timer *b)
 {
-    struct loop *loop = t->loop;
-    struct loop_timer **head = t->armed ? &loop->timers : &loop->idle_timers;
-    for (struct loop_timer **pp = head; *pp; pp = &(*pp)->next) {
-        if (*pp == t) {
-            *pp = t->next;
-            break;
-        }
-    }
-    t->next = NULL;
+    return a->deadline_ms < b->deadline_ms ||
+           (a->deadline_ms == b->deadline_ms && a->seq < b->seq);
 }
 
 static void
-loop_timer_insert(struct loop_timer *t)
+heap_place(struct loop *loop, size_t i, struct loop_timer *t)
+{
+    loop->heap[i] = t;
+    t->heap_at = i + 1;
+}
+
+static void
+heap_up(struct loop *loop, size_t i)
+{
+    struct loop_timer *t = loop->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_before(t, loop->heap[parent])) {
+            break;
+        }
+        heap_place(loop, i, loop->heap[parent]);
+        i = parent;
+    }
+    heap_place(loop, i, t);
+}
+
+static void
+heap_down(struct loop *loop, size_t i)
+{
+    struct loop_timer *t = loop->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= loop->n_heap) {
+            break;
+        }
+        if (c + 1 < loop->n_heap &&
+            timer_before(loop->heap[c + 1], loop->heap[c])) {
+            c++;
+        }
+        if (!timer_before(loop->heap[c], t)) {
+            break;
+        }
+        heap_place(loop, i, loop->heap[c]);
+        i = c;
+    }
+    heap_place(loop, i, t);
+}
+
+/* Arm t for deadline_ms (t is not armed). */
+static void
+timer_arm(struct loop_timer *t, int64_t deadline_ms)
 {
     struct loop *loop = t->loop;
-    struct loop_timer **pp = &loop->timers;
-    while (*pp && (*pp)->deadline_ms <= t->deadline_ms) {
-        pp = &(*pp)->next;
+    if (loop->n_heap == loop->cap_heap) {
+        loop->cap_heap = loop->cap_heap ? 2 * loop->cap_heap : 16;
+        loop->heap = xrealloc(loop->heap, loop->cap_heap * sizeof *loop->heap);
     }
-    t->next = *pp;
-    *pp = t;
-    t->armed = true;
+    t->deadline_ms = deadline_ms;
+    t->seq = loop->timer_seq++;
+    size_t i = loop->n_heap++;
+    heap_place(loop, i, t);
+    heap_up(loop, i);
+}
+
+/* Take t out of the heap (no-op when it is not armed). */
+static void
+timer_disarm(struct loop_timer *t)
+{
+    struct loop *loop = t->loop;
+    if (!t->heap_at) {
+        return;
+    }
+    size_t i = t->heap_at - 1;
+    t->heap_at = 0;
+    struct loop_timer *last = loop->heap[--loop->n_heap];
+    if (last == t) {
+        return;
+    }
+    heap_place(loop, i, last);
+    if (i > 0 && timer_before(last, loop->heap[(i - 1) / 2])) {
+        heap_up(loop, i);
+    } else {
+        heap_down(loop, i);
+    }
 }
 
 struct loop_timer *
@@ -266,8 +350,12 @@ loop_timer_add(struct loop *loop, int64_t delay_ms, int64_t period_ms,
     t->fn = fn;
     t->arg = arg;
     t->period_ms = period_ms > 0 ? period_ms : 0;
-    t->deadline_ms = time_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
-    loop_timer_insert(t);
+    t->next = loop->timers;
+    if (t->next) {
+        t->next->prev = t;
+    }
+    loop->timers = t;
+    timer_arm(t, time_mono_ms() + (delay_ms > 0 ? delay_ms : 0));
     return t;
 }
 
@@ -277,11 +365,10 @@ loop_timer_reset(struct loop_timer *t, int64_t delay_ms, int64_t period_ms)
     if (t->dead) {
         return;
     }
-    loop_timer_unlink(t);
+    timer_disarm(t);
     t->firing = false;
     t->period_ms = period_ms > 0 ? period_ms : 0;
-    t->deadline_ms = time_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
-    loop_timer_insert(t);
+    timer_arm(t, time_mono_ms() + (delay_ms > 0 ? delay_ms : 0));
 }
 
 void
@@ -291,10 +378,18 @@ loop_timer_cancel(struct loop_timer *t)
         return;
     }
     struct loop *loop = t->loop;
-    loop_timer_unlink(t);
-    t->armed = false;
+    timer_disarm(t);
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        loop->timers = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
     t->firing = false;
     t->dead = true;
+    t->prev = NULL;
     t->next = loop->dead_timers;
     loop->dead_timers = t;
 }
@@ -303,46 +398,44 @@ loop_timer_cancel(struct loop_timer *t)
 static int
 loop_next_timeout(struct loop *loop, int64_t now)
 {
-    if (!loop->timers) {
+    if (!loop->n_heap) {
         return -1;
     }
-    int64_t d = loop->timers->deadline_ms - now;
+    int64_t d = loop->heap[0]->deadline_ms - now;
     if (d < 0) {
         return 0;
     }
     return d > 3600000 ? 3600000 : (int) d;
 }
 
-/* Run the timers that are due at `now`. Due timers are flagged first and
- * then run one by one, re-scanning after each callback because it may add,
- * reset or cancel any timer. A timer armed for "now" by a callback waits
- * for the next round, so timers cannot starve fds. Periodic timers are
+/* Run the timers that are due at `now`. The due timers leave the heap
+ * first, in firing order; then each runs unless a callback before it
+ * reset or cancelled it. A timer armed for "now" by a callback waits for
+ * the next round, so timers cannot starve fds. Periodic timers are
  * re-armed before their callback runs, so the callback may cancel them. */
 static int
 loop_run_timers(struct loop *loop, int64_t now)
 {
-    int ran = 0;
-    while (loop->timers && loop->timers->deadline_ms <= now) {
-        struct loop_timer *t = loop->timers;
-        loop->timers = t->next;
-        t->armed = false;
+    struct loop_timer *due = NULL, **tail = &due;
+    while (loop->n_heap && loop->heap[0]->deadline_ms <= now) {
+        struct loop_timer *t = loop->heap[0];
+        timer_disarm(t);
         t->firing = true;
-        t->next = loop->idle_timers;
-        loop->idle_timers = t;
+        t->due_next = NULL;
+        *tail = t;
+        tail = &t->due_next;
     }
-    for (;;) {
-        struct loop_timer *t = loop->idle_timers;
-        while (t && !t->firing) {
-            t = t->next;
-        }
-        if (!t) {
-            break;
+    int ran = 0;
+    while (due) {
+        struct loop_timer *t = due;
+        due = t->due_next;
+        t->due_next = NULL;
+        if (!t->firing) {
+            continue; /* reset or cancelled by an earlier callback */
         }
         t->firing = false;
         if (t->period_ms > 0) {
-            loop_timer_unlink(t);
-            t->deadline_ms = now + t->period_ms;
-            loop_timer_insert(t);
+            timer_arm(t, now + t->period_ms);
         }
         t->fn(t->arg, t);
         ran++;

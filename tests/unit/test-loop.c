@@ -1,5 +1,6 @@
 /* Unit tests for lib/loop: fd watches, timers (one-shot, periodic, cancel
- * from inside a callback), posts from another thread, signals. */
+ * from inside a callback, thousands at once in deadline order), posts
+ * from another thread, signals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,6 +121,78 @@ test_timers(void **state)
     loop_destroy(loop);
 }
 
+/* Thousands of timers (an emulator's fleet): each armed one fires once,
+ * at or after its deadline, in deadline order, equal deadlines in arming
+ * order; cancelled ones never fire; the rest of the heap is intact after
+ * removals from its middle. */
+#define MANY 3000
+struct many {
+    struct loop *loop;
+    struct loop_timer *t[MANY];
+    int64_t armed_at[MANY];
+    int delay[MANY];
+    int fired_at_pos[MANY]; /* 1-based firing position; 0 = never */
+    int64_t fired_ms[MANY];
+    int pos;
+    int expected;
+};
+
+static void
+on_many(void *arg, struct loop_timer *t)
+{
+    struct many *m = arg;
+    int i = 0;
+    while (i < MANY && m->t[i] != t) {
+        i++;
+    }
+    assert_true(i < MANY);
+    m->fired_at_pos[i] = ++m->pos;
+    m->fired_ms[i] = time_mono_ms();
+    if (m->pos == m->expected) {
+        loop_stop(m->loop);
+    }
+}
+
+static void
+test_many_timers(void **state)
+{
+    static struct many m;
+    memset(&m, 0, sizeof m);
+    m.loop = loop_create();
+    for (int i = 0; i < MANY; i++) {
+        m.t[i] = loop_timer_add(m.loop, 10000, 0, on_many, &m);
+    }
+    /* re-arm in a new order, cancelling every third: the arming order is
+     * the order of these calls */
+    for (int i = 0; i < MANY; i++) {
+        if (i % 3 == 0) {
+            loop_timer_cancel(m.t[i]);
+            continue;
+        }
+        m.delay[i] = (i * 37) % 40;
+        m.armed_at[i] = time_mono_ms();
+        loop_timer_reset(m.t[i], m.delay[i], 0);
+        m.expected++;
+    }
+    assert_int_equal(loop_run(m.loop), 0);
+    assert_int_equal(m.pos, m.expected);
+    for (int i = 0; i < MANY; i++) {
+        if (i % 3 == 0) {
+            assert_int_equal(m.fired_at_pos[i], 0);
+            continue;
+        }
+        assert_true(m.fired_at_pos[i] > 0);
+        assert_true(m.fired_ms[i] >= m.armed_at[i] + m.delay[i]);
+        for (int j = i + 1; j < MANY; j++) {
+            /* armed after i with no shorter delay: due no earlier */
+            if (j % 3 != 0 && m.delay[j] >= m.delay[i]) {
+                assert_true(m.fired_at_pos[i] < m.fired_at_pos[j]);
+            }
+        }
+    }
+    loop_destroy(m.loop); /* frees the disarmed timers */
+}
+
 struct pctx {
     struct loop *loop;
     int sum;
@@ -209,6 +282,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_watch),
         cmocka_unit_test(test_timers),
+        cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_post),
         cmocka_unit_test(test_signal),
         cmocka_unit_test(test_stop_before_run),

@@ -2410,23 +2410,10 @@ index_bfb(void *arg, const json_t *obj)
 static json_t *
 dpus_by(struct controller *c, const char *index, const char *value)
 {
-    json_t *keys = json_array();
-    json_t *objs =
-        value ? kube_cache_by_index(controller_cache(c, 0), index, value)
+    json_t *keys =
+        value ? kube_cache_keys_by_index(controller_cache(c, 0), index, value)
               : NULL;
-    size_t i;
-    json_t *o;
-    json_array_foreach(objs, i, o)
-    {
-        const json_t *md = json_object_get(o, "metadata");
-        const char *ns = str_at(md, "namespace", NULL);
-        const char *name = str_at(md, "name", NULL);
-        if (ns && name) {
-            json_array_append_new(keys, json_sprintf("%s/%s", ns, name));
-        }
-    }
-    json_decref(objs);
-    return keys;
+    return keys ? keys : json_array();
 }
 
 static json_t *

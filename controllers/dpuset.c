@@ -590,6 +590,15 @@ pace_note(struct dpuset_ctrl *d, const char *key, json_int_t gen,
     pthread_mutex_unlock(&d->mu);
 }
 
+/* The DPUs that name the set (uid) as an owner. */
+static json_t *
+owned_dpus(struct controller *c, const char *uid)
+{
+    json_t *owned =
+        kube_cache_by_index(controller_cache(c, 1), KUBE_INDEX_OWNER, uid);
+    return owned ? owned : json_array();
+}
+
 static struct controller_result
 reconcile_dpuset(struct controller *c, const char *key)
 {
@@ -609,12 +618,8 @@ reconcile_dpuset(struct controller *c, const char *key)
     if (!ns || !name || !uid) {
         goto out;
     }
-    owned = kube_cache_by_index(controller_cache(c, 1), KUBE_INDEX_OWNER, uid);
-    if (!owned) {
-        owned = json_array();
-    }
-
     if (kube_is_deleting(set)) {
+        owned = owned_dpus(c, uid);
         set_forget(d, key);
         if (!kube_finalizer_has(set, DPUSET_FINALIZER)) {
             goto out;
@@ -655,6 +660,8 @@ reconcile_dpuset(struct controller *c, const char *key)
         goto out;
     }
     int64_t cpu0 = thread_cpu_ms();
+    /* after the pacing: reading the set's DPUs parses each of them */
+    owned = owned_dpus(c, uid);
     const json_t *spec = json_object_get(set, "spec");
     const json_t *tspec =
         json_object_get(json_object_get(spec, "dpuTemplate"), "spec");

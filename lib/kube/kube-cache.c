@@ -1,6 +1,9 @@
 /* kube-cache: see kube-cache.h. The maps are jansson objects used as hash
- * tables: items maps key -> object, and each index maps value -> a set
- * (an object whose keys are cache keys). */
+ * tables: items maps key -> the object's compact JSON text (a jansson
+ * string), and each index maps value -> a set (an object whose keys are
+ * cache keys). Texts are parsed outside the lock: the informer is the one
+ * writer, so the text a writer read under the read lock is still the
+ * current one when it takes the write lock. */
 #include "lib/kube/kube-cache.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "lib/base/util.h"
+#include "lib/codecs/json-text.h"
 
 struct kube_index {
     char *name;
@@ -21,7 +25,7 @@ struct kube_index {
 
 struct kube_cache {
     pthread_rwlock_t lock;
-    json_t *items; /* key -> object */
+    json_t *items; /* key -> compact JSON text (string) */
     struct kube_index *idx;
     size_t n_idx;
     /* kube_cache_note_write(): key -> the object a write returned, newer
@@ -44,6 +48,47 @@ rv_of(const json_t *obj)
     char *end = NULL;
     uint64_t v = strtoull(s, &end, 10);
     return end && *end == '\0' ? v : 0;
+}
+
+/* The resourceVersion of a cached text, as rv_of() reads it. */
+static uint64_t
+text_rv(const json_t *text)
+{
+    if (!text) {
+        return 0;
+    }
+    json_t *rv =
+        json_text_load_path(json_string_value(text), json_string_length(text),
+                            JSON_TEXT_PATH("metadata", "resourceVersion"));
+    const char *s = json_string_value(rv);
+    uint64_t v = 0;
+    if (s && *s) {
+        char *end = NULL;
+        v = strtoull(s, &end, 10);
+        if (!end || *end) {
+            v = 0;
+        }
+    }
+    json_decref(rv);
+    return v;
+}
+
+/* The object a cached text holds (new), or NULL for no text. */
+static json_t *
+text_load(const json_t *text)
+{
+    if (!text) {
+        return NULL;
+    }
+    return json_loadb(json_string_value(text), json_string_length(text), 0,
+                      NULL);
+}
+
+/* A new reference to the text under key (read lock held by the caller). */
+static json_t *
+text_at(struct kube_cache *c, const char *key)
+{
+    return json_incref(json_object_get(c->items, key));
 }
 
 static json_t *
@@ -246,7 +291,7 @@ index_replace(struct kube_cache *c, const json_t *old, const json_t *obj,
 }
 
 json_t *
-kube_cache_put(struct kube_cache *c, json_t *obj, int *rc)
+kube_cache_put(struct kube_cache *c, const json_t *obj, int *rc)
 {
     char *key = kube_cache_key(obj);
     if (rc) {
@@ -255,9 +300,23 @@ kube_cache_put(struct kube_cache *c, json_t *obj, int *rc)
     if (!key) {
         return NULL;
     }
+    char *text = json_dumps(obj, JSON_COMPACT);
+    if (!text) {
+        if (rc) {
+            *rc = -ENOMEM;
+        }
+        free(key);
+        return NULL;
+    }
+    pthread_rwlock_rdlock(&c->lock);
+    json_t *was = text_at(c, key);
+    pthread_rwlock_unlock(&c->lock);
+    json_t *old = text_load(was);
+    json_decref(was);
+    json_t *now = json_string_nocheck(text);
+    free(text);
     pthread_rwlock_wrlock(&c->lock);
-    json_t *old = json_incref(json_object_get(c->items, key));
-    json_object_set_nocheck(c->items, key, obj);
+    json_object_set_new_nocheck(c->items, key, now);
     if (old) {
         index_replace(c, old, obj, key);
     } else {
@@ -271,13 +330,17 @@ kube_cache_put(struct kube_cache *c, json_t *obj, int *rc)
 json_t *
 kube_cache_remove(struct kube_cache *c, const char *key)
 {
-    pthread_rwlock_wrlock(&c->lock);
-    json_t *old = json_incref(json_object_get(c->items, key));
+    pthread_rwlock_rdlock(&c->lock);
+    json_t *was = text_at(c, key);
+    pthread_rwlock_unlock(&c->lock);
+    json_t *old = text_load(was);
+    json_decref(was);
     if (old) {
+        pthread_rwlock_wrlock(&c->lock);
         index_update(c, old, key, false);
         json_object_del(c->items, key);
+        pthread_rwlock_unlock(&c->lock);
     }
-    pthread_rwlock_unlock(&c->lock);
     if (atomic_load(&c->n_written) > 0) {
         pthread_mutex_lock(&c->wmu);
         if (json_object_del(c->written, key) == 0) {
@@ -292,24 +355,30 @@ json_t *
 kube_cache_get(struct kube_cache *c, const char *key)
 {
     pthread_rwlock_rdlock(&c->lock);
-    json_t *o = json_incref(json_object_get(c->items, key));
+    json_t *text = text_at(c, key);
     pthread_rwlock_unlock(&c->lock);
-    if (atomic_load(&c->n_written) == 0) {
-        return o;
-    }
-    pthread_mutex_lock(&c->wmu);
-    json_t *w = json_object_get(c->written, key);
-    if (w) {
-        uint64_t wrv = rv_of(w);
-        if (wrv && (!o || wrv > rv_of(o))) {
-            json_decref(o);
-            o = json_incref(w);
-        } else {
-            json_object_del(c->written, key); /* the informer caught up */
-            atomic_fetch_sub(&c->n_written, 1);
+    if (atomic_load(&c->n_written) > 0) {
+        pthread_mutex_lock(&c->wmu);
+        json_t *w = json_incref(json_object_get(c->written, key));
+        pthread_mutex_unlock(&c->wmu);
+        if (w) {
+            uint64_t wrv = rv_of(w);
+            if (wrv && (!text || wrv > text_rv(text))) {
+                json_decref(text);
+                return w;
+            }
+            /* the informer caught up */
+            pthread_mutex_lock(&c->wmu);
+            if (json_object_get(c->written, key) == w &&
+                json_object_del(c->written, key) == 0) {
+                atomic_fetch_sub(&c->n_written, 1);
+            }
+            pthread_mutex_unlock(&c->wmu);
+            json_decref(w);
         }
     }
-    pthread_mutex_unlock(&c->wmu);
+    json_t *o = text_load(text);
+    json_decref(text);
     return o;
 }
 
@@ -326,8 +395,10 @@ kube_cache_note_write(struct kube_cache *c, json_t *obj)
         json_object_del(md, "managedFields"); /* as the informer keeps it */
     }
     pthread_rwlock_rdlock(&c->lock);
-    uint64_t have = rv_of(json_object_get(c->items, key));
+    json_t *text = text_at(c, key);
     pthread_rwlock_unlock(&c->lock);
+    uint64_t have = text_rv(text);
+    json_decref(text);
     pthread_mutex_lock(&c->wmu);
     json_t *w = json_object_get(c->written, key);
     if (rv_of(obj) > have && (!w || rv_of(obj) > rv_of(w))) {
@@ -349,19 +420,37 @@ kube_cache_get_name(struct kube_cache *c, const char *ns, const char *name)
     return o;
 }
 
+/* The objects of an array of texts (consumed), parsed outside the lock. */
+static json_t *
+texts_load(json_t *texts)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(texts, i, t)
+    {
+        json_t *o = text_load(t);
+        if (o) {
+            json_array_append_new(out, o);
+        }
+    }
+    json_decref(texts);
+    return out;
+}
+
 json_t *
 kube_cache_list(struct kube_cache *c)
 {
-    json_t *out = json_array();
+    json_t *texts = json_array();
     pthread_rwlock_rdlock(&c->lock);
     const char *k;
     json_t *v;
     json_object_foreach(c->items, k, v)
     {
-        json_array_append(out, v);
+        json_array_append(texts, v);
     }
     pthread_rwlock_unlock(&c->lock);
-    return out;
+    return texts_load(texts);
 }
 
 json_t *
@@ -379,8 +468,11 @@ kube_cache_keys(struct kube_cache *c)
     return out;
 }
 
-json_t *
-kube_cache_by_index(struct kube_cache *c, const char *index, const char *value)
+/* The texts (keys_only false) or keys of the objects whose index has
+ * value; NULL when there is no such index. */
+static json_t *
+by_index(struct kube_cache *c, const char *index, const char *value,
+         bool keys_only)
 {
     json_t *out = NULL;
     pthread_rwlock_rdlock(&c->lock);
@@ -394,15 +486,30 @@ kube_cache_by_index(struct kube_cache *c, const char *index, const char *value)
         json_t *v;
         json_object_foreach(set, k, v)
         {
-            json_t *o = json_object_get(c->items, k);
-            if (o) {
-                json_array_append(out, o);
+            json_t *t = json_object_get(c->items, k);
+            if (t) {
+                json_array_append_new(out, keys_only ? json_string(k)
+                                                     : json_incref(t));
             }
         }
         break;
     }
     pthread_rwlock_unlock(&c->lock);
     return out;
+}
+
+json_t *
+kube_cache_by_index(struct kube_cache *c, const char *index, const char *value)
+{
+    json_t *texts = by_index(c, index, value, false);
+    return texts ? texts_load(texts) : NULL;
+}
+
+json_t *
+kube_cache_keys_by_index(struct kube_cache *c, const char *index,
+                         const char *value)
+{
+    return by_index(c, index, value, true);
 }
 
 size_t

@@ -11,11 +11,15 @@
  * and callers add their own with kube_cache_add_index() before the first
  * object goes in.
  *
- * Objects in the cache are shared and immutable: the cache takes a
- * reference when an object is put in, and every read returns new
- * references to the same json_t. Never modify an object you got from the
- * cache (json_deep_copy() it first); the informer replaces objects, it
- * never edits them.
+ * Objects are kept as their compact JSON text, not as trees: a jansson
+ * tree takes about ten times its text's memory (a DPU's 1.9 KB of JSON is
+ * 18 KB of tree, a pod's 6.4 KB is 76 KB), and the in-process controllers'
+ * caches were the largest part of dpf-server's memory at 10,000 DPUs.
+ * Every read parses the text into a new object the caller owns (a DPU in
+ * about 20 us); an object noted by kube_cache_note_write() is returned as
+ * a new reference to the noted json_t instead. Treat what a read returns
+ * as read-only (json_deep_copy() it to edit): callers do not know which
+ * of the two they got.
  *
  * Threads: one writer (the informer, on the loop thread) and any number of
  * readers (reconcile workers) at once; a rwlock guards the maps. jansson's
@@ -66,14 +70,14 @@ char *kube_cache_key_of(const char *ns, const char *name);
  * informer delivers forgets the note. */
 void kube_cache_note_write(struct kube_cache *c, json_t *obj);
 
-/* Writer side. Put obj under its key (taking a reference). Returns the
- * object it replaced (a new reference the caller drops) or NULL. A NULL
+/* Writer side. Put obj under its key (its text; obj stays the caller's).
+ * Returns the object it replaced (new, the caller's) or NULL. A NULL
  * return with no key: -EINVAL through *rc when rc is not NULL. */
-json_t *kube_cache_put(struct kube_cache *c, json_t *obj, int *rc);
-/* Remove the object under key; returns it (a new reference) or NULL. */
+json_t *kube_cache_put(struct kube_cache *c, const json_t *obj, int *rc);
+/* Remove the object under key; returns it (new, the caller's) or NULL. */
 json_t *kube_cache_remove(struct kube_cache *c, const char *key);
 
-/* Reader side: every json_t returned is a new reference. */
+/* Reader side: every json_t returned is the caller's (see above). */
 /* The object under key, or NULL. */
 json_t *kube_cache_get(struct kube_cache *c, const char *key);
 /* The object ns/name, or NULL. */
@@ -87,6 +91,10 @@ json_t *kube_cache_keys(struct kube_cache *c);
  * NULL when there is no such index). */
 json_t *kube_cache_by_index(struct kube_cache *c, const char *index,
                             const char *value);
+/* The keys of the objects whose index has value, as a JSON array of
+ * strings (nothing parsed); NULL when there is no such index. */
+json_t *kube_cache_keys_by_index(struct kube_cache *c, const char *index,
+                                 const char *value);
 /* Number of objects. */
 size_t kube_cache_len(struct kube_cache *c);
 

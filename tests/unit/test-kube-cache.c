@@ -115,14 +115,19 @@ test_put_replace_remove_indexes(void **state)
         names(kube_cache_by_index(c, KUBE_INDEX_OWNER, "uid-1")), "a,x");
     assert_null(kube_cache_by_index(c, "nope", "x"));
 
-    /* a reader keeps its reference across the replacement */
+    /* a reader keeps its object across the replacement; reads are
+     * values parsed from the cached text, equal to what was put */
     json_t *held = kube_cache_get_name(c, "ns1", "a");
-    assert_ptr_equal(held, a1);
+    assert_true(json_equal(held, a1));
+    json_t *keys_web = kube_cache_keys_by_index(c, KUBE_INDEX_LABEL, "app=web");
+    assert_int_equal(json_array_size(keys_web), 2);
+    json_decref(keys_web);
+    assert_null(kube_cache_keys_by_index(c, "nope", "x"));
 
     /* replace a: labels and owner change, indexes follow */
     json_t *a2 = obj("ns1", "a", "4", "{\"app\":\"db\"}", NULL);
     json_t *old = kube_cache_put(c, a2, NULL);
-    assert_ptr_equal(old, a1);
+    assert_true(json_equal(old, a1));
     json_decref(old);
     assert_string_equal(
         names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=web")), "b");
@@ -141,7 +146,7 @@ test_put_replace_remove_indexes(void **state)
      * index entries stay and lead to the new object */
     json_t *a3 = obj("ns1", "a", "5", "{\"app\":\"db\"}", NULL);
     old = kube_cache_put(c, a3, NULL);
-    assert_ptr_equal(old, a2);
+    assert_true(json_equal(old, a2));
     json_decref(old);
     assert_string_equal(
         names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=db")), "a,x");
@@ -153,14 +158,14 @@ test_put_replace_remove_indexes(void **state)
     json_t *o;
     json_array_foreach(in_ns, i, o)
     {
-        found = found || o == a3;
+        found = found || json_equal(o, a3);
     }
     json_decref(in_ns);
     assert_true(found);
 
     /* remove */
     old = kube_cache_remove(c, "ns2/x");
-    assert_ptr_equal(old, x1);
+    assert_true(json_equal(old, x1));
     json_decref(old);
     assert_null(kube_cache_remove(c, "ns2/x"));
     assert_null(kube_cache_get(c, "ns2/x"));
@@ -176,6 +181,33 @@ test_put_replace_remove_indexes(void **state)
     json_decref(a3);
     json_decref(b1);
     json_decref(x1);
+}
+
+/* The cache keeps the object's text: the caller's object stays its own,
+ * and an edit of it or of a read changes nothing cached. */
+static void
+test_values_not_shared(void **state)
+{
+    (void) state;
+    struct kube_cache *c = kube_cache_create();
+    json_t *o = obj("ns", "a", "1", "{\"app\":\"web\"}", NULL);
+    json_decref(kube_cache_put(c, o, NULL));
+    assert_int_equal(o->refcount, 1);
+    json_object_set_new(json_object_get(o, "metadata"), "name",
+                        json_string("changed"));
+    json_t *got = kube_cache_get(c, "ns/a");
+    json_object_set_new(json_object_get(got, "metadata"), "labels",
+                        json_object());
+    json_decref(got);
+    got = kube_cache_get(c, "ns/a");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(got, "metadata"), "name")),
+                        "a");
+    assert_string_equal(
+        names(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=web")), "a");
+    json_decref(got);
+    json_decref(o);
+    kube_cache_destroy(c);
 }
 
 static json_t *
@@ -287,6 +319,7 @@ main(void)
         cmocka_unit_test(test_put_replace_remove_indexes),
         cmocka_unit_test(test_custom_index),
         cmocka_unit_test(test_note_write),
+        cmocka_unit_test(test_values_not_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

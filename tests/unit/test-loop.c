@@ -145,7 +145,10 @@ on_many(void *arg, struct loop_timer *t)
     while (i < MANY && m->t[i] != t) {
         i++;
     }
-    assert_true(i < MANY);
+    if (i >= MANY) {
+        fail_msg("a timer the test did not arm fired");
+        return;
+    }
     m->fired_at_pos[i] = ++m->pos;
     m->fired_ms[i] = time_mono_ms();
     if (m->pos == m->expected) {

@@ -29,6 +29,7 @@ import http.server
 import json
 import os
 import re
+import resource
 import ssl
 import sqlite3
 import subprocess
@@ -48,17 +49,25 @@ PER_CLUSTER = 1000
 
 
 def proc_sample(pid):
-    """(cpu seconds, rss kB) of pid, or None when it is gone."""
+    """(cpu seconds, rss kB, private kB, file kB) of pid, or None when it
+    is gone. Private is RssAnon + RssShmem: the process's own pages; file
+    pages are mostly shared libraries, the same pages in every dpf-server
+    process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             st = f.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f
-                       if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
+            v = {}
+            for line in f:
+                k, _, rest = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssShmem", "RssFile"):
+                    v[k] = int(rest.split()[0])
+        rss = v["VmRSS"]
+    except (OSError, KeyError, IndexError):
         return None
     hz = os.sysconf("SC_CLK_TCK")
-    return (int(st[11]) + int(st[12])) / hz, rss
+    return ((int(st[11]) + int(st[12])) / hz, rss,
+            v.get("RssAnon", 0) + v.get("RssShmem", 0), v.get("RssFile", 0))
 
 
 def children(pid):
@@ -188,8 +197,20 @@ def main():
                     "e.g. 'heaptrack -o /var/tmp/srv' for a heap profile")
     ap.add_argument("--keep", action="store_true",
                     help="keep the state directory")
+    ap.add_argument("--hold", type=float, default=0, metavar="S",
+                    help="after the figures, leave the fleet running S "
+                    "seconds (to inspect the processes)")
     a = ap.parse_args()
     n = a.hosts * a.dpus_per_host
+    # an emulator needs five open files per DPU (dpf-emu fast checks):
+    # it gets no more DPUs than its descriptor limit allows
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    per_emu = 4000
+    if soft != resource.RLIM_INFINITY:
+        per_emu = max(1, min(per_emu, (soft - 256) // 5))
     build = os.path.abspath(a.build)
     tmp = tempfile.mkdtemp(prefix="dpf-provision-bench-", dir="/var/tmp")
     www = os.path.join(tmp, "www")
@@ -261,7 +282,7 @@ def main():
         # its node client's) and the hard limit here is 20,000; at 5,000
         # DPUs a process ran out of descriptors and its DPUs stopped
         # joining
-        n_emu = a.emu_processes or max(1, -(-n // 4000))
+        n_emu = a.emu_processes or max(1, -(-n // per_emu))
         per = -(-a.hosts // n_emu)
         emus, emu_dirs = [], []
         for k in range(n_emu):
@@ -337,6 +358,8 @@ def main():
                         "automaticNodeReboot": True}}}})
         marks = {}
         peak = {}
+        ppeak = {}  # private (anonymous) pages
+        fpeak = {}  # file pages
         last_print = 0
         while True:
             now = time.monotonic()
@@ -347,6 +370,8 @@ def main():
                 s = proc_sample(p)
                 if s:
                     peak[p] = max(peak.get(p, 0), s[1])
+                    ppeak[p] = max(ppeak.get(p, 0), s[2])
+                    fpeak[p] = max(fpeak.get(p, 0), s[3])
             stats = {}
             for ds in api.call("GET", f"{PROV}/namespaces/{NS}/dpusets")[
                     "items"]:
@@ -401,7 +426,7 @@ def main():
         names = {srv.pid: "dpf-server"}
         for e in emus:
             names[e.pid] = f"dpf-emu {e.pid} (not control plane)"
-        cp_cpu = cp_peak = 0
+        cp_cpu = cp_peak = cp_private = cp_file = 0
         for p in [srv.pid] + kids + [e.pid for e in emus]:
             if not s0.get(p) or not s1.get(p):
                 continue
@@ -409,14 +434,24 @@ def main():
             label = names.get(p, f"DPU cluster server {p}")
             print(f"  {label}: CPU {cpu:.1f} s ({cpu / took * 100:.0f}% of "
                   f"one core), RSS now {s1[p][1] / 1024:.0f} MB, peak "
-                  f"{peak.get(p, 0) / 1024:.0f} MB")
+                  f"{peak.get(p, 0) / 1024:.0f} MB (private "
+                  f"{ppeak.get(p, 0) / 1024:.0f} MB)")
             if p not in [e.pid for e in emus]:
                 cp_cpu += cpu
                 cp_peak += peak.get(p, 0)
+                cp_private += ppeak.get(p, 0)
+                cp_file = max(cp_file, fpeak.get(p, 0))
         print(f"control plane (dpf-server + DPU cluster servers): CPU "
               f"{cp_cpu:.1f} s, {cp_cpu / n * 1000:.1f} ms per DPU; RSS sum "
-              f"of peaks {cp_peak / 1024:.0f} MB")
+              f"of peaks {cp_peak / 1024:.0f} MB; memory used "
+              f"{(cp_private + cp_file) / 1024:.0f} MB (private pages "
+              f"{cp_private / 1024:.0f} MB + the shared library pages "
+              f"counted once, {cp_file / 1024:.0f} MB)")
         objects_breakdown(os.path.join(data, "state.db"))
+        if a.hold > 0:
+            print(f"holding for {a.hold:.0f} s: dpf-server is pid {srv.pid}",
+                  flush=True)
+            time.sleep(a.hold)
     finally:
         for p in reversed(procs):
             if p.poll() is None:

@@ -448,7 +448,7 @@ static const struct daemon_flag fast_flags[] = {
     {"first-host", "K",
      "number the hosts from K (default 0): emulators sharing one control\n"
      "plane take disjoint ranges (names and loopback addresses); each\n"
-     "needs four open files per DPU",
+     "needs five open files per DPU",
      fset_first},
     {"dpus-per-host", "M", "DPUs per host, 1..8 (default 1)", fset_dpus},
     {"fleet", "NAME", "host Nodes are dpfemu-NAME-h<i> (default f)",

@@ -38,16 +38,37 @@
 
 #include "lib/base/util.h"
 #include "lib/codecs/json-text.h"
+#include "lib/codecs/zpack.h"
 
 /* Bytes charged per event on top of its key and value: the bookkeeping
  * struct, allocator headers and the injected resourceVersion. */
 #define WC_EVENT_OVERHEAD 96
 
-/* A stored value, shared by the index and the ring's events. */
+/* A resource's dictionary for packed texts: a copy of the first of its
+ * objects that was packed. Lives as long as the cache. */
+struct wc_dict {
+    struct wc_dict *next;
+    char *prefix; /* "/group/plural/" */
+    size_t len;
+    char data[];
+};
+
+/* An index entry whose value just left the ring, and its packed copy. */
+struct wc_cold {
+    struct wc_entry *e;
+    struct wc_text *packed;
+};
+
+/* A stored value, shared by the index and the ring's events. Plain
+ * (packed == 0: data is the NUL-terminated text of len bytes) or, for an
+ * index value no event holds any more, deflated against dict (data holds
+ * packed bytes that inflate to len bytes). */
 struct wc_text {
     atomic_int refs;
+    uint32_t packed;
     size_t len;
-    char data[]; /* NUL-terminated */
+    const struct wc_dict *dict;
+    char data[];
 };
 
 /* An object's labels: n key/value pairs pointing into the same block. */
@@ -145,6 +166,11 @@ struct watch_cache {
     size_t n_pbuckets;
     size_t n_pheads;
     bool loaded; /* filled from the store: lists may use it */
+    /* packing cold index values (under hook_lock) */
+    struct zpack *zp;      /* NULL: zlib failed, nothing is packed */
+    struct wc_dict *dicts; /* one per resource */
+    struct wc_cold *cold;  /* entries to pack after an eviction */
+    size_t cold_cap;       /* its capacity */
 };
 
 /* ---- shared texts ---- */
@@ -196,6 +222,92 @@ wc_text_unref(struct wc_text *t)
     if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
         free(t);
     }
+}
+
+/* Bytes a text takes (charged to the index). */
+static size_t
+wc_text_bytes(const struct wc_text *t)
+{
+    return sizeof *t + (t->packed ? t->packed : t->len + 1);
+}
+
+/* Length of a key's resource part ("/group/plural/"); 0 when it has
+ * none (such keys share one dictionary). */
+static size_t
+wc_resource_len(const char *key)
+{
+    int n = 0;
+    for (const char *p = key; *p; p++) {
+        if (*p == '/' && ++n == 3) {
+            return (size_t) (p - key) + 1;
+        }
+    }
+    return 0;
+}
+
+/* The dictionary of key's resource; made from plain text t, the first
+ * of the resource's objects to be packed, when there is none yet. Caller
+ * holds hook_lock. */
+static const struct wc_dict *
+wc_dict_for(struct watch_cache *wc, const char *key, const struct wc_text *t)
+{
+    size_t rl = wc_resource_len(key);
+    for (struct wc_dict *d = wc->dicts; d; d = d->next) {
+        if (!strncmp(d->prefix, key, rl) && !d->prefix[rl]) {
+            return d;
+        }
+    }
+    size_t n = t->len < ZPACK_DICT_MAX ? t->len : ZPACK_DICT_MAX;
+    struct wc_dict *d = xmalloc(sizeof *d + n);
+    d->prefix = xstrndup(key, rl);
+    d->len = n;
+    memcpy(d->data, t->data + t->len - n, n);
+    d->next = wc->dicts;
+    wc->dicts = d;
+    return d;
+}
+
+/* A packed copy of key's plain text t, or NULL when packing does not pay
+ * (or zlib is missing). Caller holds hook_lock. */
+static struct wc_text *
+wc_text_pack(struct watch_cache *wc, const char *key, const struct wc_text *t)
+{
+    if (!wc->zp || t->packed) {
+        return NULL;
+    }
+    const struct wc_dict *d = wc_dict_for(wc, key, t);
+    size_t n = 0;
+    const size_t hdr = offsetof(struct wc_text, data);
+    char *p = zpack_pack(wc->zp, d->data, d->len, t->data, t->len, hdr, &n);
+    if (!p) {
+        return NULL;
+    }
+    struct wc_text *pt = (struct wc_text *) (void *) p;
+    atomic_init(&pt->refs, 1);
+    pt->packed = (uint32_t) n;
+    pt->len = t->len;
+    pt->dict = d;
+    return pt;
+}
+
+/* t as plain text: a new reference to t, or an unpacked copy of it. */
+static struct wc_text *
+wc_text_plain(struct wc_text *t)
+{
+    if (!t || !t->packed) {
+        return wc_text_ref(t);
+    }
+    const size_t hdr = offsetof(struct wc_text, data);
+    struct wc_text *u = xmalloc(hdr + t->len + 1);
+    if (zpack_unpack(t->dict->data, t->dict->len, t->data, t->packed, u->data,
+                     t->len) < 0) {
+        abort(); /* the cache's own bytes: only corrupt memory gets here */
+    }
+    atomic_init(&u->refs, 1);
+    u->packed = 0;
+    u->len = t->len;
+    u->dict = NULL;
+    return u;
 }
 
 /* ---- the object index ---- */
@@ -480,7 +592,7 @@ wc_index_apply(struct watch_cache *wc, enum store_event_type type,
     wc_posts_link(wc, ne);
     ne->text = wc_text_ref(text);
     ne->rv = rv;
-    ne->cost = sizeof *ne + strlen(key) + 1 + 7 + sizeof *text + text->len + 1 +
+    ne->cost = sizeof *ne + strlen(key) + 1 + 7 + wc_text_bytes(text) +
                (ne->labels ? ne->labels->size + 7 +
                                  ne->labels->n * sizeof(struct wc_post)
                            : 0) +
@@ -507,6 +619,7 @@ watch_cache_create(size_t capacity, int64_t start_rv)
     pthread_mutex_init(&wc->hook_lock, NULL);
     pthread_mutex_init(&wc->notify_lock, NULL);
     pthread_cond_init(&wc->notify_cond, NULL);
+    wc->zp = zpack_create();
     return wc;
 }
 
@@ -558,6 +671,14 @@ watch_cache_destroy(struct watch_cache *wc)
         }
     }
     free(wc->pbuckets);
+    while (wc->dicts) {
+        struct wc_dict *d = wc->dicts;
+        wc->dicts = d->next;
+        free(d->prefix);
+        free(d);
+    }
+    free(wc->cold);
+    zpack_destroy(wc->zp);
     pthread_rwlock_destroy(&wc->lock);
     pthread_mutex_destroy(&wc->hook_lock);
     pthread_mutex_destroy(&wc->notify_lock);
@@ -613,6 +734,63 @@ wc_evict_oldest(struct watch_cache *wc, struct wc_event **list)
     *list = e;
 }
 
+/* Index entries whose current value only evicted events held (the key
+ * was not written since): they go into wc->cold, to be packed. Caller
+ * holds hook_lock and the write lock. Their number. */
+static size_t
+wc_find_cold(struct watch_cache *wc, const struct wc_event *evicted)
+{
+    size_t n = 0;
+    for (const struct wc_event *v = evicted; v && wc->zp; v = v->evicted_next) {
+        if (v->pub.type == STORE_EVENT_DELETED || v->text->packed) {
+            continue;
+        }
+        struct wc_entry *en =
+            *wc_index_slot(wc, v->pub.key, wc_hash(v->pub.key));
+        if (!en || en->text != v->text) {
+            continue;
+        }
+        if (n == wc->cold_cap) {
+            wc->cold_cap = wc->cold_cap ? wc->cold_cap * 2 : 16;
+            wc->cold = xrealloc(wc->cold, wc->cold_cap * sizeof *wc->cold);
+        }
+        wc->cold[n++] = (struct wc_cold){en, NULL};
+    }
+    return n;
+}
+
+/* Pack the n entries wc_find_cold() found. Caller holds hook_lock (so
+ * the entries stay: only the hook changes the index), not the lock; the
+ * texts are deflated outside it and swapped in under it. */
+static void
+wc_pack_cold(struct watch_cache *wc, size_t n)
+{
+    if (!n) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        wc->cold[i].packed =
+            wc_text_pack(wc, wc->cold[i].e->key, wc->cold[i].e->text);
+    }
+    pthread_rwlock_wrlock(&wc->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct wc_entry *en = wc->cold[i].e;
+        struct wc_text *pt = wc->cold[i].packed;
+        if (!pt) {
+            continue;
+        }
+        size_t saved = wc_text_bytes(en->text) - wc_text_bytes(pt);
+        wc->cold[i].packed = en->text; /* released below */
+        en->text = pt;
+        en->cost -= saved;
+        wc->index_bytes -= saved;
+    }
+    pthread_rwlock_unlock(&wc->lock);
+    for (size_t i = 0; i < n; i++) {
+        wc_text_unref(wc->cold[i].packed);
+    }
+}
+
 static bool
 wc_matches(const struct watcher *w, const char *key)
 {
@@ -641,6 +819,11 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
     pthread_rwlock_wrlock(&wc->lock);
     e->prev =
         wc_index_apply(wc, type, key, e->text, labels, rv, &e->pub.prev_rv);
+    if (e->prev && e->prev->packed) {
+        struct wc_text *u = wc_text_plain(e->prev);
+        wc_text_unref(e->prev);
+        e->prev = u;
+    }
     if (e->prev) {
         e->pub.prev = e->prev->data;
         e->pub.prev_len = e->prev->len;
@@ -656,6 +839,7 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
             wc->bytes + e->cost > wc->max_bytes)) {
         wc_evict_oldest(wc, &evicted);
     }
+    size_t n_cold = wc_find_cold(wc, evicted);
     wc->ring[wc->head % wc->capacity] = e;
     wc->bytes += e->cost;
     uint64_t seq = wc->head++;
@@ -695,6 +879,7 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
         }
         pthread_mutex_unlock(&wc->notify_lock);
     }
+    wc_pack_cold(wc, n_cold);
     pthread_mutex_unlock(&wc->hook_lock);
     while (evicted) {
         struct wc_event *next = evicted->evicted_next;
@@ -847,6 +1032,14 @@ wc_load_each(void *arg, const struct store_kv *kv)
     struct watch_cache *wc = arg;
     struct wc_text *t = wc_text_with_rv(kv->value, kv->len, kv->rv);
     struct watch_cache_labels *l = wc_labels_parse(t->data, t->len);
+    /* nothing holds what the store had: packed at once */
+    pthread_mutex_lock(&wc->hook_lock);
+    struct wc_text *pt = wc_text_pack(wc, kv->key, t);
+    pthread_mutex_unlock(&wc->hook_lock);
+    if (pt) {
+        wc_text_unref(t);
+        t = pt;
+    }
     int64_t prev_rv;
     pthread_rwlock_wrlock(&wc->lock);
     wc_text_unref(
@@ -892,6 +1085,7 @@ struct wc_item {
     const char *key; /* the entry's or the event's (alive while listed) */
     struct wc_text *text;
     int64_t rv;
+    bool check; /* packed: the filter runs once it is unpacked */
 };
 
 /* A key changed after the listed revision: its state at that revision. */
@@ -944,7 +1138,9 @@ wc_list_consider(struct wc_entry *e, const char *prefix, size_t plen,
         (nt && bsearch(e->key, t, nt, sizeof *t, wc_touched_key_cmp))) {
         return;
     }
-    if (filter &&
+    /* a packed value is unpacked after the lock, and filtered then */
+    bool check = filter && e->text->packed;
+    if (filter && !check &&
         !filter(filter_arg, e->key, e->text->data, e->text->len, e->labels)) {
         return;
     }
@@ -952,7 +1148,8 @@ wc_list_consider(struct wc_entry *e, const char *prefix, size_t plen,
         *cap = *cap ? *cap * 2 : 256;
         *items = xrealloc(*items, *cap * sizeof **items);
     }
-    (*items)[(*n)++] = (struct wc_item){e->key, wc_text_ref(e->text), e->rv};
+    (*items)[(*n)++] =
+        (struct wc_item){e->key, wc_text_ref(e->text), e->rv, check};
 }
 
 int
@@ -1045,7 +1242,7 @@ watch_cache_list_label(struct watch_cache *wc, const char *prefix,
             items = xrealloc(items, cap * sizeof *items);
         }
         items[n++] =
-            (struct wc_item){t[i].key, wc_text_ref(t[i].text), t[i].rv};
+            (struct wc_item){t[i].key, wc_text_ref(t[i].text), t[i].rv, false};
     }
     /* Keys must outlive the lock: copy them (entries may go). */
     for (size_t i = 0; i < n; i++) {
@@ -1053,6 +1250,23 @@ watch_cache_list_label(struct watch_cache *wc, const char *prefix,
     }
     pthread_rwlock_unlock(&wc->lock);
     free(t);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct wc_item it = items[i];
+        if (it.text->packed) {
+            struct wc_text *u = wc_text_plain(it.text);
+            wc_text_unref(it.text);
+            it.text = u;
+        }
+        if (it.check &&
+            !filter(filter_arg, it.key, it.text->data, it.text->len, NULL)) {
+            free((char *) it.key);
+            wc_text_unref(it.text);
+            continue;
+        }
+        items[kept++] = it;
+    }
+    n = kept;
     if (n > 1) {
         qsort(items, n, sizeof *items, wc_item_cmp);
     }

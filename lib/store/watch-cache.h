@@ -96,7 +96,9 @@ void watch_cache_unsubscribe(struct watcher *w);
  * token's snapshot, resourceVersionMatch=Exact) is rebuilt from the
  * current values and the ring's events after that revision. The index
  * is fed by the store hook like the ring, so it holds exactly the state
- * at watch_cache_current_rv(). */
+ * at watch_cache_current_rv(). A value that left the ring without being
+ * written again is kept deflated (docs/dev/store.md, "Cold values are
+ * packed"); everything the cache hands out is plain text. */
 
 /* Fill the index from the store. Call once, before the store's hook
  * feeds the cache and before any write; until then (and in caches that
@@ -114,7 +116,8 @@ const char *watch_cache_label(const void *l, const char *key);
 
 /* Decides whether an object is listed. labels is the index's parsed
  * labels, or NULL when the object is an older version the index did not
- * parse (then parse value, the stored text, if labels matter). */
+ * parse or one the index keeps packed (then parse value, the stored
+ * text, if labels matter). */
 typedef bool (*watch_cache_filter_fn)(void *arg, const char *key,
                                       const char *value, size_t len,
                                       const struct watch_cache_labels *labels);
@@ -122,7 +125,9 @@ typedef bool (*watch_cache_filter_fn)(void *arg, const char *key,
 /* List the objects whose key starts with prefix and sorts after
  * after_key (NULL = from the start), in key order, as they were at
  * revision at_rv (0 = now). filter (may be NULL = all) runs under the
- * cache's read lock, so keep it short; cb runs after the lock is
+ * cache's read lock, so keep it short (for a value the index keeps
+ * packed it runs after the lock, on the unpacked text, from the same
+ * thread); cb runs after the lock is
  * released, once per listed object (its kv is only valid during the
  * call; value carries metadata.resourceVersion = kv->rv, the mod
  * revision, when it is a JSON object with a metadata object); a

@@ -86,7 +86,7 @@ test_all_options(void **state)
 
     /* watch memory bounds: defaults, plain bytes and Ki/Mi/Gi */
     assert_int_equal(parse(&o, out, err, (char *) NULL), 0);
-    assert_int_equal(o.watch_cache_bytes, 128u << 20);
+    assert_int_equal(o.watch_cache_bytes, 64u << 20);
     assert_int_equal(o.watch_buffer_bytes, 16u << 20);
     assert_int_equal(o.watch_buffer_total_bytes, 128u << 20);
     server_options_free(&o);

@@ -520,6 +520,29 @@ test_unsubscribe_race(void **state)
     watch_cache_destroy(r.wc);
 }
 
+/* A new SQLite store in a fresh directory made from template dir. */
+static struct store *
+temp_store(char *dir)
+{
+    assert_non_null(mkdtemp(dir));
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/s.db?sync=off", dir);
+    struct store_options opts = {.create = true};
+    struct dpf_error err = {0};
+    struct store *s = store_open(url, &opts, &err);
+    assert_non_null(s);
+    return s;
+}
+
+static void
+temp_store_close(struct store *s, const char *dir)
+{
+    store_close(s);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* The object index: each event carries the key's previous value, and
  * lists come from memory, now or as they were at an older revision that
  * the ring still reaches back to. */
@@ -573,13 +596,8 @@ test_index(void **state)
 {
     (void) state;
     char dir[] = "/tmp/test-wc-index-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char url[128];
-    snprintf(url, sizeof url, "sqlite:%s/s.db?sync=off", dir);
-    struct store_options opts = {.create = true};
     struct dpf_error err = {0};
-    struct store *s = store_open(url, &opts, &err);
-    assert_non_null(s);
+    struct store *s = temp_store(dir);
     int64_t rv = 0;
     const char *v1 = "{\"metadata\":{\"labels\":{\"team\":\"a\"}}}";
     assert_int_equal(store_create(s, "/p/a", v1, strlen(v1), &rv, &err), 0);
@@ -673,10 +691,206 @@ test_index(void **state)
                                       collect, &c, &at),
                      -ERANGE);
     watch_cache_destroy(wc);
-    store_close(s);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    temp_store_close(s, dir);
+}
+
+/* Cold values are kept deflated: what was loaded from the store and what
+ * left the ring without being written again. Lists, filters and events'
+ * previous values still see the exact texts, and the index takes a
+ * fraction of the bytes. */
+static void
+thing(char *buf, size_t cap, int i, int gen)
+{
+    snprintf(buf, cap,
+             "{\"apiVersion\":\"v1\",\"kind\":\"Thing\",\"metadata\":{"
+             "\"name\":\"thing-%03d\",\"namespace\":\"ns\",\"labels\":{"
+             "\"team\":\"%s\"},\"managedFields\":[{\"manager\":\"dpf\","
+             "\"operation\":\"Update\",\"fieldsType\":\"FieldsV1\","
+             "\"fieldsV1\":{\"f:spec\":{\"f:size\":{},\"f:color\":{}}}}]},"
+             "\"spec\":{\"size\":%d,\"color\":\"blue\",\"note\":\"%0*d\"},"
+             "\"status\":{\"generation\":%d,\"phase\":\"Ready\"}}",
+             i, i % 2 ? "a" : "b", i, 1500, i, gen);
+}
+
+static size_t
+packed_raw_total(int n)
+{
+    size_t t = 0;
+    char v[2048];
+    for (int i = 0; i < n; i++) {
+        thing(v, sizeof v, i, 0);
+        t += strlen(v);
+    }
+    return t;
+}
+
+struct texts {
+    size_t n;
+    char keys[64][40];
+    char *values[64];
+};
+
+static int
+keep_text(void *arg, const struct store_kv *kv)
+{
+    struct texts *t = arg;
+    snprintf(t->keys[t->n], sizeof t->keys[0], "%s", kv->key);
+    assert_int_equal(strlen(kv->value), kv->len);
+    t->values[t->n++] = xstrdup(kv->value);
+    return 0;
+}
+
+static void
+texts_free(struct texts *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->values[i]);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+/* The text the cache should hand out: the stored one with its revision. */
+static void
+expect_thing(const char *got, int i, int gen, int64_t rv)
+{
+    char v[2048];
+    thing(v, sizeof v, i, gen);
+    json_t *want = json_loads(v, 0, NULL);
+    char rvs[24];
+    snprintf(rvs, sizeof rvs, "%" PRId64, rv);
+    json_object_set_new(json_object_get(want, "metadata"), "resourceVersion",
+                        json_string(rvs));
+    json_t *have = json_loads(got, 0, NULL);
+    assert_non_null(have);
+    assert_true(json_equal(want, have));
+    json_decref(want);
+    json_decref(have);
+}
+
+static bool
+size_even(void *arg, const char *key, const char *value, size_t len,
+          const struct watch_cache_labels *labels)
+{
+    (void) arg;
+    (void) key;
+    (void) labels;
+    json_t *o = json_loadb(value, len, 0, NULL);
+    assert_non_null(o);
+    bool even = json_integer_value(
+                    json_object_get(json_object_get(o, "spec"), "size")) %
+                    2 ==
+                0;
+    json_decref(o);
+    return even;
+}
+
+static void
+test_packed(void **state)
+{
+    (void) state;
+    enum { N = 40 };
+    char dir[] = "/tmp/test-wc-packed-XXXXXX";
+    struct dpf_error err = {0};
+    struct store *s = temp_store(dir);
+    int64_t rvs[N];
+    char key[40], v[2048];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "/g/things/ns/thing-%03d", i);
+        thing(v, sizeof v, i, 0);
+        assert_int_equal(store_create(s, key, v, strlen(v), &rvs[i], &err), 0);
+    }
+    /* a ring of 4 events: later writes push values out of it */
+    struct watch_cache *wc = watch_cache_create(4, store_current_rv(s));
+    assert_int_equal(watch_cache_load(wc, s, &err), 0);
+    size_t objects = 0, bytes = 0;
+    watch_cache_index_stats(wc, &objects, &bytes);
+    assert_int_equal(objects, N);
+    /* loaded values are packed: keys, bookkeeping and all take less
+     * than half of the bare texts (plain, they would take more) */
+    size_t raw = packed_raw_total(N);
+    assert_true(bytes < raw / 2);
+
+    /* a list hands out the exact texts, in key order */
+    struct texts t = {0};
+    int64_t at = 0;
+    assert_int_equal(watch_cache_list(wc, "/g/things/", NULL, 0, NULL, NULL,
+                                      keep_text, &t, &at),
+                     0);
+    assert_int_equal(t.n, N);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "/g/things/ns/thing-%03d", i);
+        assert_string_equal(t.keys[i], key);
+        expect_thing(t.values[i], i, 0, rvs[i]);
+    }
+    texts_free(&t);
+    /* a filter that reads the text gets it unpacked */
+    assert_int_equal(watch_cache_list(wc, "/g/things/", NULL, 0, size_even,
+                                      NULL, keep_text, &t, &at),
+                     0);
+    assert_int_equal(t.n, N / 2);
+    for (size_t j = 0; j < t.n; j++) {
+        expect_thing(t.values[j], (int) j * 2, 0, rvs[j * 2]);
+    }
+    texts_free(&t);
+    /* the label index still works on packed values */
+    assert_int_equal(watch_cache_list_label(wc, "/g/things/", NULL, 0, "team",
+                                            "a", only_team_a, NULL, keep_text,
+                                            &t, &at),
+                     0);
+    assert_int_equal(t.n, N / 2);
+    texts_free(&t);
+
+    /* writing a packed object: its event's previous value is the plain
+     * old text */
+    int e = 0;
+    int64_t rv = store_current_rv(s);
+    struct watcher *w = watch_cache_subscribe(wc, "/g/", rv, NULL, NULL, &e);
+    assert_non_null(w);
+    thing(v, sizeof v, 7, 1);
+    watch_cache_store_hook(wc, STORE_EVENT_MODIFIED, "/g/things/ns/thing-007",
+                           v, strlen(v), ++rv);
+    struct watch_event *ev = NULL;
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_non_null(ev->prev);
+    assert_int_equal(ev->prev_len, strlen(ev->prev));
+    expect_thing(ev->prev, 7, 0, rvs[7]);
+    expect_thing(ev->object, 7, 1, rv);
+    watch_event_release(ev);
+    int64_t rv7 = rv;
+    /* deleting a packed one: the event's previous value is what it was */
+    thing(v, sizeof v, 8, 0);
+    watch_cache_store_hook(wc, STORE_EVENT_DELETED, "/g/things/ns/thing-008", v,
+                           strlen(v), ++rv);
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_int_equal(ev->type, STORE_EVENT_DELETED);
+    expect_thing(ev->prev, 8, 0, rvs[8]);
+    watch_event_release(ev);
+    watch_cache_unsubscribe(w);
+
+    /* more writes push thing-007's event out of the ring: its value is
+     * packed again, and listed as written */
+    size_t before = 0;
+    for (int g = 2; g < 8; g++) {
+        thing(v, sizeof v, 9, g);
+        watch_cache_store_hook(wc, STORE_EVENT_MODIFIED,
+                               "/g/things/ns/thing-009", v, strlen(v), ++rv);
+        if (g == 2) {
+            /* 007 still in the ring, 009 just written: both plain */
+            watch_cache_index_stats(wc, NULL, &before);
+        }
+    }
+    /* 009 is as large as before; 007 went from plain to packed */
+    watch_cache_index_stats(wc, NULL, &bytes);
+    assert_true(bytes + 200 < before);
+    assert_int_equal(watch_cache_list(wc, "/g/things/ns/thing-00", NULL, 0,
+                                      NULL, NULL, keep_text, &t, &at),
+                     0);
+    assert_int_equal(t.n, 9); /* 000..009 without 008 */
+    expect_thing(t.values[7], 7, 1, rv7);
+    expect_thing(t.values[8], 9, 7, rv);
+    texts_free(&t);
+    watch_cache_destroy(wc);
+    temp_store_close(s, dir);
 }
 
 /* The inverted label index lists by k=v exactly what a walk of every
@@ -687,13 +901,8 @@ test_label_index(void **state)
 {
     (void) state;
     char dir[] = "/tmp/test-wc-label-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char url[128];
-    snprintf(url, sizeof url, "sqlite:%s/s.db?sync=off", dir);
-    struct store_options opts = {.create = true};
     struct dpf_error err = {0};
-    struct store *s = store_open(url, &opts, &err);
-    assert_non_null(s);
+    struct store *s = temp_store(dir);
     struct watch_cache *wc = watch_cache_create(1000, store_current_rv(s));
     assert_int_equal(watch_cache_load(wc, s, &err), 0);
     int64_t rv = watch_cache_current_rv(wc);
@@ -753,10 +962,7 @@ test_label_index(void **state)
                            &none, &at);
     assert_int_equal(none.n, 0);
     watch_cache_destroy(wc);
-    store_close(s);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    temp_store_close(s, dir);
 }
 
 int
@@ -773,6 +979,7 @@ main(void)
         cmocka_unit_test(test_unsubscribe_race),
         cmocka_unit_test(test_index),
         cmocka_unit_test(test_label_index),
+        cmocka_unit_test(test_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

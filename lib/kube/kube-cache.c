@@ -1,7 +1,8 @@
 /* kube-cache: see kube-cache.h. The maps are jansson objects used as hash
  * tables: items maps key -> the object's compact JSON text (a jansson
- * string), and each index maps value -> a set (an object whose keys are
- * cache keys). Texts are parsed outside the lock: the informer is the one
+ * string), and each index maps value -> the one cache key holding it (a
+ * string) or, once two or more do, a set (an object whose keys are cache
+ * keys). Texts are parsed outside the lock: the informer is the one
  * writer, so the text a writer read under the read lock is still the
  * current one when it takes the write lock. */
 #include "lib/kube/kube-cache.h"

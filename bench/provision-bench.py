@@ -383,7 +383,9 @@ def main():
                 if frac not in marks and ready_n >= frac * n:
                     marks[frac] = now - t0
             if now - last_print > 10:
-                print(f"  {now - t0:6.0f} s  {json.dumps(stats)}",
+                ss = proc_sample(srv.pid)
+                rss = f"  dpf-server RSS {ss[1] / 1024:.0f} MB" if ss else ""
+                print(f"  {now - t0:6.0f} s  {json.dumps(stats)}{rss}",
                       flush=True)
                 last_print = now
             if ready_n >= n:

@@ -309,6 +309,24 @@ index_replace(struct kube_cache *c, const json_t *old, const json_t *obj,
     }
 }
 
+/* The informer delivered key at revision rv: a note of that revision or
+ * an older one has nothing left to tell, and would otherwise hold its
+ * parsed tree (ten times the text) until the next read of key, which for
+ * an object nobody reconciles again never comes. */
+static void
+forget_note(struct kube_cache *c, const char *key, uint64_t rv)
+{
+    if (atomic_load(&c->n_written) == 0) {
+        return;
+    }
+    pthread_mutex_lock(&c->wmu);
+    json_t *w = json_object_get(c->written, key);
+    if (w && rv_of(w) <= rv && json_object_del(c->written, key) == 0) {
+        atomic_fetch_sub(&c->n_written, 1);
+    }
+    pthread_mutex_unlock(&c->wmu);
+}
+
 json_t *
 kube_cache_put(struct kube_cache *c, const json_t *obj, int *rc)
 {
@@ -342,6 +360,7 @@ kube_cache_put(struct kube_cache *c, const json_t *obj, int *rc)
         index_update(c, obj, key, true);
     }
     pthread_rwlock_unlock(&c->lock);
+    forget_note(c, key, rv_of(obj));
     free(key);
     return old;
 }

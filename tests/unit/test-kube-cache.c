@@ -2,7 +2,8 @@
  * built-in namespace, label and owner indexes following replacements and
  * removals, a custom index, readers holding objects across a
  * replacement, and noted writes (kube_cache_note_write) winning over an
- * older informer copy until the informer catches up. */
+ * older informer copy until the informer catches up, and let go as soon
+ * as the informer delivers their revision. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -308,6 +309,23 @@ test_note_write(void **state)
     json_decref(w);
     assert_string_equal(rv_got(c, "ns/a"), "11");
     kube_cache_note_write(c, NULL);
+    /* the informer delivering the noted revision lets the note go at
+     * once, not at the next read (nobody may read the object again) */
+    w = obj("ns", "c", "20", NULL, NULL);
+    kube_cache_note_write(c, w);
+    assert_int_equal(w->refcount, 2);
+    json_decref(kube_cache_put(c, w, NULL));
+    assert_int_equal(w->refcount, 1);
+    /* an older delivery keeps it */
+    json_t *w2 = obj("ns", "c", "22", NULL, NULL);
+    kube_cache_note_write(c, w2);
+    o = obj("ns", "c", "21", NULL, NULL);
+    json_decref(kube_cache_put(c, o, NULL));
+    json_decref(o);
+    assert_int_equal(w2->refcount, 2);
+    assert_string_equal(rv_got(c, "ns/c"), "22");
+    json_decref(w);
+    json_decref(w2);
     kube_cache_destroy(c);
 }
 

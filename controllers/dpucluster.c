@@ -357,20 +357,25 @@ child_start(struct dpuc_ctrl *d, struct child *ch, struct dpf_error *err)
     unsigned port = child_port(ch->dir);
     char *port_s = xasprintf("%u", port);
     char *data_arg = xstrdup(ch->dir);
+    /* the store is a few MB: the writer's default 8 MiB cache would hold
+     * all of it, in every cluster's server */
+    char *store_arg = xasprintf("sqlite:%s/state.db?cache_kib=2048", ch->dir);
     char *log_path = xasprintf("%s/dpf-server.log", ch->dir);
     const char *bind = is_loopback_addr(d->address) ? "127.0.0.1" : "0.0.0.0";
-    char *argv[] = {d->server_bin, "--data-dir", data_arg, "--port", port_s,
-                    "--bind-address", (char *) bind, "--server-name",
-                    d->address, "--controllers=none", "--threads", "2",
+    char *argv[] = {d->server_bin, "--data-dir", data_arg, "--store", store_arg,
+                    "--port", port_s, "--bind-address", (char *) bind,
+                    "--server-name", d->address, "--controllers=none",
+                    "--threads", "2",
                     /* Lease renewals of 1,000 nodes fill 4 MiB in about
                      * 30 s: enough for the one informer that follows
                      * the cluster (the DPU controller's) to resume */
                     "--watch-cache-size", "10000", "--watch-cache-bytes", "4Mi",
                     /* a DPU cluster holds a kept-alive connection per
-                     * node agent (Lease renewals): 8 KiB buffers hold
-                     * ~20 KB per connection where 32 KiB held ~44 KB,
-                     * and agents' request heads are small */
-                    "--connection-memory", "8Ki", NULL};
+                     * node agent (Lease renewals): 4 KiB buffers hold
+                     * ~17 KB per connection where 32 KiB held ~44 KB
+                     * (the rest is the TLS session); agents' request
+                     * heads are small (heads over ~3 KB get 431) */
+                    "--connection-memory", "4Ki", NULL};
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (logfd < 0 || nullfd < 0) {
@@ -417,6 +422,7 @@ out:
     }
     free(port_s);
     free(data_arg);
+    free(store_arg);
     free(log_path);
     return r;
 }

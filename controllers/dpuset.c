@@ -805,6 +805,10 @@ dpuset_ctrl_add(struct controller_manager *m, const char *component,
     d->ops.reconcile = reconcile_dpuset;
     d->ops.workers = 2;
     controller_manager_add(m, &d->ops, d);
+    /* owned_dpus() asks the DPU cache for the set's DPUs by owner */
+    informer_add_index(
+        controller_manager_informer(m, &dpuset_watches[0].gvr, NULL, NULL, 0),
+        KUBE_INDEX_OWNER, NULL, NULL);
     return d;
 }
 

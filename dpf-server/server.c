@@ -46,10 +46,11 @@ LOG_MODULE(server);
 #define SERVER_KUBELET_CLIENT_CN "kube-apiserver-kubelet-client"
 #define SERVER_LOCK_FILE "dpf-server.lock"
 /* Watch memory bounds: defaults and the range the flags accept. */
-/* 64 MiB of events: at 10,000 DPUs provisioning, 30-60 s of history,
- * more than a reconnecting informer needs to resume; 128 MiB was an
- * eighth of the server's memory there. */
-#define SERVER_WATCH_CACHE_BYTES ((size_t) 64 << 20)
+/* 32 MiB of events: at 10,000 DPUs provisioning, 15-30 s of history,
+ * more than a reconnecting informer needs to resume (a watch's bookmarks
+ * keep its resourceVersion fresh); 128 MiB was an eighth of the
+ * server's memory there. */
+#define SERVER_WATCH_CACHE_BYTES ((size_t) 32 << 20)
 #define SERVER_WATCH_BUFFER_BYTES ((size_t) 16 << 20)
 #define SERVER_WATCH_BUFFER_TOTAL_BYTES ((size_t) 128 << 20)
 #define SERVER_WATCH_MIN_BYTES ((size_t) 1 << 20)
@@ -162,7 +163,7 @@ usage(FILE *f)
                "100000)\n"
                "  --watch-cache-bytes N  memory for those events, oldest "
                "dropped first\n"
-               "                         (default 64Mi)\n"
+               "                         (default 32Mi)\n"
                "  --watch-buffer-bytes N data one watch may hold for a client "
                "that does not\n"
                "                         read; past it the watch is ended "

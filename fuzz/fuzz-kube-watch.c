@@ -50,6 +50,9 @@ static void
 run(const uint8_t *data, size_t size, size_t chunk, size_t max_line)
 {
     struct kube_cache *c = kube_cache_create();
+    kube_cache_add_index(c, KUBE_INDEX_LABEL, NULL, NULL);
+    kube_cache_add_index(c, KUBE_INDEX_OWNER, NULL, NULL);
+    kube_cache_add_index(c, KUBE_INDEX_NAMESPACE, NULL, NULL);
     struct kube_watch_parser p;
     struct dpf_error err = {0};
     kube_watch_parser_init(&p, max_line, on_event, c);

@@ -162,9 +162,6 @@ kube_cache_create(void)
     c->items = json_object();
     pthread_mutex_init(&c->wmu, NULL);
     c->written = json_object();
-    index_register(c, KUBE_INDEX_NAMESPACE, index_namespace, NULL);
-    index_register(c, KUBE_INDEX_LABEL, index_label, NULL);
-    index_register(c, KUBE_INDEX_OWNER, index_owner, NULL);
     return c;
 }
 
@@ -190,6 +187,15 @@ int
 kube_cache_add_index(struct kube_cache *c, const char *name, kube_index_fn fn,
                      void *arg)
 {
+    if (!fn) {
+        fn = !strcmp(name, KUBE_INDEX_NAMESPACE) ? index_namespace
+             : !strcmp(name, KUBE_INDEX_LABEL)   ? index_label
+             : !strcmp(name, KUBE_INDEX_OWNER)   ? index_owner
+                                                 : NULL;
+        if (!fn) {
+            return -EINVAL;
+        }
+    }
     int rc = 0;
     pthread_rwlock_wrlock(&c->lock);
     if (json_object_size(c->items) > 0) {

@@ -59,6 +59,12 @@ LOG_MODULE(store);
 #define SQ_CKPT_PAGES_MAX 1000000
 /* How long a connection waits for a lock held by another process (URL
  * option busy_ms=N): a backup tool, or the sqlite3 shell. */
+/* The writer's page cache (URL option cache_kib=N): 8 MiB keeps a large
+ * store's B-tree interior pages hot; a small store (a DPU cluster's)
+ * fills it with its whole file, which the OS caches anyway. */
+#define SQ_CACHE_KIB 8192
+#define SQ_CACHE_KIB_MIN 256
+#define SQ_CACHE_KIB_MAX (1024 * 1024)
 #define SQ_BUSY_MS 10000
 #define SQ_BUSY_LIMIT 600000
 /* The WAL restarts only when a checkpoint has copied every frame before a
@@ -191,6 +197,7 @@ struct store_sqlite {
     int batch_max;         /* requests per group commit (1 = no grouping) */
     int busy_ms;           /* SQLite busy timeout */
     int wal_pages;         /* WAL size that triggers a checkpoint */
+    int cache_kib;         /* the writer's page cache */
     const char *check;     /* integrity pragma at open, NULL = none */
     atomic_int wal_frames; /* WAL frames after the latest commit */
     int lock_fd;           /* flock()ed database file: one process only */
@@ -1288,6 +1295,7 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
     s->batch_max = SQ_BATCH_MAX;
     s->busy_ms = SQ_BUSY_MS;
     s->wal_pages = SQ_CKPT_PAGES;
+    s->cache_kib = SQ_CACHE_KIB;
     s->reserve = SQ_RESERVE_BYTES;
     if (!s->path[0]) {
         dpf_error_set(err, 400, "Invalid",
@@ -1306,6 +1314,10 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
         if (sq_parse_int(opt, n, "wal_pages=", SQ_CKPT_PAGES_MIN,
                          SQ_CKPT_PAGES_MAX, &v)) {
             s->wal_pages = (int) v;
+            ok = true;
+        } else if (sq_parse_int(opt, n, "cache_kib=", SQ_CACHE_KIB_MIN,
+                                SQ_CACHE_KIB_MAX, &v)) {
+            s->cache_kib = (int) v;
             ok = true;
         } else if (sq_parse_int(opt, n, "busy_ms=", 0, SQ_BUSY_LIMIT, &v)) {
             s->busy_ms = (int) v;
@@ -1339,10 +1351,11 @@ sq_parse_url(struct store_sqlite *s, const char *rest, struct dpf_error *err)
                 "store URL \"sqlite:%s\": unsupported option "
                 "\"%.*s\" (expected sync=off|normal|full|extra "
                 "or check=full|quick|off or batch=1..%d or busy_ms=0..%d "
-                "or wal_pages=%d..%d or reserve=0..%lld)",
+                "or wal_pages=%d..%d or cache_kib=%d..%d or "
+                "reserve=0..%lld)",
                 rest, (int) n, opt, SQ_BATCH_LIMIT, SQ_BUSY_LIMIT,
-                SQ_CKPT_PAGES_MIN, SQ_CKPT_PAGES_MAX,
-                (long long) SQ_RESERVE_LIMIT);
+                SQ_CKPT_PAGES_MIN, SQ_CKPT_PAGES_MAX, SQ_CACHE_KIB_MIN,
+                SQ_CACHE_KIB_MAX, (long long) SQ_RESERVE_LIMIT);
             return -EINVAL;
         }
     }
@@ -1637,9 +1650,9 @@ sq_open(const char *rest, const struct store_options *opts,
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
-             "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192; "
+             "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-%d; "
              "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%lld;",
-             s->sync, (long long) s->wal_pages * 4096);
+             s->sync, s->cache_kib, (long long) s->wal_pages * 4096);
     int code = SQLITE_OK;
     s->writer.db = sq_open_db(s->path, s->busy_ms, pragmas, &code, err);
     if (!s->writer.db) {

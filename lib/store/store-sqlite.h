@@ -11,6 +11,7 @@
  *   batch=N      writes per group commit (default 256; 1 = off)
  *   wal_pages=N  WAL size in 4 KB pages that starts a checkpoint (2000)
  *   busy_ms=N    wait for a lock held by another process (10000)
+ *   cache_kib=N  the writer's page cache in KiB (8192; 256..1048576)
  *   reserve=N    bytes of <path>-reserve, given back when the disk is full
  *                so that deletes find room (4 MiB; 0 = none)
  * One database file in WAL mode, used by one process at a time; it and its

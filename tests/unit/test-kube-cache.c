@@ -100,6 +100,16 @@ static void
 test_put_replace_remove_indexes(void **state)
 {
     struct kube_cache *c = kube_cache_create();
+    /* no index until one is added; built-ins by name, unknown names
+     * need a function */
+    assert_null(kube_cache_by_index(c, KUBE_INDEX_LABEL, "app=web"));
+    assert_int_equal(kube_cache_add_index(c, "nope", NULL, NULL), -EINVAL);
+    assert_int_equal(kube_cache_add_index(c, KUBE_INDEX_NAMESPACE, NULL, NULL),
+                     0);
+    assert_int_equal(kube_cache_add_index(c, KUBE_INDEX_LABEL, NULL, NULL), 0);
+    assert_int_equal(kube_cache_add_index(c, KUBE_INDEX_OWNER, NULL, NULL), 0);
+    assert_int_equal(kube_cache_add_index(c, KUBE_INDEX_OWNER, NULL, NULL),
+                     -EEXIST);
     json_t *a1 =
         obj("ns1", "a", "1", "{\"app\":\"web\",\"tier\":\"fe\"}", "uid-1");
     json_t *b1 = obj("ns1", "b", "2", "{\"app\":\"web\"}", NULL);
@@ -191,6 +201,7 @@ test_values_not_shared(void **state)
 {
     (void) state;
     struct kube_cache *c = kube_cache_create();
+    kube_cache_add_index(c, KUBE_INDEX_LABEL, NULL, NULL);
     json_t *o = obj("ns", "a", "1", "{\"app\":\"web\"}", NULL);
     json_decref(kube_cache_put(c, o, NULL));
     assert_int_equal(o->refcount, 1);

@@ -86,15 +86,15 @@ test_all_options(void **state)
 
     /* watch memory bounds: defaults, plain bytes and Ki/Mi/Gi */
     assert_int_equal(parse(&o, out, err, (char *) NULL), 0);
-    assert_int_equal(o.watch_cache_bytes, 64u << 20);
+    assert_int_equal(o.watch_cache_bytes, 32u << 20);
     assert_int_equal(o.watch_buffer_bytes, 16u << 20);
     assert_int_equal(o.watch_buffer_total_bytes, 128u << 20);
     server_options_free(&o);
-    assert_int_equal(parse(&o, out, err, "--watch-cache-bytes", "32Mi",
+    assert_int_equal(parse(&o, out, err, "--watch-cache-bytes", "48Mi",
                            "--watch-buffer-bytes", "4194304",
                            "--watch-buffer-total-bytes=1Gi", (char *) NULL),
                      0);
-    assert_int_equal(o.watch_cache_bytes, 32u << 20);
+    assert_int_equal(o.watch_cache_bytes, 48u << 20);
     assert_int_equal(o.watch_buffer_bytes, 4u << 20);
     assert_int_equal(o.watch_buffer_total_bytes, 1u << 30);
     server_options_free(&o);

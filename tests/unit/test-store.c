@@ -137,6 +137,11 @@ test_open_errors(void **state)
     assert_non_null(strstr(err.message, "sync=off|normal|full|extra"));
     free(bad);
     dpf_error_clear(&err);
+    bad = xasprintf("%s?cache_kib=16", f->url);
+    assert_null(store_open(bad, &create_opts, &err));
+    assert_non_null(strstr(err.message, "cache_kib=256..1048576"));
+    free(bad);
+    dpf_error_clear(&err);
     assert_null(
         store_open("sqlite:/nonexistent-dir/x/state.db", &create_opts, &err));
     assert_true(dpf_error_is_set(&err));
@@ -610,8 +615,9 @@ static void
 test_checkpoint(void **state)
 {
     struct fixture *f = *state;
-    /* checkpoint from 1 MB of WAL, force at 8 MB */
-    char *url = xasprintf("%s?wal_pages=256", f->url);
+    /* checkpoint from 1 MB of WAL, force at 8 MB; a writer's cache far
+     * smaller than the data */
+    char *url = xasprintf("%s?wal_pages=256&cache_kib=256", f->url);
     struct store *s = open_ok(url);
     free(url);
     enum { N = 4000, SIZE = 4000 };

@@ -807,7 +807,8 @@ dpuset_ctrl_add(struct controller_manager *m, const char *component,
     controller_manager_add(m, &d->ops, d);
     /* owned_dpus() asks the DPU cache for the set's DPUs by owner */
     informer_add_index(
-        controller_manager_informer(m, &dpuset_watches[0].gvr, NULL, NULL, 0),
+        controller_manager_informer(m, &dpuset_watches[0].gvr, NULL,
+                                    dpuset_watches[0].label_selector, 0),
         KUBE_INDEX_OWNER, NULL, NULL);
     return d;
 }

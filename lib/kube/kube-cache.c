@@ -315,10 +315,11 @@ index_replace(struct kube_cache *c, const json_t *old, const json_t *obj,
     }
 }
 
-/* The informer delivered key at revision rv: a note of that revision or
- * an older one has nothing left to tell, and would otherwise hold its
- * parsed tree (ten times the text) until the next read of key, which for
- * an object nobody reconciles again never comes. */
+/* The informer holds key at revision rv (UINT64_MAX: key is gone): a
+ * note of that revision or an older one has nothing left to tell, and
+ * would otherwise hold its parsed tree (ten times the text) until the
+ * next read of key, which for an object nobody reconciles again never
+ * comes. */
 static void
 forget_note(struct kube_cache *c, const char *key, uint64_t rv)
 {
@@ -385,13 +386,7 @@ kube_cache_remove(struct kube_cache *c, const char *key)
         json_object_del(c->items, key);
         pthread_rwlock_unlock(&c->lock);
     }
-    if (atomic_load(&c->n_written) > 0) {
-        pthread_mutex_lock(&c->wmu);
-        if (json_object_del(c->written, key) == 0) {
-            atomic_fetch_sub(&c->n_written, 1);
-        }
-        pthread_mutex_unlock(&c->wmu);
-    }
+    forget_note(c, key, UINT64_MAX);
     return old;
 }
 
@@ -411,13 +406,8 @@ kube_cache_get(struct kube_cache *c, const char *key)
                 json_decref(text);
                 return w;
             }
-            /* the informer caught up */
-            pthread_mutex_lock(&c->wmu);
-            if (json_object_get(c->written, key) == w &&
-                json_object_del(c->written, key) == 0) {
-                atomic_fetch_sub(&c->n_written, 1);
-            }
-            pthread_mutex_unlock(&c->wmu);
+            /* the informer caught up (a put racing a note) */
+            forget_note(c, key, text_rv(text));
             json_decref(w);
         }
     }

@@ -57,14 +57,14 @@ LOG_MODULE(store);
 #define SQ_CKPT_PAGES 2000
 #define SQ_CKPT_PAGES_MIN 64
 #define SQ_CKPT_PAGES_MAX 1000000
-/* How long a connection waits for a lock held by another process (URL
- * option busy_ms=N): a backup tool, or the sqlite3 shell. */
 /* The writer's page cache (URL option cache_kib=N): 8 MiB keeps a large
  * store's B-tree interior pages hot; a small store (a DPU cluster's)
  * fills it with its whole file, which the OS caches anyway. */
 #define SQ_CACHE_KIB 8192
 #define SQ_CACHE_KIB_MIN 256
 #define SQ_CACHE_KIB_MAX (1024 * 1024)
+/* How long a connection waits for a lock held by another process (URL
+ * option busy_ms=N): a backup tool, or the sqlite3 shell. */
 #define SQ_BUSY_MS 10000
 #define SQ_BUSY_LIMIT 600000
 /* The WAL restarts only when a checkpoint has copied every frame before a

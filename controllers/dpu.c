@@ -382,10 +382,7 @@ dpu_cluster_allocate(struct dctx *x, struct dpf_error *err)
      * or it assigns (and patches) again */
     kube_cache_note_write(controller_cache(x->c, 0), patched);
     json_decref(patched);
-    if (rc == 0) {
-        log_info("DPU assigned to a DPU cluster", "dpu=%s cluster=%s/%s",
-                 x->key, ns ? ns : "", name ? name : "");
-    }
+    /* the allocator logs the assignment */
     free(ns);
     free(name);
     return rc;

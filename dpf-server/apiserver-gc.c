@@ -13,7 +13,13 @@
  *  - for a terminating namespace deletes everything in it, then removes
  *    the namespace's "kubernetes" spec finalizer so it goes away;
  *  - finishes graceful pod deletions whose grace period ran out (so a pod
- *    whose node agent is gone is not stuck forever).
+ *    whose node agent is gone is not stuck forever);
+ *  - deletes Events not written for the configured TTL (kube-apiserver's
+ *    --event-ttl, which it does with etcd leases): the thread samples
+ *    (time, store revision) pairs, and an Event whose mod revision is at
+ *    most the revision of a sample taken a TTL ago was last written
+ *    before then. Deletions are conditional on that revision, so an
+ *    Event written again meanwhile stays.
  * The index is only a hint: every decision re-reads the owners from the
  * store, so a stale index costs a lookup, never a wrong deletion. Every
  * edit is a guaranteed update (apiserver-update.c) whose callback decides
@@ -52,7 +58,25 @@ struct as_gc {
     json_t *pending;        /* key -> true: deletions that need GC work */
     bool scanned;           /* startup scan done */
     pthread_mutex_t run_mu; /* one pass at a time */
+    /* Event TTL (only with cfg.event_ttl_ms): samples, oldest first */
+    struct as_rv_mark *marks;
+    size_t n_marks, cap_marks;
+    int64_t next_mark_ms; /* when to sample again (monotonic) */
+    int64_t expired_rv;   /* Events with mod_rv <= this are gone */
+    bool expire_more;     /* a sweep stopped at its batch limit */
 };
+
+/* A sample: every write with mod_rv <= rv happened before t_ms. */
+struct as_rv_mark {
+    int64_t t_ms; /* monotonic */
+    int64_t rv;
+};
+
+/* The prefix both Event APIs store under. */
+#define AS_EVENTS_PREFIX "/core/events/"
+/* Events one sweep deletes at most; the rest wait a second (each
+ * deletion is a durable write, and the thread also collects garbage). */
+#define AS_EXPIRE_BATCH 2000
 
 /* ------------------------------------------------------------------ */
 /* keys */
@@ -728,6 +752,106 @@ as_gc_scan(struct as_gc *gc)
     gc->scanned = true;
 }
 
+/* ------------------------------------------------------------------ */
+/* Event TTL */
+
+struct as_expire_ctx {
+    int64_t max_rv;
+    char **keys;
+    int64_t *rvs;
+    size_t n;
+    bool more;
+};
+
+static int
+as_expire_each(void *arg, const struct store_kv *kv)
+{
+    struct as_expire_ctx *c = arg;
+    if (kv->rv > c->max_rv) {
+        return 0;
+    }
+    if (c->n == AS_EXPIRE_BATCH) {
+        c->more = true;
+        return 1;
+    }
+    c->keys[c->n] = xstrdup(kv->key);
+    c->rvs[c->n++] = kv->rv;
+    return 0;
+}
+
+/* Sample the revision, and delete the Events last written a TTL ago. */
+static void
+as_gc_expire_events(struct as_gc *gc)
+{
+    int64_t ttl = gc->as->cfg.event_ttl_ms;
+    int64_t now = time_mono_ms();
+    if (ttl <= 0 || (now < gc->next_mark_ms && !gc->expire_more)) {
+        return;
+    }
+    if (now >= gc->next_mark_ms) {
+        /* a sample every twentieth of the TTL, 1 s to 60 s apart: an
+         * Event goes at most that late */
+        int64_t period = ttl / 20 < 1000    ? 1000
+                         : ttl / 20 > 60000 ? 60000
+                                            : ttl / 20;
+        gc->next_mark_ms = now + period;
+        if (gc->n_marks == gc->cap_marks) {
+            gc->cap_marks = gc->cap_marks ? gc->cap_marks * 2 : 32;
+            gc->marks = xrealloc(gc->marks, gc->cap_marks * sizeof *gc->marks);
+        }
+        gc->marks[gc->n_marks++] =
+            (struct as_rv_mark){now, store_current_rv(gc->as->store)};
+    }
+    /* the newest sample at least a TTL old; older ones are not needed */
+    size_t i = 0;
+    while (i + 1 < gc->n_marks && gc->marks[i + 1].t_ms <= now - ttl) {
+        i++;
+    }
+    if (i) {
+        memmove(gc->marks, gc->marks + i,
+                (gc->n_marks - i) * sizeof *gc->marks);
+        gc->n_marks -= i;
+    }
+    if (!gc->n_marks || gc->marks[0].t_ms > now - ttl) {
+        return; /* nothing is a TTL old yet */
+    }
+    int64_t cutoff = gc->marks[0].rv;
+    if (cutoff <= gc->expired_rv && !gc->expire_more) {
+        return;
+    }
+    struct as_expire_ctx c = {.max_rv = cutoff,
+                              .keys = xmalloc(AS_EXPIRE_BATCH * sizeof(char *)),
+                              .rvs =
+                                  xmalloc(AS_EXPIRE_BATCH * sizeof(int64_t))};
+    struct dpf_error err = {0};
+    int r = store_list(gc->as->store, AS_EVENTS_PREFIX, NULL, 0, as_expire_each,
+                       &c, NULL, NULL, &err);
+    size_t deleted = 0;
+    for (size_t k = 0; k < c.n; k++) {
+        /* -ESTALE: written again since; -ENOENT: deleted meanwhile */
+        if (store_delete(gc->as->store, c.keys[k], c.rvs[k], NULL, NULL) == 0) {
+            deleted++;
+        }
+        free(c.keys[k]);
+    }
+    free(c.keys);
+    free(c.rvs);
+    if (r < 0) {
+        log_warn_rl("cannot list Events to expire", "error=\"%s\"",
+                    err.message);
+        gc->expire_more = false;
+        return;
+    }
+    gc->expire_more = c.more;
+    if (!c.more) {
+        gc->expired_rv = cutoff;
+    }
+    if (deleted) {
+        log_debug("expired Events", "count=%zu ttl_ms=%lld more=%d", deleted,
+                  (long long) ttl, (int) c.more);
+    }
+}
+
 int
 as_gc_pass(struct as_gc *gc)
 {
@@ -772,6 +896,7 @@ as_gc_pass(struct as_gc *gc)
         }
     }
     json_decref(keys);
+    as_gc_expire_events(gc);
     pthread_mutex_unlock(&gc->run_mu);
     return work;
 }
@@ -784,8 +909,17 @@ as_gc_main(void *arg)
         as_gc_pass(gc);
         worker_lock(&gc->w);
         if (!gc->qhead) {
-            /* Pending deletions are retried every second. */
-            worker_wait(&gc->w, json_object_size(gc->pending) ? 1000 : 30000);
+            /* Pending deletions are retried every second; with an Event
+             * TTL the thread samples the revision at least that often. */
+            int64_t wait =
+                json_object_size(gc->pending) || gc->expire_more ? 1000 : 30000;
+            if (gc->as->cfg.event_ttl_ms > 0) {
+                int64_t until = gc->next_mark_ms - time_mono_ms();
+                if (until < wait) {
+                    wait = until < 10 ? 10 : until;
+                }
+            }
+            worker_wait(&gc->w, wait);
         }
         bool stop = worker_stopping(&gc->w);
         worker_unlock(&gc->w);
@@ -833,6 +967,7 @@ as_gc_destroy(struct as_gc *gc)
     json_decref(gc->dependents);
     json_decref(gc->owners_of);
     json_decref(gc->pending);
+    free(gc->marks);
     worker_destroy(&gc->w);
     pthread_mutex_destroy(&gc->run_mu);
     free(gc);

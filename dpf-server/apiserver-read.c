@@ -564,6 +564,13 @@ as_handle_list(struct apiserver *as, struct http_request *req,
         }
         r = store_list(as->store, prefix, after, store_limit, as_list_each, &c,
                        &list_rv, NULL, &e);
+        if (r >= 0 && !after && at_rv && at_rv != list_rv) {
+            /* the store keeps no history: only the current revision */
+            as_error_set(&ae, 410, "Expired",
+                         "too old resource version: %lld (%lld)",
+                         (long long) at_rv, (long long) list_rv);
+            goto fail;
+        }
     }
     free(after);
     if (r < 0) {

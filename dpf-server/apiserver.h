@@ -60,6 +60,9 @@ struct apiserver_config {
     /* Do not start the garbage-collector thread (unit tests drive
      * apiserver_gc_run() themselves). */
     bool no_gc_thread;
+    /* Events older than this (since their last write) are deleted, as
+     * kube-apiserver's --event-ttl does (0 = kept until deleted). */
+    int64_t event_ttl_ms;
     /* Also told of every store event, after the watch cache, with the
      * store's write lock held (keep it short); NULL = none. */
     store_event_fn event_hook;

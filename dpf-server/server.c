@@ -27,6 +27,7 @@
 #include "dpf-server/metrics.h"
 #include "lib/net/http-server.h"
 #include "lib/base/log.h"
+#include "lib/codecs/duration.h"
 #include "lib/net/pki.h"
 #include "lib/store/store.h"
 #include "lib/base/util.h"
@@ -93,6 +94,7 @@ server_options_init(struct server_options *o)
     o->watch_cache_bytes = SERVER_WATCH_CACHE_BYTES;
     o->watch_buffer_bytes = SERVER_WATCH_BUFFER_BYTES;
     o->watch_buffer_total_bytes = SERVER_WATCH_BUFFER_TOTAL_BYTES;
+    o->event_ttl_ms = 3600 * 1000; /* kube-apiserver's --event-ttl */
     o->log_level = xstrdup("info");
     o->max_conns = HTTP_DEFAULT_MAX_CONN;
     o->header_timeout = HTTP_DEFAULT_HEADER_TIMEOUT_S;
@@ -175,6 +177,9 @@ usage(FILE *f)
                "128Mi)\n"
                "                         (sizes: bytes, or a number with Ki, "
                "Mi or Gi)\n"
+               "  --event-ttl D          delete Events not written for this "
+               "long (default 1h,\n"
+               "                         as kube-apiserver; 0 = keep them)\n"
                "  --insecure-dev         plain HTTP and NO authentication "
                "(development only);\n"
                "                         binds 127.0.0.1 unless "
@@ -490,6 +495,7 @@ enum {
     OPT_WATCH_CACHE_BYTES,
     OPT_WATCH_BUFFER,
     OPT_WATCH_BUFFER_TOTAL,
+    OPT_EVENT_TTL,
     OPT_INSECURE,
     OPT_MAX_CONN,
     OPT_HEADER_TIMEOUT,
@@ -528,6 +534,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"watch-buffer-bytes", required_argument, NULL, OPT_WATCH_BUFFER},
         {"watch-buffer-total-bytes", required_argument, NULL,
          OPT_WATCH_BUFFER_TOTAL},
+        {"event-ttl", required_argument, NULL, OPT_EVENT_TTL},
         {"insecure-dev", no_argument, NULL, OPT_INSECURE},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"request-header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
@@ -646,6 +653,18 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                         name, optarg);
                 return -EINVAL;
             }
+            break;
+        }
+        case OPT_EVENT_TTL: {
+            int64_t ms = 0;
+            if (duration_parse(optarg, &ms) < 0) {
+                fprintf(errout,
+                        "dpf-server: --event-ttl: \"%s\" is not a duration "
+                        "(e.g. 1h, 30m, 90s; 0 keeps Events)\n",
+                        optarg);
+                goto fail;
+            }
+            o->event_ttl_ms = ms;
             break;
         }
         case OPT_INSECURE:
@@ -1511,6 +1530,11 @@ server_run(const struct server_options *o)
     srv.wc =
         watch_cache_create(o->watch_cache_size, store_current_rv(srv.store));
     watch_cache_set_max_bytes(srv.wc, o->watch_cache_bytes);
+    /* Events (both APIs store them under /core/events/) stay out of the
+     * index, as kube-apiserver keeps no watch cache for them: they are
+     * most of the objects at scale (8 per DPU) and only `describe` lists
+     * them, from the store. */
+    watch_cache_skip_index(srv.wc, "/core/events/");
     /* Every object into the watch cache's index before the API answers
      * (and before the store's hook feeds it): lists are served from it. */
     int64_t t_load = time_mono_ms();
@@ -1529,6 +1553,7 @@ server_run(const struct server_options *o)
         .max_body = SERVER_MAX_BODY,
         .watch_buffer_bytes = o->watch_buffer_bytes,
         .watch_buffer_total_bytes = o->watch_buffer_total_bytes,
+        .event_ttl_ms = o->event_ttl_ms,
         .kubelet_client_cert = o->insecure_dev ? NULL : kubelet_crt,
         .kubelet_client_key = o->insecure_dev ? NULL : kubelet_key,
         .kubelet_ca = o->kubelet_ca,

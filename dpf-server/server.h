@@ -55,6 +55,7 @@ struct server_options {
     size_t watch_cache_bytes;        /* --watch-cache-bytes */
     size_t watch_buffer_bytes;       /* --watch-buffer-bytes (per watch) */
     size_t watch_buffer_total_bytes; /* --watch-buffer-total-bytes */
+    int64_t event_ttl_ms;            /* --event-ttl (default 1 h; 0 = keep) */
     bool insecure_dev;               /* --insecure-dev: plain HTTP, no auth */
     unsigned max_conns;              /* --max-connections (default 4096) */
     unsigned header_timeout; /* --request-header-timeout, s (default 10) */

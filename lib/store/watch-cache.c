@@ -166,6 +166,8 @@ struct watch_cache {
     size_t n_pbuckets;
     size_t n_pheads;
     bool loaded; /* filled from the store: lists may use it */
+    char **skip; /* key prefixes kept out of the index */
+    size_t n_skip;
     /* packing cold index values (under hook_lock) */
     struct zpack *zp;      /* NULL: zlib failed, nothing is packed */
     struct wc_dict *dicts; /* one per resource */
@@ -678,6 +680,10 @@ watch_cache_destroy(struct watch_cache *wc)
         free(d);
     }
     free(wc->cold);
+    for (size_t i = 0; i < wc->n_skip; i++) {
+        free(wc->skip[i]);
+    }
+    free(wc->skip);
     zpack_destroy(wc->zp);
     pthread_rwlock_destroy(&wc->lock);
     pthread_mutex_destroy(&wc->hook_lock);
@@ -797,6 +803,27 @@ wc_matches(const struct watcher *w, const char *key)
     return !strncmp(key, w->prefix, w->prefix_len);
 }
 
+/* Is key under a prefix kept out of the index? */
+static bool
+wc_skipped(const struct watch_cache *wc, const char *key)
+{
+    for (size_t i = 0; i < wc->n_skip; i++) {
+        if (str_has_prefix(key, wc->skip[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void
+watch_cache_skip_index(struct watch_cache *wc, const char *prefix)
+{
+    pthread_rwlock_wrlock(&wc->lock);
+    wc->skip = xrealloc(wc->skip, (wc->n_skip + 1) * sizeof *wc->skip);
+    wc->skip[wc->n_skip++] = xstrdup(prefix);
+    pthread_rwlock_unlock(&wc->lock);
+}
+
 void
 watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
                        const char *value, size_t len, int64_t rv)
@@ -810,15 +837,18 @@ watch_cache_store_hook(void *arg, enum store_event_type type, const char *key,
     e->text = wc_text_with_rv(value ? value : "", value ? len : 0, rv);
     e->pub.object = e->text->data;
     e->pub.len = e->text->len;
+    /* wc->skip only changes before the first event */
+    bool indexed = !wc_skipped(wc, key);
     struct watch_cache_labels *labels =
-        type == STORE_EVENT_DELETED
+        type == STORE_EVENT_DELETED || !indexed
             ? NULL
             : wc_labels_parse(e->text->data, e->text->len);
 
     pthread_mutex_lock(&wc->hook_lock);
     pthread_rwlock_wrlock(&wc->lock);
-    e->prev =
-        wc_index_apply(wc, type, key, e->text, labels, rv, &e->pub.prev_rv);
+    e->prev = indexed ? wc_index_apply(wc, type, key, e->text, labels, rv,
+                                       &e->pub.prev_rv)
+                      : NULL;
     if (e->prev && e->prev->packed) {
         struct wc_text *u = wc_text_plain(e->prev);
         wc_text_unref(e->prev);
@@ -1030,6 +1060,9 @@ static int
 wc_load_each(void *arg, const struct store_kv *kv)
 {
     struct watch_cache *wc = arg;
+    if (wc_skipped(wc, kv->key)) {
+        return 0;
+    }
     struct wc_text *t = wc_text_with_rv(kv->value, kv->len, kv->rv);
     struct watch_cache_labels *l = wc_labels_parse(t->data, t->len);
     /* nothing holds what the store had: packed at once */
@@ -1175,7 +1208,12 @@ watch_cache_list_label(struct watch_cache *wc, const char *prefix,
     struct wc_touched *t = NULL;
     size_t nt = 0;
     pthread_rwlock_rdlock(&wc->lock);
-    if (!wc->loaded) {
+    bool overlaps = false;
+    for (size_t i = 0; i < wc->n_skip && !overlaps; i++) {
+        overlaps = str_has_prefix(prefix, wc->skip[i]) ||
+                   str_has_prefix(wc->skip[i], prefix);
+    }
+    if (!wc->loaded || overlaps) {
         pthread_rwlock_unlock(&wc->lock);
         return -ENOTSUP;
     }

@@ -108,6 +108,14 @@ void watch_cache_unsubscribe(struct watcher *w);
 int watch_cache_load(struct watch_cache *wc, struct store *s,
                      struct dpf_error *err);
 
+/* Keep keys starting with prefix out of the index (call before
+ * watch_cache_load and before the first event): their events still go
+ * through the ring to watchers, but without a previous value, and a list
+ * whose prefix overlaps prefix answers -ENOTSUP, so the caller reads the
+ * store. For kinds that are written often, read rarely and never listed
+ * by a controller (kube-apiserver keeps no watch cache for Events). */
+void watch_cache_skip_index(struct watch_cache *wc, const char *prefix);
+
 /* An object's labels in the index; look one up with
  * watch_cache_label(). */
 struct watch_cache_labels;

@@ -3,11 +3,13 @@ kubectl (1.32 and 1.20) and plain HTTP: the scale subresource, built-in
 kinds posted without apiVersion/kind, aggregated discovery."""
 import json
 import os
+import subprocess
+import time
 
 import pytest
 
-from apiutil import call, path
-from conftest import KUBECTL, kubectl
+from apiutil import Watch, call, path
+from conftest import KUBECTL, DpfServer, binary, kubectl, wait_for
 
 AGG_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGG_V2B1 = ("application/json;g=apidiscovery.k8s.io;v=v2beta1;"
@@ -350,6 +352,81 @@ def test_kubectl_events(dpf_server):
     r = kubectl(["get", "events", "-n", "default"], dpf_server.kubeconfig)
     assert r.returncode == 0, r.stderr
     assert "hello note" in r.stdout
+
+
+def core_event(name, message):
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"kind": "Node", "name": "n-" + name},
+            "reason": "Tested", "message": message, "type": "Normal",
+            "source": {"component": "test"}}
+
+
+def test_event_ttl(tmp_path):
+    """--event-ttl deletes Events not written for that long, as
+    kube-apiserver's does: an Event written again lives on, a watcher sees
+    the deletion, and Events (kept out of the watch cache's index, as
+    kube-apiserver keeps them) still list with selectors from the store."""
+    data = tmp_path / "dpf-state"
+    data.mkdir()
+    srv = DpfServer(str(data), extra_args=["--event-ttl", "6s"]).start()
+    try:
+        st, lst = call(srv, "GET", path("events"))
+        assert st == 200 and lst["items"] == [], lst
+        w = Watch(srv, path("events") + "?watch=1&resourceVersion="
+                  + lst["metadata"]["resourceVersion"])
+        assert w.status == 200
+        t0 = time.monotonic()
+        for name in ("old", "again"):
+            st, body = call(srv, "POST", path("events"),
+                            core_event(name, "first"))
+            assert st == 201, body
+        time.sleep(3)
+        st, body = call(srv, "POST", path("events"), core_event("new", "x"))
+        assert st == 201, body
+        st, body = call(srv, "PATCH", path("events", "again"),
+                        {"message": "written again"},
+                        ctype="application/merge-patch+json")
+        assert st == 200, body
+        assert call(srv, "GET", path("events", "old"))[0] == 200
+
+        # A list with a field selector is served (from the store).
+        st, sel = call(srv, "GET", path("events")
+                       + "?fieldSelector=involvedObject.name%3Dn-new")
+        assert st == 200, sel
+        assert [i["metadata"]["name"] for i in sel["items"]] == ["new"]
+        # The store has no history: an older exact revision is 410.
+        st, gone = call(srv, "GET", path("events")
+                        + "?resourceVersionMatch=Exact&resourceVersion="
+                        + lst["metadata"]["resourceVersion"])
+        assert st == 410 and gone["reason"] == "Expired", gone
+
+        wait_for(lambda: call(srv, "GET", path("events", "old"))[0] == 404,
+                 20, what="the old Event to expire")
+        assert time.monotonic() - t0 >= 6
+        names = {i["metadata"]["name"]
+                 for i in call(srv, "GET", path("events"))[1]["items"]}
+        assert names == {"again", "new"}, names
+        evs = w.events_until(
+            lambda es: any(e["type"] == "DELETED" for e in es), timeout=10)
+        deleted = [e for e in evs if e["type"] == "DELETED"]
+        assert deleted[0]["object"]["metadata"]["name"] == "old"
+        assert deleted[0]["object"]["message"] == "first"
+        w.close()
+
+        wait_for(lambda: call(srv, "GET", path("events"))[1]["items"] == [],
+                 20, what="the rewritten Events to expire")
+        assert time.monotonic() - t0 >= 9
+    finally:
+        assert srv.stop() == 0, srv.log_text()[-3000:]
+
+
+def test_event_ttl_flag_checked(tmp_path):
+    r = subprocess.run([binary("dpf-server", "dpf-server"), "--event-ttl",
+                        "soon", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert '--event-ttl: "soon" is not a duration' in r.stderr
 
 
 # ------------------------------------------------------------- OpenAPI

@@ -694,6 +694,73 @@ test_index(void **state)
     temp_store_close(s, dir);
 }
 
+/* Keys under a skipped prefix (the server's Events) stay out of the
+ * index: not loaded, no previous value on their events, and a list that
+ * could include them says -ENOTSUP so the caller reads the store; other
+ * prefixes list from the index as before and watchers still get every
+ * event. */
+static void
+test_skip_index(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/test-wc-skip-XXXXXX";
+    struct dpf_error err = {0};
+    struct store *s = temp_store(dir);
+    int64_t rv = 0;
+    const char *v = "{\"metadata\":{\"labels\":{\"team\":\"a\"}}}";
+    assert_int_equal(store_create(s, "/p/a", v, strlen(v), &rv, &err), 0);
+    assert_int_equal(store_create(s, "/ev/x/1", v, strlen(v), &rv, &err), 0);
+    assert_int_equal(store_create(s, "/ev/y/2", v, strlen(v), &rv, &err), 0);
+
+    struct watch_cache *wc = watch_cache_create(100, store_current_rv(s));
+    watch_cache_skip_index(wc, "/ev/");
+    assert_int_equal(watch_cache_load(wc, s, &err), 0);
+    size_t objects = 0;
+    watch_cache_index_stats(wc, &objects, NULL);
+    assert_int_equal(objects, 1);
+    int64_t loaded = watch_cache_current_rv(wc);
+
+    struct collected c = {0};
+    int64_t at = 0;
+    /* the skipped prefix, one under it, and one above it */
+    assert_int_equal(
+        watch_cache_list(wc, "/ev/", NULL, 0, NULL, NULL, collect, &c, &at),
+        -ENOTSUP);
+    assert_int_equal(
+        watch_cache_list(wc, "/ev/x/", NULL, 0, NULL, NULL, collect, &c, &at),
+        -ENOTSUP);
+    assert_int_equal(
+        watch_cache_list(wc, "/", NULL, 0, NULL, NULL, collect, &c, &at),
+        -ENOTSUP);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(
+        watch_cache_list(wc, "/p/", NULL, 0, NULL, NULL, collect, &c, &at), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.names[0], "/p/a");
+
+    int e = 0;
+    struct watcher *w =
+        watch_cache_subscribe(wc, "/ev/", loaded, NULL, NULL, &e);
+    feed_team(wc, STORE_EVENT_MODIFIED, "/ev/x/1", "b", loaded + 1);
+    feed_team(wc, STORE_EVENT_DELETED, "/ev/y/2", "a", loaded + 2);
+    struct watch_event *ev = NULL;
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_string_equal(ev->key, "/ev/x/1");
+    assert_null(ev->prev); /* not indexed: unknown */
+    assert_non_null(strstr(ev->object, "\"team\":\"b\""));
+    watch_event_release(ev);
+    assert_int_equal(watch_cache_next(w, &ev), 1);
+    assert_int_equal(ev->type, STORE_EVENT_DELETED);
+    assert_non_null(strstr(ev->object, "\"team\":\"a\"")); /* its value */
+    watch_event_release(ev);
+    assert_int_equal(watch_cache_next(w, &ev), 0);
+    watch_cache_unsubscribe(w);
+    watch_cache_index_stats(wc, &objects, NULL);
+    assert_int_equal(objects, 1);
+    watch_cache_destroy(wc);
+    temp_store_close(s, dir);
+}
+
 /* Cold values are kept deflated: what was loaded from the store and what
  * left the ring without being written again. Lists, filters and events'
  * previous values still see the exact texts, and the index takes a
@@ -978,6 +1045,7 @@ main(void)
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_unsubscribe_race),
         cmocka_unit_test(test_index),
+        cmocka_unit_test(test_skip_index),
         cmocka_unit_test(test_label_index),
         cmocka_unit_test(test_packed),
     };

@@ -1,7 +1,7 @@
 /* store-bench: write latency and throughput of a store, printed as figures.
  *
  *   store-bench [-u URL] [-n PRELOAD] [-t THREADS] [-c OPS_PER_THREAD]
- *               [-s VALUE_BYTES] [-m create|update] [-W WATCHERS] [-R]
+ *               [-s VALUE_BYTES] [-m create|update] [-W WATCHERS] [-R] [-L]
  *   store-bench -e http://127.0.0.1:2379 ...   (etcd v3 JSON gateway, for
  *                                               comparison; puts)
  *
@@ -10,7 +10,9 @@
  * p99, p99.9, max and the aggregate rate. -W attaches a watch cache with
  * that many watchers (drained by one thread), as the API server does. -R
  * then closes the store and times reopening it with each integrity check
- * (check=full, quick, off). Not a test: it never fails on speed. Results
+ * (check=full, quick, off). -L times a list of every key (what
+ * dpf-server's Event TTL sweep reads once a sample period, 1 min by
+ * default). Not a test: it never fails on speed. Results
  * and commands go to docs/benchmarks.md and docs/dev/store.md. */
 #include <curl/curl.h>
 #include <errno.h>
@@ -48,6 +50,7 @@ struct bench {
     atomic_bool stop;       /* ends the drain thread */
     int64_t delivered;      /* events pulled by all watchers */
     bool reopen;            /* -R: time reopening with each check */
+    bool list;              /* -L: time a list of every key */
 };
 
 /* One client thread. */
@@ -248,6 +251,42 @@ reopen_times(const char *url)
     }
 }
 
+/* What the list of -L saw. */
+struct list_count {
+    int64_t keys, bytes, old; /* old: mod_rv at most half the revision */
+    int64_t half;
+};
+
+static int
+list_count_each(void *arg, const struct store_kv *kv)
+{
+    struct list_count *c = arg;
+    c->keys++;
+    c->bytes += (int64_t) kv->len;
+    c->old += kv->rv <= c->half;
+    return 0;
+}
+
+/* Time one list of every key, testing each one's revision as the Event
+ * TTL sweep does. */
+static void
+list_time(struct store *s)
+{
+    struct list_count c = {.half = store_current_rv(s) / 2};
+    struct dpf_error err = {0};
+    int64_t t0 = time_mono_ns();
+    int r = store_list(s, "/bench/", NULL, 0, list_count_each, &c, NULL, NULL,
+                       &err);
+    int64_t t1 = time_mono_ns();
+    if (r < 0) {
+        fprintf(stderr, "store-bench: list: %s\n", err.message);
+        return;
+    }
+    printf("list: %" PRId64 " keys, %.1f MB of values in %.3f s (%" PRId64
+           " with mod_rv <= %" PRId64 ")\n",
+           c.keys, c.bytes / 1e6, (t1 - t0) / 1e9, c.old, c.half);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -259,7 +298,7 @@ main(int argc, char **argv)
         .lock = PTHREAD_MUTEX_INITIALIZER,
     };
     int opt;
-    while ((opt = getopt(argc, argv, "u:e:n:t:c:s:m:W:Rh")) != -1) {
+    while ((opt = getopt(argc, argv, "u:e:n:t:c:s:m:W:RLh")) != -1) {
         switch (opt) {
         case 'u':
             b.url = optarg;
@@ -288,11 +327,14 @@ main(int argc, char **argv)
         case 'R':
             b.reopen = true;
             break;
+        case 'L':
+            b.list = true;
+            break;
         default:
             fprintf(stderr,
                     "usage: store-bench [-u URL | -e ETCD_URL] [-n PRELOAD] "
                     "[-t THREADS] [-c OPS] [-s BYTES] [-m create|update] "
-                    "[-W WATCHERS] [-R]\n");
+                    "[-W WATCHERS] [-R] [-L]\n");
             return opt == 'h' ? 0 : 2;
         }
     }
@@ -369,6 +411,9 @@ main(int argc, char **argv)
             watch_cache_unsubscribe(b.w[i]);
         }
         free(b.w);
+    }
+    if (b.list && b.s) {
+        list_time(b.s);
     }
     if (b.s) {
         store_close(b.s);

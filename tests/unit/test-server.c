@@ -89,6 +89,14 @@ test_all_options(void **state)
     assert_int_equal(o.watch_cache_bytes, 32u << 20);
     assert_int_equal(o.watch_buffer_bytes, 16u << 20);
     assert_int_equal(o.watch_buffer_total_bytes, 128u << 20);
+    assert_int_equal(o.event_ttl_ms, 3600 * 1000); /* kube-apiserver's */
+    server_options_free(&o);
+    assert_int_equal(parse(&o, out, err, "--event-ttl", "90s", (char *) NULL),
+                     0);
+    assert_int_equal(o.event_ttl_ms, 90 * 1000);
+    server_options_free(&o);
+    assert_int_equal(parse(&o, out, err, "--event-ttl=0", (char *) NULL), 0);
+    assert_int_equal(o.event_ttl_ms, 0);
     server_options_free(&o);
     assert_int_equal(parse(&o, out, err, "--watch-cache-bytes", "48Mi",
                            "--watch-buffer-bytes", "4194304",
@@ -133,6 +141,8 @@ test_bad_arguments(void **state)
         {"--watch-buffer-bytes", "4Xi", "--watch-buffer-bytes"},
         {"--watch-buffer-total-bytes", "-1", "--watch-buffer-total-bytes"},
         {"--watch-buffer-bytes", "200Mi", "--watch-buffer-total-bytes"},
+        {"--event-ttl", "soon", "--event-ttl"},
+        {"--event-ttl", "-1h", "--event-ttl"},
         {"--log-level", "verbose", "--log-level"},
         {"--server-name", "a,b", "--server-name"},
         {"--bogus", NULL, "--bogus"},

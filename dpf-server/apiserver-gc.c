@@ -72,8 +72,6 @@ struct as_rv_mark {
     int64_t rv;
 };
 
-/* The prefix both Event APIs store under. */
-#define AS_EVENTS_PREFIX "/core/events/"
 /* Events one sweep deletes at most; the rest wait a second (each
  * deletion is a durable write, and the thread also collects garbage). */
 #define AS_EXPIRE_BATCH 2000
@@ -824,8 +822,8 @@ as_gc_expire_events(struct as_gc *gc)
                               .rvs =
                                   xmalloc(AS_EXPIRE_BATCH * sizeof(int64_t))};
     struct dpf_error err = {0};
-    int r = store_list(gc->as->store, AS_EVENTS_PREFIX, NULL, 0, as_expire_each,
-                       &c, NULL, NULL, &err);
+    int r = store_list(gc->as->store, APISERVER_EVENTS_PREFIX, NULL, 0,
+                       as_expire_each, &c, NULL, NULL, &err);
     size_t deleted = 0;
     for (size_t k = 0; k < c.n; k++) {
         /* -ESTALE: written again since; -ENOENT: deleted meanwhile */

@@ -37,6 +37,11 @@
 struct apiserver;
 struct http_request;
 
+/* The store prefix under which both Event APIs (core/v1 and
+ * events.k8s.io/v1) keep Events: kept out of the watch cache's index
+ * (server.c) and swept by the Event TTL (apiserver-gc.c). */
+#define APISERVER_EVENTS_PREFIX "/core/events/"
+
 /* Tunables; zero-initialise for defaults. */
 struct apiserver_config {
     /* Request body limit checked again after decoding (0 = 3 MiB). */

@@ -1530,11 +1530,10 @@ server_run(const struct server_options *o)
     srv.wc =
         watch_cache_create(o->watch_cache_size, store_current_rv(srv.store));
     watch_cache_set_max_bytes(srv.wc, o->watch_cache_bytes);
-    /* Events (both APIs store them under /core/events/) stay out of the
-     * index, as kube-apiserver keeps no watch cache for them: they are
-     * most of the objects at scale (8 per DPU) and only `describe` lists
-     * them, from the store. */
-    watch_cache_skip_index(srv.wc, "/core/events/");
+    /* Events stay out of the index, as kube-apiserver keeps no watch
+     * cache for them: they are most of the objects at scale (8 per DPU)
+     * and only `describe` lists them, from the store. */
+    watch_cache_skip_index(srv.wc, APISERVER_EVENTS_PREFIX);
     /* Every object into the watch cache's index before the API answers
      * (and before the store's hook feeds it): lists are served from it. */
     int64_t t_load = time_mono_ms();

@@ -24,6 +24,8 @@ LOG_MODULE(certs);
 
 #define CSR_PREFIX "/certificates.k8s.io/certificatesigningrequests//"
 #define CLUSTER_INFO_KEY "/core/configmaps/kube-public/cluster-info"
+#define CERTS_KUBELET_CLIENT_SIGNER \
+    "kubernetes.io/kube-apiserver-client-kubelet"
 #define CERTS_YEAR_S (365LL * 24 * 3600)
 #define CERTS_DMS_DEFAULT_S (24LL * 3600)
 
@@ -164,8 +166,7 @@ certs_signer_check(const char *signer, const struct pki_csr_info *info,
     const unsigned base =
         PKI_USAGE_DIGITAL_SIGNATURE | PKI_USAGE_KEY_ENCIPHERMENT;
     bool client = !strcmp(signer, "kubernetes.io/kube-apiserver-client");
-    bool kubelet =
-        !strcmp(signer, "kubernetes.io/kube-apiserver-client-kubelet");
+    bool kubelet = !strcmp(signer, CERTS_KUBELET_CLIENT_SIGNER);
     bool serving = !strcmp(signer, "kubernetes.io/kubelet-serving");
     bool dms = !strcmp(signer, "dpu.nvidia.com/dms");
     if (!client && !kubelet && !serving && !dms) {
@@ -558,9 +559,7 @@ certs_auto_approve(struct certs *c, struct apiserver *api, const char *name,
                    const json_t *obj, const struct pki_csr_info *info)
 {
     const char *signer = certs_get_str(obj, "spec.signerName");
-    if (!signer ||
-        strcmp(signer, "kubernetes.io/kube-apiserver-client-"
-                       "kubelet") != 0 ||
+    if (!signer || strcmp(signer, CERTS_KUBELET_CLIENT_SIGNER) != 0 ||
         !certs_is_node_client(info, certs_get(obj, "spec.usages"))) {
         return 0;
     }
@@ -610,7 +609,7 @@ certs_fail(struct apiserver *api, const char *name, const char *msg)
 
 static void
 certs_sign(struct certs *c, struct apiserver *api, const char *name,
-           const json_t *obj, const char *pem, size_t len,
+           const json_t *obj, const struct pki_csr *csr,
            const struct pki_csr_info *info)
 {
     const char *signer = certs_get_str(obj, "spec.signerName");
@@ -637,7 +636,7 @@ certs_sign(struct certs *c, struct apiserver *api, const char *name,
         c->signer = pki_signer_load(c->ca_cert, c->ca_key, &e);
     }
     if (!c->signer ||
-        pki_signer_sign(c->signer, pem, len, bits, life, &cert, &e) < 0) {
+        pki_signer_sign(c->signer, csr, bits, life, &cert, &e) < 0) {
         log_error("cannot sign", "csr=%s error=\"%s\"", name, e.message);
         return;
     }
@@ -665,24 +664,36 @@ certs_consider_one(struct certs *c, struct apiserver *api, const char *name)
         json_decref(obj);
         return;
     }
+    /* Before parsing (the dearest step): an unapproved request is ours
+     * to look at only if it may be auto-approved, an approved one only if
+     * there is a CA to sign with. */
+    bool approved = schema_csr_condition(obj, "Approved");
+    const char *signer = certs_get_str(obj, "spec.signerName");
+    if (approved ? !c->ca_cert
+                 : !signer || strcmp(signer, CERTS_KUBELET_CLIENT_SIGNER)) {
+        json_decref(obj);
+        return;
+    }
     const char *b64 = certs_get_str(obj, "spec.request");
     char *pem = NULL;
     size_t len = 0;
     struct pki_csr_info info;
+    struct pki_csr *csr = NULL;
     struct dpf_error e = {0};
     if (!b64 ||
         base64_decode(b64, strlen(b64), BASE64_STRICT, &pem, &len) < 0 ||
-        pki_csr_parse(pem, len, &info, &e) < 0) {
+        !(csr = pki_csr_read(pem, len, &info, &e))) {
         free(pem);
         json_decref(obj);
         return; /* validation let it in: cannot happen; nothing to do */
     }
-    if (!schema_csr_condition(obj, "Approved")) {
-        certs_auto_approve(c, api, name, obj, &info);
-        /* The approval's own event brings it back for signing. */
-    } else if (c->ca_cert) {
-        certs_sign(c, api, name, obj, pem, len, &info);
+    /* Approved now, signed in the same pass with the request parsed once;
+     * the approval's own event then finds the certificate there. */
+    if (approved ||
+        (certs_auto_approve(c, api, name, obj, &info) == 1 && c->ca_cert)) {
+        certs_sign(c, api, name, obj, csr, &info);
     }
+    pki_csr_free(csr);
     free(pem);
     json_decref(obj);
 }

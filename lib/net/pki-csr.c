@@ -160,17 +160,22 @@ csr_load(const char *pem, size_t len, struct dpf_error *err)
     return req;
 }
 
-int
-pki_csr_parse(const char *pem, size_t len, struct pki_csr_info *out,
-              struct dpf_error *err)
+struct pki_csr {
+    X509_REQ *req;
+};
+
+struct pki_csr *
+pki_csr_read(const char *pem, size_t len, struct pki_csr_info *out,
+             struct dpf_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!pem || len == 0 || len > 64 * 1024) {
-        return csr_bad(err, "not a PEM CERTIFICATE REQUEST");
+        csr_bad(err, "not a PEM CERTIFICATE REQUEST");
+        return NULL;
     }
     X509_REQ *req = csr_load(pem, len, err);
     if (!req) {
-        return -EINVAL;
+        return NULL;
     }
     int rc = 0;
     EVP_PKEY *key = X509_REQ_get0_pubkey(req);
@@ -188,9 +193,35 @@ pki_csr_parse(const char *pem, size_t len, struct pki_csr_info *out,
     }
     rc = csr_sans(req, out, err);
 out:
-    X509_REQ_free(req);
     ERR_clear_error();
-    return rc;
+    if (rc < 0) {
+        X509_REQ_free(req);
+        return NULL;
+    }
+    struct pki_csr *csr = xmalloc(sizeof *csr);
+    csr->req = req;
+    return csr;
+}
+
+void
+pki_csr_free(struct pki_csr *csr)
+{
+    if (csr) {
+        X509_REQ_free(csr->req);
+        free(csr);
+    }
+}
+
+int
+pki_csr_parse(const char *pem, size_t len, struct pki_csr_info *out,
+              struct dpf_error *err)
+{
+    struct pki_csr *csr = pki_csr_read(pem, len, out, err);
+    if (!csr) {
+        return -EINVAL;
+    }
+    pki_csr_free(csr);
+    return 0;
 }
 
 static const char *const usage_words[] = {
@@ -314,7 +345,7 @@ pki_signer_free(struct pki_signer *s)
 }
 
 int
-pki_signer_sign(const struct pki_signer *s, const char *csr_pem, size_t len,
+pki_signer_sign(const struct pki_signer *s, const struct pki_csr *csr,
                 unsigned usages, int64_t lifetime_s, char **cert_pem,
                 struct dpf_error *err)
 {
@@ -323,10 +354,7 @@ pki_signer_sign(const struct pki_signer *s, const char *csr_pem, size_t len,
     EVP_PKEY *ca_key = s->key;
     BIO *out = NULL;
     int rc = 0;
-    X509_REQ *req = csr_load(csr_pem, len, err);
-    if (!req) {
-        return -EINVAL;
-    }
+    X509_REQ *req = csr->req;
     x = X509_new();
     X509_set_version(x, 2);
     BIGNUM *bn = BN_new();
@@ -389,7 +417,6 @@ pki_signer_sign(const struct pki_signer *s, const char *csr_pem, size_t len,
 done:
     BIO_free(out);
     X509_free(x);
-    X509_REQ_free(req);
     ERR_clear_error();
     return rc;
 }

@@ -5,8 +5,11 @@
  * (exactly one PEM block, nothing but whitespace around it, the request's
  * own signature verified) into plain data: subject CN and Os, the DNS and
  * IP subject alternative names, and whether it asks for names the
- * Kubernetes signers never grant (e-mail, URI). pki_signer_sign() issues a
- * certificate for it from a CA: the subject and SANs of the request, the
+ * Kubernetes signers never grant (e-mail, URI). pki_csr_read() does the
+ * same and keeps the parsed request, so that pki_signer_sign() issues a
+ * certificate for it without parsing it again (OpenSSL 3 decodes the
+ * public key through its provider decoders, the dearest step). The
+ * certificate comes from a CA: the subject and SANs of the request, the
  * key usages asked for, a random serial, not-before one minute back (for
  * clocks a little behind) and the lifetime given, capped by the CA's own.
  *
@@ -47,6 +50,13 @@ struct pki_csr_info {
 int pki_csr_parse(const char *pem, size_t len, struct pki_csr_info *out,
                   struct dpf_error *err);
 
+/* The same, keeping the parsed request: NULL (err set) where
+ * pki_csr_parse() fails. Free with pki_csr_free() (NULL is fine). */
+struct pki_csr;
+struct pki_csr *pki_csr_read(const char *pem, size_t len,
+                             struct pki_csr_info *out, struct dpf_error *err);
+void pki_csr_free(struct pki_csr *csr);
+
 /* Key usages a certificate can get (the CSR's spec.usages, Kubernetes'
  * words). */
 enum {
@@ -73,10 +83,10 @@ struct pki_signer *pki_signer_load(const char *ca_cert_path,
                                    struct dpf_error *err);
 void pki_signer_free(struct pki_signer *s);
 
-/* Sign the request in csr_pem: lifetime_s seconds (capped at the CA's
+/* Sign the request csr (from pki_csr_read()): lifetime_s seconds (capped at the CA's
  * notAfter), the usages bits, basicConstraints CA:FALSE. *cert_pem gets
  * the PEM certificate. */
-int pki_signer_sign(const struct pki_signer *s, const char *csr_pem, size_t len,
+int pki_signer_sign(const struct pki_signer *s, const struct pki_csr *csr,
                     unsigned usages, int64_t lifetime_s, char **cert_pem,
                     struct dpf_error *err);
 

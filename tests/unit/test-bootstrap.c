@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -17,6 +18,7 @@
 #include "lib/base/base64.h"
 #include "lib/kube/kube-bootstrap.h"
 #include "lib/net/pki-csr.h"
+#include "lib/net/pki.h"
 
 /* A fixed CA; its pin computed independently (python3-cryptography:
  * SHA-256 over the DER SubjectPublicKeyInfo). */
@@ -314,6 +316,59 @@ test_csr_roundtrip_and_rules(void **state)
     assert_int_equal(pki_usage_bit("flying"), -1);
 }
 
+/* A request read once is signed from what was read: the certificate
+ * carries its subject and the lifetime asked for; a damaged request is
+ * never read. */
+static void
+test_csr_read_then_sign(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/dpf-test-csr-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char ca[64], cakey[80];
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
+    struct dpf_error err = {0};
+    assert_int_equal(pki_ca_create(ca, cakey, "test-ca", 30, &err), 0);
+    struct pki_signer *s = pki_signer_load(ca, cakey, &err);
+    assert_non_null(s);
+
+    char *key = NULL, *csr = NULL;
+    const char *orgs[] = {"system:nodes", NULL};
+    assert_int_equal(
+        kube_bootstrap_csr_new("system:node:n2", orgs, NULL, &key, &csr, &err),
+        0);
+    struct pki_csr_info info;
+    struct pki_csr *req = pki_csr_read(csr, strlen(csr), &info, &err);
+    assert_non_null(req);
+    assert_string_equal(info.cn, "system:node:n2");
+    char *cert = NULL;
+    assert_int_equal(
+        pki_signer_sign(s, req, PKI_USAGE_CLIENT_AUTH, 7200, &cert, &err), 0);
+    assert_non_null(strstr(cert, "BEGIN CERTIFICATE"));
+    struct kube_bootstrap_cert_times t;
+    assert_int_equal(kube_bootstrap_cert_times(cert, strlen(cert), &t, &err),
+                     0);
+    /* not-before a minute back, then the 2 h asked for */
+    assert_int_equal(t.not_after_s - t.not_before_s, 7200 + 60);
+    free(cert);
+    pki_csr_free(req);
+
+    char *bad = strdup(csr);
+    char *body = strchr(bad, '\n') + 40;
+    *body = *body == 'A' ? 'B' : 'A';
+    assert_null(pki_csr_read(bad, strlen(bad), &info, &err));
+    assert_int_equal(err.code, 422);
+    free(bad);
+    pki_csr_free(NULL);
+    free(key);
+    free(csr);
+    pki_signer_free(s);
+    unlink(ca);
+    unlink(cakey);
+    rmdir(dir);
+}
+
 static void
 test_rotation_point(void **state)
 {
@@ -340,6 +395,7 @@ main(void)
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_token_authn),
         cmocka_unit_test(test_csr_roundtrip_and_rules),
+        cmocka_unit_test(test_csr_read_then_sign),
         cmocka_unit_test(test_rotation_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 
 #include "api/schema.h"
 #include "lib/net/http-server.h"
+#include "lib/store/store.h"
 
 /* The table holds twice the series it may keep, so probes stay short. */
 #define METRICS_SLOTS (2 * METRICS_MAX_SERIES)
@@ -787,4 +788,16 @@ metrics_render(struct metrics *m, struct dbuf *b, metrics_storage_fn storage,
         storage(storage_arg, emit_storage, b);
     }
     render_process(m, b);
+}
+
+void
+metrics_render_store(struct dbuf *b, const struct store_stats *st)
+{
+    put_family(b, "dpf_store_commits_total", "counter",
+               "Durable commits of the store (one fsync each with "
+               "sync=full); a commit carries a group of writes.");
+    dbuf_printf(b, "dpf_store_commits_total %lld\n", (long long) st->commits);
+    put_family(b, "dpf_store_writes_total", "counter",
+               "Writes (creates, updates, deletes) the store committed.");
+    dbuf_printf(b, "dpf_store_writes_total %lld\n", (long long) st->writes);
 }

@@ -103,4 +103,9 @@ typedef void (*metrics_storage_fn)(void *arg, metrics_emit_fn emit,
 void metrics_render(struct metrics *m, struct dbuf *b,
                     metrics_storage_fn storage, void *storage_arg);
 
+/* Append the store's commit counters (dpf_store_commits_total,
+ * dpf_store_writes_total: their ratio is group commit's mean batch). */
+struct store_stats;
+void metrics_render_store(struct dbuf *b, const struct store_stats *st);
+
 #endif

@@ -951,6 +951,11 @@ respond_metrics(struct server *srv, struct http_request *req)
     dbuf_init(&b);
     metrics_render(srv->metrics, &b, api ? apiserver_storage_objects : NULL,
                    api);
+    if (srv->store) {
+        struct store_stats st;
+        store_stats(srv->store, &st);
+        metrics_render_store(&b, &st);
+    }
     /* the in-process controllers' series, as dpf-controller-manager's
      * own /metrics serves them */
     pthread_mutex_lock(&srv->controllers_mu);

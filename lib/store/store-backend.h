@@ -10,6 +10,8 @@
 #ifndef DPF_STORE_BACKEND_H
 #define DPF_STORE_BACKEND_H
 
+#include <stdatomic.h>
+
 #include "lib/store/store.h"
 
 struct store_ops;
@@ -17,6 +19,8 @@ struct store_ops;
 /* Base of every backend's state; the backend owns the whole allocation. */
 struct store {
     const struct store_ops *ops; /* the backend's operation table */
+    _Atomic int64_t commits;     /* store_stats(): the backend counts */
+    _Atomic int64_t writes;
 };
 
 /* One backend. Each member mirrors the store_* function of the same name;

@@ -740,6 +740,8 @@ sq_try_batch(struct store_sqlite *s, struct sq_req *batch, store_event_fn hook,
         return sq_batch_fail(s, batch, "commit");
     }
     atomic_store(&s->rv, rv);
+    atomic_fetch_add(&s->up.commits, 1);
+    atomic_fetch_add(&s->up.writes, rv - base);
     for (struct sq_req *r = batch; r; r = r->next) {
         if (r->wrote && hook) {
             hook(hook_arg, r->ev, r->key, r->ev_value, r->ev_len, r->rv);

@@ -68,6 +68,13 @@ store_set_event_hook(struct store *s, store_event_fn fn, void *arg)
     s->ops->set_event_hook(s, fn, arg);
 }
 
+void
+store_stats(struct store *s, struct store_stats *out)
+{
+    out->commits = atomic_load(&s->commits);
+    out->writes = atomic_load(&s->writes);
+}
+
 int
 store_create(struct store *s, const char *key, const char *value, size_t len,
              int64_t *rv_out, struct dpf_error *err)

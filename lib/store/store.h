@@ -102,6 +102,15 @@ void store_close(struct store *s);
  * first write. */
 void store_set_event_hook(struct store *s, store_event_fn fn, void *arg);
 
+/* Since open: durable commits (each one fsync with sync=full) and the
+ * writes they carried (writes / commits is the group commit's mean
+ * batch). */
+struct store_stats {
+    int64_t commits;
+    int64_t writes;
+};
+void store_stats(struct store *s, struct store_stats *out);
+
 /* Create key; -EEXIST if present. *rv_out = new revision. */
 int store_create(struct store *s, const char *key, const char *value,
                  size_t len, int64_t *rv_out, struct dpf_error *err);

@@ -198,6 +198,20 @@ def test_storage_objects_follow_creates(dpf_server):
     assert scrape(srv)[key] == 0
 
 
+def test_store_commits_and_writes(dpf_server):
+    """Each sequential create is one durable commit; the counters follow."""
+    srv = dpf_server
+    m0 = scrape(srv)
+    make_cm(srv, "c1")
+    make_cm(srv, "c2")
+    m1 = scrape(srv)
+    w = ("dpf_store_writes_total", ())
+    c = ("dpf_store_commits_total", ())
+    # the controllers of the server may write too; ours are two of them
+    assert m1[w] - m0[w] >= 2
+    assert 1 <= m1[c] - m0[c] <= m1[w] - m0[w]
+
+
 def test_process_series(dpf_server):
     m = scrape(dpf_server)
     with open(f"/proc/{dpf_server.pid}/stat") as f:

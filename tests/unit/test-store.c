@@ -560,6 +560,53 @@ test_concurrent_writers_unbatched(void **state)
 }
 
 /* Backend failure: another process holds SQLite's write lock. */
+/* store_stats(): every committed write counted once; a sequence of
+ * writes is a sequence of commits; concurrent writers share commits
+ * (never more commits than writes). */
+static void
+test_commit_stats(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f->url);
+    struct store_stats st0, st1;
+    store_stats(s, &st0);
+    assert_int_equal(st0.commits, 0);
+    assert_int_equal(st0.writes, 0);
+    int64_t rv;
+    for (int i = 0; i < 5; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "/c/seq-%d", i);
+        assert_int_equal(create_str(s, key, "{}", &rv), 0);
+    }
+    assert_int_equal(store_delete(s, "/c/seq-0", rv - 4, NULL, NULL), 0);
+    /* a refused write commits nothing */
+    assert_int_equal(create_str(s, "/c/seq-1", "{}", NULL), -EEXIST);
+    store_stats(s, &st1);
+    assert_int_equal(st1.writes, 6);
+    assert_int_equal(st1.commits, 6);
+
+    enum { THREADS = 8, PER = 40 };
+    pthread_t th[THREADS];
+    struct writer_arg args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (struct writer_arg){.s = s, .id = i, .n = PER};
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &args[i]),
+                         0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        assert_null(ret);
+    }
+    store_stats(s, &st0);
+    /* creates, updates and half as many deletes per thread */
+    assert_int_equal(st0.writes - st1.writes, THREADS * (PER * 2 + PER / 2));
+    assert_true(st0.commits - st1.commits >= 1);
+    assert_true(st0.commits - st1.commits <= st0.writes - st1.writes);
+    assert_int_equal(store_current_rv(s), 1 + st0.writes);
+    store_close(s);
+}
+
 static void
 test_backend_failure(void **state)
 {
@@ -1437,6 +1484,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_unbatched,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backend_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),

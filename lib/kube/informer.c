@@ -38,7 +38,7 @@ struct informer {
     struct loop_timer *retry;   /* backoff timer */
     struct loop_timer *resync;  /* resync timer */
     unsigned failures;          /* consecutive failures (backoff step) */
-    json_t *listed;             /* list in progress: key -> object */
+    json_t *listed;             /* list in progress: key -> its text */
     char *list_rv;              /* its resourceVersion (first page) */
     int64_t watch_start_ms;     /* when the current watch began */
     uint64_t watch_events;      /* events in the current watch */
@@ -205,10 +205,14 @@ apply_list(struct informer *inf)
     }
     json_decref(keys);
     const char *key;
-    json_t *obj;
-    json_object_foreach(inf->listed, key, obj)
+    json_t *text;
+    json_object_foreach(inf->listed, key, text)
     {
-        strip_managed_fields(inf, obj);
+        json_t *obj = json_loadb(json_string_value(text),
+                                 json_string_length(text), 0, NULL);
+        if (!obj) {
+            continue; /* it was dumped by on_page(): cannot happen */
+        }
         json_t *old = kube_cache_put(inf->cache, obj, NULL);
         if (!old) {
             emit_add(inf, obj);
@@ -216,6 +220,7 @@ apply_list(struct informer *inf)
             emit_update(inf, old, obj);
         }
         json_decref(old);
+        json_decref(obj);
     }
 }
 
@@ -247,7 +252,16 @@ on_page(void *arg, json_t *page)
     {
         char *key = kube_cache_key(obj);
         if (key && json_is_object(obj)) {
-            json_object_set_nocheck(inf->listed, key, obj);
+            /* Kept as text until the list is complete, as the cache keeps
+             * objects: a parsed tree takes about ten times its text (an
+             * emulator re-listing 20,000 pods held 1.5 GB of trees). */
+            strip_managed_fields(inf, obj);
+            char *t = json_dumps(obj, JSON_COMPACT);
+            if (t) {
+                json_object_set_new_nocheck(inf->listed, key,
+                                            json_stringn_nocheck(t, strlen(t)));
+                free(t);
+            }
         }
         free(key);
     }

@@ -173,11 +173,13 @@ emu_event(struct rshim_emu *e, enum rshim_emu_event ev)
 }
 
 static void
-emu_sysfs_write(const char *dir, const char *name, const char *text, bool keep)
+emu_sysfs_write(const struct rshim_emu *e, const char *dir, const char *name,
+                const char *text, bool keep)
 {
+    unsigned flags = e->cfg.volatile_files ? FILE_REPLACE_NOSYNC : 0;
     char *p = xasprintf("%s/%s", dir, name);
     if (!(keep && access(p, F_OK) == 0)) {
-        int rc = file_write_atomic(p, text, strlen(text), 0644);
+        int rc = file_replace(p, text, strlen(text), 0644, flags);
         if (rc < 0) {
             log_error_rl("cannot write sysfs file", "path=%s error=\"%s\"", p,
                          strerror(-rc));
@@ -209,9 +211,9 @@ emu_ports_create(struct rshim_emu *e, struct dpf_error *err)
         } else {
             char fw[160];
             snprintf(fw, sizeof fw, "%s\n", e->cfg.fw_version);
-            emu_sysfs_write(net, "mtu", "1500\n", true);
-            emu_sysfs_write(net, "operstate", "up\n", false);
-            emu_sysfs_write(ib, "fw_ver", fw, false);
+            emu_sysfs_write(e, net, "mtu", "1500\n", true);
+            emu_sysfs_write(e, net, "operstate", "up\n", false);
+            emu_sysfs_write(e, ib, "fw_ver", fw, false);
         }
         free(dev);
         free(net);
@@ -235,7 +237,7 @@ emu_ports_set(struct rshim_emu *e, const char *operstate)
     for (unsigned fn = 0; fn < 2; fn++) {
         char *dev = emu_port_dir(e, fn);
         char *net = emu_port_net(e, dev, fn);
-        emu_sysfs_write(net, "operstate", text, false);
+        emu_sysfs_write(e, net, "operstate", text, false);
         free(dev);
         free(net);
     }
@@ -312,7 +314,8 @@ emu_write_state(struct rshim_emu *e)
      * twice waits for the first session to close before the second */
     json_object_set_new(st, "sessionOpen", json_boolean(e->reader != NULL));
     char *s = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
-    int rc = file_write_atomic(e->state_path, s, strlen(s), 0644);
+    int rc = file_replace(e->state_path, s, strlen(s), 0644,
+                          e->cfg.volatile_files ? FILE_REPLACE_NOSYNC : 0);
     if (rc < 0) {
         log_error_rl("cannot write the state file", "path=%s error=\"%s\"",
                      e->state_path, strerror(-rc));

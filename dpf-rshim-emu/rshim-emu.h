@@ -79,6 +79,11 @@ struct rshim_emu_config {
     const char *port_names[2];
     rshim_emu_event_fn on_event; /* NULL = nobody listens */
     void *event_arg;
+    /* The state file and sysfs files are replaced atomically but not
+     * flushed (FILE_REPLACE_NOSYNC): for dpf-emu's fast mode, where
+     * thousands of devices share one event loop and each flush blocks it.
+     * false = durable (one device per process). */
+    bool volatile_files;
 };
 
 /* Create the directory's files and start serving on loop. NULL with err

@@ -427,6 +427,14 @@ file_read_regular(const char *path, size_t max, char **data, size_t *len)
 int
 file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
 {
+    return file_replace(path, data, len, mode, 0);
+}
+
+int
+file_replace(const char *path, const void *data, size_t len, unsigned mode,
+             unsigned flags)
+{
+    bool sync = !(flags & FILE_REPLACE_NOSYNC);
     char *tmp = xasprintf("%s.tmp.%d", path, (int) getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
@@ -451,7 +459,7 @@ file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
         p += n;
         left -= (size_t) n;
     }
-    if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || (sync && fsync(fd) < 0)) {
         int err = -errno;
         close(fd);
         unlink(tmp);
@@ -466,6 +474,9 @@ file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
         return err;
     }
     free(tmp);
+    if (!sync) {
+        return 0;
+    }
     char *dcopy = xstrdup(path);
     int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dcopy);

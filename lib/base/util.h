@@ -92,8 +92,17 @@ int file_read_all(const char *path, char **data, size_t *len);
  * when it is not a regular file (FIFO, device such as /dev/zero,
  * directory), -EFBIG when larger than max, or another -errno. */
 int file_read_regular(const char *path, size_t max, char **data, size_t *len);
-/* Write a file atomically (temp file, fsync, rename, fsync dir) with the
- * given mode. 0 or -errno. */
+/* file_replace()'s flags. */
+#define FILE_REPLACE_NOSYNC \
+    1u /* no fsync: atomic for readers and across
+                                  a crash of the process, not durable
+                                  across one of the machine */
+/* Write a file atomically (temp file, fsync, rename, fsync dir, without
+ * the fsyncs under FILE_REPLACE_NOSYNC) with the given mode. 0 or
+ * -errno. */
+int file_replace(const char *path, const void *data, size_t len, unsigned mode,
+                 unsigned flags);
+/* file_replace() with no flags: durable once it returns 0. */
 int file_write_atomic(const char *path, const void *data, size_t len,
                       unsigned mode);
 /* mkdir -p. 0 or -errno. */

@@ -31,6 +31,8 @@ struct informer {
     long watch_timeout_s;
     struct kube_cache *cache;
     void (*transform)(json_t *obj); /* informer_set_transform() */
+    bool (*skip_text)(void *arg, const char *text, size_t len);
+    void *skip_arg;
     struct informer_handlers *handlers;
     size_t n_handlers;
     bool running;
@@ -257,11 +259,14 @@ on_page(void *arg, json_t *page)
              * emulator re-listing 20,000 pods held 1.5 GB of trees). */
             strip_managed_fields(inf, obj);
             char *t = json_dumps(obj, JSON_COMPACT);
-            if (t) {
+            if (t && inf->skip_text &&
+                inf->skip_text(inf->skip_arg, t, strlen(t))) {
+                stat_add(inf, &inf->stats.skipped, 1);
+            } else if (t) {
                 json_object_set_new_nocheck(inf->listed, key,
                                             json_stringn_nocheck(t, strlen(t)));
-                free(t);
             }
+            free(t);
         }
         free(key);
     }
@@ -417,6 +422,18 @@ on_watch_done(void *arg, int rc, const struct kube_response *resp,
     backoff(inf, "watch", inf->event_err.code ? &inf->event_err : err);
 }
 
+/* kube_watch_skip_fn for the watch: the user's filter, counted. */
+static bool
+watch_skip(void *arg, const char *text, size_t len)
+{
+    struct informer *inf = arg;
+    if (!inf->skip_text(inf->skip_arg, text, len)) {
+        return false;
+    }
+    stat_add(inf, &inf->stats.skipped, 1);
+    return true;
+}
+
 static void
 start_watch(struct informer *inf)
 {
@@ -432,6 +449,7 @@ start_watch(struct informer *inf)
         .resource_version = rv,
         .allow_bookmarks = true,
         .timeout_seconds = t + (long) (rng_unit(inf) * (double) t),
+        .skip = inf->skip_text ? watch_skip : NULL,
     };
     inf->want_relist = false;
     dpf_error_clear(&inf->event_err);
@@ -484,6 +502,8 @@ informer_create(struct kube_rest *rest, const struct informer_options *o)
                                         : o->page_size;
     inf->watch_timeout_s =
         o->watch_timeout_s > 0 ? o->watch_timeout_s : DEFAULT_WATCH_TIMEOUT_S;
+    inf->skip_text = o->skip_text;
+    inf->skip_arg = o->skip_arg;
     inf->cache = kube_cache_create();
     inf->rng = (uint64_t) time_mono_ns() ^ (uint64_t) (uintptr_t) inf;
     if (!inf->rng) {

@@ -63,6 +63,14 @@ struct informer_options {
     int64_t resync_ms;          /* periodic resync; 0 = never */
     long page_size;             /* list page size; 0 = 500; < 0 = unpaged */
     long watch_timeout_s;       /* t above; 0 = 300 (5 to 10 min) */
+    /* A client-side filter on an object's text, for what no selector can
+     * say (an emulator that runs a range of nodes): true = not wanted. It
+     * sees each watch line before it is parsed (kube_watch_skip_fn: it
+     * must say false when unsure, BOOKMARK and ERROR events included) and
+     * each listed object's compact text; what it skips is never cached
+     * nor handed to the handlers. Loop thread. NULL = everything. */
+    bool (*skip_text)(void *arg, const char *text, size_t len);
+    void *skip_arg;
 };
 
 /* Event handlers; any of them may be NULL. */
@@ -81,6 +89,7 @@ struct informer_stats {
     uint64_t events;  /* watch events applied (bookmarks excluded) */
     uint64_t errors;  /* failed lists and watches (then backoff) */
     uint64_t resyncs; /* resync rounds */
+    uint64_t skipped; /* listed objects and watch lines skip_text skipped */
 };
 
 /* A stopped informer for o on rest. */

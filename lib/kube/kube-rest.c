@@ -398,6 +398,7 @@ kube_rest_watch(struct kube_rest *r, const char *path,
     c->query = kube_watch_query(opts);
     c->event = event;
     kube_watch_parser_init(&c->parser, 0, event, arg);
+    c->parser.skip = opts->skip;
     if (opts->deadline_ms > 0) {
         c->timeout_ms = opts->deadline_ms;
     } else if (opts->timeout_seconds > 0) {

@@ -89,6 +89,10 @@ parse_line(struct kube_watch_parser *p, const char *s, size_t n,
         if (n == 0) {
             return 0;
         }
+        if (p->skip && p->skip(p->arg, s, n)) {
+            p->skipped++;
+            return 0;
+        }
         json_error_t jerr;
         json_t *ev = json_loadb(s, n, JSON_DISABLE_EOF_CHECK, &jerr);
         if (!ev) {

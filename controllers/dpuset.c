@@ -90,6 +90,11 @@ struct dpuset_ctrl {
     /* set key -> {"gen": generation, "epoch": node_epoch, "next":
      * monotonic ms before which a routine pass waits} */
     json_t *paced;
+    /* set key -> {DPU key: [cache text, view text]}: each owned DPU's
+     * view (dpu_view()) and the cache's text it was made from, so a pass
+     * parses again only the DPUs that changed since the last one; the
+     * worker reconciling the set is the only one touching its entry */
+    json_t *views;
 };
 
 static const char *
@@ -412,6 +417,7 @@ set_forget(struct dpuset_ctrl *d, const char *key)
     json_object_del(d->wants, key);
     json_object_del(d->pending, key);
     json_object_del(d->paced, key);
+    json_object_del(d->views, key);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -590,13 +596,116 @@ pace_note(struct dpuset_ctrl *d, const char *key, json_int_t gen,
     pthread_mutex_unlock(&d->mu);
 }
 
-/* The DPUs that name the set (uid) as an owner. */
+/* What a pass reads of a DPU, in the DPU's own shape (so the helpers
+ * above take either): name, namespace, uid, deletion, the controller
+ * reference, the BFB, flavor and node labels, the phase and the Ready
+ * condition. A few hundred bytes of the DPU's 2 KB or more. */
 static json_t *
-owned_dpus(struct controller *c, const char *uid)
+dpu_view(const json_t *dpu)
 {
-    json_t *owned =
-        kube_cache_by_index(controller_cache(c, 1), KUBE_INDEX_OWNER, uid);
-    return owned ? owned : json_array();
+    const json_t *md = json_object_get(dpu, "metadata");
+    const json_t *spec = json_object_get(dpu, "spec");
+    const json_t *st = json_object_get(dpu, "status");
+    json_t *vmd = json_object();
+    static const char *const mkeys[] = {"name", "namespace", "uid",
+                                        "deletionTimestamp"};
+    for (size_t i = 0; i < sizeof mkeys / sizeof *mkeys; i++) {
+        json_t *v = json_object_get(md, mkeys[i]);
+        if (v) {
+            json_object_set(vmd, mkeys[i], v);
+        }
+    }
+    json_t *ctl = kube_owner_controller(dpu);
+    if (ctl) {
+        json_object_set_new(vmd, "ownerReferences", json_pack("[O]", ctl));
+    }
+    json_t *vspec = json_object();
+    static const char *const skeys[] = {"bfb", "dpuFlavor"};
+    for (size_t i = 0; i < sizeof skeys / sizeof *skeys; i++) {
+        json_t *v = json_object_get(spec, skeys[i]);
+        if (v) {
+            json_object_set(vspec, skeys[i], v);
+        }
+    }
+    json_t *nl =
+        json_object_get(json_object_get(spec, "cluster"), "nodeLabels");
+    if (nl) {
+        json_object_set_new(vspec, "cluster",
+                            json_pack("{s:O}", "nodeLabels", nl));
+    }
+    json_t *vst = json_object();
+    json_t *phase = json_object_get(st, "phase");
+    if (phase) {
+        json_object_set(vst, "phase", phase);
+    }
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(st, "conditions"), i, cond)
+    {
+        if (!strcmp(str_at(cond, "type", NULL) ?: "", "Ready")) {
+            json_object_set_new(vst, "conditions",
+                                json_pack("[{s:s,s:O?}]", "type", "Ready",
+                                          "status",
+                                          json_object_get(cond, "status")));
+            break;
+        }
+    }
+    return json_pack("{s:o,s:o,s:o}", "metadata", vmd, "spec", vspec, "status",
+                     vst);
+}
+
+/* The views of the DPUs that name the set (uid, key) as an owner. Only
+ * DPUs whose cached text changed since the set's last pass are parsed:
+ * parsing all of them was most of a pass (4.5 % of dpf-server's CPU
+ * while 10,000 DPUs were provisioned). */
+static json_t *
+owned_dpus(struct controller *c, struct dpuset_ctrl *d, const char *key,
+           const char *uid)
+{
+    json_t *out = json_array();
+    json_t *texts = kube_cache_texts_by_index(controller_cache(c, 1),
+                                              KUBE_INDEX_OWNER, uid);
+    if (!texts) {
+        return out;
+    }
+    pthread_mutex_lock(&d->mu);
+    json_t *memo = json_incref(json_object_get(d->views, key));
+    pthread_mutex_unlock(&d->mu);
+    json_t *fresh = json_object();
+    const char *k;
+    json_t *text;
+    json_object_foreach(texts, k, text)
+    {
+        json_t *m = json_object_get(memo, k);
+        json_t *view = NULL;
+        json_t *vtext = NULL;
+        if (m && json_array_get(m, 0) == text) {
+            vtext = json_incref(json_array_get(m, 1));
+            view = json_loadb(json_string_value(vtext),
+                              json_string_length(vtext), 0, NULL);
+        } else {
+            json_t *dpu = kube_cache_text_load(text);
+            if (dpu) {
+                view = dpu_view(dpu);
+                char *t = json_dumps(view, JSON_COMPACT);
+                vtext = t ? json_stringn_nocheck(t, strlen(t)) : NULL;
+                free(t);
+            }
+            json_decref(dpu);
+        }
+        if (view && vtext) {
+            json_array_append(out, view);
+            json_object_set_new(fresh, k, json_pack("[OO]", text, vtext));
+        }
+        json_decref(view);
+        json_decref(vtext);
+    }
+    json_decref(memo);
+    json_decref(texts);
+    pthread_mutex_lock(&d->mu);
+    json_object_set_new(d->views, key, fresh);
+    pthread_mutex_unlock(&d->mu);
+    return out;
 }
 
 static struct controller_result
@@ -619,7 +728,7 @@ reconcile_dpuset(struct controller *c, const char *key)
         goto out;
     }
     if (kube_is_deleting(set)) {
-        owned = owned_dpus(c, uid);
+        owned = owned_dpus(c, d, key, uid);
         set_forget(d, key);
         if (!kube_finalizer_has(set, DPUSET_FINALIZER)) {
             goto out;
@@ -661,7 +770,7 @@ reconcile_dpuset(struct controller *c, const char *key)
     }
     int64_t cpu0 = thread_cpu_ms();
     /* after the pacing: reading the set's DPUs parses each of them */
-    owned = owned_dpus(c, uid);
+    owned = owned_dpus(c, d, key, uid);
     const json_t *spec = json_object_get(set, "spec");
     const json_t *tspec =
         json_object_get(json_object_get(spec, "dpuTemplate"), "spec");
@@ -795,6 +904,7 @@ dpuset_ctrl_add(struct controller_manager *m, const char *component,
     d->wants = json_object();
     d->pending = json_object();
     d->paced = json_object();
+    d->views = json_object();
     d->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
     d->ops.name = "dpuset";
     d->ops.primary_kind = "DPUSet";
@@ -823,6 +933,7 @@ dpuset_ctrl_destroy(struct dpuset_ctrl *d)
     json_decref(d->wants);
     json_decref(d->pending);
     json_decref(d->paced);
+    json_decref(d->views);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }

@@ -502,21 +502,37 @@ kube_cache_keys(struct kube_cache *c)
     return out;
 }
 
-/* Append key's text (or key) to out when the cache has it. */
+/* What by_index() gives for each object. */
+enum by_index_what { BY_TEXTS, BY_KEYS, BY_KEYED_TEXTS };
+
+/* Add key's text (or key) to out when the cache has it. */
 static void
-by_index_add(struct kube_cache *c, json_t *out, const char *k, bool keys_only)
+by_index_add(struct kube_cache *c, json_t *out, const char *k,
+             enum by_index_what what)
 {
     json_t *t = json_object_get(c->items, k);
-    if (t) {
-        json_array_append_new(out, keys_only ? json_string(k) : json_incref(t));
+    if (!t) {
+        return;
+    }
+    switch (what) {
+    case BY_TEXTS:
+        json_array_append(out, t);
+        break;
+    case BY_KEYS:
+        json_array_append_new(out, json_string(k));
+        break;
+    case BY_KEYED_TEXTS:
+        json_object_set(out, k, t);
+        break;
     }
 }
 
-/* The texts (keys_only false) or keys of the objects whose index has
- * value; NULL when there is no such index. */
+/* The texts, keys or {key: text} of the objects whose index has value
+ * (an array, or an object for BY_KEYED_TEXTS); NULL when there is no such
+ * index. */
 static json_t *
 by_index(struct kube_cache *c, const char *index, const char *value,
-         bool keys_only)
+         enum by_index_what what)
 {
     json_t *out = NULL;
     pthread_rwlock_rdlock(&c->lock);
@@ -524,17 +540,17 @@ by_index(struct kube_cache *c, const char *index, const char *value,
         if (strcmp(c->idx[i].name, index) != 0) {
             continue;
         }
-        out = json_array();
+        out = what == BY_KEYED_TEXTS ? json_object() : json_array();
         json_t *set = json_object_get(c->idx[i].map, value);
         if (json_is_string(set)) {
-            by_index_add(c, out, json_string_value(set), keys_only);
+            by_index_add(c, out, json_string_value(set), what);
             break;
         }
         const char *k;
         json_t *v;
         json_object_foreach(set, k, v)
         {
-            by_index_add(c, out, k, keys_only);
+            by_index_add(c, out, k, what);
         }
         break;
     }
@@ -545,7 +561,7 @@ by_index(struct kube_cache *c, const char *index, const char *value,
 json_t *
 kube_cache_by_index(struct kube_cache *c, const char *index, const char *value)
 {
-    json_t *texts = by_index(c, index, value, false);
+    json_t *texts = by_index(c, index, value, BY_TEXTS);
     return texts ? texts_load(texts) : NULL;
 }
 
@@ -553,7 +569,20 @@ json_t *
 kube_cache_keys_by_index(struct kube_cache *c, const char *index,
                          const char *value)
 {
-    return by_index(c, index, value, true);
+    return by_index(c, index, value, BY_KEYS);
+}
+
+json_t *
+kube_cache_texts_by_index(struct kube_cache *c, const char *index,
+                          const char *value)
+{
+    return by_index(c, index, value, BY_KEYED_TEXTS);
+}
+
+json_t *
+kube_cache_text_load(const json_t *text)
+{
+    return json_is_string(text) ? text_load(text) : NULL;
 }
 
 size_t

@@ -98,6 +98,17 @@ json_t *kube_cache_by_index(struct kube_cache *c, const char *index,
  * strings (nothing parsed); NULL when there is no such index. */
 json_t *kube_cache_keys_by_index(struct kube_cache *c, const char *index,
                                  const char *value);
+/* The texts of the objects whose index has value, unparsed: a JSON
+ * object {key: text} of new references to the cache's immutable JSON
+ * strings; NULL when there is no such index. A put replaces an object's
+ * string, so a caller that keeps something derived from an object can
+ * tell whether it changed by comparing the string's pointer with the one
+ * it kept a reference to. Parse one with kube_cache_text_load(). */
+json_t *kube_cache_texts_by_index(struct kube_cache *c, const char *index,
+                                  const char *value);
+/* The object a text from kube_cache_texts_by_index() holds (new), or
+ * NULL. */
+json_t *kube_cache_text_load(const json_t *text);
 /* Number of objects. */
 size_t kube_cache_len(struct kube_cache *c);
 

@@ -3,7 +3,8 @@
  * removals, a custom index, readers holding objects across a
  * replacement, and noted writes (kube_cache_note_write) winning over an
  * older informer copy until the informer catches up, and let go as soon
- * as the informer delivers their revision. */
+ * as the informer delivers their revision; texts by index, whose
+ * identity tells a caller which objects changed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -340,6 +341,49 @@ test_note_write(void **state)
     kube_cache_destroy(c);
 }
 
+static void
+test_texts_by_index(void **state)
+{
+    struct kube_cache *c = kube_cache_create();
+    assert_null(kube_cache_texts_by_index(c, KUBE_INDEX_OWNER, "u"));
+    assert_int_equal(kube_cache_add_index(c, KUBE_INDEX_OWNER, NULL, NULL), 0);
+    json_t *a = obj("ns", "a", "1", NULL, "u");
+    json_t *b = obj("ns", "b", "2", NULL, "u");
+    json_t *x = obj("ns", "x", "3", NULL, "v");
+    kube_cache_put(c, a, NULL);
+    kube_cache_put(c, b, NULL);
+    kube_cache_put(c, x, NULL);
+    json_t *t1 = kube_cache_texts_by_index(c, KUBE_INDEX_OWNER, "u");
+    assert_int_equal(json_object_size(t1), 2);
+    json_t *ta = json_object_get(t1, "ns/a");
+    json_t *tb = json_object_get(t1, "ns/b");
+    assert_true(json_is_string(ta) && json_is_string(tb));
+    json_t *pa = kube_cache_text_load(ta);
+    assert_true(json_equal(pa, a));
+    json_decref(pa);
+    assert_null(kube_cache_text_load(NULL));
+    /* a replaced object has another text; an untouched one the same */
+    json_t *a2 = obj("ns", "a", "4", NULL, "u");
+    json_decref(kube_cache_put(c, a2, NULL));
+    json_t *t2 = kube_cache_texts_by_index(c, KUBE_INDEX_OWNER, "u");
+    assert_ptr_not_equal(json_object_get(t2, "ns/a"), ta);
+    assert_ptr_equal(json_object_get(t2, "ns/b"), tb);
+    /* the old text stays valid while held */
+    pa = kube_cache_text_load(ta);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(pa, "metadata"),
+                                          "resourceVersion")),
+        "1");
+    json_decref(pa);
+    json_decref(t1);
+    json_decref(t2);
+    json_decref(a);
+    json_decref(a2);
+    json_decref(b);
+    json_decref(x);
+    kube_cache_destroy(c);
+}
+
 int
 main(void)
 {
@@ -349,6 +393,7 @@ main(void)
         cmocka_unit_test(test_custom_index),
         cmocka_unit_test(test_note_write),
         cmocka_unit_test(test_values_not_shared),
+        cmocka_unit_test(test_texts_by_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,26 @@ def proc_sample(pid):
             v.get("RssAnon", 0) + v.get("RssShmem", 0), v.get("RssFile", 0))
 
 
+def thread_cpu(pid):
+    """{thread name: cpu seconds} of pid's live threads, summed by name."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        st = raw.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + (int(st[11]) + int(st[12])) / hz
+    return out
+
+
 def children(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -326,6 +346,7 @@ def main():
         m0 = api.requests()
         c0 = [x.requests() for x in capi]
         s0 = {p: proc_sample(p) for p in [srv.pid] + [e.pid for e in emus] + kids}
+        t0cpu = thread_cpu(srv.pid)
 
         perf = None
         if a.perf:
@@ -396,6 +417,7 @@ def main():
             perf.send_signal(2)
             perf.wait(60)
         s1 = {p: proc_sample(p) for p in [srv.pid] + [e.pid for e in emus] + kids}
+        t1cpu = thread_cpu(srv.pid)
         m1 = api.requests()
         c1 = [x.requests() for x in capi]
         took = t_end - t0
@@ -438,6 +460,11 @@ def main():
                   f"one core), RSS now {s1[p][1] / 1024:.0f} MB, peak "
                   f"{peak.get(p, 0) / 1024:.0f} MB (private "
                   f"{ppeak.get(p, 0) / 1024:.0f} MB)")
+            if p == srv.pid:
+                th = {k: v - t0cpu.get(k, 0) for k, v in t1cpu.items()}
+                top = sorted(th.items(), key=lambda kv: -kv[1])[:8]
+                print("    by thread (live ones): " + ", ".join(
+                    f"{k} {v:.1f} s" for k, v in top))
             if p not in [e.pid for e in emus]:
                 cp_cpu += cpu
                 cp_peak += peak.get(p, 0)

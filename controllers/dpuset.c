@@ -72,8 +72,11 @@ static const struct kube_gvr dpu_gvr = {PROV_GROUP, "v1alpha1", "dpus", true};
  * last one, at most DPUSET_PACE_MAX_MS: a set costs at most 1/PACE of a
  * core. A change of the set's spec or labels, a relevant Node event, DPUs
  * still to create, and deletion run at once, as before. Small sets pass
- * in microseconds and are not held back. */
-#define DPUSET_PACE 40
+ * in microseconds and are not held back. Since a pass parses only the
+ * DPUs that changed (owned_dpus()), it costs a fraction of what it did,
+ * and the budget went from 1/40 to 1/100 of a core with shorter gaps
+ * than before all the same. */
+#define DPUSET_PACE 100
 #define DPUSET_PACE_MAX_MS 15000
 
 struct dpuset_ctrl {

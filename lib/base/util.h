@@ -92,11 +92,10 @@ int file_read_all(const char *path, char **data, size_t *len);
  * when it is not a regular file (FIFO, device such as /dev/zero,
  * directory), -EFBIG when larger than max, or another -errno. */
 int file_read_regular(const char *path, size_t max, char **data, size_t *len);
-/* file_replace()'s flags. */
-#define FILE_REPLACE_NOSYNC \
-    1u /* no fsync: atomic for readers and across
-                                  a crash of the process, not durable
-                                  across one of the machine */
+/* file_replace()'s flag: no fsync. The file is still replaced
+ * atomically for readers and across a crash of the process, but not
+ * durably across a crash of the machine. */
+#define FILE_REPLACE_NOSYNC 1u
 /* Write a file atomically (temp file, fsync, rename, fsync dir, without
  * the fsyncs under FILE_REPLACE_NOSYNC) with the given mode. 0 or
  * -errno. */

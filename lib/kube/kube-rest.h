@@ -151,10 +151,11 @@ struct kube_watch_options {
     const char *resource_version; /* start after this ("" = now) */
     bool allow_bookmarks;         /* allowWatchBookmarks=true */
     long timeout_seconds;         /* server ends the stream after this */
-    long deadline_ms;        /* client deadline (0 = timeout_seconds + 30 s, or
-                         none without timeout_seconds) */
-    kube_watch_skip_fn skip; /* NULL, or a text filter called with the
-                                watch's arg (kube-watch.h) */
+    /* client deadline (0 = timeout_seconds + 30 s, or none without
+     * timeout_seconds) */
+    long deadline_ms;
+    /* NULL, or a text filter called with the watch's arg (kube-watch.h) */
+    kube_watch_skip_fn skip;
 };
 
 /* Watch the collection at path. event() runs once per event (ERROR events

@@ -172,14 +172,21 @@ emu_event(struct rshim_emu *e, enum rshim_emu_event ev)
     }
 }
 
+/* Replace one of the device's files (flushed unless volatile_files). */
+static int
+emu_file_replace(const struct rshim_emu *e, const char *path, const char *text)
+{
+    return file_replace(path, text, strlen(text), 0644,
+                        e->cfg.volatile_files ? FILE_REPLACE_NOSYNC : 0);
+}
+
 static void
 emu_sysfs_write(const struct rshim_emu *e, const char *dir, const char *name,
                 const char *text, bool keep)
 {
-    unsigned flags = e->cfg.volatile_files ? FILE_REPLACE_NOSYNC : 0;
     char *p = xasprintf("%s/%s", dir, name);
     if (!(keep && access(p, F_OK) == 0)) {
-        int rc = file_replace(p, text, strlen(text), 0644, flags);
+        int rc = emu_file_replace(e, p, text);
         if (rc < 0) {
             log_error_rl("cannot write sysfs file", "path=%s error=\"%s\"", p,
                          strerror(-rc));
@@ -314,8 +321,7 @@ emu_write_state(struct rshim_emu *e)
      * twice waits for the first session to close before the second */
     json_object_set_new(st, "sessionOpen", json_boolean(e->reader != NULL));
     char *s = json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS);
-    int rc = file_replace(e->state_path, s, strlen(s), 0644,
-                          e->cfg.volatile_files ? FILE_REPLACE_NOSYNC : 0);
+    int rc = emu_file_replace(e, e->state_path, s);
     if (rc < 0) {
         log_error_rl("cannot write the state file", "path=%s error=\"%s\"",
                      e->state_path, strerror(-rc));

@@ -259,12 +259,12 @@ on_page(void *arg, json_t *page)
              * emulator re-listing 20,000 pods held 1.5 GB of trees). */
             strip_managed_fields(inf, obj);
             char *t = json_dumps(obj, JSON_COMPACT);
-            if (t && inf->skip_text &&
-                inf->skip_text(inf->skip_arg, t, strlen(t))) {
+            size_t tl = t ? strlen(t) : 0;
+            if (t && inf->skip_text && inf->skip_text(inf->skip_arg, t, tl)) {
                 stat_add(inf, &inf->stats.skipped, 1);
             } else if (t) {
                 json_object_set_new_nocheck(inf->listed, key,
-                                            json_stringn_nocheck(t, strlen(t)));
+                                            json_stringn_nocheck(t, tl));
             }
             free(t);
         }

@@ -90,7 +90,6 @@ parse_line(struct kube_watch_parser *p, const char *s, size_t n,
             return 0;
         }
         if (p->skip && p->skip(p->arg, s, n)) {
-            p->skipped++;
             return 0;
         }
         json_error_t jerr;

@@ -47,20 +47,19 @@ enum kube_event_type {
 typedef int (*kube_watch_event_fn)(void *arg, enum kube_event_type type,
                                    json_t *object);
 /* A cheap look at a line's text before it is parsed: true = no event on
- * it is wanted, skip it unparsed (kube_watch_parser.skipped counts it).
+ * it is wanted, skip it unparsed.
  * It must say false for any line it is not sure of: BOOKMARK and ERROR
  * events included. A skipped event's resourceVersion is not seen. */
 typedef bool (*kube_watch_skip_fn)(void *arg, const char *text, size_t len);
 
 struct kube_watch_parser {
-    struct dbuf line;           /* bytes of the incomplete line */
-    size_t max_line;            /* bound on one line */
-    kube_watch_event_fn fn;     /* per-event callback */
-    void *arg;                  /* its argument */
-    int stopped;                /* sticky: the value that stopped it */
-    unsigned long long events;  /* events delivered so far */
-    kube_watch_skip_fn skip;    /* NULL, or see kube_watch_skip_fn */
-    unsigned long long skipped; /* lines skipped unparsed */
+    struct dbuf line;          /* bytes of the incomplete line */
+    size_t max_line;           /* bound on one line */
+    kube_watch_event_fn fn;    /* per-event callback */
+    void *arg;                 /* its argument */
+    int stopped;               /* sticky: the value that stopped it */
+    unsigned long long events; /* events delivered so far */
+    kube_watch_skip_fn skip;   /* NULL, or see kube_watch_skip_fn */
 };
 
 /* Prepare a parser (max_line 0 = KUBE_WATCH_MAX_LINE). */

@@ -368,3 +368,25 @@ class TlsListener:
                 c.close()
             except OSError:
                 pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test whose fixtures include an object with a diagnose()
+    method (the provisioning Lab) gets that object's account of the fleet
+    added to its report: what the control plane and the emulator said and
+    where each DPU stood when it failed, so a failure seen only in CI can be
+    explained from its log."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        diagnose = getattr(value, "diagnose", None)
+        if callable(diagnose):
+            try:
+                text = diagnose()
+            except Exception as e:  # noqa: BLE001 - never mask the failure
+                text = f"diagnose() failed: {e!r}"
+            rep.sections.append((f"state of fixture {name!r} at failure",
+                                 text))

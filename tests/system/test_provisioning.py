@@ -15,6 +15,7 @@ management network; teardown takes the fleet down and checks that no
 namespace of it is left."""
 import functools
 import http.server
+import json
 import os
 import random
 import re
@@ -155,6 +156,44 @@ class Lab:
                               text=True).stdout
         assert f"dpfemu-{self.name}-" not in left, left
         return code
+
+    def diagnose(self, lines=60):
+        """Where the fleet stood: each DPU's phase and the conditions not
+        True, the DPUSets' status, the hosts' taints, the pods, and the
+        last lines of the server's and the emulator's logs."""
+        out = [f"fleet {self.name} on 10.{self.octet}.0.0/16"]
+        ns = "dpf-operator-system"
+        for d in self.dpus(ns):
+            st = d.get("status", {})
+            bad = [f"{c['type']}={c.get('status')}({c.get('reason', '')}: "
+                   f"{c.get('message', '')[:160]})"
+                   for c in st.get("conditions", [])
+                   if c.get("status") != "True"]
+            out.append(f"DPU {d['metadata']['name']} phase="
+                       f"{st.get('phase')} bfb={d['spec'].get('bfb')} "
+                       f"deleting={bool(d['metadata'].get('deletionTimestamp'))}"
+                       f" hostReboot={st.get('hostReboot')} {' '.join(bad)}")
+        sets = self.get(f"/apis/provisioning.dpu.nvidia.com/v1alpha1/"
+                        f"namespaces/{ns}/dpusets") or {}
+        for s in sets.get("items", []):
+            out.append(f"DPUSet {s['metadata']['name']} gen="
+                       f"{s['metadata'].get('generation')} status="
+                       f"{json.dumps(s.get('status', {}))[:300]}")
+        nodes = self.get("/api/v1/nodes") or {}
+        for n in nodes.get("items", []):
+            out.append(f"Node {n['metadata']['name']} taints="
+                       f"{json.dumps(n.get('spec', {}).get('taints', []))}")
+        pods = self.get(f"/api/v1/namespaces/{ns}/pods") or {}
+        for p in pods.get("items", []):
+            out.append(f"Pod {p['metadata']['name']} node="
+                       f"{p['spec'].get('nodeName')} phase="
+                       f"{p.get('status', {}).get('phase')}")
+        for title, path in (("server log", self.srv.log),
+                            ("emulator log", self.emu_log)):
+            tail = self.text(path).splitlines()[-lines:]
+            out.append(f"--- {title}, last {len(tail)} lines")
+            out.extend(line[:300] for line in tail)
+        return "\n".join(out)
 
     # --- API helpers ---
 

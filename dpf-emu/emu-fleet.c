@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1158,6 +1159,48 @@ fleet_write_kubeconfig(struct emu_fleet *f, const char *src, const char *dst,
     return rc;
 }
 
+/* The first route of the main table (/proc/net/route: the kernel's own
+ * text, one route a line, destination and mask as the hex of the network-
+ * order word) that overlaps base/prefix, the default route aside: its
+ * device and network go to dev and net. A fleet whose management network
+ * another bridge already routes builds fine and then cannot reach its own
+ * gateway (the kernel sends the replies through the other device): every
+ * host's connection times out and nothing says why. */
+static bool
+route_overlaps(uint32_t base, unsigned prefix, char *dev, size_t dev_size,
+               char *net, size_t net_size)
+{
+    FILE *fp = fopen("/proc/net/route", "re");
+    if (!fp) {
+        return false;
+    }
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp)) {
+        char ifname[64];
+        unsigned long dst, mask;
+        if (sscanf(line, "%63s %lx %*x %*x %*d %*d %*d %lx", ifname, &dst,
+                   &mask) != 3) {
+            continue; /* the header */
+        }
+        uint32_t d = ntohl((uint32_t) dst), m = ntohl((uint32_t) mask);
+        if (m == 0) {
+            continue;
+        }
+        uint32_t ours = prefix ? ~0u << (32 - prefix) : 0;
+        uint32_t common = ours & m; /* the shorter of the two prefixes */
+        if ((d & common) == (base & common)) {
+            snprintf(dev, dev_size, "%s", ifname);
+            char a[INET_ADDRSTRLEN];
+            ip4_str(d, a);
+            snprintf(net, net_size, "%s/%d", a, __builtin_popcount(m));
+            found = true;
+        }
+    }
+    fclose(fp);
+    return found;
+}
+
 /* Every name first, then one check: nothing of ours may exist yet. */
 static int
 fleet_check_names(struct emu_fleet *f, struct dpf_error *err)
@@ -1176,6 +1219,15 @@ fleet_check_names(struct emu_fleet *f, struct dpf_error *err)
                       "link %s already exists: another fleet named \"%s\"? "
                       "choose another --fleet or take that one down",
                       f->bridge, f->cfg.fleet);
+        return -EEXIST;
+    }
+    char dev[64], net[32];
+    if (route_overlaps(f->base, f->prefix, dev, sizeof dev, net, sizeof net)) {
+        dpf_error_set(err, 409, "AlreadyExists",
+                      "--mgmt-cidr %s overlaps the route to %s on %s: the "
+                      "hosts could not reach their gateway; choose another "
+                      "--mgmt-cidr, or take down the fleet that owns %s",
+                      f->cfg.mgmt_cidr, net, dev, dev);
         return -EEXIST;
     }
     const char *names[2] = {f->fabric_ns, NULL};

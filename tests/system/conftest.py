@@ -18,6 +18,7 @@ Helpers:
 import base64
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -89,6 +90,39 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _routed_10_octets():
+    """The second octets of the 10.x.0.0/16 networks the root namespace
+    routes (from /proc/net/route: hex of the network-order address)."""
+    out = set()
+    with open("/proc/net/route") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            dst = int(cols[1], 16).to_bytes(4, "little")
+            mask = int(cols[7], 16).to_bytes(4, "little")
+            if mask[0] == 0xff and dst[0] == 10:
+                out.add(dst[1] if mask[1] == 0xff else None)
+    return out
+
+
+def mgmt_octet_routed(octet):
+    """Whether anything routes 10.<octet>.0.0/16 (or a network holding
+    it) in the root namespace."""
+    routed = _routed_10_octets()
+    return octet in routed or None in routed
+
+
+def free_mgmt_octet(lo, hi):
+    """A random x in [lo, hi) whose 10.x.0.0/16 nothing routes yet, for an
+    emulated fleet's management network: dpf-emu refuses one that overlaps
+    a route (another fleet's, a test run's left over)."""
+    routed = _routed_10_octets()
+    free = [o for o in range(lo, hi) if o not in routed]
+    assert free and None not in routed, \
+        f"no free 10.x.0.0/16 for x in [{lo}, {hi}): routes {routed}"
+    return random.choice(free)
 
 
 def wait_for(pred, timeout=20.0, interval=0.05, what="condition"):

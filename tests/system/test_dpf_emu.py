@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import binary, wait_for
+from conftest import binary, free_mgmt_octet, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="dpf-emu needs root (namespaces)")
@@ -93,7 +93,7 @@ class Fleet:
     def __init__(self, tmp, hosts=2, dpus=1, kubeconfig=None, extra=()):
         self.tmp = tmp
         self.name = "t%03d" % random.randrange(1000)
-        self.octet = random.randrange(160, 190)
+        self.octet = free_mgmt_octet(160, 190)
         self.cidr = f"10.{self.octet}.0.0/16"
         self.state = os.path.join(tmp, "state")
         self.dpulet = os.path.join(tmp, "standin-dpulet")
@@ -529,6 +529,14 @@ def test_up_errors(tmp_path):
         # and a second up on the same state dir
         r = emu(*fl.args)
         assert r.returncode == 1 and "dpf-emu down" in r.stderr
+        # a fleet of another name on the same management network: its
+        # hosts could not reach their gateway, so it is refused
+        other[other.index("--fleet") + 1] = "x" + fl.name[1:]
+        r = emu(*other)
+        assert r.returncode == 1, r.stderr
+        assert f"--mgmt-cidr {fl.cidr} overlaps the route to {fl.cidr} " \
+            f"on dpfemu{fl.name}" in r.stderr, r.stderr
+        assert not os.path.exists(f"/sys/class/net/dpfemux{fl.name[1:]}")
     finally:
         pids = fl.recorded_pids()
         r = emu("down", "--state-dir", fl.state)

@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 from conftest import (BUILD, EXAMPLES, FIXTURES_ABSENT, DpfServer, binary,
-                      dpf_fixtures, dpfctl, wait_for)
+                      dpf_fixtures, dpfctl, free_mgmt_octet,
+                      mgmt_octet_routed, wait_for)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="provisioning e2e needs root "
@@ -78,7 +79,7 @@ class Lab:
     def __init__(self, tmp):
         self.tmp = str(tmp)
         self.name = "p%03d" % random.randrange(1000)
-        self.octet = random.randrange(200, 230)
+        self.octet = free_mgmt_octet(200, 230)
         self.gw = f"10.{self.octet}.0.1"
         data = os.path.join(self.tmp, "dpf-state")
         os.makedirs(data)
@@ -155,6 +156,8 @@ class Lab:
         left = subprocess.run(["ip", "netns", "list"], capture_output=True,
                               text=True).stdout
         assert f"dpfemu-{self.name}-" not in left, left
+        assert not mgmt_octet_routed(self.octet), \
+            f"a route to 10.{self.octet}.0.0/16 is left"
         return code
 
     def diagnose(self, lines=60):

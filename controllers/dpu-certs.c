@@ -16,9 +16,12 @@
  * issued here with lib/net/pki instead: for a control plane whose API
  * server has no dms signer. */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,25 +69,88 @@ x509_pem(const char *pem, size_t len)
     return x;
 }
 
-/* Seconds until cert's renewal is due (its end minus the renew window),
- * or a negative value when it must be renewed now: not valid PEM, not
- * signed by ca, or (server) not for ip. */
+/* The end of cert's validity (seconds since the epoch) minus the renew
+ * window, or -1 when it must be renewed now: not valid PEM, not signed by
+ * ca, or (server) not for ip. */
 static int64_t
-cert_good_for(const char *cert, size_t clen, const char *ca, size_t calen,
+cert_renew_at(const char *cert, size_t clen, const char *ca, size_t calen,
               const char *ip)
 {
     X509 *x = x509_pem(cert, clen), *c = x509_pem(ca, calen);
-    int64_t left = -1;
+    int64_t at = -1;
     if (x && c && X509_verify(x, X509_get0_pubkey(c)) == 1 &&
         (!ip || X509_check_ip_asc(x, ip, 0) == 1)) {
         int days = 0, secs = 0;
         if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x))) {
-            left = (int64_t) days * 86400 + secs - DPU_CERT_RENEW_BEFORE_S;
+            at = (int64_t) time(NULL) + (int64_t) days * 86400 + secs -
+                 DPU_CERT_RENEW_BEFORE_S;
         }
     }
     X509_free(x);
     X509_free(c);
-    return left;
+    return at;
+}
+
+/* The last verdicts of cert_renew_at(), by a digest of its inputs. Every
+ * DPU's DMS Deployment checks the one shared client Secret and its own
+ * server Secret, again at each pass while it waits: parsing both
+ * certificates and checking a signature each time cost ~0.7 ms (OpenSSL
+ * 3.0 decodes a certificate's key through its provider lookups), a
+ * digest of the same texts ~5 us. Only good verdicts are kept; a
+ * certificate whose renewal is due is parsed again. */
+#define VERDICTS 64
+static struct {
+    unsigned char digest[32];
+    int64_t renew_at;
+} verdicts[VERDICTS];
+static unsigned verdicts_next;
+static pthread_mutex_t verdicts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool
+verdict_digest(const char *cert, size_t clen, const char *ca, size_t calen,
+               const char *ip, unsigned char out[32])
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    unsigned n = 0;
+    uint64_t lens[2] = {clen, calen};
+    bool ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) &&
+              EVP_DigestUpdate(m, lens, sizeof lens) &&
+              EVP_DigestUpdate(m, cert, clen) &&
+              EVP_DigestUpdate(m, ca, calen) &&
+              EVP_DigestUpdate(m, ip ? ip : "", ip ? strlen(ip) + 1 : 0) &&
+              EVP_DigestFinal_ex(m, out, &n) && n == 32;
+    EVP_MD_CTX_free(m);
+    return ok;
+}
+
+/* Seconds until cert's renewal is due, or a negative value when it must
+ * be renewed now (cert_renew_at). */
+static int64_t
+cert_good_for(const char *cert, size_t clen, const char *ca, size_t calen,
+              const char *ip)
+{
+    unsigned char d[32];
+    bool have = verdict_digest(cert, clen, ca, calen, ip, d);
+    int64_t at = -1;
+    pthread_mutex_lock(&verdicts_lock);
+    for (unsigned i = 0; have && i < VERDICTS && at < 0; i++) {
+        if (verdicts[i].renew_at > 0 && !memcmp(verdicts[i].digest, d, 32)) {
+            at = verdicts[i].renew_at;
+        }
+    }
+    pthread_mutex_unlock(&verdicts_lock);
+    int64_t now = (int64_t) time(NULL);
+    if (at < 0) {
+        at = cert_renew_at(cert, clen, ca, calen, ip);
+        if (have && at > now) {
+            pthread_mutex_lock(&verdicts_lock);
+            memcpy(verdicts[verdicts_next].digest, d, 32);
+            verdicts[verdicts_next].renew_at = at;
+            verdicts_next = (verdicts_next + 1) % VERDICTS;
+            pthread_mutex_unlock(&verdicts_lock);
+        }
+    }
+    return at < 0 ? -1 : at - now;
 }
 
 /* Decoded data[key] of a Secret (malloc'd) or NULL. */

@@ -694,14 +694,31 @@ as_gc_note(struct as_gc *gc, enum store_event_type type, const char *key,
     struct as_gc_item *it = xcalloc(1, sizeof(*it));
     it->type = type;
     it->key = xstrdup(key);
-    /* only the metadata is read (as_gc_event): keep {"metadata":...} */
+    /* Only these metadata members are read (as_gc_event): keep
+     * {"metadata":{...}} with them alone. The rest (managedFields, labels,
+     * annotations) was most of what the collector's thread parsed. */
+    static const char *const members[] = {
+        "uid",
+        "ownerReferences",
+        "deletionTimestamp",
+        "finalizers",
+        "deletionGracePeriodSeconds",
+    };
     size_t a, b;
     if (json_text_member(value, len, "metadata", &a, &b)) {
         struct dbuf d;
         dbuf_init(&d);
-        dbuf_puts(&d, "{\"metadata\":");
-        dbuf_append(&d, value + a, b - a);
-        dbuf_puts(&d, "}");
+        dbuf_puts(&d, "{\"metadata\":{");
+        bool first = true;
+        for (size_t i = 0; i < ARRAY_SIZE(members); i++) {
+            size_t x, y;
+            if (json_text_member(value + a, b - a, members[i], &x, &y)) {
+                dbuf_printf(&d, "%s\"%s\":", first ? "" : ",", members[i]);
+                dbuf_append(&d, value + a + x, y - x);
+                first = false;
+            }
+        }
+        dbuf_puts(&d, "}}");
         it->value = dbuf_steal(&d, &it->len);
     } else {
         it->value = xstrndup(value, len);

@@ -24,6 +24,7 @@
 #include "lib/codecs/yamljson.h"
 #include "lib/kube/api-client.h"
 #include "lib/kube/kubeconfig.h"
+#include "lib/net/pki.h"
 
 #define KB_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
 
@@ -326,7 +327,7 @@ kube_bootstrap_csr_new(const char *cn, const char *const *orgs,
     int r = 0;
     X509_REQ *req = NULL;
     BIO *kb = NULL, *cb = NULL;
-    EVP_PKEY *key = EVP_EC_gen("P-256");
+    EVP_PKEY *key = pki_ec_key_new();
     if (!key) {
         return kb_ssl_fail(err, "cannot generate a key");
     }

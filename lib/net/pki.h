@@ -30,7 +30,7 @@
  * request by encoding it and decoding it again through its encoder and
  * decoder lookups, 0.58 ms a key on the development machine against
  * 0.01 ms for this one, and the key pair and a request cost 0.89 ms in
- * all against 0.17 ms (docs/benchmarks.md, "Provisioning"). The key is
+ * all against 0.13 ms (docs/benchmarks.md, "Provisioning"). The key is
  * the same curve, named by its OID, and writes the same PKCS#8 PEM. */
 EVP_PKEY *pki_ec_key_new(void);
 

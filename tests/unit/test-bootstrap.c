@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "dpf-server/authn.h"
 #include "dpf-server/certs.h"
@@ -351,6 +354,30 @@ test_csr_read_then_sign(void **state)
                      0);
     /* not-before a minute back, then the 2 h asked for */
     assert_int_equal(t.not_after_s - t.not_before_s, 7200 + 60);
+    /* the certificate carries the request's key (copied as it is, not
+     * parsed and set), a P-256 key named by its curve, and verifies
+     * against the CA */
+    BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+    X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+    assert_non_null(x);
+    assert_non_null(k);
+    assert_non_null(strstr(key, "BEGIN PRIVATE KEY"));
+    assert_int_equal(X509_check_private_key(x, k), 1);
+    char group[32];
+    size_t glen = 0;
+    assert_true(EVP_PKEY_get_group_name(k, group, sizeof group, &glen));
+    assert_string_equal(group, "prime256v1");
+    FILE *caf = fopen(ca, "r");
+    X509 *cax = caf ? PEM_read_X509(caf, NULL, NULL, NULL) : NULL;
+    assert_non_null(cax);
+    assert_int_equal(X509_verify(x, X509_get0_pubkey(cax)), 1);
+    fclose(caf);
+    X509_free(cax);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
     free(cert);
     pki_csr_free(req);
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import BUILD_RELEASE, DpfServer, binary, kubectl, wait_for
+from conftest import (BUILD_RELEASE, DpfServer, binary, free_port, kubectl,
+                      wait_for)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="dpulet needs root for mount namespaces")
@@ -46,6 +47,10 @@ class Dpulet:
                 "--path", "/usr/bin:/bin", "--log-level", "info"]
         if self.kubeconfig:
             args += ["--kubeconfig", self.srv.kubeconfig]
+        if "--listen" not in self.extra:
+            # not kubelet's 10250: another agent (a kubelet, a test run
+            # beside this one) may hold it
+            args += ["--listen", f"127.0.0.1:{free_port()}"]
         with open(log, "ab") as f:
             self.proc = subprocess.Popen(args + self.extra, stdout=f,
                                          stderr=f, stdin=subprocess.DEVNULL)
@@ -162,9 +167,10 @@ def cond(p, t):
 
 def test_node_registration_labels_conditions(env):
     srv, make, tmp = env
+    port = free_port()
     d = make(extra=["--node-labels", "site=lab,tier=edge",
                     "--register-with-taints", "dpu=host:NoSchedule",
-                    "--listen", "127.0.0.1:10999",
+                    "--listen", f"127.0.0.1:{port}",
                     "--detect-interval", "1s",
                     "--status-interval", "1s"])
     add_pci(d.sysfs, "0000:4b:00.0", "0xa2dc", "ens1f0np0")
@@ -198,7 +204,7 @@ def test_node_registration_labels_conditions(env):
     assert conds["PIDPressure"]["reason"] == "KubeletHasSufficientPID"
     assert {"type": "InternalIP", "address": "127.0.0.1"} in st["addresses"]
     assert {"type": "Hostname", "address": "node-a"} in st["addresses"]
-    assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10999
+    assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == port
     assert int(st["capacity"]["cpu"]) == os.cpu_count()
     assert st["capacity"]["memory"].endswith("Ki")
     assert st["nodeInfo"]["operatingSystem"] == "linux"

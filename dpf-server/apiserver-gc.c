@@ -121,7 +121,7 @@ static json_t *
 as_gc_load(struct apiserver *as, const char *key)
 {
     struct store_kv kv = {0};
-    if (store_get(as->store, key, &kv, NULL) < 0) {
+    if (as_get_current(as, key, &kv, NULL) < 0) {
         return NULL;
     }
     json_t *obj = as_load_object(kv.value, kv.len, kv.rv);

@@ -209,6 +209,16 @@ char *as_key(const struct schema_kind *k, const char *ns, const char *name);
 char *as_prefix(const struct schema_kind *k, const char *ns);
 /* "plural.group" or "plural" for the core group (error messages). */
 void as_qualified_resource(const struct schema_kind *k, char *buf, size_t size);
+/* An object's current text and revision, as store_get() answers: from
+ * the watch cache's object index when it holds the key (it follows every
+ * commit before the writer is answered, so it is as fresh as the store,
+ * and a hash lookup costs far less than an SQLite read), else from the
+ * store. For the read of a read-modify-write, whose commit compares the
+ * revision anyway, and the collector's owner lookups. A GET still reads
+ * the store: a read of the file is what notices damage to it at run time
+ * (readyz, docs/dev/store.md). */
+int as_get_current(struct apiserver *as, const char *key, struct store_kv *out,
+                   struct dpf_error *err);
 /* Append stored JSON text to b with "resourceVersion" injected into its
  * top-level metadata (no parse, no re-serialisation). */
 void as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv);

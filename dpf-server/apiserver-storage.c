@@ -123,6 +123,17 @@ as_append_rv(struct dbuf *b, const char *json, size_t len, int64_t rv)
     }
 }
 
+int
+as_get_current(struct apiserver *as, const char *key, struct store_kv *out,
+               struct dpf_error *err)
+{
+    int r = as->wc ? watch_cache_get(as->wc, key, out) : -ENOTSUP;
+    if (r != -ENOTSUP) {
+        return r;
+    }
+    return store_get(as->store, key, out, err);
+}
+
 char *
 as_inject_rv(const char *json, size_t len, int64_t rv, size_t *out_len)
 {

@@ -433,7 +433,7 @@ as_attempt_run(struct as_attempt *t, as_mutate_fn fn, void *arg,
                struct as_update_result *res, struct as_error *ae)
 {
     struct dpf_error e = {0};
-    int r = store_get(t->as->store, t->key, &t->kv, &e);
+    int r = as_get_current(t->as, t->key, &t->kv, &e);
     if (r < 0) {
         as_error_store(ae, t->k, t->name, r, &e);
         return r;

@@ -1186,6 +1186,34 @@ wc_list_consider(struct wc_entry *e, const char *prefix, size_t plen,
 }
 
 int
+watch_cache_get(struct watch_cache *wc, const char *key, struct store_kv *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t h = wc_hash(key);
+    pthread_rwlock_rdlock(&wc->lock);
+    if (!wc->loaded || wc_skipped(wc, key)) {
+        pthread_rwlock_unlock(&wc->lock);
+        return -ENOTSUP;
+    }
+    struct wc_entry *e = wc->n_buckets ? *wc_index_slot(wc, key, h) : NULL;
+    struct wc_text *t = e ? wc_text_ref(e->text) : NULL;
+    int64_t rv = e ? e->rv : 0;
+    pthread_rwlock_unlock(&wc->lock);
+    if (!t) {
+        return -ENOENT;
+    }
+    /* unpacked after the lock, as lists do */
+    struct wc_text *u = wc_text_plain(t);
+    out->key = xstrdup(key);
+    out->value = xstrndup(u->data, u->len);
+    out->len = u->len;
+    out->rv = rv;
+    wc_text_unref(u);
+    wc_text_unref(t);
+    return 0;
+}
+
+int
 watch_cache_list(struct watch_cache *wc, const char *prefix,
                  const char *after_key, int64_t at_rv,
                  watch_cache_filter_fn filter, void *filter_arg,

@@ -130,6 +130,15 @@ typedef bool (*watch_cache_filter_fn)(void *arg, const char *key,
                                       const char *value, size_t len,
                                       const struct watch_cache_labels *labels);
 
+/* The current value of key from the index, as store_get() would answer
+ * it (the index follows every commit under the store's write lock, so
+ * the answer is as fresh as the store's): 0 and *out filled (free with
+ * store_kv_free()), -ENOENT when no such object exists, -ENOTSUP when
+ * the index is not loaded or leaves key out (watch_cache_skip_index):
+ * then read the store. */
+int watch_cache_get(struct watch_cache *wc, const char *key,
+                    struct store_kv *out);
+
 /* List the objects whose key starts with prefix and sorts after
  * after_key (NULL = from the start), in key order, as they were at
  * revision at_rv (0 = now). filter (may be NULL = all) runs under the

@@ -610,10 +610,24 @@ test_index(void **state)
     assert_int_equal(
         watch_cache_list(wc, "/p/", NULL, 0, NULL, NULL, collect, &c, &at),
         -ENOTSUP);
+    struct store_kv kv = {0};
+    assert_int_equal(watch_cache_get(wc, "/p/a", &kv), -ENOTSUP);
     assert_int_equal(watch_cache_load(wc, s, &err), 0);
     size_t objects = 0, bytes = 0;
     watch_cache_index_stats(wc, &objects, &bytes);
     assert_int_equal(objects, 2);
+    /* a get answers as the store does: text, revision, or no object */
+    struct store_kv sk = {0};
+    assert_int_equal(store_get(s, "/p/b", &sk, &err), 0);
+    assert_int_equal(watch_cache_get(wc, "/p/b", &kv), 0);
+    assert_string_equal(kv.key, "/p/b");
+    assert_int_equal(kv.rv, sk.rv);
+    assert_int_equal(kv.len, strlen(kv.value));
+    assert_non_null(strstr(kv.value, "\"team\":\"b\""));
+    store_kv_free(&kv);
+    store_kv_free(&sk);
+    assert_int_equal(watch_cache_get(wc, "/p/zz", &kv), -ENOENT);
+    assert_int_equal(watch_cache_get(wc, "/p/", &kv), -ENOENT);
     assert_true(bytes > strlen(v1) + strlen(v2));
     int64_t loaded = watch_cache_current_rv(wc);
     assert_int_equal(loaded, rv);
@@ -652,6 +666,16 @@ test_index(void **state)
     assert_non_null(ev->prev); /* deleted: its last value */
     watch_event_release(ev);
     watch_cache_unsubscribe(w);
+
+    /* a get follows every write: a's new value, c created, b deleted */
+    assert_int_equal(watch_cache_get(wc, "/p/a", &kv), 0);
+    assert_int_equal(kv.rv, loaded + 1);
+    assert_non_null(strstr(kv.value, "\"team\":\"b\""));
+    store_kv_free(&kv);
+    assert_int_equal(watch_cache_get(wc, "/p/c", &kv), 0);
+    assert_int_equal(kv.rv, loaded + 2);
+    store_kv_free(&kv);
+    assert_int_equal(watch_cache_get(wc, "/p/b", &kv), -ENOENT);
 
     /* now: c only has team a; b is gone */
     memset(&c, 0, sizeof c);
@@ -733,6 +757,11 @@ test_skip_index(void **state)
         watch_cache_list(wc, "/", NULL, 0, NULL, NULL, collect, &c, &at),
         -ENOTSUP);
     assert_int_equal(c.n, 0);
+    /* a get under the skipped prefix sends the caller to the store */
+    struct store_kv kv = {0};
+    assert_int_equal(watch_cache_get(wc, "/ev/x/1", &kv), -ENOTSUP);
+    assert_int_equal(watch_cache_get(wc, "/p/a", &kv), 0);
+    store_kv_free(&kv);
     assert_int_equal(
         watch_cache_list(wc, "/p/", NULL, 0, NULL, NULL, collect, &c, &at), 0);
     assert_int_equal(c.n, 1);
@@ -890,6 +919,15 @@ test_packed(void **state)
         expect_thing(t.values[i], i, 0, rvs[i]);
     }
     texts_free(&t);
+    /* a get of a packed value hands out the exact text too */
+    for (int i = 0; i < N; i += 7) {
+        struct store_kv kv = {0};
+        snprintf(key, sizeof key, "/g/things/ns/thing-%03d", i);
+        assert_int_equal(watch_cache_get(wc, key, &kv), 0);
+        assert_int_equal(kv.rv, rvs[i]);
+        expect_thing(kv.value, i, 0, rvs[i]);
+        store_kv_free(&kv);
+    }
     /* a filter that reads the text gets it unpacked */
     assert_int_equal(watch_cache_list(wc, "/g/things/", NULL, 0, size_even,
                                       NULL, keep_text, &t, &at),

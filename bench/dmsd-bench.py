@@ -37,13 +37,10 @@ import grpc  # noqa: E402
 from dmsd_util import Dmsd, gen_client, make_pki  # noqa: E402
 from rshim_util import RshimEmu  # noqa: E402
 
+from benchutil import cpu_seconds  # noqa: E402
+
 CHUNK = 64 * 1024
 
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid, key="VmRSS"):
@@ -121,9 +118,9 @@ def main():
         os_stub = pb["gnoi_os_pb2_grpc"].OSStub(ch)
         sampler = Sampler(d.proc.pid)
         sampler.start()
-        c0, t0 = cpu_s(d.proc.pid), time.monotonic()
+        c0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
         resp = list(os_stub.Install(reqs(), timeout=3600))
-        t1, c1 = time.monotonic(), cpu_s(d.proc.pid)
+        t1, c1 = time.monotonic(), cpu_seconds(d.proc.pid)
         assert resp[-1].WhichOneof("response") == "validated", resp[-1]
         peak_install = sampler.peak
         gb = size / 1e9
@@ -145,12 +142,12 @@ def main():
                                     stderr=subprocess.DEVNULL)
             time.sleep(1)
         sampler.peak = 0
-        c0 = cpu_s(d.proc.pid)
+        c0 = cpu_seconds(d.proc.pid)
         out = subprocess.run(
             [client, f"127.0.0.1:{d.port}", os.path.join(pki, "ca.crt"),
              os.path.join(pki, "client.crt"), os.path.join(pki, "client.key"),
              bfb, "os-c.bfb"], check=True, capture_output=True, text=True)
-        c1 = cpu_s(d.proc.pid)
+        c1 = cpu_seconds(d.proc.pid)
         if perf:
             perf.send_signal(2)
             perf.wait()
@@ -175,7 +172,7 @@ def main():
         t_cat = time.monotonic() - t0
         # Activate (CRC check, then the push) until RebootStatus is done
         sampler.peak = 0
-        c0, t0 = cpu_s(d.proc.pid), time.monotonic()
+        c0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
         r = os_stub.Activate(o.ActivateRequest(version="os.bfb"),
                              timeout=600)
         assert r.WhichOneof("response") == "activate_ok", r
@@ -186,7 +183,7 @@ def main():
                 break
             time.sleep(0.02)
         t_act = time.monotonic() - t0
-        c1 = cpu_s(d.proc.pid)
+        c1 = cpu_seconds(d.proc.pid)
         assert st.status.status == s.RebootStatus.STATUS_SUCCESS, st
         sampler.stop = True
         print(f"cat > boot: {size / t_cat / 1e6:.0f} MB/s ({t_cat:.2f} s)")

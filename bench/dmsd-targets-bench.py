@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
 from dmsd_util import make_ca, make_cert  # noqa: E402
 
+from benchutil import cpu_seconds  # noqa: E402
+
 
 def status(pid, key):
     with open(f"/proc/{pid}/status") as f:
@@ -41,11 +43,6 @@ def status(pid, key):
                 return int(line.split()[1])
     return 0
 
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def addr(i):
@@ -95,13 +92,13 @@ def main():
                                     stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             time.sleep(1)
-        t0, c0 = time.monotonic(), cpu_s(proc.pid)
+        t0, c0 = time.monotonic(), cpu_seconds(proc.pid)
         for ln in lines:
             proc.stdin.write(ln)
             proc.stdin.flush()
             r = json.loads(proc.stdout.readline())
             assert r["ok"], r
-        t_add, c_add = time.monotonic() - t0, cpu_s(proc.pid) - c0
+        t_add, c_add = time.monotonic() - t0, cpu_seconds(proc.pid) - c0
         if perf:
             perf.send_signal(2)
             perf.wait()

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import resource
-import ssl
 import sqlite3
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 
-import yaml
+from benchutil import kubeconfig_tls
 
 PROV = "/apis/provisioning.dpu.nvidia.com/v1alpha1"
 NS = "dpf-operator-system"
@@ -107,28 +106,8 @@ def children(pid):
 
 class Api:
     def __init__(self, kubeconfig_text, ca_file=None):
-        k = yaml.safe_load(kubeconfig_text)
-        cl = k["clusters"][0]["cluster"]
-        user = k["users"][0]["user"]
-        self.base = cl["server"]
-        self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file \
-            else ssl.create_default_context()
-        if "certificate-authority-data" in cl:
-            self.ctx.load_verify_locations(cadata=base64.b64decode(
-                cl["certificate-authority-data"]).decode())
-        self.ctx.check_hostname = False
-        self.headers = {"Content-Type": "application/json"}
-        if "token" in user:
-            self.headers["Authorization"] = "Bearer " + user["token"]
-        if "client-certificate-data" in user:
-            d = tempfile.mkdtemp(prefix="dpf-bench-cert-")
-            cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
-            with open(cert, "wb") as f:
-                f.write(base64.b64decode(user["client-certificate-data"]))
-            with open(key, "wb") as f:
-                f.write(base64.b64decode(user["client-key-data"]))
-            self.ctx.load_cert_chain(cert, key)
-            subprocess.run(["rm", "-rf", d])
+        self.base, self.ctx, self.headers = kubeconfig_tls(kubeconfig_text,
+                                                           ca_file)
 
     def call(self, method, path, body=None, raw=False):
         req = urllib.request.Request(

@@ -16,36 +16,21 @@ usage: bench/request-cost.py [--build DIR] [--nodes N] [--rounds R]
                              [--threads T]
 """
 import argparse
-import base64
 import http.client
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-import yaml
+from benchutil import cpu_seconds, free_port, kubeconfig_tls
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Client:
@@ -93,20 +78,7 @@ def main():
                      f"{d}/server.log)")
         time.sleep(0.5)
         with open(kc) as f:
-            k = yaml.safe_load(f)
-        user = k["users"][0]["user"]
-        files = {}
-        for name, data in (
-                ("ca", k["clusters"][0]["cluster"]
-                 ["certificate-authority-data"]),
-                ("crt", user["client-certificate-data"]),
-                ("key", user["client-key-data"])):
-            files[name] = os.path.join(d, name + ".pem")
-            with open(files[name], "wb") as f:
-                f.write(base64.b64decode(data))
-        ctx = ssl.create_default_context(cafile=files["ca"])
-        ctx.load_cert_chain(files["crt"], files["key"])
-        ctx.check_hostname = False
+            _, ctx, _ = kubeconfig_tls(f.read())
 
         c = Client(port, ctx)
         for i in range(a.nodes):

@@ -531,17 +531,16 @@ pod_ensure(struct dctx *x, const char *suffix,
         json_object_set_new(labels, LABEL_POD_DPU, json_string(x->name));
         kube_owner_ref_set(p, x->obj, true);
         char *path = kube_path(&pod_gvr, x->ns, NULL, NULL);
-        json_t *made = NULL;
-        *rc = kube_rest_json_wait(controller_rest(x->c), "POST", path, NULL, p,
-                                  NULL, &made, err);
+        char *made = NULL;
+        size_t made_len = 0;
+        *rc = kube_rest_text_wait(controller_rest(x->c), "POST", path, NULL, p,
+                                  NULL, &made, &made_len, err);
         free(path);
         json_decref(p);
-        if (*rc == 0 && made) {
-            /* the next reconcile sees it even before the watch does (it
-             * would POST again and earn a 409) */
-            kube_cache_note_write(controller_cache(x->c, C_POD), made);
-        }
-        json_decref(made);
+        /* the next reconcile sees it even before the watch does (it would
+         * POST again and earn a 409) */
+        kube_cache_note_text(controller_cache(x->c, C_POD), made, made_len);
+        free(made);
         if (*rc == -EEXIST) {
             *rc = 0;
         }
@@ -2212,14 +2211,16 @@ status_put(struct dctx *x)
     }
     char *path = kube_path(&dpu_gvr, x->ns, x->name, "status");
     struct dpf_error err = {0};
-    json_t *out = NULL;
-    int rc = kube_rest_json_wait(controller_rest(x->c), "PUT", path, NULL,
-                                 x->copy, NULL, &out, &err);
+    char *out = NULL;
+    size_t out_len = 0;
+    int rc = kube_rest_text_wait(controller_rest(x->c), "PUT", path, NULL,
+                                 x->copy, NULL, &out, &out_len, &err);
     free(path);
     /* the next reconcile starts from this write, not from a lagging
-     * watch's older copy (which would only earn a 409) */
-    kube_cache_note_write(controller_cache(x->c, 0), out);
-    json_decref(out);
+     * watch's older copy (which would only earn a 409); kept as text, as
+     * that watch's event usually comes first */
+    kube_cache_note_text(controller_cache(x->c, 0), out, out_len);
+    free(out);
     if (rc < 0 && rc != -ENOENT && rc != -EBUSY) {
         log_warn_rl("cannot update the DPU status", "dpu=%s error=\"%s\"",
                     x->key, err.message);

@@ -29,8 +29,10 @@ struct kube_cache {
     json_t *items; /* key -> compact JSON text (string) */
     struct kube_index *idx;
     size_t n_idx;
-    /* kube_cache_note_write(): key -> the object a write returned, newer
-     * than items' until the informer catches up */
+    /* kube_cache_note_text(): key -> the text of the object a write
+     * returned (a string), newer than items' until the informer catches
+     * up; parsed only when read before that, which is rare: the write's
+     * own watch event usually comes first and is what requeues the key */
     pthread_mutex_t wmu;
     json_t *written;
     atomic_size_t n_written; /* lets reads skip wmu while it is empty */
@@ -317,9 +319,8 @@ index_replace(struct kube_cache *c, const json_t *old, const json_t *obj,
 
 /* The informer holds key at revision rv (UINT64_MAX: key is gone): a
  * note of that revision or an older one has nothing left to tell, and
- * would otherwise hold its parsed tree (ten times the text) until the
- * next read of key, which for an object nobody reconciles again never
- * comes. */
+ * would otherwise hold its text until the next read of key, which for an
+ * object nobody reconciles again never comes. */
 static void
 forget_note(struct kube_cache *c, const char *key, uint64_t rv)
 {
@@ -328,7 +329,7 @@ forget_note(struct kube_cache *c, const char *key, uint64_t rv)
     }
     pthread_mutex_lock(&c->wmu);
     json_t *w = json_object_get(c->written, key);
-    if (w && rv_of(w) <= rv && json_object_del(c->written, key) == 0) {
+    if (w && text_rv(w) <= rv && json_object_del(c->written, key) == 0) {
         atomic_fetch_sub(&c->n_written, 1);
     }
     pthread_mutex_unlock(&c->wmu);
@@ -401,10 +402,15 @@ kube_cache_get(struct kube_cache *c, const char *key)
         json_t *w = json_incref(json_object_get(c->written, key));
         pthread_mutex_unlock(&c->wmu);
         if (w) {
-            uint64_t wrv = rv_of(w);
+            uint64_t wrv = text_rv(w);
             if (wrv && (!text || wrv > text_rv(text))) {
                 json_decref(text);
-                return w;
+                json_t *o = text_load(w);
+                json_decref(w);
+                /* as the informer keeps it */
+                json_object_del(json_object_get(o, "metadata"),
+                                "managedFields");
+                return o;
             }
             /* the informer caught up (a put racing a note) */
             forget_note(c, key, text_rv(text));
@@ -417,32 +423,58 @@ kube_cache_get(struct kube_cache *c, const char *key)
 }
 
 void
-kube_cache_note_write(struct kube_cache *c, json_t *obj)
+kube_cache_note_text(struct kube_cache *c, const char *text, size_t len)
 {
-    char *key = obj ? kube_cache_key(obj) : NULL;
-    if (!key || !rv_of(obj)) {
-        free(key);
+    if (!text) {
         return;
     }
-    json_t *md = json_object_get(obj, "metadata");
-    if (json_object_get(md, "managedFields")) {
-        json_object_del(md, "managedFields"); /* as the informer keeps it */
+    json_t *note = json_stringn_nocheck(text, len);
+    json_t *ns =
+        json_text_load_path(text, len, JSON_TEXT_PATH("metadata", "namespace"));
+    json_t *name =
+        json_text_load_path(text, len, JSON_TEXT_PATH("metadata", "name"));
+    const char *nm = json_string_value(name);
+    char *key = nm && *nm ? kube_cache_key_of(json_string_value(ns), nm) : NULL;
+    json_decref(ns);
+    json_decref(name);
+    uint64_t rv = text_rv(note);
+    if (!key || !rv) {
+        free(key);
+        json_decref(note);
+        return;
     }
     pthread_rwlock_rdlock(&c->lock);
-    json_t *text = text_at(c, key);
+    json_t *had = text_at(c, key);
     pthread_rwlock_unlock(&c->lock);
-    uint64_t have = text_rv(text);
-    json_decref(text);
+    uint64_t have = text_rv(had);
+    json_decref(had);
     pthread_mutex_lock(&c->wmu);
     json_t *w = json_object_get(c->written, key);
-    if (rv_of(obj) > have && (!w || rv_of(obj) > rv_of(w))) {
+    if (rv > have && (!w || rv > text_rv(w))) {
         if (!w) {
             atomic_fetch_add(&c->n_written, 1);
         }
-        json_object_set(c->written, key, obj);
+        json_object_set(c->written, key, note);
     }
     pthread_mutex_unlock(&c->wmu);
+    json_decref(note);
     free(key);
+}
+
+void
+kube_cache_note_write(struct kube_cache *c, const json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    if (text) {
+        kube_cache_note_text(c, text, strlen(text));
+    }
+    free(text);
+}
+
+size_t
+kube_cache_notes(struct kube_cache *c)
+{
+    return atomic_load(&c->n_written);
 }
 
 json_t *

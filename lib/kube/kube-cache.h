@@ -61,17 +61,22 @@ char *kube_cache_key(const json_t *obj);
 /* The key of ns/name (ns NULL or "" for cluster-scoped), malloc'd. */
 char *kube_cache_key_of(const char *ns, const char *name);
 
-/* A write's result (the object a PUT, PATCH or POST returned), from any
- * thread: until the informer delivers this resourceVersion or a newer one,
- * kube_cache_get() and kube_cache_get_name() return it instead of the
- * informer's older copy, so a controller's next reconcile sees its own
- * write even when the watch lags (client-go's MutationCache). Takes a
- * reference; obj must not change afterwards (its managedFields are
- * dropped first, as the informer drops them). Only objects whose
- * resourceVersion is a decimal number (the servers' revisions) are
- * noted; lists and indexes show the informer's view only. A deletion the
- * informer delivers forgets the note. */
-void kube_cache_note_write(struct kube_cache *c, json_t *obj);
+/* A write's result (the object a PUT, PATCH or POST returned, as the
+ * reply's JSON text), from any thread: until the informer delivers this
+ * resourceVersion or a newer one, kube_cache_get() and
+ * kube_cache_get_name() return it instead of the informer's older copy,
+ * so a controller's next reconcile sees its own write even when the watch
+ * lags (client-go's MutationCache). The text is copied and parsed only if
+ * it is read before the informer catches up (its managedFields dropped
+ * then, as the informer drops them). Only objects whose resourceVersion
+ * is a decimal number (the servers' revisions) are noted; lists and
+ * indexes show the informer's view only. A deletion the informer
+ * delivers forgets the note. */
+void kube_cache_note_text(struct kube_cache *c, const char *text, size_t len);
+/* The same for an object already parsed (obj stays the caller's). */
+void kube_cache_note_write(struct kube_cache *c, const json_t *obj);
+/* Noted writes the informer has not delivered yet (tests, metrics). */
+size_t kube_cache_notes(struct kube_cache *c);
 
 /* Writer side. Put obj under its key (its text; obj stays the caller's).
  * Returns the object it replaced (new, the caller's) or NULL. A NULL

@@ -43,7 +43,6 @@ struct kube_call {
     bool reauth;                  /* repeated once after a 401 */
     struct loop_timer *fail;      /* reports a credential failure */
     int fail_rc;                  /* that failure */
-    struct dpf_error fail_err;    /* and why */
     /* list */
     kube_rest_page_fn page; /* per page */
     long limit;             /* page size (0 = unpaged) */
@@ -52,8 +51,12 @@ struct kube_call {
     kube_watch_event_fn event;       /* per event */
     struct kube_watch_parser parser; /* the stream parser */
     int stop_rc;                     /* non-zero: the parser stopped */
-    struct dpf_error stop_err;       /* why, when negative */
-    /* all */
+    /* all: why a credential refresh or the watch parser failed; made by
+     * call_err() when first needed, as an error is ~18 KiB and a call
+     * that needs none (nearly all) should stay a small allocation: a
+     * large calloc per request cost the loop an madvise() and page faults
+     * (docs/benchmarks.md, sixteenth session) */
+    struct dpf_error *err;
     kube_rest_done_fn done;
     void *arg;
     bool cancelled;
@@ -206,7 +209,19 @@ call_free(struct kube_call *c)
     free(c->content_type);
     free(c->req_body);
     free(c->cont);
+    free(c->err);
     free(c);
+}
+
+/* The call's error, zeroed the first time it is asked for. */
+static struct dpf_error *
+call_err(struct kube_call *c)
+{
+    if (!c->err) {
+        c->err = xmalloc(sizeof *c->err);
+        dpf_error_clear(c->err);
+    }
+    return c->err;
 }
 
 static void
@@ -269,7 +284,7 @@ write_cb(char *buf, size_t size, size_t n, void *arg)
         dbuf_append(&c->body, buf, len);
         return len;
     }
-    int r = kube_watch_parser_feed(&c->parser, buf, len, &c->stop_err);
+    int r = kube_watch_parser_feed(&c->parser, buf, len, call_err(c));
     if (r != 0) {
         c->stop_rc = r;
         return 0;
@@ -286,7 +301,7 @@ static void
 on_credential_failed(void *arg, struct loop_timer *t)
 {
     struct kube_call *c = arg;
-    call_end(c, c->fail_rc, 0, &c->fail_err);
+    call_end(c, c->fail_rc, 0, call_err(c));
 }
 
 /* Start (or restart: next page, retry after a 401) the call's transfer. */
@@ -300,7 +315,9 @@ call_start(struct kube_call *c)
     }
     /* the plugin runs here, on the loop thread, when its credential is
      * missing or expired (see kube-rest.h) */
-    int cr = kubeconfig_curl_refresh(r->conn, false, &c->fail_err);
+    int cr = kubeconfig_curl_refresh(
+        r->conn, false,
+        kubeconfig_curl_uses_exec(r->conn) ? call_err(c) : NULL);
     if (cr < 0) {
         c->fail_rc = cr;
         c->fail = loop_timer_add(r->loop, 0, 0, on_credential_failed, c);
@@ -509,7 +526,7 @@ call_finish(struct kube_call *c, CURLcode result)
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
     if (c->kind == CALL_WATCH && c->stop_rc != 0) {
         rc = c->stop_rc;
-        err = c->stop_err;
+        err = *call_err(c);
     } else if (result != CURLE_OK) {
         rc = kubeconfig_curl_error(conn, result, c->errbuf, c->method, c->path,
                                    &err);
@@ -839,11 +856,12 @@ kube_rest_request_wait_all(struct kube_rest *r, size_t n,
     pthread_mutex_destroy(&b.mu);
 }
 
-int
-kube_rest_json_wait(struct kube_rest *r, const char *method, const char *path,
-                    const char *query, const json_t *body,
-                    const char *content_type, json_t **out,
-                    struct dpf_error *err)
+/* Send body (JSON, may be NULL) and wait for the reply. */
+static int
+request_json_wait(struct kube_rest *r, const char *method, const char *path,
+                  const char *query, const json_t *body,
+                  const char *content_type, struct kube_response *resp,
+                  struct dpf_error *err)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct kube_request req = {.method = method,
@@ -852,15 +870,49 @@ kube_rest_json_wait(struct kube_rest *r, const char *method, const char *path,
                                .content_type = content_type,
                                .body = text,
                                .body_len = text ? strlen(text) : 0};
+    int rc = kube_rest_request_wait(r, &req, resp, err);
+    free(text);
+    return rc;
+}
+
+int
+kube_rest_json_wait(struct kube_rest *r, const char *method, const char *path,
+                    const char *query, const json_t *body,
+                    const char *content_type, json_t **out,
+                    struct dpf_error *err)
+{
     struct kube_response resp;
     if (out) {
         *out = NULL;
     }
-    int rc = kube_rest_request_wait(r, &req, &resp, err);
-    free(text);
+    int rc = request_json_wait(r, method, path, query, body, content_type,
+                               &resp, err);
     if (rc == 0) {
         rc = kube_response_json(resp.status, resp.body, resp.len, method, path,
                                 out, err);
+    }
+    kube_response_free(&resp);
+    return rc;
+}
+
+int
+kube_rest_text_wait(struct kube_rest *r, const char *method, const char *path,
+                    const char *query, const json_t *body,
+                    const char *content_type, char **out, size_t *out_len,
+                    struct dpf_error *err)
+{
+    struct kube_response resp;
+    *out = NULL;
+    *out_len = 0;
+    int rc = request_json_wait(r, method, path, query, body, content_type,
+                               &resp, err);
+    if (rc == 0) {
+        rc = kube_status_to_error(resp.status, resp.body, resp.len, err);
+    }
+    if (rc == 0) {
+        *out = resp.body; /* NUL-terminated (sync_done) */
+        *out_len = resp.len;
+        resp.body = NULL;
     }
     kube_response_free(&resp);
     return rc;

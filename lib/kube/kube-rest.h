@@ -193,6 +193,13 @@ int kube_rest_json_wait(struct kube_rest *r, const char *method,
                         const char *path, const char *query, const json_t *body,
                         const char *content_type, json_t **out,
                         struct dpf_error *err);
+/* The same with the 2xx reply's text, undecoded: *out gets it (malloc'd,
+ * NUL-terminated; NULL on failure) and *out_len its length. For a caller
+ * that keeps the text (kube_cache_note_text()) and needs no tree. */
+int kube_rest_text_wait(struct kube_rest *r, const char *method,
+                        const char *path, const char *query, const json_t *body,
+                        const char *content_type, char **out, size_t *out_len,
+                        struct dpf_error *err);
 /* Free a response's body (the struct is the caller's). */
 void kube_response_free(struct kube_response *resp);
 

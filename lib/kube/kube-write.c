@@ -48,8 +48,8 @@ kube_update_retry(struct kube_rest *r, const struct kube_gvr *gvr,
             break;
         }
         json_t *written = NULL;
-        rc = kube_rest_json_wait(r, "PUT", put_path, NULL, obj, NULL, &written,
-                                 err);
+        rc = kube_rest_json_wait(r, "PUT", put_path, NULL, obj, NULL,
+                                 out ? &written : NULL, err);
         json_decref(obj);
         if (rc == 0) {
             if (out) {

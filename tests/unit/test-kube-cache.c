@@ -287,10 +287,14 @@ test_note_write(void **state)
     json_object_set_new(json_object_get(w, "metadata"), "managedFields",
                         json_array());
     kube_cache_note_write(c, w);
-    assert_null(
-        json_object_get(json_object_get(w, "metadata"), "managedFields"));
     json_decref(w);
+    assert_int_equal(kube_cache_notes(c), 1);
     assert_string_equal(rv_got(c, "ns/a"), "10");
+    /* read back without managedFields, as the informer keeps objects */
+    json_t *got = kube_cache_get(c, "ns/a");
+    assert_null(
+        json_object_get(json_object_get(got, "metadata"), "managedFields"));
+    json_decref(got);
     /* an older write changes nothing */
     w = obj("ns", "a", "8", NULL, NULL);
     kube_cache_note_write(c, w);
@@ -323,21 +327,60 @@ test_note_write(void **state)
     kube_cache_note_write(c, NULL);
     /* the informer delivering the noted revision lets the note go at
      * once, not at the next read (nobody may read the object again) */
+    assert_int_equal(kube_cache_notes(c), 0);
     w = obj("ns", "c", "20", NULL, NULL);
     kube_cache_note_write(c, w);
-    assert_int_equal(w->refcount, 2);
+    assert_int_equal(kube_cache_notes(c), 1);
     json_decref(kube_cache_put(c, w, NULL));
-    assert_int_equal(w->refcount, 1);
+    assert_int_equal(kube_cache_notes(c), 0);
     /* an older delivery keeps it */
     json_t *w2 = obj("ns", "c", "22", NULL, NULL);
     kube_cache_note_write(c, w2);
     o = obj("ns", "c", "21", NULL, NULL);
     json_decref(kube_cache_put(c, o, NULL));
     json_decref(o);
-    assert_int_equal(w2->refcount, 2);
+    assert_int_equal(kube_cache_notes(c), 1);
     assert_string_equal(rv_got(c, "ns/c"), "22");
     json_decref(w);
     json_decref(w2);
+    kube_cache_destroy(c);
+}
+
+/* A write's reply noted as the server sent it (kube_cache_note_text):
+ * namespaced and cluster-scoped keys, managedFields dropped when read,
+ * and texts that name no object or no numeric revision ignored. */
+static void
+test_note_text(void **state)
+{
+    (void) state;
+    struct kube_cache *c = kube_cache_create();
+    static const char pod[] =
+        "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":"
+        "\"ns\",\"resourceVersion\":\"41\",\"managedFields\":[{\"manager\":"
+        "\"x\"}]},\"spec\":{\"nodeName\":\"n1\"}}";
+    kube_cache_note_text(c, pod, strlen(pod));
+    json_t *got = kube_cache_get(c, "ns/p");
+    assert_non_null(got);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(got, "spec"), "nodeName")),
+                        "n1");
+    assert_null(
+        json_object_get(json_object_get(got, "metadata"), "managedFields"));
+    json_decref(got);
+    static const char node[] =
+        "{\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"7\"}}";
+    kube_cache_note_text(c, node, strlen(node));
+    assert_string_equal(rv_got(c, "n1"), "7");
+    static const char bad[][64] = {
+        "{\"metadata\":{\"resourceVersion\":\"8\"}}",
+        "{\"metadata\":{\"name\":\"q\",\"resourceVersion\":\"x\"}}", "not json",
+        ""};
+    for (size_t i = 0; i < 4; i++) {
+        kube_cache_note_text(c, bad[i], strlen(bad[i]));
+    }
+    kube_cache_note_text(c, NULL, 0);
+    assert_int_equal(kube_cache_notes(c), 2);
+    assert_string_equal(rv_got(c, "q"), "none");
     kube_cache_destroy(c);
 }
 
@@ -392,6 +435,7 @@ main(void)
         cmocka_unit_test(test_put_replace_remove_indexes),
         cmocka_unit_test(test_custom_index),
         cmocka_unit_test(test_note_write),
+        cmocka_unit_test(test_note_text),
         cmocka_unit_test(test_values_not_shared),
         cmocka_unit_test(test_texts_by_index),
     };

@@ -1,5 +1,5 @@
-"""Helpers the benchmark programs share: a process's CPU time from /proc,
-a free loopback port, and a TLS context from a kubeconfig (its CA, and
+"""Helpers the benchmark programs share: a process's and its threads' CPU
+time, its children and its memory from /proc, a free loopback port, and a TLS context from a kubeconfig (its CA, and
 its client certificate or token). Imported by the scripts beside it
 (`python3 bench/NAME.py` puts this folder on sys.path)."""
 import base64
@@ -12,11 +12,70 @@ import tempfile
 import yaml
 
 
-def cpu_seconds(pid):
-    """utime + stime of process pid, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+def proc_stat(path):
+    """(name, fields after the name) of a /proc/PID/stat or
+    /proc/PID/task/TID/stat file; fields[11] and [12] are utime and stime
+    in clock ticks. OSError when the process is gone."""
+    with open(path) as f:
+        raw = f.read()
+    return (raw[raw.index("(") + 1:raw.rindex(")")],
+            raw.rsplit(")", 1)[1].split())
+
+
+def _ticks_s(fields):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of process pid (all its threads), in seconds."""
+    return _ticks_s(proc_stat(f"/proc/{pid}/stat")[1])
+
+
+def thread_cpu(pid):
+    """{thread name: cpu seconds} of pid's live threads, summed by name."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            name, fields = proc_stat(f"/proc/{pid}/task/{t}/stat")
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + _ticks_s(fields)
+    return out
+
+
+def children(pid):
+    """The pids whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            fields = proc_stat(f"/proc/{d}/stat")[1]
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def proc_status(pid):
+    """/proc/PID/status as {field: text}: "VmRSS" -> "1234 kB"."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def status_kb(status, key):
+    """A /proc/PID/status size (or count) as an int; 0 when absent."""
+    v = status.get(key)
+    return int(v.split()[0]) if v else 0
 
 
 def free_port():

@@ -23,22 +23,12 @@ import urllib.request
 
 import yaml
 
+from benchutil import cpu_seconds, proc_status
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 IDLE = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
 PROV = "/apis/provisioning.dpu.nvidia.com/v1alpha1/namespaces/default/bfbs"
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, v = line.split(":", 1)
-            out[k] = v.strip()
-    with open(f"/proc/{pid}/stat") as f:
-        st = f.read().rsplit(")", 1)[1].split()
-    out["cpu_ticks"] = int(st[11]) + int(st[12])
-    return out
 
 
 def main():
@@ -102,16 +92,15 @@ def main():
             time.sleep(0.2)
         ready_s = time.monotonic() - t0
         time.sleep(5)
-        a = proc_status(cm.pid)
+        a = cpu_seconds(cm.pid)
         t1 = time.monotonic()
         peak = 0
         while time.monotonic() - t1 < IDLE:
             s = proc_status(cm.pid)
             peak = max(peak, int(s["VmRSS"].split()[0]))
             time.sleep(1)
+        cpu = (cpu_seconds(cm.pid) - a) / IDLE * 100
         b = proc_status(cm.pid)
-        hz = os.sysconf("SC_CLK_TCK")
-        cpu = (b["cpu_ticks"] - a["cpu_ticks"]) / hz / IDLE * 100
         print(f"bfbs={N} ready_after_s={ready_s:.1f} "
               f"rss_kb={b['VmRSS'].split()[0]} peak_rss_kb={peak} "
               f"hwm_kb={b['VmHWM'].split()[0]} threads={b['Threads']} "

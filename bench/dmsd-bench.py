@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """dmsd throughput, CPU and memory (docs/benchmarks.md, "DMS").
 
-Builds a BFB of SIZE MiB (random kernel and initramfs, dpfctl bfb build),
-starts a release dpf-rshim-emu (install and reboot 0 s) and dmsd with
-mutual TLS on loopback, then measures:
+Builds a BFB of SIZE MiB, at least 17 (random kernel and initramfs,
+dpfctl bfb build), starts a release dpf-rshim-emu (install and reboot
+0 s) and dmsd with mutual TLS on loopback, then measures:
   1. OS.Install of the BFB from the Python gRPC client (Debian's grpcio,
      64 KiB chunks): MB/s, dmsd CPU seconds per GB, dmsd RSS idle/peak;
      then the same from bench/dmsd-install-client (gRPC core, C), which
@@ -28,7 +28,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-SIZE = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
+try:
+    SIZE = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
+except ValueError:
+    SIZE = -1
+if SIZE < 17:
+    # the BFB is a 16 MiB kernel plus an initramfs of the rest
+    sys.exit("dmsd-bench: SIZE_MIB must be a whole number of at least 17, "
+             f"not {sys.argv[2]!r}")
 IMAGES_PARENT = sys.argv[3] if len(sys.argv) > 3 else None
 os.environ["DPF_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))

@@ -66,6 +66,11 @@ import http.client
 
 import yaml
 
+# the tests load this file by path (importlib), so its folder may not be
+# on sys.path yet
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchutil import cpu_seconds, proc_status, status_kb  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_SRC = os.path.join(HERE, "informer-node")
 NODE_FILES = ("package.json", "package-lock.json", "informer.mjs")
@@ -133,20 +138,13 @@ def client_node_version(mjs):
 # ---- processes ----
 
 def proc_memory(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, v = line.split(":", 1)
-            if k in ("VmRSS", "VmHWM", "Threads"):
-                out[k] = int(v.split()[0])
-    return out
+    st = proc_status(pid)
+    return {k: status_kb(st, k) for k in ("VmRSS", "VmHWM", "Threads")}
 
 
 def proc_cpu_ms(pid):
     """User + system CPU time of a process (all its threads), in ms."""
-    with open(f"/proc/{pid}/stat") as f:
-        st = f.read().rsplit(")", 1)[1].split()
-    return (int(st[11]) + int(st[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(pid) * 1000
 
 
 class Server:

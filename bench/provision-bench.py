@@ -39,7 +39,8 @@ import time
 import urllib.error
 import urllib.request
 
-from benchutil import kubeconfig_tls
+from benchutil import (children, cpu_seconds, kubeconfig_tls, proc_status,
+                       status_kb, thread_cpu)
 
 PROV = "/apis/provisioning.dpu.nvidia.com/v1alpha1"
 NS = "dpf-operator-system"
@@ -53,55 +54,15 @@ def proc_sample(pid):
     pages are mostly shared libraries, the same pages in every dpf-server
     process."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            st = f.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/status") as f:
-            v = {}
-            for line in f:
-                k, _, rest = line.partition(":")
-                if k in ("VmRSS", "RssAnon", "RssShmem", "RssFile"):
-                    v[k] = int(rest.split()[0])
-        rss = v["VmRSS"]
-    except (OSError, KeyError, IndexError):
+        cpu = cpu_seconds(pid)
+        st = proc_status(pid)
+    except (OSError, ValueError, IndexError):
         return None
-    hz = os.sysconf("SC_CLK_TCK")
-    return ((int(st[11]) + int(st[12])) / hz, rss,
-            v.get("RssAnon", 0) + v.get("RssShmem", 0), v.get("RssFile", 0))
-
-
-def thread_cpu(pid):
-    """{thread name: cpu seconds} of pid's live threads, summed by name."""
-    hz = os.sysconf("SC_CLK_TCK")
-    out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for t in tids:
-        try:
-            with open(f"/proc/{pid}/task/{t}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
-        st = raw.rsplit(")", 1)[1].split()
-        out[name] = out.get(name, 0) + (int(st[11]) + int(st[12])) / hz
-    return out
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(st[1]) == pid:
-            out.append(int(d))
-    return out
+    if "VmRSS" not in st:
+        return None  # a zombie
+    return (cpu, status_kb(st, "VmRSS"),
+            status_kb(st, "RssAnon") + status_kb(st, "RssShmem"),
+            status_kb(st, "RssFile"))
 
 
 class Api:

@@ -1,7 +1,8 @@
 """Helpers the benchmark programs share: a process's and its threads' CPU
-time, its children and its memory from /proc, a free loopback port, and a TLS context from a kubeconfig (its CA, and
-its client certificate or token). Imported by the scripts beside it
-(`python3 bench/NAME.py` puts this folder on sys.path)."""
+time, its children and its memory from /proc, a free loopback port, and
+a TLS context from a kubeconfig (its CA, and its client certificate or
+token). Imported by the scripts beside it (`python3 bench/NAME.py` puts
+this folder on sys.path)."""
 import base64
 import os
 import shutil
@@ -76,6 +77,11 @@ def status_kb(status, key):
     """A /proc/PID/status size (or count) as an int; 0 when absent."""
     v = status.get(key)
     return int(v.split()[0]) if v else 0
+
+
+def proc_kb(pid, key):
+    """One /proc/PID/status size (or count) of pid: proc_kb(pid, "VmRSS")."""
+    return status_kb(proc_status(pid), key)
 
 
 def free_port():

@@ -23,7 +23,7 @@ import urllib.request
 
 import yaml
 
-from benchutil import cpu_seconds, proc_status
+from benchutil import cpu_seconds, proc_kb, proc_status
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 10
@@ -96,8 +96,7 @@ def main():
         t1 = time.monotonic()
         peak = 0
         while time.monotonic() - t1 < IDLE:
-            s = proc_status(cm.pid)
-            peak = max(peak, int(s["VmRSS"].split()[0]))
+            peak = max(peak, proc_kb(cm.pid, "VmRSS"))
             time.sleep(1)
         cpu = (cpu_seconds(cm.pid) - a) / IDLE * 100
         b = proc_status(cm.pid)

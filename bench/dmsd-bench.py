@@ -44,18 +44,9 @@ import grpc  # noqa: E402
 from dmsd_util import Dmsd, gen_client, make_pki  # noqa: E402
 from rshim_util import RshimEmu  # noqa: E402
 
-from benchutil import cpu_seconds  # noqa: E402
+from benchutil import cpu_seconds, proc_kb  # noqa: E402
 
 CHUNK = 64 * 1024
-
-
-
-def rss_kib(pid, key="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 class Sampler(threading.Thread):
@@ -65,7 +56,7 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self.stop:
-            self.peak = max(self.peak, rss_kib(self.pid))
+            self.peak = max(self.peak, proc_kb(self.pid, "VmRSS"))
             time.sleep(0.05)
 
 
@@ -104,7 +95,7 @@ def main():
         procs.extend([d, emu])
         print(f"image folder {d.images}")
         time.sleep(1)
-        idle = rss_kib(d.proc.pid)
+        idle = proc_kb(d.proc.pid, "VmRSS")
         rd = lambda n: open(os.path.join(pki, n), "rb").read()  # noqa
         creds = grpc.ssl_channel_credentials(rd("ca.crt"), rd("client.key"),
                                              rd("client.crt"))
@@ -165,8 +156,9 @@ def main():
               f"{(c1 - c0) / gb:.2f} s/GB, wall {secs:.2f} s, peak RSS "
               f"{sampler.peak / 1024:.1f} MiB")
         os.unlink(os.path.join(d.images, "os-c.bfb"))
-        print(f"dmsd RSS after the installs {rss_kib(d.proc.pid) / 1024:.1f}"
-              f" MiB; load average {os.getloadavg()[0]:.1f}")
+        rss = proc_kb(d.proc.pid, "VmRSS")
+        print(f"dmsd RSS after the installs {rss / 1024:.1f} MiB;"
+              f" load average {os.getloadavg()[0]:.1f}")
 
         # cat bfb > boot on the same device
         s = pb["gnoi_system_pb2"]

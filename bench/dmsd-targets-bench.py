@@ -33,16 +33,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
 from dmsd_util import make_ca, make_cert  # noqa: E402
 
-from benchutil import cpu_seconds  # noqa: E402
-
-
-def status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
+from benchutil import cpu_seconds, proc_kb  # noqa: E402
 
 
 def addr(i):
@@ -82,8 +73,8 @@ def main():
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
             preexec_fn=low_nofile, text=True, bufsize=1)
         time.sleep(0.5)
-        base_rss = status(proc.pid, "VmRSS")
-        base_threads = status(proc.pid, "Threads")
+        base_rss = proc_kb(proc.pid, "VmRSS")
+        base_threads = proc_kb(proc.pid, "Threads")
         perf = None
         if os.environ.get("BENCH_PERF"):  # profile dmsd during the adds
             perf = subprocess.Popen(["perf", "record", "-g", "-o",
@@ -103,8 +94,8 @@ def main():
             perf.send_signal(2)
             perf.wait()
         time.sleep(2)
-        rss = status(proc.pid, "VmRSS")
-        threads = status(proc.pid, "Threads")
+        rss = proc_kb(proc.pid, "VmRSS")
+        threads = proc_kb(proc.pid, "Threads")
         fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
         with open(f"/proc/{proc.pid}/limits") as f:
             nofile = [ln for ln in f if ln.startswith("Max open files")][0]
@@ -129,7 +120,7 @@ def main():
             assert out.returncode == 0, out.stdout + out.stderr
             print(f"target {i} ({addr(i)}:{PORT}): {out.stdout.strip()} in "
                   f"{(time.monotonic() - t) * 1000:.0f} ms; threads now "
-                  f"{status(proc.pid, 'Threads')}")
+                  f"{proc_kb(proc.pid, 'Threads')}")
         t = time.monotonic()
         proc.stdin.close()
         rc = proc.wait(timeout=600)

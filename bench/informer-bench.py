@@ -66,12 +66,12 @@ import http.client
 
 import yaml
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 # the tests load this file by path (importlib), so its folder may not be
 # on sys.path yet
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
 from benchutil import cpu_seconds, proc_status, status_kb  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_SRC = os.path.join(HERE, "informer-node")
 NODE_FILES = ("package.json", "package-lock.json", "informer.mjs")
 EXIT_NO_NPM = 77

@@ -52,10 +52,15 @@ int ctrl_parse_list(const char *list, unsigned *mask, struct dpf_error *err);
 struct ctrl_runner_config {
     const char *kubeconfig; /* path (NULL: $KUBECONFIG, ~/.kube/config) */
     const char *context;    /* NULL = current-context */
-    unsigned controllers;   /* CTRL_* mask */
-    const char *bfb_dir;    /* BFB content cache (required with CTRL_BFB) */
-    const char *witness;    /* "namespace/name" ConfigMap (CTRL_WITNESS) */
-    int max_installs;       /* DPU installs at once (CTRL_DPU); 0 = 16 */
+    /* Reach the server on this local Unix socket (plain HTTP, the server
+     * names the peer by its credentials) instead of the kubeconfig's
+     * address; the kubeconfig still names the server. NULL = as the
+     * kubeconfig says. dpf-server sets it for its own controllers. */
+    const char *unix_socket;
+    unsigned controllers; /* CTRL_* mask */
+    const char *bfb_dir;  /* BFB content cache (required with CTRL_BFB) */
+    const char *witness;  /* "namespace/name" ConfigMap (CTRL_WITNESS) */
+    int max_installs;     /* DPU installs at once (CTRL_DPU); 0 = 16 */
     /* CTRL_DPUCLUSTER: where embedded DPU clusters keep their data
      * (required), the address DPUs reach them on (NULL: the primary
      * address, see ctrl_primary_address()), the dpf-server program (NULL:

@@ -44,7 +44,7 @@ struct term {
 struct ctrl_runner {
     struct ctrl_runner_config cfg; /* strings below, owned */
     char *identity, *lease_ns, *lease_name;
-    char *kubeconfig, *context, *bfb_dir, *witness, *component;
+    char *kubeconfig, *context, *unix_socket, *bfb_dir, *witness, *component;
     char *dpuc_dir, *dpuc_address, *server_bin;
     struct worker w;  /* runner thread; its lock guards lost and cur */
     bool lost;        /* the current term's leadership ended */
@@ -128,6 +128,9 @@ term_create(struct ctrl_runner *r, struct dpf_error *err)
     struct kubeconfig *kc = NULL;
     if (kubeconfig_load(&ko, &kc, err) < 0) {
         return NULL;
+    }
+    if (r->unix_socket) {
+        kubeconfig_use_unix_socket(kc, r->unix_socket);
     }
     struct term *t = xcalloc(1, sizeof *t);
     t->m = controller_manager_create(kc, err);
@@ -393,6 +396,7 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
                                                     : "dpf-controller-manager");
     r->kubeconfig = cfg->kubeconfig ? xstrdup(cfg->kubeconfig) : NULL;
     r->context = cfg->context ? xstrdup(cfg->context) : NULL;
+    r->unix_socket = cfg->unix_socket ? xstrdup(cfg->unix_socket) : NULL;
     r->bfb_dir = cfg->bfb_dir ? xstrdup(cfg->bfb_dir) : NULL;
     r->witness = cfg->witness ? xstrdup(cfg->witness) : NULL;
     r->component = cfg->component ? xstrdup(cfg->component) : NULL;
@@ -407,6 +411,7 @@ ctrl_runner_start(const struct ctrl_runner_config *cfg, struct dpf_error *err)
     r->cfg.lease_name = r->lease_name;
     r->cfg.kubeconfig = r->kubeconfig;
     r->cfg.context = r->context;
+    r->cfg.unix_socket = r->unix_socket;
     r->cfg.bfb_dir = r->bfb_dir;
     r->cfg.witness = r->witness;
     r->cfg.component = r->component;
@@ -492,6 +497,7 @@ ctrl_runner_stop(struct ctrl_runner *r)
     free(r->lease_name);
     free(r->kubeconfig);
     free(r->context);
+    free(r->unix_socket);
     free(r->bfb_dir);
     free(r->witness);
     free(r->component);

@@ -72,6 +72,7 @@ struct server {
     struct store *store;              /* owned */
     struct watch_cache *wc;           /* owned */
     struct http_server *http;         /* owned */
+    struct http_server *local_http;   /* the controllers' Unix socket */
     char *pki_dir;                    /* <data-dir>/pki */
     struct ctrl_runner *controllers;  /* in-process controllers (owned) */
     pthread_mutex_t controllers_mu;   /* controllers vs. /metrics */
@@ -119,6 +120,7 @@ server_options_free(struct server_options *o)
     free(o->tls_priorities);
     free(o->controllers);
     free(o->bfb_dir);
+    free(o->local_socket);
     free(o->dpuc_dir);
     free(o->dpuc_address);
     free(o->kubelet_ca);
@@ -227,6 +229,13 @@ usage(FILE *f)
                "                         all (default), none, or a comma "
                "list of:\n"
                "                         bfb, dpucluster, dpuset, dpu\n"
+               "  --local-socket PATH    Unix socket the in-process "
+               "controllers reach the API on\n"
+               "                         (plain HTTP, owner-only; a peer "
+               "running as this\n"
+               "                         user or root is the admin; default "
+               "<data-dir>/api.sock;\n"
+               "                         none: they use the TLS port)\n"
                "  --max-concurrent-installs N\n"
                "                         DPU OS installs at once (default 16)\n"
                "  --bfb-dir DIR          BFB content cache (default "
@@ -506,6 +515,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
     OPT_CONTROLLERS,
+    OPT_LOCAL_SOCKET,
     OPT_BFB_DIR,
     OPT_MAX_INSTALLS,
     OPT_DPUC_DIR,
@@ -545,6 +555,7 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+        {"local-socket", required_argument, NULL, OPT_LOCAL_SOCKET},
         {"dpu-cluster-dir", required_argument, NULL, OPT_DPUC_DIR},
         {"dpu-cluster-address", required_argument, NULL, OPT_DPUC_ADDRESS},
         {"bfb-dir", required_argument, NULL, OPT_BFB_DIR},
@@ -759,6 +770,9 @@ server_options_parse(struct server_options *o, int argc, char **argv, FILE *out,
                 return -EINVAL;
             }
             set_str(&o->bfb_dir, optarg);
+            break;
+        case OPT_LOCAL_SOCKET:
+            set_str(&o->local_socket, optarg);
             break;
         case OPT_MAX_INSTALLS: {
             char *end = NULL;
@@ -1359,12 +1373,61 @@ limit_malloc_arenas(void)
     }
 }
 
+/* What both listeners share: limits, deadlines and the request hooks. */
+static struct http_server_config
+server_http_config(const struct server_options *o)
+{
+    return (struct http_server_config){
+        .threads = o->threads,
+        .max_body = SERVER_MAX_BODY,
+        .max_connections = o->max_conns,
+        .header_timeout_s = o->header_timeout,
+        .idle_timeout_s = o->idle_timeout,
+        .conn_memory = o->conn_memory,
+        .gate = server_gate,
+        .observe = server_observe,
+        .observe_end = server_observe_end,
+    };
+}
+
+/* The controllers' own door: the same handler as the TLS port, on an
+ * owner-only Unix socket where a peer running as this user (or root) is
+ * the admin, as its admin.kubeconfig would make it. NULL (and the
+ * controllers use the TLS port) when turned off or it cannot listen. */
+static char *
+server_start_local(struct server *srv)
+{
+    const struct server_options *o = srv->opt;
+    if (o->local_socket && strcmp(o->local_socket, "none") == 0) {
+        return NULL;
+    }
+    char *path = o->local_socket ? xstrdup(o->local_socket)
+                                 : join(o->data_dir, "api.sock");
+    static const char *const groups[] = {SERVER_ADMIN_ORG, NULL};
+    struct http_server_config hc = server_http_config(o);
+    hc.unix_path = path;
+    hc.local_user = SERVER_ADMIN_CN;
+    hc.local_groups = groups;
+    struct dpf_error err = {0};
+    srv->local_http = http_server_create(&hc, server_handle, srv, &err);
+    if (!srv->local_http) {
+        log_warn("the controllers use the TLS port", "reason=\"%s\"",
+                 err.message);
+        free(path);
+        return NULL;
+    }
+    log_info("listening for the controllers", "socket=%s", path);
+    return path;
+}
+
 /* The in-process controllers: the same runner dpf-controller-manager
- * uses, over a loopback connection to this server with the admin
- * kubeconfig just written, on threads of its own. They take part in
- * leader election under a stable identity, so an external
- * dpf-controller-manager with --leader-elect stays a standby while this
- * server runs, and a restarted server takes its Lease back at once. */
+ * uses, on threads of its own, through this server's whole request path
+ * (authentication, authorization, admission, the store, watches) over
+ * its Unix socket, or over a loopback TLS connection with the admin
+ * kubeconfig just written. They take part in leader election under a
+ * stable identity, so an external dpf-controller-manager with
+ * --leader-elect stays a standby while this server runs, and a restarted
+ * server takes its Lease back at once. */
 static void
 server_start_controllers(struct server *srv, const char *kubeconfig)
 {
@@ -1373,6 +1436,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
     if (ctrl_parse_list(o->controllers, &mask, NULL) < 0 || !mask) {
         return;
     }
+    char *local = server_start_local(srv);
     char host[200] = "localhost";
     gethostname(host, sizeof host - 1);
     char *identity = xasprintf("dpf-server_%s", host);
@@ -1381,6 +1445,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
         o->dpuc_dir ? xstrdup(o->dpuc_dir) : join(o->data_dir, "dpuclusters");
     struct ctrl_runner_config cfg = {
         .kubeconfig = kubeconfig,
+        .unix_socket = local,
         .controllers = mask,
         .bfb_dir = bfb_dir,
         .max_installs = o->max_installs,
@@ -1403,6 +1468,7 @@ server_start_controllers(struct server *srv, const char *kubeconfig)
     free(identity);
     free(bfb_dir);
     free(dpuc_dir);
+    free(local);
 }
 
 int
@@ -1505,23 +1571,13 @@ server_run(const struct server_options *o)
     char *crt = join(srv.pki_dir, "server.crt");
     char *key = join(srv.pki_dir, "server.key");
     char *ca = join(srv.pki_dir, "ca.crt");
-    struct http_server_config hc = {
-        .address = o->bind_address,
-        .port = o->port,
-        .cert_file = o->insecure_dev ? NULL : crt,
-        .key_file = o->insecure_dev ? NULL : key,
-        .client_ca_file = o->insecure_dev ? NULL : ca,
-        .tls_priorities = o->tls_priorities,
-        .threads = o->threads,
-        .max_body = SERVER_MAX_BODY,
-        .max_connections = o->max_conns,
-        .header_timeout_s = o->header_timeout,
-        .idle_timeout_s = o->idle_timeout,
-        .conn_memory = o->conn_memory,
-        .gate = server_gate,
-        .observe = server_observe,
-        .observe_end = server_observe_end,
-    };
+    struct http_server_config hc = server_http_config(o);
+    hc.address = o->bind_address;
+    hc.port = o->port;
+    hc.cert_file = o->insecure_dev ? NULL : crt;
+    hc.key_file = o->insecure_dev ? NULL : key;
+    hc.client_ca_file = o->insecure_dev ? NULL : ca;
+    hc.tls_priorities = o->tls_priorities;
     srv.metrics = metrics_create();
     srv.http = http_server_create(&hc, server_handle, &srv, &err);
     free(crt);
@@ -1620,6 +1676,7 @@ out:
     srv.controllers = NULL;
     pthread_mutex_unlock(&srv.controllers_mu);
     ctrl_runner_stop(cr);
+    http_server_destroy(srv.local_http);
     http_server_destroy(srv.http);
     metrics_destroy(srv.metrics); /* its observers ran until here */
     auth_stop(srv.auth);

@@ -67,6 +67,8 @@ struct server_options {
     char *log_file;          /* --log-file; NULL = stderr */
     char *controllers;       /* --controllers (default "all"; "none") */
     char *bfb_dir;           /* --bfb-dir; NULL = <data-dir>/bfb */
+    char *local_socket;      /* --local-socket; NULL = <data-dir>/api.sock,
+                                "none" = controllers use the TLS port */
     int max_installs;        /* --max-concurrent-installs; 0 = 16 */
     char *dpuc_dir;     /* --dpu-cluster-dir; NULL = <data-dir>/dpuclusters */
     char *dpuc_address; /* --dpu-cluster-address; NULL = primary */

@@ -321,6 +321,9 @@ kubeconfig_curl_setup(struct kubeconfig_curl *k, CURL *h,
     if (k->connect_to) {
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, k->connect_to);
     }
+    if (k->kc->unix_socket) {
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, k->kc->unix_socket);
+    }
     if (k->fresh_connect) {
         curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
         k->fresh_connect = false;

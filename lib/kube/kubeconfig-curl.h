@@ -13,6 +13,9 @@
  *                the certificate against it), CURLOPT_CONNECT_TO dials
  *                the server's real host and the Host header keeps the
  *                server's authority (client-go's tls.Config.ServerName);
+ *                with the kubeconfig's unix_socket (set by a program,
+ *                never read from a file) curl dials that socket instead
+ *                (CURLOPT_UNIX_SOCKET_PATH);
  *   TLS          CA bundle (certificate-authority[-data]) as an in-memory
  *                blob, peer and host verification (off only with
  *                insecure-skip-tls-verify), the client certificate and

@@ -720,7 +720,37 @@ kubeconfig_free(struct kubeconfig *kc)
     free(kc->username);
     wipe_free(kc->password, kc->password ? strlen(kc->password) : 0);
     kubeconfig_exec_free(kc->exec);
+    free(kc->unix_socket);
     free(kc);
+}
+
+void
+kubeconfig_use_unix_socket(struct kubeconfig *kc, const char *path)
+{
+    free(kc->unix_socket);
+    kc->unix_socket = xstrdup(path);
+    free(kc->server);
+    kc->server = xstrdup("http://localhost");
+    free(kc->tls_server_name);
+    kc->tls_server_name = NULL;
+    kc->insecure_skip_tls_verify = false;
+    free(kc->ca_pem);
+    kc->ca_pem = NULL;
+    kc->ca_len = 0;
+    free(kc->cert_pem);
+    kc->cert_pem = NULL;
+    kc->cert_len = 0;
+    wipe_free(kc->key_pem, kc->key_len);
+    kc->key_pem = NULL;
+    kc->key_len = 0;
+    wipe_free(kc->token, kc->token ? strlen(kc->token) : 0);
+    kc->token = NULL;
+    free(kc->username);
+    kc->username = NULL;
+    wipe_free(kc->password, kc->password ? strlen(kc->password) : 0);
+    kc->password = NULL;
+    kubeconfig_exec_free(kc->exec);
+    kc->exec = NULL;
 }
 
 struct kubeconfig *
@@ -742,6 +772,7 @@ kubeconfig_dup(const struct kubeconfig *kc)
     r->username = xstrdup(kc->username);
     r->password = xstrdup(kc->password);
     r->exec = kubeconfig_exec_dup(kc->exec);
+    r->unix_socket = xstrdup(kc->unix_socket);
     return r;
 }
 

@@ -114,6 +114,10 @@ struct kubeconfig {
     struct kubeconfig_exec *exec; /* exec plugin or NULL; client-go uses
                                       it only when the user has no token,
                                       basic auth or client certificate */
+    char *unix_socket; /* never read from a file: a program that reaches its
+                          server on a local Unix socket sets it (dpf-server's
+                          own controllers); the server URL then only names
+                          the Host and the scheme */
 };
 
 /* A credential: from the kubeconfig or an exec plugin. Owned buffers. */
@@ -161,6 +165,11 @@ int kubeconfig_parse(const char *text, size_t len, const char *path,
 /* Release everything (wipes the secrets first). NULL is fine. */
 void kubeconfig_free(struct kubeconfig *kc);
 /* A deep copy (secrets included: free it with kubeconfig_free()). */
+/* Point kc at a local Unix socket: requests go there as plain HTTP to
+ * http://localhost, with no credentials (the server names a local peer
+ * by its Unix credentials). The TLS settings and credentials are
+ * dropped. */
+void kubeconfig_use_unix_socket(struct kubeconfig *kc, const char *path);
 struct kubeconfig *kubeconfig_dup(const struct kubeconfig *kc);
 
 /* Copy / free an exec section. */

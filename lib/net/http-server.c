@@ -60,6 +60,8 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/base/log.h"
@@ -221,6 +223,10 @@ struct http_server {
     uint64_t n_evicted;            /* since start */
     uint64_t n_expired;            /* since start */
     bool tls;                      /* HTTPS */
+    int unix_fd;                   /* Unix listening socket, or -1 */
+    char *unix_path;               /* its path (unlinked at destroy) */
+    char *local_user;              /* a local peer's identity, or NULL */
+    char **local_groups;           /* its groups (NULL-terminated) */
     bool client_auth;              /* client CA configured */
     uint16_t port;                 /* bound port */
     char *cert_pem;                /* kept alive for MHD */
@@ -1822,6 +1828,33 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_free(req);
 }
 
+/* A connection on the Unix socket: a peer running as this process's
+ * user (who can read its keys anyway) or as root is the configured local
+ * identity; anyone else stays anonymous. */
+static void
+conn_local_peer(struct http_server *srv, struct http_conn *hc)
+{
+    struct ucred uc;
+    socklen_t len = sizeof(uc);
+    hc->checked = true;
+    if (getsockopt(hc->fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
+        snprintf(hc->remote, sizeof(hc->remote), "unix");
+        return;
+    }
+    snprintf(hc->remote, sizeof(hc->remote), "unix:pid=%ld,uid=%ld",
+             (long) uc.pid, (long) uc.uid);
+    if (!srv->local_user || (uc.uid != geteuid() && uc.uid != 0)) {
+        return;
+    }
+    hc->cn = xstrdup(srv->local_user);
+    for (size_t i = 0; srv->local_groups && srv->local_groups[i] &&
+                       hc->n_orgs < HTTP_PEER_ORGS_MAX;
+         i++) {
+        hc->orgs[hc->n_orgs++] = xstrdup(srv->local_groups[i]);
+    }
+    hc->org = hc->n_orgs ? hc->orgs[0] : NULL;
+}
+
 static void
 connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                   enum MHD_ConnectionNotificationCode t)
@@ -1856,6 +1889,9 @@ connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                 snprintf(hc->remote, sizeof(hc->remote), "[%s]:%u", ip,
                          ntohs(in6->sin6_port));
             }
+        }
+        if (srv->unix_fd >= 0 && hc->fd >= 0) {
+            conn_local_peer(srv, hc);
         }
         *socket_context = hc;
         log_debug("connection", "remote=%s fd=%d", hc->remote, hc->fd);
@@ -1962,6 +1998,18 @@ server_free(struct http_server *srv)
     free(srv->cert_pem);
     free(srv->key_pem);
     free(srv->ca_pem);
+    if (srv->unix_path) {
+        if (!srv->daemon && srv->unix_fd >= 0) {
+            close(srv->unix_fd);
+        }
+        unlink(srv->unix_path);
+        free(srv->unix_path);
+    }
+    free(srv->local_user);
+    for (size_t i = 0; srv->local_groups && srv->local_groups[i]; i++) {
+        free(srv->local_groups[i]);
+    }
+    free(srv->local_groups);
     pthread_mutex_destroy(&srv->reg_mu);
     pthread_mutex_destroy(&srv->conn_mu);
     pthread_mutex_destroy(&srv->up_mu);
@@ -1984,6 +2032,76 @@ check_priorities(const char *prio, struct dpf_error *err)
         return -EINVAL;
     }
     gnutls_priority_deinit(p);
+    return 0;
+}
+
+/* Bind cfg->unix_path (a stale socket file there is replaced), make it
+ * owner-only before anyone can connect, and listen. MHD takes the
+ * descriptor and closes it when it stops. */
+static int
+unix_listen(struct http_server *srv, const struct http_server_config *cfg,
+            struct dpf_error *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (cfg->cert_file) {
+        dpf_error_set(err, 500, "InternalError",
+                      "http server: a Unix socket (%s) serves plain HTTP, "
+                      "not TLS",
+                      cfg->unix_path);
+        return -EINVAL;
+    }
+    if (strlen(cfg->unix_path) >= sizeof(sa.sun_path)) {
+        dpf_error_set(err, 400, "BadRequest",
+                      "http server: Unix socket path \"%s\" is longer than "
+                      "%zu bytes",
+                      cfg->unix_path, sizeof(sa.sun_path) - 1);
+        return -ENAMETOOLONG;
+    }
+    memcpy(sa.sun_path, cfg->unix_path, strlen(cfg->unix_path) + 1);
+    struct stat st;
+    if (lstat(cfg->unix_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            dpf_error_set(err, 409, "AlreadyExists",
+                          "http server: %s exists and is not a socket",
+                          cfg->unix_path);
+            return -EEXIST;
+        }
+        unlink(cfg->unix_path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        dpf_error_set(err, 500, "InternalError", "http server: socket: %s",
+                      strerror(errno));
+        return -errno;
+    }
+    mode_t old = umask(0177);
+    int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+    int e = errno;
+    umask(old);
+    if (r < 0 || chmod(cfg->unix_path, 0600) < 0 || listen(fd, 1024) < 0) {
+        e = r < 0 ? e : errno;
+        dpf_error_set(err, 500, "InternalError",
+                      "http server: cannot listen on %s: %s", cfg->unix_path,
+                      strerror(e));
+        close(fd);
+        if (r == 0) {
+            unlink(cfg->unix_path);
+        }
+        return -e;
+    }
+    srv->unix_fd = fd;
+    srv->unix_path = xstrdup(cfg->unix_path);
+    if (cfg->local_user) {
+        srv->local_user = xstrdup(cfg->local_user);
+        size_t n = 0;
+        while (cfg->local_groups && cfg->local_groups[n]) {
+            n++;
+        }
+        srv->local_groups = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+            srv->local_groups[i] = xstrdup(cfg->local_groups[i]);
+        }
+    }
     return 0;
 }
 
@@ -2029,6 +2147,7 @@ http_server_create(const struct http_server_config *cfg,
         cfg->idle_timeout_s ? cfg->idle_timeout_s : HTTP_DEFAULT_IDLE_TIMEOUT_S;
     srv->wd_epfd = -1;
     srv->wd_evfd = -1;
+    srv->unix_fd = -1;
 
     unsigned threads = cfg->threads ? cfg->threads : HTTP_DEFAULT_THREADS;
     /* MHD's own limit (split evenly over the worker threads) stays well
@@ -2065,6 +2184,9 @@ http_server_create(const struct http_server_config *cfg,
         }
     }
     check_nofile(hard_conn);
+    if (cfg->unix_path && unix_listen(srv, cfg, err) < 0) {
+        goto fail;
+    }
 
     srv->wd_epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->wd_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -2136,7 +2258,10 @@ http_server_create(const struct http_server_config *cfg,
                                         (intptr_t) connection_notify, srv};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
                                         (intptr_t) mhd_log, srv};
-    if (use_addr) {
+    if (srv->unix_fd >= 0) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET,
+                                            srv->unix_fd, NULL};
+    } else if (use_addr) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     }
     if (srv->tls) {

@@ -36,7 +36,9 @@
  * priority string) says otherwise; with client_ca_file set it asks for
  * (but does not require) a client certificate and verifies it against
  * that CA, exposing the verified subject through http_request_peer_cn()/
- * _org(). Threads: `threads` worker threads run handlers (default 4);
+ * _org(). With unix_path instead, the server listens on an owner-only
+ * Unix socket with plain HTTP, and a peer running as this user or root
+ * gets local_user/local_groups as its subject (SO_PEERCRED). Threads: `threads` worker threads run handlers (default 4);
  * handlers may block briefly (a store write) but must not wait on other
  * requests; the gate runs in the same worker threads. */
 #ifndef DPF_HTTP_SERVER_H
@@ -103,14 +105,22 @@ struct http_server_config {
     unsigned header_timeout_s;  /* handshake + request headers; 0 = 10 */
     unsigned idle_timeout_s;    /* silence within a request or between a
                                    trusted client's requests; 0 = 90 */
-    size_t conn_memory;      /* each connection's buffer (read buffer, headers,
+    size_t conn_memory;     /* each connection's buffer (read buffer, headers,
                            response buffer): the request line and headers
                            must fit in about three quarters of it, else
                            431; an idle kept-alive connection holds about
                            this much resident plus ~20 KiB of TLS state;
                            0 = 32 KiB; at least 4 KiB */
-    http_gate_fn gate;       /* NULL = none; gets the handler's arg */
-    http_observe_fn observe; /* NULL = none; gets the handler's arg */
+    const char *unix_path;  /* listen on this Unix socket instead of TCP:
+                                plain HTTP (no cert_file), the file made
+                                owner-only (0600); a peer running as this
+                                process's user or as root is local_user
+                                with local_groups (SO_PEERCRED), any other
+                                peer is anonymous */
+    const char *local_user; /* with unix_path; NULL = anonymous */
+    const char *const *local_groups; /* with local_user; NULL-terminated */
+    http_gate_fn gate;               /* NULL = none; gets the handler's arg */
+    http_observe_fn observe;         /* NULL = none; gets the handler's arg */
     http_observe_end_fn observe_end; /* with observe: long answers' end */
 };
 

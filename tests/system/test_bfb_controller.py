@@ -6,8 +6,12 @@ answer 404 for files it does not have yet, honours Range requests and
 records every request's Range header.
 """
 import hashlib
+import http.client
 import http.server
+import json
 import os
+import socket
+import stat
 import subprocess
 import threading
 import time
@@ -255,6 +259,75 @@ def test_controllers_none_and_flags(tmp_path, web):
         assert st == 404
     finally:
         assert srv.stop() == 0
+
+
+def unix_get(path, url):
+    """GET url over the Unix socket at path: (status, body)."""
+    conn = http.client.HTTPConnection("localhost", timeout=10)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(path)
+    conn.sock = sock
+    try:
+        conn.request("GET", url)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_controllers_reach_the_api_over_the_local_socket(tmp_path, web):
+    """In-process controllers talk to the API on an owner-only Unix socket
+    (<data-dir>/api.sock) as the admin; --local-socket none, or a path a
+    socket cannot have, puts them back on the TLS port."""
+    exe = binary("dpf-server", "dpf-server")
+    p = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert "--local-socket PATH" in p.stdout
+    web.files["/l.bfb"] = b"l" * 4096
+    data = tmp_path / "sock"
+    data.mkdir()
+    srv = DpfServer(str(data), controllers="bfb",
+                    extra_args=["--log-level", "debug"])
+    srv.start()
+    try:
+        path = os.path.join(str(data), "api.sock")
+        st = os.lstat(path)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        create_bfb(srv, "viasock", web.base + "/l.bfb")
+        wait_for(lambda: (o := get_bfb(srv, "viasock")) and
+                 o.get("status", {}).get("phase") == "Ready", 60,
+                 what="BFB Ready over the local socket")
+        log = srv.log_text()
+        assert "listening for the controllers" in log
+        # the controllers' connections come from this very process
+        assert f'remote="unix:pid={srv.pid},uid={os.geteuid()}"' in log
+        # the same user is the admin there, with no credentials at all
+        code, body = unix_get(path, "/api/v1/namespaces/default")
+        assert code == 200 and json.loads(body)["metadata"]["name"] == \
+            "default"
+    finally:
+        assert srv.stop() == 0
+    assert not os.path.exists(path)
+
+    for name, arg in (("none", "none"), ("long", "/" + "s" * 120)):
+        data = tmp_path / name
+        data.mkdir()
+        srv = DpfServer(str(data), controllers="bfb",
+                        extra_args=["--local-socket", arg])
+        srv.start()
+        try:
+            create_bfb(srv, "viatls", web.base + "/l.bfb")
+            wait_for(lambda: (o := get_bfb(srv, "viatls")) and
+                     o.get("status", {}).get("phase") == "Ready", 60,
+                     what=f"BFB Ready over TLS (--local-socket {name})")
+            assert not os.path.exists(os.path.join(str(data), "api.sock"))
+            log = srv.log_text()
+            assert "listening for the controllers" not in log
+            if name == "long":
+                assert "the controllers use the TLS port" in log
+                assert "is longer than 107 bytes" in log
+        finally:
+            assert srv.stop() == 0
 
 
 def test_progress_writes_are_paced(server, web):

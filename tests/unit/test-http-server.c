@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -881,6 +884,140 @@ test_tls_peer_identity(void **state)
     free(b);
 }
 
+/* GET /who over the Unix socket at path as uid (-1: as we are), in a
+ * child process so it can drop to another user; the reply text. */
+static char *
+unix_get_as(const char *path, int uid)
+{
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        if (uid >= 0 && setuid((uid_t) uid) < 0) {
+            _exit(2);
+        }
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+            dprintf(pfd[1], "connect: %s", strerror(errno));
+            _exit(0);
+        }
+        static const char rq[] = "GET /who HTTP/1.1\r\nHost: localhost\r\n"
+                                 "Connection: close\r\n\r\n";
+        if (write(fd, rq, sizeof(rq) - 1) != (ssize_t) sizeof(rq) - 1) {
+            _exit(3);
+        }
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0) {
+            if (write(pfd[1], buf, (size_t) n) != n) {
+                _exit(4);
+            }
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    struct dbuf b;
+    dbuf_init(&b);
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(pfd[0], buf, sizeof(buf))) > 0) {
+        dbuf_append(&b, buf, (size_t) n);
+    }
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return dbuf_steal(&b, NULL);
+}
+
+/* A Unix socket listener: owner-only, plain HTTP, a peer running as this
+ * user is the local identity, any other user is anonymous; a stale
+ * socket is replaced, anything else at the path is refused, and the file
+ * goes when the server does. */
+static void
+test_unix_socket(void **state)
+{
+    char *path = pki_file("api.sock");
+    static const char *const groups[] = {"system:masters", "extra", NULL};
+    struct http_server_config cfg = {
+        .unix_path = path,
+        .local_user = "dpf-admin",
+        .local_groups = groups,
+        .threads = 2,
+    };
+    /* a stale socket from an earlier run is replaced */
+    int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    assert_int_equal(bind(sfd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+    close(sfd);
+    assert_int_equal(start_server(&cfg), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    char *b = unix_get_as(path, -1);
+    assert_non_null(strstr(b, "HTTP/1.1 200"));
+    assert_non_null(strstr(b, "cn=dpf-admin org=system:masters remote=set"));
+    free(b);
+
+    if (geteuid() == 0) {
+        /* Another user cannot even open the socket; opened up by hand,
+         * it still gets no identity. */
+        assert_int_equal(chmod(pki_dir, 0711), 0);
+        b = unix_get_as(path, 65534);
+        assert_non_null(strstr(b, "connect: Permission denied"));
+        free(b);
+        assert_int_equal(chmod(path, 0666), 0);
+        b = unix_get_as(path, 65534);
+        chmod(pki_dir, 0700);
+        assert_non_null(strstr(b, "HTTP/1.1 200"));
+        assert_non_null(strstr(b, "cn=(null) org=(null)"));
+        free(b);
+    } else {
+        fprintf(stderr, "test_unix_socket: not root, so the other-user "
+                        "checks cannot run\n");
+    }
+    http_server_destroy(fx.srv);
+    fx.srv = NULL;
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* a file that is not a socket is left alone */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    struct dpf_error err = {0};
+    assert_null(http_server_create(&cfg, handler, NULL, &err));
+    assert_non_null(strstr(err.message, "exists and is not a socket"));
+    assert_int_equal(access(path, F_OK), 0);
+    unlink(path);
+
+    /* TLS on a Unix socket and an over-long path are refused */
+    char *crt = pki_file("server.crt"), *key = pki_file("server.key");
+    cfg.cert_file = crt;
+    cfg.key_file = key;
+    dpf_error_clear(&err);
+    assert_null(http_server_create(&cfg, handler, NULL, &err));
+    assert_non_null(strstr(err.message, "serves plain HTTP"));
+    cfg.cert_file = cfg.key_file = NULL;
+    char long_path[200];
+    memset(long_path, 'x', sizeof(long_path) - 1);
+    long_path[0] = '/';
+    long_path[sizeof(long_path) - 1] = '\0';
+    cfg.unix_path = long_path;
+    dpf_error_clear(&err);
+    assert_null(http_server_create(&cfg, handler, NULL, &err));
+    assert_non_null(strstr(err.message, "is longer than 107 bytes"));
+    free(crt);
+    free(key);
+    free(path);
+}
+
 static void
 test_tls_refuses_plain_http(void **state)
 {
@@ -1449,6 +1586,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tls_refuses_plain_http, setup_tls,
                                         teardown),
+        cmocka_unit_test_teardown(test_unix_socket, teardown),
         cmocka_unit_test_setup_teardown(test_get_query_headers, setup_tls,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup_tls,

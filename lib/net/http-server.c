@@ -2066,6 +2066,19 @@ unix_listen(struct http_server *srv, const struct http_server_config *cfg,
                           cfg->unix_path);
             return -EEXIST;
         }
+        /* a socket someone still listens on is theirs */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 &&
+                    connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (live) {
+            dpf_error_set(err, 409, "AlreadyExists",
+                          "http server: %s is in use by another server",
+                          cfg->unix_path);
+            return -EADDRINUSE;
+        }
         unlink(cfg->unix_path);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

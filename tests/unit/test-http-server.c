@@ -966,6 +966,14 @@ test_unix_socket(void **state)
     assert_non_null(strstr(b, "cn=dpf-admin org=system:masters remote=set"));
     free(b);
 
+    /* a second server on a socket in use is refused; the first goes on */
+    struct dpf_error err = {0};
+    assert_null(http_server_create(&cfg, handler, NULL, &err));
+    assert_non_null(strstr(err.message, "is in use by another server"));
+    b = unix_get_as(path, -1);
+    assert_non_null(strstr(b, "HTTP/1.1 200"));
+    free(b);
+
     if (geteuid() == 0) {
         /* Another user cannot even open the socket; opened up by hand,
          * it still gets no identity. */
@@ -991,7 +999,7 @@ test_unix_socket(void **state)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fclose(f);
-    struct dpf_error err = {0};
+    dpf_error_clear(&err);
     assert_null(http_server_create(&cfg, handler, NULL, &err));
     assert_non_null(strstr(err.message, "exists and is not a socket"));
     assert_int_equal(access(path, F_OK), 0);

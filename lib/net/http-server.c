@@ -2035,9 +2035,10 @@ check_priorities(const char *prio, struct dpf_error *err)
     return 0;
 }
 
-/* Bind cfg->unix_path (a stale socket file there is replaced), make it
- * owner-only before anyone can connect, and listen. MHD takes the
- * descriptor and closes it when it stops. */
+/* Bind cfg->unix_path (a stale socket file there is replaced; one that
+ * another server still answers on, or a file that is not a socket, is
+ * refused), make it owner-only before anyone can connect, and listen.
+ * MHD takes the descriptor and closes it when it stops. */
 static int
 unix_listen(struct http_server *srv, const struct http_server_config *cfg,
             struct dpf_error *err)

@@ -700,37 +700,11 @@ wipe_free(char *p, size_t n)
     }
 }
 
-void
-kubeconfig_free(struct kubeconfig *kc)
+/* Free (secrets wiped) and clear what reaching the server over TLS and
+ * proving who we are takes: the TLS settings and every credential. */
+static void
+kc_clear_tls_and_credentials(struct kubeconfig *kc)
 {
-    if (!kc) {
-        return;
-    }
-    free(kc->path);
-    free(kc->context);
-    free(kc->cluster_name);
-    free(kc->user_name);
-    free(kc->server);
-    free(kc->namespace);
-    free(kc->tls_server_name);
-    free(kc->ca_pem);
-    free(kc->cert_pem);
-    wipe_free(kc->key_pem, kc->key_len);
-    wipe_free(kc->token, kc->token ? strlen(kc->token) : 0);
-    free(kc->username);
-    wipe_free(kc->password, kc->password ? strlen(kc->password) : 0);
-    kubeconfig_exec_free(kc->exec);
-    free(kc->unix_socket);
-    free(kc);
-}
-
-void
-kubeconfig_use_unix_socket(struct kubeconfig *kc, const char *path)
-{
-    free(kc->unix_socket);
-    kc->unix_socket = xstrdup(path);
-    free(kc->server);
-    kc->server = xstrdup("http://localhost");
     free(kc->tls_server_name);
     kc->tls_server_name = NULL;
     kc->insecure_skip_tls_verify = false;
@@ -751,6 +725,33 @@ kubeconfig_use_unix_socket(struct kubeconfig *kc, const char *path)
     kc->password = NULL;
     kubeconfig_exec_free(kc->exec);
     kc->exec = NULL;
+}
+
+void
+kubeconfig_free(struct kubeconfig *kc)
+{
+    if (!kc) {
+        return;
+    }
+    free(kc->path);
+    free(kc->context);
+    free(kc->cluster_name);
+    free(kc->user_name);
+    free(kc->server);
+    free(kc->namespace);
+    kc_clear_tls_and_credentials(kc);
+    free(kc->unix_socket);
+    free(kc);
+}
+
+void
+kubeconfig_use_unix_socket(struct kubeconfig *kc, const char *path)
+{
+    free(kc->unix_socket);
+    kc->unix_socket = xstrdup(path);
+    free(kc->server);
+    kc->server = xstrdup("http://localhost");
+    kc_clear_tls_and_credentials(kc);
 }
 
 struct kubeconfig *

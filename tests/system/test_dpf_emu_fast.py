@@ -49,12 +49,13 @@ def children_named(pid, name):
 
 
 class FastLab:
-    def __init__(self, tmp):
+    def __init__(self, tmp, server_args=(), emu_args=()):
         self.tmp = str(tmp)
+        self.emu_args = list(emu_args)
         data = os.path.join(self.tmp, "dpf-state")
         os.makedirs(data)
         self.srv = DpfServer(data, controllers="all", extra_args=[
-            "--dpu-cluster-address", "127.0.0.1"])
+            "--dpu-cluster-address", "127.0.0.1", *server_args])
         www = os.path.join(self.tmp, "www")
         os.makedirs(www)
         for name, size in (("kernel", 65536), ("initramfs", 131072)):
@@ -81,7 +82,8 @@ class FastLab:
              "--fleet", "t", "--kubeconfig", self.srv.kubeconfig,
              "--dmsd", os.path.join(BUILD, "dmsd", "dmsd"),
              "--targets-per-dmsd", "2", "--workers", "4",
-             "--lease-renew", "2s", "--log-file", self.log],
+             "--lease-renew", "2s", "--log-file", self.log,
+             *self.emu_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
 
@@ -114,6 +116,20 @@ class FastLab:
         return code
 
 
+def apply_fleet(lab):
+    """The examples' fleet, plus a second DPUSet: DPF's DPUSet makes one
+    DPU per host, of the index its dpuSelector picks (index 0 without
+    one), so the second takes each host's DPU 1."""
+    with open(os.path.join(EXAMPLES, "fleet", "04-dpuset.yaml")) as f:
+        second = yaml.safe_load(f)
+    second["metadata"]["name"] = "lab-1"
+    second["spec"]["dpuSelector"] = {
+        "feature.node.kubernetes.io/dpu-1-pci-address": "0000-4c-00"}
+    r = dpfctl(["apply", "-f", "-"], lab.srv.kubeconfig,
+               input=examples_fleet(lab) + "---\n" + yaml.safe_dump(second))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 @pytest.fixture
 def fast(tmp_path):
     lab = FastLab(tmp_path)
@@ -144,16 +160,7 @@ def test_fast_fleet_provisions_and_deletes(fast, tmp_path):
                          f"kube-node-lease/leases/dpfemu-t-h{i}")
         assert lease["spec"]["holderIdentity"] == f"dpfemu-t-h{i}"
 
-    # DPF's DPUSet makes one DPU per host, of the index its dpuSelector
-    # picks (index 0 without one): a second DPUSet takes each host's DPU 1
-    with open(os.path.join(EXAMPLES, "fleet", "04-dpuset.yaml")) as f:
-        second = yaml.safe_load(f)
-    second["metadata"]["name"] = "lab-1"
-    second["spec"]["dpuSelector"] = {
-        "feature.node.kubernetes.io/dpu-1-pci-address": "0000-4c-00"}
-    r = dpfctl(["apply", "-f", "-"], fast.srv.kubeconfig,
-               input=examples_fleet(fast) + "---\n" + yaml.safe_dump(second))
-    assert r.returncode == 0, r.stdout + r.stderr
+    apply_fleet(fast)
     start = time.monotonic()
 
     def all_ready():
@@ -223,6 +230,67 @@ def test_fast_fleet_provisions_and_deletes(fast, tmp_path):
     for pid in pools:
         assert not os.path.exists(f"/proc/{pid}") or \
             open(f"/proc/{pid}/stat").read().split()[2] == "Z", pid
+
+
+def test_install_slots_go_in_arrival_order(tmp_path):
+    """--max-concurrent-installs 1 with six DPUs and 1.5 s installs: never
+    two installs at once (the dmsd processes' logs: each activation ends
+    before the next begins), the DPUs that wait say so in their OSInstalled
+    condition, and the slot goes to them in the order they began to wait:
+    a DPU that arrives later does not take a freed slot from one that
+    waited. (Before, a freed slot went to whichever DPU's reconcile asked
+    first, and at 10,000 DPUs some waited minutes behind later ones; six
+    DPUs rarely race like that, so the hand-over itself is pinned by the
+    unit test test-install-slots, and this checks the whole path.)"""
+    lab = FastLab(tmp_path, server_args=["--max-concurrent-installs", "1"],
+                  emu_args=["--install-time", "1500ms"])
+    lab.start()
+    try:
+        wait_for(lambda: lab.status().get("hostsRegistered") == HOSTS, 60,
+                 what="the host Nodes registered")
+        apply_fleet(lab)
+        waited, started = {}, {}
+        end = time.monotonic() + 300
+        sample = 0
+        while time.monotonic() < end:
+            sample += 1
+            ds = lab.dpus()
+            for d in ds:
+                name = d["metadata"]["name"]
+                c = conditions(d).get("OSInstalled", {})
+                if c.get("reason") == "WaitingForInstallSlot":
+                    waited.setdefault(name, sample)
+                    assert "1 installs are running" in c.get("message", ""), c
+                elif c.get("reason") == "Installing" or \
+                        c.get("status") == "True":
+                    started.setdefault(name, sample)
+            if len(ds) == HOSTS * DPUS and all(
+                    d.get("status", {}).get("phase") == "Ready" for d in ds):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"not every DPU Ready: {waited} {started}")
+        acts = []
+        for f in os.listdir(lab.state):
+            if f.startswith("dmsd-") and f.endswith(".log"):
+                with open(os.path.join(lab.state, f)) as fh:
+                    for line in fh:
+                        if 'msg="activation started"' in line:
+                            acts.append((line.split()[0], "start"))
+                        elif 'msg="activation" phase=done' in line:
+                            acts.append((line.split()[0], "done"))
+        acts.sort()
+        assert [k for _, k in acts] == ["start", "done"] * (HOSTS * DPUS), \
+            acts
+        assert len(waited) >= 2, (waited, started)
+        # a DPU seen waiting strictly before another started no later
+        for a in waited:
+            for b in waited:
+                if waited[a] < waited[b]:
+                    assert started[a] <= started[b], (a, b, waited, started)
+    finally:
+        code = lab.stop()
+    assert code in (0, None), lab.srv.log_text()[-3000:]
 
 
 @pytest.mark.parametrize("args,needle", [

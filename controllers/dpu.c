@@ -2447,7 +2447,20 @@ map_pod(struct controller *c, const json_t *obj)
     const char *dpu =
         str_at(json_object_get(md, "labels"), LABEL_POD_DPU, NULL);
     const char *ns = str_at(md, "namespace", NULL);
-    return dpu && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, dpu)) : NULL;
+    if (!dpu || !ns) {
+        return NULL;
+    }
+    json_t *key = json_sprintf("%s/%s", ns, dpu);
+    /* A pod that runs lets its DPU go on (DMS Deployment, Host Network
+     * Configuration): it goes ahead of the DPUs still starting, so DPUs
+     * flow through the installs during the run instead of reaching them
+     * all at the end (at 10,000 DPUs they waited 180-235 s behind the
+     * queue with their DMS pod running) */
+    const char *phase = str_at(json_object_get(obj, "status"), "phase", NULL);
+    if (phase && !strcmp(phase, "Running")) {
+        workqueue_set_urgent(controller_queue(c), json_string_value(key), true);
+    }
+    return json_pack("[o]", key);
 }
 
 static json_t *

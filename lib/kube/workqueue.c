@@ -41,6 +41,11 @@ struct workqueue {
     struct fifo ready;  /* ready keys */
     struct fifo urgent; /* ready keys marked urgent: handed out first */
     json_t *marked;     /* keys marked urgent (workqueue_set_urgent) */
+    json_t *in_ready;   /* keys whose live entry is in the ready lane */
+    /* key -> entries left behind in the ready lane when the key was
+     * marked urgent while it waited there (a copy went to the urgent
+     * lane): skipped when they come up */
+    json_t *moved;
     json_t *dirty;      /* keys that need processing (queued or re-added) */
     json_t *processing; /* keys handed out and not done */
     json_t *waiting;    /* key -> due time of its delayed add */
@@ -99,6 +104,8 @@ workqueue_create(const struct workqueue_options *o)
     q->waiting = json_object();
     q->failures = json_object();
     q->marked = json_object();
+    q->in_ready = json_object();
+    q->moved = json_object();
     return q;
 }
 
@@ -124,6 +131,8 @@ workqueue_destroy(struct workqueue *q)
     json_decref(q->waiting);
     json_decref(q->failures);
     json_decref(q->marked);
+    json_decref(q->in_ready);
+    json_decref(q->moved);
     pthread_cond_destroy(&q->cv);
     pthread_cond_destroy(&q->idle_cv);
     pthread_mutex_destroy(&q->mu);
@@ -172,15 +181,53 @@ fifo_len(const struct fifo *f)
 static size_t
 ready_len(const struct workqueue *q)
 {
-    return fifo_len(&q->ready) + fifo_len(&q->urgent);
+    size_t left_behind = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *) q->moved, k, v)
+    {
+        left_behind += (size_t) json_integer_value(v);
+    }
+    return fifo_len(&q->ready) + fifo_len(&q->urgent) - left_behind;
 }
 
 /* Queue a ready key in its lane. */
 static void
 ready_push(struct workqueue *q, const char *key)
 {
-    fifo_push(json_object_get(q->marked, key) ? &q->urgent : &q->ready, key);
+    if (json_object_get(q->marked, key)) {
+        fifo_push(&q->urgent, key);
+    } else {
+        fifo_push(&q->ready, key);
+        json_object_set_new_nocheck(q->in_ready, key, json_true());
+    }
     pthread_cond_signal(&q->cv);
+}
+
+/* The next live key of the ready lane (the caller owns it), skipping
+ * entries left behind by workqueue_set_urgent(). */
+static char *
+ready_pop(struct workqueue *q)
+{
+    for (;;) {
+        char *key = fifo_pop(&q->ready);
+        if (!key) {
+            return NULL;
+        }
+        json_t *m = json_object_get(q->moved, key);
+        if (!m) {
+            json_object_del(q->in_ready, key);
+            return key;
+        }
+        /* entries of one key leave in the order they came: a left-behind
+         * one comes up before any live one queued after it */
+        if (json_integer_value(m) <= 1) {
+            json_object_del(q->moved, key);
+        } else {
+            json_integer_set(m, json_integer_value(m) - 1);
+        }
+        free(key);
+    }
 }
 
 static void
@@ -342,6 +389,16 @@ workqueue_set_urgent(struct workqueue *q, const char *key, bool urgent)
     pthread_mutex_lock(&q->mu);
     if (urgent) {
         json_object_set_new_nocheck(q->marked, key, json_true());
+        /* waiting in the ready lane: it moves to the urgent one (its old
+         * entry is skipped when it comes up) */
+        if (json_object_get(q->in_ready, key)) {
+            json_object_del(q->in_ready, key);
+            json_t *m = json_object_get(q->moved, key);
+            json_object_set_new_nocheck(
+                q->moved, key, json_integer(m ? json_integer_value(m) + 1 : 1));
+            fifo_push(&q->urgent, key);
+            pthread_cond_signal(&q->cv);
+        }
     } else {
         json_object_del(q->marked, key);
     }
@@ -377,7 +434,7 @@ workqueue_get(struct workqueue *q)
         }
         key = fifo_pop(&q->urgent);
         if (!key) {
-            key = fifo_pop(&q->ready);
+            key = ready_pop(q);
         }
         if (key) {
             json_object_del(q->dirty, key);

@@ -20,7 +20,8 @@
  *     it after a success).
  *   - Urgent keys: workqueue_set_urgent() marks a key (until unmarked);
  *     a marked key that becomes ready goes to a lane served before all
- *     others, in its own FIFO order. A controller marks the objects whose
+ *     others, in its own FIFO order, and a key marked while it waits in
+ *     the common lane moves to that lane. A controller marks the objects whose
  *     progress frees something others wait for (a DPU holding one of a
  *     few install slots) so they do not wait behind thousands of keys
  *     that can only take a step each (controller-runtime's priority

@@ -351,6 +351,42 @@ test_stats(void **state)
     workqueue_destroy(q);
 }
 
+/* A key marked urgent while it waits in the common lane moves ahead; the
+ * entry it left is skipped, also when the key is queued again meanwhile,
+ * and the length counts it once. */
+static void
+test_marked_while_queued(void **state)
+{
+    (void) state;
+    struct workqueue *q = workqueue_create(NULL);
+    workqueue_add(q, "a");
+    workqueue_add(q, "b");
+    workqueue_add(q, "c");
+    workqueue_set_urgent(q, "c", true);
+    workqueue_set_urgent(q, "c", true); /* once */
+    assert_int_equal(workqueue_len(q), 3);
+    expect_get(q, "c");
+    assert_int_equal(workqueue_len(q), 2);
+    /* c again, unmarked: behind b in the common lane; marked once more
+     * while its old entry is still there */
+    workqueue_set_urgent(q, "c", false);
+    workqueue_add(q, "c");
+    workqueue_add(q, "d");
+    assert_int_equal(workqueue_len(q), 4);
+    workqueue_set_urgent(q, "c", true);
+    assert_int_equal(workqueue_len(q), 4);
+    expect_get(q, "c");
+    expect_get(q, "a");
+    expect_get(q, "b");
+    expect_get(q, "d");
+    assert_int_equal(workqueue_len(q), 0);
+    /* nothing of c is left to hand out */
+    workqueue_add(q, "e");
+    expect_get(q, "e");
+    assert_int_equal(workqueue_len(q), 0);
+    workqueue_destroy(q);
+}
+
 static void
 test_urgent_lane(void **state)
 {
@@ -408,6 +444,7 @@ main(void)
         cmocka_unit_test(test_backoff_jitter_bounds),
         cmocka_unit_test(test_delayed),
         cmocka_unit_test(test_urgent_lane),
+        cmocka_unit_test(test_marked_while_queued),
         cmocka_unit_test(test_no_second_worker_on_key),
         cmocka_unit_test(test_exclusion_many_workers),
         cmocka_unit_test(test_shutdown),

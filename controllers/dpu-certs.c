@@ -375,6 +375,87 @@ issue_local(const struct dpu_certs_signer *s, const char *what, const char *cn,
     return rc;
 }
 
+/* --- the shared client Secret's memo (dpu-pods.h) ------------------- */
+
+struct dpu_certs_memo {
+    pthread_mutex_t mu;
+    json_t *by_ns; /* namespace -> {"secret": Secret, "at": monotonic ms} */
+};
+
+struct dpu_certs_memo *
+dpu_certs_memo_create(void)
+{
+    struct dpu_certs_memo *m = xcalloc(1, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+    m->by_ns = json_object();
+    return m;
+}
+
+void
+dpu_certs_memo_destroy(struct dpu_certs_memo *m)
+{
+    if (m) {
+        json_decref(m->by_ns);
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+    }
+}
+
+static void
+memo_drop(struct dpu_certs_memo *m, const char *ns)
+{
+    if (m) {
+        pthread_mutex_lock(&m->mu);
+        json_object_del(m->by_ns, ns);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
+/* fresh: read it even when the memo has a copy. *from_memo tells which
+ * (may be NULL). */
+static int
+client_get(struct kube_rest *r, struct dpu_certs_memo *m, const char *ns,
+           bool fresh, json_t **out, bool *from_memo, struct dpf_error *err)
+{
+    *out = NULL;
+    int64_t now = time_mono_ms();
+    if (m && !fresh) {
+        pthread_mutex_lock(&m->mu);
+        const json_t *e = json_object_get(m->by_ns, ns);
+        if (e && now - json_integer_value(json_object_get(e, "at")) <
+                     DPU_CERTS_MEMO_MS) {
+            *out = json_incref(json_object_get(e, "secret"));
+        }
+        pthread_mutex_unlock(&m->mu);
+    }
+    if (from_memo) {
+        *from_memo = *out != NULL;
+    }
+    if (*out) {
+        return 0;
+    }
+    char *path = kube_path(&secret_gvr, ns, DPU_DMS_CLIENT_SECRET, NULL);
+    int rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, out, err);
+    free(path);
+    if (m && rc == 0) {
+        pthread_mutex_lock(&m->mu);
+        json_object_set_new(
+            m->by_ns, ns,
+            json_pack("{s:O, s:I}", "secret", *out, "at", (json_int_t) now));
+        pthread_mutex_unlock(&m->mu);
+    } else {
+        memo_drop(m, ns);
+    }
+    return rc;
+}
+
+int
+dpu_certs_client(struct kube_rest *r, struct dpu_certs_memo *memo,
+                 const char *ns, json_t **out, struct dpf_error *err)
+{
+    return client_get(r, memo, ns, false, out, NULL, err);
+}
+
 /* Write Secret name (create or replace) with tls.crt, tls.key, ca.crt. */
 static int
 secret_put(struct kube_rest *r, const json_t *dpu, const char *name,
@@ -425,13 +506,21 @@ static int
 ensure_one(struct kube_rest *r, const json_t *dpu, const char *name,
            const char *cn, const char *ip, bool owned,
            const struct dpu_certs_signer *s, const char *ca, size_t calen,
-           int64_t *left, struct dpf_error *err)
+           struct dpu_certs_memo *memo, int64_t *left, struct dpf_error *err)
 {
-    char *path = kube_path(&secret_gvr, meta(dpu, "namespace"), name, NULL);
+    const char *ns = meta(dpu, "namespace");
     json_t *old = NULL;
     struct dpf_error gerr = {0};
-    int rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, &old, &gerr);
-    free(path);
+    bool memo_copy = false;
+    int rc;
+    if (owned) {
+        char *path = kube_path(&secret_gvr, ns, name, NULL);
+        rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, &old, &gerr);
+        free(path);
+    } else {
+        rc = client_get(r, memo, ns, false, &old, &memo_copy, &gerr);
+    }
+again:
     if (rc < 0 && rc != -ENOENT) {
         *err = gerr;
         return rc;
@@ -456,6 +545,16 @@ ensure_one(struct kube_rest *r, const json_t *dpu, const char *name,
             return 0;
         }
     }
+    if (memo_copy) {
+        /* renew what the API holds now, not what was seen up to
+         * DPU_CERTS_MEMO_MS ago (another DPU may have renewed it) */
+        json_decref(old);
+        old = NULL;
+        memo_copy = false;
+        memset(&gerr, 0, sizeof gerr);
+        rc = client_get(r, memo, ns, true, &old, NULL, &gerr);
+        goto again;
+    }
     char what[320];
     snprintf(what, sizeof what, "Secret %s/%s for DPU %s",
              meta(dpu, "namespace"), name, meta(dpu, "name"));
@@ -465,8 +564,13 @@ ensure_one(struct kube_rest *r, const json_t *dpu, const char *name,
              : issue_csr(r, dpu, what, cn, ip, ip != NULL, &cert, &key, err);
     if (rc == 0) {
         rc = secret_put(r, dpu, name, old, owned, cert, key, ca, calen, err);
-        if (rc == -EEXIST || rc == -EALREADY) {
-            rc = -EINPROGRESS; /* another DPU made the shared one: look again */
+        if (!owned) {
+            memo_drop(memo, ns);
+        }
+        if (rc == -EEXIST || rc == -EALREADY || (!owned && rc == -EBUSY)) {
+            /* made meanwhile (for the shared one: by another DPU, or
+             * renewed by one): look again */
+            rc = -EINPROGRESS;
         }
         if (rc == 0) {
             log_info("DMS certificate issued", "secret=%s/%s dpu=%s",
@@ -485,8 +589,8 @@ ensure_one(struct kube_rest *r, const json_t *dpu, const char *name,
 
 int
 dpu_certs_ensure(struct kube_rest *r, const json_t *dpu, const char *host_ip,
-                 const struct dpu_certs_signer *s, int64_t *recheck_ms,
-                 struct dpf_error *err)
+                 const struct dpu_certs_signer *s, struct dpu_certs_memo *memo,
+                 int64_t *recheck_ms, struct dpf_error *err)
 {
     if (!meta(dpu, "name") || !meta(dpu, "namespace") || !host_ip) {
         dpf_error_set(err, 400, "Invalid",
@@ -503,10 +607,11 @@ dpu_certs_ensure(struct kube_rest *r, const json_t *dpu, const char *host_ip,
     char *sname = xasprintf("%s-server-secret", meta(dpu, "name"));
     char *cn = xasprintf("%s-dms-server-cert", meta(dpu, "name"));
     int64_t l1 = 0, l2 = 0;
-    rc = ensure_one(r, dpu, sname, cn, host_ip, true, s, ca, calen, &l1, err);
+    rc = ensure_one(r, dpu, sname, cn, host_ip, true, s, ca, calen, NULL, &l1,
+                    err);
     if (rc == 0) {
         rc = ensure_one(r, dpu, DPU_DMS_CLIENT_SECRET, CLIENT_CN, NULL, false,
-                        s, ca, calen, &l2, err);
+                        s, ca, calen, memo, &l2, err);
     }
     if (rc == 0 && recheck_ms) {
         *recheck_ms = DPF_MIN(l1, l2) * 1000;

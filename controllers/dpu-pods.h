@@ -22,6 +22,7 @@
 #include "lib/base/error.h"
 
 struct kube_rest;
+struct dpu_certs_memo;
 
 /* Names (DPF's). */
 #define DPU_DMS_CLIENT_SECRET "dpf-provisioning-client-secret"
@@ -107,7 +108,26 @@ struct dpu_certs_signer {
  * Secret's ca.crt differs), or (server) not issued for host_ip. */
 int dpu_certs_ensure(struct kube_rest *r, const json_t *dpu,
                      const char *host_ip, const struct dpu_certs_signer *s,
-                     int64_t *recheck_ms, struct dpf_error *err);
+                     struct dpu_certs_memo *memo, int64_t *recheck_ms,
+                     struct dpf_error *err);
+
+/* The shared client Secret as last read, by namespace, for
+ * DPU_CERTS_MEMO_MS: every DPU's DMS Deployment checks it and every
+ * install reads it, and at 10,000 DPUs reading it each time was two
+ * Secret GETs per DPU. A copy older than that is read again; a copy
+ * whose certificate is due for renewal is read again before it is
+ * renewed; a write of the Secret from here drops the copy. So a Secret
+ * replaced by hand is seen within DPU_CERTS_MEMO_MS. Thread-safe; NULL
+ * (for dpu_certs_ensure and dpu_certs_client) reads every time. */
+#define DPU_CERTS_MEMO_MS 30000
+struct dpu_certs_memo;
+struct dpu_certs_memo *dpu_certs_memo_create(void);
+void dpu_certs_memo_destroy(struct dpu_certs_memo *m);
+
+/* The namespace's shared client Secret (new reference in *out): memo's
+ * copy, or read. 0, or negative errno with err (-ENOENT: none yet). */
+int dpu_certs_client(struct kube_rest *r, struct dpu_certs_memo *memo,
+                     const char *ns, json_t **out, struct dpf_error *err);
 
 /* Delete the DPU's server Secret and CSRs (its Deleting phase). 0 also
  * when they are gone already. */

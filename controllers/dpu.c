@@ -145,6 +145,7 @@ struct dpu_ctrl {
      * that ends queues the next DPU, so thousands of waiting DPUs do not
      * poll for a slot */
     struct install_slots *slots;
+    struct dpu_certs_memo *memo; /* the shared client Secret, as last read */
     struct controller *ctl;
     struct dcviews *views;  /* the DPU clusters' Nodes (dcview.h) */
     struct kube_exec *exec; /* pods/exec in DMS pods (Rebooting) or NULL */
@@ -168,6 +169,9 @@ struct dctx {
     json_t *copy;      /* the status to write */
     json_t *node;      /* the host Node (ref) or NULL */
     json_t *secrets;   /* Secrets read in this reconcile, by name */
+    /* the phases passed in this reconcile ("A -> B -> C"), told in one
+     * PhaseChanged event once the status that records them is written */
+    char path[256];
     int64_t gen;
     bool why_set;
     char why_reason[64];
@@ -192,16 +196,23 @@ phase_of(const json_t *obj)
     return p && *p ? p : "Initializing";
 }
 
-/* Move to phase; each move is a Normal event too, so `describe` shows
- * the DPU's way through the phases beside its conditions (an Error has
- * its own Warning event with the reason). */
+/* Move to phase. The moves are a Normal event too, so `describe` shows
+ * the DPU's way through the phases beside its conditions: one event per
+ * reconcile naming every phase it passed (a reconcile can pass four;
+ * an event each was 8 writes per DPU), sent by status_put() once the
+ * status is written. An Error has its own Warning event with the
+ * reason. */
 static void
 set_phase(struct dctx *x, const char *phase)
 {
     const char *was = phase_of(x->copy);
     if (strcmp(was, phase) != 0 && strcmp(phase, "Error") != 0) {
-        kube_recorder_event(x->d->rec, x->obj, "Normal", "PhaseChanged",
-                            "%s -> %s", was, phase);
+        size_t n = strlen(x->path);
+        if (n == 0) {
+            snprintf(x->path, sizeof x->path, "%s", was);
+            n = strlen(x->path);
+        }
+        snprintf(x->path + n, sizeof x->path - n, " -> %s", phase);
     }
     json_object_set_new(status_of(x), "phase", json_string(phase));
 }
@@ -305,9 +316,12 @@ node_effect_set(struct dctx *x, bool apply, struct dpf_error *err)
     if (!change) {
         return 0;
     }
+    /* from the cache's copy, which the effect was worked out on: a host
+     * Node changes seldom, and a stale copy costs a 409 and a read */
     struct effect_arg a = {effect, apply, x->key};
-    int rc = kube_update_retry(controller_rest(x->c), &node_gvr, NULL, node,
-                               NULL, effect_fn, &a, NULL, err);
+    int rc =
+        kube_update_retry_from(controller_rest(x->c), &node_gvr, NULL, node,
+                               NULL, x->node, effect_fn, &a, NULL, err);
     if (rc == 0) {
         log_info(apply ? "node effect applied" : "node effect lifted",
                  "dpu=%s node=%s", x->key, node);
@@ -1040,7 +1054,7 @@ do_dms_deployment(struct dctx *x)
     rc = have ? 0
               : dpu_certs_ensure(controller_rest(x->c), x->obj,
                                  dpuset_node_internal_ip(x->node), NULL,
-                                 &recheck, &err);
+                                 x->d->memo, &recheck, &err);
     json_decref(have);
     if (rc == -EINPROGRESS) {
         cond(x, "DMSRunning", "False", "WaitingForCertificate",
@@ -1129,10 +1143,17 @@ secret_key(struct dctx *x, const char *name, const char *key,
      * keys) */
     json_t *sec = json_incref(json_object_get(x->secrets, name));
     if (!sec) {
-        char *path = kube_path(&secret_gvr, x->ns, name, NULL);
-        int rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
+        int rc;
+        if (!strcmp(name, DPU_DMS_CLIENT_SECRET)) {
+            /* shared by every DPU: the memo's copy (dpu-pods.h) */
+            rc = dpu_certs_client(controller_rest(x->c), x->d->memo, x->ns,
+                                  &sec, err);
+        } else {
+            char *path = kube_path(&secret_gvr, x->ns, name, NULL);
+            rc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
                                      NULL, NULL, &sec, err);
-        free(path);
+            free(path);
+        }
         if (rc < 0) {
             char msg[sizeof err->message];
             snprintf(msg, sizeof msg, "%s", err->message);
@@ -2225,6 +2246,11 @@ status_put(struct dctx *x)
      * that watch's event usually comes first */
     kube_cache_note_text(controller_cache(x->c, 0), out, out_len);
     free(out);
+    if (rc == 0 && x->path[0]) {
+        kube_recorder_event(x->d->rec, x->obj, "Normal", "PhaseChanged", "%s",
+                            x->path);
+        x->path[0] = '\0';
+    }
     if (rc < 0 && rc != -ENOENT && rc != -EBUSY) {
         log_warn_rl("cannot update the DPU status", "dpu=%s error=\"%s\"",
                     x->key, err.message);
@@ -2544,6 +2570,7 @@ dpu_ctrl_add(struct controller_manager *m, const struct kubeconfig *kc,
     d->due = json_object();
     d->seen = json_object();
     d->slots = install_slots_create(d->max_installs, SLOT_HOLD_MS);
+    d->memo = dpu_certs_memo_create();
     d->rec = kube_recorder_create(controller_manager_rest(m), component, NULL);
     d->ops.name = "dpu";
     d->ops.primary_kind = "DPU";
@@ -2611,6 +2638,7 @@ dpu_ctrl_destroy(struct dpu_ctrl *d)
     json_decref(d->due);
     json_decref(d->seen);
     install_slots_destroy(d->slots);
+    dpu_certs_memo_destroy(d->memo);
     free(d->tasks);
     free(d->bfb_dir);
     pthread_mutex_destroy(&d->mu);

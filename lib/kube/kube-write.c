@@ -25,6 +25,17 @@ kube_update_retry(struct kube_rest *r, const struct kube_gvr *gvr,
                   kube_mutate_fn mutate, void *arg, json_t **out,
                   struct dpf_error *err)
 {
+    return kube_update_retry_from(r, gvr, ns, name, subresource, NULL, mutate,
+                                  arg, out, err);
+}
+
+int
+kube_update_retry_from(struct kube_rest *r, const struct kube_gvr *gvr,
+                       const char *ns, const char *name,
+                       const char *subresource, const json_t *cached,
+                       kube_mutate_fn mutate, void *arg, json_t **out,
+                       struct dpf_error *err)
+{
     char *path = kube_path(gvr, ns, name, NULL);
     char *put_path = kube_path(gvr, ns, name, subresource);
     int64_t delay = 10;
@@ -34,7 +45,13 @@ kube_update_retry(struct kube_rest *r, const struct kube_gvr *gvr,
     }
     for (int attempt = 0; attempt < KUBE_UPDATE_TRIES; attempt++) {
         json_t *obj = NULL;
-        rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, &obj, err);
+        if (attempt == 0 && cached) {
+            obj = json_deep_copy(cached);
+            rc = obj ? 0 : -ENOMEM;
+        } else {
+            rc = kube_rest_json_wait(r, "GET", path, NULL, NULL, NULL, &obj,
+                                     err);
+        }
         if (rc < 0) {
             break;
         }
@@ -62,9 +79,12 @@ kube_update_retry(struct kube_rest *r, const struct kube_gvr *gvr,
         if (rc != -EBUSY) {
             break;
         }
-        /* Conflict: someone wrote between our read and write. */
-        pause_ms(delay + (int64_t) (rand() % (int) (delay / 2 + 1)));
-        delay *= 2;
+        /* Conflict: someone wrote between our read and write (after a
+         * cached copy, the cache was behind: read at once) */
+        if (attempt > 0 || !cached) {
+            pause_ms(delay + (int64_t) (rand() % (int) (delay / 2 + 1)));
+            delay *= 2;
+        }
     }
     free(path);
     free(put_path);

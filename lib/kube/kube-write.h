@@ -10,6 +10,10 @@
  *                        jitter). The mutate function says whether there
  *                        is anything to write, so an unchanged object
  *                        costs one GET and no write.
+ *   kube_update_retry_from()  the same, starting from a cached copy (an
+ *                        informer's) instead of a GET: a fresh cache
+ *                        costs the write alone; a stale one earns a 409,
+ *                        and the retries read the object.
  *   kube_apply()         server-side apply of a desired object
  *                        (PATCH application/apply-patch+yaml with a field
  *                        manager; JSON is YAML, so the object is sent as
@@ -46,6 +50,16 @@ int kube_update_retry(struct kube_rest *r, const struct kube_gvr *gvr,
                       const char *ns, const char *name, const char *subresource,
                       kube_mutate_fn mutate, void *arg, json_t **out,
                       struct dpf_error *err);
+
+/* kube_update_retry() whose first try changes a copy of cached (the
+ * object with its resourceVersion, as a cache holds it) instead of
+ * reading it; NULL cached is kube_update_retry(). When nothing is to be
+ * written, *out gets that copy. */
+int kube_update_retry_from(struct kube_rest *r, const struct kube_gvr *gvr,
+                           const char *ns, const char *name,
+                           const char *subresource, const json_t *cached,
+                           kube_mutate_fn mutate, void *arg, json_t **out,
+                           struct dpf_error *err);
 
 /* Server-side apply obj (apiVersion, kind, metadata.name[, namespace]
  * required) as field_manager; force takes over fields other managers

@@ -1,7 +1,7 @@
 /* dpu-certs-check: dpu_certs_ensure() / dpu_certs_delete() against a
  * running API server, for tests/system/test_dpu_certs.py.
  *
- * usage: dpu-certs-check KUBECONFIG OWNER_PATH HOST_IP ensure|delete
+ * usage: dpu-certs-check KUBECONFIG OWNER_PATH HOST_IP ensure|memo|delete
  *                        [--ca-cert FILE --ca-key FILE]
  * OWNER_PATH is the API path of the object that stands for the DPU (its
  * name, namespace, uid, apiVersion and kind are what the code uses).
@@ -61,11 +61,37 @@ main(int argc, char **argv)
         if (!strcmp(argv[4], "ensure")) {
             int64_t recheck = 0;
             rc = dpu_certs_ensure(r, owner, argv[3],
-                                  signer.ca_cert_path ? &signer : NULL,
+                                  signer.ca_cert_path ? &signer : NULL, NULL,
                                   &recheck, &err);
             if (rc == 0) {
                 printf("ok recheck_s=%lld\n", (long long) (recheck / 1000));
             }
+        } else if (!strcmp(argv[4], "memo")) {
+            /* the shared client Secret into a memo, a line from stdin
+             * (the test changes the Secret meanwhile), then ensure with
+             * that memo */
+            struct dpu_certs_memo *m = dpu_certs_memo_create();
+            json_t *s = NULL;
+            const char *ns = json_string_value(json_object_get(
+                json_object_get(owner, "metadata"), "namespace"));
+            rc = dpu_certs_client(r, m, ns, &s, &err);
+            json_decref(s);
+            if (rc == 0) {
+                printf("read\n");
+                fflush(stdout);
+                char line[16];
+                if (!fgets(line, sizeof line, stdin)) {
+                    line[0] = '\0';
+                }
+                int64_t recheck = 0;
+                rc = dpu_certs_ensure(r, owner, argv[3],
+                                      signer.ca_cert_path ? &signer : NULL, m,
+                                      &recheck, &err);
+                if (rc == 0) {
+                    printf("ok recheck_s=%lld\n", (long long) (recheck / 1000));
+                }
+            }
+            dpu_certs_memo_destroy(m);
         } else {
             rc = dpu_certs_delete(r, owner, &err);
             if (rc == 0) {

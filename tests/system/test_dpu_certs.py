@@ -67,6 +67,25 @@ def csrs(srv):
     return obj["items"]
 
 
+def short_cert(srv, tmp_path, cn, ext):
+    """A certificate from the server's CA that ends today (due for
+    renewal)."""
+    subprocess.run(["openssl", "req", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", f"/CN={cn}", "-keyout", str(tmp_path / "s.key"),
+                    "-out", str(tmp_path / "s.csr")], check=True,
+                   capture_output=True)
+    (tmp_path / "ext").write_text(ext + "\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(tmp_path / "s.csr"),
+                    "-CA", os.path.join(srv.data_dir, "pki", "ca.crt"),
+                    "-CAkey", os.path.join(srv.data_dir, "pki", "ca.key"),
+                    "-CAcreateserial", "-days", "0", "-extfile",
+                    str(tmp_path / "ext"),
+                    "-out", str(tmp_path / "s.crt")], check=True,
+                   capture_output=True)
+    return (tmp_path / "s.crt").read_bytes()
+
+
 @pytest.fixture
 def owner(dpf_server):
     dpf_server.json("POST", f"/api/v1/namespaces/{NS}/configmaps",
@@ -139,21 +158,8 @@ def test_certificates_from_the_dms_signer(owner, tmp_path):
     assert "IP Address:127.0.0.2" in x509(sd2["tls.crt"], tmp_path, "-text")
 
     # within 8 h of its end: renewed
-    subprocess.run(["openssl", "req", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-subj", "/CN=dpu1-dms-server-cert",
-                    "-keyout", str(tmp_path / "s.key"),
-                    "-out", str(tmp_path / "s.csr")], check=True,
-                   capture_output=True)
-    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.2\n")
-    subprocess.run(["openssl", "x509", "-req", "-in", str(tmp_path / "s.csr"),
-                    "-CA", os.path.join(srv.data_dir, "pki", "ca.crt"),
-                    "-CAkey", os.path.join(srv.data_dir, "pki", "ca.key"),
-                    "-CAcreateserial", "-days", "0", "-extfile",
-                    str(tmp_path / "ext"),
-                    "-out", str(tmp_path / "s.crt")], check=True,
-                   capture_output=True)
-    short = (tmp_path / "s.crt").read_bytes()
+    short = short_cert(srv, tmp_path, "dpu1-dms-server-cert",
+                       "subjectAltName=IP:127.0.0.2")
     _, sobj = secret(srv, "dpu1-server-secret")
     sobj["data"]["tls.crt"] = base64.b64encode(short).decode()
     srv.json("PUT", f"/api/v1/namespaces/{NS}/secrets/dpu1-server-secret",
@@ -173,6 +179,44 @@ def test_certificates_from_the_dms_signer(owner, tmp_path):
     secret(srv, "dpf-provisioning-client-secret")
     r = check(srv, "127.0.0.2", "delete")  # again: nothing to do
     assert r.returncode == 0, r.stdout
+    assert csrs(srv) == []
+
+
+def test_memo_renews_from_what_the_api_holds(owner, tmp_path):
+    """The DPU controller keeps the shared client Secret as last read
+    (dpu_certs_client). A copy that is due for renewal is read again
+    before anything is renewed: the Secret was renewed meanwhile (here by
+    hand), so nothing is reissued and the renewed one stays."""
+    srv = owner
+    r = check(srv, "127.0.0.1", "ensure")
+    assert r.returncode == 0, r.stdout + r.stderr
+    good, cobj = secret(srv, "dpf-provisioning-client-secret")
+    name = "dpf-provisioning-client-secret"
+    short = short_cert(srv, tmp_path, "dpf-provisioning-client",
+                       "extendedKeyUsage=clientAuth")
+    cobj["data"]["tls.crt"] = base64.b64encode(short).decode()
+    srv.json("PUT", f"/api/v1/namespaces/{NS}/secrets/{name}", cobj,
+             expect=200)
+    p = subprocess.Popen([binary("tests", "system", "dpu-certs-check"),
+                          srv.kubeconfig, OWNER, "127.0.0.1", "memo"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline() == "read\n"  # the memo holds the short one
+        _, cobj = secret(srv, name)
+        cobj["data"]["tls.crt"] = base64.b64encode(good["tls.crt"]).decode()
+        st, put = srv.json("PUT", f"/api/v1/namespaces/{NS}/secrets/{name}",
+                           cobj, expect=200)
+        out, _ = p.communicate("go\n", timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and out.startswith("ok"), out
+    after, aobj = secret(srv, name)
+    assert after["tls.crt"] == good["tls.crt"]
+    assert aobj["metadata"]["resourceVersion"] == \
+        put["metadata"]["resourceVersion"]  # not written again
     assert csrs(srv) == []
 
 

@@ -420,6 +420,42 @@ test_update_retry_on_conflict(void **state)
     env_stop(&e);
 }
 
+/* From a cached copy: a fresh one costs the PUT alone; a stale one
+ * (resourceVersion 1, which the script refuses) a 409, then reads. */
+static void
+test_update_from_cache(void **state)
+{
+    struct env e;
+    env_start(&e, conflict_script);
+    int calls = 0;
+    struct dpf_error err = {0};
+    json_t *fresh = json_loads(CM_RV("2"), 0, NULL);
+    int rc = kube_update_retry_from(e.rest, &cm_gvr, "ns", "c", NULL, fresh,
+                                    set_data, &calls, NULL, &err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(e.f.n, 1);
+    assert_string_equal(e.f.reqs[0].method, "PUT");
+    assert_non_null(strstr(e.f.reqs[0].body, "\"k\":\"v\""));
+    /* the cached copy itself is left as it was */
+    assert_null(json_object_get(fresh, "data"));
+    json_decref(fresh);
+
+    json_t *stale = json_loads(CM_RV("1"), 0, NULL);
+    rc = kube_update_retry_from(e.rest, &cm_gvr, "ns", "c", NULL, stale,
+                                set_data, &calls, NULL, &err);
+    json_decref(stale);
+    assert_int_equal(rc, 0);
+    assert_string_equal(e.f.reqs[1].method, "PUT"); /* 409 */
+    assert_string_equal(e.f.reqs[2].method, "GET");
+    assert_string_equal(e.f.reqs[e.f.n - 1].method, "PUT");
+    int puts = 0;
+    for (int i = 0; i < (int) e.f.n; i++) {
+        puts += !strcmp(e.f.reqs[i].method, "PUT");
+    }
+    assert_int_equal(calls, puts); /* mutated once per write */
+    env_stop(&e);
+}
+
 /* Every PUT conflicts. */
 static void
 always_conflict(struct fake *f, int i, const struct req *r, int *status,
@@ -689,6 +725,7 @@ main(void)
         cmocka_unit_test(test_finalizers),
         cmocka_unit_test(test_owner_refs),
         cmocka_unit_test(test_update_retry_on_conflict),
+        cmocka_unit_test(test_update_from_cache),
         cmocka_unit_test(test_update_gives_up),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_event_aggregation),

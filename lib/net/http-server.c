@@ -1315,6 +1315,9 @@ http_upgrade_close(struct http_upgrade *up)
         return;
     }
     struct http_server *srv = up->srv;
+    /* before the count drops: once it is 0, a destroy waiting in
+     * upgrades_shutdown() frees srv */
+    observe_end(srv, up->obs_token, up->t0_ns);
     pthread_mutex_lock(&srv->up_mu);
     for (size_t i = 0; i < HTTP_MAX_UPGRADES; i++) {
         if (srv->up_fds[i] == up->fd) {
@@ -1327,7 +1330,6 @@ http_upgrade_close(struct http_upgrade *up)
     srv->n_upgrades--;
     pthread_cond_broadcast(&srv->up_cond);
     pthread_mutex_unlock(&srv->up_mu);
-    observe_end(srv, up->obs_token, up->t0_ns);
     free(up->extra);
     free(up);
 }

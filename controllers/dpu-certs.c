@@ -166,13 +166,21 @@ secret_value(const json_t *s, const char *key, size_t *len)
     return out;
 }
 
+struct dpu_certs_memo {
+    pthread_mutex_t mu;
+    json_t *by_ns; /* namespace -> {"secret": Secret, "at": monotonic ms} */
+    char *ca;      /* cluster-info's CA as last read (PEM), or NULL */
+    size_t ca_len;
+    int64_t ca_at; /* monotonic ms of that read */
+};
+
 /* --- the CA ---------------------------------------------------------- */
 
 /* The CA certificate that signs: the signer's file, or the one the API
  * server publishes in kube-public/cluster-info (the CA its signers use). */
 static int
-ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s, char **out,
-       size_t *len, struct dpf_error *err)
+ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s,
+       struct dpu_certs_memo *m, char **out, size_t *len, struct dpf_error *err)
 {
     if (s && s->ca_cert_path) {
         int rc = file_read_all(s->ca_cert_path, out, len);
@@ -182,6 +190,19 @@ ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s, char **out,
                           s->ca_cert_path, strerror(-rc));
         }
         return rc;
+    }
+    int64_t now = time_mono_ms();
+    if (m) {
+        pthread_mutex_lock(&m->mu);
+        if (m->ca && now - m->ca_at < DPU_CERTS_MEMO_MS) {
+            *out = xmalloc(m->ca_len + 1);
+            memcpy(*out, m->ca, m->ca_len + 1); /* with its NUL */
+            *len = m->ca_len;
+        }
+        pthread_mutex_unlock(&m->mu);
+        if (*out) {
+            return 0;
+        }
     }
     char *path = kube_path(&cm_gvr, "kube-public", "cluster-info", NULL);
     json_t *cm = NULL;
@@ -203,6 +224,15 @@ ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s, char **out,
         if (d && base64_decode(d, strlen(d), BASE64_LENIENT, out, len) == 0) {
             rc = 0;
         }
+    }
+    if (m && rc == 0) {
+        pthread_mutex_lock(&m->mu);
+        free(m->ca);
+        m->ca = xmalloc(*len + 1);
+        memcpy(m->ca, *out, *len + 1);
+        m->ca_len = *len;
+        m->ca_at = now;
+        pthread_mutex_unlock(&m->mu);
     }
     json_decref(doc);
     json_decref(cm);
@@ -377,11 +407,6 @@ issue_local(const struct dpu_certs_signer *s, const char *what, const char *cn,
 
 /* --- the shared client Secret's memo (dpu-pods.h) ------------------- */
 
-struct dpu_certs_memo {
-    pthread_mutex_t mu;
-    json_t *by_ns; /* namespace -> {"secret": Secret, "at": monotonic ms} */
-};
-
 struct dpu_certs_memo *
 dpu_certs_memo_create(void)
 {
@@ -396,6 +421,7 @@ dpu_certs_memo_destroy(struct dpu_certs_memo *m)
 {
     if (m) {
         json_decref(m->by_ns);
+        free(m->ca);
         pthread_mutex_destroy(&m->mu);
         free(m);
     }
@@ -600,7 +626,7 @@ dpu_certs_ensure(struct kube_rest *r, const json_t *dpu, const char *host_ip,
     }
     char *ca = NULL;
     size_t calen = 0;
-    int rc = ca_pem(r, s, &ca, &calen, err);
+    int rc = ca_pem(r, s, memo, &ca, &calen, err);
     if (rc < 0) {
         return rc;
     }

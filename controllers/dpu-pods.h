@@ -117,7 +117,11 @@ int dpu_certs_ensure(struct kube_rest *r, const json_t *dpu,
  * Secret GETs per DPU. A copy older than that is read again; a copy
  * whose certificate is due for renewal is read again before it is
  * renewed; a write of the Secret from here drops the copy. So a Secret
- * replaced by hand is seen within DPU_CERTS_MEMO_MS. Thread-safe; NULL
+ * replaced by hand is seen within DPU_CERTS_MEMO_MS. The memo also holds
+ * the CA read from kube-public/cluster-info for as long (a GET per DPU
+ * before): a CA rotated meanwhile is seen within DPU_CERTS_MEMO_MS, and a
+ * certificate issued with the old one in that time is reissued at the
+ * next check, as its Secret's ca.crt no longer matches. Thread-safe; NULL
  * (for dpu_certs_ensure and dpu_certs_client) reads every time. */
 #define DPU_CERTS_MEMO_MS 30000
 struct dpu_certs_memo;

@@ -289,14 +289,16 @@ struct effect_arg {
     const json_t *effect;
     bool apply;
     const char *requestor;
+    int last; /* effect_fn's last answer: 1 = the try had a change */
 };
 
 static int
 effect_fn(void *arg, json_t *obj)
 {
     struct effect_arg *a = arg;
-    return dpuset_node_effect_edit(obj, a->effect, a->apply, a->requestor) ? 1
-                                                                           : 0;
+    a->last =
+        dpuset_node_effect_edit(obj, a->effect, a->apply, a->requestor) ? 1 : 0;
+    return a->last;
 }
 
 /* Apply or lift the DPU's node effect on its host. 0 or -errno. */
@@ -310,19 +312,15 @@ node_effect_set(struct dctx *x, bool apply, struct dpf_error *err)
     if (!x->node || !node) {
         return 0;
     }
-    json_t *probe = json_deep_copy(x->node);
-    bool change = dpuset_node_effect_edit(probe, effect, apply, x->key);
-    json_decref(probe);
-    if (!change) {
-        return 0;
-    }
-    /* from the cache's copy, which the effect was worked out on: a host
-     * Node changes seldom, and a stale copy costs a 409 and a read */
-    struct effect_arg a = {effect, apply, x->key};
+    /* from the cache's copy: a host Node changes seldom, and a stale
+     * copy costs a 409 and a read. A Node that already carries the
+     * effect costs nothing; it is logged only when a write happened (the
+     * last try had a change and succeeded). */
+    struct effect_arg a = {effect, apply, x->key, 0};
     int rc =
         kube_update_retry_from(controller_rest(x->c), &node_gvr, NULL, node,
                                NULL, x->node, effect_fn, &a, NULL, err);
-    if (rc == 0) {
+    if (rc == 0 && a.last == 1) {
         log_info(apply ? "node effect applied" : "node effect lifted",
                  "dpu=%s node=%s", x->key, node);
     }

@@ -1,7 +1,7 @@
 /* dpu-certs-check: dpu_certs_ensure() / dpu_certs_delete() against a
  * running API server, for tests/system/test_dpu_certs.py.
  *
- * usage: dpu-certs-check KUBECONFIG OWNER_PATH HOST_IP ensure|memo|delete
+ * usage: dpu-certs-check KUBECONFIG OWNER_PATH HOST_IP ensure|again|memo|delete
  *                        [--ca-cert FILE --ca-key FILE]
  * OWNER_PATH is the API path of the object that stands for the DPU (its
  * name, namespace, uid, apiVersion and kind are what the code uses).
@@ -66,6 +66,19 @@ main(int argc, char **argv)
             if (rc == 0) {
                 printf("ok recheck_s=%lld\n", (long long) (recheck / 1000));
             }
+        } else if (!strcmp(argv[4], "again")) {
+            /* two checks with one memo, as the DPU controller makes for
+             * two DPUs: the CA is read once */
+            struct dpu_certs_memo *m = dpu_certs_memo_create();
+            for (int i = 0; i < 2 && rc == 0; i++) {
+                rc = dpu_certs_ensure(r, owner, argv[3],
+                                      signer.ca_cert_path ? &signer : NULL, m,
+                                      NULL, &err);
+            }
+            if (rc == 0) {
+                printf("ok\n");
+            }
+            dpu_certs_memo_destroy(m);
         } else if (!strcmp(argv[4], "memo")) {
             /* the shared client Secret into a memo, a line from stdin
              * (the test changes the Secret meanwhile), then ensure with

@@ -220,6 +220,31 @@ def test_memo_renews_from_what_the_api_holds(owner, tmp_path):
     assert csrs(srv) == []
 
 
+def configmap_gets(srv):
+    st, _, body = srv.request("GET", "/metrics")
+    assert st == 200
+    n = 0
+    for line in body.decode().splitlines():
+        if line.startswith("apiserver_request_total{") and \
+                'verb="GET"' in line and 'resource="configmaps"' in line:
+            n += float(line.rsplit(" ", 1)[1])
+    return n
+
+
+def test_memo_holds_the_ca(owner):
+    """With a memo, the CA from kube-public/cluster-info is read once for
+    many DPUs' checks (it was a ConfigMap GET per DPU)."""
+    srv = owner
+    r = check(srv, "127.0.0.1", "ensure")  # issue both certificates first
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = configmap_gets(srv)
+    r = check(srv, "127.0.0.1", "again")
+    assert r.returncode == 0 and r.stdout.startswith("ok"), \
+        r.stdout + r.stderr
+    # the tool's own GET of its owner ConfigMap, and cluster-info once
+    assert configmap_gets(srv) - before == 2
+
+
 def test_explicit_ca(owner, tmp_path):
     srv = owner
     make_ca(str(tmp_path), "own")

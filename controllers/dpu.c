@@ -105,7 +105,14 @@ static const struct kube_gvr pod_gvr = {"", "v1", "pods", true};
 static const struct kube_gvr secret_gvr = {"", "v1", "secrets", true};
 
 /* secondary caches, in the order of dpu_watches */
-enum { C_DPU = 0, C_NODE = 1, C_BFB = 2, C_POD = 3, C_CLUSTER = 4 };
+enum {
+    C_DPU = 0,
+    C_NODE = 1,
+    C_BFB = 2,
+    C_POD = 3,
+    C_CLUSTER = 4,
+    C_FLAVOR = 5
+};
 
 /* One DPU's install. The reconcile worker gathers everything from the
  * API (certificates, file names, the rendered bf.cfg) before the thread
@@ -1304,19 +1311,16 @@ install_prepare(struct dctx *x, struct install **out, struct dpf_error *err)
     if (!t->key_pem) {
         goto out;
     }
+    /* from the cache: a DPUFlavor's spec is immutable (dpf-spec), and
+     * its creation queues the DPUs waiting for it (map_flavor) */
     const char *fl = str_at(spec, "dpuFlavor", NULL);
     if (fl && *fl) {
-        char *path = kube_path(
-            &(struct kube_gvr){PROV_GROUP, "v1alpha1", "dpuflavors", true},
-            x->ns, fl, NULL);
-        int frc = kube_rest_json_wait(controller_rest(x->c), "GET", path, NULL,
-                                      NULL, NULL, &flavor, err);
-        free(path);
-        if (frc < 0) {
-            char msg[sizeof err->message];
-            snprintf(msg, sizeof msg, "%s", err->message);
+        flavor =
+            kube_cache_get_name(controller_cache(x->c, C_FLAVOR), x->ns, fl);
+        if (!flavor) {
             dpf_error_set(err, 404, "NotFound",
-                          "waiting for DPUFlavor %s/%s: %s", x->ns, fl, msg);
+                          "waiting for DPUFlavor %s/%s: it does not exist",
+                          x->ns, fl);
             goto out;
         }
     }
@@ -1815,9 +1819,9 @@ dpu_cluster_uid(struct dctx *x, json_t **hold)
         json_object_get(json_object_get(x->obj, "spec"), "cluster");
     const char *ns = str_at(cl, "namespace", NULL);
     const char *name = str_at(cl, "name", NULL);
-    *hold = ns && name
-                ? kube_cache_get_name(controller_cache(x->c, 4), ns, name)
-                : NULL;
+    *hold = ns && name ? kube_cache_get_name(controller_cache(x->c, C_CLUSTER),
+                                             ns, name)
+                       : NULL;
     return str_at(json_object_get(*hold, "metadata"), "uid", NULL);
 }
 
@@ -2422,14 +2426,23 @@ on_dpu_node(void *arg, const char *node)
     json_decref(keys);
 }
 
+/* An index value: ["ns/<spec.field>"] for a DPU naming an object of its
+ * namespace in spec.field, NULL when it names none. */
+static json_t *
+spec_ref(const json_t *obj, const char *field)
+{
+    const char *v = str_at(json_object_get(obj, "spec"), field, NULL);
+    const char *ns =
+        str_at(json_object_get(obj, "metadata"), "namespace", NULL);
+    return v && *v && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, v))
+                         : NULL;
+}
+
 static json_t *
 index_bfb(void *arg, const json_t *obj)
 {
     (void) arg;
-    const char *v = str_at(json_object_get(obj, "spec"), "bfb", NULL);
-    const char *ns =
-        str_at(json_object_get(obj, "metadata"), "namespace", NULL);
-    return v && ns ? json_pack("[o]", json_sprintf("%s/%s", ns, v)) : NULL;
+    return spec_ref(obj, "bfb");
 }
 
 /* The keys of the DPUs whose index has value. */
@@ -2449,8 +2462,9 @@ map_node(struct controller *c, const json_t *obj)
                    str_at(json_object_get(obj, "metadata"), "name", NULL));
 }
 
+/* The keys of the DPUs whose index (a spec reference) names obj. */
 static json_t *
-map_bfb(struct controller *c, const json_t *obj)
+dpus_naming(struct controller *c, const char *index, const json_t *obj)
 {
     const json_t *md = json_object_get(obj, "metadata");
     const char *ns = str_at(md, "namespace", NULL);
@@ -2459,9 +2473,38 @@ map_bfb(struct controller *c, const json_t *obj)
         return NULL;
     }
     char *v = xasprintf("%s/%s", ns, name);
-    json_t *keys = dpus_by(c, "bfb", v);
+    json_t *keys = dpus_by(c, index, v);
     free(v);
     return keys;
+}
+
+static json_t *
+map_bfb(struct controller *c, const json_t *obj)
+{
+    return dpus_naming(c, "bfb", obj);
+}
+
+static json_t *
+index_flavor(void *arg, const json_t *obj)
+{
+    (void) arg;
+    return spec_ref(obj, "dpuFlavor");
+}
+
+/* A DPUFlavor created (or deleted): the DPUs naming it. Its spec is
+ * immutable, so updates do not matter (flavor_relevant). */
+static json_t *
+map_flavor(struct controller *c, const json_t *obj)
+{
+    return dpus_naming(c, "flavor", obj);
+}
+
+static bool
+flavor_relevant(const json_t *old, const json_t *obj)
+{
+    (void) old;
+    (void) obj;
+    return false;
 }
 
 static json_t *
@@ -2548,6 +2591,9 @@ static const struct controller_watch dpu_watches[] = {
      .label_selector = LABEL_POD_DPU,
      .map = map_pod},
     {.gvr = {PROV_GROUP, "v1alpha1", "dpuclusters", true}, .map = map_all},
+    {.gvr = {PROV_GROUP, "v1alpha1", "dpuflavors", true},
+     .map = map_flavor,
+     .relevant = flavor_relevant},
 };
 
 struct dpu_ctrl *
@@ -2574,7 +2620,7 @@ dpu_ctrl_add(struct controller_manager *m, const struct kubeconfig *kc,
     d->ops.primary_kind = "DPU";
     d->ops.primary.gvr = dpu_gvr;
     d->ops.secondary = dpu_watches;
-    d->ops.n_secondary = 4;
+    d->ops.n_secondary = sizeof dpu_watches / sizeof dpu_watches[0];
     d->ops.reconcile = reconcile_dpu;
     /* reconciles wait on API round trips more than they compute: more
      * workers keep a fleet of thousands moving (the server batches
@@ -2589,6 +2635,7 @@ dpu_ctrl_add(struct controller_manager *m, const struct kubeconfig *kc,
         controller_manager_informer(m, &dpu_gvr, NULL, NULL, 0);
     informer_add_index(inf, "nodeName", index_node, NULL);
     informer_add_index(inf, "bfb", index_bfb, NULL);
+    informer_add_index(inf, "flavor", index_flavor, NULL);
     informer_add_index(inf, "name", index_name, NULL);
     d->views = dcviews_create(kube_rest_loop(controller_manager_rest(m)),
                               on_dpu_node, d);

@@ -403,9 +403,11 @@ def test_dpf_hbn_only_manifests_provision(tmp_path):
     assert code in (0, None), lab.srv.log_text()[-3000:]
 
 
-def examples_fleet(lab):
+def examples_fleet(lab, only=None, skip=()):
     text = ""
     for name in sorted(os.listdir(os.path.join(EXAMPLES, "fleet"))):
+        if name in skip or (only is not None and name not in only):
+            continue
         with open(os.path.join(EXAMPLES, "fleet", name)) as f:
             text += "---\n" + f.read()
     return text.replace("http://127.0.0.1:8099/" + BFB_NAME,
@@ -418,6 +420,28 @@ def all_ready(lab, ns="dpf-operator-system", n=2):
         d.get("status", {}).get("phase") == "Ready" and
         all(conditions(d).get(t, {}).get("status") == "True"
             for t in CONDITIONS) for d in ds)
+
+
+def test_dpus_wait_for_their_flavor(lab):
+    """A DPUSet whose DPUFlavor does not exist yet: its DPUs stop before
+    the install and say which flavor they wait for; the flavor's creation
+    takes them on to Ready, nothing deleted."""
+    lab.bfb.serving = True
+    flavor = "03-dpuflavor.yaml"
+    lab.apply(examples_fleet(lab, skip=(flavor,)))
+
+    def waiting():
+        ds = lab.dpus("dpf-operator-system")
+        return len(ds) == 2 and all(
+            d.get("status", {}).get("phase") != "Ready" and any(
+                "waiting for DPUFlavor dpf-operator-system/" in
+                c.get("message", "") and c.get("status") != "True"
+                for c in d.get("status", {}).get("conditions", []))
+            for d in ds)
+    wait_for(waiting, 120, interval=0.5,
+             what="both DPUs waiting for their DPUFlavor")
+    lab.apply(examples_fleet(lab, only=(flavor,)))
+    wait_for(lambda: all_ready(lab), 300, interval=0.5, what="DPUs Ready")
 
 
 def test_rolling_update_respects_max_unavailable(lab, tmp_path):

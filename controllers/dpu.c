@@ -2328,9 +2328,9 @@ reconcile_dpu(struct controller *c, const char *key)
             res = controller_requeue_after(2000);
         } else if (rc == 0) {
             res = controller_requeue_after(500);
-        } else if (kube_update_retry(controller_rest(c), &dpu_gvr, x.ns, x.name,
-                                     NULL, finalizer_remove_fn, NULL, NULL,
-                                     &err) < 0 &&
+        } else if (kube_update_retry_from(
+                       controller_rest(c), &dpu_gvr, x.ns, x.name, NULL, obj,
+                       finalizer_remove_fn, NULL, NULL, &err) < 0 &&
                    err.code != 404) {
             res = controller_error();
         } else {
@@ -2339,8 +2339,11 @@ reconcile_dpu(struct controller *c, const char *key)
         goto out;
     }
     if (!kube_finalizer_has(obj, DPU_FINALIZER)) {
-        if (kube_update_retry(controller_rest(c), &dpu_gvr, x.ns, x.name, NULL,
-                              finalizer_add_fn, NULL, NULL, &err) < 0) {
+        /* from the cached DPU: a new DPU's first write, seldom stale (a
+         * 409 and a read when it is) */
+        if (kube_update_retry_from(controller_rest(c), &dpu_gvr, x.ns, x.name,
+                                   NULL, obj, finalizer_add_fn, NULL, NULL,
+                                   &err) < 0) {
             res = controller_error();
         }
         goto out;

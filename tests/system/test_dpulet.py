@@ -373,7 +373,9 @@ def test_crash_backoff_and_restart_count(env):
 def test_liveness_failure_restarts(env):
     srv, make, tmp = env
     make().start()
-    create_pod(srv, {"terminationGracePeriodSeconds": 2, "containers": [{
+    # a grace long enough that only a SIGTERM ends sleep: with 2 s, a run
+    # under heavy load once saw the SIGKILL after the grace win (137)
+    create_pod(srv, {"terminationGracePeriodSeconds": 20, "containers": [{
         "name": "live", "image": "i", "command": ["sleep", "600"],
         "livenessProbe": {"exec": {"command": ["test", "-f",
                                                "/nonexistent-dpulet"]},

@@ -192,6 +192,8 @@ ca_pem(struct kube_rest *r, const struct dpu_certs_signer *s,
         return rc;
     }
     int64_t now = time_mono_ms();
+    *out = NULL;
+    *len = 0;
     if (m) {
         pthread_mutex_lock(&m->mu);
         if (m->ca && now - m->ca_at < DPU_CERTS_MEMO_MS) {
